@@ -1,0 +1,46 @@
+# Developer and CI entry points. CI runs `make test` through .ci/run.
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO       ?= go
+FUZZTIME ?= 30s
+FUZZPKGS ?= ./...
+
+.PHONY: all test demo bench fuzz fmt vet build
+
+all: build
+
+## test: vet, then run every test (PostgreSQL clusters included).
+test: vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+## demo: run the demo against a throwaway PostgreSQL.
+demo:
+	$(GO) run ./cmd/pgveil-demo
+
+## bench: run the benchmark program.
+bench:
+	$(GO) run ./cmd/pgveil-bench
+
+## fuzz: run every fuzz target of FUZZPKGS (default all) for FUZZTIME (default 30s) each.
+fuzz:
+	@set -e; \
+	for pkg in $$($(GO) list $(FUZZPKGS)); do \
+		list="$$($(GO) test -list '^Fuzz' "$$pkg")"; \
+		for target in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done
+
+## fmt: format the Go sources.
+fmt:
+	$(GO) fmt ./...
+
+## vet: report suspicious constructs.
+vet:
+	$(GO) vet ./...
+
+## build: compile every package and command.
+build:
+	$(GO) build ./...

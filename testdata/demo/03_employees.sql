@@ -1,0 +1,40 @@
+-- Employees. group_name is a role (country_manager, manager, team_lead,
+-- agent, analyst, survey_admin, service) or, for outsourced agents, their
+-- vendor (vendor_a, vendor_b). ops has no group.
+
+INSERT INTO employees (login, name, team_id, group_name, email) VALUES
+    -- The people the demo scenarios are about.
+    ('marie',        'Marie Lefebvre',   2,    'country_manager', 'marie@feedback.example'),
+    ('hq',           'HQ Analyst',       1,    'analyst',         'hq@feedback.example'),
+    ('survey_admin', 'Survey Admin',     1,    'survey_admin',    'survey.admin@feedback.example'),
+    ('paul',         'Paul Girard',      7,    'manager',         'paul@feedback.example'),
+    ('tom',          'Tom Baker',        9,    'agent',           'tom@feedback.example'),
+    ('lea',          'Léa Moreau',       11,   'team_lead',       'lea@feedback.example'),
+    ('bpo_a',        'Vendor A Agent 1', 3,    'vendor_a',        'agent1@vendor-a.example'),
+    ('bpo_b',        'Vendor B Agent 1', 6,    'vendor_b',        'agent1@vendor-b.example'),
+    ('bpo_a2',       'Vendor A Agent 2', 4,    'vendor_a',        'agent2@vendor-a.example'),
+    ('ops',          'Operations',       1,    NULL,              'ops@feedback.example'),
+    ('bank_app',     'Banking App',      NULL, 'service',         NULL),
+    -- Other agents.
+    ('chloe',        'Chloé Roux',       3,    'agent',           'chloe@feedback.example'),
+    ('hugo',         'Hugo Fontaine',    3,    'agent',           'hugo@feedback.example'),
+    ('ines',         'Inès Chevalier',   3,    'agent',           'ines@feedback.example'),
+    ('jules',        'Jules Lambert',    4,    'agent',           'jules@feedback.example'),
+    ('manon',        'Manon Faure',      4,    'agent',           'manon@feedback.example'),
+    ('nathan',       'Nathan Rousseau',  4,    'agent',           'nathan@feedback.example'),
+    ('ashley',       'Ashley Carter',    6,    'agent',           'ashley@feedback.example'),
+    ('brandon',      'Brandon Lee',      6,    'agent',           'brandon@feedback.example'),
+    ('jessica',      'Jessica Turner',   6,    'agent',           'jessica@feedback.example'),
+    ('sarah',        'Sarah Collins',    9,    'agent',           'sarah@feedback.example'),
+    ('kevin',        'Kevin Murphy',     9,    'agent',           'kevin@feedback.example'),
+    ('emma',         'Emma Schneider',   10,   'agent',           'emma@feedback.example'),
+    ('lucas',        'Lucas Ferrari',    10,   'agent',           'lucas@feedback.example'),
+    ('zoe',          'Zoé Mercier',      11,   'agent',           'zoe@feedback.example'),
+    ('noah',         'Noah Fischer',     11,   'agent',           'noah@feedback.example'),
+    ('olivia',       'Olivia Evans',     13,   'agent',           'olivia@feedback.example'),
+    ('ethan',        'Ethan Walker',     13,   'agent',           'ethan@feedback.example'),
+    ('mia',          'Mia Romano',       14,   'agent',           'mia@feedback.example'),
+    ('leo',          'Leo García',       14,   'agent',           'leo@feedback.example'),
+    ('bpo_a3',       'Vendor A Agent 3', 10,   'vendor_a',        'agent3@vendor-a.example'),
+    ('bpo_b2',       'Vendor B Agent 2', 6,    'vendor_b',        'agent2@vendor-b.example'),
+    ('bpo_b3',       'Vendor B Agent 3', 13,   'vendor_b',        'agent3@vendor-b.example');

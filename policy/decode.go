@@ -1,0 +1,547 @@
+package policy
+
+import (
+	"fmt"
+	"math/big"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/pgveil/pgveil/internal/scram"
+)
+
+// Defaults and limits of the configuration language.
+const (
+	defaultStartupTimeout  = 10 * time.Second
+	defaultShutdownTimeout = 30 * time.Second
+	defaultMaxMessageSize  = 64 << 20
+	// minMaxMessageSize keeps room for any startup or authentication
+	// message a client may legitimately send.
+	minMaxMessageSize = 16 << 10
+	// maxMaxMessageSize is PostgreSQL's own limit (MaxAllocSize - 1).
+	maxMaxMessageSize     = 1<<30 - 1
+	defaultSearchPath     = "public"
+	defaultConnectTimeout = 5 * time.Second
+)
+
+// verifierPrefix starts every SCRAM-SHA-256 verifier.
+const verifierPrefix = "SCRAM-SHA-256$"
+
+// Schemas of the configuration language; configs/README.md documents
+// them.
+var (
+	rootSchema = &hcl.BodySchema{
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "listen"},
+			{Type: "upstream"},
+			{Type: "user", LabelNames: []string{"name"}},
+		},
+	}
+	listenSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "address", Required: true},
+			{Name: "database"},
+			{Name: "startup_timeout"},
+			{Name: "shutdown_timeout"},
+			{Name: "max_message_size"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+	}
+	listenTLSSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "cert_file", Required: true},
+			{Name: "key_file", Required: true},
+			{Name: "require"},
+		},
+	}
+	upstreamSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "address", Required: true},
+			{Name: "database", Required: true},
+			{Name: "user", Required: true},
+			{Name: "password"},
+			{Name: "search_path"},
+			{Name: "connect_timeout"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+	}
+	upstreamTLSSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "mode", Required: true},
+			{Name: "ca_file"},
+			{Name: "server_name"},
+		},
+	}
+	userSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "password", Required: true},
+		},
+	}
+)
+
+// decoder turns parsed files into a Config, collecting diagnostics.
+type decoder struct {
+	// ctx evaluates every expression.
+	ctx *hcl.EvalContext
+	// diags collects every problem found.
+	diags hcl.Diagnostics
+	// cfg is the configuration being built.
+	cfg *Config
+	// attrs remembers the attribute behind each setting, keyed by its
+	// dotted name ("listen.tls.cert_file"), for diagnostics after decoding.
+	attrs map[string]*hcl.Attribute
+}
+
+// newDecoder returns a decoder with an empty configuration.
+func newDecoder() *decoder {
+	return &decoder{
+		ctx:   evalContext(),
+		cfg:   &Config{Users: map[string]*User{}},
+		attrs: map[string]*hcl.Attribute{},
+	}
+}
+
+// decodeFiles decodes the top-level blocks of every file.
+func (d *decoder) decodeFiles(files []*hcl.File) {
+	var listens, upstreams []*hcl.Block
+	for _, f := range files {
+		content, diags := f.Body.Content(rootSchema)
+		d.diags = append(d.diags, diags...)
+		if content == nil {
+			continue
+		}
+		for _, b := range content.Blocks {
+			switch b.Type {
+			case "listen":
+				listens = append(listens, b)
+			case "upstream":
+				upstreams = append(upstreams, b)
+			case "user":
+				d.decodeUser(b)
+			}
+		}
+	}
+	if b := d.exactlyOne("listen", "saying where pgveil accepts client connections", listens); b != nil {
+		d.decodeListen(b)
+	}
+	if b := d.exactlyOne("upstream", "saying how pgveil reaches PostgreSQL", upstreams); b != nil {
+		d.decodeUpstream(b)
+	}
+	if d.cfg.Listen.Database == "" {
+		d.cfg.Listen.Database = d.cfg.Upstream.Database
+	}
+}
+
+// exactlyOne reports a missing block or every duplicate, and returns the
+// first block or nil.
+func (d *decoder) exactlyOne(kind, purpose string, blocks []*hcl.Block) *hcl.Block {
+	if len(blocks) == 0 {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Missing %s block", kind),
+			Detail:   fmt.Sprintf("A configuration needs exactly one %s block, %s.", kind, purpose),
+		})
+		return nil
+	}
+	for _, b := range blocks[1:] {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Duplicate %s block", kind),
+			Detail: fmt.Sprintf("A configuration has exactly one %s block, and one is already defined at %s.",
+				kind, position(blocks[0].DefRange)),
+			Subject: b.DefRange.Ptr(),
+		})
+	}
+	return blocks[0]
+}
+
+// nestedTLS returns the only tls block of a block's content, reporting
+// duplicates.
+func (d *decoder) nestedTLS(parent string, blocks hcl.Blocks) *hcl.Block {
+	for _, b := range blocks[min(1, len(blocks)):] {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Duplicate tls block",
+			Detail: fmt.Sprintf("A %s block has at most one tls block, and one is already defined at %s.",
+				parent, position(blocks[0].DefRange)),
+			Subject: b.DefRange.Ptr(),
+		})
+	}
+	if len(blocks) == 0 {
+		return nil
+	}
+	return blocks[0]
+}
+
+// content decodes a block body against schema and remembers its
+// attributes under prefix.
+func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema, prefix string) *hcl.BodyContent {
+	content, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	if content == nil {
+		content = &hcl.BodyContent{}
+	}
+	for name, a := range content.Attributes {
+		d.attrs[prefix+"."+name] = a
+	}
+	return content
+}
+
+// decodeListen decodes the listen block.
+func (d *decoder) decodeListen(b *hcl.Block) {
+	c := d.content(b.Body, listenSchema, "listen")
+	l := &d.cfg.Listen
+	l.StartupTimeout = defaultStartupTimeout
+	l.ShutdownTimeout = defaultShutdownTimeout
+	l.MaxMessageSize = defaultMaxMessageSize
+	if a := c.Attributes["address"]; a != nil {
+		l.Address, _ = d.address(a, "listen.address", false)
+	}
+	if a := c.Attributes["database"]; a != nil {
+		l.Database, _ = d.nonEmptyString(a, "listen.database")
+	}
+	if a := c.Attributes["startup_timeout"]; a != nil {
+		l.StartupTimeout, _ = d.duration(a, "listen.startup_timeout")
+	}
+	if a := c.Attributes["shutdown_timeout"]; a != nil {
+		l.ShutdownTimeout, _ = d.duration(a, "listen.shutdown_timeout")
+	}
+	if a := c.Attributes["max_message_size"]; a != nil {
+		l.MaxMessageSize, _ = d.integer(a, "listen.max_message_size", minMaxMessageSize, maxMaxMessageSize)
+	}
+	if tb := d.nestedTLS("listen", c.Blocks); tb != nil {
+		tc := d.content(tb.Body, listenTLSSchema, "listen.tls")
+		t := &ListenTLS{}
+		if a := tc.Attributes["cert_file"]; a != nil {
+			t.CertFile, _ = d.path(a, "listen.tls.cert_file")
+		}
+		if a := tc.Attributes["key_file"]; a != nil {
+			t.KeyFile, _ = d.path(a, "listen.tls.key_file")
+		}
+		if a := tc.Attributes["require"]; a != nil {
+			t.Require, _ = d.boolean(a)
+		}
+		l.TLS = t
+	}
+}
+
+// decodeUpstream decodes the upstream block.
+func (d *decoder) decodeUpstream(b *hcl.Block) {
+	c := d.content(b.Body, upstreamSchema, "upstream")
+	u := &d.cfg.Upstream
+	u.SearchPath = defaultSearchPath
+	u.ConnectTimeout = defaultConnectTimeout
+	u.TLS.Mode = TLSDisable
+	if a := c.Attributes["address"]; a != nil {
+		u.Address, _ = d.address(a, "upstream.address", true)
+	}
+	if a := c.Attributes["database"]; a != nil {
+		u.Database, _ = d.nonEmptyString(a, "upstream.database")
+	}
+	if a := c.Attributes["user"]; a != nil {
+		u.User, _ = d.nonEmptyString(a, "upstream.user")
+	}
+	if a := c.Attributes["password"]; a != nil {
+		var ok bool
+		if u.Password, ok = d.string(a); ok && u.Password != "" && !callsFunction(a.Expr) {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Plain secret in configuration file",
+				Detail: "upstream.password is written in the file itself, where anyone who can read the " +
+					"file, its backups or its history can see it. Read it from the environment instead, " +
+					`for example: password = env("PGVEIL_UPSTREAM_PASSWORD").`,
+				Subject: a.Expr.Range().Ptr(),
+			})
+		}
+	}
+	if a := c.Attributes["search_path"]; a != nil {
+		u.SearchPath, _ = d.nonEmptyString(a, "upstream.search_path")
+	}
+	if a := c.Attributes["connect_timeout"]; a != nil {
+		u.ConnectTimeout, _ = d.duration(a, "upstream.connect_timeout")
+	}
+	if tb := d.nestedTLS("upstream", c.Blocks); tb != nil {
+		tc := d.content(tb.Body, upstreamTLSSchema, "upstream.tls")
+		if a := tc.Attributes["mode"]; a != nil {
+			u.TLS.Mode, _ = d.tlsMode(a)
+		}
+		if a := tc.Attributes["ca_file"]; a != nil {
+			u.TLS.CAFile, _ = d.path(a, "upstream.tls.ca_file")
+		}
+		if a := tc.Attributes["server_name"]; a != nil {
+			u.TLS.ServerName, _ = d.nonEmptyString(a, "upstream.tls.server_name")
+		}
+	}
+}
+
+// decodeUser decodes one user block into Users.
+func (d *decoder) decodeUser(b *hcl.Block) {
+	name := b.Labels[0]
+	c := d.content(b.Body, userSchema, "user."+name)
+	if name == "" {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid user name",
+			Detail:   "A user block needs a non-empty login name.",
+			Subject:  b.LabelRanges[0].Ptr(),
+		})
+		return
+	}
+	if prev, ok := d.cfg.Users[name]; ok {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Duplicate user",
+			Detail: fmt.Sprintf("A user named %q is already defined at %s. Each login name can be defined only once.",
+				name, position(prev.DeclRange)),
+			Subject: b.DefRange.Ptr(),
+		})
+		return
+	}
+	u := &User{Login: name, DeclRange: b.DefRange}
+	d.cfg.Users[name] = u
+	if a := c.Attributes["password"]; a != nil {
+		u.Verifier, _ = d.verifier(a, name)
+	}
+}
+
+// verifier decodes a user's password, which must be a SCRAM-SHA-256
+// verifier.
+func (d *decoder) verifier(a *hcl.Attribute, user string) (scram.Verifier, bool) {
+	s, ok := d.string(a)
+	if !ok {
+		return scram.Verifier{}, false
+	}
+	const howTo = "Run `pgveil passwd` and paste the line it prints " +
+		`(SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>), or copy the user's rolpassword ` +
+		"from PostgreSQL's pg_authid."
+	if !strings.HasPrefix(s, verifierPrefix) {
+		summary, detail := "Plaintext password", fmt.Sprintf(
+			"The password of user %q must be a SCRAM-SHA-256 verifier, not a plaintext password: "+
+				"pgveil never stores passwords. %s", user, howTo)
+		if len(s) == 35 && strings.HasPrefix(s, "md5") {
+			summary, detail = "Unsupported MD5 password hash", fmt.Sprintf(
+				"The password of user %q is an MD5 hash; pgveil only speaks SCRAM-SHA-256. %s", user, howTo)
+		}
+		d.errorAt(a, summary, detail)
+		return scram.Verifier{}, false
+	}
+	v, err := scram.ParseVerifier(s)
+	if err != nil {
+		d.errorAt(a, "Invalid SCRAM verifier", fmt.Sprintf("The password of user %q is not a valid verifier: %s. %s",
+			user, strings.TrimPrefix(err.Error(), "parsing verifier: "), howTo))
+		return scram.Verifier{}, false
+	}
+	return v, true
+}
+
+// callsFunction reports whether expr contains a function call, such as
+// env("NAME").
+func callsFunction(expr hcl.Expression) bool {
+	node, ok := expr.(hclsyntax.Node)
+	if !ok {
+		return true // not native syntax: give it the benefit of the doubt
+	}
+	found := false
+	hclsyntax.VisitAll(node, func(n hclsyntax.Node) hcl.Diagnostics {
+		if _, ok := n.(*hclsyntax.FunctionCallExpr); ok {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// errorAt reports an error about the value of a.
+func (d *decoder) errorAt(a *hcl.Attribute, summary, detail string) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   detail,
+		Subject:  a.Expr.Range().Ptr(),
+		Context:  a.Range.Ptr(),
+	})
+}
+
+// value evaluates a and converts the result to ty.
+func (d *decoder) value(a *hcl.Attribute, ty cty.Type) (cty.Value, bool) {
+	v, diags := a.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() || !v.IsWhollyKnown() {
+		return cty.NilVal, false
+	}
+	if v.IsNull() {
+		d.errorAt(a, "Invalid value", fmt.Sprintf("The argument %q must not be null.", a.Name))
+		return cty.NilVal, false
+	}
+	v, err := convert.Convert(v, ty)
+	if err != nil {
+		d.errorAt(a, "Incorrect attribute value type",
+			fmt.Sprintf("Inappropriate value for argument %q: %s.", a.Name, err))
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+// string decodes a string.
+func (d *decoder) string(a *hcl.Attribute) (string, bool) {
+	v, ok := d.value(a, cty.String)
+	if !ok {
+		return "", false
+	}
+	return v.AsString(), true
+}
+
+// nonEmptyString decodes a string that must not be empty.
+func (d *decoder) nonEmptyString(a *hcl.Attribute, name string) (string, bool) {
+	s, ok := d.string(a)
+	if ok && s == "" {
+		d.errorAt(a, "Invalid value", fmt.Sprintf("%s must not be empty.", name))
+		return "", false
+	}
+	return s, ok
+}
+
+// boolean decodes a bool.
+func (d *decoder) boolean(a *hcl.Attribute) (bool, bool) {
+	v, ok := d.value(a, cty.Bool)
+	if !ok {
+		return false, false
+	}
+	return v.True(), true
+}
+
+// integer decodes a whole number in [lo, hi].
+func (d *decoder) integer(a *hcl.Attribute, name string, lo, hi int) (int, bool) {
+	v, ok := d.value(a, cty.Number)
+	if !ok {
+		return 0, false
+	}
+	bf := v.AsBigFloat()
+	if !bf.IsInt() {
+		d.errorAt(a, "Invalid size", fmt.Sprintf("%s must be a whole number of bytes.", name))
+		return 0, false
+	}
+	if bf.Cmp(big.NewFloat(float64(lo))) < 0 || bf.Cmp(big.NewFloat(float64(hi))) > 0 {
+		d.errorAt(a, "Invalid size", fmt.Sprintf("%s must be between %d and %d bytes.", name, lo, hi))
+		return 0, false
+	}
+	n, _ := bf.Int64()
+	return int(n), true
+}
+
+// duration decodes a positive Go duration string such as "10s".
+func (d *decoder) duration(a *hcl.Attribute, name string) (time.Duration, bool) {
+	s, ok := d.string(a)
+	if !ok {
+		return 0, false
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		problem := fmt.Sprintf("%q is not one", s)
+		if strings.Contains(err.Error(), "missing unit") {
+			problem = fmt.Sprintf("%q has no unit", s)
+		}
+		d.errorAt(a, "Invalid duration",
+			fmt.Sprintf("%s must be a duration such as \"10s\", \"1m30s\" or \"500ms\"; %s.", name, problem))
+		return 0, false
+	}
+	if dur <= 0 {
+		d.errorAt(a, "Invalid duration", fmt.Sprintf("%s must be positive.", name))
+		return 0, false
+	}
+	return dur, true
+}
+
+// address decodes host:port with a numeric port; needHost refuses an
+// empty host.
+func (d *decoder) address(a *hcl.Attribute, name string, needHost bool) (string, bool) {
+	s, ok := d.string(a)
+	if !ok {
+		return "", false
+	}
+	host, port, err := net.SplitHostPort(s)
+	var problem string
+	switch {
+	case err != nil:
+		problem = strings.TrimPrefix(err.Error(), "address "+s+": ")
+	case needHost && host == "":
+		problem = "the host is missing"
+	default:
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			problem = "the port must be a number from 1 to 65535"
+		}
+	}
+	if problem != "" {
+		d.errorAt(a, "Invalid address",
+			fmt.Sprintf("%s must be host:port, such as \"127.0.0.1:6432\" or \"[::1]:6432\": %s.", name, problem))
+		return "", false
+	}
+	return s, true
+}
+
+// path decodes a file name, resolving a relative one against the
+// directory of the file that defines it.
+func (d *decoder) path(a *hcl.Attribute, name string) (string, bool) {
+	s, ok := d.nonEmptyString(a, name)
+	if !ok {
+		return "", false
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(filepath.Dir(a.Range.Filename), s)
+	}
+	return s, true
+}
+
+// tlsModes lists the valid upstream TLS modes, in the order messages
+// show them.
+var tlsModes = []string{TLSDisable, TLSRequire, TLSVerifyFull}
+
+// tlsMode decodes upstream.tls.mode.
+func (d *decoder) tlsMode(a *hcl.Attribute) (string, bool) {
+	s, ok := d.string(a)
+	if !ok {
+		return "", false
+	}
+	for _, m := range tlsModes {
+		if s == m {
+			return s, true
+		}
+	}
+	detail := `mode must be "disable", "require" or "verify-full".`
+	switch strings.ToLower(s) {
+	case "verify-ca", "verify_ca":
+		detail += ` pgveil has no verify-ca: use "verify-full", which also checks the server's host name.`
+	case "prefer", "allow":
+		detail += ` pgveil never falls back to an unencrypted connection: use "require" or "verify-full".`
+	default:
+		if m := suggest(strings.ToLower(s), tlsModes); m != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", m)
+		}
+	}
+	d.errorAt(a, "Invalid TLS mode", detail)
+	return "", false
+}
+
+// suggest returns the candidate closest to given when it is close enough
+// to be a typo, like HCL's own "Did you mean" suggestions.
+func suggest(given string, candidates []string) string {
+	for _, c := range candidates {
+		if levenshtein.Distance(given, c, nil) < 3 {
+			return c
+		}
+	}
+	return ""
+}
+
+// position renders where r starts as file:line,column.
+func position(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+}

@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// diagnosticWidth is the column at which WriteDiagnostics wraps details.
+const diagnosticWidth = 78
+
+// WriteDiagnostics prints diags for the configuration author, one block
+// per diagnostic, in the form compilers use so editors can jump to it:
+//
+//	pgveil.hcl:9:14: error: Error in function call
+//	   9 |   password = env("PGVEIL_UPSTREAM_PASSWORD")
+//	     |              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+//	  Call to function "env" failed: environment variable
+//	  "PGVEIL_UPSTREAM_PASSWORD" is not set.
+//
+// files (see Loader.Files) supplies the source lines; a diagnostic whose
+// file is not there is printed without them.
+func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) error {
+	bw := bufio.NewWriter(w)
+	for i, d := range diags {
+		if i > 0 {
+			bw.WriteByte('\n')
+		}
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		if d.Subject != nil {
+			fmt.Fprintf(bw, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary)
+			writeSnippet(bw, files[d.Subject.Filename], *d.Subject)
+		} else {
+			fmt.Fprintf(bw, "%s: %s\n", sev, d.Summary)
+		}
+		if d.Detail != "" {
+			for _, line := range wrap(d.Detail, diagnosticWidth-2) {
+				fmt.Fprintf(bw, "  %s\n", line)
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing diagnostics: %w", err)
+	}
+	return nil
+}
+
+// writeSnippet prints the first source line of rng with the part rng
+// covers underlined by carets.
+func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
+	if f == nil || rng.Start.Line < 1 {
+		return
+	}
+	lines := bytes.Split(f.Bytes, []byte("\n"))
+	if rng.Start.Line > len(lines) {
+		return
+	}
+	line := strings.TrimRight(string(lines[rng.Start.Line-1]), "\r")
+	fmt.Fprintf(w, "%4d | %s\n", rng.Start.Line, line)
+	// Columns count characters; the caret line repeats tabs so it aligns.
+	runes := []rune(line)
+	start := min(max(rng.Start.Column-1, 0), len(runes))
+	end := len(runes)
+	if rng.End.Line == rng.Start.Line {
+		end = min(max(rng.End.Column-1, start+1), len(runes))
+	}
+	var pad strings.Builder
+	for _, r := range runes[:start] {
+		if r == '\t' {
+			pad.WriteByte('\t')
+		} else {
+			pad.WriteByte(' ')
+		}
+	}
+	fmt.Fprintf(w, "     | %s%s\n", pad.String(), strings.Repeat("^", max(end-start, 1)))
+}
+
+// wrap splits text into lines of at most width characters at spaces,
+// keeping the text's own line breaks.
+func wrap(text string, width int) []string {
+	var out []string
+	for _, para := range strings.Split(text, "\n") {
+		words := strings.Fields(para)
+		if len(words) == 0 {
+			out = append(out, "")
+			continue
+		}
+		cur := words[0]
+		for _, wd := range words[1:] {
+			if len(cur)+1+len(wd) > width {
+				out = append(out, cur)
+				cur = wd
+				continue
+			}
+			cur += " " + wd
+		}
+		out = append(out, cur)
+	}
+	return out
+}

@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Loader loads configurations and keeps the source of every file it
+// parsed, so that diagnostics can be printed with source snippets.
+//
+// The zero Loader is not usable; call NewLoader. A Loader is not safe for
+// concurrent use.
+type Loader struct {
+	// parser parses files and remembers them by name.
+	parser *hclparse.Parser
+}
+
+// NewLoader returns a Loader with no files parsed yet.
+func NewLoader() *Loader {
+	return &Loader{parser: hclparse.NewParser()}
+}
+
+// Load reads one HCL file, or every *.hcl file in a directory (sorted by
+// name), and returns the provisioned, validated configuration. diags holds
+// warnings even on success; Load returns a nil *Config when
+// diags.HasErrors(). Use NewLoader, Loader.Load and Loader.Files to print
+// diagnostics with source snippets.
+func Load(path string) (*Config, hcl.Diagnostics) {
+	return NewLoader().Load(path)
+}
+
+// Load is the package-level Load, remembering the files it parsed.
+func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
+	paths, diags := configFiles(path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var files []*hcl.File
+	for _, p := range paths {
+		f, fileDiags := l.parser.ParseHCLFile(p)
+		diags = append(diags, fileDiags...)
+		if f != nil {
+			files = append(files, f)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	d := newDecoder()
+	d.cfg.Files = paths
+	d.decodeFiles(files)
+	if !d.diags.HasErrors() {
+		d.provision()
+		d.validate()
+	}
+	diags = append(diags, d.diags...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return d.cfg, diags
+}
+
+// Files returns every file the Loader parsed, keyed by the name used in
+// diagnostics, for hcl.NewDiagnosticTextWriter or WriteDiagnostics.
+func (l *Loader) Files() map[string]*hcl.File {
+	return l.parser.Files()
+}
+
+// configFiles returns path itself when it is a file, or the *.hcl files of
+// the directory path, sorted by name.
+func configFiles(path string) ([]string, hcl.Diagnostics) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration",
+			Detail:   fmt.Sprintf("Reading %s failed: %s.", path, unwrapPathError(err)),
+		}}
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration directory",
+			Detail:   fmt.Sprintf("Listing %s failed: %s.", path, unwrapPathError(err)),
+		}}
+	}
+	var paths []string
+	for _, e := range entries { // NOTE: os.ReadDir sorts by name.
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".hcl") {
+			paths = append(paths, filepath.Join(path, e.Name()))
+		}
+	}
+	if len(paths) == 0 {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No configuration files",
+			Detail:   fmt.Sprintf("The directory %s contains no *.hcl files.", path),
+		}}
+	}
+	return paths, nil
+}
+
+// unwrapPathError drops the operation and path an *os.PathError repeats.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,333 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected diagnostics in testdata/*.golden")
+
+// goldenCase is one configuration under testdata.
+type goldenCase struct {
+	// name is the file (without .hcl) or directory name.
+	name string
+	// env sets environment variables for the case.
+	env map[string]string
+}
+
+// goldenCases are the configurations under testdata: a file <name>.hcl or
+// a directory <name>/, whose diagnostics (and configuration, when it
+// loads) must match <name>.golden.
+var goldenCases = []goldenCase{
+	{name: "valid_full"},
+	{name: "valid_minimal"},
+	{name: "split"},
+	{name: "split_duplicate_upstream"},
+	{name: "typo_attribute"},
+	{name: "typo_block"},
+	{name: "env_missing"},
+	{name: "env_default", env: map[string]string{"PGVEIL_UPSTREAM_PASSWORD": ""}},
+	{name: "env_too_many_arguments"},
+	{name: "unknown_function"},
+	{name: "variable_reference"},
+	{name: "plain_password"},
+	{name: "bad_duration"},
+	{name: "bad_size"},
+	{name: "bad_address"},
+	{name: "bad_verifier"},
+	{name: "plaintext_user_password"},
+	{name: "duplicate_user"},
+	{name: "missing_listen"},
+	{name: "bad_tls_mode"},
+	{name: "tls_mode_verify_ca"},
+	{name: "ca_file_without_verify"},
+	{name: "missing_cert"},
+	{name: "tls_missing_key_file"},
+	{name: "syntax_error"},
+	{name: "wrong_types"},
+}
+
+func TestLoadGolden(t *testing.T) {
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := selfSignedCert(t)
+	for _, tt := range goldenCases {
+		t.Run(tt.name, func(t *testing.T) {
+			// NOTE: the case runs from a temporary directory holding a copy
+			// of it and freshly generated TLS files, so that diagnostics
+			// show short, stable relative paths.
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "server.crt"), certPEM)
+			writeFile(t, filepath.Join(dir, "server.key"), keyPEM)
+			writeFile(t, filepath.Join(dir, "ca.pem"), certPEM)
+			path := tt.name
+			if _, err := os.Stat(filepath.Join(testdata, tt.name)); err != nil {
+				path += ".hcl"
+			}
+			copyTree(t, filepath.Join(testdata, path), filepath.Join(dir, path))
+			t.Chdir(dir)
+
+			t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "s3cret")
+			t.Setenv("PGVEIL_TEST_UNSET", "")
+			os.Unsetenv("PGVEIL_TEST_UNSET")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+
+			l := NewLoader()
+			cfg, diags := l.Load(path)
+			var got bytes.Buffer
+			if err := WriteDiagnostics(&got, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			if (cfg == nil) != diags.HasErrors() {
+				t.Errorf("config %v with errors %v", cfg != nil, diags.HasErrors())
+			}
+			if cfg != nil {
+				got.WriteString("--- config ---\n")
+				dumpConfig(&got, cfg)
+			}
+
+			golden := filepath.Join(testdata, tt.name+".golden")
+			if *update {
+				writeFile(t, golden, got.Bytes())
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got.String() != string(want) {
+				t.Errorf("diagnostics differ from %s (run go test -update to accept):\n--- got ---\n%s--- want ---\n%s", golden, got.String(), want)
+			}
+		})
+	}
+}
+
+func TestEveryTestdataCaseRuns(t *testing.T) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".hcl"), ".golden")
+		if !slices.ContainsFunc(goldenCases, func(c goldenCase) bool { return c.name == name }) {
+			t.Errorf("testdata/%s belongs to no golden case", e.Name())
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Run("a missing path is an error", func(t *testing.T) {
+		cfg, diags := Load(filepath.Join(t.TempDir(), "nope.hcl"))
+		if cfg != nil || !diags.HasErrors() || !strings.Contains(diags.Error(), "no such file or directory") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
+	t.Run("a directory without hcl files is an error", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "notes.txt"), []byte("listen {}"))
+		cfg, diags := Load(dir)
+		if cfg != nil || !diags.HasErrors() || !strings.Contains(diags.Error(), "contains no *.hcl files") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
+	t.Run("relative paths resolve against the configuration file's directory", func(t *testing.T) {
+		dir := t.TempDir()
+		certPEM, keyPEM := selfSignedCert(t)
+		writeFile(t, filepath.Join(dir, "tls", "server.crt"), certPEM)
+		writeFile(t, filepath.Join(dir, "tls", "server.key"), keyPEM)
+		writeFile(t, filepath.Join(dir, "conf", "pgveil.hcl"), []byte(`
+listen {
+  address = "127.0.0.1:6432"
+  tls {
+    cert_file = "../tls/server.crt"
+    key_file  = "`+filepath.Join(dir, "tls", "server.key")+`"
+  }
+}
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+}
+`))
+		cfg, diags := Load(filepath.Join(dir, "conf", "pgveil.hcl"))
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if want := filepath.Join(dir, "tls", "server.crt"); cfg.Listen.TLS.CertFile != want {
+			t.Errorf("cert_file %q, want %q", cfg.Listen.TLS.CertFile, want)
+		}
+		if want := filepath.Join(dir, "tls", "server.key"); cfg.Listen.TLS.KeyFile != want {
+			t.Errorf("key_file %q, want %q", cfg.Listen.TLS.KeyFile, want)
+		}
+		if c := cfg.Listen.TLS.Config; c == nil || c.MinVersion != tls.VersionTLS12 || len(c.Certificates) != 1 || c.Certificates[0].Leaf == nil {
+			t.Errorf("TLS configuration %+v", c)
+		}
+	})
+	t.Run("diagnostics name file:line:col and underline the offending range", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "pgveil.hcl")
+		writeFile(t, path, []byte("listen {\n  address = \"nowhere\"\n}\n"))
+		l := NewLoader()
+		_, diags := l.Load(path)
+		var out bytes.Buffer
+		if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{path + ":2:13: error: ", "   2 |   address = \"nowhere\"\n     |             ^^^^^^^^^\n"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("missing %q in\n%s", want, out.String())
+			}
+		}
+	})
+	t.Run("warnings come back with the configuration", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(`
+listen {
+  address = "127.0.0.1:6432"
+}
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  password = "plain"
+}
+`))
+		cfg, diags := Load(filepath.Join(dir, "pgveil.hcl"))
+		if cfg == nil || len(diags) != 1 || diags[0].Severity != hcl.DiagWarning {
+			t.Fatalf("got %v, %v", cfg, diags)
+		}
+		if cfg.Upstream.Password != "plain" {
+			t.Errorf("password %q", cfg.Upstream.Password)
+		}
+	})
+}
+
+// dumpConfig writes cfg in a stable, readable form for golden files.
+func dumpConfig(w *bytes.Buffer, cfg *Config) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("files = %q", cfg.Files)
+	l := cfg.Listen
+	p("listen.address = %q", l.Address)
+	p("listen.database = %q", l.Database)
+	p("listen.startup_timeout = %s", l.StartupTimeout)
+	p("listen.shutdown_timeout = %s", l.ShutdownTimeout)
+	p("listen.max_message_size = %d", l.MaxMessageSize)
+	if t := l.TLS; t != nil {
+		p("listen.tls.cert_file = %q", t.CertFile)
+		p("listen.tls.key_file = %q", t.KeyFile)
+		p("listen.tls.require = %v", t.Require)
+		if c := t.Config; c != nil && len(c.Certificates) == 1 && c.Certificates[0].Leaf != nil {
+			p("listen.tls.config = certificate %q, minimum TLS version %s", c.Certificates[0].Leaf.Subject.CommonName, tls.VersionName(c.MinVersion))
+		} else {
+			p("listen.tls.config = %v", c)
+		}
+	}
+	u := cfg.Upstream
+	p("upstream.address = %q", u.Address)
+	p("upstream.database = %q", u.Database)
+	p("upstream.user = %q", u.User)
+	p("upstream.password = %q", u.Password)
+	p("upstream.search_path = %q", u.SearchPath)
+	p("upstream.connect_timeout = %s", u.ConnectTimeout)
+	p("upstream.tls.mode = %q", u.TLS.Mode)
+	p("upstream.tls.ca_file = %q", u.TLS.CAFile)
+	p("upstream.tls.server_name = %q", u.TLS.ServerName)
+	p("upstream.tls.root_cas loaded = %v", u.TLS.RootCAs != nil)
+	names := make([]string, 0, len(cfg.Users))
+	for name := range cfg.Users {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		user := cfg.Users[name]
+		p("user %q (login %q, declared at %s) = %s", name, user.Login, position(user.DeclRange), user.Verifier)
+	}
+}
+
+// selfSignedCert returns a fresh self-signed ECDSA certificate and its
+// key, PEM-encoded.
+func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pgveil test"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+}
+
+// writeFile writes data to path, creating directories.
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyTree copies the file or directory src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		writeFile(t, filepath.Join(dst, rel), data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

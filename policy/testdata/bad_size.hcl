@@ -1,0 +1,15 @@
+listen {
+  address          = "127.0.0.1:6432"
+  max_message_size = 1024
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+  password = env("PGVEIL_UPSTREAM_PASSWORD")
+}
+
+user "marie" {
+  password = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
+}

@@ -1,0 +1,14 @@
+listen {
+  address = "127.0.0.1:6432"
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+
+  tls {
+    mode    = "require"
+    ca_file = "ca.pem"
+  }
+}

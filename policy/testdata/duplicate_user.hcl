@@ -1,0 +1,18 @@
+listen {
+  address = "127.0.0.1:6432"
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+  password = env("PGVEIL_UPSTREAM_PASSWORD")
+}
+
+user "marie" {
+  password = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
+}
+
+user "marie" {
+  password = "SCRAM-SHA-256$4096:DGL9f/NOD5LAze6pwkXRtA==$S2Dk4JiLOOEr9PIm5FrTKjNlIwxrC0sbP/7wrpSPhIg=:4tYSuagG1rodp35nRQB8PMq5VIziZ6kt6/hL6SST0xM="
+}

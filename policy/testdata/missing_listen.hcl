@@ -1,0 +1,6 @@
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+  password = env("PGVEIL_UPSTREAM_PASSWORD")
+}

@@ -1,0 +1,3 @@
+user "ignored" {
+  password = "not read"
+}

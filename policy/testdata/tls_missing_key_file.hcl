@@ -1,0 +1,19 @@
+listen {
+  address = "127.0.0.1:6432"
+
+  tls {
+    cert_file = "server.crt"
+    require   = true
+  }
+  tls {
+    cert_file = "server.crt"
+    key_file  = "server.key"
+  }
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+  password = env("PGVEIL_UPSTREAM_PASSWORD")
+}

@@ -1,0 +1,7 @@
+listen {
+  address = "127.0.0.1:6432"
+}
+
+upstrem {
+  address = "127.0.0.1:5432"
+}

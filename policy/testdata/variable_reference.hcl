@@ -1,0 +1,9 @@
+listen {
+  address = "127.0.0.1:6432"
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = var.user
+}

@@ -1,0 +1,271 @@
+// Command pgveil-demo runs pgveil in front of a throwaway PostgreSQL that
+// holds the customer-feedback demo data, and prints how to connect as each
+// demo user. `make demo` runs it; Ctrl-C stops everything and removes the
+// temporary files.
+//
+// Steps: start a cluster with internal/pgtest (initdb into a temp dir, a
+// free port, binaries from pg_config --bindir or /usr/lib/postgresql/*/bin),
+// create the database "feedback" from testdata/demo/*.sql, give the
+// service account pgveil_svc a random password, build cmd/pgveil, start
+// `pgveil serve --config configs/demo.hcl` with the addresses and password
+// in environment variables, check that every demo user can log in, and
+// print one ready-to-paste psql line per user.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+)
+
+// demoUsers are the logins of configs/demo.hcl with what each stands for.
+// Each password is "demo-" + login.
+var demoUsers = []struct{ login, role string }{
+	{"marie", "French analyst"},
+	{"hq", "central analyst, all countries"},
+	{"survey_admin", "sends surveys, may see personal data"},
+	{"paul", "manager of Frozen Food and its sub-teams"},
+	{"tom", "agent in Thick Crust"},
+	{"lea", "team lead of Desserts"},
+	{"bpo_a", "outsourced agent, group vendor_a"},
+	{"ops", "operations, groups vendor_a and vendor_b"},
+	{"bank_app", "Banking App product team"},
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgveil-demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+
+	tmp, err := os.MkdirTemp("", "pgveil-demo-")
+	if err != nil {
+		return fmt.Errorf("creating temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	step("starting a throwaway PostgreSQL")
+	cluster, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		return fmt.Errorf("starting PostgreSQL: %w", err)
+	}
+	defer func() {
+		step("stopping PostgreSQL")
+		_ = cluster.Stop()
+	}()
+
+	ctx := context.Background()
+	step("loading the demo database \"feedback\"")
+	if err := loadDemo(ctx, cluster, filepath.Join(root, "testdata", "demo")); err != nil {
+		return err
+	}
+	svcPassword := randomHex(16)
+	// The password is hex: it cannot break out of the literal.
+	if err := cluster.Exec(ctx, "feedback", "ALTER ROLE pgveil_svc PASSWORD '"+svcPassword+"'"); err != nil {
+		return fmt.Errorf("setting the service account password: %w", err)
+	}
+
+	step("building pgveil")
+	bin := filepath.Join(tmp, "pgveil")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/pgveil")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building pgveil: %w", err)
+	}
+
+	listen := "127.0.0.1:6432"
+	if !portFree(listen) {
+		if listen, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	logPath := filepath.Join(root, "pgveil-demo.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("creating log file: %w", err)
+	}
+	defer logFile.Close()
+
+	step("starting pgveil on " + listen)
+	proxy := exec.Command(bin, "serve", "--config", filepath.Join(root, "configs", "demo.hcl"), "--log-format", "console")
+	proxy.Env = append(os.Environ(),
+		"PGVEIL_DEMO_LISTEN="+listen,
+		"PGVEIL_DEMO_UPSTREAM="+cluster.Addr(),
+		"PGVEIL_DEMO_UPSTREAM_PASSWORD="+svcPassword)
+	proxy.Stdout, proxy.Stderr = logFile, logFile
+	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := proxy.Start(); err != nil {
+		return fmt.Errorf("starting pgveil: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- proxy.Wait() }()
+	stopProxy := func() {
+		_ = proxy.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = proxy.Process.Kill()
+			<-exited
+		}
+	}
+
+	if err := waitForUsers(ctx, listen, exited); err != nil {
+		stopProxy()
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%w\npgveil log:\n%s", err, log)
+	}
+
+	printWelcome(listen, logPath)
+	select {
+	case <-sigs:
+		fmt.Fprintln(os.Stderr)
+		step("stopping pgveil")
+		stopProxy()
+	case err := <-exited:
+		return fmt.Errorf("pgveil exited unexpectedly (%v); see %s", err, logPath)
+	}
+	return nil
+}
+
+// loadDemo creates the feedback database and runs every SQL file of dir
+// in name order.
+func loadDemo(ctx context.Context, c *pgtest.Cluster, dir string) error {
+	if err := c.CreateDatabase(ctx, "feedback"); err != nil {
+		return fmt.Errorf("creating database: %w", err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no SQL files in %s", dir)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		sql, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", f, err)
+		}
+		if err := c.Exec(ctx, "feedback", string(sql)); err != nil {
+			return fmt.Errorf("loading %s: %w", filepath.Base(f), err)
+		}
+	}
+	return nil
+}
+
+// waitForUsers waits until pgveil accepts connections, then logs in as
+// every demo user.
+func waitForUsers(ctx context.Context, listen string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("pgveil exited during startup: %v", err)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("pgveil did not start listening within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, u := range demoUsers {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := pgconn.Connect(cctx, connURL(listen, u.login))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("logging in as %s: %w", u.login, err)
+		}
+		conn.Close(ctx)
+	}
+	return nil
+}
+
+func connURL(listen, login string) string {
+	u := url.URL{Scheme: "postgresql", User: url.UserPassword(login, "demo-"+login), Host: listen, Path: "/feedback"}
+	return u.String()
+}
+
+func printWelcome(listen, logPath string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\npgveil is ready on %s, in front of the demo database \"feedback\".\n", listen)
+	fmt.Fprintf(&b, "Connect as any demo user (paste one line):\n\n")
+	for _, u := range demoUsers {
+		fmt.Fprintf(&b, "  # %s\n  psql %q\n", u.role, connURL(listen, u.login))
+	}
+	fmt.Fprintf(&b, "\nTry: SELECT country, count(*), round(avg(nps), 1) AS nps FROM responses GROUP BY 1 ORDER BY 1;\n")
+	fmt.Fprintf(&b, "pgveil's log: %s\nPress Ctrl-C to stop and clean up.\n", logPath)
+	fmt.Print(b.String())
+}
+
+func step(msg string) { fmt.Fprintf(os.Stderr, "==> %s\n", msg) }
+
+// moduleRoot walks up from the working directory to the go.mod of pgveil.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/pgveil/pgveil") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run pgveil-demo from inside the pgveil repository")
+		}
+		dir = parent
+	}
+}
+
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

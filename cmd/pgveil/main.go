@@ -1,0 +1,63 @@
+// Command pgveil is a data firewall for PostgreSQL: a wire-protocol proxy
+// that authenticates users itself and forwards their statements to the
+// upstream server.
+//
+// Usage:
+//
+//	pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
+//	pgveil check   --config FILE
+//	pgveil passwd  [--iterations N]
+//	pgveil version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `pgveil — a data firewall for PostgreSQL
+
+Usage:
+  pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
+                 run the proxy
+  pgveil check   --config FILE
+                 load and validate a configuration; exit 1 on any error
+  pgveil passwd  [--iterations N]
+                 read a password and print its SCRAM-SHA-256 verifier
+  pgveil version print the version
+
+Run 'pgveil COMMAND --help' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "pgveil %s\n", version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "pgveil: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/internal/scram"
+)
+
+// maxAuthMessage caps SASL messages, like PostgreSQL's
+// PG_MAX_AUTH_TOKEN_LENGTH.
+const maxAuthMessage = 65535
+
+// authFailure marks a wrong password or an unknown user. The client is
+// told 28P01 either way; only the log says which.
+type authFailure struct{ reason string }
+
+func (a *authFailure) Error() string { return "password authentication failed: " + a.reason }
+
+// authenticate runs SCRAM-SHA-256 with the client against the verifier
+// configured for user. An unknown user runs the same exchange against a
+// mock verifier and fails at the same point with the same error, so the
+// response neither says nor times whether the user exists.
+func (ss *session) authenticate(res *startupResult) error {
+	user := res.params.user
+	u, known := ss.srv.cfg.Users[user]
+	v := scram.MockVerifier(user, ss.srv.mockSecret)
+	if known {
+		v = u.Verifier
+	}
+	// Channel binding (SCRAM-SHA-256-PLUS) is offered on TLS connections:
+	// tls-server-end-point binds the exchange to pgveil's certificate.
+	var cbData []byte
+	if res.tls {
+		cbData = ss.srv.cbData
+	}
+	mechs := scram.Mechanisms(cbData != nil)
+	if err := ss.sendClient(&pgproto3.AuthenticationSASL{AuthMechanisms: mechs}); err != nil {
+		return err
+	}
+
+	body, err := ss.readAuthMessage()
+	if err != nil {
+		return err
+	}
+	var init pgproto3.SASLInitialResponse
+	if err := init.Decode(body); err != nil {
+		return fatalErr(CodeProtocolViolation, "malformed SASLInitialResponse message", "", err)
+	}
+	offered := false
+	for _, m := range mechs {
+		offered = offered || m == init.AuthMechanism
+	}
+	if !offered {
+		return fatalErr(CodeProtocolViolation, "client selected an invalid SASL authentication mechanism", "", nil)
+	}
+	conv := scram.NewConversation(v, known, cbData)
+	first, err := conv.ServerFirst(init.AuthMechanism, init.Data)
+	if err != nil {
+		return fatalErr(CodeProtocolViolation, "malformed SCRAM message", "", err)
+	}
+	if err := ss.sendClient(&pgproto3.AuthenticationSASLContinue{Data: first}); err != nil {
+		return err
+	}
+
+	body, err = ss.readAuthMessage()
+	if err != nil {
+		return err
+	}
+	var resp pgproto3.SASLResponse
+	if err := resp.Decode(body); err != nil {
+		return fatalErr(CodeProtocolViolation, "malformed SASLResponse message", "", err)
+	}
+	final, err := conv.ServerFinal(resp.Data)
+	switch {
+	case errors.Is(err, scram.ErrAuthFailed):
+		reason := "wrong password"
+		if !known {
+			reason = "unknown user"
+		}
+		return &clientError{
+			resp:  fatal(CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user), ""),
+			cause: &authFailure{reason: reason},
+		}
+	case err != nil:
+		return fatalErr(CodeProtocolViolation, "malformed SCRAM message", "", err)
+	}
+	return ss.sendClient(&pgproto3.AuthenticationSASLFinal{Data: final}, &pgproto3.AuthenticationOk{})
+}
+
+// readAuthMessage reads one PasswordMessage-family ('p') message and
+// returns its body.
+func (ss *session) readAuthMessage() ([]byte, error) {
+	typ, total, err := ss.cin.header()
+	if err != nil {
+		return nil, err
+	}
+	if typ != 'p' {
+		return nil, fatalErr(CodeProtocolViolation,
+			fmt.Sprintf("expected SASL response, got message type %q", typ), "", nil)
+	}
+	if total > maxAuthMessage {
+		return nil, fatalErr(CodeProtocolViolation, "SASL message too large", "", nil)
+	}
+	msg, err := ss.cin.message(total)
+	if err != nil {
+		return nil, err
+	}
+	return msg[headerLen:], nil
+}

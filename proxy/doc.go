@@ -1,0 +1,25 @@
+// Package proxy is pgveil's PostgreSQL wire-protocol proxy.
+//
+// A Server accepts client connections and runs each through three phases:
+//
+//   - startup (startup.go): SSLRequest/GSSENCRequest negotiation, TLS, and
+//     the StartupMessage, whose parameters are checked against an
+//     allow-list; a CancelRequest is matched against the keys pgveil issued
+//     (cancel.go) and forwarded upstream.
+//   - authentication (auth.go): SCRAM-SHA-256, optionally channel-bound,
+//     against the verifiers of the configuration; then the upstream session
+//     is dialed with pgconn as the service account and hijacked
+//     (upstream.go).
+//   - relay (relay.go): two goroutines move messages between client and
+//     upstream. Only the messages the proxy must understand are decoded:
+//     statement texts (Query, Parse) pass through the Rewriter hook; the
+//     results stream back undecoded through fixed buffers (frame.go).
+//
+// A Rewriter refuses a statement by returning an error; the refusal reaches
+// the client in the statement's place with PostgreSQL's own error
+// semantics (see session.refuse).
+//
+// NOTE: every error a client can provoke ends in an ErrorResponse and, for
+// session-level errors, a closed connection; none panics, and every
+// goroutine a session starts ends with it.
+package proxy

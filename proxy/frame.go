@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// headerLen is the size of a regular message header: a type byte and a
+// big-endian int32 length that counts itself but not the type byte.
+const headerLen = 5
+
+// errMessageTooLarge is returned by frameReader when a peer announces a
+// message larger than the reader's cap.
+var errMessageTooLarge = errors.New("message too large")
+
+// errBadLength is returned when a peer announces a length below 4.
+var errBadLength = errors.New("invalid message length")
+
+// frameReader reads PostgreSQL protocol messages from a connection through
+// one fixed-size buffer. Messages the proxy does not decode are never
+// assembled: forward streams them to a frameWriter chunk by chunk, so a
+// 1 GiB DataRow costs the same memory as a 10-byte one.
+//
+// NOTE: buf[r:w] holds bytes read from src and not yet consumed. The buffer
+// grows only to hold one whole message the proxy must decode, bounded by
+// max, and shrinks back to its initial size after such a message.
+type frameReader struct {
+	src  io.Reader
+	buf  []byte
+	r, w int
+	// initial is the steady-state buffer size.
+	initial int
+	// max caps the announced length of any message, header included.
+	max int
+}
+
+func newFrameReader(src io.Reader, size, max int) *frameReader {
+	return &frameReader{src: src, buf: make([]byte, size), initial: size, max: max}
+}
+
+// buffered reports how many unconsumed bytes are in the buffer.
+func (f *frameReader) buffered() int { return f.w - f.r }
+
+// preload puts bytes in front of anything read from src later. It is used
+// for bytes another reader buffered before the connection was handed over.
+func (f *frameReader) preload(b []byte) {
+	f.ensureRoom(len(b))
+	f.w += copy(f.buf[f.w:], b)
+}
+
+// ensureRoom makes space for n more bytes after w, compacting and growing
+// the buffer as needed.
+func (f *frameReader) ensureRoom(n int) {
+	if len(f.buf)-f.w >= n {
+		return
+	}
+	have := f.w - f.r
+	if have+n > len(f.buf) {
+		nb := make([]byte, have+n)
+		copy(nb, f.buf[f.r:f.w])
+		f.buf = nb
+	} else {
+		copy(f.buf, f.buf[f.r:f.w])
+	}
+	f.r, f.w = 0, have
+}
+
+// fill reads until at least n bytes are buffered.
+func (f *frameReader) fill(n int) error {
+	if f.w-f.r >= n {
+		return nil
+	}
+	if f.r == f.w {
+		f.r, f.w = 0, 0
+	}
+	f.ensureRoom(n - (f.w - f.r))
+	for f.w-f.r < n {
+		m, err := f.src.Read(f.buf[f.w:])
+		f.w += m
+		if err != nil {
+			if f.w-f.r >= n {
+				return nil
+			}
+			if errors.Is(err, io.EOF) && f.w-f.r > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// readMore reads at least one more byte into the buffer, as much as one
+// read returns.
+func (f *frameReader) readMore() error {
+	if f.r == f.w {
+		f.r, f.w = 0, 0
+	}
+	if f.w == len(f.buf) {
+		f.ensureRoom(1)
+	}
+	m, err := f.src.Read(f.buf[f.w:])
+	f.w += m
+	if m > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// header returns the type and total length (type byte included) of the
+// next message, reading if fewer than 5 bytes are buffered.
+func (f *frameReader) header() (typ byte, total int, err error) {
+	if err := f.fill(headerLen); err != nil {
+		return 0, 0, err
+	}
+	typ = f.buf[f.r]
+	n := binary.BigEndian.Uint32(f.buf[f.r+1:])
+	if n < 4 {
+		return typ, 0, fmt.Errorf("%w %d for message type %q", errBadLength, n, typ)
+	}
+	if uint64(n)+1 > uint64(f.max) {
+		return typ, 0, fmt.Errorf("%w: type %q announces %d bytes, the limit is %d", errMessageTooLarge, typ, n, f.max)
+	}
+	return typ, int(n) + 1, nil
+}
+
+// message reads the whole message of total bytes and returns it (header
+// included). The slice is valid until the next call on f.
+func (f *frameReader) message(total int) ([]byte, error) {
+	if err := f.fill(total); err != nil {
+		return nil, err
+	}
+	m := f.buf[f.r : f.r+total]
+	f.r += total
+	return m, nil
+}
+
+// release shrinks the buffer back to its initial size once a large
+// message has been consumed.
+func (f *frameReader) release() {
+	if len(f.buf) > f.initial && f.w-f.r <= f.initial {
+		nb := make([]byte, f.initial)
+		f.w = copy(nb, f.buf[f.r:f.w])
+		f.r = 0
+		f.buf = nb
+	}
+}
+
+// skip discards the next total bytes without keeping them.
+func (f *frameReader) skip(total int) error {
+	return f.forward(total, nil)
+}
+
+// forward moves the next total bytes to dst (nil discards them) without
+// assembling them: buffered bytes first, then straight from src.
+func (f *frameReader) forward(total int, dst *frameWriter) error {
+	for total > 0 {
+		if f.r == f.w {
+			if err := f.readMore(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		n := min(total, f.w-f.r)
+		if dst != nil {
+			if err := dst.write(f.buf[f.r : f.r+n]); err != nil {
+				return err
+			}
+		}
+		f.r += n
+		total -= n
+	}
+	return nil
+}
+
+// writeError marks an error writing to the destination of a frameWriter,
+// so relays can tell which side of a session failed.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// isWriteErr reports whether err came from a frameWriter.
+func isWriteErr(err error) bool {
+	var we *writeError
+	return errors.As(err, &we)
+}
+
+// frameWriter batches bytes for one connection and writes them when the
+// batch fills or when flush is called.
+//
+// NOTE: frameWriter is not safe for concurrent use; the session serialises
+// writers to the client with its own mutex.
+type frameWriter struct {
+	dst io.Writer
+	buf []byte
+}
+
+func newFrameWriter(dst io.Writer, size int) *frameWriter {
+	return &frameWriter{dst: dst, buf: make([]byte, 0, size)}
+}
+
+// write appends p, flushing whenever the batch is full. A chunk at least
+// as large as the batch goes out directly, saving a copy.
+func (w *frameWriter) write(p []byte) error {
+	if len(w.buf) == 0 && len(p) >= cap(w.buf) {
+		if _, err := w.dst.Write(p); err != nil {
+			return &writeError{err}
+		}
+		return nil
+	}
+	for len(p) > 0 {
+		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+n]
+		p = p[n:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pending reports how many bytes wait for the next flush.
+func (w *frameWriter) pending() int { return len(w.buf) }
+
+// flush writes the batch.
+func (w *frameWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.dst.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
+		return &writeError{err}
+	}
+	return nil
+}

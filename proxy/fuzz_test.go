@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
+)
+
+var (
+	fuzzOnce sync.Once
+	fuzzSrv  *Server
+)
+
+// fuzzServer is a Server whose upstream is never reached: no fuzz input
+// can authenticate.
+func fuzzServer(t testing.TB) *Server {
+	fuzzOnce.Do(func() {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		v, _ := scram.NewVerifier("pw", 4096)
+		cfg := &policy.Config{
+			Listen: policy.Listen{Address: "127.0.0.1:0", Database: "db", StartupTimeout: time.Second,
+				ShutdownTimeout: time.Second, MaxMessageSize: 1 << 16,
+				TLS: &policy.ListenTLS{Config: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}},
+			Upstream: policy.Upstream{Address: "127.0.0.1:1", Database: "db", User: "svc", SearchPath: "public",
+				ConnectTimeout: 100 * time.Millisecond},
+			Users: map[string]*policy.User{"alice": {Login: "alice", Verifier: v}},
+		}
+		var err error
+		if fuzzSrv, err = New(cfg, Options{Logger: zap.NewNop(), Rewriter: refuseWord{}}); err != nil {
+			panic(err)
+		}
+	})
+	return fuzzSrv
+}
+
+// refuseWord refuses statements containing "deny" and rewrites "old".
+type refuseWord struct{}
+
+func (refuseWord) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (string, error) {
+	if strings.Contains(st.Text, "deny") {
+		return "", &Refusal{Message: "denied"}
+	}
+	return strings.ReplaceAll(st.Text, "old", "new"), nil
+}
+
+func startupSeed(params ...string) []byte {
+	m := map[string]string{}
+	for i := 0; i+1 < len(params); i += 2 {
+		m[params[i]] = params[i+1]
+	}
+	b, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: m}).Encode(nil)
+	return b
+}
+
+func encodeAll(msgs ...pgproto3.FrontendMessage) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b, _ = m.Encode(b)
+	}
+	return b
+}
+
+// FuzzStartup feeds arbitrary bytes to the startup and authentication
+// path of a connection: it must never panic or hang.
+func FuzzStartup(f *testing.F) {
+	ssl := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), sslRequestCode)
+	gss := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), gssEncRequestCode)
+	cancel, _ := (&pgproto3.CancelRequest{ProcessID: 7, SecretKey: []byte{1, 2, 3, 4}}).Encode(nil)
+	f.Add(startupSeed("user", "alice", "database", "db"))
+	f.Add(append(startupSeed("user", "alice", "database", "db"),
+		encodeAll(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte("n,,n=,r=abcdef")})...))
+	f.Add(append(startupSeed("user", "mallory"),
+		encodeAll(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte("n,,n=,r=x")},
+			&pgproto3.SASLResponse{Data: []byte("c=biws,r=x,p=AAAA")})...))
+	f.Add(append(ssl, startupSeed("user", "alice")...))
+	f.Add(append(gss, startupSeed("user", "alice", "options", "-c x=y")...))
+	f.Add(cancel)
+	f.Add(startupSeed("user", "a", "client_encoding", "SJIS"))
+	f.Add(startupSeed("user", "a", "_pq_.x", "1"))
+	f.Add([]byte{0, 0, 0, 8, 0, 4, 0, 0})
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	srv := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		srv.wg.Add(1)
+		go func() { srv.handle(server); close(done) }()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = client.Write(data)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("startup handler did not return")
+		}
+	})
+}
+
+// fuzzSession is a session reading client bytes from in and writing
+// upstream bytes to out, without any network.
+func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
+	ss := &session{
+		srv:          srv,
+		log:          zap.NewNop(),
+		ctx:          context.Background(),
+		cin:          newFrameReader(in, clientReadBuf, srv.cfg.Listen.MaxMessageSize),
+		uout:         newFrameWriter(out, upstreamWrite),
+		uin:          newFrameReader(in, upstreamReadBuf, maxUpstreamMessage),
+		cout:         newFrameWriter(out, clientWriteBuf),
+		markerPrefix: "pgveil_refused_fuzz_",
+		refusals:     map[uint64]pendingRefusal{},
+	}
+	ss.info.User = "alice"
+	return ss
+}
+
+// FuzzClientRelay feeds arbitrary post-authentication bytes to the
+// client relay: it must never panic, and every message it forwards must
+// be a well-framed message of a type the relay accepts.
+func FuzzClientRelay(f *testing.F) {
+	f.Add(encodeAll(&pgproto3.Query{String: "SELECT old"}, &pgproto3.Terminate{}))
+	f.Add(encodeAll(&pgproto3.Parse{Name: "s", Query: "SELECT deny"}, &pgproto3.Bind{PreparedStatement: "s"},
+		&pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{MaxRows: 5}, &pgproto3.Sync{}))
+	f.Add(encodeAll(&pgproto3.Query{String: "COPY t FROM STDIN"}, &pgproto3.CopyData{Data: []byte("1\n")},
+		&pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "x"}))
+	f.Add(encodeAll(&pgproto3.FunctionCall{Function: 1}, &pgproto3.Flush{}, &pgproto3.Close{ObjectType: 'S'}))
+	f.Add([]byte{'Q', 0, 0, 0, 4})
+	f.Add([]byte{'Q', 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{'Q', 0, 0, 0, 6, 'a', 0, 'b', 0})
+	srv := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		ss := fuzzSession(srv, bytes.NewReader(data), &out)
+		_ = ss.clientRelay()
+		_ = ss.uout.flush()
+		// What went upstream must parse as a sequence of messages.
+		fr := newFrameReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
+		for {
+			typ, total, err := fr.header()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("forwarded stream is malformed: %v", err)
+			}
+			if !strings.ContainsRune("QPBEDCHSdcfX", rune(typ)) {
+				t.Fatalf("forwarded message type %q", typ)
+			}
+			msg, err := fr.message(total)
+			if err != nil {
+				t.Fatalf("forwarded stream is truncated: %v", err)
+			}
+			if typ == 'Q' && bytes.Contains(msg, []byte("deny")) {
+				t.Fatalf("refused statement forwarded: %q", msg)
+			}
+		}
+	})
+}
+
+// FuzzBackendRelay feeds arbitrary upstream bytes to the backend relay:
+// it must never panic.
+func FuzzBackendRelay(f *testing.F) {
+	var seed []byte
+	seed, _ = (&pgproto3.RowDescription{}).Encode(seed)
+	seed, _ = (&pgproto3.DataRow{Values: [][]byte{[]byte("x")}}).Encode(seed)
+	seed, _ = (&pgproto3.ParameterStatus{Name: "client_encoding", Value: "UTF8"}).Encode(seed)
+	seed, _ = (&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42P01", Message: `relation "pg_catalog.pgveil_refused_fuzz_1" does not exist`}).Encode(seed)
+	seed, _ = (&pgproto3.CopyInResponse{}).Encode(seed)
+	seed, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(seed)
+	f.Add(seed)
+	f.Add([]byte{'Z', 0, 0, 0, 5, 'I', 'S', 0, 0, 0, 4})
+	srv := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ss := fuzzSession(srv, bytes.NewReader(data), io.Discard)
+		ss.refusals[1] = pendingRefusal{r: &Refusal{Message: "x"}, batch: 1}
+		_ = ss.backendRelay()
+	})
+}

@@ -1,0 +1,262 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// cluster is the throwaway PostgreSQL shared by this package's tests.
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &cluster)) }
+
+const (
+	testDB      = "proxytest"
+	svcUser     = "pgveil_test_svc"
+	svcPassword = "svc-password-for-tests"
+)
+
+// users are the logins every test proxy accepts, with their passwords.
+var users = map[string]string{
+	"alice": "alice-secret",
+	"bob":   "b0b's \"pass\" wörd",
+}
+
+var (
+	setupOnce sync.Once
+	setupErr  error
+	verifiers = map[string]scram.Verifier{}
+)
+
+// setupUpstream creates the test database, the service account and the
+// tables tests read, once per package.
+func setupUpstream(t testing.TB) {
+	t.Helper()
+	pgtest.Require(t, cluster)
+	setupOnce.Do(func() {
+		ctx := context.Background()
+		if setupErr = cluster.CreateDatabase(ctx, testDB); setupErr != nil {
+			return
+		}
+		setupErr = cluster.Exec(ctx, testDB, fmt.Sprintf(`
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') THEN
+    CREATE ROLE %[1]s LOGIN;
+  END IF;
+END $$;
+ALTER ROLE %[1]s PASSWORD '%[2]s';
+CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g;
+CREATE TABLE sink (id int, note text);
+GRANT SELECT, INSERT, UPDATE, DELETE ON items, sink TO %[1]s;
+`, svcUser, svcPassword))
+		if setupErr != nil {
+			return
+		}
+		for u, pw := range users {
+			v, err := scram.NewVerifier(pw, 4096)
+			if err != nil {
+				setupErr = err
+				return
+			}
+			verifiers[u] = v
+		}
+	})
+	if setupErr != nil {
+		t.Fatalf("setting up upstream: %v", setupErr)
+	}
+}
+
+// testProxy is a pgveil server running in the test process.
+type testProxy struct {
+	srv  *proxy.Server
+	addr string
+	cfg  *policy.Config
+	// certFile is the PEM certificate clients can trust when TLS is on.
+	certFile string
+}
+
+// proxyOption adjusts the configuration of a test proxy.
+type proxyOption func(*policy.Config, *proxy.Options)
+
+// withTLS turns TLS on for clients, requiring it when require is true.
+func withTLS(t testing.TB, require bool) proxyOption {
+	return func(c *policy.Config, _ *proxy.Options) {
+		cert, _ := selfSigned(t)
+		c.Listen.TLS = &policy.ListenTLS{Require: require, Config: &tls.Config{
+			Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		}}
+	}
+}
+
+// withRewriter installs r as the statement hook.
+func withRewriter(r proxy.Rewriter) proxyOption {
+	return func(_ *policy.Config, o *proxy.Options) { o.Rewriter = r }
+}
+
+// startProxy starts a pgveil server in front of the test cluster. It is
+// shut down when the test ends.
+func startProxy(t testing.TB, opts ...proxyOption) *testProxy {
+	t.Helper()
+	setupUpstream(t)
+	cfg := &policy.Config{
+		Listen: policy.Listen{
+			Address:         "127.0.0.1:0",
+			Database:        testDB,
+			StartupTimeout:  5 * time.Second,
+			ShutdownTimeout: 5 * time.Second,
+			MaxMessageSize:  1 << 20,
+		},
+		Upstream: policy.Upstream{
+			Address:        cluster.Addr(),
+			Database:       testDB,
+			User:           svcUser,
+			Password:       svcPassword,
+			SearchPath:     "public",
+			ConnectTimeout: 5 * time.Second,
+			TLS:            policy.UpstreamTLS{Mode: policy.TLSDisable},
+		},
+		Users: map[string]*policy.User{},
+	}
+	for u, v := range verifiers {
+		cfg.Users[u] = &policy.User{Login: u, Verifier: v}
+	}
+	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+	for _, o := range opts {
+		o(cfg, &po)
+	}
+	srv, err := proxy.New(cfg, po)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-done
+	})
+	p := &testProxy{srv: srv, addr: ln.Addr().String(), cfg: cfg}
+	if cfg.Listen.TLS != nil {
+		p.certFile = writeCert(t, cfg.Listen.TLS.Config.Certificates[0])
+	}
+	return p
+}
+
+// url returns a connection URL for user through the proxy; extra are
+// query parameters such as sslmode.
+func (p *testProxy) url(user, password string, extra url.Values) string {
+	q := url.Values{"sslmode": {"disable"}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: p.addr, Path: "/" + testDB, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// connect opens a pgx connection as user through the proxy.
+func (p *testProxy) connect(t testing.TB, user string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.url(user, users[user], nil))
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// noLeaks fails the test if goroutines started during it are still
+// running once every later cleanup (proxy shutdown included) has run.
+// Call it before startProxy.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	opts := []goleak.Option{
+		goleak.IgnoreCurrent(),
+		// The test cluster waits on its postgres process; restarts start a new waiter.
+		goleak.IgnoreAnyFunction("github.com/pgveil/pgveil/internal/pgtest.(*Cluster).startLocked.func1"),
+	}
+	t.Cleanup(func() {
+		// Give closing connections a moment to finish their goroutines.
+		var err error
+		for i := 0; i < 50; i++ {
+			if err = goleak.Find(opts...); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("goroutines leaked: %v", err)
+	})
+}
+
+// selfSigned returns a fresh certificate for 127.0.0.1 and localhost.
+func selfSigned(t testing.TB) (tls.Certificate, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pgveil test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
+}
+
+// writeCert writes the certificate of c as PEM and returns the path.
+func writeCert(t testing.TB, c tls.Certificate) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "server.crt")
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,137 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func TestUpstreamRestart(t *testing.T) {
+	if cluster != nil && cluster.External() {
+		t.Skip("cannot restart an external server")
+	}
+	noLeaks(t)
+	p := startProxy(t)
+	ctx := context.Background()
+
+	c := p.connect(t, "alice")
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("an open session gets a clean connection error", func(t *testing.T) {
+		_, err := c.Exec(ctx, "SELECT 1")
+		var pgErr *pgconn.PgError
+		if err == nil {
+			t.Fatal("statement succeeded with the upstream down")
+		}
+		if errors.As(err, &pgErr) && pgErr.Code != "57P01" && pgErr.Code != "08006" {
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
+	t.Run("a new session while the upstream is down gets 08001", func(t *testing.T) {
+		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
+			t.Fatalf("want 08001, got %v", err)
+		}
+	})
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("new sessions work once the upstream is back", func(t *testing.T) {
+		c2 := p.connect(t, "bob")
+		if err := c2.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a session open during a restart gets 57P01 or 08006", func(t *testing.T) {
+		c3 := p.connect(t, "alice")
+		if err := cluster.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c3.Exec(ctx, "SELECT 1")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "57P01" && pgErr.Code != "08006") {
+			t.Fatalf("want 57P01/08006, got %v", err)
+		}
+		c4 := p.connect(t, "alice")
+		if err := c4.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	noLeaks(t)
+	p := startProxy(t)
+	ctx := context.Background()
+	idle := p.connect(t, "bob")
+	busy := p.connect(t, "alice")
+
+	result := make(chan error, 1)
+	go func() {
+		var s string
+		result <- busy.QueryRow(ctx, "SELECT pg_sleep(1)::text || 'done'").Scan(&s)
+	}()
+	time.Sleep(200 * time.Millisecond)
+
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	t.Run("the running statement finished", func(t *testing.T) {
+		if err := <-result; err != nil {
+			t.Fatalf("running statement failed: %v", err)
+		}
+		if time.Since(start) < 500*time.Millisecond {
+			t.Fatal("shutdown did not wait for the running statement")
+		}
+	})
+	t.Run("idle sessions were told the server is shutting down", func(t *testing.T) {
+		_, err := idle.Exec(ctx, "SELECT 1")
+		if err == nil {
+			t.Fatal("idle session still works")
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != "57P01" {
+			t.Fatalf("want 57P01, got %v", err)
+		}
+	})
+	t.Run("no new connection is accepted", func(t *testing.T) {
+		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		if err == nil || !strings.Contains(err.Error(), "connect") {
+			t.Fatalf("connection accepted after shutdown: %v", err)
+		}
+	})
+}
+
+func TestShutdownDeadlineClosesLongStatements(t *testing.T) {
+	p := startProxy(t)
+	ctx := context.Background()
+	c := p.connect(t, "alice")
+	result := make(chan error, 1)
+	go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(30)"); result <- err }()
+	time.Sleep(200 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := p.srv.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the deadline error, got %v", err)
+	}
+	select {
+	case err := <-result:
+		if err == nil {
+			t.Fatal("statement reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("session not closed at the deadline")
+	}
+}

@@ -1,0 +1,308 @@
+package proxy_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// sendCancel sends a CancelRequest for (pid, secret) to addr.
+func sendCancel(t testing.TB, addr string, pid uint32, secret []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf, _ := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
+	if _, err := c.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.ReadAll(c)
+}
+
+// startupRaw connects to addr and sends a StartupMessage with params,
+// returning the connection and a frontend to read the answer.
+func startupRaw(t testing.TB, addr string, params map[string]string) (net.Conn, *pgproto3.Frontend) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(c, c)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: params})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c, fe
+}
+
+// expectFatal reads until an ErrorResponse and checks its code and that
+// its message contains want.
+func expectFatal(t testing.TB, fe *pgproto3.Frontend, code, want string) {
+	t.Helper()
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("want error %s, connection ended: %v", code, err)
+		}
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			if e.Code != code || !strings.Contains(e.Message, want) {
+				t.Fatalf("want %s %q, got %s %q", code, want, e.Code, e.Message)
+			}
+			return
+		}
+	}
+}
+
+func TestStartupIsRefused(t *testing.T) {
+	p := startProxy(t)
+	base := func(extra map[string]string) map[string]string {
+		m := map[string]string{"user": "alice", "database": testDB}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		params map[string]string
+		code   string
+		msg    string
+	}{
+		{"when options are given", base(map[string]string{"options": "-c search_path=evil"}), "42501", `"options" is not allowed`},
+		{"when search_path is given", base(map[string]string{"search_path": "evil"}), "42501", `"search_path" is pinned`},
+		{"when standard_conforming_strings is given", base(map[string]string{"standard_conforming_strings": "off"}), "42501", "pinned"},
+		{"for replication connections", base(map[string]string{"replication": "database"}), "42501", "replication"},
+		{"for the SJIS encoding", base(map[string]string{"client_encoding": "SJIS"}), "42501", "refused"},
+		{"for the GBK encoding spelled win936", base(map[string]string{"client_encoding": "win936"}), "42501", "refused"},
+		{"for an unsupported encoding", base(map[string]string{"client_encoding": "LATIN1"}), "0A000", "not supported"},
+		{"for an unknown parameter", base(map[string]string{"role": "postgres"}), "42501", "pinned"},
+		{"for a parameter pgveil does not know", base(map[string]string{"enable_seqscan": "off"}), "42501", "not allowed"},
+		{"without a user", map[string]string{"database": testDB}, "28000", "no PostgreSQL user name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, fe := startupRaw(t, p.addr, tc.params)
+			expectFatal(t, fe, tc.code, tc.msg)
+		})
+	}
+}
+
+func TestStartupEncodingsAccepted(t *testing.T) {
+	p := startProxy(t)
+	for _, enc := range []string{"UTF8", "utf-8", "SQL_ASCII", "auto"} {
+		t.Run("client_encoding "+enc+" is accepted", func(t *testing.T) {
+			ctx := context.Background()
+			cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.RuntimeParams["client_encoding"] = enc
+			c, err := pgconn.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if got := c.ParameterStatus("client_encoding"); got != "UTF8" {
+				t.Fatalf("client told %q", got)
+			}
+		})
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	p := startProxy(t)
+	ctx := context.Background()
+	connectErr := func(user, pw string, extra map[string]string) error {
+		cfg, err := pgconn.ParseConfig(p.url(user, pw, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range extra {
+			cfg.RuntimeParams[k] = v
+		}
+		c, err := pgconn.ConnectConfig(ctx, cfg)
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err
+	}
+	t.Run("a user with a non-ASCII, quoted password logs in", func(t *testing.T) {
+		if err := connectErr("bob", users["bob"], nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var wrong, unknown *pgconn.PgError
+	t.Run("a wrong password fails with 28P01", func(t *testing.T) {
+		err := connectErr("alice", "nope", nil)
+		if !errors.As(err, &wrong) || wrong.Code != "28P01" || wrong.Message != `password authentication failed for user "alice"` {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("an unknown user fails exactly like a wrong password", func(t *testing.T) {
+		err := connectErr("mallory", "nope", nil)
+		if !errors.As(err, &unknown) || unknown.Code != "28P01" || unknown.Message != `password authentication failed for user "mallory"` {
+			t.Fatalf("got %v", err)
+		}
+		if unknown.Severity != wrong.Severity || unknown.Detail != wrong.Detail || unknown.Hint != wrong.Hint {
+			t.Fatalf("unknown user distinguishable: %+v vs %+v", unknown, wrong)
+		}
+	})
+	t.Run("a wrong database is refused after authentication", func(t *testing.T) {
+		cfg, _ := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+		cfg.Database = "postgres"
+		_, err := pgconn.ConnectConfig(ctx, cfg)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "3D000" || !strings.Contains(pgErr.Hint, testDB) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("the session reports the login as session_authorization", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		if got := c.PgConn().ParameterStatus("session_authorization"); got != "alice" {
+			t.Fatalf("session_authorization %q", got)
+		}
+		var app string
+		if err := c.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app); err != nil || !strings.HasPrefix(app, "pgveil:alice:") {
+			t.Fatalf("upstream application_name %q %v", app, err)
+		}
+	})
+}
+
+func TestFunctionCallIsRefused(t *testing.T) {
+	p := startProxy(t)
+	c := p.connect(t, "alice")
+	fe := c.PgConn().Frontend()
+	fe.Send(&pgproto3.FunctionCall{Function: 1598 /* random() */, ResultFormatCode: 0})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	expectFatal(t, fe, "42501", "fast-path function call")
+	msg, err := fe.Receive()
+	if rfq, ok := msg.(*pgproto3.ReadyForQuery); err != nil || !ok || rfq.TxStatus != 'I' {
+		t.Fatalf("want ReadyForQuery, got %T %v", msg, err)
+	}
+	var one int
+	if err := c.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("session unusable: %v", err)
+	}
+}
+
+func TestBadInputKeepsTheProxyServing(t *testing.T) {
+	noLeaks(t)
+	p := startProxy(t)
+	ctx := context.Background()
+	stillServes := func(t *testing.T) {
+		t.Helper()
+		c := p.connect(t, "bob")
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("proxy stopped serving: %v", err)
+		}
+		c.Close(ctx)
+	}
+
+	t.Run("garbage bytes get the connection closed", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.ReadAll(c)
+		c.Close()
+		stillServes(t)
+	})
+	t.Run("an oversized message ends the session with 08P01", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		fe := c.PgConn().Frontend()
+		fe.Send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 2<<20) + "'"})
+		_ = fe.Flush()
+		expectFatal(t, fe, "08P01", "too large")
+		stillServes(t)
+	})
+	t.Run("an invalid message type ends the session with 08P01", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		conn := c.PgConn().Conn()
+		_, _ = conn.Write([]byte{'!', 0, 0, 0, 4})
+		expectFatal(t, c.PgConn().Frontend(), "08P01", "invalid frontend message type")
+		stillServes(t)
+	})
+	t.Run("a negative message length ends the session", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		conn := c.PgConn().Conn()
+		_, _ = conn.Write([]byte{'Q', 0xff, 0xff, 0xff, 0xff})
+		expectFatal(t, c.PgConn().Frontend(), "08P01", "")
+		stillServes(t)
+	})
+	t.Run("an idle startup times out", func(t *testing.T) {
+		p.cfg.Listen.StartupTimeout = 5 * time.Second
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		start := time.Now()
+		_, err = c.Read(make([]byte, 1))
+		if err == nil || time.Since(start) > 12*time.Second {
+			t.Fatalf("idle startup not closed: %v after %v", err, time.Since(start))
+		}
+	})
+	t.Run("an oversized startup packet is refused", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var hdr [8]byte
+		binary.BigEndian.PutUint32(hdr[:], 1<<20)
+		binary.BigEndian.PutUint32(hdr[4:], pgproto3.ProtocolVersion30)
+		_, _ = c.Write(hdr[:])
+		fe := pgproto3.NewFrontend(c, c)
+		expectFatal(t, fe, "08P01", "invalid length of startup packet")
+		stillServes(t)
+	})
+	t.Run("a client dropping mid-result frees its upstream backend", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		fe := c.PgConn().Frontend()
+		fe.Send(&pgproto3.Query{String: "SELECT g, repeat('y', 100) FROM generate_series(1, 5000000) g"})
+		_ = fe.Flush()
+		if _, err := fe.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		c.PgConn().Conn().Close()
+		admin, err := cluster.Connect(ctx, testDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(ctx)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND query LIKE '%5000000%' AND pid <> pg_backend_pid()",
+				[][]byte{[]byte(svcUser)}, nil, nil, nil).Read()
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if string(res.Rows[0][0]) == "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("upstream backend still running 10s after the client dropped")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		stillServes(t)
+	})
+}

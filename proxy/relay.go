@@ -1,0 +1,462 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+)
+
+// pendingRefusal is a refusal waiting for its marker's error upstream.
+type pendingRefusal struct {
+	r *Refusal
+	// batch is the number of the ReadyForQuery that closes the batch the
+	// marker was sent in.
+	batch int64
+}
+
+// isCopyFrontend reports whether typ may be sent while in COPY FROM STDIN:
+// copy messages, plus Flush and Sync which the server ignores there.
+func isCopyFrontend(typ byte) bool {
+	switch typ {
+	case 'd', 'c', 'f', 'H', 'S':
+		return true
+	}
+	return false
+}
+
+// clientRelay moves client messages upstream until the session ends. It is
+// the one place that lists every frontend message pgveil accepts after
+// authentication.
+func (ss *session) clientRelay() sessionEnd {
+	for {
+		// Before a read that may block, send what is batched: the client may
+		// be waiting for answers to it.
+		if ss.cin.buffered() < headerLen {
+			if err := ss.uout.flush(); err != nil {
+				return ss.upstreamGone(err)
+			}
+		}
+		typ, total, err := ss.cin.header()
+		if err != nil {
+			return ss.clientReadFailed(err)
+		}
+		if ss.draining.Load() && ss.idle() {
+			return endAdminShutdown()
+		}
+		if ss.serverCopyIn.Load() && ss.copyStarts.Load() > ss.copyEnds && !isCopyFrontend(typ) {
+			return protocolViolation(fmt.Sprintf("unexpected message type %q during COPY from stdin", typ))
+		}
+		switch typ {
+		case 'Q':
+			err = ss.relayQuery(total)
+		case 'P':
+			err = ss.relayParse(total)
+		case 'B', 'E', 'D', 'C', 'H':
+			// Bind, Execute, Describe, Close, Flush name statements and
+			// portals the server already holds; they carry no SQL text.
+			err = ss.cin.forward(total, ss.uout)
+		case 'S':
+			ss.sent.Add(1)
+			err = ss.cin.forward(total, ss.uout)
+		case 'd':
+			err = ss.cin.forward(total, ss.uout)
+		case 'c', 'f':
+			ss.copyEnds++
+			err = ss.cin.forward(total, ss.uout)
+		case 'F':
+			// The fast-path interface calls a function by OID, bypassing
+			// every statement check.
+			if err = ss.cin.skip(total); err == nil {
+				ss.sent.Add(1)
+				err = ss.refuse(SourceQuery, "", &Refusal{
+					Code:    CodeInsufficientPrivilege,
+					Message: "pgveil refused a fast-path function call (FunctionCall message)",
+					Hint:    "Call the function from a SELECT statement instead.",
+				})
+			}
+		case 'X':
+			if err = ss.cin.forward(total, ss.uout); err == nil {
+				err = ss.uout.flush()
+			}
+			if err == nil {
+				return sessionEnd{reason: "client terminated the session"}
+			}
+		default:
+			return protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
+		}
+		if err != nil {
+			var ce *clientError
+			if errors.As(err, &ce) {
+				return sessionEnd{resp: ce.resp, reason: ce.Error(), warn: true}
+			}
+			if isWriteErr(err) {
+				return ss.upstreamGone(err)
+			}
+			return ss.clientReadFailed(err)
+		}
+	}
+}
+
+func protocolViolation(msg string) sessionEnd {
+	return sessionEnd{resp: fatal(CodeProtocolViolation, msg, ""), reason: msg, warn: true}
+}
+
+// clientReadFailed classifies a read error on the client connection.
+func (ss *session) clientReadFailed(err error) sessionEnd {
+	if errors.Is(err, errMessageTooLarge) || errors.Is(err, errBadLength) {
+		e := protocolViolation(err.Error())
+		e.cancelRunning = true
+		return e
+	}
+	return sessionEnd{reason: "client disconnected", err: quietErr(err), cancelRunning: true}
+}
+
+// upstreamGone ends the session after an upstream write failed.
+func (ss *session) upstreamGone(err error) sessionEnd {
+	return sessionEnd{
+		resp:   fatal(CodeConnectionFailure, "lost connection to the upstream server", ""),
+		reason: "upstream connection lost", err: quietErr(err), warn: true,
+	}
+}
+
+// quietErr drops errors that only say a connection was closed.
+func quietErr(err error) error {
+	if isClosedConn(err) {
+		return nil
+	}
+	return err
+}
+
+// statementText returns the NUL-terminated string at the start of b and
+// what follows it.
+func cstring(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), b[i+1:], true
+		}
+	}
+	return "", nil, false
+}
+
+// relayQuery handles a simple-protocol Query: its text goes through the
+// Rewriter, then upstream.
+func (ss *session) relayQuery(total int) error {
+	msg, err := ss.cin.message(total)
+	if err != nil {
+		return err
+	}
+	defer ss.cin.release()
+	text, rest, ok := cstring(msg[headerLen:])
+	if !ok || len(rest) != 0 {
+		return fatalErr(CodeProtocolViolation, "invalid message format: Query", "", nil)
+	}
+	ss.sent.Add(1)
+	st := &Statement{Source: SourceQuery, Text: text}
+	out, rerr := ss.rewrite(st)
+	if rerr != nil {
+		return ss.refuse(SourceQuery, "", asRefusal(rerr))
+	}
+	if out == text {
+		return ss.uout.write(msg)
+	}
+	ss.cscratch, err = (&pgproto3.Query{String: out}).Encode(ss.cscratch[:0])
+	if err != nil {
+		return fmt.Errorf("encoding rewritten query: %w", err)
+	}
+	return ss.uout.write(ss.cscratch)
+}
+
+// relayParse handles an extended-protocol Parse: its text goes through the
+// Rewriter, then upstream under the same statement name.
+func (ss *session) relayParse(total int) error {
+	msg, err := ss.cin.message(total)
+	if err != nil {
+		return err
+	}
+	defer ss.cin.release()
+	var p pgproto3.Parse
+	if err := p.Decode(msg[headerLen:]); err != nil {
+		return fatalErr(CodeProtocolViolation, "invalid message format: Parse", "", err)
+	}
+	st := &Statement{Source: SourceParse, Text: p.Query, Name: p.Name, ParamOIDs: p.ParameterOIDs}
+	out, rerr := ss.rewrite(st)
+	if rerr != nil {
+		return ss.refuse(SourceParse, p.Name, asRefusal(rerr))
+	}
+	if out == p.Query {
+		return ss.uout.write(msg)
+	}
+	p.Query = out
+	ss.cscratch, err = p.Encode(ss.cscratch[:0])
+	if err != nil {
+		return fmt.Errorf("encoding rewritten parse: %w", err)
+	}
+	return ss.uout.write(ss.cscratch)
+}
+
+// rewrite runs the Rewriter on st, refusing text PostgreSQL would read
+// differently from pgveil.
+func (ss *session) rewrite(st *Statement) (string, error) {
+	if ce := ss.log.Check(zap.DebugLevel, "statement"); ce != nil {
+		ce.Write(zap.String("source", string(rune(st.Source))), zap.String("sql", st.Text))
+	}
+	out, err := ss.srv.rewriter.Rewrite(ss.ctx, &ss.info, st)
+	if err != nil {
+		ss.log.Info("statement refused", zap.String("sql", st.Text), zap.Error(err))
+		return "", err
+	}
+	if strings.IndexByte(out, 0) >= 0 {
+		return "", &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte"}
+	}
+	return out, nil
+}
+
+// refuse sends upstream, in place of the refused message, a statement
+// that fails with a marker error; the backend relay replaces that error
+// with r. Going through the server keeps PostgreSQL's own semantics for
+// the refusal: its position among pipelined results, the aborted
+// transaction, and the skipping of extended-protocol messages up to Sync.
+//
+// NOTE: the marker text holds only pgveil's own nonce and a counter, never
+// client input. It names a relation in pg_catalog, where no unprivileged
+// role can create one, so it always fails with 42P01.
+func (ss *session) refuse(src Source, name string, r *Refusal) error {
+	ss.refSeq++
+	seq := ss.refSeq
+	batch := ss.sent.Load()
+	if src == SourceParse {
+		// A Parse belongs to the batch its next Sync closes.
+		batch++
+	}
+	ss.refMu.Lock()
+	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
+	ss.refMu.Unlock()
+
+	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
+	var err error
+	if src == SourceParse {
+		ss.cscratch, err = (&pgproto3.Parse{Name: name, Query: marker}).Encode(ss.cscratch[:0])
+	} else {
+		ss.cscratch, err = (&pgproto3.Query{String: marker}).Encode(ss.cscratch[:0])
+	}
+	if err != nil {
+		return fmt.Errorf("encoding refusal marker: %w", err)
+	}
+	return ss.uout.write(ss.cscratch)
+}
+
+// takeRefusal returns the refusal numbered by the marker named in msg.
+func (ss *session) takeRefusal(msg string) (*Refusal, bool) {
+	i := strings.Index(msg, ss.markerPrefix)
+	if i < 0 {
+		return nil, false
+	}
+	digits := msg[i+len(ss.markerPrefix):]
+	j := 0
+	for j < len(digits) && digits[j] >= '0' && digits[j] <= '9' {
+		j++
+	}
+	seq, err := strconv.ParseUint(digits[:j], 10, 64)
+	ss.refMu.Lock()
+	defer ss.refMu.Unlock()
+	p, ok := ss.refusals[seq]
+	if err != nil || !ok {
+		// A marker error always becomes a refusal; never forward it.
+		return &Refusal{Code: CodeInsufficientPrivilege, Message: "pgveil refused the statement"}, true
+	}
+	delete(ss.refusals, seq)
+	return p.r, true
+}
+
+// forgetRefusals drops refusals whose batch has been answered.
+func (ss *session) forgetRefusals(done int64) {
+	ss.refMu.Lock()
+	for k, p := range ss.refusals {
+		if p.batch <= done {
+			delete(ss.refusals, k)
+		}
+	}
+	ss.refMu.Unlock()
+}
+
+// backendRelay moves upstream messages to the client until the session
+// ends. It is the one place that lists the backend messages pgveil looks
+// at; every other message is forwarded without being decoded.
+func (ss *session) backendRelay() sessionEnd {
+	for {
+		if ss.uin.buffered() < headerLen {
+			ss.coutMu.Lock()
+			err := ss.cout.flush()
+			ss.coutMu.Unlock()
+			if err != nil {
+				return ss.clientWriteFailed(err)
+			}
+		}
+		typ, total, err := ss.uin.header()
+		if err != nil {
+			return ss.upstreamReadFailed(err)
+		}
+		switch typ {
+		case 'Z', 'E', 'S':
+			// ReadyForQuery, ErrorResponse, ParameterStatus: decoded.
+			if total > maxDecodedUpstream {
+				return sessionEnd{resp: fatal(CodeProtocolViolation, "upstream sent an oversized message", ""),
+					reason: "oversized upstream message", warn: true}
+			}
+			msg, err := ss.uin.message(total)
+			if err != nil {
+				return ss.upstreamReadFailed(err)
+			}
+			var end *sessionEnd
+			switch typ {
+			case 'Z':
+				err, end = ss.onReadyForQuery(msg)
+			case 'E':
+				err = ss.onError(msg)
+			case 'S':
+				err, end = ss.onParameterStatus(msg)
+			}
+			ss.uin.release()
+			if err != nil {
+				return ss.clientWriteFailed(err)
+			}
+			if end != nil {
+				return *end
+			}
+			continue
+		case 'G':
+			// CopyInResponse: the client may now send copy data only.
+			ss.copyStarts.Add(1)
+			ss.serverCopyIn.Store(true)
+		case 'C':
+			// CommandComplete ends a COPY FROM STDIN too.
+			ss.serverCopyIn.Store(false)
+		case 'W':
+			return sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),
+				reason: "upstream started COPY BOTH", warn: true}
+		case 'R', 'K', 'v':
+			return sessionEnd{resp: fatal(CodeProtocolViolation, "unexpected message from the upstream server", ""),
+				reason: fmt.Sprintf("unexpected upstream message %q", typ), warn: true}
+		}
+		// Everything else — DataRow, RowDescription, CommandComplete,
+		// CopyData, notices, notifications… — passes through undecoded.
+		ss.coutMu.Lock()
+		err = ss.uin.forward(total, ss.cout)
+		ss.coutMu.Unlock()
+		if err != nil {
+			if isWriteErr(err) {
+				return ss.clientWriteFailed(err)
+			}
+			return ss.upstreamReadFailed(err)
+		}
+	}
+}
+
+// writeClient writes one message to the client under coutMu.
+func (ss *session) writeClient(b []byte) error {
+	ss.coutMu.Lock()
+	defer ss.coutMu.Unlock()
+	return ss.cout.write(b)
+}
+
+// onReadyForQuery closes a batch.
+func (ss *session) onReadyForQuery(msg []byte) (error, *sessionEnd) {
+	ss.serverCopyIn.Store(false)
+	done := ss.done.Add(1)
+	ss.forgetRefusals(done)
+	if err := ss.writeClient(msg); err != nil {
+		return err, nil
+	}
+	if ss.draining.Load() && ss.idle() {
+		e := endAdminShutdown()
+		return nil, &e
+	}
+	return nil, nil
+}
+
+// onError forwards an ErrorResponse, replacing the error of a refusal
+// marker with the refusal itself.
+func (ss *session) onError(msg []byte) error {
+	ss.serverCopyIn.Store(false)
+	var er pgproto3.ErrorResponse
+	if err := er.Decode(msg[headerLen:]); err != nil {
+		return ss.writeClient(msg)
+	}
+	if er.Severity == "FATAL" || er.Severity == "PANIC" || er.SeverityUnlocalized == "FATAL" || er.SeverityUnlocalized == "PANIC" {
+		ss.upstreamFatal = true
+	}
+	if er.Code == "42P01" {
+		if r, ok := ss.takeRefusal(er.Message); ok {
+			resp := errorResponse("ERROR", r.Code, r.Message, r.Detail, r.Hint)
+			var err error
+			if ss.scratch, err = resp.Encode(ss.scratch[:0]); err != nil {
+				return fmt.Errorf("encoding refusal: %w", err)
+			}
+			return ss.writeClient(ss.scratch)
+		}
+	}
+	return ss.writeClient(msg)
+}
+
+// pinned lists the settings that must never change during a session and
+// the value each must keep.
+func (ss *session) pinned(name string) (string, bool) {
+	switch name {
+	case "client_encoding":
+		return "UTF8", true
+	case "standard_conforming_strings":
+		return "on", true
+	case "search_path":
+		return ss.srv.cfg.Upstream.SearchPath, true
+	}
+	return "", false
+}
+
+// onParameterStatus forwards a ParameterStatus, ending the session when a
+// pinned setting moved.
+func (ss *session) onParameterStatus(msg []byte) (error, *sessionEnd) {
+	var ps pgproto3.ParameterStatus
+	if err := ps.Decode(msg[headerLen:]); err != nil {
+		e := sessionEnd{resp: fatal(CodeProtocolViolation, "malformed ParameterStatus from the upstream server", ""),
+			reason: "malformed upstream ParameterStatus", warn: true}
+		return nil, &e
+	}
+	if want, ok := ss.pinned(ps.Name); ok && ps.Value != want {
+		e := sessionEnd{
+			resp: fatal(CodeInsufficientPrivilege,
+				fmt.Sprintf("pgveil ended the session: the pinned setting %s changed to %q", ps.Name, ps.Value), ""),
+			reason: "pinned setting changed", warn: true,
+		}
+		return nil, &e
+	}
+	if ps.Name == "session_authorization" {
+		ps.Value = ss.info.User
+		var err error
+		if ss.scratch, err = ps.Encode(ss.scratch[:0]); err != nil {
+			return fmt.Errorf("encoding parameter status: %w", err), nil
+		}
+		return ss.writeClient(ss.scratch), nil
+	}
+	return ss.writeClient(msg), nil
+}
+
+// clientWriteFailed ends a session whose client stopped reading.
+func (ss *session) clientWriteFailed(err error) sessionEnd {
+	return sessionEnd{reason: "client disconnected", err: quietErr(err), cancelRunning: true}
+}
+
+// upstreamReadFailed ends a session whose upstream connection broke.
+func (ss *session) upstreamReadFailed(err error) sessionEnd {
+	if ss.upstreamFatal {
+		return sessionEnd{reason: "upstream ended the session"}
+	}
+	if errors.Is(err, errMessageTooLarge) || errors.Is(err, errBadLength) {
+		return sessionEnd{resp: fatal(CodeProtocolViolation, "invalid message from the upstream server", ""),
+			reason: "invalid upstream message", err: err, warn: true}
+	}
+	return ss.upstreamGone(err)
+}

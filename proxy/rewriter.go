@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Source tells which frontend message carried a statement.
+type Source byte
+
+const (
+	// SourceQuery is a simple-protocol Query message; its text may hold
+	// several statements separated by semicolons.
+	SourceQuery Source = 'Q'
+	// SourceParse is an extended-protocol Parse message: one statement.
+	SourceParse Source = 'P'
+)
+
+// Statement is one statement text on its way upstream.
+type Statement struct {
+	// Source is the message that carried Text.
+	Source Source
+	// Text is the SQL exactly as the client sent it.
+	Text string
+	// Name is the prepared statement name of a Parse message ("" for the
+	// unnamed statement and for Query messages).
+	Name string
+	// ParamOIDs are the parameter types a Parse message declares.
+	ParamOIDs []uint32
+}
+
+// SessionInfo describes an authenticated client session. It is immutable
+// once the session starts.
+type SessionInfo struct {
+	// ID identifies the session in logs (and later the audit trail).
+	ID string
+	// User is the login the client authenticated as.
+	User string
+	// Database is the database name the client asked for.
+	Database string
+	// ApplicationName is the client's own application_name.
+	ApplicationName string
+	// ClientAddr is the client's remote address.
+	ClientAddr net.Addr
+	// TLS reports whether the client connection is encrypted.
+	TLS bool
+	// Started is when authentication succeeded.
+	Started time.Time
+}
+
+// Rewriter is the statement hook: every statement text from a Query or a
+// Parse message goes through Rewrite before it is forwarded. It returns
+// the text to forward, or an error to refuse the statement; a *Refusal
+// chooses the SQLSTATE and message the client receives, any other error is
+// refused with 42501 (fail closed).
+//
+// NOTE: Rewrite is called from the session's client-reading goroutine, one
+// statement at a time per session, and concurrently across sessions.
+type Rewriter interface {
+	Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (string, error)
+}
+
+// PassThrough is the Rewriter that forwards every statement unchanged.
+type PassThrough struct{}
+
+// Rewrite returns st.Text.
+func (PassThrough) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (string, error) {
+	return st.Text, nil
+}

@@ -1,0 +1,337 @@
+package proxy
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("pgveil: server closed")
+
+// Options are the optional parts of a Server.
+type Options struct {
+	// Logger receives the diagnostic log; zap.NewNop() when nil.
+	Logger *zap.Logger
+	// Rewriter sees every statement; PassThrough when nil.
+	Rewriter Rewriter
+}
+
+// Server accepts client connections, authenticates them, and relays each
+// one to its own upstream session.
+type Server struct {
+	cfg      *policy.Config
+	log      *zap.Logger
+	rewriter Rewriter
+	// upstream is the base pgconn configuration; sessions Copy it.
+	upstream *pgconn.Config
+	// tlsConfig is nil when the listen block has no tls block.
+	tlsConfig *tls.Config
+	// cbData is the tls-server-end-point channel-binding data of the
+	// server certificate (nil without TLS).
+	cbData []byte
+	// mockSecret keys the mock SCRAM verifiers of unknown users.
+	// NOTE: it must be secret (or an observer could compute an unknown
+	// user's mock salt) and stable across restarts (or an unknown user's
+	// salt would change while a real user's does not); see mockSecret.
+	mockSecret []byte
+	cancels    cancelRegistry
+	nextID     atomic.Uint64
+
+	mu sync.Mutex
+	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
+	// connections still in their startup phase; sessions the running ones.
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	sessions  map[*session]struct{}
+	closing   bool
+	// wg counts connection goroutines.
+	wg sync.WaitGroup
+}
+
+// New returns a Server for cfg. cfg must have been returned by
+// policy.Load.
+func New(cfg *policy.Config, opts Options) (*Server, error) {
+	s := &Server{
+		cfg:       cfg,
+		log:       opts.Logger,
+		rewriter:  opts.Rewriter,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[net.Conn]struct{}{},
+		sessions:  map[*session]struct{}{},
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.rewriter == nil {
+		s.rewriter = PassThrough{}
+	}
+	up, err := upstreamConfig(&cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	s.upstream = up
+	if t := cfg.Listen.TLS; t != nil && t.Config != nil {
+		s.tlsConfig = t.Config
+		if len(t.Config.Certificates) > 0 {
+			cert := t.Config.Certificates[0]
+			leaf := cert.Leaf
+			if leaf == nil && len(cert.Certificate) > 0 {
+				if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+					return nil, fmt.Errorf("parsing listen certificate: %w", err)
+				}
+			}
+			if leaf != nil {
+				s.cbData = scram.TLSServerEndPoint(leaf)
+			}
+		}
+	}
+	s.mockSecret = mockSecret(&cfg.Upstream)
+	return s, nil
+}
+
+// ListenAndServe listens on the configured address and serves until
+// Shutdown or Close.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen.Address)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen.Address, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown or Close; it closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	s.log.Info("listening", zap.String("address", ln.Addr().String()), zap.Bool("tls", s.tlsConfig != nil))
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accepting connections: %w", err)
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+// errTooManyFiles is the accept error that passes once descriptors free up.
+var errTooManyFiles = syscall.EMFILE
+
+// forgetConn drops c from the startup-phase connections.
+func (s *Server) forgetConn(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting connections, ends idle sessions at once and
+// every other session as soon as its running statement finishes; when ctx
+// ends first, the remaining sessions are closed. It returns ctx.Err() in
+// that case.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.drain()
+	}
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
+	}
+	return nil
+}
+
+// SessionCount reports how many sessions are relaying.
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// handle runs one client connection from its first byte to its end.
+func (s *Server) handle(conn net.Conn) {
+	defer s.wg.Done()
+	defer conn.Close()
+	defer s.forgetConn(conn)
+
+	log := s.log.With(zap.String("client", conn.RemoteAddr().String()))
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.Listen.StartupTimeout))
+
+	res, err := s.negotiate(conn)
+	if err != nil {
+		s.failStartup(log, res, conn, err)
+		return
+	}
+	if res.cancel != nil {
+		s.handleCancel(log, res.cancel)
+		return
+	}
+	ss := newSession(s, res, log)
+	if err := ss.start(res); err != nil {
+		ss.failStartup(err)
+		return
+	}
+	_ = res.conn.SetDeadline(time.Time{})
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ss.failStartup(fatalErr(CodeAdminShutdown, "the server is shutting down", "", nil))
+		ss.closeUpstream()
+		return
+	}
+	delete(s.conns, conn)
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+
+	ss.run()
+
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
+
+// failStartup reports err to a client that did not get past negotiation.
+func (s *Server) failStartup(log *zap.Logger, res *startupResult, conn net.Conn, err error) {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		c := conn
+		if res != nil && res.conn != nil {
+			c = res.conn
+		}
+		if buf, e := ce.resp.Encode(nil); e == nil {
+			_, _ = c.Write(buf)
+		}
+		log.Info("connection refused during startup", zap.String("reason", ce.Error()))
+		return
+	}
+	if !isClosedConn(err) {
+		log.Info("connection ended during startup", zap.Error(err))
+	}
+}
+
+// handleCancel forwards a CancelRequest whose key pgveil issued; any
+// other key cancels nothing.
+func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
+	ss := s.cancels.lookup(cr.ProcessID, cr.SecretKey)
+	if ss == nil {
+		log.Info("cancel request with an unknown key ignored")
+		return
+	}
+	ss.log.Info("cancel request forwarded upstream")
+	if err := ss.up.cancelUpstream(context.Background()); err != nil {
+		ss.log.Warn("forwarding cancel request failed", zap.Error(err))
+	}
+}
+
+// mockSecret derives the key of unknown users' mock verifiers from the
+// upstream service account's password: secret, and stable for as long as
+// that password is, like PostgreSQL's use of its system identifier. Without
+// a password it falls back to a random key per process.
+func mockSecret(u *policy.Upstream) []byte {
+	if u.Password == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			panic("pgveil: crypto/rand failed: " + err.Error())
+		}
+		return b
+	}
+	h := hmac.New(sha256.New, []byte("pgveil mock SCRAM secret v1"))
+	for _, part := range []string{u.Address, u.Database, u.User, u.Password} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
+}

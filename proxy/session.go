@@ -1,0 +1,329 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+)
+
+// Buffer sizes. Results stream through upstreamReadBuf and clientWriteBuf
+// whatever their size; a session's memory is about the sum of these.
+const (
+	clientReadBuf   = 16 << 10
+	clientWriteBuf  = 64 << 10
+	upstreamReadBuf = 64 << 10
+	upstreamWrite   = 16 << 10
+	// maxUpstreamMessage caps what the upstream may announce (PostgreSQL's
+	// own limit is 1 GiB); such messages are streamed, not buffered.
+	maxUpstreamMessage = 1<<30 + headerLen
+	// maxDecodedUpstream caps the upstream messages pgveil must decode
+	// (errors, parameter status): anything larger ends the session.
+	maxDecodedUpstream = 16 << 20
+)
+
+// session is one authenticated client relayed to its own upstream backend.
+//
+// Two goroutines move the bytes: the client relay (client → upstream)
+// decodes the messages that carry statements and passes every other one
+// through; the backend relay (upstream → client) forwards results without
+// decoding them and watches the few messages that change session state.
+//
+// NOTE: cin and uout belong to the client relay, uin to the backend relay.
+// cout is shared and guarded by coutMu: the backend relay writes results,
+// and end writes a final FATAL. Nothing holds coutMu while calling end.
+type session struct {
+	srv  *Server
+	log  *zap.Logger
+	info SessionInfo
+	// ctx is cancelled when the session ends; the Rewriter gets it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	client net.Conn
+	up     *upstreamConn
+
+	cin    *frameReader
+	coutMu sync.Mutex
+	cout   *frameWriter
+	uin    *frameReader
+	uout   *frameWriter
+
+	// pid and secret are the BackendKeyData this client was given.
+	pid    uint32
+	secret [4]byte
+
+	// markerPrefix names the relations of refusal markers; it holds a
+	// random nonce so that no client can produce a marker error itself.
+	markerPrefix string
+	// refSeq numbers refusals (client relay only).
+	refSeq uint64
+	refMu  sync.Mutex
+	// refusals waits for the upstream error each marker produces.
+	// NOTE: guarded by refMu. An entry whose marker the server skipped (an
+	// earlier error in the same pipeline, an aborted transaction) is
+	// dropped at the ReadyForQuery that closes its batch.
+	refusals map[uint64]pendingRefusal
+
+	// sent counts batch boundaries forwarded upstream (Query, Sync and
+	// refused FunctionCall messages: each yields one ReadyForQuery); done
+	// counts ReadyForQuery messages received. The session is idle when
+	// done >= sent.
+	// NOTE: a Sync the server reads while in COPY FROM STDIN is ignored by
+	// the server and never answered, so sent may stay ahead of done after
+	// an extended-protocol COPY; such a session is then only closed at the
+	// shutdown deadline, never early.
+	sent atomic.Int64
+	done atomic.Int64
+
+	// serverCopyIn is true from the upstream's CopyInResponse to the end of
+	// that COPY (CommandComplete, ErrorResponse or ReadyForQuery).
+	// copyStarts counts CopyInResponses; copyEnds (client relay only)
+	// counts the CopyDone/CopyFail the client sent. The client is inside
+	// COPY FROM STDIN while serverCopyIn && copyStarts > copyEnds.
+	serverCopyIn atomic.Bool
+	copyStarts   atomic.Int64
+	copyEnds     int64
+
+	// upstreamFatal is set by the backend relay once it forwarded a FATAL
+	// from the upstream: the connection loss that follows is expected.
+	upstreamFatal bool
+	draining      atomic.Bool
+	endOnce       sync.Once
+	// scratch is the backend relay's encoding buffer; cscratch the client
+	// relay's.
+	scratch, cscratch []byte
+}
+
+// sessionEnd says why a session ends and what the client is told.
+type sessionEnd struct {
+	// resp is sent to the client before closing, when not nil.
+	resp *pgproto3.ErrorResponse
+	// reason is logged.
+	reason string
+	// err is logged when not nil.
+	err error
+	// cancelRunning asks the upstream to cancel a running statement first.
+	cancelRunning bool
+	// level is the log level of the end.
+	warn bool
+}
+
+func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
+	var id [8]byte
+	var nonce [12]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		panic("pgveil: crypto/rand failed: " + err.Error())
+	}
+	if _, err := rand.Read(nonce[:]); err != nil {
+		panic("pgveil: crypto/rand failed: " + err.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{
+		srv: s,
+		info: SessionInfo{
+			ID:              hex.EncodeToString(id[:]),
+			User:            res.params.user,
+			Database:        res.params.database,
+			ApplicationName: res.params.applicationName,
+			ClientAddr:      res.conn.RemoteAddr(),
+			TLS:             res.tls,
+		},
+		ctx:          ctx,
+		cancel:       cancel,
+		client:       res.conn,
+		cin:          newFrameReader(res.conn, clientReadBuf, s.cfg.Listen.MaxMessageSize),
+		cout:         newFrameWriter(res.conn, clientWriteBuf),
+		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
+		refusals:     map[uint64]pendingRefusal{},
+	}
+	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
+	return ss
+}
+
+// sendClient encodes msgs to the client and flushes.
+func (ss *session) sendClient(msgs ...pgproto3.BackendMessage) error {
+	ss.coutMu.Lock()
+	defer ss.coutMu.Unlock()
+	for _, m := range msgs {
+		var err error
+		if ss.scratch, err = m.Encode(ss.scratch[:0]); err != nil {
+			return fmt.Errorf("encoding %T: %w", m, err)
+		}
+		if err := ss.cout.write(ss.scratch); err != nil {
+			return err
+		}
+	}
+	return ss.cout.flush()
+}
+
+// start authenticates the client, opens its upstream session and sends
+// the client everything up to its first ReadyForQuery.
+func (ss *session) start(res *startupResult) error {
+	if res.minor > 0 || len(res.unrecognized) > 0 {
+		if err := ss.sendClient(&pgproto3.NegotiateProtocolVersion{
+			NewestMinorProtocol: 0, UnrecognizedOptions: res.unrecognized,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := ss.authenticate(res); err != nil {
+		return err
+	}
+	if want := ss.srv.cfg.Listen.Database; res.params.database != want {
+		return fatalErr(CodeInvalidCatalogName,
+			fmt.Sprintf("database %q does not exist", res.params.database),
+			fmt.Sprintf("pgveil serves the database %q.", want), nil)
+	}
+	up, err := ss.srv.dialUpstream(ss.ctx, ss.info.User, res.params)
+	if err != nil {
+		return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+	}
+	ss.up = up
+	ss.uin = newFrameReader(up.conn, upstreamReadBuf, maxUpstreamMessage)
+	ss.uin.preload(up.buffered)
+	ss.uout = newFrameWriter(up.conn, upstreamWrite)
+	ss.pid, ss.secret = ss.srv.cancels.register(ss)
+	ss.info.Started = time.Now()
+
+	names := make([]string, 0, len(up.params))
+	for k := range up.params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	msgs := make([]pgproto3.BackendMessage, 0, len(names)+2)
+	for _, k := range names {
+		v := up.params[k]
+		switch k {
+		case "application_name":
+			v = ss.info.ApplicationName
+		case "session_authorization":
+			v = ss.info.User
+		}
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	msgs = append(msgs,
+		&pgproto3.BackendKeyData{ProcessID: ss.pid, SecretKey: ss.secret[:]},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return ss.sendClient(msgs...)
+}
+
+// failStartup tells the client why its session could not start.
+func (ss *session) failStartup(err error) {
+	defer ss.cancel()
+	defer ss.closeUpstream()
+	var ce *clientError
+	if errors.As(err, &ce) {
+		_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ss.sendClient(ce.resp)
+		var af *authFailure
+		switch {
+		case errors.As(err, &af):
+			ss.log.Warn("authentication failed", zap.String("reason", af.reason))
+		case ce.resp.Code == CodeCannotConnect:
+			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
+		default:
+			ss.log.Info("session refused", zap.String("reason", ce.Error()))
+		}
+		return
+	}
+	if isClosedConn(err) {
+		ss.log.Info("client disconnected during authentication")
+		return
+	}
+	ss.log.Info("session startup failed", zap.Error(err))
+}
+
+// closeUpstream closes the upstream connection, if any.
+func (ss *session) closeUpstream() {
+	if ss.up != nil {
+		ss.up.conn.Close()
+	}
+}
+
+// run relays the session until one side ends it.
+func (ss *session) run() {
+	ss.log.Info("session started",
+		zap.String("application_name", ss.info.ApplicationName),
+		zap.Bool("tls", ss.info.TLS))
+	backendDone := make(chan struct{})
+	go func() {
+		defer close(backendDone)
+		ss.end(ss.backendRelay())
+	}()
+	ss.end(ss.clientRelay())
+	<-backendDone
+	ss.srv.cancels.remove(ss)
+}
+
+// idle reports whether every batch sent upstream has been answered.
+func (ss *session) idle() bool { return ss.done.Load() >= ss.sent.Load() }
+
+// drain ends the session as soon as it is idle (now, if it is).
+func (ss *session) drain() {
+	ss.draining.Store(true)
+	if ss.idle() {
+		ss.end(endAdminShutdown())
+	}
+}
+
+func endAdminShutdown() sessionEnd {
+	return sessionEnd{
+		resp:   fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""),
+		reason: "server shutting down",
+	}
+}
+
+// terminate ends the session with resp.
+func (ss *session) terminate(resp *pgproto3.ErrorResponse, reason string) {
+	ss.end(sessionEnd{resp: resp, reason: reason})
+}
+
+// end ends the session once: it optionally cancels the running statement
+// upstream, sends the client its final message, and closes both
+// connections, which unblocks both relays.
+func (ss *session) end(e sessionEnd) {
+	ss.endOnce.Do(func() {
+		if e.cancelRunning && !ss.idle() {
+			if err := ss.up.cancelUpstream(context.Background()); err != nil {
+				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
+			}
+		}
+		// Unblock a relay stuck on either connection so coutMu frees up.
+		now := time.Now()
+		_ = ss.up.conn.SetDeadline(now)
+		_ = ss.client.SetDeadline(now)
+		ss.coutMu.Lock()
+		if e.resp != nil {
+			_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+			if buf, err := e.resp.Encode(ss.scratch[:0]); err == nil {
+				ss.scratch = buf
+				if ss.cout.write(buf) == nil {
+					_ = ss.cout.flush()
+				}
+			}
+		}
+		ss.coutMu.Unlock()
+		ss.client.Close()
+		ss.up.conn.Close()
+		ss.cancel()
+		fields := []zap.Field{zap.String("reason", e.reason), zap.Duration("duration", time.Since(ss.info.Started))}
+		if e.err != nil {
+			fields = append(fields, zap.Error(e.err))
+		}
+		if e.warn {
+			ss.log.Warn("session ended", fields...)
+		} else {
+			ss.log.Info("session ended", fields...)
+		}
+	})
+}

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Startup-phase request codes (the int32 after the length).
+const (
+	sslRequestCode    = 80877103
+	gssEncRequestCode = 80877104
+	cancelRequestCode = 80877102
+)
+
+// maxStartupPacket is PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
+const maxStartupPacket = 10000
+
+// startupResult is what the startup phase hands to authentication.
+type startupResult struct {
+	// conn is the client connection, a *tls.Conn once TLS is negotiated.
+	conn net.Conn
+	// tls reports whether conn is encrypted.
+	tls bool
+	// cancel is set when the client sent a CancelRequest instead of a
+	// StartupMessage; params is nil then.
+	cancel *pgproto3.CancelRequest
+	// params are the validated startup parameters.
+	params startupParams
+	// minor is the protocol minor version the client asked for.
+	minor uint16
+	// unrecognized lists _pq_. protocol options to report in
+	// NegotiateProtocolVersion.
+	unrecognized []string
+}
+
+// startupParams are the client's validated startup parameters.
+type startupParams struct {
+	user            string
+	database        string
+	applicationName string
+	// forward are the parameters passed on to the upstream session, with
+	// the client's spelling of their names.
+	forward map[string]string
+}
+
+// readStartupPacket reads exactly one startup-phase packet. It never reads
+// past the packet, so no plaintext byte can be carried across a TLS
+// handshake: the class of CVE-2021-23214 (PostgreSQL) and
+// CVE-2021-3935 (PgBouncer). Plaintext sent before the ClientHello lands in
+// the TLS handshake, which fails.
+func readStartupPacket(r io.Reader) (code uint32, body []byte, err error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n < 8 || n > maxStartupPacket {
+		return 0, nil, fatalErr(CodeProtocolViolation, "invalid length of startup packet", "", nil)
+	}
+	buf := make([]byte, n-4)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return binary.BigEndian.Uint32(buf[:4]), buf[4:], nil
+}
+
+// negotiate runs the startup phase up to a StartupMessage or a
+// CancelRequest: SSLRequest and GSSENCRequest are answered, TLS is set up
+// when configured, and startup parameters are checked against the rules
+// of parseStartupParams. The result is never nil: on error its conn is the
+// connection to report the error on.
+func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
+	res := &startupResult{conn: conn}
+	sawSSL, sawGSS := false, false
+	for {
+		code, body, err := readStartupPacket(res.conn)
+		if err != nil {
+			return res, err
+		}
+		switch code {
+		case sslRequestCode:
+			if sawSSL || res.tls || len(body) != 0 {
+				return res, fatalErr(CodeProtocolViolation, "unexpected SSLRequest", "", nil)
+			}
+			sawSSL = true
+			if s.tlsConfig == nil {
+				if _, err := res.conn.Write([]byte{'N'}); err != nil {
+					return res, err
+				}
+				continue
+			}
+			if _, err := res.conn.Write([]byte{'S'}); err != nil {
+				return res, err
+			}
+			tc := tls.Server(res.conn, s.tlsConfig)
+			if err := tc.Handshake(); err != nil {
+				// Nothing more can be said to a client whose handshake failed.
+				return res, fmt.Errorf("tls handshake: %w", err)
+			}
+			res.conn, res.tls = tc, true
+		case gssEncRequestCode:
+			if sawGSS || res.tls || len(body) != 0 {
+				return res, fatalErr(CodeProtocolViolation, "unexpected GSSENCRequest", "", nil)
+			}
+			sawGSS = true
+			if _, err := res.conn.Write([]byte{'N'}); err != nil {
+				return res, err
+			}
+		case cancelRequestCode:
+			var cr pgproto3.CancelRequest
+			// CancelRequest.Decode expects the code too.
+			full := make([]byte, 4+len(body))
+			binary.BigEndian.PutUint32(full, code)
+			copy(full[4:], body)
+			if err := cr.Decode(full); err != nil || len(cr.SecretKey) != 4 {
+				return res, fmt.Errorf("malformed cancel request")
+			}
+			res.cancel = &cr
+			return res, nil
+		default:
+			major, minor := code>>16, code&0xffff
+			if major != 3 {
+				return res, fatalErr(CodeFeatureNotSupported,
+					fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0", major, minor), "", nil)
+			}
+			res.minor = uint16(minor)
+			if s.tlsConfig != nil && s.cfg.Listen.TLS.Require && !res.tls {
+				return res, fatalErr(CodeInvalidAuthorization,
+					"pgveil requires an encrypted connection",
+					"Connect with sslmode=require (or stronger).", nil)
+			}
+			params, unrecognized, err := parseStartupParams(body)
+			if err != nil {
+				return res, err
+			}
+			res.params, res.unrecognized = params, unrecognized
+			return res, nil
+		}
+	}
+}
+
+// forwardedParams are the startup parameters pgveil accepts from clients
+// and passes on to the upstream session (keys in lower case, as PostgreSQL
+// matches GUC names case-insensitively). They change how values are
+// formatted, never how SQL parses or resolves names.
+var forwardedParams = map[string]bool{
+	"datestyle":                           true,
+	"timezone":                            true,
+	"intervalstyle":                       true,
+	"extra_float_digits":                  true,
+	"bytea_output":                        true,
+	"lc_monetary":                         true,
+	"lc_numeric":                          true,
+	"lc_time":                             true,
+	"statement_timeout":                   true,
+	"lock_timeout":                        true,
+	"idle_in_transaction_session_timeout": true,
+	"default_transaction_isolation":       true,
+	"default_transaction_read_only":       true,
+	"default_transaction_deferrable":      true,
+	"geqo":                                true,
+	"jit":                                 true,
+	"work_mem":                            true,
+}
+
+// pinnedParams are refused with a message saying pgveil pins them.
+var pinnedParams = map[string]bool{
+	"search_path":                 true,
+	"standard_conforming_strings": true,
+	"client_encoding":             true, // handled before the check, for its values
+	"options":                     true,
+	"replication":                 true,
+	"role":                        true,
+	"session_authorization":       true,
+	"transform_null_equals":       true,
+	"backslash_quote":             true,
+	"array_nulls":                 true,
+	"escape_string_warning":       true,
+	"session_replication_role":    true,
+	"row_security":                true,
+}
+
+// refusedEncodings are client-only encodings whose multibyte characters
+// can contain the bytes of a quote or a backslash: a parser that reads the
+// text as UTF-8 and a server converting from the client encoding would see
+// different statements.
+var refusedEncodings = map[string]string{
+	"sjis": "SJIS", "shiftjis": "SJIS", "mskanji": "SJIS", "win932": "SJIS", "windows932": "SJIS",
+	"big5": "BIG5", "win950": "BIG5", "windows950": "BIG5",
+	"gbk": "GBK", "win936": "GBK", "windows936": "GBK", "cp936": "GBK",
+	"gb18030": "GB18030",
+	"uhc":     "UHC", "win949": "UHC", "windows949": "UHC", "cp949": "UHC",
+}
+
+// normEncoding lowers name and drops what PostgreSQL ignores when it
+// matches encoding names (anything but letters and digits).
+func normEncoding(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// parseStartupParams decodes the key/value pairs of a StartupMessage and
+// applies pgveil's startup rules. It returns a FATAL clientError for the
+// first rule broken.
+func parseStartupParams(body []byte) (startupParams, []string, error) {
+	p := startupParams{forward: map[string]string{}}
+	var unrecognized []string
+	seen := map[string]bool{}
+	for {
+		i := bytes.IndexByte(body, 0)
+		if i < 0 {
+			return p, nil, fatalErr(CodeProtocolViolation, "invalid startup packet layout: expected terminator as last byte", "", nil)
+		}
+		if i == 0 {
+			if len(body) != 1 {
+				return p, nil, fatalErr(CodeProtocolViolation, "invalid startup packet layout: expected terminator as last byte", "", nil)
+			}
+			break
+		}
+		key := string(body[:i])
+		body = body[i+1:]
+		j := bytes.IndexByte(body, 0)
+		if j < 0 {
+			return p, nil, fatalErr(CodeProtocolViolation, "invalid startup packet layout: expected terminator as last byte", "", nil)
+		}
+		val := string(body[:j])
+		body = body[j+1:]
+		lk := strings.ToLower(key)
+		if seen[lk] {
+			return p, nil, fatalErr(CodeProtocolViolation, fmt.Sprintf("duplicate startup parameter %q", key), "", nil)
+		}
+		seen[lk] = true
+
+		switch {
+		case strings.HasPrefix(key, "_pq_."):
+			unrecognized = append(unrecognized, key)
+		case lk == "user":
+			p.user = val
+		case lk == "database":
+			p.database = val
+		case lk == "application_name":
+			p.applicationName = val
+		case lk == "client_encoding":
+			switch e := normEncoding(val); {
+			case e == "utf8" || e == "unicode" || e == "sqlascii" || e == "auto":
+			case refusedEncodings[e] != "":
+				return p, nil, fatalErr(CodeInsufficientPrivilege,
+					fmt.Sprintf("client_encoding %q is refused by pgveil", val),
+					"Its multibyte characters can hide quote and backslash bytes from the SQL parser. Use UTF8.", nil)
+			default:
+				return p, nil, fatalErr(CodeFeatureNotSupported,
+					fmt.Sprintf("client_encoding %q is not supported by pgveil", val),
+					"pgveil speaks UTF8 to clients. Use client_encoding=UTF8.", nil)
+			}
+		case lk == "options":
+			return p, nil, fatalErr(CodeInsufficientPrivilege,
+				"the startup parameter \"options\" is not allowed through pgveil",
+				"Remove options (or PGOPTIONS) from the connection settings.", nil)
+		case lk == "replication":
+			return p, nil, fatalErr(CodeInsufficientPrivilege,
+				"replication connections are not allowed through pgveil", "", nil)
+		case pinnedParams[lk]:
+			return p, nil, fatalErr(CodeInsufficientPrivilege,
+				fmt.Sprintf("the startup parameter %q is pinned by pgveil and cannot be set", key),
+				"Remove it from the connection settings.", nil)
+		case forwardedParams[lk]:
+			p.forward[key] = val
+		default:
+			return p, nil, fatalErr(CodeInsufficientPrivilege,
+				fmt.Sprintf("the startup parameter %q is not allowed through pgveil", key),
+				"Remove it from the connection settings; see the README for the parameters pgveil accepts.", nil)
+		}
+	}
+	if p.user == "" {
+		return p, nil, fatalErr(CodeInvalidAuthorization, "no PostgreSQL user name specified in startup packet", "", nil)
+	}
+	if p.database == "" {
+		p.database = p.user
+	}
+	return p, unrecognized, nil
+}
+
+// isClosedConn reports whether err only says the peer went away.
+func isClosedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

@@ -1,0 +1,158 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// psql runs the real psql binary with args and returns its combined
+// output.
+func psql(t *testing.T, conn string, args ...string) (string, error) {
+	t.Helper()
+	bin, err := exec.LookPath("psql")
+	if err != nil {
+		if dir := cluster.BinDir(); dir != "" {
+			bin = dir + "/psql"
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("psql not found: %v", err)
+		}
+		t.Skip("psql not found")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conn}, args...)...)
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "LC_ALL=C")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestPsql(t *testing.T) {
+	plain := startProxy(t)
+	secure := startProxy(t, withTLS(t, true))
+
+	t.Run("psql logs in with SCRAM over plaintext", func(t *testing.T) {
+		out, err := psql(t, plain.url("alice", users["alice"], nil), "-c", "SELECT count(*) FROM items")
+		if err != nil || strings.TrimSpace(out) != "100" {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	t.Run("psql logs in over TLS with channel binding required", func(t *testing.T) {
+		conn := secure.url("bob", users["bob"], url.Values{
+			"sslmode": {"verify-full"}, "sslrootcert": {secure.certFile}, "channel_binding": {"require"}, "host": {"localhost"},
+		})
+		out, err := psql(t, conn, "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "-c", "SELECT 'tls-ok'")
+		if err != nil || !strings.Contains(out, "tls-ok") {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	t.Run("psql without TLS is refused when TLS is required", func(t *testing.T) {
+		out, err := psql(t, secure.url("alice", users["alice"], nil), "-c", "SELECT 1")
+		if err == nil || !strings.Contains(out, "pgveil requires an encrypted connection") {
+			t.Fatalf("plaintext accepted: %v: %s", err, out)
+		}
+	})
+	t.Run("psql with a wrong password sees PostgreSQL's message", func(t *testing.T) {
+		out, err := psql(t, plain.url("alice", "wrong", nil), "-c", "SELECT 1")
+		if err == nil || !strings.Contains(out, `password authentication failed for user "alice"`) {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	t.Run("psql runs COPY and multi-statement scripts", func(t *testing.T) {
+		out, err := psql(t, plain.url("alice", users["alice"], nil),
+			"-c", `\copy (SELECT id FROM items WHERE id <= 3 ORDER BY id) TO STDOUT`,
+			"-c", "SELECT 1; SELECT 2")
+		if err != nil || strings.Fields(out)[0] != "1" || !strings.Contains(out, "2") {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+}
+
+func TestTLSWithPgx(t *testing.T) {
+	p := startProxy(t, withTLS(t, false))
+	ctx := context.Background()
+	t.Run("pgx negotiates TLS and SCRAM-SHA-256-PLUS", func(t *testing.T) {
+		cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], url.Values{"sslmode": {"require"}, "channel_binding": {"require"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if _, ok := c.Conn().(*tls.Conn); !ok {
+			t.Fatalf("connection is %T, not TLS", c.Conn())
+		}
+	})
+	t.Run("plaintext is still accepted when TLS is not required", func(t *testing.T) {
+		c, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+	})
+	t.Run("plaintext sent after SSLRequest is never read as a startup", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[:], 8)
+		binary.BigEndian.PutUint32(req[4:], 80877103)
+		startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+			Parameters: map[string]string{"user": "alice", "database": testDB}}).Encode(nil)
+		// One write: the startup rides right behind the SSLRequest.
+		if _, err := c.Write(append(req[:], startup...)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(c, b); err != nil || b[0] != 'S' {
+			t.Fatalf("want 'S', got %q %v", b, err)
+		}
+		rest, err := io.ReadAll(c)
+		// The server must not answer with an authentication request: the
+		// only acceptable outcomes are a TLS alert or a closed connection.
+		if len(rest) > 0 && rest[0] == 'R' {
+			t.Fatalf("plaintext startup was processed: %q", rest)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("connection left open")
+		}
+	})
+	t.Run("GSSENCRequest is declined", func(t *testing.T) {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[:], 8)
+		binary.BigEndian.PutUint32(req[4:], 80877104)
+		_, _ = c.Write(req[:])
+		b := make([]byte, 1)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, b); err != nil || b[0] != 'N' {
+			t.Fatalf("want 'N', got %q %v", b, err)
+		}
+	})
+}

@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// upstreamConfig builds the pgconn configuration shared by every session:
+// the service account, the TLS settings and the pinned parameters. Each
+// session copies it and adds its own application_name and forwarded
+// parameters.
+func upstreamConfig(u *policy.Upstream) (*pgconn.Config, error) {
+	// ParseConfig is the only supported way to obtain a Config; every
+	// field it may have taken from PG* environment variables is
+	// overwritten below.
+	cfg, err := pgconn.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("preparing upstream connection settings: %w", err)
+	}
+	host, port, err := net.SplitHostPort(u.Address)
+	if err != nil {
+		return nil, fmt.Errorf("upstream address %q: %w", u.Address, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("upstream address %q: bad port: %w", u.Address, err)
+	}
+	cfg.Host, cfg.Port = host, uint16(p)
+	cfg.Database, cfg.User, cfg.Password = u.Database, u.User, u.Password
+	cfg.ConnectTimeout = u.ConnectTimeout
+	cfg.Fallbacks = nil
+	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	cfg.ChannelBinding = "prefer"
+	switch u.TLS.Mode {
+	case policy.TLSRequire:
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} // #nosec G402 -- sslmode=require semantics, documented
+	case policy.TLSVerifyFull:
+		name := u.TLS.ServerName
+		if name == "" {
+			name = host
+		}
+		cfg.TLSConfig = &tls.Config{RootCAs: u.TLS.RootCAs, ServerName: name, MinVersion: tls.VersionTLS12}
+	default:
+		cfg.TLSConfig = nil
+	}
+	cfg.RuntimeParams = map[string]string{}
+	return cfg, nil
+}
+
+// upstreamConn is a hijacked upstream session.
+type upstreamConn struct {
+	conn net.Conn
+	// pid and secret are the upstream backend's cancel key.
+	pid    uint32
+	secret []byte
+	// params are the ParameterStatus values reported during startup.
+	params map[string]string
+	// buffered holds bytes pgconn read past the startup, re-encoded.
+	buffered []byte
+	cfg      *pgconn.Config
+	tlsCfg   *tls.Config
+}
+
+// dialUpstream opens the upstream session for one client: the service
+// account, the pinned settings, application_name naming the user, and the
+// client's forwarded parameters.
+func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams) (*upstreamConn, error) {
+	cfg := s.upstream.Copy()
+	rp := make(map[string]string, len(p.forward)+4)
+	for k, v := range p.forward {
+		rp[k] = v
+	}
+	// Pinned settings are written last: nothing the client sent can
+	// replace them (forwardedParams never lists them anyway).
+	rp["application_name"] = truncateAppName("pgveil:" + login + ":" + p.applicationName)
+	rp["client_encoding"] = "UTF8"
+	rp["standard_conforming_strings"] = "on"
+	rp["search_path"] = s.cfg.Upstream.SearchPath
+	cfg.RuntimeParams = rp
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Upstream.ConnectTimeout)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	hj, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	uc := &upstreamConn{
+		conn:   hj.Conn,
+		pid:    hj.PID,
+		secret: hj.SecretKey,
+		params: hj.ParameterStatuses,
+		cfg:    hj.Config,
+		tlsCfg: hj.TLSConfig,
+	}
+	// NOTE: pgconn reads through its own buffer. Anything it read past the
+	// final ReadyForQuery must reach the relay first, or it would be lost.
+	for hj.Frontend.ReadBufferLen() > 0 {
+		msg, err := hj.Frontend.Receive()
+		if err != nil {
+			hj.Conn.Close()
+			return nil, fmt.Errorf("draining upstream buffer: %w", err)
+		}
+		if uc.buffered, err = msg.Encode(uc.buffered); err != nil {
+			hj.Conn.Close()
+			return nil, fmt.Errorf("re-encoding buffered upstream message: %w", err)
+		}
+	}
+	return uc, nil
+}
+
+// truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1
+// bytes without splitting a UTF-8 sequence.
+func truncateAppName(s string) string {
+	const maxLen = 63
+	if len(s) <= maxLen {
+		return s
+	}
+	i := maxLen
+	for i > 0 && s[i]&0xC0 == 0x80 {
+		i--
+	}
+	return s[:i]
+}
+
+// cancelUpstream asks the upstream server to cancel whatever the backend
+// of uc is running, the way libpq does: a new connection, encrypted like
+// the session's, carrying a CancelRequest.
+func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addr := uc.conn.RemoteAddr()
+	c, err := uc.cfg.DialFunc(ctx, addr.Network(), addr.String())
+	if err != nil {
+		return fmt.Errorf("dialing upstream for cancel: %w", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if uc.tlsCfg != nil {
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[0:], 8)
+		binary.BigEndian.PutUint32(req[4:], sslRequestCode)
+		if _, err := c.Write(req[:]); err != nil {
+			return fmt.Errorf("cancel: ssl request: %w", err)
+		}
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			return fmt.Errorf("cancel: ssl response: %w", err)
+		}
+		if b[0] != 'S' {
+			return fmt.Errorf("cancel: upstream refused TLS")
+		}
+		tc := tls.Client(c, uc.tlsCfg.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("cancel: tls handshake: %w", err)
+		}
+		c = tc
+		defer tc.Close()
+	}
+	buf, err := (&pgproto3.CancelRequest{ProcessID: uc.pid, SecretKey: uc.secret}).Encode(nil)
+	if err != nil {
+		return fmt.Errorf("encoding cancel request: %w", err)
+	}
+	if _, err := c.Write(buf); err != nil {
+		return fmt.Errorf("sending cancel request: %w", err)
+	}
+	// The server closes the connection once it has read the request.
+	var b [1]byte
+	_, _ = c.Read(b[:])
+	return nil
+}

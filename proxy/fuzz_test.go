@@ -154,7 +154,10 @@ func FuzzClientRelay(f *testing.F) {
 		ss := fuzzSession(srv, bytes.NewReader(data), &out)
 		_ = ss.clientRelay()
 		_ = ss.uout.flush()
-		// What went upstream must parse as a sequence of messages.
+		// What went upstream must parse as a sequence of messages. Only the
+		// last may be cut short: a client that hangs up mid-message has had
+		// its message's beginning streamed upstream, and the session ends
+		// with the upstream connection closed.
 		fr := newFrameReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
 		for {
 			typ, total, err := fr.header()
@@ -168,8 +171,11 @@ func FuzzClientRelay(f *testing.F) {
 				t.Fatalf("forwarded message type %q", typ)
 			}
 			msg, err := fr.message(total)
+			if err == io.ErrUnexpectedEOF {
+				break
+			}
 			if err != nil {
-				t.Fatalf("forwarded stream is truncated: %v", err)
+				t.Fatalf("forwarded stream is malformed: %v", err)
 			}
 			if typ == 'Q' && bytes.Contains(msg, []byte("deny")) {
 				t.Fatalf("refused statement forwarded: %q", msg)

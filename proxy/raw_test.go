@@ -67,6 +67,7 @@ func expectFatal(t testing.TB, fe *pgproto3.Frontend, code, want string) {
 }
 
 func TestStartupIsRefused(t *testing.T) {
+	noLeaks(t)
 	p := startProxy(t)
 	base := func(extra map[string]string) map[string]string {
 		m := map[string]string{"user": "alice", "database": testDB}
@@ -123,6 +124,7 @@ func TestStartupEncodingsAccepted(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	noLeaks(t)
 	p := startProxy(t)
 	ctx := context.Background()
 	connectErr := func(user, pw string, extra map[string]string) error {
@@ -247,7 +249,6 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		stillServes(t)
 	})
 	t.Run("an idle startup times out", func(t *testing.T) {
-		p.cfg.Listen.StartupTimeout = 5 * time.Second
 		c, err := net.Dial("tcp", p.addr)
 		if err != nil {
 			t.Fatal(err)

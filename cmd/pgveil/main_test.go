@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/internal/scram"
+)
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &cluster)) }
+
+func runCLI(stdin string, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI("", "version")
+	if code != 0 || !strings.HasPrefix(out, "pgveil ") {
+		t.Fatalf("%d %q", code, out)
+	}
+}
+
+func TestUnknownCommandPrintsUsage(t *testing.T) {
+	code, _, errOut := runCLI("", "serv")
+	if code != 2 || !strings.Contains(errOut, `unknown command "serv"`) || !strings.Contains(errOut, "Usage:") {
+		t.Fatalf("%d %q", code, errOut)
+	}
+}
+
+func TestPasswd(t *testing.T) {
+	t.Run("a password on stdin becomes a PostgreSQL SCRAM verifier", func(t *testing.T) {
+		code, out, errOut := runCLI("s3cret pass\n", "passwd")
+		if code != 0 {
+			t.Fatalf("%d %s", code, errOut)
+		}
+		v, err := scram.ParseVerifier(strings.TrimSpace(out))
+		if err != nil || v.Iterations != 4096 {
+			t.Fatalf("%q: %v", out, err)
+		}
+	})
+	t.Run("the iteration count can be raised", func(t *testing.T) {
+		_, out, _ := runCLI("pw", "passwd", "--iterations", "10000")
+		if !strings.HasPrefix(out, "SCRAM-SHA-256$10000:") {
+			t.Fatalf("%q", out)
+		}
+	})
+	t.Run("an empty password is refused", func(t *testing.T) {
+		code, _, errOut := runCLI("\n", "passwd")
+		if code != 1 || !strings.Contains(errOut, "empty password") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheck(t *testing.T) {
+	t.Setenv("PGVEIL_TEST_PW", "x")
+	t.Run("a valid configuration exits 0", func(t *testing.T) {
+		path := writeConfig(t, `
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  password = env("PGVEIL_TEST_PW")
+}
+`)
+		code, out, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.Contains(out, "configuration is valid") {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("a typo exits 1 with file:line:col and a suggestion", func(t *testing.T) {
+		path := writeConfig(t, "listen {\n  adress = \"127.0.0.1:6432\"\n}\n")
+		code, _, errOut := runCLI("", "check", "--config", path)
+		if code != 1 || !strings.Contains(errOut, path+":2:3: error: Unsupported argument") || !strings.Contains(errOut, `Did you mean "address"?`) {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+	t.Run("a plain secret is a warning, not an error", func(t *testing.T) {
+		path := writeConfig(t, `
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  password = "plain"
+}
+`)
+		code, _, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.Contains(errOut, "warning:") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+}
+
+// TestServe runs the real binary: it serves a client, then shuts down
+// gracefully on SIGTERM, letting the running statement finish.
+func TestServe(t *testing.T) {
+	pgtest.Require(t, cluster)
+	ctx := context.Background()
+	bin := filepath.Join(t.TempDir(), "pgveil")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	v, _ := scram.NewVerifier("pw", 4096)
+	su, supw := cluster.SuperUser()
+	path := writeConfig(t, fmt.Sprintf(`
+listen {
+  address  = %q
+  database = "postgres"
+}
+upstream {
+  address  = %q
+  database = "postgres"
+  user     = %q
+  password = env("PGVEIL_TEST_UPSTREAM_PW")
+}
+user "carol" {
+  password = %q
+}
+`, addr, cluster.Addr(), su, v.String()))
+
+	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.Env = append(os.Environ(), "PGVEIL_TEST_UPSTREAM_PW="+supw)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	var conn *pgconn.PgConn
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		conn, err = pgconn.Connect(ctx, "postgres://carol:pw@"+addr+"/postgres?sslmode=disable")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pgveil did not come up: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	result := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(1)").ReadAll()
+		result <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the running statement finishes after SIGTERM", func(t *testing.T) {
+		if err := <-result; err != nil {
+			t.Fatalf("statement failed: %v", err)
+		}
+	})
+	t.Run("pgveil exits 0", func(t *testing.T) {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("exit: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("pgveil did not exit")
+		}
+	})
+	t.Run("the log is JSON lines", func(t *testing.T) {
+		var msgs []string
+		for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			msgs = append(msgs, fmt.Sprint(rec["msg"]))
+		}
+		joined := strings.Join(msgs, "|")
+		for _, want := range []string{"listening", "session started", "shutting down", "stopped"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("log lacks %q: %v", want, msgs)
+			}
+		}
+	})
+}

@@ -1,0 +1,139 @@
+package rewrite
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+// catalogRelationsSQL lists relations and their live columns. Relations
+// without columns still appear once (attnum NULL).
+const catalogRelationsSQL = `
+SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+ORDER BY c.oid, a.attnum`
+
+const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
+
+const catalogFunctionsSQL = `
+SELECT DISTINCT n.nspname, p.proname
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'`
+
+// LoadCatalog reads the snapshot of relations, columns and functions the
+// rewriter resolves names against. conn must run with the pinned
+// search_path, so that format_type writes type names as statements see
+// them.
+func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (*Catalog, error) {
+	cat := &Catalog{
+		SearchPath: searchPath,
+		Relations:  map[QName]*Relation{},
+		Functions:  map[string]map[string]bool{},
+	}
+	byOID := map[uint32]*Relation{}
+	types := map[string]*pg_query.TypeName{}
+
+	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		oid, err := strconv.ParseUint(string(v[0]), 10, 32)
+		if err != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: bad oid %q", v[0])
+		}
+		rel := byOID[uint32(oid)]
+		if rel == nil {
+			rel = &Relation{QName: QName{string(v[1]), string(v[2])}, OID: uint32(oid), Kind: v[3][0]}
+			byOID[rel.OID] = rel
+			cat.Relations[rel.QName] = rel
+		}
+		if v[4] == nil {
+			continue
+		}
+		typ := string(v[5])
+		tn, ok := types[typ]
+		if !ok {
+			if tn, err = parseTypeName(typ); err != nil {
+				rr.Close()
+				return nil, fmt.Errorf("reading catalog: column %s.%s: %w", rel.QName, v[4], err)
+			}
+			types[typ] = tn
+		}
+		rel.Columns = append(rel.Columns, Column{Name: string(v[4]), Type: typ, TypeName: tn})
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog relations: %w", err)
+	}
+
+	parents := map[uint32][]uint32{}
+	rr = conn.ExecParams(ctx, catalogInheritsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		child, err1 := strconv.ParseUint(string(rr.Values()[0]), 10, 32)
+		parent, err2 := strconv.ParseUint(string(rr.Values()[1]), 10, 32)
+		if err1 != nil || err2 != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: bad pg_inherits row")
+		}
+		parents[uint32(child)] = append(parents[uint32(child)], uint32(parent))
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog inheritance: %w", err)
+	}
+	for oid, rel := range byOID {
+		// Breadth-first: nearest ancestors first.
+		seen := map[uint32]bool{oid: true}
+		queue := append([]uint32(nil), parents[oid]...)
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if pr := byOID[p]; pr != nil {
+				rel.Ancestors = append(rel.Ancestors, pr.QName)
+			}
+			queue = append(queue, parents[p]...)
+		}
+	}
+
+	rr = conn.ExecParams(ctx, catalogFunctionsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		schema, name := string(rr.Values()[0]), string(rr.Values()[1])
+		if cat.Functions[schema] == nil {
+			cat.Functions[schema] = map[string]bool{}
+		}
+		cat.Functions[schema][name] = true
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog functions: %w", err)
+	}
+	return cat, nil
+}
+
+// parseTypeName turns format_type's output into a TypeName node.
+//
+// NOTE: the text comes from the catalog, never from a client, and
+// format_type writes valid type syntax; parsing it is how the rewriter
+// gets an AST for the casts it writes.
+func parseTypeName(typ string) (*pg_query.TypeName, error) {
+	tree, err := pg_query.Parse("SELECT NULL::" + typ)
+	if err != nil {
+		return nil, fmt.Errorf("parsing type %q: %w", typ, err)
+	}
+	if len(tree.Stmts) == 1 {
+		if sel := tree.Stmts[0].Stmt.GetSelectStmt(); sel != nil && len(sel.TargetList) == 1 {
+			if tc := sel.TargetList[0].GetResTarget().GetVal().GetTypeCast(); tc != nil {
+				return tc.TypeName, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("parsing type %q: unexpected shape", typ)
+}

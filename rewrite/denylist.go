@@ -1,0 +1,104 @@
+package rewrite
+
+import "strings"
+
+// deniedFunctions are pg_catalog functions no user may call through
+// pgveil: they read files or other tables by name, reach large objects,
+// notify, change pinned settings, signal backends, or reveal statistics
+// of governed tables (row counts, sizes).
+var deniedFunctions = map[string]string{
+	// Files and the server.
+	"pg_read_file": "files", "pg_read_binary_file": "files", "pg_ls_dir": "files",
+	"pg_stat_file": "files", "pg_ls_logdir": "files", "pg_ls_waldir": "files",
+	"pg_ls_tmpdir": "files", "pg_ls_archive_statusdir": "files", "pg_ls_logicalmapdir": "files",
+	"pg_ls_logicalsnapdir": "files", "pg_ls_replslotdir": "files", "pg_current_logfile": "files",
+	"pg_reload_conf": "server_control", "pg_rotate_logfile": "server_control", "pg_promote": "server_control",
+	"pg_terminate_backend": "server_control", "pg_cancel_backend": "server_control",
+	"pg_log_backend_memory_contexts": "server_control", "pg_switch_wal": "server_control",
+	"pg_backup_start": "server_control", "pg_backup_stop": "server_control",
+	"pg_create_restore_point": "server_control", "pg_export_snapshot": "server_control",
+	"pg_logical_emit_message": "server_control",
+	// Queries run from text: they would read tables the rewriter never sees.
+	"query_to_xml": "query_text", "query_to_xmlschema": "query_text", "query_to_xml_and_xmlschema": "query_text",
+	"table_to_xml": "query_text", "table_to_xmlschema": "query_text", "table_to_xml_and_xmlschema": "query_text",
+	"cursor_to_xml": "query_text", "cursor_to_xmlschema": "query_text",
+	"schema_to_xml": "query_text", "schema_to_xmlschema": "query_text", "schema_to_xml_and_xmlschema": "query_text",
+	"database_to_xml": "query_text", "database_to_xmlschema": "query_text", "database_to_xml_and_xmlschema": "query_text",
+	"ts_stat": "query_text", "ts_rewrite": "query_text",
+	// Large objects.
+	"lo_import": "large_objects", "lo_export": "large_objects", "lo_get": "large_objects", "lo_put": "large_objects",
+	"lo_open": "large_objects", "lo_close": "large_objects", "lo_creat": "large_objects", "lo_create": "large_objects",
+	"lo_unlink": "large_objects", "loread": "large_objects", "lowrite": "large_objects", "lo_from_bytea": "large_objects",
+	"lo_truncate": "large_objects", "lo_truncate64": "large_objects", "lo_lseek": "large_objects", "lo_lseek64": "large_objects",
+	"lo_tell": "large_objects", "lo_tell64": "large_objects",
+	// Notifications and settings.
+	"pg_notify":  "listen_notify",
+	"set_config": "pinned_settings",
+	// Statistics and sizes of relations.
+	"pg_relation_size": "statistics", "pg_total_relation_size": "statistics", "pg_table_size": "statistics",
+	"pg_indexes_size": "statistics", "pg_stat_get_activity": "statistics",
+	"setval": "sequences",
+}
+
+// deniedFunctionPrefixes deny whole families.
+var deniedFunctionPrefixes = map[string]string{
+	"pg_stat_get_":             "statistics",
+	"pg_stat_reset":            "statistics",
+	"pg_create_":               "server_control",
+	"pg_drop_replication_slot": "server_control",
+	"pg_replication_":          "server_control",
+	"pg_file_":                 "files",
+	"dblink":                   "query_text",
+}
+
+// deniedFunction returns the firewall rule refusing pg_catalog function
+// name, or "".
+func deniedFunction(name string) string {
+	if r := deniedFunctions[name]; r != "" {
+		return r
+	}
+	for p, r := range deniedFunctionPrefixes {
+		if strings.HasPrefix(name, p) {
+			return r
+		}
+	}
+	return ""
+}
+
+// deniedCatalogRelation returns the firewall rule refusing a pg_catalog
+// relation, or "": views of statistics (which summarise governed data)
+// and of other sessions.
+func deniedCatalogRelation(name string) string {
+	switch {
+	case name == "pg_stats" || name == "pg_stats_ext" || name == "pg_stats_ext_exprs" ||
+		name == "pg_statistic" || name == "pg_statistic_ext_data":
+		return "statistics"
+	case strings.HasPrefix(name, "pg_stat_") || strings.HasPrefix(name, "pg_statio_"):
+		return "statistics"
+	case name == "pg_locks" || name == "pg_prepared_xacts" || name == "pg_largeobject" ||
+		name == "pg_largeobject_metadata" || name == "pg_file_settings" || name == "pg_hba_file_rules" ||
+		name == "pg_ident_file_rules" || name == "pg_authid" || name == "pg_shadow" || name == "pg_user_mappings":
+		return "server_state"
+	}
+	return ""
+}
+
+// allowedSettings are the settings a client may SET, SET LOCAL or RESET:
+// they change formatting and resource limits, never how SQL parses or
+// resolves names, and never the session's identity.
+var allowedSettings = map[string]bool{
+	"application_name": true, "datestyle": true, "timezone": true, "intervalstyle": true,
+	"extra_float_digits": true, "bytea_output": true, "client_min_messages": true,
+	"lc_monetary": true, "lc_numeric": true, "lc_time": true,
+	"statement_timeout": true, "lock_timeout": true, "idle_in_transaction_session_timeout": true,
+	"default_transaction_isolation": true, "default_transaction_read_only": true,
+	"default_transaction_deferrable": true, "transaction_isolation": true, "transaction_read_only": true,
+	"transaction_deferrable": true, "work_mem": true, "geqo": true, "jit": true,
+	"enable_seqscan": true, "enable_indexscan": true, "enable_bitmapscan": true, "enable_hashjoin": true,
+	"enable_mergejoin": true, "enable_nestloop": true, "enable_sort": true, "random_page_cost": true,
+	"synchronous_commit": true, "xmloption": true,
+	// SET TRANSACTION / SET SESSION CHARACTERISTICS arrive as these names.
+	"transaction": true, "session characteristics": true,
+	"timezone_abbreviations": true, "join_collapse_limit": true, "from_collapse_limit": true,
+	"cursor_tuple_fraction": true, "plan_cache_mode": true,
+}

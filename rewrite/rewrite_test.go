@@ -1,0 +1,175 @@
+package rewrite_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &cluster)) }
+
+var (
+	catOnce sync.Once
+	catErr  error
+	demoCat *rewrite.Catalog
+)
+
+// demoCatalog loads testdata/demo into a throwaway database and takes a
+// catalog snapshot of it, once per package.
+func demoCatalog(t testing.TB) *rewrite.Catalog {
+	t.Helper()
+	pgtest.Require(t, cluster)
+	catOnce.Do(func() {
+		ctx := context.Background()
+		if catErr = cluster.CreateDatabase(ctx, "feedback"); catErr != nil {
+			return
+		}
+		files, _ := filepath.Glob("../testdata/demo/*.sql")
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				catErr = err
+				return
+			}
+			if catErr = cluster.Exec(ctx, "feedback", string(b)); catErr != nil {
+				return
+			}
+		}
+		conn, err := cluster.Connect(ctx, "feedback")
+		if err != nil {
+			catErr = err
+			return
+		}
+		defer conn.Close(ctx)
+		demoCat, catErr = rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	})
+	if catErr != nil {
+		t.Fatal(catErr)
+	}
+	return demoCat
+}
+
+// fakePolicy governs tables by a fixed map; everything else in public is
+// denied.
+type fakePolicy struct {
+	access map[string]rewrite.Access
+	kinds  map[rewrite.StatementKind]bool
+}
+
+func (f *fakePolicy) Key() string { return "fake" }
+func (f *fakePolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
+	return f.kinds[k], "role analyst"
+}
+func (f *fakePolicy) Relation(r *rewrite.Relation) rewrite.Access {
+	if r.Schema == "pg_catalog" || r.Schema == "information_schema" {
+		return rewrite.Access{Mode: rewrite.Open}
+	}
+	if a, ok := f.access[r.QName.String()]; ok {
+		return a
+	}
+	return rewrite.Access{Mode: rewrite.Denied, Reason: "table " + r.QName.String() + " is not governed"}
+}
+func (f *fakePolicy) AllowFunction(schema, name string) bool { return false }
+
+func expr(t testing.TB, sql string) *pg_query.Node {
+	t.Helper()
+	tree, err := pg_query.Parse("SELECT " + sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree.Stmts[0].Stmt.GetSelectStmt().TargetList[0].GetResTarget().Val
+}
+
+func marie(t testing.TB) *fakePolicy {
+	return &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.responses": {Mode: rewrite.Governed, Filter: expr(t, "country = 'France'"),
+				Masks: map[string]*pg_query.Node{"contact": nil, "email": nil, "score": nil}, Rules: []string{"france_only"}},
+			"public.countries": {Mode: rewrite.Governed, Filter: expr(t, "name = 'France'"), Rules: []string{"france_countries"}},
+			"public.teams":     {Mode: rewrite.Open},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindCopyOut: true},
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	cases := []struct {
+		name, sql string
+		want      []string // substrings of the output
+		rule      string   // firewall rule of the refusal, when refused
+	}{
+		{name: "a governed table becomes a scoped, masked subquery",
+			sql:  "SELECT country, count(*) FROM responses GROUP BY 1",
+			want: []string{"FROM (SELECT id, survey_id, NULL::text AS contact, NULL::text AS email, country", "NULL::numeric(5, 2) AS score", "FROM public.responses WHERE country = 'France' OFFSET 0) responses"}},
+		{name: "a leak-proof comparison on a visible column is copied inside for indexes",
+			sql:  "SELECT nps FROM responses WHERE id = $1",
+			want: []string{"WHERE country = 'France' AND id = $1 OFFSET 0) responses WHERE id = $1"}},
+		{name: "a comparison on a masked column is not copied inside",
+			sql:  "SELECT nps FROM responses WHERE email = 'a@b'",
+			want: []string{"WHERE country = 'France' OFFSET 0) responses WHERE email = 'a@b'"}},
+		{name: "a CTE named like a table shadows it",
+			sql:  "WITH responses AS (SELECT 1 AS x) SELECT * FROM responses",
+			want: []string{"WITH responses AS (SELECT 1 AS x) SELECT * FROM responses"}},
+		{name: "a CTE does not shadow the table in an earlier CTE's body",
+			sql:  "WITH a AS (SELECT * FROM responses), responses AS (SELECT 1) SELECT * FROM a",
+			want: []string{"WITH a AS (SELECT * FROM (SELECT id"}},
+		{name: "COPY of a governed table copies the subquery",
+			sql:  "COPY responses (id, email) TO STDOUT",
+			want: []string{"COPY (SELECT id, email FROM (SELECT id"}},
+		{name: "every statement of a multi-statement text is rewritten",
+			sql:  "SELECT 1; SELECT * FROM countries",
+			want: []string{"SELECT 1; SELECT * FROM (SELECT code, name FROM public.countries WHERE name = 'France' OFFSET 0) countries"}},
+		{name: "subqueries and UNION arms are rewritten",
+			sql:  "SELECT x FROM (SELECT email AS x FROM responses) s UNION SELECT name FROM countries WHERE EXISTS (SELECT 1 FROM responses r WHERE r.id = 1)",
+			want: []string{"FROM public.countries", "FROM public.responses WHERE country = 'France' AND id = 1 OFFSET 0) r"}},
+		{name: "an ungoverned table is refused", sql: "SELECT * FROM employees", rule: "ungoverned_table"},
+		{name: "a file-reading function is refused", sql: "SELECT pg_read_file('/etc/passwd')", rule: "files"},
+		{name: "pg_stats is refused", sql: "SELECT * FROM pg_catalog.pg_stats", rule: "statistics"},
+		{name: "changing search_path is refused", sql: "SET search_path = evil", rule: "pinned_settings"},
+		{name: "SET ROLE is refused", sql: "SET ROLE postgres", rule: "pinned_settings"},
+		{name: "a DO block is refused", sql: "DO $$ BEGIN END $$", rule: "procedural_code"},
+		{name: "SELECT INTO is refused", sql: "SELECT * INTO t FROM countries", rule: "select_into"},
+		{name: "DDL is refused", sql: "CREATE TABLE t (a int)", rule: "statement_kind"},
+		{name: "query_to_xml is refused", sql: "SELECT query_to_xml('select * from responses', true, true, '')", rule: "query_text"},
+		{name: "EXPLAIN of governed data is refused", sql: "EXPLAIN SELECT * FROM responses", rule: "explain_governed"},
+		{name: "COPY to a file is refused", sql: "COPY countries TO '/tmp/x'", rule: "copy_file"},
+		{name: "writes to governed tables are refused", sql: "DELETE FROM responses", rule: "write_governed"},
+		{name: "LISTEN is refused", sql: "LISTEN x", rule: "listen_notify"},
+		{name: "a syntax error is refused with 42601", sql: "SELEC 1", rule: "syntax"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := rewrite.Rewrite(tc.sql, cat, p)
+			if tc.rule != "" {
+				var r *rewrite.Refused
+				if !errors.As(err, &r) || r.Rule != tc.rule {
+					t.Fatalf("want refusal by %s, got %v (%+v)", tc.rule, err, res)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.SQL, w) {
+					t.Errorf("output lacks %q:\n%s", w, res.SQL)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,117 @@
+package rewrite
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+// QName is a schema-qualified relation name, as stored in the catalog
+// (case-folded, unquoted).
+type QName struct {
+	Schema string
+	Name   string
+}
+
+// String renders the name for messages: schema.name.
+func (q QName) String() string { return q.Schema + "." + q.Name }
+
+// Catalog is a snapshot of the upstream catalog: what the rewriter
+// resolves relation and function names against.
+//
+// NOTE: a *Catalog is immutable once built; sessions share it.
+type Catalog struct {
+	// SearchPath is the pinned search_path, schemas in order. pg_catalog
+	// is searched first unless listed, as in PostgreSQL.
+	SearchPath []string
+	// Relations holds every table, partitioned table, view, materialized
+	// view and foreign table the service account can see, including
+	// pg_catalog and information_schema relations.
+	Relations map[QName]*Relation
+	// Functions maps a schema name to the names of the functions in it.
+	Functions map[string]map[string]bool
+}
+
+// Relation is a relation of the catalog snapshot.
+type Relation struct {
+	QName
+	// OID is pg_class.oid.
+	OID uint32
+	// Kind is pg_class.relkind: 'r', 'p', 'v', 'm', 'f'.
+	Kind byte
+	// Columns are the relation's columns in attnum order (dropped columns
+	// excluded).
+	Columns []Column
+	// Ancestors are the relations this one inherits from or is a
+	// partition of, nearest first: a child of a governed table is
+	// governed by its ancestor's policy.
+	Ancestors []QName
+}
+
+// Column is a column of a Relation.
+type Column struct {
+	Name string
+	// Type is format_type(atttypid, atttypmod), e.g. "numeric(5,2)".
+	Type string
+	// TypeName is Type parsed, for casts the rewriter writes.
+	TypeName *pg_query.TypeName
+}
+
+// StatementKind is a kind of statement a role may run on governed data.
+type StatementKind string
+
+// Statement kinds a role's `statements` list may name.
+const (
+	KindSelect  StatementKind = "select"
+	KindCopyOut StatementKind = "copy_out"
+	KindInsert  StatementKind = "insert"
+	KindUpdate  StatementKind = "update"
+	KindDelete  StatementKind = "delete"
+)
+
+// AccessMode says how a relation reference is treated for a user.
+type AccessMode int
+
+const (
+	// Denied relations refuse the statement (42501, Access.Reason).
+	Denied AccessMode = iota
+	// Open relations are left as written (ungoverned data the policy
+	// allows, catalog relations BI tools need).
+	Open
+	// Governed relations are replaced by a subquery applying Filter and
+	// Masks.
+	Governed
+)
+
+// Access is how one relation is governed for one user.
+type Access struct {
+	Mode AccessMode
+	// Reason names the firewall rule that denied access (Mode Denied).
+	Reason string
+	// Filter is the row scope: a boolean expression over the relation's
+	// unqualified column names, with the user's attributes already bound
+	// as literals. nil means every row.
+	Filter *pg_query.Node
+	// Masks maps a column name to the expression that replaces its value
+	// (over the unqualified column names); the rewriter casts it to the
+	// column's type. A column not in Masks is visible.
+	Masks map[string]*pg_query.Node
+	// Rules names the rules that contributed to Filter, for the audit log.
+	Rules []string
+}
+
+// Policy is one user's compiled policy, as the rewriter consults it.
+//
+// NOTE: implementations must be safe for concurrent use and must return
+// nodes the rewriter may not modify: the rewriter copies what it uses.
+type Policy interface {
+	// Key identifies the compiled policy: two policies with equal keys
+	// rewrite every statement identically. Rewrite caches use it.
+	Key() string
+	// AllowStatement reports whether the user may run statements of kind
+	// k on governed relations; when not, reason names the rule.
+	AllowStatement(k StatementKind) (ok bool, reason string)
+	// Relation returns how r is governed for the user.
+	Relation(r *Relation) Access
+	// AllowFunction reports whether the user may call a function outside
+	// pg_catalog.
+	AllowFunction(schema, name string) bool
+}

@@ -1,0 +1,350 @@
+package rewrite
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// walker checks and rewrites one statement text.
+//
+// NOTE: every node of an allowed statement is visited: a RangeVar wrapped
+// in a Node can only be a FROM item once the statement kind is allowed
+// (DDL, where RangeVars mean other things, is refused before walking).
+type walker struct {
+	cat *Catalog
+	pol Policy
+	// ctes is the stack of CTE names visible at the current query level,
+	// innermost last.
+	ctes []map[string]bool
+	// selects is the stack of SELECTs being walked, innermost last, for
+	// pushing safe predicates into the subqueries of their FROM items.
+	selects []*pg_query.SelectStmt
+	// skipTarget is the target relation of the write being walked: it is
+	// checked by write, not substituted.
+	skipTarget *pg_query.RangeVar
+	// access caches Policy.Relation per relation.
+	accessCache map[*Relation]Access
+	// changed reports whether the tree was modified.
+	changed bool
+	// governedSeen reports whether a governed relation was referenced.
+	governedSeen bool
+	tables       map[string]bool
+	rules        map[string]bool
+	masked       map[string]bool
+	err          error
+}
+
+func newWalker(cat *Catalog, p Policy) *walker {
+	return &walker{
+		cat: cat, pol: p,
+		accessCache: map[*Relation]Access{},
+		tables:      map[string]bool{}, rules: map[string]bool{}, masked: map[string]bool{},
+	}
+}
+
+// walk visits n and everything below it.
+func (w *walker) walk(n *pg_query.Node) error {
+	if n == nil {
+		return nil
+	}
+	w.visitNode(n)
+	return w.err
+}
+
+func (w *walker) walkList(ns []*pg_query.Node) error {
+	for _, n := range ns {
+		if err := w.walk(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visitNode handles the node kinds the firewall cares about and walks
+// the fields of every other node.
+func (w *walker) visitNode(n *pg_query.Node) {
+	if w.err != nil || n == nil {
+		return
+	}
+	switch v := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		w.relationRef(n, v.RangeVar)
+		return
+	case *pg_query.Node_SelectStmt:
+		w.err = w.walkSelect(v.SelectStmt)
+		return
+	case *pg_query.Node_InsertStmt:
+		w.withScope(v.InsertStmt.WithClause, func() { w.visitFields(v.InsertStmt.ProtoReflect(), "with_clause") })
+		return
+	case *pg_query.Node_UpdateStmt:
+		w.withScope(v.UpdateStmt.WithClause, func() { w.visitFields(v.UpdateStmt.ProtoReflect(), "with_clause") })
+		return
+	case *pg_query.Node_DeleteStmt:
+		w.withScope(v.DeleteStmt.WithClause, func() { w.visitFields(v.DeleteStmt.ProtoReflect(), "with_clause") })
+		return
+	case *pg_query.Node_FuncCall:
+		w.function(v.FuncCall)
+	case *pg_query.Node_AExpr:
+		w.operator(v.AExpr.Name)
+	case *pg_query.Node_RangeTableSample:
+		if rv, ok := v.RangeTableSample.Relation.GetNode().(*pg_query.Node_RangeVar); ok {
+			if rel, err := w.resolve(rv.RangeVar); err == nil && rel != nil && w.access(rel).Mode == Governed {
+				w.err = deny("tablesample", "TABLESAMPLE on the governed table %s is not allowed", rel.QName)
+				return
+			}
+		}
+	case *pg_query.Node_IntoClause:
+		w.err = deny("select_into", "SELECT INTO creates a table")
+		return
+	}
+	w.visitFields(n.ProtoReflect(), "")
+}
+
+// visitFields walks every message field of m except the one named skip.
+func (w *walker) visitFields(m protoreflect.Message, skip protoreflect.Name) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if w.err != nil {
+			return false
+		}
+		if fd.Name() == skip || fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len() && w.err == nil; i++ {
+				w.visitMessage(l.Get(i).Message())
+			}
+			return true
+		}
+		w.visitMessage(v.Message())
+		return true
+	})
+}
+
+// visitMessage dispatches a message value: Nodes through visitNode,
+// SelectStmts reached directly (set-operation arms) through walkSelect,
+// typed RangeVar fields (write targets) through the statement's checks.
+func (w *walker) visitMessage(m protoreflect.Message) {
+	switch v := m.Interface().(type) {
+	case *pg_query.Node:
+		w.visitNode(v)
+	case *pg_query.SelectStmt:
+		if err := w.walkSelect(v); err != nil && w.err == nil {
+			w.err = err
+		}
+	case *pg_query.RangeVar:
+		if v == w.skipTarget {
+			return
+		}
+		// A typed RangeVar outside a write target: refuse rather than
+		// guess what it names.
+		w.err = deny("statement_kind", "unexpected relation reference %s", v.Relname)
+	default:
+		w.visitFields(m, "")
+	}
+}
+
+// walkSelect walks a SELECT with its WITH clause in scope.
+func (w *walker) walkSelect(s *pg_query.SelectStmt) error {
+	if s == nil {
+		return w.err
+	}
+	if s.IntoClause != nil {
+		return deny("select_into", "SELECT INTO creates a table")
+	}
+	w.selects = append(w.selects, s)
+	w.withScope(s.WithClause, func() { w.visitFields(s.ProtoReflect(), "with_clause") })
+	w.selects = w.selects[:len(w.selects)-1]
+	return w.err
+}
+
+// withScope walks the CTEs of wc, then runs body with their names
+// visible. In WITH RECURSIVE every CTE sees all of them; otherwise each
+// sees only those before it, as in PostgreSQL.
+func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
+	if wc == nil {
+		body()
+		return
+	}
+	frame := map[string]bool{}
+	w.ctes = append(w.ctes, frame)
+	defer func() { w.ctes = w.ctes[:len(w.ctes)-1] }()
+	names := make([]string, 0, len(wc.Ctes))
+	for _, c := range wc.Ctes {
+		if cte := c.GetCommonTableExpr(); cte != nil {
+			names = append(names, cte.Ctename)
+		}
+	}
+	if wc.Recursive {
+		for _, n := range names {
+			frame[n] = true
+		}
+	}
+	for i, c := range wc.Ctes {
+		if w.err != nil {
+			return
+		}
+		if cte := c.GetCommonTableExpr(); cte != nil {
+			w.visitFields(cte.ProtoReflect(), "")
+			frame[names[i]] = true
+		}
+	}
+	if w.err == nil {
+		body()
+	}
+}
+
+// isCTE reports whether an unqualified name refers to a visible CTE.
+func (w *walker) isCTE(name string) bool {
+	for i := len(w.ctes) - 1; i >= 0; i-- {
+		if w.ctes[i][name] {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve finds the catalog relation rv names, using the pinned
+// search_path for unqualified names. It returns nil for a CTE reference.
+func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
+	if rv == nil {
+		return nil, nil
+	}
+	if rv.Catalogname != "" {
+		return nil, deny("cross_database", "references to other databases are not allowed")
+	}
+	if rv.Schemaname != "" {
+		if rel := w.cat.Relations[QName{rv.Schemaname, rv.Relname}]; rel != nil {
+			return rel, nil
+		}
+		if rv.Schemaname == "pg_temp" || strings.HasPrefix(rv.Schemaname, "pg_temp_") {
+			return nil, deny("temp_objects", "temporary relations are not allowed")
+		}
+		return nil, &UnknownRelationError{Name: rv.Schemaname + "." + rv.Relname}
+	}
+	if w.isCTE(rv.Relname) {
+		return nil, nil
+	}
+	for _, schema := range w.searchPath() {
+		if rel := w.cat.Relations[QName{schema, rv.Relname}]; rel != nil {
+			return rel, nil
+		}
+	}
+	return nil, &UnknownRelationError{Name: rv.Relname}
+}
+
+// searchPath is the effective search path: pg_catalog first unless the
+// pinned path places it.
+func (w *walker) searchPath() []string {
+	for _, s := range w.cat.SearchPath {
+		if s == "pg_catalog" {
+			return w.cat.SearchPath
+		}
+	}
+	return append([]string{"pg_catalog"}, w.cat.SearchPath...)
+}
+
+// access returns how rel is governed for the user, with the firewall's
+// own rules for catalog relations first.
+func (w *walker) access(rel *Relation) Access {
+	if a, ok := w.accessCache[rel]; ok {
+		return a
+	}
+	var a Access
+	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
+		if rule := deniedCatalogRelation(rel.Name); rule != "" {
+			a = Access{Mode: Denied, Reason: rel.QName.String() + " reveals " + strings.ReplaceAll(rule, "_", " ")}
+		} else {
+			a = w.pol.Relation(rel)
+			if a.Mode == Denied && a.Reason == "" {
+				a.Reason = "access to " + rel.QName.String() + " is denied"
+			}
+		}
+	} else {
+		a = w.pol.Relation(rel)
+	}
+	w.accessCache[rel] = a
+	return a
+}
+
+// relationRef checks a FROM item and substitutes it when governed.
+func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
+	rel, err := w.resolve(rv)
+	if err != nil {
+		w.err = err
+		return
+	}
+	if rel == nil {
+		return // a CTE
+	}
+	acc := w.access(rel)
+	switch acc.Mode {
+	case Denied:
+		w.err = deny(denyRule(rel), "%s", acc.Reason)
+	case Governed:
+		w.substitute(n, rv, rel, acc)
+	}
+}
+
+// denyRule names the firewall rule behind a denied relation.
+func denyRule(rel *Relation) string {
+	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
+		if r := deniedCatalogRelation(rel.Name); r != "" {
+			return r
+		}
+		return "catalog"
+	}
+	return "ungoverned_table"
+}
+
+// function checks a function call: pg_catalog functions are allowed but
+// for the deny list; others only when the policy allows them.
+func (w *walker) function(fc *pg_query.FuncCall) {
+	schema, name := "", ""
+	switch len(fc.Funcname) {
+	case 1:
+		name = fc.Funcname[0].GetString_().GetSval()
+	case 2:
+		schema, name = fc.Funcname[0].GetString_().GetSval(), fc.Funcname[1].GetString_().GetSval()
+	default:
+		w.err = deny("function", "function names with a database are not allowed")
+		return
+	}
+	if schema == "" {
+		schema = w.functionSchema(name)
+	}
+	if schema == "pg_catalog" {
+		if rule := deniedFunction(name); rule != "" {
+			w.err = deny(rule, "the function %s is not allowed", name)
+		}
+		return
+	}
+	if schema == "" || !w.pol.AllowFunction(schema, name) {
+		qualified := name
+		if schema != "" {
+			qualified = schema + "." + name
+		}
+		w.err = deny("function", "the function %s is not allowed by the policy", qualified)
+	}
+}
+
+// functionSchema resolves an unqualified function name along the search
+// path; "" when no schema has it.
+func (w *walker) functionSchema(name string) string {
+	for _, s := range w.searchPath() {
+		if w.cat.Functions[s][name] {
+			return s
+		}
+	}
+	return ""
+}
+
+// operator refuses operators qualified with a schema other than
+// pg_catalog: they name user-defined functions.
+func (w *walker) operator(name []*pg_query.Node) {
+	if len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
+		w.err = deny("function", "operators outside pg_catalog are not allowed")
+	}
+}

@@ -3,10 +3,10 @@ package rewrite_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 

@@ -389,6 +389,13 @@ func (ss *session) onError(msg []byte) error {
 	if er.Severity == "FATAL" || er.Severity == "PANIC" || er.SeverityUnlocalized == "FATAL" || er.SeverityUnlocalized == "PANIC" {
 		ss.upstreamFatal = true
 	}
+	if ss.srv.scrub && scrubError(&er) {
+		var err error
+		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
+			return fmt.Errorf("encoding scrubbed error: %w", err)
+		}
+		return ss.writeClient(ss.scratch)
+	}
 	if er.Code == "42P01" {
 		if r, ok := ss.takeRefusal(er.Message); ok {
 			resp := errorResponse("ERROR", r.Code, r.Message, r.Detail, r.Hint)

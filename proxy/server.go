@@ -32,6 +32,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Rewriter sees every statement; PassThrough when nil.
 	Rewriter Rewriter
+	// ScrubDataErrors removes values from upstream errors of classes 22
+	// (data exception) and 23 (integrity constraint violation): their
+	// DETAIL, WHERE and every quoted value of the message, so that a cast
+	// or constraint error cannot echo data the user may not see.
+	ScrubDataErrors bool
 }
 
 // Server accepts client connections, authenticates them, and relays each
@@ -40,6 +45,8 @@ type Server struct {
 	cfg      *policy.Config
 	log      *zap.Logger
 	rewriter Rewriter
+	// scrub is Options.ScrubDataErrors.
+	scrub bool
 	// upstream is the base pgconn configuration; sessions Copy it.
 	upstream *pgconn.Config
 	// tlsConfig is nil when the listen block has no tls block.
@@ -73,6 +80,7 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 		cfg:       cfg,
 		log:       opts.Logger,
 		rewriter:  opts.Rewriter,
+		scrub:     opts.ScrubDataErrors,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[*session]struct{}{},

@@ -1,0 +1,182 @@
+package rewrite
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// PolicyFunc returns the compiled policy of a login.
+type PolicyFunc func(login string) (Policy, error)
+
+// CatalogFunc reads a fresh catalog snapshot.
+type CatalogFunc func(ctx context.Context) (*Catalog, error)
+
+// Engine is the proxy's statement hook when policies are enforced: it
+// rewrites each statement for the session's user, caching the result by
+// (policy key, source, text).
+//
+// NOTE: a cache entry is keyed by the user's compiled policy key, so a
+// rewrite is never shared between users whose scopes differ, and a new
+// policy version misses the cache.
+type Engine struct {
+	policy  PolicyFunc
+	refresh CatalogFunc
+	catalog atomic.Pointer[Catalog]
+	cache   *lruCache
+	// refreshMu serialises catalog refreshes; lastRefresh rate-limits
+	// them.
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+	// minRefresh is the shortest interval between two refreshes caused by
+	// unknown relations.
+	minRefresh time.Duration
+	hits       atomic.Uint64
+	misses     atomic.Uint64
+}
+
+// NewEngine returns an Engine over cat. refresh may be nil; when set, a
+// statement naming a relation missing from the snapshot triggers one
+// refresh (at most every few seconds) and a second try.
+func NewEngine(cat *Catalog, policy PolicyFunc, refresh CatalogFunc, cacheSize int) *Engine {
+	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), minRefresh: 5 * time.Second}
+	e.catalog.Store(cat)
+	return e
+}
+
+// SetCatalog replaces the catalog snapshot and empties the cache.
+func (e *Engine) SetCatalog(cat *Catalog) {
+	e.catalog.Store(cat)
+	e.cache.purge()
+}
+
+// Catalog returns the current snapshot.
+func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
+
+// CacheStats returns the cache hits and misses so far.
+func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.misses.Load() }
+
+// cached is a cache entry: a rewritten text or a refusal.
+type cached struct {
+	sql string
+	err error
+}
+
+// Rewrite implements proxy.Rewriter.
+func (e *Engine) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.Statement) (string, error) {
+	p, err := e.policy(s.User)
+	if err != nil {
+		return "", &proxy.Refusal{Code: CodeInsufficientPrivilege, Message: "pgveil refused the statement: " + err.Error()}
+	}
+	key := p.Key() + "\x00" + string(rune(st.Source)) + "\x00" + st.Text
+	if c, ok := e.cache.get(key); ok {
+		e.hits.Add(1)
+		return c.sql, c.err
+	}
+	e.misses.Add(1)
+	cat := e.catalog.Load()
+	res, err := Rewrite(st.Text, cat, p)
+	var unknown *UnknownRelationError
+	if errors.As(err, &unknown) && e.refresh != nil {
+		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
+			res, err = Rewrite(st.Text, fresh, p)
+		}
+	}
+	c := cached{}
+	switch {
+	case err == nil:
+		c.sql = res.SQL
+	case errors.As(err, &unknown):
+		c.err = &proxy.Refusal{Code: CodeUndefinedTable, Message: unknown.Error()}
+	default:
+		var r *Refused
+		if errors.As(err, &r) {
+			c.err = &proxy.Refusal{Code: r.Code, Message: r.Message, Hint: r.Hint}
+		} else {
+			c.err = &proxy.Refusal{Code: CodeInsufficientPrivilege, Message: "pgveil refused the statement"}
+		}
+	}
+	// Unknown relations are not cached: the table may appear later.
+	if unknown == nil {
+		e.cache.put(key, c)
+	}
+	return c.sql, c.err
+}
+
+// refreshCatalog reloads the snapshot once if seen is still current and
+// the last refresh is old enough; it returns the fresh snapshot or nil.
+func (e *Engine) refreshCatalog(ctx context.Context, seen *Catalog) *Catalog {
+	e.refreshMu.Lock()
+	defer e.refreshMu.Unlock()
+	if cur := e.catalog.Load(); cur != seen {
+		return cur // someone else refreshed meanwhile
+	}
+	if time.Since(e.lastRefresh) < e.minRefresh {
+		return nil
+	}
+	e.lastRefresh = time.Now()
+	cat, err := e.refresh(ctx)
+	if err != nil {
+		return nil
+	}
+	e.SetCatalog(cat)
+	return cat
+}
+
+// lruCache is a bounded, concurrency-safe least-recently-used cache.
+type lruCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+type lruEntry struct {
+	key string
+	val cached
+}
+
+func newLRU(max int) *lruCache {
+	if max <= 0 {
+		max = 1
+	}
+	return &lruCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *lruCache) get(key string) (cached, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.ll.MoveToFront(el)
+		return el.Value.(*lruEntry).val, true
+	}
+	return cached{}, false
+}
+
+func (c *lruCache) put(key string, v cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value.(*lruEntry).val = v
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.ll.PushFront(&lruEntry{key: key, val: v})
+	if c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.items, old.Value.(*lruEntry).key)
+	}
+}
+
+func (c *lruCache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ll.Init()
+	c.items = map[string]*list.Element{}
+}

@@ -38,10 +38,19 @@ type Refusal struct {
 func (r *Refusal) Error() string { return r.Message }
 
 // asRefusal converts any error from a Rewriter into the refusal sent to
-// the client. An error that is not a *Refusal is a bug or an unexpected
+// the client. Errors that carry their own SQLSTATE and hint (such as
+// rewrite.Refused) keep them. An error that is not a *Refusal is a bug or an unexpected
 // condition: the statement is refused all the same (fail closed) with a
 // generic message that reveals nothing of the error.
 func asRefusal(err error) *Refusal {
+	var coded interface {
+		error
+		SQLState() string
+		HintText() string
+	}
+	if errors.As(err, &coded) {
+		return &Refusal{Code: coded.SQLState(), Message: coded.Error(), Hint: coded.HintText()}
+	}
 	var r *Refusal
 	if errors.As(err, &r) {
 		if r.Code == "" {

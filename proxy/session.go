@@ -128,6 +128,7 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		panic("pgveil: crypto/rand failed: " + err.Error())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	clientIO := newRawIO(res.conn)
 	ss := &session{
 		srv: s,
 		info: SessionInfo{
@@ -141,8 +142,8 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		ctx:          ctx,
 		cancel:       cancel,
 		client:       res.conn,
-		cin:          newFrameReader(res.conn, clientReadBuf, s.cfg.Listen.MaxMessageSize),
-		cout:         newFrameWriter(res.conn, clientWriteBuf),
+		cin:          newFrameReader(clientIO, clientReadBuf, s.cfg.Listen.MaxMessageSize),
+		cout:         newFrameWriter(clientIO, clientWriteBuf),
 		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
 		refusals:     map[uint64]pendingRefusal{},
 	}
@@ -189,9 +190,10 @@ func (ss *session) start(res *startupResult) error {
 		return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
 	}
 	ss.up = up
-	ss.uin = newFrameReader(up.conn, upstreamReadBuf, maxUpstreamMessage)
+	upIO := newRawIO(up.conn)
+	ss.uin = newFrameReader(upIO, upstreamReadBuf, maxUpstreamMessage)
 	ss.uin.preload(up.buffered)
-	ss.uout = newFrameWriter(up.conn, upstreamWrite)
+	ss.uout = newFrameWriter(upIO, upstreamWrite)
 	ss.pid, ss.secret = ss.srv.cancels.register(ss)
 	ss.info.Started = time.Now()
 

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pgveil/pgveil/proxy"
 )
 
 // PolicyFunc returns the compiled policy of a login.
@@ -17,8 +15,8 @@ type PolicyFunc func(login string) (Policy, error)
 // CatalogFunc reads a fresh catalog snapshot.
 type CatalogFunc func(ctx context.Context) (*Catalog, error)
 
-// Engine is the proxy's statement hook when policies are enforced: it
-// rewrites each statement for the session's user, caching the result by
+// Engine rewrites each statement for a session's user when policies are
+// enforced (the proxy's statement hook adapts it), caching the result by
 // (policy key, source, text).
 //
 // NOTE: a cache entry is keyed by the user's compiled policy key, so a
@@ -67,39 +65,38 @@ type cached struct {
 	err error
 }
 
-// Rewrite implements proxy.Rewriter.
-func (e *Engine) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.Statement) (string, error) {
-	p, err := e.policy(s.User)
+// Rewrite rewrites text, sent by login in a message of type source ('Q'
+// or 'P'), or returns a *Refused error.
+func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (string, error) {
+	p, err := e.policy(login)
 	if err != nil {
-		return "", &proxy.Refusal{Code: CodeInsufficientPrivilege, Message: "pgveil refused the statement: " + err.Error()}
+		return "", &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
 	}
-	key := p.Key() + "\x00" + string(rune(st.Source)) + "\x00" + st.Text
+	key := p.Key() + "\x00" + string(rune(source)) + "\x00" + text
 	if c, ok := e.cache.get(key); ok {
 		e.hits.Add(1)
 		return c.sql, c.err
 	}
 	e.misses.Add(1)
 	cat := e.catalog.Load()
-	res, err := Rewrite(st.Text, cat, p)
+	res, err := Rewrite(text, cat, p)
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
 		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
-			res, err = Rewrite(st.Text, fresh, p)
+			res, err = Rewrite(text, fresh, p)
 		}
 	}
 	c := cached{}
+	var r *Refused
 	switch {
 	case err == nil:
 		c.sql = res.SQL
 	case errors.As(err, &unknown):
-		c.err = &proxy.Refusal{Code: CodeUndefinedTable, Message: unknown.Error()}
+		c.err = &Refused{Code: CodeUndefinedTable, Rule: "unknown_relation", Message: unknown.Error()}
+	case errors.As(err, &r):
+		c.err = r
 	default:
-		var r *Refused
-		if errors.As(err, &r) {
-			c.err = &proxy.Refusal{Code: r.Code, Message: r.Message, Hint: r.Hint}
-		} else {
-			c.err = &proxy.Refusal{Code: CodeInsufficientPrivilege, Message: "pgveil refused the statement"}
-		}
+		c.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "rewrite", Message: "pgveil refused the statement"}
 	}
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil {

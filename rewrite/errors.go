@@ -27,6 +27,12 @@ func (d *Refused) Error() string {
 	return d.Message
 }
 
+// SQLState returns the SQLSTATE the client receives.
+func (d *Refused) SQLState() string { return d.Code }
+
+// HintText returns the hint the client receives.
+func (d *Refused) HintText() string { return d.Hint }
+
 // deny builds a policy refusal naming rule.
 func deny(rule, format string, args ...any) *Refused {
 	return &Refused{

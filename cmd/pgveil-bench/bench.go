@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+)
+
+// benchUser is the login clients use at both proxies.
+const benchUser = "bench"
+
+// bench is one run of the benchmark: what it started and what it measured.
+type bench struct {
+	cfg  config
+	argv []string
+	logf func(format string, args ...any)
+
+	// cleanups undo setup steps; they run in reverse order.
+	cleanups []func() error
+
+	pgbench string
+	facts   machineFacts
+	// targets are direct, pgbouncer and pgveil, in that order.
+	targets []*target
+	// dead records the proxies found exited, reported once.
+	dead map[string]bool
+	res  *results
+}
+
+// newBench returns a bench that has started nothing yet.
+func newBench(cfg config, argv []string, stderr io.Writer) *bench {
+	return &bench{cfg: cfg, argv: argv, logf: progress(stderr), dead: map[string]bool{}, res: newResults()}
+}
+
+// onCleanup registers f to run at cleanup, before those registered
+// earlier.
+func (b *bench) onCleanup(f func() error) { b.cleanups = append(b.cleanups, f) }
+
+// cleanup stops everything setup started, newest first, and returns the
+// errors joined. It may be called more than once.
+func (b *bench) cleanup() error {
+	var errs []error
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		if err := b.cleanups[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.cleanups = nil
+	return errors.Join(errs...)
+}
+
+// setup builds pgveil and starts PostgreSQL, PgBouncer and pgveil.
+func (b *bench) setup(ctx context.Context) error {
+	binDir, err := pgtest.FindBinDir()
+	if err != nil {
+		return err
+	}
+	if b.pgbench, err = findPgbench(binDir); err != nil {
+		return err
+	}
+	pgbouncerBin, err := findPgbouncer(b.cfg.pgbouncer)
+	if err != nil {
+		return err
+	}
+	b.facts = gatherFacts(b.pgbench)
+	b.facts.PgBouncer = commandVersion(pgbouncerBin, "--version")
+
+	// NOTE: the directory must be traversable by the postgres OS user,
+	// who runs PgBouncer from a subdirectory of its own.
+	workDir, err := os.MkdirTemp("", "pgveil-bench-")
+	if err != nil {
+		return fmt.Errorf("create the work directory: %w", err)
+	}
+	b.onCleanup(func() error {
+		if err := os.RemoveAll(workDir); err != nil {
+			return fmt.Errorf("remove %s: %w", workDir, err)
+		}
+		return nil
+	})
+	if err := os.Chmod(workDir, 0o755); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+
+	pgveilBin := b.cfg.pgveil
+	if pgveilBin == "" {
+		b.logf("building pgveil (go build ./cmd/pgveil) ...")
+		if pgveilBin, err = buildPgveil(ctx, workDir); err != nil {
+			return err
+		}
+	}
+
+	b.logf("starting PostgreSQL ...")
+	cluster, direct, err := startCluster(ctx, b.cfg.scale, b.pgbench, b.logf)
+	if err != nil {
+		return err
+	}
+	b.onCleanup(func() error {
+		b.logf("stopping PostgreSQL")
+		if err := cluster.Stop(); err != nil {
+			return fmt.Errorf("stop PostgreSQL: %w", err)
+		}
+		return nil
+	})
+	if b.facts.Postgres, err = serverVersion(ctx, direct); err != nil {
+		return fmt.Errorf("server version: %w", err)
+	}
+
+	password, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	b.logf("starting pgbouncer (%s) ...", pgbouncerBin)
+	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, direct, benchUser, password, b.cfg.clients)
+	if err != nil {
+		return err
+	}
+	b.onCleanup(func() error {
+		b.logf("stopping pgbouncer")
+		return stopPgbouncer(bouncer)
+	})
+	b.logf("pgbouncer (pid %d) listens on 127.0.0.1:%d", bouncer.proc.pid(), bouncer.port)
+
+	b.logf("starting pgveil (%s) ...", pgveilBin)
+	veil, err := startPgveil(ctx, pgveilBin, workDir, direct, benchUser, password, b.cfg.gomaxprocs)
+	if err != nil {
+		return err
+	}
+	b.onCleanup(func() error {
+		b.logf("stopping pgveil")
+		return stopPgveil(veil)
+	})
+	b.logf("pgveil (pid %d) listens on 127.0.0.1:%d", veil.proc.pid(), veil.port)
+
+	b.targets = []*target{direct, bouncer, veil}
+	return nil
+}
+
+// measure runs every measurement, interleaving the targets within each
+// round and rotating their order from round to round. Failures are
+// recorded in b.res, not returned; it stops early only when ctx ends.
+func (b *bench) measure(ctx context.Context) {
+	run := pgbenchRun{clients: b.cfg.clients, jobs: b.cfg.jobs(), seconds: seconds(b.cfg.duration)}
+	for round := range b.cfg.rounds {
+		for _, mode := range modes {
+			for _, t := range rotate(b.targets, round) {
+				if ctx.Err() != nil {
+					return
+				}
+				r := run
+				r.mode = mode
+				b.tpsSample(ctx, t, r, round)
+			}
+		}
+	}
+	b.sampleMemory(b.res.memAfterPgbench)
+
+	for round := range b.cfg.streamRounds {
+		for _, t := range rotate(b.targets, round) {
+			if ctx.Err() != nil {
+				return
+			}
+			b.streamSample(ctx, t, round)
+		}
+	}
+	b.sampleMemory(b.res.memAfterStream)
+	b.facts.LoadEnd = loadAverage()
+}
+
+// tpsSample takes one throughput sample of t, after a warm-up run.
+func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round int) {
+	s := b.res.tpsOf(t.name, r.mode)
+	if err := b.checkAlive(t); err != nil {
+		s.add(0, err)
+		return
+	}
+	if w := seconds(b.cfg.warmup); w > 0 {
+		warm := r
+		warm.seconds = w
+		if _, err := measureTPS(ctx, b.pgbench, t, warm); err != nil {
+			if ctx.Err() == nil {
+				s.add(0, fmt.Errorf("warm-up: %w", err))
+				b.logf("round %d/%d  %-8s  %-9s  warm-up failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
+			}
+			return
+		}
+	}
+	cpuBefore, cpuErr := b.proxyCPU(t)
+	res, err := measureTPS(ctx, b.pgbench, t, r)
+	if ctx.Err() != nil {
+		return
+	}
+	s.add(res.tps, err)
+	if err != nil {
+		b.logf("round %d/%d  %-8s  %-9s  failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
+		return
+	}
+	cpuNote := ""
+	if cpuAfter, err := b.proxyCPU(t); err == nil && cpuErr == nil && t.proc != nil {
+		b.res.addCPU(t.name, r.mode, cpuAfter-cpuBefore, res.processed)
+		cpuNote = fmt.Sprintf(", %s CPU %v", t.name, (cpuAfter - cpuBefore).Round(10*time.Millisecond))
+	}
+	b.logf("round %d/%d  %-8s  %-9s  %8.0f tps%s", round+1, b.cfg.rounds, r.mode, t.name, res.tps, cpuNote)
+}
+
+// proxyCPU returns the CPU time t's proxy has used so far; 0 for direct
+// connections.
+func (b *bench) proxyCPU(t *target) (time.Duration, error) {
+	if t.proc == nil {
+		return 0, nil
+	}
+	return cpuTime(t.proc.pid())
+}
+
+// streamSample takes one streaming sample of t.
+func (b *bench) streamSample(ctx context.Context, t *target, round int) {
+	s := b.res.streamOf(t.name)
+	if err := b.checkAlive(t); err != nil {
+		s.add(0, err)
+		return
+	}
+	res, err := measureStream(ctx, t, b.cfg.rows)
+	if ctx.Err() != nil {
+		return
+	}
+	s.add(res.rate(), err)
+	if err != nil {
+		b.logf("round %d/%d  stream    %-9s  failed: %v", round+1, b.cfg.streamRounds, t.name, firstLineOf(err))
+		return
+	}
+	b.logf("round %d/%d  stream    %-9s  %8.1f MB/s (%d rows, %.1f MB in %v)", round+1, b.cfg.streamRounds, t.name,
+		res.rate()/1e6, res.rows, float64(res.bytes)/1e6, res.elapsed.Round(time.Millisecond))
+}
+
+// checkAlive returns an error when t's proxy has exited: in full the first
+// time (recorded among the run's failures), briefly afterwards.
+func (b *bench) checkAlive(t *target) error {
+	err := t.alive()
+	if err == nil {
+		return nil
+	}
+	if !b.dead[t.name] {
+		b.dead[t.name] = true
+		b.res.errs = append(b.res.errs, err)
+		b.logf("%s has exited: %v", t.name, firstLineOf(err))
+	}
+	return fmt.Errorf("%s: skipped, the process had exited", t.name)
+}
+
+// sampleMemory reads the memory of the proxies into into.
+func (b *bench) sampleMemory(into map[string]memStats) {
+	for _, t := range b.targets {
+		if t.proc == nil || t.proc.exited() {
+			continue
+		}
+		m, err := readMem(t.proc.pid())
+		if err != nil {
+			b.res.errs = append(b.res.errs, fmt.Errorf("%s: %w", t.name, err))
+			continue
+		}
+		into[t.name] = m
+	}
+}
+
+// report assembles the final report; call it before cleanup, while the
+// proxies' logs still exist.
+func (b *bench) report() *report {
+	r := &report{
+		command:  commandLine(b.argv),
+		settings: b.cfg.settingsText(),
+		facts:    b.facts,
+		cfg:      b.cfg,
+		res:      b.res,
+	}
+	for _, t := range b.targets {
+		if t.name == targetPgveil {
+			r.pgveilLog, r.pgveilLogTotal = logProblems(t.proc, 10)
+		}
+	}
+	return r
+}
+
+// rotate returns ts starting at index k (mod len(ts)).
+func rotate(ts []*target, k int) []*target {
+	k %= len(ts)
+	return append(append([]*target{}, ts[k:]...), ts[:k]...)
+}
+
+// firstLineOf returns the first line of err's message.
+func firstLineOf(err error) string {
+	s := err.Error()
+	for i := range len(s) {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

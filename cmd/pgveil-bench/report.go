@@ -1,0 +1,275 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Performance targets of the issue.
+const (
+	goalTPSvsPgBouncer = 1.0      // pgveil TPS / PgBouncer TPS, each mode
+	goalStreamVsDirect = 0.9      // pgveil streaming rate / direct
+	goalPeakRSS        = 64 << 20 // bytes of pgveil's VmHWM
+)
+
+// report is everything printed at the end of a run.
+type report struct {
+	command  string
+	settings string
+	facts    machineFacts
+	cfg      config
+	res      *results
+	// pgveilLog holds the first lines pgveil logged (warnings and errors);
+	// pgveilLogTotal counts them all.
+	pgveilLog      []string
+	pgveilLogTotal int
+}
+
+// targetNames lists the targets in report order.
+var targetNames = []string{targetDirect, targetPgBouncer, targetPgveil}
+
+// modes lists the pgbench protocol modes in report order.
+var modes = []string{modeSimple, modePrepared}
+
+// write prints the report, as Markdown when markdown is set.
+func (r *report) write(w io.Writer, markdown bool) {
+	r.writeHeader(w, markdown)
+	r.tpsTable().write(w, markdown)
+	r.streamTable().write(w, markdown)
+	r.memTable().write(w, markdown)
+	r.goalTable().write(w, markdown)
+	r.writeNotes(w, markdown)
+}
+
+// writeHeader prints the command line, the settings and the machine.
+func (r *report) writeHeader(w io.Writer, markdown bool) {
+	f := r.facts
+	items := [][2]string{
+		{"Command", r.command},
+		{"Settings", r.settings},
+		{"CPUs", fmt.Sprintf("%d (%s)", f.CPUs, f.CPUModel)},
+		{"Kernel", f.Kernel},
+		{"Go", f.GoVersion},
+		{"PostgreSQL", f.Postgres},
+		{"pgbench", f.Pgbench},
+		{"PgBouncer", f.PgBouncer},
+		{"Load average", fmt.Sprintf("%s at start, %s at end (1, 5, 15 min)", f.LoadStart, f.LoadEnd)},
+	}
+	if markdown {
+		fmt.Fprint(w, "### pgveil benchmark\n\n")
+		for _, it := range items {
+			val := it[1]
+			if it[0] == "Command" {
+				val = "`" + val + "`"
+			}
+			fmt.Fprintf(w, "- %s: %s\n", it[0], val)
+		}
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprint(w, "pgveil benchmark\n\n")
+	for _, it := range items {
+		fmt.Fprintf(w, "  %-13s %s\n", it[0]+":", it[1])
+	}
+	fmt.Fprintln(w)
+}
+
+// tpsTable is the throughput table: one row per (target, mode).
+func (r *report) tpsTable() *table {
+	t := &table{
+		title: fmt.Sprintf("Throughput: pgbench -S -c %d -j %d, %v runs, median of %d round(s)",
+			r.cfg.clients, r.cfg.jobs(), r.cfg.duration, r.cfg.rounds),
+		header: []string{"target", "mode", "TPS", "vs direct", "vs pgbouncer", "proxy CPU/txn", "samples"},
+	}
+	for _, mode := range modes {
+		direct := r.res.tps[tpsKey{targetDirect, mode}]
+		bouncer := r.res.tps[tpsKey{targetPgBouncer, mode}]
+		for _, name := range targetNames {
+			k := tpsKey{name, mode}
+			s := r.res.tps[k]
+			t.add(name, mode, medianCell(s, "%.0f", 1), ratioCell(s, direct), ratioCell(s, bouncer),
+				cpuCell(r.res.cpu[k]), samplesCell(s, "%.0f", 1))
+		}
+	}
+	return t
+}
+
+// streamTable is the streaming table: one row per target.
+func (r *report) streamTable() *table {
+	t := &table{
+		title: fmt.Sprintf("Streaming: %d rows (%s), extended protocol, median of %d round(s); MB = 10^6 bytes of values",
+			r.cfg.rows, "g, repeat('x', 100)", r.cfg.streamRounds),
+		header: []string{"target", "MB/s", "vs direct", "vs pgbouncer", "samples (MB/s)"},
+	}
+	direct := r.res.stream[targetDirect]
+	bouncer := r.res.stream[targetPgBouncer]
+	for _, name := range targetNames {
+		s := r.res.stream[name]
+		t.add(name, medianCell(s, "%.1f", 1e-6), ratioCell(s, direct), ratioCell(s, bouncer), samplesCell(s, "%.1f", 1e-6))
+	}
+	return t
+}
+
+// memTable is the proxies' memory table.
+func (r *report) memTable() *table {
+	t := &table{
+		title:  "Memory of the proxy processes (VmHWM = peak RSS so far, from /proc/PID/status)",
+		header: []string{"process", "peak after pgbench", "peak after streaming", "RSS at end"},
+	}
+	for _, name := range []string{targetPgveil, targetPgBouncer} {
+		a, okA := r.res.memAfterPgbench[name]
+		b, okB := r.res.memAfterStream[name]
+		t.add(name, mibCell(a.Peak, okA), mibCell(b.Peak, okB), mibCell(b.Current, okB))
+	}
+	return t
+}
+
+// goalTable checks the issue's targets.
+func (r *report) goalTable() *table {
+	t := &table{
+		title:  "Targets",
+		header: []string{"target", "goal", "measured", "result"},
+	}
+	for _, mode := range modes {
+		v, ok := ratio(r.res.tps[tpsKey{targetPgveil, mode}], r.res.tps[tpsKey{targetPgBouncer, mode}])
+		t.add("pgveil TPS vs pgbouncer, "+mode, fmt.Sprintf(">= %.1fx", goalTPSvsPgBouncer),
+			ratioText(v, ok), verdict(ok, v >= goalTPSvsPgBouncer))
+	}
+	v, ok := ratio(r.res.stream[targetPgveil], r.res.stream[targetDirect])
+	t.add("pgveil streaming vs direct", fmt.Sprintf(">= %.1fx", goalStreamVsDirect),
+		ratioText(v, ok), verdict(ok, v >= goalStreamVsDirect))
+	peak := r.peakRSS()
+	t.add("pgveil peak RSS", fmt.Sprintf("<= %d MiB", goalPeakRSS>>20),
+		mibCell(peak, peak > 0), verdict(peak > 0, peak <= goalPeakRSS))
+	return t
+}
+
+// peakRSS returns pgveil's highest VmHWM reading, 0 when there is none.
+func (r *report) peakRSS() int64 {
+	peak := r.res.memAfterPgbench[targetPgveil].Peak
+	return max(peak, r.res.memAfterStream[targetPgveil].Peak)
+}
+
+// writeNotes prints pgveil's log lines and the failures.
+func (r *report) writeNotes(w io.Writer, markdown bool) {
+	heading := func(s string) {
+		if markdown {
+			fmt.Fprintf(w, "#### %s\n\n", s)
+		} else {
+			fmt.Fprintln(w, s)
+		}
+	}
+	block := func(lines []string) {
+		if markdown {
+			fmt.Fprintln(w, "```")
+		}
+		for _, l := range lines {
+			if markdown {
+				fmt.Fprintln(w, l)
+			} else {
+				fmt.Fprintln(w, "  "+l)
+			}
+		}
+		if markdown {
+			fmt.Fprintln(w, "```")
+		}
+		fmt.Fprintln(w)
+	}
+
+	if r.pgveilLogTotal == 0 {
+		heading("pgveil log (--log-level warn): empty")
+		fmt.Fprintln(w)
+	} else {
+		heading(fmt.Sprintf("pgveil log (--log-level warn): %d line(s), first %d:", r.pgveilLogTotal, len(r.pgveilLog)))
+		block(r.pgveilLog)
+	}
+	if errs := r.res.allErrors(); len(errs) > 0 {
+		heading(fmt.Sprintf("Failures: %d", len(errs)))
+		var lines []string
+		for _, err := range errs {
+			lines = append(lines, strings.Split(err.Error(), "\n")...)
+		}
+		block(lines)
+	}
+}
+
+// medianCell formats the median of s times scale, or "error"/"-".
+func medianCell(s *samples, format string, scale float64) string {
+	m, ok := s.median()
+	if !ok {
+		return missing(s)
+	}
+	return fmt.Sprintf(format, m*scale)
+}
+
+// samplesCell lists every sample of s times scale, failures as "error".
+func samplesCell(s *samples, format string, scale float64) string {
+	if s == nil {
+		return "-"
+	}
+	var parts []string
+	for _, v := range s.values {
+		parts = append(parts, fmt.Sprintf(format, v*scale))
+	}
+	for range s.errs {
+		parts = append(parts, "error")
+	}
+	return strings.Join(parts, " ")
+}
+
+// cpuCell formats a proxy's CPU time per transaction in microseconds, or
+// "-" for direct connections and missing data.
+func cpuCell(c *cpuUse) string {
+	d, ok := c.perTxn()
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+}
+
+// ratioCell formats the ratio of the medians of s and base.
+func ratioCell(s, base *samples) string {
+	v, ok := ratio(s, base)
+	if !ok {
+		return "-"
+	}
+	return ratioText(v, true)
+}
+
+// ratioText formats a ratio as "0.93x", or "-" when not ok.
+func ratioText(v float64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+// mibCell formats bytes in MiB, or "-" when not ok.
+func mibCell(bytes int64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(bytes)/(1<<20))
+}
+
+// verdict is PASS or MISS, or "n/a" when the value is missing.
+func verdict(ok, pass bool) string {
+	switch {
+	case !ok:
+		return "n/a"
+	case pass:
+		return "PASS"
+	default:
+		return "MISS"
+	}
+}
+
+// missing describes samples without a value.
+func missing(s *samples) string {
+	if s != nil && len(s.errs) > 0 {
+		return "error"
+	}
+	return "-"
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Names of the three paths to the database, in report order.
+const (
+	targetDirect    = "direct"
+	targetPgBouncer = "pgbouncer"
+	targetPgveil    = "pgveil"
+)
+
+// benchDatabase is the database every target serves.
+const benchDatabase = "bench"
+
+// target is one way for a client to reach the bench database.
+type target struct {
+	name     string
+	host     string
+	port     int
+	user     string
+	password string
+	// proc is the proxy process; nil for direct connections.
+	proc *child
+}
+
+// connString returns a libpq keyword/value connection string for the
+// target, without TLS.
+func (t *target) connString() string {
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=10",
+		t.host, t.port, t.user, t.password, benchDatabase)
+}
+
+// connect opens a connection to the target.
+func (t *target) connect(ctx context.Context) (*pgconn.PgConn, error) {
+	conn, err := pgconn.Connect(ctx, t.connString())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s (%s:%d as %s): %w", t.name, t.host, t.port, t.user, err)
+	}
+	return conn, nil
+}
+
+// alive returns an error when the target's proxy process has exited.
+func (t *target) alive() error {
+	if t.proc != nil && t.proc.exited() {
+		return fmt.Errorf("%s: %w (%v); its log ends with:\n%s", t.name, errExited, t.proc.err, t.proc.logTail(2048))
+	}
+	return nil
+}
+
+// waitReady polls until a client can connect to the target and run a
+// query, the proxy process exits, or timeout passes.
+func (t *target) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := t.alive(); err != nil {
+			return err
+		}
+		err := t.ping(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("%s not ready after %v: %v", t.name, timeout, err)
+			if t.proc != nil {
+				msg += "; its log ends with:\n" + t.proc.logTail(2048)
+			}
+			return fmt.Errorf("%s", msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ping connects and runs a trivial query.
+func (t *target) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := t.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+		return fmt.Errorf("query through %s: %w", t.name, err)
+	}
+	return nil
+}

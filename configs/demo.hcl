@@ -4,6 +4,11 @@
 # into the database "feedback", and sets the environment variables below.
 # Every demo user's password is "demo-<login>" (e.g. marie / demo-marie);
 # the verifiers were produced with `pgveil passwd`.
+#
+# The policy below (after the users) is documented in configs/README.md,
+# "The demo policy". In short: user blocks give logins, passwords, roles
+# and attributes; the identity block adds each employee's team and group
+# from public.employees; rules decide which rows each role sees.
 
 listen {
   address  = env("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
@@ -21,44 +26,247 @@ upstream {
 # French analyst — password demo-marie
 user "marie" {
   password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="
+  roles      = ["country_analyst"]
+  attributes = { country = "France" }
 }
 
 # central analyst (all countries) — password demo-hq
 user "hq" {
   password = "SCRAM-SHA-256$4096:en3FQnOKAi5j3SoFbrNZfA==$WFynQmQQUb+ys1qRICfdLwPWkyyQT7k5pUtzTmcUj74=:QDquHuGo5D905I9rRMgApWdgizw/SgCTxs/wY7ftvpw="
+  roles    = ["central_analyst"]
 }
 
 # sends surveys; may see personal data — password demo-survey_admin
 user "survey_admin" {
   password = "SCRAM-SHA-256$4096:HG+Xh57c78rWWQ1QsWF8sw==$Y34ZN8zraVnZL3Fa2+i1h3AwBOsrK0ptqRhe6ZN9vg4=:WhF7YdbDJ/kepTB5Xj2R9dEZzi/E1B1OgOHB9z9sTfo="
+  roles    = ["survey_admin"]
 }
 
 # manager of Frozen Food — password demo-paul
 user "paul" {
   password = "SCRAM-SHA-256$4096:Xvyk9M+gnL28n0DY4qi7vA==$FesrI49QPC+2XJwkWBnGh+ehaiO/FaP0E41Doubiml8=:BlvBiYHrVVEFmmmM9BcUkVws+BSdiQnW4ZbPxtVaLH4="
+  roles    = ["manager"]
 }
 
 # agent in Thick Crust — password demo-tom
 user "tom" {
   password = "SCRAM-SHA-256$4096:z/q6cDiAXfcxPvoCA7AizQ==$Vf5LK2In4M52e1KNisa8TR/QNV3/qzTMTJT12h0VMZg=:P05qVfNgPfzhV5TiWB67tsqO89rDo/iXM9a0gc8wXk0="
+  roles    = ["agent"]
 }
 
 # team lead of Desserts — password demo-lea
 user "lea" {
   password = "SCRAM-SHA-256$4096:IQRU0ab/yAqpOe+frlJCDg==$GcVdCscmhbPPH2bPMWaGLZUxWPWQQC82qN8oHpjhKXA=:BkW/gevUEGEHylIgb3Z7lxvl/9Jn4MglbVLbgccUi88="
+  roles    = ["team_lead"]
 }
 
 # outsourced agent, group vendor_a — password demo-bpo_a
 user "bpo_a" {
   password = "SCRAM-SHA-256$4096:V3gIfxWxjlGtIcH5C8CDEw==$CX/5nqTtUqYGemD7SKmeWiNAJS7IZecaqgC9ojHBJ3k=:s/r6ds9cvIFbKq41wzvLSFyV1T8nJ9IodB6Z4S0cl+U="
+  roles    = ["vendor_agent"]
 }
 
 # operations, groups vendor_a and vendor_b — password demo-ops
 user "ops" {
   password = "SCRAM-SHA-256$4096:aNhSIvEiGNbI6JlxDKabdQ==$VztxuHhOJfKppPTh/OQuWBP8JnWwAeAhZoxffLN7NRU=:8yn7+VpJCm34WQXESytmM+nVtF0R10y9RGHcB2AqlXU="
+  roles    = ["operations"]
 }
 
 # Banking App product team — password demo-bank_app
 user "bank_app" {
   password = "SCRAM-SHA-256$4096:aDsb57YhlMBLlzAWBWcsqQ==$0pqT9GzqqBfUlDedyW0wYeO8uPeZ0lLTQfrswXPZhw8=:eU61ILqqhjPnX1xoUjeNOkpVLIytUZ/8xDGxCs856U8="
+  roles    = ["product_team"]
+}
+
+# ---------------------------------------------------------------------------
+# Who users are: team and group of every employee, read upstream. User
+# blocks above win field by field (they give roles and attributes).
+
+identity "employees" {
+  query = "SELECT login, team_id AS team, group_name AS groups FROM public.employees"
+}
+
+# The organisation tree, read live: a team added to public.teams is covered
+# by team_subtree at once.
+teams {
+  table         = "public.teams"
+  id_column     = "id"
+  parent_column = "parent_id"
+}
+
+# ---------------------------------------------------------------------------
+# Roles. `scope` is a ceiling: rules grant rows, the ceiling bounds them.
+
+# marie: responses and countries of her country; no personal data, no score.
+role "country_analyst" {
+  statements = ["select", "copy_out"]
+}
+
+# hq: every country, and the internal score.
+role "central_analyst" {
+  statements = ["select", "copy_out"]
+  columns    = ["technical"]
+}
+
+# survey_admin: every response, with the respondents' contact and email.
+role "survey_admin" {
+  statements = ["select", "copy_out"]
+  columns    = ["pii"]
+}
+
+# paul: his team and every team below it.
+role "manager" {
+  statements = ["select", "copy_out"]
+  scope      = "team_subtree"
+}
+
+# tom: only the responses he handled.
+role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+
+# lea: her own team at most (see the escalations rule), and always the
+# responses she handled herself.
+role "team_lead" {
+  statements = ["select", "copy_out"]
+  scope      = "own_team"
+  own_rows   = true
+}
+
+# bpo_a: the responses of the agents of her vendor.
+role "vendor_agent" {
+  statements = ["select"]
+  scope      = "own_groups"
+}
+
+# ops: oversees the vendors, and sees the responses he handled himself.
+role "operations" {
+  statements = ["select", "copy_out"]
+  own_rows   = true
+}
+
+# bank_app: feedback about the Banking App that needs action.
+role "product_team" {
+  statements = ["select"]
+}
+
+# ---------------------------------------------------------------------------
+# Governed tables. Tables of public without a block (employees,
+# team_surveys) are denied to every user.
+
+schema "public" {
+  default = "deny"
+}
+
+table "public.responses" {
+  owner_column = "agent_login"
+  team_column  = "team_id"
+
+  column "contact" { class = "pii" }
+  column "email" { class = "pii" }
+  column "score" { class = "technical" }
+}
+
+table "public.countries" {}
+table "public.surveys" {}
+table "public.teams" {}
+
+# ---------------------------------------------------------------------------
+# Rules on responses.
+
+rule "france_only" {
+  tables = ["public.responses"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+
+rule "all_responses" {
+  tables = ["public.responses"]
+  roles  = ["central_analyst", "survey_admin"]
+  scope  = "all"
+}
+
+rule "managed_teams" {
+  tables = ["public.responses"]
+  roles  = ["manager"]
+  scope  = "team_subtree"
+}
+
+rule "handled_by_me" {
+  tables = ["public.responses"]
+  roles  = ["agent"]
+  scope  = "self"
+}
+
+rule "my_team" {
+  tables = ["public.responses"]
+  roles  = ["team_lead"]
+  scope  = "own_team"
+}
+
+# Written once for every lead and manager: detractors (nps <= 3) anywhere.
+# Each role's ceiling keeps its users within their teams: for lea (ceiling
+# own_team) it adds nothing outside Desserts.
+rule "escalations" {
+  tables = ["public.responses"]
+  roles  = ["manager", "team_lead"]
+  where  = "nps <= 3"
+}
+
+# Team leads see only the surveys their team may see (public.team_surveys,
+# itself denied to them: the policy reads it as the service account).
+rule "team_surveys_only" {
+  tables = ["public.responses"]
+  roles  = ["team_lead"]
+  kind   = "restrictive"
+  where  = "survey_id IN (SELECT ts.survey_id FROM public.team_surveys ts WHERE ts.team_id = me.team)"
+}
+
+rule "my_vendor" {
+  tables = ["public.responses"]
+  roles  = ["vendor_agent"]
+  scope  = "own_groups"
+}
+
+rule "vendor_oversight" {
+  tables = ["public.responses"]
+  roles  = ["operations"]
+  scope  = "groups"
+  groups = ["vendor_a", "vendor_b"]
+}
+
+rule "banking_app" {
+  tables = ["public.responses"]
+  roles  = ["product_team"]
+  where  = "'Banking App' = ANY(tags)"
+}
+
+# The product team triages what needs action: praise is left out.
+rule "banking_app_triage" {
+  tables = ["public.responses"]
+  roles  = ["product_team"]
+  kind   = "restrictive"
+  where  = "sentiment IN ('neutral', 'negative')"
+}
+
+# ---------------------------------------------------------------------------
+# Rules on reference data.
+
+rule "own_country" {
+  tables = ["public.countries"]
+  roles  = ["country_analyst"]
+  where  = "name = me.country"
+}
+
+rule "all_countries" {
+  tables = ["public.countries"]
+  roles  = ["central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team"]
+  scope  = "all"
+}
+
+rule "reference_data" {
+  tables = ["public.surveys", "public.teams"]
+  roles  = ["country_analyst", "central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team"]
+  scope  = "all"
 }

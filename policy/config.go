@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/pgveil/pgveil/internal/scram"
+
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // Config is a loaded, provisioned and validated pgveil configuration.
@@ -22,8 +24,30 @@ type Config struct {
 	Listen Listen
 	// Upstream describes the PostgreSQL server pgveil forwards to.
 	Upstream Upstream
-	// Users maps a login name to the user allowed to connect with it.
+	// Users maps a login name to its `user` block. Users whose rows come
+	// from identity queries are not here: see Identities.User, which also
+	// merges identity rows into these.
 	Users map[string]*User
+	// Roles maps a role name to its `role` block.
+	Roles map[string]*Role
+	// Tables are the `table` blocks, in the order they were read.
+	Tables []*Table
+	// Schemas maps a schema name to its `schema` block.
+	Schemas map[string]*Schema
+	// Rules are the `rule` blocks, in the order they were read.
+	Rules []*Rule
+	// IdentitySources are the `identity` blocks, in the order they were
+	// read.
+	IdentitySources []*IdentitySource
+	// Teams is the team tree, from a `teams` block or `team` blocks; nil
+	// when the configuration declares neither.
+	Teams *Teams
+
+	// digest is the SHA-256 of the configuration files' names and bytes.
+	digest [32]byte
+	// envDigest covers the environment variables env() read (see
+	// envRecorder); it enters policy keys, not Version.
+	envDigest [32]byte
 }
 
 // Listen is the `listen` block: where clients connect.
@@ -101,14 +125,242 @@ type UpstreamTLS struct {
 	RootCAs *x509.CertPool
 }
 
-// User is a `user "login" { … }` block.
+// User is a `user "login" { … }` block, or a user merged from such a block
+// and identity rows (see Identities).
+//
+// NOTE: Users are shared and never modified once loaded.
 type User struct {
 	// Login is the user name clients send in the startup packet: the
 	// block's label.
 	Login string
 	// Verifier is the parsed SCRAM-SHA-256 verifier; pgveil never keeps a
-	// plaintext password.
+	// plaintext password. It is the zero Verifier when the user has no
+	// password (see HasPassword), which no client proof can match.
 	Verifier scram.Verifier
-	// DeclRange is where the user block starts, for diagnostics.
+	// Roles names the user's roles (role blocks).
+	Roles []string
+	// Team is the id of the user's team; nil when the user has none.
+	Team *int64
+	// Groups names the user's groups.
+	Groups []string
+	// Attributes are the user's free attributes, me.<name> in policies.
+	Attributes map[string]Value
+	// DeclRange is where the user block starts (or, for a user known only
+	// from identity rows, its identity block), for diagnostics.
+	DeclRange hcl.Range
+
+	// set records which fields the user block sets, for merging with
+	// identity rows, where the block wins field by field.
+	set userFields
+}
+
+// userFields is a set of User fields.
+type userFields uint8
+
+// Fields of a User that a user block or identity row may set.
+const (
+	fieldPassword userFields = 1 << iota
+	fieldRoles
+	fieldTeam
+	fieldGroups
+)
+
+// HasPassword reports whether the user has a verifier, and so may log in.
+func (u *User) HasPassword() bool { return len(u.Verifier.StoredKey) > 0 }
+
+// Role is a `role "name" { … }` block: what a user holding the role may
+// do.
+type Role struct {
+	// Name is the block's label.
+	Name string
+	// Statements are the statement kinds the role may run on governed
+	// relations.
+	Statements []rewrite.StatementKind
+	// Columns are the column classes the role sees unmasked.
+	Columns []string
+	// Scope is the role's ceiling: one of the Scope* constants except
+	// ScopeGroups. Default ScopeAll.
+	Scope string
+	// OwnRows lets the role's users always see the rows about themselves
+	// (the table's owner_column equals their login).
+	OwnRows bool
+	// Functions are the functions outside pg_catalog the role may call,
+	// as "schema.name".
+	Functions []string
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// Built-in scopes: rule scopes and role ceilings.
+const (
+	// ScopeAll is every row.
+	ScopeAll = "all"
+	// ScopeSelf is the rows whose owner column is the user's login.
+	ScopeSelf = "self"
+	// ScopeOwnTeam is the rows whose team column is the user's team.
+	ScopeOwnTeam = "own_team"
+	// ScopeTeamSubtree is the rows of the user's team and every team
+	// below it.
+	ScopeTeamSubtree = "team_subtree"
+	// ScopeOwnGroups is the rows owned by any user sharing a group with
+	// the user.
+	ScopeOwnGroups = "own_groups"
+	// ScopeGroups is the rows owned by the members of the rule's groups
+	// (rules only).
+	ScopeGroups = "groups"
+	// ScopeNone is no row (role ceilings only).
+	ScopeNone = "none"
+)
+
+// Table is a `table "schema.name" { … }` block, whose label may be a
+// pattern ("public.*").
+type Table struct {
+	// Pattern is the block's label.
+	Pattern Pattern
+	// OwnerColumn is the column holding the login a row is about; "" when
+	// the table has none.
+	OwnerColumn string
+	// TeamColumn is the column holding the id of the team a row belongs
+	// to; "" when the table has none.
+	TeamColumn string
+	// Columns maps a column name to its `column` block.
+	Columns map[string]*Column
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// Column is a `column "name" { … }` block of a table block.
+type Column struct {
+	// Name is the block's label.
+	Name string
+	// Class is the column's class: roles listing it see the column.
+	Class string
+	// Mask replaces the column's value for everyone else.
+	Mask Mask
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// Mask kinds.
+const (
+	MaskNull       = "null"
+	MaskRedact     = "redact"
+	MaskPartial    = "partial"
+	MaskHash       = "hash"
+	MaskExpression = "expression"
+)
+
+// Mask is how a column's value is replaced.
+type Mask struct {
+	// Kind is one of the Mask* constants.
+	Kind string
+	// Value is the constant of MaskRedact.
+	Value Value
+	// KeepStart and KeepEnd are the characters MaskPartial keeps at
+	// each end.
+	KeepStart, KeepEnd int
+	// ipad and opad are the HMAC-SHA256 inner and outer keys (the secret,
+	// padded, XOR 0x36 and 0x5c) of MaskHash.
+	ipad, opad []byte
+	// expr is the expression of MaskExpression.
+	expr *sqlExpr
+}
+
+// Expression returns the SQL of a MaskExpression mask as written.
+func (m *Mask) Expression() string {
+	if m.expr == nil {
+		return ""
+	}
+	return m.expr.text
+}
+
+// Schema is a `schema "name" { … }` block: what happens to the relations
+// of the schema that no table block governs.
+type Schema struct {
+	// Name is the block's label.
+	Name string
+	// Allow leaves ungoverned relations open; false (default = "deny")
+	// denies them.
+	Allow bool
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// Rule is a `rule "name" { … }` block: rows some users may see.
+type Rule struct {
+	// Name is the block's label.
+	Name string
+	// Tables are the relations (names or patterns) the rule applies to.
+	Tables []Pattern
+	// Roles and Users are whom the rule applies to: users holding one of
+	// Roles, and the logins Users.
+	Roles, Users []string
+	// Restrictive rules are AND-ed with the permissive ones, which are
+	// OR-ed, as in PostgreSQL row-level security.
+	Restrictive bool
+	// Scope is the rule's built-in scope (Scope* constants), "" when the
+	// rule has a where.
+	Scope string
+	// Groups are the groups of ScopeGroups.
+	Groups []string
+	// Enabled is false for rules switched off with enabled = false.
+	Enabled bool
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+
+	// where is the rule's SQL predicate, nil when Scope is set.
+	where *sqlExpr
+	// src remembers where the rule's settings are written.
+	src ruleSources
+}
+
+// Where returns the rule's SQL predicate as written, "" for a scope rule.
+func (r *Rule) Where() string {
+	if r.where == nil {
+		return ""
+	}
+	return r.where.text
+}
+
+// IdentitySource is an `identity "name" { … }` block: a query listing
+// users.
+type IdentitySource struct {
+	// Name is the block's label.
+	Name string
+	// Query is the SELECT run upstream by LoadIdentities.
+	Query string
+	// DeclRange is where the block starts; QueryRange is its query.
+	DeclRange, QueryRange hcl.Range
+}
+
+// Teams is the team tree: either a table upstream (Table set) or team
+// blocks (ByID set).
+type Teams struct {
+	// Table is the teams table of a `teams` block; nil for team blocks.
+	Table *rewrite.QName
+	// IDColumn and ParentColumn are the table's id and parent id
+	// columns.
+	IDColumn, ParentColumn string
+	// ByID maps a team id to its `team` block; nil for a teams table.
+	ByID map[int64]*Team
+	// DeclRange is where the `teams` block, or the first `team` block,
+	// starts.
+	DeclRange hcl.Range
+
+	// subtrees maps a team id to the sorted ids of the team and every
+	// team below it (team blocks only).
+	subtrees map[int64][]int64
+}
+
+// Team is a `team "name" { … }` block.
+type Team struct {
+	// Name is the block's label.
+	Name string
+	// ID is the team's id, as users' team attributes and tables' team
+	// columns hold it.
+	ID int64
+	// Parent is the name of the parent team; "" for a root.
+	Parent string
+	// DeclRange is where the block starts.
 	DeclRange hcl.Range
 }

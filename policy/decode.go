@@ -43,6 +43,13 @@ var (
 			{Type: "listen"},
 			{Type: "upstream"},
 			{Type: "user", LabelNames: []string{"name"}},
+			{Type: "identity", LabelNames: []string{"name"}},
+			{Type: "teams"},
+			{Type: "team", LabelNames: []string{"name"}},
+			{Type: "role", LabelNames: []string{"name"}},
+			{Type: "table", LabelNames: []string{"name"}},
+			{Type: "schema", LabelNames: []string{"name"}},
+			{Type: "rule", LabelNames: []string{"name"}},
 		},
 	}
 	listenSchema = &hcl.BodySchema{
@@ -82,7 +89,11 @@ var (
 	}
 	userSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
-			{Name: "password", Required: true},
+			{Name: "password"},
+			{Name: "roles"},
+			{Name: "team"},
+			{Name: "groups"},
+			{Name: "attributes"},
 		},
 	}
 )
@@ -98,20 +109,38 @@ type decoder struct {
 	// attrs remembers the attribute behind each setting, keyed by its
 	// dotted name ("listen.tls.cert_file"), for diagnostics after decoding.
 	attrs map[string]*hcl.Attribute
+	// sources maps a file name to its bytes, to point into SQL strings.
+	sources map[string][]byte
+	// env records the environment variables env() reads.
+	env *envRecorder
+	// userPasswordless lists the user blocks without a password, checked
+	// once it is known whether identity blocks may supply one.
+	userPasswordless []*hcl.Block
+	// identityBlocks is true when the files hold identity blocks, valid
+	// or not: users may then come from upstream rows.
+	identityBlocks bool
 }
 
 // newDecoder returns a decoder with an empty configuration.
 func newDecoder() *decoder {
+	env := &envRecorder{seen: map[string]string{}}
 	return &decoder{
-		ctx:   evalContext(),
-		cfg:   &Config{Users: map[string]*User{}},
-		attrs: map[string]*hcl.Attribute{},
+		ctx: evalContext(env),
+		cfg: &Config{
+			Users:   map[string]*User{},
+			Roles:   map[string]*Role{},
+			Schemas: map[string]*Schema{},
+		},
+		attrs:   map[string]*hcl.Attribute{},
+		sources: map[string][]byte{},
+		env:     env,
 	}
 }
 
-// decodeFiles decodes the top-level blocks of every file.
+// decodeFiles decodes the top-level blocks of every file, then checks the
+// references between them.
 func (d *decoder) decodeFiles(files []*hcl.File) {
-	var listens, upstreams []*hcl.Block
+	byType := map[string][]*hcl.Block{}
 	for _, f := range files {
 		content, diags := f.Body.Content(rootSchema)
 		d.diags = append(d.diags, diags...)
@@ -119,25 +148,42 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 			continue
 		}
 		for _, b := range content.Blocks {
-			switch b.Type {
-			case "listen":
-				listens = append(listens, b)
-			case "upstream":
-				upstreams = append(upstreams, b)
-			case "user":
-				d.decodeUser(b)
-			}
+			byType[b.Type] = append(byType[b.Type], b)
 		}
 	}
-	if b := d.exactlyOne("listen", "saying where pgveil accepts client connections", listens); b != nil {
+	if b := d.exactlyOne("listen", "saying where pgveil accepts client connections", byType["listen"]); b != nil {
 		d.decodeListen(b)
 	}
-	if b := d.exactlyOne("upstream", "saying how pgveil reaches PostgreSQL", upstreams); b != nil {
+	if b := d.exactlyOne("upstream", "saying how pgveil reaches PostgreSQL", byType["upstream"]); b != nil {
 		d.decodeUpstream(b)
 	}
 	if d.cfg.Listen.Database == "" {
 		d.cfg.Listen.Database = d.cfg.Upstream.Database
 	}
+	// NOTE: roles and tables come before what refers to them, so that
+	// expressions can be checked against them; the order of blocks in the
+	// files does not matter.
+	for _, b := range byType["role"] {
+		d.decodeRole(b)
+	}
+	for _, b := range byType["user"] {
+		d.decodeUser(b)
+	}
+	d.identityBlocks = len(byType["identity"]) > 0
+	for _, b := range byType["identity"] {
+		d.decodeIdentity(b)
+	}
+	d.decodeTeams(byType["teams"], byType["team"])
+	for _, b := range byType["table"] {
+		d.decodeTable(b)
+	}
+	for _, b := range byType["schema"] {
+		d.decodeSchema(b)
+	}
+	for _, b := range byType["rule"] {
+		d.decodeRule(b)
+	}
+	d.crossCheck()
 }
 
 // exactlyOne reports a missing block or every duplicate, and returns the
@@ -309,7 +355,11 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 	d.cfg.Users[name] = u
 	if a := c.Attributes["password"]; a != nil {
 		u.Verifier, _ = d.verifier(a, name)
+		u.set |= fieldPassword
+	} else {
+		d.userPasswordless = append(d.userPasswordless, b)
 	}
+	d.decodeUserPolicy(u, c)
 }
 
 // verifier decodes a user's password, which must be a SCRAM-SHA-256

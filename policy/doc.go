@@ -1,10 +1,20 @@
-// Package policy loads and validates pgveil's HCL configuration: where the
-// proxy listens, how it reaches the upstream PostgreSQL, and the users it
-// authenticates.
+// Package policy loads and validates pgveil's HCL configuration — where
+// the proxy listens, how it reaches the upstream PostgreSQL, the users it
+// authenticates — and compiles each user's data policy: which relations
+// they may read, which rows (a filter) and which column values (masks).
 //
 // Loading follows a Provision → Validate lifecycle: files are decoded into
 // Go values, then resources they name (certificates, CA bundles) are
 // provisioned, then the whole configuration is validated. Every mistake a
 // configuration author can make is reported as an hcl.Diagnostic with its
-// file:line:col; a program bug is a panic.
+// file:line:col — inside SQL strings too, which are parsed with pg_query
+// at load time; a program bug is a panic.
+//
+// At run time, Config.LoadIdentities (or HCLIdentities) resolves who the
+// users are — user blocks merged with identity rows read upstream — and
+// Config.Compile turns one login into its rewrite.Policy, the UserPolicy
+// the rewriter consults. User attributes enter SQL only as literal AST
+// nodes, never as text.
+//
+// Everything fails closed: what is unclear gives no row or a denial.
 package policy

@@ -54,7 +54,12 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 
 	d := newDecoder()
 	d.cfg.Files = paths
+	for _, f := range files {
+		d.sources[f.Body.MissingItemRange().Filename] = f.Bytes
+	}
+	d.cfg.digest = filesDigest(paths, files)
 	d.decodeFiles(files)
+	d.cfg.envDigest = d.env.digest()
 	if !d.diags.HasErrors() {
 		d.provision()
 		d.validate()

@@ -63,6 +63,21 @@ var goldenCases = []goldenCase{
 	{name: "tls_missing_key_file"},
 	{name: "syntax_error"},
 	{name: "wrong_types"},
+	{name: "policy_valid"},
+	{name: "unknown_role"},
+	{name: "bad_scope"},
+	{name: "where_syntax"},
+	{name: "where_attributes"},
+	{name: "where_forbidden"},
+	{name: "table_patterns"},
+	{name: "missing_owner_column"},
+	{name: "bad_mask"},
+	{name: "duplicate_blocks"},
+	{name: "teams_errors"},
+	{name: "teams_table_errors"},
+	{name: "identity_query"},
+	{name: "rule_errors"},
+	{name: "user_policy_errors"},
 }
 
 func TestLoadGolden(t *testing.T) {
@@ -264,6 +279,7 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 		user := cfg.Users[name]
 		p("user %q (login %q, declared at %s) = %s", name, user.Login, position(user.DeclRange), user.Verifier)
 	}
+	dumpPolicy(w, cfg)
 }
 
 // selfSignedCert returns a fresh self-signed ECDSA certificate and its

@@ -1,0 +1,35 @@
+package policy
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
+)
+
+// bind returns a copy of e's tree in which every me.<name> is the literal
+// of attr(name), NULL for a missing attribute.
+//
+// NOTE: literal builds A_Const / A_ArrayExpr nodes; attribute values
+// never pass through SQL text, so no value can change the statement's
+// shape.
+func bind(e *sqlExpr, attr func(name string) Value) *pg_query.Node {
+	n := proto.Clone(e.node).(*pg_query.Node)
+	walkNodes(n, func(x *pg_query.Node) {
+		if name, ok := attributeRef(x); ok {
+			x.Node = literal(attr(name)).Node
+		}
+	})
+	return n
+}
+
+// attributeRef reports whether n is me.<name>, and returns name.
+func attributeRef(n *pg_query.Node) (string, bool) {
+	ref := n.GetColumnRef()
+	if ref == nil || len(ref.Fields) != 2 || ref.Fields[0].GetString_().GetSval() != attrRoot {
+		return "", false
+	}
+	s := ref.Fields[1].GetString_()
+	if s == nil {
+		return "", false
+	}
+	return s.Sval, true
+}

@@ -1,0 +1,368 @@
+package policy
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// ErrNoAccess is wrapped by the errors of Compile: the login may not use
+// pgveil at all.
+var ErrNoAccess = errors.New("no access")
+
+// UserPolicy is one user's compiled policy, the rewrite.Policy Compile
+// returns.
+//
+// NOTE: a UserPolicy is immutable and safe for concurrent use. The nodes
+// in the Access values it returns may be shared between calls: callers
+// copy what they modify.
+type UserPolicy struct {
+	// cfg is the configuration the policy was compiled from.
+	cfg *Config
+	// user is the merged user; roles are its roles, in name order.
+	user  *User
+	roles []*Role
+	// key is the policy key (see Key).
+	key string
+	// statements, classes and functions are the union over the roles.
+	statements         map[rewrite.StatementKind]bool
+	classes, functions map[string]bool
+	// ceiling lists the roles whose scope bounds the rows, nil when one
+	// role has scope "all" (no ceiling).
+	ceiling []*Role
+	// ownRows lists the roles with own_rows = true.
+	ownRows []*Role
+	// rules are the enabled rules applying to the user, in file order.
+	rules []boundRule
+	// peers are the logins sharing a group with the user, sorted.
+	peers []string
+	// maskExprs holds the bound expression of each expression mask.
+	maskExprs map[*Column]*pg_query.Node
+}
+
+// boundRule is a rule applying to the user, its where bound to the user.
+type boundRule struct {
+	rule *Rule
+	// where is the bound predicate; nil for a scope rule.
+	where *pg_query.Node
+	// members are the logins of a ScopeGroups rule's groups, sorted.
+	members []string
+}
+
+// Compile returns the policy of login (a *UserPolicy), resolved against
+// ids (from LoadIdentities or HCLIdentities of the same configuration). It
+// returns an error wrapping ErrNoAccess when the login has no access at
+// all: it is unknown, its identity rows are invalid, or it has no role.
+func (c *Config) Compile(login string, ids *Identities) (rewrite.Policy, error) {
+	p, err := c.compile(login, ids)
+	if err != nil {
+		return nil, err // NOTE: not a nil *UserPolicy in a non-nil interface.
+	}
+	return p, nil
+}
+
+// UserPolicy implements rewrite.Policy.
+var _ rewrite.Policy = (*UserPolicy)(nil)
+
+// compile is Compile, returning the concrete policy.
+func (c *Config) compile(login string, ids *Identities) (*UserPolicy, error) {
+	if ids == nil || ids.cfg != c {
+		panic("policy: Compile needs the Identities of the same Config")
+	}
+	u, why := ids.lookup(login)
+	if u == nil {
+		return nil, fmt.Errorf("%w: login %q: %s", ErrNoAccess, login, why)
+	}
+	p := &UserPolicy{
+		cfg: c, user: u,
+		key:        c.policyKey(ids, login),
+		statements: map[rewrite.StatementKind]bool{}, classes: map[string]bool{}, functions: map[string]bool{},
+		maskExprs: map[*Column]*pg_query.Node{},
+	}
+	for _, name := range u.Roles {
+		if r := c.Roles[name]; r != nil {
+			p.roles = append(p.roles, r)
+		}
+	}
+	slices.SortFunc(p.roles, func(a, b *Role) int { return cmp.Compare(a.Name, b.Name) })
+	p.roles = slices.Compact(p.roles)
+	if len(p.roles) == 0 {
+		return nil, fmt.Errorf("%w: login %q has no role", ErrNoAccess, login)
+	}
+	unbounded := false
+	for _, r := range p.roles {
+		for _, k := range r.Statements {
+			p.statements[k] = true
+		}
+		for _, cl := range r.Columns {
+			p.classes[cl] = true
+		}
+		for _, f := range r.Functions {
+			p.functions[f] = true
+		}
+		if r.Scope == ScopeAll {
+			unbounded = true
+		}
+		p.ceiling = append(p.ceiling, r)
+		if r.OwnRows {
+			p.ownRows = append(p.ownRows, r)
+		}
+	}
+	if unbounded {
+		p.ceiling = nil
+	}
+	seen := map[string]bool{}
+	for _, g := range u.Groups {
+		for _, m := range ids.members[g] {
+			seen[m] = true
+		}
+	}
+	p.peers = sortedKeys(seen)
+	for _, r := range c.Rules {
+		if !r.Enabled || !p.appliesTo(r) {
+			continue
+		}
+		br := boundRule{rule: r}
+		if r.where != nil {
+			br.where = bind(r.where, p.attr)
+		}
+		if r.Scope == ScopeGroups {
+			members := map[string]bool{}
+			for _, g := range r.Groups {
+				for _, m := range ids.members[g] {
+					members[m] = true
+				}
+			}
+			br.members = sortedKeys(members)
+		}
+		p.rules = append(p.rules, br)
+	}
+	for _, t := range c.Tables {
+		for _, col := range t.Columns {
+			if col.Mask.expr != nil {
+				p.maskExprs[col] = bind(col.Mask.expr, p.attr)
+			}
+		}
+	}
+	return p, nil
+}
+
+// appliesTo reports whether rule r is about the user: it names the
+// user's login or one of the user's roles.
+func (p *UserPolicy) appliesTo(r *Rule) bool {
+	if slices.Contains(r.Users, p.user.Login) {
+		return true
+	}
+	for _, role := range p.roles {
+		if slices.Contains(r.Roles, role.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// attr returns the user's attribute name: the built-in login, team,
+// groups and roles, or a free attribute; the missing Value when unset.
+func (p *UserPolicy) attr(name string) Value {
+	u := p.user
+	switch name {
+	case "login":
+		return Value{kind: kindString, text: u.Login}
+	case "team":
+		if u.Team != nil {
+			return intValue(*u.Team)
+		}
+		return Value{}
+	case "groups":
+		return stringsValue(u.Groups)
+	case "roles":
+		names := make([]string, len(p.roles))
+		for i, r := range p.roles {
+			names[i] = r.Name
+		}
+		return stringsValue(names)
+	}
+	return u.Attributes[name]
+}
+
+// Login returns the login the policy is for.
+func (p *UserPolicy) Login() string { return p.user.Login }
+
+// Key identifies the compiled policy: the hex SHA-256 of the policy
+// version (configuration files and identity rows), the environment
+// variables the configuration read, and the login. Two policies with
+// equal keys rewrite every statement identically.
+func (p *UserPolicy) Key() string { return p.key }
+
+// AllowStatement reports whether one of the user's roles lists statement
+// kind k; when none does, reason says so.
+func (p *UserPolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
+	if p.statements[k] {
+		return true, ""
+	}
+	return false, fmt.Sprintf("user %q may not run %s statements: none of the roles %s lists %q in its statements",
+		p.user.Login, strings.ReplaceAll(string(k), "_", " "), p.roleList(), k)
+}
+
+// roleList renders the user's roles for messages.
+func (p *UserPolicy) roleList() string {
+	names := make([]string, len(p.roles))
+	for i, r := range p.roles {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// AllowFunction reports whether one of the user's roles lists the
+// function schema.name.
+func (p *UserPolicy) AllowFunction(schema, name string) bool {
+	return p.functions[schema+"."+name]
+}
+
+// Relation returns how rel is governed for the user:
+//   - pg_catalog and information_schema relations are Open;
+//   - a relation that neither it nor any of its ancestors matches a table
+//     block follows its schema's default: Denied unless a schema block
+//     says allow;
+//   - otherwise it is Governed by the most specific table block matching
+//     it or an ancestor (an exact name beats a pattern, then more literal
+//     characters win, then the relation itself beats its ancestors).
+//
+// A governed relation's filter is
+//
+//	((P1 OR P2 …) AND R1 AND R2 … AND Ceiling) OR OwnRows
+//
+// where P are the enabled permissive rules applying to the relation and
+// the user, R the restrictive ones, Ceiling the OR of the user's roles'
+// scopes (left out when one is "all"), and OwnRows owner_column =
+// me.login when a role has own_rows. No permissive rule means no row, not
+// a denial. Columns whose class none of the user's roles lists are masked.
+func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
+	if catalogSchemas[rel.Schema] {
+		return rewrite.Access{Mode: rewrite.Open}
+	}
+	t, problem := p.cfg.tableFor(rel)
+	if problem != "" {
+		return rewrite.Access{Mode: rewrite.Denied, Reason: problem}
+	}
+	if t == nil {
+		if s := p.cfg.Schemas[rel.Schema]; s != nil && s.Allow {
+			return rewrite.Access{Mode: rewrite.Open}
+		}
+		return rewrite.Access{Mode: rewrite.Denied, Reason: fmt.Sprintf(
+			"table %s is not governed by any table block and schema %s denies ungoverned tables "+
+				"(add a table block for it, or schema %q { default = \"allow\" })", rel.QName, rel.Schema, rel.Schema)}
+	}
+	columns := make(map[string]bool, len(rel.Columns))
+	for _, c := range rel.Columns {
+		columns[c.Name] = true
+	}
+	has := func(c string) bool { return columns[c] }
+	sc := &scopeContext{table: t, has: has, p: p}
+
+	var perm, restr []*pg_query.Node
+	var names []string
+	for _, br := range p.rules {
+		if !br.rule.covers(rel) {
+			continue
+		}
+		var pred *pg_query.Node
+		switch {
+		case br.where == nil:
+			pred = sc.predicate(br.rule.Scope, br.members)
+		case hasAll(has, br.rule.where.columns):
+			pred = br.where
+		default:
+			// NOTE: a column the relation lacks could resolve to a column
+			// of the client's outer query: fail closed.
+			pred = boolConst(false)
+		}
+		names = append(names, br.rule.Name)
+		if br.rule.Restrictive {
+			restr = append(restr, pred)
+		} else {
+			perm = append(perm, pred)
+		}
+	}
+	conj := append([]*pg_query.Node{or(perm...)}, restr...)
+	if p.ceiling != nil {
+		var ceil []*pg_query.Node
+		for _, r := range p.ceiling {
+			ceil = append(ceil, sc.predicate(r.Scope, nil))
+			names = append(names, "role."+r.Name+".scope")
+		}
+		conj = append(conj, or(ceil...))
+	}
+	filter := and(conj...)
+	if len(p.ownRows) > 0 {
+		if own := sc.owner(); own != nil {
+			filter = or(filter, eq(own, literal(p.attr("login"))))
+			for _, r := range p.ownRows {
+				names = append(names, "role."+r.Name+".own_rows")
+			}
+		}
+	}
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names}
+	if isBoolConst(filter, true) {
+		acc.Filter = nil
+	}
+	for _, c := range rel.Columns {
+		col := t.Columns[c.Name]
+		if col == nil || p.classes[col.Class] {
+			continue
+		}
+		if acc.Masks == nil {
+			acc.Masks = map[string]*pg_query.Node{}
+		}
+		acc.Masks[c.Name] = maskNode(&col.Mask, c.Name, p.maskExprs[col], has)
+	}
+	return acc
+}
+
+// covers reports whether one of the rule's tables matches rel or one of
+// its ancestors.
+func (r *Rule) covers(rel *rewrite.Relation) bool {
+	for _, pat := range r.Tables {
+		if pat.Match(rel.QName) {
+			return true
+		}
+		for _, a := range rel.Ancestors {
+			if pat.Match(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tableFor returns the table block governing rel: the most specific block
+// matching rel or one of its ancestors; on a tie, the one matching the
+// nearest relation (rel itself first). Two equally specific blocks
+// matching the same relation are ambiguous: problem says so.
+func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
+	var best []*Table
+	bestRank, bestDepth := -1, 0
+	for depth, q := range append([]rewrite.QName{rel.QName}, rel.Ancestors...) {
+		gov := c.governing(q)
+		if len(gov) == 0 {
+			continue
+		}
+		if r := gov[0].Pattern.specificity(); r > bestRank {
+			best, bestRank, bestDepth = gov, r, depth
+		}
+	}
+	if len(best) > 1 {
+		return nil, fmt.Sprintf("table %s is matched by equally specific table blocks %s: "+
+			"add a table block naming it exactly", append([]rewrite.QName{rel.QName}, rel.Ancestors...)[bestDepth], tableLabels(best))
+	}
+	if len(best) == 0 {
+		return nil, ""
+	}
+	return best[0], ""
+}

@@ -1,0 +1,278 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// crossCheck checks what blocks say about each other: roles, users,
+// groups, classes, functions and attributes named somewhere must be
+// defined somewhere, and scopes must have the columns they need.
+//
+// NOTE: without identity blocks every user, group and attribute is in the
+// files, so naming an unknown one is an error; with identity blocks they
+// may come from upstream rows, and LoadIdentities warns instead.
+func (d *decoder) crossCheck() {
+	cfg := d.cfg
+	fromFilesOnly := !d.identityBlocks
+	if fromFilesOnly {
+		for _, b := range d.userPasswordless {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing password",
+				Detail: fmt.Sprintf(`User %q has no password, and no identity block could supply one: write `+
+					`password = "SCRAM-SHA-256$…" (see pgveil passwd).`, b.Labels[0]),
+				Subject: b.DefRange.Ptr(),
+			})
+		}
+	}
+	roleNames := sortedKeys(cfg.Roles)
+	for _, login := range sortedKeys(cfg.Users) {
+		u := cfg.Users[login]
+		a := d.attrs["user."+login+".roles"]
+		for _, r := range u.Roles {
+			if cfg.Roles[r] == nil {
+				d.unknown(d.elementRange(a, r), a, "role", r, roleNames, "Define it with a role block.")
+			}
+		}
+		if t := cfg.Teams; t != nil && t.ByID != nil && u.Team != nil && t.ByID[*u.Team] == nil {
+			a := d.attrs["user."+login+".team"]
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Unknown team",
+				Detail: fmt.Sprintf("No team block has id %d: scopes over teams give user %q no rows until one does.",
+					*u.Team, login),
+				Subject: a.Expr.Range().Ptr(),
+			})
+		}
+	}
+	classes := map[string]bool{}
+	for _, t := range cfg.Tables {
+		for _, c := range t.Columns {
+			classes[c.Class] = true
+		}
+	}
+	classNames := sortedKeys(classes)
+	for _, name := range roleNames {
+		r := cfg.Roles[name]
+		a := d.attrs["role."+name+".columns"]
+		for _, c := range r.Columns {
+			if !classes[c] {
+				d.unknown(d.elementRange(a, c), a, "column class", c, classNames, "Give it to columns with class = \""+c+"\" in a column block.")
+			}
+		}
+		if s := d.attrs["role."+name+".scope"]; s != nil {
+			d.needTeams(s, r.Scope, fmt.Sprintf("Role %q", name))
+		}
+	}
+	for _, t := range cfg.Tables {
+		for _, cname := range sortedKeys(t.Columns) {
+			if e := t.Columns[cname].Mask.expr; e != nil {
+				where := fmt.Sprintf("The mask of column %s of %s", cname, t.Pattern)
+				d.checkFunctions(e, where)
+				d.checkAttributes(e, where, fromFilesOnly)
+			}
+		}
+	}
+	for _, r := range cfg.Rules {
+		d.checkRule(r, roleNames, fromFilesOnly)
+	}
+}
+
+// checkRule checks a rule's references.
+func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
+	cfg, src := d.cfg, &r.src
+	for _, role := range r.Roles {
+		if cfg.Roles[role] == nil {
+			d.unknown(d.elementRange(src.rolesAttr, role), src.rolesAttr, "role", role, roleNames, "Define it with a role block.")
+		}
+	}
+	if fromFilesOnly {
+		logins := sortedKeys(cfg.Users)
+		for _, login := range r.Users {
+			if cfg.Users[login] == nil {
+				d.unknown(d.elementRange(src.usersAttr, login), src.usersAttr, "user", login, logins,
+					"Define it with a user block (or list users upstream with an identity block).")
+			}
+		}
+		groups := map[string]bool{}
+		for _, u := range cfg.Users {
+			for _, g := range u.Groups {
+				groups[g] = true
+			}
+		}
+		for _, g := range r.Groups {
+			if !groups[g] {
+				rng := d.elementRange(src.groupsAttr, g)
+				detail := fmt.Sprintf("No user is in group %q, so the rule grants no row through it.", g)
+				if s := suggest(g, sortedKeys(groups)); s != "" {
+					detail += fmt.Sprintf(" Did you mean %q?", s)
+				}
+				d.diags = append(d.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning, Summary: "Empty group", Detail: detail, Subject: rng.Ptr(), Context: src.groupsAttr.Range.Ptr(),
+				})
+			}
+		}
+	}
+	if src.scope != nil {
+		d.needTeams(src.scope, r.Scope, fmt.Sprintf("Rule %q", r.Name))
+	}
+	for i, p := range r.Tables {
+		if !p.Exact() {
+			continue
+		}
+		gov := cfg.governing(p.QName())
+		switch {
+		case len(gov) == 0:
+			d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", fmt.Sprintf(
+				"Rule %q names %s, which no table block governs: the rule would never apply. Add table %q { … }.",
+				r.Name, p, p.String()))
+		case len(gov) > 1:
+			d.errorRange(src.tables[i], src.tablesAttr, "Ambiguous table blocks", fmt.Sprintf(
+				"%s is matched by equally specific table blocks %s: add a table block that names it exactly.",
+				p, tableLabels(gov)))
+		case src.scope != nil:
+			d.scopeColumns(r, gov[0], p)
+		}
+	}
+	if r.where != nil {
+		d.checkFunctions(r.where, fmt.Sprintf("Rule %q", r.Name))
+		d.checkAttributes(r.where, fmt.Sprintf("Rule %q", r.Name), fromFilesOnly)
+	}
+}
+
+// scopeColumns reports a rule whose built-in scope needs a column that
+// the table block governing p lacks.
+func (d *decoder) scopeColumns(r *Rule, t *Table, p Pattern) {
+	setting, have := "", ""
+	switch r.Scope {
+	case ScopeSelf, ScopeOwnGroups, ScopeGroups:
+		setting, have = "owner_column", t.OwnerColumn
+	case ScopeOwnTeam, ScopeTeamSubtree:
+		setting, have = "team_column", t.TeamColumn
+	default:
+		return
+	}
+	if have != "" {
+		return
+	}
+	d.errorAt(r.src.scope, "Missing "+setting, fmt.Sprintf(
+		"Rule %q has scope = %q on %s, which needs to know the %s of each row, but the table block %q (at %s) has no %s.",
+		r.Name, r.Scope, p, map[string]string{"owner_column": "login", "team_column": "team"}[setting],
+		t.Pattern.String(), position(t.DeclRange), setting))
+}
+
+// needTeams reports a team_subtree scope without a team tree.
+func (d *decoder) needTeams(a *hcl.Attribute, scope, owner string) {
+	if scope == ScopeTeamSubtree && d.cfg.Teams == nil {
+		d.errorAt(a, "Missing team tree", fmt.Sprintf(
+			`%s has scope = "team_subtree", which needs the team tree: add a teams block (read from a table) or team blocks.`, owner))
+	}
+}
+
+// checkFunctions reports functions outside pg_catalog that no role lists.
+func (d *decoder) checkFunctions(e *sqlExpr, where string) {
+	allowed := map[string]bool{}
+	for _, r := range d.cfg.Roles {
+		for _, f := range r.Functions {
+			allowed[f] = true
+		}
+	}
+	for _, f := range sortedKeys(e.funcs) {
+		if !allowed[f] {
+			rng := e.funcs[f]
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Function not allowed",
+				Detail: fmt.Sprintf("%s calls %s, a function outside pg_catalog that no role allows: list it in a role's "+
+					"functions = [%q] if it is safe to call.", where, f, f),
+				Subject: rng.Ptr(),
+			})
+		}
+	}
+}
+
+// checkAttributes reports me.<name> that no user has, when every user is
+// in the files.
+func (d *decoder) checkAttributes(e *sqlExpr, where string, fromFilesOnly bool) {
+	if !fromFilesOnly {
+		return
+	}
+	known := map[string]bool{}
+	for _, n := range builtinAttributes {
+		known[n] = true
+	}
+	for _, u := range d.cfg.Users {
+		for n := range u.Attributes {
+			known[n] = true
+		}
+	}
+	for _, name := range sortedKeys(e.attrs) {
+		if known[name] {
+			continue
+		}
+		rng := e.attrs[name]
+		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so it would always be NULL and the "+
+			"condition never true.", where, name, name)
+		if s := suggest(name, sortedKeys(known)); s != "" {
+			detail += fmt.Sprintf(" Did you mean me.%s?", s)
+		}
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Unknown attribute", Detail: detail, Subject: rng.Ptr(),
+		})
+	}
+}
+
+// unknown reports a name that is not defined, suggesting a near miss.
+func (d *decoder) unknown(rng hcl.Range, a *hcl.Attribute, what, name string, known []string, advice string) {
+	detail := fmt.Sprintf("No %s is named %q.", what, name)
+	if s := suggest(name, known); s != "" {
+		detail += fmt.Sprintf(" Did you mean %q?", s)
+	} else {
+		detail += " " + advice
+	}
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Unknown " + what,
+		Detail:   detail,
+		Subject:  rng.Ptr(),
+		Context:  a.Range.Ptr(),
+	})
+}
+
+// elementRange returns the range of the element of list attribute a whose
+// value is s, or a's range.
+func (d *decoder) elementRange(a *hcl.Attribute, s string) hcl.Range {
+	elems, diags := hcl.ExprList(a.Expr)
+	if !diags.HasErrors() {
+		for _, e := range elems {
+			if v, diags := e.Value(d.ctx); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String && v.AsString() == s {
+				return e.Range()
+			}
+		}
+	}
+	return a.Expr.Range()
+}
+
+// tableLabels renders table blocks' labels for messages.
+func tableLabels(ts []*Table) string {
+	labels := make([]string, len(ts))
+	for i, t := range ts {
+		labels[i] = fmt.Sprintf("%q (at %s)", t.Pattern.String(), position(t.DeclRange))
+	}
+	return strings.Join(labels, " and ")
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,262 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// identitiesDB holds the tables the LoadIdentities tests read.
+const identitiesDB = "policy_identities"
+
+var (
+	// identitiesOnce guards creating identitiesDB; identitiesErr is its
+	// outcome.
+	identitiesOnce sync.Once
+	identitiesErr  error
+)
+
+// hostileLogin's region is a value that must bind as one literal.
+const hostileRegion = `O'Brien\'; DROP TABLE x; --`
+
+// setupIdentitiesDB creates identitiesDB once.
+func setupIdentitiesDB(t *testing.T) {
+	t.Helper()
+	loadDemoDatabase(t) // NOTE: creates pgveil_svc, which may read what follows.
+	identitiesOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if identitiesErr = cluster.CreateDatabase(ctx, identitiesDB); identitiesErr != nil {
+			return
+		}
+		identitiesErr = cluster.Exec(ctx, identitiesDB, fmt.Sprintf(`
+CREATE TABLE people (
+    login text, roles text[], team int, groups text, password text,
+    region text, regions text[], level int, ratio numeric, big bigint, active boolean,
+    born date, codes int[], grid int[], odd float8
+);
+INSERT INTO people VALUES
+    ('ann', ARRAY['analyst', 'ghost', 'analyst'], 3, 'g1', '%[1]s',
+     'north', ARRAY['n', 's'], 5, 1.50, 12345678901, true, '2000-01-02', ARRAY[1, 2], NULL, NULL),
+    ('bob', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    ('carl', ARRAY['analyst'], 4, 'g1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN'),
+    ('dup', ARRAY['analyst'], 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    ('dup', ARRAY['analyst'], 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    ('grid', ARRAY['analyst'], 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{1,2},{3,4}}', NULL),
+    ('badpw', ARRAY['analyst'], 1, NULL, 'plain', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    ('hostile', ARRAY['analyst'], 1, NULL, NULL, E'O\'Brien\\''; DROP TABLE x; --', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE extra (login text, team int, region text);
+INSERT INTO extra VALUES ('ann', 3, 'north'), ('carl', 5, NULL);
+CREATE TABLE teams (id int, parent int, label text);
+INSERT INTO teams VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 4, 'loop'), (4, 3, 'loop');
+CREATE SEQUENCE counter;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO pgveil_svc;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO pgveil_svc;
+GRANT CONNECT ON DATABASE %[2]s TO pgveil_svc;
+`, testVerifier, identitiesDB))
+	})
+	if identitiesErr != nil {
+		t.Fatal(identitiesErr)
+	}
+}
+
+// identitiesPolicy is the policy the LoadIdentities tests load, with
+// QUERY standing for the identity query.
+const identitiesPolicy = `
+identity "people" {
+  query = "QUERY"
+}
+user "ann" {
+  team       = 9
+  attributes = { region = "hcl" }
+}
+role "analyst" {
+  statements = ["select"]
+}
+`
+
+// loadIdentities loads identitiesPolicy with query (and extra blocks) and
+// runs LoadIdentities as the service account.
+func loadIdentities(t *testing.T, query, extra string) (*Config, *Identities, hcl.Diagnostics) {
+	t.Helper()
+	setupIdentitiesDB(t)
+	cfg := loadPolicy(t, strings.Replace(identitiesPolicy, "QUERY", query, 1)+extra)
+	conn := connectAs(t, identitiesDB, "pgveil_svc", demoSvcPassword)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, diags := cfg.LoadIdentities(ctx, conn)
+	if (ids == nil) != diags.HasErrors() {
+		t.Fatalf("identities %v with errors %v", ids != nil, diags.HasErrors())
+	}
+	// NOTE: the connection must be usable afterwards, outside any
+	// transaction.
+	if got := queryOne(t, conn, "SELECT pg_catalog.current_setting('transaction_read_only')"); got[0] != "off" {
+		t.Errorf("LoadIdentities left a read-only transaction open")
+	}
+	return cfg, ids, diags
+}
+
+// diagText renders diagnostics one per line: severity, summary, detail.
+func diagText(diags hcl.Diagnostics) string {
+	var lines []string
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s: %s", sev, d.Summary, d.Detail))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestLoadIdentities(t *testing.T) {
+	cfg, ids, diags := loadIdentities(t, "SELECT * FROM public.people", "")
+	t.Run("bad rows are warnings naming the login", func(t *testing.T) {
+		want := strings.Join([]string{
+			`warning: Invalid identity row: Identity "people": login "dup" has more than one row: it has no access until it has one.`,
+			`warning: Invalid identity row: Identity "people": login "grid": column grid: multi-dimensional arrays are not supported; it has no access until the row is fixed.`,
+			`warning: Invalid identity row: Identity "people": login "badpw": the password is not a SCRAM-SHA-256 verifier; it has no access until the row is fixed.`,
+			`warning: Invalid identity row: Identity "people": row 9 has no login; it is ignored.`,
+			`warning: Unknown role: Identity "people" gives role "ghost" to 1 users (ann), but no role block defines it: they do not get it.`,
+		}, "\n")
+		if got := diagText(diags); got != want {
+			t.Errorf("diagnostics:\n%s\nwant:\n%s", got, want)
+		}
+		for _, d := range diags {
+			if d.Subject == nil || d.Subject.Filename != cfg.Files[0] {
+				t.Errorf("%s does not point at the identity block", d.Summary)
+			}
+		}
+	})
+	t.Run("bad rows leave their login without access", func(t *testing.T) {
+		for _, login := range []string{"dup", "grid", "badpw"} {
+			if _, err := cfg.Compile(login, ids); err == nil {
+				t.Errorf("%s compiles", login)
+			}
+		}
+	})
+	t.Run("columns become the user's fields and attributes", func(t *testing.T) {
+		ann, ok := ids.User("ann")
+		if !ok {
+			t.Fatal("ann cannot log in")
+		}
+		got := fmt.Sprintf("roles %q team %d groups %q attributes %s", ann.Roles, *ann.Team, ann.Groups, dumpAttributes(ann.Attributes))
+		want := `roles ["analyst"] team 9 groups ["g1"] attributes {active = true, big = 12345678901, born = "2000-01-02", ` +
+			`codes = [1, 2], level = 5, ratio = 1.50, region = "hcl", regions = ["n", "s"]}`
+		if got != want {
+			t.Errorf("\n got: %s\nwant: %s", got, want)
+		}
+	})
+	t.Run("a user block wins field by field", func(t *testing.T) {
+		ann, _ := ids.User("ann")
+		if *ann.Team != 9 || ann.Attributes["region"].String() != `"hcl"` || !ann.HasPassword() {
+			t.Errorf("ann: team %d, region %s, password %v", *ann.Team, ann.Attributes["region"], ann.HasPassword())
+		}
+	})
+	t.Run("a login without password or role cannot authenticate", func(t *testing.T) {
+		for _, login := range []string{"bob", "carl"} {
+			if _, ok := ids.User(login); ok {
+				t.Errorf("%s may authenticate", login)
+			}
+		}
+		if _, err := cfg.Compile("carl", ids); err != nil {
+			t.Errorf("carl has a role and no password: his policy still compiles: %v", err)
+		}
+	})
+	t.Run("NaN is a string, not a number", func(t *testing.T) {
+		carl, _ := ids.lookup("carl")
+		if got := carl.Attributes["odd"].String(); got != `"NaN"` {
+			t.Errorf("odd = %s", got)
+		}
+	})
+	t.Run("groups gather the members of every source", func(t *testing.T) {
+		if got := ids.members["g1"]; !slices.Equal(got, []string{"ann", "carl"}) {
+			t.Errorf("g1: %q", got)
+		}
+	})
+	t.Run("a hostile value binds as one literal", func(t *testing.T) {
+		p, err := cfg.compile("hostile", ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := literal(p.attr("region")).GetAConst().GetSval().GetSval(); got != hostileRegion {
+			t.Errorf("region %q", got)
+		}
+	})
+	t.Run("the version covers the identity rows", func(t *testing.T) {
+		_, again, _ := loadIdentities(t, "SELECT * FROM public.people", "")
+		if cfg.Version(again) != cfg.Version(ids) {
+			t.Error("the same rows give another version")
+		}
+		if cfg.Version(ids) == cfg.Version(cfg.HCLIdentities()) {
+			t.Error("the rows do not change the version")
+		}
+	})
+}
+
+func TestLoadIdentitiesMergesSources(t *testing.T) {
+	cfg, ids, diags := loadIdentities(t, "SELECT login, team, region FROM public.people WHERE login IN ('ann', 'carl')", `
+identity "extra" {
+  query = "SELECT login, team, region FROM public.extra"
+}`)
+	if len(diags) > 0 {
+		t.Fatal(diagText(diags))
+	}
+	if u, _ := ids.lookup("ann"); u == nil || u.Attributes["region"].String() != `"hcl"` {
+		t.Errorf("ann, on whom the sources agree: %+v", u)
+	}
+	_, err := cfg.Compile("carl", ids)
+	if want := `no access: login "carl": identity blocks "people" and "extra" give different team`; err == nil || err.Error() != want {
+		t.Errorf("carl: %v, want %s", err, want)
+	}
+}
+
+func TestLoadIdentitiesErrors(t *testing.T) {
+	cases := []struct{ name, query, extra, want string }{
+		{"a failing query is an error", "SELECT login FROM public.nowhere", "",
+			`error: Identity query failed: The query of identity "people" failed upstream: ERROR: relation "public.nowhere" does not exist (SQLSTATE 42P01).`},
+		{"a query that writes fails in the read-only transaction", "SELECT login, nextval('public.counter') AS n FROM public.people", "",
+			`error: Identity query failed: The query of identity "people" failed upstream: ERROR: cannot execute nextval() in a read-only transaction (SQLSTATE 25006).`},
+		{"a query without login column is an error", "SELECT team FROM public.people", "",
+			`error: Invalid identity column: Identity "people": the query returns no login column: select the user name AS login, e.g. "SELECT name AS login, … FROM …".`},
+		{"a team that is not an integer is an error", "SELECT login, region AS team FROM public.people", "",
+			`error: Invalid identity column: Identity "people": the team column must be an integer (a team id), not text.`},
+		{"groups that are not text are an error", "SELECT login, codes AS groups FROM public.people", "",
+			`error: Invalid identity column: Identity "people": the groups column must be text or text[] (one name, or an array of names), not int4[].`},
+		{"two columns with one name are an error", "SELECT login, team, level AS team FROM public.people", "",
+			`error: Invalid identity column: Identity "people": the query returns two columns named team; give them distinct names with AS.`},
+		{"a teams table that cannot be read is an error", "SELECT login FROM public.extra", `
+teams {
+  table         = "public.teams"
+  id_column     = "id"
+  parent_column = "parent_id"
+}`, `error: Cannot read the teams table: Reading public.teams (id, parent_id) failed upstream: ERROR: column "parent_id" does not exist (SQLSTATE 42703).`},
+		{"a teams table column that is not an integer is an error", "SELECT login FROM public.extra", `
+teams {
+  table         = "public.teams"
+  id_column     = "id"
+  parent_column = "label"
+}`, `error: Invalid teams table: public.teams.label must be an integer column.`},
+		{"a loop in the teams table is a warning", "SELECT login FROM public.extra", `
+teams {
+  table         = "public.teams"
+  id_column     = "id"
+  parent_column = "parent"
+}`, `warning: Teams table is not a tree: In public.teams, team 3 is below itself (its parents loop). team_subtree still terminates, but the loop's teams all see each other.`},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, diags := loadIdentities(t, tt.query, tt.extra)
+			if got := diagText(diags); got != tt.want {
+				t.Errorf("diagnostics:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// walkNodes calls f on m (when it is a Node) and on every *pg_query.Node
+// under it, parents before their children. f may replace a node's content
+// in place (n.Node = …); the walk then goes on inside the new content.
+func walkNodes(m proto.Message, f func(*pg_query.Node)) {
+	visitMessage(m.ProtoReflect(), f)
+}
+
+// walkMessage walks the message fields of m.
+func walkMessage(m protoreflect.Message, f func(*pg_query.Node)) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				visitMessage(l.Get(i).Message(), f)
+			}
+			return true
+		}
+		visitMessage(v.Message(), f)
+		return true
+	})
+}
+
+// visitMessage calls f when m is a Node, then walks m.
+func visitMessage(m protoreflect.Message, f func(*pg_query.Node)) {
+	if n, ok := m.Interface().(*pg_query.Node); ok {
+		f(n)
+	}
+	walkMessage(m, f)
+}
+
+// mustParseExpr parses a SQL expression pgveil itself writes (a template);
+// a failure is a program bug.
+func mustParseExpr(sql string) *pg_query.Node {
+	tree, err := pg_query.Parse(exprPrefix + sql)
+	if err != nil {
+		panic(fmt.Sprintf("policy: template %q: %v", sql, err))
+	}
+	val, problem := singleExpression(tree)
+	if problem != "" {
+		panic(fmt.Sprintf("policy: template %q: %s", sql, problem))
+	}
+	return val
+}
+
+// substitute returns a copy of template in which every one-field column
+// reference named by a key of with is replaced by (a copy of) its node.
+//
+// NOTE: templates name their placeholders pgveil_*, which no configured
+// name replaces by accident: configured names enter the copy as AST
+// fields, never as SQL text.
+func substitute(template *pg_query.Node, with map[string]*pg_query.Node) *pg_query.Node {
+	n := proto.Clone(template).(*pg_query.Node)
+	walkNodes(n, func(x *pg_query.Node) {
+		ref := x.GetColumnRef()
+		if ref == nil || len(ref.Fields) != 1 {
+			return
+		}
+		if repl, ok := with[ref.Fields[0].GetString_().GetSval()]; ok {
+			x.Node = proto.Clone(repl).(*pg_query.Node).Node
+		}
+	})
+	return n
+}
+
+// rangeVar returns a reference to the relation q, without alias.
+//
+// NOTE: not pg_query.MakeFullRangeVarNode, which always sets an Alias: an
+// empty alias name crashes the deparser (a cgo segfault).
+func rangeVar(q rewrite.QName) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{
+		Schemaname: q.Schema, Relname: q.Name, Inh: true, Relpersistence: "p", Location: -1,
+	}}}
+}
+
+// columnRef returns a reference to the column name, unqualified.
+func columnRef(name string) *pg_query.Node {
+	return pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(name)}, -1)
+}
+
+// eq returns l = r.
+func eq(l, r *pg_query.Node) *pg_query.Node {
+	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP, []*pg_query.Node{pg_query.MakeStrNode("=")}, l, r, -1)
+}
+
+// eqAny returns l = ANY(r).
+func eqAny(l, r *pg_query.Node) *pg_query.Node {
+	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP_ANY, []*pg_query.Node{pg_query.MakeStrNode("=")}, l, r, -1)
+}
+
+// isBoolConst reports whether n is the constant b.
+func isBoolConst(n *pg_query.Node, b bool) bool {
+	c := n.GetAConst()
+	return c != nil && !c.Isnull && c.GetBoolval() != nil && c.GetBoolval().Boolval == b
+}
+
+// or returns the disjunction of ns, folding constants: no operand or only
+// FALSE gives FALSE, any TRUE gives TRUE.
+func or(ns ...*pg_query.Node) *pg_query.Node {
+	return boolOp(pg_query.BoolExprType_OR_EXPR, false, ns)
+}
+
+// and returns the conjunction of ns, folding constants: no operand or only
+// TRUE gives TRUE, any FALSE gives FALSE.
+func and(ns ...*pg_query.Node) *pg_query.Node {
+	return boolOp(pg_query.BoolExprType_AND_EXPR, true, ns)
+}
+
+// boolOp combines ns with op, whose neutral element is unit.
+func boolOp(op pg_query.BoolExprType, unit bool, ns []*pg_query.Node) *pg_query.Node {
+	var args []*pg_query.Node
+	for _, n := range ns {
+		switch {
+		case isBoolConst(n, unit):
+		case isBoolConst(n, !unit):
+			return boolConst(!unit)
+		default:
+			args = append(args, n)
+		}
+	}
+	switch len(args) {
+	case 0:
+		return boolConst(unit)
+	case 1:
+		return args[0]
+	}
+	return pg_query.MakeBoolExprNode(op, args, -1)
+}

@@ -1,0 +1,290 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// Schemas of table, column and schema blocks.
+var (
+	tableSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "owner_column"},
+			{Name: "team_column"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
+	}
+	columnSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "class", Required: true},
+			{Name: "mask"},
+			{Name: "value"},
+			{Name: "keep_start"},
+			{Name: "keep_end"},
+			{Name: "secret"},
+			{Name: "expression"},
+		},
+	}
+	schemaSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "default", Required: true},
+		},
+	}
+)
+
+// maskKinds lists the mask kinds in the order messages show them.
+var maskKinds = []string{MaskNull, MaskRedact, MaskPartial, MaskHash, MaskExpression}
+
+// maskSettings maps each mask setting to the kind it belongs to.
+var maskSettings = map[string]string{
+	"value":      MaskRedact,
+	"keep_start": MaskPartial,
+	"keep_end":   MaskPartial,
+	"secret":     MaskHash,
+	"expression": MaskExpression,
+}
+
+// defaultRedaction is the constant of a redact mask without value.
+const defaultRedaction = "***"
+
+// maxKeep bounds keep_start and keep_end.
+const maxKeep = 1000
+
+// decodeTable decodes one table block into Tables.
+func (d *decoder) decodeTable(b *hcl.Block) {
+	label := b.Labels[0]
+	c := d.content(b.Body, tableSchema, "table."+label)
+	p, problem := parsePattern(label)
+	if problem == "" && catalogSchemas[p.Schema] {
+		problem = fmt.Sprintf("%s relations cannot be governed: pgveil leaves the catalog open to the rewriter, "+
+			"which applies its own list of what clients may read there.", p.Schema)
+	}
+	if problem != "" {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid table name",
+			Detail:   problem,
+			Subject:  b.LabelRanges[0].Ptr(),
+		})
+		return
+	}
+	for _, prev := range d.cfg.Tables {
+		if prev.Pattern == p {
+			d.duplicate(b, "table", label, prev.DeclRange)
+			return
+		}
+	}
+	t := &Table{Pattern: p, Columns: map[string]*Column{}, DeclRange: b.DefRange}
+	d.cfg.Tables = append(d.cfg.Tables, t)
+	if a := c.Attributes["owner_column"]; a != nil {
+		t.OwnerColumn, _ = d.nonEmptyString(a, "owner_column")
+	}
+	if a := c.Attributes["team_column"]; a != nil {
+		t.TeamColumn, _ = d.nonEmptyString(a, "team_column")
+	}
+	for _, cb := range c.Blocks {
+		d.decodeColumn(t, cb)
+	}
+}
+
+// decodeColumn decodes one column block of t.
+func (d *decoder) decodeColumn(t *Table, b *hcl.Block) {
+	name := b.Labels[0]
+	c := d.content(b.Body, columnSchema, "table."+t.Pattern.String()+".column."+name)
+	if !d.validLabel(b, "column") {
+		return
+	}
+	if prev, ok := t.Columns[name]; ok {
+		d.duplicate(b, "column", name, prev.DeclRange)
+		return
+	}
+	col := &Column{Name: name, Mask: Mask{Kind: MaskNull}, DeclRange: b.DefRange}
+	t.Columns[name] = col
+	if a := c.Attributes["class"]; a != nil {
+		col.Class, _ = d.nonEmptyString(a, "class")
+	}
+	if a := c.Attributes["mask"]; a != nil {
+		if s, ok := d.string(a); ok && d.oneOf(a.Expr.Range(), a, s, "mask kind", maskKinds) {
+			col.Mask.Kind = s
+		} else {
+			col.Mask.Kind = "" // NOTE: unknown kind: already reported, check nothing else.
+			return
+		}
+	}
+	m := &col.Mask
+	for _, setting := range []string{"value", "keep_start", "keep_end", "secret", "expression"} {
+		if a := c.Attributes[setting]; a != nil && maskSettings[setting] != m.Kind {
+			d.errorAt(a, "Setting without effect", fmt.Sprintf(
+				"%s is only used by mask = %q; the mask of column %s is %q.", setting, maskSettings[setting], name, m.Kind))
+		}
+	}
+	switch m.Kind {
+	case MaskRedact:
+		m.Value = Value{kind: kindString, text: defaultRedaction}
+		if a := c.Attributes["value"]; a != nil {
+			m.Value = d.redaction(a)
+		}
+	case MaskPartial:
+		if a := c.Attributes["keep_start"]; a != nil {
+			m.KeepStart, _ = d.count(a, maxKeep)
+		}
+		if a := c.Attributes["keep_end"]; a != nil {
+			m.KeepEnd, _ = d.count(a, maxKeep)
+		}
+	case MaskHash:
+		a := c.Attributes["secret"]
+		if a == nil {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing hash secret",
+				Detail: fmt.Sprintf(`Column %s is masked with mask = "hash", which needs a secret key: `+
+					`secret = env("PGVEIL_HASH_SECRET"). Without one, anyone could hash guesses and compare.`, name),
+				Subject: b.DefRange.Ptr(),
+			})
+			return
+		}
+		if secret, ok := d.nonEmptyString(a, "secret"); ok {
+			m.ipad, m.opad = hmacPads([]byte(secret))
+			d.warnPlainSecret(a, fmt.Sprintf("The secret of column %s of %s", name, t.Pattern))
+		}
+	case MaskExpression:
+		a := c.Attributes["expression"]
+		if a == nil {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing mask expression",
+				Detail: fmt.Sprintf(`Column %s is masked with mask = "expression", which needs the SQL to show instead, `+
+					`e.g. expression = "left(%s, 20) || '…'".`, name, name),
+				Subject: b.DefRange.Ptr(),
+			})
+			return
+		}
+		m.expr = d.sqlExpression(a, maskExpr)
+	}
+}
+
+// redaction decodes a redact mask's constant: a string or a number.
+func (d *decoder) redaction(a *hcl.Attribute) Value {
+	v, diags := a.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() || !v.IsWhollyKnown() {
+		return Value{kind: kindString, text: defaultRedaction}
+	}
+	if v.IsNull() || (v.Type() != cty.String && v.Type() != cty.Number) {
+		d.errorAt(a, "Incorrect attribute value type", "value must be a string or a number, the constant shown instead of the column.")
+		return Value{kind: kindString, text: defaultRedaction}
+	}
+	val, problem := ctyToValue(v)
+	if problem != "" {
+		d.errorAt(a, "Invalid value", fmt.Sprintf("value cannot be used: %s.", problem))
+	}
+	return val
+}
+
+// count decodes a whole number in [0, hi].
+func (d *decoder) count(a *hcl.Attribute, hi int) (int, bool) {
+	v, ok := d.value(a, cty.Number)
+	if !ok {
+		return 0, false
+	}
+	bf := v.AsBigFloat()
+	if !bf.IsInt() || bf.Sign() < 0 || bf.Cmp(big.NewFloat(float64(hi))) > 0 {
+		d.errorAt(a, "Invalid value", fmt.Sprintf("%s must be a whole number from 0 to %d.", a.Name, hi))
+		return 0, false
+	}
+	n, _ := bf.Int64()
+	return int(n), true
+}
+
+// warnPlainSecret warns when a secret is written in the file itself.
+func (d *decoder) warnPlainSecret(a *hcl.Attribute, what string) {
+	if callsFunction(a.Expr) {
+		return
+	}
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  "Plain secret in configuration file",
+		Detail: what + " is written in the file itself, where anyone who can read the file, its backups or its " +
+			`history can see it. Read it from the environment instead, for example: secret = env("PGVEIL_HASH_SECRET").`,
+		Subject: a.Expr.Range().Ptr(),
+	})
+}
+
+// hmacBlockSize is SHA-256's block size, which HMAC pads keys to.
+const hmacBlockSize = 64
+
+// hmacPads returns HMAC-SHA256's inner and outer padded keys for key
+// (RFC 2104): a key longer than a block is hashed first, then padded with
+// zeros to a block, then XOR-ed with 0x36 and 0x5c.
+func hmacPads(key []byte) (ipad, opad []byte) {
+	if len(key) > hmacBlockSize {
+		sum := sha256.Sum256(key)
+		key = sum[:]
+	}
+	k := make([]byte, hmacBlockSize)
+	copy(k, key)
+	ipad, opad = make([]byte, hmacBlockSize), make([]byte, hmacBlockSize)
+	for i, b := range k {
+		ipad[i] = b ^ 0x36
+		opad[i] = b ^ 0x5c
+	}
+	return ipad, opad
+}
+
+// schemaDefaults are the values of a schema block's default.
+var schemaDefaults = []string{"deny", "allow"}
+
+// decodeSchema decodes one schema block into Schemas.
+func (d *decoder) decodeSchema(b *hcl.Block) {
+	name := b.Labels[0]
+	c := d.content(b.Body, schemaSchema, "schema."+name)
+	if !d.validLabel(b, "schema") {
+		return
+	}
+	if catalogSchemas[name] {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid schema name",
+			Detail:   fmt.Sprintf("%s is always open to the rewriter, which applies its own list of what clients may read there.", name),
+			Subject:  b.LabelRanges[0].Ptr(),
+		})
+		return
+	}
+	if prev, ok := d.cfg.Schemas[name]; ok {
+		d.duplicate(b, "schema", name, prev.DeclRange)
+		return
+	}
+	s := &Schema{Name: name, DeclRange: b.DefRange}
+	d.cfg.Schemas[name] = s
+	if a := c.Attributes["default"]; a != nil {
+		if v, ok := d.string(a); ok && d.oneOf(a.Expr.Range(), a, v, "schema default", schemaDefaults) {
+			s.Allow = v == "allow"
+		}
+	}
+}
+
+// governing returns the most specific table block matching q, or nil;
+// ties between equally specific patterns return every tied block.
+func (c *Config) governing(q rewrite.QName) []*Table {
+	var best []*Table
+	bestRank := -1
+	for _, t := range c.Tables {
+		if !t.Pattern.Match(q) {
+			continue
+		}
+		switch r := t.Pattern.specificity(); {
+		case r > bestRank:
+			best, bestRank = []*Table{t}, r
+		case r == bestRank:
+			best = append(best, t)
+		}
+	}
+	return slices.Clip(best)
+}

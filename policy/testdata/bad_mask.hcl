@@ -1,0 +1,46 @@
+listen {
+  address = "127.0.0.1:6432"
+}
+
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+}
+
+table "public.responses" {
+  column "email" {
+    class = "pii"
+    mask  = "hsh"
+  }
+  column "contact" {
+    class = "pii"
+    mask  = "hash"
+  }
+  column "phone" {
+    class      = "pii"
+    keep_start = 2
+  }
+  column "comment" {
+    class = "pii"
+    mask  = "expression"
+  }
+  column "branch" {
+    class    = "internal"
+    mask     = "partial"
+    keep_end = -1
+  }
+  column "score" {
+    class  = "technical"
+    mask   = "hash"
+    secret = "written-in-the-file"
+  }
+  column "nps" {
+    class = "technical"
+    mask  = "redact"
+    value = ["a"]
+  }
+  column "country" {
+    mask = "null"
+  }
+}

@@ -25,7 +25,7 @@ func (a *authFailure) Error() string { return "password authentication failed: "
 // response neither says nor times whether the user exists.
 func (ss *session) authenticate(res *startupResult) error {
 	user := res.params.user
-	u, known := ss.srv.cfg.Users[user]
+	u, known := ss.srv.users(user)
 	v := scram.MockVerifier(user, ss.srv.mockSecret)
 	if known {
 		v = u.Verifier

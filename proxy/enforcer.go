@@ -2,7 +2,13 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -15,4 +21,92 @@ type Enforcer struct {
 // Rewrite implements Rewriter.
 func (e Enforcer) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (string, error) {
 	return e.Engine.Rewrite(ctx, s.User, byte(st.Source), st.Text)
+}
+
+// Enforcement is what enforcing a configuration's policies needs at run
+// time: the identities users authenticate as and the rewriting engine
+// with its catalog snapshot.
+type Enforcement struct {
+	Config     *policy.Config
+	Identities *policy.Identities
+	Engine     *rewrite.Engine
+	// Version is the policy version (configuration files and identities).
+	Version string
+}
+
+// LoadEnforcement connects upstream as the service account, loads the
+// identities and the catalog snapshot, and builds the engine. The
+// diagnostics hold the identity sources' warnings; an error means the
+// policies cannot be enforced and pgveil must not serve.
+func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl.Diagnostics, error) {
+	conn, err := ConnectService(ctx, cfg, "catalog")
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting upstream to load identities and catalog: %w", err)
+	}
+	defer conn.Close(context.Background())
+	ids, diags := cfg.LoadIdentities(ctx, conn)
+	if diags.HasErrors() || ids == nil {
+		return nil, diags, fmt.Errorf("loading identities failed")
+	}
+	path := SearchPath(cfg.Upstream.SearchPath)
+	cat, err := rewrite.LoadCatalog(ctx, conn, path)
+	if err != nil {
+		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)
+	}
+	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
+	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
+		c, err := ConnectService(ctx, cfg, "catalog")
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close(context.Background())
+		return rewrite.LoadCatalog(ctx, c, path)
+	}
+	e.Engine = rewrite.NewEngine(cat, e.compile, refresh, 10000)
+	return e, diags, nil
+}
+
+// compile returns the compiled policy of login.
+func (e *Enforcement) compile(login string) (rewrite.Policy, error) {
+	return e.Config.Compile(login, e.Identities)
+}
+
+// Apply sets the options that enforce the policies: the rewriter, the
+// users and the scrubbing of data errors.
+func (e *Enforcement) Apply(o *Options) {
+	o.Rewriter = Enforcer{Engine: e.Engine}
+	o.Users = e.Identities.User
+	o.ScrubDataErrors = true
+}
+
+// ConnectService opens a connection as the upstream service account with
+// the pinned session settings, for pgveil's own queries; purpose names it
+// in application_name.
+func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*pgconn.PgConn, error) {
+	base, err := upstreamConfig(&cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	base.RuntimeParams = map[string]string{
+		"application_name":            "pgveil:" + purpose,
+		"client_encoding":             "UTF8",
+		"standard_conforming_strings": "on",
+		"search_path":                 cfg.Upstream.SearchPath,
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
+	defer cancel()
+	return pgconn.ConnectConfig(ctx, base)
+}
+
+// SearchPath splits a search_path setting into schema names.
+func SearchPath(setting string) []string {
+	var out []string
+	for _, s := range strings.Split(setting, ",") {
+		s = strings.TrimSpace(s)
+		s = strings.Trim(s, `"`)
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

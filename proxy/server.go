@@ -32,6 +32,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Rewriter sees every statement; PassThrough when nil.
 	Rewriter Rewriter
+	// Users looks up the user a login authenticates as; the
+	// configuration's user blocks when nil.
+	Users func(login string) (*policy.User, bool)
 	// ScrubDataErrors removes values from upstream errors of classes 22
 	// (data exception) and 23 (integrity constraint violation): their
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
@@ -47,6 +50,8 @@ type Server struct {
 	rewriter Rewriter
 	// scrub is Options.ScrubDataErrors.
 	scrub bool
+	// users is Options.Users.
+	users func(login string) (*policy.User, bool)
 	// upstream is the base pgconn configuration; sessions Copy it.
 	upstream *pgconn.Config
 	// tlsConfig is nil when the listen block has no tls block.
@@ -81,6 +86,7 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 		log:       opts.Logger,
 		rewriter:  opts.Rewriter,
 		scrub:     opts.ScrubDataErrors,
+		users:     opts.Users,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[*session]struct{}{},
@@ -90,6 +96,12 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 	}
 	if s.rewriter == nil {
 		s.rewriter = PassThrough{}
+	}
+	if s.users == nil {
+		s.users = func(login string) (*policy.User, bool) {
+			u, ok := cfg.Users[login]
+			return u, ok
+		}
 	}
 	up, err := upstreamConfig(&cfg.Upstream)
 	if err != nil {

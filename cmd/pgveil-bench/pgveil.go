@@ -16,7 +16,10 @@ import (
 )
 
 // pgveilConfig is pgveil's configuration: one user, the upstream account
-// read from the environment.
+// read from the environment, and no governed table: pgbench's tables are
+// open (schema default allow), so this measures the proxy with every
+// statement still parsed and checked by the firewall (the rewrite cache
+// makes repeated statements nearly free).
 const pgveilConfig = `listen {
   address  = "127.0.0.1:{{port}}"
   database = "{{db}}"
@@ -29,8 +32,17 @@ upstream {
   password = env("{{pwenv}}")
 }
 
+schema "public" {
+  default = "allow"
+}
+
+role "bench" {
+  statements = ["select", "insert", "update", "delete"]
+}
+
 user "{{user}}" {
   password = "{{verifier}}"
+  roles    = ["bench"]
 }
 `
 

@@ -147,8 +147,12 @@ upstream {
   user     = %q
   password = env("PGVEIL_TEST_UPSTREAM_PW")
 }
+role "reader" {
+  statements = ["select"]
+}
 user "carol" {
   password = %q
+  roles    = ["reader"]
 }
 `, addr, cluster.Addr(), su, v.String()))
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
 
@@ -45,7 +46,21 @@ func cmdServe(args []string, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log})
+	// Policies are always enforced: with no table blocks, every
+	// ungoverned table is denied (fail closed).
+	enf, diags, err := proxy.LoadEnforcement(context.Background(), cfg)
+	if len(diags) > 0 {
+		_ = policy.WriteDiagnostics(stderr, nil, diags)
+	}
+	if err != nil {
+		log.Error("loading policies", zap.Error(err))
+		return 1
+	}
+	opts := proxy.Options{Logger: log}
+	enf.Apply(&opts)
+	log.Info("policies loaded", zap.String("policy_version", enf.Version),
+		zap.Int("relations", len(enf.Engine.Catalog().Relations)))
+	srv, err := proxy.New(cfg, opts)
 	if err != nil {
 		log.Error("starting pgveil", zap.Error(err))
 		return 1

@@ -150,6 +150,13 @@ func startProxy(t testing.TB, opts ...proxyOption) *testProxy {
 	for _, o := range opts {
 		o(cfg, &po)
 	}
+	return serve(t, cfg, po)
+}
+
+// serve starts a pgveil server for cfg with po; it is shut down when the
+// test ends.
+func serve(t testing.TB, cfg *policy.Config, po proxy.Options) *testProxy {
+	t.Helper()
 	srv, err := proxy.New(cfg, po)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
@@ -182,7 +189,11 @@ func (p *testProxy) url(user, password string, extra url.Values) string {
 	for k, v := range extra {
 		q[k] = v
 	}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: p.addr, Path: "/" + testDB, RawQuery: q.Encode()}
+	db := testDB
+	if p.cfg.Listen.Database != "" {
+		db = p.cfg.Listen.Database
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: p.addr, Path: "/" + db, RawQuery: q.Encode()}
 	return u.String()
 }
 
@@ -191,7 +202,11 @@ func (p *testProxy) connect(t testing.TB, user string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, p.url(user, users[user], nil))
+	pw, ok := users[user]
+	if !ok {
+		pw = "demo-" + user
+	}
+	c, err := pgx.Connect(ctx, p.url(user, pw, nil))
 	if err != nil {
 		t.Fatalf("connecting as %s: %v", user, err)
 	}

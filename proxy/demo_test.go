@@ -1,0 +1,275 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+const demoDB = "feedback"
+
+var (
+	demoOnce sync.Once
+	demoErr  error
+)
+
+// setupDemo loads testdata/demo into the database feedback once.
+func setupDemo(t testing.TB) {
+	t.Helper()
+	setupUpstream(t)
+	demoOnce.Do(func() {
+		ctx := context.Background()
+		if demoErr = cluster.CreateDatabase(ctx, demoDB); demoErr != nil {
+			return
+		}
+		files, _ := filepath.Glob("../testdata/demo/*.sql")
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				demoErr = err
+				return
+			}
+			if demoErr = cluster.Exec(ctx, demoDB, string(b)); demoErr != nil {
+				demoErr = fmt.Errorf("%s: %w", f, demoErr)
+				return
+			}
+		}
+		demoErr = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc PASSWORD 'demo-service-account'")
+	})
+	if demoErr != nil {
+		t.Fatalf("loading the demo database: %v", demoErr)
+	}
+}
+
+// startDemo runs pgveil with configs/demo.hcl, policies enforced, in
+// front of the demo database.
+func startDemo(t *testing.T) *testProxy {
+	t.Helper()
+	setupDemo(t)
+	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
+	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
+	t.Setenv("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
+	l := policy.NewLoader()
+	cfg, diags := l.Load("../configs/demo.hcl")
+	if diags.HasErrors() {
+		var b strings.Builder
+		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
+		t.Fatalf("loading configs/demo.hcl:\n%s", b.String())
+	}
+	enf, _, err := proxy.LoadEnforcement(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("loading enforcement: %v", err)
+	}
+	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
+	enf.Apply(&po)
+	return serve(t, cfg, po)
+}
+
+// direct runs sql as the superuser on the demo database and returns the
+// rows as strings.
+func direct(t *testing.T, sql string) [][]string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cluster.Connect(ctx, demoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	res := c.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatalf("%s: %v", sql, res.Err)
+	}
+	out := make([][]string, 0, len(res.Rows))
+	for _, r := range res.Rows {
+		row := make([]string, len(r))
+		for i, v := range r {
+			if v == nil {
+				row[i] = "NULL"
+			} else {
+				row[i] = string(v)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// through runs sql as user through the proxy (simple protocol, text
+// results) and returns the rows as strings.
+func through(t *testing.T, c *pgx.Conn, sql string) [][]string {
+	t.Helper()
+	res := c.PgConn().ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatalf("%s: %v", sql, res.Err)
+	}
+	out := make([][]string, 0, len(res.Rows))
+	for _, r := range res.Rows {
+		row := make([]string, len(r))
+		for i, v := range r {
+			if v == nil {
+				row[i] = "NULL"
+			} else {
+				row[i] = string(v)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// scopes are the predicates each demo user's policy amounts to, written
+// directly against the demo tables.
+var scopes = map[string]string{
+	"marie":        "country = 'France'",
+	"hq":           "true",
+	"survey_admin": "true",
+	"paul": `team_id IN (WITH RECURSIVE sub AS (SELECT id FROM teams WHERE id = (SELECT team_id FROM employees WHERE login = 'paul')
+	         UNION SELECT t.id FROM teams t JOIN sub ON t.parent_id = sub.id) SELECT id FROM sub)`,
+	"tom": "agent_login = 'tom'",
+	"lea": `((team_id = (SELECT team_id FROM employees WHERE login = 'lea') OR nps <= 3)
+	        AND survey_id IN (SELECT survey_id FROM team_surveys WHERE team_id = (SELECT team_id FROM employees WHERE login = 'lea'))
+	        AND team_id = (SELECT team_id FROM employees WHERE login = 'lea'))
+	        OR agent_login = 'lea'`,
+	"bpo_a": "agent_login IN (SELECT login FROM employees WHERE group_name = (SELECT group_name FROM employees WHERE login = 'bpo_a'))",
+	"ops":   "agent_login IN (SELECT login FROM employees WHERE group_name IN ('vendor_a', 'vendor_b')) OR agent_login = 'ops'",
+	"bank_app": "'Banking App' = ANY(tags) AND sentiment IN ('neutral', 'negative')",
+}
+
+func TestDemoUsers(t *testing.T) {
+	p := startDemo(t)
+	ids := func(t *testing.T, user string) {
+		t.Helper()
+		c := p.connect(t, user)
+		got := through(t, c, "SELECT id FROM responses ORDER BY id")
+		want := direct(t, "SELECT id FROM responses WHERE "+scopes[user]+" ORDER BY id")
+		if len(want) == 0 {
+			t.Fatalf("the expected scope of %s is empty: the test proves nothing", user)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s sees %d rows, want %d", user, len(got), len(want))
+		}
+	}
+	column := func(t *testing.T, c *pgx.Conn, sql string) []string {
+		t.Helper()
+		var out []string
+		for _, r := range through(t, c, sql) {
+			out = append(out, r[0])
+		}
+		return out
+	}
+
+	t.Run("marie sees French responses only, without personal data or score", func(t *testing.T) {
+		ids(t, "marie")
+		c := p.connect(t, "marie")
+		if got := column(t, c, "SELECT DISTINCT country FROM responses"); !reflect.DeepEqual(got, []string{"France"}) {
+			t.Errorf("countries in responses: %v", got)
+		}
+		if got := column(t, c, "SELECT name FROM countries"); !reflect.DeepEqual(got, []string{"France"}) {
+			t.Errorf("countries: %v", got)
+		}
+		if got := column(t, c, "SELECT count(*) FROM responses WHERE contact IS NOT NULL OR email IS NOT NULL OR score IS NOT NULL"); got[0] != "0" {
+			t.Errorf("%s rows show contact, email or score", got[0])
+		}
+	})
+	t.Run("hq sees every country and the score, no personal data", func(t *testing.T) {
+		ids(t, "hq")
+		c := p.connect(t, "hq")
+		if got := column(t, c, "SELECT count(DISTINCT country) FROM responses"); got[0] != "6" {
+			t.Errorf("%s countries", got[0])
+		}
+		if got := column(t, c, "SELECT count(score) FROM responses"); got[0] == "0" {
+			t.Error("score hidden from hq")
+		}
+		if got := column(t, c, "SELECT count(*) FROM responses WHERE contact IS NOT NULL OR email IS NOT NULL"); got[0] != "0" {
+			t.Errorf("%s rows show personal data", got[0])
+		}
+	})
+	t.Run("survey_admin sees contacts and emails of every response", func(t *testing.T) {
+		ids(t, "survey_admin")
+		c := p.connect(t, "survey_admin")
+		got := through(t, c, "SELECT contact, email FROM responses WHERE id = 1")
+		want := direct(t, "SELECT contact, email FROM responses WHERE id = 1")
+		if !reflect.DeepEqual(got, want) || want[0][0] == "NULL" {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+	t.Run("paul sees Frozen Food and every team below it", func(t *testing.T) {
+		ids(t, "paul")
+	})
+	t.Run("a new sub-team under Pizza is covered without editing paul's policy", func(t *testing.T) {
+		ctx := context.Background()
+		setup := `INSERT INTO teams (id, name, parent_id) SELECT 900, 'Deep Dish', id FROM teams WHERE name = 'Pizza';
+		          INSERT INTO responses (survey_id, country, nps, agent_login, team_id, sentiment, submitted_at)
+		          SELECT 1, 'Italy', 9, 'tom', 900, 'positive', now()`
+		if err := cluster.Exec(ctx, demoDB, setup); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cluster.Exec(ctx, demoDB, "DELETE FROM responses WHERE team_id = 900; DELETE FROM teams WHERE id = 900")
+		}()
+		c := p.connect(t, "paul")
+		if got := column(t, c, "SELECT count(*) FROM responses WHERE team_id = 900"); got[0] != "1" {
+			t.Errorf("paul sees %s responses of the new team", got[0])
+		}
+		ids(t, "paul")
+	})
+	t.Run("tom sees only the responses he handled", func(t *testing.T) {
+		ids(t, "tom")
+		c := p.connect(t, "tom")
+		if got := column(t, c, "SELECT DISTINCT agent_login FROM responses"); !reflect.DeepEqual(got, []string{"tom"}) {
+			t.Errorf("agents: %v", got)
+		}
+	})
+	t.Run("lea sees her team within its surveys, never beyond her ceiling, and her own rows", func(t *testing.T) {
+		ids(t, "lea")
+	})
+	t.Run("bpo_a sees the responses of her vendor's agents", func(t *testing.T) {
+		ids(t, "bpo_a")
+	})
+	t.Run("ops sees both vendors and the rows about himself", func(t *testing.T) {
+		ids(t, "ops")
+		c := p.connect(t, "ops")
+		if got := column(t, c, "SELECT count(*) FROM responses WHERE agent_login = 'ops'"); got[0] == "0" {
+			t.Error("ops does not see his own rows")
+		}
+	})
+	t.Run("bank_app sees Banking App feedback that needs action", func(t *testing.T) {
+		ids(t, "bank_app")
+	})
+	t.Run("the same dashboard query answers differently for marie, hq and paul", func(t *testing.T) {
+		const q = "SELECT country, count(*), round(avg(nps), 2) FROM responses GROUP BY country ORDER BY country"
+		seen := map[string]bool{}
+		for _, u := range []string{"marie", "hq", "paul"} {
+			got := through(t, p.connect(t, u), q)
+			want := direct(t, "SELECT country, count(*), round(avg(nps), 2) FROM responses WHERE "+scopes[u]+" GROUP BY country ORDER BY country")
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: got %v, want %v", u, got, want)
+			}
+			seen[fmt.Sprint(got)] = true
+		}
+		if len(seen) != 3 {
+			t.Error("the three answers are not all different")
+		}
+	})
+	t.Run("a user without access to a table gets a clear refusal", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		_, err := c.Exec(context.Background(), "SELECT * FROM employees")
+		if err == nil || !strings.Contains(err.Error(), "firewall rule ungoverned_table") || !strings.Contains(err.Error(), "42501") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}

@@ -144,8 +144,8 @@ var scopes = map[string]string{
 	        AND survey_id IN (SELECT survey_id FROM team_surveys WHERE team_id = (SELECT team_id FROM employees WHERE login = 'lea'))
 	        AND team_id = (SELECT team_id FROM employees WHERE login = 'lea'))
 	        OR agent_login = 'lea'`,
-	"bpo_a": "agent_login IN (SELECT login FROM employees WHERE group_name = (SELECT group_name FROM employees WHERE login = 'bpo_a'))",
-	"ops":   "agent_login IN (SELECT login FROM employees WHERE group_name IN ('vendor_a', 'vendor_b')) OR agent_login = 'ops'",
+	"bpo_a":    "agent_login IN (SELECT login FROM employees WHERE group_name = (SELECT group_name FROM employees WHERE login = 'bpo_a'))",
+	"ops":      "agent_login IN (SELECT login FROM employees WHERE group_name IN ('vendor_a', 'vendor_b')) OR agent_login = 'ops'",
 	"bank_app": "'Banking App' = ANY(tags) AND sentiment IN ('neutral', 'negative')",
 }
 

@@ -265,6 +265,22 @@ func TestDemoUsers(t *testing.T) {
 			t.Error("the three answers are not all different")
 		}
 	})
+	t.Run("pg_class hides the row estimates of governed tables", func(t *testing.T) {
+		if err := cluster.Exec(context.Background(), demoDB, "ANALYZE responses"); err != nil {
+			t.Fatal(err)
+		}
+		c := p.connect(t, "marie")
+		got := through(t, c, "SELECT reltuples::text, relpages::text FROM pg_catalog.pg_class WHERE relname = 'responses'")
+		if !reflect.DeepEqual(got, [][]string{{"-1", "0"}}) {
+			t.Fatalf("row estimates visible: %v", got)
+		}
+	})
+	t.Run("psql describes a governed table through the proxy", func(t *testing.T) {
+		out, err := psql(t, p.url("marie", "demo-marie", nil), "-c", `\d responses`, "-c", `\dt`)
+		if err != nil || !strings.Contains(out, "email") || !strings.Contains(out, "countries") {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
 	t.Run("a user without access to a table gets a clear refusal", func(t *testing.T) {
 		c := p.connect(t, "marie")
 		_, err := c.Exec(context.Background(), "SELECT * FROM employees")

@@ -17,8 +17,13 @@ import (
 // user's runs on a row the scope removes, except the leak-proof
 // comparisons pushDown copies inside so indexes stay usable.
 func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relation, acc Access) {
-	w.governedSeen = true
-	w.tables[rel.QName.String()] = true
+	// Catalog relations the firewall filters itself (pg_class) are not
+	// governed data: they do not count as such for EXPLAIN or the audit.
+	system := rel.Schema == "pg_catalog"
+	if !system {
+		w.governedSeen = true
+		w.tables[rel.QName.String()] = true
+	}
 	for _, r := range acc.Rules {
 		w.rules[r] = true
 	}
@@ -29,7 +34,9 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 			targets = append(targets, resTarget("", columnRef(col.Name)))
 			continue
 		}
-		w.masked[rel.QName.String()+"."+col.Name] = true
+		if !system {
+			w.masked[rel.QName.String()+"."+col.Name] = true
+		}
 		var val *pg_query.Node
 		if mask == nil {
 			val = nullConst()

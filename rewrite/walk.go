@@ -254,7 +254,9 @@ func (w *walker) access(rel *Relation) Access {
 	}
 	var a Access
 	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
-		if rule := deniedCatalogRelation(rel.Name); rule != "" {
+		if rel.QName == (QName{"pg_catalog", "pg_class"}) {
+			a = pgClassAccess
+		} else if rule := deniedCatalogRelation(rel.Name); rule != "" {
 			a = Access{Mode: Denied, Reason: rel.QName.String() + " reveals " + strings.ReplaceAll(rule, "_", " ")}
 		} else {
 			a = w.pol.Relation(rel)

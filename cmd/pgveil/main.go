@@ -6,6 +6,7 @@
 //
 //	pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
 //	pgveil check   --config FILE
+//	pgveil explain --config FILE --user LOGIN "SQL"
 //	pgveil passwd  [--iterations N]
 //	pgveil version
 package main
@@ -26,6 +27,8 @@ Usage:
                  run the proxy
   pgveil check   --config FILE
                  load and validate a configuration; exit 1 on any error
+  pgveil explain --config FILE --user LOGIN "SQL"
+                 show the statement pgveil forwards for a user, or why it refuses it
   pgveil passwd  [--iterations N]
                  read a password and print its SCRAM-SHA-256 verifier
   pgveil version print the version
@@ -48,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdServe(args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(args[1:], stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":

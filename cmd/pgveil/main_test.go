@@ -219,3 +219,57 @@ user "carol" {
 		}
 	})
 }
+
+func TestExplain(t *testing.T) {
+	pgtest.Require(t, cluster)
+	ctx := context.Background()
+	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int, owner text, secret text)"); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := scram.NewVerifier("pw", 4096)
+	su, supw := cluster.SuperUser()
+	t.Setenv("PGVEIL_TEST_UPSTREAM_PW", supw)
+	path := writeConfig(t, fmt.Sprintf(`
+listen {
+  address  = "127.0.0.1:6432"
+  database = "postgres"
+}
+upstream {
+  address  = %q
+  database = "postgres"
+  user     = %q
+  password = env("PGVEIL_TEST_UPSTREAM_PW")
+}
+role "reader" {
+  statements = ["select"]
+}
+table "public.notes" {
+  owner_column = "owner"
+  column "secret" { class = "pii" }
+}
+rule "own_notes" {
+  tables = ["public.notes"]
+  roles  = ["reader"]
+  scope  = "self"
+}
+user "dana" {
+  password = %q
+  roles    = ["reader"]
+}
+`, cluster.Addr(), su, v.String()))
+
+	t.Run("a governed statement shows its rewrite, rules and masks", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT * FROM notes")
+		for _, want := range []string{"rules applied: own_notes", "masked columns: public.notes.secret", "NULL::text AS secret", "owner = 'dana'"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
+			}
+		}
+	})
+	t.Run("a refused statement names the firewall rule", func(t *testing.T) {
+		code, out, _ := runCLI("", "explain", "--config", path, "--user", "dana", "DROP TABLE notes")
+		if code != 0 || !strings.Contains(out, "REFUSED 42501 by firewall rule statement_kind") {
+			t.Fatalf("%d %s", code, out)
+		}
+	})
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// cmdExplain shows what pgveil does with a statement for a user: the
+// rewritten SQL, the rules that applied and the masked columns, or the
+// refusal and the firewall rule behind it. It reads the identities and
+// the catalog from the upstream, as serve does.
+func cmdExplain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file or directory of *.hcl files (required)")
+	user := fs.String("user", "", "the login to explain the statement for (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgveil explain --config FILE --user LOGIN \"SQL\"")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" || *user == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	cfg, ok := loadConfig(*configPath, stderr)
+	if !ok {
+		return 1
+	}
+	ctx := context.Background()
+	enf, diags, err := proxy.LoadEnforcement(ctx, cfg)
+	if len(diags) > 0 {
+		_ = policy.WriteDiagnostics(stderr, nil, diags)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
+		return 1
+	}
+	pol, err := cfg.Compile(*user, enf.Identities)
+	if err != nil {
+		fmt.Fprintf(stdout, "user %s: no access: %v\n", *user, err)
+		return 1
+	}
+	sql := fs.Arg(0)
+	res, err := rewrite.Rewrite(sql, enf.Engine.Catalog(), pol)
+	var refused *rewrite.Refused
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(stdout, "REFUSED %s by firewall rule %s\n  %s\n", refused.Code, refused.Rule, refused.Message)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stdout, "REFUSED: %v\n", err)
+		return 0
+	}
+	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
+	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
+		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
+	if res.Rewritten {
+		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", res.SQL)
+	} else {
+		fmt.Fprintf(stdout, "forwarded unchanged:\n  %s\n", res.SQL)
+	}
+	return 0
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}

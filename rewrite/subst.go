@@ -27,7 +27,29 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 	for _, r := range acc.Rules {
 		w.rules[r] = true
 	}
-	targets := make([]*pg_query.Node, 0, len(rel.Columns))
+	alias := rv.Alias
+	if alias == nil {
+		alias = &pg_query.Alias{Aliasname: rv.Relname}
+	}
+	inner := w.scopedSelect(rel, acc, rv.Inh, false, w.pushDown(alias, rel, acc))
+	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
+		Alias:    alias,
+	}}
+	w.changed = true
+}
+
+// scopedSelect builds the SELECT that stands for rel: its columns in
+// order, masked ones cast back to their type, the scope and the pushed
+// conditions as WHERE, OFFSET 0 as the fence. With rowID, the row's
+// tableoid and ctid come first as pgveil_tableoid and pgveil_ctid, for
+// UPDATE and DELETE to find the rows again.
+func (w *walker) scopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
+	system := rel.Schema == "pg_catalog"
+	targets := make([]*pg_query.Node, 0, len(rel.Columns)+2)
+	if rowID {
+		targets = append(targets, resTarget(rowIDTableOID, columnRef("tableoid")), resTarget(rowIDCtid, columnRef("ctid")))
+	}
 	for _, col := range rel.Columns {
 		mask, masked := acc.Masks[col.Name]
 		if !masked {
@@ -51,21 +73,15 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 		}}}
 		targets = append(targets, resTarget(col.Name, val))
 	}
-
-	alias := rv.Alias
-	if alias == nil {
-		alias = &pg_query.Alias{Aliasname: rv.Relname}
-	}
 	var conds []*pg_query.Node
 	if acc.Filter != nil {
 		conds = append(conds, clone(acc.Filter))
 	}
-	conds = append(conds, w.pushDown(alias, rel, acc)...)
-
-	inner := &pg_query.SelectStmt{
+	conds = append(conds, pushed...)
+	return &pg_query.SelectStmt{
 		TargetList: targets,
 		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{
-			Schemaname: rel.Schema, Relname: rel.Name, Inh: rv.Inh, Relpersistence: "p", Location: -1,
+			Schemaname: rel.Schema, Relname: rel.Name, Inh: inh, Relpersistence: "p", Location: -1,
 		}}}},
 		WhereClause: and(conds),
 		LimitOffset: &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
@@ -73,12 +89,13 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 		}}},
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_COUNT,
 	}
-	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
-		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
-		Alias:    alias,
-	}}
-	w.changed = true
 }
+
+// Names of the row identity columns scopedSelect adds for writes.
+const (
+	rowIDTableOID = "pgveil_tableoid"
+	rowIDCtid     = "pgveil_ctid"
+)
 
 // pushableTypes are column types whose comparison operators with a
 // constant of the same type are leak-proof in PostgreSQL: they cannot

@@ -350,3 +350,25 @@ func (w *walker) operator(name []*pg_query.Node) {
 		w.err = deny("function", "operators outside pg_catalog are not allowed")
 	}
 }
+
+// walkColumnRefs calls f for every ColumnRef message below m.
+func walkColumnRefs(m protoreflect.Message, f func(*pg_query.ColumnRef)) {
+	if cr, ok := m.Interface().(*pg_query.ColumnRef); ok {
+		f(cr)
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walkColumnRefs(l.Get(i).Message(), f)
+			}
+			return true
+		}
+		walkColumnRefs(v.Message(), f)
+		return true
+	})
+}

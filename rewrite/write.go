@@ -1,0 +1,242 @@
+package rewrite
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+// writeGoverned checks and rewrites INSERT, UPDATE and DELETE whose
+// target is the governed relation rel.
+//
+// UPDATE and DELETE find their rows through the scoped subquery:
+//
+//	DELETE FROM t AS a WHERE (tableoid, ctid) IN
+//	  (SELECT a.pgveil_tableoid, a.pgveil_ctid
+//	   FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, <masked cols>
+//	         FROM t WHERE <scope> OFFSET 0) AS a
+//	   WHERE <the user's WHERE>)
+//
+// so the user's predicates see only masked values of rows in scope, as in
+// a SELECT. SET values and RETURNING may not read masked columns (they see
+// the real row); SET may not change a column the scope reads (the row
+// could leave the scope: WITH CHECK, conservatively); INSERT is allowed
+// only where the scope is every row; ON CONFLICT, UPDATE … FROM and
+// DELETE … USING on governed tables are refused.
+func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation, acc Access) error {
+	if ok, reason := w.pol.AllowStatement(k); !ok {
+		return deny("statement_kind", "%s is not allowed: %s", k, reason)
+	}
+	w.governedSeen = true
+	w.tables[rel.QName.String()] = true
+	for _, r := range acc.Rules {
+		w.rules[r] = true
+	}
+	switch s := n.Node.(type) {
+	case *pg_query.Node_InsertStmt:
+		ins := s.InsertStmt
+		if ins.OnConflictClause != nil {
+			return deny("write_governed", "INSERT … ON CONFLICT on the governed table %s is not allowed", rel.QName)
+		}
+		if acc.Filter != nil {
+			return deny("write_scope", "INSERT into %s is limited by your row scope, which pgveil cannot check new rows against", rel.QName)
+		}
+		if err := w.readsMasked(ins.ReturningList, ins.Relation, acc, "RETURNING"); err != nil {
+			return err
+		}
+		w.skipTarget = ins.Relation
+		defer func() { w.skipTarget = nil }()
+		return w.walk(n)
+
+	case *pg_query.Node_CopyStmt:
+		if acc.Filter != nil {
+			return deny("write_scope", "COPY into %s is limited by your row scope, which pgveil cannot check new rows against", rel.QName)
+		}
+		return nil
+
+	case *pg_query.Node_DeleteStmt:
+		del := s.DeleteStmt
+		if len(del.UsingClause) > 0 {
+			return deny("write_governed", "DELETE … USING on the governed table %s is not allowed", rel.QName)
+		}
+		if err := w.readsMasked(del.ReturningList, del.Relation, acc, "RETURNING"); err != nil {
+			return err
+		}
+		where, err := w.scopedRows(del.Relation, del.WhereClause, rel, acc)
+		if err != nil {
+			return err
+		}
+		del.WhereClause = where
+		if err := w.walkWithCTEs(del.WithClause); err != nil {
+			return err
+		}
+		return w.walkList(del.ReturningList)
+
+	case *pg_query.Node_UpdateStmt:
+		upd := s.UpdateStmt
+		if len(upd.FromClause) > 0 {
+			return deny("write_governed", "UPDATE … FROM on the governed table %s is not allowed", rel.QName)
+		}
+		if err := w.readsMasked(upd.ReturningList, upd.Relation, acc, "RETURNING"); err != nil {
+			return err
+		}
+		scopeCols := map[string]bool{}
+		if acc.Filter != nil {
+			collectColumns(acc.Filter, scopeCols)
+		}
+		var values []*pg_query.Node
+		for _, t := range upd.TargetList {
+			rt := t.GetResTarget()
+			if rt == nil {
+				return deny("write_governed", "unexpected SET clause")
+			}
+			if scopeCols[rt.Name] {
+				return deny("write_scope", "UPDATE of %s.%s could move rows out of your row scope", rel.QName, rt.Name)
+			}
+			values = append(values, rt.Val)
+		}
+		if err := w.readsMasked(values, upd.Relation, acc, "SET"); err != nil {
+			return err
+		}
+		where, err := w.scopedRows(upd.Relation, upd.WhereClause, rel, acc)
+		if err != nil {
+			return err
+		}
+		// SET values are walked before the WHERE is replaced by the
+		// subquery, which holds rewritten relations already.
+		if err := w.walkList(values); err != nil {
+			return err
+		}
+		upd.WhereClause = where
+		if err := w.walkWithCTEs(upd.WithClause); err != nil {
+			return err
+		}
+		return w.walkList(upd.ReturningList)
+	}
+	return deny("write_governed", "%s on the governed table %s is not supported", k, rel.QName)
+}
+
+// walkWithCTEs checks the CTEs of a write. They are walked as queries of
+// their own (a data-modifying CTE is a write the walker checks too).
+func (w *walker) walkWithCTEs(wc *pg_query.WithClause) error {
+	if wc == nil {
+		return nil
+	}
+	for _, c := range wc.Ctes {
+		if cte := c.GetCommonTableExpr(); cte != nil {
+			if err := w.walkQuery(cte.Ctequery); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scopedRows returns the WHERE of an UPDATE or DELETE on target: its row
+// identities among the scoped, masked rows that satisfy the user's where.
+func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel *Relation, acc Access) (*pg_query.Node, error) {
+	alias := target.Alias
+	if alias == nil {
+		alias = &pg_query.Alias{Aliasname: target.Relname}
+	}
+	// The user's WHERE is checked (functions, nested governed relations)
+	// in the scope of a SELECT over the masked rows.
+	keys := &pg_query.SelectStmt{
+		TargetList: []*pg_query.Node{
+			resTarget("", qualifiedRef(alias.Aliasname, rowIDTableOID)),
+			resTarget("", qualifiedRef(alias.Aliasname, rowIDCtid)),
+		},
+		WhereClause: where,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}
+	if where != nil {
+		w.selects = append(w.selects, keys)
+		err := w.walk(where)
+		w.selects = w.selects[:len(w.selects)-1]
+		if err != nil {
+			return nil, err
+		}
+	}
+	inner := w.scopedSelect(rel, acc, target.Inh, true, nil)
+	keys.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
+		Alias:    &pg_query.Alias{Aliasname: alias.Aliasname},
+	}}}}
+	w.changed = true
+	row := &pg_query.Node{Node: &pg_query.Node_RowExpr{RowExpr: &pg_query.RowExpr{
+		Args:      []*pg_query.Node{columnRef("tableoid"), columnRef("ctid")},
+		RowFormat: pg_query.CoercionForm_COERCE_IMPLICIT_CAST,
+		Location:  -1,
+	}}}
+	return &pg_query.Node{Node: &pg_query.Node_SubLink{SubLink: &pg_query.SubLink{
+		SubLinkType: pg_query.SubLinkType_ANY_SUBLINK,
+		Testexpr:    row,
+		Subselect:   &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: keys}},
+		Location:    -1,
+	}}}, nil
+}
+
+// readsMasked refuses expressions that read a masked column of the write
+// target, or its whole row, where the real row is visible (SET values,
+// RETURNING).
+func (w *walker) readsMasked(exprs []*pg_query.Node, target *pg_query.RangeVar, acc Access, clause string) error {
+	if len(acc.Masks) == 0 {
+		return nil
+	}
+	alias := target.Relname
+	if target.Alias != nil {
+		alias = target.Alias.Aliasname
+	}
+	bad := ""
+	for _, e := range exprs {
+		visitColumnRefs(e, func(cr *pg_query.ColumnRef) {
+			names := make([]string, 0, len(cr.Fields))
+			star := false
+			for _, f := range cr.Fields {
+				if f.GetAStar() != nil {
+					star = true
+				} else {
+					names = append(names, f.GetString_().GetSval())
+				}
+			}
+			switch {
+			case star:
+				bad = "*"
+			case len(names) == 1 && names[0] == alias:
+				bad = alias // the whole row
+			case len(names) >= 1:
+				if _, masked := acc.Masks[names[len(names)-1]]; masked {
+					bad = names[len(names)-1]
+				}
+			}
+		})
+	}
+	if bad != "" {
+		return deny("masked_write", "%s may not read the masked column %s (%s) of the governed table", clause, bad, target.Relname)
+	}
+	return nil
+}
+
+// collectColumns adds the names of the unqualified column references of
+// n to into.
+func collectColumns(n *pg_query.Node, into map[string]bool) {
+	visitColumnRefs(n, func(cr *pg_query.ColumnRef) {
+		if len(cr.Fields) == 1 {
+			if s := cr.Fields[0].GetString_(); s != nil {
+				into[s.Sval] = true
+			}
+		}
+	})
+}
+
+// visitColumnRefs calls f for every ColumnRef below n.
+func visitColumnRefs(n *pg_query.Node, f func(*pg_query.ColumnRef)) {
+	if n == nil {
+		return
+	}
+	walkColumnRefs(n.ProtoReflect(), f)
+}
+
+func qualifiedRef(rel, col string) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+		Fields: []*pg_query.Node{pg_query.MakeStrNode(rel), pg_query.MakeStrNode(col)}, Location: -1,
+	}}}
+}

@@ -270,3 +270,121 @@ rule "reference_data" {
   roles  = ["country_analyst", "central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team"]
   scope  = "all"
 }
+
+# ---------------------------------------------------------------------------
+# Policy tests: `pgveil test --config configs/demo.hcl` checks what the
+# rewrite alone decides (refusals, masked columns); with --upstream it also
+# runs each statement, rewritten for the user, against the demo database.
+
+test "marie sees French responses only" {
+  user  = "marie"
+  query = "SELECT DISTINCT country FROM responses"
+  rows  = [["France"]]
+}
+
+test "marie sees every French response" {
+  user  = "marie"
+  query = "SELECT count(*) FROM responses"
+  rows  = [[1171]]
+}
+
+test "marie sees France only among countries" {
+  user  = "marie"
+  query = "SELECT name FROM countries"
+  rows  = [["France"]]
+}
+
+test "marie sees neither personal data nor the score" {
+  user   = "marie"
+  query  = "SELECT * FROM responses"
+  masked = ["public.responses.contact", "public.responses.email", "public.responses.score"]
+}
+
+test "marie reads only NULL in masked columns" {
+  user  = "marie"
+  query = "SELECT count(*) FROM responses WHERE contact IS NOT NULL OR email IS NOT NULL OR score IS NOT NULL"
+  rows  = [[0]]
+}
+
+test "hq sees every country and the score, no personal data" {
+  user   = "hq"
+  query  = "SELECT country, score, contact, email FROM responses"
+  masked = ["public.responses.contact", "public.responses.email"]
+}
+
+test "hq sees responses from six countries" {
+  user  = "hq"
+  query = "SELECT count(DISTINCT country) FROM responses"
+  rows  = [[6]]
+}
+
+test "survey_admin sees personal data but not the score" {
+  user   = "survey_admin"
+  query  = "SELECT contact, email, score FROM responses"
+  masked = ["public.responses.score"]
+}
+
+test "tom sees only the responses he handled" {
+  user  = "tom"
+  query = "SELECT DISTINCT agent_login FROM responses"
+  rows  = [["tom"]]
+}
+
+test "tom may not export" {
+  user   = "tom"
+  query  = "COPY responses TO STDOUT"
+  denied = true
+  rule   = "statement_kind"
+}
+
+test "paul sees Frozen Food and every team below it" {
+  user      = "paul"
+  query     = "SELECT DISTINCT team_id FROM responses"
+  rows      = [[9], [10], [11]]
+  unordered = true
+}
+
+test "lea sees no escalation of another team" {
+  user  = "lea"
+  query = "SELECT count(*) FROM responses WHERE team_id <> 11 AND nps <= 3"
+  rows  = [[0]]
+}
+
+test "bpo_a sees the responses of vendor_a's agents" {
+  user  = "bpo_a"
+  query = "SELECT DISTINCT agent_login FROM responses ORDER BY agent_login"
+  rows  = [["bpo_a"], ["bpo_a2"], ["bpo_a3"]]
+}
+
+test "bank_app sees no praise" {
+  user  = "bank_app"
+  query = "SELECT DISTINCT sentiment FROM responses ORDER BY sentiment"
+  rows  = [["negative"], ["neutral"]]
+}
+
+test "employees are denied to everyone" {
+  user   = "hq"
+  query  = "SELECT login FROM employees"
+  denied = true
+  rule   = "ungoverned_table"
+}
+
+test "team_surveys are denied even to the team lead" {
+  user   = "lea"
+  query  = "SELECT * FROM public.team_surveys"
+  denied = true
+  rule   = "ungoverned_table"
+}
+
+test "nobody writes responses through pgveil" {
+  user   = "survey_admin"
+  query  = "DELETE FROM responses"
+  denied = true
+}
+
+test "procedural code is refused" {
+  user   = "hq"
+  query  = "DO $$ BEGIN PERFORM 1; END $$"
+  denied = true
+  rule   = "procedural_code"
+}

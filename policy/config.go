@@ -42,12 +42,19 @@ type Config struct {
 	// Teams is the team tree, from a `teams` block or `team` blocks; nil
 	// when the configuration declares neither.
 	Teams *Teams
+	// Tests are the `test` blocks (policy tests run by `pgveil test`), in
+	// the order they were read.
+	Tests []*Test
 
 	// digest is the SHA-256 of the configuration files' names and bytes.
 	digest [32]byte
 	// envDigest covers the environment variables env() read (see
 	// envRecorder); it enters policy keys, not Version.
 	envDigest [32]byte
+	// attrs are the attributes behind the settings, keyed by their dotted
+	// names ("rule.france_only.where"), for diagnostics made after loading
+	// (CheckCatalog).
+	attrs map[string]*hcl.Attribute
 }
 
 // Listen is the `listen` block: where clients connect.

@@ -50,6 +50,7 @@ var (
 			{Type: "table", LabelNames: []string{"name"}},
 			{Type: "schema", LabelNames: []string{"name"}},
 			{Type: "rule", LabelNames: []string{"name"}},
+			{Type: "test", LabelNames: []string{"name"}},
 		},
 	}
 	listenSchema = &hcl.BodySchema{
@@ -184,6 +185,10 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 		d.decodeRule(b)
 	}
 	d.crossCheck()
+	for _, b := range byType["test"] {
+		d.decodeTest(b)
+	}
+	d.cfg.attrs = d.attrs
 }
 
 // exactlyOne reports a missing block or every duplicate, and returns the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,6 +33,16 @@ type Enforcement struct {
 	Engine     *rewrite.Engine
 	// Version is the policy version (configuration files and identities).
 	Version string
+	// policies caches the compiled policy of each login.
+	// NOTE: safe because Config and Identities never change for an
+	// Enforcement; a reload builds a new one.
+	policies sync.Map // login → compiled
+}
+
+// compiled is a cached Compile outcome.
+type compiled struct {
+	p   rewrite.Policy
+	err error
 }
 
 // LoadEnforcement connects upstream as the service account, loads the
@@ -66,9 +77,14 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	return e, diags, nil
 }
 
-// compile returns the compiled policy of login.
+// compile returns the compiled policy of login, compiling it once.
 func (e *Enforcement) compile(login string) (rewrite.Policy, error) {
-	return e.Config.Compile(login, e.Identities)
+	if c, ok := e.policies.Load(login); ok {
+		return c.(compiled).p, c.(compiled).err
+	}
+	p, err := e.Config.Compile(login, e.Identities)
+	e.policies.Store(login, compiled{p: p, err: err})
+	return p, err
 }
 
 // Apply sets the options that enforce the policies: the rewriter, the

@@ -1,19 +1,25 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/pgveil/pgveil/policy"
 )
 
 // cmdCheck loads and validates a configuration, prints its diagnostics
-// with file:line:col and exits 1 on any error.
+// with file:line:col and exits 1 on any error. With --upstream it also
+// checks the configuration against the live database (see
+// checkUpstream).
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file or directory of *.hcl files (required)")
+	upstream := fs.Bool("upstream", false, "also check tables, columns, masks, rules and the service account against the upstream database")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -21,9 +27,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pgveil check: --config is required")
 		return 2
 	}
-	cfg, ok := loadConfig(*configPath, stderr)
+	cfg, files, ok := loadConfigFiles(*configPath, stderr)
 	if !ok {
 		return 1
+	}
+	if *upstream {
+		return checkUpstream(context.Background(), *configPath, cfg, files, stdout, stderr)
 	}
 	tls := "off"
 	if cfg.Listen.TLS != nil {
@@ -40,6 +49,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // loadConfig loads path, printing every diagnostic (warnings too) to
 // stderr. It reports false when the configuration has errors.
 func loadConfig(path string, stderr io.Writer) (*policy.Config, bool) {
+	cfg, _, ok := loadConfigFiles(path, stderr)
+	return cfg, ok
+}
+
+// loadConfigFiles is loadConfig, also returning the parsed files, so that
+// later diagnostics can be printed with their source lines.
+func loadConfigFiles(path string, stderr io.Writer) (*policy.Config, map[string]*hcl.File, bool) {
 	l := policy.NewLoader()
 	cfg, diags := l.Load(path)
 	if len(diags) > 0 {
@@ -48,7 +64,7 @@ func loadConfig(path string, stderr io.Writer) (*policy.Config, bool) {
 		}
 	}
 	if diags.HasErrors() || cfg == nil {
-		return nil, false
+		return nil, l.Files(), false
 	}
-	return cfg, true
+	return cfg, l.Files(), true
 }

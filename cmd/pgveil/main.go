@@ -5,7 +5,8 @@
 // Usage:
 //
 //	pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
-//	pgveil check   --config FILE
+//	pgveil check   --config FILE [--upstream]
+//	pgveil test    --config FILE [--upstream] [--run REGEXP]
 //	pgveil explain --config FILE --user LOGIN "SQL"
 //	pgveil passwd  [--iterations N]
 //	pgveil version
@@ -25,8 +26,11 @@ const usage = `pgveil — a data firewall for PostgreSQL
 Usage:
   pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
                  run the proxy
-  pgveil check   --config FILE
-                 load and validate a configuration; exit 1 on any error
+  pgveil check   --config FILE [--upstream]
+                 load and validate a configuration; exit 1 on any error;
+                 --upstream also checks it against the live database
+  pgveil test    --config FILE [--upstream] [--run REGEXP]
+                 run the configuration's test blocks; exit 1 if one fails
   pgveil explain --config FILE --user LOGIN "SQL"
                  show the statement pgveil forwards for a user, or why it refuses it
   pgveil passwd  [--iterations N]
@@ -51,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdServe(args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
 	case "passwd":

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// checkUpstream checks a loaded configuration against the live database:
+// it connects as the service account, loads the identities and the
+// catalog snapshot as serve does, then reports (policy.CheckCatalog,
+// policy.CheckServiceAccount) table blocks naming missing tables or
+// columns, masks and rules PostgreSQL rejects, privileges the service
+// account should not have, and test blocks naming unknown users. Exit
+// status 1 on any error.
+func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files map[string]*hcl.File, stdout, stderr io.Writer) int {
+	up := fmt.Sprintf("%s/%s as %s", cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User)
+	conn, err := proxy.ConnectService(ctx, cfg, "check")
+	if err != nil {
+		fmt.Fprintf(stderr, "pgveil check: connecting upstream to %s: %v\n", up, err)
+		return 1
+	}
+	defer conn.Close(context.Background())
+
+	ids, diags := cfg.LoadIdentities(ctx, conn)
+	if diags.HasErrors() || ids == nil {
+		writeDiags(stderr, files, diags)
+		return 1
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath))
+	if err != nil {
+		writeDiags(stderr, files, diags)
+		fmt.Fprintf(stderr, "pgveil check: loading the catalog from %s: %v\n", up, err)
+		return 1
+	}
+	diags = append(diags, cfg.CheckCatalog(ctx, conn, cat, ids)...)
+	diags = append(diags, cfg.CheckServiceAccount(ctx, conn, cat)...)
+	for _, t := range cfg.Tests {
+		if d := cfg.CheckTestUser(t, ids); d != nil {
+			diags = append(diags, d)
+		}
+	}
+	writeDiags(stderr, files, diags)
+
+	errs, warns := 0, 0
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	if errs > 0 {
+		fmt.Fprintf(stderr, "%s: %s, %s against upstream %s\n", path, plural(errs, "error"), plural(warns, "warning"), up)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid against upstream %s: %s governed, %s, %s, %s\n",
+		path, up, plural(len(cfg.GovernedRelations(cat)), "table"), plural(len(cfg.Rules), "rule"),
+		plural(len(ids.Logins()), "user"), plural(warns, "warning"))
+	return 0
+}
+
+// writeDiags prints diagnostics with their source lines.
+func writeDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
+	if len(diags) == 0 {
+		return
+	}
+	if err := policy.WriteDiagnostics(w, files, diags); err != nil {
+		fmt.Fprintf(w, "pgveil: %v\n", err)
+	}
+}
+
+// plural renders "1 table", "2 tables".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/internal/scram"
+)
+
+const (
+	// demoDB is the database testdata/demo is loaded into.
+	demoDB = "feedback"
+	// demoServicePassword is the demo service account's password.
+	demoServicePassword = "demo-service-account"
+	// checkDB is the database of the check and test cases.
+	checkDB = "pgveil_check"
+	// checkSvc is a least-privilege service account of checkDB;
+	// checkOwnerSvc owns a table and may create in public.
+	checkSvc, checkOwnerSvc = "pgveil_check_svc", "pgveil_check_owner"
+	checkSvcPassword        = "check-service-account"
+)
+
+var (
+	demoOnce, checkOnce sync.Once
+	demoErr, checkErr   error
+)
+
+// setupDemo loads testdata/demo into the database feedback once, sets
+// the demo service account's password, and sets the environment
+// configs/demo.hcl reads.
+func setupDemo(t *testing.T) {
+	t.Helper()
+	pgtest.Require(t, cluster)
+	demoOnce.Do(func() {
+		ctx := context.Background()
+		if demoErr = cluster.CreateDatabase(ctx, demoDB); demoErr != nil {
+			return
+		}
+		files, _ := filepath.Glob("../../testdata/demo/*.sql")
+		sort.Strings(files)
+		if len(files) == 0 {
+			demoErr = fmt.Errorf("no testdata/demo/*.sql")
+			return
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				demoErr = err
+				return
+			}
+			if demoErr = cluster.Exec(ctx, demoDB, string(b)); demoErr != nil {
+				demoErr = fmt.Errorf("%s: %w", f, demoErr)
+				return
+			}
+		}
+		demoErr = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc PASSWORD '"+demoServicePassword+"'")
+	})
+	if demoErr != nil {
+		t.Fatalf("loading the demo database: %v", demoErr)
+	}
+	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
+	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", demoServicePassword)
+	t.Setenv("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
+}
+
+// setupCheckDB creates the database of the check and test cases once:
+// tickets and the sequence ticket_numbers (granted to the service
+// account), vault (not granted), owned (owned by checkOwnerSvc).
+func setupCheckDB(t *testing.T) {
+	t.Helper()
+	pgtest.Require(t, cluster)
+	checkOnce.Do(func() {
+		ctx := context.Background()
+		if checkErr = cluster.CreateDatabase(ctx, checkDB); checkErr != nil {
+			return
+		}
+		checkErr = cluster.Exec(ctx, checkDB, fmt.Sprintf(`
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') THEN CREATE ROLE %[1]s LOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[2]s') THEN CREATE ROLE %[2]s LOGIN; END IF;
+END $$;
+ALTER ROLE %[1]s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '%[3]s';
+ALTER ROLE %[2]s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '%[3]s';
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+REVOKE TEMP ON DATABASE %[4]s FROM PUBLIC;
+GRANT CONNECT ON DATABASE %[4]s TO %[1]s, %[2]s;
+GRANT USAGE ON SCHEMA public TO %[1]s, %[2]s;
+CREATE TABLE tickets (
+  id     int PRIMARY KEY,
+  owner  text,
+  team   int,
+  amount numeric(8,2),
+  code   varchar(10),
+  email  text
+);
+INSERT INTO tickets VALUES
+  (1, 'ann', 1, 10.50, 'A1', 'ann@example.org'),
+  (2, 'bob', 1, 20.00, 'B2', NULL),
+  (3, 'ann', 2, 30.25, NULL, 'ann@example.net');
+CREATE SEQUENCE ticket_numbers;
+GRANT USAGE ON SEQUENCE ticket_numbers TO %[1]s;
+CREATE TABLE vault (id int, secret text);
+CREATE TABLE owned (id int);
+ALTER TABLE owned OWNER TO %[2]s;
+GRANT SELECT ON tickets TO %[1]s, %[2]s;
+GRANT CREATE ON SCHEMA public TO %[2]s;
+GRANT TEMP ON DATABASE %[4]s TO %[2]s;
+`, checkSvc, checkOwnerSvc, checkSvcPassword, checkDB))
+	})
+	if checkErr != nil {
+		t.Fatalf("creating the check database: %v", checkErr)
+	}
+	t.Setenv("PGVEIL_TEST_SVC_PW", checkSvcPassword)
+}
+
+// verifier is a SCRAM verifier for the users of test configurations.
+var verifier = func() string {
+	v, err := scram.NewVerifier("pw", 4096)
+	if err != nil {
+		panic(err)
+	}
+	return v.String()
+}()
+
+// checkConfig writes a configuration of body (written first, so that its
+// line numbers are those of the file) followed by listen and upstream
+// blocks reaching checkDB as user, whose password is in
+// PGVEIL_TEST_SVC_PW.
+func checkConfig(t *testing.T, user, body string) string {
+	t.Helper()
+	body = strings.ReplaceAll(body, "VERIFIER", verifier)
+	return writeConfig(t, fmt.Sprintf(`%s
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = %q
+  database = %q
+  user     = %q
+  password = env("PGVEIL_TEST_SVC_PW")
+}
+`, body, cluster.Addr(), checkDB, user))
+}
+
+func TestCheckUpstream(t *testing.T) {
+	pgtest.Require(t, cluster)
+	t.Run("the demo configuration is valid against the demo database", func(t *testing.T) {
+		setupDemo(t)
+		code, out, errOut := runCLI("", "check", "--config", "../../configs/demo.hcl", "--upstream")
+		want := "configuration is valid against upstream " + cluster.Addr() + "/feedback as pgveil_svc: 4 tables governed, 14 rules, "
+		if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, ", 0 warnings") || errOut != "" {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+
+	setupCheckDB(t)
+	superUser, superPassword := cluster.SuperUser()
+	cases := []struct {
+		name string
+		// user is the service account (checkSvc when empty).
+		user string
+		body string
+		// code is the expected exit status; want and wantNot are what
+		// stderr must and must not hold ("PATH" is the file's name).
+		code    int
+		want    []string
+		wantNot []string
+	}{
+		{
+			name: "a table block naming a table that does not exist is an error with a suggestion",
+			body: `table "public.tickts" {}`,
+			code: 1,
+			want: []string{`PATH:1:1: error: Unknown table`, `Did you mean "public.tickets"?`, "1 error, 0 warnings"},
+		},
+		{
+			name: "an owner_column the table lacks is an error at the attribute, with a suggestion",
+			body: `table "public.tickets" {
+  owner_column = "ownr"
+}`,
+			code: 1,
+			want: []string{`PATH:2:18: error: Unknown column`, `names owner_column = "ownr"`, `Did you mean "owner"?`},
+		},
+		{
+			name: "a column block naming a column the table lacks is an error",
+			body: `table "public.tickets" {
+  column "emial" { class = "pii" }
+}`,
+			code: 1,
+			want: []string{`PATH:2:3: error: Unknown column`, `Did you mean "email"?`},
+		},
+		{
+			name: "a redact constant on a numeric column is an error",
+			body: `table "public.tickets" {
+  column "amount" {
+    class = "finance"
+    mask  = "redact"
+  }
+}`,
+			code: 1,
+			want: []string{`PATH:4:13: error: Mask does not fit column type`, `invalid input syntax for type numeric: "***"`},
+		},
+		{
+			name: "a redact value of the column's type fits",
+			body: `table "public.tickets" {
+  column "amount" {
+    class = "finance"
+    mask  = "redact"
+    value = 0
+  }
+}`,
+			code: 0,
+		},
+		{
+			name: "a partial mask on a numeric column is an error",
+			body: `table "public.tickets" {
+  column "amount" {
+    class = "finance"
+    mask  = "partial"
+  }
+}`,
+			code: 1,
+			want: []string{`PATH:4:13: error: Mask does not fit column type`, "a partial mask produces text"},
+		},
+		{
+			name: "a hash mask on a short varchar column is a warning",
+			body: `table "public.tickets" {
+  column "code" {
+    class  = "pii"
+    mask   = "hash"
+    secret = env("PGVEIL_TEST_SVC_PW")
+  }
+}`,
+			code: 0,
+			want: []string{`PATH:4:14: warning: Hash mask truncated`, "character varying(10)"},
+		},
+		{
+			name: "a mask expression that cannot be cast to the column's type is an error",
+			body: `table "public.tickets" {
+  column "team" {
+    class      = "org"
+    mask       = "expression"
+    expression = "now()"
+  }
+}`,
+			code: 1,
+			want: []string{`PATH:5:18: error: Mask does not fit column type`, "cannot cast type timestamp with time zone to integer"},
+		},
+		{
+			name: "a mask expression cast only explicitly to the column's type is a warning",
+			body: `table "public.tickets" {
+  column "team" {
+    class      = "org"
+    mask       = "expression"
+    expression = "left(owner, 1)"
+  }
+}`,
+			code: 0,
+			want: []string{`PATH:5:18: warning: Mask expression of another type`, "yields text, and the column is integer"},
+		},
+		{
+			name: "a mask expression of a type cast implicitly draws no warning",
+			body: `table "public.tickets" {
+  column "id" {
+    class      = "org"
+    mask       = "expression"
+    expression = "0"
+  }
+  column "amount" {
+    class      = "finance"
+    mask       = "expression"
+    expression = "round(amount)"
+  }
+}`,
+			code:    0,
+			wantNot: []string{"warning:"},
+		},
+		{
+			name: "a rule where that does not type-check for a sample user is an error",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password   = "VERIFIER"
+  roles      = ["clerk"]
+  attributes = { country = "France" }
+}
+table "public.tickets" {}
+rule "by_country" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "team = me.country"
+}`,
+			code: 1,
+			want: []string{`PATH:11:12: error: Rule does not type-check`, `bound for user "ann"`, `invalid input syntax for type integer: "France"`},
+		},
+		{
+			name: "a rule where reading a column the table lacks is an error with a suggestion",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" {}
+rule "mine" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "ownr = me.login"
+}`,
+			code: 1,
+			want: []string{`PATH:10:12: error: Unknown column`, `Rule "mine" reads ownr`, `did you mean "owner"?`},
+		},
+		{
+			name: "a scope over an owner column of the wrong type is an error",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" { owner_column = "team" }
+rule "mine" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  scope  = "self"
+}`,
+			code: 1,
+			want: []string{`PATH:10:12: error: Rule does not type-check`, `scope "self"`},
+		},
+		{
+			name: "a pattern matching no table is a warning",
+			body: `table "audit.*" {}`,
+			code: 0,
+			want: []string{`PATH:1:1: warning: Pattern matches no table`},
+		},
+		{
+			name: "a governed table the service account cannot read is a warning",
+			body: `table "public.vault" {}`,
+			code: 0,
+			want: []string{`PATH:1:1: warning: Governed table not readable by the service account`, "public.vault"},
+		},
+		{
+			name:    "a least-privilege service account draws no warning",
+			body:    `table "public.tickets" {}`,
+			code:    0,
+			wantNot: []string{"warning:"},
+		},
+		{
+			name: "a superuser service account is a warning",
+			user: superUser,
+			body: `table "public.tickets" {}`,
+			code: 0,
+			want: []string{`warning: Service account is a superuser`},
+		},
+		{
+			name: "a service account owning a governed table, creating in public or TEMP is warned about",
+			user: checkOwnerSvc,
+			body: `table "public.owned" {}`,
+			code: 0,
+			want: []string{
+				`PATH:1:1: warning: Service account owns a governed table`,
+				`warning: Service account can create temporary tables`,
+				`warning: Service account can create objects on the search_path`,
+			},
+			wantNot: []string{"superuser"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			user := c.user
+			if user == "" {
+				user = checkSvc
+			}
+			if user == superUser {
+				t.Setenv("PGVEIL_TEST_SVC_PW", superPassword)
+			}
+			path := checkConfig(t, user, c.body)
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errOut)
+			}
+			// NOTE: details are wrapped: compare with white space collapsed.
+			flat := strings.Join(strings.Fields(errOut), " ")
+			for _, w := range c.want {
+				if w = strings.ReplaceAll(w, "PATH", path); !strings.Contains(flat, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(errOut, w) {
+					t.Errorf("stderr holds %q:\n%s", w, errOut)
+				}
+			}
+			if c.code == 0 && !strings.Contains(out, "configuration is valid against upstream") {
+				t.Errorf("no summary on stdout: %q", out)
+			}
+		})
+	}
+
+	t.Run("a test block naming a login no identity row defines is an error", func(t *testing.T) {
+		setupDemo(t)
+		dir := t.TempDir()
+		demo, err := os.ReadFile("../../configs/demo.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := "test \"a misspelt login\" {\n  user   = \"tomm\"\n  query  = \"SELECT 1\"\n  denied = true\n}\n"
+		for name, body := range map[string]string{"demo.hcl": string(demo), "extra.hcl": extra} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, errOut := runCLI("", "check", "--config", dir, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		if code != 1 || !strings.Contains(flat, filepath.Join(dir, "extra.hcl")+":2:12: error: Unknown user") ||
+			!strings.Contains(flat, `Did you mean "tom"?`) {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+
+	t.Run("an unreachable upstream exits 1", func(t *testing.T) {
+		t.Setenv("PGVEIL_TEST_SVC_PW", "wrong")
+		path := checkConfig(t, checkSvc, "")
+		code, _, errOut := runCLI("", "check", "--config", path, "--upstream")
+		if code != 1 || !strings.Contains(errOut, "pgveil check: connecting upstream") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
+}

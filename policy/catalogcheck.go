@@ -1,0 +1,797 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"github.com/zclconf/go-cty/cty"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// GovernedRelations returns the relations of cat that a table block
+// governs (directly or through an ancestor), in name order. Relations
+// matched by equally specific blocks (denied) are left out.
+func (c *Config) GovernedRelations(cat *rewrite.Catalog) []*rewrite.Relation {
+	var out []*rewrite.Relation
+	for _, rel := range userRelations(cat) {
+		if t, _ := c.tableFor(rel); t != nil {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+// userRelations returns the relations of cat outside pg_catalog and
+// information_schema, in name order.
+func userRelations(cat *rewrite.Catalog) []*rewrite.Relation {
+	var out []*rewrite.Relation
+	for q, rel := range cat.Relations {
+		if !catalogSchemas[q.Schema] {
+			out = append(out, rel)
+		}
+	}
+	slices.SortFunc(out, func(a, b *rewrite.Relation) int { return strings.Compare(a.QName.String(), b.QName.String()) })
+	return out
+}
+
+// CheckCatalog checks the configuration against the live database, as
+// `pgveil check --upstream` does: cat is the catalog snapshot and ids the
+// identities loaded over conn, a connection as the service account with
+// the pinned settings. It reports
+//
+//   - table blocks naming a table that does not exist (errors), patterns
+//     matching none (warnings), relations matched by equally specific
+//     patterns (warnings, they are denied) and governed relations the
+//     service account may not read (warnings);
+//   - owner_column, team_column and column blocks naming columns the table
+//     lacks, and masks and rule predicates reading such columns (errors
+//     for tables named exactly, warnings for patterns), with suggestions;
+//   - masks that do not fit their column's type and rule predicates that
+//     PostgreSQL rejects (errors): each is type-checked by the server with
+//     EXPLAIN (COSTS OFF) SELECT CAST(<mask> AS <type>) FROM ONLY <table>
+//     WHERE false, or SELECT 1 FROM ONLY <table> WHERE <predicate>, built
+//     as a syntax tree and bound to a user the rule applies to, so that no
+//     data is read;
+//   - functions that roles list but the database lacks (warnings).
+//
+// CheckCatalog makes conn's session read-only.
+func (c *Config) CheckCatalog(ctx context.Context, conn *pgconn.PgConn, cat *rewrite.Catalog, ids *Identities) hcl.Diagnostics {
+	ck := &catalogChecker{cfg: c, ctx: ctx, conn: conn, cat: cat, ids: ids,
+		governed: map[*Table][]*rewrite.Relation{}, policies: map[string]*UserPolicy{}}
+	if err := ck.exec("SET default_transaction_read_only = on"); err != nil {
+		return hcl.Diagnostics{ck.cannot(err)}
+	}
+	ck.relations = userRelations(cat)
+	for _, rel := range ck.relations {
+		t, problem := c.tableFor(rel)
+		if problem != "" {
+			d := &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Ambiguous table blocks",
+				Detail:   strings.ToUpper(problem[:1]) + problem[1:] + ". Until then it is denied to every user.",
+			}
+			if gov := c.governing(rel.QName); len(gov) > 0 {
+				d.Subject = gov[0].DeclRange.Ptr()
+			}
+			ck.diags = append(ck.diags, d)
+		}
+		if t != nil {
+			ck.governed[t] = append(ck.governed[t], rel)
+		}
+	}
+	for _, t := range c.Tables {
+		if !ck.table(t) {
+			return ck.diags
+		}
+	}
+	for _, r := range c.Rules {
+		if !ck.rule(r) {
+			return ck.diags
+		}
+	}
+	ck.functions()
+	return ck.diags
+}
+
+// catalogChecker carries CheckCatalog's state.
+type catalogChecker struct {
+	cfg  *Config
+	ctx  context.Context
+	conn *pgconn.PgConn
+	cat  *rewrite.Catalog
+	ids  *Identities
+	// relations are the catalog's relations outside the system schemas,
+	// in name order.
+	relations []*rewrite.Relation
+	// governed maps a table block to the relations it governs.
+	governed map[*Table][]*rewrite.Relation
+	// policies caches compiled policies by login.
+	policies map[string]*UserPolicy
+	diags    hcl.Diagnostics
+}
+
+// exec runs one statement of pgveil's own, without parameters.
+func (ck *catalogChecker) exec(sql string) error {
+	return ck.conn.ExecParams(ck.ctx, sql, nil, nil, nil, nil).Read().Err
+}
+
+// cannot reports that checking stopped on an error that is not about the
+// configuration (the connection broke).
+func (ck *catalogChecker) cannot(err error) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Cannot check the configuration upstream",
+		Detail:   fmt.Sprintf("Querying the upstream server failed: %s.", err),
+	}
+}
+
+// report adds a diagnostic at rng (when not nil).
+func (ck *catalogChecker) report(sev hcl.DiagnosticSeverity, rng *hcl.Range, summary, detail string) {
+	ck.diags = append(ck.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: detail, Subject: rng})
+}
+
+// attrRange returns the range of the value of the attribute key
+// ("table.public.t.owner_column"), or fallback.
+func (ck *catalogChecker) attrRange(key string, fallback hcl.Range) *hcl.Range {
+	if a := ck.cfg.attrs[key]; a != nil {
+		return a.Expr.Range().Ptr()
+	}
+	return fallback.Ptr()
+}
+
+// typeCheck asks the server to plan stmt (an EXPLAIN): it returns the
+// server's message when PostgreSQL rejects it, "" when it accepts it.
+// ok is false when the connection failed, after reporting it.
+func (ck *catalogChecker) typeCheck(stmt *pg_query.Node) (problem string, ok bool) {
+	sql, err := deparseStmt(stmt)
+	if err != nil {
+		return fmt.Sprintf("the statement could not be built: %v", err), true
+	}
+	err = ck.exec(sql)
+	if err == nil {
+		return "", true
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		ck.diags = append(ck.diags, ck.cannot(err))
+		return "", false
+	}
+	return serverMessage(pgErr), true
+}
+
+// serverMessage renders a PostgreSQL error for a diagnostic.
+func serverMessage(e *pgconn.PgError) string {
+	msg := e.Message
+	if e.Detail != "" {
+		msg += " (" + strings.TrimSuffix(e.Detail, ".") + ")"
+	}
+	return msg
+}
+
+// explainTemplate is EXPLAIN (COSTS OFF) of a query the checks fill in.
+var explainTemplate = func() *pg_query.ExplainStmt {
+	tree, err := pg_query.Parse("EXPLAIN (COSTS OFF) SELECT 1")
+	if err != nil {
+		panic("policy: parsing the EXPLAIN template: " + err.Error())
+	}
+	return tree.Stmts[0].Stmt.GetExplainStmt()
+}()
+
+// explainSelect returns EXPLAIN (COSTS OFF) SELECT target FROM [ONLY] rel
+// WHERE where, as a syntax tree: configured names and values enter it as
+// nodes, never as text.
+func explainSelect(target *pg_query.Node, rel *rewrite.Relation, where *pg_query.Node) *pg_query.Node {
+	from := rangeVar(rel.QName)
+	if rel.Kind == 'r' || rel.Kind == 'p' {
+		from.GetRangeVar().Inh = false // ONLY: children are checked on their own
+	}
+	sel := &pg_query.SelectStmt{
+		TargetList:  []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(target, -1)},
+		FromClause:  []*pg_query.Node{from},
+		WhereClause: where,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg_query.SetOperation_SETOP_NONE,
+	}
+	ex := proto.Clone(explainTemplate).(*pg_query.ExplainStmt)
+	ex.Query = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+	return &pg_query.Node{Node: &pg_query.Node_ExplainStmt{ExplainStmt: ex}}
+}
+
+// table checks a table block against the catalog; false when the
+// connection failed.
+func (ck *catalogChecker) table(t *Table) bool {
+	label := t.Pattern.String()
+	var rels []*rewrite.Relation
+	if t.Pattern.Exact() {
+		rel := ck.cat.Relations[t.Pattern.QName()]
+		if rel == nil {
+			detail := fmt.Sprintf("No table, view or foreign table named %s exists in database %s (as the service account %s sees it).",
+				label, ck.cfg.Upstream.Database, ck.cfg.Upstream.User)
+			if s := suggest(label, ck.relationNames()); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			ck.report(hcl.DiagError, t.DeclRange.Ptr(), "Unknown table", detail)
+			return true
+		}
+		rels = []*rewrite.Relation{rel}
+	} else {
+		matched := false
+		for _, rel := range ck.relations {
+			if t.Pattern.Match(rel.QName) {
+				matched = true
+				if slices.Contains(ck.governed[t], rel) {
+					rels = append(rels, rel)
+				}
+			}
+		}
+		if !matched {
+			ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Pattern matches no table", fmt.Sprintf(
+				"No relation of database %s matches %q: the table block governs nothing (yet).", ck.cfg.Upstream.Database, label))
+			return true
+		}
+	}
+	ck.unreadable(t, rels)
+	prefix := "table." + label
+	settings := []struct{ name, column string }{{"owner_column", t.OwnerColumn}, {"team_column", t.TeamColumn}}
+	for _, s := range settings {
+		if s.column != "" {
+			ck.missingColumn(t, rels, ck.attrRange(prefix+"."+s.name, t.DeclRange), s.column,
+				fmt.Sprintf("%s = %q", s.name, s.column), "scopes that need it give no row")
+		}
+	}
+	for _, name := range sortedKeys(t.Columns) {
+		col := t.Columns[name]
+		present := ck.missingColumn(t, rels, col.DeclRange.Ptr(), name, fmt.Sprintf("column %q", name), "it is never masked there")
+		if col.Mask.Kind == "" {
+			continue // NOTE: an invalid mask kind, already reported when loading.
+		}
+		if !ck.mask(t, col, present) {
+			return false
+		}
+	}
+	return true
+}
+
+// relationNames lists the qualified names of the user relations, for
+// suggestions.
+func (ck *catalogChecker) relationNames() []string {
+	names := make([]string, len(ck.relations))
+	for i, rel := range ck.relations {
+		names[i] = rel.QName.String()
+	}
+	return names
+}
+
+// missingColumn reports the relations of a table block that lack column,
+// which setting names: an error with a suggestion for a block naming one
+// table, a warning listing them for a pattern. It returns the relations
+// that have the column.
+func (ck *catalogChecker) missingColumn(t *Table, rels []*rewrite.Relation, rng *hcl.Range, column, setting, consequence string) []*rewrite.Relation {
+	var have, lack []*rewrite.Relation
+	for _, rel := range rels {
+		if hasColumn(rel, column) {
+			have = append(have, rel)
+		} else {
+			lack = append(lack, rel)
+		}
+	}
+	switch {
+	case len(lack) == 0:
+	case t.Pattern.Exact():
+		rel := lack[0]
+		detail := fmt.Sprintf("The table block %q names %s, but %s has no such column.", t.Pattern.String(), setting, rel.QName)
+		if s := suggest(column, columnNames(rel)); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		} else {
+			detail += fmt.Sprintf(" Its columns are %s.", strings.Join(columnNames(rel), ", "))
+		}
+		ck.report(hcl.DiagError, rng, "Unknown column", detail)
+	default:
+		ck.report(hcl.DiagWarning, rng, "Column missing from governed tables", fmt.Sprintf(
+			"The table block %q names %s, which %d of the %d tables it governs lack (%s): %s.",
+			t.Pattern.String(), setting, len(lack), len(rels), relationList(lack), consequence))
+	}
+	return have
+}
+
+// hasColumn reports whether rel has a column name.
+func hasColumn(rel *rewrite.Relation, name string) bool {
+	return slices.ContainsFunc(rel.Columns, func(c rewrite.Column) bool { return c.Name == name })
+}
+
+// columnOf returns rel's column name.
+func columnOf(rel *rewrite.Relation, name string) *rewrite.Column {
+	for i := range rel.Columns {
+		if rel.Columns[i].Name == name {
+			return &rel.Columns[i]
+		}
+	}
+	return nil
+}
+
+// columnNames lists rel's column names in order.
+func columnNames(rel *rewrite.Relation) []string {
+	names := make([]string, len(rel.Columns))
+	for i, c := range rel.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// relationList renders up to five relation names, then a count.
+func relationList(rels []*rewrite.Relation) string {
+	const most = 5
+	names := make([]string, 0, most)
+	for i, rel := range rels {
+		if i == most {
+			names = append(names, fmt.Sprintf("and %d more", len(rels)-most))
+			break
+		}
+		names = append(names, rel.QName.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+// hasFunc returns whether rel has a column, for scopes and masks.
+func hasFunc(rel *rewrite.Relation) func(string) bool {
+	return func(name string) bool { return hasColumn(rel, name) }
+}
+
+// unreadable warns about governed relations the service account may not
+// SELECT from: every statement on them would fail.
+func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
+	var oids []string
+	for _, rel := range rels {
+		oids = append(oids, strconv.FormatUint(uint64(rel.OID), 10))
+	}
+	if len(oids) == 0 {
+		return
+	}
+	res := ck.conn.ExecParams(ck.ctx,
+		`SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
+		 WHERE c.oid = ANY($1::pg_catalog.oid[]) AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')`,
+		[][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) == 0 {
+		return
+	}
+	denied := map[string]bool{}
+	for _, r := range res.Rows {
+		denied[string(r[0])] = true
+	}
+	var lack []*rewrite.Relation
+	for _, rel := range rels {
+		if denied[strconv.FormatUint(uint64(rel.OID), 10)] {
+			lack = append(lack, rel)
+		}
+	}
+	ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Governed table not readable by the service account", fmt.Sprintf(
+		"The service account %s has no SELECT privilege on %s: every statement reading it through pgveil fails. "+
+			"GRANT SELECT ON … TO %s.", ck.cfg.Upstream.User, relationList(lack), ck.cfg.Upstream.User))
+}
+
+// isStringType reports whether a partial or hash mask (text) fits a
+// column of type typ (format_type's output).
+func isStringType(typ string) bool {
+	base, _, _ := strings.Cut(typ, "(")
+	switch strings.TrimSpace(base) {
+	case "text", "character varying", "character", "name", "citext":
+		return true
+	}
+	return strings.HasSuffix(base, ".citext")
+}
+
+// typeLength returns n of character varying(n) or character(n), 0
+// otherwise.
+func typeLength(typ string) int {
+	_, rest, ok := strings.Cut(typ, "(")
+	if !ok || !strings.HasPrefix(typ, "character") {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSuffix(rest, ")"))
+	return n
+}
+
+// hashLength is the length of a hash mask's value: SHA-256 in hex.
+const hashLength = 64
+
+// mask checks the mask of col on the relations that have the column:
+// the server type-checks CAST(<mask> AS <column type>), and partial and
+// hash masks, whose values are text, need a text column. false when the
+// connection failed.
+func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) bool {
+	prefix := "table." + t.Pattern.String() + ".column." + col.Name
+	rng := ck.attrRange(prefix+".mask", col.DeclRange)
+	switch col.Mask.Kind {
+	case MaskRedact:
+		rng = ck.attrRange(prefix+".value", *rng)
+	case MaskExpression:
+		rng = ck.attrRange(prefix+".expression", *rng)
+	}
+	p := ck.samplePolicy(func(p *UserPolicy) bool { return !p.classes[col.Class] })
+	var bound *pg_query.Node
+	if col.Mask.expr != nil {
+		bound = bind(col.Mask.expr, p.attr)
+	}
+	var failed []*rewrite.Relation
+	first := ""
+	for _, rel := range rels {
+		c := columnOf(rel, col.Name)
+		problem := ""
+		if e := col.Mask.expr; e != nil {
+			if missing := missingColumns(rel, e.columns); len(missing) > 0 {
+				if t.Pattern.Exact() {
+					ck.report(hcl.DiagError, rng, "Unknown column", fmt.Sprintf(
+						"The mask expression of column %s reads %s, which %s lacks%s: the mask would always be NULL.",
+						col.Name, strings.Join(missing, ", "), rel.QName, suggestionFor(missing[0], rel)))
+				}
+				continue
+			}
+		}
+		switch col.Mask.Kind {
+		case MaskPartial, MaskHash:
+			if !isStringType(c.Type) {
+				problem = fmt.Sprintf("a %s mask produces text (stars, or a hex digest), which a column of type %s cannot hold", col.Mask.Kind, c.Type)
+			} else if n := typeLength(c.Type); col.Mask.Kind == MaskHash && n > 0 && n < hashLength {
+				ck.report(hcl.DiagWarning, rng, "Hash mask truncated", fmt.Sprintf(
+					"Column %s of %s is %s: the %d-character hash is cut to %d characters, so different values may look equal.",
+					col.Name, rel.QName, c.Type, hashLength, n))
+			}
+		}
+		if problem == "" {
+			mask := maskNode(&col.Mask, col.Name, bound, hasFunc(rel))
+			var ok bool
+			problem, ok = ck.typeCheck(explainSelect(typeCast(mask, proto.Clone(c.TypeName).(*pg_query.TypeName)), rel, boolConst(false)))
+			if !ok {
+				return false
+			}
+		}
+		if problem == "" && col.Mask.Kind == MaskExpression {
+			if !ck.expressionType(rng, col, rel, bound) {
+				return false
+			}
+		}
+		if problem != "" {
+			failed = append(failed, rel)
+			if first == "" {
+				first = fmt.Sprintf("on %s (type %s): %s", rel.QName, c.Type, problem)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		detail := fmt.Sprintf("The %s mask of column %s does not fit the column's type %s.", col.Mask.Kind, col.Name, first)
+		if len(failed) > 1 {
+			detail += fmt.Sprintf(" It fails on %d tables: %s.", len(failed), relationList(failed))
+		}
+		if col.Mask.Kind == MaskRedact {
+			detail += " Give the redact mask a value of the column's type (value = 0 for a number), or use mask = \"null\"."
+		}
+		ck.report(hcl.DiagError, rng, "Mask does not fit column type", detail)
+	}
+	return true
+}
+
+// expressionType warns when an expression mask's type is not the
+// column's and PostgreSQL casts it only explicitly (text to integer…):
+// the cast then runs on each masked value, and a value that does not fit
+// fails the statement. The server describes SELECT <mask>, <column> FROM
+// ONLY <table> WHERE false without running it. false when the connection
+// failed.
+func (ck *catalogChecker) expressionType(rng *hcl.Range, col *Column, rel *rewrite.Relation, bound *pg_query.Node) bool {
+	sel := explainSelect(bound, rel, boolConst(false)).GetExplainStmt().Query.GetSelectStmt()
+	sel.TargetList = append(sel.TargetList, pg_query.MakeResTargetNodeWithVal(columnRef(col.Name), -1))
+	sql, err := deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
+	if err != nil {
+		return true
+	}
+	sd, err := ck.conn.Prepare(ck.ctx, "", sql, nil)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			ck.diags = append(ck.diags, ck.cannot(err))
+			return false
+		}
+		return true // NOTE: the EXPLAIN accepted it; nothing more to say.
+	}
+	if len(sd.Fields) != 2 || sd.Fields[0].DataTypeOID == sd.Fields[1].DataTypeOID {
+		return true
+	}
+	oid := func(i int) []byte { return []byte(strconv.FormatUint(uint64(sd.Fields[i].DataTypeOID), 10)) }
+	res := ck.conn.ExecParams(ck.ctx, `SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL), pg_catalog.format_type($2::pg_catalog.oid, NULL),
+		EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource = $1::pg_catalog.oid AND c.casttarget = $2::pg_catalog.oid
+		        AND c.castcontext IN ('i', 'a'))`, [][]byte{oid(0), oid(1)}, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][2]) == "t" {
+		return true
+	}
+	ck.report(hcl.DiagWarning, rng, "Mask expression of another type", fmt.Sprintf(
+		"The mask expression of column %s of %s yields %s, and the column is %s, to which PostgreSQL casts it only "+
+			"explicitly: pgveil casts every masked value, and one that does not fit fails the statement. Write an "+
+			"expression of type %s.", col.Name, rel.QName, res.Rows[0][0], res.Rows[0][1], res.Rows[0][1]))
+	return true
+}
+
+// missingColumns returns the columns of cols that rel lacks.
+func missingColumns(rel *rewrite.Relation, cols []string) []string {
+	var out []string
+	for _, c := range cols {
+		if !hasColumn(rel, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// suggestionFor returns ` (did you mean "x"?)` for a column rel lacks,
+// or "".
+func suggestionFor(column string, rel *rewrite.Relation) string {
+	if s := suggest(column, columnNames(rel)); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// samplePolicy returns the compiled policy of the first login (in name
+// order) for which want is true, or a policy of a user without attributes
+// when none is: expressions bound for it type-check like any other.
+func (ck *catalogChecker) samplePolicy(want func(*UserPolicy) bool) *UserPolicy {
+	for _, login := range ck.ids.Logins() {
+		p, ok := ck.policies[login]
+		if !ok {
+			p, _ = ck.cfg.compile(login, ck.ids)
+			ck.policies[login] = p
+		}
+		if p != nil && want(p) {
+			return p
+		}
+	}
+	return &UserPolicy{cfg: ck.cfg, user: &User{Login: "pgveil_check", Attributes: map[string]Value{}}}
+}
+
+// rule type-checks a rule's predicate, bound to a user it applies to, on
+// every relation it covers; false when the connection failed.
+func (ck *catalogChecker) rule(r *Rule) bool {
+	key := "rule." + r.Name + ".where"
+	if r.where == nil {
+		key = "rule." + r.Name + ".scope"
+	}
+	rng := ck.attrRange(key, r.DeclRange)
+	p := ck.samplePolicy(func(p *UserPolicy) bool { return p.appliesTo(r) })
+	var members []string
+	if r.Scope == ScopeGroups {
+		seen := map[string]bool{}
+		for _, g := range r.Groups {
+			for _, m := range ck.ids.members[g] {
+				seen[m] = true
+			}
+		}
+		members = sortedKeys(seen)
+	}
+	var failed []*rewrite.Relation
+	first := ""
+	for _, rel := range ck.relations {
+		t, _ := ck.cfg.tableFor(rel)
+		if t == nil || !r.covers(rel) {
+			continue
+		}
+		exact := slices.ContainsFunc(r.Tables, func(pat Pattern) bool { return pat.Exact() && pat.QName() == rel.QName })
+		var pred *pg_query.Node
+		if r.where != nil {
+			if missing := missingColumns(rel, r.where.columns); len(missing) > 0 {
+				if exact {
+					ck.report(hcl.DiagError, rng, "Unknown column", fmt.Sprintf(
+						"Rule %q reads %s, which %s lacks%s: the rule would never grant a row there.",
+						r.Name, strings.Join(missing, ", "), rel.QName, suggestionFor(missing[0], rel)))
+				}
+				continue
+			}
+			pred = bind(r.where, p.attr)
+		} else {
+			sc := &scopeContext{table: t, has: hasFunc(rel), p: p}
+			pred = sc.predicate(r.Scope, members)
+		}
+		problem, ok := ck.typeCheck(explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, pred))
+		if !ok {
+			return false
+		}
+		if problem != "" {
+			failed = append(failed, rel)
+			if first == "" {
+				first = fmt.Sprintf("on %s: %s", rel.QName, problem)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		what := "where"
+		if r.where == nil {
+			what = fmt.Sprintf("scope %q", r.Scope)
+		}
+		detail := fmt.Sprintf("PostgreSQL rejects the %s of rule %q (bound for user %q) %s.", what, r.Name, p.user.Login, first)
+		if len(failed) > 1 {
+			detail += fmt.Sprintf(" It fails on %d tables: %s.", len(failed), relationList(failed))
+		}
+		ck.report(hcl.DiagError, rng, "Rule does not type-check", detail)
+	}
+	return true
+}
+
+// functions warns about functions roles list that the database lacks.
+func (ck *catalogChecker) functions() {
+	var known []string
+	for schema, fns := range ck.cat.Functions {
+		if catalogSchemas[schema] {
+			continue
+		}
+		for name := range fns {
+			known = append(known, schema+"."+name)
+		}
+	}
+	slices.Sort(known)
+	for _, name := range sortedKeys(ck.cfg.Roles) {
+		role := ck.cfg.Roles[name]
+		a := ck.cfg.attrs["role."+name+".functions"]
+		for _, f := range role.Functions {
+			schema, fn, _ := strings.Cut(f, ".")
+			if ck.cat.Functions[schema][fn] {
+				continue
+			}
+			detail := fmt.Sprintf("Role %q allows %s, but database %s has no such function (or the service account cannot see it).",
+				name, f, ck.cfg.Upstream.Database)
+			if s := suggest(f, known); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			rng := role.DeclRange.Ptr()
+			if a != nil {
+				rng = listElementRange(a, f).Ptr()
+			}
+			ck.report(hcl.DiagWarning, rng, "Unknown function", detail)
+		}
+	}
+}
+
+// listElementRange returns the range of the literal element s of list
+// attribute a, or a's value range.
+func listElementRange(a *hcl.Attribute, s string) hcl.Range {
+	if elems, diags := hcl.ExprList(a.Expr); !diags.HasErrors() {
+		for _, e := range elems {
+			if v, diags := e.Value(nil); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String && v.AsString() == s {
+				return e.Range()
+			}
+		}
+	}
+	return a.Expr.Range()
+}
+
+// CheckServiceAccount warns about privileges of the upstream service
+// account that a least-privilege account does not need, and that would
+// let a mistake (or a bypass) reach beyond the policies: superuser,
+// BYPASSRLS, CREATEROLE, CREATEDB, owning (or being a member of the owner
+// of) a governed table, creating temporary objects, creating objects in a
+// schema of the search_path. cat is the catalog snapshot read over conn.
+func (c *Config) CheckServiceAccount(ctx context.Context, conn *pgconn.PgConn, cat *rewrite.Catalog) hcl.Diagnostics {
+	ck := &catalogChecker{cfg: c, ctx: ctx, conn: conn, cat: cat}
+	user := c.Upstream.User
+	rng := ck.attrRange("upstream.user", hcl.Range{})
+	if rng.Filename == "" {
+		rng = nil
+	}
+	res := conn.ExecParams(ctx, `SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
+		pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')
+		FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return hcl.Diagnostics{ck.cannot(res.Err)}
+	}
+	superuser := false
+	if len(res.Rows) == 1 {
+		row := res.Rows[0]
+		flag := func(i int) bool { return string(row[i]) == "t" }
+		superuser = flag(0)
+		if superuser {
+			ck.report(hcl.DiagWarning, rng, "Service account is a superuser", fmt.Sprintf(
+				"%s is a superuser: it bypasses every privilege and row-level security, and can read files and run programs "+
+					"on the server. pgveil needs SELECT on the governed tables and little else: use an account "+
+					"created with NOSUPERUSER (see testdata/demo/05_service_account.sql).", user))
+		}
+		if flag(1) {
+			ck.report(hcl.DiagWarning, rng, "Service account bypasses row-level security", fmt.Sprintf(
+				"%s has BYPASSRLS: row-level security policies of the database, a second line of defence behind pgveil, "+
+					"do not apply to it. ALTER ROLE %s NOBYPASSRLS.", user, user))
+		}
+		if flag(2) {
+			ck.report(hcl.DiagWarning, rng, "Service account can create roles", fmt.Sprintf(
+				"%s has CREATEROLE: it can create roles and grant itself their memberships. ALTER ROLE %s NOCREATEROLE.", user, user))
+		}
+		if flag(3) {
+			ck.report(hcl.DiagWarning, rng, "Service account can create databases", fmt.Sprintf(
+				"%s has CREATEDB. ALTER ROLE %s NOCREATEDB.", user, user))
+		}
+		// NOTE: a superuser has every privilege whatever is granted or
+		// revoked: the advice below would not help it.
+		if flag(4) && !superuser {
+			ck.report(hcl.DiagWarning, rng, "Service account can create temporary tables", fmt.Sprintf(
+				"%s may create temporary objects in database %s, which could shadow governed tables or functions on the "+
+					"search_path (pg_temp is searched first). REVOKE TEMP ON DATABASE %s FROM PUBLIC, %s.",
+				user, c.Upstream.Database, c.Upstream.Database, user))
+		}
+	}
+	if superuser {
+		ck.owned()
+		return ck.diags
+	}
+	res = conn.ExecParams(ctx, `SELECT s.nspname FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s(nspname)
+		WHERE pg_catalog.has_schema_privilege(s.nspname, 'CREATE')`, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return append(ck.diags, ck.cannot(res.Err))
+	}
+	if len(res.Rows) > 0 {
+		var schemas []string
+		for _, r := range res.Rows {
+			schemas = append(schemas, string(r[0]))
+		}
+		srng := ck.attrRange("upstream.search_path", hcl.Range{})
+		if srng.Filename == "" {
+			srng = rng
+		}
+		ck.report(hcl.DiagWarning, srng, "Service account can create objects on the search_path", fmt.Sprintf(
+			"%s may CREATE in %s, on the pinned search_path %q: a table or function created there could shadow what "+
+				"statements name unqualified. REVOKE CREATE ON SCHEMA … FROM %s (and from PUBLIC).",
+			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, user))
+	}
+	ck.owned()
+	return ck.diags
+}
+
+// owned warns, per table block, about governed relations the service
+// account owns or whose owner role it is a member of: it could ALTER or
+// DROP them, disable their row-level security or triggers.
+func (ck *catalogChecker) owned() {
+	byOID := map[string]*rewrite.Relation{}
+	var oids []string
+	for _, rel := range ck.cfg.GovernedRelations(ck.cat) {
+		oid := strconv.FormatUint(uint64(rel.OID), 10)
+		byOID[oid] = rel
+		oids = append(oids, oid)
+	}
+	if len(oids) == 0 {
+		return
+	}
+	res := ck.conn.ExecParams(ck.ctx, `SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
+		WHERE c.oid = ANY($1::pg_catalog.oid[]) AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')`,
+		[][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil).Read()
+	if res.Err != nil {
+		ck.diags = append(ck.diags, ck.cannot(res.Err))
+		return
+	}
+	byTable := map[*Table][]*rewrite.Relation{}
+	var order []*Table
+	for _, r := range res.Rows {
+		rel := byOID[string(r[0])]
+		if rel == nil {
+			continue
+		}
+		t, _ := ck.cfg.tableFor(rel)
+		if t == nil {
+			continue
+		}
+		if byTable[t] == nil {
+			order = append(order, t)
+		}
+		byTable[t] = append(byTable[t], rel)
+	}
+	slices.SortFunc(order, func(a, b *Table) int { return strings.Compare(a.Pattern.String(), b.Pattern.String()) })
+	for _, t := range order {
+		rels := byTable[t]
+		slices.SortFunc(rels, func(a, b *rewrite.Relation) int { return strings.Compare(a.QName.String(), b.QName.String()) })
+		ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Service account owns a governed table", fmt.Sprintf(
+			"%s owns %s (or is a member of the owning role): it could ALTER or DROP it, or disable its row-level "+
+				"security and triggers. Let another role own it and GRANT SELECT to %s.",
+			ck.cfg.Upstream.User, relationList(rels), ck.cfg.Upstream.User))
+	}
+}

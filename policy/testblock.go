@@ -1,0 +1,311 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// testSchema is the body of a test block.
+var testSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "user", Required: true},
+		{Name: "query", Required: true},
+		{Name: "rows"},
+		{Name: "unordered"},
+		{Name: "row_count"},
+		{Name: "masked"},
+		{Name: "denied"},
+		{Name: "rule"},
+	},
+}
+
+// Test is a `test "name" { … }` block: a statement a user sends through
+// pgveil, and what must come of it. `pgveil test` runs them; they have no
+// effect on serving.
+type Test struct {
+	// Name is the block's label.
+	Name string
+	// User is the login the statement is sent as.
+	User string
+	// Query is the statement text, as a client would send it. It is not
+	// checked when the configuration is loaded: a query pgveil refuses (a
+	// syntax error too) is what a test expecting denied = true is about.
+	Query string
+	// Rows are the expected rows, each a list of column values in
+	// PostgreSQL's text form, nil for NULL. ExpectRows says whether rows
+	// was given (rows = [] expects no row).
+	Rows       [][]*string
+	ExpectRows bool
+	// Unordered compares Rows as a multiset instead of in order.
+	Unordered bool
+	// RowCount is the expected number of rows; nil when not given.
+	RowCount *int64
+	// Masked are the columns the rewrite must mask, as
+	// schema.table.column, exactly (no more, no fewer); ExpectMasked says
+	// whether masked was given (masked = [] expects no masked column).
+	Masked       []string
+	ExpectMasked bool
+	// Denied, when set, says whether pgveil must refuse the statement.
+	Denied *bool
+	// Rule is the firewall rule expected to refuse the statement
+	// (Denied true); "" accepts any.
+	Rule string
+	// DeclRange is where the block starts; UserRange is its user.
+	DeclRange, UserRange hcl.Range
+}
+
+// ExpectsDenied reports whether the test expects a refusal.
+func (t *Test) ExpectsDenied() bool { return t.Denied != nil && *t.Denied }
+
+// NeedsData reports whether the test compares what the statement
+// returns (rows or row_count), which only running it upstream tells.
+func (t *Test) NeedsData() bool { return t.ExpectRows || t.RowCount != nil }
+
+// decodeTest decodes one test block into Tests.
+func (d *decoder) decodeTest(b *hcl.Block) {
+	name := b.Labels[0]
+	c := d.content(b.Body, testSchema, "test."+name)
+	if !d.validLabel(b, "test") {
+		return
+	}
+	for _, prev := range d.cfg.Tests {
+		if prev.Name == name {
+			d.duplicate(b, "test", name, prev.DeclRange)
+			return
+		}
+	}
+	t := &Test{Name: name, DeclRange: b.DefRange, UserRange: b.DefRange}
+	d.cfg.Tests = append(d.cfg.Tests, t)
+	if a := c.Attributes["user"]; a != nil {
+		t.UserRange = a.Expr.Range()
+		if login, ok := d.nonEmptyString(a, "user"); ok {
+			t.User = login
+			// NOTE: with identity blocks the login may come from upstream
+			// rows: pgveil test checks it once they are loaded.
+			if !d.identityBlocks && d.cfg.Users[login] == nil {
+				d.unknown(a.Expr.Range(), a, "user", login, sortedKeys(d.cfg.Users),
+					"Define it with a user block (or list users upstream with an identity block).")
+			}
+		}
+	}
+	if a := c.Attributes["query"]; a != nil {
+		t.Query, _ = d.nonEmptyString(a, "query")
+	}
+	if a := c.Attributes["rows"]; a != nil {
+		t.Rows, _ = d.testRows(a)
+		t.ExpectRows = true
+	}
+	if a := c.Attributes["unordered"]; a != nil {
+		t.Unordered, _ = d.boolean(a)
+		if c.Attributes["rows"] == nil {
+			d.errorAt(a, "Setting without effect", "unordered says how to compare rows: it needs rows = [[…]].")
+		}
+	}
+	if a := c.Attributes["row_count"]; a != nil {
+		if n, ok := d.rowCount(a); ok {
+			t.RowCount = &n
+		}
+		if c.Attributes["rows"] != nil {
+			d.errorAt(a, "Conflicting expectations", fmt.Sprintf(
+				"Test %q gives both rows and row_count; rows already says how many rows there are: keep one.", name))
+		}
+	}
+	if a := c.Attributes["masked"]; a != nil {
+		t.ExpectMasked = true
+		cols, ranges, _ := d.stringList(a, "a column as schema.table.column")
+		t.Masked = []string{}
+		for i, col := range cols {
+			if d.maskedColumn(ranges[i], a, col) {
+				t.Masked = append(t.Masked, col)
+			}
+		}
+	}
+	if a := c.Attributes["denied"]; a != nil {
+		if v, ok := d.boolean(a); ok {
+			t.Denied = &v
+		}
+		if t.ExpectsDenied() {
+			for _, other := range []string{"rows", "row_count", "masked"} {
+				if o := c.Attributes[other]; o != nil {
+					d.errorAt(o, "Conflicting expectations", fmt.Sprintf(
+						"Test %q expects pgveil to refuse the statement (denied = true), so there is no %s to compare.", name, other))
+				}
+			}
+		}
+	}
+	if a := c.Attributes["rule"]; a != nil {
+		t.Rule, _ = d.nonEmptyString(a, "rule")
+		if !t.ExpectsDenied() {
+			d.errorAt(a, "Setting without effect",
+				"rule names the firewall rule expected to refuse the statement: it needs denied = true.")
+		}
+	}
+	if !t.ExpectRows && c.Attributes["row_count"] == nil && !t.ExpectMasked && c.Attributes["denied"] == nil {
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Test without expectation",
+			Detail: fmt.Sprintf(`Test %q says what to run but not what must come of it: set rows = [[…]], `+
+				`row_count = N, masked = ["schema.table.column"] or denied = true.`, name),
+			Subject: b.DefRange.Ptr(),
+		})
+	}
+}
+
+// testRowsShape says how rows are written, for messages.
+const testRowsShape = `rows is a list of rows, each a list of values (strings, numbers or null): ` +
+	`rows = [["France", 12], ["Spain", null]].`
+
+// testRows decodes a test's rows: a list of lists of strings, numbers or
+// nulls. A number becomes its decimal text.
+func (d *decoder) testRows(a *hcl.Attribute) ([][]*string, bool) {
+	v, diags := a.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() || !v.IsWhollyKnown() {
+		return nil, false
+	}
+	if v.IsNull() || !isSequence(v.Type()) {
+		d.errorAt(a, "Incorrect attribute value type", testRowsShape)
+		return nil, false
+	}
+	rowExprs, _ := hcl.ExprList(a.Expr)
+	rowRanges := elementRanges(a.Expr, v.LengthInt())
+	out := [][]*string{}
+	ok := true
+	for i, row := range v.AsValueSlice() {
+		if row.IsNull() || !isSequence(row.Type()) {
+			d.errorRange(rowRanges[i], a, "Incorrect attribute value type", fmt.Sprintf("Row %d is not a list of values. %s", i+1, testRowsShape))
+			ok = false
+			continue
+		}
+		cellRanges := make([]hcl.Range, row.LengthInt())
+		for j := range cellRanges {
+			cellRanges[j] = rowRanges[i]
+		}
+		if len(rowExprs) == v.LengthInt() {
+			cellRanges = elementRanges(rowExprs[i], row.LengthInt())
+		}
+		cells := make([]*string, 0, row.LengthInt())
+		for j, cell := range row.AsValueSlice() {
+			switch {
+			case cell.IsNull():
+				cells = append(cells, nil)
+			case cell.Type() == cty.String:
+				s := cell.AsString()
+				cells = append(cells, &s)
+			case cell.Type() == cty.Number:
+				s := cell.AsBigFloat().Text('f', -1)
+				cells = append(cells, &s)
+			case cell.Type() == cty.Bool:
+				d.errorRange(cellRanges[j], a, "Incorrect attribute value type", fmt.Sprintf(
+					"Row %d, value %d: write booleans as PostgreSQL prints them, \"t\" or \"f\".", i+1, j+1))
+				ok = false
+			default:
+				d.errorRange(cellRanges[j], a, "Incorrect attribute value type", fmt.Sprintf(
+					"Row %d, value %d is not a string, a number or null. %s", i+1, j+1, testRowsShape))
+				ok = false
+			}
+		}
+		out = append(out, cells)
+	}
+	return out, ok
+}
+
+// isSequence reports whether ty is a list or a tuple.
+func isSequence(ty cty.Type) bool {
+	return ty.IsTupleType() || ty.IsListType()
+}
+
+// rowCount decodes row_count: a whole number from 0.
+func (d *decoder) rowCount(a *hcl.Attribute) (int64, bool) {
+	v, ok := d.value(a, cty.Number)
+	if !ok {
+		return 0, false
+	}
+	bf := v.AsBigFloat()
+	n, acc := bf.Int64()
+	if !bf.IsInt() || acc != big.Exact || n < 0 || n == math.MaxInt64 {
+		d.errorAt(a, "Invalid value", "row_count must be a whole number of rows, 0 or more.")
+		return 0, false
+	}
+	return n, true
+}
+
+// maskedColumn checks one element of a test's masked: schema.table.column,
+// where some table block classifies column (no other column is ever
+// masked).
+func (d *decoder) maskedColumn(rng hcl.Range, a *hcl.Attribute, s string) bool {
+	schema, rest, ok1 := strings.Cut(s, ".")
+	table, column, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || schema == "" || table == "" || column == "" {
+		d.errorRange(rng, a, "Invalid column name", fmt.Sprintf(
+			"%q must be schema.table.column, as pgveil explain lists masked columns, e.g. \"public.responses.email\".", s))
+		return false
+	}
+	var candidates []string
+	for _, t := range d.cfg.Tables {
+		if _, ok := t.Columns[column]; ok {
+			return true
+		}
+		prefix := t.Pattern.String()
+		if t.Pattern.Match(rewrite.QName{Schema: schema, Name: table}) {
+			prefix = schema + "." + table
+		}
+		for _, name := range sortedKeys(t.Columns) {
+			candidates = append(candidates, prefix+"."+name)
+		}
+	}
+	detail := fmt.Sprintf("No column block of any table block is named %q, so %s is never masked.", column, s)
+	if m := suggest(s, candidates); m != "" {
+		detail += fmt.Sprintf(" Did you mean %q?", m)
+	} else {
+		detail += " Masked columns are those of column blocks whose class the user's roles do not list."
+	}
+	d.errorRange(rng, a, "Column never masked", detail)
+	return false
+}
+
+// RolesFromFiles reports whether the roles of login are known from the
+// configuration files alone: there are no identity blocks, or its user
+// block sets roles (which identity rows cannot change). pgveil test uses
+// it to decide what it can check without the upstream.
+func (c *Config) RolesFromFiles(login string) bool {
+	u := c.Users[login]
+	if len(c.IdentitySources) == 0 {
+		return u != nil
+	}
+	return u != nil && (u.set&fieldRoles != 0 || u.Roles != nil)
+}
+
+// CheckTestUser reports a test whose user no user block or identity row
+// defines, with a suggestion for a near miss; nil when the login is
+// defined (even when it has no access, which the test then observes).
+func (c *Config) CheckTestUser(t *Test, ids *Identities) *hcl.Diagnostic {
+	if _, ok := ids.users[t.User]; ok {
+		return nil
+	}
+	if _, ok := ids.broken[t.User]; ok {
+		return nil
+	}
+	known := append(sortedKeys(ids.users), sortedKeys(ids.broken)...)
+	detail := fmt.Sprintf("Test %q runs as %q, which no user block or identity row defines.", t.Name, t.User)
+	if s := suggest(t.User, known); s != "" {
+		detail += fmt.Sprintf(" Did you mean %q?", s)
+	}
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Unknown user",
+		Detail:   detail,
+		Subject:  t.UserRange.Ptr(),
+	}
+	if a := c.attrs["test."+t.Name+".user"]; a != nil {
+		d.Context = a.Range.Ptr()
+	}
+	return d
+}

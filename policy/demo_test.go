@@ -7,8 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -123,24 +121,7 @@ var (
 func createDemoDatabase() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	files, err := filepath.Glob("../testdata/demo/*.sql")
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no demo SQL files: %v", err)
-	}
-	sort.Strings(files)
-	if err := cluster.CreateDatabase(ctx, demoDB); err != nil {
-		return err
-	}
-	for _, f := range files {
-		sql, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		if err := cluster.Exec(ctx, demoDB, string(sql)); err != nil {
-			return fmt.Errorf("%s: %w", filepath.Base(f), err)
-		}
-	}
-	return cluster.Exec(ctx, demoDB, fmt.Sprintf("ALTER ROLE pgveil_svc PASSWORD '%s'", demoSvcPassword))
+	return cluster.LoadDemo(ctx, "../testdata/demo", demoDB, demoSvcPassword)
 }
 
 // connectAs connects to database as user.

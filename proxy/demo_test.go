@@ -3,15 +3,13 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -31,24 +29,7 @@ func setupDemo(t testing.TB) {
 	t.Helper()
 	setupUpstream(t)
 	demoOnce.Do(func() {
-		ctx := context.Background()
-		if demoErr = cluster.CreateDatabase(ctx, demoDB); demoErr != nil {
-			return
-		}
-		files, _ := filepath.Glob("../testdata/demo/*.sql")
-		sort.Strings(files)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				demoErr = err
-				return
-			}
-			if demoErr = cluster.Exec(ctx, demoDB, string(b)); demoErr != nil {
-				demoErr = fmt.Errorf("%s: %w", f, demoErr)
-				return
-			}
-		}
-		demoErr = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc PASSWORD 'demo-service-account'")
+		demoErr = cluster.LoadDemo(context.Background(), "../testdata/demo", demoDB, "demo-service-account")
 	})
 	if demoErr != nil {
 		t.Fatalf("loading the demo database: %v", demoErr)
@@ -89,7 +70,12 @@ func direct(t *testing.T, sql string) [][]string {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	res := c.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+	return textRows(t, sql, c.ExecParams(ctx, sql, nil, nil, nil, nil).Read())
+}
+
+// textRows returns a result's rows as strings, NULL for null.
+func textRows(t *testing.T, sql string, res *pgconn.Result) [][]string {
+	t.Helper()
 	if res.Err != nil {
 		t.Fatalf("%s: %v", sql, res.Err)
 	}
@@ -112,23 +98,7 @@ func direct(t *testing.T, sql string) [][]string {
 // results) and returns the rows as strings.
 func through(t *testing.T, c *pgx.Conn, sql string) [][]string {
 	t.Helper()
-	res := c.PgConn().ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		t.Fatalf("%s: %v", sql, res.Err)
-	}
-	out := make([][]string, 0, len(res.Rows))
-	for _, r := range res.Rows {
-		row := make([]string, len(r))
-		for i, v := range r {
-			if v == nil {
-				row[i] = "NULL"
-			} else {
-				row[i] = string(v)
-			}
-		}
-		out = append(out, row)
-	}
-	return out
+	return textRows(t, sql, c.PgConn().ExecParams(context.Background(), sql, nil, nil, nil, nil).Read())
 }
 
 // scopes are the predicates each demo user's policy amounts to, written

@@ -203,20 +203,7 @@ func (s *Server) forgetConn(c net.Conn) {
 // ends first, the remaining sessions are closed. It returns ctx.Err() in
 // that case.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	sessions := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		sessions = append(sessions, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range sessions {
+	for _, ss := range s.stopAccepting() {
 		ss.drain()
 	}
 
@@ -234,7 +221,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes every listener and connection at once.
 func (s *Server) Close() error {
+	for _, ss := range s.stopAccepting() {
+		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
+	}
+	return nil
+}
+
+// stopAccepting marks the server closing, closes its listeners and the
+// connections still in their startup, and returns the running sessions.
+func (s *Server) stopAccepting() []*session {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
 	for ln := range s.listeners {
 		ln.Close()
@@ -246,11 +243,7 @@ func (s *Server) Close() error {
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
-	s.mu.Unlock()
-	for _, ss := range sessions {
-		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
-	}
-	return nil
+	return sessions
 }
 
 // SessionCount reports how many sessions are relaying.

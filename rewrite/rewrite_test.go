@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -33,20 +31,8 @@ func demoCatalog(t testing.TB) *rewrite.Catalog {
 	pgtest.Require(t, cluster)
 	catOnce.Do(func() {
 		ctx := context.Background()
-		if catErr = cluster.CreateDatabase(ctx, "feedback"); catErr != nil {
+		if catErr = cluster.LoadDemo(ctx, "../testdata/demo", "feedback", ""); catErr != nil {
 			return
-		}
-		files, _ := filepath.Glob("../testdata/demo/*.sql")
-		sort.Strings(files)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				catErr = err
-				return
-			}
-			if catErr = cluster.Exec(ctx, "feedback", string(b)); catErr != nil {
-				return
-			}
 		}
 		conn, err := cluster.Connect(ctx, "feedback")
 		if err != nil {

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -81,13 +80,9 @@ func run() error {
 
 	ctx := context.Background()
 	step("loading the demo database \"feedback\"")
-	if err := loadDemo(ctx, cluster, filepath.Join(root, "testdata", "demo")); err != nil {
-		return err
-	}
 	svcPassword := randomHex(16)
-	// The password is hex: it cannot break out of the literal.
-	if err := cluster.Exec(ctx, "feedback", "ALTER ROLE pgveil_svc PASSWORD '"+svcPassword+"'"); err != nil {
-		return fmt.Errorf("setting the service account password: %w", err)
+	if err := cluster.LoadDemo(ctx, filepath.Join(root, "testdata", "demo"), "feedback", svcPassword); err != nil {
+		return err
 	}
 
 	step("building pgveil")
@@ -148,29 +143,6 @@ func run() error {
 		stopProxy()
 	case err := <-exited:
 		return fmt.Errorf("pgveil exited unexpectedly (%v); see %s", err, logPath)
-	}
-	return nil
-}
-
-// loadDemo creates the feedback database and runs every SQL file of dir
-// in name order.
-func loadDemo(ctx context.Context, c *pgtest.Cluster, dir string) error {
-	if err := c.CreateDatabase(ctx, "feedback"); err != nil {
-		return fmt.Errorf("creating database: %w", err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no SQL files in %s", dir)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		sql, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", f, err)
-		}
-		if err := c.Exec(ctx, "feedback", string(sql)); err != nil {
-			return fmt.Errorf("loading %s: %w", filepath.Base(f), err)
-		}
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -40,27 +39,7 @@ func setupDemo(t *testing.T) {
 	pgtest.Require(t, cluster)
 	demoOnce.Do(func() {
 		ctx := context.Background()
-		if demoErr = cluster.CreateDatabase(ctx, demoDB); demoErr != nil {
-			return
-		}
-		files, _ := filepath.Glob("../../testdata/demo/*.sql")
-		sort.Strings(files)
-		if len(files) == 0 {
-			demoErr = fmt.Errorf("no testdata/demo/*.sql")
-			return
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				demoErr = err
-				return
-			}
-			if demoErr = cluster.Exec(ctx, demoDB, string(b)); demoErr != nil {
-				demoErr = fmt.Errorf("%s: %w", f, demoErr)
-				return
-			}
-		}
-		demoErr = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc PASSWORD '"+demoServicePassword+"'")
+		demoErr = cluster.LoadDemo(ctx, "../../testdata/demo", demoDB, demoServicePassword)
 	})
 	if demoErr != nil {
 		t.Fatalf("loading the demo database: %v", demoErr)

@@ -37,7 +37,14 @@ var deniedFunctions = map[string]string{
 	// Statistics and sizes of relations.
 	"pg_relation_size": "statistics", "pg_total_relation_size": "statistics", "pg_table_size": "statistics",
 	"pg_indexes_size": "statistics", "pg_stat_get_activity": "statistics",
-	"setval": "sequences",
+	// Sequences count the rows of the tables they number, and nextval
+	// writes.
+	"setval": "sequences", "nextval": "sequences", "currval": "sequences", "lastval": "sequences",
+	"pg_sequence_last_value": "sequences",
+	// Sizes and the statements of this session (they hold the rewritten
+	// SQL, with policy predicates and mask keys).
+	"pg_database_size": "statistics", "pg_tablespace_size": "statistics",
+	"current_query": "server_state",
 }
 
 // deniedFunctionPrefixes deny whole families.
@@ -77,8 +84,11 @@ func deniedCatalogRelation(name string) string {
 		return "statistics"
 	case name == "pg_locks" || name == "pg_prepared_xacts" || name == "pg_largeobject" ||
 		name == "pg_largeobject_metadata" || name == "pg_file_settings" || name == "pg_hba_file_rules" ||
-		name == "pg_ident_file_rules" || name == "pg_authid" || name == "pg_shadow" || name == "pg_user_mappings":
+		name == "pg_ident_file_rules" || name == "pg_authid" || name == "pg_shadow" || name == "pg_user_mappings" ||
+		name == "pg_cursors" || name == "pg_prepared_statements":
 		return "server_state"
+	case name == "pg_sequences" || name == "pg_sequence":
+		return "sequences"
 	}
 	return ""
 }

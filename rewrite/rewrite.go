@@ -3,6 +3,7 @@ package rewrite
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
@@ -30,6 +31,9 @@ type Result struct {
 // returns a *Refused error for a statement that is refused (the whole text
 // is refused), or an *UnknownRelationError.
 func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
+	if why := tooComplex(sql); why != "" {
+		return nil, deny("complexity", "%s", why)
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}
@@ -40,6 +44,9 @@ func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
 			return nil, err
+		}
+		if w.locking && w.governedSeen {
+			return nil, deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
 		}
 		res.Kinds = append(res.Kinds, kind)
 	}
@@ -275,7 +282,7 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		// RESET ALL restores the startup values, which pgveil set.
 		return nil
 	}
-	if !allowedSettings[s.Name] {
+	if !allowedSettings[strings.ToLower(s.Name)] {
 		return deny("pinned_settings", "the setting %q cannot be changed through pgveil", s.Name)
 	}
 	return w.walkList(s.Args)

@@ -30,10 +30,12 @@ type walker struct {
 	changed bool
 	// governedSeen reports whether a governed relation was referenced.
 	governedSeen bool
-	tables       map[string]bool
-	rules        map[string]bool
-	masked       map[string]bool
-	err          error
+	// locking reports whether a FOR UPDATE/SHARE clause was seen.
+	locking bool
+	tables  map[string]bool
+	rules   map[string]bool
+	masked  map[string]bool
+	err     error
 }
 
 func newWalker(cat *Catalog, p Policy) *walker {
@@ -97,6 +99,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		}
 	case *pg_query.Node_IntoClause:
 		w.err = deny("select_into", "SELECT INTO creates a table")
+		return
+	case *pg_query.Node_LockingClause:
+		// FOR UPDATE/SHARE [OF name, …]: the names are FROM items of the
+		// query, not relations to resolve. Locking governed rows is a
+		// write; checkLocking refuses it once the FROM list is known.
+		w.locking = true
 		return
 	}
 	w.visitFields(n.ProtoReflect(), "")

@@ -168,9 +168,15 @@ table "public.responses" {
   column "score" { class = "technical" }
 }
 
-table "public.countries" {}
-table "public.surveys" {}
-table "public.teams" {}
+table "public.countries" {
+  reference = true
+}
+table "public.surveys" {
+  reference = true
+}
+table "public.teams" {
+  reference = true
+}
 
 # ---------------------------------------------------------------------------
 # Rules on responses.

@@ -291,7 +291,7 @@ func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 		}
 	}
 	conj := append([]*pg_query.Node{or(perm...)}, restr...)
-	if p.ceiling != nil {
+	if p.ceiling != nil && !t.Reference {
 		var ceil []*pg_query.Node
 		for _, r := range p.ceiling {
 			ceil = append(ceil, sc.predicate(r.Scope, nil))

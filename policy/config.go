@@ -232,6 +232,11 @@ type Table struct {
 	TeamColumn string
 	// Columns maps a column name to its `column` block.
 	Columns map[string]*Column
+	// Reference marks reference data (dimension tables such as countries):
+	// roles' ceilings do not bound it, its rules alone decide which rows a
+	// user sees. A ceiling needs a row's owner or team, which reference
+	// rows do not have.
+	Reference bool
 	// DeclRange is where the block starts.
 	DeclRange hcl.Range
 }

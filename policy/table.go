@@ -18,6 +18,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "owner_column"},
 			{Name: "team_column"},
+			{Name: "reference"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
 	}
@@ -88,6 +89,9 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 	}
 	if a := c.Attributes["team_column"]; a != nil {
 		t.TeamColumn, _ = d.nonEmptyString(a, "team_column")
+	}
+	if a := c.Attributes["reference"]; a != nil {
+		t.Reference, _ = d.boolean(a)
 	}
 	for _, cb := range c.Blocks {
 		d.decodeColumn(t, cb)

@@ -30,14 +30,12 @@ var diffUsers = []struct {
 	{login: "marie", countries: "name = 'France'"},
 	{login: "hq", score: true},
 	// The roles of paul (manager), tom (agent) and lea (team_lead) have
-	// a ceiling (team_subtree, self, own_team) that bounds every governed
-	// table. countries, teams and surveys have no team or owner column,
-	// so the ceiling is false there and the rules all_countries and
-	// reference_data grant them nothing (configs/README.md, "How a user's
-	// access to a relation is computed").
-	{login: "paul", countries: "false", reference: "false"},
-	{login: "tom", countries: "false", reference: "false"},
-	{login: "lea", countries: "false", reference: "false"},
+	// a ceiling (team_subtree, self, own_team) that bounds their
+	// responses; countries, teams and surveys are reference tables
+	// (reference = true), which ceilings do not bound.
+	{login: "paul"},
+	{login: "tom"},
+	{login: "lea"},
 	{login: "ops"},
 	{login: "bank_app"},
 }

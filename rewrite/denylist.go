@@ -45,6 +45,8 @@ var deniedFunctions = map[string]string{
 	// SQL, with policy predicates and mask keys).
 	"pg_database_size": "statistics", "pg_tablespace_size": "statistics",
 	"current_query": "server_state",
+	// currtid and currtid2 follow a tuple of any table by name.
+	"currtid": "statistics", "currtid2": "statistics",
 }
 
 // deniedFunctionPrefixes deny whole families.

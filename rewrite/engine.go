@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
 
 // PolicyFunc returns the compiled policy of a login.
@@ -77,6 +79,29 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		e.hits.Add(1)
 		return c.sql, c.err
 	}
+	// A statement that differs from one forwarded unchanged only in its
+	// constants is forwarded unchanged too. pg_query's normalisation
+	// replaces exactly the constants the parser saw with $n and keeps
+	// every other byte, and no firewall decision depends on a constant's
+	// value (statement kinds, relations, functions and setting names
+	// are not constants), so equal normalised texts mean equal
+	// decisions. It costs a fraction of a parse: simple-protocol
+	// clients that inline values stay cheap.
+	// NOTE: only "forward unchanged" is shared this way; a rewrite
+	// depends on the constants (they are pushed into the subquery) and
+	// a refusal's message may quote them.
+	// NOTE: the complexity guard runs before anything hands the text to
+	// pg_query's C parser, normalisation included.
+	var shapeKey string
+	if tooComplex(text) != "" {
+		// Rewrite refuses it below, without parsing.
+	} else if norm, err := pg_query.Normalize(text); err == nil && norm != text {
+		shapeKey = p.Key() + "\x00shape\x00" + norm
+		if _, ok := e.cache.get(shapeKey); ok {
+			e.hits.Add(1)
+			return text, nil
+		}
+	}
 	e.misses.Add(1)
 	cat := e.catalog.Load()
 	res, err := Rewrite(text, cat, p)
@@ -101,6 +126,9 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil {
 		e.cache.put(key, c)
+		if shapeKey != "" && c.err == nil && !res.Rewritten {
+			e.cache.put(shapeKey, cached{})
+		}
 	}
 	return c.sql, c.err
 }

@@ -1,0 +1,62 @@
+package rewrite_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+func TestEngine(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	ctx := context.Background()
+
+	t.Run("a repeated statement is served from the cache", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			if _, err := e.Rewrite(ctx, "marie", 'Q', "SELECT name FROM countries"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if hits, _ := e.CacheStats(); hits < 2 {
+			t.Fatalf("%d hits", hits)
+		}
+	})
+	t.Run("an unchanged statement's constants may vary without a parse", func(t *testing.T) {
+		h0, m0 := e.CacheStats()
+		for i, v := range []string{"1", "2", "'x'", "3.5"} {
+			got, err := e.Rewrite(ctx, "marie", 'Q', "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid > "+v)
+			if err != nil || !strings.Contains(got, v) {
+				t.Fatalf("%d: %q %v", i, got, err)
+			}
+		}
+		h1, m1 := e.CacheStats()
+		if m1-m0 != 1 || h1-h0 != 3 {
+			t.Fatalf("misses %d, hits %d: want 1 and 3", m1-m0, h1-h0)
+		}
+	})
+	t.Run("a rewritten statement is never shared across constants", func(t *testing.T) {
+		a, err := e.Rewrite(ctx, "marie", 'Q', "SELECT nps FROM responses WHERE id = 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Rewrite(ctx, "marie", 'Q', "SELECT nps FROM responses WHERE id = 2")
+		if err != nil || a == b || !strings.Contains(b, "id = 2") {
+			t.Fatalf("%q / %q %v", a, b, err)
+		}
+	})
+	t.Run("a refusal is not shared with an allowed statement of the same shape", func(t *testing.T) {
+		_, err := e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'a'")
+		var r *rewrite.Refused
+		if !errors.As(err, &r) {
+			t.Fatalf("want refusal, got %v", err)
+		}
+		_, err = e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'b'")
+		if !errors.As(err, &r) {
+			t.Fatalf("want refusal, got %v", err)
+		}
+	})
+}

@@ -25,7 +25,8 @@ type bench struct {
 
 	pgbench string
 	facts   machineFacts
-	// targets are direct, pgbouncer and pgveil, in that order.
+	// targets are direct, pgbouncer, pgveil and pgveil-governed, in that
+	// order.
 	targets []*target
 	// dead records the proxies found exited, reported once.
 	dead map[string]bool
@@ -54,7 +55,8 @@ func (b *bench) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// setup builds pgveil and starts PostgreSQL, PgBouncer and pgveil.
+// setup builds pgveil and starts PostgreSQL, PgBouncer and both pgveil
+// processes.
 func (b *bench) setup(ctx context.Context) error {
 	binDir, err := pgtest.FindBinDir()
 	if err != nil {
@@ -125,18 +127,31 @@ func (b *bench) setup(ctx context.Context) error {
 	})
 	b.logf("pgbouncer (pid %d) listens on 127.0.0.1:%d", bouncer.proc.pid(), bouncer.port)
 
-	b.logf("starting pgveil (%s) ...", pgveilBin)
-	veil, err := startPgveil(ctx, pgveilBin, workDir, direct, benchUser, password, b.cfg.gomaxprocs)
-	if err != nil {
+	b.targets = []*target{direct, bouncer}
+	for _, inst := range pgveilInstances {
+		b.logf("starting %s (%s) ...", inst.name, pgveilBin)
+		veil, err := startPgveil(ctx, pgveilBin, workDir, inst, direct, benchUser, password, b.cfg.gomaxprocs)
+		if err != nil {
+			return err
+		}
+		b.onCleanup(func() error {
+			b.logf("stopping %s", inst.name)
+			return stopPgveil(veil)
+		})
+		b.logf("%s (pid %d) listens on 127.0.0.1:%d", inst.name, veil.proc.pid(), veil.port)
+		b.targets = append(b.targets, veil)
+	}
+
+	governed := b.target(targetPgveilGoverned)
+	if err := checkGoverned(ctx, governed, b.cfg.scale); err != nil {
 		return err
 	}
-	b.onCleanup(func() error {
-		b.logf("stopping pgveil")
-		return stopPgveil(veil)
-	})
-	b.logf("pgveil (pid %d) listens on 127.0.0.1:%d", veil.proc.pid(), veil.port)
-
-	b.targets = []*target{direct, bouncer, veil}
+	if b.cfg.scale <= governedBranches {
+		b.logf("note: at --scale %d every account is in branches 1 to %d, so %s's rule hides no row (it still rewrites every statement)",
+			b.cfg.scale, governedBranches, governed.name)
+	} else {
+		b.logf("%s shows the accounts of branches 1 to %d of %d (checked)", governed.name, governedBranches, b.cfg.scale)
+	}
 	return nil
 }
 
@@ -160,7 +175,7 @@ func (b *bench) measure(ctx context.Context) {
 	b.sampleMemory(b.res.memAfterPgbench)
 
 	for round := range b.cfg.streamRounds {
-		for _, t := range rotate(b.targets, round) {
+		for _, t := range rotate(b.streamTargets(), round) {
 			if ctx.Err() != nil {
 				return
 			}
@@ -184,7 +199,7 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 		if _, err := measureTPS(ctx, b.pgbench, t, warm); err != nil {
 			if ctx.Err() == nil {
 				s.add(0, fmt.Errorf("warm-up: %w", err))
-				b.logf("round %d/%d  %-8s  %-9s  warm-up failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
+				b.logf("round %d/%d  %-8s  %-15s  warm-up failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
 			}
 			return
 		}
@@ -196,7 +211,7 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 	}
 	s.add(res.tps, err)
 	if err != nil {
-		b.logf("round %d/%d  %-8s  %-9s  failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
+		b.logf("round %d/%d  %-8s  %-15s  failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
 		return
 	}
 	cpuNote := ""
@@ -204,7 +219,30 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 		b.res.addCPU(t.name, r.mode, cpuAfter-cpuBefore, res.processed)
 		cpuNote = fmt.Sprintf(", %s CPU %v", t.name, (cpuAfter - cpuBefore).Round(10*time.Millisecond))
 	}
-	b.logf("round %d/%d  %-8s  %-9s  %8.0f tps%s", round+1, b.cfg.rounds, r.mode, t.name, res.tps, cpuNote)
+	b.logf("round %d/%d  %-8s  %-15s  %8.0f tps%s", round+1, b.cfg.rounds, r.mode, t.name, res.tps, cpuNote)
+}
+
+// target returns the target named name, nil when there is none.
+func (b *bench) target(name string) *target {
+	for _, t := range b.targets {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// streamTargets returns the targets whose streaming rate is measured: all
+// but pgveil-governed, whose rule has nothing to do with the streamed
+// query (it reads no table).
+func (b *bench) streamTargets() []*target {
+	var ts []*target
+	for _, t := range b.targets {
+		if t.name != targetPgveilGoverned {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // proxyCPU returns the CPU time t's proxy has used so far; 0 for direct
@@ -229,10 +267,10 @@ func (b *bench) streamSample(ctx context.Context, t *target, round int) {
 	}
 	s.add(res.rate(), err)
 	if err != nil {
-		b.logf("round %d/%d  stream    %-9s  failed: %v", round+1, b.cfg.streamRounds, t.name, firstLineOf(err))
+		b.logf("round %d/%d  stream    %-15s  failed: %v", round+1, b.cfg.streamRounds, t.name, firstLineOf(err))
 		return
 	}
-	b.logf("round %d/%d  stream    %-9s  %8.1f MB/s (%d rows, %.1f MB in %v)", round+1, b.cfg.streamRounds, t.name,
+	b.logf("round %d/%d  stream    %-15s  %8.1f MB/s (%d rows, %.1f MB in %v)", round+1, b.cfg.streamRounds, t.name,
 		res.rate()/1e6, res.rows, float64(res.bytes)/1e6, res.elapsed.Round(time.Millisecond))
 }
 
@@ -276,9 +314,10 @@ func (b *bench) report() *report {
 		cfg:      b.cfg,
 		res:      b.res,
 	}
-	for _, t := range b.targets {
-		if t.name == targetPgveil {
-			r.pgveilLog, r.pgveilLogTotal = logProblems(t.proc, 10)
+	for _, inst := range pgveilInstances {
+		if t := b.target(inst.name); t != nil {
+			lines, total := logProblems(t.proc, 10)
+			r.pgveilLogs = append(r.pgveilLogs, procLog{name: t.name, lines: lines, total: total})
 		}
 	}
 	return r

@@ -3,9 +3,13 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
 )
 
 // pgbench15Output is the report of pgbench 15.
@@ -109,5 +113,63 @@ func TestCommandLine(t *testing.T) {
 	want := `pgveil-bench --duration 5s --pgveil "/a b/pgveil"`
 	if got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestPgveilConfigsLoad loads the configuration of every pgveil process
+// with pgveil's own loader.
+func TestPgveilConfigsLoad(t *testing.T) {
+	t.Setenv(pgveilPasswordEnv, "secret")
+	verifier, err := scram.NewVerifier("bench-password", scram.DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := &target{host: "127.0.0.1", port: 5432, user: "postgres"}
+	for _, inst := range pgveilInstances {
+		t.Run(inst.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "pgveil.hcl")
+			conf := pgveilConfigText(inst, 6432, upstream, benchUser, verifier.String())
+			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, diags := policy.Load(path); diags.HasErrors() {
+				t.Fatalf("%v\n%s", diags, conf)
+			}
+			governs := strings.Contains(conf, `table "public.pgbench_accounts"`)
+			if governs != (inst.name == targetPgveilGoverned) {
+				t.Errorf("governs pgbench_accounts: %v", governs)
+			}
+		})
+	}
+}
+
+// TestGoalTableGoverned checks the targets of pgveil-governed: 0.9x
+// PgBouncer in simple mode, 1.0x in prepared mode.
+func TestGoalTableGoverned(t *testing.T) {
+	res := newResults()
+	set := func(target, mode string, tps float64) { res.tpsOf(target, mode).add(tps, nil) }
+	set(targetPgBouncer, modeSimple, 1000)
+	set(targetPgBouncer, modePrepared, 1000)
+	set(targetPgveilGoverned, modeSimple, 920)   // 0.92x: PASS
+	set(targetPgveilGoverned, modePrepared, 990) // 0.99x: MISS
+	r := &report{res: res}
+	want := map[string][2]string{
+		"pgveil-governed TPS vs pgbouncer, simple":   {">= 0.9x", "PASS"},
+		"pgveil-governed TPS vs pgbouncer, prepared": {">= 1.0x", "MISS"},
+		"pgveil TPS vs pgbouncer, simple":            {">= 1.0x", "n/a"},
+	}
+	found := 0
+	for _, row := range r.goalTable().rows {
+		w, ok := want[row[0]]
+		if !ok {
+			continue
+		}
+		found++
+		if row[1] != w[0] || row[3] != w[1] {
+			t.Errorf("%s: got %q %q, want %q %q", row[0], row[1], row[3], w[0], w[1])
+		}
+	}
+	if found != len(want) {
+		t.Errorf("found %d of the %d rows", found, len(want))
 	}
 }

@@ -15,11 +15,11 @@ import (
 	"github.com/pgveil/pgveil/internal/scram"
 )
 
-// pgveilConfig is pgveil's configuration: one user, the upstream account
-// read from the environment, and no governed table: pgbench's tables are
-// open (schema default allow), so this measures the proxy with every
-// statement still parsed and checked by the firewall (the rewrite cache
-// makes repeated statements nearly free).
+// pgveilConfig is the configuration of the "pgveil" target: one user, the
+// upstream account read from the environment, and no governed table:
+// pgbench's tables are open (schema default allow), so this measures the
+// proxy with every statement still parsed and checked by the firewall (the
+// rewrite cache makes repeated statements nearly free).
 const pgveilConfig = `listen {
   address  = "127.0.0.1:{{port}}"
   database = "{{db}}"
@@ -45,6 +45,58 @@ user "{{user}}" {
   roles    = ["bench"]
 }
 `
+
+// pgveilGovernedPolicy is added to pgveilConfig for the "pgveil-governed"
+// target: pgbench_accounts, the table pgbench -S reads, is governed, and a
+// row rule grants the bench role the rows of branches 1 to 5. Every
+// statement naming it is rewritten, the table becoming
+// (SELECT ... FROM public.pgbench_accounts WHERE bid <= 5), so that this
+// target measures the firewall's real work: rewrite, rewrite cache, and the
+// scoped subquery upstream. The other pgbench tables stay open (schema
+// default allow).
+const pgveilGovernedPolicy = `
+table "public.pgbench_accounts" {}
+
+rule "some_branches" {
+  tables = ["public.pgbench_accounts"]
+  roles  = ["bench"]
+  where  = "bid <= 5"
+}
+`
+
+// governedBranches is the highest branch id (bid) whose accounts the
+// some_branches rule of pgveilGovernedPolicy shows.
+const governedBranches = 5
+
+// pgveilInstance describes one pgveil process of the benchmark.
+type pgveilInstance struct {
+	// name is the target's name, and that of its directory in the work
+	// directory.
+	name string
+	// policy is HCL added to pgveilConfig.
+	policy string
+}
+
+// pgveilInstances are the pgveil processes the benchmark runs, in report
+// order.
+var pgveilInstances = []pgveilInstance{
+	{name: targetPgveil},
+	{name: targetPgveilGoverned, policy: pgveilGovernedPolicy},
+}
+
+// pgveilConfigText returns the configuration of inst, listening on port, in
+// front of upstream, for user authenticated by verifier.
+func pgveilConfigText(inst pgveilInstance, port int, upstream *target, user, verifier string) string {
+	return strings.NewReplacer(
+		"{{port}}", fmt.Sprint(port),
+		"{{db}}", benchDatabase,
+		"{{pgaddr}}", fmt.Sprintf("%s:%d", upstream.host, upstream.port),
+		"{{pguser}}", upstream.user,
+		"{{pwenv}}", pgveilPasswordEnv,
+		"{{user}}", user,
+		"{{verifier}}", verifier,
+	).Replace(pgveilConfig + inst.policy)
+}
 
 // pgveilPasswordEnv names the variable that carries the upstream password
 // to pgveil, so that it is never written to disk.
@@ -97,34 +149,26 @@ func buildPgveil(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// startPgveil writes pgveil's configuration into a new directory of
+// startPgveil writes the configuration of inst into a new directory of
 // workDir and runs `pgveil serve` in front of upstream, for clients logging
 // in as user with password.
-func startPgveil(ctx context.Context, bin, workDir string, upstream *target, user, password string, gomaxprocs int) (*target, error) {
-	dir := filepath.Join(workDir, "pgveil")
+func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, upstream *target, user, password string, gomaxprocs int) (*target, error) {
+	dir := filepath.Join(workDir, inst.name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pgveil directory: %w", err)
+		return nil, fmt.Errorf("%s directory: %w", inst.name, err)
 	}
 	verifier, err := scram.NewVerifier(password, scram.DefaultIterations)
 	if err != nil {
-		return nil, fmt.Errorf("pgveil user verifier: %w", err)
+		return nil, fmt.Errorf("%s user verifier: %w", inst.name, err)
 	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	conf := strings.NewReplacer(
-		"{{port}}", fmt.Sprint(port),
-		"{{db}}", benchDatabase,
-		"{{pgaddr}}", fmt.Sprintf("%s:%d", upstream.host, upstream.port),
-		"{{pguser}}", upstream.user,
-		"{{pwenv}}", pgveilPasswordEnv,
-		"{{user}}", user,
-		"{{verifier}}", verifier.String(),
-	).Replace(pgveilConfig)
+	conf := pgveilConfigText(inst, port, upstream, user, verifier.String())
 	confPath := filepath.Join(dir, "pgveil.hcl")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, fmt.Errorf("write pgveil configuration: %w", err)
+		return nil, fmt.Errorf("write %s configuration: %w", inst.name, err)
 	}
 
 	cmd := exec.Command(bin, "serve", "--config", confPath, "--log-level", "warn")
@@ -134,16 +178,49 @@ func startPgveil(ctx context.Context, bin, workDir string, upstream *target, use
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", gomaxprocs))
 	}
 	cmd.Env = childEnv(env...)
-	proc, err := startChild("pgveil", cmd, filepath.Join(dir, "pgveil.log"), nil)
+	proc, err := startChild(inst.name, cmd, filepath.Join(dir, "pgveil.log"), nil)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{name: targetPgveil, host: "127.0.0.1", port: port, user: user, password: password, proc: proc}
+	t := &target{name: inst.name, host: "127.0.0.1", port: port, user: user, password: password, proc: proc}
 	if err := t.waitReady(ctx, 15*time.Second); err != nil {
 		_ = stopPgveil(t)
-		return nil, fmt.Errorf("start pgveil: %w", err)
+		return nil, fmt.Errorf("start %s: %w", inst.name, err)
 	}
 	return t, nil
+}
+
+// checkGoverned makes sure the row rule of pgveilGovernedPolicy is in
+// force at t: of the first and the last account of a pgbench database of
+// the given scale (pgbench gives account aid the branch (aid-1)/100000+1),
+// only those of branches 1 to governedBranches may be counted. A target
+// that showed every row would measure nothing but the proxy.
+func checkGoverned(ctx context.Context, t *target, scale int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := t.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	last := scale * 100000
+	want := 1 // aid 1 is in branch 1
+	if scale <= governedBranches {
+		want = 2 // the last account is in a visible branch too
+	}
+	q := fmt.Sprintf("SELECT count(*) FROM pgbench_accounts WHERE aid IN (1, %d)", last)
+	results, err := conn.Exec(ctx, q).ReadAll()
+	if err != nil {
+		return fmt.Errorf("check the row rule through %s: %s: %w", t.name, q, err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 1 {
+		return fmt.Errorf("check the row rule through %s: %s: unexpected result shape", t.name, q)
+	}
+	if got := string(results[0].Rows[0][0]); got != fmt.Sprint(want) {
+		return fmt.Errorf("check the row rule through %s: %s returned %s, want %d: the rule %q is not in force",
+			t.name, q, got, want, "bid <= "+fmt.Sprint(governedBranches))
+	}
+	return nil
 }
 
 // stopPgveil shuts pgveil down gracefully (SIGTERM), killing it when it

@@ -8,11 +8,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Names of the three paths to the database, in report order.
+// Names of the paths to the database, in report order. pgveil runs twice:
+// "pgveil" governs no table (the proxy and the firewall's parse and check),
+// "pgveil-governed" governs pgbench_accounts with a row rule (the rewrite
+// too).
 const (
-	targetDirect    = "direct"
-	targetPgBouncer = "pgbouncer"
-	targetPgveil    = "pgveil"
+	targetDirect         = "direct"
+	targetPgBouncer      = "pgbouncer"
+	targetPgveil         = "pgveil"
+	targetPgveilGoverned = "pgveil-governed"
 )
 
 // benchDatabase is the database every target serves.

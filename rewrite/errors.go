@@ -52,3 +52,11 @@ type UnknownRelationError struct {
 func (e *UnknownRelationError) Error() string {
 	return fmt.Sprintf("relation %q does not exist", e.Name)
 }
+
+// denySyntax builds a refusal of a statement pgveil will not pass on as
+// written (42601).
+func denySyntax(format string, args ...any) *Refused {
+	r := deny("syntax", format, args...)
+	r.Code = CodeSyntaxError
+	return r
+}

@@ -90,6 +90,19 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.function(v.FuncCall)
 	case *pg_query.Node_AExpr:
 		w.operator(v.AExpr.Name)
+	case *pg_query.Node_ParamRef:
+		// $0 does not exist, and pg_query deparses it as "?".
+		if v.ParamRef.Number < 1 {
+			w.err = denySyntax("there is no parameter $%d", v.ParamRef.Number)
+			return
+		}
+	case *pg_query.Node_AIndirection:
+		// A field or subscript of a bare constant, (0).a: pg_query
+		// deparses it without its parentheses, a different statement.
+		if v.AIndirection.Arg.GetAConst() != nil {
+			w.err = denySyntax("a field or subscript of a constant is not supported")
+			return
+		}
 	case *pg_query.Node_RangeTableSample:
 		if rv, ok := v.RangeTableSample.Relation.GetNode().(*pg_query.Node_RangeVar); ok {
 			if rel, err := w.resolve(rv.RangeVar); err == nil && rel != nil && w.access(rel).Mode == Governed {
@@ -354,7 +367,7 @@ func (w *walker) functionSchema(name string) string {
 // operator refuses operators qualified with a schema other than
 // pg_catalog: they name user-defined functions.
 func (w *walker) operator(name []*pg_query.Node) {
-	if len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
+	if len(name) > 2 || len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
 		w.err = deny("function", "operators outside pg_catalog are not allowed")
 	}
 }

@@ -60,15 +60,21 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(del.ReturningList, del.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
-		where, err := w.scopedRows(del.Relation, del.WhereClause, rel, acc)
-		if err != nil {
-			return err
+		// The WITH names are in scope for the WHERE and RETURNING, as
+		// PostgreSQL resolves them.
+		var err error
+		w.withScope(del.WithClause, func() {
+			var where *pg_query.Node
+			if where, err = w.scopedRows(del.Relation, del.WhereClause, rel, acc); err != nil {
+				return
+			}
+			del.WhereClause = where
+			err = w.walkList(del.ReturningList)
+		})
+		if w.err != nil {
+			return w.err
 		}
-		del.WhereClause = where
-		if err := w.walkWithCTEs(del.WithClause); err != nil {
-			return err
-		}
-		return w.walkList(del.ReturningList)
+		return err
 
 	case *pg_query.Node_UpdateStmt:
 		upd := s.UpdateStmt
@@ -96,38 +102,26 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(values, upd.Relation, acc, "SET"); err != nil {
 			return err
 		}
-		where, err := w.scopedRows(upd.Relation, upd.WhereClause, rel, acc)
-		if err != nil {
-			return err
+		var err error
+		w.withScope(upd.WithClause, func() {
+			var where *pg_query.Node
+			if where, err = w.scopedRows(upd.Relation, upd.WhereClause, rel, acc); err != nil {
+				return
+			}
+			// SET values are walked before the WHERE is replaced by the
+			// subquery, which holds rewritten relations already.
+			if err = w.walkList(values); err != nil {
+				return
+			}
+			upd.WhereClause = where
+			err = w.walkList(upd.ReturningList)
+		})
+		if w.err != nil {
+			return w.err
 		}
-		// SET values are walked before the WHERE is replaced by the
-		// subquery, which holds rewritten relations already.
-		if err := w.walkList(values); err != nil {
-			return err
-		}
-		upd.WhereClause = where
-		if err := w.walkWithCTEs(upd.WithClause); err != nil {
-			return err
-		}
-		return w.walkList(upd.ReturningList)
+		return err
 	}
 	return deny("write_governed", "%s on the governed table %s is not supported", k, rel.QName)
-}
-
-// walkWithCTEs checks the CTEs of a write. They are walked as queries of
-// their own (a data-modifying CTE is a write the walker checks too).
-func (w *walker) walkWithCTEs(wc *pg_query.WithClause) error {
-	if wc == nil {
-		return nil
-	}
-	for _, c := range wc.Ctes {
-		if cte := c.GetCommonTableExpr(); cte != nil {
-			if err := w.walkQuery(cte.Ctequery); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // scopedRows returns the WHERE of an UPDATE or DELETE on target: its row

@@ -2,15 +2,10 @@ package proxy_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -26,6 +21,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/internal/testcert"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
@@ -240,29 +236,8 @@ func noLeaks(t *testing.T) {
 // selfSigned returns a fresh certificate for 127.0.0.1 and localhost.
 func selfSigned(t testing.TB) (tls.Certificate, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pgveil test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
+	c := testcert.New(t)
+	return c, c.Leaf
 }
 
 // writeCert writes the certificate of c as PEM and returns the path.

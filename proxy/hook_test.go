@@ -108,31 +108,7 @@ func TestStatementHook(t *testing.T) {
 		_ = pl.Sync()
 		pl.SendQueryParams("SELECT 4", nil, nil, nil, nil)
 		_ = pl.Sync()
-		var got []string
-		for syncs := 0; syncs < 2; {
-			res, err := pl.GetResults()
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) {
-				got = append(got, "error "+pgErr.Code)
-				continue
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			switch r := res.(type) {
-			case *pgconn.PipelineSync:
-				got = append(got, "sync")
-				syncs++
-			case *pgconn.ResultReader:
-				rr := r.Read()
-				if errors.As(rr.Err, &pgErr) {
-					got = append(got, "error "+pgErr.Code)
-				} else {
-					got = append(got, "row "+string(rr.Rows[0][0]))
-				}
-			case nil:
-				t.Fatalf("results ended early: %v", got)
-			}
-		}
+		got := pipelineOutcomes(t, pl, 2)
 		if want := "row 1,error 42501,sync,row 4,sync"; strings.Join(got, ",") != want {
 			t.Fatalf("got %v, want %s", got, want)
 		}

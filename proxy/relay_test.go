@@ -105,35 +105,7 @@ func TestPipelining(t *testing.T) {
 		pl.SendQueryParams("SELECT 4", nil, nil, nil, nil)
 		_ = pl.Sync()
 
-		// Collect what each result turned out to be, up to the second Sync.
-		var got []string
-		for syncs := 0; syncs < 2; {
-			res, err := pl.GetResults()
-			var pgErr *pgconn.PgError
-			switch {
-			case errors.As(err, &pgErr):
-				got = append(got, "error "+pgErr.Code)
-				continue
-			case err != nil:
-				t.Fatal(err)
-			}
-			switch r := res.(type) {
-			case *pgconn.PipelineSync:
-				got = append(got, "sync")
-				syncs++
-			case *pgconn.ResultReader:
-				rr := r.Read()
-				if errors.As(rr.Err, &pgErr) {
-					got = append(got, "error "+pgErr.Code)
-				} else if rr.Err != nil {
-					t.Fatal(rr.Err)
-				} else {
-					got = append(got, "row "+string(rr.Rows[0][0]))
-				}
-			case nil:
-				t.Fatalf("results ended early: %v", got)
-			}
-		}
+		got := pipelineOutcomes(t, pl, 2)
 		if want := "row 1,error 22012,sync,row 4,sync"; strings.Join(got, ",") != want {
 			t.Fatalf("got %v, want %s", got, want)
 		}
@@ -399,4 +371,39 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("statement was cancelled by a forged key: %v", err)
 		}
 	})
+}
+
+// pipelineOutcomes reads a pipeline's results up to its syncs-th Sync and
+// names each: "row <first value>", "error <SQLSTATE>" or "sync".
+func pipelineOutcomes(t *testing.T, pl *pgconn.Pipeline, syncs int) []string {
+	t.Helper()
+	var got []string
+	for seen := 0; seen < syncs; {
+		res, err := pl.GetResults()
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr):
+			got = append(got, "error "+pgErr.Code)
+			continue
+		case err != nil:
+			t.Fatal(err)
+		}
+		switch r := res.(type) {
+		case *pgconn.PipelineSync:
+			got = append(got, "sync")
+			seen++
+		case *pgconn.ResultReader:
+			rr := r.Read()
+			if errors.As(rr.Err, &pgErr) {
+				got = append(got, "error "+pgErr.Code)
+			} else if rr.Err != nil {
+				t.Fatal(rr.Err)
+			} else {
+				got = append(got, "row "+string(rr.Rows[0][0]))
+			}
+		case nil:
+			t.Fatalf("results ended early: %v", got)
+		}
+	}
+	return got
 }

@@ -8,18 +8,16 @@ import (
 
 // SQLSTATE codes pgveil sends itself.
 const (
-	CodeInsufficientPrivilege   = "42501"
-	CodeSyntaxError             = "42601"
-	CodeProtocolViolation       = "08P01"
-	CodeConnectionFailure       = "08006"
-	CodeCannotConnect           = "08001"
-	CodeInvalidAuthorization    = "28000"
-	CodeInvalidPassword         = "28P01"
-	CodeInvalidCatalogName      = "3D000"
-	CodeFeatureNotSupported     = "0A000"
-	CodeAdminShutdown           = "57P01"
-	CodeTooManyConnections      = "53300"
-	CodeCharacterNotInRepertory = "22021"
+	CodeInsufficientPrivilege = "42501"
+	CodeSyntaxError           = "42601"
+	CodeProtocolViolation     = "08P01"
+	CodeConnectionFailure     = "08006"
+	CodeCannotConnect         = "08001"
+	CodeInvalidAuthorization  = "28000"
+	CodeInvalidPassword       = "28P01"
+	CodeInvalidCatalogName    = "3D000"
+	CodeFeatureNotSupported   = "0A000"
+	CodeAdminShutdown         = "57P01"
 )
 
 // Refusal is the error a Rewriter returns to refuse a statement: the client
@@ -101,7 +99,7 @@ func (e *clientError) Error() string {
 
 func (e *clientError) Unwrap() error { return e.cause }
 
-// fatalf returns a clientError with a FATAL response.
+// fatalErr returns a clientError with a FATAL response.
 func fatalErr(code, msg, hint string, cause error) *clientError {
 	return &clientError{resp: fatal(code, msg, hint), cause: cause}
 }

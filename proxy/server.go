@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +64,6 @@ type Server struct {
 	// salt would change while a real user's does not); see mockSecret.
 	mockSecret []byte
 	cancels    cancelRegistry
-	nextID     atomic.Uint64
 
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds

@@ -114,7 +114,7 @@ type sessionEnd struct {
 	err error
 	// cancelRunning asks the upstream to cancel a running statement first.
 	cancelRunning bool
-	// level is the log level of the end.
+	// warn logs the end as a warning rather than as information.
 	warn bool
 }
 

@@ -57,7 +57,6 @@ var deniedFunctionPrefixes = map[string]string{
 	"pg_drop_replication_slot": "server_control",
 	"pg_replication_":          "server_control",
 	"pg_file_":                 "files",
-	"dblink":                   "query_text",
 }
 
 // deniedFunction returns the firewall rule refusing pg_catalog function

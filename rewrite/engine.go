@@ -11,6 +11,9 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
 
+// maxCachedText is the longest statement text the rewrite cache keeps.
+const maxCachedText = 64 << 10
+
 // PolicyFunc returns the compiled policy of a login.
 type PolicyFunc func(login string) (Policy, error)
 
@@ -79,6 +82,14 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		e.hits.Add(1)
 		return c.sql, c.err
 	}
+	// NOTE: the cache keeps texts up to maxCachedText only: its memory is
+	// bounded by entries × that size, whatever clients send.
+	cacheable := len(text) <= maxCachedText
+	// NOTE: the complexity guard runs before anything hands the text to
+	// pg_query's C parser, normalisation included.
+	if why := tooComplex(text); why != "" {
+		return "", deny("complexity", "%s", why)
+	}
 	// A statement that differs from one forwarded unchanged only in its
 	// constants is forwarded unchanged too. pg_query's normalisation
 	// replaces exactly the constants the parser saw with $n and keeps
@@ -90,25 +101,23 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// NOTE: only "forward unchanged" is shared this way; a rewrite
 	// depends on the constants (they are pushed into the subquery) and
 	// a refusal's message may quote them.
-	// NOTE: the complexity guard runs before anything hands the text to
-	// pg_query's C parser, normalisation included.
 	var shapeKey string
-	if tooComplex(text) != "" {
-		// Rewrite refuses it below, without parsing.
-	} else if norm, err := pg_query.Normalize(text); err == nil && norm != text {
-		shapeKey = p.Key() + "\x00shape\x00" + norm
-		if _, ok := e.cache.get(shapeKey); ok {
-			e.hits.Add(1)
-			return text, nil
+	if cacheable {
+		if norm, err := pg_query.Normalize(text); err == nil && norm != text {
+			shapeKey = p.Key() + "\x00shape\x00" + norm
+			if _, ok := e.cache.get(shapeKey); ok {
+				e.hits.Add(1)
+				return text, nil
+			}
 		}
 	}
 	e.misses.Add(1)
 	cat := e.catalog.Load()
-	res, err := Rewrite(text, cat, p)
+	res, err := rewriteGuarded(text, cat, p)
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
 		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
-			res, err = Rewrite(text, fresh, p)
+			res, err = rewriteGuarded(text, fresh, p)
 		}
 	}
 	c := cached{}
@@ -124,7 +133,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		c.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "rewrite", Message: "pgveil refused the statement"}
 	}
 	// Unknown relations are not cached: the table may appear later.
-	if unknown == nil {
+	if unknown == nil && cacheable {
 		e.cache.put(key, c)
 		if shapeKey != "" && c.err == nil && !res.Rewritten {
 			e.cache.put(shapeKey, cached{})

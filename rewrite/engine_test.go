@@ -60,3 +60,18 @@ func TestEngine(t *testing.T) {
 		}
 	})
 }
+
+func TestEngineDoesNotCacheHugeTexts(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	huge := "SELECT '" + strings.Repeat("x", 100<<10) + "'"
+	for i := 0; i < 2; i++ {
+		if _, err := e.Rewrite(context.Background(), "marie", 'Q', huge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits, misses := e.CacheStats(); hits != 0 || misses != 2 {
+		t.Fatalf("hits %d, misses %d: a 100 KiB text was cached", hits, misses)
+	}
+}

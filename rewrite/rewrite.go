@@ -34,6 +34,11 @@ func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 	if why := tooComplex(sql); why != "" {
 		return nil, deny("complexity", "%s", why)
 	}
+	return rewriteGuarded(sql, cat, p)
+}
+
+// rewriteGuarded is Rewrite for a text tooComplex has passed.
+func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}

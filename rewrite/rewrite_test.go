@@ -207,3 +207,23 @@ func runCases(t *testing.T, cat *rewrite.Catalog, p rewrite.Policy, cases []rewr
 		})
 	}
 }
+
+func TestFunctionOverloadsOutsidePgCatalog(t *testing.T) {
+	base := demoCatalog(t)
+	cat := *base
+	cat.Functions = map[string]map[string]bool{}
+	for s, fs := range base.Functions {
+		cat.Functions[s] = fs
+	}
+	// A DBA's public.lower(integer) would win over pg_catalog.lower(text)
+	// for lower(5): an unqualified call may reach it.
+	cat.Functions["public"] = map[string]bool{"lower": true}
+	_, err := rewrite.Rewrite("SELECT lower(5)", &cat, marie(t))
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "function" {
+		t.Fatalf("want a refusal by rule function, got %v", err)
+	}
+	if _, err := rewrite.Rewrite("SELECT pg_catalog.lower('A')", &cat, marie(t)); err != nil {
+		t.Fatalf("a qualified pg_catalog call is refused: %v", err)
+	}
+}

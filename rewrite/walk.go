@@ -15,6 +15,8 @@ import (
 type walker struct {
 	cat *Catalog
 	pol Policy
+	// path is the effective search path (see effectivePath).
+	path []string
 	// ctes is the stack of CTE names visible at the current query level,
 	// innermost last.
 	ctes []map[string]bool
@@ -40,7 +42,7 @@ type walker struct {
 
 func newWalker(cat *Catalog, p Policy) *walker {
 	return &walker{
-		cat: cat, pol: p,
+		cat: cat, pol: p, path: effectivePath(cat.SearchPath),
 		accessCache: map[*Relation]Access{},
 		tables:      map[string]bool{}, rules: map[string]bool{}, masked: map[string]bool{},
 	}
@@ -248,7 +250,7 @@ func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 	if w.isCTE(rv.Relname) {
 		return nil, nil
 	}
-	for _, schema := range w.searchPath() {
+	for _, schema := range w.path {
 		if rel := w.cat.Relations[QName{schema, rv.Relname}]; rel != nil {
 			return rel, nil
 		}
@@ -256,15 +258,15 @@ func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 	return nil, &UnknownRelationError{Name: rv.Relname}
 }
 
-// searchPath is the effective search path: pg_catalog first unless the
-// pinned path places it.
-func (w *walker) searchPath() []string {
-	for _, s := range w.cat.SearchPath {
+// effectivePath is the search path PostgreSQL uses: pg_catalog first
+// unless the pinned path places it.
+func effectivePath(path []string) []string {
+	for _, s := range path {
 		if s == "pg_catalog" {
-			return w.cat.SearchPath
+			return path
 		}
 	}
-	return append([]string{"pg_catalog"}, w.cat.SearchPath...)
+	return append([]string{"pg_catalog"}, path...)
 }
 
 // access returns how rel is governed for the user, with the firewall's
@@ -336,7 +338,27 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		return
 	}
 	if schema == "" {
-		schema = w.functionSchema(name)
+		// PostgreSQL picks among the functions of that name in every
+		// schema of the path, by argument types: a function in another
+		// schema may win over pg_catalog's for some arguments. Each such
+		// schema must be allowed, not only the first.
+		schemas := w.functionSchemas(name)
+		if len(schemas) == 0 {
+			w.err = deny("function", "the function %s is not allowed by the policy", name)
+			return
+		}
+		for _, s := range schemas {
+			if s == "pg_catalog" {
+				if rule := deniedFunction(name); rule != "" {
+					w.err = deny(rule, "the function %s is not allowed", name)
+					return
+				}
+			} else if !w.pol.AllowFunction(s, name) {
+				w.err = deny("function", "the function %s is not allowed by the policy (%s.%s may be called)", name, s, name)
+				return
+			}
+		}
+		return
 	}
 	if schema == "pg_catalog" {
 		if rule := deniedFunction(name); rule != "" {
@@ -353,15 +375,16 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	}
 }
 
-// functionSchema resolves an unqualified function name along the search
-// path; "" when no schema has it.
-func (w *walker) functionSchema(name string) string {
-	for _, s := range w.searchPath() {
+// functionSchemas lists the schemas of the search path that hold a
+// function named name.
+func (w *walker) functionSchemas(name string) []string {
+	var out []string
+	for _, s := range w.path {
 		if w.cat.Functions[s][name] {
-			return s
+			out = append(out, s)
 		}
 	}
-	return ""
+	return out
 }
 
 // operator refuses operators qualified with a schema other than

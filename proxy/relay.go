@@ -206,7 +206,12 @@ func (ss *session) rewrite(st *Statement) (string, error) {
 	}
 	out, err := ss.srv.rewriter.Rewrite(ss.ctx, &ss.info, st)
 	if err != nil {
-		ss.log.Info("statement refused", zap.String("sql", st.Text), zap.Error(err))
+		// The text may hold personal data in its literals: it is logged at
+		// debug level only (the audit trail will record it, redactable).
+		ss.log.Info("statement refused", zap.Error(err))
+		if ce := ss.log.Check(zap.DebugLevel, "refused statement text"); ce != nil {
+			ce.Write(zap.String("sql", st.Text))
+		}
 		return "", err
 	}
 	if strings.IndexByte(out, 0) >= 0 {

@@ -222,7 +222,23 @@ func (p *UserPolicy) roleList() string {
 // AllowFunction reports whether one of the user's roles lists the
 // function schema.name.
 func (p *UserPolicy) AllowFunction(schema, name string) bool {
+	if schema == "information_schema" && informationSchemaHelpers[name] {
+		return true
+	}
 	return p.functions[schema+"."+name]
+}
+
+// informationSchemaHelpers are the functions PostgreSQL defines in
+// information_schema for its own views. Drivers call them directly in
+// their metadata queries (PgJDBC's getPrimaryKeys and getIndexInfo use
+// _pg_expandarray; DBeaver and DataGrip the type helpers). Each is a pure
+// function of its arguments or of pg_catalog rows; none reads a user
+// table, so every user may call them, as any pg_catalog function.
+var informationSchemaHelpers = map[string]bool{
+	"_pg_expandarray": true, "_pg_index_position": true, "_pg_truetypid": true, "_pg_truetypmod": true,
+	"_pg_char_max_length": true, "_pg_char_octet_length": true, "_pg_numeric_precision": true,
+	"_pg_numeric_precision_radix": true, "_pg_numeric_scale": true, "_pg_datetime_precision": true,
+	"_pg_interval_type": true,
 }
 
 // Relation returns how rel is governed for the user:

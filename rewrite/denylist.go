@@ -88,7 +88,12 @@ func deniedCatalogRelation(name string) string {
 		name == "pg_ident_file_rules" || name == "pg_authid" || name == "pg_shadow" || name == "pg_user_mappings" ||
 		name == "pg_cursors" || name == "pg_prepared_statements":
 		return "server_state"
-	case name == "pg_sequences" || name == "pg_sequence":
+	case name == "pg_sequences":
+		// Its last_value is the highest number a sequence handed out: a
+		// count of the rows of the table it numbers. The catalog table
+		// pg_sequence holds only each sequence's definition (start,
+		// increment, bounds, cache, cycle), as CREATE SEQUENCE gave it;
+		// SQLAlchemy's column reflection reads it for identity columns.
 		return "sequences"
 	}
 	return ""

@@ -30,6 +30,7 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 	alias := rv.Alias
 	if alias == nil {
 		alias = &pg_query.Alias{Aliasname: rv.Relname}
+		w.unqualifyColumnRefs(rel.Schema, rv.Relname)
 	}
 	inner := w.scopedSelect(rel, acc, rv.Inh, false, w.pushDown(alias, rel, acc))
 	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{

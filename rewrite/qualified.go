@@ -1,0 +1,88 @@
+package rewrite
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// unqualifyColumnRefs rewrites the column references of the SELECT being
+// walked that name a governed relation with its schema, schema.rel.col
+// and schema.rel.*, into rel.col and rel.*, before the relation's FROM
+// item (rv, without an alias) becomes a subquery aliased rel: PostgreSQL
+// resolves a schema-qualified reference only against a table, never
+// against a subquery's alias, and would answer "invalid reference to
+// FROM-clause entry". SQLAlchemy writes such references for every Table
+// declared with a schema (Superset, pandas.read_sql_table), as do other
+// query builders.
+//
+// The rewrite keeps the meaning: both forms resolve to the innermost FROM
+// item named rel. Nested SELECTs that bring a FROM item of that name of
+// their own other than the relation itself (an alias, another schema's
+// table) are left alone, since there the short form would bind to it.
+func (w *walker) unqualifyColumnRefs(schema, rel string) {
+	if len(w.selects) == 0 {
+		return
+	}
+	top := w.selects[len(w.selects)-1]
+	unqualifyIn(top.ProtoReflect(), schema, rel, top)
+}
+
+// unqualifyIn walks m, shortening schema.rel.x references; self is the
+// SELECT the relation's FROM item belongs to.
+func unqualifyIn(m protoreflect.Message, schema, rel string, self *pg_query.SelectStmt) {
+	switch v := m.Interface().(type) {
+	case *pg_query.ColumnRef:
+		if len(v.Fields) == 3 && v.Fields[0].GetString_().GetSval() == schema && v.Fields[1].GetString_().GetSval() == rel {
+			v.Fields = v.Fields[1:]
+		}
+		return
+	case *pg_query.SelectStmt:
+		if v != self && shadows(v, schema, rel) {
+			return
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		if fd.IsList() {
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				unqualifyIn(l.Get(i).Message(), schema, rel, self)
+			}
+			return true
+		}
+		unqualifyIn(val.Message(), schema, rel, self)
+		return true
+	})
+}
+
+// shadows reports whether the FROM list of s (joins included) has an item
+// called rel that is not schema.rel itself without an alias.
+func shadows(s *pg_query.SelectStmt, schema, rel string) bool {
+	found := false
+	var visit func(n *pg_query.Node)
+	visit = func(n *pg_query.Node) {
+		switch f := n.GetNode().(type) {
+		case *pg_query.Node_RangeVar:
+			rv := f.RangeVar
+			if rv.Alias != nil {
+				found = found || rv.Alias.Aliasname == rel
+			} else if rv.Relname == rel && rv.Schemaname != "" && rv.Schemaname != schema {
+				found = true
+			}
+		case *pg_query.Node_RangeSubselect:
+			found = found || f.RangeSubselect.Alias != nil && f.RangeSubselect.Alias.Aliasname == rel
+		case *pg_query.Node_RangeFunction:
+			found = found || f.RangeFunction.Alias != nil && f.RangeFunction.Alias.Aliasname == rel
+		case *pg_query.Node_JoinExpr:
+			found = found || f.JoinExpr.Alias != nil && f.JoinExpr.Alias.Aliasname == rel
+			visit(f.JoinExpr.Larg)
+			visit(f.JoinExpr.Rarg)
+		}
+	}
+	for _, n := range s.FromClause {
+		visit(n)
+	}
+	return found
+}

@@ -1,0 +1,181 @@
+package audit
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendSigned appends e as a line without its end: every field up to
+// and including prev, the bytes the MAC covers. Fields come in a fixed
+// order and zero fields are left out, so that a record always encodes
+// to the same bytes.
+func appendSigned(b []byte, e *Entry) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendStringField(b, "event", e.Event)
+	b = appendStringField(b, "session", e.Session)
+	b = appendStringField(b, "user", e.User)
+	b = appendListField(b, "roles", e.Roles)
+	b = appendStringField(b, "client", e.Client)
+	b = appendStringField(b, "application_name", e.ApplicationName)
+	b = appendStringField(b, "database", e.Database)
+	b = appendStringField(b, "kind", e.Kind)
+	b = appendStringField(b, "sql", e.SQL)
+	b = appendStringField(b, "fingerprint", e.Fingerprint)
+	b = appendStringField(b, "rewritten", e.Rewritten)
+	b = appendStringField(b, "rewritten_sha256", e.RewrittenSHA256)
+	b = appendListField(b, "tables", e.Tables)
+	b = appendListField(b, "rules", e.Rules)
+	b = appendListField(b, "columns", e.Columns)
+	b = appendListField(b, "masked", e.Masked)
+	b = appendStringField(b, "decision", e.Decision)
+	b = appendStringField(b, "reason", e.Reason)
+	b = appendStringField(b, "sqlstate", e.SQLState)
+	b = appendStringField(b, "message", e.Message)
+	b = appendIntField(b, "rows", e.Rows)
+	b = appendIntField(b, "bytes", e.Bytes)
+	if e.Duration != 0 {
+		b = append(b, `,"duration_ms":`...)
+		b = appendMilliseconds(b, e.Duration)
+	}
+	b = appendStringField(b, "upstream_error", e.UpstreamError)
+	b = appendStringField(b, "policy_version", e.PolicyVersion)
+	b = appendStringField(b, "old_policy_version", e.OldPolicyVersion)
+	b = appendIntField(b, "count", e.Count)
+	b = append(b, `,"prev":"`...)
+	b = append(b, e.Prev...)
+	b = append(b, '"')
+	return b
+}
+
+// macField separates the signed part of a line from its MAC.
+const macField = `,"mac":"`
+
+// appendLineEnd appends the MAC field, the closing brace and the newline.
+func appendLineEnd(b []byte, mac string) []byte {
+	b = append(b, macField...)
+	b = append(b, mac...)
+	return append(b, "\"}\n"...)
+}
+
+// appendStringField appends ,"name":"value" unless value is empty.
+func appendStringField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, value)
+}
+
+// appendListField appends ,"name":[…] unless the list is empty.
+func appendListField(b []byte, name string, values []string) []byte {
+	if len(values) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, `":[`...)
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendIntField appends ,"name":n unless n is zero.
+func appendIntField(b []byte, name string, n int64) []byte {
+	if n == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, n, 10)
+}
+
+// appendMilliseconds appends d in milliseconds as an exact decimal:
+// 1500000ns is 1.5, 1ns is 0.000001.
+func appendMilliseconds(b []byte, d time.Duration) []byte {
+	u := uint64(d)
+	if d < 0 {
+		b = append(b, '-')
+		u = -u
+	}
+	b = strconv.AppendUint(b, u/1e6, 10)
+	frac := u % 1e6
+	if frac == 0 {
+		return b
+	}
+	digits := []byte{'.', '0', '0', '0', '0', '0', '0'}
+	for i := 6; i > 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := len(digits)
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(b, digits[:end]...)
+}
+
+// hexDigits are the digits of \u escapes.
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does; control characters, U+2028 and U+2029 are
+// escaped; nothing else is (no HTML escaping).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

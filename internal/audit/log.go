@@ -1,0 +1,269 @@
+package audit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxBatch is the size past which the writer stops collecting queued
+// lines and writes them.
+const maxBatch = 1 << 20
+
+// Retry delays after a failed write: doubling from the first to the last.
+const (
+	firstRetryDelay = 10 * time.Millisecond
+	maxRetryDelay   = 5 * time.Second
+)
+
+// closeGiveUp is how long, once Close was called, the writer keeps
+// retrying a failing write before it gives the remaining records up; a
+// variable for tests.
+var closeGiveUp = 10 * time.Second
+
+// Stats are a Log's counters, for metrics.
+type Stats struct {
+	// Queued is the number of records waiting in the queue.
+	Queued int
+	// Written counts the records written (dropped-records notices
+	// included).
+	Written uint64
+	// Dropped counts the records lost: dropped because the queue was full
+	// (drop mode), or given up at Close after write errors.
+	Dropped uint64
+}
+
+// Log is an open audit trail. Write and Stats are safe for concurrent
+// use; one goroutine, started by Open and ended by Close, writes.
+type Log struct {
+	// o are the options, defaults filled in.
+	o Options
+	// queue carries records from Write to the writer goroutine.
+	queue chan *Record
+	// mu orders Write against Close: Write sends with mu read-locked,
+	// Close closes queue with mu locked, so that no send ever hits a
+	// closed channel.
+	mu sync.RWMutex
+	// closed is set by Close, under mu.
+	closed bool
+	// closing is set as soon as Close is called, before it waits for mu:
+	// from then on the writer gives up on a failing disk after
+	// closeGiveUp.
+	closing atomic.Bool
+	// closeOnce makes Close idempotent.
+	closeOnce sync.Once
+	// done is closed when the writer goroutine has finished.
+	done chan struct{}
+	// closeErr is the writer's final error.
+	// NOTE: written by the writer goroutine before it closes done.
+	closeErr error
+	// written, dropped count records written and lost.
+	written, dropped atomic.Uint64
+	// pendingDrops counts records dropped since the writer last noted
+	// them in a dropped record.
+	pendingDrops atomic.Int64
+
+	// w is the writer goroutine's state.
+	// NOTE: only the writer goroutine (and Open, before starting it) uses
+	// w.
+	w *writer
+}
+
+// Open opens the audit trail o.File, resuming the chain from the last
+// record of the existing file (or of the newest rotated file when the
+// current one holds none), and starts the writer goroutine. Close must
+// be called to write out the queue and stop the goroutine.
+func Open(o Options) (*Log, error) {
+	return open(o, nil)
+}
+
+// open is Open with a replacement for (*os.File).Write, for tests.
+func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	l := &Log{
+		o:     o,
+		queue: make(chan *Record, o.QueueSize),
+		done:  make(chan struct{}),
+	}
+	w := &writer{
+		o:         &l.o,
+		log:       l.o.Logger,
+		chain:     newChain(o.Key),
+		cache:     newTextCache(),
+		prev:      zeroMAC,
+		closing:   &l.closing,
+		written:   &l.written,
+		dropped:   &l.dropped,
+		writeFile: writeFile,
+	}
+	if w.writeFile == nil {
+		w.writeFile = (*os.File).Write
+	}
+	if o.File == "-" {
+		w.out = o.Stdout
+	} else if err := w.openFile(); err != nil {
+		return nil, err
+	}
+	l.w = w
+	go l.run()
+	return l, nil
+}
+
+// Write enqueues r. In block mode it waits while the queue is full; in
+// drop mode it drops r instead and counts it. It sets r.Time to the
+// current time when zero. Write on a nil or closed Log does nothing.
+func (l *Log) Write(r *Record) {
+	if l == nil || r == nil {
+		return
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return
+	}
+	if l.o.OnFull == OnFullDrop {
+		select {
+		case l.queue <- r:
+		default:
+			l.dropped.Add(1)
+			l.pendingDrops.Add(1)
+		}
+		return
+	}
+	l.queue <- r
+}
+
+// Close writes every queued record, syncs and closes the file, and stops
+// the writer goroutine. It is idempotent; later calls return the first
+// one's error. When writes keep failing, it gives the remaining records
+// up after closeGiveUp and says how many were lost.
+func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
+	l.closeOnce.Do(func() {
+		l.closing.Store(true)
+		l.mu.Lock()
+		l.closed = true
+		close(l.queue)
+		l.mu.Unlock()
+	})
+	<-l.done
+	return l.closeErr
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() Stats {
+	if l == nil {
+		return Stats{}
+	}
+	return Stats{Queued: len(l.queue), Written: l.written.Load(), Dropped: l.dropped.Load()}
+}
+
+// run is the writer goroutine: it collects what is queued into batches,
+// writes each with one write and one fsync, and finishes when the queue
+// is closed.
+func (l *Log) run() {
+	defer close(l.done)
+	w := l.w
+	for r := range l.queue {
+		w.add(r)
+		l.noteDrops()
+	collect:
+		for len(w.buf) < maxBatch {
+			select {
+			case r, ok := <-l.queue:
+				if !ok {
+					break collect
+				}
+				w.add(r)
+				l.noteDrops()
+			default:
+				break collect
+			}
+		}
+		w.flush()
+	}
+	l.noteDrops()
+	w.flush()
+	l.closeErr = w.close()
+	if w.lost > 0 {
+		l.closeErr = fmt.Errorf("closing audit log %q: %d records lost after write errors: %w", l.o.File, w.lost, w.lastErr)
+	}
+}
+
+// noteDrops adds a dropped record for the records dropped since the last
+// one: there is room in the queue again.
+func (l *Log) noteDrops() {
+	if n := l.pendingDrops.Swap(0); n > 0 {
+		l.w.add(&Record{Time: time.Now(), Event: EventDropped, Count: n})
+	}
+}
+
+// writer is the state of the writer goroutine.
+type writer struct {
+	// o are the Log's options.
+	o *Options
+	// log receives diagnostics.
+	log *zap.Logger
+	// chain computes MACs.
+	chain *chain
+	// cache remembers parsed statement texts.
+	cache *textCache
+	// seq and prev are the seq and mac of the last record added.
+	seq  uint64
+	prev string
+	// buf holds the lines of the batch; lines counts them.
+	buf   []byte
+	lines int
+	// line is scratch space for one line.
+	line []byte
+	// out is Stdout when File is "-"; nil otherwise.
+	out io.Writer
+	// f is the current file; nil when File is "-", or after a rotation
+	// failed to open the new file (writes reopen it).
+	f *os.File
+	// size is the current file's size.
+	size int64
+	// closing reports that Close was called.
+	closing *atomic.Bool
+	// written and dropped are the Log's counters.
+	written, dropped *atomic.Uint64
+	// lost counts the records given up at Close; lastErr is the write
+	// error that made the writer give up.
+	lost    int
+	lastErr error
+	// writeFile writes to a file: (*os.File).Write, or a test's fault
+	// injector.
+	writeFile func(*os.File, []byte) (int, error)
+}
+
+// add encodes r as the next line of the chain and appends it to the
+// batch, writing the batch and rotating first when the line would take
+// the file past MaxSize.
+func (w *writer) add(r *Record) {
+	e := w.cache.prepare(r, w.o)
+	e.Seq, e.Prev = w.seq+1, w.prev
+	w.line = appendSigned(w.line[:0], &e)
+	mac := w.chain.mac(w.line)
+	w.line = appendLineEnd(w.line, mac)
+	if w.out == nil && w.o.MaxSize > 0 && w.size+int64(len(w.buf)) > 0 &&
+		w.size+int64(len(w.buf)+len(w.line)) > w.o.MaxSize {
+		w.flush()
+		w.rotate()
+	}
+	w.buf = append(w.buf, w.line...)
+	w.lines++
+	w.seq, w.prev = e.Seq, mac
+}

@@ -1,0 +1,97 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+)
+
+// Values of Options.OnFull.
+const (
+	OnFullBlock = "block"
+	OnFullDrop  = "drop"
+)
+
+// Values of Options.RewrittenSQL.
+const (
+	RewrittenFull = "full"
+	RewrittenHash = "hash"
+	RewrittenNone = "none"
+)
+
+// DefaultQueueSize is the queue length when Options.QueueSize is zero.
+const DefaultQueueSize = 10000
+
+// Options configure a Log.
+type Options struct {
+	// File is the path of the current log file; "-" means Stdout, which
+	// is never rotated nor resumed.
+	File string
+	// Stdout is used when File is "-"; os.Stdout when nil.
+	Stdout io.Writer
+	// MaxSize rotates the file when a line would take it past this many
+	// bytes; 0 never rotates. A line larger than MaxSize gets a file of
+	// its own.
+	MaxSize int64
+	// QueueSize is the length of the bounded queue between Write and the
+	// writer goroutine; DefaultQueueSize when zero.
+	QueueSize int
+	// OnFull is what Write does when the queue is full: OnFullBlock (the
+	// default when empty) waits for room, OnFullDrop drops the record and
+	// counts it.
+	OnFull string
+	// Key is the HMAC-SHA256 key of the chain. When empty the chain is
+	// plain SHA-256, which shows accidents but not forgeries; Open's
+	// caller should warn.
+	Key []byte
+	// RewrittenSQL is how Record.Rewritten is kept: RewrittenFull (the
+	// default when empty), RewrittenHash (its SHA-256) or RewrittenNone.
+	RewrittenSQL string
+	// RedactLiterals replaces the literals of SQL (and of Rewritten when
+	// kept in full) with $n, using pg_query.Normalize.
+	RedactLiterals bool
+	// Logger receives diagnostics (write errors, a damaged last line);
+	// zap.NewNop() when nil.
+	Logger *zap.Logger
+}
+
+// withDefaults checks o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.File == "" {
+		return o, errors.New("no audit log file given")
+	}
+	if o.File == "-" && o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.MaxSize < 0 {
+		return o, fmt.Errorf("audit log maximum size %d is negative", o.MaxSize)
+	}
+	switch {
+	case o.QueueSize < 0:
+		return o, fmt.Errorf("audit queue size %d is negative", o.QueueSize)
+	case o.QueueSize == 0:
+		o.QueueSize = DefaultQueueSize
+	}
+	switch o.OnFull {
+	case "":
+		o.OnFull = OnFullBlock
+	case OnFullBlock, OnFullDrop:
+	default:
+		return o, fmt.Errorf("audit on_full %q is neither %q nor %q", o.OnFull, OnFullBlock, OnFullDrop)
+	}
+	switch o.RewrittenSQL {
+	case "":
+		o.RewrittenSQL = RewrittenFull
+	case RewrittenFull, RewrittenHash, RewrittenNone:
+	default:
+		return o, fmt.Errorf("audit rewritten_sql %q is not %q, %q or %q", o.RewrittenSQL, RewrittenFull, RewrittenHash, RewrittenNone)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	o.Key = append([]byte(nil), o.Key...)
+	return o, nil
+}

@@ -1,0 +1,122 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+// Cache bounds: at most 2×cacheGeneration texts of at most cacheMaxText
+// bytes each, a few MiB.
+const (
+	cacheGeneration = 512
+	cacheMaxText    = 4 << 10
+)
+
+// parsed is what the writer learns from parsing a statement text.
+type parsed struct {
+	// fingerprint is pg_query's fingerprint; "" when the text does not
+	// parse.
+	fingerprint string
+	// normalized is the text with its literals replaced by $n; "" until
+	// asked for, or when the text does not parse.
+	normalized string
+	// normalizedDone records that normalized was computed.
+	normalizedDone bool
+}
+
+// textCache remembers what parsing recent statement texts gave, so that
+// an application's repeated statements are parsed once. It keeps two
+// generations of maps: the current one, and the one before, whose texts
+// move to the current one when seen again; when the current generation
+// is full, the older one is forgotten.
+//
+// NOTE: only the writer goroutine uses a textCache; it has no lock.
+type textCache struct {
+	// cur and old are the two generations.
+	cur, old map[string]*parsed
+}
+
+// newTextCache returns an empty cache.
+func newTextCache() *textCache {
+	return &textCache{cur: map[string]*parsed{}, old: map[string]*parsed{}}
+}
+
+// get returns the entry of text, creating it (with its fingerprint).
+func (c *textCache) get(text string) *parsed {
+	if p, ok := c.cur[text]; ok {
+		return p
+	}
+	p, ok := c.old[text]
+	if !ok {
+		p = &parsed{}
+		if fp, err := pg_query.Fingerprint(text); err == nil {
+			p.fingerprint = fp
+		}
+	}
+	if len(text) <= cacheMaxText {
+		if len(c.cur) >= cacheGeneration {
+			c.old, c.cur = c.cur, make(map[string]*parsed, cacheGeneration)
+		}
+		c.cur[text] = p
+	}
+	return p
+}
+
+// normalize returns text with its literals replaced by $n. A text that
+// does not parse cannot be redacted reliably, so it is replaced whole.
+func (c *textCache) normalize(text string) string {
+	p := c.get(text)
+	if !p.normalizedDone {
+		p.normalizedDone = true
+		if p.fingerprint != "" {
+			if n, err := pg_query.Normalize(text); err == nil {
+				p.normalized = n
+			}
+		}
+	}
+	if p.normalized == "" {
+		return unparseableRedacted(text)
+	}
+	return p.normalized
+}
+
+// unparseableRedacted is what redaction leaves of a text pg_query cannot
+// parse: its length only.
+func unparseableRedacted(text string) string {
+	return fmt.Sprintf("<statement not parsed: %d bytes redacted>", len(text))
+}
+
+// prepare turns a Record into the Entry the writer encodes: it adds the
+// fingerprint, redacts literals, and hashes or drops the rewritten SQL,
+// as the options say. It never modifies r.
+func (c *textCache) prepare(r *Record, o *Options) Entry {
+	e := Entry{Record: *r}
+	if y := r.Time.UTC().Year(); y < 0 || y > 9999 {
+		// NOTE: RFC 3339 has four-digit years; a line must always parse.
+		e.Time = time.Now()
+	}
+	if r.SQL != "" {
+		e.Fingerprint = c.get(r.SQL).fingerprint
+		if o.RedactLiterals {
+			e.SQL = c.normalize(r.SQL)
+		}
+	}
+	if r.Rewritten != "" {
+		switch o.RewrittenSQL {
+		case RewrittenHash:
+			sum := sha256.Sum256([]byte(r.Rewritten))
+			e.Rewritten, e.RewrittenSHA256 = "", hex.EncodeToString(sum[:])
+		case RewrittenNone:
+			e.Rewritten = ""
+		default:
+			if o.RedactLiterals {
+				e.Rewritten = c.normalize(r.Rewritten)
+			}
+		}
+	}
+	return e
+}

@@ -1,0 +1,121 @@
+package audit
+
+import (
+	"time"
+)
+
+// Events a Record may describe.
+const (
+	EventStatement    = "statement"
+	EventConnect      = "connect"
+	EventAuthFailure  = "auth_failure"
+	EventDisconnect   = "disconnect"
+	EventReload       = "reload"
+	EventReloadFailed = "reload_failed"
+	EventStart        = "start"
+	EventStop         = "stop"
+	// EventDropped is written by the Log itself, in drop mode, after
+	// records were dropped because the queue was full; Count says how
+	// many.
+	EventDropped = "dropped"
+)
+
+// Decisions of statement records.
+const (
+	DecisionAllowed   = "allowed"
+	DecisionRewritten = "rewritten"
+	DecisionDenied    = "denied"
+)
+
+// Record is one audit event. Fields left zero are omitted from the JSON
+// line.
+//
+// NOTE: a Record handed to Log.Write belongs to the Log from then on; the
+// caller must not modify it (the writer goroutine reads it later).
+type Record struct {
+	// Time is when the event happened; Write sets it to the current time
+	// when it is zero. Written in UTC, RFC 3339 with nanoseconds.
+	Time time.Time
+	// Event is one of the Event* constants.
+	Event string
+	// Session identifies the client session the event belongs to.
+	Session string
+	// User is the login of the session's user.
+	User string
+	// Roles are the user's roles.
+	Roles []string
+	// Client is the client's address.
+	Client string
+	// ApplicationName is the client's application_name.
+	ApplicationName string
+	// Database is the database the client asked for.
+	Database string
+	// Kind is the statement kind(s), e.g. "select" or "select,set".
+	Kind string
+	// SQL is the original statement text as the client sent it. The line
+	// also carries its pg_query fingerprint ("fingerprint") when it
+	// parses.
+	SQL string
+	// Rewritten is the SQL forwarded upstream, when it differs from SQL.
+	// Options.RewrittenSQL decides whether the line holds it, its SHA-256
+	// ("rewritten_sha256") or nothing.
+	Rewritten string
+	// Tables are the governed tables the statement touched, as
+	// "schema.table".
+	Tables []string
+	// Rules are the policy rules that fired.
+	Rules []string
+	// Columns are the governed columns the statement could read unmasked,
+	// as "schema.table.column".
+	Columns []string
+	// Masked are the masked columns, as "schema.table.column".
+	Masked []string
+	// Decision is one of the Decision* constants for statements, "" for
+	// session events.
+	Decision string
+	// Reason is the firewall rule behind a denial, or an event's reason.
+	Reason string
+	// SQLState is the SQLSTATE of a denial or of an upstream error.
+	SQLState string
+	// Message is the message of a denial or a failure.
+	Message string
+	// Rows counts the DataRow messages returned.
+	Rows int64
+	// Bytes counts the bytes sent to the client for the statement.
+	Bytes int64
+	// Duration is how long the statement took; written as "duration_ms",
+	// milliseconds with up to six decimals (exactly the nanoseconds).
+	Duration time.Duration
+	// UpstreamError is "SQLSTATE: message" of an upstream error, if any.
+	UpstreamError string
+	// PolicyVersion is the version of the policy in force.
+	PolicyVersion string
+	// OldPolicyVersion is the version a reload replaced.
+	OldPolicyVersion string
+	// Count is how many records were dropped (EventDropped).
+	Count int64
+}
+
+// Entry is one line of the audit trail: a Record and what the writer
+// added to it.
+type Entry struct {
+	// Seq is the record's position in the chain, from 1.
+	Seq uint64
+	// Record is the event as written: SQL and Rewritten are redacted or
+	// hashed as the Log's Options said.
+	Record
+	// Fingerprint is the pg_query fingerprint of the SQL, "" when the SQL
+	// does not parse.
+	Fingerprint string
+	// RewrittenSHA256 is the SHA-256 (hex) of the rewritten SQL when
+	// Options.RewrittenSQL is "hash".
+	RewrittenSHA256 string
+	// Prev is the MAC of the previous record (hex), 64 zeros for the
+	// first record of a chain.
+	Prev string
+	// MAC is the record's MAC (hex): see the package documentation.
+	MAC string
+}
+
+// zeroMAC is the prev of the first record of a chain.
+const zeroMAC = "0000000000000000000000000000000000000000000000000000000000000000"

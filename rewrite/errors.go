@@ -39,6 +39,7 @@ func deny(rule, format string, args ...any) *Refused {
 		Code:    CodeInsufficientPrivilege,
 		Rule:    rule,
 		Message: "pgveil refused the statement: " + fmt.Sprintf(format, args...) + " (firewall rule " + rule + ")",
+		Hint:    ruleHints[rule],
 	}
 }
 

@@ -148,6 +148,12 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		return "", deny("ddl", "CREATE VIEW is not allowed")
 	case *pg_query.Node_CreateTableAsStmt:
 		return "", deny("ddl", "CREATE TABLE AS is not allowed")
+	case *pg_query.Node_CreateStmt:
+		// Tableau probes for temporary tables at connect; say why it
+		// fails and which setting stops the probe.
+		if s.CreateStmt.Relation.GetRelpersistence() == "t" {
+			return "", deny("temp_objects", "temporary tables are not allowed")
+		}
 	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt, *pg_query.Node_NotifyStmt:
 		return "", deny("listen_notify", "LISTEN, UNLISTEN and NOTIFY are not allowed")
 	}

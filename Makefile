@@ -6,13 +6,18 @@ GO       ?= go
 FUZZTIME ?= 30s
 FUZZPKGS ?= ./...
 
-.PHONY: all test demo bench fuzz fmt vet build
+.PHONY: all test compat demo bench fuzz fmt vet build
 
 all: build
 
 ## test: vet, then run every test (PostgreSQL clusters included).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
+
+## compat: install the real clients, then run the client compatibility suite.
+compat:
+	bash internal/compat/install.sh
+	$(GO) test -count=1 -timeout 20m ./internal/compat/
 
 ## demo: run the demo against a throwaway PostgreSQL.
 demo:

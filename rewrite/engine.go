@@ -64,23 +64,27 @@ func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
 // CacheStats returns the cache hits and misses so far.
 func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.misses.Load() }
 
-// cached is a cache entry: a rewritten text or a refusal.
+// cached is a cache entry: a rewrite or a refusal.
+//
+// NOTE: a cached *Result is shared by every statement that hits it and
+// must not be modified.
 type cached struct {
-	sql string
+	res *Result
 	err error
 }
 
 // Rewrite rewrites text, sent by login in a message of type source ('Q'
-// or 'P'), or returns a *Refused error.
-func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (string, error) {
+// or 'P'), or returns a *Refused error. The Result may be shared with
+// other callers: it must not be modified.
+func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (*Result, error) {
 	p, err := e.policy(login)
 	if err != nil {
-		return "", &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
+		return nil, &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
 	}
 	key := p.Key() + "\x00" + string(rune(source)) + "\x00" + text
 	if c, ok := e.cache.get(key); ok {
 		e.hits.Add(1)
-		return c.sql, c.err
+		return c.res, c.err
 	}
 	// NOTE: the cache keeps texts up to maxCachedText only: its memory is
 	// bounded by entries × that size, whatever clients send.
@@ -88,7 +92,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
 	if why := tooComplex(text); why != "" {
-		return "", deny("complexity", "%s", why)
+		return nil, deny("complexity", "%s", why)
 	}
 	// A statement that differs from one forwarded unchanged only in its
 	// constants is forwarded unchanged too. pg_query's normalisation
@@ -105,9 +109,13 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	if cacheable {
 		if norm, err := pg_query.Normalize(text); err == nil && norm != text {
 			shapeKey = p.Key() + "\x00shape\x00" + norm
-			if _, ok := e.cache.get(shapeKey); ok {
+			if c, ok := e.cache.get(shapeKey); ok {
 				e.hits.Add(1)
-				return text, nil
+				// Same shape, same decision and same metadata; only
+				// the text is this statement's own.
+				res := *c.res
+				res.SQL = text
+				return &res, nil
 			}
 		}
 	}
@@ -124,7 +132,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	var r *Refused
 	switch {
 	case err == nil:
-		c.sql = res.SQL
+		c.res = res
 	case errors.As(err, &unknown):
 		c.err = &Refused{Code: CodeUndefinedTable, Rule: "unknown_relation", Message: unknown.Error()}
 	case errors.As(err, &r):
@@ -136,10 +144,10 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	if unknown == nil && cacheable {
 		e.cache.put(key, c)
 		if shapeKey != "" && c.err == nil && !res.Rewritten {
-			e.cache.put(shapeKey, cached{})
+			e.cache.put(shapeKey, c)
 		}
 	}
-	return c.sql, c.err
+	return c.res, c.err
 }
 
 // refreshCatalog reloads the snapshot once if seen is still current and

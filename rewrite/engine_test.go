@@ -3,6 +3,8 @@ package rewrite_test
 import (
 	"context"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,8 +31,8 @@ func TestEngine(t *testing.T) {
 		h0, m0 := e.CacheStats()
 		for i, v := range []string{"1", "2", "'x'", "3.5"} {
 			got, err := e.Rewrite(ctx, "marie", 'Q', "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid > "+v)
-			if err != nil || !strings.Contains(got, v) {
-				t.Fatalf("%d: %q %v", i, got, err)
+			if err != nil || !strings.Contains(got.SQL, v) {
+				t.Fatalf("%d: %+v %v", i, got, err)
 			}
 		}
 		h1, m1 := e.CacheStats()
@@ -44,8 +46,30 @@ func TestEngine(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := e.Rewrite(ctx, "marie", 'Q', "SELECT nps FROM responses WHERE id = 2")
-		if err != nil || a == b || !strings.Contains(b, "id = 2") {
-			t.Fatalf("%q / %q %v", a, b, err)
+		if err != nil || a.SQL == b.SQL || !strings.Contains(b.SQL, "id = 2") {
+			t.Fatalf("%q / %q %v", a.SQL, b.SQL, err)
+		}
+	})
+	t.Run("the audit metadata names the tables, rules, and read and masked columns", func(t *testing.T) {
+		res, err := e.Rewrite(ctx, "marie", 'Q', "SELECT r.country, count(*) FROM responses r WHERE nps > 8 GROUP BY 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(res.Tables, []string{"public.responses"}) ||
+			!reflect.DeepEqual(res.Columns, []string{"public.responses.country", "public.responses.nps"}) ||
+			!slices.Contains(res.Masked, "public.responses.email") || len(res.Rules) == 0 {
+			t.Fatalf("%+v", res)
+		}
+	})
+	t.Run("a star or a whole-row reference could read every visible column", func(t *testing.T) {
+		for _, sql := range []string{"SELECT * FROM responses", "SELECT row_to_json(x) FROM responses x"} {
+			res, err := e.Rewrite(ctx, "marie", 'Q', sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(res.Columns, "public.responses.comment") || slices.Contains(res.Columns, "public.responses.email") {
+				t.Fatalf("%s: %v", sql, res.Columns)
+			}
 		}
 	})
 	t.Run("a refusal is not shared with an allowed statement of the same shape", func(t *testing.T) {

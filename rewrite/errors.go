@@ -33,6 +33,9 @@ func (d *Refused) SQLState() string { return d.Code }
 // HintText returns the hint the client receives.
 func (d *Refused) HintText() string { return d.Hint }
 
+// RuleName returns the firewall rule that refused, for the audit trail.
+func (d *Refused) RuleName() string { return d.Rule }
+
 // deny builds a policy refusal naming rule.
 func deny(rule, format string, args ...any) *Refused {
 	return &Refused{

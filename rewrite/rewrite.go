@@ -23,6 +23,27 @@ type Result struct {
 	Rules []string
 	// Masked lists the masked columns as table.column, sorted.
 	Masked []string
+	// Columns lists the unmasked columns of governed relations the
+	// statement could read, as table.column, sorted: the ones it names,
+	// or all when it reads * or whole rows. It may say too much, never
+	// too little, so an auditor looking for who read a column misses no
+	// statement.
+	Columns []string
+	// Objects lists, in order, the prepared statements and cursors the
+	// statements create, run or drop: what a proxy needs to know to keep
+	// them from outliving the policy that checked them.
+	Objects []SessionObject
+}
+
+// SessionObject is a prepared statement or cursor a statement names.
+type SessionObject struct {
+	// Op is one of "prepare", "execute", "deallocate" (SQL prepared
+	// statements), "declare", "fetch" (FETCH and MOVE), "close"
+	// (cursors), or "discard" (DISCARD ALL, which drops them all).
+	Op string
+	// Name is the statement or cursor; "" with deallocate and close
+	// means ALL.
+	Name string
 }
 
 // Rewrite checks every statement of sql against the firewall's rules and
@@ -56,6 +77,8 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 		res.Kinds = append(res.Kinds, kind)
 	}
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
+	res.Objects = w.objects
+	res.Columns = w.readable()
 	if !w.changed {
 		return res, nil
 	}
@@ -114,17 +137,31 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		return "explain", w.explain(s.ExplainStmt)
 
 	case *pg_query.Node_DeclareCursorStmt:
+		w.object("declare", s.DeclareCursorStmt.Portalname)
 		return "declare", w.walkQuery(s.DeclareCursorStmt.Query)
 	case *pg_query.Node_PrepareStmt:
+		w.object("prepare", s.PrepareStmt.Name)
 		return "prepare", w.walkQuery(s.PrepareStmt.Query)
 	case *pg_query.Node_ExecuteStmt:
 		// EXECUTE runs a statement PREPARE already checked; its
 		// parameters are expressions to check like any other.
+		w.object("execute", s.ExecuteStmt.Name)
 		return "execute", w.walk(n)
-	case *pg_query.Node_DeallocateStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt,
-		*pg_query.Node_ConstraintsSetStmt, *pg_query.Node_VariableShowStmt:
+	case *pg_query.Node_DeallocateStmt:
+		w.object("deallocate", s.DeallocateStmt.Name)
+		return statementName(n), nil
+	case *pg_query.Node_FetchStmt:
+		w.object("fetch", s.FetchStmt.Portalname)
+		return statementName(n), nil
+	case *pg_query.Node_ClosePortalStmt:
+		w.object("close", s.ClosePortalStmt.Portalname)
+		return statementName(n), nil
+	case *pg_query.Node_ConstraintsSetStmt, *pg_query.Node_VariableShowStmt:
 		return statementName(n), nil
 	case *pg_query.Node_DiscardStmt:
+		if s.DiscardStmt.Target == pg_query.DiscardMode_DISCARD_ALL {
+			w.object("discard", "")
+		}
 		return "discard", nil
 
 	case *pg_query.Node_TransactionStmt:
@@ -308,4 +345,9 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		return deny("pinned_settings", "the setting %q cannot be changed through pgveil", s.Name)
 	}
 	return w.walkList(s.Args)
+}
+
+// object notes a prepared statement or cursor a statement names.
+func (w *walker) object(op, name string) {
+	w.objects = append(w.objects, SessionObject{Op: op, Name: name})
 }

@@ -32,6 +32,10 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 		alias = &pg_query.Alias{Aliasname: rv.Relname}
 		w.unqualifyColumnRefs(rel.Schema, rv.Relname)
 	}
+	if !system {
+		w.relNames[alias.Aliasname] = true
+		w.relNames[rv.Relname] = true
+	}
 	inner := w.scopedSelect(rel, acc, rv.Inh, false, w.pushDown(alias, rel, acc))
 	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
 		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
@@ -54,6 +58,9 @@ func (w *walker) scopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed
 	for _, col := range rel.Columns {
 		mask, masked := acc.Masks[col.Name]
 		if !masked {
+			if !system {
+				w.visible[rel.QName.String()+"."+col.Name] = true
+			}
 			targets = append(targets, resTarget("", columnRef(col.Name)))
 			continue
 		}

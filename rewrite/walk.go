@@ -37,6 +37,18 @@ type walker struct {
 	tables  map[string]bool
 	rules   map[string]bool
 	masked  map[string]bool
+	// visible holds the unmasked columns of the governed relations
+	// referenced, as schema.table.column; refs the last field of every
+	// column reference of the statement; relNames the names and aliases
+	// the governed relations are referenced by; star whether a * was
+	// seen. Together they say which visible columns the statement could
+	// read (Result.Columns), for the audit trail.
+	visible  map[string]bool
+	refs     map[string]bool
+	relNames map[string]bool
+	star     bool
+	// objects are Result.Objects.
+	objects []SessionObject
 	err     error
 }
 
@@ -45,6 +57,7 @@ func newWalker(cat *Catalog, p Policy) *walker {
 		cat: cat, pol: p, path: effectivePath(cat.SearchPath),
 		accessCache: map[*Relation]Access{},
 		tables:      map[string]bool{}, rules: map[string]bool{}, masked: map[string]bool{},
+		visible: map[string]bool{}, refs: map[string]bool{}, relNames: map[string]bool{},
 	}
 }
 
@@ -92,6 +105,8 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.function(v.FuncCall)
 	case *pg_query.Node_AExpr:
 		w.operator(v.AExpr.Name)
+	case *pg_query.Node_ColumnRef:
+		w.columnRef(v.ColumnRef)
 	case *pg_query.Node_ParamRef:
 		// $0 does not exist, and pg_query deparses it as "?".
 		if v.ParamRef.Number < 1 {
@@ -415,4 +430,37 @@ func walkColumnRefs(m protoreflect.Message, f func(*pg_query.ColumnRef)) {
 		walkColumnRefs(v.Message(), f)
 		return true
 	})
+}
+
+// columnRef notes the column a reference names, for Result.Columns.
+func (w *walker) columnRef(cr *pg_query.ColumnRef) {
+	if len(cr.Fields) == 0 {
+		return
+	}
+	last := cr.Fields[len(cr.Fields)-1]
+	if last.GetAStar() != nil {
+		w.star = true
+		return
+	}
+	w.refs[last.GetString_().GetSval()] = true
+}
+
+// readable returns the visible columns the statement could read, sorted:
+// those it names, or all of them when it uses * or a whole-row reference
+// (a column reference that is a governed relation's name or alias). It
+// may say too much, never too little.
+func (w *walker) readable() []string {
+	all := w.star
+	for name := range w.relNames {
+		if w.refs[name] {
+			all = true
+		}
+	}
+	out := map[string]bool{}
+	for qcol := range w.visible {
+		if all || w.refs[qcol[strings.LastIndexByte(qcol, '.')+1:]] {
+			out[qcol] = true
+		}
+	}
+	return keys(out)
 }

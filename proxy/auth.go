@@ -87,6 +87,9 @@ func (ss *session) authenticate(res *startupResult) error {
 	case err != nil:
 		return fatalErr(CodeProtocolViolation, "malformed SCRAM message", "", err)
 	}
+	if known {
+		ss.info.Roles = u.Roles
+	}
 	return ss.sendClient(&pgproto3.AuthenticationSASLFinal{Data: final}, &pgproto3.AuthenticationOk{})
 }
 

@@ -37,27 +37,39 @@ func setupDemo(t testing.TB) {
 }
 
 // startDemo runs pgveil with configs/demo.hcl, policies enforced, in
-// front of the demo database.
-func startDemo(t *testing.T) *testProxy {
+// front of the demo database; opts adjust its options.
+func startDemo(t *testing.T, opts ...func(*proxy.Options)) *testProxy {
+	t.Helper()
+	p, _ := startDemoFrom(t, "../configs/demo.hcl", opts...)
+	return p
+}
+
+// startDemoFrom is startDemo with the configuration at path; it also
+// returns the policies in force, which a Reloader may replace.
+func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*testProxy, *proxy.Policies) {
 	t.Helper()
 	setupDemo(t)
 	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
 	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
 	t.Setenv("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
 	l := policy.NewLoader()
-	cfg, diags := l.Load("../configs/demo.hcl")
+	cfg, diags := l.Load(path)
 	if diags.HasErrors() {
 		var b strings.Builder
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		t.Fatalf("loading configs/demo.hcl:\n%s", b.String())
+		t.Fatalf("loading %s:\n%s", path, b.String())
 	}
 	enf, _, err := proxy.LoadEnforcement(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("loading enforcement: %v", err)
 	}
+	pols := proxy.NewPolicies(enf)
 	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	enf.Apply(&po)
-	return serve(t, cfg, po)
+	pols.Apply(&po)
+	for _, o := range opts {
+		o(&po)
+	}
+	return serve(t, cfg, po), pols
 }
 
 // direct runs sql as the superuser on the demo database and returns the

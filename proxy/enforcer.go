@@ -13,17 +13,6 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// Enforcer is the Rewriter that enforces policies: it hands each
-// statement to a rewrite.Engine for the session's user.
-type Enforcer struct {
-	Engine *rewrite.Engine
-}
-
-// Rewrite implements Rewriter.
-func (e Enforcer) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (string, error) {
-	return e.Engine.Rewrite(ctx, s.User, byte(st.Source), st.Text)
-}
-
 // Enforcement is what enforcing a configuration's policies needs at run
 // time: the identities users authenticate as and the rewriting engine
 // with its catalog snapshot.
@@ -88,11 +77,10 @@ func (e *Enforcement) compile(login string) (rewrite.Policy, error) {
 }
 
 // Apply sets the options that enforce the policies: the rewriter, the
-// users and the scrubbing of data errors.
+// users and the scrubbing of data errors. The policies are fixed; see
+// Policies.Apply for policies that reload.
 func (e *Enforcement) Apply(o *Options) {
-	o.Rewriter = Enforcer{Engine: e.Engine}
-	o.Users = e.Identities.User
-	o.ScrubDataErrors = true
+	NewPolicies(e).Apply(o)
 }
 
 // ConnectService opens a connection as the upstream service account with

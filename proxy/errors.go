@@ -18,6 +18,9 @@ const (
 	CodeInvalidCatalogName    = "3D000"
 	CodeFeatureNotSupported   = "0A000"
 	CodeAdminShutdown         = "57P01"
+	// codeInvalidCursorName is what an Execute of an unknown portal
+	// fails with.
+	codeInvalidCursorName = "34000"
 )
 
 // Refusal is the error a Rewriter returns to refuse a statement: the client
@@ -31,6 +34,8 @@ type Refusal struct {
 	// Detail and Hint are optional.
 	Detail string
 	Hint   string
+	// Rule names the firewall rule that refused, for the audit trail.
+	Rule string
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -45,9 +50,10 @@ func asRefusal(err error) *Refusal {
 		error
 		SQLState() string
 		HintText() string
+		RuleName() string
 	}
 	if errors.As(err, &coded) {
-		return &Refusal{Code: coded.SQLState(), Message: coded.Error(), Hint: coded.HintText()}
+		return &Refusal{Code: coded.SQLState(), Message: coded.Error(), Hint: coded.HintText(), Rule: coded.RuleName()}
 	}
 	var r *Refusal
 	if errors.As(err, &r) {
@@ -61,6 +67,7 @@ func asRefusal(err error) *Refusal {
 	return &Refusal{
 		Code:    CodeInsufficientPrivilege,
 		Message: "pgveil refused the statement: it could not be checked against the policy",
+		Rule:    "internal_error",
 	}
 }
 

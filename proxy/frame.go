@@ -140,6 +140,16 @@ func (f *frameReader) message(total int) ([]byte, error) {
 	return m, nil
 }
 
+// peek returns the next n bytes without consuming them; n must not exceed
+// the buffer's initial size, so peeking never grows it. The slice is
+// valid until the next call on f.
+func (f *frameReader) peek(n int) ([]byte, error) {
+	if err := f.fill(n); err != nil {
+		return nil, err
+	}
+	return f.buf[f.r : f.r+n], nil
+}
+
 // release shrinks the buffer back to its initial size once a large
 // message has been consumed.
 func (f *frameReader) release() {

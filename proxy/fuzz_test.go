@@ -22,6 +22,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 var (
@@ -56,11 +57,11 @@ func fuzzServer(t testing.TB) *Server {
 // refuseWord refuses statements containing "deny" and rewrites "old".
 type refuseWord struct{}
 
-func (refuseWord) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (string, error) {
+func (refuseWord) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
 	if strings.Contains(st.Text, "deny") {
-		return "", &Refusal{Message: "denied"}
+		return nil, &Refusal{Message: "denied"}
 	}
-	return strings.ReplaceAll(st.Text, "old", "new"), nil
+	return &rewrite.Result{SQL: strings.ReplaceAll(st.Text, "old", "new")}, nil
 }
 
 func startupSeed(params ...string) []byte {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // wordRewriter refuses statements containing "forbidden" and replaces
@@ -20,17 +21,18 @@ type wordRewriter struct {
 	seen []proxy.Statement
 }
 
-func (w *wordRewriter) Rewrite(_ context.Context, s *proxy.SessionInfo, st *proxy.Statement) (string, error) {
+func (w *wordRewriter) Rewrite(_ context.Context, s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, error) {
 	w.mu.Lock()
 	w.seen = append(w.seen, *st)
 	w.mu.Unlock()
 	if strings.Contains(st.Text, "forbidden") {
-		return "", &proxy.Refusal{Message: "refused by test rule", Hint: "do not say forbidden"}
+		return nil, &proxy.Refusal{Message: "refused by test rule", Hint: "do not say forbidden"}
 	}
 	if strings.Contains(st.Text, "broken") {
-		return "", errors.New("internal failure that must not reach the client")
+		return nil, errors.New("internal failure that must not reach the client")
 	}
-	return strings.ReplaceAll(st.Text, "SELECT 'before'", "SELECT 'after'"), nil
+	out := strings.ReplaceAll(st.Text, "SELECT 'before'", "SELECT 'after'")
+	return &rewrite.Result{SQL: out, Rewritten: out != st.Text}, nil
 }
 
 func TestStatementHook(t *testing.T) {

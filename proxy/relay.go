@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // pendingRefusal is a refusal waiting for its marker's error upstream.
@@ -55,12 +58,20 @@ func (ss *session) clientRelay() sessionEnd {
 			err = ss.relayQuery(total)
 		case 'P':
 			err = ss.relayParse(total)
-		case 'B', 'E', 'D', 'C', 'H':
-			// Bind, Execute, Describe, Close, Flush name statements and
-			// portals the server already holds; they carry no SQL text.
+		case 'B', 'E', 'C':
+			// Bind, Execute and Close name statements and portals the
+			// server already holds; they carry no SQL text. The tracker
+			// follows which statement each Execute runs.
+			if ss.track != nil {
+				err = ss.trackPeek(typ, total)
+			} else {
+				err = ss.cin.forward(total, ss.uout)
+			}
+		case 'D', 'H':
+			// Describe, Flush.
 			err = ss.cin.forward(total, ss.uout)
 		case 'S':
-			ss.sent.Add(1)
+			ss.batchSent()
 			err = ss.cin.forward(total, ss.uout)
 		case 'd':
 			err = ss.cin.forward(total, ss.uout)
@@ -71,12 +82,15 @@ func (ss *session) clientRelay() sessionEnd {
 			// The fast-path interface calls a function by OID, bypassing
 			// every statement check.
 			if err = ss.cin.skip(total); err == nil {
-				ss.sent.Add(1)
-				err = ss.refuse(SourceQuery, "", &Refusal{
+				ss.batchSent()
+				r := &Refusal{
 					Code:    CodeInsufficientPrivilege,
 					Message: "pgveil refused a fast-path function call (FunctionCall message)",
 					Hint:    "Call the function from a SELECT statement instead.",
-				})
+					Rule:    "function_call",
+				}
+				ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
+				err = ss.refuse(SourceQuery, "", r)
 			}
 		case 'X':
 			if err = ss.cin.forward(total, ss.uout); err == nil {
@@ -154,12 +168,20 @@ func (ss *session) relayQuery(total int) error {
 	if !ok || len(rest) != 0 {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Query", "", nil)
 	}
-	ss.sent.Add(1)
+	ss.batchSent()
 	st := &Statement{Source: SourceQuery, Text: text}
-	out, rerr := ss.rewrite(st)
+	res, rerr := ss.rewrite(st)
 	if rerr != nil {
-		return ss.refuse(SourceQuery, "", asRefusal(rerr))
+		r := asRefusal(rerr)
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
 	}
+	if r := ss.staleSQLObject(res, st.PolicyVersion); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
+	}
+	ss.noteStatement(st, res, nil)
+	out := res.SQL
 	if out == text {
 		return ss.uout.write(msg)
 	}
@@ -183,10 +205,18 @@ func (ss *session) relayParse(total int) error {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Parse", "", err)
 	}
 	st := &Statement{Source: SourceParse, Text: p.Query, Name: p.Name, ParamOIDs: p.ParameterOIDs}
-	out, rerr := ss.rewrite(st)
+	res, rerr := ss.rewrite(st)
 	if rerr != nil {
-		return ss.refuse(SourceParse, p.Name, asRefusal(rerr))
+		r := asRefusal(rerr)
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceParse, p.Name, r)
 	}
+	if r := ss.staleSQLObject(res, st.PolicyVersion); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceParse, p.Name, r)
+	}
+	ss.noteStatement(st, res, nil)
+	out := res.SQL
 	if out == p.Query {
 		return ss.uout.write(msg)
 	}
@@ -198,13 +228,32 @@ func (ss *session) relayParse(total int) error {
 	return ss.uout.write(ss.cscratch)
 }
 
+// batchSent counts a batch boundary sent upstream (Query, Sync, refused
+// FunctionCall) and notes when, for the upstream latency metric.
+func (ss *session) batchSent() {
+	n := ss.sent.Add(1)
+	if ss.srv.metrics != nil {
+		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
+	}
+	if ss.track != nil {
+		ss.track.batchClosed(n)
+	}
+}
+
 // rewrite runs the Rewriter on st, refusing text PostgreSQL would read
 // differently from pgveil.
-func (ss *session) rewrite(st *Statement) (string, error) {
+func (ss *session) rewrite(st *Statement) (*rewrite.Result, error) {
 	if ce := ss.log.Check(zap.DebugLevel, "statement"); ce != nil {
 		ce.Write(zap.String("source", string(rune(st.Source))), zap.String("sql", st.Text))
 	}
-	out, err := ss.srv.rewriter.Rewrite(ss.ctx, &ss.info, st)
+	var began time.Time
+	if ss.srv.metrics != nil {
+		began = time.Now()
+	}
+	res, err := ss.srv.rewriter.Rewrite(ss.ctx, &ss.info, st)
+	if ss.srv.metrics != nil {
+		ss.srv.metrics.statement(err == nil && res.Rewritten, err != nil, time.Since(began))
+	}
 	if err != nil {
 		// The text may hold personal data in its literals: it is logged at
 		// debug level only (the audit trail will record it, redactable).
@@ -212,12 +261,12 @@ func (ss *session) rewrite(st *Statement) (string, error) {
 		if ce := ss.log.Check(zap.DebugLevel, "refused statement text"); ce != nil {
 			ce.Write(zap.String("sql", st.Text))
 		}
-		return "", err
+		return nil, err
 	}
-	if strings.IndexByte(out, 0) >= 0 {
-		return "", &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte"}
+	if strings.IndexByte(res.SQL, 0) >= 0 {
+		return nil, &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte", Rule: "syntax"}
 	}
-	return out, nil
+	return res, nil
 }
 
 // refuse sends upstream, in place of the refused message, a statement
@@ -233,8 +282,9 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	ss.refSeq++
 	seq := ss.refSeq
 	batch := ss.sent.Load()
-	if src == SourceParse {
-		// A Parse belongs to the batch its next Sync closes.
+	if src != SourceQuery {
+		// A Parse or an Execute belongs to the batch its next Sync
+		// closes.
 		batch++
 	}
 	ss.refMu.Lock()
@@ -243,9 +293,14 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 
 	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
 	var err error
-	if src == SourceParse {
+	switch src {
+	case SourceParse:
 		ss.cscratch, err = (&pgproto3.Parse{Name: name, Query: marker}).Encode(ss.cscratch[:0])
-	} else {
+	case sourceExecute:
+		// An Execute of a portal that cannot exist fails with 34000,
+		// naming the marker.
+		ss.cscratch, err = (&pgproto3.Execute{Portal: ss.markerPrefix + strconv.FormatUint(seq, 10)}).Encode(ss.cscratch[:0])
+	default:
 		ss.cscratch, err = (&pgproto3.Query{String: marker}).Encode(ss.cscratch[:0])
 	}
 	if err != nil {
@@ -349,6 +404,19 @@ func (ss *session) backendRelay() sessionEnd {
 		}
 		// Everything else — DataRow, RowDescription, CommandComplete,
 		// CopyData, notices, notifications… — passes through undecoded.
+		if t := ss.track; t != nil {
+			if (typ == '1' || typ == '3') && t.versions != nil && t.swallow(ss.done.Load()+1) {
+				// The answer to a Close or Parse pgveil added.
+				if err := ss.uin.skip(total); err != nil {
+					return ss.upstreamReadFailed(err)
+				}
+				continue
+			}
+			if t.audit {
+				ss.auditResult(typ, total, "", "", false)
+			}
+		}
+		ss.bytesOut += int64(total)
 		ss.coutMu.Lock()
 		err = ss.uin.forward(total, ss.cout)
 		ss.coutMu.Unlock()
@@ -371,8 +439,24 @@ func (ss *session) writeClient(b []byte) error {
 // onReadyForQuery closes a batch.
 func (ss *session) onReadyForQuery(msg []byte) (error, *sessionEnd) {
 	ss.serverCopyIn.Store(false)
+	if t := ss.track; t != nil {
+		if t.audit {
+			ss.auditResult('Z', len(msg), "", "", false)
+		}
+		t.readyForQuery(ss.done.Load() + 1)
+	}
 	done := ss.done.Add(1)
 	ss.forgetRefusals(done)
+	if m := ss.srv.metrics; m != nil {
+		var took time.Duration
+		if ss.sent.Load()-done < int64(len(ss.batchTimes)) {
+			if t := ss.batchTimes[done%int64(len(ss.batchTimes))].Load(); t != 0 {
+				took = time.Duration(time.Now().UnixNano() - t)
+			}
+		}
+		m.batchDone(took, ss.bytesOut+int64(len(msg)))
+		ss.bytesOut = 0
+	}
 	if err := ss.writeClient(msg); err != nil {
 		return err, nil
 	}
@@ -389,6 +473,9 @@ func (ss *session) onError(msg []byte) error {
 	ss.serverCopyIn.Store(false)
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[headerLen:]); err != nil {
+		if ss.auditing() {
+			ss.auditResult('E', len(msg), "XX000", "malformed error response", false)
+		}
 		return ss.writeClient(msg)
 	}
 	if er.Severity == "FATAL" || er.Severity == "PANIC" || er.SeverityUnlocalized == "FATAL" || er.SeverityUnlocalized == "PANIC" {
@@ -399,10 +486,16 @@ func (ss *session) onError(msg []byte) error {
 		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
 			return fmt.Errorf("encoding scrubbed error: %w", err)
 		}
+		if ss.auditing() {
+			ss.auditResult('E', len(msg), er.Code, er.Message, false)
+		}
 		return ss.writeClient(ss.scratch)
 	}
-	if er.Code == "42P01" {
+	if er.Code == "42P01" || er.Code == codeInvalidCursorName {
 		if r, ok := ss.takeRefusal(er.Message); ok {
+			if ss.auditing() {
+				ss.auditResult('E', len(msg), "", "", true)
+			}
 			resp := errorResponse("ERROR", r.Code, r.Message, r.Detail, r.Hint)
 			var err error
 			if ss.scratch, err = resp.Encode(ss.scratch[:0]); err != nil {
@@ -410,6 +503,9 @@ func (ss *session) onError(msg []byte) error {
 			}
 			return ss.writeClient(ss.scratch)
 		}
+	}
+	if ss.auditing() {
+		ss.auditResult('E', len(msg), er.Code, er.Message, false)
 	}
 	return ss.writeClient(msg)
 }

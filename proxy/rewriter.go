@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // Source tells which frontend message carried a statement.
@@ -15,6 +17,9 @@ const (
 	SourceQuery Source = 'Q'
 	// SourceParse is an extended-protocol Parse message: one statement.
 	SourceParse Source = 'P'
+	// sourceExecute is an Execute message pgveil refuses in its place
+	// (refuse); it carries no statement.
+	sourceExecute Source = 'E'
 )
 
 // Statement is one statement text on its way upstream.
@@ -28,6 +33,9 @@ type Statement struct {
 	Name string
 	// ParamOIDs are the parameter types a Parse message declares.
 	ParamOIDs []uint32
+	// PolicyVersion is set by the Rewriter: the version of the policy
+	// that decided, for the audit trail.
+	PolicyVersion string
 }
 
 // SessionInfo describes an authenticated client session. It is immutable
@@ -37,6 +45,8 @@ type SessionInfo struct {
 	ID string
 	// User is the login the client authenticated as.
 	User string
+	// Roles are the user's roles when the session started.
+	Roles []string
 	// Database is the database name the client asked for.
 	Database string
 	// ApplicationName is the client's own application_name.
@@ -51,20 +61,21 @@ type SessionInfo struct {
 
 // Rewriter is the statement hook: every statement text from a Query or a
 // Parse message goes through Rewrite before it is forwarded. It returns
-// the text to forward, or an error to refuse the statement; a *Refusal
-// chooses the SQLSTATE and message the client receives, any other error is
-// refused with 42501 (fail closed).
+// the text to forward (Result.SQL) with what the audit trail says of it,
+// or an error to refuse the statement; a *Refusal chooses the SQLSTATE
+// and message the client receives, any other error is refused with 42501
+// (fail closed). The Result may be shared and must not be modified.
 //
 // NOTE: Rewrite is called from the session's client-reading goroutine, one
 // statement at a time per session, and concurrently across sessions.
 type Rewriter interface {
-	Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (string, error)
+	Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error)
 }
 
 // PassThrough is the Rewriter that forwards every statement unchanged.
 type PassThrough struct{}
 
 // Rewrite returns st.Text.
-func (PassThrough) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (string, error) {
-	return st.Text, nil
+func (PassThrough) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
+	return &rewrite.Result{SQL: st.Text}, nil
 }

@@ -39,6 +39,10 @@ type Options struct {
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
 	// or constraint error cannot echo data the user may not see.
 	ScrubDataErrors bool
+	// Audit receives the audit trail; nil for none.
+	Audit Auditor
+	// Metrics records the proxy's metrics; nil for none.
+	Metrics *Metrics
 }
 
 // Server accepts client connections, authenticates them, and relays each
@@ -49,6 +53,10 @@ type Server struct {
 	rewriter Rewriter
 	// scrub is Options.ScrubDataErrors.
 	scrub bool
+	// audit is Options.Audit; nil when the server does not audit.
+	audit Auditor
+	// metrics is Options.Metrics; nil when the server has none.
+	metrics *Metrics
 	// users is Options.Users.
 	users func(login string) (*policy.User, bool)
 	// upstream is the base pgconn configuration; sessions Copy it.
@@ -84,6 +92,8 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 		log:       opts.Logger,
 		rewriter:  opts.Rewriter,
 		scrub:     opts.ScrubDataErrors,
+		audit:     opts.Audit,
+		metrics:   opts.Metrics,
 		users:     opts.Users,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
@@ -242,6 +252,28 @@ func (s *Server) stopAccepting() []*session {
 		sessions = append(sessions, ss)
 	}
 	return sessions
+}
+
+// EndSessionsOf ends, with a FATAL error, every session whose user
+// keep rejects: after a reload, the sessions of removed users. It
+// returns how many it ended.
+func (s *Server) EndSessionsOf(keep func(login string) bool) int {
+	s.mu.Lock()
+	var gone []*session
+	for ss := range s.sessions {
+		if !keep(ss.info.User) {
+			gone = append(gone, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range gone {
+		ss.end(sessionEnd{
+			resp: fatal(CodeInvalidAuthorization,
+				fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), ""),
+			reason: "user removed by a policy reload", cancelRunning: true,
+		})
+	}
+	return len(gone)
 }
 
 // SessionCount reports how many sessions are relaying.

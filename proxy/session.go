@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"sync"
@@ -102,6 +103,16 @@ type session struct {
 	// scratch is the backend relay's encoding buffer; cscratch the client
 	// relay's.
 	scratch, cscratch []byte
+	// track follows prepared statements, portals and executions; nil
+	// when the server neither audits nor reloads policies.
+	track *tracker
+	// endReason is why the session ended, set once by end.
+	endReason string
+	// batchTimes holds when batch n was sent, at n % len, for the
+	// upstream latency metric; bytesOut counts the bytes forwarded to
+	// the client since the last ReadyForQuery (backend relay only).
+	batchTimes [64]atomic.Int64
+	bytesOut   int64
 }
 
 // sessionEnd says why a session ends and what the client is told.
@@ -148,6 +159,9 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		refusals:     map[uint64]pendingRefusal{},
 	}
 	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
+	if v, _ := s.rewriter.(policyVersioner); s.audit != nil || v != nil {
+		ss.track = newTracker(s.audit != nil, v)
+	}
 	return ss
 }
 
@@ -231,10 +245,14 @@ func (ss *session) failStartup(err error) {
 		switch {
 		case errors.As(err, &af):
 			ss.log.Warn("authentication failed", zap.String("reason", af.reason))
+			ss.srv.metrics.authFailed()
+			ss.auditEvent("auth_failure", af.reason, 0)
 		case ce.resp.Code == CodeCannotConnect:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
+			ss.auditEvent("connect_failed", "pgveil could not connect to the upstream server", 0)
 		default:
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
+			ss.auditEvent("connect_refused", ce.resp.Message, 0)
 		}
 		return
 	}
@@ -257,6 +275,9 @@ func (ss *session) run() {
 	ss.log.Info("session started",
 		zap.String("application_name", ss.info.ApplicationName),
 		zap.Bool("tls", ss.info.TLS))
+	ss.auditEvent("connect", "", 0)
+	ss.srv.metrics.sessionStarted()
+	defer ss.srv.metrics.sessionEnded()
 	backendDone := make(chan struct{})
 	go func() {
 		defer close(backendDone)
@@ -265,7 +286,20 @@ func (ss *session) run() {
 	ss.end(ss.clientRelay())
 	<-backendDone
 	ss.srv.cancels.remove(ss)
+	if ss.auditing() {
+		// Both relays are done: what is still awaited was cut short.
+		if x := ss.track.cur; x != nil {
+			ss.finish(x, "interrupted: the session ended")
+		}
+		for _, x := range ss.track.closeBatch(math.MaxInt64) {
+			ss.finish(x, "interrupted: the session ended")
+		}
+	}
+	ss.auditEvent("disconnect", ss.endReason, time.Since(ss.info.Started))
 }
+
+// auditing reports whether the session records executions.
+func (ss *session) auditing() bool { return ss.track != nil && ss.track.audit }
 
 // idle reports whether every batch sent upstream has been answered.
 func (ss *session) idle() bool { return ss.done.Load() >= ss.sent.Load() }
@@ -327,5 +361,6 @@ func (ss *session) end(e sessionEnd) {
 		} else {
 			ss.log.Info("session ended", fields...)
 		}
+		ss.endReason = e.reason
 	})
 }

@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// Admin serves the operators' HTTP endpoints:
+//
+//   - /metrics: the Prometheus metrics of gatherer;
+//   - /healthz: 200 while the process serves HTTP at all;
+//   - /readyz: 200 when a policy is loaded and the upstream accepts a
+//     connection of the service account, 503 otherwise, with the reason.
+//
+// NOTE: /readyz dials the upstream at most once per readyTTL, however
+// often it is probed, and never while another probe is dialing.
+type Admin struct {
+	gatherer prometheus.Gatherer
+	// ready reports why the proxy is not ready, or nil.
+	ready func(ctx context.Context) error
+
+	mu      sync.Mutex
+	checked time.Time
+	lastErr error
+}
+
+// readyTTL is how long a readiness verdict is reused.
+const readyTTL = time.Second
+
+// NewAdmin returns the admin endpoints over gatherer; ready is the
+// readiness check.
+func NewAdmin(gatherer prometheus.Gatherer, ready func(ctx context.Context) error) *Admin {
+	return &Admin{gatherer: gatherer, ready: ready}
+}
+
+// UpstreamReady returns a readiness check: policies are loaded and the
+// upstream of cfg accepts a connection of the service account.
+func UpstreamReady(cfg *policy.Config, p *Policies) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if p.Current() == nil {
+			return fmt.Errorf("no policy loaded")
+		}
+		c, err := ConnectService(ctx, cfg, "readyz")
+		if err != nil {
+			return fmt.Errorf("upstream unreachable: %w", err)
+		}
+		return c.Close(ctx)
+	}
+}
+
+// Handler returns the HTTP handler of the endpoints.
+func (a *Admin) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.readiness(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// readiness returns the cached verdict, or checks again when it is old.
+func (a *Admin) readiness(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.checked.IsZero() && time.Since(a.checked) < readyTTL {
+		return a.lastErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	a.lastErr = a.ready(ctx)
+	a.checked = time.Now()
+	return a.lastErr
+}

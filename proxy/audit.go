@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/audit"
+)
+
+// Auditor receives the audit trail: one record per statement execution
+// or refusal and per session event. *audit.Log implements it.
+//
+// NOTE: Write is called from sessions' relay goroutines; it may block
+// (an audited system does not drop records) but must not do heavy work.
+type Auditor interface {
+	Write(r *audit.Record)
+}
+
+// execution is one audited unit awaiting its results upstream: a Query
+// message (all of its statements, up to ReadyForQuery), an Execute of a
+// portal (up to CommandComplete, EmptyQueryResponse, PortalSuspended or
+// an error), or a refused Parse or Execute (up to its marker error).
+type execution struct {
+	info  *stmtInfo
+	start time.Time
+	// untilReady: the execution ends at ReadyForQuery (Query messages).
+	untilReady bool
+	// batch is the number of the ReadyForQuery that closes the batch the
+	// execution was sent in (see session.sent and session.done).
+	batch             int64
+	rows, bytes       int64
+	sqlstate, upError string
+}
+
+// auditResult accounts one upstream message of typ and total bytes to
+// the execution it answers, and finishes the execution it ends (backend
+// relay). errCode and errMsg describe an ErrorResponse as the client
+// received it; refused says it was a refusal's marker.
+func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refused bool) {
+	a := ss.track
+	closing := ss.done.Load() + 1
+	if typ == 'Z' {
+		// ReadyForQuery closes batch number closing: what it did not
+		// answer was skipped after an error.
+		if x := a.cur; x != nil {
+			x.bytes += int64(total)
+			a.cur = nil
+			ss.finish(x, "")
+		}
+		for _, skipped := range a.closeBatch(closing) {
+			ss.finish(skipped, "not executed: an earlier message of its batch failed")
+		}
+		return
+	}
+	x := a.next(closing)
+	if x == nil {
+		return
+	}
+	x.bytes += int64(total)
+	switch typ {
+	case 'D':
+		x.rows++
+	case 'E':
+		if !refused && x.sqlstate == "" {
+			x.sqlstate, x.upError = errCode, errMsg
+		}
+		if !x.untilReady {
+			a.cur = nil
+			ss.finish(x, "")
+		}
+	case 'C', 'I', 's':
+		if !x.untilReady {
+			a.cur = nil
+			ss.finish(x, "")
+		}
+	}
+}
+
+// finish writes the audit record of a finished execution.
+func (ss *session) finish(x *execution, note string) {
+	info := x.info
+	r := ss.auditRecord("statement")
+	r.SQL = info.sql
+	r.PolicyVersion = info.version
+	r.Rows, r.Bytes, r.Duration = x.rows, x.bytes, time.Since(x.start)
+	if info.refusal != nil {
+		r.Decision = "denied"
+		r.Reason = info.refusal.Rule
+		r.SQLState = info.refusal.Code
+		r.Message = info.refusal.Message
+		ss.srv.audit.Write(r)
+		return
+	}
+	r.Decision = "allowed"
+	if res := info.res; res != nil {
+		r.Kind = strings.Join(res.Kinds, ",")
+		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.Masked
+		if res.Rewritten {
+			r.Decision = "rewritten"
+			r.Rewritten = res.SQL
+		}
+	}
+	if x.sqlstate != "" {
+		r.SQLState = x.sqlstate
+		r.UpstreamError = x.sqlstate + ": " + x.upError
+	}
+	r.Message = note
+	ss.srv.audit.Write(r)
+}
+
+// auditRecord starts a record of event for this session.
+func (ss *session) auditRecord(event string) *audit.Record {
+	r := &audit.Record{
+		Event:           event,
+		Session:         ss.info.ID,
+		User:            ss.info.User,
+		Roles:           ss.info.Roles,
+		ApplicationName: ss.info.ApplicationName,
+		Database:        ss.info.Database,
+	}
+	if ss.info.ClientAddr != nil {
+		r.Client = ss.info.ClientAddr.String()
+	}
+	return r
+}
+
+// auditEvent writes a session event, if the server audits.
+func (ss *session) auditEvent(event, reason string, d time.Duration) {
+	if ss.srv.audit == nil {
+		return
+	}
+	r := ss.auditRecord(event)
+	r.Reason, r.Duration = reason, d
+	ss.srv.audit.Write(r)
+}

@@ -1,0 +1,273 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// auditKey keys the test audit chains.
+var auditKey = []byte("audit-test-key")
+
+// startAuditedDemo runs the demo proxy with an audit log in a temporary
+// directory and returns the log and its path.
+func startAuditedDemo(t *testing.T, o audit.Options) (*testProxy, *audit.Log, string) {
+	t.Helper()
+	if o.File == "" {
+		o.File = filepath.Join(t.TempDir(), "audit.log")
+	}
+	o.Key = auditKey
+	alog, err := audit.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	p := startDemo(t, func(po *proxy.Options) { po.Audit = alog })
+	return p, alog, o.File
+}
+
+// waitSessions waits until the proxy relays n sessions.
+func waitSessions(t *testing.T, p *testProxy, n int) {
+	t.Helper()
+	for i := 0; p.srv.SessionCount() != n; i++ {
+		if i > 500 {
+			t.Fatalf("%d sessions, want %d", p.srv.SessionCount(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// readAudit closes alog and returns the entries of the files at path
+// (rotated ones included), after checking the chain.
+func readAudit(t *testing.T, alog *audit.Log, path string) []*audit.Entry {
+	t.Helper()
+	if err := alog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(path + "*")
+	rep, err := audit.Verify(auditKey, files)
+	if err != nil || !rep.OK {
+		t.Fatalf("audit verify: %v %+v", err, rep)
+	}
+	var out []*audit.Entry
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			e, err := audit.ParseLine(sc.Bytes())
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			out = append(out, e)
+		}
+		fh.Close()
+	}
+	slices.SortFunc(out, func(a, b *audit.Entry) int { return int(a.Seq) - int(b.Seq) })
+	return out
+}
+
+func TestAuditTrail(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{})
+	ctx := context.Background()
+	c := p.connect(t, "marie")
+	simple := func(sql string) {
+		t.Helper()
+		_, _ = c.PgConn().Exec(ctx, sql).ReadAll()
+	}
+	extended := func(sql string, args ...any) {
+		t.Helper()
+		rows, err := c.Query(ctx, sql, args...)
+		if err == nil {
+			for rows.Next() {
+			}
+			rows.Close()
+		}
+	}
+	simple("SELECT country, count(*) FROM responses GROUP BY 1")
+	simple("SELECT * FROM employees")
+	extended("SELECT id, email FROM responses WHERE nps > $1 ORDER BY id LIMIT 5", 5)
+	simple("SELECT 1; SELECT 2")
+	simple("SELECT 1/0")
+	extended("SELECT pg_catalog.pg_read_file('/etc/passwd')")
+	if _, err := c.Prepare(ctx, "by_code", "SELECT name FROM countries WHERE code = $1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{"FR", "US", "FR"} {
+		extended("by_code", code)
+	}
+	c.Close(ctx)
+	waitSessions(t, p, 0)
+	before := alog.Stats()
+	if _, err := pgconn.Connect(ctx, p.url("marie", "wrong", nil)); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	// The proxy records the failure after answering the client.
+	for i := 0; i < 200; i++ {
+		if st := alog.Stats(); st.Written+uint64(st.Queued) > before.Written+uint64(before.Queued) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	entries := readAudit(t, alog, path)
+
+	type want struct {
+		sql      string
+		decision string
+		rows     int64
+		sqlstate string
+	}
+	wants := []want{
+		{"SELECT country, count(*) FROM responses GROUP BY 1", "rewritten", 1, ""},
+		{"SELECT * FROM employees", "denied", 0, "42501"},
+		{"SELECT id, email FROM responses WHERE nps > $1 ORDER BY id LIMIT 5", "rewritten", 5, ""},
+		{"SELECT 1; SELECT 2", "allowed", 2, ""},
+		{"SELECT 1/0", "allowed", 0, "22012"},
+		{"SELECT pg_catalog.pg_read_file('/etc/passwd')", "denied", 0, "42501"},
+		{"SELECT name FROM countries WHERE code = $1", "rewritten", 1, ""},
+		{"SELECT name FROM countries WHERE code = $1", "rewritten", 0, ""},
+		{"SELECT name FROM countries WHERE code = $1", "rewritten", 1, ""},
+	}
+	var stmts, events []*audit.Entry
+	for _, e := range entries {
+		switch {
+		case e.Event == "statement" && e.User == "marie":
+			stmts = append(stmts, e)
+		case e.User == "marie":
+			events = append(events, e)
+		}
+	}
+
+	t.Run("every statement appears once, in order, denied ones too", func(t *testing.T) {
+		var got []string
+		for _, e := range stmts {
+			got = append(got, e.SQL)
+		}
+		var exp []string
+		for _, w := range wants {
+			exp = append(exp, w.sql)
+		}
+		if !slices.Equal(got, exp) {
+			t.Fatalf("statements:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(exp, "\n"))
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	t.Run("each record has its decision, rows and SQLSTATE", func(t *testing.T) {
+		for i, w := range wants {
+			e := stmts[i]
+			if e.Decision != w.decision || e.Rows != w.rows || e.SQLState != w.sqlstate {
+				t.Errorf("%d %q: decision %q rows %d sqlstate %q; want %q %d %q",
+					i, w.sql, e.Decision, e.Rows, e.SQLState, w.decision, w.rows, w.sqlstate)
+			}
+		}
+	})
+	t.Run("a rewritten statement names its tables, rules, masked and readable columns", func(t *testing.T) {
+		e := stmts[2]
+		if !slices.Equal(e.Tables, []string{"public.responses"}) || !slices.Contains(e.Rules, "france_only") ||
+			!slices.Contains(e.Masked, "public.responses.email") || !slices.Equal(e.Columns, []string{"public.responses.id", "public.responses.nps"}) ||
+			e.Rewritten == "" || e.Fingerprint == "" || e.PolicyVersion == "" || !slices.Contains(e.Roles, "country_analyst") {
+			t.Errorf("%+v", e)
+		}
+	})
+	t.Run("a denial names the firewall rule", func(t *testing.T) {
+		if stmts[1].Reason != "ungoverned_table" || stmts[5].Reason != "files" {
+			t.Errorf("reasons %q and %q", stmts[1].Reason, stmts[5].Reason)
+		}
+	})
+	t.Run("an upstream error is recorded", func(t *testing.T) {
+		if !strings.HasPrefix(stmts[4].UpstreamError, "22012") {
+			t.Errorf("%q", stmts[4].UpstreamError)
+		}
+	})
+	t.Run("connect, disconnect and the failed authentication are recorded", func(t *testing.T) {
+		var got []string
+		for _, e := range events {
+			got = append(got, e.Event)
+		}
+		if !slices.Equal(got, []string{"connect", "disconnect", "auth_failure"}) {
+			t.Errorf("events %v", got)
+		}
+	})
+}
+
+func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
+	// A queue of 4 records for 32 clients: writers wait, none is lost.
+	p, alog, path := startAuditedDemo(t, audit.Options{QueueSize: 4, MaxSize: 64 << 10})
+	ctx := context.Background()
+	const clients, each = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pgx.Connect(ctx, p.url("hq", "demo-hq", nil))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(ctx)
+			for j := 0; j < each; j++ {
+				var n int
+				if err := c.QueryRow(ctx, "SELECT count(*) FROM responses WHERE nps > $1", j%10).Scan(&n); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitSessions(t, p, 0)
+	n := 0
+	for _, e := range readAudit(t, alog, path) {
+		if e.Event == "statement" && e.User == "hq" {
+			n++
+		}
+	}
+	if n != clients*each {
+		t.Fatalf("%d statement records, want %d", n, clients*each)
+	}
+}
+
+func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{})
+	ctx := context.Background()
+	c := p.connect(t, "hq")
+	ctx2, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Exec(ctx2, "SELECT pg_catalog.pg_sleep(5)")
+	var pe *pgconn.PgError
+	if err == nil || (errors.As(err, &pe) && pe.Code != "57014") {
+		t.Fatalf("want a cancelled statement, got %v", err)
+	}
+	c.Close(ctx)
+	waitSessions(t, p, 0)
+	for _, e := range readAudit(t, alog, path) {
+		if e.Event == "statement" && strings.Contains(e.SQL, "pg_sleep") {
+			return
+		}
+	}
+	t.Fatal("the interrupted statement has no audit record")
+}

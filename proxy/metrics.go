@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the proxy's Prometheus metrics. Sessions update them on
+// their hot paths with pre-resolved counters only (no label lookups).
+//
+// NOTE: a nil *Metrics is valid and records nothing, so a server without
+// an admin listener pays a nil check per statement.
+type Metrics struct {
+	sessions       prometheus.Gauge
+	sessionsTotal  prometheus.Counter
+	authFailures   prometheus.Counter
+	stmtAllowed    prometheus.Counter
+	stmtRewritten  prometheus.Counter
+	stmtDenied     prometheus.Counter
+	rewriteSeconds prometheus.Histogram
+	upstreamSecs   prometheus.Histogram
+	bytesToClient  prometheus.Counter
+	// Reloads and ReloadFailures count policy reloads; the command that
+	// reloads updates them.
+	Reloads        prometheus.Counter
+	ReloadFailures prometheus.Counter
+	policyInfo     *prometheus.GaugeVec
+}
+
+// NewMetrics registers the proxy's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	stmts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_statements_total",
+		Help: "Statements received, by decision: allowed (forwarded unchanged), rewritten, denied.",
+	}, []string{"decision"})
+	m := &Metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgveil_sessions", Help: "Client sessions relaying now.",
+		}),
+		sessionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_sessions_total", Help: "Client sessions started.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_auth_failures_total", Help: "Failed authentications (wrong password or unknown user).",
+		}),
+		stmtAllowed:   stmts.WithLabelValues("allowed"),
+		stmtRewritten: stmts.WithLabelValues("rewritten"),
+		stmtDenied:    stmts.WithLabelValues("denied"),
+		rewriteSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pgveil_rewrite_seconds",
+			Help:    "Time to check and rewrite one statement text (cache hits included).",
+			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2},
+		}),
+		upstreamSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pgveil_upstream_seconds",
+			Help:    "Time from a batch (Query or Sync) sent upstream to its ReadyForQuery.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+		}),
+		bytesToClient: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_client_bytes_sent_total", Help: "Bytes sent to clients.",
+		}),
+		Reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_policy_reloads_total", Help: "Successful policy reloads.",
+		}),
+		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_policy_reload_failures_total", Help: "Policy reloads refused (the old policy kept serving).",
+		}),
+		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgveil_policy_info", Help: "The policy version in force (value 1).",
+		}, []string{"version"}),
+	}
+	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
+		m.upstreamSecs, m.bytesToClient, m.Reloads, m.ReloadFailures, m.policyInfo)
+	return m
+}
+
+// SetPolicyVersion reports version as the policy in force.
+func (m *Metrics) SetPolicyVersion(version string) {
+	if m == nil {
+		return
+	}
+	m.policyInfo.Reset()
+	m.policyInfo.WithLabelValues(version).Set(1)
+}
+
+// RegisterPolicies exports the rewrite cache counters of the policies in
+// force.
+func RegisterPolicies(reg prometheus.Registerer, p *Policies) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pgveil_rewrite_cache_hits_total",
+			Help: "Statements served from the rewrite cache of the policy in force.",
+		}, func() float64 { h, _ := p.Current().Engine.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pgveil_rewrite_cache_misses_total",
+			Help: "Statements parsed and checked by the policy in force.",
+		}, func() float64 { _, m := p.Current().Engine.CacheStats(); return float64(m) }),
+	)
+}
+
+func (m *Metrics) sessionStarted() {
+	if m != nil {
+		m.sessions.Inc()
+		m.sessionsTotal.Inc()
+	}
+}
+
+func (m *Metrics) sessionEnded() {
+	if m != nil {
+		m.sessions.Dec()
+	}
+}
+
+func (m *Metrics) authFailed() {
+	if m != nil {
+		m.authFailures.Inc()
+	}
+}
+
+// statement counts a decision and the time the Rewriter took.
+func (m *Metrics) statement(rewritten, denied bool, took time.Duration) {
+	if m == nil {
+		return
+	}
+	switch {
+	case denied:
+		m.stmtDenied.Inc()
+	case rewritten:
+		m.stmtRewritten.Inc()
+	default:
+		m.stmtAllowed.Inc()
+	}
+	m.rewriteSeconds.Observe(took.Seconds())
+}
+
+// batchDone records a batch's upstream latency and the bytes sent for it.
+func (m *Metrics) batchDone(took time.Duration, bytes int64) {
+	if m == nil {
+		return
+	}
+	if took > 0 {
+		m.upstreamSecs.Observe(took.Seconds())
+	}
+	m.bytesToClient.Add(float64(bytes))
+}

@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// Policies holds the Enforcement in force and lets a reload replace it
+// while sessions run: each statement is decided by the Enforcement in
+// force when it arrives, so a session picks up a new policy at its next
+// statement.
+//
+// NOTE: an Enforcement is immutable; Swap replaces the pointer
+// atomically, so a statement sees one whole policy version, never a mix.
+type Policies struct {
+	cur atomic.Pointer[Enforcement]
+}
+
+// NewPolicies returns Policies serving e.
+func NewPolicies(e *Enforcement) *Policies {
+	p := &Policies{}
+	p.cur.Store(e)
+	return p
+}
+
+// Current returns the Enforcement in force.
+func (p *Policies) Current() *Enforcement { return p.cur.Load() }
+
+// Swap puts e in force and returns the Enforcement it replaces.
+func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
+
+// Rewrite implements Rewriter with the Enforcement in force.
+func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error) {
+	e := p.cur.Load()
+	st.PolicyVersion = e.Version
+	return e.Engine.Rewrite(ctx, s.User, byte(st.Source), st.Text)
+}
+
+// PolicyVersion returns the version of the policies in force.
+func (p *Policies) PolicyVersion() string { return p.cur.Load().Version }
+
+// User looks login up in the identities in force.
+func (p *Policies) User(login string) (*policy.User, bool) {
+	return p.cur.Load().Identities.User(login)
+}
+
+// Apply sets the options that enforce the policies in force: the
+// rewriter, the users and the scrubbing of data errors.
+func (p *Policies) Apply(o *Options) {
+	o.Rewriter = p
+	o.Users = p.User
+	o.ScrubDataErrors = true
+}

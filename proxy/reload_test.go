@@ -1,0 +1,259 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// reloadableDemo runs the demo proxy from a copy of configs/demo.hcl that
+// the test may edit, and returns the copy's path and a Reloader.
+func reloadableDemo(t *testing.T, opts ...func(*proxy.Options)) (*testProxy, string, *proxy.Reloader) {
+	t.Helper()
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var po proxy.Options
+	opts = append(opts, func(o *proxy.Options) { po = *o })
+	p, pols := startDemoFrom(t, path, opts...)
+	rl := &proxy.Reloader{
+		Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel)),
+	}
+	return p, path, rl
+}
+
+// editConfig replaces old by new in the configuration file at path.
+func editConfig(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%q is not in %s", old, path)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count runs a count(*) query through c.
+func count(t *testing.T, c *pgx.Conn, sql string) int {
+	t.Helper()
+	var n int
+	if err := c.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestReload(t *testing.T) {
+	alogPath := filepath.Join(t.TempDir(), "audit.log")
+	alog, err := audit.Open(audit.Options{File: alogPath, Key: auditKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alog.Close()
+	p, path, rl := reloadableDemo(t, func(o *proxy.Options) { o.Audit = alog })
+	ctx := context.Background()
+	marie := p.connect(t, "marie")
+	before := count(t, marie, "SELECT count(*) FROM responses")
+	if before == 0 {
+		t.Fatal("marie sees no rows before the reload: the test proves nothing")
+	}
+
+	t.Run("a policy with an error is refused and the old one keeps serving", func(t *testing.T) {
+		editConfig(t, path, `rule "france_only" {`, `rule "france_only" {
+  colour = "blue"`)
+		err := rl.Reload(ctx)
+		if !errors.Is(err, proxy.ErrReloadRefused) {
+			t.Fatalf("reload of a broken configuration: %v", err)
+		}
+		if n := count(t, marie, "SELECT count(*) FROM responses"); n != before {
+			t.Fatalf("marie sees %d rows, want %d", n, before)
+		}
+		editConfig(t, path, `
+  colour = "blue"`, "")
+	})
+	t.Run("revoking marie's rule takes effect at her next statement", func(t *testing.T) {
+		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+  enabled = false`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, marie, "SELECT count(*) FROM responses"); n != 0 {
+			t.Fatalf("marie still sees %d rows", n)
+		}
+	})
+	t.Run("a removed user's sessions are ended", func(t *testing.T) {
+		hq := p.connect(t, "hq")
+		editConfig(t, path, `user "hq" {`, `user "hq_renamed" {`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := hq.Ping(ctx); err == nil {
+			t.Fatal("hq's session survived the removal of hq")
+		}
+		if err := marie.Ping(ctx); err != nil {
+			t.Fatalf("marie's session ended too: %v", err)
+		}
+	})
+	t.Run("the audit trail records each reload with both versions", func(t *testing.T) {
+		marie.Close(ctx)
+		waitSessions(t, p, 0)
+		var events []string
+		for _, e := range readAudit(t, alog, alogPath) {
+			switch e.Event {
+			case "reload":
+				if e.OldPolicyVersion == "" || e.PolicyVersion == "" || e.OldPolicyVersion == e.PolicyVersion {
+					t.Errorf("reload versions %q → %q", e.OldPolicyVersion, e.PolicyVersion)
+				}
+				events = append(events, e.Event)
+			case "reload_failed":
+				events = append(events, e.Event)
+			}
+		}
+		if strings.Join(events, " ") != "reload_failed reload reload" {
+			t.Errorf("events %v", events)
+		}
+	})
+}
+
+func TestReloadUnderLoadLosesNoStatement(t *testing.T) {
+	noLeaks(t)
+	p, _, rl := reloadableDemo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(context.Background())
+			for ctx.Err() == nil {
+				var n int
+				if err := c.QueryRow(ctx, "SELECT count(*) FROM responses WHERE nps >= $1", 0).Scan(&n); err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+				if n == 0 {
+					errs <- errors.New("marie saw no rows during a reload")
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 100; i++ {
+		if err := rl.Reload(context.Background()); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if done.Load() == 0 {
+		t.Fatal("no statement ran during the reloads")
+	}
+}
+
+func TestReloadDoesNotLetOldStatementsRun(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	ctx := context.Background()
+	c := p.connect(t, "marie")
+	exec := func(sql string) error {
+		_, err := c.PgConn().Exec(ctx, sql).ReadAll()
+		return err
+	}
+	bump := func() {
+		t.Helper()
+		editConfig(t, path, `rule "france_only" {`, `# edited
+rule "france_only" {`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusedAsChanged := func(t *testing.T, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "policy_changed") {
+			t.Fatalf("want a policy_changed refusal, got %v", err)
+		}
+	}
+
+	t.Run("a statement prepared with PREPARE before a reload is refused after it", func(t *testing.T) {
+		if err := exec("PREPARE q AS SELECT count(*) FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("EXECUTE q"); err != nil {
+			t.Fatal(err)
+		}
+		bump()
+		refusedAsChanged(t, exec("EXECUTE q"))
+		if err := exec("DEALLOCATE q"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("PREPARE q AS SELECT count(*) FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("EXECUTE q"); err != nil {
+			t.Fatalf("prepared again under the new policy: %v", err)
+		}
+	})
+	t.Run("a cursor declared before a reload cannot be fetched from after it", func(t *testing.T) {
+		if err := exec("BEGIN; DECLARE cur CURSOR FOR SELECT id FROM responses; FETCH 1 FROM cur"); err != nil {
+			t.Fatal(err)
+		}
+		bump()
+		refusedAsChanged(t, exec("FETCH 1 FROM cur"))
+		_ = exec("ROLLBACK")
+	})
+	t.Run("a protocol-level prepared statement is prepared again, transparently", func(t *testing.T) {
+		sd, err := c.Prepare(ctx, "named", "SELECT count(*) FROM responses WHERE nps >= $1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after int
+		if err := c.QueryRow(ctx, sd.Name, 0).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		bump()
+		for i := 0; i < 3; i++ {
+			if err := c.QueryRow(ctx, sd.Name, 0).Scan(&after); err != nil {
+				t.Fatalf("execution %d after the reload: %v", i, err)
+			}
+		}
+		if after != before {
+			t.Fatalf("%d rows after the reload, %d before", after, before)
+		}
+	})
+}

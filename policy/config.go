@@ -45,6 +45,12 @@ type Config struct {
 	// Tests are the `test` blocks (policy tests run by `pgveil test`), in
 	// the order they were read.
 	Tests []*Test
+	// Audit is the `audit` block: where the audit trail goes; nil when
+	// there is none (no audit trail).
+	Audit *Audit
+	// Admin is the `admin` block: the HTTP endpoint of metrics and health
+	// checks; nil when there is none (no endpoint).
+	Admin *Admin
 
 	// digest is the SHA-256 of the configuration files' names and bytes.
 	digest [32]byte
@@ -108,6 +114,47 @@ type Upstream struct {
 	ConnectTimeout time.Duration
 	// TLS is how the upstream connection is encrypted and verified.
 	TLS UpstreamTLS
+}
+
+// Audit is the `audit` block: the tamper-evident audit trail (see
+// internal/audit, whose Options it fills).
+type Audit struct {
+	// File is the current audit log, resolved against the directory of
+	// the configuration file that names it; "-" is standard output.
+	File string
+	// MaxSize rotates the file when a record would take it past this many
+	// bytes; 0 never rotates. Default 100 MiB.
+	MaxSize int64
+	// QueueSize is the length of the queue between sessions and the
+	// writer. Default 10000.
+	QueueSize int
+	// OnFull is AuditBlock (default: sessions wait for room) or AuditDrop
+	// (records are dropped and counted).
+	OnFull string
+	// Key is the HMAC-SHA256 key of the chain; empty (with a warning) for
+	// a plain SHA-256 chain.
+	Key []byte
+	// RewrittenSQL is how the SQL forwarded upstream is kept: AuditFull
+	// (default), AuditHash or AuditNone.
+	RewrittenSQL string
+	// RedactLiterals replaces the literals of logged statements with $n.
+	RedactLiterals bool
+}
+
+// Values of Audit.OnFull and Audit.RewrittenSQL.
+const (
+	AuditBlock = "block"
+	AuditDrop  = "drop"
+	AuditFull  = "full"
+	AuditHash  = "hash"
+	AuditNone  = "none"
+)
+
+// Admin is the `admin` block: the HTTP endpoint serving Prometheus
+// metrics (/metrics) and health checks (/healthz, /readyz).
+type Admin struct {
+	// Address is host:port to listen on, e.g. "127.0.0.1:9187".
+	Address string
 }
 
 // TLS modes for the upstream connection.

@@ -51,6 +51,8 @@ var (
 			{Type: "schema", LabelNames: []string{"name"}},
 			{Type: "rule", LabelNames: []string{"name"}},
 			{Type: "test", LabelNames: []string{"name"}},
+			{Type: "audit"},
+			{Type: "admin"},
 		},
 	}
 	listenSchema = &hcl.BodySchema{
@@ -157,6 +159,12 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 	}
 	if b := d.exactlyOne("upstream", "saying how pgveil reaches PostgreSQL", byType["upstream"]); b != nil {
 		d.decodeUpstream(b)
+	}
+	if b := d.atMostOne("audit", byType["audit"]); b != nil {
+		d.decodeAudit(b)
+	}
+	if b := d.atMostOne("admin", byType["admin"]); b != nil {
+		d.decodeAdmin(b)
 	}
 	if d.cfg.Listen.Database == "" {
 		d.cfg.Listen.Database = d.cfg.Upstream.Database

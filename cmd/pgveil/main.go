@@ -9,6 +9,8 @@
 //	pgveil test    --config FILE [--upstream] [--run REGEXP]
 //	pgveil explain --config FILE --user LOGIN "SQL"
 //	pgveil passwd  [--iterations N]
+//	pgveil audit   verify [--key-env NAME] FILE...
+//	pgveil audit   search [filters] [--format table|json] FILE...
 //	pgveil version
 package main
 
@@ -35,6 +37,10 @@ Usage:
                  show the statement pgveil forwards for a user, or why it refuses it
   pgveil passwd  [--iterations N]
                  read a password and print its SCRAM-SHA-256 verifier
+  pgveil audit   verify [--key-env NAME] FILE...
+                 check the chain of audit log files; exit 1 on a problem
+  pgveil audit   search [filters] [--format table|json] FILE...
+                 print the audit records matching --user, --column, --since, …
   pgveil version print the version
 
 Run 'pgveil COMMAND --help' for a command's flags.
@@ -61,6 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdExplain(args[1:], stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "pgveil %s\n", version)
 		return 0

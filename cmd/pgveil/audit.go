@@ -1,0 +1,260 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/pgveil/pgveil/internal/audit"
+)
+
+// defaultKeyEnv is the environment variable holding the audit key, as in
+// the documentation's audit block.
+const defaultKeyEnv = "PGVEIL_AUDIT_KEY"
+
+// auditUsage is the usage of pgveil audit.
+const auditUsage = `usage:
+  pgveil audit verify [--key-env NAME] FILE...
+      check the chain of the audit files (any order, e.g. audit.log*)
+  pgveil audit search [filters] [--format table|json] FILE...
+      print the records that match every filter
+`
+
+// cmdAudit runs pgveil audit verify and pgveil audit search.
+func cmdAudit(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, auditUsage)
+		return 2
+	}
+	switch args[0] {
+	case "verify":
+		return cmdAuditVerify(args[1:], stdout, stderr)
+	case "search":
+		return cmdAuditSearch(args[1:], time.Now(), stdout, stderr)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, auditUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "pgveil audit: unknown command %q\n%s", args[0], auditUsage)
+		return 2
+	}
+}
+
+// cmdAuditVerify checks the chain of audit files and prints a summary or
+// the first problem; it exits 1 on a problem.
+func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keyEnv := fs.String("key-env", defaultKeyEnv, "environment variable holding the audit HMAC key")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME] FILE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	key := []byte(os.Getenv(*keyEnv))
+	if len(key) == 0 {
+		fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: verifying a plain SHA-256 chain, "+
+			"which shows accidental damage but not forgery\n", *keyEnv)
+	}
+	rep, err := audit.Verify(key, fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "pgveil audit verify: %v\n", err)
+		return 1
+	}
+	if !rep.OK {
+		fmt.Fprintf(stdout, "FAILED: %s\n", rep.Problem)
+		if rep.Records > 0 {
+			fmt.Fprintf(stdout, "%d records before it verified, seq %d..%d\n", rep.Records, rep.FirstSeq, rep.LastSeq)
+		}
+		return 1
+	}
+	if rep.Records == 0 {
+		fmt.Fprintf(stdout, "OK: 0 records in %d files\n", len(rep.Files))
+		return 0
+	}
+	fmt.Fprintf(stdout, "OK: %d records in %d files, seq %d..%d, %s..%s\n", rep.Records, len(rep.Files),
+		rep.FirstSeq, rep.LastSeq, rep.FirstTime.Format(time.RFC3339Nano), rep.LastTime.Format(time.RFC3339Nano))
+	if !rep.FromStart {
+		fmt.Fprintf(stdout, "note: the chain began before seq %d; older files were not given (or were removed)\n", rep.FirstSeq)
+	}
+	return 0
+}
+
+// searchFilter is what pgveil audit search keeps: every set field must
+// match.
+type searchFilter struct {
+	// user, session, event, decision and rule match those fields exactly.
+	user, session, event, decision, rule string
+	// table, column and masked must be among the record's Tables, Columns
+	// and Masked.
+	table, column, masked string
+	// since and until bound the record's time: since <= time < until.
+	since, until time.Time
+}
+
+// matches reports whether e passes every filter.
+func (f *searchFilter) matches(e *audit.Entry) bool {
+	switch {
+	case f.user != "" && e.User != f.user,
+		f.session != "" && e.Session != f.session,
+		f.event != "" && e.Event != f.event,
+		f.decision != "" && e.Decision != f.decision,
+		f.rule != "" && !slices.Contains(e.Rules, f.rule),
+		f.table != "" && !slices.Contains(e.Tables, f.table),
+		f.column != "" && !slices.Contains(e.Columns, f.column),
+		f.masked != "" && !slices.Contains(e.Masked, f.masked),
+		!f.since.IsZero() && e.Time.Before(f.since),
+		!f.until.IsZero() && !e.Time.Before(f.until):
+		return false
+	}
+	return true
+}
+
+// cmdAuditSearch prints the records of the audit files that match every
+// filter, reading the files in chain order one line at a time. It exits
+// 0 when a record matched, 1 when none did (as grep does).
+func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit search", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f searchFilter
+	fs.StringVar(&f.user, "user", "", "the login")
+	fs.StringVar(&f.session, "session", "", "the session id")
+	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
+	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
+	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table")
+	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column")
+	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column")
+	fs.StringVar(&f.rule, "rule", "", "a policy rule that fired")
+	since := fs.String("since", "", "records at or after: RFC 3339, YYYY-MM-DD (UTC), or an age such as 7d or 24h")
+	until := fs.String("until", "", "records before: RFC 3339, YYYY-MM-DD (UTC, the whole day included), or an age")
+	format := fs.String("format", "table", "table or json (the lines as written)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgveil audit search [filters] [--format table|json] FILE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 || (*format != "table" && *format != "json") {
+		fs.Usage()
+		return 2
+	}
+	var err error
+	if f.since, err = parseWhen(*since, now, false); err != nil {
+		fmt.Fprintf(stderr, "pgveil audit search: --since: %v\n", err)
+		return 2
+	}
+	if f.until, err = parseWhen(*until, now, true); err != nil {
+		fmt.Fprintf(stderr, "pgveil audit search: --until: %v\n", err)
+		return 2
+	}
+	files, err := audit.OrderFiles(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "pgveil audit search: %v\n", err)
+		return 1
+	}
+	if *format == "table" {
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL")
+	}
+	matched, skipped := 0, 0
+	for _, file := range files {
+		err := audit.ReadLines(file, func(n int, line []byte) error {
+			e, err := audit.ParseLine(line)
+			if err != nil {
+				skipped++
+				fmt.Fprintf(stderr, "%s:%d: skipped: %v\n", file, n, err)
+				return nil
+			}
+			if !f.matches(e) {
+				return nil
+			}
+			matched++
+			if *format == "json" {
+				_, err = fmt.Fprintf(stdout, "%s\n", line)
+			} else {
+				_, err = fmt.Fprintln(stdout, tableRow(e))
+			}
+			return err
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "pgveil audit search: %v\n", err)
+			return 1
+		}
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stderr, "pgveil audit search: %d lines could not be read; run pgveil audit verify\n", skipped)
+	}
+	if matched == 0 {
+		return 1
+	}
+	return 0
+}
+
+// tableRow renders a record as a row of the table format.
+func tableRow(e *audit.Entry) string {
+	decision := e.Decision
+	if decision == "" {
+		decision = e.Event
+	}
+	rows := ""
+	if e.Event == audit.EventStatement {
+		rows = strconv.FormatInt(e.Rows, 10)
+	}
+	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), e.User,
+		decision, rows, e.Kind, shorten(e.SQL, 80))
+}
+
+// shorten collapses the white space of s and cuts it to n characters.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// parseWhen parses a --since or --until value: RFC 3339, a date (UTC
+// midnight; for until, the next midnight, so that the day is included),
+// or an age before now such as "7d", "24h" or "90m". "" is the zero
+// time (no bound).
+func parseWhen(s string, now time.Time, until bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		if until {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	var age time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if n, err = strconv.Atoi(days); err == nil {
+			age = time.Duration(n) * 24 * time.Hour
+		}
+	} else {
+		age, err = time.ParseDuration(s)
+	}
+	if err != nil || age < 0 {
+		return time.Time{}, errors.New(`want an RFC 3339 time ("2026-11-30T02:15:00Z"), a date ("2026-11-30") or an age ("7d", "24h")`)
+	}
+	return now.Add(-age), nil
+}

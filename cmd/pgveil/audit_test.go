@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/audit"
+)
+
+// auditKey is the key of the test chains.
+const auditKey = "test-audit-key-0123456789abcdef"
+
+// writeAuditChain writes 30 records through the audit log, one every 12
+// hours up to now (seq 30 is now, seq 1 is 14½ days old), rotating every
+// few records, and returns the files oldest first. Records 0, 3, 6… let marie read email unmasked;
+// the others mask it for paul.
+func writeAuditChain(t *testing.T) []string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey), MaxSize: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 30 {
+		r := &audit.Record{
+			Time:     now.Add(-time.Duration(29-i) * 12 * time.Hour),
+			Event:    audit.EventStatement,
+			Session:  fmt.Sprintf("s%d", i%4),
+			User:     "paul",
+			Kind:     "select",
+			SQL:      fmt.Sprintf("SELECT email\n  FROM responses WHERE id = %d", i),
+			Tables:   []string{"public.responses"},
+			Masked:   []string{"public.responses.email"},
+			Rules:    []string{"france_only"},
+			Decision: audit.DecisionRewritten,
+			Rows:     int64(i),
+		}
+		if i%3 == 0 {
+			r.User, r.Masked, r.Columns = "marie", nil, []string{"public.responses.email"}
+		}
+		l.Write(r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := filepath.Glob(path + ".*")
+	slices.Sort(rotated)
+	files := append(rotated, path)
+	if len(files) < 4 {
+		t.Fatalf("%d files: the tests need at least 4", len(files))
+	}
+	return files
+}
+
+func TestAuditVerify(t *testing.T) {
+	t.Setenv("PGVEIL_AUDIT_KEY", auditKey)
+	t.Run("an intact chain is OK, whatever the order of the files", func(t *testing.T) {
+		files := writeAuditChain(t)
+		slices.Reverse(files)
+		code, out, errOut := runCLI("", append([]string{"audit", "verify"}, files...)...)
+		want := fmt.Sprintf("OK: 30 records in %d files, seq 1..30, ", len(files))
+		if code != 0 || !strings.HasPrefix(out, want) || errOut != "" {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("a changed line fails with its file and line", func(t *testing.T) {
+		files := writeAuditChain(t)
+		data, err := os.ReadFile(files[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(files[1], []byte(strings.Replace(string(data), `"user":"paul"`, `"user":"pau1"`, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCLI("", append([]string{"audit", "verify"}, files...)...)
+		if code != 1 || !strings.HasPrefix(out, "FAILED: "+files[1]+":") || !strings.Contains(out, "record altered (mac mismatch)") {
+			t.Fatalf("%d %q", code, out)
+		}
+	})
+	t.Run("a deleted rotated file fails", func(t *testing.T) {
+		files := writeAuditChain(t)
+		if err := os.Remove(files[1]); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCLI("", append([]string{"audit", "verify"}, slices.Delete(files, 1, 2)...)...)
+		if code != 1 || !strings.Contains(out, "file truncated or missing: chain breaks between "+files[0]) {
+			t.Fatalf("%d %q", code, out)
+		}
+	})
+	t.Run("the key comes from the variable --key-env names", func(t *testing.T) {
+		files := writeAuditChain(t)
+		t.Setenv("OTHER_KEY", auditKey)
+		t.Setenv("PGVEIL_AUDIT_KEY", "wrong")
+		if code, out, _ := runCLI("", append([]string{"audit", "verify", "--key-env", "OTHER_KEY"}, files...)...); code != 0 {
+			t.Fatalf("%d %q", code, out)
+		}
+		if code, out, _ := runCLI("", append([]string{"audit", "verify"}, files...)...); code != 1 || !strings.Contains(out, ":1: record altered") {
+			t.Fatalf("%d %q", code, out)
+		}
+	})
+	t.Run("without a key it says it checks a plain SHA-256 chain", func(t *testing.T) {
+		files := writeAuditChain(t)
+		t.Setenv("PGVEIL_AUDIT_KEY", "")
+		code, _, errOut := runCLI("", append([]string{"audit", "verify"}, files...)...)
+		if code != 1 || !strings.Contains(errOut, "PGVEIL_AUDIT_KEY is not set: verifying a plain SHA-256 chain") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+	t.Run("no file is a usage error and a missing file an error", func(t *testing.T) {
+		if code, _, errOut := runCLI("", "audit", "verify"); code != 2 || !strings.Contains(errOut, "usage: pgveil audit verify") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+		if code, _, errOut := runCLI("", "audit", "verify", "/nonexistent/audit.log"); code != 1 || !strings.Contains(errOut, "no such file") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+		if code, _, errOut := runCLI("", "audit", "check"); code != 2 || !strings.Contains(errOut, `unknown command "check"`) {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+}
+
+func TestAuditSearch(t *testing.T) {
+	files := writeAuditChain(t)
+	shuffled := slices.Clone(files)
+	slices.Reverse(shuffled)
+	// search runs pgveil audit search with args and the files, and returns
+	// the seqs of the records printed as JSON.
+	search := func(t *testing.T, args ...string) (int, []uint64) {
+		t.Helper()
+		args = append(append([]string{"audit", "search", "--format", "json"}, args...), shuffled...)
+		code, out, errOut := runCLI("", args...)
+		if errOut != "" {
+			t.Fatalf("stderr %q", errOut)
+		}
+		var seqs []uint64
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" {
+				continue
+			}
+			var rec struct{ Seq uint64 }
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			seqs = append(seqs, rec.Seq)
+		}
+		return code, seqs
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []uint64
+	}{
+		{"every record comes out, in chain order", nil, seqRange(1, 30, 1)},
+		{"a column read unmasked", []string{"--column", "public.responses.email"}, seqRange(1, 30, 3)},
+		{"a masked column", []string{"--masked-column", "public.responses.email", "--session", "s1"}, []uint64{2, 6, 14, 18, 26, 30}},
+		{"a user", []string{"--user", "marie"}, seqRange(1, 30, 3)},
+		{"the email returned unmasked last week", []string{"--column", "public.responses.email", "--since", "7d"}, []uint64{19, 22, 25, 28}},
+		{"a window of hours", []string{"--since", "36h", "--until", "12h"}, []uint64{28, 29}},
+		{"filters are ANDed", []string{"--user", "marie", "--decision", "rewritten", "--table", "public.responses", "--rule", "france_only", "--event", "statement", "--since", "2d"}, []uint64{28}},
+		{"nothing matches", []string{"--user", "nobody"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, got := search(t, tt.args...)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("seqs %v, want %v", got, tt.want)
+			}
+			if wantCode := map[bool]int{true: 0, false: 1}[len(tt.want) > 0]; code != wantCode {
+				t.Fatalf("exit %d, want %d", code, wantCode)
+			}
+		})
+	}
+	t.Run("the table format shows time, user, decision, rows, kind and shortened SQL", func(t *testing.T) {
+		code, out, errOut := runCLI("", append([]string{"audit", "search", "--user", "marie", "--since", "25h"}, files...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "TIME") {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+		if fields := strings.Fields(lines[1]); len(fields) < 5 || fields[1] != "marie" || fields[2] != "rewritten" || fields[3] != "27" ||
+			fields[4] != "select" || !strings.HasSuffix(lines[1], "SELECT email FROM responses WHERE id = 27") {
+			t.Fatalf("row %q", lines[1])
+		}
+	})
+	t.Run("dates are whole UTC days", func(t *testing.T) {
+		day := time.Now().UTC().Format(time.DateOnly)
+		_, got := search(t, "--since", day, "--until", day)
+		for _, seq := range got {
+			if seq < 28 {
+				t.Fatalf("seq %d is not from today", seq)
+			}
+		}
+		if len(got) == 0 {
+			t.Fatal("nothing from today")
+		}
+	})
+	t.Run("bad arguments are usage errors", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"audit", "search", "--since", "last week", files[0]},
+			{"audit", "search", "--until", "-3d", files[0]},
+			{"audit", "search", "--format", "xml", files[0]},
+			{"audit", "search", "--user", "marie"},
+		} {
+			if code, _, _ := runCLI("", args...); code != 2 {
+				t.Errorf("%q: exit %d", args, code)
+			}
+		}
+	})
+	t.Run("unreadable lines are skipped with a warning", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "audit.log")
+		data, err := os.ReadFile(files[len(files)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append([]byte("garbage\n"), data...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := runCLI("", "audit", "search", path)
+		if code != 0 || !strings.Contains(errOut, path+":1: skipped: ") || !strings.Contains(errOut, "run pgveil audit verify") {
+			t.Fatalf("%d %q", code, errOut)
+		}
+	})
+}
+
+// seqRange returns from, from+step, … up to to.
+func seqRange(from, to, step uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s += step {
+		out = append(out, s)
+	}
+	return out
+}

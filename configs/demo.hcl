@@ -23,6 +23,19 @@ upstream {
   password = env("PGVEIL_DEMO_UPSTREAM_PASSWORD")
 }
 
+# The audit trail: one MAC-chained JSON line per statement and session
+# event. Check it with `pgveil audit verify`, query it with `pgveil audit
+# search` (the demo runner prints both commands).
+audit {
+  file     = env("PGVEIL_DEMO_AUDIT", "pgveil-demo-audit.log")
+  hmac_key = env("PGVEIL_DEMO_AUDIT_KEY", "demo-audit-key")
+}
+
+# Prometheus metrics on /metrics, health on /healthz and /readyz.
+admin {
+  address = env("PGVEIL_DEMO_ADMIN", "127.0.0.1:9187")
+}
+
 # French analyst — password demo-marie
 user "marie" {
   password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="

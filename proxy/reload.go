@@ -145,6 +145,11 @@ func restartOnly(a, b *policy.Config) string {
 		(la.TLS != nil && (la.TLS.CertFile != lb.TLS.CertFile || la.TLS.KeyFile != lb.TLS.KeyFile || la.TLS.Require != lb.TLS.Require)) {
 		diffs = append(diffs, "listen")
 	}
-	// TODO(audit-config): audit and admin blocks.
+	if (a.Audit == nil) != (b.Audit == nil) || (a.Audit != nil && a.Audit.File != b.Audit.File) {
+		diffs = append(diffs, "audit")
+	}
+	if (a.Admin == nil) != (b.Admin == nil) || (a.Admin != nil && *a.Admin != *b.Admin) {
+		diffs = append(diffs, "admin")
+	}
 	return strings.Join(diffs, ", ")
 }

@@ -99,6 +99,14 @@ func run() error {
 			return err
 		}
 	}
+	admin := "127.0.0.1:9187"
+	if !portFree(admin) {
+		if admin, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	auditPath := filepath.Join(root, "pgveil-demo-audit.log")
+	auditKey := randomHex(32)
 	logPath := filepath.Join(root, "pgveil-demo.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -111,7 +119,10 @@ func run() error {
 	proxy.Env = append(os.Environ(),
 		"PGVEIL_DEMO_LISTEN="+listen,
 		"PGVEIL_DEMO_UPSTREAM="+cluster.Addr(),
-		"PGVEIL_DEMO_UPSTREAM_PASSWORD="+svcPassword)
+		"PGVEIL_DEMO_UPSTREAM_PASSWORD="+svcPassword,
+		"PGVEIL_DEMO_ADMIN="+admin,
+		"PGVEIL_DEMO_AUDIT="+auditPath,
+		"PGVEIL_DEMO_AUDIT_KEY="+auditKey)
 	proxy.Stdout, proxy.Stderr = logFile, logFile
 	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := proxy.Start(); err != nil {
@@ -135,7 +146,7 @@ func run() error {
 		return fmt.Errorf("%w\npgveil log:\n%s", err, log)
 	}
 
-	printWelcome(listen, logPath)
+	printWelcome(listen, logPath, admin, auditPath, auditKey, proxy.Process.Pid)
 	select {
 	case <-sigs:
 		fmt.Fprintln(os.Stderr)
@@ -184,7 +195,7 @@ func connURL(listen, login string) string {
 	return u.String()
 }
 
-func printWelcome(listen, logPath string) {
+func printWelcome(listen, logPath, admin, auditPath, auditKey string, pid int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\npgveil is ready on %s, in front of the demo database \"feedback\".\n", listen)
 	fmt.Fprintf(&b, "Connect as any demo user (paste one line):\n\n")
@@ -192,6 +203,11 @@ func printWelcome(listen, logPath string) {
 		fmt.Fprintf(&b, "  # %s\n  psql %q\n", u.role, connURL(listen, u.login))
 	}
 	fmt.Fprintf(&b, "\nTry: SELECT country, count(*), round(avg(nps), 1) AS nps FROM responses GROUP BY 1 ORDER BY 1;\n")
+	fmt.Fprintf(&b, "\nAudit trail: %s (one JSON line per statement). In another terminal:\n", auditPath)
+	fmt.Fprintf(&b, "  PGVEIL_AUDIT_KEY=%s go run ./cmd/pgveil audit verify %s*\n", auditKey, auditPath)
+	fmt.Fprintf(&b, "  go run ./cmd/pgveil audit search --user marie --format table %s*\n", auditPath)
+	fmt.Fprintf(&b, "Metrics: http://%s/metrics   health: /healthz, /readyz\n", admin)
+	fmt.Fprintf(&b, "Reload policies after editing configs/demo.hcl: kill -HUP %d\n", pid)
 	fmt.Fprintf(&b, "pgveil's log: %s\nPress Ctrl-C to stop and clean up.\n", logPath)
 	fmt.Print(b.String())
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,6 +137,12 @@ func TestServe(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := aln.Addr().String()
+	aln.Close()
 	v, _ := scram.NewVerifier("pw", 4096)
 	su, supw := cluster.SuperUser()
 	path := writeConfig(t, fmt.Sprintf(`
@@ -154,11 +163,19 @@ user "carol" {
   password = %q
   roles    = ["reader"]
 }
-`, addr, cluster.Addr(), su, v.String()))
+audit {
+  file     = "audit.log"
+  hmac_key = env("PGVEIL_TEST_AUDIT_KEY")
+}
+admin {
+  address = %q
+}
+`, addr, cluster.Addr(), su, v.String(), adminAddr))
+	auditLog := filepath.Join(filepath.Dir(path), "audit.log")
 
 	cmd := exec.Command(bin, "serve", "--config", path)
-	cmd.Env = append(os.Environ(), "PGVEIL_TEST_UPSTREAM_PW="+supw)
-	var stderr bytes.Buffer
+	cmd.Env = append(os.Environ(), "PGVEIL_TEST_UPSTREAM_PW="+supw, "PGVEIL_TEST_AUDIT_KEY=serve-test-key")
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -178,6 +195,33 @@ user "carol" {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Run("the admin endpoint serves metrics and health", func(t *testing.T) {
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			resp, err := http.Get("http://" + adminAddr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: %s %s", path, resp.Status, body)
+			}
+			if path == "/metrics" && !strings.Contains(string(body), "pgveil_sessions 1") {
+				t.Errorf("/metrics lacks the open session:\n%s", body)
+			}
+		}
+	})
+	t.Run("SIGHUP reloads the policies", func(t *testing.T) {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "policies reloaded"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload in the log:\n%s", stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	result := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(ctx, "SELECT pg_sleep(1)").ReadAll()
@@ -218,6 +262,46 @@ user "carol" {
 			}
 		}
 	})
+	t.Run("the audit trail holds the session, the reload and the stop, and verifies", func(t *testing.T) {
+		t.Setenv("PGVEIL_AUDIT_KEY", "serve-test-key")
+		if code, out, errOut := runCLI("", "audit", "verify", auditLog); code != 0 {
+			t.Fatalf("audit verify: %d %s %s", code, out, errOut)
+		}
+		code, out, errOut := runCLI("", "audit", "search", "--format", "json", auditLog)
+		if code != 0 {
+			t.Fatalf("audit search: %d %s", code, errOut)
+		}
+		var events []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			events = append(events, fmt.Sprint(rec["event"]))
+		}
+		got := strings.Join(events, " ")
+		if !strings.HasPrefix(got, "start connect reload statement") || !strings.HasSuffix(got, "stop") {
+			t.Errorf("events: %s", got)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestExplain(t *testing.T) {

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/internal/testcert"
+)
+
+// TestProductionSampleChecks keeps configs/production valid: it is checked
+// as an operator would after installing it in /etc/pgveil, with its TLS
+// files and secrets in place.
+func TestProductionSampleChecks(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"pgveil.hcl", "policy.hcl"} {
+		b, err := os.ReadFile(filepath.Join("../../configs/production", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certPEM, keyPEM := testcert.PEM(t, testcert.New(t))
+	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM, "upstream-ca.pem": certPEM} {
+		if err := os.WriteFile(filepath.Join(dir, "tls", name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+	t.Setenv("PGVEIL_AUDIT_KEY", "k")
+	code, out, errOut := runCLI("", "check", "--config", dir)
+	if code != 0 {
+		t.Fatalf("pgveil check: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(errOut, "warning") {
+		t.Errorf("the production sample has warnings:\n%s", errOut)
+	}
+}

@@ -1,0 +1,57 @@
+# pgveil production configuration: the server side. Install as
+# /etc/pgveil/pgveil.hcl next to policy.hcl and run
+#
+#   pgveil check --config /etc/pgveil/ --upstream
+#   pgveil serve --config /etc/pgveil/
+#
+# Relative paths are resolved against /etc/pgveil. Secrets come from the
+# environment (configs/systemd/pgveil.env); none is written here.
+
+listen {
+  address          = "0.0.0.0:6432"
+  database         = "feedback"
+  shutdown_timeout = "30s"            # keep systemd's TimeoutStopSec above it
+
+  # Clients must use TLS: psql "sslmode=verify-full sslrootcert=…", JDBC
+  # ssl=true&sslmode=verify-full. Certificates are read at start.
+  tls {
+    cert_file = "tls/server.crt"      # chain clients verify (CN/SAN = the proxy's host name)
+    key_file  = "tls/server.key"      # 0600, readable by the pgveil user only
+    require   = true
+  }
+}
+
+upstream {
+  address         = "db.internal:5432"
+  database        = "feedback"
+  # Least privilege: a role that owns nothing, is not superuser, has no
+  # BYPASSRLS and cannot create TEMP objects (`pgveil check --upstream`
+  # warns otherwise), with SELECT on the published tables only.
+  user            = "pgveil_svc"
+  password        = env("PGVEIL_UPSTREAM_PASSWORD")
+  search_path     = "public"
+  connect_timeout = "5s"
+
+  tls {
+    mode    = "verify-full"
+    ca_file = "tls/upstream-ca.pem"   # the CA that signed PostgreSQL's certificate
+  }
+}
+
+# The audit trail auditors read: one MAC-chained JSON line per statement and
+# session event. Ship rotated files to write-once storage; verify with
+#   PGVEIL_AUDIT_KEY=… pgveil audit verify /var/log/pgveil/audit.log*
+audit {
+  file            = "/var/log/pgveil/audit.log"
+  max_size        = "256MiB"
+  on_full         = "block"           # an audited system does not drop records
+  hmac_key        = env("PGVEIL_AUDIT_KEY")
+  rewritten_sql   = "hash"
+  redact_literals = true              # WHERE email = '…' is itself personal data
+}
+
+# Prometheus /metrics and the probes /healthz and /readyz, on loopback: put a
+# scraper or an authenticating reverse proxy in front, never the open network.
+admin {
+  address = "127.0.0.1:9187"
+}

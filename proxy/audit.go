@@ -58,7 +58,8 @@ func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refu
 	}
 	x.bytes += int64(total)
 	switch typ {
-	case 'D':
+	case 'D', 'd':
+		// DataRow, or CopyData of COPY TO STDOUT: one row each.
 		x.rows++
 	case 'E':
 		if !refused && x.sqlstate == "" {

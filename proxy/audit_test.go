@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,6 +113,9 @@ func TestAuditTrail(t *testing.T) {
 	for _, code := range []string{"FR", "US", "FR"} {
 		extended("by_code", code)
 	}
+	if _, err := c.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT name FROM countries) TO STDOUT"); err != nil {
+		t.Fatal(err)
+	}
 	c.Close(ctx)
 	waitSessions(t, p, 0)
 	before := alog.Stats()
@@ -143,6 +147,7 @@ func TestAuditTrail(t *testing.T) {
 		{"SELECT name FROM countries WHERE code = $1", "rewritten", 1, ""},
 		{"SELECT name FROM countries WHERE code = $1", "rewritten", 0, ""},
 		{"SELECT name FROM countries WHERE code = $1", "rewritten", 1, ""},
+		{"COPY (SELECT name FROM countries) TO STDOUT", "rewritten", 1, ""},
 	}
 	var stmts, events []*audit.Entry
 	for _, e := range entries {

@@ -982,10 +982,11 @@ func TestAdversarial(t *testing.T) {
 			"SELECT * FROM pg_statistic_ext_data",
 			"SELECT stxdmcv FROM pg_statistic_ext_data",
 			"SELECT * FROM pg_mcv_list_items((SELECT stxdmcv FROM pg_statistic_ext_data LIMIT 1))",
-			"SELECT * FROM pg_stat_user_tables",
-			"SELECT n_live_tup FROM pg_stat_all_tables WHERE relname = 'responses'",
-			"SELECT * FROM pg_statio_user_tables",
 			"SELECT * FROM pg_stat_xact_user_tables",
+			"SELECT n_tup_ins FROM pg_stat_xact_all_tables WHERE relname = 'responses'",
+			"SELECT idx_scan FROM pg_stat_user_indexes WHERE relname = 'responses'",
+			"SELECT * FROM pg_statio_user_indexes",
+			"SELECT pg_stat_get_live_tuples(relid) FROM pg_stat_user_tables",
 			"SELECT * FROM pg_stat_activity",
 			"SELECT query FROM pg_catalog.pg_stat_activity",
 			"SELECT * FROM pg_stat_get_activity(NULL)",
@@ -1019,8 +1020,38 @@ func TestAdversarial(t *testing.T) {
 			"SELECT * FROM pg_cursors",
 			"SELECT current_query()",
 			"SELECT current_query() FROM responses LIMIT 1",
+			"SELECT * FROM pg_stat_user_tables",
+			"SELECT * FROM pg_statio_user_tables",
+			"SELECT s FROM pg_stat_all_tables s WHERE relname = 'responses'",
 		} {
 			a.probe(q)
+		}
+		// pg_stat_*_tables and pg_statio_*_tables are served with every
+		// counter NULL: n_live_tup and its kin would count the rows of
+		// responses beyond marie's. Upstream they are not NULL (the seed
+		// ANALYZEd responses), so NULL here is pgveil's doing.
+		if got := direct(t, "SELECT n_live_tup::text, last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'responses'"); len(got) != 1 || got[0][0] == "NULL" || got[0][0] == "0" || got[0][1] != "t" {
+			t.Errorf("upstream pg_stat_user_tables holds no statistics of responses (%v): the NULL checks prove nothing", got)
+		}
+		for _, q := range []string{
+			"SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'responses'",
+			"SELECT n_live_tup FROM pg_catalog.pg_stat_all_tables WHERE relid = 'public.responses'::regclass",
+			`SELECT "stat"."n_live_tup" FROM "pg_stat_user_tables" AS "stat" WHERE "stat"."schemaname" = 'public' AND "stat"."relname" = 'responses'`,
+			"SELECT coalesce(n_live_tup, n_dead_tup, n_tup_ins, n_tup_upd, n_tup_del, n_mod_since_analyze, n_ins_since_vacuum, seq_tup_read, idx_tup_fetch) FROM pg_stat_user_tables WHERE relname = 'responses'",
+			"SELECT coalesce(seq_scan, idx_scan, analyze_count, autoanalyze_count, vacuum_count, autovacuum_count) FROM pg_stat_user_tables WHERE relname = 'responses'",
+			"SELECT last_analyze::text FROM pg_stat_user_tables WHERE relname = 'responses'",
+			"SELECT (row_to_json(s)->>'n_live_tup') FROM pg_stat_user_tables s WHERE relname = 'responses'",
+			"SELECT l FROM pg_stat_user_tables AS s(a, b, c, d, e, f, g, h, i, j, k, l) WHERE c = 'responses'",
+			"SELECT sum(n_live_tup) FROM pg_stat_all_tables",
+			"SELECT (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = c.oid) FROM pg_class c WHERE c.relname = 'responses'",
+			"SELECT coalesce(heap_blks_read, heap_blks_hit, idx_blks_hit) FROM pg_statio_user_tables WHERE relname = 'responses'",
+			"SELECT n_live_tup FROM pg_stat_sys_tables WHERE relname = 'pg_class'",
+		} {
+			for _, r := range []advResult{a.simple(q), a.extended(q)} {
+				if r.err != nil || r.first() != "NULL" {
+					t.Errorf("pg_stat_user_tables: %s -> %s, want NULL (marie may count %s rows)", q, r, marieRows)
+				}
+			}
 		}
 		// Row estimates: never more than marie may count.
 		for _, q := range []string{

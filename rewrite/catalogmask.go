@@ -4,27 +4,97 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
 
-// pgClassStats are the columns of pg_catalog.pg_class that estimate how
-// many rows a relation holds: they would tell a user how many rows a
-// governed table has beyond those they may see.
-var pgClassStats = map[string]string{
-	"reltuples":     "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
-	"relpages":      "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relpages ELSE 0 END",
-	"relallvisible": "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
+// maskedCatalogRelations are the pg_catalog relations the firewall serves
+// itself, as a substituted subquery like a governed table's: every
+// column in order, with its name and type, but the columns that would
+// tell a user how many rows a governed table holds, or how it is used,
+// replaced. Clients that read them (psql's \d, Metabase's sync, the IDEs'
+// navigators) keep working; the statistics they get are those of a table
+// PostgreSQL has never analysed or scanned.
+//
+// Each entry says which columns are hidden and how:
+//
+//   - exprs replaces a column by an expression of pgveil's own (fixed SQL
+//     text over the relation's unqualified columns), cast back to the
+//     column's type;
+//   - keep, when set, lists the only columns served as they are: every
+//     other column not in exprs reads NULL cast to its type. Views whose
+//     columns change between PostgreSQL versions use it, so that a
+//     statistics column a new version adds is hidden until listed here.
+//
+// Without keep, the columns outside exprs are served as they are.
+//
+// Every other pg_stat_* and pg_statio_* view, pg_stats and pg_statistic
+// stay refused by deniedCatalogRelation.
+var maskedCatalogRelations = map[string]catalogMask{
+	// pg_class's row estimates, for every relation outside the system
+	// schemas: -1 tuples (never analysed) and 0 pages.
+	"pg_class": {exprs: parseMasks("pg_class", map[string]string{
+		"reltuples":     "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
+		"relpages":      "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relpages ELSE 0 END",
+		"relallvisible": "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
+	})},
+	// The per-table activity views: which tables exist is already in
+	// pg_class; every counter (n_live_tup, n_dead_tup, n_tup_*, seq_scan,
+	// idx_scan, heap_blks_*, …), timestamp (last_vacuum, last_analyze, …)
+	// and vacuum/analyze count reads NULL, for every table: the counters
+	// of system catalogs follow other sessions' activity too.
+	// Metabase's sync reads pg_stat_user_tables.n_live_tup as a row
+	// estimate and takes NULL as "unknown".
+	"pg_stat_all_tables":    {keep: statTableKeys},
+	"pg_stat_user_tables":   {keep: statTableKeys},
+	"pg_stat_sys_tables":    {keep: statTableKeys},
+	"pg_statio_all_tables":  {keep: statTableKeys},
+	"pg_statio_user_tables": {keep: statTableKeys},
+	"pg_statio_sys_tables":  {keep: statTableKeys},
 }
 
-// pgClassAccess reads pg_class with the statistics of every relation
-// outside the system schemas hidden: -1 tuples (never analysed) and 0
-// pages, as PostgreSQL shows for a table it has not analysed.
-var pgClassAccess = func() Access {
-	masks := map[string]*pg_query.Node{}
-	for col, expr := range pgClassStats {
-		// NOTE: fixed text of pgveil's own, parsed once at start-up.
+// statTableKeys are the columns of the pg_stat_*_tables and
+// pg_statio_*_tables views that only name the table.
+var statTableKeys = map[string]bool{"relid": true, "schemaname": true, "relname": true}
+
+// catalogMask is how the firewall serves one relation of
+// maskedCatalogRelations.
+type catalogMask struct {
+	exprs map[string]*pg_query.Node
+	keep  map[string]bool
+}
+
+// maskedCatalogAccess returns how rel, a pg_catalog relation, is served
+// when it is one of maskedCatalogRelations.
+func maskedCatalogAccess(rel *Relation) (Access, bool) {
+	if rel.Schema != "pg_catalog" {
+		return Access{}, false
+	}
+	m, ok := maskedCatalogRelations[rel.Name]
+	if !ok {
+		return Access{}, false
+	}
+	if m.keep == nil {
+		return Access{Mode: Governed, Masks: m.exprs}, true
+	}
+	masks := make(map[string]*pg_query.Node, len(rel.Columns))
+	for _, col := range rel.Columns {
+		if e, ok := m.exprs[col.Name]; ok {
+			masks[col.Name] = e
+		} else if !m.keep[col.Name] {
+			masks[col.Name] = nil // NULL
+		}
+	}
+	return Access{Mode: Governed, Masks: masks}, true
+}
+
+// parseMasks parses the mask expressions of relation rel.
+//
+// NOTE: fixed text of pgveil's own, parsed once at start-up.
+func parseMasks(rel string, exprs map[string]string) map[string]*pg_query.Node {
+	masks := make(map[string]*pg_query.Node, len(exprs))
+	for col, expr := range exprs {
 		tree, err := pg_query.Parse("SELECT " + expr)
 		if err != nil {
-			panic("rewrite: parsing the pg_class mask of " + col + ": " + err.Error())
+			panic("rewrite: parsing the " + rel + " mask of " + col + ": " + err.Error())
 		}
 		masks[col] = tree.Stmts[0].Stmt.GetSelectStmt().TargetList[0].GetResTarget().Val
 	}
-	return Access{Mode: Governed, Masks: masks}
-}()
+	return masks
+}

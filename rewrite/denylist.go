@@ -75,7 +75,9 @@ func deniedFunction(name string) string {
 
 // deniedCatalogRelation returns the firewall rule refusing a pg_catalog
 // relation, or "": views of statistics (which summarise governed data)
-// and of other sessions.
+// and of other sessions. The relations of maskedCatalogRelations (such as
+// pg_stat_user_tables) are served with their statistics hidden instead:
+// access checks them first.
 func deniedCatalogRelation(name string) string {
 	switch {
 	case name == "pg_stats" || name == "pg_stats_ext" || name == "pg_stats_ext_exprs" ||

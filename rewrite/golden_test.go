@@ -621,12 +621,36 @@ func isPgClass(rel *rewrite.Relation) bool {
 	return rel.Schema == "pg_catalog" && rel.Name == "pg_class"
 }
 
-// access is how the output may read rel: pg_class through the firewall's
-// wrapper (Governed, masks checked by wrapper), denied catalog relations
-// never, the rest as the policy says.
+// statTableViews are the per-table statistics views the firewall serves
+// with every column but statTableKeys NULL.
+var statTableViews = map[string]bool{
+	"pg_stat_all_tables": true, "pg_stat_user_tables": true, "pg_stat_sys_tables": true,
+	"pg_statio_all_tables": true, "pg_statio_user_tables": true, "pg_statio_sys_tables": true,
+}
+
+// statTableKeys are the columns of statTableViews that only name a table.
+var statTableKeys = map[string]bool{"relid": true, "schemaname": true, "relname": true}
+
+func isStatTableView(rel *rewrite.Relation) bool {
+	return rel.Schema == "pg_catalog" && statTableViews[rel.Name]
+}
+
+// access is how the output may read rel: pg_class and the statistics
+// views of statTableViews through the firewall's wrapper (Governed, masks
+// checked by wrapper), denied catalog relations never, the rest as the
+// policy says.
 func (v *verifier) access(rel *rewrite.Relation) rewrite.Access {
 	if isPgClass(rel) {
 		return rewrite.Access{Mode: rewrite.Governed}
+	}
+	if isStatTableView(rel) {
+		masks := map[string]*pg_query.Node{}
+		for _, col := range rel.Columns {
+			if !statTableKeys[col.Name] {
+				masks[col.Name] = nil
+			}
+		}
+		return rewrite.Access{Mode: rewrite.Governed, Masks: masks}
 	}
 	if (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") && catalogDenied(rel.Name) {
 		return rewrite.Access{Mode: rewrite.Denied}
@@ -712,6 +736,10 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	}
 	if isPgClass(rel) {
 		v.pgClassTargets(tl, rel)
+	} else if isStatTableView(rel) {
+		// Every column but the table's name and oid NULL, cast to its
+		// type: what policyTargets checks for these masks.
+		v.policyTargets(tl, rel, acc)
 	} else {
 		v.policyTargets(tl, rel, acc)
 	}

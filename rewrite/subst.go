@@ -17,8 +17,9 @@ import (
 // user's runs on a row the scope removes, except the leak-proof
 // comparisons pushDown copies inside so indexes stay usable.
 func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relation, acc Access) {
-	// Catalog relations the firewall filters itself (pg_class) are not
-	// governed data: they do not count as such for EXPLAIN or the audit.
+	// Catalog relations the firewall filters itself (pg_class, the
+	// pg_stat_*_tables views: maskedCatalogRelations) are not governed
+	// data: they do not count as such for EXPLAIN or the audit.
 	system := rel.Schema == "pg_catalog"
 	if !system {
 		w.governedSeen = true

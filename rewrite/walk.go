@@ -292,8 +292,8 @@ func (w *walker) access(rel *Relation) Access {
 	}
 	var a Access
 	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
-		if rel.QName == (QName{"pg_catalog", "pg_class"}) {
-			a = pgClassAccess
+		if m, ok := maskedCatalogAccess(rel); ok {
+			a = m
 		} else if rule := deniedCatalogRelation(rel.Name); rule != "" {
 			a = Access{Mode: Denied, Reason: rel.QName.String() + " reveals " + strings.ReplaceAll(rule, "_", " ")}
 		} else {

@@ -21,7 +21,9 @@ type biStatement struct {
 	line int
 	sql  string
 	// expect is "" (must succeed), "same" (must succeed with the same
-	// result as upstream, for catalog reads) or "refused CODE RULE".
+	// result as upstream, for catalog reads), "null COLUMN…" (must
+	// succeed with at least one row, every named column NULL in every
+	// row: statistics pgveil hides) or "refused CODE RULE".
 	expect string
 }
 
@@ -189,6 +191,28 @@ func checkBI(t *testing.T, where, user string, st biStatement, got biResult, ups
 	if got.err != nil {
 		t.Errorf("%s: %v\n%s", where, got.err, st.sql)
 		return
+	}
+	if cols, ok := strings.CutPrefix(st.expect, "null "); ok {
+		if len(got.rows) == 0 {
+			t.Errorf("%s: as %s no row, want rows with %s NULL\n%s", where, user, cols, st.sql)
+		}
+		for _, want := range strings.Fields(cols) {
+			i := -1
+			for j, col := range got.columns {
+				if col[:strings.LastIndexByte(col, ':')] == want {
+					i = j
+				}
+			}
+			if i < 0 {
+				t.Errorf("%s: no column %s in %v", where, want, got.columns)
+				continue
+			}
+			for _, row := range got.rows {
+				if row[i] != nil {
+					t.Errorf("%s: as %s %s is %s, want NULL", where, user, want, *row[i])
+				}
+			}
+		}
 	}
 	if st.expect == "same" {
 		want := upstream()

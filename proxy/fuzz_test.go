@@ -12,14 +12,18 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/rewrite"
@@ -47,7 +51,8 @@ func fuzzServer(t testing.TB) *Server {
 			Users: map[string]*policy.User{"alice": {Login: "alice", Verifier: v}},
 		}
 		var err error
-		if fuzzSrv, err = New(cfg, Options{Logger: zap.NewNop(), Rewriter: refuseWord{}}); err != nil {
+		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry())}
+		if fuzzSrv, err = New(cfg, opts); err != nil {
 			panic(err)
 		}
 	})
@@ -55,9 +60,18 @@ func fuzzServer(t testing.TB) *Server {
 }
 
 // refuseWord refuses statements containing "deny" and rewrites "old".
-type refuseWord struct{}
+// Its policy version changes at every look, so that every Bind of a fuzz
+// input prepares its statement again.
+type refuseWord struct{ version atomic.Int64 }
 
-func (refuseWord) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
+func (w *refuseWord) PolicyVersion() string { return strconv.FormatInt(w.version.Add(1), 10) }
+
+// discardAudit is an Auditor that keeps nothing.
+type discardAudit struct{}
+
+func (discardAudit) Write(*audit.Record) {}
+
+func (*refuseWord) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
 	if strings.Contains(st.Text, "deny") {
 		return nil, &Refusal{Message: "denied"}
 	}
@@ -131,6 +145,7 @@ func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
 		cout:         newFrameWriter(out, clientWriteBuf),
 		markerPrefix: "pgveil_refused_fuzz_",
 		refusals:     map[uint64]pendingRefusal{},
+		track:        newTracker(true, srv.rewriter.(policyVersioner)),
 	}
 	ss.info.User = "alice"
 	return ss
@@ -201,6 +216,11 @@ func FuzzBackendRelay(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ss := fuzzSession(srv, bytes.NewReader(data), io.Discard)
 		ss.refusals[1] = pendingRefusal{r: &Refusal{Message: "x"}, batch: 1}
+		// Answers awaited: two executions and a statement prepared again.
+		info := newStmtInfo(&Statement{Text: "SELECT 1"}, &rewrite.Result{SQL: "SELECT 1"}, nil)
+		ss.track.push(&execution{info: info, batch: 1})
+		ss.track.push(&execution{info: info, batch: 2, untilReady: true})
+		ss.track.injected = append(ss.track.injected, &injection{answers: 2, batch: 1, info: info})
 		_ = ss.backendRelay()
 	})
 }

@@ -1265,6 +1265,19 @@ func TestAdversarial(t *testing.T) {
 			"SELECT pg_stat_file('postgresql.conf')",
 			"SELECT set_config('search_path', 'pg_catalog', false)",
 			"SELECT pg_catalog.set_config('role', 'postgres', false)",
+			// set_config passes only with a literal naming a setting SET
+			// may change: nothing computed, however it is spelt.
+			"SELECT set_config('SEARCH_PATH', 'pg_catalog', false)",
+			"SELECT set_config(U&'search\\005fpath', 'pg_catalog', false)",
+			"SELECT set_config(E'search\\x5fpath', 'pg_catalog', false)",
+			"SELECT set_config('search_' || 'path', 'pg_catalog', false)",
+			"SELECT set_config('search_path'::text, 'pg_catalog', false)",
+			"SELECT set_config(current_setting('adv.name'), 'pg_catalog', false)",
+			"SELECT set_config(name, 'pg_catalog', false) FROM pg_settings WHERE name = 'search_path'",
+			"SELECT set_config(setting_name => 'search_path', new_value => 'pg_catalog', is_local => false)",
+			"SELECT set_config('session_authorization', 'postgres', true)",
+			"SELECT set_config('application_name', 'x', false), set_config('search_path', 'pg_catalog', false)",
+			"SELECT * FROM set_config('standard_conforming_strings', 'off', false)",
 			"SELECT pg_terminate_backend(pg_backend_pid())",
 			"SELECT pg_reload_conf()",
 			"VACUUM responses",
@@ -1292,6 +1305,11 @@ func TestAdversarial(t *testing.T) {
 		} {
 			a.refuse(q)
 		}
+		if r := a.extended("SELECT set_config($1::text, 'pg_catalog', false)", "search_path"); r.err == nil {
+			t.Errorf("set_config with a parameter as its name ran: %s", r)
+		}
+		a.expect("SELECT set_config('application_name', 'adv-editor', false)", "adv-editor")
+		a.expect("SELECT (current_setting('search_path') = (SELECT reset_val FROM pg_settings WHERE name = 'search_path'))::text", "true")
 		for _, q := range []string{
 			"SELECT current_setting('search_path'), current_user, session_user, current_schema",
 			"SELECT * FROM pg_settings WHERE name IN ('search_path', 'row_security', 'session_authorization')",

@@ -5,7 +5,8 @@ import "strings"
 // deniedFunctions are pg_catalog functions no user may call through
 // pgveil: they read files or other tables by name, reach large objects,
 // notify, change pinned settings, signal backends, or reveal statistics
-// of governed tables (row counts, sizes).
+// of governed tables (row counts, sizes). set_config is checked by
+// setConfigProblem instead: allowed for the settings SET may change.
 var deniedFunctions = map[string]string{
 	// Files and the server.
 	"pg_read_file": "files", "pg_read_binary_file": "files", "pg_ls_dir": "files",
@@ -33,7 +34,7 @@ var deniedFunctions = map[string]string{
 	"lo_tell": "large_objects", "lo_tell64": "large_objects",
 	// Notifications and settings.
 	"pg_notify":  "listen_notify",
-	"set_config": "pinned_settings",
+	"set_config": "pinned_settings", // but see setConfigProblem
 	// Statistics and sizes of relations.
 	"pg_relation_size": "statistics", "pg_total_relation_size": "statistics", "pg_table_size": "statistics",
 	"pg_indexes_size": "statistics", "pg_stat_get_activity": "statistics",

@@ -364,8 +364,7 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		}
 		for _, s := range schemas {
 			if s == "pg_catalog" {
-				if rule := deniedFunction(name); rule != "" {
-					w.err = deny(rule, "the function %s is not allowed", name)
+				if !w.catalogFunction(name, fc) {
 					return
 				}
 			} else if !w.pol.AllowFunction(s, name) {
@@ -376,9 +375,7 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		return
 	}
 	if schema == "pg_catalog" {
-		if rule := deniedFunction(name); rule != "" {
-			w.err = deny(rule, "the function %s is not allowed", name)
-		}
+		w.catalogFunction(name, fc)
 		return
 	}
 	if schema == "" || !w.pol.AllowFunction(schema, name) {
@@ -388,6 +385,47 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		}
 		w.err = deny("function", "the function %s is not allowed by the policy", qualified)
 	}
+}
+
+// catalogFunction checks the call fc of the pg_catalog function name
+// against the deny list; it reports whether the call is allowed.
+func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
+	if name == "set_config" {
+		if why := setConfigProblem(fc); why != "" {
+			w.err = deny("pinned_settings", "%s", why)
+			return false
+		}
+		return true
+	}
+	if rule := deniedFunction(name); rule != "" {
+		w.err = deny(rule, "the function %s is not allowed", name)
+		return false
+	}
+	return true
+}
+
+// setConfigProblem says why a call of set_config(name, value, is_local)
+// is refused, or "" when it may run: it changes exactly what SET name
+// may, so its first argument must be a string literal naming a setting
+// of allowedSettings. Any other expression (a column, a parameter,
+// current_setting(…), a cast) could name search_path or role, and is
+// refused. The value and is_local may be any expression: the walker
+// checks them as everywhere else.
+func setConfigProblem(fc *pg_query.FuncCall) string {
+	const refused = "set_config may only change a setting SET may change, named by a string literal"
+	if len(fc.Args) != 3 || fc.FuncVariadic || fc.AggStar || fc.AggDistinct || len(fc.AggOrder) > 0 ||
+		fc.AggFilter != nil || fc.Over != nil || fc.AggWithinGroup {
+		return refused
+	}
+	c := fc.Args[0].GetAConst()
+	if c == nil || c.Isnull || c.GetSval() == nil {
+		return refused
+	}
+	setting := strings.ToLower(c.GetSval().Sval)
+	if !allowedSettings[setting] || setting == "transaction" || setting == "session characteristics" {
+		return "set_config may not change the setting \"" + c.GetSval().Sval + "\": " + refused
+	}
+	return ""
 }
 
 // functionSchemas lists the schemas of the search path that hold a

@@ -12,10 +12,10 @@
 SELECT version();
 SHOW search_path;
 SELECT current_schema(), session_user;
--- set_config is refused as a whole (firewall rule pinned_settings):
--- DBeaver logs the error and goes on; the editor keeps the connection's
--- application_name. SET application_name passes.
--- expect: refused 42501 pinned_settings
+-- set_config passes when its first argument is a string literal naming
+-- a setting SET may change (application_name here); set_config of
+-- search_path, role or a computed name stays refused (pinned_settings).
+-- expect: same
 SELECT set_config('application_name', 'DBeaver 23.3.0 - SQLEditor <Script-1.sql>', false);
 SET application_name = 'DBeaver 23.3.0 - SQLEditor <Script-1.sql>';
 SHOW application_name;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real clients the compatibility suite drives through pgveil:
-# psql and pgbench (PostgreSQL), PgJDBC and a JDK, Python's psycopg2,
+# psql and pgbench (PostgreSQL), pgcli, PgJDBC and a JDK, Python's psycopg2,
 # psycopg 3, SQLAlchemy and pandas (Debian's, for /usr/bin/python3), and
 # Node.js with the npm packages of testdata/node (npm ci).
 #
@@ -42,6 +42,7 @@ have_py psycopg2 || missing+=(python3-psycopg2)
 have_py psycopg || missing+=(python3-psycopg)
 have_py sqlalchemy || missing+=(python3-sqlalchemy)
 have_py pandas || missing+=(python3-pandas)
+command -v pgcli >/dev/null 2>&1 || missing+=(pgcli)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)

@@ -97,14 +97,16 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// A statement that differs from one forwarded unchanged only in its
 	// constants is forwarded unchanged too. pg_query's normalisation
 	// replaces exactly the constants the parser saw with $n and keeps
-	// every other byte, and no firewall decision depends on a constant's
-	// value (statement kinds, relations, functions and setting names
-	// are not constants), so equal normalised texts mean equal
+	// every other byte, and firewall decisions do not depend on a
+	// constant's value (statement kinds, relations, functions and SET's
+	// setting names are not constants; set_config's is, see
+	// readsConstantValues), so equal normalised texts mean equal
 	// decisions. It costs a fraction of a parse: simple-protocol
 	// clients that inline values stay cheap.
 	// NOTE: only "forward unchanged" is shared this way; a rewrite
 	// depends on the constants (they are pushed into the subquery) and
-	// a refusal's message may quote them.
+	// a refusal's message may quote them. A statement whose checks read
+	// a constant's value (set_config's setting name) is never shared.
 	var shapeKey string
 	if cacheable {
 		if norm, err := pg_query.Normalize(text); err == nil && norm != text {
@@ -143,7 +145,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && cacheable {
 		e.cache.put(key, c)
-		if shapeKey != "" && c.err == nil && !res.Rewritten {
+		if shapeKey != "" && c.err == nil && !res.Rewritten && !res.constantBound {
 			e.cache.put(shapeKey, c)
 		}
 	}

@@ -72,6 +72,29 @@ func TestEngine(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a decision that reads a constant is not shared with the same shape", func(t *testing.T) {
+		// set_config's first argument names the setting: the same shape
+		// may be allowed for one setting and refused for another.
+		for _, allowed := range []string{
+			"SELECT set_config('work_mem', '1MB', false)",
+			"SELECT pg_catalog.set_config('work_mem', '1MB', false)",
+		} {
+			if _, err := e.Rewrite(ctx, "marie", 'Q', allowed); err != nil {
+				t.Fatalf("%s: %v", allowed, err)
+			}
+		}
+		for _, sql := range []string{
+			"SELECT set_config('search_path', 'evil', false)",
+			"SELECT pg_catalog.set_config('search_path', 'evil', false)",
+			"select SET_CONFIG('role', 'postgres', false)",
+		} {
+			_, err := e.Rewrite(ctx, "marie", 'Q', sql)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "pinned_settings" {
+				t.Fatalf("%s: want a pinned_settings refusal, got %v", sql, err)
+			}
+		}
+	})
 	t.Run("a refusal is not shared with an allowed statement of the same shape", func(t *testing.T) {
 		_, err := e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'a'")
 		var r *rewrite.Refused

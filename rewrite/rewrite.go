@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Result is a rewritten statement text and what the rewrite did.
@@ -34,6 +35,10 @@ type Result struct {
 	// statements create, run or drop: what a proxy needs to know to keep
 	// them from outliving the policy that checked them.
 	Objects []SessionObject
+	// constantBound reports that a decision on the text read a
+	// constant's value (readsConstantValues): it holds for this text
+	// only, not for texts differing from it in constants.
+	constantBound bool
 }
 
 // SessionObject is a prepared statement or cursor a statement names.
@@ -81,6 +86,7 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	res.Objects = w.objects
 	res.Columns = w.readable()
 	if !w.changed {
+		res.constantBound = readsConstantValues(tree.Stmts)
 		return res, nil
 	}
 	out, err := pg_query.Deparse(tree)
@@ -94,6 +100,50 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	}
 	res.SQL, res.Rewritten = out, true
 	return res, nil
+}
+
+// readsConstantValues reports whether a firewall decision on stmts may
+// depend on a constant's value rather than only on its place: the engine
+// shares the decision on a statement with the texts differing from it
+// only in constants (Engine.Rewrite), which is sound only when no check
+// reads a value. The one check that does is set_config's: its first
+// argument, a string literal, names the setting (setConfigProblem), so
+// set_config('work_mem', …) passes and set_config('search_path', …) is
+// refused although both normalise to set_config($1, …).
+//
+// NOTE: any new check that reads a constant's value must be covered here.
+// Any call named set_config counts, whatever its schema: saying true too
+// often only costs a parse.
+func readsConstantValues(stmts []*pg_query.RawStmt) bool {
+	found := false
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		if fc, ok := m.Interface().(*pg_query.FuncCall); ok && len(fc.Funcname) > 0 &&
+			fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval() == "set_config" {
+			found = true
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			if fd.IsList() {
+				l := v.List()
+				for i := 0; i < l.Len() && !found; i++ {
+					visit(l.Get(i).Message())
+				}
+			} else {
+				visit(v.Message())
+			}
+			return !found
+		})
+	}
+	for _, s := range stmts {
+		if visit(s.ProtoReflect()); found {
+			return true
+		}
+	}
+	return false
 }
 
 // reparses reports whether sql parses into n statements, as

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// fixedVersion is a Rewriter whose policies can reload but do not: the
+// tracker is on, as in pgveil serve.
+type fixedVersion struct{}
+
+func (fixedVersion) PolicyVersion() string { return "v1" }
+func (fixedVersion) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
+	return &rewrite.Result{SQL: st.Text}, nil
+}
+
+// benchClientRelay runs the client relay over n copies of txn with the
+// upstream discarded, without any network: the relay's own CPU per
+// transaction.
+func benchClientRelay(b *testing.B, txn []byte, track bool) {
+	srv := fuzzServer(b)
+	in := bytes.Repeat(txn, b.N)
+	ss := &session{
+		srv:          srv,
+		log:          zap.NewNop(),
+		ctx:          context.Background(),
+		cin:          newFrameReader(bytes.NewReader(in), clientReadBuf, srv.cfg.Listen.MaxMessageSize),
+		uout:         newFrameWriter(io.Discard, upstreamWrite),
+		markerPrefix: "pgveil_refused_bench_",
+		refusals:     map[uint64]pendingRefusal{},
+	}
+	if track {
+		ss.track = newTracker(false, fixedVersion{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	_ = ss.clientRelay()
+}
+
+// BenchmarkClientRelay measures the client relay on pgbench -S's
+// transactions: a Query (simple) or Bind, Execute, Sync (prepared), with
+// and without the tracker that reloadable policies turn on.
+func BenchmarkClientRelay(b *testing.B) {
+	simple := encodeAll(&pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"})
+	prepared := encodeAll(&pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte("12345")}},
+		&pgproto3.Execute{}, &pgproto3.Sync{})
+	for _, c := range []struct {
+		name  string
+		txn   []byte
+		track bool
+	}{
+		{"simple", simple, false}, {"simple/track", simple, true},
+		{"prepared", prepared, false}, {"prepared/track", prepared, true},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchClientRelay(b, c.txn, c.track) })
+	}
+}

@@ -200,6 +200,11 @@ func (p *UserPolicy) Login() string { return p.user.Login }
 // equal keys rewrite every statement identically.
 func (p *UserPolicy) Key() string { return p.key }
 
+// ApplicationNamePrefix is what the user's application_name starts with
+// upstream, as pgveil writes it at startup: SET application_name keeps
+// it (see rewrite's sessionTagger).
+func (p *UserPolicy) ApplicationNamePrefix() string { return "pgveil:" + p.user.Login + ":" }
+
 // AllowStatement reports whether one of the user's roles lists statement
 // kind k; when none does, reason says so.
 func (p *UserPolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {

@@ -1308,7 +1308,7 @@ func TestAdversarial(t *testing.T) {
 		if r := a.extended("SELECT set_config($1::text, 'pg_catalog', false)", "search_path"); r.err == nil {
 			t.Errorf("set_config with a parameter as its name ran: %s", r)
 		}
-		a.expect("SELECT set_config('application_name', 'adv-editor', false)", "adv-editor")
+		a.expect("SELECT set_config('application_name', 'adv-editor', false)", "pgveil:marie:adv-editor")
 		a.expect("SELECT (current_setting('search_path') = (SELECT reset_val FROM pg_settings WHERE name = 'search_path'))::text", "true")
 		for _, q := range []string{
 			"SELECT current_setting('search_path'), current_user, session_user, current_schema",

@@ -541,8 +541,19 @@ func (ss *session) onParameterStatus(msg []byte) (error, *sessionEnd) {
 		}
 		return nil, &e
 	}
-	if ps.Name == "session_authorization" {
-		ps.Value = ss.info.User
+	rewritten := false
+	switch ps.Name {
+	case "session_authorization":
+		ps.Value, rewritten = ss.info.User, true
+	case "application_name":
+		// Upstream, application_name starts with pgveil's tag naming the
+		// user (set at startup, kept by the rewriter on SET); the client
+		// sees its own name.
+		if v, ok := strings.CutPrefix(ps.Value, "pgveil:"+ss.info.User+":"); ok {
+			ps.Value, rewritten = v, true
+		}
+	}
+	if rewritten {
 		var err error
 		if ss.scratch, err = ps.Encode(ss.scratch[:0]); err != nil {
 			return fmt.Errorf("encoding parameter status: %w", err), nil

@@ -410,6 +410,11 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	if !allowedSettings[strings.ToLower(s.Name)] {
 		return deny("pinned_settings", "the setting %q cannot be changed through pgveil", s.Name)
 	}
+	if isApplicationName(s.Name) {
+		if err := w.tagSet(s); err != nil {
+			return err
+		}
+	}
 	return w.walkList(s.Args)
 }
 

@@ -395,6 +395,7 @@ func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 			w.err = deny("pinned_settings", "%s", why)
 			return false
 		}
+		w.tagSetConfig(fc)
 		return true
 	}
 	if rule := deniedFunction(name); rule != "" {

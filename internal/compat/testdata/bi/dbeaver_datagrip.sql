@@ -15,7 +15,8 @@ SELECT current_schema(), session_user;
 -- set_config passes when its first argument is a string literal naming
 -- a setting SET may change (application_name here); set_config of
 -- search_path, role or a computed name stays refused (pinned_settings).
--- expect: same
+-- Upstream the name keeps pgveil's tag of the user, "pgveil:<login>:",
+-- which set_config's result shows (DBeaver ignores it).
 SELECT set_config('application_name', 'DBeaver 23.3.0 - SQLEditor <Script-1.sql>', false);
 SET application_name = 'DBeaver 23.3.0 - SQLEditor <Script-1.sql>';
 SHOW application_name;

@@ -994,9 +994,6 @@ func TestAdversarial(t *testing.T) {
 			"SELECT pg_stat_get_live_tuples('responses'::regclass)",
 			"SELECT pg_stat_get_tuples_inserted('public.responses'::regclass)",
 			"SELECT pg_catalog.pg_stat_get_numscans('responses'::regclass)",
-			"SELECT pg_relation_size('responses')",
-			"SELECT pg_total_relation_size('responses'), pg_table_size('responses'), pg_indexes_size('responses')",
-			"SELECT pg_catalog.pg_relation_size('public.responses', 'main')",
 			"SELECT * FROM pg_locks",
 			"SELECT * FROM pg_prepared_xacts",
 			"SELECT * FROM pg_stat_statements",
@@ -1109,19 +1106,29 @@ func TestAdversarial(t *testing.T) {
 		}
 	})
 
-	t.Run("database sizes are visible (reported, not enforced)", func(t *testing.T) {
-		// pg_relation_size and pg_table_size are denied as statistics;
-		// the size of the whole database, which grows with the rows marie
-		// may not see, is not. Coarse, so only logged.
+	t.Run("sizes of relations, the database and tablespaces are answered NULL", func(t *testing.T) {
+		// A size tells how many rows a table holds beyond the user's:
+		// pgveil answers NULL rather than measure.
 		a := newAdvClient(t, p, "marie")
 		for _, q := range []string{
+			"SELECT pg_relation_size('responses')",
+			"SELECT pg_total_relation_size('responses')",
+			"SELECT pg_table_size('responses')",
+			"SELECT pg_indexes_size('responses')",
+			"SELECT pg_catalog.pg_relation_size('public.responses', 'main')",
 			"SELECT pg_database_size(current_database())",
 			"SELECT pg_tablespace_size('pg_default')",
-			"SELECT sum(pg_column_size(r)) FROM responses r",
+			"SELECT coalesce(pg_table_size(oid), -1) FROM pg_class WHERE relname = 'responses'",
 		} {
-			if r := a.simple(q); r.err == nil {
-				t.Logf("allowed to marie: %s -> %s", q, r.first())
+			want := "NULL"
+			if strings.Contains(q, "coalesce") {
+				want = "-1"
 			}
+			a.expect(q, want)
+		}
+		// The size of the user's own rows is theirs to know.
+		if r := a.simple("SELECT sum(pg_column_size(r)) FROM responses r"); r.err == nil {
+			t.Logf("allowed to marie: sum(pg_column_size(r)) -> %s", r.first())
 		}
 	})
 

@@ -102,6 +102,9 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.withScope(v.DeleteStmt.WithClause, func() { w.visitFields(v.DeleteStmt.ProtoReflect(), "with_clause") })
 		return
 	case *pg_query.Node_FuncCall:
+		if w.maskSize(n, v.FuncCall) {
+			return
+		}
 		w.function(v.FuncCall)
 	case *pg_query.Node_AExpr:
 		w.operator(v.AExpr.Name)

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -254,6 +256,103 @@ rule "france_only" {`)
 		}
 		if after != before {
 			t.Fatalf("%d rows after the reload, %d before", after, before)
+		}
+	})
+}
+
+// runPipeline sends steps on one pipeline of c, syncs, and returns the
+// error of each result (nil for success) in order, up to the sync.
+func runPipeline(t *testing.T, c *pgx.Conn, steps func(p *pgconn.Pipeline)) []error {
+	t.Helper()
+	p := c.PgConn().StartPipeline(context.Background())
+	steps(p)
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for {
+		res, err := p.GetResults()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch r := res.(type) {
+		case *pgconn.ResultReader:
+			_, err := r.Close()
+			errs = append(errs, err)
+			continue
+		case *pgconn.PipelineSync:
+			if err := p.Close(); err != nil {
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) {
+					t.Fatal(err)
+				}
+			}
+			return errs
+		case nil:
+			t.Fatal("pipeline ended before its sync")
+		default:
+			errs = append(errs, nil)
+		}
+	}
+}
+
+func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	ctx := context.Background()
+	revoke := func(t *testing.T) {
+		t.Helper()
+		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+  enabled = false`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			editConfig(t, path, `
+  enabled = false`, "")
+			if err := rl.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	count := func(t *testing.T, c *pgx.Conn, name string) (int, error) {
+		t.Helper()
+		rr := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
+		if rr.Err != nil {
+			return 0, rr.Err
+		}
+		var n int
+		_, err := fmt.Sscan(string(rr.Rows[0][0]), &n)
+		return n, err
+	}
+
+	t.Run("a refused Parse of an existing name does not leave the old statement runnable", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := c.PgConn().Prepare(ctx, "s1", "SELECT count(*) FROM responses", nil); err != nil {
+			t.Fatal(err)
+		}
+		revoke(t)
+		// PostgreSQL keeps s1 when a Parse of that name fails.
+		if _, err := c.PgConn().Prepare(ctx, "s1", "SELECT * FROM employees", nil); err == nil {
+			t.Fatal("the Parse of a refused statement succeeded")
+		}
+		if n, err := count(t, c, "s1"); err == nil && n != 0 {
+			t.Fatalf("the statement prepared under the old policy ran: %d rows", n)
+		}
+	})
+	t.Run("a Close skipped after an error does not leave the old statement runnable", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := c.PgConn().Prepare(ctx, "s2", "SELECT count(*) FROM responses", nil); err != nil {
+			t.Fatal(err)
+		}
+		// An error first: PostgreSQL skips the Close that follows.
+		runPipeline(t, c, func(pl *pgconn.Pipeline) {
+			pl.SendPrepare("", "SELECT FROM", nil)
+			pl.SendDeallocate("s2")
+		})
+		revoke(t)
+		if n, err := count(t, c, "s2"); err == nil && n != 0 {
+			t.Fatalf("the statement prepared under the old policy ran: %d rows", n)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,9 +32,20 @@ type stmtInfo struct {
 	refusal *Refusal
 	// version is the policy version that decided.
 	version string
-	// confirmed is false while a re-prepare of the statement upstream
-	// (see reprepare) has not been answered: until then the upstream may
-	// still hold the statement of an older policy.
+	// batch is the batch the Parse (or Close) was sent in.
+	batch int64
+	// closed marks a statement the client closed: the upstream dropped it,
+	// unless the server skipped the Close after an error.
+	closed bool
+	// prev is what the name stood for before this Parse or Close, while
+	// this one is not confirmed: a named statement whose Parse failed,
+	// or whose Close was skipped, keeps the earlier statement upstream.
+	// NOTE: client relay only.
+	prev *stmtInfo
+	// confirmed is set once the upstream answered the Parse (or the
+	// Close) that made the upstream's statement this one. Until then, and
+	// forever when the server skipped that message after an error, the
+	// upstream may still hold an older statement of the same name.
 	confirmed atomic.Bool
 }
 
@@ -73,6 +85,9 @@ type tracker struct {
 	// pcSeen the ParseComplete and CloseComplete answers forwarded to the
 	// client. Injected messages are counted by neither.
 	pcSent, pcSeen int64
+	// awaiting are the client's Parse and Close messages of statements
+	// whose answer confirms them, in order (guarded by mu).
+	awaiting []awaited
 	// forgot is set once remember dropped a name to stay in bounds.
 	forgot bool
 
@@ -97,6 +112,13 @@ type injection struct {
 	answers int
 	batch   int64
 	info    *stmtInfo
+}
+
+// awaited is a client Parse or Close whose answer confirms info: it is
+// answer number pos of the ParseComplete and CloseComplete answers.
+type awaited struct {
+	pos, batch int64
+	info       *stmtInfo
 }
 
 // batchMark is pcSent when batch number batch was closed.
@@ -201,6 +223,10 @@ func (t *tracker) swallow(answering int64) bool {
 			return true
 		}
 	}
+	if len(t.awaiting) > 0 && t.awaiting[0].pos == t.pcSeen {
+		t.awaiting[0].info.confirmed.Store(true)
+		t.awaiting = t.awaiting[1:]
+	}
 	t.pcSeen++
 	return false
 }
@@ -217,6 +243,9 @@ func (t *tracker) readyForQuery(done int64) {
 	defer t.mu.Unlock()
 	for len(t.injected) > 0 && t.injected[0].batch <= done {
 		t.injected = t.injected[1:]
+	}
+	for len(t.awaiting) > 0 && t.awaiting[0].batch <= done {
+		t.awaiting = t.awaiting[1:]
 	}
 	for len(t.batchPC) > 0 && t.batchPC[0].batch <= done {
 		t.pcSeen = t.batchPC[0].pc
@@ -242,6 +271,18 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 			t.push(&execution{info: info, start: time.Now(), untilReady: true, batch: ss.sent.Load()})
 		}
 	case SourceParse:
+		info.batch = ss.sent.Load() + 1
+		if st.Name != "" {
+			info.prev = ss.settle(st.Name, t.stmts[st.Name])
+		}
+		if t.versions != nil {
+			// Confirmed by its ParseComplete; a refused one never is, and
+			// a later Bind closes whatever the upstream kept of the name.
+			info.confirmed.Store(false)
+			if refusal == nil {
+				t.await(info)
+			}
+		}
 		t.pcSent++
 		t.remember(t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
@@ -371,28 +412,54 @@ func (ss *session) trackPeek(typ byte, total int) error {
 			}
 		}
 	case 'C':
-		t.pcSent++
 		if len(body) >= 2 {
 			if name, _, ok := cstring(body[1:]); ok {
 				switch body[0] {
 				case 'S':
-					delete(t.stmts, name)
+					ss.noteClose(name)
 				case 'P':
 					delete(t.portals, name)
 				}
 			}
 		}
+		t.pcSent++
 	}
 	return ss.cin.forward(total, ss.uout)
+}
+
+// await queues info for confirmation by the answer to the Parse or
+// Close about to be sent (client relay).
+func (t *tracker) await(info *stmtInfo) {
+	t.mu.Lock()
+	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: info.batch, info: info})
+	t.mu.Unlock()
+}
+
+// noteClose follows a Close of statement name about to be sent: without
+// policies that reload, the statement is forgotten; with them, it leaves
+// a closed mark, confirmed by the CloseComplete, so that a Close the
+// server skipped cannot leave a statement of an older policy runnable
+// (see checkBind).
+func (ss *session) noteClose(name string) {
+	t := ss.track
+	old := t.stmts[name]
+	if t.versions == nil || old == nil {
+		delete(t.stmts, name)
+		return
+	}
+	mark := &stmtInfo{batch: ss.sent.Load() + 1, closed: true, prev: ss.settle(name, old)}
+	t.await(mark)
+	t.stmts[name] = mark
 }
 
 // maxPeek is how much of a Bind, Execute or Close message trackPeek
 // reads: enough for two names of any length PostgreSQL keeps.
 const maxPeek = 1024
 
-// checkBind remembers which statement portal runs and, when that
-// statement was prepared under an older policy, prepares it again
-// before the Bind reaches the upstream (client relay).
+// checkBind remembers which statement portal runs and, when the upstream
+// may hold under name a statement an older policy checked, prepares it
+// again under the policy in force before the Bind reaches the upstream
+// (client relay).
 func (ss *session) checkBind(portal, name string) error {
 	t := ss.track
 	info := t.stmts[name]
@@ -419,52 +486,128 @@ func (ss *session) checkBind(portal, name string) error {
 		t.remember(t.portals, portal, info)
 		return nil
 	}
-	if info.version == cur && info.confirmed.Load() {
-		t.remember(t.portals, portal, info)
+	held, sure := ss.held(name, info)
+	switch {
+	case held == nil && sure:
+		// Nothing upstream: the Bind fails as it would without pgveil.
 		return nil
+	case held != nil && sure && held.version == cur:
+		t.remember(t.portals, portal, held)
+		return nil
+	case held == nil:
+		// Unknown: make sure nothing of an older policy stays.
+		mark := &stmtInfo{batch: ss.sent.Load() + 1, closed: true, prev: info}
+		t.stmts[name] = mark
+		return ss.inject(&injection{after: t.pcSent, answers: 1, batch: mark.batch, info: mark},
+			&pgproto3.Close{ObjectType: 'S', Name: name})
 	}
-	return ss.reprepare(portal, name, info)
+	return ss.reprepare(portal, name, held, info)
 }
 
-// reprepare prepares statement name again under the policy in force, in
-// place: a Close and a Parse of the new text go upstream before the
-// client's Bind, and their answers are not forwarded. A statement the new
-// policy refuses is closed and its refusal takes the Bind's place.
-func (ss *session) reprepare(portal, name string, old *stmtInfo) error {
-	t := ss.track
-	st := &Statement{Source: SourceParse, Text: old.sql, Name: name, ParamOIDs: old.paramOIDs}
-	res, rerr := ss.rewrite(st)
-	var info *stmtInfo
-	if rerr != nil {
-		info = newStmtInfo(st, nil, asRefusal(rerr))
-	} else {
-		info = newStmtInfo(st, res, nil)
+// settle drops from the history of name, whose latest Parse or Close is
+// info, the messages whose batch is answered and which failed or were
+// skipped, so that the history holds at most one settled statement and
+// the messages still in flight: a client repeating a failing Parse
+// cannot grow it (client relay).
+func (ss *session) settle(name string, info *stmtInfo) *stmtInfo {
+	done := ss.done.Load()
+	for info != nil && !info.confirmed.Load() && info.batch <= done {
+		if !info.closed && name == "" {
+			return nil // a failed Parse of the unnamed statement dropped it
+		}
+		info = info.prev
 	}
-	info.confirmed.Store(false)
-	t.remember(t.stmts, name, info)
-	t.remember(t.portals, portal, info)
+	if info != nil && info.confirmed.Load() {
+		info.prev = nil
+	}
+	return info
+}
 
-	in := &injection{after: t.pcSent, answers: 1, batch: ss.sent.Load() + 1, info: info}
-	var err error
-	ss.cscratch, err = (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(ss.cscratch[:0])
-	if err != nil {
-		return err
+// held returns the statement the upstream holds under name, whose latest
+// Parse or Close is info, as far as the answers received tell; sure
+// reports whether that is certain when the Bind about to be sent runs.
+// nil means none.
+//
+// NOTE: a message is answered (confirmed) before the ReadyForQuery of its
+// batch: an unconfirmed message of an answered batch failed or was
+// skipped. A message of the Bind's own batch runs before the Bind, and
+// when it fails the server skips the Bind too.
+func (ss *session) held(name string, info *stmtInfo) (held *stmtInfo, sure bool) {
+	done, bindBatch := ss.done.Load(), ss.sent.Load()+1
+	for info != nil {
+		switch {
+		case info.confirmed.Load():
+			info.prev = nil // settled: what came before no longer matters
+			if info.closed {
+				return nil, true
+			}
+			return info, true
+		case info.batch > done:
+			// Not answered yet: certain only in the Bind's own batch.
+			if info.closed {
+				return nil, info.batch == bindBatch
+			}
+			return info, info.batch == bindBatch
+		case info.closed || name != "":
+			// A skipped Close, or a failed Parse of a named statement:
+			// the earlier statement stays.
+			info = info.prev
+		default:
+			// A failed Parse of the unnamed statement dropped it.
+			return nil, true
+		}
 	}
-	if rerr == nil {
-		in.answers = 2
-	}
+	return nil, false
+}
+
+// inject sends msgs upstream in the client's stream; their answers, in
+// announces, are not forwarded to the client (client relay).
+func (ss *session) inject(in *injection, msgs ...pgproto3.FrontendMessage) error {
+	t := ss.track
 	t.mu.Lock()
 	t.injected = append(t.injected, in)
 	t.mu.Unlock()
-	if err := ss.uout.write(ss.cscratch); err != nil {
-		return err
+	for _, m := range msgs {
+		var err error
+		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
+			return fmt.Errorf("encoding %T: %w", m, err)
+		}
+		if err := ss.uout.write(ss.cscratch); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// reprepare prepares held, the statement the upstream holds (or will)
+// under name, again under the policy in force, in place: a Close and a
+// Parse of its text go upstream before the client's Bind, and their
+// answers are not forwarded. A statement the policy in force refuses is
+// closed, and its refusal takes the Bind's place. head is the name's
+// latest Parse or Close.
+func (ss *session) reprepare(portal, name string, held, head *stmtInfo) error {
+	t := ss.track
+	st := &Statement{Source: SourceParse, Text: held.sql, Name: name, ParamOIDs: held.paramOIDs}
+	res, rerr := ss.rewrite(st)
+	batch := ss.sent.Load() + 1
+	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
 	if rerr != nil {
-		return ss.refuse(SourceParse, name, info.refusal)
+		// Closed, then refused: the refusal's marker fails in the
+		// Bind's place, and nothing stays under the name.
+		refused := newStmtInfo(st, nil, asRefusal(rerr))
+		mark := &stmtInfo{batch: batch, closed: true, prev: head}
+		t.stmts[name] = mark
+		t.remember(t.portals, portal, refused)
+		if err := ss.inject(&injection{after: t.pcSent, answers: 1, batch: batch, info: mark}, closeMsg); err != nil {
+			return err
+		}
+		return ss.refuse(SourceParse, name, refused.refusal)
 	}
-	ss.cscratch, err = (&pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: old.paramOIDs}).Encode(ss.cscratch[:0])
-	if err != nil {
-		return err
-	}
-	return ss.uout.write(ss.cscratch)
+	info := newStmtInfo(st, res, nil)
+	info.batch, info.prev = batch, head
+	info.confirmed.Store(false)
+	t.remember(t.stmts, name, info)
+	t.remember(t.portals, portal, info)
+	return ss.inject(&injection{after: t.pcSent, answers: 2, batch: batch, info: info},
+		closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: held.paramOIDs})
 }

@@ -471,6 +471,9 @@ func (ss *session) onReadyForQuery(msg []byte) (error, *sessionEnd) {
 // marker with the refusal itself.
 func (ss *session) onError(msg []byte) error {
 	ss.serverCopyIn.Store(false)
+	if ss.track != nil {
+		ss.track.sawError()
+	}
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[headerLen:]); err != nil {
 		if ss.auditing() {

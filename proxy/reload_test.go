@@ -239,6 +239,41 @@ rule "france_only" {`)
 		refusedAsChanged(t, exec("FETCH 1 FROM cur"))
 		_ = exec("ROLLBACK")
 	})
+	t.Run("a failed DECLARE of an existing name does not make the old cursor current", func(t *testing.T) {
+		if err := exec("DECLARE held CURSOR WITH HOLD FOR SELECT id FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		bump()
+		// The cursor exists: PostgreSQL refuses the DECLARE and keeps it.
+		if err := exec("DECLARE held CURSOR WITH HOLD FOR SELECT id FROM responses"); err == nil {
+			t.Fatal("a second DECLARE of the same cursor succeeded")
+		}
+		refusedAsChanged(t, exec("FETCH 1 FROM held"))
+		if err := exec("CLOSE held"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("DECLARE held CURSOR WITH HOLD FOR SELECT id FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("FETCH 1 FROM held"); err != nil {
+			t.Fatalf("a cursor declared again under the new policy: %v", err)
+		}
+		_ = exec("CLOSE held")
+	})
+	t.Run("a failed DEALLOCATE keeps the old statement refused", func(t *testing.T) {
+		if err := exec("PREPARE kept AS SELECT count(*) FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		bump()
+		// In an aborted transaction DEALLOCATE fails; the statement stays.
+		_ = exec("BEGIN")
+		_ = exec("SELECT 1/0")
+		if err := exec("DEALLOCATE kept"); err == nil {
+			t.Fatal("DEALLOCATE ran in an aborted transaction")
+		}
+		_ = exec("ROLLBACK")
+		refusedAsChanged(t, exec("EXECUTE kept"))
+	})
 	t.Run("a protocol-level prepared statement is prepared again, transparently", func(t *testing.T) {
 		sd, err := c.Prepare(ctx, "named", "SELECT count(*) FROM responses WHERE nps >= $1")
 		if err != nil {

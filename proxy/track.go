@@ -79,8 +79,20 @@ type tracker struct {
 	// sqlObjects maps the statements prepared with SQL PREPARE ("p" and
 	// the name) and the cursors declared ("c" and the name) to the policy
 	// version that checked them: EXECUTE and FETCH run what was checked
-	// then.
+	// then. "" marks a name whose statement may be of any version.
+	// NOTE: it changes only once the batch that creates or drops an
+	// object is answered (objPending, objResolved): a PREPARE or DECLARE
+	// of a name that exists fails and keeps the old object, a DEALLOCATE
+	// or CLOSE that fails keeps it too.
 	sqlObjects map[string]string
+	// objPending are the object changes of batches not answered yet,
+	// objResolved those answered, for the client relay to apply (guarded
+	// by mu); resolvedN counts objResolved, read without mu.
+	objPending, objResolved []*objChange
+	resolvedN               atomic.Int32
+	// batchErr reports whether the batch being answered had an error
+	// (backend relay only).
+	batchErr bool
 	// pcSent counts the client's Parse and Close messages sent upstream;
 	// pcSeen the ParseComplete and CloseComplete answers forwarded to the
 	// client. Injected messages are counted by neither.
@@ -112,6 +124,18 @@ type injection struct {
 	answers int
 	batch   int64
 	info    *stmtInfo
+}
+
+// objChange is what a statement text does to SQL prepared statements and
+// cursors, applied once its batch is answered.
+type objChange struct {
+	batch   int64
+	objs    []rewrite.SessionObject
+	version string
+	// several: the text holds several statements, so an error in its
+	// batch does not say which of them ran.
+	several bool
+	failed  bool
 }
 
 // awaited is a client Parse or Close whose answer confirms info: it is
@@ -251,6 +275,22 @@ func (t *tracker) readyForQuery(done int64) {
 		t.pcSeen = t.batchPC[0].pc
 		t.batchPC = t.batchPC[1:]
 	}
+	for len(t.objPending) > 0 && t.objPending[0].batch <= done {
+		c := t.objPending[0]
+		c.failed = t.batchErr
+		t.objResolved = append(t.objResolved, c)
+		t.resolvedN.Add(1)
+		t.objPending = t.objPending[1:]
+	}
+	t.batchErr = false
+}
+
+// sawError notes an ErrorResponse of the batch being answered (backend
+// relay).
+func (t *tracker) sawError() {
+	if t.versions != nil {
+		t.batchErr = true
+	}
 }
 
 // noteStatement records a statement the client relay is about to send
@@ -262,8 +302,14 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 		return
 	}
 	info := newStmtInfo(st, res, refusal)
-	if t.versions != nil && res != nil {
-		t.noteObjects(res.Objects, st.PolicyVersion)
+	if t.versions != nil && res != nil && len(res.Objects) > 0 {
+		batch := ss.sent.Load()
+		if st.Source == SourceParse {
+			batch++
+		}
+		t.mu.Lock()
+		t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: st.PolicyVersion, several: len(res.Kinds) > 1})
+		t.mu.Unlock()
 	}
 	switch st.Source {
 	case SourceQuery:
@@ -291,31 +337,46 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 	}
 }
 
-// noteObjects follows the SQL prepared statements and cursors a
-// statement creates and drops (client relay).
-func (t *tracker) noteObjects(objs []rewrite.SessionObject, version string) {
-	for _, o := range objs {
-		switch o.Op {
-		case "prepare":
-			t.sqlObjects["p"+o.Name] = version
-		case "declare":
-			t.sqlObjects["c"+o.Name] = version
-		case "deallocate", "close":
+// applyObjects applies the object changes of the batches answered so far
+// (client relay): a batch without error did what it said; after an error,
+// a single statement did nothing, while of several it is unknown which
+// ran, so the objects they create may be of any version.
+func (t *tracker) applyObjects() {
+	if t.resolvedN.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	done := t.objResolved
+	t.objResolved = nil
+	t.resolvedN.Store(0)
+	t.mu.Unlock()
+	for _, c := range done {
+		for _, o := range c.objs {
 			kind := "p"
-			if o.Op == "close" {
+			if o.Op == "declare" || o.Op == "fetch" || o.Op == "close" {
 				kind = "c"
 			}
-			if o.Name != "" {
+			switch {
+			case c.failed && !c.several:
+			case o.Op == "prepare" || o.Op == "declare":
+				if c.failed {
+					t.sqlObjects[kind+o.Name] = ""
+				} else {
+					t.sqlObjects[kind+o.Name] = c.version
+				}
+			case c.failed:
+				// A drop that may not have run: keep what is known.
+			case o.Op == "discard":
+				clear(t.sqlObjects)
+			case (o.Op == "deallocate" || o.Op == "close") && o.Name != "":
 				delete(t.sqlObjects, kind+o.Name)
-				continue
-			}
-			for k := range t.sqlObjects {
-				if k[0] == kind[0] {
-					delete(t.sqlObjects, k)
+			case o.Op == "deallocate" || o.Op == "close":
+				for k := range t.sqlObjects {
+					if k[0] == kind[0] {
+						delete(t.sqlObjects, k)
+					}
 				}
 			}
-		case "discard":
-			clear(t.sqlObjects)
 		}
 	}
 }
@@ -325,7 +386,11 @@ func (t *tracker) noteObjects(objs []rewrite.SessionObject, version string) {
 // version than version, the one in force.
 func (ss *session) staleSQLObject(res *rewrite.Result, version string) *Refusal {
 	t := ss.track
-	if t == nil || t.versions == nil || len(t.sqlObjects) == 0 {
+	if t == nil || t.versions == nil {
+		return nil
+	}
+	t.applyObjects()
+	if len(t.sqlObjects) == 0 {
 		return nil
 	}
 	for _, o := range res.Objects {
@@ -383,6 +448,7 @@ func (ss *session) trackPeek(typ byte, total int) error {
 			info := t.portals[portal]
 			stale := false
 			if t.versions != nil {
+				t.applyObjects()
 				cur := t.versions.PolicyVersion()
 				if info != nil {
 					stale = info.version != cur
@@ -474,6 +540,7 @@ func (ss *session) checkBind(portal, name string) error {
 	}
 	cur := t.versions.PolicyVersion()
 	if info == nil {
+		t.applyObjects()
 		// A statement prepared with SQL PREPARE (or forgotten): it
 		// keeps the version that checked it, and its Execute is
 		// refused when that is not the one in force.

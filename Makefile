@@ -19,9 +19,11 @@ compat:
 	bash internal/compat/install.sh
 	$(GO) test -count=1 -timeout 20m ./internal/compat/
 
-## demo: run the demo against a throwaway PostgreSQL.
+## demo: run the demo against a throwaway PostgreSQL. Built, then run
+## directly: `go run` would end with status 1 on the Ctrl-C that stops it.
 demo:
-	$(GO) run ./cmd/pgveil-demo
+	$(GO) build -o bin/pgveil-demo ./cmd/pgveil-demo
+	./bin/pgveil-demo
 
 ## bench: run the benchmark program.
 bench:

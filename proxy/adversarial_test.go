@@ -275,14 +275,6 @@ func (r advResult) first() string {
 	return r.rows[0][0]
 }
 
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
 func errText(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

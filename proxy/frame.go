@@ -239,9 +239,6 @@ func (w *frameWriter) write(p []byte) error {
 	return nil
 }
 
-// pending reports how many bytes wait for the next flush.
-func (w *frameWriter) pending() int { return len(w.buf) }
-
 // flush writes the batch.
 func (w *frameWriter) flush() error {
 	if len(w.buf) == 0 {

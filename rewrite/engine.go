@@ -89,6 +89,28 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// NOTE: the cache keeps texts up to maxCachedText only: its memory is
 	// bounded by entries × that size, whatever clients send.
 	cacheable := len(text) <= maxCachedText
+	// A statement whose literal shape (see literalShape) is that of one
+	// forwarded unchanged before is forwarded unchanged, without
+	// reaching pg_query: simple-protocol clients inline their values,
+	// so most of their statements are new texts of known shapes.
+	// NOTE: a literal shape is cached only when it equals pg_query's
+	// normalisation of the text it was learnt from (below), so it never
+	// shares a decision the normalised-text cache would not share. It
+	// may be looked up before the complexity guard: outside its
+	// literals the text is the one that passed it.
+	var litKey, litNorm string
+	if cacheable {
+		if norm, kinds, ok := literalShape(text); ok && kinds != "" {
+			litNorm = norm
+			litKey = p.Key() + "\x00literals\x00" + string(rune(source)) + "\x00" + kinds + "\x00" + norm
+			if c, ok := e.cache.get(litKey); ok {
+				e.hits.Add(1)
+				res := *c.res
+				res.SQL = text
+				return &res, nil
+			}
+		}
+	}
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
 	if why := tooComplex(text); why != "" {
@@ -107,9 +129,10 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// depends on the constants (they are pushed into the subquery) and
 	// a refusal's message may quote them. A statement whose checks read
 	// a constant's value (set_config's setting name) is never shared.
-	var shapeKey string
+	var shapeKey, norm string
 	if cacheable {
-		if norm, err := pg_query.Normalize(text); err == nil && norm != text {
+		var err error
+		if norm, err = pg_query.Normalize(text); err == nil && norm != text {
 			shapeKey = p.Key() + "\x00shape\x00" + norm
 			if c, ok := e.cache.get(shapeKey); ok {
 				e.hits.Add(1)
@@ -147,6 +170,9 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		e.cache.put(key, c)
 		if shapeKey != "" && c.err == nil && !res.Rewritten && !res.constantBound {
 			e.cache.put(shapeKey, c)
+			if litKey != "" && litNorm == norm {
+				e.cache.put(litKey, c)
+			}
 		}
 	}
 	return c.res, c.err

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -104,6 +105,53 @@ func TestEngine(t *testing.T) {
 		_, err = e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'b'")
 		if !errors.As(err, &r) {
 			t.Fatalf("want refusal, got %v", err)
+		}
+	})
+}
+
+func TestEngineLiteralShapes(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	ctx := context.Background()
+	// Each probe has the warm-up's shape for a scanner that would miss
+	// E'' strings, comments or dollar quotes, while PostgreSQL reads a
+	// query of the employees table in it: the warm-up's cached decision
+	// must not carry over.
+	for _, tc := range []struct{ name, warm, probe string }{
+		{"an E'' string hides a quote",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'a' OR nspname = 'b'",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'\\' OR nspname = ' UNION SELECT login FROM employees --'"},
+		{"a comment hides the rest of a line",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = --'x'\n'y'",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = --'\n(SELECT login FROM employees LIMIT 1) OR nspname = --'\n'y'"},
+		{"a dollar quote hides a statement",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = $q$'a'$q$",
+			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = $q$'$q$; SELECT login FROM employees; SELECT $q$'$q$"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			warm := rewrite.NewEngine(cat, policy, nil, 100)
+			if res, err := warm.Rewrite(ctx, "marie", 'Q', tc.warm); err != nil || res.Rewritten {
+				t.Fatalf("the warm-up must be forwarded unchanged: %+v %v", res, err)
+			}
+			_, got := warm.Rewrite(ctx, "marie", 'Q', tc.probe)
+			_, want := rewrite.NewEngine(cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', tc.probe)
+			if got == nil || want == nil {
+				t.Fatalf("after the warm-up: %v; cold: %v (want a refusal from both)", got, want)
+			}
+		})
+	}
+	t.Run("a text of a known shape is served without a parse", func(t *testing.T) {
+		e := rewrite.NewEngine(cat, policy, nil, 100)
+		for i := 0; i < 50; i++ {
+			sql := fmt.Sprintf("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = '%d' LIMIT %d", i, i+1)
+			got, err := e.Rewrite(ctx, "marie", 'Q', sql)
+			if err != nil || got.SQL != sql {
+				t.Fatalf("%s: %+v %v", sql, got, err)
+			}
+		}
+		if hits, misses := e.CacheStats(); hits != 49 || misses != 1 {
+			t.Fatalf("hits %d, misses %d", hits, misses)
 		}
 	})
 }

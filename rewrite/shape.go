@@ -1,0 +1,236 @@
+package rewrite
+
+import (
+	"strconv"
+	"strings"
+)
+
+// The kinds of literal constant literalShape replaces, named by the token
+// PostgreSQL's lexer makes of them. The grammar sees a token's kind, never
+// its value, so two texts whose literals differ only in value parse to
+// the same tree.
+const (
+	// kindInt is an integer that fits int4 (ICONST).
+	kindInt = 'i'
+	// kindNumeric is any other number (FCONST).
+	kindNumeric = 'n'
+	// kindString is a standard '…' string (SCONST).
+	kindString = 's'
+)
+
+// literalSpan is one literal constant of a statement text: text[start:end]
+// is the whole token, quotes included.
+type literalSpan struct {
+	start, end int
+	kind       byte
+}
+
+// literalShape returns text with every literal constant replaced by $n,
+// numbered after the highest $n parameter of text as pg_query's Normalize
+// numbers them, and the kinds of the replaced literals in order; ok is
+// false when scanLiterals cannot read text with certainty.
+//
+// It is the engine's cheap way to recognise a statement that differs from
+// one already checked only in its constants, without handing it to
+// pg_query's C parser: two texts with the same shape and kinds have the
+// same bytes outside their literals, and literals of the same kinds at the
+// same places, so PostgreSQL's lexer makes the same tokens of both but for
+// the literals' values, and its grammar the same tree.
+func literalShape(text string) (norm, kinds string, ok bool) {
+	var backing [16]literalSpan
+	spans, maxParam, ok := scanLiterals(text, backing[:0])
+	if !ok {
+		return "", "", false
+	}
+	if len(spans) == 0 {
+		return text, "", true
+	}
+	var b strings.Builder
+	b.Grow(len(text) + 3*len(spans))
+	k := make([]byte, len(spans))
+	last := 0
+	for i, s := range spans {
+		b.WriteString(text[last:s.start])
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(maxParam + i + 1))
+		last = s.end
+		k[i] = s.kind
+	}
+	b.WriteString(text[last:])
+	return b.String(), string(k), true
+}
+
+// scanLiterals appends to spans the literal constants of text, read as
+// PostgreSQL's lexer reads them with standard_conforming_strings on (the
+// setting pgveil pins), and returns the highest $n parameter number.
+//
+// NOTE: ok is false for anything whose tokens the scan does not know with
+// certainty: comments, dollar quotes, E'…', B'…', X'…', N'…' and U&'…'
+// strings, U&"…" identifiers, empty "" identifiers, a string continued on
+// a later line, numbers in other bases or with underscores, junk right
+// after a number or a parameter, and unterminated quotes. A text it
+// accepts has exactly the literal tokens it reports (FuzzScanLiterals
+// holds it to pg_query's own scanner); callers treat ok == false as
+// "unknown", never as "no literals".
+func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam int, ok bool) {
+	n := len(text)
+	for i := 0; i < n; {
+		c := text[i]
+		switch {
+		case c == '\'':
+			// A prefix glued to the quote makes another kind of string
+			// (E'…', B'…', X'…', N'…', U&'…').
+			if i > 0 && (identChar(text[i-1]) || text[i-1] == '&') {
+				return nil, 0, false
+			}
+			end, closed := quoted(text, i)
+			if !closed || continuesString(text, end) {
+				return nil, 0, false
+			}
+			spans = append(spans, literalSpan{start: i, end: end, kind: kindString})
+			i = end
+		case c == '"':
+			if i > 0 && text[i-1] == '&' {
+				return nil, 0, false
+			}
+			end, closed := quoted(text, i)
+			if !closed || end == i+2 {
+				return nil, 0, false // "" is an error, not an identifier
+			}
+			i = end
+		case c == '$':
+			// Only a parameter $n; $tag$ starts a dollar-quoted string.
+			j := i + 1
+			for j < n && isDigit(text[j]) {
+				j++
+			}
+			if j == i+1 || j-i > 10 || j < n && identChar(text[j]) {
+				return nil, 0, false
+			}
+			p, err := strconv.Atoi(text[i+1 : j])
+			if err != nil || p > 1<<30 {
+				return nil, 0, false
+			}
+			maxParam = max(maxParam, p)
+			i = j
+		case c == '-' && i+1 < n && text[i+1] == '-', c == '/' && i+1 < n && text[i+1] == '*':
+			return nil, 0, false
+		case c == '.' && i+1 < n && text[i+1] == '.':
+			i += 2 // the .. token, not a dot and a number
+		case isDigit(c) || c == '.' && i+1 < n && isDigit(text[i+1]):
+			end, kind, ok := scanNumber(text, i)
+			if !ok {
+				return nil, 0, false
+			}
+			spans = append(spans, literalSpan{start: i, end: end, kind: kind})
+			i = end
+		case identStart(c):
+			i++
+			for i < n && identChar(text[i]) {
+				i++
+			}
+		default:
+			i++
+		}
+	}
+	return spans, maxParam, true
+}
+
+// quoted returns the end of the quoted token starting at text[i] (its
+// quote character doubled inside it) and whether it is closed.
+func quoted(text string, i int) (end int, closed bool) {
+	q := text[i]
+	for j := i + 1; j < len(text); j++ {
+		if text[j] != q {
+			continue
+		}
+		if j+1 < len(text) && text[j+1] == q {
+			j++
+			continue
+		}
+		return j + 1, true
+	}
+	return len(text), false
+}
+
+// continuesString reports whether the string ending at end goes on in
+// another quoted segment: PostgreSQL joins 'a' and 'b' into one string
+// when only whitespace holding a newline separates them.
+func continuesString(text string, end int) bool {
+	newline := false
+	j := end
+	for ; j < len(text) && isSpace(text[j]); j++ {
+		if text[j] == '\n' || text[j] == '\r' {
+			newline = true
+		}
+	}
+	return newline && j < len(text) && text[j] == '\''
+}
+
+// scanNumber reads the number starting at text[i]: digits, an optional
+// fraction and an optional exponent, as PostgreSQL's decimal rules read
+// them. ok is false for what those rules read otherwise or refuse: a
+// letter, digit separator, '$' or '.' right after the number, which also
+// covers 0x, 0o and 0b integers and underscores.
+func scanNumber(text string, i int) (end int, kind byte, ok bool) {
+	n := len(text)
+	j := i
+	for j < n && isDigit(text[j]) {
+		j++
+	}
+	integer := true
+	if j < n && text[j] == '.' {
+		if j+1 < n && text[j+1] == '.' {
+			return 0, 0, false // 1..2 is an integer and an operator
+		}
+		integer = false
+		j++
+		for j < n && isDigit(text[j]) {
+			j++
+		}
+	}
+	if j < n && (text[j] == 'e' || text[j] == 'E') {
+		k := j + 1
+		if k < n && (text[k] == '+' || text[k] == '-') {
+			k++
+		}
+		if k >= n || !isDigit(text[k]) {
+			return 0, 0, false
+		}
+		for k < n && isDigit(text[k]) {
+			k++
+		}
+		integer = false
+		j = k
+	}
+	if j < n && (identChar(text[j]) || text[j] == '.') {
+		return 0, 0, false
+	}
+	if integer && fitsInt4(text[i:j]) {
+		return j, kindInt, true
+	}
+	return j, kindNumeric, true
+}
+
+// fitsInt4 reports whether the decimal digits d are at most 2147483647,
+// the largest integer PostgreSQL's lexer makes an ICONST of.
+func fitsInt4(d string) bool {
+	d = strings.TrimLeft(d, "0")
+	if len(d) > 10 {
+		return false
+	}
+	v, err := strconv.ParseUint("0"+d, 10, 64)
+	return err == nil && v <= 1<<31-1
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isSpace is PostgreSQL's lexer's {space}.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// identStart is PostgreSQL's lexer's {ident_start}.
+func identStart(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}

@@ -1,0 +1,186 @@
+package rewrite
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+func TestLiteralShape(t *testing.T) {
+	for _, tc := range []struct {
+		text, norm, kinds string
+	}{
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "i"},
+		{"SELECT name FROM t WHERE a = 'x''y' AND b = 2.5 AND c = 1e3", "SELECT name FROM t WHERE a = $1 AND b = $2 AND c = $3", "snn"},
+		{"SELECT 2147483647, 2147483648, 007", "SELECT $1, $2, $3", "ini"},
+		{"SELECT .5, 1., t.5", "SELECT $1, $2, t$3", "nnn"},
+		{"SELECT $2 + 7, $1", "SELECT $2 + $3, $1", "i"},
+		{`SELECT "it's" FROM "a""b" WHERE x = 'é'`, `SELECT "it's" FROM "a""b" WHERE x = $1`, "s"},
+		{"SELECT a1, x$1, _9 FROM t1", "SELECT a1, x$1, _9 FROM t1", ""},
+		{"SELECT 'a'  'b'", "SELECT $1  $2", "ss"},
+		{"SELECT -5", "SELECT -$1", "i"},
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			norm, kinds, ok := literalShape(tc.text)
+			if !ok || norm != tc.norm || kinds != tc.kinds {
+				t.Fatalf("got %q %q %v, want %q %q", norm, kinds, ok, tc.norm, tc.kinds)
+			}
+		})
+	}
+}
+
+func TestLiteralShapeGivesUpOnWhatItDoesNotKnow(t *testing.T) {
+	for _, text := range []string{
+		"SELECT 1 -- comment",
+		"SELECT 1 /* comment */",
+		"SELECT $$x$$",
+		"SELECT $a$x$a$",
+		"SELECT E'\\''",
+		"SELECT e'x'",
+		"SELECT B'101', X'1F', N'x'",
+		"SELECT U&'\\0041'",
+		`SELECT U&"\0041"`,
+		"SELECT 'a'\n'b'",
+		"SELECT 'a' \r\n\t 'b'",
+		"SELECT 0x1F",
+		"SELECT 0o17, 0b101",
+		"SELECT 1_000",
+		"SELECT 123abc",
+		"SELECT 1..2",
+		"SELECT 1.2.3",
+		"SELECT 1e",
+		"SELECT 1e+",
+		"SELECT $1abc",
+		"SELECT $",
+		"SELECT 'unterminated",
+		`SELECT "unterminated`,
+		"SELECT x'1'",
+		"SELECT 5'x'",
+	} {
+		if norm, kinds, ok := literalShape(text); ok {
+			t.Errorf("%q: got %q %q, want no shape", text, norm, kinds)
+		}
+	}
+}
+
+// TestScanLiteralsAgreesWithPgQuery holds scanLiterals to pg_query's own
+// scanner on every statement of the rewrite golden files and of the
+// compatibility suite's BI query sets.
+func TestScanLiteralsAgreesWithPgQuery(t *testing.T) {
+	var texts []string
+	files, _ := filepath.Glob(filepath.Join("testdata", "rewrite", "*.txtar"))
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sql, ok := strings.Cut(string(raw), "\n-- sql --\n")
+		if !ok {
+			t.Fatalf("%s: no sql section", file)
+		}
+		sql, _, _ = strings.Cut(sql, "\n-- ")
+		texts = append(texts, strings.TrimSpace(sql))
+	}
+	sets, _ := filepath.Glob(filepath.Join("..", "internal", "compat", "testdata", "*", "*.sql"))
+	for _, file := range sets {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, line := range strings.Split(string(raw), "\n") {
+			if !strings.HasPrefix(line, "--") {
+				lines = append(lines, line)
+			}
+		}
+		stmts, err := pg_query.SplitWithScanner(strings.Join(lines, "\n"), true)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		texts = append(texts, stmts...)
+	}
+	if len(texts) < 100 {
+		t.Fatalf("only %d texts: the corpus moved", len(texts))
+	}
+	shaped := 0
+	for _, text := range texts {
+		if msg := compareWithScanner(text); msg != "" {
+			t.Errorf("%s\n%s", msg, text)
+		}
+		if _, _, ok := literalShape(text); ok {
+			shaped++
+		}
+	}
+	t.Logf("%d of %d texts have a literal shape", shaped, len(texts))
+}
+
+// compareWithScanner returns how scanLiterals and pg_query's scanner
+// disagree on text, or "" when they agree or scanLiterals gives up.
+func compareWithScanner(text string) string {
+	spans, maxParam, ok := scanLiterals(text, nil)
+	if !ok {
+		return ""
+	}
+	res, err := pg_query.Scan(text)
+	if err != nil {
+		// A text the lexer refuses (an operator over 63 bytes, say) never
+		// parses, so no shape is ever learnt from it; and a literal's
+		// value cannot make the lexer refuse a text that has that shape.
+		return ""
+	}
+	var want []literalSpan
+	wantParam := 0
+	for _, tok := range res.Tokens {
+		s := literalSpan{start: int(tok.Start), end: int(tok.End)}
+		switch tok.Token {
+		case pg_query.Token_ICONST:
+			s.kind = kindInt
+		case pg_query.Token_FCONST:
+			s.kind = kindNumeric
+		case pg_query.Token_SCONST:
+			s.kind = kindString
+		case pg_query.Token_PARAM:
+			var p int
+			fmt.Sscanf(text[s.start+1:s.end], "%d", &p)
+			wantParam = max(wantParam, p)
+			continue
+		case pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST,
+			pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+			return fmt.Sprintf("scanLiterals read a text holding a %v token", tok.Token)
+		default:
+			continue
+		}
+		want = append(want, s)
+	}
+	if fmt.Sprint(spans) != fmt.Sprint(want) || maxParam != wantParam {
+		return fmt.Sprintf("scanLiterals: %v (highest parameter %d)\npg_query:     %v (highest parameter %d)", spans, maxParam, want, wantParam)
+	}
+	return ""
+}
+
+// FuzzScanLiterals holds scanLiterals to pg_query's scanner: any text it
+// reads must have exactly the literal tokens it reports.
+//
+//	go test ./rewrite -run '^$' -fuzz FuzzScanLiterals -fuzztime 1m
+func FuzzScanLiterals(f *testing.F) {
+	for _, s := range []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;",
+		"SELECT 'a''b', \"c\"\"d\", 1.5e-3, .5, $2 FROM t1 WHERE x = 2147483648",
+		"SELECT 'a'\n'b'", "SELECT E'\\'' -- '", "SELECT 0x1F, 1_000, 1..2",
+		"SELECT U&'\\0041' UESCAPE '!'", "SELECT $q$'$q$", "SELECT 'a' /* ' */",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if strings.IndexByte(text, 0) >= 0 || len(text) > 4096 {
+			return
+		}
+		if msg := compareWithScanner(text); msg != "" {
+			t.Fatalf("%s\ntext: %q", msg, text)
+		}
+	})
+}

@@ -23,6 +23,20 @@ import (
 // the poller waits honour them.
 type rawConn struct {
 	rc syscall.RawConn
+	// NOTE: one goroutine at a time reads a connection and one at a time
+	// writes it (the session's relays; writes to the client hold
+	// coutMu), so each direction keeps its call's state here and its
+	// callback is made once: a closure per call would cost an allocation
+	// per read and per write.
+	rd, wr rawOp
+}
+
+// rawOp is the state of the read or write in progress on a rawConn.
+type rawOp struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
 }
 
 // newRawIO returns c's raw reader/writer, or c itself when c is not a
@@ -36,7 +50,10 @@ func newRawIO(c net.Conn) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	return &rawConn{rc: rc}
+	r := &rawConn{rc: rc}
+	r.rd.fn = r.rd.read
+	r.wr.fn = r.wr.write
+	return r
 }
 
 // Read reads what the socket holds, up to len(p).
@@ -44,21 +61,11 @@ func (r *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if e == syscall.EINTR {
-				continue
-			}
-			if e == syscall.EAGAIN {
-				return false
-			}
-			n, errno = int(m), e
-			return true
-		}
-	})
+	op := &r.rd
+	op.p, op.n, op.errno = p, 0, 0
+	err := r.rc.Read(op.fn)
+	n, errno := op.n, op.errno
+	op.p = nil
 	if err != nil {
 		return 0, err
 	}
@@ -71,27 +78,28 @@ func (r *rawConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// read is the callback of Read: it reports false to wait for the socket.
+func (op *rawOp) read(fd uintptr) bool {
+	for {
+		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e == syscall.EAGAIN {
+			return false
+		}
+		op.n, op.errno = int(m), e
+		return true
+	}
+}
+
 // Write writes all of p, waiting for room when the socket buffer is full.
 func (r *rawConn) Write(p []byte) (int, error) {
-	written := 0
-	var errno syscall.Errno
-	err := r.rc.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-			if e == syscall.EINTR {
-				continue
-			}
-			if e == syscall.EAGAIN {
-				return false
-			}
-			if e != 0 {
-				errno = e
-				return true
-			}
-			written += int(m)
-		}
-		return true
-	})
+	op := &r.wr
+	op.p, op.n, op.errno = p, 0, 0
+	err := r.rc.Write(op.fn)
+	written, errno := op.n, op.errno
+	op.p = nil
 	if err != nil {
 		return written, err
 	}
@@ -99,4 +107,23 @@ func (r *rawConn) Write(p []byte) (int, error) {
 		return written, errno
 	}
 	return written, nil
+}
+
+// write is the callback of Write: it reports false to wait for room.
+func (op *rawOp) write(fd uintptr) bool {
+	for op.n < len(op.p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&op.p[op.n])), uintptr(len(op.p)-op.n))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e == syscall.EAGAIN {
+			return false
+		}
+		if e != 0 {
+			op.errno = e
+			return true
+		}
+		op.n += int(m)
+	}
+	return true
 }

@@ -81,7 +81,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	if err != nil {
 		return nil, &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
 	}
-	key := p.Key() + "\x00" + string(rune(source)) + "\x00" + text
+	key := cacheKey{policy: p.Key(), kind: source, text: text}
 	if c, ok := e.cache.get(key); ok {
 		e.hits.Add(1)
 		return c.res, c.err
@@ -98,11 +98,12 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// shares a decision the normalised-text cache would not share. It
 	// may be looked up before the complexity guard: outside its
 	// literals the text is the one that passed it.
-	var litKey, litNorm string
+	var litKey cacheKey
+	var litNorm string
 	if cacheable {
-		if norm, kinds, ok := literalShape(text); ok && kinds != "" {
-			litNorm = norm
-			litKey = p.Key() + "\x00literals\x00" + string(rune(source)) + "\x00" + kinds + "\x00" + norm
+		if shape, kinds, ok := literalShape(text); ok && kinds > 0 {
+			litNorm = shape[kinds+1:]
+			litKey = cacheKey{policy: p.Key(), kind: literalsKind | source, text: shape}
 			if c, ok := e.cache.get(litKey); ok {
 				e.hits.Add(1)
 				res := *c.res
@@ -129,11 +130,12 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// depends on the constants (they are pushed into the subquery) and
 	// a refusal's message may quote them. A statement whose checks read
 	// a constant's value (set_config's setting name) is never shared.
-	var shapeKey, norm string
+	var shapeKey cacheKey
+	var norm string
 	if cacheable {
 		var err error
 		if norm, err = pg_query.Normalize(text); err == nil && norm != text {
-			shapeKey = p.Key() + "\x00shape\x00" + norm
+			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: norm}
 			if c, ok := e.cache.get(shapeKey); ok {
 				e.hits.Add(1)
 				// Same shape, same decision and same metadata; only
@@ -168,9 +170,9 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && cacheable {
 		e.cache.put(key, c)
-		if shapeKey != "" && c.err == nil && !res.Rewritten && !res.constantBound {
+		if shapeKey.text != "" && c.err == nil && !res.Rewritten && !res.constantBound {
 			e.cache.put(shapeKey, c)
-			if litKey != "" && litNorm == norm {
+			if litKey.text != "" && litNorm == norm {
 				e.cache.put(litKey, c)
 			}
 		}
@@ -203,11 +205,30 @@ type lruCache struct {
 	mu    sync.Mutex
 	max   int
 	ll    *list.List
-	items map[string]*list.Element
+	items map[cacheKey]*list.Element
 }
 
+// cacheKey is the key of a cache entry.
+type cacheKey struct {
+	// policy is the user's compiled policy key.
+	policy string
+	// kind is the message type of the statement ('Q' or 'P') for an
+	// exact text; shapeKind for a normalised text; literalsKind with the
+	// message type for a literal shape.
+	kind byte
+	// text is the statement, its normalised text, or its literal shape
+	// (as literalShape returns it).
+	text string
+}
+
+// The kinds of cacheKey that are not a message type.
+const (
+	shapeKind    = 0
+	literalsKind = 0x80
+)
+
 type lruEntry struct {
-	key string
+	key cacheKey
 	val cached
 }
 
@@ -215,10 +236,10 @@ func newLRU(max int) *lruCache {
 	if max <= 0 {
 		max = 1
 	}
-	return &lruCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+	return &lruCache{max: max, ll: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
-func (c *lruCache) get(key string) (cached, bool) {
+func (c *lruCache) get(key cacheKey) (cached, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
@@ -228,7 +249,7 @@ func (c *lruCache) get(key string) (cached, bool) {
 	return cached{}, false
 }
 
-func (c *lruCache) put(key string, v cached) {
+func (c *lruCache) put(key cacheKey, v cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
@@ -248,5 +269,5 @@ func (c *lruCache) purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ll.Init()
-	c.items = map[string]*list.Element{}
+	c.items = map[cacheKey]*list.Element{}
 }

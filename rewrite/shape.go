@@ -25,39 +25,40 @@ type literalSpan struct {
 	kind       byte
 }
 
-// literalShape returns text with every literal constant replaced by $n,
-// numbered after the highest $n parameter of text as pg_query's Normalize
-// numbers them, and the kinds of the replaced literals in order; ok is
-// false when scanLiterals cannot read text with certainty.
+// literalShape returns the literal shape of text: the kinds of its literal
+// constants in order, a NUL byte, then text with each literal replaced by
+// $n, numbered after the highest $n parameter of text as pg_query's
+// Normalize numbers them. kinds is the number of literals; ok is false
+// when scanLiterals cannot read text with certainty.
 //
 // It is the engine's cheap way to recognise a statement that differs from
 // one already checked only in its constants, without handing it to
-// pg_query's C parser: two texts with the same shape and kinds have the
-// same bytes outside their literals, and literals of the same kinds at the
-// same places, so PostgreSQL's lexer makes the same tokens of both but for
-// the literals' values, and its grammar the same tree.
-func literalShape(text string) (norm, kinds string, ok bool) {
+// pg_query's C parser: two texts with the same shape have the same bytes
+// outside their literals, and literals of the same kinds at the same
+// places, so PostgreSQL's lexer makes the same tokens of both but for the
+// literals' values, and its grammar the same tree.
+func literalShape(text string) (shape string, kinds int, ok bool) {
 	var backing [16]literalSpan
 	spans, maxParam, ok := scanLiterals(text, backing[:0])
-	if !ok {
-		return "", "", false
-	}
-	if len(spans) == 0 {
-		return text, "", true
+	if !ok || len(spans) == 0 {
+		return "", 0, ok
 	}
 	var b strings.Builder
-	b.Grow(len(text) + 3*len(spans))
-	k := make([]byte, len(spans))
+	b.Grow(len(spans) + 1 + len(text) + 3*len(spans))
+	for _, s := range spans {
+		b.WriteByte(s.kind)
+	}
+	b.WriteByte(0)
 	last := 0
+	var num [20]byte
 	for i, s := range spans {
 		b.WriteString(text[last:s.start])
 		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(maxParam + i + 1))
+		b.Write(strconv.AppendInt(num[:0], int64(maxParam+i+1), 10))
 		last = s.end
-		k[i] = s.kind
 	}
 	b.WriteString(text[last:])
-	return b.String(), string(k), true
+	return b.String(), len(spans), true
 }
 
 // scanLiterals appends to spans the literal constants of text, read as

@@ -301,7 +301,6 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 	if t == nil {
 		return
 	}
-	info := newStmtInfo(st, res, refusal)
 	if t.versions != nil && res != nil && len(res.Objects) > 0 {
 		batch := ss.sent.Load()
 		if st.Source == SourceParse {
@@ -314,9 +313,11 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 	switch st.Source {
 	case SourceQuery:
 		if t.audit {
+			info := newStmtInfo(st, res, refusal)
 			t.push(&execution{info: info, start: time.Now(), untilReady: true, batch: ss.sent.Load()})
 		}
 	case SourceParse:
+		info := newStmtInfo(st, res, refusal)
 		info.batch = ss.sent.Load() + 1
 		if st.Name != "" {
 			info.prev = ss.settle(st.Name, t.stmts[st.Name])

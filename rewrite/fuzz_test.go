@@ -1,6 +1,7 @@
 package rewrite_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -172,6 +173,47 @@ func FuzzRewrite(f *testing.F) {
 			if problems := verifyOutput(res.SQL, env.cat, pol); len(problems) > 0 {
 				t.Fatalf("%s: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
 			}
+		}
+	})
+}
+
+// FuzzEngineCache checks that the engine's caches never change a
+// decision: after a statement a has been checked, statement b gets the
+// same refusal or the same text from the warm engine as from a cold one.
+// The seeds pair texts that differ only in their constants, the case the
+// normalised-text and literal-shape caches serve without a parse.
+//
+//	go test ./rewrite -run '^$' -fuzz FuzzEngineCache -fuzztime 3m
+func FuzzEngineCache(f *testing.F) {
+	env := demoEnvironment(f)
+	pairs := [][2]string{
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 1", "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 99999999999"},
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'a' LIMIT 5", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'b''c' LIMIT 6"},
+		{"SELECT name FROM countries WHERE code = 'FR'", "SELECT name FROM countries WHERE code = 'DE'"},
+		{"SELECT set_config('work_mem', '1MB', false)", "SELECT set_config('search_path', 'x', false)"},
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'a' OR nspname = 'b'", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'\\' OR nspname = ' UNION SELECT login FROM employees --'"},
+		{"SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 1", "SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 2"},
+		{"SELECT $1::int + 2", "SELECT $1::int + 3"},
+	}
+	for _, p := range pairs {
+		f.Add(p[0], p[1])
+	}
+	var marie rewrite.Policy = env.policy(f, "marie")
+	policy := func(string) (rewrite.Policy, error) { return marie, nil }
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if len(a) > 2000 || len(b) > 2000 {
+			return
+		}
+		warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+		_, _ = warm.Rewrite(ctx, "marie", 'Q', a)
+		got, gerr := warm.Rewrite(ctx, "marie", 'Q', b)
+		want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', b)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("after %q, %q: warm engine %v, cold engine %v", a, b, gerr, werr)
+		}
+		if gerr == nil && got.SQL != want.SQL {
+			t.Fatalf("after %q, %q: warm engine sends\n%s\ncold engine sends\n%s", a, b, got.SQL, want.SQL)
 		}
 	})
 }

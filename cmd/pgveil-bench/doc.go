@@ -32,7 +32,8 @@
 //  3. pgveil, built from ./cmd/pgveil, in front of it, authenticating
 //     clients with SCRAM-SHA-256 against its configuration. It governs no
 //     table (`schema "public" { default = "allow" }`): every statement is
-//     still parsed and checked by the firewall, but left as written;
+//     still checked by the firewall (parsed, or recognised by the shape
+//     of a statement already parsed), but left as written;
 //  4. a second pgveil process, "pgveil-governed" (its own port, the same
 //     --pgveil-gomaxprocs), whose configuration is the first one plus the
 //     policy below.

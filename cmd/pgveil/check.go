@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -30,6 +33,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	cfg, files, ok := loadConfigFiles(*configPath, stderr)
 	if !ok {
 		return 1
+	}
+	for _, w := range auditFileWarnings(cfg) {
+		fmt.Fprintf(stderr, "pgveil check: warning: %s\n", w)
 	}
 	if *upstream {
 		return checkUpstream(context.Background(), *configPath, cfg, files, stdout, stderr)
@@ -67,4 +73,33 @@ func loadConfigFiles(path string, stderr io.Writer) (*policy.Config, map[string]
 		return nil, l.Files(), false
 	}
 	return cfg, l.Files(), true
+}
+
+// auditFileWarnings reports why pgveil serve, run as the current user,
+// could not write the audit trail cfg names. They are warnings, not
+// errors: serve may run as another user, or under a service manager that
+// creates the directory when it starts.
+func auditFileWarnings(cfg *policy.Config) []string {
+	if cfg.Audit == nil || cfg.Audit.File == "-" {
+		return nil
+	}
+	file := cfg.Audit.File
+	dir := filepath.Dir(file)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return []string{fmt.Sprintf("the audit file's directory %s cannot be used: %v; pgveil serve will not start until it exists", dir, err)}
+	case !st.IsDir():
+		return []string{fmt.Sprintf("the audit file's directory %s is not a directory", dir)}
+	}
+	// NOTE: access(2) answers for the real user id: the user running
+	// check, who may not be the one running serve.
+	if _, err := os.Stat(file); err == nil {
+		if syscall.Access(file, 2 /* W_OK */) != nil {
+			return []string{fmt.Sprintf("the audit file %s is not writable by user id %d", file, os.Getuid())}
+		}
+	} else if syscall.Access(dir, 2|1 /* W_OK|X_OK */) != nil {
+		return []string{fmt.Sprintf("the audit file's directory %s is not writable by user id %d: pgveil serve must create %s and its rotated files there", dir, os.Getuid(), filepath.Base(file))}
+	}
+	return nil
 }

@@ -105,6 +105,30 @@ upstream {
 			t.Fatalf("%d %q", code, errOut)
 		}
 	})
+	t.Run("an audit file pgveil serve could not write is a warning", func(t *testing.T) {
+		for _, c := range []struct{ file, want string }{
+			{filepath.Join(t.TempDir(), "missing", "audit.log"), "pgveil serve will not start until it exists"},
+			{filepath.Join(t.TempDir(), "audit.log"), ""},
+		} {
+			path := writeConfig(t, fmt.Sprintf(`
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  password = env("PGVEIL_TEST_PW")
+}
+audit {
+  file     = %q
+  hmac_key = env("PGVEIL_TEST_PW")
+}
+`, c.file))
+			code, _, errOut := runCLI("", "check", "--config", path)
+			if code != 0 || c.want == "" && strings.Contains(errOut, "audit") || c.want != "" && !strings.Contains(errOut, c.want) {
+				t.Fatalf("%s: %d %q", c.file, code, errOut)
+			}
+		}
+	})
 	t.Run("a plain secret is a warning, not an error", func(t *testing.T) {
 		path := writeConfig(t, `
 listen { address = "127.0.0.1:6432" }

@@ -15,8 +15,10 @@ import (
 // every read and write. On a busy loopback, a write that wakes the peer
 // often outlasts the scheduler's 20µs threshold, so the processor is
 // handed to another thread and taken back: thread wake-ups that cost more
-// than the relay itself. read(2) and write(2) on a non-blocking socket
-// never block, so they may run as raw system calls.
+// than the relay itself. Calls on a non-blocking socket never block, so
+// they may run as raw system calls. They are recvfrom(2) and sendto(2)
+// rather than read(2) and write(2), which reach the socket through the
+// file layer (and its position lock) first.
 //
 // NOTE: rawConn is used for plain TCP connections only; TLS connections
 // keep crypto/tls over the ordinary path. Deadlines and Close still work:
@@ -81,7 +83,7 @@ func (r *rawConn) Read(p []byte) (int, error) {
 // read is the callback of Read: it reports false to wait for the socket.
 func (op *rawOp) read(fd uintptr) bool {
 	for {
-		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)))
+		m, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)), 0, 0, 0)
 		if e == syscall.EINTR {
 			continue
 		}
@@ -112,7 +114,7 @@ func (r *rawConn) Write(p []byte) (int, error) {
 // write is the callback of Write: it reports false to wait for room.
 func (op *rawOp) write(fd uintptr) bool {
 	for op.n < len(op.p) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&op.p[op.n])), uintptr(len(op.p)-op.n))
+		m, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&op.p[op.n])), uintptr(len(op.p)-op.n), syscall.MSG_NOSIGNAL, 0, 0)
 		if e == syscall.EINTR {
 			continue
 		}

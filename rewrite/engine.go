@@ -86,8 +86,8 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		e.hits.Add(1)
 		return c.res, c.err
 	}
-	// NOTE: the cache keeps texts up to maxCachedText only: its memory is
-	// bounded by entries × that size, whatever clients send.
+	// NOTE: the cache keeps texts up to maxCachedText only, and at most
+	// maxCacheBytes of texts in all, whatever clients send.
 	cacheable := len(text) <= maxCachedText
 	// A statement whose literal shape (see literalShape) is that of one
 	// forwarded unchanged before is forwarded unchanged, without
@@ -200,12 +200,21 @@ func (e *Engine) refreshCatalog(ctx context.Context, seen *Catalog) *Catalog {
 	return cat
 }
 
-// lruCache is a bounded, concurrency-safe least-recently-used cache.
+// maxCacheBytes bounds the memory an Engine's cache holds in its
+// entries' texts, whatever their number: at maxCachedText a text, 10000
+// entries could otherwise hold more than a gigabyte.
+const maxCacheBytes = 32 << 20
+
+// lruCache is a concurrency-safe least-recently-used cache, bounded by
+// its number of entries and by the bytes of their texts.
 type lruCache struct {
 	mu    sync.Mutex
 	max   int
 	ll    *list.List
 	items map[cacheKey]*list.Element
+	// bytes is the sum of entrySize over the entries; it stays at most
+	// maxBytes.
+	bytes, maxBytes int
 }
 
 // cacheKey is the key of a cache entry.
@@ -232,11 +241,21 @@ type lruEntry struct {
 	val cached
 }
 
+// entrySize is what an entry holds in memory, roughly: its key's texts,
+// the SQL of its result, and a fixed overhead for the rest.
+func entrySize(key cacheKey, v cached) int {
+	n := len(key.policy) + len(key.text) + 256
+	if v.res != nil {
+		n += len(v.res.SQL)
+	}
+	return n
+}
+
 func newLRU(max int) *lruCache {
 	if max <= 0 {
 		max = 1
 	}
-	return &lruCache{max: max, ll: list.New(), items: map[cacheKey]*list.Element{}}
+	return &lruCache{max: max, maxBytes: maxCacheBytes, ll: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
 func (c *lruCache) get(key cacheKey) (cached, bool) {
@@ -253,15 +272,18 @@ func (c *lruCache) put(key cacheKey, v cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		el.Value.(*lruEntry).val = v
+		e := el.Value.(*lruEntry)
+		c.bytes += entrySize(key, v) - entrySize(e.key, e.val)
+		e.val = v
 		c.ll.MoveToFront(el)
-		return
+	} else {
+		c.items[key] = c.ll.PushFront(&lruEntry{key: key, val: v})
+		c.bytes += entrySize(key, v)
 	}
-	c.items[key] = c.ll.PushFront(&lruEntry{key: key, val: v})
-	if c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*lruEntry).key)
+	for c.ll.Len() > 1 && (c.ll.Len() > c.max || c.bytes > c.maxBytes) {
+		old := c.ll.Remove(c.ll.Back()).(*lruEntry)
+		delete(c.items, old.key)
+		c.bytes -= entrySize(old.key, old.val)
 	}
 }
 
@@ -270,4 +292,5 @@ func (c *lruCache) purge() {
 	defer c.mu.Unlock()
 	c.ll.Init()
 	c.items = map[cacheKey]*list.Element{}
+	c.bytes = 0
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -88,7 +90,10 @@ func auditFileWarnings(cfg *policy.Config) []string {
 	st, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return []string{fmt.Sprintf("the audit file's directory %s cannot be used: %v; pgveil serve will not start until it exists", dir, err)}
+		if errors.Is(err, fs.ErrNotExist) {
+			return []string{fmt.Sprintf("the audit file's directory %s does not exist: pgveil serve will not start until it does (the sample systemd unit's LogsDirectory= creates it as the service starts)", dir)}
+		}
+		return []string{fmt.Sprintf("the audit file's directory %s cannot be used: %v", dir, err)}
 	case !st.IsDir():
 		return []string{fmt.Sprintf("the audit file's directory %s is not a directory", dir)}
 	}

@@ -107,7 +107,7 @@ upstream {
 	})
 	t.Run("an audit file pgveil serve could not write is a warning", func(t *testing.T) {
 		for _, c := range []struct{ file, want string }{
-			{filepath.Join(t.TempDir(), "missing", "audit.log"), "pgveil serve will not start until it exists"},
+			{filepath.Join(t.TempDir(), "missing", "audit.log"), "pgveil serve will not start until it does"},
 			{filepath.Join(t.TempDir(), "audit.log"), ""},
 		} {
 			path := writeConfig(t, fmt.Sprintf(`

@@ -38,7 +38,16 @@ func TestProductionSampleChecks(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("pgveil check: exit %d\n%s%s", code, out, errOut)
 	}
-	if strings.Contains(errOut, "warning") {
-		t.Errorf("the production sample has warnings:\n%s", errOut)
+	// NOTE: /var/log/pgveil, the audit directory, is created by the
+	// systemd unit (LogsDirectory=) when the service starts; check warns
+	// that it is missing until then.
+	var warnings []string
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.Contains(line, "warning") && !strings.Contains(line, "the audit file's directory /var/log/pgveil does not exist") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) > 0 {
+		t.Errorf("the production sample has warnings:\n%s", strings.Join(warnings, "\n"))
 	}
 }

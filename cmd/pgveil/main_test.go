@@ -81,10 +81,9 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
-func TestCheck(t *testing.T) {
-	t.Setenv("PGVEIL_TEST_PW", "x")
-	t.Run("a valid configuration exits 0", func(t *testing.T) {
-		path := writeConfig(t, `
+// minimalConfig is the smallest valid configuration, its upstream
+// password in PGVEIL_TEST_PW.
+const minimalConfig = `
 listen { address = "127.0.0.1:6432" }
 upstream {
   address  = "127.0.0.1:5432"
@@ -92,7 +91,12 @@ upstream {
   user     = "svc"
   password = env("PGVEIL_TEST_PW")
 }
-`)
+`
+
+func TestCheck(t *testing.T) {
+	t.Setenv("PGVEIL_TEST_PW", "x")
+	t.Run("a valid configuration exits 0", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig)
 		code, out, errOut := runCLI("", "check", "--config", path)
 		if code != 0 || !strings.Contains(out, "configuration is valid") {
 			t.Fatalf("%d %q %q", code, out, errOut)
@@ -110,14 +114,7 @@ upstream {
 			{filepath.Join(t.TempDir(), "missing", "audit.log"), "pgveil serve will not start until it does"},
 			{filepath.Join(t.TempDir(), "audit.log"), ""},
 		} {
-			path := writeConfig(t, fmt.Sprintf(`
-listen { address = "127.0.0.1:6432" }
-upstream {
-  address  = "127.0.0.1:5432"
-  database = "db"
-  user     = "svc"
-  password = env("PGVEIL_TEST_PW")
-}
+			path := writeConfig(t, minimalConfig+fmt.Sprintf(`
 audit {
   file     = %q
   hmac_key = env("PGVEIL_TEST_PW")

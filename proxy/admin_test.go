@@ -161,3 +161,23 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionsAreCountedBeforeTheClientIsReady(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := proxy.NewMetrics(reg)
+	p, _ := startDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
+	for i := 1; i <= 20; i++ {
+		p.connect(t, "marie")
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "pgveil_sessions" {
+				if v := f.GetMetric()[0].GetGauge().GetValue(); v != float64(i) {
+					t.Fatalf("after %d connections the gauge says %v", i, v)
+				}
+			}
+		}
+	}
+}

@@ -62,6 +62,10 @@ type session struct {
 	// pid and secret are the BackendKeyData this client was given.
 	pid    uint32
 	secret [4]byte
+	// opened reports that open counted the session as started.
+	// NOTE: from then on, its end must be counted too: by run, or by
+	// failStartup when it never relays.
+	opened bool
 
 	// markerPrefix names the relations of refusal markers; it holds a
 	// random nonce so that no client can produce a marker error itself.
@@ -230,14 +234,45 @@ func (ss *session) start(res *startupResult) error {
 	msgs = append(msgs,
 		&pgproto3.BackendKeyData{ProcessID: ss.pid, SecretKey: ss.secret[:]},
 		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	ss.open()
 	return ss.sendClient(msgs...)
+}
+
+// open counts the session as started in the log, the audit trail and the
+// metrics. It runs before the client gets its first ReadyForQuery, so
+// that whatever the client does next finds its session counted.
+func (ss *session) open() {
+	ss.log.Info("session started",
+		zap.String("application_name", ss.info.ApplicationName),
+		zap.Bool("tls", ss.info.TLS))
+	ss.auditEvent("connect", "", 0)
+	ss.srv.metrics.sessionStarted()
+	ss.opened = true
 }
 
 // failStartup tells the client why its session could not start.
 func (ss *session) failStartup(err error) {
 	defer ss.cancel()
 	defer ss.closeUpstream()
+	if ss.pid != 0 {
+		ss.srv.cancels.remove(ss)
+	}
 	var ce *clientError
+	if ss.opened {
+		// The client had its ReadyForQuery (or was being sent it): this
+		// ends a session that never relayed — the server began shutting
+		// down, or the client left — rather than refusing a connection.
+		reason := "client disconnected"
+		if errors.As(err, &ce) {
+			_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = ss.sendClient(ce.resp)
+			reason = ce.resp.Message
+		}
+		ss.log.Info("session ended", zap.String("reason", reason))
+		ss.srv.metrics.sessionEnded()
+		ss.auditEvent("disconnect", reason, time.Since(ss.info.Started))
+		return
+	}
 	if errors.As(err, &ce) {
 		_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = ss.sendClient(ce.resp)
@@ -272,11 +307,6 @@ func (ss *session) closeUpstream() {
 
 // run relays the session until one side ends it.
 func (ss *session) run() {
-	ss.log.Info("session started",
-		zap.String("application_name", ss.info.ApplicationName),
-		zap.Bool("tls", ss.info.TLS))
-	ss.auditEvent("connect", "", 0)
-	ss.srv.metrics.sessionStarted()
 	defer ss.srv.metrics.sessionEnded()
 	backendDone := make(chan struct{})
 	go func() {

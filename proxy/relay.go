@@ -374,11 +374,11 @@ func (ss *session) backendRelay() sessionEnd {
 			var end *sessionEnd
 			switch typ {
 			case 'Z':
-				err, end = ss.onReadyForQuery(msg)
+				end, err = ss.onReadyForQuery(msg)
 			case 'E':
 				err = ss.onError(msg)
 			case 'S':
-				err, end = ss.onParameterStatus(msg)
+				end, err = ss.onParameterStatus(msg)
 			}
 			ss.uin.release()
 			if err != nil {
@@ -437,7 +437,7 @@ func (ss *session) writeClient(b []byte) error {
 }
 
 // onReadyForQuery closes a batch.
-func (ss *session) onReadyForQuery(msg []byte) (error, *sessionEnd) {
+func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	ss.serverCopyIn.Store(false)
 	if t := ss.track; t != nil {
 		if t.audit {
@@ -458,11 +458,11 @@ func (ss *session) onReadyForQuery(msg []byte) (error, *sessionEnd) {
 		ss.bytesOut = 0
 	}
 	if err := ss.writeClient(msg); err != nil {
-		return err, nil
+		return nil, err
 	}
 	if ss.draining.Load() && ss.idle() {
 		e := endAdminShutdown()
-		return nil, &e
+		return &e, nil
 	}
 	return nil, nil
 }
@@ -529,12 +529,12 @@ func (ss *session) pinned(name string) (string, bool) {
 
 // onParameterStatus forwards a ParameterStatus, ending the session when a
 // pinned setting moved.
-func (ss *session) onParameterStatus(msg []byte) (error, *sessionEnd) {
+func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 	var ps pgproto3.ParameterStatus
 	if err := ps.Decode(msg[headerLen:]); err != nil {
 		e := sessionEnd{resp: fatal(CodeProtocolViolation, "malformed ParameterStatus from the upstream server", ""),
 			reason: "malformed upstream ParameterStatus", warn: true}
-		return nil, &e
+		return &e, nil
 	}
 	if want, ok := ss.pinned(ps.Name); ok && ps.Value != want {
 		e := sessionEnd{
@@ -542,7 +542,7 @@ func (ss *session) onParameterStatus(msg []byte) (error, *sessionEnd) {
 				fmt.Sprintf("pgveil ended the session: the pinned setting %s changed to %q", ps.Name, ps.Value), ""),
 			reason: "pinned setting changed", warn: true,
 		}
-		return nil, &e
+		return &e, nil
 	}
 	rewritten := false
 	switch ps.Name {
@@ -559,11 +559,11 @@ func (ss *session) onParameterStatus(msg []byte) (error, *sessionEnd) {
 	if rewritten {
 		var err error
 		if ss.scratch, err = ps.Encode(ss.scratch[:0]); err != nil {
-			return fmt.Errorf("encoding parameter status: %w", err), nil
+			return nil, fmt.Errorf("encoding parameter status: %w", err)
 		}
-		return ss.writeClient(ss.scratch), nil
+		return nil, ss.writeClient(ss.scratch)
 	}
-	return ss.writeClient(msg), nil
+	return nil, ss.writeClient(msg)
 }
 
 // clientWriteFailed ends a session whose client stopped reading.

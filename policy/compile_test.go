@@ -637,7 +637,7 @@ var hostileValues = []string{
 	`$a$ OR true $a$`,
 	"line\nbreak\r\n\t",
 	`*/ OR true /*`,
-	`日本語 ﷽ ‮ \u0000`,
+	"日本語 ﷽ \u202e \\u0000",
 	"\u2028\u2029\uFEFF",
 	`E'\x27'`,
 	`"quoted" identifier`,

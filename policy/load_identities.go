@@ -188,7 +188,7 @@ func (c *Config) identityRows(src *IdentitySource, res *pgconn.Result) ([]identi
 		}
 	}
 	for n, raw := range res.Rows {
-		if raw[loginCol] == nil || len(raw[loginCol]) == 0 {
+		if len(raw[loginCol]) == 0 {
 			warn("row %d has no login; it is ignored.", n+1)
 			continue
 		}

@@ -258,14 +258,16 @@ func (ss *session) failStartup(err error) {
 		ss.srv.cancels.remove(ss)
 	}
 	var ce *clientError
+	if errors.As(err, &ce) {
+		_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ss.sendClient(ce.resp)
+	}
 	if ss.opened {
 		// The client had its ReadyForQuery (or was being sent it): this
 		// ends a session that never relayed — the server began shutting
 		// down, or the client left — rather than refusing a connection.
 		reason := "client disconnected"
-		if errors.As(err, &ce) {
-			_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = ss.sendClient(ce.resp)
+		if ce != nil {
 			reason = ce.resp.Message
 		}
 		ss.log.Info("session ended", zap.String("reason", reason))
@@ -273,9 +275,7 @@ func (ss *session) failStartup(err error) {
 		ss.auditEvent("disconnect", reason, time.Since(ss.info.Started))
 		return
 	}
-	if errors.As(err, &ce) {
-		_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = ss.sendClient(ce.resp)
+	if ce != nil {
 		var af *authFailure
 		switch {
 		case errors.As(err, &af):

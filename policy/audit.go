@@ -44,15 +44,7 @@ func (d *decoder) atMostOne(kind string, blocks []*hcl.Block) *hcl.Block {
 	if len(blocks) == 0 {
 		return nil
 	}
-	for _, b := range blocks[1:] {
-		d.diags = append(d.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  fmt.Sprintf("Duplicate %s block", kind),
-			Detail: fmt.Sprintf("A configuration has at most one %s block, and one is already defined at %s.",
-				kind, position(blocks[0].DefRange)),
-			Subject: b.DefRange.Ptr(),
-		})
-	}
+	d.duplicateBlocks(kind, "at most", blocks)
 	return blocks[0]
 }
 

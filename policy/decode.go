@@ -210,16 +210,22 @@ func (d *decoder) exactlyOne(kind, purpose string, blocks []*hcl.Block) *hcl.Blo
 		})
 		return nil
 	}
+	d.duplicateBlocks(kind, "exactly", blocks)
+	return blocks[0]
+}
+
+// duplicateBlocks reports every block after the first of blocks, all of
+// one kind that a configuration has howMany ("exactly", "at most") one of.
+func (d *decoder) duplicateBlocks(kind, howMany string, blocks []*hcl.Block) {
 	for _, b := range blocks[1:] {
 		d.diags = append(d.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  fmt.Sprintf("Duplicate %s block", kind),
-			Detail: fmt.Sprintf("A configuration has exactly one %s block, and one is already defined at %s.",
-				kind, position(blocks[0].DefRange)),
+			Detail: fmt.Sprintf("A configuration has %s one %s block, and one is already defined at %s.",
+				howMany, kind, position(blocks[0].DefRange)),
 			Subject: b.DefRange.Ptr(),
 		})
 	}
-	return blocks[0]
 }
 
 // nestedTLS returns the only tls block of a block's content, reporting

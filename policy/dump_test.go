@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // dumpPolicy writes the policy part of cfg (roles, teams, tables,

@@ -2,7 +2,7 @@ package policy
 
 import (
 	"github.com/hashicorp/hcl/v2"
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // identitySchema is the body of an identity block.

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/internal/scram"
 )
@@ -423,8 +423,19 @@ func teamsQuery(t *Teams) (string, error) {
 
 // deparseStmt renders one statement.
 func deparseStmt(stmt *pg_query.Node) (string, error) {
-	return pg_query.Deparse(&pg_query.ParseResult{Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+	return pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
 }
+
+// treeVersion is the parse-tree version of the linked pg_query (its
+// PostgreSQL's server_version_num), which its deparser requires of every
+// tree it is given; pg_query exports it only on parse results.
+var treeVersion = func() int32 {
+	r, err := pg_query.Parse("SELECT")
+	if err != nil {
+		panic("policy: pg_query cannot parse SELECT: " + err.Error())
+	}
+	return r.Version
+}()
 
 // unusedAttributes warns about me.<name> that no loaded user has: the
 // condition is then never true. (Without identity blocks, Load reports

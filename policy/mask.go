@@ -3,7 +3,7 @@ package policy
 import (
 	"encoding/hex"
 
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // partialTemplate is mask = "partial": keep pgveil_start characters at the

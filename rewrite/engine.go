@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // maxCachedText is the longest statement text the rewrite cache keeps.

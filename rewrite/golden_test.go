@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgveil/pgveil/policy"
@@ -1107,7 +1107,11 @@ func exprSQL(e *pg_query.Node) string {
 }
 
 func deparseSelect(s *pg_query.SelectStmt) string {
-	out, err := pg_query.Deparse(&pg_query.ParseResult{Stmts: []*pg_query.RawStmt{{
+	version, err := pg_query.Parse("SELECT")
+	if err != nil {
+		panic(err)
+	}
+	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: version.Version, Stmts: []*pg_query.RawStmt{{
 		Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: s}}}}})
 	if err != nil {
 		return "<deparse error: " + err.Error() + ">"

@@ -1,7 +1,7 @@
 package rewrite
 
 import (
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // QName is a schema-qualified relation name, as stored in the catalog

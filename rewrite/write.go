@@ -1,7 +1,7 @@
 package rewrite
 
 import (
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // writeGoverned checks and rewrites INSERT, UPDATE and DELETE whose

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	pg_query "github.com/pganalyze/pg_query_go/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Cache bounds: at most 2×cacheGeneration texts of at most cacheMaxText

@@ -10,9 +10,13 @@ FUZZPKGS ?= ./...
 
 all: build
 
-## test: vet, then run every test (PostgreSQL clusters included).
+## test: vet, then run every test (PostgreSQL clusters included); the
+## packages of RACEPKGS, where sessions share state across goroutines,
+## run under the race detector.
+RACEPKGS ?= ./proxy ./rewrite
 test: vet
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -x -F "$$($(GO) list $(RACEPKGS))")
+	$(GO) test -race -count=1 -timeout 40m $(RACEPKGS)
 
 ## compat: install the real clients, then run the client compatibility suite.
 compat:

@@ -18,6 +18,7 @@ const (
 	CodeInvalidCatalogName    = "3D000"
 	CodeFeatureNotSupported   = "0A000"
 	CodeAdminShutdown         = "57P01"
+	CodeInternalError         = "XX000"
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = "34000"

@@ -21,6 +21,7 @@ type Metrics struct {
 	rewriteSeconds prometheus.Histogram
 	upstreamSecs   prometheus.Histogram
 	bytesToClient  prometheus.Counter
+	panics         prometheus.Counter
 	// Reloads and ReloadFailures count policy reloads; the command that
 	// reloads updates them.
 	Reloads        prometheus.Counter
@@ -60,6 +61,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesToClient: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_client_bytes_sent_total", Help: "Bytes sent to clients.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_panics_total", Help: "Sessions ended by an internal error (a panic contained to its session).",
+		}),
 		Reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_policy_reloads_total", Help: "Successful policy reloads.",
 		}),
@@ -71,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"version"}),
 	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.Reloads, m.ReloadFailures, m.policyInfo)
+		m.upstreamSecs, m.bytesToClient, m.panics, m.Reloads, m.ReloadFailures, m.policyInfo)
 	return m
 }
 
@@ -109,6 +113,12 @@ func (m *Metrics) sessionStarted() {
 func (m *Metrics) sessionEnded() {
 	if m != nil {
 		m.sessions.Dec()
+	}
+}
+
+func (m *Metrics) panicked() {
+	if m != nil {
+		m.panics.Inc()
 	}
 }
 

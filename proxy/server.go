@@ -288,6 +288,7 @@ func (s *Server) handle(conn net.Conn) {
 	defer s.wg.Done()
 	defer conn.Close()
 	defer s.forgetConn(conn)
+	defer s.containStartup(conn)
 
 	log := s.log.With(zap.String("client", conn.RemoteAddr().String()))
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.Listen.StartupTimeout))

@@ -311,9 +311,9 @@ func (ss *session) run() {
 	backendDone := make(chan struct{})
 	go func() {
 		defer close(backendDone)
-		ss.end(ss.backendRelay())
+		ss.end(ss.contain("backend relay", ss.backendRelay))
 	}()
-	ss.end(ss.clientRelay())
+	ss.end(ss.contain("client relay", ss.clientRelay))
 	<-backendDone
 	ss.srv.cancels.remove(ss)
 	if ss.auditing() {
@@ -371,8 +371,9 @@ func (ss *session) end(e sessionEnd) {
 		ss.coutMu.Lock()
 		if e.resp != nil {
 			_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-			if buf, err := e.resp.Encode(ss.scratch[:0]); err == nil {
-				ss.scratch = buf
+			// NOTE: a buffer of its own: the backend relay encodes into
+			// ss.scratch without holding coutMu.
+			if buf, err := e.resp.Encode(nil); err == nil {
 				if ss.cout.write(buf) == nil {
 					_ = ss.cout.flush()
 				}

@@ -14,6 +14,9 @@ const (
 	EventReloadFailed = "reload_failed"
 	EventStart        = "start"
 	EventStop         = "stop"
+	// EventPanic is a session ended by an internal error in pgveil; the
+	// other sessions went on.
+	EventPanic = "panic"
 	// EventDropped is written by the Log itself, in drop mode, after
 	// records were dropped because the queue was full; Count says how
 	// many.

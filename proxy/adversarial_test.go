@@ -38,10 +38,15 @@ const (
 	hiddenScore = "876.54"
 	// hiddenDay is the submitted_at date of the hidden rows.
 	hiddenDay = "1987-06-05"
+	// markRewrite ends every scoped subquery pgveil writes: the statement
+	// pgveil sends upstream (its scope, its masks and their keys) must
+	// never come back to the client, whatever echoes statement text
+	// (cursors, prepared statements, DEBUG messages, errors).
+	markRewrite = "OFFSET 0)"
 )
 
 var (
-	advTextMarkers = []string{markHidden, markMasked, maskedScore, hiddenScore, hiddenDay}
+	advTextMarkers = []string{markHidden, markMasked, maskedScore, hiddenScore, hiddenDay, markRewrite}
 	// hiddenTime is the submitted_at of the hidden rows.
 	hiddenTime = time.Date(1987, 6, 5, 4, 3, 2, 0, time.UTC)
 )
@@ -1358,6 +1363,46 @@ func TestAdversarial(t *testing.T) {
 		a.refuseSimple("DECLARE e CURSOR WITH HOLD FOR SELECT * FROM employees")
 	})
 
+	t.Run("the statements pgveil sends are never echoed back", func(t *testing.T) {
+		a := newAdvClient(t, p, "marie")
+		// Below NOTICE the server sends DEBUG and LOG messages quoting
+		// statements ("parse <unnamed>: …", log_statement's lines).
+		for _, q := range []string{
+			"SET client_min_messages = debug2",
+			"SET client_min_messages TO 'DEBUG5'",
+			"SET client_min_messages = log",
+			"SET SESSION client_min_messages = debug1",
+			"SET LOCAL client_min_messages = debug",
+			"SET client_min_messages = info",
+			"SELECT set_config('client_min_messages', 'debug2', false)",
+			"SELECT set_config('client_min_messages', 'DEBUG2', true)",
+			"SELECT set_config('client_min_messages', current_setting('log_min_messages'), false)",
+			"SELECT set_config('client_min_messages', $$log$$, false)",
+		} {
+			a.refuseSimple(q)
+			a.ensure()
+		}
+		// An allowed value first: the refusals must not share its
+		// decision through the caches of texts differing in constants.
+		a.simple("SET client_min_messages = warning")
+		for _, q := range []string{
+			"SET client_min_messages = debug2",
+			"SET client_min_messages = 'debug2'",
+		} {
+			a.refuseSimple(q)
+		}
+		a.simple("SELECT set_config('client_min_messages', 'error', false)")
+		a.refuseSimple("SELECT set_config('client_min_messages', 'debug2', false)")
+		a.simple("RESET client_min_messages")
+		a.expect("SHOW client_min_messages", "notice")
+		for _, q := range []string{
+			"SELECT email, comment FROM responses WHERE id > 0",
+			"SELECT count(*) FROM responses r JOIN surveys s ON s.id = r.survey_id",
+		} {
+			a.probe(q)
+		}
+	})
+
 	t.Run("session state changes cannot widen the scope", func(t *testing.T) {
 		a := newAdvClient(t, p, "marie")
 		for _, q := range []string{
@@ -1413,7 +1458,7 @@ func TestAdversarial(t *testing.T) {
 		check("after DISCARD")
 		// Settings marie may change do not open anything.
 		for _, q := range []string{
-			"SET client_min_messages = debug5",
+			"SET client_min_messages = warning",
 			"SET enable_seqscan = off",
 			"SET enable_indexscan = off",
 			"SET enable_bitmapscan = off",

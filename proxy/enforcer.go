@@ -95,6 +95,7 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		"application_name":            "pgveil:" + purpose,
 		"client_encoding":             "UTF8",
 		"standard_conforming_strings": "on",
+		"client_min_messages":         "notice",
 		"search_path":                 cfg.Upstream.SearchPath,
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)

@@ -86,6 +86,7 @@ func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams
 	rp["application_name"] = truncateAppName("pgveil:" + login + ":" + p.applicationName)
 	rp["client_encoding"] = "UTF8"
 	rp["standard_conforming_strings"] = "on"
+	rp["client_min_messages"] = "notice"
 	rp["search_path"] = s.cfg.Upstream.SearchPath
 	cfg.RuntimeParams = rp
 

@@ -1,6 +1,9 @@
 package rewrite
 
-import "strings"
+import (
+	"sort"
+	"strings"
+)
 
 // deniedFunctions are pg_catalog functions no user may call through
 // pgveil: they read files or other tables by name, reach large objects,
@@ -100,6 +103,38 @@ func deniedCatalogRelation(name string) string {
 		return "sequences"
 	}
 	return ""
+}
+
+// settingValues restricts the values of some allowedSettings:
+// client_min_messages below NOTICE would have the server send the client
+// DEBUG and LOG messages, which quote the statements pgveil sends (the
+// rewritten SQL, with policy predicates: "parse <unnamed>: …", and
+// log_statement's "statement: …"). pgveil pins it to notice at startup,
+// so RESET and SET … TO DEFAULT go back there.
+//
+// NOTE: a check of a value is a check of a constant: readsConstantValues
+// must keep such statements out of the caches shared between texts that
+// differ only in constants.
+var settingValues = map[string]map[string]bool{
+	"client_min_messages": {"notice": true, "warning": true, "error": true},
+}
+
+// settingValueAllowed reports whether setting may take the value v: any
+// value, unless settingValues restricts it.
+func settingValueAllowed(setting, v string) bool {
+	allowed, ok := settingValues[setting]
+	return !ok || allowed[strings.ToLower(v)]
+}
+
+// allowedValuesText lists the values settingValues allows setting, for
+// messages.
+func allowedValuesText(setting string) string {
+	var vs []string
+	for v := range settingValues[setting] {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	return strings.Join(vs, ", ")
 }
 
 // allowedSettings are the settings a client may SET, SET LOCAL or RESET:

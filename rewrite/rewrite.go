@@ -109,7 +109,10 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 // reads a value. The one check that does is set_config's: its first
 // argument, a string literal, names the setting (setConfigProblem), so
 // set_config('work_mem', …) passes and set_config('search_path', …) is
-// refused although both normalise to set_config($1, …).
+// refused although both normalise to set_config($1, …); and the values
+// of settingValues, in SET as in set_config: SET client_min_messages =
+// notice passes and = debug5 is refused, both SET client_min_messages =
+// $1 once normalised.
 //
 // NOTE: any new check that reads a constant's value must be covered here.
 // Any call named set_config counts, whatever its schema: saying true too
@@ -120,6 +123,10 @@ func readsConstantValues(stmts []*pg_query.RawStmt) bool {
 	visit = func(m protoreflect.Message) {
 		if fc, ok := m.Interface().(*pg_query.FuncCall); ok && len(fc.Funcname) > 0 &&
 			fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval() == "set_config" {
+			found = true
+			return
+		}
+		if vs, ok := m.Interface().(*pg_query.VariableSetStmt); ok && settingValues[strings.ToLower(vs.Name)] != nil {
 			found = true
 			return
 		}
@@ -413,6 +420,17 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	if isApplicationName(s.Name) {
 		if err := w.tagSet(s); err != nil {
 			return err
+		}
+	}
+	if name := strings.ToLower(s.Name); settingValues[name] != nil && s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE {
+		v := ""
+		if len(s.Args) == 1 {
+			if c := s.Args[0].GetAConst(); c != nil && c.GetSval() != nil {
+				v = c.GetSval().Sval
+			}
+		}
+		if !settingValueAllowed(name, v) {
+			return deny("pinned_settings", "the setting %q may only be set to %s through pgveil", s.Name, allowedValuesText(name))
 		}
 	}
 	return w.walkList(s.Args)

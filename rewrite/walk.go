@@ -429,6 +429,12 @@ func setConfigProblem(fc *pg_query.FuncCall) string {
 	if !allowedSettings[setting] || setting == "transaction" || setting == "session characteristics" {
 		return "set_config may not change the setting \"" + c.GetSval().Sval + "\": " + refused
 	}
+	if settingValues[setting] != nil {
+		v := fc.Args[1].GetAConst()
+		if v == nil || v.Isnull || v.GetSval() == nil || !settingValueAllowed(setting, v.GetSval().Sval) {
+			return "set_config may not set \"" + c.GetSval().Sval + "\" to that value: pgveil allows only " + allowedValuesText(setting)
+		}
+	}
 	return ""
 }
 

@@ -631,6 +631,24 @@ func TestAdversarial(t *testing.T) {
 		a.expect("SELECT count(*) FROM /* x */ responses /* y */ WHERE country <> $x$France$x$", "0")
 	})
 
+	t.Run("words the upstream's grammar reads differently are refused", func(t *testing.T) {
+		// pgveil parses with PostgreSQL 17's grammar; to PostgreSQL 15
+		// SYSTEM_USER is a column reference, here to the whole row of
+		// the alias, which the rewriter would take for a function call.
+		a := newAdvClient(t, p, "marie")
+		for _, q := range []string{
+			`SELECT SYSTEM_USER FROM responses "system_user"`,
+			`SELECT system_user FROM responses AS system_user`,
+			`SELECT (system_user).email FROM responses "system_user"`,
+			`SELECT count(*) FROM responses "system_user" WHERE system_user::text LIKE '%@%'`,
+			`SELECT json_object(email) FROM responses`,
+		} {
+			a.refuse(q)
+		}
+		a.expect(`SELECT count(*) FROM responses "system_user" WHERE "system_user".email IS NOT NULL`, "0")
+		a.expect(`SELECT count(*) FROM responses WHERE '{"a": 1}'::json IS NOT NULL AND email IS NULL`, marieRows)
+	})
+
 	t.Run("name resolution tricks always reach the scoped table", func(t *testing.T) {
 		a := newAdvClient(t, p, "marie")
 		for _, q := range []string{

@@ -115,6 +115,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog functions: %w", err)
 	}
+	g, err := LoadGrammarDiff(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	cat.Grammar = g
 	return cat, nil
 }
 

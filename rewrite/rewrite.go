@@ -66,6 +66,9 @@ func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 
 // rewriteGuarded is Rewrite for a text tooComplex has passed.
 func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
+	if r := cat.Grammar.problem(sql); r != nil {
+		return nil, r
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}

@@ -28,6 +28,10 @@ type Catalog struct {
 	Relations map[QName]*Relation
 	// Functions maps a schema name to the names of the functions in it.
 	Functions map[string]map[string]bool
+	// Grammar is how the upstream's grammar differs from pgveil's
+	// parser; nil when the catalog was not read upstream (offline
+	// tools), which checks nothing.
+	Grammar *GrammarDiff
 }
 
 // Relation is a relation of the catalog snapshot.

@@ -1,0 +1,140 @@
+package rewrite_test
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestParserKeywordsFile keeps keywords.txt equal to the keyword list of
+// the linked parser (kwlist.h in pg_query_go's module), and each entry to
+// what its scanner says of the word.
+func TestParserKeywordsFile(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/pganalyze/pg_query_go/v6").Output()
+	if err != nil {
+		t.Fatalf("locating pg_query_go: %v", err)
+	}
+	kwlist, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "parser/include/postgres/parser/kwlist.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cats := map[string]string{"UNRESERVED_KEYWORD": "U", "COL_NAME_KEYWORD": "C", "TYPE_FUNC_NAME_KEYWORD": "T", "RESERVED_KEYWORD": "R"}
+	var want []string
+	sc := bufio.NewScanner(strings.NewReader(string(kwlist)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "PG_KEYWORD(") {
+			continue
+		}
+		args, _, _ := strings.Cut(strings.TrimPrefix(line, "PG_KEYWORD("), ")")
+		f := strings.Split(args, ", ")
+		if len(f) != 4 {
+			t.Fatalf("unexpected kwlist.h line %q", line)
+		}
+		bare := "f"
+		if f[3] == "BARE_LABEL" {
+			bare = "t"
+		}
+		want = append(want, strings.Trim(f[0], `"`)+" "+cats[f[2]]+" "+bare)
+	}
+	file, err := os.ReadFile("keywords.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(string(file), "\n") {
+		if line != "" && line[0] != '#' {
+			got = append(got, line)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Errorf("first difference: %q, kwlist.h says %q", got[i], want[i])
+				break
+			}
+		}
+		t.Fatalf("keywords.txt differs from the parser's kwlist.h (%d lines against %d): regenerate it", len(got), len(want))
+	}
+	kinds := map[string]pg_query.KeywordKind{"U": pg_query.KeywordKind_UNRESERVED_KEYWORD, "C": pg_query.KeywordKind_COL_NAME_KEYWORD,
+		"T": pg_query.KeywordKind_TYPE_FUNC_NAME_KEYWORD, "R": pg_query.KeywordKind_RESERVED_KEYWORD}
+	for _, line := range got {
+		f := strings.Fields(line)
+		res, err := pg_query.Scan(f[0])
+		if err != nil || len(res.Tokens) != 1 || res.Tokens[0].KeywordKind != kinds[f[1]] {
+			t.Errorf("the scanner does not read %q as a %s keyword: %v %v", f[0], f[1], res, err)
+		}
+	}
+}
+
+func TestGrammarDifferences(t *testing.T) {
+	cat := demoCatalog(t)
+	g := cat.Grammar
+	if g == nil {
+		t.Fatal("the catalog read upstream has no grammar comparison")
+	}
+	t.Logf("upstream %d: %d words read differently: %s", g.Upstream, len(g.Words()), strings.Join(g.Words(), " "))
+	if g.Upstream < 160000 {
+		found := false
+		for _, w := range g.Words() {
+			found = found || w == "system_user"
+		}
+		if !found {
+			t.Fatal("SYSTEM_USER, a keyword from PostgreSQL 16 on, is not among the differences")
+		}
+	}
+	p := &fakePolicy{}
+	refusedBy := func(sql string) string {
+		_, err := rewrite.Rewrite(sql, cat, p)
+		var r *rewrite.Refused
+		if errors.As(err, &r) {
+			return r.Rule
+		}
+		return ""
+	}
+	t.Run("every differing word is refused unquoted and passes quoted", func(t *testing.T) {
+		for _, w := range g.Words() {
+			if got := refusedBy("SELECT 1 AS " + w); got != "grammar_version" {
+				t.Errorf("%s unquoted: rule %q, want grammar_version", w, got)
+			}
+			if got := refusedBy(`SELECT 1 AS "` + w + `"`); got == "grammar_version" {
+				t.Errorf("%s quoted: refused", w)
+			}
+		}
+	})
+	if g.Upstream < 160000 {
+		t.Run("SYSTEM_USER as an alias cannot hide a whole-row reference", func(t *testing.T) {
+			for _, sql := range []string{
+				`SELECT SYSTEM_USER FROM responses "system_user"`,
+				`SELECT system_user FROM pg_class system_user`,
+				"SELECT\tSystem_User\nFROM responses AS \"system_user\"",
+			} {
+				if got := refusedBy(sql); got != "grammar_version" {
+					t.Errorf("%s: rule %q, want grammar_version", sql, got)
+				}
+			}
+		})
+		t.Run("the word in a string, a comment or a quoted identifier is not a use", func(t *testing.T) {
+			for _, sql := range []string{
+				`SELECT 'system_user' AS x`,
+				`SELECT 1 AS x /* system_user */`,
+				"SELECT 1 AS x -- system_user",
+				`SELECT $q$ system_user $q$ AS x`,
+				`SELECT 1 AS "system_user"`,
+				`SELECT relname AS system_user_name FROM pg_class LIMIT 1`,
+			} {
+				if got := refusedBy(sql); got == "grammar_version" {
+					t.Errorf("%s: refused", sql)
+				}
+			}
+		})
+	}
+}

@@ -320,7 +320,11 @@ type Mask struct {
 	KeepStart, KeepEnd int
 	// ipad and opad are the HMAC-SHA256 inner and outer keys (the secret,
 	// padded, XOR 0x36 and 0x5c) of MaskHash.
+	// NOTE: they never enter a statement: they are installed upstream
+	// (MaskKeysSQL) and statements name them by keyID.
 	ipad, opad []byte
+	// keyID names the key of MaskHash upstream (see maskKeyID).
+	keyID string
 	// expr is the expression of MaskExpression.
 	expr *sqlExpr
 }

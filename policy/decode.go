@@ -11,7 +11,9 @@ import (
 
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
+
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/pgveil/pgveil/rewrite"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -329,6 +331,17 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	}
 	if a := c.Attributes["search_path"]; a != nil {
 		u.SearchPath, _ = d.nonEmptyString(a, "upstream.search_path")
+		for _, s := range strings.Split(u.SearchPath, ",") {
+			if strings.Trim(strings.TrimSpace(s), `"`) == rewrite.InternalSchema {
+				d.diags = append(d.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Internal schema on the search path",
+					Detail: fmt.Sprintf("The schema %s holds pgveil's own keys and functions; "+
+						"it must not be on upstream.search_path.", rewrite.InternalSchema),
+					Subject: a.Expr.Range().Ptr(),
+				})
+			}
+		}
 	}
 	if a := c.Attributes["connect_timeout"]; a != nil {
 		u.ConnectTimeout, _ = d.duration(a, "upstream.connect_timeout")

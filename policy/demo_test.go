@@ -292,7 +292,7 @@ func TestDemoPolicyOnTheDemoData(t *testing.T) {
 
 func TestHashMaskIsHMACSHA256(t *testing.T) {
 	pgtest.Require(t, cluster)
-	cfg := loadPolicy(t, users+`
+	const policyText = users + `
 table "public.people" {
   column "short" {
     class  = "pii"
@@ -302,33 +302,97 @@ table "public.people" {
   column "long" {
     class  = "pii"
     mask   = "hash"
-    secret = "`+strings.Repeat("k", 100)+`"
+    secret = "` + "KEY" + `"
   }
 }
 rule "all" {
   tables = ["public.people"]
   roles  = ["analyst"]
   scope  = "all"
-}`)
+}`
+	long := strings.Repeat("k", 100)
+	cfg := loadPolicy(t, strings.Replace(policyText, `"KEY"`, `"`+long+`"`, 1))
+	ctx := context.Background()
+	user, password := cluster.SuperUser()
+	admin := connectAs(t, "postgres", user, password)
+	const svc, svcPassword = "pgveil_mask_svc", "mask-svc-pw"
+	if err := admin.Exec(ctx, `DROP SCHEMA IF EXISTS pgveil CASCADE; DROP ROLE IF EXISTS `+svc+`;
+		CREATE ROLE `+svc+` LOGIN PASSWORD '`+svcPassword+`'`).Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = admin.Exec(context.Background(), `DROP SCHEMA IF EXISTS pgveil CASCADE; DROP ROLE IF EXISTS `+svc).Close()
+	})
+	cfg.Upstream.User = svc
+	if !cfg.HasHashMasks() {
+		t.Fatal("no hash mask seen")
+	}
+	service := connectAs(t, "postgres", svc, svcPassword)
+
+	t.Run("before the keys are installed, the check fails", func(t *testing.T) {
+		if d := cfg.CheckMaskKeys(ctx, service); !d.HasErrors() {
+			t.Fatal("no error")
+		}
+	})
+	if err := admin.Exec(ctx, cfg.MaskKeysSQL()).Close(); err != nil {
+		t.Fatalf("installing the keys: %v\n%s", err, cfg.MaskKeysSQL())
+	}
 	p, err := cfg.compile("marie", cfg.HCLIdentities())
 	if err != nil {
 		t.Fatal(err)
 	}
 	rel := relation("public", "people", []string{"short", "long"})
 	sql := accessSQL(t, rel, p.Relation(rel))
-	user, password := cluster.SuperUser()
-	conn := connectAs(t, "postgres", user, password)
-	value := "marie@example.fr ☃"
-	res := conn.ExecParams(context.Background(), "WITH people(short, long) AS (VALUES ($1::text, $1::text)) "+
-		strings.Replace(sql, "FROM public.people", "FROM people", 1), [][]byte{[]byte(value)}, nil, nil, nil).Read()
-	if res.Err != nil {
-		t.Fatalf("%v\n%s", res.Err, sql)
-	}
-	for i, key := range []string{"key", strings.Repeat("k", 100)} {
-		if got, want := string(res.Rows[0][i]), hmacHex(key, value); got != want {
-			t.Errorf("key of %d bytes: %s, want %s", len(key), got, want)
+
+	t.Run("the statement names the keys but holds no secret", func(t *testing.T) {
+		for _, key := range []string{"key", long} {
+			ipad, opad := hmacPads([]byte(key))
+			for _, secret := range [][]byte{ipad, opad} {
+				if strings.Contains(sql, hex.EncodeToString(secret)) {
+					t.Errorf("a padded key is in the statement: %s", sql)
+				}
+			}
 		}
-	}
+		if !strings.Contains(sql, "pgveil.mask_hash(") {
+			t.Errorf("no call of pgveil.mask_hash: %s", sql)
+		}
+	})
+	t.Run("the service account hashes with the installed keys", func(t *testing.T) {
+		value := "marie@example.fr ☃"
+		res := service.ExecParams(ctx, "WITH people(short, long) AS (VALUES ($1::text, $1::text)) "+
+			strings.Replace(sql, "FROM public.people", "FROM people", 1), [][]byte{[]byte(value)}, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, sql)
+		}
+		for i, key := range []string{"key", long} {
+			if got, want := string(res.Rows[0][i]), hmacHex(key, value); got != want {
+				t.Errorf("key of %d bytes: %s, want %s", len(key), got, want)
+			}
+		}
+	})
+	t.Run("the service account cannot read the keys", func(t *testing.T) {
+		if err := service.Exec(ctx, "SELECT * FROM pgveil.mask_keys").Close(); err == nil {
+			t.Fatal("the keys' table is readable by the service account")
+		}
+		if d := cfg.CheckMaskKeys(ctx, service); d.HasErrors() {
+			t.Fatalf("the check fails on installed keys: %v", d)
+		}
+	})
+	t.Run("a key that differs from the configured secret fails the check", func(t *testing.T) {
+		other := loadPolicy(t, strings.Replace(policyText, `"KEY"`, `"another secret"`, 1))
+		other.Upstream.User = svc
+		if d := other.CheckMaskKeys(ctx, service); !d.HasErrors() {
+			t.Fatal("no error")
+		}
+	})
+	t.Run("a service account that can read the keys fails the check", func(t *testing.T) {
+		if err := admin.Exec(ctx, "GRANT SELECT ON pgveil.mask_keys TO "+svc).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if d := cfg.CheckMaskKeys(ctx, service); !d.HasErrors() {
+			t.Fatal("no error")
+		}
+	})
 }
 
 // hmacHex is the reference HMAC-SHA256 of value under key, in hex.

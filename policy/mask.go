@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"encoding/hex"
-
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -20,11 +18,11 @@ var partialTemplate = mustParseExpr(`CASE
 END`)
 
 // hashTemplate is mask = "hash": HMAC-SHA256 (RFC 2104) of the value's
-// text, in hex, with built-in functions only: H((K ⊕ opad) || H((K ⊕ ipad)
-// || m)), the padded keys being computed in Go.
-var hashTemplate = mustParseExpr(`pg_catalog.encode(
-	pg_catalog.sha256(pgveil_opad || pg_catalog.sha256(pgveil_ipad || pg_catalog.convert_to(pgveil_col::pg_catalog.text, 'UTF8'))),
-	'hex')`)
+// text, in hex, computed upstream by pgveil.mask_hash with the key it
+// names (MaskKeysSQL installs both). The statement holds only the key's
+// name: PostgreSQL can be made to echo a statement (cursors, prepared
+// statements, DEBUG messages), and a secret in one would be the user's.
+var hashTemplate = mustParseExpr(`pgveil.mask_hash(pgveil_col::pg_catalog.text, pgveil_key)`)
 
 // maskNode returns the expression replacing column col under mask m.
 // bound is m's expression already bound to the user (MaskExpression); has
@@ -42,9 +40,8 @@ func maskNode(m *Mask, col string, bound *pg_query.Node, has func(string) bool) 
 		})
 	case MaskHash:
 		return substitute(hashTemplate, map[string]*pg_query.Node{
-			"pgveil_col":  columnRef(col),
-			"pgveil_ipad": byteaLiteral(m.ipad),
-			"pgveil_opad": byteaLiteral(m.opad),
+			"pgveil_col": columnRef(col),
+			"pgveil_key": literal(Value{kind: kindString, text: m.keyID}),
 		})
 	case MaskExpression:
 		// NOTE: an expression over a column the relation lacks could
@@ -54,11 +51,6 @@ func maskNode(m *Mask, col string, bound *pg_query.Node, has func(string) bool) 
 		}
 	}
 	return nullConst()
-}
-
-// byteaLiteral returns '\x<hex>'::bytea.
-func byteaLiteral(b []byte) *pg_query.Node {
-	return typeCast(pg_query.MakeAConstStrNode(`\x`+hex.EncodeToString(b), -1), scalarType("bytea"))
 }
 
 // hasAll reports whether every column is one has reports.

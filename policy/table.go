@@ -156,6 +156,7 @@ func (d *decoder) decodeColumn(t *Table, b *hcl.Block) {
 		}
 		if secret, ok := d.nonEmptyString(a, "secret"); ok {
 			m.ipad, m.opad = hmacPads([]byte(secret))
+			m.keyID = maskKeyID(m.ipad, m.opad)
 			d.warnPlainSecret(a, fmt.Sprintf("The secret of column %s of %s", name, t.Pattern))
 		}
 	case MaskExpression:

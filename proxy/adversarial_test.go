@@ -1413,6 +1413,15 @@ func TestAdversarial(t *testing.T) {
 		a.refuseSimple("SELECT set_config('client_min_messages', 'debug2', false)")
 		a.simple("RESET client_min_messages")
 		a.expect("SHOW client_min_messages", "notice")
+		// pgveil's own schema holds the hash masks' keys and the function
+		// hashing with them: calling it would confirm guesses.
+		for _, q := range []string{
+			"SELECT pgveil.mask_hash('guess', 'key')",
+			"SELECT * FROM pgveil.mask_keys",
+			"SELECT count(*) FROM responses WHERE pgveil.mask_hash(email, 'k') = 'x'",
+		} {
+			a.refuse(q)
+		}
 		for _, q := range []string{
 			"SELECT email, comment FROM responses WHERE id > 0",
 			"SELECT count(*) FROM responses r JOIN surveys s ON s.id = r.survey_id",

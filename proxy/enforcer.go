@@ -53,6 +53,11 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if err != nil {
 		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)
 	}
+	// NOTE: a hash mask whose key is missing upstream would hash to NULL
+	// silently: refuse to serve instead.
+	if kd := cfg.CheckMaskKeys(ctx, conn); kd.HasErrors() {
+		return nil, append(diags, kd...), fmt.Errorf("the hash masks' keys are not installed upstream as configured")
+	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
 	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
 		c, err := ConnectService(ctx, cfg, "catalog")

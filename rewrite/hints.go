@@ -6,6 +6,7 @@ package rewrite
 var ruleHints = map[string]string{
 	"statement_kind":   "pgveil only forwards the statement kinds your roles allow: reads, and for some roles exports and scoped writes. Ask the DBA who maintains the pgveil policy if you need more.",
 	"temp_objects":     "pgveil does not allow temporary tables. In Tableau, set the capabilities CAP_CREATE_TEMP_TABLES and CAP_SELECT_INTO to 'no' in a TDC file; other tools have a similar option, or work without them.",
+	"internal":         "The schema pgveil holds pgveil's own keys and functions; no statement may use it.",
 	"grammar_version":  "pgveil parses with a newer PostgreSQL grammar than the server's, and the two read this word differently. Quote it as an identifier (\"word\") if it names a column, table or alias; otherwise the construct is not available through pgveil on this server version.",
 	"pinned_settings":  "pgveil fixes this setting for the session. Set application_name and formatting settings with SET, with set_config('name', …) naming the setting as a literal, or in the connection parameters.",
 	"statistics":       "pgveil hides table statistics, which reveal how many rows a table holds beyond yours (sizes are answered NULL). Turn off the tool's table statistics display for this connection.",

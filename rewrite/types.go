@@ -34,6 +34,13 @@ type Catalog struct {
 	Grammar *GrammarDiff
 }
 
+// InternalSchema is the upstream schema of pgveil's own objects: the
+// secret keys of hash masks (a table only its owner reads) and the
+// SECURITY DEFINER function hashing with them. Every relation and
+// function in it is refused to clients, whatever the policy says, and
+// the search path pgveil pins must not list it.
+const InternalSchema = "pgveil"
+
 // Relation is a relation of the catalog snapshot.
 type Relation struct {
 	QName

@@ -294,7 +294,9 @@ func (w *walker) access(rel *Relation) Access {
 		return a
 	}
 	var a Access
-	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
+	if rel.Schema == InternalSchema {
+		a = Access{Mode: Denied, Reason: "the schema " + InternalSchema + " holds pgveil's own keys and functions"}
+	} else if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
 		if m, ok := maskedCatalogAccess(rel); ok {
 			a = m
 		} else if rule := deniedCatalogRelation(rel.Name); rule != "" {
@@ -355,6 +357,12 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		w.err = deny("function", "function names with a database are not allowed")
 		return
 	}
+	if schema == InternalSchema {
+		// Its functions hash with the masks' secret keys: calling one
+		// would confirm a guess of a masked value.
+		w.err = deny("internal", "the functions of the schema %s are pgveil's own", InternalSchema)
+		return
+	}
 	if schema == "" {
 		// PostgreSQL picks among the functions of that name in every
 		// schema of the path, by argument types: a function in another
@@ -370,6 +378,9 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 				if !w.catalogFunction(name, fc) {
 					return
 				}
+			} else if s == InternalSchema {
+				w.err = deny("internal", "the functions of the schema %s are pgveil's own", InternalSchema)
+				return
 			} else if !w.pol.AllowFunction(s, name) {
 				w.err = deny("function", "the function %s is not allowed by the policy (%s.%s may be called)", name, s, name)
 				return

@@ -41,6 +41,7 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 	}
 	diags = append(diags, cfg.CheckCatalog(ctx, conn, cat, ids)...)
 	diags = append(diags, cfg.CheckServiceAccount(ctx, conn, cat)...)
+	diags = append(diags, cfg.CheckMaskKeys(ctx, conn)...)
 	for _, t := range cfg.Tests {
 		if d := cfg.CheckTestUser(t, ids); d != nil {
 			diags = append(diags, d)

@@ -140,7 +140,10 @@ func TestCheckUpstream(t *testing.T) {
 	setupCheckDB(t)
 	superUser, superPassword := cluster.SuperUser()
 	cases := []struct {
-		name string
+		// maskKeys: install the hash masks' keys (pgveil mask-keys, run
+		// as the database owner) before the check.
+		maskKeys bool
+		name     string
 		// user is the service account (checkSvc when empty).
 		user string
 		body string
@@ -214,8 +217,21 @@ func TestCheckUpstream(t *testing.T) {
     secret = env("PGVEIL_TEST_SVC_PW")
   }
 }`,
-			code: 0,
-			want: []string{`PATH:4:14: warning: Hash mask truncated`, "character varying(10)"},
+			maskKeys: true,
+			code:     0,
+			want:     []string{`PATH:4:14: warning: Hash mask truncated`, "character varying(10)"},
+		},
+		{
+			name: "a hash mask whose key is not installed upstream is an error",
+			body: `table "public.tickets" {
+  column "title" {
+    class  = "pii"
+    mask   = "hash"
+    secret = env("PGVEIL_TEST_SVC_PW")
+  }
+}`,
+			code: 1,
+			want: []string{`error: Hash mask keys are not installed`, "pgveil mask-keys"},
 		},
 		{
 			name: "a mask expression that cannot be cast to the column's type is an error",
@@ -355,6 +371,9 @@ rule "mine" {
 				t.Setenv("PGVEIL_TEST_SVC_PW", superPassword)
 			}
 			path := checkConfig(t, user, c.body)
+			if c.maskKeys {
+				installMaskKeys(t, path)
+			}
 			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
 			if code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errOut)
@@ -406,4 +425,19 @@ rule "mine" {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
 	})
+}
+
+// installMaskKeys runs what pgveil mask-keys prints for the configuration
+// at path as the superuser, and removes the keys when the test ends.
+func installMaskKeys(t *testing.T, path string) {
+	t.Helper()
+	code, script, errOut := runCLI("", "mask-keys", "--config", path)
+	if code != 0 {
+		t.Fatalf("pgveil mask-keys: exit %d: %s", code, errOut)
+	}
+	ctx := context.Background()
+	if err := cluster.Exec(ctx, checkDB, script); err != nil {
+		t.Fatalf("installing the keys: %v", err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, "DROP SCHEMA pgveil CASCADE") })
 }

@@ -35,6 +35,9 @@ Usage:
                  run the configuration's test blocks; exit 1 if one fails
   pgveil explain --config FILE --user LOGIN "SQL"
                  show the statement pgveil forwards for a user, or why it refuses it
+  pgveil mask-keys --config FILE
+                 print the SQL installing the hash masks' secret keys upstream,
+                 for the database owner to run
   pgveil passwd  [--iterations N]
                  read a password and print its SCRAM-SHA-256 verifier
   pgveil audit   verify [--key-env NAME] FILE...
@@ -65,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdTest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
+	case "mask-keys":
+		return cmdMaskKeys(args[1:], stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args[1:], stdin, stdout, stderr)
 	case "audit":

@@ -110,7 +110,9 @@ func parseClassification(text string, classes ...class) (map[string]classified, 
 
 // statementTextPrefixes begin the names of extensions' functions and
 // views that return the statements of this or other sessions, such as
-// pg_stat_statements: they would show the rewritten SQL. They live in
+// pg_stat_statements: they would show the rewritten SQL. pg_stat_kcache
+// and pg_wait_sampling show per-statement activity of every session
+// rather than text, and are refused with them. They live in
 // whatever schema the extension was installed in, so they are refused by
 // name in every schema, before the policy is asked (a role listing
 // public.pg_stat_statements, or a schema whose default is allow, must not

@@ -1103,6 +1103,93 @@ func TestAdversarial(t *testing.T) {
 		<-done
 	})
 
+	t.Run("cross-session state and statement text are refused", func(t *testing.T) {
+		a := newAdvClient(t, p, "marie")
+		// A cursor and a prepared statement of this session: upstream they
+		// hold the rewritten SQL, with marie's scope predicate and the
+		// masks. pg_cursor() and pg_prepared_statement() would return it.
+		for _, q := range []string{
+			"DECLARE adv_c CURSOR WITH HOLD FOR SELECT id, email FROM responses",
+			"PREPARE adv_s AS SELECT comment FROM responses WHERE nps > 5",
+		} {
+			if r := a.simple(q); r.err != nil {
+				t.Fatalf("%s: %v", q, r.err)
+			}
+		}
+		statementText := []string{
+			"SELECT statement FROM pg_cursor()",
+			"SELECT name, statement FROM pg_catalog.pg_cursor()",
+			"SELECT statement FROM pg_prepared_statement()",
+			"SELECT string_agg(statement, ';') FROM pg_catalog.pg_prepared_statement() s",
+			"SELECT (SELECT statement FROM pg_cursor() LIMIT 1)",
+			"SELECT 1 WHERE EXISTS (SELECT FROM pg_cursor() WHERE statement LIKE '%OFFSET 0%')",
+			"SELECT current_query()",
+			"SELECT * FROM pg_get_backend_memory_contexts()",
+			"SELECT ident FROM pg_backend_memory_contexts",
+			"SELECT query FROM pg_stat_activity",
+			"SELECT * FROM pg_stat_get_activity(NULL)",
+		}
+		for _, q := range statementText {
+			a.refuse(q)
+			// Refused, nothing comes back; and never the rewritten text.
+			for _, r := range []advResult{a.simple(q), a.extended(q)} {
+				if strings.Contains(r.String(), "OFFSET 0") || strings.Contains(r.String(), "country") {
+					t.Errorf("%s returned the rewritten SQL: %s", q, r)
+				}
+			}
+		}
+		for _, q := range []string{
+			// Locks of every session, and advisory locks: a covert
+			// channel between users.
+			"SELECT * FROM pg_lock_status()",
+			"SELECT count(*) FROM pg_catalog.pg_lock_status()",
+			"SELECT pg_advisory_lock(42)",
+			"SELECT pg_try_advisory_lock(1, 2)",
+			"SELECT pg_advisory_xact_lock_shared(7)",
+			"SELECT pg_advisory_unlock_all()",
+			"SELECT pg_safe_snapshot_blocking_pids(1)",
+			// Transaction ids, snapshots and WAL positions move with
+			// other sessions' writes.
+			"SELECT pg_current_snapshot()",
+			"SELECT txid_current()",
+			"SELECT txid_current_snapshot()",
+			"SELECT pg_current_xact_id_if_assigned()",
+			"SELECT pg_xact_status('3'::xid8)",
+			"SELECT mxid_age('1'::xid)",
+			"SELECT pg_current_wal_lsn()",
+			"SELECT pg_current_wal_insert_lsn()",
+			"SELECT * FROM pg_control_checkpoint()",
+			// Backends and server internals.
+			"SELECT pg_backend_pid()",
+			"SELECT inet_server_addr()",
+			"SELECT pg_postmaster_start_time()",
+			"SELECT pg_notification_queue_usage()",
+			"SELECT * FROM pg_get_shmem_allocations()",
+			"SELECT * FROM pg_shmem_allocations",
+			"SELECT * FROM pg_config",
+			"SELECT * FROM pg_replication_slots",
+			// Files, file nodes and configuration files.
+			"SELECT pg_relation_filenode('responses')",
+			"SELECT * FROM pg_show_all_file_settings()",
+			"SELECT * FROM pg_available_extensions",
+			// Unclassified and internal functions.
+			"SELECT pg_catalog.pg_not_yet_invented()",
+			"SELECT int4recv(NULL)",
+		} {
+			a.refuse(q)
+		}
+		// The refusals left the session usable, the cursor included; the
+		// catalog functions clients need still work.
+		a.expect("SELECT count(*) FROM pg_settings WHERE name = 'DateStyle'", "1")
+		a.expect("SELECT pg_get_viewdef('pg_tables') IS NOT NULL", "t")
+		a.expect("SELECT has_table_privilege('responses', 'SELECT')", "t")
+		for _, q := range []string{"CLOSE adv_c", "DEALLOCATE adv_s"} {
+			if r := a.simple(q); r.err != nil {
+				t.Errorf("%s: %v", q, r.err)
+			}
+		}
+	})
+
 	t.Run("sequences behind governed tables reveal no row count and cannot be advanced", func(t *testing.T) {
 		last := direct(t, "SELECT last_value FROM responses_id_seq")[0][0]
 		defer func() { _ = cluster.Exec(ctx, demoDB, "SELECT setval('responses_id_seq', "+last+")") }()

@@ -25,7 +25,7 @@ import (
 // Without keep, the columns outside exprs are served as they are.
 //
 // Every other pg_stat_* and pg_statio_* view, pg_stats and pg_statistic
-// stay refused by deniedCatalogRelation.
+// stay refused, as rewrite/relations.tsv classifies them.
 var maskedCatalogRelations = map[string]catalogMask{
 	// pg_class's row estimates, for every relation outside the system
 	// schemas: -1 tuples (never analysed) and 0 pages.

@@ -5,104 +5,33 @@ import (
 	"strings"
 )
 
-// deniedFunctions are pg_catalog functions no user may call through
-// pgveil: they read files or other tables by name, reach large objects,
-// notify, change pinned settings, signal backends, or reveal statistics
-// of governed tables (row counts, sizes). set_config is checked by
-// setConfigProblem instead: allowed for the settings SET may change.
-var deniedFunctions = map[string]string{
-	// Files and the server.
-	"pg_read_file": "files", "pg_read_binary_file": "files", "pg_ls_dir": "files",
-	"pg_stat_file": "files", "pg_ls_logdir": "files", "pg_ls_waldir": "files",
-	"pg_ls_tmpdir": "files", "pg_ls_archive_statusdir": "files", "pg_ls_logicalmapdir": "files",
-	"pg_ls_logicalsnapdir": "files", "pg_ls_replslotdir": "files", "pg_current_logfile": "files",
-	"pg_reload_conf": "server_control", "pg_rotate_logfile": "server_control", "pg_promote": "server_control",
-	"pg_terminate_backend": "server_control", "pg_cancel_backend": "server_control",
-	"pg_log_backend_memory_contexts": "server_control", "pg_switch_wal": "server_control",
-	"pg_backup_start": "server_control", "pg_backup_stop": "server_control",
-	"pg_create_restore_point": "server_control", "pg_export_snapshot": "server_control",
-	"pg_logical_emit_message": "server_control",
-	// Queries run from text: they would read tables the rewriter never sees.
-	"query_to_xml": "query_text", "query_to_xmlschema": "query_text", "query_to_xml_and_xmlschema": "query_text",
-	"table_to_xml": "query_text", "table_to_xmlschema": "query_text", "table_to_xml_and_xmlschema": "query_text",
-	"cursor_to_xml": "query_text", "cursor_to_xmlschema": "query_text",
-	"schema_to_xml": "query_text", "schema_to_xmlschema": "query_text", "schema_to_xml_and_xmlschema": "query_text",
-	"database_to_xml": "query_text", "database_to_xmlschema": "query_text", "database_to_xml_and_xmlschema": "query_text",
-	"ts_stat": "query_text", "ts_rewrite": "query_text",
-	// Large objects.
-	"lo_import": "large_objects", "lo_export": "large_objects", "lo_get": "large_objects", "lo_put": "large_objects",
-	"lo_open": "large_objects", "lo_close": "large_objects", "lo_creat": "large_objects", "lo_create": "large_objects",
-	"lo_unlink": "large_objects", "loread": "large_objects", "lowrite": "large_objects", "lo_from_bytea": "large_objects",
-	"lo_truncate": "large_objects", "lo_truncate64": "large_objects", "lo_lseek": "large_objects", "lo_lseek64": "large_objects",
-	"lo_tell": "large_objects", "lo_tell64": "large_objects",
-	// Notifications and settings.
-	"pg_notify":  "listen_notify",
-	"set_config": "pinned_settings", // but see setConfigProblem
-	// Statistics and sizes of relations.
-	"pg_relation_size": "statistics", "pg_total_relation_size": "statistics", "pg_table_size": "statistics",
-	"pg_indexes_size": "statistics", "pg_stat_get_activity": "statistics",
-	// Sequences count the rows of the tables they number, and nextval
-	// writes.
-	"setval": "sequences", "nextval": "sequences", "currval": "sequences", "lastval": "sequences",
-	"pg_sequence_last_value": "sequences",
-	// Sizes and the statements of this session (they hold the rewritten
-	// SQL, with policy predicates and mask keys).
-	"pg_database_size": "statistics", "pg_tablespace_size": "statistics",
-	"current_query": "server_state",
-	// currtid and currtid2 follow a tuple of any table by name.
-	"currtid": "statistics", "currtid2": "statistics",
-}
-
-// deniedFunctionPrefixes deny whole families.
-var deniedFunctionPrefixes = map[string]string{
-	"pg_stat_get_":             "statistics",
-	"pg_stat_reset":            "statistics",
-	"pg_create_":               "server_control",
-	"pg_drop_replication_slot": "server_control",
-	"pg_replication_":          "server_control",
-	"pg_file_":                 "files",
-}
-
-// deniedFunction returns the firewall rule refusing pg_catalog function
-// name, or "".
-func deniedFunction(name string) string {
-	if r := deniedFunctions[name]; r != "" {
-		return r
-	}
-	for p, r := range deniedFunctionPrefixes {
-		if strings.HasPrefix(name, p) {
-			return r
+// catalogRelationRule returns the firewall rule refusing the pg_catalog
+// relation name, or "" when catalogRelations allows it (the policy then
+// decides) or masks it (maskedCatalogRelations serves it). A relation the
+// classification does not name is refused: a newer PostgreSQL may add
+// views of anything.
+func catalogRelationRule(name string) string {
+	c, ok := catalogRelations[name]
+	switch {
+	case !ok:
+		return ruleUnclassifiedRelation
+	case c.class == classRefuse:
+		return c.rule
+	case c.class == classMasked:
+		if _, served := maskedCatalogRelations[name]; !served {
+			// Classified masked, but catalogmask.go does not serve it.
+			return ruleUnclassifiedRelation
 		}
 	}
 	return ""
 }
 
-// deniedCatalogRelation returns the firewall rule refusing a pg_catalog
-// relation, or "": views of statistics (which summarise governed data)
-// and of other sessions. The relations of maskedCatalogRelations (such as
-// pg_stat_user_tables) are served with their statistics hidden instead:
-// access checks them first.
-func deniedCatalogRelation(name string) string {
-	switch {
-	case name == "pg_stats" || name == "pg_stats_ext" || name == "pg_stats_ext_exprs" ||
-		name == "pg_statistic" || name == "pg_statistic_ext_data":
-		return "statistics"
-	case strings.HasPrefix(name, "pg_stat_") || strings.HasPrefix(name, "pg_statio_"):
-		return "statistics"
-	case name == "pg_locks" || name == "pg_prepared_xacts" || name == "pg_largeobject" ||
-		name == "pg_largeobject_metadata" || name == "pg_file_settings" || name == "pg_hba_file_rules" ||
-		name == "pg_ident_file_rules" || name == "pg_authid" || name == "pg_shadow" || name == "pg_user_mappings" ||
-		name == "pg_cursors" || name == "pg_prepared_statements":
-		return "server_state"
-	case name == "pg_sequences":
-		// Its last_value is the highest number a sequence handed out: a
-		// count of the rows of the table it numbers. The catalog table
-		// pg_sequence holds only each sequence's definition (start,
-		// increment, bounds, cache, cycle), as CREATE SEQUENCE gave it;
-		// SQLAlchemy's column reflection reads it for identity columns.
-		return "sequences"
+// catalogRelationReason says why the pg_catalog relation name is refused.
+func catalogRelationReason(name string) string {
+	if c, ok := catalogRelations[name]; ok && c.class == classRefuse {
+		return "pg_catalog." + name + " reveals " + strings.ReplaceAll(c.rule, "_", " ")
 	}
-	return ""
+	return "pg_catalog." + name + " is not classified by this version of pgveil, so it is not allowed"
 }
 
 // settingValues restricts the values of some allowedSettings:

@@ -3,10 +3,12 @@
 // subquery that applies the user's row scope and column masks.
 //
 // Rewrite parses a text with pg_query, walks every statement (walk.go),
-// refuses what the firewall's rules forbid (rewrite.go, denylist.go),
-// replaces each governed relation by its scoped subquery (subst.go), serves
-// catalog relations that would leak statistics through masked subqueries
-// (catalogmask.go), scopes writes (write.go), and deparses the tree. The
+// refuses what the firewall's rules forbid (rewrite.go, denylist.go, and
+// the classification of every pg_catalog function and relation in
+// functions.tsv and relations.tsv, classify.go), replaces each governed
+// relation by its scoped subquery (subst.go), serves catalog relations
+// that would leak statistics through masked subqueries (catalogmask.go),
+// scopes writes (write.go), and deparses the tree. The
 // Result says what it did — tables, rules, masked and readable columns,
 // prepared statements and cursors named — for the audit trail and the
 // proxy's statement tracking.

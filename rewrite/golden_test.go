@@ -602,7 +602,7 @@ func (v *verifier) lookup(rv *pg_query.RangeVar, ctes bool) (rel *rewrite.Relati
 }
 
 // catalogDenied lists the catalog relations the firewall itself denies
-// (rewrite/denylist.go).
+// (rewrite/relations.tsv).
 func catalogDenied(name string) bool {
 	switch name {
 	case "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data",

@@ -296,11 +296,13 @@ func (w *walker) access(rel *Relation) Access {
 	var a Access
 	if rel.Schema == InternalSchema {
 		a = Access{Mode: Denied, Reason: "the schema " + InternalSchema + " holds pgveil's own keys and functions"}
+	} else if statementTextName(rel.Name) {
+		a = Access{Mode: Denied, Reason: rel.QName.String() + " is not allowed: it shows the statements of sessions, which hold the rewritten SQL"}
 	} else if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
 		if m, ok := maskedCatalogAccess(rel); ok {
 			a = m
-		} else if rule := deniedCatalogRelation(rel.Name); rule != "" {
-			a = Access{Mode: Denied, Reason: rel.QName.String() + " reveals " + strings.ReplaceAll(rule, "_", " ")}
+		} else if rel.Schema == "pg_catalog" && catalogRelationRule(rel.Name) != "" {
+			a = Access{Mode: Denied, Reason: catalogRelationReason(rel.Name)}
 		} else {
 			a = w.pol.Relation(rel)
 			if a.Mode == Denied && a.Reason == "" {
@@ -335,17 +337,24 @@ func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
 
 // denyRule names the firewall rule behind a denied relation.
 func denyRule(rel *Relation) string {
-	if rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
-		if r := deniedCatalogRelation(rel.Name); r != "" {
+	if statementTextName(rel.Name) {
+		return "statement_text"
+	}
+	if rel.Schema == "pg_catalog" {
+		if r := catalogRelationRule(rel.Name); r != "" {
 			return r
 		}
+		return "catalog"
+	}
+	if rel.Schema == "information_schema" {
 		return "catalog"
 	}
 	return "ungoverned_table"
 }
 
-// function checks a function call: pg_catalog functions are allowed but
-// for the deny list; others only when the policy allows them.
+// function checks a function call: pg_catalog functions as
+// catalogFunctions classifies them; others only when the policy allows
+// them, and never those of statementTextPrefixes.
 func (w *walker) function(fc *pg_query.FuncCall) {
 	schema, name := "", ""
 	switch len(fc.Funcname) {
@@ -361,6 +370,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		// Its functions hash with the masks' secret keys: calling one
 		// would confirm a guess of a masked value.
 		w.err = deny("internal", "the functions of the schema %s are pgveil's own", InternalSchema)
+		return
+	}
+	if statementTextName(name) {
+		w.err = deny("statement_text", "the function %s is not allowed: it shows the statements of sessions, which hold the rewritten SQL", name)
 		return
 	}
 	if schema == "" {
@@ -402,7 +415,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 }
 
 // catalogFunction checks the call fc of the pg_catalog function name
-// against the deny list; it reports whether the call is allowed.
+// against catalogFunctions; it reports whether the call is allowed. A
+// function the classification does not name is refused. The functions
+// answered NULL reach here only when maskSize left them, because another
+// schema of the path has a function of that name: they are refused.
 func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 	if name == "set_config" {
 		if why := setConfigProblem(fc); why != "" {
@@ -412,8 +428,13 @@ func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 		w.tagSetConfig(fc)
 		return true
 	}
-	if rule := deniedFunction(name); rule != "" {
-		w.err = deny(rule, "the function %s is not allowed", name)
+	c, ok := catalogFunctions[name]
+	switch {
+	case !ok:
+		w.err = deny(ruleUnclassifiedFunction, "the function pg_catalog.%s is not classified by this version of pgveil, so it is not allowed", name)
+		return false
+	case c.class != classAllow:
+		w.err = deny(c.rule, "the function %s is not allowed", name)
 		return false
 	}
 	return true

@@ -71,6 +71,13 @@ func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.mi
 type cached struct {
 	res *Result
 	err error
+	// tmpl, under a literal-shape key, is the template of a shape whose
+	// statements are rewritten; res is then the rewrite it was made from.
+	tmpl *template
+	// seen, under a literal-shape key, marks a shape rewritten once:
+	// the template is made at its second statement, so that statements
+	// seen once (BI tools' generated SQL) do not pay for it.
+	seen bool
 }
 
 // Rewrite rewrites text, sent by login in a message of type source ('Q'
@@ -100,15 +107,33 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// literals the text is the one that passed it.
 	var litKey cacheKey
 	var litNorm string
+	var spanBacking [16]literalSpan
+	var spans []literalSpan
+	seenShape := false
 	if cacheable {
-		if shape, kinds, ok := literalShape(text); ok && kinds > 0 {
-			litNorm = shape[kinds+1:]
+		if shape, sp, ok := literalShapeSpans(text, spanBacking[:0]); ok && len(sp) > 0 {
+			spans = sp
+			litNorm = shape[len(sp)+1:]
 			litKey = cacheKey{policy: p.Key(), kind: literalsKind | source, text: shape}
 			if c, ok := e.cache.get(litKey); ok {
-				e.hits.Add(1)
-				res := *c.res
-				res.SQL = text
-				return &res, nil
+				switch {
+				case c.tmpl != nil:
+					// A rewritten shape: splice this statement's
+					// literals into its template.
+					if sql, ok := c.tmpl.splice(text, spans); ok {
+						e.hits.Add(1)
+						res := *c.res
+						res.SQL = sql
+						return &res, nil
+					}
+				case c.seen:
+					seenShape = true
+				default:
+					e.hits.Add(1)
+					res := *c.res
+					res.SQL = text
+					return &res, nil
+				}
 			}
 		}
 	}
@@ -152,6 +177,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
 		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
+			cat = fresh
 			res, err = rewriteGuarded(text, fresh, p)
 		}
 	}
@@ -174,6 +200,18 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 			e.cache.put(shapeKey, c)
 			if litKey.text != "" && litNorm == norm {
 				e.cache.put(litKey, c)
+			}
+		}
+		// NOTE: like a shape forwarded unchanged, a template is kept only
+		// for a literal shape that is pg_query's normalisation of the
+		// text (up to the numbering of its $n: pg_query numbers LIMIT
+		// and OFFSET apart), and only when it reproduces this text's
+		// rewrite.
+		if c.err == nil && res.Rewritten && !res.constantBound && litKey.text != "" && samePlaceholders(litNorm, norm) {
+			if !seenShape {
+				e.cache.put(litKey, cached{seen: true})
+			} else if t := buildTemplate(text, spans, res, cat, p); t != nil {
+				e.cache.put(litKey, cached{res: res, tmpl: t})
 			}
 		}
 	}
@@ -248,6 +286,13 @@ func entrySize(key cacheKey, v cached) int {
 	if v.res != nil {
 		n += len(v.res.SQL)
 	}
+	if v.tmpl != nil {
+		// The template's pieces are about the rewritten SQL again.
+		for _, p := range v.tmpl.pieces {
+			n += len(p) + 16
+		}
+		n += 8 * len(v.tmpl.slots)
+	}
 	return n
 }
 
@@ -293,4 +338,27 @@ func (c *lruCache) purge() {
 	c.ll.Init()
 	c.items = map[cacheKey]*list.Element{}
 	c.bytes = 0
+}
+
+// samePlaceholders reports whether a and b are the same text once each
+// $n is read as $: the same constants replaced at the same places,
+// whatever their numbers.
+func samePlaceholders(a, b string) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i] != b[j] {
+			return false
+		}
+		i++
+		j++
+		if a[i-1] == '$' {
+			for i < len(a) && isDigit(a[i]) {
+				i++
+			}
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+		}
+	}
+	return i == len(a) && j == len(b)
 }

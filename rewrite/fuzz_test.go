@@ -178,42 +178,49 @@ func FuzzRewrite(f *testing.F) {
 }
 
 // FuzzEngineCache checks that the engine's caches never change a
-// decision: after a statement a has been checked, statement b gets the
-// same refusal or the same text from the warm engine as from a cold one.
-// The seeds pair texts that differ only in their constants, the case the
-// normalised-text and literal-shape caches serve without a parse.
+// decision: after statements a and b have been checked, statement c gets
+// the same refusal or the same text, byte for byte, from the warm engine
+// as from a cold one. The seeds are texts that differ only in their
+// constants, the case the normalised-text and literal-shape caches and
+// the templates of rewritten shapes serve without a parse.
 //
 //	go test ./rewrite -run '^$' -fuzz FuzzEngineCache -fuzztime 3m
 func FuzzEngineCache(f *testing.F) {
 	env := demoEnvironment(f)
-	pairs := [][2]string{
-		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 1", "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 99999999999"},
-		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'a' LIMIT 5", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'b''c' LIMIT 6"},
-		{"SELECT name FROM countries WHERE code = 'FR'", "SELECT name FROM countries WHERE code = 'DE'"},
-		{"SELECT set_config('work_mem', '1MB', false)", "SELECT set_config('search_path', 'x', false)"},
-		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'a' OR nspname = 'b'", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'\\' OR nspname = ' UNION SELECT login FROM employees --'"},
-		{"SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 1", "SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 2"},
-		{"SELECT $1::int + 2", "SELECT $1::int + 3"},
+	triples := [][3]string{
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 1", "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 2", "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = 99999999999"},
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'a' LIMIT 5", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'x' LIMIT 7", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'b''c' LIMIT 6"},
+		{"SELECT name FROM countries WHERE code = 'FR'", "SELECT name FROM countries WHERE code = 'IT'", "SELECT name FROM countries WHERE code = 'DE'"},
+		{"SELECT set_config('work_mem', '1MB', false)", "SELECT set_config('work_mem', '2MB', false)", "SELECT set_config('search_path', 'x', false)"},
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'a' OR nspname = 'b'", "SELECT 1", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = E'\\' OR nspname = ' UNION SELECT login FROM employees --'"},
+		{"SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 1", "SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 3", "SELECT 1 FROM pg_catalog.pg_namespace GROUP BY 2"},
+		{"SELECT $1::int + 2", "SELECT $1::int + 4", "SELECT $1::int + 3"},
+		{"SELECT nps FROM responses WHERE id = 1", "SELECT nps FROM responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 0042"},
+		{"SELECT id FROM responses WHERE country = 'a' AND nps > 1.5 LIMIT 3", "SELECT id FROM responses WHERE country = 'b' AND nps > 2.0 LIMIT 4", `SELECT id FROM responses WHERE country = 'c\''' AND nps > 2.5 LIMIT 5`},
+		{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"},
 	}
-	for _, p := range pairs {
-		f.Add(p[0], p[1])
+	for _, p := range triples {
+		f.Add(p[0], p[1], p[2])
 	}
 	var marie rewrite.Policy = env.policy(f, "marie")
 	policy := func(string) (rewrite.Policy, error) { return marie, nil }
 	ctx := context.Background()
-	f.Fuzz(func(t *testing.T, a, b string) {
-		if len(a) > 2000 || len(b) > 2000 {
+	// A warm engine that has seen a and b (of one literal shape, the
+	// second makes a template) sends exactly what a cold one sends for c.
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		if len(a) > 2000 || len(b) > 2000 || len(c) > 2000 {
 			return
 		}
 		warm := rewrite.NewEngine(env.cat, policy, nil, 100)
 		_, _ = warm.Rewrite(ctx, "marie", 'Q', a)
-		got, gerr := warm.Rewrite(ctx, "marie", 'Q', b)
-		want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', b)
+		_, _ = warm.Rewrite(ctx, "marie", 'Q', b)
+		got, gerr := warm.Rewrite(ctx, "marie", 'Q', c)
+		want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', c)
 		if (gerr == nil) != (werr == nil) {
-			t.Fatalf("after %q, %q: warm engine %v, cold engine %v", a, b, gerr, werr)
+			t.Fatalf("after %q, %q, %q: warm engine %v, cold engine %v", a, b, c, gerr, werr)
 		}
 		if gerr == nil && got.SQL != want.SQL {
-			t.Fatalf("after %q, %q: warm engine sends\n%s\ncold engine sends\n%s", a, b, got.SQL, want.SQL)
+			t.Fatalf("after %q, %q, %q: warm engine sends\n%s\ncold engine sends\n%s", a, b, c, got.SQL, want.SQL)
 		}
 	})
 }

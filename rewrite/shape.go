@@ -39,9 +39,16 @@ type literalSpan struct {
 // literals' values, and its grammar the same tree.
 func literalShape(text string) (shape string, kinds int, ok bool) {
 	var backing [16]literalSpan
-	spans, maxParam, ok := scanLiterals(text, backing[:0])
+	shape, spans, ok := literalShapeSpans(text, backing[:0])
+	return shape, len(spans), ok
+}
+
+// literalShapeSpans is literalShape, appending the literals' spans to
+// spans.
+func literalShapeSpans(text string, spans []literalSpan) (shape string, _ []literalSpan, ok bool) {
+	spans, maxParam, ok := scanLiterals(text, spans)
 	if !ok || len(spans) == 0 {
-		return "", 0, ok
+		return "", spans, ok
 	}
 	var b strings.Builder
 	b.Grow(len(spans) + 1 + len(text) + 3*len(spans))
@@ -58,7 +65,7 @@ func literalShape(text string) (shape string, kinds int, ok bool) {
 		last = s.end
 	}
 	b.WriteString(text[last:])
-	return b.String(), len(spans), true
+	return b.String(), spans, true
 }
 
 // scanLiterals appends to spans the literal constants of text, read as

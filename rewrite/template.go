@@ -1,0 +1,207 @@
+package rewrite
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// A template is a rewrite the engine produced once for a statement shape
+// (a text up to its literal constants, see literalShape) and reuses for
+// every later statement of that shape, without pg_query: fixed pieces of
+// the rewritten SQL, with slots where the client's own literal constants
+// go. Simple-protocol clients inline their values, so most of their
+// statements are new texts of a known shape; a template turns the parse,
+// rewrite and deparse of each into a scan of its literals and a splice.
+//
+// How one is made (buildTemplate): the statement is rewritten again with
+// each literal replaced by a sentinel of the same kind (an int4 stays an
+// int4, a string a string), so that every decision of the rewriter is the
+// same, and the sentinels are found in the output by pg_query's scanner,
+// as tokens: wherever the rewriter copied a literal (pushed-down
+// comparisons) there is a slot. A template is kept only when splicing the
+// statement's own literals into it gives, byte for byte, the direct
+// rewrite of that statement.
+//
+// NOTE: a template holds only what the rewriter itself wrote and the
+// client's own literal tokens, each a complete token as PostgreSQL's
+// lexer reads it (scanLiterals, held to pg_query's scanner by fuzzing),
+// rendered as the deparser renders that value (renderLiteral). It is
+// reused only under the same compiled policy key and message type, like
+// every cache entry.
+type template struct {
+	// pieces are the fixed texts; slots[i] is the index of the literal
+	// that goes after pieces[i]. len(pieces) == len(slots)+1.
+	pieces []string
+	slots  []int
+	// literals is the number of literals of the shape.
+	literals int
+}
+
+// templateSentinelTag makes the sentinels of this process unlike any text
+// a policy holds.
+var templateSentinelTag = func() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("rewrite: no randomness: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}()
+
+// sentinel returns the stand-in for literal i of the given kind.
+func sentinel(i int, kind byte) string {
+	switch kind {
+	case kindInt:
+		return strconv.Itoa(1_900_000_000 + i) // an int4, as the literal
+	case kindNumeric:
+		return strconv.Itoa(1_900_000_000+i) + ".25"
+	default:
+		// Not an identifier: a deparser that writes some strings bare
+		// would quote this one, and the check below would then fail.
+		return "'pgveil slot " + strconv.Itoa(i) + " " + templateSentinelTag + "'"
+	}
+}
+
+// templatable reports whether a statement's shape may have a template:
+// reads only (the deparser writes literals of other statements, such as
+// COPY options, in forms of its own), literals the scan knows, and no
+// number right after a minus sign, which the parser folds into the
+// constant (-0 is deparsed 0).
+func templatable(text string, spans []literalSpan, res *Result) bool {
+	if len(spans) == 0 || res.constantBound || !res.Rewritten {
+		return false
+	}
+	for _, k := range res.Kinds {
+		if k != string(KindSelect) {
+			return false
+		}
+	}
+	for _, s := range spans {
+		if s.kind == kindString {
+			continue
+		}
+		j := s.start - 1
+		for j >= 0 && isSpace(text[j]) {
+			j--
+		}
+		if j >= 0 && (text[j] == '-' || text[j] == '+') {
+			return false
+		}
+	}
+	return true
+}
+
+// buildTemplate returns the template of text's shape, or nil when it
+// cannot be made or does not reproduce direct, the rewrite of text.
+func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalog, p Policy) *template {
+	if !templatable(text, spans, direct) {
+		return nil
+	}
+	var b strings.Builder
+	sentinels := make(map[string]int, len(spans))
+	last := 0
+	for i, s := range spans {
+		b.WriteString(text[last:s.start])
+		v := sentinel(i, s.kind)
+		sentinels[v] = i
+		b.WriteString(v)
+		last = s.end
+	}
+	b.WriteString(text[last:])
+	probe, err := rewriteGuarded(b.String(), cat, p)
+	if err != nil || !probe.Rewritten {
+		return nil
+	}
+	out := probe.SQL
+	scan, err := pg_query.Scan(out)
+	if err != nil {
+		return nil
+	}
+	t := &template{literals: len(spans)}
+	last = 0
+	for _, tok := range scan.Tokens {
+		switch tok.Token {
+		case pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_SCONST:
+		default:
+			continue
+		}
+		i, ok := sentinels[out[tok.Start:tok.End]]
+		if !ok {
+			continue
+		}
+		t.pieces = append(t.pieces, out[last:tok.Start])
+		t.slots = append(t.slots, i)
+		last = int(tok.End)
+	}
+	t.pieces = append(t.pieces, out[last:])
+	// NOTE: the proof: the template must give the direct rewrite of the
+	// statement it was made from, byte for byte.
+	if got, ok := t.splice(text, spans); !ok || got != direct.SQL {
+		return nil
+	}
+	return t
+}
+
+// splice returns the template filled with text's literals, or false when
+// a literal cannot be rendered as the deparser would.
+func (t *template) splice(text string, spans []literalSpan) (string, bool) {
+	// NOTE: pg_query refuses a text that is not UTF-8; so must a splice,
+	// whose literals would carry the bytes upstream.
+	if len(spans) != t.literals || !utf8.ValidString(text) {
+		return "", false
+	}
+	n := 0
+	for _, p := range t.pieces {
+		n += len(p)
+	}
+	var rendered [16]string
+	lits := rendered[:0]
+	for _, s := range spans {
+		r, ok := renderLiteral(text[s.start:s.end], s.kind)
+		if !ok {
+			return "", false
+		}
+		lits = append(lits, r)
+	}
+	for _, i := range t.slots {
+		n += len(lits[i])
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range t.pieces {
+		b.WriteString(p)
+		if i < len(t.slots) {
+			b.WriteString(lits[t.slots[i]])
+		}
+	}
+	return b.String(), true
+}
+
+// renderLiteral writes the literal token tok (of the kind scanLiterals
+// gave it) as pg_query's deparser writes its value: an int4 in decimal
+// without leading zeros, another number as its token, a string quoted
+// with its quotes doubled, and with E'' and its backslashes doubled when
+// it holds one (standard_conforming_strings is pinned on, so the client's
+// backslash is a character).
+func renderLiteral(tok string, kind byte) (string, bool) {
+	switch kind {
+	case kindInt:
+		v, err := strconv.ParseInt(tok, 10, 64)
+		if err != nil {
+			return "", false
+		}
+		return strconv.FormatInt(v, 10), true
+	case kindNumeric:
+		return tok, true
+	case kindString:
+		if !strings.Contains(tok, `\`) {
+			return tok, true
+		}
+		return "E" + strings.ReplaceAll(tok, `\`, `\\`), true
+	}
+	return "", false
+}

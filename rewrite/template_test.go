@@ -1,0 +1,82 @@
+package rewrite_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestTemplates runs, for each family of statements of one literal shape,
+// two statements through an engine (the second makes the shape's
+// template) and then a third, and requires the third to be exactly what a
+// cold engine sends for it: a template reproduces the direct rewrite byte
+// for byte, or is not used.
+func TestTemplates(t *testing.T) {
+	env := demoEnvironment(t)
+	marie := env.policy(t, "marie")
+	policy := func(string) (rewrite.Policy, error) { return marie, nil }
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// texts are three statements of one shape: the third is checked.
+		texts [3]string
+		// templated: the third statement is served from the template.
+		templated bool
+	}{
+		{"an integer compared with a governed column is spliced, also where the scope copies it",
+			[3]string{"SELECT nps FROM responses WHERE id = 1", "SELECT nps FROM responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 123456"}, true},
+		{"an integer with leading zeros is written as the deparser writes it",
+			[3]string{"SELECT nps FROM responses WHERE id = 1", "SELECT nps FROM responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 007"}, true},
+		{"strings keep their doubled quotes",
+			[3]string{"SELECT id FROM responses WHERE country = 'a'", "SELECT id FROM responses WHERE country = 'b'", "SELECT id FROM responses WHERE country = 'it''s'"}, true},
+		{"a string holding a backslash becomes an E'' string, as the deparser writes it",
+			[3]string{"SELECT id FROM responses WHERE country = 'a'", "SELECT id FROM responses WHERE country = 'b'", `SELECT id FROM responses WHERE country = 'a\b''\'`}, true},
+		{"numerics keep their token",
+			[3]string{"SELECT id FROM responses WHERE nps > 1.5", "SELECT id FROM responses WHERE nps > 2.5", "SELECT id FROM responses WHERE nps > 1e3"}, true},
+		{"LIMIT and OFFSET take the client's numbers",
+			[3]string{"SELECT id FROM responses ORDER BY id LIMIT 5 OFFSET 10", "SELECT id FROM responses ORDER BY id LIMIT 6 OFFSET 11", "SELECT id FROM responses ORDER BY id LIMIT 100 OFFSET 0"}, true},
+		{"ORDER BY and GROUP BY ordinals are not templated: they name columns, and pg_query leaves them in its normalisation",
+			[3]string{"SELECT country, count(*) FROM responses GROUP BY 1 ORDER BY 2", "SELECT country, count(*) FROM responses GROUP BY 1 ORDER BY 1", "SELECT country, count(*) FROM responses GROUP BY 2 ORDER BY 2"}, false},
+		{"typed literals are spliced into their cast",
+			[3]string{"SELECT id FROM responses WHERE submitted_at > date '2024-01-01'", "SELECT id FROM responses WHERE submitted_at > date '2024-02-01'", "SELECT id FROM responses WHERE submitted_at > date '1999-12-31'"}, true},
+		{"a negative number is not templated: the parser folds the sign into the constant",
+			[3]string{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"}, false},
+		{"IN lists and several tables",
+			[3]string{"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (1, 2) AND c.code = 'FR'",
+				"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (3, 4) AND c.code = 'DE'",
+				"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (5, 600) AND c.code = 'x''y'"}, true},
+		{"statements other than reads are not templated",
+			[3]string{"COPY (SELECT id FROM responses WHERE id = 1) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 2) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 3) TO STDOUT"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+			for _, text := range c.texts[:2] {
+				if _, err := warm.Rewrite(ctx, "marie", 'Q', text); err != nil {
+					t.Fatalf("%s: %v", text, err)
+				}
+			}
+			hits, _ := warm.CacheStats()
+			got, err := warm.Rewrite(ctx, "marie", 'Q', c.texts[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := warm.CacheStats()
+			want, err := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', c.texts[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SQL != want.SQL {
+				t.Fatalf("the template gives\n%s\nthe direct rewrite\n%s", got.SQL, want.SQL)
+			}
+			if !want.Rewritten || !strings.Contains(want.SQL, "OFFSET 0") {
+				t.Fatalf("not a rewrite: %s", want.SQL)
+			}
+			if templated := after > hits; templated != c.templated {
+				t.Errorf("served from a template: %v, want %v", templated, c.templated)
+			}
+		})
+	}
+}

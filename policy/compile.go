@@ -329,7 +329,7 @@ func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 			}
 		}
 	}
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names}
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: !t.Pushdown}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}

@@ -24,7 +24,8 @@ type sqlExpr struct {
 	// text is the expression as written.
 	text string
 	// node is the parsed expression. me.<name> are still column
-	// references; unqualified function names are qualified with pg_catalog.
+	// references; unqualified function and operator names are qualified
+	// with pg_catalog (see qualifyOperators).
 	node *pg_query.Node
 	// columns are the governed relation's columns it reads (unqualified
 	// names outside subqueries), sorted, without duplicates.
@@ -110,6 +111,12 @@ func (d *decoder) sqlExpression(a *hcl.Attribute, k exprKind) *sqlExpr {
 		},
 	}
 	c.check(val, nil, false)
+	if !c.ok() {
+		return nil
+	}
+	for _, p := range qualifyOperators(val) {
+		c.fail(p.loc, "Unqualifiable operator in policy expression", "%s.", p.detail)
+	}
 	if !c.ok() {
 		return nil
 	}

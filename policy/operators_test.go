@@ -81,8 +81,20 @@ func TestOperatorsWithoutQualifiedSpellingAreRefused(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "pgveil.hcl")
-			writeFile(t, path, []byte(`
+			out, failed := loadErrors(t, ruleOn(tt.where))
+			if !failed || !strings.Contains(out, tt.want) {
+				t.Errorf("diagnostics do not say %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// loadErrors loads the listen and upstream blocks followed by policy (as
+// loadPolicy) and returns the diagnostics, and whether they hold errors.
+func loadErrors(t *testing.T, policy string) (string, bool) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	writeFile(t, path, []byte(`
 listen {
   address = "127.0.0.1:6432"
 }
@@ -91,14 +103,10 @@ upstream {
   database = "feedback"
   user     = "pgveil_svc"
 }
-`+strings.ReplaceAll(ruleOn(tt.where), "VERIFIER", testVerifier)))
-			l := NewLoader()
-			_, diags := l.Load(path)
-			var out strings.Builder
-			_ = WriteDiagnostics(&out, l.Files(), diags)
-			if !diags.HasErrors() || !strings.Contains(out.String(), tt.want) {
-				t.Errorf("diagnostics do not say %q:\n%s", tt.want, out.String())
-			}
-		})
-	}
+`+strings.ReplaceAll(policy, "VERIFIER", testVerifier)))
+	l := NewLoader()
+	_, diags := l.Load(path)
+	var out strings.Builder
+	_ = WriteDiagnostics(&out, l.Files(), diags)
+	return out.String(), diags.HasErrors()
 }

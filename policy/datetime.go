@@ -157,11 +157,24 @@ func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) *pg_query.Node {
 			kinds[c.Name] = k
 		}
 	}
-	if filter == nil || len(kinds) == 0 {
+	if filter == nil {
 		return filter
 	}
 	n := proto.Clone(filter).(*pg_query.Node)
 	walkNodes(n, func(x *pg_query.Node) {
+		if tc := x.GetTypeCast(); tc != nil && typeKind(tc.TypeName) == "timestamptz" {
+			// NOTE: anywhere else, a timestamptz constant without offset
+			// would be read in the session's TimeZone; one that is not
+			// ISO 8601 is NULL, as a missing attribute would be.
+			if c := tc.Arg.GetAConst(); c != nil && c.GetSval() != nil {
+				r, ok := renderDatetime(c.GetSval().GetSval(), "timestamptz")
+				if !ok {
+					r = typeCast(nullConst(), scalarType("timestamptz"))
+				}
+				x.Node = r.Node
+			}
+			return
+		}
 		e := x.GetAExpr()
 		if e == nil || len(e.Name) != 2 || !pinnedComparisons[e.Name[1].GetString_().GetSval()] {
 			return
@@ -206,8 +219,13 @@ func columnKind(n *pg_query.Node, kinds map[string]string) string {
 // operands are left alone.
 func pinOperand(n *pg_query.Node, kind string) bool {
 	c := n.GetAConst()
-	if tc := n.GetTypeCast(); tc != nil && isDatetimeTypeName(tc.TypeName) {
+	if tc := n.GetTypeCast(); tc != nil && typeKind(tc.TypeName) != "" {
 		c = tc.Arg.GetAConst()
+		// NOTE: PostgreSQL compares a date with a timestamp as
+		// timestamps: keep the more precise of the two types.
+		if k := typeKind(tc.TypeName); kindRank[k] > kindRank[kind] {
+			kind = k
+		}
 	}
 	if c == nil || c.GetSval() == nil {
 		return true
@@ -220,18 +238,21 @@ func pinOperand(n *pg_query.Node, kind string) bool {
 	return true
 }
 
-// isDatetimeTypeName reports whether t names date, timestamp or
-// timestamptz (however spelled), without array bounds.
-func isDatetimeTypeName(t *pg_query.TypeName) bool {
+// typeKind returns the pinned kind t names (date, timestamp or
+// timestamptz, however spelled, without array bounds), or "".
+func typeKind(t *pg_query.TypeName) string {
 	if t == nil || len(t.Names) == 0 || len(t.ArrayBounds) > 0 {
-		return false
+		return ""
 	}
-	switch t.Names[len(t.Names)-1].GetString_().GetSval() {
+	switch k := t.Names[len(t.Names)-1].GetString_().GetSval(); k {
 	case "date", "timestamp", "timestamptz":
-		return true
+		return k
 	}
-	return false
+	return ""
 }
+
+// kindRank orders the pinned kinds by precision.
+var kindRank = map[string]int{"date": 1, "timestamp": 2, "timestamptz": 3}
 
 // constantProblem returns why the string constant s, written in a policy
 // expression (cast to typ when typ is not ""), could read differently

@@ -59,6 +59,12 @@ func TestDatetimeConstantsArePinned(t *testing.T) {
 			"d OPERATOR(pg_catalog.=) ANY(ARRAY['2025-03-01'::pg_catalog.date, '2025-03-03'::pg_catalog.date])"},
 		{"infinity stays infinity", "{}", "tz < 'infinity'", "tz OPERATOR(pg_catalog.<) 'infinity'::timestamp with time zone"},
 		{"a text column is left alone", "{}", "t = '2025-03-02'", "t OPERATOR(pg_catalog.=) '2025-03-02'"},
+		{"a timestamptz constant elsewhere is pinned to UTC", "{}", "tz > '2025-03-02 10:00'::timestamptz - interval '1 hour'",
+			"tz OPERATOR(pg_catalog.>) ('2025-03-02 10:00:00+00'::timestamp with time zone OPERATOR(pg_catalog.-) '1 hour'::interval)"},
+		{"a cast attribute that is not ISO 8601 is NULL elsewhere", `{ since = "now" }`, "tz > me.since::timestamptz - interval '1 hour'",
+			"tz OPERATOR(pg_catalog.>) (NULL::timestamp with time zone OPERATOR(pg_catalog.-) '1 hour'::interval)"},
+		{"a timestamp constant compared with a date column stays a timestamp", "{}", "d < '2025-03-02 10:00'::timestamp",
+			"d OPERATOR(pg_catalog.<) '2025-03-02 10:00:00'::timestamp"},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +148,7 @@ FROM generate_series(0, 23) g`); err != nil {
 		{"a timestamptz rule with an offset", "{}", "tz < '2025-03-02 03:00-05'"},
 		{"a timestamptz rule on a date", "{}", "tz >= DATE '2025-03-02'"},
 		{"an attribute date", `{ since = "2025-03-02" }`, "d >= me.since AND tz < me.since"},
+		{"a timestamptz constant in arithmetic", "{}", "tz > '2025-03-02 10:00'::timestamptz - interval '2 hours'"},
 		{"an attribute that is not ISO 8601", `{ since = "03/02/2025" }`, "d >= me.since OR id < 2"},
 	}
 	settings := []string{}

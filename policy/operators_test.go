@@ -4,6 +4,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ruleOn returns users plus a rule for analyst on public.responses with
@@ -109,4 +113,63 @@ upstream {
 	var out strings.Builder
 	_ = WriteDiagnostics(&out, l.Files(), diags)
 	return out.String(), diags.HasErrors()
+}
+
+// TestQualifiedOperatorsDeparseToTheSameTree checks that the deparser
+// parenthesises qualified operators, whose precedence differs from the
+// plain ones', so that the text sent upstream parses back to the tree
+// pgveil built.
+func TestQualifiedOperatorsDeparseToTheSameTree(t *testing.T) {
+	for _, e := range []string{
+		"a + 1 < b * 2",
+		"a = 1 IS TRUE",
+		"NOT a = b",
+		"a IS NULL = b IS NULL",
+		"-a < 2 AND a ^ 2 >= 3",
+		"a || b || c = 'x'",
+		"(a < b) = (c > d)",
+		"a BETWEEN b + 1 AND c",
+		"a LIKE b || '%' ESCAPE '!'",
+		"a IN (1 + 2, b - 1)",
+		"a::text = 'x' COLLATE \"C\"",
+		"ARRAY[a, b] @> ARRAY[1] AND a = ANY(ARRAY[1, 2] || 3)",
+		"(a, b) < (1, 2)",
+		"a = (SELECT x.b FROM public.x x WHERE x.c + 1 = a)",
+		"- a = - - b",
+		"a % 2 = 0 OR a # 1 <> 0",
+	} {
+		t.Run(e, func(t *testing.T) {
+			n := mustParseExpr(e)
+			sql := deparseExpr(n)
+			again := mustParseExpr(sql)
+			if !proto.Equal(withoutLocations(n), withoutLocations(again)) {
+				t.Errorf("%s deparses to %s, which parses to another tree", e, sql)
+			}
+		})
+	}
+}
+
+// withoutLocations returns a copy of n with every location -1.
+func withoutLocations(n *pg_query.Node) *pg_query.Node {
+	c := proto.Clone(n).(*pg_query.Node)
+	var clear func(m protoreflect.Message)
+	clear = func(m protoreflect.Message) {
+		if f := m.Descriptor().Fields().ByName("location"); f != nil && f.Kind() == protoreflect.Int32Kind {
+			m.Set(f, protoreflect.ValueOfInt32(-1))
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.Message() == nil || fd.IsMap():
+			case fd.IsList():
+				for i := 0; i < v.List().Len(); i++ {
+					clear(v.List().Get(i).Message())
+				}
+			default:
+				clear(v.Message())
+			}
+			return true
+		})
+	}
+	clear(c.ProtoReflect())
+	return c
 }

@@ -265,7 +265,8 @@ func constantProblem(s, typ string) string {
 	if dateLikeRE.MatchString(s) {
 		if _, ok := parseISO(s); !ok {
 			return fmt.Sprintf("%q is not an ISO 8601 date or time, so DateStyle decides how it reads: "+
-				"write YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, and a UTC offset (+00) for an instant", s)
+				"write YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, and a UTC offset (+00) for an instant "+
+				"(a string that only looks like a date: cast it, '…'::text)", s)
 		}
 	}
 	return ""

@@ -118,8 +118,8 @@ func TestSettingDependentPolicyExpressionsAreRefused(t *testing.T) {
 }
 
 // TestDatetimeRulesIgnoreSessionSettings runs compiled date, timestamp
-// and timestamptz rules on a real PostgreSQL under every DateStyle and
-// two time zones: the rows must be the same.
+// and timestamptz rules on a real PostgreSQL under every DateStyle, three
+// time zones and each IntervalStyle: the rows must be the same.
 func TestDatetimeRulesIgnoreSessionSettings(t *testing.T) {
 	pgtest.Require(t, cluster)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -153,8 +153,9 @@ FROM generate_series(0, 23) g`); err != nil {
 	}
 	settings := []string{}
 	for _, ds := range []string{"ISO, MDY", "SQL, DMY", "SQL, MDY", "Postgres, DMY", "Postgres, MDY", "German, DMY", "German, MDY", "ISO, YMD"} {
-		for _, tz := range []string{"UTC", "Pacific/Kiritimati", "America/New_York"} {
-			settings = append(settings, "SET DateStyle = '"+ds+"'; SET TimeZone = '"+tz+"'; SET IntervalStyle = 'sql_standard'")
+		for i, tz := range []string{"UTC", "Pacific/Kiritimati", "America/New_York"} {
+			is := []string{"postgres", "sql_standard", "iso_8601"}[i]
+			settings = append(settings, "SET DateStyle = '"+ds+"'; SET TimeZone = '"+tz+"'; SET IntervalStyle = '"+is+"'")
 		}
 	}
 	for _, r := range rules {

@@ -474,7 +474,7 @@ func (c *exprChecker) constant(k *pg_query.A_Const, typ *pg_query.TypeName) {
 	}
 	if problem := constantProblem(k.GetSval().GetSval(), name); problem != "" {
 		c.fail(k.Location, "Setting-dependent constant in policy expression",
-			"The rows a policy selects may not depend on the client's SET: %s. (A string that is not a date: cast it, '…'::text.)", problem)
+			"The rows a policy selects may not depend on the client's SET: %s.", problem)
 	}
 }
 

@@ -185,8 +185,13 @@ var leakproofPairs = map[[2]string][6]string{
 //     (no more than the time an index probe takes, see configs/README.md).
 //     When the client declared another type, the cast can round the value
 //     (a timestamp parameter against a date column): < and > are then
-//     copied as <= and >=, which such a rounding never makes stricter
-//     than the client's own comparison; <> is not copied.
+//     copied as <= and >=, which a monotone rounding never makes stricter
+//     than the client's own comparison; <> is not copied. (The copy only
+//     ever needs to be implied by the client's comparison: it is a filter
+//     for the index, the client's own stays outside.)
+//   - a text column keeps its collation: the copy compares with the
+//     column's collation, as the client's comparison does (a COLLATE
+//     clause is not a constant, so it is never copied).
 func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) []*pg_query.Node {
 	if acc.NoPushdown || len(w.selects) == 0 || len(alias.Colnames) > 0 {
 		return nil

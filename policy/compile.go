@@ -329,7 +329,9 @@ func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 			}
 		}
 	}
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names}
+	// NOTE: date and time constants are rendered for the relation's
+	// column types, so that no DateStyle or TimeZone changes the rows.
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: pinDatetimes(filter, rel), Rules: names, NoPushdown: !t.Pushdown}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}
@@ -341,7 +343,7 @@ func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 		if acc.Masks == nil {
 			acc.Masks = map[string]*pg_query.Node{}
 		}
-		acc.Masks[c.Name] = maskNode(&col.Mask, c.Name, p.maskExprs[col], has)
+		acc.Masks[c.Name] = pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
 	}
 	return acc
 }

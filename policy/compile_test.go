@@ -164,7 +164,7 @@ rule "b" {
   where  = "score > 50"
 }`,
 			login: "marie",
-			where: "country = 'France' OR score > 50",
+			where: "country OPERATOR(pg_catalog.=) 'France' OR score OPERATOR(pg_catalog.>) 50",
 			rules: []string{"a", "b"},
 		},
 		{
@@ -193,7 +193,7 @@ rule "r2" {
   where  = "id < 1000"
 }`,
 			login: "marie",
-			where: "(country = 'France' OR score > 50) AND comment IS NOT NULL AND id < 1000",
+			where: "(country OPERATOR(pg_catalog.=) 'France' OR score OPERATOR(pg_catalog.>) 50) AND comment IS NOT NULL AND id OPERATOR(pg_catalog.<) 1000",
 			rules: []string{"a", "b", "r1", "r2"},
 		},
 		{
@@ -230,7 +230,7 @@ rule "off" {
   enabled = false
 }`,
 			login: "marie",
-			where: "country = 'France'",
+			where: "country OPERATOR(pg_catalog.=) 'France'",
 			rules: []string{"a"},
 		},
 		{
@@ -267,7 +267,7 @@ rule "all" {
   scope  = "all"
 }`,
 			login: "marie",
-			where: "agent_login = 'marie'",
+			where: "agent_login OPERATOR(pg_catalog.=) 'marie'",
 			rules: []string{"all", "role.analyst.scope"},
 		},
 		{
@@ -281,7 +281,7 @@ rule "a" {
   where  = "country = me.country"
 }`,
 			login: "marie",
-			where: "country = 'France' AND (team_id = 2 OR agent_login = 'marie')",
+			where: "country OPERATOR(pg_catalog.=) 'France' AND (team_id OPERATOR(pg_catalog.=) 2 OR agent_login OPERATOR(pg_catalog.=) 'marie')",
 			rules: []string{"a", "role.agent.scope", "role.analyst.scope"},
 		},
 		{
@@ -294,7 +294,7 @@ rule "a" {
   where  = "country = me.country"
 }`,
 			login: "marie",
-			where: "country = 'France'",
+			where: "country OPERATOR(pg_catalog.=) 'France'",
 			rules: []string{"a"},
 		},
 		{
@@ -314,7 +314,7 @@ rule "r" {
   where  = "id < 1000"
 }`,
 			login: "marie",
-			where: "agent_login = 'marie'",
+			where: "agent_login OPERATOR(pg_catalog.=) 'marie'",
 			rules: []string{"a", "r", "role.analyst.scope", "role.analyst.own_rows"},
 		},
 		{
@@ -333,7 +333,7 @@ rule "r" {
   where  = "id < 1000"
 }`,
 			login: "marie",
-			where: "(country = 'France' AND id < 1000) OR agent_login = 'marie'",
+			where: "(country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.<) 1000) OR agent_login OPERATOR(pg_catalog.=) 'marie'",
 			rules: []string{"a", "r", "role.analyst.own_rows"},
 		},
 	}
@@ -386,17 +386,18 @@ teams {
 	cases := []struct {
 		name, extra, scope, login, where string
 	}{
-		{"self compares the owner column with the login", "", "self", "marie", "agent_login = 'marie'"},
-		{"own_team compares the team column with the user's team", "", "own_team", "marie", "team_id = 2"},
+		{"self compares the owner column with the login", "", "self", "marie", "agent_login OPERATOR(pg_catalog.=) 'marie'"},
+		{"own_team compares the team column with the user's team", "", "own_team", "marie", "team_id OPERATOR(pg_catalog.=) 2"},
 		{"own_team gives no row to a user without a team", "", "own_team", "tom", "false"},
-		{"team_subtree with team blocks lists the subtree's ids", withTeams, "team_subtree", "marie", "team_id = ANY(ARRAY[2, 3, 4])"},
-		{"team_subtree of a leaf team is the team alone", withTeams, "team_subtree", "paul", "team_id = ANY(ARRAY[7])"},
+		{"team_subtree with team blocks lists the subtree's ids", withTeams, "team_subtree", "marie", "team_id OPERATOR(pg_catalog.=) ANY(ARRAY[2, 3, 4])"},
+		{"team_subtree of a leaf team is the team alone", withTeams, "team_subtree", "paul", "team_id OPERATOR(pg_catalog.=) ANY(ARRAY[7])"},
 		{"team_subtree gives no row to a user without a team", withTeams, "team_subtree", "tom", "false"},
 		{"team_subtree with a teams table walks it recursively", withTeamsTable, "team_subtree", "marie",
-			`team_id IN (WITH RECURSIVE pgveil_subtree(id) AS (SELECT t."team id" FROM org.teams t WHERE t."team id" = 2 ` +
-				`UNION SELECT c."team id" FROM org.teams c JOIN pgveil_subtree s ON c.parent = s.id) SELECT pgveil_subtree.id FROM pgveil_subtree)`},
-		{"own_groups lists everyone sharing a group", "", "own_groups", "marie", "agent_login = ANY(ARRAY['marie', 'paul'])"},
-		{"own_groups unions every group of the user", "", "own_groups", "paul", "agent_login = ANY(ARRAY['marie', 'paul', 'tom'])"},
+			`team_id OPERATOR(pg_catalog.=) ANY (WITH RECURSIVE pgveil_subtree(id) AS (SELECT t."team id" FROM org.teams t ` +
+				`WHERE t."team id" OPERATOR(pg_catalog.=) 2 UNION SELECT c."team id" FROM org.teams c JOIN pgveil_subtree s ` +
+				`ON c.parent OPERATOR(pg_catalog.=) s.id) SELECT pgveil_subtree.id FROM pgveil_subtree)`},
+		{"own_groups lists everyone sharing a group", "", "own_groups", "marie", "agent_login OPERATOR(pg_catalog.=) ANY(ARRAY['marie', 'paul'])"},
+		{"own_groups unions every group of the user", "", "own_groups", "paul", "agent_login OPERATOR(pg_catalog.=) ANY(ARRAY['marie', 'paul', 'tom'])"},
 		{"all gives every row", "", "all", "marie", ""},
 	}
 	for _, tt := range cases {
@@ -421,7 +422,7 @@ rule "vendors" {
   scope  = "groups"
   groups = ["vendor_b"]
 }`, "paul")
-		if got, want := whereOf(t, responses, p.Relation(responses)), "agent_login = ANY(ARRAY['paul', 'tom'])"; got != want {
+		if got, want := whereOf(t, responses, p.Relation(responses)), "agent_login OPERATOR(pg_catalog.=) ANY(ARRAY['paul', 'tom'])"; got != want {
 			t.Errorf("filter\n got: %s\nwant: %s", got, want)
 		}
 	})
@@ -476,20 +477,20 @@ rule "owners" {
 	}{
 		{"an exact table block governs alone, without the column blocks of patterns", responses,
 			"SELECT id, country, email, score, agent_login, team_id, comment FROM public.responses " +
-				"WHERE country = 'France' OR agent_login = 'marie'"},
+				"WHERE country OPERATOR(pg_catalog.=) 'France' OR agent_login OPERATOR(pg_catalog.=) 'marie'"},
 		{"a longer pattern beats a shorter one", rel("public", "resp_2025", []string{"email", "country", "owner"}),
-			"SELECT '***' AS email, country, owner FROM public.resp_2025 WHERE country = 'France'"},
+			"SELECT '***' AS email, country, owner FROM public.resp_2025 WHERE country OPERATOR(pg_catalog.=) 'France'"},
 		{"a pattern's column blocks apply to every table it governs", rel("public", "surveys_2", []string{"email", "country", "owner"}),
-			"SELECT NULL AS email, country, owner FROM public.surveys_2 WHERE country = 'France' OR owner = 'marie'"},
+			"SELECT NULL AS email, country, owner FROM public.surveys_2 WHERE country OPERATOR(pg_catalog.=) 'France' OR owner OPERATOR(pg_catalog.=) 'marie'"},
 		{"a partition is governed by its parent's table block", rel("archive", "responses_2025", []string{"email", "country", "agent_login"},
 			rewrite.QName{Schema: "public", Name: "responses"}),
-			"SELECT email, country, agent_login FROM archive.responses_2025 WHERE country = 'France' OR agent_login = 'marie'"},
+			"SELECT email, country, agent_login FROM archive.responses_2025 WHERE country OPERATOR(pg_catalog.=) 'France' OR agent_login OPERATOR(pg_catalog.=) 'marie'"},
 		{"a child's own exact block beats its parent's", rel("public", "children", []string{"email", "country"}, rewrite.QName{Schema: "public", Name: "responses"}),
-			"SELECT 'child' AS email, country FROM public.children WHERE country = 'France'"},
+			"SELECT 'child' AS email, country FROM public.children WHERE country OPERATOR(pg_catalog.=) 'France'"},
 		{"a where over a column the relation lacks gives no row", rel("public", "surveys", []string{"id", "owner"}),
-			"SELECT id, owner FROM public.surveys WHERE owner = 'marie'"},
+			"SELECT id, owner FROM public.surveys WHERE owner OPERATOR(pg_catalog.=) 'marie'"},
 		{"a scope needing a column the relation lacks gives no row", rel("public", "notes", []string{"country"}),
-			"SELECT country FROM public.notes WHERE country = 'France'"},
+			"SELECT country FROM public.notes WHERE country OPERATOR(pg_catalog.=) 'France'"},
 		{"equally specific patterns deny", rel("public", "ab", []string{"country"}),
 			`denied: table public.ab is matched by equally specific table blocks "public.a*" (at pgveil.hcl:53,1) and ` +
 				`"public.*b" (at pgveil.hcl:54,1): add a table block naming it exactly`},
@@ -556,12 +557,13 @@ rule "all" {
 		p := compile(t, strings.Replace(policy, `role "analyst" {`, "role \"analyst\" {\n  columns = [\"technical\"]", 1), "marie")
 		keyID := maskKeyID(hmacPads([]byte("k")))
 		want := "SELECT NULL AS a, '***' AS b, 0 AS c, " +
-			"CASE WHEN d IS NULL THEN NULL WHEN pg_catalog.length(d::pg_catalog.text) <= 5 " +
+			"CASE WHEN d IS NULL THEN NULL WHEN pg_catalog.length(d::pg_catalog.text) OPERATOR(pg_catalog.<=) 5 " +
 			"THEN pg_catalog.repeat('*', pg_catalog.length(d::pg_catalog.text)) " +
-			`ELSE (pg_catalog."left"(d::pg_catalog.text, 1) || pg_catalog.repeat('*', pg_catalog.length(d::pg_catalog.text) - 5)) ` +
-			`|| pg_catalog."right"(d::pg_catalog.text, 4) END AS d, ` +
+			`ELSE (pg_catalog."left"(d::pg_catalog.text, 1) OPERATOR(pg_catalog.||) pg_catalog.repeat('*', ` +
+			`pg_catalog.length(d::pg_catalog.text) OPERATOR(pg_catalog.-) 5)) ` +
+			`OPERATOR(pg_catalog.||) pg_catalog."right"(d::pg_catalog.text, 4) END AS d, ` +
 			`pgveil.mask_hash(e::pg_catalog.text, '` + keyID + `') AS e, ` +
-			`pg_catalog."left"(f, 2) || 'France' AS f, NULL AS g, h, plain FROM public.people`
+			`pg_catalog."left"(f, 2) OPERATOR(pg_catalog.||) 'France' AS f, NULL AS g, h, plain FROM public.people`
 		if got := accessSQL(t, people, p.Relation(people)); got != want {
 			t.Errorf("\n got: %s\nwant: %s", got, want)
 		}
@@ -589,20 +591,20 @@ func TestCompileBindsAttributes(t *testing.T) {
 	cases := []struct {
 		name, attributes, where, want string
 	}{
-		{"a string binds as a string constant", `{ country = "France" }`, "country = me.country", "country = 'France'"},
-		{"a number binds as a numeric constant", `{ level = 3 }`, "nps > me.level", "nps > 3"},
-		{"a negative number keeps its sign", `{ level = -3 }`, "nps > me.level AND nps::text <> me.level::text", "nps > -3 AND nps::text <> (-3)::text"},
-		{"a big number binds as a numeric constant", `{ level = 12345678901234567890 }`, "id < me.level", "id < 12345678901234567890"},
-		{"a decimal binds as a numeric constant", `{ ratio = 0.25 }`, "score > me.ratio", "score > 0.25"},
-		{"a boolean binds as a boolean constant", `{ active = true }`, "me.active AND id > 0", "true AND id > 0"},
-		{"a list binds as an array", `{ regions = ["north", "south"] }`, "region = ANY(me.regions)", "region = ANY(ARRAY['north', 'south'])"},
-		{"an empty list binds as a typed empty array", `{ regions = [] }`, "region = ANY(me.regions)", "region = ANY(ARRAY[]::pg_catalog.text[])"},
-		{"a missing attribute binds as NULL", `{}`, "country = me.country", "country = NULL"},
+		{"a string binds as a string constant", `{ country = "France" }`, "country = me.country", "country OPERATOR(pg_catalog.=) 'France'"},
+		{"a number binds as a numeric constant", `{ level = 3 }`, "nps > me.level", "nps OPERATOR(pg_catalog.>) 3"},
+		{"a negative number keeps its sign", `{ level = -3 }`, "nps > me.level AND nps::text <> me.level::text", "nps OPERATOR(pg_catalog.>) -3 AND nps::text OPERATOR(pg_catalog.<>) (-3)::text"},
+		{"a big number binds as a numeric constant", `{ level = 12345678901234567890 }`, "id < me.level", "id OPERATOR(pg_catalog.<) 12345678901234567890"},
+		{"a decimal binds as a numeric constant", `{ ratio = 0.25 }`, "score > me.ratio", "score OPERATOR(pg_catalog.>) 0.25"},
+		{"a boolean binds as a boolean constant", `{ active = true }`, "me.active AND id > 0", "true AND id OPERATOR(pg_catalog.>) 0"},
+		{"a list binds as an array", `{ regions = ["north", "south"] }`, "region = ANY(me.regions)", "region OPERATOR(pg_catalog.=) ANY(ARRAY['north', 'south'])"},
+		{"an empty list binds as a typed empty array", `{ regions = [] }`, "region = ANY(me.regions)", "region OPERATOR(pg_catalog.=) ANY(ARRAY[]::pg_catalog.text[])"},
+		{"a missing attribute binds as NULL", `{}`, "country = me.country", "country OPERATOR(pg_catalog.=) NULL"},
 		{"login, team, groups and roles are attributes", `{}`, "owner = me.login AND t = me.team AND g = ANY(me.groups) AND 'analyst' = ANY(me.roles)",
-			"owner = 'marie' AND t = 2 AND g = ANY(ARRAY['vendor_a']) AND 'analyst' = ANY(ARRAY['analyst'])"},
+			"owner OPERATOR(pg_catalog.=) 'marie' AND t OPERATOR(pg_catalog.=) 2 AND g OPERATOR(pg_catalog.=) ANY(ARRAY['vendor_a']) AND 'analyst' OPERATOR(pg_catalog.=) ANY(ARRAY['analyst'])"},
 		{"attributes bind inside subqueries", `{ country = "France" }`, "id IN (SELECT x.id FROM public.x x WHERE x.c = me.country)",
-			"id IN (SELECT x.id FROM public.x x WHERE x.c = 'France')"},
-		{"unqualified functions resolve in pg_catalog", `{}`, "lower(country) = 'france'", "pg_catalog.lower(country) = 'france'"},
+			"id OPERATOR(pg_catalog.=) ANY (SELECT x.id FROM public.x x WHERE x.c OPERATOR(pg_catalog.=) 'France')"},
+		{"unqualified functions resolve in pg_catalog", `{}`, "lower(country) = 'france'", "pg_catalog.lower(country) OPERATOR(pg_catalog.=) 'france'"},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -888,8 +890,31 @@ rule "a" {
 		}()
 	}
 	for range 8 {
-		if got := <-done; got != "country = 'France'pg_catalog.\"left\"(c, 1) || 'France'" {
+		if got := <-done; got != "country OPERATOR(pg_catalog.=) 'France'pg_catalog.\"left\"(c, 1) OPERATOR(pg_catalog.||) 'France'" {
 			t.Errorf("concurrent result %s (single: %s)", got, want)
 		}
+	}
+}
+
+func TestCompilePushdown(t *testing.T) {
+	for _, tt := range []struct {
+		name, attr string
+		no         bool
+	}{
+		{"a table allows pushdown by default", "", false},
+		{"pushdown = true allows it", "pushdown = true", false},
+		{"pushdown = false tells the rewriter to push nothing", "pushdown = false", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := compile(t, strings.Replace(users, `team_column  = "team_id"`, `team_column  = "team_id"`+"\n  "+tt.attr, 1)+`
+rule "r" {
+  tables = ["public.responses"]
+  roles  = ["analyst"]
+  where  = "country = me.country"
+}`, "marie")
+			if acc := p.Relation(responses); acc.NoPushdown != tt.no {
+				t.Errorf("NoPushdown %t, want %t", acc.NoPushdown, tt.no)
+			}
+		})
 	}
 }

@@ -284,6 +284,12 @@ type Table struct {
 	// user sees. A ceiling needs a row's owner or team, which reference
 	// rows do not have.
 	Reference bool
+	// Pushdown lets the rewriter copy the client's leak-proof comparisons
+	// of visible columns into the table's scope subquery, so that indexes
+	// serve them (the default). false keeps every client predicate
+	// outside: slower, but the time a statement takes no longer tells
+	// whether a hidden row matches.
+	Pushdown bool
 	// DeclRange is where the block starts.
 	DeclRange hcl.Range
 }

@@ -49,7 +49,8 @@ func dumpPolicy(w *bytes.Buffer, cfg *Config) {
 		p("identity %q: %s", src.Name, src.Query)
 	}
 	for _, t := range cfg.Tables {
-		p("table %q (specificity %d): owner_column %q, team_column %q", t.Pattern.String(), t.Pattern.specificity(), t.OwnerColumn, t.TeamColumn)
+		p("table %q (specificity %d): owner_column %q, team_column %q, reference %t, pushdown %t",
+			t.Pattern.String(), t.Pattern.specificity(), t.OwnerColumn, t.TeamColumn, t.Reference, t.Pushdown)
 		for _, name := range sortedKeys(t.Columns) {
 			c := t.Columns[name]
 			p("  column %q: class %q, mask %s", name, c.Class, dumpMask(&c.Mask))

@@ -19,6 +19,10 @@ import (
 // block; a summary counts the rest.
 const maxRowWarnings = 10
 
+// identitySettings fix, for the identity transaction, the settings that
+// decide the text form of dates, times and intervals.
+const identitySettings = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'"
+
 // LoadIdentities runs the identity queries, and reads the teams table if
 // any, over conn (the upstream service account), inside one READ ONLY
 // transaction, and merges the rows with the user blocks (see
@@ -45,6 +49,16 @@ func (c *Config) LoadIdentities(ctx context.Context, conn *pgconn.PgConn) (*Iden
 	// NOTE: the transaction only reads; ROLLBACK ends it either way. (A
 	// closure: a deferred conn.Exec(…).ReadAll() would send ROLLBACK now.)
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll() }()
+	// NOTE: dates, times and intervals become attributes in their text
+	// form, which these settings decide: ISO 8601 and UTC are what
+	// policies read alike under every client's settings (see datetime.go).
+	if _, err := conn.Exec(ctx, identitySettings).ReadAll(); err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read identities",
+			Detail:   fmt.Sprintf("Setting the date and time output upstream failed: %s.", err),
+		}}
+	}
 
 	var rows []identityRow
 	broken := map[string]string{}

@@ -260,3 +260,33 @@ teams {
 		})
 	}
 }
+
+func TestLoadIdentitiesReadsDatesInISO8601AndUTC(t *testing.T) {
+	setupIdentitiesDB(t)
+	cfg := loadPolicy(t, strings.Replace(identitiesPolicy, "QUERY",
+		"SELECT 'ann' AS login, ARRAY['analyst'] AS roles, DATE '2025-03-02' AS since, "+
+			"TIMESTAMPTZ '2025-03-02 10:00:00+00' AS at, INTERVAL '-1 day 02:00:00' AS span", 1))
+	conn := connectAs(t, identitiesDB, "pgveil_svc", demoSvcPassword)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// NOTE: as a server or role default would.
+	if _, err := conn.Exec(ctx, "SET DateStyle = 'German, DMY'; SET TimeZone = 'Asia/Tokyo'; SET IntervalStyle = 'sql_standard'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	ids, diags := cfg.LoadIdentities(ctx, conn)
+	if diags.HasErrors() {
+		t.Fatal(diagText(diags))
+	}
+	u, why := ids.lookup("ann")
+	if u == nil {
+		t.Fatal(why)
+	}
+	for name, want := range map[string]string{"since": `"2025-03-02"`, "at": `"2025-03-02 10:00:00+00"`, "span": `"-1 days +02:00:00"`} {
+		if got := u.Attributes[name].String(); got != want {
+			t.Errorf("me.%s = %s, want %s", name, got, want)
+		}
+	}
+	if got := queryOne(t, conn, "SELECT pg_catalog.current_setting('DateStyle')"); got[0] != "German, DMY" {
+		t.Errorf("LoadIdentities changed the session's DateStyle to %s", got[0])
+	}
+}

@@ -43,8 +43,8 @@ func visitMessage(m protoreflect.Message, f func(*pg_query.Node)) {
 	walkMessage(m, f)
 }
 
-// mustParseExpr parses a SQL expression pgveil itself writes (a template);
-// a failure is a program bug.
+// mustParseExpr parses a SQL expression pgveil itself writes (a template),
+// its operators qualified with pg_catalog; a failure is a program bug.
 func mustParseExpr(sql string) *pg_query.Node {
 	tree, err := pg_query.Parse(exprPrefix + sql)
 	if err != nil {
@@ -53,6 +53,9 @@ func mustParseExpr(sql string) *pg_query.Node {
 	val, problem := singleExpression(tree)
 	if problem != "" {
 		panic(fmt.Sprintf("policy: template %q: %s", sql, problem))
+	}
+	if problems := qualifyOperators(val); len(problems) > 0 {
+		panic(fmt.Sprintf("policy: template %q: %s", sql, problems[0].detail))
 	}
 	return val
 }
@@ -92,14 +95,14 @@ func columnRef(name string) *pg_query.Node {
 	return pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(name)}, -1)
 }
 
-// eq returns l = r.
+// eq returns l OPERATOR(pg_catalog.=) r.
 func eq(l, r *pg_query.Node) *pg_query.Node {
-	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP, []*pg_query.Node{pg_query.MakeStrNode("=")}, l, r, -1)
+	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP, qualifiedOp("="), l, r, -1)
 }
 
-// eqAny returns l = ANY(r).
+// eqAny returns l OPERATOR(pg_catalog.=) ANY(r).
 func eqAny(l, r *pg_query.Node) *pg_query.Node {
-	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP_ANY, []*pg_query.Node{pg_query.MakeStrNode("=")}, l, r, -1)
+	return pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP_ANY, qualifiedOp("="), l, r, -1)
 }
 
 // isBoolConst reports whether n is the constant b.

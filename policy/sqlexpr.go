@@ -24,7 +24,8 @@ type sqlExpr struct {
 	// text is the expression as written.
 	text string
 	// node is the parsed expression. me.<name> are still column
-	// references; unqualified function names are qualified with pg_catalog.
+	// references; unqualified function and operator names are qualified
+	// with pg_catalog (see qualifyOperators).
 	node *pg_query.Node
 	// columns are the governed relation's columns it reads (unqualified
 	// names outside subqueries), sorted, without duplicates.
@@ -110,6 +111,12 @@ func (d *decoder) sqlExpression(a *hcl.Attribute, k exprKind) *sqlExpr {
 		},
 	}
 	c.check(val, nil, false)
+	if !c.ok() {
+		return nil
+	}
+	for _, p := range qualifyOperators(val) {
+		c.fail(p.loc, "Unqualifiable operator in policy expression", "%s.", p.detail)
+	}
 	if !c.ok() {
 		return nil
 	}
@@ -294,6 +301,7 @@ func (c *exprChecker) check(n *pg_query.Node, sc *rangeScope, inSub bool) {
 	}
 	switch x := n.Node.(type) {
 	case *pg_query.Node_AConst:
+		c.constant(x.AConst, nil)
 	case *pg_query.Node_SqlvalueFunction:
 		c.sessionValue(x.SqlvalueFunction)
 	case *pg_query.Node_ColumnRef:
@@ -318,7 +326,11 @@ func (c *exprChecker) check(n *pg_query.Node, sc *rangeScope, inSub bool) {
 		c.check(x.SortBy.Node, sc, inSub)
 	case *pg_query.Node_TypeCast:
 		c.typeName(x.TypeCast.TypeName)
-		c.check(x.TypeCast.Arg, sc, inSub)
+		if k := x.TypeCast.Arg.GetAConst(); k != nil {
+			c.constant(k, x.TypeCast.TypeName)
+		} else {
+			c.check(x.TypeCast.Arg, sc, inSub)
+		}
 	case *pg_query.Node_CaseExpr:
 		c.check(x.CaseExpr.Arg, sc, inSub)
 		c.checkAll(x.CaseExpr.Args, sc, inSub)
@@ -443,13 +455,37 @@ func (c *exprChecker) typeName(t *pg_query.TypeName) {
 	c.checkAll(t.Typmods, nil, false)
 }
 
+// constant checks a string constant, cast to typ when typ is not nil:
+// DateStyle and IntervalStyle may not change what it means (see
+// datetime.go). A constant cast to another type (text, a number) is not
+// a date.
+func (c *exprChecker) constant(k *pg_query.A_Const, typ *pg_query.TypeName) {
+	if k.GetSval() == nil {
+		return
+	}
+	name := ""
+	if typ != nil && len(typ.Names) > 0 {
+		name = typ.Names[len(typ.Names)-1].GetString_().GetSval()
+		switch name {
+		case "date", "timestamp", "timestamptz", "time", "timetz", "interval":
+		default:
+			return
+		}
+	}
+	if problem := constantProblem(k.GetSval().GetSval(), name); problem != "" {
+		c.fail(k.Location, "Setting-dependent constant in policy expression",
+			"The rows a policy selects may not depend on the client's SET: %s.", problem)
+	}
+}
+
 // sessionFunctions are pg_catalog functions a policy may not call: they
 // read or write session settings, which the client controls (SET), so a
 // policy depending on them could be bypassed.
 var sessionFunctions = map[string]bool{"current_setting": true, "set_config": true}
 
 // sessionValue refuses CURRENT_USER and friends: upstream, every session
-// is the service account's.
+// is the service account's; and the session's local date and time, which
+// follow the client's TimeZone.
 func (c *exprChecker) sessionValue(f *pg_query.SQLValueFunction) {
 	switch f.Op {
 	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_USER, pg_query.SQLValueFunctionOp_SVFOP_SESSION_USER,
@@ -457,6 +493,13 @@ func (c *exprChecker) sessionValue(f *pg_query.SQLValueFunction) {
 		c.fail(f.Location, "Session user in policy expression",
 			"Upstream, every statement runs as pgveil's service account, so CURRENT_USER and SESSION_USER name it, "+
 				"not the client: write me.login for the user's login.")
+	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME,
+		pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME_N, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME,
+		pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME_N, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP,
+		pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP_N:
+		c.fail(f.Location, "Session time zone in policy expression",
+			"CURRENT_DATE, CURRENT_TIME, LOCALTIME and LOCALTIMESTAMP are the date or time in the client's TimeZone, "+
+				"which the client may SET: compare a timestamptz column with now() or CURRENT_TIMESTAMP instead.")
 	}
 }
 

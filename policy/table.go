@@ -19,6 +19,7 @@ var (
 			{Name: "owner_column"},
 			{Name: "team_column"},
 			{Name: "reference"},
+			{Name: "pushdown"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
 	}
@@ -82,7 +83,7 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 			return
 		}
 	}
-	t := &Table{Pattern: p, Columns: map[string]*Column{}, DeclRange: b.DefRange}
+	t := &Table{Pattern: p, Columns: map[string]*Column{}, Pushdown: true, DeclRange: b.DefRange}
 	d.cfg.Tables = append(d.cfg.Tables, t)
 	if a := c.Attributes["owner_column"]; a != nil {
 		t.OwnerColumn, _ = d.nonEmptyString(a, "owner_column")
@@ -92,6 +93,11 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 	}
 	if a := c.Attributes["reference"]; a != nil {
 		t.Reference, _ = d.boolean(a)
+	}
+	if a := c.Attributes["pushdown"]; a != nil {
+		if v, ok := d.boolean(a); ok {
+			t.Pushdown = v
+		}
 	}
 	for _, cb := range c.Blocks {
 		d.decodeColumn(t, cb)

@@ -1638,6 +1638,53 @@ func TestAdversarial(t *testing.T) {
 		check("at the end")
 	})
 
+	t.Run("a parameter type declared in Parse cannot make a pushed comparison fail on hidden rows", func(t *testing.T) {
+		// A hidden row whose bigint id is no valid oid: were id = $1
+		// with $1 declared oid (or regclass) pushed into the scope as
+		// written, PostgreSQL would run (id)::oid on it and fail with
+		// "OID out of range" only because the row exists.
+		if err := cluster.Exec(ctx, demoDB, `INSERT INTO responses (id, survey_id, contact, email, country, branch, nps, score, agent_login, team_id, tags, sentiment, comment, submitted_at)
+VALUES (5000000001, 3, 'MARKER-HIDDEN-ROW-OID contact', 'x@example.com', 'USA', 'New York', 2, 876.54, 'ashley', 6, ARRAY['Delivery'], 'negative', 'MARKER-HIDDEN-ROW-OID', '1987-06-05 04:03:02+00')`); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "DELETE FROM responses WHERE id = 5000000001") })
+		// NOTE: the pushed copy runs before the scope when the scope is
+		// the costlier condition, as subqueries are: paul's and lea's.
+		for _, user := range []string{"marie", "paul", "lea"} {
+			if n := direct(t, "SELECT count(*) FROM responses WHERE id = 5000000001 AND ("+scopes[user]+")")[0][0]; n != "0" {
+				t.Fatalf("test bug: the row is in %s's scope", user)
+			}
+			a := newAdvClient(t, p, user)
+			pc := a.conn.PgConn()
+			for _, c := range []struct {
+				name string
+				oid  uint32
+				sql  string
+			}{
+				{"oid", 26, "SELECT count(*) FROM responses WHERE id = $1"},
+				{"regclass", 2205, "SELECT count(*) FROM responses WHERE id = $1"},
+				{"oid, reversed", 26, "SELECT count(*) FROM responses WHERE $1 = id"},
+				{"oid, a range", 26, "SELECT count(*) FROM responses WHERE id > $1"},
+			} {
+				for _, mode := range []string{"custom", "generic"} {
+					_ = pc.Exec(ctx, "SET plan_cache_mode = force_"+mode+"_plan").Close()
+					sd, err := pc.Prepare(ctx, "", c.sql, []uint32{c.oid})
+					a.check("prepare "+c.sql, errText(err))
+					if err != nil {
+						t.Errorf("%s (%s plan): Parse refused: %v", c.name, mode, err)
+						continue
+					}
+					r := pc.ExecPrepared(ctx, sd.Name, [][]byte{[]byte("1")}, nil, nil).Read()
+					a.check("exec "+c.sql, errText(r.Err))
+					if r.Err != nil {
+						t.Errorf("%s, %s (%s plan): %s with $1 declared %d failed on a hidden row: %v", user, c.name, mode, c.sql, c.oid, r.Err)
+					}
+				}
+			}
+			_ = pc.Exec(ctx, "RESET plan_cache_mode").Close()
+		}
+	})
+
 	t.Run("protocol tricks go through the same checks", func(t *testing.T) {
 		a := newAdvClient(t, p, "marie")
 		for _, arg := range []string{"USA", "Germany", "France"} {

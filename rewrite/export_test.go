@@ -35,3 +35,9 @@ func ParseClassification(text string) error {
 	_, err := parseClassification(text, classAllow, classRefuse, classNull)
 	return err
 }
+
+// Internals the external tests check against a real PostgreSQL.
+var (
+	LeakproofPairs  = leakproofPairs
+	PushComparisons = pushComparisons
+)

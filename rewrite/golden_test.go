@@ -833,10 +833,11 @@ func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
 // into a subquery, or returns "".
 func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) string {
 	e := c.GetAExpr()
-	if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
-		return "not a simple operator"
+	if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 2 ||
+		e.Name[0].GetString_().GetSval() != "pg_catalog" {
+		return "not an OPERATOR(pg_catalog.…)"
 	}
-	switch e.Name[0].GetString_().GetSval() {
+	switch e.Name[1].GetString_().GetSval() {
 	case "=", "<", ">", "<=", ">=", "<>":
 	default:
 		return "not a comparison"
@@ -848,6 +849,12 @@ func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) 
 	cr := col.GetColumnRef()
 	if cr == nil || len(cr.Fields) != 1 || cr.Fields[0].GetString_() == nil {
 		return "no bare column"
+	}
+	if tc := other.GetTypeCast(); tc != nil && tc.Arg.GetParamRef() != nil && len(tc.TypeName.GetNames()) == 2 &&
+		tc.TypeName.Names[0].GetString_().GetSval() == "pg_catalog" && len(tc.TypeName.ArrayBounds) == 0 {
+		other = tc.Arg
+	} else if other.GetParamRef() != nil {
+		return "a parameter not cast to the column's type"
 	}
 	if !(other.GetParamRef() != nil || (other.GetAConst() != nil && !other.GetAConst().Isnull)) {
 		return "not compared with a constant or a parameter"
@@ -1155,21 +1162,23 @@ func TestVerifier(t *testing.T) {
 	writer := &grantPolicy{Policy: marie, kinds: map[rewrite.StatementKind]bool{rewrite.KindUpdate: true, rewrite.KindDelete: true}}
 	const cols = "id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, NULL::numeric(5, 2) AS score, agent_login, team_id, tags, sentiment, comment, submitted_at"
 	const rid = "tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, " + cols
-	good := "(SELECT " + cols + " FROM public.responses WHERE country = 'France' OFFSET 0)"
+	good := "(SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0)"
 	for _, tc := range []struct {
 		name, sql string
 		pol       rewrite.Policy
 		bad       string // a substring of the first problem; "" when none
 	}{
 		{"the rewriter's subquery", "SELECT * FROM " + good + " r", marie, ""},
-		{"with a pushed comparison", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country = 'France' AND id = $1 OFFSET 0) r", marie, ""},
+		{"with a pushed comparison", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 OFFSET 0) r", marie, ""},
+		{"with a pushed comparison resolved along the search_path", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id = 1 OFFSET 0) r", marie, "not an OPERATOR(pg_catalog"},
+		{"with a pushed parameter of the client's type", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.=) $1 OFFSET 0) r", marie, "not cast"},
 		{"an unwrapped table", "SELECT * FROM responses", marie, "read outside the rewriter's subquery"},
 		{"an unwrapped table in a subquery", "SELECT 1 WHERE EXISTS (SELECT 1 FROM public.responses)", marie, "read outside"},
 		{"an unwrapped table next to a wrapped one", "SELECT * FROM " + good + " r, responses", marie, "read outside"},
 		{"a subquery without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses OFFSET 0) r", marie, "lacks the policy filter"},
-		{"a subquery with another filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country = 'USA' OFFSET 0) r", marie, "filters with"},
-		{"a subquery with an unsafe extra condition", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country = 'France' AND email = 'x' OFFSET 0) r", marie, "masked"},
-		{"a subquery leaking a masked column", "SELECT * FROM (SELECT " + strings.Replace(cols, "NULL::text AS email", "email", 1) + " FROM public.responses WHERE country = 'France' OFFSET 0) r", marie, "columns of the subquery"},
+		{"a subquery with another filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'USA' OFFSET 0) r", marie, "filters with"},
+		{"a subquery with an unsafe extra condition", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND email OPERATOR(pg_catalog.=) 'x' OFFSET 0) r", marie, "masked"},
+		{"a subquery leaking a masked column", "SELECT * FROM (SELECT " + strings.Replace(cols, "NULL::text AS email", "email", 1) + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) r", marie, "columns of the subquery"},
 		{"a CTE shadows the table", "WITH responses AS (SELECT 1) SELECT * FROM responses", marie, ""},
 		{"a CTE does not shadow the table in its own body", "WITH responses AS (SELECT * FROM responses) SELECT * FROM responses", marie, "read outside"},
 		{"a later CTE does not shadow the table in an earlier one", "WITH a AS (SELECT * FROM responses), responses AS (SELECT 1) SELECT * FROM a", marie, "read outside"},
@@ -1179,11 +1188,11 @@ func TestVerifier(t *testing.T) {
 		{"a denied catalog relation", "SELECT * FROM pg_stats", marie, "denied relation"},
 		{"an unknown relation", "SELECT * FROM nosuch", marie, "missing from the catalog"},
 		{"pg_class unwrapped", "SELECT reltuples FROM pg_class", marie, "read outside"},
-		{"a scoped delete", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country = 'France' OFFSET 0) responses WHERE nps < 2)", writer, ""},
+		{"a scoped delete", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses WHERE nps < 2)", writer, ""},
 		{"an unscoped delete", "DELETE FROM responses WHERE nps < 2", writer, "not the scoped row-identity subquery"},
-		{"a delete the user may not run", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country = 'France' OFFSET 0) responses)", marie, "may not run"},
-		{"an update returning a masked column", "UPDATE responses SET nps = 1 WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country = 'France' OFFSET 0) responses) RETURNING email", writer, "masked column email"},
-		{"an update of a scope column", "UPDATE responses SET country = 'USA' WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country = 'France' OFFSET 0) responses)", writer, "row scope reads"},
+		{"a delete the user may not run", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", marie, "may not run"},
+		{"an update returning a masked column", "UPDATE responses SET nps = 1 WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses) RETURNING email", writer, "masked column email"},
+		{"an update of a scope column", "UPDATE responses SET country = 'USA' WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", writer, "row scope reads"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			problems := verifyOutput(tc.sql, env.cat, tc.pol)

@@ -1,6 +1,11 @@
 package rewrite
 
 import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 )
@@ -106,26 +111,89 @@ const (
 	rowIDCtid     = "pgveil_ctid"
 )
 
-// pushableTypes are column types whose comparison operators with a
-// constant of the same type are leak-proof in PostgreSQL: they cannot
-// fail or signal anything about the value they compare.
-var pushableTypes = map[string]bool{
-	"integer": true, "bigint": true, "smallint": true, "text": true, "boolean": true,
-	"date": true, "uuid": true, "oid": true, "name": true, "character varying": true,
-	"timestamp without time zone": true, "timestamp with time zone": true,
+// pushTypes maps the type of a column, as format_type writes it without
+// its modifiers, to the type pushed comparisons compare it as: a
+// varchar column compares as text (the relabelling calls no function).
+// Columns of other types are never compared inside the scope.
+var pushTypes = map[string]string{
+	"smallint": "int2", "integer": "int4", "bigint": "int8",
+	"text": "text", "character varying": "text", "name": "name",
+	"boolean": "bool", "uuid": "uuid", "oid": "oid", "date": "date",
+	"timestamp without time zone": "timestamp", "timestamp with time zone": "timestamptz",
 }
 
-// comparisonOps are the strict comparison operators pushDown may copy.
-var comparisonOps = map[string]bool{"=": true, "<": true, ">": true, "<=": true, ">=": true, "<>": true}
+// typmodRE matches the modifiers of a type name: "(20)", "(5, 2)".
+var typmodRE = regexp.MustCompile(`\([0-9, ]*\)`)
+
+// pushComparisons are the comparison operators pushDown may copy.
+var pushComparisons = []string{"=", "<>", "<", "<=", ">", ">="}
+
+// leakproofPairs lists, for each (column type, operand type) pair
+// pushDown may compare, the pg_catalog functions of the six comparison
+// operators, in pushComparisons order. Every one is leak-proof
+// (pg_proc.proleakproof) in PostgreSQL: it cannot fail, or signal anything
+// about the values it compares. TestLeakproofPairs checks the list
+// against the upstream's catalog, so it cannot lie.
+var leakproofPairs = map[[2]string][6]string{
+	{"int2", "int2"}:               {"int2eq", "int2ne", "int2lt", "int2le", "int2gt", "int2ge"},
+	{"int2", "int4"}:               {"int24eq", "int24ne", "int24lt", "int24le", "int24gt", "int24ge"},
+	{"int2", "int8"}:               {"int28eq", "int28ne", "int28lt", "int28le", "int28gt", "int28ge"},
+	{"int4", "int4"}:               {"int4eq", "int4ne", "int4lt", "int4le", "int4gt", "int4ge"},
+	{"int4", "int8"}:               {"int48eq", "int48ne", "int48lt", "int48le", "int48gt", "int48ge"},
+	{"int8", "int4"}:               {"int84eq", "int84ne", "int84lt", "int84le", "int84gt", "int84ge"},
+	{"int8", "int8"}:               {"int8eq", "int8ne", "int8lt", "int8le", "int8gt", "int8ge"},
+	{"text", "text"}:               {"texteq", "textne", "text_lt", "text_le", "text_gt", "text_ge"},
+	{"name", "name"}:               {"nameeq", "namene", "namelt", "namele", "namegt", "namege"},
+	{"bool", "bool"}:               {"booleq", "boolne", "boollt", "boolle", "boolgt", "boolge"},
+	{"uuid", "uuid"}:               {"uuid_eq", "uuid_ne", "uuid_lt", "uuid_le", "uuid_gt", "uuid_ge"},
+	{"oid", "oid"}:                 {"oideq", "oidne", "oidlt", "oidle", "oidgt", "oidge"},
+	{"date", "date"}:               {"date_eq", "date_ne", "date_lt", "date_le", "date_gt", "date_ge"},
+	{"timestamp", "timestamp"}:     {"timestamp_eq", "timestamp_ne", "timestamp_lt", "timestamp_le", "timestamp_gt", "timestamp_ge"},
+	{"timestamptz", "timestamptz"}: {"timestamptz_eq", "timestamptz_ne", "timestamptz_lt", "timestamptz_le", "timestamptz_gt", "timestamptz_ge"},
+}
 
 // pushDown returns copies of the conjuncts of the enclosing SELECT's
 // WHERE that compare one visible column of this relation with a constant
-// or a parameter using a leak-proof operator. Running them inside the
-// subquery lets PostgreSQL use an index for them; they stay in the outer
-// WHERE too, so the result does not change. They are strict, so copying
-// them into the nullable side of an outer join is sound.
+// or a parameter, rewritten so that the only function they run on a row
+// is a leak-proof comparison of the column's own type (leakproofPairs).
+// Running them inside the subquery lets PostgreSQL use an index for them;
+// they stay in the outer WHERE too, so the result does not change. They
+// are strict, so copying them into the nullable side of an outer join is
+// sound. Nothing is pushed when acc.NoPushdown.
+//
+// NOTE: the copies run on hidden rows too, so what the copy computes is
+// decided here, from what is known before the statement runs (the
+// column's type in the catalog snapshot, the constant's syntax), never
+// left to PostgreSQL's operator resolution: a parameter the client
+// declares as oid in Parse turns id = $1 on a bigint id into (id)::oid =
+// $1, an "OID out of range" error on hidden rows with large ids. So:
+//
+//   - the operator is written OPERATOR(pg_catalog.op): an operator
+//     created in a schema of the search_path never runs on hidden rows;
+//   - a constant is pushed only when its type follows from its syntax and
+//     the pair (column type, constant type) has leak-proof operators: an
+//     untyped string is coerced to the column's type itself (its input
+//     function runs once, on the client's text, when the statement is
+//     parsed), an integer is int4 or int8, true/false bool; anything else
+//     (numeric 1.5, a cast, COLLATE) stays outside;
+//   - a parameter's type is unknown here (Parse may declare any type), so
+//     the copy casts it to the column's type: col OP $n::type. The cast
+//     runs on the client's own value, never on a row's: with a custom plan
+//     PostgreSQL folds it before the scan; in a generic plan it is the
+//     same value on every row, so it fails on the first row the scan
+//     reaches or never, which can tell at most that the table holds a row
+//     (no more than the time an index probe takes, see configs/README.md).
+//     When the client declared another type, the cast can round the value
+//     (a timestamp parameter against a date column): < and > are then
+//     copied as <= and >=, which a monotone rounding never makes stricter
+//     than the client's own comparison; <> is not copied. (The copy only
+//     ever needs to be implied by the client's comparison: it is a filter
+//     for the index, the client's own stays outside.)
+//   - a text column keeps its collation: the copy compares with the
+//     column's collation, as the client's comparison does (a COLLATE
+//     clause is not a constant, so it is never copied).
 func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) []*pg_query.Node {
-	if len(w.selects) == 0 || len(alias.Colnames) > 0 {
+	if acc.NoPushdown || len(w.selects) == 0 || len(alias.Colnames) > 0 {
 		return nil
 	}
 	sel := w.selects[len(w.selects)-1]
@@ -136,13 +204,13 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) []*p
 	var out []*pg_query.Node
 	for _, c := range conjuncts(sel.WhereClause) {
 		e := c.GetAExpr()
-		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 ||
-			!comparisonOps[e.Name[0].GetString_().GetSval()] {
+		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
 			continue
 		}
-		col, other := e.Lexpr, e.Rexpr
+		op := e.Name[0].GetString_().GetSval()
+		col, other, colLeft := e.Lexpr, e.Rexpr, true
 		if !isConstOrParam(other) {
-			col, other = e.Rexpr, e.Lexpr
+			col, other, colLeft = e.Rexpr, e.Lexpr, false
 			if !isConstOrParam(other) {
 				continue
 			}
@@ -157,21 +225,81 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) []*p
 		typ := ""
 		for _, rc := range rel.Columns {
 			if rc.Name == name {
-				typ = rc.Type
+				typ = pushTypes[strings.TrimSpace(typmodRE.ReplaceAllString(rc.Type, ""))]
 			}
 		}
-		if !pushableTypes[typ] {
+		if typ == "" {
 			continue
 		}
-		cp := proto.Clone(e).(*pg_query.A_Expr)
-		if col == e.Lexpr {
-			cp.Lexpr = columnRef(name)
-		} else {
-			cp.Rexpr = columnRef(name)
+		operand, op, ok := pushOperand(other, typ, op)
+		if !ok {
+			continue
 		}
-		out = append(out, &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: cp}})
+		l, r := columnRef(name), operand
+		if !colLeft {
+			l, r = r, l
+		}
+		out = append(out, &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: &pg_query.A_Expr{
+			Kind: pg_query.A_Expr_Kind_AEXPR_OP, Name: catalogOp(op), Lexpr: l, Rexpr: r, Location: -1,
+		}}})
 	}
 	return out
+}
+
+// pushOperand returns the operand and operator a pushed comparison of a
+// column compared as typ uses for the client's constant or parameter n
+// and operator op, or false when the comparison must stay outside (see
+// pushDown).
+func pushOperand(n *pg_query.Node, typ, op string) (*pg_query.Node, string, bool) {
+	if !slices.Contains(pushComparisons, op) {
+		return nil, "", false
+	}
+	if n.GetParamRef() != nil {
+		switch op {
+		case "<>":
+			return nil, "", false
+		case "<":
+			op = "<="
+		case ">":
+			op = ">="
+		}
+		return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+			Arg: clone(n), TypeName: catalogType(typ), Location: -1,
+		}}}, op, true
+	}
+	var operand string
+	switch c := n.GetAConst(); {
+	case c.GetSval() != nil:
+		operand = typ
+	case c.GetIval() != nil:
+		operand = "int4"
+	case c.GetFval() != nil:
+		// NOTE: PostgreSQL reads a number too long for int4 as int8 when
+		// it is an integer that fits, as numeric otherwise.
+		if _, err := strconv.ParseInt(c.GetFval().GetFval(), 10, 64); err == nil {
+			operand = "int8"
+		}
+	case c.GetBoolval() != nil:
+		operand = "bool"
+	}
+	if _, ok := leakproofPairs[[2]string{typ, operand}]; !ok {
+		return nil, "", false
+	}
+	return clone(n), op, true
+}
+
+// catalogOp returns the operator name pg_catalog.op, as
+// OPERATOR(pg_catalog.op) is parsed.
+func catalogOp(op string) []*pg_query.Node {
+	return []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode(op)}
+}
+
+// catalogType returns the type name pg_catalog.typ.
+func catalogType(typ string) *pg_query.TypeName {
+	return &pg_query.TypeName{
+		Names:   []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode(typ)},
+		Typemod: -1, Location: -1,
+	}
 }
 
 // fromHolds reports whether the FROM list names alias directly or in a

@@ -184,7 +184,7 @@ func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 // renderLiteral writes the literal token tok (of the kind scanLiterals
 // gave it) as pg_query's deparser writes its value: an int4 in decimal
 // without leading zeros, another number as its token, a string quoted
-// with its quotes doubled, and with E'' and its backslashes doubled when
+// with its quotes doubled, and with E” and its backslashes doubled when
 // it holds one (standard_conforming_strings is pinned on, so the client's
 // backslash is a character).
 func renderLiteral(tok string, kind byte) (string, bool) {

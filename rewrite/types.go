@@ -107,6 +107,10 @@ type Access struct {
 	Masks map[string]*pg_query.Node
 	// Rules names the rules that contributed to Filter, for the audit log.
 	Rules []string
+	// NoPushdown keeps every predicate of the client's outside the scope
+	// subquery: no comparison is copied inside for an index to serve it,
+	// so the statement's duration says nothing about hidden rows.
+	NoPushdown bool
 }
 
 // Policy is one user's compiled policy, as the rewriter consults it.

@@ -97,6 +97,7 @@ table "public.responses" {
 table "public.*" {}
 table "archive.responses_*" {
   owner_column = "agent_login"
+  pushdown     = false
 }
 
 schema "public" { default = "deny" }

@@ -79,3 +79,15 @@ rule "session" {
   roles  = ["analyst"]
   where  = "tenant = current_setting('app.tenant') OR owner = current_user OR nps::numeric($2) > 1"
 }
+
+rule "unqualifiable_operators" {
+  tables = ["public.responses"]
+  roles  = ["analyst"]
+  where  = "country IS DISTINCT FROM 'x' OR NULLIF(nps, 0) > 1 OR CASE nps WHEN 1 THEN true END OR nps BETWEEN SYMMETRIC 1 AND 2"
+}
+
+rule "setting_dependent" {
+  tables = ["public.responses"]
+  roles  = ["analyst"]
+  where  = "submitted_at::date = CURRENT_DATE OR submitted_at > '03/02/2025' OR submitted_at > now() - '-1 day'::interval"
+}

@@ -12,3 +12,7 @@ upstream {
   database = ["feedback"]
   user     = null
 }
+
+table "public.responses" {
+  pushdown = "no"
+}

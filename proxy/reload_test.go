@@ -10,9 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -389,5 +391,118 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 		if n, err := count(t, c, "s2"); err == nil && n != 0 {
 			t.Fatalf("the statement prepared under the old policy ran: %d rows", n)
 		}
+	})
+}
+
+// roundTrip sends msgs on c's connection as they are and reads the
+// answers up to the ReadyForQuery of each Sync or Query among them. It
+// returns the first column of every DataRow, as text, and the first
+// error.
+func roundTrip(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) ([]string, error) {
+	t.Helper()
+	pc := c.PgConn()
+	fe := pc.Frontend()
+	syncs := 0
+	for _, m := range msgs {
+		fe.Send(m)
+		switch m.(type) {
+		case *pgproto3.Sync, *pgproto3.Query:
+			syncs++
+		}
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pc.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = pc.Conn().SetReadDeadline(time.Time{}) }()
+	var rows []string
+	var first error
+	for syncs > 0 {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("the connection ended: %v", err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			if len(m.Values) > 0 {
+				rows = append(rows, string(m.Values[0]))
+			}
+		case *pgproto3.ErrorResponse:
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.ReadyForQuery:
+			syncs--
+		}
+	}
+	return rows, first
+}
+
+func TestReloadReachesEveryName(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	ctx := context.Background()
+	bump := func(t *testing.T) {
+		t.Helper()
+		editConfig(t, path, `rule "france_only" {`, `# edited
+rule "france_only" {`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusedAsChanged := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "policy_changed") {
+			t.Fatalf("%s: want a policy_changed refusal, got %v", what, err)
+		}
+	}
+	exec := func(t *testing.T, c *pgx.Conn, sql string) error {
+		t.Helper()
+		_, err := c.PgConn().Exec(ctx, sql).ReadAll()
+		return err
+	}
+	const countAll = "SELECT count(*) FROM responses"
+	long := func(prefix string) string { return prefix + strings.Repeat("x", 3000) }
+
+	t.Run("a statement with a name over 1024 bytes is prepared again under the new policy", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		name := long("s")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: name, Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] == "0" {
+			t.Fatalf("before the reload: %v %v", rows, err)
+		}
+		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+  enabled = false`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			editConfig(t, path, `
+  enabled = false`, "")
+			if err := rl.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		rows, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] != "0" {
+			t.Fatalf("after revoking marie's rule: %v %v, want 0 rows counted", rows, err)
+		}
+	})
+	t.Run("a portal with a name over 1024 bytes is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		name := long("p")
+		if err := exec(t, c, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Query: countAll},
+			&pgproto3.Bind{DestinationPortal: name}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: name}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Execute", err)
+		_ = exec(t, c, "ROLLBACK")
 	})
 }

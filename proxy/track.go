@@ -423,15 +423,25 @@ func policyChanged(what string) *Refusal {
 	}
 }
 
-// trackPeek shows the tracker the start of a Bind, Execute or Close
-// message, which names a statement or portal, and forwards the message;
-// a Bind of a statement prepared under an older policy first prepares it
-// again, and an Execute of a portal bound under one is refused.
+// trackPeek shows the tracker the names a Bind, Execute or Close message
+// starts with, read whole whatever their length, and forwards the
+// message; a Bind of a statement prepared under an older policy first
+// prepares it again, and an Execute of a portal bound under one is
+// refused. A message too short for its names goes upstream as it is,
+// and the upstream refuses it.
 func (ss *session) trackPeek(typ byte, total int) error {
-	b, err := ss.cin.peek(min(total, maxPeek))
+	skip, n := 0, 1
+	switch typ {
+	case 'B':
+		n = 2
+	case 'C':
+		skip = 1
+	}
+	b, err := ss.cin.peekStrings(total, skip, n)
 	if err != nil {
 		return err
 	}
+	defer ss.cin.release()
 	body := b[headerLen:]
 	t := ss.track
 	switch typ {
@@ -518,10 +528,6 @@ func (ss *session) noteClose(name string) {
 	t.await(mark)
 	t.stmts[name] = mark
 }
-
-// maxPeek is how much of a Bind, Execute or Close message trackPeek
-// reads: enough for two names of any length PostgreSQL keeps.
-const maxPeek = 1024
 
 // checkBind remembers which statement portal runs and, when the upstream
 // may hold under name a statement an older policy checked, prepares it

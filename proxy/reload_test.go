@@ -463,6 +463,36 @@ rule "france_only" {`)
 	const countAll = "SELECT count(*) FROM responses"
 	long := func(prefix string) string { return prefix + strings.Repeat("x", 3000) }
 
+	t.Run("an SQL EXECUTE of a statement prepared with Parse is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "proto_s", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "EXECUTE proto_s"); err != nil {
+			t.Fatalf("before the reload: %v", err)
+		}
+		bump(t)
+		refusedAsChanged(t, "EXECUTE in a Query", exec(t, c, "EXECUTE proto_s"))
+		_, err := roundTrip(t, c, &pgproto3.Parse{Query: "EXECUTE proto_s"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedAsChanged(t, "EXECUTE in a Parse", err)
+	})
+	t.Run("a FETCH or MOVE from a portal bound with Bind is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		for _, sql := range []string{"FETCH ALL FROM proto_p", "MOVE ALL IN proto_p", "FETCH ALL proto_p"} {
+			if err := exec(t, c, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := roundTrip(t, c, &pgproto3.Parse{Query: "SELECT id FROM responses"},
+				&pgproto3.Bind{DestinationPortal: "proto_p"}, &pgproto3.Sync{}); err != nil {
+				t.Fatal(err)
+			}
+			bump(t)
+			refusedAsChanged(t, sql, exec(t, c, sql))
+			if err := exec(t, c, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	t.Run("a statement with a name over 1024 bytes is prepared again under the new policy", func(t *testing.T) {
 		c := p.connect(t, "marie")
 		name := long("s")
@@ -504,5 +534,40 @@ rule "france_only" {`)
 		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: name}, &pgproto3.Sync{})
 		refusedAsChanged(t, "Execute", err)
 		_ = exec(t, c, "ROLLBACK")
+	})
+	t.Run("a statement prepared with PREPARE and a cursor declared with DECLARE are refused through the protocol", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if err := exec(t, c, "PREPARE sql_s AS "+countAll); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "BEGIN; DECLARE sql_c CURSOR FOR SELECT id FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: "sql_c"}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Execute of the cursor", err)
+		_ = exec(t, c, "ROLLBACK")
+		_, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "sql_s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Bind and Execute of the statement", err)
+	})
+	t.Run("a statement prepared again under the new policy runs, whichever way it is executed", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		if _, err := roundTrip(t, c, &pgproto3.Close{ObjectType: 'S', Name: "again"},
+			&pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "EXECUTE again"); err != nil {
+			t.Fatalf("EXECUTE of the statement prepared again: %v", err)
+		}
+		if err := exec(t, c, "DEALLOCATE again; PREPARE again AS "+countAll); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "again"}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
+			t.Fatalf("Bind of the statement prepared again with PREPARE: %v", err)
+		}
 	})
 }

@@ -282,6 +282,12 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.connect(t, "marie")
+	simple := func(sql string) {
+		t.Helper()
+		if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
 	raw := func(msgs ...pgproto3.FrontendMessage) {
 		t.Helper()
 		if _, err := roundTrip(t, c, msgs...); err != nil {
@@ -292,6 +298,16 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	raw(&pgproto3.Parse{Name: longStmt, Query: "SELECT id FROM responses WHERE nps > 5"},
 		&pgproto3.Bind{DestinationPortal: longPortal, PreparedStatement: longStmt},
 		&pgproto3.Execute{Portal: longPortal}, &pgproto3.Sync{})
+	simple("PREPARE by_sql AS SELECT sentiment FROM responses")
+	simple("EXECUTE by_sql")
+	raw(&pgproto3.Parse{Query: "execute by_sql"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	raw(&pgproto3.Parse{Name: "by_parse", Query: "SELECT branch FROM responses"}, &pgproto3.Sync{})
+	simple("EXECUTE by_parse")
+	simple("BEGIN")
+	simple("DECLARE cur CURSOR FOR SELECT tags FROM responses")
+	simple("FETCH 2 FROM cur")
+	raw(&pgproto3.Execute{Portal: "cur", MaxRows: 2}, &pgproto3.Sync{})
+	simple("COMMIT")
 	c.Close(ctx)
 	waitSessions(t, p, 0)
 
@@ -330,5 +346,20 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 		if e.Rows == 0 {
 			t.Errorf("no rows recorded: %+v", e)
 		}
+	})
+	t.Run("an EXECUTE names what the statement prepared with PREPARE reads", func(t *testing.T) {
+		readsColumn(t, find(t, "EXECUTE by_sql"), "sentiment")
+	})
+	t.Run("an EXECUTE sent with Parse names what its statement reads", func(t *testing.T) {
+		readsColumn(t, find(t, "execute by_sql"), "sentiment")
+	})
+	t.Run("an EXECUTE names what the statement prepared with Parse reads", func(t *testing.T) {
+		readsColumn(t, find(t, "EXECUTE by_parse"), "branch")
+	})
+	t.Run("a FETCH names what its cursor reads", func(t *testing.T) {
+		readsColumn(t, find(t, "FETCH 2 FROM cur"), "tags")
+	})
+	t.Run("an Execute of a cursor declared with DECLARE names the cursor and what it reads", func(t *testing.T) {
+		readsColumn(t, find(t, `FETCH FROM "cur"`), "tags")
 	})
 }

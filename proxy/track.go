@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -442,7 +443,7 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 			t.noteObjects(res, st.PolicyVersion, ss.sent.Load(), len(res.Kinds) > 1)
 		}
 		if t.audit {
-			info := newStmtInfo(st, res, refusal)
+			info := newStmtInfo(st, ss.withObjects(res, ss.sent.Load()), refusal)
 			t.push(&execution{info: info, start: time.Now(), untilReady: true, batch: ss.sent.Load()})
 		}
 	case SourceParse:
@@ -682,6 +683,58 @@ func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *
 	return nil
 }
 
+// withObjects returns res, or for a text run in batch at that runs
+// prepared statements or fetches from cursors a copy of it that names
+// also the tables, rules and columns they read, for the audit trail
+// (client relay).
+func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
+	if res == nil {
+		return nil
+	}
+	out := res
+	for _, o := range res.Objects {
+		ns := nsStatement
+		switch o.Op {
+		case "execute":
+		case "fetch":
+			ns = nsPortal
+		default:
+			continue
+		}
+		ss.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {
+			if r == nil || r == res {
+				return
+			}
+			if out == res {
+				cp := *res
+				out = &cp
+			}
+			mergeReads(out, r)
+		})
+	}
+	return out
+}
+
+// mergeReads adds to dst the tables, rules and columns r reads. It makes
+// new slices: dst's may be shared with a cached result.
+func mergeReads(dst, r *rewrite.Result) {
+	dst.Tables = union(dst.Tables, r.Tables)
+	dst.Rules = union(dst.Rules, r.Rules)
+	dst.Masked = union(dst.Masked, r.Masked)
+	dst.Columns = union(dst.Columns, r.Columns)
+}
+
+// union returns the sorted union of a and b: a itself when b is empty,
+// otherwise a new slice, so that neither is ever written to.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // quoteName quotes an identifier for a message or an audit record.
 func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
@@ -784,6 +837,11 @@ func (ss *session) trackExecute(portal string, total int) error {
 	if bound && info.res != nil && len(info.res.Objects) > 0 {
 		// Other messages of the batch may fail: several.
 		t.noteObjects(info.res, info.version, at, true)
+		if t.audit {
+			if res := ss.withObjects(info.res, at); res != info.res {
+				info = &stmtInfo{sql: info.sql, res: res, version: info.version}
+			}
+		}
 	}
 	if t.audit {
 		t.push(&execution{info: info, start: time.Now(), batch: at})
@@ -808,10 +866,20 @@ func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
 		cur = t.versions.PolicyVersion()
 	}
 	info.version = cur
-	ss.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
+	ss.candidates(ns, name, at, func(v string, res *rewrite.Result) {
 		if v != cur {
 			info.version = v
 		}
+		if res == nil {
+			return
+		}
+		if info.res == nil {
+			info.res = &rewrite.Result{Kinds: []string{"execute"}}
+			if ns == nsPortal {
+				info.res.Kinds[0] = "fetch"
+			}
+		}
+		mergeReads(info.res, res)
 	})
 	return info
 }

@@ -571,3 +571,33 @@ rule "france_only" {`)
 		}
 	})
 }
+
+func TestReloadableSessionsForgetOnlyClosedNames(t *testing.T) {
+	p, _, _ := reloadableDemo(t)
+	c := p.connect(t, "marie")
+	// More statements and portals than a session remembers, each closed
+	// and the close answered: forgetting them loses nothing.
+	var msgs []pgproto3.FrontendMessage
+	for i := 0; i < 10050; i++ {
+		s, pt := fmt.Sprintf("s%d", i), fmt.Sprintf("p%d", i)
+		msgs = append(msgs, &pgproto3.Parse{Name: s, Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: pt, PreparedStatement: s},
+			&pgproto3.Close{ObjectType: 'P', Name: pt}, &pgproto3.Close{ObjectType: 'S', Name: s})
+		if i%500 == 499 {
+			msgs = append(msgs, &pgproto3.Sync{})
+			if _, err := roundTrip(t, c, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	if _, err := roundTrip(t, c, append(msgs, &pgproto3.Sync{})...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"EXECUTE never_prepared", "FETCH 1 FROM never_declared"} {
+		_, err := c.PgConn().Exec(context.Background(), sql).ReadAll()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "26000" && pe.Code != "34000") {
+			t.Errorf("%s: %v, want PostgreSQL's error for a name that does not exist", sql, err)
+		}
+	}
+}

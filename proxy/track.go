@@ -110,8 +110,10 @@ type tracker struct {
 	// confirms them, in order (guarded by mu).
 	awaitingBinds []awaitedBind
 	// forgot is set once a name was dropped to stay in bounds: an
-	// unknown name may then hold anything (candidates).
-	forgot bool
+	// unknown name may then hold anything (candidates). sweepIn counts
+	// the names to forget before remember sweeps the closed ones again.
+	forgot  bool
+	sweepIn int
 
 	mu      sync.Mutex
 	pending []*execution
@@ -233,16 +235,43 @@ func newTracker(audit bool, versions policyVersioner) *tracker {
 	}
 }
 
-// remember stores v under name in m, bounded by maxTrackedNames.
+// remember stores v under name in m, bounded by maxTrackedNames: at the
+// bound, the closes answered are swept first (sweepClosed), and only then
+// is a name forgotten.
 func remember[V any](t *tracker, m map[string]V, name string, v V) {
 	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
-		for k := range m {
-			delete(m, k)
-			break
+		if t.sweepIn > 0 {
+			t.sweepIn--
+		} else {
+			t.sweepClosed()
+			t.sweepIn = maxTrackedNames / 10
 		}
-		t.forgot = true
+		if len(m) >= maxTrackedNames {
+			for k := range m {
+				delete(m, k)
+				break
+			}
+			t.forgot = true
+		}
 	}
 	m[name] = v
+}
+
+// sweepClosed drops the statements and portals whose Close is answered:
+// the upstream holds nothing under their names, as for a name never used.
+// Clients that number their statements and portals (S_1, C_1, …) would
+// otherwise fill the maps with them (client relay).
+func (t *tracker) sweepClosed() {
+	for name, info := range t.stmts {
+		if info.closed && info.confirmed.Load() {
+			delete(t.stmts, name)
+		}
+	}
+	for name, e := range t.portals {
+		if e.closed && e.confirmed.Load() {
+			delete(t.portals, name)
+		}
+	}
 }
 
 // bind remembers that the Bind about to be sent, of batch batch, makes

@@ -385,6 +385,45 @@ func (a *advClient) extended(sql string, args ...any) advResult {
 	return res
 }
 
+// raw sends msgs as they are, reads the answers up to the ReadyForQuery
+// of each Sync, Query or FunctionCall among them, checks them for
+// markers and returns them.
+func (a *advClient) raw(what string, msgs ...pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+	a.t.Helper()
+	a.ensure()
+	fe := a.conn.PgConn().Frontend()
+	for _, m := range msgs {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		a.t.Fatalf("%s: %v", what, err)
+	}
+	var got []pgproto3.BackendMessage
+	_ = a.conn.PgConn().Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = a.conn.PgConn().Conn().SetReadDeadline(time.Time{}) }()
+	syncs := 0
+	for _, m := range msgs {
+		switch m.(type) {
+		case *pgproto3.Sync, *pgproto3.Query, *pgproto3.FunctionCall:
+			syncs++
+		}
+	}
+	for syncs > 0 {
+		m, err := fe.Receive()
+		if err != nil {
+			a.t.Logf("%s: connection ended: %v", what, err)
+			break
+		}
+		got = append(got, m)
+		a.t.Logf("%s [raw %s] <- %T %+v", a.user, what, m, m)
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			syncs--
+		}
+	}
+	a.check("raw "+what, fmt.Sprintf("%+v", got))
+	return got
+}
+
 // render writes a decoded value as the text protocol would, roughly.
 func render(v any) string {
 	switch x := v.(type) {
@@ -1725,41 +1764,7 @@ VALUES (5000000001, 3, 'MARKER-HIDDEN-ROW-OID contact', 'x@example.com', 'USA', 
 
 		// Raw messages: the unnamed statement, Describe of a portal, a
 		// refused Parse in the middle of a batch, Execute with a row limit.
-		raw := func(what string, msgs ...pgproto3.FrontendMessage) []pgproto3.BackendMessage {
-			t.Helper()
-			a.ensure()
-			fe := a.conn.PgConn().Frontend()
-			for _, m := range msgs {
-				fe.Send(m)
-			}
-			if err := fe.Flush(); err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-			var got []pgproto3.BackendMessage
-			_ = a.conn.PgConn().Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
-			defer func() { _ = a.conn.PgConn().Conn().SetReadDeadline(time.Time{}) }()
-			syncs := 0
-			for _, m := range msgs {
-				switch m.(type) {
-				case *pgproto3.Sync, *pgproto3.Query, *pgproto3.FunctionCall:
-					syncs++
-				}
-			}
-			for syncs > 0 {
-				m, err := fe.Receive()
-				if err != nil {
-					t.Logf("%s: connection ended: %v", what, err)
-					break
-				}
-				got = append(got, m)
-				t.Logf("marie [raw %s] <- %T %+v", what, m, m)
-				if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-					syncs--
-				}
-			}
-			a.check("raw "+what, fmt.Sprintf("%+v", got))
-			return got
-		}
+		raw := a.raw
 		rowsOf := func(ms []pgproto3.BackendMessage) int {
 			n := 0
 			for _, m := range ms {
@@ -1938,5 +1943,101 @@ VALUES (5000000001, 3, 'MARKER-HIDDEN-ROW-OID contact', 'x@example.com', 'USA', 
 		}
 		a.extended("SELECT comment, email, score FROM responses WHERE agent_login = $1", "ashley")
 		a.extended("SELECT email, contact, score FROM responses WHERE id = $1", int64(990021))
+	})
+}
+
+// TestAdversarialAfterReload prepares statements and binds portals while
+// marie's rule shows every row, then narrows it with a reload: nothing
+// prepared or bound under the wider scope may run after it, whatever
+// namespace or length its name has and whichever way it is reached.
+// Only Parse and Bind run before the reload, so no marker reaches her
+// then.
+func TestAdversarialAfterReload(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	advSeed(t)
+	ctx := context.Background()
+	const scope, wide = `  where  = "country = me.country"`, `  where  = "country = me.country OR true"`
+	reload := func(old, new string) {
+		t.Helper()
+		editConfig(t, path, old, new)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The seeded hidden rows have the highest ids: each row fetched
+	// carries a marker.
+	const wideRows = "SELECT comment FROM responses ORDER BY id DESC"
+	longStmt, longPortal := "s"+strings.Repeat("x", 3000), "p"+strings.Repeat("x", 3000)
+
+	t.Run("a statement prepared with Parse runs no old scope through EXECUTE or a long name", func(t *testing.T) {
+		reload(scope, wide)
+		a := newAdvClient(t, p, "marie")
+		a.raw("prepare under the wide scope",
+			&pgproto3.Parse{Name: "wide", Query: wideRows},
+			&pgproto3.Parse{Name: longStmt, Query: wideRows}, &pgproto3.Sync{})
+		reload(wide, scope)
+		a.simple("EXECUTE wide")
+		a.raw("EXECUTE in a Parse", &pgproto3.Parse{Query: "EXECUTE wide"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		a.raw("Bind of the long name", &pgproto3.Bind{PreparedStatement: longStmt}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	})
+	t.Run("a portal bound with Bind runs no old scope through FETCH or a long name", func(t *testing.T) {
+		reload(scope, wide)
+		a := newAdvClient(t, p, "marie")
+		a.simple("BEGIN")
+		a.raw("bind under the wide scope",
+			&pgproto3.Parse{Query: wideRows},
+			&pgproto3.Bind{DestinationPortal: "wide_p"},
+			&pgproto3.Bind{DestinationPortal: longPortal}, &pgproto3.Sync{})
+		reload(wide, scope)
+		// Each refusal aborts the transaction: a savepoint keeps the
+		// portals for the next attempt.
+		for _, sql := range []string{"FETCH 1 FROM wide_p", "FETCH NEXT IN wide_p"} {
+			a.simple("SAVEPOINT s")
+			a.simple(sql)
+			a.simple("ROLLBACK TO SAVEPOINT s")
+		}
+		a.simple("SAVEPOINT s")
+		a.raw("FETCH in a Parse", &pgproto3.Parse{Query: "FETCH 1 FROM wide_p"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		a.simple("ROLLBACK TO SAVEPOINT s")
+		a.raw("Execute of the long name", &pgproto3.Execute{Portal: longPortal}, &pgproto3.Sync{})
+		a.simple("ROLLBACK")
+	})
+	t.Run("a Bind that fails leaves the old portal refused", func(t *testing.T) {
+		reload(scope, wide)
+		a := newAdvClient(t, p, "marie")
+		a.simple("BEGIN")
+		// The savepoint commands run in a named portal: a simple Query
+		// would replace the unnamed one.
+		savepoint := func(stmt string) []pgproto3.FrontendMessage {
+			return []pgproto3.FrontendMessage{&pgproto3.Bind{DestinationPortal: "sp", PreparedStatement: stmt},
+				&pgproto3.Execute{Portal: "sp"}, &pgproto3.Close{ObjectType: 'P', Name: "sp"}}
+		}
+		a.raw("bind under the wide scope",
+			&pgproto3.Parse{Name: "save", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "undo", Query: "ROLLBACK TO SAVEPOINT s"},
+			&pgproto3.Parse{Query: wideRows},
+			&pgproto3.Bind{DestinationPortal: "kept"}, &pgproto3.Bind{}, &pgproto3.Sync{})
+		reload(wide, scope)
+		// PostgreSQL keeps a portal whose name a later Bind reuses, the
+		// unnamed portal when a Bind of it names no statement, and a
+		// portal whose Close follows an error. A savepoint undoes the
+		// error, not the portal.
+		for _, c := range []struct {
+			what, portal string
+			failing      []pgproto3.FrontendMessage
+		}{
+			{"a Bind of a portal that exists", "kept",
+				[]pgproto3.FrontendMessage{&pgproto3.Parse{Query: wideRows}, &pgproto3.Bind{DestinationPortal: "kept"}}},
+			{"a Bind of the unnamed portal to no statement", "",
+				[]pgproto3.FrontendMessage{&pgproto3.Bind{PreparedStatement: "nothing"}}},
+			{"a Close after an error", "kept",
+				[]pgproto3.FrontendMessage{&pgproto3.Bind{PreparedStatement: "nothing"}, &pgproto3.Close{ObjectType: 'P', Name: "kept"}}},
+		} {
+			a.raw(c.what, append(append(savepoint("save"), c.failing...), &pgproto3.Sync{})...)
+			a.raw("rollback to the savepoint", append(savepoint("undo"), &pgproto3.Sync{})...)
+			a.raw(fmt.Sprintf("Execute of portal %q after %s", c.portal, c.what),
+				&pgproto3.Execute{Portal: c.portal, MaxRows: 1}, &pgproto3.Sync{})
+			a.raw("rollback to the savepoint", append(savepoint("undo"), &pgproto3.Sync{})...)
+		}
+		a.simple("ROLLBACK")
 	})
 }

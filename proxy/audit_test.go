@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/proxy"
@@ -275,4 +276,90 @@ func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
 		}
 	}
 	t.Fatal("the interrupted statement has no audit record")
+}
+
+func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{})
+	ctx := context.Background()
+	c := p.connect(t, "marie")
+	simple := func(sql string) {
+		t.Helper()
+		if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	raw := func(msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		if _, err := roundTrip(t, c, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longStmt, longPortal := "s"+strings.Repeat("x", 3000), "p"+strings.Repeat("x", 3000)
+	raw(&pgproto3.Parse{Name: longStmt, Query: "SELECT id FROM responses WHERE nps > 5"},
+		&pgproto3.Bind{DestinationPortal: longPortal, PreparedStatement: longStmt},
+		&pgproto3.Execute{Portal: longPortal}, &pgproto3.Sync{})
+	simple("PREPARE by_sql AS SELECT sentiment FROM responses")
+	simple("EXECUTE by_sql")
+	raw(&pgproto3.Parse{Query: "execute by_sql"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	raw(&pgproto3.Parse{Name: "by_parse", Query: "SELECT branch FROM responses"}, &pgproto3.Sync{})
+	simple("EXECUTE by_parse")
+	simple("BEGIN")
+	simple("DECLARE cur CURSOR FOR SELECT tags FROM responses")
+	simple("FETCH 2 FROM cur")
+	raw(&pgproto3.Execute{Portal: "cur", MaxRows: 2}, &pgproto3.Sync{})
+	simple("COMMIT")
+	c.Close(ctx)
+	waitSessions(t, p, 0)
+
+	var stmts []*audit.Entry
+	for _, e := range readAudit(t, alog, path) {
+		if e.Event == "statement" && e.User == "marie" {
+			stmts = append(stmts, e)
+		}
+	}
+	find := func(t *testing.T, sql string) *audit.Entry {
+		t.Helper()
+		for _, e := range stmts {
+			if e.SQL == sql {
+				return e
+			}
+		}
+		var got []string
+		for _, e := range stmts {
+			got = append(got, e.SQL[:min(len(e.SQL), 80)])
+		}
+		t.Fatalf("no record of %.80q among:\n%s", sql, strings.Join(got, "\n"))
+		return nil
+	}
+	readsColumn := func(t *testing.T, e *audit.Entry, column string) {
+		t.Helper()
+		if !slices.Equal(e.Tables, []string{"public.responses"}) || !slices.Contains(e.Columns, "public.responses."+column) ||
+			!slices.Contains(e.Rules, "france_only") {
+			t.Errorf("%.80q: tables %v, columns %v, rules %v; want public.responses and its column %s",
+				e.SQL, e.Tables, e.Columns, e.Rules, column)
+		}
+	}
+
+	t.Run("an Execute of a portal with a name over 1024 bytes is recorded with its statement", func(t *testing.T) {
+		e := find(t, "SELECT id FROM responses WHERE nps > 5")
+		readsColumn(t, e, "id")
+		if e.Rows == 0 {
+			t.Errorf("no rows recorded: %+v", e)
+		}
+	})
+	t.Run("an EXECUTE names what the statement prepared with PREPARE reads", func(t *testing.T) {
+		readsColumn(t, find(t, "EXECUTE by_sql"), "sentiment")
+	})
+	t.Run("an EXECUTE sent with Parse names what its statement reads", func(t *testing.T) {
+		readsColumn(t, find(t, "execute by_sql"), "sentiment")
+	})
+	t.Run("an EXECUTE names what the statement prepared with Parse reads", func(t *testing.T) {
+		readsColumn(t, find(t, "EXECUTE by_parse"), "branch")
+	})
+	t.Run("a FETCH names what its cursor reads", func(t *testing.T) {
+		readsColumn(t, find(t, "FETCH 2 FROM cur"), "tags")
+	})
+	t.Run("an Execute of a cursor declared with DECLARE names the cursor and what it reads", func(t *testing.T) {
+		readsColumn(t, find(t, `FETCH FROM "cur"`), "tags")
+	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -140,14 +141,37 @@ func (f *frameReader) message(total int) ([]byte, error) {
 	return m, nil
 }
 
-// peek returns the next n bytes without consuming them; n must not exceed
-// the buffer's initial size, so peeking never grows it. The slice is
-// valid until the next call on f.
-func (f *frameReader) peek(n int) ([]byte, error) {
-	if err := f.fill(n); err != nil {
-		return nil, err
+// peekStrings returns the start of the next message, of total bytes,
+// without consuming it: up to and including the n-th NUL byte after the
+// header and skip more bytes, or the whole message when it holds fewer.
+// It reads the names a Bind, Execute or Close starts with, whatever their
+// length: the buffer grows as far as they need, bounded by total (which
+// max bounds), and release shrinks it back. The slice is valid until the
+// next call on f.
+func (f *frameReader) peekStrings(total, skip, n int) ([]byte, error) {
+	size := min(total, f.initial)
+	i := headerLen + skip
+	for {
+		if err := f.fill(size); err != nil {
+			return nil, err
+		}
+		b := f.buf[f.r : f.r+size]
+		for i < size {
+			j := bytes.IndexByte(b[i:], 0)
+			if j < 0 {
+				i = size
+				break
+			}
+			i += j + 1
+			if n--; n == 0 {
+				return b[:i], nil
+			}
+		}
+		if size == total {
+			return b, nil
+		}
+		size = min(total, 2*size)
 	}
-	return f.buf[f.r : f.r+n], nil
 }
 
 // release shrinks the buffer back to its initial size once a large

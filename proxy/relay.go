@@ -176,7 +176,7 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	if r := ss.staleSQLObject(res, st.PolicyVersion); r != nil {
+	if r := ss.staleObjects(res, ss.sent.Load(), st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
@@ -211,7 +211,7 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
-	if r := ss.staleSQLObject(res, st.PolicyVersion); r != nil {
+	if r := ss.staleObjects(res, ss.sent.Load()+1, st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
@@ -411,6 +411,9 @@ func (ss *session) backendRelay() sessionEnd {
 					return ss.upstreamReadFailed(err)
 				}
 				continue
+			}
+			if typ == '2' && t.versions != nil {
+				t.bindComplete()
 			}
 			if t.audit {
 				ss.auditResult(typ, total, "", "", false)

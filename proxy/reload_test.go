@@ -10,9 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -390,4 +392,212 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 			t.Fatalf("the statement prepared under the old policy ran: %d rows", n)
 		}
 	})
+}
+
+// roundTrip sends msgs on c's connection as they are and reads the
+// answers up to the ReadyForQuery of each Sync or Query among them. It
+// returns the first column of every DataRow, as text, and the first
+// error.
+func roundTrip(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) ([]string, error) {
+	t.Helper()
+	pc := c.PgConn()
+	fe := pc.Frontend()
+	syncs := 0
+	for _, m := range msgs {
+		fe.Send(m)
+		switch m.(type) {
+		case *pgproto3.Sync, *pgproto3.Query:
+			syncs++
+		}
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pc.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = pc.Conn().SetReadDeadline(time.Time{}) }()
+	var rows []string
+	var first error
+	for syncs > 0 {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("the connection ended: %v", err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			if len(m.Values) > 0 {
+				rows = append(rows, string(m.Values[0]))
+			}
+		case *pgproto3.ErrorResponse:
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.ReadyForQuery:
+			syncs--
+		}
+	}
+	return rows, first
+}
+
+func TestReloadReachesEveryName(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	ctx := context.Background()
+	bump := func(t *testing.T) {
+		t.Helper()
+		editConfig(t, path, `rule "france_only" {`, `# edited
+rule "france_only" {`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusedAsChanged := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "policy_changed") {
+			t.Fatalf("%s: want a policy_changed refusal, got %v", what, err)
+		}
+	}
+	exec := func(t *testing.T, c *pgx.Conn, sql string) error {
+		t.Helper()
+		_, err := c.PgConn().Exec(ctx, sql).ReadAll()
+		return err
+	}
+	const countAll = "SELECT count(*) FROM responses"
+	long := func(prefix string) string { return prefix + strings.Repeat("x", 3000) }
+
+	t.Run("an SQL EXECUTE of a statement prepared with Parse is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "proto_s", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "EXECUTE proto_s"); err != nil {
+			t.Fatalf("before the reload: %v", err)
+		}
+		bump(t)
+		refusedAsChanged(t, "EXECUTE in a Query", exec(t, c, "EXECUTE proto_s"))
+		_, err := roundTrip(t, c, &pgproto3.Parse{Query: "EXECUTE proto_s"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedAsChanged(t, "EXECUTE in a Parse", err)
+	})
+	t.Run("a FETCH or MOVE from a portal bound with Bind is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		for _, sql := range []string{"FETCH ALL FROM proto_p", "MOVE ALL IN proto_p", "FETCH ALL proto_p"} {
+			if err := exec(t, c, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := roundTrip(t, c, &pgproto3.Parse{Query: "SELECT id FROM responses"},
+				&pgproto3.Bind{DestinationPortal: "proto_p"}, &pgproto3.Sync{}); err != nil {
+				t.Fatal(err)
+			}
+			bump(t)
+			refusedAsChanged(t, sql, exec(t, c, sql))
+			if err := exec(t, c, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("a statement with a name over 1024 bytes is prepared again under the new policy", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		name := long("s")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: name, Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] == "0" {
+			t.Fatalf("before the reload: %v %v", rows, err)
+		}
+		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+  enabled = false`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			editConfig(t, path, `
+  enabled = false`, "")
+			if err := rl.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		rows, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] != "0" {
+			t.Fatalf("after revoking marie's rule: %v %v, want 0 rows counted", rows, err)
+		}
+	})
+	t.Run("a portal with a name over 1024 bytes is refused after a reload", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		name := long("p")
+		if err := exec(t, c, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Query: countAll},
+			&pgproto3.Bind{DestinationPortal: name}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: name}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Execute", err)
+		_ = exec(t, c, "ROLLBACK")
+	})
+	t.Run("a statement prepared with PREPARE and a cursor declared with DECLARE are refused through the protocol", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if err := exec(t, c, "PREPARE sql_s AS "+countAll); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "BEGIN; DECLARE sql_c CURSOR FOR SELECT id FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: "sql_c"}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Execute of the cursor", err)
+		_ = exec(t, c, "ROLLBACK")
+		_, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "sql_s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedAsChanged(t, "Bind and Execute of the statement", err)
+	})
+	t.Run("a statement prepared again under the new policy runs, whichever way it is executed", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		bump(t)
+		if _, err := roundTrip(t, c, &pgproto3.Close{ObjectType: 'S', Name: "again"},
+			&pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "EXECUTE again"); err != nil {
+			t.Fatalf("EXECUTE of the statement prepared again: %v", err)
+		}
+		if err := exec(t, c, "DEALLOCATE again; PREPARE again AS "+countAll); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "again"}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
+			t.Fatalf("Bind of the statement prepared again with PREPARE: %v", err)
+		}
+	})
+}
+
+func TestReloadableSessionsForgetOnlyClosedNames(t *testing.T) {
+	p, _, _ := reloadableDemo(t)
+	c := p.connect(t, "marie")
+	// More statements and portals than a session remembers, each closed
+	// and the close answered: forgetting them loses nothing.
+	var msgs []pgproto3.FrontendMessage
+	for i := 0; i < 10050; i++ {
+		s, pt := fmt.Sprintf("s%d", i), fmt.Sprintf("p%d", i)
+		msgs = append(msgs, &pgproto3.Parse{Name: s, Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: pt, PreparedStatement: s},
+			&pgproto3.Close{ObjectType: 'P', Name: pt}, &pgproto3.Close{ObjectType: 'S', Name: s})
+		if i%500 == 499 {
+			msgs = append(msgs, &pgproto3.Sync{})
+			if _, err := roundTrip(t, c, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	if _, err := roundTrip(t, c, append(msgs, &pgproto3.Sync{})...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"EXECUTE never_prepared", "FETCH 1 FROM never_declared"} {
+		_, err := c.PgConn().Exec(context.Background(), sql).ReadAll()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "26000" && pe.Code != "34000") {
+			t.Errorf("%s: %v, want PostgreSQL's error for a name that does not exist", sql, err)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,47 +63,57 @@ func newStmtInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *stmtInfo
 // older policy are prepared again, portals bound under one refused).
 // Sessions of a server that needs neither have none and pay nothing.
 //
-// NOTE: stmts, portals, sqlVersions and pcSent belong to the client
-// relay; cur and pcSeen to the backend relay. The queues under mu are
-// filled by the client relay in the order it sends messages upstream and
-// emptied by the backend relay in the same order, since PostgreSQL
-// answers in order.
+// NOTE: stmts, portals, sql, pcSent and bindSent belong to the client
+// relay; cur, pcSeen and bindSeen to the backend relay. The queues under
+// mu are filled by the client relay in the order it sends messages
+// upstream and emptied by the backend relay in the same order, since
+// PostgreSQL answers in order.
 type tracker struct {
 	// audit: executions are recorded for the audit trail.
 	audit bool
 	// versions: the Rewriter's policies can change (policyVersioner).
 	versions policyVersioner
 
-	// stmts maps prepared statement names ("" is the unnamed one) and
-	// portals portal names to the statement they run.
+	// stmts maps prepared statement names ("" is the unnamed one) to the
+	// history of their Parse and Close messages, and portals portal
+	// names to the history of their Bind messages.
 	stmts   map[string]*stmtInfo
-	portals map[string]*stmtInfo
-	// sqlObjects maps the statements prepared with SQL PREPARE ("p" and
-	// the name) and the cursors declared ("c" and the name) to the policy
-	// version that checked them: EXECUTE and FETCH run what was checked
-	// then. "" marks a name whose statement may be of any version.
+	portals map[string]*portalEntry
+	// sql maps, in each namespace, the statements prepared with SQL
+	// PREPARE and the cursors declared with DECLARE to what checked
+	// them: EXECUTE and FETCH run what was checked then.
 	// NOTE: it changes only once the batch that creates or drops an
 	// object is answered (objPending, objResolved): a PREPARE or DECLARE
 	// of a name that exists fails and keeps the old object, a DEALLOCATE
-	// or CLOSE that fails keeps it too.
-	sqlObjects map[string]string
+	// or CLOSE that fails keeps it too. Until then candidates counts the
+	// objects in flight as held.
+	sql [2]map[string]*sqlObject
 	// objPending are the object changes of batches not answered yet,
 	// objResolved those answered, for the client relay to apply (guarded
 	// by mu); resolvedN counts objResolved, read without mu.
 	objPending, objResolved []*objChange
 	resolvedN               atomic.Int32
 	// batchErr reports whether the batch being answered had an error
-	// (backend relay only).
+	// (backend relay only, under mu).
 	batchErr bool
 	// pcSent counts the client's Parse and Close messages sent upstream;
 	// pcSeen the ParseComplete and CloseComplete answers forwarded to the
 	// client. Injected messages are counted by neither.
 	pcSent, pcSeen int64
+	// bindSent counts the client's Bind messages sent upstream; bindSeen
+	// the BindComplete answers forwarded.
+	bindSent, bindSeen int64
 	// awaiting are the client's Parse and Close messages of statements
 	// whose answer confirms them, in order (guarded by mu).
 	awaiting []awaited
-	// forgot is set once remember dropped a name to stay in bounds.
-	forgot bool
+	// awaitingBinds are the client's Bind messages whose BindComplete
+	// confirms them, in order (guarded by mu).
+	awaitingBinds []awaitedBind
+	// forgot is set once a name was dropped to stay in bounds: an
+	// unknown name may then hold anything (candidates). sweepIn counts
+	// the names to forget before remember sweeps the closed ones again.
+	forgot  bool
+	sweepIn int
 
 	mu      sync.Mutex
 	pending []*execution
@@ -126,52 +138,198 @@ type injection struct {
 	info    *stmtInfo
 }
 
-// objChange is what a statement text does to SQL prepared statements and
-// cursors, applied once its batch is answered.
+// namespace is one of the two namespaces of names the upstream keeps per
+// session, whichever message or statement made the name: prepared
+// statements (Parse, PREPARE) and portals (Bind, DECLARE).
+type namespace int
+
+const (
+	nsStatement namespace = iota
+	nsPortal
+)
+
+// namespaceOf returns the namespace of the name a SessionObject's Op
+// acts on.
+func namespaceOf(op string) namespace {
+	switch op {
+	case "declare", "fetch", "close":
+		return nsPortal
+	}
+	return nsStatement
+}
+
+// sqlObject is a statement prepared with PREPARE or a cursor declared
+// with DECLARE.
+type sqlObject struct {
+	// version is the policy version that checked it; "" when it may be
+	// of any version.
+	version string
+	// res is the Rewriter's result on the text that made it.
+	res *rewrite.Result
+	// batch is the batch that made it.
+	batch int64
+}
+
+// portalEntry is a Bind or a Close of a portal: the statement it runs
+// (none for a Close), the batch of the message and what the portal was
+// before it, while the message is not confirmed. PostgreSQL keeps the
+// earlier portal of the name when a Bind fails (a named portal that
+// exists, or any Bind that fails before making its portal) or a Close is
+// skipped after an error, and a savepoint can undo the error but not
+// the portal.
+//
+// NOTE: confirmed is set by the backend relay once the BindComplete or
+// CloseComplete came; everything else belongs to the client relay.
+type portalEntry struct {
+	info      *stmtInfo
+	batch     int64
+	closed    bool
+	prev      *portalEntry
+	confirmed atomic.Bool
+}
+
+// awaitedBind is a client Bind whose answer confirms e: it is answer
+// number pos of the BindComplete answers.
+type awaitedBind struct {
+	pos, batch int64
+	e          *portalEntry
+}
+
+// objChange is what a statement text does to prepared statements and
+// cursors through SQL, applied once its batch is answered.
 type objChange struct {
 	batch   int64
 	objs    []rewrite.SessionObject
 	version string
+	// res is the Rewriter's result on the text.
+	res *rewrite.Result
 	// several: the text holds several statements, so an error in its
 	// batch does not say which of them ran.
 	several bool
 	failed  bool
 }
 
-// awaited is a client Parse or Close whose answer confirms info: it is
-// answer number pos of the ParseComplete and CloseComplete answers.
+// awaited is a client Parse or Close whose answer confirms a statement
+// or a portal's Close (sets confirmed): it is answer number pos of the
+// ParseComplete and CloseComplete answers.
 type awaited struct {
 	pos, batch int64
-	info       *stmtInfo
+	confirmed  *atomic.Bool
 }
 
-// batchMark is pcSent when batch number batch was closed.
+// batchMark is pcSent and bindSent when batch number batch was closed.
 type batchMark struct {
-	batch, pc int64
+	batch, pc, binds int64
 }
 
-// maxTrackedNames bounds the statement and portal names a session
-// remembers; past it the oldest are forgotten (an unknown statement is
-// then treated as one prepared with SQL PREPARE, see checkBind).
+// maxTrackedNames bounds the names a session remembers in each map; past
+// it one is forgotten, and an unknown name may then stand for anything
+// (candidates).
 const maxTrackedNames = 10000
 
 func newTracker(audit bool, versions policyVersioner) *tracker {
 	return &tracker{
 		audit: audit, versions: versions,
-		stmts: map[string]*stmtInfo{}, portals: map[string]*stmtInfo{}, sqlObjects: map[string]string{},
+		stmts: map[string]*stmtInfo{}, portals: map[string]*portalEntry{},
+		sql: [2]map[string]*sqlObject{{}, {}},
 	}
 }
 
-// remember stores v under name in m, bounded by maxTrackedNames.
-func (t *tracker) remember(m map[string]*stmtInfo, name string, v *stmtInfo) {
+// remember stores v under name in m, bounded by maxTrackedNames: at the
+// bound, the closes answered are swept first (sweepClosed), and only then
+// is a name forgotten.
+func remember[V any](t *tracker, m map[string]V, name string, v V) {
 	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
-		for k := range m {
-			delete(m, k)
-			break
+		if t.sweepIn > 0 {
+			t.sweepIn--
+		} else {
+			t.sweepClosed()
+			t.sweepIn = maxTrackedNames / 10
 		}
-		t.forgot = true
+		if len(m) >= maxTrackedNames {
+			for k := range m {
+				delete(m, k)
+				break
+			}
+			t.forgot = true
+		}
 	}
 	m[name] = v
+}
+
+// sweepClosed drops the statements and portals whose Close is answered:
+// the upstream holds nothing under their names, as for a name never used.
+// Clients that number their statements and portals (S_1, C_1, …) would
+// otherwise fill the maps with them (client relay).
+func (t *tracker) sweepClosed() {
+	for name, info := range t.stmts {
+		if info.closed && info.confirmed.Load() {
+			delete(t.stmts, name)
+		}
+	}
+	for name, e := range t.portals {
+		if e.closed && e.confirmed.Load() {
+			delete(t.portals, name)
+		}
+	}
+}
+
+// bind remembers that the Bind about to be sent, of batch batch, makes
+// portal run info. With policies that reload it keeps, until the Bind is
+// confirmed, what the portal was before (client relay).
+func (t *tracker) bind(portal string, info *stmtInfo, batch int64, done int64) {
+	e := &portalEntry{info: info, batch: batch}
+	if t.versions == nil {
+		e.confirmed.Store(true)
+	} else {
+		e.prev = settlePortal(t.portals[portal], done)
+		t.mu.Lock()
+		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+		t.mu.Unlock()
+	}
+	remember(t, t.portals, portal, e)
+}
+
+// closePortal follows a Close of portal name about to be sent: without
+// policies that reload, the portal is forgotten; with them, it leaves a
+// closed mark, confirmed by the CloseComplete, so that a Close the server
+// skipped after an error cannot leave a portal of an older policy
+// runnable, for instance after a ROLLBACK TO SAVEPOINT (client relay).
+func (ss *session) closePortal(name string) {
+	t := ss.track
+	old := t.portals[name]
+	if t.versions == nil || old == nil {
+		delete(t.portals, name)
+		return
+	}
+	mark := &portalEntry{batch: ss.sent.Load() + 1, closed: true, prev: settlePortal(old, ss.done.Load())}
+	t.await(mark.batch, &mark.confirmed)
+	t.portals[name] = mark
+}
+
+// settlePortal drops from the history of a portal, whose latest Bind is
+// e, the Binds of answered batches that failed or were skipped, and all
+// that came before a confirmed one (client relay).
+func settlePortal(e *portalEntry, done int64) *portalEntry {
+	for e != nil && !e.confirmed.Load() && e.batch <= done {
+		e = e.prev
+	}
+	if e != nil && e.confirmed.Load() {
+		e.prev = nil
+	}
+	return e
+}
+
+// bindComplete notes a BindComplete the upstream sent (backend relay).
+func (t *tracker) bindComplete() {
+	t.mu.Lock()
+	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
+		t.awaitingBinds[0].e.confirmed.Store(true)
+		t.awaitingBinds[0].e = nil
+		t.awaitingBinds = t.awaitingBinds[1:]
+	}
+	t.bindSeen++
+	t.mu.Unlock()
 }
 
 // push queues an execution (client relay).
@@ -225,7 +383,7 @@ func (t *tracker) batchClosed(n int64) {
 		return
 	}
 	t.mu.Lock()
-	t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent})
+	t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
 	t.mu.Unlock()
 }
 
@@ -248,33 +406,21 @@ func (t *tracker) swallow(answering int64) bool {
 		}
 	}
 	if len(t.awaiting) > 0 && t.awaiting[0].pos == t.pcSeen {
-		t.awaiting[0].info.confirmed.Store(true)
+		t.awaiting[0].confirmed.Store(true)
 		t.awaiting = t.awaiting[1:]
 	}
 	t.pcSeen++
 	return false
 }
 
-// readyForQuery closes batch number done: injections the server skipped
-// after an error are dropped (their statements stay unconfirmed and are
-// prepared again at their next Bind), and the client's skipped Parse and
-// Close messages are counted as answered (backend relay).
+// readyForQuery closes batch number done: the object changes of its
+// statements are resolved, injections the server skipped after an error
+// are dropped (their statements stay unconfirmed and are prepared again
+// at their next Bind), and the client's skipped Parse and Close messages
+// are counted as answered (backend relay).
 func (t *tracker) readyForQuery(done int64) {
-	if t.versions == nil {
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for len(t.injected) > 0 && t.injected[0].batch <= done {
-		t.injected = t.injected[1:]
-	}
-	for len(t.awaiting) > 0 && t.awaiting[0].batch <= done {
-		t.awaiting = t.awaiting[1:]
-	}
-	for len(t.batchPC) > 0 && t.batchPC[0].batch <= done {
-		t.pcSeen = t.batchPC[0].pc
-		t.batchPC = t.batchPC[1:]
-	}
 	for len(t.objPending) > 0 && t.objPending[0].batch <= done {
 		c := t.objPending[0]
 		c.failed = t.batchErr
@@ -283,14 +429,31 @@ func (t *tracker) readyForQuery(done int64) {
 		t.objPending = t.objPending[1:]
 	}
 	t.batchErr = false
+	if t.versions == nil {
+		return
+	}
+	for len(t.injected) > 0 && t.injected[0].batch <= done {
+		t.injected = t.injected[1:]
+	}
+	for len(t.awaiting) > 0 && t.awaiting[0].batch <= done {
+		t.awaiting = t.awaiting[1:]
+	}
+	for len(t.awaitingBinds) > 0 && t.awaitingBinds[0].batch <= done {
+		t.awaitingBinds[0].e = nil
+		t.awaitingBinds = t.awaitingBinds[1:]
+	}
+	for len(t.batchPC) > 0 && t.batchPC[0].batch <= done {
+		t.pcSeen, t.bindSeen = t.batchPC[0].pc, t.batchPC[0].binds
+		t.batchPC = t.batchPC[1:]
+	}
 }
 
 // sawError notes an ErrorResponse of the batch being answered (backend
 // relay).
 func (t *tracker) sawError() {
-	if t.versions != nil {
-		t.batchErr = true
-	}
+	t.mu.Lock()
+	t.batchErr = true
+	t.mu.Unlock()
 }
 
 // noteStatement records a statement the client relay is about to send
@@ -301,19 +464,15 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 	if t == nil {
 		return
 	}
-	if t.versions != nil && res != nil && len(res.Objects) > 0 {
-		batch := ss.sent.Load()
-		if st.Source == SourceParse {
-			batch++
-		}
-		t.mu.Lock()
-		t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: st.PolicyVersion, several: len(res.Kinds) > 1})
-		t.mu.Unlock()
-	}
 	switch st.Source {
 	case SourceQuery:
+		if res != nil && len(res.Objects) > 0 {
+			// A Query runs in its own batch. A Parse runs nothing: its
+			// objects change at each Execute (trackExecute).
+			t.noteObjects(res, st.PolicyVersion, ss.sent.Load(), len(res.Kinds) > 1)
+		}
 		if t.audit {
-			info := newStmtInfo(st, res, refusal)
+			info := newStmtInfo(st, ss.withObjects(res, ss.sent.Load()), refusal)
 			t.push(&execution{info: info, start: time.Now(), untilReady: true, batch: ss.sent.Load()})
 		}
 	case SourceParse:
@@ -327,21 +486,33 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 			// a later Bind closes whatever the upstream kept of the name.
 			info.confirmed.Store(false)
 			if refusal == nil {
-				t.await(info)
+				t.await(info.batch, &info.confirmed)
 			}
 		}
 		t.pcSent++
-		t.remember(t.stmts, st.Name, info)
+		remember(t, t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
 			t.push(&execution{info: info, start: time.Now(), batch: ss.sent.Load() + 1})
 		}
 	}
 }
 
+// noteObjects queues the object changes of res, checked under version,
+// run in batch number batch; several says whether other statements may
+// run in the same batch. The changes answered so far are applied first,
+// so that the queues stay as short as the batches in flight (client
+// relay).
+func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
+	t.applyObjects()
+	t.mu.Lock()
+	t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
+	t.mu.Unlock()
+}
+
 // applyObjects applies the object changes of the batches answered so far
 // (client relay): a batch without error did what it said; after an error,
 // a single statement did nothing, while of several it is unknown which
-// ran, so the objects they create may be of any version.
+// ran, so the objects they create may be of either version.
 func (t *tracker) applyObjects() {
 	if t.resolvedN.Load() == 0 {
 		return
@@ -353,66 +524,248 @@ func (t *tracker) applyObjects() {
 	t.mu.Unlock()
 	for _, c := range done {
 		for _, o := range c.objs {
-			kind := "p"
-			if o.Op == "declare" || o.Op == "fetch" || o.Op == "close" {
-				kind = "c"
-			}
+			ns := namespaceOf(o.Op)
+			m := t.sql[ns]
 			switch {
 			case c.failed && !c.several:
 			case o.Op == "prepare" || o.Op == "declare":
-				if c.failed {
-					t.sqlObjects[kind+o.Name] = ""
-				} else {
-					t.sqlObjects[kind+o.Name] = c.version
+				obj := &sqlObject{version: c.version, res: c.res, batch: c.batch}
+				if old := m[o.Name]; c.failed && old != nil {
+					// Perhaps the old object stays.
+					obj.batch = old.batch
+					if old.version != obj.version {
+						obj.version = ""
+					}
+				}
+				remember(t, m, o.Name, obj)
+				if !c.failed {
+					t.supersede(ns, o.Name, c.batch)
 				}
 			case c.failed:
 				// A drop that may not have run: keep what is known.
 			case o.Op == "discard":
-				clear(t.sqlObjects)
-			case (o.Op == "deallocate" || o.Op == "close") && o.Name != "":
-				delete(t.sqlObjects, kind+o.Name)
-			case o.Op == "deallocate" || o.Op == "close":
-				for k := range t.sqlObjects {
-					if k[0] == kind[0] {
-						delete(t.sqlObjects, k)
-					}
+				for ns := range t.sql {
+					clear(t.sql[ns])
+					t.supersedeAll(namespace(ns), c.batch)
 				}
+			case (o.Op == "deallocate" || o.Op == "close") && o.Name != "":
+				delete(m, o.Name)
+				t.supersede(ns, o.Name, c.batch)
+			case o.Op == "deallocate" || o.Op == "close":
+				clear(m)
+				t.supersedeAll(ns, c.batch)
 			}
 		}
 	}
 }
 
-// staleSQLObject returns a refusal when res runs a statement prepared,
-// or fetches from a cursor declared, with SQL under another policy
-// version than version, the one in force.
-func (ss *session) staleSQLObject(res *rewrite.Result, version string) *Refusal {
+// supersede forgets the protocol's statement or portal name in ns when
+// all the tracker knows of it comes before batch, whose statement dropped
+// or created the name with SQL and succeeded: that is what the upstream
+// holds now (client relay).
+func (t *tracker) supersede(ns namespace, name string, batch int64) {
+	if ns == nsStatement {
+		if info := t.stmts[name]; info != nil && info.batch < batch {
+			delete(t.stmts, name)
+		}
+		return
+	}
+	if e := t.portals[name]; e != nil && e.batch < batch {
+		delete(t.portals, name)
+	}
+}
+
+// supersedeAll is supersede for every name of ns a DEALLOCATE ALL, CLOSE
+// ALL or DISCARD ALL dropped: all but the unnamed ones, which they may
+// keep.
+func (t *tracker) supersedeAll(ns namespace, batch int64) {
+	if ns == nsStatement {
+		for name := range t.stmts {
+			if name != "" {
+				t.supersede(ns, name, batch)
+			}
+		}
+		return
+	}
+	for name := range t.portals {
+		if name != "" {
+			t.supersede(ns, name, batch)
+		}
+	}
+}
+
+// candidates calls fn with the policy version and the Rewriter's result
+// of each thing the upstream may hold under name in ns when a message of
+// batch number at runs, whichever way it was made: Parse or PREPARE, Bind
+// or DECLARE, answered or still in flight. An unknown name in a session
+// that forgot names may hold anything: fn gets version "" and a nil
+// result. fn must not use t.mu (client relay).
+//
+// NOTE: a message in flight in batch at runs before the one asking:
+// when it fails, the server skips that one too, so what came before it
+// no longer matters.
+func (ss *session) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
+	t := ss.track
+	t.applyObjects()
+	found := false
+	done := ss.done.Load()
+	// settled is the batch of the protocol's latest answered Parse, Bind
+	// or Close of the name: an SQL object of an earlier batch is gone.
+	settled := int64(-1)
+	if ns == nsStatement {
+		for info := t.stmts[name]; info != nil; info = info.prev {
+			// A refused Parse went upstream as a marker that fails.
+			held := info.confirmed.Load() && info.refusal == nil
+			inFlight := !info.confirmed.Load() && info.batch > done
+			if !info.closed && info.refusal == nil && (held || inFlight) {
+				found = true
+				fn(info.version, info.res)
+			}
+			if held {
+				settled = info.batch
+				break
+			}
+			if inFlight && info.batch == at {
+				break
+			}
+			if name == "" && !info.closed && !inFlight {
+				break // a failed Parse of the unnamed statement dropped it
+			}
+		}
+	} else {
+		for e := t.portals[name]; e != nil; e = e.prev {
+			inFlight := !e.confirmed.Load() && e.batch > done
+			if !e.closed && (e.confirmed.Load() || inFlight) {
+				found = true
+				fn(e.info.version, e.info.res)
+			}
+			if e.confirmed.Load() {
+				settled = e.batch
+				break
+			}
+			if inFlight && e.batch == at {
+				break
+			}
+		}
+	}
+	if o := t.sql[ns][name]; o != nil && o.batch >= settled {
+		found = true
+		fn(o.version, o.res)
+	}
+	create := "prepare"
+	if ns == nsPortal {
+		create = "declare"
+	}
+	t.mu.Lock()
+	for _, cs := range [2][]*objChange{t.objResolved, t.objPending} {
+		for _, c := range cs {
+			for _, o := range c.objs {
+				if o.Op == create && o.Name == name {
+					found = true
+					fn(c.version, c.res)
+				}
+			}
+		}
+	}
+	t.mu.Unlock()
+	if !found && t.forgot {
+		fn("", nil)
+	}
+}
+
+// stale reports whether the upstream may hold under name in ns, for a
+// message of batch at, something checked under another policy version
+// than cur (client relay).
+func (ss *session) stale(ns namespace, name string, at int64, cur string) bool {
+	stale := false
+	ss.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
+		if v != cur {
+			stale = true
+		}
+	})
+	return stale
+}
+
+// staleObjects returns a refusal when res, run in batch at, runs a
+// prepared statement, or fetches from a portal, the upstream may hold
+// under a name from another policy version than version, the one in
+// force: whether Parse or PREPARE made the statement, Bind or DECLARE
+// the portal.
+func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
 	t := ss.track
 	if t == nil || t.versions == nil {
 		return nil
 	}
-	t.applyObjects()
-	if len(t.sqlObjects) == 0 {
-		return nil
-	}
 	for _, o := range res.Objects {
-		key := ""
+		ns := nsStatement
 		switch o.Op {
 		case "execute":
-			key = "p" + o.Name
 		case "fetch":
-			key = "c" + o.Name
+			ns = nsPortal
 		default:
 			continue
 		}
-		if v, ok := t.sqlObjects[key]; ok && v != version {
+		if ss.stale(ns, o.Name, at, version) {
 			return policyChanged("the statement or cursor " + quoteName(o.Name))
 		}
 	}
 	return nil
 }
 
-// quoteName quotes an identifier for a message.
-func quoteName(s string) string { return `"` + s + `"` }
+// withObjects returns res, or for a text run in batch at that runs
+// prepared statements or fetches from cursors a copy of it that names
+// also the tables, rules and columns they read, for the audit trail
+// (client relay).
+func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
+	if res == nil {
+		return nil
+	}
+	out := res
+	for _, o := range res.Objects {
+		ns := nsStatement
+		switch o.Op {
+		case "execute":
+		case "fetch":
+			ns = nsPortal
+		default:
+			continue
+		}
+		ss.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {
+			if r == nil || r == res {
+				return
+			}
+			if out == res {
+				cp := *res
+				out = &cp
+			}
+			mergeReads(out, r)
+		})
+	}
+	return out
+}
+
+// mergeReads adds to dst the tables, rules and columns r reads. It makes
+// new slices: dst's may be shared with a cached result.
+func mergeReads(dst, r *rewrite.Result) {
+	dst.Tables = union(dst.Tables, r.Tables)
+	dst.Rules = union(dst.Rules, r.Rules)
+	dst.Masked = union(dst.Masked, r.Masked)
+	dst.Columns = union(dst.Columns, r.Columns)
+}
+
+// union returns the sorted union of a and b: a itself when b is empty,
+// otherwise a new slice, so that neither is ever written to.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// quoteName quotes an identifier for a message or an audit record.
+func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 func policyChanged(what string) *Refusal {
 	return &Refusal{
@@ -423,15 +776,25 @@ func policyChanged(what string) *Refusal {
 	}
 }
 
-// trackPeek shows the tracker the start of a Bind, Execute or Close
-// message, which names a statement or portal, and forwards the message;
-// a Bind of a statement prepared under an older policy first prepares it
-// again, and an Execute of a portal bound under one is refused.
+// trackPeek shows the tracker the names a Bind, Execute or Close message
+// starts with, read whole whatever their length, and forwards the
+// message; a Bind of a statement prepared under an older policy first
+// prepares it again, and an Execute of a portal bound under one is
+// refused (trackExecute). A message too short for its names goes
+// upstream as it is, and the upstream refuses it.
 func (ss *session) trackPeek(typ byte, total int) error {
-	b, err := ss.cin.peek(min(total, maxPeek))
+	skip, n := 0, 1
+	switch typ {
+	case 'B':
+		n = 2
+	case 'C':
+		skip = 1
+	}
+	b, err := ss.cin.peekStrings(total, skip, n)
 	if err != nil {
 		return err
 	}
+	defer ss.cin.release()
 	body := b[headerLen:]
 	t := ss.track
 	switch typ {
@@ -443,40 +806,10 @@ func (ss *session) trackPeek(typ byte, total int) error {
 				return err
 			}
 		}
+		t.bindSent++
 	case 'E':
-		portal, _, ok := cstring(body)
-		if ok {
-			info := t.portals[portal]
-			stale := false
-			if t.versions != nil {
-				t.applyObjects()
-				cur := t.versions.PolicyVersion()
-				if info != nil {
-					stale = info.version != cur
-				} else if v, ok := t.sqlObjects["c"+portal]; ok {
-					// A cursor declared with SQL is a portal too.
-					stale = v != cur
-					info = &stmtInfo{sql: "FETCH FROM " + portal, version: v}
-				}
-			}
-			if stale {
-				// A portal bound under an older policy: refuse its
-				// Execute in its place.
-				if err := ss.cin.skip(total); err != nil {
-					return err
-				}
-				r := policyChanged("this portal")
-				if t.audit {
-					t.push(&execution{info: &stmtInfo{sql: info.sql, refusal: r, version: info.version}, start: time.Now(), batch: ss.sent.Load() + 1})
-				}
-				return ss.refuse(sourceExecute, "", r)
-			}
-			if t.audit {
-				if info == nil {
-					info = &stmtInfo{}
-				}
-				t.push(&execution{info: info, start: time.Now(), batch: ss.sent.Load() + 1})
-			}
+		if portal, _, ok := cstring(body); ok {
+			return ss.trackExecute(portal, total)
 		}
 	case 'C':
 		if len(body) >= 2 {
@@ -485,7 +818,7 @@ func (ss *session) trackPeek(typ byte, total int) error {
 				case 'S':
 					ss.noteClose(name)
 				case 'P':
-					delete(t.portals, name)
+					ss.closePortal(name)
 				}
 			}
 		}
@@ -494,11 +827,97 @@ func (ss *session) trackPeek(typ byte, total int) error {
 	return ss.cin.forward(total, ss.uout)
 }
 
-// await queues info for confirmation by the answer to the Parse or
-// Close about to be sent (client relay).
-func (t *tracker) await(info *stmtInfo) {
+// trackExecute follows an Execute of portal, a message of total bytes:
+// it is refused when the portal may run anything an older policy
+// checked, or when its statement runs a prepared statement or fetches
+// from a cursor that may; otherwise it is forwarded, audited, and the
+// statements and cursors it prepares, declares or drops are noted.
+func (ss *session) trackExecute(portal string, total int) error {
+	t := ss.track
+	at := ss.sent.Load() + 1
+	e := t.portals[portal]
+	bound := e != nil && !e.closed
+	var info *stmtInfo
+	if bound {
+		info = e.info
+	} else {
+		// A cursor declared with SQL is a portal too.
+		info = ss.sqlNamed(nsPortal, portal, at)
+	}
+	var r *Refusal
+	if t.versions != nil {
+		cur := t.versions.PolicyVersion()
+		if ss.stale(nsPortal, portal, at, cur) {
+			r = policyChanged("this portal")
+		} else if bound && info.res != nil && len(info.res.Objects) > 0 {
+			// A Parse of EXECUTE or FETCH runs what the name holds now.
+			r = ss.staleObjects(info.res, at, cur)
+		}
+	}
+	if r != nil {
+		if err := ss.cin.skip(total); err != nil {
+			return err
+		}
+		if t.audit {
+			t.push(&execution{info: &stmtInfo{sql: info.sql, refusal: r, version: info.version}, start: time.Now(), batch: at})
+		}
+		return ss.refuse(sourceExecute, "", r)
+	}
+	if bound && info.res != nil && len(info.res.Objects) > 0 {
+		// Other messages of the batch may fail: several.
+		t.noteObjects(info.res, info.version, at, true)
+		if t.audit {
+			if res := ss.withObjects(info.res, at); res != info.res {
+				info = &stmtInfo{sql: info.sql, res: res, version: info.version}
+			}
+		}
+	}
+	if t.audit {
+		t.push(&execution{info: info, start: time.Now(), batch: at})
+	}
+	return ss.cin.forward(total, ss.uout)
+}
+
+// sqlNamed describes, for the audit trail and the policy check, what a
+// Bind or Execute that names a statement or portal pgveil did not see
+// made runs: one prepared with PREPARE, a cursor declared with DECLARE,
+// or one forgotten, for a message of batch at. Its version is one that is
+// not in force when the name may hold one checked under such a policy
+// (client relay).
+func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
+	t := ss.track
+	info := &stmtInfo{sql: "EXECUTE " + quoteName(name)}
+	if ns == nsPortal {
+		info.sql = "FETCH FROM " + quoteName(name)
+	}
+	cur := ""
+	if t.versions != nil {
+		cur = t.versions.PolicyVersion()
+	}
+	info.version = cur
+	ss.candidates(ns, name, at, func(v string, res *rewrite.Result) {
+		if v != cur {
+			info.version = v
+		}
+		if res == nil {
+			return
+		}
+		if info.res == nil {
+			info.res = &rewrite.Result{Kinds: []string{"execute"}}
+			if ns == nsPortal {
+				info.res.Kinds[0] = "fetch"
+			}
+		}
+		mergeReads(info.res, res)
+	})
+	return info
+}
+
+// await queues confirmed, of a message of batch batch, to be set by the
+// answer to the Parse or Close about to be sent (client relay).
+func (t *tracker) await(batch int64, confirmed *atomic.Bool) {
 	t.mu.Lock()
-	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: info.batch, info: info})
+	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
 	t.mu.Unlock()
 }
 
@@ -515,13 +934,9 @@ func (ss *session) noteClose(name string) {
 		return
 	}
 	mark := &stmtInfo{batch: ss.sent.Load() + 1, closed: true, prev: ss.settle(name, old)}
-	t.await(mark)
+	t.await(mark.batch, &mark.confirmed)
 	t.stmts[name] = mark
 }
-
-// maxPeek is how much of a Bind, Execute or Close message trackPeek
-// reads: enough for two names of any length PostgreSQL keeps.
-const maxPeek = 1024
 
 // checkBind remembers which statement portal runs and, when the upstream
 // may hold under name a statement an older policy checked, prepares it
@@ -529,38 +944,28 @@ const maxPeek = 1024
 // (client relay).
 func (ss *session) checkBind(portal, name string) error {
 	t := ss.track
+	t.applyObjects()
 	info := t.stmts[name]
-	if t.versions == nil {
-		if info == nil {
-			// A statement prepared with SQL PREPARE: its text was
-			// audited then.
-			info = &stmtInfo{sql: "EXECUTE " + name}
-		}
-		t.remember(t.portals, portal, info)
-		return nil
-	}
-	cur := t.versions.PolicyVersion()
+	batch := ss.sent.Load() + 1
 	if info == nil {
-		t.applyObjects()
 		// A statement prepared with SQL PREPARE (or forgotten): it
 		// keeps the version that checked it, and its Execute is
 		// refused when that is not the one in force.
-		info = &stmtInfo{sql: "EXECUTE " + name, version: cur}
-		if v, ok := t.sqlObjects["p"+name]; ok {
-			info.version = v
-		} else if t.forgot {
-			info.version = "" // perhaps forgotten: fail closed
-		}
-		t.remember(t.portals, portal, info)
+		t.bind(portal, ss.sqlNamed(nsStatement, name, batch), batch, ss.done.Load())
 		return nil
 	}
+	if t.versions == nil {
+		t.bind(portal, info, batch, ss.done.Load())
+		return nil
+	}
+	cur := t.versions.PolicyVersion()
 	held, sure := ss.held(name, info)
 	switch {
 	case held == nil && sure:
 		// Nothing upstream: the Bind fails as it would without pgveil.
 		return nil
 	case held != nil && sure && held.version == cur:
-		t.remember(t.portals, portal, held)
+		t.bind(portal, held, batch, ss.done.Load())
 		return nil
 	case held == nil:
 		// Unknown: make sure nothing of an older policy stays.
@@ -665,7 +1070,7 @@ func (ss *session) reprepare(portal, name string, held, head *stmtInfo) error {
 		refused := newStmtInfo(st, nil, asRefusal(rerr))
 		mark := &stmtInfo{batch: batch, closed: true, prev: head}
 		t.stmts[name] = mark
-		t.remember(t.portals, portal, refused)
+		t.bind(portal, refused, batch, ss.done.Load())
 		if err := ss.inject(&injection{after: t.pcSent, answers: 1, batch: batch, info: mark}, closeMsg); err != nil {
 			return err
 		}
@@ -674,8 +1079,8 @@ func (ss *session) reprepare(portal, name string, held, head *stmtInfo) error {
 	info := newStmtInfo(st, res, nil)
 	info.batch, info.prev = batch, head
 	info.confirmed.Store(false)
-	t.remember(t.stmts, name, info)
-	t.remember(t.portals, portal, info)
+	remember(t, t.stmts, name, info)
+	t.bind(portal, info, batch, ss.done.Load())
 	return ss.inject(&injection{after: t.pcSent, answers: 2, batch: batch, info: info},
 		closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: held.paramOIDs})
 }

@@ -197,6 +197,7 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT $1::int + 2", "SELECT $1::int + 4", "SELECT $1::int + 3"},
 		{"SELECT nps FROM responses WHERE id = 1", "SELECT nps FROM responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 0042"},
 		{"SELECT id FROM responses WHERE country = 'a' AND nps > 1.5 LIMIT 3", "SELECT id FROM responses WHERE country = 'b' AND nps > 2.0 LIMIT 4", `SELECT id FROM responses WHERE country = 'c\''' AND nps > 2.5 LIMIT 5`},
+		{"SELECT set_config('work_mem', '1MB', false), nps FROM responses WHERE id = 1", "SELECT set_config('work_mem', '2MB', false), nps FROM responses WHERE id = 2", "SELECT set_config('search_path', 'x', false), nps FROM responses WHERE id = 3"},
 		{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"},
 	}
 	for _, p := range triples {

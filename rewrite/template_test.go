@@ -47,6 +47,10 @@ func TestTemplates(t *testing.T) {
 			[3]string{"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (1, 2) AND c.code = 'FR'",
 				"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (3, 4) AND c.code = 'DE'",
 				"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (5, 600) AND c.code = 'x''y'"}, true},
+		{"a statement whose checks read a constant is not templated: set_config's setting name decides",
+			[3]string{"SELECT set_config('work_mem', '1MB', false), nps FROM responses WHERE id = 1",
+				"SELECT set_config('work_mem', '2MB', false), nps FROM responses WHERE id = 2",
+				"SELECT set_config('work_mem', '4MB', false), nps FROM responses WHERE id = 3"}, false},
 		{"statements other than reads are not templated",
 			[3]string{"COPY (SELECT id FROM responses WHERE id = 1) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 2) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 3) TO STDOUT"}, false},
 	}

@@ -14,9 +14,10 @@ import (
 // testVerifier is a valid SCRAM verifier for test users.
 const testVerifier = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
 
-// loadPolicy loads the listen and upstream blocks followed by policy, in
-// which VERIFIER stands for testVerifier, and fails t on errors.
-func loadPolicy(t *testing.T, policy string) *Config {
+// writePolicy writes the listen and upstream blocks followed by policy,
+// in which VERIFIER stands for testVerifier, to a file and returns its
+// path.
+func writePolicy(t *testing.T, policy string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "pgveil.hcl")
 	writeFile(t, path, []byte(`
@@ -29,6 +30,14 @@ upstream {
   user     = "pgveil_svc"
 }
 `+strings.ReplaceAll(policy, "VERIFIER", testVerifier)))
+	return path
+}
+
+// loadPolicy loads the listen and upstream blocks followed by policy, in
+// which VERIFIER stands for testVerifier, and fails t on errors.
+func loadPolicy(t *testing.T, policy string) *Config {
+	t.Helper()
+	path := writePolicy(t, policy)
 	l := NewLoader()
 	cfg, diags := l.Load(path)
 	if diags.HasErrors() {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,17 +96,7 @@ func TestOperatorsWithoutQualifiedSpellingAreRefused(t *testing.T) {
 // loadPolicy) and returns the diagnostics, and whether they hold errors.
 func loadErrors(t *testing.T, policy string) (string, bool) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "pgveil.hcl")
-	writeFile(t, path, []byte(`
-listen {
-  address = "127.0.0.1:6432"
-}
-upstream {
-  address  = "127.0.0.1:5432"
-  database = "feedback"
-  user     = "pgveil_svc"
-}
-`+strings.ReplaceAll(policy, "VERIFIER", testVerifier)))
+	path := writePolicy(t, policy)
 	l := NewLoader()
 	_, diags := l.Load(path)
 	var out strings.Builder

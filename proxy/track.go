@@ -697,12 +697,8 @@ func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *
 		return nil
 	}
 	for _, o := range res.Objects {
-		ns := nsStatement
-		switch o.Op {
-		case "execute":
-		case "fetch":
-			ns = nsPortal
-		default:
+		ns, ok := runsNamespace(o.Op)
+		if !ok {
 			continue
 		}
 		if ss.stale(ns, o.Name, at, version) {
@@ -710,6 +706,19 @@ func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *
 		}
 	}
 	return nil
+}
+
+// runsNamespace returns the namespace of the object an SQL statement's
+// op runs (EXECUTE a statement, FETCH or MOVE a portal), or false for an
+// op that runs none.
+func runsNamespace(op string) (ns namespace, ok bool) {
+	switch op {
+	case "execute":
+		return nsStatement, true
+	case "fetch":
+		return nsPortal, true
+	}
+	return 0, false
 }
 
 // withObjects returns res, or for a text run in batch at that runs
@@ -722,12 +731,8 @@ func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
 	}
 	out := res
 	for _, o := range res.Objects {
-		ns := nsStatement
-		switch o.Op {
-		case "execute":
-		case "fetch":
-			ns = nsPortal
-		default:
+		ns, ok := runsNamespace(o.Op)
+		if !ok {
 			continue
 		}
 		ss.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {

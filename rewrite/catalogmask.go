@@ -30,9 +30,9 @@ var maskedCatalogRelations = map[string]catalogMask{
 	// pg_class's row estimates, for every relation outside the system
 	// schemas: -1 tuples (never analysed) and 0 pages.
 	"pg_class": {exprs: parseMasks("pg_class", map[string]string{
-		"reltuples":     "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
-		"relpages":      "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relpages ELSE 0 END",
-		"relallvisible": "CASE WHEN relnamespace = 'pg_catalog'::regnamespace OR relnamespace = 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
+		"reltuples":     "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
+		"relpages":      "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relpages ELSE 0 END",
+		"relallvisible": "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
 	})},
 	// The per-table activity views: which tables exist is already in
 	// pg_class; every counter (n_live_tup, n_dead_tup, n_tup_*, seq_scan,

@@ -88,11 +88,14 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
 	res.Columns = w.readable()
-	// NOTE: before the rewrite changes the tree, and for rewritten
-	// statements too: a template must not serve a shape whose checks
-	// read a constant (set_config next to a governed table).
-	res.constantBound = readsConstantValues(tree.Stmts)
+	// NOTE: for rewritten statements too: a template must not serve a
+	// shape whose checks read a constant (set_config next to a governed
+	// table). The walker saw every call and SET; statements forwarded
+	// unchanged are also walked in full, as the shape caches have always
+	// required.
+	res.constantBound = w.readsConstant
 	if !w.changed {
+		res.constantBound = res.constantBound || readsConstantValues(tree.Stmts)
 		return res, nil
 	}
 	out, err := pg_query.Deparse(tree)
@@ -427,6 +430,9 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		if err := w.tagSet(s); err != nil {
 			return err
 		}
+	}
+	if settingValues[strings.ToLower(s.Name)] != nil {
+		w.readsConstant = true
 	}
 	if name := strings.ToLower(s.Name); settingValues[name] != nil && s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE {
 		v := ""

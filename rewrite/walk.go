@@ -15,6 +15,10 @@ import (
 type walker struct {
 	cat *Catalog
 	pol Policy
+	// readsConstant records a check that read a constant's value: a call
+	// named set_config, or SET of a setting of settingValues (see
+	// readsConstantValues).
+	readsConstant bool
 	// path is the effective search path (see effectivePath).
 	path []string
 	// ctes is the stack of CTE names visible at the current query level,
@@ -365,6 +369,9 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	default:
 		w.err = deny("function", "function names with a database are not allowed")
 		return
+	}
+	if name == "set_config" {
+		w.readsConstant = true
 	}
 	if schema == InternalSchema {
 		// Its functions hash with the masks' secret keys: calling one

@@ -12,6 +12,11 @@ import (
 const (
 	// kindInt is an integer that fits int4 (ICONST).
 	kindInt = 'i'
+	// kindBigInt is an integer too large for int4 that fits int8 (an
+	// FCONST that PostgreSQL types bigint): told apart from kindNumeric
+	// because the rewriter pushes a comparison with it (an int8 operand)
+	// and not with a numeric.
+	kindBigInt = 'b'
 	// kindNumeric is any other number (FCONST).
 	kindNumeric = 'n'
 	// kindString is a standard '…' string (SCONST).
@@ -216,6 +221,11 @@ func scanNumber(text string, i int) (end int, kind byte, ok bool) {
 	}
 	if integer && fitsInt4(text[i:j]) {
 		return j, kindInt, true
+	}
+	if integer {
+		if _, err := strconv.ParseInt(text[i:j], 10, 64); err == nil {
+			return j, kindBigInt, true
+		}
 	}
 	return j, kindNumeric, true
 }

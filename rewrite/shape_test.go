@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,7 +17,7 @@ func TestLiteralShape(t *testing.T) {
 	}{
 		{"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", "i"},
 		{"SELECT name FROM t WHERE a = 'x''y' AND b = 2.5 AND c = 1e3", "SELECT name FROM t WHERE a = $1 AND b = $2 AND c = $3", "snn"},
-		{"SELECT 2147483647, 2147483648, 007", "SELECT $1, $2, $3", "ini"},
+		{"SELECT 2147483647, 2147483648, 007", "SELECT $1, $2, $3", "ibi"},
 		{"SELECT .5, 1., t.5", "SELECT $1, $2, t$3", "nnn"},
 		{"SELECT $2 + 7, $1", "SELECT $2 + $3, $1", "i"},
 		{`SELECT "it's" FROM "a""b" WHERE x = 'é'`, `SELECT "it's" FROM "a""b" WHERE x = $1`, "s"},
@@ -145,6 +146,9 @@ func compareWithScanner(text string) string {
 			s.kind = kindInt
 		case pg_query.Token_FCONST:
 			s.kind = kindNumeric
+			if _, err := strconv.ParseInt(text[s.start:s.end], 10, 64); err == nil {
+				s.kind = kindBigInt
+			}
 		case pg_query.Token_SCONST:
 			s.kind = kindString
 		case pg_query.Token_PARAM:

@@ -57,6 +57,8 @@ func sentinel(i int, kind byte) string {
 	switch kind {
 	case kindInt:
 		return strconv.Itoa(1_900_000_000 + i) // an int4, as the literal
+	case kindBigInt:
+		return strconv.Itoa(19_000_000_000 + i) // an int8, as the literal
 	case kindNumeric:
 		return strconv.Itoa(1_900_000_000+i) + ".25"
 	default:
@@ -195,7 +197,7 @@ func renderLiteral(tok string, kind byte) (string, bool) {
 			return "", false
 		}
 		return strconv.FormatInt(v, 10), true
-	case kindNumeric:
+	case kindBigInt, kindNumeric:
 		return tok, true
 	case kindString:
 		if !strings.Contains(tok, `\`) {

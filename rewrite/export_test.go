@@ -41,3 +41,13 @@ var (
 	LeakproofPairs  = leakproofPairs
 	PushComparisons = pushComparisons
 )
+
+// DiffKeywordList compares a keyword list in the format of keywords.txt,
+// of the server whose server_version_num is version, with the parser's.
+func DiffKeywordList(version int, list string) (*GrammarDiff, error) {
+	kw, err := parseKeywords(list)
+	if err != nil {
+		return nil, err
+	}
+	return diffGrammars(version, kw), nil
+}

@@ -29,21 +29,31 @@ type keyword struct {
 
 // parserKeywords is parserKeywordsFile read.
 var parserKeywords = func() map[string]keyword {
+	kw, err := parseKeywords(parserKeywordsFile)
+	if err != nil {
+		panic("rewrite: keywords.txt: " + err.Error())
+	}
+	return kw
+}()
+
+// parseKeywords reads a keyword list: a line per word, its category and
+// t or f for a bare label; # starts a comment line.
+func parseKeywords(text string) (map[string]keyword, error) {
 	out := map[string]keyword{}
-	sc := bufio.NewScanner(strings.NewReader(parserKeywordsFile))
+	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 || len(f[1]) != 1 {
-			panic("rewrite: bad line in keywords.txt: " + line)
+		if len(f) != 3 || len(f[1]) != 1 || !strings.Contains("UCTR", f[1]) {
+			return nil, fmt.Errorf("bad line %q", line)
 		}
 		out[f[0]] = keyword{cat: f[1][0], bare: f[2] == "t"}
 	}
-	return out
-}()
+	return out, nil
+}
 
 // GrammarDiff is what separates the upstream's grammar from pgveil's
 // parser: the words the two read differently. A word that is reserved in

@@ -138,3 +138,53 @@ func TestGrammarDifferences(t *testing.T) {
 		})
 	}
 }
+
+// TestGrammarDifferencesOfOtherVersions compares the parser's grammar with
+// the keyword lists of PostgreSQL 13, 15 and 16 (testdata/keywords, from
+// their kwlist.h): the words each reads differently, and for 15 the same
+// answer as the live upstream's pg_get_keywords().
+func TestGrammarDifferencesOfOtherVersions(t *testing.T) {
+	cases := []struct {
+		file    string
+		version int
+		// differ and same are words that must and must not differ.
+		differ, same []string
+	}{
+		{"pg13.txt", 130008, []string{"system_user", "json", "json_object", "json_table", "merge_action"}, []string{"select", "format", "path"}},
+		{"pg15.txt", 150001, []string{"system_user", "json", "json_object", "json_table", "merge_action"}, []string{"select", "merge", "format"}},
+		{"pg16.txt", 160001, []string{"json", "json_table", "json_query", "json_value", "json_exists", "merge_action"}, []string{"system_user", "json_object", "json_array", "select"}},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			list, err := os.ReadFile(filepath.Join("testdata", "keywords", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := rewrite.DiffKeywordList(c.version, string(list))
+			if err != nil {
+				t.Fatal(err)
+			}
+			words := map[string]bool{}
+			for _, w := range g.Words() {
+				words[w] = true
+			}
+			t.Logf("%d words differ: %s", len(words), strings.Join(g.Words(), " "))
+			for _, w := range c.differ {
+				if !words[w] {
+					t.Errorf("%s does not differ", w)
+				}
+			}
+			for _, w := range c.same {
+				if words[w] {
+					t.Errorf("%s differs", w)
+				}
+			}
+			if c.version/10000 == 15 {
+				live := demoCatalog(t).Grammar
+				if live.Upstream/10000 == 15 && strings.Join(live.Words(), " ") != strings.Join(g.Words(), " ") {
+					t.Errorf("the live upstream's differences are %v", live.Words())
+				}
+			}
+		})
+	}
+}

@@ -72,6 +72,9 @@ var goldenCases = []goldenCase{
 	{name: "identity_query"},
 	{name: "rule_errors"},
 	{name: "user_policy_errors"},
+	{name: "client_cert_valid"},
+	{name: "client_cert_errors"},
+	{name: "client_cert_bad_auth"},
 }
 
 func TestLoadGolden(t *testing.T) {
@@ -252,6 +255,10 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 		} else {
 			p("listen.tls.config = %v", c)
 		}
+		if t.ClientCAFile != "" {
+			p("listen.tls.client_ca_file = %q, client_crl_file = %q, client_name = %q", t.ClientCAFile, t.ClientCRLFile, t.ClientName)
+			p("listen.tls.client_cas loaded = %v, crl loaded = %v, client auth = %v", t.ClientCAs != nil, t.ClientCRL != nil, t.Config != nil && t.Config.ClientAuth == tls.RequestClientCert)
+		}
 	}
 	u := cfg.Upstream
 	p("upstream.address = %q", u.Address)
@@ -272,6 +279,9 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	for _, name := range names {
 		user := cfg.Users[name]
 		p("user %q (login %q, declared at %s) = %s", name, user.Login, position(user.DeclRange), user.Verifier)
+		if user.Auth != "" {
+			p("user %q auth = %q", name, user.Auth)
+		}
 	}
 	dumpPolicy(w, cfg)
 }

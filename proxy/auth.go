@@ -7,25 +7,53 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
 )
 
 // maxAuthMessage caps SASL messages, like PostgreSQL's
 // PG_MAX_AUTH_TOKEN_LENGTH.
 const maxAuthMessage = 65535
 
-// authFailure marks a wrong password or an unknown user. The client is
-// told 28P01 either way; only the log says which.
-type authFailure struct{ reason string }
+// authFailure marks a failed authentication: a wrong password or an
+// unknown user for SCRAM (the client is told 28P01 either way; only the
+// log says which), a refused certificate for cert.
+type authFailure struct {
+	// method is the user's authentication method; "" is SCRAM.
+	method string
+	// reason is what the log and the audit trail say.
+	reason string
+}
 
-func (a *authFailure) Error() string { return "password authentication failed: " + a.reason }
+// Error implements error.
+func (a *authFailure) Error() string {
+	if a.method == policy.AuthCert {
+		return "certificate authentication failed: " + a.reason
+	}
+	return "password authentication failed: " + a.reason
+}
 
-// authenticate runs SCRAM-SHA-256 with the client against the verifier
-// configured for user. An unknown user runs the same exchange against a
-// mock verifier and fails at the same point with the same error, so the
-// response neither says nor times whether the user exists.
+// methodName names the method for the log.
+func (a *authFailure) methodName() string {
+	if a.method == "" {
+		return policy.AuthSCRAM
+	}
+	return a.method
+}
+
+// authenticate authenticates the client as its startup user, by the
+// user's method: a client certificate for users with auth = "cert",
+// SCRAM-SHA-256 otherwise.
+//
+// SCRAM runs against the verifier configured for user. An unknown user
+// runs the same exchange against a mock verifier and fails at the same
+// point with the same error, so the response neither says nor times
+// whether the user exists.
 func (ss *session) authenticate(res *startupResult) error {
 	user := res.params.user
 	u, known := ss.srv.users(user)
+	if known && u.Method() == policy.AuthCert {
+		return ss.authenticateCert(res, u)
+	}
 	v := scram.MockVerifier(user, ss.srv.mockSecret)
 	if known {
 		v = u.Verifier

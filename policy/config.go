@@ -51,6 +51,9 @@ type Config struct {
 	// Admin is the `admin` block: the HTTP endpoint of metrics and health
 	// checks; nil when there is none (no endpoint).
 	Admin *Admin
+	// LDAP is the `ldap` block: the directory checking LDAP logins; nil
+	// when there is none.
+	LDAP *LDAP
 
 	// digest is the SHA-256 of the configuration files' names and bytes.
 	digest [32]byte
@@ -130,6 +133,7 @@ const (
 	// AuthCert is a TLS client certificate signed by a client CA whose
 	// name (ListenTLS.ClientName) is the login.
 	AuthCert = "cert"
+	// AuthLDAP: see ldap.go.
 )
 
 // Upstream is the `upstream` block: the PostgreSQL server and the service
@@ -244,6 +248,10 @@ type User struct {
 	// set records which fields the user block sets, for merging with
 	// identity rows, where the block wins field by field.
 	set userFields
+	// directory marks a user built by DirectoryUser for one login: its
+	// roles and groups depend on the directory, so its policy key covers
+	// them.
+	directory bool
 }
 
 // userFields is a set of User fields.
@@ -270,7 +278,7 @@ func (u *User) Method() string {
 }
 
 // CanAuthenticate reports whether the user has what its method needs: a
-// verifier for SCRAM; a certificate needs nothing stored.
+// verifier for SCRAM; a certificate or a directory needs nothing stored.
 func (u *User) CanAuthenticate() bool { return u.Method() != AuthSCRAM || u.HasPassword() }
 
 // Role is a `role "name" { … }` block: what a user holding the role may

@@ -55,6 +55,7 @@ var (
 			{Type: "test", LabelNames: []string{"name"}},
 			{Type: "audit"},
 			{Type: "admin"},
+			{Type: "ldap"},
 		},
 	}
 	listenSchema = &hcl.BodySchema{
@@ -180,6 +181,9 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 	// files does not matter.
 	for _, b := range byType["role"] {
 		d.decodeRole(b)
+	}
+	if b := d.atMostOne("ldap", byType["ldap"]); b != nil {
+		d.decodeLDAP(b)
 	}
 	for _, b := range byType["user"] {
 		d.decodeUser(b)
@@ -601,7 +605,7 @@ func (d *decoder) path(a *hcl.Attribute, name string) (string, bool) {
 
 // authMethods lists the valid values of a user's auth, in the order
 // messages give them.
-var authMethods = []string{AuthSCRAM, AuthCert}
+var authMethods = []string{AuthSCRAM, AuthCert, AuthLDAP}
 
 // tlsModes lists the valid upstream TLS modes, in the order messages
 // show them.

@@ -32,6 +32,9 @@ func (d *decoder) provision() {
 			}
 		}
 	}
+	if l := d.cfg.LDAP; l != nil && l.CAFile != "" {
+		l.Directory.RootCAs, _ = d.loadCAFile(l.CAFile, "ldap.ca_file")
+	}
 	if ca := d.cfg.Upstream.TLS.CAFile; ca != "" {
 		d.cfg.Upstream.TLS.RootCAs = d.loadCAs(ca)
 	}

@@ -27,6 +27,17 @@ func (d *decoder) validateClientCerts() {
 	hasCA := lt != nil && lt.ClientCAFile != ""
 	for _, login := range sortedKeys(d.cfg.Users) {
 		u := d.cfg.Users[login]
+		if u.Method() == AuthLDAP {
+			a := d.attrs["user."+login+".auth"]
+			if d.cfg.LDAP == nil {
+				d.errorAt(a, "No LDAP directory", fmt.Sprintf(
+					"User %q logs in with an LDAP password, which needs an ldap block saying how to reach the directory.", login))
+			}
+			if pa := d.attrs["user."+login+".password"]; pa != nil {
+				d.errorAt(pa, "Setting without effect", fmt.Sprintf(
+					"User %q logs in with an LDAP password (auth = %q); this password would never be checked.", login, AuthLDAP))
+			}
+		}
 		if u.Method() != AuthCert {
 			continue
 		}

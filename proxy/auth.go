@@ -26,8 +26,11 @@ type authFailure struct {
 
 // Error implements error.
 func (a *authFailure) Error() string {
-	if a.method == policy.AuthCert {
+	switch a.method {
+	case policy.AuthCert:
 		return "certificate authentication failed: " + a.reason
+	case policy.AuthLDAP:
+		return "LDAP authentication failed: " + a.reason
 	}
 	return "password authentication failed: " + a.reason
 }
@@ -41,8 +44,10 @@ func (a *authFailure) methodName() string {
 }
 
 // authenticate authenticates the client as its startup user, by the
-// user's method: a client certificate for users with auth = "cert",
-// SCRAM-SHA-256 otherwise.
+// user's method: a client certificate for users with auth = "cert", the
+// LDAP directory for users with auth = "ldap" and, when an ldap block
+// exists, for logins the configuration does not know; SCRAM-SHA-256
+// otherwise.
 //
 // SCRAM runs against the verifier configured for user. An unknown user
 // runs the same exchange against a mock verifier and fails at the same
@@ -53,6 +58,9 @@ func (ss *session) authenticate(res *startupResult) error {
 	u, known := ss.srv.users(user)
 	if known && u.Method() == policy.AuthCert {
 		return ss.authenticateCert(res, u)
+	}
+	if l := ss.srv.directory.LDAP(); l != nil && (!known || u.Method() == policy.AuthLDAP) {
+		return ss.authenticateLDAP(res, l)
 	}
 	v := scram.MockVerifier(user, ss.srv.mockSecret)
 	if known {
@@ -69,7 +77,7 @@ func (ss *session) authenticate(res *startupResult) error {
 		return err
 	}
 
-	body, err := ss.readAuthMessage()
+	body, err := ss.readAuthMessage("SASL")
 	if err != nil {
 		return err
 	}
@@ -93,7 +101,7 @@ func (ss *session) authenticate(res *startupResult) error {
 		return err
 	}
 
-	body, err = ss.readAuthMessage()
+	body, err = ss.readAuthMessage("SASL")
 	if err != nil {
 		return err
 	}
@@ -121,19 +129,19 @@ func (ss *session) authenticate(res *startupResult) error {
 	return ss.sendClient(&pgproto3.AuthenticationSASLFinal{Data: final}, &pgproto3.AuthenticationOk{})
 }
 
-// readAuthMessage reads one PasswordMessage-family ('p') message and
-// returns its body.
-func (ss *session) readAuthMessage() ([]byte, error) {
+// readAuthMessage reads one PasswordMessage-family ('p') message, a
+// response of kind what ("SASL", "password"), and returns its body.
+func (ss *session) readAuthMessage(what string) ([]byte, error) {
 	typ, total, err := ss.cin.header()
 	if err != nil {
 		return nil, err
 	}
 	if typ != 'p' {
 		return nil, fatalErr(CodeProtocolViolation,
-			fmt.Sprintf("expected SASL response, got message type %q", typ), "", nil)
+			fmt.Sprintf("expected %s response, got message type %q", what, typ), "", nil)
 	}
 	if total > maxAuthMessage {
-		return nil, fatalErr(CodeProtocolViolation, "SASL message too large", "", nil)
+		return nil, fatalErr(CodeProtocolViolation, what+" message too large", "", nil)
 	}
 	msg, err := ss.cin.message(total)
 	if err != nil {

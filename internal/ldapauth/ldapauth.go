@@ -257,3 +257,16 @@ func (c *Config) dial(ctx context.Context) (*ldap.Conn, error) {
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
 }
+
+// SameDN reports whether a and b name the same entry: equal once parsed,
+// attribute types and values compared case-insensitively (as the usual
+// matching rules of cn, ou, dc and uid do). Unparsable DNs are equal
+// only when their texts are.
+func SameDN(a, b string) bool {
+	da, errA := ldap.ParseDN(a)
+	db, errB := ldap.ParseDN(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return da.EqualFold(db)
+}

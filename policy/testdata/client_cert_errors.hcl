@@ -26,3 +26,8 @@ user "dave" {
   password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="
   roles    = ["analyst"]
 }
+
+user "gina" {
+  auth  = "ldap"
+  roles = ["analyst"]
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/pgveil/pgveil/internal/ldapauth"
 	"github.com/pgveil/pgveil/internal/ldaptest"
@@ -165,9 +167,11 @@ ldap {
 	if err := os.WriteFile(filepath.Join(cfgDir, "ldap.hcl"), []byte(ldapHCL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startDemoFrom(t, cfgDir)
+	p, pols := startDemoFrom(t, cfgDir)
+	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx := context.Background()
-	count := func(t *testing.T, sql string) (int64, error) {
+	loginCount := func(t *testing.T, sql string) (int64, error) {
 		t.Helper()
 		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
 		if err != nil {
@@ -180,19 +184,52 @@ ldap {
 	}
 	const scores = "SELECT count(score) FROM responses"
 	t.Run("the roles of both groups apply: the technical score is readable", func(t *testing.T) {
-		if n, err := count(t, scores); err != nil || n == 0 {
+		if n, err := loginCount(t, scores); err != nil || n == 0 {
 			t.Fatalf("%d %v", n, err)
+		}
+	})
+	t.Run("a reload applies new group blocks to a running session, and ends it when they give no role", func(t *testing.T) {
+		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if n := count(t, c, scores); n == 0 {
+			t.Fatal("no score before the reload")
+		}
+		ldapPath := filepath.Join(cfgDir, "ldap.hcl")
+		editConfig(t, ldapPath, `roles = ["central_analyst"]`, `roles = ["survey_admin"]`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, c, scores); n != 0 {
+			t.Errorf("%d scores after central lost central_analyst", n)
+		}
+		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, scores).Scan(&n); err == nil {
+			t.Errorf("the session outlived its last role: %d", n)
+		}
+		if err := os.WriteFile(ldapPath, []byte(ldapHCL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("after leaving the group that gives the score, the next login sees it masked", func(t *testing.T) {
 		dir.RemoveMember(t, "central", "dana")
-		if n, err := count(t, scores); err != nil || n != 0 {
+		if n, err := loginCount(t, scores); err != nil || n != 0 {
 			t.Fatalf("%d %v", n, err)
 		}
 	})
 	t.Run("after leaving every mapped group, the next login is refused", func(t *testing.T) {
 		dir.RemoveMember(t, "admins", "dana")
-		if _, err := count(t, scores); err == nil || !strings.Contains(err.Error(), `LDAP authentication failed for user "dana"`) {
+		if _, err := loginCount(t, scores); err == nil || !strings.Contains(err.Error(), `LDAP authentication failed for user "dana"`) {
 			t.Fatalf("%v", err)
 		}
 	})

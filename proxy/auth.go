@@ -16,7 +16,8 @@ const maxAuthMessage = 65535
 
 // authFailure marks a failed authentication: a wrong password or an
 // unknown user for SCRAM (the client is told 28P01 either way; only the
-// log says which), a refused certificate for cert.
+// log says which), a refused certificate for cert, a refused password, a
+// login without mapped role or an unreachable directory for ldap.
 type authFailure struct {
 	// method is the user's authentication method; "" is SCRAM.
 	method string

@@ -79,9 +79,34 @@ func (c *Config) compile(login string, ids *Identities) (*UserPolicy, error) {
 	if u == nil {
 		return nil, fmt.Errorf("%w: login %q: %s", ErrNoAccess, login, why)
 	}
+	return c.compileUser(u, ids)
+}
+
+// CompileUser is Compile for a user DirectoryUser returned, whose roles
+// and groups come from the directory rather than from ids alone.
+func (c *Config) CompileUser(u *User, ids *Identities) (rewrite.Policy, error) {
+	if ids == nil || ids.cfg != c {
+		panic("policy: CompileUser needs the Identities of the same Config")
+	}
+	p, err := c.compileUser(u, ids)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// compileUser compiles the policy of u.
+func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
+	login := u.Login
+	key := c.policyKey(ids, login)
+	if u.directory {
+		// NOTE: no login holds a NUL byte (startup parameters end at
+		// one), so this never names another login's policy.
+		key = c.policyKey(ids, fmt.Sprintf("\x00directory\x00%q\x00%q\x00%q", login, u.Roles, u.Groups))
+	}
 	p := &UserPolicy{
 		cfg: c, user: u,
-		key:        c.policyKey(ids, login),
+		key:        key,
 		statements: map[rewrite.StatementKind]bool{}, classes: map[string]bool{}, functions: map[string]bool{},
 		maskExprs: map[*Column]*pg_query.Node{},
 	}

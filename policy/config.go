@@ -51,6 +51,9 @@ type Config struct {
 	// Admin is the `admin` block: the HTTP endpoint of metrics and health
 	// checks; nil when there is none (no endpoint).
 	Admin *Admin
+	// LDAP is the `ldap` block: the directory checking LDAP logins; nil
+	// when there is none.
+	LDAP *LDAP
 
 	// digest is the SHA-256 of the configuration files' names and bytes.
 	digest [32]byte
@@ -93,9 +96,45 @@ type ListenTLS struct {
 	KeyFile string
 	// Require rejects clients that do not negotiate TLS.
 	Require bool
-	// Config is provisioned from CertFile and KeyFile.
+	// ClientCAFile is the PEM bundle of the CAs trusted to sign client
+	// certificates, resolved like CertFile; empty when no user logs in
+	// with a certificate. Setting it makes pgveil ask clients for a
+	// certificate, which it verifies only for users with auth = "cert".
+	ClientCAFile string
+	// ClientCRLFile is a PEM or DER certificate revocation list issued by
+	// one of the client CAs; empty for none.
+	ClientCRLFile string
+	// ClientName is the part of a client certificate compared with the
+	// login: ClientNameCN (default) or ClientNameDN.
+	ClientName string
+	// Config is provisioned from CertFile and KeyFile (and ClientCAs).
 	Config *tls.Config
+	// ClientCAs is provisioned from ClientCAFile; nil without it.
+	ClientCAs *x509.CertPool
+	// ClientCRL is provisioned from ClientCRLFile, its signature checked;
+	// nil without it.
+	ClientCRL *x509.RevocationList
 }
+
+// Values of ListenTLS.ClientName: what of a client certificate must equal
+// the login, as PostgreSQL's clientname=CN and clientname=DN.
+const (
+	// ClientNameCN is the subject's common name.
+	ClientNameCN = "cn"
+	// ClientNameDN is the whole subject distinguished name in RFC 2253
+	// form, e.g. "CN=marie,OU=Analysts,O=Example".
+	ClientNameDN = "dn"
+)
+
+// Authentication methods of a user (User.Auth).
+const (
+	// AuthSCRAM is SCRAM-SHA-256 against the user's verifier (default).
+	AuthSCRAM = "scram"
+	// AuthCert is a TLS client certificate signed by a client CA whose
+	// name (ListenTLS.ClientName) is the login.
+	AuthCert = "cert"
+	// AuthLDAP: see ldap.go.
+)
 
 // Upstream is the `upstream` block: the PostgreSQL server and the service
 // account pgveil uses for every session.
@@ -191,6 +230,9 @@ type User struct {
 	// plaintext password. It is the zero Verifier when the user has no
 	// password (see HasPassword), which no client proof can match.
 	Verifier scram.Verifier
+	// Auth is how the user authenticates: AuthSCRAM or AuthCert. Empty
+	// means AuthSCRAM.
+	Auth string
 	// Roles names the user's roles (role blocks).
 	Roles []string
 	// Team is the id of the user's team; nil when the user has none.
@@ -206,6 +248,10 @@ type User struct {
 	// set records which fields the user block sets, for merging with
 	// identity rows, where the block wins field by field.
 	set userFields
+	// directory marks a user built by DirectoryUser for one login: its
+	// roles and groups depend on the directory, so its policy key covers
+	// them.
+	directory bool
 }
 
 // userFields is a set of User fields.
@@ -219,8 +265,21 @@ const (
 	fieldGroups
 )
 
-// HasPassword reports whether the user has a verifier, and so may log in.
+// HasPassword reports whether the user has a verifier.
 func (u *User) HasPassword() bool { return len(u.Verifier.StoredKey) > 0 }
+
+// Method returns how the user authenticates: AuthSCRAM unless Auth says
+// otherwise.
+func (u *User) Method() string {
+	if u.Auth == "" {
+		return AuthSCRAM
+	}
+	return u.Auth
+}
+
+// CanAuthenticate reports whether the user has what its method needs: a
+// verifier for SCRAM; a certificate or a directory needs nothing stored.
+func (u *User) CanAuthenticate() bool { return u.Method() != AuthSCRAM || u.HasPassword() }
 
 // Role is a `role "name" { … }` block: what a user holding the role may
 // do.

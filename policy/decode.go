@@ -55,6 +55,7 @@ var (
 			{Type: "test", LabelNames: []string{"name"}},
 			{Type: "audit"},
 			{Type: "admin"},
+			{Type: "ldap"},
 		},
 	}
 	listenSchema = &hcl.BodySchema{
@@ -72,6 +73,9 @@ var (
 			{Name: "cert_file", Required: true},
 			{Name: "key_file", Required: true},
 			{Name: "require"},
+			{Name: "client_ca_file"},
+			{Name: "client_crl_file"},
+			{Name: "client_name"},
 		},
 	}
 	upstreamSchema = &hcl.BodySchema{
@@ -95,6 +99,7 @@ var (
 	userSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "password"},
+			{Name: "auth"},
 			{Name: "roles"},
 			{Name: "team"},
 			{Name: "groups"},
@@ -176,6 +181,9 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 	// files does not matter.
 	for _, b := range byType["role"] {
 		d.decodeRole(b)
+	}
+	if b := d.atMostOne("ldap", byType["ldap"]); b != nil {
+		d.decodeLDAP(b)
 	}
 	for _, b := range byType["user"] {
 		d.decodeUser(b)
@@ -296,6 +304,16 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 		if a := tc.Attributes["require"]; a != nil {
 			t.Require, _ = d.boolean(a)
 		}
+		if a := tc.Attributes["client_ca_file"]; a != nil {
+			t.ClientCAFile, _ = d.path(a, "listen.tls.client_ca_file")
+		}
+		if a := tc.Attributes["client_crl_file"]; a != nil {
+			t.ClientCRLFile, _ = d.path(a, "listen.tls.client_crl_file")
+		}
+		t.ClientName = ClientNameCN
+		if a := tc.Attributes["client_name"]; a != nil {
+			t.ClientName, _ = d.choice(a, "listen.tls.client_name", []string{ClientNameCN, ClientNameDN})
+		}
 		l.TLS = t
 	}
 }
@@ -385,10 +403,13 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 	}
 	u := &User{Login: name, DeclRange: b.DefRange}
 	d.cfg.Users[name] = u
+	if a := c.Attributes["auth"]; a != nil {
+		u.Auth, _ = d.choice(a, "user."+name+".auth", authMethods)
+	}
 	if a := c.Attributes["password"]; a != nil {
 		u.Verifier, _ = d.verifier(a, name)
 		u.set |= fieldPassword
-	} else {
+	} else if u.Method() == AuthSCRAM {
 		d.userPasswordless = append(d.userPasswordless, b)
 	}
 	d.decodeUserPolicy(u, c)
@@ -581,6 +602,10 @@ func (d *decoder) path(a *hcl.Attribute, name string) (string, bool) {
 	}
 	return s, true
 }
+
+// authMethods lists the valid values of a user's auth, in the order
+// messages give them.
+var authMethods = []string{AuthSCRAM, AuthCert, AuthLDAP}
 
 // tlsModes lists the valid upstream TLS modes, in the order messages
 // show them.

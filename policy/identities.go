@@ -101,6 +101,9 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 			ids.users[login] = u
 		}
 		u.DeclRange = hu.DeclRange
+		// The method comes from the user block only: an identity row
+		// cannot turn a password login into a certificate login.
+		u.Auth = hu.Auth
 		// NOTE: a field counts as set when the block sets it, or when it is
 		// non-empty (a Config built in Go has no record of what was set).
 		set := hu.set
@@ -218,12 +221,13 @@ func writeField(h hash.Hash, s string) {
 }
 
 // User returns the user who may authenticate as login, whose Verifier
-// the proxy checks: false when the login is unknown, broken, has no
-// password, or has no role (Compile would refuse it anyway), so that such
+// (or certificate, with auth = "cert") the proxy checks: false when the
+// login is unknown, broken, has no password while it needs one, or has no
+// role (Compile would refuse it anyway), so that such
 // logins fail authentication exactly like unknown ones.
 func (ids *Identities) User(login string) (*User, bool) {
 	u, ok := ids.users[login]
-	if !ok || !u.HasPassword() || !slices.ContainsFunc(u.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
+	if !ok || !u.CanAuthenticate() || !slices.ContainsFunc(u.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
 		return nil, false
 	}
 	return u, true

@@ -72,6 +72,11 @@ var goldenCases = []goldenCase{
 	{name: "identity_query"},
 	{name: "rule_errors"},
 	{name: "user_policy_errors"},
+	{name: "client_cert_valid"},
+	{name: "client_cert_errors"},
+	{name: "client_cert_bad_auth"},
+	{name: "ldap_search_bind"},
+	{name: "ldap_errors"},
 }
 
 func TestLoadGolden(t *testing.T) {
@@ -252,6 +257,10 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 		} else {
 			p("listen.tls.config = %v", c)
 		}
+		if t.ClientCAFile != "" {
+			p("listen.tls.client_ca_file = %q, client_crl_file = %q, client_name = %q", t.ClientCAFile, t.ClientCRLFile, t.ClientName)
+			p("listen.tls.client_cas loaded = %v, crl loaded = %v, client auth = %v", t.ClientCAs != nil, t.ClientCRL != nil, t.Config != nil && t.Config.ClientAuth == tls.RequestClientCert)
+		}
 	}
 	u := cfg.Upstream
 	p("upstream.address = %q", u.Address)
@@ -272,6 +281,21 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	for _, name := range names {
 		user := cfg.Users[name]
 		p("user %q (login %q, declared at %s) = %s", name, user.Login, position(user.DeclRange), user.Verifier)
+		if user.Auth != "" {
+			p("user %q auth = %q", name, user.Auth)
+		}
+	}
+	if l := cfg.LDAP; l != nil {
+		d := l.Directory
+		p("ldap.url = %q, start_tls = %v, ca_file = %q (loaded %v), server_name = %q, timeout = %s, allow_cleartext = %v",
+			d.URL, d.StartTLS, l.CAFile, d.RootCAs != nil, d.ServerName, d.Timeout, l.AllowCleartext)
+		p("ldap simple bind: prefix = %q, suffix = %q", d.Prefix, d.Suffix)
+		p("ldap search: base_dn = %q, bind_dn = %q, bind_password set = %v, search_attribute = %q, search_filter = %q",
+			d.BaseDN, d.BindDN, d.BindPassword != "", d.SearchAttribute, d.SearchFilter)
+		p("ldap groups: member_of_attribute = %q, group_base_dn = %q, group_filter = %q", d.MemberOfAttribute, d.GroupBaseDN, d.GroupFilter)
+		for _, g := range l.Groups {
+			p("ldap group %q: roles %q, groups %q", g.DN, g.Roles, g.Groups)
+		}
 	}
 	dumpPolicy(w, cfg)
 }

@@ -7,25 +7,62 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
 )
 
 // maxAuthMessage caps SASL messages, like PostgreSQL's
 // PG_MAX_AUTH_TOKEN_LENGTH.
 const maxAuthMessage = 65535
 
-// authFailure marks a wrong password or an unknown user. The client is
-// told 28P01 either way; only the log says which.
-type authFailure struct{ reason string }
+// authFailure marks a failed authentication: a wrong password or an
+// unknown user for SCRAM (the client is told 28P01 either way; only the
+// log says which), a refused certificate for cert, a refused password, a
+// login without mapped role or an unreachable directory for ldap.
+type authFailure struct {
+	// method is the user's authentication method; "" is SCRAM.
+	method string
+	// reason is what the log and the audit trail say.
+	reason string
+}
 
-func (a *authFailure) Error() string { return "password authentication failed: " + a.reason }
+// Error implements error.
+func (a *authFailure) Error() string {
+	switch a.method {
+	case policy.AuthCert:
+		return "certificate authentication failed: " + a.reason
+	case policy.AuthLDAP:
+		return "LDAP authentication failed: " + a.reason
+	}
+	return "password authentication failed: " + a.reason
+}
 
-// authenticate runs SCRAM-SHA-256 with the client against the verifier
-// configured for user. An unknown user runs the same exchange against a
-// mock verifier and fails at the same point with the same error, so the
-// response neither says nor times whether the user exists.
+// methodName names the method for the log.
+func (a *authFailure) methodName() string {
+	if a.method == "" {
+		return policy.AuthSCRAM
+	}
+	return a.method
+}
+
+// authenticate authenticates the client as its startup user, by the
+// user's method: a client certificate for users with auth = "cert", the
+// LDAP directory for users with auth = "ldap" and, when an ldap block
+// exists, for logins the configuration does not know; SCRAM-SHA-256
+// otherwise.
+//
+// SCRAM runs against the verifier configured for user. An unknown user
+// runs the same exchange against a mock verifier and fails at the same
+// point with the same error, so the response neither says nor times
+// whether the user exists.
 func (ss *session) authenticate(res *startupResult) error {
 	user := res.params.user
 	u, known := ss.srv.users(user)
+	if known && u.Method() == policy.AuthCert {
+		return ss.authenticateCert(res, u)
+	}
+	if l := ss.srv.directory.LDAP(); l != nil && (!known || u.Method() == policy.AuthLDAP) {
+		return ss.authenticateLDAP(res, l)
+	}
 	v := scram.MockVerifier(user, ss.srv.mockSecret)
 	if known {
 		v = u.Verifier
@@ -41,7 +78,7 @@ func (ss *session) authenticate(res *startupResult) error {
 		return err
 	}
 
-	body, err := ss.readAuthMessage()
+	body, err := ss.readAuthMessage("SASL")
 	if err != nil {
 		return err
 	}
@@ -65,7 +102,7 @@ func (ss *session) authenticate(res *startupResult) error {
 		return err
 	}
 
-	body, err = ss.readAuthMessage()
+	body, err = ss.readAuthMessage("SASL")
 	if err != nil {
 		return err
 	}
@@ -93,19 +130,19 @@ func (ss *session) authenticate(res *startupResult) error {
 	return ss.sendClient(&pgproto3.AuthenticationSASLFinal{Data: final}, &pgproto3.AuthenticationOk{})
 }
 
-// readAuthMessage reads one PasswordMessage-family ('p') message and
-// returns its body.
-func (ss *session) readAuthMessage() ([]byte, error) {
+// readAuthMessage reads one PasswordMessage-family ('p') message, a
+// response of kind what ("SASL", "password"), and returns its body.
+func (ss *session) readAuthMessage(what string) ([]byte, error) {
 	typ, total, err := ss.cin.header()
 	if err != nil {
 		return nil, err
 	}
 	if typ != 'p' {
 		return nil, fatalErr(CodeProtocolViolation,
-			fmt.Sprintf("expected SASL response, got message type %q", typ), "", nil)
+			fmt.Sprintf("expected %s response, got message type %q", what, typ), "", nil)
 	}
 	if total > maxAuthMessage {
-		return nil, fatalErr(CodeProtocolViolation, "SASL message too large", "", nil)
+		return nil, fatalErr(CodeProtocolViolation, what+" message too large", "", nil)
 	}
 	msg, err := ss.cin.message(total)
 	if err != nil {

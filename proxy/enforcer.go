@@ -26,6 +26,30 @@ type Enforcement struct {
 	// NOTE: safe because Config and Identities never change for an
 	// Enforcement; a reload builds a new one.
 	policies sync.Map // login → compiled
+	// directory holds the users of directory logins, under the names
+	// directoryLogin gives them.
+	directory sync.Map // directory name → *policy.User
+}
+
+// directoryPrefix starts the engine's name of a directory login. No
+// client login holds a NUL byte (startup parameters end at one), so such
+// a name is never a configured login's.
+const directoryPrefix = "\x00directory\x00"
+
+// directoryLogin returns the name under which the engine compiles the
+// policy of login authenticated by the directory with groupDNs: one name
+// per login and resulting roles and groups, so that a change in the
+// directory or in the mapping gives a new policy, never a cached one.
+// A login the mapping gives no role gets a name that compiles to no
+// access.
+func (e *Enforcement) directoryLogin(login string, groupDNs []string) string {
+	u, ok := e.Identities.DirectoryUser(login, groupDNs)
+	if !ok {
+		return directoryPrefix + "none\x00" + login
+	}
+	name := fmt.Sprintf("%s%q\x00%q\x00%q", directoryPrefix, login, u.Roles, u.Groups)
+	e.directory.LoadOrStore(name, u)
+	return name
 }
 
 // compiled is a cached Compile outcome.
@@ -76,7 +100,16 @@ func (e *Enforcement) compile(login string) (rewrite.Policy, error) {
 	if c, ok := e.policies.Load(login); ok {
 		return c.(compiled).p, c.(compiled).err
 	}
-	p, err := e.Config.Compile(login, e.Identities)
+	var p rewrite.Policy
+	var err error
+	switch u, ok := e.directory.Load(login); {
+	case ok:
+		p, err = e.Config.CompileUser(u.(*policy.User), e.Identities)
+	case strings.HasPrefix(login, directoryPrefix):
+		return nil, fmt.Errorf("%w: the directory's groups give this login no role", policy.ErrNoAccess)
+	default:
+		p, err = e.Config.Compile(login, e.Identities)
+	}
 	e.policies.Store(login, compiled{p: p, err: err})
 	return p, err
 }

@@ -36,7 +36,19 @@ func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
 func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error) {
 	e := p.cur.Load()
 	st.PolicyVersion = e.Version
-	return e.Engine.Rewrite(ctx, s.User, byte(st.Source), st.Text)
+	login := s.User
+	if s.Directory {
+		login = e.directoryLogin(s.User, s.DirectoryGroups)
+	}
+	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
+}
+
+// LDAP implements Directory with the Enforcement in force.
+func (p *Policies) LDAP() *policy.LDAP { return p.cur.Load().Config.LDAP }
+
+// DirectoryUser implements Directory with the Enforcement in force.
+func (p *Policies) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
+	return p.cur.Load().Identities.DirectoryUser(login, groupDNs)
 }
 
 // PolicyVersion returns the version of the policies in force.
@@ -52,5 +64,31 @@ func (p *Policies) User(login string) (*policy.User, bool) {
 func (p *Policies) Apply(o *Options) {
 	o.Rewriter = p
 	o.Users = p.User
+	o.Directory = p
 	o.ScrubDataErrors = true
+}
+
+// Directory is the LDAP directory in force and the users it maps to
+// roles; see policy.Identities.DirectoryUser.
+type Directory interface {
+	// LDAP returns the ldap block in force, nil without one.
+	LDAP() *policy.LDAP
+	// DirectoryUser returns the user a directory login with groupDNs
+	// logs in as, false when it has no access.
+	DirectoryUser(login string, groupDNs []string) (*policy.User, bool)
+}
+
+// fixedDirectory is the Directory of one configuration, for servers
+// without reloadable policies.
+type fixedDirectory struct {
+	cfg *policy.Config
+	ids *policy.Identities
+}
+
+// LDAP implements Directory.
+func (d fixedDirectory) LDAP() *policy.LDAP { return d.cfg.LDAP }
+
+// DirectoryUser implements Directory.
+func (d fixedDirectory) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
+	return d.ids.DirectoryUser(login, groupDNs)
 }

@@ -57,6 +57,12 @@ type SessionInfo struct {
 	TLS bool
 	// Started is when authentication succeeded.
 	Started time.Time
+	// Directory reports a login authenticated by the LDAP directory: its
+	// roles and groups are those DirectoryGroups map to, under the
+	// configuration in force at each statement.
+	Directory bool
+	// DirectoryGroups are the DNs of the user's directory groups at login.
+	DirectoryGroups []string
 }
 
 // Rewriter is the statement hook: every statement text from a Query or a

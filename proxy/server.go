@@ -34,6 +34,9 @@ type Options struct {
 	// Users looks up the user a login authenticates as; the
 	// configuration's user blocks when nil.
 	Users func(login string) (*policy.User, bool)
+	// Directory is the LDAP directory and the users it maps; the
+	// configuration's ldap block and user blocks when nil.
+	Directory Directory
 	// ScrubDataErrors removes values from upstream errors of classes 22
 	// (data exception) and 23 (integrity constraint violation): their
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
@@ -59,6 +62,8 @@ type Server struct {
 	metrics *Metrics
 	// users is Options.Users.
 	users func(login string) (*policy.User, bool)
+	// directory is Options.Directory.
+	directory Directory
 	// upstream is the base pgconn configuration; sessions Copy it.
 	upstream *pgconn.Config
 	// tlsConfig is nil when the listen block has no tls block.
@@ -95,6 +100,7 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 		audit:     opts.Audit,
 		metrics:   opts.Metrics,
 		users:     opts.Users,
+		directory: opts.Directory,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[*session]struct{}{},
@@ -110,6 +116,9 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 			u, ok := cfg.Users[login]
 			return u, ok
 		}
+	}
+	if s.directory == nil {
+		s.directory = fixedDirectory{cfg: cfg, ids: cfg.HCLIdentities()}
 	}
 	up, err := upstreamConfig(&cfg.Upstream)
 	if err != nil {
@@ -261,7 +270,13 @@ func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 	s.mu.Lock()
 	var gone []*session
 	for ss := range s.sessions {
-		if !keep(ss.info.User) {
+		kept := keep(ss.info.User)
+		if ss.info.Directory {
+			// A directory login is kept while the groups it had at login
+			// still give it a role under the new configuration.
+			_, kept = s.directory.DirectoryUser(ss.info.User, ss.info.DirectoryGroups)
+		}
+		if !kept {
 			gone = append(gone, ss)
 		}
 	}

@@ -279,7 +279,7 @@ func (ss *session) failStartup(err error) {
 		var af *authFailure
 		switch {
 		case errors.As(err, &af):
-			ss.log.Warn("authentication failed", zap.String("reason", af.reason))
+			ss.log.Warn("authentication failed", zap.String("method", af.methodName()), zap.String("reason", af.reason))
 			ss.srv.metrics.authFailed()
 			ss.auditEvent("auth_failure", af.reason, 0)
 		case ce.resp.Code == CodeCannotConnect:

@@ -1,0 +1,272 @@
+// Package ldapauth checks a user's password against an LDAP directory and
+// reads the user's groups, as PostgreSQL's ldap authentication method
+// does: a simple bind to prefix+login+suffix, or a search for the user's
+// entry (bound as a service DN) followed by a bind as that entry; over
+// LDAPS or StartTLS, or in clear when configured so.
+//
+// Every exchange with the directory runs under Config.Timeout: a directory
+// that is down or hangs yields ErrUnavailable within that time, never a
+// hung session.
+package ldapauth
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Errors of Authenticate. ErrInvalidCredentials is a wrong password or an
+// unknown user (the caller must not tell them apart to the client);
+// ErrUnavailable is a directory that could not be reached or answered
+// nothing usable in time.
+var (
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	ErrUnavailable        = errors.New("LDAP server unavailable")
+)
+
+// Config says how to reach the directory and find a user in it.
+type Config struct {
+	// URL is ldap://host[:port] or ldaps://host[:port].
+	URL string
+	// StartTLS upgrades an ldap:// connection with StartTLS before any
+	// bind.
+	StartTLS bool
+	// RootCAs verify the directory's certificate (LDAPS and StartTLS);
+	// nil means the system pool.
+	RootCAs *x509.CertPool
+	// ServerName is the name the certificate must match; the URL's host
+	// when empty.
+	ServerName string
+	// Timeout bounds the whole exchange: dial, TLS, binds and searches.
+	Timeout time.Duration
+
+	// Prefix and Suffix make the bind DN of simple-bind mode:
+	// Prefix + login + Suffix. Simple-bind mode is used when BaseDN is
+	// empty.
+	Prefix, Suffix string
+
+	// BaseDN, when set, selects search+bind mode: the user's entry is
+	// searched under BaseDN (bound as BindDN, or anonymously), then bound
+	// as with the password.
+	BaseDN string
+	// BindDN and BindPassword are the service account that searches;
+	// empty for an anonymous search.
+	BindDN, BindPassword string
+	// SearchAttribute is the attribute holding the login; default "uid".
+	SearchAttribute string
+	// SearchFilter replaces SearchAttribute when set: an LDAP filter in
+	// which $username stands for the (escaped) login, as PostgreSQL's
+	// ldapsearchfilter.
+	SearchFilter string
+
+	// MemberOfAttribute, when set, is an attribute of the user's entry
+	// that lists the DNs of its groups (memberOf).
+	MemberOfAttribute string
+	// GroupBaseDN, when set, is searched for the user's groups with
+	// GroupFilter, in which $dn stands for the user's DN and $username for
+	// the login (escaped); default "(member=$dn)".
+	GroupBaseDN string
+	// GroupFilter is the group search filter; see GroupBaseDN.
+	GroupFilter string
+}
+
+// Result is an authenticated user.
+type Result struct {
+	// DN is the user's entry.
+	DN string
+	// Groups are the DNs of the user's groups, sorted and deduplicated,
+	// as the directory spells them.
+	Groups []string
+}
+
+// dnSpecial are the characters PostgreSQL refuses in a login it puts in
+// a DN (simple-bind mode); pgveil refuses them in search+bind too, and
+// escapes the login in filters.
+const dnSpecial = ",+\"\\<>;=*()/\x00#"
+
+// Authenticate checks password for login and returns the user's entry and
+// groups. An empty password is refused without asking the directory (an
+// LDAP bind with an empty password is an anonymous bind, which succeeds).
+func (c *Config) Authenticate(ctx context.Context, login, password string) (*Result, error) {
+	if password == "" {
+		return nil, fmt.Errorf("empty password: %w", ErrInvalidCredentials)
+	}
+	if login == "" || strings.ContainsAny(login, dnSpecial) || strings.TrimSpace(login) != login {
+		return nil, fmt.Errorf("login %q has characters not allowed in an LDAP name: %w", login, ErrInvalidCredentials)
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// NOTE: go-ldap's own timeout bounds each request; closing the
+	// connection when ctx ends bounds the exchange as a whole.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	deadline, _ := ctx.Deadline()
+	conn.SetTimeout(time.Until(deadline))
+
+	res, err := c.authenticate(conn, login, password)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
+	}
+	return res, err
+}
+
+// authenticate runs the binds and searches on conn.
+func (c *Config) authenticate(conn *ldap.Conn, login, password string) (*Result, error) {
+	var dn string
+	if c.BaseDN == "" {
+		dn = c.Prefix + login + c.Suffix
+	} else {
+		if err := c.bindService(conn); err != nil {
+			return nil, err
+		}
+		filter := c.userFilter(login)
+		sr, err := conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			2, 0, false, filter, []string{"dn"}, nil))
+		if err != nil {
+			return nil, unavailable("searching for the user", err)
+		}
+		switch len(sr.Entries) {
+		case 0:
+			return nil, fmt.Errorf("no entry matches %s under %q: %w", filter, c.BaseDN, ErrInvalidCredentials)
+		case 1:
+			dn = sr.Entries[0].DN
+		default:
+			return nil, fmt.Errorf("several entries match %s under %q: %w", filter, c.BaseDN, ErrInvalidCredentials)
+		}
+	}
+	if err := conn.Bind(dn, password); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			return nil, fmt.Errorf("bind as %q refused: %w", dn, ErrInvalidCredentials)
+		}
+		return nil, unavailable("binding as the user", err)
+	}
+	groups, err := c.groups(conn, dn, login)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{DN: dn, Groups: groups}, nil
+}
+
+// bindService binds as BindDN for searches (or stays anonymous).
+func (c *Config) bindService(conn *ldap.Conn) error {
+	if c.BindDN == "" {
+		return nil
+	}
+	if err := conn.Bind(c.BindDN, c.BindPassword); err != nil {
+		// A refused service bind is a configuration problem, not the
+		// user's: it is reported as the directory being unusable.
+		return unavailable("binding as "+c.BindDN, err)
+	}
+	return nil
+}
+
+// userFilter is the filter that finds login's entry.
+func (c *Config) userFilter(login string) string {
+	esc := ldap.EscapeFilter(login)
+	if c.SearchFilter != "" {
+		return strings.ReplaceAll(c.SearchFilter, "$username", esc)
+	}
+	attr := c.SearchAttribute
+	if attr == "" {
+		attr = "uid"
+	}
+	return "(" + attr + "=" + esc + ")"
+}
+
+// groups reads the user's groups, bound as the user: the
+// MemberOfAttribute of its entry and the groups GroupFilter finds under
+// GroupBaseDN.
+func (c *Config) groups(conn *ldap.Conn, dn, login string) ([]string, error) {
+	var out []string
+	if c.MemberOfAttribute != "" {
+		sr, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+			1, 0, false, "(objectClass=*)", []string{c.MemberOfAttribute}, nil))
+		if err != nil {
+			return nil, unavailable("reading "+c.MemberOfAttribute, err)
+		}
+		for _, e := range sr.Entries {
+			out = append(out, e.GetAttributeValues(c.MemberOfAttribute)...)
+		}
+	}
+	if c.GroupBaseDN != "" {
+		f := c.GroupFilter
+		if f == "" {
+			f = "(member=$dn)"
+		}
+		f = strings.ReplaceAll(f, "$dn", ldap.EscapeFilter(dn))
+		f = strings.ReplaceAll(f, "$username", ldap.EscapeFilter(login))
+		sr, err := conn.Search(ldap.NewSearchRequest(c.GroupBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			0, 0, false, f, []string{"dn"}, nil))
+		if err != nil {
+			return nil, unavailable("searching for groups", err)
+		}
+		for _, e := range sr.Entries {
+			out = append(out, e.DN)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// dial connects to the directory and sets up TLS as configured.
+func (c *Config) dial(ctx context.Context) (*ldap.Conn, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid URL %q: %v", ErrUnavailable, c.URL, err)
+	}
+	name := c.ServerName
+	if name == "" {
+		name = u.Hostname()
+	}
+	tc := &tls.Config{RootCAs: c.RootCAs, ServerName: name, MinVersion: tls.VersionTLS12}
+	deadline, _ := ctx.Deadline()
+	d := &net.Dialer{Deadline: deadline}
+	conn, err := ldap.DialURL(c.URL, ldap.DialWithDialer(d), ldap.DialWithTLSConfig(tc))
+	if err != nil {
+		return nil, unavailable("connecting to "+c.URL, err)
+	}
+	if c.StartTLS && u.Scheme == "ldap" {
+		conn.SetTimeout(time.Until(deadline))
+		if err := conn.StartTLS(tc); err != nil {
+			conn.Close()
+			return nil, unavailable("StartTLS with "+c.URL, err)
+		}
+	}
+	return conn, nil
+}
+
+// unavailable wraps err, from doing what, as ErrUnavailable.
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+}
+
+// SameDN reports whether a and b name the same entry: equal once parsed,
+// attribute types and values compared case-insensitively (as the usual
+// matching rules of cn, ou, dc and uid do). Unparsable DNs are equal
+// only when their texts are.
+func SameDN(a, b string) bool {
+	da, errA := ldap.ParseDN(a)
+	db, errB := ldap.ParseDN(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return da.EqualFold(db)
+}

@@ -1,0 +1,114 @@
+package ldapauth_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/ldapauth"
+	"github.com/pgveil/pgveil/internal/ldaptest"
+)
+
+func TestAuthenticate(t *testing.T) {
+	dir := ldaptest.Start(t,
+		map[string]string{"marie": "marie-pw", "paul": "paul-pw"},
+		map[string][]string{"analysts": {"marie", "paul"}, "managers": {"marie", "paul"}})
+	pem, err := os.ReadFile(dir.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	ctx := context.Background()
+
+	simple := ldapauth.Config{URL: dir.URL, Prefix: "uid=", Suffix: "," + ldaptest.PeopleDN,
+		GroupBaseDN: ldaptest.GroupsDN, Timeout: 5 * time.Second}
+	search := ldapauth.Config{URL: dir.URL, BaseDN: ldaptest.PeopleDN, BindDN: ldaptest.ReaderDN,
+		BindPassword: ldaptest.ReaderPassword, MemberOfAttribute: "memberOf", Timeout: 5 * time.Second}
+	ldaps := simple
+	ldaps.URL, ldaps.RootCAs = dir.LDAPSURL, roots
+	startTLS := search
+	startTLS.StartTLS, startTLS.RootCAs = true, roots
+
+	wantGroups := []string{ldaptest.GroupDN("analysts"), ldaptest.GroupDN("managers")}
+	modes := []struct {
+		name string
+		cfg  ldapauth.Config
+	}{
+		{"simple bind with prefix and suffix, groups by search", simple},
+		{"search+bind with a bind DN, groups by memberOf", search},
+		{"simple bind over LDAPS", ldaps},
+		{"search+bind over StartTLS", startTLS},
+	}
+	for _, m := range modes {
+		t.Run(m.name+" accepts the right password and reads the groups", func(t *testing.T) {
+			r, err := m.cfg.Authenticate(ctx, "marie", "marie-pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.DN != ldaptest.PersonDN("marie") || !slices.Equal(r.Groups, wantGroups) {
+				t.Errorf("%+v", r)
+			}
+		})
+		t.Run(m.name+" refuses a wrong password, an unknown user and an empty password", func(t *testing.T) {
+			for _, c := range [][2]string{{"marie", "wrong"}, {"nobody", "marie-pw"}, {"marie", ""}, {"marie,ou=x", "marie-pw"}, {"*", "marie-pw"}} {
+				if _, err := m.cfg.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ldapauth.ErrInvalidCredentials) {
+					t.Errorf("%q/%q: %v", c[0], c[1], err)
+				}
+			}
+		})
+	}
+	t.Run("a certificate the client does not trust fails as unavailable", func(t *testing.T) {
+		c := ldaps
+		c.RootCAs = x509.NewCertPool()
+		if _, err := c.Authenticate(ctx, "marie", "marie-pw"); !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("%v", err)
+		}
+	})
+	t.Run("a wrong bind DN password fails as unavailable, not as the user's fault", func(t *testing.T) {
+		c := search
+		c.BindPassword = "wrong"
+		if _, err := c.Authenticate(ctx, "marie", "marie-pw"); !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("%v", err)
+		}
+	})
+	t.Run("a group removed in the directory is gone at the next authentication", func(t *testing.T) {
+		for _, c := range []ldapauth.Config{simple, search} {
+			if r, err := c.Authenticate(ctx, "paul", "paul-pw"); err != nil || !slices.Equal(r.Groups, wantGroups) {
+				t.Fatalf("before: %+v %v", r, err)
+			}
+		}
+		dir.RemoveMember(t, "managers", "paul")
+		for _, c := range []ldapauth.Config{simple, search} {
+			r, err := c.Authenticate(ctx, "paul", "paul-pw")
+			if err != nil || !slices.Equal(r.Groups, []string{ldaptest.GroupDN("analysts")}) {
+				t.Errorf("%+v %v", r, err)
+			}
+		}
+	})
+	t.Run("a directory that is down fails fast as unavailable", func(t *testing.T) {
+		c := simple
+		c.URL = ldaptest.DownURL(t)
+		start := time.Now()
+		if _, err := c.Authenticate(ctx, "marie", "marie-pw"); !errors.Is(err, ldapauth.ErrUnavailable) || time.Since(start) > 5*time.Second {
+			t.Errorf("%v after %s", err, time.Since(start))
+		}
+	})
+	t.Run("a directory that hangs fails as unavailable within the timeout", func(t *testing.T) {
+		for _, c := range []ldapauth.Config{simple, startTLS} {
+			c.Timeout = 500 * time.Millisecond
+			dir.Pause(t)
+			start := time.Now()
+			_, err := c.Authenticate(ctx, "marie", "marie-pw")
+			took := time.Since(start)
+			dir.Resume(t)
+			if !errors.Is(err, ldapauth.ErrUnavailable) || took > 2*time.Second {
+				t.Errorf("%v after %s", err, took)
+			}
+		}
+	})
+}

@@ -1,0 +1,236 @@
+package proxy_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pgveil/pgveil/internal/ldapauth"
+	"github.com/pgveil/pgveil/internal/ldaptest"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// withLDAP adds an ldap block for dir (simple bind, groups by search,
+// timeout) mapping the groups analysts and managers to the roles of the
+// same names, and TLS for clients (not required).
+func withLDAP(t testing.TB, dirURL string, timeout time.Duration) proxyOption {
+	return func(c *policy.Config, o *proxy.Options) {
+		withTLS(t, false)(c, o)
+		c.Roles = map[string]*policy.Role{"analysts": {Name: "analysts"}, "managers": {Name: "managers"}}
+		c.LDAP = &policy.LDAP{
+			Directory: ldapauth.Config{URL: dirURL, Prefix: "uid=", Suffix: "," + ldaptest.PeopleDN,
+				GroupBaseDN: ldaptest.GroupsDN, Timeout: timeout},
+			Groups: []*policy.LDAPGroup{
+				{DN: ldaptest.GroupDN("analysts"), Roles: []string{"analysts"}, Groups: []string{"analysts"}},
+				{DN: strings.ToUpper(ldaptest.GroupDN("managers")), Roles: []string{"managers"}},
+			},
+		}
+	}
+}
+
+func TestLDAPAuthentication(t *testing.T) {
+	dir := ldaptest.Start(t,
+		map[string]string{"dana": "dana-pw", "eve": "eve-pw", "filler": "x"},
+		map[string][]string{"analysts": {"dana", "filler"}, "managers": {"dana", "filler"}, "others": {"eve"}})
+	rec := &recordingAuditor{}
+	p := startProxy(t, withLDAP(t, dir.URL, 2*time.Second), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+	tlsURL := func(user, password string) string {
+		return p.url(user, password, url.Values{"sslmode": {"require"}})
+	}
+	const query = "SELECT 'ldap-' || count(*) FROM items"
+	connectRoles := func(t *testing.T, user string) []string {
+		t.Helper()
+		for i := 0; i < 100; i++ {
+			for _, r := range slices.Backward(rec.events("connect")) {
+				if r.User == user {
+					return r.Roles
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	}
+	lastFailure := func(t *testing.T) string {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond)
+		ev := rec.events("auth_failure")
+		if len(ev) == 0 {
+			return ""
+		}
+		return ev[len(ev)-1].Reason
+	}
+
+	t.Run("a person known only to the directory logs in with the roles of her groups", func(t *testing.T) {
+		out, err := psql(t, tlsURL("dana", "dana-pw"), "-c", query)
+		if err != nil || strings.TrimSpace(out) != "ldap-100" {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if roles := connectRoles(t, "dana"); !slices.Equal(roles, []string{"analysts", "managers"}) {
+			t.Errorf("roles %q", roles)
+		}
+	})
+	failures := []struct{ name, user, password, reason string }{
+		{"a wrong password", "dana", "wrong", "invalid credentials"},
+		{"an unknown user", "nobody", "dana-pw", "invalid credentials"},
+		{"a person whose groups give no role", "eve", "eve-pw", "give no role"},
+	}
+	for _, f := range failures {
+		t.Run(f.name+" is refused with PostgreSQL's message and audited", func(t *testing.T) {
+			out, err := psql(t, tlsURL(f.user, f.password), "-c", query)
+			if err == nil || !strings.Contains(out, `LDAP authentication failed for user "`+f.user+`"`) {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if r := lastFailure(t); !strings.Contains(r, f.reason) {
+				t.Errorf("audited reason %q, want %q", r, f.reason)
+			}
+		})
+	}
+	t.Run("without TLS the password is not asked for", func(t *testing.T) {
+		out, err := psql(t, p.url("dana", "dana-pw", nil), "-c", query)
+		if err == nil || !strings.Contains(out, "LDAP authentication requires an encrypted connection") {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	t.Run("password users still use SCRAM", func(t *testing.T) {
+		out, err := psql(t, tlsURL("alice", users["alice"]), "-c", query)
+		if err != nil || strings.TrimSpace(out) != "ldap-100" {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	t.Run("a group removed in the directory is gone at the next login", func(t *testing.T) {
+		dir.RemoveMember(t, "managers", "dana")
+		before := len(rec.events("connect"))
+		out, err := psql(t, tlsURL("dana", "dana-pw"), "-c", query)
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		for i := 0; i < 100 && len(rec.events("connect")) == before; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if roles := connectRoles(t, "dana"); !slices.Equal(roles, []string{"analysts"}) {
+			t.Errorf("roles %q", roles)
+		}
+	})
+	t.Run("a directory that hangs gives a clear error within the timeout", func(t *testing.T) {
+		dir.Pause(t)
+		defer dir.Resume(t)
+		start := time.Now()
+		out, err := psql(t, tlsURL("dana", "dana-pw"), "-c", query)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(out, "could not reach the LDAP directory") || took > 4*time.Second {
+			t.Fatalf("after %s: %v: %s", took, err, out)
+		}
+	})
+	t.Run("a directory that is down gives a clear error at once", func(t *testing.T) {
+		down := startProxy(t, withLDAP(t, ldaptest.DownURL(t), 2*time.Second))
+		out, err := psql(t, down.url("dana", "dana-pw", url.Values{"sslmode": {"require"}}), "-c", query)
+		if err == nil || !strings.Contains(out, "could not reach the LDAP directory") {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+}
+
+func TestLDAPUsersGetTheirGroupsPolicy(t *testing.T) {
+	dir := ldaptest.Start(t,
+		map[string]string{"dana": "dana-pw", "filler": "x"},
+		map[string][]string{"central": {"dana", "filler"}, "admins": {"dana", "filler"}})
+	demo, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfgDir, "demo.hcl"), demo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ldapHCL := `
+ldap {
+  url             = "` + dir.URL + `"
+  prefix          = "uid="
+  suffix          = ",` + ldaptest.PeopleDN + `"
+  group_base_dn   = "` + ldaptest.GroupsDN + `"
+  timeout         = "2s"
+  allow_cleartext = true   # the demo listens without TLS
+  group "` + ldaptest.GroupDN("central") + `" { roles = ["central_analyst"] }
+  group "` + ldaptest.GroupDN("admins") + `"  { roles = ["survey_admin"] }
+}
+`
+	if err := os.WriteFile(filepath.Join(cfgDir, "ldap.hcl"), []byte(ldapHCL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, pols := startDemoFrom(t, cfgDir)
+	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	ctx := context.Background()
+	loginCount := func(t *testing.T, sql string) (int64, error) {
+		t.Helper()
+		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close(ctx)
+		var n int64
+		err = c.QueryRow(ctx, sql).Scan(&n)
+		return n, err
+	}
+	const scores = "SELECT count(score) FROM responses"
+	t.Run("the roles of both groups apply: the technical score is readable", func(t *testing.T) {
+		if n, err := loginCount(t, scores); err != nil || n == 0 {
+			t.Fatalf("%d %v", n, err)
+		}
+	})
+	t.Run("a reload applies new group blocks to a running session, and ends it when they give no role", func(t *testing.T) {
+		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if n := count(t, c, scores); n == 0 {
+			t.Fatal("no score before the reload")
+		}
+		ldapPath := filepath.Join(cfgDir, "ldap.hcl")
+		editConfig(t, ldapPath, `roles = ["central_analyst"]`, `roles = ["survey_admin"]`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, c, scores); n != 0 {
+			t.Errorf("%d scores after central lost central_analyst", n)
+		}
+		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, scores).Scan(&n); err == nil {
+			t.Errorf("the session outlived its last role: %d", n)
+		}
+		if err := os.WriteFile(ldapPath, []byte(ldapHCL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("after leaving the group that gives the score, the next login sees it masked", func(t *testing.T) {
+		dir.RemoveMember(t, "central", "dana")
+		if n, err := loginCount(t, scores); err != nil || n != 0 {
+			t.Fatalf("%d %v", n, err)
+		}
+	})
+	t.Run("after leaving every mapped group, the next login is refused", func(t *testing.T) {
+		dir.RemoveMember(t, "admins", "dana")
+		if _, err := loginCount(t, scores); err == nil || !strings.Contains(err.Error(), `LDAP authentication failed for user "dana"`) {
+			t.Fatalf("%v", err)
+		}
+	})
+}

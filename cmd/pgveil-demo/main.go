@@ -124,7 +124,7 @@ func run() error {
 		"PGVEIL_DEMO_AUDIT="+auditPath,
 		"PGVEIL_DEMO_AUDIT_KEY="+auditKey)
 	proxy.Stdout, proxy.Stderr = logFile, logFile
-	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	proxy.SysProcAttr = proxyAttr()
 	if err := proxy.Start(); err != nil {
 		return fmt.Errorf("starting pgveil: %w", err)
 	}

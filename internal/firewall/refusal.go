@@ -40,12 +40,7 @@ func (r *Refusal) RuleName() string { return r.Rule }
 // names the rule. A name the registry lacks still refuses, with 42501
 // (TestRulesInCode keeps the code's names registered).
 func Deny(rule, format string, args ...any) *Refusal {
-	return &Refusal{
-		Code:    Lookup(rule).Code,
-		Rule:    rule,
-		Message: "pgveil refused the statement: " + fmt.Sprintf(format, args...) + " (firewall rule " + rule + ")",
-		Hint:    Lookup(rule).Hint,
-	}
+	return New(rule, "pgveil refused the statement: "+fmt.Sprintf(format, args...)+" (firewall rule "+rule+")")
 }
 
 // New builds a refusal by the registered rule named rule with message as

@@ -114,6 +114,9 @@ func lookup(name string) (firewall.Rule, bool) {
 	return firewall.Rule{}, false
 }
 
+// ruleName is the form of a rule's name: lower_snake_case.
+var ruleName = regexp.MustCompile(`^[a-z][a-z_]*$`)
+
 // TestRegistry checks each rule once, with a name, a known SQLSTATE and
 // a documentation line.
 func TestRegistry(t *testing.T) {
@@ -121,7 +124,7 @@ func TestRegistry(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range firewall.Rules {
 		switch {
-		case !regexp.MustCompile(`^[a-z][a-z_]*$`).MatchString(r.Name):
+		case !ruleName.MatchString(r.Name):
 			t.Errorf("rule %q: the name is not lower_snake_case", r.Name)
 		case seen[r.Name]:
 			t.Errorf("rule %s is registered twice", r.Name)

@@ -4,49 +4,53 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/internal/sqlstate"
 )
 
-// SQLSTATE codes pgveil sends itself.
+// SQLSTATE codes pgveil sends itself, under the names the proxy's code
+// uses; the codes themselves are defined once, in internal/sqlstate.
 const (
-	CodeInsufficientPrivilege = "42501"
-	CodeSyntaxError           = "42601"
-	CodeProtocolViolation     = "08P01"
-	CodeConnectionFailure     = "08006"
-	CodeCannotConnect         = "08001"
-	CodeInvalidAuthorization  = "28000"
-	CodeInvalidPassword       = "28P01"
-	CodeInvalidCatalogName    = "3D000"
-	CodeFeatureNotSupported   = "0A000"
-	CodeAdminShutdown         = "57P01"
-	CodeInternalError         = "XX000"
+	CodeInsufficientPrivilege = sqlstate.InsufficientPrivilege
+	CodeSyntaxError           = sqlstate.SyntaxError
+	CodeProtocolViolation     = sqlstate.ProtocolViolation
+	CodeConnectionFailure     = sqlstate.ConnectionFailure
+	CodeCannotConnect         = sqlstate.CannotConnect
+	CodeInvalidAuthorization  = sqlstate.InvalidAuthorization
+	CodeInvalidPassword       = sqlstate.InvalidPassword
+	CodeInvalidCatalogName    = sqlstate.InvalidCatalogName
+	CodeFeatureNotSupported   = sqlstate.FeatureNotSupported
+	CodeAdminShutdown         = sqlstate.AdminShutdown
+	CodeInternalError         = sqlstate.InternalError
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
-	codeInvalidCursorName = "34000"
+	codeInvalidCursorName = sqlstate.InvalidCursorName
 )
 
 // Refusal is the error a Rewriter returns to refuse a statement: the client
-// receives an ErrorResponse with these fields, in the position of the
-// refused statement, and the session stays usable.
-type Refusal struct {
-	// Code is the SQLSTATE; 42501 when empty.
-	Code string
-	// Message is the primary, human-readable message.
-	Message string
-	// Detail and Hint are optional.
-	Detail string
-	Hint   string
-	// Rule names the firewall rule that refused, for the audit trail.
-	Rule string
-}
-
-func (r *Refusal) Error() string { return r.Message }
+// receives an ErrorResponse with its fields, in the position of the
+// refused statement, and the session stays usable. It is
+// firewall.Refusal, the one refusal type proxy and rewrite share (a
+// rewrite.Refused is a Refusal); its Code is 42501 when empty.
+type Refusal = firewall.Refusal
 
 // asRefusal converts any error from a Rewriter into the refusal sent to
-// the client. Errors that carry their own SQLSTATE and hint (such as
-// rewrite.Refused) keep them. An error that is not a *Refusal is a bug or an unexpected
-// condition: the statement is refused all the same (fail closed) with a
-// generic message that reveals nothing of the error.
+// the client, as a copy the caller may keep. A *Refusal keeps its
+// SQLSTATE (42501 when empty), hint and rule; other errors that carry
+// their own SQLSTATE and hint keep them. Any other error is a bug or an
+// unexpected condition: the statement is refused all the same (fail
+// closed, firewall rule internal_error) with a generic message that
+// reveals nothing of the error.
 func asRefusal(err error) *Refusal {
+	var r *Refusal
+	if errors.As(err, &r) {
+		rr := *r
+		if rr.Code == "" {
+			rr.Code = CodeInsufficientPrivilege
+		}
+		return &rr
+	}
 	var coded interface {
 		error
 		SQLState() string
@@ -56,20 +60,7 @@ func asRefusal(err error) *Refusal {
 	if errors.As(err, &coded) {
 		return &Refusal{Code: coded.SQLState(), Message: coded.Error(), Hint: coded.HintText(), Rule: coded.RuleName()}
 	}
-	var r *Refusal
-	if errors.As(err, &r) {
-		if r.Code == "" {
-			rr := *r
-			rr.Code = CodeInsufficientPrivilege
-			return &rr
-		}
-		return r
-	}
-	return &Refusal{
-		Code:    CodeInsufficientPrivilege,
-		Message: "pgveil refused the statement: it could not be checked against the policy",
-		Rule:    "internal_error",
-	}
+	return firewall.New("internal_error", "pgveil refused the statement: it could not be checked against the policy")
 }
 
 // errorResponse builds an ErrorResponse with severity sev ("ERROR" or

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -83,12 +84,7 @@ func (ss *session) clientRelay() sessionEnd {
 			// every statement check.
 			if err = ss.cin.skip(total); err == nil {
 				ss.batchSent()
-				r := &Refusal{
-					Code:    CodeInsufficientPrivilege,
-					Message: "pgveil refused a fast-path function call (FunctionCall message)",
-					Hint:    "Call the function from a SELECT statement instead.",
-					Rule:    "function_call",
-				}
+				r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
 				ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
 				err = ss.refuse(SourceQuery, "", r)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -772,13 +773,10 @@ func union(a, b []string) []string {
 // quoteName quotes an identifier for a message or an audit record.
 func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
+// policyChanged refuses running what was checked under an older policy
+// (firewall rule policy_changed).
 func policyChanged(what string) *Refusal {
-	return &Refusal{
-		Code:    CodeInsufficientPrivilege,
-		Message: "pgveil refused the statement: the policy changed since " + what + " was checked (firewall rule policy_changed)",
-		Hint:    "Reconnect, or prepare the statement again, to run it under the policy in force.",
-		Rule:    "policy_changed",
-	}
+	return firewall.Deny("policy_changed", "the policy changed since %s was checked", what)
 }
 
 // trackPeek shows the tracker the names a Bind, Execute or Close message

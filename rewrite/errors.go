@@ -1,49 +1,30 @@
 package rewrite
 
-import "fmt"
+import (
+	"fmt"
 
-// SQLSTATE codes of refusals.
+	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/internal/sqlstate"
+)
+
+// SQLSTATE codes of refusals, under the names rewrite's callers know;
+// the codes themselves are defined once, in internal/sqlstate.
 const (
-	CodeInsufficientPrivilege = "42501"
-	CodeSyntaxError           = "42601"
-	CodeUndefinedTable        = "42P01"
+	CodeInsufficientPrivilege = sqlstate.InsufficientPrivilege
+	CodeSyntaxError           = sqlstate.SyntaxError
+	CodeUndefinedTable        = sqlstate.UndefinedTable
 )
 
 // Refused is the error Rewrite returns for a statement the firewall
-// refuses. Rule names the firewall rule, for the client's message and the
-// audit log.
-type Refused struct {
-	// Code is the SQLSTATE: 42501 for policy, 42601 for syntax.
-	Code string
-	// Rule is the name of the firewall rule that refused.
-	Rule string
-	// Message is the primary message for the client.
-	Message string
-	// Hint is an optional suggestion for the client.
-	Hint string
-}
+// refuses: firewall.Refusal, the one refusal type rewrite and proxy
+// share. Its Rule names the firewall rule, for the client's message and
+// the audit log.
+type Refused = firewall.Refusal
 
-func (d *Refused) Error() string {
-	return d.Message
-}
-
-// SQLState returns the SQLSTATE the client receives.
-func (d *Refused) SQLState() string { return d.Code }
-
-// HintText returns the hint the client receives.
-func (d *Refused) HintText() string { return d.Hint }
-
-// RuleName returns the firewall rule that refused, for the audit trail.
-func (d *Refused) RuleName() string { return d.Rule }
-
-// deny builds a policy refusal naming rule.
+// deny builds a refusal by the firewall rule named rule, with the rule's
+// SQLSTATE and hint from the registry (firewall.Rules).
 func deny(rule, format string, args ...any) *Refused {
-	return &Refused{
-		Code:    CodeInsufficientPrivilege,
-		Rule:    rule,
-		Message: "pgveil refused the statement: " + fmt.Sprintf(format, args...) + " (firewall rule " + rule + ")",
-		Hint:    ruleHints[rule],
-	}
+	return firewall.Deny(rule, format, args...)
 }
 
 // UnknownRelationError reports a relation the catalog snapshot does not
@@ -58,9 +39,7 @@ func (e *UnknownRelationError) Error() string {
 }
 
 // denySyntax builds a refusal of a statement pgveil will not pass on as
-// written (42601).
+// written (42601, firewall rule syntax).
 func denySyntax(format string, args ...any) *Refused {
-	r := deny("syntax", format, args...)
-	r.Code = CodeSyntaxError
-	return r
+	return deny("syntax", format, args...)
 }

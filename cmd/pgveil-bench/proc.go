@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +29,7 @@ type child struct {
 // process gets its own process group, so that a Ctrl-C in the terminal
 // reaches only the harness, which then stops it in order, and SIGKILL when
 // the harness dies. cred, when not nil, is the OS user it runs as.
-func startChild(name string, cmd *exec.Cmd, logPath string, cred *syscall.Credential) (*child, error) {
+func startChild(name string, cmd *exec.Cmd, logPath string, cred *credential) (*child, error) {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
@@ -49,15 +48,6 @@ func startChild(name string, cmd *exec.Cmd, logPath string, cred *syscall.Creden
 		close(c.done)
 	}()
 	return c, nil
-}
-
-// childAttr returns the process attributes of every process the harness
-// starts: a process group of its own and SIGKILL when the harness dies.
-func childAttr(cred *syscall.Credential) *syscall.SysProcAttr {
-	// NOTE: the kernel sends Pdeathsig when the OS thread that forked the
-	// child exits; Go's threads live as long as the process unless a
-	// goroutine locked to one ends, which this program never does.
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
 
 // pid returns the process id.
@@ -206,41 +196,6 @@ func randomSecret() (string, error) {
 		return "", fmt.Errorf("random password: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// postgresCredential returns the credential of the "postgres" OS user when
-// this process runs as root, for programs that refuse to run as root
-// (PgBouncer), and nil otherwise.
-func postgresCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root needs the postgres OS user to run pgbouncer: %w", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("uid of the postgres OS user: %w", err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("gid of the postgres OS user: %w", err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// chownTo gives the paths to cred's user; it does nothing when cred is nil.
-func chownTo(cred *syscall.Credential, paths ...string) error {
-	if cred == nil {
-		return nil
-	}
-	for _, p := range paths {
-		if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("chown: %w", err)
-		}
-	}
-	return nil
 }
 
 // childEnv returns this process's environment less the libpq variables

@@ -124,7 +124,7 @@ func run() error {
 		"PGVEIL_DEMO_AUDIT="+auditPath,
 		"PGVEIL_DEMO_AUDIT_KEY="+auditKey)
 	proxy.Stdout, proxy.Stderr = logFile, logFile
-	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	proxy.SysProcAttr = proxyAttr()
 	if err := proxy.Start(); err != nil {
 		return fmt.Errorf("starting pgveil: %w", err)
 	}
@@ -146,7 +146,7 @@ func run() error {
 		return fmt.Errorf("%w\npgveil log:\n%s", err, log)
 	}
 
-	printWelcome(listen, logPath, admin, auditPath, auditKey, proxy.Process.Pid)
+	printWelcome(listen, logPath, admin, auditPath, auditKey, cluster.Addr(), svcPassword, proxy.Process.Pid)
 	select {
 	case <-sigs:
 		fmt.Fprintln(os.Stderr)
@@ -195,7 +195,9 @@ func connURL(listen, login string) string {
 	return u.String()
 }
 
-func printWelcome(listen, logPath, admin, auditPath, auditKey string, pid int) {
+// printWelcome prints how to connect as each demo user and how to run
+// pgveil's other commands against the demo (docs/tutorial.md follows it).
+func printWelcome(listen, logPath, admin, auditPath, auditKey, upstream, svcPassword string, pid int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\npgveil is ready on %s, in front of the demo database \"feedback\".\n", listen)
 	fmt.Fprintf(&b, "Connect as any demo user (paste one line):\n\n")
@@ -206,6 +208,11 @@ func printWelcome(listen, logPath, admin, auditPath, auditKey string, pid int) {
 	fmt.Fprintf(&b, "\nAudit trail: %s (one JSON line per statement). In another terminal:\n", auditPath)
 	fmt.Fprintf(&b, "  PGVEIL_AUDIT_KEY=%s go run ./cmd/pgveil audit verify %s*\n", auditKey, auditPath)
 	fmt.Fprintf(&b, "  go run ./cmd/pgveil audit search --user marie --format table %s*\n", auditPath)
+	fmt.Fprintf(&b, "pgveil explain, test and check read configs/demo.hcl, which needs the throwaway\n")
+	fmt.Fprintf(&b, "upstream's address and service-account password (it reads every row: in production it\n")
+	fmt.Fprintf(&b, "never leaves pgveil's host). In another terminal:\n")
+	fmt.Fprintf(&b, "  export PGVEIL_DEMO_UPSTREAM=%s PGVEIL_DEMO_UPSTREAM_PASSWORD=%s\n", upstream, svcPassword)
+	fmt.Fprintf(&b, "  go run ./cmd/pgveil explain --config configs/demo.hcl --user marie \"SELECT * FROM responses\"\n")
 	fmt.Fprintf(&b, "Metrics: http://%s/metrics   health: /healthz, /readyz\n", admin)
 	fmt.Fprintf(&b, "Reload policies after editing configs/demo.hcl: kill -HUP %d\n", pid)
 	fmt.Fprintf(&b, "pgveil's log: %s\nPress Ctrl-C to stop and clean up.\n", logPath)

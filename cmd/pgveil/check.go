@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -100,10 +99,10 @@ func auditFileWarnings(cfg *policy.Config) []string {
 	// NOTE: access(2) answers for the real user id: the user running
 	// check, who may not be the one running serve.
 	if _, err := os.Stat(file); err == nil {
-		if syscall.Access(file, 2 /* W_OK */) != nil {
+		if !accessible(file, 2 /* W_OK */) {
 			return []string{fmt.Sprintf("the audit file %s is not writable by user id %d", file, os.Getuid())}
 		}
-	} else if syscall.Access(dir, 2|1 /* W_OK|X_OK */) != nil {
+	} else if !accessible(dir, 2|1 /* W_OK|X_OK */) {
 		return []string{fmt.Sprintf("the audit file's directory %s is not writable by user id %d: pgveil serve must create %s and its rotated files there", dir, os.Getuid(), filepath.Base(file))}
 	}
 	return nil

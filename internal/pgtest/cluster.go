@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -83,11 +82,11 @@ type Cluster struct {
 	external bool
 	extURL   *url.URL // external only: the URL from the environment
 
-	dir     string              // local only: the temp dir holding everything below
-	dataDir string              // local only: the data directory
-	sockDir string              // local only: unix_socket_directories
-	logFile string              // local only: postgres's stderr, appended across starts
-	cred    *syscall.Credential // local only: who the server runs as; nil for the current user
+	dir     string      // local only: the temp dir holding everything below
+	dataDir string      // local only: the data directory
+	sockDir string      // local only: unix_socket_directories
+	logFile string      // local only: postgres's stderr, appended across starts
+	cred    *serverUser // local only: who the server runs as; nil for the current user
 
 	mu      sync.Mutex
 	proc    *serverProc // NOTE: nil exactly when the server is not running.
@@ -410,13 +409,7 @@ func (c *Cluster) startLocked() error {
 	cmd.Env = childEnv()
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// NOTE: the kernel sends Pdeathsig when the OS thread that forked
-		// the child exits, which for Go means the whole process unless the
-		// caller runs on a goroutine locked to a thread that then ends.
-		Pdeathsig:  syscall.SIGKILL,
-		Credential: c.cred,
-	}
+	cmd.SysProcAttr = childAttr(c.cred)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
@@ -551,7 +544,7 @@ func (c *Cluster) initdb() error {
 	)
 	cmd.Dir = c.dir
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: c.cred}
+	cmd.SysProcAttr = childAttr(c.cred)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pgtest: initdb: %w:\n%s", err, out)
@@ -630,46 +623,11 @@ func (c *Cluster) logTail(offset int64) string {
 	return strings.TrimRight(string(data), "\n")
 }
 
-// chown gives path to the OS user the server runs as, when that is not the
-// current user.
-func (c *Cluster) chown(path string) error {
-	if c.cred == nil {
-		return nil
-	}
-	if err := os.Chown(path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	return nil
-}
-
 // log calls the Logf option when there is one.
 func (c *Cluster) log(format string, args ...any) {
 	if c.logf != nil {
 		c.logf(format, args...)
 	}
-}
-
-// serverCredential returns the credential to run initdb and postgres with:
-// nil (the current user) unless the current process is root, in which case
-// the "postgres" OS user's.
-func serverCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(osUser)
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: running as root needs the %q OS user to own and run the cluster "+
-			"(installing the postgresql package creates it): %w", osUser, err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: uid of %q: %w", osUser, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: gid of %q: %w", osUser, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // makeBaseDir creates the cluster's temporary directory. When the server
@@ -732,12 +690,6 @@ func pidFromFile(path string) (int, bool) {
 	line, _, _ := strings.Cut(string(data), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	return pid, err == nil && pid > 0
-}
-
-// processExists reports whether a process pid exists (zombies included).
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // traversableByOthers reports whether dir and every ancestor of it have the

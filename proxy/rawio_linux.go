@@ -7,6 +7,9 @@ import (
 	"unsafe"
 )
 
+// This file is Linux's: the raw system calls and MSG_NOSIGNAL are Linux
+// ABI. Other systems use rawio_other.go, the ordinary net.Conn path.
+
 // rawConn reads and writes a TCP connection with raw system calls on its
 // non-blocking descriptor, waiting in the runtime's poller only when the
 // descriptor is not ready.
@@ -42,7 +45,7 @@ type rawOp struct {
 }
 
 // newRawIO returns c's raw reader/writer, or c itself when c is not a
-// plain TCP connection.
+// plain TCP connection. rawio_other.go holds the portable one.
 func newRawIO(c net.Conn) io.ReadWriter {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

@@ -1,0 +1,147 @@
+package firewall
+
+import "github.com/pgveil/pgveil/internal/sqlstate"
+
+// Rule is one firewall rule: a reason pgveil refuses a statement.
+type Rule struct {
+	// Name is what refusals, the audit trail and the README call it.
+	Name string
+	// Code is the SQLSTATE of its refusals.
+	Code string
+	// Hint says what a user (often a BI tool's user, who did not write
+	// the SQL) can do instead; it reaches the client as the error's HINT.
+	// Empty when there is nothing useful to say.
+	Hint string
+	// Doc is the rule's line in the README's rule table: what it refuses,
+	// in Markdown.
+	Doc string
+}
+
+// Rules is the registry of firewall rules, in the order of the README's
+// table. Every rule a refusal names is here (TestRulesInCode), and the
+// README's table lists exactly these (TestReadme).
+var Rules = []Rule{
+	{Name: "statement_kind", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil only forwards the statement kinds your roles allow: reads, and for some roles exports and scoped writes. Ask the DBA who maintains the pgveil policy if you need more.",
+		Doc:  "statement kinds not on the allow-list (DDL, VACUUM, …) and kinds the user's roles do not allow"},
+	{Name: "procedural_code", Code: sqlstate.InsufficientPrivilege,
+		Doc: "DO and CALL"},
+	{Name: "ddl", Code: sqlstate.InsufficientPrivilege,
+		Doc: "CREATE FUNCTION, CREATE VIEW, CREATE TABLE AS"},
+	{Name: "select_into", Code: sqlstate.InsufficientPrivilege,
+		Doc: "SELECT INTO, which creates a table"},
+	{Name: "listen_notify", Code: sqlstate.InsufficientPrivilege,
+		Doc: "LISTEN, NOTIFY, UNLISTEN and the notification functions (pg_notify, …): notifications cross sessions"},
+	{Name: "two_phase_commit", Code: sqlstate.InsufficientPrivilege,
+		Doc: "PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED"},
+	{Name: "merge", Code: sqlstate.InsufficientPrivilege,
+		Doc: "MERGE"},
+	{Name: "pinned_settings", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil fixes this setting for the session. Set application_name and formatting settings with SET, with set_config('name', …) naming the setting as a literal, or in the connection parameters.",
+		Doc:  "SET/RESET of settings outside a formatting and limits allow-list (search_path, role, session_authorization, client_encoding, log_\\*, debug_\\*, trace_\\*, …); `client_min_messages` other than notice, warning or error (below NOTICE the server sends DEBUG and LOG messages that quote the statements pgveil sends); set_config unless its first argument is a string literal naming a setting of that allow-list (a column, parameter or expression as the name is refused), and for client_min_messages a string literal value of the same list; application_name set to anything but one constant"},
+	{Name: "explain_governed", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil does not show plans of governed tables. Run the query without EXPLAIN.",
+		Doc:  "EXPLAIN (with or without ANALYZE) of statements on governed tables"},
+	{Name: "copy_file", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Use COPY … TO STDOUT (psql's \\copy) instead of a server file or program.",
+		Doc:  "COPY to or from files and programs"},
+	{Name: "copy_option", Code: sqlstate.InsufficientPrivilege,
+		Doc: "COPY options other than HEADER and FREEZE given without a value (pg_query's deparser cannot print them)"},
+	{Name: "function", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Only PostgreSQL's built-in functions and those a role lists may be called through pgveil.",
+		Doc:  "functions and operators outside pg_catalog not allowed by a role; function names with a database"},
+	{Name: "unclassified_function", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil classifies every function of the PostgreSQL versions it knows; this one is newer, so it is refused until pgveil's classification (rewrite/functions.tsv) names it.",
+		Doc:  "pg_catalog functions that [rewrite/functions.tsv](rewrite/functions.tsv) does not name (a newer PostgreSQL's); it classifies every pg_catalog function of PostgreSQL 15 as allowed, refused by one of the rules below, or answered NULL, and a test fails when the upstream has a function it lacks"},
+	{Name: "unclassified_relation", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil classifies every pg_catalog relation of the PostgreSQL versions it knows; this one is newer, so it is refused until pgveil's classification (rewrite/relations.tsv) names it.",
+		Doc:  "pg_catalog relations that [rewrite/relations.tsv](rewrite/relations.tsv) does not name, in the same way"},
+	{Name: "files", Code: sqlstate.InsufficientPrivilege,
+		Doc: "pg_catalog functions and views that read files, directories or configuration files, or show file paths or file nodes"},
+	{Name: "query_text", Code: sqlstate.InsufficientPrivilege,
+		Doc: "functions that run a query given as text, or read a table or cursor named by text (query_to_xml, ts_stat, …), where the rewriter never sees it"},
+	{Name: "large_objects", Code: sqlstate.InsufficientPrivilege,
+		Doc: "large objects, stored outside every table a policy governs"},
+	{Name: "server_control", Code: sqlstate.InsufficientPrivilege,
+		Doc: "functions that change the server: reload, signals, backups, replication slots and origins, WAL, index maintenance"},
+	{Name: "sequences", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil hides sequence values, which count the rows of the tables they number.",
+		Doc:  "reading or advancing sequences (nextval, setval, pg_sequences' last_value), which count the rows of the tables they number"},
+	{Name: "statement_text", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil hides the text of statements (cursors, prepared statements, activity, pg_stat_statements): it holds the rewritten SQL. Keep the statement text on the client side.",
+		Doc:  "the text of statements, which holds the rewritten SQL: pg_cursor(), pg_prepared_statement(), current_query(), pg_cursors, pg_prepared_statements, pg_stat_activity, pg_backend_memory_contexts; pg_stat_statements, pg_stat_monitor and similar extensions by name in any schema, whatever the policy allows"},
+	{Name: "server_state", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil hides other sessions and server internals. Turn off the tool's session or lock monitor for this connection.",
+		Doc:  "other sessions and server internals: pg_locks and pg_lock_status(), blocking pids, transaction ids and snapshots (txid_current, pg_current_snapshot, pg_xact_status…), WAL positions and the control file, pg_backend_pid, server addresses, start time, shared memory, replication slots, pg_config"},
+	{Name: "advisory_locks", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Advisory locks are shared by every session of the server, across users, so pgveil does not allow them. Coordinate through a table instead.",
+		Doc:  "advisory locks (a covert channel between users)"},
+	{Name: "statistics", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil hides table statistics, which reveal how many rows a table holds beyond yours (sizes are answered NULL). Turn off the tool's table statistics display for this connection.",
+		Doc:  "pg_stats, pg_statistic, pg_stat_\\* and pg_statio_\\* views (pg_stat_xact_\\*, pg_stat_\\*_indexes, pg_stat_progress_\\* included), statistics functions; the size functions (pg_relation_size, pg_table_size, pg_total_relation_size, pg_indexes_size, pg_database_size, pg_tablespace_size) answer NULL; pg_class shows no row estimates for user tables, and pg_stat_{all,user,sys}_tables and pg_statio_{all,user,sys}_tables are served with relid, schemaname and relname only, every counter and timestamp NULL"},
+	{Name: "internal_function", Code: sqlstate.InsufficientPrivilege,
+		Hint: "This is a support function PostgreSQL calls itself (for types, indexes, aggregates or triggers); call the function or operator it supports.",
+		Doc:  "pg_catalog support functions PostgreSQL calls itself (type receive, index, planner, aggregate state, trigger and handler functions)"},
+	{Name: "ungoverned_table", Code: sqlstate.InsufficientPrivilege,
+		Hint: "This table is not published through pgveil. Ask the DBA who maintains the pgveil policy to add a table block for it.",
+		Doc:  "tables without a table block in a schema whose default is deny"},
+	{Name: "catalog", Code: sqlstate.InsufficientPrivilege,
+		Doc: "pg_catalog and information_schema relations the rules above allow but a policy denies (pgveil's compiled policies open them all; the rule is there for other Policy implementations)"},
+	{Name: "write_governed", Code: sqlstate.InsufficientPrivilege,
+		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables"},
+	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
+		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads"},
+	{Name: "masked_write", Code: sqlstate.InsufficientPrivilege,
+		Doc: "SET/RETURNING reading masked columns"},
+	{Name: "internal", Code: sqlstate.InsufficientPrivilege,
+		Hint: "The schema pgveil holds pgveil's own keys and functions; no statement may use it.",
+		Doc:  "functions of the schema `pgveil`, which holds the hash masks' keys (its relations are refused as `ungoverned_table`)"},
+	{Name: "grammar_version", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil parses with a newer PostgreSQL grammar than the server's, and the two read this word differently. Quote it as an identifier (\"word\") if it names a column, table or alias; otherwise the construct is not available through pgveil on this server version.",
+		Doc:  "words the upstream's grammar reads differently from pgveil's parser (PostgreSQL 17), used unquoted: with PostgreSQL 15 upstream, SYSTEM_USER and the SQL/JSON words (JSON, JSON_OBJECT, JSON_TABLE, …; `x::json` casts excepted); see [SECURITY.md](SECURITY.md)"},
+	{Name: "tablesample", Code: sqlstate.InsufficientPrivilege,
+		Doc: "TABLESAMPLE on governed tables"},
+	{Name: "cross_database", Code: sqlstate.InsufficientPrivilege,
+		Doc: "references to other databases"},
+	{Name: "temp_objects", Code: sqlstate.InsufficientPrivilege,
+		Hint: "pgveil does not allow temporary tables. In Tableau, set the capabilities CAP_CREATE_TEMP_TABLES and CAP_SELECT_INTO to 'no' in a TDC file; other tools have a similar option, or work without them.",
+		Doc:  "temporary tables and relations"},
+	{Name: "locking", Code: sqlstate.InsufficientPrivilege,
+		Doc: "FOR UPDATE, FOR SHARE and the other row locks in a statement that reads a governed table"},
+	{Name: "complexity", Code: sqlstate.InsufficientPrivilege,
+		Doc: "statements with more than 10 000 operators or parentheses nested deeper than 1 000, before parsing: pg_query's parser recurses once per level and would overflow its stack"},
+	{Name: "syntax", Code: sqlstate.SyntaxError,
+		Doc: "statements that do not parse, parameters ($n) a statement does not have, a field or subscript of a constant; a rewritten statement holding a NUL byte (08P01)"},
+	{Name: "unknown_relation", Code: sqlstate.UndefinedTable,
+		Doc: "relations missing from pgveil's catalog snapshot, after one refresh of it"},
+	{Name: "no_policy", Code: sqlstate.InsufficientPrivilege,
+		Doc: "every statement of a login whose policy does not compile"},
+	{Name: "rewrite", Code: sqlstate.InsufficientPrivilege,
+		Doc: "statements the rewriter could not rewrite, or whose rewrite does not parse back into as many statements (fail closed)"},
+	{Name: "internal_error", Code: sqlstate.InsufficientPrivilege,
+		Doc: "statements whose check failed with an unexpected error (fail closed; the message reveals nothing of the error)"},
+	{Name: "function_call", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Call the function from a SELECT statement instead.",
+		Doc:  "the fast-path FunctionCall message, which calls a function by OID past every statement check"},
+	{Name: "policy_changed", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Reconnect, or prepare the statement again, to run it under the policy in force.",
+		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload)"},
+}
+
+// byName indexes Rules.
+var byName = func() map[string]Rule {
+	m := make(map[string]Rule, len(Rules))
+	for _, r := range Rules {
+		m[r.Name] = r
+	}
+	return m
+}()
+
+// Lookup returns the rule named name. A name the registry lacks gets a
+// rule with SQLSTATE 42501 and no hint: a refusal stays a refusal.
+func Lookup(name string) Rule {
+	if r, ok := byName[name]; ok {
+		return r
+	}
+	return Rule{Name: name, Code: defaultCode}
+}

@@ -1,0 +1,36 @@
+// Package sqlstate names the SQLSTATE codes pgveil sends clients itself,
+// defined once for the packages that build error responses (proxy,
+// rewrite, the firewall rule registry).
+package sqlstate
+
+// SQLSTATE codes pgveil sends itself, with PostgreSQL's names
+// (Appendix A of its manual).
+const (
+	// InsufficientPrivilege (42501) is every policy refusal.
+	InsufficientPrivilege = "42501"
+	// SyntaxError (42601) is a statement pgveil will not pass on as written.
+	SyntaxError = "42601"
+	// UndefinedTable (42P01) is a relation the catalog snapshot lacks.
+	UndefinedTable = "42P01"
+	// ProtocolViolation (08P01) is a malformed or unexpected message.
+	ProtocolViolation = "08P01"
+	// ConnectionFailure (08006) is a lost upstream connection.
+	ConnectionFailure = "08006"
+	// CannotConnect (08001) is an upstream that refuses the service account.
+	CannotConnect = "08001"
+	// InvalidAuthorization (28000) is a refused startup or login.
+	InvalidAuthorization = "28000"
+	// InvalidPassword (28P01) is a failed password authentication.
+	InvalidPassword = "28P01"
+	// InvalidCatalogName (3D000) is a database other than the proxied one.
+	InvalidCatalogName = "3D000"
+	// FeatureNotSupported (0A000) is a protocol feature pgveil lacks.
+	FeatureNotSupported = "0A000"
+	// AdminShutdown (57P01) is a session ended by a shutdown or a reload.
+	AdminShutdown = "57P01"
+	// InternalError (XX000) is a bug caught before it reached the client.
+	InternalError = "XX000"
+	// InvalidCursorName (34000) is what an Execute of an unknown portal
+	// fails with.
+	InvalidCursorName = "34000"
+)

@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dialing: %v", err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accepting failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestRawIO holds newRawIO, the raw system calls on Linux and the plain
+// net.Conn elsewhere, to the contract the relays rely on.
+func TestRawIO(t *testing.T) {
+	t.Run("a write larger than the socket buffers arrives whole and in order", func(t *testing.T) {
+		a, b := tcpPair(t)
+		w, r := newRawIO(a), newRawIO(b)
+		want := make([]byte, 8<<20)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			buf, _ := io.ReadAll(io.LimitReader(r, int64(len(want))))
+			got <- buf
+		}()
+		if n, err := w.Write(want); n != len(want) || err != nil {
+			t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(want))
+		}
+		if !bytes.Equal(<-got, want) {
+			t.Fatal("the bytes read differ from the bytes written")
+		}
+	})
+
+	t.Run("a read of nothing returns at once", func(t *testing.T) {
+		a, _ := tcpPair(t)
+		if n, err := newRawIO(a).Read(nil); n != 0 || err != nil {
+			t.Fatalf("Read(nil) = %d, %v; want 0, nil", n, err)
+		}
+	})
+
+	t.Run("a read after the peer closes is io.EOF", func(t *testing.T) {
+		a, b := tcpPair(t)
+		if _, err := b.Write([]byte("last")); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		buf, err := io.ReadAll(newRawIO(a))
+		if string(buf) != "last" || err != nil {
+			t.Fatalf("ReadAll = %q, %v; want \"last\", nil (io.EOF ends it)", buf, err)
+		}
+	})
+
+	t.Run("a read honours the connection's deadline", func(t *testing.T) {
+		a, _ := tcpPair(t)
+		if err := a.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := newRawIO(a).Read(make([]byte, 16))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read = %v; want a deadline error", err)
+		}
+	})
+
+	t.Run("a write to a closed peer fails without killing the process", func(t *testing.T) {
+		a, b := tcpPair(t)
+		b.Close()
+		w := newRawIO(a)
+		var err error
+		for i := 0; i < 100 && err == nil; i++ {
+			_, err = w.Write(make([]byte, 64<<10))
+			time.Sleep(time.Millisecond)
+		}
+		if err == nil {
+			t.Fatal("writes to a closed peer kept succeeding")
+		}
+	})
+}

@@ -117,7 +117,7 @@ access to * by * read
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+		_ = resume(s.cmd.Process)
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -216,7 +216,7 @@ func (s *Server) RemoveMember(t testing.TB, name, login string) {
 // the test's end does too.
 func (s *Server) Pause(t testing.TB) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := pause(s.cmd.Process); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -224,7 +224,7 @@ func (s *Server) Pause(t testing.TB) {
 // Resume continues a paused slapd.
 func (s *Server) Resume(t testing.TB) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := resume(s.cmd.Process); err != nil {
 		t.Fatal(err)
 	}
 }

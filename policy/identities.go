@@ -101,6 +101,7 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 			ids.users[login] = u
 		}
 		u.DeclRange = hu.DeclRange
+		u.ActFor = hu.ActFor
 		// NOTE: a field counts as set when the block sets it, or when it is
 		// non-empty (a Config built in Go has no record of what was set).
 		set := hu.set

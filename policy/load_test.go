@@ -72,6 +72,7 @@ var goldenCases = []goldenCase{
 	{name: "identity_query"},
 	{name: "rule_errors"},
 	{name: "user_policy_errors"},
+	{name: "act_for_errors"},
 }
 
 func TestLoadGolden(t *testing.T) {

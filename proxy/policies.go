@@ -36,7 +36,19 @@ func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
 func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error) {
 	e := p.cur.Load()
 	st.PolicyVersion = e.Version
+	if s.Service != "" {
+		// Checked again at each statement: a reload may have taken the
+		// end user off the service's act_for.
+		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
+			return nil, actRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
+		}
+	}
 	return e.Engine.Rewrite(ctx, s.User, byte(st.Source), st.Text)
+}
+
+// MayActFor implements actAuthorizer with the identities in force.
+func (p *Policies) MayActFor(service, target string) error {
+	return p.cur.Load().Identities.MayActFor(service, target)
 }
 
 // PolicyVersion returns the version of the policies in force.

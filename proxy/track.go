@@ -854,6 +854,14 @@ func (ss *session) trackExecute(portal string, total int) error {
 			r = ss.staleObjects(info.res, at, cur)
 		}
 	}
+	var act *rewrite.Act
+	if r == nil && bound && info.res != nil && info.res.Act != nil {
+		act = info.res.Act
+		if r = ss.mayAct(act); r == nil {
+			r = ss.switchReady(true)
+		}
+	}
+	ss.execsInBatch++
 	if r != nil {
 		if err := ss.cin.skip(total); err != nil {
 			return err
@@ -874,6 +882,11 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	if t.audit {
 		t.push(&execution{info: info, start: time.Now(), batch: at})
+	}
+	if act != nil {
+		ss.applyAct(act)
+	} else if bound {
+		ss.discardEnds(info.res, true)
 	}
 	return ss.cin.forward(total, ss.uout)
 }

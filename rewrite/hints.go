@@ -20,5 +20,6 @@ var ruleHints = map[string]string{
 	"ungoverned_table":      "This table is not published through pgveil. Ask the DBA who maintains the pgveil policy to add a table block for it.",
 	"explain_governed":      "pgveil does not show plans of governed tables. Run the query without EXPLAIN.",
 	"function":              "Only PostgreSQL's built-in functions and those a role lists may be called through pgveil.",
+	"act_for":               "Only a login whose user block has act_for may act for another user, with SET ROLE login or SET pgveil.act_for = 'login' as a statement of its own, for a user its act_for lists; RESET ROLE returns to the login.",
 	"copy_file":             "Use COPY … TO STDOUT (psql's \\copy) instead of a server file or program.",
 }

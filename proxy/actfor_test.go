@@ -1,0 +1,226 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/internal/audit"
+)
+
+// actConn wraps a connection of the demo's metabase service for the
+// impersonation tests.
+type actConn struct {
+	c *pgx.Conn
+}
+
+// exec runs sql with the simple protocol (psql, Superset) and returns
+// its error.
+func (a actConn) exec(sql string) error {
+	_, err := a.c.PgConn().Exec(context.Background(), sql).ReadAll()
+	return err
+}
+
+// execExtended runs sql with the extended protocol, unnamed statement
+// and portal, as JDBC does for Statement.execute (Metabase).
+func (a actConn) execExtended(sql string) error {
+	return a.c.PgConn().ExecParams(context.Background(), sql, nil, nil, nil, nil).Read().Err
+}
+
+// responses counts the responses the session sees now.
+func (a actConn) responses(t *testing.T) int {
+	t.Helper()
+	return count(t, a.c, "SELECT count(*) FROM responses")
+}
+
+// must fails the test on err.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedBy fails the test unless err is a 42501 refusal of rule.
+func refusedBy(t *testing.T, err error, rule string) {
+	t.Helper()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "firewall rule "+rule) {
+		t.Fatalf("want a 42501 refusal by %s, got %v", rule, err)
+	}
+}
+
+// directCount counts the demo responses matching where, as the superuser.
+func directCount(t *testing.T, where string) int {
+	t.Helper()
+	n, err := strconv.Atoi(direct(t, "SELECT count(*) FROM responses WHERE "+where)[0][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestActForMetabaseCheckouts(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{})
+	a := actConn{c: p.connect(t, "metabase")}
+	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	if france == 0 || france == all {
+		t.Fatalf("demo data: %d French responses of %d", france, all)
+	}
+	service := a.responses(t)
+	if service != 0 {
+		t.Fatalf("the service alone sees %d responses, want none", service)
+	}
+
+	t.Run("each checkout sees its viewer's rows, through the same cached text", func(t *testing.T) {
+		for i := 0; i < 2; i++ {
+			must(t, a.execExtended("SET ROLE marie"))
+			if got := a.responses(t); got != france {
+				t.Fatalf("as marie: %d responses, want %d", got, france)
+			}
+			must(t, a.execExtended("SET ROLE NONE"))
+			must(t, a.execExtended("SET ROLE hq"))
+			if got := a.responses(t); got != all {
+				t.Fatalf("as hq: %d responses, want %d", got, all)
+			}
+			must(t, a.execExtended("RESET ROLE"))
+			if got := a.responses(t); got != service {
+				t.Fatalf("after RESET ROLE: %d responses, want the service's %d", got, service)
+			}
+		}
+	})
+	t.Run("SET pgveil.act_for works with the simple protocol and shows upstream", func(t *testing.T) {
+		must(t, a.exec("SET pgveil.act_for = 'marie'"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("as marie: %d responses, want %d", got, france)
+		}
+		if got := through(t, a.c, "SHOW pgveil.act_for"); got[0][0] != "marie" {
+			t.Fatalf("SHOW pgveil.act_for = %v", got)
+		}
+		must(t, a.exec("RESET pgveil.act_for"))
+		if got := a.responses(t); got != service {
+			t.Fatalf("after RESET: %d responses", got)
+		}
+	})
+	t.Run("a service never acts for a user outside its list, and stays usable", func(t *testing.T) {
+		refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
+		refusedBy(t, a.execExtended("SET ROLE survey_admin"), "act_for")
+		refusedBy(t, a.exec("SET ROLE nobody"), "act_for")
+		if got := a.responses(t); got != service {
+			t.Fatalf("after refusals: %d responses, want the service's", got)
+		}
+	})
+	t.Run("acting for one user, a switch is checked against the service's list", func(t *testing.T) {
+		must(t, a.exec("SET ROLE marie"))
+		refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
+		if got := a.responses(t); got != france {
+			t.Fatalf("after a refused switch: %d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("SET ROLE hq"))
+		if got := a.responses(t); got != all {
+			t.Fatalf("as hq: %d responses", got)
+		}
+		must(t, a.exec("RESET ROLE"))
+	})
+	t.Run("SET LOCAL, set_config and a switch with other statements are refused", func(t *testing.T) {
+		refusedBy(t, a.exec("SET LOCAL ROLE marie"), "act_for")
+		refusedBy(t, a.exec("SET ROLE marie; SELECT 1"), "act_for")
+		refusedBy(t, a.exec("SELECT set_config('pgveil.act_for', 'marie', false)"), "pinned_settings")
+		if got := a.responses(t); got != service {
+			t.Fatalf("%d responses, want the service's", got)
+		}
+	})
+	t.Run("a switch pipelined after another statement is refused", func(t *testing.T) {
+		errs := runPipeline(t, a.c, func(pl *pgconn.Pipeline) {
+			pl.SendQueryParams("SELECT 1", nil, nil, nil, nil)
+			pl.SendQueryParams("SET ROLE hq", nil, nil, nil, nil)
+		})
+		if len(errs) != 2 || errs[0] != nil {
+			t.Fatalf("pipeline results: %v", errs)
+		}
+		refusedBy(t, errs[1], "act_for")
+		if got := a.responses(t); got != service {
+			t.Fatalf("%d responses, want the service's", got)
+		}
+	})
+	t.Run("a switch in a failed transaction fails there and changes nothing", func(t *testing.T) {
+		must(t, a.exec("BEGIN"))
+		if err := a.exec("SELECT 1/0"); err == nil {
+			t.Fatal("1/0 succeeded")
+		}
+		var pe *pgconn.PgError
+		if err := a.exec("SET ROLE marie"); !errors.As(err, &pe) || pe.Code != "25P02" {
+			t.Fatalf("want 25P02, got %v", err)
+		}
+		must(t, a.exec("ROLLBACK"))
+		if got := a.responses(t); got != service {
+			t.Fatalf("%d responses, want the service's", got)
+		}
+	})
+	t.Run("DISCARD ALL returns to the service", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("DISCARD ALL"))
+		// DISCARD ALL dropped pgx's cached statements too.
+		must(t, a.c.DeallocateAll(context.Background()))
+		if got := a.responses(t); got != service {
+			t.Fatalf("after DISCARD ALL: %d responses", got)
+		}
+	})
+	t.Run("statements prepared for one user never run for another", func(t *testing.T) {
+		ctx := context.Background()
+		must(t, a.exec("SET ROLE marie"))
+		sd, err := a.c.Prepare(ctx, "by_viewer", "SELECT count(*) FROM responses WHERE nps >= $1")
+		must(t, err)
+		must(t, a.exec("PREPARE sql_by_viewer AS SELECT count(*) FROM responses"))
+		var n int
+		must(t, a.c.QueryRow(ctx, sd.Name, 0).Scan(&n))
+		if n != france {
+			t.Fatalf("as marie: %d", n)
+		}
+		must(t, a.exec("SET ROLE hq"))
+		// The protocol-level statement is prepared again for hq.
+		must(t, a.c.QueryRow(ctx, sd.Name, 0).Scan(&n))
+		if n != all {
+			t.Fatalf("the statement prepared for marie ran for hq with %d rows, want %d", n, all)
+		}
+		refusedBy(t, a.exec("EXECUTE sql_by_viewer"), "policy_changed")
+		must(t, a.exec("DEALLOCATE sql_by_viewer"))
+		must(t, a.exec("RESET ROLE"))
+	})
+	t.Run("a login that is no service cannot act for anyone", func(t *testing.T) {
+		hq := actConn{c: p.connect(t, "hq")}
+		refusedBy(t, hq.exec("SET ROLE marie"), "act_for")
+		refusedBy(t, hq.exec("RESET ROLE"), "act_for")
+		refusedBy(t, hq.exec("SET ROLE NONE"), "act_for")
+		if got := hq.responses(t); got != all {
+			t.Fatalf("hq: %d responses", got)
+		}
+	})
+	t.Run("audit records carry the service and the end user", func(t *testing.T) {
+		must(t, a.exec("SET ROLE marie"))
+		must(t, a.exec("SELECT 'audited as marie' FROM responses LIMIT 1"))
+		must(t, a.exec("RESET ROLE"))
+		must(t, a.exec("SELECT 'audited as metabase'"))
+		a.c.Close(context.Background())
+		waitSessions(t, p, 0)
+		var asMarie, asService bool
+		for _, e := range readAudit(t, alog, path) {
+			switch {
+			case strings.Contains(e.SQL, "audited as marie"):
+				asMarie = e.User == "metabase" && e.ActingFor == "marie" && e.Decision == "rewritten"
+			case strings.Contains(e.SQL, "audited as metabase"):
+				asService = e.User == "metabase" && e.ActingFor == ""
+			case e.SQL == "SET ROLE survey_admin" && e.Decision == "denied" && e.Reason != "act_for":
+				t.Errorf("refused switch recorded with reason %q", e.Reason)
+			}
+		}
+		if !asMarie || !asService {
+			t.Fatalf("records: as marie %v, as the service %v", asMarie, asService)
+		}
+	})
+}

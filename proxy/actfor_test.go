@@ -3,9 +3,15 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -223,4 +229,39 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			t.Fatalf("records: as marie %v, as the service %v", asMarie, asService)
 		}
 	})
+}
+
+func TestActForJDBCCheckouts(t *testing.T) {
+	javac, err1 := exec.LookPath("javac")
+	java, err2 := exec.LookPath("java")
+	_, err3 := os.Stat(jdbcJar)
+	if err1 != nil || err2 != nil || err3 != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("JDBC test needs javac, java and %s: %v %v %v", jdbcJar, err1, err2, err3)
+		}
+		t.Skip("javac, java or PgJDBC missing")
+	}
+	p := startDemo(t)
+	france, all := directCount(t, scopes["marie"]+" AND nps >= 0"), directCount(t, "nps >= 0")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, javac, "-cp", jdbcJar, "-d", dir, filepath.Join("testdata", "jdbc", "JdbcImpersonation.java")).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	url := "jdbc:postgresql://" + p.addr + "/" + demoDB + "?sslmode=disable&prepareThreshold=2"
+	out, err := exec.CommandContext(ctx, java, "-cp", dir+string(os.PathListSeparator)+jdbcJar, "JdbcImpersonation", url, "metabase", "demo-metabase").CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("JDBC program failed: %v", err)
+	}
+	var want []string
+	for i, v := range []string{"marie", "hq", "marie", "hq", "marie", "hq", "marie", "hq"} {
+		n := map[string]int{"marie": france, "hq": all}[v]
+		want = append(want, fmt.Sprintf("checkout %d as %s: %d", i, v, n), fmt.Sprintf("checkout %d after: 0", i))
+	}
+	want = append(want, "refused 42501", "after refusal: 0")
+	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

@@ -265,3 +265,29 @@ func TestActForJDBCCheckouts(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestActForFollowsReloads(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	ctx := context.Background()
+	a := actConn{c: p.connect(t, "metabase")}
+	must(t, a.exec("SET ROLE marie"))
+	if got := a.responses(t); got != directCount(t, scopes["marie"]) {
+		t.Fatalf("as marie: %d", got)
+	}
+	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, `act_for  = ["hq"]`)
+	must(t, rl.Reload(ctx))
+	t.Run("a viewer taken off the list is no longer served", func(t *testing.T) {
+		refusedBy(t, a.exec("SELECT count(*) FROM responses"), "act_for")
+	})
+	t.Run("RESET ROLE returns to the service, and the viewer cannot be chosen again", func(t *testing.T) {
+		must(t, a.exec("RESET ROLE"))
+		if got := a.responses(t); got != 0 {
+			t.Fatalf("the service sees %d responses", got)
+		}
+		refusedBy(t, a.exec("SET ROLE marie"), "act_for")
+		must(t, a.exec("SET ROLE hq"))
+		if got, all := a.responses(t), directCount(t, "true"); got != all {
+			t.Fatalf("as hq: %d, want %d", got, all)
+		}
+	})
+}

@@ -40,6 +40,13 @@ func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (
 		// Checked again at each statement: a reload may have taken the
 		// end user off the service's act_for.
 		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
+			// Only a change of the acting user may still pass (the
+			// proxy checks it against the service's act_for): RESET ROLE
+			// must always work.
+			res, rerr := e.Engine.Rewrite(ctx, s.Service, byte(st.Source), st.Text)
+			if rerr == nil && res.Act != nil {
+				return res, nil
+			}
 			return nil, actRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
 		}
 	}

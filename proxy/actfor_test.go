@@ -168,14 +168,27 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			t.Fatalf("%d responses, want the service's", got)
 		}
 	})
-	t.Run("DISCARD ALL returns to the service", func(t *testing.T) {
-		must(t, a.exec("SET ROLE hq"))
-		must(t, a.exec("DISCARD ALL"))
-		// DISCARD ALL dropped pgx's cached statements too.
-		must(t, a.c.DeallocateAll(context.Background()))
-		if got := a.responses(t); got != service {
-			t.Fatalf("after DISCARD ALL: %d responses", got)
+	t.Run("DISCARD ALL returns to the service, with either protocol", func(t *testing.T) {
+		for _, run := range []func(string) error{a.exec, a.execExtended} {
+			must(t, a.exec("SET ROLE hq"))
+			must(t, run("DISCARD ALL"))
+			// DISCARD ALL dropped pgx's cached statements too.
+			must(t, a.c.DeallocateAll(context.Background()))
+			if got := a.responses(t); got != service {
+				t.Fatalf("after DISCARD ALL: %d responses", got)
+			}
 		}
+	})
+	t.Run("DISCARD ALL in a transaction block fails and keeps the viewer", func(t *testing.T) {
+		must(t, a.exec("SET ROLE marie"))
+		if err := a.exec("BEGIN; DISCARD ALL"); err == nil {
+			t.Fatal("DISCARD ALL ran in a transaction block")
+		}
+		must(t, a.exec("ROLLBACK"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("%d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("RESET ROLE"))
 	})
 	t.Run("statements prepared for one user never run for another", func(t *testing.T) {
 		ctx := context.Background()

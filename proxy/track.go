@@ -861,7 +861,8 @@ func (ss *session) trackExecute(portal string, total int) error {
 			r = ss.switchReady(true)
 		}
 	}
-	ss.execsInBatch++
+	// NOTE: counted once this Execute's switch was checked and made.
+	defer func() { ss.execsInBatch++ }()
 	if r != nil {
 		if err := ss.cin.skip(total); err != nil {
 			return err

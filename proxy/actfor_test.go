@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
 )
@@ -209,6 +210,23 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		}
 		refusedBy(t, a.exec("EXECUTE sql_by_viewer"), "policy_changed")
 		must(t, a.exec("DEALLOCATE sql_by_viewer"))
+		must(t, a.exec("RESET ROLE"))
+	})
+	t.Run("a portal bound for one user is refused after a switch", func(t *testing.T) {
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SET ROLE marie"))
+		rows, err := roundTrip(t, a.c,
+			&pgproto3.Parse{Name: "", Query: "SELECT country FROM responses"},
+			&pgproto3.Bind{DestinationPortal: "viewer_portal"},
+			&pgproto3.Execute{Portal: "viewer_portal", MaxRows: 1},
+			&pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] != "France" {
+			t.Fatalf("as marie: %v %v", rows, err)
+		}
+		must(t, a.exec("SET ROLE hq"))
+		_, err = roundTrip(t, a.c, &pgproto3.Execute{Portal: "viewer_portal", MaxRows: 1}, &pgproto3.Sync{})
+		refusedBy(t, err, "policy_changed")
+		must(t, a.exec("ROLLBACK"))
 		must(t, a.exec("RESET ROLE"))
 	})
 	t.Run("a login that is no service cannot act for anyone", func(t *testing.T) {

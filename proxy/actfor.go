@@ -115,7 +115,9 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 // be made now: it must be the only thing in flight, so that the upstream
 // runs it at once, after every statement checked for the previous user
 // and before any checked for the next (client relay). pending is true
-// for an Execute, whose batch the client has not closed yet.
+// for an Execute, whose batch the client has not closed yet; only
+// BEGINs may precede it there, which fail only where the switch's
+// statement fails too (a failed transaction, see applyAct).
 func (ss *session) switchReady(pending bool) *Refusal {
 	inFlight := ss.sent.Load() - ss.done.Load()
 	if !pending {

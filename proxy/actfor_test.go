@@ -291,7 +291,7 @@ func TestActForJDBCCheckouts(t *testing.T) {
 		n := map[string]int{"marie": france, "hq": all}[v]
 		want = append(want, fmt.Sprintf("checkout %d as %s: %d", i, v, n), fmt.Sprintf("checkout %d after: 0", i))
 	}
-	want = append(want, "refused 42501", "after refusal: 0")
+	want = append(want, fmt.Sprintf("in a transaction as marie: %d", france), "refused 42501", "after refusal: 0")
 	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

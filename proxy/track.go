@@ -861,8 +861,11 @@ func (ss *session) trackExecute(portal string, total int) error {
 			r = ss.switchReady(true)
 		}
 	}
-	// NOTE: counted once this Execute's switch was checked and made.
-	defer func() { ss.execsInBatch++ }()
+	// NOTE: counted once this Execute's switch was checked and made. A
+	// BEGIN does not count (see rewrite.Result.Begins).
+	if !bound || info.res == nil || !info.res.Begins {
+		defer func() { ss.execsInBatch++ }()
+	}
 	if r != nil {
 		if err := ss.cin.skip(total); err != nil {
 			return err

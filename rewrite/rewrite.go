@@ -39,6 +39,11 @@ type Result struct {
 	// SET pgveil.act_for and their RESET), nil for any other text: the
 	// proxy must check and make it, or refuse the text.
 	Act *Act
+	// Begins reports that the text is a single BEGIN or START
+	// TRANSACTION: it cannot fail but in an aborted transaction, so a
+	// change of the acting user may follow it in the same batch (PgJDBC
+	// sends BEGIN with the first statement when autocommit is off).
+	Begins bool
 	// constantBound reports that a decision on the text read a
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.
@@ -93,6 +98,12 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text", ActSetting)
 	}
 	res.Act = w.act
+	if len(tree.Stmts) == 1 {
+		switch tree.Stmts[0].Stmt.GetTransactionStmt().GetKind() {
+		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+			res.Begins = true
+		}
+	}
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
 	res.Columns = w.readable()

@@ -39,6 +39,23 @@ public class JdbcImpersonation {
                     System.out.println("checkout " + i + " after: " + rs.getLong(1));
                 }
             }
+            // With autocommit off PgJDBC sends BEGIN in the same batch as
+            // the first statement of a transaction: here, SET ROLE.
+            c.setAutoCommit(false);
+            try (Statement st = c.createStatement()) {
+                st.execute("SET ROLE marie;");
+            }
+            q.setInt(1, 0);
+            try (ResultSet rs = q.executeQuery()) {
+                rs.next();
+                System.out.println("in a transaction as marie: " + rs.getLong(1));
+            }
+            c.commit();
+            try (Statement st = c.createStatement()) {
+                st.execute("SET ROLE NONE;");
+            }
+            c.commit();
+            c.setAutoCommit(true);
             try (Statement st = c.createStatement()) {
                 st.execute("SET ROLE survey_admin;");
                 System.out.println("not refused");

@@ -39,7 +39,8 @@ func (d *decoder) decodeActFor(u *User, c *hcl.BodyContent) {
 }
 
 // checkActFor checks that the roles act_for names are defined, and,
-// without identity blocks, its logins too.
+// without identity blocks, its logins too (and warns of its groups no
+// user is in).
 func (d *decoder) checkActFor(fromFilesOnly bool) {
 	cfg := d.cfg
 	roleNames, logins := sortedKeys(cfg.Roles), sortedKeys(cfg.Users)
@@ -56,12 +57,29 @@ func (d *decoder) checkActFor(fromFilesOnly bool) {
 					d.unknown(d.elementRange(a, s), a, "role", r, roleNames, "Define it with a role block.")
 				}
 			case strings.HasPrefix(s, actForGroup):
+				if g := strings.TrimPrefix(s, actForGroup); g != "" && fromFilesOnly && !d.groupKnown(g) {
+					d.diags = append(d.diags, &hcl.Diagnostic{
+						Severity: hcl.DiagWarning, Summary: "Empty group",
+						Detail:  fmt.Sprintf("No user is in group %q, so %s acts for nobody through it.", g, s),
+						Subject: d.elementRange(a, s).Ptr(), Context: a.Range.Ptr(),
+					})
+				}
 			case fromFilesOnly && cfg.Users[s] == nil:
 				d.unknown(d.elementRange(a, s), a, "user", s, logins,
 					"Define it with a user block (or list users upstream with an identity block), or write role:<name> or group:<name>.")
 			}
 		}
 	}
+}
+
+// groupKnown reports whether a user block puts someone in group g.
+func (d *decoder) groupKnown(g string) bool {
+	for _, u := range d.cfg.Users {
+		if slices.Contains(u.Groups, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsService reports whether the user may act for other users (act_for).

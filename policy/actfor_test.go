@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,5 +36,50 @@ func TestMayActFor(t *testing.T) {
 				t.Fatalf("got %v, want a refusal saying %q", err, tc.refused)
 			}
 		})
+	}
+}
+
+func TestMayActForGroups(t *testing.T) {
+	const verifier = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
+	src := `
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+}
+role "analyst" { statements = ["select"] }
+user "superset" {
+  password = "` + verifier + `"
+  roles    = ["analyst"]
+  act_for  = ["group:sales"]
+}
+user "ana" {
+  password = "` + verifier + `"
+  roles    = ["analyst"]
+  groups   = ["sales"]
+}
+user "bob" {
+  password = "` + verifier + `"
+  roles    = ["analyst"]
+  groups   = ["finance"]
+}
+`
+	path := filepath.Join(t.TempDir(), "groups.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+	l := NewLoader()
+	cfg, diags := l.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ids := cfg.HCLIdentities()
+	if err := ids.MayActFor("superset", "ana"); err != nil {
+		t.Errorf("a member of a listed group: %v", err)
+	}
+	if err := ids.MayActFor("superset", "bob"); err == nil {
+		t.Error("a user outside the listed group may be acted for")
 	}
 }

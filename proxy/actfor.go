@@ -117,13 +117,15 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 // and before any checked for the next (client relay). pending is true
 // for an Execute, whose batch the client has not closed yet; only
 // BEGINs may precede it there, which fail only where the switch's
-// statement fails too (a failed transaction, see applyAct).
+// statement fails too (a failed transaction, see applyAct), and no
+// message of the batch may have been refused: the server would skip the
+// switch.
 func (ss *session) switchReady(pending bool) *Refusal {
 	inFlight := ss.sent.Load() - ss.done.Load()
 	if !pending {
 		inFlight-- // the Query itself
 	}
-	if inFlight > 0 || pending && ss.execsInBatch > 0 {
+	if inFlight > 0 || pending && (ss.execsInBatch > 0 || ss.batchRefused) {
 		return actRefusal("a change of the acting user must not be pipelined after other statements: wait for their results first")
 	}
 	return nil

@@ -155,6 +155,20 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			t.Fatalf("%d responses, want the service's", got)
 		}
 	})
+	t.Run("a switch after a refused message of its batch is refused", func(t *testing.T) {
+		must(t, a.exec("SET ROLE marie"))
+		_, err := roundTrip(t, a.c,
+			&pgproto3.Parse{Name: "refused", Query: "SELECT * FROM employees"},
+			&pgproto3.Parse{Query: "RESET ROLE"},
+			&pgproto3.Bind{},
+			&pgproto3.Execute{},
+			&pgproto3.Sync{})
+		refusedBy(t, err, "ungoverned_table")
+		if got := a.responses(t); got != france {
+			t.Fatalf("%d responses, want marie's %d: the server skipped the RESET, pgveil must too", got, france)
+		}
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("a switch in a failed transaction fails there and changes nothing", func(t *testing.T) {
 		must(t, a.exec("BEGIN"))
 		if err := a.exec("SELECT 1/0"); err == nil {

@@ -71,7 +71,7 @@ func (ss *session) clientRelay() sessionEnd {
 			// Describe, Flush.
 			err = ss.cin.forward(total, ss.uout)
 		case 'S':
-			ss.execsInBatch = 0
+			ss.execsInBatch, ss.batchRefused = 0, false
 			ss.batchSent()
 			err = ss.cin.forward(total, ss.uout)
 		case 'd':
@@ -311,6 +311,7 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 		// A Parse or an Execute belongs to the batch its next Sync
 		// closes.
 		batch++
+		ss.batchRefused = true
 	}
 	ss.refMu.Lock()
 	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}

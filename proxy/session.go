@@ -125,9 +125,12 @@ type session struct {
 	// txStatus is the status byte of the last ReadyForQuery (backend
 	// relay writes, client relay reads).
 	txStatus atomic.Uint32
-	// execsInBatch counts the Execute messages since the last Sync
-	// (client relay only).
+	// execsInBatch counts the Execute messages since the last Sync, but
+	// BEGINs; batchRefused reports that pgveil refused a message since
+	// then, which makes the server skip the rest of the batch (client
+	// relay only).
 	execsInBatch int
+	batchRefused bool
 }
 
 // sessionEnd says why a session ends and what the client is told.

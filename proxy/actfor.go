@@ -116,7 +116,7 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 // runs it at once, after every statement checked for the previous user
 // and before any checked for the next (client relay). pending is true
 // for an Execute, whose batch the client has not closed yet; only
-// BEGINs may precede it there, which fail only where the switch's
+// BEGINs (and the switch's own Parse) may precede it there, which fail only where the switch's
 // statement fails too (a failed transaction, see applyAct), and no
 // message of the batch may have been refused: the server would skip the
 // switch.
@@ -125,7 +125,7 @@ func (ss *session) switchReady(pending bool) *Refusal {
 	if !pending {
 		inFlight-- // the Query itself
 	}
-	if inFlight > 0 || pending && (ss.execsInBatch > 0 || ss.batchRefused) {
+	if inFlight > 0 || pending && (ss.othersInBatch > 0 || ss.batchRefused) {
 		return actRefusal("a change of the acting user must not be pipelined after other statements: wait for their results first")
 	}
 	return nil
@@ -168,12 +168,20 @@ func (ss *session) actAs(login string) {
 // PostgreSQL refuses DISCARD ALL). Otherwise the session keeps acting for
 // the end user, the narrower choice (client relay).
 func (ss *session) discardEnds(res *rewrite.Result, pending bool) {
-	if res == nil || ss.acting.Load() == nil || len(res.Kinds) != 1 {
-		return
+	if ss.acting.Load() != nil && discardsAll(res) && ss.switchReady(pending) == nil && ss.txStatus.Load() == 'I' {
+		ss.actAs("")
+	}
+}
+
+// discardsAll reports whether res is a text of one DISCARD ALL.
+func discardsAll(res *rewrite.Result) bool {
+	if res == nil || len(res.Kinds) != 1 {
+		return false
 	}
 	for _, o := range res.Objects {
-		if o.Op == "discard" && ss.switchReady(pending) == nil && ss.txStatus.Load() == 'I' {
-			ss.actAs("")
+		if o.Op == "discard" {
+			return true
 		}
 	}
+	return false
 }

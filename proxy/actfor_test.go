@@ -169,6 +169,23 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		}
 		must(t, a.exec("RESET ROLE"))
 	})
+	t.Run("a switch after another Parse of its batch is refused", func(t *testing.T) {
+		must(t, a.exec("SET ROLE marie"))
+		// The upstream fails the first Parse and skips the RESET.
+		_, err := roundTrip(t, a.c,
+			&pgproto3.Parse{Name: "fails_upstream", Query: "SELECT no_such_column FROM countries"},
+			&pgproto3.Parse{Query: "RESET ROLE"},
+			&pgproto3.Bind{},
+			&pgproto3.Execute{},
+			&pgproto3.Sync{})
+		if err == nil {
+			t.Fatal("the batch succeeded")
+		}
+		if got := a.responses(t); got != france {
+			t.Fatalf("%d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("a switch in a failed transaction fails there and changes nothing", func(t *testing.T) {
 		must(t, a.exec("BEGIN"))
 		if err := a.exec("SELECT 1/0"); err == nil {

@@ -71,7 +71,7 @@ func (ss *session) clientRelay() sessionEnd {
 			// Describe, Flush.
 			err = ss.cin.forward(total, ss.uout)
 		case 'S':
-			ss.execsInBatch, ss.batchRefused = 0, false
+			ss.othersInBatch, ss.batchRefused = 0, false
 			ss.batchSent()
 			err = ss.cin.forward(total, ss.uout)
 		case 'd':
@@ -237,6 +237,8 @@ func (ss *session) relayParse(total int) error {
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}
+	} else if !res.Begins && !discardsAll(res) {
+		ss.othersInBatch++
 	}
 	ss.noteStatement(st, res, nil)
 	out := res.SQL

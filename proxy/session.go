@@ -125,12 +125,14 @@ type session struct {
 	// txStatus is the status byte of the last ReadyForQuery (backend
 	// relay writes, client relay reads).
 	txStatus atomic.Uint32
-	// execsInBatch counts the Execute messages since the last Sync, but
-	// BEGINs; batchRefused reports that pgveil refused a message since
-	// then, which makes the server skip the rest of the batch (client
-	// relay only).
-	execsInBatch int
-	batchRefused bool
+	// othersInBatch counts the Parse and Execute messages since the last
+	// Sync but those of BEGIN and, for Parse, of a change of the acting
+	// user (a switch, DISCARD ALL): any of them may fail upstream and
+	// make the server skip the rest of the batch. batchRefused reports
+	// that pgveil refused a message since then, which does the same
+	// (client relay only).
+	othersInBatch int
+	batchRefused  bool
 }
 
 // sessionEnd says why a session ends and what the client is told.

@@ -864,7 +864,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 	// NOTE: counted once this Execute's switch was checked and made. A
 	// BEGIN does not count (see rewrite.Result.Begins).
 	if !bound || info.res == nil || !info.res.Begins {
-		defer func() { ss.execsInBatch++ }()
+		defer func() { ss.othersInBatch++ }()
 	}
 	if r != nil {
 		if err := ss.cin.skip(total); err != nil {

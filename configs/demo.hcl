@@ -91,6 +91,16 @@ user "bank_app" {
   roles    = ["product_team"]
 }
 
+# Metabase's shared connection, a BI service: alone it sees only the
+# reference tables; with connection impersonation (SET ROLE <login>) it acts
+# for hq and for every country analyst, under their policies — password
+# demo-metabase
+user "metabase" {
+  password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
+  roles    = ["bi_service"]
+  act_for  = ["hq", "role:country_analyst"]
+}
+
 # ---------------------------------------------------------------------------
 # Who users are: team and group of every employee, read upstream. User
 # blocks above win field by field (they give roles and attributes).
@@ -161,6 +171,12 @@ role "operations" {
 
 # bank_app: feedback about the Banking App that needs action.
 role "product_team" {
+  statements = ["select"]
+}
+
+# metabase: no rule grants it responses; it reads them only while acting
+# for a user.
+role "bi_service" {
   statements = ["select"]
 }
 

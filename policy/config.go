@@ -241,6 +241,10 @@ type User struct {
 	Groups []string
 	// Attributes are the user's free attributes, me.<name> in policies.
 	Attributes map[string]Value
+	// ActFor makes the user a BI service: the logins, "role:<name>" and
+	// "group:<name>" whose users it may act for (see MayActFor). Only a
+	// user block sets it.
+	ActFor []string
 	// DeclRange is where the user block starts (or, for a user known only
 	// from identity rows, its identity block), for diagnostics.
 	DeclRange hcl.Range

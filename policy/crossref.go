@@ -81,6 +81,7 @@ func (d *decoder) crossCheck() {
 	for _, r := range cfg.Rules {
 		d.checkRule(r, roleNames, fromFilesOnly)
 	}
+	d.checkActFor(fromFilesOnly)
 }
 
 // checkRule checks a rule's references.

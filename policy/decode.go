@@ -104,6 +104,7 @@ var (
 			{Name: "team"},
 			{Name: "groups"},
 			{Name: "attributes"},
+			{Name: "act_for"},
 		},
 	}
 )
@@ -413,6 +414,7 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 		d.userPasswordless = append(d.userPasswordless, b)
 	}
 	d.decodeUserPolicy(u, c)
+	d.decodeActFor(u, c)
 }
 
 // verifier decodes a user's password, which must be a SCRAM-SHA-256

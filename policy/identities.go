@@ -104,6 +104,7 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 		// The method comes from the user block only: an identity row
 		// cannot turn a password login into a certificate login.
 		u.Auth = hu.Auth
+		u.ActFor = hu.ActFor
 		// NOTE: a field counts as set when the block sets it, or when it is
 		// non-empty (a Config built in Go has no record of what was set).
 		set := hu.set

@@ -77,6 +77,7 @@ var goldenCases = []goldenCase{
 	{name: "client_cert_bad_auth"},
 	{name: "ldap_search_bind"},
 	{name: "ldap_errors"},
+	{name: "act_for_errors"},
 }
 
 func TestLoadGolden(t *testing.T) {

@@ -1944,6 +1944,43 @@ VALUES (5000000001, 3, 'MARKER-HIDDEN-ROW-OID contact', 'x@example.com', 'USA', 
 		a.extended("SELECT comment, email, score FROM responses WHERE agent_login = $1", "ashley")
 		a.extended("SELECT email, contact, score FROM responses WHERE id = $1", int64(990021))
 	})
+
+	t.Run("a BI service acting for marie gets marie's scope, and a refused switch no more", func(t *testing.T) {
+		a := newAdvClient(t, p, "metabase")
+		probes := []string{
+			"SELECT r FROM responses r",
+			"SELECT email, contact, score::text, comment FROM responses WHERE id >= 990000",
+			"SELECT * FROM responses ORDER BY id DESC LIMIT 20",
+		}
+		for _, q := range probes {
+			a.probe(q)
+		}
+		a.expect("SELECT count(*) FROM responses", "0")
+		a.simple("SET ROLE marie")
+		for _, q := range []string{
+			"SET ROLE survey_admin",
+			"SET pgveil.act_for = 'survey_admin'",
+			"SET ROLE marie; SELECT email FROM responses WHERE id >= 990000",
+			"SET LOCAL ROLE hq",
+			"SELECT set_config('role', 'survey_admin', false)",
+			"SELECT set_config('pgveil.act_for', 'survey_admin', false)",
+			"SET SESSION AUTHORIZATION survey_admin",
+		} {
+			a.refuseSimple(q)
+		}
+		a.expect("SELECT count(*) FROM responses", marieRows)
+		a.expect("SELECT count(*) FROM responses WHERE country <> 'France' OR email IS NOT NULL OR score IS NOT NULL", "0")
+		for _, q := range probes {
+			a.probe(q)
+		}
+		a.simple("RESET ALL")
+		a.expect("SELECT count(*) FROM responses", marieRows)
+		a.simple("SET ROLE NONE")
+		a.expect("SELECT count(*) FROM responses", "0")
+		for _, q := range probes {
+			a.probe(q)
+		}
+	})
 }
 
 // TestAdversarialAfterReload prepares statements and binds portals while

@@ -82,7 +82,7 @@ func (ss *session) finish(x *execution, note string) {
 	info := x.info
 	r := ss.auditRecord("statement")
 	r.SQL = info.sql
-	r.PolicyVersion = info.version
+	r.PolicyVersion, r.ActingFor = splitVersion(info.version)
 	r.Rows, r.Bytes, r.Duration = x.rows, x.bytes, time.Since(x.start)
 	if info.refusal != nil {
 		r.Decision = "denied"

@@ -37,7 +37,26 @@ func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (
 	e := p.cur.Load()
 	st.PolicyVersion = e.Version
 	login := s.User
-	if s.Directory {
+	if s.Service != "" {
+		// Checked again at each statement: a reload may have taken the
+		// end user off the service's act_for.
+		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
+			// Only a change of the acting user may still pass (the
+			// proxy checks it against the service's act_for): RESET ROLE
+			// must always work.
+			service := s.Service
+			if s.Directory {
+				service = e.directoryLogin(s.Service, s.DirectoryGroups)
+			}
+			res, rerr := e.Engine.Rewrite(ctx, service, byte(st.Source), st.Text)
+			if rerr == nil && res.Act != nil {
+				return res, nil
+			}
+			return nil, actRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
+		}
+	} else if s.Directory {
+		// NOTE: a viewer a service acts for is a user of the
+		// configuration, never one known only to the directory.
 		login = e.directoryLogin(s.User, s.DirectoryGroups)
 	}
 	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
@@ -49,6 +68,11 @@ func (p *Policies) LDAP() *policy.LDAP { return p.cur.Load().Config.LDAP }
 // DirectoryUser implements Directory with the Enforcement in force.
 func (p *Policies) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
 	return p.cur.Load().Identities.DirectoryUser(login, groupDNs)
+}
+
+// MayActFor implements actAuthorizer with the identities in force.
+func (p *Policies) MayActFor(service, target string) error {
+	return p.cur.Load().Identities.MayActFor(service, target)
 }
 
 // PolicyVersion returns the version of the policies in force.

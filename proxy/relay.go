@@ -72,6 +72,7 @@ func (ss *session) clientRelay() sessionEnd {
 			// Describe, Flush.
 			err = ss.cin.forward(total, ss.uout)
 		case 'S':
+			ss.othersInBatch, ss.batchRefused = 0, false
 			ss.batchSent()
 			err = ss.cin.forward(total, ss.uout)
 		case 'd':
@@ -176,7 +177,22 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	if res.Act != nil {
+		r := ss.mayAct(res.Act)
+		if r == nil {
+			r = ss.switchReady(false)
+		}
+		if r != nil {
+			ss.noteStatement(st, nil, r)
+			return ss.refuse(SourceQuery, "", r)
+		}
+	}
 	ss.noteStatement(st, res, nil)
+	if res.Act != nil {
+		ss.applyAct(res.Act)
+	} else {
+		ss.discardEnds(res, false)
+	}
 	out := res.SQL
 	if out == text {
 		return ss.uout.write(msg)
@@ -210,6 +226,15 @@ func (ss *session) relayParse(total int) error {
 	if r := ss.staleObjects(res, ss.sent.Load()+1, st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
+	}
+	if res.Act != nil {
+		// Checked now for a clear error; made at its Execute.
+		if r := ss.mayAct(res.Act); r != nil {
+			ss.noteStatement(st, nil, r)
+			return ss.refuse(SourceParse, p.Name, r)
+		}
+	} else if !res.Begins && !discardsAll(res) {
+		ss.othersInBatch++
 	}
 	ss.noteStatement(st, res, nil)
 	out := res.SQL
@@ -246,7 +271,9 @@ func (ss *session) rewrite(st *Statement) (*rewrite.Result, error) {
 	if ss.srv.metrics != nil {
 		began = time.Now()
 	}
-	res, err := ss.srv.rewriter.Rewrite(ss.ctx, &ss.info, st)
+	res, err := ss.srv.rewriter.Rewrite(ss.ctx, ss.rewriterInfo(), st)
+	// A statement checked for an end user is of that user's version.
+	st.PolicyVersion = versionFor(st.PolicyVersion, ss.actingFor())
 	if ss.srv.metrics != nil {
 		ss.srv.metrics.statement(err == nil && res.Rewritten, err != nil, time.Since(began))
 	}
@@ -282,6 +309,7 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 		// A Parse or an Execute belongs to the batch its next Sync
 		// closes.
 		batch++
+		ss.batchRefused = true
 	}
 	ss.refMu.Lock()
 	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
@@ -438,6 +466,9 @@ func (ss *session) writeClient(b []byte) error {
 // onReadyForQuery closes a batch.
 func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	ss.serverCopyIn.Store(false)
+	if len(msg) > headerLen {
+		ss.txStatus.Store(uint32(msg[headerLen]))
+	}
 	if t := ss.track; t != nil {
 		if t.audit {
 			ss.auditResult('Z', len(msg), "", "", false)
@@ -553,6 +584,11 @@ func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 		// sees its own name.
 		if v, ok := strings.CutPrefix(ps.Value, "pgveil:"+ss.info.User+":"); ok {
 			ps.Value, rewritten = v, true
+		} else if a := ss.acting.Load(); a != nil {
+			// Set while acting: the end user's tag.
+			if v, ok := strings.CutPrefix(ps.Value, "pgveil:"+a.login+":"); ok {
+				ps.Value, rewritten = v, true
+			}
 		}
 	}
 	if rewritten {

@@ -43,8 +43,12 @@ type Statement struct {
 type SessionInfo struct {
 	// ID identifies the session in logs (and later the audit trail).
 	ID string
-	// User is the login the client authenticated as.
+	// User is the login the client authenticated as; for the Rewriter of
+	// a BI service's session acting for an end user, that end user.
 	User string
+	// Service is, for the Rewriter of a session acting for an end user,
+	// the login the client authenticated as (a BI service); "" otherwise.
+	Service string
 	// Roles are the user's roles when the session started.
 	Roles []string
 	// Database is the database name the client asked for.

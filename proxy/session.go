@@ -117,6 +117,22 @@ type session struct {
 	// the client since the last ReadyForQuery (backend relay only).
 	batchTimes [64]atomic.Int64
 	bytesOut   int64
+
+	// acting is the end user a BI service's session acts for (SET ROLE,
+	// SET pgveil.act_for), nil while it acts as its login. The client
+	// relay changes it; the backend relay reads it.
+	acting atomic.Pointer[actState]
+	// txStatus is the status byte of the last ReadyForQuery (backend
+	// relay writes, client relay reads).
+	txStatus atomic.Uint32
+	// othersInBatch counts the Parse and Execute messages since the last
+	// Sync but those of BEGIN and, for Parse, of a change of the acting
+	// user (a switch, DISCARD ALL): any of them may fail upstream and
+	// make the server skip the rest of the batch. batchRefused reports
+	// that pgveil refused a message since then, which does the same
+	// (client relay only).
+	othersInBatch int
+	batchRefused  bool
 }
 
 // sessionEnd says why a session ends and what the client is told.
@@ -163,8 +179,13 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		refusals:     map[uint64]pendingRefusal{},
 	}
 	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
+	ss.txStatus.Store('I')
 	if v, _ := s.rewriter.(policyVersioner); s.audit != nil || v != nil {
-		ss.track = newTracker(s.audit != nil, v)
+		var versions policyVersioner
+		if v != nil {
+			versions = actVersions{base: v, ss: ss}
+		}
+		ss.track = newTracker(s.audit != nil, versions)
 	}
 	return ss
 }

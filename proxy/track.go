@@ -857,6 +857,18 @@ func (ss *session) trackExecute(portal string, total int) error {
 			r = ss.staleObjects(info.res, at, cur)
 		}
 	}
+	var act *rewrite.Act
+	if r == nil && bound && info.res != nil && info.res.Act != nil {
+		act = info.res.Act
+		if r = ss.mayAct(act); r == nil {
+			r = ss.switchReady(true)
+		}
+	}
+	// NOTE: counted once this Execute's switch was checked and made. A
+	// BEGIN does not count (see rewrite.Result.Begins).
+	if !bound || info.res == nil || !info.res.Begins {
+		defer func() { ss.othersInBatch++ }()
+	}
 	if r != nil {
 		if err := ss.cin.skip(total); err != nil {
 			return err
@@ -877,6 +889,11 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	if t.audit {
 		t.push(&execution{info: info, start: time.Now(), batch: at})
+	}
+	if act != nil {
+		ss.applyAct(act)
+	} else if bound {
+		ss.discardEnds(info.res, true)
 	}
 	return ss.cin.forward(total, ss.uout)
 }

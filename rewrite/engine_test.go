@@ -96,6 +96,29 @@ func TestEngine(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a change of the acting user is never shared with the same shape", func(t *testing.T) {
+		// The login is a constant: SET ROLE marie and SET ROLE hq share
+		// a shape, never an Act.
+		for i := 0; i < 3; i++ {
+			for _, login := range []string{"marie", "hq", "tom"} {
+				for _, sql := range []string{"SET ROLE " + login, "SET pgveil.act_for = '" + login + "'", "SET ROLE '" + login + "'"} {
+					res, err := e.Rewrite(ctx, "marie", 'Q', sql)
+					if err != nil || res.Act == nil || res.Act.Login != login || !strings.Contains(res.SQL, login) {
+						t.Fatalf("%s (round %d): %+v %v", sql, i, res, err)
+					}
+				}
+			}
+		}
+	})
+	t.Run("every way back to the login is a change to nobody", func(t *testing.T) {
+		for _, sql := range []string{"RESET ROLE", "SET ROLE NONE", "SET ROLE 'none'", "SET ROLE TO DEFAULT",
+			"RESET pgveil.act_for", "SET pgveil.act_for TO DEFAULT", "reset PGVEIL.ACT_FOR"} {
+			res, err := e.Rewrite(ctx, "marie", 'Q', sql)
+			if err != nil || res.Act == nil || res.Act.Login != "" || res.SQL != `RESET "pgveil.act_for"` {
+				t.Fatalf("%s: %+v %v", sql, res, err)
+			}
+		}
+	})
 	t.Run("a refusal is not shared with an allowed statement of the same shape", func(t *testing.T) {
 		_, err := e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'a'")
 		var r *rewrite.Refused

@@ -35,6 +35,15 @@ type Result struct {
 	// statements create, run or drop: what a proxy needs to know to keep
 	// them from outliving the policy that checked them.
 	Objects []SessionObject
+	// Act is the change of the acting user the text asks for (SET ROLE,
+	// SET pgveil.act_for and their RESET), nil for any other text: the
+	// proxy must check and make it, or refuse the text.
+	Act *Act
+	// Begins reports that the text is a single BEGIN or START
+	// TRANSACTION: it cannot fail but in an aborted transaction, so a
+	// change of the acting user may follow it in the same batch (PgJDBC
+	// sends BEGIN with the first statement when autocommit is off).
+	Begins bool
 	// constantBound reports that a decision on the text read a
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.
@@ -84,6 +93,16 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 			return nil, deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
 		}
 		res.Kinds = append(res.Kinds, kind)
+	}
+	if w.act != nil && len(tree.Stmts) != 1 {
+		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text", ActSetting)
+	}
+	res.Act = w.act
+	if len(tree.Stmts) == 1 {
+		switch tree.Stmts[0].Stmt.GetTransactionStmt().GetKind() {
+		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+			res.Begins = true
+		}
 	}
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
@@ -135,7 +154,7 @@ func readsConstantValues(stmts []*pg_query.RawStmt) bool {
 			found = true
 			return
 		}
-		if vs, ok := m.Interface().(*pg_query.VariableSetStmt); ok && settingValues[strings.ToLower(vs.Name)] != nil {
+		if vs, ok := m.Interface().(*pg_query.VariableSetStmt); ok && (settingValues[strings.ToLower(vs.Name)] != nil || isActSetting(vs.Name)) {
 			found = true
 			return
 		}
@@ -422,6 +441,9 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
 		// RESET ALL restores the startup values, which pgveil set.
 		return nil
+	}
+	if isActSetting(s.Name) {
+		return w.actSet(s)
 	}
 	if !allowedSettings[strings.ToLower(s.Name)] {
 		return deny("pinned_settings", "the setting %q cannot be changed through pgveil", s.Name)

@@ -123,7 +123,7 @@ func TestRewrite(t *testing.T) {
 		{name: "a file-reading function is refused", sql: "SELECT pg_read_file('/etc/passwd')", rule: "files"},
 		{name: "pg_stats is refused", sql: "SELECT * FROM pg_catalog.pg_stats", rule: "statistics"},
 		{name: "changing search_path is refused", sql: "SET search_path = evil", rule: "pinned_settings"},
-		{name: "SET ROLE is refused", sql: "SET ROLE postgres", rule: "pinned_settings"},
+		{name: "SET SESSION AUTHORIZATION is refused", sql: "SET SESSION AUTHORIZATION postgres", rule: "pinned_settings"},
 		{name: "a DO block is refused", sql: "DO $$ BEGIN END $$", rule: "procedural_code"},
 		{name: "SELECT INTO is refused", sql: "SELECT * INTO t FROM countries", rule: "select_into"},
 		{name: "DDL is refused", sql: "CREATE TABLE t (a int)", rule: "statement_kind"},

@@ -53,7 +53,9 @@ type walker struct {
 	star     bool
 	// objects are Result.Objects.
 	objects []SessionObject
-	err     error
+	// act is Result.Act.
+	act *Act
+	err error
 }
 
 func newWalker(cat *Catalog, p Policy) *walker {
@@ -465,6 +467,9 @@ func setConfigProblem(fc *pg_query.FuncCall) string {
 		return refused
 	}
 	setting := strings.ToLower(c.GetSval().Sval)
+	if isActSetting(setting) {
+		return "set_config cannot change the acting user: send SET " + ActSetting + " = 'login' (or SET ROLE login) as a statement of its own"
+	}
 	if !allowedSettings[setting] || setting == "transaction" || setting == "session characteristics" {
 		return "set_config may not change the setting \"" + c.GetSval().Sval + "\": " + refused
 	}

@@ -45,6 +45,7 @@ var demoUsers = []struct{ login, role string }{
 	{"bpo_a", "outsourced agent, group vendor_a"},
 	{"ops", "operations, groups vendor_a and vendor_b"},
 	{"bank_app", "Banking App product team"},
+	{"metabase", "BI service: SET ROLE hq or SET ROLE marie acts for them"},
 }
 
 func main() {

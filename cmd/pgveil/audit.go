@@ -96,7 +96,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 // searchFilter is what pgveil audit search keeps: every set field must
 // match.
 type searchFilter struct {
-	// user, session, event, decision and rule match those fields exactly.
+	// user matches the user or acting_for field exactly: a BI service's
+	// login, or the end user it acted for. session, event, decision and
+	// rule match those fields exactly.
 	user, session, event, decision, rule string
 	// table, column and masked must be among the record's Tables, Columns
 	// and Masked.
@@ -108,7 +110,7 @@ type searchFilter struct {
 // matches reports whether e passes every filter.
 func (f *searchFilter) matches(e *audit.Entry) bool {
 	switch {
-	case f.user != "" && e.User != f.user,
+	case f.user != "" && e.User != f.user && e.ActingFor != f.user,
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
@@ -130,7 +132,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("audit search", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f searchFilter
-	fs.StringVar(&f.user, "user", "", "the login")
+	fs.StringVar(&f.user, "user", "", "the login, or the end user a BI service acted for")
 	fs.StringVar(&f.session, "session", "", "the session id")
 	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
 	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
@@ -213,7 +215,11 @@ func tableRow(e *audit.Entry) string {
 	if e.Event == audit.EventStatement {
 		rows = strconv.FormatInt(e.Rows, 10)
 	}
-	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), e.User,
+	user := e.User
+	if e.ActingFor != "" {
+		user += " as " + e.ActingFor
+	}
+	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), user,
 		decision, rows, e.Kind, shorten(e.SQL, 80))
 }
 

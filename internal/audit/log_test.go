@@ -53,6 +53,24 @@ func TestLineFormat(t *testing.T) {
 			t.Fatalf("line\n%s\nwant\n%s", out.String(), want)
 		}
 	})
+	t.Run("acting_for follows user and parses back; without it a line is as before", func(t *testing.T) {
+		var out bytes.Buffer
+		l, err := Open(Options{File: "-", Stdout: &out, Key: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Write(&Record{Time: time.Unix(0, 0), Event: EventStatement, User: "metabase", ActingFor: "marie", SQL: "SELECT 1"})
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), `"user":"metabase","acting_for":"marie","sql"`) {
+			t.Fatalf("line %s", out.String())
+		}
+		e, err := ParseLine(out.Bytes())
+		if err != nil || e.User != "metabase" || e.ActingFor != "marie" {
+			t.Fatalf("parsed %+v, %v", e, err)
+		}
+	})
 	t.Run("durations are exact milliseconds", func(t *testing.T) {
 		for d, want := range map[time.Duration]string{
 			time.Nanosecond: "0.000001", 2 * time.Millisecond: "2", 1234567 * time.Nanosecond: "1.234567",

@@ -21,6 +21,7 @@ type wireEntry struct {
 	Event            string      `json:"event"`
 	Session          string      `json:"session"`
 	User             string      `json:"user"`
+	ActingFor        string      `json:"acting_for"`
 	Roles            []string    `json:"roles"`
 	Client           string      `json:"client"`
 	ApplicationName  string      `json:"application_name"`
@@ -67,6 +68,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			Event:            w.Event,
 			Session:          w.Session,
 			User:             w.User,
+			ActingFor:        w.ActingFor,
 			Roles:            w.Roles,
 			Client:           w.Client,
 			ApplicationName:  w.ApplicationName,

@@ -45,6 +45,10 @@ type Record struct {
 	Session string
 	// User is the login of the session's user.
 	User string
+	// ActingFor is, for a statement a BI service's session ran for an end
+	// user (SET ROLE, SET pgveil.act_for), that end user: the one whose
+	// policy decided. User is then the service's login.
+	ActingFor string
 	// Roles are the user's roles.
 	Roles []string
 	// Client is the client's address.

@@ -36,9 +36,12 @@ var Rules = []Rule{
 		Doc: "PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED"},
 	{Name: "merge", Code: sqlstate.InsufficientPrivilege,
 		Doc: "MERGE"},
+	{Name: "act_for", Code: sqlstate.InsufficientPrivilege,
+		Hint: "Only a login whose user block has act_for may act for another user, with SET ROLE login or SET pgveil.act_for = 'login' as a statement of its own, for a user its act_for lists; RESET ROLE returns to the login.",
+		Doc:  "SET ROLE, RESET ROLE and SET/RESET `pgveil.act_for` from a login without `act_for`; acting for a user outside the service's `act_for`, or no longer in it after a reload; such a switch with other statements in its text, pipelined after other statements, as SET LOCAL, or through set_config (see BI tools below)"},
 	{Name: "pinned_settings", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil fixes this setting for the session. Set application_name and formatting settings with SET, with set_config('name', …) naming the setting as a literal, or in the connection parameters.",
-		Doc:  "SET/RESET of settings outside a formatting and limits allow-list (search_path, role, session_authorization, client_encoding, log_\\*, debug_\\*, trace_\\*, …); `client_min_messages` other than notice, warning or error (below NOTICE the server sends DEBUG and LOG messages that quote the statements pgveil sends); set_config unless its first argument is a string literal naming a setting of that allow-list (a column, parameter or expression as the name is refused), and for client_min_messages a string literal value of the same list; application_name set to anything but one constant"},
+		Doc:  "SET/RESET of settings outside a formatting and limits allow-list (search_path, session_authorization, client_encoding, log_\\*, debug_\\*, trace_\\*, …); `client_min_messages` other than notice, warning or error (below NOTICE the server sends DEBUG and LOG messages that quote the statements pgveil sends); set_config unless its first argument is a string literal naming a setting of that allow-list (a column, parameter or expression as the name is refused), and for client_min_messages a string literal value of the same list; application_name set to anything but one constant"},
 	{Name: "explain_governed", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil does not show plans of governed tables. Run the query without EXPLAIN.",
 		Doc:  "EXPLAIN (with or without ANALYZE) of statements on governed tables"},
@@ -125,7 +128,7 @@ var Rules = []Rule{
 		Doc:  "the fast-path FunctionCall message, which calls a function by OID past every statement check"},
 	{Name: "policy_changed", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Reconnect, or prepare the statement again, to run it under the policy in force.",
-		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload)"},
+		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for"},
 }
 
 // byName indexes Rules.

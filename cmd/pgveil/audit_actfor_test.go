@@ -1,0 +1,57 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/audit"
+)
+
+func TestAuditSearchFindsTheEndUserBehindAService(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, r := range []*audit.Record{
+		{User: "metabase", SQL: "SELECT 'as the service'"},
+		{User: "metabase", ActingFor: "marie", SQL: "SELECT 'for marie'"},
+		{User: "marie", SQL: "SELECT 'marie herself'"},
+	} {
+		r.Time, r.Event, r.Decision = now.Add(time.Duration(i)*time.Second), audit.EventStatement, audit.DecisionAllowed
+		l.Write(r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user string
+		want       []string
+	}{
+		{"--user names the end user a service acted for, or the login", "marie", []string{"for marie", "marie herself"}},
+		{"--user names the service's login, acting or not", "metabase", []string{"as the service", "for marie"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI("", "audit", "search", "--format", "json", "--user", tt.user, path)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code != 0 || errOut != "" || len(lines) != len(tt.want) {
+				t.Fatalf("%d %q %q", code, out, errOut)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(lines[i], w) {
+					t.Errorf("line %d %q, want %q", i, lines[i], w)
+				}
+			}
+		})
+	}
+	t.Run("the table format shows the service and the end user", func(t *testing.T) {
+		_, out, _ := runCLI("", "audit", "search", "--user", "marie", path)
+		if !strings.Contains(out, "metabase as marie") {
+			t.Fatalf("%q", out)
+		}
+	})
+}

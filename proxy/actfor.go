@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/rewrite"
+
+	"github.com/pgveil/pgveil/internal/firewall"
+)
+
+// actAuthorizer is a Rewriter that knows which logins may act for which
+// users (Policies): a session of any other Rewriter never acts for
+// anyone.
+type actAuthorizer interface {
+	// MayActFor returns nil when service may act for target now, or why
+	// not.
+	MayActFor(service, target string) error
+}
+
+// actState is the end user a BI service's session acts for.
+type actState struct {
+	// login is the end user.
+	login string
+	// info is the session's SessionInfo as the Rewriter sees it while
+	// acting: User is the end user, Service the session's login.
+	info *SessionInfo
+}
+
+// actTag separates, in the version a tracked statement was checked
+// under, the policy version from the end user the session acted for: a
+// switch of the acting user counts like a policy change, so that a
+// statement prepared or a portal bound for one user never runs for
+// another (see tracker).
+const actTag = "\x00act_for:"
+
+// versionFor returns the version of a statement checked under policy
+// version v for login ("" when the session acts as itself).
+func versionFor(v, login string) string {
+	if login == "" {
+		return v
+	}
+	return v + actTag + login
+}
+
+// splitVersion splits what versionFor joined: the policy version and the
+// end user.
+func splitVersion(v string) (version, actingFor string) {
+	version, actingFor, _ = strings.Cut(v, actTag)
+	return version, actingFor
+}
+
+// actVersions is the session's policyVersioner: the Rewriter's policy
+// version tagged with the end user the session acts for.
+type actVersions struct {
+	base policyVersioner
+	ss   *session
+}
+
+// PolicyVersion returns the version statements are checked under now.
+func (v actVersions) PolicyVersion() string {
+	return versionFor(v.base.PolicyVersion(), v.ss.actingFor())
+}
+
+// actingFor returns the end user the session acts for, "" when it acts
+// as its own login.
+func (ss *session) actingFor() string {
+	if a := ss.acting.Load(); a != nil {
+		return a.login
+	}
+	return ""
+}
+
+// rewriterInfo returns the SessionInfo the Rewriter gets: the session's
+// own, or the end user's while acting for one.
+func (ss *session) rewriterInfo() *SessionInfo {
+	if a := ss.acting.Load(); a != nil {
+		return a.info
+	}
+	return &ss.info
+}
+
+// actRefusal is a refusal of the firewall rule act_for.
+func actRefusal(why string) *Refusal {
+	return firewall.New("act_for", "pgveil refused the statement: "+why+" (firewall rule act_for)")
+}
+
+// mayAct returns a refusal when the session may not make the change a
+// (client relay).
+func (ss *session) mayAct(a *rewrite.Act) *Refusal {
+	auth, ok := ss.srv.rewriter.(actAuthorizer)
+	if !ok || ss.track == nil || ss.track.versions == nil {
+		return actRefusal("this server does not let sessions act for other users")
+	}
+	if a.Login == "" || a.Login == ss.info.User {
+		// Back to the login: refused, like any change of role, to
+		// logins that never act for anyone.
+		if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
+			return actRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
+		}
+		return nil
+	}
+	if err := auth.MayActFor(ss.info.User, a.Login); err != nil {
+		return actRefusal(err.Error())
+	}
+	return nil
+}
+
+// switchReady returns a refusal when a change of the acting user cannot
+// be made now: it must be the only thing in flight, so that the upstream
+// runs it at once, after every statement checked for the previous user
+// and before any checked for the next (client relay). pending is true
+// for an Execute, whose batch the client has not closed yet; only
+// BEGINs (and the switch's own Parse) may precede it there, which fail only where the switch's
+// statement fails too (a failed transaction, see applyAct), and no
+// message of the batch may have been refused: the server would skip the
+// switch.
+func (ss *session) switchReady(pending bool) *Refusal {
+	inFlight := ss.sent.Load() - ss.done.Load()
+	if !pending {
+		inFlight-- // the Query itself
+	}
+	if inFlight > 0 || pending && (ss.othersInBatch > 0 || ss.batchRefused) {
+		return actRefusal("a change of the acting user must not be pipelined after other statements: wait for their results first")
+	}
+	return nil
+}
+
+// applyAct makes the change a, checked by mayAct and switchReady, unless
+// the session is in a failed transaction: the upstream then fails the
+// statement forwarded in its place, as PostgreSQL fails a SET ROLE
+// there, and nothing changes (client relay).
+func (ss *session) applyAct(a *rewrite.Act) {
+	if ss.txStatus.Load() == 'E' {
+		return
+	}
+	ss.actAs(a.Login)
+}
+
+// actAs makes the session act for login; "" or its own login ends the
+// impersonation (client relay).
+func (ss *session) actAs(login string) {
+	prev := ss.actingFor()
+	if login == ss.info.User {
+		login = ""
+	}
+	if login == prev {
+		return
+	}
+	if login == "" {
+		ss.acting.Store(nil)
+	} else {
+		info := ss.info
+		info.User, info.Service, info.Roles = login, ss.info.User, nil
+		ss.acting.Store(&actState{login: login, info: &info})
+	}
+	ss.log.Info("acting user changed", zap.String("acting_for", login), zap.String("previous", prev))
+}
+
+// discardEnds applies DISCARD ALL's end of the impersonation for res,
+// forwarded in a Query or an Execute, when it surely runs: alone in its
+// text, nothing else in flight, outside a transaction block (where
+// PostgreSQL refuses DISCARD ALL). Otherwise the session keeps acting for
+// the end user, the narrower choice (client relay).
+func (ss *session) discardEnds(res *rewrite.Result, pending bool) {
+	if ss.acting.Load() != nil && discardsAll(res) && ss.switchReady(pending) == nil && ss.txStatus.Load() == 'I' {
+		ss.actAs("")
+	}
+}
+
+// discardsAll reports whether res is a text of one DISCARD ALL.
+func discardsAll(res *rewrite.Result) bool {
+	if res == nil || len(res.Kinds) != 1 {
+		return false
+	}
+	for _, o := range res.Objects {
+		if o.Op == "discard" {
+			return true
+		}
+	}
+	return false
+}

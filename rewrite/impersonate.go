@@ -1,0 +1,72 @@
+package rewrite
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// ActSetting is the setting a BI service sets to act for an end user
+// (SET pgveil.act_for = 'login'); it is also what pgveil sets upstream in
+// place of every change of the acting user, so that SHOW pgveil.act_for
+// answers who the session acts for.
+const ActSetting = "pgveil.act_for"
+
+// Act is a change of the user a session acts for, asked by the only
+// statement of a text: SET ROLE, RESET ROLE, SET pgveil.act_for or RESET
+// pgveil.act_for. The proxy decides whether the session's login may make
+// it; the text forwarded upstream in its place (Result.SQL) only sets
+// pgveil.act_for there.
+type Act struct {
+	// Login is the user to act for; "" returns to the session's own login
+	// (RESET ROLE, SET ROLE NONE, RESET pgveil.act_for, SET … TO DEFAULT).
+	Login string
+	// Via is how it was asked: "role" or "pgveil.act_for".
+	Via string
+}
+
+// isActSetting reports whether a SET names the acting user: role or
+// pgveil.act_for (setting names ignore case).
+func isActSetting(name string) bool {
+	n := strings.ToLower(name)
+	return n == "role" || n == ActSetting
+}
+
+// actSet checks a SET or RESET of role or pgveil.act_for and turns it into a
+// SET or RESET of pgveil.act_for upstream: the upstream session keeps the
+// service account's identity, and the proxy switches the policy.
+func (w *walker) actSet(s *pg_query.VariableSetStmt) error {
+	via := strings.ToLower(s.Name)
+	if s.IsLocal {
+		return deny("act_for", "SET LOCAL %s is not supported: pgveil changes the acting user for the session, until RESET", via)
+	}
+	a := &Act{Via: via}
+	switch s.Kind {
+	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
+	case pg_query.VariableSetKind_VAR_SET_VALUE:
+		if len(s.Args) != 1 {
+			return deny("act_for", "%s takes one login", via)
+		}
+		c := s.Args[0].GetAConst()
+		if c == nil || c.Isnull || c.GetSval() == nil || c.GetSval().Sval == "" {
+			return deny("act_for", "%s must be set to a login, written as a name or a string literal", via)
+		}
+		a.Login = c.GetSval().Sval
+		// SET ROLE NONE is RESET ROLE (what Metabase sends after a
+		// checkout); the parser gives it as the string "none".
+		if via == "role" && a.Login == "none" {
+			a.Login = ""
+		}
+	default:
+		return deny("act_for", "this form of SET %s is not supported", via)
+	}
+	w.act = a
+	s.Name, s.IsLocal = ActSetting, false
+	if a.Login == "" {
+		s.Kind, s.Args = pg_query.VariableSetKind_VAR_RESET, nil
+	} else {
+		s.Kind, s.Args = pg_query.VariableSetKind_VAR_SET_VALUE, []*pg_query.Node{stringConst(a.Login)}
+	}
+	w.changed = true
+	return nil
+}

@@ -5,9 +5,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/pgveil/pgveil/rewrite"
-
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // actAuthorizer is a Rewriter that knows which logins may act for which

@@ -47,11 +47,12 @@ func versionFor(v, login string) string {
 // end user.
 func splitVersion(v string) (version, actingFor string) {
 	version, actingFor, _ = strings.Cut(v, actTag)
-	return version, actingFor
+	return splitGroupsVersion(version), actingFor
 }
 
 // actVersions is the session's policyVersioner: the Rewriter's policy
-// version tagged with the end user the session acts for.
+// version tagged with the generation of the session's directory groups
+// and the end user the session acts for.
 type actVersions struct {
 	base policyVersioner
 	ss   *session
@@ -59,7 +60,8 @@ type actVersions struct {
 
 // PolicyVersion returns the version statements are checked under now.
 func (v actVersions) PolicyVersion() string {
-	return versionFor(v.base.PolicyVersion(), v.ss.actingFor())
+	_, gen := v.ss.directoryGroups()
+	return versionFor(groupsVersion(v.base.PolicyVersion(), gen), v.ss.actingFor())
 }
 
 // actingFor returns the end user the session acts for, "" when it acts
@@ -72,12 +74,21 @@ func (ss *session) actingFor() string {
 }
 
 // rewriterInfo returns the SessionInfo the Rewriter gets: the session's
-// own, or the end user's while acting for one.
-func (ss *session) rewriterInfo() *SessionInfo {
+// own, or the end user's while acting for one; with the directory groups
+// in force, whose generation it returns too (see groupsVersion).
+func (ss *session) rewriterInfo() (*SessionInfo, uint64) {
+	info := &ss.info
 	if a := ss.acting.Load(); a != nil {
-		return a.info
+		info = a.info
 	}
-	return &ss.info
+	if d := ss.directory.Load(); d != nil {
+		// NOTE: one load, so the groups checked and the generation the
+		// statement is tagged with are the same.
+		c := *info
+		c.DirectoryGroups = d.groups
+		return &c, d.gen
+	}
+	return info, 0
 }
 
 // actRefusal is a refusal of the firewall rule act_for.

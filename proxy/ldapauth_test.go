@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pgveil/pgveil/internal/ldapauth"
 	"github.com/pgveil/pgveil/internal/ldaptest"
@@ -168,8 +168,8 @@ ldap {
 		t.Fatal(err)
 	}
 	p, pols := startDemoFrom(t, cfgDir)
-	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv,
-		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	core, logs := observer.New(zap.WarnLevel)
+	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
 	ctx := context.Background()
 	loginCount := func(t *testing.T, sql string) (int64, error) {
 		t.Helper()
@@ -205,6 +205,10 @@ ldap {
 		if n := count(t, c, scores); n != 0 {
 			t.Errorf("%d scores after central lost central_analyst", n)
 		}
+		// Simple bind cannot read the groups without the password.
+		if w := logs.FilterMessageSnippet("apply at the next login").All(); len(w) != 1 {
+			t.Errorf("warnings %v", logs.All())
+		}
 		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
 		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
 		if err := rl.Reload(ctx); err != nil {
@@ -232,5 +236,126 @@ ldap {
 		if _, err := loginCount(t, scores); err == nil || !strings.Contains(err.Error(), `LDAP authentication failed for user "dana"`) {
 			t.Fatalf("%v", err)
 		}
+	})
+}
+
+func TestLDAPReloadReadsGroupsAgain(t *testing.T) {
+	dir := ldaptest.Start(t,
+		map[string]string{"dana": "dana-pw", "omar": "omar-pw", "filler": "x"},
+		map[string][]string{"central": {"dana", "omar", "filler"}, "admins": {"dana", "omar", "filler"}})
+	demo, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfgDir, "demo.hcl"), demo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ldapHCL := `
+ldap {
+  url                 = "` + dir.URL + `"
+  base_dn             = "` + ldaptest.PeopleDN + `"
+  bind_dn             = "` + ldaptest.ReaderDN + `"
+  bind_password       = "` + ldaptest.ReaderPassword + `"
+  member_of_attribute = "memberOf"
+  timeout             = "1s"
+  allow_cleartext     = true   # the demo listens without TLS
+  group "` + ldaptest.GroupDN("central") + `" { roles = ["central_analyst"] }
+  group "` + ldaptest.GroupDN("admins") + `"  { roles = ["survey_admin"] }
+}
+`
+	if err := os.WriteFile(filepath.Join(cfgDir, "ldap.hcl"), []byte(ldapHCL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingAuditor{}
+	p, pols := startDemoFrom(t, cfgDir, func(o *proxy.Options) { o.Audit = rec })
+	core, logs := observer.New(zap.WarnLevel)
+	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	ctx := context.Background()
+	connect := func(t *testing.T, user string) *pgx.Conn {
+		t.Helper()
+		c, err := pgx.Connect(ctx, p.url(user, user+"-pw", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(ctx) })
+		return c
+	}
+	reload := func(t *testing.T) {
+		t.Helper()
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const scores = "SELECT count(score) FROM responses"
+	dana, omar := connect(t, "dana"), connect(t, "omar")
+	if _, err := dana.Prepare(ctx, "scores", scores); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, dana, "scores"); n == 0 {
+		t.Fatal("no score before the reload")
+	}
+
+	t.Run("a group left in the directory stops applying at the reload, prepared statements included", func(t *testing.T) {
+		dir.RemoveMember(t, "central", "dana")
+		if n := count(t, dana, "scores"); n == 0 {
+			t.Fatal("the groups changed before the reload")
+		}
+		reload(t)
+		if n := count(t, dana, "scores"); n != 0 {
+			t.Errorf("%d scores from the statement prepared before the reload", n)
+		}
+		if n := count(t, dana, scores); n != 0 {
+			t.Errorf("%d scores after the reload", n)
+		}
+	})
+	t.Run("a directory that hangs at the reload delays it by the timeout at most, and sessions keep their groups", func(t *testing.T) {
+		dir.RemoveMember(t, "central", "omar")
+		logs.TakeAll()
+		dir.Pause(t)
+		start := time.Now()
+		err := rl.Reload(ctx)
+		took := time.Since(start)
+		// The sessions work while the directory still hangs.
+		n := count(t, omar, scores)
+		dir.Resume(t)
+		if err != nil || took > 3*time.Second {
+			t.Fatalf("reload after %s: %v", took, err)
+		}
+		if n == 0 {
+			t.Error("omar lost central_analyst though the directory could not be read")
+		}
+		if w := logs.FilterMessageSnippet("could not read the directory groups").All(); len(w) != 1 {
+			t.Errorf("warnings %v", logs.All())
+		}
+		reload(t)
+		if n := count(t, omar, scores); n != 0 {
+			t.Errorf("%d scores once the directory answers again", n)
+		}
+	})
+	t.Run("a person who left every mapped group is ended at the reload", func(t *testing.T) {
+		dir.RemoveMember(t, "admins", "dana")
+		reload(t)
+		var n int
+		if err := dana.QueryRow(ctx, scores).Scan(&n); err == nil {
+			t.Errorf("the session outlived its last role: %d", n)
+		}
+	})
+	t.Run("a person removed from the directory is ended at the reload, with an audit record", func(t *testing.T) {
+		dir.RemovePerson(t, "omar")
+		reload(t)
+		var n int
+		if err := omar.QueryRow(ctx, scores).Scan(&n); err == nil || !strings.Contains(err.Error(), "no longer in the directory") {
+			t.Errorf("%d %v", n, err)
+		}
+		for i := 0; i < 100; i++ {
+			for _, r := range rec.events("disconnect") {
+				if r.User == "omar" && strings.Contains(r.Reason, "removed from the directory") {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("no disconnect record for omar: %+v", rec.events("disconnect"))
 	})
 }

@@ -271,9 +271,11 @@ func (ss *session) rewrite(st *Statement) (*rewrite.Result, error) {
 	if ss.srv.metrics != nil {
 		began = time.Now()
 	}
-	res, err := ss.srv.rewriter.Rewrite(ss.ctx, ss.rewriterInfo(), st)
-	// A statement checked for an end user is of that user's version.
-	st.PolicyVersion = versionFor(st.PolicyVersion, ss.actingFor())
+	info, gen := ss.rewriterInfo()
+	res, err := ss.srv.rewriter.Rewrite(ss.ctx, info, st)
+	// A statement checked for an end user, or under directory groups a
+	// reload read again, is of that user's and those groups' version.
+	st.PolicyVersion = versionFor(groupsVersion(st.PolicyVersion, gen), ss.actingFor())
 	if ss.srv.metrics != nil {
 		ss.srv.metrics.statement(err == nil && res.Rewritten, err != nil, time.Since(began))
 	}

@@ -21,7 +21,8 @@ import (
 // force: a configuration with an error is refused, with its diagnostics
 // in the log, and the old policies keep serving. Sessions pick up the new
 // policies at their next statement; the sessions of users who are no
-// longer configured are ended.
+// longer configured are ended, and directory logins have their groups
+// read again (Server.RefreshDirectory).
 //
 // NOTE: the listen, upstream, audit and admin blocks are read at start
 // only. A reload whose upstream block differs is refused (its policies
@@ -35,7 +36,8 @@ type Reloader struct {
 	Base *policy.Config
 	// Policies are the policies in force, which Reload replaces.
 	Policies *Policies
-	// Server ends the sessions of removed users; nil for none.
+	// Server ends the sessions of removed users and reads the groups of
+	// directory logins again; nil for none.
 	Server *Server
 	// Audit records each reload; nil for none.
 	Audit Auditor
@@ -97,7 +99,10 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	r.Policies.Swap(enf)
 	ended := 0
 	if r.Server != nil {
-		ended = r.Server.EndSessionsOf(func(login string) bool {
+		// NOTE: the directory groups first, so that EndSessionsOf maps
+		// the groups the directory holds now.
+		ended = r.Server.RefreshDirectory(ctx, enf.Config.LDAP, log)
+		ended += r.Server.EndSessionsOf(func(login string) bool {
 			_, ok := enf.Identities.User(login)
 			return ok
 		})

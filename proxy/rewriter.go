@@ -65,7 +65,8 @@ type SessionInfo struct {
 	// roles and groups are those DirectoryGroups map to, under the
 	// configuration in force at each statement.
 	Directory bool
-	// DirectoryGroups are the DNs of the user's directory groups at login.
+	// DirectoryGroups are the DNs of the user's directory groups: read at
+	// login, or again at a policy reload (Server.RefreshDirectory).
 	DirectoryGroups []string
 }
 

@@ -272,9 +272,11 @@ func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 	for ss := range s.sessions {
 		kept := keep(ss.info.User)
 		if ss.info.Directory {
-			// A directory login is kept while the groups it had at login
-			// still give it a role under the new configuration.
-			_, kept = s.directory.DirectoryUser(ss.info.User, ss.info.DirectoryGroups)
+			// A directory login is kept while its groups (read at login,
+			// or again by RefreshDirectory) still give it a role under
+			// the new configuration.
+			groups, _ := ss.directoryGroups()
+			_, kept = s.directory.DirectoryUser(ss.info.User, groups)
 		}
 		if !kept {
 			gone = append(gone, ss)

@@ -122,6 +122,10 @@ type session struct {
 	// SET pgveil.act_for), nil while it acts as its login. The client
 	// relay changes it; the backend relay reads it.
 	acting atomic.Pointer[actState]
+	// directory holds a directory login's groups once a reload read
+	// them again, nil before: RefreshDirectory writes it, the client
+	// relay reads it.
+	directory atomic.Pointer[directoryGroups]
 	// txStatus is the status byte of the last ReadyForQuery (backend
 	// relay writes, client relay reads).
 	txStatus atomic.Uint32

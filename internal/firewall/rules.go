@@ -128,7 +128,7 @@ var Rules = []Rule{
 		Doc:  "the fast-path FunctionCall message, which calls a function by OID past every statement check"},
 	{Name: "policy_changed", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Reconnect, or prepare the statement again, to run it under the policy in force.",
-		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for"},
+		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for, or a reload changed a directory login's groups"},
 }
 
 // byName indexes Rules.

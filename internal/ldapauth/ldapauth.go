@@ -31,6 +31,8 @@ import (
 var (
 	ErrInvalidCredentials = errors.New("invalid credentials")
 	ErrUnavailable        = errors.New("LDAP server unavailable")
+	// ErrNotFound is a person Lookup found no entry for.
+	ErrNotFound = errors.New("no such person in the directory")
 )
 
 // Config says how to reach the directory and find a user in it.
@@ -128,6 +130,82 @@ func (c *Config) Authenticate(ctx context.Context, login, password string) (*Res
 	return res, err
 }
 
+// CanLookup reports whether Lookup can read a person's groups without
+// the person's password: in search+bind mode with a bind DN.
+func (c *Config) CanLookup() bool { return c.BaseDN != "" && c.BindDN != "" }
+
+// Lookup reads login's entry and groups as the bind DN, without the
+// person's password, as a reload does for running sessions. It needs
+// CanLookup; a login without an entry is ErrNotFound, and a directory
+// that cannot answer within Config.Timeout (or ctx) ErrUnavailable.
+//
+// NOTE: the groups are read as the bind DN, not as the person: the bind
+// DN must be allowed to read them, or the person seems to have none.
+func (c *Config) Lookup(ctx context.Context, login string) (*Result, error) {
+	if !c.CanLookup() {
+		return nil, fmt.Errorf("%w: reading groups without the password needs base_dn and bind_dn", ErrUnavailable)
+	}
+	if login == "" || strings.ContainsAny(login, dnSpecial) || strings.TrimSpace(login) != login {
+		return nil, fmt.Errorf("login %q has characters not allowed in an LDAP name: %w", login, ErrNotFound)
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	deadline, _ := ctx.Deadline()
+	conn.SetTimeout(time.Until(deadline))
+
+	res, err := c.lookup(conn, login)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
+	}
+	return res, err
+}
+
+// lookup finds login's entry and groups on conn, bound as the bind DN.
+func (c *Config) lookup(conn *ldap.Conn, login string) (*Result, error) {
+	if err := c.bindService(conn); err != nil {
+		return nil, err
+	}
+	dn, err := c.findUser(conn, login, ErrNotFound)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := c.groups(conn, dn, login)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{DN: dn, Groups: groups}, nil
+}
+
+// findUser searches login's entry under BaseDN; none, or several, is
+// missing (wrapped).
+func (c *Config) findUser(conn *ldap.Conn, login string, missing error) (string, error) {
+	filter := c.userFilter(login)
+	sr, err := conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		2, 0, false, filter, []string{"dn"}, nil))
+	if err != nil {
+		return "", unavailable("searching for the user", err)
+	}
+	switch len(sr.Entries) {
+	case 0:
+		return "", fmt.Errorf("no entry matches %s under %q: %w", filter, c.BaseDN, missing)
+	case 1:
+		return sr.Entries[0].DN, nil
+	default:
+		return "", fmt.Errorf("several entries match %s under %q: %w", filter, c.BaseDN, missing)
+	}
+}
+
 // authenticate runs the binds and searches on conn.
 func (c *Config) authenticate(conn *ldap.Conn, login, password string) (*Result, error) {
 	var dn string
@@ -137,19 +215,9 @@ func (c *Config) authenticate(conn *ldap.Conn, login, password string) (*Result,
 		if err := c.bindService(conn); err != nil {
 			return nil, err
 		}
-		filter := c.userFilter(login)
-		sr, err := conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-			2, 0, false, filter, []string{"dn"}, nil))
-		if err != nil {
-			return nil, unavailable("searching for the user", err)
-		}
-		switch len(sr.Entries) {
-		case 0:
-			return nil, fmt.Errorf("no entry matches %s under %q: %w", filter, c.BaseDN, ErrInvalidCredentials)
-		case 1:
-			dn = sr.Entries[0].DN
-		default:
-			return nil, fmt.Errorf("several entries match %s under %q: %w", filter, c.BaseDN, ErrInvalidCredentials)
+		var err error
+		if dn, err = c.findUser(conn, login, ErrInvalidCredentials); err != nil {
+			return nil, err
 		}
 	}
 	if err := conn.Bind(dn, password); err != nil {

@@ -90,6 +90,24 @@ func TestAuthenticate(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a lookup as the bind DN reads the groups without the password, and misses a removed person", func(t *testing.T) {
+		if simple.CanLookup() || !search.CanLookup() {
+			t.Fatal("only search+bind with a bind DN can look people up")
+		}
+		if _, err := simple.Lookup(ctx, "marie"); !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("simple bind: %v", err)
+		}
+		r, err := search.Lookup(ctx, "marie")
+		if err != nil || r.DN != ldaptest.PersonDN("marie") || !slices.Equal(r.Groups, wantGroups) {
+			t.Fatalf("%+v %v", r, err)
+		}
+		dir.RemovePerson(t, "marie")
+		for _, login := range []string{"marie", "nobody", "*"} {
+			if r, err := search.Lookup(ctx, login); !errors.Is(err, ldapauth.ErrNotFound) {
+				t.Errorf("%s: %+v %v", login, r, err)
+			}
+		}
+	})
 	t.Run("a directory that is down fails fast as unavailable", func(t *testing.T) {
 		c := simple
 		c.URL = ldaptest.DownURL(t)
@@ -99,11 +117,14 @@ func TestAuthenticate(t *testing.T) {
 		}
 	})
 	t.Run("a directory that hangs fails as unavailable within the timeout", func(t *testing.T) {
-		for _, c := range []ldapauth.Config{simple, startTLS} {
+		for _, c := range []ldapauth.Config{simple, startTLS, search} {
 			c.Timeout = 500 * time.Millisecond
 			dir.Pause(t)
 			start := time.Now()
-			_, err := c.Authenticate(ctx, "marie", "marie-pw")
+			_, err := c.Authenticate(ctx, "paul", "paul-pw")
+			if c.CanLookup() {
+				_, err = c.Lookup(ctx, "paul")
+			}
 			took := time.Since(start)
 			dir.Resume(t)
 			if !errors.Is(err, ldapauth.ErrUnavailable) || took > 2*time.Second {

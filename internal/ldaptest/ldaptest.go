@@ -211,6 +211,17 @@ func (s *Server) RemoveMember(t testing.TB, name, login string) {
 	}
 }
 
+// RemovePerson deletes login's entry (and, through memberof, its
+// memberships).
+func (s *Server) RemovePerson(t testing.TB, login string) {
+	t.Helper()
+	c := s.Admin(t)
+	defer c.Close()
+	if err := c.Del(ldap.NewDelRequest(PersonDN(login), nil)); err != nil {
+		t.Fatalf("ldaptest: removing %s: %v", login, err)
+	}
+}
+
 // Pause stops slapd (SIGSTOP): connections are accepted by the kernel
 // but never answered, as with a directory that hangs. Resume undoes it;
 // the test's end does too.

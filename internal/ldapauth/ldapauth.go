@@ -95,6 +95,13 @@ type Result struct {
 // escapes the login in filters.
 const dnSpecial = ",+\"\\<>;=*()/\x00#"
 
+// validLogin reports whether login may be put into a DN or a filter: not
+// empty, no character that DNs or filters give a meaning, no white space
+// at either end.
+func validLogin(login string) bool {
+	return login != "" && !strings.ContainsAny(login, dnSpecial) && strings.TrimSpace(login) == login
+}
+
 // Authenticate checks password for login and returns the user's entry and
 // groups. An empty password is refused without asking the directory (an
 // LDAP bind with an empty password is an anonymous bind, which succeeds).
@@ -102,9 +109,37 @@ func (c *Config) Authenticate(ctx context.Context, login, password string) (*Res
 	if password == "" {
 		return nil, fmt.Errorf("empty password: %w", ErrInvalidCredentials)
 	}
-	if login == "" || strings.ContainsAny(login, dnSpecial) || strings.TrimSpace(login) != login {
+	if !validLogin(login) {
 		return nil, fmt.Errorf("login %q has characters not allowed in an LDAP name: %w", login, ErrInvalidCredentials)
 	}
+	return c.exchange(ctx, func(conn *ldap.Conn) (*Result, error) { return c.authenticate(conn, login, password) })
+}
+
+// CanLookup reports whether Lookup can read a person's groups without
+// the person's password: in search+bind mode with a bind DN.
+func (c *Config) CanLookup() bool { return c.BaseDN != "" && c.BindDN != "" }
+
+// Lookup reads login's entry and groups as the bind DN, without the
+// person's password, as a reload does for running sessions. It needs
+// CanLookup; a login without an entry is ErrNotFound, and a directory
+// that cannot answer within Config.Timeout (or ctx) ErrUnavailable.
+//
+// NOTE: the groups are read as the bind DN, not as the person: the bind
+// DN must be allowed to read them, or the person seems to have none.
+func (c *Config) Lookup(ctx context.Context, login string) (*Result, error) {
+	if !c.CanLookup() {
+		return nil, fmt.Errorf("%w: reading groups without the password needs base_dn and bind_dn", ErrUnavailable)
+	}
+	if !validLogin(login) {
+		return nil, fmt.Errorf("login %q has characters not allowed in an LDAP name: %w", login, ErrNotFound)
+	}
+	return c.exchange(ctx, func(conn *ldap.Conn) (*Result, error) { return c.lookup(conn, login) })
+}
+
+// exchange runs one exchange with the directory on a new connection, the
+// whole of it bounded by Config.Timeout (10 s when unset) and ctx: a
+// directory that does not answer in time is ErrUnavailable.
+func (c *Config) exchange(ctx context.Context, run func(*ldap.Conn) (*Result, error)) (*Result, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -123,48 +158,7 @@ func (c *Config) Authenticate(ctx context.Context, login, password string) (*Res
 	deadline, _ := ctx.Deadline()
 	conn.SetTimeout(time.Until(deadline))
 
-	res, err := c.authenticate(conn, login, password)
-	if err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
-	}
-	return res, err
-}
-
-// CanLookup reports whether Lookup can read a person's groups without
-// the person's password: in search+bind mode with a bind DN.
-func (c *Config) CanLookup() bool { return c.BaseDN != "" && c.BindDN != "" }
-
-// Lookup reads login's entry and groups as the bind DN, without the
-// person's password, as a reload does for running sessions. It needs
-// CanLookup; a login without an entry is ErrNotFound, and a directory
-// that cannot answer within Config.Timeout (or ctx) ErrUnavailable.
-//
-// NOTE: the groups are read as the bind DN, not as the person: the bind
-// DN must be allowed to read them, or the person seems to have none.
-func (c *Config) Lookup(ctx context.Context, login string) (*Result, error) {
-	if !c.CanLookup() {
-		return nil, fmt.Errorf("%w: reading groups without the password needs base_dn and bind_dn", ErrUnavailable)
-	}
-	if login == "" || strings.ContainsAny(login, dnSpecial) || strings.TrimSpace(login) != login {
-		return nil, fmt.Errorf("login %q has characters not allowed in an LDAP name: %w", login, ErrNotFound)
-	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := c.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	deadline, _ := ctx.Deadline()
-	conn.SetTimeout(time.Until(deadline))
-
-	res, err := c.lookup(conn, login)
+	res, err := run(conn)
 	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
 	}

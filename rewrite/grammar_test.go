@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,5 +187,32 @@ func TestGrammarDifferencesOfOtherVersions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParserIsNotVulnerable keeps every pg_query_go the module links at
+// v6.2.5 or later: v5.1.0's Normalize, which the engine runs on every
+// client statement, writes out of bounds on hostile input
+// (GHSA-6ggm-xmc9-8ffg).
+func TestParserIsNotVulnerable(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", "github.com/pgveil/pgveil/...").Output()
+	if err != nil {
+		t.Fatalf("listing the module's dependencies: %v", err)
+	}
+	seen := false
+	for _, line := range strings.Split(string(out), "\n") {
+		path, version, _ := strings.Cut(line, " ")
+		if !strings.HasPrefix(path, "github.com/pganalyze/pg_query_go") {
+			continue
+		}
+		seen = true
+		var major, minor, patch int
+		fmt.Sscanf(version, "v%d.%d.%d", &major, &minor, &patch)
+		if path != "github.com/pganalyze/pg_query_go/v6" || major != 6 || minor < 2 || minor == 2 && patch < 5 {
+			t.Errorf("linked %s %s; want github.com/pganalyze/pg_query_go/v6 v6.2.5 or later", path, version)
+		}
+	}
+	if !seen {
+		t.Fatal("pg_query_go is not linked")
 	}
 }

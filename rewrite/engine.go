@@ -32,6 +32,9 @@ type Engine struct {
 	refresh CatalogFunc
 	catalog atomic.Pointer[Catalog]
 	cache   *lruCache
+	// subqueries holds the subquery templates of spliced rewrites
+	// (splice.go), under the same keys and bounds as cache.
+	subqueries *lruCache
 	// refreshMu serialises catalog refreshes; lastRefresh rate-limits
 	// them.
 	refreshMu   sync.Mutex
@@ -47,7 +50,7 @@ type Engine struct {
 // statement naming a relation missing from the snapshot triggers one
 // refresh (at most every few seconds) and a second try.
 func NewEngine(cat *Catalog, policy PolicyFunc, refresh CatalogFunc, cacheSize int) *Engine {
-	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), minRefresh: 5 * time.Second}
+	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), subqueries: newLRU(cacheSize), minRefresh: 5 * time.Second}
 	e.catalog.Store(cat)
 	return e
 }
@@ -56,6 +59,7 @@ func NewEngine(cat *Catalog, policy PolicyFunc, refresh CatalogFunc, cacheSize i
 func (e *Engine) SetCatalog(cat *Catalog) {
 	e.catalog.Store(cat)
 	e.cache.purge()
+	e.subqueries.purge()
 }
 
 // Catalog returns the current snapshot.
@@ -173,12 +177,13 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	}
 	e.misses.Add(1)
 	cat := e.catalog.Load()
-	res, err := rewriteGuarded(text, cat, p)
+	sp := &splicer{subqueries: e.subqueries, policy: p.Key()}
+	res, err := rewriteText(text, cat, p, sp)
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
 		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
 			cat = fresh
-			res, err = rewriteGuarded(text, fresh, p)
+			res, err = rewriteText(text, fresh, p, sp)
 		}
 	}
 	c := cached{}

@@ -1,5 +1,11 @@
 package rewrite
 
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
 // ClassifiedFunction returns the class and rule catalogFunctions give
 // the pg_catalog function name, and whether it names it.
 func ClassifiedFunction(name string) (class, rule string, ok bool) {
@@ -50,4 +56,58 @@ func DiffKeywordList(version int, list string) (*GrammarDiff, error) {
 		return nil, err
 	}
 	return diffGrammars(version, kw), nil
+}
+
+// Splicer holds the subquery templates of spliced rewrites, as an
+// Engine does, for tests of its cold path.
+type Splicer struct{ cache *lruCache }
+
+// NewSplicer returns an empty Splicer.
+func NewSplicer() *Splicer { return &Splicer{cache: newLRU(1000)} }
+
+// Rewrite is Rewrite as an Engine's cold path runs it: spliced when the
+// statement allows it (splice.go), deparsed otherwise.
+func (s *Splicer) Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
+	if why := tooComplex(sql); why != "" {
+		return nil, deny("complexity", "%s", why)
+	}
+	return rewriteText(sql, cat, p, &splicer{subqueries: s.cache, policy: p.Key()})
+}
+
+// Spliced reports whether res is a spliced rewrite.
+func Spliced(res *Result) bool { return res.spliced }
+
+// SameStatements reports whether a and b parse to the same statements,
+// their locations in the text aside.
+func SameStatements(a, b string) (bool, error) {
+	ta, err := pg_query.Parse(a)
+	if err != nil {
+		return false, err
+	}
+	tb, err := pg_query.Parse(b)
+	if err != nil {
+		return false, err
+	}
+	clearLocations(ta.ProtoReflect())
+	clearLocations(tb.ProtoReflect())
+	return proto.Equal(ta, tb), nil
+}
+
+// clearLocations zeroes every location field below m.
+func clearLocations(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.Int32Kind && (fd.Name() == "location" || fd.Name() == "stmt_location" || fd.Name() == "stmt_len"):
+			m.Clear(fd)
+		case fd.Kind() != protoreflect.MessageKind:
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				clearLocations(l.Get(i).Message())
+			}
+		default:
+			clearLocations(v.Message())
+		}
+		return true
+	})
 }

@@ -50,6 +50,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal("no golden files in testdata/rewrite")
 	}
 	up := newUpstream(t)
+	splicer := rewrite.NewSplicer()
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
 		t.Run(name, func(t *testing.T) {
@@ -95,6 +96,7 @@ func TestGolden(t *testing.T) {
 				}
 				upstream = up.run(t, res)
 			}
+			checkSplice(t, splicer, sql, env.cat, pol, res, err, up, upstream)
 
 			if *updateGolden {
 				ar.set("want", got)
@@ -1205,5 +1207,38 @@ func TestVerifier(t *testing.T) {
 				t.Errorf("problems %q, want one with %q", problems, tc.bad)
 			}
 		})
+	}
+}
+
+// checkSplice holds the engine's cold path to Rewrite's result on sql
+// (res, err; upstream is what res read upstream): the same decision and
+// audit, and a spliced text that is the same statement in meaning,
+// reading the same rows upstream.
+func checkSplice(t *testing.T, splicer *rewrite.Splicer, sql string, cat *rewrite.Catalog, pol rewrite.Policy, res *rewrite.Result, err error, up *upstream, upstream string) {
+	t.Helper()
+	sres, serr := splicer.Rewrite(sql, cat, pol)
+	if got, want := outcome(sres, serr), outcome(res, err); (serr == nil) != (err == nil) || serr != nil && got != want {
+		t.Fatalf("the cold path decides otherwise:\n%s\nRewrite:\n%s", got, want)
+	}
+	if err != nil || !rewrite.Spliced(sres) {
+		return
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []string
+	}{{"tables", sres.Tables, res.Tables}, {"rules", sres.Rules, res.Rules}, {"masked", sres.Masked, res.Masked}, {"columns", sres.Columns, res.Columns}} {
+		if strings.Join(c.got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("spliced %s %v, deparsed %v", c.name, c.got, c.want)
+		}
+	}
+	same, perr := rewrite.SameStatements(sres.SQL, res.SQL)
+	if perr != nil || !same {
+		t.Fatalf("the spliced rewrite is not the deparsed one (%v):\nspliced:  %s\ndeparsed: %s", perr, sres.SQL, res.SQL)
+	}
+	for _, v := range verifyOutput(sres.SQL, cat, pol) {
+		t.Errorf("verifier, spliced: %s\n%s", v, sres.SQL)
+	}
+	if got := up.run(t, sres); got != upstream {
+		t.Errorf("the spliced rewrite reads otherwise upstream:\n%s\nthe deparsed one:\n%s", got, upstream)
 	}
 }

@@ -24,16 +24,25 @@ func (w *walker) unqualifyColumnRefs(schema, rel string) {
 		return
 	}
 	top := w.selects[len(w.selects)-1]
-	unqualifyIn(top.ProtoReflect(), schema, rel, top)
+	unqualifyIn(top.ProtoReflect(), schema, rel, top, &w.unqualified)
+}
+
+// unqualifiedRef is a column reference unqualifyIn shortened: its text,
+// at its Location, still starts with schema and a dot.
+type unqualifiedRef struct {
+	ref    *pg_query.ColumnRef
+	schema string
 }
 
 // unqualifyIn walks m, shortening schema.rel.x references; self is the
-// SELECT the relation's FROM item belongs to.
-func unqualifyIn(m protoreflect.Message, schema, rel string, self *pg_query.SelectStmt) {
+// SELECT the relation's FROM item belongs to. It appends what it
+// shortened to done.
+func unqualifyIn(m protoreflect.Message, schema, rel string, self *pg_query.SelectStmt, done *[]unqualifiedRef) {
 	switch v := m.Interface().(type) {
 	case *pg_query.ColumnRef:
 		if len(v.Fields) == 3 && v.Fields[0].GetString_().GetSval() == schema && v.Fields[1].GetString_().GetSval() == rel {
 			v.Fields = v.Fields[1:]
+			*done = append(*done, unqualifiedRef{ref: v, schema: schema})
 		}
 		return
 	case *pg_query.SelectStmt:
@@ -48,11 +57,11 @@ func unqualifyIn(m protoreflect.Message, schema, rel string, self *pg_query.Sele
 		if fd.IsList() {
 			l := val.List()
 			for i := 0; i < l.Len(); i++ {
-				unqualifyIn(l.Get(i).Message(), schema, rel, self)
+				unqualifyIn(l.Get(i).Message(), schema, rel, self, done)
 			}
 			return true
 		}
-		unqualifyIn(val.Message(), schema, rel, self)
+		unqualifyIn(val.Message(), schema, rel, self, done)
 		return true
 	})
 }

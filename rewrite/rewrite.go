@@ -48,6 +48,9 @@ type Result struct {
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.
 	constantBound bool
+	// spliced reports that SQL is a spliced rewrite (splice.go), not the
+	// deparse of the rewritten tree.
+	spliced bool
 }
 
 // SessionObject is a prepared statement or cursor a statement names.
@@ -75,6 +78,12 @@ func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 
 // rewriteGuarded is Rewrite for a text tooComplex has passed.
 func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
+	return rewriteText(sql, cat, p, nil)
+}
+
+// rewriteText is rewriteGuarded, splicing the rewrite (splice.go) rather
+// than deparsing it when sp is not nil and the statement allows it.
+func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, error) {
 	if r := cat.Grammar.problem(sql); r != nil {
 		return nil, r
 	}
@@ -83,6 +92,7 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}
 	}
 	w := newWalker(cat, p)
+	w.version = tree.Version
 	res := &Result{SQL: sql}
 	for _, raw := range tree.Stmts {
 		kind, err := w.statement(raw.Stmt)
@@ -113,10 +123,19 @@ func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	// unchanged are also walked in full, as the shape caches have always
 	// required.
 	res.constantBound = w.readsConstant
-	if !w.changed {
+	if !w.changed && len(w.scoped) == 0 {
 		res.constantBound = res.constantBound || readsConstantValues(tree.Stmts)
 		return res, nil
 	}
+	if sp != nil && !w.changed {
+		// NOTE: like a deparse's, a splice's output must parse back into
+		// as many statements; one that does not is deparsed instead.
+		if out, ok := w.splice(sql, sp); ok && reparses(out, len(tree.Stmts)) {
+			res.SQL, res.Rewritten, res.spliced = out, true, true
+			return res, nil
+		}
+	}
+	w.materialize()
 	out, err := pg_query.Deparse(tree)
 	if err != nil {
 		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)

@@ -21,6 +21,11 @@ import (
 // 0 keeps the planner from flattening the subquery: no predicate of the
 // user's runs on a row the scope removes, except the leak-proof
 // comparisons pushDown copies inside so indexes stay usable.
+//
+// n becomes the RangeSubselect at once, so the rest of the walk sees the
+// FROM item as it will be; its SELECT is built by materialize, only when
+// the statement is deparsed: a spliced rewrite (splice.go) takes the
+// SELECT's text from a verified template instead.
 func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relation, acc Access) {
 	// Catalog relations the firewall filters itself (pg_class, the
 	// pg_stat_*_tables views: maskedCatalogRelations) are not governed
@@ -42,12 +47,33 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 		w.relNames[alias.Aliasname] = true
 		w.relNames[rv.Relname] = true
 	}
-	inner := w.scopedSelect(rel, acc, rv.Inh, false, w.pushDown(alias, rel, acc))
-	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
-		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
-		Alias:    alias,
-	}}
-	w.changed = true
+	pushed := w.pushDown(alias, rel, acc)
+	w.noteColumns(rel, acc)
+	rs := &pg_query.RangeSubselect{Alias: alias}
+	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: rs}
+	w.scoped = append(w.scoped, scopedRef{rs: rs, rv: rv, rel: rel, acc: acc, pushed: pushed})
+}
+
+// scopedRef is a FROM item substitute replaced: the RangeSubselect put in
+// its place, whose Subquery materialize fills, and what it is made of.
+type scopedRef struct {
+	rs *pg_query.RangeSubselect
+	// rv is the client's reference as parsed: its Location and names
+	// say where its text is (splice.go).
+	rv     *pg_query.RangeVar
+	rel    *Relation
+	acc    Access
+	pushed []*pg_query.Node
+}
+
+// materialize builds the SELECT of every FROM item substitute replaced.
+func (w *walker) materialize() {
+	for _, s := range w.scoped {
+		if s.rs.Subquery == nil {
+			inner := w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
+			s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}}
+		}
+	}
 }
 
 // scopedSelect builds the SELECT that stands for rel: its columns in
@@ -56,7 +82,27 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 // tableoid and ctid come first as pgveil_tableoid and pgveil_ctid, for
 // UPDATE and DELETE to find the rows again.
 func (w *walker) scopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
-	system := rel.Schema == "pg_catalog"
+	w.noteColumns(rel, acc)
+	return w.buildScopedSelect(rel, acc, inh, rowID, pushed)
+}
+
+// noteColumns records rel's visible and masked columns for the audit
+// (Result.Columns and Result.Masked).
+func (w *walker) noteColumns(rel *Relation, acc Access) {
+	if rel.Schema == "pg_catalog" {
+		return
+	}
+	for _, col := range rel.Columns {
+		if _, masked := acc.Masks[col.Name]; masked {
+			w.masked[rel.QName.String()+"."+col.Name] = true
+		} else {
+			w.visible[rel.QName.String()+"."+col.Name] = true
+		}
+	}
+}
+
+// buildScopedSelect is scopedSelect without the audit's notes.
+func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
 	targets := make([]*pg_query.Node, 0, len(rel.Columns)+2)
 	if rowID {
 		targets = append(targets, resTarget(rowIDTableOID, columnRef("tableoid")), resTarget(rowIDCtid, columnRef("ctid")))
@@ -64,14 +110,8 @@ func (w *walker) scopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed
 	for _, col := range rel.Columns {
 		mask, masked := acc.Masks[col.Name]
 		if !masked {
-			if !system {
-				w.visible[rel.QName.String()+"."+col.Name] = true
-			}
 			targets = append(targets, resTarget("", columnRef(col.Name)))
 			continue
-		}
-		if !system {
-			w.masked[rel.QName.String()+"."+col.Name] = true
 		}
 		var val *pg_query.Node
 		if mask == nil {

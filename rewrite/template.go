@@ -118,6 +118,14 @@ func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalo
 	if err != nil || !probe.Rewritten {
 		return nil
 	}
+	// A template reproduces the deparse-based rewrite: a spliced one
+	// (splice.go) keeps the client's spelling of its literals, which a
+	// template renders as the deparser does.
+	if direct.spliced {
+		if direct, err = rewriteGuarded(text, cat, p); err != nil || !direct.Rewritten {
+			return nil
+		}
+	}
 	out := probe.SQL
 	scan, err := pg_query.Scan(out)
 	if err != nil {
@@ -156,10 +164,6 @@ func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 	if len(spans) != t.literals || !utf8.ValidString(text) {
 		return "", false
 	}
-	n := 0
-	for _, p := range t.pieces {
-		n += len(p)
-	}
 	var rendered [16]string
 	lits := rendered[:0]
 	for _, s := range spans {
@@ -169,18 +173,7 @@ func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 		}
 		lits = append(lits, r)
 	}
-	for _, i := range t.slots {
-		n += len(lits[i])
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i, p := range t.pieces {
-		b.WriteString(p)
-		if i < len(t.slots) {
-			b.WriteString(lits[t.slots[i]])
-		}
-	}
-	return b.String(), true
+	return t.fill(lits)
 }
 
 // renderLiteral writes the literal token tok (of the kind scanLiterals

@@ -32,8 +32,19 @@ type walker struct {
 	skipTarget *pg_query.RangeVar
 	// access caches Policy.Relation per relation.
 	accessCache map[*Relation]Access
-	// changed reports whether the tree was modified.
+	// changed reports whether the tree was modified other than by
+	// substitute (scoped) and the shortening of column references it
+	// asks for (unqualified): such a statement is deparsed, never
+	// spliced.
 	changed bool
+	// scoped are the FROM items substitute replaced, in walk order.
+	scoped []scopedRef
+	// unqualified are the column references unqualifyColumnRefs
+	// shortened from schema.rel.x to rel.x, with the schema they lost.
+	unqualified []unqualifiedRef
+	// version is the parse tree's version, which a deparse of a part of
+	// it must name.
+	version int32
 	// governedSeen reports whether a governed relation was referenced.
 	governedSeen bool
 	// locking reports whether a FOR UPDATE/SHARE clause was seen.

@@ -1,0 +1,465 @@
+package rewrite
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// A spliced rewrite is how the engine rewrites a statement it has not
+// seen before without deparsing it: the client's own text, with each
+// governed relation's name replaced, at the position the parser gave, by
+// the text of its scoped subquery, and each column reference the rewrite
+// shortened (schema.rel.col into rel.col, see unqualifyColumnRefs)
+// shortened in place. Deparsing a statement costs several times parsing
+// it (pg_query serialises the tree to protobuf and back), and BI tools
+// send statements they never send again.
+//
+// Where its text comes from:
+//
+//   - outside the replaced spans, the client's text, byte for byte;
+//   - a relation's subquery: a subqueryTemplate, the deparsed SELECT the
+//     rewriter built for that relation under that policy with those
+//     pushed comparisons, kept once it reproduced, filled with the
+//     statement's own constants, that SELECT's direct deparse;
+//   - around it "(", ")" and, when the client gave no alias, " AS " and
+//     the client's own token of the relation's name.
+//
+// NOTE: a statement is spliced only when every change the walker made is
+// one of those two (walker.changed is false): any other change (writes,
+// COPY, masked size functions, tags) is deparsed. Each span is checked
+// against the tree before it is replaced: its tokens are the names the
+// parser read, a complete qualified name with nothing but spaces between
+// its parts, and no inheritance star or ONLY; anything else falls back to
+// the deparse. The result must parse into as many statements, like a
+// deparse's; tests hold every splice to the deparse-based rewrite's parse
+// tree (spliceMatchesDeparse).
+type splicer struct {
+	// subqueries caches the subquery templates, keyed by the policy key
+	// and subqueryKey.
+	subqueries *lruCache
+	// policy is the compiled policy's key.
+	policy string
+}
+
+// edit replaces text[start:end] by repl.
+type edit struct {
+	start, end int
+	repl       string
+}
+
+// splice returns the spliced rewrite of text, or false when one of its
+// changes cannot be spliced and the statement must be deparsed.
+func (w *walker) splice(text string, sp *splicer) (string, bool) {
+	edits := make([]edit, 0, len(w.scoped)+len(w.unqualified))
+	for i := range w.scoped {
+		s := &w.scoped[i]
+		if !s.rv.Inh {
+			return "", false // ONLY name: the parser's location is the name's
+		}
+		names := []string{s.rv.Relname}
+		if s.rv.Schemaname != "" {
+			names = []string{s.rv.Schemaname, s.rv.Relname}
+		}
+		start := int(s.rv.Location)
+		end, last, ok := qualifiedNameAt(text, start, names)
+		if !ok {
+			return "", false
+		}
+		if j := skipSpaces(text, end); j < len(text) && text[j] == '*' {
+			return "", false // name *: inheritance said again
+		}
+		sub, ok := sp.subquery(w, s, text)
+		if !ok {
+			return "", false
+		}
+		var b strings.Builder
+		b.Grow(len(sub) + len(last) + 6)
+		b.WriteByte('(')
+		b.WriteString(sub)
+		b.WriteByte(')')
+		if s.rv.Alias == nil {
+			// The rewrite's alias is the relation's name: the client's
+			// own token of it.
+			b.WriteString(" AS ")
+			b.WriteString(last)
+		}
+		edits = append(edits, edit{start: start, end: end, repl: b.String()})
+	}
+	for _, u := range w.unqualified {
+		start := int(u.ref.Location)
+		if len(u.ref.Fields) < 2 {
+			return "", false
+		}
+		rel := u.ref.Fields[0].GetString_().GetSval()
+		end, _, ok := qualifiedNameAt(text, start, []string{u.schema})
+		if !ok {
+			return "", false
+		}
+		// The schema, the dot and the spaces around it go; the text must
+		// go on with the relation's name.
+		j := skipSpaces(text, end)
+		if j >= len(text) || text[j] != '.' {
+			return "", false
+		}
+		j = skipSpaces(text, j+1)
+		if _, _, ok := qualifiedNameAt(text, j, []string{rel}); !ok {
+			return "", false
+		}
+		edits = append(edits, edit{start: start, end: j})
+	}
+	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
+	n := len(text)
+	for i, e := range edits {
+		if i > 0 && e.start < edits[i-1].end {
+			return "", false
+		}
+		n += len(e.repl) - (e.end - e.start)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	last := 0
+	for _, e := range edits {
+		b.WriteString(text[last:e.start])
+		b.WriteString(e.repl)
+		last = e.end
+	}
+	b.WriteString(text[last:])
+	return b.String(), true
+}
+
+// qualifiedNameAt reads, at text[start:], the identifiers of names
+// separated by dots, as PostgreSQL's lexer and parser read a qualified
+// name: a bare identifier folded to lower case, or a double-quoted one.
+// It returns the end of the last one and its token, or false when the
+// text there is anything else: other names, comments or U&"…" between
+// the parts, a name PostgreSQL would truncate.
+func qualifiedNameAt(text string, start int, names []string) (end int, last string, ok bool) {
+	i := start
+	for k, want := range names {
+		if k > 0 {
+			i = skipSpaces(text, i)
+			if i >= len(text) || text[i] != '.' {
+				return 0, "", false
+			}
+			i = skipSpaces(text, i+1)
+		}
+		tokStart := i
+		got, next, ok := identifierAt(text, i)
+		if !ok || got != want {
+			return 0, "", false
+		}
+		i = next
+		last = text[tokStart:next]
+	}
+	return i, last, true
+}
+
+// identifierAt reads the identifier token at text[i:]: its value and
+// end. Anything that is not a plain or double-quoted identifier, or that
+// goes on into another token glued to it (U&"…", a string prefix), is
+// refused.
+func identifierAt(text string, i int) (value string, end int, ok bool) {
+	n := len(text)
+	if i >= n {
+		return "", 0, false
+	}
+	if text[i] == '"' {
+		var closed bool
+		if end, closed = quoted(text, i); !closed || end == i+2 {
+			return "", 0, false
+		}
+		value = strings.ReplaceAll(text[i+1:end-1], `""`, `"`)
+	} else {
+		if !identStart(text[i]) {
+			return "", 0, false
+		}
+		end = i + 1
+		for end < n && identChar(text[end]) {
+			end++
+		}
+		// PostgreSQL folds ASCII letters only (in UTF-8).
+		value = strings.Map(func(r rune) rune {
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, text[i:end])
+	}
+	if end < n && (text[end] == '&' || text[end] == '\'' || text[end] == '"') {
+		return "", 0, false
+	}
+	// NOTE: PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; such
+	// a name's token does not say the name the parser read.
+	if len(value) > 63 {
+		return "", 0, false
+	}
+	return value, end, true
+}
+
+// skipSpaces returns the index of the first non-space byte at or after i.
+func skipSpaces(text string, i int) int {
+	for i < len(text) && isSpace(text[i]) {
+		i++
+	}
+	return i
+}
+
+// subquery returns the text of s's scoped SELECT for the statement text.
+func (sp *splicer) subquery(w *walker, s *scopedRef, text string) (string, bool) {
+	key, consts, ok := subqueryKey(s)
+	if !ok {
+		return "", false
+	}
+	lits := make([]string, len(consts))
+	for i, c := range consts {
+		tok, kind, ok := literalAt(text, int(c.Location))
+		if !ok || kind != constKind(c) {
+			return "", false
+		}
+		if lits[i], ok = renderLiteral(tok, kind); !ok {
+			return "", false
+		}
+	}
+	ck := cacheKey{policy: sp.policy, kind: subqueryKind, text: key}
+	if c, ok := sp.subqueries.get(ck); ok {
+		return c.tmpl.fill(lits)
+	}
+	t := w.buildSubqueryTemplate(s, consts, lits)
+	if t == nil {
+		return "", false
+	}
+	sp.subqueries.put(ck, cached{tmpl: t})
+	return t.fill(lits)
+}
+
+// subqueryKind is the cacheKey kind of subquery templates.
+const subqueryKind = 0x40
+
+// subqueryKey names what s's scoped SELECT depends on beyond the policy:
+// the relation, and each pushed comparison's column, operator, side and
+// operand (a constant's kind or value for booleans, a parameter's number
+// and type). It returns the constants that fill the template's slots, in
+// order.
+func subqueryKey(s *scopedRef) (string, []*pg_query.A_Const, bool) {
+	var b strings.Builder
+	b.WriteString(s.rel.QName.Schema)
+	b.WriteByte('.')
+	b.WriteString(s.rel.QName.Name)
+	var consts []*pg_query.A_Const
+	for _, p := range s.pushed {
+		e := p.GetAExpr()
+		if e == nil || len(e.Name) != 2 {
+			return "", nil, false
+		}
+		b.WriteByte(0)
+		b.WriteString(e.Name[1].GetString_().GetSval())
+		for _, side := range []*pg_query.Node{e.Lexpr, e.Rexpr} {
+			b.WriteByte(' ')
+			switch {
+			case side.GetColumnRef() != nil:
+				cr := side.GetColumnRef()
+				if len(cr.Fields) != 1 {
+					return "", nil, false
+				}
+				b.WriteString("c:")
+				b.WriteString(cr.Fields[0].GetString_().GetSval())
+			case side.GetTypeCast() != nil:
+				tc := side.GetTypeCast()
+				pr := tc.Arg.GetParamRef()
+				if pr == nil || tc.TypeName == nil || len(tc.TypeName.Names) != 2 {
+					return "", nil, false
+				}
+				b.WriteString("p:")
+				b.WriteString(strconv.Itoa(int(pr.Number)))
+				b.WriteByte(':')
+				b.WriteString(tc.TypeName.Names[1].GetString_().GetSval())
+			case side.GetAConst() != nil:
+				c := side.GetAConst()
+				if c.GetBoolval() != nil {
+					b.WriteString("b:")
+					b.WriteString(strconv.FormatBool(c.GetBoolval().Boolval))
+					continue
+				}
+				k := constKind(c)
+				if k == 0 {
+					return "", nil, false
+				}
+				b.WriteString("k:")
+				b.WriteByte(k)
+				consts = append(consts, c)
+			default:
+				return "", nil, false
+			}
+		}
+	}
+	return b.String(), consts, true
+}
+
+// constKind is the literal kind (see shape.go) of a pushed constant, 0
+// for one pushDown does not push.
+func constKind(c *pg_query.A_Const) byte {
+	switch {
+	case c.GetIval() != nil:
+		return kindInt
+	case c.GetSval() != nil:
+		return kindString
+	case c.GetFval() != nil:
+		if _, err := strconv.ParseInt(c.GetFval().GetFval(), 10, 64); err == nil {
+			return kindBigInt
+		}
+	}
+	return 0
+}
+
+// literalAt reads the literal constant token at text[i:] as scanLiterals
+// reads one: a standard '…' string or a decimal number. ok is false for
+// anything else (E'…' and other prefixed strings, dollar quotes, a string
+// continued on a later line, a minus sign the parser folded into the
+// constant, other bases).
+func literalAt(text string, i int) (tok string, kind byte, ok bool) {
+	if i < 0 || i >= len(text) {
+		return "", 0, false
+	}
+	switch c := text[i]; {
+	case c == '\'':
+		if i > 0 && (identChar(text[i-1]) || text[i-1] == '&') {
+			return "", 0, false
+		}
+		end, closed := quoted(text, i)
+		if !closed || continuesString(text, end) {
+			return "", 0, false
+		}
+		return text[i:end], kindString, true
+	case isDigit(c):
+		if i > 0 && (identChar(text[i-1]) || text[i-1] == '.') {
+			return "", 0, false
+		}
+		end, kind, ok := scanNumber(text, i)
+		if !ok {
+			return "", 0, false
+		}
+		return text[i:end], kind, true
+	}
+	return "", 0, false
+}
+
+// buildSubqueryTemplate makes the template of s's scoped SELECT, whose
+// pushed comparisons hold consts, rendered lits in this statement; nil
+// when it does not reproduce the SELECT's direct deparse.
+//
+// A subquery template is the text of the SELECT substitute builds for one
+// relation under one compiled policy with one set of pushed comparisons:
+// fixed pieces the deparser wrote, and a slot for each constant a pushed
+// comparison copied from the statement. It is made the way statement
+// templates are (template.go): the SELECT is deparsed with a sentinel for
+// each constant, the sentinels are found by pg_query's scanner, and the
+// template is kept only when filling it with the statement's constants
+// gives that SELECT's direct deparse, byte for byte. It serves every
+// statement whose reference to the relation, under the same policy key
+// and catalog snapshot, pushes comparisons of the same columns, operators
+// and operand kinds (subqueryKey).
+func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, lits []string) *template {
+	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, s.pushed), w.version)
+	if !ok {
+		return nil
+	}
+	// The same SELECT with a sentinel for each constant: the pushed
+	// comparisons are copies, so the sentinels go into copies of them.
+	sentinels := make(map[string]int, len(consts))
+	swap := make(map[*pg_query.A_Const]*pg_query.A_Const, len(consts))
+	for i, c := range consts {
+		v := sentinel(i, constKind(c))
+		sentinels[v] = i
+		sc := &pg_query.A_Const{Location: -1}
+		switch constKind(c) {
+		case kindInt:
+			n, _ := strconv.Atoi(v)
+			sc.Val = &pg_query.A_Const_Ival{Ival: &pg_query.Integer{Ival: int32(n)}}
+		case kindBigInt:
+			sc.Val = &pg_query.A_Const_Fval{Fval: &pg_query.Float{Fval: v}}
+		default:
+			sc.Val = &pg_query.A_Const_Sval{Sval: &pg_query.String{Sval: v[1 : len(v)-1]}}
+		}
+		swap[c] = sc
+	}
+	pushed := make([]*pg_query.Node, len(s.pushed))
+	for i, p := range s.pushed {
+		e := p.GetAExpr()
+		cp := &pg_query.A_Expr{Kind: e.Kind, Name: e.Name, Lexpr: e.Lexpr, Rexpr: e.Rexpr, Location: e.Location}
+		for _, side := range []**pg_query.Node{&cp.Lexpr, &cp.Rexpr} {
+			if c := (*side).GetAConst(); c != nil && swap[c] != nil {
+				*side = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: swap[c]}}
+			}
+		}
+		pushed[i] = &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: cp}}
+	}
+	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, pushed), w.version)
+	if !ok {
+		return nil
+	}
+	t := &template{literals: len(consts)}
+	if len(consts) > 0 {
+		scan, err := pg_query.Scan(probe)
+		if err != nil {
+			return nil
+		}
+		last := 0
+		for _, tok := range scan.Tokens {
+			switch tok.Token {
+			case pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_SCONST:
+			default:
+				continue
+			}
+			i, ok := sentinels[probe[tok.Start:tok.End]]
+			if !ok {
+				continue
+			}
+			t.pieces = append(t.pieces, probe[last:tok.Start])
+			t.slots = append(t.slots, i)
+			last = int(tok.End)
+		}
+		t.pieces = append(t.pieces, probe[last:])
+	} else {
+		t.pieces = []string{probe}
+	}
+	// NOTE: the proof: filled with this statement's constants, the
+	// template is the SELECT's direct deparse, byte for byte.
+	if got, ok := t.fill(lits); !ok || got != direct {
+		return nil
+	}
+	return t
+}
+
+// deparseSelect deparses sel as a statement of its own.
+func deparseSelect(sel *pg_query.SelectStmt, version int32) (string, bool) {
+	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
+		Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}},
+	}}})
+	return out, err == nil
+}
+
+// fill returns the template with lits, rendered literals, in its slots.
+func (t *template) fill(lits []string) (string, bool) {
+	if len(lits) != t.literals {
+		return "", false
+	}
+	n := 0
+	for _, p := range t.pieces {
+		n += len(p)
+	}
+	for _, i := range t.slots {
+		n += len(lits[i])
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range t.pieces {
+		b.WriteString(p)
+		if i < len(t.slots) {
+			b.WriteString(lits[t.slots[i]])
+		}
+	}
+	return b.String(), true
+}

@@ -180,7 +180,7 @@ func FuzzRewrite(f *testing.F) {
 				t.Fatalf("%s: Rewrite rewrites it, the cold path refuses it: %v", names[i], serr)
 			}
 			if rewrite.Spliced(sres) {
-				if same, err := rewrite.SameStatements(sres.SQL, res.SQL); err != nil || !same {
+				if same, err := rewrite.SameStatements(sres.SQL, res.SQL); (err != nil || !same) && deparseFaithful(t, sql) {
 					t.Fatalf("%s: the splice is not the rewrite (%v):\ninput:    %s\nspliced:  %s\ndeparsed: %s", names[i], err, sql, sres.SQL, res.SQL)
 				}
 			} else if sres.SQL != res.SQL {
@@ -249,8 +249,26 @@ func FuzzEngineCache(f *testing.F) {
 		if !rewrite.Spliced(want) && want.SQL != direct.SQL {
 			t.Fatalf("%q: the cold engine deparses\n%s\nRewrite gives\n%s", c, want.SQL, direct.SQL)
 		}
-		if same, err := rewrite.SameStatements(want.SQL, direct.SQL); err != nil || !same {
+		if same, err := rewrite.SameStatements(want.SQL, direct.SQL); (err != nil || !same) && deparseFaithful(t, c) {
 			t.Fatalf("%q: the cold engine's splice is not the rewrite (%v):\n%s\nRewrite gives\n%s", c, err, want.SQL, direct.SQL)
 		}
 	})
+}
+
+// deparseFaithful reports whether pg_query's deparse of sql is sql in
+// meaning. When it is not (0 LIKE(0=0) is deparsed 0 LIKE 0 = 0), a
+// spliced rewrite, which keeps the client's text, differs from the
+// deparse-based one by the deparser's fault, not the splice's.
+func deparseFaithful(t *testing.T, sql string) bool {
+	t.Helper()
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return true
+	}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return false
+	}
+	same, err := rewrite.SameStatements(sql, out)
+	return err == nil && same
 }

@@ -2,7 +2,9 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // unqualifyColumnRefs rewrites the column references of the SELECT being
@@ -24,7 +26,7 @@ func (w *walker) unqualifyColumnRefs(schema, rel string) {
 		return
 	}
 	top := w.selects[len(w.selects)-1]
-	unqualifyIn(top.ProtoReflect(), schema, rel, top, &w.unqualified)
+	unqualifyIn(top, schema, rel, top, &w.unqualified)
 }
 
 // unqualifiedRef is a column reference unqualifyIn shortened: its text,
@@ -37,31 +39,18 @@ type unqualifiedRef struct {
 // unqualifyIn walks m, shortening schema.rel.x references; self is the
 // SELECT the relation's FROM item belongs to. It appends what it
 // shortened to done.
-func unqualifyIn(m protoreflect.Message, schema, rel string, self *pg_query.SelectStmt, done *[]unqualifiedRef) {
-	switch v := m.Interface().(type) {
-	case *pg_query.ColumnRef:
-		if len(v.Fields) == 3 && v.Fields[0].GetString_().GetSval() == schema && v.Fields[1].GetString_().GetSval() == rel {
-			v.Fields = v.Fields[1:]
-			*done = append(*done, unqualifiedRef{ref: v, schema: schema})
-		}
-		return
-	case *pg_query.SelectStmt:
-		if v != self && shadows(v, schema, rel) {
-			return
-		}
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind {
-			return true
-		}
-		if fd.IsList() {
-			l := val.List()
-			for i := 0; i < l.Len(); i++ {
-				unqualifyIn(l.Get(i).Message(), schema, rel, self, done)
+func unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt, done *[]unqualifiedRef) {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		switch v := m.(type) {
+		case *pg_query.ColumnRef:
+			if len(v.Fields) == 3 && v.Fields[0].GetString_().GetSval() == schema && v.Fields[1].GetString_().GetSval() == rel {
+				v.Fields = v.Fields[1:]
+				*done = append(*done, unqualifiedRef{ref: v, schema: schema})
 			}
-			return true
+			return false
+		case *pg_query.SelectStmt:
+			return v == self || !shadows(v, schema, rel)
 		}
-		unqualifyIn(val.Message(), schema, rel, self, done)
 		return true
 	})
 }

@@ -7,7 +7,9 @@ import (
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // Result is a rewritten statement text and what the rewrite did.
@@ -129,8 +131,9 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	}
 	if sp != nil && !w.changed {
 		// NOTE: like a deparse's, a splice's output must parse back into
-		// as many statements; one that does not is deparsed instead.
-		if out, ok := w.splice(sql, sp); ok && reparses(out, len(tree.Stmts)) {
+		// as many statements (its skeleton does, see splice); one that
+		// does not is deparsed instead.
+		if out, skeleton, ok := w.splice(sql, sp); ok && reparses(skeleton, len(tree.Stmts)) && utf8.ValidString(out) {
 			res.SQL, res.Rewritten, res.spliced = out, true, true
 			return res, nil
 		}
@@ -166,34 +169,21 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 // often only costs a parse.
 func readsConstantValues(stmts []*pg_query.RawStmt) bool {
 	found := false
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
-		if fc, ok := m.Interface().(*pg_query.FuncCall); ok && len(fc.Funcname) > 0 &&
-			fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval() == "set_config" {
-			found = true
-			return
-		}
-		if vs, ok := m.Interface().(*pg_query.VariableSetStmt); ok && (settingValues[strings.ToLower(vs.Name)] != nil || isActSetting(vs.Name)) {
-			found = true
-			return
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind {
-				return true
-			}
-			if fd.IsList() {
-				l := v.List()
-				for i := 0; i < l.Len() && !found; i++ {
-					visit(l.Get(i).Message())
+	for _, s := range stmts {
+		pgtree.Walk(s, func(m proto.Message) bool {
+			switch v := m.(type) {
+			case *pg_query.FuncCall:
+				if len(v.Funcname) > 0 && v.Funcname[len(v.Funcname)-1].GetString_().GetSval() == "set_config" {
+					found = true
 				}
-			} else {
-				visit(v.Message())
+			case *pg_query.VariableSetStmt:
+				if settingValues[strings.ToLower(v.Name)] != nil || isActSetting(v.Name) {
+					found = true
+				}
 			}
 			return !found
 		})
-	}
-	for _, s := range stmts {
-		if visit(s.ProtoReflect()); found {
+		if found {
 			return true
 		}
 	}

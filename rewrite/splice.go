@@ -44,20 +44,30 @@ type splicer struct {
 	policy string
 }
 
-// edit replaces text[start:end] by repl.
+// edit replaces text[start:end] by repl; in the skeleton (see splice),
+// by skel.
 type edit struct {
 	start, end int
-	repl       string
+	repl, skel string
 }
 
+// skeletonSelect stands for a subquery's text in a splice's skeleton.
+const skeletonSelect = "(SELECT)"
+
 // splice returns the spliced rewrite of text, or false when one of its
-// changes cannot be spliced and the statement must be deparsed.
-func (w *walker) splice(text string, sp *splicer) (string, bool) {
+// changes cannot be spliced and the statement must be deparsed. It also
+// returns the rewrite's skeleton: the same text with each subquery
+// written (SELECT). A subquery's text is one whole SELECT statement
+// (buildSubqueryTemplate checks it) put between parentheses, where the
+// grammar reads any such statement alike, so the rewrite parses into as
+// many statements as its skeleton, at the cost of parsing a text of about
+// the client's length rather than one several times longer.
+func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool) {
 	edits := make([]edit, 0, len(w.scoped)+len(w.unqualified))
 	for i := range w.scoped {
 		s := &w.scoped[i]
 		if !s.rv.Inh {
-			return "", false // ONLY name: the parser's location is the name's
+			return "", "", false // ONLY name: the parser's location is the name's
 		}
 		names := []string{s.rv.Relname}
 		if s.rv.Schemaname != "" {
@@ -66,68 +76,68 @@ func (w *walker) splice(text string, sp *splicer) (string, bool) {
 		start := int(s.rv.Location)
 		end, last, ok := qualifiedNameAt(text, start, names)
 		if !ok {
-			return "", false
+			return "", "", false
 		}
 		if j := skipSpaces(text, end); j < len(text) && text[j] == '*' {
-			return "", false // name *: inheritance said again
+			return "", "", false // name *: inheritance said again
 		}
 		sub, ok := sp.subquery(w, s, text)
 		if !ok {
-			return "", false
+			return "", "", false
 		}
-		var b strings.Builder
-		b.Grow(len(sub) + len(last) + 6)
-		b.WriteByte('(')
-		b.WriteString(sub)
-		b.WriteByte(')')
+		alias := ""
 		if s.rv.Alias == nil {
 			// The rewrite's alias is the relation's name: the client's
 			// own token of it.
-			b.WriteString(" AS ")
-			b.WriteString(last)
+			alias = " AS " + last
 		}
-		edits = append(edits, edit{start: start, end: end, repl: b.String()})
+		edits = append(edits, edit{start: start, end: end, repl: "(" + sub + ")" + alias, skel: skeletonSelect + alias})
 	}
 	for _, u := range w.unqualified {
 		start := int(u.ref.Location)
 		if len(u.ref.Fields) < 2 {
-			return "", false
+			return "", "", false
 		}
 		rel := u.ref.Fields[0].GetString_().GetSval()
 		end, _, ok := qualifiedNameAt(text, start, []string{u.schema})
 		if !ok {
-			return "", false
+			return "", "", false
 		}
 		// The schema, the dot and the spaces around it go; the text must
 		// go on with the relation's name.
 		j := skipSpaces(text, end)
 		if j >= len(text) || text[j] != '.' {
-			return "", false
+			return "", "", false
 		}
 		j = skipSpaces(text, j+1)
 		if _, _, ok := qualifiedNameAt(text, j, []string{rel}); !ok {
-			return "", false
+			return "", "", false
 		}
 		edits = append(edits, edit{start: start, end: j})
 	}
 	slices.SortFunc(edits, func(a, b edit) int { return a.start - b.start })
-	n := len(text)
+	n, k := len(text), len(text)
 	for i, e := range edits {
 		if i > 0 && e.start < edits[i-1].end {
-			return "", false
+			return "", "", false
 		}
 		n += len(e.repl) - (e.end - e.start)
+		k += len(e.skel) - (e.end - e.start)
 	}
-	var b strings.Builder
+	var b, sk strings.Builder
 	b.Grow(n)
+	sk.Grow(k)
 	last := 0
 	for _, e := range edits {
 		b.WriteString(text[last:e.start])
 		b.WriteString(e.repl)
+		sk.WriteString(text[last:e.start])
+		sk.WriteString(e.skel)
 		last = e.end
 	}
 	b.WriteString(text[last:])
-	return b.String(), true
+	sk.WriteString(text[last:])
+	return b.String(), sk.String(), true
 }
 
 // qualifiedNameAt reads, at text[start:], the identifiers of names
@@ -363,7 +373,9 @@ func literalAt(text string, i int) (tok string, kind byte, ok bool) {
 // and operand kinds (subqueryKey).
 func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, lits []string) *template {
 	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, s.pushed), w.version)
-	if !ok {
+	// NOTE: a splice's skeleton stands for this text (see splice): it
+	// must be one whole SELECT statement.
+	if !ok || !reparses(direct, 1) || !strings.HasPrefix(direct, "SELECT ") {
 		return nil
 	}
 	// The same SELECT with a sentinel for each constant: the pushed

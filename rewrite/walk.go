@@ -4,7 +4,9 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // walker checks and rewrites one statement text.
@@ -110,13 +112,13 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.err = w.walkSelect(v.SelectStmt)
 		return
 	case *pg_query.Node_InsertStmt:
-		w.withScope(v.InsertStmt.WithClause, func() { w.visitFields(v.InsertStmt.ProtoReflect(), "with_clause") })
+		w.withScope(v.InsertStmt.WithClause, func() { w.visitChildren(v.InsertStmt, v.InsertStmt.WithClause) })
 		return
 	case *pg_query.Node_UpdateStmt:
-		w.withScope(v.UpdateStmt.WithClause, func() { w.visitFields(v.UpdateStmt.ProtoReflect(), "with_clause") })
+		w.withScope(v.UpdateStmt.WithClause, func() { w.visitChildren(v.UpdateStmt, v.UpdateStmt.WithClause) })
 		return
 	case *pg_query.Node_DeleteStmt:
-		w.withScope(v.DeleteStmt.WithClause, func() { w.visitFields(v.DeleteStmt.ProtoReflect(), "with_clause") })
+		w.withScope(v.DeleteStmt.WithClause, func() { w.visitChildren(v.DeleteStmt, v.DeleteStmt.WithClause) })
 		return
 	case *pg_query.Node_FuncCall:
 		if w.maskSize(n, v.FuncCall) {
@@ -157,35 +159,24 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.locking = true
 		return
 	}
-	w.visitFields(n.ProtoReflect(), "")
+	w.visitChildren(n, nil)
 }
 
-// visitFields walks every message field of m except the one named skip.
-func (w *walker) visitFields(m protoreflect.Message, skip protoreflect.Name) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if w.err != nil {
-			return false
+// visitChildren walks every message directly below m but skip (a WITH
+// clause its caller has walked in scope).
+func (w *walker) visitChildren(m proto.Message, skip proto.Message) {
+	pgtree.Children(m, func(c proto.Message) {
+		if w.err == nil && c != skip {
+			w.visitMessage(c)
 		}
-		if fd.Name() == skip || fd.Kind() != protoreflect.MessageKind {
-			return true
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len() && w.err == nil; i++ {
-				w.visitMessage(l.Get(i).Message())
-			}
-			return true
-		}
-		w.visitMessage(v.Message())
-		return true
 	})
 }
 
-// visitMessage dispatches a message value: Nodes through visitNode,
-// SelectStmts reached directly (set-operation arms) through walkSelect,
-// typed RangeVar fields (write targets) through the statement's checks.
-func (w *walker) visitMessage(m protoreflect.Message) {
-	switch v := m.Interface().(type) {
+// visitMessage dispatches a message: Nodes through visitNode, SelectStmts
+// reached directly (set-operation arms) through walkSelect, typed
+// RangeVar fields (write targets) through the statement's checks.
+func (w *walker) visitMessage(m proto.Message) {
+	switch v := m.(type) {
 	case *pg_query.Node:
 		w.visitNode(v)
 	case *pg_query.SelectStmt:
@@ -200,7 +191,7 @@ func (w *walker) visitMessage(m protoreflect.Message) {
 		// guess what it names.
 		w.err = deny("statement_kind", "unexpected relation reference %s", v.Relname)
 	default:
-		w.visitFields(m, "")
+		w.visitChildren(m, nil)
 	}
 }
 
@@ -213,7 +204,7 @@ func (w *walker) walkSelect(s *pg_query.SelectStmt) error {
 		return deny("select_into", "SELECT INTO creates a table")
 	}
 	w.selects = append(w.selects, s)
-	w.withScope(s.WithClause, func() { w.visitFields(s.ProtoReflect(), "with_clause") })
+	w.withScope(s.WithClause, func() { w.visitChildren(s, s.WithClause) })
 	w.selects = w.selects[:len(w.selects)-1]
 	return w.err
 }
@@ -245,7 +236,7 @@ func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
 			return
 		}
 		if cte := c.GetCommonTableExpr(); cte != nil {
-			w.visitFields(cte.ProtoReflect(), "")
+			w.visitChildren(cte, nil)
 			frame[names[i]] = true
 		}
 	}
@@ -514,23 +505,12 @@ func (w *walker) operator(name []*pg_query.Node) {
 }
 
 // walkColumnRefs calls f for every ColumnRef message below m.
-func walkColumnRefs(m protoreflect.Message, f func(*pg_query.ColumnRef)) {
-	if cr, ok := m.Interface().(*pg_query.ColumnRef); ok {
-		f(cr)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind {
-			return true
+func walkColumnRefs(m proto.Message, f func(*pg_query.ColumnRef)) {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		if cr, ok := m.(*pg_query.ColumnRef); ok {
+			f(cr)
+			return false
 		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walkColumnRefs(l.Get(i).Message(), f)
-			}
-			return true
-		}
-		walkColumnRefs(v.Message(), f)
 		return true
 	})
 }

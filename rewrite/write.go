@@ -226,7 +226,7 @@ func visitColumnRefs(n *pg_query.Node, f func(*pg_query.ColumnRef)) {
 	if n == nil {
 		return
 	}
-	walkColumnRefs(n.ProtoReflect(), f)
+	walkColumnRefs(n, f)
 }
 
 func qualifiedRef(rel, col string) *pg_query.Node {

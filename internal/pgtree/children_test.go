@@ -110,4 +110,3 @@ func TestGeneratedIsCurrent(t *testing.T) {
 		t.Fatal("children.go is out of date: run go generate ./internal/pgtree")
 	}
 }
-

@@ -14,6 +14,10 @@ import (
 // maxCachedText is the longest statement text the rewrite cache keeps.
 const maxCachedText = 64 << 10
 
+// normalizeFirst is the longest text the engine normalises before
+// rewriting it even though its literal shape is known (see Rewrite).
+const normalizeFirst = 8 << 10
+
 // PolicyFunc returns the compiled policy of a login.
 type PolicyFunc func(login string) (Policy, error)
 
@@ -159,12 +163,27 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// depends on the constants (they are pushed into the subquery) and
 	// a refusal's message may quote them. A statement whose checks read
 	// a constant's value (set_config's setting name) is never shared.
+	// NOTE: pg_query.Normalize parses the text, and its cost grows
+	// faster than the text's length (about a tenth of a parse at 9 KB,
+	// more than a parse at 64 KB): on a text longer than normalizeFirst
+	// whose literal shape is known (the lookup above stood for this one)
+	// it runs only after the rewrite, when its result is kept, which a
+	// rewritten statement seen once (a BI tool's) never needs.
 	var shapeKey cacheKey
 	var norm string
-	if cacheable {
-		var err error
-		if norm, err = pg_query.Normalize(text); err == nil && norm != text {
-			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: norm}
+	normDone := false
+	normalized := func() string {
+		if !normDone {
+			normDone = true
+			if n, err := pg_query.Normalize(text); err == nil {
+				norm = n
+			}
+		}
+		return norm
+	}
+	if cacheable && (litKey.text == "" || len(text) <= normalizeFirst) {
+		if n := normalized(); n != "" && n != text {
+			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {
 				e.hits.Add(1)
 				// Same shape, same decision and same metadata; only
@@ -201,22 +220,28 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && cacheable {
 		e.cache.put(key, c)
-		if shapeKey.text != "" && c.err == nil && !res.Rewritten && !res.constantBound {
-			e.cache.put(shapeKey, c)
-			if litKey.text != "" && litNorm == norm {
-				e.cache.put(litKey, c)
+		if c.err == nil && !res.Rewritten && !res.constantBound {
+			if n := normalized(); n != "" && n != text {
+				e.cache.put(cacheKey{policy: p.Key(), kind: shapeKind, text: n}, c)
+				if litKey.text != "" && litNorm == n {
+					e.cache.put(litKey, c)
+				}
 			}
 		}
 		// NOTE: like a shape forwarded unchanged, a template is kept only
 		// for a literal shape that is pg_query's normalisation of the
 		// text (up to the numbering of its $n: pg_query numbers LIMIT
 		// and OFFSET apart), and only when it reproduces this text's
-		// rewrite.
-		if c.err == nil && res.Rewritten && !res.constantBound && litKey.text != "" && samePlaceholders(litNorm, norm) {
+		// rewrite. A shape is marked seen at its first statement, and
+		// checked at its second, when the template is made: statements
+		// seen once do not pay for the normalisation.
+		if c.err == nil && res.Rewritten && !res.constantBound && litKey.text != "" {
 			if !seenShape {
 				e.cache.put(litKey, cached{seen: true})
-			} else if t := buildTemplate(text, spans, res, cat, p); t != nil {
-				e.cache.put(litKey, cached{res: res, tmpl: t})
+			} else if n := normalized(); n != "" && samePlaceholders(litNorm, n) {
+				if t := buildTemplate(text, spans, res, cat, p); t != nil {
+					e.cache.put(litKey, cached{res: res, tmpl: t})
+				}
 			}
 		}
 	}

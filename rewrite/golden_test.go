@@ -98,6 +98,9 @@ func TestGolden(t *testing.T) {
 			}
 			checkSplice(t, splicer, sql, env.cat, pol, res, err, up, upstream)
 
+			if err == nil {
+				got = prettySQL(t, got)
+			}
 			if *updateGolden {
 				ar.set("want", got)
 				for _, s := range []struct{ name, val string }{{"rules", rules}, {"masked", masked}, {"upstream", upstream}} {
@@ -123,6 +126,74 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// prettySQL lays sql out for a golden file: one clause per line,
+// indented by its depth in parentheses. Only the space between tokens
+// changes: where sql has none there is none, where it has some there is a
+// space or a line break, so a golden file still tells every byte that
+// matters apart.
+func prettySQL(t *testing.T, sql string) string {
+	t.Helper()
+	scan, err := pg_query.Scan(sql)
+	if err != nil {
+		t.Fatalf("scanning the output: %v", err)
+	}
+	var b strings.Builder
+	depth, last := 0, 0
+	prev := pg_query.Token_NUL
+	for _, tok := range scan.Tokens {
+		start, end := int(tok.Start), int(tok.End)
+		gap := sql[last:start]
+		if strings.TrimSpace(gap) != "" {
+			t.Fatalf("text between tokens: %q", gap)
+		}
+		switch {
+		case last > 0 && prev == pg_query.Token_ASCII_59: // ;
+			b.WriteString("\n")
+		case last > 0 && clauseStart(tok.Token, prev):
+			b.WriteString("\n" + strings.Repeat("  ", depth))
+		case gap != "":
+			b.WriteByte(' ')
+		}
+		b.WriteString(sql[start:end])
+		switch tok.Token {
+		case pg_query.Token_ASCII_40:
+			depth++
+		case pg_query.Token_ASCII_41:
+			depth--
+		}
+		last, prev = end, tok.Token
+	}
+	b.WriteString(sql[last:])
+	return b.String()
+}
+
+// clauseStart reports whether token tok, after prev, starts a clause
+// prettySQL puts on a line of its own.
+func clauseStart(tok, prev pg_query.Token) bool {
+	if prev == pg_query.Token_ASCII_40 { // (SELECT stays together
+		return false
+	}
+	switch tok {
+	case pg_query.Token_SELECT, pg_query.Token_FROM, pg_query.Token_WHERE, pg_query.Token_GROUP_P,
+		pg_query.Token_HAVING, pg_query.Token_WINDOW, pg_query.Token_ORDER, pg_query.Token_LIMIT,
+		pg_query.Token_OFFSET, pg_query.Token_UNION, pg_query.Token_INTERSECT, pg_query.Token_EXCEPT,
+		pg_query.Token_RETURNING, pg_query.Token_VALUES, pg_query.Token_LEFT, pg_query.Token_RIGHT,
+		pg_query.Token_FULL, pg_query.Token_INNER_P, pg_query.Token_CROSS, pg_query.Token_NATURAL:
+		// UNION ALL SELECT, INSERT … SELECT: the arm's SELECT follows
+		// its keyword on the same line.
+		return !(tok == pg_query.Token_SELECT && (prev == pg_query.Token_ALL || prev == pg_query.Token_UNION ||
+			prev == pg_query.Token_INTERSECT || prev == pg_query.Token_EXCEPT || prev == pg_query.Token_DISTINCT))
+	case pg_query.Token_JOIN:
+		switch prev {
+		case pg_query.Token_LEFT, pg_query.Token_RIGHT, pg_query.Token_FULL, pg_query.Token_INNER_P,
+			pg_query.Token_CROSS, pg_query.Token_NATURAL, pg_query.Token_OUTER_P:
+			return false
+		}
+		return true
+	}
+	return false
 }
 
 // outcome renders what Rewrite returned the way section want holds it.

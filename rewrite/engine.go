@@ -14,9 +14,6 @@ import (
 // maxCachedText is the longest statement text the rewrite cache keeps.
 const maxCachedText = 64 << 10
 
-// normalizeFirst is the longest text the engine normalises before
-// rewriting it even though its literal shape is known (see Rewrite).
-const normalizeFirst = 8 << 10
 
 // PolicyFunc returns the compiled policy of a login.
 type PolicyFunc func(login string) (Policy, error)
@@ -163,12 +160,13 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// depends on the constants (they are pushed into the subquery) and
 	// a refusal's message may quote them. A statement whose checks read
 	// a constant's value (set_config's setting name) is never shared.
-	// NOTE: pg_query.Normalize parses the text, and its cost grows
-	// faster than the text's length (about a tenth of a parse at 9 KB,
-	// more than a parse at 64 KB): on a text longer than normalizeFirst
-	// whose literal shape is known (the lookup above stood for this one)
-	// it runs only after the rewrite, when its result is kept, which a
-	// rewritten statement seen once (a BI tool's) never needs.
+	// NOTE: pg_query.Normalize parses the text (without the protobuf
+	// round trip of a full parse), and its cost grows faster than the
+	// text's length. A text whose literal shape is known was looked up
+	// above by that shape, pg_query's normalisation up to the kinds of
+	// its literals: it is normalised only after the rewrite, when the
+	// normalisation is kept, which a rewritten statement seen once (a BI
+	// tool's) never needs. A statement is parsed once.
 	var shapeKey cacheKey
 	var norm string
 	normDone := false
@@ -181,7 +179,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		}
 		return norm
 	}
-	if cacheable && (litKey.text == "" || len(text) <= normalizeFirst) {
+	if cacheable && litKey.text == "" {
 		if n := normalized(); n != "" && n != text {
 			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {

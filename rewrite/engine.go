@@ -14,7 +14,6 @@ import (
 // maxCachedText is the longest statement text the rewrite cache keeps.
 const maxCachedText = 64 << 10
 
-
 // PolicyFunc returns the compiled policy of a login.
 type PolicyFunc func(login string) (Policy, error)
 

@@ -3,7 +3,6 @@ package rewrite
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ClassifiedFunction returns the class and rule catalogFunctions give
@@ -91,23 +90,4 @@ func SameStatements(a, b string) (bool, error) {
 	clearLocations(ta.ProtoReflect())
 	clearLocations(tb.ProtoReflect())
 	return proto.Equal(ta, tb), nil
-}
-
-// clearLocations zeroes every location field below m.
-func clearLocations(m protoreflect.Message) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.Int32Kind && (fd.Name() == "location" || fd.Name() == "stmt_location" || fd.Name() == "stmt_len"):
-			m.Clear(fd)
-		case fd.Kind() != protoreflect.MessageKind:
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				clearLocations(l.Get(i).Message())
-			}
-		default:
-			clearLocations(v.Message())
-		}
-		return true
-	})
 }

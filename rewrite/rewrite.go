@@ -143,9 +143,10 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	if err != nil {
 		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
 	}
-	// NOTE: the output must parse back into as many statements: a
-	// deparse bug must not reach the upstream as a different statement.
-	if !reparses(out, len(tree.Stmts)) {
+	// NOTE: the output must parse back into the tree the rewriter
+	// built: a deparse bug must not reach the upstream as a different
+	// statement.
+	if !deparsedFaithfully(out, tree) {
 		return nil, deny("rewrite", "the rewritten statement did not re-parse")
 	}
 	res.SQL, res.Rewritten = out, true
@@ -419,6 +420,7 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 		tl = append(tl, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: t}}})
 	}
 	sel := &pg_query.SelectStmt{
+		Op:          pg_query.SetOperation_SETOP_NONE,
 		TargetList:  tl,
 		FromClause:  []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: c.Relation}}},
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,

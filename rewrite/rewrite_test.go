@@ -227,3 +227,25 @@ func TestFunctionOverloadsOutsidePgCatalog(t *testing.T) {
 		t.Fatalf("a qualified pg_catalog call is refused: %v", err)
 	}
 }
+
+// TestDeparseMustBeFaithful: pg_query deparses 0 LIKE (0 = 0) as
+// 0 LIKE 0 = 0, which reads otherwise. A deparsed rewrite must parse back
+// into the tree the rewriter built, or the statement is refused; the
+// engine's spliced rewrite keeps the client's text and is right.
+func TestDeparseMustBeFaithful(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	const sql = "SELECT id FROM responses WHERE 0 LIKE (0 = 0)"
+	_, err := rewrite.Rewrite(sql, cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "rewrite" {
+		t.Fatalf("deparsed: %v, want a refusal under rule rewrite", err)
+	}
+	res, err := rewrite.NewSplicer().Rewrite(sql, cat, p)
+	if err != nil || !rewrite.Spliced(res) {
+		t.Fatalf("spliced: %v %+v", err, res)
+	}
+	if !strings.HasSuffix(res.SQL, " WHERE 0 LIKE (0 = 0)") {
+		t.Errorf("the splice changed the client's text: %s", res.SQL)
+	}
+}

@@ -133,6 +133,7 @@ func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, p
 	}
 	conds = append(conds, pushed...)
 	return &pg_query.SelectStmt{
+		Op:         pg_query.SetOperation_SETOP_NONE,
 		TargetList: targets,
 		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{
 			Schemaname: rel.Schema, Relname: rel.Name, Inh: inh, Relpersistence: "p", Location: -1,
@@ -420,7 +421,10 @@ func nullConst() *pg_query.Node {
 	return &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true, Location: -1}}}
 }
 
-// and combines conditions with AND; nil when there are none.
+// and combines conditions with AND; nil when there are none. A condition
+// that is itself an AND gives its arguments, as the parser reads a AND b
+// AND c: the deparsed rewrite must parse back into this tree
+// (deparsedFaithfully).
 func and(conds []*pg_query.Node) *pg_query.Node {
 	switch len(conds) {
 	case 0:
@@ -428,6 +432,15 @@ func and(conds []*pg_query.Node) *pg_query.Node {
 	case 1:
 		return conds[0]
 	}
+	flat := make([]*pg_query.Node, 0, len(conds))
+	for _, c := range conds {
+		if b := c.GetBoolExpr(); b != nil && b.Boolop == pg_query.BoolExprType_AND_EXPR {
+			flat = append(flat, b.Args...)
+		} else {
+			flat = append(flat, c)
+		}
+	}
+	conds = flat
 	return &pg_query.Node{Node: &pg_query.Node_BoolExpr{BoolExpr: &pg_query.BoolExpr{
 		Boolop: pg_query.BoolExprType_AND_EXPR, Args: conds, Location: -1,
 	}}}

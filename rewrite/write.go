@@ -134,6 +134,7 @@ func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel
 	// The user's WHERE is checked (functions, nested governed relations)
 	// in the scope of a SELECT over the masked rows.
 	keys := &pg_query.SelectStmt{
+		Op: pg_query.SetOperation_SETOP_NONE,
 		TargetList: []*pg_query.Node{
 			resTarget("", qualifiedRef(alias.Aliasname, rowIDTableOID)),
 			resTarget("", qualifiedRef(alias.Aliasname, rowIDCtid)),

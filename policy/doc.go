@@ -16,5 +16,12 @@
 // the rewriter consults. User attributes enter SQL only as literal AST
 // nodes, never as text.
 //
+// What the package asks the upstream database — identity queries, and
+// the checks of the configuration against the live catalog
+// (CheckCatalog, CheckServiceAccount, CheckMaskKeys) — goes through the
+// Server interface, which policy/live implements over a connection: the
+// package decides what to ask and what the answers mean, and does no
+// database I/O itself.
+//
 // Everything fails closed: what is unclear gives no row or a denial.
 package policy

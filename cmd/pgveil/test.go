@@ -8,6 +8,7 @@ import (
 	"regexp"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/policy/policytest"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
@@ -68,7 +69,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer conn.Close(context.Background())
-		ids, diags := cfg.LoadIdentities(ctx, conn)
+		ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 		writeDiags(stderr, files, diags)
 		if diags.HasErrors() || ids == nil {
 			return 1

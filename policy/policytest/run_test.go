@@ -15,6 +15,7 @@ import (
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/policy/policytest"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -158,7 +159,7 @@ func online(t *testing.T, ctx context.Context, cfg *policy.Config) (*policytest.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if diags.HasErrors() {
 		t.Fatalf("loading identities: %v", diags)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/pgveil/pgveil/internal/ldapauth"
 	"github.com/pgveil/pgveil/internal/scram"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -133,7 +134,9 @@ const (
 	// AuthCert is a TLS client certificate signed by a client CA whose
 	// name (ListenTLS.ClientName) is the login.
 	AuthCert = "cert"
-	// AuthLDAP: see ldap.go.
+	// AuthLDAP is a password checked by binding to an LDAP directory
+	// (the `ldap` block), as PostgreSQL's ldap method.
+	AuthLDAP = "ldap"
 )
 
 // Upstream is the `upstream` block: the PostgreSQL server and the service
@@ -495,4 +498,35 @@ type Team struct {
 	Parent string
 	// DeclRange is where the block starts.
 	DeclRange hcl.Range
+}
+
+// LDAP is the `ldap` block: the directory that checks the passwords of
+// users with auth = "ldap", and of people with no user block, whose
+// groups map to roles and groups.
+type LDAP struct {
+	// Directory says how to reach the directory and find a user in it;
+	// its RootCAs are provisioned from CAFile.
+	Directory ldapauth.Config
+	// CAFile is the PEM bundle verifying the directory's certificate,
+	// resolved against the configuration file's directory; empty for the
+	// system pool.
+	CAFile string
+	// AllowCleartext lets LDAP logins run over client connections without
+	// TLS, where the password the client sends would be readable.
+	AllowCleartext bool
+	// Groups map directory groups to roles and groups, in file order.
+	Groups []*LDAPGroup
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// LDAPGroup is a `group "<dn>"` block inside `ldap`: members of the
+// directory group get its roles and groups.
+type LDAPGroup struct {
+	// DN is the group's distinguished name, the block's label.
+	DN string
+	// Roles are given to the group's members.
+	Roles []string
+	// Groups are given to the group's members (me.groups).
+	Groups []string
 }

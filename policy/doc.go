@@ -23,5 +23,12 @@
 // package decides what to ask and what the answers mean, and does no
 // database I/O itself.
 //
+// The files are named by their job: load.go, decode*.go, provision.go and
+// validate*.go read the HCL into a Config; identities*.go resolve the
+// users; compile*.go build a user's policy; check*.go check a Config
+// against the live database; reload.go says what a reload may change.
+// config.go holds the Config types, and value.go, pattern.go, nodes.go,
+// maskkeys.go, version.go and diagnostics.go what several jobs share.
+//
 // Everything fails closed: what is unclear gives no row or a denial.
 package policy

@@ -41,7 +41,7 @@ func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, h
 	defer func() { _ = srv.Exec(context.WithoutCancel(ctx), "ROLLBACK") }()
 	// NOTE: dates, times and intervals become attributes in their text
 	// form, which these settings decide: ISO 8601 and UTC are what
-	// policies read alike under every client's settings (see datetime.go).
+	// policies read alike under every client's settings (see compile_datetime.go).
 	if err := srv.Exec(ctx, identitySettings); err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/pgveil/pgveil/internal/ldapauth"
 	"github.com/pgveil/pgveil/internal/scram"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -19,101 +20,101 @@ import (
 type Config struct {
 	// Files lists the HCL files the configuration was read from, in the
 	// order they were read.
-	Files []string
+	Files []string `reload:"files,apply"`
 	// Listen describes the client-facing side.
-	Listen Listen
+	Listen Listen `reload:"listen,restart"`
 	// Upstream describes the PostgreSQL server pgveil forwards to.
-	Upstream Upstream
+	Upstream Upstream `reload:"upstream,refuse"`
 	// Users maps a login name to its `user` block. Users whose rows come
 	// from identity queries are not here: see Identities.User, which also
 	// merges identity rows into these.
-	Users map[string]*User
+	Users map[string]*User `reload:"user,apply"`
 	// Roles maps a role name to its `role` block.
-	Roles map[string]*Role
+	Roles map[string]*Role `reload:"role,apply"`
 	// Tables are the `table` blocks, in the order they were read.
-	Tables []*Table
+	Tables []*Table `reload:"table,apply"`
 	// Schemas maps a schema name to its `schema` block.
-	Schemas map[string]*Schema
+	Schemas map[string]*Schema `reload:"schema,apply"`
 	// Rules are the `rule` blocks, in the order they were read.
-	Rules []*Rule
+	Rules []*Rule `reload:"rule,apply"`
 	// IdentitySources are the `identity` blocks, in the order they were
 	// read.
-	IdentitySources []*IdentitySource
+	IdentitySources []*IdentitySource `reload:"identity,apply"`
 	// Teams is the team tree, from a `teams` block or `team` blocks; nil
 	// when the configuration declares neither.
-	Teams *Teams
+	Teams *Teams `reload:"teams,apply"`
 	// Tests are the `test` blocks (policy tests run by `pgveil test`), in
 	// the order they were read.
-	Tests []*Test
+	Tests []*Test `reload:"test,apply"`
 	// Audit is the `audit` block: where the audit trail goes; nil when
 	// there is none (no audit trail).
-	Audit *Audit
+	Audit *Audit `reload:"audit,restart"`
 	// Admin is the `admin` block: the HTTP endpoint of metrics and health
 	// checks; nil when there is none (no endpoint).
-	Admin *Admin
+	Admin *Admin `reload:"admin,restart"`
 	// LDAP is the `ldap` block: the directory checking LDAP logins; nil
 	// when there is none.
-	LDAP *LDAP
+	LDAP *LDAP `reload:"ldap,apply"`
 
 	// digest is the SHA-256 of the configuration files' names and bytes.
-	digest [32]byte
+	digest [32]byte `reload:"-"`
 	// envDigest covers the environment variables env() read (see
 	// envRecorder); it enters policy keys, not Version.
-	envDigest [32]byte
+	envDigest [32]byte `reload:"-"`
 	// attrs are the attributes behind the settings, keyed by their dotted
 	// names ("rule.france_only.where"), for diagnostics made after loading
 	// (CheckCatalog).
-	attrs map[string]*hcl.Attribute
+	attrs map[string]*hcl.Attribute `reload:"-"`
 }
 
 // Listen is the `listen` block: where clients connect.
 type Listen struct {
 	// Address is host:port to listen on, e.g. "127.0.0.1:6432".
-	Address string
+	Address string `reload:"address"`
 	// Database is the only database name clients may ask for. It defaults
 	// to Upstream.Database.
-	Database string
+	Database string `reload:"database"`
 	// StartupTimeout bounds TLS negotiation, the startup packet and
 	// authentication together. Default 10s.
-	StartupTimeout time.Duration
+	StartupTimeout time.Duration `reload:"startup_timeout"`
 	// ShutdownTimeout bounds how long a graceful shutdown waits for running
 	// statements before closing sessions. Default 30s.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `reload:"shutdown_timeout"`
 	// MaxMessageSize caps the size of any message a client sends, in bytes
 	// (header included). Default 64 MiB.
-	MaxMessageSize int
+	MaxMessageSize int `reload:"max_message_size"`
 	// TLS is nil when no `tls` block is present: clients asking for TLS are
 	// told 'N'.
-	TLS *ListenTLS
+	TLS *ListenTLS `reload:"tls"`
 }
 
 // ListenTLS is the `listen { tls { … } }` block.
 type ListenTLS struct {
 	// CertFile is the PEM certificate chain presented to clients, resolved
 	// against the directory of the configuration file that names it.
-	CertFile string
+	CertFile string `reload:"cert_file"`
 	// KeyFile is the PEM private key of CertFile, resolved the same way.
-	KeyFile string
+	KeyFile string `reload:"key_file"`
 	// Require rejects clients that do not negotiate TLS.
-	Require bool
+	Require bool `reload:"require"`
 	// ClientCAFile is the PEM bundle of the CAs trusted to sign client
 	// certificates, resolved like CertFile; empty when no user logs in
 	// with a certificate. Setting it makes pgveil ask clients for a
 	// certificate, which it verifies only for users with auth = "cert".
-	ClientCAFile string
+	ClientCAFile string `reload:"client_ca_file"`
 	// ClientCRLFile is a PEM or DER certificate revocation list issued by
 	// one of the client CAs; empty for none.
-	ClientCRLFile string
+	ClientCRLFile string `reload:"client_crl_file"`
 	// ClientName is the part of a client certificate compared with the
 	// login: ClientNameCN (default) or ClientNameDN.
-	ClientName string
+	ClientName string `reload:"client_name"`
 	// Config is provisioned from CertFile and KeyFile (and ClientCAs).
-	Config *tls.Config
+	Config *tls.Config `reload:"-"`
 	// ClientCAs is provisioned from ClientCAFile; nil without it.
-	ClientCAs *x509.CertPool
+	ClientCAs *x509.CertPool `reload:"-"`
 	// ClientCRL is provisioned from ClientCRLFile, its signature checked;
 	// nil without it.
-	ClientCRL *x509.RevocationList
+	ClientCRL *x509.RevocationList `reload:"-"`
 }
 
 // Values of ListenTLS.ClientName: what of a client certificate must equal
@@ -133,26 +134,28 @@ const (
 	// AuthCert is a TLS client certificate signed by a client CA whose
 	// name (ListenTLS.ClientName) is the login.
 	AuthCert = "cert"
-	// AuthLDAP: see ldap.go.
+	// AuthLDAP is a password checked by binding to an LDAP directory
+	// (the `ldap` block), as PostgreSQL's ldap method.
+	AuthLDAP = "ldap"
 )
 
 // Upstream is the `upstream` block: the PostgreSQL server and the service
 // account pgveil uses for every session.
 type Upstream struct {
 	// Address is host:port of the PostgreSQL server.
-	Address string
+	Address string `reload:"address"`
 	// Database is the database every session connects to.
-	Database string
+	Database string `reload:"database"`
 	// User is the service account every session logs in as.
-	User string
+	User string `reload:"user"`
 	// Password of the service account; usually env("NAME").
-	Password string
+	Password string `reload:"password,restart"`
 	// SearchPath is pinned on every upstream session. Default "public".
-	SearchPath string
+	SearchPath string `reload:"search_path"`
 	// ConnectTimeout bounds dialing and authenticating upstream. Default 5s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `reload:"connect_timeout,restart"`
 	// TLS is how the upstream connection is encrypted and verified.
-	TLS UpstreamTLS
+	TLS UpstreamTLS `reload:"tls"`
 }
 
 // Audit is the `audit` block: the tamper-evident audit trail (see
@@ -160,24 +163,24 @@ type Upstream struct {
 type Audit struct {
 	// File is the current audit log, resolved against the directory of
 	// the configuration file that names it; "-" is standard output.
-	File string
+	File string `reload:"file"`
 	// MaxSize rotates the file when a record would take it past this many
 	// bytes; 0 never rotates. Default 100 MiB.
-	MaxSize int64
+	MaxSize int64 `reload:"max_size"`
 	// QueueSize is the length of the queue between sessions and the
 	// writer. Default 10000.
-	QueueSize int
+	QueueSize int `reload:"queue_size"`
 	// OnFull is AuditBlock (default: sessions wait for room) or AuditDrop
 	// (records are dropped and counted).
-	OnFull string
+	OnFull string `reload:"on_full"`
 	// Key is the HMAC-SHA256 key of the chain; empty (with a warning) for
 	// a plain SHA-256 chain.
-	Key []byte
+	Key []byte `reload:"key"`
 	// RewrittenSQL is how the SQL forwarded upstream is kept: AuditFull
 	// (default), AuditHash or AuditNone.
-	RewrittenSQL string
+	RewrittenSQL string `reload:"rewritten_sql"`
 	// RedactLiterals replaces the literals of logged statements with $n.
-	RedactLiterals bool
+	RedactLiterals bool `reload:"redact_literals"`
 }
 
 // Values of Audit.OnFull and Audit.RewrittenSQL.
@@ -193,7 +196,7 @@ const (
 // metrics (/metrics) and health checks (/healthz, /readyz).
 type Admin struct {
 	// Address is host:port to listen on, e.g. "127.0.0.1:9187".
-	Address string
+	Address string `reload:"address"`
 }
 
 // TLS modes for the upstream connection.
@@ -207,15 +210,15 @@ const (
 type UpstreamTLS struct {
 	// Mode is one of TLSDisable, TLSRequire, TLSVerifyFull. Default
 	// TLSDisable when no tls block is given.
-	Mode string
+	Mode string `reload:"mode"`
 	// CAFile is a PEM bundle used to verify the server with verify-full,
 	// resolved against the directory of the configuration file that names
 	// it; the system pool is used when empty.
-	CAFile string
+	CAFile string `reload:"ca_file"`
 	// ServerName overrides the host name checked by verify-full.
-	ServerName string
+	ServerName string `reload:"server_name"`
 	// RootCAs is provisioned from CAFile (nil means the system pool).
-	RootCAs *x509.CertPool
+	RootCAs *x509.CertPool `reload:"-"`
 }
 
 // User is a `user "login" { … }` block, or a user merged from such a block
@@ -495,4 +498,35 @@ type Team struct {
 	Parent string
 	// DeclRange is where the block starts.
 	DeclRange hcl.Range
+}
+
+// LDAP is the `ldap` block: the directory that checks the passwords of
+// users with auth = "ldap", and of people with no user block, whose
+// groups map to roles and groups.
+type LDAP struct {
+	// Directory says how to reach the directory and find a user in it;
+	// its RootCAs are provisioned from CAFile.
+	Directory ldapauth.Config
+	// CAFile is the PEM bundle verifying the directory's certificate,
+	// resolved against the configuration file's directory; empty for the
+	// system pool.
+	CAFile string
+	// AllowCleartext lets LDAP logins run over client connections without
+	// TLS, where the password the client sends would be readable.
+	AllowCleartext bool
+	// Groups map directory groups to roles and groups, in file order.
+	Groups []*LDAPGroup
+	// DeclRange is where the block starts.
+	DeclRange hcl.Range
+}
+
+// LDAPGroup is a `group "<dn>"` block inside `ldap`: members of the
+// directory group get its roles and groups.
+type LDAPGroup struct {
+	// DN is the group's distinguished name, the block's label.
+	DN string
+	// Roles are given to the group's members.
+	Roles []string
+	// Groups are given to the group's members (me.groups).
+	Groups []string
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/policy/live"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -170,7 +171,7 @@ func TestDemoPolicyOnTheDemoData(t *testing.T) {
 	svc := connectAs(t, demoDB, "pgveil_svc", demoSvcPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ids, diags := cfg.LoadIdentities(ctx, svc)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(svc))
 	if diags.HasErrors() || ids == nil {
 		t.Fatalf("LoadIdentities: %v", diags)
 	}
@@ -330,7 +331,7 @@ rule "all" {
 	service := connectAs(t, "postgres", svc, svcPassword)
 
 	t.Run("before the keys are installed, the check fails", func(t *testing.T) {
-		if d := cfg.CheckMaskKeys(ctx, service); !d.HasErrors() {
+		if d := cfg.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
 			t.Fatal("no error")
 		}
 	})
@@ -374,14 +375,14 @@ rule "all" {
 		if err := service.Exec(ctx, "SELECT * FROM pgveil.mask_keys").Close(); err == nil {
 			t.Fatal("the keys' table is readable by the service account")
 		}
-		if d := cfg.CheckMaskKeys(ctx, service); d.HasErrors() {
+		if d := cfg.CheckMaskKeys(ctx, live.New(service)); d.HasErrors() {
 			t.Fatalf("the check fails on installed keys: %v", d)
 		}
 	})
 	t.Run("a key that differs from the configured secret fails the check", func(t *testing.T) {
 		other := loadPolicy(t, strings.Replace(policyText, `"KEY"`, `"another secret"`, 1))
 		other.Upstream.User = svc
-		if d := other.CheckMaskKeys(ctx, service); !d.HasErrors() {
+		if d := other.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
 			t.Fatal("no error")
 		}
 	})
@@ -389,7 +390,7 @@ rule "all" {
 		if err := admin.Exec(ctx, "GRANT SELECT ON pgveil.mask_keys TO "+svc).Close(); err != nil {
 			t.Fatal(err)
 		}
-		if d := cfg.CheckMaskKeys(ctx, service); !d.HasErrors() {
+		if d := cfg.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
 			t.Fatal("no error")
 		}
 	})

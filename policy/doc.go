@@ -16,5 +16,19 @@
 // the rewriter consults. User attributes enter SQL only as literal AST
 // nodes, never as text.
 //
+// What the package asks the upstream database — identity queries, and
+// the checks of the configuration against the live catalog
+// (CheckCatalog, CheckServiceAccount, CheckMaskKeys) — goes through the
+// Server interface, which policy/live implements over a connection: the
+// package decides what to ask and what the answers mean, and does no
+// database I/O itself.
+//
+// The files are named by their job: load.go, decode*.go, provision.go and
+// validate*.go read the HCL into a Config; identities*.go resolve the
+// users; compile*.go build a user's policy; check*.go check a Config
+// against the live database; reload.go says what a reload may change.
+// config.go holds the Config types, and value.go, pattern.go, nodes.go,
+// maskkeys.go, version.go and diagnostics.go what several jobs share.
+//
 // Everything fails closed: what is unclear gives no row or a denial.
 package policy

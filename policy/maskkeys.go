@@ -1,16 +1,11 @@
 package policy
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/hashicorp/hcl/v2"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -88,7 +83,7 @@ func (c *Config) HasHashMasks() bool { return len(c.maskKeys()) > 0 }
 // EXECUTE for the service account. It holds the secrets: pipe it to psql,
 // do not keep it.
 func (c *Config) MaskKeysSQL() string {
-	svc := pgx.Identifier{c.Upstream.User}.Sanitize()
+	svc := quoteIdent(c.Upstream.User)
 	var b strings.Builder
 	b.WriteString("-- pgveil: the secret keys of hash masks. Run as the owner of the database\n")
 	b.WriteString("-- (not as the service account), e.g. pgveil mask-keys --config … | psql -v ON_ERROR_STOP=1 …\n")
@@ -117,53 +112,8 @@ $pgveil$;
 	return b.String()
 }
 
-// CheckMaskKeys checks, as the service account on conn, that the hash
-// masks' keys are installed upstream and are the configured ones (each
-// hashes a probe value to what the configured secret gives), that the
-// hashing function runs as its owner, and that the service account cannot
-// read the keys. Without hash masks it checks nothing.
-func (c *Config) CheckMaskKeys(ctx context.Context, conn *pgconn.PgConn) hcl.Diagnostics {
-	keys := c.maskKeys()
-	if len(keys) == 0 {
-		return nil
-	}
-	var diags hcl.Diagnostics
-	fail := func(summary, detail string) {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary,
-			Detail: detail + " Install the keys with `pgveil mask-keys --config …`, run as the database owner (see configs/README.md, mask = \"hash\")."})
-	}
-	res := conn.ExecParams(ctx, `SELECT p.prosecdef,
-		pg_catalog.has_table_privilege(CURRENT_USER, $1::pg_catalog.text, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),
-		c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-		JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
-		WHERE n.nspname OPERATOR(pg_catalog.=) $2 AND p.proname OPERATOR(pg_catalog.=) 'mask_hash'
-		AND p.proargtypes OPERATOR(pg_catalog.=) '25 25'::pg_catalog.oidvector`,
-		[][]byte{[]byte(maskKeysTable), []byte(rewrite.InternalSchema)}, nil, nil, nil).Read()
-	if res.Err != nil || len(res.Rows) != 1 {
-		fail("Hash mask keys are not installed", fmt.Sprintf("The function %s(text, text) or the table %s is missing or unreadable for %s (%v).",
-			maskHashFunction, maskKeysTable, c.Upstream.User, res.Err))
-		return diags
-	}
-	row := res.Rows[0]
-	if string(row[0]) != "t" {
-		fail("Hash mask function is not SECURITY DEFINER", fmt.Sprintf("%s must run as the owner of %s, so that the service account need not read the keys.", maskHashFunction, maskKeysTable))
-	}
-	if string(row[1]) == "t" || string(row[2]) == "t" {
-		fail("Service account can read the hash mask keys", fmt.Sprintf("%s owns or has privileges on %s: a statement that got past the firewall could read the secrets. "+
-			"Let another role own it and REVOKE ALL ON %s FROM %s.", c.Upstream.User, maskKeysTable, maskKeysTable, pgx.Identifier{c.Upstream.User}.Sanitize()))
-	}
-	for _, k := range keys {
-		want := hex.EncodeToString(hmacWithPads(k.ipad, k.opad, []byte(maskKeyProbe)))
-		r := conn.ExecParams(ctx, `SELECT `+maskHashFunction+`($1, $2)`, [][]byte{[]byte(maskKeyProbe), []byte(k.id)}, nil, nil, nil).Read()
-		got := ""
-		if r.Err == nil && len(r.Rows) == 1 {
-			got = string(r.Rows[0][0])
-		}
-		if r.Err != nil || got != want {
-			fail("Hash mask key is not installed", fmt.Sprintf("The key of %s is missing upstream or differs from the configured secret (%v).",
-				strings.Join(k.columns, ", "), r.Err))
-		}
-	}
-	return diags
+// quoteIdent quotes an identifier for SQL text, as pgx.Identifier's
+// Sanitize does: NUL bytes dropped, double quotes doubled.
+func quoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(name, "\x00", ""), `"`, `""`) + `"`
 }

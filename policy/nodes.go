@@ -143,3 +143,19 @@ func boolOp(op pg_query.BoolExprType, unit bool, ns []*pg_query.Node) *pg_query.
 	}
 	return pg_query.MakeBoolExprNode(op, args, -1)
 }
+
+// deparseStmt renders one statement.
+func deparseStmt(stmt *pg_query.Node) (string, error) {
+	return pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+}
+
+// treeVersion is the parse-tree version of the linked pg_query (its
+// PostgreSQL's server_version_num), which its deparser requires of every
+// tree it is given; pg_query exports it only on parse results.
+var treeVersion = func() int32 {
+	r, err := pg_query.Parse("SELECT")
+	if err != nil {
+		panic("policy: pg_query cannot parse SELECT: " + err.Error())
+	}
+	return r.Version
+}()

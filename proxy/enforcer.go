@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -68,7 +69,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 		return nil, nil, fmt.Errorf("connecting upstream to load identities and catalog: %w", err)
 	}
 	defer conn.Close(context.Background())
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if diags.HasErrors() || ids == nil {
 		return nil, diags, fmt.Errorf("loading identities failed")
 	}
@@ -79,7 +80,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	}
 	// NOTE: a hash mask whose key is missing upstream would hash to NULL
 	// silently: refuse to serve instead.
-	if kd := cfg.CheckMaskKeys(ctx, conn); kd.HasErrors() {
+	if kd := cfg.CheckMaskKeys(ctx, live.New(conn)); kd.HasErrors() {
 		return nil, append(diags, kd...), fmt.Errorf("the hash masks' keys are not installed upstream as configured")
 	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -268,7 +269,7 @@ func loadDemoEnv(cat *rewrite.Catalog) (*demoEnv, error) {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if diags.HasErrors() || ids == nil {
 		return nil, fmt.Errorf("LoadIdentities: %v", diags)
 	}

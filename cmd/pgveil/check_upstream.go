@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -27,8 +28,9 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 		return 1
 	}
 	defer conn.Close(context.Background())
+	srv := live.New(conn)
 
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, srv)
 	if diags.HasErrors() || ids == nil {
 		writeDiags(stderr, files, diags)
 		return 1
@@ -39,9 +41,9 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 		fmt.Fprintf(stderr, "pgveil check: loading the catalog from %s: %v\n", up, err)
 		return 1
 	}
-	diags = append(diags, cfg.CheckCatalog(ctx, conn, cat, ids)...)
-	diags = append(diags, cfg.CheckServiceAccount(ctx, conn, cat)...)
-	diags = append(diags, cfg.CheckMaskKeys(ctx, conn)...)
+	diags = append(diags, cfg.CheckCatalog(ctx, srv, cat, ids)...)
+	diags = append(diags, cfg.CheckServiceAccount(ctx, srv, cat)...)
+	diags = append(diags, cfg.CheckMaskKeys(ctx, srv)...)
 	for _, t := range cfg.Tests {
 		if d := cfg.CheckTestUser(t, ids); d != nil {
 			diags = append(diags, d)

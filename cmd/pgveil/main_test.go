@@ -205,16 +205,14 @@ admin {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	var conn *pgconn.PgConn
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		conn, err = pgconn.Connect(ctx, "postgres://carol:pw@"+addr+"/postgres?sslmode=disable")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pgveil did not come up: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	// NOTE: pgveil logs "listening" once its listener is bound, after the
+	// admin endpoint and the signal handlers are in place.
+	if !stderr.waitFor(`"msg":"listening"`, 20*time.Second) {
+		t.Fatalf("pgveil did not come up:\n%s", stderr.String())
+	}
+	conn, err := pgconn.Connect(ctx, "postgres://carol:pw@"+addr+"/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatalf("connecting through pgveil: %v\n%s", err, stderr.String())
 	}
 	t.Run("the admin endpoint serves metrics and health", func(t *testing.T) {
 		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
@@ -236,11 +234,8 @@ admin {
 		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "policies reloaded"); {
-			if time.Now().After(deadline) {
-				t.Fatalf("no reload in the log:\n%s", stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !stderr.waitFor("policies reloaded", 10*time.Second) {
+			t.Fatalf("no reload in the log:\n%s", stderr.String())
 		}
 	})
 	result := make(chan error, 1)
@@ -248,7 +243,7 @@ admin {
 		_, err := conn.Exec(ctx, "SELECT pg_sleep(1)").ReadAll()
 		result <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitSleeping(t, ctx)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -307,16 +302,78 @@ admin {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+// waitSleeping waits until carol's statement sleeps upstream, as
+// pg_stat_activity of the cluster shows: SIGTERM then arrives while it
+// runs.
+func waitSleeping(t *testing.T, ctx context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := cluster.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		res := conn.ExecParams(ctx, `SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity
+			WHERE application_name LIKE 'pgveil:carol:%' AND wait_event = 'PgSleep'`, nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatalf("reading pg_stat_activity: %v", res.Err)
+		}
+		if string(res.Rows[0][0]) != "0" {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the statement does not run upstream")
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once,
+// which a reader can wait on.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// grew, when not nil, is closed at the next Write: waitFor waits on it.
+	grew chan struct{}
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.grew != nil {
+		close(s.grew)
+		s.grew = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits until the buffer holds sub, woken by each write, or
+// timeout passes: it reports whether it holds sub.
+func (s *syncBuffer) waitFor(sub string, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), sub) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.grew == nil {
+			s.grew = make(chan struct{})
+		}
+		grew := s.grew
+		s.mu.Unlock()
+		select {
+		case <-grew:
+		case <-timer.C:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {

@@ -17,25 +17,42 @@ import (
 type watcher struct {
 	changed chan struct{}
 	done    chan struct{}
+	// release frees the ticker of newWatcher; nil for watchFiles.
+	release func()
 }
 
+// newWatcher watches files and the configuration path, polling every
+// interval.
 func newWatcher(files []string, path string, every time.Duration) *watcher {
-	w := &watcher{changed: make(chan struct{}, 1), done: make(chan struct{})}
-	go w.run(files, path, every)
+	t := time.NewTicker(every)
+	w := watchFiles(files, path, t.C)
+	w.release = t.Stop
 	return w
 }
 
-func (w *watcher) stop() { close(w.done) }
+// watchFiles watches files and the configuration path, looking at each
+// tick: the clock is injected, so that a test drives it. The first
+// snapshot is taken before it returns.
+func watchFiles(files []string, path string, tick <-chan time.Time) *watcher {
+	w := &watcher{changed: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run(files, path, snapshot(files, path), tick)
+	return w
+}
 
-func (w *watcher) run(files []string, path string, every time.Duration) {
-	last := snapshot(files, path)
-	t := time.NewTicker(every)
-	defer t.Stop()
+func (w *watcher) stop() {
+	close(w.done)
+	if w.release != nil {
+		w.release()
+	}
+}
+
+// run compares a snapshot with last at each tick until stop.
+func (w *watcher) run(files []string, path, last string, tick <-chan time.Time) {
 	for {
 		select {
 		case <-w.done:
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		now := snapshot(files, path)
 		if now != last {

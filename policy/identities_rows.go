@@ -1,16 +1,13 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/internal/scram"
 )
@@ -18,84 +15,6 @@ import (
 // maxRowWarnings caps the warnings about bad rows reported per identity
 // block; a summary counts the rest.
 const maxRowWarnings = 10
-
-// identitySettings fix, for the identity transaction, the settings that
-// decide the text form of dates, times and intervals.
-const identitySettings = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'"
-
-// LoadIdentities runs the identity queries, and reads the teams table if
-// any, over conn (the upstream service account), inside one READ ONLY
-// transaction, and merges the rows with the user blocks (see
-// buildIdentities).
-//
-// A query that fails, or returns a column pgveil cannot interpret (no
-// login column, a team that is not an integer, groups that are not text),
-// is an error: LoadIdentities then returns nil, and no user of any source
-// is usable. A bad row (a login with two rows, an invalid verifier, a
-// multi-dimensional array) is a warning, and the login it is about has no
-// access at all. Every diagnostic points at the identity block.
-func (c *Config) LoadIdentities(ctx context.Context, conn *pgconn.PgConn) (*Identities, hcl.Diagnostics) {
-	var diags hcl.Diagnostics
-	if len(c.IdentitySources) == 0 && (c.Teams == nil || c.Teams.Table == nil) {
-		return c.HCLIdentities(), nil
-	}
-	if _, err := conn.Exec(ctx, "BEGIN TRANSACTION READ ONLY").ReadAll(); err != nil {
-		return nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read identities",
-			Detail:   fmt.Sprintf("Starting a read-only transaction upstream failed: %s.", err),
-		}}
-	}
-	// NOTE: the transaction only reads; ROLLBACK ends it either way. (A
-	// closure: a deferred conn.Exec(…).ReadAll() would send ROLLBACK now.)
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll() }()
-	// NOTE: dates, times and intervals become attributes in their text
-	// form, which these settings decide: ISO 8601 and UTC are what
-	// policies read alike under every client's settings (see datetime.go).
-	if _, err := conn.Exec(ctx, identitySettings).ReadAll(); err != nil {
-		return nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read identities",
-			Detail:   fmt.Sprintf("Setting the date and time output upstream failed: %s.", err),
-		}}
-	}
-
-	var rows []identityRow
-	broken := map[string]string{}
-	for _, src := range c.IdentitySources {
-		res := conn.ExecParams(ctx, src.Query, nil, nil, nil, nil).Read()
-		if res.Err != nil {
-			return nil, append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Identity query failed",
-				Detail:   fmt.Sprintf("The query of identity %q failed upstream: %s.", src.Name, res.Err),
-				Subject:  src.QueryRange.Ptr(),
-			})
-		}
-		srcRows, srcDiags := c.identityRows(src, res)
-		diags = append(diags, srcDiags...)
-		if srcDiags.HasErrors() {
-			return nil, diags
-		}
-		for _, r := range srcRows {
-			if r.set == badRow {
-				broken[r.login] = fmt.Sprintf("its row from identity %q is invalid", src.Name)
-				continue
-			}
-			rows = append(rows, r)
-		}
-	}
-	if t := c.Teams; t != nil && t.Table != nil {
-		d := c.checkTeamsTable(ctx, conn)
-		diags = append(diags, d...)
-		if d.HasErrors() {
-			return nil, diags
-		}
-	}
-	ids := c.buildIdentities(rows, broken)
-	diags = append(diags, c.unusedAttributes(ids)...)
-	return ids, diags
-}
 
 // badRow marks an identityRow that could not be read: its login is
 // broken.
@@ -131,10 +50,11 @@ type identityColumn struct {
 	array bool
 }
 
-// identityRows interprets the result of src's query. Column problems are
+// identityRows interprets the result of src's query: its columns and
+// its rows in text format. Column problems are
 // errors; row problems are warnings, and the row comes back marked
 // badRow.
-func (c *Config) identityRows(src *IdentitySource, res *pgconn.Result) ([]identityRow, hcl.Diagnostics) {
+func (c *Config) identityRows(src *IdentitySource, fields []Field, raws [][][]byte) ([]identityRow, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	colError := func(detail string) {
 		diags = append(diags, &hcl.Diagnostic{
@@ -145,12 +65,12 @@ func (c *Config) identityRows(src *IdentitySource, res *pgconn.Result) ([]identi
 		})
 	}
 	types := pgtype.NewMap()
-	cols := make([]identityColumn, len(res.FieldDescriptions))
+	cols := make([]identityColumn, len(fields))
 	seen := map[string]bool{}
 	loginCol := -1
-	for i, f := range res.FieldDescriptions {
-		col := identityColumn{name: f.Name, oid: f.DataTypeOID}
-		if t, ok := types.TypeForOID(f.DataTypeOID); ok {
+	for i, f := range fields {
+		col := identityColumn{name: f.Name, oid: f.OID}
+		if t, ok := types.TypeForOID(f.OID); ok {
 			_, col.array = t.Codec.(*pgtype.ArrayCodec)
 		}
 		cols[i] = col
@@ -201,7 +121,7 @@ func (c *Config) identityRows(src *IdentitySource, res *pgconn.Result) ([]identi
 			})
 		}
 	}
-	for n, raw := range res.Rows {
+	for n, raw := range raws {
 		if len(raw[loginCol]) == 0 {
 			warn("row %d has no login; it is ignored.", n+1)
 			continue
@@ -365,130 +285,4 @@ func typeName(types *pgtype.Map, oid uint32) string {
 		return t.Name
 	}
 	return fmt.Sprintf("the type with OID %d", oid)
-}
-
-// checkTeamsTable reads the teams table, so that a wrong table or column
-// name is reported now rather than as failing statements, and warns when
-// the tree has a cycle (which the recursive scope tolerates).
-func (c *Config) checkTeamsTable(ctx context.Context, conn *pgconn.PgConn) hcl.Diagnostics {
-	t := c.Teams
-	sql, err := teamsQuery(t)
-	if err != nil {
-		panic(fmt.Sprintf("policy: deparsing the teams query: %v", err))
-	}
-	res := conn.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read the teams table",
-			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.", t.Table, t.IDColumn, t.ParentColumn, res.Err),
-			Subject:  t.DeclRange.Ptr(),
-		}}
-	}
-	for i, f := range res.FieldDescriptions {
-		if !slices.Contains(intOIDs, f.DataTypeOID) {
-			return hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Invalid teams table",
-				Detail: fmt.Sprintf("%s.%s must be an integer column.", t.Table,
-					[]string{t.IDColumn, t.ParentColumn}[i]),
-				Subject: t.DeclRange.Ptr(),
-			}}
-		}
-	}
-	parent := map[string]string{}
-	for _, r := range res.Rows {
-		if r[0] != nil && r[1] != nil {
-			parent[string(r[0])] = string(r[1])
-		}
-	}
-	for _, id := range sortedKeys(parent) {
-		seen := map[string]bool{id: true}
-		for p, ok := parent[id]; ok; p, ok = parent[p] {
-			if seen[p] {
-				return hcl.Diagnostics{{
-					Severity: hcl.DiagWarning,
-					Summary:  "Teams table is not a tree",
-					Detail: fmt.Sprintf("In %s, team %s is below itself (its parents loop). team_subtree still "+
-						"terminates, but the loop's teams all see each other.", t.Table, p),
-					Subject: t.DeclRange.Ptr(),
-				}}
-			}
-			seen[p] = true
-		}
-	}
-	return nil
-}
-
-// teamsQuery returns SELECT <id>, <parent> FROM <schema>.<table>, built as
-// a tree so that configured names are never spliced into SQL text.
-func teamsQuery(t *Teams) (string, error) {
-	sel := &pg_query.SelectStmt{
-		TargetList: []*pg_query.Node{
-			pg_query.MakeResTargetNodeWithVal(columnRef(t.IDColumn), -1),
-			pg_query.MakeResTargetNodeWithVal(columnRef(t.ParentColumn), -1),
-		},
-		FromClause:  []*pg_query.Node{rangeVar(*t.Table)},
-		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
-		Op:          pg_query.SetOperation_SETOP_NONE,
-	}
-	return deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
-}
-
-// deparseStmt renders one statement.
-func deparseStmt(stmt *pg_query.Node) (string, error) {
-	return pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
-}
-
-// treeVersion is the parse-tree version of the linked pg_query (its
-// PostgreSQL's server_version_num), which its deparser requires of every
-// tree it is given; pg_query exports it only on parse results.
-var treeVersion = func() int32 {
-	r, err := pg_query.Parse("SELECT")
-	if err != nil {
-		panic("policy: pg_query cannot parse SELECT: " + err.Error())
-	}
-	return r.Version
-}()
-
-// unusedAttributes warns about me.<name> that no loaded user has: the
-// condition is then never true. (Without identity blocks, Load reports
-// them as errors.)
-func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
-	known := map[string]bool{}
-	for _, n := range builtinAttributes {
-		known[n] = true
-	}
-	for _, u := range ids.users {
-		for n := range u.Attributes {
-			known[n] = true
-		}
-	}
-	var diags hcl.Diagnostics
-	check := func(e *sqlExpr, where string) {
-		if e == nil {
-			return
-		}
-		for _, name := range sortedKeys(e.attrs) {
-			if !known[name] {
-				rng := e.attrs[name]
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagWarning,
-					Summary:  "Unknown attribute",
-					Detail: fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
-						"columns %s), so the condition is never true.", where, name, strings.Join(sortedKeys(known), ", ")),
-					Subject: rng.Ptr(),
-				})
-			}
-		}
-	}
-	for _, r := range c.Rules {
-		check(r.where, "Rule "+r.Name)
-	}
-	for _, t := range c.Tables {
-		for _, name := range sortedKeys(t.Columns) {
-			check(t.Columns[name].Mask.expr, fmt.Sprintf("The mask of %s.%s", t.Pattern, name))
-		}
-	}
-	return diags
 }

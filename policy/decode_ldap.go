@@ -2,52 +2,14 @@ package policy
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-
-	"github.com/pgveil/pgveil/internal/ldapauth"
 )
-
-// AuthLDAP is a password checked by binding to an LDAP directory (the
-// `ldap` block), as PostgreSQL's ldap method.
-const AuthLDAP = "ldap"
 
 // defaultLDAPTimeout bounds an LDAP authentication without a timeout.
 const defaultLDAPTimeout = 5 * time.Second
-
-// LDAP is the `ldap` block: the directory that checks the passwords of
-// users with auth = "ldap", and of people with no user block, whose
-// groups map to roles and groups.
-type LDAP struct {
-	// Directory says how to reach the directory and find a user in it;
-	// its RootCAs are provisioned from CAFile.
-	Directory ldapauth.Config
-	// CAFile is the PEM bundle verifying the directory's certificate,
-	// resolved against the configuration file's directory; empty for the
-	// system pool.
-	CAFile string
-	// AllowCleartext lets LDAP logins run over client connections without
-	// TLS, where the password the client sends would be readable.
-	AllowCleartext bool
-	// Groups map directory groups to roles and groups, in file order.
-	Groups []*LDAPGroup
-	// DeclRange is where the block starts.
-	DeclRange hcl.Range
-}
-
-// LDAPGroup is a `group "<dn>"` block inside `ldap`: members of the
-// directory group get its roles and groups.
-type LDAPGroup struct {
-	// DN is the group's distinguished name, the block's label.
-	DN string
-	// Roles are given to the group's members.
-	Roles []string
-	// Groups are given to the group's members (me.groups).
-	Groups []string
-}
 
 var (
 	ldapSchema = &hcl.BodySchema{
@@ -178,50 +140,4 @@ func (d *decoder) decodeLDAP(b *hcl.Block) {
 		l.Groups = append(l.Groups, g)
 	}
 	d.cfg.LDAP = l
-}
-
-// DirectoryUser returns the user a person authenticated by the directory
-// logs in as: the merged user of login (a user block with auth = "ldap",
-// or identity rows without password), or a user known only to the
-// directory, with the roles and groups of the ldap group blocks matching
-// groupDNs added. It is false without an ldap block, for a login that
-// authenticates otherwise, a broken login, or when no role results.
-func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bool) {
-	l := ids.cfg.LDAP
-	if l == nil {
-		return nil, false
-	}
-	if _, bad := ids.broken[login]; bad {
-		return nil, false
-	}
-	u := &User{Login: login, Auth: AuthLDAP, Attributes: map[string]Value{}}
-	if base, ok := ids.users[login]; ok {
-		_, block := ids.cfg.Users[login]
-		if base.Method() != AuthLDAP && (block || base.HasPassword()) {
-			return nil, false
-		}
-		u.Team, u.DeclRange = base.Team, base.DeclRange
-		u.Roles = slices.Clone(base.Roles)
-		u.Groups = slices.Clone(base.Groups)
-		for k, v := range base.Attributes {
-			u.Attributes[k] = v
-		}
-	} else {
-		u.DeclRange = l.DeclRange
-	}
-	for _, g := range l.Groups {
-		if slices.ContainsFunc(groupDNs, func(dn string) bool { return ldapauth.SameDN(dn, g.DN) }) {
-			u.Roles = append(u.Roles, g.Roles...)
-			u.Groups = append(u.Groups, g.Groups...)
-		}
-	}
-	slices.Sort(u.Roles)
-	u.Roles = slices.Compact(u.Roles)
-	slices.Sort(u.Groups)
-	u.Groups = slices.Compact(u.Groups)
-	u.directory = true
-	if !slices.ContainsFunc(u.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
-		return nil, false
-	}
-	return u, true
 }

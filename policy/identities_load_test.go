@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/pgveil/pgveil/policy/live"
 )
 
 // identitiesDB holds the tables the LoadIdentities tests read.
@@ -91,7 +93,7 @@ func loadIdentities(t *testing.T, query, extra string) (*Config, *Identities, hc
 	conn := connectAs(t, identitiesDB, "pgveil_svc", demoSvcPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if (ids == nil) != diags.HasErrors() {
 		t.Fatalf("identities %v with errors %v", ids != nil, diags.HasErrors())
 	}
@@ -273,7 +275,7 @@ func TestLoadIdentitiesReadsDatesInISO8601AndUTC(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SET DateStyle = 'German, DMY'; SET TimeZone = 'Asia/Tokyo'; SET IntervalStyle = 'sql_standard'").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
-	ids, diags := cfg.LoadIdentities(ctx, conn)
+	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if diags.HasErrors() {
 		t.Fatal(diagText(diags))
 	}

@@ -457,7 +457,7 @@ func (c *exprChecker) typeName(t *pg_query.TypeName) {
 
 // constant checks a string constant, cast to typ when typ is not nil:
 // DateStyle and IntervalStyle may not change what it means (see
-// datetime.go). A constant cast to another type (text, a number) is not
+// compile_datetime.go). A constant cast to another type (text, a number) is not
 // a date.
 func (c *exprChecker) constant(k *pg_query.A_Const, typ *pg_query.TypeName) {
 	if k.GetSval() == nil {

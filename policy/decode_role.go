@@ -20,6 +20,13 @@ var roleSchema = &hcl.BodySchema{
 	},
 }
 
+// statementKinds lists the statement kinds a role's statements may name,
+// in the order messages show them.
+var statementKinds = []string{
+	string(rewrite.KindSelect), string(rewrite.KindCopyOut), string(rewrite.KindInsert),
+	string(rewrite.KindUpdate), string(rewrite.KindDelete),
+}
+
 // ceilingScopes are the scopes a role may have as its ceiling.
 var ceilingScopes = []string{ScopeAll, ScopeSelf, ScopeOwnTeam, ScopeTeamSubtree, ScopeOwnGroups, ScopeNone}
 

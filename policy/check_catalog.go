@@ -2,14 +2,12 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/zclconf/go-cty/cty"
 	"google.golang.org/protobuf/proto"
@@ -45,8 +43,8 @@ func userRelations(cat *rewrite.Catalog) []*rewrite.Relation {
 
 // CheckCatalog checks the configuration against the live database, as
 // `pgveil check --upstream` does: cat is the catalog snapshot and ids the
-// identities loaded over conn, a connection as the service account with
-// the pinned settings. It reports
+// identities loaded from srv, the service account with the pinned
+// settings. It reports
 //
 //   - table blocks naming a table that does not exist (errors), patterns
 //     matching none (warnings), relations matched by equally specific
@@ -63,9 +61,9 @@ func userRelations(cat *rewrite.Catalog) []*rewrite.Relation {
 //     data is read;
 //   - functions that roles list but the database lacks (warnings).
 //
-// CheckCatalog makes conn's session read-only.
-func (c *Config) CheckCatalog(ctx context.Context, conn *pgconn.PgConn, cat *rewrite.Catalog, ids *Identities) hcl.Diagnostics {
-	ck := &catalogChecker{cfg: c, ctx: ctx, conn: conn, cat: cat, ids: ids,
+// CheckCatalog makes srv's session read-only.
+func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Catalog, ids *Identities) hcl.Diagnostics {
+	ck := &catalogChecker{cfg: c, ctx: ctx, srv: srv, cat: cat, ids: ids,
 		governed: map[*Table][]*rewrite.Relation{}, policies: map[string]*UserPolicy{}}
 	if err := ck.exec("SET default_transaction_read_only = on"); err != nil {
 		return hcl.Diagnostics{ck.cannot(err)}
@@ -104,11 +102,11 @@ func (c *Config) CheckCatalog(ctx context.Context, conn *pgconn.PgConn, cat *rew
 
 // catalogChecker carries CheckCatalog's state.
 type catalogChecker struct {
-	cfg  *Config
-	ctx  context.Context
-	conn *pgconn.PgConn
-	cat  *rewrite.Catalog
-	ids  *Identities
+	cfg *Config
+	ctx context.Context
+	srv Server
+	cat *rewrite.Catalog
+	ids *Identities
 	// relations are the catalog's relations outside the system schemas,
 	// in name order.
 	relations []*rewrite.Relation
@@ -121,7 +119,8 @@ type catalogChecker struct {
 
 // exec runs one statement of pgveil's own, without parameters.
 func (ck *catalogChecker) exec(sql string) error {
-	return ck.conn.ExecParams(ck.ctx, sql, nil, nil, nil, nil).Read().Err
+	_, _, err := ck.srv.Query(ck.ctx, sql)
+	return err
 }
 
 // cannot reports that checking stopped on an error that is not about the
@@ -160,21 +159,12 @@ func (ck *catalogChecker) typeCheck(stmt *pg_query.Node) (problem string, ok boo
 	if err == nil {
 		return "", true
 	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	msg, rejected := rejection(err)
+	if !rejected {
 		ck.diags = append(ck.diags, ck.cannot(err))
 		return "", false
 	}
-	return serverMessage(pgErr), true
-}
-
-// serverMessage renders a PostgreSQL error for a diagnostic.
-func serverMessage(e *pgconn.PgError) string {
-	msg := e.Message
-	if e.Detail != "" {
-		msg += " (" + strings.TrimSuffix(e.Detail, ".") + ")"
-	}
-	return msg
+	return msg, true
 }
 
 // explainTemplate is EXPLAIN (COSTS OFF) of a query the checks fill in.
@@ -356,15 +346,15 @@ func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
 	if len(oids) == 0 {
 		return
 	}
-	res := ck.conn.ExecParams(ck.ctx,
+	_, rows, err := ck.srv.Query(ck.ctx,
 		`SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
 		 WHERE c.oid = ANY($1::pg_catalog.oid[]) AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')`,
-		[][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil).Read()
-	if res.Err != nil || len(res.Rows) == 0 {
+		"{"+strings.Join(oids, ",")+"}")
+	if err != nil || len(rows) == 0 {
 		return
 	}
 	denied := map[string]bool{}
-	for _, r := range res.Rows {
+	for _, r := range rows {
 		denied[string(r[0])] = true
 	}
 	var lack []*rewrite.Relation
@@ -492,29 +482,28 @@ func (ck *catalogChecker) expressionType(rng *hcl.Range, col *Column, rel *rewri
 	if err != nil {
 		return true
 	}
-	sd, err := ck.conn.Prepare(ck.ctx, "", sql, nil)
+	fields, err := ck.srv.Describe(ck.ctx, sql)
 	if err != nil {
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
+		if _, rejected := rejection(err); !rejected {
 			ck.diags = append(ck.diags, ck.cannot(err))
 			return false
 		}
 		return true // NOTE: the EXPLAIN accepted it; nothing more to say.
 	}
-	if len(sd.Fields) != 2 || sd.Fields[0].DataTypeOID == sd.Fields[1].DataTypeOID {
+	if len(fields) != 2 || fields[0].OID == fields[1].OID {
 		return true
 	}
-	oid := func(i int) []byte { return []byte(strconv.FormatUint(uint64(sd.Fields[i].DataTypeOID), 10)) }
-	res := ck.conn.ExecParams(ck.ctx, `SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL), pg_catalog.format_type($2::pg_catalog.oid, NULL),
+	oid := func(i int) string { return strconv.FormatUint(uint64(fields[i].OID), 10) }
+	_, rows, err := ck.srv.Query(ck.ctx, `SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL), pg_catalog.format_type($2::pg_catalog.oid, NULL),
 		EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource = $1::pg_catalog.oid AND c.casttarget = $2::pg_catalog.oid
-		        AND c.castcontext IN ('i', 'a'))`, [][]byte{oid(0), oid(1)}, nil, nil, nil).Read()
-	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][2]) == "t" {
+		        AND c.castcontext IN ('i', 'a'))`, oid(0), oid(1))
+	if err != nil || len(rows) != 1 || string(rows[0][2]) == "t" {
 		return true
 	}
 	ck.report(hcl.DiagWarning, rng, "Mask expression of another type", fmt.Sprintf(
 		"The mask expression of column %s of %s yields %s, and the column is %s, to which PostgreSQL casts it only "+
 			"explicitly: pgveil casts every masked value, and one that does not fit fails the statement. Write an "+
-			"expression of type %s.", col.Name, rel.QName, res.Rows[0][0], res.Rows[0][1], res.Rows[0][1]))
+			"expression of type %s.", col.Name, rel.QName, rows[0][0], rows[0][1], rows[0][1]))
 	return true
 }
 
@@ -667,131 +656,4 @@ func listElementRange(a *hcl.Attribute, s string) hcl.Range {
 		}
 	}
 	return a.Expr.Range()
-}
-
-// CheckServiceAccount warns about privileges of the upstream service
-// account that a least-privilege account does not need, and that would
-// let a mistake (or a bypass) reach beyond the policies: superuser,
-// BYPASSRLS, CREATEROLE, CREATEDB, owning (or being a member of the owner
-// of) a governed table, creating temporary objects, creating objects in a
-// schema of the search_path. cat is the catalog snapshot read over conn.
-func (c *Config) CheckServiceAccount(ctx context.Context, conn *pgconn.PgConn, cat *rewrite.Catalog) hcl.Diagnostics {
-	ck := &catalogChecker{cfg: c, ctx: ctx, conn: conn, cat: cat}
-	user := c.Upstream.User
-	rng := ck.attrRange("upstream.user", hcl.Range{})
-	if rng.Filename == "" {
-		rng = nil
-	}
-	res := conn.ExecParams(ctx, `SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
-		pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')
-		FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`, nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		return hcl.Diagnostics{ck.cannot(res.Err)}
-	}
-	superuser := false
-	if len(res.Rows) == 1 {
-		row := res.Rows[0]
-		flag := func(i int) bool { return string(row[i]) == "t" }
-		superuser = flag(0)
-		if superuser {
-			ck.report(hcl.DiagWarning, rng, "Service account is a superuser", fmt.Sprintf(
-				"%s is a superuser: it bypasses every privilege and row-level security, and can read files and run programs "+
-					"on the server. pgveil needs SELECT on the governed tables and little else: use an account "+
-					"created with NOSUPERUSER (see testdata/demo/05_service_account.sql).", user))
-		}
-		if flag(1) {
-			ck.report(hcl.DiagWarning, rng, "Service account bypasses row-level security", fmt.Sprintf(
-				"%s has BYPASSRLS: row-level security policies of the database, a second line of defence behind pgveil, "+
-					"do not apply to it. ALTER ROLE %s NOBYPASSRLS.", user, user))
-		}
-		if flag(2) {
-			ck.report(hcl.DiagWarning, rng, "Service account can create roles", fmt.Sprintf(
-				"%s has CREATEROLE: it can create roles and grant itself their memberships. ALTER ROLE %s NOCREATEROLE.", user, user))
-		}
-		if flag(3) {
-			ck.report(hcl.DiagWarning, rng, "Service account can create databases", fmt.Sprintf(
-				"%s has CREATEDB. ALTER ROLE %s NOCREATEDB.", user, user))
-		}
-		// NOTE: a superuser has every privilege whatever is granted or
-		// revoked: the advice below would not help it.
-		if flag(4) && !superuser {
-			ck.report(hcl.DiagWarning, rng, "Service account can create temporary tables", fmt.Sprintf(
-				"%s may create temporary objects in database %s, which could shadow governed tables or functions on the "+
-					"search_path (pg_temp is searched first). REVOKE TEMP ON DATABASE %s FROM PUBLIC, %s.",
-				user, c.Upstream.Database, c.Upstream.Database, user))
-		}
-	}
-	if superuser {
-		ck.owned()
-		return ck.diags
-	}
-	res = conn.ExecParams(ctx, `SELECT s.nspname FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s(nspname)
-		WHERE pg_catalog.has_schema_privilege(s.nspname, 'CREATE')`, nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		return append(ck.diags, ck.cannot(res.Err))
-	}
-	if len(res.Rows) > 0 {
-		var schemas []string
-		for _, r := range res.Rows {
-			schemas = append(schemas, string(r[0]))
-		}
-		srng := ck.attrRange("upstream.search_path", hcl.Range{})
-		if srng.Filename == "" {
-			srng = rng
-		}
-		ck.report(hcl.DiagWarning, srng, "Service account can create objects on the search_path", fmt.Sprintf(
-			"%s may CREATE in %s, on the pinned search_path %q: a table or function created there could shadow what "+
-				"statements name unqualified. REVOKE CREATE ON SCHEMA … FROM %s (and from PUBLIC).",
-			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, user))
-	}
-	ck.owned()
-	return ck.diags
-}
-
-// owned warns, per table block, about governed relations the service
-// account owns or whose owner role it is a member of: it could ALTER or
-// DROP them, disable their row-level security or triggers.
-func (ck *catalogChecker) owned() {
-	byOID := map[string]*rewrite.Relation{}
-	var oids []string
-	for _, rel := range ck.cfg.GovernedRelations(ck.cat) {
-		oid := strconv.FormatUint(uint64(rel.OID), 10)
-		byOID[oid] = rel
-		oids = append(oids, oid)
-	}
-	if len(oids) == 0 {
-		return
-	}
-	res := ck.conn.ExecParams(ck.ctx, `SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
-		WHERE c.oid = ANY($1::pg_catalog.oid[]) AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')`,
-		[][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil).Read()
-	if res.Err != nil {
-		ck.diags = append(ck.diags, ck.cannot(res.Err))
-		return
-	}
-	byTable := map[*Table][]*rewrite.Relation{}
-	var order []*Table
-	for _, r := range res.Rows {
-		rel := byOID[string(r[0])]
-		if rel == nil {
-			continue
-		}
-		t, _ := ck.cfg.tableFor(rel)
-		if t == nil {
-			continue
-		}
-		if byTable[t] == nil {
-			order = append(order, t)
-		}
-		byTable[t] = append(byTable[t], rel)
-	}
-	slices.SortFunc(order, func(a, b *Table) int { return strings.Compare(a.Pattern.String(), b.Pattern.String()) })
-	for _, t := range order {
-		rels := byTable[t]
-		slices.SortFunc(rels, func(a, b *rewrite.Relation) int { return strings.Compare(a.QName.String(), b.QName.String()) })
-		ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Service account owns a governed table", fmt.Sprintf(
-			"%s owns %s (or is a member of the owning role): it could ALTER or DROP it, or disable its row-level "+
-				"security and triggers. Let another role own it and GRANT SELECT to %s.",
-			ck.cfg.Upstream.User, relationList(rels), ck.cfg.Upstream.User))
-	}
 }

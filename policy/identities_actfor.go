@@ -1,0 +1,47 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// IsService reports whether the user may act for other users (act_for).
+func (u *User) IsService() bool { return len(u.ActFor) > 0 }
+
+// MayActFor returns nil when service may act for target under these
+// identities: service lists target's login, one of its roles or one of
+// its groups in act_for, and target is a user with access. The error
+// says why not, for the client; it never names who else is listed.
+func (ids *Identities) MayActFor(service, target string) error {
+	s, why := ids.lookup(service)
+	if s == nil {
+		return fmt.Errorf("%s may not act for other users: %s", service, why)
+	}
+	if !s.IsService() {
+		return fmt.Errorf("%s is not a BI service: its user block has no act_for", service)
+	}
+	t, why := ids.lookup(target)
+	if t == nil {
+		return fmt.Errorf("%s may not act for %q: %s", service, target, why)
+	}
+	if t.IsService() {
+		return fmt.Errorf("%s may not act for %q: it is a BI service itself", service, target)
+	}
+	listed := slices.ContainsFunc(s.ActFor, func(e string) bool {
+		if r, ok := strings.CutPrefix(e, actForRole); ok {
+			return slices.Contains(t.Roles, r)
+		}
+		if g, ok := strings.CutPrefix(e, actForGroup); ok {
+			return slices.Contains(t.Groups, g)
+		}
+		return e == target
+	})
+	if !listed {
+		return fmt.Errorf("%s may not act for %q: neither the login nor its roles or groups are in its act_for", service, target)
+	}
+	if !slices.ContainsFunc(t.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
+		return fmt.Errorf("%s may not act for %q: the user has no role", service, target)
+	}
+	return nil
+}

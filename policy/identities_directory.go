@@ -1,0 +1,53 @@
+package policy
+
+import (
+	"slices"
+
+	"github.com/pgveil/pgveil/internal/ldapauth"
+)
+
+// DirectoryUser returns the user a person authenticated by the directory
+// logs in as: the merged user of login (a user block with auth = "ldap",
+// or identity rows without password), or a user known only to the
+// directory, with the roles and groups of the ldap group blocks matching
+// groupDNs added. It is false without an ldap block, for a login that
+// authenticates otherwise, a broken login, or when no role results.
+func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bool) {
+	l := ids.cfg.LDAP
+	if l == nil {
+		return nil, false
+	}
+	if _, bad := ids.broken[login]; bad {
+		return nil, false
+	}
+	u := &User{Login: login, Auth: AuthLDAP, Attributes: map[string]Value{}}
+	if base, ok := ids.users[login]; ok {
+		_, block := ids.cfg.Users[login]
+		if base.Method() != AuthLDAP && (block || base.HasPassword()) {
+			return nil, false
+		}
+		u.Team, u.DeclRange = base.Team, base.DeclRange
+		u.Roles = slices.Clone(base.Roles)
+		u.Groups = slices.Clone(base.Groups)
+		for k, v := range base.Attributes {
+			u.Attributes[k] = v
+		}
+	} else {
+		u.DeclRange = l.DeclRange
+	}
+	for _, g := range l.Groups {
+		if slices.ContainsFunc(groupDNs, func(dn string) bool { return ldapauth.SameDN(dn, g.DN) }) {
+			u.Roles = append(u.Roles, g.Roles...)
+			u.Groups = append(u.Groups, g.Groups...)
+		}
+	}
+	slices.Sort(u.Roles)
+	u.Roles = slices.Compact(u.Roles)
+	slices.Sort(u.Groups)
+	u.Groups = slices.Compact(u.Groups)
+	u.directory = true
+	if !slices.ContainsFunc(u.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
+		return nil, false
+	}
+	return u, true
+}

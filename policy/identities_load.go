@@ -1,0 +1,198 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// identitySettings fix, for the identity transaction, the settings that
+// decide the text form of dates, times and intervals.
+const identitySettings = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'"
+
+// LoadIdentities runs the identity queries, and reads the teams table if
+// any, on srv (the upstream service account), inside one READ ONLY
+// transaction, and merges the rows with the user blocks (see
+// buildIdentities).
+//
+// A query that fails, or returns a column pgveil cannot interpret (no
+// login column, a team that is not an integer, groups that are not text),
+// is an error: LoadIdentities then returns nil, and no user of any source
+// is usable. A bad row (a login with two rows, an invalid verifier, a
+// multi-dimensional array) is a warning, and the login it is about has no
+// access at all. Every diagnostic points at the identity block.
+func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	if len(c.IdentitySources) == 0 && (c.Teams == nil || c.Teams.Table == nil) {
+		return c.HCLIdentities(), nil
+	}
+	if err := srv.Exec(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read identities",
+			Detail:   fmt.Sprintf("Starting a read-only transaction upstream failed: %s.", err),
+		}}
+	}
+	// NOTE: the transaction only reads; ROLLBACK ends it either way.
+	defer func() { _ = srv.Exec(context.WithoutCancel(ctx), "ROLLBACK") }()
+	// NOTE: dates, times and intervals become attributes in their text
+	// form, which these settings decide: ISO 8601 and UTC are what
+	// policies read alike under every client's settings (see compile_datetime.go).
+	if err := srv.Exec(ctx, identitySettings); err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read identities",
+			Detail:   fmt.Sprintf("Setting the date and time output upstream failed: %s.", err),
+		}}
+	}
+
+	var rows []identityRow
+	broken := map[string]string{}
+	for _, src := range c.IdentitySources {
+		cols, raw, err := srv.Query(ctx, src.Query)
+		if err != nil {
+			return nil, append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Identity query failed",
+				Detail:   fmt.Sprintf("The query of identity %q failed upstream: %s.", src.Name, err),
+				Subject:  src.QueryRange.Ptr(),
+			})
+		}
+		srcRows, srcDiags := c.identityRows(src, cols, raw)
+		diags = append(diags, srcDiags...)
+		if srcDiags.HasErrors() {
+			return nil, diags
+		}
+		for _, r := range srcRows {
+			if r.set == badRow {
+				broken[r.login] = fmt.Sprintf("its row from identity %q is invalid", src.Name)
+				continue
+			}
+			rows = append(rows, r)
+		}
+	}
+	if t := c.Teams; t != nil && t.Table != nil {
+		d := c.checkTeamsTable(ctx, srv)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			return nil, diags
+		}
+	}
+	ids := c.buildIdentities(rows, broken)
+	diags = append(diags, c.unusedAttributes(ids)...)
+	return ids, diags
+}
+
+// checkTeamsTable reads the teams table, so that a wrong table or column
+// name is reported now rather than as failing statements, and warns when
+// the tree has a cycle (which the recursive scope tolerates).
+func (c *Config) checkTeamsTable(ctx context.Context, srv Server) hcl.Diagnostics {
+	t := c.Teams
+	sql, err := teamsQuery(t)
+	if err != nil {
+		panic(fmt.Sprintf("policy: deparsing the teams query: %v", err))
+	}
+	cols, rows, err := srv.Query(ctx, sql)
+	if err != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read the teams table",
+			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.", t.Table, t.IDColumn, t.ParentColumn, err),
+			Subject:  t.DeclRange.Ptr(),
+		}}
+	}
+	for i, f := range cols {
+		if !slices.Contains(intOIDs, f.OID) {
+			return hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid teams table",
+				Detail: fmt.Sprintf("%s.%s must be an integer column.", t.Table,
+					[]string{t.IDColumn, t.ParentColumn}[i]),
+				Subject: t.DeclRange.Ptr(),
+			}}
+		}
+	}
+	parent := map[string]string{}
+	for _, r := range rows {
+		if r[0] != nil && r[1] != nil {
+			parent[string(r[0])] = string(r[1])
+		}
+	}
+	for _, id := range sortedKeys(parent) {
+		seen := map[string]bool{id: true}
+		for p, ok := parent[id]; ok; p, ok = parent[p] {
+			if seen[p] {
+				return hcl.Diagnostics{{
+					Severity: hcl.DiagWarning,
+					Summary:  "Teams table is not a tree",
+					Detail: fmt.Sprintf("In %s, team %s is below itself (its parents loop). team_subtree still "+
+						"terminates, but the loop's teams all see each other.", t.Table, p),
+					Subject: t.DeclRange.Ptr(),
+				}}
+			}
+			seen[p] = true
+		}
+	}
+	return nil
+}
+
+// teamsQuery returns SELECT <id>, <parent> FROM <schema>.<table>, built as
+// a tree so that configured names are never spliced into SQL text.
+func teamsQuery(t *Teams) (string, error) {
+	sel := &pg_query.SelectStmt{
+		TargetList: []*pg_query.Node{
+			pg_query.MakeResTargetNodeWithVal(columnRef(t.IDColumn), -1),
+			pg_query.MakeResTargetNodeWithVal(columnRef(t.ParentColumn), -1),
+		},
+		FromClause:  []*pg_query.Node{rangeVar(*t.Table)},
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg_query.SetOperation_SETOP_NONE,
+	}
+	return deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
+}
+
+// unusedAttributes warns about me.<name> that no loaded user has: the
+// condition is then never true. (Without identity blocks, Load reports
+// them as errors.)
+func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
+	known := map[string]bool{}
+	for _, n := range builtinAttributes {
+		known[n] = true
+	}
+	for _, u := range ids.users {
+		for n := range u.Attributes {
+			known[n] = true
+		}
+	}
+	var diags hcl.Diagnostics
+	check := func(e *sqlExpr, where string) {
+		if e == nil {
+			return
+		}
+		for _, name := range sortedKeys(e.attrs) {
+			if !known[name] {
+				rng := e.attrs[name]
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Unknown attribute",
+					Detail: fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
+						"columns %s), so the condition is never true.", where, name, strings.Join(sortedKeys(known), ", ")),
+					Subject: rng.Ptr(),
+				})
+			}
+		}
+	}
+	for _, r := range c.Rules {
+		check(r.where, "Rule "+r.Name)
+	}
+	for _, t := range c.Tables {
+		for _, name := range sortedKeys(t.Columns) {
+			check(t.Columns[name].Mask.expr, fmt.Sprintf("The mask of %s.%s", t.Pattern, name))
+		}
+	}
+	return diags
+}

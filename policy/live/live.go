@@ -1,0 +1,98 @@
+// Package live is the upstream database as the policy package queries it
+// for identities and for the live checks: it implements policy.Server
+// over a pgconn connection. The policy package decides what to ask and
+// what the answers mean; this package only asks.
+//
+// NOTE: it does not import policy (policy.Field is an alias of the
+// struct type Field spells out), so that policy's own tests can use it.
+package live
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Field describes a column of a result; identical to policy.Field.
+type Field = struct {
+	// Name is the column's name.
+	Name string
+	// OID is the column's type.
+	OID uint32
+}
+
+// Server runs the policy package's statements on one connection.
+type Server struct {
+	conn *pgconn.PgConn
+}
+
+// New returns the Server of conn, a connection as the service account
+// with the pinned settings.
+func New(conn *pgconn.PgConn) *Server { return &Server{conn: conn} }
+
+// Exec runs sql, one or more statements, with the simple query protocol,
+// and discards their results.
+func (s *Server) Exec(ctx context.Context, sql string) error {
+	_, err := s.conn.Exec(ctx, sql).ReadAll()
+	return rejected(err)
+}
+
+// Query runs one statement with the extended protocol and params as its
+// text parameters, and returns its columns and its rows in text format.
+func (s *Server) Query(ctx context.Context, sql string, params ...string) ([]Field, [][][]byte, error) {
+	var values [][]byte
+	for _, p := range params {
+		values = append(values, []byte(p))
+	}
+	res := s.conn.ExecParams(ctx, sql, values, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, nil, rejected(res.Err)
+	}
+	return columns(res.FieldDescriptions), res.Rows, nil
+}
+
+// Describe prepares sql as the unnamed statement and returns its
+// columns.
+func (s *Server) Describe(ctx context.Context, sql string) ([]Field, error) {
+	sd, err := s.conn.Prepare(ctx, "", sql, nil)
+	if err != nil {
+		return nil, rejected(err)
+	}
+	return columns(sd.Fields), nil
+}
+
+// columns converts field descriptions.
+func columns(fields []pgconn.FieldDescription) []Field {
+	cols := make([]Field, len(fields))
+	for i, f := range fields {
+		cols[i] = Field{Name: f.Name, OID: f.DataTypeOID}
+	}
+	return cols
+}
+
+// Error is a statement PostgreSQL rejected: err, which is or wraps pg.
+type Error struct {
+	err error
+	pg  *pgconn.PgError
+}
+
+// Error returns the text of the error as pgconn gave it.
+func (e *Error) Error() string { return e.err.Error() }
+
+// Unwrap returns the error as pgconn gave it.
+func (e *Error) Unwrap() error { return e.err }
+
+// ServerMessage returns the server's message and detail, which policy
+// puts in diagnostics.
+func (e *Error) ServerMessage() (message, detail string) { return e.pg.Message, e.pg.Detail }
+
+// rejected wraps an error holding a PgError in an Error; other errors (a
+// failed connection) and nil are returned as they are.
+func rejected(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return &Error{err: err, pg: pgErr}
+	}
+	return err
+}

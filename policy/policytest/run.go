@@ -1,0 +1,312 @@
+package policytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// statementTimeout bounds each test statement run upstream.
+const statementTimeout = "60s"
+
+// shownRows caps the rows a failure message shows.
+const shownRows = 10
+
+// Status is how a test block ended, as pgveil test prints it.
+type Status string
+
+// Statuses of a test block.
+const (
+	// Pass: pgveil did what the block expects.
+	Pass Status = "PASS"
+	// Fail: it did not, or the statement could not run.
+	Fail Status = "FAIL"
+	// Skip: deciding needs the live database, and the run is offline.
+	Skip Status = "SKIP"
+)
+
+// Outcome is the result of one test block.
+type Outcome struct {
+	// Status is how the block ended.
+	Status Status
+	// Reason says why, "" for most passes.
+	Reason string
+}
+
+// String renders the outcome of the block named name as pgveil test
+// prints it: "PASS name", "FAIL name: reason".
+func (o Outcome) String(name string) string {
+	line := string(o.Status) + " " + name
+	if o.Reason != "" {
+		line += ": " + o.Reason
+	}
+	return line
+}
+
+func pass(format string, args ...any) Outcome {
+	return Outcome{Pass, fmt.Sprintf(format, args...)}
+}
+
+func fail(format string, args ...any) Outcome {
+	return Outcome{Fail, fmt.Sprintf(format, args...)}
+}
+
+func skip(format string, args ...any) Outcome {
+	return Outcome{Skip, fmt.Sprintf(format, args...)}
+}
+
+// Summary counts the outcomes of a run.
+type Summary struct {
+	Passed, Failed, Skipped int
+}
+
+// Env is what test blocks run against: identities and a catalog, and,
+// online, the service-account connection that runs accepted SELECTs.
+type Env struct {
+	cfg  *policy.Config
+	ids  *policy.Identities
+	cat  *rewrite.Catalog
+	conn *pgconn.PgConn
+	// broken is set when the upstream connection failed.
+	broken bool
+}
+
+// Offline returns the environment of pgveil test without --upstream: the
+// user blocks are the only identities and the tables table blocks name
+// exactly the only relations (see OfflineCatalog), searchPath the pinned
+// search_path. What needs the live database is skipped.
+func Offline(cfg *policy.Config, searchPath []string) *Env {
+	return &Env{cfg: cfg, ids: cfg.HCLIdentities(), cat: OfflineCatalog(cfg, searchPath)}
+}
+
+// Online returns the environment of pgveil test --upstream: ids and cat
+// are loaded upstream as serve loads them, and conn, a connection as the
+// service account with the pinned settings, runs each accepted SELECT,
+// rewritten, in a read-only transaction rolled back afterwards.
+func Online(cfg *policy.Config, ids *policy.Identities, cat *rewrite.Catalog, conn *pgconn.PgConn) *Env {
+	return &Env{cfg: cfg, ids: ids, cat: cat, conn: conn}
+}
+
+// CheckUsers reports the tests whose user the loaded identities do not
+// know, with a suggestion (see policy.Config.CheckTestUser).
+func (env *Env) CheckUsers(tests []*policy.Test) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, t := range tests {
+		if d := env.cfg.CheckTestUser(t, env.ids); d != nil {
+			diags = append(diags, d)
+		}
+	}
+	return diags
+}
+
+// Broken reports whether the upstream connection failed: no later test
+// can run.
+func (env *Env) Broken() bool { return env.broken }
+
+// RunAll runs tests in order and calls report with each outcome. When
+// the upstream connection fails it stops, and counts the tests left as
+// failed (Broken then says so).
+func (env *Env) RunAll(ctx context.Context, tests []*policy.Test, report func(*policy.Test, Outcome)) Summary {
+	var sum Summary
+	for _, t := range tests {
+		o := env.Run(ctx, t)
+		switch o.Status {
+		case Pass:
+			sum.Passed++
+		case Fail:
+			sum.Failed++
+		case Skip:
+			sum.Skipped++
+		}
+		report(t, o)
+		if env.broken {
+			sum.Failed += len(tests) - sum.Passed - sum.Failed - sum.Skipped
+			break
+		}
+	}
+	return sum
+}
+
+// offline reports whether tests run without the upstream.
+func (env *Env) offline() bool { return env.conn == nil }
+
+// Run runs one test block.
+func (env *Env) Run(ctx context.Context, t *policy.Test) Outcome {
+	cfg := env.cfg
+	if env.offline() {
+		if cfg.Users[t.User] == nil {
+			hint := ""
+			for _, login := range slices.Sorted(maps.Keys(cfg.Users)) {
+				if levenshtein.Distance(t.User, login, nil) < 3 {
+					hint = fmt.Sprintf("; did you mean %q?", login)
+					break
+				}
+			}
+			return skip("no user block defines %s, identity rows may (needs --upstream)%s", t.User, hint)
+		}
+		if !cfg.RolesFromFiles(t.User) {
+			return skip("the roles of %s come from identity rows (needs --upstream)", t.User)
+		}
+	} else if d := cfg.CheckTestUser(t, env.ids); d != nil {
+		return fail("%s", d.Detail)
+	}
+
+	// What pgveil does with the statement, as the engine decides it.
+	var res *rewrite.Result
+	var refused *rewrite.Refused
+	pol, err := cfg.Compile(t.User, env.ids)
+	if err != nil {
+		refused = &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "no_policy", Message: err.Error()}
+	} else {
+		cat := env.cat
+		if env.offline() {
+			var why string
+			if cat, why = offlineQueryCatalog(cfg, cat, t.Query); why != "" {
+				return skip("%s (needs --upstream)", why)
+			}
+		}
+		res, err = rewrite.Rewrite(t.Query, cat, pol)
+		var unknown *rewrite.UnknownRelationError
+		switch {
+		case err == nil:
+		case errors.As(err, &unknown):
+			if env.offline() {
+				return skip("no table block names %s exactly: only the live catalog knows it (needs --upstream)", unknown.Name)
+			}
+			refused = &rewrite.Refused{Code: rewrite.CodeUndefinedTable, Rule: "unknown_relation", Message: unknown.Error()}
+		case errors.As(err, &refused):
+		default:
+			refused = &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "rewrite", Message: err.Error()}
+		}
+	}
+
+	if t.ExpectsDenied() {
+		switch {
+		case refused == nil:
+			want := "a refusal"
+			if t.Rule != "" {
+				want += " by firewall rule " + t.Rule
+			}
+			return fail("accepted, expected %s", want)
+		case t.Rule != "" && refused.Rule != t.Rule:
+			return fail("refused by firewall rule %s, expected rule %s (%s)", refused.Rule, t.Rule, refused.Message)
+		}
+		return pass("")
+	}
+	if refused != nil {
+		return fail("refused by firewall rule %s: %s", refused.Rule, refused.Message)
+	}
+	if t.ExpectMasked {
+		want, got := sortedCopy(t.Masked), sortedCopy(res.Masked)
+		if !slices.Equal(want, got) {
+			return fail("masked columns: expected %s, got %s", quotedList(want), quotedList(got))
+		}
+	}
+	if env.offline() {
+		if t.NeedsData() {
+			what, masks := "rows", ""
+			if !t.ExpectRows {
+				what = "the row count"
+			}
+			if t.ExpectMasked {
+				masks = ", with the expected masked columns"
+			}
+			return skip("comparing %s needs --upstream (offline, pgveil accepts the statement%s)", what, masks)
+		}
+		return pass("")
+	}
+	return env.execute(ctx, t, res)
+}
+
+// execute runs the rewritten statement upstream as the service account,
+// in a read-only transaction rolled back afterwards, and compares its
+// (last) result with the test's rows or row_count.
+func (env *Env) execute(ctx context.Context, t *policy.Test, res *rewrite.Result) Outcome {
+	for _, k := range res.Kinds {
+		if k != "select" {
+			if t.NeedsData() {
+				return fail("pgveil test runs only SELECT statements upstream, and this one is %s", strings.Join(res.Kinds, ", "))
+			}
+			return pass("") // NOTE: accepted as expected; not run.
+		}
+	}
+	if _, err := env.conn.Exec(ctx, "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = '"+statementTimeout+"'").ReadAll(); err != nil {
+		return env.connFailure(err)
+	}
+	// NOTE: a closure, so that ROLLBACK is sent after the statement.
+	defer func() {
+		if _, err := env.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); err != nil {
+			env.broken = true
+		}
+	}()
+
+	keep := shownRows
+	if t.ExpectRows {
+		keep = max(keep, len(t.Rows))
+	}
+	var rows [][]*string
+	count := 0
+	mrr := env.conn.Exec(ctx, res.SQL)
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		rows, count = nil, 0
+		for rr.NextRow() {
+			count++
+			if count <= keep {
+				vals := rr.Values()
+				row := make([]*string, len(vals))
+				for i, v := range vals {
+					if v != nil {
+						s := string(v)
+						row[i] = &s
+					}
+				}
+				rows = append(rows, row)
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			break // NOTE: mrr.Close returns the error.
+		}
+	}
+	if err := mrr.Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return env.connFailure(err)
+		}
+		return fail("the statement pgveil forwards failed upstream: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+	}
+
+	if t.RowCount != nil && int64(count) != *t.RowCount {
+		return fail("row_count: expected %d, got %d", *t.RowCount, count)
+	}
+	if t.ExpectRows {
+		if count != len(t.Rows) {
+			return fail("rows: expected %s, got %s", formatRows(t.Rows, len(t.Rows)), formatRows(rows, count))
+		}
+		want, got := t.Rows, rows
+		if t.Unordered {
+			want, got = sortedRows(want), sortedRows(got)
+		}
+		if !slices.EqualFunc(want, got, equalRow) {
+			return fail("rows: expected %s, got %s", formatRows(t.Rows, len(t.Rows)), formatRows(rows, count))
+		}
+	}
+	return pass("")
+}
+
+// connFailure reports a test that could not run because the connection
+// failed, and stops the run.
+func (env *Env) connFailure(err error) Outcome {
+	env.broken = true
+	return fail("the upstream connection failed: %v", err)
+}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -673,30 +674,23 @@ func nodeLocation(n *pg_query.Node) int32 {
 	if n == nil {
 		return -1
 	}
-	return messageLocation(n.ProtoReflect())
+	return messageLocation(n)
 }
 
 // messageLocation returns m's location field, or the first one found
 // depth-first inside it, or -1.
-func messageLocation(m protoreflect.Message) int32 {
-	if f := m.Descriptor().Fields().ByName("location"); f != nil && f.Kind() == protoreflect.Int32Kind {
-		if loc := int32(m.Get(f).Int()); loc >= 0 {
+func messageLocation(m proto.Message) int32 {
+	r := m.ProtoReflect()
+	if f := r.Descriptor().Fields().ByName("location"); f != nil && f.Kind() == protoreflect.Int32Kind {
+		if loc := int32(r.Get(f).Int()); loc >= 0 {
 			return loc
 		}
 	}
 	var loc int32 = -1
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	pgtree.Children(m, func(c proto.Message) {
+		if loc < 0 {
+			loc = messageLocation(c)
 		}
-		if fd.IsList() {
-			for i := 0; i < v.List().Len() && loc < 0; i++ {
-				loc = messageLocation(v.List().Get(i).Message())
-			}
-		} else {
-			loc = messageLocation(v.Message())
-		}
-		return loc < 0
 	})
 	return loc
 }

@@ -5,8 +5,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -14,33 +14,12 @@ import (
 // under it, parents before their children. f may replace a node's content
 // in place (n.Node = …); the walk then goes on inside the new content.
 func walkNodes(m proto.Message, f func(*pg_query.Node)) {
-	visitMessage(m.ProtoReflect(), f)
-}
-
-// walkMessage walks the message fields of m.
-func walkMessage(m protoreflect.Message, f func(*pg_query.Node)) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	pgtree.Walk(m, func(m proto.Message) bool {
+		if n, ok := m.(*pg_query.Node); ok {
+			f(n)
 		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				visitMessage(l.Get(i).Message(), f)
-			}
-			return true
-		}
-		visitMessage(v.Message(), f)
 		return true
 	})
-}
-
-// visitMessage calls f when m is a Node, then walks m.
-func visitMessage(m protoreflect.Message, f func(*pg_query.Node)) {
-	if n, ok := m.Interface().(*pg_query.Node); ok {
-		f(n)
-	}
-	walkMessage(m, f)
 }
 
 // mustParseExpr parses a SQL expression pgveil itself writes (a template),

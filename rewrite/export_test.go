@@ -87,7 +87,7 @@ func SameStatements(a, b string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	clearLocations(ta.ProtoReflect())
-	clearLocations(tb.ProtoReflect())
+	clearLocations(ta)
+	clearLocations(tb)
 	return proto.Equal(ta, tb), nil
 }

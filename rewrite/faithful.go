@@ -6,6 +6,8 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // deparsedFaithfully reports whether out, the deparse of tree, parses
@@ -25,27 +27,26 @@ func deparsedFaithfully(out string, tree *pg_query.ParseResult) bool {
 	if err != nil {
 		return false
 	}
-	clearLocations(back.ProtoReflect())
-	clearLocations(tree.ProtoReflect())
+	clearLocations(back)
+	clearLocations(tree)
 	return proto.Equal(back, tree)
 }
 
 // clearLocations zeroes every location field below m: where a node
 // was in its text, not what it is.
-func clearLocations(m protoreflect.Message) {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.Int32Kind && (fd.Name() == "location" || fd.Name() == "stmt_location" || fd.Name() == "stmt_len"):
-			m.Clear(fd)
-		case fd.Kind() != protoreflect.MessageKind:
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				clearLocations(l.Get(i).Message())
+func clearLocations(m proto.Message) {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		r := m.ProtoReflect()
+		fields := r.Descriptor().Fields()
+		for _, name := range locationFields {
+			if f := fields.ByName(name); f != nil && f.Kind() == protoreflect.Int32Kind {
+				r.Clear(f)
 			}
-		default:
-			clearLocations(v.Message())
 		}
 		return true
 	})
 }
+
+// locationFields are the fields of pg_query's messages that say where in
+// its text a node was.
+var locationFields = []protoreflect.Name{"location", "stmt_location", "stmt_len"}

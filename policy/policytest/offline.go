@@ -7,8 +7,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -112,24 +112,10 @@ func offlineQueryCatalog(cfg *policy.Config, cat *rewrite.Catalog, query string)
 
 // walkQuery calls f on every node of a parse tree.
 func walkQuery(m proto.Message, f func(*pg_query.Node)) {
-	var visit func(protoreflect.Message)
-	visit = func(m protoreflect.Message) {
-		if n, ok := m.Interface().(*pg_query.Node); ok {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		if n, ok := m.(*pg_query.Node); ok {
 			f(n)
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.Message() == nil || fd.IsMap():
-			case fd.IsList():
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					visit(l.Get(i).Message())
-				}
-			default:
-				visit(v.Message())
-			}
-			return true
-		})
-	}
-	visit(m.ProtoReflect())
+		return true
+	})
 }

@@ -47,8 +47,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// cmdAuditVerify checks the chain of audit files and prints a summary or
-// the first problem; it exits 1 on a problem.
+// cmdAuditVerify checks the chains of audit files (one per pgveil
+// instance) and prints a summary or the first problem of each; it exits
+// 1 on a problem.
 func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,28 +70,48 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: verifying a plain SHA-256 chain, "+
 			"which shows accidental damage but not forgery\n", *keyEnv)
 	}
-	rep, err := audit.Verify(key, fs.Args())
+	reports, err := audit.VerifyChains(key, fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "pgveil audit verify: %v\n", err)
 		return 1
 	}
-	if !rep.OK {
-		fmt.Fprintf(stdout, "FAILED: %s\n", rep.Problem)
-		if rep.Records > 0 {
-			fmt.Fprintf(stdout, "%d records before it verified, seq %d..%d\n", rep.Records, rep.FirstSeq, rep.LastSeq)
+	code := 0
+	for _, rep := range reports {
+		prefix := ""
+		if len(reports) > 1 {
+			// Several pgveil instances, a chain each.
+			prefix = fmt.Sprintf("chain %s: ", rep.Chain)
+			if rep.Chain == "" && len(rep.Files) > 0 {
+				prefix = fmt.Sprintf("%s: ", rep.Files[0])
+			}
 		}
-		return 1
+		if !printVerifyReport(stdout, prefix, rep) {
+			code = 1
+		}
+	}
+	return code
+}
+
+// printVerifyReport prints what Verify found in one chain, each line
+// after prefix, and reports whether the chain checked out.
+func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report) bool {
+	if !rep.OK {
+		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, rep.Problem)
+		if rep.Records > 0 {
+			fmt.Fprintf(stdout, "%s%d records before it verified, seq %d..%d\n", prefix, rep.Records, rep.FirstSeq, rep.LastSeq)
+		}
+		return false
 	}
 	if rep.Records == 0 {
-		fmt.Fprintf(stdout, "OK: 0 records in %d files\n", len(rep.Files))
-		return 0
+		fmt.Fprintf(stdout, "%sOK: 0 records in %d files\n", prefix, len(rep.Files))
+		return true
 	}
-	fmt.Fprintf(stdout, "OK: %d records in %d files, seq %d..%d, %s..%s\n", rep.Records, len(rep.Files),
+	fmt.Fprintf(stdout, "%sOK: %d records in %d files, seq %d..%d, %s..%s\n", prefix, rep.Records, len(rep.Files),
 		rep.FirstSeq, rep.LastSeq, rep.FirstTime.Format(time.RFC3339Nano), rep.LastTime.Format(time.RFC3339Nano))
 	if !rep.FromStart {
-		fmt.Fprintf(stdout, "note: the chain began before seq %d; older files were not given (or were removed)\n", rep.FirstSeq)
+		fmt.Fprintf(stdout, "%snote: the chain began before seq %d; older files were not given (or were removed)\n", prefix, rep.FirstSeq)
 	}
-	return 0
+	return true
 }
 
 // searchFilter is what pgveil audit search keeps: every set field must

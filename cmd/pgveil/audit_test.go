@@ -61,6 +61,30 @@ func writeAuditChain(t *testing.T) []string {
 
 func TestAuditVerify(t *testing.T) {
 	t.Setenv("PGVEIL_AUDIT_KEY", auditKey)
+	t.Run("the chains of two instances are checked together, a line each", func(t *testing.T) {
+		a, b := writeAuditChain(t), writeAuditChain(t)
+		code, out, errOut := runCLI("", append(append([]string{"audit", "verify"}, b...), a...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || errOut != "" {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "chain ") || !strings.Contains(l, ": OK: 30 records in ") {
+				t.Errorf("line %q", l)
+			}
+		}
+		ls, err := os.ReadFile(b[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(b[1], []byte(strings.Replace(string(ls), "SELECT email", "SELECT emall", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ = runCLI("", append(append([]string{"audit", "verify"}, a...), b...)...)
+		if code != 1 || strings.Count(out, ": OK: 30 records") != 1 || !strings.Contains(out, ": FAILED: "+b[1]+":1: record altered") {
+			t.Fatalf("after damage to one chain: %d %q", code, out)
+		}
+	})
 	t.Run("an intact chain is OK, whatever the order of the files", func(t *testing.T) {
 		files := writeAuditChain(t)
 		slices.Reverse(files)

@@ -16,6 +16,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = append(b, `,"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
+	b = appendStringField(b, "chain", e.Chain)
 	b = appendStringField(b, "event", e.Event)
 	b = appendStringField(b, "session", e.Session)
 	b = appendStringField(b, "user", e.User)

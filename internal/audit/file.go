@@ -74,7 +74,7 @@ func (w *writer) resume(file string, line []byte) {
 			"verify will report the break", zap.String("file", file), zap.Error(err))
 		return
 	}
-	w.seq, w.prev = e.Seq, e.MAC
+	w.seq, w.prev, w.chainID = e.Seq, e.MAC, e.Chain
 	if signed, err := signedPart(line); err == nil && w.chain.mac(signed) != e.MAC {
 		w.log.Warn("the last record of the audit log was not written with this key (was the key changed?); "+
 			"the chain goes on, but verify with the new key will fail on the older records",

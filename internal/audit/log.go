@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -224,6 +226,9 @@ type writer struct {
 	// seq and prev are the seq and mac of the last record added.
 	seq  uint64
 	prev string
+	// chainID is Entry.Chain: made when the chain's first record is
+	// added, read back by resume.
+	chainID string
 	// buf holds the lines of the batch; lines counts them.
 	buf   []byte
 	lines int
@@ -254,7 +259,10 @@ type writer struct {
 // the file past MaxSize.
 func (w *writer) add(r *Record) {
 	e := w.cache.prepare(r, w.o)
-	e.Seq, e.Prev = w.seq+1, w.prev
+	if w.seq == 0 {
+		w.chainID = newChainID()
+	}
+	e.Seq, e.Prev, e.Chain = w.seq+1, w.prev, w.chainID
 	w.line = appendSigned(w.line[:0], &e)
 	mac := w.chain.mac(w.line)
 	w.line = appendLineEnd(w.line, mac)
@@ -266,4 +274,13 @@ func (w *writer) add(r *Record) {
 	w.buf = append(w.buf, w.line...)
 	w.lines++
 	w.seq, w.prev = e.Seq, mac
+}
+
+// newChainID returns a new chain's name: 16 random hex digits.
+func newChainID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("audit: no randomness: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }

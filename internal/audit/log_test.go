@@ -43,7 +43,14 @@ func TestLineFormat(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		signed := `{"seq":1,"time":"2026-11-30T02:15:00.000000005Z","event":"statement","user":"marie","roles":["a","b"],` +
+		e, err := ParseLine(out.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Chain) != 16 {
+			t.Fatalf("chain %q, want 16 hex digits", e.Chain)
+		}
+		signed := `{"seq":1,"time":"2026-11-30T02:15:00.000000005Z","chain":"` + e.Chain + `","event":"statement","user":"marie","roles":["a","b"],` +
 			`"sql":"SELECT 1","fingerprint":"50fde20626009aba","decision":"denied","reason":"no_ddl","sqlstate":"42501",` +
 			`"message":"line\nbreak \"quoted\" <tag> \u0001 \ufffd","rows":-1,"duration_ms":1.5,"prev":"` + zeroMAC + `"`
 		mac := hmac.New(sha256.New, testKey)

@@ -18,6 +18,7 @@ const lineEndLen = len(macField) + 64 + 2
 type wireEntry struct {
 	Seq              *uint64     `json:"seq"`
 	Time             string      `json:"time"`
+	Chain            string      `json:"chain"`
 	Event            string      `json:"event"`
 	Session          string      `json:"session"`
 	User             string      `json:"user"`
@@ -91,6 +92,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			OldPolicyVersion: w.OldPolicyVersion,
 			Count:            w.Count,
 		},
+		Chain:           w.Chain,
 		Fingerprint:     w.Fingerprint,
 		RewrittenSHA256: w.RewrittenSHA256,
 		Prev:            w.Prev,

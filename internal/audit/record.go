@@ -108,6 +108,12 @@ type Record struct {
 type Entry struct {
 	// Seq is the record's position in the chain, from 1.
 	Seq uint64
+	// Chain names the chain: chosen at random when its first record is
+	// written, kept across restarts and rotations. Several pgveil
+	// instances sharing one configuration each write a chain of their
+	// own, and VerifyChains tells their files apart by it. "" in chains
+	// begun before it was written.
+	Chain string
 	// Record is the event as written: SQL and Rewritten are redacted or
 	// hashed as the Log's Options said.
 	Record

@@ -3,6 +3,8 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -26,6 +28,9 @@ type Report struct {
 	// Keyed is true when the MACs were checked with a key (HMAC-SHA256),
 	// false for a plain SHA-256 chain.
 	Keyed bool
+	// Chain is the chain's name (Entry.Chain), "" for a chain begun
+	// before chains were named.
+	Chain string
 	// FromStart is true when the first record is the first of its chain
 	// (seq 1); false when older files were not given, or were removed by
 	// retention.
@@ -58,6 +63,57 @@ type verifier struct {
 	// gapFirstOfFile is true when the gap is at the start of a file: the
 	// previous file was cut short, or a whole file is missing.
 	gapFirstOfFile bool
+}
+
+// VerifyChains checks the chains spread over files: each pgveil instance
+// writes a chain of its own (Entry.Chain), and an auditor may give the
+// files of all of them at once. Files are grouped by the chain of their
+// first record and each group is verified as Verify does; a file whose
+// first line cannot be read is verified with the chain it is given with
+// when there is one, alone otherwise, so that its problem is reported.
+// Reports come in the order of their chains' names.
+func VerifyChains(key []byte, files []string) ([]*Report, error) {
+	if len(files) == 0 {
+		return nil, errors.New("verifying audit log: no files given")
+	}
+	groups := map[string][]string{}
+	var odd []string
+	for _, f := range files {
+		line, err := firstLine(f)
+		if err != nil {
+			return nil, fmt.Errorf("verifying audit log: %w", err)
+		}
+		e, perr := ParseLine(line)
+		if line == nil || perr != nil {
+			odd = append(odd, f)
+			continue
+		}
+		groups[e.Chain] = append(groups[e.Chain], f)
+	}
+	names := slices.Sorted(maps.Keys(groups))
+	switch {
+	case len(names) == 0:
+		names, groups = []string{""}, map[string][]string{"": odd}
+	case len(names) == 1:
+		groups[names[0]] = append(groups[names[0]], odd...)
+	default:
+		// Several chains: an unreadable or empty file cannot be placed;
+		// verified alone, an empty one passes and another fails.
+		for i, f := range odd {
+			name := fmt.Sprintf("\x00%d", i)
+			names = append(names, name)
+			groups[name] = []string{f}
+		}
+	}
+	reports := make([]*Report, 0, len(names))
+	for _, name := range names {
+		rep, err := Verify(key, groups[name])
+		if err != nil {
+			return nil, err
+		}
+		reports = append(reports, rep)
+	}
+	return reports, nil
 }
 
 // Verify checks the chain spread over files (any order, see OrderFiles)
@@ -126,6 +182,7 @@ func (v *verifier) check(pos position, firstOfFile bool, line []byte) string {
 		return v.missing()
 	}
 	if v.last == nil {
+		v.rep.Chain = e.Chain
 		v.rep.FromStart = e.Seq == 1 && e.Prev == zeroMAC
 		v.rep.FirstSeq, v.rep.FirstTime = e.Seq, e.Time
 		v.accept(pos, e)
@@ -133,6 +190,9 @@ func (v *verifier) check(pos position, firstOfFile bool, line []byte) string {
 	}
 	want := v.last.Seq + 1
 	switch {
+	case e.Chain != v.last.Chain:
+		return fmt.Sprintf("%s: a record of chain %q among those of chain %q (%s): the files of two pgveil instances were mixed",
+			pos, e.Chain, v.last.Chain, v.lastPos)
 	case e.Seq == want && e.Prev != v.last.MAC:
 		return fmt.Sprintf("%s: chain broken: prev is not the mac of the record before it (%s)", pos, v.lastPos)
 	case e.Seq == want:

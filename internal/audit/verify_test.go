@@ -2,6 +2,7 @@ package audit
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,6 +184,91 @@ func TestVerifyReport(t *testing.T) {
 	t.Run("a file that cannot be read is an error", func(t *testing.T) {
 		if _, err := Verify(testKey, []string{"/nonexistent/audit.log"}); err == nil || !strings.Contains(err.Error(), "no such file") {
 			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+// TestVerifyChains: several pgveil instances, each with a chain of its
+// own, verified from one list of their files.
+func TestVerifyChains(t *testing.T) {
+	two := func(t *testing.T) (a, b []string) {
+		a = writeChain(t, 12, Options{Key: testKey, MaxSize: chainMaxSize})
+		b = writeChain(t, 9, Options{Key: testKey, MaxSize: chainMaxSize})
+		return a, b
+	}
+	t.Run("the files of two instances, mixed, verify as two chains", func(t *testing.T) {
+		a, b := two(t)
+		mixed := append(slices.Clone(b), a...)
+		slices.Reverse(mixed)
+		reports, err := VerifyChains(testKey, mixed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reports) != 2 {
+			t.Fatalf("%d reports, want 2", len(reports))
+		}
+		total := 0
+		for _, r := range reports {
+			if !r.OK || !r.FromStart || len(r.Chain) != 16 {
+				t.Fatalf("%+v", r)
+			}
+			total += int(r.Records)
+		}
+		if total != 21 || reports[0].Chain == reports[1].Chain {
+			t.Fatalf("%d records in chains %q and %q, want 21 in two", total, reports[0].Chain, reports[1].Chain)
+		}
+	})
+	t.Run("a damaged chain fails alone", func(t *testing.T) {
+		a, b := two(t)
+		ls := lines(t, b[1])
+		ls[0] = strings.Replace(ls[0], "SELECT email", "SELECT emall", 1)
+		setLines(t, b[1], ls)
+		reports, err := VerifyChains(testKey, append(slices.Clone(a), b...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := 0
+		for _, r := range reports {
+			if !r.OK {
+				failed++
+				if !strings.HasPrefix(r.Problem, b[1]+":1: record altered") {
+					t.Errorf("problem %q", r.Problem)
+				}
+			}
+		}
+		if len(reports) != 2 || failed != 1 {
+			t.Fatalf("%d reports, %d failed; want 2 and 1", len(reports), failed)
+		}
+	})
+	t.Run("a record moved from one chain into the other is found", func(t *testing.T) {
+		a, b := two(t)
+		la, lb := lines(t, a[1]), lines(t, b[1])
+		lb = slices.Insert(lb, 1, la[0])
+		setLines(t, b[1], lb)
+		reports, err := VerifyChains(testKey, append(slices.Clone(a), b...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range reports {
+			if !r.OK && strings.Contains(r.Problem, "among those of chain") {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("no report tells of the moved record: %+v %+v", reports[0], reports[1])
+		}
+	})
+	t.Run("a restarted instance goes on with its chain", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		writeChain(t, 3, Options{File: path, Key: testKey})
+		files := writeChain(t, 3, Options{File: path, Key: testKey})
+		reports, err := VerifyChains(testKey, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reports) != 1 || !reports[0].OK || reports[0].Records != 6 {
+			t.Fatalf("%+v", reports)
 		}
 	})
 }

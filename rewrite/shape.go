@@ -89,6 +89,19 @@ func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam i
 	n := len(text)
 	for i := 0; i < n; {
 		c := text[i]
+		// Most bytes are spaces, punctuation and identifiers: skip them
+		// by table before the cases that read tokens.
+		switch scanClass[c] {
+		case scanPlain:
+			i++
+			continue
+		case scanIdent:
+			i++
+			for i < n && identCont[text[i]] {
+				i++
+			}
+			continue
+		}
 		switch {
 		case c == '\'':
 			// A prefix glued to the quote makes another kind of string
@@ -148,6 +161,41 @@ func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam i
 	}
 	return spans, maxParam, true
 }
+
+// The classes of scanClass.
+const (
+	// scanSpecial is a byte that may start a token scanLiterals reads:
+	// a quote, $, -, /, . or a digit.
+	scanSpecial = iota
+	// scanPlain is any other byte that does not start an identifier.
+	scanPlain
+	// scanIdent starts an identifier (identStart).
+	scanIdent
+)
+
+// scanClass classifies the first byte of a token for scanLiterals.
+var scanClass = func() (t [256]byte) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		switch {
+		case b == '\'' || b == '"' || b == '$' || b == '-' || b == '/' || b == '.' || isDigit(b):
+			t[c] = scanSpecial
+		case identStart(b):
+			t[c] = scanIdent
+		default:
+			t[c] = scanPlain
+		}
+	}
+	return t
+}()
+
+// identCont is identChar as a table.
+var identCont = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = identChar(byte(c))
+	}
+	return t
+}()
 
 // quoted returns the end of the quoted token starting at text[i] (its
 // quote character doubled inside it) and whether it is closed.

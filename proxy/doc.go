@@ -13,7 +13,7 @@
 //   - relay (relay.go): two goroutines move messages between client and
 //     upstream. Only the messages the proxy must understand are decoded:
 //     statement texts (Query, Parse) pass through the Rewriter hook; the
-//     results stream back undecoded through fixed buffers (frame.go).
+//     results stream back undecoded through fixed buffers (package wire).
 //
 // A Rewriter refuses a statement by returning an error; the refusal reaches
 // the client in the statement's place with PostgreSQL's own error

@@ -26,6 +26,7 @@ import (
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -139,10 +140,10 @@ func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
 		srv:          srv,
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
-		cin:          newFrameReader(in, clientReadBuf, srv.cfg.Listen.MaxMessageSize),
-		uout:         newFrameWriter(out, upstreamWrite),
-		uin:          newFrameReader(in, upstreamReadBuf, maxUpstreamMessage),
-		cout:         newFrameWriter(out, clientWriteBuf),
+		cin:          wire.NewReader(in, clientReadBuf, srv.cfg.Listen.MaxMessageSize),
+		uout:         wire.NewWriter(out, upstreamWrite),
+		uin:          wire.NewReader(in, upstreamReadBuf, maxUpstreamMessage),
+		cout:         wire.NewWriter(out, clientWriteBuf),
 		markerPrefix: "pgveil_refused_fuzz_",
 		refusals:     map[uint64]pendingRefusal{},
 		track:        newTracker(true, srv.rewriter.(policyVersioner)),
@@ -169,14 +170,14 @@ func FuzzClientRelay(f *testing.F) {
 		var out bytes.Buffer
 		ss := fuzzSession(srv, bytes.NewReader(data), &out)
 		_ = ss.clientRelay()
-		_ = ss.uout.flush()
+		_ = ss.uout.Flush()
 		// What went upstream must parse as a sequence of messages. Only the
 		// last may be cut short: a client that hangs up mid-message has had
 		// its message's beginning streamed upstream, and the session ends
 		// with the upstream connection closed.
-		fr := newFrameReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
+		fr := wire.NewReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
 		for {
-			typ, total, err := fr.header()
+			typ, total, err := fr.Header()
 			if err == io.EOF {
 				break
 			}
@@ -186,7 +187,7 @@ func FuzzClientRelay(f *testing.F) {
 			if !strings.ContainsRune("QPBEDCHSdcfX", rune(typ)) {
 				t.Fatalf("forwarded message type %q", typ)
 			}
-			msg, err := fr.message(total)
+			msg, err := fr.Message(total)
 			if err == io.ErrUnexpectedEOF {
 				break
 			}

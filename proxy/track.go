@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -793,12 +794,12 @@ func (ss *session) trackPeek(typ byte, total int) error {
 	case 'C':
 		skip = 1
 	}
-	b, err := ss.cin.peekStrings(total, skip, n)
+	b, err := ss.cin.PeekStrings(total, skip, n)
 	if err != nil {
 		return err
 	}
-	defer ss.cin.release()
-	body := b[headerLen:]
+	defer ss.cin.Release()
+	body := b[wire.HeaderLen:]
 	t := ss.track
 	switch typ {
 	case 'B':
@@ -827,7 +828,7 @@ func (ss *session) trackPeek(typ byte, total int) error {
 		}
 		t.pcSent++
 	}
-	return ss.cin.forward(total, ss.uout)
+	return ss.cin.Forward(total, ss.uout)
 }
 
 // trackExecute follows an Execute of portal, a message of total bytes:
@@ -870,7 +871,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 		defer func() { ss.othersInBatch++ }()
 	}
 	if r != nil {
-		if err := ss.cin.skip(total); err != nil {
+		if err := ss.cin.Skip(total); err != nil {
 			return err
 		}
 		if t.audit {
@@ -895,7 +896,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 	} else if bound {
 		ss.discardEnds(info.res, true)
 	}
-	return ss.cin.forward(total, ss.uout)
+	return ss.cin.Forward(total, ss.uout)
 }
 
 // sqlNamed describes, for the audit trail and the policy check, what a
@@ -1065,7 +1066,7 @@ func (ss *session) inject(in *injection, msgs ...pgproto3.FrontendMessage) error
 		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
 			return fmt.Errorf("encoding %T: %w", m, err)
 		}
-		if err := ss.uout.write(ss.cscratch); err != nil {
+		if err := ss.uout.Write(ss.cscratch); err != nil {
 			return err
 		}
 	}

@@ -53,7 +53,8 @@ func fuzzServer(t testing.TB) *Server {
 		}
 		var err error
 		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry())}
-		if fuzzSrv, err = New(cfg, opts); err != nil {
+		StaticIdentities(cfg, &opts)
+		if fuzzSrv, err = New(ConfigOf(cfg), opts); err != nil {
 			panic(err)
 		}
 	})
@@ -140,7 +141,7 @@ func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
 		srv:          srv,
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
-		cin:          wire.NewReader(in, clientReadBuf, srv.cfg.Listen.MaxMessageSize),
+		cin:          wire.NewReader(in, clientReadBuf, srv.cfg.MaxMessageSize),
 		uout:         wire.NewWriter(out, upstreamWrite),
 		uin:          wire.NewReader(in, upstreamReadBuf, maxUpstreamMessage),
 		cout:         wire.NewWriter(out, clientWriteBuf),

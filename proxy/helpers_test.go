@@ -153,7 +153,10 @@ func startProxy(t testing.TB, opts ...proxyOption) *testProxy {
 // test ends.
 func serve(t testing.TB, cfg *policy.Config, po proxy.Options) *testProxy {
 	t.Helper()
-	srv, err := proxy.New(cfg, po)
+	if po.Users == nil {
+		proxy.StaticIdentities(cfg, &po)
+	}
+	srv, err := proxy.New(proxy.ConfigOf(cfg), po)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}

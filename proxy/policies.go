@@ -102,6 +102,17 @@ type Directory interface {
 	DirectoryUser(login string, groupDNs []string) (*policy.User, bool)
 }
 
+// StaticIdentities sets the options that authenticate the logins of
+// cfg's user blocks and ldap block, as they are: for a server without
+// reloadable policies or a rewriter that knows the users.
+func StaticIdentities(cfg *policy.Config, o *Options) {
+	o.Users = func(login string) (*policy.User, bool) {
+		u, ok := cfg.Users[login]
+		return u, ok
+	}
+	o.Directory = fixedDirectory{cfg: cfg, ids: cfg.HCLIdentities()}
+}
+
 // fixedDirectory is the Directory of one configuration, for servers
 // without reloadable policies.
 type fixedDirectory struct {
@@ -116,3 +127,13 @@ func (d fixedDirectory) LDAP() *policy.LDAP { return d.cfg.LDAP }
 func (d fixedDirectory) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
 	return d.ids.DirectoryUser(login, groupDNs)
 }
+
+// noDirectory is the Directory of a server given none: no ldap block,
+// no directory login.
+type noDirectory struct{}
+
+// LDAP implements Directory.
+func (noDirectory) LDAP() *policy.LDAP { return nil }
+
+// DirectoryUser implements Directory.
+func (noDirectory) DirectoryUser(string, []string) (*policy.User, bool) { return nil, false }

@@ -32,7 +32,7 @@ func benchClientRelay(b *testing.B, txn []byte, track bool) {
 		srv:          srv,
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
-		cin:          wire.NewReader(bytes.NewReader(in), clientReadBuf, srv.cfg.Listen.MaxMessageSize),
+		cin:          wire.NewReader(bytes.NewReader(in), clientReadBuf, srv.cfg.MaxMessageSize),
 		uout:         wire.NewWriter(io.Discard, upstreamWrite),
 		markerPrefix: "pgveil_refused_bench_",
 		refusals:     map[uint64]pendingRefusal{},

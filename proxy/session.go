@@ -179,7 +179,7 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		ctx:          ctx,
 		cancel:       cancel,
 		client:       res.conn,
-		cin:          wire.NewReader(clientIO, clientReadBuf, s.cfg.Listen.MaxMessageSize),
+		cin:          wire.NewReader(clientIO, clientReadBuf, s.cfg.MaxMessageSize),
 		cout:         wire.NewWriter(clientIO, clientWriteBuf),
 		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
 		refusals:     map[uint64]pendingRefusal{},
@@ -225,7 +225,7 @@ func (ss *session) start(res *startupResult) error {
 	if err := ss.authenticate(res); err != nil {
 		return err
 	}
-	if want := ss.srv.cfg.Listen.Database; res.params.database != want {
+	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,
 			fmt.Sprintf("database %q does not exist", res.params.database),
 			fmt.Sprintf("pgveil serves the database %q.", want), nil)

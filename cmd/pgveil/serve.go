@@ -107,7 +107,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		alog.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + version})
 	}
 
-	srv, err := proxy.New(cfg, opts)
+	srv, err := proxy.New(proxy.ConfigOf(cfg), opts)
 	if err != nil {
 		log.Error("starting pgveil", zap.Error(err))
 		return 1

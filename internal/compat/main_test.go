@@ -92,7 +92,7 @@ func startVeil() (stop func() error, err error) {
 	}
 	opts := proxy.Options{Logger: logger}
 	enf.Apply(&opts)
-	srv, err := proxy.New(cfg, opts)
+	srv, err := proxy.New(proxy.ConfigOf(cfg), opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting pgveil: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pgveil/pgveil/internal/ldaptest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // withLDAP adds an ldap block for dir (simple bind, groups by search,
@@ -169,7 +170,7 @@ ldap {
 	}
 	p, pols := startDemoFrom(t, cfgDir)
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
 	ctx := context.Background()
 	loginCount := func(t *testing.T, sql string) (int64, error) {
 		t.Helper()
@@ -270,7 +271,7 @@ ldap {
 	rec := &recordingAuditor{}
 	p, pols := startDemoFrom(t, cfgDir, func(o *proxy.Options) { o.Audit = rec })
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
 	ctx := context.Background()
 	connect := func(t *testing.T, user string) *pgx.Conn {
 		t.Helper()

@@ -1,4 +1,4 @@
-package proxy
+package server
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // Reloader reloads the configuration's policies and identities while the
@@ -35,14 +36,14 @@ type Reloader struct {
 	// Base is the configuration the server started with.
 	Base *policy.Config
 	// Policies are the policies in force, which Reload replaces.
-	Policies *Policies
+	Policies *proxy.Policies
 	// Server ends the sessions of removed users and reads the groups of
 	// directory logins again; nil for none.
-	Server *Server
+	Server *proxy.Server
 	// Audit records each reload; nil for none.
-	Audit Auditor
+	Audit proxy.Auditor
 	// Metrics counts reloads; nil for none.
-	Metrics *Metrics
+	Metrics *proxy.Metrics
 	// Logger receives the outcome and the diagnostics.
 	Logger *zap.Logger
 
@@ -86,7 +87,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	if why := upstreamChanged(&r.Base.Upstream, &cfg.Upstream); why != "" {
 		return fail("the upstream block changed ("+why+"); restart pgveil to apply it", "")
 	}
-	enf, idiags, err := LoadEnforcement(ctx, cfg)
+	enf, idiags, err := proxy.LoadEnforcement(ctx, cfg)
 	if err != nil {
 		var b strings.Builder
 		_ = policy.WriteDiagnostics(&b, l.Files(), idiags)

@@ -245,10 +245,25 @@ admin {
 	})
 	result := make(chan error, 1)
 	go func() {
-		_, err := conn.Exec(ctx, "SELECT pg_sleep(1)").ReadAll()
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(1), 'serve-running'").ReadAll()
 		result <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM once the statement runs upstream.
+	admin, err := cluster.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := admin.Exec(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND strpos(query, 'serve-' || 'running') > 0").ReadAll()
+		if err == nil && len(res) == 1 && len(res[0].Rows) == 1 && string(res[0].Rows[0][0]) != "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the statement did not start upstream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

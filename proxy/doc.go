@@ -1,6 +1,9 @@
-// Package proxy is pgveil's PostgreSQL wire-protocol proxy.
+// Package proxy is pgveil's PostgreSQL wire-protocol proxy: the sessions.
+// The process around it (enforcement loading, reload, audit trail, admin
+// endpoint) is package server's; the framing beneath it package wire's.
 //
-// A Server accepts client connections and runs each through three phases:
+// A Server, made by New from a Config of its own, accepts client
+// connections and runs each through three phases:
 //
 //   - startup (startup.go): SSLRequest/GSSENCRequest negotiation, TLS, and
 //     the StartupMessage, whose parameters are checked against an

@@ -222,7 +222,7 @@ func FuzzBackendRelay(f *testing.F) {
 		info := newStmtInfo(&Statement{Text: "SELECT 1"}, &rewrite.Result{SQL: "SELECT 1"}, nil)
 		ss.track.push(&execution{info: info, batch: 1})
 		ss.track.push(&execution{info: info, batch: 2, untilReady: true})
-		ss.track.injected = append(ss.track.injected, &injection{answers: 2, batch: 1, info: info})
+		ss.track.shared.injected = append(ss.track.shared.injected, &injection{answers: 2, batch: 1, info: info})
 		_ = ss.backendRelay()
 	})
 }

@@ -65,16 +65,19 @@ func newStmtInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *stmtInfo
 // older policy are prepared again, portals bound under one refused).
 // Sessions of a server that needs neither have none and pay nothing.
 //
-// NOTE: stmts, portals, sql, pcSent and bindSent belong to the client
-// relay; cur, pcSeen and bindSeen to the backend relay. The queues under
-// mu are filled by the client relay in the order it sends messages
-// upstream and emptied by the backend relay in the same order, since
-// PostgreSQL answers in order.
+// NOTE: every field has one owner. audit and versions are set at
+// creation and only read. The client relay alone uses the fields of the
+// first group below, the backend relay alone those of the second. What
+// one relay tells the other goes through shared, under its mutex, and
+// through the confirmed flags of stmtInfo and portalEntry, which the
+// backend relay sets and the client relay reads.
 type tracker struct {
 	// audit: executions are recorded for the audit trail.
 	audit bool
 	// versions: the Rewriter's policies can change (policyVersioner).
 	versions policyVersioner
+
+	// The client relay's.
 
 	// stmts maps prepared statement names ("" is the unnamed one) to the
 	// history of their Parse and Close messages, and portals portal
@@ -85,47 +88,63 @@ type tracker struct {
 	// PREPARE and the cursors declared with DECLARE to what checked
 	// them: EXECUTE and FETCH run what was checked then.
 	// NOTE: it changes only once the batch that creates or drops an
-	// object is answered (objPending, objResolved): a PREPARE or DECLARE
-	// of a name that exists fails and keeps the old object, a DEALLOCATE
-	// or CLOSE that fails keeps it too. Until then candidates counts the
-	// objects in flight as held.
+	// object is answered (shared.objPending, shared.objResolved): a
+	// PREPARE or DECLARE of a name that exists fails and keeps the old
+	// object, a DEALLOCATE or CLOSE that fails keeps it too. Until then
+	// candidates counts the objects in flight as held.
 	sql [2]map[string]*sqlObject
-	// objPending are the object changes of batches not answered yet,
-	// objResolved those answered, for the client relay to apply (guarded
-	// by mu); resolvedN counts objResolved, read without mu.
-	objPending, objResolved []*objChange
-	resolvedN               atomic.Int32
-	// batchErr reports whether the batch being answered had an error
-	// (backend relay only, under mu).
-	batchErr bool
-	// pcSent counts the client's Parse and Close messages sent upstream;
-	// pcSeen the ParseComplete and CloseComplete answers forwarded to the
-	// client. Injected messages are counted by neither.
-	pcSent, pcSeen int64
-	// bindSent counts the client's Bind messages sent upstream; bindSeen
-	// the BindComplete answers forwarded.
-	bindSent, bindSeen int64
-	// awaiting are the client's Parse and Close messages of statements
-	// whose answer confirms them, in order (guarded by mu).
-	awaiting []awaited
-	// awaitingBinds are the client's Bind messages whose BindComplete
-	// confirms them, in order (guarded by mu).
-	awaitingBinds []awaitedBind
+	// pcSent counts the client's Parse and Close messages sent upstream,
+	// bindSent its Bind messages. Injected messages are not counted.
+	pcSent, bindSent int64
 	// forgot is set once a name was dropped to stay in bounds: an
 	// unknown name may then hold anything (candidates). sweepIn counts
 	// the names to forget before remember sweeps the closed ones again.
 	forgot  bool
 	sweepIn int
 
-	mu      sync.Mutex
+	// The backend relay's.
+
+	// cur is the execution the upstream is answering.
+	cur *execution
+	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
+	// to the client, bindSeen the BindComplete answers. Answers to
+	// injected messages are not counted.
+	pcSeen, bindSeen int64
+	// batchErr reports whether the batch being answered had an error.
+	batchErr bool
+
+	// shared is what the client relay hands the backend relay and back.
+	shared handoff
+}
+
+// handoff is the only state of a tracker both relays use: queues the
+// client relay fills in the order it sends messages upstream and the
+// backend relay empties in the same order, since PostgreSQL answers in
+// order; and the object changes the backend relay resolves for the
+// client relay to apply.
+//
+// NOTE: every field but resolvedN is guarded by mu.
+type handoff struct {
+	mu sync.Mutex
+	// pending are the executions sent and not answered yet.
 	pending []*execution
 	// injected are the answers to messages pgveil added, which the
-	// client must not see; batchPC the value of pcSent when each batch
-	// was closed.
+	// client must not see.
 	injected []*injection
-	batchPC  []batchMark
-
-	cur *execution
+	// batchPC holds pcSent and bindSent when each batch was closed.
+	batchPC []batchMark
+	// awaiting are the client's Parse and Close messages of statements
+	// whose answer confirms them, in order.
+	awaiting []awaited
+	// awaitingBinds are the client's Bind messages whose BindComplete
+	// confirms them, in order.
+	awaitingBinds []awaitedBind
+	// objPending are the object changes of batches not answered yet,
+	// objResolved those answered, for the client relay to apply.
+	objPending, objResolved []*objChange
+	// resolvedN counts objResolved; the client relay reads it without mu
+	// to skip applyObjects when nothing is resolved.
+	resolvedN atomic.Int32
 }
 
 // injection is a Close and a Parse pgveil sent to prepare a statement
@@ -285,9 +304,9 @@ func (t *tracker) bind(portal string, info *stmtInfo, batch int64, done int64) {
 		e.confirmed.Store(true)
 	} else {
 		e.prev = settlePortal(t.portals[portal], done)
-		t.mu.Lock()
-		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
-		t.mu.Unlock()
+		t.shared.mu.Lock()
+		t.shared.awaitingBinds = append(t.shared.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+		t.shared.mu.Unlock()
 	}
 	remember(t, t.portals, portal, e)
 }
@@ -324,21 +343,21 @@ func settlePortal(e *portalEntry, done int64) *portalEntry {
 
 // bindComplete notes a BindComplete the upstream sent (backend relay).
 func (t *tracker) bindComplete() {
-	t.mu.Lock()
-	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
-		t.awaitingBinds[0].e.confirmed.Store(true)
-		t.awaitingBinds[0].e = nil
-		t.awaitingBinds = t.awaitingBinds[1:]
+	t.shared.mu.Lock()
+	if len(t.shared.awaitingBinds) > 0 && t.shared.awaitingBinds[0].pos == t.bindSeen {
+		t.shared.awaitingBinds[0].e.confirmed.Store(true)
+		t.shared.awaitingBinds[0].e = nil
+		t.shared.awaitingBinds = t.shared.awaitingBinds[1:]
 	}
 	t.bindSeen++
-	t.mu.Unlock()
+	t.shared.mu.Unlock()
 }
 
 // push queues an execution (client relay).
 func (t *tracker) push(x *execution) {
-	t.mu.Lock()
-	t.pending = append(t.pending, x)
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	t.shared.pending = append(t.shared.pending, x)
+	t.shared.mu.Unlock()
 }
 
 // next returns the execution the upstream's next answer belongs to,
@@ -348,13 +367,13 @@ func (t *tracker) next(answering int64) *execution {
 	if t.cur != nil {
 		return t.cur
 	}
-	t.mu.Lock()
-	if len(t.pending) > 0 && t.pending[0].batch <= answering {
-		t.cur = t.pending[0]
-		t.pending[0] = nil
-		t.pending = t.pending[1:]
+	t.shared.mu.Lock()
+	if len(t.shared.pending) > 0 && t.shared.pending[0].batch <= answering {
+		t.cur = t.shared.pending[0]
+		t.shared.pending[0] = nil
+		t.shared.pending = t.shared.pending[1:]
 	}
-	t.mu.Unlock()
+	t.shared.mu.Unlock()
 	return t.cur
 }
 
@@ -362,19 +381,19 @@ func (t *tracker) next(answering int64) *execution {
 // are still waiting: the server skipped them after an error (backend
 // relay).
 func (t *tracker) closeBatch(done int64) []*execution {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
 	n := 0
-	for n < len(t.pending) && t.pending[n].batch <= done {
+	for n < len(t.shared.pending) && t.shared.pending[n].batch <= done {
 		n++
 	}
 	if n == 0 {
 		return nil
 	}
 	out := make([]*execution, n)
-	copy(out, t.pending[:n])
-	clear(t.pending[:n])
-	t.pending = t.pending[n:]
+	copy(out, t.shared.pending[:n])
+	clear(t.shared.pending[:n])
+	t.shared.pending = t.shared.pending[n:]
 	return out
 }
 
@@ -384,32 +403,32 @@ func (t *tracker) batchClosed(n int64) {
 	if t.versions == nil {
 		return
 	}
-	t.mu.Lock()
-	t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	t.shared.batchPC = append(t.shared.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
+	t.shared.mu.Unlock()
 }
 
 // swallow reports whether a ParseComplete or CloseComplete answers an
 // injected message, which the client must not see (backend relay).
 func (t *tracker) swallow(answering int64) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.injected) > 0 {
-		in := t.injected[0]
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	if len(t.shared.injected) > 0 {
+		in := t.shared.injected[0]
 		if in.batch == answering && in.after == t.pcSeen {
 			in.answers--
 			if in.answers == 0 {
 				// The Parse is answered: the upstream holds the
 				// statement of in.info's policy.
 				in.info.confirmed.Store(true)
-				t.injected = t.injected[1:]
+				t.shared.injected = t.shared.injected[1:]
 			}
 			return true
 		}
 	}
-	if len(t.awaiting) > 0 && t.awaiting[0].pos == t.pcSeen {
-		t.awaiting[0].confirmed.Store(true)
-		t.awaiting = t.awaiting[1:]
+	if len(t.shared.awaiting) > 0 && t.shared.awaiting[0].pos == t.pcSeen {
+		t.shared.awaiting[0].confirmed.Store(true)
+		t.shared.awaiting = t.shared.awaiting[1:]
 	}
 	t.pcSeen++
 	return false
@@ -421,41 +440,39 @@ func (t *tracker) swallow(answering int64) bool {
 // at their next Bind), and the client's skipped Parse and Close messages
 // are counted as answered (backend relay).
 func (t *tracker) readyForQuery(done int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(t.objPending) > 0 && t.objPending[0].batch <= done {
-		c := t.objPending[0]
+	t.shared.mu.Lock()
+	defer t.shared.mu.Unlock()
+	for len(t.shared.objPending) > 0 && t.shared.objPending[0].batch <= done {
+		c := t.shared.objPending[0]
 		c.failed = t.batchErr
-		t.objResolved = append(t.objResolved, c)
-		t.resolvedN.Add(1)
-		t.objPending = t.objPending[1:]
+		t.shared.objResolved = append(t.shared.objResolved, c)
+		t.shared.resolvedN.Add(1)
+		t.shared.objPending = t.shared.objPending[1:]
 	}
 	t.batchErr = false
 	if t.versions == nil {
 		return
 	}
-	for len(t.injected) > 0 && t.injected[0].batch <= done {
-		t.injected = t.injected[1:]
+	for len(t.shared.injected) > 0 && t.shared.injected[0].batch <= done {
+		t.shared.injected = t.shared.injected[1:]
 	}
-	for len(t.awaiting) > 0 && t.awaiting[0].batch <= done {
-		t.awaiting = t.awaiting[1:]
+	for len(t.shared.awaiting) > 0 && t.shared.awaiting[0].batch <= done {
+		t.shared.awaiting = t.shared.awaiting[1:]
 	}
-	for len(t.awaitingBinds) > 0 && t.awaitingBinds[0].batch <= done {
-		t.awaitingBinds[0].e = nil
-		t.awaitingBinds = t.awaitingBinds[1:]
+	for len(t.shared.awaitingBinds) > 0 && t.shared.awaitingBinds[0].batch <= done {
+		t.shared.awaitingBinds[0].e = nil
+		t.shared.awaitingBinds = t.shared.awaitingBinds[1:]
 	}
-	for len(t.batchPC) > 0 && t.batchPC[0].batch <= done {
-		t.pcSeen, t.bindSeen = t.batchPC[0].pc, t.batchPC[0].binds
-		t.batchPC = t.batchPC[1:]
+	for len(t.shared.batchPC) > 0 && t.shared.batchPC[0].batch <= done {
+		t.pcSeen, t.bindSeen = t.shared.batchPC[0].pc, t.shared.batchPC[0].binds
+		t.shared.batchPC = t.shared.batchPC[1:]
 	}
 }
 
 // sawError notes an ErrorResponse of the batch being answered (backend
 // relay).
 func (t *tracker) sawError() {
-	t.mu.Lock()
 	t.batchErr = true
-	t.mu.Unlock()
 }
 
 // noteStatement records a statement the client relay is about to send
@@ -506,9 +523,9 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 // relay).
 func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
 	t.applyObjects()
-	t.mu.Lock()
-	t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	t.shared.objPending = append(t.shared.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
+	t.shared.mu.Unlock()
 }
 
 // applyObjects applies the object changes of the batches answered so far
@@ -516,14 +533,14 @@ func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, 
 // a single statement did nothing, while of several it is unknown which
 // ran, so the objects they create may be of either version.
 func (t *tracker) applyObjects() {
-	if t.resolvedN.Load() == 0 {
+	if t.shared.resolvedN.Load() == 0 {
 		return
 	}
-	t.mu.Lock()
-	done := t.objResolved
-	t.objResolved = nil
-	t.resolvedN.Store(0)
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	done := t.shared.objResolved
+	t.shared.objResolved = nil
+	t.shared.resolvedN.Store(0)
+	t.shared.mu.Unlock()
 	for _, c := range done {
 		for _, o := range c.objs {
 			ns := namespaceOf(o.Op)
@@ -601,7 +618,7 @@ func (t *tracker) supersedeAll(ns namespace, batch int64) {
 // batch number at runs, whichever way it was made: Parse or PREPARE, Bind
 // or DECLARE, answered or still in flight. An unknown name in a session
 // that forgot names may hold anything: fn gets version "" and a nil
-// result. fn must not use t.mu (client relay).
+// result. fn must not lock t.shared.mu (client relay).
 //
 // NOTE: a message in flight in batch at runs before the one asking:
 // when it fails, the server skips that one too, so what came before it
@@ -658,8 +675,8 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 	if ns == nsPortal {
 		create = "declare"
 	}
-	t.mu.Lock()
-	for _, cs := range [2][]*objChange{t.objResolved, t.objPending} {
+	t.shared.mu.Lock()
+	for _, cs := range [2][]*objChange{t.shared.objResolved, t.shared.objPending} {
 		for _, c := range cs {
 			for _, o := range c.objs {
 				if o.Op == create && o.Name == name {
@@ -669,7 +686,7 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 			}
 		}
 	}
-	t.mu.Unlock()
+	t.shared.mu.Unlock()
 	if !found && t.forgot {
 		fn("", nil)
 	}
@@ -937,9 +954,9 @@ func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
 // await queues confirmed, of a message of batch batch, to be set by the
 // answer to the Parse or Close about to be sent (client relay).
 func (t *tracker) await(batch int64, confirmed *atomic.Bool) {
-	t.mu.Lock()
-	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	t.shared.awaiting = append(t.shared.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
+	t.shared.mu.Unlock()
 }
 
 // noteClose follows a Close of statement name about to be sent: without
@@ -1058,9 +1075,9 @@ func (ss *session) held(name string, info *stmtInfo) (held *stmtInfo, sure bool)
 // announces, are not forwarded to the client (client relay).
 func (ss *session) inject(in *injection, msgs ...pgproto3.FrontendMessage) error {
 	t := ss.track
-	t.mu.Lock()
-	t.injected = append(t.injected, in)
-	t.mu.Unlock()
+	t.shared.mu.Lock()
+	t.shared.injected = append(t.shared.injected, in)
+	t.shared.mu.Unlock()
 	for _, m := range msgs {
 		var err error
 		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {

@@ -109,7 +109,7 @@ func TestAdminEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
 	p, pols := startDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
-	proxy.RegisterPolicies(reg, pols)
+	server.RegisterPolicies(reg, pols)
 	m.SetPolicyVersion(pols.Current().Version)
 	admin := server.NewAdmin(reg, server.UpstreamReady(p.cfg, pols))
 	clock := newFakeClock()

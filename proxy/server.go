@@ -32,7 +32,7 @@ type Options struct {
 	// Rewriter sees every statement; PassThrough when nil.
 	Rewriter Rewriter
 	// Users looks up the user a login authenticates as; when nil, no
-	// login is known (see StaticIdentities and Policies.Apply).
+	// login is known (see StaticIdentities and server.Policies.Apply).
 	Users func(login string) (*policy.User, bool)
 	// Directory is the LDAP directory and the users it maps; when nil,
 	// there is none.

@@ -16,7 +16,7 @@ import (
 )
 
 // policyVersioner is a Rewriter whose policies can change while sessions
-// run (Policies). Statements prepared and portals bound under an older
+// run (server.Policies). Statements prepared and portals bound under an older
 // version must not run under the new one: see tracker.
 type policyVersioner interface {
 	PolicyVersion() string

@@ -47,7 +47,7 @@ func NewAdmin(gatherer prometheus.Gatherer, ready func(ctx context.Context) erro
 
 // UpstreamReady returns a readiness check: policies are loaded and the
 // upstream of cfg accepts a connection of the service account.
-func UpstreamReady(cfg *policy.Config, p *proxy.Policies) func(ctx context.Context) error {
+func UpstreamReady(cfg *policy.Config, p *Policies) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		if p.Current() == nil {
 			return fmt.Errorf("no policy loaded")

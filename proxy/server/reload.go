@@ -36,7 +36,7 @@ type Reloader struct {
 	// Base is the configuration the server started with.
 	Base *policy.Config
 	// Policies are the policies in force, which Reload replaces.
-	Policies *proxy.Policies
+	Policies *Policies
 	// Server ends the sessions of removed users and reads the groups of
 	// directory logins again; nil for none.
 	Server *proxy.Server
@@ -87,7 +87,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	if why := upstreamChanged(&r.Base.Upstream, &cfg.Upstream); why != "" {
 		return fail("the upstream block changed ("+why+"); restart pgveil to apply it", "")
 	}
-	enf, idiags, err := proxy.LoadEnforcement(ctx, cfg)
+	enf, idiags, err := LoadEnforcement(ctx, cfg)
 	if err != nil {
 		var b strings.Builder
 		_ = policy.WriteDiagnostics(&b, l.Files(), idiags)

@@ -41,7 +41,7 @@ type Server struct {
 	log      *zap.Logger
 	cfg      *policy.Config
 	proxy    *proxy.Server
-	policies *proxy.Policies
+	policies *Policies
 	reloader *Reloader
 	// audit is nil without an audit block.
 	audit *audit.Log
@@ -67,14 +67,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		log = zap.NewNop()
 	}
 	c := cfg.Config
-	enf, diags, err := proxy.LoadEnforcement(ctx, c)
+	enf, diags, err := LoadEnforcement(ctx, c)
 	if len(diags) > 0 && cfg.Diagnostics != nil {
 		_ = policy.WriteDiagnostics(cfg.Diagnostics, nil, diags)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading policies: %w", err)
 	}
-	s := &Server{log: log, cfg: c, policies: proxy.NewPolicies(enf), served: make(chan struct{})}
+	s := &Server{log: log, cfg: c, policies: NewPolicies(enf), served: make(chan struct{})}
 	opts := proxy.Options{Logger: log}
 	s.policies.Apply(&opts)
 	log.Info("policies loaded", zap.String("policy_version", enf.Version),
@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		opts.Metrics = proxy.NewMetrics(reg)
 		opts.Metrics.SetPolicyVersion(enf.Version)
-		proxy.RegisterPolicies(reg, s.policies)
+		RegisterPolicies(reg, s.policies)
 	}
 	if s.audit, err = openAudit(c, reg, log); err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
@@ -138,7 +138,7 @@ func (s *Server) Addr() net.Addr { return s.addr }
 func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
 
 // Policies are the policies in force.
-func (s *Server) Policies() *proxy.Policies { return s.policies }
+func (s *Server) Policies() *Policies { return s.policies }
 
 // Done is closed when the proxy stops serving: after Shutdown or Close,
 // or when accepting connections fails (see Err).
@@ -230,7 +230,7 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 }
 
 // serveAdmin starts the admin HTTP listener; stop shuts it down.
-func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *proxy.Policies, log *zap.Logger) (stop func(), addr net.Addr, err error) {
+func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, log *zap.Logger) (stop func(), addr net.Addr, err error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		return nil, nil, err

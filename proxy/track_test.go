@@ -94,6 +94,11 @@ func (u *fakeUpstream) answer(msgs []pgproto3.FrontendMessage) []pgproto3.Backen
 		}
 		switch m := m.(type) {
 		case *pgproto3.Parse:
+			if m.Name == "" {
+				// A Parse of the unnamed statement drops the old one
+				// first, even when it fails.
+				delete(u.stmts, "")
+			}
 			if i := strings.Index(m.Query, "pgveil_refused_"); i >= 0 {
 				fail("42P01", fmt.Sprintf("relation %q does not exist", "pg_catalog."+m.Query[i:]))
 				continue
@@ -442,6 +447,38 @@ func TestTrackerSequences(t *testing.T) {
 			},
 			ran:   []string{"/*v2*/ SELECT 1"},
 			audit: []string{"allowed: SELECT 1"},
+		},
+		{
+			// The Parse may yet fail and leave an older statement under the
+			// name: only in the Parse's own batch is the Bind sure of it.
+			name: "a Bind pipelined a batch after an unanswered Parse prepares it again, unseen by the client",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{parse("s1", "SELECT 1"), syncMsg}, hold: true, up: "P(s1) S"},
+				{send: []pgproto3.FrontendMessage{bind("p", "s1"), execute("p"), syncMsg},
+					up: "CS(s1) P(s1) B(p,s1) E(p) S", down: "1 Z 2 D C Z"},
+			},
+			ran:   []string{"/*v1*/ SELECT 1"},
+			audit: []string{"allowed: SELECT 1"},
+		},
+		{
+			name: "the unnamed statement prepared under an older policy is prepared again",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{parse("", "SELECT 1"), syncMsg}, up: "P() S", down: "1 Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{bind("", ""), execute(""), syncMsg},
+					up: "CS() P() B(,) E() S", down: "2 D C Z"},
+			},
+			ran:   []string{"/*v2*/ SELECT 1"},
+			audit: []string{"allowed: SELECT 1"},
+		},
+		{
+			name: "a failed Parse of the unnamed statement drops it, leaving nothing to prepare again",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{parse("", "SELECT 1"), syncMsg}, up: "P() S", down: "1 Z"},
+				{send: []pgproto3.FrontendMessage{parse("", "SELECT deny"), syncMsg}, up: "P(:marker) S", down: "E(42501) Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{bind("", ""), execute(""), syncMsg},
+					up: "B(,) E() S", down: "E(26000) Z"},
+			},
+			audit: []string{"denied statement_kind: SELECT deny", "allowed: FETCH FROM \"\""},
 		},
 	}
 	for _, tt := range tests {

@@ -18,9 +18,9 @@ import (
 // cmdServe runs pgveil (package server) until SIGTERM or SIGINT, then
 // shuts down gracefully: no new connections, running statements finish
 // up to the configured shutdown_timeout, then every session is closed,
-// and the audit log is drained. A second signal closes everything at once. SIGHUP
-// (and, with --watch, a change of the configuration files) reloads the
-// policies and identities.
+// and the audit log is drained. A second signal closes everything at
+// once. SIGHUP (and, with --watch, a change of the configuration files)
+// reloads the policies and identities.
 func cmdServe(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

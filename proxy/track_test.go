@@ -43,7 +43,17 @@ func (r *seqRewriter) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) 
 	if strings.Contains(st.Text, "deny") {
 		return nil, firewall.Deny("statement_kind", "pgveil refused the statement")
 	}
-	return &rewrite.Result{SQL: "/*" + v + "*/ " + st.Text, Kinds: []string{"select"}}, nil
+	res := &rewrite.Result{SQL: "/*" + v + "*/ " + st.Text, Kinds: []string{"select"}}
+	// PREPARE, EXECUTE and DEALLOCATE of one name, as the engine reports
+	// them.
+	if f := strings.Fields(st.Text); len(f) >= 2 {
+		switch op := strings.ToLower(f[0]); op {
+		case "prepare", "execute", "deallocate":
+			res.Kinds = []string{op}
+			res.Objects = []rewrite.SessionObject{{Op: op, Name: f[1]}}
+		}
+	}
+	return res, nil
 }
 
 // seqAudit keeps the statement records of the audit trail as
@@ -136,6 +146,8 @@ func (u *fakeUpstream) answer(msgs []pgproto3.FrontendMessage) []pgproto3.Backen
 				delete(u.portals, m.Name)
 			}
 			out = append(out, &pgproto3.CloseComplete{})
+		case *pgproto3.Query:
+			out = append(out, u.query(m.String)...)
 		case *pgproto3.Sync:
 			u.skipping = false
 			delete(u.portals, "")
@@ -145,6 +157,46 @@ func (u *fakeUpstream) answer(msgs []pgproto3.FrontendMessage) []pgproto3.Backen
 		}
 	}
 	return out
+}
+
+// query answers a simple Query of one statement: a refusal marker fails,
+// PREPARE, EXECUTE and DEALLOCATE act on the statements Parse makes too
+// (PostgreSQL has one namespace for both), anything else completes.
+func (u *fakeUpstream) query(sql string) []pgproto3.BackendMessage {
+	ready := &pgproto3.ReadyForQuery{TxStatus: 'I'}
+	fail := func(code, msg string) []pgproto3.BackendMessage {
+		return []pgproto3.BackendMessage{&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: msg}, ready}
+	}
+	if i := strings.Index(sql, "pgveil_refused_"); i >= 0 {
+		return fail("42P01", fmt.Sprintf("relation %q does not exist", "pg_catalog."+sql[i:]))
+	}
+	f := strings.Fields(sql)
+	if len(f) < 3 {
+		return []pgproto3.BackendMessage{&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, ready}
+	}
+	name := f[2]
+	switch strings.ToLower(f[1]) {
+	case "prepare":
+		if _, ok := u.stmts[name]; ok {
+			return fail("42P05", fmt.Sprintf("prepared statement %q already exists", name))
+		}
+		u.stmts[name] = sql
+		return []pgproto3.BackendMessage{&pgproto3.CommandComplete{CommandTag: []byte("PREPARE")}, ready}
+	case "execute":
+		text, ok := u.stmts[name]
+		if !ok {
+			return fail("26000", fmt.Sprintf("prepared statement %q does not exist", name))
+		}
+		u.ran = append(u.ran, text)
+		return []pgproto3.BackendMessage{&pgproto3.DataRow{Values: [][]byte{[]byte("1")}}, &pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, ready}
+	case "deallocate":
+		if _, ok := u.stmts[name]; !ok {
+			return fail("26000", fmt.Sprintf("prepared statement %q does not exist", name))
+		}
+		delete(u.stmts, name)
+		return []pgproto3.BackendMessage{&pgproto3.CommandComplete{CommandTag: []byte("DEALLOCATE")}, ready}
+	}
+	return []pgproto3.BackendMessage{&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, ready}
 }
 
 // seqSession is one session whose relays run without any network: the
@@ -289,6 +341,12 @@ func describeFrontend(msgs []pgproto3.FrontendMessage) string {
 			parts = append(parts, "E("+portal+")")
 		case *pgproto3.Close:
 			parts = append(parts, "C"+string(m.ObjectType)+"("+m.Name+")")
+		case *pgproto3.Query:
+			if strings.Contains(m.String, "pgveil_refused_") {
+				parts = append(parts, "Q(marker)")
+			} else {
+				parts = append(parts, "Q")
+			}
 		case *pgproto3.Sync:
 			parts = append(parts, "S")
 		default:
@@ -352,6 +410,7 @@ func bind(portal, stmt string) *pgproto3.Bind {
 }
 func execute(portal string) *pgproto3.Execute { return &pgproto3.Execute{Portal: portal} }
 func closeStmt(name string) *pgproto3.Close   { return &pgproto3.Close{ObjectType: 'S', Name: name} }
+func query(sql string) *pgproto3.Query        { return &pgproto3.Query{String: sql} }
 
 // TestTrackerSequences drives the tracker through sequences of the
 // extended query protocol, with errors and policy reloads, against a
@@ -479,6 +538,46 @@ func TestTrackerSequences(t *testing.T) {
 					up: "B(,) E() S", down: "E(26000) Z"},
 			},
 			audit: []string{"denied statement_kind: SELECT deny", "allowed: FETCH FROM \"\""},
+		},
+		{
+			name: "a statement prepared with SQL under an older policy is refused at its EXECUTE",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 1")}, up: "Q", down: "C Z"},
+				{send: []pgproto3.FrontendMessage{query("EXECUTE q")}, up: "Q", down: "D C Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{query("EXECUTE q")}, up: "Q(marker)", down: "E(42501) Z"},
+			},
+			ran:   []string{"/*v1*/ PREPARE q AS SELECT 1"},
+			audit: []string{"allowed: PREPARE q AS SELECT 1", "allowed: EXECUTE q", "denied policy_changed: EXECUTE q"},
+		},
+		{
+			name: "a PREPARE that fails keeps the earlier statement and its policy",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 1")}, up: "Q", down: "C Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 2")}, up: "Q", down: "E(42P05) Z"},
+				{send: []pgproto3.FrontendMessage{query("EXECUTE q")}, up: "Q(marker)", down: "E(42501) Z"},
+			},
+			audit: []string{"allowed: PREPARE q AS SELECT 1", "allowed: PREPARE q AS SELECT 2", "denied policy_changed: EXECUTE q"},
+		},
+		{
+			name: "a statement deallocated and prepared again under the policy in force runs",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 1")}, up: "Q", down: "C Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{query("DEALLOCATE q")}, up: "Q", down: "C Z"},
+				{send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 1")}, up: "Q", down: "C Z"},
+				{send: []pgproto3.FrontendMessage{query("EXECUTE q")}, up: "Q", down: "D C Z"},
+			},
+			ran: []string{"/*v2*/ PREPARE q AS SELECT 1"},
+			audit: []string{"allowed: PREPARE q AS SELECT 1", "allowed: DEALLOCATE q", "allowed: PREPARE q AS SELECT 1",
+				"allowed: EXECUTE q"},
+		},
+		{
+			name: "a Parse of EXECUTE runs what the name holds at its Execute",
+			steps: []seqStep{
+				{send: []pgproto3.FrontendMessage{query("PREPARE q AS SELECT 1")}, up: "Q", down: "C Z"},
+				{send: []pgproto3.FrontendMessage{parse("s1", "EXECUTE q"), bind("p", "s1"), syncMsg}, up: "P(s1) B(p,s1) S", down: "1 2 Z"},
+				{reload: "v2", send: []pgproto3.FrontendMessage{execute("p"), syncMsg}, up: "E(marker) S", down: "E(42501) Z"},
+			},
+			audit: []string{"allowed: PREPARE q AS SELECT 1", "denied policy_changed: EXECUTE q"},
 		},
 	}
 	for _, tt := range tests {

@@ -10,7 +10,7 @@ import (
 )
 
 // actAuthorizer is a Rewriter that knows which logins may act for which
-// users (Policies): a session of any other Rewriter never acts for
+// users (server.Policies): a session of any other Rewriter never acts for
 // anyone.
 type actAuthorizer interface {
 	// MayActFor returns nil when service may act for target now, or why
@@ -91,8 +91,8 @@ func (ss *session) rewriterInfo() (*SessionInfo, uint64) {
 	return info, 0
 }
 
-// actRefusal is a refusal of the firewall rule act_for.
-func actRefusal(why string) *Refusal {
+// ActRefusal is a refusal of the firewall rule act_for.
+func ActRefusal(why string) *Refusal {
 	return firewall.New("act_for", "pgveil refused the statement: "+why+" (firewall rule act_for)")
 }
 
@@ -101,18 +101,18 @@ func actRefusal(why string) *Refusal {
 func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 	auth, ok := ss.srv.rewriter.(actAuthorizer)
 	if !ok || ss.track == nil || ss.track.versions == nil {
-		return actRefusal("this server does not let sessions act for other users")
+		return ActRefusal("this server does not let sessions act for other users")
 	}
 	if a.Login == "" || a.Login == ss.info.User {
 		// Back to the login: refused, like any change of role, to
 		// logins that never act for anyone.
 		if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
-			return actRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
+			return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
 		}
 		return nil
 	}
 	if err := auth.MayActFor(ss.info.User, a.Login); err != nil {
-		return actRefusal(err.Error())
+		return ActRefusal(err.Error())
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ func (ss *session) switchReady(pending bool) *Refusal {
 		inFlight-- // the Query itself
 	}
 	if inFlight > 0 || pending && (ss.othersInBatch > 0 || ss.batchRefused) {
-		return actRefusal("a change of the acting user must not be pipelined after other statements: wait for their results first")
+		return ActRefusal("a change of the acting user must not be pipelined after other statements: wait for their results first")
 	}
 	return nil
 }

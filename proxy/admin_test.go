@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // scrape fetches url and parses the Prometheus text exposition.
@@ -80,13 +82,38 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// newFakeClock returns a fakeClock at the present time.
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock d forward.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func TestAdminEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
 	p, pols := startDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
-	proxy.RegisterPolicies(reg, pols)
+	server.RegisterPolicies(reg, pols)
 	m.SetPolicyVersion(pols.Current().Version)
-	admin := proxy.NewAdmin(reg, proxy.UpstreamReady(p.cfg, pols))
+	admin := server.NewAdmin(reg, server.UpstreamReady(p.cfg, pols))
+	clock := newFakeClock()
+	admin.Now = clock.Now
 	hs := httptest.NewServer(admin.Handler())
 	defer hs.Close()
 
@@ -147,7 +174,7 @@ func TestAdminEndpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 		}()
-		time.Sleep(1100 * time.Millisecond) // past the cached verdict
+		clock.Advance(2 * time.Second) // past the cached verdict
 		code, body := get(t, hs.URL+"/readyz")
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "upstream unreachable") {
 			t.Fatalf("readyz with the upstream down: %d %s", code, body)
@@ -155,7 +182,7 @@ func TestAdminEndpoints(t *testing.T) {
 		if err := cluster.StartServer(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond)
+		clock.Advance(2 * time.Second)
 		if code, body := get(t, hs.URL+"/readyz"); code != http.StatusOK {
 			t.Fatalf("readyz after the upstream returned: %d %s", code, body)
 		}

@@ -1129,7 +1129,7 @@ func TestAdversarial(t *testing.T) {
 			defer close(done)
 			_, _ = hq.Exec(ctx, "SELECT pg_sleep(2), count(*) FROM responses WHERE comment <> 'MARKER-HIDDEN-ROW-ACTIVITY'")
 		}()
-		time.Sleep(300 * time.Millisecond)
+		waitRunning(t, "MARKER-HIDDEN-ROW-ACTIVITY")
 		for _, q := range []string{
 			"SELECT query FROM pg_stat_activity",
 			"SELECT * FROM pg_stat_get_activity(NULL)",

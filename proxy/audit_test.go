@@ -44,11 +44,8 @@ func startAuditedDemo(t *testing.T, o audit.Options) (*testProxy, *audit.Log, st
 // waitSessions waits until the proxy relays n sessions.
 func waitSessions(t *testing.T, p *testProxy, n int) {
 	t.Helper()
-	for i := 0; p.srv.SessionCount() != n; i++ {
-		if i > 500 {
-			t.Fatalf("%d sessions, want %d", p.srv.SessionCount(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(5*time.Second, func() bool { return p.srv.SessionCount() == n }) {
+		t.Fatalf("%d sessions, want %d", p.srv.SessionCount(), n)
 	}
 }
 
@@ -124,12 +121,10 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal("a wrong password was accepted")
 	}
 	// The proxy records the failure after answering the client.
-	for i := 0; i < 200; i++ {
-		if st := alog.Stats(); st.Written+uint64(st.Queued) > before.Written+uint64(before.Queued) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll(2*time.Second, func() bool {
+		st := alog.Stats()
+		return st.Written+uint64(st.Queued) > before.Written+uint64(before.Queued)
+	})
 	entries := readAudit(t, alog, path)
 
 	type want struct {

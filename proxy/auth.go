@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy/wire"
 )
 
 // maxAuthMessage caps SASL messages, like PostgreSQL's
@@ -133,7 +134,7 @@ func (ss *session) authenticate(res *startupResult) error {
 // readAuthMessage reads one PasswordMessage-family ('p') message, a
 // response of kind what ("SASL", "password"), and returns its body.
 func (ss *session) readAuthMessage(what string) ([]byte, error) {
-	typ, total, err := ss.cin.header()
+	typ, total, err := ss.cin.Header()
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +145,9 @@ func (ss *session) readAuthMessage(what string) ([]byte, error) {
 	if total > maxAuthMessage {
 		return nil, fatalErr(CodeProtocolViolation, what+" message too large", "", nil)
 	}
-	msg, err := ss.cin.message(total)
+	msg, err := ss.cin.Message(total)
 	if err != nil {
 		return nil, err
 	}
-	return msg[headerLen:], nil
+	return msg[wire.HeaderLen:], nil
 }

@@ -22,7 +22,7 @@ func (ss *session) authenticateCert(res *startupResult, u *policy.User) error {
 	if tc, ok := res.conn.(*tls.Conn); ok {
 		peer = tc.ConnectionState().PeerCertificates
 	}
-	lt := ss.srv.cfg.Listen.TLS
+	lt := ss.srv.cfg.TLS
 	if len(peer) == 0 || lt == nil || lt.ClientCAs == nil {
 		return &clientError{
 			resp:  fatal(CodeInvalidAuthorization, "connection requires a valid client certificate", ""),

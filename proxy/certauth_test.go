@@ -136,14 +136,13 @@ func TestClientCertificateAuthentication(t *testing.T) {
 				t.Fatalf("%v: %s", err, out)
 			}
 			var events []string
-			deadline := time.Now().Add(5 * time.Second)
-			for len(events) <= before && time.Now().Before(deadline) {
+			poll(5*time.Second, func() bool {
 				events = events[:0]
 				for _, e := range rec.events("auth_failure") {
 					events = append(events, e.Reason)
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return len(events) > before
+			})
 			if len(events) <= before || !strings.Contains(events[len(events)-1], r.reason) {
 				t.Fatalf("audit reasons %q, want one with %q", events, r.reason)
 			}

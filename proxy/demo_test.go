@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 const demoDB = "feedback"
@@ -46,7 +47,7 @@ func startDemo(t *testing.T, opts ...func(*proxy.Options)) *testProxy {
 
 // startDemoFrom is startDemo with the configuration at path; it also
 // returns the policies in force, which a Reloader may replace.
-func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*testProxy, *proxy.Policies) {
+func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*testProxy, *server.Policies) {
 	t.Helper()
 	setupDemo(t)
 	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
@@ -59,11 +60,11 @@ func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*te
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
 		t.Fatalf("loading %s:\n%s", path, b.String())
 	}
-	enf, _, err := proxy.LoadEnforcement(context.Background(), cfg)
+	enf, _, err := server.LoadEnforcement(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("loading enforcement: %v", err)
 	}
-	pols := proxy.NewPolicies(enf)
+	pols := server.NewPolicies(enf)
 	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
 	pols.Apply(&po)
 	for _, o := range opts {

@@ -1,6 +1,9 @@
-// Package proxy is pgveil's PostgreSQL wire-protocol proxy.
+// Package proxy is pgveil's PostgreSQL wire-protocol proxy: the sessions.
+// The process around it (enforcement loading, reload, audit trail, admin
+// endpoint) is package server's; the framing beneath it package wire's.
 //
-// A Server accepts client connections and runs each through three phases:
+// A Server, made by New from a Config of its own, accepts client
+// connections and runs each through three phases:
 //
 //   - startup (startup.go): SSLRequest/GSSENCRequest negotiation, TLS, and
 //     the StartupMessage, whose parameters are checked against an
@@ -13,7 +16,7 @@
 //   - relay (relay.go): two goroutines move messages between client and
 //     upstream. Only the messages the proxy must understand are decoded:
 //     statement texts (Query, Parse) pass through the Rewriter hook; the
-//     results stream back undecoded through fixed buffers (frame.go).
+//     results stream back undecoded through fixed buffers (package wire).
 //
 // A Rewriter refuses a statement by returning an error; the refusal reaches
 // the client in the statement's place with PostgreSQL's own error

@@ -26,6 +26,7 @@ import (
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -52,7 +53,8 @@ func fuzzServer(t testing.TB) *Server {
 		}
 		var err error
 		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry())}
-		if fuzzSrv, err = New(cfg, opts); err != nil {
+		StaticIdentities(cfg, &opts)
+		if fuzzSrv, err = New(ConfigOf(cfg), opts); err != nil {
 			panic(err)
 		}
 	})
@@ -139,10 +141,10 @@ func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
 		srv:          srv,
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
-		cin:          newFrameReader(in, clientReadBuf, srv.cfg.Listen.MaxMessageSize),
-		uout:         newFrameWriter(out, upstreamWrite),
-		uin:          newFrameReader(in, upstreamReadBuf, maxUpstreamMessage),
-		cout:         newFrameWriter(out, clientWriteBuf),
+		cin:          wire.NewReader(in, clientReadBuf, srv.cfg.MaxMessageSize),
+		uout:         wire.NewWriter(out, upstreamWrite),
+		uin:          wire.NewReader(in, upstreamReadBuf, maxUpstreamMessage),
+		cout:         wire.NewWriter(out, clientWriteBuf),
 		markerPrefix: "pgveil_refused_fuzz_",
 		refusals:     map[uint64]pendingRefusal{},
 		track:        newTracker(true, srv.rewriter.(policyVersioner)),
@@ -169,14 +171,14 @@ func FuzzClientRelay(f *testing.F) {
 		var out bytes.Buffer
 		ss := fuzzSession(srv, bytes.NewReader(data), &out)
 		_ = ss.clientRelay()
-		_ = ss.uout.flush()
+		_ = ss.uout.Flush()
 		// What went upstream must parse as a sequence of messages. Only the
 		// last may be cut short: a client that hangs up mid-message has had
 		// its message's beginning streamed upstream, and the session ends
 		// with the upstream connection closed.
-		fr := newFrameReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
+		fr := wire.NewReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
 		for {
-			typ, total, err := fr.header()
+			typ, total, err := fr.Header()
 			if err == io.EOF {
 				break
 			}
@@ -186,7 +188,7 @@ func FuzzClientRelay(f *testing.F) {
 			if !strings.ContainsRune("QPBEDCHSdcfX", rune(typ)) {
 				t.Fatalf("forwarded message type %q", typ)
 			}
-			msg, err := fr.message(total)
+			msg, err := fr.Message(total)
 			if err == io.ErrUnexpectedEOF {
 				break
 			}
@@ -220,7 +222,7 @@ func FuzzBackendRelay(f *testing.F) {
 		info := newStmtInfo(&Statement{Text: "SELECT 1"}, &rewrite.Result{SQL: "SELECT 1"}, nil)
 		ss.track.push(&execution{info: info, batch: 1})
 		ss.track.push(&execution{info: info, batch: 2, untilReady: true})
-		ss.track.injected = append(ss.track.injected, &injection{answers: 2, batch: 1, info: info})
+		ss.track.shared.injected = append(ss.track.shared.injected, &injection{answers: 2, batch: 1, info: info})
 		_ = ss.backendRelay()
 	})
 }

@@ -153,7 +153,10 @@ func startProxy(t testing.TB, opts ...proxyOption) *testProxy {
 // test ends.
 func serve(t testing.TB, cfg *policy.Config, po proxy.Options) *testProxy {
 	t.Helper()
-	srv, err := proxy.New(cfg, po)
+	if po.Users == nil {
+		proxy.StaticIdentities(cfg, &po)
+	}
+	srv, err := proxy.New(proxy.ConfigOf(cfg), po)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
@@ -221,15 +224,52 @@ func noLeaks(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/pgveil/pgveil/internal/pgtest.(*Cluster).startLocked.func1"),
 	}
 	t.Cleanup(func() {
-		// Give closing connections a moment to finish their goroutines.
+		// Closing connections finish their goroutines soon, not at once.
 		var err error
-		for i := 0; i < 50; i++ {
-			if err = goleak.Find(opts...); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !poll(5*time.Second, func() bool { err = goleak.Find(opts...); return err == nil }) {
+			t.Errorf("goroutines leaked: %v", err)
 		}
-		t.Errorf("goroutines leaked: %v", err)
+	})
+}
+
+// poll calls cond until it holds or timeout passes, and reports whether
+// it held. It is how tests wait for what another goroutine or process
+// does in its own time, instead of sleeping for a guessed while.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// eventually fails t unless cond holds within timeout; what says what
+// was awaited.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("waited %v in vain: %s", timeout, what)
+	}
+}
+
+// waitRunning waits until a statement whose text holds marker runs
+// upstream: the synchronisation point of tests that act on a running
+// statement (cancel, shutdown, other sessions' activity).
+func waitRunning(t testing.TB, marker string) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := cluster.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatalf("connecting as the superuser: %v", err)
+	}
+	defer admin.Close(ctx)
+	eventually(t, 10*time.Second, "a running statement with "+marker, func() bool {
+		res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND strpos(query, $1) > 0 AND pid <> pg_backend_pid()",
+			[][]byte{[]byte(marker)}, nil, nil, nil).Read()
+		return res.Err == nil && len(res.Rows) == 1 && string(res.Rows[0][0]) != "0"
 	})
 }
 

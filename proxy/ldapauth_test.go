@@ -14,10 +14,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/ldapauth"
 	"github.com/pgveil/pgveil/internal/ldaptest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // withLDAP adds an ldap block for dir (simple bind, groups by search,
@@ -48,23 +50,27 @@ func TestLDAPAuthentication(t *testing.T) {
 		return p.url(user, password, url.Values{"sslmode": {"require"}})
 	}
 	const query = "SELECT 'ldap-' || count(*) FROM items"
-	connectRoles := func(t *testing.T, user string) []string {
+	connectRoles := func(t *testing.T, user string) (roles []string) {
 		t.Helper()
-		for i := 0; i < 100; i++ {
+		poll(2*time.Second, func() bool {
 			for _, r := range slices.Backward(rec.events("connect")) {
 				if r.User == user {
-					return r.Roles
+					roles = r.Roles
+					return true
 				}
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return nil
+			return false
+		})
+		return roles
 	}
-	lastFailure := func(t *testing.T) string {
+	// lastFailure returns the reason of the first failure audited after
+	// the first before ones: the proxy audits a failure after answering
+	// the client.
+	lastFailure := func(t *testing.T, before int) string {
 		t.Helper()
-		time.Sleep(50 * time.Millisecond)
-		ev := rec.events("auth_failure")
-		if len(ev) == 0 {
+		var ev []*audit.Record
+		poll(2*time.Second, func() bool { ev = rec.events("auth_failure"); return len(ev) > before })
+		if len(ev) <= before {
 			return ""
 		}
 		return ev[len(ev)-1].Reason
@@ -86,11 +92,12 @@ func TestLDAPAuthentication(t *testing.T) {
 	}
 	for _, f := range failures {
 		t.Run(f.name+" is refused with PostgreSQL's message and audited", func(t *testing.T) {
+			before := len(rec.events("auth_failure"))
 			out, err := psql(t, tlsURL(f.user, f.password), "-c", query)
 			if err == nil || !strings.Contains(out, `LDAP authentication failed for user "`+f.user+`"`) {
 				t.Fatalf("%v: %s", err, out)
 			}
-			if r := lastFailure(t); !strings.Contains(r, f.reason) {
+			if r := lastFailure(t, before); !strings.Contains(r, f.reason) {
 				t.Errorf("audited reason %q, want %q", r, f.reason)
 			}
 		})
@@ -114,9 +121,7 @@ func TestLDAPAuthentication(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		for i := 0; i < 100 && len(rec.events("connect")) == before; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
+		eventually(t, 2*time.Second, "a connect record", func() bool { return len(rec.events("connect")) > before })
 		if roles := connectRoles(t, "dana"); !slices.Equal(roles, []string{"analysts"}) {
 			t.Errorf("roles %q", roles)
 		}
@@ -169,7 +174,7 @@ ldap {
 	}
 	p, pols := startDemoFrom(t, cfgDir)
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
 	ctx := context.Background()
 	loginCount := func(t *testing.T, sql string) (int64, error) {
 		t.Helper()
@@ -270,7 +275,7 @@ ldap {
 	rec := &recordingAuditor{}
 	p, pols := startDemoFrom(t, cfgDir, func(o *proxy.Options) { o.Audit = rec })
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &proxy.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
 	ctx := context.Background()
 	connect := func(t *testing.T, user string) *pgx.Conn {
 		t.Helper()
@@ -348,14 +353,15 @@ ldap {
 		if err := omar.QueryRow(ctx, scores).Scan(&n); err == nil || !strings.Contains(err.Error(), "no longer in the directory") {
 			t.Errorf("%d %v", n, err)
 		}
-		for i := 0; i < 100; i++ {
+		if !poll(2*time.Second, func() bool {
 			for _, r := range rec.events("disconnect") {
 				if r.User == "omar" && strings.Contains(r.Reason, "removed from the directory") {
-					return
+					return true
 				}
 			}
-			time.Sleep(20 * time.Millisecond)
+			return false
+		}) {
+			t.Errorf("no disconnect record for omar: %+v", rec.events("disconnect"))
 		}
-		t.Errorf("no disconnect record for omar: %+v", rec.events("disconnect"))
 	})
 }

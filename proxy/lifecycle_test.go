@@ -78,9 +78,9 @@ func TestGracefulShutdown(t *testing.T) {
 	result := make(chan error, 1)
 	go func() {
 		var s string
-		result <- busy.QueryRow(ctx, "SELECT pg_sleep(1)::text || 'done'").Scan(&s)
+		result <- busy.QueryRow(ctx, "SELECT pg_sleep(1)::text || 'graceful-busy'").Scan(&s)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitRunning(t, "graceful-busy")
 
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -119,8 +119,8 @@ func TestShutdownDeadlineClosesLongStatements(t *testing.T) {
 	ctx := context.Background()
 	c := p.connect(t, "alice")
 	result := make(chan error, 1)
-	go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(30)"); result <- err }()
-	time.Sleep(200 * time.Millisecond)
+	go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(30), 'deadline-long'"); result <- err }()
+	waitRunning(t, "deadline-long")
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	if err := p.srv.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {

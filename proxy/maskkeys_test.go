@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // TestHashMaskKeysStayUpstream serves the demo with email hashed for the
@@ -45,7 +46,7 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 	}
 	ctx := context.Background()
 	t.Run("without the keys upstream, pgveil refuses to serve", func(t *testing.T) {
-		if _, _, err := proxy.LoadEnforcement(ctx, cfg); err == nil {
+		if _, _, err := server.LoadEnforcement(ctx, cfg); err == nil {
 			t.Fatal("enforcement loaded without the hash mask's key")
 		}
 	})

@@ -88,21 +88,6 @@ func (m *Metrics) SetPolicyVersion(version string) {
 	m.policyInfo.WithLabelValues(version).Set(1)
 }
 
-// RegisterPolicies exports the rewrite cache counters of the policies in
-// force.
-func RegisterPolicies(reg prometheus.Registerer, p *Policies) {
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "pgveil_rewrite_cache_hits_total",
-			Help: "Statements served from the rewrite cache of the policy in force.",
-		}, func() float64 { h, _ := p.Current().Engine.CacheStats(); return float64(h) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "pgveil_rewrite_cache_misses_total",
-			Help: "Statements parsed and checked by the policy in force.",
-		}, func() float64 { _, m := p.Current().Engine.CacheStats(); return float64(m) }),
-	)
-}
-
 func (m *Metrics) sessionStarted() {
 	if m != nil {
 		m.sessions.Inc()

@@ -289,21 +289,14 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer admin.Close(ctx)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		eventually(t, 10*time.Second, "the upstream backend's end after the client dropped", func() bool {
 			res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND query LIKE '%5000000%' AND pid <> pg_backend_pid()",
 				[][]byte{[]byte(svcUser)}, nil, nil, nil).Read()
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
-			if string(res.Rows[0][0]) == "0" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("upstream backend still running 10s after the client dropped")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return string(res.Rows[0][0]) == "0"
+		})
 		stillServes(t)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -39,12 +40,12 @@ func (ss *session) clientRelay() sessionEnd {
 	for {
 		// Before a read that may block, send what is batched: the client may
 		// be waiting for answers to it.
-		if ss.cin.buffered() < headerLen {
-			if err := ss.uout.flush(); err != nil {
+		if ss.cin.Buffered() < wire.HeaderLen {
+			if err := ss.uout.Flush(); err != nil {
 				return ss.upstreamGone(err)
 			}
 		}
-		typ, total, err := ss.cin.header()
+		typ, total, err := ss.cin.Header()
 		if err != nil {
 			return ss.clientReadFailed(err)
 		}
@@ -66,32 +67,32 @@ func (ss *session) clientRelay() sessionEnd {
 			if ss.track != nil {
 				err = ss.trackPeek(typ, total)
 			} else {
-				err = ss.cin.forward(total, ss.uout)
+				err = ss.cin.Forward(total, ss.uout)
 			}
 		case 'D', 'H':
 			// Describe, Flush.
-			err = ss.cin.forward(total, ss.uout)
+			err = ss.cin.Forward(total, ss.uout)
 		case 'S':
 			ss.othersInBatch, ss.batchRefused = 0, false
 			ss.batchSent()
-			err = ss.cin.forward(total, ss.uout)
+			err = ss.cin.Forward(total, ss.uout)
 		case 'd':
-			err = ss.cin.forward(total, ss.uout)
+			err = ss.cin.Forward(total, ss.uout)
 		case 'c', 'f':
 			ss.copyEnds++
-			err = ss.cin.forward(total, ss.uout)
+			err = ss.cin.Forward(total, ss.uout)
 		case 'F':
 			// The fast-path interface calls a function by OID, bypassing
 			// every statement check.
-			if err = ss.cin.skip(total); err == nil {
+			if err = ss.cin.Skip(total); err == nil {
 				ss.batchSent()
 				r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
 				ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
 				err = ss.refuse(SourceQuery, "", r)
 			}
 		case 'X':
-			if err = ss.cin.forward(total, ss.uout); err == nil {
-				err = ss.uout.flush()
+			if err = ss.cin.Forward(total, ss.uout); err == nil {
+				err = ss.uout.Flush()
 			}
 			if err == nil {
 				return sessionEnd{reason: "client terminated the session"}
@@ -104,7 +105,7 @@ func (ss *session) clientRelay() sessionEnd {
 			if errors.As(err, &ce) {
 				return sessionEnd{resp: ce.resp, reason: ce.Error(), warn: true}
 			}
-			if isWriteErr(err) {
+			if wire.IsWriteErr(err) {
 				return ss.upstreamGone(err)
 			}
 			return ss.clientReadFailed(err)
@@ -118,7 +119,7 @@ func protocolViolation(msg string) sessionEnd {
 
 // clientReadFailed classifies a read error on the client connection.
 func (ss *session) clientReadFailed(err error) sessionEnd {
-	if errors.Is(err, errMessageTooLarge) || errors.Is(err, errBadLength) {
+	if errors.Is(err, wire.ErrMessageTooLarge) || errors.Is(err, wire.ErrBadLength) {
 		e := protocolViolation(err.Error())
 		e.cancelRunning = true
 		return e
@@ -156,12 +157,12 @@ func cstring(b []byte) (string, []byte, bool) {
 // relayQuery handles a simple-protocol Query: its text goes through the
 // Rewriter, then upstream.
 func (ss *session) relayQuery(total int) error {
-	msg, err := ss.cin.message(total)
+	msg, err := ss.cin.Message(total)
 	if err != nil {
 		return err
 	}
-	defer ss.cin.release()
-	text, rest, ok := cstring(msg[headerLen:])
+	defer ss.cin.Release()
+	text, rest, ok := cstring(msg[wire.HeaderLen:])
 	if !ok || len(rest) != 0 {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Query", "", nil)
 	}
@@ -195,25 +196,25 @@ func (ss *session) relayQuery(total int) error {
 	}
 	out := res.SQL
 	if out == text {
-		return ss.uout.write(msg)
+		return ss.uout.Write(msg)
 	}
 	ss.cscratch, err = (&pgproto3.Query{String: out}).Encode(ss.cscratch[:0])
 	if err != nil {
 		return fmt.Errorf("encoding rewritten query: %w", err)
 	}
-	return ss.uout.write(ss.cscratch)
+	return ss.uout.Write(ss.cscratch)
 }
 
 // relayParse handles an extended-protocol Parse: its text goes through the
 // Rewriter, then upstream under the same statement name.
 func (ss *session) relayParse(total int) error {
-	msg, err := ss.cin.message(total)
+	msg, err := ss.cin.Message(total)
 	if err != nil {
 		return err
 	}
-	defer ss.cin.release()
+	defer ss.cin.Release()
 	var p pgproto3.Parse
-	if err := p.Decode(msg[headerLen:]); err != nil {
+	if err := p.Decode(msg[wire.HeaderLen:]); err != nil {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Parse", "", err)
 	}
 	st := &Statement{Source: SourceParse, Text: p.Query, Name: p.Name, ParamOIDs: p.ParameterOIDs}
@@ -239,14 +240,14 @@ func (ss *session) relayParse(total int) error {
 	ss.noteStatement(st, res, nil)
 	out := res.SQL
 	if out == p.Query {
-		return ss.uout.write(msg)
+		return ss.uout.Write(msg)
 	}
 	p.Query = out
 	ss.cscratch, err = p.Encode(ss.cscratch[:0])
 	if err != nil {
 		return fmt.Errorf("encoding rewritten parse: %w", err)
 	}
-	return ss.uout.write(ss.cscratch)
+	return ss.uout.Write(ss.cscratch)
 }
 
 // batchSent counts a batch boundary sent upstream (Query, Sync, refused
@@ -332,7 +333,7 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	if err != nil {
 		return fmt.Errorf("encoding refusal marker: %w", err)
 	}
-	return ss.uout.write(ss.cscratch)
+	return ss.uout.Write(ss.cscratch)
 }
 
 // takeRefusal returns the refusal numbered by the marker named in msg.
@@ -374,15 +375,15 @@ func (ss *session) forgetRefusals(done int64) {
 // at; every other message is forwarded without being decoded.
 func (ss *session) backendRelay() sessionEnd {
 	for {
-		if ss.uin.buffered() < headerLen {
+		if ss.uin.Buffered() < wire.HeaderLen {
 			ss.coutMu.Lock()
-			err := ss.cout.flush()
+			err := ss.cout.Flush()
 			ss.coutMu.Unlock()
 			if err != nil {
 				return ss.clientWriteFailed(err)
 			}
 		}
-		typ, total, err := ss.uin.header()
+		typ, total, err := ss.uin.Header()
 		if err != nil {
 			return ss.upstreamReadFailed(err)
 		}
@@ -393,7 +394,7 @@ func (ss *session) backendRelay() sessionEnd {
 				return sessionEnd{resp: fatal(CodeProtocolViolation, "upstream sent an oversized message", ""),
 					reason: "oversized upstream message", warn: true}
 			}
-			msg, err := ss.uin.message(total)
+			msg, err := ss.uin.Message(total)
 			if err != nil {
 				return ss.upstreamReadFailed(err)
 			}
@@ -406,7 +407,7 @@ func (ss *session) backendRelay() sessionEnd {
 			case 'S':
 				end, err = ss.onParameterStatus(msg)
 			}
-			ss.uin.release()
+			ss.uin.Release()
 			if err != nil {
 				return ss.clientWriteFailed(err)
 			}
@@ -433,7 +434,7 @@ func (ss *session) backendRelay() sessionEnd {
 		if t := ss.track; t != nil {
 			if (typ == '1' || typ == '3') && t.versions != nil && t.swallow(ss.done.Load()+1) {
 				// The answer to a Close or Parse pgveil added.
-				if err := ss.uin.skip(total); err != nil {
+				if err := ss.uin.Skip(total); err != nil {
 					return ss.upstreamReadFailed(err)
 				}
 				continue
@@ -447,10 +448,10 @@ func (ss *session) backendRelay() sessionEnd {
 		}
 		ss.bytesOut += int64(total)
 		ss.coutMu.Lock()
-		err = ss.uin.forward(total, ss.cout)
+		err = ss.uin.Forward(total, ss.cout)
 		ss.coutMu.Unlock()
 		if err != nil {
-			if isWriteErr(err) {
+			if wire.IsWriteErr(err) {
 				return ss.clientWriteFailed(err)
 			}
 			return ss.upstreamReadFailed(err)
@@ -462,14 +463,14 @@ func (ss *session) backendRelay() sessionEnd {
 func (ss *session) writeClient(b []byte) error {
 	ss.coutMu.Lock()
 	defer ss.coutMu.Unlock()
-	return ss.cout.write(b)
+	return ss.cout.Write(b)
 }
 
 // onReadyForQuery closes a batch.
 func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	ss.serverCopyIn.Store(false)
-	if len(msg) > headerLen {
-		ss.txStatus.Store(uint32(msg[headerLen]))
+	if len(msg) > wire.HeaderLen {
+		ss.txStatus.Store(uint32(msg[wire.HeaderLen]))
 	}
 	if t := ss.track; t != nil {
 		if t.audit {
@@ -507,7 +508,7 @@ func (ss *session) onError(msg []byte) error {
 		ss.track.sawError()
 	}
 	var er pgproto3.ErrorResponse
-	if err := er.Decode(msg[headerLen:]); err != nil {
+	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {
 		if ss.auditing() {
 			ss.auditResult('E', len(msg), "XX000", "malformed error response", false)
 		}
@@ -563,7 +564,7 @@ func (ss *session) pinned(name string) (string, bool) {
 // pinned setting moved.
 func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 	var ps pgproto3.ParameterStatus
-	if err := ps.Decode(msg[headerLen:]); err != nil {
+	if err := ps.Decode(msg[wire.HeaderLen:]); err != nil {
 		e := sessionEnd{resp: fatal(CodeProtocolViolation, "malformed ParameterStatus from the upstream server", ""),
 			reason: "malformed upstream ParameterStatus", warn: true}
 		return &e, nil
@@ -613,7 +614,7 @@ func (ss *session) upstreamReadFailed(err error) sessionEnd {
 	if ss.upstreamFatal {
 		return sessionEnd{reason: "upstream ended the session"}
 	}
-	if errors.Is(err, errMessageTooLarge) || errors.Is(err, errBadLength) {
+	if errors.Is(err, wire.ErrMessageTooLarge) || errors.Is(err, wire.ErrBadLength) {
 		return sessionEnd{resp: fatal(CodeProtocolViolation, "invalid message from the upstream server", ""),
 			reason: "invalid upstream message", err: err, warn: true}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -31,8 +32,8 @@ func benchClientRelay(b *testing.B, txn []byte, track bool) {
 		srv:          srv,
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
-		cin:          newFrameReader(bytes.NewReader(in), clientReadBuf, srv.cfg.Listen.MaxMessageSize),
-		uout:         newFrameWriter(io.Discard, upstreamWrite),
+		cin:          wire.NewReader(bytes.NewReader(in), clientReadBuf, srv.cfg.MaxMessageSize),
+		uout:         wire.NewWriter(io.Discard, upstreamWrite),
 		markerPrefix: "pgveil_refused_bench_",
 		refusals:     map[uint64]pendingRefusal{},
 	}

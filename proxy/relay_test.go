@@ -339,15 +339,18 @@ func TestCancel(t *testing.T) {
 
 	t.Run("a cancel request stops a running statement", func(t *testing.T) {
 		c := p.connect(t, "alice")
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			// pgconn dials the proxy with the key the proxy gave it.
-			if err := c.PgConn().CancelRequest(ctx); err != nil {
-				t.Errorf("cancel request: %v", err)
-			}
-		}()
 		start := time.Now()
-		_, err := c.Exec(ctx, "SELECT pg_sleep(10)")
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'cancel-me'")
+			done <- err
+		}()
+		waitRunning(t, "cancel-me")
+		// pgconn dials the proxy with the key the proxy gave it.
+		if err := c.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+		err := <-done
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 			t.Fatalf("want 57014 query_canceled, got %v", err)
@@ -361,10 +364,10 @@ func TestCancel(t *testing.T) {
 		pid := c.PgConn().PID()
 		done := make(chan error, 1)
 		go func() {
-			_, err := c.Exec(ctx, "SELECT pg_sleep(1)")
+			_, err := c.Exec(ctx, "SELECT pg_sleep(1), 'forged-cancel'")
 			done <- err
 		}()
-		time.Sleep(200 * time.Millisecond)
+		waitRunning(t, "forged-cancel")
 		sendCancel(t, p.addr, pid, []byte{1, 2, 3, 4})
 		sendCancel(t, p.addr, pid+1, []byte{1, 2, 3, 4})
 		if err := <-done; err != nil {

@@ -20,11 +20,12 @@ import (
 
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // reloadableDemo runs the demo proxy from a copy of configs/demo.hcl that
 // the test may edit, and returns the copy's path and a Reloader.
-func reloadableDemo(t *testing.T, opts ...func(*proxy.Options)) (*testProxy, string, *proxy.Reloader) {
+func reloadableDemo(t *testing.T, opts ...func(*proxy.Options)) (*testProxy, string, *server.Reloader) {
 	t.Helper()
 	src, err := os.ReadFile("../configs/demo.hcl")
 	if err != nil {
@@ -37,7 +38,7 @@ func reloadableDemo(t *testing.T, opts ...func(*proxy.Options)) (*testProxy, str
 	var po proxy.Options
 	opts = append(opts, func(o *proxy.Options) { po = *o })
 	p, pols := startDemoFrom(t, path, opts...)
-	rl := &proxy.Reloader{
+	rl := &server.Reloader{
 		Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel)),
 	}
@@ -88,7 +89,7 @@ func TestReload(t *testing.T) {
 		editConfig(t, path, `rule "france_only" {`, `rule "france_only" {
   colour = "blue"`)
 		err := rl.Reload(ctx)
-		if !errors.Is(err, proxy.ErrReloadRefused) {
+		if !errors.Is(err, server.ErrReloadRefused) {
 			t.Fatalf("reload of a broken configuration: %v", err)
 		}
 		if n := count(t, marie, "SELECT count(*) FROM responses"); n != before {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/proxy/wire"
 )
 
 // Buffer sizes. Results stream through upstreamReadBuf and clientWriteBuf
@@ -26,7 +28,7 @@ const (
 	upstreamWrite   = 16 << 10
 	// maxUpstreamMessage caps what the upstream may announce (PostgreSQL's
 	// own limit is 1 GiB); such messages are streamed, not buffered.
-	maxUpstreamMessage = 1<<30 + headerLen
+	maxUpstreamMessage = 1<<30 + wire.HeaderLen
 	// maxDecodedUpstream caps the upstream messages pgveil must decode
 	// (errors, parameter status): anything larger ends the session.
 	maxDecodedUpstream = 16 << 20
@@ -53,11 +55,11 @@ type session struct {
 	client net.Conn
 	up     *upstreamConn
 
-	cin    *frameReader
+	cin    *wire.Reader
 	coutMu sync.Mutex
-	cout   *frameWriter
-	uin    *frameReader
-	uout   *frameWriter
+	cout   *wire.Writer
+	uin    *wire.Reader
+	uout   *wire.Writer
 
 	// pid and secret are the BackendKeyData this client was given.
 	pid    uint32
@@ -163,7 +165,7 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		panic("pgveil: crypto/rand failed: " + err.Error())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	clientIO := newRawIO(res.conn)
+	clientIO := wire.NewRawIO(res.conn)
 	ss := &session{
 		srv: s,
 		info: SessionInfo{
@@ -177,8 +179,8 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		ctx:          ctx,
 		cancel:       cancel,
 		client:       res.conn,
-		cin:          newFrameReader(clientIO, clientReadBuf, s.cfg.Listen.MaxMessageSize),
-		cout:         newFrameWriter(clientIO, clientWriteBuf),
+		cin:          wire.NewReader(clientIO, clientReadBuf, s.cfg.MaxMessageSize),
+		cout:         wire.NewWriter(clientIO, clientWriteBuf),
 		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
 		refusals:     map[uint64]pendingRefusal{},
 	}
@@ -203,11 +205,11 @@ func (ss *session) sendClient(msgs ...pgproto3.BackendMessage) error {
 		if ss.scratch, err = m.Encode(ss.scratch[:0]); err != nil {
 			return fmt.Errorf("encoding %T: %w", m, err)
 		}
-		if err := ss.cout.write(ss.scratch); err != nil {
+		if err := ss.cout.Write(ss.scratch); err != nil {
 			return err
 		}
 	}
-	return ss.cout.flush()
+	return ss.cout.Flush()
 }
 
 // start authenticates the client, opens its upstream session and sends
@@ -223,7 +225,7 @@ func (ss *session) start(res *startupResult) error {
 	if err := ss.authenticate(res); err != nil {
 		return err
 	}
-	if want := ss.srv.cfg.Listen.Database; res.params.database != want {
+	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,
 			fmt.Sprintf("database %q does not exist", res.params.database),
 			fmt.Sprintf("pgveil serves the database %q.", want), nil)
@@ -233,10 +235,10 @@ func (ss *session) start(res *startupResult) error {
 		return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
 	}
 	ss.up = up
-	upIO := newRawIO(up.conn)
-	ss.uin = newFrameReader(upIO, upstreamReadBuf, maxUpstreamMessage)
-	ss.uin.preload(up.buffered)
-	ss.uout = newFrameWriter(upIO, upstreamWrite)
+	upIO := wire.NewRawIO(up.conn)
+	ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)
+	ss.uin.Preload(up.buffered)
+	ss.uout = wire.NewWriter(upIO, upstreamWrite)
 	ss.pid, ss.secret = ss.srv.cancels.register(ss)
 	ss.info.Started = time.Now()
 
@@ -399,8 +401,8 @@ func (ss *session) end(e sessionEnd) {
 			// NOTE: a buffer of its own: the backend relay encodes into
 			// ss.scratch without holding coutMu.
 			if buf, err := e.resp.Encode(nil); err == nil {
-				if ss.cout.write(buf) == nil {
-					_ = ss.cout.flush()
+				if ss.cout.Write(buf) == nil {
+					_ = ss.cout.Flush()
 				}
 			}
 		}

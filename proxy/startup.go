@@ -132,7 +132,7 @@ func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
 					fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0", major, minor), "", nil)
 			}
 			res.minor = uint16(minor)
-			if s.tlsConfig != nil && s.cfg.Listen.TLS.Require && !res.tls {
+			if s.tlsConfig != nil && s.cfg.TLS.Require && !res.tls {
 				return res, fatalErr(CodeInvalidAuthorization,
 					"pgveil requires an encrypted connection",
 					"Connect with sslmode=require (or stronger).", nil)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -190,4 +191,37 @@ func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
 	var b [1]byte
 	_, _ = c.Read(b[:])
 	return nil
+}
+
+// ConnectService opens a connection as the upstream service account with
+// the pinned session settings, for pgveil's own queries; purpose names it
+// in application_name.
+func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*pgconn.PgConn, error) {
+	base, err := upstreamConfig(&cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	base.RuntimeParams = map[string]string{
+		"application_name":            "pgveil:" + purpose,
+		"client_encoding":             "UTF8",
+		"standard_conforming_strings": "on",
+		"client_min_messages":         "notice",
+		"search_path":                 cfg.Upstream.SearchPath,
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
+	defer cancel()
+	return pgconn.ConnectConfig(ctx, base)
+}
+
+// SearchPath splits a search_path setting into schema names.
+func SearchPath(setting string) []string {
+	var out []string
+	for _, s := range strings.Split(setting, ",") {
+		s = strings.TrimSpace(s)
+		s = strings.Trim(s, `"`)
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

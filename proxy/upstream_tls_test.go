@@ -77,7 +77,17 @@ func enableServerTLS(t *testing.T) *x509.CertPool {
 	t.Cleanup(func() {
 		_ = cluster.Exec(ctx, "postgres", "ALTER SYSTEM RESET ssl; ALTER SYSTEM RESET ssl_cert_file; ALTER SYSTEM RESET ssl_key_file; SELECT pg_reload_conf()")
 	})
-	time.Sleep(200 * time.Millisecond) // the reload is asynchronous
+	// The reload is asynchronous: a new backend sees it once the
+	// postmaster has read the files again.
+	eventually(t, 10*time.Second, "ssl on upstream after pg_reload_conf", func() bool {
+		c, err := cluster.Connect(ctx, "postgres")
+		if err != nil {
+			return false
+		}
+		defer c.Close(ctx)
+		res, err := c.Exec(ctx, "SHOW ssl").ReadAll()
+		return err == nil && len(res) == 1 && len(res[0].Rows) == 1 && string(res[0].Rows[0][0]) == "on"
+	})
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return pool
@@ -126,11 +136,14 @@ func TestUpstreamTLS(t *testing.T) {
 	t.Run("cancel requests travel encrypted too", func(t *testing.T) {
 		p := startProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", pool))
 		c := p.connect(t, "alice")
+		done := make(chan error, 1)
 		go func() {
-			time.Sleep(300 * time.Millisecond)
-			_ = c.PgConn().CancelRequest(ctx)
+			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'cancel-over-tls'")
+			done <- err
 		}()
-		_, err := c.Exec(ctx, "SELECT pg_sleep(10)")
+		waitRunning(t, "cancel-over-tls")
+		_ = c.PgConn().CancelRequest(ctx)
+		err := <-done
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 			t.Fatalf("want 57014, got %v", err)

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/pgveil/pgveil/policy"
-	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -38,7 +38,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	ctx := context.Background()
-	enf, diags, err := proxy.LoadEnforcement(ctx, cfg)
+	enf, diags, err := server.LoadEnforcement(ctx, cfg)
 	if len(diags) > 0 {
 		_ = policy.WriteDiagnostics(stderr, nil, diags)
 	}

@@ -240,7 +240,7 @@ admin {
 	})
 	result := make(chan error, 1)
 	go func() {
-		_, err := conn.Exec(ctx, "SELECT pg_sleep(1)").ReadAll()
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(1), 'serve-running'").ReadAll()
 		result <- err
 	}()
 	waitSleeping(t, ctx)

@@ -24,6 +24,7 @@ import (
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 const (
@@ -82,7 +83,7 @@ func startVeil() (stop func() error, err error) {
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
 		return nil, fmt.Errorf("loading configs/demo.hcl:\n%s", b.String())
 	}
-	enf, _, err := proxy.LoadEnforcement(ctx, cfg)
+	enf, _, err := server.LoadEnforcement(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("loading enforcement: %w", err)
 	}
@@ -92,7 +93,7 @@ func startVeil() (stop func() error, err error) {
 	}
 	opts := proxy.Options{Logger: logger}
 	enf.Apply(&opts)
-	srv, err := proxy.New(cfg, opts)
+	srv, err := proxy.New(proxy.ConfigOf(cfg), opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting pgveil: %w", err)
 	}

@@ -21,7 +21,7 @@ tmp=${TMPDIR:-/tmp}/pgveil-cross-$(printf '%s' "$root" | cksum | cut -d' ' -f1)
 rm -rf "$tmp"
 
 pure=$($GO list -f '{{.ImportPath}} {{join .Deps " "}}' ./... | grep -v 'pganalyze/pg_query_go' | cut -d' ' -f1)
-for need in internal/pgtest internal/scram cmd/pgveil-demo cmd/pgveil-bench; do
+for need in proxy/wire internal/pgtest internal/scram cmd/pgveil-demo cmd/pgveil-bench; do
 	if ! printf '%s\n' $pure | grep -qx "github.com/pgveil/pgveil/$need"; then
 		echo "cross: $need imports pg_query (cgo); it must not" >&2
 		exit 1

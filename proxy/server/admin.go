@@ -1,4 +1,4 @@
-package proxy
+package server
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // Admin serves the operators' HTTP endpoints:
@@ -26,6 +27,9 @@ type Admin struct {
 	gatherer prometheus.Gatherer
 	// ready reports why the proxy is not ready, or nil.
 	ready func(ctx context.Context) error
+	// Now is the clock that ages a readiness verdict; time.Now when nil.
+	// Tests set it to advance time without waiting.
+	Now func() time.Time
 
 	mu      sync.Mutex
 	checked time.Time
@@ -48,7 +52,7 @@ func UpstreamReady(cfg *policy.Config, p *Policies) func(ctx context.Context) er
 		if p.Current() == nil {
 			return fmt.Errorf("no policy loaded")
 		}
-		c, err := ConnectService(ctx, cfg, "readyz")
+		c, err := proxy.ConnectService(ctx, cfg, "readyz")
 		if err != nil {
 			return fmt.Errorf("upstream unreachable: %w", err)
 		}
@@ -77,12 +81,16 @@ func (a *Admin) Handler() http.Handler {
 func (a *Admin) readiness(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.checked.IsZero() && time.Since(a.checked) < readyTTL {
+	now := a.Now
+	if now == nil {
+		now = time.Now
+	}
+	if !a.checked.IsZero() && now().Sub(a.checked) < readyTTL {
 		return a.lastErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	a.lastErr = a.ready(ctx)
-	a.checked = time.Now()
+	a.checked = now()
 	return a.lastErr
 }

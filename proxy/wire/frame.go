@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bytes"
@@ -8,26 +8,26 @@ import (
 	"io"
 )
 
-// headerLen is the size of a regular message header: a type byte and a
+// HeaderLen is the size of a regular message header: a type byte and a
 // big-endian int32 length that counts itself but not the type byte.
-const headerLen = 5
+const HeaderLen = 5
 
-// errMessageTooLarge is returned by frameReader when a peer announces a
+// ErrMessageTooLarge is returned by Reader when a peer announces a
 // message larger than the reader's cap.
-var errMessageTooLarge = errors.New("message too large")
+var ErrMessageTooLarge = errors.New("message too large")
 
-// errBadLength is returned when a peer announces a length below 4.
-var errBadLength = errors.New("invalid message length")
+// ErrBadLength is returned when a peer announces a length below 4.
+var ErrBadLength = errors.New("invalid message length")
 
-// frameReader reads PostgreSQL protocol messages from a connection through
+// Reader reads PostgreSQL protocol messages from a connection through
 // one fixed-size buffer. Messages the proxy does not decode are never
-// assembled: forward streams them to a frameWriter chunk by chunk, so a
+// assembled: Forward streams them to a Writer chunk by chunk, so a
 // 1 GiB DataRow costs the same memory as a 10-byte one.
 //
 // NOTE: buf[r:w] holds bytes read from src and not yet consumed. The buffer
 // grows only to hold one whole message the proxy must decode, bounded by
 // max, and shrinks back to its initial size after such a message.
-type frameReader struct {
+type Reader struct {
 	src  io.Reader
 	buf  []byte
 	r, w int
@@ -37,23 +37,25 @@ type frameReader struct {
 	max int
 }
 
-func newFrameReader(src io.Reader, size, max int) *frameReader {
-	return &frameReader{src: src, buf: make([]byte, size), initial: size, max: max}
+// NewReader returns a Reader of src with a buffer of size bytes that
+// refuses messages larger than max bytes, header included.
+func NewReader(src io.Reader, size, max int) *Reader {
+	return &Reader{src: src, buf: make([]byte, size), initial: size, max: max}
 }
 
-// buffered reports how many unconsumed bytes are in the buffer.
-func (f *frameReader) buffered() int { return f.w - f.r }
+// Buffered reports how many unconsumed bytes are in the buffer.
+func (f *Reader) Buffered() int { return f.w - f.r }
 
-// preload puts bytes in front of anything read from src later. It is used
+// Preload puts bytes in front of anything read from src later. It is used
 // for bytes another reader buffered before the connection was handed over.
-func (f *frameReader) preload(b []byte) {
+func (f *Reader) Preload(b []byte) {
 	f.ensureRoom(len(b))
 	f.w += copy(f.buf[f.w:], b)
 }
 
 // ensureRoom makes space for n more bytes after w, compacting and growing
 // the buffer as needed.
-func (f *frameReader) ensureRoom(n int) {
+func (f *Reader) ensureRoom(n int) {
 	if len(f.buf)-f.w >= n {
 		return
 	}
@@ -69,7 +71,7 @@ func (f *frameReader) ensureRoom(n int) {
 }
 
 // fill reads until at least n bytes are buffered.
-func (f *frameReader) fill(n int) error {
+func (f *Reader) fill(n int) error {
 	if f.w-f.r >= n {
 		return nil
 	}
@@ -95,7 +97,7 @@ func (f *frameReader) fill(n int) error {
 
 // readMore reads at least one more byte into the buffer, as much as one
 // read returns.
-func (f *frameReader) readMore() error {
+func (f *Reader) readMore() error {
 	if f.r == f.w {
 		f.r, f.w = 0, 0
 	}
@@ -113,26 +115,26 @@ func (f *frameReader) readMore() error {
 	return err
 }
 
-// header returns the type and total length (type byte included) of the
+// Header returns the type and total length (type byte included) of the
 // next message, reading if fewer than 5 bytes are buffered.
-func (f *frameReader) header() (typ byte, total int, err error) {
-	if err := f.fill(headerLen); err != nil {
+func (f *Reader) Header() (typ byte, total int, err error) {
+	if err := f.fill(HeaderLen); err != nil {
 		return 0, 0, err
 	}
 	typ = f.buf[f.r]
 	n := binary.BigEndian.Uint32(f.buf[f.r+1:])
 	if n < 4 {
-		return typ, 0, fmt.Errorf("%w %d for message type %q", errBadLength, n, typ)
+		return typ, 0, fmt.Errorf("%w %d for message type %q", ErrBadLength, n, typ)
 	}
 	if uint64(n)+1 > uint64(f.max) {
-		return typ, 0, fmt.Errorf("%w: type %q announces %d bytes, the limit is %d", errMessageTooLarge, typ, n, f.max)
+		return typ, 0, fmt.Errorf("%w: type %q announces %d bytes, the limit is %d", ErrMessageTooLarge, typ, n, f.max)
 	}
 	return typ, int(n) + 1, nil
 }
 
-// message reads the whole message of total bytes and returns it (header
+// Message reads the whole message of total bytes and returns it (header
 // included). The slice is valid until the next call on f.
-func (f *frameReader) message(total int) ([]byte, error) {
+func (f *Reader) Message(total int) ([]byte, error) {
 	if err := f.fill(total); err != nil {
 		return nil, err
 	}
@@ -141,16 +143,16 @@ func (f *frameReader) message(total int) ([]byte, error) {
 	return m, nil
 }
 
-// peekStrings returns the start of the next message, of total bytes,
+// PeekStrings returns the start of the next message, of total bytes,
 // without consuming it: up to and including the n-th NUL byte after the
 // header and skip more bytes, or the whole message when it holds fewer.
 // It reads the names a Bind, Execute or Close starts with, whatever their
 // length: the buffer grows as far as they need, bounded by total (which
-// max bounds), and release shrinks it back. The slice is valid until the
+// max bounds), and Release shrinks it back. The slice is valid until the
 // next call on f.
-func (f *frameReader) peekStrings(total, skip, n int) ([]byte, error) {
+func (f *Reader) PeekStrings(total, skip, n int) ([]byte, error) {
 	size := min(total, f.initial)
-	i := headerLen + skip
+	i := HeaderLen + skip
 	for {
 		if err := f.fill(size); err != nil {
 			return nil, err
@@ -174,9 +176,9 @@ func (f *frameReader) peekStrings(total, skip, n int) ([]byte, error) {
 	}
 }
 
-// release shrinks the buffer back to its initial size once a large
+// Release shrinks the buffer back to its initial size once a large
 // message has been consumed.
-func (f *frameReader) release() {
+func (f *Reader) Release() {
 	if len(f.buf) > f.initial && f.w-f.r <= f.initial {
 		nb := make([]byte, f.initial)
 		f.w = copy(nb, f.buf[f.r:f.w])
@@ -185,14 +187,14 @@ func (f *frameReader) release() {
 	}
 }
 
-// skip discards the next total bytes without keeping them.
-func (f *frameReader) skip(total int) error {
-	return f.forward(total, nil)
+// Skip discards the next total bytes without keeping them.
+func (f *Reader) Skip(total int) error {
+	return f.Forward(total, nil)
 }
 
-// forward moves the next total bytes to dst (nil discards them) without
+// Forward moves the next total bytes to dst (nil discards them) without
 // assembling them: buffered bytes first, then straight from src.
-func (f *frameReader) forward(total int, dst *frameWriter) error {
+func (f *Reader) Forward(total int, dst *Writer) error {
 	for total > 0 {
 		if f.r == f.w {
 			if err := f.readMore(); err != nil {
@@ -204,7 +206,7 @@ func (f *frameReader) forward(total int, dst *frameWriter) error {
 		}
 		n := min(total, f.w-f.r)
 		if dst != nil {
-			if err := dst.write(f.buf[f.r : f.r+n]); err != nil {
+			if err := dst.Write(f.buf[f.r : f.r+n]); err != nil {
 				return err
 			}
 		}
@@ -214,39 +216,43 @@ func (f *frameReader) forward(total int, dst *frameWriter) error {
 	return nil
 }
 
-// writeError marks an error writing to the destination of a frameWriter,
+// WriteError marks an error writing to the destination of a Writer,
 // so relays can tell which side of a session failed.
-type writeError struct{ err error }
+type WriteError struct{ err error }
 
-func (e *writeError) Error() string { return "write: " + e.err.Error() }
-func (e *writeError) Unwrap() error { return e.err }
+// Error implements error.
+func (e *WriteError) Error() string { return "write: " + e.err.Error() }
 
-// isWriteErr reports whether err came from a frameWriter.
-func isWriteErr(err error) bool {
-	var we *writeError
+// Unwrap returns the error of the destination.
+func (e *WriteError) Unwrap() error { return e.err }
+
+// IsWriteErr reports whether err came from a Writer.
+func IsWriteErr(err error) bool {
+	var we *WriteError
 	return errors.As(err, &we)
 }
 
-// frameWriter batches bytes for one connection and writes them when the
-// batch fills or when flush is called.
+// Writer batches bytes for one connection and writes them when the
+// batch fills or when Flush is called.
 //
-// NOTE: frameWriter is not safe for concurrent use; the session serialises
+// NOTE: Writer is not safe for concurrent use; the session serialises
 // writers to the client with its own mutex.
-type frameWriter struct {
+type Writer struct {
 	dst io.Writer
 	buf []byte
 }
 
-func newFrameWriter(dst io.Writer, size int) *frameWriter {
-	return &frameWriter{dst: dst, buf: make([]byte, 0, size)}
+// NewWriter returns a Writer to dst that batches up to size bytes.
+func NewWriter(dst io.Writer, size int) *Writer {
+	return &Writer{dst: dst, buf: make([]byte, 0, size)}
 }
 
-// write appends p, flushing whenever the batch is full. A chunk at least
+// Write appends p, flushing whenever the batch is full. A chunk at least
 // as large as the batch goes out directly, saving a copy.
-func (w *frameWriter) write(p []byte) error {
+func (w *Writer) Write(p []byte) error {
 	if len(w.buf) == 0 && len(p) >= cap(w.buf) {
 		if _, err := w.dst.Write(p); err != nil {
-			return &writeError{err}
+			return &WriteError{err}
 		}
 		return nil
 	}
@@ -255,7 +261,7 @@ func (w *frameWriter) write(p []byte) error {
 		w.buf = w.buf[:len(w.buf)+n]
 		p = p[n:]
 		if len(w.buf) == cap(w.buf) {
-			if err := w.flush(); err != nil {
+			if err := w.Flush(); err != nil {
 				return err
 			}
 		}
@@ -263,15 +269,15 @@ func (w *frameWriter) write(p []byte) error {
 	return nil
 }
 
-// flush writes the batch.
-func (w *frameWriter) flush() error {
+// Flush writes the batch.
+func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
 	_, err := w.dst.Write(w.buf)
 	w.buf = w.buf[:0]
 	if err != nil {
-		return &writeError{err}
+		return &WriteError{err}
 	}
 	return nil
 }

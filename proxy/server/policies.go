@@ -1,10 +1,13 @@
-package proxy
+package server
 
 import (
 	"context"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -32,8 +35,8 @@ func (p *Policies) Current() *Enforcement { return p.cur.Load() }
 // Swap puts e in force and returns the Enforcement it replaces.
 func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
 
-// Rewrite implements Rewriter with the Enforcement in force.
-func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error) {
+// Rewrite implements proxy.Rewriter with the Enforcement in force.
+func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, error) {
 	e := p.cur.Load()
 	st.PolicyVersion = e.Version
 	login := s.User
@@ -52,7 +55,7 @@ func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (
 			if rerr == nil && res.Act != nil {
 				return res, nil
 			}
-			return nil, actRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
+			return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
 		}
 	} else if s.Directory {
 		// NOTE: a viewer a service acts for is a user of the
@@ -62,15 +65,15 @@ func (p *Policies) Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (
 	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
 }
 
-// LDAP implements Directory with the Enforcement in force.
+// LDAP implements proxy.Directory with the Enforcement in force.
 func (p *Policies) LDAP() *policy.LDAP { return p.cur.Load().Config.LDAP }
 
-// DirectoryUser implements Directory with the Enforcement in force.
+// DirectoryUser implements proxy.Directory with the Enforcement in force.
 func (p *Policies) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
 	return p.cur.Load().Identities.DirectoryUser(login, groupDNs)
 }
 
-// MayActFor implements actAuthorizer with the identities in force.
+// MayActFor lets the proxy check act_for with the identities in force.
 func (p *Policies) MayActFor(service, target string) error {
 	return p.cur.Load().Identities.MayActFor(service, target)
 }
@@ -85,34 +88,24 @@ func (p *Policies) User(login string) (*policy.User, bool) {
 
 // Apply sets the options that enforce the policies in force: the
 // rewriter, the users and the scrubbing of data errors.
-func (p *Policies) Apply(o *Options) {
+func (p *Policies) Apply(o *proxy.Options) {
 	o.Rewriter = p
 	o.Users = p.User
 	o.Directory = p
 	o.ScrubDataErrors = true
 }
 
-// Directory is the LDAP directory in force and the users it maps to
-// roles; see policy.Identities.DirectoryUser.
-type Directory interface {
-	// LDAP returns the ldap block in force, nil without one.
-	LDAP() *policy.LDAP
-	// DirectoryUser returns the user a directory login with groupDNs
-	// logs in as, false when it has no access.
-	DirectoryUser(login string, groupDNs []string) (*policy.User, bool)
-}
-
-// fixedDirectory is the Directory of one configuration, for servers
-// without reloadable policies.
-type fixedDirectory struct {
-	cfg *policy.Config
-	ids *policy.Identities
-}
-
-// LDAP implements Directory.
-func (d fixedDirectory) LDAP() *policy.LDAP { return d.cfg.LDAP }
-
-// DirectoryUser implements Directory.
-func (d fixedDirectory) DirectoryUser(login string, groupDNs []string) (*policy.User, bool) {
-	return d.ids.DirectoryUser(login, groupDNs)
+// RegisterPolicies exports the rewrite cache counters of the policies in
+// force.
+func RegisterPolicies(reg prometheus.Registerer, p *Policies) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pgveil_rewrite_cache_hits_total",
+			Help: "Statements served from the rewrite cache of the policy in force.",
+		}, func() float64 { h, _ := p.Current().Engine.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pgveil_rewrite_cache_misses_total",
+			Help: "Statements parsed and checked by the policy in force.",
+		}, func() float64 { _, m := p.Current().Engine.CacheStats(); return float64(m) }),
+	)
 }

@@ -1,4 +1,4 @@
-package proxy
+package server
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // Reloader reloads the configuration's policies and identities while the
@@ -38,11 +39,11 @@ type Reloader struct {
 	Policies *Policies
 	// Server ends the sessions of removed users and reads the groups of
 	// directory logins again; nil for none.
-	Server *Server
+	Server *proxy.Server
 	// Audit records each reload; nil for none.
-	Audit Auditor
+	Audit proxy.Auditor
 	// Metrics counts reloads; nil for none.
-	Metrics *Metrics
+	Metrics *proxy.Metrics
 	// Logger receives the outcome and the diagnostics.
 	Logger *zap.Logger
 

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"io"
@@ -29,8 +29,8 @@ import (
 type rawConn struct {
 	rc syscall.RawConn
 	// NOTE: one goroutine at a time reads a connection and one at a time
-	// writes it (the session's relays; writes to the client hold
-	// coutMu), so each direction keeps its call's state here and its
+	// writes it (the session's relays; its writes to the client are
+	// serialised), so each direction keeps its call's state here and its
 	// callback is made once: a closure per call would cost an allocation
 	// per read and per write.
 	rd, wr rawOp
@@ -44,9 +44,9 @@ type rawOp struct {
 	fn    func(fd uintptr) bool
 }
 
-// newRawIO returns c's raw reader/writer, or c itself when c is not a
+// NewRawIO returns c's raw reader/writer, or c itself when c is not a
 // plain TCP connection. rawio_other.go holds the portable one.
-func newRawIO(c net.Conn) io.ReadWriter {
+func NewRawIO(c net.Conn) io.ReadWriter {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c

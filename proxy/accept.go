@@ -31,11 +31,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Rewriter sees every statement; PassThrough when nil.
 	Rewriter Rewriter
-	// Users looks up the user a login authenticates as; the
-	// configuration's user blocks when nil.
+	// Users looks up the user a login authenticates as; when nil, no
+	// login is known (see StaticIdentities and server.Policies.Apply).
 	Users func(login string) (*policy.User, bool)
-	// Directory is the LDAP directory and the users it maps; the
-	// configuration's ldap block and user blocks when nil.
+	// Directory is the LDAP directory and the users it maps; when nil,
+	// there is none.
 	Directory Directory
 	// ScrubDataErrors removes values from upstream errors of classes 22
 	// (data exception) and 23 (integrity constraint violation): their
@@ -51,7 +51,7 @@ type Options struct {
 // Server accepts client connections, authenticates them, and relays each
 // one to its own upstream session.
 type Server struct {
-	cfg      *policy.Config
+	cfg      Config
 	log      *zap.Logger
 	rewriter Rewriter
 	// scrub is Options.ScrubDataErrors.
@@ -89,9 +89,8 @@ type Server struct {
 	wg sync.WaitGroup
 }
 
-// New returns a Server for cfg. cfg must have been returned by
-// policy.Load.
-func New(cfg *policy.Config, opts Options) (*Server, error) {
+// New returns a Server for cfg.
+func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       opts.Logger,
@@ -112,20 +111,17 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 		s.rewriter = PassThrough{}
 	}
 	if s.users == nil {
-		s.users = func(login string) (*policy.User, bool) {
-			u, ok := cfg.Users[login]
-			return u, ok
-		}
+		s.users = func(string) (*policy.User, bool) { return nil, false }
 	}
 	if s.directory == nil {
-		s.directory = fixedDirectory{cfg: cfg, ids: cfg.HCLIdentities()}
+		s.directory = noDirectory{}
 	}
 	up, err := upstreamConfig(&cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
 	s.upstream = up
-	if t := cfg.Listen.TLS; t != nil && t.Config != nil {
+	if t := cfg.TLS; t != nil && t.Config != nil {
 		s.tlsConfig = t.Config
 		if len(t.Config.Certificates) > 0 {
 			cert := t.Config.Certificates[0]
@@ -147,9 +143,9 @@ func New(cfg *policy.Config, opts Options) (*Server, error) {
 // ListenAndServe listens on the configured address and serves until
 // Shutdown or Close.
 func (s *Server) ListenAndServe() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen.Address)
+	ln, err := net.Listen("tcp", s.cfg.Address)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.Listen.Address, err)
+		return fmt.Errorf("listening on %s: %w", s.cfg.Address, err)
 	}
 	return s.Serve(ln)
 }
@@ -308,7 +304,7 @@ func (s *Server) handle(conn net.Conn) {
 	defer s.containStartup(conn)
 
 	log := s.log.With(zap.String("client", conn.RemoteAddr().String()))
-	_ = conn.SetDeadline(time.Now().Add(s.cfg.Listen.StartupTimeout))
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.StartupTimeout))
 
 	res, err := s.negotiate(conn)
 	if err != nil {

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bytes"
@@ -39,12 +39,12 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// TestRawIO holds newRawIO, the raw system calls on Linux and the plain
+// TestRawIO holds NewRawIO, the raw system calls on Linux and the plain
 // net.Conn elsewhere, to the contract the relays rely on.
 func TestRawIO(t *testing.T) {
 	t.Run("a write larger than the socket buffers arrives whole and in order", func(t *testing.T) {
 		a, b := tcpPair(t)
-		w, r := newRawIO(a), newRawIO(b)
+		w, r := NewRawIO(a), NewRawIO(b)
 		want := make([]byte, 8<<20)
 		for i := range want {
 			want[i] = byte(i * 7)
@@ -64,7 +64,7 @@ func TestRawIO(t *testing.T) {
 
 	t.Run("a read of nothing returns at once", func(t *testing.T) {
 		a, _ := tcpPair(t)
-		if n, err := newRawIO(a).Read(nil); n != 0 || err != nil {
+		if n, err := NewRawIO(a).Read(nil); n != 0 || err != nil {
 			t.Fatalf("Read(nil) = %d, %v; want 0, nil", n, err)
 		}
 	})
@@ -75,7 +75,7 @@ func TestRawIO(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.Close()
-		buf, err := io.ReadAll(newRawIO(a))
+		buf, err := io.ReadAll(NewRawIO(a))
 		if string(buf) != "last" || err != nil {
 			t.Fatalf("ReadAll = %q, %v; want \"last\", nil (io.EOF ends it)", buf, err)
 		}
@@ -86,7 +86,7 @@ func TestRawIO(t *testing.T) {
 		if err := a.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := newRawIO(a).Read(make([]byte, 16))
+		_, err := NewRawIO(a).Read(make([]byte, 16))
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("Read = %v; want a deadline error", err)
 		}
@@ -95,7 +95,7 @@ func TestRawIO(t *testing.T) {
 	t.Run("a write to a closed peer fails without killing the process", func(t *testing.T) {
 		a, b := tcpPair(t)
 		b.Close()
-		w := newRawIO(a)
+		w := NewRawIO(a)
 		var err error
 		for i := 0; i < 100 && err == nil; i++ {
 			_, err = w.Write(make([]byte, 64<<10))

@@ -1,4 +1,4 @@
-package proxy
+package server
 
 import (
 	"context"
@@ -7,10 +7,10 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/policy/live"
+	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -64,7 +64,7 @@ type compiled struct {
 // diagnostics hold the identity sources' warnings; an error means the
 // policies cannot be enforced and pgveil must not serve.
 func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl.Diagnostics, error) {
-	conn, err := ConnectService(ctx, cfg, "catalog")
+	conn, err := proxy.ConnectService(ctx, cfg, "catalog")
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting upstream to load identities and catalog: %w", err)
 	}
@@ -73,7 +73,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if diags.HasErrors() || ids == nil {
 		return nil, diags, fmt.Errorf("loading identities failed")
 	}
-	path := SearchPath(cfg.Upstream.SearchPath)
+	path := proxy.SearchPath(cfg.Upstream.SearchPath)
 	cat, err := rewrite.LoadCatalog(ctx, conn, path)
 	if err != nil {
 		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)
@@ -85,7 +85,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
 	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
-		c, err := ConnectService(ctx, cfg, "catalog")
+		c, err := proxy.ConnectService(ctx, cfg, "catalog")
 		if err != nil {
 			return nil, err
 		}
@@ -118,39 +118,6 @@ func (e *Enforcement) compile(login string) (rewrite.Policy, error) {
 // Apply sets the options that enforce the policies: the rewriter, the
 // users and the scrubbing of data errors. The policies are fixed; see
 // Policies.Apply for policies that reload.
-func (e *Enforcement) Apply(o *Options) {
+func (e *Enforcement) Apply(o *proxy.Options) {
 	NewPolicies(e).Apply(o)
-}
-
-// ConnectService opens a connection as the upstream service account with
-// the pinned session settings, for pgveil's own queries; purpose names it
-// in application_name.
-func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*pgconn.PgConn, error) {
-	base, err := upstreamConfig(&cfg.Upstream)
-	if err != nil {
-		return nil, err
-	}
-	base.RuntimeParams = map[string]string{
-		"application_name":            "pgveil:" + purpose,
-		"client_encoding":             "UTF8",
-		"standard_conforming_strings": "on",
-		"client_min_messages":         "notice",
-		"search_path":                 cfg.Upstream.SearchPath,
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
-	defer cancel()
-	return pgconn.ConnectConfig(ctx, base)
-}
-
-// SearchPath splits a search_path setting into schema names.
-func SearchPath(setting string) []string {
-	var out []string
-	for _, s := range strings.Split(setting, ",") {
-		s = strings.TrimSpace(s)
-		s = strings.Trim(s, `"`)
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -1,0 +1,43 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// Config is what a Server reads of pgveil's configuration: where it
+// listens, the limits of a client connection, and the upstream its
+// sessions reach. Policies, identities, the audit trail and the admin
+// endpoint are not its business (see package server).
+type Config struct {
+	// Address is host:port ListenAndServe listens on.
+	Address string
+	// Database is the only database name clients may ask for.
+	Database string
+	// StartupTimeout bounds TLS negotiation, the startup packet and
+	// authentication together.
+	StartupTimeout time.Duration
+	// MaxMessageSize caps the size of any message a client sends, in
+	// bytes, header included.
+	MaxMessageSize int
+	// TLS is the listen block's tls block; nil without one, when clients
+	// asking for TLS are told 'N'.
+	TLS *policy.ListenTLS
+	// Upstream is the PostgreSQL server every session connects to, as
+	// its service account.
+	Upstream policy.Upstream
+}
+
+// ConfigOf returns what a Server reads of cfg, which policy.Load
+// returned.
+func ConfigOf(cfg *policy.Config) Config {
+	return Config{
+		Address:        cfg.Listen.Address,
+		Database:       cfg.Listen.Database,
+		StartupTimeout: cfg.Listen.StartupTimeout,
+		MaxMessageSize: cfg.Listen.MaxMessageSize,
+		TLS:            cfg.Listen.TLS,
+		Upstream:       cfg.Upstream,
+	}
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestAdminReadiness holds /readyz to its cache: a verdict is reused for
+// readyTTL, however often the endpoint is probed, and checked again
+// after. The clock is injected: no test waits for a second to pass.
+func TestAdminReadiness(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		checks int
+		down   error
+		now    = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	)
+	a := NewAdmin(prometheus.NewRegistry(), func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		checks++
+		return down
+	})
+	a.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := a.Handler()
+	probe := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	step := func(d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		down = err
+	}
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		// upstream is what a check of the upstream returns at this step.
+		upstream   error
+		wantCode   int
+		wantBody   string
+		wantChecks int
+	}{
+		{name: "the first probe checks the upstream", wantCode: 200, wantBody: "ready", wantChecks: 1},
+		{name: "a probe within the TTL reuses the verdict", advance: readyTTL / 2, wantCode: 200, wantBody: "ready", wantChecks: 1},
+		{name: "a failure within the TTL is not seen yet", advance: readyTTL/2 - time.Nanosecond,
+			upstream: errors.New("upstream unreachable: refused"), wantCode: 200, wantBody: "ready", wantChecks: 1},
+		{name: "a probe at the TTL checks again and sees the failure", advance: time.Nanosecond,
+			upstream: errors.New("upstream unreachable: refused"), wantCode: 503, wantBody: "not ready: upstream unreachable", wantChecks: 2},
+		{name: "the failure is reused within the TTL", advance: time.Millisecond, wantCode: 503, wantBody: "not ready", wantChecks: 2},
+		{name: "the recovery is seen after the TTL", advance: readyTTL, wantCode: 200, wantBody: "ready", wantChecks: 3},
+	}
+	for _, s := range steps {
+		step(s.advance, s.upstream)
+		code, body := probe()
+		if code != s.wantCode || !strings.Contains(body, s.wantBody) {
+			t.Fatalf("%s: /readyz = %d %q; want %d %q", s.name, code, body, s.wantCode, s.wantBody)
+		}
+		mu.Lock()
+		n := checks
+		mu.Unlock()
+		if n != s.wantChecks {
+			t.Fatalf("%s: %d checks of the upstream; want %d", s.name, n, s.wantChecks)
+		}
+	}
+}
+
+// TestAdminHealthz holds /healthz to answering without any check.
+func TestAdminHealthz(t *testing.T) {
+	a := NewAdmin(prometheus.NewRegistry(), func(context.Context) error {
+		t.Error("/healthz checked the upstream")
+		return nil
+	})
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "ok" {
+		t.Fatalf("/healthz = %d %q; want 200 \"ok\"", rec.Code, rec.Body.String())
+	}
+}

@@ -1,0 +1,375 @@
+package proxy
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// This file holds what the tracker knows of statements and cursors made
+// with SQL (PREPARE, DECLARE, and what drops them), and what a name may
+// hold whichever way it was made.
+
+// namespace is one of the two namespaces of names the upstream keeps per
+// session, whichever message or statement made the name: prepared
+// statements (Parse, PREPARE) and portals (Bind, DECLARE).
+type namespace int
+
+const (
+	nsStatement namespace = iota
+	nsPortal
+)
+
+// namespaceOf returns the namespace of the name a SessionObject's Op
+// acts on.
+func namespaceOf(op string) namespace {
+	switch op {
+	case "declare", "fetch", "close":
+		return nsPortal
+	}
+	return nsStatement
+}
+
+// sqlObject is a statement prepared with PREPARE or a cursor declared
+// with DECLARE.
+type sqlObject struct {
+	// version is the policy version that checked it; "" when it may be
+	// of any version.
+	version string
+	// res is the Rewriter's result on the text that made it.
+	res *rewrite.Result
+	// batch is the batch that made it.
+	batch int64
+}
+
+// objChange is what a statement text does to prepared statements and
+// cursors through SQL, applied once its batch is answered.
+type objChange struct {
+	batch   int64
+	objs    []rewrite.SessionObject
+	version string
+	// res is the Rewriter's result on the text.
+	res *rewrite.Result
+	// several: the text holds several statements, so an error in its
+	// batch does not say which of them ran.
+	several bool
+	failed  bool
+}
+
+// noteObjects queues the object changes of res, checked under version,
+// run in batch number batch; several says whether other statements may
+// run in the same batch. The changes answered so far are applied first,
+// so that the queues stay as short as the batches in flight (client
+// relay).
+func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
+	t.applyObjects()
+	t.shared.mu.Lock()
+	t.shared.objPending = append(t.shared.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
+	t.shared.mu.Unlock()
+}
+
+// applyObjects applies the object changes of the batches answered so far
+// (client relay): a batch without error did what it said; after an error,
+// a single statement did nothing, while of several it is unknown which
+// ran, so the objects they create may be of either version.
+func (t *tracker) applyObjects() {
+	if t.shared.resolvedN.Load() == 0 {
+		return
+	}
+	t.shared.mu.Lock()
+	done := t.shared.objResolved
+	t.shared.objResolved = nil
+	t.shared.resolvedN.Store(0)
+	t.shared.mu.Unlock()
+	for _, c := range done {
+		for _, o := range c.objs {
+			ns := namespaceOf(o.Op)
+			m := t.sql[ns]
+			switch {
+			case c.failed && !c.several:
+			case o.Op == "prepare" || o.Op == "declare":
+				obj := &sqlObject{version: c.version, res: c.res, batch: c.batch}
+				if old := m[o.Name]; c.failed && old != nil {
+					// Perhaps the old object stays.
+					obj.batch = old.batch
+					if old.version != obj.version {
+						obj.version = ""
+					}
+				}
+				remember(t, m, o.Name, obj)
+				if !c.failed {
+					t.supersede(ns, o.Name, c.batch)
+				}
+			case c.failed:
+				// A drop that may not have run: keep what is known.
+			case o.Op == "discard":
+				for ns := range t.sql {
+					clear(t.sql[ns])
+					t.supersedeAll(namespace(ns), c.batch)
+				}
+			case (o.Op == "deallocate" || o.Op == "close") && o.Name != "":
+				delete(m, o.Name)
+				t.supersede(ns, o.Name, c.batch)
+			case o.Op == "deallocate" || o.Op == "close":
+				clear(m)
+				t.supersedeAll(ns, c.batch)
+			}
+		}
+	}
+}
+
+// supersede forgets the protocol's statement or portal name in ns when
+// all the tracker knows of it comes before batch, whose statement dropped
+// or created the name with SQL and succeeded: that is what the upstream
+// holds now (client relay).
+func (t *tracker) supersede(ns namespace, name string, batch int64) {
+	if ns == nsStatement {
+		if info := t.stmts[name]; info != nil && info.batch < batch {
+			delete(t.stmts, name)
+		}
+		return
+	}
+	if e := t.portals[name]; e != nil && e.batch < batch {
+		delete(t.portals, name)
+	}
+}
+
+// supersedeAll is supersede for every name of ns a DEALLOCATE ALL, CLOSE
+// ALL or DISCARD ALL dropped: all but the unnamed ones, which they may
+// keep.
+func (t *tracker) supersedeAll(ns namespace, batch int64) {
+	if ns == nsStatement {
+		for name := range t.stmts {
+			if name != "" {
+				t.supersede(ns, name, batch)
+			}
+		}
+		return
+	}
+	for name := range t.portals {
+		if name != "" {
+			t.supersede(ns, name, batch)
+		}
+	}
+}
+
+// candidates calls fn with the policy version and the Rewriter's result
+// of each thing the upstream may hold under name in ns when a message of
+// batch number at runs, whichever way it was made: Parse or PREPARE, Bind
+// or DECLARE, answered or still in flight. An unknown name in a session
+// that forgot names may hold anything: fn gets version "" and a nil
+// result. fn must not lock t.shared.mu (client relay).
+//
+// NOTE: a message in flight in batch at runs before the one asking:
+// when it fails, the server skips that one too, so what came before it
+// no longer matters.
+func (ss *session) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
+	t := ss.track
+	t.applyObjects()
+	found := false
+	done := ss.done.Load()
+	// settled is the batch of the protocol's latest answered Parse, Bind
+	// or Close of the name: an SQL object of an earlier batch is gone.
+	settled := int64(-1)
+	if ns == nsStatement {
+		for info := t.stmts[name]; info != nil; info = info.prev {
+			// A refused Parse went upstream as a marker that fails.
+			held := info.confirmed.Load() && info.refusal == nil
+			inFlight := !info.confirmed.Load() && info.batch > done
+			if !info.closed && info.refusal == nil && (held || inFlight) {
+				found = true
+				fn(info.version, info.res)
+			}
+			if held {
+				settled = info.batch
+				break
+			}
+			if inFlight && info.batch == at {
+				break
+			}
+			if name == "" && !info.closed && !inFlight {
+				break // a failed Parse of the unnamed statement dropped it
+			}
+		}
+	} else {
+		for e := t.portals[name]; e != nil; e = e.prev {
+			inFlight := !e.confirmed.Load() && e.batch > done
+			if !e.closed && (e.confirmed.Load() || inFlight) {
+				found = true
+				fn(e.info.version, e.info.res)
+			}
+			if e.confirmed.Load() {
+				settled = e.batch
+				break
+			}
+			if inFlight && e.batch == at {
+				break
+			}
+		}
+	}
+	if o := t.sql[ns][name]; o != nil && o.batch >= settled {
+		found = true
+		fn(o.version, o.res)
+	}
+	create := "prepare"
+	if ns == nsPortal {
+		create = "declare"
+	}
+	t.shared.mu.Lock()
+	for _, cs := range [2][]*objChange{t.shared.objResolved, t.shared.objPending} {
+		for _, c := range cs {
+			for _, o := range c.objs {
+				if o.Op == create && o.Name == name {
+					found = true
+					fn(c.version, c.res)
+				}
+			}
+		}
+	}
+	t.shared.mu.Unlock()
+	if !found && t.forgot {
+		fn("", nil)
+	}
+}
+
+// stale reports whether the upstream may hold under name in ns, for a
+// message of batch at, something checked under another policy version
+// than cur (client relay).
+func (ss *session) stale(ns namespace, name string, at int64, cur string) bool {
+	stale := false
+	ss.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
+		if v != cur {
+			stale = true
+		}
+	})
+	return stale
+}
+
+// staleObjects returns a refusal when res, run in batch at, runs a
+// prepared statement, or fetches from a portal, the upstream may hold
+// under a name from another policy version than version, the one in
+// force: whether Parse or PREPARE made the statement, Bind or DECLARE
+// the portal.
+func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+	t := ss.track
+	if t == nil || t.versions == nil {
+		return nil
+	}
+	for _, o := range res.Objects {
+		ns, ok := runsNamespace(o.Op)
+		if !ok {
+			continue
+		}
+		if ss.stale(ns, o.Name, at, version) {
+			return policyChanged("the statement or cursor " + quoteName(o.Name))
+		}
+	}
+	return nil
+}
+
+// runsNamespace returns the namespace of the object an SQL statement's
+// op runs (EXECUTE a statement, FETCH or MOVE a portal), or false for an
+// op that runs none.
+func runsNamespace(op string) (ns namespace, ok bool) {
+	switch op {
+	case "execute":
+		return nsStatement, true
+	case "fetch":
+		return nsPortal, true
+	}
+	return 0, false
+}
+
+// withObjects returns res, or for a text run in batch at that runs
+// prepared statements or fetches from cursors a copy of it that names
+// also the tables, rules and columns they read, for the audit trail
+// (client relay).
+func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
+	if res == nil {
+		return nil
+	}
+	out := res
+	for _, o := range res.Objects {
+		ns, ok := runsNamespace(o.Op)
+		if !ok {
+			continue
+		}
+		ss.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {
+			if r == nil || r == res {
+				return
+			}
+			if out == res {
+				cp := *res
+				out = &cp
+			}
+			mergeReads(out, r)
+		})
+	}
+	return out
+}
+
+// mergeReads adds to dst the tables, rules and columns r reads. It makes
+// new slices: dst's may be shared with a cached result.
+func mergeReads(dst, r *rewrite.Result) {
+	dst.Tables = union(dst.Tables, r.Tables)
+	dst.Rules = union(dst.Rules, r.Rules)
+	dst.Masked = union(dst.Masked, r.Masked)
+	dst.Columns = union(dst.Columns, r.Columns)
+}
+
+// union returns the sorted union of a and b: a itself when b is empty,
+// otherwise a new slice, so that neither is ever written to.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// quoteName quotes an identifier for a message or an audit record.
+func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// policyChanged refuses running what was checked under an older policy
+// (firewall rule policy_changed).
+func policyChanged(what string) *Refusal {
+	return firewall.Deny("policy_changed", "the policy changed since %s was checked", what)
+}
+
+// sqlNamed describes, for the audit trail and the policy check, what a
+// Bind or Execute that names a statement or portal pgveil did not see
+// made runs: one prepared with PREPARE, a cursor declared with DECLARE,
+// or one forgotten, for a message of batch at. Its version is one that is
+// not in force when the name may hold one checked under such a policy
+// (client relay).
+func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
+	t := ss.track
+	info := &stmtInfo{sql: "EXECUTE " + quoteName(name)}
+	if ns == nsPortal {
+		info.sql = "FETCH FROM " + quoteName(name)
+	}
+	cur := ""
+	if t.versions != nil {
+		cur = t.versions.PolicyVersion()
+	}
+	info.version = cur
+	ss.candidates(ns, name, at, func(v string, res *rewrite.Result) {
+		if v != cur {
+			info.version = v
+		}
+		if res == nil {
+			return
+		}
+		if info.res == nil {
+			info.res = &rewrite.Result{Kinds: []string{"execute"}}
+			if ns == nsPortal {
+				info.res.Kinds[0] = "fetch"
+			}
+		}
+		mergeReads(info.res, res)
+	})
+	return info
+}

@@ -13,7 +13,7 @@ all: build
 ## test: vet, then run every test (PostgreSQL clusters included); the
 ## packages of RACEPKGS, where sessions share state across goroutines,
 ## run under the race detector.
-RACEPKGS ?= ./proxy ./rewrite
+RACEPKGS ?= ./proxy/... ./rewrite
 test: vet cross
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -x -F "$$($(GO) list $(RACEPKGS))")
 	$(GO) test -race -count=1 -timeout 40m $(RACEPKGS)

@@ -84,8 +84,12 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
 		return fail("the configuration has errors", b.String())
 	}
-	if why := upstreamChanged(&r.Base.Upstream, &cfg.Upstream); why != "" {
-		return fail("the upstream block changed ("+why+"); restart pgveil to apply it", "")
+	// NOTE: every Config field says in its reload tag how a reload
+	// treats its change (TestEveryConfigFieldHasAReloadClass): a new
+	// field cannot be missed here.
+	changes := policy.ReloadDiff(r.Base, cfg)
+	if len(changes.Refuse) > 0 {
+		return fail("the upstream block changed ("+strings.Join(changes.Refuse, ", ")+"); restart pgveil to apply it", "")
 	}
 	enf, idiags, err := LoadEnforcement(ctx, cfg)
 	if err != nil {
@@ -93,8 +97,8 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		_ = policy.WriteDiagnostics(&b, l.Files(), idiags)
 		return fail(err.Error(), b.String())
 	}
-	if why := restartOnly(r.Base, cfg); why != "" {
-		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", why))
+	if len(changes.Restart) > 0 {
+		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}
 
 	r.Policies.Swap(enf)
@@ -118,44 +122,4 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	log.Info("policies reloaded", zap.String("policy_version", enf.Version),
 		zap.String("old_policy_version", old.Version), zap.Int("sessions_ended", ended))
 	return nil
-}
-
-// upstreamChanged names what differs between two upstream blocks in a
-// way that changes the database sessions reach, or returns "".
-func upstreamChanged(a, b *policy.Upstream) string {
-	var diffs []string
-	if a.Address != b.Address {
-		diffs = append(diffs, "address")
-	}
-	if a.Database != b.Database {
-		diffs = append(diffs, "database")
-	}
-	if a.User != b.User {
-		diffs = append(diffs, "user")
-	}
-	if a.SearchPath != b.SearchPath {
-		diffs = append(diffs, "search_path")
-	}
-	if a.TLS.Mode != b.TLS.Mode || a.TLS.CAFile != b.TLS.CAFile || a.TLS.ServerName != b.TLS.ServerName {
-		diffs = append(diffs, "tls")
-	}
-	return strings.Join(diffs, ", ")
-}
-
-// restartOnly names the blocks read at start only that differ.
-func restartOnly(a, b *policy.Config) string {
-	var diffs []string
-	la, lb := a.Listen, b.Listen
-	if la.Address != lb.Address || la.Database != lb.Database || la.MaxMessageSize != lb.MaxMessageSize ||
-		la.StartupTimeout != lb.StartupTimeout || la.ShutdownTimeout != lb.ShutdownTimeout || (la.TLS == nil) != (lb.TLS == nil) ||
-		(la.TLS != nil && (la.TLS.CertFile != lb.TLS.CertFile || la.TLS.KeyFile != lb.TLS.KeyFile || la.TLS.Require != lb.TLS.Require)) {
-		diffs = append(diffs, "listen")
-	}
-	if (a.Audit == nil) != (b.Audit == nil) || (a.Audit != nil && a.Audit.File != b.Audit.File) {
-		diffs = append(diffs, "audit")
-	}
-	if (a.Admin == nil) != (b.Admin == nil) || (a.Admin != nil && *a.Admin != *b.Admin) {
-		diffs = append(diffs, "admin")
-	}
-	return strings.Join(diffs, ", ")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
@@ -229,5 +230,111 @@ func TestStartFailsClosed(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "audit.log")); err == nil {
 		t.Error("Start opened the audit log before the policies were loaded")
+	}
+}
+
+// TestTwoInstances runs two pgveil instances of one configuration, as
+// behind a TCP load balancer: each serves clients and writes an audit
+// chain of its own, and one audit verify checks both.
+func TestTwoInstances(t *testing.T) {
+	pgtest.Require(t, cluster)
+	ctx := context.Background()
+	pathA := writeConfig(t, "")
+	body, err := os.ReadFile(pathA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second host's copy: the same configuration, but on this one
+	// machine it must listen elsewhere; its audit.log is in its own
+	// directory, as on its own disk.
+	cfgA := load(t, pathA)
+	bodyB := strings.Replace(string(body), fmt.Sprintf("%q", cfgA.Listen.Address), fmt.Sprintf("%q", freeAddr(t)), 1)
+	bodyB = strings.Replace(bodyB, fmt.Sprintf("%q", cfgA.Admin.Address), fmt.Sprintf("%q", freeAddr(t)), 1)
+	pathB := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(pathB, []byte(bodyB), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var servers []*Server
+	for _, path := range []string{pathA, pathB} {
+		srv, err := Start(ctx, Config{Path: path, Config: load(t, path), Version: "test"})
+		if err != nil {
+			t.Fatalf("Start %s: %v", path, err)
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+		servers = append(servers, srv)
+	}
+	for i, srv := range servers {
+		c, err := pgconn.Connect(ctx, "postgres://carol:pw@"+srv.Addr().String()+"/postgres?sslmode=disable")
+		if err != nil {
+			t.Fatalf("instance %d: connecting: %v", i, err)
+		}
+		for range 3 + i {
+			if _, err := c.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+				t.Fatalf("instance %d: SELECT 1: %v", i, err)
+			}
+		}
+		if _, err := c.Exec(ctx, "CREATE TABLE nope (a int)").ReadAll(); err == nil {
+			t.Fatalf("instance %d: CREATE TABLE was not refused", i)
+		}
+		c.Close(ctx)
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Fatalf("instance %d: Shutdown: %v", i, err)
+		}
+		cancel()
+	}
+	var files []string
+	for _, path := range []string{pathA, pathB} {
+		fs, err := filepath.Glob(filepath.Join(filepath.Dir(path), "audit.log*"))
+		if err != nil || len(fs) == 0 {
+			t.Fatalf("no audit files next to %s: %v", path, err)
+		}
+		files = append(files, fs...)
+	}
+	reports, err := audit.VerifyChains([]byte("server-test-key"), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 2 || reports[0].Chain == reports[1].Chain {
+		t.Fatalf("%d chains, want two of their own", len(reports))
+	}
+	for _, r := range reports {
+		if !r.OK || !r.FromStart || r.Records < 5 {
+			t.Errorf("chain %s: %+v", r.Chain, r)
+		}
+	}
+}
+
+// TestReloadRefusesAnUpstreamChange: sessions reach the upstream the
+// process started with; a reload that changes it is refused.
+func TestReloadRefusesAnUpstreamChange(t *testing.T) {
+	pgtest.Require(t, cluster)
+	ctx := context.Background()
+	path := writeConfig(t, "")
+	srv, err := Start(ctx, Config{Path: path, Config: load(t, path), Version: "test"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(body), `database = "postgres"
+  user`, `database = "template1"
+  user`, 1)
+	if changed == string(body) {
+		t.Fatal("the test did not change the upstream block")
+	}
+	if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Policies().Current()
+	err = srv.Reload(ctx)
+	if !errors.Is(err, ErrReloadRefused) || !strings.Contains(err.Error(), "upstream.database") {
+		t.Fatalf("Reload = %v; want ErrReloadRefused naming upstream.database", err)
+	}
+	if srv.Policies().Current() != before {
+		t.Fatal("a refused reload replaced the policies in force")
 	}
 }

@@ -412,30 +412,9 @@ func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 	if !ok {
 		return nil
 	}
-	t := &template{literals: len(consts)}
-	if len(consts) > 0 {
-		scan, err := pg_query.Scan(probe)
-		if err != nil {
-			return nil
-		}
-		last := 0
-		for _, tok := range scan.Tokens {
-			switch tok.Token {
-			case pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_SCONST:
-			default:
-				continue
-			}
-			i, ok := sentinels[probe[tok.Start:tok.End]]
-			if !ok {
-				continue
-			}
-			t.pieces = append(t.pieces, probe[last:tok.Start])
-			t.slots = append(t.slots, i)
-			last = int(tok.End)
-		}
-		t.pieces = append(t.pieces, probe[last:])
-	} else {
-		t.pieces = []string{probe}
+	t := cutTemplate(probe, sentinels, len(consts))
+	if t == nil {
+		return nil
 	}
 	// NOTE: the proof: filled with this statement's constants, the
 	// template is the SELECT's direct deparse, byte for byte.

@@ -126,13 +126,33 @@ func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalo
 			return nil
 		}
 	}
-	out := probe.SQL
+	t := cutTemplate(probe.SQL, sentinels, len(spans))
+	if t == nil {
+		return nil
+	}
+	// NOTE: the proof: the template must give the direct rewrite of the
+	// statement it was made from, byte for byte.
+	if got, ok := t.splice(text, spans); !ok || got != direct.SQL {
+		return nil
+	}
+	return t
+}
+
+// cutTemplate cuts out, the rewrite of a text whose literals were
+// replaced by sentinels (sentinel i standing for literal i), into a
+// template: the sentinels are found as the literal tokens pg_query's
+// scanner reads. nil when out does not scan.
+func cutTemplate(out string, sentinels map[string]int, literals int) *template {
+	t := &template{literals: literals}
+	if literals == 0 {
+		t.pieces = []string{out}
+		return t
+	}
 	scan, err := pg_query.Scan(out)
 	if err != nil {
 		return nil
 	}
-	t := &template{literals: len(spans)}
-	last = 0
+	last := 0
 	for _, tok := range scan.Tokens {
 		switch tok.Token {
 		case pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_SCONST:
@@ -148,11 +168,6 @@ func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalo
 		last = int(tok.End)
 	}
 	t.pieces = append(t.pieces, out[last:])
-	// NOTE: the proof: the template must give the direct rewrite of the
-	// statement it was made from, byte for byte.
-	if got, ok := t.splice(text, spans); !ok || got != direct.SQL {
-		return nil
-	}
 	return t
 }
 

@@ -670,6 +670,41 @@ func TestAdversarial(t *testing.T) {
 		a.expect("SELECT count(*) FROM /* x */ responses /* y */ WHERE country <> $x$France$x$", "0")
 	})
 
+	t.Run("spliced rewrites keep the scope whatever the spelling of names and constants", func(t *testing.T) {
+		// A statement seen once is spliced (rewrite/splice.go): the
+		// client's text with each governed name replaced at the
+		// parser's position. Spellings the splice does not read with
+		// certainty fall back to the deparse; both must scope.
+		a := newAdvClient(t, p, "marie")
+		for _, q := range []string{
+			"SELECT email, comment FROM public . responses WHERE country <> 'France'",
+			"SELECT email, comment FROM public/**/.responses WHERE country <> 'France'",
+			"SELECT email, comment FROM public.--\nresponses WHERE country <> 'France'",
+			`SELECT email FROM responses"r" WHERE r.country = 'USA'`,
+			`SELECT email FROM "public" . "responses" "r" WHERE r.country = 'USA'`,
+			"SELECT public . responses . email FROM public.responses WHERE public.responses.country = 'USA'",
+			"SELECT public.responses.email FROM public.responses, LATERAL (SELECT public.responses.comment) x WHERE public.responses.country = 'USA'",
+			"SELECT (SELECT public.responses.email FROM public.responses WHERE public.responses.country = 'USA' LIMIT 1)",
+			"SELECT a, b, c FROM responses AS r (a, b, c) WHERE r.a > 0",
+			"SELECT comment FROM responses WHERE country = 'US'\n'A'",
+			"SELECT comment FROM responses WHERE country = $$USA$$ AND id = -1",
+			`SELECT comment FROM responses WHERE country = E'\x55SA' AND id > 0`,
+			"SELECT comment FROM responses WHERE country = 'USA' AND id = 0042",
+			"SELECT comment FROM responses WHERE id = 1e3 OR country = N'USA'",
+			"SELECT comment FROM responses WHERE id = 9999999999 OR country = 'USA'",
+			"SELECT comment FROM RESPONSES WHERE COUNTRY = 'USA'",
+			"SELECT comment FROM responses r1, responses r2 WHERE r1.country = 'USA' AND r2.country = 'USA' AND r1.id = r2.id",
+			"SELECT comment FROM responses WHERE country = 'USA' UNION ALL SELECT email FROM public.responses WHERE country = 'USA'",
+			"WITH x AS (SELECT * FROM responses WHERE country = 'USA') SELECT comment, email FROM x",
+			"SELECT comment FROM responses WHERE country = 'USA' FOR SHARE",
+			"SELECT comment FROM ONLY responses WHERE country = 'USA'",
+		} {
+			a.probe(q)
+		}
+		a.expect("SELECT count(*) FROM public . responses WHERE country <> 'France'", "0")
+		a.expect("SELECT count(*) FROM responses r1, public.responses WHERE public.responses.country <> 'France' AND r1.id = public.responses.id", "0")
+	})
+
 	t.Run("words the upstream's grammar reads differently are refused", func(t *testing.T) {
 		// pgveil parses with PostgreSQL 17's grammar; to PostgreSQL 15
 		// SYSTEM_USER is a column reference, here to the whole row of

@@ -2,7 +2,8 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // ClassifiedFunction returns the class and rule catalogFunctions give
@@ -87,7 +88,5 @@ func SameStatements(a, b string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	clearLocations(ta)
-	clearLocations(tb)
-	return proto.Equal(ta, tb), nil
+	return pgtree.Equal(ta, tb), nil
 }

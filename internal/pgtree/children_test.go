@@ -50,8 +50,10 @@ func reflected(m protoreflect.Message) []proto.Message {
 	return out
 }
 
-func TestChildrenMatchReflection(t *testing.T) {
-	texts := statements
+// goldenStatements returns the statements of the rewrite goldens.
+func goldenStatements(t *testing.T) []string {
+	t.Helper()
+	var texts []string
 	files, _ := filepath.Glob("../../rewrite/testdata/rewrite/*.txtar")
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
@@ -63,6 +65,11 @@ func TestChildrenMatchReflection(t *testing.T) {
 			texts = append(texts, sql)
 		}
 	}
+	return texts
+}
+
+func TestChildrenMatchReflection(t *testing.T) {
+	texts := append(goldenStatements(t), statements...)
 	seen := map[string]bool{}
 	for _, text := range texts {
 		tree, err := pg_query.Parse(text)
@@ -99,14 +106,66 @@ func TestChildrenMatchReflection(t *testing.T) {
 }
 
 func TestGeneratedIsCurrent(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "children.go")
-	cmd := exec.Command("go", "run", "./gen", out)
+	dir := t.TempDir()
+	cmd := exec.Command("go", "run", "./gen", dir)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run ./gen: %v\n%s", err, b)
 	}
-	want, _ := os.ReadFile(out)
-	got, _ := os.ReadFile("children.go")
-	if string(got) != string(want) {
-		t.Fatal("children.go is out of date: run go generate ./internal/pgtree")
+	for _, name := range []string{"children.go", "equal.go"} {
+		want, _ := os.ReadFile(filepath.Join(dir, name))
+		got, _ := os.ReadFile(name)
+		if string(got) != string(want) {
+			t.Errorf("%s is out of date: run go generate ./internal/pgtree", name)
+		}
+	}
+}
+
+// clearLocations zeroes the location fields below m, as Equal ignores
+// them.
+func clearLocations(m proto.Message) {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		r := m.ProtoReflect()
+		for _, name := range []protoreflect.Name{"location", "stmt_location", "stmt_len"} {
+			if f := r.Descriptor().Fields().ByName(name); f != nil {
+				r.Clear(f)
+			}
+		}
+		return true
+	})
+}
+
+func TestEqualIsProtoEqualLocationsAside(t *testing.T) {
+	texts := append(goldenStatements(t), statements...)
+	var trees []*pg_query.ParseResult
+	for _, text := range texts {
+		if tree, err := pg_query.Parse(text); err == nil {
+			trees = append(trees, tree)
+			// The same statement, spaced otherwise: other locations.
+			if out, err := pg_query.Deparse(tree); err == nil {
+				if back, err := pg_query.Parse("  " + out); err == nil {
+					trees = append(trees, back)
+				}
+			}
+		}
+	}
+	cleared := make([]*pg_query.ParseResult, len(trees))
+	for i, tree := range trees {
+		cleared[i] = proto.Clone(tree).(*pg_query.ParseResult)
+		clearLocations(cleared[i])
+	}
+	same := 0
+	for i := range trees {
+		for j := range trees {
+			want := proto.Equal(cleared[i], cleared[j])
+			if got := pgtree.Equal(trees[i], trees[j]); got != want {
+				t.Fatalf("Equal(%d, %d) = %v, proto.Equal locations aside = %v", i, j, got, want)
+			}
+			if want && i != j {
+				same++
+			}
+		}
+	}
+	if same == 0 {
+		t.Error("no two trees were equal: the test proves nothing")
 	}
 }

@@ -44,6 +44,9 @@ type Engine struct {
 	minRefresh time.Duration
 	hits       atomic.Uint64
 	misses     atomic.Uint64
+	// templateTries counts the shapes whose template the engine tried
+	// to make (at their second statement).
+	templateTries atomic.Uint64
 }
 
 // NewEngine returns an Engine over cat. refresh may be nil; when set, a
@@ -78,6 +81,10 @@ type cached struct {
 	// tmpl, under a literal-shape key, is the template of a shape whose
 	// statements are rewritten; res is then the rewrite it was made from.
 	tmpl *template
+	// noTemplate, with seen, marks a shape whose template could not be
+	// made: its statements are rewritten each time, without trying
+	// again.
+	noTemplate bool
 	// seen, under a literal-shape key, marks a shape rewritten once:
 	// the template is made at its second statement, so that statements
 	// seen once (BI tools' generated SQL) do not pay for it.
@@ -113,7 +120,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	var litNorm string
 	var spanBacking [16]literalSpan
 	var spans []literalSpan
-	seenShape := false
+	seenShape, triedShape := false, false
 	if cacheable {
 		if shape, sp, ok := literalShapeSpans(text, spanBacking[:0]); ok && len(sp) > 0 {
 			spans = sp
@@ -132,6 +139,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 					}
 				case c.seen:
 					seenShape = true
+					triedShape = c.noTemplate
 				default:
 					e.hits.Add(1)
 					res := *c.res
@@ -233,12 +241,20 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		// checked at its second, when the template is made: statements
 		// seen once do not pay for the normalisation.
 		if c.err == nil && res.Rewritten && !res.constantBound && litKey.text != "" {
-			if !seenShape {
+			switch {
+			case !seenShape:
 				e.cache.put(litKey, cached{seen: true})
-			} else if n := normalized(); n != "" && samePlaceholders(litNorm, n) {
-				if t := buildTemplate(text, spans, res, cat, p); t != nil {
-					e.cache.put(litKey, cached{res: res, tmpl: t})
+			case triedShape:
+				// Its template could not be made: no second try.
+			default:
+				e.templateTries.Add(1)
+				if n := normalized(); n != "" && samePlaceholders(litNorm, n) {
+					if t := buildTemplate(text, spans, res, cat, p); t != nil {
+						e.cache.put(litKey, cached{res: res, tmpl: t})
+						break
+					}
 				}
+				e.cache.put(litKey, cached{seen: true, noTemplate: true})
 			}
 		}
 	}

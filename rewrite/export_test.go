@@ -90,3 +90,6 @@ func SameStatements(a, b string) (bool, error) {
 	}
 	return pgtree.Equal(ta, tb), nil
 }
+
+// TemplateTries returns how many templates e tried to make.
+func TemplateTries(e *Engine) uint64 { return e.templateTries.Load() }

@@ -2,6 +2,7 @@ package rewrite_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -92,5 +93,23 @@ func TestTemplates(t *testing.T) {
 				t.Errorf("served from a template: %v, want %v", templated, c.templated)
 			}
 		})
+	}
+}
+
+// TestTemplateTriedOnce: a shape whose template cannot be made is
+// rewritten each time, without trying again.
+func TestTemplateTriedOnce(t *testing.T) {
+	env := demoEnvironment(t)
+	marie := env.policy(t, "marie")
+	e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return marie, nil }, nil, 100)
+	ctx := context.Background()
+	for i := 1; i <= 6; i++ {
+		res, err := e.Rewrite(ctx, "marie", 'Q', fmt.Sprintf("SELECT id FROM responses WHERE nps > -%d", i))
+		if err != nil || !res.Rewritten {
+			t.Fatalf("%d: %v %+v", i, err, res)
+		}
+	}
+	if n := rewrite.TemplateTries(e); n != 1 {
+		t.Fatalf("%d tries to make the template, want 1", n)
 	}
 }

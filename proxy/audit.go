@@ -32,48 +32,13 @@ type execution struct {
 	sqlstate, upError string
 }
 
-// auditResult accounts one upstream message of typ and total bytes to
-// the execution it answers, and finishes the execution it ends (backend
-// relay). errCode and errMsg describe an ErrorResponse as the client
-// received it; refused says it was a refusal's marker.
+// auditResult accounts an ErrorResponse of total bytes to the execution
+// it answers, and records the execution when it ends it (backend relay).
+// errCode and errMsg describe the error as the client received it;
+// refused says it was a refusal's marker.
 func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refused bool) {
-	a := ss.track
-	closing := ss.done.Load() + 1
-	if typ == 'Z' {
-		// ReadyForQuery closes batch number closing: what it did not
-		// answer was skipped after an error.
-		if x := a.cur; x != nil {
-			x.bytes += int64(total)
-			a.cur = nil
-			ss.finish(x, "")
-		}
-		for _, skipped := range a.closeBatch(closing) {
-			ss.finish(skipped, "not executed: an earlier message of its batch failed")
-		}
-		return
-	}
-	x := a.next(closing)
-	if x == nil {
-		return
-	}
-	x.bytes += int64(total)
-	switch typ {
-	case 'D', 'd':
-		// DataRow, or CopyData of COPY TO STDOUT: one row each.
-		x.rows++
-	case 'E':
-		if !refused && x.sqlstate == "" {
-			x.sqlstate, x.upError = errCode, errMsg
-		}
-		if !x.untilReady {
-			a.cur = nil
-			ss.finish(x, "")
-		}
-	case 'C', 'I', 's':
-		if !x.untilReady {
-			a.cur = nil
-			ss.finish(x, "")
-		}
+	if _, done := ss.track.onAnswer(typ, total, errCode, errMsg, refused); done != nil {
+		ss.finish(done, "")
 	}
 }
 

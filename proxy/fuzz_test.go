@@ -220,9 +220,8 @@ func FuzzBackendRelay(f *testing.F) {
 		ss.refusals[1] = pendingRefusal{r: &Refusal{Message: "x"}, batch: 1}
 		// Answers awaited: two executions and a statement prepared again.
 		info := newStmtInfo(&Statement{Text: "SELECT 1"}, &rewrite.Result{SQL: "SELECT 1"}, nil)
-		ss.track.push(&execution{info: info, batch: 1})
-		ss.track.push(&execution{info: info, batch: 2, untilReady: true})
-		ss.track.shared.injected = append(ss.track.shared.injected, &injection{answers: 2, batch: 1, info: info})
+		ss.track.pending = append(ss.track.pending, &execution{info: info, batch: 1}, &execution{info: info, batch: 2, untilReady: true})
+		ss.track.injected = append(ss.track.injected, &injection{answers: 2, batch: 1, info: info})
 		_ = ss.backendRelay()
 	})
 }

@@ -258,7 +258,7 @@ func (ss *session) batchSent() {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
 	}
 	if ss.track != nil {
-		ss.track.batchClosed(n)
+		ss.track.onBatchClosed(n)
 	}
 }
 
@@ -432,18 +432,16 @@ func (ss *session) backendRelay() sessionEnd {
 		// Everything else — DataRow, RowDescription, CommandComplete,
 		// CopyData, notices, notifications… — passes through undecoded.
 		if t := ss.track; t != nil {
-			if (typ == '1' || typ == '3') && t.versions != nil && t.swallow(ss.done.Load()+1) {
+			swallow, done := t.onAnswer(typ, total, "", "", false)
+			if done != nil {
+				ss.finish(done, "")
+			}
+			if swallow {
 				// The answer to a Close or Parse pgveil added.
 				if err := ss.uin.Skip(total); err != nil {
 					return ss.upstreamReadFailed(err)
 				}
 				continue
-			}
-			if typ == '2' && t.versions != nil {
-				t.bindComplete()
-			}
-			if t.audit {
-				ss.auditResult(typ, total, "", "", false)
 			}
 		}
 		ss.bytesOut += int64(total)
@@ -473,10 +471,9 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		ss.txStatus.Store(uint32(msg[wire.HeaderLen]))
 	}
 	if t := ss.track; t != nil {
-		if t.audit {
-			ss.auditResult('Z', len(msg), "", "", false)
+		for _, f := range t.onReadyForQuery(len(msg)) {
+			ss.finish(f.x, f.note)
 		}
-		t.readyForQuery(ss.done.Load() + 1)
 	}
 	done := ss.done.Add(1)
 	ss.forgetRefusals(done)
@@ -505,7 +502,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 func (ss *session) onError(msg []byte) error {
 	ss.serverCopyIn.Store(false)
 	if ss.track != nil {
-		ss.track.sawError()
+		ss.track.onError()
 	}
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"sort"
 	"sync"
@@ -345,10 +344,7 @@ func (ss *session) run() {
 	ss.srv.cancels.remove(ss)
 	if ss.auditing() {
 		// Both relays are done: what is still awaited was cut short.
-		if x := ss.track.cur; x != nil {
-			ss.finish(x, "interrupted: the session ended")
-		}
-		for _, x := range ss.track.closeBatch(math.MaxInt64) {
+		for _, x := range ss.track.onEnd() {
 			ss.finish(x, "interrupted: the session ended")
 		}
 	}

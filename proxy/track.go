@@ -2,15 +2,16 @@ package proxy
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// This file holds the tracker's state and who owns it. The client
-// relay's events (Parse, Bind, Execute, Close, Sync) are in
-// track_client.go, the backend relay's (the upstream's answers) in
-// track_answers.go, and the statements and cursors made with SQL in
+// This file holds the tracker's state. The tracker is a state machine:
+// its state changes only in its event methods, each of which takes its
+// mutex, makes the transition, and returns what the session must do.
+// The client relay's events (Query, Parse, Bind, Execute, Close, Sync)
+// are in track_client.go, the backend relay's (the upstream's answers)
+// in track_answers.go, and the statements and cursors made with SQL in
 // track_sql.go.
 
 // policyVersioner is a Rewriter whose policies can change while
@@ -24,7 +25,8 @@ type policyVersioner interface {
 // text: the Rewriter's decision, the policy version that made it, and
 // what the audit trail says of it.
 //
-// NOTE: a stmtInfo is never modified once built, but for confirmed.
+// NOTE: once in the tracker, a stmtInfo's prev and confirmed change only
+// under the tracker's mutex; the rest never changes.
 type stmtInfo struct {
 	sql       string
 	paramOIDs []uint32
@@ -42,19 +44,16 @@ type stmtInfo struct {
 	// prev is what the name stood for before this Parse or Close, while
 	// this one is not confirmed: a named statement whose Parse failed,
 	// or whose Close was skipped, keeps the earlier statement upstream.
-	// NOTE: client relay only.
 	prev *stmtInfo
 	// confirmed is set once the upstream answered the Parse (or the
 	// Close) that made the upstream's statement this one. Until then, and
 	// forever when the server skipped that message after an error, the
 	// upstream may still hold an older statement of the same name.
-	confirmed atomic.Bool
+	confirmed bool
 }
 
 func newStmtInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *stmtInfo {
-	info := &stmtInfo{sql: st.Text, paramOIDs: st.ParamOIDs, res: res, refusal: refusal, version: st.PolicyVersion}
-	info.confirmed.Store(true)
-	return info
+	return &stmtInfo{sql: st.Text, paramOIDs: st.ParamOIDs, res: res, refusal: refusal, version: st.PolicyVersion, confirmed: true}
 }
 
 // tracker is a session's bookkeeping of prepared statements, portals and
@@ -63,19 +62,37 @@ func newStmtInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *stmtInfo
 // older policy are prepared again, portals bound under one refused).
 // Sessions of a server that needs neither have none and pay nothing.
 //
-// NOTE: every field has one owner. audit and versions are set at
-// creation and only read. The client relay alone uses the fields of the
-// first group below, the backend relay alone those of the second. What
-// one relay tells the other goes through shared, under its mutex, and
-// through the confirmed flags of stmtInfo and portalEntry, which the
-// backend relay sets and the client relay reads.
+// It is a state machine both relays drive: the client relay with the
+// messages it sends upstream, the backend relay with the answers it
+// reads. Its state changes only in its event methods (named on…), each
+// of which locks mu, makes its transition, unlocks, and returns what the
+// session must do: messages to inject, a refusal to send, an answer to
+// swallow, executions to record. The other methods are its helpers and
+// run with mu held.
+//
+// NOTE: an event method never does I/O nor calls back into the session
+// with mu held: the client relay blocked on a full upstream socket while
+// holding it would keep the backend relay, which must read the upstream
+// to unblock it, from taking it. The session decides under the lock and
+// acts after it.
 type tracker struct {
-	// audit: executions are recorded for the audit trail.
+	// audit: executions are recorded for the audit trail. Set at creation.
 	audit bool
 	// versions: the Rewriter's policies can change (policyVersioner).
+	// Set at creation.
 	versions policyVersioner
 
-	// The client relay's.
+	// mu guards every field below, and the prev and confirmed fields of
+	// the stmtInfo and portalEntry values they hold.
+	mu sync.Mutex
+
+	// sent is the number of the last batch the client relay closed
+	// (onBatchClosed), done that of the last the upstream answered
+	// (onReadyForQuery): the session's sent and done, as the tracker saw
+	// them.
+	sent, done int64
+
+	// What the client sent.
 
 	// stmts maps prepared statement names ("" is the unnamed one) to the
 	// history of their Parse and Close messages, and portals portal
@@ -86,10 +103,10 @@ type tracker struct {
 	// PREPARE and the cursors declared with DECLARE to what checked
 	// them: EXECUTE and FETCH run what was checked then.
 	// NOTE: it changes only once the batch that creates or drops an
-	// object is answered (shared.objPending, shared.objResolved): a
-	// PREPARE or DECLARE of a name that exists fails and keeps the old
-	// object, a DEALLOCATE or CLOSE that fails keeps it too. Until then
-	// candidates counts the objects in flight as held.
+	// object is answered (objPending, objResolved): a PREPARE or DECLARE
+	// of a name that exists fails and keeps the old object, a DEALLOCATE
+	// or CLOSE that fails keeps it too. Until then candidates counts the
+	// objects in flight as held.
 	sql [2]map[string]*sqlObject
 	// pcSent counts the client's Parse and Close messages sent upstream,
 	// bindSent its Bind messages. Injected messages are not counted.
@@ -100,30 +117,9 @@ type tracker struct {
 	forgot  bool
 	sweepIn int
 
-	// The backend relay's.
+	// What was sent and is not answered yet, in the order it was sent:
+	// PostgreSQL answers in order.
 
-	// cur is the execution the upstream is answering.
-	cur *execution
-	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
-	// to the client, bindSeen the BindComplete answers. Answers to
-	// injected messages are not counted.
-	pcSeen, bindSeen int64
-	// batchErr reports whether the batch being answered had an error.
-	batchErr bool
-
-	// shared is what the client relay hands the backend relay and back.
-	shared handoff
-}
-
-// handoff is the only state of a tracker both relays use: queues the
-// client relay fills in the order it sends messages upstream and the
-// backend relay empties in the same order, since PostgreSQL answers in
-// order; and the object changes the backend relay resolves for the
-// client relay to apply.
-//
-// NOTE: every field but resolvedN is guarded by mu.
-type handoff struct {
-	mu sync.Mutex
 	// pending are the executions sent and not answered yet.
 	pending []*execution
 	// injected are the answers to messages pgveil added, which the
@@ -138,11 +134,20 @@ type handoff struct {
 	// confirms them, in order.
 	awaitingBinds []awaitedBind
 	// objPending are the object changes of batches not answered yet,
-	// objResolved those answered, for the client relay to apply.
+	// objResolved those answered, applied to sql at the next client
+	// event that reads it (applyObjects).
 	objPending, objResolved []*objChange
-	// resolvedN counts objResolved; the client relay reads it without mu
-	// to skip applyObjects when nothing is resolved.
-	resolvedN atomic.Int32
+
+	// What the upstream answered.
+
+	// cur is the execution the upstream is answering.
+	cur *execution
+	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
+	// to the client, bindSeen the BindComplete answers. Answers to
+	// injected messages are not counted.
+	pcSeen, bindSeen int64
+	// batchErr reports whether the batch being answered had an error.
+	batchErr bool
 }
 
 // injection is a Close and a Parse pgveil sent to prepare a statement
@@ -165,14 +170,13 @@ type injection struct {
 // skipped after an error, and a savepoint can undo the error but not
 // the portal.
 //
-// NOTE: confirmed is set by the backend relay once the BindComplete or
-// CloseComplete came; everything else belongs to the client relay.
+// NOTE: confirmed is set once the BindComplete or CloseComplete came.
 type portalEntry struct {
 	info      *stmtInfo
 	batch     int64
 	closed    bool
 	prev      *portalEntry
-	confirmed atomic.Bool
+	confirmed bool
 }
 
 // awaitedBind is a client Bind whose answer confirms e: it is answer
@@ -187,7 +191,7 @@ type awaitedBind struct {
 // ParseComplete and CloseComplete answers.
 type awaited struct {
 	pos, batch int64
-	confirmed  *atomic.Bool
+	confirmed  *bool
 }
 
 // batchMark is pcSent and bindSent when batch number batch was closed.
@@ -210,7 +214,7 @@ func newTracker(audit bool, versions policyVersioner) *tracker {
 
 // remember stores v under name in m, bounded by maxTrackedNames: at the
 // bound, the closes answered are swept first (sweepClosed), and only then
-// is a name forgotten.
+// is a name forgotten (mu held).
 func remember[V any](t *tracker, m map[string]V, name string, v V) {
 	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
 		if t.sweepIn > 0 {
@@ -233,15 +237,15 @@ func remember[V any](t *tracker, m map[string]V, name string, v V) {
 // sweepClosed drops the statements and portals whose Close is answered:
 // the upstream holds nothing under their names, as for a name never used.
 // Clients that number their statements and portals (S_1, C_1, …) would
-// otherwise fill the maps with them (client relay).
+// otherwise fill the maps with them (mu held).
 func (t *tracker) sweepClosed() {
 	for name, info := range t.stmts {
-		if info.closed && info.confirmed.Load() {
+		if info.closed && info.confirmed {
 			delete(t.stmts, name)
 		}
 	}
 	for name, e := range t.portals {
-		if e.closed && e.confirmed.Load() {
+		if e.closed && e.confirmed {
 			delete(t.portals, name)
 		}
 	}

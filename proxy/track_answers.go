@@ -2,120 +2,202 @@ package proxy
 
 // This file holds the tracker's events of the backend relay: the
 // upstream's answers (ParseComplete, BindComplete, CloseComplete,
-// ErrorResponse, ReadyForQuery) and the executions they finish.
+// ErrorResponse, ReadyForQuery, and the results executions are audited
+// by) and the executions they finish.
 
-// bindComplete notes a BindComplete the upstream sent (backend relay).
+// finished is an execution whose answers are all in, for the audit
+// trail, with the note its record carries.
+type finished struct {
+	x    *execution
+	note string
+}
+
+// onAnswer is the event of an answer of type typ and total bytes the
+// upstream sent, other than ReadyForQuery. errCode and errMsg describe
+// an ErrorResponse as the client received it; refused says it was a
+// refusal's marker. It reports whether the answer is to a message pgveil
+// injected, which the client must not see, and returns the execution it
+// finishes, if any, for the session to record.
+func (t *tracker) onAnswer(typ byte, total int, errCode, errMsg string, refused bool) (swallow bool, done *execution) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.versions != nil {
+		switch typ {
+		case '1', '3':
+			if t.parseOrCloseComplete() {
+				return true, nil
+			}
+		case '2':
+			t.bindComplete()
+		}
+	}
+	if t.audit {
+		done = t.account(typ, total, errCode, errMsg, refused)
+	}
+	return false, done
+}
+
+// onError is the event of an ErrorResponse of the batch being answered,
+// before its onAnswer: the batch's object changes may not have run.
+func (t *tracker) onError() {
+	t.mu.Lock()
+	t.batchErr = true
+	t.mu.Unlock()
+}
+
+// onReadyForQuery is the event of the ReadyForQuery, of total bytes,
+// that closes the batch being answered. The object changes of its
+// statements are resolved, injections the server skipped after an error
+// are dropped (their statements stay unconfirmed and are prepared again
+// at their next Bind), and the client's skipped Parse and Close messages
+// are counted as answered. It returns the executions it finishes: the
+// one being answered, and those the server skipped after an error.
+func (t *tracker) onReadyForQuery(total int) []finished {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	closing := t.done + 1
+	var out []finished
+	if t.audit {
+		if x := t.cur; x != nil {
+			x.bytes += int64(total)
+			t.cur = nil
+			out = append(out, finished{x: x})
+		}
+		for _, skipped := range t.takePending(closing) {
+			out = append(out, finished{x: skipped, note: "not executed: an earlier message of its batch failed"})
+		}
+	}
+	t.done = closing
+	for len(t.objPending) > 0 && t.objPending[0].batch <= closing {
+		c := t.objPending[0]
+		c.failed = t.batchErr
+		t.objResolved = append(t.objResolved, c)
+		t.objPending = t.objPending[1:]
+	}
+	t.batchErr = false
+	if t.versions == nil {
+		return out
+	}
+	for len(t.injected) > 0 && t.injected[0].batch <= closing {
+		t.injected = t.injected[1:]
+	}
+	for len(t.awaiting) > 0 && t.awaiting[0].batch <= closing {
+		t.awaiting = t.awaiting[1:]
+	}
+	for len(t.awaitingBinds) > 0 && t.awaitingBinds[0].batch <= closing {
+		t.awaitingBinds[0].e = nil
+		t.awaitingBinds = t.awaitingBinds[1:]
+	}
+	for len(t.batchPC) > 0 && t.batchPC[0].batch <= closing {
+		t.pcSeen, t.bindSeen = t.batchPC[0].pc, t.batchPC[0].binds
+		t.batchPC = t.batchPC[1:]
+	}
+	return out
+}
+
+// onEnd is the event of the session's end, once both relays stopped: it
+// returns the executions still awaited, which were cut short.
+func (t *tracker) onEnd() []*execution {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*execution
+	if t.cur != nil {
+		out = append(out, t.cur)
+		t.cur = nil
+	}
+	return append(out, t.takePending(int64(^uint64(0)>>1))...)
+}
+
+// bindComplete notes a BindComplete (mu held).
 func (t *tracker) bindComplete() {
-	t.shared.mu.Lock()
-	if len(t.shared.awaitingBinds) > 0 && t.shared.awaitingBinds[0].pos == t.bindSeen {
-		t.shared.awaitingBinds[0].e.confirmed.Store(true)
-		t.shared.awaitingBinds[0].e = nil
-		t.shared.awaitingBinds = t.shared.awaitingBinds[1:]
+	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
+		t.awaitingBinds[0].e.confirmed = true
+		t.awaitingBinds[0].e = nil
+		t.awaitingBinds = t.awaitingBinds[1:]
 	}
 	t.bindSeen++
-	t.shared.mu.Unlock()
+}
+
+// parseOrCloseComplete notes a ParseComplete or CloseComplete and
+// reports whether it answers an injected message (mu held).
+func (t *tracker) parseOrCloseComplete() bool {
+	if len(t.injected) > 0 {
+		in := t.injected[0]
+		if in.batch == t.done+1 && in.after == t.pcSeen {
+			in.answers--
+			if in.answers == 0 {
+				// The Parse is answered: the upstream holds the
+				// statement of in.info's policy.
+				in.info.confirmed = true
+				t.injected = t.injected[1:]
+			}
+			return true
+		}
+	}
+	if len(t.awaiting) > 0 && t.awaiting[0].pos == t.pcSeen {
+		*t.awaiting[0].confirmed = true
+		t.awaiting = t.awaiting[1:]
+	}
+	t.pcSeen++
+	return false
+}
+
+// account adds an answer of typ and total bytes to the execution it
+// answers and returns that execution when the answer finishes it (mu
+// held).
+func (t *tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *execution {
+	x := t.next()
+	if x == nil {
+		return nil
+	}
+	x.bytes += int64(total)
+	switch typ {
+	case 'D', 'd':
+		// DataRow, or CopyData of COPY TO STDOUT: one row each.
+		x.rows++
+	case 'E':
+		if !refused && x.sqlstate == "" {
+			x.sqlstate, x.upError = errCode, errMsg
+		}
+		if !x.untilReady {
+			t.cur = nil
+			return x
+		}
+	case 'C', 'I', 's':
+		if !x.untilReady {
+			t.cur = nil
+			return x
+		}
+	}
+	return nil
 }
 
 // next returns the execution the upstream's next answer belongs to,
-// taking it from the queue when it belongs to the batch being answered
-// (backend relay). It returns nil when nothing is awaited.
-func (t *tracker) next(answering int64) *execution {
-	if t.cur != nil {
-		return t.cur
+// taking it from the queue when it belongs to the batch being answered,
+// or nil when nothing is awaited (mu held).
+func (t *tracker) next() *execution {
+	if t.cur == nil && len(t.pending) > 0 && t.pending[0].batch <= t.done+1 {
+		t.cur = t.pending[0]
+		t.pending[0] = nil
+		t.pending = t.pending[1:]
 	}
-	t.shared.mu.Lock()
-	if len(t.shared.pending) > 0 && t.shared.pending[0].batch <= answering {
-		t.cur = t.shared.pending[0]
-		t.shared.pending[0] = nil
-		t.shared.pending = t.shared.pending[1:]
-	}
-	t.shared.mu.Unlock()
 	return t.cur
 }
 
-// closeBatch returns the executions of the batches answered so far that
-// are still waiting: the server skipped them after an error (backend
-// relay).
-func (t *tracker) closeBatch(done int64) []*execution {
-	t.shared.mu.Lock()
-	defer t.shared.mu.Unlock()
+// takePending takes from the queue the executions of the batches up to
+// done that are still waiting: the server skipped them after an error
+// (mu held).
+func (t *tracker) takePending(done int64) []*execution {
 	n := 0
-	for n < len(t.shared.pending) && t.shared.pending[n].batch <= done {
+	for n < len(t.pending) && t.pending[n].batch <= done {
 		n++
 	}
 	if n == 0 {
 		return nil
 	}
 	out := make([]*execution, n)
-	copy(out, t.shared.pending[:n])
-	clear(t.shared.pending[:n])
-	t.shared.pending = t.shared.pending[n:]
+	copy(out, t.pending[:n])
+	clear(t.pending[:n])
+	t.pending = t.pending[n:]
 	return out
-}
-
-// swallow reports whether a ParseComplete or CloseComplete answers an
-// injected message, which the client must not see (backend relay).
-func (t *tracker) swallow(answering int64) bool {
-	t.shared.mu.Lock()
-	defer t.shared.mu.Unlock()
-	if len(t.shared.injected) > 0 {
-		in := t.shared.injected[0]
-		if in.batch == answering && in.after == t.pcSeen {
-			in.answers--
-			if in.answers == 0 {
-				// The Parse is answered: the upstream holds the
-				// statement of in.info's policy.
-				in.info.confirmed.Store(true)
-				t.shared.injected = t.shared.injected[1:]
-			}
-			return true
-		}
-	}
-	if len(t.shared.awaiting) > 0 && t.shared.awaiting[0].pos == t.pcSeen {
-		t.shared.awaiting[0].confirmed.Store(true)
-		t.shared.awaiting = t.shared.awaiting[1:]
-	}
-	t.pcSeen++
-	return false
-}
-
-// readyForQuery closes batch number done: the object changes of its
-// statements are resolved, injections the server skipped after an error
-// are dropped (their statements stay unconfirmed and are prepared again
-// at their next Bind), and the client's skipped Parse and Close messages
-// are counted as answered (backend relay).
-func (t *tracker) readyForQuery(done int64) {
-	t.shared.mu.Lock()
-	defer t.shared.mu.Unlock()
-	for len(t.shared.objPending) > 0 && t.shared.objPending[0].batch <= done {
-		c := t.shared.objPending[0]
-		c.failed = t.batchErr
-		t.shared.objResolved = append(t.shared.objResolved, c)
-		t.shared.resolvedN.Add(1)
-		t.shared.objPending = t.shared.objPending[1:]
-	}
-	t.batchErr = false
-	if t.versions == nil {
-		return
-	}
-	for len(t.shared.injected) > 0 && t.shared.injected[0].batch <= done {
-		t.shared.injected = t.shared.injected[1:]
-	}
-	for len(t.shared.awaiting) > 0 && t.shared.awaiting[0].batch <= done {
-		t.shared.awaiting = t.shared.awaiting[1:]
-	}
-	for len(t.shared.awaitingBinds) > 0 && t.shared.awaitingBinds[0].batch <= done {
-		t.shared.awaitingBinds[0].e = nil
-		t.shared.awaitingBinds = t.shared.awaitingBinds[1:]
-	}
-	for len(t.shared.batchPC) > 0 && t.shared.batchPC[0].batch <= done {
-		t.pcSeen, t.bindSeen = t.shared.batchPC[0].pc, t.shared.batchPC[0].binds
-		t.shared.batchPC = t.shared.batchPC[1:]
-	}
-}
-
-// sawError notes an ErrorResponse of the batch being answered (backend
-// relay).
-func (t *tracker) sawError() {
-	t.batchErr = true
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -11,103 +10,51 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// This file holds the tracker's events of the client relay: the Parse,
-// Bind, Execute, Close and Sync messages it sends upstream, the
-// statements it prepares again and the executions it refuses.
+// This file holds the tracker's events of the client relay: the Query,
+// Parse, Bind, Execute, Close and Sync messages it sends upstream, the
+// statements it prepares again and the executions it refuses; and the
+// session's side of them, which acts on what the events return.
 
-// bind remembers that the Bind about to be sent, of batch batch, makes
-// portal run info. With policies that reload it keeps, until the Bind is
-// confirmed, what the portal was before (client relay).
-func (t *tracker) bind(portal string, info *stmtInfo, batch int64, done int64) {
-	e := &portalEntry{info: info, batch: batch}
-	if t.versions == nil {
-		e.confirmed.Store(true)
-	} else {
-		e.prev = settlePortal(t.portals[portal], done)
-		t.shared.mu.Lock()
-		t.shared.awaitingBinds = append(t.shared.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
-		t.shared.mu.Unlock()
+// onBatchClosed is the event of the client relay closing batch number n
+// (a Query, a Sync, a refused FunctionCall), after the client's Parse,
+// Bind and Close messages counted so far.
+func (t *tracker) onBatchClosed(n int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sent = n
+	if t.versions != nil {
+		t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
 	}
-	remember(t, t.portals, portal, e)
 }
 
-// closePortal follows a Close of portal name about to be sent: without
-// policies that reload, the portal is forgotten; with them, it leaves a
-// closed mark, confirmed by the CloseComplete, so that a Close the server
-// skipped after an error cannot leave a portal of an older policy
-// runnable, for instance after a ROLLBACK TO SAVEPOINT (client relay).
-func (ss *session) closePortal(name string) {
-	t := ss.track
-	old := t.portals[name]
-	if t.versions == nil || old == nil {
-		delete(t.portals, name)
-		return
-	}
-	mark := &portalEntry{batch: ss.sent.Load() + 1, closed: true, prev: settlePortal(old, ss.done.Load())}
-	t.await(mark.batch, &mark.confirmed)
-	t.portals[name] = mark
-}
-
-// settlePortal drops from the history of a portal, whose latest Bind is
-// e, the Binds of answered batches that failed or were skipped, and all
-// that came before a confirmed one (client relay).
-func settlePortal(e *portalEntry, done int64) *portalEntry {
-	for e != nil && !e.confirmed.Load() && e.batch <= done {
-		e = e.prev
-	}
-	if e != nil && e.confirmed.Load() {
-		e.prev = nil
-	}
-	return e
-}
-
-// push queues an execution (client relay).
-func (t *tracker) push(x *execution) {
-	t.shared.mu.Lock()
-	t.shared.pending = append(t.shared.pending, x)
-	t.shared.mu.Unlock()
-}
-
-// batchClosed notes that batch n is closed, after the client's Parse and
-// Close messages counted so far (client relay).
-func (t *tracker) batchClosed(n int64) {
-	if t.versions == nil {
-		return
-	}
-	t.shared.mu.Lock()
-	t.shared.batchPC = append(t.shared.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
-	t.shared.mu.Unlock()
-}
-
-// noteStatement records a statement the client relay is about to send
-// upstream: a Query is an execution of its own; a Parse is remembered
+// onStatement is the event of a Query or a Parse about to be sent
+// upstream, checked into res or refused with refusal: a Query is an
+// execution of its own, in the batch just closed; a Parse is remembered
 // under its name, and audited now only when refused.
-func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
-	t := ss.track
-	if t == nil {
-		return
-	}
+func (t *tracker) onStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch st.Source {
 	case SourceQuery:
 		if res != nil && len(res.Objects) > 0 {
 			// A Query runs in its own batch. A Parse runs nothing: its
-			// objects change at each Execute (trackExecute).
-			t.noteObjects(res, st.PolicyVersion, ss.sent.Load(), len(res.Kinds) > 1)
+			// objects change at each Execute (onExecuteDecided).
+			t.noteObjects(res, st.PolicyVersion, t.sent, len(res.Kinds) > 1)
 		}
 		if t.audit {
-			info := newStmtInfo(st, ss.withObjects(res, ss.sent.Load()), refusal)
-			t.push(&execution{info: info, start: time.Now(), untilReady: true, batch: ss.sent.Load()})
+			info := newStmtInfo(st, t.withObjects(res, t.sent), refusal)
+			t.pending = append(t.pending, &execution{info: info, start: time.Now(), untilReady: true, batch: t.sent})
 		}
 	case SourceParse:
 		info := newStmtInfo(st, res, refusal)
-		info.batch = ss.sent.Load() + 1
+		info.batch = t.sent + 1
 		if st.Name != "" {
-			info.prev = ss.settle(st.Name, t.stmts[st.Name])
+			info.prev = t.settle(st.Name, t.stmts[st.Name])
 		}
 		if t.versions != nil {
 			// Confirmed by its ParseComplete; a refused one never is, and
 			// a later Bind closes whatever the upstream kept of the name.
-			info.confirmed.Store(false)
+			info.confirmed = false
 			if refusal == nil {
 				t.await(info.batch, &info.confirmed)
 			}
@@ -115,16 +62,310 @@ func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Re
 		t.pcSent++
 		remember(t, t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
-			t.push(&execution{info: info, start: time.Now(), batch: ss.sent.Load() + 1})
+			t.pending = append(t.pending, &execution{info: info, start: time.Now(), batch: t.sent + 1})
 		}
+	}
+}
+
+// onClose is the event of a Close about to be sent upstream, of the
+// statement (kind 'S') or portal (kind 'P') name; ok is false when the
+// message is too short to name one. Without policies that reload, the
+// statement or portal is forgotten; with them, it leaves a closed mark,
+// confirmed by the CloseComplete, so that a Close the server skipped
+// after an error cannot leave a statement or portal of an older policy
+// runnable, for instance after a ROLLBACK TO SAVEPOINT.
+func (t *tracker) onClose(kind byte, name string, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer func() { t.pcSent++ }()
+	if !ok {
+		return
+	}
+	switch kind {
+	case 'S':
+		old := t.stmts[name]
+		if t.versions == nil || old == nil {
+			delete(t.stmts, name)
+			return
+		}
+		mark := &stmtInfo{batch: t.sent + 1, closed: true, prev: t.settle(name, old)}
+		t.await(mark.batch, &mark.confirmed)
+		t.stmts[name] = mark
+	case 'P':
+		old := t.portals[name]
+		if t.versions == nil || old == nil {
+			delete(t.portals, name)
+			return
+		}
+		mark := &portalEntry{batch: t.sent + 1, closed: true, prev: t.settlePortal(old)}
+		t.await(mark.batch, &mark.confirmed)
+		t.portals[name] = mark
+	}
+}
+
+// bindPlan is what the session must do before forwarding a Bind: send
+// inject upstream (their answers are swallowed), or, when again is set,
+// check again under the policy in force the statement the upstream holds
+// and report the outcome with onReprepared.
+type bindPlan struct {
+	inject []pgproto3.FrontendMessage
+	again  *Statement
+}
+
+// onBind is the event of a Bind of portal to statement name about to be
+// sent upstream; ok is false when the message is too short to name them.
+// It remembers which statement portal runs and, when the upstream may
+// hold under name a statement an older policy checked, plans to prepare
+// it again under the policy in force before the Bind reaches the
+// upstream.
+func (t *tracker) onBind(portal, name string, ok bool) bindPlan {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !ok {
+		t.bindSent++
+		return bindPlan{}
+	}
+	t.applyObjects()
+	info := t.stmts[name]
+	batch := t.sent + 1
+	if info == nil {
+		// A statement prepared with SQL PREPARE (or forgotten): it
+		// keeps the version that checked it, and its Execute is
+		// refused when that is not the one in force.
+		t.bind(portal, t.sqlNamed(nsStatement, name, batch), batch)
+		t.bindSent++
+		return bindPlan{}
+	}
+	if t.versions == nil {
+		t.bind(portal, info, batch)
+		t.bindSent++
+		return bindPlan{}
+	}
+	cur := t.versions.PolicyVersion()
+	held, sure := t.held(name, info)
+	switch {
+	case held == nil && sure:
+		// Nothing upstream: the Bind fails as it would without pgveil.
+		t.bindSent++
+		return bindPlan{}
+	case held != nil && sure && held.version == cur:
+		t.bind(portal, held, batch)
+		t.bindSent++
+		return bindPlan{}
+	case held == nil:
+		// Unknown: make sure nothing of an older policy stays.
+		mark := &stmtInfo{batch: batch, closed: true, prev: info}
+		t.stmts[name] = mark
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, info: mark})
+		t.bindSent++
+		return bindPlan{inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}}}
+	}
+	// The Bind is counted at onReprepared.
+	return bindPlan{again: &Statement{Source: SourceParse, Text: held.sql, Name: name, ParamOIDs: held.paramOIDs}}
+}
+
+// onReprepared completes onBind's plan to prepare st again, in place:
+// res is the Rewriter's result under the policy in force, or refusal its
+// refusal. It returns the messages to send upstream before the Bind, a
+// Close and a Parse of the new text, whose answers are swallowed. A
+// statement the policy in force refuses is closed: the session then
+// sends its refusal in the Bind's place, and nothing stays under the
+// name.
+func (t *tracker) onReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer func() { t.bindSent++ }()
+	name := st.Name
+	// head is the name's latest Parse or Close: only the client relay
+	// changes it, and it sent nothing since onBind.
+	head := t.stmts[name]
+	batch := t.sent + 1
+	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
+	if refusal != nil {
+		refused := newStmtInfo(st, nil, refusal)
+		mark := &stmtInfo{batch: batch, closed: true, prev: head}
+		t.stmts[name] = mark
+		t.bind(portal, refused, batch)
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, info: mark})
+		return []pgproto3.FrontendMessage{closeMsg}
+	}
+	info := newStmtInfo(st, res, nil)
+	info.batch, info.prev, info.confirmed = batch, head, false
+	remember(t, t.stmts, name, info)
+	t.bind(portal, info, batch)
+	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, info: info})
+	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
+}
+
+// execPlan is the tracker's view of an Execute: what the portal runs,
+// in which batch, and the refusal the tracker decided, if any.
+type execPlan struct {
+	info *stmtInfo
+	// bound: the portal was made by a Bind; otherwise info describes a
+	// cursor declared with SQL, or a portal pgveil does not know.
+	bound   bool
+	batch   int64
+	refusal *Refusal
+}
+
+// onExecute is the event of an Execute of portal read from the client.
+// It refuses the Execute when the portal may run anything an older
+// policy checked, or when its statement runs a prepared statement or
+// fetches from a cursor that may. The session adds its own checks and
+// reports the decision with onExecuteDecided.
+func (t *tracker) onExecute(portal string) execPlan {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := execPlan{batch: t.sent + 1}
+	e := t.portals[portal]
+	p.bound = e != nil && !e.closed
+	if p.bound {
+		p.info = e.info
+	} else {
+		// A cursor declared with SQL is a portal too.
+		p.info = t.sqlNamed(nsPortal, portal, p.batch)
+	}
+	if t.versions != nil {
+		cur := t.versions.PolicyVersion()
+		if t.stale(nsPortal, portal, p.batch, cur) {
+			p.refusal = policyChanged("this portal")
+		} else if p.bound && p.info.res != nil && len(p.info.res.Objects) > 0 {
+			// A Parse of EXECUTE or FETCH runs what the name holds now.
+			p.refusal = t.staleObjects(p.info.res, p.batch, cur)
+		}
+	}
+	return p
+}
+
+// onExecuteDecided is the event of the Execute planned by p going
+// upstream, or, refused with r, its marker going in its place: the
+// execution is queued for the audit trail, and the statements and
+// cursors it prepares, declares or drops are noted.
+func (t *tracker) onExecuteDecided(p execPlan, r *Refusal) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info := p.info
+	if r != nil {
+		if t.audit {
+			t.pending = append(t.pending, &execution{info: &stmtInfo{sql: info.sql, refusal: r, version: info.version}, start: time.Now(), batch: p.batch})
+		}
+		return
+	}
+	if p.bound && info.res != nil && len(info.res.Objects) > 0 {
+		// Other messages of the batch may fail: several.
+		t.noteObjects(info.res, info.version, p.batch, true)
+		if t.audit {
+			if res := t.withObjects(info.res, p.batch); res != info.res {
+				info = &stmtInfo{sql: info.sql, res: res, version: info.version}
+			}
+		}
+	}
+	if t.audit {
+		t.pending = append(t.pending, &execution{info: info, start: time.Now(), batch: p.batch})
+	}
+}
+
+// bind remembers that the Bind about to be sent, of batch batch, makes
+// portal run info. With policies that reload it keeps, until the Bind is
+// confirmed, what the portal was before (mu held).
+func (t *tracker) bind(portal string, info *stmtInfo, batch int64) {
+	e := &portalEntry{info: info, batch: batch}
+	if t.versions == nil {
+		e.confirmed = true
+	} else {
+		e.prev = t.settlePortal(t.portals[portal])
+		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+	}
+	remember(t, t.portals, portal, e)
+}
+
+// settlePortal drops from the history of a portal, whose latest Bind is
+// e, the Binds of answered batches that failed or were skipped, and all
+// that came before a confirmed one (mu held).
+func (t *tracker) settlePortal(e *portalEntry) *portalEntry {
+	for e != nil && !e.confirmed && e.batch <= t.done {
+		e = e.prev
+	}
+	if e != nil && e.confirmed {
+		e.prev = nil
+	}
+	return e
+}
+
+// await queues confirmed, of a message of batch batch, to be set by the
+// answer to the Parse or Close about to be sent (mu held).
+func (t *tracker) await(batch int64, confirmed *bool) {
+	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
+}
+
+// settle drops from the history of name, whose latest Parse or Close is
+// info, the messages whose batch is answered and which failed or were
+// skipped, so that the history holds at most one settled statement and
+// the messages still in flight: a client repeating a failing Parse
+// cannot grow it (mu held).
+func (t *tracker) settle(name string, info *stmtInfo) *stmtInfo {
+	for info != nil && !info.confirmed && info.batch <= t.done {
+		if !info.closed && name == "" {
+			return nil // a failed Parse of the unnamed statement dropped it
+		}
+		info = info.prev
+	}
+	if info != nil && info.confirmed {
+		info.prev = nil
+	}
+	return info
+}
+
+// held returns the statement the upstream holds under name, whose latest
+// Parse or Close is info, as far as the answers received tell; sure
+// reports whether that is certain when the Bind about to be sent runs.
+// nil means none (mu held).
+//
+// NOTE: a message is answered (confirmed) before the ReadyForQuery of its
+// batch: an unconfirmed message of an answered batch failed or was
+// skipped. A message of the Bind's own batch runs before the Bind, and
+// when it fails the server skips the Bind too.
+func (t *tracker) held(name string, info *stmtInfo) (held *stmtInfo, sure bool) {
+	bindBatch := t.sent + 1
+	for info != nil {
+		switch {
+		case info.confirmed:
+			info.prev = nil // settled: what came before no longer matters
+			if info.closed {
+				return nil, true
+			}
+			return info, true
+		case info.batch > t.done:
+			// Not answered yet: certain only in the Bind's own batch.
+			if info.closed {
+				return nil, info.batch == bindBatch
+			}
+			return info, info.batch == bindBatch
+		case info.closed || name != "":
+			// A skipped Close, or a failed Parse of a named statement:
+			// the earlier statement stays.
+			info = info.prev
+		default:
+			// A failed Parse of the unnamed statement dropped it.
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// noteStatement shows the tracker, if any, a statement the client relay
+// is about to send upstream (onStatement).
+func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
+	if ss.track != nil {
+		ss.track.onStatement(st, res, refusal)
 	}
 }
 
 // trackPeek shows the tracker the names a Bind, Execute or Close message
 // starts with, read whole whatever their length, and forwards the
 // message; a Bind of a statement prepared under an older policy first
-// prepares it again, and an Execute of a portal bound under one is
-// refused (trackExecute). A message too short for its names goes
+// prepares it again (trackBind), and an Execute of a portal bound under
+// one is refused (trackExecute). A message too short for its names goes
 // upstream as it is, and the upstream refuses it.
 func (ss *session) trackPeek(typ byte, total int) error {
 	skip, n := 0, 1
@@ -145,61 +386,63 @@ func (ss *session) trackPeek(typ byte, total int) error {
 	case 'B':
 		portal, rest, ok := cstring(body)
 		name, _, ok2 := cstring(rest)
-		if ok && ok2 {
-			if err := ss.checkBind(portal, name); err != nil {
-				return err
-			}
+		if err := ss.trackBind(portal, name, ok && ok2); err != nil {
+			return err
 		}
-		t.bindSent++
 	case 'E':
 		if portal, _, ok := cstring(body); ok {
 			return ss.trackExecute(portal, total)
 		}
 	case 'C':
+		var kind byte
+		name, ok := "", false
 		if len(body) >= 2 {
-			if name, _, ok := cstring(body[1:]); ok {
-				switch body[0] {
-				case 'S':
-					ss.noteClose(name)
-				case 'P':
-					ss.closePortal(name)
-				}
-			}
+			kind = body[0]
+			name, _, ok = cstring(body[1:])
 		}
-		t.pcSent++
+		t.onClose(kind, name, ok)
 	}
 	return ss.cin.Forward(total, ss.uout)
 }
 
+// trackBind carries out the tracker's plan for a Bind of portal to
+// statement name (onBind): it sends the messages that prepare the
+// statement again, checking its text under the policy in force first
+// when needed, or the refusal of that text in the Bind's place.
+func (ss *session) trackBind(portal, name string, ok bool) error {
+	t := ss.track
+	plan := t.onBind(portal, name, ok)
+	if plan.again == nil {
+		return ss.inject(plan.inject)
+	}
+	st := plan.again
+	res, rerr := ss.rewrite(st)
+	var r *Refusal
+	if rerr != nil {
+		res, r = nil, asRefusal(rerr)
+	}
+	if err := ss.inject(t.onReprepared(portal, st, res, r)); err != nil {
+		return err
+	}
+	if r != nil {
+		// Closed, then refused: the refusal's marker fails in the
+		// Bind's place, and nothing stays under the name.
+		return ss.refuse(SourceParse, name, r)
+	}
+	return nil
+}
+
 // trackExecute follows an Execute of portal, a message of total bytes:
-// it is refused when the portal may run anything an older policy
-// checked, or when its statement runs a prepared statement or fetches
-// from a cursor that may; otherwise it is forwarded, audited, and the
-// statements and cursors it prepares, declares or drops are noted.
+// it is refused when the tracker refuses it (onExecute) or when it would
+// change the acting user at the wrong time; otherwise it is forwarded,
+// and in both cases the tracker is told (onExecuteDecided).
 func (ss *session) trackExecute(portal string, total int) error {
 	t := ss.track
-	at := ss.sent.Load() + 1
-	e := t.portals[portal]
-	bound := e != nil && !e.closed
-	var info *stmtInfo
-	if bound {
-		info = e.info
-	} else {
-		// A cursor declared with SQL is a portal too.
-		info = ss.sqlNamed(nsPortal, portal, at)
-	}
-	var r *Refusal
-	if t.versions != nil {
-		cur := t.versions.PolicyVersion()
-		if ss.stale(nsPortal, portal, at, cur) {
-			r = policyChanged("this portal")
-		} else if bound && info.res != nil && len(info.res.Objects) > 0 {
-			// A Parse of EXECUTE or FETCH runs what the name holds now.
-			r = ss.staleObjects(info.res, at, cur)
-		}
-	}
+	p := t.onExecute(portal)
+	r := p.refusal
+	info := p.info
 	var act *rewrite.Act
-	if r == nil && bound && info.res != nil && info.res.Act != nil {
+	if r == nil && p.bound && info.res != nil && info.res.Act != nil {
 		act = info.res.Act
 		if r = ss.mayAct(act); r == nil {
 			r = ss.switchReady(true)
@@ -207,165 +450,28 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	// NOTE: counted once this Execute's switch was checked and made. A
 	// BEGIN does not count (see rewrite.Result.Begins).
-	if !bound || info.res == nil || !info.res.Begins {
+	if !p.bound || info.res == nil || !info.res.Begins {
 		defer func() { ss.othersInBatch++ }()
 	}
 	if r != nil {
 		if err := ss.cin.Skip(total); err != nil {
 			return err
 		}
-		if t.audit {
-			t.push(&execution{info: &stmtInfo{sql: info.sql, refusal: r, version: info.version}, start: time.Now(), batch: at})
-		}
+		t.onExecuteDecided(p, r)
 		return ss.refuse(sourceExecute, "", r)
 	}
-	if bound && info.res != nil && len(info.res.Objects) > 0 {
-		// Other messages of the batch may fail: several.
-		t.noteObjects(info.res, info.version, at, true)
-		if t.audit {
-			if res := ss.withObjects(info.res, at); res != info.res {
-				info = &stmtInfo{sql: info.sql, res: res, version: info.version}
-			}
-		}
-	}
-	if t.audit {
-		t.push(&execution{info: info, start: time.Now(), batch: at})
-	}
+	t.onExecuteDecided(p, nil)
 	if act != nil {
 		ss.applyAct(act)
-	} else if bound {
+	} else if p.bound {
 		ss.discardEnds(info.res, true)
 	}
 	return ss.cin.Forward(total, ss.uout)
 }
 
-// await queues confirmed, of a message of batch batch, to be set by the
-// answer to the Parse or Close about to be sent (client relay).
-func (t *tracker) await(batch int64, confirmed *atomic.Bool) {
-	t.shared.mu.Lock()
-	t.shared.awaiting = append(t.shared.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
-	t.shared.mu.Unlock()
-}
-
-// noteClose follows a Close of statement name about to be sent: without
-// policies that reload, the statement is forgotten; with them, it leaves
-// a closed mark, confirmed by the CloseComplete, so that a Close the
-// server skipped cannot leave a statement of an older policy runnable
-// (see checkBind).
-func (ss *session) noteClose(name string) {
-	t := ss.track
-	old := t.stmts[name]
-	if t.versions == nil || old == nil {
-		delete(t.stmts, name)
-		return
-	}
-	mark := &stmtInfo{batch: ss.sent.Load() + 1, closed: true, prev: ss.settle(name, old)}
-	t.await(mark.batch, &mark.confirmed)
-	t.stmts[name] = mark
-}
-
-// checkBind remembers which statement portal runs and, when the upstream
-// may hold under name a statement an older policy checked, prepares it
-// again under the policy in force before the Bind reaches the upstream
-// (client relay).
-func (ss *session) checkBind(portal, name string) error {
-	t := ss.track
-	t.applyObjects()
-	info := t.stmts[name]
-	batch := ss.sent.Load() + 1
-	if info == nil {
-		// A statement prepared with SQL PREPARE (or forgotten): it
-		// keeps the version that checked it, and its Execute is
-		// refused when that is not the one in force.
-		t.bind(portal, ss.sqlNamed(nsStatement, name, batch), batch, ss.done.Load())
-		return nil
-	}
-	if t.versions == nil {
-		t.bind(portal, info, batch, ss.done.Load())
-		return nil
-	}
-	cur := t.versions.PolicyVersion()
-	held, sure := ss.held(name, info)
-	switch {
-	case held == nil && sure:
-		// Nothing upstream: the Bind fails as it would without pgveil.
-		return nil
-	case held != nil && sure && held.version == cur:
-		t.bind(portal, held, batch, ss.done.Load())
-		return nil
-	case held == nil:
-		// Unknown: make sure nothing of an older policy stays.
-		mark := &stmtInfo{batch: ss.sent.Load() + 1, closed: true, prev: info}
-		t.stmts[name] = mark
-		return ss.inject(&injection{after: t.pcSent, answers: 1, batch: mark.batch, info: mark},
-			&pgproto3.Close{ObjectType: 'S', Name: name})
-	}
-	return ss.reprepare(portal, name, held, info)
-}
-
-// settle drops from the history of name, whose latest Parse or Close is
-// info, the messages whose batch is answered and which failed or were
-// skipped, so that the history holds at most one settled statement and
-// the messages still in flight: a client repeating a failing Parse
-// cannot grow it (client relay).
-func (ss *session) settle(name string, info *stmtInfo) *stmtInfo {
-	done := ss.done.Load()
-	for info != nil && !info.confirmed.Load() && info.batch <= done {
-		if !info.closed && name == "" {
-			return nil // a failed Parse of the unnamed statement dropped it
-		}
-		info = info.prev
-	}
-	if info != nil && info.confirmed.Load() {
-		info.prev = nil
-	}
-	return info
-}
-
-// held returns the statement the upstream holds under name, whose latest
-// Parse or Close is info, as far as the answers received tell; sure
-// reports whether that is certain when the Bind about to be sent runs.
-// nil means none.
-//
-// NOTE: a message is answered (confirmed) before the ReadyForQuery of its
-// batch: an unconfirmed message of an answered batch failed or was
-// skipped. A message of the Bind's own batch runs before the Bind, and
-// when it fails the server skips the Bind too.
-func (ss *session) held(name string, info *stmtInfo) (held *stmtInfo, sure bool) {
-	done, bindBatch := ss.done.Load(), ss.sent.Load()+1
-	for info != nil {
-		switch {
-		case info.confirmed.Load():
-			info.prev = nil // settled: what came before no longer matters
-			if info.closed {
-				return nil, true
-			}
-			return info, true
-		case info.batch > done:
-			// Not answered yet: certain only in the Bind's own batch.
-			if info.closed {
-				return nil, info.batch == bindBatch
-			}
-			return info, info.batch == bindBatch
-		case info.closed || name != "":
-			// A skipped Close, or a failed Parse of a named statement:
-			// the earlier statement stays.
-			info = info.prev
-		default:
-			// A failed Parse of the unnamed statement dropped it.
-			return nil, true
-		}
-	}
-	return nil, false
-}
-
-// inject sends msgs upstream in the client's stream; their answers, in
-// announces, are not forwarded to the client (client relay).
-func (ss *session) inject(in *injection, msgs ...pgproto3.FrontendMessage) error {
-	t := ss.track
-	t.shared.mu.Lock()
-	t.shared.injected = append(t.shared.injected, in)
-	t.shared.mu.Unlock()
+// inject sends msgs upstream in the client's stream, ahead of the
+// client's message; the tracker swallows their answers (client relay).
+func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 	for _, m := range msgs {
 		var err error
 		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
@@ -376,37 +482,4 @@ func (ss *session) inject(in *injection, msgs ...pgproto3.FrontendMessage) error
 		}
 	}
 	return nil
-}
-
-// reprepare prepares held, the statement the upstream holds (or will)
-// under name, again under the policy in force, in place: a Close and a
-// Parse of its text go upstream before the client's Bind, and their
-// answers are not forwarded. A statement the policy in force refuses is
-// closed, and its refusal takes the Bind's place. head is the name's
-// latest Parse or Close.
-func (ss *session) reprepare(portal, name string, held, head *stmtInfo) error {
-	t := ss.track
-	st := &Statement{Source: SourceParse, Text: held.sql, Name: name, ParamOIDs: held.paramOIDs}
-	res, rerr := ss.rewrite(st)
-	batch := ss.sent.Load() + 1
-	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
-	if rerr != nil {
-		// Closed, then refused: the refusal's marker fails in the
-		// Bind's place, and nothing stays under the name.
-		refused := newStmtInfo(st, nil, asRefusal(rerr))
-		mark := &stmtInfo{batch: batch, closed: true, prev: head}
-		t.stmts[name] = mark
-		t.bind(portal, refused, batch, ss.done.Load())
-		if err := ss.inject(&injection{after: t.pcSent, answers: 1, batch: batch, info: mark}, closeMsg); err != nil {
-			return err
-		}
-		return ss.refuse(SourceParse, name, refused.refusal)
-	}
-	info := newStmtInfo(st, res, nil)
-	info.batch, info.prev = batch, head
-	info.confirmed.Store(false)
-	remember(t, t.stmts, name, info)
-	t.bind(portal, info, batch, ss.done.Load())
-	return ss.inject(&injection{after: t.pcSent, answers: 2, batch: batch, info: info},
-		closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: held.paramOIDs})
 }

@@ -61,28 +61,22 @@ type objChange struct {
 // noteObjects queues the object changes of res, checked under version,
 // run in batch number batch; several says whether other statements may
 // run in the same batch. The changes answered so far are applied first,
-// so that the queues stay as short as the batches in flight (client
-// relay).
+// so that the queues stay as short as the batches in flight (mu held).
 func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
 	t.applyObjects()
-	t.shared.mu.Lock()
-	t.shared.objPending = append(t.shared.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
-	t.shared.mu.Unlock()
+	t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
 }
 
 // applyObjects applies the object changes of the batches answered so far
-// (client relay): a batch without error did what it said; after an error,
-// a single statement did nothing, while of several it is unknown which
+// (mu held): a batch without error did what it said; after an error, a
+// single statement did nothing, while of several it is unknown which
 // ran, so the objects they create may be of either version.
 func (t *tracker) applyObjects() {
-	if t.shared.resolvedN.Load() == 0 {
+	if len(t.objResolved) == 0 {
 		return
 	}
-	t.shared.mu.Lock()
-	done := t.shared.objResolved
-	t.shared.objResolved = nil
-	t.shared.resolvedN.Store(0)
-	t.shared.mu.Unlock()
+	done := t.objResolved
+	t.objResolved = nil
 	for _, c := range done {
 		for _, o := range c.objs {
 			ns := namespaceOf(o.Op)
@@ -123,7 +117,7 @@ func (t *tracker) applyObjects() {
 // supersede forgets the protocol's statement or portal name in ns when
 // all the tracker knows of it comes before batch, whose statement dropped
 // or created the name with SQL and succeeded: that is what the upstream
-// holds now (client relay).
+// holds now (mu held).
 func (t *tracker) supersede(ns namespace, name string, batch int64) {
 	if ns == nsStatement {
 		if info := t.stmts[name]; info != nil && info.batch < batch {
@@ -138,7 +132,7 @@ func (t *tracker) supersede(ns namespace, name string, batch int64) {
 
 // supersedeAll is supersede for every name of ns a DEALLOCATE ALL, CLOSE
 // ALL or DISCARD ALL dropped: all but the unnamed ones, which they may
-// keep.
+// keep (mu held).
 func (t *tracker) supersedeAll(ns namespace, batch int64) {
 	if ns == nsStatement {
 		for name := range t.stmts {
@@ -160,24 +154,23 @@ func (t *tracker) supersedeAll(ns namespace, batch int64) {
 // batch number at runs, whichever way it was made: Parse or PREPARE, Bind
 // or DECLARE, answered or still in flight. An unknown name in a session
 // that forgot names may hold anything: fn gets version "" and a nil
-// result. fn must not lock t.shared.mu (client relay).
+// result (mu held).
 //
 // NOTE: a message in flight in batch at runs before the one asking:
 // when it fails, the server skips that one too, so what came before it
 // no longer matters.
-func (ss *session) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
-	t := ss.track
+func (t *tracker) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
 	t.applyObjects()
 	found := false
-	done := ss.done.Load()
+	done := t.done
 	// settled is the batch of the protocol's latest answered Parse, Bind
 	// or Close of the name: an SQL object of an earlier batch is gone.
 	settled := int64(-1)
 	if ns == nsStatement {
 		for info := t.stmts[name]; info != nil; info = info.prev {
 			// A refused Parse went upstream as a marker that fails.
-			held := info.confirmed.Load() && info.refusal == nil
-			inFlight := !info.confirmed.Load() && info.batch > done
+			held := info.confirmed && info.refusal == nil
+			inFlight := !info.confirmed && info.batch > done
 			if !info.closed && info.refusal == nil && (held || inFlight) {
 				found = true
 				fn(info.version, info.res)
@@ -195,12 +188,12 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 		}
 	} else {
 		for e := t.portals[name]; e != nil; e = e.prev {
-			inFlight := !e.confirmed.Load() && e.batch > done
-			if !e.closed && (e.confirmed.Load() || inFlight) {
+			inFlight := !e.confirmed && e.batch > done
+			if !e.closed && (e.confirmed || inFlight) {
 				found = true
 				fn(e.info.version, e.info.res)
 			}
-			if e.confirmed.Load() {
+			if e.confirmed {
 				settled = e.batch
 				break
 			}
@@ -217,8 +210,7 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 	if ns == nsPortal {
 		create = "declare"
 	}
-	t.shared.mu.Lock()
-	for _, cs := range [2][]*objChange{t.shared.objResolved, t.shared.objPending} {
+	for _, cs := range [2][]*objChange{t.objResolved, t.objPending} {
 		for _, c := range cs {
 			for _, o := range c.objs {
 				if o.Op == create && o.Name == name {
@@ -228,7 +220,6 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 			}
 		}
 	}
-	t.shared.mu.Unlock()
 	if !found && t.forgot {
 		fn("", nil)
 	}
@@ -236,10 +227,10 @@ func (ss *session) candidates(ns namespace, name string, at int64, fn func(versi
 
 // stale reports whether the upstream may hold under name in ns, for a
 // message of batch at, something checked under another policy version
-// than cur (client relay).
-func (ss *session) stale(ns namespace, name string, at int64, cur string) bool {
+// than cur (mu held).
+func (t *tracker) stale(ns namespace, name string, at int64, cur string) bool {
 	stale := false
-	ss.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
+	t.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
 		if v != cur {
 			stale = true
 		}
@@ -251,10 +242,9 @@ func (ss *session) stale(ns namespace, name string, at int64, cur string) bool {
 // prepared statement, or fetches from a portal, the upstream may hold
 // under a name from another policy version than version, the one in
 // force: whether Parse or PREPARE made the statement, Bind or DECLARE
-// the portal.
-func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
-	t := ss.track
-	if t == nil || t.versions == nil {
+// the portal (mu held).
+func (t *tracker) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+	if t.versions == nil {
 		return nil
 	}
 	for _, o := range res.Objects {
@@ -262,11 +252,25 @@ func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *
 		if !ok {
 			continue
 		}
-		if ss.stale(ns, o.Name, at, version) {
+		if t.stale(ns, o.Name, at, version) {
 			return policyChanged("the statement or cursor " + quoteName(o.Name))
 		}
 	}
 	return nil
+}
+
+// staleObjects returns, for a session with a tracker whose policies can
+// reload, the refusal of res run in batch at under version, the policy
+// in force, when it runs a statement or fetches from a cursor checked
+// under another (tracker.staleObjects).
+func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+	t := ss.track
+	if t == nil || t.versions == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.staleObjects(res, at, version)
 }
 
 // runsNamespace returns the namespace of the object an SQL statement's
@@ -285,8 +289,8 @@ func runsNamespace(op string) (ns namespace, ok bool) {
 // withObjects returns res, or for a text run in batch at that runs
 // prepared statements or fetches from cursors a copy of it that names
 // also the tables, rules and columns they read, for the audit trail
-// (client relay).
-func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
+// (mu held).
+func (t *tracker) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
 	if res == nil {
 		return nil
 	}
@@ -296,7 +300,7 @@ func (ss *session) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
 		if !ok {
 			continue
 		}
-		ss.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {
+		t.candidates(ns, o.Name, at, func(_ string, r *rewrite.Result) {
 			if r == nil || r == res {
 				return
 			}
@@ -344,9 +348,8 @@ func policyChanged(what string) *Refusal {
 // made runs: one prepared with PREPARE, a cursor declared with DECLARE,
 // or one forgotten, for a message of batch at. Its version is one that is
 // not in force when the name may hold one checked under such a policy
-// (client relay).
-func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
-	t := ss.track
+// (mu held).
+func (t *tracker) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
 	info := &stmtInfo{sql: "EXECUTE " + quoteName(name)}
 	if ns == nsPortal {
 		info.sql = "FETCH FROM " + quoteName(name)
@@ -356,7 +359,7 @@ func (ss *session) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
 		cur = t.versions.PolicyVersion()
 	}
 	info.version = cur
-	ss.candidates(ns, name, at, func(v string, res *rewrite.Result) {
+	t.candidates(ns, name, at, func(v string, res *rewrite.Result) {
 		if v != cur {
 			info.version = v
 		}

@@ -21,9 +21,9 @@ import (
 )
 
 // seqRewriter is a Rewriter whose policy version a test sets. It refuses
-// texts that hold "deny" and prefixes every other text with the version
-// that checked it, so that what the upstream runs shows which policy
-// checked it.
+// texts that hold "deny", and those that hold "forbid-" and the version
+// in force, and prefixes every other text with the version that checked
+// it, so that what the upstream runs shows which policy checked it.
 type seqRewriter struct {
 	mu      sync.Mutex
 	version string
@@ -40,15 +40,15 @@ func (r *seqRewriter) PolicyVersion() string {
 func (r *seqRewriter) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
 	v := r.PolicyVersion()
 	st.PolicyVersion = v
-	if strings.Contains(st.Text, "deny") {
+	if strings.Contains(st.Text, "deny") || strings.Contains(st.Text, "forbid-"+v) {
 		return nil, firewall.Deny("statement_kind", "pgveil refused the statement")
 	}
 	res := &rewrite.Result{SQL: "/*" + v + "*/ " + st.Text, Kinds: []string{"select"}}
-	// PREPARE, EXECUTE and DEALLOCATE of one name, as the engine reports
-	// them.
+	// PREPARE, EXECUTE, DEALLOCATE, DECLARE, FETCH and CLOSE of one
+	// name, as the engine reports them.
 	if f := strings.Fields(st.Text); len(f) >= 2 {
 		switch op := strings.ToLower(f[0]); op {
-		case "prepare", "execute", "deallocate":
+		case "prepare", "execute", "deallocate", "declare", "fetch", "close":
 			res.Kinds = []string{op}
 			res.Objects = []rewrite.SessionObject{{Op: op, Name: f[1]}}
 		}

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -50,11 +51,11 @@ func splitVersion(v string) (version, actingFor string) {
 	return splitGroupsVersion(version), actingFor
 }
 
-// actVersions is the session's policyVersioner: the Rewriter's policy
+// actVersions is the session's statement.PolicyVersioner: the Rewriter's policy
 // version tagged with the generation of the session's directory groups
 // and the end user the session acts for.
 type actVersions struct {
-	base policyVersioner
+	base statement.PolicyVersioner
 	ss   *session
 }
 
@@ -100,7 +101,7 @@ func ActRefusal(why string) *Refusal {
 // (client relay).
 func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 	auth, ok := ss.srv.rewriter.(actAuthorizer)
-	if !ok || ss.track == nil || ss.track.versions == nil {
+	if !ok || ss.track == nil || ss.track.Versions() == nil {
 		return ActRefusal("this server does not let sessions act for other users")
 	}
 	if a.Login == "" || a.Login == ss.info.User {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/proxy/statement"
 )
 
 // Auditor receives the audit trail: one record per statement execution
@@ -16,49 +17,33 @@ type Auditor interface {
 	Write(r *audit.Record)
 }
 
-// execution is one audited unit awaiting its results upstream: a Query
-// message (all of its statements, up to ReadyForQuery), an Execute of a
-// portal (up to CommandComplete, EmptyQueryResponse, PortalSuspended or
-// an error), or a refused Parse or Execute (up to its marker error).
-type execution struct {
-	info  *stmtInfo
-	start time.Time
-	// untilReady: the execution ends at ReadyForQuery (Query messages).
-	untilReady bool
-	// batch is the number of the ReadyForQuery that closes the batch the
-	// execution was sent in (see session.sent and session.done).
-	batch             int64
-	rows, bytes       int64
-	sqlstate, upError string
-}
-
 // auditResult accounts an ErrorResponse of total bytes to the execution
 // it answers, and records the execution when it ends it (backend relay).
 // errCode and errMsg describe the error as the client received it;
 // refused says it was a refusal's marker.
 func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refused bool) {
-	if _, done := ss.track.onAnswer(typ, total, errCode, errMsg, refused); done != nil {
+	if _, done := ss.track.OnAnswer(typ, total, errCode, errMsg, refused); done != nil {
 		ss.finish(done, "")
 	}
 }
 
 // finish writes the audit record of a finished execution.
-func (ss *session) finish(x *execution, note string) {
-	info := x.info
+func (ss *session) finish(x *statement.Execution, note string) {
+	info := x.Info
 	r := ss.auditRecord("statement")
-	r.SQL = info.sql
-	r.PolicyVersion, r.ActingFor = splitVersion(info.version)
-	r.Rows, r.Bytes, r.Duration = x.rows, x.bytes, time.Since(x.start)
-	if info.refusal != nil {
+	r.SQL = info.SQL
+	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
+	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, time.Since(x.Start)
+	if info.Refusal != nil {
 		r.Decision = "denied"
-		r.Reason = info.refusal.Rule
-		r.SQLState = info.refusal.Code
-		r.Message = info.refusal.Message
+		r.Reason = info.Refusal.Rule
+		r.SQLState = info.Refusal.Code
+		r.Message = info.Refusal.Message
 		ss.srv.audit.Write(r)
 		return
 	}
 	r.Decision = "allowed"
-	if res := info.res; res != nil {
+	if res := info.Result; res != nil {
 		r.Kind = strings.Join(res.Kinds, ",")
 		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.Masked
 		if res.Rewritten {
@@ -66,9 +51,9 @@ func (ss *session) finish(x *execution, note string) {
 			r.Rewritten = res.SQL
 		}
 	}
-	if x.sqlstate != "" {
-		r.SQLState = x.sqlstate
-		r.UpstreamError = x.sqlstate + ": " + x.upError
+	if x.SQLState != "" {
+		r.SQLState = x.SQLState
+		r.UpstreamError = x.SQLState + ": " + x.UpstreamError
 	}
 	r.Message = note
 	ss.srv.audit.Write(r)

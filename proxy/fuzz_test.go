@@ -26,6 +26,7 @@ import (
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -147,7 +148,7 @@ func fuzzSession(srv *Server, in io.Reader, out io.Writer) *session {
 		cout:         wire.NewWriter(out, clientWriteBuf),
 		markerPrefix: "pgveil_refused_fuzz_",
 		refusals:     map[uint64]pendingRefusal{},
-		track:        newTracker(true, srv.rewriter.(policyVersioner)),
+		track:        statement.NewTracker(true, srv.rewriter.(statement.PolicyVersioner)),
 	}
 	ss.info.User = "alice"
 	return ss
@@ -218,10 +219,20 @@ func FuzzBackendRelay(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ss := fuzzSession(srv, bytes.NewReader(data), io.Discard)
 		ss.refusals[1] = pendingRefusal{r: &Refusal{Message: "x"}, batch: 1}
-		// Answers awaited: two executions and a statement prepared again.
-		info := newStmtInfo(&Statement{Text: "SELECT 1"}, &rewrite.Result{SQL: "SELECT 1"}, nil)
-		ss.track.pending = append(ss.track.pending, &execution{info: info, batch: 1}, &execution{info: info, batch: 2, untilReady: true})
-		ss.track.injected = append(ss.track.injected, &injection{answers: 2, batch: 1, info: info})
+		// Answers awaited, made by the tracker's own events: a statement
+		// prepared again under a newer policy (its Close and Parse
+		// answers swallowed), an Execute of its portal in batch 1, and
+		// a Query in batch 2.
+		tr := ss.track
+		res := &rewrite.Result{SQL: "SELECT 1", Kinds: []string{"select"}}
+		tr.OnStatement(&Statement{Source: SourceParse, Name: "s", Text: "SELECT 1", PolicyVersion: "0"}, res, nil)
+		if plan := tr.OnBind("", "s", true); plan.Again != nil {
+			tr.OnReprepared("", plan.Again, res, nil)
+		}
+		tr.OnExecuteDecided(tr.OnExecute(""), nil)
+		tr.OnBatchClosed(1)
+		tr.OnBatchClosed(2)
+		tr.OnStatement(&Statement{Source: SourceQuery, Text: "SELECT 1"}, res, nil)
 		_ = ss.backendRelay()
 	})
 }

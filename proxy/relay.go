@@ -258,7 +258,7 @@ func (ss *session) batchSent() {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
 	}
 	if ss.track != nil {
-		ss.track.onBatchClosed(n)
+		ss.track.OnBatchClosed(n)
 	}
 }
 
@@ -432,7 +432,7 @@ func (ss *session) backendRelay() sessionEnd {
 		// Everything else — DataRow, RowDescription, CommandComplete,
 		// CopyData, notices, notifications… — passes through undecoded.
 		if t := ss.track; t != nil {
-			swallow, done := t.onAnswer(typ, total, "", "", false)
+			swallow, done := t.OnAnswer(typ, total, "", "", false)
 			if done != nil {
 				ss.finish(done, "")
 			}
@@ -471,8 +471,8 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		ss.txStatus.Store(uint32(msg[wire.HeaderLen]))
 	}
 	if t := ss.track; t != nil {
-		for _, f := range t.onReadyForQuery(len(msg)) {
-			ss.finish(f.x, f.note)
+		for _, f := range t.OnReadyForQuery(len(msg)) {
+			ss.finish(f.Exec, f.Note)
 		}
 	}
 	done := ss.done.Add(1)
@@ -502,7 +502,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 func (ss *session) onError(msg []byte) error {
 	ss.serverCopyIn.Store(false)
 	if ss.track != nil {
-		ss.track.onError()
+		ss.track.OnError()
 	}
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -38,12 +39,13 @@ func benchClientRelay(b *testing.B, txn []byte, track bool) {
 		refusals:     map[uint64]pendingRefusal{},
 	}
 	if track {
-		ss.track = newTracker(false, fixedVersion{})
+		ss.track = statement.NewTracker(false, fixedVersion{})
 		// pgbench -M prepared parsed its statement once, and the
 		// upstream answered: its Binds find it confirmed.
 		const text = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
-		ss.track.stmts["P0_1"] = newStmtInfo(&Statement{Source: SourceParse, Text: text, Name: "P0_1", PolicyVersion: "v1"},
+		ss.track.OnStatement(&Statement{Source: SourceParse, Text: text, Name: "P0_1", PolicyVersion: "v1"},
 			&rewrite.Result{SQL: text}, nil)
+		ss.track.OnAnswer('1', 5, "", "", false) // ParseComplete
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

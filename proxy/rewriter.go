@@ -5,38 +5,23 @@ import (
 	"net"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// Source tells which frontend message carried a statement.
-type Source byte
-
-const (
-	// SourceQuery is a simple-protocol Query message; its text may hold
-	// several statements separated by semicolons.
-	SourceQuery Source = 'Q'
-	// SourceParse is an extended-protocol Parse message: one statement.
-	SourceParse Source = 'P'
-	// sourceExecute is an Execute message pgveil refuses in its place
-	// (refuse); it carries no statement.
-	sourceExecute Source = 'E'
+// Statement, Source and its values are the statement package's: the
+// statement a session hands the Rewriter and the tracker follows.
+type (
+	Statement = statement.Statement
+	Source    = statement.Source
 )
 
-// Statement is one statement text on its way upstream.
-type Statement struct {
-	// Source is the message that carried Text.
-	Source Source
-	// Text is the SQL exactly as the client sent it.
-	Text string
-	// Name is the prepared statement name of a Parse message ("" for the
-	// unnamed statement and for Query messages).
-	Name string
-	// ParamOIDs are the parameter types a Parse message declares.
-	ParamOIDs []uint32
-	// PolicyVersion is set by the Rewriter: the version of the policy
-	// that decided, for the audit trail.
-	PolicyVersion string
-}
+// The messages that carry a statement (statement.Source).
+const (
+	SourceQuery   = statement.SourceQuery
+	SourceParse   = statement.SourceParse
+	sourceExecute = statement.SourceExecute
+)
 
 // SessionInfo describes an authenticated client session. It is immutable
 // once the session starts.

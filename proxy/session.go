@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 )
 
@@ -110,7 +111,7 @@ type session struct {
 	scratch, cscratch []byte
 	// track follows prepared statements, portals and executions; nil
 	// when the server neither audits nor reloads policies.
-	track *tracker
+	track *statement.Tracker
 	// endReason is why the session ended, set once by end.
 	endReason string
 	// batchTimes holds when batch n was sent, at n % len, for the
@@ -185,12 +186,12 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 	}
 	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
 	ss.txStatus.Store('I')
-	if v, _ := s.rewriter.(policyVersioner); s.audit != nil || v != nil {
-		var versions policyVersioner
+	if v, _ := s.rewriter.(statement.PolicyVersioner); s.audit != nil || v != nil {
+		var versions statement.PolicyVersioner
 		if v != nil {
 			versions = actVersions{base: v, ss: ss}
 		}
-		ss.track = newTracker(s.audit != nil, versions)
+		ss.track = statement.NewTracker(s.audit != nil, versions)
 	}
 	return ss
 }
@@ -344,7 +345,7 @@ func (ss *session) run() {
 	ss.srv.cancels.remove(ss)
 	if ss.auditing() {
 		// Both relays are done: what is still awaited was cut short.
-		for _, x := range ss.track.onEnd() {
+		for _, x := range ss.track.OnEnd() {
 			ss.finish(x, "interrupted: the session ended")
 		}
 	}
@@ -352,7 +353,7 @@ func (ss *session) run() {
 }
 
 // auditing reports whether the session records executions.
-func (ss *session) auditing() bool { return ss.track != nil && ss.track.audit }
+func (ss *session) auditing() bool { return ss.track != nil && ss.track.Audit() }
 
 // idle reports whether every batch sent upstream has been answered.
 func (ss *session) idle() bool { return ss.done.Load() >= ss.sent.Load() }

@@ -1,252 +1,156 @@
 package proxy
 
 import (
-	"sync"
+	"fmt"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// This file holds the tracker's state. The tracker is a state machine:
-// its state changes only in its event methods, each of which takes its
-// mutex, makes the transition, and returns what the session must do.
-// The client relay's events (Query, Parse, Bind, Execute, Close, Sync)
-// are in track_client.go, the backend relay's (the upstream's answers)
-// in track_answers.go, and the statements and cursors made with SQL in
-// track_sql.go.
+// The session's side of the statement tracker (proxy/statement): the
+// tracker decides under its lock, the session acts after it (writes
+// upstream, refusals, audit records).
 
-// policyVersioner is a Rewriter whose policies can change while
-// sessions run (server.Policies). Statements prepared and portals bound
-// under an older version must not run under the new one: see tracker.
-type policyVersioner interface {
-	PolicyVersion() string
-}
-
-// stmtInfo is what pgveil knows of a prepared statement or of a Query's
-// text: the Rewriter's decision, the policy version that made it, and
-// what the audit trail says of it.
-//
-// NOTE: once in the tracker, a stmtInfo's prev and confirmed change only
-// under the tracker's mutex; the rest never changes.
-type stmtInfo struct {
-	sql       string
-	paramOIDs []uint32
-	// res is the Rewriter's result; nil for a refused statement.
-	res *rewrite.Result
-	// refusal is the refusal the client received, or nil.
-	refusal *Refusal
-	// version is the policy version that decided.
-	version string
-	// batch is the batch the Parse (or Close) was sent in.
-	batch int64
-	// closed marks a statement the client closed: the upstream dropped it,
-	// unless the server skipped the Close after an error.
-	closed bool
-	// prev is what the name stood for before this Parse or Close, while
-	// this one is not confirmed: a named statement whose Parse failed,
-	// or whose Close was skipped, keeps the earlier statement upstream.
-	prev *stmtInfo
-	// confirmed is set once the upstream answered the Parse (or the
-	// Close) that made the upstream's statement this one. Until then, and
-	// forever when the server skipped that message after an error, the
-	// upstream may still hold an older statement of the same name.
-	confirmed bool
-}
-
-func newStmtInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *stmtInfo {
-	return &stmtInfo{sql: st.Text, paramOIDs: st.ParamOIDs, res: res, refusal: refusal, version: st.PolicyVersion, confirmed: true}
-}
-
-// tracker is a session's bookkeeping of prepared statements, portals and
-// executions, kept when the server audits (executions, for the audit
-// trail) or when its policies can reload (statements prepared under an
-// older policy are prepared again, portals bound under one refused).
-// Sessions of a server that needs neither have none and pay nothing.
-//
-// It is a state machine both relays drive: the client relay with the
-// messages it sends upstream, the backend relay with the answers it
-// reads. Its state changes only in its event methods (named on…), each
-// of which locks mu, makes its transition, unlocks, and returns what the
-// session must do: messages to inject, a refusal to send, an answer to
-// swallow, executions to record. The other methods are its helpers and
-// run with mu held.
-//
-// NOTE: an event method never does I/O nor calls back into the session
-// with mu held: the client relay blocked on a full upstream socket while
-// holding it would keep the backend relay, which must read the upstream
-// to unblock it, from taking it. The session decides under the lock and
-// acts after it.
-type tracker struct {
-	// audit: executions are recorded for the audit trail. Set at creation.
-	audit bool
-	// versions: the Rewriter's policies can change (policyVersioner).
-	// Set at creation.
-	versions policyVersioner
-
-	// mu guards every field below, and the prev and confirmed fields of
-	// the stmtInfo and portalEntry values they hold.
-	mu sync.Mutex
-
-	// sent is the number of the last batch the client relay closed
-	// (onBatchClosed), done that of the last the upstream answered
-	// (onReadyForQuery): the session's sent and done, as the tracker saw
-	// them.
-	sent, done int64
-
-	// What the client sent.
-
-	// stmts maps prepared statement names ("" is the unnamed one) to the
-	// history of their Parse and Close messages, and portals portal
-	// names to the history of their Bind messages.
-	stmts   map[string]*stmtInfo
-	portals map[string]*portalEntry
-	// sql maps, in each namespace, the statements prepared with SQL
-	// PREPARE and the cursors declared with DECLARE to what checked
-	// them: EXECUTE and FETCH run what was checked then.
-	// NOTE: it changes only once the batch that creates or drops an
-	// object is answered (objPending, objResolved): a PREPARE or DECLARE
-	// of a name that exists fails and keeps the old object, a DEALLOCATE
-	// or CLOSE that fails keeps it too. Until then candidates counts the
-	// objects in flight as held.
-	sql [2]map[string]*sqlObject
-	// pcSent counts the client's Parse and Close messages sent upstream,
-	// bindSent its Bind messages. Injected messages are not counted.
-	pcSent, bindSent int64
-	// forgot is set once a name was dropped to stay in bounds: an
-	// unknown name may then hold anything (candidates). sweepIn counts
-	// the names to forget before remember sweeps the closed ones again.
-	forgot  bool
-	sweepIn int
-
-	// What was sent and is not answered yet, in the order it was sent:
-	// PostgreSQL answers in order.
-
-	// pending are the executions sent and not answered yet.
-	pending []*execution
-	// injected are the answers to messages pgveil added, which the
-	// client must not see.
-	injected []*injection
-	// batchPC holds pcSent and bindSent when each batch was closed.
-	batchPC []batchMark
-	// awaiting are the client's Parse and Close messages of statements
-	// whose answer confirms them, in order.
-	awaiting []awaited
-	// awaitingBinds are the client's Bind messages whose BindComplete
-	// confirms them, in order.
-	awaitingBinds []awaitedBind
-	// objPending are the object changes of batches not answered yet,
-	// objResolved those answered, applied to sql at the next client
-	// event that reads it (applyObjects).
-	objPending, objResolved []*objChange
-
-	// What the upstream answered.
-
-	// cur is the execution the upstream is answering.
-	cur *execution
-	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
-	// to the client, bindSeen the BindComplete answers. Answers to
-	// injected messages are not counted.
-	pcSeen, bindSeen int64
-	// batchErr reports whether the batch being answered had an error.
-	batchErr bool
-}
-
-// injection is a Close and a Parse pgveil sent to prepare a statement
-// again; their CloseComplete and ParseComplete are not forwarded.
-type injection struct {
-	// after is pcSent when they were sent: they are answered once the
-	// client's earlier Parse and Close messages are.
-	after int64
-	// answers is how many of them are still to come.
-	answers int
-	batch   int64
-	info    *stmtInfo
-}
-
-// portalEntry is a Bind or a Close of a portal: the statement it runs
-// (none for a Close), the batch of the message and what the portal was
-// before it, while the message is not confirmed. PostgreSQL keeps the
-// earlier portal of the name when a Bind fails (a named portal that
-// exists, or any Bind that fails before making its portal) or a Close is
-// skipped after an error, and a savepoint can undo the error but not
-// the portal.
-//
-// NOTE: confirmed is set once the BindComplete or CloseComplete came.
-type portalEntry struct {
-	info      *stmtInfo
-	batch     int64
-	closed    bool
-	prev      *portalEntry
-	confirmed bool
-}
-
-// awaitedBind is a client Bind whose answer confirms e: it is answer
-// number pos of the BindComplete answers.
-type awaitedBind struct {
-	pos, batch int64
-	e          *portalEntry
-}
-
-// awaited is a client Parse or Close whose answer confirms a statement
-// or a portal's Close (sets confirmed): it is answer number pos of the
-// ParseComplete and CloseComplete answers.
-type awaited struct {
-	pos, batch int64
-	confirmed  *bool
-}
-
-// batchMark is pcSent and bindSent when batch number batch was closed.
-type batchMark struct {
-	batch, pc, binds int64
-}
-
-// maxTrackedNames bounds the names a session remembers in each map; past
-// it one is forgotten, and an unknown name may then stand for anything
-// (candidates).
-const maxTrackedNames = 10000
-
-func newTracker(audit bool, versions policyVersioner) *tracker {
-	return &tracker{
-		audit: audit, versions: versions,
-		stmts: map[string]*stmtInfo{}, portals: map[string]*portalEntry{},
-		sql: [2]map[string]*sqlObject{{}, {}},
+// noteStatement shows the tracker, if any, a statement the client relay
+// is about to send upstream (OnStatement).
+func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
+	if ss.track != nil {
+		ss.track.OnStatement(st, res, refusal)
 	}
 }
 
-// remember stores v under name in m, bounded by maxTrackedNames: at the
-// bound, the closes answered are swept first (sweepClosed), and only then
-// is a name forgotten (mu held).
-func remember[V any](t *tracker, m map[string]V, name string, v V) {
-	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
-		if t.sweepIn > 0 {
-			t.sweepIn--
-		} else {
-			t.sweepClosed()
-			t.sweepIn = maxTrackedNames / 10
-		}
-		if len(m) >= maxTrackedNames {
-			for k := range m {
-				delete(m, k)
-				break
-			}
-			t.forgot = true
-		}
+// trackPeek shows the tracker the names a Bind, Execute or Close message
+// starts with, read whole whatever their length, and forwards the
+// message; a Bind of a statement prepared under an older policy first
+// prepares it again (trackBind), and an Execute of a portal bound under
+// one is refused (trackExecute). A message too short for its names goes
+// upstream as it is, and the upstream refuses it.
+func (ss *session) trackPeek(typ byte, total int) error {
+	skip, n := 0, 1
+	switch typ {
+	case 'B':
+		n = 2
+	case 'C':
+		skip = 1
 	}
-	m[name] = v
+	b, err := ss.cin.PeekStrings(total, skip, n)
+	if err != nil {
+		return err
+	}
+	defer ss.cin.Release()
+	body := b[wire.HeaderLen:]
+	t := ss.track
+	switch typ {
+	case 'B':
+		portal, rest, ok := cstring(body)
+		name, _, ok2 := cstring(rest)
+		if err := ss.trackBind(portal, name, ok && ok2); err != nil {
+			return err
+		}
+	case 'E':
+		if portal, _, ok := cstring(body); ok {
+			return ss.trackExecute(portal, total)
+		}
+	case 'C':
+		var kind byte
+		name, ok := "", false
+		if len(body) >= 2 {
+			kind = body[0]
+			name, _, ok = cstring(body[1:])
+		}
+		t.OnClose(kind, name, ok)
+	}
+	return ss.cin.Forward(total, ss.uout)
 }
 
-// sweepClosed drops the statements and portals whose Close is answered:
-// the upstream holds nothing under their names, as for a name never used.
-// Clients that number their statements and portals (S_1, C_1, …) would
-// otherwise fill the maps with them (mu held).
-func (t *tracker) sweepClosed() {
-	for name, info := range t.stmts {
-		if info.closed && info.confirmed {
-			delete(t.stmts, name)
+// trackBind carries out the tracker's plan for a Bind of portal to
+// statement name (OnBind): it sends the messages that prepare the
+// statement again, checking its text under the policy in force first
+// when needed, or the refusal of that text in the Bind's place.
+func (ss *session) trackBind(portal, name string, ok bool) error {
+	t := ss.track
+	plan := t.OnBind(portal, name, ok)
+	if plan.Again == nil {
+		return ss.inject(plan.Inject)
+	}
+	st := plan.Again
+	res, rerr := ss.rewrite(st)
+	var r *Refusal
+	if rerr != nil {
+		res, r = nil, asRefusal(rerr)
+	}
+	if err := ss.inject(t.OnReprepared(portal, st, res, r)); err != nil {
+		return err
+	}
+	if r != nil {
+		// Closed, then refused: the refusal's marker fails in the
+		// Bind's place, and nothing stays under the name.
+		return ss.refuse(SourceParse, name, r)
+	}
+	return nil
+}
+
+// trackExecute follows an Execute of portal, a message of total bytes:
+// it is refused when the tracker refuses it (OnExecute) or when it would
+// change the acting user at the wrong time; otherwise it is forwarded,
+// and in both cases the tracker is told (OnExecuteDecided).
+func (ss *session) trackExecute(portal string, total int) error {
+	t := ss.track
+	p := t.OnExecute(portal)
+	r := p.Refusal
+	info := p.Info
+	var act *rewrite.Act
+	if r == nil && p.Bound && info.Result != nil && info.Result.Act != nil {
+		act = info.Result.Act
+		if r = ss.mayAct(act); r == nil {
+			r = ss.switchReady(true)
 		}
 	}
-	for name, e := range t.portals {
-		if e.closed && e.confirmed {
-			delete(t.portals, name)
+	// NOTE: counted once this Execute's switch was checked and made. A
+	// BEGIN does not count (see rewrite.Result.Begins).
+	if !p.Bound || info.Result == nil || !info.Result.Begins {
+		defer func() { ss.othersInBatch++ }()
+	}
+	if r != nil {
+		if err := ss.cin.Skip(total); err != nil {
+			return err
+		}
+		t.OnExecuteDecided(p, r)
+		return ss.refuse(sourceExecute, "", r)
+	}
+	t.OnExecuteDecided(p, nil)
+	if act != nil {
+		ss.applyAct(act)
+	} else if p.Bound {
+		ss.discardEnds(info.Result, true)
+	}
+	return ss.cin.Forward(total, ss.uout)
+}
+
+// inject sends msgs upstream in the client's stream, ahead of the
+// client's message; the tracker swallows their answers (client relay).
+func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
+	for _, m := range msgs {
+		var err error
+		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
+			return fmt.Errorf("encoding %T: %w", m, err)
+		}
+		if err := ss.uout.Write(ss.cscratch); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// staleObjects returns, for a session with a tracker whose policies can
+// reload, the refusal of res run in batch at under version, the policy
+// in force, when it runs a statement or fetches from a cursor checked
+// under another (statement.Tracker.StaleObjects).
+func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+	t := ss.track
+	if t == nil || t.Versions() == nil {
+		return nil
+	}
+	return t.StaleObjects(res, at, version)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -29,7 +30,7 @@ type seqRewriter struct {
 	version string
 }
 
-// PolicyVersion implements policyVersioner.
+// PolicyVersion implements statement.PolicyVersioner.
 func (r *seqRewriter) PolicyVersion() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -228,7 +229,7 @@ func newSeqSession(t *testing.T) *seqSession {
 		ctx:          context.Background(),
 		markerPrefix: "pgveil_refused_seq_",
 		refusals:     map[uint64]pendingRefusal{},
-		track:        newTracker(true, rw),
+		track:        statement.NewTracker(true, rw),
 	}
 	ss.info.User = "alice"
 	return &seqSession{ss: ss, rw: rw, audit: rec, up: &fakeUpstream{stmts: map[string]string{}, portals: map[string]string{}}}

@@ -1,4 +1,4 @@
-package proxy
+package statement
 
 import (
 	"slices"
@@ -8,7 +8,7 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// This file holds what the tracker knows of statements and cursors made
+// This file holds what the Tracker knows of statements and cursors made
 // with SQL (PREPARE, DECLARE, and what drops them), and what a name may
 // hold whichever way it was made.
 
@@ -37,9 +37,9 @@ func namespaceOf(op string) namespace {
 type sqlObject struct {
 	// version is the policy version that checked it; "" when it may be
 	// of any version.
-	version string
+	Version string
 	// res is the Rewriter's result on the text that made it.
-	res *rewrite.Result
+	Result *rewrite.Result
 	// batch is the batch that made it.
 	batch int64
 }
@@ -49,9 +49,9 @@ type sqlObject struct {
 type objChange struct {
 	batch   int64
 	objs    []rewrite.SessionObject
-	version string
+	Version string
 	// res is the Rewriter's result on the text.
-	res *rewrite.Result
+	Result *rewrite.Result
 	// several: the text holds several statements, so an error in its
 	// batch does not say which of them ran.
 	several bool
@@ -62,16 +62,16 @@ type objChange struct {
 // run in batch number batch; several says whether other statements may
 // run in the same batch. The changes answered so far are applied first,
 // so that the queues stay as short as the batches in flight (mu held).
-func (t *tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
+func (t *Tracker) noteObjects(res *rewrite.Result, version string, batch int64, several bool) {
 	t.applyObjects()
-	t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, version: version, res: res, several: several})
+	t.objPending = append(t.objPending, &objChange{batch: batch, objs: res.Objects, Version: version, Result: res, several: several})
 }
 
 // applyObjects applies the object changes of the batches answered so far
 // (mu held): a batch without error did what it said; after an error, a
 // single statement did nothing, while of several it is unknown which
 // ran, so the objects they create may be of either version.
-func (t *tracker) applyObjects() {
+func (t *Tracker) applyObjects() {
 	if len(t.objResolved) == 0 {
 		return
 	}
@@ -80,16 +80,16 @@ func (t *tracker) applyObjects() {
 	for _, c := range done {
 		for _, o := range c.objs {
 			ns := namespaceOf(o.Op)
-			m := t.sql[ns]
+			m := t.SQL[ns]
 			switch {
 			case c.failed && !c.several:
 			case o.Op == "prepare" || o.Op == "declare":
-				obj := &sqlObject{version: c.version, res: c.res, batch: c.batch}
+				obj := &sqlObject{Version: c.Version, Result: c.Result, batch: c.batch}
 				if old := m[o.Name]; c.failed && old != nil {
 					// Perhaps the old object stays.
 					obj.batch = old.batch
-					if old.version != obj.version {
-						obj.version = ""
+					if old.Version != obj.Version {
+						obj.Version = ""
 					}
 				}
 				remember(t, m, o.Name, obj)
@@ -99,8 +99,8 @@ func (t *tracker) applyObjects() {
 			case c.failed:
 				// A drop that may not have run: keep what is known.
 			case o.Op == "discard":
-				for ns := range t.sql {
-					clear(t.sql[ns])
+				for ns := range t.SQL {
+					clear(t.SQL[ns])
 					t.supersedeAll(namespace(ns), c.batch)
 				}
 			case (o.Op == "deallocate" || o.Op == "close") && o.Name != "":
@@ -115,10 +115,10 @@ func (t *tracker) applyObjects() {
 }
 
 // supersede forgets the protocol's statement or portal name in ns when
-// all the tracker knows of it comes before batch, whose statement dropped
+// all the Tracker knows of it comes before batch, whose statement dropped
 // or created the name with SQL and succeeded: that is what the upstream
 // holds now (mu held).
-func (t *tracker) supersede(ns namespace, name string, batch int64) {
+func (t *Tracker) supersede(ns namespace, name string, batch int64) {
 	if ns == nsStatement {
 		if info := t.stmts[name]; info != nil && info.batch < batch {
 			delete(t.stmts, name)
@@ -133,7 +133,7 @@ func (t *tracker) supersede(ns namespace, name string, batch int64) {
 // supersedeAll is supersede for every name of ns a DEALLOCATE ALL, CLOSE
 // ALL or DISCARD ALL dropped: all but the unnamed ones, which they may
 // keep (mu held).
-func (t *tracker) supersedeAll(ns namespace, batch int64) {
+func (t *Tracker) supersedeAll(ns namespace, batch int64) {
 	if ns == nsStatement {
 		for name := range t.stmts {
 			if name != "" {
@@ -159,7 +159,7 @@ func (t *tracker) supersedeAll(ns namespace, batch int64) {
 // NOTE: a message in flight in batch at runs before the one asking:
 // when it fails, the server skips that one too, so what came before it
 // no longer matters.
-func (t *tracker) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
+func (t *Tracker) candidates(ns namespace, name string, at int64, fn func(version string, res *rewrite.Result)) {
 	t.applyObjects()
 	found := false
 	done := t.done
@@ -169,11 +169,11 @@ func (t *tracker) candidates(ns namespace, name string, at int64, fn func(versio
 	if ns == nsStatement {
 		for info := t.stmts[name]; info != nil; info = info.prev {
 			// A refused Parse went upstream as a marker that fails.
-			held := info.confirmed && info.refusal == nil
+			held := info.confirmed && info.Refusal == nil
 			inFlight := !info.confirmed && info.batch > done
-			if !info.closed && info.refusal == nil && (held || inFlight) {
+			if !info.closed && info.Refusal == nil && (held || inFlight) {
 				found = true
-				fn(info.version, info.res)
+				fn(info.Version, info.Result)
 			}
 			if held {
 				settled = info.batch
@@ -191,7 +191,7 @@ func (t *tracker) candidates(ns namespace, name string, at int64, fn func(versio
 			inFlight := !e.confirmed && e.batch > done
 			if !e.closed && (e.confirmed || inFlight) {
 				found = true
-				fn(e.info.version, e.info.res)
+				fn(e.Info.Version, e.Info.Result)
 			}
 			if e.confirmed {
 				settled = e.batch
@@ -202,9 +202,9 @@ func (t *tracker) candidates(ns namespace, name string, at int64, fn func(versio
 			}
 		}
 	}
-	if o := t.sql[ns][name]; o != nil && o.batch >= settled {
+	if o := t.SQL[ns][name]; o != nil && o.batch >= settled {
 		found = true
-		fn(o.version, o.res)
+		fn(o.Version, o.Result)
 	}
 	create := "prepare"
 	if ns == nsPortal {
@@ -215,7 +215,7 @@ func (t *tracker) candidates(ns namespace, name string, at int64, fn func(versio
 			for _, o := range c.objs {
 				if o.Op == create && o.Name == name {
 					found = true
-					fn(c.version, c.res)
+					fn(c.Version, c.Result)
 				}
 			}
 		}
@@ -228,7 +228,7 @@ func (t *tracker) candidates(ns namespace, name string, at int64, fn func(versio
 // stale reports whether the upstream may hold under name in ns, for a
 // message of batch at, something checked under another policy version
 // than cur (mu held).
-func (t *tracker) stale(ns namespace, name string, at int64, cur string) bool {
+func (t *Tracker) stale(ns namespace, name string, at int64, cur string) bool {
 	stale := false
 	t.candidates(ns, name, at, func(v string, _ *rewrite.Result) {
 		if v != cur {
@@ -243,7 +243,7 @@ func (t *tracker) stale(ns namespace, name string, at int64, cur string) bool {
 // under a name from another policy version than version, the one in
 // force: whether Parse or PREPARE made the statement, Bind or DECLARE
 // the portal (mu held).
-func (t *tracker) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+func (t *Tracker) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
 	if t.versions == nil {
 		return nil
 	}
@@ -257,20 +257,6 @@ func (t *tracker) staleObjects(res *rewrite.Result, at int64, version string) *R
 		}
 	}
 	return nil
-}
-
-// staleObjects returns, for a session with a tracker whose policies can
-// reload, the refusal of res run in batch at under version, the policy
-// in force, when it runs a statement or fetches from a cursor checked
-// under another (tracker.staleObjects).
-func (ss *session) staleObjects(res *rewrite.Result, at int64, version string) *Refusal {
-	t := ss.track
-	if t == nil || t.versions == nil {
-		return nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.staleObjects(res, at, version)
 }
 
 // runsNamespace returns the namespace of the object an SQL statement's
@@ -290,7 +276,7 @@ func runsNamespace(op string) (ns namespace, ok bool) {
 // prepared statements or fetches from cursors a copy of it that names
 // also the tables, rules and columns they read, for the audit trail
 // (mu held).
-func (t *tracker) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
+func (t *Tracker) withObjects(res *rewrite.Result, at int64) *rewrite.Result {
 	if res == nil {
 		return nil
 	}
@@ -349,30 +335,40 @@ func policyChanged(what string) *Refusal {
 // or one forgotten, for a message of batch at. Its version is one that is
 // not in force when the name may hold one checked under such a policy
 // (mu held).
-func (t *tracker) sqlNamed(ns namespace, name string, at int64) *stmtInfo {
-	info := &stmtInfo{sql: "EXECUTE " + quoteName(name)}
+func (t *Tracker) sqlNamed(ns namespace, name string, at int64) *Info {
+	info := &Info{SQL: "EXECUTE " + quoteName(name)}
 	if ns == nsPortal {
-		info.sql = "FETCH FROM " + quoteName(name)
+		info.SQL = "FETCH FROM " + quoteName(name)
 	}
 	cur := ""
 	if t.versions != nil {
 		cur = t.versions.PolicyVersion()
 	}
-	info.version = cur
+	info.Version = cur
 	t.candidates(ns, name, at, func(v string, res *rewrite.Result) {
 		if v != cur {
-			info.version = v
+			info.Version = v
 		}
 		if res == nil {
 			return
 		}
-		if info.res == nil {
-			info.res = &rewrite.Result{Kinds: []string{"execute"}}
+		if info.Result == nil {
+			info.Result = &rewrite.Result{Kinds: []string{"execute"}}
 			if ns == nsPortal {
-				info.res.Kinds[0] = "fetch"
+				info.Result.Kinds[0] = "fetch"
 			}
 		}
-		mergeReads(info.res, res)
+		mergeReads(info.Result, res)
 	})
 	return info
+}
+
+// StaleObjects is the event of a statement text about to run in batch
+// at under version, the policy in force: it returns the refusal of res
+// when it runs a statement or fetches from a cursor checked under
+// another (staleObjects).
+func (t *Tracker) StaleObjects(res *rewrite.Result, at int64, version string) *Refusal {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.staleObjects(res, at, version)
 }

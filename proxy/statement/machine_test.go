@@ -1,21 +1,22 @@
-package proxy
+package statement
 
 import (
-	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// machine feeds events to a tracker directly, as the relays would, with
+// machine feeds events to a Tracker directly, as the relays would, with
 // no goroutines and no sockets. The statements' texts are checked by a
 // seqRewriter, whose version is the policy in force.
 type machine struct {
-	t  *tracker
+	t  *Tracker
 	rw *seqRewriter
 	// sent counts the batches closed, as session.sent.
 	sent int64
@@ -25,14 +26,46 @@ type machine struct {
 // result or its refusal.
 func (m *machine) check(t *testing.T, st *Statement) (*rewrite.Result, *Refusal) {
 	t.Helper()
-	res, err := m.rw.Rewrite(context.Background(), nil, st)
-	if err != nil {
-		return nil, asRefusal(err)
+	return m.rw.rewrite(st)
+}
+
+// seqRewriter is the policy of the machine's sequences, as the proxy's
+// sequence tests have it: it refuses texts that hold "deny", and those
+// that hold "forbid-" and the version in force, and prefixes every other
+// text with the version that checked it.
+type seqRewriter struct {
+	mu      sync.Mutex
+	Version string
+}
+
+// PolicyVersion implements PolicyVersioner.
+func (r *seqRewriter) PolicyVersion() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Version
+}
+
+// rewrite checks st under the version in force.
+func (r *seqRewriter) rewrite(st *Statement) (*rewrite.Result, *Refusal) {
+	v := r.PolicyVersion()
+	st.PolicyVersion = v
+	if strings.Contains(st.Text, "deny") || strings.Contains(st.Text, "forbid-"+v) {
+		return nil, firewall.Deny("statement_kind", "pgveil refused the statement")
+	}
+	res := &rewrite.Result{SQL: "/*" + v + "*/ " + st.Text, Kinds: []string{"select"}}
+	// PREPARE, EXECUTE, DEALLOCATE, DECLARE, FETCH and CLOSE of one
+	// name, as the engine reports them.
+	if f := strings.Fields(st.Text); len(f) >= 2 {
+		switch op := strings.ToLower(f[0]); op {
+		case "prepare", "execute", "deallocate", "declare", "fetch", "close":
+			res.Kinds = []string{op}
+			res.Objects = []rewrite.SessionObject{{Op: op, Name: f[1]}}
+		}
 	}
 	return res, nil
 }
 
-// event feeds the tracker one event and describes what it told the
+// event feeds the Tracker one event and describes what it told the
 // session to do ("" for nothing). Client events: "P name text" (a Parse;
 // name "-" is the unnamed statement), "Q text" (a Query), "B portal
 // name", "E portal", "CS name", "CP name", "S" (a Sync). Upstream
@@ -54,7 +87,7 @@ func (m *machine) event(t *testing.T, ev string) string {
 	switch f[0] {
 	case "reload":
 		m.rw.mu.Lock()
-		m.rw.version = f[1]
+		m.rw.Version = f[1]
 		m.rw.mu.Unlock()
 		return ""
 	case "P":
@@ -66,11 +99,11 @@ func (m *machine) event(t *testing.T, ev string) string {
 		if r != nil {
 			res = nil
 		}
-		tr.onStatement(st, res, r)
+		tr.OnStatement(st, res, r)
 		return describeRefusal(r)
 	case "Q":
 		m.sent++
-		tr.onBatchClosed(m.sent)
+		tr.OnBatchClosed(m.sent)
 		st := &Statement{Source: SourceQuery, Text: rest(1)}
 		res, r := m.check(t, st)
 		if r == nil {
@@ -79,16 +112,16 @@ func (m *machine) event(t *testing.T, ev string) string {
 		if r != nil {
 			res = nil
 		}
-		tr.onStatement(st, res, r)
+		tr.OnStatement(st, res, r)
 		return describeRefusal(r)
 	case "B":
-		plan := tr.onBind(name(1), name(2), true)
-		inject := plan.inject
+		plan := tr.OnBind(name(1), name(2), true)
+		inject := plan.Inject
 		var r *Refusal
-		if plan.again != nil {
+		if plan.Again != nil {
 			var res *rewrite.Result
-			res, r = m.check(t, plan.again)
-			inject = tr.onReprepared(name(1), plan.again, res, r)
+			res, r = m.check(t, plan.Again)
+			inject = tr.OnReprepared(name(1), plan.Again, res, r)
 		}
 		var out []string
 		if len(inject) > 0 {
@@ -99,43 +132,43 @@ func (m *machine) event(t *testing.T, ev string) string {
 		}
 		return strings.Join(out, ", ")
 	case "E":
-		p := tr.onExecute(name(1))
-		tr.onExecuteDecided(p, p.refusal)
-		if p.refusal != nil {
-			return describeRefusal(p.refusal)
+		p := tr.OnExecute(name(1))
+		tr.OnExecuteDecided(p, p.Refusal)
+		if p.Refusal != nil {
+			return describeRefusal(p.Refusal)
 		}
-		return "runs " + p.info.version + " " + p.info.sql
+		return "runs " + p.Info.Version + " " + p.Info.SQL
 	case "CS", "CP":
-		tr.onClose(f[0][1], name(1), true)
+		tr.OnClose(f[0][1], name(1), true)
 		return ""
 	case "S":
 		m.sent++
-		tr.onBatchClosed(m.sent)
+		tr.OnBatchClosed(m.sent)
 		return ""
 	case "1", "2", "3", "D", "C":
-		swallow, done := tr.onAnswer(f[0][0], 1, "", "", false)
+		swallow, done := tr.OnAnswer(f[0][0], 1, "", "", false)
 		if swallow {
 			return "swallowed"
 		}
-		return describeFinished(finished{x: done})
+		return describeFinished(Finished{Exec: done})
 	case "E!":
-		tr.onError()
+		tr.OnError()
 		code, refused := f[1], f[1] == "marker"
 		if refused {
 			code = ""
 		}
-		_, done := tr.onAnswer('E', 1, code, "error", refused)
-		return describeFinished(finished{x: done})
+		_, done := tr.OnAnswer('E', 1, code, "error", refused)
+		return describeFinished(Finished{Exec: done})
 	case "Z":
 		var out []string
-		for _, x := range tr.onReadyForQuery(1) {
+		for _, x := range tr.OnReadyForQuery(1) {
 			out = append(out, describeFinished(x))
 		}
 		return strings.Join(out, ", ")
 	case "end":
 		var out []string
-		for _, x := range tr.onEnd() {
-			out = append(out, describeFinished(finished{x: x, note: "interrupted"}))
+		for _, x := range tr.OnEnd() {
+			out = append(out, describeFinished(Finished{Exec: x, Note: "interrupted"}))
 		}
 		return strings.Join(out, ", ")
 	}
@@ -179,41 +212,41 @@ func describeInjected(msgs []pgproto3.FrontendMessage) string {
 	return strings.Join(parts, " ")
 }
 
-// describeFinished writes an execution the audit trail records as
+// describeFinished writes an Execution the audit trail records as
 // "audit decision: sql", with its rows, upstream error and note; "" for
 // none.
-func describeFinished(f finished) string {
-	x := f.x
+func describeFinished(f Finished) string {
+	x := f.Exec
 	if x == nil {
 		return ""
 	}
 	s := "audit allowed: "
-	if x.info.refusal != nil {
-		s = "audit denied " + x.info.refusal.Rule + ": "
+	if x.Info.Refusal != nil {
+		s = "audit denied " + x.Info.Refusal.Rule + ": "
 	}
-	s += x.info.sql
-	if x.rows > 0 {
-		s += fmt.Sprintf(" rows=%d", x.rows)
+	s += x.Info.SQL
+	if x.Rows > 0 {
+		s += fmt.Sprintf(" rows=%d", x.Rows)
 	}
-	if x.sqlstate != "" {
-		s += " " + x.sqlstate
+	if x.SQLState != "" {
+		s += " " + x.SQLState
 	}
-	if f.note != "" {
-		s += " (" + f.note + ")"
+	if f.Note != "" {
+		s += " (" + f.Note + ")"
 	}
 	return s
 }
 
-// TestTrackerMachine feeds sequences of events to the tracker's state
+// TestTrackerMachine feeds sequences of events to the Tracker's state
 // machine directly: the client's Parse, Bind, Execute, Close, Sync and
 // Query messages, the upstream's answers and errors, and policy reloads.
-// Each sequence lists what the tracker tells the session to do at the
+// Each sequence lists what the Tracker tells the session to do at the
 // events where it does something: the messages to inject before a Bind,
 // the refusals, the answers to swallow, the executions to audit.
 func TestTrackerMachine(t *testing.T) {
 	tests := []struct {
 		name string
-		// static: the policies cannot reload (the tracker only audits).
+		// static: the policies cannot reload (the Tracker only audits).
 		static bool
 		// events, separated by "|" (see machine.event).
 		events string
@@ -409,10 +442,10 @@ func TestTrackerMachine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rw := &seqRewriter{version: "v1"}
-			m := &machine{rw: rw, t: newTracker(true, rw)}
+			rw := &seqRewriter{Version: "v1"}
+			m := &machine{rw: rw, t: NewTracker(true, rw)}
 			if tt.static {
-				m.t = newTracker(true, nil)
+				m.t = NewTracker(true, nil)
 			}
 			var got []string
 			for _, ev := range strings.Split(tt.events, "|") {
@@ -422,7 +455,7 @@ func TestTrackerMachine(t *testing.T) {
 				}
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("the tracker said\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+				t.Errorf("the Tracker said\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
 			}
 		})
 	}

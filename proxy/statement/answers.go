@@ -1,24 +1,26 @@
-package proxy
+package statement
 
-// This file holds the tracker's events of the backend relay: the
+import "time"
+
+// This file holds the Tracker's events of the backend relay: the
 // upstream's answers (ParseComplete, BindComplete, CloseComplete,
 // ErrorResponse, ReadyForQuery, and the results executions are audited
 // by) and the executions they finish.
 
-// finished is an execution whose answers are all in, for the audit
+// Finished is an Execution whose answers are all in, for the audit
 // trail, with the note its record carries.
-type finished struct {
-	x    *execution
-	note string
+type Finished struct {
+	Exec *Execution
+	Note string
 }
 
-// onAnswer is the event of an answer of type typ and total bytes the
+// OnAnswer is the event of an answer of type typ and total bytes the
 // upstream sent, other than ReadyForQuery. errCode and errMsg describe
 // an ErrorResponse as the client received it; refused says it was a
 // refusal's marker. It reports whether the answer is to a message pgveil
-// injected, which the client must not see, and returns the execution it
+// injected, which the client must not see, and returns the Execution it
 // finishes, if any, for the session to record.
-func (t *tracker) onAnswer(typ byte, total int, errCode, errMsg string, refused bool) (swallow bool, done *execution) {
+func (t *Tracker) OnAnswer(typ byte, total int, errCode, errMsg string, refused bool) (swallow bool, done *Execution) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.versions != nil {
@@ -37,34 +39,34 @@ func (t *tracker) onAnswer(typ byte, total int, errCode, errMsg string, refused 
 	return false, done
 }
 
-// onError is the event of an ErrorResponse of the batch being answered,
-// before its onAnswer: the batch's object changes may not have run.
-func (t *tracker) onError() {
+// OnError is the event of an ErrorResponse of the batch being answered,
+// before its OnAnswer: the batch's object changes may not have run.
+func (t *Tracker) OnError() {
 	t.mu.Lock()
 	t.batchErr = true
 	t.mu.Unlock()
 }
 
-// onReadyForQuery is the event of the ReadyForQuery, of total bytes,
+// OnReadyForQuery is the event of the ReadyForQuery, of total bytes,
 // that closes the batch being answered. The object changes of its
 // statements are resolved, injections the server skipped after an error
 // are dropped (their statements stay unconfirmed and are prepared again
 // at their next Bind), and the client's skipped Parse and Close messages
 // are counted as answered. It returns the executions it finishes: the
 // one being answered, and those the server skipped after an error.
-func (t *tracker) onReadyForQuery(total int) []finished {
+func (t *Tracker) OnReadyForQuery(total int) []Finished {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	closing := t.done + 1
-	var out []finished
+	var out []Finished
 	if t.audit {
 		if x := t.cur; x != nil {
-			x.bytes += int64(total)
+			x.Bytes += int64(total)
 			t.cur = nil
-			out = append(out, finished{x: x})
+			out = append(out, Finished{Exec: x})
 		}
 		for _, skipped := range t.takePending(closing) {
-			out = append(out, finished{x: skipped, note: "not executed: an earlier message of its batch failed"})
+			out = append(out, Finished{Exec: skipped, Note: "not executed: an earlier message of its batch failed"})
 		}
 	}
 	t.done = closing
@@ -95,12 +97,12 @@ func (t *tracker) onReadyForQuery(total int) []finished {
 	return out
 }
 
-// onEnd is the event of the session's end, once both relays stopped: it
+// OnEnd is the event of the session's end, once both relays stopped: it
 // returns the executions still awaited, which were cut short.
-func (t *tracker) onEnd() []*execution {
+func (t *Tracker) OnEnd() []*Execution {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []*execution
+	var out []*Execution
 	if t.cur != nil {
 		out = append(out, t.cur)
 		t.cur = nil
@@ -109,7 +111,7 @@ func (t *tracker) onEnd() []*execution {
 }
 
 // bindComplete notes a BindComplete (mu held).
-func (t *tracker) bindComplete() {
+func (t *Tracker) bindComplete() {
 	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
 		t.awaitingBinds[0].e.confirmed = true
 		t.awaitingBinds[0].e = nil
@@ -120,15 +122,15 @@ func (t *tracker) bindComplete() {
 
 // parseOrCloseComplete notes a ParseComplete or CloseComplete and
 // reports whether it answers an injected message (mu held).
-func (t *tracker) parseOrCloseComplete() bool {
+func (t *Tracker) parseOrCloseComplete() bool {
 	if len(t.injected) > 0 {
 		in := t.injected[0]
 		if in.batch == t.done+1 && in.after == t.pcSeen {
 			in.answers--
 			if in.answers == 0 {
 				// The Parse is answered: the upstream holds the
-				// statement of in.info's policy.
-				in.info.confirmed = true
+				// statement of in.Info's policy.
+				in.Info.confirmed = true
 				t.injected = t.injected[1:]
 			}
 			return true
@@ -142,22 +144,22 @@ func (t *tracker) parseOrCloseComplete() bool {
 	return false
 }
 
-// account adds an answer of typ and total bytes to the execution it
-// answers and returns that execution when the answer finishes it (mu
+// account adds an answer of typ and total bytes to the Execution it
+// answers and returns that Execution when the answer finishes it (mu
 // held).
-func (t *tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *execution {
+func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *Execution {
 	x := t.next()
 	if x == nil {
 		return nil
 	}
-	x.bytes += int64(total)
+	x.Bytes += int64(total)
 	switch typ {
 	case 'D', 'd':
 		// DataRow, or CopyData of COPY TO STDOUT: one row each.
-		x.rows++
+		x.Rows++
 	case 'E':
-		if !refused && x.sqlstate == "" {
-			x.sqlstate, x.upError = errCode, errMsg
+		if !refused && x.SQLState == "" {
+			x.SQLState, x.UpstreamError = errCode, errMsg
 		}
 		if !x.untilReady {
 			t.cur = nil
@@ -172,10 +174,10 @@ func (t *tracker) account(typ byte, total int, errCode, errMsg string, refused b
 	return nil
 }
 
-// next returns the execution the upstream's next answer belongs to,
+// next returns the Execution the upstream's next answer belongs to,
 // taking it from the queue when it belongs to the batch being answered,
 // or nil when nothing is awaited (mu held).
-func (t *tracker) next() *execution {
+func (t *Tracker) next() *Execution {
 	if t.cur == nil && len(t.pending) > 0 && t.pending[0].batch <= t.done+1 {
 		t.cur = t.pending[0]
 		t.pending[0] = nil
@@ -187,7 +189,7 @@ func (t *tracker) next() *execution {
 // takePending takes from the queue the executions of the batches up to
 // done that are still waiting: the server skipped them after an error
 // (mu held).
-func (t *tracker) takePending(done int64) []*execution {
+func (t *Tracker) takePending(done int64) []*Execution {
 	n := 0
 	for n < len(t.pending) && t.pending[n].batch <= done {
 		n++
@@ -195,9 +197,25 @@ func (t *tracker) takePending(done int64) []*execution {
 	if n == 0 {
 		return nil
 	}
-	out := make([]*execution, n)
+	out := make([]*Execution, n)
 	copy(out, t.pending[:n])
 	clear(t.pending[:n])
 	t.pending = t.pending[n:]
 	return out
+}
+
+// Execution is one audited unit awaiting its results upstream: a Query
+// message (all of its statements, up to ReadyForQuery), an Execute of a
+// portal (up to CommandComplete, EmptyQueryResponse, PortalSuspended or
+// an error), or a refused Parse or Execute (up to its marker error).
+type Execution struct {
+	Info  *Info
+	Start time.Time
+	// untilReady: the Execution ends at ReadyForQuery (Query messages).
+	untilReady bool
+	// batch is the number of the ReadyForQuery that closes the batch the
+	// Execution was sent in (see session.sent and session.done).
+	batch                   int64
+	Rows, Bytes             int64
+	SQLState, UpstreamError string
 }

@@ -1,24 +1,22 @@
-package proxy
+package statement
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// This file holds the tracker's events of the client relay: the Query,
+// This file holds the Tracker's events of the client relay: the Query,
 // Parse, Bind, Execute, Close and Sync messages it sends upstream, the
 // statements it prepares again and the executions it refuses; and the
 // session's side of them, which acts on what the events return.
 
-// onBatchClosed is the event of the client relay closing batch number n
+// OnBatchClosed is the event of the client relay closing batch number n
 // (a Query, a Sync, a refused FunctionCall), after the client's Parse,
 // Bind and Close messages counted so far.
-func (t *tracker) onBatchClosed(n int64) {
+func (t *Tracker) OnBatchClosed(n int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sent = n
@@ -27,26 +25,26 @@ func (t *tracker) onBatchClosed(n int64) {
 	}
 }
 
-// onStatement is the event of a Query or a Parse about to be sent
+// OnStatement is the event of a Query or a Parse about to be sent
 // upstream, checked into res or refused with refusal: a Query is an
-// execution of its own, in the batch just closed; a Parse is remembered
+// Execution of its own, in the batch just closed; a Parse is remembered
 // under its name, and audited now only when refused.
-func (t *tracker) onStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
+func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch st.Source {
 	case SourceQuery:
 		if res != nil && len(res.Objects) > 0 {
 			// A Query runs in its own batch. A Parse runs nothing: its
-			// objects change at each Execute (onExecuteDecided).
+			// objects change at each Execute (OnExecuteDecided).
 			t.noteObjects(res, st.PolicyVersion, t.sent, len(res.Kinds) > 1)
 		}
 		if t.audit {
-			info := newStmtInfo(st, t.withObjects(res, t.sent), refusal)
-			t.pending = append(t.pending, &execution{info: info, start: time.Now(), untilReady: true, batch: t.sent})
+			info := NewInfo(st, t.withObjects(res, t.sent), refusal)
+			t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), untilReady: true, batch: t.sent})
 		}
 	case SourceParse:
-		info := newStmtInfo(st, res, refusal)
+		info := NewInfo(st, res, refusal)
 		info.batch = t.sent + 1
 		if st.Name != "" {
 			info.prev = t.settle(st.Name, t.stmts[st.Name])
@@ -62,19 +60,19 @@ func (t *tracker) onStatement(st *Statement, res *rewrite.Result, refusal *Refus
 		t.pcSent++
 		remember(t, t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
-			t.pending = append(t.pending, &execution{info: info, start: time.Now(), batch: t.sent + 1})
+			t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), batch: t.sent + 1})
 		}
 	}
 }
 
-// onClose is the event of a Close about to be sent upstream, of the
+// OnClose is the event of a Close about to be sent upstream, of the
 // statement (kind 'S') or portal (kind 'P') name; ok is false when the
 // message is too short to name one. Without policies that reload, the
 // statement or portal is forgotten; with them, it leaves a closed mark,
 // confirmed by the CloseComplete, so that a Close the server skipped
 // after an error cannot leave a statement or portal of an older policy
 // runnable, for instance after a ROLLBACK TO SAVEPOINT.
-func (t *tracker) onClose(kind byte, name string, ok bool) {
+func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer func() { t.pcSent++ }()
@@ -88,7 +86,7 @@ func (t *tracker) onClose(kind byte, name string, ok bool) {
 			delete(t.stmts, name)
 			return
 		}
-		mark := &stmtInfo{batch: t.sent + 1, closed: true, prev: t.settle(name, old)}
+		mark := &Info{batch: t.sent + 1, closed: true, prev: t.settle(name, old)}
 		t.await(mark.batch, &mark.confirmed)
 		t.stmts[name] = mark
 	case 'P':
@@ -103,27 +101,27 @@ func (t *tracker) onClose(kind byte, name string, ok bool) {
 	}
 }
 
-// bindPlan is what the session must do before forwarding a Bind: send
+// BindPlan is what the session must do before forwarding a Bind: send
 // inject upstream (their answers are swallowed), or, when again is set,
 // check again under the policy in force the statement the upstream holds
-// and report the outcome with onReprepared.
-type bindPlan struct {
-	inject []pgproto3.FrontendMessage
-	again  *Statement
+// and report the outcome with OnReprepared.
+type BindPlan struct {
+	Inject []pgproto3.FrontendMessage
+	Again  *Statement
 }
 
-// onBind is the event of a Bind of portal to statement name about to be
+// OnBind is the event of a Bind of portal to statement name about to be
 // sent upstream; ok is false when the message is too short to name them.
 // It remembers which statement portal runs and, when the upstream may
 // hold under name a statement an older policy checked, plans to prepare
 // it again under the policy in force before the Bind reaches the
 // upstream.
-func (t *tracker) onBind(portal, name string, ok bool) bindPlan {
+func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !ok {
 		t.bindSent++
-		return bindPlan{}
+		return BindPlan{}
 	}
 	t.applyObjects()
 	info := t.stmts[name]
@@ -134,12 +132,12 @@ func (t *tracker) onBind(portal, name string, ok bool) bindPlan {
 		// refused when that is not the one in force.
 		t.bind(portal, t.sqlNamed(nsStatement, name, batch), batch)
 		t.bindSent++
-		return bindPlan{}
+		return BindPlan{}
 	}
 	if t.versions == nil {
 		t.bind(portal, info, batch)
 		t.bindSent++
-		return bindPlan{}
+		return BindPlan{}
 	}
 	cur := t.versions.PolicyVersion()
 	held, sure := t.held(name, info)
@@ -147,129 +145,129 @@ func (t *tracker) onBind(portal, name string, ok bool) bindPlan {
 	case held == nil && sure:
 		// Nothing upstream: the Bind fails as it would without pgveil.
 		t.bindSent++
-		return bindPlan{}
-	case held != nil && sure && held.version == cur:
+		return BindPlan{}
+	case held != nil && sure && held.Version == cur:
 		t.bind(portal, held, batch)
 		t.bindSent++
-		return bindPlan{}
+		return BindPlan{}
 	case held == nil:
 		// Unknown: make sure nothing of an older policy stays.
-		mark := &stmtInfo{batch: batch, closed: true, prev: info}
+		mark := &Info{batch: batch, closed: true, prev: info}
 		t.stmts[name] = mark
-		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, info: mark})
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark})
 		t.bindSent++
-		return bindPlan{inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}}}
+		return BindPlan{Inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}}}
 	}
-	// The Bind is counted at onReprepared.
-	return bindPlan{again: &Statement{Source: SourceParse, Text: held.sql, Name: name, ParamOIDs: held.paramOIDs}}
+	// The Bind is counted at OnReprepared.
+	return BindPlan{Again: &Statement{Source: SourceParse, Text: held.SQL, Name: name, ParamOIDs: held.paramOIDs}}
 }
 
-// onReprepared completes onBind's plan to prepare st again, in place:
+// OnReprepared completes OnBind's plan to prepare st again, in place:
 // res is the Rewriter's result under the policy in force, or refusal its
 // refusal. It returns the messages to send upstream before the Bind, a
 // Close and a Parse of the new text, whose answers are swallowed. A
 // statement the policy in force refuses is closed: the session then
 // sends its refusal in the Bind's place, and nothing stays under the
 // name.
-func (t *tracker) onReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
+func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer func() { t.bindSent++ }()
 	name := st.Name
 	// head is the name's latest Parse or Close: only the client relay
-	// changes it, and it sent nothing since onBind.
+	// changes it, and it sent nothing since OnBind.
 	head := t.stmts[name]
 	batch := t.sent + 1
 	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
 	if refusal != nil {
-		refused := newStmtInfo(st, nil, refusal)
-		mark := &stmtInfo{batch: batch, closed: true, prev: head}
+		refused := NewInfo(st, nil, refusal)
+		mark := &Info{batch: batch, closed: true, prev: head}
 		t.stmts[name] = mark
 		t.bind(portal, refused, batch)
-		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, info: mark})
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark})
 		return []pgproto3.FrontendMessage{closeMsg}
 	}
-	info := newStmtInfo(st, res, nil)
+	info := NewInfo(st, res, nil)
 	info.batch, info.prev, info.confirmed = batch, head, false
 	remember(t, t.stmts, name, info)
 	t.bind(portal, info, batch)
-	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, info: info})
+	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info})
 	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
 }
 
-// execPlan is the tracker's view of an Execute: what the portal runs,
-// in which batch, and the refusal the tracker decided, if any.
-type execPlan struct {
-	info *stmtInfo
+// ExecPlan is the Tracker's view of an Execute: what the portal runs,
+// in which batch, and the refusal the Tracker decided, if any.
+type ExecPlan struct {
+	Info *Info
 	// bound: the portal was made by a Bind; otherwise info describes a
 	// cursor declared with SQL, or a portal pgveil does not know.
-	bound   bool
+	Bound   bool
 	batch   int64
-	refusal *Refusal
+	Refusal *Refusal
 }
 
-// onExecute is the event of an Execute of portal read from the client.
+// OnExecute is the event of an Execute of portal read from the client.
 // It refuses the Execute when the portal may run anything an older
 // policy checked, or when its statement runs a prepared statement or
 // fetches from a cursor that may. The session adds its own checks and
-// reports the decision with onExecuteDecided.
-func (t *tracker) onExecute(portal string) execPlan {
+// reports the decision with OnExecuteDecided.
+func (t *Tracker) OnExecute(portal string) ExecPlan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := execPlan{batch: t.sent + 1}
+	p := ExecPlan{batch: t.sent + 1}
 	e := t.portals[portal]
-	p.bound = e != nil && !e.closed
-	if p.bound {
-		p.info = e.info
+	p.Bound = e != nil && !e.closed
+	if p.Bound {
+		p.Info = e.Info
 	} else {
 		// A cursor declared with SQL is a portal too.
-		p.info = t.sqlNamed(nsPortal, portal, p.batch)
+		p.Info = t.sqlNamed(nsPortal, portal, p.batch)
 	}
 	if t.versions != nil {
 		cur := t.versions.PolicyVersion()
 		if t.stale(nsPortal, portal, p.batch, cur) {
-			p.refusal = policyChanged("this portal")
-		} else if p.bound && p.info.res != nil && len(p.info.res.Objects) > 0 {
+			p.Refusal = policyChanged("this portal")
+		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
-			p.refusal = t.staleObjects(p.info.res, p.batch, cur)
+			p.Refusal = t.staleObjects(p.Info.Result, p.batch, cur)
 		}
 	}
 	return p
 }
 
-// onExecuteDecided is the event of the Execute planned by p going
+// OnExecuteDecided is the event of the Execute planned by p going
 // upstream, or, refused with r, its marker going in its place: the
-// execution is queued for the audit trail, and the statements and
+// Execution is queued for the audit trail, and the statements and
 // cursors it prepares, declares or drops are noted.
-func (t *tracker) onExecuteDecided(p execPlan, r *Refusal) {
+func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info := p.info
+	info := p.Info
 	if r != nil {
 		if t.audit {
-			t.pending = append(t.pending, &execution{info: &stmtInfo{sql: info.sql, refusal: r, version: info.version}, start: time.Now(), batch: p.batch})
+			t.pending = append(t.pending, &Execution{Info: &Info{SQL: info.SQL, Refusal: r, Version: info.Version}, Start: time.Now(), batch: p.batch})
 		}
 		return
 	}
-	if p.bound && info.res != nil && len(info.res.Objects) > 0 {
+	if p.Bound && info.Result != nil && len(info.Result.Objects) > 0 {
 		// Other messages of the batch may fail: several.
-		t.noteObjects(info.res, info.version, p.batch, true)
+		t.noteObjects(info.Result, info.Version, p.batch, true)
 		if t.audit {
-			if res := t.withObjects(info.res, p.batch); res != info.res {
-				info = &stmtInfo{sql: info.sql, res: res, version: info.version}
+			if res := t.withObjects(info.Result, p.batch); res != info.Result {
+				info = &Info{SQL: info.SQL, Result: res, Version: info.Version}
 			}
 		}
 	}
 	if t.audit {
-		t.pending = append(t.pending, &execution{info: info, start: time.Now(), batch: p.batch})
+		t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), batch: p.batch})
 	}
 }
 
 // bind remembers that the Bind about to be sent, of batch batch, makes
 // portal run info. With policies that reload it keeps, until the Bind is
 // confirmed, what the portal was before (mu held).
-func (t *tracker) bind(portal string, info *stmtInfo, batch int64) {
-	e := &portalEntry{info: info, batch: batch}
+func (t *Tracker) bind(portal string, info *Info, batch int64) {
+	e := &portalEntry{Info: info, batch: batch}
 	if t.versions == nil {
 		e.confirmed = true
 	} else {
@@ -282,7 +280,7 @@ func (t *tracker) bind(portal string, info *stmtInfo, batch int64) {
 // settlePortal drops from the history of a portal, whose latest Bind is
 // e, the Binds of answered batches that failed or were skipped, and all
 // that came before a confirmed one (mu held).
-func (t *tracker) settlePortal(e *portalEntry) *portalEntry {
+func (t *Tracker) settlePortal(e *portalEntry) *portalEntry {
 	for e != nil && !e.confirmed && e.batch <= t.done {
 		e = e.prev
 	}
@@ -294,7 +292,7 @@ func (t *tracker) settlePortal(e *portalEntry) *portalEntry {
 
 // await queues confirmed, of a message of batch batch, to be set by the
 // answer to the Parse or Close about to be sent (mu held).
-func (t *tracker) await(batch int64, confirmed *bool) {
+func (t *Tracker) await(batch int64, confirmed *bool) {
 	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
 }
 
@@ -303,7 +301,7 @@ func (t *tracker) await(batch int64, confirmed *bool) {
 // skipped, so that the history holds at most one settled statement and
 // the messages still in flight: a client repeating a failing Parse
 // cannot grow it (mu held).
-func (t *tracker) settle(name string, info *stmtInfo) *stmtInfo {
+func (t *Tracker) settle(name string, info *Info) *Info {
 	for info != nil && !info.confirmed && info.batch <= t.done {
 		if !info.closed && name == "" {
 			return nil // a failed Parse of the unnamed statement dropped it
@@ -325,7 +323,7 @@ func (t *tracker) settle(name string, info *stmtInfo) *stmtInfo {
 // batch: an unconfirmed message of an answered batch failed or was
 // skipped. A message of the Bind's own batch runs before the Bind, and
 // when it fails the server skips the Bind too.
-func (t *tracker) held(name string, info *stmtInfo) (held *stmtInfo, sure bool) {
+func (t *Tracker) held(name string, info *Info) (held *Info, sure bool) {
 	bindBatch := t.sent + 1
 	for info != nil {
 		switch {
@@ -351,135 +349,4 @@ func (t *tracker) held(name string, info *stmtInfo) (held *stmtInfo, sure bool) 
 		}
 	}
 	return nil, false
-}
-
-// noteStatement shows the tracker, if any, a statement the client relay
-// is about to send upstream (onStatement).
-func (ss *session) noteStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
-	if ss.track != nil {
-		ss.track.onStatement(st, res, refusal)
-	}
-}
-
-// trackPeek shows the tracker the names a Bind, Execute or Close message
-// starts with, read whole whatever their length, and forwards the
-// message; a Bind of a statement prepared under an older policy first
-// prepares it again (trackBind), and an Execute of a portal bound under
-// one is refused (trackExecute). A message too short for its names goes
-// upstream as it is, and the upstream refuses it.
-func (ss *session) trackPeek(typ byte, total int) error {
-	skip, n := 0, 1
-	switch typ {
-	case 'B':
-		n = 2
-	case 'C':
-		skip = 1
-	}
-	b, err := ss.cin.PeekStrings(total, skip, n)
-	if err != nil {
-		return err
-	}
-	defer ss.cin.Release()
-	body := b[wire.HeaderLen:]
-	t := ss.track
-	switch typ {
-	case 'B':
-		portal, rest, ok := cstring(body)
-		name, _, ok2 := cstring(rest)
-		if err := ss.trackBind(portal, name, ok && ok2); err != nil {
-			return err
-		}
-	case 'E':
-		if portal, _, ok := cstring(body); ok {
-			return ss.trackExecute(portal, total)
-		}
-	case 'C':
-		var kind byte
-		name, ok := "", false
-		if len(body) >= 2 {
-			kind = body[0]
-			name, _, ok = cstring(body[1:])
-		}
-		t.onClose(kind, name, ok)
-	}
-	return ss.cin.Forward(total, ss.uout)
-}
-
-// trackBind carries out the tracker's plan for a Bind of portal to
-// statement name (onBind): it sends the messages that prepare the
-// statement again, checking its text under the policy in force first
-// when needed, or the refusal of that text in the Bind's place.
-func (ss *session) trackBind(portal, name string, ok bool) error {
-	t := ss.track
-	plan := t.onBind(portal, name, ok)
-	if plan.again == nil {
-		return ss.inject(plan.inject)
-	}
-	st := plan.again
-	res, rerr := ss.rewrite(st)
-	var r *Refusal
-	if rerr != nil {
-		res, r = nil, asRefusal(rerr)
-	}
-	if err := ss.inject(t.onReprepared(portal, st, res, r)); err != nil {
-		return err
-	}
-	if r != nil {
-		// Closed, then refused: the refusal's marker fails in the
-		// Bind's place, and nothing stays under the name.
-		return ss.refuse(SourceParse, name, r)
-	}
-	return nil
-}
-
-// trackExecute follows an Execute of portal, a message of total bytes:
-// it is refused when the tracker refuses it (onExecute) or when it would
-// change the acting user at the wrong time; otherwise it is forwarded,
-// and in both cases the tracker is told (onExecuteDecided).
-func (ss *session) trackExecute(portal string, total int) error {
-	t := ss.track
-	p := t.onExecute(portal)
-	r := p.refusal
-	info := p.info
-	var act *rewrite.Act
-	if r == nil && p.bound && info.res != nil && info.res.Act != nil {
-		act = info.res.Act
-		if r = ss.mayAct(act); r == nil {
-			r = ss.switchReady(true)
-		}
-	}
-	// NOTE: counted once this Execute's switch was checked and made. A
-	// BEGIN does not count (see rewrite.Result.Begins).
-	if !p.bound || info.res == nil || !info.res.Begins {
-		defer func() { ss.othersInBatch++ }()
-	}
-	if r != nil {
-		if err := ss.cin.Skip(total); err != nil {
-			return err
-		}
-		t.onExecuteDecided(p, r)
-		return ss.refuse(sourceExecute, "", r)
-	}
-	t.onExecuteDecided(p, nil)
-	if act != nil {
-		ss.applyAct(act)
-	} else if p.bound {
-		ss.discardEnds(info.res, true)
-	}
-	return ss.cin.Forward(total, ss.uout)
-}
-
-// inject sends msgs upstream in the client's stream, ahead of the
-// client's message; the tracker swallows their answers (client relay).
-func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
-	for _, m := range msgs {
-		var err error
-		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
-			return fmt.Errorf("encoding %T: %w", m, err)
-		}
-		if err := ss.uout.Write(ss.cscratch); err != nil {
-			return err
-		}
-	}
-	return nil
 }

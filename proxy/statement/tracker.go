@@ -1,0 +1,264 @@
+package statement
+
+import (
+	"sync"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// This file holds the Tracker's state. The Tracker is a state machine:
+// its state changes only in its event methods, each of which takes its
+// mutex, makes the transition, and returns what the session must do.
+// The client relay's events (Query, Parse, Bind, Execute, Close, Sync)
+// are in client.go, the backend relay's (the upstream's answers) in
+// answers.go, and the statements and cursors made with SQL in sql.go.
+
+// PolicyVersioner is a Rewriter whose policies can change while
+// sessions run (server.Policies). Statements prepared and portals bound
+// under an older version must not run under the new one: see Tracker.
+type PolicyVersioner interface {
+	PolicyVersion() string
+}
+
+// Info is what pgveil knows of a prepared statement or of a Query's
+// text: the Rewriter's decision, the policy version that made it, and
+// what the audit trail says of it.
+//
+// NOTE: once in the Tracker, a Info's prev and confirmed change only
+// under the Tracker's mutex; the rest never changes.
+type Info struct {
+	SQL       string
+	paramOIDs []uint32
+	// res is the Rewriter's result; nil for a refused statement.
+	Result *rewrite.Result
+	// refusal is the refusal the client received, or nil.
+	Refusal *Refusal
+	// version is the policy version that decided.
+	Version string
+	// batch is the batch the Parse (or Close) was sent in.
+	batch int64
+	// closed marks a statement the client closed: the upstream dropped it,
+	// unless the server skipped the Close after an error.
+	closed bool
+	// prev is what the name stood for before this Parse or Close, while
+	// this one is not confirmed: a named statement whose Parse failed,
+	// or whose Close was skipped, keeps the earlier statement upstream.
+	prev *Info
+	// confirmed is set once the upstream answered the Parse (or the
+	// Close) that made the upstream's statement this one. Until then, and
+	// forever when the server skipped that message after an error, the
+	// upstream may still hold an older statement of the same name.
+	confirmed bool
+}
+
+// NewInfo returns what a decision on st says: res, or refusal, under
+// st's policy version; confirmed, as a Query's text is.
+func NewInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *Info {
+	return &Info{SQL: st.Text, paramOIDs: st.ParamOIDs, Result: res, Refusal: refusal, Version: st.PolicyVersion, confirmed: true}
+}
+
+// Tracker is a session's bookkeeping of prepared statements, portals and
+// executions, kept when the server audits (executions, for the audit
+// trail) or when its policies can reload (statements prepared under an
+// older policy are prepared again, portals bound under one refused).
+// Sessions of a server that needs neither have none and pay nothing.
+//
+// It is a state machine both relays drive: the client relay with the
+// messages it sends upstream, the backend relay with the answers it
+// reads. Its state changes only in its event methods (named on…), each
+// of which locks mu, makes its transition, unlocks, and returns what the
+// session must do: messages to inject, a refusal to send, an answer to
+// swallow, executions to record. The other methods are its helpers and
+// run with mu held.
+//
+// NOTE: an event method never does I/O nor calls back into the session
+// with mu held: the client relay blocked on a full upstream socket while
+// holding it would keep the backend relay, which must read the upstream
+// to unblock it, from taking it. The session decides under the lock and
+// acts after it.
+type Tracker struct {
+	// audit: executions are recorded for the audit trail. Set at creation.
+	audit bool
+	// versions: the Rewriter's policies can change (PolicyVersioner).
+	// Set at creation.
+	versions PolicyVersioner
+
+	// mu guards every field below, and the prev and confirmed fields of
+	// the Info and portalEntry values they hold.
+	mu sync.Mutex
+
+	// sent is the number of the last batch the client relay closed
+	// (OnBatchClosed), done that of the last the upstream answered
+	// (OnReadyForQuery): the session's sent and done, as the Tracker saw
+	// them.
+	sent, done int64
+
+	// What the client sent.
+
+	// stmts maps prepared statement names ("" is the unnamed one) to the
+	// history of their Parse and Close messages, and portals portal
+	// names to the history of their Bind messages.
+	stmts   map[string]*Info
+	portals map[string]*portalEntry
+	// sql maps, in each namespace, the statements prepared with SQL
+	// PREPARE and the cursors declared with DECLARE to what checked
+	// them: EXECUTE and FETCH run what was checked then.
+	// NOTE: it changes only once the batch that creates or drops an
+	// object is answered (objPending, objResolved): a PREPARE or DECLARE
+	// of a name that exists fails and keeps the old object, a DEALLOCATE
+	// or CLOSE that fails keeps it too. Until then candidates counts the
+	// objects in flight as held.
+	SQL [2]map[string]*sqlObject
+	// pcSent counts the client's Parse and Close messages sent upstream,
+	// bindSent its Bind messages. Injected messages are not counted.
+	pcSent, bindSent int64
+	// forgot is set once a name was dropped to stay in bounds: an
+	// unknown name may then hold anything (candidates). sweepIn counts
+	// the names to forget before remember sweeps the closed ones again.
+	forgot  bool
+	sweepIn int
+
+	// What was sent and is not answered yet, in the order it was sent:
+	// PostgreSQL answers in order.
+
+	// pending are the executions sent and not answered yet.
+	pending []*Execution
+	// injected are the answers to messages pgveil added, which the
+	// client must not see.
+	injected []*injection
+	// batchPC holds pcSent and bindSent when each batch was closed.
+	batchPC []batchMark
+	// awaiting are the client's Parse and Close messages of statements
+	// whose answer confirms them, in order.
+	awaiting []awaited
+	// awaitingBinds are the client's Bind messages whose BindComplete
+	// confirms them, in order.
+	awaitingBinds []awaitedBind
+	// objPending are the object changes of batches not answered yet,
+	// objResolved those answered, applied to sql at the next client
+	// event that reads it (applyObjects).
+	objPending, objResolved []*objChange
+
+	// What the upstream answered.
+
+	// cur is the Execution the upstream is answering.
+	cur *Execution
+	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
+	// to the client, bindSeen the BindComplete answers. Answers to
+	// injected messages are not counted.
+	pcSeen, bindSeen int64
+	// batchErr reports whether the batch being answered had an error.
+	batchErr bool
+}
+
+// injection is a Close and a Parse pgveil sent to prepare a statement
+// again; their CloseComplete and ParseComplete are not forwarded.
+type injection struct {
+	// after is pcSent when they were sent: they are answered once the
+	// client's earlier Parse and Close messages are.
+	after int64
+	// answers is how many of them are still to come.
+	answers int
+	batch   int64
+	Info    *Info
+}
+
+// portalEntry is a Bind or a Close of a portal: the statement it runs
+// (none for a Close), the batch of the message and what the portal was
+// before it, while the message is not confirmed. PostgreSQL keeps the
+// earlier portal of the name when a Bind fails (a named portal that
+// exists, or any Bind that fails before making its portal) or a Close is
+// skipped after an error, and a savepoint can undo the error but not
+// the portal.
+//
+// NOTE: confirmed is set once the BindComplete or CloseComplete came.
+type portalEntry struct {
+	Info      *Info
+	batch     int64
+	closed    bool
+	prev      *portalEntry
+	confirmed bool
+}
+
+// awaitedBind is a client Bind whose answer confirms e: it is answer
+// number pos of the BindComplete answers.
+type awaitedBind struct {
+	pos, batch int64
+	e          *portalEntry
+}
+
+// awaited is a client Parse or Close whose answer confirms a statement
+// or a portal's Close (sets confirmed): it is answer number pos of the
+// ParseComplete and CloseComplete answers.
+type awaited struct {
+	pos, batch int64
+	confirmed  *bool
+}
+
+// batchMark is pcSent and bindSent when batch number batch was closed.
+type batchMark struct {
+	batch, pc, binds int64
+}
+
+// maxTrackedNames bounds the names a session remembers in each map; past
+// it one is forgotten, and an unknown name may then stand for anything
+// (candidates).
+const maxTrackedNames = 10000
+
+// NewTracker returns the Tracker of a session: audit to follow
+// executions for the audit trail, versions (nil when policies cannot
+// change) to follow the policy version of each statement and portal.
+func NewTracker(audit bool, versions PolicyVersioner) *Tracker {
+	return &Tracker{
+		audit: audit, versions: versions,
+		stmts: map[string]*Info{}, portals: map[string]*portalEntry{},
+		SQL: [2]map[string]*sqlObject{{}, {}},
+	}
+}
+
+// remember stores v under name in m, bounded by maxTrackedNames: at the
+// bound, the closes answered are swept first (sweepClosed), and only then
+// is a name forgotten (mu held).
+func remember[V any](t *Tracker, m map[string]V, name string, v V) {
+	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
+		if t.sweepIn > 0 {
+			t.sweepIn--
+		} else {
+			t.sweepClosed()
+			t.sweepIn = maxTrackedNames / 10
+		}
+		if len(m) >= maxTrackedNames {
+			for k := range m {
+				delete(m, k)
+				break
+			}
+			t.forgot = true
+		}
+	}
+	m[name] = v
+}
+
+// sweepClosed drops the statements and portals whose Close is answered:
+// the upstream holds nothing under their names, as for a name never used.
+// Clients that number their statements and portals (S_1, C_1, …) would
+// otherwise fill the maps with them (mu held).
+func (t *Tracker) sweepClosed() {
+	for name, info := range t.stmts {
+		if info.closed && info.confirmed {
+			delete(t.stmts, name)
+		}
+	}
+	for name, e := range t.portals {
+		if e.closed && e.confirmed {
+			delete(t.portals, name)
+		}
+	}
+}
+
+// Versions is the Rewriter whose policy versions the tracker follows,
+// nil when the policies cannot change.
+func (t *Tracker) Versions() PolicyVersioner { return t.versions }
+
+// Audit reports whether the tracker follows executions for the audit
+// trail.
+func (t *Tracker) Audit() bool { return t.audit }

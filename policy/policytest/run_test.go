@@ -91,37 +91,15 @@ var verifier = func() string {
 
 // testPolicy is the policy of the test-block cases, over testDB's
 // tickets: ann (clerk) sees her own tickets, without email; boss
-// (auditor) sees every ticket with email.
-const testPolicy = `
-role "clerk"   { statements = ["select"] }
-role "auditor" {
-  statements = ["select", "copy_out"]
-  columns    = ["pii"]
-}
-user "ann" {
-  password = "VERIFIER"
-  roles    = ["clerk"]
-}
-user "boss" {
-  password = "VERIFIER"
-  roles    = ["auditor"]
-}
-schema "public" { default = "deny" }
-table "public.tickets" {
-  owner_column = "owner"
-  column "email" { class = "pii" }
-}
-rule "own_tickets" {
-  tables = ["public.tickets"]
-  roles  = ["clerk"]
-  scope  = "self"
-}
-rule "all_tickets" {
-  tables = ["public.tickets"]
-  roles  = ["auditor"]
-  scope  = "all"
-}
-`
+// (auditor) sees every ticket with email. The same policy serves
+// cmd/pgveil's and policy/policytest's tests: testdata/policies/tickets.hcl.
+var testPolicy = func() string {
+	b, err := os.ReadFile("../../testdata/policies/tickets.hcl")
+	if err != nil {
+		panic(err)
+	}
+	return "\n" + string(b)
+}()
 
 // load loads testPolicy followed by block, with listen and upstream
 // blocks reaching testDB as svc, and returns the configuration and its

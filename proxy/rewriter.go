@@ -68,8 +68,23 @@ type Rewriter interface {
 	Rewrite(ctx context.Context, s *SessionInfo, st *Statement) (*rewrite.Result, error)
 }
 
+// cachedRewriter is a Rewriter that can answer from its caches alone.
+// RewriteCached is Rewrite for a statement it has an answer for, and
+// reports false, having done nothing, for one that needs the parser:
+// the event loop checks the first kind inline and hands the second to a
+// worker goroutine (loop_linux.go). A Rewriter without it has every
+// statement checked on a worker.
+type cachedRewriter interface {
+	RewriteCached(s *SessionInfo, st *Statement) (*rewrite.Result, bool, error)
+}
+
 // PassThrough is the Rewriter that forwards every statement unchanged.
 type PassThrough struct{}
+
+// RewriteCached returns st.Text: forwarding needs no parse.
+func (PassThrough) RewriteCached(_ *SessionInfo, st *Statement) (*rewrite.Result, bool, error) {
+	return &rewrite.Result{SQL: st.Text}, true, nil
+}
 
 // Rewrite returns st.Text.
 func (PassThrough) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {

@@ -91,64 +91,121 @@ type cached struct {
 	seen bool
 }
 
-// Rewrite rewrites text, sent by login in a message of type source ('Q'
-// or 'P'), or returns a *Refused error. The Result may be shared with
-// other callers: it must not be modified.
-func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (*Result, error) {
+// lookup is what the cache lookups of one statement found, and what the
+// rewrite of a miss needs of them.
+//
+// NOTE: a lookup lives on its caller's stack, and the literals' spans
+// in an array there too, which find returns rather than keeps: a
+// pointer stored in a lookup would move the array to the heap.
+type lookup struct {
+	p   Policy
+	key cacheKey
+	// cacheable reports a text short enough to be cached.
+	cacheable bool
+	// litKey is the key of the text's literal shape, zero when it has
+	// none; litNorm is that shape's normalised text.
+	litKey  cacheKey
+	litNorm string
+	// seenShape and triedShape report a literal shape rewritten once
+	// before, and one whose template could not be made.
+	seenShape, triedShape bool
+	// res and err are the answer when the lookup found one.
+	res *Result
+	err error
+}
+
+// find answers text, sent by login in a message of type source, from
+// the caches alone: it reports false when the answer needs pg_query,
+// leaving in l, and in the spans it returns (appended to spans), what
+// the rewrite of the miss needs.
+func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte, text string) ([]literalSpan, bool) {
 	p, err := e.policy(login)
 	if err != nil {
-		return nil, &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
+		l.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
+		return nil, true
 	}
-	key := cacheKey{policy: p.Key(), kind: source, text: text}
-	if c, ok := e.cache.get(key); ok {
+	l.p = p
+	l.key = cacheKey{policy: p.Key(), kind: source, text: text}
+	if c, ok := e.cache.get(l.key); ok {
 		e.hits.Add(1)
-		return c.res, c.err
+		l.res, l.err = c.res, c.err
+		return nil, true
 	}
 	// NOTE: the cache keeps texts up to maxCachedText only, and at most
 	// maxCacheBytes of texts in all, whatever clients send.
-	cacheable := len(text) <= maxCachedText
+	l.cacheable = len(text) <= maxCachedText
+	if !l.cacheable {
+		return nil, false
+	}
 	// A statement whose literal shape (see literalShape) is that of one
 	// forwarded unchanged before is forwarded unchanged, without
 	// reaching pg_query: simple-protocol clients inline their values,
 	// so most of their statements are new texts of known shapes.
 	// NOTE: a literal shape is cached only when it equals pg_query's
-	// normalisation of the text it was learnt from (below), so it never
+	// normalisation of the text it was learnt from (Rewrite), so it never
 	// shares a decision the normalised-text cache would not share. It
 	// may be looked up before the complexity guard: outside its
 	// literals the text is the one that passed it.
-	var litKey cacheKey
-	var litNorm string
-	var spanBacking [16]literalSpan
-	var spans []literalSpan
-	seenShape, triedShape := false, false
-	if cacheable {
-		if shape, sp, ok := literalShapeSpans(text, spanBacking[:0]); ok && len(sp) > 0 {
-			spans = sp
-			litNorm = shape[len(sp)+1:]
-			litKey = cacheKey{policy: p.Key(), kind: literalsKind | source, text: shape}
-			if c, ok := e.cache.get(litKey); ok {
-				switch {
-				case c.tmpl != nil:
-					// A rewritten shape: splice this statement's
-					// literals into its template.
-					if sql, ok := c.tmpl.splice(text, spans); ok {
-						e.hits.Add(1)
-						res := *c.res
-						res.SQL = sql
-						return &res, nil
-					}
-				case c.seen:
-					seenShape = true
-					triedShape = c.noTemplate
-				default:
-					e.hits.Add(1)
-					res := *c.res
-					res.SQL = text
-					return &res, nil
-				}
-			}
-		}
+	shape, sp, ok := literalShapeSpans(text, spans)
+	if !ok || len(sp) == 0 {
+		return nil, false
 	}
+	l.litNorm = shape[len(sp)+1:]
+	l.litKey = cacheKey{policy: p.Key(), kind: literalsKind | source, text: shape}
+	c, ok := e.cache.get(l.litKey)
+	if !ok {
+		return sp, false
+	}
+	switch {
+	case c.tmpl != nil:
+		// A rewritten shape: splice this statement's literals into its
+		// template.
+		if sql, ok := c.tmpl.splice(text, sp); ok {
+			e.hits.Add(1)
+			res := *c.res
+			res.SQL = sql
+			l.res = &res
+			return sp, true
+		}
+	case c.seen:
+		l.seenShape = true
+		l.triedShape = c.noTemplate
+	default:
+		e.hits.Add(1)
+		res := *c.res
+		res.SQL = text
+		l.res = &res
+		return sp, true
+	}
+	return sp, false
+}
+
+// RewriteCached is Rewrite served from the caches alone: it reports
+// false, having done nothing, when the statement would need pg_query's
+// parser (a miss), so that a caller that must not wait that long (the
+// proxy's event loop) can hand it to Rewrite elsewhere.
+func (e *Engine) RewriteCached(login string, source byte, text string) (*Result, bool, error) {
+	var l lookup
+	var spans [16]literalSpan
+	if _, ok := e.find(&l, spans[:0], login, source, text); ok {
+		return l.res, true, l.err
+	}
+	return nil, false, nil
+}
+
+// Rewrite rewrites text, sent by login in a message of type source ('Q'
+// or 'P'), or returns a *Refused error. The Result may be shared with
+// other callers: it must not be modified.
+func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (*Result, error) {
+	var l lookup
+	var backing [16]literalSpan
+	spans, hit := e.find(&l, backing[:0], login, source, text)
+	if hit {
+		return l.res, l.err
+	}
+	p, key, cacheable := l.p, l.key, l.cacheable
+	litKey, litNorm := l.litKey, l.litNorm
+	seenShape, triedShape := l.seenShape, l.triedShape
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
 	if why := tooComplex(text); why != "" {

@@ -193,3 +193,50 @@ func TestEngineDoesNotCacheHugeTexts(t *testing.T) {
 		t.Fatalf("hits %d, misses %d: a 100 KiB text was cached", hits, misses)
 	}
 }
+
+func TestEngineRewriteCached(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	ctx := context.Background()
+	governed := func(i int) string {
+		return fmt.Sprintf("SELECT id FROM responses WHERE nps > %d", i)
+	}
+	t.Run("a statement never seen is left for Rewrite, untouched", func(t *testing.T) {
+		e := rewrite.NewEngine(cat, policy, nil, 100)
+		if res, ok, err := e.RewriteCached("marie", 'Q', governed(1)); ok || res != nil || err != nil {
+			t.Fatalf("got %+v %v %v, want a miss", res, ok, err)
+		}
+		if hits, misses := e.CacheStats(); hits != 0 || misses != 0 {
+			t.Fatalf("hits %d, misses %d: the miss was counted or rewritten", hits, misses)
+		}
+	})
+	t.Run("a template hit gives the rewrite Rewrite gives", func(t *testing.T) {
+		warm := func() *rewrite.Engine {
+			e := rewrite.NewEngine(cat, policy, nil, 100)
+			for i := 0; i < 2; i++ {
+				if _, err := e.Rewrite(ctx, "marie", 'Q', governed(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return e
+		}
+		got, ok, err := warm().RewriteCached("marie", 'Q', governed(7))
+		if !ok || err != nil {
+			t.Fatalf("a statement of a templated shape missed: %v %v", ok, err)
+		}
+		want, err := warm().Rewrite(ctx, "marie", 'Q', governed(7))
+		if err != nil || got.SQL != want.SQL {
+			t.Fatalf("cached %q, direct %q (%v)", got.SQL, want.SQL, err)
+		}
+	})
+	t.Run("a cached refusal is answered from the cache", func(t *testing.T) {
+		e := rewrite.NewEngine(cat, policy, nil, 100)
+		const sql = "DROP TABLE responses"
+		_, want := e.Rewrite(ctx, "marie", 'Q', sql)
+		_, ok, got := e.RewriteCached("marie", 'Q', sql)
+		if want == nil || !ok || got == nil || got.Error() != want.Error() {
+			t.Fatalf("cached %v (%v), direct %v", got, ok, want)
+		}
+	})
+}

@@ -39,30 +39,64 @@ func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
 func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, error) {
 	e := p.cur.Load()
 	st.PolicyVersion = e.Version
-	login := s.User
+	login, err := e.rewriteLogin(s)
+	if err != nil {
+		// Only a change of the acting user may still pass (the proxy
+		// checks it against the service's act_for): RESET ROLE must
+		// always work.
+		res, rerr := e.Engine.Rewrite(ctx, e.serviceLogin(s), byte(st.Source), st.Text)
+		if rerr == nil && res.Act != nil {
+			return res, nil
+		}
+		return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
+	}
+	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
+}
+
+// RewriteCached is Rewrite answered from the engine's caches alone; it
+// reports false, having done nothing, when the statement needs the
+// parser (see proxy.Rewriter).
+func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, bool, error) {
+	e := p.cur.Load()
+	login, err := e.rewriteLogin(s)
+	if err != nil {
+		// Rare: the service lost the right to act for the user.
+		return nil, false, nil
+	}
+	res, ok, err := e.Engine.RewriteCached(login, byte(st.Source), st.Text)
+	if ok {
+		st.PolicyVersion = e.Version
+	}
+	return res, ok, err
+}
+
+// rewriteLogin returns the login whose policy rewrites the statements of
+// s, or an error when s acts for a user its service may no longer act
+// for.
+func (e *Enforcement) rewriteLogin(s *proxy.SessionInfo) (string, error) {
 	if s.Service != "" {
 		// Checked again at each statement: a reload may have taken the
 		// end user off the service's act_for.
-		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
-			// Only a change of the acting user may still pass (the
-			// proxy checks it against the service's act_for): RESET ROLE
-			// must always work.
-			service := s.Service
-			if s.Directory {
-				service = e.directoryLogin(s.Service, s.DirectoryGroups)
-			}
-			res, rerr := e.Engine.Rewrite(ctx, service, byte(st.Source), st.Text)
-			if rerr == nil && res.Act != nil {
-				return res, nil
-			}
-			return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
-		}
-	} else if s.Directory {
 		// NOTE: a viewer a service acts for is a user of the
 		// configuration, never one known only to the directory.
-		login = e.directoryLogin(s.User, s.DirectoryGroups)
+		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
+			return "", err
+		}
+		return s.User, nil
 	}
-	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
+	if s.Directory {
+		return e.directoryLogin(s.User, s.DirectoryGroups), nil
+	}
+	return s.User, nil
+}
+
+// serviceLogin returns the login whose policy rewrites the statements of
+// the BI service that s acts for a user through.
+func (e *Enforcement) serviceLogin(s *proxy.SessionInfo) string {
+	if s.Directory {
+		return e.directoryLogin(s.Service, s.DirectoryGroups)
+	}
+	return s.Service
 }
 
 // LDAP implements proxy.Directory with the Enforcement in force.

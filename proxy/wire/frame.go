@@ -19,6 +19,11 @@ var ErrMessageTooLarge = errors.New("message too large")
 // ErrBadLength is returned when a peer announces a length below 4.
 var ErrBadLength = errors.New("invalid message length")
 
+// ErrWouldBlock is returned by a non-blocking source or destination (an
+// FD in an event loop) that is not ready. A Reader passes it on; a Writer
+// keeps what it could not write, for a later Flush.
+var ErrWouldBlock = errors.New("operation would block")
+
 // Reader reads PostgreSQL protocol messages from a connection through
 // one fixed-size buffer. Messages the proxy does not decode are never
 // assembled: Forward streams them to a Writer chunk by chunk, so a
@@ -26,7 +31,9 @@ var ErrBadLength = errors.New("invalid message length")
 //
 // NOTE: buf[r:w] holds bytes read from src and not yet consumed. The buffer
 // grows only to hold one whole message the proxy must decode, bounded by
-// max, and shrinks back to its initial size after such a message.
+// max, and shrinks back to its initial size after such a message. An
+// event loop's reader gives its buffer back while it holds nothing
+// (Idle): buf is then nil and the next read takes one from a pool.
 type Reader struct {
 	src  io.Reader
 	buf  []byte
@@ -43,6 +50,65 @@ func NewReader(src io.Reader, size, max int) *Reader {
 	return &Reader{src: src, buf: make([]byte, size), initial: size, max: max}
 }
 
+// Held reports the capacity of the buffer f holds.
+func (f *Reader) Held() int { return cap(f.buf) }
+
+// SetSource makes f read from src from now on; what f buffered stays.
+func (f *Reader) SetSource(src io.Reader) { f.src = src }
+
+// Idle gives the buffer back to its pool when it holds nothing; the next
+// read takes one again. An idle event-loop session holds no buffer.
+func (f *Reader) Idle() {
+	if f.r == f.w && f.buf != nil {
+		if len(f.buf) == f.initial {
+			putBuf(f.buf)
+		}
+		f.buf, f.r, f.w = nil, 0, 0
+	}
+}
+
+// ReadOnce reads once from src, as much as one read returns, with room
+// for the next want bytes (a message the caller waits for whole, bounded
+// by max). It returns what src returned: ErrWouldBlock when a
+// non-blocking src has nothing yet, io.EOF at its end.
+func (f *Reader) ReadOnce(want int) error {
+	if f.r == f.w {
+		f.r, f.w = 0, 0
+	}
+	f.ensureRoom(max(1, min(want, f.max)-(f.w-f.r)))
+	m, err := f.src.Read(f.buf[f.w:])
+	f.w += m
+	if m > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// Peek returns the next n buffered bytes without consuming them; the
+// caller has checked that Buffered() >= n. The slice is valid until the
+// next call on f.
+func (f *Reader) Peek(n int) []byte { return f.buf[f.r : f.r+n] }
+
+// ForwardBuffered moves up to total buffered bytes to dst (nil discards
+// them) without reading, and returns how many it moved: the part of a
+// message an event loop can pass on now.
+func (f *Reader) ForwardBuffered(total int, dst *Writer) (int, error) {
+	n := min(total, f.w-f.r)
+	if n == 0 {
+		return 0, nil
+	}
+	if dst != nil {
+		if err := dst.Write(f.buf[f.r : f.r+n]); err != nil {
+			return 0, err
+		}
+	}
+	f.r += n
+	return n, nil
+}
+
 // Buffered reports how many unconsumed bytes are in the buffer.
 func (f *Reader) Buffered() int { return f.w - f.r }
 
@@ -56,6 +122,9 @@ func (f *Reader) Preload(b []byte) {
 // ensureRoom makes space for n more bytes after w, compacting and growing
 // the buffer as needed.
 func (f *Reader) ensureRoom(n int) {
+	if f.buf == nil {
+		f.buf, f.r, f.w = getBuf(f.initial), 0, 0
+	}
 	if len(f.buf)-f.w >= n {
 		return
 	}
@@ -142,6 +211,11 @@ func (f *Reader) Message(total int) ([]byte, error) {
 	f.r += total
 	return m, nil
 }
+
+// Unread puts back the message of total bytes Message just returned, for
+// the next call to return again. It is valid only right after that
+// Message, before any other call on f.
+func (f *Reader) Unread(total int) { f.r -= total }
 
 // PeekStrings returns the start of the next message, of total bytes,
 // without consuming it: up to and including the n-th NUL byte after the
@@ -235,28 +309,67 @@ func IsWriteErr(err error) bool {
 // Writer batches bytes for one connection and writes them when the
 // batch fills or when Flush is called.
 //
+// A Writer to a non-blocking destination (an FD in an event loop) never
+// waits: what the destination would not take stays in the batch, which
+// grows past its size, until a later Flush; the event loop stops reading
+// what feeds it meanwhile, which bounds it.
+//
 // NOTE: Writer is not safe for concurrent use; the session serialises
-// writers to the client with its own mutex.
+// writers to the client with its own mutex. buf is nil while an idle
+// event-loop session holds no batch (Idle).
 type Writer struct {
-	dst io.Writer
-	buf []byte
+	dst  io.Writer
+	buf  []byte
+	size int
 }
 
 // NewWriter returns a Writer to dst that batches up to size bytes.
 func NewWriter(dst io.Writer, size int) *Writer {
-	return &Writer{dst: dst, buf: make([]byte, 0, size)}
+	return &Writer{dst: dst, buf: make([]byte, 0, size), size: size}
+}
+
+// SetDest makes w write to dst from now on; what w batched stays.
+func (w *Writer) SetDest(dst io.Writer) { w.dst = dst }
+
+// Held reports the capacity of the buffer w holds.
+func (w *Writer) Held() int { return cap(w.buf) }
+
+// Pending reports how many bytes wait in the batch.
+func (w *Writer) Pending() int { return len(w.buf) }
+
+// Idle gives the batch's buffer back to its pool when it is empty.
+func (w *Writer) Idle() {
+	if len(w.buf) == 0 && w.buf != nil {
+		if cap(w.buf) == w.size {
+			putBuf(w.buf[:w.size])
+		}
+		w.buf = nil
+	}
 }
 
 // Write appends p, flushing whenever the batch is full. A chunk at least
 // as large as the batch goes out directly, saving a copy.
 func (w *Writer) Write(p []byte) error {
-	if len(w.buf) == 0 && len(p) >= cap(w.buf) {
-		if _, err := w.dst.Write(p); err != nil {
+	if len(w.buf) == 0 && len(p) >= w.size {
+		n, err := w.dst.Write(p)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrWouldBlock) {
 			return &WriteError{err}
 		}
-		return nil
+		p = p[n:]
 	}
 	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = getBuf(w.size)[:0]
+		}
+		if len(w.buf) == cap(w.buf) {
+			// Full, and a non-blocking destination left it so: keep
+			// the rest too.
+			w.buf = append(w.buf, p...)
+			return nil
+		}
 		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+n]
 		p = p[n:]
@@ -269,13 +382,29 @@ func (w *Writer) Write(p []byte) error {
 	return nil
 }
 
-// Flush writes the batch.
+// Flush writes the batch. A non-blocking destination may take part of
+// it: the rest stays for the next Flush.
 func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.dst.Write(w.buf)
-	w.buf = w.buf[:0]
+	n, err := w.dst.Write(w.buf)
+	if err != nil && errors.Is(err, ErrWouldBlock) {
+		rest := copy(w.buf, w.buf[n:])
+		w.buf = w.buf[:rest]
+		if rest <= w.size && cap(w.buf) > w.size {
+			// Back under the batch size: drop what it grew by.
+			nb := getBuf(w.size)[:rest]
+			copy(nb, w.buf)
+			w.buf = nb
+		}
+		return nil
+	}
+	if cap(w.buf) > w.size {
+		w.buf = nil
+	} else {
+		w.buf = w.buf[:0]
+	}
 	if err != nil {
 		return &WriteError{err}
 	}

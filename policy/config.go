@@ -83,10 +83,23 @@ type Listen struct {
 	// MaxMessageSize caps the size of any message a client sends, in bytes
 	// (header included). Default 64 MiB.
 	MaxMessageSize int `reload:"max_message_size"`
+	// Relay is how plaintext sessions are relayed: RelayEventLoop
+	// (default) or RelayGoroutines. TLS sessions always relay on
+	// goroutines.
+	Relay string `reload:"relay"`
 	// TLS is nil when no `tls` block is present: clients asking for TLS are
 	// told 'N'.
 	TLS *ListenTLS `reload:"tls"`
 }
+
+// The values of Listen.Relay.
+const (
+	// RelayEventLoop relays plaintext sessions on a few event loops (on
+	// Linux; elsewhere on goroutines).
+	RelayEventLoop = "event_loop"
+	// RelayGoroutines relays each session on two goroutines of its own.
+	RelayGoroutines = "goroutines"
+)
 
 // ListenTLS is the `listen { tls { … } }` block.
 type ListenTLS struct {

@@ -65,6 +65,7 @@ var (
 			{Name: "startup_timeout"},
 			{Name: "shutdown_timeout"},
 			{Name: "max_message_size"},
+			{Name: "relay"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
 	}
@@ -278,6 +279,7 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	l.StartupTimeout = defaultStartupTimeout
 	l.ShutdownTimeout = defaultShutdownTimeout
 	l.MaxMessageSize = defaultMaxMessageSize
+	l.Relay = RelayEventLoop
 	if a := c.Attributes["address"]; a != nil {
 		l.Address, _ = d.address(a, "listen.address", false)
 	}
@@ -292,6 +294,9 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_message_size"]; a != nil {
 		l.MaxMessageSize, _ = d.integer(a, "listen.max_message_size", minMaxMessageSize, maxMaxMessageSize)
+	}
+	if a := c.Attributes["relay"]; a != nil {
+		l.Relay, _ = d.choice(a, "listen.relay", []string{RelayEventLoop, RelayGoroutines})
 	}
 	if tb := d.nestedTLS("listen", c.Blocks); tb != nil {
 		tc := d.content(tb.Body, listenTLSSchema, "listen.tls")

@@ -51,6 +51,7 @@ var goldenCases = []goldenCase{
 	{name: "duplicate_user"},
 	{name: "missing_listen"},
 	{name: "bad_tls_mode"},
+	{name: "bad_relay"},
 	{name: "tls_mode_verify_ca"},
 	{name: "ca_file_without_verify"},
 	{name: "missing_cert"},
@@ -249,6 +250,7 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	p("listen.startup_timeout = %s", l.StartupTimeout)
 	p("listen.shutdown_timeout = %s", l.ShutdownTimeout)
 	p("listen.max_message_size = %d", l.MaxMessageSize)
+	p("listen.relay = %q", l.Relay)
 	if t := l.TLS; t != nil {
 		p("listen.tls.cert_file = %q", t.CertFile)
 		p("listen.tls.key_file = %q", t.KeyFile)

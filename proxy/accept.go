@@ -85,8 +85,11 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  map[*session]struct{}
 	closing   bool
-	// wg counts connection goroutines.
+	// wg counts connection goroutines, and sessions on event loops.
 	wg sync.WaitGroup
+	// loops relays plaintext sessions; nil where there are none (outside
+	// Linux, or when the configuration asks for goroutines).
+	loops *eventLoops
 }
 
 // New returns a Server for cfg.
@@ -137,6 +140,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 		}
 	}
 	s.mockSecret = mockSecret(&cfg.Upstream)
+	if cfg.Relay != policy.RelayGoroutines {
+		s.loops = newEventLoops(s)
+	}
 	return s, nil
 }
 
@@ -221,7 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.loops.stopAll(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -237,6 +243,8 @@ func (s *Server) Close() error {
 	for _, ss := range s.stopAccepting() {
 		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
 	}
+	// The loops stop once the sessions they hold are finished.
+	go func() { s.wg.Wait(); s.loops.stopAll() }()
 	return nil
 }
 
@@ -331,13 +339,38 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	delete(s.conns, conn)
 	s.sessions[ss] = struct{}{}
+	// NOTE: counted for a session an event loop adopts, whose end
+	// (afterLoop) outlives this goroutine.
+	s.wg.Add(1)
 	s.mu.Unlock()
 
+	if s.loops.adopt(ss) {
+		return
+	}
 	ss.run()
+	s.sessionDone(ss)
+}
 
+// sessionDone forgets a session that has ended.
+func (s *Server) sessionDone(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// afterLoop finishes a session its event loop has freed.
+func (s *Server) afterLoop(ss *session) {
+	ss.relayed()
+	s.metrics.sessionEnded()
+	s.sessionDone(ss)
+}
+
+// afterLoopFailure finishes a session that could not move onto an event
+// loop, its connections closed, before it relayed anything.
+func (s *Server) afterLoopFailure(ss *session) {
+	ss.end(sessionEnd{reason: "moving the session onto an event loop failed", warn: true})
+	s.afterLoop(ss)
 }
 
 // failStartup reports err to a client that did not get past negotiation.

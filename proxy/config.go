@@ -21,6 +21,9 @@ type Config struct {
 	// MaxMessageSize caps the size of any message a client sends, in
 	// bytes, header included.
 	MaxMessageSize int
+	// Relay is policy.RelayEventLoop or policy.RelayGoroutines: how
+	// plaintext sessions relay. "" is the event loop.
+	Relay string
 	// TLS is the listen block's tls block; nil without one, when clients
 	// asking for TLS are told 'N'.
 	TLS *policy.ListenTLS
@@ -37,6 +40,7 @@ func ConfigOf(cfg *policy.Config) Config {
 		Database:       cfg.Listen.Database,
 		StartupTimeout: cfg.Listen.StartupTimeout,
 		MaxMessageSize: cfg.Listen.MaxMessageSize,
+		Relay:          cfg.Listen.Relay,
 		TLS:            cfg.Listen.TLS,
 		Upstream:       cfg.Upstream,
 	}

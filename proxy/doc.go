@@ -13,10 +13,14 @@
 //     against the verifiers of the configuration; then the upstream session
 //     is dialed with pgconn as the service account and hijacked
 //     (upstream.go).
-//   - relay (relay.go): two goroutines move messages between client and
-//     upstream. Only the messages the proxy must understand are decoded:
-//     statement texts (Query, Parse) pass through the Rewriter hook; the
-//     results stream back undecoded through fixed buffers (package wire).
+//   - relay (relay.go): messages move between client and upstream. Only
+//     the messages the proxy must understand are decoded: statement texts
+//     (Query, Parse) pass through the Rewriter hook; the results stream
+//     back undecoded through fixed buffers (package wire). On Linux a
+//     plaintext session relays on an event loop (loop_linux.go), which
+//     hands what it must not do inline to worker goroutines; a TLS session
+//     relays on two goroutines of its own. Both run the same per-message
+//     code (clientMessage, upstreamHeader, upstreamMessage).
 //
 // A Rewriter refuses a statement by returning an error; the refusal reaches
 // the client in the statement's place with PostgreSQL's own error

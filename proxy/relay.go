@@ -33,9 +33,8 @@ func isCopyFrontend(typ byte) bool {
 	return false
 }
 
-// clientRelay moves client messages upstream until the session ends. It is
-// the one place that lists every frontend message pgveil accepts after
-// authentication.
+// clientRelay moves client messages upstream until the session ends, on
+// its own goroutine (the event loop's sessions use clientMessage too).
 func (ss *session) clientRelay() sessionEnd {
 	for {
 		// Before a read that may block, send what is batched: the client may
@@ -49,68 +48,113 @@ func (ss *session) clientRelay() sessionEnd {
 		if err != nil {
 			return ss.clientReadFailed(err)
 		}
-		if ss.draining.Load() && ss.idle() {
-			return endAdminShutdown()
+		if e := ss.clientHeader(typ); e != nil {
+			return *e
 		}
-		if ss.serverCopyIn.Load() && ss.copyStarts.Load() > ss.copyEnds && !isCopyFrontend(typ) {
-			return protocolViolation(fmt.Sprintf("unexpected message type %q during COPY from stdin", typ))
-		}
-		switch typ {
-		case 'Q':
-			err = ss.relayQuery(total)
-		case 'P':
-			err = ss.relayParse(total)
-		case 'B', 'E', 'C':
-			// Bind, Execute and Close name statements and portals the
-			// server already holds; they carry no SQL text. The tracker
-			// follows which statement each Execute runs.
-			if ss.track != nil {
-				err = ss.trackPeek(typ, total)
-			} else {
-				err = ss.cin.Forward(total, ss.uout)
-			}
-		case 'D', 'H':
-			// Describe, Flush.
-			err = ss.cin.Forward(total, ss.uout)
-		case 'S':
-			ss.othersInBatch, ss.batchRefused = 0, false
-			ss.batchSent()
-			err = ss.cin.Forward(total, ss.uout)
-		case 'd':
-			err = ss.cin.Forward(total, ss.uout)
-		case 'c', 'f':
-			ss.copyEnds++
-			err = ss.cin.Forward(total, ss.uout)
-		case 'F':
-			// The fast-path interface calls a function by OID, bypassing
-			// every statement check.
-			if err = ss.cin.Skip(total); err == nil {
-				ss.batchSent()
-				r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
-				ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
-				err = ss.refuse(SourceQuery, "", r)
-			}
-		case 'X':
-			if err = ss.cin.Forward(total, ss.uout); err == nil {
-				err = ss.uout.Flush()
-			}
-			if err == nil {
-				return sessionEnd{reason: "client terminated the session"}
-			}
-		default:
-			return protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
-		}
-		if err != nil {
-			var ce *clientError
-			if errors.As(err, &ce) {
-				return sessionEnd{resp: ce.resp, reason: ce.Error(), warn: true}
-			}
-			if wire.IsWriteErr(err) {
-				return ss.upstreamGone(err)
-			}
-			return ss.clientReadFailed(err)
+		if e, err := ss.clientMessage(typ, total); e != nil {
+			return *e
+		} else if err != nil {
+			return ss.clientFailed(err)
 		}
 	}
+}
+
+// clientHeader checks the type of the next client message before it is
+// read: the end of the session when it must end there.
+func (ss *session) clientHeader(typ byte) *sessionEnd {
+	if ss.draining.Load() && ss.idle() {
+		e := endAdminShutdown()
+		return &e
+	}
+	if ss.serverCopyIn.Load() && ss.copyStarts.Load() > ss.copyEnds && !isCopyFrontend(typ) {
+		e := protocolViolation(fmt.Sprintf("unexpected message type %q during COPY from stdin", typ))
+		return &e
+	}
+	return nil
+}
+
+// clientMessage handles the next client message, of type typ and total
+// bytes. It is the one place that lists every frontend message pgveil
+// accepts after authentication. It returns the end of the session when
+// the message ends it, or the error that does.
+//
+// NOTE: an event loop calls it only once the message is buffered whole,
+// or is one clientPassThrough streams; the loop's "inline" mode makes a
+// statement the Rewriter cannot answer from its caches return
+// errDeferred, having consumed nothing, for a worker to handle.
+func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
+	var err error
+	switch typ {
+	case 'Q':
+		err = ss.relayQuery(total)
+	case 'P':
+		err = ss.relayParse(total)
+	case 'B', 'E', 'C':
+		// Bind, Execute and Close name statements and portals the
+		// server already holds; they carry no SQL text. The tracker
+		// follows which statement each Execute runs.
+		if ss.track != nil {
+			err = ss.trackPeek(typ, total)
+		} else {
+			err = ss.cin.Forward(total, ss.uout)
+		}
+	case 'D', 'H':
+		// Describe, Flush.
+		err = ss.cin.Forward(total, ss.uout)
+	case 'S':
+		ss.othersInBatch, ss.batchRefused = 0, false
+		ss.batchSent()
+		err = ss.cin.Forward(total, ss.uout)
+	case 'd':
+		err = ss.cin.Forward(total, ss.uout)
+	case 'c', 'f':
+		ss.copyEnds++
+		err = ss.cin.Forward(total, ss.uout)
+	case 'F':
+		// The fast-path interface calls a function by OID, bypassing
+		// every statement check.
+		if err = ss.cin.Skip(total); err == nil {
+			ss.batchSent()
+			r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
+			ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
+			err = ss.refuse(SourceQuery, "", r)
+		}
+	case 'X':
+		if err = ss.cin.Forward(total, ss.uout); err == nil {
+			err = ss.uout.Flush()
+		}
+		if err == nil {
+			return &sessionEnd{reason: "client terminated the session"}, nil
+		}
+	default:
+		e := protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
+		return &e, nil
+	}
+	return nil, err
+}
+
+// clientPassThrough reports whether a client message of type typ passes
+// upstream unread, so that an event loop may stream it as it arrives.
+func (ss *session) clientPassThrough(typ byte) bool {
+	switch typ {
+	case 'd', 'D', 'H':
+		return true
+	case 'B', 'E', 'C':
+		return ss.track == nil
+	}
+	return false
+}
+
+// clientFailed classifies an error of clientMessage.
+func (ss *session) clientFailed(err error) sessionEnd {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		return sessionEnd{resp: ce.resp, reason: ce.Error(), warn: true}
+	}
+	if wire.IsWriteErr(err) {
+		return ss.upstreamGone(err)
+	}
+	return ss.clientReadFailed(err)
 }
 
 func protocolViolation(msg string) sessionEnd {
@@ -166,9 +210,13 @@ func (ss *session) relayQuery(total int) error {
 	if !ok || len(rest) != 0 {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Query", "", nil)
 	}
-	ss.batchSent()
 	st := &Statement{Source: SourceQuery, Text: text}
-	res, rerr := ss.rewrite(st)
+	res, rerr := ss.rewriteNow(st)
+	if rerr == errDeferred {
+		ss.cin.Unread(total)
+		return rerr
+	}
+	ss.batchSent()
 	if rerr != nil {
 		r := asRefusal(rerr)
 		ss.noteStatement(st, nil, r)
@@ -218,7 +266,11 @@ func (ss *session) relayParse(total int) error {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Parse", "", err)
 	}
 	st := &Statement{Source: SourceParse, Text: p.Query, Name: p.Name, ParamOIDs: p.ParameterOIDs}
-	res, rerr := ss.rewrite(st)
+	res, rerr := ss.rewriteNow(st)
+	if rerr == errDeferred {
+		ss.cin.Unread(total)
+		return rerr
+	}
 	if rerr != nil {
 		r := asRefusal(rerr)
 		ss.noteStatement(st, nil, r)
@@ -262,18 +314,52 @@ func (ss *session) batchSent() {
 	}
 }
 
+// errDeferred is rewriteNow's answer, in an event loop's inline mode, for
+// a statement the Rewriter cannot answer from its caches: the message is
+// left unread for a worker goroutine.
+var errDeferred = errors.New("statement deferred to a worker")
+
+// rewriteNow is rewrite, except that in an event loop's inline mode a
+// statement the Rewriter would have to parse is left for a worker: it
+// returns errDeferred, having changed nothing.
+func (ss *session) rewriteNow(st *Statement) (*rewrite.Result, error) {
+	return ss.check(st, ss.lp != nil && ss.lp.inline)
+}
+
 // rewrite runs the Rewriter on st, refusing text PostgreSQL would read
 // differently from pgveil.
 func (ss *session) rewrite(st *Statement) (*rewrite.Result, error) {
-	if ce := ss.log.Check(zap.DebugLevel, "statement"); ce != nil {
-		ce.Write(zap.String("source", string(rune(st.Source))), zap.String("sql", st.Text))
+	return ss.check(st, false)
+}
+
+// check is rewrite, answered from the Rewriter's caches alone when
+// cachedOnly is set: errDeferred when they cannot answer.
+func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error) {
+	var cr cachedRewriter
+	if cachedOnly {
+		var ok bool
+		if cr, ok = ss.srv.rewriter.(cachedRewriter); !ok {
+			return nil, errDeferred
+		}
 	}
 	var began time.Time
 	if ss.srv.metrics != nil {
 		began = time.Now()
 	}
 	info, gen := ss.rewriterInfo()
-	res, err := ss.srv.rewriter.Rewrite(ss.ctx, info, st)
+	var res *rewrite.Result
+	var err error
+	if cachedOnly {
+		var hit bool
+		if res, hit, err = cr.RewriteCached(info, st); !hit {
+			return nil, errDeferred
+		}
+	} else {
+		res, err = ss.srv.rewriter.Rewrite(ss.ctx, info, st)
+	}
+	if ce := ss.log.Check(zap.DebugLevel, "statement"); ce != nil {
+		ce.Write(zap.String("source", string(rune(st.Source))), zap.String("sql", st.Text))
+	}
 	// A statement checked for an end user, or under directory groups a
 	// reload read again, is of that user's and those groups' version.
 	st.PolicyVersion = versionFor(groupsVersion(st.PolicyVersion, gen), ss.actingFor())
@@ -371,8 +457,8 @@ func (ss *session) forgetRefusals(done int64) {
 }
 
 // backendRelay moves upstream messages to the client until the session
-// ends. It is the one place that lists the backend messages pgveil looks
-// at; every other message is forwarded without being decoded.
+// ends, on its own goroutine (the event loop's sessions use
+// upstreamHeader and upstreamMessage too).
 func (ss *session) backendRelay() sessionEnd {
 	for {
 		if ss.uin.Buffered() < wire.HeaderLen {
@@ -387,64 +473,30 @@ func (ss *session) backendRelay() sessionEnd {
 		if err != nil {
 			return ss.upstreamReadFailed(err)
 		}
-		switch typ {
-		case 'Z', 'E', 'S':
-			// ReadyForQuery, ErrorResponse, ParameterStatus: decoded.
-			if total > maxDecodedUpstream {
-				return sessionEnd{resp: fatal(CodeProtocolViolation, "upstream sent an oversized message", ""),
-					reason: "oversized upstream message", warn: true}
-			}
+		how, e := ss.upstreamHeader(typ, total)
+		switch how {
+		case upstreamEnds:
+			return *e
+		case upstreamDecode:
 			msg, err := ss.uin.Message(total)
 			if err != nil {
 				return ss.upstreamReadFailed(err)
 			}
-			var end *sessionEnd
-			switch typ {
-			case 'Z':
-				end, err = ss.onReadyForQuery(msg)
-			case 'E':
-				err = ss.onError(msg)
-			case 'S':
-				end, err = ss.onParameterStatus(msg)
-			}
+			e, err := ss.upstreamMessage(typ, msg)
 			ss.uin.Release()
 			if err != nil {
 				return ss.clientWriteFailed(err)
 			}
-			if end != nil {
-				return *end
+			if e != nil {
+				return *e
 			}
 			continue
-		case 'G':
-			// CopyInResponse: the client may now send copy data only.
-			ss.copyStarts.Add(1)
-			ss.serverCopyIn.Store(true)
-		case 'C':
-			// CommandComplete ends a COPY FROM STDIN too.
-			ss.serverCopyIn.Store(false)
-		case 'W':
-			return sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),
-				reason: "upstream started COPY BOTH", warn: true}
-		case 'R', 'K', 'v':
-			return sessionEnd{resp: fatal(CodeProtocolViolation, "unexpected message from the upstream server", ""),
-				reason: fmt.Sprintf("unexpected upstream message %q", typ), warn: true}
-		}
-		// Everything else — DataRow, RowDescription, CommandComplete,
-		// CopyData, notices, notifications… — passes through undecoded.
-		if t := ss.track; t != nil {
-			swallow, done := t.OnAnswer(typ, total, "", "", false)
-			if done != nil {
-				ss.finish(done, "")
+		case upstreamSkip:
+			if err := ss.uin.Skip(total); err != nil {
+				return ss.upstreamReadFailed(err)
 			}
-			if swallow {
-				// The answer to a Close or Parse pgveil added.
-				if err := ss.uin.Skip(total); err != nil {
-					return ss.upstreamReadFailed(err)
-				}
-				continue
-			}
+			continue
 		}
-		ss.bytesOut += int64(total)
 		ss.coutMu.Lock()
 		err = ss.uin.Forward(total, ss.cout)
 		ss.coutMu.Unlock()
@@ -454,6 +506,77 @@ func (ss *session) backendRelay() sessionEnd {
 			}
 			return ss.upstreamReadFailed(err)
 		}
+	}
+}
+
+// upstreamHow says what becomes of an upstream message.
+type upstreamHow int
+
+const (
+	// upstreamForward passes the message to the client undecoded.
+	upstreamForward upstreamHow = iota
+	// upstreamDecode reads it whole for upstreamMessage.
+	upstreamDecode
+	// upstreamSkip drops it: the answer to a message pgveil added.
+	upstreamSkip
+	// upstreamEnds ends the session.
+	upstreamEnds
+)
+
+// upstreamHeader decides, from its type and size, what becomes of the
+// next upstream message, and notes what its start changes. It is the one
+// place that lists the backend messages pgveil looks at; every other
+// message is forwarded without being decoded.
+func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd) {
+	switch typ {
+	case 'Z', 'E', 'S':
+		// ReadyForQuery, ErrorResponse, ParameterStatus: decoded.
+		if total > maxDecodedUpstream {
+			return upstreamEnds, &sessionEnd{resp: fatal(CodeProtocolViolation, "upstream sent an oversized message", ""),
+				reason: "oversized upstream message", warn: true}
+		}
+		return upstreamDecode, nil
+	case 'G':
+		// CopyInResponse: the client may now send copy data only.
+		ss.copyStarts.Add(1)
+		ss.serverCopyIn.Store(true)
+	case 'C':
+		// CommandComplete ends a COPY FROM STDIN too.
+		ss.serverCopyIn.Store(false)
+	case 'W':
+		return upstreamEnds, &sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),
+			reason: "upstream started COPY BOTH", warn: true}
+	case 'R', 'K', 'v':
+		return upstreamEnds, &sessionEnd{resp: fatal(CodeProtocolViolation, "unexpected message from the upstream server", ""),
+			reason: fmt.Sprintf("unexpected upstream message %q", typ), warn: true}
+	}
+	// Everything else — DataRow, RowDescription, CommandComplete,
+	// CopyData, notices, notifications… — passes through undecoded.
+	if t := ss.track; t != nil {
+		swallow, done := t.OnAnswer(typ, total, "", "", false)
+		if done != nil {
+			ss.finish(done, "")
+		}
+		if swallow {
+			// The answer to a Close or Parse pgveil added.
+			return upstreamSkip, nil
+		}
+	}
+	ss.bytesOut += int64(total)
+	return upstreamForward, nil
+}
+
+// upstreamMessage handles a message upstreamHeader chose to decode, msg
+// (header included): the end of the session when it ends it, or an error
+// writing to the client.
+func (ss *session) upstreamMessage(typ byte, msg []byte) (*sessionEnd, error) {
+	switch typ {
+	case 'Z':
+		return ss.onReadyForQuery(msg)
+	case 'E':
+		return nil, ss.onError(msg)
+	default:
+		return ss.onParameterStatus(msg)
 	}
 }
 

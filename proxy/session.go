@@ -139,6 +139,15 @@ type session struct {
 	// (client relay only).
 	othersInBatch int
 	batchRefused  bool
+
+	// lp is the session's share of its event loop, nil on the goroutine
+	// path (loop_linux.go).
+	// NOTE: set by adopt under lpMu, before the loop learns of the
+	// session; ending is set by end under lpMu, so that a session is
+	// never moved onto a loop after its end ran.
+	lp     *loopState
+	lpMu   sync.Mutex
+	ending bool
 }
 
 // sessionEnd says why a session ends and what the client is told.
@@ -342,6 +351,11 @@ func (ss *session) run() {
 	}()
 	ss.end(ss.contain("client relay", ss.clientRelay))
 	<-backendDone
+	ss.relayed()
+}
+
+// relayed finishes a session both relays are done with.
+func (ss *session) relayed() {
 	ss.srv.cancels.remove(ss)
 	if ss.auditing() {
 		// Both relays are done: what is still awaited was cut short.
@@ -388,25 +402,14 @@ func (ss *session) end(e sessionEnd) {
 				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 			}
 		}
-		// Unblock a relay stuck on either connection so coutMu frees up.
-		now := time.Now()
-		_ = ss.up.conn.SetDeadline(now)
-		_ = ss.client.SetDeadline(now)
-		ss.coutMu.Lock()
+		var resp []byte
 		if e.resp != nil {
-			_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 			// NOTE: a buffer of its own: the backend relay encodes into
 			// ss.scratch without holding coutMu.
-			if buf, err := e.resp.Encode(nil); err == nil {
-				if ss.cout.Write(buf) == nil {
-					_ = ss.cout.Flush()
-				}
-			}
+			resp, _ = e.resp.Encode(nil)
 		}
-		ss.coutMu.Unlock()
-		ss.client.Close()
-		ss.up.conn.Close()
-		ss.cancel()
+		// NOTE: before the connections close: an event loop may free the
+		// session, and its end be written, as soon as they do.
 		fields := []zap.Field{zap.String("reason", e.reason), zap.Duration("duration", time.Since(ss.info.Started))}
 		if e.err != nil {
 			fields = append(fields, zap.Error(e.err))
@@ -417,5 +420,28 @@ func (ss *session) end(e sessionEnd) {
 			ss.log.Info("session ended", fields...)
 		}
 		ss.endReason = e.reason
+		ss.lpMu.Lock()
+		ss.ending = true
+		lp := ss.lp
+		ss.lpMu.Unlock()
+		if lp != nil {
+			lp.endLoop(ss, resp)
+		} else {
+			// Unblock a relay stuck on either connection so coutMu frees up.
+			now := time.Now()
+			_ = ss.up.conn.SetDeadline(now)
+			_ = ss.client.SetDeadline(now)
+			ss.coutMu.Lock()
+			if resp != nil {
+				_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+				if ss.cout.Write(resp) == nil {
+					_ = ss.cout.Flush()
+				}
+			}
+			ss.coutMu.Unlock()
+			ss.client.Close()
+			ss.up.conn.Close()
+		}
+		ss.cancel()
 	})
 }

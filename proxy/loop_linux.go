@@ -1,0 +1,777 @@
+package proxy
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/pgveil/pgveil/proxy/wire"
+)
+
+// eventLoops relays the plaintext sessions of a Server on a few event
+// loops instead of two goroutines each: GOMAXPROCS goroutines, each
+// locked to its thread and waiting on its own epoll instance for the
+// sockets of its sessions. A loop reads a socket only when it is
+// readable, handles every message it can at once, flushes, and waits
+// again: a transaction costs the two system calls each way it needs and
+// no goroutine hand-offs.
+//
+// A message a loop must not handle inline goes to a worker goroutine,
+// which runs the goroutine path's code for it with waiting reads and
+// writes, then hands the session back:
+//   - a statement the Rewriter cannot answer from its caches (a parse
+//     takes milliseconds, and every session of the loop would wait);
+//   - a Bind, Execute or Close the tracker reads that is larger than the
+//     read buffer, which streams instead of being buffered whole.
+//
+// TLS sessions, and upstream connections inside TLS, keep the goroutine
+// path: crypto/tls needs its own reads.
+//
+// NOTE: each direction of a session has one owner at a time. The upstream
+// direction (uin, and cout under coutMu) is always its loop's. The client
+// direction (cin, uout) is the loop's, or a worker's while lp.busy; the
+// hand-over goes through the loop's post queue, a happens-before edge.
+type eventLoops struct {
+	srv   *Server
+	start sync.Once
+	loops []*eventLoop
+	// err is why the loops could not start; sessions then relay on
+	// goroutines.
+	err  error
+	next atomic.Uint32
+	stop sync.Once
+	// deferred counts the client messages loops handed to workers.
+	deferred atomic.Uint64
+}
+
+// eventLoop is one loop: its epoll instance and the sessions on it.
+type eventLoop struct {
+	srv  *Server
+	epfd int
+	// wake is an eventfd that post writes to wake the loop.
+	wake int
+	mu   sync.Mutex
+	// posts are what other goroutines ask of the loop.
+	// NOTE: guarded by mu; stopping too.
+	posts    []loopPost
+	stopping bool
+	// done is closed when the loop has stopped.
+	done chan struct{}
+
+	// NOTE: the fields below are the loop goroutine's own.
+	// slots holds the sessions by the slot their epoll data names; gens
+	// counts each slot's reuses, so that an event of a session gone does
+	// not reach the slot's next one.
+	slots  []*session
+	gens   []uint32
+	free   []int32
+	events []unix.EpollEvent
+	// lastSweep is when sweep last ran.
+	lastSweep time.Time
+}
+
+// sweepEvery is how often a loop gives back the buffers of sessions that
+// have been idle since the previous sweep: an idle session holds no
+// buffer, and a busy one does not take and give back its buffers at
+// every message.
+const sweepEvery = time.Second
+
+// loopState is an event-loop session's share of its loop.
+type loopState struct {
+	loop *eventLoop
+	slot int32
+	gen  uint32
+	// cfd and ufd are the client's and the upstream's sockets, out of
+	// Go's poller (wire.TakeFD).
+	cfd, ufd *wire.FD
+	// cev and uev are the events each socket is registered for; 0 when
+	// it is not registered (see interest).
+	cev, uev uint32
+	// busy reports that a worker owns the client direction.
+	busy bool
+	// inline is set while the loop handles a client message itself:
+	// statements are then answered from the Rewriter's caches or left
+	// for a worker (rewriteNow).
+	inline bool
+	// cRemain and uRemain count the bytes still to come of a client or
+	// upstream message being streamed through; uSkip drops the upstream
+	// one instead.
+	cRemain, uRemain int
+	uSkip            bool
+	// cWant and uWant are the size of the message each reader waits for
+	// whole, so that its next read makes room for it.
+	cWant, uWant int
+	// ended is set by end, from any goroutine: the loop then frees the
+	// session once no worker holds it.
+	ended atomic.Bool
+	// freed reports that the loop freed the session (loop only).
+	freed bool
+	// active reports an event since the last sweep; holding reports
+	// buffers that the sweep has not given back.
+	active, holding bool
+}
+
+// loopPost is something another goroutine asks of a loop.
+type loopPost struct {
+	ss   *session
+	kind postKind
+	// end is how a worker's step ended the session (reason "" when it
+	// did not).
+	end sessionEnd
+	// fn is run on the loop (postCall).
+	fn func()
+}
+
+type postKind int
+
+const (
+	// postAdd puts a session on the loop.
+	postAdd postKind = iota
+	// postWorkerDone gives the client direction back from a worker.
+	postWorkerDone
+	// postEnded says that the session ended.
+	postEnded
+	// postCall runs fn on the loop: tests read loop-owned state so.
+	postCall
+)
+
+// epoll data: the slot in Fd, the generation and direction in Pad.
+const (
+	dirClient   = 0
+	dirUpstream = 1
+	// wakeSlot marks the loop's eventfd.
+	wakeSlot = -1
+)
+
+func newEventLoops(s *Server) *eventLoops { return &eventLoops{srv: s} }
+
+// adopt moves ss, which has just started, onto a loop when it can run
+// there, and reports whether it did; a session that cannot (TLS, a
+// socket of another kind, loops that could not start) relays on
+// goroutines as before.
+func (ls *eventLoops) adopt(ss *session) bool {
+	if ls == nil || ss.info.TLS || !wire.Takeable(ss.client) || !wire.Takeable(ss.up.conn) {
+		return false
+	}
+	ls.start.Do(ls.startLoops)
+	if ls.err != nil {
+		return false
+	}
+	ss.lpMu.Lock()
+	defer ss.lpMu.Unlock()
+	if ss.ending {
+		// end ran first and closed the connections: the goroutine
+		// path finds them closed and finishes the session.
+		return false
+	}
+	cfd, err := wire.TakeFD(ss.client)
+	if err != nil {
+		return false
+	}
+	ufd, err := wire.TakeFD(ss.up.conn)
+	if err != nil {
+		// The client's socket is out of Go's poller already: the
+		// session cannot go back. End it.
+		ss.log.Warn("moving the session onto an event loop failed", zap.Error(err))
+		cfd.Shutdown()
+		cfd.Close()
+		ss.up.conn.Close()
+		ss.ending = true
+		go ss.srv.afterLoopFailure(ss)
+		return true
+	}
+	l := ls.loops[ls.next.Add(1)%uint32(len(ls.loops))]
+	ss.lp = &loopState{loop: l, cfd: cfd, ufd: ufd}
+	ss.cin.SetSource(cfd)
+	ss.cout.SetDest(cfd)
+	ss.uin.SetSource(ufd)
+	ss.uout.SetDest(ufd)
+	l.post(loopPost{ss: ss, kind: postAdd})
+	return true
+}
+
+// startLoops starts GOMAXPROCS loops.
+func (ls *eventLoops) startLoops() {
+	n := runtime.GOMAXPROCS(0)
+	for i := 0; i < n; i++ {
+		l, err := newEventLoop(ls.srv)
+		if err != nil {
+			ls.err = err
+			ls.srv.log.Warn("event loops unavailable; sessions relay on goroutines", zap.Error(err))
+			for _, l := range ls.loops {
+				l.requestStop()
+			}
+			ls.loops = nil
+			return
+		}
+		ls.loops = append(ls.loops, l)
+		go l.run()
+	}
+}
+
+// stopAll stops the loops once the server has no session left on them,
+// and waits for them.
+func (ls *eventLoops) stopAll() {
+	if ls == nil {
+		return
+	}
+	ls.stop.Do(func() {
+		ls.start.Do(func() {}) // no loop starts after this
+		for _, l := range ls.loops {
+			l.requestStop()
+		}
+		for _, l := range ls.loops {
+			<-l.done
+		}
+	})
+}
+
+func newEventLoop(s *Server) (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	return &eventLoop{srv: s, epfd: epfd, wake: wake, done: make(chan struct{}), events: make([]unix.EpollEvent, 128)}, nil
+}
+
+// post queues p for the loop and wakes it.
+func (l *eventLoop) post(p loopPost) {
+	l.mu.Lock()
+	l.posts = append(l.posts, p)
+	first := len(l.posts) == 1
+	l.mu.Unlock()
+	if first {
+		l.wakeUp()
+	}
+}
+
+// requestStop asks the loop to stop once it holds no session.
+func (l *eventLoop) requestStop() {
+	l.mu.Lock()
+	l.stopping = true
+	l.mu.Unlock()
+	l.wakeUp()
+}
+
+func (l *eventLoop) wakeUp() {
+	one := uint64(1)
+	_, _ = unix.Write(l.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// run is the loop's goroutine.
+func (l *eventLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(l.done)
+	defer unix.Close(l.epfd)
+	defer unix.Close(l.wake)
+	for {
+		n := l.wait()
+		for i := 0; i < n; i++ {
+			ev := l.events[i]
+			if ev.Fd == wakeSlot {
+				var b [8]byte
+				_, _ = unix.Read(l.wake, b[:])
+				continue
+			}
+			l.event(ev)
+		}
+		if l.takePosts() {
+			return
+		}
+		if now := time.Now(); now.Sub(l.lastSweep) >= sweepEvery {
+			l.lastSweep = now
+			l.sweep()
+		}
+	}
+}
+
+// sweep gives back the buffers of the sessions idle since the last sweep.
+func (l *eventLoop) sweep() {
+	for _, ss := range l.slots {
+		if ss == nil {
+			continue
+		}
+		lp := ss.lp
+		if lp.active || lp.busy || !lp.holding {
+			lp.active = false
+			continue
+		}
+		ss.cin.Idle()
+		ss.uin.Idle()
+		ss.uout.Idle()
+		ss.coutMu.Lock()
+		ss.cout.Idle()
+		ss.coutMu.Unlock()
+		lp.holding = false
+	}
+}
+
+// wait returns the number of ready events: first without waiting, in a
+// raw system call the scheduler does not see, then, when none is ready,
+// waiting in one it does, so that the thread's processor can run other
+// goroutines meanwhile.
+func (l *eventLoop) wait() int {
+	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e == 0 && r > 0 {
+		return int(r)
+	}
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, int(sweepEvery/time.Millisecond))
+		if err == nil {
+			return n
+		}
+		if !errors.Is(err, unix.EINTR) {
+			// Never expected of a valid epoll instance.
+			panic("pgveil: epoll_wait: " + err.Error())
+		}
+	}
+}
+
+// takePosts handles what other goroutines asked, and reports whether the
+// loop is to stop.
+func (l *eventLoop) takePosts() bool {
+	l.mu.Lock()
+	posts := l.posts
+	l.posts = nil
+	stopping := l.stopping
+	l.mu.Unlock()
+	for _, p := range posts {
+		if p.kind == postCall {
+			p.fn()
+			continue
+		}
+		if p.ss == nil {
+			continue
+		}
+		switch p.kind {
+		case postAdd:
+			l.add(p.ss)
+		case postWorkerDone:
+			l.workerDone(p.ss, p.end)
+		case postEnded:
+			l.maybeFree(p.ss)
+		}
+	}
+	if !stopping {
+		return false
+	}
+	for _, ss := range l.slots {
+		if ss != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// add registers a session's sockets and relays what was buffered before
+// it came.
+func (l *eventLoop) add(ss *session) {
+	lp := ss.lp
+	var slot int32
+	if n := len(l.free); n > 0 {
+		slot, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		slot = int32(len(l.slots))
+		l.slots = append(l.slots, nil)
+		l.gens = append(l.gens, 0)
+	}
+	l.gens[slot]++
+	l.slots[slot] = ss
+	lp.slot, lp.gen = slot, l.gens[slot]
+	lp.cev, lp.uev = unix.EPOLLIN, unix.EPOLLIN
+	cerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.cfd.Sysfd(), l.data(lp, dirClient, lp.cev))
+	uerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.ufd.Sysfd(), l.data(lp, dirUpstream, lp.uev))
+	if cerr != nil || uerr != nil {
+		ss.end(sessionEnd{resp: fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
+			reason: "registering the session's sockets failed", err: errors.Join(cerr, uerr), warn: true})
+		l.maybeFree(ss)
+		return
+	}
+	l.serve(ss, func() {
+		l.pumpUpstream(ss)
+		l.pumpClient(ss)
+	})
+}
+
+// data returns the epoll_event of a session's socket.
+func (l *eventLoop) data(lp *loopState, dir int, events uint32) *unix.EpollEvent {
+	return &unix.EpollEvent{Events: events, Fd: lp.slot, Pad: int32(lp.gen<<1 | uint32(dir))}
+}
+
+// event handles one ready socket.
+func (l *eventLoop) event(ev unix.EpollEvent) {
+	slot := ev.Fd
+	if slot < 0 || int(slot) >= len(l.slots) {
+		return
+	}
+	ss := l.slots[slot]
+	if ss == nil || uint32(ev.Pad)>>1 != ss.lp.gen {
+		return
+	}
+	lp := ss.lp
+	l.serve(ss, func() {
+		readable := ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0
+		if ev.Pad&1 == dirClient {
+			if ev.Events&unix.EPOLLOUT != 0 {
+				l.flushClient(ss)
+			}
+			if readable && !lp.busy && !lp.ended.Load() {
+				switch err := ss.cin.ReadOnce(lp.cWant); {
+				case err == nil:
+					l.pumpClient(ss)
+				case errors.Is(err, wire.ErrWouldBlock):
+				default:
+					ss.end(ss.clientReadFailed(err))
+				}
+			}
+			return
+		}
+		if ev.Events&unix.EPOLLOUT != 0 && !lp.busy {
+			if err := ss.uout.Flush(); err != nil {
+				ss.end(ss.upstreamGone(err))
+				return
+			}
+			l.pumpClient(ss)
+		}
+		if readable && !lp.ended.Load() {
+			switch err := ss.uin.ReadOnce(lp.uWant); {
+			case err == nil:
+				l.pumpUpstream(ss)
+			case errors.Is(err, wire.ErrWouldBlock):
+			default:
+				ss.end(ss.upstreamReadFailed(err))
+			}
+		}
+	})
+}
+
+// serve runs fn for ss on the loop, containing a panic to that session,
+// then frees the session if it ended or registers the events it now
+// waits for.
+func (l *eventLoop) serve(ss *session, fn func()) {
+	ss.lp.active, ss.lp.holding = true, true
+	if e := ss.contain("event loop", func() sessionEnd { fn(); return sessionEnd{} }); e.reason != "" {
+		ss.lp.inline = false
+		ss.end(e)
+	}
+	if ss.lp.ended.Load() {
+		l.maybeFree(ss)
+		return
+	}
+	l.rearm(ss)
+}
+
+// pumpClient handles the client messages buffered, as far as it may
+// inline, and flushes what it sent upstream.
+func (l *eventLoop) pumpClient(ss *session) {
+	lp := ss.lp
+	if lp.busy {
+		return
+	}
+	for !lp.ended.Load() {
+		if lp.cRemain > 0 {
+			n, err := ss.cin.ForwardBuffered(lp.cRemain, ss.uout)
+			if err != nil {
+				ss.end(ss.upstreamGone(err))
+				return
+			}
+			if lp.cRemain -= n; lp.cRemain > 0 {
+				lp.cWant = 0
+				break
+			}
+			continue
+		}
+		if ss.uout.Pending() >= upstreamWrite {
+			// The upstream is not reading: stop until it does.
+			break
+		}
+		if ss.cin.Buffered() < wire.HeaderLen {
+			lp.cWant = wire.HeaderLen
+			break
+		}
+		typ, total, err := ss.cin.Header()
+		if err != nil {
+			ss.end(ss.clientReadFailed(err))
+			return
+		}
+		if ss.cin.Buffered() < total {
+			switch {
+			case ss.clientPassThrough(typ):
+				if e := ss.clientHeader(typ); e != nil {
+					ss.end(*e)
+					return
+				}
+				lp.cRemain = total
+				continue
+			case (typ == 'B' || typ == 'E' || typ == 'C') && total > clientReadBuf:
+				if e := ss.clientHeader(typ); e != nil {
+					ss.end(*e)
+					return
+				}
+				l.toWorker(ss)
+				return
+			}
+			lp.cWant = total
+			break
+		}
+		if e := ss.clientHeader(typ); e != nil {
+			ss.end(*e)
+			return
+		}
+		lp.inline = true
+		e, err := ss.clientMessage(typ, total)
+		lp.inline = false
+		switch {
+		case errors.Is(err, errDeferred):
+			l.toWorker(ss)
+			return
+		case e != nil:
+			ss.end(*e)
+			return
+		case err != nil:
+			ss.end(ss.clientFailed(err))
+			return
+		}
+	}
+	if err := ss.uout.Flush(); err != nil {
+		ss.end(ss.upstreamGone(err))
+	}
+}
+
+// pumpUpstream handles the upstream messages buffered and flushes what
+// it sent the client.
+func (l *eventLoop) pumpUpstream(ss *session) {
+	lp := ss.lp
+	for !lp.ended.Load() {
+		if lp.uRemain > 0 {
+			var n int
+			var err error
+			if lp.uSkip {
+				n, err = ss.uin.ForwardBuffered(lp.uRemain, nil)
+			} else {
+				ss.coutMu.Lock()
+				n, err = ss.uin.ForwardBuffered(lp.uRemain, ss.cout)
+				ss.coutMu.Unlock()
+			}
+			if err != nil {
+				ss.end(ss.clientWriteFailed(err))
+				return
+			}
+			if lp.uRemain -= n; lp.uRemain > 0 {
+				lp.uWant = 0
+				break
+			}
+			continue
+		}
+		ss.coutMu.Lock()
+		full := ss.cout.Pending() >= clientWriteBuf
+		ss.coutMu.Unlock()
+		if full {
+			// The client is not reading: stop until it does.
+			break
+		}
+		if ss.uin.Buffered() < wire.HeaderLen {
+			lp.uWant = wire.HeaderLen
+			break
+		}
+		typ, total, err := ss.uin.Header()
+		if err != nil {
+			ss.end(ss.upstreamReadFailed(err))
+			return
+		}
+		if typ == 'Z' || typ == 'E' || typ == 'S' {
+			if total <= maxDecodedUpstream && ss.uin.Buffered() < total {
+				lp.uWant = total
+				break
+			}
+		}
+		how, e := ss.upstreamHeader(typ, total)
+		switch how {
+		case upstreamEnds:
+			ss.end(*e)
+			return
+		case upstreamDecode:
+			msg, _ := ss.uin.Message(total)
+			e, err := ss.upstreamMessage(typ, msg)
+			ss.uin.Release()
+			if err != nil {
+				ss.end(ss.clientWriteFailed(err))
+				return
+			}
+			if e != nil {
+				ss.end(*e)
+				return
+			}
+		default:
+			lp.uRemain, lp.uSkip = total, how == upstreamSkip
+		}
+	}
+	ss.coutMu.Lock()
+	err := ss.cout.Flush()
+	ss.coutMu.Unlock()
+	if err != nil {
+		ss.end(ss.clientWriteFailed(err))
+	}
+}
+
+// flushClient writes what waits for the client, and relays the upstream
+// again once the client took it.
+func (l *eventLoop) flushClient(ss *session) {
+	ss.coutMu.Lock()
+	err := ss.cout.Flush()
+	pending := ss.cout.Pending()
+	ss.coutMu.Unlock()
+	if err != nil {
+		ss.end(ss.clientWriteFailed(err))
+		return
+	}
+	if pending < clientWriteBuf {
+		l.pumpUpstream(ss)
+	}
+}
+
+// toWorker hands the client direction to a worker goroutine for the next
+// message.
+func (l *eventLoop) toWorker(ss *session) {
+	l.srv.loops.deferred.Add(1)
+	lp := ss.lp
+	lp.busy = true
+	lp.cfd.SetReadWait(true)
+	lp.ufd.SetWriteWait(true)
+	go func() {
+		e := ss.contain("client relay", ss.workerStep)
+		l.post(loopPost{ss: ss, kind: postWorkerDone, end: e})
+	}()
+}
+
+// workerStep handles the next client message with waiting reads and
+// writes, and flushes what it sent upstream. Its sessionEnd has an empty
+// reason when the session goes on.
+func (ss *session) workerStep() sessionEnd {
+	typ, total, err := ss.cin.Header()
+	if err != nil {
+		return ss.clientReadFailed(err)
+	}
+	if e, err := ss.clientMessage(typ, total); e != nil {
+		return *e
+	} else if err != nil {
+		return ss.clientFailed(err)
+	}
+	if err := ss.uout.Flush(); err != nil {
+		return ss.upstreamGone(err)
+	}
+	return sessionEnd{}
+}
+
+// workerDone takes the client direction back from a worker.
+func (l *eventLoop) workerDone(ss *session, e sessionEnd) {
+	lp := ss.lp
+	lp.busy = false
+	lp.cfd.SetReadWait(false)
+	lp.ufd.SetWriteWait(false)
+	if e.reason != "" {
+		ss.end(e)
+	}
+	l.serve(ss, func() { l.pumpClient(ss) })
+}
+
+// rearm registers the events the session waits for now: the client's
+// messages unless a worker holds them or the upstream is not reading,
+// the upstream's unless the client is not reading, and room to write
+// where bytes wait.
+func (l *eventLoop) rearm(ss *session) {
+	lp := ss.lp
+	ss.coutMu.Lock()
+	coutPending := ss.cout.Pending()
+	ss.coutMu.Unlock()
+	var cev, uev uint32
+	if !lp.busy {
+		up := ss.uout.Pending()
+		if up > 0 {
+			uev |= unix.EPOLLOUT
+		}
+		if up < upstreamWrite {
+			cev |= unix.EPOLLIN
+		}
+	}
+	if coutPending > 0 {
+		cev |= unix.EPOLLOUT
+	}
+	if coutPending < clientWriteBuf {
+		uev |= unix.EPOLLIN
+	}
+	l.interest(lp, dirClient, lp.cfd, &lp.cev, cev)
+	l.interest(lp, dirUpstream, lp.ufd, &lp.uev, uev)
+}
+
+// interest registers a socket for events, where it is registered for cur.
+// A socket waiting for nothing leaves the epoll instance (cur becomes
+// unregistered): epoll reports a hang-up even to a socket registered for
+// no event, and the loop would spin on it while a worker holds the
+// client or while the client does not read.
+func (l *eventLoop) interest(lp *loopState, dir int, fd *wire.FD, cur *uint32, want uint32) {
+	switch {
+	case want == *cur:
+	case want == 0:
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd.Sysfd(), nil)
+	case *cur == 0:
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd.Sysfd(), l.data(lp, dir, want))
+	default:
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd.Sysfd(), l.data(lp, dir, want))
+	}
+	*cur = want
+}
+
+// maybeFree frees an ended session once no worker holds it: its sockets
+// leave the loop and close, and the rest of its end runs on a goroutine
+// of its own (the audit trail may make it wait).
+func (l *eventLoop) maybeFree(ss *session) {
+	lp := ss.lp
+	if lp.freed || lp.busy || !lp.ended.Load() {
+		return
+	}
+	lp.freed = true
+	if int(lp.slot) < len(l.slots) && l.slots[lp.slot] == ss {
+		l.interest(lp, dirClient, lp.cfd, &lp.cev, 0)
+		l.interest(lp, dirUpstream, lp.ufd, &lp.uev, 0)
+		l.slots[lp.slot] = nil
+		l.free = append(l.free, lp.slot)
+	}
+	lp.cfd.Close()
+	lp.ufd.Close()
+	go ss.srv.afterLoop(ss)
+}
+
+// endLoop is end's part for an event-loop session: the final message,
+// then both sockets shut down, which wakes a worker waiting on either,
+// and the loop told.
+func (lp *loopState) endLoop(ss *session, resp []byte) {
+	ss.coutMu.Lock()
+	if resp != nil && ss.cout.Write(resp) == nil {
+		_ = ss.cout.Flush()
+	}
+	ss.coutMu.Unlock()
+	lp.cfd.Shutdown()
+	lp.ufd.Shutdown()
+	lp.ended.Store(true)
+	lp.loop.post(loopPost{ss: ss, kind: postEnded})
+}

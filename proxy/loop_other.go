@@ -1,0 +1,19 @@
+//go:build !linux
+
+package proxy
+
+// Outside Linux every session relays on its goroutines: the event loops
+// (loop_linux.go) are built on epoll.
+
+type eventLoops struct{}
+
+func newEventLoops(*Server) *eventLoops { return nil }
+
+func (*eventLoops) adopt(*session) bool { return false }
+
+func (*eventLoops) stopAll() {}
+
+// loopState is never set outside Linux.
+type loopState struct{ inline bool }
+
+func (*loopState) endLoop(*session, []byte) {}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgveil/pgveil/internal/pgtest"
 )
 
@@ -183,7 +185,57 @@ func (b *bench) measure(ctx context.Context) {
 		}
 	}
 	b.sampleMemory(b.res.memAfterStream)
+	if b.cfg.idleClients > 0 {
+		for _, name := range []string{targetPgBouncer, targetPgveil} {
+			if t := b.target(name); t != nil && ctx.Err() == nil {
+				b.idleSample(ctx, t)
+			}
+		}
+	}
 	b.facts.LoadEnd = loadAverage()
+}
+
+// idleSample measures the RSS t's proxy gains with --idle-clients idle
+// client connections, each having run one statement.
+func (b *bench) idleSample(ctx context.Context, t *target) {
+	if err := b.checkAlive(t); err != nil {
+		return
+	}
+	n := b.cfg.idleClients
+	before, err := readMem(t.proc.pid())
+	if err != nil {
+		b.res.errs = append(b.res.errs, fmt.Errorf("%s: %w", t.name, err))
+		return
+	}
+	conns := make([]*pgconn.PgConn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	for range n {
+		c, err := t.connect(ctx)
+		if err == nil {
+			err = c.Exec(ctx, "SELECT 1").Close()
+		}
+		if err != nil {
+			b.res.errs = append(b.res.errs, fmt.Errorf("idle clients of %s: %w", t.name, err))
+			return
+		}
+		conns = append(conns, c)
+	}
+	// Let the proxy settle: pgveil's event loops give the buffers of
+	// idle sessions back within a second or two.
+	time.Sleep(3 * time.Second)
+	after, err := readMem(t.proc.pid())
+	if err != nil {
+		b.res.errs = append(b.res.errs, fmt.Errorf("%s: %w", t.name, err))
+		return
+	}
+	c := idleCost{clients: n, before: before.Current, after: after.Current}
+	b.res.idle[t.name] = c
+	b.logf("idle      %-15s  %d clients: RSS %.1f -> %.1f MiB (%.1f KiB each)", t.name, n,
+		float64(c.before)/(1<<20), float64(c.after)/(1<<20), c.perClient()/1024)
 }
 
 // tpsSample takes one throughput sample of t, after a warm-up run.

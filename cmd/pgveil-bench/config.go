@@ -27,9 +27,12 @@ type config struct {
 	// are short, so more are taken than pgbench rounds.
 	streamRounds int
 	rows         int
-	markdown     bool
-	pgveil       string // a prebuilt pgveil binary; "" builds ./cmd/pgveil
-	pgbouncer    string // "" finds it
+	// idleClients is how many idle connections the idle-client memory
+	// measurement opens to each proxy.
+	idleClients int
+	markdown    bool
+	pgveil      string // a prebuilt pgveil binary; "" builds ./cmd/pgveil
+	pgbouncer   string // "" finds it
 	// gomaxprocs is GOMAXPROCS for the pgveil process; 0 leaves Go's
 	// default (one per core).
 	gomaxprocs int
@@ -48,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.rounds, "rounds", 2, "how many times each pgbench run is repeated; the median is reported")
 	fs.IntVar(&c.streamRounds, "stream-rounds", 5, "how many times each streamed result is read; the median is reported")
 	fs.IntVar(&c.rows, "rows", 1_000_000, "rows of the streamed result")
+	fs.IntVar(&c.idleClients, "idle-clients", 150, "idle connections opened to each proxy to measure the memory an idle client costs (0: none)")
 	fs.BoolVar(&c.markdown, "markdown", false, "print the report as Markdown")
 	fs.IntVar(&c.gomaxprocs, "pgveil-gomaxprocs", 1, "GOMAXPROCS of the pgveil process (0: Go's default); 1 matches PgBouncer's single thread on a small machine shared with PostgreSQL")
 	fs.StringVar(&c.pgveil, "pgveil", "", "pgveil binary to run (default: build ./cmd/pgveil of the module)")
@@ -75,6 +79,9 @@ func (c config) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
 		}
 	}
+	if c.idleClients < 0 || c.idleClients > 150 {
+		errs = append(errs, errors.New("--idle-clients must be between 0 and 150 (each holds a server connection; the server allows 200)"))
+	}
 	if c.clients > 150 {
 		errs = append(errs, errors.New("--clients must be at most 150 (the server allows 200 connections)"))
 	}
@@ -101,8 +108,8 @@ func (c config) settingsText() string {
 	if c.pgveil != "" {
 		pgveil = c.pgveil
 	}
-	return fmt.Sprintf("scale=%d clients=%d jobs=%d duration=%ds warmup=%ds rounds=%d stream-rounds=%d rows=%d pgveil=%s pgveil-gomaxprocs=%d",
-		c.scale, c.clients, c.jobs(), seconds(c.duration), seconds(c.warmup), c.rounds, c.streamRounds, c.rows, pgveil, c.gomaxprocs)
+	return fmt.Sprintf("scale=%d clients=%d jobs=%d duration=%ds warmup=%ds rounds=%d stream-rounds=%d rows=%d idle-clients=%d pgveil=%s pgveil-gomaxprocs=%d",
+		c.scale, c.clients, c.jobs(), seconds(c.duration), seconds(c.warmup), c.rounds, c.streamRounds, c.rows, c.idleClients, pgveil, c.gomaxprocs)
 }
 
 // commandLine renders the program's invocation, quoting arguments that

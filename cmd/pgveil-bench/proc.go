@@ -103,6 +103,18 @@ type memStats struct {
 	Current int64 // VmRSS
 }
 
+// idleCost is the RSS of a proxy before and after clients connections
+// opened and left idle.
+type idleCost struct {
+	clients       int
+	before, after int64
+}
+
+// perClient returns the bytes each idle client added.
+func (c idleCost) perClient() float64 {
+	return float64(c.after-c.before) / float64(c.clients)
+}
+
 // readMem reads VmHWM and VmRSS from /proc/PID/status.
 func readMem(pid int) (memStats, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")

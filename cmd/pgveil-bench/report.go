@@ -62,6 +62,9 @@ func (r *report) write(w io.Writer, markdown bool) {
 	r.tpsTable().write(w, markdown)
 	r.streamTable().write(w, markdown)
 	r.memTable().write(w, markdown)
+	if len(r.res.idle) > 0 {
+		r.idleTable().write(w, markdown)
+	}
 	r.goalTable().write(w, markdown)
 	r.writeNotes(w, markdown)
 }
@@ -145,6 +148,22 @@ func (r *report) memTable() *table {
 		a, okA := r.res.memAfterPgbench[name]
 		b, okB := r.res.memAfterStream[name]
 		t.add(name, mibCell(a.Peak, okA), mibCell(b.Peak, okB), mibCell(b.Current, okB))
+	}
+	return t
+}
+
+// idleTable is the memory idle clients cost the proxies.
+func (r *report) idleTable() *table {
+	t := &table{
+		title:  "Idle clients: RSS the proxy gains with connections left idle after one statement",
+		header: []string{"process", "clients", "RSS before", "RSS after", "per idle client"},
+	}
+	for _, name := range []string{targetPgBouncer, targetPgveil} {
+		c, ok := r.res.idle[name]
+		if !ok {
+			continue
+		}
+		t.add(name, fmt.Sprint(c.clients), mibCell(c.before, true), mibCell(c.after, true), fmt.Sprintf("%.1f KiB", c.perClient()/1024))
 	}
 	return t
 }

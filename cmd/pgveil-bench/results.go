@@ -54,6 +54,8 @@ type results struct {
 	// pgbench runs and after the streamed results, by target.
 	memAfterPgbench map[string]memStats
 	memAfterStream  map[string]memStats
+	// idle is the RSS an idle client connection adds to each proxy.
+	idle map[string]idleCost
 	// errs are the failures outside any one measurement (reading memory,
 	// a proxy that exited).
 	errs []error
@@ -67,6 +69,7 @@ func newResults() *results {
 		cpu:             map[tpsKey]*cpuUse{},
 		memAfterPgbench: map[string]memStats{},
 		memAfterStream:  map[string]memStats{},
+		idle:            map[string]idleCost{},
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,11 @@ import (
 
 // eventLoops relays the plaintext sessions of a Server on a few event
 // loops instead of two goroutines each: GOMAXPROCS goroutines, each
-// locked to its thread and waiting on its own epoll instance for the
-// sockets of its sessions. A loop reads a socket only when it is
-// readable, handles every message it can at once, flushes, and waits
-// again: a transaction costs the two system calls each way it needs and
-// no goroutine hand-offs.
+// waiting on its own epoll instance for the sockets of its sessions. A
+// loop reads a socket only when it is readable, handles every message it
+// can at once, flushes, and waits again: a transaction costs the two
+// system calls each way it needs, no receive that finds nothing, and no
+// goroutine hand-offs.
 //
 // A message a loop must not handle inline goes to a worker goroutine,
 // which runs the goroutine path's code for it with waiting reads and
@@ -55,6 +56,9 @@ type eventLoops struct {
 type eventLoop struct {
 	srv  *Server
 	epfd int
+	// epf holds epfd for Go's poller, and erc waits on it (wait).
+	epf *os.File
+	erc syscall.RawConn
 	// wake is an eventfd that post writes to wake the loop.
 	wake int
 	mu   sync.Mutex
@@ -249,7 +253,21 @@ func newEventLoop(s *Server) (*eventLoop, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	return &eventLoop{srv: s, epfd: epfd, wake: wake, done: make(chan struct{}), events: make([]unix.EpollEvent, 128)}, nil
+	// The epoll instance is itself readable when events are ready: the
+	// loop waits for it in Go's poller (see wait).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	epf := os.NewFile(uintptr(epfd), "epoll")
+	erc, err := epf.SyscallConn()
+	if err != nil {
+		epf.Close()
+		unix.Close(wake)
+		return nil, err
+	}
+	return &eventLoop{srv: s, epfd: epfd, epf: epf, erc: erc, wake: wake, done: make(chan struct{}), events: make([]unix.EpollEvent, 128)}, nil
 }
 
 // post queues p for the loop and wakes it.
@@ -278,11 +296,11 @@ func (l *eventLoop) wakeUp() {
 
 // run is the loop's goroutine.
 func (l *eventLoop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer close(l.done)
-	defer unix.Close(l.epfd)
+	defer l.epf.Close()
 	defer unix.Close(l.wake)
+	l.lastSweep = time.Now()
+	_ = l.epf.SetReadDeadline(l.lastSweep.Add(sweepEvery))
 	for {
 		n := l.wait()
 		for i := 0; i < n; i++ {
@@ -297,8 +315,8 @@ func (l *eventLoop) run() {
 		if l.takePosts() {
 			return
 		}
-		if now := time.Now(); now.Sub(l.lastSweep) >= sweepEvery {
-			l.lastSweep = now
+		if n == 0 {
+			// The sweep is due (see wait).
 			l.sweep()
 		}
 	}
@@ -325,24 +343,35 @@ func (l *eventLoop) sweep() {
 	}
 }
 
-// wait returns the number of ready events: first without waiting, in a
-// raw system call the scheduler does not see, then, when none is ready,
-// waiting in one it does, so that the thread's processor can run other
-// goroutines meanwhile.
+// wait returns the number of ready events, 0 when the sweep is due. It
+// asks epoll without waiting, in a raw system call; when nothing is
+// ready, the loop's goroutine waits for its epoll instance to become
+// readable in Go's own poller, like any goroutine reading a socket: the
+// thread gives its processor back before it sleeps. (A goroutine
+// sleeping in epoll_wait(2) itself would keep its processor until the
+// scheduler's monitor took it, which wakes another thread to take it
+// over: two extra thread switches each time the loop waits.)
 func (l *eventLoop) wait() int {
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-	if e == 0 && r > 0 {
-		return int(r)
-	}
-	for {
-		n, err := unix.EpollWait(l.epfd, l.events, int(sweepEvery/time.Millisecond))
-		if err == nil {
-			return n
+	n := 0
+	err := l.erc.Read(func(fd uintptr) bool {
+		r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		if e != 0 {
+			// EINTR: ask again once readable.
+			return false
 		}
-		if !errors.Is(err, unix.EINTR) {
-			// Never expected of a valid epoll instance.
-			panic("pgveil: epoll_wait: " + err.Error())
-		}
+		n = int(r)
+		return n > 0
+	})
+	switch {
+	case err == nil:
+		return n
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		l.lastSweep = time.Now()
+		_ = l.epf.SetReadDeadline(l.lastSweep.Add(sweepEvery))
+		return 0
+	default:
+		// Never expected of a valid epoll instance.
+		panic("pgveil: waiting on the event loop's epoll instance: " + err.Error())
 	}
 }
 

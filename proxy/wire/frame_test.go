@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -336,6 +337,151 @@ func FuzzReader(f *testing.F) {
 					t.Fatalf("Forward moved %d bytes; want %d", got, total)
 				}
 			}
+		}
+	})
+}
+
+// stutter is a non-blocking source or destination that takes or gives
+// at most the next step's count of bytes at a time, and would block when
+// that count is 0.
+type stutter struct {
+	steps []byte
+	i     int
+	src   []byte
+	dst   bytes.Buffer
+}
+
+func (s *stutter) step() int {
+	if len(s.steps) == 0 {
+		return 7
+	}
+	n := int(s.steps[s.i%len(s.steps)]) % 9
+	s.i++
+	return n
+}
+
+func (s *stutter) Read(p []byte) (int, error) {
+	if len(s.src) == 0 {
+		return 0, io.EOF
+	}
+	n := min(s.step(), len(p), len(s.src))
+	if n == 0 {
+		return 0, ErrWouldBlock
+	}
+	copy(p, s.src[:n])
+	s.src = s.src[n:]
+	return n, nil
+}
+
+func (s *stutter) Write(p []byte) (int, error) {
+	n := min(s.step(), len(p))
+	s.dst.Write(p[:n])
+	if n < len(p) {
+		return n, ErrWouldBlock
+	}
+	return n, nil
+}
+
+// FuzzNonBlocking holds the event loop's way of reading and writing —
+// one read at a time, messages decoded once whole, the others passed on
+// as they arrive, writes that take part of what they are given, buffers
+// given back while empty — to the blocking Reader: the same messages,
+// the same bytes, in the same order.
+func FuzzNonBlocking(f *testing.F) {
+	f.Add(concat(msg('Q', "SELECT 1\x00"), msg('D', strings.Repeat("x", 300)), msg('Z', "I")), []byte{3, 0, 8, 1}, uint8(8))
+	f.Add(concat(msg('d', "abc"), msg('c', "")), []byte{0, 0, 5}, uint8(1))
+	f.Fuzz(func(t *testing.T, data, steps []byte, size uint8) {
+		const limit = 4096
+		// What the blocking reader reads: each message, decoded (even
+		// positions) or forwarded (odd ones).
+		var want bytes.Buffer
+		var wantMsgs int
+		br := NewReader(bytes.NewReader(data), 64, limit)
+		for i := 0; ; i++ {
+			_, total, err := br.Header()
+			if err != nil {
+				break
+			}
+			m, err := br.Message(total)
+			if err != nil {
+				break
+			}
+			want.Write(m)
+			wantMsgs++
+		}
+
+		src := &stutter{steps: steps, src: data}
+		dst := &stutter{steps: steps}
+		r := NewReader(src, int(size)%64+5, limit)
+		w := NewWriter(dst, 16)
+		var got bytes.Buffer
+		gotMsgs, remain, want5 := 0, 0, HeaderLen
+		for spins := 0; spins < 1_000_000; spins++ {
+			if remain > 0 {
+				n, err := r.ForwardBuffered(remain, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if remain -= n; remain == 0 {
+					gotMsgs++
+				}
+			} else if r.Buffered() >= HeaderLen {
+				_, total, err := r.Header()
+				if err != nil {
+					break
+				}
+				switch {
+				case gotMsgs%2 == 1:
+					// Streamed as it arrives.
+					remain = total
+					continue
+				case r.Buffered() >= total:
+					m, err := r.Message(total)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Flush(); err != nil {
+						t.Fatal(err)
+					}
+					// Decoded: written whole, behind what was streamed.
+					if err := w.Write(m); err != nil {
+						t.Fatal(err)
+					}
+					r.Release()
+					gotMsgs++
+					continue
+				default:
+					want5 = total
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if r.Buffered() == 0 {
+				r.Idle()
+			}
+			if w.Pending() == 0 {
+				w.Idle()
+			}
+			err := r.ReadOnce(max(want5, remain))
+			want5 = HeaderLen
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil && !errors.Is(err, ErrWouldBlock) {
+				t.Fatal(err)
+			}
+		}
+		for w.Pending() > 0 {
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got.Write(dst.dst.Bytes())
+		// A message cut off by the end of data is streamed in part by
+		// the non-blocking reader only: compare the whole messages.
+		if !bytes.HasPrefix(got.Bytes(), want.Bytes()) || gotMsgs < wantMsgs {
+			t.Fatalf("non-blocking path gave %d messages, %d bytes; blocking %d messages, %d bytes", gotMsgs, got.Len(), wantMsgs, want.Len())
 		}
 	})
 }

@@ -6,7 +6,7 @@ GO       ?= go
 FUZZTIME ?= 30s
 FUZZPKGS ?= ./...
 
-.PHONY: all test cross compat demo bench fuzz fmt vet build
+.PHONY: all test cross compat demo bench soak fuzz fmt vet build
 
 all: build
 
@@ -40,6 +40,14 @@ demo:
 ## bench: run the benchmark program.
 bench:
 	$(GO) run ./cmd/pgveil-bench
+
+## soak: outside `make test`, SOAKCLIENTS clients (default 500, each
+## holding an upstream session) through the proxy for SOAKTIME (default
+## 10m), then check that its goroutines, descriptors and heap came back.
+SOAKTIME    ?= 10m
+SOAKCLIENTS ?= 500
+soak:
+	PGVEIL_SOAK=$(SOAKTIME) PGVEIL_SOAK_CLIENTS=$(SOAKCLIENTS) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./proxy/
 
 ## fuzz: run every fuzz target of FUZZPKGS (default all) for FUZZTIME (default 30s) each.
 fuzz:

@@ -1,0 +1,187 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// TestSoak runs many clients through the proxy for a long while, then
+// checks that the proxy gave back what they cost: goroutines, file
+// descriptors and heap. It runs only when PGVEIL_SOAK holds a duration
+// (make soak: 10m), with PGVEIL_SOAK_CLIENTS clients (default 500; each
+// holds an upstream session, so the cluster's max_connections is raised
+// to fit).
+func TestSoak(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("PGVEIL_SOAK"))
+	if err != nil || d <= 0 {
+		t.Skip("set PGVEIL_SOAK to a duration (make soak) to run the soak test")
+	}
+	clients := 500
+	if v := os.Getenv("PGVEIL_SOAK_CLIENTS"); v != "" {
+		if clients, err = strconv.Atoi(v); err != nil || clients < 1 {
+			t.Fatalf("PGVEIL_SOAK_CLIENTS=%q: want a positive number", v)
+		}
+	}
+	ctx := context.Background()
+	setupUpstream(t)
+	if err := cluster.Exec(ctx, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", clients+50)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Exec(context.Background(), "postgres", "ALTER SYSTEM RESET max_connections")
+		_ = cluster.Restart()
+	})
+	if err := cluster.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startProxy(t)
+	runtime.GC()
+	baseGoroutines, baseFDs, baseHeap := runtime.NumGoroutine(), openFDs(t), heapInUse()
+	t.Logf("before: %d goroutines, %d descriptors, %.1f MiB heap", baseGoroutines, baseFDs, float64(baseHeap)/(1<<20))
+
+	var done, failed atomic.Int64
+	var firstErr sync.Once
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for time.Now().Before(deadline) {
+				if err := soakSession(ctx, p, rng, deadline); err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { t.Errorf("client %d: %v", i, err) })
+				}
+				done.Add(1)
+			}
+		}()
+		// Ramp up: PostgreSQL forks a backend per session.
+		if i%50 == 49 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	ticker := time.NewTicker(30 * time.Second)
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	for running := true; running; {
+		select {
+		case <-ticker.C:
+			_, sessions, _ := proxy.LoopStats(p.srv)
+			t.Logf("%v left: %d sessions, %d goroutines, %d descriptors, %.1f MiB heap; %d client sessions done, %d failed",
+				time.Until(deadline).Round(time.Second), sessions, runtime.NumGoroutine(), openFDs(t),
+				float64(heapInUse())/(1<<20), done.Load(), failed.Load())
+		case <-waited:
+			running = false
+		}
+	}
+	ticker.Stop()
+
+	eventually(t, 30*time.Second, "every session to end", func() bool { return p.srv.SessionCount() == 0 })
+	// What the sessions held is given back: allow for the runtime's own
+	// and for idle HTTP/pool goroutines.
+	var g, fds int
+	var heap uint64
+	ok := poll(30*time.Second, func() bool {
+		runtime.GC()
+		g, fds, heap = runtime.NumGoroutine(), openFDs(t), heapInUse()
+		return g <= baseGoroutines+5 && fds <= baseFDs+5 && heap <= baseHeap+32<<20
+	})
+	t.Logf("after %d client sessions (%d failed): %d goroutines, %d descriptors, %.1f MiB heap",
+		done.Load(), failed.Load(), g, fds, float64(heap)/(1<<20))
+	if !ok {
+		t.Errorf("the proxy kept what the clients cost: %d goroutines (was %d), %d descriptors (was %d), %.1f MiB heap (was %.1f)",
+			g, baseGoroutines, fds, baseFDs, float64(heap)/(1<<20), float64(baseHeap)/(1<<20))
+	}
+}
+
+// soakSession connects, does a random mix of what BI clients do, and
+// disconnects (or drops the connection).
+func soakSession(ctx context.Context, p *testProxy, rng *rand.Rand, deadline time.Time) error {
+	c, err := pgx.Connect(ctx, p.url("alice", users["alice"], nil))
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	defer c.Close(context.Background())
+	for n := 5 + rng.IntN(50); n > 0 && time.Now().Before(deadline); n-- {
+		var err error
+		switch k := rng.IntN(10); {
+		case k < 3:
+			var v int
+			err = c.QueryRow(ctx, "SELECT $1::int + 1", rng.IntN(1000)).Scan(&v)
+		case k < 5:
+			_, err = c.Exec(ctx, fmt.Sprintf("SELECT %d, 'soak'", rng.IntN(1000)), pgx.QueryExecModeSimpleProtocol)
+		case k < 6:
+			b := &pgx.Batch{}
+			for i := range 10 {
+				b.Queue("SELECT $1::int", i)
+			}
+			err = c.SendBatch(ctx, b).Close()
+		case k < 7:
+			var rows pgx.Rows
+			rows, err = c.Query(ctx, "SELECT g, repeat('x', 200) FROM generate_series(1, $1::int) g", 1000+rng.IntN(20000))
+			if err == nil {
+				for rows.Next() {
+				}
+				rows.Close()
+				err = rows.Err()
+			}
+		case k < 8:
+			err = pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "SELECT 1")
+				return err
+			})
+		case k < 9:
+			// An error upstream, and the session goes on.
+			_, err = c.Exec(ctx, "SELECT 1/0")
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "22012" {
+				err = nil
+			}
+		default:
+			// A client gone in mid-result.
+			rows, qerr := c.Query(ctx, "SELECT g FROM generate_series(1, 100000) g")
+			if qerr == nil {
+				rows.Next()
+				_ = c.PgConn().Conn().Close()
+				return nil
+			}
+			err = qerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("counting descriptors: %v", err)
+	}
+	return len(entries)
+}
+
+// heapInUse returns the bytes of heap in use.
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}

@@ -343,12 +343,14 @@ func FuzzReader(f *testing.F) {
 
 // stutter is a non-blocking source or destination that takes or gives
 // at most the next step's count of bytes at a time, and would block when
-// that count is 0.
+// that count is 0 — never twice in a row, as a socket that becomes
+// ready after a wait.
 type stutter struct {
-	steps []byte
-	i     int
-	src   []byte
-	dst   bytes.Buffer
+	steps   []byte
+	i       int
+	blocked bool
+	src     []byte
+	dst     bytes.Buffer
 }
 
 func (s *stutter) step() int {
@@ -357,6 +359,10 @@ func (s *stutter) step() int {
 	}
 	n := int(s.steps[s.i%len(s.steps)]) % 9
 	s.i++
+	if n == 0 && s.blocked {
+		n = 1
+	}
+	s.blocked = n == 0
 	return n
 }
 
@@ -424,6 +430,7 @@ func FuzzNonBlocking(f *testing.F) {
 				}
 				if remain -= n; remain == 0 {
 					gotMsgs++
+					continue
 				}
 			} else if r.Buffered() >= HeaderLen {
 				_, total, err := r.Header()

@@ -119,7 +119,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.logf("starting pgbouncer (%s) ...", pgbouncerBin)
-	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, direct, benchUser, password, b.cfg.clients)
+	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, direct, benchUser, password, max(b.cfg.clients, b.cfg.idleClients))
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,9 @@ func (b *bench) measure(ctx context.Context) {
 	}
 	b.sampleMemory(b.res.memAfterStream)
 	if b.cfg.idleClients > 0 {
-		for _, name := range []string{targetPgBouncer, targetPgveil} {
+		// NOTE: pgveil first: its sessions' backends end with them,
+		// while PgBouncer keeps its server connections open afterwards.
+		for _, name := range []string{targetPgveil, targetPgBouncer} {
 			if t := b.target(name); t != nil && ctx.Err() == nil {
 				b.idleSample(ctx, t)
 			}

@@ -3,11 +3,16 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 func TestUpstreamRestart(t *testing.T) {
@@ -134,4 +139,48 @@ func TestShutdownDeadlineClosesLongStatements(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("session not closed at the deadline")
 	}
+}
+
+func TestUpstreamThatDoesNotAnswer(t *testing.T) {
+	noLeaks(t)
+	// A server that accepts connections and never answers them.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+		c.Listen.StartupTimeout = time.Second
+		c.Upstream.Address = ln.Addr().String()
+		c.Upstream.ConnectTimeout = 2 * time.Second
+	})
+	t.Run("a client is told 08001 even when the wait outlasts the startup timeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
+			t.Fatalf("want 08001, got %v", err)
+		}
+	})
 }

@@ -44,10 +44,11 @@ type Reader struct {
 	max int
 }
 
-// NewReader returns a Reader of src with a buffer of size bytes that
-// refuses messages larger than max bytes, header included.
+// NewReader returns a Reader of src with a buffer of size bytes, taken
+// at its first read, that refuses messages larger than max bytes, header
+// included.
 func NewReader(src io.Reader, size, max int) *Reader {
-	return &Reader{src: src, buf: make([]byte, size), initial: size, max: max}
+	return &Reader{src: src, initial: size, max: max}
 }
 
 // Held reports the capacity of the buffer f holds.
@@ -323,9 +324,10 @@ type Writer struct {
 	size int
 }
 
-// NewWriter returns a Writer to dst that batches up to size bytes.
+// NewWriter returns a Writer to dst that batches up to size bytes, in a
+// buffer taken at its first write.
 func NewWriter(dst io.Writer, size int) *Writer {
-	return &Writer{dst: dst, buf: make([]byte, 0, size), size: size}
+	return &Writer{dst: dst, size: size}
 }
 
 // SetDest makes w write to dst from now on; what w batched stays.

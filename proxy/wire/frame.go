@@ -167,23 +167,7 @@ func (f *Reader) fill(n int) error {
 
 // readMore reads at least one more byte into the buffer, as much as one
 // read returns.
-func (f *Reader) readMore() error {
-	if f.r == f.w {
-		f.r, f.w = 0, 0
-	}
-	if f.w == len(f.buf) {
-		f.ensureRoom(1)
-	}
-	m, err := f.src.Read(f.buf[f.w:])
-	f.w += m
-	if m > 0 {
-		return nil
-	}
-	if err == nil {
-		err = io.ErrNoProgress
-	}
-	return err
-}
+func (f *Reader) readMore() error { return f.ReadOnce(1) }
 
 // Header returns the type and total length (type byte included) of the
 // next message, reading if fewer than 5 bytes are buffered.

@@ -165,7 +165,8 @@ func (ls *eventLoops) adopt(ss *session) bool {
 		return false
 	}
 	ls.start.Do(ls.startLoops)
-	if ls.err != nil {
+	if ls.err != nil || len(ls.loops) == 0 {
+		// No loop started, or they stopped: the server is closing.
 		return false
 	}
 	ss.lpMu.Lock()
@@ -423,7 +424,8 @@ func (l *eventLoop) add(ss *session) {
 		l.slots = append(l.slots, nil)
 		l.gens = append(l.gens, 0)
 	}
-	l.gens[slot]++
+	// NOTE: 31 bits, the room the epoll data leaves beside the direction.
+	l.gens[slot] = (l.gens[slot] + 1) & 0x7fffffff
 	l.slots[slot] = ss
 	lp.slot, lp.gen = slot, l.gens[slot]
 	lp.cev, lp.uev = unix.EPOLLIN, unix.EPOLLIN

@@ -36,14 +36,18 @@ const (
 
 // session is one authenticated client relayed to its own upstream backend.
 //
-// Two goroutines move the bytes: the client relay (client → upstream)
+// Two directions move the bytes: the client relay (client → upstream)
 // decodes the messages that carry statements and passes every other one
 // through; the backend relay (upstream → client) forwards results without
 // decoding them and watches the few messages that change session state.
+// On the goroutine path each direction is a goroutine; on an event loop
+// (loop_linux.go) the loop runs both, handing the client direction to a
+// worker goroutine for a message it must not handle inline.
 //
-// NOTE: cin and uout belong to the client relay, uin to the backend relay.
-// cout is shared and guarded by coutMu: the backend relay writes results,
-// and end writes a final FATAL. Nothing holds coutMu while calling end.
+// NOTE: cin and uout belong to the client relay (the client goroutine, or
+// the loop, or its worker while lp.busy), uin to the backend relay. cout
+// is shared and guarded by coutMu: the backend relay writes results, and
+// end writes a final FATAL. Nothing holds coutMu while calling end.
 type session struct {
 	srv  *Server
 	log  *zap.Logger

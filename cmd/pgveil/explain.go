@@ -46,13 +46,15 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
 		return 1
 	}
-	pol, err := cfg.Compile(*user, enf.Identities)
-	if err != nil {
+	if _, err := cfg.Compile(*user, enf.Identities); err != nil {
 		fmt.Fprintf(stdout, "user %s: no access: %v\n", *user, err)
 		return 1
 	}
+	// NOTE: through the engine, as a session's statement: the text shown
+	// is the one pgveil forwards (and audits) the first time it sees the
+	// statement, spliced where the engine splices.
 	sql := fs.Arg(0)
-	res, err := rewrite.Rewrite(sql, enf.Engine.Catalog(), pol)
+	res, err := enf.Engine.Rewrite(ctx, *user, 'Q', sql)
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):

@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,13 +49,24 @@ type Engine struct {
 	// templateTries counts the shapes whose template the engine tried
 	// to make (at their second statement).
 	templateTries atomic.Uint64
+	// parsing bounds the statements the engine parses at once: each
+	// call into pg_query's C parser holds an OS thread, and a flood of
+	// new statements from many sessions would otherwise hold as many
+	// threads as there are sessions. Its capacity is parseSlots.
+	parsing chan struct{}
 }
+
+// parseSlots is how many statements an Engine parses at once, per
+// processor: enough to keep every processor busy while some wait on a
+// catalog refresh.
+const parseSlots = 4
 
 // NewEngine returns an Engine over cat. refresh may be nil; when set, a
 // statement naming a relation missing from the snapshot triggers one
 // refresh (at most every few seconds) and a second try.
 func NewEngine(cat *Catalog, policy PolicyFunc, refresh CatalogFunc, cacheSize int) *Engine {
-	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), subqueries: newLRU(cacheSize), minRefresh: 5 * time.Second}
+	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), subqueries: newLRU(cacheSize), minRefresh: 5 * time.Second,
+		parsing: make(chan struct{}, parseSlots*runtime.GOMAXPROCS(0))}
 	e.catalog.Store(cat)
 	return e
 }
@@ -210,6 +223,12 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	// pg_query's C parser, normalisation included.
 	if why := tooComplex(text); why != "" {
 		return nil, deny("complexity", "%s", why)
+	}
+	select {
+	case e.parsing <- struct{}{}:
+		defer func() { <-e.parsing }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to parse: %w", ctx.Err())
 	}
 	// A statement that differs from one forwarded unchanged only in its
 	// constants is forwarded unchanged too. pg_query's normalisation

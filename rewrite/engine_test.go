@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -237,6 +238,31 @@ func TestEngineRewriteCached(t *testing.T) {
 		_, ok, got := e.RewriteCached("marie", 'Q', sql)
 		if want == nil || !ok || got == nil || got.Error() != want.Error() {
 			t.Fatalf("cached %v (%v), direct %v", got, ok, want)
+		}
+	})
+}
+
+func TestEngineBoundsParsing(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	release := rewrite.FillParseSlots(e)
+	t.Run("a statement waits for a parse slot, and gives up with its session", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if _, err := e.Rewrite(ctx, "marie", 'Q', "SELECT name FROM countries"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want the wait to end with the context", err)
+		}
+	})
+	t.Run("a statement the caches answer needs no slot", func(t *testing.T) {
+		release()
+		if _, err := e.Rewrite(context.Background(), "marie", 'Q', "SELECT name FROM countries"); err != nil {
+			t.Fatal(err)
+		}
+		release = rewrite.FillParseSlots(e)
+		defer release()
+		if _, err := e.Rewrite(context.Background(), "marie", 'Q', "SELECT name FROM countries"); err != nil {
+			t.Fatalf("a cached statement waited for a slot: %v", err)
 		}
 	})
 }

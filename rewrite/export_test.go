@@ -93,3 +93,17 @@ func SameStatements(a, b string) (bool, error) {
 
 // TemplateTries returns how many templates e tried to make.
 func TemplateTries(e *Engine) uint64 { return e.templateTries.Load() }
+
+// FillParseSlots takes every parse slot of e, as statements being parsed
+// would, and returns the function that gives them back.
+func FillParseSlots(e *Engine) (release func()) {
+	n := cap(e.parsing)
+	for range n {
+		e.parsing <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-e.parsing
+		}
+	}
+}

@@ -21,6 +21,13 @@ upstream {
   # The least-privilege service account created by testdata/demo/05_service_account.sql.
   user     = "pgveil_svc"
   password = env("PGVEIL_DEMO_UPSTREAM_PASSWORD")
+
+  # Uncomment to share a pool of backends between sessions, each held for a
+  # transaction only (the demo keeps one backend per session).
+  # pool {
+  #   mode = "transaction"
+  #   size = 20
+  # }
 }
 
 # The audit trail: one MAC-chained JSON line per statement and session

@@ -169,7 +169,36 @@ type Upstream struct {
 	ConnectTimeout time.Duration `reload:"connect_timeout,restart"`
 	// TLS is how the upstream connection is encrypted and verified.
 	TLS UpstreamTLS `reload:"tls"`
+	// Pool is how upstream backends are shared between client sessions.
+	Pool Pool `reload:"pool,restart"`
 }
+
+// Pool is the `upstream { pool { … } }` block.
+type Pool struct {
+	// Mode is PoolSession (default: each client session holds its own
+	// backend for its whole life) or PoolTransaction (sessions share a
+	// pool of backends, each held only for a transaction).
+	Mode string `reload:"mode"`
+	// Size caps the upstream backends the pool opens in transaction mode.
+	// Default 20.
+	Size int `reload:"size"`
+	// WaitTimeout bounds how long a client waits for a free backend before
+	// it gets SQLSTATE 53300. Default 5s.
+	WaitTimeout time.Duration `reload:"wait_timeout"`
+	// IdleTimeout closes a backend left idle in the pool this long.
+	// Default 10m.
+	IdleTimeout time.Duration `reload:"idle_timeout"`
+}
+
+// The values of Pool.Mode.
+const (
+	// PoolSession gives each client session a backend of its own for its
+	// whole life.
+	PoolSession = "session"
+	// PoolTransaction shares a pool of backends between sessions, each
+	// backend held by a session only for a transaction.
+	PoolTransaction = "transaction"
+)
 
 // Audit is the `audit` block: the tamper-evident audit trail (see
 // internal/audit, whose Options it fills).

@@ -32,6 +32,10 @@ const (
 	maxMaxMessageSize     = 1<<30 - 1
 	defaultSearchPath     = "public"
 	defaultConnectTimeout = 5 * time.Second
+	defaultPoolSize       = 20
+	maxPoolSize           = 10000
+	defaultPoolWait       = 5 * time.Second
+	defaultPoolIdle       = 10 * time.Minute
 )
 
 // verifierPrefix starts every SCRAM-SHA-256 verifier.
@@ -88,13 +92,21 @@ var (
 			{Name: "search_path"},
 			{Name: "connect_timeout"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}, {Type: "pool"}},
 	}
 	upstreamTLSSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "mode", Required: true},
 			{Name: "ca_file"},
 			{Name: "server_name"},
+		},
+	}
+	upstreamPoolSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "mode"},
+			{Name: "size"},
+			{Name: "wait_timeout"},
+			{Name: "idle_timeout"},
 		},
 	}
 	userSchema = &hcl.BodySchema{
@@ -240,15 +252,20 @@ func (d *decoder) duplicateBlocks(kind, howMany string, blocks []*hcl.Block) {
 	}
 }
 
-// nestedTLS returns the only tls block of a block's content, reporting
-// duplicates.
-func (d *decoder) nestedTLS(parent string, blocks hcl.Blocks) *hcl.Block {
+// nested returns the only block of type kind (tls, pool) of a block's
+// content, reporting duplicates.
+func (d *decoder) nested(kind, parent string, blocks hcl.Blocks) *hcl.Block {
+	blocks = blocks.OfType(kind)
+	article := "A"
+	if strings.ContainsRune("aeiou", rune(parent[0])) {
+		article = "An"
+	}
 	for _, b := range blocks[min(1, len(blocks)):] {
 		d.diags = append(d.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
-			Summary:  "Duplicate tls block",
-			Detail: fmt.Sprintf("A %s block has at most one tls block, and one is already defined at %s.",
-				parent, position(blocks[0].DefRange)),
+			Summary:  fmt.Sprintf("Duplicate %s block", kind),
+			Detail: fmt.Sprintf("%s %s block has at most one %s block, and one is already defined at %s.",
+				article, parent, kind, position(blocks[0].DefRange)),
 			Subject: b.DefRange.Ptr(),
 		})
 	}
@@ -298,7 +315,7 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	if a := c.Attributes["relay"]; a != nil {
 		l.Relay, _ = d.choice(a, "listen.relay", []string{RelayEventLoop, RelayGoroutines})
 	}
-	if tb := d.nestedTLS("listen", c.Blocks); tb != nil {
+	if tb := d.nested("tls", "listen", c.Blocks); tb != nil {
 		tc := d.content(tb.Body, listenTLSSchema, "listen.tls")
 		t := &ListenTLS{}
 		if a := tc.Attributes["cert_file"]; a != nil {
@@ -331,6 +348,7 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	u.SearchPath = defaultSearchPath
 	u.ConnectTimeout = defaultConnectTimeout
 	u.TLS.Mode = TLSDisable
+	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle}
 	if a := c.Attributes["address"]; a != nil {
 		u.Address, _ = d.address(a, "upstream.address", true)
 	}
@@ -370,7 +388,7 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	if a := c.Attributes["connect_timeout"]; a != nil {
 		u.ConnectTimeout, _ = d.duration(a, "upstream.connect_timeout")
 	}
-	if tb := d.nestedTLS("upstream", c.Blocks); tb != nil {
+	if tb := d.nested("tls", "upstream", c.Blocks); tb != nil {
 		tc := d.content(tb.Body, upstreamTLSSchema, "upstream.tls")
 		if a := tc.Attributes["mode"]; a != nil {
 			u.TLS.Mode, _ = d.tlsMode(a)
@@ -380,6 +398,21 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 		}
 		if a := tc.Attributes["server_name"]; a != nil {
 			u.TLS.ServerName, _ = d.nonEmptyString(a, "upstream.tls.server_name")
+		}
+	}
+	if pb := d.nested("pool", "upstream", c.Blocks); pb != nil {
+		pc := d.content(pb.Body, upstreamPoolSchema, "upstream.pool")
+		if a := pc.Attributes["mode"]; a != nil {
+			u.Pool.Mode, _ = d.choice(a, "upstream.pool.mode", []string{PoolSession, PoolTransaction})
+		}
+		if a := pc.Attributes["size"]; a != nil {
+			u.Pool.Size, _ = d.wholeNumber(a, "upstream.pool.size", 1, maxPoolSize)
+		}
+		if a := pc.Attributes["wait_timeout"]; a != nil {
+			u.Pool.WaitTimeout, _ = d.duration(a, "upstream.pool.wait_timeout")
+		}
+		if a := pc.Attributes["idle_timeout"]; a != nil {
+			u.Pool.IdleTimeout, _ = d.duration(a, "upstream.pool.idle_timeout")
 		}
 	}
 }

@@ -52,6 +52,7 @@ var goldenCases = []goldenCase{
 	{name: "missing_listen"},
 	{name: "bad_tls_mode"},
 	{name: "bad_relay"},
+	{name: "bad_pool"},
 	{name: "tls_mode_verify_ca"},
 	{name: "ca_file_without_verify"},
 	{name: "missing_cert"},
@@ -276,6 +277,10 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	p("upstream.tls.ca_file = %q", u.TLS.CAFile)
 	p("upstream.tls.server_name = %q", u.TLS.ServerName)
 	p("upstream.tls.root_cas loaded = %v", u.TLS.RootCAs != nil)
+	p("upstream.pool.mode = %q", u.Pool.Mode)
+	p("upstream.pool.size = %d", u.Pool.Size)
+	p("upstream.pool.wait_timeout = %s", u.Pool.WaitTimeout)
+	p("upstream.pool.idle_timeout = %s", u.Pool.IdleTimeout)
 	names := make([]string, 0, len(cfg.Users))
 	for name := range cfg.Users {
 		names = append(names, name)

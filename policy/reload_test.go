@@ -60,7 +60,8 @@ func fullConfig() *Config {
 				ClientCRLFile: "crl.pem", ClientName: ClientNameCN}},
 		Upstream: Upstream{Address: "127.0.0.1:5432", Database: "db", User: "svc", Password: "pw",
 			SearchPath: "public", ConnectTimeout: time.Second,
-			TLS: UpstreamTLS{Mode: TLSVerifyFull, CAFile: "up.pem", ServerName: "db.example"}},
+			TLS:  UpstreamTLS{Mode: TLSVerifyFull, CAFile: "up.pem", ServerName: "db.example"},
+			Pool: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute}},
 		Audit: &Audit{File: "audit.log", MaxSize: 100, QueueSize: 10, OnFull: AuditBlock, Key: []byte("k"),
 			RewrittenSQL: AuditFull, RedactLiterals: true},
 		Admin: &Admin{Address: "127.0.0.1:9187"},
@@ -151,6 +152,13 @@ func TestReloadDiff(t *testing.T) {
 			c.Upstream.TLS.ServerName = ""
 		}, []string{"upstream.tls"}, nil},
 		{"a new service password applies at the next restart", func(c *Config) { c.Upstream.Password = "new" }, nil, []string{"upstream.password"}},
+		{"a new pool size applies at the next restart", func(c *Config) { c.Upstream.Pool.Size = 50 }, nil, []string{"upstream.pool"}},
+		{"another pool mode applies at the next restart", func(c *Config) { c.Upstream.Pool.Mode = PoolSession }, nil, []string{"upstream.pool"}},
+		{"pool changes beside a refused upstream change are reported too", func(c *Config) {
+			c.Upstream.Address = "db:5432"
+			c.Upstream.Pool.WaitTimeout = time.Second
+			c.Upstream.Pool.IdleTimeout = time.Hour
+		}, []string{"upstream.address"}, []string{"upstream.pool"}},
 		{"several changes are reported in field order", func(c *Config) {
 			c.Admin.Address = ":2"
 			c.Listen.MaxMessageSize = 1

@@ -36,6 +36,14 @@ upstream {
     mode    = "verify-full"
     ca_file = "tls/upstream-ca.pem"   # the CA that signed PostgreSQL's certificate
   }
+
+  # Built-in transaction pooling: sessions share `size` backends, each held
+  # for a transaction only. Without this block (or with mode = "session")
+  # each client session has a backend of its own. Read at start only.
+  # pool {
+  #   mode = "transaction"
+  #   size = 20                       # under PostgreSQL's max_connections
+  # }
 }
 
 # The audit trail auditors read: one MAC-chained JSON line per statement and

@@ -26,6 +26,13 @@ upstream {
     ca_file     = "ca.pem"
     server_name = "db.internal"
   }
+
+  pool {
+    mode         = "transaction"
+    size         = 50
+    wait_timeout = "2s"
+    idle_timeout = "30m"
+  }
 }
 
 user "marie" {

@@ -1,0 +1,141 @@
+package policy
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// defaultPool is what an upstream block without a pool block decodes to.
+var defaultPool = Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute}
+
+func TestUpstreamPool(t *testing.T) {
+	tests := []struct {
+		name string
+		// pool is the text inside the upstream block, after its attributes
+		// (which end on line 5), so that it starts on line 6.
+		pool string
+		// want is the decoded pool, when the configuration loads.
+		want Pool
+		// diags are the diagnostics WriteDiagnostics prints.
+		diags string
+	}{
+		{
+			name: "without a pool block each session has its own backend, and the pool has its defaults",
+			pool: "",
+			want: defaultPool,
+		},
+		{
+			name: "an empty pool block takes the defaults",
+			pool: "  pool {}\n",
+			want: defaultPool,
+		},
+		{
+			name: "every pool attribute can be set",
+			pool: `  pool {
+    mode         = "transaction"
+    size         = 50
+    wait_timeout = "250ms"
+    idle_timeout = "1h"
+  }
+`,
+			want: Pool{Mode: PoolTransaction, Size: 50, WaitTimeout: 250 * time.Millisecond, IdleTimeout: time.Hour},
+		},
+		{
+			name: "attributes left out keep their defaults",
+			pool: "  pool {\n    mode = \"transaction\"\n  }\n",
+			want: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+		},
+		{
+			name: "session mode can be written out, and 10000 backends is the most",
+			pool: "  pool {\n    mode = \"session\"\n    size = 10000\n  }\n",
+			want: Pool{Mode: PoolSession, Size: 10000, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+		},
+		{
+			name: "a pool of one backend is allowed",
+			pool: "  pool {\n    mode = \"transaction\"\n    size = 1\n  }\n",
+			want: Pool{Mode: PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+		},
+		{
+			name: "a size past 10000 or not whole, and timeouts without unit or not positive, are errors",
+			pool: `  pool {
+    size         = 10001
+    wait_timeout = 5
+    idle_timeout = "0s"
+  }
+`,
+			diags: `pgveil.hcl:7:20: error: Invalid number
+   7 |     size         = 10001
+     |                    ^^^^^
+  upstream.pool.size must be a whole number from 1 to 10000.
+
+pgveil.hcl:8:20: error: Invalid duration
+   8 |     wait_timeout = 5
+     |                    ^
+  upstream.pool.wait_timeout must be a duration such as "10s", "1m30s" or
+  "500ms"; "5" has no unit.
+
+pgveil.hcl:9:20: error: Invalid duration
+   9 |     idle_timeout = "0s"
+     |                    ^^^^
+  upstream.pool.idle_timeout must be positive.
+`,
+		},
+		{
+			name: "a fractional size is an error",
+			pool: "  pool {\n    size = 2.5\n  }\n",
+			diags: `pgveil.hcl:7:12: error: Invalid number
+   7 |     size = 2.5
+     |            ^^^
+  upstream.pool.size must be a whole number from 1 to 10000.
+`,
+		},
+		{
+			name: "a typo in an attribute name gets HCL's suggestion",
+			pool: "  pool {\n    idle_timout = \"1m\"\n  }\n",
+			diags: `pgveil.hcl:7:5: error: Unsupported argument
+   7 |     idle_timout = "1m"
+     |     ^^^^^^^^^^^
+  An argument named "idle_timout" is not expected here. Did you mean
+  "idle_timeout"?
+`,
+		},
+		{
+			name: "pool has no label",
+			pool: "  pool \"main\" {}\n",
+			diags: `pgveil.hcl:6:8: error: Extraneous label for pool
+   6 |   pool "main" {}
+     |        ^^^^^^
+  No labels are expected for pool blocks.
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(`listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+`+tt.pool+"}\n"))
+			t.Chdir(dir)
+			l := NewLoader()
+			cfg, diags := l.Load("pgveil.hcl")
+			var got bytes.Buffer
+			if err := WriteDiagnostics(&got, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != tt.diags {
+				t.Errorf("diagnostics:\n%s--- want ---\n%s", got.String(), tt.diags)
+			}
+			if (cfg == nil) != diags.HasErrors() {
+				t.Fatalf("config %v with errors %v", cfg != nil, diags.HasErrors())
+			}
+			if cfg != nil && cfg.Upstream.Pool != tt.want {
+				t.Errorf("pool %+v, want %+v", cfg.Upstream.Pool, tt.want)
+			}
+		})
+	}
+}

@@ -46,6 +46,15 @@ type Result struct {
 	// change of the acting user may follow it in the same batch (PgJDBC
 	// sends BEGIN with the first statement when autocommit is off).
 	Begins bool
+	// Keeps names the session state the text may leave on its upstream
+	// backend past its transaction, e.g. "SET DateStyle", "PREPARE q",
+	// "DECLARE c WITH HOLD", "set_config", or nil: a transaction pool
+	// must not hand that backend to another session.
+	//
+	// NOTE: it says too much rather than too little. SET LOCAL, SET
+	// TRANSACTION and RESET leave nothing; a function outside pg_catalog
+	// is counted, its body unread.
+	Keeps []string
 	// constantBound reports that a decision on the text read a
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.
@@ -118,6 +127,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	}
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
+	res.Keeps = w.keeps
 	res.Columns = w.readable()
 	// NOTE: for rewritten statements too: a template must not serve a
 	// shape whose checks read a constant (set_config next to a governed
@@ -249,9 +259,13 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 
 	case *pg_query.Node_DeclareCursorStmt:
 		w.object("declare", s.DeclareCursorStmt.Portalname)
+		if s.DeclareCursorStmt.Options&cursorOptHold != 0 {
+			w.keep("DECLARE " + s.DeclareCursorStmt.Portalname + " WITH HOLD")
+		}
 		return "declare", w.walkQuery(s.DeclareCursorStmt.Query)
 	case *pg_query.Node_PrepareStmt:
 		w.object("prepare", s.PrepareStmt.Name)
+		w.keep("PREPARE " + s.PrepareStmt.Name)
 		return "prepare", w.walkQuery(s.PrepareStmt.Query)
 	case *pg_query.Node_ExecuteStmt:
 		// EXECUTE runs a statement PREPARE already checked; its
@@ -272,6 +286,9 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 	case *pg_query.Node_DiscardStmt:
 		if s.DiscardStmt.Target == pg_query.DiscardMode_DISCARD_ALL {
 			w.object("discard", "")
+			// It drops every prepared statement of the backend, whoever
+			// prepared it.
+			w.keep("DISCARD ALL")
 		}
 		return "discard", nil
 
@@ -452,6 +469,12 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
 		// RESET ALL restores the startup values, which pgveil set.
 		return nil
+	case pg_query.VariableSetKind_VAR_RESET:
+		// Back to the startup value: nothing is left behind.
+	default:
+		if name := strings.ToLower(s.Name); !s.IsLocal && name != "transaction" {
+			w.keep("SET " + name)
+		}
 	}
 	if isActSetting(s.Name) {
 		return w.actSet(s)
@@ -485,3 +508,7 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 func (w *walker) object(op, name string) {
 	w.objects = append(w.objects, SessionObject{Op: op, Name: name})
 }
+
+// cursorOptHold is PostgreSQL's CURSOR_OPT_HOLD, the bit of
+// DeclareCursorStmt.Options for WITH HOLD (parsenodes.h).
+const cursorOptHold = 0x0020

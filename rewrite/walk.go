@@ -68,7 +68,19 @@ type walker struct {
 	objects []SessionObject
 	// act is Result.Act.
 	act *Act
-	err error
+	// keeps is Result.Keeps.
+	keeps []string
+	err   error
+}
+
+// keep notes session state the statement leaves on its backend.
+func (w *walker) keep(what string) {
+	for _, k := range w.keeps {
+		if k == what {
+			return
+		}
+	}
+	w.keeps = append(w.keeps, what)
 }
 
 func newWalker(cat *Catalog, p Policy) *walker {
@@ -377,6 +389,11 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	if name == "set_config" {
 		w.readsConstant = true
 	}
+	if name == "setseed" && (schema == "" || schema == "pg_catalog") {
+		// The seed outlives the statement: the next random() on the
+		// backend follows from it.
+		w.keep("setseed")
+	}
 	if schema == InternalSchema {
 		// Its functions hash with the masks' secret keys: calling one
 		// would confirm a guess of a masked value.
@@ -408,6 +425,8 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 			} else if !w.pol.AllowFunction(s, name) {
 				w.err = deny("function", "the function %s is not allowed by the policy (%s.%s may be called)", name, s, name)
 				return
+			} else {
+				w.keep("the function " + s + "." + name)
 			}
 		}
 		return
@@ -422,7 +441,11 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 			qualified = schema + "." + name
 		}
 		w.err = deny("function", "the function %s is not allowed by the policy", qualified)
+		return
 	}
+	// Its body is not pgveil's to read: it may change settings or
+	// create objects that outlive the statement.
+	w.keep("the function " + schema + "." + name)
 }
 
 // catalogFunction checks the call fc of the pg_catalog function name
@@ -437,6 +460,7 @@ func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 			return false
 		}
 		w.tagSetConfig(fc)
+		w.keep("set_config")
 		return true
 	}
 	c, ok := catalogFunctions[name]

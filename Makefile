@@ -12,10 +12,12 @@ all: build
 
 ## test: vet, then run every test (PostgreSQL clusters included); the
 ## packages of RACEPKGS, where sessions share state across goroutines,
-## run under the race detector.
+## run under the race detector. The real clients run twice: in session
+## mode, then through a transaction pool of three backends.
 RACEPKGS ?= ./proxy/... ./rewrite
 test: vet cross
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -x -F "$$($(GO) list $(RACEPKGS))")
+	COMPAT_POOL=transaction $(GO) test -count=1 -timeout 20m ./internal/compat/
 	$(GO) test -race -count=1 -timeout 40m $(RACEPKGS)
 
 ## cross: build for macOS and Windows without cgo: the packages that do

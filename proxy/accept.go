@@ -90,6 +90,9 @@ type Server struct {
 	// loops relays plaintext sessions; nil where there are none (outside
 	// Linux, or when the configuration asks for goroutines).
 	loops *eventLoops
+	// pool shares the upstream backends in transaction mode; nil in
+	// session mode.
+	pool *pool
 }
 
 // New returns a Server for cfg.
@@ -140,7 +143,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 		}
 	}
 	s.mockSecret = mockSecret(&cfg.Upstream)
-	if cfg.Relay != policy.RelayGoroutines {
+	if cfg.Upstream.Pool.Mode == policy.PoolTransaction {
+		s.pool = newPool(s)
+	} else if cfg.Relay != policy.RelayGoroutines {
+		// NOTE: transaction-mode sessions relay on goroutines: a loop
+		// registers a session's one upstream socket for its life.
 		s.loops = newEventLoops(s)
 	}
 	return s, nil
@@ -227,7 +234,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); s.loops.stopAll(); close(done) }()
+	go func() { s.wg.Wait(); s.loops.stopAll(); s.closePool(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -244,8 +251,15 @@ func (s *Server) Close() error {
 		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
 	}
 	// The loops stop once the sessions they hold are finished.
-	go func() { s.wg.Wait(); s.loops.stopAll() }()
+	go func() { s.wg.Wait(); s.loops.stopAll(); s.closePool() }()
 	return nil
+}
+
+// closePool closes the transaction pool's free backends, if any.
+func (s *Server) closePool() {
+	if s.pool != nil {
+		s.pool.close()
+	}
 }
 
 // stopAccepting marks the server closing, closes its listeners and the
@@ -400,8 +414,13 @@ func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
+	up := ss.runningUpstream()
+	if up == nil {
+		log.Info("cancel request for a session running nothing ignored")
+		return
+	}
 	ss.log.Info("cancel request forwarded upstream")
-	if err := ss.up.cancelUpstream(context.Background()); err != nil {
+	if err := up.cancelUpstream(context.Background()); err != nil {
 		ss.log.Warn("forwarding cancel request failed", zap.Error(err))
 	}
 }

@@ -49,6 +49,13 @@ func startDemo(t *testing.T, opts ...func(*proxy.Options)) *testProxy {
 // returns the policies in force, which a Reloader may replace.
 func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*testProxy, *server.Policies) {
 	t.Helper()
+	return startDemoWith(t, path, nil, opts...)
+}
+
+// startDemoWith is startDemoFrom with the configuration changed by
+// change, when not nil, before the server starts.
+func startDemoWith(t *testing.T, path string, change func(*policy.Config), opts ...func(*proxy.Options)) (*testProxy, *server.Policies) {
+	t.Helper()
 	setupDemo(t)
 	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
 	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
@@ -59,6 +66,9 @@ func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*te
 		var b strings.Builder
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
 		t.Fatalf("loading %s:\n%s", path, b.String())
+	}
+	if change != nil {
+		change(cfg)
 	}
 	enf, _, err := server.LoadEnforcement(context.Background(), cfg)
 	if err != nil {

@@ -23,6 +23,7 @@ const (
 	CodeFeatureNotSupported   = sqlstate.FeatureNotSupported
 	CodeAdminShutdown         = sqlstate.AdminShutdown
 	CodeInternalError         = sqlstate.InternalError
+	CodeTooManyConnections    = sqlstate.TooManyConnections
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName

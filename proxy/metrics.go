@@ -22,6 +22,7 @@ type Metrics struct {
 	upstreamSecs   prometheus.Histogram
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
+	poolTimeouts   prometheus.Counter
 	// Reloads and ReloadFailures count policy reloads; the command that
 	// reloads updates them.
 	Reloads        prometheus.Counter
@@ -64,6 +65,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_panics_total", Help: "Sessions ended by an internal error (a panic contained to its session).",
 		}),
+		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_pool_wait_timeouts_total", Help: "Transactions refused (53300) because no upstream connection of the transaction pool became free in time.",
+		}),
 		Reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_policy_reloads_total", Help: "Successful policy reloads.",
 		}),
@@ -75,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"version"}),
 	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.Reloads, m.ReloadFailures, m.policyInfo)
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.Reloads, m.ReloadFailures, m.policyInfo)
 	return m
 }
 
@@ -98,6 +102,12 @@ func (m *Metrics) sessionStarted() {
 func (m *Metrics) sessionEnded() {
 	if m != nil {
 		m.sessions.Dec()
+	}
+}
+
+func (m *Metrics) poolTimedOut() {
+	if m != nil {
+		m.poolTimeouts.Inc()
 	}
 }
 

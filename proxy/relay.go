@@ -96,10 +96,13 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		if ss.track != nil {
 			err = ss.trackPeek(typ, total)
 		} else {
-			err = ss.cin.Forward(total, ss.uout)
+			err = ss.forwardNamed(typ, total)
 		}
-	case 'D', 'H':
-		// Describe, Flush.
+	case 'D':
+		// Describe.
+		err = ss.forwardNamed(typ, total)
+	case 'H':
+		// Flush.
 		err = ss.cin.Forward(total, ss.uout)
 	case 'S':
 		ss.othersInBatch, ss.batchRefused = 0, false
@@ -137,10 +140,12 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 // upstream unread, so that an event loop may stream it as it arrives.
 func (ss *session) clientPassThrough(typ byte) bool {
 	switch typ {
-	case 'd', 'D', 'H':
+	case 'd', 'H':
 		return true
+	case 'D':
+		return ss.pl == nil
 	case 'B', 'E', 'C':
-		return ss.track == nil
+		return ss.track == nil && ss.pl == nil
 	}
 	return false
 }
@@ -226,6 +231,10 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	if r := ss.poolRefusal(res); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
+	}
 	if res.Act != nil {
 		r := ss.mayAct(res.Act)
 		if r == nil {
@@ -237,6 +246,7 @@ func (ss *session) relayQuery(total int) error {
 		}
 	}
 	ss.noteStatement(st, res, nil)
+	ss.notePoolState(res)
 	if res.Act != nil {
 		ss.applyAct(res.Act)
 	} else {
@@ -280,6 +290,10 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
+	if r := ss.poolRefusal(res); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceParse, p.Name, r)
+	}
 	if res.Act != nil {
 		// Checked now for a clear error; made at its Execute.
 		if r := ss.mayAct(res.Act); r != nil {
@@ -290,7 +304,17 @@ func (ss *session) relayParse(total int) error {
 		ss.othersInBatch++
 	}
 	ss.noteStatement(st, res, nil)
+	ss.notePoolState(res)
 	out := res.SQL
+	if ss.pl != nil {
+		// Under the statement's name upstream (pooled_stmt.go).
+		p.Query = out
+		b, err := ss.pooledParse(&p)
+		if err != nil {
+			return fmt.Errorf("encoding rewritten parse: %w", err)
+		}
+		return ss.uout.Write(b)
+	}
 	if out == p.Query {
 		return ss.uout.Write(msg)
 	}
@@ -460,40 +484,71 @@ func (ss *session) forgetRefusals(done int64) {
 // ends, on its own goroutine (the event loop's sessions use
 // upstreamHeader and upstreamMessage too).
 func (ss *session) backendRelay() sessionEnd {
+	e, _ := ss.relayBackend()
+	return e
+}
+
+// relayBackend is backendRelay; in a transaction-mode session it returns
+// detached, and no end, once the session let its backend go (detach).
+func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 	for {
 		if ss.uin.Buffered() < wire.HeaderLen {
 			ss.coutMu.Lock()
 			err := ss.cout.Flush()
 			ss.coutMu.Unlock()
 			if err != nil {
-				return ss.clientWriteFailed(err)
+				return ss.clientWriteFailed(err), false
 			}
 		}
 		typ, total, err := ss.uin.Header()
 		if err != nil {
-			return ss.upstreamReadFailed(err)
+			return ss.upstreamReadFailed(err), false
+		}
+		if pl := ss.pl; pl != nil {
+			if pl.swallow {
+				// The answers to prepareOnTake's batch.
+				if err := ss.swallowTaken(typ, total); err != nil {
+					return ss.upstreamReadFailed(err), false
+				}
+				continue
+			}
+			if typ == '1' {
+				ss.onParseAnswer()
+			}
 		}
 		how, e := ss.upstreamHeader(typ, total)
 		switch how {
 		case upstreamEnds:
-			return *e
+			return *e, false
 		case upstreamDecode:
 			msg, err := ss.uin.Message(total)
 			if err != nil {
-				return ss.upstreamReadFailed(err)
+				return ss.upstreamReadFailed(err), false
 			}
 			e, err := ss.upstreamMessage(typ, msg)
 			ss.uin.Release()
 			if err != nil {
-				return ss.clientWriteFailed(err)
+				return ss.clientWriteFailed(err), false
 			}
 			if e != nil {
-				return *e
+				return *e, false
+			}
+			if typ == 'Z' && ss.pl != nil {
+				ss.onBatchAnswered(ss.done.Load())
+			}
+			if typ == 'Z' && ss.pl != nil && ss.detach() {
+				ss.coutMu.Lock()
+				err := ss.cout.Flush()
+				ss.coutMu.Unlock()
+				if err != nil {
+					return ss.clientWriteFailed(err), false
+				}
+				return sessionEnd{}, true
 			}
 			continue
 		case upstreamSkip:
 			if err := ss.uin.Skip(total); err != nil {
-				return ss.upstreamReadFailed(err)
+				return ss.upstreamReadFailed(err), false
 			}
 			continue
 		}
@@ -502,9 +557,9 @@ func (ss *session) backendRelay() sessionEnd {
 		ss.coutMu.Unlock()
 		if err != nil {
 			if wire.IsWriteErr(err) {
-				return ss.clientWriteFailed(err)
+				return ss.clientWriteFailed(err), false
 			}
-			return ss.upstreamReadFailed(err)
+			return ss.upstreamReadFailed(err), false
 		}
 	}
 }

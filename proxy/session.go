@@ -152,6 +152,11 @@ type session struct {
 	lp     *loopState
 	lpMu   sync.Mutex
 	ending bool
+
+	// pl is the session's hold on the transaction pool, nil in session
+	// mode (pooled.go). With it, up, uin and uout are those of the
+	// backend held, and change from one transaction to the next.
+	pl *poolLink
 }
 
 // sessionEnd says why a session ends and what the client is told.
@@ -199,6 +204,9 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 	}
 	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
 	ss.txStatus.Store('I')
+	if s.pool != nil {
+		ss.pl = newPoolLink(s.pool, ss.info.ID)
+	}
 	if v, _ := s.rewriter.(statement.PolicyVersioner); s.audit != nil || v != nil {
 		var versions statement.PolicyVersioner
 		if v != nil {
@@ -243,26 +251,44 @@ func (ss *session) start(res *startupResult) error {
 			fmt.Sprintf("database %q does not exist", res.params.database),
 			fmt.Sprintf("pgveil serves the database %q.", want), nil)
 	}
-	up, err := ss.srv.dialUpstream(ss.ctx, ss.info.User, res.params)
-	if err != nil {
-		return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+	var params map[string]string
+	if pl := ss.pl; pl != nil {
+		// A backend of the client's key, borrowed for its parameters:
+		// the session holds one only for its transactions.
+		pl.forward = res.params.forward
+		b, err := pl.pool.acquire(ss.ctx, pl.forward)
+		if errors.Is(err, errPoolTimeout) {
+			ce := pl.pool.waitError()
+			ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
+			return ce
+		} else if err != nil {
+			return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+		}
+		params = b.up.params
+		pl.pool.release(b)
+	} else {
+		up, err := ss.srv.dialUpstream(ss.ctx, ss.info.User, res.params)
+		if err != nil {
+			return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+		}
+		ss.up = up
+		upIO := wire.NewRawIO(up.conn)
+		ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)
+		ss.uin.Preload(up.buffered)
+		ss.uout = wire.NewWriter(upIO, upstreamWrite)
+		params = up.params
 	}
-	ss.up = up
-	upIO := wire.NewRawIO(up.conn)
-	ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)
-	ss.uin.Preload(up.buffered)
-	ss.uout = wire.NewWriter(upIO, upstreamWrite)
 	ss.pid, ss.secret = ss.srv.cancels.register(ss)
 	ss.info.Started = time.Now()
 
-	names := make([]string, 0, len(up.params))
-	for k := range up.params {
+	names := make([]string, 0, len(params))
+	for k := range params {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	msgs := make([]pgproto3.BackendMessage, 0, len(names)+2)
 	for _, k := range names {
-		v := up.params[k]
+		v := params[k]
 		switch k {
 		case "application_name":
 			v = ss.info.ApplicationName
@@ -347,6 +373,10 @@ func (ss *session) closeUpstream() {
 
 // run relays the session until one side ends it.
 func (ss *session) run() {
+	if ss.pl != nil {
+		ss.runPooled()
+		return
+	}
 	defer ss.srv.metrics.sessionEnded()
 	backendDone := make(chan struct{})
 	go func() {
@@ -430,22 +460,32 @@ func (ss *session) end(e sessionEnd) {
 		ss.lpMu.Unlock()
 		if lp != nil {
 			lp.endLoop(ss, resp)
+		} else if ss.pl != nil {
+			ss.endPooled(e.cancelRunning)
+			ss.endClient(resp)
 		} else {
 			// Unblock a relay stuck on either connection so coutMu frees up.
 			now := time.Now()
 			_ = ss.up.conn.SetDeadline(now)
 			_ = ss.client.SetDeadline(now)
-			ss.coutMu.Lock()
-			if resp != nil {
-				_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
-				if ss.cout.Write(resp) == nil {
-					_ = ss.cout.Flush()
-				}
-			}
-			ss.coutMu.Unlock()
-			ss.client.Close()
+			ss.endClient(resp)
 			ss.up.conn.Close()
 		}
 		ss.cancel()
 	})
+}
+
+// endClient sends the client its final message, resp when not nil, and
+// closes the connection.
+func (ss *session) endClient(resp []byte) {
+	_ = ss.client.SetDeadline(time.Now())
+	ss.coutMu.Lock()
+	if resp != nil {
+		_ = ss.client.SetWriteDeadline(time.Now().Add(time.Second))
+		if ss.cout.Write(resp) == nil {
+			_ = ss.cout.Flush()
+		}
+	}
+	ss.coutMu.Unlock()
+	ss.client.Close()
 }

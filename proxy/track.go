@@ -61,7 +61,7 @@ func (ss *session) trackPeek(typ byte, total int) error {
 		}
 		t.OnClose(kind, name, ok)
 	}
-	return ss.cin.Forward(total, ss.uout)
+	return ss.forwardNamed(typ, total)
 }
 
 // trackBind carries out the tracker's plan for a Bind of portal to
@@ -133,6 +133,34 @@ func (ss *session) trackExecute(portal string, total int) error {
 func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 	for _, m := range msgs {
 		var err error
+		if ss.pl != nil {
+			// Under the statements' names upstream (pooled_stmt.go).
+			switch m := m.(type) {
+			case *pgproto3.Parse:
+				p := *m
+				b, err := ss.pooledParse(&p)
+				if err != nil {
+					return fmt.Errorf("encoding %T: %w", m, err)
+				}
+				if err := ss.uout.Write(b); err != nil {
+					return err
+				}
+				continue
+			case *pgproto3.Close:
+				if m.ObjectType == 'S' {
+					c := *m
+					c.Name = ss.pl.closeStmt(m.Name)
+					m = &c
+				}
+				if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
+					return fmt.Errorf("encoding %T: %w", m, err)
+				}
+				if err := ss.uout.Write(ss.cscratch); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
 			return fmt.Errorf("encoding %T: %w", m, err)
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,14 +79,23 @@ type upstreamConn struct {
 // account, the pinned settings, application_name naming the user, and the
 // client's forwarded parameters.
 func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams) (*upstreamConn, error) {
+	return s.dialBackend(ctx, "pgveil:"+login+":"+p.applicationName, p.forward, false)
+}
+
+// dialBackend opens an upstream session as the service account with the
+// pinned settings, application_name appName and the client parameters
+// forward. With check, it first reads back the pinned settings the
+// server does not report: a role or database default must not have
+// overridden them.
+func (s *Server) dialBackend(ctx context.Context, appName string, forward map[string]string, check bool) (*upstreamConn, error) {
 	cfg := s.upstream.Copy()
-	rp := make(map[string]string, len(p.forward)+4)
-	for k, v := range p.forward {
+	rp := make(map[string]string, len(forward)+5)
+	for k, v := range forward {
 		rp[k] = v
 	}
 	// Pinned settings are written last: nothing the client sent can
 	// replace them (forwardedParams never lists them anyway).
-	rp["application_name"] = truncateAppName("pgveil:" + login + ":" + p.applicationName)
+	rp["application_name"] = truncateAppName(appName)
 	rp["client_encoding"] = "UTF8"
 	rp["standard_conforming_strings"] = "on"
 	rp["client_min_messages"] = "notice"
@@ -96,6 +107,12 @@ func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if check {
+		if err := s.checkPinned(ctx, pc); err != nil {
+			pc.Close(context.Background())
+			return nil, err
+		}
 	}
 	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(context.Background())
@@ -128,6 +145,30 @@ func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams
 		}
 	}
 	return uc, nil
+}
+
+// checkPinned reads back the pinned settings of a new backend.
+func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) error {
+	for k, v := range map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on"} {
+		if got := pc.ParameterStatus(k); got != v {
+			return fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
+		}
+	}
+	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages')").ReadAll()
+	if err != nil {
+		return fmt.Errorf("reading back the pinned settings: %w", err)
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 2 {
+		return errors.New("reading back the pinned settings: unexpected answer")
+	}
+	row := res[0].Rows[0]
+	if got, want := SearchPath(string(row[0])), SearchPath(s.cfg.Upstream.SearchPath); !slices.Equal(got, want) {
+		return fmt.Errorf("the upstream connection's search_path is %q, not %q: a role or database setting overrides it", row[0], s.cfg.Upstream.SearchPath)
+	}
+	if got := string(row[1]); got != "notice" {
+		return fmt.Errorf("the upstream connection's client_min_messages is %q, not \"notice\"", got)
+	}
+	return nil
 }
 
 // truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1

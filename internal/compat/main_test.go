@@ -83,6 +83,11 @@ func startVeil() (stop func() error, err error) {
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
 		return nil, fmt.Errorf("loading configs/demo.hcl:\n%s", b.String())
 	}
+	if os.Getenv("COMPAT_POOL") == policy.PoolTransaction {
+		// Every client through a transaction pool small enough that
+		// the sessions of a test share backends.
+		cfg.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	}
 	enf, _, err := server.LoadEnforcement(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("loading enforcement: %w", err)

@@ -26,6 +26,9 @@ const (
 	InvalidCatalogName = "3D000"
 	// FeatureNotSupported (0A000) is a protocol feature pgveil lacks.
 	FeatureNotSupported = "0A000"
+	// TooManyConnections (53300) is a transaction pool with no free
+	// upstream connection within its wait timeout.
+	TooManyConnections = "53300"
 	// AdminShutdown (57P01) is a session ended by a shutdown or a reload.
 	AdminShutdown = "57P01"
 	// InternalError (XX000) is a bug caught before it reached the client.

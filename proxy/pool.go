@@ -1,0 +1,405 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/proxy/wire"
+)
+
+// errPoolTimeout is acquire's answer when no backend became free within
+// the pool's wait timeout.
+var errPoolTimeout = errors.New("no upstream connection became free")
+
+// pool shares upstream backends between the sessions of a server in
+// transaction mode (upstream.pool.mode = "transaction"). Every backend is
+// the service account with the pinned settings; a session holds one for
+// a transaction (pooled.go) and gives it back when idle.
+//
+// Backends are grouped by key, the startup parameters a client forwards
+// (DateStyle, TimeZone, extra_float_digits…): a session only ever runs on
+// a backend started with its own.
+//
+// NOTE: a backend goes back to the pool only clean: idle, nothing
+// outstanding, and no session state left on it (Result.Keeps, named
+// prepared statements, a change of the acting user). Any other backend
+// a session lets go of is closed, never reused.
+type pool struct {
+	srv *Server
+	log *zap.Logger
+	// size caps open; wait bounds acquire; idleTimeout closes backends
+	// idle that long.
+	size        int
+	wait        time.Duration
+	idleTimeout time.Duration
+
+	mu sync.Mutex
+	// NOTE: idle, open, waiters and closed are guarded by mu.
+	// idle holds the free backends by key, the most recently used last.
+	idle map[string][]*backend
+	// nidle counts the backends of idle.
+	nidle int
+	// open counts the backends open, held or being dialled: never more
+	// than size.
+	open int
+	// waiters are the acquires waiting for a backend, oldest first.
+	waiters []*poolWaiter
+	closed  bool
+	// stop ends the janitor.
+	stop chan struct{}
+}
+
+// backend is one upstream connection of the pool, with its buffers.
+type backend struct {
+	key string
+	up  *upstreamConn
+	in  *wire.Reader
+	out *wire.Writer
+	// idleSince is when it last went back to the pool (guarded by
+	// pool.mu).
+	idleSince time.Time
+	// prepared holds the upstream names of the prepared statements it
+	// holds; unnamedBy is the session whose unnamed statement it holds,
+	// nil when it may hold another's (pooled_stmt.go).
+	// NOTE: both belong to the session holding the backend, under its
+	// poolLink.mu.
+	prepared  map[string]bool
+	unnamedBy *poolLink
+}
+
+// poolWaiter is an acquire waiting for a backend of key.
+type poolWaiter struct {
+	key string
+	// grant receives a backend of key, or nil: a slot of open counted
+	// for the waiter, which dials.
+	grant chan *backend
+}
+
+func newPool(s *Server) *pool {
+	c := s.cfg.Upstream.Pool
+	p := &pool{
+		srv: s, log: s.log.With(zap.String("component", "pool")),
+		size: c.Size, wait: c.WaitTimeout, idleTimeout: c.IdleTimeout,
+		idle: map[string][]*backend{},
+		stop: make(chan struct{}),
+	}
+	if p.size <= 0 {
+		p.size = 20
+	}
+	if p.wait <= 0 {
+		p.wait = 5 * time.Second
+	}
+	if p.idleTimeout > 0 {
+		go p.janitor()
+	}
+	return p
+}
+
+// poolKey is the key of the backends a client with the forwarded
+// startup parameters forward may run on.
+func poolKey(forward map[string]string) string {
+	if len(forward) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(forward))
+	for k := range forward {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(forward[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// acquire returns a backend started with the forwarded parameters
+// forward: a free one of their key, a new one while the pool has room,
+// or, the pool full, the first that becomes free within the wait
+// timeout. It returns errPoolTimeout when none does, or ctx's error.
+func (p *pool) acquire(ctx context.Context, forward map[string]string) (*backend, error) {
+	key := poolKey(forward)
+	timer := time.NewTimer(p.wait)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errors.New("the server is shutting down")
+		}
+		if b := p.popIdle(key); b != nil {
+			p.mu.Unlock()
+			if b.alive() {
+				return b, nil
+			}
+			p.drop(b, "it was closed while idle")
+			continue
+		}
+		var victim *backend
+		if p.open >= p.size && p.nidle > 0 {
+			// Full, but with free backends of other keys: the least
+			// recently used makes room.
+			victim = p.popOldest()
+			p.open--
+		}
+		if p.open < p.size {
+			p.open++
+			p.mu.Unlock()
+			if victim != nil {
+				victim.close()
+			}
+			return p.dial(ctx, key, forward)
+		}
+		w := &poolWaiter{key: key, grant: make(chan *backend, 1)}
+		p.waiters = append(p.waiters, w)
+		p.mu.Unlock()
+
+		select {
+		case b := <-w.grant:
+			if b == nil {
+				return p.dial(ctx, key, forward)
+			}
+			if b.alive() {
+				return b, nil
+			}
+			p.drop(b, "it was closed while idle")
+			continue
+		case <-ctx.Done():
+			p.giveUp(w)
+			return nil, ctx.Err()
+		case <-timer.C:
+			p.giveUp(w)
+			return nil, errPoolTimeout
+		}
+	}
+}
+
+// giveUp withdraws w; a grant it received meanwhile goes to the next
+// waiter.
+func (p *pool) giveUp(w *poolWaiter) {
+	p.mu.Lock()
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.mu.Unlock()
+			return
+		}
+	}
+	p.mu.Unlock()
+	// Granted after all: pass it on.
+	if b := <-w.grant; b != nil {
+		p.release(b)
+	} else {
+		p.freeSlot()
+	}
+}
+
+// dial opens a backend for key in a slot of open already counted.
+func (p *pool) dial(ctx context.Context, key string, forward map[string]string) (*backend, error) {
+	up, err := p.srv.dialBackend(ctx, "pgveil:pool", forward, true)
+	if err != nil {
+		p.freeSlot()
+		return nil, err
+	}
+	io := wire.NewRawIO(up.conn)
+	b := &backend{key: key, up: up, prepared: map[string]bool{},
+		in:  wire.NewReader(io, upstreamReadBuf, maxUpstreamMessage),
+		out: wire.NewWriter(io, upstreamWrite)}
+	b.in.Preload(up.buffered)
+	up.buffered = nil
+	if ce := p.log.Check(zap.DebugLevel, "upstream connection opened"); ce != nil {
+		ce.Write(zap.Uint32("backend_pid", up.pid))
+	}
+	return b, nil
+}
+
+// release gives a clean backend back: to the oldest waiter of its key,
+// or, when others wait, its slot to the oldest of them; otherwise to
+// the free backends.
+func (p *pool) release(b *backend) {
+	p.mu.Lock()
+	if p.closed {
+		p.open--
+		p.mu.Unlock()
+		b.close()
+		return
+	}
+	for i, w := range p.waiters {
+		if w.key == b.key {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.mu.Unlock()
+			w.grant <- b
+			return
+		}
+	}
+	if len(p.waiters) > 0 {
+		// Only other keys wait: this backend makes room for the oldest.
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		b.close()
+		w.grant <- nil
+		return
+	}
+	b.idleSince = time.Now()
+	p.idle[b.key] = append(p.idle[b.key], b)
+	p.nidle++
+	p.mu.Unlock()
+}
+
+// drop closes a backend that must not be reused and frees its slot.
+func (p *pool) drop(b *backend, why string) {
+	b.close()
+	p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.pid), zap.String("reason", why))
+	p.freeSlot()
+}
+
+// freeSlot gives a slot of open to the oldest waiter, or back.
+func (p *pool) freeSlot() {
+	p.mu.Lock()
+	if len(p.waiters) > 0 && !p.closed {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		w.grant <- nil
+		return
+	}
+	p.open--
+	p.mu.Unlock()
+}
+
+// popIdle takes the most recently used free backend of key (mu held).
+func (p *pool) popIdle(key string) *backend {
+	l := p.idle[key]
+	if len(l) == 0 {
+		return nil
+	}
+	b := l[len(l)-1]
+	l[len(l)-1] = nil
+	if len(l) == 1 {
+		delete(p.idle, key)
+	} else {
+		p.idle[key] = l[:len(l)-1]
+	}
+	p.nidle--
+	return b
+}
+
+// popOldest takes the free backend idle the longest, of any key (mu
+// held, nidle > 0).
+func (p *pool) popOldest() *backend {
+	var oldest *backend
+	for _, l := range p.idle {
+		if oldest == nil || l[0].idleSince.Before(oldest.idleSince) {
+			oldest = l[0]
+		}
+	}
+	l := p.idle[oldest.key]
+	if len(l) == 1 {
+		delete(p.idle, oldest.key)
+	} else {
+		p.idle[oldest.key] = append(l[:0:0], l[1:]...)
+	}
+	p.nidle--
+	return oldest
+}
+
+// janitor closes backends idle longer than idleTimeout.
+func (p *pool) janitor() {
+	tick := time.NewTicker(max(p.idleTimeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-tick.C:
+			var old []*backend
+			p.mu.Lock()
+			for key, l := range p.idle {
+				n := 0
+				for n < len(l) && now.Sub(l[n].idleSince) >= p.idleTimeout {
+					n++
+				}
+				if n == 0 {
+					continue
+				}
+				old = append(old, l[:n]...)
+				if n == len(l) {
+					delete(p.idle, key)
+				} else {
+					p.idle[key] = append(l[:0:0], l[n:]...)
+				}
+				p.nidle -= n
+				p.open -= n
+			}
+			p.mu.Unlock()
+			for _, b := range old {
+				b.close()
+			}
+		}
+	}
+}
+
+// close closes the free backends and makes every later release close its
+// backend; held backends close with their sessions.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	var all []*backend
+	for _, l := range p.idle {
+		all = append(all, l...)
+	}
+	p.open -= p.nidle
+	p.idle, p.nidle = map[string][]*backend{}, 0
+	waiters := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	close(p.stop)
+	for _, b := range all {
+		b.close()
+	}
+	for _, w := range waiters {
+		// Woken with a slot, they dial into a closed pool's count;
+		// their session is ending anyway.
+		w.grant <- nil
+	}
+}
+
+// stats reports the pool's backends: open (held, free or being
+// dialled), free, and the acquires waiting.
+func (p *pool) stats() (open, free, waiting int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open, p.nidle, len(p.waiters)
+}
+
+func (b *backend) close() { b.up.conn.Close() }
+
+// alive reports whether a free backend may serve a session: its
+// connection neither closed nor holding anything unread (a FATAL sent
+// at a server shutdown, say).
+func (b *backend) alive() bool {
+	return b.in.Buffered() == 0 && connQuiet(b.up.conn)
+}
+
+// waitError is the error a client gets when no backend became free.
+func (p *pool) waitError() *clientError {
+	return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
+		fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
+		fmt.Sprintf("All %d connections of the transaction pool are in use.", p.size),
+		"Retry later, or raise upstream.pool.size (within PostgreSQL's max_connections) or upstream.pool.wait_timeout.")}
+}

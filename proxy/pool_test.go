@@ -1,0 +1,320 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// startPooled runs the demo in transaction mode with a pool of size
+// backends and a wait timeout of wait.
+func startPooled(t *testing.T, size int, wait time.Duration) *testProxy {
+	t.Helper()
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}
+	})
+	return p
+}
+
+// simpleConn opens a session as a demo user that sends every statement
+// in the simple protocol, as psql does.
+func (p *testProxy) simpleConn(t *testing.T, user string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"default_query_exec_mode": {"simple_protocol"}}))
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// poolBackends counts the pool's backends upstream.
+func poolBackends(t *testing.T) int {
+	t.Helper()
+	n, _ := strconv.Atoi(direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool'")[0][0])
+	return n
+}
+
+// one runs sql and returns the first column of its first row.
+func one(ctx context.Context, c *pgx.Conn, sql string) (string, error) {
+	var s string
+	err := c.QueryRow(ctx, sql).Scan(&s)
+	return s, err
+}
+
+func TestTransactionPool(t *testing.T) {
+	noLeaks(t)
+	p := startPooled(t, 3, 2*time.Second)
+	ctx := context.Background()
+	want := map[string]string{}
+	for _, u := range []string{"marie", "hq"} {
+		want[u] = direct(t, "SELECT count(*) FROM responses WHERE "+scopes[u])[0][0]
+	}
+
+	t.Run("twelve sessions of two users run on three backends, each seeing its own rows", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 12)
+		for i := range 12 {
+			user := []string{"marie", "hq"}[i%2]
+			c := p.simpleConn(t, user)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 30 {
+					got, err := one(ctx, c, "SELECT count(*)::text FROM responses")
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got != want[user] {
+						errs <- fmt.Errorf("%s counted %s rows, want %s", user, got, want[user])
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if n := poolBackends(t); n > 3 {
+			t.Errorf("%d backends upstream, want at most 3", n)
+		}
+	})
+
+	t.Run("a SET stays with its session, whose backend is closed at its end", func(t *testing.T) {
+		a, b := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
+		if _, err := a.Exec(ctx, "SET DateStyle = 'German'"); err != nil {
+			t.Fatal(err)
+		}
+		const q = "SELECT DATE '2024-01-31'::text"
+		for range 5 {
+			if got, err := one(ctx, b, q); err != nil || got != "2024-01-31" {
+				t.Fatalf("the other session read %q, %v: want 2024-01-31", got, err)
+			}
+			if got, err := one(ctx, a, q); err != nil || got != "31.01.2024" {
+				t.Fatalf("the session that SET DateStyle read %q, %v: want 31.01.2024", got, err)
+			}
+		}
+		before := poolBackends(t)
+		a.Close(ctx)
+		eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return poolBackends(t) == before-1 })
+		if got, err := one(ctx, b, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
+			t.Fatalf("DateStyle %q, %v after the other session ended", got, err)
+		}
+	})
+
+	t.Run("a named prepared statement is never seen by another session", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.PgConn().Prepare(ctx, "hq_rows", "SELECT count(*) FROM responses", nil); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if _, err := one(ctx, b, "EXECUTE hq_rows"); err == nil {
+				t.Fatal("another session ran the prepared statement")
+			}
+		}
+		res := a.PgConn().ExecPrepared(ctx, "hq_rows", nil, nil, nil).Read()
+		if res.Err != nil || string(res.Rows[0][0]) != want["hq"] {
+			t.Fatalf("the session's own prepared statement: %v, %v", res.Rows, res.Err)
+		}
+	})
+
+	t.Run("a cancel reaches the backend running the statement", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		began := time.Now()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(ctx, "SELECT pg_sleep(10)")
+			done <- err
+		}()
+		eventually(t, 5*time.Second, "the statement to run", func() bool {
+			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
+		})
+		if err := c.PgConn().CancelRequest(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := <-done
+		var pgErr *pgconn.PgError
+		if time.Since(began) > 5*time.Second || !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+			t.Fatalf("want 57014 at once, got %v after %s", err, time.Since(began))
+		}
+		if got, err := one(ctx, c, "SELECT 'still usable'"); err != nil || got != "still usable" {
+			t.Fatalf("after the cancel: %q, %v", got, err)
+		}
+	})
+
+	t.Run("a backend closed while free is replaced", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		if _, err := one(ctx, c, "SELECT 'warm'"); err != nil {
+			t.Fatal(err)
+		}
+		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle'")
+		eventually(t, 5*time.Second, "the free backends to go", func() bool {
+			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle'")[0][0] == "0"
+		})
+		for range 3 {
+			if got, err := one(ctx, c, "SELECT 'fresh'"); err != nil || got != "fresh" {
+				t.Fatalf("after the backends were closed: %q, %v", got, err)
+			}
+		}
+	})
+
+	t.Run("a backend lost in mid-transaction ends its session only", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, a, "SELECT 'in a transaction'"); err != nil {
+			t.Fatal(err)
+		}
+		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle in transaction'")
+		if _, err := one(ctx, a, "SELECT 'after'"); err == nil {
+			t.Fatal("the transaction went on without its backend")
+		}
+		if got, err := one(ctx, b, "SELECT 'unaffected'"); err != nil || got != "unaffected" {
+			t.Fatalf("the other session: %q, %v", got, err)
+		}
+	})
+}
+
+func TestTransactionPoolExhausted(t *testing.T) {
+	noLeaks(t)
+	p := startPooled(t, 1, 200*time.Millisecond)
+	ctx := context.Background()
+	holder, waiter := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "53300" || pgErr.Hint == "" {
+			t.Fatalf("want 53300 with a hint, got %v", err)
+		}
+	}
+	t.Run("a simple query waits, then gets 53300", func(t *testing.T) {
+		_, err := one(ctx, waiter, "SELECT 1")
+		check(t, err)
+	})
+	t.Run("an extended-protocol batch gets 53300 at its Sync", func(t *testing.T) {
+		res := waiter.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read()
+		check(t, res.Err)
+	})
+	t.Run("the session is usable once a backend is free", func(t *testing.T) {
+		if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, waiter, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		res := waiter.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read()
+		if res.Err != nil || string(res.Rows[0][0]) != "x" {
+			t.Fatalf("%v, %v", res.Rows, res.Err)
+		}
+	})
+}
+
+func TestTransactionPoolStatements(t *testing.T) {
+	noLeaks(t)
+	p := startPooled(t, 1, 2*time.Second)
+	ctx := context.Background()
+	hqRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["hq"])[0][0]
+	marieRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]
+	const q = "SELECT count(*) FROM responses"
+
+	t.Run("another session's unnamed statement is never run", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.PgConn().Prepare(ctx, "", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		res := b.PgConn().ExecPrepared(ctx, "", nil, nil, nil).Read()
+		if res.Err == nil && len(res.Rows) > 0 && string(res.Rows[0][0]) == hqRows {
+			t.Fatal("a session ran another user's unnamed statement")
+		}
+	})
+	t.Run("a session's unnamed statement follows it from batch to batch", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.PgConn().Prepare(ctx, "", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.PgConn().Prepare(ctx, "", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			conn *pgx.Conn
+			want string
+		}{{a, hqRows}, {b, marieRows}, {a, hqRows}} {
+			res := c.conn.PgConn().ExecPrepared(ctx, "", nil, nil, nil).Read()
+			if res.Err != nil || string(res.Rows[0][0]) != c.want {
+				t.Fatalf("got %v, %v; want %s", res.Rows, res.Err, c.want)
+			}
+		}
+	})
+	t.Run("named statements of two sessions of one name stay apart", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		for _, c := range []*pgx.Conn{a, b} {
+			if _, err := c.PgConn().Prepare(ctx, "rows", q, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			for c, want := range map[*pgx.Conn]string{a: hqRows, b: marieRows} {
+				res := c.PgConn().ExecPrepared(ctx, "rows", nil, nil, nil).Read()
+				if res.Err != nil || string(res.Rows[0][0]) != want {
+					t.Fatalf("got %v, %v; want %s", res.Rows, res.Err, want)
+				}
+			}
+		}
+	})
+	t.Run("a statement name another session uses upstream is out of reach", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.PgConn().Prepare(ctx, "mine", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		names := direct(t, "SELECT name FROM pg_prepared_statements")
+		_ = names // upstream names are per backend; the direct connection has none
+		for _, guess := range []string{"mine", "pgveil_mine"} {
+			res := b.PgConn().ExecPrepared(ctx, guess, nil, nil, nil).Read()
+			if res.Err == nil {
+				t.Fatalf("%s: another session's statement ran: %v", guess, res.Rows)
+			}
+		}
+	})
+	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
+		c := p.connect(t, "hq")
+		for range 10 {
+			var n string
+			if err := c.QueryRow(ctx, "SELECT count(*)::text FROM responses WHERE $1::int > 0", 1).Scan(&n); err != nil || n != hqRows {
+				t.Fatalf("%q, %v", n, err)
+			}
+		}
+	})
+	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+			t.Fatalf("want 0A000, got %v", err)
+		}
+		if got, err := one(ctx, c, "SELECT 'usable'"); err != nil || got != "usable" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+}

@@ -1,0 +1,418 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/proxy/wire"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// poolLink is a transaction-mode session's hold on the pool (pool.go).
+// The session holds a backend from the first message it sends while
+// idle until the ReadyForQuery that leaves it idle again with nothing
+// outstanding; then the backend goes back to the pool, unless the
+// session left state on it (keeps), in which case the session keeps it
+// to its end and the backend is closed then.
+//
+// The client relay attaches a backend (hold) and writes to it; the
+// backend relay reads it and lets it go (detach). Both directions share
+// the decision through mu.
+//
+// NOTE: the client relay touches the backend only while busy, set under
+// mu while b is its backend; detach waits for busy to clear. So a
+// backend given back is never written to by the session that gave it.
+type poolLink struct {
+	pool *pool
+	// forward are the client's forwarded startup parameters: the key of
+	// the backends the session may run on.
+	forward map[string]string
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	// NOTE: b, busy, open, keeps and ended are guarded by mu.
+	// b is the backend held, nil between transactions.
+	b *backend
+	// busy reports that the client relay is writing to b.
+	busy bool
+	// open reports that the client relay sent b messages after the last
+	// batch boundary (Query, Sync): the batch is not closed yet.
+	open bool
+	// keeps says why the session keeps its backend to its end ("" when
+	// it does not): state left on the backend (rewrite.Result.Keeps) or
+	// a change of the acting user.
+	keeps string
+	ended bool
+	// attached wakes the backend relay once the client relay holds a
+	// backend.
+	attached chan struct{}
+	// failing is set (client relay only) while the messages of an
+	// extended-protocol batch that found no backend are skipped up to
+	// its Sync; failure is the error the Sync then gets.
+	failing bool
+	failure *pgproto3.ErrorResponse
+
+	// prefix starts the upstream names of the session's prepared
+	// statements; seq numbers them (pooled_stmt.go).
+	prefix string
+	seq    int
+	// NOTE: stmts, pending and parses are guarded by mu; unnamed
+	// belongs to the client relay.
+	// stmts are the session's prepared statements by the client's names;
+	// pending those whose Parse awaits its ParseComplete.
+	stmts, pending map[string]*pooledStmt
+	// parses are the Parses in flight, oldest first.
+	parses []sentParse
+	// unnamed is the session's last Parse of the unnamed statement, as
+	// sent upstream; nil before one.
+	unnamed []byte
+	// swallow is set, for the backend relay, while the answers to the
+	// batch prepareOnTake wrote are skipped; prepareFailed once that
+	// batch failed: the backend is then closed, not given back.
+	swallow       bool
+	prepareFailed bool
+}
+
+func newPoolLink(p *pool, sessionID string) *poolLink {
+	pl := &poolLink{pool: p, attached: make(chan struct{}, 1),
+		prefix: "pgveil_" + sessionID + "_",
+		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}}
+	pl.cond = sync.NewCond(&pl.mu)
+	return pl
+}
+
+// runPooled relays a transaction-mode session until one side ends it.
+func (ss *session) runPooled() {
+	defer ss.srv.metrics.sessionEnded()
+	backendDone := make(chan struct{})
+	go func() {
+		defer close(backendDone)
+		ss.end(ss.contain("backend relay", ss.pooledBackendRelay))
+	}()
+	ss.end(ss.contain("client relay", ss.pooledClientRelay))
+	<-backendDone
+	ss.relayed()
+}
+
+// sessionGone is what a relay returns once the session ended elsewhere.
+var sessionGone = sessionEnd{reason: "session ended"}
+
+// pooledClientRelay is clientRelay for a transaction-mode session: it
+// holds a backend before each message it forwards.
+func (ss *session) pooledClientRelay() sessionEnd {
+	pl := ss.pl
+	for {
+		if ss.cin.Buffered() < wire.HeaderLen {
+			if err := ss.pooledFlush(); err != nil {
+				return ss.upstreamGone(err)
+			}
+		}
+		typ, total, err := ss.cin.Header()
+		if err != nil {
+			return ss.clientReadFailed(err)
+		}
+		if e := ss.clientHeader(typ); e != nil {
+			return *e
+		}
+		if pl.failing {
+			if e, err := ss.skipFailed(typ, total); e != nil {
+				return *e
+			} else if err != nil {
+				return ss.clientFailed(err)
+			}
+			continue
+		}
+		held, e := ss.hold(typ, total)
+		if e != nil {
+			return *e
+		}
+		if !held {
+			continue
+		}
+		before := ss.sent.Load()
+		e, err = ss.clientMessage(typ, total)
+		ss.unhold(ss.sent.Load() != before)
+		if e != nil {
+			return *e
+		} else if err != nil {
+			return ss.clientFailed(err)
+		}
+	}
+}
+
+// hold makes sure the session holds a backend before the client message
+// of type typ is forwarded, and marks the client relay busy with it. It
+// reports false, having answered the message, when no backend could be
+// had; or the end of the session.
+func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
+	pl := ss.pl
+	pl.mu.Lock()
+	if pl.b != nil {
+		pl.busy = true
+		pl.mu.Unlock()
+		return true, nil
+	}
+	pl.mu.Unlock()
+	if typ == 'X' {
+		// Terminate between transactions: nothing upstream to tell.
+		return false, &sessionEnd{reason: "client terminated the session"}
+	}
+	parseName := ""
+	if typ == 'P' {
+		// The statement a Parse prepares: its own unnamed one needs no
+		// preparing again.
+		if b, err := ss.cin.PeekStrings(total, 0, 1); err != nil {
+			e := ss.clientFailed(err)
+			return false, &e
+		} else if name, _, ok := cstring(b[wire.HeaderLen:]); ok {
+			parseName = name
+		} else {
+			parseName = "?"
+		}
+	}
+	b, err := pl.pool.acquire(ss.ctx, pl.forward)
+	if err != nil {
+		if ss.ctx.Err() != nil {
+			return false, &sessionGone
+		}
+		var resp *pgproto3.ErrorResponse
+		if errors.Is(err, errPoolTimeout) {
+			resp = pl.pool.waitError().resp
+			ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
+			ss.srv.metrics.poolTimedOut()
+		} else {
+			resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
+			ss.log.Error("upstream connection failed", zap.Error(err))
+		}
+		ss.auditEvent("pool_refused", resp.Message, 0)
+		if err := ss.answerUnheld(typ, total, resp); err != nil {
+			e := ss.clientFailed(err)
+			return false, &e
+		}
+		return false, nil
+	}
+	pl.mu.Lock()
+	if pl.ended {
+		pl.mu.Unlock()
+		pl.pool.release(b)
+		return false, &sessionGone
+	}
+	pl.b, pl.busy = b, true
+	ss.up, ss.uout = b.up, b.out
+	wrote, err := ss.prepareOnTake(typ, parseName)
+	pl.swallow, pl.prepareFailed = wrote, false
+	pl.mu.Unlock()
+	pl.attached <- struct{}{}
+	if err != nil {
+		e := ss.upstreamGone(err)
+		return false, &e
+	}
+	return true, nil
+}
+
+// unhold ends the client relay's use of its backend for one message;
+// boundary reports that the message closed a batch.
+func (ss *session) unhold(boundary bool) {
+	pl := ss.pl
+	pl.mu.Lock()
+	pl.busy = false
+	pl.open = !boundary
+	pl.cond.Broadcast()
+	pl.mu.Unlock()
+}
+
+// pooledFlush sends what the client relay batched for its backend.
+func (ss *session) pooledFlush() error {
+	pl := ss.pl
+	pl.mu.Lock()
+	if pl.b == nil {
+		pl.mu.Unlock()
+		return nil
+	}
+	pl.busy = true
+	w := ss.uout
+	pl.mu.Unlock()
+	err := w.Flush()
+	pl.mu.Lock()
+	pl.busy = false
+	pl.cond.Broadcast()
+	pl.mu.Unlock()
+	return err
+}
+
+// answerUnheld answers a client message of type typ that found no
+// backend with resp, as PostgreSQL answers a failed message: at once
+// for a Query, at the batch's Sync for the extended protocol, skipping
+// the batch's other messages.
+func (ss *session) answerUnheld(typ byte, total int, resp *pgproto3.ErrorResponse) error {
+	pl := ss.pl
+	if err := ss.cin.Skip(total); err != nil {
+		return err
+	}
+	switch typ {
+	case 'Q', 'S', 'F':
+		return ss.sendClient(resp, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	pl.failing, pl.failure = true, resp
+	return nil
+}
+
+// skipFailed skips a message of a batch that found no backend, and
+// answers its Sync; a Terminate ends the session.
+func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
+	pl := ss.pl
+	if err := ss.cin.Skip(total); err != nil {
+		return nil, err
+	}
+	switch typ {
+	case 'X':
+		return &sessionEnd{reason: "client terminated the session"}, nil
+	case 'S':
+		pl.failing = false
+		return nil, ss.sendClient(pl.failure, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	return nil, nil
+}
+
+// pooledBackendRelay is backendRelay for a transaction-mode session: it
+// waits for the client relay to hold a backend, relays it, and lets it
+// go at the ReadyForQuery that leaves the session idle.
+func (ss *session) pooledBackendRelay() sessionEnd {
+	for {
+		if !ss.awaitBackend() {
+			return sessionGone
+		}
+		if e, detached := ss.relayBackend(); !detached {
+			return e
+		}
+	}
+}
+
+// awaitBackend waits until the client relay holds a backend and takes
+// its reader; false once the session ended.
+func (ss *session) awaitBackend() bool {
+	pl := ss.pl
+	select {
+	case <-pl.attached:
+	case <-ss.ctx.Done():
+		return false
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.b == nil {
+		return false
+	}
+	ss.uin = pl.b.in
+	return true
+}
+
+// detach gives the session's backend back to the pool if the session is
+// done with it: idle, every batch answered, the client relay not
+// writing, no state left on it. It reports whether it did (backend
+// relay, after a ReadyForQuery).
+func (ss *session) detach() bool {
+	pl := ss.pl
+	pl.mu.Lock()
+	for pl.busy && !pl.ended {
+		pl.cond.Wait()
+	}
+	b := pl.b
+	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() ||
+		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
+		pl.mu.Unlock()
+		return false
+	}
+	pl.b = nil
+	failed := pl.prepareFailed
+	pl.mu.Unlock()
+	switch {
+	case failed:
+		pl.pool.drop(b, "preparing a session's statements on it failed")
+	case len(b.prepared) > maxBackendStatements:
+		pl.pool.drop(b, "it holds too many prepared statements")
+	default:
+		pl.pool.release(b)
+	}
+	return true
+}
+
+// keepBackend makes the session keep its backend to its end: why names
+// the state it leaves there.
+func (ss *session) keepBackend(why string) {
+	pl := ss.pl
+	if pl == nil || why == "" {
+		return
+	}
+	pl.mu.Lock()
+	first := pl.keeps == ""
+	if first {
+		pl.keeps = why
+	}
+	pl.mu.Unlock()
+	if first {
+		ss.log.Info("session keeps its upstream connection to its end", zap.String("because", why))
+	}
+}
+
+// notePoolState keeps the backend of a transaction-mode session whose
+// statement res leaves state on it. Protocol-level prepared statements
+// do not: they follow the session (pooled_stmt.go).
+func (ss *session) notePoolState(res *rewrite.Result) {
+	if ss.pl == nil {
+		return
+	}
+	if _, ok := ss.srv.rewriter.(PassThrough); ok {
+		// Nothing parsed: nothing known of what the text leaves.
+		ss.keepBackend("statements forwarded unparsed")
+		return
+	}
+	switch {
+	case len(res.Keeps) > 0:
+		ss.keepBackend(res.Keeps[0])
+	case res.Act != nil:
+		ss.keepBackend("a change of the acting user")
+	}
+}
+
+// endPooled is end's work on the backend of a transaction-mode session:
+// a backend held at the end is closed, never reused, after its running
+// statement is cancelled if asked.
+func (ss *session) endPooled(cancelRunning bool) {
+	pl := ss.pl
+	pl.mu.Lock()
+	pl.ended = true
+	b := pl.b
+	pl.b = nil
+	pl.cond.Broadcast()
+	pl.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if cancelRunning && !ss.idle() {
+		if err := b.up.cancelUpstream(context.Background()); err != nil {
+			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
+		}
+	}
+	_ = b.up.conn.SetDeadline(time.Now())
+	pl.pool.drop(b, "its session ended while holding it")
+}
+
+// runningUpstream returns the upstream connection running the session's
+// statements, nil when a transaction-mode session holds none.
+func (ss *session) runningUpstream() *upstreamConn {
+	pl := ss.pl
+	if pl == nil {
+		return ss.up
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.b == nil {
+		return nil
+	}
+	return pl.b.up
+}

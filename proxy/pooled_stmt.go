@@ -1,0 +1,321 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/wire"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// Prepared statements in transaction mode.
+//
+// A protocol-level prepared statement outlives the transaction that made
+// it, on a backend the session may not hold next time. So a session's
+// statements are renamed upstream, each under a name of its own
+// ("pgveil_<session id>_<n>"), and prepared again on a backend that lacks
+// them when the session takes it. Every statement name a client sends is
+// translated, a name it never prepared into one that cannot exist: a
+// session reaches its own statements only, never those other sessions
+// left on a shared backend.
+//
+// The unnamed statement keeps its name. A backend remembers whose it
+// holds (backend.unnamedBy); a session taking a backend that holds
+// another's first prepares its own again, or closes it, unless its
+// first message is a Parse of the unnamed statement.
+//
+// NOTE: a statement joins the session's statements at its ParseComplete
+// (the backend relay counts them, parses); until then it is pending. A
+// Parse that fails leaves nothing to prepare again.
+
+// pooledStmt is a prepared statement of a transaction-mode session.
+type pooledStmt struct {
+	// server is its name upstream.
+	server string
+	// parse is the Parse message that prepares it upstream, encoded.
+	parse []byte
+}
+
+// sentParse is a Parse forwarded upstream, awaiting its ParseComplete.
+type sentParse struct {
+	// name is the client's name; st nil for a Parse that prepares no
+	// statement of the session's (the name existed already).
+	name string
+	st   *pooledStmt
+	// batch is the ReadyForQuery number that closes its batch.
+	batch int64
+}
+
+// maxBackendStatements bounds the statements a backend accumulates from
+// the sessions it served; past it, the backend is closed at its release.
+const maxBackendStatements = 2000
+
+// serverStmtName returns the upstream name of the client's statement
+// name: its own when the session prepared it, one that cannot exist
+// otherwise (mu held).
+func (pl *poolLink) serverStmtName(name string) string {
+	if name == "" {
+		return ""
+	}
+	if st := pl.pending[name]; st != nil {
+		return st.server
+	}
+	if st := pl.stmts[name]; st != nil {
+		return st.server
+	}
+	return pl.prefix + "unknown"
+}
+
+// pooledParse returns the Parse p, of the client's statement p.Name, as
+// it goes upstream, and notes it (client relay, p.Query the text to
+// forward).
+func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	name := p.Name
+	sent := sentParse{name: name, batch: ss.sent.Load() + 1}
+	switch {
+	case name == "":
+		if pl.b != nil {
+			pl.b.unnamedBy = pl
+		}
+	case pl.pending[name] != nil || pl.stmts[name] != nil:
+		// PostgreSQL refuses a second statement of that name: so will
+		// the upstream, under the first one's name.
+		p.Name = pl.serverStmtName(name)
+	default:
+		pl.seq++
+		p.Name = pl.prefix + strconv.Itoa(pl.seq)
+		sent.st = &pooledStmt{server: p.Name}
+	}
+	msg, err := p.Encode(nil)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		pl.unnamed = msg
+	} else if sent.st != nil {
+		sent.st.parse = msg
+		pl.pending[name] = sent.st
+	}
+	pl.parses = append(pl.parses, sent)
+	return msg, nil
+}
+
+// onParseAnswer settles the oldest Parse in flight at its ParseComplete
+// (backend relay).
+func (ss *session) onParseAnswer() {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.parses) == 0 {
+		return
+	}
+	p := pl.parses[0]
+	pl.parses = pl.parses[1:]
+	if p.st == nil {
+		return
+	}
+	if pl.pending[p.name] == p.st {
+		delete(pl.pending, p.name)
+		pl.stmts[p.name] = p.st
+	}
+	if pl.b != nil {
+		pl.b.prepared[p.st.server] = true
+	}
+}
+
+// onBatchAnswered drops the Parses of batches up to done that got no
+// ParseComplete: they failed, or the server skipped them after an
+// error (backend relay, at a ReadyForQuery).
+func (ss *session) onBatchAnswered(done int64) {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
+		p := pl.parses[0]
+		pl.parses = pl.parses[1:]
+		if p.st != nil && pl.pending[p.name] == p.st {
+			delete(pl.pending, p.name)
+		}
+	}
+}
+
+// closeStmt returns the upstream name of the client's statement name,
+// which the client closes, and forgets it: its copies on other backends
+// are left to them, under a name no session reaches again.
+func (pl *poolLink) closeStmt(name string) string {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	server := pl.serverStmtName(name)
+	if name == "" {
+		return server
+	}
+	if st := pl.stmts[name]; st != nil && pl.b != nil {
+		delete(pl.b.prepared, st.server)
+	}
+	delete(pl.stmts, name)
+	delete(pl.pending, name)
+	return server
+}
+
+// forwardNamed forwards a Bind, Describe or Close of total bytes, the
+// statement it names translated to its name upstream in transaction
+// mode (client relay).
+func (ss *session) forwardNamed(typ byte, total int) error {
+	pl := ss.pl
+	if pl == nil || typ == 'E' {
+		return ss.cin.Forward(total, ss.uout)
+	}
+	skip, n := 1, 1
+	if typ == 'B' {
+		skip, n = 0, 2
+	}
+	b, err := ss.cin.PeekStrings(total, skip, n)
+	if err != nil {
+		return err
+	}
+	defer ss.cin.Release()
+	body := b[wire.HeaderLen:]
+	var head []byte
+	var name string
+	switch typ {
+	case 'B':
+		portal, rest, ok := cstring(body)
+		s, _, ok2 := cstring(rest)
+		if !ok || !ok2 {
+			return ss.cin.Forward(total, ss.uout)
+		}
+		head, name = body[:len(portal)+1], s
+	default:
+		if len(body) < 2 || body[0] != 'S' {
+			return ss.cin.Forward(total, ss.uout)
+		}
+		s, _, ok := cstring(body[1:])
+		if !ok {
+			return ss.cin.Forward(total, ss.uout)
+		}
+		head, name = body[:1], s
+	}
+	var server string
+	if typ == 'C' {
+		server = pl.closeStmt(name)
+	} else {
+		pl.mu.Lock()
+		server = pl.serverStmtName(name)
+		pl.mu.Unlock()
+	}
+	if server == name {
+		return ss.cin.Forward(total, ss.uout)
+	}
+	prefix := wire.HeaderLen + len(head) + len(name) + 1
+	out := ss.cscratch[:0]
+	out = append(out, typ, 0, 0, 0, 0)
+	out = append(out, head...)
+	out = append(out, server...)
+	out = append(out, 0)
+	binary.BigEndian.PutUint32(out[1:], uint32(total-prefix+len(out)-1))
+	ss.cscratch = out
+	if err := ss.uout.Write(out); err != nil {
+		return err
+	}
+	if err := ss.cin.Skip(prefix); err != nil {
+		return err
+	}
+	return ss.cin.Forward(total-prefix, ss.uout)
+}
+
+// prepareOnTake writes upstream, on the backend the session just took
+// and ahead of the client's first message (of type typ; name is the
+// statement a Parse prepares), a batch that gives the backend the
+// session's statements it lacks and the session's own unnamed statement
+// or none. It reports whether it wrote one: the backend relay then
+// swallows the answers up to its ReadyForQuery (client relay, mu held).
+func (ss *session) prepareOnTake(typ byte, parseName string) (bool, error) {
+	pl := ss.pl
+	b := pl.b
+	var out []byte
+	if b.unnamedBy != pl {
+		switch {
+		case typ == 'P' && parseName == "", typ == 'Q':
+			// Replaced, or dropped, by the client's message itself.
+		case pl.unnamed != nil:
+			out = append(out, pl.unnamed...)
+		default:
+			out, _ = (&pgproto3.Close{ObjectType: 'S'}).Encode(out)
+		}
+		b.unnamedBy = pl
+	}
+	for _, st := range pl.stmts {
+		if !b.prepared[st.server] {
+			out = append(out, st.parse...)
+			b.prepared[st.server] = true
+		}
+	}
+	if out == nil {
+		return false, nil
+	}
+	out, _ = (&pgproto3.Sync{}).Encode(out)
+	return true, b.out.Write(out)
+}
+
+// poolRefusal refuses, in transaction mode, what a shared backend cannot
+// keep for the session: SQL-level prepared statements, whose names
+// reach every statement on the backend.
+func (ss *session) poolRefusal(res *rewrite.Result) *Refusal {
+	if ss.pl == nil {
+		return nil
+	}
+	for _, o := range res.Objects {
+		switch o.Op {
+		case "prepare", "execute", "deallocate":
+			r := firewall.Deny("transaction_pooling",
+				"SQL PREPARE, EXECUTE and DEALLOCATE are not supported in transaction pooling (upstream.pool.mode = \"transaction\")")
+			return r
+		}
+	}
+	return nil
+}
+
+// logPrepareFailure logs a failed preparation of the session's
+// statements on a backend it took.
+func (ss *session) logPrepareFailure(msg []byte) {
+	var er pgproto3.ErrorResponse
+	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {
+		ss.log.Warn("preparing the session's statements again failed")
+		return
+	}
+	ss.log.Warn("preparing the session's statements again failed",
+		zap.String("code", er.Code), zap.String("error", er.Message))
+}
+
+// swallowTaken skips an answer to the batch prepareOnTake wrote, up to
+// its ReadyForQuery (backend relay).
+func (ss *session) swallowTaken(typ byte, total int) error {
+	pl := ss.pl
+	if typ != 'E' && typ != 'Z' {
+		return ss.uin.Skip(total)
+	}
+	if total > maxDecodedUpstream {
+		return ss.uin.Skip(total)
+	}
+	msg, err := ss.uin.Message(total)
+	if err != nil {
+		return err
+	}
+	if typ == 'E' {
+		ss.logPrepareFailure(msg)
+		pl.mu.Lock()
+		pl.prepareFailed = true
+		pl.mu.Unlock()
+	} else {
+		pl.swallow = false
+	}
+	ss.uin.Release()
+	return nil
+}

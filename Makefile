@@ -46,10 +46,13 @@ bench:
 ## soak: outside `make test`, SOAKCLIENTS clients (default 500, each
 ## holding an upstream session) through the proxy for SOAKTIME (default
 ## 10m), then check that its goroutines, descriptors and heap came back.
+## With SOAKPOOL=n they share a transaction pool of n backends instead:
+## make soak SOAKCLIENTS=5000 SOAKPOOL=50.
 SOAKTIME    ?= 10m
 SOAKCLIENTS ?= 500
+SOAKPOOL    ?=
 soak:
-	PGVEIL_SOAK=$(SOAKTIME) PGVEIL_SOAK_CLIENTS=$(SOAKCLIENTS) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./proxy/
+	PGVEIL_SOAK=$(SOAKTIME) PGVEIL_SOAK_CLIENTS=$(SOAKCLIENTS) PGVEIL_SOAK_POOL=$(SOAKPOOL) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./proxy/
 
 ## fuzz: run every fuzz target of FUZZPKGS (default all) for FUZZTIME (default 30s) each.
 fuzz:

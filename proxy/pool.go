@@ -124,13 +124,17 @@ func poolKey(forward map[string]string) string {
 }
 
 // acquire returns a backend started with the forwarded parameters
-// forward: a free one of their key, a new one while the pool has room,
+// forward, whose poolKey is key: a free one of that key, a new one while the pool has room,
 // or, the pool full, the first that becomes free within the wait
 // timeout. It returns errPoolTimeout when none does, or ctx's error.
-func (p *pool) acquire(ctx context.Context, forward map[string]string) (*backend, error) {
-	key := poolKey(forward)
-	timer := time.NewTimer(p.wait)
-	defer timer.Stop()
+func (p *pool) acquire(ctx context.Context, key string, forward map[string]string) (*backend, error) {
+	// NOTE: made at the first wait only: most acquires do not wait.
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -163,6 +167,9 @@ func (p *pool) acquire(ctx context.Context, forward map[string]string) (*backend
 		w := &poolWaiter{key: key, grant: make(chan *backend, 1)}
 		p.waiters = append(p.waiters, w)
 		p.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(p.wait)
+		}
 
 		select {
 		case b := <-w.grant:

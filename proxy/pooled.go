@@ -29,9 +29,11 @@ import (
 // backend given back is never written to by the session that gave it.
 type poolLink struct {
 	pool *pool
-	// forward are the client's forwarded startup parameters: the key of
-	// the backends the session may run on.
+	// forward are the client's forwarded startup parameters, which the
+	// backends the session may run on started with; key is their
+	// poolKey.
 	forward map[string]string
+	key     string
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -48,9 +50,10 @@ type poolLink struct {
 	// a change of the acting user.
 	keeps string
 	ended bool
-	// attached wakes the backend relay once the client relay holds a
-	// backend.
-	attached chan struct{}
+	// relays counts the backend relays running: one at most, that of
+	// the backend held, but for the moment one that let its backend go
+	// takes to return.
+	relays sync.WaitGroup
 	// failing is set (client relay only) while the messages of an
 	// extended-protocol batch that found no backend are skipped up to
 	// its Sync; failure is the error the Sync then gets.
@@ -79,7 +82,7 @@ type poolLink struct {
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {
-	pl := &poolLink{pool: p, attached: make(chan struct{}, 1),
+	pl := &poolLink{pool: p,
 		prefix: "pgveil_" + sessionID + "_",
 		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}}
 	pl.cond = sync.NewCond(&pl.mu)
@@ -87,15 +90,13 @@ func newPoolLink(p *pool, sessionID string) *poolLink {
 }
 
 // runPooled relays a transaction-mode session until one side ends it.
+// The client relay runs here; each backend the session takes gets a
+// backend relay of its own, which ends when the session lets it go: an
+// idle session holds one goroutine and no buffer.
 func (ss *session) runPooled() {
 	defer ss.srv.metrics.sessionEnded()
-	backendDone := make(chan struct{})
-	go func() {
-		defer close(backendDone)
-		ss.end(ss.contain("backend relay", ss.pooledBackendRelay))
-	}()
 	ss.end(ss.contain("client relay", ss.pooledClientRelay))
-	<-backendDone
+	ss.pl.relays.Wait()
 	ss.relayed()
 }
 
@@ -110,6 +111,14 @@ func (ss *session) pooledClientRelay() sessionEnd {
 		if ss.cin.Buffered() < wire.HeaderLen {
 			if err := ss.pooledFlush(); err != nil {
 				return ss.upstreamGone(err)
+			}
+		}
+		if ss.cin.Buffered() == 0 {
+			// Wait for the client with no buffer held: most waits end
+			// a transaction, and an idle session must hold none.
+			ss.cin.Idle()
+			if err := wire.WaitReadable(ss.clientIO); err != nil {
+				return ss.clientReadFailed(err)
 			}
 		}
 		typ, total, err := ss.cin.Header()
@@ -175,7 +184,7 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 			parseName = "?"
 		}
 	}
-	b, err := pl.pool.acquire(ss.ctx, pl.forward)
+	b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
 	if err != nil {
 		if ss.ctx.Err() != nil {
 			return false, &sessionGone
@@ -203,16 +212,37 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 		return false, &sessionGone
 	}
 	pl.b, pl.busy = b, true
-	ss.up, ss.uout = b.up, b.out
+	ss.uout = b.out
+	ss.uin = b.in
 	wrote, err := ss.prepareOnTake(typ, parseName)
 	pl.swallow, pl.prepareFailed = wrote, false
 	pl.mu.Unlock()
-	pl.attached <- struct{}{}
+	pl.relays.Add(1)
+	go func() {
+		defer pl.relays.Done()
+		detached := false
+		e := ss.contain("backend relay", func() sessionEnd {
+			var e sessionEnd
+			e, detached = ss.relayBackend()
+			return e
+		})
+		if !detached {
+			ss.end(e)
+		}
+	}()
 	if err != nil {
 		e := ss.upstreamGone(err)
 		return false, &e
 	}
 	return true, nil
+}
+
+// holding reports whether the session holds a backend.
+func (ss *session) holding() bool {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.b != nil
 }
 
 // unhold ends the client relay's use of its backend for one message;
@@ -277,38 +307,6 @@ func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
 		return nil, ss.sendClient(pl.failure, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	return nil, nil
-}
-
-// pooledBackendRelay is backendRelay for a transaction-mode session: it
-// waits for the client relay to hold a backend, relays it, and lets it
-// go at the ReadyForQuery that leaves the session idle.
-func (ss *session) pooledBackendRelay() sessionEnd {
-	for {
-		if !ss.awaitBackend() {
-			return sessionGone
-		}
-		if e, detached := ss.relayBackend(); !detached {
-			return e
-		}
-	}
-}
-
-// awaitBackend waits until the client relay holds a backend and takes
-// its reader; false once the session ended.
-func (ss *session) awaitBackend() bool {
-	pl := ss.pl
-	select {
-	case <-pl.attached:
-	case <-ss.ctx.Done():
-		return false
-	}
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if pl.b == nil {
-		return false
-	}
-	ss.uin = pl.b.in
-	return true
 }
 
 // detach gives the session's backend back to the pool if the session is

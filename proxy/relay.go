@@ -539,6 +539,9 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 			if typ == 'Z' && ss.pl != nil && ss.detach() {
 				ss.coutMu.Lock()
 				err := ss.cout.Flush()
+				if err == nil {
+					ss.cout.Idle()
+				}
 				ss.coutMu.Unlock()
 				if err != nil {
 					return ss.clientWriteFailed(err), false

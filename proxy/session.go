@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"sync"
@@ -57,7 +58,9 @@ type session struct {
 	cancel context.CancelFunc
 
 	client net.Conn
-	up     *upstreamConn
+	// clientIO reads and writes client (wire.NewRawIO).
+	clientIO io.ReadWriter
+	up       *upstreamConn
 
 	cin    *wire.Reader
 	coutMu sync.Mutex
@@ -197,6 +200,7 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		ctx:          ctx,
 		cancel:       cancel,
 		client:       res.conn,
+		clientIO:     clientIO,
 		cin:          wire.NewReader(clientIO, clientReadBuf, s.cfg.MaxMessageSize),
 		cout:         wire.NewWriter(clientIO, clientWriteBuf),
 		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
@@ -255,8 +259,8 @@ func (ss *session) start(res *startupResult) error {
 	if pl := ss.pl; pl != nil {
 		// A backend of the client's key, borrowed for its parameters:
 		// the session holds one only for its transactions.
-		pl.forward = res.params.forward
-		b, err := pl.pool.acquire(ss.ctx, pl.forward)
+		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
+		b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
 		if errors.Is(err, errPoolTimeout) {
 			ce := pl.pool.waitError()
 			ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
 
@@ -25,6 +26,11 @@ import (
 // (make soak: 10m), with PGVEIL_SOAK_CLIENTS clients (default 500; each
 // holds an upstream session, so the cluster's max_connections is raised
 // to fit).
+//
+// With PGVEIL_SOAK_POOL set to a pool size, the clients go through a
+// transaction pool of that many backends (the demo, its policies
+// enforced, as hq) instead, and think longer in proportion to their
+// number: 5,000 clients ask what 500 do.
 //
 // Every client session must succeed: an error, or a statement refused,
 // fails the soak.
@@ -39,12 +45,22 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("PGVEIL_SOAK_CLIENTS=%q: want a positive number", v)
 		}
 	}
+	poolSize := 0
+	if v := os.Getenv("PGVEIL_SOAK_POOL"); v != "" {
+		if poolSize, err = strconv.Atoi(v); err != nil || poolSize < 1 {
+			t.Fatalf("PGVEIL_SOAK_POOL=%q: want a positive number", v)
+		}
+	}
 	ctx := context.Background()
 	setupUpstream(t)
 	// NOTE: twice the clients: the backend of a session whose client left
 	// in mid-result ends only once it notices, while that client has
 	// connected again.
-	if err := cluster.Exec(ctx, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", 2*clients+50)); err != nil {
+	backends := 2*clients + 50
+	if poolSize > 0 {
+		backends = poolSize + 50
+	}
+	if err := cluster.Exec(ctx, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", backends)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -55,7 +71,18 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := startProxy(t)
+	var p *testProxy
+	user, password := "alice", users["alice"]
+	think := 1.0
+	if poolSize > 0 {
+		p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+			c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: poolSize, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+		})
+		user, password = "hq", "demo-hq"
+		think = max(1, float64(clients)/500)
+	} else {
+		p = startProxy(t)
+	}
 	runtime.GC()
 	baseGoroutines, baseFDs, baseHeap := runtime.NumGoroutine(), openFDs(t), heapInUse()
 	t.Logf("before: %d goroutines, %d descriptors, %.1f MiB heap", baseGoroutines, baseFDs, float64(baseHeap)/(1<<20))
@@ -70,7 +97,7 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			for time.Now().Before(deadline) {
-				if err := soakSession(ctx, p, rng, deadline); err != nil {
+				if err := soakSession(ctx, p, user, password, think, rng, deadline); err != nil {
 					failed.Add(1)
 					firstErr.Do(func() { t.Errorf("client %d: %v", i, err) })
 					time.Sleep(time.Second)
@@ -101,13 +128,14 @@ func TestSoak(t *testing.T) {
 
 	eventually(t, 30*time.Second, "every session to end", func() bool { return p.srv.SessionCount() == 0 })
 	// What the sessions held is given back: allow for the runtime's own
-	// and for idle HTTP/pool goroutines.
+	// and for idle HTTP/pool goroutines, and for the free backends a
+	// transaction pool keeps open until its idle_timeout.
 	var g, fds int
 	var heap uint64
 	ok := poll(30*time.Second, func() bool {
 		runtime.GC()
 		g, fds, heap = runtime.NumGoroutine(), openFDs(t), heapInUse()
-		return g <= baseGoroutines+5 && fds <= baseFDs+5 && heap <= baseHeap+32<<20
+		return g <= baseGoroutines+5 && fds <= baseFDs+5+poolSize && heap <= baseHeap+32<<20
 	})
 	t.Logf("after %d client sessions (%d failed): %d goroutines, %d descriptors, %.1f MiB heap",
 		done.Load(), failed.Load(), g, fds, float64(heap)/(1<<20))
@@ -117,10 +145,10 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// soakSession connects, does a random mix of what BI clients do, and
+// soakSession connects as user, does a random mix of what BI clients do, and
 // disconnects (or drops the connection).
-func soakSession(ctx context.Context, p *testProxy, rng *rand.Rand, deadline time.Time) error {
-	c, err := pgx.Connect(ctx, p.url("alice", users["alice"], nil))
+func soakSession(ctx context.Context, p *testProxy, user, password string, think float64, rng *rand.Rand, deadline time.Time) error {
+	c, err := pgx.Connect(ctx, p.url(user, password, nil))
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -176,7 +204,7 @@ func soakSession(ctx context.Context, p *testProxy, rng *rand.Rand, deadline tim
 		}
 		// An analyst reads what came back: the soak tests endurance, not
 		// throughput (make bench does).
-		time.Sleep(time.Duration(50+rng.IntN(450)) * time.Millisecond)
+		time.Sleep(time.Duration(think*float64(50+rng.IntN(450))) * time.Millisecond)
 	}
 	return nil
 }

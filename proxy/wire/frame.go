@@ -396,3 +396,14 @@ func (w *Writer) Flush() error {
 	}
 	return nil
 }
+
+// WaitReadable waits until src, one of NewRawIO's, has something to read,
+// holding no buffer meanwhile. It returns at once where it cannot wait
+// so (TLS, other systems): the caller's next read then waits with its
+// buffer.
+func WaitReadable(src io.Reader) error {
+	if w, ok := src.(interface{ WaitReadable() error }); ok {
+		return w.WaitReadable()
+	}
+	return nil
+}

@@ -34,6 +34,9 @@ type rawConn struct {
 	// callback is made once: a closure per call would cost an allocation
 	// per read and per write.
 	rd, wr rawOp
+	// wait and peekByte are WaitReadable's callback and its one byte.
+	wait     func(fd uintptr) bool
+	peekByte [1]byte
 }
 
 // rawOp is the state of the read or write in progress on a rawConn.
@@ -58,7 +61,28 @@ func NewRawIO(c net.Conn) io.ReadWriter {
 	r := &rawConn{rc: rc}
 	r.rd.fn = r.rd.read
 	r.wr.fn = r.wr.write
+	r.wait = r.peek
 	return r
+}
+
+// WaitReadable waits until the socket has something to read, or its end,
+// holding no buffer meanwhile: an idle session waits so. Deadlines and
+// Close end the wait with their error.
+func (r *rawConn) WaitReadable() error {
+	return r.rc.Read(r.wait)
+}
+
+// peek is WaitReadable's callback: it reports false, to wait, while the
+// socket has nothing to read.
+func (r *rawConn) peek(fd uintptr) bool {
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.peekByte[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		return e != syscall.EAGAIN
+	}
 }
 
 // Read reads what the socket holds, up to len(p).

@@ -72,6 +72,9 @@ type backend struct {
 	// poolLink.mu.
 	prepared  map[string]bool
 	unnamedBy *poolLink
+	// settings are the SETs in force on it, as poolLink.settingsKey
+	// (pooled_settings.go): "" for its startup settings.
+	settings string
 }
 
 // poolWaiter is an acquire waiting for a backend of key.

@@ -95,10 +95,12 @@ func TestTransactionPool(t *testing.T) {
 		}
 	})
 
-	t.Run("a SET stays with its session, whose backend is closed at its end", func(t *testing.T) {
+	t.Run("a SET inside a transaction block keeps its backend, closed at the session's end", func(t *testing.T) {
 		a, b := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
-		if _, err := a.Exec(ctx, "SET DateStyle = 'German'"); err != nil {
-			t.Fatal(err)
+		for _, q := range []string{"BEGIN", "SET DateStyle = 'German'", "COMMIT"} {
+			if _, err := a.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
 		}
 		const q = "SELECT DATE '2024-01-31'::text"
 		for range 5 {
@@ -304,6 +306,63 @@ func TestTransactionPoolStatements(t *testing.T) {
 			if err := c.QueryRow(ctx, "SELECT count(*)::text FROM responses WHERE $1::int > 0", 1).Scan(&n); err != nil || n != hqRows {
 				t.Fatalf("%q, %v", n, err)
 			}
+		}
+	})
+	t.Run("a SET follows its session from backend to backend, and RESET with it", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		// DBeaver, Tableau and Metabase send these at connect.
+		for _, q := range []string{"SET DateStyle = 'German'", "SET application_name = 'DBeaver 23.3.0 - SQLEditor'",
+			"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"} {
+			if _, err := a.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const q = "SELECT DATE '2024-01-31'::text || ' ' || current_setting('transaction_read_only')"
+		for range 3 {
+			if got, err := one(ctx, a, q); err != nil || got != "31.01.2024 on" {
+				t.Fatalf("the session that SET: %q, %v", got, err)
+			}
+			if got, err := one(ctx, b, q); err != nil || got != "2024-01-31 off" {
+				t.Fatalf("another session on the same backend: %q, %v", got, err)
+			}
+		}
+		// The extended protocol, as PgJDBC sends a SET.
+		if res := a.PgConn().ExecParams(ctx, "SET TimeZone = 'Asia/Tokyo'", nil, nil, nil, nil).Read(); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		if _, err := one(ctx, b, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, a, "SHOW TimeZone"); err != nil || got != "Asia/Tokyo" {
+			t.Fatalf("TimeZone %q, %v", got, err)
+		}
+		if got, err := one(ctx, b, "SHOW TimeZone"); err != nil || got == "Asia/Tokyo" {
+			t.Fatalf("the other session's TimeZone %q, %v", got, err)
+		}
+		if _, err := a.Exec(ctx, "RESET DateStyle"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, b, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, a, q); err != nil || got != "2024-01-31 on" {
+			t.Fatalf("after RESET DateStyle: %q, %v", got, err)
+		}
+		if _, err := a.Exec(ctx, "RESET ALL"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, a, q); err != nil || got != "2024-01-31 off" {
+			t.Fatalf("after RESET ALL: %q, %v", got, err)
+		}
+		// A SET that fails is not replayed.
+		if _, err := a.Exec(ctx, "SET DateStyle = 'nonsense'"); err == nil {
+			t.Fatal("a bad DateStyle was accepted")
+		}
+		if _, err := one(ctx, b, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, a, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
+			t.Fatalf("after a failed SET: %q, %v", got, err)
 		}
 	})
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {

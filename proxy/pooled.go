@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/proxy/wire"
-	"github.com/pgveil/pgveil/rewrite"
 )
 
 // poolLink is a transaction-mode session's hold on the pool (pool.go).
@@ -74,11 +73,23 @@ type poolLink struct {
 	// unnamed is the session's last Parse of the unnamed statement, as
 	// sent upstream; nil before one.
 	unnamed []byte
-	// swallow is set, for the backend relay, while the answers to the
-	// batch prepareOnTake wrote are skipped; prepareFailed once that
-	// batch failed: the backend is then closed, not given back.
-	swallow       bool
+	// swallow counts, for the backend relay, the ReadyForQuery messages
+	// up to which the answers to what prepareOnTake wrote are skipped;
+	// prepareFailed reports that some of it failed: the backend is then
+	// closed, not given back.
+	swallow       int
 	prepareFailed bool
+
+	// settings are the session's settings, replayed on the backends it
+	// takes; settingsKey is their queries end to end, to compare with
+	// backend.settings; pendingSet is a SET or RESET awaiting its batch's
+	// end; batchErr reports an error in the batch being answered
+	// (pooled_settings.go).
+	// NOTE: guarded by mu.
+	settings    []*pooledSetting
+	settingsKey string
+	pendingSet  *pendingSetting
+	batchErr    bool
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {
@@ -214,8 +225,8 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 	pl.b, pl.busy = b, true
 	ss.uout = b.out
 	ss.uin = b.in
-	wrote, err := ss.prepareOnTake(typ, parseName)
-	pl.swallow, pl.prepareFailed = wrote, false
+	zs, err := ss.prepareOnTake(typ, parseName)
+	pl.swallow, pl.prepareFailed = zs, false
 	pl.mu.Unlock()
 	pl.relays.Add(1)
 	go func() {
@@ -354,26 +365,6 @@ func (ss *session) keepBackend(why string) {
 	pl.mu.Unlock()
 	if first {
 		ss.log.Info("session keeps its upstream connection to its end", zap.String("because", why))
-	}
-}
-
-// notePoolState keeps the backend of a transaction-mode session whose
-// statement res leaves state on it. Protocol-level prepared statements
-// do not: they follow the session (pooled_stmt.go).
-func (ss *session) notePoolState(res *rewrite.Result) {
-	if ss.pl == nil {
-		return
-	}
-	if _, ok := ss.srv.rewriter.(PassThrough); ok {
-		// Nothing parsed: nothing known of what the text leaves.
-		ss.keepBackend("statements forwarded unparsed")
-		return
-	}
-	switch {
-	case len(res.Keeps) > 0:
-		ss.keepBackend(res.Keeps[0])
-	case res.Act != nil:
-		ss.keepBackend("a change of the acting user")
 	}
 }
 

@@ -132,11 +132,13 @@ func (ss *session) onParseAnswer() {
 
 // onBatchAnswered drops the Parses of batches up to done that got no
 // ParseComplete: they failed, or the server skipped them after an
-// error (backend relay, at a ReadyForQuery).
+// error; and settles a pending SET or RESET (backend relay, at a
+// ReadyForQuery).
 func (ss *session) onBatchAnswered(done int64) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	ss.settleSetting(done)
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
 		pl.parses = pl.parses[1:]
@@ -231,23 +233,31 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 }
 
 // prepareOnTake writes upstream, on the backend the session just took
-// and ahead of the client's first message (of type typ; name is the
-// statement a Parse prepares), a batch that gives the backend the
-// session's statements it lacks and the session's own unnamed statement
-// or none. It reports whether it wrote one: the backend relay then
-// swallows the answers up to its ReadyForQuery (client relay, mu held).
-func (ss *session) prepareOnTake(typ byte, parseName string) (bool, error) {
+// and ahead of the client's first message (of type typ; parseName is the
+// statement a Parse prepares), what gives the backend the session's
+// settings (pooled_settings.go), the session's prepared statements it
+// lacks, and the session's own unnamed statement or none. It returns the
+// number of ReadyForQuery messages that answer it: the backend relay
+// swallows the answers up to the last (client relay, mu held).
+func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 	pl := ss.pl
 	b := pl.b
-	var out []byte
+	out, zs := pl.replaySettings(b, nil)
+	if zs > 0 {
+		// A Query drops the unnamed statement.
+		b.unnamedBy = nil
+	}
+	extended := false
 	if b.unnamedBy != pl {
 		switch {
 		case typ == 'P' && parseName == "", typ == 'Q':
 			// Replaced, or dropped, by the client's message itself.
 		case pl.unnamed != nil:
 			out = append(out, pl.unnamed...)
-		default:
+			extended = true
+		case zs == 0:
 			out, _ = (&pgproto3.Close{ObjectType: 'S'}).Encode(out)
+			extended = true
 		}
 		b.unnamedBy = pl
 	}
@@ -255,13 +265,17 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (bool, error) {
 		if !b.prepared[st.server] {
 			out = append(out, st.parse...)
 			b.prepared[st.server] = true
+			extended = true
 		}
 	}
-	if out == nil {
-		return false, nil
+	if extended {
+		out, _ = (&pgproto3.Sync{}).Encode(out)
+		zs++
 	}
-	out, _ = (&pgproto3.Sync{}).Encode(out)
-	return true, b.out.Write(out)
+	if zs == 0 {
+		return 0, nil
+	}
+	return zs, b.out.Write(out)
 }
 
 // poolRefusal refuses, in transaction mode, what a shared backend cannot
@@ -287,15 +301,15 @@ func (ss *session) poolRefusal(res *rewrite.Result) *Refusal {
 func (ss *session) logPrepareFailure(msg []byte) {
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {
-		ss.log.Warn("preparing the session's statements again failed")
+		ss.log.Warn("restoring the session's settings or statements on an upstream connection failed")
 		return
 	}
-	ss.log.Warn("preparing the session's statements again failed",
+	ss.log.Warn("restoring the session's settings or statements on an upstream connection failed",
 		zap.String("code", er.Code), zap.String("error", er.Message))
 }
 
-// swallowTaken skips an answer to the batch prepareOnTake wrote, up to
-// its ReadyForQuery (backend relay).
+// swallowTaken skips an answer to what prepareOnTake wrote, counting
+// down its ReadyForQuery messages (backend relay).
 func (ss *session) swallowTaken(typ byte, total int) error {
 	pl := ss.pl
 	if typ != 'E' && typ != 'Z' {
@@ -314,7 +328,7 @@ func (ss *session) swallowTaken(typ byte, total int) error {
 		pl.prepareFailed = true
 		pl.mu.Unlock()
 	} else {
-		pl.swallow = false
+		pl.swallow--
 	}
 	ss.uin.Release()
 	return nil

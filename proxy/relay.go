@@ -246,7 +246,7 @@ func (ss *session) relayQuery(total int) error {
 		}
 	}
 	ss.noteStatement(st, res, nil)
-	ss.notePoolState(res)
+	ss.notePoolState(res, SourceQuery, "")
 	if res.Act != nil {
 		ss.applyAct(res.Act)
 	} else {
@@ -304,7 +304,7 @@ func (ss *session) relayParse(total int) error {
 		ss.othersInBatch++
 	}
 	ss.noteStatement(st, res, nil)
-	ss.notePoolState(res)
+	ss.notePoolState(res, SourceParse, p.Name)
 	out := res.SQL
 	if ss.pl != nil {
 		// Under the statement's name upstream (pooled_stmt.go).
@@ -505,15 +505,20 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 			return ss.upstreamReadFailed(err), false
 		}
 		if pl := ss.pl; pl != nil {
-			if pl.swallow {
+			if pl.swallow > 0 {
 				// The answers to prepareOnTake's batch.
 				if err := ss.swallowTaken(typ, total); err != nil {
 					return ss.upstreamReadFailed(err), false
 				}
 				continue
 			}
-			if typ == '1' {
+			switch typ {
+			case '1':
 				ss.onParseAnswer()
+			case 'E':
+				pl.mu.Lock()
+				pl.batchErr = true
+				pl.mu.Unlock()
 			}
 		}
 		how, e := ss.upstreamHeader(typ, total)

@@ -435,7 +435,9 @@ func (ss *session) terminate(resp *pgproto3.ErrorResponse, reason string) {
 // connections, which unblocks both relays.
 func (ss *session) end(e sessionEnd) {
 	ss.endOnce.Do(func() {
-		if e.cancelRunning && !ss.idle() {
+		// NOTE: a pooled session cancels in endPooled, on the backend it
+		// holds, if any.
+		if e.cancelRunning && !ss.idle() && ss.pl == nil {
 			if err := ss.up.cancelUpstream(context.Background()); err != nil {
 				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 			}

@@ -15,23 +15,25 @@ func TestKeeps(t *testing.T) {
 	cases := []struct {
 		name, sql string
 		want      []string
+		resets    []string
 	}{
-		{"a read leaves nothing", "SELECT country FROM responses", nil},
-		{"SET leaves the setting", "SET DateStyle = 'ISO'", []string{"SET datestyle"}},
-		{"SET SESSION leaves the setting", "SET SESSION TimeZone TO 'UTC'", []string{"SET timezone"}},
-		{"SET LOCAL leaves nothing", "SET LOCAL work_mem = '8MB'", nil},
-		{"SET TRANSACTION leaves nothing", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", nil},
-		{"SET SESSION CHARACTERISTICS leaves the default", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", []string{"SET session characteristics"}},
-		{"RESET leaves nothing", "RESET DateStyle", nil},
-		{"RESET ALL leaves nothing", "RESET ALL", nil},
-		{"set_config leaves the setting", "SELECT set_config('work_mem', '8MB', false)", []string{"set_config"}},
-		{"setseed leaves the seed", "SELECT setseed(0.5)", []string{"setseed"}},
-		{"PREPARE leaves the statement", "PREPARE q AS SELECT 1", []string{"PREPARE q"}},
-		{"a cursor WITH HOLD outlives its transaction", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", []string{"DECLARE c WITH HOLD"}},
-		{"a plain cursor ends with its transaction", "DECLARE c SCROLL CURSOR FOR SELECT 1", nil},
-		{"DISCARD ALL empties the backend", "DISCARD ALL", []string{"DISCARD ALL"}},
-		{"DISCARD PLANS leaves nothing", "DISCARD PLANS", nil},
-		{"each is named once", "SET DateStyle = 'ISO'; SET datestyle = 'German'; SELECT setseed(0.1)", []string{"SET datestyle", "setseed"}},
+		{"a read leaves nothing", "SELECT country FROM responses", nil, nil},
+		{"SET leaves the setting", "SET DateStyle = 'ISO'", []string{"SET datestyle"}, nil},
+		{"SET SESSION leaves the setting", "SET SESSION TimeZone TO 'UTC'", []string{"SET timezone"}, nil},
+		{"SET LOCAL leaves nothing", "SET LOCAL work_mem = '8MB'", nil, nil},
+		{"SET TRANSACTION leaves nothing", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", nil, nil},
+		{"SET SESSION CHARACTERISTICS leaves the default", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", []string{"SET session characteristics"}, nil},
+		{"RESET leaves nothing", "RESET DateStyle", nil, []string{"datestyle"}},
+		{"SET TO DEFAULT leaves nothing", "SET TimeZone TO DEFAULT", nil, []string{"timezone"}},
+		{"RESET ALL leaves nothing", "RESET ALL", nil, []string{rewrite.ResetAll}},
+		{"set_config leaves the setting", "SELECT set_config('work_mem', '8MB', false)", []string{"set_config"}, nil},
+		{"setseed leaves the seed", "SELECT setseed(0.5)", []string{"setseed"}, nil},
+		{"PREPARE leaves the statement", "PREPARE q AS SELECT 1", []string{"PREPARE q"}, nil},
+		{"a cursor WITH HOLD outlives its transaction", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", []string{"DECLARE c WITH HOLD"}, nil},
+		{"a plain cursor ends with its transaction", "DECLARE c SCROLL CURSOR FOR SELECT 1", nil, nil},
+		{"DISCARD ALL empties the backend", "DISCARD ALL", []string{"DISCARD ALL"}, nil},
+		{"DISCARD PLANS leaves nothing", "DISCARD PLANS", nil, nil},
+		{"each is named once", "SET DateStyle = 'ISO'; SET datestyle = 'German'; SELECT setseed(0.1)", []string{"SET datestyle", "setseed"}, nil},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +43,9 @@ func TestKeeps(t *testing.T) {
 			}
 			if !reflect.DeepEqual(res.Keeps, tt.want) {
 				t.Fatalf("Keeps = %q, want %q", res.Keeps, tt.want)
+			}
+			if !reflect.DeepEqual(res.Resets, tt.resets) {
+				t.Fatalf("Resets = %q, want %q", res.Resets, tt.resets)
 			}
 		})
 	}

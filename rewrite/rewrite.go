@@ -55,6 +55,11 @@ type Result struct {
 	// TRANSACTION and RESET leave nothing; a function outside pg_catalog
 	// is counted, its body unread.
 	Keeps []string
+	// Resets lists the settings the text's RESET and SET … TO DEFAULT
+	// statements return to their startup values, lowercase, ResetAll for
+	// RESET ALL: a transaction pool that replays a session's settings on
+	// the backends it takes must forget them.
+	Resets []string
 	// constantBound reports that a decision on the text read a
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.
@@ -127,7 +132,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	}
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
-	res.Keeps = w.keeps
+	res.Keeps, res.Resets = w.keeps, w.resets
 	res.Columns = w.readable()
 	// NOTE: for rewritten statements too: a template must not serve a
 	// shape whose checks read a constant (set_config next to a governed
@@ -468,9 +473,13 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	switch s.Kind {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
 		// RESET ALL restores the startup values, which pgveil set.
+		w.resets = append(w.resets, ResetAll)
 		return nil
-	case pg_query.VariableSetKind_VAR_RESET:
+	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
 		// Back to the startup value: nothing is left behind.
+		if !s.IsLocal {
+			w.resets = append(w.resets, strings.ToLower(s.Name))
+		}
 	default:
 		if name := strings.ToLower(s.Name); !s.IsLocal && name != "transaction" {
 			w.keep("SET " + name)
@@ -508,6 +517,9 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 func (w *walker) object(op, name string) {
 	w.objects = append(w.objects, SessionObject{Op: op, Name: name})
 }
+
+// ResetAll is Result.Resets' name for RESET ALL.
+const ResetAll = "all"
 
 // cursorOptHold is PostgreSQL's CURSOR_OPT_HOLD, the bit of
 // DeclareCursorStmt.Options for WITH HOLD (parsenodes.h).

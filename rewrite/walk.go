@@ -68,9 +68,9 @@ type walker struct {
 	objects []SessionObject
 	// act is Result.Act.
 	act *Act
-	// keeps is Result.Keeps.
-	keeps []string
-	err   error
+	// keeps and resets are Result.Keeps and Result.Resets.
+	keeps, resets []string
+	err           error
 }
 
 // keep notes session state the statement leaves on its backend.

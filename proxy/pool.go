@@ -75,6 +75,9 @@ type backend struct {
 	// settings are the SETs in force on it, as poolLink.settingsKey
 	// (pooled_settings.go): "" for its startup settings.
 	settings string
+	// cancelled reports that a cancel request was sent to it: it is
+	// closed, not reused (runningUpstream).
+	cancelled bool
 }
 
 // poolWaiter is an acquire waiting for a backend of key.

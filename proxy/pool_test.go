@@ -146,6 +146,7 @@ func TestTransactionPool(t *testing.T) {
 		eventually(t, 5*time.Second, "the statement to run", func() bool {
 			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
 		})
+		pid := direct(t, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND query LIKE '%pg_sleep(10)%'")[0][0]
 		if err := c.PgConn().CancelRequest(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -157,6 +158,10 @@ func TestTransactionPool(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'still usable'"); err != nil || got != "still usable" {
 			t.Fatalf("after the cancel: %q, %v", got, err)
 		}
+		// A late cancel must never reach another session's statement.
+		eventually(t, 5*time.Second, "the cancelled backend to close", func() bool {
+			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)[0][0] == "0"
+		})
 	})
 
 	t.Run("a backend closed while free is replaced", func(t *testing.T) {

@@ -341,7 +341,9 @@ func (ss *session) detach() bool {
 	pl.mu.Unlock()
 	switch {
 	case failed:
-		pl.pool.drop(b, "preparing a session's statements on it failed")
+		pl.pool.drop(b, "restoring a session's settings or statements on it failed")
+	case b.cancelled:
+		pl.pool.drop(b, "a cancel request was sent to it")
 	case len(b.prepared) > maxBackendStatements:
 		pl.pool.drop(b, "it holds too many prepared statements")
 	default:
@@ -392,7 +394,13 @@ func (ss *session) endPooled(cancelRunning bool) {
 }
 
 // runningUpstream returns the upstream connection running the session's
-// statements, nil when a transaction-mode session holds none.
+// statements, for a cancel request; nil when a transaction-mode session
+// holds none.
+//
+// NOTE: a cancel may reach the server after the statement it was meant
+// for ended. The backend it names is marked, and closed rather than
+// given back when the session lets it go (detach), so that the cancel
+// can never stop another session's statement.
 func (ss *session) runningUpstream() *upstreamConn {
 	pl := ss.pl
 	if pl == nil {
@@ -403,5 +411,6 @@ func (ss *session) runningUpstream() *upstreamConn {
 	if pl.b == nil {
 		return nil
 	}
+	pl.b.cancelled = true
 	return pl.b.up
 }

@@ -236,3 +236,57 @@ func FuzzBackendRelay(f *testing.F) {
 		_ = ss.backendRelay()
 	})
 }
+
+// FuzzPooledClientRelay feeds arbitrary post-authentication bytes to the
+// client relay of a transaction-mode session holding a backend: every
+// prepared statement it names upstream must be the unnamed one or one of
+// the session's own (pooled_stmt.go), whatever names the client sends.
+func FuzzPooledClientRelay(f *testing.F) {
+	f.Add(encodeAll(&pgproto3.Parse{Name: "s", Query: "SELECT 1"}, &pgproto3.Bind{PreparedStatement: "s"},
+		&pgproto3.Describe{ObjectType: 'S', Name: "s"}, &pgproto3.Execute{}, &pgproto3.Close{ObjectType: 'S', Name: "s"},
+		&pgproto3.Sync{}))
+	f.Add(encodeAll(&pgproto3.Bind{PreparedStatement: "pgveil_0123456789abcdef_1"},
+		&pgproto3.Describe{ObjectType: 'S', Name: "other"}, &pgproto3.Close{ObjectType: 'S', Name: "x"}, &pgproto3.Sync{}))
+	f.Add(encodeAll(&pgproto3.Parse{Name: "d", Query: "SELECT deny"}, &pgproto3.Parse{Query: "SELECT 2"},
+		&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "d"}, &pgproto3.Describe{ObjectType: 'P', Name: "p"},
+		&pgproto3.Sync{}))
+	srv := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		ss := fuzzSession(srv, bytes.NewReader(data), &out)
+		pl := newPoolLink(nil, "fuzzsession")
+		pl.b = &backend{prepared: map[string]bool{}, out: ss.uout}
+		ss.pl = pl
+		_ = ss.clientRelay()
+		_ = ss.uout.Flush()
+		fr := wire.NewReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
+		for {
+			typ, total, err := fr.Header()
+			if err != nil {
+				break
+			}
+			msg, err := fr.Message(total)
+			if err != nil {
+				break
+			}
+			body := msg[wire.HeaderLen:]
+			var name string
+			var ok bool
+			switch typ {
+			case 'P':
+				name, _, ok = cstring(body)
+			case 'B':
+				if _, rest, ok1 := cstring(body); ok1 {
+					name, _, ok = cstring(rest)
+				}
+			case 'D', 'C':
+				if len(body) > 1 && body[0] == 'S' {
+					name, _, ok = cstring(body[1:])
+				}
+			}
+			if ok && name != "" && !strings.HasPrefix(name, pl.prefix) {
+				t.Fatalf("message %q names the statement %q upstream, not one of the session's", typ, name)
+			}
+		}
+	})
+}

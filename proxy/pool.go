@@ -52,6 +52,10 @@ type pool struct {
 	// waiters are the acquires waiting for a backend, oldest first.
 	waiters []*poolWaiter
 	closed  bool
+	// params are the ParameterStatus values a backend of each key
+	// reported at its start: what a new session of that key is told,
+	// without taking a backend.
+	params map[string]map[string]string
 	// stop ends the janitor.
 	stop chan struct{}
 }
@@ -93,8 +97,9 @@ func newPool(s *Server) *pool {
 	p := &pool{
 		srv: s, log: s.log.With(zap.String("component", "pool")),
 		size: c.Size, wait: c.WaitTimeout, idleTimeout: c.IdleTimeout,
-		idle: map[string][]*backend{},
-		stop: make(chan struct{}),
+		idle:   map[string][]*backend{},
+		params: map[string]map[string]string{},
+		stop:   make(chan struct{}),
 	}
 	if p.size <= 0 {
 		p.size = 20
@@ -230,6 +235,11 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 		out: wire.NewWriter(io, upstreamWrite)}
 	b.in.Preload(up.buffered)
 	up.buffered = nil
+	p.mu.Lock()
+	if _, ok := p.params[key]; !ok {
+		p.params[key] = up.params
+	}
+	p.mu.Unlock()
 	if ce := p.log.Check(zap.DebugLevel, "upstream connection opened"); ce != nil {
 		ce.Write(zap.Uint32("backend_pid", up.pid))
 	}
@@ -390,6 +400,15 @@ func (p *pool) close() {
 		// their session is ending anyway.
 		w.grant <- nil
 	}
+}
+
+// startParams returns the ParameterStatus values backends of key
+// report at their start, once one has started.
+func (p *pool) startParams(key string) (map[string]string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.params[key]
+	return m, ok
 }
 
 // stats reports the pool's backends: open (held, free or being

@@ -432,6 +432,11 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	var err error
 	switch src {
 	case SourceParse:
+		if ss.pl != nil && name != "" {
+			// A name of the session's own, which no statement has: the
+			// client's may be another session's upstream.
+			name = ss.pl.prefix + "refused"
+		}
 		ss.cscratch, err = (&pgproto3.Parse{Name: name, Query: marker}).Encode(ss.cscratch[:0])
 	case sourceExecute:
 		// An Execute of a portal that cannot exist fails with 34000,

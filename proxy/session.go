@@ -260,16 +260,21 @@ func (ss *session) start(res *startupResult) error {
 		// A backend of the client's key, borrowed for its parameters:
 		// the session holds one only for its transactions.
 		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
-		b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
-		if errors.Is(err, errPoolTimeout) {
-			ce := pl.pool.waitError()
-			ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
-			return ce
-		} else if err != nil {
-			return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+		var ok bool
+		if params, ok = pl.pool.startParams(pl.key); !ok {
+			// The first session of its key: a backend started for it
+			// says what to tell the client.
+			b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+			if errors.Is(err, errPoolTimeout) {
+				ce := pl.pool.waitError()
+				ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
+				return ce
+			} else if err != nil {
+				return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+			}
+			params = b.up.params
+			pl.pool.release(b)
 		}
-		params = b.up.params
-		pl.pool.release(b)
 	} else {
 		up, err := ss.srv.dialUpstream(ss.ctx, ss.info.User, res.params)
 		if err != nil {

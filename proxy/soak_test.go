@@ -132,10 +132,16 @@ func TestSoak(t *testing.T) {
 	// transaction pool keeps open until its idle_timeout.
 	var g, fds int
 	var heap uint64
+	heapSlack := uint64(32 << 20)
+	if poolSize > 0 {
+		// The demo's rewrite engine keeps what it learnt: its caches
+		// hold up to 32 MiB of statement texts each, by design.
+		heapSlack += 64 << 20
+	}
 	ok := poll(30*time.Second, func() bool {
 		runtime.GC()
 		g, fds, heap = runtime.NumGoroutine(), openFDs(t), heapInUse()
-		return g <= baseGoroutines+5 && fds <= baseFDs+5+poolSize && heap <= baseHeap+32<<20
+		return g <= baseGoroutines+5 && fds <= baseFDs+5+poolSize && heap <= baseHeap+heapSlack
 	})
 	t.Logf("after %d client sessions (%d failed): %d goroutines, %d descriptors, %.1f MiB heap",
 		done.Load(), failed.Load(), g, fds, float64(heap)/(1<<20))

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 )
@@ -30,6 +29,9 @@ type bench struct {
 	// targets are direct, pgbouncer, pgveil and pgveil-governed, in that
 	// order.
 	targets []*target
+	// poolTargets are pgbouncer-tx and pgveil-pool, the targets of the
+	// transaction-pool phase; none without that phase.
+	poolTargets []*target
 	// dead records the proxies found exited, reported once.
 	dead map[string]bool
 	res  *results
@@ -58,8 +60,12 @@ func (b *bench) cleanup() error {
 }
 
 // setup builds pgveil and starts PostgreSQL, PgBouncer and both pgveil
-// processes.
+// processes, and with the transaction-pool phase pgbouncer-tx and
+// pgveil-pool.
 func (b *bench) setup(ctx context.Context) error {
+	if need := b.cfg.fileLimit(); need > 0 {
+		b.checkFileLimit(need)
+	}
 	binDir, err := pgtest.FindBinDir()
 	if err != nil {
 		return err
@@ -99,7 +105,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 
 	b.logf("starting PostgreSQL ...")
-	cluster, direct, err := startCluster(ctx, b.cfg.scale, b.pgbench, b.logf)
+	cluster, direct, err := startCluster(ctx, b.cfg.scale, b.cfg.maxConnections(), b.pgbench, b.logf)
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,8 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.logf("starting pgbouncer (%s) ...", pgbouncerBin)
-	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, direct, benchUser, password, max(b.cfg.clients, b.cfg.idleClients))
+	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, sessionPgbouncer(max(b.cfg.clients, b.cfg.idleClients)),
+		direct, benchUser, password)
 	if err != nil {
 		return err
 	}
@@ -154,6 +161,9 @@ func (b *bench) setup(ctx context.Context) error {
 	} else {
 		b.logf("%s shows the accounts of branches 1 to %d of %d (checked)", governed.name, governedBranches, b.cfg.scale)
 	}
+	if b.cfg.pooling() {
+		return b.startPoolTargets(ctx, pgbouncerBin, pgveilBin, workDir, direct, password)
+	}
 	return nil
 }
 
@@ -170,7 +180,7 @@ func (b *bench) measure(ctx context.Context) {
 				}
 				r := run
 				r.mode = mode
-				b.tpsSample(ctx, t, r, round)
+				b.tpsSample(ctx, t, r, round, nil)
 			}
 		}
 	}
@@ -190,58 +200,20 @@ func (b *bench) measure(ctx context.Context) {
 		// while PgBouncer keeps its server connections open afterwards.
 		for _, name := range []string{targetPgveil, targetPgBouncer} {
 			if t := b.target(name); t != nil && ctx.Err() == nil {
-				b.idleSample(ctx, t)
+				b.idleSample(ctx, t, b.cfg.idleClients, 1, b.res.idle)
 			}
 		}
+	}
+	if b.cfg.pooling() {
+		b.measurePool(ctx)
 	}
 	b.facts.LoadEnd = loadAverage()
 }
 
-// idleSample measures the RSS t's proxy gains with --idle-clients idle
-// client connections, each having run one statement.
-func (b *bench) idleSample(ctx context.Context, t *target) {
-	if err := b.checkAlive(t); err != nil {
-		return
-	}
-	n := b.cfg.idleClients
-	before, err := readMem(t.proc.pid())
-	if err != nil {
-		b.res.errs = append(b.res.errs, fmt.Errorf("%s: %w", t.name, err))
-		return
-	}
-	conns := make([]*pgconn.PgConn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.Background())
-		}
-	}()
-	for range n {
-		c, err := t.connect(ctx)
-		if err == nil {
-			err = c.Exec(ctx, "SELECT 1").Close()
-		}
-		if err != nil {
-			b.res.errs = append(b.res.errs, fmt.Errorf("idle clients of %s: %w", t.name, err))
-			return
-		}
-		conns = append(conns, c)
-	}
-	// Let the proxy settle: pgveil's event loops give the buffers of
-	// idle sessions back within a second or two.
-	time.Sleep(3 * time.Second)
-	after, err := readMem(t.proc.pid())
-	if err != nil {
-		b.res.errs = append(b.res.errs, fmt.Errorf("%s: %w", t.name, err))
-		return
-	}
-	c := idleCost{clients: n, before: before.Current, after: after.Current}
-	b.res.idle[t.name] = c
-	b.logf("idle      %-15s  %d clients: RSS %.1f -> %.1f MiB (%.1f KiB each)", t.name, n,
-		float64(c.before)/(1<<20), float64(c.after)/(1<<20), c.perClient()/1024)
-}
-
-// tpsSample takes one throughput sample of t, after a warm-up run.
-func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round int) {
+// tpsSample takes one throughput sample of t, after a warm-up run. during,
+// when not nil, runs alongside the measured run, with a context that ends
+// with it; tpsSample returns after during has.
+func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round int, during func(context.Context)) {
 	s := b.res.tpsOf(t.name, r.mode)
 	if err := b.checkAlive(t); err != nil {
 		s.add(0, err)
@@ -250,7 +222,15 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 	if w := seconds(b.cfg.warmup); w > 0 {
 		warm := r
 		warm.seconds = w
-		if _, err := measureTPS(ctx, b.pgbench, t, warm); err != nil {
+		_, err := measureTPS(ctx, b.pgbench, t, warm)
+		if errors.Is(err, errNoTransactions) {
+			// NOTE: the run is discarded anyway; the measured one, longer,
+			// still starts with connected clients.
+			b.logf("round %d/%d  %-8s  %-15s  warm-up: no transaction in %ds: connecting %d clients took longer",
+				round+1, b.cfg.rounds, r.mode, t.name, w, r.clients)
+			err = nil
+		}
+		if err != nil {
 			if ctx.Err() == nil {
 				s.add(0, fmt.Errorf("warm-up: %w", err))
 				b.logf("round %d/%d  %-8s  %-15s  warm-up failed: %v", round+1, b.cfg.rounds, r.mode, t.name, firstLineOf(err))
@@ -259,7 +239,14 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 		}
 	}
 	cpuBefore, cpuErr := b.proxyCPU(t)
+	series := func() *cpuSeries { return nil }
+	if r.steadyCPU && t.proc != nil {
+		series = sampleCPU(ctx, t.proc.pid(), cpuInterval)
+	}
+	stop := alongside(ctx, during)
 	res, err := measureTPS(ctx, b.pgbench, t, r)
+	stop()
+	cpus := series()
 	if ctx.Err() != nil {
 		return
 	}
@@ -270,15 +257,47 @@ func (b *bench) tpsSample(ctx context.Context, t *target, r pgbenchRun, round in
 	}
 	cpuNote := ""
 	if cpuAfter, err := b.proxyCPU(t); err == nil && cpuErr == nil && t.proc != nil {
-		b.res.addCPU(t.name, r.mode, cpuAfter-cpuBefore, res.processed)
-		cpuNote = fmt.Sprintf(", %s CPU %v", t.name, (cpuAfter - cpuBefore).Round(10*time.Millisecond))
+		total := cpuAfter - cpuBefore
+		switch {
+		case !r.steadyCPU:
+			b.res.addCPU(t.name, r.mode, total, res.processed)
+			cpuNote = fmt.Sprintf(", %s CPU %v", t.name, total.Round(10*time.Millisecond))
+		default:
+			cpuNote = fmt.Sprintf(", %d clients connected in %v, %s CPU %v in all", r.clients,
+				res.connTime.Round(10*time.Millisecond), t.name, total.Round(10*time.Millisecond))
+			if cpu, txns, ok := steadyCPU(cpus, res, time.Duration(r.seconds)*time.Second); ok {
+				b.res.addCPU(t.name, r.mode, cpu, txns)
+				cpuNote += fmt.Sprintf(", %v for %d transactions once connected", cpu.Round(10*time.Millisecond), txns)
+			} else {
+				cpuNote += " (too little of the run was left once connected to count it per transaction)"
+			}
+		}
 	}
 	b.logf("round %d/%d  %-8s  %-15s  %8.0f tps%s", round+1, b.cfg.rounds, r.mode, t.name, res.tps, cpuNote)
 }
 
-// target returns the target named name, nil when there is none.
+// alongside starts f in a goroutine, when f is not nil, and returns a
+// function that ends f's context and waits for f to return.
+func alongside(ctx context.Context, f func(context.Context)) (stop func()) {
+	if f == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// target returns the target named name, of either phase, nil when there
+// is none.
 func (b *bench) target(name string) *target {
-	for _, t := range b.targets {
+	for _, t := range slices.Concat(b.targets, b.poolTargets) {
 		if t.name == name {
 			return t
 		}
@@ -368,8 +387,8 @@ func (b *bench) report() *report {
 		cfg:      b.cfg,
 		res:      b.res,
 	}
-	for _, inst := range pgveilInstances {
-		if t := b.target(inst.name); t != nil {
+	for _, name := range pgveilNames {
+		if t := b.target(name); t != nil {
 			lines, total := logProblems(t.proc, 10)
 			r.pgveilLogs = append(r.pgveilLogs, procLog{name: t.name, lines: lines, total: total})
 		}

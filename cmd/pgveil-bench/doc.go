@@ -16,6 +16,19 @@
 //	--stream-rounds N
 //	                 how many times every streamed result is read (default 5)
 //	--rows N         rows of the streamed result (default 1000000)
+//	--idle-clients N idle connections opened to pgveil and to PgBouncer to
+//	                 measure what an idle client costs (default 150, at
+//	                 most 150: each holds a server connection)
+//	--pool-clients N pgbench clients of the transaction-pool phase
+//	                 (default 500; 0 disables the phase)
+//	--pool-size N    upstream backends of each transaction pool (default
+//	                 50)
+//	--pool-idle-clients N
+//	                 idle connections opened to each transaction-pooling
+//	                 proxy (default 5000; 0: none)
+//	--pgveil-gomaxprocs N
+//	                 GOMAXPROCS of pgveil and pgveil-governed (default 1;
+//	                 0: Go's default)
 //	--markdown       print the report as Markdown
 //	--pgveil PATH    use this pgveil binary instead of building ./cmd/pgveil
 //	--pgbouncer PATH the pgbouncer binary (default: PATH, then /usr/sbin)
@@ -25,7 +38,8 @@
 // The harness starts everything it measures and removes it afterwards:
 //
 //  1. a throwaway PostgreSQL cluster (internal/pgtest, fsync off,
-//     shared_buffers=256MB, max_connections=200) with a database "bench"
+//     shared_buffers=256MB, max_connections=200, plus twice --pool-size
+//     and 10 with the transaction-pool phase) with a database "bench"
 //     filled by `pgbench -i -s SCALE`;
 //  2. PgBouncer in session mode in front of it, authenticating clients with
 //     SCRAM-SHA-256 against a userlist;
@@ -36,7 +50,19 @@
 //     of a statement already parsed), but left as written;
 //  4. a second pgveil process, "pgveil-governed" (its own port, the same
 //     --pgveil-gomaxprocs), whose configuration is the first one plus the
-//     policy below.
+//     policy below;
+//  5. for the transaction-pool phase (unless --pool-clients is 0), a
+//     second PgBouncer, "pgbouncer-tx", with pool_mode = transaction and
+//     default_pool_size = POOL-SIZE, and a third pgveil, "pgveil-pool",
+//     with the configuration of the first plus, in its upstream block,
+//     `pool { mode = "transaction" size = POOL-SIZE wait_timeout = "60s" }`.
+//     pgveil-pool runs with Go's default GOMAXPROCS, not
+//     --pgveil-gomaxprocs: transaction-mode sessions relay on goroutines
+//     of their own rather than on pgveil's event loops, and with one
+//     processor the hand-offs between the goroutines of hundreds of
+//     sessions waiting for a backend become the bottleneck (on a 2-core
+//     machine, 0.56x to 0.63x PgBouncer's TPS with GOMAXPROCS=1, 0.99x
+//     with 2).
 //
 // pgveil-governed's policy governs pgbench_accounts with a row rule:
 //
@@ -98,13 +124,42 @@
 //
 // Memory: the peak resident set size (VmHWM in /proc/PID/status) of the
 // two pgveil processes and PgBouncer, read after the pgbench runs and again
-// after the streamed results (pgveil-governed is idle meanwhile).
+// after the streamed results (pgveil-governed is idle meanwhile). Then
+// --idle-clients connections are opened to pgveil and to PgBouncer, one
+// after another; each runs SELECT 1 and stays idle, and three seconds
+// after the last the RSS each proxy gained (VmRSS) is read.
+//
+// Transaction pooling: many clients on a few upstream backends.
+// `pgbench -S -M simple -c POOL-CLIENTS -j JOBS` runs through pgbouncer-tx
+// and pgveil-pool, for the same duration, warm-up and rounds as the other
+// throughput runs and interleaved likewise. The report gives TPS, the
+// proxy's CPU per transaction, and the most upstream backends the proxy
+// was seen holding: every second of each measured run a direct connection
+// counts the backends of the bench database in pg_stat_activity by their
+// application_name ("pgveil:pool" for pgveil's pool; PgBouncer passes on
+// its clients' application_name, which pgbench is given for this phase).
+// pgbench connects its clients within its -T duration, before the first
+// transaction, and connecting hundreds takes seconds (PgBouncer derives a
+// SCRAM key from the plain-text password of its userlist for each
+// client): a warm-up that ends before they are all connected is not a
+// failure, and the CPU per transaction counts only the time when they all
+// are. The proxy's CPU time is read every 100 ms, and the CPU from
+// pgbench's "initial connection time" to the end of the run (0.3 s in
+// from either end) is divided by the transactions of that time at the
+// run's rate. Then --pool-idle-clients connections (16 connecting at a
+// time) are opened to each pooling proxy and left idle after a SELECT 1,
+// and the RSS each proxy gained is read as above; in transaction mode an
+// idle client holds no backend, hence no cap like --idle-clients's. The
+// harness sets its open-file limit (RLIMIT_NOFILE) to the hard limit,
+// for itself and what it starts, and warns when that is below what the
+// phase needs (its clients plus their backends, per process).
 //
 // The report ends with the performance targets of the issue — pgveil at
 // least as fast as PgBouncer in both modes; pgveil-governed at least 0.9×
 // PgBouncer in simple mode and 1.0× in prepared mode; pgveil's streaming
-// at least 0.9× direct; pgveil's peak RSS at most 64 MiB — each marked
-// PASS or MISS. A missed target does
+// at least 0.9× direct; pgveil's peak RSS at most 64 MiB; pgveil-pool's
+// RSS with the pool phase's idle clients connected at most 128 MiB — each
+// marked PASS or MISS. A missed target does
 // not change the exit status: this is a benchmark, not a test. The exit
 // status is 1 when a step fails (setup, or a measurement through a target
 // errs), and 130 after an interrupt.
@@ -129,7 +184,14 @@
 //   - PgBouncer in session mode is the fair peer: like pgveil, it gives each
 //     client its own server connection for the whole session. Its pooling
 //     across pgbench runs does not matter since connection time is not
-//     measured.
+//     measured. In the transaction-pool phase PgBouncer in transaction
+//     mode is the peer of pgveil-pool: both lend a backend for each
+//     transaction. PgBouncer opens server connections as clients wait
+//     for them, so it may hold fewer than --pool-size; both keep them
+//     open between runs, so only the first round starts with an empty
+//     pool (the default warm-up ends before 500 clients are connected).
+//   - pgbench -c 500 is heavy for 2 cores: pgbench's own CPU competes with
+//     the proxy and the server more than at -c 8.
 //   - The streaming client parses every row too; its CPU counts against
 //     all targets alike.
 //

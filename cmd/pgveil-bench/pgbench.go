@@ -25,6 +25,11 @@ type pgbenchRun struct {
 	clients int
 	jobs    int
 	seconds int
+	// steadyCPU counts the proxy's CPU only while every client runs
+	// transactions (steadyCPU), not while they connect or disconnect: for
+	// runs with so many clients that connecting them costs the proxy as
+	// much as their transactions.
+	steadyCPU bool
 }
 
 // args returns pgbench's arguments for the run: the built-in select-only
@@ -63,7 +68,11 @@ func runPgbench(ctx context.Context, pgbench string, t *target, args ...string) 
 	full := append([]string{"-h", t.host, "-p", strconv.Itoa(t.port), "-U", t.user}, args...)
 	full = append(full, benchDatabase)
 	cmd := exec.CommandContext(ctx, pgbench, full...)
-	cmd.Env = childEnv("PGPASSWORD="+t.password, "PGSSLMODE=disable")
+	env := []string{"PGPASSWORD=" + t.password, "PGSSLMODE=disable"}
+	if t.appName != "" {
+		env = append(env, "PGAPPNAME="+t.appName)
+	}
+	cmd.Env = childEnv(env...)
 	cmd.SysProcAttr = childAttr(nil)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 5 * time.Second
@@ -83,6 +92,9 @@ type pgbenchResult struct {
 	tps       float64
 	processed int64 // transactions
 	failed    int64
+	// connTime is how long connecting the clients took ("initial
+	// connection time"), before any transaction and within -T.
+	connTime time.Duration
 }
 
 var (
@@ -93,13 +105,26 @@ var (
 	// failedLine matches "number of failed transactions: 0 (0.000%)"
 	// (pgbench 15 and later).
 	failedLine = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
+	// connLine matches "initial connection time = 12.345 ms".
+	connLine = regexp.MustCompile(`(?m)^initial connection time = ([0-9]+(?:\.[0-9]+)?) ms`)
 )
+
+// errNoTransactions reports a pgbench run that ended before any
+// transaction did. pgbench's -T clock starts before its clients connect,
+// so this happens when connecting them takes the whole run: hundreds of
+// clients through PgBouncer, which derives a SCRAM key from the
+// plain-text password of its userlist for each one, in a run of a second
+// or two.
+var errNoTransactions = errors.New("no transaction processed: connecting the clients may have taken the whole run")
 
 // parsePgbench reads the TPS and the transaction counts from pgbench's
 // report.
 func parsePgbench(out string) (pgbenchResult, error) {
 	m := tpsLine.FindStringSubmatch(out)
 	if m == nil {
+		if m := processedLine.FindStringSubmatch(out); m != nil && m[1] == "0" {
+			return pgbenchResult{}, errNoTransactions
+		}
 		return pgbenchResult{}, errors.New(`no "tps = N (without initial connection time)" line in the pgbench output`)
 	}
 	tps, err := strconv.ParseFloat(m[1], 64)
@@ -116,6 +141,13 @@ func parsePgbench(out string) (pgbenchResult, error) {
 		if res.failed, err = strconv.ParseInt(m[1], 10, 64); err != nil {
 			return pgbenchResult{}, fmt.Errorf("parse failed transactions %q: %w", m[1], err)
 		}
+	}
+	if m := connLine.FindStringSubmatch(out); m != nil {
+		ms, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return pgbenchResult{}, fmt.Errorf("parse initial connection time %q: %w", m[1], err)
+		}
+		res.connTime = time.Duration(ms * float64(time.Millisecond))
 	}
 	return res, nil
 }

@@ -31,7 +31,7 @@ upstream {
   database = "{{db}}"
   user     = "{{pguser}}"
   password = env("{{pwenv}}")
-}
+{{upstreamextra}}}
 
 schema "public" {
   default = "allow"
@@ -69,6 +69,20 @@ rule "some_branches" {
 // some_branches rule of pgveilGovernedPolicy shows.
 const governedBranches = 5
 
+// pgveilPoolBlock is added to the upstream block of pgveilConfig for the
+// "pgveil-pool" target: transaction pooling on {{poolsize}} backends.
+// Clients wait up to a minute for a backend rather than pgveil's default
+// 5 seconds: with hundreds of clients on a few dozen backends, a client
+// may wait for a while on a machine this busy, and an error would fail
+// the run.
+const pgveilPoolBlock = `
+  pool {
+    mode         = "transaction"
+    size         = {{poolsize}}
+    wait_timeout = "60s"
+  }
+`
+
 // pgveilInstance describes one pgveil process of the benchmark.
 type pgveilInstance struct {
 	// name is the target's name, and that of its directory in the work
@@ -76,6 +90,11 @@ type pgveilInstance struct {
 	name string
 	// policy is HCL added to pgveilConfig.
 	policy string
+	// upstream is HCL added inside pgveilConfig's upstream block.
+	upstream string
+	// defaultProcs runs the process with Go's default GOMAXPROCS rather
+	// than --pgveil-gomaxprocs.
+	defaultProcs bool
 }
 
 // pgveilInstances are the pgveil processes the benchmark runs, in report
@@ -83,6 +102,25 @@ type pgveilInstance struct {
 var pgveilInstances = []pgveilInstance{
 	{name: targetPgveil},
 	{name: targetPgveilGoverned, policy: pgveilGovernedPolicy},
+}
+
+// pgveilPoolInstance returns the "pgveil-pool" process: the "pgveil"
+// target's pass-through policy, with transaction pooling on poolSize
+// upstream backends.
+//
+// It runs with Go's default GOMAXPROCS (one per core), not
+// --pgveil-gomaxprocs: transaction-mode sessions relay on goroutines of
+// their own rather than on the event loops, and with one P the hand-offs
+// between the goroutines of hundreds of sessions waiting for a backend
+// become the bottleneck. On a 2-core machine, pgbench -c 500 through 50
+// backends reached 0.56x to 0.63x PgBouncer's TPS with GOMAXPROCS=1,
+// 0.99x with 2.
+func pgveilPoolInstance(poolSize int) pgveilInstance {
+	return pgveilInstance{
+		name:         targetPgveilPool,
+		upstream:     strings.ReplaceAll(pgveilPoolBlock, "{{poolsize}}", fmt.Sprint(poolSize)),
+		defaultProcs: true,
+	}
 }
 
 // pgveilConfigText returns the configuration of inst, listening on port, in
@@ -96,6 +134,7 @@ func pgveilConfigText(inst pgveilInstance, port int, upstream *target, user, ver
 		"{{pwenv}}", pgveilPasswordEnv,
 		"{{user}}", user,
 		"{{verifier}}", verifier,
+		"{{upstreamextra}}", inst.upstream,
 	).Replace(pgveilConfig + inst.policy)
 }
 
@@ -152,7 +191,8 @@ func buildPgveil(ctx context.Context, dir string) (string, error) {
 
 // startPgveil writes the configuration of inst into a new directory of
 // workDir and runs `pgveil serve` in front of upstream, for clients logging
-// in as user with password.
+// in as user with password, with GOMAXPROCS=gomaxprocs unless it is 0 or
+// inst.defaultProcs is set.
 func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, upstream *target, user, password string, gomaxprocs int) (*target, error) {
 	dir := filepath.Join(workDir, inst.name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -175,7 +215,7 @@ func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, 
 	cmd := exec.Command(bin, "serve", "--config", confPath, "--log-level", "warn")
 	cmd.Dir = dir
 	env := []string{pgveilPasswordEnv + "=" + upstream.password}
-	if gomaxprocs > 0 {
+	if gomaxprocs > 0 && !inst.defaultProcs {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", gomaxprocs))
 	}
 	cmd.Env = childEnv(env...)

@@ -12,6 +12,9 @@ const (
 	goalTPSvsPgBouncer = 1.0      // pgveil TPS / PgBouncer TPS, each mode
 	goalStreamVsDirect = 0.9      // pgveil streaming rate / direct
 	goalPeakRSS        = 64 << 20 // bytes of pgveil's VmHWM
+	// goalPoolIdleRSS is pgveil-pool's RSS with the transaction-pool
+	// phase's idle clients (5,000 by default) connected.
+	goalPoolIdleRSS = 128 << 20
 )
 
 // goalGovernedVsPgBouncer is, by mode, the least pgveil-governed TPS /
@@ -53,6 +56,12 @@ var streamTargetNames = []string{targetDirect, targetPgBouncer, targetPgveil}
 // proxyNames lists the proxy processes of the memory table.
 var proxyNames = []string{targetPgveil, targetPgveilGoverned, targetPgBouncer}
 
+// poolTargetNames lists the targets of the transaction-pool tables.
+var poolTargetNames = []string{targetPgBouncerTx, targetPgveilPool}
+
+// pgveilNames lists the pgveil processes whose logs the report shows.
+var pgveilNames = []string{targetPgveil, targetPgveilGoverned, targetPgveilPool}
+
 // modes lists the pgbench protocol modes in report order.
 var modes = []string{modeSimple, modePrepared}
 
@@ -64,6 +73,12 @@ func (r *report) write(w io.Writer, markdown bool) {
 	r.memTable().write(w, markdown)
 	if len(r.res.idle) > 0 {
 		r.idleTable().write(w, markdown)
+	}
+	if r.cfg.pooling() {
+		r.poolTable().write(w, markdown)
+		if len(r.res.poolIdle) > 0 {
+			r.poolIdleTable().write(w, markdown)
+		}
 	}
 	r.goalTable().write(w, markdown)
 	r.writeNotes(w, markdown)
@@ -168,6 +183,51 @@ func (r *report) idleTable() *table {
 	return t
 }
 
+// poolTable is the transaction-pool throughput table: one row per pooling
+// proxy.
+func (r *report) poolTable() *table {
+	t := &table{
+		title: fmt.Sprintf("Transaction pooling: pgbench -S -c %d through a pool of %d backends (-M %s -j %d, %v runs, median of %d round(s))",
+			r.cfg.poolClients, r.cfg.poolSize, modeSimple, r.cfg.poolJobs(), r.cfg.duration, r.cfg.rounds),
+		header: []string{"target", "TPS", "vs pgbouncer-tx", "proxy CPU/txn", "upstream backends", "samples"},
+	}
+	bouncer := r.res.tps[tpsKey{targetPgBouncerTx, modeSimple}]
+	for _, name := range poolTargetNames {
+		k := tpsKey{name, modeSimple}
+		s := r.res.tps[k]
+		backends := "-"
+		if n, ok := r.res.backends[name]; ok {
+			backends = fmt.Sprint(n)
+		}
+		t.add(name, medianCell(s, "%.0f", 1), ratioCell(s, bouncer), cpuCell(r.res.cpu[k]), backends, samplesCell(s, "%.0f", 1))
+	}
+	return t
+}
+
+// poolIdleTable is the memory idle clients cost the pooling proxies, with
+// pgveil-pool's RSS held to goalPoolIdleRSS.
+func (r *report) poolIdleTable() *table {
+	t := &table{
+		title: "Transaction pooling: idle clients, RSS the proxy gains with connections left idle after one statement " +
+			"(they hold no backend)",
+		header: []string{"process", "clients", "RSS before", "RSS after", "per idle client",
+			fmt.Sprintf("RSS after <= %d MiB", goalPoolIdleRSS>>20)},
+	}
+	for _, name := range poolTargetNames {
+		c, ok := r.res.poolIdle[name]
+		if !ok {
+			continue
+		}
+		goal := "-" // NOTE: the goal is pgveil's
+		if name == targetPgveilPool {
+			goal = verdict(true, c.after <= goalPoolIdleRSS)
+		}
+		t.add(name, fmt.Sprint(c.clients), mibCell(c.before, true), mibCell(c.after, true),
+			fmt.Sprintf("%.1f KiB", c.perClient()/1024), goal)
+	}
+	return t
+}
+
 // goalTable checks the targets.
 func (r *report) goalTable() *table {
 	t := &table{
@@ -191,6 +251,11 @@ func (r *report) goalTable() *table {
 	peak := r.peakRSS()
 	t.add("pgveil peak RSS", fmt.Sprintf("<= %d MiB", goalPeakRSS>>20),
 		mibCell(peak, peak > 0), verdict(peak > 0, peak <= goalPeakRSS))
+	if r.cfg.pooling() && r.cfg.poolIdleClients > 0 {
+		c, ok := r.res.poolIdle[targetPgveilPool]
+		t.add(fmt.Sprintf("%s RSS, %d idle clients", targetPgveilPool, r.cfg.poolIdleClients),
+			fmt.Sprintf("<= %d MiB", goalPoolIdleRSS>>20), mibCell(c.after, ok), verdict(ok, c.after <= goalPoolIdleRSS))
+	}
 	return t
 }
 

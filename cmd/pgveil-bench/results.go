@@ -56,6 +56,12 @@ type results struct {
 	memAfterStream  map[string]memStats
 	// idle is the RSS an idle client connection adds to each proxy.
 	idle map[string]idleCost
+	// backends is, by pooling proxy, the most upstream backends it was
+	// seen holding during its measured pgbench runs.
+	backends map[string]int
+	// poolIdle is the RSS idle client connections add to each pooling
+	// proxy.
+	poolIdle map[string]idleCost
 	// errs are the failures outside any one measurement (reading memory,
 	// a proxy that exited).
 	errs []error
@@ -70,6 +76,8 @@ func newResults() *results {
 		memAfterPgbench: map[string]memStats{},
 		memAfterStream:  map[string]memStats{},
 		idle:            map[string]idleCost{},
+		backends:        map[string]int{},
+		poolIdle:        map[string]idleCost{},
 	}
 }
 
@@ -91,6 +99,13 @@ func (r *results) addCPU(target, mode string, cpu time.Duration, txns int64) {
 	}
 	r.cpu[k].cpu += cpu
 	r.cpu[k].txns += txns
+}
+
+// addBackends records that target was seen holding n upstream backends.
+func (r *results) addBackends(target string, n int) {
+	if old, ok := r.backends[target]; !ok || n > old {
+		r.backends[target] = n
+	}
 }
 
 // streamOf returns the streaming samples of target, creating them.

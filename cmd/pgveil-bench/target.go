@@ -8,15 +8,19 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Names of the paths to the database, in report order. pgveil runs twice:
-// "pgveil" governs no table (the proxy and the firewall's parse and check),
-// "pgveil-governed" governs pgbench_accounts with a row rule (the rewrite
-// too).
+// Names of the paths to the database, in report order. pgveil runs twice
+// in session mode: "pgveil" governs no table (the proxy and the firewall's
+// parse and check), "pgveil-governed" governs pgbench_accounts with a row
+// rule (the rewrite too). The transaction-pool phase has a PgBouncer and a
+// pgveil of its own, both pooling by transaction: "pgveil-pool" has the
+// policy of "pgveil".
 const (
 	targetDirect         = "direct"
 	targetPgBouncer      = "pgbouncer"
 	targetPgveil         = "pgveil"
 	targetPgveilGoverned = "pgveil-governed"
+	targetPgBouncerTx    = "pgbouncer-tx"
+	targetPgveilPool     = "pgveil-pool"
 )
 
 // benchDatabase is the database every target serves.
@@ -31,6 +35,13 @@ type target struct {
 	password string
 	// proc is the proxy process; nil for direct connections.
 	proc *child
+	// appName is the application_name pgbench's clients give (PGAPPNAME);
+	// "" leaves pgbench's own.
+	appName string
+	// backendApp is the application_name of the upstream backends the
+	// proxy holds while pgbench runs through it, by which they are
+	// counted in pg_stat_activity; "" when they are not counted.
+	backendApp string
 }
 
 // connString returns a libpq keyword/value connection string for the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
 )
@@ -381,4 +382,55 @@ func TestTransactionPoolStatements(t *testing.T) {
 			t.Fatalf("%q, %v", got, err)
 		}
 	})
+}
+
+// TestTransactionPoolPipelineDoesNotDeadlock: a client pipelines a batch
+// after one the backend already answered, and that batch's results and
+// its own bytes both outgrow the sockets' buffers. Neither relay may
+// wait for the other to let the backend go.
+func TestTransactionPoolPipelineDoesNotDeadlock(t *testing.T) {
+	noLeaks(t)
+	p := startPooled(t, 2, 5*time.Second)
+	c := p.simpleConn(t, "hq")
+	fe := c.PgConn().Frontend()
+	big := make([]byte, 8<<20)
+	for i := range big {
+		big[i] = 'x'
+	}
+	fe.Send(&pgproto3.Query{String: "SELECT 1"})
+	fe.Send(&pgproto3.Parse{Query: "SELECT repeat('y', 100000) FROM generate_series(1, 200)"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Parse{Query: "SELECT length($1::text)"})
+	fe.Send(&pgproto3.Bind{Parameters: [][]byte{big}})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	sent := make(chan error, 1)
+	go func() { sent <- fe.Flush() }()
+	_ = c.PgConn().Conn().SetDeadline(time.Now().Add(30 * time.Second))
+	var rows, ready int
+	var length string
+	for ready < 2 {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("after %d ReadyForQuery and %d rows: %v", ready, rows, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			rows++
+			if len(m.Values) == 1 && len(m.Values[0]) < 16 {
+				length = string(m.Values[0])
+			}
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("error: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if rows != 202 || length != strconv.Itoa(len(big)) {
+		t.Fatalf("%d rows, length %q", rows, length)
+	}
 }

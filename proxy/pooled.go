@@ -23,9 +23,13 @@ import (
 // backend relay reads it and lets it go (detach). Both directions share
 // the decision through mu.
 //
-// NOTE: the client relay touches the backend only while busy, set under
-// mu while b is its backend; detach waits for busy to clear. So a
-// backend given back is never written to by the session that gave it.
+// NOTE: the client relay marks the batch open (open, under mu, while b
+// is its backend) before it writes a message to the backend, and only
+// the message's end may close it; the backend relay lets the backend go
+// only with the batch closed and every batch answered. So a backend
+// given back is never written to by the session that gave it, and the
+// backend relay never waits for a client relay blocked on its socket:
+// it only waits for a flush to finish updating its batch (pooledFlush).
 type poolLink struct {
 	pool *pool
 	// forward are the client's forwarded startup parameters, which the
@@ -34,16 +38,20 @@ type poolLink struct {
 	forward map[string]string
 	key     string
 
-	mu   sync.Mutex
-	cond *sync.Cond
-	// NOTE: b, busy, open, keeps and ended are guarded by mu.
+	mu sync.Mutex
+	// flushed is signalled when flushing clears.
+	flushed *sync.Cond
+	// NOTE: b, open, flushing, keeps and ended are guarded by mu.
 	// b is the backend held, nil between transactions.
 	b *backend
-	// busy reports that the client relay is writing to b.
-	busy bool
-	// open reports that the client relay sent b messages after the last
-	// batch boundary (Query, Sync): the batch is not closed yet.
-	open bool
+	// open reports that the client relay is writing a message to b, or
+	// sent b messages after the last batch boundary (Query, Sync): the
+	// batch is not closed yet. wasOpen is open before the message the
+	// client relay is writing (client relay only).
+	open, wasOpen bool
+	// flushing reports that the client relay is flushing what it
+	// batched for b: detach waits for it (see pooledFlush).
+	flushing bool
 	// keeps says why the session keeps its backend to its end ("" when
 	// it does not): state left on the backend (rewrite.Result.Keeps) or
 	// a change of the acting user.
@@ -96,7 +104,7 @@ func newPoolLink(p *pool, sessionID string) *poolLink {
 	pl := &poolLink{pool: p,
 		prefix: "pgveil_" + sessionID + "_",
 		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}}
-	pl.cond = sync.NewCond(&pl.mu)
+	pl.flushed = sync.NewCond(&pl.mu)
 	return pl
 }
 
@@ -166,14 +174,14 @@ func (ss *session) pooledClientRelay() sessionEnd {
 }
 
 // hold makes sure the session holds a backend before the client message
-// of type typ is forwarded, and marks the client relay busy with it. It
+// of type typ is forwarded, and marks the batch open. It
 // reports false, having answered the message, when no backend could be
 // had; or the end of the session.
 func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 	pl := ss.pl
 	pl.mu.Lock()
 	if pl.b != nil {
-		pl.busy = true
+		pl.wasOpen, pl.open = pl.open, true
 		pl.mu.Unlock()
 		return true, nil
 	}
@@ -222,7 +230,7 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 		pl.pool.release(b)
 		return false, &sessionGone
 	}
-	pl.b, pl.busy = b, true
+	pl.b, pl.open, pl.wasOpen = b, true, false
 	ss.uout = b.out
 	ss.uin = b.in
 	zs, err := ss.prepareOnTake(typ, parseName)
@@ -256,32 +264,36 @@ func (ss *session) holding() bool {
 	return pl.b != nil
 }
 
-// unhold ends the client relay's use of its backend for one message;
-// boundary reports that the message closed a batch.
+// unhold ends the client relay's message to its backend; boundary
+// reports that the message closed a batch.
 func (ss *session) unhold(boundary bool) {
 	pl := ss.pl
 	pl.mu.Lock()
-	pl.busy = false
 	pl.open = !boundary
-	pl.cond.Broadcast()
 	pl.mu.Unlock()
 }
 
 // pooledFlush sends what the client relay batched for its backend.
+//
+// NOTE: bytes batched belong to a batch still open or unanswered, so the
+// backend cannot be let go while they wait. But the upstream may answer
+// the last of them while Flush, its bytes sent, still updates the
+// batch: detach waits for flushing to clear, a wait bounded by that
+// bookkeeping, never by the network.
 func (ss *session) pooledFlush() error {
 	pl := ss.pl
 	pl.mu.Lock()
-	if pl.b == nil {
+	w := ss.uout
+	if pl.b == nil || w.Pending() == 0 {
 		pl.mu.Unlock()
 		return nil
 	}
-	pl.busy = true
-	w := ss.uout
+	pl.flushing = true
 	pl.mu.Unlock()
 	err := w.Flush()
 	pl.mu.Lock()
-	pl.busy = false
-	pl.cond.Broadcast()
+	pl.flushing = false
+	pl.flushed.Broadcast()
 	pl.mu.Unlock()
 	return err
 }
@@ -321,18 +333,23 @@ func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
 }
 
 // detach gives the session's backend back to the pool if the session is
-// done with it: idle, every batch answered, the client relay not
-// writing, no state left on it. It reports whether it did (backend
+// done with it: idle, every batch answered, the batch closed (the client
+// relay not writing), no state left on it. It reports whether it did (backend
 // relay, after a ReadyForQuery).
 func (ss *session) detach() bool {
 	pl := ss.pl
 	pl.mu.Lock()
-	for pl.busy && !pl.ended {
-		pl.cond.Wait()
-	}
 	b := pl.b
 	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() ||
 		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
+		pl.mu.Unlock()
+		return false
+	}
+	for pl.flushing {
+		pl.flushed.Wait()
+	}
+	if pl.b != b {
+		// Ended meanwhile.
 		pl.mu.Unlock()
 		return false
 	}
@@ -379,7 +396,7 @@ func (ss *session) endPooled(cancelRunning bool) {
 	pl.ended = true
 	b := pl.b
 	pl.b = nil
-	pl.cond.Broadcast()
+	pl.flushed.Broadcast()
 	pl.mu.Unlock()
 	if b == nil {
 		return

@@ -124,7 +124,7 @@ func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) 
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if inFlight != 0 || pl.open || pl.pendingSet != nil {
+	if inFlight != 0 || pl.wasOpen || pl.pendingSet != nil {
 		return false
 	}
 	pl.pendingSet = p

@@ -256,14 +256,6 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 	return true, nil
 }
 
-// holding reports whether the session holds a backend.
-func (ss *session) holding() bool {
-	pl := ss.pl
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	return pl.b != nil
-}
-
 // unhold ends the client relay's message to its backend; boundary
 // reports that the message closed a batch.
 func (ss *session) unhold(boundary bool) {

@@ -224,6 +224,13 @@ func (p *pool) giveUp(w *poolWaiter) {
 
 // dial opens a backend for key in a slot of open already counted.
 func (p *pool) dial(ctx context.Context, key string, forward map[string]string) (*backend, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		p.freeSlot()
+		return nil, errors.New("the server is shutting down")
+	}
 	up, err := p.srv.dialBackend(ctx, "pgveil:pool", forward, true)
 	if err != nil {
 		p.freeSlot()
@@ -409,14 +416,6 @@ func (p *pool) startParams(key string) (map[string]string, bool) {
 	defer p.mu.Unlock()
 	m, ok := p.params[key]
 	return m, ok
-}
-
-// stats reports the pool's backends: open (held, free or being
-// dialled), free, and the acquires waiting.
-func (p *pool) stats() (open, free, waiting int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.open, p.nidle, len(p.waiters)
 }
 
 func (b *backend) close() { b.up.conn.Close() }

@@ -145,6 +145,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.mockSecret = mockSecret(&cfg.Upstream)
 	if cfg.Upstream.Pool.Mode == policy.PoolTransaction {
 		s.pool = newPool(s)
+		if s.metrics != nil {
+			s.metrics.pool.Store(s.pool)
+		}
 	} else if cfg.Relay != policy.RelayGoroutines {
 		// NOTE: transaction-mode sessions relay on goroutines: a loop
 		// registers a session's one upstream socket for its life.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,9 @@ type Metrics struct {
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
 	poolTimeouts   prometheus.Counter
+	// pool reports the transaction pool's backends for its gauges; nil
+	// in session mode (the gauges read 0).
+	pool atomic.Pointer[pool]
 	// Reloads and ReloadFailures count policy reloads; the command that
 	// reloads updates them.
 	Reloads        prometheus.Counter
@@ -78,6 +82,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgveil_policy_info", Help: "The policy version in force (value 1).",
 		}, []string{"version"}),
 	}
+	poolGauge := func(name, help string, read func(p *pool) int) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if p := m.pool.Load(); p != nil {
+				return float64(read(p))
+			}
+			return 0
+		})
+	}
+	reg.MustRegister(
+		poolGauge("pgveil_pool_backends", "Upstream backends the transaction pool holds open: in use, free or being opened.",
+			func(p *pool) int { open, _, _ := p.stats(); return open }),
+		poolGauge("pgveil_pool_backends_free", "Upstream backends free in the transaction pool.",
+			func(p *pool) int { _, free, _ := p.stats(); return free }),
+		poolGauge("pgveil_pool_waiting", "Client transactions waiting for a backend of the transaction pool.",
+			func(p *pool) int { _, _, waiting := p.stats(); return waiting }))
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
 		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.Reloads, m.ReloadFailures, m.policyInfo)
 	return m

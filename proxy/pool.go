@@ -418,6 +418,14 @@ func (p *pool) startParams(key string) (map[string]string, bool) {
 	return m, ok
 }
 
+// stats reports the pool's backends: open (held, free or being
+// dialled), free, and the acquires waiting.
+func (p *pool) stats() (open, free, waiting int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open, p.nidle, len(p.waiters)
+}
+
 func (b *backend) close() { b.up.conn.Close() }
 
 // alive reports whether a free backend may serve a session: its

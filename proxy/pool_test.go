@@ -13,18 +13,40 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // startPooled runs the demo in transaction mode with a pool of size
 // backends and a wait timeout of wait.
-func startPooled(t *testing.T, size int, wait time.Duration) *testProxy {
+func startPooled(t *testing.T, size int, wait time.Duration, opts ...func(*proxy.Options)) *testProxy {
 	t.Helper()
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}
-	})
+	}, opts...)
 	return p
+}
+
+// gauge returns the value of the metric name of reg: a gauge's or a
+// counter's, -1 when reg has none.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			m := f.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // simpleConn opens a session as a demo user that sends every statement
@@ -201,7 +223,8 @@ func TestTransactionPool(t *testing.T) {
 
 func TestTransactionPoolExhausted(t *testing.T) {
 	noLeaks(t)
-	p := startPooled(t, 1, 200*time.Millisecond)
+	reg := prometheus.NewRegistry()
+	p := startPooled(t, 1, 200*time.Millisecond, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 	holder, waiter := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
@@ -224,6 +247,14 @@ func TestTransactionPoolExhausted(t *testing.T) {
 	t.Run("an extended-protocol batch gets 53300 at its Sync", func(t *testing.T) {
 		res := waiter.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read()
 		check(t, res.Err)
+	})
+	t.Run("the metrics count the backend and the timeouts", func(t *testing.T) {
+		for name, want := range map[string]float64{"pgveil_pool_backends": 1, "pgveil_pool_backends_free": 0,
+			"pgveil_pool_waiting": 0, "pgveil_pool_wait_timeouts_total": 2} {
+			if got := gauge(t, reg, name); got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
 	})
 	t.Run("the session is usable once a backend is free", func(t *testing.T) {
 		if _, err := holder.Exec(ctx, "COMMIT"); err != nil {

@@ -465,3 +465,45 @@ func TestTransactionPoolPipelineDoesNotDeadlock(t *testing.T) {
 		t.Fatalf("%d rows, length %q", rows, length)
 	}
 }
+
+// TestTransactionPoolUpstreamRestart: sessions idle between transactions
+// hold no backend, so an upstream restart costs them nothing; a session
+// in a transaction loses it, and then goes on.
+func TestTransactionPoolUpstreamRestart(t *testing.T) {
+	if cluster != nil && cluster.External() {
+		t.Skip("cannot restart an external server")
+	}
+	noLeaks(t)
+	p := startPooled(t, 3, 5*time.Second)
+	ctx := context.Background()
+	idle, busy := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	for _, c := range []*pgx.Conn{idle, busy} {
+		if _, err := one(ctx, c, "SELECT 'warm'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := busy.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a session idle across the restart does not notice it", func(t *testing.T) {
+		if got, err := one(ctx, idle, "SELECT 'after the restart'"); err != nil || got != "after the restart" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+	t.Run("a session in a transaction gets 57P01 or 08006", func(t *testing.T) {
+		_, err := one(ctx, busy, "SELECT 1")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "57P01" && pgErr.Code != "08006") {
+			t.Fatalf("want 57P01/08006, got %v", err)
+		}
+	})
+	t.Run("new sessions work", func(t *testing.T) {
+		c := p.simpleConn(t, "marie")
+		if _, err := one(ctx, c, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -34,9 +34,11 @@ type rawConn struct {
 	// callback is made once: a closure per call would cost an allocation
 	// per read and per write.
 	rd, wr rawOp
-	// wait and peekByte are WaitReadable's callback and its one byte.
+	// wait, peekByte and peeked are WaitReadable's callback, its one
+	// byte, and whether it asked the socket already.
 	wait     func(fd uintptr) bool
 	peekByte [1]byte
+	peeked   bool
 }
 
 // rawOp is the state of the read or write in progress on a rawConn.
@@ -69,12 +71,19 @@ func NewRawIO(c net.Conn) io.ReadWriter {
 // holding no buffer meanwhile: an idle session waits so. Deadlines and
 // Close end the wait with their error.
 func (r *rawConn) WaitReadable() error {
+	r.peeked = false
 	return r.rc.Read(r.wait)
 }
 
-// peek is WaitReadable's callback: it reports false, to wait, while the
-// socket has nothing to read.
+// peek is WaitReadable's callback: it reports false, to wait, when the
+// socket has nothing to read. Called again once the poller saw the
+// socket readable, it does not ask again: the read that follows will
+// (and waits, holding its buffer, on a rare spurious wake-up).
 func (r *rawConn) peek(fd uintptr) bool {
+	if r.peeked {
+		return true
+	}
+	r.peeked = true
 	for {
 		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.peekByte[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)

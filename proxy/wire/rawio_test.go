@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -103,6 +104,68 @@ func TestRawIO(t *testing.T) {
 		}
 		if err == nil {
 			t.Fatal("writes to a closed peer kept succeeding")
+		}
+	})
+}
+
+func TestWaitReadable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("elsewhere WaitReadable returns at once, and the read waits")
+	}
+	t.Run("it returns once the peer writes, consuming nothing", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			_, _ = c.Write([]byte("hello"))
+		}()
+		if err := WaitReadable(rw); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "hello" {
+			t.Fatalf("read %q, %v", buf, err)
+		}
+	})
+	t.Run("it returns at once when data is already there, and again after", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		if _, err := c.Write([]byte("ab")); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			done := make(chan error, 1)
+			go func() { done <- WaitReadable(rw) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("WaitReadable waited with data buffered")
+			}
+		}
+	})
+	t.Run("it returns at the peer's end of the connection", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			c.Close()
+		}()
+		if err := WaitReadable(rw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rw.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after the end: %v", err)
+		}
+	})
+	t.Run("a deadline ends the wait with its error", func(t *testing.T) {
+		_, s := tcpPair(t)
+		rw := NewRawIO(s)
+		_ = s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if err := WaitReadable(rw); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("want a deadline error, got %v", err)
 		}
 	})
 }

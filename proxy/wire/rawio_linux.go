@@ -39,6 +39,9 @@ type rawConn struct {
 	wait     func(fd uintptr) bool
 	peekByte [1]byte
 	peeked   bool
+	// quietFn and quiet are Quiet's callback and its answer.
+	quietFn func(fd uintptr) bool
+	quiet   bool
 }
 
 // rawOp is the state of the read or write in progress on a rawConn.
@@ -47,16 +50,24 @@ type rawOp struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
+	// nonblock makes the operation return ErrWouldBlock rather than
+	// wait in the poller (SetNonBlocking).
+	nonblock bool
 }
 
 // NewRawIO returns c's raw reader/writer, or c itself when c is not a
 // plain TCP connection. rawio_other.go holds the portable one.
 func NewRawIO(c net.Conn) io.ReadWriter {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
@@ -64,7 +75,71 @@ func NewRawIO(c net.Conn) io.ReadWriter {
 	r.rd.fn = r.rd.read
 	r.wr.fn = r.wr.write
 	r.wait = r.peek
+	r.quietFn = r.askQuiet
 	return r
+}
+
+// Quiet reports whether rw, one of NewRawIO's, is open with nothing to
+// read, asking its socket without waiting or consuming anything; ok is
+// false when rw is not one of NewRawIO's. A connection the peer closed
+// reads as its end, or holds what the peer sent last.
+func Quiet(rw io.ReadWriter) (quiet, ok bool) {
+	r, ok := rw.(*rawConn)
+	if !ok {
+		return false, false
+	}
+	r.quiet = false
+	if err := r.rc.Read(r.quietFn); err != nil {
+		return false, true
+	}
+	return r.quiet, true
+}
+
+// askQuiet is Quiet's callback.
+func (r *rawConn) askQuiet(fd uintptr) bool {
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.peekByte[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		r.quiet = e == syscall.EAGAIN
+		return true
+	}
+}
+
+// SetNonBlocking switches rw's reads and writes, rw one of NewRawIO's,
+// between the waiting mode they start in and a non-blocking mode, in which Read and Write return
+// ErrWouldBlock (Write with the count it wrote) where they would wait: an
+// event loop reads and writes so a pooled backend it waits for in its
+// own epoll instance (RawFD). It reports false when rw is not one of
+// NewRawIO's raw connections.
+//
+// NOTE: the connection stays in Go's poller, so that Close and deadlines
+// keep working, and its descriptor stays valid while a Read or Write
+// runs, however the connection is closed meanwhile.
+func SetNonBlocking(rw io.ReadWriter, read, write bool) bool {
+	r, ok := rw.(*rawConn)
+	if ok {
+		r.rd.nonblock, r.wr.nonblock = read, write
+	}
+	return ok
+}
+
+// RawFD returns the descriptor of rw, one of NewRawIO's, for an event
+// loop's epoll instance; false when rw is not one. The number is valid
+// until the connection is closed: the caller removes it from its epoll
+// instance first.
+func RawFD(rw io.ReadWriter) (int, bool) {
+	r, ok := rw.(*rawConn)
+	if !ok {
+		return -1, false
+	}
+	fd := -1
+	if err := r.rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, false
+	}
+	return fd, true
 }
 
 // WaitReadable waits until the socket has something to read, or its end,
@@ -107,6 +182,9 @@ func (r *rawConn) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if errno == syscall.EAGAIN {
+		return 0, ErrWouldBlock
+	}
 	if errno != 0 {
 		return 0, errno
 	}
@@ -124,6 +202,10 @@ func (op *rawOp) read(fd uintptr) bool {
 			continue
 		}
 		if e == syscall.EAGAIN {
+			if op.nonblock {
+				op.errno = e
+				return true
+			}
 			return false
 		}
 		op.n, op.errno = int(m), e
@@ -141,6 +223,9 @@ func (r *rawConn) Write(p []byte) (int, error) {
 	if err != nil {
 		return written, err
 	}
+	if errno == syscall.EAGAIN {
+		return written, ErrWouldBlock
+	}
 	if errno != 0 {
 		return written, errno
 	}
@@ -155,6 +240,10 @@ func (op *rawOp) write(fd uintptr) bool {
 			continue
 		}
 		if e == syscall.EAGAIN {
+			if op.nonblock {
+				op.errno = e
+				return true
+			}
 			return false
 		}
 		if e != 0 {

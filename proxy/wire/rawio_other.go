@@ -14,3 +14,12 @@ import (
 func NewRawIO(c net.Conn) io.ReadWriter {
 	return c
 }
+
+// SetNonBlocking reports false: outside Linux there are no event loops.
+func SetNonBlocking(io.ReadWriter, bool, bool) bool { return false }
+
+// RawFD reports false: outside Linux there are no event loops.
+func RawFD(io.ReadWriter) (int, bool) { return -1, false }
+
+// Quiet reports ok false: outside Linux, callers peek the net.Conn.
+func Quiet(io.ReadWriter) (quiet, ok bool) { return false, false }

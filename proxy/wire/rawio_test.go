@@ -169,3 +169,92 @@ func TestWaitReadable(t *testing.T) {
 		}
 	})
 }
+
+func TestNonBlockingRawIO(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("event loops are Linux's")
+	}
+	t.Run("a read with nothing to read would block, then reads what came", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		if !SetNonBlocking(rw, true, true) {
+			t.Fatal("a raw connection refused non-blocking mode")
+		}
+		if _, err := rw.Read(make([]byte, 8)); !errors.Is(err, ErrWouldBlock) {
+			t.Fatalf("read of an empty socket: %v, want ErrWouldBlock", err)
+		}
+		if _, err := c.Write([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, err := rw.Read(buf)
+			if err == nil {
+				if string(buf[:n]) != "hi" {
+					t.Fatalf("read %q", buf[:n])
+				}
+				break
+			}
+			if !errors.Is(err, ErrWouldBlock) || time.Now().After(deadline) {
+				t.Fatalf("read: %v", err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	t.Run("a write to a full socket returns what it wrote, and waits again once switched back", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		SetNonBlocking(rw, false, true)
+		big := make([]byte, 64<<20)
+		n, err := rw.Write(big)
+		if !errors.Is(err, ErrWouldBlock) || n <= 0 || n >= len(big) {
+			t.Fatalf("Write = %d, %v; want part of it and ErrWouldBlock", n, err)
+		}
+		SetNonBlocking(rw, false, false)
+		go func() { _, _ = io.Copy(io.Discard, c) }()
+		if m, err := rw.Write(big[n:]); err != nil || m != len(big)-n {
+			t.Fatalf("waiting Write = %d, %v", m, err)
+		}
+	})
+	t.Run("Quiet tells a silent connection from one that was sent something or closed", func(t *testing.T) {
+		c, s := tcpPair(t)
+		rw := NewRawIO(s)
+		if q, ok := Quiet(rw); !ok || !q {
+			t.Fatalf("Quiet = %v, %v on a silent connection", q, ok)
+		}
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { q, _ := Quiet(rw); return !q })
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(rw, buf); err != nil || buf[0] != 'x' {
+			t.Fatalf("Quiet consumed the byte: %q, %v", buf, err)
+		}
+		if q, _ := Quiet(rw); !q {
+			t.Fatal("not quiet once read")
+		}
+		c.Close()
+		waitFor(t, func() bool { q, _ := Quiet(rw); return !q })
+	})
+	t.Run("RawFD names the connection's socket", func(t *testing.T) {
+		_, s := tcpPair(t)
+		if fd, ok := RawFD(NewRawIO(s)); !ok || fd < 0 {
+			t.Fatalf("RawFD = %d, %v", fd, ok)
+		}
+		if _, ok := RawFD(struct{ io.ReadWriter }{}); ok {
+			t.Fatal("RawFD of something else succeeded")
+		}
+	})
+}
+
+// waitFor waits up to five seconds for cond.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

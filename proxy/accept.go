@@ -148,9 +148,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 		if s.metrics != nil {
 			s.metrics.pool.Store(s.pool)
 		}
-	} else if cfg.Relay != policy.RelayGoroutines {
-		// NOTE: transaction-mode sessions relay on goroutines: a loop
-		// registers a session's one upstream socket for its life.
+	}
+	// NOTE: a transaction-mode session registers each backend it takes
+	// on its loop, read with raw system calls: backends inside TLS keep
+	// the sessions on goroutines.
+	if cfg.Relay != policy.RelayGoroutines && (s.pool == nil || cfg.Upstream.TLS.Mode == policy.TLSDisable || cfg.Upstream.TLS.Mode == "") {
 		s.loops = newEventLoops(s)
 	}
 	return s, nil

@@ -93,8 +93,31 @@ type loopState struct {
 	slot int32
 	gen  uint32
 	// cfd and ufd are the client's and the upstream's sockets, out of
-	// Go's poller (wire.TakeFD).
+	// Go's poller (wire.TakeFD); ufd is nil in transaction mode.
 	cfd, ufd *wire.FD
+	// ub is, in transaction mode, the pooled backend registered for the
+	// upstream direction, nil between transactions; ubfd is its
+	// descriptor (loopAttach). held reports that hold ran for the client
+	// message a worker is handed.
+	// NOTE: ub stays in Go's poller, which keeps its descriptor valid
+	// until it is closed; the loop removes it from its epoll instance
+	// before it goes back to the pool or is closed, so that its number
+	// is never registered for another socket.
+	ub   *backend
+	ubfd int
+	held bool
+	// waiter is, in transaction mode, the session's wait for a backend
+	// in the pool, nil when it waits for none: the message that waits
+	// stays buffered, with at most a buffer's worth of what follows it,
+	// until the pool's answer (postGrant) sets grant, and grantB, for the
+	// message's next turn (pooledHold). deliver is the session's
+	// poolWaiter.deliver. dialSlot tells a worker that the pool counted a
+	// slot for a backend it dials.
+	waiter   *poolWaiter
+	grant    grantKind
+	grantB   *backend
+	deliver  func(b *backend, timedOut bool)
+	dialSlot bool
 	// cev and uev are the events each socket is registered for; 0 when
 	// it is not registered (see interest).
 	cev, uev uint32
@@ -131,7 +154,24 @@ type loopPost struct {
 	end sessionEnd
 	// fn is run on the loop (postCall).
 	fn func()
+	// b and timedOut are the pool's answer to a session's wait
+	// (postGrant): a backend, a slot (nil), or the wait timeout.
+	b        *backend
+	timedOut bool
 }
+
+// grantKind is the pool's answer to an event-loop session's wait.
+type grantKind int
+
+const (
+	grantNone grantKind = iota
+	// grantBackend: grantB is the session's.
+	grantBackend
+	// grantSlot: the session may dial a backend, on a worker.
+	grantSlot
+	// grantTimeout: no backend became free within the wait timeout.
+	grantTimeout
+)
 
 type postKind int
 
@@ -144,6 +184,8 @@ const (
 	postEnded
 	// postCall runs fn on the loop: tests read loop-owned state so.
 	postCall
+	// postGrant answers a transaction-mode session's wait for a backend.
+	postGrant
 )
 
 // epoll data: the slot in Fd, the generation and direction in Pad.
@@ -161,7 +203,7 @@ func newEventLoops(s *Server) *eventLoops { return &eventLoops{srv: s} }
 // socket of another kind, loops that could not start) relays on
 // goroutines as before.
 func (ls *eventLoops) adopt(ss *session) bool {
-	if ls == nil || ss.info.TLS || !wire.Takeable(ss.client) || !wire.Takeable(ss.up.conn) {
+	if ls == nil || ss.info.TLS || !wire.Takeable(ss.client) || (ss.pl == nil && !wire.Takeable(ss.up.conn)) {
 		return false
 	}
 	ls.start.Do(ls.startLoops)
@@ -180,7 +222,10 @@ func (ls *eventLoops) adopt(ss *session) bool {
 	if err != nil {
 		return false
 	}
-	ufd, err := wire.TakeFD(ss.up.conn)
+	var ufd *wire.FD
+	if ss.pl == nil {
+		ufd, err = wire.TakeFD(ss.up.conn)
+	}
 	if err != nil {
 		// The client's socket is out of Go's poller already: the
 		// session cannot go back. End it.
@@ -193,11 +238,13 @@ func (ls *eventLoops) adopt(ss *session) bool {
 		return true
 	}
 	l := ls.loops[ls.next.Add(1)%uint32(len(ls.loops))]
-	ss.lp = &loopState{loop: l, cfd: cfd, ufd: ufd}
+	ss.lp = &loopState{loop: l, cfd: cfd, ufd: ufd, ubfd: -1}
 	ss.cin.SetSource(cfd)
 	ss.cout.SetDest(cfd)
-	ss.uin.SetSource(ufd)
-	ss.uout.SetDest(ufd)
+	if ufd != nil {
+		ss.uin.SetSource(ufd)
+		ss.uout.SetDest(ufd)
+	}
 	l.post(loopPost{ss: ss, kind: postAdd})
 	return true
 }
@@ -249,7 +296,7 @@ func newEventLoop(s *Server) (*eventLoop, error) {
 		return nil, err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+	if err := epollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
 		return nil, err
@@ -335,8 +382,10 @@ func (l *eventLoop) sweep() {
 			continue
 		}
 		ss.cin.Idle()
-		ss.uin.Idle()
-		ss.uout.Idle()
+		if upstreamOn(ss) {
+			ss.uin.Idle()
+			ss.uout.Idle()
+		}
 		ss.coutMu.Lock()
 		ss.cout.Idle()
 		ss.coutMu.Unlock()
@@ -399,6 +448,8 @@ func (l *eventLoop) takePosts() bool {
 			l.workerDone(p.ss, p.end)
 		case postEnded:
 			l.maybeFree(p.ss)
+		case postGrant:
+			l.granted(p.ss, p.b, p.timedOut)
 		}
 	}
 	if !stopping {
@@ -428,9 +479,13 @@ func (l *eventLoop) add(ss *session) {
 	l.gens[slot] = (l.gens[slot] + 1) & 0x7fffffff
 	l.slots[slot] = ss
 	lp.slot, lp.gen = slot, l.gens[slot]
-	lp.cev, lp.uev = unix.EPOLLIN, unix.EPOLLIN
-	cerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.cfd.Sysfd(), l.data(lp, dirClient, lp.cev))
-	uerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.ufd.Sysfd(), l.data(lp, dirUpstream, lp.uev))
+	lp.cev = unix.EPOLLIN
+	cerr := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.cfd.Sysfd(), l.data(lp, dirClient, lp.cev))
+	var uerr error
+	if lp.ufd != nil {
+		lp.uev = unix.EPOLLIN
+		uerr = epollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.ufd.Sysfd(), l.data(lp, dirUpstream, lp.uev))
+	}
 	if cerr != nil || uerr != nil {
 		ss.end(sessionEnd{resp: fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
 			reason: "registering the session's sockets failed", err: errors.Join(cerr, uerr), warn: true})
@@ -441,6 +496,17 @@ func (l *eventLoop) add(ss *session) {
 		l.pumpUpstream(ss)
 		l.pumpClient(ss)
 	})
+}
+
+// epollCtl is epoll_ctl(2) as a raw system call: it never blocks, and the
+// scheduler's hand-off that a system call it knows of may cause costs
+// more than the call (see wire.NewRawIO).
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // data returns the epoll_event of a session's socket.
@@ -474,6 +540,10 @@ func (l *eventLoop) event(ev unix.EpollEvent) {
 					ss.end(ss.clientReadFailed(err))
 				}
 			}
+			return
+		}
+		if !upstreamOn(ss) {
+			// A backend this session let go of in the same round.
 			return
 		}
 		if ev.Events&unix.EPOLLOUT != 0 && !lp.busy {
@@ -531,7 +601,7 @@ func (l *eventLoop) pumpClient(ss *session) {
 			}
 			continue
 		}
-		if ss.uout.Pending() >= upstreamWrite {
+		if upstreamOn(ss) && ss.uout.Pending() >= upstreamWrite {
 			// The upstream is not reading: stop until it does.
 			break
 		}
@@ -551,6 +621,21 @@ func (l *eventLoop) pumpClient(ss *session) {
 					ss.end(*e)
 					return
 				}
+				if ss.pl != nil {
+					if ss.pl.failing {
+						// Skipped with waiting reads.
+						l.toWorker(ss)
+						return
+					}
+					switch l.pooledHold(ss, typ, total) {
+					case holdStop:
+						return
+					case holdNext:
+						continue
+					}
+					ss.unhold(false)
+					lp.held = false
+				}
 				lp.cRemain = total
 				continue
 			case (typ == 'B' || typ == 'E' || typ == 'C') && total > clientReadBuf:
@@ -568,9 +653,32 @@ func (l *eventLoop) pumpClient(ss *session) {
 			ss.end(*e)
 			return
 		}
+		if pl := ss.pl; pl != nil && pl.failing {
+			if e, err := ss.skipFailed(typ, total); e != nil {
+				ss.end(*e)
+				return
+			} else if err != nil {
+				ss.end(ss.clientFailed(err))
+				return
+			}
+			continue
+		}
+		if ss.pl != nil {
+			switch l.pooledHold(ss, typ, total) {
+			case holdStop:
+				return
+			case holdNext:
+				continue
+			}
+		}
+		before := ss.sent.Load()
 		lp.inline = true
 		e, err := ss.clientMessage(typ, total)
 		lp.inline = false
+		if ss.pl != nil && !errors.Is(err, errDeferred) {
+			ss.unhold(ss.sent.Load() != before)
+			lp.held = false
+		}
 		switch {
 		case errors.Is(err, errDeferred):
 			l.toWorker(ss)
@@ -583,16 +691,216 @@ func (l *eventLoop) pumpClient(ss *session) {
 			return
 		}
 	}
+	if !upstreamOn(ss) {
+		return
+	}
 	if err := ss.uout.Flush(); err != nil {
 		ss.end(ss.upstreamGone(err))
 	}
+}
+
+// upstreamOn reports whether an event-loop session has an upstream
+// socket on its loop: always in session mode, while it holds a backend
+// in transaction mode. Without one, uin and uout are not the session's
+// (loop only).
+func upstreamOn(ss *session) bool { return ss.lp.ufd != nil || ss.lp.ub != nil }
+
+// holdStep says what pumpClient does with a client message once
+// pooledHold ran.
+type holdStep int
+
+const (
+	// holdGo: the session holds a backend; the message goes on.
+	holdGo holdStep = iota
+	// holdNext: the message was answered; on to the next.
+	holdNext
+	// holdStop: the session waits (the pool, a worker) or ended.
+	holdStop
+)
+
+// pooledHold makes sure a transaction-mode session holds a backend, on
+// the loop, before the client message of type typ is handled (hold):
+// a free one, or the one the pool gave it after a wait; otherwise the
+// session waits in the pool without a goroutine, or a worker dials one.
+func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
+	lp, pl := ss.lp, ss.pl
+	if lp.held {
+		return holdGo
+	}
+	if lp.waiter != nil {
+		return holdStop
+	}
+	if ss.holdHeld() {
+		lp.held = true
+		return holdGo
+	}
+	var b *backend
+	switch lp.grant {
+	case grantBackend:
+		b = lp.grantB
+		lp.grant, lp.grantB = grantNone, nil
+	case grantSlot:
+		lp.grant = grantNone
+		lp.dialSlot = true
+		l.toWorker(ss)
+		return holdStop
+	case grantTimeout:
+		lp.grant = grantNone
+		if e := ss.answerNoBackend(typ, total, errPoolTimeout); e != nil {
+			ss.end(*e)
+			return holdStop
+		}
+		return holdNext
+	default:
+		if typ == 'X' {
+			ss.end(sessionEnd{reason: "client terminated the session"})
+			return holdStop
+		}
+		if lp.deliver == nil {
+			lp.deliver = func(b *backend, timedOut bool) {
+				l.post(loopPost{ss: ss, kind: postGrant, b: b, timedOut: timedOut})
+			}
+		}
+		var w *poolWaiter
+		var err error
+		b, w, err = pl.pool.acquireNow(pl.key, lp.deliver)
+		switch {
+		case err != nil:
+			if e := ss.answerNoBackend(typ, total, err); e != nil {
+				ss.end(*e)
+				return holdStop
+			}
+			return holdNext
+		case w != nil:
+			lp.waiter = w
+			return holdStop
+		case b == nil:
+			// Room for a backend more: a worker dials it.
+			l.toWorker(ss)
+			return holdStop
+		}
+	}
+	parseName, e := ss.parseNameOf(typ, total)
+	if e == nil {
+		var held bool
+		held, e = ss.attach(b, typ, parseName)
+		if e == nil && !held {
+			e = &sessionGone
+		}
+	} else {
+		pl.pool.release(b)
+	}
+	if e != nil {
+		ss.end(*e)
+		return holdStop
+	}
+	lp.held = true
+	if !l.loopAttach(ss) {
+		return holdStop
+	}
+	return holdGo
+}
+
+// granted takes the pool's answer to a session's wait: the session's
+// message, still buffered, goes on with it. A session that ended
+// meanwhile gives the backend or slot back.
+func (l *eventLoop) granted(ss *session, b *backend, timedOut bool) {
+	lp := ss.lp
+	if w := lp.waiter; w != nil {
+		w.timer.Stop()
+		lp.waiter = nil
+	}
+	if lp.freed || lp.ended.Load() {
+		l.giveBackGrant(ss, b, timedOut)
+		return
+	}
+	switch {
+	case timedOut:
+		lp.grant = grantTimeout
+	case b == nil:
+		lp.grant = grantSlot
+	default:
+		lp.grant, lp.grantB = grantBackend, b
+	}
+	l.serve(ss, func() { l.pumpClient(ss) })
+}
+
+// giveBackGrant returns to the pool what it gave a session that ended.
+func (l *eventLoop) giveBackGrant(ss *session, b *backend, timedOut bool) {
+	switch {
+	case timedOut:
+	case b == nil:
+		ss.pl.pool.freeSlot()
+	default:
+		ss.pl.pool.release(b)
+	}
+}
+
+// loopAttach registers the backend a transaction-mode session took on
+// the loop's epoll instance. It reports false, having ended the
+// session, when it cannot.
+func (l *eventLoop) loopAttach(ss *session) bool {
+	lp, pl := ss.lp, ss.pl
+	pl.mu.Lock()
+	b := pl.b
+	pl.mu.Unlock()
+	if b == nil {
+		// Ended meanwhile.
+		return false
+	}
+	fd, ok := wire.RawFD(b.io)
+	var err error
+	if ok {
+		lp.ub, lp.ubfd, lp.uev = b, fd, 0
+		err = l.interest(lp, dirUpstream, fd, &lp.uev, unix.EPOLLIN)
+	}
+	if !ok || err != nil {
+		if lp.ub != nil {
+			lp.ub, lp.ubfd, lp.uev = nil, -1, 0
+		}
+		ss.end(sessionEnd{resp: fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
+			reason: "registering an upstream connection on the event loop failed", err: err, warn: true})
+		return false
+	}
+	return true
+}
+
+// loopDetach gives a transaction-mode session's backend back, as detach
+// does, once the loop has taken it off its epoll instance. It reports
+// whether it did.
+func (l *eventLoop) loopDetach(ss *session) bool {
+	lp := ss.lp
+	if lp.ub == nil || lp.busy {
+		// A worker writes to it: workerDone asks again.
+		return false
+	}
+	b, failed := ss.letGo(false)
+	if b == nil {
+		return false
+	}
+	if b != lp.ub {
+		panic("pgveil: a pooled session let go of a backend its loop did not register")
+	}
+	l.unregisterBackend(lp)
+	ss.pl.giveBack(b, failed)
+	return true
+}
+
+// unregisterBackend takes a pooled backend off the loop's epoll instance.
+func (l *eventLoop) unregisterBackend(lp *loopState) {
+	_ = l.interest(lp, dirUpstream, lp.ubfd, &lp.uev, 0)
+	lp.ub, lp.ubfd = nil, -1
+	lp.uRemain, lp.uSkip, lp.uWant = 0, false, 0
 }
 
 // pumpUpstream handles the upstream messages buffered and flushes what
 // it sent the client.
 func (l *eventLoop) pumpUpstream(ss *session) {
 	lp := ss.lp
-	for !lp.ended.Load() {
+	if !upstreamOn(ss) {
+		return
+	}
+	for !lp.ended.Load() && upstreamOn(ss) {
 		if lp.uRemain > 0 {
 			var n int
 			var err error
@@ -635,6 +943,21 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 				break
 			}
 		}
+		if pl := ss.pl; pl != nil {
+			if pl.swallow > 0 {
+				// The answers to prepareOnTake's batch.
+				if (typ == 'E' || typ == 'Z') && total <= maxDecodedUpstream {
+					if err := ss.swallowTaken(typ, total); err != nil {
+						ss.end(ss.upstreamReadFailed(err))
+						return
+					}
+				} else {
+					lp.uRemain, lp.uSkip = total, true
+				}
+				continue
+			}
+			ss.pooledNote(typ)
+		}
 		how, e := ss.upstreamHeader(typ, total)
 		switch how {
 		case upstreamEnds:
@@ -651,6 +974,10 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 			if e != nil {
 				ss.end(*e)
 				return
+			}
+			if typ == 'Z' && ss.pl != nil {
+				ss.onBatchAnswered(ss.done.Load())
+				l.loopDetach(ss)
 			}
 		default:
 			lp.uRemain, lp.uSkip = total, how == upstreamSkip
@@ -687,7 +1014,11 @@ func (l *eventLoop) toWorker(ss *session) {
 	lp := ss.lp
 	lp.busy = true
 	lp.cfd.SetReadWait(true)
-	lp.ufd.SetWriteWait(true)
+	if lp.ufd != nil {
+		lp.ufd.SetWriteWait(true)
+	} else if lp.ub != nil {
+		wire.SetNonBlocking(lp.ub.io, true, false)
+	}
 	go func() {
 		e := ss.contain("client relay", ss.workerStep)
 		l.post(loopPost{ss: ss, kind: postWorkerDone, end: e})
@@ -702,7 +1033,49 @@ func (ss *session) workerStep() sessionEnd {
 	if err != nil {
 		return ss.clientReadFailed(err)
 	}
+	if ss.pl != nil {
+		return ss.pooledWorkerStep(typ, total)
+	}
 	if e, err := ss.clientMessage(typ, total); e != nil {
+		return *e
+	} else if err != nil {
+		return ss.clientFailed(err)
+	}
+	if err := ss.uout.Flush(); err != nil {
+		return ss.upstreamGone(err)
+	}
+	return sessionEnd{}
+}
+
+// pooledWorkerStep is workerStep for a transaction-mode session: it
+// waits for a backend if the loop could not take one (hold), or skips a
+// message of a batch that found none.
+func (ss *session) pooledWorkerStep(typ byte, total int) sessionEnd {
+	pl, lp := ss.pl, ss.lp
+	if pl.failing {
+		if e, err := ss.skipFailed(typ, total); e != nil {
+			return *e
+		} else if err != nil {
+			return ss.clientFailed(err)
+		}
+		return sessionEnd{}
+	}
+	if !lp.held {
+		withSlot := lp.dialSlot
+		lp.dialSlot = false
+		held, e := ss.holdWith(typ, total, withSlot)
+		if e != nil {
+			return *e
+		}
+		if !held {
+			return sessionEnd{}
+		}
+	}
+	lp.held = false
+	before := ss.sent.Load()
+	e, err := ss.clientMessage(typ, total)
+	ss.unhold(ss.sent.Load() != before)
+	if e != nil {
 		return *e
 	} else if err != nil {
 		return ss.clientFailed(err)
@@ -718,11 +1091,41 @@ func (l *eventLoop) workerDone(ss *session, e sessionEnd) {
 	lp := ss.lp
 	lp.busy = false
 	lp.cfd.SetReadWait(false)
-	lp.ufd.SetWriteWait(false)
+	if lp.ufd != nil {
+		lp.ufd.SetWriteWait(false)
+	}
 	if e.reason != "" {
 		ss.end(e)
 	}
-	l.serve(ss, func() { l.pumpClient(ss) })
+	if ss.pl == nil {
+		l.serve(ss, func() { l.pumpClient(ss) })
+		return
+	}
+	l.serve(ss, func() {
+		if lp.ub == nil && !lp.ended.Load() && !l.loopAttachTaken(ss) {
+			return
+		}
+		if lp.ub != nil {
+			wire.SetNonBlocking(lp.ub.io, true, true)
+			// A ReadyForQuery may have come while the worker wrote.
+			l.loopDetach(ss)
+			l.pumpUpstream(ss)
+		}
+		l.pumpClient(ss)
+	})
+}
+
+// loopAttachTaken registers the backend a worker took for the session,
+// if it did; it reports false when the session ended.
+func (l *eventLoop) loopAttachTaken(ss *session) bool {
+	pl := ss.pl
+	pl.mu.Lock()
+	b := pl.b
+	pl.mu.Unlock()
+	if b == nil {
+		return true
+	}
+	return l.loopAttach(ss)
 }
 
 // rearm registers the events the session waits for now: the client's
@@ -735,12 +1138,19 @@ func (l *eventLoop) rearm(ss *session) {
 	coutPending := ss.cout.Pending()
 	ss.coutMu.Unlock()
 	var cev, uev uint32
+	on := upstreamOn(ss)
 	if !lp.busy {
-		up := ss.uout.Pending()
+		up := 0
+		if on {
+			up = ss.uout.Pending()
+		}
 		if up > 0 {
 			uev |= unix.EPOLLOUT
 		}
-		if up < upstreamWrite {
+		// NOTE: a session waiting for a backend still reads its client,
+		// up to a buffer's worth, so that its end is seen and the
+		// socket need not leave the epoll instance and come back.
+		if up < upstreamWrite && (lp.waiter == nil || ss.cin.Buffered() < clientReadBuf) {
 			cev |= unix.EPOLLIN
 		}
 	}
@@ -750,8 +1160,13 @@ func (l *eventLoop) rearm(ss *session) {
 	if coutPending < clientWriteBuf {
 		uev |= unix.EPOLLIN
 	}
-	l.interest(lp, dirClient, lp.cfd, &lp.cev, cev)
-	l.interest(lp, dirUpstream, lp.ufd, &lp.uev, uev)
+	_ = l.interest(lp, dirClient, lp.cfd.Sysfd(), &lp.cev, cev)
+	switch {
+	case lp.ufd != nil:
+		_ = l.interest(lp, dirUpstream, lp.ufd.Sysfd(), &lp.uev, uev)
+	case lp.ub != nil:
+		_ = l.interest(lp, dirUpstream, lp.ubfd, &lp.uev, uev)
+	}
 }
 
 // interest registers a socket for events, where it is registered for cur.
@@ -759,17 +1174,19 @@ func (l *eventLoop) rearm(ss *session) {
 // unregistered): epoll reports a hang-up even to a socket registered for
 // no event, and the loop would spin on it while a worker holds the
 // client or while the client does not read.
-func (l *eventLoop) interest(lp *loopState, dir int, fd *wire.FD, cur *uint32, want uint32) {
+func (l *eventLoop) interest(lp *loopState, dir int, fd int, cur *uint32, want uint32) error {
+	var err error
 	switch {
 	case want == *cur:
 	case want == 0:
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd.Sysfd(), nil)
+		err = epollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	case *cur == 0:
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd.Sysfd(), l.data(lp, dir, want))
+		err = epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, l.data(lp, dir, want))
 	default:
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd.Sysfd(), l.data(lp, dir, want))
+		err = epollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, l.data(lp, dir, want))
 	}
 	*cur = want
+	return err
 }
 
 // maybeFree frees an ended session once no worker holds it: its sockets
@@ -782,13 +1199,35 @@ func (l *eventLoop) maybeFree(ss *session) {
 	}
 	lp.freed = true
 	if int(lp.slot) < len(l.slots) && l.slots[lp.slot] == ss {
-		l.interest(lp, dirClient, lp.cfd, &lp.cev, 0)
-		l.interest(lp, dirUpstream, lp.ufd, &lp.uev, 0)
+		_ = l.interest(lp, dirClient, lp.cfd.Sysfd(), &lp.cev, 0)
+		if lp.ufd != nil {
+			_ = l.interest(lp, dirUpstream, lp.ufd.Sysfd(), &lp.uev, 0)
+		}
 		l.slots[lp.slot] = nil
 		l.free = append(l.free, lp.slot)
 	}
+	if lp.ub != nil {
+		l.unregisterBackend(lp)
+	}
 	lp.cfd.Close()
-	lp.ufd.Close()
+	if lp.ufd != nil {
+		lp.ufd.Close()
+	}
+	if pl := ss.pl; pl != nil {
+		// Off the epoll instance: it may close now.
+		if b := pl.endedBackend(); b != nil {
+			pl.pool.drop(b, "its session ended while holding it")
+		}
+		if w := lp.waiter; w != nil && pl.pool.withdraw(w) {
+			// Otherwise the pool's answer is on its way (granted).
+			w.timer.Stop()
+			lp.waiter = nil
+		}
+		if lp.grant != grantNone {
+			l.giveBackGrant(ss, lp.grantB, lp.grant == grantTimeout)
+			lp.grant, lp.grantB = grantNone, nil
+		}
+	}
 	go ss.srv.afterLoop(ss)
 }
 
@@ -802,7 +1241,9 @@ func (lp *loopState) endLoop(ss *session, resp []byte) {
 	}
 	ss.coutMu.Unlock()
 	lp.cfd.Shutdown()
-	lp.ufd.Shutdown()
+	if lp.ufd != nil {
+		lp.ufd.Shutdown()
+	}
 	lp.ended.Store(true)
 	lp.loop.post(loopPost{ss: ss, kind: postEnded})
 }

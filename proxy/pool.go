@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +65,9 @@ type pool struct {
 type backend struct {
 	key string
 	up  *upstreamConn
+	// io is what in and out read and write: NewRawIO's, which an event
+	// loop switches to non-blocking (wire.SetNonBlocking).
+	io  io.ReadWriter
 	in  *wire.Reader
 	out *wire.Writer
 	// idleSince is when it last went back to the pool (guarded by
@@ -90,6 +94,22 @@ type poolWaiter struct {
 	// grant receives a backend of key, or nil: a slot of open counted
 	// for the waiter, which dials.
 	grant chan *backend
+	// deliver, when not nil, replaces grant for a session on an event
+	// loop, which waits without a goroutine (acquireNow): it is called,
+	// with no lock held, with what grant would receive, or with
+	// timedOut once the wait timeout passed first.
+	deliver func(b *backend, timedOut bool)
+	// timer ends deliver's wait.
+	timer *time.Timer
+}
+
+// give hands w a backend, or nil for a slot.
+func (w *poolWaiter) give(b *backend) {
+	if w.deliver != nil {
+		w.deliver(b, false)
+		return
+	}
+	w.grant <- b
 }
 
 func newPool(s *Server) *pool {
@@ -202,6 +222,57 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 	}
 }
 
+// acquireNow is acquire for a session on an event loop, which must not
+// wait: it returns a free backend of key; or, the pool full, a waiter
+// whose deliver is called once a backend or a slot is the session's,
+// or the wait timeout passed; or neither when the pool has room for
+// another backend, which a worker then dials (acquire).
+func (p *pool) acquireNow(key string, deliver func(b *backend, timedOut bool)) (*backend, *poolWaiter, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, nil, errors.New("the server is shutting down")
+		}
+		if b := p.popIdle(key); b != nil {
+			p.mu.Unlock()
+			if b.alive() {
+				return b, nil, nil
+			}
+			p.drop(b, "it was closed while idle")
+			continue
+		}
+		if p.open < p.size || p.nidle > 0 {
+			p.mu.Unlock()
+			return nil, nil, nil
+		}
+		w := &poolWaiter{key: key, deliver: deliver}
+		// NOTE: made under mu, so that the timer's withdraw finds w.
+		w.timer = time.AfterFunc(p.wait, func() {
+			if p.withdraw(w) {
+				deliver(nil, true)
+			}
+		})
+		p.waiters = append(p.waiters, w)
+		p.mu.Unlock()
+		return nil, w, nil
+	}
+}
+
+// withdraw takes w out of the waiters, and reports whether it was still
+// there: false when it was given a backend or a slot meanwhile.
+func (p *pool) withdraw(w *poolWaiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // giveUp withdraws w; a grant it received meanwhile goes to the next
 // waiter.
 func (p *pool) giveUp(w *poolWaiter) {
@@ -236,10 +307,10 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 		p.freeSlot()
 		return nil, err
 	}
-	io := wire.NewRawIO(up.conn)
-	b := &backend{key: key, up: up, prepared: map[string]bool{},
-		in:  wire.NewReader(io, upstreamReadBuf, maxUpstreamMessage),
-		out: wire.NewWriter(io, upstreamWrite)}
+	rw := wire.NewRawIO(up.conn)
+	b := &backend{key: key, up: up, io: rw, prepared: map[string]bool{},
+		in:  wire.NewReader(rw, upstreamReadBuf, maxUpstreamMessage),
+		out: wire.NewWriter(rw, upstreamWrite)}
 	b.in.Preload(up.buffered)
 	up.buffered = nil
 	p.mu.Lock()
@@ -268,7 +339,7 @@ func (p *pool) release(b *backend) {
 		if w.key == b.key {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
 			p.mu.Unlock()
-			w.grant <- b
+			w.give(b)
 			return
 		}
 	}
@@ -278,7 +349,7 @@ func (p *pool) release(b *backend) {
 		p.waiters = p.waiters[1:]
 		p.mu.Unlock()
 		b.close()
-		w.grant <- nil
+		w.give(nil)
 		return
 	}
 	b.idleSince = time.Now()
@@ -301,7 +372,7 @@ func (p *pool) freeSlot() {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		p.mu.Unlock()
-		w.grant <- nil
+		w.give(nil)
 		return
 	}
 	p.open--
@@ -405,7 +476,7 @@ func (p *pool) close() {
 	for _, w := range waiters {
 		// Woken with a slot, they dial into a closed pool's count;
 		// their session is ending anyway.
-		w.grant <- nil
+		w.give(nil)
 	}
 }
 
@@ -432,7 +503,13 @@ func (b *backend) close() { b.up.conn.Close() }
 // connection neither closed nor holding anything unread (a FATAL sent
 // at a server shutdown, say).
 func (b *backend) alive() bool {
-	return b.in.Buffered() == 0 && connQuiet(b.up.conn)
+	if b.in.Buffered() != 0 {
+		return false
+	}
+	if quiet, ok := wire.Quiet(b.io); ok {
+		return quiet
+	}
+	return connQuiet(b.up.conn)
 }
 
 // waitError is the error a client gets when no backend became free.

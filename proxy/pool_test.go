@@ -20,13 +20,23 @@ import (
 )
 
 // startPooled runs the demo in transaction mode with a pool of size
-// backends and a wait timeout of wait.
-func startPooled(t *testing.T, size int, wait time.Duration, opts ...func(*proxy.Options)) *testProxy {
+// backends and a wait timeout of wait, its plaintext sessions relayed as
+// relay says (policy.RelayEventLoop or policy.RelayGoroutines).
+func startPooled(t *testing.T, relay string, size int, wait time.Duration, opts ...func(*proxy.Options)) *testProxy {
 	t.Helper()
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}
+		c.Listen.Relay = relay
 	}, opts...)
 	return p
+}
+
+// onEveryRelay runs test for sessions on the event loops and on
+// goroutines (TLS sessions, listen.relay = "goroutines"): a pooled
+// session behaves the same on both.
+func onEveryRelay(t *testing.T, test func(t *testing.T, relay string)) {
+	t.Run("on event loops", func(t *testing.T) { test(t, policy.RelayEventLoop) })
+	t.Run("on goroutines", func(t *testing.T) { test(t, policy.RelayGoroutines) })
 }
 
 // gauge returns the value of the metric name of reg: a gauge's or a
@@ -77,9 +87,11 @@ func one(ctx context.Context, c *pgx.Conn, sql string) (string, error) {
 	return s, err
 }
 
-func TestTransactionPool(t *testing.T) {
+func TestTransactionPool(t *testing.T) { onEveryRelay(t, testTransactionPool) }
+
+func testTransactionPool(t *testing.T, relay string) {
 	noLeaks(t)
-	p := startPooled(t, 3, 2*time.Second)
+	p := startPooled(t, relay, 3, 2*time.Second)
 	ctx := context.Background()
 	want := map[string]string{}
 	for _, u := range []string{"marie", "hq"} {
@@ -221,10 +233,12 @@ func TestTransactionPool(t *testing.T) {
 	})
 }
 
-func TestTransactionPoolExhausted(t *testing.T) {
+func TestTransactionPoolExhausted(t *testing.T) { onEveryRelay(t, testTransactionPoolExhausted) }
+
+func testTransactionPoolExhausted(t *testing.T, relay string) {
 	noLeaks(t)
 	reg := prometheus.NewRegistry()
-	p := startPooled(t, 1, 200*time.Millisecond, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	p := startPooled(t, relay, 1, 200*time.Millisecond, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 	holder, waiter := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
@@ -268,11 +282,47 @@ func TestTransactionPoolExhausted(t *testing.T) {
 			t.Fatalf("%v, %v", res.Rows, res.Err)
 		}
 	})
+	t.Run("a client that leaves while it waits costs the pool nothing", func(t *testing.T) {
+		if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
+			t.Fatal(err)
+		}
+		leaver := p.simpleConn(t, "marie")
+		fe := leaver.PgConn().Frontend()
+		fe.Send(&pgproto3.Query{String: "SELECT 'never answered'"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "pgveil_pool_waiting") != 1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the query never waited for a backend")
+			}
+		}
+		leaver.PgConn().Conn().Close()
+		for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "pgveil_pool_waiting") != 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the wait outlived its client")
+			}
+		}
+		if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, waiter, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		if got := gauge(t, reg, "pgveil_pool_backends"); got != 1 {
+			t.Fatalf("pgveil_pool_backends = %v, want 1", got)
+		}
+	})
 }
 
-func TestTransactionPoolStatements(t *testing.T) {
+func TestTransactionPoolStatements(t *testing.T) { onEveryRelay(t, testTransactionPoolStatements) }
+
+func testTransactionPoolStatements(t *testing.T, relay string) {
 	noLeaks(t)
-	p := startPooled(t, 1, 2*time.Second)
+	p := startPooled(t, relay, 1, 2*time.Second)
 	ctx := context.Background()
 	hqRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["hq"])[0][0]
 	marieRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]
@@ -420,8 +470,12 @@ func TestTransactionPoolStatements(t *testing.T) {
 // its own bytes both outgrow the sockets' buffers. Neither relay may
 // wait for the other to let the backend go.
 func TestTransactionPoolPipelineDoesNotDeadlock(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolPipelineDoesNotDeadlock)
+}
+
+func testTransactionPoolPipelineDoesNotDeadlock(t *testing.T, relay string) {
 	noLeaks(t)
-	p := startPooled(t, 2, 5*time.Second)
+	p := startPooled(t, relay, 2, 5*time.Second)
 	c := p.simpleConn(t, "hq")
 	fe := c.PgConn().Frontend()
 	big := make([]byte, 8<<20)
@@ -470,11 +524,15 @@ func TestTransactionPoolPipelineDoesNotDeadlock(t *testing.T) {
 // hold no backend, so an upstream restart costs them nothing; a session
 // in a transaction loses it, and then goes on.
 func TestTransactionPoolUpstreamRestart(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolUpstreamRestart)
+}
+
+func testTransactionPoolUpstreamRestart(t *testing.T, relay string) {
 	if cluster != nil && cluster.External() {
 		t.Skip("cannot restart an external server")
 	}
 	noLeaks(t)
-	p := startPooled(t, 3, 5*time.Second)
+	p := startPooled(t, relay, 3, 5*time.Second)
 	ctx := context.Background()
 	idle, busy := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
 	for _, c := range []*pgx.Conn{idle, busy} {

@@ -57,6 +57,9 @@ type poolLink struct {
 	// a change of the acting user.
 	keeps string
 	ended bool
+	// endB is the backend an event-loop session held at its end, which
+	// the loop closes (endPooled).
+	endB *backend
 	// relays counts the backend relays running: one at most, that of
 	// the backend held, but for the moment one that let its backend go
 	// takes to return.
@@ -176,59 +179,123 @@ func (ss *session) pooledClientRelay() sessionEnd {
 // hold makes sure the session holds a backend before the client message
 // of type typ is forwarded, and marks the batch open. It
 // reports false, having answered the message, when no backend could be
-// had; or the end of the session.
+// had; or the end of the session. It waits for a backend: an event loop
+// tries holdNow first, and leaves the wait to a worker.
 func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
-	pl := ss.pl
-	pl.mu.Lock()
-	if pl.b != nil {
-		pl.wasOpen, pl.open = pl.open, true
-		pl.mu.Unlock()
+	return ss.holdWith(typ, total, false)
+}
+
+// holdWith is hold; withSlot says that the pool counted a slot for the
+// session already, for a backend it dials (an event loop's waiter was
+// given one).
+func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionEnd) {
+	if ss.holdHeld() {
+		if withSlot {
+			ss.pl.pool.freeSlot()
+		}
 		return true, nil
 	}
-	pl.mu.Unlock()
 	if typ == 'X' {
+		if withSlot {
+			ss.pl.pool.freeSlot()
+		}
 		// Terminate between transactions: nothing upstream to tell.
 		return false, &sessionEnd{reason: "client terminated the session"}
 	}
-	parseName := ""
-	if typ == 'P' {
-		// The statement a Parse prepares: its own unnamed one needs no
-		// preparing again.
-		if b, err := ss.cin.PeekStrings(total, 0, 1); err != nil {
-			e := ss.clientFailed(err)
-			return false, &e
-		} else if name, _, ok := cstring(b[wire.HeaderLen:]); ok {
-			parseName = name
-		} else {
-			parseName = "?"
+	pl := ss.pl
+	parseName, e := ss.parseNameOf(typ, total)
+	if e != nil {
+		if withSlot {
+			pl.pool.freeSlot()
 		}
+		return false, e
 	}
-	b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+	var b *backend
+	var err error
+	if withSlot {
+		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward)
+	} else {
+		b, err = pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+	}
 	if err != nil {
 		if ss.ctx.Err() != nil {
 			return false, &sessionGone
 		}
-		var resp *pgproto3.ErrorResponse
-		if errors.Is(err, errPoolTimeout) {
-			resp = pl.pool.waitError().resp
-			ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
-			ss.srv.metrics.poolTimedOut()
-		} else {
-			resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
-			ss.log.Error("upstream connection failed", zap.Error(err))
-		}
-		ss.auditEvent("pool_refused", resp.Message, 0)
-		if err := ss.answerUnheld(typ, total, resp); err != nil {
-			e := ss.clientFailed(err)
-			return false, &e
-		}
-		return false, nil
+		return false, ss.answerNoBackend(typ, total, err)
 	}
+	return ss.attach(b, typ, parseName)
+}
+
+// answerNoBackend answers the client message of type typ, which found no
+// backend because of err, and logs and audits why. It returns the end of
+// the session when the answer fails.
+func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
+	pl := ss.pl
+	var resp *pgproto3.ErrorResponse
+	if errors.Is(err, errPoolTimeout) {
+		resp = pl.pool.waitError().resp
+		ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
+		ss.srv.metrics.poolTimedOut()
+	} else {
+		resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
+		ss.log.Error("upstream connection failed", zap.Error(err))
+	}
+	ss.auditEvent("pool_refused", resp.Message, 0)
+	if err := ss.answerUnheld(typ, total, resp); err != nil {
+		e := ss.clientFailed(err)
+		return &e
+	}
+	return nil
+}
+
+// holdHeld is hold for a session that holds a backend already: it marks
+// the batch open and reports true; false when the session holds none.
+func (ss *session) holdHeld() bool {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.b == nil {
+		return false
+	}
+	pl.wasOpen, pl.open = pl.open, true
+	return true
+}
+
+// parseNameOf returns the statement a Parse prepares, buffered whole:
+// its own unnamed one needs no preparing again. "" for other messages.
+func (ss *session) parseNameOf(typ byte, total int) (string, *sessionEnd) {
+	if typ != 'P' {
+		return "", nil
+	}
+	b, err := ss.cin.PeekStrings(total, 0, 1)
+	if err != nil {
+		e := ss.clientFailed(err)
+		return "", &e
+	}
+	if name, _, ok := cstring(b[wire.HeaderLen:]); ok {
+		return name, nil
+	}
+	return "?", nil
+}
+
+// attach makes b the session's backend, restores the session's settings
+// and statements on it, and marks the batch open; a session on the
+// goroutine path starts its backend relay, one on an event loop has the
+// loop register b (loopAttach).
+func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessionEnd) {
+	pl := ss.pl
 	pl.mu.Lock()
 	if pl.ended {
 		pl.mu.Unlock()
 		pl.pool.release(b)
 		return false, &sessionGone
+	}
+	if lp := ss.lp; lp != nil {
+		// The loop reads the backend; the writer is the loop's, or a
+		// worker's, which waits.
+		wire.SetNonBlocking(b.io, true, !lp.busy)
+	} else {
+		wire.SetNonBlocking(b.io, false, false)
 	}
 	pl.b, pl.open, pl.wasOpen = b, true, false
 	ss.uout = b.out
@@ -236,19 +303,21 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 	zs, err := ss.prepareOnTake(typ, parseName)
 	pl.swallow, pl.prepareFailed = zs, false
 	pl.mu.Unlock()
-	pl.relays.Add(1)
-	go func() {
-		defer pl.relays.Done()
-		detached := false
-		e := ss.contain("backend relay", func() sessionEnd {
-			var e sessionEnd
-			e, detached = ss.relayBackend()
-			return e
-		})
-		if !detached {
-			ss.end(e)
-		}
-	}()
+	if ss.lp == nil {
+		pl.relays.Add(1)
+		go func() {
+			defer pl.relays.Done()
+			detached := false
+			e := ss.contain("backend relay", func() sessionEnd {
+				var e sessionEnd
+				e, detached = ss.relayBackend()
+				return e
+			})
+			if !detached {
+				ss.end(e)
+			}
+		}()
+	}
 	if err != nil {
 		e := ss.upstreamGone(err)
 		return false, &e
@@ -329,25 +398,45 @@ func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
 // relay not writing), no state left on it. It reports whether it did (backend
 // relay, after a ReadyForQuery).
 func (ss *session) detach() bool {
+	b, failed := ss.letGo(true)
+	if b == nil {
+		return false
+	}
+	ss.pl.giveBack(b, failed)
+	return true
+}
+
+// letGo is detach's decision: it returns the backend the session no
+// longer holds, and whether restoring the session's state on it failed;
+// nil when the session keeps it. With wait, it waits for a flush's
+// bookkeeping (pooledFlush); without, as on an event loop, where no
+// flush can run meanwhile, it keeps the backend instead.
+func (ss *session) letGo(wait bool) (*backend, bool) {
 	pl := ss.pl
 	pl.mu.Lock()
+	defer pl.mu.Unlock()
 	b := pl.b
 	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() ||
 		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
-		pl.mu.Unlock()
-		return false
+		return nil, false
 	}
 	for pl.flushing {
+		if !wait {
+			return nil, false
+		}
 		pl.flushed.Wait()
 	}
 	if pl.b != b {
 		// Ended meanwhile.
-		pl.mu.Unlock()
-		return false
+		return nil, false
 	}
 	pl.b = nil
-	failed := pl.prepareFailed
-	pl.mu.Unlock()
+	return b, pl.prepareFailed
+}
+
+// giveBack returns a backend a session let go of to the pool, or closes
+// it when it must not be reused.
+func (pl *poolLink) giveBack(b *backend, failed bool) {
 	switch {
 	case failed:
 		pl.pool.drop(b, "restoring a session's settings or statements on it failed")
@@ -358,7 +447,20 @@ func (ss *session) detach() bool {
 	default:
 		pl.pool.release(b)
 	}
-	return true
+}
+
+// pooledNote notes, at the start of an upstream message of type typ,
+// what a transaction-mode session tracks of its batch's answers.
+func (ss *session) pooledNote(typ byte) {
+	switch typ {
+	case '1':
+		ss.onParseAnswer()
+	case 'E':
+		pl := ss.pl
+		pl.mu.Lock()
+		pl.batchErr = true
+		pl.mu.Unlock()
+	}
 }
 
 // keepBackend makes the session keep its backend to its end: why names
@@ -381,13 +483,18 @@ func (ss *session) keepBackend(why string) {
 
 // endPooled is end's work on the backend of a transaction-mode session:
 // a backend held at the end is closed, never reused, after its running
-// statement is cancelled if asked.
+// statement is cancelled if asked. On an event loop the loop closes it,
+// once it has left the loop's epoll instance (loopFreePooled): until
+// then its descriptor must not be reused.
 func (ss *session) endPooled(cancelRunning bool) {
 	pl := ss.pl
 	pl.mu.Lock()
 	pl.ended = true
 	b := pl.b
 	pl.b = nil
+	if ss.lp != nil {
+		pl.endB = b
+	}
 	pl.flushed.Broadcast()
 	pl.mu.Unlock()
 	if b == nil {
@@ -398,8 +505,21 @@ func (ss *session) endPooled(cancelRunning bool) {
 			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 		}
 	}
+	// NOTE: wakes a relay or worker waiting on it.
 	_ = b.up.conn.SetDeadline(time.Now())
-	pl.pool.drop(b, "its session ended while holding it")
+	if ss.lp == nil {
+		pl.pool.drop(b, "its session ended while holding it")
+	}
+}
+
+// endedBackend returns, once, the backend an event-loop session held at
+// its end, for the loop to close.
+func (pl *poolLink) endedBackend() *backend {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	b := pl.endB
+	pl.endB = nil
+	return b
 }
 
 // runningUpstream returns the upstream connection running the session's

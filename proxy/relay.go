@@ -517,14 +517,7 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 				}
 				continue
 			}
-			switch typ {
-			case '1':
-				ss.onParseAnswer()
-			case 'E':
-				pl.mu.Lock()
-				pl.batchErr = true
-				pl.mu.Unlock()
-			}
+			ss.pooledNote(typ)
 		}
 		how, e := ss.upstreamHeader(typ, total)
 		switch how {

@@ -470,6 +470,9 @@ func (ss *session) end(e sessionEnd) {
 		lp := ss.lp
 		ss.lpMu.Unlock()
 		if lp != nil {
+			if ss.pl != nil {
+				ss.endPooled(e.cancelRunning)
+			}
 			lp.endLoop(ss, resp)
 		} else if ss.pl != nil {
 			ss.endPooled(e.cancelRunning)

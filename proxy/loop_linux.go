@@ -79,6 +79,9 @@ type eventLoop struct {
 	events []unix.EpollEvent
 	// lastSweep is when sweep last ran.
 	lastSweep time.Time
+	// lb are the pool's backends registered on the loop, in transaction
+	// mode (loop_pool_linux.go).
+	lb loopBackends
 }
 
 // sweepEvery is how often a loop gives back the buffers of sessions that
@@ -95,16 +98,11 @@ type loopState struct {
 	// cfd and ufd are the client's and the upstream's sockets, out of
 	// Go's poller (wire.TakeFD); ufd is nil in transaction mode.
 	cfd, ufd *wire.FD
-	// ub is, in transaction mode, the pooled backend registered for the
-	// upstream direction, nil between transactions; ubfd is its
-	// descriptor (loopAttach). held reports that hold ran for the client
-	// message a worker is handed.
-	// NOTE: ub stays in Go's poller, which keeps its descriptor valid
-	// until it is closed; the loop removes it from its epoll instance
-	// before it goes back to the pool or is closed, so that its number
-	// is never registered for another socket.
+	// ub is, in transaction mode, the pooled backend the session holds,
+	// registered on the loop, nil between transactions (loopAttach).
+	// held reports that hold ran for the client message a worker is
+	// handed.
 	ub   *backend
-	ubfd int
 	held bool
 	// waiter is, in transaction mode, the session's wait for a backend
 	// in the pool, nil when it waits for none: the message that waits
@@ -238,7 +236,7 @@ func (ls *eventLoops) adopt(ss *session) bool {
 		return true
 	}
 	l := ls.loops[ls.next.Add(1)%uint32(len(ls.loops))]
-	ss.lp = &loopState{loop: l, cfd: cfd, ufd: ufd, ubfd: -1}
+	ss.lp = &loopState{loop: l, cfd: cfd, ufd: ufd}
 	ss.cin.SetSource(cfd)
 	ss.cout.SetDest(cfd)
 	if ufd != nil {
@@ -318,6 +316,14 @@ func newEventLoop(s *Server) (*eventLoop, error) {
 	return &eventLoop{srv: s, epfd: epfd, epf: epf, erc: erc, wake: wake, done: make(chan struct{}), events: make([]unix.EpollEvent, 128)}, nil
 }
 
+// postSelf queues p from the loop itself: takePosts runs it after the
+// batch of events being handled, with no wake-up.
+func (l *eventLoop) postSelf(p loopPost) {
+	l.mu.Lock()
+	l.posts = append(l.posts, p)
+	l.mu.Unlock()
+}
+
 // post queues p for the loop and wakes it.
 func (l *eventLoop) post(p loopPost) {
 	l.mu.Lock()
@@ -351,16 +357,27 @@ func (l *eventLoop) run() {
 	_ = l.epf.SetReadDeadline(l.lastSweep.Add(sweepEvery))
 	for {
 		n := l.wait()
+		if l.lb.nidle > 0 {
+			l.freeBackendEvents(l.events[:n])
+		}
 		for i := 0; i < n; i++ {
 			ev := l.events[i]
-			if ev.Fd == wakeSlot {
+			switch {
+			case ev.Events == 0:
+				// Handled by freeBackendEvents.
+			case ev.Fd == wakeSlot:
 				var b [8]byte
 				_, _ = unix.Read(l.wake, b[:])
-				continue
+			case ev.Fd <= backendSlotBase:
+				l.backendEvent(ev)
+			default:
+				l.event(ev)
 			}
-			l.event(ev)
 		}
 		if l.takePosts() {
+			if l.srv.pool != nil {
+				l.releaseLocal(true)
+			}
 			return
 		}
 		if n == 0 {
@@ -370,8 +387,10 @@ func (l *eventLoop) run() {
 	}
 }
 
-// sweep gives back the buffers of the sessions idle since the last sweep.
+// sweep gives back the buffers of the sessions idle since the last
+// sweep, and closes free backends idle too long.
 func (l *eventLoop) sweep() {
+	l.sweepBackends(l.lastSweep)
 	for _, ss := range l.slots {
 		if ss == nil {
 			continue
@@ -542,27 +561,33 @@ func (l *eventLoop) event(ev unix.EpollEvent) {
 			}
 			return
 		}
-		if !upstreamOn(ss) {
-			// A backend this session let go of in the same round.
+		l.upstreamEvent(ss, ev.Events)
+	})
+}
+
+// upstreamEvent handles events of a session's upstream socket, or of the
+// backend it holds.
+func (l *eventLoop) upstreamEvent(ss *session, events uint32) {
+	lp := ss.lp
+	if !upstreamOn(ss) {
+		return
+	}
+	if events&unix.EPOLLOUT != 0 && !lp.busy {
+		if err := ss.uout.Flush(); err != nil {
+			ss.end(ss.upstreamGone(err))
 			return
 		}
-		if ev.Events&unix.EPOLLOUT != 0 && !lp.busy {
-			if err := ss.uout.Flush(); err != nil {
-				ss.end(ss.upstreamGone(err))
-				return
-			}
-			l.pumpClient(ss)
+		l.pumpClient(ss)
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !lp.ended.Load() && upstreamOn(ss) {
+		switch err := ss.uin.ReadOnce(lp.uWant); {
+		case err == nil:
+			l.pumpUpstream(ss)
+		case errors.Is(err, wire.ErrWouldBlock):
+		default:
+			ss.end(ss.upstreamReadFailed(err))
 		}
-		if readable && !lp.ended.Load() {
-			switch err := ss.uin.ReadOnce(lp.uWant); {
-			case err == nil:
-				l.pumpUpstream(ss)
-			case errors.Is(err, wire.ErrWouldBlock):
-			default:
-				ss.end(ss.upstreamReadFailed(err))
-			}
-		}
-	})
+	}
 }
 
 // serve runs fn for ss on the loop, containing a panic to that session,
@@ -704,194 +729,6 @@ func (l *eventLoop) pumpClient(ss *session) {
 // in transaction mode. Without one, uin and uout are not the session's
 // (loop only).
 func upstreamOn(ss *session) bool { return ss.lp.ufd != nil || ss.lp.ub != nil }
-
-// holdStep says what pumpClient does with a client message once
-// pooledHold ran.
-type holdStep int
-
-const (
-	// holdGo: the session holds a backend; the message goes on.
-	holdGo holdStep = iota
-	// holdNext: the message was answered; on to the next.
-	holdNext
-	// holdStop: the session waits (the pool, a worker) or ended.
-	holdStop
-)
-
-// pooledHold makes sure a transaction-mode session holds a backend, on
-// the loop, before the client message of type typ is handled (hold):
-// a free one, or the one the pool gave it after a wait; otherwise the
-// session waits in the pool without a goroutine, or a worker dials one.
-func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
-	lp, pl := ss.lp, ss.pl
-	if lp.held {
-		return holdGo
-	}
-	if lp.waiter != nil {
-		return holdStop
-	}
-	if ss.holdHeld() {
-		lp.held = true
-		return holdGo
-	}
-	var b *backend
-	switch lp.grant {
-	case grantBackend:
-		b = lp.grantB
-		lp.grant, lp.grantB = grantNone, nil
-	case grantSlot:
-		lp.grant = grantNone
-		lp.dialSlot = true
-		l.toWorker(ss)
-		return holdStop
-	case grantTimeout:
-		lp.grant = grantNone
-		if e := ss.answerNoBackend(typ, total, errPoolTimeout); e != nil {
-			ss.end(*e)
-			return holdStop
-		}
-		return holdNext
-	default:
-		if typ == 'X' {
-			ss.end(sessionEnd{reason: "client terminated the session"})
-			return holdStop
-		}
-		if lp.deliver == nil {
-			lp.deliver = func(b *backend, timedOut bool) {
-				l.post(loopPost{ss: ss, kind: postGrant, b: b, timedOut: timedOut})
-			}
-		}
-		var w *poolWaiter
-		var err error
-		b, w, err = pl.pool.acquireNow(pl.key, lp.deliver)
-		switch {
-		case err != nil:
-			if e := ss.answerNoBackend(typ, total, err); e != nil {
-				ss.end(*e)
-				return holdStop
-			}
-			return holdNext
-		case w != nil:
-			lp.waiter = w
-			return holdStop
-		case b == nil:
-			// Room for a backend more: a worker dials it.
-			l.toWorker(ss)
-			return holdStop
-		}
-	}
-	parseName, e := ss.parseNameOf(typ, total)
-	if e == nil {
-		var held bool
-		held, e = ss.attach(b, typ, parseName)
-		if e == nil && !held {
-			e = &sessionGone
-		}
-	} else {
-		pl.pool.release(b)
-	}
-	if e != nil {
-		ss.end(*e)
-		return holdStop
-	}
-	lp.held = true
-	if !l.loopAttach(ss) {
-		return holdStop
-	}
-	return holdGo
-}
-
-// granted takes the pool's answer to a session's wait: the session's
-// message, still buffered, goes on with it. A session that ended
-// meanwhile gives the backend or slot back.
-func (l *eventLoop) granted(ss *session, b *backend, timedOut bool) {
-	lp := ss.lp
-	if w := lp.waiter; w != nil {
-		w.timer.Stop()
-		lp.waiter = nil
-	}
-	if lp.freed || lp.ended.Load() {
-		l.giveBackGrant(ss, b, timedOut)
-		return
-	}
-	switch {
-	case timedOut:
-		lp.grant = grantTimeout
-	case b == nil:
-		lp.grant = grantSlot
-	default:
-		lp.grant, lp.grantB = grantBackend, b
-	}
-	l.serve(ss, func() { l.pumpClient(ss) })
-}
-
-// giveBackGrant returns to the pool what it gave a session that ended.
-func (l *eventLoop) giveBackGrant(ss *session, b *backend, timedOut bool) {
-	switch {
-	case timedOut:
-	case b == nil:
-		ss.pl.pool.freeSlot()
-	default:
-		ss.pl.pool.release(b)
-	}
-}
-
-// loopAttach registers the backend a transaction-mode session took on
-// the loop's epoll instance. It reports false, having ended the
-// session, when it cannot.
-func (l *eventLoop) loopAttach(ss *session) bool {
-	lp, pl := ss.lp, ss.pl
-	pl.mu.Lock()
-	b := pl.b
-	pl.mu.Unlock()
-	if b == nil {
-		// Ended meanwhile.
-		return false
-	}
-	fd, ok := wire.RawFD(b.io)
-	var err error
-	if ok {
-		lp.ub, lp.ubfd, lp.uev = b, fd, 0
-		err = l.interest(lp, dirUpstream, fd, &lp.uev, unix.EPOLLIN)
-	}
-	if !ok || err != nil {
-		if lp.ub != nil {
-			lp.ub, lp.ubfd, lp.uev = nil, -1, 0
-		}
-		ss.end(sessionEnd{resp: fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
-			reason: "registering an upstream connection on the event loop failed", err: err, warn: true})
-		return false
-	}
-	return true
-}
-
-// loopDetach gives a transaction-mode session's backend back, as detach
-// does, once the loop has taken it off its epoll instance. It reports
-// whether it did.
-func (l *eventLoop) loopDetach(ss *session) bool {
-	lp := ss.lp
-	if lp.ub == nil || lp.busy {
-		// A worker writes to it: workerDone asks again.
-		return false
-	}
-	b, failed := ss.letGo(false)
-	if b == nil {
-		return false
-	}
-	if b != lp.ub {
-		panic("pgveil: a pooled session let go of a backend its loop did not register")
-	}
-	l.unregisterBackend(lp)
-	ss.pl.giveBack(b, failed)
-	return true
-}
-
-// unregisterBackend takes a pooled backend off the loop's epoll instance.
-func (l *eventLoop) unregisterBackend(lp *loopState) {
-	_ = l.interest(lp, dirUpstream, lp.ubfd, &lp.uev, 0)
-	lp.ub, lp.ubfd = nil, -1
-	lp.uRemain, lp.uSkip, lp.uWant = 0, false, 0
-}
 
 // pumpUpstream handles the upstream messages buffered and flushes what
 // it sent the client.
@@ -1047,45 +884,6 @@ func (ss *session) workerStep() sessionEnd {
 	return sessionEnd{}
 }
 
-// pooledWorkerStep is workerStep for a transaction-mode session: it
-// waits for a backend if the loop could not take one (hold), or skips a
-// message of a batch that found none.
-func (ss *session) pooledWorkerStep(typ byte, total int) sessionEnd {
-	pl, lp := ss.pl, ss.lp
-	if pl.failing {
-		if e, err := ss.skipFailed(typ, total); e != nil {
-			return *e
-		} else if err != nil {
-			return ss.clientFailed(err)
-		}
-		return sessionEnd{}
-	}
-	if !lp.held {
-		withSlot := lp.dialSlot
-		lp.dialSlot = false
-		held, e := ss.holdWith(typ, total, withSlot)
-		if e != nil {
-			return *e
-		}
-		if !held {
-			return sessionEnd{}
-		}
-	}
-	lp.held = false
-	before := ss.sent.Load()
-	e, err := ss.clientMessage(typ, total)
-	ss.unhold(ss.sent.Load() != before)
-	if e != nil {
-		return *e
-	} else if err != nil {
-		return ss.clientFailed(err)
-	}
-	if err := ss.uout.Flush(); err != nil {
-		return ss.upstreamGone(err)
-	}
-	return sessionEnd{}
-}
-
 // workerDone takes the client direction back from a worker.
 func (l *eventLoop) workerDone(ss *session, e sessionEnd) {
 	lp := ss.lp
@@ -1113,19 +911,6 @@ func (l *eventLoop) workerDone(ss *session, e sessionEnd) {
 		}
 		l.pumpClient(ss)
 	})
-}
-
-// loopAttachTaken registers the backend a worker took for the session,
-// if it did; it reports false when the session ended.
-func (l *eventLoop) loopAttachTaken(ss *session) bool {
-	pl := ss.pl
-	pl.mu.Lock()
-	b := pl.b
-	pl.mu.Unlock()
-	if b == nil {
-		return true
-	}
-	return l.loopAttach(ss)
 }
 
 // rearm registers the events the session waits for now: the client's
@@ -1165,7 +950,7 @@ func (l *eventLoop) rearm(ss *session) {
 	case lp.ufd != nil:
 		_ = l.interest(lp, dirUpstream, lp.ufd.Sysfd(), &lp.uev, uev)
 	case lp.ub != nil:
-		_ = l.interest(lp, dirUpstream, lp.ubfd, &lp.uev, uev)
+		l.binterest(lp.ub, uev)
 	}
 }
 
@@ -1206,16 +991,17 @@ func (l *eventLoop) maybeFree(ss *session) {
 		l.slots[lp.slot] = nil
 		l.free = append(l.free, lp.slot)
 	}
-	if lp.ub != nil {
-		l.unregisterBackend(lp)
-	}
 	lp.cfd.Close()
 	if lp.ufd != nil {
 		lp.ufd.Close()
 	}
 	if pl := ss.pl; pl != nil {
-		// Off the epoll instance: it may close now.
+		lp.ub = nil
 		if b := pl.endedBackend(); b != nil {
+			if b.home == l {
+				// Off the epoll instance: it may close now.
+				l.unregister(b)
+			}
 			pl.pool.drop(b, "its session ended while holding it")
 		}
 		if w := lp.waiter; w != nil && pl.pool.withdraw(w) {

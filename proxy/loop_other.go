@@ -7,6 +7,9 @@ package proxy
 
 type eventLoops struct{}
 
+// eventLoop is never made outside Linux.
+type eventLoop struct{}
+
 func newEventLoops(*Server) *eventLoops { return nil }
 
 func (*eventLoops) adopt(*session) bool { return false }
@@ -17,3 +20,7 @@ func (*eventLoops) stopAll() {}
 type loopState struct{ inline bool }
 
 func (*loopState) endLoop(*session, []byte) {}
+
+func (*loopState) backendMode(*backend) {}
+
+func (*eventLoops) reclaim() {}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,6 +60,11 @@ type pool struct {
 	params map[string]map[string]string
 	// stop ends the janitor.
 	stop chan struct{}
+	// nwait mirrors len(waiters), and localFree counts the free backends
+	// the event loops keep registered (loop_pool_linux.go), for reading
+	// without mu.
+	nwait     atomic.Int32
+	localFree atomic.Int64
 }
 
 // backend is one upstream connection of the pool, with its buffers.
@@ -86,6 +92,19 @@ type backend struct {
 	// cancelled reports that a cancel request was sent to it: it is
 	// closed, not reused (runningUpstream).
 	cancelled bool
+
+	// home is the event loop whose epoll instance has it registered, nil
+	// when none has; hslot and hgen are its slot there and the slot's
+	// generation, hfd its descriptor, hev the events registered, and
+	// holder the session of home holding it, nil while it is free there
+	// (loop_pool_linux.go).
+	// NOTE: all home's, while it is there.
+	home   *eventLoop
+	hslot  int32
+	hgen   uint32
+	hfd    int
+	hev    uint32
+	holder *session
 }
 
 // poolWaiter is an acquire waiting for a backend of key.
@@ -99,8 +118,11 @@ type poolWaiter struct {
 	// with no lock held, with what grant would receive, or with
 	// timedOut once the wait timeout passed first.
 	deliver func(b *backend, timedOut bool)
-	// timer ends deliver's wait.
+	// timer ends deliver's wait; loop and ss are the event loop and the
+	// session waiting.
 	timer *time.Timer
+	loop  *eventLoop
+	ss    *session
 }
 
 // give hands w a backend, or nil for a slot.
@@ -196,8 +218,9 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 			return p.dial(ctx, key, forward)
 		}
 		w := &poolWaiter{key: key, grant: make(chan *backend, 1)}
-		p.waiters = append(p.waiters, w)
+		p.addWaiter(w)
 		p.mu.Unlock()
+		p.reclaim()
 		if timer == nil {
 			timer = time.NewTimer(p.wait)
 		}
@@ -227,7 +250,7 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 // whose deliver is called once a backend or a slot is the session's,
 // or the wait timeout passed; or neither when the pool has room for
 // another backend, which a worker then dials (acquire).
-func (p *pool) acquireNow(key string, deliver func(b *backend, timedOut bool)) (*backend, *poolWaiter, error) {
+func (p *pool) acquireNow(key string, l *eventLoop, ss *session, deliver func(b *backend, timedOut bool)) (*backend, *poolWaiter, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -246,15 +269,16 @@ func (p *pool) acquireNow(key string, deliver func(b *backend, timedOut bool)) (
 			p.mu.Unlock()
 			return nil, nil, nil
 		}
-		w := &poolWaiter{key: key, deliver: deliver}
+		w := &poolWaiter{key: key, deliver: deliver, loop: l, ss: ss}
 		// NOTE: made under mu, so that the timer's withdraw finds w.
 		w.timer = time.AfterFunc(p.wait, func() {
 			if p.withdraw(w) {
 				deliver(nil, true)
 			}
 		})
-		p.waiters = append(p.waiters, w)
+		p.addWaiter(w)
 		p.mu.Unlock()
+		p.reclaim()
 		return nil, w, nil
 	}
 }
@@ -266,11 +290,48 @@ func (p *pool) withdraw(w *poolWaiter) bool {
 	defer p.mu.Unlock()
 	for i, x := range p.waiters {
 		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.removeWaiter(i)
 			return true
 		}
 	}
 	return false
+}
+
+// takeWaiter takes the oldest waiter of key out of the waiters, for a
+// backend of key; nil when none waits.
+func (p *pool) takeWaiter(key string) *poolWaiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	for i, w := range p.waiters {
+		if w.key == key {
+			p.removeWaiter(i)
+			return w
+		}
+	}
+	return nil
+}
+
+// addWaiter queues w (mu held).
+func (p *pool) addWaiter(w *poolWaiter) {
+	p.waiters = append(p.waiters, w)
+	p.nwait.Store(int32(len(p.waiters)))
+}
+
+// removeWaiter takes the i-th waiter out (mu held).
+func (p *pool) removeWaiter(i int) {
+	p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+	p.nwait.Store(int32(len(p.waiters)))
+}
+
+// reclaim asks the event loops for the free backends they keep, for an
+// acquire that waits.
+func (p *pool) reclaim() {
+	if p.localFree.Load() > 0 && p.srv != nil {
+		p.srv.loops.reclaim()
+	}
 }
 
 // giveUp withdraws w; a grant it received meanwhile goes to the next
@@ -279,7 +340,7 @@ func (p *pool) giveUp(w *poolWaiter) {
 	p.mu.Lock()
 	for i, x := range p.waiters {
 		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.removeWaiter(i)
 			p.mu.Unlock()
 			return
 		}
@@ -328,6 +389,9 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 // or, when others wait, its slot to the oldest of them; otherwise to
 // the free backends.
 func (p *pool) release(b *backend) {
+	if b.home != nil {
+		panic("pgveil: a backend went back to the pool registered on an event loop")
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.open--
@@ -337,7 +401,7 @@ func (p *pool) release(b *backend) {
 	}
 	for i, w := range p.waiters {
 		if w.key == b.key {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.removeWaiter(i)
 			p.mu.Unlock()
 			w.give(b)
 			return
@@ -346,7 +410,7 @@ func (p *pool) release(b *backend) {
 	if len(p.waiters) > 0 {
 		// Only other keys wait: this backend makes room for the oldest.
 		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
+		p.removeWaiter(0)
 		p.mu.Unlock()
 		b.close()
 		w.give(nil)
@@ -370,7 +434,7 @@ func (p *pool) freeSlot() {
 	p.mu.Lock()
 	if len(p.waiters) > 0 && !p.closed {
 		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
+		p.removeWaiter(0)
 		p.mu.Unlock()
 		w.give(nil)
 		return
@@ -468,6 +532,7 @@ func (p *pool) close() {
 	p.idle, p.nidle = map[string][]*backend{}, 0
 	waiters := p.waiters
 	p.waiters = nil
+	p.nwait.Store(0)
 	p.mu.Unlock()
 	close(p.stop)
 	for _, b := range all {
@@ -494,7 +559,7 @@ func (p *pool) startParams(key string) (map[string]string, bool) {
 func (p *pool) stats() (open, free, waiting int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.open, p.nidle, len(p.waiters)
+	return p.open, p.nidle + int(p.localFree.Load()), len(p.waiters)
 }
 
 func (b *backend) close() { b.up.conn.Close() }

@@ -565,3 +565,55 @@ func testTransactionPoolUpstreamRestart(t *testing.T, relay string) {
 		}
 	})
 }
+
+func TestTransactionPoolIdleTimeout(t *testing.T) { onEveryRelay(t, testTransactionPoolIdleTimeout) }
+
+func testTransactionPoolIdleTimeout(t *testing.T, relay string) {
+	noLeaks(t)
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
+		c.Listen.Relay = relay
+	})
+	ctx := context.Background()
+	c := p.simpleConn(t, "marie")
+	t.Run("a backend idle longer than idle_timeout is closed", func(t *testing.T) {
+		if got, err := one(ctx, c, "SELECT 'once'"); err != nil || got != "once" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); poolBackends(t) != 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d backends still open after 10s", poolBackends(t))
+			}
+		}
+	})
+	t.Run("the session then gets a new one", func(t *testing.T) {
+		if got, err := one(ctx, c, "SELECT 'again'"); err != nil || got != "again" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+}
+
+func TestTransactionPoolSharesFreeBackends(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolSharesFreeBackends)
+}
+
+// NOTE: sessions go to the event loops in turn, so that with two loops or
+// more, consecutive sessions run on different ones: a backend one loop
+// keeps free must reach another's session when the pool is full.
+func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
+	noLeaks(t)
+	p := startPooled(t, relay, 1, time.Second)
+	ctx := context.Background()
+	conns := []*pgx.Conn{p.simpleConn(t, "marie"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie"), p.simpleConn(t, "hq")}
+	for round := range 3 {
+		for i, c := range conns {
+			want := fmt.Sprintf("round %d, session %d", round, i)
+			if got, err := one(ctx, c, "SELECT '"+want+"'"); err != nil || got != want {
+				t.Fatalf("%q, %v", got, err)
+			}
+		}
+	}
+	if n := poolBackends(t); n != 1 {
+		t.Fatalf("%d backends upstream, want 1", n)
+	}
+}

@@ -291,9 +291,7 @@ func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessio
 		return false, &sessionGone
 	}
 	if lp := ss.lp; lp != nil {
-		// The loop reads the backend; the writer is the loop's, or a
-		// worker's, which waits.
-		wire.SetNonBlocking(b.io, true, !lp.busy)
+		lp.backendMode(b)
 	} else {
 		wire.SetNonBlocking(b.io, false, false)
 	}

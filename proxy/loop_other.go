@@ -24,3 +24,6 @@ func (*loopState) endLoop(*session, []byte) {}
 func (*loopState) backendMode(*backend) {}
 
 func (*eventLoops) reclaim() {}
+
+// returnUnused gives back a backend the session took and did not use.
+func (pl *poolLink) returnUnused(b *backend) { pl.pool.release(b) }

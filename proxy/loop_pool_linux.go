@@ -56,6 +56,18 @@ type loopBackends struct {
 // backendSlotBase-i, below the sessions' slots and wakeSlot.
 const backendSlotBase = -2
 
+// returnUnused gives back a backend the session took and did not use:
+// one of its loop stays there.
+// NOTE: a backend registered on a loop is only ever taken on it.
+func (pl *poolLink) returnUnused(b *backend) {
+	if l := b.home; l != nil {
+		b.holder = nil
+		l.keepOrGiveBack(pl, b, false)
+		return
+	}
+	pl.pool.release(b)
+}
+
 // backendMode sets the modes of a backend the session takes: the loop
 // reads it; the writer is the loop's, or a worker's, which waits.
 func (lp *loopState) backendMode(b *backend) { wire.SetNonBlocking(b.io, true, !lp.busy) }
@@ -377,7 +389,7 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 			e = &sessionGone
 		}
 	} else {
-		pl.pool.release(b)
+		pl.returnUnused(b)
 	}
 	if e != nil {
 		ss.end(*e)
@@ -420,6 +432,9 @@ func (l *eventLoop) giveBackGrant(ss *session, b *backend, timedOut bool) {
 	case timedOut:
 	case b == nil:
 		ss.pl.pool.freeSlot()
+	case b.home == l:
+		// Handed over on this loop (keepOrGiveBack): still registered.
+		l.keepOrGiveBack(ss.pl, b, false)
 	default:
 		ss.pl.pool.release(b)
 	}

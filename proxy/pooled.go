@@ -287,7 +287,7 @@ func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessio
 	pl.mu.Lock()
 	if pl.ended {
 		pl.mu.Unlock()
-		pl.pool.release(b)
+		pl.returnUnused(b)
 		return false, &sessionGone
 	}
 	if lp := ss.lp; lp != nil {

@@ -514,6 +514,9 @@ func (l *eventLoop) add(ss *session) {
 	l.serve(ss, func() {
 		l.pumpUpstream(ss)
 		l.pumpClient(ss)
+		// The buffers of startup go back: many clients connect and
+		// wait.
+		l.idleBuffers(ss)
 	})
 }
 
@@ -825,7 +828,22 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 	ss.coutMu.Unlock()
 	if err != nil {
 		ss.end(ss.clientWriteFailed(err))
+		return
 	}
+	if ss.pl != nil && lp.ub == nil {
+		// Between transactions: most sessions of a pool are idle, and
+		// an idle one holds no buffer.
+		l.idleBuffers(ss)
+	}
+}
+
+// idleBuffers gives back the client buffers of a session that holds
+// nothing in them.
+func (l *eventLoop) idleBuffers(ss *session) {
+	ss.cin.Idle()
+	ss.coutMu.Lock()
+	ss.cout.Idle()
+	ss.coutMu.Unlock()
 }
 
 // flushClient writes what waits for the client, and relays the upstream

@@ -230,6 +230,9 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 
 // dropLocal closes a free backend of the loop.
 func (l *eventLoop) dropLocal(b *backend, why string) {
+	if b.home != l || b.holder != nil {
+		panic("pgveil: closing a backend as free on a loop that does not hold it free")
+	}
 	lb := &l.lb
 	list := lb.idle[b.key]
 	for i, x := range list {
@@ -380,6 +383,11 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 			l.toWorker(ss)
 			return holdStop
 		}
+	}
+	if b.home == l {
+		// NOTE: before anything can fail: an event of a backend with
+		// no holder would close it as a free one.
+		b.holder = ss
 	}
 	parseName, e := ss.parseNameOf(typ, total)
 	if e == nil {

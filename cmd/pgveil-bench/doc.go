@@ -57,12 +57,10 @@
 //     with the configuration of the first plus, in its upstream block,
 //     `pool { mode = "transaction" size = POOL-SIZE wait_timeout = "60s" }`.
 //     pgveil-pool runs with Go's default GOMAXPROCS, not
-//     --pgveil-gomaxprocs: transaction-mode sessions relay on goroutines
-//     of their own rather than on pgveil's event loops, and with one
-//     processor the hand-offs between the goroutines of hundreds of
-//     sessions waiting for a backend become the bottleneck (on a 2-core
-//     machine, 0.56x to 0.63x PgBouncer's TPS with GOMAXPROCS=1, 0.99x
-//     with 2).
+//     --pgveil-gomaxprocs: one event loop per core, as a deployment runs
+//     it. (When transaction-mode sessions relayed on goroutines, one
+//     processor made their hand-offs the bottleneck: 0.56x to 0.63x
+//     PgBouncer's TPS with GOMAXPROCS=1 on a 2-core machine.)
 //
 // pgveil-governed's policy governs pgbench_accounts with a row rule:
 //

@@ -108,13 +108,8 @@ var pgveilInstances = []pgveilInstance{
 // target's pass-through policy, with transaction pooling on poolSize
 // upstream backends.
 //
-// It runs with Go's default GOMAXPROCS (one per core), not
-// --pgveil-gomaxprocs: transaction-mode sessions relay on goroutines of
-// their own rather than on the event loops, and with one P the hand-offs
-// between the goroutines of hundreds of sessions waiting for a backend
-// become the bottleneck. On a 2-core machine, pgbench -c 500 through 50
-// backends reached 0.56x to 0.63x PgBouncer's TPS with GOMAXPROCS=1,
-// 0.99x with 2.
+// It runs with Go's default GOMAXPROCS (one event loop per core), not
+// --pgveil-gomaxprocs, as a deployment runs it (see doc.go).
 func pgveilPoolInstance(poolSize int) pgveilInstance {
 	return pgveilInstance{
 		name:         targetPgveilPool,

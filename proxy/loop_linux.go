@@ -482,22 +482,31 @@ func (l *eventLoop) takePosts() bool {
 	return true
 }
 
+// takeSlot returns a free slot of items, a loop's sessions or backends,
+// and the slot's new generation; gens counts each slot's reuses, so that
+// an event of the slot's last holder does not reach its next one.
+func takeSlot[T any](items *[]T, gens *[]uint32, free *[]int32) (int32, uint32) {
+	var slot int32
+	if n := len(*free); n > 0 {
+		slot, *free = (*free)[n-1], (*free)[:n-1]
+	} else {
+		var zero T
+		slot = int32(len(*items))
+		*items = append(*items, zero)
+		*gens = append(*gens, 0)
+	}
+	// NOTE: 31 bits, the room the epoll data leaves beside the direction.
+	(*gens)[slot] = ((*gens)[slot] + 1) & 0x7fffffff
+	return slot, (*gens)[slot]
+}
+
 // add registers a session's sockets and relays what was buffered before
 // it came.
 func (l *eventLoop) add(ss *session) {
 	lp := ss.lp
-	var slot int32
-	if n := len(l.free); n > 0 {
-		slot, l.free = l.free[n-1], l.free[:n-1]
-	} else {
-		slot = int32(len(l.slots))
-		l.slots = append(l.slots, nil)
-		l.gens = append(l.gens, 0)
-	}
-	// NOTE: 31 bits, the room the epoll data leaves beside the direction.
-	l.gens[slot] = (l.gens[slot] + 1) & 0x7fffffff
+	slot, gen := takeSlot(&l.slots, &l.gens, &l.free)
 	l.slots[slot] = ss
-	lp.slot, lp.gen = slot, l.gens[slot]
+	lp.slot, lp.gen = slot, gen
 	lp.cev = unix.EPOLLIN
 	cerr := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, lp.cfd.Sysfd(), l.data(lp, dirClient, lp.cev))
 	var uerr error

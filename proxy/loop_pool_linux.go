@@ -79,16 +79,8 @@ func (l *eventLoop) register(b *backend) error {
 		return errors.New("the upstream connection is not a plain socket")
 	}
 	lb := &l.lb
-	var slot int32
-	if n := len(lb.free); n > 0 {
-		slot, lb.free = lb.free[n-1], lb.free[:n-1]
-	} else {
-		slot = int32(len(lb.slots))
-		lb.slots = append(lb.slots, nil)
-		lb.gens = append(lb.gens, 0)
-	}
-	lb.gens[slot] = (lb.gens[slot] + 1) & 0x7fffffff
-	b.hslot, b.hgen, b.hfd, b.hev = slot, lb.gens[slot], fd, unix.EPOLLIN
+	slot, gen := takeSlot(&lb.slots, &lb.gens, &lb.free)
+	b.hslot, b.hgen, b.hfd, b.hev = slot, gen, fd, unix.EPOLLIN
 	if err := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, l.bdata(b, b.hev)); err != nil {
 		lb.free = append(lb.free, slot)
 		b.hev = 0

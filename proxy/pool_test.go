@@ -295,17 +295,13 @@ func testTransactionPoolExhausted(t *testing.T, relay string) {
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "pgveil_pool_waiting") != 1; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the query never waited for a backend")
-			}
-		}
+		eventually(t, 5*time.Second, "the query waits for a backend", func() bool {
+			return gauge(t, reg, "pgveil_pool_waiting") == 1
+		})
 		leaver.PgConn().Conn().Close()
-		for deadline := time.Now().Add(5 * time.Second); gauge(t, reg, "pgveil_pool_waiting") != 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the wait outlived its client")
-			}
-		}
+		eventually(t, 5*time.Second, "the wait ends with its client", func() bool {
+			return gauge(t, reg, "pgveil_pool_waiting") == 0
+		})
 		if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
 		}
@@ -580,11 +576,7 @@ func testTransactionPoolIdleTimeout(t *testing.T, relay string) {
 		if got, err := one(ctx, c, "SELECT 'once'"); err != nil || got != "once" {
 			t.Fatalf("%q, %v", got, err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); poolBackends(t) != 0; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d backends still open after 10s", poolBackends(t))
-			}
-		}
+		eventually(t, 10*time.Second, "the idle backend is closed", func() bool { return poolBackends(t) == 0 })
 	})
 	t.Run("the session then gets a new one", func(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'again'"); err != nil || got != "again" {

@@ -898,9 +898,16 @@ func (ss *session) workerStep() sessionEnd {
 		return ss.clientReadFailed(err)
 	}
 	if ss.pl != nil {
-		return ss.pooledWorkerStep(typ, total)
+		if e, goOn := ss.pooledWorkerHold(typ, total); !goOn {
+			return e
+		}
 	}
-	if e, err := ss.clientMessage(typ, total); e != nil {
+	before := ss.sent.Load()
+	e, err := ss.clientMessage(typ, total)
+	if ss.pl != nil {
+		ss.unhold(ss.sent.Load() != before)
+	}
+	if e != nil {
 		return *e
 	} else if err != nil {
 		return ss.clientFailed(err)

@@ -487,43 +487,33 @@ func (l *eventLoop) loopDetach(ss *session) bool {
 	return true
 }
 
-// pooledWorkerStep is workerStep for a transaction-mode session: it
-// waits for a backend if the loop could not take one (hold), or skips a
-// message of a batch that found none.
-func (ss *session) pooledWorkerStep(typ byte, total int) sessionEnd {
+// pooledWorkerHold is workerStep's part for a transaction-mode session:
+// it waits for a backend if the loop could not take one (hold), or skips
+// a message of a batch that found none. It reports whether the message
+// goes on, or the step's end.
+func (ss *session) pooledWorkerHold(typ byte, total int) (sessionEnd, bool) {
 	pl, lp := ss.pl, ss.lp
 	if pl.failing {
 		if e, err := ss.skipFailed(typ, total); e != nil {
-			return *e
+			return *e, false
 		} else if err != nil {
-			return ss.clientFailed(err)
+			return ss.clientFailed(err), false
 		}
-		return sessionEnd{}
+		return sessionEnd{}, false
 	}
 	if !lp.held {
 		withSlot := lp.dialSlot
 		lp.dialSlot = false
 		held, e := ss.holdWith(typ, total, withSlot)
 		if e != nil {
-			return *e
+			return *e, false
 		}
 		if !held {
-			return sessionEnd{}
+			return sessionEnd{}, false
 		}
 	}
 	lp.held = false
-	before := ss.sent.Load()
-	e, err := ss.clientMessage(typ, total)
-	ss.unhold(ss.sent.Load() != before)
-	if e != nil {
-		return *e
-	} else if err != nil {
-		return ss.clientFailed(err)
-	}
-	if err := ss.uout.Flush(); err != nil {
-		return ss.upstreamGone(err)
-	}
-	return sessionEnd{}
+	return sessionEnd{}, true
 }
 
 // loopAttachTaken registers the backend a worker took for the session,

@@ -191,7 +191,10 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 		if w := p.takeWaiter(b.key); w != nil {
 			if w.loop == l {
 				// NOTE: run after this batch of events, with no
-				// wake-up.
+				// wake-up. The waiter holds it from now: an event of
+				// it meanwhile is its session's, not a free
+				// backend's.
+				b.holder = w.ss
 				l.postSelf(loopPost{ss: w.ss, kind: postGrant, b: b})
 				return
 			}

@@ -447,28 +447,20 @@ func (l *eventLoop) wait() int {
 // takePosts handles what other goroutines asked, and reports whether the
 // loop is to stop.
 func (l *eventLoop) takePosts() bool {
-	l.mu.Lock()
-	posts := l.posts
-	l.posts = nil
-	stopping := l.stopping
-	l.mu.Unlock()
-	for _, p := range posts {
-		if p.kind == postCall {
-			p.fn()
-			continue
+	var stopping bool
+	for {
+		l.mu.Lock()
+		posts := l.posts
+		l.posts = nil
+		stopping = l.stopping
+		l.mu.Unlock()
+		if len(posts) == 0 {
+			// NOTE: a post handled may queue another on its loop
+			// (postSelf), with no wake-up: it runs in this round.
+			break
 		}
-		if p.ss == nil {
-			continue
-		}
-		switch p.kind {
-		case postAdd:
-			l.add(p.ss)
-		case postWorkerDone:
-			l.workerDone(p.ss, p.end)
-		case postEnded:
-			l.maybeFree(p.ss)
-		case postGrant:
-			l.granted(p.ss, p.b, p.timedOut)
+		for _, p := range posts {
+			l.handlePost(p)
 		}
 	}
 	if !stopping {
@@ -480,6 +472,27 @@ func (l *eventLoop) takePosts() bool {
 		}
 	}
 	return true
+}
+
+// handlePost does what a post asks.
+func (l *eventLoop) handlePost(p loopPost) {
+	if p.kind == postCall {
+		p.fn()
+		return
+	}
+	if p.ss == nil {
+		return
+	}
+	switch p.kind {
+	case postAdd:
+		l.add(p.ss)
+	case postWorkerDone:
+		l.workerDone(p.ss, p.end)
+	case postEnded:
+		l.maybeFree(p.ss)
+	case postGrant:
+		l.granted(p.ss, p.b, p.timedOut)
+	}
 }
 
 // takeSlot returns a free slot of items, a loop's sessions or backends,

@@ -169,25 +169,31 @@ func BenchmarkRewriteSmall(b *testing.B) {
 // different constant each time (pgbench -S -M simple), which the exact-
 // text cache never serves.
 func BenchmarkEngineSimpleGoverned(b *testing.B) {
-	benchEngineSimple(b, "SELECT nps FROM responses WHERE id = ")
+	benchEngineSimple(b, "SELECT nps FROM responses WHERE id = ", "")
+}
+
+// BenchmarkEngineSimpleDirect is BenchmarkEngineSimpleGoverned for a
+// statement whose governed table is read directly (flatten.go).
+func BenchmarkEngineSimpleDirect(b *testing.B) {
+	benchEngineSimple(b, "SELECT name FROM countries WHERE code = '", "'")
 }
 
 // BenchmarkEngineSimpleOpen is BenchmarkEngineSimpleGoverned for a
 // statement forwarded unchanged.
 func BenchmarkEngineSimpleOpen(b *testing.B) {
-	benchEngineSimple(b, "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = ")
+	benchEngineSimple(b, "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = ", "")
 }
 
-// benchEngineSimple runs the engine for marie on prefix followed by a
-// different integer constant each time.
-func benchEngineSimple(b *testing.B, prefix string) {
+// benchEngineSimple runs the engine for marie on prefix, a different
+// integer each time, and suffix.
+func benchEngineSimple(b *testing.B, prefix, suffix string) {
 	cat := demoCatalog(b)
 	p := marie(b)
 	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 10000)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		sql := prefix + strconv.Itoa(i*7919%1000003) + ";"
+		sql := prefix + strconv.Itoa(i*7919%1000003) + suffix + ";"
 		if _, err := e.Rewrite(ctx, "marie", 'Q', sql); err != nil {
 			b.Fatal(err)
 		}

@@ -515,8 +515,11 @@ func verifyOutput(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []string
 	if err != nil {
 		return []string{"output does not parse: " + err.Error()}
 	}
-	v := &verifier{cat: cat, pol: pol}
+	v := &verifier{cat: cat, pol: pol, direct: map[*pg_query.RangeVar]bool{}}
 	for _, raw := range tree.Stmts {
+		if sel := raw.Stmt.GetSelectStmt(); sel != nil {
+			v.directRead(sel)
+		}
 		v.node(raw.Stmt)
 	}
 	return v.problems
@@ -527,6 +530,135 @@ type verifier struct {
 	pol      rewrite.Policy
 	ctes     []map[string]bool
 	problems []string
+	// direct holds the FROM items directRead found governed relations
+	// may be read through directly.
+	direct map[*pg_query.RangeVar]bool
+}
+
+// directRead accepts the one form in which the output may read a
+// governed relation outside the rewriter's subquery (rewrite/flatten.go),
+// checking it on its own terms: a top-level SELECT whose only FROM item
+// is the schema-qualified relation, for a user with no masked column on
+// it, whose WHERE is the policy's filter followed by comparisons of a
+// column with a constant through pg_catalog's operators, with no
+// sublink, WITH, HAVING or locking, and whose every column reference is
+// one of the relation's columns, bare or qualified by the FROM item's
+// name.
+func (v *verifier) directRead(sel *pg_query.SelectStmt) {
+	if len(sel.FromClause) != 1 {
+		return
+	}
+	rv := sel.FromClause[0].GetRangeVar()
+	if rv == nil || rv.Schemaname == "" || rv.Catalogname != "" || rv.Alias == nil || len(rv.Alias.Colnames) > 0 {
+		return
+	}
+	rel := v.cat.Relations[rewrite.QName{Schema: rv.Schemaname, Name: rv.Relname}]
+	if rel == nil || rel.Schema == "pg_catalog" {
+		return
+	}
+	acc := v.pol.Relation(rel)
+	if acc.Mode != rewrite.Governed || len(acc.Masks) > 0 || acc.NoPushdown {
+		return
+	}
+	if sel.Op != pg_query.SetOperation_SETOP_NONE || sel.WithClause != nil || sel.HavingClause != nil ||
+		len(sel.LockingClause) > 0 || sel.IntoClause != nil {
+		return
+	}
+	var have, need []*pg_query.Node
+	if sel.WhereClause != nil {
+		have = andArgs(sel.WhereClause)
+	}
+	if acc.Filter != nil {
+		need = andArgs(acc.Filter)
+	}
+	if len(have) < len(need) {
+		return
+	}
+	for i := range need {
+		if exprSQL(have[i]) != exprSQL(need[i]) {
+			return
+		}
+	}
+	for _, c := range have[len(need):] {
+		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
+			return
+		}
+	}
+	cols := map[string]bool{}
+	for _, c := range rel.Columns {
+		cols[c.Name] = true
+	}
+	ok := true
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.SubLink:
+			ok = false
+			return
+		case *pg_query.ColumnRef:
+			var names []string
+			for _, f := range x.Fields {
+				if f.GetString_() == nil {
+					ok = false
+					return
+				}
+				names = append(names, f.GetString_().Sval)
+			}
+			ok = ok && ((len(names) == 1 && cols[names[0]]) ||
+				(len(names) == 2 && names[0] == rv.Alias.Aliasname && cols[names[1]]))
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			if fd.IsList() {
+				for i := 0; i < val.List().Len(); i++ {
+					walk(val.List().Get(i).Message())
+				}
+			} else {
+				walk(val.Message())
+			}
+			return ok
+		})
+	}
+	// The policy's filter is the policy's: only the client's part counts.
+	where := sel.WhereClause
+	sel.WhereClause = nil
+	walk(sel.ProtoReflect())
+	sel.WhereClause = where
+	for _, c := range have[len(need):] {
+		walk(c.ProtoReflect())
+	}
+	if ok {
+		v.direct[rv] = true
+	}
+}
+
+// hasParam reports whether n holds a parameter reference.
+func hasParam(n *pg_query.Node) bool {
+	found := false
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if _, ok := m.Interface().(*pg_query.ParamRef); ok {
+			found = true
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			if fd.Kind() == protoreflect.MessageKind {
+				if fd.IsList() {
+					for i := 0; i < val.List().Len(); i++ {
+						walk(val.List().Get(i).Message())
+					}
+				} else {
+					walk(val.Message())
+				}
+			}
+			return !found
+		})
+	}
+	walk(n.ProtoReflect())
+	return found
 }
 
 func (v *verifier) problem(format string, args ...any) {
@@ -734,6 +866,9 @@ func (v *verifier) access(rel *rewrite.Relation) rewrite.Access {
 
 // rangeVar checks a relation reference outside any rewriter subquery.
 func (v *verifier) rangeVar(rv *pg_query.RangeVar) {
+	if v.direct[rv] {
+		return
+	}
 	if rv.Catalogname != "" {
 		v.problem("reference to another database: %s.%s.%s", rv.Catalogname, rv.Schemaname, rv.Relname)
 		return

@@ -140,6 +140,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	// unchanged are also walked in full, as the shape caches have always
 	// required.
 	res.constantBound = w.readsConstant
+	w.flatten()
 	if !w.changed && len(w.scoped) == 0 {
 		res.constantBound = res.constantBound || readsConstantValues(tree.Stmts)
 		return res, nil
@@ -245,6 +246,8 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		if hasInto(s.SelectStmt) {
 			return "", deny("select_into", "SELECT INTO creates a table")
 		}
+		w.root = s.SelectStmt
+		defer func() { w.root = nil }()
 		return "select", w.walkSelect(s.SelectStmt)
 
 	case *pg_query.Node_InsertStmt:

@@ -51,24 +51,50 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 	w.noteColumns(rel, acc)
 	rs := &pg_query.RangeSubselect{Alias: alias}
 	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: rs}
-	w.scoped = append(w.scoped, scopedRef{rs: rs, rv: rv, rel: rel, acc: acc, pushed: pushed})
+	ref := scopedRef{node: n, rs: rs, rv: rv, rel: rel, acc: acc, pushed: pushed}
+	if w.root != nil && len(w.selects) == 1 && w.selects[0] == w.root {
+		ref.root = w.root
+	}
+	w.scoped = append(w.scoped, ref)
 }
 
 // scopedRef is a FROM item substitute replaced: the RangeSubselect put in
 // its place, whose Subquery materialize fills, and what it is made of.
 type scopedRef struct {
-	rs *pg_query.RangeSubselect
+	// node is the FROM item, rs its RangeSubselect until flatten
+	// decides otherwise.
+	node *pg_query.Node
+	rs   *pg_query.RangeSubselect
 	// rv is the client's reference as parsed: its Location and names
 	// say where its text is (splice.go).
 	rv     *pg_query.RangeVar
 	rel    *Relation
 	acc    Access
 	pushed []*pg_query.Node
+	// root is the statement's top-level SELECT when the FROM item is
+	// one of its own, nil otherwise; flat reports that flatten found
+	// the relation may be read directly there (flatten.go).
+	root *pg_query.SelectStmt
+	flat bool
 }
 
-// materialize builds the SELECT of every FROM item substitute replaced.
+// materialize builds the SELECT of every FROM item substitute replaced,
+// or, for one flatten chose, puts the relation itself back in its place
+// and the scope in its SELECT's WHERE.
 func (w *walker) materialize() {
 	for _, s := range w.scoped {
+		if s.flat {
+			s.node.Node = &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{
+				Schemaname: s.rel.Schema, Relname: s.rel.Name, Inh: s.rv.Inh, Relpersistence: "p",
+				Alias: s.rs.Alias, Location: -1,
+			}}
+			var conds []*pg_query.Node
+			if s.acc.Filter != nil {
+				conds = append(conds, clone(s.acc.Filter))
+			}
+			s.root.WhereClause = and(append(conds, s.pushed...))
+			continue
+		}
 		if s.rs.Subquery == nil {
 			inner := w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 			s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}}

@@ -29,6 +29,9 @@ type walker struct {
 	// selects is the stack of SELECTs being walked, innermost last, for
 	// pushing safe predicates into the subqueries of their FROM items.
 	selects []*pg_query.SelectStmt
+	// root is the top-level SELECT of the statement being walked, nil
+	// when that statement is not a SELECT (flatten.go).
+	root *pg_query.SelectStmt
 	// skipTarget is the target relation of the write being walked: it is
 	// checked by write, not substituted.
 	skipTarget *pg_query.RangeVar

@@ -1,0 +1,128 @@
+package rewrite
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
+)
+
+// flatten decides, for each FROM item substitute replaced, whether the
+// relation may be read directly where the client named it: the
+// statement's top-level SELECT reads the relation itself, schema
+// qualified, with the scope and the pushed comparisons as its whole
+// WHERE,
+//
+//	SELECT … FROM schema.rel AS alias WHERE <scope> AND <pushed comparisons>
+//
+// rather than through the fenced subquery of substitute. PostgreSQL
+// parses and plans that in about two thirds of the time (a subquery scan
+// it may not flatten, and each of the client's comparisons twice), which
+// is most of what a governed statement costs upstream in simple protocol.
+//
+// It is the same statement, and as safe, only when nothing of the
+// client's can run on a row the scope removes, or read a column the
+// subquery would not give; so every one of these must hold (flattenable):
+//
+//   - no column is masked for the user (a masked column's value is the
+//     subquery's expression, never the column), and the policy allows
+//     pushed comparisons (not NoPushdown);
+//   - the SELECT is the top-level statement itself: no outer query can
+//     pull it up and put conditions of its own on the scan, as one can
+//     with a derived table, a CTE or a sublink; and not a set-operation
+//     arm, DECLARE, EXPLAIN or PREPARE;
+//   - the relation is its only FROM item, with no column aliases: there
+//     is no join whose conditions the planner could move onto the scan;
+//   - no HAVING (the planner moves a HAVING without aggregates into
+//     WHERE), no WITH, no FOR UPDATE/SHARE, no INTO;
+//   - every conjunct of the WHERE is a comparison pushDown copied with a
+//     constant, and the copies replace them: a copy compares the column
+//     with the client's own constant through pg_catalog's leak-proof
+//     operator of that pair of types, which is the operator the
+//     client's comparison resolves to, so it selects the same rows. A
+//     comparison with a parameter is never replaced (its copy may be
+//     looser, and its type is the client's to declare);
+//   - no sublink anywhere in the SELECT, and every column reference is
+//     a column of the relation in the catalog snapshot, bare or
+//     qualified by the FROM item's name: no *, no whole-row reference, no
+//     system column, no column added upstream since the snapshot (the
+//     subquery lists the snapshot's columns; a direct read would not).
+//
+// The target list, GROUP BY, window functions, ORDER BY and LIMIT run on
+// the rows the scan returns, after its WHERE. The scope's own conditions
+// are the policy's, as in the subquery.
+//
+// NOTE: a flattened statement is deparsed (changed), never spliced:
+// splice only replaces names.
+func (w *walker) flatten() {
+	for i := range w.scoped {
+		s := &w.scoped[i]
+		if s.root != nil && flattenable(s) {
+			s.flat = true
+			w.changed = true
+		}
+	}
+}
+
+// flattenable reports whether s may be read directly (see flatten).
+func flattenable(s *scopedRef) bool {
+	sel, acc := s.root, s.acc
+	if s.rel.Schema == "pg_catalog" || len(acc.Masks) > 0 || acc.NoPushdown || len(s.rs.Alias.GetColnames()) > 0 {
+		return false
+	}
+	if sel.Op != pg_query.SetOperation_SETOP_NONE || sel.IntoClause != nil || sel.WithClause != nil ||
+		sel.HavingClause != nil || len(sel.LockingClause) > 0 ||
+		len(sel.FromClause) != 1 || sel.FromClause[0] != s.node {
+		return false
+	}
+	if sel.WhereClause != nil {
+		cs := conjuncts(sel.WhereClause)
+		// pushDown copies each conjunct at most once, in order.
+		if len(cs) != len(s.pushed) {
+			return false
+		}
+		for _, c := range cs {
+			e := c.GetAExpr()
+			if e == nil || e.Lexpr.GetParamRef() != nil || e.Rexpr.GetParamRef() != nil {
+				return false
+			}
+		}
+	}
+	cols := make(map[string]bool, len(s.rel.Columns))
+	for _, c := range s.rel.Columns {
+		cols[c.Name] = true
+	}
+	alias := s.rs.Alias.GetAliasname()
+	ok := true
+	pgtree.Walk(sel, func(m proto.Message) bool {
+		switch v := m.(type) {
+		case *pg_query.SubLink:
+			ok = false
+		case *pg_query.ColumnRef:
+			ok = ok && columnOfRelation(v, alias, cols)
+			return false
+		}
+		return ok
+	})
+	return ok
+}
+
+// columnOfRelation reports whether cr is col or alias.col for a column
+// col of cols.
+func columnOfRelation(cr *pg_query.ColumnRef, alias string, cols map[string]bool) bool {
+	names := make([]string, 0, 2)
+	for _, f := range cr.Fields {
+		s := f.GetString_()
+		if s == nil {
+			return false // *
+		}
+		names = append(names, s.Sval)
+	}
+	switch len(names) {
+	case 1:
+		return cols[names[0]]
+	case 2:
+		return names[0] == alias && cols[names[1]]
+	}
+	return false
+}

@@ -278,12 +278,12 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	e.misses.Add(1)
 	cat := e.catalog.Load()
 	sp := &splicer{subqueries: e.subqueries, policy: p.Key()}
-	res, err := rewriteText(text, cat, p, sp)
+	res, err := rewriteText(text, cat, p, sp, false)
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
 		if fresh := e.refreshCatalog(ctx, cat); fresh != nil {
 			cat = fresh
-			res, err = rewriteText(text, fresh, p, sp)
+			res, err = rewriteText(text, fresh, p, sp, false)
 		}
 	}
 	c := cached{}

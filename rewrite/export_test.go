@@ -71,11 +71,21 @@ func (s *Splicer) Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 	if why := tooComplex(sql); why != "" {
 		return nil, deny("complexity", "%s", why)
 	}
-	return rewriteText(sql, cat, p, &splicer{subqueries: s.cache, policy: p.Key()})
+	return rewriteText(sql, cat, p, &splicer{subqueries: s.cache, policy: p.Key()}, false)
 }
 
 // Spliced reports whether res is a spliced rewrite.
 func Spliced(res *Result) bool { return res.spliced }
+
+// Direct reports whether res reads a governed relation directly
+// (flatten.go).
+func Direct(res *Result) bool { return res.direct }
+
+// RewriteFenced is Rewrite reading every governed relation through its
+// subquery, as the engine's cold path does.
+func RewriteFenced(sql string, cat *Catalog, p Policy) (*Result, error) {
+	return rewriteText(sql, cat, p, nil, false)
+}
 
 // SameStatements reports whether a and b parse to the same statements,
 // their locations in the text aside.

@@ -53,15 +53,21 @@ import (
 // are the policy's, as in the subquery.
 //
 // NOTE: a flattened statement is deparsed (changed), never spliced:
-// splice only replaces names.
-func (w *walker) flatten() {
+// splice only replaces names. So the engine reads directly only through
+// templates, for shapes it sees again (rewriteText).
+//
+// It reports whether it flattened one.
+func (w *walker) flatten() bool {
+	done := false
 	for i := range w.scoped {
 		s := &w.scoped[i]
 		if s.root != nil && flattenable(s) {
 			s.flat = true
 			w.changed = true
+			done = true
 		}
 	}
+	return done
 }
 
 // flattenable reports whether s may be read directly (see flatten).

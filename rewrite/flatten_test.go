@@ -113,3 +113,34 @@ func (u *upstream) rows(t *testing.T, sql string) string {
 	}
 	return b.String()
 }
+
+// TestEngineReadsDirectlyThroughTemplates checks where the engine reads a
+// governed relation directly: not on its cold path, which splices the
+// fenced subquery (a direct read would be deparsed, several times the
+// cost of the splice), but through the template of a shape it has seen
+// twice.
+func TestEngineReadsDirectlyThroughTemplates(t *testing.T) {
+	env := demoEnvironment(t)
+	pol := env.policy(t, "marie")
+	e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return pol, nil }, nil, 100)
+	ctx := context.Background()
+	for i, code := range []string{"FR", "DE", "IT", "ES"} {
+		res, err := e.Rewrite(ctx, "marie", 'Q', "SELECT name FROM countries WHERE code = '"+code+"'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fenced := strings.Contains(res.SQL, "OFFSET 0")
+		switch {
+		case i < 2 && !fenced:
+			t.Errorf("statement %d, before the shape has a template, reads directly: %s", i+1, res.SQL)
+		case i >= 2 && fenced:
+			t.Errorf("statement %d, served by the shape's template, keeps the subquery: %s", i+1, res.SQL)
+		}
+		if i >= 2 {
+			want, err := rewrite.Rewrite("SELECT name FROM countries WHERE code = '"+code+"'", env.cat, pol)
+			if err != nil || want.SQL != res.SQL {
+				t.Errorf("statement %d: the template gives\n%s\nRewrite gives\n%s (%v)", i+1, res.SQL, want.SQL, err)
+			}
+		}
+	}
+}

@@ -174,10 +174,19 @@ func FuzzRewrite(f *testing.F) {
 			if problems := verifyOutput(res.SQL, env.cat, pol); len(problems) > 0 {
 				t.Fatalf("%s: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
 			}
-			// The engine's cold path: the same statement in meaning.
+			// The engine's cold path: the same statement in meaning as
+			// the fenced rewrite, since it never reads directly.
 			sres, serr := splicer.Rewrite(sql, env.cat, pol)
 			if serr != nil {
 				t.Fatalf("%s: Rewrite rewrites it, the cold path refuses it: %v", names[i], serr)
+			}
+			if rewrite.Direct(res) {
+				if res, err = rewrite.RewriteFenced(sql, env.cat, pol); err != nil {
+					t.Fatalf("%s: Rewrite reads it directly, the fenced rewrite refuses it: %v", names[i], err)
+				}
+				if problems := verifyOutput(res.SQL, env.cat, pol); len(problems) > 0 {
+					t.Fatalf("%s, fenced: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
+				}
 			}
 			if rewrite.Spliced(sres) {
 				if same, err := rewrite.SameStatements(sres.SQL, res.SQL); (err != nil || !same) && deparseFaithful(t, sql) {
@@ -251,6 +260,13 @@ func FuzzEngineCache(f *testing.F) {
 		}
 		if got.SQL != want.SQL && got.SQL != direct.SQL {
 			t.Fatalf("after %q, %q, %q: warm engine sends\n%s\ncold engine sends\n%s\nRewrite gives\n%s", a, b, c, got.SQL, want.SQL, direct.SQL)
+		}
+		// A template reads directly where Rewrite does; the cold engine
+		// never does (rewriteText): it is held to the fenced rewrite.
+		if rewrite.Direct(direct) {
+			if direct, derr = rewrite.RewriteFenced(c, env.cat, marie); derr != nil {
+				t.Fatalf("%q: Rewrite reads it directly, the fenced rewrite refuses it: %v", c, derr)
+			}
 		}
 		if !rewrite.Spliced(want) && want.SQL != direct.SQL {
 			t.Fatalf("%q: the cold engine deparses\n%s\nRewrite gives\n%s", c, want.SQL, direct.SQL)

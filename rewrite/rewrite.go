@@ -67,6 +67,9 @@ type Result struct {
 	// spliced reports that SQL is a spliced rewrite (splice.go), not the
 	// deparse of the rewritten tree.
 	spliced bool
+	// direct reports that SQL reads a governed relation directly
+	// (flatten.go).
+	direct bool
 }
 
 // SessionObject is a prepared statement or cursor a statement names.
@@ -94,12 +97,18 @@ func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
 
 // rewriteGuarded is Rewrite for a text tooComplex has passed.
 func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
-	return rewriteText(sql, cat, p, nil)
+	return rewriteText(sql, cat, p, nil, true)
 }
 
 // rewriteText is rewriteGuarded, splicing the rewrite (splice.go) rather
-// than deparsing it when sp is not nil and the statement allows it.
-func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, error) {
+// than deparsing it when sp is not nil and the statement allows it, and
+// reading governed relations directly where flatten allows when direct.
+//
+// NOTE: the engine's cold path splices and never reads directly: a
+// direct read is deparsed, which costs the proxy several times what it
+// saves upstream for a statement seen once. A shape seen again gets a
+// template (template.go), made from the direct rewrite.
+func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (*Result, error) {
 	if r := cat.Grammar.problem(sql); r != nil {
 		return nil, r
 	}
@@ -140,7 +149,9 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer) (*Result, erro
 	// unchanged are also walked in full, as the shape caches have always
 	// required.
 	res.constantBound = w.readsConstant
-	w.flatten()
+	if direct {
+		res.direct = w.flatten()
+	}
 	if !w.changed && len(w.scoped) == 0 {
 		res.constantBound = res.constantBound || readsConstantValues(tree.Stmts)
 		return res, nil

@@ -118,13 +118,13 @@ func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalo
 	if err != nil || !probe.Rewritten {
 		return nil
 	}
-	// A template reproduces the deparse-based rewrite: a spliced one
-	// (splice.go) keeps the client's spelling of its literals, which a
-	// template renders as the deparser does.
-	if direct.spliced {
-		if direct, err = rewriteGuarded(text, cat, p); err != nil || !direct.Rewritten {
-			return nil
-		}
+	// A template reproduces the deparse-based rewrite, reading governed
+	// relations directly where it may: the engine's own (direct) keeps
+	// the subquery (rewriteText), and a spliced one (splice.go) keeps
+	// the client's spelling of its literals, which a template renders as
+	// the deparser does.
+	if direct, err = rewriteGuarded(text, cat, p); err != nil || !direct.Rewritten {
+		return nil
 	}
 	t := cutTemplate(probe.SQL, sentinels, len(spans))
 	if t == nil {

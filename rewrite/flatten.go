@@ -35,13 +35,14 @@ import (
 //     is no join whose conditions the planner could move onto the scan;
 //   - no HAVING (the planner moves a HAVING without aggregates into
 //     WHERE), no WITH, no FOR UPDATE/SHARE, no INTO;
-//   - every conjunct of the WHERE is a comparison pushDown copied with a
-//     constant, and the copies replace them: a copy compares the column
-//     with the client's own constant through pg_catalog's leak-proof
-//     operator of that pair of types, which is the operator the
-//     client's comparison resolves to, so it selects the same rows. A
-//     comparison with a parameter is never replaced (its copy may be
-//     looser, and its type is the client's to declare);
+//   - every conjunct of the WHERE is one pushDown copied with constants
+//     (a comparison, BETWEEN, IN), and the copies replace them: a copy
+//     compares the column with the client's own constant through
+//     pg_catalog's leak-proof operator of that pair of types, which is
+//     the operator the client's comparison resolves to, so it selects
+//     the same rows. No parameter in the SELECT: a comparison with one is
+//     never replaced (its copy may be looser, and its type is the
+//     client's to declare);
 //   - no sublink anywhere in the SELECT, and every column reference is
 //     a column of the relation in the catalog snapshot, bare or
 //     qualified by the FROM item's name: no *, no whole-row reference, no
@@ -81,18 +82,8 @@ func flattenable(s *scopedRef) bool {
 		len(sel.FromClause) != 1 || sel.FromClause[0] != s.node {
 		return false
 	}
-	if sel.WhereClause != nil {
-		cs := conjuncts(sel.WhereClause)
-		// pushDown copies each conjunct at most once, in order.
-		if len(cs) != len(s.pushed) {
-			return false
-		}
-		for _, c := range cs {
-			e := c.GetAExpr()
-			if e == nil || e.Lexpr.GetParamRef() != nil || e.Rexpr.GetParamRef() != nil {
-				return false
-			}
-		}
+	if !s.pushedAll {
+		return false
 	}
 	cols := make(map[string]bool, len(s.rel.Columns))
 	for _, c := range s.rel.Columns {
@@ -103,6 +94,9 @@ func flattenable(s *scopedRef) bool {
 	pgtree.Walk(sel, func(m proto.Message) bool {
 		switch v := m.(type) {
 		case *pg_query.SubLink:
+			ok = false
+		case *pg_query.ParamRef:
+			// Only the WHERE's matter, but parameters elsewhere are rare.
 			ok = false
 		case *pg_query.ColumnRef:
 			ok = ok && columnOfRelation(v, alias, cols)

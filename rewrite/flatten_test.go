@@ -42,6 +42,14 @@ func TestDirectReadGivesTheSubquerysRows(t *testing.T) {
 			add("paul", fmt.Sprintf("SELECT project, count(*) FROM surveys s WHERE %s %s s.id GROUP BY project ORDER BY 1", v, op))
 		}
 	}
+	for _, list := range []string{"'FR'", "'FR', 'DE', 'XX'", "'France', ''"} {
+		add("marie", "SELECT code, name FROM countries WHERE code IN ("+list+") ORDER BY 1")
+		add("hq", "SELECT code FROM countries WHERE name IN ("+list+") AND code BETWEEN 'A' AND 'M' ORDER BY 1")
+	}
+	for _, r := range [][2]string{{"1", "2"}, {"2", "1"}, {"0", "5000000000"}, {"'1'", "3"}} {
+		add("paul", "SELECT id FROM surveys WHERE id BETWEEN "+r[0]+" AND "+r[1]+" ORDER BY id")
+		add("paul", "SELECT id FROM surveys WHERE id IN ("+r[0]+", "+r[1]+") ORDER BY id")
+	}
 	add("marie", "SELECT count(*) FROM countries")
 	add("marie", "SELECT name, count(*) FROM countries GROUP BY name ORDER BY 2 DESC, 1")
 	add("hq", "SELECT DISTINCT project FROM surveys ORDER BY project LIMIT 2 OFFSET 1")

@@ -1041,6 +1041,31 @@ func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
 // pushedProblem explains why c is not a comparison the rewriter may copy
 // into a subquery, or returns "".
 func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) string {
+	if be := c.GetBoolExpr(); be != nil {
+		// An IN list's copy: equalities of one column, ORed.
+		if be.Boolop != pg_query.BoolExprType_OR_EXPR || len(be.Args) < 2 {
+			return "not an OR of equalities"
+		}
+		col := ""
+		for _, a := range be.Args {
+			e := a.GetAExpr()
+			if e == nil || len(e.Name) != 2 || e.Name[1].GetString_().GetSval() != "=" {
+				return "an OR arm that is not an equality"
+			}
+			if why := pushedProblem(a, rel, acc); why != "" {
+				return "an OR arm: " + why
+			}
+			name := exprSQL(e.Lexpr)
+			if e.Lexpr.GetColumnRef() == nil {
+				name = exprSQL(e.Rexpr)
+			}
+			if col != "" && name != col {
+				return "an OR of equalities of different columns"
+			}
+			col = name
+		}
+		return ""
+	}
 	e := c.GetAExpr()
 	if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 2 ||
 		e.Name[0].GetString_().GetSval() != "pg_catalog" {

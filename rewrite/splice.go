@@ -260,52 +260,92 @@ func subqueryKey(s *scopedRef) (string, []*pg_query.A_Const, bool) {
 	b.WriteString(s.rel.QName.Name)
 	var consts []*pg_query.A_Const
 	for _, p := range s.pushed {
-		e := p.GetAExpr()
-		if e == nil || len(e.Name) != 2 {
+		cmps, or := pushedComparisons(p)
+		if cmps == nil {
 			return "", nil, false
 		}
-		b.WriteByte(0)
-		b.WriteString(e.Name[1].GetString_().GetSval())
-		for _, side := range []*pg_query.Node{e.Lexpr, e.Rexpr} {
-			b.WriteByte(' ')
-			switch {
-			case side.GetColumnRef() != nil:
-				cr := side.GetColumnRef()
-				if len(cr.Fields) != 1 {
-					return "", nil, false
-				}
-				b.WriteString("c:")
-				b.WriteString(cr.Fields[0].GetString_().GetSval())
-			case side.GetTypeCast() != nil:
-				tc := side.GetTypeCast()
-				pr := tc.Arg.GetParamRef()
-				if pr == nil || tc.TypeName == nil || len(tc.TypeName.Names) != 2 {
-					return "", nil, false
-				}
-				b.WriteString("p:")
-				b.WriteString(strconv.Itoa(int(pr.Number)))
-				b.WriteByte(':')
-				b.WriteString(tc.TypeName.Names[1].GetString_().GetSval())
-			case side.GetAConst() != nil:
-				c := side.GetAConst()
-				if c.GetBoolval() != nil {
-					b.WriteString("b:")
-					b.WriteString(strconv.FormatBool(c.GetBoolval().Boolval))
-					continue
-				}
-				k := constKind(c)
-				if k == 0 {
-					return "", nil, false
-				}
-				b.WriteString("k:")
-				b.WriteByte(k)
-				consts = append(consts, c)
-			default:
+		if or {
+			// An IN list's copy: (c = a OR c = b …).
+			b.WriteString("\x00or ")
+			b.WriteString(strconv.Itoa(len(cmps)))
+		}
+		for _, e := range cmps {
+			if !keyComparison(&b, e, &consts) {
 				return "", nil, false
 			}
 		}
 	}
 	return b.String(), consts, true
+}
+
+// pushedComparisons returns the comparisons of a copy pushDown made: the
+// copy itself, or the arms of an IN list's OR (or true); nil for anything
+// else.
+func pushedComparisons(p *pg_query.Node) (cmps []*pg_query.A_Expr, or bool) {
+	if e := p.GetAExpr(); e != nil {
+		return []*pg_query.A_Expr{e}, false
+	}
+	be := p.GetBoolExpr()
+	if be == nil || be.Boolop != pg_query.BoolExprType_OR_EXPR {
+		return nil, false
+	}
+	for _, a := range be.Args {
+		e := a.GetAExpr()
+		if e == nil {
+			return nil, false
+		}
+		cmps = append(cmps, e)
+	}
+	return cmps, true
+}
+
+// keyComparison writes to b what subqueryKey says of one pushed
+// comparison, appending its constant to consts.
+func keyComparison(b *strings.Builder, e *pg_query.A_Expr, consts *[]*pg_query.A_Const) bool {
+	if len(e.Name) != 2 {
+		return false
+	}
+	b.WriteByte(0)
+	b.WriteString(e.Name[1].GetString_().GetSval())
+	for _, side := range []*pg_query.Node{e.Lexpr, e.Rexpr} {
+		b.WriteByte(' ')
+		switch {
+		case side.GetColumnRef() != nil:
+			cr := side.GetColumnRef()
+			if len(cr.Fields) != 1 {
+				return false
+			}
+			b.WriteString("c:")
+			b.WriteString(cr.Fields[0].GetString_().GetSval())
+		case side.GetTypeCast() != nil:
+			tc := side.GetTypeCast()
+			pr := tc.Arg.GetParamRef()
+			if pr == nil || tc.TypeName == nil || len(tc.TypeName.Names) != 2 {
+				return false
+			}
+			b.WriteString("p:")
+			b.WriteString(strconv.Itoa(int(pr.Number)))
+			b.WriteByte(':')
+			b.WriteString(tc.TypeName.Names[1].GetString_().GetSval())
+		case side.GetAConst() != nil:
+			c := side.GetAConst()
+			if c.GetBoolval() != nil {
+				b.WriteString("b:")
+				b.WriteString(strconv.FormatBool(c.GetBoolval().Boolval))
+				continue
+			}
+			k := constKind(c)
+			if k == 0 {
+				return false
+			}
+			b.WriteString("k:")
+			b.WriteByte(k)
+			*consts = append(*consts, c)
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // constKind is the literal kind (see shape.go) of a pushed constant, 0
@@ -397,16 +437,29 @@ func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 		}
 		swap[c] = sc
 	}
-	pushed := make([]*pg_query.Node, len(s.pushed))
-	for i, p := range s.pushed {
-		e := p.GetAExpr()
+	swapped := func(e *pg_query.A_Expr) *pg_query.Node {
 		cp := &pg_query.A_Expr{Kind: e.Kind, Name: e.Name, Lexpr: e.Lexpr, Rexpr: e.Rexpr, Location: e.Location}
 		for _, side := range []**pg_query.Node{&cp.Lexpr, &cp.Rexpr} {
 			if c := (*side).GetAConst(); c != nil && swap[c] != nil {
 				*side = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: swap[c]}}
 			}
 		}
-		pushed[i] = &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: cp}}
+		return &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: cp}}
+	}
+	pushed := make([]*pg_query.Node, len(s.pushed))
+	for i, p := range s.pushed {
+		cmps, or := pushedComparisons(p)
+		if !or {
+			pushed[i] = swapped(cmps[0])
+			continue
+		}
+		arms := make([]*pg_query.Node, len(cmps))
+		for j, e := range cmps {
+			arms[j] = swapped(e)
+		}
+		pushed[i] = &pg_query.Node{Node: &pg_query.Node_BoolExpr{BoolExpr: &pg_query.BoolExpr{
+			Boolop: pg_query.BoolExprType_OR_EXPR, Args: arms, Location: -1,
+		}}}
 	}
 	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, pushed), w.version)
 	if !ok {

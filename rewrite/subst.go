@@ -47,11 +47,11 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 		w.relNames[alias.Aliasname] = true
 		w.relNames[rv.Relname] = true
 	}
-	pushed := w.pushDown(alias, rel, acc)
+	pushed, pushedAll := w.pushDown(alias, rel, acc)
 	w.noteColumns(rel, acc)
 	rs := &pg_query.RangeSubselect{Alias: alias}
 	n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: rs}
-	ref := scopedRef{node: n, rs: rs, rv: rv, rel: rel, acc: acc, pushed: pushed}
+	ref := scopedRef{node: n, rs: rs, rv: rv, rel: rel, acc: acc, pushed: pushed, pushedAll: pushedAll}
 	if w.root != nil && len(w.selects) == 1 && w.selects[0] == w.root {
 		ref.root = w.root
 	}
@@ -71,6 +71,9 @@ type scopedRef struct {
 	rel    *Relation
 	acc    Access
 	pushed []*pg_query.Node
+	// pushedAll reports that pushed copies every conjunct of the WHERE
+	// of the FROM item's SELECT (pushDown).
+	pushedAll bool
 	// root is the statement's top-level SELECT when the FROM item is
 	// one of its own, nil otherwise; flat reports that flatten found
 	// the relation may be read directly there (flatten.go).
@@ -259,58 +262,125 @@ var leakproofPairs = map[[2]string][6]string{
 //   - a text column keeps its collation: the copy compares with the
 //     column's collation, as the client's comparison does (a COLLATE
 //     clause is not a constant, so it is never copied).
-func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) []*pg_query.Node {
+//
+// Two more forms are copied, as the comparisons they stand for in
+// PostgreSQL: col BETWEEN a AND b as col >= a and col <= b (two copies),
+// and col IN (a, b, …) as (col = a OR col = b …), one copy, for at most
+// maxPushedIn constants or parameters. NOT BETWEEN, BETWEEN SYMMETRIC
+// and NOT IN are not.
+//
+// all reports whether every conjunct was copied.
+func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) (out []*pg_query.Node, all bool) {
 	if acc.NoPushdown || len(w.selects) == 0 || len(alias.Colnames) > 0 {
-		return nil
+		return nil, false
 	}
 	sel := w.selects[len(w.selects)-1]
-	if sel.WhereClause == nil || !fromHolds(sel.FromClause, alias.Aliasname) {
-		return nil
+	if sel.WhereClause == nil {
+		return nil, true
+	}
+	if !fromHolds(sel.FromClause, alias.Aliasname) {
+		return nil, false
 	}
 	single := len(sel.FromClause) == 1 && sel.FromClause[0].GetRangeVar() != nil
-	var out []*pg_query.Node
+	all = true
 	for _, c := range conjuncts(sel.WhereClause) {
-		e := c.GetAExpr()
-		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
-			continue
+		copies := pushConjunct(c, alias.Aliasname, rel, acc, single)
+		if copies == nil {
+			all = false
 		}
-		op := e.Name[0].GetString_().GetSval()
-		col, other, colLeft := e.Lexpr, e.Rexpr, true
-		if !isConstOrParam(other) {
-			col, other, colLeft = e.Rexpr, e.Lexpr, false
-			if !isConstOrParam(other) {
-				continue
-			}
-		}
-		name, ok := columnOf(col, alias.Aliasname, single)
-		if !ok {
-			continue
-		}
-		if _, masked := acc.Masks[name]; masked {
-			continue
-		}
-		typ := ""
-		for _, rc := range rel.Columns {
-			if rc.Name == name {
-				typ = pushTypes[strings.TrimSpace(typmodRE.ReplaceAllString(rc.Type, ""))]
-			}
-		}
-		if typ == "" {
-			continue
-		}
-		operand, op, ok := pushOperand(other, typ, op)
-		if !ok {
-			continue
-		}
-		l, r := columnRef(name), operand
-		if !colLeft {
-			l, r = r, l
-		}
-		out = append(out, &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: &pg_query.A_Expr{
-			Kind: pg_query.A_Expr_Kind_AEXPR_OP, Name: catalogOp(op), Lexpr: l, Rexpr: r, Location: -1,
-		}}})
+		out = append(out, copies...)
 	}
-	return out
+	return out, all
+}
+
+// maxPushedIn is the longest IN list pushDown copies.
+const maxPushedIn = 100
+
+// pushConjunct returns the copies pushDown makes of the conjunct c, nil
+// when it makes none.
+func pushConjunct(c *pg_query.Node, alias string, rel *Relation, acc Access, single bool) []*pg_query.Node {
+	e := c.GetAExpr()
+	if e == nil || len(e.Name) != 1 {
+		return nil
+	}
+	op := e.Name[0].GetString_().GetSval()
+	switch e.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		if isConstOrParam(e.Rexpr) {
+			if p := pushComparison(e.Lexpr, e.Rexpr, op, true, alias, rel, acc, single); p != nil {
+				return []*pg_query.Node{p}
+			}
+		} else if isConstOrParam(e.Lexpr) {
+			if p := pushComparison(e.Rexpr, e.Lexpr, op, false, alias, rel, acc, single); p != nil {
+				return []*pg_query.Node{p}
+			}
+		}
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN:
+		bounds := e.Rexpr.GetList().GetItems()
+		if len(bounds) != 2 || !isConstOrParam(bounds[0]) || !isConstOrParam(bounds[1]) {
+			return nil
+		}
+		lo := pushComparison(e.Lexpr, bounds[0], ">=", true, alias, rel, acc, single)
+		hi := pushComparison(e.Lexpr, bounds[1], "<=", true, alias, rel, acc, single)
+		if lo != nil && hi != nil {
+			return []*pg_query.Node{lo, hi}
+		}
+	case pg_query.A_Expr_Kind_AEXPR_IN:
+		items := e.Rexpr.GetList().GetItems()
+		if op != "=" || len(items) == 0 || len(items) > maxPushedIn {
+			return nil
+		}
+		eqs := make([]*pg_query.Node, 0, len(items))
+		for _, it := range items {
+			if !isConstOrParam(it) {
+				return nil
+			}
+			p := pushComparison(e.Lexpr, it, "=", true, alias, rel, acc, single)
+			if p == nil {
+				return nil
+			}
+			eqs = append(eqs, p)
+		}
+		if len(eqs) == 1 {
+			return eqs
+		}
+		return []*pg_query.Node{{Node: &pg_query.Node_BoolExpr{BoolExpr: &pg_query.BoolExpr{
+			Boolop: pg_query.BoolExprType_OR_EXPR, Args: eqs, Location: -1,
+		}}}}
+	}
+	return nil
+}
+
+// pushComparison returns the copy of col op other (other op col unless
+// colLeft) that pushDown makes, nil when it makes none.
+func pushComparison(col, other *pg_query.Node, op string, colLeft bool, alias string, rel *Relation, acc Access, single bool) *pg_query.Node {
+	name, ok := columnOf(col, alias, single)
+	if !ok {
+		return nil
+	}
+	if _, masked := acc.Masks[name]; masked {
+		return nil
+	}
+	typ := ""
+	for _, rc := range rel.Columns {
+		if rc.Name == name {
+			typ = pushTypes[strings.TrimSpace(typmodRE.ReplaceAllString(rc.Type, ""))]
+		}
+	}
+	if typ == "" {
+		return nil
+	}
+	operand, op, ok := pushOperand(other, typ, op)
+	if !ok {
+		return nil
+	}
+	l, r := columnRef(name), operand
+	if !colLeft {
+		l, r = r, l
+	}
+	return &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: &pg_query.A_Expr{
+		Kind: pg_query.A_Expr_Kind_AEXPR_OP, Name: catalogOp(op), Lexpr: l, Rexpr: r, Location: -1,
+	}}}
 }
 
 // pushOperand returns the operand and operator a pushed comparison of a

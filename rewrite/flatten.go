@@ -48,6 +48,8 @@ import (
 //     qualified by the FROM item's name: no *, no whole-row reference, no
 //     system column, no column added upstream since the snapshot (the
 //     subquery lists the snapshot's columns; a direct read would not).
+//     An ORDER BY item may also be the bare name of an output column
+//     (outputNameSorts).
 //
 // The target list, GROUP BY, window functions, ORDER BY and LIMIT run on
 // the rows the scan returns, after its WHERE. The scope's own conditions
@@ -90,9 +92,14 @@ func flattenable(s *scopedRef) bool {
 		cols[c.Name] = true
 	}
 	alias := s.rs.Alias.GetAliasname()
+	sorts := outputNameSorts(sel)
 	ok := true
 	pgtree.Walk(sel, func(m proto.Message) bool {
 		switch v := m.(type) {
+		case *pg_query.SortBy:
+			if sorts[v] {
+				return false
+			}
 		case *pg_query.SubLink:
 			ok = false
 		case *pg_query.ParamRef:
@@ -105,6 +112,36 @@ func flattenable(s *scopedRef) bool {
 		return ok
 	})
 	return ok
+}
+
+// outputNameSorts returns the items of sel's ORDER BY that are a bare
+// name of one of its output columns (ORDER BY n, after count(*) AS n),
+// which PostgreSQL reads as that output column, never as one of the
+// relation's: they read nothing the target list does not.
+//
+// NOTE: ORDER BY only. GROUP BY prefers an input column of that name,
+// which a column added upstream since the catalog snapshot could be;
+// the ORDER BY of a window or an aggregate knows no output names.
+func outputNameSorts(sel *pg_query.SelectStmt) map[*pg_query.SortBy]bool {
+	var out map[*pg_query.SortBy]bool
+	for _, n := range sel.SortClause {
+		sb := n.GetSortBy()
+		cr := sb.GetNode().GetColumnRef()
+		if cr == nil || len(cr.Fields) != 1 || cr.Fields[0].GetString_() == nil {
+			continue
+		}
+		name := cr.Fields[0].GetString_().Sval
+		for _, t := range sel.TargetList {
+			if rt := t.GetResTarget(); rt != nil && rt.Name == name {
+				if out == nil {
+					out = map[*pg_query.SortBy]bool{}
+				}
+				out[sb] = true
+				break
+			}
+		}
+	}
+	return out
 }
 
 // columnOfRelation reports whether cr is col or alias.col for a column

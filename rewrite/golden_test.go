@@ -588,10 +588,27 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 	for _, c := range rel.Columns {
 		cols[c.Name] = true
 	}
+	// ORDER BY the bare name of an output column reads that column.
+	outputs := map[string]bool{}
+	for _, t := range sel.TargetList {
+		if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
+			outputs[rt.Name] = true
+		}
+	}
+	sorts := map[*pg_query.SortBy]bool{}
+	for _, n := range sel.SortClause {
+		if cr := n.GetSortBy().GetNode().GetColumnRef(); cr != nil && len(cr.Fields) == 1 && outputs[cr.Fields[0].GetString_().GetSval()] {
+			sorts[n.GetSortBy()] = true
+		}
+	}
 	ok := true
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
+		case *pg_query.SortBy:
+			if sorts[x] {
+				return
+			}
 		case *pg_query.SubLink:
 			ok = false
 			return

@@ -50,6 +50,12 @@ func TestDirectReadGivesTheSubquerysRows(t *testing.T) {
 		add("paul", "SELECT id FROM surveys WHERE id BETWEEN "+r[0]+" AND "+r[1]+" ORDER BY id")
 		add("paul", "SELECT id FROM surveys WHERE id IN ("+r[0]+", "+r[1]+") ORDER BY id")
 	}
+	for _, v := range []string{"'FR'::text", "CAST('FR' AS varchar)", "'FR'::varchar(1)", "text 'DE'"} {
+		add("marie", "SELECT code FROM countries WHERE code <= "+v+" ORDER BY 1")
+	}
+	for _, v := range []string{"'2'::int4", "'2'::integer", "CAST('2' AS int8)", "'2'::smallint", "'2'::numeric"} {
+		add("paul", "SELECT id FROM surveys WHERE id >= "+v+" ORDER BY 1")
+	}
 	add("marie", "SELECT count(*) FROM countries")
 	add("marie", "SELECT name, count(*) FROM countries GROUP BY name ORDER BY 2 DESC, 1")
 	add("hq", "SELECT DISTINCT project FROM surveys ORDER BY project LIMIT 2 OFFSET 1")

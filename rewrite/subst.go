@@ -245,7 +245,10 @@ var leakproofPairs = map[[2]string][6]string{
 //     untyped string is coerced to the column's type itself (its input
 //     function runs once, on the client's text, when the statement is
 //     parsed), an integer is int4 or int8, true/false bool; anything else
-//     (numeric 1.5, a cast, COLLATE) stays outside;
+//     (numeric 1.5, a cast, COLLATE) stays outside, but for a typed
+//     literal of the column's own type (date '…', '…'::text, CAST('…'
+//     AS int8), without modifiers, its type pg_catalog's): its string
+//     is copied alone, read as the column's type as the cast reads it;
 //   - a parameter's type is unknown here (Parse may declare any type), so
 //     the copy casts it to the column's type: col OP $n::type. The cast
 //     runs on the client's own value, never on a row's: with a custom plan
@@ -281,10 +284,16 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) (out
 	if !fromHolds(sel.FromClause, alias.Aliasname) {
 		return nil, false
 	}
-	single := len(sel.FromClause) == 1 && sel.FromClause[0].GetRangeVar() != nil
+	pu := pusher{
+		alias: alias.Aliasname, rel: rel, acc: acc,
+		single: len(sel.FromClause) == 1 && sel.FromClause[0].GetRangeVar() != nil,
+		// An unqualified type name in a typed literal (date '…') names
+		// pg_catalog's type only when pg_catalog comes first.
+		catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog",
+	}
 	all = true
 	for _, c := range conjuncts(sel.WhereClause) {
-		copies := pushConjunct(c, alias.Aliasname, rel, acc, single)
+		copies := pu.conjunct(c)
 		if copies == nil {
 			all = false
 		}
@@ -296,9 +305,18 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) (out
 // maxPushedIn is the longest IN list pushDown copies.
 const maxPushedIn = 100
 
-// pushConjunct returns the copies pushDown makes of the conjunct c, nil
-// when it makes none.
-func pushConjunct(c *pg_query.Node, alias string, rel *Relation, acc Access, single bool) []*pg_query.Node {
+// pusher makes pushDown's copies for one FROM item.
+type pusher struct {
+	alias        string
+	rel          *Relation
+	acc          Access
+	single       bool
+	catalogFirst bool
+}
+
+// conjunct returns the copies pushDown makes of the conjunct c, nil when
+// it makes none.
+func (pu pusher) conjunct(c *pg_query.Node) []*pg_query.Node {
 	e := c.GetAExpr()
 	if e == nil || len(e.Name) != 1 {
 		return nil
@@ -306,22 +324,22 @@ func pushConjunct(c *pg_query.Node, alias string, rel *Relation, acc Access, sin
 	op := e.Name[0].GetString_().GetSval()
 	switch e.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_OP:
-		if isConstOrParam(e.Rexpr) {
-			if p := pushComparison(e.Lexpr, e.Rexpr, op, true, alias, rel, acc, single); p != nil {
+		if pu.operand(e.Rexpr) != nil {
+			if p := pu.comparison(e.Lexpr, e.Rexpr, op, true); p != nil {
 				return []*pg_query.Node{p}
 			}
-		} else if isConstOrParam(e.Lexpr) {
-			if p := pushComparison(e.Rexpr, e.Lexpr, op, false, alias, rel, acc, single); p != nil {
+		} else if pu.operand(e.Lexpr) != nil {
+			if p := pu.comparison(e.Rexpr, e.Lexpr, op, false); p != nil {
 				return []*pg_query.Node{p}
 			}
 		}
 	case pg_query.A_Expr_Kind_AEXPR_BETWEEN:
 		bounds := e.Rexpr.GetList().GetItems()
-		if len(bounds) != 2 || !isConstOrParam(bounds[0]) || !isConstOrParam(bounds[1]) {
+		if len(bounds) != 2 {
 			return nil
 		}
-		lo := pushComparison(e.Lexpr, bounds[0], ">=", true, alias, rel, acc, single)
-		hi := pushComparison(e.Lexpr, bounds[1], "<=", true, alias, rel, acc, single)
+		lo := pu.comparison(e.Lexpr, bounds[0], ">=", true)
+		hi := pu.comparison(e.Lexpr, bounds[1], "<=", true)
 		if lo != nil && hi != nil {
 			return []*pg_query.Node{lo, hi}
 		}
@@ -332,10 +350,7 @@ func pushConjunct(c *pg_query.Node, alias string, rel *Relation, acc Access, sin
 		}
 		eqs := make([]*pg_query.Node, 0, len(items))
 		for _, it := range items {
-			if !isConstOrParam(it) {
-				return nil
-			}
-			p := pushComparison(e.Lexpr, it, "=", true, alias, rel, acc, single)
+			p := pu.comparison(e.Lexpr, it, "=", true)
 			if p == nil {
 				return nil
 			}
@@ -351,24 +366,83 @@ func pushConjunct(c *pg_query.Node, alias string, rel *Relation, acc Access, sin
 	return nil
 }
 
-// pushComparison returns the copy of col op other (other op col unless
+// operand returns the constant or parameter n stands for as an operand
+// pushDown may copy, nil when it is neither. A typed literal, a string
+// cast to a type without modifiers (date '2024-01-31', '7'::int8,
+// CAST('x' AS text)), stands for its string: comparison checks that its
+// type is the column's, when the string, read as the column's type, is
+// the same value.
+func (pu pusher) operand(n *pg_query.Node) *pg_query.Node {
+	if isConstOrParam(n) {
+		return n
+	}
+	tc := n.GetTypeCast()
+	if tc == nil || tc.TypeName == nil || len(tc.TypeName.Typmods) > 0 || len(tc.TypeName.ArrayBounds) > 0 ||
+		tc.TypeName.Setof || tc.TypeName.PctType {
+		return nil
+	}
+	if c := tc.Arg.GetAConst(); c == nil || c.Isnull || c.GetSval() == nil {
+		return nil
+	}
+	return n
+}
+
+// literalTypes maps the names of pg_catalog's types a typed literal may
+// name to the type pushTypes compares a column of that type as.
+var literalTypes = map[string]string{
+	"int2": "int2", "int4": "int4", "int8": "int8", "text": "text", "varchar": "text", "name": "name",
+	"bool": "bool", "uuid": "uuid", "oid": "oid", "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz",
+}
+
+// literalType returns the type pushTypes would compare a typed literal's
+// type as, "" for another type or a name that may not be pg_catalog's.
+func (pu pusher) literalType(tn *pg_query.TypeName) string {
+	var schema, name string
+	switch len(tn.Names) {
+	case 1:
+		if !pu.catalogFirst {
+			return ""
+		}
+		schema, name = "pg_catalog", tn.Names[0].GetString_().GetSval()
+	case 2:
+		schema, name = tn.Names[0].GetString_().GetSval(), tn.Names[1].GetString_().GetSval()
+	}
+	if schema != "pg_catalog" {
+		return ""
+	}
+	return literalTypes[name]
+}
+
+// comparison returns the copy of col op other (other op col unless
 // colLeft) that pushDown makes, nil when it makes none.
-func pushComparison(col, other *pg_query.Node, op string, colLeft bool, alias string, rel *Relation, acc Access, single bool) *pg_query.Node {
-	name, ok := columnOf(col, alias, single)
+func (pu pusher) comparison(col, other *pg_query.Node, op string, colLeft bool) *pg_query.Node {
+	other = pu.operand(other)
+	if other == nil {
+		return nil
+	}
+	name, ok := columnOf(col, pu.alias, pu.single)
 	if !ok {
 		return nil
 	}
-	if _, masked := acc.Masks[name]; masked {
+	if _, masked := pu.acc.Masks[name]; masked {
 		return nil
 	}
 	typ := ""
-	for _, rc := range rel.Columns {
+	for _, rc := range pu.rel.Columns {
 		if rc.Name == name {
 			typ = pushTypes[strings.TrimSpace(typmodRE.ReplaceAllString(rc.Type, ""))]
 		}
 	}
 	if typ == "" {
 		return nil
+	}
+	if tc := other.GetTypeCast(); tc != nil {
+		// A typed literal of the column's own type: its string, which
+		// PostgreSQL reads as the column's type, as the cast does.
+		if pu.literalType(tc.TypeName) != typ {
+			return nil
+		}
+		other = tc.Arg
 	}
 	operand, op, ok := pushOperand(other, typ, op)
 	if !ok {

@@ -799,7 +799,7 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 			ss.end(ss.upstreamReadFailed(err))
 			return
 		}
-		if typ == 'Z' || typ == 'E' || typ == 'S' {
+		if typ == 'Z' || typ == 'E' || typ == 'S' || typ == 'C' && ss.pl != nil && ss.pl.watchTags.Load() {
 			if total <= maxDecodedUpstream && ss.uin.Buffered() < total {
 				lp.uWant = total
 				break

@@ -130,27 +130,48 @@ func testTransactionPool(t *testing.T, relay string) {
 		}
 	})
 
-	t.Run("a SET inside a transaction block keeps its backend, closed at the session's end", func(t *testing.T) {
-		a, b := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
-		for _, q := range []string{"BEGIN", "SET DateStyle = 'German'", "COMMIT"} {
-			if _, err := a.Exec(ctx, q); err != nil {
+	t.Run("a SET in a block rewound to a savepoint, or ended by a pipelined COMMIT and ROLLBACK, keeps its backend, closed at the session's end", func(t *testing.T) {
+		rewound := func(c *pgx.Conn) error {
+			for _, q := range []string{"BEGIN", "SET DateStyle = 'German'", "SAVEPOINT s", "SET DateStyle = 'SQL'", "ROLLBACK TO SAVEPOINT s", "COMMIT"} {
+				if _, err := c.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		pipelined := func(c *pgx.Conn) error {
+			for _, q := range []string{"BEGIN", "SET DateStyle = 'German'"} {
+				if _, err := c.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			batch := &pgconn.Batch{}
+			batch.ExecParams("COMMIT", nil, nil, nil, nil)
+			batch.ExecParams("ROLLBACK", nil, nil, nil, nil)
+			_, err := c.PgConn().ExecBatch(ctx, batch).ReadAll()
+			return err
+		}
+		for _, set := range []func(*pgx.Conn) error{rewound, pipelined} {
+			a, b := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
+			if err := set(a); err != nil {
 				t.Fatal(err)
 			}
-		}
-		const q = "SELECT DATE '2024-01-31'::text"
-		for range 5 {
-			if got, err := one(ctx, b, q); err != nil || got != "2024-01-31" {
-				t.Fatalf("the other session read %q, %v: want 2024-01-31", got, err)
+			const q = "SELECT DATE '2024-01-31'::text"
+			for range 5 {
+				if got, err := one(ctx, b, q); err != nil || got != "2024-01-31" {
+					t.Fatalf("the other session read %q, %v: want 2024-01-31", got, err)
+				}
+				if got, err := one(ctx, a, q); err != nil || got != "31.01.2024" {
+					t.Fatalf("the session that SET DateStyle read %q, %v: want 31.01.2024", got, err)
+				}
 			}
-			if got, err := one(ctx, a, q); err != nil || got != "31.01.2024" {
-				t.Fatalf("the session that SET DateStyle read %q, %v: want 31.01.2024", got, err)
+			before := poolBackends(t)
+			a.Close(ctx)
+			eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return poolBackends(t) == before-1 })
+			if got, err := one(ctx, b, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
+				t.Fatalf("DateStyle %q, %v after the other session ended", got, err)
 			}
-		}
-		before := poolBackends(t)
-		a.Close(ctx)
-		eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return poolBackends(t) == before-1 })
-		if got, err := one(ctx, b, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
-			t.Fatalf("DateStyle %q, %v after the other session ended", got, err)
+			b.Close(ctx)
 		}
 	})
 
@@ -448,6 +469,64 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			t.Fatalf("after a failed SET: %q, %v", got, err)
 		}
 	})
+	t.Run("a SET in a committed block follows its session, and one rolled back does not", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		run := func(c *pgx.Conn, qs ...string) {
+			t.Helper()
+			for _, q := range qs {
+				if _, err := c.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+		show := func(c *pgx.Conn, setting, want string) {
+			t.Helper()
+			// The other session runs on the one backend in between.
+			other := b
+			if c == b {
+				other = a
+			}
+			if _, err := one(ctx, other, "SELECT 1"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := one(ctx, c, "SHOW "+setting); err != nil || got != want {
+				t.Fatalf("%s %q, %v: want %q", setting, got, err, want)
+			}
+		}
+		run(a, "BEGIN", "SET DateStyle = 'German'", "COMMIT")
+		show(a, "DateStyle", "German, DMY")
+		show(b, "DateStyle", "ISO, MDY")
+
+		run(a, "BEGIN", "SET TimeZone = 'Asia/Tokyo'", "ROLLBACK")
+		show(a, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+
+		// A failed block rolls back at its COMMIT.
+		run(a, "BEGIN", "SET DateStyle = 'SQL'")
+		if _, err := a.Exec(ctx, "SELECT 1/0"); err == nil {
+			t.Fatal("1/0 did not fail")
+		}
+		run(a, "COMMIT")
+		show(a, "DateStyle", "German, DMY")
+
+		// PgJDBC with autocommit off: BEGIN and the SET in one batch.
+		batch := &pgconn.Batch{}
+		batch.ExecParams("BEGIN", nil, nil, nil, nil)
+		batch.ExecParams("SET IntervalStyle = 'postgres_verbose'", nil, nil, nil, nil)
+		if _, err := a.PgConn().ExecBatch(ctx, batch).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		run(a, "COMMIT")
+		show(a, "IntervalStyle", "postgres_verbose")
+		show(b, "IntervalStyle", "postgres")
+
+		// RESET in a committed block.
+		run(a, "BEGIN", "RESET DateStyle", "END")
+		show(a, "DateStyle", "ISO, MDY")
+		show(a, "IntervalStyle", "postgres_verbose")
+		run(a, "RESET ALL")
+		show(a, "IntervalStyle", "postgres")
+	})
+
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
 		c := p.simpleConn(t, "hq")
 		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -101,6 +102,14 @@ type poolLink struct {
 	settingsKey string
 	pendingSet  *pendingSetting
 	batchErr    bool
+	// txSets are the SETs and RESETs sent inside the open transaction
+	// block, in order, awaiting its end; txEnd follows the CommandComplete
+	// tags that end or rewind the block meanwhile (pooled_settings.go).
+	// NOTE: guarded by mu. watchTags reports len(txSets) > 0 to the
+	// backend relay without mu: it then decodes CommandComplete.
+	txSets    []*pendingSetting
+	txEnd     txEnd
+	watchTags atomic.Bool
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {

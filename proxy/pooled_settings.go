@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -16,6 +19,16 @@ import (
 // taken effect when its batch ends idle without an error: the session
 // then keeps it (pooledSetting) and replays it, after a RESET ALL, on
 // any backend it takes whose settings are not its own (backend.settings).
+//
+// A SET or RESET sent alone inside a transaction block (or, in the
+// extended protocol, after nothing but BEGIN in its batch, as PgJDBC
+// sends it with autocommit off) takes effect when the block commits and
+// is undone when it rolls back: the session notes it (txSets) and reads
+// the CommandComplete tags until the block ends (txEnd). A COMMIT keeps
+// the block's settings, a ROLLBACK drops them; a block rewound to a
+// savepoint, chained or prepared leaves what PostgreSQL kept unknown,
+// and the session keeps its backend.
+//
 // Any other SET keeps the session on its backend (keepBackend), which is
 // closed at the session's end.
 //
@@ -88,12 +101,12 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 			}
 			p.set = &pooledSetting{name: name, query: q}
 		}
-		if !ss.pendSetting(p, src, parseName) {
+		if !ss.pendSetting(p, src, parseName) && !ss.pendTxSetting(p, src, parseName) {
 			what := "SET " + name
 			if isReset {
 				what = "RESET"
 			}
-			ss.keepBackend(what + " inside a transaction block or a pipeline")
+			ss.keepBackend(what + " pipelined after other statements")
 		}
 	case len(res.Keeps) > 0:
 		ss.keepBackend(res.Keeps[0])
@@ -131,6 +144,117 @@ func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) 
 	return true
 }
 
+// pendTxSetting adds p to the settings of the open transaction block
+// when its statement surely runs there, and reports whether it did: it
+// is alone in flight, and the block was open at the last ReadyForQuery
+// or, for the unnamed statement of the extended protocol, only BEGINs
+// precede it in its batch. (A batch whose BEGIN did not open a block
+// ends idle with no COMMIT seen: settleTxSettings then keeps the
+// backend.)
+func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string) bool {
+	pl := ss.pl
+	status := ss.txStatus.Load()
+	inFlight := ss.sent.Load() - ss.done.Load()
+	switch src {
+	case SourceQuery:
+		inFlight-- // the Query itself
+		if status != 'T' {
+			return false
+		}
+	case SourceParse:
+		// NOTE: othersInBatch counts this Parse already, and no BEGIN.
+		if parseName != "" || ss.othersInBatch != 1 || ss.batchRefused || status == 'E' {
+			return false
+		}
+	default:
+		return false
+	}
+	if inFlight != 0 {
+		return false
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.pendingSet != nil {
+		return false
+	}
+	pl.txSets = append(pl.txSets, p)
+	pl.watchTags.Store(true)
+	return true
+}
+
+// txEnd is what the CommandComplete tags said of the transaction block
+// since its first noted setting: commit and rollback report a COMMIT or
+// ROLLBACK tag (ROLLBACK TO SAVEPOINT's too, and COMMIT's in a failed
+// block), other a PREPARE TRANSACTION.
+type txEnd struct {
+	commit, rollback, other bool
+}
+
+// decodesTag reports whether the backend relay decodes a CommandComplete
+// of total bytes: while a transaction block's settings await its end,
+// and on an event loop only when it is buffered whole.
+func (ss *session) decodesTag(total int) bool {
+	pl := ss.pl
+	return pl != nil && pl.watchTags.Load() && total <= maxDecodedUpstream && (ss.lp == nil || ss.uin.Buffered() >= total)
+}
+
+// onCommandComplete notes the tag of msg, a CommandComplete (header
+// included), for settleTxSettings (backend relay).
+func (ss *session) onCommandComplete(msg []byte) {
+	tag, _, _ := bytes.Cut(msg[wire.HeaderLen:], []byte{0})
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	e := &pl.txEnd
+	switch string(tag) {
+	case "COMMIT":
+		e.commit = true
+	case "ROLLBACK":
+		e.rollback = true
+	case "PREPARE TRANSACTION":
+		e.other = true
+	}
+}
+
+// settleTxSettings applies, drops or gives up on the settings of the
+// transaction block at a ReadyForQuery, once the block ended or was
+// rewound (backend relay; mu held).
+func (ss *session) settleTxSettings() {
+	pl := ss.pl
+	if len(pl.txSets) == 0 {
+		return
+	}
+	e := pl.txEnd
+	unknown := false
+	// NOTE: a setting dropped that PostgreSQL kept would reach the next
+	// session on the backend; only a block that nothing but ROLLBACKs
+	// ended drops them.
+	switch status := ss.txStatus.Load(); {
+	case status == 'I' && e.commit && !e.rollback && !e.other:
+		for _, p := range pl.txSets {
+			pl.applySetting(p)
+		}
+		pl.settingsChanged()
+	case status == 'I' && e.rollback && !e.commit && !e.other:
+		// The whole block rolled back, and its settings with it.
+	case status == 'I' || e.commit || e.rollback || e.other:
+		// Ended with no tag seen, or by COMMIT and ROLLBACK both
+		// (pipelined), or rewound to a savepoint, chained or prepared:
+		// what stays is not known.
+		unknown = true
+	default:
+		// Still open.
+		return
+	}
+	clear(pl.txSets)
+	pl.txSets, pl.txEnd = pl.txSets[:0], txEnd{}
+	pl.watchTags.Store(false)
+	if unknown && pl.keeps == "" {
+		pl.keeps = "SET inside a transaction block that was not simply committed or rolled back"
+		ss.log.Info("session keeps its upstream connection to its end", zap.String("because", pl.keeps))
+	}
+}
+
 // settleSetting applies or drops the pending setting once its batch,
 // done, is answered: applied when the batch ended idle without an error
 // (backend relay, at a ReadyForQuery; mu held).
@@ -146,6 +270,13 @@ func (ss *session) settleSetting(done int64) {
 	if failed || ss.txStatus.Load() != 'I' {
 		return
 	}
+	pl.applySetting(p)
+	pl.settingsChanged()
+}
+
+// applySetting makes p, which took effect, one of the session's
+// settings (mu held).
+func (pl *poolLink) applySetting(p *pendingSetting) {
 	if p.set != nil {
 		pl.forgetSetting(p.set.name)
 		pl.settings = append(pl.settings, p.set)
@@ -160,6 +291,11 @@ func (ss *session) settleSetting(done int64) {
 			pl.forgetSetting("session characteristics")
 		}
 	}
+}
+
+// settingsChanged records the session's settings as those of the
+// backend it holds (mu held).
+func (pl *poolLink) settingsChanged() {
 	var b strings.Builder
 	for _, s := range pl.settings {
 		b.Write(s.query)

@@ -132,13 +132,14 @@ func (ss *session) onParseAnswer() {
 
 // onBatchAnswered drops the Parses of batches up to done that got no
 // ParseComplete: they failed, or the server skipped them after an
-// error; and settles a pending SET or RESET (backend relay, at a
-// ReadyForQuery).
+// error; and settles a pending SET or RESET, and those of a transaction
+// block that ended (backend relay, at a ReadyForQuery).
 func (ss *session) onBatchAnswered(done int64) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	ss.settleSetting(done)
+	ss.settleTxSettings()
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
 		pl.parses = pl.parses[1:]

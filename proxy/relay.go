@@ -589,6 +589,7 @@ const (
 // place that lists the backend messages pgveil looks at; every other
 // message is forwarded without being decoded.
 func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd) {
+	how := upstreamForward
 	switch typ {
 	case 'Z', 'E', 'S':
 		// ReadyForQuery, ErrorResponse, ParameterStatus: decoded.
@@ -604,6 +605,11 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 	case 'C':
 		// CommandComplete ends a COPY FROM STDIN too.
 		ss.serverCopyIn.Store(false)
+		if ss.decodesTag(total) {
+			// Its tag may end a transaction block whose settings a
+			// transaction-mode session awaits (pooled_settings.go).
+			how = upstreamDecode
+		}
 	case 'W':
 		return upstreamEnds, &sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),
 			reason: "upstream started COPY BOTH", warn: true}
@@ -624,7 +630,7 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 		}
 	}
 	ss.bytesOut += int64(total)
-	return upstreamForward, nil
+	return how, nil
 }
 
 // upstreamMessage handles a message upstreamHeader chose to decode, msg
@@ -636,6 +642,9 @@ func (ss *session) upstreamMessage(typ byte, msg []byte) (*sessionEnd, error) {
 		return ss.onReadyForQuery(msg)
 	case 'E':
 		return nil, ss.onError(msg)
+	case 'C':
+		ss.onCommandComplete(msg)
+		return nil, ss.writeClient(msg)
 	default:
 		return ss.onParameterStatus(msg)
 	}

@@ -124,7 +124,7 @@ var scriptClients = []scriptClient{
 		run: func(py string, e endpoint) ([]string, string, []string) {
 			return nil, py, []string{filepath.Join("testdata", "python", "psycopg2_client.py"), e.dsn()}
 		},
-		checks:   driverChecks,
+		checks:   append([]string{"tx_setting"}, driverChecks...),
 		metadata: []string{"columns"},
 	},
 	{
@@ -152,7 +152,7 @@ var scriptClients = []scriptClient{
 			url := "jdbc:postgresql://" + net.JoinHostPort(e.host, e.port) + "/" + demoDB + "?sslmode=disable&ApplicationName=pgveil-compat"
 			return nil, "java", []string{"-cp", dir + string(os.PathListSeparator) + jdbcJar, "CompatClient", url, e.user, e.password}
 		},
-		checks:   append([]string{"prepared"}, driverChecks...),
+		checks:   append([]string{"prepared", "tx_setting"}, driverChecks...),
 		metadata: []string{"columns", "tables", "meta_columns", "primary_key"},
 	},
 	{
@@ -270,6 +270,7 @@ func checkRecords(t *testing.T, user string, recs map[string]record) {
 	eq("read_sql_table", "rows", e.rows)
 	eq("read_sql_table", "countries", e.countries)
 	eq("usable_after_error", "value", 1)
+	eq("tx_setting", "timezones", []any{"Asia/Tokyo"})
 	if r, ok := recs["refused"]; ok {
 		if r["sqlstate"] != "42501" {
 			t.Errorf("reading employees: SQLSTATE %v, want 42501", r["sqlstate"])

@@ -167,6 +167,24 @@ public class CompatClient {
                     out("usable_after_error", "\"value\":" + rs.getInt(1));
                 }
             }
+
+            // With autocommit off, PgJDBC sends BEGIN with the SET: the
+            // setting outlives the commit.
+            c.setAutoCommit(false);
+            try (Statement st = c.createStatement()) {
+                st.execute("SET TimeZone = 'Asia/Tokyo'");
+            }
+            c.commit();
+            TreeSet<String> zones = new TreeSet<>();
+            for (int i = 0; i < 3; i++) {
+                try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SHOW TimeZone")) {
+                    rs.next();
+                    zones.add(rs.getString(1));
+                }
+                c.commit();
+            }
+            c.setAutoCommit(true);
+            out("tx_setting", "\"timezones\":" + arr(new ArrayList<>(zones)));
         }
     }
 }

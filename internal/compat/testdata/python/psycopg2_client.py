@@ -57,6 +57,18 @@ def main(dsn):
     conn.rollback()
     cur.execute("SELECT 1")
     out("usable_after_error", value=cur.fetchone()[0])
+    conn.commit()
+
+    # With autocommit off, psycopg2's default, a SET runs in the
+    # transaction psycopg2 opens, and outlives its commit.
+    cur.execute("SET TimeZone = 'Asia/Tokyo'")
+    conn.commit()
+    zones = set()
+    for _ in range(3):
+        cur.execute("SHOW TimeZone")
+        zones.add(cur.fetchone()[0])
+        conn.commit()
+    out("tx_setting", timezones=sorted(zones))
     conn.close()
 
 

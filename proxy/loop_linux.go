@@ -108,13 +108,13 @@ type loopState struct {
 	// in the pool, nil when it waits for none: the message that waits
 	// stays buffered, with at most a buffer's worth of what follows it,
 	// until the pool's answer (postGrant) sets grant, and grantB, for the
-	// message's next turn (pooledHold). deliver is the session's
-	// poolWaiter.deliver. dialSlot tells a worker that the pool counted a
-	// slot for a backend it dials.
+	// message's next turn (pooledHold). wait is what waiter points to,
+	// made once per session. dialSlot tells a worker that the pool
+	// counted a slot for a backend it dials.
 	waiter   *poolWaiter
 	grant    grantKind
 	grantB   *backend
-	deliver  func(b *backend, timedOut bool)
+	wait     poolWaiter
 	dialSlot bool
 	// cev and uev are the events each socket is registered for; 0 when
 	// it is not registered (see interest).
@@ -1053,7 +1053,6 @@ func (l *eventLoop) maybeFree(ss *session) {
 		}
 		if w := lp.waiter; w != nil && pl.pool.withdraw(w) {
 			// Otherwise the pool's answer is on its way (granted).
-			w.timer.Stop()
 			lp.waiter = nil
 		}
 		if lp.grant != grantNone {

@@ -352,17 +352,19 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 			ss.end(sessionEnd{reason: "client terminated the session"})
 			return holdStop
 		}
-		if lp.deliver == nil {
-			lp.deliver = func(b *backend, timedOut bool) {
-				l.post(loopPost{ss: ss, kind: postGrant, b: b, timedOut: timedOut})
-			}
-		}
 		if b = l.takeLocal(pl); b != nil {
 			break
 		}
-		var w *poolWaiter
+		w := &lp.wait
+		if w.deliver == nil {
+			w.loop, w.ss = l, ss
+			w.deliver = func(b *backend, timedOut bool) {
+				l.post(loopPost{ss: ss, kind: postGrant, b: b, timedOut: timedOut})
+			}
+		}
+		var queued bool
 		var err error
-		b, w, err = pl.pool.acquireNow(pl.key, l, ss, lp.deliver)
+		b, queued, err = pl.pool.acquireNow(pl.key, w)
 		switch {
 		case err != nil:
 			if e := ss.answerNoBackend(typ, total, err); e != nil {
@@ -370,7 +372,7 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 				return holdStop
 			}
 			return holdNext
-		case w != nil:
+		case queued:
 			lp.waiter = w
 			return holdStop
 		case b == nil:
@@ -410,10 +412,7 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 // meanwhile gives the backend or slot back.
 func (l *eventLoop) granted(ss *session, b *backend, timedOut bool) {
 	lp := ss.lp
-	if w := lp.waiter; w != nil {
-		w.timer.Stop()
-		lp.waiter = nil
-	}
+	lp.waiter = nil
 	if lp.freed || lp.ended.Load() {
 		l.giveBackGrant(ss, b, timedOut)
 		return

@@ -65,6 +65,14 @@ type pool struct {
 	// without mu.
 	nwait     atomic.Int32
 	localFree atomic.Int64
+	// expiry ends the waits of event-loop sessions (acquireNow) whose
+	// deadline passed: one timer for the pool, armed while one of them
+	// waits, rather than one per wait. Waiters queue oldest first and all
+	// wait as long, so the first of them has the nearest deadline.
+	// NOTE: expiryArmed is guarded by mu; a grant leaves the timer be, to
+	// fire for nothing at worst once per wait timeout.
+	expiry      *time.Timer
+	expiryArmed bool
 }
 
 // backend is one upstream connection of the pool, with its buffers.
@@ -118,11 +126,11 @@ type poolWaiter struct {
 	// with no lock held, with what grant would receive, or with
 	// timedOut once the wait timeout passed first.
 	deliver func(b *backend, timedOut bool)
-	// timer ends deliver's wait; loop and ss are the event loop and the
-	// session waiting.
-	timer *time.Timer
-	loop  *eventLoop
-	ss    *session
+	// deadline is when deliver's wait times out (pool.expiry); loop and
+	// ss are the event loop and the session waiting.
+	deadline time.Time
+	loop     *eventLoop
+	ss       *session
 }
 
 // give hands w a backend, or nil for a slot.
@@ -246,40 +254,78 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 }
 
 // acquireNow is acquire for a session on an event loop, which must not
-// wait: it returns a free backend of key; or, the pool full, a waiter
-// whose deliver is called once a backend or a slot is the session's,
-// or the wait timeout passed; or neither when the pool has room for
-// another backend, which a worker then dials (acquire).
-func (p *pool) acquireNow(key string, l *eventLoop, ss *session, deliver func(b *backend, timedOut bool)) (*backend, *poolWaiter, error) {
+// wait: it returns a free backend of key; or, the pool full, queues w,
+// whose deliver, loop and ss the caller set, so that deliver is called
+// once a backend or a slot is the session's, or the wait timeout
+// passed; or neither when the pool has room for another backend, which
+// a worker then dials (acquire). It reports whether it queued w.
+// NOTE: w is the caller's again once deliver was called or withdraw
+// returned true.
+func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return nil, nil, errors.New("the server is shutting down")
+			return nil, false, errors.New("the server is shutting down")
 		}
 		if b := p.popIdle(key); b != nil {
 			p.mu.Unlock()
 			if b.alive() {
-				return b, nil, nil
+				return b, false, nil
 			}
 			p.drop(b, "it was closed while idle")
 			continue
 		}
 		if p.open < p.size || p.nidle > 0 {
 			p.mu.Unlock()
-			return nil, nil, nil
+			return nil, false, nil
 		}
-		w := &poolWaiter{key: key, deliver: deliver, loop: l, ss: ss}
-		// NOTE: made under mu, so that the timer's withdraw finds w.
-		w.timer = time.AfterFunc(p.wait, func() {
-			if p.withdraw(w) {
-				deliver(nil, true)
-			}
-		})
+		w.key, w.deadline = key, time.Now().Add(p.wait)
 		p.addWaiter(w)
+		if !p.expiryArmed {
+			p.expiryArmed = true
+			if p.expiry == nil {
+				p.expiry = time.AfterFunc(p.wait, p.expire)
+			} else {
+				p.expiry.Reset(p.wait)
+			}
+		}
 		p.mu.Unlock()
 		p.reclaim()
-		return nil, w, nil
+		return nil, true, nil
+	}
+}
+
+// expire ends the waits of event-loop sessions whose deadline passed,
+// and arms expiry for the next one (pool.expiry's function).
+func (p *pool) expire() {
+	now := time.Now()
+	var late []*poolWaiter
+	p.mu.Lock()
+	p.expiryArmed = false
+	kept := p.waiters[:0]
+	var next time.Time
+	for _, w := range p.waiters {
+		switch {
+		case w.deliver == nil:
+		case !w.deadline.After(now):
+			late = append(late, w)
+			continue
+		case next.IsZero():
+			next = w.deadline
+		}
+		kept = append(kept, w)
+	}
+	clear(p.waiters[len(kept):])
+	p.waiters = kept
+	p.nwait.Store(int32(len(kept)))
+	if !next.IsZero() && !p.closed {
+		p.expiryArmed = true
+		p.expiry.Reset(next.Sub(now))
+	}
+	p.mu.Unlock()
+	for _, w := range late {
+		w.deliver(nil, true)
 	}
 }
 
@@ -533,6 +579,9 @@ func (p *pool) close() {
 	waiters := p.waiters
 	p.waiters = nil
 	p.nwait.Store(0)
+	if p.expiry != nil {
+		p.expiry.Stop()
+	}
 	p.mu.Unlock()
 	close(p.stop)
 	for _, b := range all {

@@ -283,9 +283,31 @@ func testTransactionPoolExhausted(t *testing.T, relay string) {
 		res := waiter.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read()
 		check(t, res.Err)
 	})
+	t.Run("waits that start apart each last the whole timeout", func(t *testing.T) {
+		late := p.simpleConn(t, "marie")
+		errs := make(chan error, 2)
+		waited := make(chan time.Duration, 2)
+		for i, c := range []*pgx.Conn{waiter, late} {
+			go func() {
+				start := time.Now()
+				_, err := one(ctx, c, "SELECT 1")
+				waited <- time.Since(start)
+				errs <- err
+			}()
+			if i == 0 {
+				time.Sleep(120 * time.Millisecond)
+			}
+		}
+		for range 2 {
+			check(t, <-errs)
+			if d := <-waited; d < 200*time.Millisecond {
+				t.Errorf("a wait ended after %v, before the pool's wait timeout", d)
+			}
+		}
+	})
 	t.Run("the metrics count the backend and the timeouts", func(t *testing.T) {
 		for name, want := range map[string]float64{"pgveil_pool_backends": 1, "pgveil_pool_backends_free": 0,
-			"pgveil_pool_waiting": 0, "pgveil_pool_wait_timeouts_total": 2} {
+			"pgveil_pool_waiting": 0, "pgveil_pool_wait_timeouts_total": 4} {
 			if got := gauge(t, reg, name); got != want {
 				t.Errorf("%s = %v, want %v", name, got, want)
 			}

@@ -82,6 +82,10 @@ type eventLoop struct {
 	// lb are the pool's backends registered on the loop, in transaction
 	// mode (loop_pool_linux.go).
 	lb loopBackends
+	// poll asks epoll for events without waiting, and ready is how many
+	// it got (wait).
+	poll  func(fd uintptr) bool
+	ready int
 }
 
 // sweepEvery is how often a loop gives back the buffers of sessions that
@@ -421,19 +425,24 @@ func (l *eventLoop) sweep() {
 // scheduler's monitor took it, which wakes another thread to take it
 // over: two extra thread switches each time the loop waits.)
 func (l *eventLoop) wait() int {
-	n := 0
-	err := l.erc.Read(func(fd uintptr) bool {
-		r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-		if e != 0 {
-			// EINTR: ask again once readable.
-			return false
+	if l.poll == nil {
+		// NOTE: made once: a closure passed to Read escapes, and
+		// would be allocated at every wait.
+		l.poll = func(fd uintptr) bool {
+			r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+			if e != 0 {
+				// EINTR: ask again once readable.
+				return false
+			}
+			l.ready = int(r)
+			return l.ready > 0
 		}
-		n = int(r)
-		return n > 0
-	})
+	}
+	l.ready = 0
+	err := l.erc.Read(l.poll)
 	switch {
 	case err == nil:
-		return n
+		return l.ready
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		l.lastSweep = time.Now()
 		_ = l.epf.SetReadDeadline(l.lastSweep.Add(sweepEvery))

@@ -85,21 +85,34 @@ func (t *Tracker) OnReadyForQuery(total int) []Finished {
 	if t.versions == nil {
 		return out
 	}
-	for len(t.injected) > 0 && t.injected[0].batch <= closing {
-		t.injected = t.injected[1:]
+	n := 0
+	for n < len(t.injected) && t.injected[n].batch <= closing {
+		n++
 	}
-	for len(t.awaiting) > 0 && t.awaiting[0].batch <= closing {
-		t.awaiting = t.awaiting[1:]
+	t.injected = dropFront(t.injected, n)
+	for n = 0; n < len(t.awaiting) && t.awaiting[n].batch <= closing; n++ {
 	}
-	for len(t.awaitingBinds) > 0 && t.awaitingBinds[0].batch <= closing {
-		t.awaitingBinds[0].e = nil
-		t.awaitingBinds = t.awaitingBinds[1:]
+	t.awaiting = dropFront(t.awaiting, n)
+	for n = 0; n < len(t.awaitingBinds) && t.awaitingBinds[n].batch <= closing; n++ {
 	}
-	for len(t.batchPC) > 0 && t.batchPC[0].batch <= closing {
-		t.pcSeen, t.bindSeen = t.batchPC[0].pc, t.batchPC[0].binds
-		t.batchPC = t.batchPC[1:]
+	t.awaitingBinds = dropFront(t.awaitingBinds, n)
+	for n = 0; n < len(t.batchPC) && t.batchPC[n].batch <= closing; n++ {
+		t.pcSeen, t.bindSeen = t.batchPC[n].pc, t.batchPC[n].binds
 	}
+	t.batchPC = dropFront(t.batchPC, n)
 	return out
+}
+
+// dropFront drops the first n elements of the queue s in place, so that
+// its array serves the next appends: a queue resliced from the front
+// loses its capacity and allocates anew, here at every batch.
+func dropFront[T any](s []T, n int) []T {
+	if n == 0 {
+		return s
+	}
+	m := copy(s, s[n:])
+	clear(s[m:])
+	return s[:m]
 }
 
 // OnEnd is the event of the session's end, once both relays stopped: it

@@ -541,6 +541,28 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		show(a, "IntervalStyle", "postgres_verbose")
 		show(b, "IntervalStyle", "postgres")
 
+		// A SET first in its batch, made a block's by a BEGIN after it:
+		// the block decides.
+		pipelined := func(qs ...string) {
+			t.Helper()
+			batch := &pgconn.Batch{}
+			for _, q := range qs {
+				batch.ExecParams(q, nil, nil, nil, nil)
+			}
+			_, _ = a.PgConn().ExecBatch(ctx, batch).ReadAll()
+		}
+		pipelined("SET TimeZone = 'Asia/Tokyo'", "BEGIN")
+		run(a, "ROLLBACK")
+		show(a, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		pipelined("SET TimeZone = 'Asia/Tokyo'", "BEGIN")
+		run(a, "COMMIT")
+		show(a, "TimeZone", "Asia/Tokyo")
+		show(b, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		// Committed before its batch failed.
+		pipelined("SET TimeZone = 'Europe/Paris'", "BEGIN", "COMMIT", "SELECT 1/0")
+		show(a, "TimeZone", "Europe/Paris")
+		show(b, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+
 		// RESET in a committed block.
 		run(a, "BEGIN", "RESET DateStyle", "END")
 		show(a, "DateStyle", "ISO, MDY")
@@ -549,6 +571,69 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		show(a, "IntervalStyle", "postgres")
 	})
 
+	t.Run("an unnamed SET bound again in a later batch never reaches another session", func(t *testing.T) {
+		// The SET's own batch fails, or its block rolls back, so its
+		// setting is dropped; the unnamed statement stays prepared, and
+		// a later Bind runs it.
+		// send sends a batch and reports whether it failed.
+		send := func(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) bool {
+			t.Helper()
+			fe := c.PgConn().Frontend()
+			for _, m := range msgs {
+				fe.Send(m)
+			}
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			failed := false
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch m.(type) {
+				case *pgproto3.ErrorResponse:
+					failed = true
+				case *pgproto3.ReadyForQuery:
+					return failed
+				}
+			}
+		}
+		set := &pgproto3.Parse{Query: "SET TimeZone = 'Asia/Tokyo'"}
+		for _, c := range []struct {
+			name    string
+			batches [][]pgproto3.FrontendMessage
+			fails   int // the batch that fails, -1 for none
+		}{
+			{"its batch failed", [][]pgproto3.FrontendMessage{{set, &pgproto3.Bind{PreparedStatement: "missing"}, &pgproto3.Sync{}}}, 0},
+			// A simple Query would drop the unnamed statement.
+			{"its block rolled back", [][]pgproto3.FrontendMessage{
+				{&pgproto3.Parse{Name: "begin", Query: "BEGIN"}, &pgproto3.Bind{PreparedStatement: "begin"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+				{set, &pgproto3.Sync{}},
+				{&pgproto3.Parse{Name: "rollback", Query: "ROLLBACK"}, &pgproto3.Bind{PreparedStatement: "rollback"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			}, -1},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+				for i, msgs := range c.batches {
+					if failed := send(t, a, msgs...); failed != (i == c.fails) {
+						t.Fatalf("batch %d failed: %v", i, failed)
+					}
+				}
+				if send(t, a, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}) {
+					t.Fatal("the unnamed SET failed")
+				}
+				if got, err := one(ctx, a, "SHOW TimeZone"); err != nil || got != "Asia/Tokyo" {
+					t.Fatalf("the session's TimeZone %q, %v", got, err)
+				}
+				// It keeps the one backend to its end.
+				a.Close(ctx)
+				if got, err := one(ctx, b, "SHOW TimeZone"); err != nil || got == "Asia/Tokyo" {
+					t.Fatalf("another session's TimeZone %q, %v", got, err)
+				}
+			})
+		}
+	})
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
 		c := p.simpleConn(t, "hq")
 		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")

@@ -94,22 +94,28 @@ type poolLink struct {
 
 	// settings are the session's settings, replayed on the backends it
 	// takes; settingsKey is their queries end to end, to compare with
-	// backend.settings; pendingSet is a SET or RESET awaiting its batch's
-	// end; batchErr reports an error in the batch being answered
-	// (pooled_settings.go).
+	// backend.settings; batchErr reports an error in the batch being
+	// answered (pooled_settings.go).
 	// NOTE: guarded by mu.
 	settings    []*pooledSetting
 	settingsKey string
-	pendingSet  *pendingSetting
 	batchErr    bool
-	// txSets are the SETs and RESETs sent inside the open transaction
-	// block, in order, awaiting its end; txEnd follows the CommandComplete
-	// tags that end or rewind the block meanwhile (pooled_settings.go).
+	// txSets are the SETs and RESETs noted in the transaction under
+	// way, in order, awaiting its end: an implicit one (txImplicit),
+	// whose batch its first SET opened, or a block. txEnd follows the
+	// CommandComplete tags that end or rewind it meanwhile
+	// (pooled_settings.go).
 	// NOTE: guarded by mu. watchTags reports len(txSets) > 0 to the
 	// backend relay without mu: it then decodes CommandComplete.
-	txSets    []*pendingSetting
-	txEnd     txEnd
-	watchTags atomic.Bool
+	txSets     []*pendingSetting
+	txImplicit bool
+	txEnd      txEnd
+	watchTags  atomic.Bool
+	// unnamedSet is the batch of the client's last Parse of the unnamed
+	// statement when that statement is a SET or RESET, 0 otherwise
+	// (bindUnnamed).
+	// NOTE: the client relay's own.
+	unnamedSet int64
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {

@@ -44,9 +44,10 @@ type pooledSetting struct {
 	query []byte
 }
 
-// pendingSetting is a SET or RESET awaiting the ReadyForQuery of its
-// batch.
+// pendingSetting is a SET or RESET noted, awaiting the end of its
+// transaction.
 type pendingSetting struct {
+	// batch is the number of the batch that sends it.
 	batch int64
 	// set is the setting a SET changes; nil for a RESET, whose settings
 	// are resets (rewrite.Result.Resets).
@@ -81,6 +82,10 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		ss.keepBackend("statements forwarded unparsed")
 		return
 	}
+	unnamed := src == SourceParse && parseName == ""
+	if unnamed {
+		pl.unnamedSet = 0
+	}
 	if res.Act != nil {
 		ss.keepBackend("a change of the acting user")
 		return
@@ -92,6 +97,9 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load()}
 		if src != SourceQuery {
 			p.batch++
+		}
+		if unnamed {
+			pl.unnamedSet = p.batch
 		}
 		if isSet {
 			q, err := (&pgproto3.Query{String: res.SQL}).Encode(nil)
@@ -115,10 +123,20 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 	}
 }
 
-// pendSetting makes p the session's pending setting when its statement
-// runs alone: outside a transaction block, nothing else in flight, and
-// for the extended protocol the unnamed statement, first of its batch.
-// It reports whether it did.
+// bindUnnamed follows a Bind of the unnamed statement (client relay):
+// when that statement is a SET or RESET parsed in an earlier batch, what
+// it leaves is known to none of the checks above, which follow its
+// Parse's batch; the session keeps its backend.
+func (ss *session) bindUnnamed() {
+	if b := ss.pl.unnamedSet; b != 0 && b != ss.sent.Load()+1 {
+		ss.keepBackend("SET or RESET of the unnamed statement run again in a later batch")
+	}
+}
+
+// pendSetting notes p when its statement runs alone at the start of an
+// implicit transaction: outside a transaction block, nothing else in
+// flight, and for the extended protocol the unnamed statement, first of
+// its batch. It reports whether it did.
 func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) bool {
 	pl := ss.pl
 	if ss.txStatus.Load() != 'I' {
@@ -137,19 +155,19 @@ func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) 
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if inFlight != 0 || pl.wasOpen || pl.pendingSet != nil {
+	if inFlight != 0 || pl.wasOpen || len(pl.txSets) > 0 {
 		return false
 	}
-	pl.pendingSet = p
+	pl.noteSetting(p, true)
 	return true
 }
 
-// pendTxSetting adds p to the settings of the open transaction block
-// when its statement surely runs there, and reports whether it did: it
-// is alone in flight, and the block was open at the last ReadyForQuery
-// or, for the unnamed statement of the extended protocol, only BEGINs
+// pendTxSetting notes p as a setting of the open transaction block when
+// its statement surely runs there, and reports whether it did: it is
+// alone in flight, and the block was open at the last ReadyForQuery or,
+// for the unnamed statement of the extended protocol, only BEGINs
 // precede it in its batch. (A batch whose BEGIN did not open a block
-// ends idle with no COMMIT seen: settleTxSettings then keeps the
+// ends idle with no COMMIT seen: settleSettings then keeps the
 // backend.)
 func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string) bool {
 	pl := ss.pl
@@ -174,16 +192,23 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if pl.pendingSet != nil {
+	if pl.txImplicit {
 		return false
 	}
-	pl.txSets = append(pl.txSets, p)
-	pl.watchTags.Store(true)
+	pl.noteSetting(p, false)
 	return true
 }
 
-// txEnd is what the CommandComplete tags said of the transaction block
-// since its first noted setting: commit and rollback report a COMMIT or
+// noteSetting adds p to the noted settings, those of an implicit
+// transaction or of a block (mu held).
+func (pl *poolLink) noteSetting(p *pendingSetting, implicit bool) {
+	pl.txSets = append(pl.txSets, p)
+	pl.txImplicit = implicit
+	pl.watchTags.Store(true)
+}
+
+// txEnd is what the CommandComplete tags said of the transaction since
+// its first noted setting: commit and rollback report a COMMIT or
 // ROLLBACK tag (ROLLBACK TO SAVEPOINT's too, and COMMIT's in a failed
 // block), other a PREPARE TRANSACTION.
 type txEnd struct {
@@ -191,7 +216,7 @@ type txEnd struct {
 }
 
 // decodesTag reports whether the backend relay decodes a CommandComplete
-// of total bytes: while a transaction block's settings await its end,
+// of total bytes: while noted settings await their transaction's end,
 // and on an event loop only when it is buffered whole.
 func (ss *session) decodesTag(total int) bool {
 	pl := ss.pl
@@ -199,7 +224,7 @@ func (ss *session) decodesTag(total int) bool {
 }
 
 // onCommandComplete notes the tag of msg, a CommandComplete (header
-// included), for settleTxSettings (backend relay).
+// included), for settleSettings (backend relay).
 func (ss *session) onCommandComplete(msg []byte) {
 	tag, _, _ := bytes.Cut(msg[wire.HeaderLen:], []byte{0})
 	pl := ss.pl
@@ -216,62 +241,61 @@ func (ss *session) onCommandComplete(msg []byte) {
 	}
 }
 
-// settleTxSettings applies, drops or gives up on the settings of the
-// transaction block at a ReadyForQuery, once the block ended or was
-// rewound (backend relay; mu held).
-func (ss *session) settleTxSettings() {
+// settleSettings applies, drops or gives up on the noted settings at a
+// ReadyForQuery, done batches answered, once their transaction ended or
+// was rewound (backend relay; mu held).
+//
+// NOTE: a setting dropped that PostgreSQL kept would reach the next
+// session on the backend. What the tags and the status say:
+//   - a COMMIT and no ROLLBACK: the settings were committed, whatever
+//     began after (COMMIT AND CHAIN, a pipelined BEGIN);
+//   - a ROLLBACK and no COMMIT, ending idle: the whole transaction rolled
+//     back, and the settings with it;
+//   - no tag, ending idle: an implicit transaction committed, or rolled
+//     back on an error; a block cannot end so;
+//   - no tag, in a block: the block is still open, or, for an implicit
+//     transaction, a BEGIN later in its batch made it a block, which now
+//     decides;
+//   - anything else (a ROLLBACK still in a block, rewound to a
+//     savepoint; both tags; a PREPARE TRANSACTION): not known, and the
+//     session keeps its backend.
+func (ss *session) settleSettings(done int64) {
 	pl := ss.pl
-	if len(pl.txSets) == 0 {
+	failed := pl.batchErr
+	pl.batchErr = false
+	if len(pl.txSets) == 0 || pl.txImplicit && pl.txSets[0].batch > done {
 		return
 	}
 	e := pl.txEnd
-	unknown := false
-	// NOTE: a setting dropped that PostgreSQL kept would reach the next
-	// session on the backend; only a block that nothing but ROLLBACKs
-	// ended drops them.
-	switch status := ss.txStatus.Load(); {
-	case status == 'I' && e.commit && !e.rollback && !e.other:
+	idle := ss.txStatus.Load() == 'I'
+	apply, unknown := false, false
+	switch {
+	case e.other || e.commit && e.rollback:
+		unknown = true
+	case e.commit:
+		apply = true
+	case e.rollback:
+		unknown = !idle
+	case idle:
+		apply = pl.txImplicit && !failed
+		unknown = !pl.txImplicit
+	default:
+		pl.txImplicit = false
+		return
+	}
+	if apply {
 		for _, p := range pl.txSets {
 			pl.applySetting(p)
 		}
 		pl.settingsChanged()
-	case status == 'I' && e.rollback && !e.commit && !e.other:
-		// The whole block rolled back, and its settings with it.
-	case status == 'I' || e.commit || e.rollback || e.other:
-		// Ended with no tag seen, or by COMMIT and ROLLBACK both
-		// (pipelined), or rewound to a savepoint, chained or prepared:
-		// what stays is not known.
-		unknown = true
-	default:
-		// Still open.
-		return
 	}
 	clear(pl.txSets)
-	pl.txSets, pl.txEnd = pl.txSets[:0], txEnd{}
+	pl.txSets, pl.txEnd, pl.txImplicit = pl.txSets[:0], txEnd{}, false
 	pl.watchTags.Store(false)
 	if unknown && pl.keeps == "" {
-		pl.keeps = "SET inside a transaction block that was not simply committed or rolled back"
+		pl.keeps = "SET in a transaction that was not simply committed or rolled back"
 		ss.log.Info("session keeps its upstream connection to its end", zap.String("because", pl.keeps))
 	}
-}
-
-// settleSetting applies or drops the pending setting once its batch,
-// done, is answered: applied when the batch ended idle without an error
-// (backend relay, at a ReadyForQuery; mu held).
-func (ss *session) settleSetting(done int64) {
-	pl := ss.pl
-	failed := pl.batchErr
-	pl.batchErr = false
-	p := pl.pendingSet
-	if p == nil || p.batch > done {
-		return
-	}
-	pl.pendingSet = nil
-	if failed || ss.txStatus.Load() != 'I' {
-		return
-	}
-	pl.applySetting(p)
-	pl.settingsChanged()
 }
 
 // applySetting makes p, which took effect, one of the session's

@@ -138,8 +138,7 @@ func (ss *session) onBatchAnswered(done int64) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	ss.settleSetting(done)
-	ss.settleTxSettings()
+	ss.settleSettings(done)
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
 		pl.parses = pl.parses[1:]
@@ -209,6 +208,9 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 	if typ == 'C' {
 		server = pl.closeStmt(name)
 	} else {
+		if typ == 'B' && name == "" {
+			ss.bindUnnamed()
+		}
 		pl.mu.Lock()
 		server = pl.serverStmtName(name)
 		pl.mu.Unlock()

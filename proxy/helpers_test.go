@@ -95,6 +95,9 @@ type testProxy struct {
 	cfg  *policy.Config
 	// certFile is the PEM certificate clients can trust when TLS is on.
 	certFile string
+	// started is the upstream's clock when a pooled proxy started
+	// (startPooled): the backends of its pool started after it.
+	started string
 }
 
 // proxyOption adjusts the configuration of a test proxy.

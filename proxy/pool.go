@@ -16,6 +16,10 @@ import (
 	"github.com/pgveil/pgveil/proxy/wire"
 )
 
+// poolAppName is the application_name backends of the pool start with;
+// each session then names its user on the backend it takes (appTag).
+const poolAppName = "pgveil:pool"
+
 // errPoolTimeout is acquire's answer when no backend became free within
 // the pool's wait timeout.
 var errPoolTimeout = errors.New("no upstream connection became free")
@@ -95,8 +99,11 @@ type backend struct {
 	prepared  map[string]bool
 	unnamedBy *poolLink
 	// settings are the SETs in force on it, as poolLink.settingsKey
-	// (pooled_settings.go): "" for its startup settings.
+	// (pooled_settings.go): "" for its startup settings. appTag is the
+	// poolLink.appTag last run on it, "" while its application_name is
+	// its startup one.
 	settings string
+	appTag   string
 	// cancelled reports that a cancel request was sent to it: it is
 	// closed, not reused (runningUpstream).
 	cancelled bool
@@ -409,7 +416,7 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 		p.freeSlot()
 		return nil, errors.New("the server is shutting down")
 	}
-	up, err := p.srv.dialBackend(ctx, "pgveil:pool", forward, true)
+	up, err := p.srv.dialBackend(ctx, poolAppName, forward, true)
 	if err != nil {
 		p.freeSlot()
 		return nil, err

@@ -28,6 +28,7 @@ func startPooled(t *testing.T, relay string, size int, wait time.Duration, opts 
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 	}, opts...)
+	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
 	return p
 }
 
@@ -73,10 +74,12 @@ func (p *testProxy) simpleConn(t *testing.T, user string) *pgx.Conn {
 	return c
 }
 
-// poolBackends counts the pool's backends upstream.
-func poolBackends(t *testing.T) int {
+// poolBackends counts the backends of p's pool upstream: named by
+// pgveil, started since p. (Those of earlier tests' sessions, named alike,
+// may still be exiting.)
+func (p *testProxy) poolBackends(t *testing.T) int {
 	t.Helper()
-	n, _ := strconv.Atoi(direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool'")[0][0])
+	n, _ := strconv.Atoi(direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")[0][0])
 	return n
 }
 
@@ -125,7 +128,7 @@ func testTransactionPool(t *testing.T, relay string) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n := poolBackends(t); n > 3 {
+		if n := p.poolBackends(t); n > 3 {
 			t.Errorf("%d backends upstream, want at most 3", n)
 		}
 	})
@@ -165,9 +168,9 @@ func testTransactionPool(t *testing.T, relay string) {
 					t.Fatalf("the session that SET DateStyle read %q, %v: want 31.01.2024", got, err)
 				}
 			}
-			before := poolBackends(t)
+			before := p.poolBackends(t)
 			a.Close(ctx)
-			eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return poolBackends(t) == before-1 })
+			eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return p.poolBackends(t) == before-1 })
 			if got, err := one(ctx, b, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
 				t.Fatalf("DateStyle %q, %v after the other session ended", got, err)
 			}
@@ -200,9 +203,9 @@ func testTransactionPool(t *testing.T, relay string) {
 			done <- err
 		}()
 		eventually(t, 5*time.Second, "the statement to run", func() bool {
-			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
+			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
 		})
-		pid := direct(t, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND query LIKE '%pg_sleep(10)%'")[0][0]
+		pid := direct(t, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0]
 		if err := c.PgConn().CancelRequest(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -225,9 +228,9 @@ func testTransactionPool(t *testing.T, relay string) {
 		if _, err := one(ctx, c, "SELECT 'warm'"); err != nil {
 			t.Fatal(err)
 		}
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle'")
+		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")
 		eventually(t, 5*time.Second, "the free backends to go", func() bool {
-			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle'")[0][0] == "0"
+			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")[0][0] == "0"
 		})
 		for range 3 {
 			if got, err := one(ctx, c, "SELECT 'fresh'"); err != nil || got != "fresh" {
@@ -244,7 +247,7 @@ func testTransactionPool(t *testing.T, relay string) {
 		if _, err := one(ctx, a, "SELECT 'in a transaction'"); err != nil {
 			t.Fatal(err)
 		}
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:pool' AND state = 'idle in transaction'")
+		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle in transaction'")
 		if _, err := one(ctx, a, "SELECT 'after'"); err == nil {
 			t.Fatal("the transaction went on without its backend")
 		}
@@ -634,6 +637,47 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			})
 		}
 	})
+	t.Run("each backend names the user and application of the session it runs, as in session mode", func(t *testing.T) {
+		conn := func(user, app string) *pgx.Conn {
+			t.Helper()
+			c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{
+				"default_query_exec_mode": {"simple_protocol"}, "application_name": {app}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close(context.Background()) })
+			return c
+		}
+		a, b := conn("hq", "Tableau"), conn("marie", "psql")
+		upstream := func(c *pgx.Conn, want string) {
+			t.Helper()
+			// The one backend, as a DBA sees it while the session runs.
+			got, err := one(ctx, c, "SELECT current_setting('application_name')")
+			if err != nil || got != want {
+				t.Fatalf("application_name upstream %q, %v; want %q", got, err, want)
+			}
+		}
+		for range 2 {
+			upstream(a, "pgveil:hq:Tableau")
+			upstream(b, "pgveil:marie:psql")
+		}
+		if got := a.PgConn().ParameterStatus("application_name"); got != "Tableau" {
+			t.Errorf("the client was told %q", got)
+		}
+		if _, err := a.Exec(ctx, "SET application_name = 'Tableau 2024.1'"); err != nil {
+			t.Fatal(err)
+		}
+		upstream(b, "pgveil:marie:psql")
+		upstream(a, "pgveil:hq:Tableau 2024.1")
+		if _, err := a.Exec(ctx, "RESET ALL"); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.PgConn().ParameterStatus("application_name"); got != "Tableau" {
+			t.Errorf("after RESET ALL the client was told %q", got)
+		}
+		upstream(a, "pgveil:hq:Tableau")
+		upstream(b, "pgveil:marie:psql")
+	})
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
 		c := p.simpleConn(t, "hq")
 		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")
@@ -756,13 +800,14 @@ func testTransactionPoolIdleTimeout(t *testing.T, relay string) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
 		c.Listen.Relay = relay
 	})
+	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
 	ctx := context.Background()
 	c := p.simpleConn(t, "marie")
 	t.Run("a backend idle longer than idle_timeout is closed", func(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'once'"); err != nil || got != "once" {
 			t.Fatalf("%q, %v", got, err)
 		}
-		eventually(t, 10*time.Second, "the idle backend is closed", func() bool { return poolBackends(t) == 0 })
+		eventually(t, 10*time.Second, "the idle backend is closed", func() bool { return p.poolBackends(t) == 0 })
 	})
 	t.Run("the session then gets a new one", func(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'again'"); err != nil || got != "again" {
@@ -791,7 +836,7 @@ func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
 			}
 		}
 	}
-	if n := poolBackends(t); n != 1 {
+	if n := p.poolBackends(t); n != 1 {
 		t.Fatalf("%d backends upstream, want 1", n)
 	}
 }

@@ -100,6 +100,11 @@ type poolLink struct {
 	settings    []*pooledSetting
 	settingsKey string
 	batchErr    bool
+	// appTag is the Query that sets application_name to name the
+	// session's user and application, as on a session-mode connection,
+	// on each backend the session takes (replaySettings), encoded.
+	// NOTE: set before the session's first transaction, then only read.
+	appTag string
 	// txSets are the SETs and RESETs noted in the transaction under
 	// way, in order, awaiting its end: an implicit one (txImplicit),
 	// whose batch its first SET opened, or a block. txEnd follows the

@@ -306,6 +306,10 @@ func (pl *poolLink) applySetting(p *pendingSetting) {
 		pl.settings = append(pl.settings, p.set)
 	}
 	for _, r := range p.resets {
+		if (r == rewrite.ResetAll || r == "application_name") && pl.b != nil {
+			// Back to the backend's startup name.
+			pl.b.appTag = ""
+		}
 		if r == rewrite.ResetAll {
 			pl.settings = nil
 			continue
@@ -345,19 +349,62 @@ func (pl *poolLink) forgetSetting(name string) {
 // replaySettings appends to out what gives the backend b the session's
 // settings, when its own differ: RESET ALL, then the session's SETs. It
 // returns out and the number of Queries appended (mu held).
+//
+// The session's appTag comes first, so that a SET application_name of
+// its own wins; when only the tag differs, it alone is sent.
 func (pl *poolLink) replaySettings(b *backend, out []byte) ([]byte, int) {
-	if b.settings == pl.settingsKey {
-		return out, 0
-	}
 	n := 0
-	if b.settings != "" {
-		out = append(out, resetAll...)
+	switch {
+	case b.settings != pl.settingsKey:
+		if b.settings != "" {
+			out = append(out, resetAll...)
+			n++
+		}
+		if pl.appTag != "" {
+			out = append(out, pl.appTag...)
+			n++
+		}
+		for _, s := range pl.settings {
+			out = append(out, s.query...)
+			n++
+		}
+	case pl.appTag != "" && b.appTag != pl.appTag && !pl.hasSetting("application_name"):
+		out = append(out, pl.appTag...)
 		n++
 	}
-	for _, s := range pl.settings {
-		out = append(out, s.query...)
-		n++
-	}
-	b.settings = pl.settingsKey
+	b.settings, b.appTag = pl.settingsKey, pl.appTag
 	return out, n
+}
+
+// makeAppTag makes the session's appTag: application_name naming its
+// user and the client's own application_name, as a session-mode
+// connection has it from its startup.
+//
+// NOTE: bytes outside printable ASCII become '?', as PostgreSQL cleans a
+// startup application_name: the tag then reads as it does in session
+// mode, and is always valid UTF-8.
+func (pl *poolLink) makeAppTag(user, app string) error {
+	name := []byte(truncateAppName("pgveil:" + user + ":" + app))
+	for i, c := range name {
+		if c < 32 || c > 126 {
+			name[i] = '?'
+		}
+	}
+	sql, err := rewrite.ApplicationNameSQL(string(name))
+	if err != nil {
+		return err
+	}
+	q, err := (&pgproto3.Query{String: sql}).Encode(nil)
+	pl.appTag = string(q)
+	return err
+}
+
+// hasSetting reports whether the session set name (mu held).
+func (pl *poolLink) hasSetting(name string) bool {
+	for _, s := range pl.settings {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
 }

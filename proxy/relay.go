@@ -777,6 +777,10 @@ func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 		// sees its own name.
 		if v, ok := strings.CutPrefix(ps.Value, "pgveil:"+ss.info.User+":"); ok {
 			ps.Value, rewritten = v, true
+		} else if ss.pl != nil && ps.Value == poolAppName {
+			// A pooled backend's startup name, after RESET: the
+			// client's own, as a session-mode RESET restores it.
+			ps.Value, rewritten = ss.info.ApplicationName, true
 		} else if a := ss.acting.Load(); a != nil {
 			// Set while acting: the end user's tag.
 			if v, ok := strings.CutPrefix(ps.Value, "pgveil:"+a.login+":"); ok {

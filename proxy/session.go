@@ -260,6 +260,9 @@ func (ss *session) start(res *startupResult) error {
 		// A backend of the client's key, borrowed for its parameters:
 		// the session holds one only for its transactions.
 		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
+		if err := pl.makeAppTag(ss.info.User, ss.info.ApplicationName); err != nil {
+			return fatalErr(CodeInternalError, "pgveil could not name the session upstream", "", err)
+		}
 		var ok bool
 		if params, ok = pl.pool.startParams(pl.key); !ok {
 			// The first session of its key: a backend started for it

@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -75,4 +77,24 @@ func stringConst(s string) *pg_query.Node {
 	return &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 		Val: &pg_query.A_Const_Sval{Sval: &pg_query.String{Sval: s}}, Location: -1,
 	}}}
+}
+
+// ApplicationNameSQL returns the statement that sets application_name to
+// value: SET application_name = 'value', made on the syntax tree with
+// value as its constant, for a transaction-mode session to name its user
+// on each upstream connection it takes.
+func ApplicationNameSQL(value string) (string, error) {
+	tree, err := pg_query.Parse("SET application_name = ''")
+	if err != nil {
+		panic("pgveil: parsing a fixed SET: " + err.Error())
+	}
+	tree.Stmts[0].Stmt.GetVariableSetStmt().Args[0] = stringConst(value)
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", fmt.Errorf("making SET application_name: %w", err)
+	}
+	if !deparsedFaithfully(out, tree) {
+		return "", errors.New("making SET application_name: the statement did not re-parse")
+	}
+	return out, nil
 }

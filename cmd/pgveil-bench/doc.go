@@ -134,8 +134,10 @@
 // proxy's CPU per transaction, and the most upstream backends the proxy
 // was seen holding: every second of each measured run a direct connection
 // counts the backends of the bench database in pg_stat_activity by their
-// application_name ("pgveil:pool" for pgveil's pool; PgBouncer passes on
-// its clients' application_name, which pgbench is given for this phase).
+// application_name (for pgveil's pool "pgveil:pool", or once a session
+// took the backend "pgveil:bench:" and the clients' application_name;
+// PgBouncer passes on its clients' application_name, which pgbench is
+// given for this phase).
 // pgbench connects its clients within its -T duration, before the first
 // transaction, and connecting hundreds takes seconds (PgBouncer derives a
 // SCRAM key from the plain-text password of its userlist for each

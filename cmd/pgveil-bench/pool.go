@@ -20,8 +20,13 @@ import (
 const poolAppName = "pgveil-bench-pool"
 
 // pgveilPoolAppName is the application_name of the backends of pgveil's
-// pool.
+// pool that no session took yet; one a session took names its user and
+// application (pgveilPoolTag).
 const pgveilPoolAppName = "pgveil:pool"
+
+// pgveilPoolTag is the application_name a session of pgbench's clients
+// gives the pgveil-pool backend it takes.
+const pgveilPoolTag = "pgveil:" + benchUser + ":" + poolAppName
 
 // poolIdleParallel is how many idle clients of the transaction-pool phase
 // connect at once.
@@ -44,7 +49,7 @@ func (b *bench) startPoolTargets(ctx context.Context, pgbouncerBin, pgveilBin, w
 		b.logf("stopping %s", inst.name)
 		return stopPgbouncer(bouncer)
 	})
-	bouncer.appName, bouncer.backendApp = poolAppName, poolAppName
+	bouncer.appName, bouncer.backendApps = poolAppName, [2]string{poolAppName, poolAppName}
 	b.logf("%s (pid %d) listens on 127.0.0.1:%d", inst.name, bouncer.proc.pid(), bouncer.port)
 
 	vinst := pgveilPoolInstance(b.cfg.poolSize)
@@ -57,7 +62,7 @@ func (b *bench) startPoolTargets(ctx context.Context, pgbouncerBin, pgveilBin, w
 		b.logf("stopping %s", vinst.name)
 		return stopPgveil(veil)
 	})
-	veil.appName, veil.backendApp = poolAppName, pgveilPoolAppName
+	veil.appName, veil.backendApps = poolAppName, [2]string{pgveilPoolAppName, pgveilPoolTag}
 	b.logf("%s (pid %d) listens on 127.0.0.1:%d", vinst.name, veil.proc.pid(), veil.port)
 
 	b.poolTargets = []*target{bouncer, veil}
@@ -134,7 +139,7 @@ func (b *bench) watchBackends(ctx context.Context, t *target) (most, counts int,
 			return most, counts, nil
 		case <-tick.C:
 		}
-		n, err := countBackends(ctx, conn, t.backendApp)
+		n, err := countBackends(ctx, conn, t.backendApps)
 		if err != nil {
 			if ctx.Err() != nil {
 				return most, counts, nil
@@ -147,13 +152,13 @@ func (b *bench) watchBackends(ctx context.Context, t *target) (most, counts int,
 }
 
 // countBackends returns how many backends of the bench database
-// pg_stat_activity lists with the application_name app.
-func countBackends(ctx context.Context, conn *pgconn.PgConn, app string) (int, error) {
-	if app == "" {
+// pg_stat_activity lists with either application_name of apps.
+func countBackends(ctx context.Context, conn *pgconn.PgConn, apps [2]string) (int, error) {
+	if apps[0] == "" {
 		return 0, errors.New("no application_name to count the backends by")
 	}
-	const q = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2"
-	res := conn.ExecParams(ctx, q, [][]byte{[]byte(benchDatabase), []byte(app)}, nil, nil, nil).Read()
+	const q = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name IN ($2, $3)"
+	res := conn.ExecParams(ctx, q, [][]byte{[]byte(benchDatabase), []byte(apps[0]), []byte(apps[1])}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return 0, res.Err
 	}

@@ -38,10 +38,10 @@ type target struct {
 	// appName is the application_name pgbench's clients give (PGAPPNAME);
 	// "" leaves pgbench's own.
 	appName string
-	// backendApp is the application_name of the upstream backends the
-	// proxy holds while pgbench runs through it, by which they are
+	// backendApps are the application_names of the upstream backends
+	// the proxy holds while pgbench runs through it, by which they are
 	// counted in pg_stat_activity; "" when they are not counted.
-	backendApp string
+	backendApps [2]string
 }
 
 // connString returns a libpq keyword/value connection string for the

@@ -285,8 +285,15 @@ func fitsInt4(d string) bool {
 	if len(d) > 10 {
 		return false
 	}
-	v, err := strconv.ParseUint("0"+d, 10, 64)
-	return err == nil && v <= 1<<31-1
+	// NOTE: no strconv, whose "0"+d allocated for every literal.
+	var v uint64
+	for i := 0; i < len(d); i++ {
+		if !isDigit(d[i]) {
+			return false
+		}
+		v = v*10 + uint64(d[i]-'0')
+	}
+	return v <= 1<<31-1
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

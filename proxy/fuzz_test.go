@@ -250,6 +250,12 @@ func FuzzPooledClientRelay(f *testing.F) {
 	f.Add(encodeAll(&pgproto3.Parse{Name: "d", Query: "SELECT deny"}, &pgproto3.Parse{Query: "SELECT 2"},
 		&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "d"}, &pgproto3.Describe{ObjectType: 'P', Name: "p"},
 		&pgproto3.Sync{}))
+	// SETs the session follows: alone, in a block, and bound again.
+	f.Add(encodeAll(&pgproto3.Parse{Query: "SET TimeZone = 'UTC'"}, &pgproto3.Sync{},
+		&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}))
+	f.Add(encodeAll(&pgproto3.Query{String: "BEGIN"}, &pgproto3.Parse{Query: "SET DateStyle = 'German'"},
+		&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Sync{},
+		&pgproto3.Query{String: "RESET ALL"}))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer

@@ -188,7 +188,7 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 		return
 	}
 	if p.nwait.Load() > 0 {
-		if w := p.takeWaiter(b.key); w != nil {
+		if w := p.takeWaiter(b.key, l); w != nil {
 			if w.loop == l {
 				// NOTE: run after this batch of events, with no
 				// wake-up. The waiter holds it from now: an event of

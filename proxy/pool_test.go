@@ -678,6 +678,19 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		upstream(a, "pgveil:hq:Tableau")
 		upstream(b, "pgveil:marie:psql")
 	})
+	t.Run("an unnamed SET parsed and never run is not the session's", func(t *testing.T) {
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.PgConn().Prepare(ctx, "", "SET TimeZone = 'Asia/Tokyo'", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, b, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		want := direct(t, "SHOW TimeZone")[0][0]
+		if got, err := one(ctx, a, "SHOW TimeZone"); err != nil || got != want {
+			t.Fatalf("TimeZone %q, %v; want %q", got, err, want)
+		}
+	})
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
 		c := p.simpleConn(t, "hq")
 		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")

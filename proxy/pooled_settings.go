@@ -210,9 +210,9 @@ func (pl *poolLink) noteSetting(p *pendingSetting, implicit bool) {
 // txEnd is what the CommandComplete tags said of the transaction since
 // its first noted setting: commit and rollback report a COMMIT or
 // ROLLBACK tag (ROLLBACK TO SAVEPOINT's too, and COMMIT's in a failed
-// block), other a PREPARE TRANSACTION.
+// block), other a PREPARE TRANSACTION, and set a SET or RESET run.
 type txEnd struct {
-	commit, rollback, other bool
+	commit, rollback, other, set bool
 }
 
 // decodesTag reports whether the backend relay decodes a CommandComplete
@@ -238,6 +238,8 @@ func (ss *session) onCommandComplete(msg []byte) {
 		e.rollback = true
 	case "PREPARE TRANSACTION":
 		e.other = true
+	case "SET", "RESET":
+		e.set = true
 	}
 }
 
@@ -252,7 +254,10 @@ func (ss *session) onCommandComplete(msg []byte) {
 //   - a ROLLBACK and no COMMIT, ending idle: the whole transaction rolled
 //     back, and the settings with it;
 //   - no tag, ending idle: an implicit transaction committed, or rolled
-//     back on an error; a block cannot end so;
+//     back on an error, its setting with it; a block cannot end so. A
+//     SET prepared and never run there (Parse, Sync) is no setting: its
+//     portals ended with the transaction, and a Bind of it in a later
+//     batch keeps the backend (bindUnnamed);
 //   - no tag, in a block: the block is still open, or, for an implicit
 //     transaction, a BEGIN later in its batch made it a block, which now
 //     decides;
@@ -277,7 +282,7 @@ func (ss *session) settleSettings(done int64) {
 	case e.rollback:
 		unknown = !idle
 	case idle:
-		apply = pl.txImplicit && !failed
+		apply = pl.txImplicit && !failed && e.set
 		unknown = !pl.txImplicit
 	default:
 		pl.txImplicit = false

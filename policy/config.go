@@ -188,6 +188,13 @@ type Pool struct {
 	// IdleTimeout closes a backend left idle in the pool this long.
 	// Default 10m.
 	IdleTimeout time.Duration `reload:"idle_timeout"`
+	// KeepIdle caps, in session mode, the backends of ended sessions kept
+	// open for a later session of the same user, application and startup
+	// parameters: a client that ended cleanly leaves its backend, reset
+	// with DISCARD ALL, rather than closing it. 0 closes every backend
+	// with its session. Default 20. Kept backends idle longer than
+	// IdleTimeout are closed.
+	KeepIdle int `reload:"keep_idle"`
 }
 
 // The values of Pool.Mode.

@@ -36,6 +36,7 @@ const (
 	maxPoolSize           = 10000
 	defaultPoolWait       = 5 * time.Second
 	defaultPoolIdle       = 10 * time.Minute
+	defaultKeepIdle       = 20
 )
 
 // verifierPrefix starts every SCRAM-SHA-256 verifier.
@@ -107,6 +108,7 @@ var (
 			{Name: "size"},
 			{Name: "wait_timeout"},
 			{Name: "idle_timeout"},
+			{Name: "keep_idle"},
 		},
 	}
 	userSchema = &hcl.BodySchema{
@@ -348,7 +350,7 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	u.SearchPath = defaultSearchPath
 	u.ConnectTimeout = defaultConnectTimeout
 	u.TLS.Mode = TLSDisable
-	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle}
+	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle, KeepIdle: defaultKeepIdle}
 	if a := c.Attributes["address"]; a != nil {
 		u.Address, _ = d.address(a, "upstream.address", true)
 	}
@@ -413,6 +415,9 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 		}
 		if a := pc.Attributes["idle_timeout"]; a != nil {
 			u.Pool.IdleTimeout, _ = d.duration(a, "upstream.pool.idle_timeout")
+		}
+		if a := pc.Attributes["keep_idle"]; a != nil {
+			u.Pool.KeepIdle, _ = d.wholeNumber(a, "upstream.pool.keep_idle", 0, maxPoolSize)
 		}
 	}
 }

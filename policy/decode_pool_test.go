@@ -8,7 +8,7 @@ import (
 )
 
 // defaultPool is what an upstream block without a pool block decodes to.
-var defaultPool = Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute}
+var defaultPool = Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 20}
 
 func TestUpstreamPool(t *testing.T) {
 	tests := []struct {
@@ -40,22 +40,36 @@ func TestUpstreamPool(t *testing.T) {
     idle_timeout = "1h"
   }
 `,
-			want: Pool{Mode: PoolTransaction, Size: 50, WaitTimeout: 250 * time.Millisecond, IdleTimeout: time.Hour},
+			want: Pool{Mode: PoolTransaction, Size: 50, WaitTimeout: 250 * time.Millisecond, IdleTimeout: time.Hour, KeepIdle: 20},
 		},
 		{
 			name: "attributes left out keep their defaults",
 			pool: "  pool {\n    mode = \"transaction\"\n  }\n",
-			want: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+			want: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 20},
 		},
 		{
 			name: "session mode can be written out, and 10000 backends is the most",
 			pool: "  pool {\n    mode = \"session\"\n    size = 10000\n  }\n",
-			want: Pool{Mode: PoolSession, Size: 10000, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+			want: Pool{Mode: PoolSession, Size: 10000, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 20},
+		},
+		{
+			name: "session mode keeps up to keep_idle ended sessions' backends, and 0 keeps none",
+			pool: "  pool {\n    keep_idle = 0\n  }\n",
+			want: Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+		},
+		{
+			name: "keep_idle past 10000 is an error",
+			pool: "  pool {\n    keep_idle = 10001\n  }\n",
+			diags: `pgveil.hcl:7:17: error: Invalid number
+   7 |     keep_idle = 10001
+     |                 ^^^^^
+  upstream.pool.keep_idle must be a whole number from 0 to 10000.
+`,
 		},
 		{
 			name: "a pool of one backend is allowed",
 			pool: "  pool {\n    mode = \"transaction\"\n    size = 1\n  }\n",
-			want: Pool{Mode: PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+			want: Pool{Mode: PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 20},
 		},
 		{
 			name: "a size past 10000 or not whole, and timeouts without unit or not positive, are errors",

@@ -93,6 +93,9 @@ type Server struct {
 	// pool shares the upstream backends in transaction mode; nil in
 	// session mode.
 	pool *pool
+	// spares keeps the backends of ended sessions in session mode; nil
+	// in transaction mode, or when upstream.pool.keep_idle is 0.
+	spares *spares
 }
 
 // New returns a Server for cfg.
@@ -148,6 +151,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 		if s.metrics != nil {
 			s.metrics.pool.Store(s.pool)
 		}
+	} else {
+		idle := cfg.Upstream.Pool.IdleTimeout
+		if idle <= 0 {
+			idle = 10 * time.Minute
+		}
+		s.spares = newSpares(s.log, cfg.Upstream.Pool.KeepIdle, idle)
 	}
 	// NOTE: a transaction-mode session registers each backend it takes
 	// on its loop, read with raw system calls: backends inside TLS keep
@@ -260,11 +269,13 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// closePool closes the transaction pool's free backends, if any.
+// closePool closes the transaction pool's free backends, or the
+// backends session mode kept, if any.
 func (s *Server) closePool() {
 	if s.pool != nil {
 		s.pool.close()
 	}
+	s.spares.close()
 }
 
 // stopAccepting marks the server closing, closes its listeners and the
@@ -381,6 +392,9 @@ func (s *Server) sessionDone(ss *session) {
 // afterLoop finishes a session its event loop has freed.
 func (s *Server) afterLoop(ss *session) {
 	ss.relayed()
+	if ss.keepUp {
+		ss.keepUpstream()
+	}
 	s.metrics.sessionEnded()
 	s.sessionDone(ss)
 }

@@ -1049,7 +1049,20 @@ func (l *eventLoop) maybeFree(ss *session) {
 	}
 	lp.cfd.Close()
 	if lp.ufd != nil {
-		lp.ufd.Close()
+		if ss.keepUp && ss.uin.Buffered() == 0 {
+			// Back to a net.Conn, for the spares' reset and the
+			// session that takes it next.
+			c, err := lp.ufd.GiveBack()
+			if err == nil {
+				ss.keptConn = c
+			} else {
+				ss.log.Warn("keeping the backend of an ended session failed", zap.Error(err))
+				ss.keepUp = false
+			}
+		} else {
+			ss.keepUp = false
+			lp.ufd.Close()
+		}
 	}
 	if pl := ss.pl; pl != nil {
 		lp.ub = nil
@@ -1082,7 +1095,7 @@ func (lp *loopState) endLoop(ss *session, resp []byte) {
 	}
 	ss.coutMu.Unlock()
 	lp.cfd.Shutdown()
-	if lp.ufd != nil {
+	if lp.ufd != nil && !ss.keepUp {
 		lp.ufd.Shutdown()
 	}
 	lp.ended.Store(true)

@@ -542,15 +542,24 @@ func (pl *poolLink) endedBackend() *backend {
 
 // runningUpstream returns the upstream connection running the session's
 // statements, for a cancel request; nil when a transaction-mode session
-// holds none.
+// holds none, or when a session-mode session's backend was kept for
+// another session (keepUpstream).
 //
 // NOTE: a cancel may reach the server after the statement it was meant
 // for ended. The backend it names is marked, and closed rather than
 // given back when the session lets it go (detach), so that the cancel
-// can never stop another session's statement.
+// can never stop another session's statement. In session mode the
+// session is marked, and its backend not kept (keepUpstream).
 func (ss *session) runningUpstream() *upstreamConn {
 	pl := ss.pl
 	if pl == nil {
+		ss.cancelMu.Lock()
+		defer ss.cancelMu.Unlock()
+		if ss.released {
+			// Kept for another session (keepUpstream).
+			return nil
+		}
+		ss.cancelled = true
 		return ss.up
 	}
 	pl.mu.Lock()

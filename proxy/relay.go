@@ -123,6 +123,13 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 			err = ss.refuse(SourceQuery, "", r)
 		}
 	case 'X':
+		if ss.keepable() {
+			// NOTE: not forwarded: the backend outlives the session.
+			if err = ss.cin.Skip(total); err == nil {
+				return &sessionEnd{reason: "client terminated the session", keep: true}, nil
+			}
+			break
+		}
 		if err = ss.cin.Forward(total, ss.uout); err == nil {
 			err = ss.uout.Flush()
 		}

@@ -156,6 +156,25 @@ type session struct {
 	lpMu   sync.Mutex
 	ending bool
 
+	// spareKey is the session's key among the server's kept backends
+	// (spares); keepUp, set by end, says that its backend is to be kept
+	// when the session is finished rather than closed.
+	// NOTE: keepUp is read after both relays are done (run), or after
+	// the event loop freed the session (afterLoop).
+	spareKey string
+	keepUp   bool
+	// keptConn is the backend's connection an event loop gave back to
+	// Go's poller for keeping; nil on the goroutine path, where up.conn
+	// still is.
+	keptConn net.Conn
+	// cancelled reports that a cancel request was sent to the backend,
+	// which may reach it late, in a later session's statement: it is
+	// then not kept. released reports that it was kept, after which no
+	// cancel request reaches it. NOTE: both guarded by cancelMu.
+	cancelMu  sync.Mutex
+	cancelled bool
+	released  bool
+
 	// pl is the session's hold on the transaction pool, nil in session
 	// mode (pooled.go). With it, up, uin and uout are those of the
 	// backend held, and change from one transaction to the next.
@@ -174,6 +193,10 @@ type sessionEnd struct {
 	cancelRunning bool
 	// warn logs the end as a warning rather than as information.
 	warn bool
+	// keep says that the client terminated with its backend clean
+	// (keepable): the backend goes to the server's spares rather than
+	// closing.
+	keep bool
 }
 
 func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
@@ -279,7 +302,10 @@ func (ss *session) start(res *startupResult) error {
 			pl.pool.release(b)
 		}
 	} else {
-		up, err := ss.srv.dialUpstream(ss.ctx, ss.info.User, res.params)
+		if ss.srv.spares != nil {
+			ss.spareKey = spareKey(ss.info.User, res.params.applicationName, res.params.forward)
+		}
+		up, err := ss.srv.dialUpstream(ss.ctx, ss.spareKey, ss.info.User, res.params)
 		if err != nil {
 			return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
 		}
@@ -322,7 +348,8 @@ func (ss *session) start(res *startupResult) error {
 func (ss *session) open() {
 	ss.log.Info("session started",
 		zap.String("application_name", ss.info.ApplicationName),
-		zap.Bool("tls", ss.info.TLS))
+		zap.Bool("tls", ss.info.TLS),
+		zap.Bool("kept_backend", ss.up != nil && ss.up.kept))
 	ss.auditEvent("connect", "", 0)
 	ss.srv.metrics.sessionStarted()
 	ss.opened = true
@@ -398,6 +425,40 @@ func (ss *session) run() {
 	ss.end(ss.contain("client relay", ss.clientRelay))
 	<-backendDone
 	ss.relayed()
+	if ss.keepUp {
+		ss.keepUpstream()
+	}
+}
+
+// keepable reports whether the session's backend may be kept once the
+// client terminates now: the server keeps backends, and this one is idle
+// outside a transaction with every batch answered (client relay only).
+func (ss *session) keepable() bool {
+	return ss.srv.spares != nil && ss.pl == nil && ss.spareKey != "" &&
+		ss.idle() && ss.txStatus.Load() == 'I' && !ss.serverCopyIn.Load() && !ss.draining.Load()
+}
+
+// keepUpstream gives the backend of a session that ended keeping it
+// (keepUp) to the server's spares, which reset it, unless bytes of it
+// were read and not relayed: those would start the next session's
+// stream in mid-message.
+func (ss *session) keepUpstream() {
+	// NOTE: a copy: a cancel request of the ended session may still
+	// read ss.up.
+	up := *ss.up
+	if ss.keptConn != nil {
+		up.conn = ss.keptConn
+	}
+	ss.cancelMu.Lock()
+	ss.released = true
+	cancelled := ss.cancelled
+	ss.cancelMu.Unlock()
+	if cancelled || ss.uin.Buffered() > 0 {
+		up.conn.Close()
+		return
+	}
+	up.buffered, up.kept = nil, false
+	ss.srv.spares.keep(ss.spareKey, &up)
 }
 
 // relayed finishes a session both relays are done with.
@@ -476,6 +537,7 @@ func (ss *session) end(e sessionEnd) {
 			if ss.pl != nil {
 				ss.endPooled(e.cancelRunning)
 			}
+			ss.keepUp = e.keep
 			lp.endLoop(ss, resp)
 		} else if ss.pl != nil {
 			ss.endPooled(e.cancelRunning)
@@ -483,10 +545,20 @@ func (ss *session) end(e sessionEnd) {
 		} else {
 			// Unblock a relay stuck on either connection so coutMu frees up.
 			now := time.Now()
-			_ = ss.up.conn.SetDeadline(now)
+			if e.keep {
+				// NOTE: the backend relay, waiting for the next message,
+				// stops at its deadline; run keeps the backend once it
+				// has.
+				ss.keepUp = true
+				_ = ss.up.conn.SetReadDeadline(now)
+			} else {
+				_ = ss.up.conn.SetDeadline(now)
+			}
 			_ = ss.client.SetDeadline(now)
 			ss.endClient(resp)
-			ss.up.conn.Close()
+			if !e.keep {
+				ss.up.conn.Close()
+			}
 		}
 		ss.cancel()
 	})

@@ -73,13 +73,38 @@ type upstreamConn struct {
 	buffered []byte
 	cfg      *pgconn.Config
 	tlsCfg   *tls.Config
+	// kept reports that an earlier session used it (spares).
+	kept bool
 }
 
 // dialUpstream opens the upstream session for one client: the service
 // account, the pinned settings, application_name naming the user, and the
 // client's forwarded parameters.
-func (s *Server) dialUpstream(ctx context.Context, login string, p startupParams) (*upstreamConn, error) {
-	return s.dialBackend(ctx, "pgveil:"+login+":"+p.applicationName, p.forward, false)
+// A backend an earlier session of the same spareKey key left (spares)
+// serves first.
+func (s *Server) dialUpstream(ctx context.Context, key, login string, p startupParams) (*upstreamConn, error) {
+	if up := s.spares.take(key); up != nil {
+		return up, nil
+	}
+	up, err := s.dialBackend(ctx, "pgveil:"+login+":"+p.applicationName, p.forward, false)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == CodeTooManyConnections && s.spares.dropAll() {
+		// The backends kept for other sessions held the slots: closed,
+		// they free them once their processes exit.
+		s.log.Info("upstream connection slots full; closed the kept backends and trying again")
+		for try := 0; try < 5; try++ {
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(20 * time.Millisecond):
+			}
+			up, err = s.dialBackend(ctx, "pgveil:"+login+":"+p.applicationName, p.forward, false)
+			if !errors.As(err, &pe) || pe.Code != CodeTooManyConnections {
+				break
+			}
+		}
+	}
+	return up, err
 }
 
 // dialBackend opens an upstream session as the service account with the

@@ -93,10 +93,10 @@ func (c config) validate() error {
 		}
 	}
 	if c.idleClients < 0 || c.idleClients > 150 {
-		errs = append(errs, errors.New("--idle-clients must be between 0 and 150 (each holds a server connection; the server allows 200)"))
+		errs = append(errs, errors.New("--idle-clients must be between 0 and 150 (each holds a server connection; the server allows 250, 40 of them for the backends pgveil keeps)"))
 	}
 	if c.clients > 150 {
-		errs = append(errs, errors.New("--clients must be at most 150 (the server allows 200 connections)"))
+		errs = append(errs, errors.New("--clients must be at most 150 (the server allows 250 connections, 40 of them for the backends pgveil keeps)"))
 	}
 	if c.poolClients < 0 || c.poolClients > maxPoolClients {
 		errs = append(errs, fmt.Errorf("--pool-clients must be between 0 and %d", maxPoolClients))
@@ -126,8 +126,10 @@ const (
 )
 
 // sessionConnections is the max_connections the session-mode phases
-// need: the limits of --clients and --idle-clients are set for it.
-const sessionConnections = 200
+// need: the limits of --clients and --idle-clients are set for 200, and
+// each session-mode pgveil (pgveil, pgveil-governed) keeps up to 20 ended
+// sessions' backends open (upstream.pool.keep_idle) besides.
+const sessionConnections = 250
 
 // jobs returns pgbench's thread count: --jobs, at most one per client.
 func (c config) jobs() int { return min(c.jobsFlag, c.clients) }

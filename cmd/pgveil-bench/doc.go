@@ -38,7 +38,7 @@
 // The harness starts everything it measures and removes it afterwards:
 //
 //  1. a throwaway PostgreSQL cluster (internal/pgtest, fsync off,
-//     shared_buffers=256MB, max_connections=200, plus twice --pool-size
+//     shared_buffers=256MB, max_connections=250, plus twice --pool-size
 //     and 10 with the transaction-pool phase) with a database "bench"
 //     filled by `pgbench -i -s SCALE`;
 //  2. PgBouncer in session mode in front of it, authenticating clients with

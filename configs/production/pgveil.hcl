@@ -39,10 +39,13 @@ upstream {
 
   # Built-in transaction pooling: sessions share `size` backends, each held
   # for a transaction only. Without this block (or with mode = "session")
-  # each client session has a backend of its own. Read at start only.
+  # each client session has a backend of its own; up to keep_idle backends
+  # of sessions that ended cleanly are reset with DISCARD ALL and kept for
+  # the same user's next session. Read at start only.
   # pool {
   #   mode = "transaction"
   #   size = 20                       # under PostgreSQL's max_connections
+  #   keep_idle = 20                  # session mode only; 0 keeps none
   # }
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -163,6 +164,25 @@ func (f *FD) Close() error {
 	var err error
 	f.closeOnce.Do(func() { err = unix.Close(f.fd) })
 	return err
+}
+
+// GiveBack returns f's socket to Go's poller as a net.Conn, for a
+// goroutine to use with deadlines again, and closes f. f must be out of
+// every epoll instance, and nobody may use it any more.
+func (f *FD) GiveBack() (net.Conn, error) {
+	var err error
+	var c net.Conn
+	f.closeOnce.Do(func() {
+		file := os.NewFile(uintptr(f.fd), "socket")
+		// NOTE: FileConn duplicates the descriptor; closing file closes
+		// f's, and the socket stays open through c's.
+		c, err = net.FileConn(file)
+		file.Close()
+	})
+	if c == nil && err == nil {
+		err = errors.New("giving back a closed socket")
+	}
+	return c, err
 }
 
 // Takeable reports whether TakeFD can take c: a plain TCP or Unix

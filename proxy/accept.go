@@ -156,7 +156,10 @@ func New(cfg Config, opts Options) (*Server, error) {
 		if idle <= 0 {
 			idle = 10 * time.Minute
 		}
-		s.spares = newSpares(s.log, cfg.Upstream.Pool.KeepIdle, idle)
+		s.spares = newSpares(s.log, s.metrics, cfg.Upstream.Pool.KeepIdle, idle)
+		if s.metrics != nil && s.spares != nil {
+			s.metrics.spares.Store(s.spares)
+		}
 	}
 	// NOTE: a transaction-mode session registers each backend it takes
 	// on its loop, read with raw system calls: backends inside TLS keep

@@ -27,6 +27,11 @@ type Metrics struct {
 	// pool reports the transaction pool's backends for its gauges; nil
 	// in session mode (the gauges read 0).
 	pool atomic.Pointer[pool]
+	// spares reports the backends session mode keeps; nil in transaction
+	// mode or when it keeps none (the gauge reads 0). keptReused counts
+	// the sessions that started on one.
+	spares     atomic.Pointer[spares]
+	keptReused prometheus.Counter
 	// Reloads and ReloadFailures count policy reloads; the command that
 	// reloads updates them.
 	Reloads        prometheus.Counter
@@ -72,6 +77,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_pool_wait_timeouts_total", Help: "Transactions refused (53300) because no upstream connection of the transaction pool became free in time.",
 		}),
+		keptReused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_kept_backends_reused_total", Help: "Session-mode sessions that started on a backend an ended session left (upstream.pool.keep_idle).",
+		}),
 		Reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_policy_reloads_total", Help: "Successful policy reloads.",
 		}),
@@ -96,9 +104,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		poolGauge("pgveil_pool_backends_free", "Upstream backends free in the transaction pool.",
 			func(p *pool) int { _, free, _ := p.stats(); return free }),
 		poolGauge("pgveil_pool_waiting", "Client transactions waiting for a backend of the transaction pool.",
-			func(p *pool) int { _, _, waiting := p.stats(); return waiting }))
+			func(p *pool) int { _, _, waiting := p.stats(); return waiting }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pgveil_kept_backends", Help: "Session-mode upstream backends of ended sessions kept open for later sessions (upstream.pool.keep_idle).",
+		}, func() float64 { return float64(m.spares.Load().count()) }))
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.Reloads, m.ReloadFailures, m.policyInfo)
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo)
 	return m
 }
 
@@ -121,6 +132,12 @@ func (m *Metrics) sessionStarted() {
 func (m *Metrics) sessionEnded() {
 	if m != nil {
 		m.sessions.Dec()
+	}
+}
+
+func (m *Metrics) keptBackendReused() {
+	if m != nil {
+		m.keptReused.Inc()
 	}
 }
 

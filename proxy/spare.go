@@ -33,7 +33,8 @@ const spareResetTimeout = 5 * time.Second
 // same key takes it: what the reset might not cover (an extension's own
 // session state) is at worst the same user's.
 type spares struct {
-	log *zap.Logger
+	log     *zap.Logger
+	metrics *Metrics
 	// max caps the backends kept; idleTimeout closes one kept that long.
 	max         int
 	idleTimeout time.Duration
@@ -63,11 +64,21 @@ type spare struct {
 
 // newSpares returns the spares of a session-mode server, nil when it
 // keeps no backend.
-func newSpares(log *zap.Logger, max int, idleTimeout time.Duration) *spares {
+func newSpares(log *zap.Logger, metrics *Metrics, max int, idleTimeout time.Duration) *spares {
 	if max <= 0 {
 		return nil
 	}
-	return &spares{log: log, max: max, idleTimeout: idleTimeout, idle: map[string][]spare{}, resetting: map[net.Conn]struct{}{}}
+	return &spares{log: log, metrics: metrics, max: max, idleTimeout: idleTimeout, idle: map[string][]spare{}, resetting: map[net.Conn]struct{}{}}
+}
+
+// count returns how many backends are kept; 0 for nil.
+func (sp *spares) count() int {
+	if sp == nil {
+		return 0
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.n
 }
 
 // spareKey is the key of a session's backend: the user, the client's
@@ -102,6 +113,7 @@ func (sp *spares) take(key string) *upstreamConn {
 		sp.mu.Unlock()
 		if time.Since(s.since) < sp.idleTimeout && connQuiet(s.up.conn) {
 			s.up.kept = true
+			sp.metrics.keptBackendReused()
 			return s.up
 		}
 		// Closed by the server, or sent something while kept.

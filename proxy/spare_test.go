@@ -10,18 +10,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // startKeeping runs the demo in session mode keeping up to keep ended
 // sessions' backends for idle, its sessions relayed as relay says.
-func startKeeping(t *testing.T, relay string, keep int, idle time.Duration) *testProxy {
+func startKeeping(t *testing.T, relay string, keep int, idle time.Duration, opts ...func(*proxy.Options)) *testProxy {
 	t.Helper()
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolSession, KeepIdle: keep, IdleTimeout: idle}
 		c.Listen.Relay = relay
-	})
+	}, opts...)
 	return p
 }
 
@@ -188,7 +190,8 @@ func TestSessionModeKeepsEndedSessionsBackends(t *testing.T) {
 
 func TestSessionModeKeepsAtMostKeepIdleBackends(t *testing.T) {
 	ctx := context.Background()
-	p := startKeeping(t, policy.RelayEventLoop, 2, 300*time.Millisecond)
+	reg := prometheus.NewRegistry()
+	p := startKeeping(t, policy.RelayEventLoop, 2, 500*time.Millisecond, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	var conns []*pgx.Conn
 	for i := 0; i < 3; i++ {
 		conns = append(conns, connectApp(t, p, "marie", "keep-cap"))
@@ -197,8 +200,19 @@ func TestSessionModeKeepsAtMostKeepIdleBackends(t *testing.T) {
 		c.Close(ctx)
 	}
 	waitBackends(t, "marie", "keep-cap", 2)
+	if n := gauge(t, reg, "pgveil_kept_backends"); n != 2 {
+		t.Errorf("pgveil_kept_backends = %v, want 2", n)
+	}
+	c := connectApp(t, p, "marie", "keep-cap")
+	if n := gauge(t, reg, "pgveil_kept_backends_reused_total"); n != 1 {
+		t.Errorf("pgveil_kept_backends_reused_total = %v, want 1", n)
+	}
+	c.Close(ctx)
 	// Then idle_timeout passes.
 	waitBackends(t, "marie", "keep-cap", 0)
+	if n := gauge(t, reg, "pgveil_kept_backends"); n != 0 {
+		t.Errorf("pgveil_kept_backends = %v once idle_timeout passed, want 0", n)
+	}
 }
 
 func TestSessionModeWithoutKeepIdleClosesBackends(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgveil/pgveil/policy"
@@ -140,6 +141,17 @@ func TestSessionModeKeepsEndedSessionsBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Close(ctx)
+			waitBackends(t, "marie", app, 0)
+		})
+
+		t.Run("a session that terminates with a statement still running closes its backend", func(t *testing.T) {
+			c := connectApp(t, p, "marie", app)
+			var buf []byte
+			buf, _ = (&pgproto3.Query{String: "SELECT pg_sleep(0.3)"}).Encode(buf)
+			buf, _ = (&pgproto3.Terminate{}).Encode(buf)
+			if _, err := c.PgConn().Conn().Write(buf); err != nil {
+				t.Fatal(err)
+			}
 			waitBackends(t, "marie", app, 0)
 		})
 

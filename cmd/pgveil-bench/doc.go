@@ -182,9 +182,12 @@
 //     more rounds and longer runs for numbers worth publishing, and compare
 //     ratios rather than absolute figures across machines.
 //   - PgBouncer in session mode is the fair peer: like pgveil, it gives each
-//     client its own server connection for the whole session. Its pooling
-//     across pgbench runs does not matter since connection time is not
-//     measured. In the transaction-pool phase PgBouncer in transaction
+//     client its own server connection for the whole session, and like
+//     pgveil (upstream.pool.keep_idle) it keeps that connection for a
+//     later client once the session ends. That matters even though
+//     connection time is not measured: a fresh backend runs slower at
+//     first (cold caches, first touches of shared memory), and pgbench
+//     connects anew at each run. In the transaction-pool phase PgBouncer in transaction
 //     mode is the peer of pgveil-pool: both lend a backend for each
 //     transaction. PgBouncer opens server connections as clients wait
 //     for them, so it may hold fewer than --pool-size; both keep them

@@ -24,11 +24,19 @@ import (
 // relay says (policy.RelayEventLoop or policy.RelayGoroutines).
 func startPooled(t *testing.T, relay string, size int, wait time.Duration, opts ...func(*proxy.Options)) *testProxy {
 	t.Helper()
+	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}, opts...)
+	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	return p
+}
+
+// startDemoPool runs the demo with the upstream pool block pool, its
+// plaintext sessions relayed as relay says.
+func startDemoPool(t *testing.T, relay string, pool policy.Pool, opts ...func(*proxy.Options)) *testProxy {
+	t.Helper()
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
-		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}
+		c.Upstream.Pool = pool
 		c.Listen.Relay = relay
 	}, opts...)
-	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
 	return p
 }
 

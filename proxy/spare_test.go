@@ -21,11 +21,7 @@ import (
 // sessions' backends for idle, its sessions relayed as relay says.
 func startKeeping(t *testing.T, relay string, keep int, idle time.Duration, opts ...func(*proxy.Options)) *testProxy {
 	t.Helper()
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
-		c.Upstream.Pool = policy.Pool{Mode: policy.PoolSession, KeepIdle: keep, IdleTimeout: idle}
-		c.Listen.Relay = relay
-	}, opts...)
-	return p
+	return startDemoPool(t, relay, policy.Pool{Mode: policy.PoolSession, KeepIdle: keep, IdleTimeout: idle}, opts...)
 }
 
 // connectApp opens a session of user through p naming itself app.

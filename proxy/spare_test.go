@@ -246,3 +246,26 @@ func TestShutdownClosesKeptBackends(t *testing.T) {
 	}
 	waitBackends(t, "marie", "keep-shutdown", 0)
 }
+
+func TestSessionModeClosesKeptBackendsWhenTheServerIsFull(t *testing.T) {
+	ctx := context.Background()
+	p := startKeeping(t, policy.RelayEventLoop, 5, time.Minute)
+	for _, app := range []string{"keep-full-1", "keep-full-2"} {
+		connectApp(t, p, "marie", app).Close(ctx)
+		waitBackends(t, "marie", app, 1)
+	}
+	// The service account may open no more backends than it holds now:
+	// the next session's dial is refused (53300) until the kept ones
+	// close.
+	n := direct(t, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")[0][0]
+	direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT "+n)
+	t.Cleanup(func() { direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1") })
+	c := connectApp(t, p, "hq", "keep-full-3")
+	var countries int
+	if err := c.QueryRow(ctx, "SELECT count(DISTINCT country) FROM responses").Scan(&countries); err != nil {
+		t.Fatalf("the session that found the server full failed: %v", err)
+	}
+	if rows := backendsOf(t, "marie", "keep-full-1"); len(rows) != 0 {
+		t.Errorf("marie's kept backend is still open: %v", rows)
+	}
+}

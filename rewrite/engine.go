@@ -155,7 +155,8 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	// reaching pg_query: simple-protocol clients inline their values,
 	// so most of their statements are new texts of known shapes.
 	// NOTE: a literal shape is cached only when it equals pg_query's
-	// normalisation of the text it was learnt from (Rewrite), so it never
+	// normalisation of the text it was learnt from, up to the minus
+	// signs the parser folds (sameNormalization, in Rewrite), so it never
 	// shares a decision the normalised-text cache would not share. It
 	// may be looked up before the complexity guard: outside its
 	// literals the text is the one that passed it.
@@ -304,7 +305,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		if c.err == nil && !res.Rewritten && !res.constantBound {
 			if n := normalized(); n != "" && n != text {
 				e.cache.put(cacheKey{policy: p.Key(), kind: shapeKind, text: n}, c)
-				if litKey.text != "" && litNorm == n {
+				if litKey.text != "" && sameNormalization(litNorm, n) {
 					e.cache.put(litKey, c)
 				}
 			}
@@ -457,6 +458,44 @@ func (c *lruCache) purge() {
 	c.ll.Init()
 	c.items = map[cacheKey]*list.Element{}
 	c.bytes = 0
+}
+
+// sameNormalization reports whether lit, the text of a literal shape
+// (literalShape), is norm, pg_query's normalisation of the same statement
+// text, to the byte but for the minus signs the parser folded into the
+// number after them: normalisation replaces -5 (or - 5) whole by $n,
+// where a literal shape keeps the minus sign, a token of its own, and
+// replaces only 5.
+//
+// NOTE: a literal shape fixes every token but the literals' values, so
+// the grammar folds the same minus signs in every statement of that
+// shape; the folding depends on no value (the lexer makes no negative
+// number). The statements of a shape that passes this check therefore
+// all have the normalisation norm, which is what caching the shape
+// requires. Anything else that differs fails it: a minus sign that
+// normalisation replaced with something else after it, as in -(5) or
+// - -5, a placeholder numbered otherwise.
+func sameNormalization(lit, norm string) bool {
+	i, j := 0, 0
+	for i < len(lit) && j < len(norm) {
+		if lit[i] == norm[j] {
+			i++
+			j++
+			continue
+		}
+		if lit[i] != '-' || norm[j] != '$' {
+			return false
+		}
+		k := i + 1
+		for k < len(lit) && isSpace(lit[k]) {
+			k++
+		}
+		if k == len(lit) || lit[k] != '$' {
+			return false
+		}
+		i = k
+	}
+	return i == len(lit) && j == len(norm)
 }
 
 // samePlaceholders reports whether a and b are the same text once each

@@ -178,6 +178,20 @@ func TestEngineLiteralShapes(t *testing.T) {
 			t.Fatalf("hits %d, misses %d", hits, misses)
 		}
 	})
+	t.Run("so is one whose numbers the parser negates", func(t *testing.T) {
+		// pgbench's own UPDATE adds a delta of either sign so.
+		e := rewrite.NewEngine(cat, policy, nil, 100)
+		for i := 0; i < 50; i++ {
+			sql := fmt.Sprintf("SELECT oid + -%d FROM pg_catalog.pg_namespace WHERE oid > - %d", i, i+1)
+			got, err := e.Rewrite(ctx, "marie", 'Q', sql)
+			if err != nil || got.SQL != sql {
+				t.Fatalf("%s: %+v %v", sql, got, err)
+			}
+		}
+		if hits, misses := e.CacheStats(); hits != 49 || misses != 1 {
+			t.Fatalf("hits %d, misses %d", hits, misses)
+		}
+	})
 }
 
 func TestEngineDoesNotCacheHugeTexts(t *testing.T) {

@@ -221,6 +221,8 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT id FROM responses WHERE country = 'a' AND nps > 1.5 LIMIT 3", "SELECT id FROM responses WHERE country = 'b' AND nps > 2.0 LIMIT 4", `SELECT id FROM responses WHERE country = 'c\''' AND nps > 2.5 LIMIT 5`},
 		{"SELECT set_config('work_mem', '1MB', false), nps FROM responses WHERE id = 1", "SELECT set_config('work_mem', '2MB', false), nps FROM responses WHERE id = 2", "SELECT set_config('search_path', 'x', false), nps FROM responses WHERE id = 3"},
 		{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"},
+		{"SELECT oid + -1 FROM pg_catalog.pg_namespace WHERE oid > - 2", "SELECT oid + -3 FROM pg_catalog.pg_namespace WHERE oid > - 4", "SELECT oid + -0 FROM pg_catalog.pg_namespace WHERE oid > - 2147483648"},
+		{"SELECT -(1), - -2 FROM pg_catalog.pg_namespace", "SELECT -(3), - -4 FROM pg_catalog.pg_namespace", "SELECT -(5), - -6 FROM pg_catalog.pg_namespace"},
 		{"SELECT name FROM countries WHERE code = 'FR'::text AND name >= CAST('A' AS varchar)", "SELECT name FROM countries WHERE code = 'DE'::text AND name >= CAST('B' AS varchar)", "SELECT name FROM countries WHERE code = 'x''y'::text AND name >= CAST('' AS varchar)"},
 		{"SELECT id FROM responses WHERE submitted_at >= timestamp with time zone '2025-01-01' AND id < '9'::int8", "SELECT id FROM responses WHERE submitted_at >= timestamp with time zone '2025-02-01' AND id < '8'::int8", "SELECT id FROM responses WHERE submitted_at >= timestamp with time zone 'x' AND id < '7'::int8"},
 		{"SELECT name FROM countries WHERE code IN ('FR', 'DE')", "SELECT name FROM countries WHERE code IN ('IT', 'ES')", "SELECT name FROM countries WHERE code IN ('A', 'B''C')"},

@@ -987,10 +987,10 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 			v.problem("the subquery around %s filters with %s where the policy says %s", rel.QName, g, w)
 		}
 	}
+	// An UPDATE's or DELETE's row-identity subquery takes the same
+	// pushed comparisons as a SELECT's.
 	for _, c := range have[len(need):] {
-		if rowID {
-			v.problem("the row-identity subquery around %s has the extra condition %s", rel.QName, exprSQL(c))
-		} else if why := pushedProblem(c, rel, acc); why != "" {
+		if why := pushedProblem(c, rel, acc); why != "" {
 			v.problem("the subquery around %s has the extra condition %s: %s", rel.QName, exprSQL(c), why)
 		}
 	}

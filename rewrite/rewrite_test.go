@@ -144,7 +144,7 @@ func TestWrites(t *testing.T) {
 	cases := []rewriteCase{
 		{name: "DELETE finds its rows through the scoped, masked subquery",
 			sql:  "DELETE FROM responses WHERE nps < 2",
-			want: []string{"DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, id", "WHERE country = 'France' OFFSET 0) responses WHERE nps < 2)"}},
+			want: []string{"DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, id", "WHERE country = 'France' AND nps OPERATOR(pg_catalog.<) 2 OFFSET 0) responses WHERE nps < 2)"}},
 		{name: "UPDATE of a visible column keeps its SET and finds rows in scope",
 			sql:  "UPDATE responses r SET comment = 'seen' WHERE r.id = 5 RETURNING r.id",
 			want: []string{"UPDATE responses r SET comment = 'seen' WHERE (tableoid, ctid) IN (SELECT r.pgveil_tableoid, r.pgveil_ctid FROM (SELECT", "OFFSET 0) r WHERE r.id = 5) RETURNING r.id"}},

@@ -12,11 +12,12 @@ import (
 //	DELETE FROM t AS a WHERE (tableoid, ctid) IN
 //	  (SELECT a.pgveil_tableoid, a.pgveil_ctid
 //	   FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, <masked cols>
-//	         FROM t WHERE <scope> OFFSET 0) AS a
+//	         FROM t WHERE <scope> [AND <pushed comparisons>] OFFSET 0) AS a
 //	   WHERE <the user's WHERE>)
 //
 // so the user's predicates see only masked values of rows in scope, as in
-// a SELECT. SET values and RETURNING may not read masked columns (they see
+// a SELECT, and the leak-proof comparisons pushDown would copy for a
+// SELECT are copied inside too (scopedRows). SET values and RETURNING may not read masked columns (they see
 // the real row); SET may not change a column the scope reads (the row
 // could leave the scope: WITH CHECK, conservatively); INSERT is allowed
 // only where the scope is every row; ON CONFLICT, UPDATE … FROM and
@@ -142,6 +143,20 @@ func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel
 		WhereClause: where,
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
 	}
+	// The user's leak-proof comparisons of the target's columns with
+	// constants are copied into the scoped subquery, as for a SELECT
+	// (pushDown), so that PostgreSQL finds the rows by index: behind the
+	// fence it would otherwise read every row in scope to update one.
+	// Only the target can be named by an unqualified column of the
+	// WHERE's conjuncts (UPDATE … FROM and DELETE … USING are refused).
+	var pushed []*pg_query.Node
+	if where != nil && !acc.NoPushdown && len(alias.Colnames) == 0 {
+		pu := pusher{alias: alias.Aliasname, rel: rel, acc: acc, single: true,
+			catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog"}
+		for _, c := range conjuncts(where) {
+			pushed = append(pushed, pu.conjunct(c)...)
+		}
+	}
 	if where != nil {
 		w.selects = append(w.selects, keys)
 		err := w.walk(where)
@@ -150,7 +165,7 @@ func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel
 			return nil, err
 		}
 	}
-	inner := w.scopedSelect(rel, acc, target.Inh, true, nil)
+	inner := w.scopedSelect(rel, acc, target.Inh, true, pushed)
 	keys.FromClause = []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
 		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}},
 		Alias:    &pg_query.Alias{Aliasname: alias.Aliasname},

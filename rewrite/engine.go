@@ -325,7 +325,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 				// Its template could not be made: no second try.
 			default:
 				e.templateTries.Add(1)
-				if n := normalized(); n != "" && samePlaceholders(litNorm, n) {
+				if n := normalized(); n != "" && samePlaceholders(foldMinus(litNorm, n), n) {
 					if t := buildTemplate(text, spans, res, cat, p); t != nil {
 						e.cache.put(litKey, cached{res: res, tmpl: t})
 						break
@@ -463,9 +463,7 @@ func (c *lruCache) purge() {
 // sameNormalization reports whether lit, the text of a literal shape
 // (literalShape), is norm, pg_query's normalisation of the same statement
 // text, to the byte but for the minus signs the parser folded into the
-// number after them: normalisation replaces -5 (or - 5) whole by $n,
-// where a literal shape keeps the minus sign, a token of its own, and
-// replaces only 5.
+// number after them (foldMinus).
 //
 // NOTE: a literal shape fixes every token but the literals' values, so
 // the grammar folds the same minus signs in every statement of that
@@ -475,27 +473,57 @@ func (c *lruCache) purge() {
 // requires. Anything else that differs fails it: a minus sign that
 // normalisation replaced with something else after it, as in -(5) or
 // - -5, a placeholder numbered otherwise.
-func sameNormalization(lit, norm string) bool {
+func sameNormalization(lit, norm string) bool { return foldMinus(lit, norm) == norm }
+
+// foldMinus returns lit without the minus signs (and the spaces after
+// them) that norm, pg_query's normalisation of the same text, folded into
+// the placeholder after them: normalisation replaces -5 (or - 5) whole by
+// $n, where a literal shape keeps the minus sign, a token of its own, and
+// replaces only 5. lit is returned unchanged when it differs from norm
+// otherwise than by that and the numbers of placeholders.
+func foldMinus(lit, norm string) string {
+	var b []byte // nil until a minus sign is dropped
 	i, j := 0, 0
 	for i < len(lit) && j < len(norm) {
-		if lit[i] == norm[j] {
+		switch {
+		case lit[i] == norm[j]:
+			if b != nil {
+				b = append(b, lit[i])
+			}
 			i++
 			j++
+			if lit[i-1] == '$' {
+				// The placeholders' numbers may differ.
+				for i < len(lit) && isDigit(lit[i]) {
+					if b != nil {
+						b = append(b, lit[i])
+					}
+					i++
+				}
+				for j < len(norm) && isDigit(norm[j]) {
+					j++
+				}
+			}
 			continue
+		case lit[i] == '-' && norm[j] == '$':
+			k := i + 1
+			for k < len(lit) && isSpace(lit[k]) {
+				k++
+			}
+			if k < len(lit) && lit[k] == '$' {
+				if b == nil {
+					b = append(make([]byte, 0, len(lit)), lit[:i]...)
+				}
+				i = k
+				continue
+			}
 		}
-		if lit[i] != '-' || norm[j] != '$' {
-			return false
-		}
-		k := i + 1
-		for k < len(lit) && isSpace(lit[k]) {
-			k++
-		}
-		if k == len(lit) || lit[k] != '$' {
-			return false
-		}
-		i = k
+		return lit
 	}
-	return i == len(lit) && j == len(norm)
+	if b == nil || i < len(lit) || j < len(norm) {
+		return lit
+	}
+	return string(b)
 }
 
 // samePlaceholders reports whether a and b are the same text once each

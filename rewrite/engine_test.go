@@ -245,6 +245,34 @@ func TestEngineRewriteCached(t *testing.T) {
 			t.Fatalf("cached %q, direct %q (%v)", got.SQL, want.SQL, err)
 		}
 	})
+	t.Run("so does one of a governed UPDATE with negative numbers", func(t *testing.T) {
+		env := demoEnvironment(t)
+		var lea rewrite.Policy = &grantPolicy{Policy: env.policy(t, "lea"), kinds: map[rewrite.StatementKind]bool{rewrite.KindUpdate: true}}
+		policy := func(string) (rewrite.Policy, error) { return lea, nil }
+		update := func(i int) string {
+			return fmt.Sprintf("UPDATE responses SET comment = 'c%d' WHERE id = -%d", i, i)
+		}
+		warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+		for i := 1; i <= 2; i++ {
+			if _, err := warm.Rewrite(ctx, "lea", 'Q', update(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, i := range []int{7, 0} {
+			got, ok, err := warm.RewriteCached("lea", 'Q', update(i))
+			want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "lea", 'Q', update(i))
+			switch {
+			case err != nil || werr != nil:
+				t.Fatalf("%v %v", err, werr)
+			case i == 0 && ok:
+				t.Fatalf("-0 was spliced: %s", got.SQL)
+			case i != 0 && !ok:
+				t.Fatalf("%s: not served from the template", update(i))
+			case i != 0 && got.SQL != want.SQL:
+				t.Fatalf("%s: cached %q, direct %q", update(i), got.SQL, want.SQL)
+			}
+		}
+	})
 	t.Run("a cached refusal is answered from the cache", func(t *testing.T) {
 		e := rewrite.NewEngine(cat, policy, nil, 100)
 		const sql = "DROP TABLE responses"

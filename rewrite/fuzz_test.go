@@ -223,6 +223,11 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"},
 		{"SELECT oid + -1 FROM pg_catalog.pg_namespace WHERE oid > - 2", "SELECT oid + -3 FROM pg_catalog.pg_namespace WHERE oid > - 4", "SELECT oid + -0 FROM pg_catalog.pg_namespace WHERE oid > - 2147483648"},
 		{"SELECT -(1), - -2 FROM pg_catalog.pg_namespace", "SELECT -(3), - -4 FROM pg_catalog.pg_namespace", "SELECT -(5), - -6 FROM pg_catalog.pg_namespace"},
+		{"UPDATE responses SET comment = 'a' WHERE id = -1", "UPDATE responses SET comment = 'b' WHERE id = - 2", "UPDATE responses SET comment = 'c' WHERE id = -0"},
+		{"UPDATE responses SET comment = comment || 'x' WHERE id + 1 = +2 AND survey_id - 3 > 4", "UPDATE responses SET comment = comment || 'y' WHERE id + 5 = +6 AND survey_id - 7 > 8", "UPDATE responses SET comment = comment || '' WHERE id + 0 = +0 AND survey_id - 0 > 0"},
+		{"UPDATE responses SET sentiment = sentiment + -1 WHERE id = 5", "UPDATE responses SET sentiment = sentiment + -2 WHERE id = 6", "UPDATE responses SET sentiment = sentiment + -0 WHERE id = 00"},
+		{"DELETE FROM responses WHERE id = 1 AND survey_id > -2", "DELETE FROM responses WHERE id = 3 AND survey_id > -4", "DELETE FROM responses WHERE id = 2147483648 AND survey_id > -2147483648"},
+		{"SELECT id FROM responses WHERE id > - 1.5 AND nps <> -3", "SELECT id FROM responses WHERE id > - 2.5 AND nps <> -4", "SELECT id FROM responses WHERE id > - 0.0 AND nps <> -0"},
 		{"SELECT name FROM countries WHERE code = 'FR'::text AND name >= CAST('A' AS varchar)", "SELECT name FROM countries WHERE code = 'DE'::text AND name >= CAST('B' AS varchar)", "SELECT name FROM countries WHERE code = 'x''y'::text AND name >= CAST('' AS varchar)"},
 		{"SELECT id FROM responses WHERE submitted_at >= timestamp with time zone '2025-01-01' AND id < '9'::int8", "SELECT id FROM responses WHERE submitted_at >= timestamp with time zone '2025-02-01' AND id < '8'::int8", "SELECT id FROM responses WHERE submitted_at >= timestamp with time zone 'x' AND id < '7'::int8"},
 		{"SELECT name FROM countries WHERE code IN ('FR', 'DE')", "SELECT name FROM countries WHERE code IN ('IT', 'ES')", "SELECT name FROM countries WHERE code IN ('A', 'B''C')"},
@@ -231,56 +236,72 @@ func FuzzEngineCache(f *testing.F) {
 	for _, p := range triples {
 		f.Add(p[0], p[1], p[2])
 	}
-	var marie rewrite.Policy = env.policy(f, "marie")
-	policy := func(string) (rewrite.Policy, error) { return marie, nil }
-	ctx := context.Background()
+	// marie reads; lea writes too, with her scope, so that governed
+	// UPDATE and DELETE templates are held to the same check.
+	users := []struct {
+		login string
+		p     rewrite.Policy
+	}{
+		{"marie", env.policy(f, "marie")},
+		{"lea", &grantPolicy{Policy: env.policy(f, "lea"), kinds: map[rewrite.StatementKind]bool{
+			rewrite.KindInsert: true, rewrite.KindUpdate: true, rewrite.KindDelete: true}}},
+	}
 	// A warm engine that has seen a and b (of one literal shape, the
 	// second makes a template) sends exactly what a cold one sends for c.
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		if len(a) > 2000 || len(b) > 2000 || len(c) > 2000 {
 			return
 		}
-		warm := rewrite.NewEngine(env.cat, policy, nil, 100)
-		_, _ = warm.Rewrite(ctx, "marie", 'Q', a)
-		_, _ = warm.Rewrite(ctx, "marie", 'Q', b)
-		got, gerr := warm.Rewrite(ctx, "marie", 'Q', c)
-		want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', c)
-		if (gerr == nil) != (werr == nil) {
-			t.Fatalf("after %q, %q, %q: warm engine %v, cold engine %v", a, b, c, gerr, werr)
-		}
-		if gerr != nil {
-			return
-		}
-		// The cold engine splices what it can; the warm one may serve c
-		// from a template, which gives the deparse-based rewrite byte
-		// for byte. Both are that rewrite in meaning.
-		direct, derr := rewrite.Rewrite(c, env.cat, marie)
-		var r *rewrite.Refused
-		if errors.As(derr, &r) && r.Rule == "rewrite" && rewrite.Spliced(want) {
-			// The deparser is not faithful to c; the splice keeps the
-			// client's text (TestDeparseMustBeFaithful).
-			return
-		}
-		if derr != nil {
-			t.Fatalf("%q: the engine rewrites it, Rewrite refuses it: %v", c, derr)
-		}
-		if got.SQL != want.SQL && got.SQL != direct.SQL {
-			t.Fatalf("after %q, %q, %q: warm engine sends\n%s\ncold engine sends\n%s\nRewrite gives\n%s", a, b, c, got.SQL, want.SQL, direct.SQL)
-		}
-		// A template reads directly where Rewrite does; the cold engine
-		// never does (rewriteText): it is held to the fenced rewrite.
-		if rewrite.Direct(direct) {
-			if direct, derr = rewrite.RewriteFenced(c, env.cat, marie); derr != nil {
-				t.Fatalf("%q: Rewrite reads it directly, the fenced rewrite refuses it: %v", c, derr)
-			}
-		}
-		if !rewrite.Spliced(want) && want.SQL != direct.SQL {
-			t.Fatalf("%q: the cold engine deparses\n%s\nRewrite gives\n%s", c, want.SQL, direct.SQL)
-		}
-		if same, err := rewrite.SameStatements(want.SQL, direct.SQL); (err != nil || !same) && deparseFaithful(t, c) {
-			t.Fatalf("%q: the cold engine's splice is not the rewrite (%v):\n%s\nRewrite gives\n%s", c, err, want.SQL, direct.SQL)
+		for _, u := range users {
+			checkEngineCache(t, env, u.login, u.p, a, b, c)
 		}
 	})
+}
+
+// checkEngineCache is FuzzEngineCache's check for one user.
+func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy, a, b, c string) {
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	ctx := context.Background()
+	warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+	_, _ = warm.Rewrite(ctx, login, 'Q', a)
+	_, _ = warm.Rewrite(ctx, login, 'Q', b)
+	got, gerr := warm.Rewrite(ctx, login, 'Q', c)
+	want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, login, 'Q', c)
+	if (gerr == nil) != (werr == nil) {
+		t.Fatalf("%s, after %q, %q, %q: warm engine %v, cold engine %v", login, a, b, c, gerr, werr)
+	}
+	if gerr != nil {
+		return
+	}
+	// The cold engine splices what it can; the warm one may serve c
+	// from a template, which gives the deparse-based rewrite byte
+	// for byte. Both are that rewrite in meaning.
+	direct, derr := rewrite.Rewrite(c, env.cat, p)
+	var r *rewrite.Refused
+	if errors.As(derr, &r) && r.Rule == "rewrite" && rewrite.Spliced(want) {
+		// The deparser is not faithful to c; the splice keeps the
+		// client's text (TestDeparseMustBeFaithful).
+		return
+	}
+	if derr != nil {
+		t.Fatalf("%q: the engine rewrites it, Rewrite refuses it: %v", c, derr)
+	}
+	if got.SQL != want.SQL && got.SQL != direct.SQL {
+		t.Fatalf("%s, after %q, %q, %q: warm engine sends\n%s\ncold engine sends\n%s\nRewrite gives\n%s", login, a, b, c, got.SQL, want.SQL, direct.SQL)
+	}
+	// A template reads directly where Rewrite does; the cold engine
+	// never does (rewriteText): it is held to the fenced rewrite.
+	if rewrite.Direct(direct) {
+		if direct, derr = rewrite.RewriteFenced(c, env.cat, p); derr != nil {
+			t.Fatalf("%q: Rewrite reads it directly, the fenced rewrite refuses it: %v", c, derr)
+		}
+	}
+	if !rewrite.Spliced(want) && want.SQL != direct.SQL {
+		t.Fatalf("%q: the cold engine deparses\n%s\nRewrite gives\n%s", c, want.SQL, direct.SQL)
+	}
+	if same, err := rewrite.SameStatements(want.SQL, direct.SQL); (err != nil || !same) && deparseFaithful(t, c) {
+		t.Fatalf("%q: the cold engine's splice is not the rewrite (%v):\n%s\nRewrite gives\n%s", c, err, want.SQL, direct.SQL)
+	}
 }
 
 // deparseFaithful reports whether pg_query's deparse of sql is sql in

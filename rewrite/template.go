@@ -69,38 +69,55 @@ func sentinel(i int, kind byte) string {
 }
 
 // templatable reports whether a statement's shape may have a template:
-// reads only (the deparser writes literals of other statements, such as
-// COPY options, in forms of its own), literals the scan knows, and no
-// number right after a minus sign, which the parser folds into the
-// constant (-0 is deparsed 0).
-func templatable(text string, spans []literalSpan, res *Result) bool {
+// reads, UPDATE and DELETE only (the deparser writes literals of other
+// statements, such as COPY options, in forms of its own), with literals.
+//
+// A number right after a minus sign may be folded by the parser into a
+// negative constant, which the deparser writes as the sign then the
+// number: the template has its slot after the sign. The one value it
+// writes otherwise, -0 as 0, is refused at splice time (negatedZero). A
+// plus sign is never folded: +5 and a + 5 keep their operator.
+func templatable(spans []literalSpan, res *Result) bool {
 	if len(spans) == 0 || res.constantBound || !res.Rewritten {
 		return false
 	}
 	for _, k := range res.Kinds {
-		if k != string(KindSelect) {
-			return false
-		}
-	}
-	for _, s := range spans {
-		if s.kind == kindString {
-			continue
-		}
-		j := s.start - 1
-		for j >= 0 && isSpace(text[j]) {
-			j--
-		}
-		if j >= 0 && (text[j] == '-' || text[j] == '+') {
+		switch StatementKind(k) {
+		case KindSelect, KindUpdate, KindDelete:
+		default:
 			return false
 		}
 	}
 	return true
 }
 
+// signBefore returns the byte before the literal s, spaces skipped, 0 at
+// the start of text.
+func signBefore(text string, s literalSpan) byte {
+	j := s.start - 1
+	for j >= 0 && isSpace(text[j]) {
+		j--
+	}
+	if j < 0 {
+		return 0
+	}
+	return text[j]
+}
+
+// negatedZero reports whether the literal s of text is an integer zero
+// after a minus sign: the parser folds -0 into 0, which the deparser
+// writes without the sign that a template keeps.
+func negatedZero(text string, s literalSpan) bool {
+	if s.kind != kindInt || signBefore(text, s) != '-' {
+		return false
+	}
+	return strings.Trim(text[s.start:s.end], "0") == ""
+}
+
 // buildTemplate returns the template of text's shape, or nil when it
 // cannot be made or does not reproduce direct, the rewrite of text.
 func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalog, p Policy) *template {
-	if !templatable(text, spans, direct) {
+	if !templatable(spans, direct) {
 		return nil
 	}
 	var b strings.Builder
@@ -183,7 +200,7 @@ func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 	lits := rendered[:0]
 	for _, s := range spans {
 		r, ok := renderLiteral(text[s.start:s.end], s.kind)
-		if !ok {
+		if !ok || negatedZero(text, s) {
 			return "", false
 		}
 		lits = append(lits, r)

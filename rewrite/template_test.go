@@ -46,8 +46,12 @@ func TestTemplates(t *testing.T) {
 			[3]string{"SELECT country, count(*) FROM responses GROUP BY 1 ORDER BY 2", "SELECT country, count(*) FROM responses GROUP BY 1 ORDER BY 1", "SELECT country, count(*) FROM responses GROUP BY 2 ORDER BY 2"}, false},
 		{"typed literals are spliced into their cast",
 			[3]string{"SELECT id FROM responses WHERE submitted_at > date '2024-01-01'", "SELECT id FROM responses WHERE submitted_at > date '2024-02-01'", "SELECT id FROM responses WHERE submitted_at > date '1999-12-31'"}, true},
-		{"a negative number is not templated: the parser folds the sign into the constant",
+		{"a negative number is spliced after its sign, which the parser folds into the constant",
+			[3]string{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -37"}, true},
+		{"but -0 is not, which the deparser writes 0",
 			[3]string{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"}, false},
+		{"a number after a plus sign keeps its operator",
+			[3]string{"SELECT id + 1 FROM responses WHERE nps > +1", "SELECT id + 2 FROM responses WHERE nps > +2", "SELECT id + 0 FROM responses WHERE nps > +0"}, true},
 		{"IN lists and several tables",
 			[3]string{"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (1, 2) AND c.code = 'FR'",
 				"SELECT r.id FROM responses r JOIN countries c ON c.name = r.country WHERE r.id IN (3, 4) AND c.code = 'DE'",
@@ -56,7 +60,7 @@ func TestTemplates(t *testing.T) {
 			[3]string{"SELECT set_config('work_mem', '1MB', false), nps FROM responses WHERE id = 1",
 				"SELECT set_config('work_mem', '2MB', false), nps FROM responses WHERE id = 2",
 				"SELECT set_config('work_mem', '4MB', false), nps FROM responses WHERE id = 3"}, false},
-		{"statements other than reads are not templated",
+		{"statements other than reads, UPDATE and DELETE are not templated",
 			[3]string{"COPY (SELECT id FROM responses WHERE id = 1) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 2) TO STDOUT", "COPY (SELECT id FROM responses WHERE id = 3) TO STDOUT"}, false},
 	}
 	for _, c := range cases {

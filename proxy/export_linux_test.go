@@ -58,3 +58,6 @@ func LoopSessionBuffers(s *Server) []LoopBuffers {
 	}
 	return out
 }
+
+// LoopCount exposes loopCount.
+var LoopCount = loopCount

@@ -215,3 +215,18 @@ func TestPanicOnAnEventLoopEndsOnlyItsSession(t *testing.T) {
 		t.Fatalf("%d messages deferred: the panic was not inline", deferred)
 	}
 }
+
+func TestLoopCount(t *testing.T) {
+	for _, tc := range []struct {
+		procs       int
+		transaction bool
+		want        int
+	}{
+		{1, false, 1}, {2, false, 1}, {3, false, 1}, {8, false, 4},
+		{1, true, 1}, {2, true, 2}, {8, true, 8},
+	} {
+		if got := proxy.LoopCount(tc.procs, tc.transaction); got != tc.want {
+			t.Errorf("loopCount(%d, transaction mode %v) = %d, want %d", tc.procs, tc.transaction, got, tc.want)
+		}
+	}
+}

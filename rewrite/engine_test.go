@@ -171,6 +171,9 @@ func TestEngineLiteralShapes(t *testing.T) {
 		// pgbench's own UPDATE adds a delta of either sign so.
 		{"so is one whose numbers the parser negates",
 			"SELECT oid + -%d FROM pg_catalog.pg_namespace WHERE oid > - %d"},
+		// BI tools put a comment naming the query before each.
+		{"so is one with comments",
+			"-- BI tool, query 'x'\nSELECT oid /* a /* nested */ one */ FROM pg_catalog.pg_namespace WHERE oid > %d LIMIT %d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := rewrite.NewEngine(cat, policy, nil, 100)

@@ -223,6 +223,8 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"},
 		{"SELECT oid + -1 FROM pg_catalog.pg_namespace WHERE oid > - 2", "SELECT oid + -3 FROM pg_catalog.pg_namespace WHERE oid > - 4", "SELECT oid + -0 FROM pg_catalog.pg_namespace WHERE oid > - 2147483648"},
 		{"SELECT -(1), - -2 FROM pg_catalog.pg_namespace", "SELECT -(3), - -4 FROM pg_catalog.pg_namespace", "SELECT -(5), - -6 FROM pg_catalog.pg_namespace"},
+		{"-- q\nSELECT id FROM responses /* 'x' */ WHERE id = 1 -- 2", "-- q\nSELECT id FROM responses /* 'x' */ WHERE id = 3 -- 2", "-- q\nSELECT id FROM responses /* 'x' */ WHERE id = 4 -- 2"},
+		{"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'a' -- c\n", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'b' -- c\n", "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'b' -- c\n'x'"},
 		{"UPDATE responses SET comment = 'a' WHERE id = -1", "UPDATE responses SET comment = 'b' WHERE id = - 2", "UPDATE responses SET comment = 'c' WHERE id = -0"},
 		{"UPDATE responses SET comment = comment || 'x' WHERE id + 1 = +2 AND survey_id - 3 > 4", "UPDATE responses SET comment = comment || 'y' WHERE id + 5 = +6 AND survey_id - 7 > 8", "UPDATE responses SET comment = comment || '' WHERE id + 0 = +0 AND survey_id - 0 > 0"},
 		{"UPDATE responses SET sentiment = sentiment + -1 WHERE id = 5", "UPDATE responses SET sentiment = sentiment + -2 WHERE id = 6", "UPDATE responses SET sentiment = sentiment + -0 WHERE id = 00"},

@@ -77,8 +77,12 @@ func literalShapeSpans(text string, spans []literalSpan) (shape string, _ []lite
 // PostgreSQL's lexer reads them with standard_conforming_strings on (the
 // setting pgveil pins), and returns the highest $n parameter number.
 //
+// Comments are skipped, as the lexer skips them: a literal shape keeps
+// their text, so two statements of one shape have the same comments
+// (tools such as Looker put a comment naming the query before each).
+//
 // NOTE: ok is false for anything whose tokens the scan does not know with
-// certainty: comments, dollar quotes, E'…', B'…', X'…', N'…' and U&'…'
+// certainty: an unterminated comment, dollar quotes, E'…', B'…', X'…', N'…' and U&'…'
 // strings, U&"…" identifiers, empty "" identifiers, a string continued on
 // a later line, numbers in other bases or with underscores, junk right
 // after a number or a parameter, and unterminated quotes. A text it
@@ -139,8 +143,14 @@ func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam i
 			}
 			maxParam = max(maxParam, p)
 			i = j
-		case c == '-' && i+1 < n && text[i+1] == '-', c == '/' && i+1 < n && text[i+1] == '*':
-			return nil, 0, false
+		case c == '-' && i+1 < n && text[i+1] == '-':
+			i = lineCommentEnd(text, i)
+		case c == '/' && i+1 < n && text[i+1] == '*':
+			end, closed := blockCommentEnd(text, i)
+			if !closed {
+				return nil, 0, false
+			}
+			i = end
 		case c == '.' && i+1 < n && text[i+1] == '.':
 			i += 2 // the .. token, not a dot and a number
 		case isDigit(c) || c == '.' && i+1 < n && isDigit(text[i+1]):
@@ -217,15 +227,70 @@ func quoted(text string, i int) (end int, closed bool) {
 // continuesString reports whether the string ending at end goes on in
 // another quoted segment: PostgreSQL joins 'a' and 'b' into one string
 // when only whitespace holding a newline separates them.
+//
+// NOTE: comments between the two count as whitespace here, and a line
+// comment as a newline: whether the lexer of a given PostgreSQL version
+// joins across a comment or not, such a text is reported as continued,
+// which its callers refuse.
 func continuesString(text string, end int) bool {
 	newline := false
 	j := end
-	for ; j < len(text) && isSpace(text[j]); j++ {
-		if text[j] == '\n' || text[j] == '\r' {
+	for j < len(text) {
+		switch c := text[j]; {
+		case isSpace(c):
+			if c == '\n' || c == '\r' {
+				newline = true
+			}
+			j++
+			continue
+		case c == '-' && j+1 < len(text) && text[j+1] == '-':
+			j = lineCommentEnd(text, j)
 			newline = true
+			continue
+		case c == '/' && j+1 < len(text) && text[j+1] == '*':
+			e, closed := blockCommentEnd(text, j)
+			if !closed {
+				return false
+			}
+			j = e
+			continue
 		}
+		break
 	}
 	return newline && j < len(text) && text[j] == '\''
+}
+
+// lineCommentEnd returns the end of the -- comment starting at text[i]:
+// its newline, or the end of text.
+func lineCommentEnd(text string, i int) int {
+	j := i + 2
+	for j < len(text) && text[j] != '\n' && text[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// blockCommentEnd returns the end of the /* comment starting at text[i],
+// after its */, and whether it is closed. Block comments nest, as in
+// PostgreSQL's lexer.
+func blockCommentEnd(text string, i int) (end int, closed bool) {
+	depth := 0
+	for j := i; j+1 < len(text); {
+		switch {
+		case text[j] == '/' && text[j+1] == '*':
+			depth++
+			j += 2
+		case text[j] == '*' && text[j+1] == '/':
+			depth--
+			j += 2
+			if depth == 0 {
+				return j, true
+			}
+		default:
+			j++
+		}
+	}
+	return len(text), false
 }
 
 // scanNumber reads the number starting at text[i]: digits, an optional

@@ -24,6 +24,8 @@ func TestLiteralShape(t *testing.T) {
 		{"SELECT a1, x$1, _9 FROM t1", "SELECT a1, x$1, _9 FROM t1", ""},
 		{"SELECT 'a'  'b'", "SELECT $1  $2", "ss"},
 		{"SELECT -5", "SELECT -$1", "i"},
+		{"-- q '1'\nSELECT 2 /* '3' /* 4 */ 5 */ - 6--7", "-- q '1'\nSELECT $1 /* '3' /* 4 */ 5 */ - $2--7", "ii"},
+		{"SELECT 1 */* 2 */ 3 +-- 4\r5", "SELECT $1 */* 2 */ $2 +-- 4\r$3", "iii"},
 	} {
 		t.Run(tc.text, func(t *testing.T) {
 			norm, kinds := tc.text, ""
@@ -40,8 +42,10 @@ func TestLiteralShape(t *testing.T) {
 
 func TestLiteralShapeGivesUpOnWhatItDoesNotKnow(t *testing.T) {
 	for _, text := range []string{
-		"SELECT 1 -- comment",
-		"SELECT 1 /* comment */",
+		"SELECT 1 /* unterminated",
+		"SELECT 1 /* /* nested, unterminated */",
+		"SELECT 'a' -- a line comment between two segments\n'b'",
+		"SELECT 'a'\n/* a comment between two segments */ 'b'",
 		"SELECT $$x$$",
 		"SELECT $a$x$a$",
 		"SELECT E'\\''",
@@ -156,9 +160,10 @@ func compareWithScanner(text string) string {
 			fmt.Sscanf(text[s.start+1:s.end], "%d", &p)
 			wantParam = max(wantParam, p)
 			continue
-		case pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST,
-			pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+		case pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
 			return fmt.Sprintf("scanLiterals read a text holding a %v token", tok.Token)
+		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+			continue
 		default:
 			continue
 		}
@@ -180,6 +185,7 @@ func FuzzScanLiterals(f *testing.F) {
 		"SELECT 'a''b', \"c\"\"d\", 1.5e-3, .5, $2 FROM t1 WHERE x = 2147483648",
 		"SELECT 'a'\n'b'", "SELECT E'\\'' -- '", "SELECT 0x1F, 1_000, 1..2",
 		"SELECT U&'\\0041' UESCAPE '!'", "SELECT $q$'$q$", "SELECT 'a' /* ' */",
+		"-- q '1'\nSELECT 1 /* 2 /* 3 */ '4' */ + 5--6\n", "SELECT 'a' -- x\n'b'", "SELECT 'a'\n/* x */ 'b'", "SELECT 1 */* 2 */ 3 +-- 4\r5",
 	} {
 		f.Add(s)
 	}

@@ -427,3 +427,19 @@ func TestGoalTableGoverned(t *testing.T) {
 		t.Errorf("found %d of the %d rows", found, len(want))
 	}
 }
+
+// TestPgbenchArgs checks the script and protocol of each mode: -S in
+// simple and prepared, the built-in TPC-B-like script in simple protocol
+// for tpcb.
+func TestPgbenchArgs(t *testing.T) {
+	for mode, want := range map[string]string{
+		modeSimple:   "-S -n -M simple -c 8 -j 2 -T 15",
+		modePrepared: "-S -n -M prepared -c 8 -j 2 -T 15",
+		modeTPCB:     "-b tpcb-like -n -M simple -c 8 -j 2 -T 15",
+	} {
+		r := pgbenchRun{mode: mode, clients: 8, jobs: 2, seconds: 15}
+		if got := strings.Join(r.args(), " "); got != want {
+			t.Errorf("%s: pgbench %s, want %s", mode, got, want)
+		}
+	}
+}

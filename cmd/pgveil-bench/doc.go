@@ -90,7 +90,12 @@
 // Throughput: for each protocol mode (`-M simple`, `-M prepared`) and each
 // target, `pgbench -S -n -c CLIENTS -j JOBS -T DURATION` runs the built-in
 // select-only script (one primary-key lookup per transaction), after a
-// discarded warm-up run of the same kind. The "tps = N (without initial
+// discarded warm-up run of the same kind. A third mode, "tpcb", runs
+// pgbench's default script the same way (`-b tpcb-like -M simple`: three
+// UPDATEs, a SELECT and an INSERT in a transaction, with deltas of either
+// sign inlined), what a pgbench run with no script option measures; it has
+// no target, and pgveil-governed's rule hides the accounts its UPDATEs
+// and SELECT miss. The "tps = N (without initial
 // connection time)" line is the sample, so connection set-up (where pgveil
 // and PgBouncer authenticate) is not measured. Targets are interleaved
 // inside every round and their order rotates from round to round, so that

@@ -13,10 +13,17 @@ import (
 	"time"
 )
 
-// Protocol modes of pgbench's -M flag that the benchmark measures.
+// The modes the benchmark measures: pgbench's select-only script (-S) in
+// the protocol modes of its -M flag, and its built-in TPC-B-like script,
+// its default, in simple protocol.
 const (
 	modeSimple   = "simple"
 	modePrepared = "prepared"
+	// modeTPCB is pgbench's default script: BEGIN, three UPDATEs, a
+	// SELECT, an INSERT and END, with deltas of either sign inlined in
+	// simple protocol. It has no target; it shows what a pgbench run
+	// with no script option measures.
+	modeTPCB = "tpcb"
 )
 
 // pgbenchRun is the shape of one select-only run.
@@ -33,15 +40,20 @@ type pgbenchRun struct {
 }
 
 // args returns pgbench's arguments for the run: the built-in select-only
-// script, no vacuum before it.
+// script (the TPC-B-like one in modeTPCB, in simple protocol), no vacuum
+// before it.
 func (r pgbenchRun) args() []string {
-	return []string{
-		"-S", "-n",
-		"-M", r.mode,
+	script, protocol := []string{"-S"}, r.mode
+	if r.mode == modeTPCB {
+		script, protocol = []string{"-b", "tpcb-like"}, modeSimple
+	}
+	return append(script,
+		"-n",
+		"-M", protocol,
 		"-c", strconv.Itoa(r.clients),
 		"-j", strconv.Itoa(r.jobs),
 		"-T", strconv.Itoa(r.seconds),
-	}
+	)
 }
 
 // measureTPS runs pgbench against t and returns what it reports; a run

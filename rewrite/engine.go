@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -160,6 +161,12 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	// shares a decision the normalised-text cache would not share. It
 	// may be looked up before the complexity guard: outside its
 	// literals the text is the one that passed it.
+	// NOTE: a literal may hold bytes that are not UTF-8, which pg_query
+	// refuses (so must the caches: the shape only fixes the text outside
+	// the literals), and PostgreSQL too under the pinned client_encoding.
+	if !utf8.ValidString(text) {
+		return nil, false
+	}
 	shape, sp, ok := literalShapeSpans(text, spans)
 	if !ok || len(sp) == 0 {
 		return nil, false
@@ -263,7 +270,9 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 		}
 		return norm
 	}
-	if cacheable && litKey.text == "" {
+	// NOTE: pg_query.Normalize reads a text that is not UTF-8, which its
+	// parse refuses: such a text must not share another's decision.
+	if cacheable && litKey.text == "" && utf8.ValidString(text) {
 		if n := normalized(); n != "" && n != text {
 			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {

@@ -120,6 +120,21 @@ func TestEngine(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a literal that is not UTF-8 is refused, though its shape is known", func(t *testing.T) {
+		for _, table := range []string{"pg_catalog.pg_namespace", "countries"} {
+			col := map[string]string{"pg_catalog.pg_namespace": "nspname", "countries": "name"}[table]
+			for _, v := range []string{"'a'", "'b'"} {
+				if _, err := e.Rewrite(ctx, "marie", 'Q', "SELECT "+col+" FROM "+table+" WHERE "+col+" = "+v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := e.Rewrite(ctx, "marie", 'Q', "SELECT "+col+" FROM "+table+" WHERE "+col+" = '\xe9'")
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Code != rewrite.CodeSyntaxError {
+				t.Fatalf("%s: want a syntax error, got %v", table, err)
+			}
+		}
+	})
 	t.Run("a refusal is not shared with an allowed statement of the same shape", func(t *testing.T) {
 		_, err := e.Rewrite(ctx, "marie", 'Q', "SELECT * FROM employees WHERE login = 'a'")
 		var r *rewrite.Refused

@@ -112,6 +112,9 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	if r := cat.Grammar.problem(sql); r != nil {
 		return nil, r
 	}
+	if !utf8.ValidString(sql) {
+		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: "the statement is not valid UTF-8"}
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}

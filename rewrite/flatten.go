@@ -59,6 +59,14 @@ import (
 // splice only replaces names. So the engine reads directly only through
 // templates, for shapes it sees again (rewriteText).
 //
+// flatten does the same for a top-level UPDATE or DELETE on a governed
+// relation (flattenableWrite): rather than finding its rows through the
+// row-identity subquery of scopedRows, a semi-join on (tableoid, ctid)
+// that costs PostgreSQL about twice the write itself, it names the
+// relation with the scope and the pushed comparisons as its whole WHERE,
+//
+//	UPDATE schema.rel AS alias SET … WHERE <scope> AND <pushed comparisons>
+//
 // It reports whether it flattened one.
 func (w *walker) flatten() bool {
 	done := false
@@ -70,7 +78,120 @@ func (w *walker) flatten() bool {
 			done = true
 		}
 	}
+	for i := range w.writes {
+		wr := &w.writes[i]
+		if flattenableWrite(wr) {
+			wr.flat = true
+			w.changed = true
+			done = true
+		}
+	}
 	return done
+}
+
+// scopedWrite is a top-level UPDATE or DELETE whose target is a governed
+// relation, as scopedRows found it.
+type scopedWrite struct {
+	// stmt is the UpdateStmt or DeleteStmt, target its target as the
+	// client named it and where the client's WHERE (nil for none).
+	// NOTE: the statement's WHERE is scopedRows's by then; where is
+	// the tree the walker checked, never put back.
+	stmt   *pg_query.Node
+	target *pg_query.RangeVar
+	where  *pg_query.Node
+	rel    *Relation
+	acc    Access
+	// pushed are the copies of the client's comparisons scopedRows put
+	// in the row-identity subquery; pushedAll reports that every
+	// conjunct of where has its copies there.
+	pushed    []*pg_query.Node
+	pushedAll bool
+	// flat reports that flatten found the rows may be found directly.
+	flat bool
+}
+
+// flattenableWrite reports whether the write wr may find its rows
+// directly (see flatten). The rows it changes are the rows the
+// row-identity subquery gives exactly when, as for a direct read, no
+// column is masked (the user's WHERE would compare masked values, SET
+// and RETURNING read the real row either way), the policy allows pushed
+// comparisons, and the client's WHERE is only comparisons pushDown's
+// copies replace (none: every row in scope). The SET values and
+// RETURNING run on the rows found, in both forms. And nothing else of
+// the client's may run where PostgreSQL could move it: no WITH (a
+// data-modifying one sees its own snapshot), no FROM or USING (refused
+// anyway), no sublink, no parameter, and every column reference one of
+// the relation's columns, bare or qualified by its name, as for a read.
+//
+// NOTE: under READ COMMITTED, a row changed by a concurrent transaction
+// is checked again, scope included, on its newest version; the
+// row-identity subquery checks its ctid only.
+func flattenableWrite(wr *scopedWrite) bool {
+	if wr.rel.Schema == "pg_catalog" || len(wr.acc.Masks) > 0 || wr.acc.NoPushdown || !wr.pushedAll {
+		return false
+	}
+	var exprs []*pg_query.Node
+	switch s := wr.stmt.Node.(type) {
+	case *pg_query.Node_UpdateStmt:
+		u := s.UpdateStmt
+		if u.WithClause != nil || len(u.FromClause) > 0 {
+			return false
+		}
+		exprs = append(append(exprs, u.TargetList...), u.ReturningList...)
+	case *pg_query.Node_DeleteStmt:
+		d := s.DeleteStmt
+		if d.WithClause != nil || len(d.UsingClause) > 0 {
+			return false
+		}
+		exprs = append(exprs, d.ReturningList...)
+	default:
+		return false
+	}
+	if wr.where != nil {
+		exprs = append(exprs, wr.where)
+	}
+	cols := make(map[string]bool, len(wr.rel.Columns))
+	for _, c := range wr.rel.Columns {
+		cols[c.Name] = true
+	}
+	alias := wr.target.Relname
+	if wr.target.Alias != nil {
+		alias = wr.target.Alias.Aliasname
+	}
+	ok := true
+	for _, e := range exprs {
+		pgtree.Walk(e, func(m proto.Message) bool {
+			switch v := m.(type) {
+			case *pg_query.SubLink, *pg_query.ParamRef:
+				ok = false
+			case *pg_query.ColumnRef:
+				ok = ok && columnOfRelation(v, alias, cols)
+				return false
+			}
+			return ok
+		})
+	}
+	return ok
+}
+
+// materializeWrite puts the relation, schema qualified, as wr's target
+// and the scope and the pushed comparisons as its WHERE.
+func materializeWrite(wr *scopedWrite) {
+	if wr.target.Alias == nil {
+		wr.target.Alias = &pg_query.Alias{Aliasname: wr.target.Relname}
+	}
+	wr.target.Catalogname, wr.target.Schemaname = "", wr.rel.Schema
+	var conds []*pg_query.Node
+	if wr.acc.Filter != nil {
+		conds = append(conds, clone(wr.acc.Filter))
+	}
+	where := and(append(conds, wr.pushed...))
+	switch s := wr.stmt.Node.(type) {
+	case *pg_query.Node_UpdateStmt:
+		s.UpdateStmt.WhereClause = where
+	case *pg_query.Node_DeleteStmt:
+		s.DeleteStmt.WhereClause = where
+	}
 }
 
 // flattenable reports whether s may be read directly (see flatten).

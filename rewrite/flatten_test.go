@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +89,91 @@ func TestDirectReadGivesTheSubquerysRows(t *testing.T) {
 	}
 }
 
+// TestDirectWriteChangesTheSubquerysRows runs UPDATEs and DELETEs that
+// find their rows directly, and the same statements through the
+// row-identity subquery, on the demo data (each rolled back), and wants
+// the same rows changed: their RETURNING lists, in any order.
+func TestDirectWriteChangesTheSubquerysRows(t *testing.T) {
+	env := demoEnvironment(t)
+	up := newUpstream(t)
+	var cases []struct{ user, sql string }
+	add := func(user, sql string) { cases = append(cases, struct{ user, sql string }{user, sql}) }
+	for _, op := range []string{"=", "<>", "<", "<=", ">", ">="} {
+		for _, v := range []string{"'FR'", "'DE'", "'XX'", "''"} {
+			add("marie", fmt.Sprintf("UPDATE countries SET code = lower(code) WHERE code %s %s RETURNING code, name", op, v))
+			add("hq", fmt.Sprintf("DELETE FROM countries c WHERE %s %s c.code AND name >= 'F' RETURNING c.code, c.name", v, op))
+		}
+		for _, v := range []string{"1", "2", "3", "5000000000", "'2'"} {
+			add("paul", fmt.Sprintf("UPDATE surveys s SET name = s.name || '!' WHERE s.id %s %s RETURNING id, name", op, v))
+		}
+	}
+	for _, list := range []string{"'FR'", "'FR', 'DE', 'XX'", "'France', ''"} {
+		add("marie", "DELETE FROM countries WHERE code IN ("+list+") RETURNING code")
+		add("hq", "UPDATE countries SET code = code WHERE name IN ("+list+") AND code BETWEEN 'A' AND 'M' RETURNING name")
+	}
+	add("marie", "DELETE FROM countries RETURNING code, name")
+	add("marie", "UPDATE countries SET code = 'ZZ' RETURNING code, name")
+	add("paul", "UPDATE surveys SET name = upper(name) WHERE id BETWEEN 2 AND 3 RETURNING id, name")
+	grant := map[rewrite.StatementKind]bool{rewrite.KindUpdate: true, rewrite.KindDelete: true}
+	direct, changed := 0, 0
+	for _, c := range cases {
+		t.Run(c.user+": "+c.sql, func(t *testing.T) {
+			pol := &grantPolicy{Policy: env.policy(t, c.user), kinds: grant}
+			got, err := rewrite.Rewrite(c.sql, env.cat, pol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := rewrite.Rewrite(c.sql, env.cat, subqueryOnly{pol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(want.SQL, "pgveil_ctid") {
+				t.Fatalf("the reference rewrite finds its rows directly: %s", want.SQL)
+			}
+			if !strings.Contains(got.SQL, "pgveil_ctid") {
+				direct++
+			}
+			g, w := up.written(t, got.SQL), up.written(t, want.SQL)
+			if g != w {
+				t.Errorf("direct write:\n%s\ngave\n%s\nthe subquery:\n%s\ngave\n%s", got.SQL, g, want.SQL, w)
+			}
+			if g != "" && !strings.HasPrefix(g, "ERROR") {
+				changed++
+			}
+		})
+	}
+	if direct != len(cases) {
+		t.Errorf("only %d of %d statements found their rows directly", direct, len(cases))
+	}
+	if changed < len(cases)/2 {
+		t.Errorf("only %d of %d statements changed rows", changed, len(cases))
+	}
+}
+
 // rows runs sql as the service account with the pinned search_path in a
 // read-only transaction and returns its rows, one per line, or its error.
 func (u *upstream) rows(t *testing.T, sql string) string {
 	t.Helper()
+	return u.query(t, "BEGIN READ ONLY", sql)
+}
+
+// written runs the write sql as rows does, in a transaction it rolls
+// back, and returns the rows it returns, sorted.
+func (u *upstream) written(t *testing.T, sql string) string {
+	t.Helper()
+	lines := strings.SplitAfter(u.query(t, "BEGIN", sql), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "")
+}
+
+// query runs sql as the service account with the pinned search_path in
+// the transaction begin starts, rolls it back, and returns its rows, one
+// per line, or its error.
+func (u *upstream) query(t *testing.T, begin, sql string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := u.conn.Exec(ctx, "BEGIN READ ONLY; SET LOCAL ROLE pgveil_svc; SET LOCAL search_path = public").ReadAll(); err != nil {
+	if _, err := u.conn.Exec(ctx, begin+"; SET LOCAL ROLE pgveil_svc; SET LOCAL search_path = public").ReadAll(); err != nil {
 		t.Fatalf("upstream setup: %v", err)
 	}
 	defer func() {
@@ -129,32 +208,46 @@ func (u *upstream) rows(t *testing.T, sql string) string {
 }
 
 // TestEngineReadsDirectlyThroughTemplates checks where the engine reads a
-// governed relation directly: not on its cold path, which splices the
-// fenced subquery (a direct read would be deparsed, several times the
-// cost of the splice), but through the template of a shape it has seen
-// twice.
+// governed relation directly, or finds a write's rows directly: not on
+// its cold path, which splices the fenced subquery (a direct read would
+// be deparsed, several times the cost of the splice), but through the
+// template of a shape it has seen twice.
 func TestEngineReadsDirectlyThroughTemplates(t *testing.T) {
 	env := demoEnvironment(t)
-	pol := env.policy(t, "marie")
-	e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return pol, nil }, nil, 100)
-	ctx := context.Background()
-	for i, code := range []string{"FR", "DE", "IT", "ES"} {
-		res, err := e.Rewrite(ctx, "marie", 'Q', "SELECT name FROM countries WHERE code = '"+code+"'")
-		if err != nil {
-			t.Fatal(err)
-		}
-		fenced := strings.Contains(res.SQL, "OFFSET 0")
-		switch {
-		case i < 2 && !fenced:
-			t.Errorf("statement %d, before the shape has a template, reads directly: %s", i+1, res.SQL)
-		case i >= 2 && fenced:
-			t.Errorf("statement %d, served by the shape's template, keeps the subquery: %s", i+1, res.SQL)
-		}
-		if i >= 2 {
-			want, err := rewrite.Rewrite("SELECT name FROM countries WHERE code = '"+code+"'", env.cat, pol)
-			if err != nil || want.SQL != res.SQL {
-				t.Errorf("statement %d: the template gives\n%s\nRewrite gives\n%s (%v)", i+1, res.SQL, want.SQL, err)
+	writes := map[rewrite.StatementKind]bool{rewrite.KindUpdate: true, rewrite.KindDelete: true}
+	for _, tc := range []struct {
+		name, format string
+		// fence is in the statement's text until it reads directly.
+		fence string
+	}{
+		{"a read", "SELECT name FROM countries WHERE code = '%s'", "OFFSET 0"},
+		{"an UPDATE", "UPDATE countries SET code = lower(code) WHERE code = '%s'", "pgveil_ctid"},
+		{"a DELETE", "DELETE FROM countries c WHERE c.code = '%s' RETURNING c.name", "pgveil_ctid"},
+	} {
+		t.Run(tc.name+" does", func(t *testing.T) {
+			var pol rewrite.Policy = &grantPolicy{Policy: env.policy(t, "marie"), kinds: writes}
+			e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return pol, nil }, nil, 100)
+			ctx := context.Background()
+			for i, code := range []string{"FR", "DE", "IT", "ES"} {
+				sql := fmt.Sprintf(tc.format, code)
+				res, err := e.Rewrite(ctx, "marie", 'Q', sql)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fenced := strings.Contains(res.SQL, tc.fence)
+				switch {
+				case i < 2 && !fenced:
+					t.Errorf("statement %d, before the shape has a template, is direct: %s", i+1, res.SQL)
+				case i >= 2 && fenced:
+					t.Errorf("statement %d, served by the shape's template, keeps the subquery: %s", i+1, res.SQL)
+				}
+				if i >= 2 {
+					want, err := rewrite.Rewrite(sql, env.cat, pol)
+					if err != nil || want.SQL != res.SQL {
+						t.Errorf("statement %d: the template gives\n%s\nRewrite gives\n%s (%v)", i+1, res.SQL, want.SQL, err)
+					}
+				}
 			}
-		}
+		})
 	}
 }

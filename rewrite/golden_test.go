@@ -1179,7 +1179,9 @@ func (v *verifier) delete(x *pg_query.DeleteStmt) {
 		v.problem("DELETE … USING on the governed %s", rel.QName)
 	}
 	v.readsMasked(x.ReturningList, aliasOf(x.Relation), rel, acc, "RETURNING")
-	v.scopedWhere(x.WhereClause, aliasOf(x.Relation), rel)
+	if !v.directWrite(x.Relation, rel, acc, x.WhereClause, x.WithClause, x.ReturningList) {
+		v.scopedWhere(x.WhereClause, aliasOf(x.Relation), rel)
+	}
 	v.nodes(x.UsingClause)
 	v.nodes(x.ReturningList)
 }
@@ -1216,10 +1218,90 @@ func (v *verifier) update(x *pg_query.UpdateStmt) {
 	alias := aliasOf(x.Relation)
 	v.readsMasked(values, alias, rel, acc, "SET")
 	v.readsMasked(x.ReturningList, alias, rel, acc, "RETURNING")
-	v.scopedWhere(x.WhereClause, alias, rel)
+	if !v.directWrite(x.Relation, rel, acc, x.WhereClause, x.WithClause, append(values, x.ReturningList...)) {
+		v.scopedWhere(x.WhereClause, alias, rel)
+	}
 	v.nodes(x.TargetList)
 	v.nodes(x.FromClause)
 	v.nodes(x.ReturningList)
+}
+
+// directWrite accepts the one form in which an UPDATE or DELETE on the
+// governed rel may find its rows other than through the row-identity
+// subquery (rewrite/flatten.go), checking it on its own terms: the
+// target schema qualified and aliased, for a user with no masked column
+// on it, no WITH, a WHERE that is the policy's filter followed by
+// comparisons of a column with a constant through pg_catalog's
+// operators, and SET values and RETURNING (exprs) with no sublink and no
+// parameter, whose every column reference is one of the relation's
+// columns, bare or qualified by the alias.
+func (v *verifier) directWrite(rv *pg_query.RangeVar, rel *rewrite.Relation, acc rewrite.Access, where *pg_query.Node, with *pg_query.WithClause, exprs []*pg_query.Node) bool {
+	if rv.Schemaname != rel.Schema || rv.Alias == nil || len(rv.Alias.Colnames) > 0 || with != nil ||
+		rel.Schema == "pg_catalog" || len(acc.Masks) > 0 || acc.NoPushdown {
+		return false
+	}
+	var have, need []*pg_query.Node
+	if where != nil {
+		have = andArgs(where)
+	}
+	if acc.Filter != nil {
+		need = andArgs(acc.Filter)
+	}
+	if len(have) < len(need) {
+		return false
+	}
+	for i := range need {
+		if exprSQL(have[i]) != exprSQL(need[i]) {
+			return false
+		}
+	}
+	for _, c := range have[len(need):] {
+		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
+			return false
+		}
+	}
+	cols := map[string]bool{}
+	for _, c := range rel.Columns {
+		cols[c.Name] = true
+	}
+	ok := true
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.SubLink, *pg_query.ParamRef:
+			ok = false
+			return
+		case *pg_query.ColumnRef:
+			var names []string
+			for _, f := range x.Fields {
+				if f.GetString_() == nil {
+					ok = false
+					return
+				}
+				names = append(names, f.GetString_().Sval)
+			}
+			ok = ok && ((len(names) == 1 && cols[names[0]]) ||
+				(len(names) == 2 && names[0] == rv.Alias.Aliasname && cols[names[1]]))
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			if fd.IsList() {
+				for i := 0; i < val.List().Len(); i++ {
+					walk(val.List().Get(i).Message())
+				}
+			} else {
+				walk(val.Message())
+			}
+			return ok
+		})
+	}
+	for _, e := range append(exprs, have[len(need):]...) {
+		walk(e.ProtoReflect())
+	}
+	return ok
 }
 
 // scopedWhere checks the WHERE of an UPDATE or DELETE on the governed rel:

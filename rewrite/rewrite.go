@@ -267,8 +267,12 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 	case *pg_query.Node_InsertStmt:
 		return "insert", w.write(KindInsert, s.InsertStmt.Relation, n)
 	case *pg_query.Node_UpdateStmt:
+		w.topWrite = n
+		defer func() { w.topWrite = nil }()
 		return "update", w.write(KindUpdate, s.UpdateStmt.Relation, n)
 	case *pg_query.Node_DeleteStmt:
+		w.topWrite = n
+		defer func() { w.topWrite = nil }()
 		return "delete", w.write(KindDelete, s.DeleteStmt.Relation, n)
 	case *pg_query.Node_MergeStmt:
 		return "", deny("merge", "MERGE is not supported through pgveil")

@@ -85,6 +85,11 @@ type scopedRef struct {
 // or, for one flatten chose, puts the relation itself back in its place
 // and the scope in its SELECT's WHERE.
 func (w *walker) materialize() {
+	for i := range w.writes {
+		if w.writes[i].flat {
+			materializeWrite(&w.writes[i])
+		}
+	}
 	for _, s := range w.scoped {
 		if s.flat {
 			s.node.Node = &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{

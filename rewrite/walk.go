@@ -32,6 +32,12 @@ type walker struct {
 	// root is the top-level SELECT of the statement being walked, nil
 	// when that statement is not a SELECT (flatten.go).
 	root *pg_query.SelectStmt
+	// topWrite is the statement being walked when it is itself an UPDATE
+	// or a DELETE (not one under EXPLAIN, PREPARE, DECLARE or WITH);
+	// writes holds the governed write scopedRows found there, which
+	// flatten may make find its rows directly (flatten.go).
+	topWrite *pg_query.Node
+	writes   []scopedWrite
 	// skipTarget is the target relation of the write being walked: it is
 	// checked by write, not substituted.
 	skipTarget *pg_query.RangeVar

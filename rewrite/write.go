@@ -66,7 +66,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		var err error
 		w.withScope(del.WithClause, func() {
 			var where *pg_query.Node
-			if where, err = w.scopedRows(del.Relation, del.WhereClause, rel, acc); err != nil {
+			if where, err = w.scopedRows(n, del.Relation, del.WhereClause, rel, acc); err != nil {
 				return
 			}
 			del.WhereClause = where
@@ -106,7 +106,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		var err error
 		w.withScope(upd.WithClause, func() {
 			var where *pg_query.Node
-			if where, err = w.scopedRows(upd.Relation, upd.WhereClause, rel, acc); err != nil {
+			if where, err = w.scopedRows(n, upd.Relation, upd.WhereClause, rel, acc); err != nil {
 				return
 			}
 			// SET values are walked before the WHERE is replaced by the
@@ -125,9 +125,11 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 	return deny("write_governed", "%s on the governed table %s is not supported", k, rel.QName)
 }
 
-// scopedRows returns the WHERE of an UPDATE or DELETE on target: its row
-// identities among the scoped, masked rows that satisfy the user's where.
-func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel *Relation, acc Access) (*pg_query.Node, error) {
+// scopedRows returns the WHERE of the UPDATE or DELETE n on target: its
+// row identities among the scoped, masked rows that satisfy the user's
+// where. When n is the top-level statement it also notes the write for
+// flatten, which may find its rows directly instead (flatten.go).
+func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *pg_query.Node, rel *Relation, acc Access) (*pg_query.Node, error) {
 	alias := target.Alias
 	if alias == nil {
 		alias = &pg_query.Alias{Aliasname: target.Relname}
@@ -150,12 +152,22 @@ func (w *walker) scopedRows(target *pg_query.RangeVar, where *pg_query.Node, rel
 	// Only the target can be named by an unqualified column of the
 	// WHERE's conjuncts (UPDATE … FROM and DELETE … USING are refused).
 	var pushed []*pg_query.Node
+	pushedAll := where == nil
 	if where != nil && !acc.NoPushdown && len(alias.Colnames) == 0 {
 		pu := pusher{alias: alias.Aliasname, rel: rel, acc: acc, single: true,
 			catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog"}
+		pushedAll = true
 		for _, c := range conjuncts(where) {
-			pushed = append(pushed, pu.conjunct(c)...)
+			copies := pu.conjunct(c)
+			if copies == nil {
+				pushedAll = false
+			}
+			pushed = append(pushed, copies...)
 		}
+	}
+	if n == w.topWrite {
+		w.writes = append(w.writes, scopedWrite{stmt: n, target: target, where: where,
+			rel: rel, acc: acc, pushed: pushed, pushedAll: pushedAll})
 	}
 	if where != nil {
 		w.selects = append(w.selects, keys)

@@ -105,27 +105,38 @@ access to attrs=userPassword by anonymous auth by self read by * none
 access to * by * read
 `, dir, s.CAFile, keyFile, BaseDN, AdminDN, AdminPassword, db)))
 
+	// NOTE: a port freePort found free may be taken again (by another
+	// test package's server) before slapd binds it; slapd then exits
+	// at once, and is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		out, up := s.start(t, conf)
+		if up {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("ldaptest: slapd exited %d times before it listened: %s", attempt, out)
+		}
+	}
+	s.seed(t, people, groups)
+	return s
+}
+
+// start starts slapd with conf on two free ports and waits until it
+// listens. It reports false, with slapd's output, when slapd exited
+// first; it fails t when slapd is still not up after 15 s.
+func (s *Server) start(t testing.TB, conf string) (string, bool) {
+	t.Helper()
 	ldapPort, ldapsPort := freePort(t), freePort(t)
 	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(ldapPort)
 	s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(ldapsPort)
 	var out bytes.Buffer
-	s.cmd = exec.Command(Slapd, "-d", "0", "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/")
-	s.cmd.Stdout, s.cmd.Stderr = &out, &out
-	if err := s.cmd.Start(); err != nil {
+	cmd := exec.Command(Slapd, "-d", "0", "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("ldaptest: starting slapd: %v", err)
 	}
 	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = resume(s.cmd.Process)
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-done
-		}
-	})
+	go func() { _ = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
@@ -135,16 +146,28 @@ access to * by * read
 		}
 		select {
 		case <-done:
-			t.Fatalf("ldaptest: slapd exited: %s", out.String())
+			return out.String(), false
 		default:
 		}
 		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
 			t.Fatalf("ldaptest: slapd did not come up: %v\n%s", err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.seed(t, people, groups)
-	return s
+	s.cmd = cmd
+	t.Cleanup(func() {
+		_ = resume(cmd.Process)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return "", true
 }
 
 // seed adds the base entries, the reader account, people and groups.

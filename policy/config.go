@@ -192,8 +192,8 @@ type Pool struct {
 	// open for a later session of the same user, application and startup
 	// parameters: a client that ended cleanly leaves its backend, reset
 	// with DISCARD ALL, rather than closing it. 0 closes every backend
-	// with its session. Default 20. Kept backends idle longer than
-	// IdleTimeout are closed.
+	// with its session. Default 100, PostgreSQL's default max_connections.
+	// Kept backends idle longer than IdleTimeout are closed.
 	KeepIdle int `reload:"keep_idle"`
 }
 

@@ -36,7 +36,7 @@ const (
 	maxPoolSize           = 10000
 	defaultPoolWait       = 5 * time.Second
 	defaultPoolIdle       = 10 * time.Minute
-	defaultKeepIdle       = 20
+	defaultKeepIdle       = 100
 )
 
 // verifierPrefix starts every SCRAM-SHA-256 verifier.

@@ -61,7 +61,7 @@ func fullConfig() *Config {
 		Upstream: Upstream{Address: "127.0.0.1:5432", Database: "db", User: "svc", Password: "pw",
 			SearchPath: "public", ConnectTimeout: time.Second,
 			TLS:  UpstreamTLS{Mode: TLSVerifyFull, CAFile: "up.pem", ServerName: "db.example"},
-			Pool: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 20}},
+			Pool: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 100}},
 		Audit: &Audit{File: "audit.log", MaxSize: 100, QueueSize: 10, OnFull: AuditBlock, Key: []byte("k"),
 			RewrittenSQL: AuditFull, RedactLiterals: true},
 		Admin: &Admin{Address: "127.0.0.1:9187"},

@@ -35,7 +35,7 @@ import (
 // Every client session must succeed: an error, or a statement refused,
 // fails the soak.
 // soakKeepIdle is upstream.pool.keep_idle in session mode, its default.
-const soakKeepIdle = 20
+const soakKeepIdle = 100
 
 func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("PGVEIL_SOAK"))

@@ -197,7 +197,7 @@ func (b *bench) measure(ctx context.Context) {
 	b.sampleMemory(b.res.memAfterStream)
 	if b.cfg.idleClients > 0 {
 		// NOTE: pgveil first: its sessions' backends end with them but
-		// for the 20 it keeps (keep_idle), while PgBouncer keeps all its
+		// for the 100 it keeps (keep_idle), while PgBouncer keeps all its
 		// server connections open afterwards.
 		for _, name := range []string{targetPgveil, targetPgBouncer} {
 			if t := b.target(name); t != nil && ctx.Err() == nil {

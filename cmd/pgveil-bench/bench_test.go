@@ -176,14 +176,14 @@ func TestParsePoolFlags(t *testing.T) {
 		maxConns int
 		files    uint64
 	}{
-		{name: "defaults", pooling: true, jobs: 2, maxConns: 250 + 2*50 + 10, files: 5000 + 50 + 256},
-		{name: "disabled", args: []string{"--pool-clients", "0"}, maxConns: 250},
-		{name: "disabled with idle clients left at default", args: []string{"--pool-clients", "0", "--pool-idle-clients", "5000"}, maxConns: 250},
+		{name: "defaults", pooling: true, jobs: 2, maxConns: 400 + 2*50 + 10, files: 5000 + 50 + 256},
+		{name: "disabled", args: []string{"--pool-clients", "0"}, maxConns: 400},
+		{name: "disabled with idle clients left at default", args: []string{"--pool-clients", "0", "--pool-idle-clients", "5000"}, maxConns: 400},
 		{name: "more pgbench clients than idle ones", args: []string{"--pool-clients", "800", "--pool-idle-clients", "0", "--pool-size", "20"},
-			pooling: true, jobs: 2, maxConns: 250 + 2*20 + 10, files: 800 + 20 + 256},
-		{name: "one client, one job", args: []string{"--pool-clients", "1"}, pooling: true, jobs: 1, maxConns: 360, files: 5000 + 50 + 256},
+			pooling: true, jobs: 2, maxConns: 400 + 2*20 + 10, files: 800 + 20 + 256},
+		{name: "one client, one job", args: []string{"--pool-clients", "1"}, pooling: true, jobs: 1, maxConns: 510, files: 5000 + 50 + 256},
 		{name: "largest", args: []string{"--pool-clients", "10000", "--pool-size", "1000", "--pool-idle-clients", "20000"},
-			pooling: true, jobs: 2, maxConns: 250 + 2*1000 + 10, files: 20000 + 1000 + 256},
+			pooling: true, jobs: 2, maxConns: 400 + 2*1000 + 10, files: 20000 + 1000 + 256},
 		{name: "negative clients", args: []string{"--pool-clients", "-1"}, wantErr: "--pool-clients must be between 0 and 10000"},
 		{name: "too many clients", args: []string{"--pool-clients", "10001"}, wantErr: "--pool-clients must be between 0 and 10000"},
 		{name: "empty pool", args: []string{"--pool-size", "0"}, wantErr: "--pool-size must be between 1 and 1000"},

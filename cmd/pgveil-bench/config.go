@@ -127,9 +127,9 @@ const (
 
 // sessionConnections is the max_connections the session-mode phases
 // need: the limits of --clients and --idle-clients are set for 200, and
-// each session-mode pgveil (pgveil, pgveil-governed) keeps up to 20 ended
-// sessions' backends open (upstream.pool.keep_idle) besides.
-const sessionConnections = 250
+// each session-mode pgveil (pgveil, pgveil-governed) keeps up to 100
+// ended sessions' backends open (upstream.pool.keep_idle) besides.
+const sessionConnections = 400
 
 // jobs returns pgbench's thread count: --jobs, at most one per client.
 func (c config) jobs() int { return min(c.jobsFlag, c.clients) }

@@ -45,7 +45,7 @@ upstream {
   # pool {
   #   mode = "transaction"
   #   size = 20                       # under PostgreSQL's max_connections
-  #   keep_idle = 20                  # session mode only; 0 keeps none
+  #   keep_idle = 100                 # session mode only; 0 keeps none
   # }
 }
 

@@ -150,28 +150,17 @@ func flattenableWrite(wr *scopedWrite) bool {
 	if wr.where != nil {
 		exprs = append(exprs, wr.where)
 	}
-	cols := make(map[string]bool, len(wr.rel.Columns))
-	for _, c := range wr.rel.Columns {
-		cols[c.Name] = true
-	}
+	cols := columnSet(wr.rel)
 	alias := wr.target.Relname
 	if wr.target.Alias != nil {
 		alias = wr.target.Alias.Aliasname
 	}
-	ok := true
 	for _, e := range exprs {
-		pgtree.Walk(e, func(m proto.Message) bool {
-			switch v := m.(type) {
-			case *pg_query.SubLink, *pg_query.ParamRef:
-				ok = false
-			case *pg_query.ColumnRef:
-				ok = ok && columnOfRelation(v, alias, cols)
-				return false
-			}
-			return ok
-		})
+		if !readsOnlyColumns(e, alias, cols, nil) {
+			return false
+		}
 	}
-	return ok
+	return true
 }
 
 // materializeWrite puts the relation, schema qualified, as wr's target
@@ -208,23 +197,23 @@ func flattenable(s *scopedRef) bool {
 	if !s.pushedAll {
 		return false
 	}
-	cols := make(map[string]bool, len(s.rel.Columns))
-	for _, c := range s.rel.Columns {
-		cols[c.Name] = true
-	}
-	alias := s.rs.Alias.GetAliasname()
-	sorts := outputNameSorts(sel)
+	// NOTE: only the WHERE's parameters matter, but parameters elsewhere
+	// are rare.
+	return readsOnlyColumns(sel, s.rs.Alias.GetAliasname(), columnSet(s.rel), outputNameSorts(sel))
+}
+
+// readsOnlyColumns reports whether m holds no sublink and no parameter,
+// and names no column but rel's columns cols, bare or qualified by
+// alias; the ORDER BY items of skip are not looked into.
+func readsOnlyColumns(m proto.Message, alias string, cols map[string]bool, skip map[*pg_query.SortBy]bool) bool {
 	ok := true
-	pgtree.Walk(sel, func(m proto.Message) bool {
+	pgtree.Walk(m, func(m proto.Message) bool {
 		switch v := m.(type) {
 		case *pg_query.SortBy:
-			if sorts[v] {
+			if skip[v] {
 				return false
 			}
-		case *pg_query.SubLink:
-			ok = false
-		case *pg_query.ParamRef:
-			// Only the WHERE's matter, but parameters elsewhere are rare.
+		case *pg_query.SubLink, *pg_query.ParamRef:
 			ok = false
 		case *pg_query.ColumnRef:
 			ok = ok && columnOfRelation(v, alias, cols)
@@ -233,6 +222,15 @@ func flattenable(s *scopedRef) bool {
 		return ok
 	})
 	return ok
+}
+
+// columnSet returns the names of rel's columns.
+func columnSet(rel *Relation) map[string]bool {
+	cols := make(map[string]bool, len(rel.Columns))
+	for _, c := range rel.Columns {
+		cols[c.Name] = true
+	}
+	return cols
 }
 
 // outputNameSorts returns the items of sel's ORDER BY that are a bare

@@ -564,29 +564,9 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 		len(sel.LockingClause) > 0 || sel.IntoClause != nil {
 		return
 	}
-	var have, need []*pg_query.Node
-	if sel.WhereClause != nil {
-		have = andArgs(sel.WhereClause)
-	}
-	if acc.Filter != nil {
-		need = andArgs(acc.Filter)
-	}
-	if len(have) < len(need) {
+	client, ok := clientConjuncts(sel.WhereClause, rel, acc)
+	if !ok {
 		return
-	}
-	for i := range need {
-		if exprSQL(have[i]) != exprSQL(need[i]) {
-			return
-		}
-	}
-	for _, c := range have[len(need):] {
-		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
-			return
-		}
-	}
-	cols := map[string]bool{}
-	for _, c := range rel.Columns {
-		cols[c.Name] = true
 	}
 	// ORDER BY the bare name of an output column reads that column.
 	outputs := map[string]bool{}
@@ -601,16 +581,73 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 			sorts[n.GetSortBy()] = true
 		}
 	}
+	cols := columnsOf(rel)
+	// The policy's filter is the policy's: only the client's part counts.
+	where := sel.WhereClause
+	sel.WhereClause = nil
+	ok = onlyColumns(sel.ProtoReflect(), rv.Alias.Aliasname, cols, sorts, false)
+	sel.WhereClause = where
+	for _, c := range client {
+		ok = ok && onlyColumns(c.ProtoReflect(), rv.Alias.Aliasname, cols, nil, false)
+	}
+	if ok {
+		v.direct[rv] = true
+	}
+}
+
+// clientConjuncts checks that the WHERE of a direct read or write of rel
+// is the policy's filter followed by comparisons of a column with a
+// constant through pg_catalog's operators, and returns those.
+func clientConjuncts(where *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) ([]*pg_query.Node, bool) {
+	var have, need []*pg_query.Node
+	if where != nil {
+		have = andArgs(where)
+	}
+	if acc.Filter != nil {
+		need = andArgs(acc.Filter)
+	}
+	if len(have) < len(need) {
+		return nil, false
+	}
+	for i := range need {
+		if exprSQL(have[i]) != exprSQL(need[i]) {
+			return nil, false
+		}
+	}
+	for _, c := range have[len(need):] {
+		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
+			return nil, false
+		}
+	}
+	return have[len(need):], true
+}
+
+// columnsOf returns the names of rel's columns.
+func columnsOf(rel *rewrite.Relation) map[string]bool {
+	cols := map[string]bool{}
+	for _, c := range rel.Columns {
+		cols[c.Name] = true
+	}
+	return cols
+}
+
+// onlyColumns reports whether m holds no sublink (and, with noParams, no
+// parameter) and names no column but cols, bare or qualified by alias;
+// the ORDER BY items of skip are not looked into.
+func onlyColumns(m protoreflect.Message, alias string, cols map[string]bool, skip map[*pg_query.SortBy]bool, noParams bool) bool {
 	ok := true
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
 		case *pg_query.SortBy:
-			if sorts[x] {
+			if skip[x] {
 				return
 			}
 		case *pg_query.SubLink:
 			ok = false
+			return
+		case *pg_query.ParamRef:
+			ok = ok && !noParams
 			return
 		case *pg_query.ColumnRef:
 			var names []string
@@ -622,7 +659,7 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 				names = append(names, f.GetString_().Sval)
 			}
 			ok = ok && ((len(names) == 1 && cols[names[0]]) ||
-				(len(names) == 2 && names[0] == rv.Alias.Aliasname && cols[names[1]]))
+				(len(names) == 2 && names[0] == alias && cols[names[1]]))
 			return
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
@@ -639,17 +676,8 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 			return ok
 		})
 	}
-	// The policy's filter is the policy's: only the client's part counts.
-	where := sel.WhereClause
-	sel.WhereClause = nil
-	walk(sel.ProtoReflect())
-	sel.WhereClause = where
-	for _, c := range have[len(need):] {
-		walk(c.ProtoReflect())
-	}
-	if ok {
-		v.direct[rv] = true
-	}
+	walk(m)
+	return ok
 }
 
 // hasParam reports whether n holds a parameter reference.
@@ -1240,66 +1268,13 @@ func (v *verifier) directWrite(rv *pg_query.RangeVar, rel *rewrite.Relation, acc
 		rel.Schema == "pg_catalog" || len(acc.Masks) > 0 || acc.NoPushdown {
 		return false
 	}
-	var have, need []*pg_query.Node
-	if where != nil {
-		have = andArgs(where)
-	}
-	if acc.Filter != nil {
-		need = andArgs(acc.Filter)
-	}
-	if len(have) < len(need) {
+	client, ok := clientConjuncts(where, rel, acc)
+	if !ok {
 		return false
 	}
-	for i := range need {
-		if exprSQL(have[i]) != exprSQL(need[i]) {
-			return false
-		}
-	}
-	for _, c := range have[len(need):] {
-		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
-			return false
-		}
-	}
-	cols := map[string]bool{}
-	for _, c := range rel.Columns {
-		cols[c.Name] = true
-	}
-	ok := true
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		switch x := m.Interface().(type) {
-		case *pg_query.SubLink, *pg_query.ParamRef:
-			ok = false
-			return
-		case *pg_query.ColumnRef:
-			var names []string
-			for _, f := range x.Fields {
-				if f.GetString_() == nil {
-					ok = false
-					return
-				}
-				names = append(names, f.GetString_().Sval)
-			}
-			ok = ok && ((len(names) == 1 && cols[names[0]]) ||
-				(len(names) == 2 && names[0] == rv.Alias.Aliasname && cols[names[1]]))
-			return
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind {
-				return true
-			}
-			if fd.IsList() {
-				for i := 0; i < val.List().Len(); i++ {
-					walk(val.List().Get(i).Message())
-				}
-			} else {
-				walk(val.Message())
-			}
-			return ok
-		})
-	}
-	for _, e := range append(exprs, have[len(need):]...) {
-		walk(e.ProtoReflect())
+	cols := columnsOf(rel)
+	for _, e := range append(exprs, client...) {
+		ok = ok && onlyColumns(e.ProtoReflect(), rv.Alias.Aliasname, cols, nil, true)
 	}
 	return ok
 }

@@ -201,6 +201,62 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	return sp, false
 }
 
+// shapeTemplate returns the template of the literal shape of text (its
+// literals spans, litNorm the shape's normalised text, norm pg_query's
+// normalisation of text, "" when it failed), made from res, its rewrite;
+// nil when the shape gets none.
+func shapeTemplate(text string, spans []literalSpan, litNorm, norm string, res *Result, cat *Catalog, p Policy) *template {
+	if norm == "" || !samePlaceholders(foldMinus(litNorm, norm), norm) {
+		return nil
+	}
+	return buildTemplate(text, spans, res, cat, p)
+}
+
+// Warm returns what the engine sends for text, sent by login in a
+// message of type source, once text's literal shape has a template, when
+// that reads a governed relation directly (flatten.go) where Rewrite's
+// first answer keeps the subquery. nil, without error, otherwise: the
+// shape gets no template (its statements are rewritten as Rewrite does),
+// or its template differs from Rewrite's answer in spelling only. A
+// refusal is Rewrite's. For pgveil explain: it changes no cache.
+func (e *Engine) Warm(login string, source byte, text string) (*Result, error) {
+	p, err := e.policy(login)
+	if err != nil {
+		return nil, err
+	}
+	if why := tooComplex(text); why != "" {
+		return nil, deny("complexity", "%s", why)
+	}
+	if len(text) > maxCachedText || !utf8.ValidString(text) {
+		return nil, nil
+	}
+	var backing [16]literalSpan
+	shape, spans, ok := literalShapeSpans(text, backing[:0])
+	if !ok || len(spans) == 0 {
+		return nil, nil
+	}
+	cat := e.catalog.Load()
+	res, err := rewriteText(text, cat, p, &splicer{subqueries: newLRU(1), policy: p.Key()}, false)
+	if err != nil || !res.Rewritten || res.constantBound {
+		return nil, err
+	}
+	norm, err := pg_query.Normalize(text)
+	if err != nil {
+		return nil, nil
+	}
+	t := shapeTemplate(text, spans, shape[len(spans)+1:], norm, res, cat, p)
+	if t == nil {
+		return nil, nil
+	}
+	sql, ok := t.splice(text, spans)
+	if d, err := rewriteGuarded(text, cat, p); !ok || err != nil || !d.direct || d.SQL != sql {
+		return nil, nil
+	}
+	out := *res
+	out.SQL = sql
+	return &out, nil
+}
+
 // RewriteCached is Rewrite served from the caches alone: it reports
 // false, having done nothing, when the statement would need pg_query's
 // parser (a miss), so that a caller that must not wait that long (the
@@ -334,11 +390,9 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 				// Its template could not be made: no second try.
 			default:
 				e.templateTries.Add(1)
-				if n := normalized(); n != "" && samePlaceholders(foldMinus(litNorm, n), n) {
-					if t := buildTemplate(text, spans, res, cat, p); t != nil {
-						e.cache.put(litKey, cached{res: res, tmpl: t})
-						break
-					}
+				if t := shapeTemplate(text, spans, litNorm, normalized(), res, cat, p); t != nil {
+					e.cache.put(litKey, cached{res: res, tmpl: t})
+					break
 				}
 				e.cache.put(litKey, cached{seen: true, noTemplate: true})
 			}

@@ -247,6 +247,12 @@ func TestEngineReadsDirectlyThroughTemplates(t *testing.T) {
 						t.Errorf("statement %d: the template gives\n%s\nRewrite gives\n%s (%v)", i+1, res.SQL, want.SQL, err)
 					}
 				}
+				// What pgveil explain shows for it (Engine.Warm).
+				if warm, err := e.Warm("marie", 'Q', sql); err != nil || warm == nil || !strings.Contains(warm.SQL, "public.countries ") || strings.Contains(warm.SQL, tc.fence) {
+					t.Errorf("statement %d: Warm gives %+v (%v)", i+1, warm, err)
+				} else if i >= 2 && warm.SQL != res.SQL {
+					t.Errorf("statement %d: Warm gives\n%s\nthe template\n%s", i+1, warm.SQL, res.SQL)
+				}
 			}
 		})
 	}

@@ -69,6 +69,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
 	if res.Rewritten {
 		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", res.SQL)
+		// A statement of a shape seen before is served from the shape's
+		// template, which may read a governed table directly.
+		if warm, err := enf.Engine.Warm(*user, 'Q', sql); err == nil && warm != nil {
+			fmt.Fprintf(stdout, "rewritten SQL, once a statement of this shape was seen before (reads directly):\n  %s\n", warm.SQL)
+		}
 	} else {
 		fmt.Fprintf(stdout, "forwarded unchanged:\n  %s\n", res.SQL)
 	}

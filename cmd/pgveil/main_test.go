@@ -385,7 +385,7 @@ func (s *syncBuffer) String() string {
 func TestExplain(t *testing.T) {
 	pgtest.Require(t, cluster)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes; CREATE TABLE notes (id int, owner text, secret text)"); err != nil {
+	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text)"); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := scram.NewVerifier("pw", 4096)
@@ -409,8 +409,11 @@ table "public.notes" {
   owner_column = "owner"
   column "secret" { class = "pii" }
 }
+table "public.tags" {
+  owner_column = "owner"
+}
 rule "own_notes" {
-  tables = ["public.notes"]
+  tables = ["public.notes", "public.tags"]
   roles  = ["reader"]
   scope  = "self"
 }
@@ -426,6 +429,21 @@ user "dana" {
 			if code != 0 || !strings.Contains(out, want) {
 				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
 			}
+		}
+	})
+	t.Run("a statement of a shape seen before shows the form its template gives", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT id FROM tags WHERE id = 5")
+		for _, want := range []string{
+			"rewritten SQL:\n  SELECT id FROM (SELECT",
+			"rewritten SQL, once a statement of this shape was seen before (reads directly):\n  SELECT id FROM public.tags tags WHERE owner OPERATOR(pg_catalog.=) 'dana' AND id OPERATOR(pg_catalog.=) 5\n",
+		} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
+			}
+		}
+		code, out, errOut = runCLI("", "explain", "--config", path, "--user", "dana", "SELECT * FROM notes WHERE id = 5")
+		if code != 0 || strings.Contains(out, "seen before") {
+			t.Fatalf("%d, a masked table is never read directly:\n%s%s", code, out, errOut)
 		}
 	})
 	t.Run("a refused statement names the firewall rule", func(t *testing.T) {

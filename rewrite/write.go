@@ -17,7 +17,9 @@ import (
 //
 // so the user's predicates see only masked values of rows in scope, as in
 // a SELECT, and the leak-proof comparisons pushDown would copy for a
-// SELECT are copied inside too (scopedRows). SET values and RETURNING may not read masked columns (they see
+// SELECT are copied inside too (scopedRows). Where a direct read would be
+// allowed, the template of a seen shape finds the rows directly instead
+// (flattenableWrite). SET values and RETURNING may not read masked columns (they see
 // the real row); SET may not change a column the scope reads (the row
 // could leave the scope: WITH CHECK, conservatively); INSERT is allowed
 // only where the scope is every row; ON CONFLICT, UPDATE … FROM and

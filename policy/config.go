@@ -83,6 +83,13 @@ type Listen struct {
 	// MaxMessageSize caps the size of any message a client sends, in bytes
 	// (header included). Default 64 MiB.
 	MaxMessageSize int `reload:"max_message_size"`
+	// MaxConnections caps the client connections open at once, those
+	// still in their startup included. Default 10000.
+	MaxConnections int `reload:"max_connections"`
+	// MaxUserConnections caps the sessions of any one login at once; 0
+	// (the default) sets no cap. A user block's MaxConnections overrides
+	// it for its user.
+	MaxUserConnections int `reload:"max_user_connections"`
 	// Relay is how plaintext sessions are relayed: RelayEventLoop
 	// (default) or RelayGoroutines. TLS sessions always relay on
 	// goroutines.
@@ -297,6 +304,10 @@ type User struct {
 	// "group:<name>" whose users it may act for (see MayActFor). Only a
 	// user block sets it.
 	ActFor []string
+	// MaxConnections caps the user's sessions at once, in place of
+	// Listen.MaxUserConnections; 0 leaves that default. Only a user block
+	// sets it.
+	MaxConnections int
 	// DeclRange is where the user block starts (or, for a user known only
 	// from identity rows, its identity block), for diagnostics.
 	DeclRange hcl.Range

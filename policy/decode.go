@@ -37,6 +37,12 @@ const (
 	defaultPoolWait       = 5 * time.Second
 	defaultPoolIdle       = 10 * time.Minute
 	defaultKeepIdle       = 100
+	// defaultMaxConnections caps the client connections of a server
+	// that sets no listen.max_connections.
+	defaultMaxConnections = 10000
+	// maxConnectionsLimit bounds every connection cap: each connection
+	// takes a descriptor or two.
+	maxConnectionsLimit = 1000000
 )
 
 // verifierPrefix starts every SCRAM-SHA-256 verifier.
@@ -70,6 +76,8 @@ var (
 			{Name: "startup_timeout"},
 			{Name: "shutdown_timeout"},
 			{Name: "max_message_size"},
+			{Name: "max_connections"},
+			{Name: "max_user_connections"},
 			{Name: "relay"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
@@ -120,6 +128,7 @@ var (
 			{Name: "groups"},
 			{Name: "attributes"},
 			{Name: "act_for"},
+			{Name: "max_connections"},
 		},
 	}
 )
@@ -298,6 +307,7 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	l.StartupTimeout = defaultStartupTimeout
 	l.ShutdownTimeout = defaultShutdownTimeout
 	l.MaxMessageSize = defaultMaxMessageSize
+	l.MaxConnections = defaultMaxConnections
 	l.Relay = RelayEventLoop
 	if a := c.Attributes["address"]; a != nil {
 		l.Address, _ = d.address(a, "listen.address", false)
@@ -313,6 +323,12 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_message_size"]; a != nil {
 		l.MaxMessageSize, _ = d.integer(a, "listen.max_message_size", minMaxMessageSize, maxMaxMessageSize)
+	}
+	if a := c.Attributes["max_connections"]; a != nil {
+		l.MaxConnections, _ = d.wholeNumber(a, "listen.max_connections", 1, maxConnectionsLimit)
+	}
+	if a := c.Attributes["max_user_connections"]; a != nil {
+		l.MaxUserConnections, _ = d.wholeNumber(a, "listen.max_user_connections", 0, maxConnectionsLimit)
 	}
 	if a := c.Attributes["relay"]; a != nil {
 		l.Relay, _ = d.choice(a, "listen.relay", []string{RelayEventLoop, RelayGoroutines})
@@ -455,6 +471,9 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 		u.set |= fieldPassword
 	} else if u.Method() == AuthSCRAM {
 		d.userPasswordless = append(d.userPasswordless, b)
+	}
+	if a := c.Attributes["max_connections"]; a != nil {
+		u.MaxConnections, _ = d.wholeNumber(a, "user."+name+".max_connections", 1, maxConnectionsLimit)
 	}
 	d.decodeUserPolicy(u, c)
 	d.decodeActFor(u, c)

@@ -105,6 +105,7 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 		// cannot turn a password login into a certificate login.
 		u.Auth = hu.Auth
 		u.ActFor = hu.ActFor
+		u.MaxConnections = hu.MaxConnections
 		// NOTE: a field counts as set when the block sets it, or when it is
 		// non-empty (a Config built in Go has no record of what was set).
 		set := hu.set

@@ -21,6 +21,9 @@ func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bo
 		return nil, false
 	}
 	u := &User{Login: login, Auth: AuthLDAP, Attributes: map[string]Value{}}
+	if block := ids.cfg.Users[login]; block != nil {
+		u.MaxConnections = block.MaxConnections
+	}
 	if base, ok := ids.users[login]; ok {
 		_, block := ids.cfg.Users[login]
 		if base.Method() != AuthLDAP && (block || base.HasPassword()) {

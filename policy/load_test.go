@@ -45,6 +45,7 @@ var goldenCases = []goldenCase{
 	{name: "plain_password"},
 	{name: "bad_duration"},
 	{name: "bad_size"},
+	{name: "bad_connections"},
 	{name: "bad_address"},
 	{name: "bad_verifier"},
 	{name: "plaintext_user_password"},
@@ -251,6 +252,7 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	p("listen.startup_timeout = %s", l.StartupTimeout)
 	p("listen.shutdown_timeout = %s", l.ShutdownTimeout)
 	p("listen.max_message_size = %d", l.MaxMessageSize)
+	p("listen.max_connections = %d, max_user_connections = %d", l.MaxConnections, l.MaxUserConnections)
 	p("listen.relay = %q", l.Relay)
 	if t := l.TLS; t != nil {
 		p("listen.tls.cert_file = %q", t.CertFile)
@@ -291,6 +293,9 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 		p("user %q (login %q, declared at %s) = %s", name, user.Login, position(user.DeclRange), user.Verifier)
 		if user.Auth != "" {
 			p("user %q auth = %q", name, user.Auth)
+		}
+		if user.MaxConnections != 0 {
+			p("user %q max_connections = %d", name, user.MaxConnections)
 		}
 	}
 	if l := cfg.LDAP; l != nil {

@@ -85,6 +85,14 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	sessions  map[*session]struct{}
 	closing   bool
+	// userSessions counts the sessions of each login admitUser let in
+	// (see limits.go).
+	// NOTE: guarded by mu, like droppedConns and droppedLogged: the
+	// connections closed unread since the last log line saying so, and
+	// when that line was written.
+	userSessions  map[string]int
+	droppedConns  int
+	droppedLogged time.Time
 	// wg counts connection goroutines, and sessions on event loops.
 	wg sync.WaitGroup
 	// loops relays plaintext sessions; nil where there are none (outside
@@ -112,6 +120,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
 		sessions:  map[*session]struct{}{},
+
+		userSessions: map[string]int{},
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -224,10 +234,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			conn.Close()
 			return ErrServerClosed
 		}
+		over, drop := s.admitConn()
+		if drop {
+			s.dropped()
+			s.mu.Unlock()
+			conn.Close()
+			continue
+		}
 		s.conns[conn] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.handle(conn)
+		go s.handle(conn, over)
 	}
 }
 
@@ -337,8 +354,10 @@ func (s *Server) SessionCount() int {
 	return len(s.sessions)
 }
 
-// handle runs one client connection from its first byte to its end.
-func (s *Server) handle(conn net.Conn) {
+// handle runs one client connection from its first byte to its end; over
+// refuses its session (listen.max_connections reached) but serves its
+// CancelRequest.
+func (s *Server) handle(conn net.Conn, over bool) {
 	defer s.wg.Done()
 	defer conn.Close()
 	defer s.forgetConn(conn)
@@ -354,6 +373,11 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	if res.cancel != nil {
 		s.handleCancel(log, res.cancel)
+		return
+	}
+	if over {
+		s.metrics.connectionRefused(false)
+		s.failStartup(log, res, conn, s.tooManyClients())
 		return
 	}
 	ss := newSession(s, res, log)
@@ -386,6 +410,7 @@ func (s *Server) handle(conn net.Conn) {
 
 // sessionDone forgets a session that has ended.
 func (s *Server) sessionDone(ss *session) {
+	s.releaseUser(ss)
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()

@@ -21,6 +21,12 @@ type Config struct {
 	// MaxMessageSize caps the size of any message a client sends, in
 	// bytes, header included.
 	MaxMessageSize int
+	// MaxConnections caps the client connections open at once, those in
+	// their startup included; 0 sets no cap (see limits.go).
+	MaxConnections int
+	// MaxUserConnections caps the sessions of any one login, unless its
+	// user's MaxConnections says otherwise; 0 sets no cap.
+	MaxUserConnections int
 	// Relay is policy.RelayEventLoop or policy.RelayGoroutines: how
 	// plaintext sessions relay. "" is the event loop.
 	Relay string
@@ -36,12 +42,14 @@ type Config struct {
 // returned.
 func ConfigOf(cfg *policy.Config) Config {
 	return Config{
-		Address:        cfg.Listen.Address,
-		Database:       cfg.Listen.Database,
-		StartupTimeout: cfg.Listen.StartupTimeout,
-		MaxMessageSize: cfg.Listen.MaxMessageSize,
-		Relay:          cfg.Listen.Relay,
-		TLS:            cfg.Listen.TLS,
-		Upstream:       cfg.Upstream,
+		Address:            cfg.Listen.Address,
+		Database:           cfg.Listen.Database,
+		StartupTimeout:     cfg.Listen.StartupTimeout,
+		MaxMessageSize:     cfg.Listen.MaxMessageSize,
+		MaxConnections:     cfg.Listen.MaxConnections,
+		MaxUserConnections: cfg.Listen.MaxUserConnections,
+		Relay:              cfg.Listen.Relay,
+		TLS:                cfg.Listen.TLS,
+		Upstream:           cfg.Upstream,
 	}
 }

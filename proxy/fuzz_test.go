@@ -122,7 +122,7 @@ func FuzzStartup(f *testing.F) {
 		client, server := net.Pipe()
 		done := make(chan struct{})
 		srv.wg.Add(1)
-		go func() { srv.handle(server); close(done) }()
+		go func() { srv.handle(server, false); close(done) }()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
 		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		_, _ = client.Write(data)

@@ -24,6 +24,10 @@ type Metrics struct {
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
 	poolTimeouts   prometheus.Counter
+	// refusedServer and refusedUser count the connections refused by
+	// listen.max_connections and by a login's cap (limits.go).
+	refusedServer prometheus.Counter
+	refusedUser   prometheus.Counter
 	// pool reports the transaction pool's backends for its gauges; nil
 	// in session mode (the gauges read 0).
 	pool atomic.Pointer[pool]
@@ -45,7 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "pgveil_statements_total",
 		Help: "Statements received, by decision: allowed (forwarded unchanged), rewritten, denied.",
 	}, []string{"decision"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_connections_refused_total",
+		Help: "Client connections refused (53300, or closed unread) by a connection cap: listen.max_connections (limit=\"server\") or a login's (limit=\"user\").",
+	}, []string{"limit"})
 	m := &Metrics{
+		refusedServer: refused.WithLabelValues("server"),
+		refusedUser:   refused.WithLabelValues("user"),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pgveil_sessions", Help: "Client sessions relaying now.",
 		}),
@@ -109,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgveil_kept_backends", Help: "Session-mode upstream backends of ended sessions kept open for later sessions (upstream.pool.keep_idle).",
 		}, func() float64 { return float64(m.spares.Load().count()) }))
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo)
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo)
 	return m
 }
 
@@ -138,6 +148,18 @@ func (m *Metrics) sessionEnded() {
 func (m *Metrics) keptBackendReused() {
 	if m != nil {
 		m.keptReused.Inc()
+	}
+}
+
+// connectionRefused counts a connection refused by a cap: a login's when
+// user is true, listen.max_connections otherwise.
+func (m *Metrics) connectionRefused(user bool) {
+	switch {
+	case m == nil:
+	case user:
+		m.refusedUser.Inc()
+	default:
+		m.refusedServer.Inc()
 	}
 }
 

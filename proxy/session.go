@@ -75,6 +75,10 @@ type session struct {
 	// NOTE: from then on, its end must be counted too: by run, or by
 	// failStartup when it never relays.
 	opened bool
+	// countedAs is the login admitUser counted the session under, until
+	// releaseUser gives its place back; "" when it holds none.
+	// NOTE: guarded by srv.mu.
+	countedAs string
 
 	// markerPrefix names the relations of refusal markers; it holds a
 	// random nonce so that no client can produce a marker error itself.
@@ -278,6 +282,9 @@ func (ss *session) start(res *startupResult) error {
 			fmt.Sprintf("database %q does not exist", res.params.database),
 			fmt.Sprintf("pgveil serves the database %q.", want), nil)
 	}
+	if err := ss.srv.admitUser(ss); err != nil {
+		return err
+	}
 	var params map[string]string
 	if pl := ss.pl; pl != nil {
 		// A backend of the client's key, borrowed for its parameters:
@@ -359,6 +366,7 @@ func (ss *session) open() {
 func (ss *session) failStartup(err error) {
 	defer ss.cancel()
 	defer ss.closeUpstream()
+	defer ss.srv.releaseUser(ss)
 	if ss.pid != 0 {
 		ss.srv.cancels.remove(ss)
 	}

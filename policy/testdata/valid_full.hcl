@@ -5,6 +5,8 @@ listen {
   startup_timeout  = "15s"
   shutdown_timeout = "1m"
   max_message_size = 1048576
+  max_connections  = 500
+  max_user_connections = 20
 
   tls {
     cert_file = "server.crt"
@@ -37,6 +39,7 @@ upstream {
 
 user "marie" {
   password = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
+  max_connections = 3
 }
 
 user "jean" {

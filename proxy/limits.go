@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Connection caps.
+//
+// listen.max_connections bounds the client connections open at once,
+// those in their startup included; a connection past it still reads its
+// startup packet, to serve a CancelRequest or to answer a StartupMessage
+// with PostgreSQL's own "sorry, too many clients already" (53300), and
+// is closed. refuseHeadroom more than that are closed at once, unread:
+// a flood of connections costs a bounded number of goroutines and
+// descriptors, and each refused one at most listen.startup_timeout.
+//
+// listen.max_user_connections (or a user block's max_connections) bounds
+// the sessions of one login, counted from its authentication until its
+// session ends; one past it gets 53300 too, before any upstream backend
+// is taken for it. A service account's sessions count under its own
+// login, whoever it acts for.
+
+// refuseHeadroom is how many connections past listen.max_connections
+// may be reading their startup packet to be refused with a message.
+const refuseHeadroom = 64
+
+// refuseLogEvery spaces the log lines of connections closed unread.
+const refuseLogEvery = 10 * time.Second
+
+// admitConn reports, with s.mu held, how the server takes a connection
+// just accepted: served, refused once its startup packet is read
+// (over), or closed at once (drop).
+func (s *Server) admitConn() (over, drop bool) {
+	max := s.cfg.MaxConnections
+	if max <= 0 {
+		return false, false
+	}
+	n := len(s.conns) + len(s.sessions)
+	return n >= max, n >= max+refuseHeadroom
+}
+
+// dropped counts and logs, at most once per refuseLogEvery, a
+// connection closed unread past the cap (s.mu held).
+func (s *Server) dropped() {
+	s.droppedConns++
+	if now := time.Now(); now.Sub(s.droppedLogged) >= refuseLogEvery {
+		s.log.Warn("connections closed unread: listen.max_connections reached",
+			zap.Int("max_connections", s.cfg.MaxConnections), zap.Int("closed", s.droppedConns))
+		s.droppedLogged, s.droppedConns = now, 0
+	}
+	s.metrics.connectionRefused(false)
+}
+
+// tooManyClients is the answer to a StartupMessage past
+// listen.max_connections: PostgreSQL's own message and code.
+func (s *Server) tooManyClients() *clientError {
+	return fatalErr(CodeTooManyConnections, "sorry, too many clients already",
+		fmt.Sprintf("pgveil serves at most %d client connections at once (listen.max_connections).", s.cfg.MaxConnections), nil)
+}
+
+// userLimit returns the most sessions login may hold at once, 0 for no
+// cap.
+func (s *Server) userLimit(login string) (limit int, byUser bool) {
+	if u, ok := s.users(login); ok && u.MaxConnections > 0 {
+		return u.MaxConnections, true
+	}
+	return s.cfg.MaxUserConnections, false
+}
+
+// admitUser counts the authenticated session ss against its login's
+// cap, or refuses it with 53300 when the login holds as many sessions
+// as its cap already. A session it counted gives its place back with
+// releaseUser.
+func (s *Server) admitUser(ss *session) error {
+	login := ss.info.User
+	limit, byUser := s.userLimit(login)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit > 0 && s.userSessions[login] >= limit {
+		s.metrics.connectionRefused(true)
+		setting := "listen.max_user_connections"
+		if byUser {
+			setting = fmt.Sprintf("max_connections of user %q", login)
+		}
+		return fatalErr(CodeTooManyConnections, fmt.Sprintf("too many connections for user %q", login),
+			fmt.Sprintf("The user may hold %d sessions at once (%s); close one and try again.", limit, setting), nil)
+	}
+	s.userSessions[login]++
+	ss.countedAs = login
+	return nil
+}
+
+// releaseUser gives back the place admitUser counted for ss, once.
+func (s *Server) releaseUser(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	login := ss.countedAs
+	if login == "" {
+		return
+	}
+	ss.countedAs = ""
+	if s.userSessions[login]--; s.userSessions[login] <= 0 {
+		delete(s.userSessions, login)
+	}
+}

@@ -1,0 +1,240 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// withCaps sets listen.max_connections, listen.max_user_connections and
+// the max_connections of user blocks.
+func withCaps(server, perUser int, users map[string]int) proxyOption {
+	return func(c *policy.Config, _ *proxy.Options) {
+		c.Listen.MaxConnections, c.Listen.MaxUserConnections = server, perUser
+		for login, n := range users {
+			c.Users[login].MaxConnections = n
+		}
+	}
+}
+
+// connectErr connects as user through p and returns the connection or
+// the PostgreSQL error the client got.
+func connectErr(t *testing.T, p *testProxy, user string) (*pgx.Conn, *pgconn.PgError) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.url(user, users[user], nil))
+	if err == nil {
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c, nil
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		t.Fatalf("connecting as %s: %v, want a PostgreSQL error", user, err)
+	}
+	return nil, pe
+}
+
+// wantTooMany checks that pe is a 53300 error whose message and hint
+// contain msg and hint.
+func wantTooMany(t *testing.T, pe *pgconn.PgError, msg, hint string) {
+	t.Helper()
+	if pe == nil {
+		t.Fatal("connected, want 53300")
+	}
+	if pe.Code != "53300" || pe.Severity != "FATAL" || !strings.Contains(pe.Message, msg) || !strings.Contains(pe.Hint, hint) {
+		t.Fatalf("got %s %s: %s (hint %q), want FATAL 53300 %q, hint with %q", pe.Severity, pe.Code, pe.Message, pe.Hint, msg, hint)
+	}
+}
+
+func TestConnectionCaps(t *testing.T) {
+	t.Run("a login holding its cap of sessions is refused, and another login is not", func(t *testing.T) {
+		rec := &recordingAuditor{}
+		p := startProxy(t, withCaps(0, 1, nil), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+		first, pe := connectErr(t, p, "alice")
+		if pe != nil {
+			t.Fatalf("first session: %v", pe)
+		}
+		_, pe = connectErr(t, p, "alice")
+		wantTooMany(t, pe, `too many connections for user "alice"`, "listen.max_user_connections")
+		// NOTE: the client has its answer before the record is written.
+		eventually(t, 5*time.Second, "a connect_refused record of alice saying why", func() bool {
+			got := rec.events("connect_refused")
+			return len(got) == 1 && got[0].User == "alice" && strings.Contains(got[0].Reason, "too many connections")
+		})
+		if _, pe := connectErr(t, p, "bob"); pe != nil {
+			t.Fatalf("bob: %v", pe)
+		}
+		// The refused attempt took no place: once the first session
+		// ends, alice may connect again.
+		first.Close(context.Background())
+		eventually(t, 5*time.Second, "alice connects again", func() bool {
+			c, pe := connectErr(t, p, "alice")
+			return c != nil && pe == nil
+		})
+	})
+
+	t.Run("a user block's max_connections replaces the default", func(t *testing.T) {
+		p := startProxy(t, withCaps(0, 1, map[string]int{"bob": 2}))
+		for i := 0; i < 2; i++ {
+			if _, pe := connectErr(t, p, "bob"); pe != nil {
+				t.Fatalf("bob's session %d: %v", i+1, pe)
+			}
+		}
+		_, pe := connectErr(t, p, "bob")
+		wantTooMany(t, pe, `too many connections for user "bob"`, `max_connections of user "bob"`)
+	})
+
+	t.Run("a session refused by its login's cap holds no upstream backend", func(t *testing.T) {
+		p := startProxy(t, withCaps(0, 1, nil))
+		if _, pe := connectErr(t, p, "alice"); pe != nil {
+			t.Fatal(pe)
+		}
+		for i := 0; i < 3; i++ {
+			_, pe := connectErr(t, p, "alice")
+			wantTooMany(t, pe, "too many connections", "")
+		}
+		if n := aliceBackends(t); n != 1 {
+			t.Errorf("alice has %d upstream backends, want 1", n)
+		}
+	})
+
+	t.Run("sessions sharing a transaction pool are capped as well, on every relay", func(t *testing.T) {
+		onEveryRelay(t, func(t *testing.T, relay string) {
+			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+				c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Second, IdleTimeout: time.Minute}
+				c.Listen.Relay = relay
+				c.Listen.MaxUserConnections = 1
+				c.Users["paul"].MaxConnections = 2
+			})
+			ctx := context.Background()
+			connect := func(user string) error {
+				c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, nil))
+				if err == nil {
+					t.Cleanup(func() { c.Close(ctx) })
+				}
+				return err
+			}
+			for _, user := range []string{"marie", "paul", "paul", "hq"} {
+				if err := connect(user); err != nil {
+					t.Fatalf("%s: %v", user, err)
+				}
+			}
+			for _, user := range []string{"marie", "paul", "hq"} {
+				var pe *pgconn.PgError
+				if err := connect(user); !errors.As(err, &pe) {
+					t.Fatalf("%s past the cap: %v, want 53300", user, err)
+				}
+				wantTooMany(t, pe, "too many connections for user", "")
+			}
+		})
+	})
+
+	t.Run("past listen.max_connections a client is told too many clients, and a cancel still goes through", func(t *testing.T) {
+		p := startProxy(t, withCaps(2, 0, nil))
+		a, pe := connectErr(t, p, "alice")
+		if pe != nil {
+			t.Fatal(pe)
+		}
+		if _, pe := connectErr(t, p, "bob"); pe != nil {
+			t.Fatal(pe)
+		}
+		_, pe = connectErr(t, p, "bob")
+		wantTooMany(t, pe, "sorry, too many clients already", "listen.max_connections")
+
+		ctx := context.Background()
+		done := make(chan error, 1)
+		go func() { _, err := a.Exec(ctx, "SELECT pg_sleep(30)"); done <- err }()
+		waitRunning(t, "pg_sleep(30)")
+		if err := a.PgConn().CancelRequest(ctx); err != nil {
+			t.Fatalf("cancel request: %v", err)
+		}
+		select {
+		case err := <-done:
+			var qe *pgconn.PgError
+			if !errors.As(err, &qe) || qe.Code != "57014" {
+				t.Fatalf("the cancelled statement ended with %v, want 57014", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the cancel request did not reach the statement")
+		}
+	})
+
+	t.Run("connections far past listen.max_connections are closed unread", func(t *testing.T) {
+		noLeaks(t)
+		p := startProxy(t, withCaps(1, 0, nil))
+		// Silent connections hold every place, and every place to be
+		// refused with a message.
+		var silent []net.Conn
+		defer func() {
+			for _, c := range silent {
+				c.Close()
+			}
+		}()
+		for i := 0; i < 1+64; i++ {
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			silent = append(silent, c)
+		}
+		// The accept loop takes them in its own time.
+		eventually(t, 5*time.Second, "one more connection closed unread", func() bool {
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			_, err = c.Read(make([]byte, 1))
+			return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)
+		})
+		for _, c := range silent {
+			c.Close()
+		}
+		silent = nil
+		eventually(t, 5*time.Second, "a client connects once the silent ones left", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := pgx.Connect(ctx, p.url("alice", users["alice"], nil))
+			if err != nil {
+				return false
+			}
+			c.Close(ctx)
+			return true
+		})
+	})
+}
+
+// isReset reports a connection reset by the peer.
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// aliceBackends counts the upstream backends named for alice's sessions.
+func aliceBackends(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cluster.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	res := c.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:alice:%'", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	n, _ := strconv.Atoi(string(res.Rows[0][0]))
+	return n
+}

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -248,4 +249,63 @@ func TestDeparseMustBeFaithful(t *testing.T) {
 	if !strings.HasSuffix(res.SQL, " WHERE 0 LIKE (0 = 0)") {
 		t.Errorf("the splice changed the client's text: %s", res.SQL)
 	}
+}
+
+// TestAttributeNotationIsAFunctionCall: PostgreSQL reads r.f as f(r)
+// when r has no column f, whatever r is (a subquery's row coerces to a
+// table's row type). A DBA's function taking the row would run for a
+// user the policy does not let call it, and see what it reads as the
+// service account: here the real email of a masked row.
+func TestAttributeNotationIsAFunctionCall(t *testing.T) {
+	base := demoCatalog(t)
+	cat := *base
+	cat.Functions = maps.Clone(base.Functions)
+	cat.Functions["public"] = map[string]bool{"email_of": true}
+	maps.Copy(cat.Functions["public"], base.Functions["public"])
+
+	// The channel is real: upstream, the scoped and masked subquery's
+	// row reaches the function, which reads the email pgveil masks.
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	results, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.email_of(public.responses) RETURNS text LANGUAGE sql AS 'SELECT email FROM public.responses WHERE id = $1.id';
+SELECT r.email_of FROM (SELECT id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, score, agent_login, team_id, tags, sentiment, comment, submitted_at FROM public.responses WHERE id = 1) r;
+ROLLBACK`).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := results[2].Rows; len(rows) != 1 || len(rows[0][0]) == 0 {
+		t.Fatalf("upstream did not call email_of through r.email_of: %q", rows)
+	}
+
+	for _, sql := range []string{
+		"SELECT r.email_of FROM responses r",
+		"SELECT (r).email_of FROM responses r",
+		"SELECT responses.email_of FROM public.responses",
+		"SELECT public.responses.email_of FROM public.responses",
+		"SELECT count(*) FROM responses r WHERE r.email_of LIKE 'a%'",
+		"SELECT (SELECT x.email_of FROM responses x LIMIT 1)",
+	} {
+		t.Run(sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, &cat, marie(t))
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(r.Detail, "attribute notation") {
+				t.Fatalf("want a refusal by rule function explaining attribute notation, got %v", err)
+			}
+		})
+	}
+	t.Run("columns and allowed functions still read", func(t *testing.T) {
+		for _, sql := range []string{
+			"SELECT r.email, r.country, (r).nps FROM responses r",
+			"SELECT r.row_to_json FROM responses r",
+		} {
+			if _, err := rewrite.Rewrite(sql, &cat, marie(t)); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
 }

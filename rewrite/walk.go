@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"fmt"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -150,6 +151,9 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.operator(v.AExpr.Name)
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(v.ColumnRef)
+		if f := v.ColumnRef.Fields; len(f) >= 2 {
+			w.attributeCall(f[len(f)-1])
+		}
 	case *pg_query.Node_ParamRef:
 		// $0 does not exist, and pg_query deparses it as "?".
 		if v.ParamRef.Number < 1 {
@@ -162,6 +166,9 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		if v.AIndirection.Arg.GetAConst() != nil {
 			w.err = denySyntax("a field or subscript of a constant is not supported")
 			return
+		}
+		for _, ind := range v.AIndirection.Indirection {
+			w.attributeCall(ind)
 		}
 	case *pg_query.Node_RangeTableSample:
 		if rv, ok := v.RangeTableSample.Relation.GetNode().(*pg_query.Node_RangeVar); ok {
@@ -455,6 +462,28 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	// Its body is not pgveil's to read: it may change settings or
 	// create objects that outlive the statement.
 	w.keep("the function " + schema + "." + name)
+}
+
+// attributeCall checks the field name of a qualified column reference
+// (t.name, s.t.name) or of a field selection ((expr).name) as the call
+// of the function name it may be: PostgreSQL reads t.f as f(t) when t
+// has no column f and a function f takes t's row (attribute notation,
+// "computed columns"). Where a function of that name is visible, the
+// reference must pass the checks a call f(t) would, so that no function
+// the policy refuses runs that way.
+//
+// NOTE: a real column that shares its name with a function the user may
+// not call is refused too; no name can be a column of one relation and
+// a refused call on another.
+func (w *walker) attributeCall(field *pg_query.Node) {
+	name := field.GetString_().GetSval()
+	if name == "" || w.err != nil || len(w.functionSchemas(name)) == 0 && !statementTextName(name) {
+		return
+	}
+	w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{field}})
+	if r, ok := w.err.(*Refused); ok && r.Detail == "" {
+		r.Detail = fmt.Sprintf("The reference x.%s or (x).%s may call %s(x) when x has no column %s (PostgreSQL's attribute notation).", name, name, name, name)
+	}
 }
 
 // catalogFunction checks the call fc of the pg_catalog function name

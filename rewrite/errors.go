@@ -13,6 +13,7 @@ const (
 	CodeInsufficientPrivilege = sqlstate.InsufficientPrivilege
 	CodeSyntaxError           = sqlstate.SyntaxError
 	CodeUndefinedTable        = sqlstate.UndefinedTable
+	CodeDuplicateColumn       = sqlstate.DuplicateColumn
 )
 
 // Refused is the error Rewrite returns for a statement the firewall

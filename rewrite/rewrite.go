@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -453,7 +454,22 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 			Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}
 	} else {
 		cols := make([]*pg_query.Node, 0, len(targets))
+		seen := map[string]bool{}
 		for _, a := range targets {
+			// NOTE: in the SELECT, a name that is not a column reads
+			// otherwise: the table's name is its whole row, a
+			// function's name a call on it. PostgreSQL's COPY takes
+			// columns only.
+			name := a.GetString_().GetSval()
+			if !slices.ContainsFunc(rel.Columns, func(c Column) bool { return c.Name == name }) {
+				return deny("copy_columns", "column %q of relation %q does not exist", name, rel.Name)
+			}
+			if seen[name] {
+				r := deny("copy_columns", "column %q specified more than once", name)
+				r.Code = CodeDuplicateColumn
+				return r
+			}
+			seen[name] = true
 			cols = append(cols, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{a}}}})
 		}
 		targets = cols

@@ -48,6 +48,8 @@ var Rules = []Rule{
 	{Name: "copy_file", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Use COPY … TO STDOUT (psql's \\copy) instead of a server file or program.",
 		Doc:  "COPY to or from files and programs"},
+	{Name: "copy_columns", Code: sqlstate.UndefinedColumn,
+		Doc: "a column list of COPY … TO naming something other than a column of the governed table (42703), or a column twice (42701), as PostgreSQL refuses it: pgveil copies through a SELECT, where the name could read the whole row or call a function"},
 	{Name: "copy_option", Code: sqlstate.InsufficientPrivilege,
 		Doc: "COPY options other than HEADER and FREEZE given without a value (pg_query's deparser cannot print them)"},
 	{Name: "function", Code: sqlstate.InsufficientPrivilege,

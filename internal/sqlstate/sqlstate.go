@@ -12,6 +12,11 @@ const (
 	SyntaxError = "42601"
 	// UndefinedTable (42P01) is a relation the catalog snapshot lacks.
 	UndefinedTable = "42P01"
+	// UndefinedColumn (42703) is a column a relation does not have.
+	UndefinedColumn = "42703"
+	// DuplicateColumn (42701) is a column named twice where each name
+	// must be one column.
+	DuplicateColumn = "42701"
 	// ProtocolViolation (08P01) is a malformed or unexpected message.
 	ProtocolViolation = "08P01"
 	// ConnectionFailure (08006) is a lost upstream connection.

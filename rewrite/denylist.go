@@ -1,8 +1,11 @@
 package rewrite
 
 import (
+	"slices"
 	"sort"
 	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // catalogRelationRule returns the firewall rule refusing the pg_catalog
@@ -64,6 +67,63 @@ func allowedValuesText(setting string) string {
 	}
 	sort.Strings(vs)
 	return strings.Join(vs, ", ")
+}
+
+// pinnedSettings are the settings pgveil pins upstream that a client may
+// SET to the pinned value only (setsPinnedValue).
+var pinnedSettings = map[string]bool{"search_path": true, "client_encoding": true, "standard_conforming_strings": true}
+
+// setsPinnedValue reports whether SET name = args, a setting pgveil
+// pins upstream, sets the value pinned already: drivers and tools send
+// SET client_encoding = 'UTF8' or SET search_path = public on connecting,
+// and such a SET changes nothing. search is the pinned search path.
+//
+// NOTE: the values compare as PostgreSQL reads them: each element of
+// args is a string constant, the identifier downcased by the parser or
+// the literal as written (search_path quotes it as an identifier).
+func setsPinnedValue(name string, args []*pg_query.Node, search []string) bool {
+	vals := make([]string, 0, len(args))
+	for _, a := range args {
+		c := a.GetAConst()
+		if c == nil || c.GetSval() == nil {
+			return false
+		}
+		vals = append(vals, c.GetSval().Sval)
+	}
+	switch name {
+	case "search_path":
+		return len(vals) > 0 && slices.Equal(vals, search)
+	case "client_encoding":
+		// PostgreSQL ignores case and punctuation in encoding names;
+		// UNICODE is UTF8's alias.
+		if len(vals) != 1 {
+			return false
+		}
+		clean := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return -1
+		}, vals[0])
+		return clean == "utf8" || clean == "unicode"
+	case "standard_conforming_strings":
+		return len(vals) == 1 && slices.Contains([]string{"on", "true", "yes", "1"}, strings.ToLower(vals[0]))
+	}
+	return false
+}
+
+// pinnedValueText is the value pgveil pins setting to, for messages.
+func pinnedValueText(setting string, search []string) string {
+	switch setting {
+	case "search_path":
+		return strings.Join(search, ", ")
+	case "client_encoding":
+		return "UTF8"
+	}
+	return "on"
 }
 
 // allowedSettings are the settings a client may SET, SET LOCAL or RESET:

@@ -167,6 +167,11 @@ func TestEngineLiteralShapes(t *testing.T) {
 		{"a dollar quote hides a statement",
 			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = $q$'a'$q$",
 			"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = $q$'$q$; SELECT login FROM employees; SELECT $q$'$q$"},
+		// The decision reads the value: the pinned one passes, no other.
+		{"a pinned setting set to its pinned value",
+			"SET search_path = 'public'", "SET search_path = 'evil'"},
+		{"a pinned encoding set to itself",
+			"SET client_encoding = 'UTF8'", "SET client_encoding = 'SJIS'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			warm := rewrite.NewEngine(cat, policy, nil, 100)

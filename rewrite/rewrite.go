@@ -518,6 +518,15 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 			w.resets = append(w.resets, strings.ToLower(s.Name))
 		}
 	default:
+		if name := strings.ToLower(s.Name); s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && pinnedSettings[name] {
+			// The decision reads the value: a statement of this shape
+			// with another value is another decision.
+			w.readsConstant = true
+			if setsPinnedValue(name, s.Args, w.cat.SearchPath) {
+				return nil
+			}
+			return deny("pinned_settings", "pgveil pins the setting %q to %s; SET may only repeat that value", s.Name, pinnedValueText(name, w.cat.SearchPath))
+		}
 		if name := strings.ToLower(s.Name); !s.IsLocal && name != "transaction" {
 			w.keep("SET " + name)
 		}

@@ -220,26 +220,50 @@ func (g *GrammarDiff) problem(sql string) *Refused {
 	if err != nil {
 		return denySyntax("%v", err)
 	}
-	afterCast := false
-	for _, tok := range res.Tokens {
-		cast := afterCast
-		afterCast = tok.Token == pg_query.Token_TYPECAST
+	for i, tok := range res.Tokens {
 		if tok.KeywordKind == pg_query.KeywordKind_NO_KEYWORD && tok.Token != pg_query.Token_IDENT {
-			continue
-		}
-		if cast {
-			// The type name of a cast (x::json): both grammars read a
-			// type there, or the newer one a syntax error, and the
-			// pinned search_path resolves it alike (pg_catalog first).
 			continue
 		}
 		if tok.Start < 0 || tok.End > int32(len(sql)) || tok.Start >= tok.End {
 			continue
 		}
 		word := strings.ToLower(sql[tok.Start:tok.End])
-		if why, ok := g.words[word]; ok {
-			return deny("grammar_version", "the word %s is read differently by the upstream: %s", strings.ToUpper(word), why)
+		why, ok := g.words[word]
+		if !ok || neutralPlace(res.Tokens, i, word) {
+			continue
 		}
+		return deny("grammar_version", "the word %s is read differently by the upstream: %s", strings.ToUpper(word), why)
 	}
 	return nil
+}
+
+// neutralPlace reports whether the word of tokens[i] stands where both
+// grammars read it alike, whatever keyword it is in either:
+//   - after :: (x::json), a type name: both read a type there, or the
+//     newer grammar a syntax error, and the pinned search_path resolves
+//     it alike (pg_catalog first);
+//   - after AS (CAST(x AS json), an alias): a type name again, or a
+//     column label, which takes every keyword in both;
+//   - after a dot (pg_catalog.json, t.json): an attribute name, which
+//     takes every keyword in both;
+//   - JSON before a string constant (json '{}'): a typed literal of the
+//     type json in both.
+//
+// Elsewhere the newer grammar may build its own syntax on the word:
+// JSON(…) parses JSON text where the older grammar calls a function
+// named json, and IS JSON is a predicate the older one lacks.
+func neutralPlace(tokens []*pg_query.ScanToken, i int, word string) bool {
+	if i > 0 {
+		switch tokens[i-1].Token {
+		case pg_query.Token_TYPECAST, pg_query.Token_AS, pg_query.Token_ASCII_46:
+			return true
+		}
+	}
+	if word == "json" && i+1 < len(tokens) {
+		switch tokens[i+1].Token {
+		case pg_query.Token_SCONST, pg_query.Token_USCONST:
+			return true
+		}
+	}
+	return false
 }

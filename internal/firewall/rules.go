@@ -103,7 +103,7 @@ var Rules = []Rule{
 		Doc:  "functions of the schema `pgveil`, which holds the hash masks' keys (its relations are refused as `ungoverned_table`)"},
 	{Name: "grammar_version", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil parses with a newer PostgreSQL grammar than the server's, and the two read this word differently. Quote it as an identifier (\"word\") if it names a column, table or alias; otherwise the construct is not available through pgveil on this server version.",
-		Doc:  "words the upstream's grammar reads differently from pgveil's parser (PostgreSQL 17), used unquoted: with PostgreSQL 15 upstream, SYSTEM_USER and the SQL/JSON words (JSON, JSON_OBJECT, JSON_TABLE, …; `x::json` casts excepted); see [SECURITY.md](SECURITY.md)"},
+		Doc:  "words the upstream's grammar reads differently from pgveil's parser (PostgreSQL 17), used unquoted where the two grammars may read them apart: with PostgreSQL 15 upstream, SYSTEM_USER and the SQL/JSON words (JSON, JSON_OBJECT, JSON_TABLE, …), except as a type after `::` or `AS` (`x::json`, `CAST(x AS JSON)`), a typed literal `json '…'`, an alias after `AS` or a name after a dot; see [SECURITY.md](SECURITY.md)"},
 	{Name: "tablesample", Code: sqlstate.InsufficientPrivilege,
 		Doc: "TABLESAMPLE on governed tables"},
 	{Name: "cross_database", Code: sqlstate.InsufficientPrivilege,

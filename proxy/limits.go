@@ -86,7 +86,7 @@ func (s *Server) admitUser(ss *session) error {
 			setting = fmt.Sprintf("max_connections of user %q", login)
 		}
 		return fatalErr(CodeTooManyConnections, fmt.Sprintf("too many connections for user %q", login),
-			fmt.Sprintf("The user may hold %d sessions at once (%s); close one and try again.", limit, setting), nil)
+			fmt.Sprintf("The user may hold %s at once (%s); close one and try again.", sessionsText(limit), setting), nil)
 	}
 	s.userSessions[login]++
 	ss.countedAs = login
@@ -105,4 +105,12 @@ func (s *Server) releaseUser(ss *session) {
 	if s.userSessions[login]--; s.userSessions[login] <= 0 {
 		delete(s.userSessions, login)
 	}
+}
+
+// sessionsText is "1 session" or "n sessions".
+func sessionsText(n int) string {
+	if n == 1 {
+		return "1 session"
+	}
+	return fmt.Sprintf("%d sessions", n)
 }

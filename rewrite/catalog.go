@@ -27,6 +27,31 @@ SELECT DISTINCT n.nspname, p.proname
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'`
 
+// catalogCallsSQL lists the operators and casts that call a function
+// outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
+// with the cast's target type name, then the function's schema and name.
+// Those an extension installed are left out: they call that extension's
+// own code (citext, hstore, PostGIS, pg_trgm), where a DBA's operator or
+// cast may call a function that reads any table as the service account.
+const catalogCallsSQL = `
+SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE fn.nspname <> 'pg_catalog'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = o.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'c', '', t.typname, fn.nspname, p.proname
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE fn.nspname <> 'pg_catalog'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')`
+
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned
 // search_path, so that format_type writes type names as statements see
@@ -114,6 +139,20 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog functions: %w", err)
+	}
+	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
+	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		call := ImplicitCall{Schema: string(v[1]), Function: QName{string(v[3]), string(v[4])}}
+		if string(v[0]) == "o" {
+			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
+		} else {
+			cat.CastCalls[string(v[2])] = append(cat.CastCalls[string(v[2])], call)
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
 	}
 	g, err := LoadGrammarDiff(ctx, conn)
 	if err != nil {

@@ -309,3 +309,88 @@ ROLLBACK`).ReadAll()
 		}
 	})
 }
+
+// TestOperatorsAndCastsCallFunctions: an operator or a cast a DBA
+// creates calls its function without the statement naming it, and that
+// function reads tables as the service account. Such calls pass only
+// when the policy allows the function, as a call of it would; an
+// extension's operators (citext here) are its own code and pass.
+func TestOperatorsAndCastsCallFunctions(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Created in a transaction rolled back at the end: the catalog read
+	// inside it sees them, no other test does.
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE EXTENSION IF NOT EXISTS citext SCHEMA public;
+CREATE FUNCTION public.peek(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT (SELECT count(*) FROM public.responses) > 0';
+CREATE OPERATOR public.=~= (leftarg = text, rightarg = text, function = public.peek);
+CREATE TYPE public.probe AS (n bigint);
+CREATE FUNCTION public.toprobe(text) RETURNS public.probe LANGUAGE sql AS 'SELECT ROW((SELECT count(*) FROM public.responses))::public.probe';
+CREATE CAST (text AS public.probe) WITH FUNCTION public.toprobe(text)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cat.OperatorCalls["=~="]; len(got) != 1 || got[0].Function != (rewrite.QName{Schema: "public", Name: "peek"}) {
+		t.Fatalf("operator =~= calls %v, want public.peek", got)
+	}
+	if got := cat.CastCalls["probe"]; len(got) != 1 || got[0].Function.Name != "toprobe" {
+		t.Fatalf("casts to probe call %v, want public.toprobe", got)
+	}
+	if got := cat.OperatorCalls["="]; len(got) != 0 {
+		t.Fatalf("citext's = is listed: %v", got)
+	}
+	refused := []string{
+		"SELECT 'a' =~= 'b'",
+		"SELECT count(*) FROM responses WHERE comment =~= 'x'",
+		"SELECT ((comment)::public.probe).n FROM responses LIMIT 1",
+		"SELECT (CAST(comment AS probe)).n FROM responses",
+		"SELECT ARRAY[comment]::probe[] FROM responses",
+	}
+	for _, sql := range refused {
+		t.Run(sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, cat, marie(t))
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" {
+				t.Fatalf("want a refusal by rule function, got %v", err)
+			}
+		})
+	}
+	t.Run("with the function allowed, the operator and the cast run", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.peek": true, "public.toprobe": true}}
+		for _, sql := range refused {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	t.Run("an extension's operators and casts, and pg_catalog's, run", func(t *testing.T) {
+		for _, sql := range []string{
+			"SELECT count(*) FROM responses WHERE comment::citext = 'X' AND nps BETWEEN 1 AND 5",
+			"SELECT CASE nps WHEN 1 THEN 'x' END, comment::text FROM responses",
+		} {
+			if _, err := rewrite.Rewrite(sql, cat, marie(t)); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}
+
+// allowFunctions is a policy that allows the functions outside
+// pg_catalog it lists ("schema.name").
+type allowFunctions struct {
+	*fakePolicy
+	allowed map[string]bool
+}
+
+func (a *allowFunctions) AllowFunction(schema, name string) bool {
+	return a.allowed[schema+"."+name]
+}

@@ -28,10 +28,27 @@ type Catalog struct {
 	Relations map[QName]*Relation
 	// Functions maps a schema name to the names of the functions in it.
 	Functions map[string]map[string]bool
+	// OperatorCalls maps an operator name to the functions outside
+	// pg_catalog that operators of that name call, with the operator's
+	// schema, and CastCalls a type name to those that casts to a type
+	// of that name call: a statement runs them without naming them.
+	// Operators and casts of extensions are not listed (see
+	// catalogCallsSQL).
+	OperatorCalls map[string][]ImplicitCall
+	CastCalls     map[string][]ImplicitCall
 	// Grammar is how the upstream's grammar differs from pgveil's
 	// parser; nil when the catalog was not read upstream (offline
 	// tools), which checks nothing.
 	Grammar *GrammarDiff
+}
+
+// ImplicitCall is a function an operator or a cast calls.
+type ImplicitCall struct {
+	// Schema is the operator's schema: an unqualified operator name
+	// finds it only when the search path holds it. "" for a cast.
+	Schema string
+	// Function is the function called.
+	Function QName
 }
 
 // InternalSchema is the upstream schema of pgveil's own objects: the

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -148,7 +149,23 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		}
 		w.function(v.FuncCall)
 	case *pg_query.Node_AExpr:
-		w.operator(v.AExpr.Name)
+		w.exprOperator(v.AExpr)
+	case *pg_query.Node_SubLink:
+		w.operator(v.SubLink.OperName)
+	case *pg_query.Node_SortBy:
+		w.operator(v.SortBy.UseOp)
+	case *pg_query.Node_TypeCast:
+		w.castCalls(v.TypeCast.TypeName)
+	case *pg_query.Node_CaseExpr:
+		if v.CaseExpr.Arg != nil {
+			// CASE x WHEN v compares with =.
+			w.operatorCalls("=")
+		}
+	case *pg_query.Node_JoinExpr:
+		if len(v.JoinExpr.UsingClause) > 0 || v.JoinExpr.IsNatural {
+			// USING and NATURAL joins compare with =.
+			w.operatorCalls("=")
+		}
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(v.ColumnRef)
 		if f := v.ColumnRef.Fields; len(f) >= 2 {
@@ -559,10 +576,72 @@ func (w *walker) functionSchemas(name string) []string {
 }
 
 // operator refuses operators qualified with a schema other than
-// pg_catalog: they name user-defined functions.
+// pg_catalog: they name user-defined functions. An unqualified operator
+// may find one on the search path: the functions operators of that name
+// call there must pass the function policy (operatorCalls).
 func (w *walker) operator(name []*pg_query.Node) {
 	if len(name) > 2 || len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
 		w.err = deny("function", "operators outside pg_catalog are not allowed")
+		return
+	}
+	if len(name) == 1 {
+		w.operatorCalls(name[0].GetString_().GetSval())
+	}
+}
+
+// exprOperator checks the operators an A_Expr runs: BETWEEN's name is
+// the keyword, and it compares with >= and <=; the others run the
+// operator they name (IN, DISTINCT and NULLIF =, LIKE ~~, …).
+func (w *walker) exprOperator(e *pg_query.A_Expr) {
+	switch e.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		w.operatorCalls(">=")
+		w.operatorCalls("<=")
+		return
+	}
+	w.operator(e.Name)
+}
+
+// operatorCalls checks, for an unqualified operator op, the functions
+// that operators of that name outside pg_catalog call, where the search
+// path finds them: PostgreSQL picks among every operator of that name on
+// the path by argument types, which pgveil does not know.
+func (w *walker) operatorCalls(op string) {
+	for _, c := range w.cat.OperatorCalls[op] {
+		if slices.Contains(w.path, c.Schema) {
+			w.implicitCall("the operator "+c.Schema+"."+op, c.Function)
+		}
+	}
+}
+
+// castCalls checks the functions that casts to a type named like the
+// last name of tn call.
+func (w *walker) castCalls(tn *pg_query.TypeName) {
+	if tn == nil || len(tn.Names) == 0 {
+		return
+	}
+	typ := tn.Names[len(tn.Names)-1].GetString_().GetSval()
+	for _, c := range w.cat.CastCalls[typ] {
+		w.implicitCall("a cast to "+typ, c.Function)
+	}
+}
+
+// implicitCall checks fn, which what calls without the statement naming
+// it, as a call of fn would be checked (function).
+func (w *walker) implicitCall(what string, fn QName) {
+	if w.err != nil {
+		return
+	}
+	switch {
+	case fn.Schema == InternalSchema:
+		w.err = deny("internal", "%s calls a function of the schema %s, pgveil's own", what, InternalSchema)
+	case statementTextName(fn.Name):
+		w.err = deny("statement_text", "%s calls the function %s, which shows the statements of sessions", what, fn)
+	case !w.pol.AllowFunction(fn.Schema, fn.Name):
+		w.err = deny("function", "%s calls the function %s, which the policy does not allow", what, fn)
+	default:
+		w.keep("the function " + fn.String())
 	}
 }
 

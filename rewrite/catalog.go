@@ -29,7 +29,9 @@ WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'`
 
 // catalogCallsSQL lists the operators and casts that call a function
 // outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
-// with the cast's target type name, then the function's schema and name.
+// with the cast's target type name (a domain's CHECK constraints count
+// as casts to it: a cast to the domain runs them), then the function's
+// schema and name.
 // Those an extension installed are left out: they call that extension's
 // own code (citext, hstore, PostGIS, pg_trgm), where a DBA's operator or
 // cast may call a function that reads any table as the service account.
@@ -50,7 +52,18 @@ JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')`
+    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'c', '', t.typname, fn.nspname, p.proname
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
+  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')`
 
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned

@@ -226,6 +226,10 @@ type Audit struct {
 	// QueueSize is the length of the queue between sessions and the
 	// writer. Default 10000.
 	QueueSize int `reload:"queue_size"`
+	// SyncInterval is the longest written records wait for fsync while
+	// records keep coming; the writer syncs as soon as they stop. Default
+	// 200ms.
+	SyncInterval time.Duration `reload:"sync_interval"`
 	// OnFull is AuditBlock (default: sessions wait for room) or AuditDrop
 	// (records are dropped and counted).
 	OnFull string `reload:"on_full"`

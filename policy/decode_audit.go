@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -14,7 +15,10 @@ import (
 const (
 	defaultAuditMaxSize   = 100 << 20
 	defaultAuditQueueSize = 10000
-	maxAuditQueueSize     = 10_000_000
+	// defaultAuditSyncInterval is audit.DefaultSyncInterval: the longest
+	// written records wait for fsync while records keep coming.
+	defaultAuditSyncInterval = 200 * time.Millisecond
+	maxAuditQueueSize        = 10_000_000
 )
 
 // Schemas of the audit and admin blocks; configs/README.md documents
@@ -25,6 +29,7 @@ var (
 			{Name: "file", Required: true},
 			{Name: "max_size"},
 			{Name: "queue_size"},
+			{Name: "sync_interval"},
 			{Name: "on_full"},
 			{Name: "hmac_key"},
 			{Name: "rewritten_sql"},
@@ -59,6 +64,7 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	a := &Audit{
 		MaxSize:      defaultAuditMaxSize,
 		QueueSize:    defaultAuditQueueSize,
+		SyncInterval: defaultAuditSyncInterval,
 		OnFull:       AuditBlock,
 		RewrittenSQL: AuditFull,
 	}
@@ -75,6 +81,9 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	}
 	if attr := c.Attributes["queue_size"]; attr != nil {
 		a.QueueSize, _ = d.wholeNumber(attr, "audit.queue_size", 1, maxAuditQueueSize)
+	}
+	if attr := c.Attributes["sync_interval"]; attr != nil {
+		a.SyncInterval, _ = d.duration(attr, "audit.sync_interval")
 	}
 	if attr := c.Attributes["on_full"]; attr != nil {
 		a.OnFull, _ = d.choice(attr, "audit.on_full", []string{AuditBlock, AuditDrop})

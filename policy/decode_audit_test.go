@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // auditBase is the configuration the audit cases add their blocks to:
@@ -50,7 +51,7 @@ admin { address = "127.0.0.1:9187" }
 			check: func(t *testing.T, dir string, cfg *Config) {
 				a := cfg.Audit
 				if a == nil || a.File != filepath.Join("audit", "audit.log") || a.MaxSize != 100<<20 ||
-					a.QueueSize != 10000 || a.OnFull != AuditBlock || string(a.Key) != "k3y" ||
+					a.QueueSize != 10000 || a.SyncInterval != 200*time.Millisecond || a.OnFull != AuditBlock || string(a.Key) != "k3y" ||
 					a.RewrittenSQL != AuditFull || a.RedactLiterals {
 					t.Errorf("audit %+v", a)
 				}
@@ -65,6 +66,7 @@ admin { address = "127.0.0.1:9187" }
   file            = "-"
   max_size        = "512KiB"
   queue_size      = 20
+  sync_interval   = "1s"
   on_full         = "drop"
   hmac_key        = env("PGVEIL_AUDIT_KEY")
   rewritten_sql   = "hash"
@@ -74,7 +76,7 @@ admin { address = "127.0.0.1:9187" }
 			env: map[string]string{"PGVEIL_AUDIT_KEY": "k3y"},
 			check: func(t *testing.T, _ string, cfg *Config) {
 				a := cfg.Audit
-				if a.File != "-" || a.MaxSize != 512<<10 || a.QueueSize != 20 || a.OnFull != AuditDrop ||
+				if a.File != "-" || a.MaxSize != 512<<10 || a.QueueSize != 20 || a.SyncInterval != time.Second || a.OnFull != AuditDrop ||
 					a.RewrittenSQL != AuditHash || !a.RedactLiterals {
 					t.Errorf("audit %+v", a)
 				}

@@ -32,6 +32,9 @@ func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
 	r := ss.auditRecord("statement")
 	r.SQL = info.SQL
+	if info.Result != nil {
+		r.Fingerprint = info.Result.Fingerprint
+	}
 	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
 	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, time.Since(x.Start)
 	if info.Refusal != nil {

@@ -38,6 +38,8 @@ type Engine struct {
 	// subqueries holds the subquery templates of spliced rewrites
 	// (splice.go), under the same keys and bounds as cache.
 	subqueries *lruCache
+	// fingerprints is SetFingerprints's setting.
+	fingerprints atomic.Bool
 	// refreshMu serialises catalog refreshes; lastRefresh rate-limits
 	// them.
 	refreshMu   sync.Mutex
@@ -78,6 +80,12 @@ func (e *Engine) SetCatalog(cat *Catalog) {
 	e.cache.purge()
 	e.subqueries.purge()
 }
+
+// SetFingerprints makes the engine give the Results of statements it
+// serves from its literal-shape caches their pg_query fingerprint
+// (Result.Fingerprint), computed once per shape: for an audit trail,
+// which records each statement's. Off, it computes none.
+func (e *Engine) SetFingerprints(on bool) { e.fingerprints.Store(on) }
 
 // Catalog returns the current snapshot.
 func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
@@ -366,6 +374,15 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	}
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && cacheable {
+		if e.fingerprints.Load() && c.err == nil && !res.constantBound &&
+			(!res.Rewritten && normalized() != "" && normalized() != text || res.Rewritten && litKey.text != "" && seenShape && !triedShape) {
+			// Statements of this shape will be served from the cache,
+			// unparsed: its fingerprint goes with them. Set before res
+			// is shared.
+			if fp, err := pg_query.Fingerprint(text); err == nil {
+				res.Fingerprint = fp
+			}
+		}
 		e.cache.put(key, c)
 		if c.err == nil && !res.Rewritten && !res.constantBound {
 			if n := normalized(); n != "" && n != text {

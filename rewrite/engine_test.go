@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -324,4 +326,47 @@ func TestEngineBoundsParsing(t *testing.T) {
 			t.Fatalf("a cached statement waited for a slot: %v", err)
 		}
 	})
+}
+
+// TestEngineFingerprints: with fingerprints on, statements served from a
+// literal shape bring pg_query's fingerprint of their own text, computed
+// once for the shape; off, none.
+func TestEngineFingerprints(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	ctx := context.Background()
+	for _, format := range []string{
+		"SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = %d",
+		"SELECT nps FROM responses WHERE id = %d",
+	} {
+		t.Run(format, func(t *testing.T) {
+			e := rewrite.NewEngine(cat, policy, nil, 100)
+			e.SetFingerprints(true)
+			var got []string
+			for i := 1; i <= 4; i++ {
+				sql := fmt.Sprintf(format, i)
+				res, err := e.Rewrite(ctx, "marie", 'Q', sql)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Fingerprint != "" {
+					want, _ := pg_query.Fingerprint(sql)
+					if res.Fingerprint != want {
+						t.Fatalf("%s: fingerprint %s, pg_query gives %s", sql, res.Fingerprint, want)
+					}
+				}
+				got = append(got, res.Fingerprint)
+			}
+			if got[3] == "" {
+				t.Errorf("the fourth statement of a shape has no fingerprint: %q", got)
+			}
+			off := rewrite.NewEngine(cat, policy, nil, 100)
+			for i := 1; i <= 4; i++ {
+				if res, _ := off.Rewrite(ctx, "marie", 'Q', fmt.Sprintf(format, i)); res.Fingerprint != "" {
+					t.Fatalf("fingerprints off: %s", res.Fingerprint)
+				}
+			}
+		})
+	}
 }

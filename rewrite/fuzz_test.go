@@ -271,6 +271,7 @@ func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy
 	policy := func(string) (rewrite.Policy, error) { return p, nil }
 	ctx := context.Background()
 	warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+	warm.SetFingerprints(true)
 	_, _ = warm.Rewrite(ctx, login, 'Q', a)
 	_, _ = warm.Rewrite(ctx, login, 'Q', b)
 	got, gerr := warm.Rewrite(ctx, login, 'Q', c)
@@ -280,6 +281,13 @@ func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy
 	}
 	if gerr != nil {
 		return
+	}
+	// A fingerprint a shape brings is c's own, as the audit trail
+	// would compute it.
+	if got.Fingerprint != "" {
+		if fp, err := pg_query.Fingerprint(c); err != nil || fp != got.Fingerprint {
+			t.Fatalf("%s, after %q, %q: %q gets the fingerprint %s, pg_query gives %s (%v)", login, a, b, c, got.Fingerprint, fp, err)
+		}
 	}
 	// The cold engine splices what it can; the warm one may serve c
 	// from a template, which gives the deparse-based rewrite byte

@@ -61,6 +61,11 @@ type Result struct {
 	// RESET ALL: a transaction pool that replays a session's settings on
 	// the backends it takes must forget them.
 	Resets []string
+	// Fingerprint is pg_query's fingerprint of the statement text, which
+	// ignores constants, when the Engine knows it: it computes it once
+	// for a literal shape it caches, so that the audit trail need not
+	// parse each statement of that shape again. "" otherwise.
+	Fingerprint string
 	// constantBound reports that a decision on the text read a
 	// constant's value (readsConstantValues): it holds for this text
 	// only, not for texts differing from it in constants.

@@ -82,9 +82,15 @@ func (w *writer) resume(file string, line []byte) {
 	}
 }
 
-// flush writes the batch, then syncs the file (group commit), and counts
-// the records written or lost.
+// flush writes the batch, then syncs the file.
 func (w *writer) flush() {
+	w.write()
+	w.sync()
+}
+
+// write writes the batch and counts the records written or lost; the
+// file is left to sync.
+func (w *writer) write() {
 	if w.lines == 0 {
 		return
 	}
@@ -93,13 +99,21 @@ func (w *writer) flush() {
 		w.dropped.Add(uint64(w.lines))
 	} else {
 		w.written.Add(uint64(w.lines))
-		if w.f != nil {
-			if err := w.f.Sync(); err != nil {
-				w.log.Error("syncing the audit log", zap.String("file", w.o.File), zap.Error(err))
-			}
-		}
+		w.unsynced = w.f != nil
 	}
 	w.buf, w.lines = w.buf[:0], 0
+}
+
+// sync makes what write wrote durable, if anything waits for it.
+func (w *writer) sync() {
+	w.synced = time.Now()
+	if !w.unsynced || w.f == nil {
+		return
+	}
+	w.unsynced = false
+	if err := w.f.Sync(); err != nil {
+		w.log.Error("syncing the audit log", zap.String("file", w.o.File), zap.Error(err))
+	}
 }
 
 // writeAll writes p, retrying with backoff after errors; only the bytes

@@ -17,6 +17,12 @@ import (
 // lines and writes them.
 const maxBatch = 1 << 20
 
+// writeLinger is how long the writer, having written a batch, lets the
+// next one gather while records keep coming: sessions then queue records
+// without waking it, and it writes a batch per linger rather than a line
+// per statement.
+const writeLinger = 2 * time.Millisecond
+
 // Retry delays after a failed write: doubling from the first to the last.
 const (
 	firstRetryDelay = 10 * time.Millisecond
@@ -176,26 +182,38 @@ func (l *Log) Stats() Stats {
 // run is the writer goroutine: it collects what is queued into batches,
 // writes each with one write and one fsync, and finishes when the queue
 // is closed.
+//
+// While records keep coming it writes a batch at most every writeLinger
+// and syncs at most every SyncInterval; once they stop, it syncs and
+// waits for the next one. Durability thus waits at most SyncInterval
+// (plus a linger) under load, and a record written when the trail is
+// quiet is synced at once.
 func (l *Log) run() {
 	defer close(l.done)
 	w := l.w
-	for r := range l.queue {
+	open := true
+	for open {
+		r, ok := <-l.queue
+		if !ok {
+			break
+		}
 		w.add(r)
 		l.noteDrops()
-	collect:
-		for len(w.buf) < maxBatch {
-			select {
-			case r, ok := <-l.queue:
-				if !ok {
-					break collect
-				}
-				w.add(r)
-				l.noteDrops()
-			default:
-				break collect
+		for open {
+			open = l.collect()
+			w.write()
+			if time.Since(w.synced) >= l.o.SyncInterval {
+				w.sync()
+			}
+			if !open || len(l.queue) > 0 {
+				continue
+			}
+			time.Sleep(writeLinger)
+			if len(l.queue) == 0 {
+				break
 			}
 		}
-		w.flush()
+		w.sync()
 	}
 	l.noteDrops()
 	w.flush()
@@ -203,6 +221,25 @@ func (l *Log) run() {
 	if w.lost > 0 {
 		l.closeErr = fmt.Errorf("closing audit log %q: %d records lost after write errors: %w", l.o.File, w.lost, w.lastErr)
 	}
+}
+
+// collect adds the queued records to the batch, up to maxBatch, without
+// waiting; it reports false once the queue is closed.
+func (l *Log) collect() bool {
+	w := l.w
+	for len(w.buf) < maxBatch {
+		select {
+		case r, ok := <-l.queue:
+			if !ok {
+				return false
+			}
+			w.add(r)
+			l.noteDrops()
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // noteDrops adds a dropped record for the records dropped since the last
@@ -249,6 +286,10 @@ type writer struct {
 	// error that made the writer give up.
 	lost    int
 	lastErr error
+	// unsynced reports lines written to f since its last sync, synced
+	// when that sync was.
+	unsynced bool
+	synced   time.Time
 	// writeFile writes to a file: (*os.File).Write, or a test's fault
 	// injector.
 	writeFile func(*os.File, []byte) (int, error)

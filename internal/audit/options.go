@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -25,6 +26,9 @@ const (
 // DefaultQueueSize is the queue length when Options.QueueSize is zero.
 const DefaultQueueSize = 10000
 
+// DefaultSyncInterval is Options.SyncInterval when zero.
+const DefaultSyncInterval = 200 * time.Millisecond
+
 // Options configure a Log.
 type Options struct {
 	// File is the path of the current log file; "-" means Stdout, which
@@ -39,6 +43,10 @@ type Options struct {
 	// QueueSize is the length of the bounded queue between Write and the
 	// writer goroutine; DefaultQueueSize when zero.
 	QueueSize int
+	// SyncInterval is the longest the writer leaves written records
+	// unsynced while records keep coming (it syncs as soon as they stop);
+	// DefaultSyncInterval when zero.
+	SyncInterval time.Duration
 	// OnFull is what Write does when the queue is full: OnFullBlock (the
 	// default when empty) waits for room, OnFullDrop drops the record and
 	// counts it.
@@ -68,6 +76,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxSize < 0 {
 		return o, fmt.Errorf("audit log maximum size %d is negative", o.MaxSize)
+	}
+	switch {
+	case o.SyncInterval < 0:
+		return o, fmt.Errorf("audit sync interval %s is negative", o.SyncInterval)
+	case o.SyncInterval == 0:
+		o.SyncInterval = DefaultSyncInterval
 	}
 	switch {
 	case o.QueueSize < 0:

@@ -100,7 +100,9 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		e.Time = time.Now()
 	}
 	if r.SQL != "" {
-		e.Fingerprint = c.get(r.SQL).fingerprint
+		if r.Fingerprint == "" {
+			e.Fingerprint = c.get(r.SQL).fingerprint
+		}
 		if o.RedactLiterals {
 			e.SQL = c.normalize(r.SQL)
 		}

@@ -63,6 +63,10 @@ type Record struct {
 	// also carries its pg_query fingerprint ("fingerprint") when it
 	// parses.
 	SQL string
+	// Fingerprint is the pg_query fingerprint of SQL, "" when SQL does
+	// not parse. A caller that knows it sets it (see
+	// rewrite.Result.Fingerprint); the writer computes it otherwise.
+	Fingerprint string
 	// Rewritten is the SQL forwarded upstream, when it differs from SQL.
 	// Options.RewrittenSQL decides whether the line holds it, its SHA-256
 	// ("rewritten_sha256") or nothing.
@@ -117,9 +121,6 @@ type Entry struct {
 	// Record is the event as written: SQL and Rewritten are redacted or
 	// hashed as the Log's Options said.
 	Record
-	// Fingerprint is the pg_query fingerprint of the SQL, "" when the SQL
-	// does not parse.
-	Fingerprint string
 	// RewrittenSHA256 is the SHA-256 (hex) of the rewritten SQL when
 	// Options.RewrittenSQL is "hash".
 	RewrittenSHA256 string

@@ -93,6 +93,9 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 		return rewrite.LoadCatalog(ctx, c, path)
 	}
 	e.Engine = rewrite.NewEngine(cat, e.compile, refresh, 10000)
+	// The audit trail records each statement's fingerprint: statements
+	// served from a shape cache bring theirs.
+	e.Engine.SetFingerprints(cfg.Audit != nil)
 	return e, diags, nil
 }
 

@@ -207,7 +207,7 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 		log.Warn("the audit block has no hmac_key: the audit chain is a plain SHA-256 chain that anyone can recompute")
 	}
 	alog, err := audit.Open(audit.Options{
-		File: a.File, MaxSize: a.MaxSize, QueueSize: a.QueueSize, OnFull: a.OnFull, Key: a.Key,
+		File: a.File, MaxSize: a.MaxSize, QueueSize: a.QueueSize, SyncInterval: a.SyncInterval, OnFull: a.OnFull, Key: a.Key,
 		RewrittenSQL: a.RewrittenSQL, RedactLiterals: a.RedactLiterals, Logger: log.Named("audit"),
 	})
 	if err != nil {

@@ -71,9 +71,7 @@ func (ss *session) auditRecord(event string) *audit.Record {
 		Roles:           ss.info.Roles,
 		ApplicationName: ss.info.ApplicationName,
 		Database:        ss.info.Database,
-	}
-	if ss.info.ClientAddr != nil {
-		r.Client = ss.info.ClientAddr.String()
+		Client:          ss.clientAddr,
 	}
 	return r
 }

@@ -75,6 +75,8 @@ type session struct {
 	// NOTE: from then on, its end must be counted too: by run, or by
 	// failStartup when it never relays.
 	opened bool
+	// clientAddr is info.ClientAddr as text, for the audit trail's records.
+	clientAddr string
 	// countedAs is the login admitUser counted the session under, until
 	// releaseUser gives its place back; "" when it holds none.
 	// NOTE: guarded by srv.mu.
@@ -232,6 +234,9 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 		cout:         wire.NewWriter(clientIO, clientWriteBuf),
 		markerPrefix: "pgveil_refused_" + hex.EncodeToString(nonce[:]) + "_",
 		refusals:     map[uint64]pendingRefusal{},
+	}
+	if a := ss.info.ClientAddr; a != nil {
+		ss.clientAddr = a.String()
 	}
 	ss.log = log.With(zap.String("session", ss.info.ID), zap.String("user", ss.info.User))
 	ss.txStatus.Store('I')

@@ -104,6 +104,9 @@ func (w *writer) write() {
 	w.buf, w.lines = w.buf[:0], 0
 }
 
+// fsync is (*os.File).Sync; a variable for tests, which count the calls.
+var fsync = (*os.File).Sync
+
 // sync makes what write wrote durable, if anything waits for it.
 func (w *writer) sync() {
 	w.synced = time.Now()
@@ -111,7 +114,7 @@ func (w *writer) sync() {
 		return
 	}
 	w.unsynced = false
-	if err := w.f.Sync(); err != nil {
+	if err := fsync(w.f); err != nil {
 		w.log.Error("syncing the audit log", zap.String("file", w.o.File), zap.Error(err))
 	}
 }

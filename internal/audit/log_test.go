@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -427,4 +428,55 @@ func appendTo(t *testing.T, file, s string) {
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSync(t *testing.T) {
+	var syncs atomic.Int64
+	defer func(f func(*os.File) error) { fsync = f }(fsync)
+	fsync = func(f *os.File) error { syncs.Add(1); return f.Sync() }
+
+	t.Run("a record written when the trail is quiet is synced at once", func(t *testing.T) {
+		syncs.Store(0)
+		path := filepath.Join(t.TempDir(), "audit.log")
+		l, err := Open(Options{File: path, Key: testKey, SyncInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		l.Write(statement(1))
+		deadline := time.Now().Add(5 * time.Second)
+		for syncs.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if syncs.Load() != 1 || countRecords(t, []string{path}) != 1 {
+			t.Fatalf("%d syncs, %d records in the file", syncs.Load(), countRecords(t, []string{path}))
+		}
+	})
+	t.Run("a steady stream of records is synced at most every interval, and once more when it stops", func(t *testing.T) {
+		syncs.Store(0)
+		path := filepath.Join(t.TempDir(), "audit.log")
+		l, err := Open(Options{File: path, Key: testKey, SyncInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, n := time.Now(), 0
+		for time.Since(start) < 500*time.Millisecond {
+			l.Write(statement(n))
+			n++
+			time.Sleep(50 * time.Microsecond)
+		}
+		during := syncs.Load()
+		t.Logf("%d syncs for %d records", during, n)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// NOTE: 500 ms of records at 100 ms apart, a linger and the
+		// first record's sync: a handful, never one per batch.
+		if during < 1 || during > 8 {
+			t.Errorf("%d syncs for %d records over 500 ms, want 1 to 8", during, n)
+		}
+		if rep := verify(t, testKey, chainFiles(t, path)); !rep.OK || rep.Records != uint64(n) {
+			t.Fatalf("%+v, want %d records", rep, n)
+		}
+	})
 }

@@ -489,9 +489,8 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 // reference must pass the checks a call f(t) would, so that no function
 // the policy refuses runs that way.
 //
-// NOTE: a real column that shares its name with a function the user may
-// not call is refused too; no name can be a column of one relation and
-// a refused call on another.
+// NOTE: the walker does not resolve columns, so a real column that
+// shares its name with a function the user may not call is refused too.
 func (w *walker) attributeCall(field *pg_query.Node) {
 	name := field.GetString_().GetSval()
 	if name == "" || w.err != nil || len(w.functionSchemas(name)) == 0 && !statementTextName(name) {

@@ -12,6 +12,12 @@ listen {
   database         = "feedback"
   shutdown_timeout = "30s"            # keep systemd's TimeoutStopSec above it
 
+  # Every session holds a backend of the one service account: cap each
+  # login below PostgreSQL's max_connections (a user block's
+  # max_connections raises it for a BI tool's shared login).
+  max_connections      = 2000
+  max_user_connections = 20
+
   # Clients must use TLS: psql "sslmode=verify-full sslrootcert=…", JDBC
   # ssl=true&sslmode=verify-full. Certificates are read at start.
   tls {

@@ -22,10 +22,18 @@ ORDER BY c.oid, a.attnum`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
 
+// The third column says whether some function of that name may take a
+// row as its one argument, which attribute notation (t.f for f(t)) needs:
+// a first argument of a composite or pseudo-type (record, anyelement,
+// "any", …), the others defaulted.
 const catalogFunctionsSQL = `
-SELECT DISTINCT n.nspname, p.proname
+SELECT n.nspname, p.proname,
+  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+    AND t.typtype IN ('c', 'p'))
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'`
+LEFT JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+GROUP BY 1, 2`
 
 // catalogCallsSQL lists the operators and casts that call a function
 // outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
@@ -74,6 +82,8 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		SearchPath: searchPath,
 		Relations:  map[QName]*Relation{},
 		Functions:  map[string]map[string]bool{},
+
+		RowFunctions: map[string]map[string]bool{},
 	}
 	byOID := map[uint32]*Relation{}
 	types := map[string]*pg_query.TypeName{}
@@ -149,6 +159,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			cat.Functions[schema] = map[string]bool{}
 		}
 		cat.Functions[schema][name] = true
+		if string(rr.Values()[2]) == "t" {
+			if cat.RowFunctions[schema] == nil {
+				cat.RowFunctions[schema] = map[string]bool{}
+			}
+			cat.RowFunctions[schema][name] = true
+		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog functions: %w", err)

@@ -28,6 +28,10 @@ type Catalog struct {
 	Relations map[QName]*Relation
 	// Functions maps a schema name to the names of the functions in it.
 	Functions map[string]map[string]bool
+	// RowFunctions is Functions restricted to the names of which some
+	// function may take a row as its one argument: the functions that
+	// attribute notation (t.f for f(t)) may call.
+	RowFunctions map[string]map[string]bool
 	// OperatorCalls maps an operator name to the functions outside
 	// pg_catalog that operators of that name call, with the operator's
 	// schema, and CastCalls a type name to those that casts to a type

@@ -490,13 +490,34 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 // the policy refuses runs that way.
 //
 // NOTE: the walker does not resolve columns, so a real column that
-// shares its name with a function the user may not call is refused too.
+// shares its name with such a function the user may not call is refused
+// too; outside pg_catalog only functions that may take a row count
+// (Catalog.RowFunctions).
 func (w *walker) attributeCall(field *pg_query.Node) {
 	name := field.GetString_().GetSval()
-	if name == "" || w.err != nil || len(w.functionSchemas(name)) == 0 && !statementTextName(name) {
+	if name == "" || w.err != nil {
 		return
 	}
-	w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{field}})
+	fc := &pg_query.FuncCall{Funcname: []*pg_query.Node{field}}
+	switch {
+	case statementTextName(name):
+		w.function(fc)
+	default:
+		// pg_catalog's functions as catalogFunctions classifies them;
+		// the others only where one may take a row: a column named
+		// geometry is no call of PostGIS's geometry(text).
+		for _, s := range w.path {
+			switch {
+			case w.err != nil:
+			case s == "pg_catalog":
+				if w.cat.Functions[s][name] {
+					w.catalogFunction(name, fc)
+				}
+			case w.cat.RowFunctions[s][name]:
+				w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{pg_query.MakeStrNode(s), field}})
+			}
+		}
+	}
 	if r, ok := w.err.(*Refused); ok && r.Detail == "" {
 		r.Detail = fmt.Sprintf("The reference x.%s or (x).%s may call %s(x) when x has no column %s (PostgreSQL's attribute notation).", name, name, name, name)
 	}

@@ -73,6 +73,13 @@ WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')`
 
+// catalogNamesSQL lists the names of every operator ('o') and type
+// ('t').
+const catalogNamesSQL = `
+SELECT DISTINCT 'o', oprname FROM pg_catalog.pg_operator
+UNION ALL
+SELECT DISTINCT 't', typname FROM pg_catalog.pg_type`
+
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned
 // search_path, so that format_type writes type names as statements see
@@ -168,6 +175,19 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog functions: %w", err)
+	}
+	cat.OperatorNames, cat.TypeNames = map[string]bool{}, map[string]bool{}
+	rr = conn.ExecParams(ctx, catalogNamesSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		if string(v[0]) == "o" {
+			cat.OperatorNames[string(v[1])] = true
+		} else {
+			cat.TypeNames[string(v[1])] = true
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog operator and type names: %w", err)
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)

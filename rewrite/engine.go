@@ -366,7 +366,7 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 	case err == nil:
 		c.res = res
 	case errors.As(err, &unknown):
-		c.err = &Refused{Code: CodeUndefinedTable, Rule: "unknown_relation", Message: unknown.Error()}
+		c.err = unknown.Refusal()
 	case errors.As(err, &r):
 		c.err = r
 	default:

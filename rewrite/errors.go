@@ -28,15 +28,44 @@ func deny(rule, format string, args ...any) *Refused {
 	return firewall.Deny(rule, format, args...)
 }
 
-// UnknownRelationError reports a relation the catalog snapshot does not
-// hold. The statement is refused; a caller may refresh its snapshot and
-// try once more, since the relation may be newer than the snapshot.
+// UnknownRelationError reports a relation, or an operator or a type, the
+// catalog snapshot does not hold. The statement is refused; a caller may
+// refresh its snapshot and try once more, since the object may be newer
+// than the snapshot: an operator or a cast created since could call a
+// function the policy refuses.
 type UnknownRelationError struct {
 	Name string
+	// Kind is "" for a relation, or KindOperator or KindType.
+	Kind string
 }
 
+// Kinds of UnknownRelationError other than relations.
+const (
+	KindOperator = "operator"
+	KindType     = "type"
+)
+
 func (e *UnknownRelationError) Error() string {
+	switch e.Kind {
+	case KindOperator:
+		return fmt.Sprintf("operator does not exist: %s", e.Name)
+	case KindType:
+		return fmt.Sprintf("type %q does not exist", e.Name)
+	}
 	return fmt.Sprintf("relation %q does not exist", e.Name)
+}
+
+// Refusal is the refusal of a statement naming the unknown object, with
+// PostgreSQL's SQLSTATE for it, by the firewall rule unknown_relation.
+func (e *UnknownRelationError) Refusal() *Refused {
+	code := CodeUndefinedTable
+	switch e.Kind {
+	case KindOperator:
+		code = sqlstate.UndefinedFunction
+	case KindType:
+		code = sqlstate.UndefinedObject
+	}
+	return &Refused{Code: code, Rule: "unknown_relation", Message: e.Error()}
 }
 
 // denySyntax builds a refusal of a statement pgveil will not pass on as

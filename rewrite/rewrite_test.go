@@ -409,3 +409,56 @@ type allowFunctions struct {
 func (a *allowFunctions) AllowFunction(schema, name string) bool {
 	return a.allowed[schema+"."+name]
 }
+
+// TestOperatorsAndTypesNewerThanTheSnapshot: an operator or a type the
+// snapshot does not know may be newer than it, and call a function the
+// policy refuses. The engine reads the catalog again once, as for an
+// unknown relation, then checks it; a name still unknown is refused with
+// PostgreSQL's own SQLSTATE.
+func TestOperatorsAndTypesNewerThanTheSnapshot(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	before, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION public.peek(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT (SELECT count(*) FROM public.responses) > 0';
+CREATE OPERATOR public.=~= (leftarg = text, rightarg = text, function = public.peek)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	refreshes := 0
+	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
+		refreshes++
+		return rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	}
+	p := marie(t)
+	e := rewrite.NewEngine(before, func(string) (rewrite.Policy, error) { return p, nil }, refresh, 100)
+	_, err = e.Rewrite(ctx, "marie", 'Q', "SELECT 'a' =~= 'b'")
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "function" || refreshes != 1 {
+		t.Fatalf("an operator created after the snapshot: %v after %d refreshes, want a refusal by rule function after 1", err, refreshes)
+	}
+	for _, tc := range []struct{ sql, code string }{
+		{"SELECT 1 <=~=> 2", "42883"},
+		{"SELECT 'x'::no_such_type", "42704"},
+	} {
+		_, err := e.Rewrite(ctx, "marie", 'Q', tc.sql)
+		if !errors.As(err, &r) || r.Rule != "unknown_relation" || r.Code != tc.code {
+			t.Errorf("%s: %v, want %s by rule unknown_relation", tc.sql, err, tc.code)
+		}
+	}
+	for _, sql := range []string{"SELECT 1 + 2, 'x'::text, now()::date", "SELECT nps FROM responses WHERE nps BETWEEN 1 AND 3"} {
+		if _, err := e.Rewrite(ctx, "marie", 'Q', sql); err != nil {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+}

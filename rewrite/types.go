@@ -40,6 +40,11 @@ type Catalog struct {
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall
 	CastCalls     map[string][]ImplicitCall
+	// OperatorNames and TypeNames hold the names of every operator and
+	// type, in any schema: a statement naming one they lack names an
+	// object newer than the snapshot (or none). nil when the catalog was
+	// not read upstream, which checks nothing.
+	OperatorNames, TypeNames map[string]bool
 	// Grammar is how the upstream's grammar differs from pgveil's
 	// parser; nil when the catalog was not read upstream (offline
 	// tools), which checks nothing.

@@ -628,6 +628,10 @@ func (w *walker) exprOperator(e *pg_query.A_Expr) {
 // path finds them: PostgreSQL picks among every operator of that name on
 // the path by argument types, which pgveil does not know.
 func (w *walker) operatorCalls(op string) {
+	if w.cat.OperatorNames != nil && !w.cat.OperatorNames[op] && w.err == nil {
+		w.err = &UnknownRelationError{Name: op, Kind: KindOperator}
+		return
+	}
 	for _, c := range w.cat.OperatorCalls[op] {
 		if slices.Contains(w.path, c.Schema) {
 			w.implicitCall("the operator "+c.Schema+"."+op, c.Function)
@@ -642,6 +646,10 @@ func (w *walker) castCalls(tn *pg_query.TypeName) {
 		return
 	}
 	typ := tn.Names[len(tn.Names)-1].GetString_().GetSval()
+	if w.cat.TypeNames != nil && !w.cat.TypeNames[typ] && w.err == nil {
+		w.err = &UnknownRelationError{Name: typ, Kind: KindType}
+		return
+	}
 	for _, c := range w.cat.CastCalls[typ] {
 		w.implicitCall("a cast to "+typ, c.Function)
 	}

@@ -118,7 +118,7 @@ var Rules = []Rule{
 	{Name: "syntax", Code: sqlstate.SyntaxError,
 		Doc: "statements that do not parse, parameters ($n) a statement does not have, a field or subscript of a constant; a rewritten statement holding a NUL byte (08P01)"},
 	{Name: "unknown_relation", Code: sqlstate.UndefinedTable,
-		Doc: "relations missing from pgveil's catalog snapshot, after one refresh of it"},
+		Doc: "relations (42P01), operators (42883) and types (42704) missing from pgveil's catalog snapshot, after one refresh of it: an operator or a cast created since it was read could call a function the policy refuses"},
 	{Name: "no_policy", Code: sqlstate.InsufficientPrivilege,
 		Doc: "every statement of a login whose policy does not compile"},
 	{Name: "rewrite", Code: sqlstate.InsufficientPrivilege,

@@ -12,6 +12,12 @@ const (
 	SyntaxError = "42601"
 	// UndefinedTable (42P01) is a relation the catalog snapshot lacks.
 	UndefinedTable = "42P01"
+	// UndefinedFunction (42883) is, among others, an operator that does
+	// not exist.
+	UndefinedFunction = "42883"
+	// UndefinedObject (42704) is, among others, a type that does not
+	// exist.
+	UndefinedObject = "42704"
 	// UndefinedColumn (42703) is a column a relation does not have.
 	UndefinedColumn = "42703"
 	// DuplicateColumn (42701) is a column named twice where each name

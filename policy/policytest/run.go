@@ -183,7 +183,7 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) Outcome {
 			if env.offline() {
 				return skip("no table block names %s exactly: only the live catalog knows it (needs --upstream)", unknown.Name)
 			}
-			refused = &rewrite.Refused{Code: rewrite.CodeUndefinedTable, Rule: "unknown_relation", Message: unknown.Error()}
+			refused = unknown.Refusal()
 		case errors.As(err, &refused):
 		default:
 			refused = &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "rewrite", Message: err.Error()}

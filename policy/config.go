@@ -174,6 +174,9 @@ type Upstream struct {
 	SearchPath string `reload:"search_path"`
 	// ConnectTimeout bounds dialing and authenticating upstream. Default 5s.
 	ConnectTimeout time.Duration `reload:"connect_timeout,restart"`
+	// CatalogRefresh is how often pgveil reads the upstream catalog
+	// again, to follow a DBA's DDL without a reload. Default 1m.
+	CatalogRefresh time.Duration `reload:"catalog_refresh,apply"`
 	// TLS is how the upstream connection is encrypted and verified.
 	TLS UpstreamTLS `reload:"tls"`
 	// Pool is how upstream backends are shared between client sessions.

@@ -32,6 +32,7 @@ const (
 	maxMaxMessageSize     = 1<<30 - 1
 	defaultSearchPath     = "public"
 	defaultConnectTimeout = 5 * time.Second
+	defaultCatalogRefresh = time.Minute
 	defaultPoolSize       = 20
 	maxPoolSize           = 10000
 	defaultPoolWait       = 5 * time.Second
@@ -100,6 +101,7 @@ var (
 			{Name: "password"},
 			{Name: "search_path"},
 			{Name: "connect_timeout"},
+			{Name: "catalog_refresh"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}, {Type: "pool"}},
 	}
@@ -365,6 +367,7 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	u := &d.cfg.Upstream
 	u.SearchPath = defaultSearchPath
 	u.ConnectTimeout = defaultConnectTimeout
+	u.CatalogRefresh = defaultCatalogRefresh
 	u.TLS.Mode = TLSDisable
 	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle, KeepIdle: defaultKeepIdle}
 	if a := c.Attributes["address"]; a != nil {
@@ -405,6 +408,9 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	}
 	if a := c.Attributes["connect_timeout"]; a != nil {
 		u.ConnectTimeout, _ = d.duration(a, "upstream.connect_timeout")
+	}
+	if a := c.Attributes["catalog_refresh"]; a != nil {
+		u.CatalogRefresh, _ = d.duration(a, "upstream.catalog_refresh")
 	}
 	if tb := d.nested("tls", "upstream", c.Blocks); tb != nil {
 		tc := d.content(tb.Body, upstreamTLSSchema, "upstream.tls")

@@ -275,6 +275,7 @@ func dumpConfig(w *bytes.Buffer, cfg *Config) {
 	p("upstream.password = %q", u.Password)
 	p("upstream.search_path = %q", u.SearchPath)
 	p("upstream.connect_timeout = %s", u.ConnectTimeout)
+	p("upstream.catalog_refresh = %s", u.CatalogRefresh)
 	p("upstream.tls.mode = %q", u.TLS.Mode)
 	p("upstream.tls.ca_file = %q", u.TLS.CAFile)
 	p("upstream.tls.server_name = %q", u.TLS.ServerName)

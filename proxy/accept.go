@@ -42,6 +42,11 @@ type Options struct {
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
 	// or constraint error cannot echo data the user may not see.
 	ScrubDataErrors bool
+	// StaleCatalog, when set, is called (and must return at once) when
+	// a statement fails upstream on a relation or a column that does not
+	// exist (SQLSTATE 42P01 or 42703): the rewriter's catalog snapshot
+	// may lag a DBA's DDL.
+	StaleCatalog func()
 	// Audit receives the audit trail; nil for none.
 	Audit Auditor
 	// Metrics records the proxy's metrics; nil for none.
@@ -56,6 +61,8 @@ type Server struct {
 	rewriter Rewriter
 	// scrub is Options.ScrubDataErrors.
 	scrub bool
+	// staleCatalog is Options.StaleCatalog.
+	staleCatalog func()
 	// audit is Options.Audit; nil when the server does not audit.
 	audit Auditor
 	// metrics is Options.Metrics; nil when the server has none.
@@ -109,17 +116,18 @@ type Server struct {
 // New returns a Server for cfg.
 func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{
-		cfg:       cfg,
-		log:       opts.Logger,
-		rewriter:  opts.Rewriter,
-		scrub:     opts.ScrubDataErrors,
-		audit:     opts.Audit,
-		metrics:   opts.Metrics,
-		users:     opts.Users,
-		directory: opts.Directory,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[net.Conn]struct{}{},
-		sessions:  map[*session]struct{}{},
+		cfg:          cfg,
+		log:          opts.Logger,
+		rewriter:     opts.Rewriter,
+		scrub:        opts.ScrubDataErrors,
+		staleCatalog: opts.StaleCatalog,
+		audit:        opts.Audit,
+		metrics:      opts.Metrics,
+		users:        opts.Users,
+		directory:    opts.Directory,
+		listeners:    map[net.Listener]struct{}{},
+		conns:        map[net.Conn]struct{}{},
+		sessions:     map[*session]struct{}{},
 
 		userSessions: map[string]int{},
 	}

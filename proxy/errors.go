@@ -27,6 +27,10 @@ const (
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName
+	// codeUndefinedTable and codeUndefinedColumn, from upstream, may
+	// mean the catalog snapshot lags a DBA's DDL (Options.StaleCatalog).
+	codeUndefinedTable  = sqlstate.UndefinedTable
+	codeUndefinedColumn = sqlstate.UndefinedColumn
 )
 
 // Refusal is the error a Rewriter returns to refuse a statement: the client

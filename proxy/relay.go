@@ -737,6 +737,13 @@ func (ss *session) onError(msg []byte) error {
 			return ss.writeClient(ss.scratch)
 		}
 	}
+	if (er.Code == codeUndefinedTable || er.Code == codeUndefinedColumn) && ss.srv.staleCatalog != nil {
+		// The snapshot names a relation or a column the upstream no
+		// longer has (a DBA's DDL), or a client named a column that
+		// does not exist: either way, reading the catalog again is
+		// cheap, rate-limited, and heals the first.
+		ss.srv.staleCatalog()
+	}
 	if ss.auditing() {
 		ss.auditResult('E', len(msg), er.Code, er.Message, false)
 	}

@@ -2,7 +2,10 @@ package rewrite
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"hash"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,7 +36,8 @@ SELECT n.nspname, p.proname,
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
-GROUP BY 1, 2`
+GROUP BY 1, 2
+ORDER BY 1, 2`
 
 // catalogCallsSQL lists the operators and casts that call a function
 // outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
@@ -71,14 +75,16 @@ JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')`
+    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')
+ORDER BY 1, 2, 3, 4, 5`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
 // ('t').
 const catalogNamesSQL = `
 SELECT DISTINCT 'o', oprname FROM pg_catalog.pg_operator
 UNION ALL
-SELECT DISTINCT 't', typname FROM pg_catalog.pg_type`
+SELECT DISTINCT 't', typname FROM pg_catalog.pg_type
+ORDER BY 1, 2`
 
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned
@@ -95,9 +101,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	byOID := map[uint32]*Relation{}
 	types := map[string]*pg_query.TypeName{}
 
+	d := sha256.New()
+	digestRow(d, 'v', [][]byte{[]byte(conn.ParameterStatus("server_version_num"))})
 	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
+		digestRow(d, 'r', v)
 		oid, err := strconv.ParseUint(string(v[0]), 10, 32)
 		if err != nil {
 			rr.Close()
@@ -130,6 +139,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	parents := map[uint32][]uint32{}
 	rr = conn.ExecParams(ctx, catalogInheritsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
+		digestRow(d, 'i', rr.Values())
 		child, err1 := strconv.ParseUint(string(rr.Values()[0]), 10, 32)
 		parent, err2 := strconv.ParseUint(string(rr.Values()[1]), 10, 32)
 		if err1 != nil || err2 != nil {
@@ -161,6 +171,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 
 	rr = conn.ExecParams(ctx, catalogFunctionsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
+		digestRow(d, 'f', rr.Values())
 		schema, name := string(rr.Values()[0]), string(rr.Values()[1])
 		if cat.Functions[schema] == nil {
 			cat.Functions[schema] = map[string]bool{}
@@ -180,6 +191,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	rr = conn.ExecParams(ctx, catalogNamesSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
+		digestRow(d, 'n', v)
 		if string(v[0]) == "o" {
 			cat.OperatorNames[string(v[1])] = true
 		} else {
@@ -193,6 +205,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
+		digestRow(d, 'c', v)
 		call := ImplicitCall{Schema: string(v[1]), Function: QName{string(v[3]), string(v[4])}}
 		if string(v[0]) == "o" {
 			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
@@ -208,7 +221,27 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, err
 	}
 	cat.Grammar = g
+	d.Sum(cat.Digest[:0])
 	return cat, nil
+}
+
+// digestRow adds a row of one of LoadCatalog's queries, tagged with the
+// query, to the snapshot's digest: each value length-prefixed, NULL apart
+// from the empty string.
+func digestRow(d hash.Hash, tag byte, values [][]byte) {
+	var b [5]byte
+	b[0] = tag
+	binary.BigEndian.PutUint32(b[1:], uint32(len(values)))
+	d.Write(b[:])
+	for _, v := range values {
+		n := uint32(len(v)) + 1
+		if v == nil {
+			n = 0
+		}
+		binary.BigEndian.PutUint32(b[1:], n)
+		d.Write(b[1:])
+		d.Write(v)
+	}
 }
 
 // parseTypeName turns format_type's output into a TypeName node.

@@ -419,7 +419,8 @@ func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text st
 }
 
 // refreshCatalog reloads the snapshot once if seen is still current and
-// the last refresh is old enough; it returns the fresh snapshot or nil.
+// the last refresh is old enough; it returns the fresh snapshot, or nil
+// when there is none or it is the same as seen.
 func (e *Engine) refreshCatalog(ctx context.Context, seen *Catalog) *Catalog {
 	e.refreshMu.Lock()
 	defer e.refreshMu.Unlock()
@@ -429,13 +430,41 @@ func (e *Engine) refreshCatalog(ctx context.Context, seen *Catalog) *Catalog {
 	if time.Since(e.lastRefresh) < e.minRefresh {
 		return nil
 	}
+	if changed, err := e.refreshLocked(ctx); err != nil || !changed {
+		return nil
+	}
+	return e.catalog.Load()
+}
+
+// Refresh reads the catalog again and, when it differs from the snapshot
+// in force, puts it in force (emptying the caches, as SetCatalog does);
+// it reports whether it did. Without a CatalogFunc it does nothing. A
+// DBA's DDL (a column added or dropped, a function created) reaches the
+// rewriter this way without a policy reload.
+//
+// NOTE: an unchanged catalog leaves the caches alone, so that refreshes
+// cost one read of the catalog and nothing else, however often they come.
+func (e *Engine) Refresh(ctx context.Context) (bool, error) {
+	if e.refresh == nil {
+		return false, nil
+	}
+	e.refreshMu.Lock()
+	defer e.refreshMu.Unlock()
+	return e.refreshLocked(ctx)
+}
+
+// refreshLocked is Refresh with refreshMu held.
+func (e *Engine) refreshLocked(ctx context.Context) (bool, error) {
 	e.lastRefresh = time.Now()
 	cat, err := e.refresh(ctx)
 	if err != nil {
-		return nil
+		return false, err
+	}
+	if cur := e.catalog.Load(); cur.Digest != ([32]byte{}) && cur.Digest == cat.Digest {
+		return false, nil
 	}
 	e.SetCatalog(cat)
-	return cat
+	return true, nil
 }
 
 // maxCacheBytes bounds the memory an Engine's cache holds in its

@@ -45,6 +45,10 @@ type Catalog struct {
 	// object newer than the snapshot (or none). nil when the catalog was
 	// not read upstream, which checks nothing.
 	OperatorNames, TypeNames map[string]bool
+	// Digest is a SHA-256 of everything LoadCatalog read, in its
+	// queries' order: two snapshots with the same Digest are the same.
+	// Zero when the catalog was not read upstream.
+	Digest [32]byte
 	// Grammar is how the upstream's grammar differs from pgveil's
 	// parser; nil when the catalog was not read upstream (offline
 	// tools), which checks nothing.

@@ -22,6 +22,7 @@ upstream {
   password        = env("PGVEIL_UPSTREAM_PASSWORD")
   search_path     = "app, public"
   connect_timeout = "2s"
+  catalog_refresh = "30s"
 
   tls {
     mode        = "verify-full"

@@ -47,6 +47,8 @@ type Server struct {
 	audit *audit.Log
 	// stopAdmin shuts the admin listener down; nil without an admin block.
 	stopAdmin func()
+	// catalog reads the upstream catalog again while the server runs.
+	catalog   *catalogWatch
 	addr      net.Addr
 	adminAddr net.Addr
 	// served is closed when the proxy stops serving; err is why.
@@ -102,6 +104,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.audit.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + cfg.Version})
 	}
 
+	s.catalog = newCatalogWatch(s.policies, log, reg)
+	// NOTE: from here on, a failure must stop the watch it started.
+	defer func() {
+		if err != nil {
+			s.catalog.close()
+		}
+	}()
+	opts.StaleCatalog = s.catalog.Kick
 	if s.proxy, err = proxy.New(proxy.ConfigOf(c), opts); err != nil {
 		return nil, fmt.Errorf("starting pgveil: %w", err)
 	}
@@ -153,7 +163,14 @@ func (s *Server) Err() error {
 
 // Reload loads the configuration again and puts its policies in force;
 // see Reloader.
-func (s *Server) Reload(ctx context.Context) error { return s.reloader.Reload(ctx) }
+func (s *Server) Reload(ctx context.Context) error {
+	err := s.reloader.Reload(ctx)
+	if err == nil {
+		// upstream.catalog_refresh may have changed.
+		s.catalog.rearm()
+	}
+	return err
+}
 
 // Shutdown stops accepting connections and lets running statements
 // finish until ctx ends, when the remaining sessions are closed (and
@@ -178,6 +195,7 @@ func (s *Server) Close() error {
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		<-s.served
+		s.catalog.close()
 		s.closeAudit()
 		if s.stopAdmin != nil {
 			s.stopAdmin()

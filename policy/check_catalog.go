@@ -59,7 +59,9 @@ func userRelations(cat *rewrite.Catalog) []*rewrite.Relation {
 //     WHERE false, or SELECT 1 FROM ONLY <table> WHERE <predicate>, built
 //     as a syntax tree and bound to a user the rule applies to, so that no
 //     data is read;
-//   - functions that roles list but the database lacks (warnings).
+//   - functions that roles list but the database lacks (warnings);
+//   - implicit casts and domains calling functions some role may not call
+//     (warnings, CheckUnseenCalls).
 //
 // CheckCatalog makes srv's session read-only.
 func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Catalog, ids *Identities) hcl.Diagnostics {
@@ -97,7 +99,7 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 		}
 	}
 	ck.functions()
-	return ck.diags
+	return append(ck.diags, c.CheckUnseenCalls(cat)...)
 }
 
 // catalogChecker carries CheckCatalog's state.

@@ -78,6 +78,34 @@ WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')
 ORDER BY 1, 2, 3, 4, 5`
 
+// catalogUnseenCallsSQL lists the calls of functions outside pg_catalog
+// that no syntax of a statement shows, so that the walker cannot check
+// them: kind 'c' for an implicit or assignment cast (source and target
+// type), 'd' for a domain's CHECK constraint, which runs on every value
+// stored in a column of the domain (target: the domain); then the
+// function's schema and name. Extensions' own are left out, as in
+// catalogCallsSQL.
+const catalogUnseenCallsSQL = `
+SELECT 'c', pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), fn.nspname, p.proname
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE c.castcontext IN ('i', 'a') AND fn.nspname <> 'pg_catalog'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'd', '', pg_catalog.format_type(t.oid, NULL), fn.nspname, p.proname
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
+  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')
+ORDER BY 1, 2, 3, 4, 5`
+
 // catalogNamesSQL lists the names of every operator ('o') and type
 // ('t').
 const catalogNamesSQL = `
@@ -215,6 +243,16 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
+	}
+	rr = conn.ExecParams(ctx, catalogUnseenCallsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		digestRow(d, 'u', v)
+		cat.UnseenCalls = append(cat.UnseenCalls, UnseenCall{Kind: v[0][0], Source: string(v[1]), Target: string(v[2]),
+			Function: QName{string(v[3]), string(v[4])}})
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog implicit casts and domains: %w", err)
 	}
 	g, err := LoadGrammarDiff(ctx, conn)
 	if err != nil {

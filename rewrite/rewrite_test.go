@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -341,7 +342,10 @@ CREATE TYPE public.probe AS (n bigint);
 CREATE FUNCTION public.toprobe(text) RETURNS public.probe LANGUAGE sql AS 'SELECT ROW((SELECT count(*) FROM public.responses))::public.probe';
 CREATE CAST (text AS public.probe) WITH FUNCTION public.toprobe(text);
 CREATE FUNCTION public.known(text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT FROM public.responses WHERE email = $1)';
-CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE))`).ReadAll(); err != nil {
+CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
+CREATE TYPE public.hidden AS (n bigint);
+CREATE FUNCTION public.tohidden(int) RETURNS public.hidden LANGUAGE sql AS 'SELECT ROW((SELECT count(*) FROM public.responses))::public.hidden';
+CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICIT`).ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
@@ -360,6 +364,16 @@ CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE))`).ReadAll()
 	}
 	if got := cat.OperatorCalls["="]; len(got) != 0 {
 		t.Fatalf("citext's = is listed: %v", got)
+	}
+	// What no syntax shows is listed for the configuration checks: the
+	// implicit cast and the domain's CHECK, not the explicit cast nor
+	// citext's casts.
+	wantUnseen := []rewrite.UnseenCall{
+		{Kind: 'c', Source: "integer", Target: "hidden", Function: rewrite.QName{Schema: "public", Name: "tohidden"}},
+		{Kind: 'd', Target: "known_email", Function: rewrite.QName{Schema: "public", Name: "known"}},
+	}
+	if !reflect.DeepEqual(cat.UnseenCalls, wantUnseen) {
+		t.Fatalf("UnseenCalls = %+v, want %+v", cat.UnseenCalls, wantUnseen)
 	}
 	refused := []string{
 		"SELECT 'a' =~= 'b'",

@@ -40,6 +40,12 @@ type Catalog struct {
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall
 	CastCalls     map[string][]ImplicitCall
+	// UnseenCalls are the functions outside pg_catalog that implicit and
+	// assignment casts and domain CHECK constraints a DBA created call:
+	// PostgreSQL runs them where no syntax of the statement shows them,
+	// so the walker cannot check them. Configuration checks warn about
+	// them (policy.Config.CheckUnseenCalls). Extensions' are not listed.
+	UnseenCalls []UnseenCall
 	// OperatorNames and TypeNames hold the names of every operator and
 	// type, in any schema: a statement naming one they lack names an
 	// object newer than the snapshot (or none). nil when the catalog was
@@ -53,6 +59,19 @@ type Catalog struct {
 	// parser; nil when the catalog was not read upstream (offline
 	// tools), which checks nothing.
 	Grammar *GrammarDiff
+}
+
+// UnseenCall is a function a cast or a domain calls where no syntax
+// shows it (Catalog.UnseenCalls).
+type UnseenCall struct {
+	// Kind is 'c' for an implicit or assignment cast from Source to
+	// Target, 'd' for a CHECK constraint of the domain Target.
+	Kind byte
+	// Source and Target are type names as format_type writes them;
+	// Source is "" for a domain.
+	Source, Target string
+	// Function is the function called.
+	Function QName
 }
 
 // ImplicitCall is a function an operator or a cast calls.

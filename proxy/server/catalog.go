@@ -134,6 +134,7 @@ func (w *catalogWatch) read() {
 		result = "changed"
 		w.log.Info("the upstream catalog changed: statements are now checked against the new snapshot",
 			zap.Int("relations", len(e.Engine.Catalog().Relations)))
+		logWarnings(w.log, e.Config.CheckUnseenCalls(e.Engine.Catalog()))
 	}
 	if w.reads != nil {
 		w.reads.WithLabelValues(result).Inc()

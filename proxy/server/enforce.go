@@ -78,6 +78,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if err != nil {
 		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)
 	}
+	diags = append(diags, cfg.CheckUnseenCalls(cat)...)
 	// NOTE: a hash mask whose key is missing upstream would hash to NULL
 	// silently: refuse to serve instead.
 	if kd := cfg.CheckMaskKeys(ctx, live.New(conn)); kd.HasErrors() {

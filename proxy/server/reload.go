@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -97,6 +98,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		_ = policy.WriteDiagnostics(&b, l.Files(), idiags)
 		return fail(err.Error(), b.String())
 	}
+	logWarnings(log, idiags)
 	if len(changes.Restart) > 0 {
 		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}
@@ -122,4 +124,14 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	log.Info("policies reloaded", zap.String("policy_version", enf.Version),
 		zap.String("old_policy_version", old.Version), zap.Int("sessions_ended", ended))
 	return nil
+}
+
+// logWarnings logs the warnings of diags, which no one else reads once
+// the server runs.
+func logWarnings(log *zap.Logger, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning {
+			log.Warn(d.Summary, zap.String("detail", d.Detail))
+		}
+	}
 }

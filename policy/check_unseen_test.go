@@ -1,0 +1,47 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+func TestCheckUnseenCalls(t *testing.T) {
+	cfg := &Config{Roles: map[string]*Role{
+		"analyst": {Name: "analyst"},
+		"auditor": {Name: "auditor", Functions: []string{"public.tohidden", "public.known"}},
+		"ops":     {Name: "ops", Functions: []string{"public.known"}},
+	}}
+	cat := &rewrite.Catalog{UnseenCalls: []rewrite.UnseenCall{
+		{Kind: 'c', Source: "integer", Target: "hidden", Function: rewrite.QName{Schema: "public", Name: "tohidden"}},
+		{Kind: 'd', Target: "known_email", Function: rewrite.QName{Schema: "public", Name: "known"}},
+	}}
+	diags := cfg.CheckUnseenCalls(cat)
+
+	t.Run("an implicit cast warns, naming every role that may not call its function", func(t *testing.T) {
+		if len(diags) != 2 || diags[0].Severity != hcl.DiagWarning || diags[0].Summary != "Implicit cast calls a function" {
+			t.Fatalf("diagnostics = %v", diags)
+		}
+		for _, want := range []string{"from integer to hidden", "public.tohidden", `roles "analyst", "ops"`, "AS IMPLICIT"} {
+			if !strings.Contains(diags[0].Detail, want) {
+				t.Errorf("detail %q lacks %q", diags[0].Detail, want)
+			}
+		}
+	})
+	t.Run("a domain's CHECK warns for the roles that may not call it", func(t *testing.T) {
+		if diags[1].Summary != "Domain check calls a function" || !strings.Contains(diags[1].Detail, `role "analyst" may not`) ||
+			!strings.Contains(diags[1].Detail, "known_email") {
+			t.Fatalf("diagnostic = %v", diags[1])
+		}
+	})
+	t.Run("a function every role may call warns no one", func(t *testing.T) {
+		cfg.Roles["analyst"].Functions = []string{"public.known", "public.tohidden"}
+		cfg.Roles["ops"].Functions = []string{"public.known", "public.tohidden"}
+		if d := cfg.CheckUnseenCalls(cat); len(d) != 0 {
+			t.Fatalf("diagnostics = %v", d)
+		}
+	})
+}

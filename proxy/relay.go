@@ -260,6 +260,7 @@ func (ss *session) relayQuery(total int) error {
 		ss.discardEnds(res, false)
 	}
 	out := res.SQL
+	ss.texts.note(ss.sent.Load(), text, out)
 	if out == text {
 		return ss.uout.Write(msg)
 	}
@@ -313,6 +314,7 @@ func (ss *session) relayParse(total int) error {
 	ss.noteStatement(st, res, nil)
 	ss.notePoolState(res, SourceParse, p.Name)
 	out := res.SQL
+	ss.texts.note(ss.sent.Load()+1, p.Query, out)
 	if ss.pl != nil {
 		// Under the statement's name upstream (pooled_stmt.go).
 		p.Query = out
@@ -714,6 +716,18 @@ func (ss *session) onError(msg []byte) error {
 	if er.Severity == "FATAL" || er.Severity == "PANIC" || er.SeverityUnlocalized == "FATAL" || er.SeverityUnlocalized == "PANIC" {
 		ss.upstreamFatal = true
 	}
+	moved := false
+	if er.Position != 0 {
+		// An index into the text sent: the client's own only where
+		// both texts agree (position.go).
+		client, sent, ok := ss.texts.at(ss.done.Load() + 1)
+		pos := int32(0)
+		if ok {
+			pos = errorPosition(er.Position, client, sent)
+		}
+		moved = pos != er.Position
+		er.Position = pos
+	}
 	if ss.srv.scrub && scrubError(&er) {
 		var err error
 		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
@@ -746,6 +760,13 @@ func (ss *session) onError(msg []byte) error {
 	}
 	if ss.auditing() {
 		ss.auditResult('E', len(msg), er.Code, er.Message, false)
+	}
+	if moved {
+		var err error
+		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
+			return fmt.Errorf("encoding error: %w", err)
+		}
+		return ss.writeClient(ss.scratch)
 	}
 	return ss.writeClient(msg)
 }

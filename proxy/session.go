@@ -127,6 +127,9 @@ type session struct {
 	track *statement.Tracker
 	// endReason is why the session ended, set once by end.
 	endReason string
+	// texts holds the statement text each recent batch sent, for the
+	// Position of upstream errors (position.go).
+	texts batchTexts
 	// batchTimes holds when batch n was sent, at n % len, for the
 	// upstream latency metric; bytesOut counts the bytes forwarded to
 	// the client since the last ReadyForQuery (backend relay only).

@@ -157,6 +157,9 @@ func TestWrites(t *testing.T) {
 		{name: "RETURNING the whole row is refused", sql: "DELETE FROM responses r WHERE id = 1 RETURNING r", rule: "masked_write"},
 		{name: "RETURNING * is refused when columns are masked", sql: "UPDATE responses SET nps = 1 RETURNING *", rule: "masked_write"},
 		{name: "SET of a column the scope reads is refused", sql: "UPDATE responses SET country = 'USA' WHERE id = 1", rule: "write_scope"},
+		// A unique email would answer whether another row holds it.
+		{name: "SET of a masked column is refused", sql: "UPDATE responses SET email = 'ana@example.com' WHERE id = 1", rule: "masked_write"},
+		{name: "SET of a masked column in a column list is refused", sql: "UPDATE responses SET (comment, email) = ('x', 'y') WHERE id = 1", rule: "masked_write"},
 		{name: "INSERT under a row scope is refused", sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", rule: "write_scope"},
 		{name: "UPDATE … FROM is refused", sql: "UPDATE responses SET nps = 1 FROM countries c WHERE c.name = country", rule: "write_governed"},
 		{name: "DELETE … USING is refused", sql: "DELETE FROM responses USING countries c WHERE c.name = country", rule: "write_governed"},
@@ -165,6 +168,22 @@ func TestWrites(t *testing.T) {
 			want: []string{"FROM public.countries WHERE name = 'France' OFFSET 0) countries"}},
 	}
 	runCases(t, cat, p, cases)
+
+	t.Run("without a row scope", func(t *testing.T) {
+		unscoped := marie(t)
+		unscoped.kinds[rewrite.KindInsert], unscoped.kinds[rewrite.KindUpdate] = true, true
+		a := unscoped.access["public.responses"]
+		a.Filter = nil
+		unscoped.access["public.responses"] = a
+		runCases(t, cat, unscoped, []rewriteCase{
+			{name: "INSERT naming a masked column is refused",
+				sql: "INSERT INTO responses (country, email) VALUES ('France', 'ana@example.com')", rule: "masked_write"},
+			{name: "INSERT without a column list writes every column and is refused",
+				sql: "INSERT INTO responses SELECT * FROM responses WHERE false", rule: "masked_write"},
+			{name: "INSERT leaving the masked columns out passes",
+				sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", want: []string{"INSERT INTO responses (country, submitted_at)"}},
+		})
+	})
 }
 
 // rewriteCase is a statement and what its rewrite must contain, or the

@@ -20,7 +20,7 @@ import (
 // SELECT are copied inside too (scopedRows). Where a direct read would be
 // allowed, the template of a seen shape finds the rows directly instead
 // (flattenableWrite). SET values and RETURNING may not read masked columns (they see
-// the real row); SET may not change a column the scope reads (the row
+// the real row), and no write may set one (writesMasked); SET may not change a column the scope reads (the row
 // could leave the scope: WITH CHECK, conservatively); INSERT is allowed
 // only where the scope is every row; ON CONFLICT, UPDATE … FROM and
 // DELETE … USING on governed tables are refused.
@@ -45,6 +45,11 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(ins.ReturningList, ins.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
+		if ins.SelectStmt != nil {
+			if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
+				return err
+			}
+		}
 		w.skipTarget = ins.Relation
 		defer func() { w.skipTarget = nil }()
 		return w.walk(n)
@@ -53,7 +58,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if acc.Filter != nil {
 			return deny("write_scope", "COPY into %s is limited by your row scope, which pgveil cannot check new rows against", rel.QName)
 		}
-		return nil
+		return writesMasked(s.CopyStmt.Attlist, rel, acc, "COPY")
 
 	case *pg_query.Node_DeleteStmt:
 		del := s.DeleteStmt
@@ -103,6 +108,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			values = append(values, rt.Val)
 		}
 		if err := w.readsMasked(values, upd.Relation, acc, "SET"); err != nil {
+			return err
+		}
+		if err := writesMasked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
 			return err
 		}
 		var err error
@@ -235,6 +243,36 @@ func (w *walker) readsMasked(exprs []*pg_query.Node, target *pg_query.RangeVar, 
 	}
 	if bad != "" {
 		return deny("masked_write", "%s may not read the masked column %s (%s) of the governed table", clause, bad, target.Relname)
+	}
+	return nil
+}
+
+// writesMasked refuses a write of a masked column: the columns named by
+// cols (ResTargets or String nodes; every column of rel when empty).
+// A value written there is checked against the real values of other
+// rows by the table's constraints (a unique email answers whether
+// someone else has it), and replaces a value the user may not see.
+func writesMasked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
+	if len(acc.Masks) == 0 {
+		return nil
+	}
+	var names []string
+	for _, c := range cols {
+		if rt := c.GetResTarget(); rt != nil {
+			names = append(names, rt.Name)
+		} else if sv := c.GetString_(); sv != nil {
+			names = append(names, sv.Sval)
+		}
+	}
+	if len(cols) == 0 {
+		for _, c := range rel.Columns {
+			names = append(names, c.Name)
+		}
+	}
+	for _, n := range names {
+		if _, masked := acc.Masks[n]; masked {
+			return deny("masked_write", "%s may not write the masked column %s of the governed table %s", clause, n, rel.QName)
+		}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ var Rules = []Rule{
 	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
 		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads"},
 	{Name: "masked_write", Code: sqlstate.InsufficientPrivilege,
-		Doc: "SET/RETURNING reading masked columns"},
+		Doc: "SET/RETURNING reading masked columns; UPDATE, INSERT and COPY FROM writing one (a unique constraint on it would tell whether another row holds the value)"},
 	{Name: "internal", Code: sqlstate.InsufficientPrivilege,
 		Hint: "The schema pgveil holds pgveil's own keys and functions; no statement may use it.",
 		Doc:  "functions of the schema `pgveil`, which holds the hash masks' keys (its relations are refused as `ungoverned_table`)"},

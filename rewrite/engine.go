@@ -140,12 +140,13 @@ type lookup struct {
 // the caches alone: it reports false when the answer needs pg_query,
 // leaving in l, and in the spans it returns (appended to spans), what
 // the rewrite of the miss needs.
-func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte, text string) ([]literalSpan, bool) {
+func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte, text string, types []uint32) ([]literalSpan, bool) {
 	p, err := e.policy(login)
 	if err != nil {
 		l.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
 		return nil, true
 	}
+	p = declare(p, types)
 	l.p = p
 	l.key = cacheKey{policy: p.Key(), kind: source, text: text}
 	if c, ok := e.cache.get(l.key); ok {
@@ -270,9 +271,18 @@ func (e *Engine) Warm(login string, source byte, text string) (*Result, error) {
 // parser (a miss), so that a caller that must not wait that long (the
 // proxy's event loop) can hand it to Rewrite elsewhere.
 func (e *Engine) RewriteCached(login string, source byte, text string) (*Result, bool, error) {
+	return e.rewriteCached(login, source, text, nil)
+}
+
+// RewriteParseCached is RewriteCached for RewriteParse.
+func (e *Engine) RewriteParseCached(login, text string, types []uint32) (*Result, bool, error) {
+	return e.rewriteCached(login, 'P', text, types)
+}
+
+func (e *Engine) rewriteCached(login string, source byte, text string, types []uint32) (*Result, bool, error) {
 	var l lookup
 	var spans [16]literalSpan
-	if _, ok := e.find(&l, spans[:0], login, source, text); ok {
+	if _, ok := e.find(&l, spans[:0], login, source, text, types); ok {
 		return l.res, true, l.err
 	}
 	return nil, false, nil
@@ -282,9 +292,21 @@ func (e *Engine) RewriteCached(login string, source byte, text string) (*Result,
 // or 'P'), or returns a *Refused error. The Result may be shared with
 // other callers: it must not be modified.
 func (e *Engine) Rewrite(ctx context.Context, login string, source byte, text string) (*Result, error) {
+	return e.rewrite(ctx, login, source, text, nil)
+}
+
+// RewriteParse is Rewrite for the text of a Parse message that declares
+// the types of its parameters (OIDs, 0 for none): a comparison of a
+// column with a parameter of another type is copied into the scoped
+// subquery only as one that cannot fail (params.go).
+func (e *Engine) RewriteParse(ctx context.Context, login, text string, types []uint32) (*Result, error) {
+	return e.rewrite(ctx, login, 'P', text, types)
+}
+
+func (e *Engine) rewrite(ctx context.Context, login string, source byte, text string, types []uint32) (*Result, error) {
 	var l lookup
 	var backing [16]literalSpan
-	spans, hit := e.find(&l, backing[:0], login, source, text)
+	spans, hit := e.find(&l, backing[:0], login, source, text, types)
 	if hit {
 		return l.res, l.err
 	}

@@ -298,6 +298,8 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 	case *pg_query.Node_PrepareStmt:
 		w.object("prepare", s.PrepareStmt.Name)
 		w.keep("PREPARE " + s.PrepareStmt.Name)
+		w.prepared = s.PrepareStmt.Argtypes
+		defer func() { w.prepared = nil }()
 		return "prepare", w.walkQuery(s.PrepareStmt.Query)
 	case *pg_query.Node_ExecuteStmt:
 		// EXECUTE runs a statement PREPARE already checked; its

@@ -213,8 +213,10 @@ var leakproofPairs = map[[2]string][6]string{
 	{"int2", "int2"}:               {"int2eq", "int2ne", "int2lt", "int2le", "int2gt", "int2ge"},
 	{"int2", "int4"}:               {"int24eq", "int24ne", "int24lt", "int24le", "int24gt", "int24ge"},
 	{"int2", "int8"}:               {"int28eq", "int28ne", "int28lt", "int28le", "int28gt", "int28ge"},
+	{"int4", "int2"}:               {"int42eq", "int42ne", "int42lt", "int42le", "int42gt", "int42ge"},
 	{"int4", "int4"}:               {"int4eq", "int4ne", "int4lt", "int4le", "int4gt", "int4ge"},
 	{"int4", "int8"}:               {"int48eq", "int48ne", "int48lt", "int48le", "int48gt", "int48ge"},
+	{"int8", "int2"}:               {"int82eq", "int82ne", "int82lt", "int82le", "int82gt", "int82ge"},
 	{"int8", "int4"}:               {"int84eq", "int84ne", "int84lt", "int84le", "int84gt", "int84ge"},
 	{"int8", "int8"}:               {"int8eq", "int8ne", "int8lt", "int8le", "int8gt", "int8ge"},
 	{"text", "text"}:               {"texteq", "textne", "text_lt", "text_le", "text_gt", "text_ge"},
@@ -254,8 +256,12 @@ var leakproofPairs = map[[2]string][6]string{
 //     literal of the column's own type (date '…', '…'::text, CAST('…'
 //     AS int8), without modifiers, its type pg_catalog's): its string
 //     is copied alone, read as the column's type as the cast reads it;
-//   - a parameter's type is unknown here (Parse may declare any type), so
-//     the copy casts it to the column's type: col OP $n::type. The cast
+//   - a parameter the statement does not declare (in Parse or PREPARE;
+//     params.go) takes the type PostgreSQL infers, so the copy casts it
+//     to the column's type: col OP $n::type. A declared one is copied
+//     only where that cannot fail (paramCast): of the column's type, of
+//     an integer type compared by a leak-proof cross-type operator, or
+//     cast without failure (text to name, timestamp to date). The cast
 //     runs on the client's own value, never on a row's: with a custom plan
 //     PostgreSQL folds it before the scan; in a generic plan it is the
 //     same value on every row, so it fails on the first row the scan
@@ -295,6 +301,7 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) (out
 		// An unqualified type name in a typed literal (date '…') names
 		// pg_catalog's type only when pg_catalog comes first.
 		catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog",
+		declared:     w.declaredParam,
 	}
 	all = true
 	for _, c := range conjuncts(sel.WhereClause) {
@@ -317,6 +324,8 @@ type pusher struct {
 	acc          Access
 	single       bool
 	catalogFirst bool
+	// declared is walker.declaredParam.
+	declared func(int32) string
 }
 
 // conjunct returns the copies pushDown makes of the conjunct c, nil when
@@ -449,7 +458,11 @@ func (pu pusher) comparison(col, other *pg_query.Node, op string, colLeft bool) 
 		}
 		other = tc.Arg
 	}
-	operand, op, ok := pushOperand(other, typ, op)
+	decl := undeclared
+	if pr := other.GetParamRef(); pr != nil && pu.declared != nil {
+		decl = pu.declared(pr.Number)
+	}
+	operand, op, ok := pushOperand(other, typ, op, decl)
 	if !ok {
 		return nil
 	}
@@ -465,22 +478,29 @@ func (pu pusher) comparison(col, other *pg_query.Node, op string, colLeft bool) 
 // pushOperand returns the operand and operator a pushed comparison of a
 // column compared as typ uses for the client's constant or parameter n
 // and operator op, or false when the comparison must stay outside (see
-// pushDown).
-func pushOperand(n *pg_query.Node, typ, op string) (*pg_query.Node, string, bool) {
+// pushDown). decl is the type the statement declares for the parameter
+// n (declaredParam; params.go).
+func pushOperand(n *pg_query.Node, typ, op, decl string) (*pg_query.Node, string, bool) {
 	if !slices.Contains(pushComparisons, op) {
 		return nil, "", false
 	}
 	if n.GetParamRef() != nil {
-		switch op {
-		case "<>":
+		cast, widen, ok := paramCast(typ, decl)
+		if !ok {
 			return nil, "", false
-		case "<":
-			op = "<="
-		case ">":
-			op = ">="
+		}
+		if widen {
+			switch op {
+			case "<>":
+				return nil, "", false
+			case "<":
+				op = "<="
+			case ">":
+				op = ">="
+			}
 		}
 		return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-			Arg: clone(n), TypeName: catalogType(typ), Location: -1,
+			Arg: clone(n), TypeName: catalogType(cast), Location: -1,
 		}}}, op, true
 	}
 	var operand string

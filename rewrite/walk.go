@@ -81,7 +81,12 @@ type walker struct {
 	act *Act
 	// keeps and resets are Result.Keeps and Result.Resets.
 	keeps, resets []string
-	err           error
+	// declared are the parameter types a Parse message declared
+	// (DeclaredTypes), by OID; prepared those of the SQL PREPARE being
+	// walked, by name. pushDown reads them (declaredParam).
+	declared []uint32
+	prepared []*pg_query.Node
+	err      error
 }
 
 // keep notes session state the statement leaves on its backend.
@@ -95,12 +100,16 @@ func (w *walker) keep(what string) {
 }
 
 func newWalker(cat *Catalog, p Policy) *walker {
-	return &walker{
+	w := &walker{
 		cat: cat, pol: p, path: effectivePath(cat.SearchPath),
 		accessCache: map[*Relation]Access{},
 		tables:      map[string]bool{}, rules: map[string]bool{}, masked: map[string]bool{},
 		visible: map[string]bool{}, refs: map[string]bool{}, relNames: map[string]bool{},
 	}
+	if d, ok := p.(*declaredPolicy); ok {
+		w.declared = d.types
+	}
+	return w
 }
 
 // walk visits n and everything below it.

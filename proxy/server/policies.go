@@ -50,6 +50,9 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 		}
 		return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
 	}
+	if st.Source == proxy.SourceParse {
+		return e.Engine.RewriteParse(ctx, login, st.Text, st.ParamOIDs)
+	}
 	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
 }
 
@@ -63,7 +66,13 @@ func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*re
 		// Rare: the service lost the right to act for the user.
 		return nil, false, nil
 	}
-	res, ok, err := e.Engine.RewriteCached(login, byte(st.Source), st.Text)
+	var res *rewrite.Result
+	var ok bool
+	if st.Source == proxy.SourceParse {
+		res, ok, err = e.Engine.RewriteParseCached(login, st.Text, st.ParamOIDs)
+	} else {
+		res, ok, err = e.Engine.RewriteCached(login, byte(st.Source), st.Text)
+	}
 	if ok {
 		st.PolicyVersion = e.Version
 	}

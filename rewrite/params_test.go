@@ -1,0 +1,89 @@
+package rewrite_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestDeclaredParameters holds the copies of comparisons with parameters
+// to what the client declared: a cast to the column's type may overflow
+// where PostgreSQL, comparing in the declared type, answers.
+func TestDeclaredParameters(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	const oidInt4, oidInt8, oidNumeric, oidFloat8, oidText = 23, 20, 1700, 701, 25
+	const scope = "WHERE country = 'France'"
+	tests := []struct {
+		name  string
+		sql   string
+		types []uint32
+		// copied is what the scoped subquery's WHERE holds after the
+		// scope; "" for no copy.
+		copied string
+	}{
+		{"an undeclared parameter is cast to the column's type", "SELECT count(*) FROM responses WHERE nps < $1", nil,
+			" AND nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0"},
+		{"a parameter of the column's type keeps its operator", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidInt4},
+			" AND nps OPERATOR(pg_catalog.<) $1::int OFFSET 0"},
+		{"a bigint parameter compares an integer column as bigint", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidInt8},
+			" AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
+		{"a numeric parameter stays outside", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidNumeric}, ""},
+		{"a float parameter stays outside", "SELECT count(*) FROM responses WHERE id = $1", []uint32{oidFloat8}, ""},
+		{"an unknown type (OID 0) declares nothing", "SELECT count(*) FROM responses WHERE id = $2 AND nps < $1", []uint32{oidNumeric, 0},
+			" AND id OPERATOR(pg_catalog.=) $2::bigint OFFSET 0"},
+		{"a text parameter against a text column is cast as before", "SELECT count(*) FROM responses WHERE comment = $1", []uint32{oidText},
+			" AND comment OPERATOR(pg_catalog.=) $1::pg_catalog.text OFFSET 0"},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+			res, err := e.RewriteParse(ctx, "marie", tt.sql, tt.types)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.copied == "" {
+				if !strings.Contains(res.SQL, scope+" OFFSET 0") {
+					t.Fatalf("a comparison was copied:\n%s", res.SQL)
+				}
+				return
+			}
+			if !strings.Contains(res.SQL, scope+tt.copied) {
+				t.Fatalf("want %q after the scope:\n%s", tt.copied, res.SQL)
+			}
+		})
+	}
+
+	t.Run("the same text declared two ways is cached apart", func(t *testing.T) {
+		e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+		const sql = "SELECT count(*) FROM responses WHERE nps < $1"
+		a, _ := e.RewriteParse(ctx, "marie", sql, []uint32{oidNumeric})
+		b, _ := e.RewriteParse(ctx, "marie", sql, nil)
+		if a.SQL == b.SQL {
+			t.Fatalf("one rewrite for both:\n%s", a.SQL)
+		}
+		if c, ok, _ := e.RewriteParseCached("marie", sql, []uint32{oidNumeric}); !ok || c.SQL != a.SQL {
+			t.Fatalf("the declared rewrite is not cached as its own")
+		}
+	})
+
+	t.Run("SQL PREPARE declares its parameters too", func(t *testing.T) {
+		for sql, copied := range map[string]string{
+			"PREPARE q(numeric) AS SELECT count(*) FROM responses WHERE nps < $1": "",
+			"PREPARE q(bigint) AS SELECT count(*) FROM responses WHERE nps < $1":  " AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0",
+			"PREPARE q(int) AS SELECT count(*) FROM responses WHERE nps < $1":     " AND nps OPERATOR(pg_catalog.<) $1::int OFFSET 0",
+			"PREPARE q AS SELECT count(*) FROM responses WHERE nps < $1":          " AND nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0",
+		} {
+			res, err := rewrite.Rewrite(sql, cat, p)
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			if copied == "" && !strings.Contains(res.SQL, scope+" OFFSET 0") || copied != "" && !strings.Contains(res.SQL, scope+copied) {
+				t.Errorf("%s: want %q after the scope:\n%s", sql, copied, res.SQL)
+			}
+		}
+	})
+}

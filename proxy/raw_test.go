@@ -234,6 +234,32 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		expectFatal(t, fe, "08P01", "too large")
 		stillServes(t)
 	})
+	t.Run("a NUL byte inside a Query's text is an ERROR, and the session and its transaction go on as PostgreSQL's would", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		conn := c.PgConn().Conn()
+		body := "SELECT 1\x00SELECT 2\x00"
+		msg := append([]byte{'Q', 0, 0, 0, byte(4 + len(body))}, body...)
+		_, _ = conn.Write(msg)
+		fe := c.PgConn().Frontend()
+		m, err := fe.Receive()
+		er, ok := m.(*pgproto3.ErrorResponse)
+		if err != nil || !ok || er.Severity != "ERROR" || er.Code != "08P01" {
+			t.Fatalf("want ERROR 08P01, got %T %+v %v", m, m, err)
+		}
+		m, err = fe.Receive()
+		if rfq, ok := m.(*pgproto3.ReadyForQuery); err != nil || !ok || rfq.TxStatus != 'E' {
+			t.Fatalf("want ReadyForQuery in a failed transaction, got %T %+v %v", m, m, err)
+		}
+		if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("session unusable: %v", err)
+		}
+	})
 	t.Run("an invalid message type ends the session with 08P01", func(t *testing.T) {
 		c := p.connect(t, "alice")
 		conn := c.PgConn().Conn()

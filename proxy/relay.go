@@ -220,7 +220,15 @@ func (ss *session) relayQuery(total int) error {
 	defer ss.cin.Release()
 	text, rest, ok := cstring(msg[wire.HeaderLen:])
 	if !ok || len(rest) != 0 {
-		return fatalErr(CodeProtocolViolation, "invalid message format: Query", "", nil)
+		// A NUL inside the text, or none at its end: PostgreSQL answers
+		// ERROR and goes on, the message's length being sound; so does
+		// pgveil, through the refusal marker, so that a transaction
+		// block aborts upstream as the client is told it did.
+		ss.batchSent()
+		st := &Statement{Source: SourceQuery, Text: text}
+		r := &Refusal{Code: CodeProtocolViolation, Rule: "syntax", Message: "invalid message format: Query (a NUL byte inside the statement text, or none at its end)"}
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
 	}
 	st := &Statement{Source: SourceQuery, Text: text}
 	res, rerr := ss.rewriteNow(st)

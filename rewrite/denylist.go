@@ -144,4 +144,13 @@ var allowedSettings = map[string]bool{
 	"transaction": true, "session characteristics": true,
 	"timezone_abbreviations": true, "join_collapse_limit": true, "from_collapse_limit": true,
 	"cursor_tuple_fraction": true, "plan_cache_mode": true,
+	// More of the planner's costs and switches, which analysts and BI
+	// tools tune: a plan never crosses the OFFSET 0 fence of a scoped
+	// subquery, whatever they say.
+	"max_parallel_workers_per_gather": true, "parallel_setup_cost": true, "parallel_tuple_cost": true,
+	"effective_cache_size": true, "seq_page_cost": true, "cpu_tuple_cost": true, "cpu_index_tuple_cost": true,
+	"cpu_operator_cost": true, "hash_mem_multiplier": true, "enable_hashagg": true, "enable_material": true,
+	"enable_indexonlyscan": true, "enable_memoize": true, "enable_incremental_sort": true, "enable_gathermerge": true,
+	"enable_parallel_hash": true, "enable_parallel_append": true, "enable_partitionwise_join": true,
+	"enable_partitionwise_aggregate": true, "enable_partition_pruning": true, "enable_tidscan": true,
 }

@@ -23,6 +23,29 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 ORDER BY c.oid, a.attnum`
 
+// catalogKeysSQL lists, per relation OID, the columns of unique indexes
+// and exclusion constraints (its key columns in indkey, and those its
+// expressions and predicate depend on) with two empty fields, and the columns of
+// foreign keys with the schema and name of the relation referenced.
+const catalogKeysSQL = `
+SELECT i.indrelid, a.attname, '', ''
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
+  AND (a.attnum = ANY (i.indkey::pg_catalog.int2[])
+    OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
+        AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
+        AND d.refobjsubid = a.attnum))
+WHERE i.indisunique OR i.indisexclusion
+UNION
+SELECT c.conrelid, a.attname, n.nspname, r.relname
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+WHERE c.contype = 'f'
+ORDER BY 1, 2, 3, 4`
+
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
 
 // The third column says whether some function of that name may take a
@@ -162,6 +185,36 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog relations: %w", err)
+	}
+
+	rr = conn.ExecParams(ctx, catalogKeysSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		digestRow(d, 'k', v)
+		oid, err := strconv.ParseUint(string(v[0]), 10, 32)
+		if err != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: bad key row")
+		}
+		rel := byOID[uint32(oid)]
+		if rel == nil {
+			continue
+		}
+		col := string(v[1])
+		if len(v[2]) == 0 {
+			if rel.Keys == nil {
+				rel.Keys = map[string]bool{}
+			}
+			rel.Keys[col] = true
+			continue
+		}
+		if rel.References == nil {
+			rel.References = map[string][]QName{}
+		}
+		rel.References[col] = append(rel.References[col], QName{string(v[2]), string(v[3])})
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog keys: %w", err)
 	}
 
 	parents := map[uint32][]uint32{}

@@ -236,7 +236,7 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT id FROM responses WHERE id BETWEEN 1 AND 9 AND branch IN ('a')", "SELECT id FROM responses WHERE id BETWEEN 2 AND 8 AND branch IN ('b')", "SELECT id FROM responses WHERE id BETWEEN 5000000000 AND 3 AND branch IN ('c')"},
 	}
 	triples = append(triples,
-		[3]string{"UPDATE countries SET code = lower(code) WHERE code = 'FR' RETURNING name", "UPDATE countries SET code = lower(code) WHERE code = 'DE' RETURNING name", "UPDATE countries SET code = lower(code) WHERE code = 'x''y' RETURNING name"},
+		[3]string{"UPDATE responses SET comment = lower(comment) WHERE branch = 'FR' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'DE' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'x''y' RETURNING id"},
 		[3]string{"DELETE FROM countries c WHERE c.code BETWEEN 'A' AND 'F' AND code IN ('FR')", "DELETE FROM countries c WHERE c.code BETWEEN 'B' AND 'G' AND code IN ('DE')", "DELETE FROM countries c WHERE c.code BETWEEN '' AND '' AND code IN ('')"},
 	)
 	for _, p := range triples {

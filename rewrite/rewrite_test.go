@@ -160,6 +160,13 @@ func TestWrites(t *testing.T) {
 		// A unique email would answer whether another row holds it.
 		{name: "SET of a masked column is refused", sql: "UPDATE responses SET email = 'ana@example.com' WHERE id = 1", rule: "masked_write"},
 		{name: "SET of a masked column in a column list is refused", sql: "UPDATE responses SET (comment, email) = ('x', 'y') WHERE id = 1", rule: "masked_write"},
+		// A duplicate key would tell that a row outside the scope has it.
+		{name: "SET of a primary key column under a row scope is refused", sql: "UPDATE responses SET id = 3 WHERE id = 1", rule: "write_key"},
+		// A violation would tell whether the employee exists.
+		{name: "SET of a foreign key to a table the user may not read is refused",
+			sql: "UPDATE responses SET agent_login = 'tom' WHERE id = 1", rule: "write_key"},
+		{name: "SET of a foreign key to an open table passes",
+			sql: "UPDATE responses SET team_id = 1 WHERE id = 1", want: []string{"UPDATE responses SET team_id = 1 WHERE (tableoid, ctid) IN"}},
 		{name: "INSERT under a row scope is refused", sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", rule: "write_scope"},
 		{name: "UPDATE … FROM is refused", sql: "UPDATE responses SET nps = 1 FROM countries c WHERE c.name = country", rule: "write_governed"},
 		{name: "DELETE … USING is refused", sql: "DELETE FROM responses USING countries c WHERE c.name = country", rule: "write_governed"},
@@ -180,6 +187,10 @@ func TestWrites(t *testing.T) {
 				sql: "INSERT INTO responses (country, email) VALUES ('France', 'ana@example.com')", rule: "masked_write"},
 			{name: "INSERT without a column list writes every column and is refused",
 				sql: "INSERT INTO responses SELECT * FROM responses WHERE false", rule: "masked_write"},
+			{name: "INSERT of a foreign key to a table the user may not read is refused",
+				sql: "INSERT INTO responses (country, submitted_at, agent_login) VALUES ('France', now(), 'tom')", rule: "write_key"},
+			{name: "INSERT of a key column without a row scope passes",
+				sql: "INSERT INTO responses (id, country, submitted_at, team_id) VALUES (999999, 'France', now(), 1)", want: []string{"INSERT INTO responses (id, country, submitted_at, team_id)"}},
 			{name: "INSERT leaving the masked columns out passes",
 				sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", want: []string{"INSERT INTO responses (country, submitted_at)"}},
 		})

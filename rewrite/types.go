@@ -104,6 +104,13 @@ type Relation struct {
 	// partition of, nearest first: a child of a governed table is
 	// governed by its ancestor's policy.
 	Ancestors []QName
+	// Keys holds the columns a unique index or an exclusion constraint
+	// reads (as a key, in an expression or in its predicate), and
+	// References maps each column of a foreign key to the relations it
+	// references: PostgreSQL checks a value written there against rows
+	// no scope limits (writeChecked).
+	Keys       map[string]bool
+	References map[string][]QName
 }
 
 // Column is a column of a Relation.

@@ -49,6 +49,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
 				return err
 			}
+			if err := w.writeChecked(ins.Cols, rel, acc, "INSERT"); err != nil {
+				return err
+			}
 		}
 		w.skipTarget = ins.Relation
 		defer func() { w.skipTarget = nil }()
@@ -58,7 +61,10 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if acc.Filter != nil {
 			return deny("write_scope", "COPY into %s is limited by your row scope, which pgveil cannot check new rows against", rel.QName)
 		}
-		return writesMasked(s.CopyStmt.Attlist, rel, acc, "COPY")
+		if err := writesMasked(s.CopyStmt.Attlist, rel, acc, "COPY"); err != nil {
+			return err
+		}
+		return w.writeChecked(s.CopyStmt.Attlist, rel, acc, "COPY")
 
 	case *pg_query.Node_DeleteStmt:
 		del := s.DeleteStmt
@@ -111,6 +117,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return err
 		}
 		if err := writesMasked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
+			return err
+		}
+		if err := w.writeChecked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
 			return err
 		}
 		var err error
@@ -256,6 +265,17 @@ func writesMasked(cols []*pg_query.Node, rel *Relation, acc Access, clause strin
 	if len(acc.Masks) == 0 {
 		return nil
 	}
+	for _, n := range writtenColumns(cols, rel) {
+		if _, masked := acc.Masks[n]; masked {
+			return deny("masked_write", "%s may not write the masked column %s of the governed table %s", clause, n, rel.QName)
+		}
+	}
+	return nil
+}
+
+// writtenColumns returns the names of the columns cols names
+// (ResTargets or String nodes), every column of rel when cols is empty.
+func writtenColumns(cols []*pg_query.Node, rel *Relation) []string {
 	var names []string
 	for _, c := range cols {
 		if rt := c.GetResTarget(); rt != nil {
@@ -269,9 +289,37 @@ func writesMasked(cols []*pg_query.Node, rel *Relation, acc Access, clause strin
 			names = append(names, c.Name)
 		}
 	}
-	for _, n := range names {
-		if _, masked := acc.Masks[n]; masked {
-			return deny("masked_write", "%s may not write the masked column %s of the governed table %s", clause, n, rel.QName)
+	return names
+}
+
+// writeChecked refuses a write of a column whose constraint PostgreSQL
+// checks against rows the user may not see, since the check's failure
+// would tell whether such a row holds the value written:
+//
+//   - under a row scope, a column of a unique index or an exclusion
+//     constraint (Relation.Keys): a duplicate key means a hidden row
+//     has it;
+//   - a column of a foreign key referencing a relation the user reads
+//     under a row scope, or may not read (Relation.References): a
+//     violation means the referenced row does not exist.
+//
+// cols are as writtenColumns reads them.
+func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
+	if len(rel.Keys) == 0 && len(rel.References) == 0 {
+		return nil
+	}
+	for _, n := range writtenColumns(cols, rel) {
+		if acc.Filter != nil && rel.Keys[n] {
+			return deny("write_key", "%s of %s.%s is not allowed under your row scope: a unique key holds the column, and its check would tell whether a row outside your scope has the value", clause, rel.QName, n)
+		}
+		for _, q := range rel.References[n] {
+			ref := w.cat.Relations[q]
+			if ref != nil {
+				if a := w.access(ref); a.Mode == Open || a.Mode == Governed && a.Filter == nil {
+					continue
+				}
+			}
+			return deny("write_key", "%s of %s.%s is not allowed: its foreign key references %s, of which you may not read every row, and the key's check would tell whether a row exists", clause, rel.QName, n, q)
 		}
 	}
 	return nil

@@ -96,6 +96,8 @@ var Rules = []Rule{
 		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables"},
 	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
 		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads"},
+	{Name: "write_key", Code: sqlstate.InsufficientPrivilege,
+		Doc: "writes a key's check would answer with a hidden row: UPDATE of a unique key's column under a row scope, a foreign key's column referencing a table the user may not read in full"},
 	{Name: "masked_write", Code: sqlstate.InsufficientPrivilege,
 		Doc: "SET/RETURNING reading masked columns; UPDATE, INSERT and COPY FROM writing one (a unique constraint on it would tell whether another row holds the value)"},
 	{Name: "internal", Code: sqlstate.InsufficientPrivilege,

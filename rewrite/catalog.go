@@ -23,12 +23,14 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 ORDER BY c.oid, a.attnum`
 
-// catalogKeysSQL lists, per relation OID, the columns of unique indexes
-// and exclusion constraints (its key columns in indkey, and those its
-// expressions and predicate depend on) with two empty fields, and the columns of
-// foreign keys with the schema and name of the relation referenced.
+// catalogKeysSQL lists the columns whose constraints PostgreSQL checks
+// against other rows, per relation OID: kind 'u' for a column of a unique
+// index or an exclusion constraint (its key columns in indkey, and those
+// its expressions and predicate depend on); 'f' for a column of a foreign
+// key, with the schema and name of the relation referenced; 'r' for a
+// column a foreign key references, with the referencing relation.
 const catalogKeysSQL = `
-SELECT i.indrelid, a.attname, '', ''
+SELECT i.indrelid, 'u', a.attname, '', ''
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
   AND (a.attnum = ANY (i.indkey::pg_catalog.int2[])
@@ -38,13 +40,20 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
         AND d.refobjsubid = a.attnum))
 WHERE i.indisunique OR i.indisexclusion
 UNION
-SELECT c.conrelid, a.attname, n.nspname, r.relname
+SELECT c.conrelid, 'f', a.attname, n.nspname, r.relname
 FROM pg_catalog.pg_constraint c
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
 JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
 WHERE c.contype = 'f'
-ORDER BY 1, 2, 3, 4`
+UNION
+SELECT c.confrelid, 'r', a.attname, n.nspname, r.relname
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = ANY (c.confkey)
+JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+WHERE c.contype = 'f'
+ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
 
@@ -66,12 +75,15 @@ ORDER BY 1, 2`
 // outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
 // with the cast's target type name (a domain's CHECK constraints count
 // as casts to it: a cast to the domain runs them), then the function's
-// schema and name.
+// schema and name; for a cast, its castcontext ('d' for a domain's
+// CHECK) and its source and target as format_type writes them, which
+// make Catalog.UnseenCalls: implicit and assignment casts, and domains,
+// run where no syntax shows them.
 // Those an extension installed are left out: they call that extension's
 // own code (citext, hstore, PostGIS, pg_trgm), where a DBA's operator or
 // cast may call a function that reads any table as the service account.
 const catalogCallsSQL = `
-SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname
+SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname, '', '', ''
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
@@ -80,7 +92,8 @@ WHERE fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = o.oid AND d.deptype = 'e')
 UNION ALL
-SELECT 'c', '', t.typname, fn.nspname, p.proname
+SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
+  pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL)
 FROM pg_catalog.pg_cast c
 JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
 JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
@@ -89,7 +102,7 @@ WHERE fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
 UNION ALL
-SELECT 'c', '', t.typname, fn.nspname, p.proname
+SELECT 'c', '', t.typname, fn.nspname, p.proname, 'd', '', pg_catalog.format_type(t.oid, NULL)
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
@@ -99,35 +112,7 @@ JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')
-ORDER BY 1, 2, 3, 4, 5`
-
-// catalogUnseenCallsSQL lists the calls of functions outside pg_catalog
-// that no syntax of a statement shows, so that the walker cannot check
-// them: kind 'c' for an implicit or assignment cast (source and target
-// type), 'd' for a domain's CHECK constraint, which runs on every value
-// stored in a column of the domain (target: the domain); then the
-// function's schema and name. Extensions' own are left out, as in
-// catalogCallsSQL.
-const catalogUnseenCallsSQL = `
-SELECT 'c', pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), fn.nspname, p.proname
-FROM pg_catalog.pg_cast c
-JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE c.castcontext IN ('i', 'a') AND fn.nspname <> 'pg_catalog'
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
-UNION ALL
-SELECT 'd', '', pg_catalog.format_type(t.oid, NULL), fn.nspname, p.proname
-FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
-  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = t.oid AND e.deptype = 'e')
-ORDER BY 1, 2, 3, 4, 5`
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
 // ('t').
@@ -200,18 +185,24 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		if rel == nil {
 			continue
 		}
-		col := string(v[1])
-		if len(v[2]) == 0 {
+		col, other := string(v[2]), QName{string(v[3]), string(v[4])}
+		switch string(v[1]) {
+		case "u":
 			if rel.Keys == nil {
 				rel.Keys = map[string]bool{}
 			}
 			rel.Keys[col] = true
-			continue
+		case "f":
+			if rel.References == nil {
+				rel.References = map[string][]QName{}
+			}
+			rel.References[col] = append(rel.References[col], other)
+		case "r":
+			if rel.ReferencedBy == nil {
+				rel.ReferencedBy = map[string][]QName{}
+			}
+			rel.ReferencedBy[col] = append(rel.ReferencedBy[col], other)
 		}
-		if rel.References == nil {
-			rel.References = map[string][]QName{}
-		}
-		rel.References[col] = append(rel.References[col], QName{string(v[2]), string(v[3])})
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog keys: %w", err)
@@ -247,6 +238,15 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.Ancestors = append(rel.Ancestors, pr.QName)
 			}
 			queue = append(queue, parents[p]...)
+		}
+	}
+	// A write of a table reaches its inheritance children and partitions:
+	// their keys are its keys.
+	for _, rel := range byOID {
+		for _, a := range rel.Ancestors {
+			if anc := cat.Relations[a]; anc != nil {
+				anc.mergeKeys(rel)
+			}
 		}
 	}
 
@@ -290,22 +290,18 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		call := ImplicitCall{Schema: string(v[1]), Function: QName{string(v[3]), string(v[4])}}
 		if string(v[0]) == "o" {
 			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
-		} else {
-			cat.CastCalls[string(v[2])] = append(cat.CastCalls[string(v[2])], call)
+			continue
+		}
+		cat.CastCalls[string(v[2])] = append(cat.CastCalls[string(v[2])], call)
+		switch string(v[5]) {
+		case "i", "a":
+			cat.UnseenCalls = append(cat.UnseenCalls, UnseenCall{Kind: 'c', Source: string(v[6]), Target: string(v[7]), Function: call.Function})
+		case "d":
+			cat.UnseenCalls = append(cat.UnseenCalls, UnseenCall{Kind: 'd', Target: string(v[7]), Function: call.Function})
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
-	}
-	rr = conn.ExecParams(ctx, catalogUnseenCallsSQL, nil, nil, nil, nil)
-	for rr.NextRow() {
-		v := rr.Values()
-		digestRow(d, 'u', v)
-		cat.UnseenCalls = append(cat.UnseenCalls, UnseenCall{Kind: v[0][0], Source: string(v[1]), Target: string(v[2]),
-			Function: QName{string(v[3]), string(v[4])}})
-	}
-	if _, err := rr.Close(); err != nil {
-		return nil, fmt.Errorf("reading catalog implicit casts and domains: %w", err)
 	}
 	g, err := LoadGrammarDiff(ctx, conn)
 	if err != nil {
@@ -353,4 +349,25 @@ func parseTypeName(typ string) (*pg_query.TypeName, error) {
 		}
 	}
 	return nil, fmt.Errorf("parsing type %q: unexpected shape", typ)
+}
+
+// mergeKeys adds the keys and foreign keys of child, a relation a write
+// of rel reaches, to rel's.
+func (rel *Relation) mergeKeys(child *Relation) {
+	for c := range child.Keys {
+		if rel.Keys == nil {
+			rel.Keys = map[string]bool{}
+		}
+		rel.Keys[c] = true
+	}
+	merge := func(dst *map[string][]QName, src map[string][]QName) {
+		for c, qs := range src {
+			if *dst == nil {
+				*dst = map[string][]QName{}
+			}
+			(*dst)[c] = append((*dst)[c], qs...)
+		}
+	}
+	merge(&rel.References, child.References)
+	merge(&rel.ReferencedBy, child.ReferencedBy)
 }

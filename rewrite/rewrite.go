@@ -416,6 +416,24 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 	if ok, reason := w.pol.AllowStatement(k); !ok {
 		return deny("statement_kind", "%s is not allowed: %s", k, reason)
 	}
+	// An open table's keys may reach governed ones: a foreign key's
+	// check or cascade.
+	var err2 error
+	switch s := n.Node.(type) {
+	case *pg_query.Node_InsertStmt:
+		if s.InsertStmt.SelectStmt != nil {
+			err2 = w.writeChecked(s.InsertStmt.Cols, rel, acc, "INSERT")
+		}
+	case *pg_query.Node_UpdateStmt:
+		err2 = w.writeChecked(s.UpdateStmt.TargetList, rel, acc, "UPDATE")
+	case *pg_query.Node_CopyStmt:
+		err2 = w.writeChecked(s.CopyStmt.Attlist, rel, acc, "COPY")
+	case *pg_query.Node_DeleteStmt:
+		err2 = w.deleteChecked(rel)
+	}
+	if err2 != nil {
+		return err2
+	}
 	w.skipTarget = target
 	defer func() { w.skipTarget = nil }()
 	return w.walk(n)

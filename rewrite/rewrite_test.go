@@ -165,6 +165,17 @@ func TestWrites(t *testing.T) {
 		// A violation would tell whether the employee exists.
 		{name: "SET of a foreign key to a table the user may not read is refused",
 			sql: "UPDATE responses SET agent_login = 'tom' WHERE id = 1", rule: "write_key"},
+		// employees' and responses' foreign keys reference teams: a
+		// violation would tell that a hidden row references team 99, a
+		// cascade would change it.
+		{name: "DELETE from an open table a hidden row may reference is refused",
+			sql: "DELETE FROM teams WHERE id = 99", rule: "write_key"},
+		{name: "UPDATE of an open table's column a hidden row may reference is refused",
+			sql: "UPDATE teams SET id = 100 WHERE id = 99", rule: "write_key"},
+		{name: "UPDATE of an open table's column no other table references passes",
+			sql: "UPDATE teams SET name = name WHERE id = 99", want: []string{"UPDATE teams SET name = name WHERE id = 99"}},
+		{name: "DELETE from a governed table no foreign key references passes",
+			sql: "DELETE FROM countries WHERE code = 'FR'", want: []string{"DELETE FROM public.countries countries WHERE name = 'France'"}},
 		{name: "SET of a foreign key to an open table passes",
 			sql: "UPDATE responses SET team_id = 1 WHERE id = 1", want: []string{"UPDATE responses SET team_id = 1 WHERE (tableoid, ctid) IN"}},
 		{name: "INSERT under a row scope is refused", sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", rule: "write_scope"},

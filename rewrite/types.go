@@ -105,12 +105,16 @@ type Relation struct {
 	// governed by its ancestor's policy.
 	Ancestors []QName
 	// Keys holds the columns a unique index or an exclusion constraint
-	// reads (as a key, in an expression or in its predicate), and
+	// reads (as a key, in an expression or in its predicate),
 	// References maps each column of a foreign key to the relations it
-	// references: PostgreSQL checks a value written there against rows
-	// no scope limits (writeChecked).
-	Keys       map[string]bool
-	References map[string][]QName
+	// references, and ReferencedBy each column a foreign key references
+	// to the relations referencing it: PostgreSQL checks a value written
+	// there, or a row deleted, against rows no scope limits, and may
+	// cascade into them (writeChecked). A relation's own include its
+	// inheritance children's and partitions', which a write of it
+	// reaches.
+	Keys                     map[string]bool
+	References, ReferencedBy map[string][]QName
 }
 
 // Column is a column of a Relation.

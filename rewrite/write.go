@@ -74,6 +74,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(del.ReturningList, del.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
+		if err := w.deleteChecked(rel); err != nil {
+			return err
+		}
 		// The WITH names are in scope for the WHERE and RETURNING, as
 		// PostgreSQL resolves them.
 		var err error
@@ -305,24 +308,54 @@ func writtenColumns(cols []*pg_query.Node, rel *Relation) []string {
 //
 // cols are as writtenColumns reads them.
 func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
-	if len(rel.Keys) == 0 && len(rel.References) == 0 {
+	// A view's or a foreign table's constraints are its base tables' or
+	// the remote server's, which the snapshot does not know: under a
+	// scope, every column counts as a key.
+	opaque := rel.Kind == 'v' || rel.Kind == 'f'
+	if len(rel.Keys) == 0 && len(rel.References) == 0 && len(rel.ReferencedBy) == 0 && !opaque {
 		return nil
 	}
 	for _, n := range writtenColumns(cols, rel) {
-		if acc.Filter != nil && rel.Keys[n] {
+		if acc.Filter != nil && (rel.Keys[n] || opaque) {
 			return deny("write_key", "%s of %s.%s is not allowed under your row scope: a unique key holds the column, and its check would tell whether a row outside your scope has the value", clause, rel.QName, n)
 		}
-		for _, q := range rel.References[n] {
-			ref := w.cat.Relations[q]
-			if ref != nil {
-				if a := w.access(ref); a.Mode == Open || a.Mode == Governed && a.Filter == nil {
-					continue
-				}
-			}
+		if q, ok := w.notReadable(rel.References[n]); !ok {
 			return deny("write_key", "%s of %s.%s is not allowed: its foreign key references %s, of which you may not read every row, and the key's check would tell whether a row exists", clause, rel.QName, n, q)
+		}
+		if q, ok := w.notReadable(rel.ReferencedBy[n]); !ok {
+			return deny("write_key", "%s of %s.%s is not allowed: a foreign key of %s, of which you may not read every row, references the column, and its check or cascade would reach rows you may not see", clause, rel.QName, n, q)
 		}
 	}
 	return nil
+}
+
+// deleteChecked refuses a DELETE from rel when a foreign key of a
+// relation the user may not read in full references rel: its check
+// would tell whether a hidden row references a deleted one, and its
+// cascade would delete or change hidden rows.
+func (w *walker) deleteChecked(rel *Relation) error {
+	for _, c := range rel.Columns {
+		if q, ok := w.notReadable(rel.ReferencedBy[c.Name]); !ok {
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
+		}
+	}
+	return nil
+}
+
+// notReadable returns the first of rels the user may not read in full
+// (denied, or under a row scope; unknown to the snapshot) and false, or
+// true when every one may be.
+func (w *walker) notReadable(rels []QName) (QName, bool) {
+	for _, q := range rels {
+		r := w.cat.Relations[q]
+		if r == nil {
+			return q, false
+		}
+		if a := w.access(r); a.Mode != Open && (a.Mode != Governed || a.Filter != nil) {
+			return q, false
+		}
+	}
+	return QName{}, true
 }
 
 // collectColumns adds the names of the unqualified column references of

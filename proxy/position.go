@@ -15,6 +15,14 @@ import (
 
 // batchTexts remembers the statement each recent batch sent upstream.
 //
+// NOTE: a batch that binds a statement prepared before it (a Bind naming
+// another statement than its Parse, SQL EXECUTE or FETCH) keeps no
+// texts: an error of the older statement with a Position (one PostgreSQL
+// meets planning it again after DDL) would point into that statement's
+// rewritten text. An Execute of a portal bound in an earlier batch is
+// not followed: it runs a plan already made, whose errors carry no
+// Position.
+//
 // NOTE: the client relay writes (note), the backend relay reads (at);
 // mu guards slots.
 type batchTexts struct {
@@ -23,27 +31,54 @@ type batchTexts struct {
 }
 
 // batchText is what batch number batch sent: client is the client's
-// text of its one Query or Parse, sent the text forwarded for it.
-// several marks a batch with more than one, whose errors cannot be told
-// apart.
+// text of its one Query or Parse, sent the text forwarded for it, name
+// the Parse's statement name. several marks a batch with more than one
+// text, or running a statement prepared before it, whose errors cannot
+// be told apart.
 type batchText struct {
-	batch         int64
-	client, sent  string
-	several, used bool
+	batch              int64
+	name, client, sent string
+	several, used      bool
 }
 
-// note records that batch sent sent for the client's text client.
-func (b *batchTexts) note(batch int64, client, sent string) {
+// queryName is the name batchText gives a Query's text: no Bind names
+// it.
+const queryName = "\x00query"
+
+// note records that batch sent sent for the client's text client, of a
+// Parse of the statement name (queryName for a Query).
+func (b *batchTexts) note(batch int64, name, client, sent string) {
 	b.mu.Lock()
 	s := &b.slots[batch%int64(len(b.slots))]
 	if s.used && s.batch == batch {
 		s.several = true
 		s.client, s.sent = "", ""
 	} else {
-		*s = batchText{batch: batch, client: client, sent: sent, used: true}
+		*s = batchText{batch: batch, name: name, client: client, sent: sent, used: true}
 	}
 	b.mu.Unlock()
 }
+
+// bind records that batch binds the statement name: unless the batch
+// parsed that very statement, an error may point into the text of one
+// prepared before it.
+func (b *batchTexts) bind(batch int64, name string) {
+	b.mu.Lock()
+	s := &b.slots[batch%int64(len(b.slots))]
+	switch {
+	case !s.used || s.batch != batch:
+		*s = batchText{batch: batch, several: true, used: true}
+	case s.name != name:
+		s.several = true
+		s.client, s.sent = "", ""
+	}
+	b.mu.Unlock()
+}
+
+// opaque records that batch runs a statement prepared in an earlier one
+// (SQL EXECUTE, FETCH): an error there may point into that statement's
+// text, which the batch does not hold.
+func (b *batchTexts) opaque(batch int64) { b.bind(batch, "\x00earlier") }
 
 // at returns the texts batch sent, false when it sent none, several, or
 // is no longer remembered.

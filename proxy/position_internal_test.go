@@ -27,16 +27,34 @@ func TestErrorPosition(t *testing.T) {
 	}
 	t.Run("a batch with two statements maps none", func(t *testing.T) {
 		var b batchTexts
-		b.note(3, "a", "b")
+		b.note(3, "", "a", "b")
 		if _, _, ok := b.at(3); !ok {
 			t.Fatal("one statement: not found")
 		}
-		b.note(3, "c", "d")
+		b.note(3, "", "c", "d")
 		if _, _, ok := b.at(3); ok {
 			t.Fatal("two statements: found")
 		}
 		if _, _, ok := b.at(3 + int64(len(b.slots))); ok {
 			t.Fatal("a batch never noted: found")
+		}
+		b.note(4, queryName, "EXECUTE q", "EXECUTE q")
+		b.opaque(4)
+		if _, _, ok := b.at(4); ok {
+			t.Fatal("a batch running an earlier statement: found")
+		}
+		b.note(5, "s1", "a", "b")
+		b.bind(5, "s1")
+		if _, _, ok := b.at(5); !ok {
+			t.Fatal("a batch binding the statement it parsed: not found")
+		}
+		b.bind(5, "s0")
+		if _, _, ok := b.at(5); ok {
+			t.Fatal("a batch binding an earlier statement too: found")
+		}
+		b.bind(6, "s0")
+		if _, _, ok := b.at(6); ok {
+			t.Fatal("a batch binding an earlier statement only: found")
 		}
 	})
 }

@@ -268,7 +268,13 @@ func (ss *session) relayQuery(total int) error {
 		ss.discardEnds(res, false)
 	}
 	out := res.SQL
-	ss.texts.note(ss.sent.Load(), text, out)
+	ss.texts.note(ss.sent.Load(), queryName, text, out)
+	for _, o := range res.Objects {
+		if o.Op == "execute" || o.Op == "fetch" {
+			ss.texts.opaque(ss.sent.Load())
+			break
+		}
+	}
 	if out == text {
 		return ss.uout.Write(msg)
 	}
@@ -322,7 +328,7 @@ func (ss *session) relayParse(total int) error {
 	ss.noteStatement(st, res, nil)
 	ss.notePoolState(res, SourceParse, p.Name)
 	out := res.SQL
-	ss.texts.note(ss.sent.Load()+1, p.Query, out)
+	ss.texts.note(ss.sent.Load()+1, p.Name, p.Query, out)
 	if ss.pl != nil {
 		// Under the statement's name upstream (pooled_stmt.go).
 		p.Query = out

@@ -45,6 +45,7 @@ func (ss *session) trackPeek(typ byte, total int) error {
 	case 'B':
 		portal, rest, ok := cstring(body)
 		name, _, ok2 := cstring(rest)
+		ss.texts.bind(ss.sent.Load()+1, name)
 		if err := ss.trackBind(portal, name, ok && ok2); err != nil {
 			return err
 		}

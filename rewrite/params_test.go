@@ -87,3 +87,30 @@ func TestDeclaredParameters(t *testing.T) {
 		}
 	})
 }
+
+// taggingPolicy is a Policy that names its user in application_name.
+type taggingPolicy struct{ rewrite.Policy }
+
+func (taggingPolicy) ApplicationNamePrefix() string { return "pgveil:marie:" }
+
+// TestDeclaredParametersKeepTheSessionTag holds a statement with declared
+// parameter types to the checks of the user's own policy: a declaration
+// must not lift the application_name prefix, or a user could pose as
+// another in the upstream's views and logs.
+func TestDeclaredParametersKeepTheSessionTag(t *testing.T) {
+	cat := demoCatalog(t)
+	p := taggingPolicy{marie(t)}
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	for _, sql := range []string{
+		"SET application_name = 'pgveil:hq:forged'",
+		"SELECT set_config('application_name', 'pgveil:hq:forged', false) WHERE $1::int = 1",
+	} {
+		res, err := e.RewriteParse(context.Background(), "marie", sql, []uint32{23})
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if !strings.Contains(res.SQL, "pgveil:marie:") {
+			t.Fatalf("%s, declared: the prefix is gone:\n%s", sql, res.SQL)
+		}
+	}
+}

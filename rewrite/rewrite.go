@@ -424,6 +424,9 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 		if s.InsertStmt.SelectStmt != nil {
 			err2 = w.writeChecked(s.InsertStmt.Cols, rel, acc, "INSERT")
 		}
+		if oc := s.InsertStmt.OnConflictClause; err2 == nil && oc != nil && len(oc.TargetList) > 0 {
+			err2 = w.writeChecked(oc.TargetList, rel, acc, "ON CONFLICT DO UPDATE")
+		}
 	case *pg_query.Node_UpdateStmt:
 		err2 = w.writeChecked(s.UpdateStmt.TargetList, rel, acc, "UPDATE")
 	case *pg_query.Node_CopyStmt:

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -176,6 +177,10 @@ func TestWrites(t *testing.T) {
 			sql: "UPDATE teams SET name = name WHERE id = 99", want: []string{"UPDATE teams SET name = name WHERE id = 99"}},
 		{name: "DELETE from a governed table no foreign key references passes",
 			sql: "DELETE FROM countries WHERE code = 'FR'", want: []string{"DELETE FROM public.countries countries WHERE name = 'France'"}},
+		// The conflict's UPDATE would cascade into, or fail on, hidden
+		// rows referencing team 1001's old id.
+		{name: "ON CONFLICT DO UPDATE of a referenced column of an open table is refused",
+			sql: "INSERT INTO teams (name) VALUES ('probe') ON CONFLICT (name) DO UPDATE SET id = 1001", rule: "write_key"},
 		{name: "SET of a foreign key to an open table passes",
 			sql: "UPDATE responses SET team_id = 1 WHERE id = 1", want: []string{"UPDATE responses SET team_id = 1 WHERE (tableoid, ctid) IN"}},
 		{name: "INSERT under a row scope is refused", sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", rule: "write_scope"},
@@ -186,6 +191,26 @@ func TestWrites(t *testing.T) {
 			want: []string{"FROM public.countries WHERE name = 'France' OFFSET 0) countries"}},
 	}
 	runCases(t, cat, p, cases)
+
+	t.Run("a unique key reading a masked column", func(t *testing.T) {
+		// A unique (team_id, email): moving a row to another team
+		// fails exactly when a row there has its masked email.
+		c := *cat
+		c.Relations = maps.Clone(cat.Relations)
+		q := rewrite.QName{Schema: "public", Name: "responses"}
+		r := *c.Relations[q]
+		r.Keys = map[string]bool{"id": true, "team_id": true, "email": true}
+		c.Relations[q] = &r
+		unscoped := marie(t)
+		unscoped.kinds[rewrite.KindUpdate] = true
+		a := unscoped.access["public.responses"]
+		a.Filter = nil
+		unscoped.access["public.responses"] = a
+		runCases(t, &c, unscoped, []rewriteCase{
+			{name: "makes a write of any key column refused, even without a row scope",
+				sql: "UPDATE responses SET team_id = 2 WHERE id = 1", rule: "write_key"},
+		})
+	})
 
 	t.Run("without a row scope", func(t *testing.T) {
 		unscoped := marie(t)

@@ -107,7 +107,10 @@ func newWalker(cat *Catalog, p Policy) *walker {
 		visible: map[string]bool{}, refs: map[string]bool{}, relNames: map[string]bool{},
 	}
 	if d, ok := p.(*declaredPolicy); ok {
-		w.declared = d.types
+		// The walker checks against the user's own policy, whose
+		// optional interfaces (sessionTagger) the wrapper hides; the
+		// wrapper only keys the caches.
+		w.pol, w.declared = d.Policy, d.types
 	}
 	return w
 }

@@ -309,21 +309,28 @@ func writtenColumns(cols []*pg_query.Node, rel *Relation) []string {
 // cols are as writtenColumns reads them.
 func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
 	// A view's or a foreign table's constraints are its base tables' or
-	// the remote server's, which the snapshot does not know: under a
-	// scope, every column counts as a key.
-	opaque := rel.Kind == 'v' || rel.Kind == 'f'
-	if len(rel.Keys) == 0 && len(rel.References) == 0 && len(rel.ReferencedBy) == 0 && !opaque {
+	// the remote server's, which the snapshot does not know.
+	if rel.Kind == 'v' || rel.Kind == 'f' {
+		return deny("write_key", "%s of %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", clause, rel.QName)
+	}
+	if len(rel.Keys) == 0 && len(rel.References) == 0 && len(rel.ReferencedBy) == 0 {
 		return nil
 	}
+	// A unique key that reads a masked column compares the value written
+	// with masked ones: conservatively, every key column counts then.
+	keyMasked := false
+	for c := range acc.Masks {
+		keyMasked = keyMasked || rel.Keys[c]
+	}
 	for _, n := range writtenColumns(cols, rel) {
-		if acc.Filter != nil && (rel.Keys[n] || opaque) {
-			return deny("write_key", "%s of %s.%s is not allowed under your row scope: a unique key holds the column, and its check would tell whether a row outside your scope has the value", clause, rel.QName, n)
+		if rel.Keys[n] && (acc.Filter != nil || keyMasked) {
+			return deny("write_key", "%s of %s.%s is not allowed: a unique key holds the column, and its check would tell whether a row or a value you may not see has it", clause, rel.QName, n)
 		}
 		if q, ok := w.notReadable(rel.References[n]); !ok {
-			return deny("write_key", "%s of %s.%s is not allowed: its foreign key references %s, of which you may not read every row, and the key's check would tell whether a row exists", clause, rel.QName, n, q)
+			return deny("write_key", "%s of %s.%s is not allowed: its foreign key references %s, of which you may not read every row and column, and the key's check would tell whether a row exists", clause, rel.QName, n, q)
 		}
 		if q, ok := w.notReadable(rel.ReferencedBy[n]); !ok {
-			return deny("write_key", "%s of %s.%s is not allowed: a foreign key of %s, of which you may not read every row, references the column, and its check or cascade would reach rows you may not see", clause, rel.QName, n, q)
+			return deny("write_key", "%s of %s.%s is not allowed: a foreign key of %s, of which you may not read every row and column, references the column, and its check or cascade would reach rows you may not see", clause, rel.QName, n, q)
 		}
 	}
 	return nil
@@ -332,26 +339,31 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 // deleteChecked refuses a DELETE from rel when a foreign key of a
 // relation the user may not read in full references rel: its check
 // would tell whether a hidden row references a deleted one, and its
-// cascade would delete or change hidden rows.
+// cascade would delete or change hidden rows. A view or a foreign table
+// is refused, as in writeChecked.
 func (w *walker) deleteChecked(rel *Relation) error {
+	if rel.Kind == 'v' || rel.Kind == 'f' {
+		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
+	}
 	for _, c := range rel.Columns {
 		if q, ok := w.notReadable(rel.ReferencedBy[c.Name]); !ok {
-			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row and column, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
 		}
 	}
 	return nil
 }
 
 // notReadable returns the first of rels the user may not read in full
-// (denied, or under a row scope; unknown to the snapshot) and false, or
-// true when every one may be.
+// (denied, under a row scope, with a masked column, or unknown to the
+// snapshot) and false, or true when every one may be: a key's check
+// against a relation read in full tells nothing the user could not read.
 func (w *walker) notReadable(rels []QName) (QName, bool) {
 	for _, q := range rels {
 		r := w.cat.Relations[q]
 		if r == nil {
 			return q, false
 		}
-		if a := w.access(r); a.Mode != Open && (a.Mode != Governed || a.Filter != nil) {
+		if a := w.access(r); a.Mode != Open && (a.Mode != Governed || a.Filter != nil || len(a.Masks) > 0) {
 			return q, false
 		}
 	}

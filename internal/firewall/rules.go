@@ -97,7 +97,7 @@ var Rules = []Rule{
 	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
 		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads"},
 	{Name: "write_key", Code: sqlstate.InsufficientPrivilege,
-		Doc: "writes a key's check would answer with a hidden row: UPDATE of a unique key's column under a row scope; a foreign key's column referencing a table the user may not read in full; DELETE, or UPDATE of a referenced column, of a table such a table's foreign key references"},
+		Doc: "writes a key's check would answer with a hidden row: UPDATE of a unique key's column under a row scope; a foreign key's column referencing a table the user may not read in full (every row and column); DELETE, or UPDATE of a referenced column, of a table such a table's foreign key references; writes of views and foreign tables"},
 	{Name: "masked_write", Code: sqlstate.InsufficientPrivilege,
 		Doc: "SET/RETURNING reading masked columns; UPDATE, INSERT and COPY FROM writing one (a unique constraint on it would tell whether another row holds the value)"},
 	{Name: "internal", Code: sqlstate.InsufficientPrivilege,

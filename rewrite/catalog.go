@@ -40,17 +40,12 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
         AND d.refobjsubid = a.attnum))
 WHERE i.indisunique OR i.indisexclusion
 UNION
-SELECT c.conrelid, 'f', a.attname, n.nspname, r.relname
+SELECT x.rel, x.kind, a.attname, n.nspname, r.relname
 FROM pg_catalog.pg_constraint c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-WHERE c.contype = 'f'
-UNION
-SELECT c.confrelid, 'r', a.attname, n.nspname, r.relname
-FROM pg_catalog.pg_constraint c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = ANY (c.confkey)
-JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
+CROSS JOIN LATERAL (VALUES (c.conrelid, 'f', c.conkey, c.confrelid), (c.confrelid, 'r', c.confkey, c.conrelid))
+  AS x (rel, kind, cols, other)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = x.rel AND a.attnum = ANY (x.cols)
+JOIN pg_catalog.pg_class r ON r.oid = x.other
 JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
 WHERE c.contype = 'f'
 ORDER BY 1, 2, 3, 4, 5`

@@ -11,28 +11,32 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// subqueryOnly is a policy whose relations never take pushed
-// comparisons, so the rewriter always reads them through the fenced
-// subquery: the reference the direct read (rewrite/flatten.go) is held to.
-// unmasked is a Policy without its masks.
-type unmasked struct{ rewrite.Policy }
+// adjusted is a Policy whose relations' Access adjust changes; suffix
+// keeps its cache keys apart from the Policy's.
+type adjusted struct {
+	rewrite.Policy
+	suffix string
+	adjust func(*rewrite.Access)
+}
 
-func (p unmasked) Key() string { return p.Policy.Key() + "/unmasked" }
+func (p adjusted) Key() string { return p.Policy.Key() + p.suffix }
 
-func (p unmasked) Relation(r *rewrite.Relation) rewrite.Access {
+func (p adjusted) Relation(r *rewrite.Relation) rewrite.Access {
 	acc := p.Policy.Relation(r)
-	acc.Masks = nil
+	p.adjust(&acc)
 	return acc
 }
 
-type subqueryOnly struct{ rewrite.Policy }
+// subqueryOnly is p with relations that never take pushed comparisons,
+// so the rewriter always reads them through the fenced subquery: the
+// reference the direct read (rewrite/flatten.go) is held to.
+func subqueryOnly(p rewrite.Policy) rewrite.Policy {
+	return adjusted{p, "/subquery-only", func(a *rewrite.Access) { a.NoPushdown = true }}
+}
 
-func (p subqueryOnly) Key() string { return p.Policy.Key() + "/subquery-only" }
-
-func (p subqueryOnly) Relation(r *rewrite.Relation) rewrite.Access {
-	acc := p.Policy.Relation(r)
-	acc.NoPushdown = true
-	return acc
+// unmasked is p without its masks.
+func unmasked(p rewrite.Policy) rewrite.Policy {
+	return adjusted{p, "/unmasked", func(a *rewrite.Access) { a.Masks = nil }}
 }
 
 // TestDirectReadGivesTheSubquerysRows runs statements that read a
@@ -80,7 +84,7 @@ func TestDirectReadGivesTheSubquerysRows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := rewrite.Rewrite(c.sql, env.cat, subqueryOnly{pol})
+			want, err := rewrite.Rewrite(c.sql, env.cat, subqueryOnly(pol))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +139,7 @@ func TestDirectWriteChangesTheSubquerysRows(t *testing.T) {
 		t.Run(c.user+": "+c.sql, func(t *testing.T) {
 			var base rewrite.Policy
 			if login, ok := strings.CutSuffix(c.user, "+"); ok {
-				base = unmasked{env.policy(t, login)}
+				base = unmasked(env.policy(t, login))
 			} else {
 				base = env.policy(t, c.user)
 			}
@@ -144,7 +148,7 @@ func TestDirectWriteChangesTheSubquerysRows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := rewrite.Rewrite(c.sql, env.cat, subqueryOnly{pol})
+			want, err := rewrite.Rewrite(c.sql, env.cat, subqueryOnly(pol))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,7 +251,7 @@ func TestEngineReadsDirectlyThroughTemplates(t *testing.T) {
 		{"a DELETE", "DELETE FROM countries c WHERE c.code = '%s' RETURNING c.name", "pgveil_ctid", "public.countries "},
 	} {
 		t.Run(tc.name+" does", func(t *testing.T) {
-			var pol rewrite.Policy = &grantPolicy{Policy: unmasked{env.policy(t, "marie")}, kinds: writes}
+			var pol rewrite.Policy = &grantPolicy{Policy: unmasked(env.policy(t, "marie")), kinds: writes}
 			e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return pol, nil }, nil, 100)
 			ctx := context.Background()
 			for i, code := range []string{"FR", "DE", "IT", "ES"} {

@@ -201,24 +201,14 @@ func TestWrites(t *testing.T) {
 		r := *c.Relations[q]
 		r.Keys = map[string]bool{"id": true, "team_id": true, "email": true}
 		c.Relations[q] = &r
-		unscoped := marie(t)
-		unscoped.kinds[rewrite.KindUpdate] = true
-		a := unscoped.access["public.responses"]
-		a.Filter = nil
-		unscoped.access["public.responses"] = a
-		runCases(t, &c, unscoped, []rewriteCase{
+		runCases(t, &c, unscopedMarie(t), []rewriteCase{
 			{name: "makes a write of any key column refused, even without a row scope",
 				sql: "UPDATE responses SET team_id = 2 WHERE id = 1", rule: "write_key"},
 		})
 	})
 
 	t.Run("without a row scope", func(t *testing.T) {
-		unscoped := marie(t)
-		unscoped.kinds[rewrite.KindInsert], unscoped.kinds[rewrite.KindUpdate] = true, true
-		a := unscoped.access["public.responses"]
-		a.Filter = nil
-		unscoped.access["public.responses"] = a
-		runCases(t, cat, unscoped, []rewriteCase{
+		runCases(t, cat, unscopedMarie(t), []rewriteCase{
 			{name: "INSERT naming a masked column is refused",
 				sql: "INSERT INTO responses (country, email) VALUES ('France', 'ana@example.com')", rule: "masked_write"},
 			{name: "INSERT without a column list writes every column and is refused",
@@ -231,6 +221,17 @@ func TestWrites(t *testing.T) {
 				sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now())", want: []string{"INSERT INTO responses (country, submitted_at)"}},
 		})
 	})
+}
+
+// unscopedMarie is marie's policy without her row scope on responses,
+// allowed to insert and update.
+func unscopedMarie(t *testing.T) *fakePolicy {
+	p := marie(t)
+	p.kinds[rewrite.KindInsert], p.kinds[rewrite.KindUpdate] = true, true
+	a := p.access["public.responses"]
+	a.Filter = nil
+	p.access["public.responses"] = a
+	return p
 }
 
 // rewriteCase is a statement and what its rewrite must contain, or the

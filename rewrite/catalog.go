@@ -69,7 +69,8 @@ ORDER BY 1, 2`
 // catalogCallsSQL lists the operators and casts that call a function
 // outside pg_catalog: kind 'o' with the operator's schema and name, 'c'
 // with the cast's target type name (a domain's CHECK constraints count
-// as casts to it: a cast to the domain runs them), then the function's
+// as casts to it: a cast to the domain runs them, with the functions
+// they call by name, through an operator or through a cast), then the function's
 // schema and name; for a cast, its castcontext ('d' for a domain's
 // CHECK) and its source and target as format_type writes them, which
 // make Catalog.UnseenCalls: implicit and assignment casts, and domains,
@@ -101,8 +102,13 @@ SELECT 'c', '', t.typname, fn.nspname, p.proname, 'd', '', pg_catalog.format_typ
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_constraint k ON k.contypid = t.oid
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
-  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+JOIN pg_catalog.pg_proc p ON p.oid = CASE d.refclassid
+    WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
+    WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid)
+    WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
+      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid)
+  END
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e

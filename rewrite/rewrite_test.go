@@ -412,7 +412,8 @@ CREATE FUNCTION public.known(text) RETURNS boolean LANGUAGE sql AS 'SELECT EXIST
 CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
 CREATE TYPE public.hidden AS (n bigint);
 CREATE FUNCTION public.tohidden(int) RETURNS public.hidden LANGUAGE sql AS 'SELECT ROW((SELECT count(*) FROM public.responses))::public.hidden';
-CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICIT`).ReadAll(); err != nil {
+CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICIT;
+CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
@@ -432,12 +433,16 @@ CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICI
 	if got := cat.OperatorCalls["="]; len(got) != 0 {
 		t.Fatalf("citext's = is listed: %v", got)
 	}
+	if got := cat.CastCalls["peeking"]; len(got) != 1 || got[0].Function.Name != "peek" {
+		t.Fatalf("casts to the domain peeking call %v, want public.peek through its CHECK's operator", got)
+	}
 	// What no syntax shows is listed for the configuration checks: the
 	// implicit cast and the domain's CHECK, not the explicit cast nor
 	// citext's casts.
 	wantUnseen := []rewrite.UnseenCall{
 		{Kind: 'c', Source: "integer", Target: "hidden", Function: rewrite.QName{Schema: "public", Name: "tohidden"}},
 		{Kind: 'd', Target: "known_email", Function: rewrite.QName{Schema: "public", Name: "known"}},
+		{Kind: 'd', Target: "peeking", Function: rewrite.QName{Schema: "public", Name: "peek"}},
 	}
 	if !reflect.DeepEqual(cat.UnseenCalls, wantUnseen) {
 		t.Fatalf("UnseenCalls = %+v, want %+v", cat.UnseenCalls, wantUnseen)
@@ -450,6 +455,8 @@ CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICI
 		"SELECT ARRAY[comment]::probe[] FROM responses",
 		// The domain's CHECK answers whether an email is anyone's.
 		"SELECT 'ana@example.com'::known_email",
+		// Its CHECK calls public.peek through the operator =~=.
+		"SELECT 'a'::peeking",
 	}
 	for _, sql := range refused {
 		t.Run(sql, func(t *testing.T) {

@@ -14,6 +14,10 @@ const (
 	EventReloadFailed = "reload_failed"
 	EventStart        = "start"
 	EventStop         = "stop"
+	// EventCatalog is a new catalog snapshot put in force without a
+	// reload (a DBA's DDL): from it on, statements are rewritten against
+	// the relations and columns it holds; Message says how many.
+	EventCatalog = "catalog"
 	// EventPanic is a session ended by an internal error in pgveil; the
 	// other sessions went on.
 	EventPanic = "panic"

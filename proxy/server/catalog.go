@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/internal/audit"
 )
 
 // minKickInterval is the shortest time between two catalog reads that
@@ -27,6 +30,9 @@ const minKickInterval = 5 * time.Second
 type catalogWatch struct {
 	policies *Policies
 	log      *zap.Logger
+	// audit records each snapshot put in force; nil without an audit
+	// trail.
+	audit *audit.Log
 	// reads counts the reads by outcome; nil without metrics.
 	reads *prometheus.CounterVec
 	// kick asks for a read; rearm for the timer to be set again from
@@ -39,8 +45,8 @@ type catalogWatch struct {
 
 // newCatalogWatch starts a catalogWatch over p, exporting its counter in
 // reg unless nil; stop it with close.
-func newCatalogWatch(p *Policies, log *zap.Logger, reg *prometheus.Registry) *catalogWatch {
-	w := &catalogWatch{policies: p, log: log, kick: make(chan struct{}, 1), rearmc: make(chan struct{}, 1),
+func newCatalogWatch(p *Policies, log *zap.Logger, reg *prometheus.Registry, trail *audit.Log) *catalogWatch {
+	w := &catalogWatch{policies: p, log: log, audit: trail, kick: make(chan struct{}, 1), rearmc: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if reg != nil {
 		w.reads = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -132,8 +138,13 @@ func (w *catalogWatch) read() {
 		w.log.Warn("reading the upstream catalog again failed; the snapshot in force stays", zap.Error(err))
 	case changed:
 		result = "changed"
+		cat := e.Engine.Catalog()
 		w.log.Info("the upstream catalog changed: statements are now checked against the new snapshot",
-			zap.Int("relations", len(e.Engine.Catalog().Relations)))
+			zap.Int("relations", len(cat.Relations)))
+		if w.audit != nil {
+			w.audit.Write(&audit.Record{Event: audit.EventCatalog, PolicyVersion: e.Version,
+				Message: fmt.Sprintf("catalog snapshot %x: %d relations", cat.Digest[:8], len(cat.Relations))})
+		}
 		logWarnings(w.log, e.Config.CheckUnseenCalls(e.Engine.Catalog()))
 	}
 	if w.reads != nil {

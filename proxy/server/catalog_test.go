@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,17 @@ rule "positive" {
 		}
 		if !strings.Contains(string(b), `pgveil_catalog_reads_total{result="changed"} 1`) {
 			t.Errorf("/metrics lacks one changed read (the kicked one):\n%s", grepLines(string(b), "pgveil_catalog"))
+		}
+	})
+
+	t.Run("each snapshot put in force is in the audit trail", func(t *testing.T) {
+		trail := filepath.Join(filepath.Dir(path), "audit.log")
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.Contains(auditEvents(t, trail), "catalog") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no catalog record in %v", auditEvents(t, trail))
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 

@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.audit.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + cfg.Version})
 	}
 
-	s.catalog = newCatalogWatch(s.policies, log, reg)
+	s.catalog = newCatalogWatch(s.policies, log, reg, s.audit)
 	// NOTE: from here on, a failure must stop the watch it started.
 	defer func() {
 		if err != nil {

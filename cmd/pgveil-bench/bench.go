@@ -26,8 +26,8 @@ type bench struct {
 
 	pgbench string
 	facts   machineFacts
-	// targets are direct, pgbouncer, pgveil and pgveil-governed, in that
-	// order.
+	// targets are direct, pgbouncer, pgveil, pgveil-governed and
+	// pgveil-audited, in that order.
 	targets []*target
 	// poolTargets are pgbouncer-tx and pgveil-pool, the targets of the
 	// transaction-pool phase; none without that phase.
@@ -59,9 +59,9 @@ func (b *bench) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// setup builds pgveil and starts PostgreSQL, PgBouncer and both pgveil
-// processes, and with the transaction-pool phase pgbouncer-tx and
-// pgveil-pool.
+// setup builds pgveil and starts PostgreSQL, PgBouncer and the three
+// session-mode pgveil processes, and with the transaction-pool phase
+// pgbouncer-tx and pgveil-pool.
 func (b *bench) setup(ctx context.Context) error {
 	if need := b.cfg.fileLimit(); need > 0 {
 		b.checkFileLimit(need)
@@ -152,7 +152,12 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 
 	governed := b.target(targetPgveilGoverned)
-	if err := checkGoverned(ctx, governed, b.cfg.scale); err != nil {
+	for _, name := range []string{targetPgveilGoverned, targetPgveilAudited} {
+		if err := checkGoverned(ctx, b.target(name), b.cfg.scale); err != nil {
+			return err
+		}
+	}
+	if err := checkAudited(ctx, b.target(targetPgveilAudited)); err != nil {
 		return err
 	}
 	if b.cfg.scale <= governedBranches {
@@ -185,6 +190,7 @@ func (b *bench) measure(ctx context.Context) {
 		}
 	}
 	b.sampleMemory(b.res.memAfterPgbench)
+	b.readAudit(ctx)
 
 	for round := range b.cfg.streamRounds {
 		for _, t := range rotate(b.streamTargets(), round) {
@@ -307,12 +313,13 @@ func (b *bench) target(name string) *target {
 }
 
 // streamTargets returns the targets whose streaming rate is measured: all
-// but pgveil-governed, whose rule has nothing to do with the streamed
-// query (it reads no table).
+// but pgveil-governed and pgveil-audited, whose rule has nothing to do
+// with the streamed query (it reads no table), and whose audit trail
+// writes one record for it.
 func (b *bench) streamTargets() []*target {
 	var ts []*target
 	for _, t := range b.targets {
-		if t.name != targetPgveilGoverned {
+		if t.name != targetPgveilGoverned && t.name != targetPgveilAudited {
 			ts = append(ts, t)
 		}
 	}
@@ -361,6 +368,44 @@ func (b *bench) checkAlive(t *target) error {
 		b.logf("%s has exited: %v", t.name, firstLineOf(err))
 	}
 	return fmt.Errorf("%s: skipped, the process had exited", t.name)
+}
+
+// readAudit verifies pgveil-audited's trail into b.res.audit, once its
+// writer has written what was queued: the statements have ended, so the
+// file stops growing within a sync_interval or so.
+func (b *bench) readAudit(ctx context.Context) {
+	t := b.target(targetPgveilAudited)
+	if t == nil || t.auditFile == "" {
+		return
+	}
+	last := int64(-1)
+	for range 20 {
+		fi, err := os.Stat(t.auditFile)
+		if err == nil && fi.Size() == last {
+			break
+		}
+		if err == nil {
+			last = fi.Size()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	tr, err := readAuditTrail(t)
+	if err != nil {
+		b.res.errs = append(b.res.errs, err)
+		return
+	}
+	b.res.audit = &tr
+	verdict := "verified"
+	if tr.problem != "" {
+		verdict = "FAILED: " + tr.problem
+		b.res.errs = append(b.res.errs, fmt.Errorf("%s audit trail: %s", t.name, tr.problem))
+	}
+	b.logf("%s audit trail: %d records, %.1f MiB in %d file(s), %s", t.name, tr.records,
+		float64(tr.bytes)/(1<<20), tr.files, verdict)
 }
 
 // sampleMemory reads the memory of the proxies into into.

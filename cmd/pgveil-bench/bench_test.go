@@ -230,6 +230,7 @@ func TestCommandLine(t *testing.T) {
 // with pgveil's own loader.
 func TestPgveilConfigsLoad(t *testing.T) {
 	t.Setenv(pgveilPasswordEnv, "secret")
+	t.Setenv(pgveilAuditKeyEnv, "audit-secret")
 	verifier, err := scram.NewVerifier("bench-password", scram.DefaultIterations)
 	if err != nil {
 		t.Fatal(err)
@@ -237,8 +238,9 @@ func TestPgveilConfigsLoad(t *testing.T) {
 	upstream := &target{host: "127.0.0.1", port: 5432, user: "postgres"}
 	for _, inst := range append(slices.Clone(pgveilInstances), pgveilPoolInstance(50)) {
 		t.Run(inst.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "pgveil.hcl")
-			conf := pgveilConfigText(inst, 6432, upstream, benchUser, verifier.String())
+			dir := t.TempDir()
+			path := filepath.Join(dir, "pgveil.hcl")
+			conf := pgveilConfigText(inst, dir, 6432, upstream, benchUser, verifier.String())
 			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -247,8 +249,13 @@ func TestPgveilConfigsLoad(t *testing.T) {
 				t.Fatalf("%v\n%s", diags, conf)
 			}
 			governs := strings.Contains(conf, `table "public.pgbench_accounts"`)
-			if governs != (inst.name == targetPgveilGoverned) {
+			if governs != (inst.name == targetPgveilGoverned || inst.name == targetPgveilAudited) {
 				t.Errorf("governs pgbench_accounts: %v", governs)
+			}
+			if audited := cfg.Audit != nil; audited != (inst.name == targetPgveilAudited) {
+				t.Errorf("audited: %v", audited)
+			} else if audited && (cfg.Audit.File != filepath.Join(dir, pgveilAuditFile) || string(cfg.Audit.Key) != "audit-secret") {
+				t.Errorf("audit %+v, want %s keyed from %s", cfg.Audit, filepath.Join(dir, pgveilAuditFile), pgveilAuditKeyEnv)
 			}
 			pool := cfg.Upstream.Pool
 			if inst.name == targetPgveilPool {

@@ -50,7 +50,15 @@
 //     of a statement already parsed), but left as written;
 //  4. a second pgveil process, "pgveil-governed" (its own port, the same
 //     --pgveil-gomaxprocs), whose configuration is the first one plus the
-//     policy below;
+//     policy below, and a third, "pgveil-audited", which is
+//     pgveil-governed plus an audit block with every default (the
+//     rewritten SQL in full, fsync at most every 200 ms, sessions waiting
+//     when the queue is full), the file in its directory, keyed by a
+//     random secret in its environment: the cost of the audit trail every
+//     deployment writes. Before measuring, the harness checks that a
+//     statement reaches the file; after the pgbench runs, it verifies the
+//     chain (internal/audit, as `pgveil audit verify` does) and reports
+//     its records and size;
 //  5. for the transaction-pool phase (unless --pool-clients is 0), a
 //     second PgBouncer, "pgbouncer-tx", with pool_mode = transaction and
 //     default_pool_size = POOL-SIZE, and a third pgveil, "pgveil-pool",
@@ -118,16 +126,16 @@
 //
 // Streaming: a Go client (pgx's pgconn, extended protocol, text format)
 // reads `SELECT g, repeat('x', 100) FROM generate_series(1, ROWS) g` through
-// each target but pgveil-governed (the streamed query reads no table, so
-// its rule would change nothing), touching every value and counting its bytes. The rate is
+// each target but pgveil-governed and pgveil-audited (the streamed query
+// reads no table, so their rule would change nothing), touching every value and counting its bytes. The rate is
 // value bytes per second of the query alone (the connection is opened
 // before the clock starts), median of --stream-rounds reads (each takes
 // about a second, so more are taken than pgbench rounds), interleaved like
 // the throughput runs.
 //
 // Memory: the peak resident set size (VmHWM in /proc/PID/status) of the
-// two pgveil processes and PgBouncer, read after the pgbench runs and again
-// after the streamed results (pgveil-governed is idle meanwhile). Then
+// three pgveil processes and PgBouncer, read after the pgbench runs and again
+// after the streamed results (pgveil-governed and pgveil-audited are idle meanwhile). Then
 // --idle-clients connections are opened to pgveil and to PgBouncer, one
 // after another; each runs SELECT 1 and stays idle, and three seconds
 // after the last the RSS each proxy gained (VmRSS) is read.

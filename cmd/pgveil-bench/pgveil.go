@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/scram"
 )
 
@@ -69,6 +70,26 @@ rule "some_branches" {
 // some_branches rule of pgveilGovernedPolicy shows.
 const governedBranches = 5
 
+// pgveilAuditBlock is added to pgveilConfig for the "pgveil-audited"
+// target: the audit trail with every default a deployment gets (the
+// rewritten SQL in full, fsync at most every 200 ms, sessions waiting when
+// the queue is full), keyed by a random secret passed in the environment.
+// The file is in the instance's directory, removed with the work
+// directory.
+const pgveilAuditBlock = `
+audit {
+  file     = "{{auditfile}}"
+  hmac_key = env("{{auditkeyenv}}")
+}
+`
+
+// pgveilAuditFile is the audit trail's file name in the instance's
+// directory.
+const pgveilAuditFile = "audit.log"
+
+// pgveilAuditKeyEnv names the variable that carries the audit trail's key.
+const pgveilAuditKeyEnv = "PGVEIL_BENCH_AUDIT_KEY"
+
 // pgveilPoolBlock is added to the upstream block of pgveilConfig for the
 // "pgveil-pool" target: transaction pooling on {{poolsize}} backends.
 // Clients wait up to a minute for a backend rather than pgveil's default
@@ -95,6 +116,9 @@ type pgveilInstance struct {
 	// defaultProcs runs the process with Go's default GOMAXPROCS rather
 	// than --pgveil-gomaxprocs.
 	defaultProcs bool
+	// audited adds pgveilAuditBlock, the audit file in the instance's
+	// directory.
+	audited bool
 }
 
 // pgveilInstances are the pgveil processes the benchmark runs, in report
@@ -102,6 +126,7 @@ type pgveilInstance struct {
 var pgveilInstances = []pgveilInstance{
 	{name: targetPgveil},
 	{name: targetPgveilGoverned, policy: pgveilGovernedPolicy},
+	{name: targetPgveilAudited, policy: pgveilGovernedPolicy, audited: true},
 }
 
 // pgveilPoolInstance returns the "pgveil-pool" process: the "pgveil"
@@ -119,8 +144,13 @@ func pgveilPoolInstance(poolSize int) pgveilInstance {
 }
 
 // pgveilConfigText returns the configuration of inst, listening on port, in
-// front of upstream, for user authenticated by verifier.
-func pgveilConfigText(inst pgveilInstance, port int, upstream *target, user, verifier string) string {
+// front of upstream, for user authenticated by verifier; dir is the
+// instance's directory.
+func pgveilConfigText(inst pgveilInstance, dir string, port int, upstream *target, user, verifier string) string {
+	text := pgveilConfig + inst.policy
+	if inst.audited {
+		text += pgveilAuditBlock
+	}
 	return strings.NewReplacer(
 		"{{port}}", fmt.Sprint(port),
 		"{{db}}", benchDatabase,
@@ -130,7 +160,9 @@ func pgveilConfigText(inst pgveilInstance, port int, upstream *target, user, ver
 		"{{user}}", user,
 		"{{verifier}}", verifier,
 		"{{upstreamextra}}", inst.upstream,
-	).Replace(pgveilConfig + inst.policy)
+		"{{auditfile}}", filepath.Join(dir, pgveilAuditFile),
+		"{{auditkeyenv}}", pgveilAuditKeyEnv,
+	).Replace(text)
 }
 
 // pgveilPasswordEnv names the variable that carries the upstream password
@@ -201,7 +233,7 @@ func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, 
 	if err != nil {
 		return nil, err
 	}
-	conf := pgveilConfigText(inst, port, upstream, user, verifier.String())
+	conf := pgveilConfigText(inst, dir, port, upstream, user, verifier.String())
 	confPath := filepath.Join(dir, "pgveil.hcl")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("write %s configuration: %w", inst.name, err)
@@ -210,6 +242,13 @@ func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, 
 	cmd := exec.Command(bin, "serve", "--config", confPath, "--log-level", "warn")
 	cmd.Dir = dir
 	env := []string{pgveilPasswordEnv + "=" + upstream.password}
+	var auditKey string
+	if inst.audited {
+		if auditKey, err = randomSecret(); err != nil {
+			return nil, err
+		}
+		env = append(env, pgveilAuditKeyEnv+"="+auditKey)
+	}
 	if gomaxprocs > 0 && !inst.defaultProcs {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", gomaxprocs))
 	}
@@ -219,6 +258,9 @@ func startPgveil(ctx context.Context, bin, workDir string, inst pgveilInstance, 
 		return nil, err
 	}
 	t := &target{name: inst.name, host: "127.0.0.1", port: port, user: user, password: password, proc: proc}
+	if inst.audited {
+		t.auditFile, t.auditKey = filepath.Join(dir, pgveilAuditFile), auditKey
+	}
 	if err := t.waitReady(ctx, 15*time.Second); err != nil {
 		_ = stopPgveil(t)
 		return nil, fmt.Errorf("start %s: %w", inst.name, err)
@@ -257,6 +299,75 @@ func checkGoverned(ctx context.Context, t *target, scale int) error {
 			t.name, q, got, want, "bid <= "+fmt.Sprint(governedBranches))
 	}
 	return nil
+}
+
+// checkAudited makes sure t writes its audit trail: the statement
+// checkGoverned ran through it must appear in the file within a few
+// seconds (the writer batches and flushes records at most every 2 ms while
+// they keep coming, at once when they stop). A target that audited nothing
+// would measure pgveil-governed again.
+func checkAudited(ctx context.Context, t *target) error {
+	const want = `"event":"statement"`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, err := os.ReadFile(t.auditFile)
+		if err == nil && strings.Contains(string(data), want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("no %s record in %d bytes", want, len(data))
+			}
+			return fmt.Errorf("check the audit trail of %s (%s): %w", t.name, t.auditFile, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// auditTrail is what an audited target wrote: its records, their bytes,
+// and whether `pgveil audit verify` would accept the chain.
+type auditTrail struct {
+	records uint64
+	bytes   int64
+	files   int
+	// problem is the first problem the verification found; "" when the
+	// chain checked out.
+	problem string
+}
+
+// readAuditTrail verifies t's audit trail, rotated files included, with
+// its key, as `pgveil audit verify` does.
+func readAuditTrail(t *target) (auditTrail, error) {
+	files, err := filepath.Glob(t.auditFile + "*")
+	if err != nil {
+		return auditTrail{}, fmt.Errorf("%s audit trail: %w", t.name, err)
+	}
+	tr := auditTrail{files: len(files)}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return auditTrail{}, fmt.Errorf("%s audit trail: %w", t.name, err)
+		}
+		tr.bytes += fi.Size()
+	}
+	reports, err := audit.VerifyChains([]byte(t.auditKey), files)
+	if err != nil {
+		return auditTrail{}, fmt.Errorf("verify the %s audit trail: %w", t.name, err)
+	}
+	for _, rep := range reports {
+		tr.records += rep.Records
+		if !rep.OK && tr.problem == "" {
+			tr.problem = rep.Problem
+		}
+	}
+	if len(reports) != 1 && tr.problem == "" {
+		tr.problem = fmt.Sprintf("%d chains, want 1", len(reports))
+	}
+	return tr, nil
 }
 
 // stopPgveil shuts pgveil down gracefully (SIGTERM), killing it when it

@@ -47,20 +47,20 @@ type procLog struct {
 }
 
 // targetNames lists the targets of the throughput table in report order.
-var targetNames = []string{targetDirect, targetPgBouncer, targetPgveil, targetPgveilGoverned}
+var targetNames = []string{targetDirect, targetPgBouncer, targetPgveil, targetPgveilGoverned, targetPgveilAudited}
 
 // streamTargetNames lists the targets of the streaming table: all but
-// pgveil-governed, which is not streamed.
+// pgveil-governed and pgveil-audited, which are not streamed.
 var streamTargetNames = []string{targetDirect, targetPgBouncer, targetPgveil}
 
 // proxyNames lists the proxy processes of the memory table.
-var proxyNames = []string{targetPgveil, targetPgveilGoverned, targetPgBouncer}
+var proxyNames = []string{targetPgveil, targetPgveilGoverned, targetPgveilAudited, targetPgBouncer}
 
 // poolTargetNames lists the targets of the transaction-pool tables.
 var poolTargetNames = []string{targetPgBouncerTx, targetPgveilPool}
 
 // pgveilNames lists the pgveil processes whose logs the report shows.
-var pgveilNames = []string{targetPgveil, targetPgveilGoverned, targetPgveilPool}
+var pgveilNames = []string{targetPgveil, targetPgveilGoverned, targetPgveilAudited, targetPgveilPool}
 
 // modes lists the measured modes in report order; goalModes those with
 // targets.
@@ -75,6 +75,9 @@ func (r *report) write(w io.Writer, markdown bool) {
 	r.tpsTable().write(w, markdown)
 	r.streamTable().write(w, markdown)
 	r.memTable().write(w, markdown)
+	if r.res.audit != nil {
+		r.auditTable().write(w, markdown)
+	}
 	if len(r.res.idle) > 0 {
 		r.idleTable().write(w, markdown)
 	}
@@ -168,6 +171,26 @@ func (r *report) memTable() *table {
 		b, okB := r.res.memAfterStream[name]
 		t.add(name, mibCell(a.Peak, okA), mibCell(b.Peak, okB), mibCell(b.Current, okB))
 	}
+	return t
+}
+
+// auditTable is what pgveil-audited's audit trail holds after the pgbench
+// runs, and whether its chain verifies.
+func (r *report) auditTable() *table {
+	t := &table{
+		title:  "Audit trail of " + targetPgveilAudited + " after the pgbench runs (defaults: rewritten SQL in full, fsync at most every 200 ms)",
+		header: []string{"records", "size", "per record", "files", "chain"},
+	}
+	a := r.res.audit
+	per := "-"
+	if a.records > 0 {
+		per = fmt.Sprintf("%d B", a.bytes/int64(a.records))
+	}
+	chain := "verified"
+	if a.problem != "" {
+		chain = "FAILED: " + a.problem
+	}
+	t.add(fmt.Sprint(a.records), mibCell(a.bytes, true), per, fmt.Sprint(a.files), chain)
 	return t
 }
 

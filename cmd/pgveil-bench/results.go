@@ -62,6 +62,9 @@ type results struct {
 	// poolIdle is the RSS idle client connections add to each pooling
 	// proxy.
 	poolIdle map[string]idleCost
+	// audit is pgveil-audited's trail after the pgbench runs; nil when it
+	// could not be read.
+	audit *auditTrail
 	// errs are the failures outside any one measurement (reading memory,
 	// a proxy that exited).
 	errs []error

@@ -8,10 +8,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Names of the paths to the database, in report order. pgveil runs twice
-// in session mode: "pgveil" governs no table (the proxy and the firewall's
-// parse and check), "pgveil-governed" governs pgbench_accounts with a row
-// rule (the rewrite too). The transaction-pool phase has a PgBouncer and a
+// Names of the paths to the database, in report order. pgveil runs three
+// times in session mode: "pgveil" governs no table (the proxy and the
+// firewall's parse and check), "pgveil-governed" governs pgbench_accounts
+// with a row rule (the rewrite too), and "pgveil-audited" is
+// pgveil-governed writing the audit trail, as a deployment runs it. The transaction-pool phase has a PgBouncer and a
 // pgveil of its own, both pooling by transaction: "pgveil-pool" has the
 // policy of "pgveil".
 const (
@@ -19,6 +20,7 @@ const (
 	targetPgBouncer      = "pgbouncer"
 	targetPgveil         = "pgveil"
 	targetPgveilGoverned = "pgveil-governed"
+	targetPgveilAudited  = "pgveil-audited"
 	targetPgBouncerTx    = "pgbouncer-tx"
 	targetPgveilPool     = "pgveil-pool"
 )
@@ -35,6 +37,9 @@ type target struct {
 	password string
 	// proc is the proxy process; nil for direct connections.
 	proc *child
+	// auditFile is the audit trail pgveil writes, keyed by auditKey; ""
+	// when it writes none.
+	auditFile, auditKey string
 	// appName is the application_name pgbench's clients give (PGAPPNAME);
 	// "" leaves pgbench's own.
 	appName string

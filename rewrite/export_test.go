@@ -117,3 +117,13 @@ func FillParseSlots(e *Engine) (release func()) {
 		}
 	}
 }
+
+// PinSentinels makes the template sentinels of every probe start at the
+// bottom of their range until the test ends, so that a test can write a
+// policy constant equal to one.
+// NOTE: the tests of the package do not run in parallel.
+func PinSentinels(t interface{ Cleanup(func()) }) {
+	old := sentinelDraw
+	sentinelDraw = func(int64) int64 { return 0 }
+	t.Cleanup(func() { sentinelDraw = old })
+}

@@ -405,9 +405,11 @@ func literalAt(text string, i int) (tok string, kind byte, ok bool) {
 // fixed pieces the deparser wrote, and a slot for each constant a pushed
 // comparison copied from the statement. It is made the way statement
 // templates are (template.go): the SELECT is deparsed with a sentinel for
-// each constant, the sentinels are found by pg_query's scanner, and the
-// template is kept only when filling it with the statement's constants
-// gives that SELECT's direct deparse, byte for byte. It serves every
+// each constant, twice, with sentinels that share no value, the
+// sentinels are found by pg_query's scanner, both probes must cut the
+// same template, and it is kept only when filling it with the
+// statement's constants gives that SELECT's direct deparse, byte for
+// byte. It serves every
 // statement whose reference to the relation, under the same policy key
 // and catalog snapshot, pushes comparisons of the same columns, operators
 // and operand kinds (subqueryKey).
@@ -420,11 +422,33 @@ func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 	}
 	// The same SELECT with a sentinel for each constant: the pushed
 	// comparisons are copies, so the sentinels go into copies of them.
-	sentinels := make(map[string]int, len(consts))
+	// NOTE: as for statement templates (buildTemplate), two probes with
+	// sentinels that share no value must cut the same template.
+	var t *template
+	for probe := range sentinelProbes {
+		cut := w.probeSubqueryTemplate(s, consts, newSentinels(probe, len(consts)))
+		if cut == nil || t != nil && !sameTemplate(t, cut) {
+			return nil
+		}
+		t = cut
+	}
+	// NOTE: the proof: filled with this statement's constants, the
+	// template is the SELECT's direct deparse, byte for byte.
+	if got, ok := t.fill(lits); !ok || got != direct {
+		return nil
+	}
+	return t
+}
+
+// probeSubqueryTemplate deparses s's scoped SELECT with sent's sentinels
+// in place of consts, the constants of its pushed comparisons, and cuts
+// it into a template; nil when that fails.
+func (w *walker) probeSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, sent *sentinels) *template {
+	byText := make(map[string]int, len(consts))
 	swap := make(map[*pg_query.A_Const]*pg_query.A_Const, len(consts))
 	for i, c := range consts {
-		v := sentinel(i, constKind(c))
-		sentinels[v] = i
+		v := sent.of(i, constKind(c))
+		byText[v] = i
 		sc := &pg_query.A_Const{Location: -1}
 		switch constKind(c) {
 		case kindInt:
@@ -465,16 +489,7 @@ func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 	if !ok {
 		return nil
 	}
-	t := cutTemplate(probe, sentinels, len(consts))
-	if t == nil {
-		return nil
-	}
-	// NOTE: the proof: filled with this statement's constants, the
-	// template is the SELECT's direct deparse, byte for byte.
-	if got, ok := t.fill(lits); !ok || got != direct {
-		return nil
-	}
-	return t
+	return cutTemplate(probe, byText, len(consts))
 }
 
 // deparseSelect deparses sel as a statement of its own.

@@ -3,6 +3,8 @@ package rewrite
 import (
 	"crypto/rand"
 	"encoding/hex"
+	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -23,9 +25,14 @@ import (
 // int4, a string a string), so that every decision of the rewriter is the
 // same, and the sentinels are found in the output by pg_query's scanner,
 // as tokens: wherever the rewriter copied a literal (pushed-down
-// comparisons) there is a slot. A template is kept only when splicing the
-// statement's own literals into it gives, byte for byte, the direct
-// rewrite of that statement.
+// comparisons) there is a slot. That is done twice, with two sets of
+// sentinels that share no value, and both must cut the same template: a
+// constant the rewriter wrote itself (a policy's `team_id = 1900000000`,
+// a user attribute) that happens to equal a sentinel would be a slot in
+// one probe and fixed text in the other, and the statement then gets no
+// template. Otherwise a client's literal would replace it. A template is
+// also kept only when splicing the statement's own literals into it
+// gives, byte for byte, the direct rewrite of that statement.
 //
 // NOTE: a template holds only what the rewriter itself wrote and the
 // client's own literal tokens, each a complete token as PostgreSQL's
@@ -52,20 +59,70 @@ var templateSentinelTag = func() string {
 	return hex.EncodeToString(b[:])
 }()
 
-// sentinel returns the stand-in for literal i of the given kind.
-func sentinel(i int, kind byte) string {
+// sentinelProbes is the number of probes a template is cut from, each
+// with sentinels of its own (sentinels).
+const sentinelProbes = 2
+
+// sentinels are the stand-ins of one probe's literals. Numbers are drawn
+// from a range of their kind (int4, int8, numeric) split in one part per
+// probe, so no two probes share a value: a random base, then one more per
+// literal. Strings carry the probe and a tag random per process.
+//
+// NOTE: the proof does not rest on the randomness: a constant equal to a
+// sentinel of one probe is fixed text in the other, whose template then
+// differs (buildTemplate). The randomness only keeps a policy's constant
+// from matching the same sentinels every time, so its shapes still get
+// templates.
+type sentinels struct {
+	probe int
+	// ints, bigints and numerics are the first literal's number, by
+	// kind.
+	ints, bigints, numerics int64
+}
+
+// sentinelBase returns the first of the n sentinels of one kind of
+// probe: [lo, hi) is split in one part per probe, and the n take
+// consecutive values from a random place in probe's part.
+func sentinelBase(probe, n int, lo, hi int64) int64 {
+	part := (hi - lo) / sentinelProbes
+	return lo + int64(probe)*part + sentinelDraw(part-int64(n))
+}
+
+// sentinelDraw returns a random number in [0, n); tests pin it.
+var sentinelDraw = mrand.Int64N
+
+// newSentinels returns the sentinels of probe (0 to sentinelProbes-1)
+// for a statement of n literals. An int4 stays an int4 (positive, below
+// 2^31) and an int8 above int4, as the literals they stand for.
+func newSentinels(probe, n int) *sentinels {
+	return &sentinels{
+		probe:    probe,
+		ints:     sentinelBase(probe, n, 1_000_000_000, 2_000_000_000),
+		bigints:  sentinelBase(probe, n, 10_000_000_000, 900_000_000_000_000_000),
+		numerics: sentinelBase(probe, n, 1_000_000_000, 2_000_000_000),
+	}
+}
+
+// of returns the stand-in for literal i of the given kind.
+func (s *sentinels) of(i int, kind byte) string {
 	switch kind {
 	case kindInt:
-		return strconv.Itoa(1_900_000_000 + i) // an int4, as the literal
+		return strconv.FormatInt(s.ints+int64(i), 10)
 	case kindBigInt:
-		return strconv.Itoa(19_000_000_000 + i) // an int8, as the literal
+		return strconv.FormatInt(s.bigints+int64(i), 10)
 	case kindNumeric:
-		return strconv.Itoa(1_900_000_000+i) + ".25"
+		return strconv.FormatInt(s.numerics+int64(i), 10) + ".25"
 	default:
 		// Not an identifier: a deparser that writes some strings bare
 		// would quote this one, and the check below would then fail.
-		return "'pgveil slot " + strconv.Itoa(i) + " " + templateSentinelTag + "'"
+		return "'pgveil slot " + strconv.Itoa(s.probe) + "." + strconv.Itoa(i) + " " + templateSentinelTag + "'"
 	}
+}
+
+// sameTemplate reports whether a and b have the same pieces and slots.
+func sameTemplate(a, b *template) bool {
+	return a != nil && b != nil && a.literals == b.literals &&
+		slices.Equal(a.pieces, b.pieces) && slices.Equal(a.slots, b.slots)
 }
 
 // templatable reports whether a statement's shape may have a template:
@@ -114,41 +171,67 @@ func negatedZero(text string, s literalSpan) bool {
 	return strings.Trim(text[s.start:s.end], "0") == ""
 }
 
+// negatedBoundary reports whether the literal s of text is the magnitude
+// of the smallest int4 or int8 after a minus sign: read alone it is of
+// the next kind up (2147483648 a bigint, 9223372036854775808 a numeric),
+// but the parser folds the sign into a constant of the smaller kind,
+// which the rewriter may treat otherwise (a comparison pushed down, or
+// cast to another type) than the shape's template assumes.
+func negatedBoundary(text string, s literalSpan) bool {
+	if s.kind != kindBigInt && s.kind != kindNumeric || signBefore(text, s) != '-' {
+		return false
+	}
+	switch strings.TrimLeft(text[s.start:s.end], "0") {
+	case "2147483648", "9223372036854775808":
+		return true
+	}
+	return false
+}
+
 // buildTemplate returns the template of text's shape, or nil when it
 // cannot be made or does not reproduce direct, the rewrite of text.
 func buildTemplate(text string, spans []literalSpan, direct *Result, cat *Catalog, p Policy) *template {
 	if !templatable(spans, direct) {
 		return nil
 	}
-	var b strings.Builder
-	sentinels := make(map[string]int, len(spans))
-	last := 0
-	for i, s := range spans {
-		b.WriteString(text[last:s.start])
-		v := sentinel(i, s.kind)
-		sentinels[v] = i
-		b.WriteString(v)
-		last = s.end
-	}
-	b.WriteString(text[last:])
-	probe, err := rewriteGuarded(b.String(), cat, p)
-	if err != nil || !probe.Rewritten {
-		return nil
+	// NOTE: the proof, first part: probes with sentinels that share no
+	// value cut the same template, so its slots are the literals' copies
+	// and nothing else.
+	var t *template
+	for probe := range sentinelProbes {
+		var b strings.Builder
+		sent := newSentinels(probe, len(spans))
+		byText := make(map[string]int, len(spans))
+		last := 0
+		for i, s := range spans {
+			b.WriteString(text[last:s.start])
+			v := sent.of(i, s.kind)
+			byText[v] = i
+			b.WriteString(v)
+			last = s.end
+		}
+		b.WriteString(text[last:])
+		res, err := rewriteGuarded(b.String(), cat, p)
+		if err != nil || !res.Rewritten {
+			return nil
+		}
+		cut := cutTemplate(res.SQL, byText, len(spans))
+		if cut == nil || t != nil && !sameTemplate(t, cut) {
+			return nil
+		}
+		t = cut
 	}
 	// A template reproduces the deparse-based rewrite, reading governed
 	// relations directly where it may: the engine's own (direct) keeps
 	// the subquery (rewriteText), and a spliced one (splice.go) keeps
 	// the client's spelling of its literals, which a template renders as
 	// the deparser does.
-	if direct, err = rewriteGuarded(text, cat, p); err != nil || !direct.Rewritten {
+	direct, err := rewriteGuarded(text, cat, p)
+	if err != nil || !direct.Rewritten {
 		return nil
 	}
-	t := cutTemplate(probe.SQL, sentinels, len(spans))
-	if t == nil {
-		return nil
-	}
-	// NOTE: the proof: the template must give the direct rewrite of the
-	// statement it was made from, byte for byte.
+	// NOTE: the proof, second part: the template must give the direct
+	// rewrite of the statement it was made from, byte for byte.
 	if got, ok := t.splice(text, spans); !ok || got != direct.SQL {
 		return nil
 	}
@@ -200,7 +283,7 @@ func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 	lits := rendered[:0]
 	for _, s := range spans {
 		r, ok := renderLiteral(text[s.start:s.end], s.kind)
-		if !ok || negatedZero(text, s) {
+		if !ok || negatedZero(text, s) || negatedBoundary(text, s) {
 			return "", false
 		}
 		lits = append(lits, r)

@@ -50,6 +50,10 @@ func TestTemplates(t *testing.T) {
 			[3]string{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -37"}, true},
 		{"but -0 is not, which the deparser writes 0",
 			[3]string{"SELECT id FROM responses WHERE nps > -1", "SELECT id FROM responses WHERE nps > -2", "SELECT id FROM responses WHERE nps > -0"}, false},
+		{"nor the smallest int8, a numeric alone, which the parser folds into an int8 with its sign",
+			[3]string{"SELECT id FROM responses WHERE id > -1e3", "SELECT id FROM responses WHERE id > -2e3", "SELECT id FROM responses WHERE id > -9223372036854775808"}, false},
+		{"nor the smallest int4, a bigint alone, which the parser folds into an int4 with its sign",
+			[3]string{"SELECT id FROM responses WHERE nps > -3000000000", "SELECT id FROM responses WHERE nps > -3000000001", "SELECT id FROM responses WHERE nps > -2147483648"}, false},
 		{"a number after a plus sign keeps its operator",
 			[3]string{"SELECT id + 1 FROM responses WHERE nps > +1", "SELECT id + 2 FROM responses WHERE nps > +2", "SELECT id + 0 FROM responses WHERE nps > +0"}, true},
 		{"IN lists and several tables",
@@ -115,5 +119,65 @@ func TestTemplateTriedOnce(t *testing.T) {
 	}
 	if n := rewrite.TemplateTries(e); n != 1 {
 		t.Fatalf("%d tries to make the template, want 1", n)
+	}
+}
+
+// TestTemplatePolicyConstantEqualToASentinel: a constant the policy
+// writes into every rewrite (a row rule's `team_id = 1000000000`, a user
+// attribute) that equals a template's sentinel must stay fixed text,
+// never become a slot that a later statement's literal fills.
+func TestTemplatePolicyConstantEqualToASentinel(t *testing.T) {
+	rewrite.PinSentinels(t)
+	// With the draw pinned, probe 0's int4 sentinels are 1000000000,
+	// 1000000001…, probe 1's 1500000000…; bigints start at 10000000000.
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, filter string
+		texts        []string
+	}{
+		{"the first probe's, through a relation's template (statements seen once)", "team_id = 1000000000", []string{
+			"SELECT id, team_id FROM responses WHERE team_id = 1000000000",
+			"SELECT id, team_id FROM responses WHERE team_id = 7",
+		}},
+		{"the second probe's, through a relation's template", "team_id = 1500000000", []string{
+			"SELECT id, team_id FROM responses WHERE team_id = 1500000000",
+			"SELECT id, team_id FROM responses WHERE team_id = 7",
+		}},
+		{"a bigint, through a relation's template", "id < 10000000000", []string{
+			"SELECT id FROM responses WHERE id = 10000000000",
+			"SELECT id FROM responses WHERE id = 20000000000",
+		}},
+		{"the second literal's, through a statement's template", "team_id = 1000000001", []string{
+			"SELECT id, team_id FROM responses WHERE survey_id <> 3 AND nps <> 5",
+			"SELECT id, team_id FROM responses WHERE survey_id <> 3 AND nps <> 1000000001",
+			"SELECT id, team_id FROM responses WHERE survey_id <> 3 AND nps <> 7",
+			"SELECT id, team_id FROM responses WHERE survey_id <> 4 AND nps <> 8",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &fakePolicy{
+				access: map[string]rewrite.Access{
+					"public.responses": {Mode: rewrite.Governed, Filter: expr(t, c.filter), Rules: []string{"r"}},
+				},
+				kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true},
+			}
+			e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+			for _, text := range c.texts {
+				got, err := e.Rewrite(ctx, "u", 'Q', text)
+				if err != nil {
+					t.Fatalf("%s: %v", text, err)
+				}
+				// What an engine that saw no other statement sends.
+				cold := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+				want, err := cold.Rewrite(ctx, "u", 'Q', text)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.SQL != want.SQL {
+					t.Fatalf("%s: the engine sends\n%s\nfor it alone it sends\n%s", text, got.SQL, want.SQL)
+				}
+			}
+		})
 	}
 }

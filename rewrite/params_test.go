@@ -16,14 +16,15 @@ func TestDeclaredParameters(t *testing.T) {
 	p := marie(t)
 	const oidInt4, oidInt8, oidNumeric, oidFloat8, oidText = 23, 20, 1700, 701, 25
 	const scope = "WHERE country = 'France'"
-	tests := []struct {
+	type declaredCase struct {
 		name  string
 		sql   string
 		types []uint32
 		// copied is what the scoped subquery's WHERE holds after the
 		// scope; "" for no copy.
 		copied string
-	}{
+	}
+	tests := []declaredCase{
 		{"an undeclared parameter is cast to the column's type", "SELECT count(*) FROM responses WHERE nps < $1", nil,
 			" AND nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0"},
 		{"a parameter of the column's type keeps its operator", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidInt4},
@@ -37,6 +38,13 @@ func TestDeclaredParameters(t *testing.T) {
 		{"a text parameter against a text column is cast as before", "SELECT count(*) FROM responses WHERE comment = $1", []uint32{oidText},
 			" AND comment OPERATOR(pg_catalog.=) $1::pg_catalog.text OFFSET 0"},
 	}
+	// Scoped UPDATE and DELETE copy comparisons the same way.
+	p.kinds[rewrite.KindUpdate], p.kinds[rewrite.KindDelete] = true, true
+	tests = append(tests,
+		declaredCase{"a numeric parameter of a DELETE stays outside", "DELETE FROM responses WHERE nps < $1", []uint32{oidNumeric}, ""},
+		declaredCase{"a bigint parameter of an UPDATE compares as bigint", "UPDATE responses SET comment = 'x' WHERE nps < $1", []uint32{oidInt8},
+			" AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
+	)
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

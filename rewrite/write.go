@@ -177,7 +177,8 @@ func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *
 	pushedAll := where == nil
 	if where != nil && !acc.NoPushdown && len(alias.Colnames) == 0 {
 		pu := pusher{alias: alias.Aliasname, rel: rel, acc: acc, single: true,
-			catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog"}
+			catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog",
+			declared:     w.declaredParam}
 		pushedAll = true
 		for _, c := range conjuncts(where) {
 			copies := pu.conjunct(c)

@@ -93,11 +93,14 @@ type backend struct {
 	idleSince time.Time
 	// prepared holds the upstream names of the prepared statements it
 	// holds; unnamedBy is the session whose unnamed statement it holds,
-	// nil when it may hold another's (pooled_stmt.go).
-	// NOTE: both belong to the session holding the backend, under its
+	// nil when it may hold another's, and unnamedGen which of that
+	// session's unnamed statements, its poolLink.unnamedGen then
+	// (pooled_stmt.go).
+	// NOTE: all belong to the session holding the backend, under its
 	// poolLink.mu.
-	prepared  map[string]bool
-	unnamedBy *poolLink
+	prepared   map[string]bool
+	unnamedBy  *poolLink
+	unnamedGen uint64
 	// settings are the SETs in force on it, as poolLink.settingsKey
 	// (pooled_settings.go): "" for its startup settings. appTag is the
 	// poolLink.appTag last run on it, "" while its application_name is

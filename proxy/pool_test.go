@@ -861,3 +861,129 @@ func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
 		t.Fatalf("%d backends upstream, want 1", n)
 	}
 }
+
+// TestTransactionPoolUnnamedStatement: a backend that still holds a
+// session's older unnamed statement must not run it when the session
+// takes that backend again after replacing or dropping the statement on
+// another one.
+func TestTransactionPoolUnnamedStatement(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolUnnamedStatement)
+}
+
+func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
+	noLeaks(t)
+	p := startPooled(t, relay, 2, 5*time.Second)
+	ctx := context.Background()
+	// batch sends msgs and a Sync, and returns the first value of the
+	// first row, or the SQLSTATE of the first error.
+	batch := func(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) (value, code string) {
+		t.Helper()
+		fe := c.PgConn().Frontend()
+		for _, m := range msgs {
+			fe.Send(m)
+		}
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.DataRow:
+				if value == "" && code == "" && len(m.Values) > 0 {
+					value = string(m.Values[0])
+				}
+			case *pgproto3.ErrorResponse:
+				if code == "" {
+					code = m.Code
+				}
+			case *pgproto3.ReadyForQuery:
+				return value, code
+			}
+		}
+	}
+	exec := func(t *testing.T, c *pgx.Conn, sql string) {
+		t.Helper()
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	run := []pgproto3.FrontendMessage{&pgproto3.Bind{}, &pgproto3.Execute{}}
+	for _, c := range []struct {
+		name string
+		// then replaces or drops the first unnamed statement, on the
+		// other backend.
+		then                func(t *testing.T, c *pgx.Conn)
+		wantValue, wantCode string
+	}{
+		{"replaced by a Parse", func(t *testing.T, c *pgx.Conn) {
+			if _, code := batch(t, c, &pgproto3.Parse{Query: "SELECT 'second'"}); code != "" {
+				t.Fatalf("parse: %s", code)
+			}
+		}, "second", ""},
+		{"dropped by a Query, as PostgreSQL drops it", func(t *testing.T, c *pgx.Conn) {
+			exec(t, c, "SELECT 1")
+		}, "", "26000"},
+		{"dropped by a Parse refused", func(t *testing.T, c *pgx.Conn) {
+			if _, code := batch(t, c, &pgproto3.Parse{Query: "SELECT pg_backend_pid()"}); code != "42501" {
+				t.Fatalf("parse: %q, want 42501", code)
+			}
+		}, "", "26000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// With two backends, X and A, and two other sessions holding
+			// one each in turn, the session prepares its first statement
+			// on X, replaces it on A, and then runs the unnamed statement
+			// on X. o2 is the same user and application, so that taking
+			// X again replays nothing (a Query would drop the statement).
+			s, o, o2 := p.simpleConn(t, "marie"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			exec(t, o, "BEGIN") // o holds A
+			if _, code := batch(t, s, &pgproto3.Parse{Query: "SELECT 'first'"}); code != "" {
+				t.Fatalf("parse: %s", code)
+			}
+			exec(t, o2, "BEGIN") // o2 holds X
+			exec(t, o, "COMMIT")
+			c.then(t, s)        // on A
+			exec(t, o, "BEGIN") // o holds A
+			exec(t, o2, "COMMIT")
+			value, code := batch(t, s, run...) // on X
+			exec(t, o, "COMMIT")
+			if value != c.wantValue || code != c.wantCode {
+				t.Fatalf("the unnamed statement ran %q (error %q), want %q (error %q)", value, code, c.wantValue, c.wantCode)
+			}
+			// And on A.
+			if value, code := batch(t, s, run...); value != c.wantValue || code != c.wantCode {
+				t.Fatalf("then %q (error %q), want %q (error %q)", value, code, c.wantValue, c.wantCode)
+			}
+		})
+	}
+	t.Run("replaced by a Parse on another backend, the first one left untouched", func(t *testing.T) {
+		// Above, o2's taking X closes the statement there. Here nothing
+		// else touches X: the session makes the first statement there
+		// while o holds A, then, o done, the second on the backend freed
+		// last (A, where o and the free lists put it), and runs it while
+		// o holds A again.
+		s, o := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
+		for i := range 5 {
+			exec(t, o, "BEGIN")
+			first := fmt.Sprintf("SELECT 'first %d'", i)
+			if _, code := batch(t, s, &pgproto3.Parse{Query: first}); code != "" {
+				t.Fatalf("parse: %s", code)
+			}
+			exec(t, o, "COMMIT")
+			second := fmt.Sprintf("second %d", i)
+			if _, code := batch(t, s, &pgproto3.Parse{Query: "SELECT '" + second + "'"}); code != "" {
+				t.Fatalf("parse: %s", code)
+			}
+			exec(t, o, "BEGIN")
+			value, code := batch(t, s, run...)
+			exec(t, o, "COMMIT")
+			if value != second || code != "" {
+				t.Fatalf("the unnamed statement ran %q (error %q), want %q", value, code, second)
+			}
+		}
+	})
+}

@@ -75,16 +75,20 @@ type poolLink struct {
 	// statements; seq numbers them (pooled_stmt.go).
 	prefix string
 	seq    int
-	// NOTE: stmts, pending and parses are guarded by mu; unnamed
-	// belongs to the client relay.
+	// NOTE: stmts, pending, parses, unnamed and unnamedGen are guarded
+	// by mu; unnamed and unnamedGen change in the client relay only.
 	// stmts are the session's prepared statements by the client's names;
 	// pending those whose Parse awaits its ParseComplete.
 	stmts, pending map[string]*pooledStmt
 	// parses are the Parses in flight, oldest first.
 	parses []sentParse
 	// unnamed is the session's last Parse of the unnamed statement, as
-	// sent upstream; nil before one.
-	unnamed []byte
+	// sent upstream; nil before one, and since a Query or a refused
+	// Parse of it, which drop it in PostgreSQL. unnamedGen counts its
+	// changes: a backend whose backend.unnamedGen differs holds an
+	// older one, or none (setUnnamed).
+	unnamed    []byte
+	unnamedGen uint64
 	// swallow counts, for the backend relay, the ReadyForQuery messages
 	// up to which the answers to what prepareOnTake wrote are skipped;
 	// prepareFailed reports that some of it failed: the backend is then

@@ -24,9 +24,12 @@ import (
 // left on a shared backend.
 //
 // The unnamed statement keeps its name. A backend remembers whose it
-// holds (backend.unnamedBy); a session taking a backend that holds
-// another's first prepares its own again, or closes it, unless its
-// first message is a Parse of the unnamed statement.
+// holds and which of them (backend.unnamedBy, unnamedGen); a session
+// taking a backend that holds another's, or an older one of its own,
+// first prepares its own again, or closes it, unless its first message
+// is a Parse of the unnamed statement or a Query. As in PostgreSQL, a
+// Query drops the session's unnamed statement, and so does a Parse of it
+// that pgveil refuses (its marker fails upstream).
 //
 // NOTE: a statement joins the session's statements at its ParseComplete
 // (the backend relay counts them, parses); until then it is pending. A
@@ -81,9 +84,6 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	sent := sentParse{name: name, batch: ss.sent.Load() + 1}
 	switch {
 	case name == "":
-		if pl.b != nil {
-			pl.b.unnamedBy = pl
-		}
 	case pl.pending[name] != nil || pl.stmts[name] != nil:
 		// PostgreSQL refuses a second statement of that name: so will
 		// the upstream, under the first one's name.
@@ -98,13 +98,34 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 		return nil, err
 	}
 	if name == "" {
-		pl.unnamed = msg
+		pl.setUnnamed(msg)
 	} else if sent.st != nil {
 		sent.st.parse = msg
 		pl.pending[name] = sent.st
 	}
 	pl.parses = append(pl.parses, sent)
 	return msg, nil
+}
+
+// setUnnamed makes parse, nil for none, the session's unnamed statement,
+// which the backend it holds, if any, now holds (mu held).
+func (pl *poolLink) setUnnamed(parse []byte) {
+	pl.unnamed = parse
+	pl.unnamedGen++
+	if b := pl.b; b != nil {
+		b.unnamedBy, b.unnamedGen = pl, pl.unnamedGen
+	}
+}
+
+// dropUnnamed follows a Query, or a refused Parse of the unnamed
+// statement, forwarded in a transaction-mode session: PostgreSQL drops
+// the unnamed statement there (client relay).
+func (ss *session) dropUnnamed() {
+	if pl := ss.pl; pl != nil {
+		pl.mu.Lock()
+		pl.setUnnamed(nil)
+		pl.mu.Unlock()
+	}
 }
 
 // onParseAnswer settles the oldest Parse in flight at its ParseComplete
@@ -251,7 +272,7 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 		b.unnamedBy = nil
 	}
 	extended := false
-	if b.unnamedBy != pl {
+	if b.unnamedBy != pl || b.unnamedGen != pl.unnamedGen {
 		switch {
 		case typ == 'P' && parseName == "", typ == 'Q':
 			// Replaced, or dropped, by the client's message itself.
@@ -262,7 +283,7 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 			out, _ = (&pgproto3.Close{ObjectType: 'S'}).Encode(out)
 			extended = true
 		}
-		b.unnamedBy = pl
+		b.unnamedBy, b.unnamedGen = pl, pl.unnamedGen
 	}
 	for _, st := range pl.stmts {
 		if !b.prepared[st.server] {

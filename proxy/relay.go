@@ -262,6 +262,7 @@ func (ss *session) relayQuery(total int) error {
 	}
 	ss.noteStatement(st, res, nil)
 	ss.notePoolState(res, SourceQuery, "")
+	ss.dropUnnamed()
 	if res.Act != nil {
 		ss.applyAct(res.Act)
 	} else {
@@ -452,6 +453,11 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	ss.refMu.Unlock()
 
 	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
+	if src == SourceQuery || src == SourceParse && name == "" {
+		// The marker's Query, or its failed Parse, drops the unnamed
+		// statement upstream.
+		ss.dropUnnamed()
+	}
 	var err error
 	switch src {
 	case SourceParse:

@@ -254,6 +254,27 @@ func FuzzEngineCache(f *testing.F) {
 		{"lea", &grantPolicy{Policy: env.policy(f, "lea"), kinds: map[rewrite.StatementKind]bool{
 			rewrite.KindInsert: true, rewrite.KindUpdate: true, rewrite.KindDelete: true}}},
 	}
+	// A policy holding constants equal to template sentinels, which are
+	// pinned: such a constant must never become a slot.
+	rewrite.PinSentinels(f)
+	users = append(users, struct {
+		login string
+		p     rewrite.Policy
+	}{"pinned", &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.responses": {Mode: rewrite.Governed, Rules: []string{"pinned"}, Filter: expr(f,
+				"team_id IN (1000000000, 1000000001, 1500000000, 1500000001) OR id = 10000000000 OR branch = 'x'")},
+			"public.countries": {Mode: rewrite.Open},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindDelete: true},
+	}})
+	for _, p := range [][3]string{
+		{"SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 7"},
+		{"SELECT id FROM responses WHERE nps <> 3 AND team_id = 1000000001", "SELECT id FROM responses WHERE nps <> 1500000000 AND team_id = 1500000001", "SELECT id FROM responses WHERE nps <> 3 AND team_id = 7"},
+		{"DELETE FROM responses WHERE id = 10000000000", "DELETE FROM responses WHERE id = 10000000001", "DELETE FROM responses WHERE id = 20000000000"},
+	} {
+		f.Add(p[0], p[1], p[2])
+	}
 	// A warm engine that has seen a and b (of one literal shape, the
 	// second makes a template) sends exactly what a cold one sends for c.
 	f.Fuzz(func(t *testing.T, a, b, c string) {

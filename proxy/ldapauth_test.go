@@ -89,6 +89,9 @@ func TestLDAPAuthentication(t *testing.T) {
 		{"a wrong password", "dana", "wrong", "invalid credentials"},
 		{"an unknown user", "nobody", "dana-pw", "invalid credentials"},
 		{"a person whose groups give no role", "eve", "eve-pw", "give no role"},
+		// The directory binds DANA to dana's entry; pgveil keys her
+		// method, limits and audit records by the exact login.
+		{"a login the directory spells otherwise", "DANA", "dana-pw", "spells the login"},
 	}
 	for _, f := range failures {
 		t.Run(f.name+" is refused with PostgreSQL's message and audited", func(t *testing.T) {

@@ -181,12 +181,16 @@ func (c *Config) lookup(conn *ldap.Conn, login string) (*Result, error) {
 	return &Result{DN: dn, Groups: groups}, nil
 }
 
-// findUser searches login's entry under BaseDN; none, or several, is
-// missing (wrapped).
+// findUser searches login's entry under BaseDN; none, several, or one
+// that spells the login otherwise, is missing (wrapped).
 func (c *Config) findUser(conn *ldap.Conn, login string, missing error) (string, error) {
 	filter := c.userFilter(login)
+	attrs := []string{"dn"}
+	if c.SearchFilter == "" {
+		attrs = []string{c.searchAttribute()}
+	}
 	sr, err := conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, 0, false, filter, []string{"dn"}, nil))
+		2, 0, false, filter, attrs, nil))
 	if err != nil {
 		return "", unavailable("searching for the user", err)
 	}
@@ -194,10 +198,70 @@ func (c *Config) findUser(conn *ldap.Conn, login string, missing error) (string,
 	case 0:
 		return "", fmt.Errorf("no entry matches %s under %q: %w", filter, c.BaseDN, missing)
 	case 1:
-		return sr.Entries[0].DN, nil
+		e := sr.Entries[0]
+		if c.SearchFilter == "" {
+			if err := spelledAs(e, c.searchAttribute(), login); err != nil {
+				return "", fmt.Errorf("%v: %w", err, missing)
+			}
+		}
+		return e.DN, nil
 	default:
 		return "", fmt.Errorf("several entries match %s under %q: %w", filter, c.BaseDN, missing)
 	}
+}
+
+// spelledAs returns an error when the entry e, found or bound for login,
+// holds the login attribute attr but none of its values is login exactly.
+//
+// NOTE: the directory matches logins as their attribute's matching rule
+// says, usually ignoring case and repeated spaces (uid=DANA binds dana's
+// entry), while pgveil keys users, their settings, their connection
+// limits and the audit trail by the login as spelled: a person must log
+// in under the one spelling the directory holds. An entry that does not
+// show the attribute (not readable) is taken as found; the identities
+// then refuse a login spelled like another (Identities.DirectoryUser).
+func spelledAs(e *ldap.Entry, attr, login string) error {
+	values := e.GetAttributeValues(attr)
+	if len(values) == 0 || slices.Contains(values, login) {
+		return nil
+	}
+	return fmt.Errorf("the entry %q spells the login %q otherwise (%s: %q)", e.DN, login, attr, values)
+}
+
+// searchAttribute is the attribute holding the login in search+bind mode.
+func (c *Config) searchAttribute() string {
+	if c.SearchAttribute == "" {
+		return "uid"
+	}
+	return c.SearchAttribute
+}
+
+// checkBoundSpelling returns an error wrapping ErrInvalidCredentials when
+// dn, the entry a simple bind put login into (Prefix + login + Suffix),
+// spells the login otherwise in the attribute of its first RDN; read
+// bound as the user. A DN whose first RDN is not the login alone (an
+// Active Directory DOMAIN\login) is not checked.
+func checkBoundSpelling(conn *ldap.Conn, dn, login string) error {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil || len(parsed.RDNs) == 0 || len(parsed.RDNs[0].Attributes) != 1 ||
+		parsed.RDNs[0].Attributes[0].Value != login {
+		return nil
+	}
+	attr := parsed.RDNs[0].Attributes[0].Type
+	sr, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, 0, false, "(objectClass=*)", []string{attr}, nil))
+	if err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) || ldap.IsErrorWithCode(err, ldap.LDAPResultInsufficientAccessRights) {
+			return nil
+		}
+		return unavailable("reading the user's entry", err)
+	}
+	for _, e := range sr.Entries {
+		if err := spelledAs(e, attr, login); err != nil {
+			return fmt.Errorf("%v: %w", err, ErrInvalidCredentials)
+		}
+	}
+	return nil
 }
 
 // authenticate runs the binds and searches on conn.
@@ -219,6 +283,11 @@ func (c *Config) authenticate(conn *ldap.Conn, login, password string) (*Result,
 			return nil, fmt.Errorf("bind as %q refused: %w", dn, ErrInvalidCredentials)
 		}
 		return nil, unavailable("binding as the user", err)
+	}
+	if c.BaseDN == "" {
+		if err := checkBoundSpelling(conn, dn, login); err != nil {
+			return nil, err
+		}
 	}
 	groups, err := c.groups(conn, dn, login)
 	if err != nil {
@@ -246,11 +315,7 @@ func (c *Config) userFilter(login string) string {
 	if c.SearchFilter != "" {
 		return strings.ReplaceAll(c.SearchFilter, "$username", esc)
 	}
-	attr := c.SearchAttribute
-	if attr == "" {
-		attr = "uid"
-	}
-	return "(" + attr + "=" + esc + ")"
+	return "(" + c.searchAttribute() + "=" + esc + ")"
 }
 
 // groups reads the user's groups, bound as the user: the

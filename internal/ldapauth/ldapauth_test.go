@@ -54,6 +54,18 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("%+v", r)
 			}
 		})
+		t.Run(m.name+" refuses a login the directory spells otherwise, though it binds the entry", func(t *testing.T) {
+			for _, login := range []string{"MARIE", "Marie"} {
+				if _, err := m.cfg.Authenticate(ctx, login, "marie-pw"); !errors.Is(err, ldapauth.ErrInvalidCredentials) {
+					t.Errorf("%q: %v", login, err)
+				}
+			}
+			if m.cfg.CanLookup() {
+				if _, err := m.cfg.Lookup(ctx, "MARIE"); !errors.Is(err, ldapauth.ErrNotFound) {
+					t.Errorf("lookup: %v", err)
+				}
+			}
+		})
 		t.Run(m.name+" refuses a wrong password, an unknown user and an empty password", func(t *testing.T) {
 			for _, c := range [][2]string{{"marie", "wrong"}, {"nobody", "marie-pw"}, {"marie", ""}, {"marie,ou=x", "marie-pw"}, {"*", "marie-pw"}} {
 				if _, err := m.cfg.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ldapauth.ErrInvalidCredentials) {

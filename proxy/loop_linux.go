@@ -710,7 +710,7 @@ func (l *eventLoop) pumpClient(ss *session) {
 					case holdNext:
 						continue
 					}
-					ss.unhold(false)
+					ss.unhold(false, typ)
 					lp.held = false
 				}
 				lp.cRemain = total
@@ -753,7 +753,7 @@ func (l *eventLoop) pumpClient(ss *session) {
 		e, err := ss.clientMessage(typ, total)
 		lp.inline = false
 		if ss.pl != nil && !errors.Is(err, errDeferred) {
-			ss.unhold(ss.sent.Load() != before)
+			ss.unhold(ss.sent.Load() != before, typ)
 			lp.held = false
 		}
 		switch {
@@ -945,7 +945,7 @@ func (ss *session) workerStep() sessionEnd {
 	before := ss.sent.Load()
 	e, err := ss.clientMessage(typ, total)
 	if ss.pl != nil {
-		ss.unhold(ss.sent.Load() != before)
+		ss.unhold(ss.sent.Load() != before, typ)
 	}
 	if e != nil {
 		return *e

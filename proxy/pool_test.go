@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // startPooled runs the demo in transaction mode with a pool of size
@@ -986,4 +989,46 @@ func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
 			}
 		}
 	})
+}
+
+// TestTransactionPoolCopyFrom: a COPY FROM STDIN ends its transaction at
+// the ReadyForQuery after CopyDone or CopyFail like any other, and the
+// backend goes back to the pool then, not at the session's next message.
+func TestTransactionPoolCopyFrom(t *testing.T) { onEveryRelay(t, testTransactionPoolCopyFrom) }
+
+func testTransactionPoolCopyFrom(t *testing.T, relay string) {
+	noLeaks(t)
+	setupDemo(t)
+	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute}
+		c.Listen.Relay = relay
+		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
+		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
+	})
+	ctx := context.Background()
+	loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	for _, c := range []struct {
+		name string
+		in   io.Reader
+		ok   bool
+	}{
+		{"after CopyDone", strings.NewReader("a row\n"), true},
+		{"after CopyFail", &failingReader{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loader.PgConn().CopyFrom(ctx, c.in, "COPY pool_scratch.sink FROM STDIN")
+			if (err == nil) != c.ok {
+				t.Fatalf("COPY: %v", err)
+			}
+			// The loader sends nothing more; with one backend, another
+			// session gets it at once.
+			if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
+				t.Fatalf("another session: %q, %v", got, err)
+			}
+		})
+	}
 }

@@ -191,7 +191,7 @@ func (ss *session) pooledClientRelay() sessionEnd {
 		}
 		before := ss.sent.Load()
 		e, err = ss.clientMessage(typ, total)
-		ss.unhold(ss.sent.Load() != before)
+		ss.unhold(ss.sent.Load() != before, typ)
 		if e != nil {
 			return *e
 		} else if err != nil {
@@ -347,12 +347,24 @@ func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessio
 	return true, nil
 }
 
-// unhold ends the client relay's message to its backend; boundary
-// reports that the message closed a batch.
-func (ss *session) unhold(boundary bool) {
+// unhold ends the client relay's message of type typ to its backend;
+// boundary reports that the message closed a batch.
+//
+// NOTE: the copy messages of a COPY FROM STDIN belong to the batch of its
+// Query, which closed it: they leave the batch as they found it, so that
+// the backend goes back to the pool at the ReadyForQuery after CopyDone
+// or CopyFail. A Flush opens no batch either.
+func (ss *session) unhold(boundary bool, typ byte) {
 	pl := ss.pl
 	pl.mu.Lock()
-	pl.open = !boundary
+	switch {
+	case boundary:
+		pl.open = false
+	case typ == 'd' || typ == 'c' || typ == 'f' || typ == 'H':
+		pl.open = pl.wasOpen
+	default:
+		pl.open = true
+	}
 	pl.mu.Unlock()
 }
 

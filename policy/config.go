@@ -198,6 +198,11 @@ type Pool struct {
 	// IdleTimeout closes a backend left idle in the pool this long.
 	// Default 10m.
 	IdleTimeout time.Duration `reload:"idle_timeout"`
+	// IdleTransactionTimeout ends, in transaction mode, a session that
+	// holds a backend this long while neither it nor the backend has
+	// anything under way: a transaction block left open, a batch not
+	// closed by a Sync, a COPY FROM STDIN waiting for data. Default 10m.
+	IdleTransactionTimeout time.Duration `reload:"idle_transaction_timeout"`
 	// KeepIdle caps, in session mode, the backends of ended sessions kept
 	// open for a later session of the same user, application and startup
 	// parameters: a client that ended cleanly leaves its backend, reset

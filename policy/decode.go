@@ -37,7 +37,10 @@ const (
 	maxPoolSize           = 10000
 	defaultPoolWait       = 5 * time.Second
 	defaultPoolIdle       = 10 * time.Minute
-	defaultKeepIdle       = 100
+	// defaultPoolIdleTransaction is upstream.pool.idle_transaction_timeout's
+	// default.
+	defaultPoolIdleTransaction = 10 * time.Minute
+	defaultKeepIdle            = 100
 	// defaultMaxConnections caps the client connections of a server
 	// that sets no listen.max_connections.
 	defaultMaxConnections = 10000
@@ -118,6 +121,7 @@ var (
 			{Name: "size"},
 			{Name: "wait_timeout"},
 			{Name: "idle_timeout"},
+			{Name: "idle_transaction_timeout"},
 			{Name: "keep_idle"},
 		},
 	}
@@ -369,7 +373,8 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	u.ConnectTimeout = defaultConnectTimeout
 	u.CatalogRefresh = defaultCatalogRefresh
 	u.TLS.Mode = TLSDisable
-	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle, KeepIdle: defaultKeepIdle}
+	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle,
+		IdleTransactionTimeout: defaultPoolIdleTransaction, KeepIdle: defaultKeepIdle}
 	if a := c.Attributes["address"]; a != nil {
 		u.Address, _ = d.address(a, "upstream.address", true)
 	}
@@ -437,6 +442,9 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 		}
 		if a := pc.Attributes["idle_timeout"]; a != nil {
 			u.Pool.IdleTimeout, _ = d.duration(a, "upstream.pool.idle_timeout")
+		}
+		if a := pc.Attributes["idle_transaction_timeout"]; a != nil {
+			u.Pool.IdleTransactionTimeout, _ = d.duration(a, "upstream.pool.idle_transaction_timeout")
 		}
 		if a := pc.Attributes["keep_idle"]; a != nil {
 			u.Pool.KeepIdle, _ = d.wholeNumber(a, "upstream.pool.keep_idle", 0, maxPoolSize)

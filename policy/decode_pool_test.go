@@ -8,7 +8,8 @@ import (
 )
 
 // defaultPool is what an upstream block without a pool block decodes to.
-var defaultPool = Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 100}
+var defaultPool = Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute,
+	IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100}
 
 func TestUpstreamPool(t *testing.T) {
 	tests := []struct {
@@ -38,24 +39,25 @@ func TestUpstreamPool(t *testing.T) {
     size         = 50
     wait_timeout = "250ms"
     idle_timeout = "1h"
+    idle_transaction_timeout = "30s"
   }
 `,
-			want: Pool{Mode: PoolTransaction, Size: 50, WaitTimeout: 250 * time.Millisecond, IdleTimeout: time.Hour, KeepIdle: 100},
+			want: Pool{Mode: PoolTransaction, Size: 50, WaitTimeout: 250 * time.Millisecond, IdleTimeout: time.Hour, IdleTransactionTimeout: 30 * time.Second, KeepIdle: 100},
 		},
 		{
 			name: "attributes left out keep their defaults",
 			pool: "  pool {\n    mode = \"transaction\"\n  }\n",
-			want: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 100},
+			want: Pool{Mode: PoolTransaction, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100},
 		},
 		{
 			name: "session mode can be written out, and 10000 backends is the most",
 			pool: "  pool {\n    mode = \"session\"\n    size = 10000\n  }\n",
-			want: Pool{Mode: PoolSession, Size: 10000, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 100},
+			want: Pool{Mode: PoolSession, Size: 10000, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100},
 		},
 		{
 			name: "session mode keeps up to keep_idle ended sessions' backends, and 0 keeps none",
 			pool: "  pool {\n    keep_idle = 0\n  }\n",
-			want: Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute},
+			want: Pool{Mode: PoolSession, Size: 20, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute},
 		},
 		{
 			name: "keep_idle past 10000 is an error",
@@ -69,7 +71,7 @@ func TestUpstreamPool(t *testing.T) {
 		{
 			name: "a pool of one backend is allowed",
 			pool: "  pool {\n    mode = \"transaction\"\n    size = 1\n  }\n",
-			want: Pool{Mode: PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, KeepIdle: 100},
+			want: Pool{Mode: PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100},
 		},
 		{
 			name: "a size past 10000 or not whole, and timeouts without unit or not positive, are errors",

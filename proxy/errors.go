@@ -24,6 +24,7 @@ const (
 	CodeAdminShutdown         = sqlstate.AdminShutdown
 	CodeInternalError         = sqlstate.InternalError
 	CodeTooManyConnections    = sqlstate.TooManyConnections
+	CodeIdleInTransaction     = sqlstate.IdleInTransactionTimeout
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName

@@ -45,6 +45,9 @@ type pool struct {
 	size        int
 	wait        time.Duration
 	idleTimeout time.Duration
+	// idleTx ends sessions holding a backend idle in a transaction that
+	// long (pool_idle.go); 0 never does.
+	idleTx time.Duration
 
 	mu sync.Mutex
 	// NOTE: idle, open, waiters and closed are guarded by mu.
@@ -62,7 +65,7 @@ type pool struct {
 	// reported at its start: what a new session of that key is told,
 	// without taking a backend.
 	params map[string]map[string]string
-	// stop ends the janitor.
+	// stop ends the janitor and watchIdleTransactions.
 	stop chan struct{}
 	// nwait mirrors len(waiters), and localFree counts the free backends
 	// the event loops keep registered (loop_pool_linux.go), for reading
@@ -156,7 +159,7 @@ func newPool(s *Server) *pool {
 	c := s.cfg.Upstream.Pool
 	p := &pool{
 		srv: s, log: s.log.With(zap.String("component", "pool")),
-		size: c.Size, wait: c.WaitTimeout, idleTimeout: c.IdleTimeout,
+		size: c.Size, wait: c.WaitTimeout, idleTimeout: c.IdleTimeout, idleTx: c.IdleTransactionTimeout,
 		idle:   map[string][]*backend{},
 		params: map[string]map[string]string{},
 		stop:   make(chan struct{}),
@@ -169,6 +172,9 @@ func newPool(s *Server) *pool {
 	}
 	if p.idleTimeout > 0 {
 		go p.janitor()
+	}
+	if p.idleTx > 0 {
+		go p.watchIdleTransactions()
 	}
 	return p
 }

@@ -1032,3 +1032,114 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 		})
 	}
 }
+
+// TestTransactionPoolIdleTransactionTimeout: a session that holds a
+// backend with nothing under way ends after idle_transaction_timeout, its
+// backend closed for the others; a session whose statement runs long, or
+// that is idle between transactions, does not.
+func TestTransactionPoolIdleTransactionTimeout(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolIdleTransactionTimeout)
+}
+
+func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
+	noLeaks(t)
+	const timeout = 300 * time.Millisecond
+	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second,
+		IdleTimeout: time.Minute, IdleTransactionTimeout: timeout})
+	ctx := context.Background()
+	// ended waits for c's session to end, and returns the error that
+	// ended it.
+	ended := func(t *testing.T, c *pgx.Conn) *pgconn.PgError {
+		t.Helper()
+		fe := c.PgConn().Frontend()
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("the session ended without a FATAL: %v", err)
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message}
+			}
+		}
+	}
+	send := func(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		fe := c.PgConn().Frontend()
+		for _, m := range msgs {
+			fe.Send(m)
+		}
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		start func(t *testing.T, c *pgx.Conn)
+	}{
+		{"a transaction block left open", func(t *testing.T, c *pgx.Conn) {
+			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a batch never closed by a Sync", func(t *testing.T, c *pgx.Conn) {
+			send(t, c, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+		}},
+	} {
+		t.Run(c.name+" ends after the timeout, and frees the backend", func(t *testing.T) {
+			idler, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			start := time.Now()
+			c.start(t, idler)
+			e := ended(t, idler)
+			if e.Code != "25P03" || e.Severity != "FATAL" || time.Since(start) < timeout {
+				t.Fatalf("after %v: %s %s: %s", time.Since(start), e.Severity, e.Code, e.Message)
+			}
+			if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
+				t.Fatalf("another session: %q, %v", got, err)
+			}
+		})
+	}
+	t.Run("a statement running longer than the timeout is not idle", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		if got, err := one(ctx, c, "SELECT pg_sleep(1)::text"); err != nil || got != "" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		// Nor an Execute running without a Sync yet, as pipelines send.
+		send(t, c, &pgproto3.Parse{Query: "SELECT pg_sleep(1)::text || 'done'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+		fe := c.PgConn().Frontend()
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, ok := m.(*pgproto3.DataRow); ok {
+				if string(r.Values[0]) != "done" {
+					t.Fatalf("%q", r.Values[0])
+				}
+				break
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				t.Fatalf("%s: %s", e.Code, e.Message)
+			}
+		}
+		send(t, c, &pgproto3.Sync{})
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+	})
+	t.Run("a session idle between transactions holds no backend and stays", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		if _, err := one(ctx, c, "SELECT 'x'"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * timeout)
+		if got, err := one(ctx, c, "SELECT 'still here'"); err != nil || got != "still here" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+}

@@ -120,6 +120,15 @@ type poolLink struct {
 	txImplicit bool
 	txEnd      txEnd
 	watchTags  atomic.Bool
+	// clientMsgs counts the client messages the session sent holding a
+	// backend; execs the Executes of the batch it has not closed yet,
+	// execsDone the answers to them (a completion, or the error after
+	// which the server skips the rest, execsFailed), counted while no
+	// closed batch is unanswered (pool_idle.go).
+	// NOTE: guarded by mu.
+	clientMsgs       uint64
+	execs, execsDone int
+	execsFailed      bool
 	// unnamedSet is the batch of the client's last Parse of the unnamed
 	// statement when that statement is a SET or RESET, 0 otherwise
 	// (bindUnnamed).
@@ -365,6 +374,13 @@ func (ss *session) unhold(boundary bool, typ byte) {
 	default:
 		pl.open = true
 	}
+	pl.clientMsgs++
+	switch {
+	case boundary:
+		pl.execs, pl.execsDone, pl.execsFailed = 0, 0, false
+	case typ == 'E':
+		pl.execs++
+	}
 	pl.mu.Unlock()
 }
 
@@ -493,7 +509,14 @@ func (ss *session) pooledNote(typ byte) {
 		pl := ss.pl
 		pl.mu.Lock()
 		pl.batchErr = true
+		if ss.sent.Load() == ss.done.Load() {
+			pl.execsFailed = true
+		}
 		pl.mu.Unlock()
+	case 'C', 'I', 's':
+		if ss.pl.pool.idleTx > 0 {
+			ss.noteExecuted()
+		}
 	}
 }
 

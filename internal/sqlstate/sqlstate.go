@@ -40,6 +40,9 @@ const (
 	// TooManyConnections (53300) is a transaction pool with no free
 	// upstream connection within its wait timeout.
 	TooManyConnections = "53300"
+	// IdleInTransactionTimeout (25P03) is a pooled session ended for
+	// holding a backend idle past upstream.pool.idle_transaction_timeout.
+	IdleInTransactionTimeout = "25P03"
 	// AdminShutdown (57P01) is a session ended by a shutdown or a reload.
 	AdminShutdown = "57P01"
 	// InternalError (XX000) is a bug caught before it reached the client.

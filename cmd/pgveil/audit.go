@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/pgveil/pgveil/internal/audit"
 )
@@ -21,7 +22,7 @@ const defaultKeyEnv = "PGVEIL_AUDIT_KEY"
 
 // auditUsage is the usage of pgveil audit.
 const auditUsage = `usage:
-  pgveil audit verify [--key-env NAME] FILE...
+  pgveil audit verify [--key-env NAME | --unkeyed] [--from-start] FILE...
       check the chain of the audit files (any order, e.g. audit.log*)
   pgveil audit search [filters] [--format table|json] FILE...
       print the records that match every filter
@@ -54,8 +55,10 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keyEnv := fs.String("key-env", defaultKeyEnv, "environment variable holding the audit HMAC key")
+	unkeyed := fs.Bool("unkeyed", false, "check a chain written without hmac_key (plain SHA-256), which shows accidental damage but not forgery")
+	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME] FILE...")
+		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME | --unkeyed] [--from-start] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -65,10 +68,16 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	key := []byte(os.Getenv(*keyEnv))
-	if len(key) == 0 {
-		fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: verifying a plain SHA-256 chain, "+
-			"which shows accidental damage but not forgery\n", *keyEnv)
+	var key []byte
+	if *unkeyed {
+		fmt.Fprintln(stderr, "pgveil audit verify: --unkeyed: verifying a plain SHA-256 chain, "+
+			"which shows accidental damage but not forgery")
+	} else if key = []byte(os.Getenv(*keyEnv)); len(key) == 0 {
+		// NOTE: whoever can write the files can recompute a plain chain:
+		// checked without its key, a forged trail would verify.
+		fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: without the key a rewritten trail would verify; "+
+			"set it (or name another variable with --key-env), or pass --unkeyed for a trail written without hmac_key\n", *keyEnv)
+		return 1
 	}
 	reports, err := audit.VerifyChains(key, fs.Args())
 	if err != nil {
@@ -86,6 +95,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if !printVerifyReport(stdout, prefix, rep) {
+			code = 1
+		} else if *fromStart && rep.Records > 0 && !rep.FromStart {
+			fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1\n", prefix, rep.FirstSeq)
 			code = 1
 		}
 	}
@@ -240,17 +252,50 @@ func tableRow(e *audit.Entry) string {
 	if e.ActingFor != "" {
 		user += " as " + e.ActingFor
 	}
-	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), user,
-		decision, rows, e.Kind, shorten(e.SQL, 80))
+	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
+		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
 }
 
-// shorten collapses the white space of s and cuts it to n characters.
+// shorten collapses the white space of s, cuts it to n characters and
+// makes it printable.
 func shorten(s string, n int) string {
 	s = strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
 	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+		s = string(r[:n-1]) + "…"
 	}
-	return s
+	return printable(s)
+}
+
+// printable returns s with every character a terminal would act on
+// rather than print written as an escape: control characters (ESC, a
+// newline…), format characters (bidirectional overrides, zero-width
+// ones) and invalid UTF-8. Records hold what clients sent (a login a
+// failed startup gave, a statement's comments): printed raw, they could
+// clear or rewrite the auditor's screen, or fake a row of the table.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unprintable(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// unprintable reports whether a terminal would act on r rather than
+// print it.
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC

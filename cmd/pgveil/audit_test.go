@@ -129,12 +129,31 @@ func TestAuditVerify(t *testing.T) {
 			t.Fatalf("%d %q", code, out)
 		}
 	})
-	t.Run("without a key it says it checks a plain SHA-256 chain", func(t *testing.T) {
+	t.Run("without a key it fails, a rewritten trail would verify", func(t *testing.T) {
 		files := writeAuditChain(t)
 		t.Setenv("PGVEIL_AUDIT_KEY", "")
-		code, _, errOut := runCLI("", append([]string{"audit", "verify"}, files...)...)
-		if code != 1 || !strings.Contains(errOut, "PGVEIL_AUDIT_KEY is not set: verifying a plain SHA-256 chain") {
-			t.Fatalf("%d %q", code, errOut)
+		code, out, errOut := runCLI("", append([]string{"audit", "verify"}, files...)...)
+		if code != 1 || out != "" || !strings.Contains(errOut, "PGVEIL_AUDIT_KEY is not set: without the key a rewritten trail would verify") {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+		// --unkeyed checks a plain chain, and says what it proves: the
+		// keyed one fails it.
+		code, out, errOut = runCLI("", append([]string{"audit", "verify", "--unkeyed"}, files...)...)
+		if code != 1 || !strings.Contains(errOut, "verifying a plain SHA-256 chain") || !strings.Contains(out, "record altered") {
+			t.Fatalf("--unkeyed: %d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("--from-start fails a chain whose oldest files are gone", func(t *testing.T) {
+		files := writeAuditChain(t)
+		if code, out, _ := runCLI("", append([]string{"audit", "verify", "--from-start"}, files...)...); code != 0 {
+			t.Fatalf("whole chain: %d %q", code, out)
+		}
+		code, out, _ := runCLI("", append([]string{"audit", "verify", "--from-start"}, files[1:]...)...)
+		if code != 1 || !strings.Contains(out, "FAILED: --from-start: the chain begins at seq ") {
+			t.Fatalf("%d %q", code, out)
+		}
+		if code, out, _ := runCLI("", append([]string{"audit", "verify"}, files[1:]...)...); code != 0 {
+			t.Fatalf("without --from-start: %d %q", code, out)
 		}
 	})
 	t.Run("no file is a usage error and a missing file an error", func(t *testing.T) {
@@ -251,6 +270,26 @@ func TestAuditSearch(t *testing.T) {
 			t.Fatalf("%d %q", code, errOut)
 		}
 	})
+}
+
+// TestPrintable: what clients put in records reaches the auditor's
+// terminal as text, never as a control sequence.
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"marie", "marie"},
+		{"SELECT 'é' -- ok", "SELECT 'é' -- ok"},
+		{"mallory\n2026-12-06T08:00:00Z  marie", `mallory\u000a2026-12-06T08:00:00Z  marie`},
+		{"x\x1b[2K\x1b[1Gy", `x\u001b[2K\u001b[1Gy`},
+		{"a\u202eb", `a\u202eb`},
+		{"bad \xff byte", `bad \xff byte`},
+	} {
+		if got := printable(tt.in); got != tt.want {
+			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := shorten("SELECT 1 -- \x1b[2K", 80); got != `SELECT 1 -- \u001b[2K` {
+		t.Errorf("shorten: %q", got)
+	}
 }
 
 // seqRange returns from, from+step, … up to to.

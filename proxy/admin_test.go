@@ -176,7 +176,7 @@ func TestAdminEndpoints(t *testing.T) {
 		}()
 		clock.Advance(2 * time.Second) // past the cached verdict
 		code, body := get(t, hs.URL+"/readyz")
-		if code != http.StatusServiceUnavailable || !strings.Contains(body, "upstream unreachable") {
+		if code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "not ready: upstream unreachable" {
 			t.Fatalf("readyz with the upstream down: %d %s", code, body)
 		}
 		if err := cluster.StartServer(); err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -19,7 +21,8 @@ import (
 //   - /metrics: the Prometheus metrics of gatherer;
 //   - /healthz: 200 while the process serves HTTP at all;
 //   - /readyz: 200 when a policy is loaded and the upstream accepts a
-//     connection of the service account, 503 otherwise, with the reason.
+//     connection of the service account, 503 otherwise, with the reason
+//     (an unreachable upstream's cause goes to Log only).
 //
 // NOTE: /readyz dials the upstream at most once per readyTTL, however
 // often it is probed, and never while another probe is dialing.
@@ -30,6 +33,9 @@ type Admin struct {
 	// Now is the clock that ages a readiness verdict; time.Now when nil.
 	// Tests set it to advance time without waiting.
 	Now func() time.Time
+	// Log gets why the upstream is unreachable, which the endpoint does
+	// not tell; nil logs nothing.
+	Log *zap.Logger
 
 	mu      sync.Mutex
 	checked time.Time
@@ -54,11 +60,20 @@ func UpstreamReady(cfg *policy.Config, p *Policies) func(ctx context.Context) er
 		}
 		c, err := proxy.ConnectService(ctx, cfg, "readyz")
 		if err != nil {
-			return fmt.Errorf("upstream unreachable: %w", err)
+			return &unreachable{err}
 		}
 		return c.Close(ctx)
 	}
 }
+
+// unreachable is an upstream /readyz could not connect to. Its cause,
+// which names the upstream's host, the service account and the database,
+// goes to the log, not to whoever probes the endpoint (it has no
+// authentication).
+type unreachable struct{ cause error }
+
+func (u *unreachable) Error() string { return "upstream unreachable" }
+func (u *unreachable) Unwrap() error { return u.cause }
 
 // Handler returns the HTTP handler of the endpoints.
 func (a *Admin) Handler() http.Handler {
@@ -69,6 +84,10 @@ func (a *Admin) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := a.readiness(r.Context()); err != nil {
+			var u *unreachable
+			if errors.As(err, &u) && a.Log != nil {
+				a.Log.Warn("not ready: upstream unreachable", zap.Error(u.cause))
+			}
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

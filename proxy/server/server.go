@@ -254,6 +254,7 @@ func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, lo
 		return nil, nil, err
 	}
 	admin := NewAdmin(reg, UpstreamReady(cfg, pols))
+	admin.Log = log
 	hs := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

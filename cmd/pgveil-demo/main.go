@@ -107,7 +107,10 @@ func run() error {
 		}
 	}
 	auditPath := filepath.Join(root, "pgveil-demo-audit.log")
-	auditKey := randomHex(32)
+	auditKey, err := demoAuditKey(auditPath)
+	if err != nil {
+		return err
+	}
 	logPath := filepath.Join(root, "pgveil-demo.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -256,6 +259,36 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// demoAuditKey returns the key of the demo's audit trail at auditPath,
+// kept in auditPath's ".key" file (mode 0600) so that each run continues
+// the chain under the same key and the printed `audit verify` checks the
+// whole trail. A trail left without its key file (by an older demo, which
+// drew a key per run) cannot be verified: it is moved aside, out of the
+// printed glob, and a new one begins.
+func demoAuditKey(auditPath string) (string, error) {
+	keyPath := strings.TrimSuffix(auditPath, ".log") + ".key"
+	if b, err := os.ReadFile(keyPath); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	old, _ := filepath.Glob(auditPath + "*")
+	if len(old) > 0 {
+		stamp := time.Now().UTC().Format("20060102T150405")
+		for _, f := range old {
+			aside := strings.TrimSuffix(auditPath, ".log") + "-unkeyed-" + stamp + ".log" + strings.TrimPrefix(f, auditPath)
+			if err := os.Rename(f, aside); err != nil {
+				return "", fmt.Errorf("moving aside the audit trail without its key: %w", err)
+			}
+		}
+		step(fmt.Sprintf("moved %d audit file(s) of an earlier demo, whose key is gone, to %s-unkeyed-%s*",
+			len(old), strings.TrimSuffix(filepath.Base(auditPath), ".log"), stamp))
+	}
+	key := randomHex(32)
+	if err := os.WriteFile(keyPath, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the demo's audit key: %w", err)
+	}
+	return key, nil
 }
 
 func randomHex(n int) string {

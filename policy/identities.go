@@ -30,11 +30,10 @@ type Identities struct {
 	broken map[string]string
 	// members maps a group to the sorted logins of its members.
 	members map[string][]string
-	// folded maps the loose spelling (looseLogin) of every login users,
-	// broken and the user blocks name to one of them: a directory login
-	// spelled like one of them, but not exactly, is refused
-	// (DirectoryUser).
-	folded map[string]string
+	// folded holds the loose spelling (looseLogin) of every login users,
+	// broken and the user blocks name: a directory login spelled like one
+	// of them, but not exactly, is refused (DirectoryUser).
+	folded map[string]bool
 	// digest covers the identity rows, for Config.Version.
 	digest [32]byte
 }
@@ -150,10 +149,10 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 	for g := range ids.members {
 		slices.Sort(ids.members[g])
 	}
-	ids.folded = make(map[string]string, len(ids.users)+len(ids.broken))
+	ids.folded = make(map[string]bool, len(ids.users)+len(ids.broken))
 	for _, logins := range []iter.Seq[string]{maps.Keys(ids.users), maps.Keys(ids.broken), maps.Keys(c.Users)} {
 		for login := range logins {
-			ids.folded[looseLogin(login)] = login
+			ids.folded[looseLogin(login)] = true
 		}
 	}
 	return ids

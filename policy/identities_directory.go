@@ -11,19 +11,32 @@ import (
 	"github.com/pgveil/pgveil/internal/ldapauth"
 )
 
-// looseLogin is login as a directory's matching rule may read it: case
-// folded, in compatibility normal form, without format characters (soft
-// hyphens, zero-width spaces), runs of white space as one space. Two
-// logins of one loose spelling may bind the same directory entry.
+// looseLogin is login as a directory's matching rule may read it, and
+// looser: in compatibility normal form and case folded (NFKC_Casefold:
+// NFKC, fold, NFKC again, since each can undo the other), then without
+// combining marks (İ folds to i and a dot above), format characters (soft
+// hyphens, zero-width spaces) or control characters, runs of white space
+// as one space. Two logins of one loose spelling may bind the same
+// directory entry; a few that a directory tells apart (josé, jose) share
+// one too, which only refuses the one pgveil does not know.
 func looseLogin(login string) string {
-	s := norm.NFKC.String(cases.Fold().String(login))
+	s := norm.NFKC.String(cases.Fold().String(norm.NFKC.String(login)))
 	s = strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Cf, r) || unicode.IsControl(r) {
 			return -1
 		}
 		return r
-	}, s)
+	}, norm.NFD.String(s))
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// knows reports whether a user block, an identity row or a broken login
+// names login exactly.
+func (ids *Identities) knows(login string) bool {
+	_, user := ids.users[login]
+	_, bad := ids.broken[login]
+	_, block := ids.cfg.Users[login]
+	return user || bad || block
 }
 
 // DirectoryUser returns the user a person authenticated by the directory
@@ -41,7 +54,10 @@ func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bo
 	if _, bad := ids.broken[login]; bad {
 		return nil, false
 	}
-	if known, ok := ids.folded[looseLogin(login)]; ok && known != login {
+	if ids.knows(login) {
+		// Its own spelling, though another known login may share its
+		// loose one.
+	} else if ids.folded[looseLogin(login)] {
 		// DANA would bind dana's entry and escape what pgveil keys by
 		// dana: her authentication method, connection limit, roles and
 		// attributes, and her name in the audit trail.

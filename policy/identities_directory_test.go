@@ -14,6 +14,7 @@ func TestDirectoryUserSpelledLikeAKnownLogin(t *testing.T) {
 		Users: map[string]*User{
 			"dana":  {Login: "dana", Auth: AuthCert, Roles: []string{"analyst"}, MaxConnections: 1},
 			"marie": {Login: "marie", Auth: AuthLDAP},
+			"Marie": {Login: "Marie", Auth: AuthLDAP, Roles: []string{"analyst"}},
 		},
 	}
 	ids := c.HCLIdentities()
@@ -31,6 +32,9 @@ func TestDirectoryUserSpelledLikeAKnownLogin(t *testing.T) {
 		{"ｄａｎａ", false},       // fullwidth letters, NFKC's dana
 		{"da\u00adna", false}, // a soft hyphen, which the directory ignores
 		{"ERIN", true},        // no known login spelled so: the directory decides
+		{"MAR\u0130E", false}, // a dotted capital I, which folds to i and a dot
+		{"\u2133arie", false}, // a script M, NFKC's M, folded
+		{"Marie", true},       // known exactly, though it shares marie's loose spelling
 	} {
 		if _, ok := ids.DirectoryUser(tt.login, groups); ok != tt.ok {
 			t.Errorf("%q: a directory user %v, want %v", tt.login, ok, tt.ok)

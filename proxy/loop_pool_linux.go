@@ -352,6 +352,18 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 			ss.end(sessionEnd{reason: "client terminated the session"})
 			return holdStop
 		}
+		if strayMessage(typ) {
+			if ss.cin.Buffered() < total {
+				// Skipped with waiting reads.
+				l.toWorker(ss)
+				return holdStop
+			}
+			if err := ss.cin.Skip(total); err != nil {
+				ss.end(ss.clientFailed(err))
+				return holdStop
+			}
+			return holdNext
+		}
 		if b = l.takeLocal(pl); b != nil {
 			break
 		}

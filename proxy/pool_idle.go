@@ -21,10 +21,15 @@ import (
 //
 // "Nothing under way": every batch the client closed is answered, every
 // Execute of the batch it has not closed yet is answered (or skipped after
-// an error), and the client sent nothing meanwhile; or the server waits
-// for the data of a COPY FROM STDIN. A session idle between transactions
-// that keeps its backend on purpose (a WITH HOLD cursor, set_config;
-// poolLink.keeps) is not idle in a transaction.
+// an error), and the client sent nothing meanwhile. A session idle between
+// transactions that keeps its backend on purpose (a WITH HOLD cursor,
+// set_config; poolLink.keeps) is not idle in a transaction.
+//
+// NOTE: a COPY FROM STDIN is under way until its CommandComplete: after
+// CopyDone the server may still run triggers and foreign-key checks, and
+// while it does not read, the client cannot send. A client that stops in
+// the middle of its data keeps the backend, as one that stops reading
+// results does.
 
 // noteExecuted counts an answer to an Execute of the batch the client has
 // not closed yet (backend relay, at a CommandComplete, EmptyQueryResponse
@@ -54,10 +59,9 @@ func (ss *session) idleHeld() (idle bool, msgs uint64) {
 	if pl.b == nil || pl.ended || pl.flushing {
 		return false, pl.clientMsgs
 	}
-	copyIn := ss.serverCopyIn.Load()
 	answered := ss.sent.Load() == ss.done.Load() && (pl.execsFailed || pl.execsDone >= pl.execs)
 	inTx := ss.txStatus.Load() != 'I' || pl.open
-	return copyIn || answered && inTx, pl.clientMsgs
+	return answered && inTx, pl.clientMsgs
 }
 
 // watchIdleTransactions ends the sessions idle in a transaction for

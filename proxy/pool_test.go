@@ -930,6 +930,11 @@ func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
 		{"dropped by a Query, as PostgreSQL drops it", func(t *testing.T, c *pgx.Conn) {
 			exec(t, c, "SELECT 1")
 		}, "", "26000"},
+		{"closed by the client", func(t *testing.T, c *pgx.Conn) {
+			if _, code := batch(t, c, &pgproto3.Close{ObjectType: 'S'}); code != "" {
+				t.Fatalf("close: %s", code)
+			}
+		}, "", "26000"},
 		{"dropped by a Parse refused", func(t *testing.T, c *pgx.Conn) {
 			if _, code := batch(t, c, &pgproto3.Parse{Query: "SELECT pg_backend_pid()"}); code != "42501" {
 				t.Fatalf("parse: %q, want 42501", code)
@@ -1001,10 +1006,17 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 	setupDemo(t)
 	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
 	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	// slow's trigger runs after the client's CopyDone, for longer than
+	// idle_transaction_timeout.
+	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.slow (note text)")
+	direct(t, "CREATE OR REPLACE FUNCTION pool_scratch.slow_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$")
+	direct(t, "CREATE OR REPLACE TRIGGER slow_after AFTER INSERT ON pool_scratch.slow FOR EACH STATEMENT EXECUTE FUNCTION pool_scratch.slow_trigger()")
 	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
-	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink, pool_scratch.slow TO pgveil_svc")
+	const idleTx = 300 * time.Millisecond
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
-		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute}
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute,
+			IdleTransactionTimeout: idleTx}
 		c.Listen.Relay = relay
 		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
 		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
@@ -1031,6 +1043,32 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 			}
 		})
 	}
+	t.Run("a COPY whose triggers run past idle_transaction_timeout is not idle", func(t *testing.T) {
+		if _, err := loader.PgConn().CopyFrom(ctx, strings.NewReader("a row\n"), "COPY pool_scratch.slow FROM STDIN"); err != nil {
+			t.Fatalf("COPY: %v", err)
+		}
+	})
+	t.Run("copy messages and a Flush between transactions take no backend", func(t *testing.T) {
+		for _, m := range []pgproto3.FrontendMessage{&pgproto3.Flush{}, &pgproto3.CopyData{Data: []byte("x\n")}, &pgproto3.CopyDone{},
+			&pgproto3.CopyFail{Message: "none"}} {
+			fe := loader.PgConn().Frontend()
+			fe.Send(m)
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
+				t.Fatalf("after a %T, another session: %q, %v", m, got, err)
+			}
+		}
+		// And the loader's session goes on.
+		if got, err := one(ctx, loader, "SELECT 'loader'"); err != nil || got != "loader" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		time.Sleep(2 * idleTx)
+		if got, err := one(ctx, loader, "SELECT 'still here'"); err != nil || got != "still here" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
 }
 
 // TestTransactionPoolIdleTransactionTimeout: a session that holds a

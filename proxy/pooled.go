@@ -235,6 +235,16 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 		// Terminate between transactions: nothing upstream to tell.
 		return false, &sessionEnd{reason: "client terminated the session"}
 	}
+	if strayMessage(typ) {
+		if withSlot {
+			ss.pl.pool.freeSlot()
+		}
+		if err := ss.cin.Skip(total); err != nil {
+			e := ss.clientFailed(err)
+			return false, &e
+		}
+		return false, nil
+	}
 	pl := ss.pl
 	parseName, e := ss.parseNameOf(typ, total)
 	if e != nil {
@@ -257,6 +267,15 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 		return false, ss.answerNoBackend(typ, total, err)
 	}
 	return ss.attach(b, typ, parseName)
+}
+
+// strayMessage reports whether a client message of type typ, sent while
+// the session holds no backend, is one PostgreSQL ignores there: copy
+// messages outside a COPY, and a Flush with nothing to flush. It is
+// dropped rather than given a backend: it opens no transaction, and
+// nothing would end the one it took (no ReadyForQuery answers it).
+func strayMessage(typ byte) bool {
+	return typ == 'd' || typ == 'c' || typ == 'f' || typ == 'H'
 }
 
 // answerNoBackend answers the client message of type typ, which found no

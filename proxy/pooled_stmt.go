@@ -46,9 +46,11 @@ type pooledStmt struct {
 // sentParse is a Parse forwarded upstream, awaiting its ParseComplete.
 type sentParse struct {
 	// name is the client's name; st nil for a Parse that prepares no
-	// statement of the session's (the name existed already).
+	// statement of the session's (the name existed already), or of the
+	// unnamed statement, whose unnamedGen is gen.
 	name string
 	st   *pooledStmt
+	gen  uint64
 	// batch is the ReadyForQuery number that closes its batch.
 	batch int64
 }
@@ -99,6 +101,7 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	}
 	if name == "" {
 		pl.setUnnamed(msg)
+		sent.gen = pl.unnamedGen
 	} else if sent.st != nil {
 		sent.st.parse = msg
 		pl.pending[name] = sent.st
@@ -166,6 +169,19 @@ func (ss *session) onBatchAnswered(done int64) {
 		if p.st != nil && pl.pending[p.name] == p.st {
 			delete(pl.pending, p.name)
 		}
+		if p.name == "" && p.gen == pl.unnamedGen {
+			// It failed, and PostgreSQL dropped the unnamed statement
+			// before parsing; or the server skipped it after an earlier
+			// error, and the backend still holds the one before. Either
+			// way the session has none to prepare again elsewhere, and
+			// the backend's is not known: a session taking it closes
+			// it first (prepareOnTake).
+			pl.unnamed = nil
+			pl.unnamedGen++
+			if b := pl.b; b != nil {
+				b.unnamedBy = nil
+			}
+		}
 	}
 }
 
@@ -177,6 +193,8 @@ func (pl *poolLink) closeStmt(name string) string {
 	defer pl.mu.Unlock()
 	server := pl.serverStmtName(name)
 	if name == "" {
+		// Closed on the backend held: the session has none left.
+		pl.setUnnamed(nil)
 		return server
 	}
 	if st := pl.stmts[name]; st != nil && pl.b != nil {

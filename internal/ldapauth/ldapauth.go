@@ -221,7 +221,10 @@ func (c *Config) findUser(conn *ldap.Conn, login string, missing error) (string,
 // show the attribute (not readable) is taken as found; the identities
 // then refuse a login spelled like another (Identities.DirectoryUser).
 func spelledAs(e *ldap.Entry, attr, login string) error {
-	values := e.GetAttributeValues(attr)
+	// NOTE: attribute names are case-insensitive (UID is uid); an alias
+	// of the attribute (userid) is not recognised, and its entry is
+	// taken as not showing it.
+	values := e.GetEqualFoldAttributeValues(attr)
 	if len(values) == 0 || slices.Contains(values, login) {
 		return nil
 	}

@@ -74,6 +74,21 @@ func TestAuthenticate(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the login attribute is read back whatever the case of its name", func(t *testing.T) {
+		c := search
+		c.SearchAttribute = "UID"
+		if _, err := c.Authenticate(ctx, "marie", "marie-pw"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Authenticate(ctx, "MARIE", "marie-pw"); !errors.Is(err, ldapauth.ErrInvalidCredentials) {
+			t.Errorf("MARIE: %v", err)
+		}
+		c = simple
+		c.Prefix = "UID="
+		if _, err := c.Authenticate(ctx, "Marie", "marie-pw"); !errors.Is(err, ldapauth.ErrInvalidCredentials) {
+			t.Errorf("simple bind, UID=Marie: %v", err)
+		}
+	})
 	t.Run("a certificate the client does not trust fails as unavailable", func(t *testing.T) {
 		c := ldaps
 		c.RootCAs = x509.NewCertPool()

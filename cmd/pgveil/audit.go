@@ -89,15 +89,16 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		prefix := ""
 		if len(reports) > 1 {
 			// Several pgveil instances, a chain each.
-			prefix = fmt.Sprintf("chain %s: ", rep.Chain)
+			prefix = fmt.Sprintf("chain %s: ", printable(rep.Chain))
 			if rep.Chain == "" && len(rep.Files) > 0 {
-				prefix = fmt.Sprintf("%s: ", rep.Files[0])
+				prefix = fmt.Sprintf("%s: ", printable(rep.Files[0]))
 			}
 		}
-		if !printVerifyReport(stdout, prefix, rep) {
+		if *fromStart && rep.OK && rep.Records > 0 && !rep.FromStart {
+			fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1 (%d records from there verified)\n",
+				prefix, rep.FirstSeq, rep.Records)
 			code = 1
-		} else if *fromStart && rep.Records > 0 && !rep.FromStart {
-			fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1\n", prefix, rep.FirstSeq)
+		} else if !printVerifyReport(stdout, prefix, rep) {
 			code = 1
 		}
 	}
@@ -108,7 +109,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 // after prefix, and reports whether the chain checked out.
 func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report) bool {
 	if !rep.OK {
-		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, rep.Problem)
+		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, printable(rep.Problem))
 		if rep.Records > 0 {
 			fmt.Fprintf(stdout, "%s%d records before it verified, seq %d..%d\n", prefix, rep.Records, rep.FirstSeq, rep.LastSeq)
 		}
@@ -295,7 +296,7 @@ func printable(s string) string {
 // unprintable reports whether a terminal would act on r rather than
 // print it.
 func unprintable(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC

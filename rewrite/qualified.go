@@ -20,13 +20,31 @@ import (
 // The rewrite keeps the meaning: both forms resolve to the innermost FROM
 // item named rel. Nested SELECTs that bring a FROM item of that name of
 // their own other than the relation itself (an alias, another schema's
-// table) are left alone, since there the short form would bind to it.
+// table, a CTE) are left alone, since there the short form would bind to
+// it; PostgreSQL then refuses the qualified form rather than answer
+// otherwise.
 func (w *walker) unqualifyColumnRefs(schema, rel string) {
 	if len(w.selects) == 0 {
 		return
 	}
 	top := w.selects[len(w.selects)-1]
-	unqualifyIn(top, schema, rel, top, &w.unqualified)
+	cte := containsCTE(top, rel)
+	for _, level := range w.ctes {
+		cte = cte || level[rel]
+	}
+	unqualifyIn(top, schema, rel, top, cte, &w.unqualified)
+}
+
+// containsCTE reports whether m defines a CTE named name anywhere.
+func containsCTE(m proto.Message, name string) bool {
+	found := false
+	pgtree.Walk(m, func(m proto.Message) bool {
+		if c, ok := m.(*pg_query.CommonTableExpr); ok && c.Ctename == name {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
 
 // unqualifiedRef is a column reference unqualifyIn shortened: its text,
@@ -38,8 +56,9 @@ type unqualifiedRef struct {
 
 // unqualifyIn walks m, shortening schema.rel.x references; self is the
 // SELECT the relation's FROM item belongs to. It appends what it
-// shortened to done.
-func unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt, done *[]unqualifiedRef) {
+// shortened to done. cte reports that a CTE named rel may be visible in
+// a nested SELECT.
+func unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt, cte bool, done *[]unqualifiedRef) {
 	pgtree.Walk(m, func(m proto.Message) bool {
 		switch v := m.(type) {
 		case *pg_query.ColumnRef:
@@ -49,15 +68,17 @@ func unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt,
 			}
 			return false
 		case *pg_query.SelectStmt:
-			return v == self || !shadows(v, schema, rel)
+			return v == self || !shadows(v, schema, rel, cte)
 		}
 		return true
 	})
 }
 
 // shadows reports whether the FROM list of s (joins included) has an item
-// called rel that is not schema.rel itself without an alias.
-func shadows(s *pg_query.SelectStmt, schema, rel string) bool {
+// called rel that is not schema.rel itself without an alias; with cte,
+// an unqualified rel may be a CTE of that name, and shadows too (the
+// short form would bind to the CTE, the qualified one skips it).
+func shadows(s *pg_query.SelectStmt, schema, rel string, cte bool) bool {
 	found := false
 	var visit func(n *pg_query.Node)
 	visit = func(n *pg_query.Node) {
@@ -66,7 +87,7 @@ func shadows(s *pg_query.SelectStmt, schema, rel string) bool {
 			rv := f.RangeVar
 			if rv.Alias != nil {
 				found = found || rv.Alias.Aliasname == rel
-			} else if rv.Relname == rel && rv.Schemaname != "" && rv.Schemaname != schema {
+			} else if rv.Relname == rel && (rv.Schemaname != "" && rv.Schemaname != schema || rv.Schemaname == "" && cte) {
 				found = true
 			}
 		case *pg_query.Node_RangeSubselect:

@@ -86,7 +86,10 @@ func startVeil() (stop func() error, err error) {
 	if os.Getenv("COMPAT_POOL") == policy.PoolTransaction {
 		// Every client through a transaction pool small enough that
 		// the sessions of a test share backends.
-		cfg.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+		cfg.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute,
+			// Short, so that a real client's statement taken for an idle
+			// transaction would fail its test.
+			IdleTransactionTimeout: 2 * time.Second}
 	}
 	enf, _, err := server.LoadEnforcement(ctx, cfg)
 	if err != nil {

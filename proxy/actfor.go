@@ -141,16 +141,18 @@ func (ss *session) switchReady(pending bool) *Refusal {
 // applyAct makes the change a, checked by mayAct and switchReady, unless
 // the session is in a failed transaction: the upstream then fails the
 // statement forwarded in its place, as PostgreSQL fails a SET ROLE
-// there, and nothing changes (client relay).
+// there, and nothing changes. Its transaction is followed until it
+// commits or rolls back (actfor_tx.go) (client relay).
 func (ss *session) applyAct(a *rewrite.Act) {
 	if ss.txStatus.Load() == 'E' {
 		return
 	}
+	ss.noteSwitch()
 	ss.actAs(a.Login)
 }
 
 // actAs makes the session act for login; "" or its own login ends the
-// impersonation (client relay).
+// impersonation (client relay; backend relay for a rollback, actSettle).
 func (ss *session) actAs(login string) {
 	prev := ss.actingFor()
 	if login == ss.info.User {

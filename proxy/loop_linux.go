@@ -826,7 +826,7 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 			ss.end(ss.upstreamReadFailed(err))
 			return
 		}
-		if typ == 'Z' || typ == 'E' || typ == 'S' || typ == 'C' && ss.pl != nil && ss.pl.watchTags.Load() {
+		if typ == 'Z' || typ == 'E' || typ == 'S' || typ == 'C' && ss.watchesTags() {
 			if total <= maxDecodedUpstream && ss.uin.Buffered() < total {
 				lp.uWant = total
 				break

@@ -219,15 +219,28 @@ type txEnd struct {
 // of total bytes: while noted settings await their transaction's end,
 // and on an event loop only when it is buffered whole.
 func (ss *session) decodesTag(total int) bool {
+	return ss.watchesTags() && total <= maxDecodedUpstream && (ss.lp == nil || ss.uin.Buffered() >= total)
+}
+
+// watchesTags reports whether the backend relay reads CommandComplete
+// tags: for noted settings awaiting their transaction's end, or for a
+// change of the acting user awaiting its own (actfor_tx.go).
+func (ss *session) watchesTags() bool {
 	pl := ss.pl
-	return pl != nil && pl.watchTags.Load() && total <= maxDecodedUpstream && (ss.lp == nil || ss.uin.Buffered() >= total)
+	return pl != nil && pl.watchTags.Load() || ss.actTrack.watching.Load()
 }
 
 // onCommandComplete notes the tag of msg, a CommandComplete (header
-// included), for settleSettings (backend relay).
+// included), for settleSettings and actSettle (backend relay).
 func (ss *session) onCommandComplete(msg []byte) {
 	tag, _, _ := bytes.Cut(msg[wire.HeaderLen:], []byte{0})
+	if ss.actTrack.watching.Load() {
+		ss.actTag(string(tag))
+	}
 	pl := ss.pl
+	if pl == nil {
+		return
+	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	e := &pl.txEnd

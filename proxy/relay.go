@@ -106,6 +106,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		err = ss.cin.Forward(total, ss.uout)
 	case 'S':
 		ss.othersInBatch, ss.batchRefused = 0, false
+		ss.actBatchClosed()
 		ss.batchSent()
 		err = ss.cin.Forward(total, ss.uout)
 	case 'd':
@@ -250,6 +251,12 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	batch := ss.sent.Load()
+	ss.actBatchClosed()
+	if r := ss.actGate(res, batch); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
+	}
 	if res.Act != nil {
 		r := ss.mayAct(res.Act)
 		if r == nil {
@@ -263,6 +270,7 @@ func (ss *session) relayQuery(total int) error {
 	ss.noteStatement(st, res, nil)
 	ss.notePoolState(res, SourceQuery, "")
 	ss.dropUnnamed()
+	ss.noteGated(res, batch)
 	if res.Act != nil {
 		ss.applyAct(res.Act)
 	} else {
@@ -691,6 +699,9 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	ss.serverCopyIn.Store(false)
 	if len(msg) > wire.HeaderLen {
 		ss.txStatus.Store(uint32(msg[wire.HeaderLen]))
+		if ss.actTrack.watching.Load() {
+			ss.actSettle(msg[wire.HeaderLen])
+		}
 	}
 	if t := ss.track; t != nil {
 		for _, f := range t.OnReadyForQuery(len(msg)) {
@@ -735,6 +746,9 @@ func (ss *session) onError(msg []byte) error {
 	}
 	if er.Severity == "FATAL" || er.Severity == "PANIC" || er.SeverityUnlocalized == "FATAL" || er.SeverityUnlocalized == "PANIC" {
 		ss.upstreamFatal = true
+	}
+	if ss.actTrack.watching.Load() {
+		ss.actError()
 	}
 	moved := false
 	if er.Position != 0 {

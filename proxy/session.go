@@ -140,6 +140,9 @@ type session struct {
 	// SET pgveil.act_for), nil while it acts as its login. The client
 	// relay changes it; the backend relay reads it.
 	acting atomic.Pointer[actState]
+	// actTrack follows the transaction of a change of acting, which a
+	// rollback undoes (actfor_tx.go).
+	actTrack actTracking
 	// directory holds a directory login's groups once a reload read
 	// them again, nil before: RefreshDirectory writes it, the client
 	// relay reads it.

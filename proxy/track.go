@@ -102,11 +102,19 @@ func (ss *session) trackExecute(portal string, total int) error {
 	r := p.Refusal
 	info := p.Info
 	var act *rewrite.Act
-	if r == nil && p.Bound && info.Result != nil && info.Result.Act != nil {
-		act = info.Result.Act
+	batch := ss.sent.Load() + 1
+	var res *rewrite.Result
+	if p.Bound {
+		res = info.Result
+	}
+	if r == nil && res != nil && res.Act != nil {
+		act = res.Act
 		if r = ss.mayAct(act); r == nil {
 			r = ss.switchReady(true)
 		}
+	}
+	if r == nil && act == nil {
+		r = ss.actGate(res, batch)
 	}
 	// NOTE: counted once this Execute's switch was checked and made. A
 	// BEGIN does not count (see rewrite.Result.Begins).
@@ -121,6 +129,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 		return ss.refuse(sourceExecute, "", r)
 	}
 	t.OnExecuteDecided(p, nil)
+	ss.noteGated(res, batch)
 	if act != nil {
 		ss.applyAct(act)
 	} else if p.Bound {

@@ -47,6 +47,10 @@ type Result struct {
 	// change of the acting user may follow it in the same batch (PgJDBC
 	// sends BEGIN with the first statement when autocommit is off).
 	Begins bool
+	// EndsTransaction reports that the text holds a COMMIT, ROLLBACK
+	// (END, ABORT) or ROLLBACK TO SAVEPOINT: what may undo, or settle, a
+	// change of the acting user made in its transaction.
+	EndsTransaction bool
 	// Keeps names the session state the text may leave on its upstream
 	// backend past its transaction, e.g. "SET DateStyle", "PREPARE q",
 	// "DECLARE c WITH HOLD", "set_config", or nil: a transaction pool
@@ -142,6 +146,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text", ActSetting)
 	}
 	res.Act = w.act
+	res.EndsTransaction = w.endsTx
 	if len(tree.Stmts) == 1 {
 		switch tree.Stmts[0].Stmt.GetTransactionStmt().GetKind() {
 		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
@@ -331,6 +336,9 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
 			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 			return "", deny("two_phase_commit", "two-phase commit is not allowed")
+		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
+			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+			w.endsTx = true
 		}
 		return "transaction", nil
 

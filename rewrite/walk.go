@@ -79,6 +79,9 @@ type walker struct {
 	objects []SessionObject
 	// act is Result.Act.
 	act *Act
+	// endsTx records a COMMIT, ROLLBACK or ROLLBACK TO
+	// (Result.EndsTransaction).
+	endsTx bool
 	// keeps and resets are Result.Keeps and Result.Resets.
 	keeps, resets []string
 	// declared are the parameter types a Parse message declared

@@ -29,6 +29,33 @@ func TestActForIsTransactional(t *testing.T) {
 			t.Fatalf("pgveil.act_for upstream %q, want %q", setting, wantSetting)
 		}
 	}
+	// batch runs queries as one extended-protocol batch, each parsed,
+	// bound and executed unnamed, and one Sync, as PgJDBC sends them; it
+	// returns the SQLSTATE of the first error, "" for none.
+	batch := func(t *testing.T, queries ...string) string {
+		t.Helper()
+		fe := a.c.PgConn().Frontend()
+		for _, q := range queries {
+			fe.Send(&pgproto3.Parse{Query: q})
+			fe.Send(&pgproto3.Bind{})
+			fe.Send(&pgproto3.Execute{})
+		}
+		fe.Send(&pgproto3.Sync{})
+		must(t, fe.Flush())
+		code := ""
+		for {
+			m, err := fe.Receive()
+			must(t, err)
+			switch m := m.(type) {
+			case *pgproto3.ErrorResponse:
+				if code == "" {
+					code = m.Code
+				}
+			case *pgproto3.ReadyForQuery:
+				return code
+			}
+		}
+	}
 	// from starts each case acting for marie, outside a transaction.
 	from := func(t *testing.T) {
 		t.Helper()
@@ -63,42 +90,15 @@ func TestActForIsTransactional(t *testing.T) {
 	})
 	t.Run("and an error ending the implicit transaction of the switch", func(t *testing.T) {
 		from(t)
-		fe := a.c.PgConn().Frontend()
-		for _, q := range []string{"SET ROLE hq", "SELECT 1/0"} {
-			fe.Send(&pgproto3.Parse{Query: q})
-			fe.Send(&pgproto3.Bind{})
-			fe.Send(&pgproto3.Execute{})
-		}
-		fe.Send(&pgproto3.Sync{})
-		must(t, fe.Flush())
-		for {
-			m, err := fe.Receive()
-			must(t, err)
-			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-				break
-			}
+		if code := batch(t, "SET ROLE hq", "SELECT 1/0"); code != "22012" {
+			t.Fatalf("the batch failed with %q, want 22012", code)
 		}
 		acting(t, france, "marie")
 	})
 	t.Run("BEGIN and the switch in one batch, as PgJDBC sends them, then a ROLLBACK", func(t *testing.T) {
 		from(t)
-		fe := a.c.PgConn().Frontend()
-		for _, q := range []string{"BEGIN", "SET ROLE hq"} {
-			fe.Send(&pgproto3.Parse{Query: q})
-			fe.Send(&pgproto3.Bind{})
-			fe.Send(&pgproto3.Execute{})
-		}
-		fe.Send(&pgproto3.Sync{})
-		must(t, fe.Flush())
-		for {
-			m, err := fe.Receive()
-			must(t, err)
-			if e, ok := m.(*pgproto3.ErrorResponse); ok {
-				t.Fatalf("%s: %s", e.Code, e.Message)
-			}
-			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-				break
-			}
+		if code := batch(t, "BEGIN", "SET ROLE hq"); code != "" {
+			t.Fatalf("the batch failed with %s", code)
 		}
 		if got := a.responses(t); got != all {
 			t.Fatalf("%d responses, want hq's %d", got, all)

@@ -25,7 +25,9 @@ type bench struct {
 	cleanups []func() error
 
 	pgbench string
-	facts   machineFacts
+	// pgveilBin is the pgveil binary the proxies run.
+	pgveilBin string
+	facts     machineFacts
 	// targets are direct, pgbouncer, pgveil, pgveil-governed and
 	// pgveil-audited, in that order.
 	targets []*target
@@ -97,6 +99,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 
 	pgveilBin := b.cfg.pgveil
+	defer func() { b.pgveilBin = pgveilBin }()
 	if pgveilBin == "" {
 		b.logf("building pgveil (go build ./cmd/pgveil) ...")
 		if pgveilBin, err = buildPgveil(ctx, workDir); err != nil {
@@ -393,7 +396,7 @@ func (b *bench) readAudit(ctx context.Context) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	tr, err := readAuditTrail(t)
+	tr, err := readAuditTrail(ctx, b.pgveilBin, t)
 	if err != nil {
 		b.res.errs = append(b.res.errs, err)
 		return

@@ -57,7 +57,7 @@
 //     random secret in its environment: the cost of the audit trail every
 //     deployment writes. Before measuring, the harness checks that a
 //     statement reaches the file; after the pgbench runs, it verifies the
-//     chain (internal/audit, as `pgveil audit verify` does) and reports
+//     chain with the built `pgveil audit verify` and reports
 //     its records and size;
 //  5. for the transaction-pool phase (unless --pool-clients is 0), a
 //     second PgBouncer, "pgbouncer-tx", with pool_mode = transaction and

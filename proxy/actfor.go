@@ -161,6 +161,7 @@ func (ss *session) actAs(login string) {
 	if login == prev {
 		return
 	}
+	ss.actTrack.gen.Add(1)
 	if login == "" {
 		ss.acting.Store(nil)
 	} else {

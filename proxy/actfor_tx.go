@@ -15,23 +15,26 @@ import (
 // whether it stays. From a switch to the end of its transaction
 // (actTx):
 //
+//   - the switch happened only if its own SET (or RESET) answered: the
+//     server skips it after an earlier error of its batch;
 //   - a COMMIT (or the end of an implicit transaction without error)
 //     keeps it;
 //   - a ROLLBACK, a COMMIT the server answers ROLLBACK (a failed block), or
-//     an error ending an implicit transaction undoes it: the session acts
-//     for whom it acted for when the transaction began;
-//   - a ROLLBACK TO SAVEPOINT after it may or may not undo it: if the
-//     transaction then commits, whom the session acts for is not known,
-//     and every statement but a switch and transaction control is refused
-//     until the client switches again (actUnknown).
+//     an error ending an implicit transaction undoes it, AND CHAIN or not:
+//     the session acts for whom it acted for when the transaction began;
+//   - a ROLLBACK TO SAVEPOINT may or may not undo it: from then on, whom
+//     the session acts for is not known, and every statement but a
+//     switch and transaction control is refused until the client switches
+//     again or the transaction rolls back (actUnknown).
 //
-// Statements the client pipelines after a statement that ends the
+// Statements the client sends after a statement that ends the
 // transaction would be checked before the outcome is known: they are
 // refused until it is (actGate); drivers wait for the answer to a COMMIT
-// or a ROLLBACK anyway. (Statements pipelined after the switch itself
-// are checked for the viewer it names: should its implicit transaction
-// fail, the client is told, and either viewer is one the service may act
-// for.)
+// or a ROLLBACK anyway. A statement checked while the outcome came in
+// (its rewrite raced the backend relay's actSettle) is refused too: gen
+// tells. (Statements pipelined after the switch itself are checked for
+// the viewer it names: should its implicit transaction fail, the client
+// is told, and either viewer is one the service may act for.)
 
 // actTx follows the transaction in which the acting user changed.
 type actTx struct {
@@ -39,25 +42,43 @@ type actTx struct {
 	// ("" for its login); beforeUnknown that it was not known then.
 	before        string
 	beforeUnknown bool
-	// rewound records a ROLLBACK TO SAVEPOINT after a switch.
-	rewound bool
-	// commit, rollback and failed are what the answers of the batch being
-	// answered said: a COMMIT tag, a ROLLBACK tag, an error.
-	commit, rollback, failed bool
+	// prev and prevUnknown are whom the session acted for before the
+	// last switch; awaitSet reports that the switch's own SET or RESET
+	// has not answered yet.
+	prev        string
+	prevUnknown bool
+	awaitSet    bool
+	// ending is the TransactionEnd of the statement ending the
+	// transaction the client sent, awaiting its tag ("" for none).
+	ending string
+	// outcome is what that tag, or the end of an implicit transaction,
+	// said: outcomeCommit or outcomeRollback; "" while the transaction
+	// goes on. failed records an error of the batch being answered.
+	outcome string
+	failed  bool
 }
+
+// The values of actTx.outcome.
+const (
+	outcomeCommit   = "commit"
+	outcomeRollback = "rollback"
+)
 
 // actTracking is the session's part of the above.
 //
 // NOTE: tx is guarded by mu; the client relay creates it at a switch, the
-// backend relay settles it at a ReadyForQuery. watching reports tx != nil
-// to both relays without mu. barrier is the batch of the last statement
-// ending the transaction, whose answer the next statements wait for;
-// endInBatch that the batch being sent holds one (client relay only).
+// backend relay settles it. watching reports tx != nil to both relays
+// without mu; unknown that whom the session acts for is not known; gen
+// counts the changes of the acting user (actAs). barrier is the batch of
+// the last statement ending the transaction, whose answer the next
+// statements wait for; endInBatch that the batch being sent holds one
+// (client relay only).
 type actTracking struct {
 	mu         sync.Mutex
 	tx         *actTx
 	watching   atomic.Bool
 	unknown    atomic.Bool
+	gen        atomic.Uint64
 	barrier    atomic.Int64
 	endInBatch bool
 }
@@ -66,22 +87,28 @@ type actTracking struct {
 // made (client relay).
 func (ss *session) noteSwitch() {
 	a := &ss.actTrack
+	acting, unknown := ss.actingFor(), a.unknown.Load()
 	a.mu.Lock()
 	if a.tx == nil {
-		a.tx = &actTx{before: ss.actingFor(), beforeUnknown: a.unknown.Load()}
+		a.tx = &actTx{before: acting, beforeUnknown: unknown}
 		a.watching.Store(true)
 	}
+	a.tx.prev, a.tx.prevUnknown, a.tx.awaitSet = acting, unknown, true
 	a.mu.Unlock()
 	a.unknown.Store(false)
 }
 
-// actGate returns the refusal of res, run in batch, while the acting
-// user's change is unsettled or unknown; nil when it may run (client
-// relay). Switches are checked by switchReady instead. res is nil when
-// the statement is not known (an Execute of a portal pgveil did not see
-// bound): refused in doubt.
-func (ss *session) actGate(res *rewrite.Result, batch int64) *Refusal {
+// actGate returns the refusal of res, run in batch and checked when the
+// acting user's generation was gen, while the acting user's change is
+// unsettled or unknown; nil when it may run (client relay). Switches are
+// checked by switchReady instead. res is nil when the statement is not
+// known (an Execute of a portal pgveil did not see bound): refused in
+// doubt.
+func (ss *session) actGate(res *rewrite.Result, batch int64, gen uint64) *Refusal {
 	a := &ss.actTrack
+	if gen != a.gen.Load() {
+		return ActRefusal("the acting user changed while the statement was checked (a transaction that changed it ended): send it again")
+	}
 	if !a.watching.Load() && !a.unknown.Load() {
 		return nil
 	}
@@ -90,12 +117,12 @@ func (ss *session) actGate(res *rewrite.Result, batch int64) *Refusal {
 	}
 	control := res != nil && transactionControl(res)
 	if a.unknown.Load() && !control {
-		return ActRefusal("a transaction that changed the acting user was rolled back to a savepoint and then committed, so whom the session acts for is not known: set it again (SET ROLE …, or RESET ROLE)")
+		return ActRefusal("a ROLLBACK TO SAVEPOINT may have undone a change of the acting user, so whom the session acts for is not known: set it again (SET ROLE …, or RESET ROLE), or roll the transaction back")
 	}
 	if a.watching.Load() {
 		barrier := a.barrier.Load()
 		if batch > barrier && ss.done.Load() < barrier || batch == barrier && a.endInBatch {
-			return ActRefusal("a statement must not be pipelined after a change of the acting user, or after the COMMIT or ROLLBACK of its transaction: wait for their results first")
+			return ActRefusal("a statement must not be pipelined after the COMMIT or ROLLBACK of a transaction that changed the acting user: wait for its result first")
 		}
 		if res != nil && res.EndsTransaction && len(res.Kinds) > 1 {
 			return ActRefusal("a COMMIT or ROLLBACK ending a transaction that changed the acting user must be the only statement of its text")
@@ -105,14 +132,20 @@ func (ss *session) actGate(res *rewrite.Result, batch int64) *Refusal {
 }
 
 // noteGated records that res, run in batch, passed actGate: a statement
-// ending the transaction makes the next ones wait for its answer (client
-// relay).
+// ending the transaction makes the next ones wait for its answer, and
+// tells how to read it (client relay).
 func (ss *session) noteGated(res *rewrite.Result, batch int64) {
 	a := &ss.actTrack
-	if res != nil && res.EndsTransaction && a.watching.Load() {
-		a.barrier.Store(batch)
-		a.endInBatch = true
+	if res == nil || !res.EndsTransaction || !a.watching.Load() {
+		return
 	}
+	a.barrier.Store(batch)
+	a.endInBatch = true
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		t.ending = res.TransactionEnd
+	}
+	a.mu.Unlock()
 }
 
 // actBatchClosed follows a Sync or Query: a new batch begins (client
@@ -138,15 +171,31 @@ func transactionControl(res *rewrite.Result) bool {
 func (ss *session) actTag(tag string) {
 	a := &ss.actTrack
 	a.mu.Lock()
-	if t := a.tx; t != nil {
-		switch tag {
-		case "COMMIT":
-			t.commit = true
-		case "ROLLBACK":
-			t.rollback = true
+	defer a.mu.Unlock()
+	t := a.tx
+	if t == nil {
+		return
+	}
+	switch tag {
+	case "SET", "RESET":
+		// NOTE: only BEGINs precede the switch in its batch: the first
+		// SET or RESET answering after it is its own.
+		t.awaitSet = false
+	case "COMMIT", "ROLLBACK":
+		ending := t.ending
+		t.ending = ""
+		switch {
+		case ending == rewrite.EndRollbackTo:
+			// It may have undone the switch, or not.
+			a.unknown.Store(true)
+		case tag == "COMMIT":
+			t.outcome = outcomeCommit
+		default:
+			// A ROLLBACK, AND CHAIN or not, or the COMMIT of a failed
+			// block.
+			t.outcome = outcomeRollback
 		}
 	}
-	a.mu.Unlock()
 }
 
 // actError notes an ErrorResponse while a switch is unsettled (backend
@@ -160,9 +209,9 @@ func (ss *session) actError() {
 	a.mu.Unlock()
 }
 
-// actSettle settles the switch at a ReadyForQuery of status (backend
-// relay), before the client sees it: the client's next statement is
-// checked for whom the session acts for then.
+// actSettle settles what the batch answered at its ReadyForQuery, of
+// status (backend relay), before the client sees it: the client's next
+// statement is checked for whom the session acts for then.
 func (ss *session) actSettle(status byte) {
 	a := &ss.actTrack
 	a.mu.Lock()
@@ -171,37 +220,41 @@ func (ss *session) actSettle(status byte) {
 	if t == nil {
 		return
 	}
-	commit, rollback, failed := t.commit, t.rollback, t.failed
-	t.commit, t.rollback, t.failed = false, false, false
-	if status != 'I' {
-		switch {
-		case commit && !rollback:
-			// COMMIT AND CHAIN: committed, and a new transaction began.
-		case rollback:
-			// Still in the block: a ROLLBACK TO SAVEPOINT.
-			t.rewound = true
-			return
-		default:
-			return
+	failed := t.failed
+	t.failed = false
+	if t.awaitSet {
+		// The batch ended without the switch's answer: the server
+		// skipped it, or it failed. It did not happen.
+		t.awaitSet = false
+		ss.actAs(t.prev)
+		a.unknown.Store(t.prevUnknown)
+		ss.log.Info("change of the acting user not made upstream", zap.String("acting_for", t.prev))
+	}
+	outcome := t.outcome
+	if outcome == "" && status == 'I' {
+		// The end of an implicit transaction, or of a block the server
+		// ended otherwise (a FATAL ends the session anyway).
+		outcome = outcomeCommit
+		if failed {
+			outcome = outcomeRollback
 		}
 	}
-	a.tx = nil
-	a.watching.Store(false)
-	switch {
-	case commit && !rollback || !commit && !rollback && !failed:
-		// Committed, by a COMMIT or at the end of an implicit
-		// transaction.
-		if t.rewound {
-			a.unknown.Store(true)
-			ss.log.Warn("acting user not known: its transaction was rolled back to a savepoint after a change of it, then committed")
-		}
-	case t.beforeUnknown:
-		a.unknown.Store(true)
-	default:
-		// Rolled back: PostgreSQL undid the SET pgveil.act_for too.
-		if ss.actingFor() != t.before {
+	switch outcome {
+	case "":
+		return
+	case outcomeRollback:
+		// PostgreSQL undid the SET pgveil.act_for too.
+		if ss.actingFor() != t.before || a.unknown.Load() != t.beforeUnknown {
 			ss.log.Info("change of the acting user rolled back with its transaction", zap.String("acting_for", t.before))
 		}
 		ss.actAs(t.before)
+		a.unknown.Store(t.beforeUnknown)
+	case outcomeCommit:
+		if a.unknown.Load() {
+			ss.log.Warn("acting user not known: its transaction was rolled back to a savepoint after a change of it, then committed")
+		}
 	}
+	// Ended, or chained into a new transaction without a switch.
+	a.tx = nil
+	a.watching.Store(false)
 }

@@ -106,6 +106,90 @@ func TestActForIsTransactional(t *testing.T) {
 		must(t, a.execExtended("ROLLBACK"))
 		acting(t, france, "marie")
 	})
+	t.Run("ROLLBACK AND CHAIN undoes it too, and so does the COMMIT AND CHAIN of a failed block", func(t *testing.T) {
+		for _, end := range []string{"ROLLBACK AND CHAIN", "COMMIT AND CHAIN"} {
+			from(t)
+			must(t, a.exec("BEGIN"))
+			must(t, a.exec("SET ROLE hq"))
+			if end == "COMMIT AND CHAIN" {
+				if err := a.exec("SELECT 1/0"); err == nil {
+					t.Fatal("1/0 succeeded")
+				}
+			}
+			must(t, a.exec(end))
+			acting(t, france, "marie")
+			must(t, a.exec("COMMIT"))
+			acting(t, france, "marie")
+		}
+	})
+	t.Run("COMMIT AND CHAIN keeps it", func(t *testing.T) {
+		from(t)
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("COMMIT AND CHAIN"))
+		must(t, a.exec("ROLLBACK"))
+		acting(t, all, "hq")
+	})
+	t.Run("a switch the server skipped after an earlier error of its batch did not happen", func(t *testing.T) {
+		from(t)
+		fe := a.c.PgConn().Frontend()
+		fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: "no_such_statement"})
+		fe.Send(&pgproto3.Flush{})
+		must(t, fe.Flush())
+		for {
+			m, err := fe.Receive()
+			must(t, err)
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				if e.Code != "26000" {
+					t.Fatalf("%s: %s", e.Code, e.Message)
+				}
+				break
+			}
+		}
+		if code := batch(t, "SET ROLE hq"); code != "" {
+			t.Fatalf("the switch's batch failed with %s", code)
+		}
+		acting(t, france, "marie")
+	})
+	t.Run("a Query after a ROLLBACK sent without its Sync waits for it", func(t *testing.T) {
+		from(t)
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SET ROLE hq"))
+		fe := a.c.PgConn().Frontend()
+		fe.Send(&pgproto3.Parse{Query: "ROLLBACK"})
+		fe.Send(&pgproto3.Bind{})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Query{String: "SELECT count(*) FROM responses"})
+		must(t, fe.Flush())
+		var got []string
+		for {
+			m, err := fe.Receive()
+			must(t, err)
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				got = append(got, e.Code)
+			}
+			if r, ok := m.(*pgproto3.DataRow); ok {
+				got = append(got, string(r.Values[0]))
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if len(got) != 1 || got[0] != "42501" {
+			t.Fatalf("the Query got %q, want a 42501 refusal", got)
+		}
+		acting(t, france, "marie")
+	})
+	t.Run("after a ROLLBACK TO SAVEPOINT the acting user is not known at once", func(t *testing.T) {
+		from(t)
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SAVEPOINT s"))
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("ROLLBACK TO SAVEPOINT s"))
+		refusedBy(t, a.exec("SELECT count(*) FROM responses"), "act_for")
+		must(t, a.exec("ROLLBACK"))
+		acting(t, france, "marie")
+	})
 	t.Run("a ROLLBACK TO SAVEPOINT then a ROLLBACK restores the acting user", func(t *testing.T) {
 		from(t)
 		must(t, a.exec("BEGIN"))

@@ -232,12 +232,16 @@ func (ss *session) relayQuery(total int) error {
 		return ss.refuse(SourceQuery, "", r)
 	}
 	st := &Statement{Source: SourceQuery, Text: text}
+	gen := ss.actTrack.gen.Load()
 	res, rerr := ss.rewriteNow(st)
 	if rerr == errDeferred {
 		ss.cin.Unread(total)
 		return rerr
 	}
 	ss.batchSent()
+	// NOTE: after actGate: a Query after an Execute ending a transaction
+	// without a Sync between is of the same batch.
+	defer ss.actBatchClosed()
 	if rerr != nil {
 		r := asRefusal(rerr)
 		ss.noteStatement(st, nil, r)
@@ -252,8 +256,7 @@ func (ss *session) relayQuery(total int) error {
 		return ss.refuse(SourceQuery, "", r)
 	}
 	batch := ss.sent.Load()
-	ss.actBatchClosed()
-	if r := ss.actGate(res, batch); r != nil {
+	if r := ss.actGate(res, batch, gen); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
@@ -307,6 +310,7 @@ func (ss *session) relayParse(total int) error {
 		return fatalErr(CodeProtocolViolation, "invalid message format: Parse", "", err)
 	}
 	st := &Statement{Source: SourceParse, Text: p.Query, Name: p.Name, ParamOIDs: p.ParameterOIDs}
+	gen := ss.actTrack.gen.Load()
 	res, rerr := ss.rewriteNow(st)
 	if rerr == errDeferred {
 		ss.cin.Unread(total)
@@ -322,6 +326,12 @@ func (ss *session) relayParse(total int) error {
 		return ss.refuse(SourceParse, p.Name, r)
 	}
 	if r := ss.poolRefusal(res); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceParse, p.Name, r)
+	}
+	if gen != ss.actTrack.gen.Load() {
+		// Checked for one viewer, recorded for another (actGate).
+		r := ActRefusal("the acting user changed while the statement was checked (a transaction that changed it ended): send it again")
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}

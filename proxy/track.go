@@ -98,6 +98,7 @@ func (ss *session) trackBind(portal, name string, ok bool) error {
 // and in both cases the tracker is told (OnExecuteDecided).
 func (ss *session) trackExecute(portal string, total int) error {
 	t := ss.track
+	gen := ss.actTrack.gen.Load()
 	p := t.OnExecute(portal)
 	r := p.Refusal
 	info := p.Info
@@ -114,7 +115,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 		}
 	}
 	if r == nil && act == nil {
-		r = ss.actGate(res, batch)
+		r = ss.actGate(res, batch, gen)
 	}
 	// NOTE: counted once this Execute's switch was checked and made. A
 	// BEGIN does not count (see rewrite.Result.Begins).

@@ -13,6 +13,15 @@ import (
 	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
+// The values of Result.TransactionEnd: COMMIT (END, and COMMIT AND
+// CHAIN), ROLLBACK (ABORT, and ROLLBACK AND CHAIN), ROLLBACK TO
+// SAVEPOINT.
+const (
+	EndCommit     = "commit"
+	EndRollback   = "rollback"
+	EndRollbackTo = "rollback_to"
+)
+
 // Result is a rewritten statement text and what the rewrite did.
 type Result struct {
 	// SQL is the text to forward upstream. It is the input text itself
@@ -49,8 +58,10 @@ type Result struct {
 	Begins bool
 	// EndsTransaction reports that the text holds a COMMIT, ROLLBACK
 	// (END, ABORT) or ROLLBACK TO SAVEPOINT: what may undo, or settle, a
-	// change of the acting user made in its transaction.
+	// change of the acting user made in its transaction. TransactionEnd
+	// is the last of them: EndCommit, EndRollback or EndRollbackTo.
 	EndsTransaction bool
+	TransactionEnd  string
 	// Keeps names the session state the text may leave on its upstream
 	// backend past its transaction, e.g. "SET DateStyle", "PREPARE q",
 	// "DECLARE c WITH HOLD", "set_config", or nil: a transaction pool
@@ -146,7 +157,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text", ActSetting)
 	}
 	res.Act = w.act
-	res.EndsTransaction = w.endsTx
+	res.EndsTransaction, res.TransactionEnd = w.endsTx != "", w.endsTx
 	if len(tree.Stmts) == 1 {
 		switch tree.Stmts[0].Stmt.GetTransactionStmt().GetKind() {
 		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
@@ -336,9 +347,12 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
 			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 			return "", deny("two_phase_commit", "two-phase commit is not allowed")
-		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK,
-			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
-			w.endsTx = true
+		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+			w.endsTx = EndCommit
+		case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+			w.endsTx = EndRollback
+		case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+			w.endsTx = EndRollbackTo
 		}
 		return "transaction", nil
 

@@ -79,9 +79,8 @@ type walker struct {
 	objects []SessionObject
 	// act is Result.Act.
 	act *Act
-	// endsTx records a COMMIT, ROLLBACK or ROLLBACK TO
-	// (Result.EndsTransaction).
-	endsTx bool
+	// endsTx is Result.TransactionEnd.
+	endsTx string
 	// keeps and resets are Result.Keeps and Result.Resets.
 	keeps, resets []string
 	// declared are the parameter types a Parse message declared

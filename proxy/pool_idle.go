@@ -20,8 +20,11 @@ import (
 // (PostgreSQL rolls the transaction back).
 //
 // "Nothing under way": every batch the client closed is answered, every
-// Execute of the batch it has not closed yet is answered (or skipped after
-// an error), and the client sent nothing meanwhile. A session idle between
+// Parse, Bind, Describe, Close and Execute of the batch it has not closed
+// yet is answered (or skipped after an error), pgveil has written the
+// client everything, and the client sent nothing meanwhile. (What the
+// kernel still holds for a client reading slowly is not seen: the clock
+// may start while the client reads the last of its results.) A session idle between
 // transactions that keeps its backend on purpose (a WITH HOLD cursor,
 // set_config; poolLink.keeps) is not idle in a transaction.
 //
@@ -31,20 +34,49 @@ import (
 // the middle of its data keeps the backend, as one that stops reading
 // results does.
 
-// noteExecuted counts an answer to an Execute of the batch the client has
-// not closed yet (backend relay, at a CommandComplete, EmptyQueryResponse
-// or PortalSuspended).
+// askKinds counts the kinds of client messages the server answers one by
+// one in an extended-protocol batch: Parse, Bind, Describe, Close,
+// Execute.
+const askKinds = 5
+
+// askKind returns the kind of a client message (upstream false) or of the
+// server's last answer to one (upstream true), and whether it is one:
+// ParseComplete, BindComplete, CloseComplete; a Describe's RowDescription
+// or NoData; an Execute's CommandComplete, EmptyQueryResponse or
+// PortalSuspended.
+func askKind(typ byte, upstream bool) (int, bool) {
+	switch {
+	case !upstream && typ == 'P', upstream && typ == '1':
+		return 0, true
+	case !upstream && typ == 'B', upstream && typ == '2':
+		return 1, true
+	case !upstream && typ == 'D', upstream && (typ == 'T' || typ == 'n'):
+		return 2, true
+	case !upstream && typ == 'C', upstream && typ == '3':
+		return 3, true
+	case !upstream && typ == 'E', upstream && (typ == 'C' || typ == 'I' || typ == 's'):
+		return 4, true
+	}
+	return 0, false
+}
+
+// noteAnswered counts an answer, of type typ, to a message of the batch
+// the client has not closed yet (backend relay).
 //
 // NOTE: an answer counts only while no batch the client closed is
 // unanswered: until then it answers one of those. Under mu, a Sync the
 // client relay forwards meanwhile either comes after (the answer belongs
 // to the batch it closes, whose counts it resets) or before (the answer is
-// not counted).
-func (ss *session) noteExecuted() {
+// not counted). ParseCompletes are counted by onParseAnswer.
+func (ss *session) noteAnswered(typ byte) {
+	k, ok := askKind(typ, true)
+	if !ok {
+		return
+	}
 	pl := ss.pl
 	pl.mu.Lock()
 	if ss.sent.Load() == ss.done.Load() {
-		pl.execsDone++
+		pl.answered[k]++
 	}
 	pl.mu.Unlock()
 }
@@ -53,13 +85,21 @@ func (ss *session) noteExecuted() {
 // way in a transaction, and how many messages its client has sent holding
 // one.
 func (ss *session) idleHeld() (idle bool, msgs uint64) {
+	// NOTE: results pgveil has yet to write to the client are under way;
+	// coutMu is never taken under mu.
+	ss.coutMu.Lock()
+	writing := ss.cout.Pending() > 0
+	ss.coutMu.Unlock()
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if pl.b == nil || pl.ended || pl.flushing {
+	if pl.b == nil || pl.ended || pl.flushing || writing {
 		return false, pl.clientMsgs
 	}
-	answered := ss.sent.Load() == ss.done.Load() && (pl.execsFailed || pl.execsDone >= pl.execs)
+	answered := ss.sent.Load() == ss.done.Load()
+	for k := range askKinds {
+		answered = answered && (pl.askFailed || pl.answered[k] >= pl.asked[k])
+	}
 	inTx := ss.txStatus.Load() != 'I' || pl.open
 	return answered && inTx, pl.clientMsgs
 }

@@ -1170,6 +1170,45 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 			}
 		}
 	})
+	t.Run("a Parse and a Describe waiting on a lock, without a Sync, are not idle", func(t *testing.T) {
+		locker, err := cluster.Connect(ctx, demoDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer locker.Close(ctx)
+		if err := locker.Exec(ctx, "BEGIN; LOCK TABLE responses IN ACCESS EXCLUSIVE MODE").Close(); err != nil {
+			t.Fatal(err)
+		}
+		c := p.simpleConn(t, "hq")
+		send(t, c, &pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Flush{})
+		time.Sleep(3 * timeout)
+		if err := locker.Exec(ctx, "COMMIT").Close(); err != nil {
+			t.Fatal(err)
+		}
+		fe := c.PgConn().Frontend()
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				t.Fatalf("%s %s: %s", e.Severity, e.Code, e.Message)
+			}
+			if _, ok := m.(*pgproto3.RowDescription); ok {
+				break
+			}
+		}
+		send(t, c, &pgproto3.Sync{})
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+	})
 	t.Run("a session idle between transactions holds no backend and stays", func(t *testing.T) {
 		c := p.simpleConn(t, "hq")
 		if _, err := one(ctx, c, "SELECT 'x'"); err != nil {

@@ -121,14 +121,15 @@ type poolLink struct {
 	txEnd      txEnd
 	watchTags  atomic.Bool
 	// clientMsgs counts the client messages the session sent holding a
-	// backend; execs the Executes of the batch it has not closed yet,
-	// execsDone the answers to them (a completion, or the error after
-	// which the server skips the rest, execsFailed), counted while no
-	// closed batch is unanswered (pool_idle.go).
+	// backend; asked counts, by kind (askKind), the messages of the batch
+	// it has not closed yet that the server answers, answered the
+	// answers to them, counted while no closed batch is unanswered, and
+	// askFailed the error after which the server skips the rest
+	// (pool_idle.go).
 	// NOTE: guarded by mu.
-	clientMsgs       uint64
-	execs, execsDone int
-	execsFailed      bool
+	clientMsgs      uint64
+	asked, answered [askKinds]int
+	askFailed       bool
 	// unnamedSet is the batch of the client's last Parse of the unnamed
 	// statement when that statement is a SET or RESET, 0 otherwise
 	// (bindUnnamed).
@@ -394,11 +395,10 @@ func (ss *session) unhold(boundary bool, typ byte) {
 		pl.open = true
 	}
 	pl.clientMsgs++
-	switch {
-	case boundary:
-		pl.execs, pl.execsDone, pl.execsFailed = 0, 0, false
-	case typ == 'E':
-		pl.execs++
+	if boundary {
+		pl.asked, pl.answered, pl.askFailed = [askKinds]int{}, [askKinds]int{}, false
+	} else if k, ok := askKind(typ, false); ok {
+		pl.asked[k]++
 	}
 	pl.mu.Unlock()
 }
@@ -529,12 +529,12 @@ func (ss *session) pooledNote(typ byte) {
 		pl.mu.Lock()
 		pl.batchErr = true
 		if ss.sent.Load() == ss.done.Load() {
-			pl.execsFailed = true
+			pl.askFailed = true
 		}
 		pl.mu.Unlock()
-	case 'C', 'I', 's':
+	case '2', '3', 'T', 'n', 'C', 'I', 's':
 		if ss.pl.pool.idleTx > 0 {
-			ss.noteExecuted()
+			ss.noteAnswered(typ)
 		}
 	}
 }

@@ -137,6 +137,11 @@ func (ss *session) onParseAnswer() {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if pl.pool.idleTx > 0 && ss.sent.Load() == ss.done.Load() {
+		// An answer to the batch the client has not closed yet
+		// (noteAnswered).
+		pl.answered[0]++
+	}
 	if len(pl.parses) == 0 {
 		return
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -79,6 +81,28 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx := context.Background()
 	idle := p.connect(t, "bob")
 	busy := p.connect(t, "alice")
+	// copied ran an extended-protocol COPY, whose first Sync the server
+	// ignored: it is idle all the same.
+	copied := p.connect(t, "bob")
+	if _, err := copied.Exec(ctx, "CREATE TEMP TABLE sink (x text)"); err != nil {
+		t.Fatal(err)
+	}
+	fe := copied.PgConn().Frontend()
+	fe.Send(&pgproto3.Parse{Query: "COPY sink FROM STDIN"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+	fe.Send(&pgproto3.CopyData{Data: []byte("a row\n")})
+	fe.Send(&pgproto3.CopyDone{})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
 
 	result := make(chan error, 1)
 	go func() {
@@ -102,13 +126,15 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	})
 	t.Run("idle sessions were told the server is shutting down", func(t *testing.T) {
-		_, err := idle.Exec(ctx, "SELECT 1")
-		if err == nil {
-			t.Fatal("idle session still works")
-		}
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code != "57P01" {
-			t.Fatalf("want 57P01, got %v", err)
+		for _, c := range []*pgx.Conn{idle, copied} {
+			_, err := c.Exec(ctx, "SELECT 1")
+			if err == nil {
+				t.Fatal("idle session still works")
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code != "57P01" {
+				t.Fatalf("want 57P01, got %v", err)
+			}
 		}
 	})
 	t.Run("no new connection is accepted", func(t *testing.T) {

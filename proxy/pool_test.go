@@ -1043,6 +1043,58 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 			}
 		})
 	}
+	// libpq sends an extended-protocol COPY as Parse, Bind, Execute and
+	// Sync, then its data, CopyDone (or CopyFail) and another Sync. The
+	// server, in COPY, ignores the first Sync: one ReadyForQuery answers
+	// both. Once the COPY succeeded, the backend goes back to the pool;
+	// after a failed one, pgveil cannot tell whether the server read that
+	// Sync before it failed, and the session keeps its backend, still
+	// answered in order.
+	for _, c := range []struct {
+		name   string
+		end    []pgproto3.FrontendMessage
+		shares bool
+	}{
+		{"a CopyDone gives the backend back", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyDone{}}, true},
+		{"a CopyFail keeps it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyFail{Message: "no"}}, false},
+		{"bad data keeps it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}, &pgproto3.CopyDone{}}, false},
+	} {
+		t.Run("an extended-protocol COPY ended by "+c.name, func(t *testing.T) {
+			loader := p.simpleConn(t, "hq")
+			fe := loader.PgConn().Frontend()
+			fe.Send(&pgproto3.Parse{Query: "COPY pool_scratch.sink FROM STDIN"})
+			fe.Send(&pgproto3.Bind{})
+			fe.Send(&pgproto3.Execute{})
+			fe.Send(&pgproto3.Sync{})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+			for _, m := range c.end {
+				fe.Send(m)
+			}
+			fe.Send(&pgproto3.Sync{})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+			if c.shares {
+				if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
+					t.Fatalf("another session: %q, %v", got, err)
+				}
+			}
+			for i := range 3 {
+				want := fmt.Sprintf("loader %d", i)
+				if got, err := one(ctx, loader, "SELECT '"+want+"'"); err != nil || got != want {
+					t.Fatalf("the loader's next statement: %q, %v", got, err)
+				}
+			}
+			loader.Close(ctx)
+			if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
+				t.Fatalf("another session, the loader gone: %q, %v", got, err)
+			}
+		})
+	}
 	t.Run("a COPY whose triggers run past idle_transaction_timeout is not idle", func(t *testing.T) {
 		if _, err := loader.PgConn().CopyFrom(ctx, strings.NewReader("a row\n"), "COPY pool_scratch.slow FROM STDIN"); err != nil {
 			t.Fatalf("COPY: %v", err)
@@ -1219,4 +1271,19 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 			t.Fatalf("%q, %v", got, err)
 		}
 	})
+}
+
+// receiveUntil reads fe's messages until one satisfies stop, failing the
+// test on a read error.
+func receiveUntil(t *testing.T, fe *pgproto3.Frontend, stop func(pgproto3.BackendMessage) bool) {
+	t.Helper()
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stop(m) {
+			return
+		}
+	}
 }

@@ -70,6 +70,12 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 		e := protocolViolation(fmt.Sprintf("unexpected message type %q during COPY from stdin", typ))
 		return &e
 	}
+	if typ == 'Q' || typ == 'E' {
+		// NOTE: here, not in clientMessage, which an event loop skips
+		// for an Execute it streams; a message waiting for a pooled
+		// backend may come here twice, which a reset allows.
+		ss.syncsSinceRun = 0
+	}
 	return nil
 }
 
@@ -108,11 +114,15 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		ss.othersInBatch, ss.batchRefused = 0, false
 		ss.actBatchClosed()
 		ss.batchSent()
+		ss.syncsSinceRun++
 		err = ss.cin.Forward(total, ss.uout)
 	case 'd':
 		err = ss.cin.Forward(total, ss.uout)
 	case 'c', 'f':
 		ss.copyEnds++
+		if typ == 'c' {
+			ss.copyCandidate.Store(ss.syncsSinceRun)
+		}
 		err = ss.cin.Forward(total, ss.uout)
 	case 'F':
 		// The fast-path interface calls a function by OID, bypassing
@@ -650,8 +660,13 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 		ss.copyStarts.Add(1)
 		ss.serverCopyIn.Store(true)
 	case 'C':
-		// CommandComplete ends a COPY FROM STDIN too.
-		ss.serverCopyIn.Store(false)
+		// CommandComplete ends a COPY FROM STDIN too: a COPY that
+		// succeeded ignored the Syncs sent within it (copyCandidate).
+		if ss.serverCopyIn.Swap(false) {
+			if n := ss.copyCandidate.Swap(0); n > 0 {
+				ss.copyIgnored.Add(n)
+			}
+		}
 		if ss.decodesTag(total) {
 			// Its tag may end a transaction block whose settings a
 			// transaction-mode session awaits (pooled_settings.go).
@@ -713,12 +728,14 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 			ss.actSettle(msg[wire.HeaderLen])
 		}
 	}
+	// The batches of the Syncs a COPY ignored close with this one.
+	batches := 1 + ss.copyIgnored.Swap(0)
 	if t := ss.track; t != nil {
-		for _, f := range t.OnReadyForQuery(len(msg)) {
+		for _, f := range t.OnReadyForQuery(len(msg), batches) {
 			ss.finish(f.Exec, f.Note)
 		}
 	}
-	done := ss.done.Add(1)
+	done := ss.done.Add(batches)
 	ss.forgetRefusals(done)
 	if m := ss.srv.metrics; m != nil {
 		var took time.Duration

@@ -53,16 +53,17 @@ func (t *Tracker) OnError() {
 }
 
 // OnReadyForQuery is the event of the ReadyForQuery, of total bytes,
-// that closes the batch being answered. The object changes of its
+// that closes the batch being answered, and the batches-1 after it whose
+// Syncs a COPY FROM STDIN ignored. The object changes of its
 // statements are resolved, injections the server skipped after an error
 // are dropped (their statements stay unconfirmed and are prepared again
 // at their next Bind), and the client's skipped Parse and Close messages
 // are counted as answered. It returns the executions it finishes: the
 // one being answered, and those the server skipped after an error.
-func (t *Tracker) OnReadyForQuery(total int) []Finished {
+func (t *Tracker) OnReadyForQuery(total int, batches int64) []Finished {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	closing := t.done + 1
+	closing := t.done + batches
 	var out []Finished
 	if t.audit {
 		if x := t.cur; x != nil {

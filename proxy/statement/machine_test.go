@@ -161,7 +161,7 @@ func (m *machine) event(t *testing.T, ev string) string {
 		return describeFinished(Finished{Exec: done})
 	case "Z":
 		var out []string
-		for _, x := range tr.OnReadyForQuery(1) {
+		for _, x := range tr.OnReadyForQuery(1, 1) {
 			out = append(out, describeFinished(x))
 		}
 		return strings.Join(out, ", ")

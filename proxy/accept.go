@@ -462,22 +462,44 @@ func (s *Server) failStartup(log *zap.Logger, res *startupResult, conn net.Conn,
 }
 
 // handleCancel forwards a CancelRequest whose key pgveil issued; any
-// other key cancels nothing.
+// other key cancels nothing. A session's requests are throttled
+// (cancel.go).
 func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
 	ss := s.cancels.lookup(cr.ProcessID, cr.SecretKey)
 	if ss == nil {
+		s.metrics.cancelRequest(cancelUnknown)
 		log.Info("cancel request with an unknown key ignored")
 		return
 	}
+	done, ok := ss.throttleCancel()
+	if !ok {
+		s.metrics.cancelRequest(cancelBusy)
+		ss.log.Info("cancel request ignored: the session's previous one is too recent")
+		return
+	}
+	defer done()
 	up := ss.runningUpstream()
 	if up == nil {
+		s.metrics.cancelRequest(cancelIdle)
 		log.Info("cancel request for a session running nothing ignored")
 		return
 	}
-	ss.log.Info("cancel request forwarded upstream")
-	if err := up.cancelUpstream(context.Background()); err != nil {
-		ss.log.Warn("forwarding cancel request failed", zap.Error(err))
+	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	if !s.cancels.acquire(dl) {
+		s.metrics.cancelRequest(cancelFailed)
+		ss.log.Warn("cancel request not forwarded: too many being forwarded")
+		return
 	}
+	defer s.cancels.release()
+	ss.log.Info("cancel request forwarded upstream")
+	if err := up.cancelUpstream(ctx); err != nil {
+		s.metrics.cancelRequest(cancelFailed)
+		ss.log.Warn("forwarding cancel request failed", zap.Error(err))
+		return
+	}
+	s.metrics.cancelRequest(cancelForwarded)
 }
 
 // mockSecret derives the key of unknown users' mock verifiers from the

@@ -5,7 +5,36 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"sync"
+	"time"
 )
+
+// Cancel requests reach PostgreSQL on a connection of their own, for each
+// of which the postmaster starts a process: a client must not turn its key
+// into a stream of them. A session's requests are forwarded one at a time
+// and at most one per cancelInterval; the others are dropped, as
+// PostgreSQL drops a cancel that finds nothing running. At most
+// maxCancelForwards are forwarded at once across the server; a request
+// past that waits its turn.
+const (
+	cancelInterval    = 100 * time.Millisecond
+	maxCancelForwards = 16
+)
+
+// cancelOutcome is what became of a cancel request, for the metrics.
+type cancelOutcome int
+
+const (
+	cancelForwarded cancelOutcome = iota
+	cancelUnknown
+	cancelIdle
+	cancelBusy
+	cancelFailed
+	cancelOutcomes
+)
+
+func (o cancelOutcome) String() string {
+	return [...]string{"forwarded", "unknown", "idle", "busy", "failed"}[o]
+}
 
 // cancelRegistry maps the BackendKeyData pgveil gave each client to its
 // session. Clients never learn the upstream backend's own key, so a
@@ -16,7 +45,49 @@ import (
 type cancelRegistry struct {
 	mu sync.Mutex
 	m  map[uint32]*session
+	// forwarding holds a token per cancel request being forwarded.
+	forwarding chan struct{}
 }
+
+// throttleCancel reports whether a cancel request of ss may be forwarded now,
+// and if so marks ss as forwarding one until the returned func runs.
+func (ss *session) throttleCancel() (done func(), ok bool) {
+	now := time.Now().UnixNano()
+	last := ss.lastCancel.Load()
+	if now-last < int64(cancelInterval) || !ss.lastCancel.CompareAndSwap(last, now) {
+		return nil, false
+	}
+	if !ss.cancelling.CompareAndSwap(false, true) {
+		return nil, false
+	}
+	return func() { ss.cancelling.Store(false) }, true
+}
+
+// acquire waits for a turn to forward a cancel request, until deadline.
+func (r *cancelRegistry) acquire(deadline time.Time) bool {
+	r.mu.Lock()
+	if r.forwarding == nil {
+		r.forwarding = make(chan struct{}, maxCancelForwards)
+	}
+	ch := r.forwarding
+	r.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case ch <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// release ends a turn acquire gave.
+func (r *cancelRegistry) release() { <-r.forwarding }
 
 // register issues a fresh key for ss.
 func (r *cancelRegistry) register(ss *session) (pid uint32, secret [4]byte) {

@@ -24,6 +24,8 @@ type Metrics struct {
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
 	poolTimeouts   prometheus.Counter
+	// cancels counts cancel requests by outcome (cancelOutcome).
+	cancels [cancelOutcomes]prometheus.Counter
 	// refusedServer and refusedUser count the connections refused by
 	// listen.max_connections and by a login's cap (limits.go).
 	refusedServer prometheus.Counter
@@ -53,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "pgveil_connections_refused_total",
 		Help: "Client connections refused (53300, or closed unread) by a connection cap: listen.max_connections (limit=\"server\") or a login's (limit=\"user\").",
 	}, []string{"limit"})
+	cancels := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_cancel_requests_total",
+		Help: "Cancel requests received, by outcome: forwarded upstream; unknown (a key pgveil did not issue, or a session gone); idle (the session holds no backend); busy (the session's previous one is being forwarded or less than 100 ms old); failed (forwarding failed, or found no turn in time).",
+	}, []string{"outcome"})
 	m := &Metrics{
 		refusedServer: refused.WithLabelValues("server"),
 		refusedUser:   refused.WithLabelValues("user"),
@@ -118,9 +124,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pgveil_kept_backends", Help: "Session-mode upstream backends of ended sessions kept open for later sessions (upstream.pool.keep_idle).",
 		}, func() float64 { return float64(m.spares.Load().count()) }))
+	for o := range cancelOutcome(cancelOutcomes) {
+		m.cancels[o] = cancels.WithLabelValues(o.String())
+	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo)
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
+		cancels)
 	return m
+}
+
+func (m *Metrics) cancelRequest(o cancelOutcome) {
+	if m != nil {
+		m.cancels[o].Inc()
+	}
 }
 
 // SetPolicyVersion reports version as the policy in force.

@@ -13,6 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 func TestQueriesThroughTheProxy(t *testing.T) {
@@ -334,7 +338,8 @@ func TestTransactions(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	p := startProxy(t)
+	reg := prometheus.NewRegistry()
+	p := startProxy(t, func(_ *policy.Config, o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 
 	t.Run("a cancel request stops a running statement", func(t *testing.T) {
@@ -374,6 +379,56 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("statement was cancelled by a forged key: %v", err)
 		}
 	})
+	t.Run("a flood of cancel requests reaches the upstream once per interval", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'flood-cancel'")
+			done <- err
+		}()
+		waitRunning(t, "flood-cancel")
+		before := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "forwarded")
+		busyBefore := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "busy")
+		const flood = 50
+		start := time.Now()
+		for range flood {
+			// Each returns once pgveil is done with it.
+			sendCancel(t, p.addr, c.PgConn().PID(), c.PgConn().SecretKey())
+		}
+		took := time.Since(start)
+		var pgErr *pgconn.PgError
+		if err := <-done; !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+			t.Fatalf("want 57014 query_canceled, got %v", err)
+		}
+		forwarded := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "forwarded") - before
+		busy := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "busy") - busyBefore
+		if most := 1 + int(took/(100*time.Millisecond)); forwarded < 1 || forwarded > float64(most) || forwarded+busy != flood {
+			t.Fatalf("%v forwarded and %v dropped of %d in %v: want 1 to %d forwarded, the rest dropped", forwarded, busy, flood, took, most)
+		}
+	})
+}
+
+// labelled returns the value of the counter name of reg whose label is
+// value, 0 when there is none.
+func labelled(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // pipelineOutcomes reads a pipeline's results up to its syncs-th Sync and

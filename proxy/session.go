@@ -204,7 +204,12 @@ type session struct {
 	// cancel request reaches it. NOTE: both guarded by cancelMu.
 	cancelMu  sync.Mutex
 	cancelled bool
-	released  bool
+	// lastCancel is when a cancel request of the session was last
+	// forwarded (UnixNano), and cancelling reports one being forwarded
+	// (throttleCancel).
+	lastCancel atomic.Int64
+	cancelling atomic.Bool
+	released   bool
 
 	// pl is the session's hold on the transaction pool, nil in session
 	// mode (pooled.go). With it, up, uin and uout are those of the

@@ -210,11 +210,15 @@ func truncateAppName(s string) string {
 	return s[:i]
 }
 
+// cancelTimeout bounds the forwarding of a cancel request, a wait for
+// its turn included.
+const cancelTimeout = 5 * time.Second
+
 // cancelUpstream asks the upstream server to cancel whatever the backend
 // of uc is running, the way libpq does: a new connection, encrypted like
 // the session's, carrying a CancelRequest.
 func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
 	defer cancel()
 	addr := uc.conn.RemoteAddr()
 	c, err := uc.cfg.DialFunc(ctx, addr.Network(), addr.String())

@@ -554,6 +554,7 @@ func (ck *catalogChecker) rule(r *Rule) bool {
 		key = "rule." + r.Name + ".scope"
 	}
 	rng := ck.attrRange(key, r.DeclRange)
+	ck.ruleTables(r)
 	p := ck.samplePolicy(func(p *UserPolicy) bool { return p.appliesTo(r) })
 	var members []string
 	if r.Scope == ScopeGroups {
@@ -611,6 +612,37 @@ func (ck *catalogChecker) rule(r *Rule) bool {
 		ck.report(hcl.DiagError, rng, "Rule does not type-check", detail)
 	}
 	return true
+}
+
+// ruleTables reports the tables entries of rule r that name no relation
+// of the database: an error for a restrictive rule, which then restricts
+// nothing, a warning for a permissive one, which grants nothing there.
+func (ck *catalogChecker) ruleTables(r *Rule) {
+	a := ck.cfg.attrs["rule."+r.Name+".tables"]
+	for _, pat := range r.Tables {
+		if pat.Exact() && ck.cat.Relations[pat.QName()] != nil ||
+			!pat.Exact() && slices.ContainsFunc(ck.relations, func(rel *rewrite.Relation) bool { return pat.Match(rel.QName) }) {
+			continue
+		}
+		sev, consequence := hcl.DiagWarning, "it grants nothing there (yet)"
+		if r.Restrictive {
+			sev, consequence = hcl.DiagError, "it would restrict nothing"
+		}
+		how := "matched by it"
+		if pat.Exact() {
+			how = "named so"
+		}
+		detail := fmt.Sprintf("Rule %q names %s, but no table, view or foreign table of database %s is %s (as the service account %s sees it): %s.",
+			r.Name, pat.String(), ck.cfg.Upstream.Database, how, ck.cfg.Upstream.User, consequence)
+		if s := suggest(pat.String(), ck.relationNames()); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		rng := r.DeclRange.Ptr()
+		if a != nil {
+			rng = listElementRange(a, pat.String()).Ptr()
+		}
+		ck.report(sev, rng, "Rule names no table", detail)
+	}
 }
 
 // functions warns about functions roles list that the database lacks.

@@ -324,6 +324,45 @@ rule "mine" {
 			want: []string{`PATH:10:12: error: Rule does not type-check`, `scope "self"`},
 		},
 		{
+			name: "a restrictive rule naming no table is an error with a suggestion",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.*" {}
+rule "all" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  scope  = "all"
+}
+rule "mine" {
+  tables = ["public.Tickets", "pubic.tick*"]
+  roles  = ["clerk"]
+  kind   = "restrictive"
+  where  = "owner = me.login"
+}`,
+			code: 1,
+			want: []string{`PATH:13:13: error: Rule names no table`, `Rule "mine" names public.Tickets`, `it would restrict nothing`,
+				`Did you mean "public.tickets"?`, `PATH:13:31: error: Rule names no table`, `names pubic.tick*`},
+		},
+		{
+			name: "a permissive rule naming no table is a warning",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.*" {}
+rule "all" {
+  tables = ["public.tickets", "public.tickets_2027"]
+  roles  = ["clerk"]
+  scope  = "all"
+}`,
+			code: 0,
+			want: []string{`PATH:8:31: warning: Rule names no table`, `it grants nothing there (yet)`},
+		},
+		{
 			name: "a pattern matching no table is a warning",
 			body: `table "audit.*" {}`,
 			code: 0,

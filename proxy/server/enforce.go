@@ -78,7 +78,15 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if err != nil {
 		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)
 	}
-	diags = append(diags, cfg.CheckUnseenCalls(cat)...)
+	// NOTE: what `pgveil check --upstream` checks, serve checks too: a
+	// policy that names a column or a table otherwise than the database
+	// does would be served open (a mask of "Email" masks no email, a
+	// restrictive rule on a table no relation is restricts nothing).
+	cd := cfg.CheckCatalog(ctx, live.New(conn), cat, ids)
+	diags = append(diags, cd...)
+	if cd.HasErrors() {
+		return nil, diags, fmt.Errorf("the policies do not match database %s (pgveil check --upstream reports the same)", cfg.Upstream.Database)
+	}
 	// NOTE: a hash mask whose key is missing upstream would hash to NULL
 	// silently: refuse to serve instead.
 	if kd := cfg.CheckMaskKeys(ctx, live.New(conn)); kd.HasErrors() {

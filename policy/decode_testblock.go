@@ -199,6 +199,10 @@ func (d *decoder) testRows(a *hcl.Attribute) ([][]*string, bool) {
 			case cell.Type() == cty.String:
 				s := cell.AsString()
 				cells = append(cells, &s)
+			case cell.Type() == cty.Number && !reasonableNumber(cell.AsBigFloat()):
+				d.errorRange(cellRanges[j], a, "Incorrect attribute value type", fmt.Sprintf(
+					"Row %d, value %d: the number is beyond 1e±1000; write it as a string.", i+1, j+1))
+				ok = false
 			case cell.Type() == cty.Number:
 				s := cell.AsBigFloat().Text('f', -1)
 				cells = append(cells, &s)

@@ -184,6 +184,9 @@ func ctyToValue(v cty.Value) (Value, string) {
 		if bf.IsInf() {
 			return Value{}, "it is infinite"
 		}
+		if !reasonableNumber(bf) {
+			return Value{}, "it is beyond 1e±1000"
+		}
 		if bf.IsInt() {
 			if n, acc := bf.Int64(); acc == big.Exact {
 				return intValue(n), ""

@@ -42,7 +42,20 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 	}
 	var files []*hcl.File
 	for _, p := range paths {
-		f, fileDiags := l.parser.ParseHCLFile(p)
+		src, err := os.ReadFile(p)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot read configuration",
+				Detail:   fmt.Sprintf("Reading %s failed: %s.", p, unwrapPathError(err)),
+			})
+			continue
+		}
+		if ld := checkSourceLimits(src, p); ld.HasErrors() {
+			diags = append(diags, ld...)
+			continue
+		}
+		f, fileDiags := l.parser.ParseHCL(src, p)
 		diags = append(diags, fileDiags...)
 		if f != nil {
 			files = append(files, f)

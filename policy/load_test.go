@@ -156,6 +156,35 @@ func TestEveryTestdataCaseRuns(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	for _, c := range []struct {
+		name, src, want string
+	}{
+		{"parentheses nested a hundred thousand deep are an error, not a stack overflow",
+			"x = " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000), "nested too deeply"},
+		{"blocks nested too deeply are an error", strings.Repeat("a {\n", 200) + strings.Repeat("}\n", 200), "nested too deeply"},
+		{"a long run of unary minus signs is an error", "x = " + strings.Repeat("-", 5000) + "1", "nested too deeply"},
+		{"a number with a huge exponent is an error, quickly", "user \"u\" {\n  attributes = { x = 1e-1000000 }\n}", "Number too large"},
+		{"a number with a huge mantissa is an error", "x = " + strings.Repeat("9", 5000), "Number too large"},
+		{"a computed number out of range is an error", `listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+}
+user "u" {
+  password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="
+  attributes = { x = 1e-900 * 1e-900 }
+}`, "beyond 1e±1000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "pgveil.hcl")
+			writeFile(t, path, []byte(c.src))
+			cfg, diags := Load(path)
+			if cfg != nil || !strings.Contains(diags.Error(), c.want) {
+				t.Fatalf("got %v, %v", cfg, diags)
+			}
+		})
+	}
 	t.Run("a missing path is an error", func(t *testing.T) {
 		cfg, diags := Load(filepath.Join(t.TempDir(), "nope.hcl"))
 		if cfg != nil || !diags.HasErrors() || !strings.Contains(diags.Error(), "no such file or directory") {

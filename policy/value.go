@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,6 +67,16 @@ func intValue(n int64) Value {
 
 // numberValue returns a number Value from its decimal text, or a sentence
 // saying why it cannot be one.
+// reasonableNumber reports whether f is 0 or between about 1e-1000 and
+// 1e1000 in magnitude. Formatting a number in decimal takes time
+// quadratic in its exponent: 1e-1000000 in a configuration would hold
+// pgveil for minutes.
+func reasonableNumber(f *big.Float) bool {
+	const maxExp2 = 3322 // 1000 decimal digits
+	exp := f.MantExp(nil)
+	return f.Sign() == 0 || exp >= -maxExp2 && exp <= maxExp2
+}
+
 func numberValue(text string) (Value, string) {
 	if !decimalRE.MatchString(text) {
 		return Value{}, fmt.Sprintf("%q is not a finite decimal number", text)

@@ -1,0 +1,84 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// Limits on a configuration file's source, checked on its tokens before it
+// is parsed: HCL's parser recurses once per nesting level (a file nesting
+// parentheses a hundred thousand deep overflows the stack, which no
+// recover catches), and formatting a number takes time quadratic in its
+// exponent (1e-1000000 held a load for minutes). No configuration comes
+// near them.
+const (
+	maxConfigBytes  = 32 << 20
+	maxNesting      = 100
+	maxNumberDigits = 1000
+)
+
+// checkSourceLimits reports where src, the file filename, exceeds a
+// limit.
+func checkSourceLimits(src []byte, filename string) hcl.Diagnostics {
+	if len(src) > maxConfigBytes {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Configuration file too large",
+			Detail:   fmt.Sprintf("%s holds %d bytes; a configuration file may hold %d MiB at most. Split it into several files of a directory.", filename, len(src), maxConfigBytes>>20),
+			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
+	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	depth, unary := 0, 0
+	for _, tok := range toks {
+		switch tok.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen,
+			hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl, hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc:
+			depth++
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen,
+			hclsyntax.TokenTemplateSeqEnd, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
+			depth = max(depth-1, 0)
+		case hclsyntax.TokenNumberLit:
+			if !reasonableLiteral(string(tok.Bytes)) {
+				return hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Number too large",
+					Detail:   fmt.Sprintf("A number may have %d digits and an exponent of ±%d at most; write larger values as strings.", maxNumberDigits, maxNumberDigits),
+					Subject:  tok.Range.Ptr(),
+				}}
+			}
+		}
+		if tok.Type == hclsyntax.TokenMinus || tok.Type == hclsyntax.TokenBang {
+			unary++
+		} else {
+			unary = 0
+		}
+		if depth > maxNesting || unary > maxNesting {
+			return hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Configuration nested too deeply",
+				Detail:   fmt.Sprintf("Blocks, brackets, strings and operators may nest %d levels deep at most.", maxNesting),
+				Subject:  tok.Range.Ptr(),
+			}}
+		}
+	}
+	return nil
+}
+
+// reasonableLiteral reports whether the HCL number literal lit has at most
+// maxNumberDigits digits and an exponent within ±maxNumberDigits.
+func reasonableLiteral(lit string) bool {
+	mant, exp, hasExp := strings.Cut(strings.ToLower(lit), "e")
+	if len(mant) > maxNumberDigits+1 {
+		return false
+	}
+	if !hasExp {
+		return true
+	}
+	n, err := strconv.Atoi(strings.TrimLeft(exp, "+"))
+	return err == nil && n >= -maxNumberDigits && n <= maxNumberDigits
+}

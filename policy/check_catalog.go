@@ -87,6 +87,30 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 		if t != nil {
 			ck.governed[t] = append(ck.governed[t], rel)
 		}
+		if s := c.Schemas[rel.Schema]; t == nil && problem == "" && len(rel.Reads) > 0 && s != nil && s.Allow {
+			p := ck.samplePolicy(func(*UserPolicy) bool { return true })
+			if why := p.readsPastPolicy(rel, nil); why != "" {
+				ck.diags = append(ck.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "View denied: it reads a governed table",
+					Detail:   strings.ToUpper(why[:1]) + why[1:] + ". Until then it is denied to users who may not read that table as it is.",
+					Subject:  s.DeclRange.Ptr(),
+				})
+			}
+		}
+		if problem == "" {
+			if why := c.inheritedOtherwise(rel, t); why != "" {
+				d := &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Table denied: its descendants are governed otherwise",
+					Detail:   strings.ToUpper(why[:1]) + why[1:] + ". Until then it is denied to every user.",
+				}
+				if t != nil {
+					d.Subject = t.DeclRange.Ptr()
+				}
+				ck.diags = append(ck.diags, d)
+			}
+		}
 	}
 	for _, t := range c.Tables {
 		if !ck.table(t) {

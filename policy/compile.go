@@ -290,15 +290,27 @@ var informationSchemaHelpers = map[string]bool{
 // me.login when a role has own_rows. No permissive rule means no row, not
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
+	return p.relation(rel, nil)
+}
+
+// relation is Relation; seen holds the views whose reads are being
+// followed (readsPastPolicy).
+func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) rewrite.Access {
 	if catalogSchemas[rel.Schema] {
 		return rewrite.Access{Mode: rewrite.Open}
 	}
 	t, problem := p.cfg.tableFor(rel)
+	if problem == "" {
+		problem = p.cfg.inheritedOtherwise(rel, t)
+	}
 	if problem != "" {
 		return rewrite.Access{Mode: rewrite.Denied, Reason: problem}
 	}
 	if t == nil {
 		if s := p.cfg.Schemas[rel.Schema]; s != nil && s.Allow {
+			if why := p.readsPastPolicy(rel, seen); why != "" {
+				return rewrite.Access{Mode: rewrite.Denied, Reason: why}
+			}
 			return rewrite.Access{Mode: rewrite.Open}
 		}
 		return rewrite.Access{Mode: rewrite.Denied, Reason: fmt.Sprintf(
@@ -387,6 +399,51 @@ func (r *Rule) covers(rel *rewrite.Relation) bool {
 		}
 	}
 	return false
+}
+
+// readsPastPolicy says why rel, an ungoverned view or materialized view
+// of a schema that allows ungoverned tables, is denied to the user, ""
+// when it is not: it reads, directly or through other views, a relation
+// the user may not read as it is (governed or denied). The view runs with
+// the service account's rights, so it would show that relation unscoped
+// and unmasked. seen holds the views on the way, against cycles.
+func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) string {
+	if len(rel.Reads) == 0 {
+		return ""
+	}
+	if seen == nil {
+		seen = map[*rewrite.Relation]bool{}
+	}
+	seen[rel] = true
+	for _, r := range rel.Reads {
+		if seen[r] || catalogSchemas[r.Schema] {
+			continue
+		}
+		if acc := p.relation(r, seen); acc.Mode != rewrite.Open {
+			return fmt.Sprintf("view %s reads %s, which is governed or denied: a view runs with the service account's rights, "+
+				"past that table's policy (govern the view with a table block of its own)", rel.QName, r.QName)
+		}
+	}
+	return ""
+}
+
+// inheritedOtherwise says why rel, governed by t (nil for none), is
+// denied because of its descendants, "" when it is not: a scan of rel
+// reads its inheritance children's and partitions' rows under rel's
+// policy, so a descendant governed by another table block, or covered by
+// other rules, would be read past its own. ONLY rel is denied too: a
+// partitioned table holds no row of its own.
+func (c *Config) inheritedOtherwise(rel *rewrite.Relation, t *Table) string {
+	for _, d := range rel.Descendants {
+		dt, problem := c.tableFor(d)
+		if problem == "" && dt == t && slices.IndexFunc(c.Rules, func(r *Rule) bool { return r.covers(d) != r.covers(rel) }) < 0 {
+			continue
+		}
+		return fmt.Sprintf("table %s has inheritance children or partitions governed otherwise than it (%s): "+
+			"query them one by one, or govern them alike (the table block and rules of %s cover them as they cover %s)",
+			rel.QName, d.QName, rel.QName, rel.QName)
+	}
+	return ""
 }
 
 // tableFor returns the table block governing rel: the most specific block

@@ -2,10 +2,13 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy/server"
@@ -82,4 +85,109 @@ rule "france" {
 			}
 		})
 	}
+}
+
+// TestPartitionGovernedOtherwise: a partitioned table whose partition is
+// governed more strictly is denied, while each partition is read under
+// its own policy. A scan of the parent read the partition's rows under
+// the parent's policy: the partition's secret in clear.
+func TestPartitionGovernedOtherwise(t *testing.T) {
+	setupDemo(t)
+	for _, sql := range []string{
+		"CREATE SCHEMA IF NOT EXISTS part_scratch",
+		"DROP TABLE IF EXISTS part_scratch.events",
+		"CREATE TABLE part_scratch.events (id int, y int, secret text) PARTITION BY RANGE (y)",
+		"CREATE TABLE part_scratch.events_2023 PARTITION OF part_scratch.events FOR VALUES FROM (2023) TO (2024)",
+		"CREATE TABLE part_scratch.events_2024 PARTITION OF part_scratch.events FOR VALUES FROM (2024) TO (2025)",
+		"INSERT INTO part_scratch.events VALUES (1, 2023, 'old'), (2, 2024, 's2')",
+		"GRANT USAGE ON SCHEMA part_scratch TO pgveil_svc",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA part_scratch TO pgveil_svc",
+	} {
+		direct(t, sql)
+	}
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(path, append(src, `
+table "part_scratch.events" {}
+table "part_scratch.events_2024" {
+  column "secret" { class = "pii" }
+}
+rule "events_all" {
+  tables = ["part_scratch.events", "part_scratch.events_2024"]
+  roles  = ["country_analyst"]
+  scope  = "all"
+}
+`...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoFrom(t, path)
+	c := p.connect(t, "marie")
+	ctx := context.Background()
+	t.Run("the parent is refused, naming the partition", func(t *testing.T) {
+		var s string
+		err := c.QueryRow(ctx, "SELECT secret FROM part_scratch.events WHERE y = 2024").Scan(&s)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message+pgErr.Detail+pgErr.Hint, "events_2024") {
+			t.Fatalf("got %q, %v", s, err)
+		}
+	})
+	t.Run("each partition is read under its own policy", func(t *testing.T) {
+		for sql, want := range map[string]string{
+			"SELECT coalesce(secret, 'masked') FROM part_scratch.events_2024": "masked",
+			"SELECT secret FROM part_scratch.events_2023":                     "old",
+		} {
+			var s string
+			if err := c.QueryRow(ctx, sql).Scan(&s); err != nil || s != want {
+				t.Fatalf("%s: %q, %v, want %q", sql, s, err, want)
+			}
+		}
+	})
+}
+
+// TestViewOverAGovernedTable: a view of a schema that allows ungoverned
+// tables runs with the service account's rights, so one reading a
+// governed table is denied to those who may not read that table as it
+// is; other views of the schema are open.
+func TestViewOverAGovernedTable(t *testing.T) {
+	setupDemo(t)
+	for _, sql := range []string{
+		"CREATE SCHEMA IF NOT EXISTS view_scratch",
+		"CREATE OR REPLACE VIEW view_scratch.all_responses AS SELECT id, email FROM public.responses",
+		"CREATE OR REPLACE VIEW view_scratch.through AS SELECT * FROM view_scratch.all_responses",
+		"CREATE OR REPLACE VIEW view_scratch.plain AS SELECT 'open'::text AS x",
+		"GRANT USAGE ON SCHEMA view_scratch TO pgveil_svc",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA view_scratch TO pgveil_svc",
+	} {
+		direct(t, sql)
+	}
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(path, append(src, "\nschema \"view_scratch\" { default = \"allow\" }\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoFrom(t, path)
+	c := p.connect(t, "marie")
+	ctx := context.Background()
+	for _, view := range []string{"all_responses", "through"} {
+		t.Run("a view reading responses is refused: "+view, func(t *testing.T) {
+			var n int
+			err := c.QueryRow(ctx, "SELECT count(email) FROM view_scratch."+view).Scan(&n)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+				t.Fatalf("got %d, %v", n, err)
+			}
+		})
+	}
+	t.Run("a view reading no governed table is open", func(t *testing.T) {
+		var s string
+		if err := c.QueryRow(ctx, "SELECT x FROM view_scratch.plain").Scan(&s); err != nil || s != "open" {
+			t.Fatalf("%q, %v", s, err)
+		}
+	})
 }

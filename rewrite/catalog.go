@@ -1,11 +1,13 @@
 package rewrite
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,6 +53,15 @@ WHERE c.contype = 'f'
 ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
+
+// catalogViewReadsSQL lists, per view or materialized view, the relations
+// its query names (the dependencies of its rewrite rule).
+const catalogViewReadsSQL = `
+SELECT DISTINCT r.ev_class, d.refobjid
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
+ORDER BY 1, 2`
 
 // The third column says whether some function of that name may take a
 // row as its one argument, which attribute notation (t.f for f(t)) needs:
@@ -247,8 +258,31 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		for _, a := range rel.Ancestors {
 			if anc := cat.Relations[a]; anc != nil {
 				anc.mergeKeys(rel)
+				anc.Descendants = append(anc.Descendants, rel)
 			}
 		}
+	}
+	for _, rel := range byOID {
+		slices.SortFunc(rel.Descendants, func(a, b *Relation) int {
+			return cmp.Or(cmp.Compare(a.Schema, b.Schema), cmp.Compare(a.Name, b.Name))
+		})
+	}
+
+	rr = conn.ExecParams(ctx, catalogViewReadsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		digestRow(d, 'w', rr.Values())
+		view, err1 := strconv.ParseUint(string(rr.Values()[0]), 10, 32)
+		read, err2 := strconv.ParseUint(string(rr.Values()[1]), 10, 32)
+		if err1 != nil || err2 != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: bad view dependency row")
+		}
+		if v, r := byOID[uint32(view)], byOID[uint32(read)]; v != nil && r != nil {
+			v.Reads = append(v.Reads, r)
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog view dependencies: %w", err)
 	}
 
 	rr = conn.ExecParams(ctx, catalogFunctionsSQL, nil, nil, nil, nil)

@@ -104,6 +104,14 @@ type Relation struct {
 	// partition of, nearest first: a child of a governed table is
 	// governed by its ancestor's policy.
 	Ancestors []QName
+	// Descendants are the relations that inherit from this one or are its
+	// partitions, at any depth, in name order: a scan of this one without
+	// ONLY reads their rows too.
+	Descendants []*Relation
+	// Reads are, for a view or a materialized view, the relations its
+	// query names (pg_depend), in OID order: reading it reads them with
+	// the service account's rights, past their policies.
+	Reads []*Relation
 	// Keys holds the columns a unique index or an exclusion constraint
 	// reads (as a key, in an expression or in its predicate),
 	// References maps each column of a foreign key to the relations it

@@ -83,8 +83,22 @@ const (
 )
 
 // declaredParam returns the type the statement declares for parameter
-// $n: a name of declaredOIDs, undeclared or otherType.
+// $n: a name of declaredOIDs, undeclared or otherType. A parameter left to
+// PostgreSQL that the statement references more than once is otherType:
+// PostgreSQL types it at the reference it analyses first, which the copy
+// in a scope subquery, analysed before the client's WHERE, would become
+// ($1::numeric IS NOT NULL AND nps > $1 compares in numeric, not in
+// nps's int4).
 func (w *walker) declaredParam(n int32) string {
+	t := w.declaredType(n)
+	if t == undeclared && w.paramUses(n) > 1 {
+		return otherType
+	}
+	return t
+}
+
+// declaredType is declaredParam, whatever the references.
+func (w *walker) declaredType(n int32) string {
 	i := int(n) - 1
 	if w.prepared != nil {
 		if i < 0 || i >= len(w.prepared) {

@@ -35,6 +35,9 @@ func TestDeclaredParameters(t *testing.T) {
 		{"a float parameter stays outside", "SELECT count(*) FROM responses WHERE id = $1", []uint32{oidFloat8}, ""},
 		{"an unknown type (OID 0) declares nothing", "SELECT count(*) FROM responses WHERE id = $2 AND nps < $1", []uint32{oidNumeric, 0},
 			" AND id OPERATOR(pg_catalog.=) $2::bigint OFFSET 0"},
+		{"an undeclared parameter the statement references twice stays outside",
+			"SELECT count(*) FROM responses WHERE $1::numeric IS NOT NULL AND nps > $1", nil, ""},
+		{"so does one compared with two columns", "SELECT count(*) FROM responses WHERE nps > $1 AND id > $1", nil, ""},
 		{"a text parameter against a text column is cast as before", "SELECT count(*) FROM responses WHERE comment = $1", []uint32{oidText},
 			" AND comment OPERATOR(pg_catalog.=) $1::pg_catalog.text OFFSET 0"},
 	}

@@ -144,6 +144,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	w.version = tree.Version
 	res := &Result{SQL: sql}
 	for _, raw := range tree.Stmts {
+		w.stmt, w.params = raw.Stmt, nil
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
 			return nil, err

@@ -88,7 +88,32 @@ type walker struct {
 	// walked, by name. pushDown reads them (declaredParam).
 	declared []uint32
 	prepared []*pg_query.Node
-	err      error
+	// stmt is the statement being walked, and params counts the
+	// references to each parameter in it, counted at the first need
+	// (paramUses).
+	stmt   *pg_query.Node
+	params map[int32]int
+	err    error
+}
+
+// paramUses returns how many times the statement being walked references
+// the parameter $n. Counted once substitution may have begun, copies
+// pushed into scope subqueries may count too: the count is never low.
+func (w *walker) paramUses(n int32) int {
+	if w.params == nil {
+		w.params = map[int32]int{}
+		var count func(m proto.Message)
+		count = func(m proto.Message) {
+			if pr, ok := m.(*pg_query.ParamRef); ok {
+				w.params[pr.Number]++
+			}
+			pgtree.Children(m, count)
+		}
+		if w.stmt != nil {
+			count(w.stmt)
+		}
+	}
+	return w.params[n]
 }
 
 // keep notes session state the statement leaves on its backend.

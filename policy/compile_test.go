@@ -501,8 +501,8 @@ rule "owners" {
 		{"a scope needing a column the relation lacks gives no row", rel("public", "notes", []string{"country"}),
 			"SELECT country FROM public.notes WHERE country OPERATOR(pg_catalog.=) 'France'"},
 		{"equally specific patterns deny", rel("public", "ab", []string{"country"}),
-			`denied: table public.ab is matched by equally specific table blocks "public.a*" (at pgveil.hcl:53,1) and ` +
-				`"public.*b" (at pgveil.hcl:54,1): add a table block naming it exactly`},
+			`denied: table public.ab is matched by equally specific table blocks "public.a*" (at pgveil.hcl:53:1) and ` +
+				`"public.*b" (at pgveil.hcl:54:1): add a table block naming it exactly`},
 		{"an ungoverned table is denied by default", rel("sales", "orders", []string{"id"}),
 			`denied: table sales.orders is not governed by any table block and schema sales denies ungoverned tables ` +
 				`(add a table block for it, or schema "sales" { default = "allow" })`},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
@@ -717,16 +718,20 @@ func (d *decoder) tlsMode(a *hcl.Attribute) (string, bool) {
 
 // suggest returns the candidate closest to given when it is close enough
 // to be a typo, like HCL's own "Did you mean" suggestions.
+// A name of a few letters is too short to guess at: at most half of
+// its characters may differ (one for any name), and never three.
 func suggest(given string, candidates []string) string {
+	best, bestDist := "", min(2, max(1, utf8.RuneCountInString(given)/2))+1
 	for _, c := range candidates {
-		if levenshtein.Distance(given, c, nil) < 3 {
-			return c
+		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+			best, bestDist = c, d
 		}
 	}
-	return ""
+	return best
 }
 
-// position renders where r starts as file:line,column.
+// position renders where r starts as file:line:column, as diagnostics'
+// headers do.
 func position(r hcl.Range) string {
-	return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }

@@ -220,13 +220,13 @@ admin { address = "127.0.0.1:9188" }
   12 | audit { file = "b.log" }
      | ^^^^^
   A configuration has at most one audit block, and one is already defined at
-  pgveil.hcl:8,1.
+  pgveil.hcl:8:1.
 
 pgveil.hcl:14:1: error: Duplicate admin block
   14 | admin { address = "127.0.0.1:9188" }
      | ^^^^^
   A configuration has at most one admin block, and one is already defined at
-  pgveil.hcl:13,1.
+  pgveil.hcl:13:1.
 `,
 		},
 		{

@@ -2,10 +2,13 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/pgveil/pgveil/internal/ldapauth"
 )
 
 // defaultLDAPTimeout bounds an LDAP authentication without a timeout.
@@ -113,8 +116,21 @@ func (d *decoder) decodeLDAP(b *hcl.Block) {
 	if a := c.Attributes["group_filter"]; a != nil && dir.GroupBaseDN == "" {
 		d.errorAt(a, "Setting without effect", "ldap.group_filter is used with group_base_dn, which is not set.")
 	}
-	for _, gb := range c.Blocks {
+	for i, gb := range c.Blocks {
 		dn := gb.Labels[0]
+		// NOTE: DNs compare as the directory does (case, spaces): two
+		// blocks of one group would each give its members roles, and
+		// removing a role from one would leave the other's.
+		if j := slices.IndexFunc(c.Blocks[:i], func(prev *hcl.Block) bool { return ldapauth.SameDN(prev.Labels[0], dn) }); j >= 0 {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate LDAP group",
+				Detail: fmt.Sprintf("Group %q is already mapped at %s (as %q): give each group one block.",
+					dn, position(c.Blocks[j].DefRange), c.Blocks[j].Labels[0]),
+				Subject: gb.DefRange.Ptr(),
+			})
+			continue
+		}
 		gc := d.content(gb.Body, ldapGroupSchema, "ldap.group."+dn)
 		g := &LDAPGroup{DN: dn}
 		if a := gc.Attributes["roles"]; a != nil {

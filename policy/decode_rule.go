@@ -73,15 +73,18 @@ func (d *decoder) decodeRule(b *hcl.Block) {
 			src.tables = append(src.tables, ranges[i])
 		}
 	}
+	rolesOK, usersOK := true, true
 	if a := c.Attributes["roles"]; a != nil {
 		src.rolesAttr = a
-		r.Roles, src.roles, _ = d.stringList(a, "a role name")
+		r.Roles, src.roles, rolesOK = d.stringList(a, "a role name")
 	}
 	if a := c.Attributes["users"]; a != nil {
 		src.usersAttr = a
-		r.Users, src.users, _ = d.stringList(a, "a login")
+		r.Users, src.users, usersOK = d.stringList(a, "a login")
 	}
-	if len(r.Roles) == 0 && len(r.Users) == 0 && src.rolesAttr == nil && src.usersAttr == nil {
+	// NOTE: empty lists too: a restrictive rule for nobody restricts
+	// nobody, silently.
+	if len(r.Roles) == 0 && len(r.Users) == 0 && rolesOK && usersOK {
 		d.diags = append(d.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Rule without users",

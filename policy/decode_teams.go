@@ -39,7 +39,8 @@ func (d *decoder) decodeTeams(tables, teams []*hcl.Block) {
 		return
 	}
 	if len(tables) > 0 {
-		d.decodeTeamsTable(d.exactlyOne("teams", "", tables))
+		d.duplicateBlocks("teams", "at most", tables)
+		d.decodeTeamsTable(tables[0])
 		return
 	}
 	if len(teams) == 0 {

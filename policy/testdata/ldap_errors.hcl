@@ -23,4 +23,7 @@ ldap {
   }
   group "cn=empty,ou=groups,dc=example,dc=org" {
   }
+  group "CN=Analysts, OU=groups,dc=example,dc=org" {
+    roles = ["analyst"]
+  }
 }

@@ -65,3 +65,10 @@ rule "empty_tables" {
   scope   = "all"
   enabled = "yes"
 }
+
+rule "empty_roles" {
+  tables = ["public.responses"]
+  roles  = []
+  kind   = "restrictive"
+  where  = "country = 'France'"
+}

@@ -84,7 +84,62 @@ func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, h
 	}
 	ids := c.buildIdentities(rows, broken)
 	diags = append(diags, c.unusedAttributes(ids)...)
+	if len(c.IdentitySources) > 0 {
+		// NOTE: without, decoding reported them (crossCheck).
+		diags = append(diags, c.unknownRuleUsers(ids)...)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
 	return ids, diags
+}
+
+// unknownRuleUsers reports the users and groups rules name that no
+// identity has, once identities are loaded (decoding cannot know them
+// when identity blocks read users upstream): a warning, as the login may
+// appear later, but an error for a restrictive rule naming a login that
+// differs from a known one only in case, which restricts nobody.
+func (c *Config) unknownRuleUsers(ids *Identities) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	logins := ids.Logins()
+	for _, r := range c.Rules {
+		for _, login := range r.Users {
+			if _, ok := ids.users[login]; ok {
+				continue
+			}
+			sev := hcl.DiagWarning
+			detail := fmt.Sprintf("Rule %q names user %q, whom no user block or identity row defines: it applies to no one there yet.", r.Name, login)
+			if i := slices.IndexFunc(logins, func(l string) bool { return strings.EqualFold(l, login) }); i >= 0 {
+				detail += fmt.Sprintf(" Logins are compared exactly: did you mean %q?", logins[i])
+				if r.Restrictive {
+					sev = hcl.DiagError
+					detail += " A restrictive rule naming no one restricts no one."
+				}
+			} else if s := suggest(login, logins); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			rng := r.DeclRange.Ptr()
+			if a := r.src.usersAttr; a != nil {
+				rng = listElementRange(a, login).Ptr()
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: sev, Summary: "Unknown user", Detail: detail, Subject: rng})
+		}
+		for _, g := range r.Groups {
+			if len(ids.members[g]) > 0 {
+				continue
+			}
+			detail := fmt.Sprintf("No user is in group %q, so rule %q grants no row through it.", g, r.Name)
+			if s := suggest(g, sortedKeys(ids.members)); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			rng := r.DeclRange.Ptr()
+			if a := r.src.groupsAttr; a != nil {
+				rng = listElementRange(a, g).Ptr()
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Empty group", Detail: detail, Subject: rng})
+		}
+	}
+	return diags
 }
 
 // checkTeamsTable reads the teams table, so that a wrong table or column

@@ -252,6 +252,23 @@ teams {
   id_column     = "id"
   parent_column = "parent"
 }`, `warning: Teams table is not a tree: In public.teams, team 3 is below itself (its parents loop). team_subtree still terminates, but the loop's teams all see each other.`},
+		{"a restrictive rule naming a login spelled otherwise is an error", "SELECT login FROM public.extra", `
+table "public.t" {}
+rule "ann_only" {
+  tables = ["public.t"]
+  users  = ["Ann"]
+  kind   = "restrictive"
+  where  = "false"
+}`, `error: Unknown user: Rule "ann_only" names user "Ann", whom no user block or identity row defines: it applies to no one there yet. Logins are compared exactly: did you mean "ann"? A restrictive rule naming no one restricts no one.`},
+		{"a rule naming an unknown login or group is a warning", "SELECT login FROM public.extra", `
+table "public.t" { owner_column = "owner" }
+rule "later" {
+  tables = ["public.t"]
+  users  = ["carla"]
+  scope  = "groups"
+  groups = ["nobody"]
+}`, `warning: Unknown user: Rule "later" names user "carla", whom no user block or identity row defines: it applies to no one there yet. Did you mean "carl"?
+warning: Empty group: No user is in group "nobody", so rule "later" grants no row through it.`},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

@@ -247,7 +247,10 @@ func (g *GrammarDiff) problem(sql string) *Refused {
 //   - after a dot (pg_catalog.json, t.json): an attribute name, which
 //     takes every keyword in both;
 //   - JSON before a string constant (json '{}'): a typed literal of the
-//     type json in both.
+//     type json in both;
+//   - JSON after FORMAT (EXPLAIN (FORMAT JSON)): an option's value, which
+//     takes any word in both; the newer grammar's FORMAT JSON of its
+//     SQL/JSON functions is a syntax error in the older one.
 //
 // Elsewhere the newer grammar may build its own syntax on the word:
 // JSON(…) parses JSON text where the older grammar calls a function
@@ -258,6 +261,9 @@ func neutralPlace(tokens []*pg_query.ScanToken, i int, word string) bool {
 		case pg_query.Token_TYPECAST, pg_query.Token_AS, pg_query.Token_ASCII_46:
 			return true
 		}
+	}
+	if word == "json" && i > 0 && tokens[i-1].Token == pg_query.Token_FORMAT {
+		return true
 	}
 	if word == "json" && i+1 < len(tokens) {
 		switch tokens[i+1].Token {

@@ -127,6 +127,8 @@ func TestGrammarDifferences(t *testing.T) {
 			`SELECT json '{"a":1}', JSON E'[]'`,
 			"SELECT x FROM (SELECT 1) AS json(x)",
 			"SELECT '{}'::json",
+			"EXPLAIN (FORMAT JSON) SELECT 1",
+			"EXPLAIN (ANALYZE false, FORMAT json, COSTS off) SELECT 1",
 		} {
 			if got := refusedBy(sql); got == "grammar_version" {
 				t.Errorf("%s: refused", sql)

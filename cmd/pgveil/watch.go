@@ -19,6 +19,8 @@ type watcher struct {
 	done    chan struct{}
 	// release frees the ticker of newWatcher; nil for watchFiles.
 	release func()
+	// looked, when not nil, receives after each look (tests).
+	looked chan struct{}
 }
 
 // newWatcher watches files and the configuration path, polling every
@@ -34,7 +36,11 @@ func newWatcher(files []string, path string, every time.Duration) *watcher {
 // tick: the clock is injected, so that a test drives it. The first
 // snapshot is taken before it returns.
 func watchFiles(files []string, path string, tick <-chan time.Time) *watcher {
-	w := &watcher{changed: make(chan struct{}, 1), done: make(chan struct{})}
+	return startWatcher(&watcher{changed: make(chan struct{}, 1), done: make(chan struct{})}, files, path, tick)
+}
+
+// startWatcher takes the first snapshot and starts w.
+func startWatcher(w *watcher, files []string, path string, tick <-chan time.Time) *watcher {
 	go w.run(files, path, snapshot(files, path), tick)
 	return w
 }
@@ -46,8 +52,12 @@ func (w *watcher) stop() {
 	}
 }
 
-// run compares a snapshot with last at each tick until stop.
+// run compares a snapshot with last at each tick until stop. A change is
+// reported once the files have stayed as they are for a tick: a deploy
+// that moves a rule from one file to another, written file by file, is
+// not loaded half done, wider than both the old and the new policy.
 func (w *watcher) run(files []string, path, last string, tick <-chan time.Time) {
+	settling := false
 	for {
 		select {
 		case <-w.done:
@@ -55,12 +65,18 @@ func (w *watcher) run(files []string, path, last string, tick <-chan time.Time) 
 		case <-tick:
 		}
 		now := snapshot(files, path)
-		if now != last {
-			last = now
+		switch {
+		case now != last:
+			last, settling = now, true
+		case settling:
+			settling = false
 			select {
 			case w.changed <- struct{}{}:
 			default:
 			}
+		}
+		if w.looked != nil {
+			w.looked <- struct{}{}
 		}
 	}
 }

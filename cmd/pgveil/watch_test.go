@@ -18,14 +18,18 @@ func TestWatcher(t *testing.T) {
 	}
 	write(file, "x")
 	tick := make(chan time.Time)
-	w := watchFiles([]string{file}, dir, tick)
+	w := startWatcher(&watcher{changed: make(chan struct{}, 1), done: make(chan struct{}), looked: make(chan struct{})},
+		[]string{file}, dir, tick)
 	defer w.stop()
-	// look ticks twice: the channel is unbuffered, so when the second
-	// tick is taken the first has been looked at.
-	look := func() {
-		tick <- time.Time{}
-		tick <- time.Time{}
+	// ticks(n) has the watcher look n times.
+	ticks := func(n int) {
+		for range n {
+			tick <- time.Time{}
+			<-w.looked
+		}
 	}
+	// look has the watcher see a change and then the files settled.
+	look := func() { ticks(2) }
 	changed := func() bool {
 		select {
 		case <-w.changed:
@@ -53,6 +57,19 @@ func TestWatcher(t *testing.T) {
 		look()
 		if !changed() {
 			t.Fatal("no change reported")
+		}
+	})
+	t.Run("files still changing at each look are reported once they settle", func(t *testing.T) {
+		write(file, "a")
+		ticks(1)
+		write(file, "ab")
+		ticks(1)
+		if changed() {
+			t.Fatal("a change reported while the files still change")
+		}
+		ticks(1)
+		if !changed() {
+			t.Fatal("no change reported once settled")
 		}
 	})
 	t.Run("other files in the directory are not", func(t *testing.T) {

@@ -210,8 +210,8 @@ func teamsQuery(t *Teams) (string, error) {
 	return deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
 }
 
-// unusedAttributes warns about me.<name> that no loaded user has: the
-// condition is then never true. (Without identity blocks, Load reports
+// unusedAttributes warns about me.<name> that no loaded user has: it is
+// then NULL for everyone. (Without identity blocks, Load reports
 // them as errors.)
 func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 	known := map[string]bool{}
@@ -235,7 +235,7 @@ func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 					Severity: hcl.DiagWarning,
 					Summary:  "Unknown attribute",
 					Detail: fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
-						"columns %s), so the condition is never true.", where, name, strings.Join(sortedKeys(known), ", ")),
+						"columns %s), so it is NULL for every user (a comparison with it is never true).", where, name, strings.Join(sortedKeys(known), ", ")),
 					Subject: rng.Ptr(),
 				})
 			}

@@ -113,10 +113,25 @@ func configFiles(path string) ([]string, hcl.Diagnostics) {
 		}}
 	}
 	var paths []string
+	var diags hcl.Diagnostics
 	for _, e := range entries { // NOTE: os.ReadDir sorts by name.
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".hcl") {
+		switch {
+		case e.IsDir():
+		case strings.HasSuffix(e.Name(), ".hcl"):
 			paths = append(paths, filepath.Join(path, e.Name()))
+		case strings.HasSuffix(strings.ToLower(e.Name()), ".hcl"):
+			// NOTE: an error, not a warning: a rule in it would not
+			// apply, silently.
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Configuration file not read",
+				Detail: fmt.Sprintf("%s would not be read: only files whose names end in .hcl, lower case, are. "+
+					"Rename it, or move it out of the directory.", filepath.Join(path, e.Name())),
+			})
 		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
 	}
 	if len(paths) == 0 {
 		return nil, hcl.Diagnostics{{

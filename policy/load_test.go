@@ -191,6 +191,15 @@ user "u" {
 			t.Errorf("got %v, %v", cfg, diags)
 		}
 	})
+	t.Run("a file named .HCL in a configuration directory is an error", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "a.hcl"), []byte("listen {}"))
+		writeFile(t, filepath.Join(dir, "rules.HCL"), []byte("rule {}"))
+		cfg, diags := Load(dir)
+		if cfg != nil || !diags.HasErrors() || !strings.Contains(diags.Error(), "rules.HCL would not be read") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
 	t.Run("a directory without hcl files is an error", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "notes.txt"), []byte("listen {}"))

@@ -217,8 +217,8 @@ func (d *decoder) checkAttributes(e *sqlExpr, where string, fromFilesOnly bool) 
 			continue
 		}
 		rng := e.attrs[name]
-		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so it would always be NULL and the "+
-			"condition never true.", where, name, name)
+		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so it would always be NULL (a "+
+			"comparison with it is never true).", where, name, name)
 		if s := suggest(name, sortedKeys(known)); s != "" {
 			detail += fmt.Sprintf(" Did you mean me.%s?", s)
 		}

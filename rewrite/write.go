@@ -193,6 +193,9 @@ func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *
 			rel: rel, acc: acc, pushed: pushed, pushedAll: pushedAll})
 	}
 	if where != nil {
+		if err := w.fenceWriteWhere(where, target, rel, keys); err != nil {
+			return nil, err
+		}
 		w.selects = append(w.selects, keys)
 		err := w.walk(where)
 		w.selects = w.selects[:len(w.selects)-1]
@@ -217,6 +220,48 @@ func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *
 		Subselect:   &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: keys}},
 		Location:    -1,
 	}}}, nil
+}
+
+// systemColumns are PostgreSQL's system column names, and the names the
+// scoped subquery of a write gives the row identities.
+var systemColumns = map[string]bool{
+	"ctid": true, "xmin": true, "xmax": true, "cmin": true, "cmax": true, "tableoid": true,
+	rowIDTableOID: true, rowIDCtid: true,
+}
+
+// fenceWriteWhere keeps every column reference of the user's WHERE of a
+// scoped write inside the SELECT over the masked rows it moves into
+// (keys): a reference that subquery cannot resolve is resolved one level
+// out, on the write's target, the real table with every row.
+//   - schema.table.column naming the target is shortened to table.column,
+//     which the subquery's alias answers, as the SELECT path does
+//     (qualified.go);
+//   - any other reference of three fields or more (a database or schema
+//     the alias does not answer to) is refused;
+//   - system columns (ctid, xmin, tableoid…), which the subquery lacks,
+//     and the names it gives the row identities, are refused.
+func (w *walker) fenceWriteWhere(where *pg_query.Node, target *pg_query.RangeVar, rel *Relation, keys *pg_query.SelectStmt) error {
+	if target.Alias == nil {
+		cte := false
+		for _, level := range w.ctes {
+			cte = cte || level[rel.Name]
+		}
+		unqualifyIn(where, rel.Schema, rel.Name, keys, cte || containsCTE(where, rel.Name), &w.unqualified)
+	}
+	var err error
+	visitColumnRefs(where, func(ref *pg_query.ColumnRef) {
+		if err != nil {
+			return
+		}
+		if len(ref.Fields) >= 3 {
+			err = deny("write_governed", "a column of the WHERE of a write on %s names a schema or a database: write table.column or column", rel.QName)
+			return
+		}
+		if last := ref.Fields[len(ref.Fields)-1].GetString_(); last != nil && systemColumns[last.Sval] {
+			err = deny("write_governed", "the WHERE of a write on %s may not read the system column %s", rel.QName, last.Sval)
+		}
+	})
+	return err
 }
 
 // readsMasked refuses expressions that read a masked column of the write

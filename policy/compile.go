@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -290,7 +292,65 @@ var informationSchemaHelpers = map[string]bool{
 // me.login when a role has own_rows. No permissive rule means no row, not
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
-	return p.relation(rel, nil)
+	acc := p.relation(rel, nil)
+	if acc.Mode != rewrite.Denied && p.cfg.policyInput(rel.QName) {
+		acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
+			"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)
+	}
+	return acc
+}
+
+// policyInput reports whether the policy itself reads the relation q: the
+// teams table, a relation an identity query or a rule's or mask's
+// subquery names. An identity query's unqualified name matches q in any
+// schema.
+func (c *Config) policyInput(q rewrite.QName) bool {
+	c.inputsOnce.Do(func() {
+		c.inputs = map[rewrite.QName]bool{}
+		if t := c.Teams; t != nil && t.Table != nil {
+			c.inputs[*t.Table] = true
+		}
+		for _, src := range c.IdentitySources {
+			for _, n := range queryRelations(src.Query) {
+				c.inputs[n] = true
+			}
+		}
+		for _, r := range c.Rules {
+			if r.where != nil {
+				for _, n := range r.where.tables {
+					c.inputs[n] = true
+				}
+			}
+		}
+		for _, t := range c.Tables {
+			for _, col := range t.Columns {
+				if e := col.Mask.expr; e != nil {
+					for _, n := range e.tables {
+						c.inputs[n] = true
+					}
+				}
+			}
+		}
+	})
+	return c.inputs[q] || c.inputs[rewrite.QName{Name: q.Name}]
+}
+
+// queryRelations returns the relations sql names anywhere (FROM items,
+// CTEs, subqueries), schema "" for an unqualified one; none when it does
+// not parse.
+func queryRelations(sql string) []rewrite.QName {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil
+	}
+	var out []rewrite.QName
+	pgtree.Walk(tree, func(m proto.Message) bool {
+		if rv, ok := m.(*pg_query.RangeVar); ok {
+			out = append(out, rewrite.QName{Schema: rv.Schemaname, Name: rv.Relname})
+		}
+		return true
+	})
+	return out
 }
 
 // relation is Relation; seen holds the views whose reads are being

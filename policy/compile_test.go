@@ -1046,3 +1046,50 @@ rule "all" {
 		}
 	}
 }
+
+// TestPolicyInputsAreReadOnly: the relations the policy itself reads (the
+// teams table, identity queries' and rules' subqueries' tables) may not
+// be written by anyone, since a write would change what users may see.
+func TestPolicyInputsAreReadOnly(t *testing.T) {
+	p := compile(t, `
+role "analyst" { statements = ["select", "update"] }
+user "marie" {
+  password = "VERIFIER"
+  roles    = ["analyst"]
+}
+identity "people" {
+  query = "WITH x AS (SELECT * FROM people) SELECT login FROM x JOIN hr.extra e USING (login)"
+}
+teams {
+  table         = "public.teams"
+  id_column     = "id"
+  parent_column = "parent_id"
+}
+schema "public" { default = "allow" }
+schema "other" { default = "allow" }
+schema "hr" { default = "allow" }
+table "public.responses" {}
+rule "open_surveys" {
+  tables = ["public.responses"]
+  roles  = ["analyst"]
+  where  = "survey_id IN (SELECT s.id FROM public.surveys s WHERE s.open)"
+}`, "marie")
+	for _, c := range []struct {
+		schema, name string
+		readOnly     bool
+	}{
+		{"public", "teams", true},
+		{"public", "people", true}, // unqualified in the query: any schema
+		{"other", "people", true},
+		{"hr", "extra", true},
+		{"public", "extra", false},
+		{"public", "surveys", true},
+		{"public", "responses", false},
+		{"public", "lookup", false},
+	} {
+		rel := relation(c.schema, c.name, []string{"id", "survey_id"})
+		if acc := p.Relation(rel); (acc.ReadOnly != "") != c.readOnly {
+			t.Errorf("%s: read-only %q", rel.QName, acc.ReadOnly)
+		}
+	}
+}

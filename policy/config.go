@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -65,6 +66,10 @@ type Config struct {
 	// names ("rule.france_only.where"), for diagnostics made after loading
 	// (CheckCatalog).
 	attrs map[string]*hcl.Attribute `reload:"-"`
+	// inputs are the relations the policy itself reads (policyInput),
+	// listed once.
+	inputsOnce sync.Once              `reload:"-"`
+	inputs     map[rewrite.QName]bool `reload:"-"`
 }
 
 // Listen is the `listen` block: where clients connect.

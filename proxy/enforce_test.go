@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy/server"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // TestEnforcementRefusesAPolicyTheDatabaseContradicts: a policy naming a
@@ -190,4 +191,28 @@ func TestViewOverAGovernedTable(t *testing.T) {
 			t.Fatalf("%q, %v", s, err)
 		}
 	})
+}
+
+// TestPolicyInputsAreReadOnly: a manager whose role may update cannot
+// rewrite the teams tree her scope walks (she would see every team).
+func TestPolicyInputsAreReadOnly(t *testing.T) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Roles["manager"].Statements = append(c.Roles["manager"].Statements, rewrite.KindUpdate)
+	})
+	c := p.connect(t, "paul")
+	ctx := context.Background()
+	for _, sql := range []string{
+		"UPDATE teams SET parent_id = 9 WHERE id = 2",
+		"UPDATE teams SET parent_id = 9 WHERE id = 1",
+	} {
+		_, err := c.Exec(ctx, sql)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "policy_input") {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+	// The role's update still applies elsewhere.
+	if _, err := c.Exec(ctx, "UPDATE responses SET comment = comment WHERE id = -1"); err != nil {
+		t.Errorf("an update of responses: %v", err)
+	}
 }

@@ -430,10 +430,12 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 		return err
 	}
 	acc := w.access(rel)
-	switch acc.Mode {
-	case Denied:
+	switch {
+	case acc.Mode == Denied:
 		return deny(denyRule(rel), "%s", acc.Reason)
-	case Governed:
+	case acc.ReadOnly != "":
+		return deny("policy_input", "%s", acc.ReadOnly)
+	case acc.Mode == Governed:
 		return w.writeGoverned(k, n, rel, acc)
 	}
 	if ok, reason := w.pol.AllowStatement(k); !ok {

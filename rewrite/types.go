@@ -179,6 +179,11 @@ type Access struct {
 	// subquery: no comparison is copied inside for an index to serve it,
 	// so the statement's duration says nothing about hidden rows.
 	NoPushdown bool
+	// ReadOnly, when set, says why no statement may write the relation:
+	// the policy itself reads it (a teams table, the table of an identity
+	// query or of a rule's subquery), so a write would change what users
+	// may see, the writer's own scope included.
+	ReadOnly string
 }
 
 // Policy is one user's compiled policy, as the rewriter consults it.

@@ -223,6 +223,12 @@ func TestWrites(t *testing.T) {
 			{name: "reads pass", sql: "SELECT name FROM teams", want: []string{"SELECT name FROM teams"}},
 		})
 	})
+	t.Run("WHERE CURRENT OF a governed table is refused by name", func(t *testing.T) {
+		runCases(t, cat, p, []rewriteCase{
+			{name: "UPDATE", sql: "UPDATE responses SET comment = 'x' WHERE CURRENT OF c", rule: "write_governed"},
+			{name: "DELETE", sql: "DELETE FROM countries WHERE CURRENT OF c", rule: "write_governed"},
+		})
+	})
 
 	t.Run("a unique key reading a masked column", func(t *testing.T) {
 		// A unique (team_id, email): moving a row to another team

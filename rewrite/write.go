@@ -152,6 +152,11 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 // where. When n is the top-level statement it also notes the write for
 // flatten, which may find its rows directly instead (flatten.go).
 func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *pg_query.Node, rel *Relation, acc Access) (*pg_query.Node, error) {
+	if where.GetCurrentOfExpr() != nil {
+		// NOTE: the cursor's row is not among the masked rows' identities
+		// by name, and the deparser has no CURRENT OF.
+		return nil, deny("write_governed", "WHERE CURRENT OF on the governed table %s is not supported: update or delete by key", rel.QName)
+	}
 	alias := target.Alias
 	if alias == nil {
 		alias = &pg_query.Alias{Aliasname: target.Relname}

@@ -74,7 +74,7 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 		// NOTE: here, not in clientMessage, which an event loop skips
 		// for an Execute it streams; a message waiting for a pooled
 		// backend may come here twice, which a reset allows.
-		ss.syncsSinceRun = 0
+		ss.copySyncs.run()
 	}
 	return nil
 }
@@ -114,15 +114,16 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		ss.othersInBatch, ss.batchRefused = 0, false
 		ss.actBatchClosed()
 		ss.batchSent()
-		ss.syncsSinceRun++
+		ss.copySyncs.sync()
 		err = ss.cin.Forward(total, ss.uout)
 	case 'd':
 		err = ss.cin.Forward(total, ss.uout)
 	case 'c', 'f':
 		ss.copyEnds++
-		if typ == 'c' {
-			ss.copyCandidate.Store(ss.syncsSinceRun)
-		}
+		// NOTE: serverCopyIn before copyStarts: a COPY the backend relay
+		// has seen end may be the last started, never a newer one.
+		inCopy := ss.serverCopyIn.Load()
+		ss.copySyncs.end(typ == 'c', ss.copyStarts.Load(), inCopy)
 		err = ss.cin.Forward(total, ss.uout)
 	case 'F':
 		// The fast-path interface calls a function by OID, bypassing
@@ -661,11 +662,9 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 		ss.serverCopyIn.Store(true)
 	case 'C':
 		// CommandComplete ends a COPY FROM STDIN too: a COPY that
-		// succeeded ignored the Syncs sent within it (copyCandidate).
+		// succeeded ignored the Syncs sent within it (copy_sync.go).
 		if ss.serverCopyIn.Swap(false) {
-			if n := ss.copyCandidate.Swap(0); n > 0 {
-				ss.copyIgnored.Add(n)
-			}
+			ss.copySyncs.copyEnded(ss.copyStarts.Load(), true)
 		}
 		if ss.decodesTag(total) {
 			// Its tag may end a transaction block whose settings a
@@ -729,7 +728,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	// The batches of the Syncs a COPY ignored close with this one.
-	batches := 1 + ss.copyIgnored.Swap(0)
+	batches := ss.copySyncs.answered()
 	if t := ss.track; t != nil {
 		for _, f := range t.OnReadyForQuery(len(msg), batches) {
 			ss.finish(f.Exec, f.Note)
@@ -760,7 +759,9 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 // onError forwards an ErrorResponse, replacing the error of a refusal
 // marker with the refusal itself.
 func (ss *session) onError(msg []byte) error {
-	ss.serverCopyIn.Store(false)
+	if ss.serverCopyIn.Swap(false) {
+		ss.copySyncs.copyEnded(ss.copyStarts.Load(), false)
+	}
 	if ss.track != nil {
 		ss.track.OnError()
 	}

@@ -101,7 +101,7 @@ type session struct {
 	// NOTE: a Sync the server reads while in COPY FROM STDIN is ignored by
 	// the server and never answered. Those of a COPY that ends in its
 	// CommandComplete are counted answered by the ReadyForQuery that
-	// follows (copyCandidate). Those of a COPY that fails are not, since
+	// follows (copy_sync.go). Those of a COPY that fails are not, since
 	// whether the server read them before failing is not known: sent then
 	// stays ahead of done, and the session is idle for nothing (its pooled
 	// backend stays its own) until it ends. Counting one answered that
@@ -118,20 +118,8 @@ type session struct {
 	serverCopyIn atomic.Bool
 	copyStarts   atomic.Int64
 	copyEnds     int64
-	// syncsSinceRun (client relay only) counts the Syncs forwarded since
-	// the last Query or Execute. copyCandidate is its value when the
-	// client relay forwarded a CopyDone: the Syncs the server read in the
-	// COPY if its Query or Execute started one and it ends with its
-	// CommandComplete, which proves the server read everything from that
-	// Query or Execute to the CopyDone in COPY mode. The backend relay
-	// then moves it to copyIgnored, Syncs the next ReadyForQuery answers
-	// along with its own.
-	// NOTE: copyCandidate is stored before the CopyDone is forwarded, so
-	// before the CommandComplete it may be used for; a later COPY stores
-	// its own before its CopyDone, so a stale value is never used.
-	syncsSinceRun int64
-	copyCandidate atomic.Int64
-	copyIgnored   atomic.Int64
+	// copySyncs follows the Syncs COPYs ignore (copy_sync.go).
+	copySyncs copySyncs
 
 	// upstreamFatal is set by the backend relay once it forwarded a FATAL
 	// from the upstream: the connection loss that follows is expected.

@@ -1,0 +1,132 @@
+package proxy_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestTransactionPoolCopySyncsNeverRunAhead: message sequences around a
+// COPY FROM STDIN whose Syncs the server ignores, answers or never sees
+// as a COPY's, sent by a client that pipelines without waiting. pgveil may
+// keep the backend with the session longer than needed, never release it
+// with answers still to come: another session never reads the loader's
+// rows nor runs inside its transaction, and the loader reads its own
+// answers in order.
+func TestTransactionPoolCopySyncsNeverRunAhead(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolCopySyncsNeverRunAhead)
+}
+
+func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
+	setupDemo(t)
+	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: time.Second, IdleTimeout: time.Minute}
+		c.Listen.Relay = relay
+		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
+		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
+	})
+	const copySQL = "COPY pool_scratch.sink FROM STDIN"
+	extended := []pgproto3.FrontendMessage{&pgproto3.Parse{Query: copySQL}, &pgproto3.Bind{}, &pgproto3.Execute{}}
+	isG := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok }
+	isZ := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok }
+	type step struct {
+		send []pgproto3.FrontendMessage
+		// until is what the loader reads before the next step.
+		until func(pgproto3.BackendMessage) bool
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"a CopyDone sent blindly, Syncs, and a CopyDone after the COPY", []step{
+			{append(extended, &pgproto3.Sync{}, &pgproto3.CopyDone{}, &pgproto3.Sync{}, &pgproto3.Sync{}, &pgproto3.CopyDone{}), isZ},
+			{nil, isZ},
+		}},
+		{"a CopyDone after the CopyInResponse, then Syncs and a stray CopyDone", []step{
+			{append(extended, &pgproto3.Sync{}), isG},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyDone{}, &pgproto3.Sync{}, &pgproto3.Sync{}, &pgproto3.CopyDone{}}, isZ},
+			{nil, isZ},
+		}},
+		{"two COPYs of one Query, a Sync in the first", []step{
+			{[]pgproto3.FrontendMessage{&pgproto3.Query{String: copySQL + "; " + copySQL}, &pgproto3.Sync{}, &pgproto3.CopyDone{}}, isG},
+			{nil, isG},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyDone{}}, isZ},
+		}},
+		{"two COPYs of one Query, each CopyDone after its CopyInResponse", []step{
+			{[]pgproto3.FrontendMessage{&pgproto3.Query{String: copySQL + "; " + copySQL}}, isG},
+			{[]pgproto3.FrontendMessage{&pgproto3.Sync{}, &pgproto3.CopyDone{}}, isG},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyDone{}}, isZ},
+		}},
+		{"two pipelined extended COPYs", []step{
+			{append(append(append([]pgproto3.FrontendMessage{}, extended...), &pgproto3.CopyDone{}, &pgproto3.Sync{}), append(extended,
+				&pgproto3.Sync{}, &pgproto3.Sync{}, &pgproto3.CopyData{Data: []byte("loader row\n")}, &pgproto3.CopyDone{})...), isZ},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			_ = loader.PgConn().Conn().SetDeadline(time.Now().Add(20 * time.Second))
+			fe := loader.PgConn().Frontend()
+			for _, s := range c.steps {
+				for _, m := range s.send {
+					fe.Send(m)
+				}
+				if err := fe.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				receiveUntil(t, fe, s.until)
+			}
+			// The loader pipelines three statements, the second slow; marie
+			// asks while it runs.
+			for _, q := range []string{"SELECT 'first'", "SELECT 'loader sleep' FROM pg_sleep(0.5)", "SELECT 'loader secret'", "SYNC"} {
+				if q == "SYNC" {
+					fe.Send(&pgproto3.Sync{})
+				} else {
+					fe.Send(&pgproto3.Query{String: q})
+				}
+			}
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			marie := make(chan string, 1)
+			go func() {
+				var s string
+				err := other.QueryRow(t.Context(), "SELECT 'marie private'").Scan(&s)
+				var pgErr *pgconn.PgError
+				switch {
+				case errors.As(err, &pgErr) && pgErr.Code == "53300":
+					s = "waited"
+				case err != nil:
+					s = err.Error()
+				}
+				marie <- s
+			}()
+			var rows []string
+			for len(rows) < 3 {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatalf("loader: %v after %v", err, rows)
+				}
+				if d, ok := m.(*pgproto3.DataRow); ok {
+					rows = append(rows, string(d.Values[0]))
+				}
+			}
+			if fmt.Sprint(rows) != "[first loader sleep loader secret]" {
+				t.Errorf("the loader read %v", rows)
+			}
+			if got := <-marie; got != "marie private" && got != "waited" {
+				t.Errorf("marie read %q", got)
+			}
+		})
+	}
+}

@@ -149,12 +149,16 @@ func (ck *catalogChecker) exec(sql string) error {
 	return err
 }
 
+// CannotCheckSummary is the summary of CheckCatalog's error when checking
+// stopped on an error that is not about the configuration.
+const CannotCheckSummary = "Cannot check the configuration upstream"
+
 // cannot reports that checking stopped on an error that is not about the
 // configuration (the connection broke).
 func (ck *catalogChecker) cannot(err error) *hcl.Diagnostic {
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
-		Summary:  "Cannot check the configuration upstream",
+		Summary:  CannotCheckSummary,
 		Detail:   fmt.Sprintf("Querying the upstream server failed: %s.", err),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -214,5 +215,36 @@ func TestPolicyInputsAreReadOnly(t *testing.T) {
 	// The role's update still applies elsewhere.
 	if _, err := c.Exec(ctx, "UPDATE responses SET comment = comment WHERE id = -1"); err != nil {
 		t.Errorf("an update of responses: %v", err)
+	}
+}
+
+// TestEnforcementDoesNotWaitOnALockedTable: a DDL holding a governed
+// table's lock makes loading the policies fail after the service
+// connections' lock_timeout, saying why, instead of hanging a start or a
+// reload (which the signal loop waits for).
+func TestEnforcementDoesNotWaitOnALockedTable(t *testing.T) {
+	setupDemo(t)
+	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
+	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
+	t.Setenv("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
+	cfg, diags := policy.NewLoader().Load("../configs/demo.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ctx := context.Background()
+	c, err := cluster.Connect(ctx, demoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.Exec(ctx, "BEGIN; LOCK TABLE responses IN ACCESS EXCLUSIVE MODE").Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Exec(ctx, "ROLLBACK").Close() }()
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, _, err = server.LoadEnforcement(lctx, cfg)
+	if err == nil || lctx.Err() != nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("got %v (context: %v)", err, lctx.Err())
 	}
 }

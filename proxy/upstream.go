@@ -277,6 +277,10 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		"standard_conforming_strings": "on",
 		"client_min_messages":         "notice",
 		"search_path":                 cfg.Upstream.SearchPath,
+		// NOTE: pgveil's own statements (catalog, identities, the
+		// checks' EXPLAINs) take no lock a session would wait on for
+		// long: a DDL holding one must not hang a start or a reload.
+		"lock_timeout": "5s",
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -78,11 +79,11 @@ func cmdServe(args []string, stderr io.Writer) int {
 			return 0
 		case <-changed:
 			log.Info("configuration files changed; reloading")
-			_ = srv.Reload(context.Background())
+			reload(srv)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP received; reloading policies and identities")
-				_ = srv.Reload(context.Background())
+				reload(srv)
 				continue
 			}
 			log.Info("shutting down", zap.String("signal", sig.String()),
@@ -129,4 +130,16 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
+}
+
+// reloadTimeout bounds a reload: the signal loop waits for it, and a
+// reload stuck upstream must not keep SIGTERM from being handled.
+const reloadTimeout = 2 * time.Minute
+
+// reload reloads srv's policies and identities within reloadTimeout; a
+// failure is logged by srv and leaves the old policy serving.
+func reload(srv *server.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	_ = srv.Reload(ctx)
 }

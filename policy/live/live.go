@@ -87,12 +87,23 @@ func (e *Error) Unwrap() error { return e.err }
 // puts in diagnostics.
 func (e *Error) ServerMessage() (message, detail string) { return e.pg.Message, e.pg.Detail }
 
-// rejected wraps an error holding a PgError in an Error; other errors (a
-// failed connection) and nil are returned as they are.
+// rejected wraps an error holding a PgError about the statement in an
+// Error; other errors (a failed connection) and nil are returned as they
+// are. An error of the server's state, not of the statement — a lock not
+// available in time, a cancel or timeout, an operator's intervention,
+// resources, a system error — is not the statement's rejection: a check
+// reporting it as one would go on to the next statement, and wait again.
 func rejected(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return &Error{err: err, pg: pgErr}
+	if !errors.As(err, &pgErr) {
+		return err
 	}
-	return err
+	if pgErr.Code == "55P03" || pgErr.Code == "57014" {
+		return err
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "53", "57", "58", "XX":
+		return err
+	}
+	return &Error{err: err, pg: pgErr}
 }

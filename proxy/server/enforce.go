@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -85,6 +86,9 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	cd := cfg.CheckCatalog(ctx, live.New(conn), cat, ids)
 	diags = append(diags, cd...)
 	if cd.HasErrors() {
+		if slices.ContainsFunc(cd, func(d *hcl.Diagnostic) bool { return d.Summary == policy.CannotCheckSummary }) {
+			return nil, diags, fmt.Errorf("checking the policies against database %s failed", cfg.Upstream.Database)
+		}
 		return nil, diags, fmt.Errorf("the policies do not match database %s (pgveil check --upstream reports the same)", cfg.Upstream.Database)
 	}
 	// NOTE: a hash mask whose key is missing upstream would hash to NULL

@@ -162,9 +162,11 @@ func TestLoad(t *testing.T) {
 		{"parentheses nested a hundred thousand deep are an error, not a stack overflow",
 			"x = " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000), "nested too deeply"},
 		{"blocks nested too deeply are an error", strings.Repeat("a {\n", 200) + strings.Repeat("}\n", 200), "nested too deeply"},
-		{"a long run of unary minus signs is an error", "x = " + strings.Repeat("-", 5000) + "1", "nested too deeply"},
+		{"a long run of unary operators is an error", "x = " + strings.Repeat("!", 5000) + "true", "nested too deeply"},
 		{"a number with a huge exponent is an error, quickly", "user \"u\" {\n  attributes = { x = 1e-1000000 }\n}", "Number too large"},
 		{"a number with a huge mantissa is an error", "x = " + strings.Repeat("9", 5000), "Number too large"},
+		{"a long chain of operators is an error, not a stack overflow", "x = 1" + strings.Repeat("+1", 10000), "Expression too long"},
+		{"so is one dividing a number in a template", `x = "a${1` + strings.Repeat("/1e400", 100) + `}"`, "Expression too long"},
 		{"a computed number out of range is an error", `listen { address = "127.0.0.1:6432" }
 upstream {
   address  = "127.0.0.1:5432"
@@ -173,7 +175,7 @@ upstream {
 }
 user "u" {
   password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="
-  attributes = { x = 1e-900 * 1e-900 }
+  attributes = { x = 1e-300 * 1e-300 * 1e-300 * 1e-300 }
 }`, "beyond 1e±1000"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

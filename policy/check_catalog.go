@@ -87,7 +87,7 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 		if t != nil {
 			ck.governed[t] = append(ck.governed[t], rel)
 		}
-		if s := c.Schemas[rel.Schema]; t == nil && problem == "" && len(rel.Reads) > 0 && s != nil && s.Allow {
+		if s := c.Schemas[rel.Schema]; t == nil && problem == "" && len(rel.Reads)+len(rel.Calls) > 0 && s != nil && s.Allow {
 			p := ck.samplePolicy(func(*UserPolicy) bool { return true })
 			if why := p.readsPastPolicy(rel, nil); why != "" {
 				ck.diags = append(ck.diags, &hcl.Diagnostic{

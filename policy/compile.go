@@ -468,7 +468,7 @@ func (r *Rule) covers(rel *rewrite.Relation) bool {
 // the service account's rights, so it would show that relation unscoped
 // and unmasked. seen holds the views on the way, against cycles.
 func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) string {
-	if len(rel.Reads) == 0 {
+	if len(rel.Reads) == 0 && len(rel.Calls) == 0 {
 		return ""
 	}
 	if seen == nil {
@@ -476,13 +476,34 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, seen map[*rewrite.Re
 	}
 	seen[rel] = true
 	for _, r := range rel.Reads {
-		if seen[r] || catalogSchemas[r.Schema] {
+		switch {
+		case seen[r] || r.Schema == "information_schema":
+			continue
+		case r.Schema == "pg_catalog":
+			if rewrite.CatalogRelationAllowed(r.Name) {
+				continue
+			}
+		default:
+			if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
+				continue
+			}
+		}
+		return fmt.Sprintf("view %s reads %s, which is governed, denied or hidden: a view runs with the service account's rights, "+
+			"past that relation's policy (govern the view with a table block of its own)", rel.QName, r.QName)
+	}
+	for _, f := range rel.Calls {
+		switch {
+		case f.Schema == "information_schema":
+			continue
+		case f.Schema == "pg_catalog":
+			if rewrite.CatalogFunctionAllowed(f.Name) {
+				continue
+			}
+		case p.AllowFunction(f.Schema, f.Name):
 			continue
 		}
-		if acc := p.relation(r, seen); acc.Mode != rewrite.Open {
-			return fmt.Sprintf("view %s reads %s, which is governed or denied: a view runs with the service account's rights, "+
-				"past that table's policy (govern the view with a table block of its own)", rel.QName, r.QName)
-		}
+		return fmt.Sprintf("view %s calls %s, which you may not call: a view runs with the service account's rights, "+
+			"and the function may read what you may not (govern the view with a table block of its own)", rel.QName, f)
 	}
 	return ""
 }

@@ -1037,10 +1037,18 @@ rule "all" {
 	through := view("through", open, direct)
 	a, b := view("a"), view("b")
 	a.Reads, b.Reads = []*rewrite.Relation{b}, []*rewrite.Relation{a}
+	calling := func(name string, calls ...rewrite.QName) *rewrite.Relation {
+		v := view(name)
+		v.Calls = calls
+		return v
+	}
+	lower := calling("lower", rewrite.QName{Schema: "pg_catalog", Name: "lower"})
+	xml := calling("xml", rewrite.QName{Schema: "pg_catalog", Name: "query_to_xml"})
+	own := calling("own", rewrite.QName{Schema: "reports", Name: "all_emails"})
 	for _, c := range []struct {
 		rel    *rewrite.Relation
 		denied bool
-	}{{direct, true}, {through, true}, {open, false}, {a, false}} {
+	}{{direct, true}, {through, true}, {open, false}, {a, false}, {lower, false}, {xml, true}, {own, true}} {
 		if acc := p.Relation(c.rel); (acc.Mode == rewrite.Denied) != c.denied {
 			t.Errorf("%s: %s", c.rel.QName, accessSQL(t, c.rel, acc))
 		}

@@ -160,8 +160,13 @@ func TestViewOverAGovernedTable(t *testing.T) {
 		"CREATE OR REPLACE VIEW view_scratch.all_responses AS SELECT id, email FROM public.responses",
 		"CREATE OR REPLACE VIEW view_scratch.through AS SELECT * FROM view_scratch.all_responses",
 		"CREATE OR REPLACE VIEW view_scratch.plain AS SELECT 'open'::text AS x",
+		"CREATE TABLE IF NOT EXISTS view_scratch.lookup (k text, n int)",
+		"CREATE OR REPLACE VIEW view_scratch.summary AS SELECT lower(k) AS k, count(*) AS n, sum(n) AS total FROM view_scratch.lookup WHERE n > 0 GROUP BY 1",
+		"CREATE OR REPLACE FUNCTION view_scratch.emails() RETURNS SETOF text LANGUAGE sql AS 'SELECT email FROM public.responses'",
+		"CREATE OR REPLACE VIEW view_scratch.via_function AS SELECT e AS email FROM view_scratch.emails() e",
 		"GRANT USAGE ON SCHEMA view_scratch TO pgveil_svc",
 		"GRANT SELECT ON ALL TABLES IN SCHEMA view_scratch TO pgveil_svc",
+		"GRANT EXECUTE ON FUNCTION view_scratch.emails() TO pgveil_svc",
 	} {
 		direct(t, sql)
 	}
@@ -176,7 +181,7 @@ func TestViewOverAGovernedTable(t *testing.T) {
 	p, _ := startDemoFrom(t, path)
 	c := p.connect(t, "marie")
 	ctx := context.Background()
-	for _, view := range []string{"all_responses", "through"} {
+	for _, view := range []string{"all_responses", "through", "via_function"} {
 		t.Run("a view reading responses is refused: "+view, func(t *testing.T) {
 			var n int
 			err := c.QueryRow(ctx, "SELECT count(email) FROM view_scratch."+view).Scan(&n)
@@ -190,6 +195,10 @@ func TestViewOverAGovernedTable(t *testing.T) {
 		var s string
 		if err := c.QueryRow(ctx, "SELECT x FROM view_scratch.plain").Scan(&s); err != nil || s != "open" {
 			t.Fatalf("%q, %v", s, err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM view_scratch.summary").Scan(&n); err != nil {
+			t.Fatalf("a view calling pg_catalog's functions and operators: %v", err)
 		}
 	})
 }

@@ -63,6 +63,19 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.r
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
 ORDER BY 1, 2`
 
+// catalogViewCallsSQL lists, per view or materialized view, the functions
+// its query calls by name or through an operator (the dependencies of
+// its rewrite rule).
+const catalogViewCallsSQL = `
+SELECT DISTINCT r.ev_class, n.nspname, p.proname
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
+JOIN pg_catalog.pg_proc p ON p.oid = CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+  THEN d.refobjid ELSE o.oprcode END
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ORDER BY 1, 2, 3`
+
 // The third column says whether some function of that name may take a
 // row as its one argument, which attribute notation (t.f for f(t)) needs:
 // a first argument of a composite or pseudo-type (record, anyelement,
@@ -283,6 +296,22 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog view dependencies: %w", err)
+	}
+
+	rr = conn.ExecParams(ctx, catalogViewCallsSQL, nil, nil, nil, nil)
+	for rr.NextRow() {
+		digestRow(d, 'x', rr.Values())
+		view, err := strconv.ParseUint(string(rr.Values()[0]), 10, 32)
+		if err != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: bad view call row")
+		}
+		if v := byOID[uint32(view)]; v != nil {
+			v.Calls = append(v.Calls, QName{Schema: string(rr.Values()[1]), Name: string(rr.Values()[2])})
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, fmt.Errorf("reading catalog view calls: %w", err)
 	}
 
 	rr = conn.ExecParams(ctx, catalogFunctionsSQL, nil, nil, nil, nil)

@@ -50,6 +50,14 @@ var (
 	catalogRelations = mustParseClassification("relations.tsv", relationsTSV, classAllow, classRefuse, classMasked)
 )
 
+// CatalogFunctionAllowed reports whether the firewall lets a statement
+// call the pg_catalog function name as it is.
+func CatalogFunctionAllowed(name string) bool { return catalogFunctions[name].class == classAllow }
+
+// CatalogRelationAllowed reports whether the firewall lets a statement
+// read the pg_catalog relation name as it is (not masked, not refused).
+func CatalogRelationAllowed(name string) bool { return catalogRelations[name].class == classAllow }
+
 // mustParseClassification parses an embedded classification; the files
 // are part of the program, so an error is a bug.
 func mustParseClassification(file, text string, classes ...class) map[string]classified {

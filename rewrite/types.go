@@ -112,6 +112,9 @@ type Relation struct {
 	// query names (pg_depend), in OID order: reading it reads them with
 	// the service account's rights, past their policies.
 	Reads []*Relation
+	// Calls are, for a view or a materialized view, the functions its
+	// query calls by name or through an operator, in name order.
+	Calls []QName
 	// Keys holds the columns a unique index or an exclusion constraint
 	// reads (as a key, in an expression or in its predicate),
 	// References maps each column of a foreign key to the relations it

@@ -89,7 +89,7 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 		}
 		if s := c.Schemas[rel.Schema]; t == nil && problem == "" && len(rel.Reads)+len(rel.Calls) > 0 && s != nil && s.Allow {
 			p := ck.samplePolicy(func(*UserPolicy) bool { return true })
-			if why := p.readsPastPolicy(rel, nil); why != "" {
+			if why := p.readsPastPolicy(rel, nil, nil); why != "" {
 				ck.diags = append(ck.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagWarning,
 					Summary:  "View denied: it reads a governed table",

@@ -366,9 +366,16 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	if problem != "" {
 		return rewrite.Access{Mode: rewrite.Denied, Reason: problem}
 	}
+	if t != nil && !t.Pattern.Exact() {
+		// NOTE: a view a pattern governs was not named by the DBA: it
+		// may read only what the same block governs.
+		if why := p.readsPastPolicy(rel, t, seen); why != "" {
+			return rewrite.Access{Mode: rewrite.Denied, Reason: why}
+		}
+	}
 	if t == nil {
 		if s := p.cfg.Schemas[rel.Schema]; s != nil && s.Allow {
-			if why := p.readsPastPolicy(rel, seen); why != "" {
+			if why := p.readsPastPolicy(rel, nil, seen); why != "" {
 				return rewrite.Access{Mode: rewrite.Denied, Reason: why}
 			}
 			return rewrite.Access{Mode: rewrite.Open}
@@ -461,13 +468,16 @@ func (r *Rule) covers(rel *rewrite.Relation) bool {
 	return false
 }
 
-// readsPastPolicy says why rel, an ungoverned view or materialized view
-// of a schema that allows ungoverned tables, is denied to the user, ""
-// when it is not: it reads, directly or through other views, a relation
-// the user may not read as it is (governed or denied). The view runs with
-// the service account's rights, so it would show that relation unscoped
-// and unmasked. seen holds the views on the way, against cycles.
-func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) string {
+// readsPastPolicy says why rel, a view or materialized view governed by
+// no table block (t nil) in a schema that allows ungoverned tables, or by
+// the pattern block t, is denied to the user, "" when it is not. A view
+// runs with the service account's rights, so it shows what it reads past
+// that relation's own policy. It is denied when it reads, directly or
+// through other views, a relation governed otherwise (by another block,
+// or at all when t is nil) or denied, a pg_catalog relation the firewall
+// hides or masks, or when it calls a function the user may not call.
+// seen holds the views on the way, against cycles.
+func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, t *Table, seen map[*rewrite.Relation]bool) string {
 	if len(rel.Reads) == 0 && len(rel.Calls) == 0 {
 		return ""
 	}
@@ -484,8 +494,19 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, seen map[*rewrite.Re
 				continue
 			}
 		default:
-			if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
-				continue
+			rt, problem := p.cfg.tableFor(r)
+			switch {
+			case problem != "":
+			case rt == nil:
+				if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
+					continue
+				}
+			case rt == t:
+				// Governed alike; a view of it is followed.
+				seen[r] = true
+				if p.readsPastPolicy(r, t, seen) == "" {
+					continue
+				}
 			}
 		}
 		return fmt.Sprintf("view %s reads %s, which is governed, denied or hidden: a view runs with the service account's rights, "+

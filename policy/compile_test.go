@@ -1101,3 +1101,37 @@ rule "open_surveys" {
 		}
 	}
 }
+
+// TestPatternGovernedViews: a view a pattern block governs may read what
+// the same block governs, not a table governed otherwise.
+func TestPatternGovernedViews(t *testing.T) {
+	p := compile(t, `
+role "analyst" { statements = ["select"] }
+user "marie" {
+  password = "VERIFIER"
+  roles    = ["analyst"]
+}
+table "reports.*" {}
+table "public.responses" {
+  column "email" { class = "pii" }
+}
+rule "all" {
+  tables = ["reports.*", "public.responses"]
+  roles  = ["analyst"]
+  scope  = "all"
+}`, "marie")
+	lookup := relation("reports", "lookup", []string{"x"})
+	view := func(name string, reads ...*rewrite.Relation) *rewrite.Relation {
+		r := relation("reports", name, []string{"x"})
+		r.Kind, r.Reads = 'v', reads
+		return r
+	}
+	for _, c := range []struct {
+		rel    *rewrite.Relation
+		denied bool
+	}{{view("emails", responses), true}, {view("lookups", lookup), false}, {view("nested", view("inner", responses)), true}} {
+		if acc := p.Relation(c.rel); (acc.Mode == rewrite.Denied) != c.denied {
+			t.Errorf("%s: %s", c.rel.QName, accessSQL(t, c.rel, acc))
+		}
+	}
+}

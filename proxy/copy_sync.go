@@ -14,43 +14,35 @@ import "sync"
 //
 // Counting one as ignored that the server answers is far worse: done
 // would run ahead of sent, and a pooled backend would go back to the pool
-// with answers still to come, for the next session to read. So only what
-// is proven counts:
-//   - a COPY's CommandComplete proves that the server read, in COPY mode,
-//     every client message from where that COPY began to the CopyDone
-//     that ended it;
-//   - the COPY began at the Query or Execute that started it, or, for the
-//     second COPY of one Query, at the CopyDone that ended the first;
-//   - the CopyDone that ended it is the first CopyDone or CopyFail the
-//     client relay forwarded after the COPY began. The client relay
-//     claims a COPY for the first one it forwards while the backend relay
-//     has seen that COPY's CopyInResponse and no claim has taken that
-//     COPY yet (claims are by the COPY's number, copyStarts, which the
-//     backend relay counts as CopyInResponses come: no later COPY can
-//     start before the server reads this CopyDone). Once a CopyDone or
-//     CopyFail goes without a claim (sent before its CopyInResponse was
-//     seen, by a client pipelining data blindly), the server may have
-//     ended a COPY with it: no claim is made until the next Query or
-//     Execute.
+// with answers still to come, for the next session to read. Two reviews
+// broke looser rules (a stray CopyDone, a CopyDone sent before its
+// CopyInResponse, a later Query or Execute). So only this one case
+// counts, which libpq's PQexecParams COPY is:
+//   - a Query or an Execute M goes out while the session is quiescent:
+//     every batch sent is answered and no COPY is going on. A COPY of an
+//     earlier run of the open batch would read M in COPY mode and fail:
+//     a COPY that ends in its CommandComplete after M is M's;
+//   - after M the client sends only Syncs, Flushes and copy data, then a
+//     CopyDone, which goes out once the backend relay has seen exactly one
+//     CopyInResponse since M, and that COPY still going on;
+//   - the server read everything from M to that CopyDone in COPY mode if
+//     the COPY ends in its CommandComplete: the Syncs in between were
+//     ignored. The client relay notes them under the COPY's number
+//     before forwarding the CopyDone; the backend relay applies the note
+//     at that COPY's CommandComplete and drops it at an error.
 //
-// So the client relay notes, at such a CopyDone, the Syncs it forwarded
-// since the COPY began, under the COPY's number; the backend relay, at
-// that COPY's CommandComplete, adds them to the Syncs the next
-// ReadyForQuery answers along with its own. A COPY that ends otherwise (an
-// error, a CopyFail) drops its note: its Syncs stay unanswered (see
-// session.sent). A CopyDone forwarded before the CopyInResponse was seen
-// (a client pipelining data blindly) claims nothing, so its COPY's Syncs
-// stay unanswered too.
+// Anything else (another message type, a CopyDone sent before the
+// CopyInResponse, a second COPY of the same Query) makes no note: those
+// Syncs stay unanswered (see session.sent), which only keeps a backend.
+// And no ReadyForQuery counts more batches than were sent.
 type copySyncs struct {
 	// NOTE: the fields below up to mu are the client relay's own.
-	// sinceStart counts the Syncs forwarded since the last Query or
-	// Execute, or since the last CopyDone or CopyFail that claimed a COPY.
-	sinceStart int64
-	// claimed is the number of the last COPY a CopyDone or CopyFail
-	// claimed; blind reports that one went without a claim since the
-	// last Query or Execute.
-	claimed int64
-	blind   bool
+	// armed reports that the last Query or Execute may have its COPY's
+	// Syncs noted; startsAt is copyStarts when it went out, syncs the
+	// Syncs forwarded since.
+	armed    bool
+	startsAt int64
+	syncs    int64
 
 	mu sync.Mutex
 	// notes are the Syncs of claimed COPYs whose end is still to come, by
@@ -65,30 +57,32 @@ type copyNote struct {
 	copy, syncs int64
 }
 
-// run notes a Query or an Execute forwarded: a COPY it starts begins
-// here (client relay).
-func (c *copySyncs) run() { c.sinceStart, c.blind = 0, false }
+// run notes a Query or an Execute about to be forwarded, with quiet
+// whether every batch sent is answered and no COPY is going on, and
+// starts the CopyInResponses seen so far (client relay). It may come twice
+// for one message (a message waiting for a pooled backend): the second
+// sees the same state.
+func (c *copySyncs) run(quiet bool, starts int64) {
+	c.armed, c.startsAt, c.syncs = quiet, starts, 0
+}
+
+// other notes a message other than a Sync, a Flush or copy data about to
+// be forwarded (client relay).
+func (c *copySyncs) other() { c.armed = false }
 
 // sync notes a Sync forwarded (client relay).
-func (c *copySyncs) sync() { c.sinceStart++ }
+func (c *copySyncs) sync() { c.syncs++ }
 
 // end notes a CopyDone (done true) or a CopyFail about to be forwarded,
-// with started the number of the last COPY whose CopyInResponse the
-// backend relay has seen and inCopy whether that COPY is still going on
-// for it (client relay).
+// with started the CopyInResponses the backend relay has seen and inCopy
+// whether the last one's COPY is still going on for it (client relay).
 func (c *copySyncs) end(done bool, started int64, inCopy bool) {
-	if c.blind || !inCopy || started <= c.claimed {
-		c.blind = true
-		return
-	}
-	c.claimed = started
-	if done && c.sinceStart > 0 {
+	if c.armed && done && inCopy && started == c.startsAt+1 && c.syncs > 0 {
 		c.mu.Lock()
-		c.notes = append(c.notes, copyNote{copy: started, syncs: c.sinceStart})
+		c.notes = append(c.notes, copyNote{copy: started, syncs: c.syncs})
 		c.mu.Unlock()
 	}
-	// NOTE: a later COPY of the same Query begins here.
-	c.sinceStart = 0
+	c.armed = false
 }
 
 // copyEnded notes the end of COPY number n: its CommandComplete when ok,
@@ -105,12 +99,14 @@ func (c *copySyncs) copyEnded(n int64, ok bool) {
 	c.notes = c.notes[i:]
 }
 
-// answered returns the Syncs a ReadyForQuery answers: its own and those
-// ignored since the last one (backend relay).
-func (c *copySyncs) answered() int64 {
+// answered returns the batches a ReadyForQuery closes, given unanswered,
+// the batches sent and not answered yet: its own and those whose Syncs a
+// COPY ignored since the last one, never more than were sent (backend
+// relay).
+func (c *copySyncs) answered(unanswered int64) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 1 + c.ignored
+	n := 1 + max(0, min(c.ignored, unanswered-1))
 	c.ignored = 0
 	return n
 }

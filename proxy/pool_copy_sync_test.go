@@ -30,14 +30,22 @@ func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
 	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
 	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
 	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	// slowsink's rows take a while: its CommandComplete comes long after
+	// its CopyInResponse.
+	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.slowsink (note text)")
+	direct(t, "CREATE OR REPLACE FUNCTION pool_scratch.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$")
+	direct(t, "CREATE OR REPLACE TRIGGER slow BEFORE INSERT ON pool_scratch.slowsink FOR EACH ROW EXECUTE FUNCTION pool_scratch.slow()")
+	direct(t, "GRANT SELECT, INSERT ON pool_scratch.slowsink TO pgveil_svc")
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: time.Second, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
 		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
 	})
-	const copySQL = "COPY pool_scratch.sink FROM STDIN"
+	const copySQL, slowSQL = "COPY pool_scratch.sink FROM STDIN", "COPY pool_scratch.slowsink FROM STDIN"
 	extended := []pgproto3.FrontendMessage{&pgproto3.Parse{Query: copySQL}, &pgproto3.Bind{}, &pgproto3.Execute{}}
+	slowRow := []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("row\n")}, &pgproto3.CopyDone{}}
+	q2 := []pgproto3.FrontendMessage{&pgproto3.Parse{Query: "SELECT 'q2'"}, &pgproto3.Bind{}, &pgproto3.Execute{}}
 	isG := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok }
 	isZ := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok }
 	type step struct {
@@ -67,6 +75,18 @@ func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
 			{[]pgproto3.FrontendMessage{&pgproto3.Query{String: copySQL + "; " + copySQL}}, isG},
 			{[]pgproto3.FrontendMessage{&pgproto3.Sync{}, &pgproto3.CopyDone{}}, isG},
 			{[]pgproto3.FrontendMessage{&pgproto3.CopyDone{}}, isZ},
+		}},
+		// A CopyDone sent blindly ends the COPY; the CopyInResponse
+		// comes after a later Query, whose Syncs the server answers.
+		{"a blind CopyDone, then a Query and a stray CopyDone while the COPY still runs", []step{
+			{append([]pgproto3.FrontendMessage{&pgproto3.Query{String: slowSQL}}, slowRow...), isG},
+			{append(append([]pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT 'q2'"}}, q2...), &pgproto3.Sync{}, &pgproto3.CopyDone{}), isZ},
+			{nil, isZ},
+			{nil, isZ},
+		}},
+		{"a blind extended CopyDone, then an Execute of the same batch and a stray CopyDone", []step{
+			{append([]pgproto3.FrontendMessage{&pgproto3.Parse{Query: slowSQL}, &pgproto3.Bind{}, &pgproto3.Execute{}}, slowRow...), isG},
+			{append(q2, &pgproto3.Sync{}, &pgproto3.CopyDone{}), isZ},
 		}},
 		{"two pipelined extended COPYs", []step{
 			{append(append(append([]pgproto3.FrontendMessage{}, extended...), &pgproto3.CopyDone{}, &pgproto3.Sync{}), append(extended,

@@ -70,11 +70,15 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 		e := protocolViolation(fmt.Sprintf("unexpected message type %q during COPY from stdin", typ))
 		return &e
 	}
-	if typ == 'Q' || typ == 'E' {
-		// NOTE: here, not in clientMessage, which an event loop skips
-		// for an Execute it streams; a message waiting for a pooled
-		// backend may come here twice, which a reset allows.
-		ss.copySyncs.run()
+	// NOTE: here, not in clientMessage, which an event loop skips for
+	// copy data and an Execute it streams (copy_sync.go).
+	switch typ {
+	case 'Q', 'E':
+		quiet := ss.sent.Load() == ss.done.Load() && !ss.serverCopyIn.Load()
+		ss.copySyncs.run(quiet, ss.copyStarts.Load())
+	case 'S', 'H', 'd', 'c', 'f':
+	default:
+		ss.copySyncs.other()
 	}
 	return nil
 }
@@ -728,7 +732,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	// The batches of the Syncs a COPY ignored close with this one.
-	batches := ss.copySyncs.answered()
+	batches := ss.copySyncs.answered(ss.sent.Load() - ss.done.Load())
 	if t := ss.track; t != nil {
 		for _, f := range t.OnReadyForQuery(len(msg), batches) {
 			ss.finish(f.Exec, f.Note)

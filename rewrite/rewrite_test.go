@@ -156,6 +156,8 @@ func TestWrites(t *testing.T) {
 		{name: "SET reading a masked column is refused", sql: "UPDATE responses SET comment = email", rule: "masked_write"},
 		{name: "RETURNING a masked column is refused", sql: "DELETE FROM responses WHERE id = 1 RETURNING email", rule: "masked_write"},
 		{name: "RETURNING the whole row is refused", sql: "DELETE FROM responses r WHERE id = 1 RETURNING r", rule: "masked_write"},
+		{name: "RETURNING old, PostgreSQL 18's whole row before the write, is refused", sql: "UPDATE responses r SET comment = comment WHERE id = 1 RETURNING row_to_json(old)", rule: "masked_write"},
+		{name: "so is RETURNING (new).field", sql: "UPDATE responses SET comment = comment WHERE id = 1 RETURNING (new).email", rule: "masked_write"},
 		{name: "RETURNING * is refused when columns are masked", sql: "UPDATE responses SET nps = 1 RETURNING *", rule: "masked_write"},
 		{name: "SET of a column the scope reads is refused", sql: "UPDATE responses SET country = 'USA' WHERE id = 1", rule: "write_scope"},
 		// A unique email would answer whether another row holds it.

@@ -297,6 +297,10 @@ func (w *walker) readsMasked(exprs []*pg_query.Node, target *pg_query.RangeVar, 
 				bad = "*"
 			case len(names) == 1 && names[0] == alias:
 				bad = alias // the whole row
+			case clause == "RETURNING" && len(names) >= 1 && (names[0] == "old" || names[0] == "new"):
+				// NOTE: PostgreSQL 18 reads RETURNING old and new as
+				// the row before and after the write, whole.
+				bad = names[0]
 			case len(names) >= 1:
 				if _, masked := acc.Masks[names[len(names)-1]]; masked {
 					bad = names[len(names)-1]

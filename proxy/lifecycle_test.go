@@ -87,22 +87,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := copied.Exec(ctx, "CREATE TEMP TABLE sink (x text)"); err != nil {
 		t.Fatal(err)
 	}
-	fe := copied.PgConn().Frontend()
-	fe.Send(&pgproto3.Parse{Query: "COPY sink FROM STDIN"})
-	fe.Send(&pgproto3.Bind{})
-	fe.Send(&pgproto3.Execute{})
-	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
-	fe.Send(&pgproto3.CopyData{Data: []byte("a row\n")})
-	fe.Send(&pgproto3.CopyDone{})
-	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+	libpqCopy(t, copied.PgConn().Frontend(), "COPY sink FROM STDIN", &pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyDone{})
 
 	result := make(chan error, 1)
 	go func() {

@@ -1061,23 +1061,7 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 	} {
 		t.Run("an extended-protocol COPY ended by "+c.name, func(t *testing.T) {
 			loader := p.simpleConn(t, "hq")
-			fe := loader.PgConn().Frontend()
-			fe.Send(&pgproto3.Parse{Query: "COPY pool_scratch.sink FROM STDIN"})
-			fe.Send(&pgproto3.Bind{})
-			fe.Send(&pgproto3.Execute{})
-			fe.Send(&pgproto3.Sync{})
-			if err := fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
-			for _, m := range c.end {
-				fe.Send(m)
-			}
-			fe.Send(&pgproto3.Sync{})
-			if err := fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+			libpqCopy(t, loader.PgConn().Frontend(), "COPY pool_scratch.sink FROM STDIN", c.end...)
 			if c.shares {
 				if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
 					t.Fatalf("another session: %q, %v", got, err)
@@ -1286,4 +1270,27 @@ func receiveUntil(t *testing.T, fe *pgproto3.Frontend, stop func(pgproto3.Backen
 			return
 		}
 	}
+}
+
+// libpqCopy runs sql, a COPY FROM STDIN, as libpq's PQexecParams does:
+// Parse, Bind, Execute and Sync; once the CopyInResponse came, the
+// messages of end (data and CopyDone or CopyFail) and another Sync; then
+// it reads up to the ReadyForQuery.
+func libpqCopy(t *testing.T, fe *pgproto3.Frontend, sql string, end ...pgproto3.FrontendMessage) {
+	t.Helper()
+	for _, m := range []pgproto3.FrontendMessage{&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}} {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+	for _, m := range end {
+		fe.Send(m)
+	}
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
 }

@@ -536,6 +536,30 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, t *Table, seen map[*
 // other rules, would be read past its own. ONLY rel is denied too: a
 // partitioned table holds no row of its own.
 func (c *Config) inheritedOtherwise(rel *rewrite.Relation, t *Table) string {
+	if len(rel.Descendants) == 0 {
+		return ""
+	}
+	// NOTE: cached by relation OID for the relation of the latest
+	// catalog snapshot that asked: a table with thousands of partitions
+	// costs their blocks' and rules' patterns, and every statement the
+	// rewrite caches miss asks again. One entry per OID keeps at most one
+	// snapshot's relation alive.
+	if e, ok := c.inherited.Load(rel.OID); ok && e.(inheritedEntry).rel == rel {
+		return e.(inheritedEntry).why
+	}
+	why := c.descendantGovernedOtherwise(rel, t)
+	c.inherited.Store(rel.OID, inheritedEntry{rel: rel, why: why})
+	return why
+}
+
+// inheritedEntry is inheritedOtherwise's answer for rel.
+type inheritedEntry struct {
+	rel *rewrite.Relation
+	why string
+}
+
+// descendantGovernedOtherwise is inheritedOtherwise, uncached.
+func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) string {
 	for _, d := range rel.Descendants {
 		dt, problem := c.tableFor(d)
 		if problem == "" && dt == t && slices.IndexFunc(c.Rules, func(r *Rule) bool { return r.covers(d) != r.covers(rel) }) < 0 {

@@ -70,6 +70,8 @@ type Config struct {
 	// listed once.
 	inputsOnce sync.Once              `reload:"-"`
 	inputs     map[rewrite.QName]bool `reload:"-"`
+	// inherited caches inheritedOtherwise by relation OID.
+	inherited sync.Map `reload:"-"`
 }
 
 // Listen is the `listen` block: where clients connect.

@@ -293,7 +293,7 @@ var informationSchemaHelpers = map[string]bool{
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 	acc := p.relation(rel, nil)
-	if acc.Mode != rewrite.Denied && p.cfg.policyInput(rel.QName) {
+	if acc.Mode != rewrite.Denied && p.cfg.policyInputTree(rel) {
 		acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
 			"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)
 	}
@@ -333,6 +333,16 @@ func (c *Config) policyInput(q rewrite.QName) bool {
 		}
 	})
 	return c.inputs[q] || c.inputs[rewrite.QName{Name: q.Name}]
+}
+
+// policyInputTree reports whether rel, one of its ancestors or one of its
+// descendants is a policy input: a write of a partition is a write of its
+// parent's rows, and the reverse.
+func (c *Config) policyInputTree(rel *rewrite.Relation) bool {
+	if c.policyInput(rel.QName) || slices.ContainsFunc(rel.Ancestors, c.policyInput) {
+		return true
+	}
+	return slices.ContainsFunc(rel.Descendants, func(d *rewrite.Relation) bool { return c.policyInput(d.QName) })
 }
 
 // queryRelations returns the relations sql names anywhere (FROM items,
@@ -501,13 +511,10 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, t *Table, seen map[*
 				if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
 					continue
 				}
-			case rt == t:
-				// Governed alike; a view of it is followed.
-				seen[r] = true
-				if p.readsPastPolicy(r, t, seen) == "" {
-					continue
-				}
 			}
+			// NOTE: a relation governed by the view's own pattern block is
+			// not read alike either: masks match by column name and rules
+			// by relation, and the view's author chose its names.
 		}
 		return fmt.Sprintf("view %s reads %s, which is governed, denied or hidden: a view runs with the service account's rights, "+
 			"past that relation's policy (govern the view with a table block of its own)", rel.QName, r.QName)
@@ -552,6 +559,13 @@ func (c *Config) inheritedOtherwise(rel *rewrite.Relation, t *Table) string {
 	return why
 }
 
+// allows reports whether schema's relations without a table block are
+// open.
+func (c *Config) allows(schema string) bool {
+	s := c.Schemas[schema]
+	return s != nil && s.Allow
+}
+
 // inheritedEntry is inheritedOtherwise's answer for rel.
 type inheritedEntry struct {
 	rel *rewrite.Relation
@@ -562,7 +576,10 @@ type inheritedEntry struct {
 func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) string {
 	for _, d := range rel.Descendants {
 		dt, problem := c.tableFor(d)
-		if problem == "" && dt == t && slices.IndexFunc(c.Rules, func(r *Rule) bool { return r.covers(d) != r.covers(rel) }) < 0 {
+		// NOTE: ungoverned both, they must be in schemas alike: an
+		// open parent would show a partition its schema denies.
+		alike := dt != nil || c.allows(d.Schema) == c.allows(rel.Schema)
+		if problem == "" && dt == t && alike && slices.IndexFunc(c.Rules, func(r *Rule) bool { return r.covers(d) != r.covers(rel) }) < 0 {
 			continue
 		}
 		return fmt.Sprintf("table %s has inheritance children or partitions governed otherwise than it (%s): "+

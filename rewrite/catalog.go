@@ -65,7 +65,8 @@ ORDER BY 1, 2`
 
 // catalogViewCallsSQL lists, per view or materialized view, the functions
 // its query calls by name or through an operator (the dependencies of
-// its rewrite rule).
+// its rewrite rule), but an extension's: its operators and casts are its
+// code, which statements reach directly too (catalogCallsSQL).
 const catalogViewCallsSQL = `
 SELECT DISTINCT r.ev_class, n.nspname, p.proname
 FROM pg_catalog.pg_rewrite r
@@ -74,6 +75,8 @@ LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::p
 JOIN pg_catalog.pg_proc p ON p.oid = CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
   THEN d.refobjid ELSE o.oprcode END
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+  WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 1, 2, 3`
 
 // The third column says whether some function of that name may take a

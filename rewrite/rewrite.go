@@ -446,9 +446,8 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 	var err2 error
 	switch s := n.Node.(type) {
 	case *pg_query.Node_InsertStmt:
-		if s.InsertStmt.SelectStmt != nil {
-			err2 = w.writeChecked(s.InsertStmt.Cols, rel, acc, "INSERT")
-		}
+		// NOTE: DEFAULT VALUES (no SELECT) writes every column's default.
+		err2 = w.writeChecked(s.InsertStmt.Cols, rel, acc, "INSERT")
 		if oc := s.InsertStmt.OnConflictClause; err2 == nil && oc != nil && len(oc.TargetList) > 0 {
 			err2 = w.writeChecked(oc.TargetList, rel, acc, "ON CONFLICT DO UPDATE")
 		}

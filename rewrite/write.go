@@ -45,13 +45,12 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(ins.ReturningList, ins.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
-		if ins.SelectStmt != nil {
-			if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
-				return err
-			}
-			if err := w.writeChecked(ins.Cols, rel, acc, "INSERT"); err != nil {
-				return err
-			}
+		// NOTE: DEFAULT VALUES (no SELECT) writes every column's default.
+		if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
+			return err
+		}
+		if err := w.writeChecked(ins.Cols, rel, acc, "INSERT"); err != nil {
+			return err
 		}
 		w.skipTarget = ins.Relation
 		defer func() { w.skipTarget = nil }()
@@ -387,6 +386,9 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		if q, ok := w.notReadable(rel.ReferencedBy[n]); !ok {
 			return deny("write_key", "%s of %s.%s is not allowed: a foreign key of %s, of which you may not read every row and column, references the column, and its check or cascade would reach rows you may not see", clause, rel.QName, n, q)
 		}
+		if q, ok := w.readOnly(rel.ReferencedBy[n]); !ok {
+			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
+		}
 	}
 	return nil
 }
@@ -404,6 +406,9 @@ func (w *walker) deleteChecked(rel *Relation) error {
 		if q, ok := w.notReadable(rel.ReferencedBy[c.Name]); !ok {
 			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row and column, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
 		}
+		if q, ok := w.readOnly(rel.ReferencedBy[c.Name]); !ok {
+			return deny("policy_input", "DELETE from %s is not allowed: a foreign key of %s references it, and its cascade would write a table the policy reads", rel.QName, q)
+		}
 	}
 	return nil
 }
@@ -412,6 +417,17 @@ func (w *walker) deleteChecked(rel *Relation) error {
 // (denied, under a row scope, with a masked column, or unknown to the
 // snapshot) and false, or true when every one may be: a key's check
 // against a relation read in full tells nothing the user could not read.
+// readOnly returns the first of rels no statement may write (a table the
+// policy reads), and false; true when there is none.
+func (w *walker) readOnly(rels []QName) (QName, bool) {
+	for _, q := range rels {
+		if r := w.cat.Relations[q]; r != nil && w.access(r).ReadOnly != "" {
+			return q, false
+		}
+	}
+	return QName{}, true
+}
+
 func (w *walker) notReadable(rels []QName) (QName, bool) {
 	for _, q := range rels {
 		r := w.cat.Relations[q]

@@ -474,7 +474,7 @@ func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
 	done, ok := ss.throttleCancel()
 	if !ok {
 		s.metrics.cancelRequest(cancelBusy)
-		ss.log.Info("cancel request ignored: the session's previous one is too recent")
+		ss.log.Info("cancel request ignored: another of the session's is being forwarded")
 		return
 	}
 	defer done()

@@ -11,10 +11,13 @@ import (
 // Cancel requests reach PostgreSQL on a connection of their own, for each
 // of which the postmaster starts a process: a client must not turn its key
 // into a stream of them. A session's requests are forwarded one at a time
-// and at most one per cancelInterval; the others are dropped, as
-// PostgreSQL drops a cancel that finds nothing running. At most
-// maxCancelForwards are forwarded at once across the server; a request
-// past that waits its turn.
+// and at most one per cancelInterval: a request that comes sooner waits
+// for its turn, so that a client cancelling one statement and then the
+// next loses neither, and a request that comes while another of the
+// session's is waiting or being forwarded is dropped, as it would cancel
+// what that one cancels (PostgreSQL drops a cancel that finds nothing
+// running too). At most maxCancelForwards are forwarded at once across the
+// server; a request past that waits its turn.
 const (
 	cancelInterval    = 100 * time.Millisecond
 	maxCancelForwards = 16
@@ -49,17 +52,22 @@ type cancelRegistry struct {
 	forwarding chan struct{}
 }
 
-// throttleCancel reports whether a cancel request of ss may be forwarded now,
-// and if so marks ss as forwarding one until the returned func runs.
+// throttleCancel reports whether a cancel request of ss is to be
+// forwarded, false when another of the session's is waiting or being
+// forwarded. If so it marks ss as forwarding one until the returned func
+// runs, and returns once cancelInterval has passed since the previous one.
+//
+// NOTE: a request waits at most cancelInterval, and only one per session
+// does: a flood costs a goroutine and a connection per session, not per
+// request.
 func (ss *session) throttleCancel() (done func(), ok bool) {
-	now := time.Now().UnixNano()
-	last := ss.lastCancel.Load()
-	if now-last < int64(cancelInterval) || !ss.lastCancel.CompareAndSwap(last, now) {
-		return nil, false
-	}
 	if !ss.cancelling.CompareAndSwap(false, true) {
 		return nil, false
 	}
+	if wait := time.Duration(ss.lastCancel.Load() + int64(cancelInterval) - time.Now().UnixNano()); wait > 0 {
+		time.Sleep(min(wait, cancelInterval))
+	}
+	ss.lastCancel.Store(time.Now().UnixNano())
 	return func() { ss.cancelling.Store(false) }, true
 }
 

@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"limit"})
 	cancels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgveil_cancel_requests_total",
-		Help: "Cancel requests received, by outcome: forwarded upstream; unknown (a key pgveil did not issue, or a session gone); idle (the session holds no backend); busy (the session's previous one is being forwarded or less than 100 ms old); failed (forwarding failed, or found no turn in time).",
+		Help: "Cancel requests received, by outcome: forwarded upstream; unknown (a key pgveil did not issue, or a session gone); idle (the session holds no backend); busy (another of the session's is waiting for its turn or being forwarded); failed (forwarding failed, or found no turn in time).",
 	}, []string{"outcome"})
 	m := &Metrics{
 		refusedServer: refused.WithLabelValues("server"),

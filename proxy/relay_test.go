@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -379,6 +380,29 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("statement was cancelled by a forged key: %v", err)
 		}
 	})
+	t.Run("a cancel request right after another still stops the next statement", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		for i := range 2 {
+			tag := fmt.Sprintf("cancel-twice-%d", i)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Exec(ctx, "SELECT pg_sleep(10), '"+tag+"'")
+				done <- err
+			}()
+			waitRunning(t, tag)
+			start := time.Now()
+			if err := c.PgConn().CancelRequest(ctx); err != nil {
+				t.Errorf("cancel request: %v", err)
+			}
+			var pgErr *pgconn.PgError
+			if err := <-done; !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+				t.Fatalf("statement %d: want 57014 query_canceled, got %v", i, err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("statement %d: cancel took %v", i, took)
+			}
+		}
+	})
 	t.Run("a flood of cancel requests reaches the upstream once per interval", func(t *testing.T) {
 		c := p.connect(t, "alice")
 		done := make(chan error, 1)
@@ -391,10 +415,16 @@ func TestCancel(t *testing.T) {
 		busyBefore := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "busy")
 		const flood = 50
 		start := time.Now()
-		for range flood {
-			// Each returns once pgveil is done with it.
-			sendCancel(t, p.addr, c.PgConn().PID(), c.PgConn().SecretKey())
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				for range flood / 5 {
+					// Each returns once pgveil is done with it.
+					sendCancel(t, p.addr, c.PgConn().PID(), c.PgConn().SecretKey())
+				}
+			})
 		}
+		wg.Wait()
 		took := time.Since(start)
 		var pgErr *pgconn.PgError
 		if err := <-done; !errors.As(err, &pgErr) || pgErr.Code != "57014" {

@@ -28,6 +28,10 @@ const (
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName
+	// codeUndefinedStatement and codeDuplicateStatement name a prepared
+	// statement, which transaction mode renames upstream.
+	codeUndefinedStatement = sqlstate.InvalidStatementName
+	codeDuplicateStatement = sqlstate.DuplicatePreparedStatement
 	// codeUndefinedTable and codeUndefinedColumn, from upstream, may
 	// mean the catalog snapshot lags a DBA's DDL (Options.StaleCatalog).
 	codeUndefinedTable  = sqlstate.UndefinedTable

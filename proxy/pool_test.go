@@ -439,6 +439,41 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			}
 		}
 	})
+	t.Run("errors name the client's statements, never their names upstream", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		if _, err := c.PgConn().Prepare(ctx, "taken", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.PgConn().Prepare(ctx, "taken", q, nil)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42P05" || pgErr.Message != `prepared statement "taken" already exists` {
+			t.Fatalf("preparing a name taken: %v", err)
+		}
+		// Two batches in one pipeline, each failing on its own name.
+		pipe := c.PgConn().StartPipeline(ctx)
+		for _, name := range []string{"never", "nor-this"} {
+			pipe.SendQueryPrepared(name, nil, nil, nil)
+			if err := pipe.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var msgs []string
+		for range 4 {
+			res, err := pipe.GetResults()
+			if errors.As(err, &pgErr) {
+				msgs = append(msgs, pgErr.Message)
+			} else if rr, ok := res.(*pgconn.ResultReader); ok {
+				if _, err := rr.Close(); errors.As(err, &pgErr) {
+					msgs = append(msgs, pgErr.Message)
+				}
+			}
+		}
+		_ = pipe.Close()
+		want := []string{`prepared statement "never" does not exist`, `prepared statement "nor-this" does not exist`}
+		if fmt.Sprint(msgs) != fmt.Sprint(want) {
+			t.Fatalf("got %q, want %q", msgs, want)
+		}
+	})
 	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
 		c := p.connect(t, "hq")
 		for range 10 {

@@ -82,6 +82,10 @@ type poolLink struct {
 	stmts, pending map[string]*pooledStmt
 	// parses are the Parses in flight, oldest first.
 	parses []sentParse
+	// unknowns are the first statement name the session never prepared
+	// of each batch in flight that named one, oldest first, for the
+	// error PostgreSQL gives (clientNames).
+	unknowns []unknownStmt
 	// unnamed is the session's last Parse of the unnamed statement, as
 	// sent upstream; nil before one, and since a Query or a refused
 	// Parse of it, which drop it in PostgreSQL. unnamedGen counts its

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
@@ -72,7 +73,74 @@ func (pl *poolLink) serverStmtName(name string) string {
 	if st := pl.stmts[name]; st != nil {
 		return st.server
 	}
-	return pl.prefix + "unknown"
+	return pl.prefix + unknownSuffix
+}
+
+// unknownStmt is a statement name a session never prepared, named in
+// the batch that ReadyForQuery number batch closes.
+type unknownStmt struct {
+	name  string
+	batch int64
+}
+
+// maxUnknownStmts bounds the unknown names a session keeps for its
+// errors; a batch past it gets the error with no name.
+const maxUnknownStmts = 64
+
+// unknownSuffix ends the upstream name of every statement name a session
+// never prepared.
+const unknownSuffix = "unknown"
+
+// noteUnknown keeps name, which the session never prepared and which its
+// batch closed by ReadyForQuery number batch names, for the error it gets
+// upstream: only a batch's first can fail, since PostgreSQL skips the rest
+// of a batch after an error. Those of batches answered, up to ReadyForQuery
+// number done, are dropped (mu held).
+func (pl *poolLink) noteUnknown(name string, batch, done int64) {
+	pl.dropUnknowns(done)
+	if n := len(pl.unknowns); n > 0 && pl.unknowns[n-1].batch == batch || n >= maxUnknownStmts {
+		return
+	}
+	pl.unknowns = append(pl.unknowns, unknownStmt{name: name, batch: batch})
+}
+
+// dropUnknowns drops the unknown names of the batches up to ReadyForQuery
+// number done (mu held).
+func (pl *poolLink) dropUnknowns(done int64) {
+	i := 0
+	for i < len(pl.unknowns) && pl.unknowns[i].batch <= done {
+		i++
+	}
+	if i == len(pl.unknowns) {
+		pl.unknowns = pl.unknowns[:0]
+		return
+	}
+	pl.unknowns = append(pl.unknowns[:0], pl.unknowns[i:]...)
+}
+
+// clientNames returns msg, the message of an error in the batch closed
+// by ReadyForQuery number batch, with the upstream names of the session's
+// statements in it replaced by the client's own: a client never sees
+// the names pgveil gives them (backend relay).
+func (pl *poolLink) clientNames(msg string, batch int64) string {
+	if !strings.Contains(msg, pl.prefix) {
+		return msg
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.dropUnknowns(batch - 1)
+	unknown := ""
+	if len(pl.unknowns) > 0 && pl.unknowns[0].batch == batch {
+		unknown = pl.unknowns[0].name
+	}
+	// PostgreSQL quotes a statement's name as it is, with no escaping.
+	msg = strings.ReplaceAll(msg, `"`+pl.prefix+unknownSuffix+`"`, `"`+unknown+`"`)
+	for _, m := range []map[string]*pooledStmt{pl.stmts, pl.pending} {
+		for name, st := range m {
+			msg = strings.ReplaceAll(msg, `"`+st.server+`"`, `"`+name+`"`)
+		}
+	}
+	return msg
 }
 
 // pooledParse returns the Parse p, of the client's statement p.Name, as
@@ -257,6 +325,9 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		}
 		pl.mu.Lock()
 		server = pl.serverStmtName(name)
+		if server == pl.prefix+unknownSuffix {
+			pl.noteUnknown(name, ss.sent.Load()+1, ss.done.Load())
+		}
 		pl.mu.Unlock()
 	}
 	if server == name {

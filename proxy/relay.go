@@ -794,6 +794,13 @@ func (ss *session) onError(msg []byte) error {
 		moved = pos != er.Position
 		er.Position = pos
 	}
+	if pl := ss.pl; pl != nil && (er.Code == codeUndefinedStatement || er.Code == codeDuplicateStatement) {
+		// The session's statements have other names upstream
+		// (pooled_stmt.go).
+		if m := pl.clientNames(er.Message, ss.done.Load()+1); m != er.Message {
+			er.Message, moved = m, true
+		}
+	}
 	if ss.srv.scrub && scrubError(&er) {
 		var err error
 		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {

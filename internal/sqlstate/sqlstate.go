@@ -50,4 +50,10 @@ const (
 	// InvalidCursorName (34000) is what an Execute of an unknown portal
 	// fails with.
 	InvalidCursorName = "34000"
+	// InvalidStatementName (26000) is a prepared statement that does not
+	// exist.
+	InvalidStatementName = "26000"
+	// DuplicatePreparedStatement (42P05) is a prepared statement's name
+	// taken already.
+	DuplicatePreparedStatement = "42P05"
 )

@@ -35,6 +35,22 @@ import "sync"
 // CopyInResponse, a second COPY of the same Query) makes no note: those
 // Syncs stay unanswered (see session.sent), which only keeps a backend.
 // And no ReadyForQuery counts more batches than were sent.
+//
+// A COPY of that shape that fails leaves a doubt: the server read the
+// Syncs before its data in COPY mode, and ignored them, unless an error
+// (a cancel, a timeout) came before it read them; then it answered them.
+// Nothing the server sends tells which. The Syncs in doubt are those sent
+// before the backend relay saw the COPY end: one sent after it saw the
+// error reaches the server after the error, which answers it. The doubt
+// is the failed COPY's note: while the client sends only Syncs and
+// Flushes after the COPY's CopyDone or CopyFail (the note not tainted),
+// every batch still unanswered is a Sync's, and when no more are
+// unanswered than the Syncs in doubt, the client has had an answer for
+// each Sync the server surely answers. Its backend may still owe answers to the Syncs in
+// doubt, which no client can count on, since PostgreSQL may never send
+// them: so the backend is closed, never reused, and the session goes on
+// on another one (settled). Any other message from the client ends the
+// doubt's use: the backend then stays with the session, as before.
 type copySyncs struct {
 	// NOTE: the fields below up to mu are the client relay's own.
 	// armed reports that the last Query or Execute may have its COPY's
@@ -43,6 +59,9 @@ type copySyncs struct {
 	armed    bool
 	startsAt int64
 	syncs    int64
+	// doubtful counts the Syncs forwarded since that Query or Execute
+	// before the backend relay saw its COPY end (sync).
+	doubtful int64
 
 	mu sync.Mutex
 	// notes are the Syncs of claimed COPYs whose end is still to come, by
@@ -50,11 +69,22 @@ type copySyncs struct {
 	// answers along with its own. NOTE: guarded by mu.
 	notes   []copyNote
 	ignored int64
+	// doubt is the note of a COPY that failed, nil when there is none.
+	// NOTE: guarded by mu.
+	doubt *copyNote
 }
 
 // copyNote is the number of Syncs a COPY ignores if it succeeds.
 type copyNote struct {
 	copy, syncs int64
+	// doubtful counts the Syncs the server answers only if the COPY
+	// failed before it read them.
+	doubtful int64
+	// tainted reports that the client sent a message other than a Sync
+	// or a Flush since the COPY's CopyDone or CopyFail; fails that it
+	// was a CopyFail.
+	tainted bool
+	fails   bool
 }
 
 // run notes a Query or an Execute about to be forwarded, with quiet
@@ -63,50 +93,117 @@ type copyNote struct {
 // for one message (a message waiting for a pooled backend): the second
 // sees the same state.
 func (c *copySyncs) run(quiet bool, starts int64) {
-	c.armed, c.startsAt, c.syncs = quiet, starts, 0
+	c.armed, c.startsAt, c.syncs, c.doubtful = quiet, starts, 0, 0
 }
 
 // other notes a message other than a Sync, a Flush or copy data about to
 // be forwarded (client relay).
 func (c *copySyncs) other() { c.armed = false }
 
-// sync notes a Sync forwarded (client relay).
-func (c *copySyncs) sync() { c.syncs++ }
+// taint notes a message other than a Sync or a Flush about to be
+// forwarded: the notes made and the doubt can no longer settle a
+// backend (client relay).
+func (c *copySyncs) taint() {
+	c.mu.Lock()
+	for i := range c.notes {
+		c.notes[i].tainted = true
+	}
+	if c.doubt != nil {
+		c.doubt.tainted = true
+	}
+	c.mu.Unlock()
+}
+
+// sync notes a Sync about to be forwarded, given inCopy whether the
+// backend relay sees a COPY going on and then started the CopyInResponses
+// it has seen (client relay, in that order). The Sync is in doubt unless
+// the COPY of the last Query or Execute has started and ended for the
+// backend relay: then the server has sent its end, and reads the Sync
+// after it.
+func (c *copySyncs) sync(inCopy bool, started int64) {
+	c.syncs++
+	if c.armed && (inCopy || started == c.startsAt) {
+		c.doubtful++
+	}
+}
 
 // end notes a CopyDone (done true) or a CopyFail about to be forwarded,
 // with started the CopyInResponses the backend relay has seen and inCopy
 // whether the last one's COPY is still going on for it (client relay).
+//
+// NOTE: a COPY that is no longer going on when its CopyDone or CopyFail
+// goes out, the only one since the Query or Execute, failed: a COPY FROM
+// STDIN ends before them only in an error.
 func (c *copySyncs) end(done bool, started int64, inCopy bool) {
-	if c.armed && done && inCopy && started == c.startsAt+1 && c.syncs > 0 {
+	if c.armed && started == c.startsAt+1 && c.syncs > 0 {
+		n := copyNote{copy: started, syncs: c.syncs, doubtful: c.doubtful, fails: !done}
 		c.mu.Lock()
-		c.notes = append(c.notes, copyNote{copy: started, syncs: c.syncs})
+		if inCopy {
+			c.notes = append(c.notes, n)
+		} else {
+			c.doubt = &n
+		}
 		c.mu.Unlock()
 	}
 	c.armed = false
 }
 
 // copyEnded notes the end of COPY number n: its CommandComplete when ok,
-// an error otherwise (backend relay).
+// an error otherwise (backend relay). The note of a COPY that failed
+// becomes the doubt.
 func (c *copySyncs) copyEnded(n int64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := 0
 	for ; i < len(c.notes) && c.notes[i].copy <= n; i++ {
-		if ok && c.notes[i].copy == n {
+		if c.notes[i].copy != n {
+			continue
+		}
+		switch {
+		case !ok:
+			d := c.notes[i]
+			c.doubt = &d
+		case !c.notes[i].fails:
 			c.ignored += c.notes[i].syncs
 		}
 	}
 	c.notes = c.notes[i:]
 }
 
+// settled reports whether a session whose unanswered batches are
+// unanswered owes its client no answer it can count on: some are
+// unanswered, all are Syncs after a COPY that failed, no more than the
+// Syncs in doubt, and the client sent only Syncs and Flushes since that
+// COPY's CopyDone or CopyFail (backend relay, at a ReadyForQuery).
+func (c *copySyncs) settled(unanswered int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.doubt
+	return d != nil && !d.tainted && unanswered > 0 && unanswered <= d.doubtful
+}
+
+// forget drops the doubt, once the backend it was about is gone or every
+// batch is answered (backend relay).
+func (c *copySyncs) forget() {
+	c.mu.Lock()
+	c.doubt = nil
+	c.mu.Unlock()
+}
+
 // answered returns the batches a ReadyForQuery closes, given unanswered,
 // the batches sent and not answered yet: its own and those whose Syncs a
-// COPY ignored since the last one, never more than were sent (backend
-// relay).
+// COPY ignored since the last one, never more than were sent. A
+// ReadyForQuery with none unanswered closes none: only a backend a doubt
+// spoiled sends one (settled), and it answers no batch sent since
+// (backend relay).
 func (c *copySyncs) answered(unanswered int64) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 1 + max(0, min(c.ignored, unanswered-1))
+	if unanswered <= 0 {
+		c.ignored = 0
+		return 0
+	}
+	n := 1 + min(c.ignored, unanswered-1)
 	c.ignored = 0
 	return n
 }

@@ -110,9 +110,10 @@ type backend struct {
 	// its startup one.
 	settings string
 	appTag   string
-	// cancelled reports that a cancel request was sent to it: it is
-	// closed, not reused (runningUpstream).
-	cancelled bool
+	// spoiled reports that it may still send answers no session awaits:
+	// a cancel request was sent to it (runningUpstream), or a COPY that
+	// failed left Syncs in doubt (settleCopy). It is closed, not reused.
+	spoiled bool
 
 	// home is the event loop whose epoll instance has it registered, nil
 	// when none has; hslot and hgen are its slot there and the slot's

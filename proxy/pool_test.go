@@ -1083,24 +1083,41 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 	// server, in COPY, ignores the first Sync: one ReadyForQuery answers
 	// both. Once the COPY succeeded, the backend goes back to the pool;
 	// after a failed one, pgveil cannot tell whether the server read that
-	// Sync before it failed, and the session keeps its backend, still
-	// answered in order.
+	// Sync before it failed, and may still answer it: the backend is
+	// closed, and the loader goes on on another, answered in order.
 	for _, c := range []struct {
 		name   string
 		end    []pgproto3.FrontendMessage
-		shares bool
+		reused bool
 	}{
 		{"a CopyDone gives the backend back", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyDone{}}, true},
-		{"a CopyFail keeps it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyFail{Message: "no"}}, false},
-		{"bad data keeps it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}, &pgproto3.CopyDone{}}, false},
+		{"a CopyFail closes it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a row\n")}, &pgproto3.CopyFail{Message: "no"}}, false},
+		{"bad data closes it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}, &pgproto3.CopyDone{}}, false},
+		{"bad data and two Syncs closes it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{}}, false},
 	} {
 		t.Run("an extended-protocol COPY ended by "+c.name, func(t *testing.T) {
 			loader := p.simpleConn(t, "hq")
-			libpqCopy(t, loader.PgConn().Frontend(), "COPY pool_scratch.sink FROM STDIN", c.end...)
-			if c.shares {
-				if got, err := one(ctx, other, "SELECT 'served'"); err != nil || got != "served" {
-					t.Fatalf("another session: %q, %v", got, err)
+			// The backend that ran a statement, by its text upstream.
+			backend := func(c *pgx.Conn, tag string) string {
+				t.Helper()
+				if got, err := one(ctx, c, "SELECT '"+tag+"'"); err != nil || got != tag {
+					t.Fatalf("%s: %q, %v", tag, got, err)
 				}
+				return direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query = 'SELECT ''"+tag+"'''")[0][0]
+			}
+			before := backend(loader, "before "+c.name)
+			libpqCopy(t, loader.PgConn().Frontend(), "COPY pool_scratch.sink FROM STDIN", c.end...)
+			for _, m := range c.end {
+				if _, ok := m.(*pgproto3.Sync); ok {
+					// Answered too.
+					receiveUntil(t, loader.PgConn().Frontend(), func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+				}
+			}
+			// With one backend in the pool, another session gets the
+			// loader's, or a new one.
+			after := backend(other, "after "+c.name)
+			if (after == before) != c.reused {
+				t.Fatalf("backend %s before the COPY, %s after it: want reused %v", before, after, c.reused)
 			}
 			for i := range 3 {
 				want := fmt.Sprintf("loader %d", i)
@@ -1114,6 +1131,36 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 			}
 		})
 	}
+	t.Run("Syncs sent once the COPY failed are all answered", func(t *testing.T) {
+		// A client that waits for the COPY's error before its Syncs
+		// knows the server answers each: none is in doubt.
+		loader := p.simpleConn(t, "hq")
+		fe := loader.PgConn().Frontend()
+		_ = loader.PgConn().Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+		defer loader.PgConn().Conn().SetReadDeadline(time.Time{})
+		send := func(ms ...pgproto3.FrontendMessage) {
+			for _, m := range ms {
+				fe.Send(m)
+			}
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(&pgproto3.Parse{Query: "COPY pool_scratch.sink FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{})
+		receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+		send(&pgproto3.CopyData{Data: []byte("a\tb\tc\n")})
+		receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ErrorResponse); return ok })
+		send(&pgproto3.Sync{}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+		for range 2 {
+			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+		}
+		for i := range 3 {
+			want := fmt.Sprintf("loader %d", i)
+			if got, err := one(ctx, loader, "SELECT '"+want+"'"); err != nil || got != want {
+				t.Fatalf("the loader's next statement: %q, %v", got, err)
+			}
+		}
+	})
 	t.Run("a COPY whose triggers run past idle_transaction_timeout is not idle", func(t *testing.T) {
 		if _, err := loader.PgConn().CopyFrom(ctx, strings.NewReader("a row\n"), "COPY pool_scratch.slow FROM STDIN"); err != nil {
 			t.Fatalf("COPY: %v", err)

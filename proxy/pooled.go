@@ -513,8 +513,8 @@ func (pl *poolLink) giveBack(b *backend, failed bool) {
 	switch {
 	case failed:
 		pl.pool.drop(b, "restoring a session's settings or statements on it failed")
-	case b.cancelled:
-		pl.pool.drop(b, "a cancel request was sent to it")
+	case b.spoiled:
+		pl.pool.drop(b, "a cancel request was sent to it, or a failed COPY left answers in doubt")
 	case len(b.prepared) > maxBackendStatements:
 		pl.pool.drop(b, "it holds too many prepared statements")
 	default:
@@ -621,7 +621,7 @@ func (ss *session) runningUpstream() *upstreamConn {
 			// Kept for another session (keepUpstream).
 			return nil
 		}
-		ss.cancelled = true
+		ss.spoiled = true
 		return ss.up
 	}
 	pl.mu.Lock()
@@ -629,6 +629,6 @@ func (ss *session) runningUpstream() *upstreamConn {
 	if pl.b == nil {
 		return nil
 	}
-	pl.b.cancelled = true
+	pl.b.spoiled = true
 	return pl.b.up
 }

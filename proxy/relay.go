@@ -80,6 +80,9 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	default:
 		ss.copySyncs.other()
 	}
+	if typ != 'S' && typ != 'H' {
+		ss.copySyncs.taint()
+	}
 	return nil
 }
 
@@ -118,7 +121,8 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		ss.othersInBatch, ss.batchRefused = 0, false
 		ss.actBatchClosed()
 		ss.batchSent()
-		ss.copySyncs.sync()
+		inCopy := ss.serverCopyIn.Load()
+		ss.copySyncs.sync(inCopy, ss.copyStarts.Load())
 		err = ss.cin.Forward(total, ss.uout)
 	case 'd':
 		err = ss.cin.Forward(total, ss.uout)
@@ -722,6 +726,31 @@ func (ss *session) writeClient(b []byte) error {
 	return ss.cout.Write(b)
 }
 
+// settleCopy closes the n batches a failed COPY left in doubt
+// (copy_sync.go), and marks the backend spoiled: it may still answer
+// them. It returns the batches answered (backend relay).
+func (ss *session) settleCopy(n int64) int64 {
+	ss.copySyncs.forget()
+	if pl := ss.pl; pl != nil {
+		pl.mu.Lock()
+		if pl.b != nil {
+			pl.b.spoiled = true
+		}
+		pl.mu.Unlock()
+	} else {
+		ss.cancelMu.Lock()
+		ss.spoiled = true
+		ss.cancelMu.Unlock()
+	}
+	if t := ss.track; t != nil {
+		for _, f := range t.OnReadyForQuery(0, n) {
+			ss.finish(f.Exec, f.Note)
+		}
+	}
+	ss.log.Info("a failed COPY left Syncs the server may or may not answer: its upstream connection will not be reused")
+	return ss.done.Add(n)
+}
+
 // onReadyForQuery closes a batch.
 func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	ss.serverCopyIn.Store(false)
@@ -739,6 +768,11 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	done := ss.done.Add(batches)
+	if sent := ss.sent.Load(); sent > done && ss.copySyncs.settled(sent-done) {
+		done = ss.settleCopy(sent - done)
+	} else if sent <= done {
+		ss.copySyncs.forget()
+	}
 	ss.forgetRefusals(done)
 	if m := ss.srv.metrics; m != nil {
 		var took time.Duration

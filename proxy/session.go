@@ -186,12 +186,14 @@ type session struct {
 	// Go's poller for keeping; nil on the goroutine path, where up.conn
 	// still is.
 	keptConn net.Conn
-	// cancelled reports that a cancel request was sent to the backend,
-	// which may reach it late, in a later session's statement: it is
-	// then not kept. released reports that it was kept, after which no
-	// cancel request reaches it. NOTE: both guarded by cancelMu.
-	cancelMu  sync.Mutex
-	cancelled bool
+	// spoiled reports that the backend may still send answers no
+	// session awaits: a cancel request was sent to it, which may reach
+	// it late, in a later session's statement, or a COPY that failed
+	// left Syncs in doubt (settleCopy). It is then not kept. released
+	// reports that it was kept, after which no cancel request reaches
+	// it. NOTE: both guarded by cancelMu.
+	cancelMu sync.Mutex
+	spoiled  bool
 	// lastCancel is when a cancel request of the session was last
 	// forwarded (UnixNano), and cancelling reports one being forwarded
 	// (throttleCancel).
@@ -482,9 +484,9 @@ func (ss *session) keepUpstream() {
 	}
 	ss.cancelMu.Lock()
 	ss.released = true
-	cancelled := ss.cancelled
+	spoiled := ss.spoiled
 	ss.cancelMu.Unlock()
-	if cancelled || ss.uin.Buffered() > 0 {
+	if spoiled || ss.uin.Buffered() > 0 {
 		up.conn.Close()
 		return
 	}

@@ -82,8 +82,14 @@ func TestStartupIsRefused(t *testing.T) {
 		code   string
 		msg    string
 	}{
-		{"when options are given", base(map[string]string{"options": "-c search_path=evil"}), "42501", `"options" is not allowed`},
+		{"when options set search_path", base(map[string]string{"options": "-c search_path=evil"}), "42501", `"options" is not allowed through pgveil with the setting "search_path"`},
+		{"when options set a setting pgveil does not forward", base(map[string]string{"options": "--enable-seqscan=off"}), "42501", `the setting "enable-seqscan"`},
+		{"when options give another switch", base(map[string]string{"options": "-c statement_timeout=5s -B 100"}), "42501", `"-B"`},
+		{"when options set a setting twice", base(map[string]string{"options": "-c work_mem=1MB", "work_mem": "2MB"}), "08P01", "duplicate"},
 		{"when search_path is given", base(map[string]string{"search_path": "evil"}), "42501", `"search_path" is pinned`},
+		{"when search_path adds a schema to the pinned one", base(map[string]string{"search_path": "public, evil"}), "42501", `"search_path" is pinned`},
+		{"when search_path quotes the pinned schema in capitals", base(map[string]string{"search_path": `"PUBLIC"`}), "42501", `"search_path" is pinned`},
+		{"when ssl_renegotiation_limit is not 0", base(map[string]string{"ssl_renegotiation_limit": "512MB"}), "42501", "not allowed"},
 		{"when standard_conforming_strings is given", base(map[string]string{"standard_conforming_strings": "off"}), "42501", "pinned"},
 		{"for replication connections", base(map[string]string{"replication": "database"}), "42501", "replication"},
 		{"for the SJIS encoding", base(map[string]string{"client_encoding": "SJIS"}), "42501", "refused"},
@@ -97,6 +103,45 @@ func TestStartupIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, fe := startupRaw(t, p.addr, tc.params)
 			expectFatal(t, fe, tc.code, tc.msg)
+		})
+	}
+}
+
+func TestStartupParamsAccepted(t *testing.T) {
+	p := startProxy(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		// show is a setting to SHOW, and want its value.
+		show, want string
+	}{
+		{"ssl_renegotiation_limit 0, as Npgsql 4 and Power BI send it", map[string]string{"ssl_renegotiation_limit": "0"}, "", ""},
+		{"the pinned search_path, as PgJDBC's currentSchema sends it", map[string]string{"search_path": "Public"}, "search_path", "public"},
+		{"the pinned search_path quoted", map[string]string{"search_path": ` "public" `}, "search_path", "public"},
+		{"options setting statement_timeout, as SQLAlchemy users do", map[string]string{"options": "-c statement_timeout=5000"}, "statement_timeout", "5s"},
+		{"options with --name and escaped spaces", map[string]string{"options": `--DateStyle=ISO,\ DMY -clock_timeout=2s`}, "DateStyle", "ISO, DMY"},
+	} {
+		t.Run(tc.name+" is accepted", func(t *testing.T) {
+			cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.params {
+				cfg.RuntimeParams[k] = v
+			}
+			c, err := pgconn.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if tc.show == "" {
+				return
+			}
+			res := c.ExecParams(ctx, "SHOW "+tc.show, nil, nil, nil, nil).Read()
+			if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != tc.want {
+				t.Fatalf("SHOW %s: %v, %v; want %q", tc.show, res.Rows, res.Err, tc.want)
+			}
 		})
 	}
 }

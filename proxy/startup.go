@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -137,7 +138,7 @@ func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
 					"pgveil requires an encrypted connection",
 					"Connect with sslmode=require (or stronger).", nil)
 			}
-			params, unrecognized, err := parseStartupParams(body)
+			params, unrecognized, err := parseStartupParams(body, s.cfg.Upstream.SearchPath)
 			if err != nil {
 				return res, err
 			}
@@ -213,9 +214,10 @@ func normEncoding(name string) string {
 }
 
 // parseStartupParams decodes the key/value pairs of a StartupMessage and
-// applies pgveil's startup rules. It returns a FATAL clientError for the
-// first rule broken.
-func parseStartupParams(body []byte) (startupParams, []string, error) {
+// applies pgveil's startup rules, given pinnedSearch, the search_path
+// pgveil pins upstream. It returns a FATAL clientError for the first rule
+// broken.
+func parseStartupParams(body []byte, pinnedSearch string) (startupParams, []string, error) {
 	p := startupParams{forward: map[string]string{}}
 	var unrecognized []string
 	seen := map[string]bool{}
@@ -266,9 +268,15 @@ func parseStartupParams(body []byte) (startupParams, []string, error) {
 					"pgveil speaks UTF8 to clients. Use client_encoding=UTF8.", nil)
 			}
 		case lk == "options":
-			return p, nil, fatalErr(CodeInsufficientPrivilege,
-				"the startup parameter \"options\" is not allowed through pgveil",
-				"Remove options (or PGOPTIONS) from the connection settings.", nil)
+			if err := startupOptions(val, p.forward, seen); err != nil {
+				return p, nil, err
+			}
+		case lk == "ssl_renegotiation_limit" && val == "0":
+			// Npgsql 4 (Power BI's) and older drivers send it on TLS
+			// connections; PostgreSQL accepts 0 only, and renegotiates
+			// nothing. pgveil owns the upstream connection: dropped.
+		case lk == "search_path" && samePath(val, pinnedSearch):
+			// PgJDBC's currentSchema=public: the value pinned already.
 		case lk == "replication":
 			return p, nil, fatalErr(CodeInsufficientPrivilege,
 				"replication connections are not allowed through pgveil", "", nil)
@@ -291,6 +299,140 @@ func parseStartupParams(body []byte) (startupParams, []string, error) {
 		p.database = p.user
 	}
 	return p, unrecognized, nil
+}
+
+// startupOptions applies the startup parameter options, command-line
+// switches for the server: only "-c name=value" and "--name=value" of a
+// setting pgveil forwards (forwardedParams), each set once, which it adds
+// to forward. seen holds the names set so far, in lower case.
+func startupOptions(options string, forward map[string]string, seen map[string]bool) error {
+	refuse := func(what string) error {
+		return fatalErr(CodeInsufficientPrivilege,
+			fmt.Sprintf("the startup parameter \"options\" is not allowed through pgveil with %s", what),
+			"Only -c name=value of a setting pgveil accepts at startup may be given in options (or PGOPTIONS); see the README.", nil)
+	}
+	args := splitOptions(options)
+	for i := 0; i < len(args); i++ {
+		var set string
+		switch a := args[i]; {
+		case a == "-c":
+			if i+1 == len(args) {
+				return refuse(`"-c" and no setting`)
+			}
+			i++
+			set = args[i]
+		case strings.HasPrefix(a, "-c"):
+			set = a[2:]
+		case strings.HasPrefix(a, "--"):
+			set = a[2:]
+		default:
+			return refuse(fmt.Sprintf("%q", a))
+		}
+		name, val, ok := strings.Cut(set, "=")
+		if !ok {
+			return refuse(fmt.Sprintf("%q", set))
+		}
+		// PostgreSQL reads dashes in the name as underscores.
+		lk := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
+		if !forwardedParams[lk] {
+			return refuse(fmt.Sprintf("the setting %q", name))
+		}
+		if seen[lk] {
+			return fatalErr(CodeProtocolViolation, fmt.Sprintf("duplicate startup parameter %q", name), "", nil)
+		}
+		seen[lk] = true
+		forward[lk] = val
+	}
+	return nil
+}
+
+// splitOptions splits options into arguments as PostgreSQL does
+// (pg_split_opts): at unescaped white space, a backslash escaping the
+// character after it.
+func splitOptions(options string) []string {
+	var out []string
+	var b strings.Builder
+	in, esc := false, false
+	for _, r := range options {
+		switch {
+		case esc:
+			b.WriteRune(r)
+			esc = false
+		case r == '\\':
+			esc, in = true, true
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f' || r == '\v':
+			if in {
+				out = append(out, b.String())
+				b.Reset()
+				in = false
+			}
+		default:
+			b.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// samePath reports whether the search_path settings a and b name the
+// same schemas in the same order.
+func samePath(a, b string) bool {
+	sa := searchPathSchemas(a)
+	return sa != nil && slices.Equal(sa, searchPathSchemas(b))
+}
+
+// searchPathSchemas reads a search_path setting as PostgreSQL does: a
+// list of names, separated by commas, an unquoted name downcased and a
+// quoted one kept as written. It returns nil for a list it cannot read.
+func searchPathSchemas(setting string) []string {
+	var out []string
+	s := strings.TrimSpace(setting)
+	for s != "" {
+		var name string
+		if s[0] == '"' {
+			var b strings.Builder
+			i := 1
+			for {
+				j := strings.IndexByte(s[i:], '"')
+				if j < 0 {
+					return nil
+				}
+				b.WriteString(s[i : i+j])
+				i += j + 1
+				if i < len(s) && s[i] == '"' {
+					b.WriteByte('"')
+					i++
+					continue
+				}
+				break
+			}
+			name, s = b.String(), strings.TrimSpace(s[i:])
+		} else {
+			j := strings.IndexByte(s, ',')
+			if j < 0 {
+				j = len(s)
+			}
+			name, s = strings.ToLower(strings.TrimSpace(s[:j])), s[j:]
+			if name == "" || strings.ContainsAny(name, " \t\"") {
+				return nil
+			}
+		}
+		out = append(out, name)
+		if s == "" {
+			break
+		}
+		if s[0] != ',' {
+			return nil
+		}
+		s = strings.TrimSpace(s[1:])
+		if s == "" {
+			return nil
+		}
+	}
+	return out
 }
 
 // isClosedConn reports whether err only says the peer went away.

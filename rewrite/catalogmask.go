@@ -2,6 +2,9 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // maskedCatalogRelations are the pg_catalog relations the firewall serves
@@ -52,6 +55,41 @@ var maskedCatalogRelations = map[string]catalogMask{
 // statTableKeys are the columns of the pg_stat_*_tables and
 // pg_statio_*_tables views that only name the table.
 var statTableKeys = map[string]bool{"relid": true, "schemaname": true, "relname": true}
+
+// catalogXmin lets the statement stmts read the xmin of the relations of
+// maskedCatalogRelations it names, as it may that of every other catalog:
+// the IDEs' navigators (DataGrip's) read pg_class.xmin to tell which
+// relations changed since they last looked. A relation's SELECT gives
+// its xmin, after its columns, when a column reference names it, bare or
+// qualified by the FROM item's name; the statement is then deparsed.
+//
+// NOTE: a * over that FROM item then gives xmin too, as a last column.
+func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
+	for i := range w.scoped {
+		s := &w.scoped[i]
+		if s.rel.Schema != "pg_catalog" || s.flat {
+			continue
+		}
+		alias := s.rs.Alias.GetAliasname()
+		for _, st := range stmts {
+			pgtree.Walk(st, func(m proto.Message) bool {
+				c, ok := m.(*pg_query.ColumnRef)
+				if !ok || s.xmin {
+					return !s.xmin
+				}
+				f := c.Fields
+				if n := len(f); n > 0 && f[n-1].GetString_().GetSval() == "xmin" &&
+					(n == 1 || n == 2 && f[0].GetString_().GetSval() == alias) {
+					s.xmin = true
+				}
+				return false
+			})
+		}
+		if s.xmin {
+			w.changed = true
+		}
+	}
+}
 
 // catalogMask is how the firewall serves one relation of
 // maskedCatalogRelations.

@@ -1048,8 +1048,12 @@ func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc
 
 // pgClassTargets checks the firewall's own view of pg_class: every column
 // in order, the statistics columns replaced by a CASE on relnamespace
-// alone whose ELSE is a constant, cast back to the column's type.
+// alone whose ELSE is a constant, cast back to the column's type; and
+// xmin after them, for a statement that reads it.
 func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
+	if n := len(tl); n == len(rel.Columns)+1 && targetsSQL(tl[n-1:]) == targetsSQL([]*pg_query.Node{target("", colRef("xmin"))}) {
+		tl = tl[:n-1]
+	}
 	if len(tl) != len(rel.Columns) {
 		v.problem("the subquery around pg_class has %d columns, want %d", len(tl), len(rel.Columns))
 		return

@@ -178,6 +178,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	if direct {
 		res.direct = w.flatten()
 	}
+	w.catalogXmin(tree.Stmts)
 	if !w.changed && len(w.scoped) == 0 {
 		res.constantBound = res.constantBound || readsConstantValues(tree.Stmts)
 		return res, nil
@@ -376,8 +377,13 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		if s.CreateStmt.Relation.GetRelpersistence() == "t" {
 			return "", deny("temp_objects", "temporary tables are not allowed")
 		}
-	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt, *pg_query.Node_NotifyStmt:
-		return "", deny("listen_notify", "LISTEN, UNLISTEN and NOTIFY are not allowed")
+	case *pg_query.Node_UnlistenStmt:
+		// A session never listens through pgveil: UNLISTEN, which
+		// asyncpg and other pools send to reset a connection, stops
+		// nothing.
+		return statementName(n), nil
+	case *pg_query.Node_ListenStmt, *pg_query.Node_NotifyStmt:
+		return "", deny("listen_notify", "LISTEN and NOTIFY are not allowed")
 	}
 	return "", deny("statement_kind", "%s statements are not allowed", statementName(n))
 }

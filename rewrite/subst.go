@@ -79,6 +79,9 @@ type scopedRef struct {
 	// the relation may be read directly there (flatten.go).
 	root *pg_query.SelectStmt
 	flat bool
+	// xmin reports that the statement reads the xmin of a relation of
+	// maskedCatalogRelations, which its SELECT then gives (catalogXmin).
+	xmin bool
 }
 
 // materialize builds the SELECT of every FROM item substitute replaced,
@@ -105,6 +108,9 @@ func (w *walker) materialize() {
 		}
 		if s.rs.Subquery == nil {
 			inner := w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
+			if s.xmin {
+				inner.TargetList = append(inner.TargetList, resTarget("", columnRef("xmin")))
+			}
 			s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}}
 		}
 	}

@@ -31,7 +31,7 @@ var Rules = []Rule{
 	{Name: "select_into", Code: sqlstate.InsufficientPrivilege,
 		Doc: "SELECT INTO, which creates a table"},
 	{Name: "listen_notify", Code: sqlstate.InsufficientPrivilege,
-		Doc: "LISTEN, NOTIFY, UNLISTEN and the notification functions (pg_notify, …): notifications cross sessions"},
+		Doc: "LISTEN, NOTIFY and the notification functions (pg_notify, …): notifications cross sessions (UNLISTEN, which stops nothing, passes)"},
 	{Name: "two_phase_commit", Code: sqlstate.InsufficientPrivilege,
 		Doc: "PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED"},
 	{Name: "merge", Code: sqlstate.InsufficientPrivilege,

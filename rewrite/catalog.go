@@ -167,6 +167,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 
 	d := sha256.New()
 	digestRow(d, 'v', [][]byte{[]byte(conn.ParameterStatus("server_version_num"))})
+	res := conn.ExecParams(ctx, "SELECT pg_catalog.current_database()", nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 {
+		return nil, fmt.Errorf("reading the current database: %v", res.Err)
+	}
+	cat.Database = string(res.Rows[0][0])
+	digestRow(d, 'd', res.Rows[0])
 	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()

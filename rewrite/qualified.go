@@ -32,7 +32,7 @@ func (w *walker) unqualifyColumnRefs(schema, rel string) {
 	for _, level := range w.ctes {
 		cte = cte || level[rel]
 	}
-	unqualifyIn(top, schema, rel, top, cte, &w.unqualified)
+	w.unqualifyIn(top, schema, rel, top, cte)
 }
 
 // containsCTE reports whether m defines a CTE named name anywhere.
@@ -54,16 +54,29 @@ type unqualifiedRef struct {
 	schema string
 }
 
-// unqualifyIn walks m, shortening schema.rel.x references; self is the
+// unqualifyIn walks m, shortening schema.rel.x references, and
+// db.schema.rel.x ones when db is the current database; self is the
 // SELECT the relation's FROM item belongs to. It appends what it
-// shortened to done. cte reports that a CTE named rel may be visible in
-// a nested SELECT.
-func unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt, cte bool, done *[]unqualifiedRef) {
+// shortened to w.unqualified. cte reports that a CTE named rel may be
+// visible in a nested SELECT.
+//
+// NOTE: a reference naming the database is marked changed: a splice
+// only drops a schema from a reference's text (splice.go).
+func (w *walker) unqualifyIn(m proto.Message, schema, rel string, self *pg_query.SelectStmt, cte bool) {
+	db, done, changed := w.cat.Database, &w.unqualified, &w.changed
 	pgtree.Walk(m, func(m proto.Message) bool {
 		switch v := m.(type) {
 		case *pg_query.ColumnRef:
-			if len(v.Fields) == 3 && v.Fields[0].GetString_().GetSval() == schema && v.Fields[1].GetString_().GetSval() == rel {
-				v.Fields = v.Fields[1:]
+			f := v.Fields
+			if db != "" && len(f) == 4 && f[0].GetString_().GetSval() == db {
+				// db.schema.rel.col: a deparse writes it shortened.
+				f = f[1:]
+			}
+			if len(f) == 3 && f[0].GetString_().GetSval() == schema && f[1].GetString_().GetSval() == rel {
+				if len(v.Fields) == 4 {
+					*changed = true
+				}
+				v.Fields = f[1:]
 				*done = append(*done, unqualifiedRef{ref: v, schema: schema})
 			}
 			return false

@@ -19,6 +19,9 @@ func (q QName) String() string { return q.Schema + "." + q.Name }
 //
 // NOTE: a *Catalog is immutable once built; sessions share it.
 type Catalog struct {
+	// Database is the upstream database's name: a three-part name may
+	// name it, as PostgreSQL allows (dbt writes every table so).
+	Database string
 	// SearchPath is the pinned search_path, schemas in order. pg_catalog
 	// is searched first unless listed, as in PostgreSQL.
 	SearchPath []string

@@ -346,7 +346,13 @@ func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 		return nil, nil
 	}
 	if rv.Catalogname != "" {
-		return nil, deny("cross_database", "references to other databases are not allowed")
+		if rv.Catalogname != w.cat.Database || w.cat.Database == "" {
+			return nil, deny("cross_database", "references to other databases are not allowed")
+		}
+		// The current database, as PostgreSQL allows: the name is read
+		// as schema.rel, and a deparse drops the database.
+		rv.Catalogname = ""
+		w.changed = true
 	}
 	if rv.Schemaname != "" {
 		if rel := w.cat.Relations[QName{rv.Schemaname, rv.Relname}]; rel != nil {

@@ -250,7 +250,7 @@ func (w *walker) fenceWriteWhere(where *pg_query.Node, target *pg_query.RangeVar
 		for _, level := range w.ctes {
 			cte = cte || level[rel.Name]
 		}
-		unqualifyIn(where, rel.Schema, rel.Name, keys, cte || containsCTE(where, rel.Name), &w.unqualified)
+		w.unqualifyIn(where, rel.Schema, rel.Name, keys, cte || containsCTE(where, rel.Name))
 	}
 	var err error
 	visitColumnRefs(where, func(ref *pg_query.ColumnRef) {

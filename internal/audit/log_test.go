@@ -132,6 +132,37 @@ func TestOptions(t *testing.T) {
 			},
 		},
 		{
+			// Parsing them would take the writer seconds and gigabytes,
+			// or overflow the parser's stack.
+			name:   "a text too deep to parse is kept unparsed, and redacted whole",
+			opts:   Options{RedactLiterals: true},
+			record: &Record{Event: EventStatement, SQL: "SELECT " + strings.Repeat("(", 100000) + "'secret'" + strings.Repeat(")", 100000)},
+			check: func(t *testing.T, e *Entry) {
+				if e.SQL != "<statement not parsed: 200015 bytes redacted>" || e.Fingerprint != "" {
+					t.Errorf("%.200v", e)
+				}
+			},
+		},
+		{
+			name:   "so is a text too long to parse",
+			opts:   Options{RedactLiterals: true},
+			record: &Record{Event: EventStatement, SQL: "SELECT 'secret'" + strings.Repeat(", 1", 100000)},
+			check: func(t *testing.T, e *Entry) {
+				if e.SQL != "<statement not parsed: 300015 bytes redacted>" || e.Fingerprint != "" {
+					t.Errorf("%.200v", e)
+				}
+			},
+		},
+		{
+			name:   "without redaction it is kept in full, with no fingerprint",
+			record: &Record{Event: EventStatement, SQL: "SELECT 1" + strings.Repeat("+1", 20000)},
+			check: func(t *testing.T, e *Entry) {
+				if len(e.SQL) != 40008 || e.Fingerprint != "" {
+					t.Errorf("%.200v", e)
+				}
+			},
+		},
+		{
 			name: "rewritten_sql hash keeps the SHA-256 only",
 			opts: Options{RewrittenSQL: RewrittenHash},
 			check: func(t *testing.T, e *Entry) {

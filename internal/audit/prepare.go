@@ -7,6 +7,8 @@ import (
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/internal/sqlguard"
 )
 
 // Cache bounds: at most 2×cacheGeneration texts of at most cacheMaxText
@@ -15,6 +17,19 @@ const (
 	cacheGeneration = 512
 	cacheMaxText    = 4 << 10
 )
+
+// maxParsedText bounds the texts the writer parses. A client may send a
+// statement of up to listen.max_message_size (64 MiB): parsing one that
+// long takes the one writer tens of seconds and gigabytes, while every
+// session's records wait. Longer texts, and those sqlguard refuses (the
+// rewriter refused them unparsed), get no fingerprint, and redaction
+// replaces them whole.
+const maxParsedText = 256 << 10
+
+// parseable reports whether the writer may hand text to pg_query.
+func parseable(text string) bool {
+	return len(text) <= maxParsedText && sqlguard.TooComplex(text) == ""
+}
 
 // parsed is what the writer learns from parsing a statement text.
 type parsed struct {
@@ -52,9 +67,12 @@ func (c *textCache) get(text string) *parsed {
 	}
 	p, ok := c.old[text]
 	if !ok {
+		// NOTE: no fingerprint also means no normalize (below).
 		p = &parsed{}
-		if fp, err := pg_query.Fingerprint(text); err == nil {
-			p.fingerprint = fp
+		if parseable(text) {
+			if fp, err := pg_query.Fingerprint(text); err == nil {
+				p.fingerprint = fp
+			}
 		}
 	}
 	if len(text) <= cacheMaxText {

@@ -1,4 +1,4 @@
-package rewrite
+package sqlguard
 
 import (
 	"strings"
@@ -22,7 +22,7 @@ func TestTooComplex(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tooComplex(tc.sql) != ""; got != tc.refused {
+			if got := TooComplex(tc.sql) != ""; got != tc.refused {
 				t.Fatalf("refused = %v, want %v", got, tc.refused)
 			}
 		})

@@ -65,11 +65,14 @@ func (ss *session) finish(x *statement.Execution, note string) {
 // auditRecord starts a record of event for this session.
 func (ss *session) auditRecord(event string) *audit.Record {
 	r := &audit.Record{
-		Event:           event,
-		Session:         ss.info.ID,
-		User:            ss.info.User,
-		Roles:           ss.info.Roles,
-		ApplicationName: ss.info.ApplicationName,
+		Event:   event,
+		Session: ss.info.ID,
+		User:    ss.info.User,
+		Roles:   ss.info.Roles,
+		// NOTE: as pg_stat_activity shows it: a client could
+		// otherwise make each record, a failed login's included, as
+		// long as its startup packet.
+		ApplicationName: truncateAppName(ss.info.ApplicationName),
 		Database:        ss.info.Database,
 		Client:          ss.clientAddr,
 	}

@@ -379,7 +379,7 @@ func (ss *session) start(res *startupResult) error {
 // that whatever the client does next finds its session counted.
 func (ss *session) open() {
 	ss.log.Info("session started",
-		zap.String("application_name", ss.info.ApplicationName),
+		zap.String("application_name", truncateAppName(ss.info.ApplicationName)),
 		zap.Bool("tls", ss.info.TLS),
 		zap.Bool("kept_backend", ss.up != nil && ss.up.kept))
 	ss.auditEvent("connect", "", 0)

@@ -213,6 +213,10 @@ func normEncoding(name string) string {
 	return b.String()
 }
 
+// maxNameLen is PostgreSQL's NAMEDATALEN-1, the longest user or database
+// name.
+const maxNameLen = 63
+
 // parseStartupParams decodes the key/value pairs of a StartupMessage and
 // applies pgveil's startup rules, given pinnedSearch, the search_path
 // pgveil pins upstream. It returns a FATAL clientError for the first rule
@@ -294,6 +298,15 @@ func parseStartupParams(body []byte, pinnedSearch string) (startupParams, []stri
 	}
 	if p.user == "" {
 		return p, nil, fatalErr(CodeInvalidAuthorization, "no PostgreSQL user name specified in startup packet", "", nil)
+	}
+	// PostgreSQL's names are at most NAMEDATALEN-1 bytes; it cuts longer
+	// ones, which could make two logins one. Refused, and kept out of
+	// the logs and the audit trail.
+	if len(p.user) > maxNameLen {
+		return p, nil, fatalErr(CodeInvalidAuthorization, fmt.Sprintf("the user name is longer than %d bytes", maxNameLen), "", nil)
+	}
+	if len(p.database) > maxNameLen {
+		return p, nil, fatalErr(CodeInvalidCatalogName, fmt.Sprintf("the database name is longer than %d bytes", maxNameLen), "", nil)
 	}
 	if p.database == "" {
 		p.database = p.user

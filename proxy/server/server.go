@@ -247,15 +247,67 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 	return alog, nil
 }
 
+// maxAdminConns bounds the admin listener's open connections: a
+// connection past it waits in the kernel's backlog.
+const maxAdminConns = 64
+
+// limitListener accepts at most cap(slots) connections open at once.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+	// done is closed by Close, which an Accept waiting for a slot
+	// returns at.
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back once closed.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
 // serveAdmin starts the admin HTTP listener; stop shuts it down.
 func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, log *zap.Logger) (stop func(), addr net.Addr, err error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		return nil, nil, err
 	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, maxAdminConns), done: make(chan struct{})}
 	admin := NewAdmin(reg, UpstreamReady(cfg, pols))
 	admin.Log = log
-	hs := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// NOTE: every connection is bounded in time and in number: scrapers
+	// and probes keep theirs alive, and a client holding thousands would
+	// take the descriptors the proxy's clients need.
+	hs := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener", zap.Error(err))

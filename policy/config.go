@@ -97,6 +97,10 @@ type Listen struct {
 	// (the default) sets no cap. A user block's MaxConnections overrides
 	// it for its user.
 	MaxUserConnections int `reload:"max_user_connections"`
+	// MaxStartupPerAddress caps the connections of one client address
+	// still in their startup (TLS, startup packet, authentication); 0
+	// sets no cap. Default 128.
+	MaxStartupPerAddress int `reload:"max_startup_per_address"`
 	// Relay is how plaintext sessions are relayed: RelayEventLoop
 	// (default) or RelayGoroutines. TLS sessions always relay on
 	// goroutines.

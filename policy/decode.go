@@ -45,6 +45,9 @@ const (
 	// defaultMaxConnections caps the client connections of a server
 	// that sets no listen.max_connections.
 	defaultMaxConnections = 10000
+	// defaultMaxStartupPerAddress caps the connections of one client
+	// address still in their startup.
+	defaultMaxStartupPerAddress = 128
 	// maxConnectionsLimit bounds every connection cap: each connection
 	// takes a descriptor or two.
 	maxConnectionsLimit = 1000000
@@ -83,6 +86,7 @@ var (
 			{Name: "max_message_size"},
 			{Name: "max_connections"},
 			{Name: "max_user_connections"},
+			{Name: "max_startup_per_address"},
 			{Name: "relay"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
@@ -315,6 +319,7 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	l.ShutdownTimeout = defaultShutdownTimeout
 	l.MaxMessageSize = defaultMaxMessageSize
 	l.MaxConnections = defaultMaxConnections
+	l.MaxStartupPerAddress = defaultMaxStartupPerAddress
 	l.Relay = RelayEventLoop
 	if a := c.Attributes["address"]; a != nil {
 		l.Address, _ = d.address(a, "listen.address", false)
@@ -336,6 +341,9 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_user_connections"]; a != nil {
 		l.MaxUserConnections, _ = d.wholeNumber(a, "listen.max_user_connections", 0, maxConnectionsLimit)
+	}
+	if a := c.Attributes["max_startup_per_address"]; a != nil {
+		l.MaxStartupPerAddress, _ = d.wholeNumber(a, "listen.max_startup_per_address", 0, maxConnectionsLimit)
 	}
 	if a := c.Attributes["relay"]; a != nil {
 		l.Relay, _ = d.choice(a, "listen.relay", []string{RelayEventLoop, RelayGoroutines})

@@ -84,12 +84,17 @@ type Server struct {
 	// salt would change while a real user's does not); see mockSecret.
 	mockSecret []byte
 	cancels    cancelRegistry
+	// throttle counts failed logins by address and login (throttle.go).
+	throttle authThrottle
 
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
-	// connections still in their startup phase; sessions the running ones.
+	// connections still in their startup phase, with their client's
+	// host, and startups counts them by host (throttle.go); sessions
+	// holds the running ones.
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]string
+	startups  map[string]int
 	sessions  map[*session]struct{}
 	closing   bool
 	// userSessions counts the sessions of each login admitUser let in
@@ -99,6 +104,7 @@ type Server struct {
 	// when that line was written.
 	userSessions  map[string]int
 	droppedConns  int
+	droppedAddr   int
 	droppedLogged time.Time
 	// wg counts connection goroutines, and sessions on event loops.
 	wg sync.WaitGroup
@@ -126,7 +132,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		users:        opts.Users,
 		directory:    opts.Directory,
 		listeners:    map[net.Listener]struct{}{},
-		conns:        map[net.Conn]struct{}{},
+		conns:        map[net.Conn]string{},
+		startups:     map[string]int{},
 		sessions:     map[*session]struct{}{},
 
 		userSessions: map[string]int{},
@@ -243,13 +250,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		over, drop := s.admitConn()
+		host := hostOf(conn.RemoteAddr())
+		if !drop && s.addressFull(host) {
+			drop = true
+		}
 		if drop {
-			s.dropped()
+			s.dropped(host)
 			s.mu.Unlock()
 			conn.Close()
 			continue
 		}
-		s.conns[conn] = struct{}{}
+		s.conns[conn] = host
+		s.startups[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.handle(conn, over)
@@ -262,8 +274,21 @@ var errTooManyFiles = syscall.EMFILE
 // forgetConn drops c from the startup-phase connections.
 func (s *Server) forgetConn(c net.Conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	s.startupDone(c)
 	s.mu.Unlock()
+}
+
+// startupDone drops c from the startup-phase connections, if it is
+// there (mu held).
+func (s *Server) startupDone(c net.Conn) {
+	host, ok := s.conns[c]
+	if !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.startups[host]--; s.startups[host] <= 0 {
+		delete(s.startups, host)
+	}
 }
 
 // Shutdown stops accepting connections, ends idle sessions at once and
@@ -402,7 +427,7 @@ func (s *Server) handle(conn net.Conn, over bool) {
 		ss.closeUpstream()
 		return
 	}
-	delete(s.conns, conn)
+	s.startupDone(conn)
 	s.sessions[ss] = struct{}{}
 	// NOTE: counted for a session an event loop adopts, whose end
 	// (afterLoop) outlives this goroutine.

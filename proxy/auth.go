@@ -24,6 +24,9 @@ type authFailure struct {
 	method string
 	// reason is what the log and the audit trail say.
 	reason string
+	// throttles reports that this failure started the login's throttle
+	// (throttle.go).
+	throttles bool
 }
 
 // Error implements error.

@@ -27,6 +27,9 @@ type Config struct {
 	// MaxUserConnections caps the sessions of any one login, unless its
 	// user's MaxConnections says otherwise; 0 sets no cap.
 	MaxUserConnections int
+	// MaxStartupPerAddress caps the connections of one client address
+	// still in their startup; 0 sets no cap (see limits.go).
+	MaxStartupPerAddress int
 	// Relay is policy.RelayEventLoop or policy.RelayGoroutines: how
 	// plaintext sessions relay. "" is the event loop.
 	Relay string
@@ -42,14 +45,15 @@ type Config struct {
 // returned.
 func ConfigOf(cfg *policy.Config) Config {
 	return Config{
-		Address:            cfg.Listen.Address,
-		Database:           cfg.Listen.Database,
-		StartupTimeout:     cfg.Listen.StartupTimeout,
-		MaxMessageSize:     cfg.Listen.MaxMessageSize,
-		MaxConnections:     cfg.Listen.MaxConnections,
-		MaxUserConnections: cfg.Listen.MaxUserConnections,
-		Relay:              cfg.Listen.Relay,
-		TLS:                cfg.Listen.TLS,
-		Upstream:           cfg.Upstream,
+		Address:              cfg.Listen.Address,
+		Database:             cfg.Listen.Database,
+		StartupTimeout:       cfg.Listen.StartupTimeout,
+		MaxMessageSize:       cfg.Listen.MaxMessageSize,
+		MaxConnections:       cfg.Listen.MaxConnections,
+		MaxUserConnections:   cfg.Listen.MaxUserConnections,
+		MaxStartupPerAddress: cfg.Listen.MaxStartupPerAddress,
+		Relay:                cfg.Listen.Relay,
+		TLS:                  cfg.Listen.TLS,
+		Upstream:             cfg.Upstream,
 	}
 }

@@ -42,16 +42,29 @@ func (s *Server) admitConn() (over, drop bool) {
 	return n >= max, n >= max+refuseHeadroom
 }
 
+// addressFull reports whether host holds listen.max_startup_per_address
+// connections in their startup already (s.mu held).
+func (s *Server) addressFull(host string) bool {
+	max := s.cfg.MaxStartupPerAddress
+	return max > 0 && host != "" && s.startups[host] >= max
+}
+
 // dropped counts and logs, at most once per refuseLogEvery, a
-// connection closed unread past the cap (s.mu held).
-func (s *Server) dropped() {
-	s.droppedConns++
-	if now := time.Now(); now.Sub(s.droppedLogged) >= refuseLogEvery {
-		s.log.Warn("connections closed unread: listen.max_connections reached",
-			zap.Int("max_connections", s.cfg.MaxConnections), zap.Int("closed", s.droppedConns))
-		s.droppedLogged, s.droppedConns = now, 0
+// connection of host closed unread past a cap (s.mu held).
+func (s *Server) dropped(host string) {
+	if s.addressFull(host) {
+		s.droppedAddr++
+		s.metrics.addressRefused()
+	} else {
+		s.droppedConns++
+		s.metrics.connectionRefused(false)
 	}
-	s.metrics.connectionRefused(false)
+	if now := time.Now(); now.Sub(s.droppedLogged) >= refuseLogEvery {
+		s.log.Warn("connections closed unread: listen.max_connections or listen.max_startup_per_address reached",
+			zap.Int("max_connections", s.cfg.MaxConnections), zap.Int("closed", s.droppedConns),
+			zap.Int("max_startup_per_address", s.cfg.MaxStartupPerAddress), zap.Int("closed_for_one_address", s.droppedAddr))
+		s.droppedLogged, s.droppedConns, s.droppedAddr = now, 0, 0
+	}
 }
 
 // tooManyClients is the answer to a StartupMessage past

@@ -251,3 +251,88 @@ func appBackends(t *testing.T, name string) int {
 	n, _ := strconv.Atoi(string(res.Rows[0][0]))
 	return n
 }
+
+// connectFrom connects as user with password through p from the local
+// address host (any 127.x.y.z reaches the proxy on Linux).
+func connectFrom(t *testing.T, p *testProxy, host, user, password string) (*pgx.Conn, *pgconn.PgError) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(p.url(user, password, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(host)}, Timeout: 5 * time.Second}
+	cfg.DialFunc = d.DialContext
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c, nil
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return nil, nil
+	}
+	return nil, pe
+}
+
+func TestPreAuthenticationBounds(t *testing.T) {
+	t.Run("one address holding its startup cap is closed at once, and others still log in", func(t *testing.T) {
+		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxStartupPerAddress = 3 })
+		var idle []net.Conn
+		for range 3 {
+			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			idle = append(idle, c)
+		}
+		eventually(t, 5*time.Second, "a fourth connection of 127.0.0.3 closed unread", func() bool {
+			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.addr)
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			return errors.Is(err, io.EOF)
+		})
+		if c, pe := connectFrom(t, p, "127.0.0.4", "alice", users["alice"]); c == nil {
+			t.Fatalf("another address: %v", pe)
+		}
+		idle[0].Close()
+		eventually(t, 5*time.Second, "127.0.0.3 logs in once one of its idle connections closed", func() bool {
+			c, _ := connectFrom(t, p, "127.0.0.3", "alice", users["alice"])
+			return c != nil
+		})
+	})
+
+	t.Run("failed logins of a login from an address are throttled, with one audit record", func(t *testing.T) {
+		rec := &recordingAuditor{}
+		p := startProxy(t, func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+		for i := range 10 {
+			if _, pe := connectFrom(t, p, "127.0.0.5", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
+				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
+			}
+		}
+		for range 3 {
+			_, pe := connectFrom(t, p, "127.0.0.5", "alice", users["alice"])
+			if pe == nil || pe.Code != "28000" || !strings.Contains(pe.Message, `too many failed logins for user "alice"`) {
+				t.Fatalf("the right password past the throttle: %v, want 28000", pe)
+			}
+		}
+		if c, pe := connectFrom(t, p, "127.0.0.5", "bob", users["bob"]); c == nil {
+			t.Fatalf("another login of that address: %v", pe)
+		}
+		if c, pe := connectFrom(t, p, "127.0.0.6", "alice", users["alice"]); c == nil {
+			t.Fatalf("the login from another address: %v", pe)
+		}
+		eventually(t, 5*time.Second, "10 auth_failure records and one auth_throttled", func() bool {
+			return len(rec.events("auth_failure")) == 10 && len(rec.events("auth_throttled")) == 1
+		})
+		if n := len(rec.events("connect_refused")); n != 0 {
+			t.Fatalf("%d connect_refused records of throttled attempts, want none", n)
+		}
+	})
+}

@@ -30,6 +30,10 @@ type Metrics struct {
 	// listen.max_connections and by a login's cap (limits.go).
 	refusedServer prometheus.Counter
 	refusedUser   prometheus.Counter
+	// refusedAddr and refusedAuth count those refused by the startup
+	// cap of one address and by the failed-login throttle (throttle.go).
+	refusedAddr prometheus.Counter
+	refusedAuth prometheus.Counter
 	// pool reports the transaction pool's backends for its gauges; nil
 	// in session mode (the gauges read 0).
 	pool atomic.Pointer[pool]
@@ -53,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"decision"})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgveil_connections_refused_total",
-		Help: "Client connections refused (53300, or closed unread) by a connection cap: listen.max_connections (limit=\"server\") or a login's (limit=\"user\").",
+		Help: "Client connections refused (53300, or closed unread) by a connection cap: listen.max_connections (limit=\"server\"), a login's (limit=\"user\"), listen.max_startup_per_address (limit=\"address\"), or refused before authentication after too many failed logins of that login from that address (limit=\"auth_failures\").",
 	}, []string{"limit"})
 	cancels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgveil_cancel_requests_total",
@@ -62,6 +66,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		refusedServer: refused.WithLabelValues("server"),
 		refusedUser:   refused.WithLabelValues("user"),
+		refusedAddr:   refused.WithLabelValues("address"),
+		refusedAuth:   refused.WithLabelValues("auth_failures"),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pgveil_sessions", Help: "Client sessions relaying now.",
 		}),
@@ -176,6 +182,21 @@ func (m *Metrics) connectionRefused(user bool) {
 		m.refusedUser.Inc()
 	default:
 		m.refusedServer.Inc()
+	}
+}
+
+// addressRefused counts a connection closed past
+// listen.max_startup_per_address.
+func (m *Metrics) addressRefused() {
+	if m != nil {
+		m.refusedAddr.Inc()
+	}
+}
+
+// authThrottled counts a login refused by the failed-login throttle.
+func (m *Metrics) authThrottled() {
+	if m != nil {
+		m.refusedAuth.Inc()
 	}
 }
 

@@ -299,9 +299,21 @@ func (ss *session) start(res *startupResult) error {
 			return err
 		}
 	}
+	key := throttleKey{host: hostOf(ss.info.ClientAddr), login: res.params.user}
+	if blocked, until := ss.srv.throttle.blocked(key, time.Now()); blocked {
+		ss.srv.metrics.authThrottled()
+		return &throttledError{fatalErr(CodeInvalidAuthorization,
+			fmt.Sprintf("too many failed logins for user %q from this address", res.params.user),
+			fmt.Sprintf("Try again after %s.", until.UTC().Format(time.RFC3339)), nil)}
+	}
 	if err := ss.authenticate(res); err != nil {
+		var af *authFailure
+		if errors.As(err, &af) && ss.srv.throttle.failed(key, time.Now()) {
+			af.throttles = true
+		}
 		return err
 	}
+	ss.srv.throttle.succeeded(key)
 	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,
 			fmt.Sprintf("database %q does not exist", res.params.database),
@@ -420,6 +432,13 @@ func (ss *session) failStartup(err error) {
 			ss.log.Warn("authentication failed", zap.String("method", af.methodName()), zap.String("reason", af.reason))
 			ss.srv.metrics.authFailed()
 			ss.auditEvent("auth_failure", af.reason, 0)
+			if af.throttles {
+				ss.log.Warn("failed logins throttled", zap.Int("failures", maxAuthFailures), zap.Duration("window", authFailureWindow))
+				ss.auditEvent("auth_throttled", fmt.Sprintf("%d failed logins within %s: the login's next attempts from this address are refused until the window ends", maxAuthFailures, authFailureWindow), 0)
+			}
+		case errors.As(err, new(*throttledError)):
+			// Counted by the metric only: an audit record or a log
+			// line per attempt is what the throttle prevents.
 		case ce.resp.Code == CodeCannotConnect:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
 			ss.auditEvent("connect_failed", "pgveil could not connect to the upstream server", 0)

@@ -80,6 +80,8 @@ func TestSoak(t *testing.T) {
 	if poolSize > 0 {
 		p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 			c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: poolSize, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+			// Thousands of clients from one address.
+			c.Listen.MaxStartupPerAddress = 0
 		})
 		user, password = "hq", "demo-hq"
 		think = max(1, float64(clients)/500)
@@ -88,6 +90,7 @@ func TestSoak(t *testing.T) {
 		// are kept (upstream.pool.keep_idle).
 		p = startProxy(t, func(c *policy.Config, _ *proxy.Options) {
 			c.Upstream.Pool = policy.Pool{Mode: policy.PoolSession, KeepIdle: soakKeepIdle, IdleTimeout: time.Minute}
+			c.Listen.MaxStartupPerAddress = 0
 		})
 	}
 	runtime.GC()

@@ -60,8 +60,10 @@ type copySyncs struct {
 	startsAt int64
 	syncs    int64
 	// doubtful counts the Syncs forwarded since that Query or Execute
-	// before the backend relay saw its COPY end (sync).
+	// before the backend relay saw its COPY end (sync); doneAt is
+	// session.done when it went out.
 	doubtful int64
+	doneAt   int64
 
 	mu sync.Mutex
 	// notes are the Syncs of claimed COPYs whose end is still to come, by
@@ -92,8 +94,8 @@ type copyNote struct {
 // starts the CopyInResponses seen so far (client relay). It may come twice
 // for one message (a message waiting for a pooled backend): the second
 // sees the same state.
-func (c *copySyncs) run(quiet bool, starts int64) {
-	c.armed, c.startsAt, c.syncs, c.doubtful = quiet, starts, 0, 0
+func (c *copySyncs) run(quiet bool, starts, done int64) {
+	c.armed, c.startsAt, c.syncs, c.doubtful, c.doneAt = quiet, starts, 0, 0, done
 }
 
 // other notes a message other than a Sync, a Flush or copy data about to
@@ -128,14 +130,22 @@ func (c *copySyncs) sync(inCopy bool, started int64) {
 }
 
 // end notes a CopyDone (done true) or a CopyFail about to be forwarded,
-// with started the CopyInResponses the backend relay has seen and inCopy
-// whether the last one's COPY is still going on for it (client relay).
+// with started the CopyInResponses the backend relay has seen, inCopy
+// whether the last one's COPY is still going on for it, and answered
+// the batches it has counted answered, session.done (client relay).
 //
 // NOTE: a COPY that is no longer going on when its CopyDone or CopyFail
 // goes out, the only one since the Query or Execute, failed: a COPY FROM
-// STDIN ends before them only in an error.
-func (c *copySyncs) end(done bool, started int64, inCopy bool) {
-	if c.armed && started == c.startsAt+1 && c.syncs > 0 {
+// STDIN ends before them only in an error. And only while no
+// ReadyForQuery came since that Query or Execute are the Syncs in doubt
+// for the client: one that came answered a Sync the COPY's error
+// preceded, and the client, having seen it, counts on an answer to each
+// Sync it sends after (a review's sequence: bad data and a Sync, its
+// answer, then Sync, CopyDone, Sync). It also means that a note or doubt
+// is always about the backend that ran the COPY: letting that backend
+// go takes a ReadyForQuery.
+func (c *copySyncs) end(done bool, started int64, inCopy bool, answered int64) {
+	if c.armed && started == c.startsAt+1 && c.syncs > 0 && answered == c.doneAt {
 		n := copyNote{copy: started, syncs: c.syncs, doubtful: c.doubtful, fails: !done}
 		c.mu.Lock()
 		if inCopy {

@@ -74,8 +74,9 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	// copy data and an Execute it streams (copy_sync.go).
 	switch typ {
 	case 'Q', 'E':
-		quiet := ss.sent.Load() == ss.done.Load() && !ss.serverCopyIn.Load()
-		ss.copySyncs.run(quiet, ss.copyStarts.Load())
+		done := ss.done.Load()
+		quiet := ss.sent.Load() == done && !ss.serverCopyIn.Load()
+		ss.copySyncs.run(quiet, ss.copyStarts.Load(), done)
 	case 'S', 'H', 'd', 'c', 'f':
 	default:
 		ss.copySyncs.other()
@@ -131,7 +132,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		// NOTE: serverCopyIn before copyStarts: a COPY the backend relay
 		// has seen end may be the last started, never a newer one.
 		inCopy := ss.serverCopyIn.Load()
-		ss.copySyncs.end(typ == 'c', ss.copyStarts.Load(), inCopy)
+		ss.copySyncs.end(typ == 'c', ss.copyStarts.Load(), inCopy, ss.done.Load())
 		err = ss.cin.Forward(total, ss.uout)
 	case 'F':
 		// The fast-path interface calls a function by OID, bypassing
@@ -726,6 +727,20 @@ func (ss *session) writeClient(b []byte) error {
 	return ss.cout.Write(b)
 }
 
+// keepsBackend reports whether a transaction-mode session keeps its
+// backend to its end (keepBackend): a failed COPY's doubt is settled only
+// where the backend goes at once, so that the answers it may still send
+// never reach a later batch of the session (backend relay).
+func (ss *session) keepsBackend() bool {
+	pl := ss.pl
+	if pl == nil {
+		return false
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.keeps != ""
+}
+
 // settleCopy closes the n batches a failed COPY left in doubt
 // (copy_sync.go), and marks the backend spoiled: it may still answer
 // them. It returns the batches answered (backend relay).
@@ -768,7 +783,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	done := ss.done.Add(batches)
-	if sent := ss.sent.Load(); sent > done && ss.copySyncs.settled(sent-done) {
+	if sent := ss.sent.Load(); sent > done && ss.txStatus.Load() == 'I' && !ss.keepsBackend() && ss.copySyncs.settled(sent-done) {
 		done = ss.settleCopy(sent - done)
 	} else if sent <= done {
 		ss.copySyncs.forget()

@@ -101,12 +101,13 @@ type session struct {
 	// NOTE: a Sync the server reads while in COPY FROM STDIN is ignored by
 	// the server and never answered. Those of a COPY that ends in its
 	// CommandComplete are counted answered by the ReadyForQuery that
-	// follows (copy_sync.go). Those of a COPY that fails are not, since
-	// whether the server read them before failing is not known: sent then
-	// stays ahead of done, and the session is idle for nothing (its pooled
-	// backend stays its own) until it ends. Counting one answered that
-	// the server does answer would let a pooled backend go with a
-	// statement running.
+	// follows (copy_sync.go). Those of a COPY that fails are in doubt,
+	// since whether the server read them before failing is not known:
+	// where the client can count on none, they are closed and the backend
+	// spoiled (settleCopy); otherwise sent stays ahead of done, and the
+	// session's pooled backend stays its own until it ends. Counting one
+	// answered that the server does answer would let a pooled backend go
+	// with a statement running.
 	sent atomic.Int64
 	done atomic.Int64
 

@@ -163,6 +163,42 @@ func TestOptions(t *testing.T) {
 			},
 		},
 		{
+			name:   "a password in a role statement is redacted without redact_literals",
+			record: &Record{Event: EventStatement, SQL: "ALTER ROLE marie PASSWORD 'MyNewS3cret!'"},
+			check: func(t *testing.T, e *Entry) {
+				if strings.Contains(e.SQL, "MyNewS3cret") || !strings.HasPrefix(e.SQL, "ALTER ROLE marie PASSWORD $1") {
+					t.Errorf("%+v", e)
+				}
+			},
+		},
+		{
+			name:   "so are a user mapping's options",
+			record: &Record{Event: EventStatement, SQL: "CREATE USER MAPPING FOR marie SERVER s OPTIONS (user 'u', password 'Hunter2')"},
+			check: func(t *testing.T, e *Entry) {
+				if strings.Contains(e.SQL, "Hunter2") {
+					t.Errorf("%+v", e)
+				}
+			},
+		},
+		{
+			name:   "and a dblink connection string",
+			record: &Record{Event: EventStatement, SQL: "SELECT * FROM public.dblink('host=db password=TopSecret42', 'SELECT 1') AS t(x int)"},
+			check: func(t *testing.T, e *Entry) {
+				if strings.Contains(e.SQL, "TopSecret42") {
+					t.Errorf("%+v", e)
+				}
+			},
+		},
+		{
+			name:   "a statement that only mentions a password keeps its literals",
+			record: &Record{Event: EventStatement, SQL: "SELECT count(*) FROM notes WHERE body LIKE '%password%'"},
+			check: func(t *testing.T, e *Entry) {
+				if e.SQL != "SELECT count(*) FROM notes WHERE body LIKE '%password%'" {
+					t.Errorf("%+v", e)
+				}
+			},
+		},
+		{
 			name: "rewritten_sql hash keeps the SHA-256 only",
 			opts: Options{RewrittenSQL: RewrittenHash},
 			check: func(t *testing.T, e *Entry) {

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/internal/sqlguard"
 )
 
@@ -84,6 +87,56 @@ func (c *textCache) get(text string) *parsed {
 	return p
 }
 
+// secretWords are what a statement holding a password or a connection
+// string names (case-insensitively), checked before parsing.
+var secretWords = []string{"password", "mapping", "server", "dblink", "connect"}
+
+// mayHoldSecret reports whether text names one of secretWords.
+func mayHoldSecret(text string) bool {
+	lower := strings.ToLower(text)
+	for _, w := range secretWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsSecret reports whether text, which mayHoldSecret, is a statement
+// whose literals may be a password or a connection string: CREATE or
+// ALTER ROLE (PASSWORD), a user mapping's or a foreign server's OPTIONS,
+// a call of a dblink function. Such texts are kept with their literals
+// redacted even when redact_literals is off; so is one that does not
+// parse, which cannot be told apart. pgveil refuses all of them, but the
+// audit trail records refused statements too.
+func (c *textCache) holdsSecret(text string) bool {
+	p := c.get(text)
+	if p.fingerprint == "" {
+		return true
+	}
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		return true
+	}
+	secret := false
+	for _, st := range tree.Stmts {
+		pgtree.Walk(st, func(m proto.Message) bool {
+			switch v := m.(type) {
+			case *pg_query.CreateRoleStmt, *pg_query.AlterRoleStmt, *pg_query.CreateUserMappingStmt,
+				*pg_query.AlterUserMappingStmt, *pg_query.CreateForeignServerStmt, *pg_query.AlterForeignServerStmt,
+				*pg_query.CreateSubscriptionStmt, *pg_query.AlterSubscriptionStmt:
+				secret = true
+			case *pg_query.FuncCall:
+				if n := len(v.Funcname); n > 0 && strings.HasPrefix(v.Funcname[n-1].GetString_().GetSval(), "dblink") {
+					secret = true
+				}
+			}
+			return !secret
+		})
+	}
+	return secret
+}
+
 // normalize returns text with its literals replaced by $n. A text that
 // does not parse cannot be redacted reliably, so it is replaced whole.
 func (c *textCache) normalize(text string) string {
@@ -121,7 +174,7 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		if r.Fingerprint == "" {
 			e.Fingerprint = c.get(r.SQL).fingerprint
 		}
-		if o.RedactLiterals {
+		if o.RedactLiterals || mayHoldSecret(r.SQL) && c.holdsSecret(r.SQL) {
 			e.SQL = c.normalize(r.SQL)
 		}
 	}

@@ -20,6 +20,7 @@ const (
 	CodeInvalidAuthorization  = sqlstate.InvalidAuthorization
 	CodeInvalidPassword       = sqlstate.InvalidPassword
 	CodeInvalidCatalogName    = sqlstate.InvalidCatalogName
+	CodeInvalidParameterValue = sqlstate.InvalidParameterValue
 	CodeFeatureNotSupported   = sqlstate.FeatureNotSupported
 	CodeAdminShutdown         = sqlstate.AdminShutdown
 	CodeInternalError         = sqlstate.InternalError

@@ -63,7 +63,7 @@ type pool struct {
 	closed  bool
 	// params are the ParameterStatus values a backend of each key
 	// reported at its start: what a new session of that key is told,
-	// without taking a backend.
+	// without taking a backend. At most maxPoolParamKeys keys.
 	params map[string]map[string]string
 	// stop ends the janitor and watchIdleTransactions.
 	stop chan struct{}
@@ -479,6 +479,14 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 	up.buffered = nil
 	p.mu.Lock()
 	if _, ok := p.params[key]; !ok {
+		if len(p.params) >= maxPoolParamKeys {
+			// Any other: a session of a key forgotten takes a backend
+			// to learn them again.
+			for k := range p.params {
+				delete(p.params, k)
+				break
+			}
+		}
 		p.params[key] = up.params
 	}
 	p.mu.Unlock()
@@ -650,6 +658,10 @@ func (p *pool) close() {
 		w.give(nil)
 	}
 }
+
+// maxPoolParamKeys bounds pool.params: every distinct set of startup
+// parameters is a key, and clients choose them.
+const maxPoolParamKeys = 1024
 
 // startParams returns the ParameterStatus values backends of key
 // report at their start, once one has started.

@@ -98,6 +98,8 @@ func TestStartupIsRefused(t *testing.T) {
 		{"for an unknown parameter", base(map[string]string{"role": "postgres"}), "42501", "pinned"},
 		{"for a parameter pgveil does not know", base(map[string]string{"enable_seqscan": "off"}), "42501", "not allowed"},
 		{"without a user", map[string]string{"database": testDB}, "28000", "no PostgreSQL user name"},
+		{"for a forwarded setting's value longer than 256 bytes", base(map[string]string{"work_mem": "0" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
+		{"for one in options", base(map[string]string{"options": "-c work_mem=" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
 		{"for a user name longer than PostgreSQL's", base(map[string]string{"user": strings.Repeat("\x01", 64)}), "28000", "longer than 63 bytes"},
 		{"for a database name longer than PostgreSQL's", base(map[string]string{"database": strings.Repeat("d", 3000)}), "3D000", "longer than 63 bytes"},
 	}

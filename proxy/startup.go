@@ -217,6 +217,11 @@ func normEncoding(name string) string {
 // name.
 const maxNameLen = 63
 
+// maxParamValueLen bounds the value of a startup parameter pgveil
+// forwards: none of them needs more (a time zone's name, a DateStyle), and
+// in transaction mode each distinct set of values is a key of the pool.
+const maxParamValueLen = 256
+
 // parseStartupParams decodes the key/value pairs of a StartupMessage and
 // applies pgveil's startup rules, given pinnedSearch, the search_path
 // pgveil pins upstream. It returns a FATAL clientError for the first rule
@@ -289,6 +294,10 @@ func parseStartupParams(body []byte, pinnedSearch string) (startupParams, []stri
 				fmt.Sprintf("the startup parameter %q is pinned by pgveil and cannot be set", key),
 				"Remove it from the connection settings.", nil)
 		case forwardedParams[lk]:
+			if len(val) > maxParamValueLen {
+				return p, nil, fatalErr(CodeInvalidParameterValue,
+					fmt.Sprintf("the value of startup parameter %q is longer than %d bytes", key, maxParamValueLen), "", nil)
+			}
 			p.forward[key] = val
 		default:
 			return p, nil, fatalErr(CodeInsufficientPrivilege,
@@ -352,6 +361,10 @@ func startupOptions(options string, forward map[string]string, seen map[string]b
 		}
 		if seen[lk] {
 			return fatalErr(CodeProtocolViolation, fmt.Sprintf("duplicate startup parameter %q", name), "", nil)
+		}
+		if len(val) > maxParamValueLen {
+			return fatalErr(CodeInvalidParameterValue,
+				fmt.Sprintf("the value of setting %q in options is longer than %d bytes", name, maxParamValueLen), "", nil)
 		}
 		seen[lk] = true
 		forward[lk] = val

@@ -50,6 +50,8 @@ const (
 	// InvalidCursorName (34000) is what an Execute of an unknown portal
 	// fails with.
 	InvalidCursorName = "34000"
+	// InvalidParameterValue (22023) is a setting's value refused.
+	InvalidParameterValue = "22023"
 	// InvalidStatementName (26000) is a prepared statement that does not
 	// exist.
 	InvalidStatementName = "26000"

@@ -182,7 +182,8 @@ role "product_team" {
 }
 
 # metabase: no rule grants it responses; it reads them only while acting
-# for a user.
+# for a user. As itself it reads the reference tables (all_countries,
+# reference_data).
 role "bi_service" {
   statements = ["select"]
 }
@@ -303,13 +304,15 @@ rule "own_country" {
 
 rule "all_countries" {
   tables = ["public.countries"]
-  roles  = ["central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team"]
+  roles  = ["central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team", "bi_service"]
   scope  = "all"
 }
 
+# bi_service reads the reference tables as itself: Metabase's sync, which
+# runs without impersonation, fills its filters' drop-downs from them.
 rule "reference_data" {
   tables = ["public.surveys", "public.teams"]
-  roles  = ["country_analyst", "central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team"]
+  roles  = ["country_analyst", "central_analyst", "survey_admin", "manager", "agent", "team_lead", "vendor_agent", "operations", "product_team", "bi_service"]
   scope  = "all"
 }
 

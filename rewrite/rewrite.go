@@ -575,6 +575,11 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		if !s.IsLocal {
 			w.resets = append(w.resets, strings.ToLower(s.Name))
 		}
+		if pinnedSettings[strings.ToLower(s.Name)] {
+			// pgveil set the pinned value at startup: RESET search_path
+			// or SET search_path TO DEFAULT restores it.
+			return nil
+		}
 	default:
 		if name := strings.ToLower(s.Name); s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && pinnedSettings[name] {
 			// The decision reads the value: a statement of this shape

@@ -1,6 +1,9 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Syncs a COPY FROM STDIN ignores.
 //
@@ -74,6 +77,10 @@ type copySyncs struct {
 	// doubt is the note of a COPY that failed, nil when there is none.
 	// NOTE: guarded by mu.
 	doubt *copyNote
+	// held reports that notes or doubt may hold something: taint and
+	// forget, which run at every message and ReadyForQuery, take mu only
+	// then. Set under mu by whoever adds one.
+	held atomic.Bool
 }
 
 // copyNote is the number of Syncs a COPY ignores if it succeeds.
@@ -106,6 +113,9 @@ func (c *copySyncs) other() { c.armed = false }
 // forwarded: the notes made and the doubt can no longer settle a
 // backend (client relay).
 func (c *copySyncs) taint() {
+	if !c.held.Load() {
+		return
+	}
 	c.mu.Lock()
 	for i := range c.notes {
 		c.notes[i].tainted = true
@@ -153,6 +163,7 @@ func (c *copySyncs) end(done bool, started int64, inCopy bool, answered int64) {
 		} else {
 			c.doubt = &n
 		}
+		c.held.Store(true)
 		c.mu.Unlock()
 	}
 	c.armed = false
@@ -178,6 +189,7 @@ func (c *copySyncs) copyEnded(n int64, ok bool) {
 		}
 	}
 	c.notes = c.notes[i:]
+	c.held.Store(len(c.notes) > 0 || c.doubt != nil)
 }
 
 // settled reports whether a session whose unanswered batches are
@@ -195,8 +207,12 @@ func (c *copySyncs) settled(unanswered int64) bool {
 // forget drops the doubt, once the backend it was about is gone or every
 // batch is answered (backend relay).
 func (c *copySyncs) forget() {
+	if !c.held.Load() {
+		return
+	}
 	c.mu.Lock()
 	c.doubt = nil
+	c.held.Store(len(c.notes) > 0)
 	c.mu.Unlock()
 }
 

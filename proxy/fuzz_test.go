@@ -114,6 +114,8 @@ func FuzzStartup(f *testing.F) {
 	f.Add(append(gss, startupSeed("user", "alice", "options", "-c x=y")...))
 	f.Add(cancel)
 	f.Add(startupSeed("user", "a", "client_encoding", "SJIS"))
+	f.Add(startupSeed("user", "a", "options", `-c statement_timeout=5s --DateStyle=ISO,\ DMY -cwork_mem=1MB`, "search_path", `"public"`))
+	f.Add(startupSeed("user", "a", "ssl_renegotiation_limit", "0", "search_path", `public, "$user"`))
 	f.Add(startupSeed("user", "a", "_pq_.x", "1"))
 	f.Add([]byte{0, 0, 0, 8, 0, 4, 0, 0})
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))

@@ -236,6 +236,8 @@ func FuzzEngineCache(f *testing.F) {
 		{"SELECT id FROM responses WHERE id BETWEEN 1 AND 9 AND branch IN ('a')", "SELECT id FROM responses WHERE id BETWEEN 2 AND 8 AND branch IN ('b')", "SELECT id FROM responses WHERE id BETWEEN 5000000000 AND 3 AND branch IN ('c')"},
 	}
 	triples = append(triples,
+		[3]string{"SELECT feedback.public.responses.nps FROM feedback.public.responses WHERE id = 1", "SELECT feedback.public.responses.nps FROM feedback.public.responses WHERE id = 2", "SELECT feedback.public.responses.nps FROM other.public.responses WHERE id = 3"},
+		[3]string{"SELECT c.relname, c.xmin FROM pg_catalog.pg_class c WHERE c.relname = 'a'", "SELECT c.relname, c.xmin FROM pg_catalog.pg_class c WHERE c.relname = 'b'", "SELECT c.relname, xmin FROM pg_catalog.pg_class c WHERE c.relname = 'c'"},
 		[3]string{"UPDATE responses SET comment = lower(comment) WHERE branch = 'FR' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'DE' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'x''y' RETURNING id"},
 		[3]string{"DELETE FROM countries c WHERE c.code BETWEEN 'A' AND 'F' AND code IN ('FR')", "DELETE FROM countries c WHERE c.code BETWEEN 'B' AND 'G' AND code IN ('DE')", "DELETE FROM countries c WHERE c.code BETWEEN '' AND '' AND code IN ('')"},
 	)

@@ -835,6 +835,19 @@ func TestAdversarial(t *testing.T) {
 			a.ensure()
 			a.expect("SELECT count(*) FROM responses WHERE country = 'USA'", "0")
 		}
+		// A review's: $b$ inside an identifier opened a dollar quote for
+		// the guard, which then counted nothing after it, and the parser
+		// overflowed its stack, ending the process.
+		for _, q := range []string{
+			"SELECT 1 AS a$b$ WHERE 1 = 1" + strings.Repeat("+1", 150000),
+			"SELECT a$$ FROM t WHERE 1 = 1" + strings.Repeat("+1", 150000),
+			"SELECT 1 FROM t WHERE $x$ = 1" + strings.Repeat("+1", 150000),
+			"SELECT 1" + strings.Repeat(",1", 1000000),
+		} {
+			a.simple(q)
+			a.ensure()
+			a.expect("SELECT count(*) FROM responses WHERE country = 'USA'", "0")
+		}
 	})
 
 	t.Run("whole-row references carry only masked values", func(t *testing.T) {

@@ -233,8 +233,8 @@ func (e *Engine) Warm(login string, source byte, text string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if why := tooComplex(text); why != "" {
-		return nil, deny("complexity", "%s", why)
+	if err := guard(text); err != nil {
+		return nil, err
 	}
 	if len(text) > maxCachedText || !utf8.ValidString(text) {
 		return nil, nil
@@ -315,8 +315,8 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	seenShape, triedShape := l.seenShape, l.triedShape
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
-	if why := tooComplex(text); why != "" {
-		return nil, deny("complexity", "%s", why)
+	if err := guard(text); err != nil {
+		return nil, err
 	}
 	select {
 	case e.parsing <- struct{}{}:

@@ -68,8 +68,8 @@ func NewSplicer() *Splicer { return &Splicer{cache: newLRU(1000)} }
 // Rewrite is Rewrite as an Engine's cold path runs it: spliced when the
 // statement allows it (splice.go), deparsed otherwise.
 func (s *Splicer) Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
-	if why := tooComplex(sql); why != "" {
-		return nil, deny("complexity", "%s", why)
+	if err := guard(sql); err != nil {
+		return nil, err
 	}
 	return rewriteText(sql, cat, p, &splicer{subqueries: s.cache, policy: p.Key()}, false)
 }

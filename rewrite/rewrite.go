@@ -110,13 +110,13 @@ type SessionObject struct {
 // returns a *Refused error for a statement that is refused (the whole text
 // is refused), or an *UnknownRelationError.
 func Rewrite(sql string, cat *Catalog, p Policy) (*Result, error) {
-	if why := tooComplex(sql); why != "" {
-		return nil, deny("complexity", "%s", why)
+	if err := guard(sql); err != nil {
+		return nil, err
 	}
 	return rewriteGuarded(sql, cat, p)
 }
 
-// rewriteGuarded is Rewrite for a text tooComplex has passed.
+// rewriteGuarded is Rewrite for a text guard has passed.
 func rewriteGuarded(sql string, cat *Catalog, p Policy) (*Result, error) {
 	return rewriteText(sql, cat, p, nil, true)
 }

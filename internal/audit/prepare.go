@@ -31,7 +31,11 @@ const maxParsedText = 256 << 10
 
 // parseable reports whether the writer may hand text to pg_query.
 func parseable(text string) bool {
-	return len(text) <= maxParsedText && sqlguard.TooComplex(text) == ""
+	if len(text) > maxParsedText {
+		return false
+	}
+	why, _ := sqlguard.Check(text)
+	return why == ""
 }
 
 // parsed is what the writer learns from parsing a statement text.

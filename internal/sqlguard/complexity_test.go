@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestTooComplex(t *testing.T) {
+func TestCheck(t *testing.T) {
 	deep := "SELECT 1" + strings.Repeat("+1", 30000)
 	cases := []struct {
 		name, sql string
@@ -19,11 +19,25 @@ func TestTooComplex(t *testing.T) {
 		{"an E string's escaped quote does not hide what follows", "SELECT E'\\'', 1" + strings.Repeat("+1", 20000) + " --'", true},
 		{"a typed literal ending in e is not an E string", "SELECT date'\\', 1" + strings.Repeat("+1", 20000) + " --'", true},
 		{"deep parentheses are refused", "SELECT " + strings.Repeat("(", 5000) + "1" + strings.Repeat(")", 5000), true},
+		// PostgreSQL reads a$b$ as one identifier: no dollar quote hides
+		// what follows.
+		{"a $ inside an identifier opens no dollar quote", "SELECT a$b$ FROM t WHERE 1 = 1" + strings.Repeat("+1", 20000), true},
+		{"nor does a$$", "SELECT 1 AS a$$ WHERE 1 = 1" + strings.Repeat("+1", 20000), true},
+		{"an unterminated dollar quote is refused", "SELECT $q$ " + strings.Repeat("+1", 20000), true},
+		{"an unterminated string is refused", "SELECT 'abc", true},
+		{"an unterminated quoted identifier is refused", `SELECT "abc`, true},
+		{"an unterminated comment is refused", "SELECT 1 /* /* */", true},
+		{"a dollar quote with a non-ASCII tag hides its operators", "SELECT $é$" + strings.Repeat("+", 20000) + "$é$", false},
+		{"a parameter is no dollar quote", "SELECT $1 + $2 FROM t WHERE a = $3", false},
+		{"an IN list of 100,000 values passes", "SELECT 1 FROM t WHERE a IN (" + strings.Repeat("1,", 100000) + "1)", false},
+		{"a million of them is refused", "SELECT 1" + strings.Repeat(",1", 1000000), true},
+		{"so are 500,000 words", "SELECT CASE" + strings.Repeat(" WHEN a THEN b", 125000) + " END", true},
+		{"a 16 MB string passes", "SELECT '" + strings.Repeat("x, ", 5<<20) + "'", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := TooComplex(tc.sql) != ""; got != tc.refused {
-				t.Fatalf("refused = %v, want %v", got, tc.refused)
+			if why, _ := Check(tc.sql); (why != "") != tc.refused {
+				t.Fatalf("refused with %q, want refused %v", why, tc.refused)
 			}
 		})
 	}

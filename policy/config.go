@@ -101,6 +101,10 @@ type Listen struct {
 	// still in their startup (TLS, startup packet, authentication); 0
 	// sets no cap. Default 128.
 	MaxStartupPerAddress int `reload:"max_startup_per_address"`
+	// MaxAuthFailures is how many login attempts of one login from one
+	// address may fail within a minute before its next are refused
+	// unchecked; 0 turns the throttle off. Default 10.
+	MaxAuthFailures int `reload:"max_auth_failures"`
 	// Relay is how plaintext sessions are relayed: RelayEventLoop
 	// (default) or RelayGoroutines. TLS sessions always relay on
 	// goroutines.

@@ -48,6 +48,9 @@ const (
 	// defaultMaxStartupPerAddress caps the connections of one client
 	// address still in their startup.
 	defaultMaxStartupPerAddress = 128
+	// defaultMaxAuthFailures is how many failed logins of one login from
+	// one address a minute allows.
+	defaultMaxAuthFailures = 10
 	// maxConnectionsLimit bounds every connection cap: each connection
 	// takes a descriptor or two.
 	maxConnectionsLimit = 1000000
@@ -87,6 +90,7 @@ var (
 			{Name: "max_connections"},
 			{Name: "max_user_connections"},
 			{Name: "max_startup_per_address"},
+			{Name: "max_auth_failures"},
 			{Name: "relay"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
@@ -320,6 +324,7 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	l.MaxMessageSize = defaultMaxMessageSize
 	l.MaxConnections = defaultMaxConnections
 	l.MaxStartupPerAddress = defaultMaxStartupPerAddress
+	l.MaxAuthFailures = defaultMaxAuthFailures
 	l.Relay = RelayEventLoop
 	if a := c.Attributes["address"]; a != nil {
 		l.Address, _ = d.address(a, "listen.address", false)
@@ -344,6 +349,9 @@ func (d *decoder) decodeListen(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_startup_per_address"]; a != nil {
 		l.MaxStartupPerAddress, _ = d.wholeNumber(a, "listen.max_startup_per_address", 0, maxConnectionsLimit)
+	}
+	if a := c.Attributes["max_auth_failures"]; a != nil {
+		l.MaxAuthFailures, _ = d.wholeNumber(a, "listen.max_auth_failures", 0, maxConnectionsLimit)
 	}
 	if a := c.Attributes["relay"]; a != nil {
 		l.Relay, _ = d.choice(a, "listen.relay", []string{RelayEventLoop, RelayGoroutines})

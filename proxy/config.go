@@ -30,6 +30,9 @@ type Config struct {
 	// MaxStartupPerAddress caps the connections of one client address
 	// still in their startup; 0 sets no cap (see limits.go).
 	MaxStartupPerAddress int
+	// MaxAuthFailures is how many attempts of one login from one address
+	// may fail a minute; 0 turns the throttle off (see throttle.go).
+	MaxAuthFailures int
 	// Relay is policy.RelayEventLoop or policy.RelayGoroutines: how
 	// plaintext sessions relay. "" is the event loop.
 	Relay string
@@ -52,6 +55,7 @@ func ConfigOf(cfg *policy.Config) Config {
 		MaxConnections:       cfg.Listen.MaxConnections,
 		MaxUserConnections:   cfg.Listen.MaxUserConnections,
 		MaxStartupPerAddress: cfg.Listen.MaxStartupPerAddress,
+		MaxAuthFailures:      cfg.Listen.MaxAuthFailures,
 		Relay:                cfg.Listen.Relay,
 		TLS:                  cfg.Listen.TLS,
 		Upstream:             cfg.Upstream,

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,6 +278,12 @@ func connectFrom(t *testing.T, p *testProxy, host, user, password string) (*pgx.
 	return nil, pe
 }
 
+// withAuthFailures sets listen.max_auth_failures, which only a decoded
+// configuration defaults to 10.
+func withAuthFailures(n int) proxyOption {
+	return func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = n }
+}
+
 func TestPreAuthenticationBounds(t *testing.T) {
 	t.Run("one address holding its startup cap is closed at once, and others still log in", func(t *testing.T) {
 		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxStartupPerAddress = 3 })
@@ -310,7 +318,7 @@ func TestPreAuthenticationBounds(t *testing.T) {
 
 	t.Run("failed logins of a login from an address are throttled, with one audit record", func(t *testing.T) {
 		rec := &recordingAuditor{}
-		p := startProxy(t, func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+		p := startProxy(t, withAuthFailures(10), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
 		for i := range 10 {
 			if _, pe := connectFrom(t, p, "127.0.0.5", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
 				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
@@ -333,6 +341,42 @@ func TestPreAuthenticationBounds(t *testing.T) {
 		})
 		if n := len(rec.events("connect_refused")); n != 0 {
 			t.Fatalf("%d connect_refused records of throttled attempts, want none", n)
+		}
+	})
+
+	t.Run("attempts made at once count before they authenticate", func(t *testing.T) {
+		p := startProxy(t, withAuthFailures(10))
+		var checked, throttled atomic.Int32
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Go(func() {
+				switch _, pe := connectFrom(t, p, "127.0.0.7", "alice", "wrong"); {
+				case pe == nil:
+				case pe.Code == "28P01":
+					checked.Add(1)
+				case pe.Code == "28000":
+					throttled.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if checked.Load() > 10 || checked.Load()+throttled.Load() != 40 {
+			t.Fatalf("%d passwords checked and %d throttled of 40, want at most 10 checked", checked.Load(), throttled.Load())
+		}
+	})
+
+	t.Run("max_auth_failures = 0 turns the throttle off, and unknown logins are never counted", func(t *testing.T) {
+		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = 0 })
+		for i := range 12 {
+			if _, pe := connectFrom(t, p, "127.0.0.9", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
+				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
+			}
+		}
+		q := startProxy(t, withAuthFailures(10))
+		for i := range 12 {
+			if _, pe := connectFrom(t, q, "127.0.0.9", "nobody", "wrong"); pe == nil || pe.Code != "28P01" {
+				t.Fatalf("unknown login's failure %d: %v, want 28P01", i+1, pe)
+			}
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,21 +301,29 @@ func (ss *session) start(res *startupResult) error {
 			return err
 		}
 	}
-	key := throttleKey{host: hostOf(ss.info.ClientAddr), login: res.params.user}
-	if blocked, until := ss.srv.throttle.blocked(key, time.Now()); blocked {
-		ss.srv.metrics.authThrottled()
-		return &throttledError{fatalErr(CodeInvalidAuthorization,
-			fmt.Sprintf("too many failed logins for user %q from this address", res.params.user),
-			fmt.Sprintf("Try again after %s.", until.UTC().Format(time.RFC3339)), nil)}
+	// NOTE: counted before it authenticates, so that attempts made at
+	// once count too (throttle.go); only logins that may exist.
+	key, nth := throttleKey{host: hostOf(ss.info.ClientAddr), login: strings.ToLower(res.params.user)}, 0
+	if max := ss.srv.cfg.MaxAuthFailures; max > 0 && ss.srv.mayExist(res.params.user) {
+		var blocked bool
+		var until time.Time
+		if blocked, until, nth = ss.srv.throttle.attempt(key, time.Now(), max); blocked {
+			ss.srv.metrics.authThrottled()
+			return &throttledError{fatalErr(CodeInvalidAuthorization,
+				fmt.Sprintf("too many failed logins for user %q from this address", res.params.user),
+				fmt.Sprintf("Try again after %s.", until.UTC().Format(time.RFC3339)), nil)}
+		}
 	}
 	if err := ss.authenticate(res); err != nil {
 		var af *authFailure
-		if errors.As(err, &af) && ss.srv.throttle.failed(key, time.Now()) {
+		if errors.As(err, &af) && nth > 0 && nth == ss.srv.cfg.MaxAuthFailures {
 			af.throttles = true
 		}
 		return err
 	}
-	ss.srv.throttle.succeeded(key)
+	if nth > 0 {
+		ss.srv.throttle.succeeded(key)
+	}
 	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,
 			fmt.Sprintf("database %q does not exist", res.params.database),
@@ -434,8 +443,9 @@ func (ss *session) failStartup(err error) {
 			ss.srv.metrics.authFailed()
 			ss.auditEvent("auth_failure", af.reason, 0)
 			if af.throttles {
-				ss.log.Warn("failed logins throttled", zap.Int("failures", maxAuthFailures), zap.Duration("window", authFailureWindow))
-				ss.auditEvent("auth_throttled", fmt.Sprintf("%d failed logins within %s: the login's next attempts from this address are refused until the window ends", maxAuthFailures, authFailureWindow), 0)
+				max := ss.srv.cfg.MaxAuthFailures
+				ss.log.Warn("failed logins throttled", zap.Int("failures", max), zap.Duration("window", authFailureWindow))
+				ss.auditEvent("auth_throttled", fmt.Sprintf("%d failed logins within %s: the login's next attempts from this address are refused until the window ends", max, authFailureWindow), 0)
 			}
 		case errors.As(err, new(*throttledError)):
 			// Counted by the metric only: an audit record or a log

@@ -16,20 +16,23 @@ import (
 // cap: behind a load balancer that hides the clients' addresses, one
 // address is every client's.
 //
-// Failed logins are throttled per login and client address: after
-// maxAuthFailures failures within authFailureWindow, the login's next
-// attempts from that address are refused before authentication, with
-// no password check, no directory bind and no audit record, until the
-// window since the first failure has passed. A login that succeeds
-// clears its count. Brute force then tries maxAuthFailures passwords a
-// window per address, and a flood of failures writes one audit record a
-// window, not one per attempt.
+// Failed logins are throttled per login and client address: an attempt
+// counts from before it authenticates, so that concurrent ones count too,
+// and a success clears the count. Once listen.max_auth_failures attempts
+// failed or are under way within authFailureWindow, the login's next
+// attempts from that address are refused before authentication, with no
+// password check, no directory bind and no audit record, until the
+// window since the first has passed. Brute force then tries that many
+// passwords a window per address, and a flood of failures writes one
+// audit record a window, not one per attempt. Logins are compared in
+// lower case: a directory binds DANA as dana. 0 turns the throttle off;
+// behind an address every client shares (a load balancer, NAT), anyone
+// there can keep a login refused by failing for it.
 const (
-	maxAuthFailures   = 10
 	authFailureWindow = time.Minute
 	// maxThrottled bounds the (address, login) pairs counted: past it,
-	// expired ones are dropped, and a new pair is not counted while none
-	// has expired.
+	// the oldest is forgotten. Only logins that may exist are counted (a
+	// configured user, or any with a directory).
 	maxThrottled = 100000
 )
 
@@ -39,73 +42,104 @@ type throttledError struct {
 	*clientError
 }
 
-// throttleKey is a login from a client address.
+// throttleKey is a login, in lower case, from a client address.
 type throttleKey struct {
 	host, login string
 }
 
-// failures counts a key's failed logins since since.
+// failures counts a key's attempts since since.
 type failures struct {
 	n     int
 	since time.Time
 }
 
-// authThrottle counts failed logins (see above).
+// queued is a key in the order its window started.
+type queued struct {
+	k     throttleKey
+	since time.Time
+}
+
+// authThrottle counts login attempts (see above).
 type authThrottle struct {
 	mu sync.Mutex
-	// NOTE: guarded by mu.
-	m map[throttleKey]*failures
+	// NOTE: guarded by mu. order holds the keys of m by the start of
+	// their window, oldest first from head, and stale ones (a key whose
+	// window restarted), skipped as they come out.
+	m     map[throttleKey]*failures
+	order []queued
+	head  int
 }
 
-// blocked reports whether k has failed maxAuthFailures times in the
-// window that is still open, and when that window closes.
-func (t *authThrottle) blocked(k throttleKey, now time.Time) (bool, time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f := t.m[k]
-	if f == nil || now.Sub(f.since) >= authFailureWindow {
-		return false, time.Time{}
-	}
-	return f.n >= maxAuthFailures, f.since.Add(authFailureWindow)
-}
-
-// failed counts a failed login of k, and reports whether it is the one
-// that reached maxAuthFailures.
-func (t *authThrottle) failed(k throttleKey, now time.Time) bool {
+// attempt counts an attempt of k at now, before it authenticates, under
+// a limit of max a window. It returns whether k is refused until then,
+// and this attempt's number in its window otherwise.
+func (t *authThrottle) attempt(k throttleKey, now time.Time, max int) (blocked bool, until time.Time, nth int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = map[throttleKey]*failures{}
 	}
+	t.expire(now)
 	f := t.m[k]
 	if f == nil || now.Sub(f.since) >= authFailureWindow {
-		if f == nil && len(t.m) >= maxThrottled {
-			t.sweep(now)
-			if len(t.m) >= maxThrottled {
-				return false
-			}
+		for len(t.m) >= maxThrottled {
+			t.pop()
 		}
 		f = &failures{since: now}
 		t.m[k] = f
+		t.order = append(t.order, queued{k: k, since: now})
+	}
+	if f.n >= max {
+		return true, f.since.Add(authFailureWindow), 0
 	}
 	f.n++
-	return f.n == maxAuthFailures
+	return false, time.Time{}, f.n
 }
 
-// succeeded forgets the failures of k.
+// succeeded forgets the attempts of k.
 func (t *authThrottle) succeeded(k throttleKey) {
 	t.mu.Lock()
 	delete(t.m, k)
 	t.mu.Unlock()
 }
 
-// sweep drops the counts whose window has passed (mu held).
-func (t *authThrottle) sweep(now time.Time) {
-	for k, f := range t.m {
-		if now.Sub(f.since) >= authFailureWindow {
-			delete(t.m, k)
-		}
+// expire forgets the keys whose window has passed (mu held): each key
+// comes out of order once, so the cost is constant per attempt.
+func (t *authThrottle) expire(now time.Time) {
+	for t.head < len(t.order) && now.Sub(t.order[t.head].since) >= authFailureWindow {
+		t.pop()
 	}
+}
+
+// pop takes the oldest key out of order, and forgets it unless its
+// window restarted since, whether its window has passed or not (mu
+// held).
+func (t *authThrottle) pop() {
+	if t.head == len(t.order) {
+		// Every key left in m is stale in order: none to force out.
+		clear(t.m)
+		return
+	}
+	q := t.order[t.head]
+	t.order[t.head] = queued{}
+	t.head++
+	if f := t.m[q.k]; f != nil && f.since.Equal(q.since) {
+		delete(t.m, q.k)
+	}
+	if t.head > len(t.order)/2 && t.head > 1024 {
+		t.order = append(t.order[:0], t.order[t.head:]...)
+		t.head = 0
+	}
+}
+
+// mayExist reports whether login may be one a password can open: a
+// configured user, or any login when a directory is configured (a bind
+// tells). Failures of other logins guess nothing and are not counted.
+func (s *Server) mayExist(login string) bool {
+	if _, ok := s.users(login); ok {
+		return true
+	}
+	return s.directory.LDAP() != nil
 }
 
 // hostOf returns the host part of a client address; "" for a Unix

@@ -483,6 +483,22 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			}
 		}
 	})
+	t.Run("asyncpg's reset on release gives the backend back", func(t *testing.T) {
+		// With one backend: one the reset kept would leave b waiting.
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		if _, err := a.Exec(ctx, "SET DateStyle = 'German'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, b, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("another session: %q, %v", got, err)
+		}
+		if got, err := one(ctx, a, "SELECT DATE '2024-01-31'::text"); err != nil || got != "2024-01-31" {
+			t.Fatalf("the session that reset: %q, %v", got, err)
+		}
+	})
 	t.Run("a SET follows its session from backend to backend, and RESET with it", func(t *testing.T) {
 		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
 		// DBeaver, Tableau and Metabase send these at connect.

@@ -67,6 +67,23 @@ func singleSet(res *rewrite.Result) (string, bool) {
 	return strings.CutPrefix(res.Keeps[0], "SET ")
 }
 
+// statelessKinds are the kinds of statement that, with no Keeps, leave
+// nothing on a backend: a pool's reset (asyncpg sends SELECT
+// pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL on every
+// release) is then a RESET like any other.
+var statelessKinds = map[string]bool{"set": true, "select": true, "ClosePortalStmt": true, "UnlistenStmt": true}
+
+// leavesNoState reports whether every statement of kinds is of
+// statelessKinds.
+func leavesNoState(kinds []string) bool {
+	for _, k := range kinds {
+		if !statelessKinds[k] {
+			return false
+		}
+	}
+	return len(kinds) > 0
+}
+
 // notePoolState follows, in a transaction-mode session, what the
 // statement res, forwarded from src (the prepared statement parseName
 // for a Parse), leaves on the backend: a SET or RESET it can replay, or
@@ -91,7 +108,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		return
 	}
 	name, isSet := singleSet(res)
-	isReset := len(res.Kinds) == 1 && res.Kinds[0] == "set" && len(res.Keeps) == 0 && len(res.Resets) > 0
+	isReset := len(res.Keeps) == 0 && len(res.Resets) > 0 && leavesNoState(res.Kinds)
 	switch {
 	case isSet || isReset:
 		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load()}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,5 +87,36 @@ func TestAdminHealthz(t *testing.T) {
 	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "ok" {
 		t.Fatalf("/healthz = %d %q; want 200 \"ok\"", rec.Code, rec.Body.String())
+	}
+}
+
+// TestAdminListenerBounds holds one address's idle connections to the
+// admin listener past its bound: a probe from another address still gets
+// its answer.
+func TestAdminListenerBounds(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &limitListener{Listener: inner, byHost: map[string]int{}}
+	a := NewAdmin(prometheus.NewRegistry(), func(context.Context) error { return nil })
+	hs := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	defer hs.Close()
+	for range maxAdminConnsPerHost + 20 {
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + inner.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatalf("a probe from another address: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %d", resp.StatusCode)
 	}
 }

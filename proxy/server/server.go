@@ -247,37 +247,53 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 	return alog, nil
 }
 
-// maxAdminConns bounds the admin listener's open connections: a
-// connection past it waits in the kernel's backlog.
-const maxAdminConns = 64
+// The admin listener's bounds: at most maxAdminConns connections open,
+// at most maxAdminConnsPerHost of one client address. A connection past
+// either is closed at once, so that a client holding idle sockets takes
+// neither the proxy's descriptors nor the probes' turn: a prober from
+// another address still gets in.
+const (
+	maxAdminConns        = 256
+	maxAdminConnsPerHost = 8
+)
 
-// limitListener accepts at most cap(slots) connections open at once.
+// limitListener applies the admin listener's bounds.
 type limitListener struct {
 	net.Listener
-	slots chan struct{}
-	// done is closed by Close, which an Accept waiting for a slot
-	// returns at.
-	done      chan struct{}
-	closeOnce sync.Once
+	mu sync.Mutex
+	// NOTE: guarded by mu.
+	open   int
+	byHost map[string]int
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		host := ""
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			host = ta.IP.String()
+		}
+		l.mu.Lock()
+		if l.open >= maxAdminConns || l.byHost[host] >= maxAdminConnsPerHost {
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		l.open++
+		l.byHost[host]++
+		l.mu.Unlock()
+		return &limitConn{Conn: c, release: func() {
+			l.mu.Lock()
+			l.open--
+			if l.byHost[host]--; l.byHost[host] <= 0 {
+				delete(l.byHost, host)
+			}
+			l.mu.Unlock()
+		}}, nil
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
 }
 
 // limitConn gives its slot back once closed.
@@ -299,13 +315,13 @@ func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	ln = &limitListener{Listener: ln, slots: make(chan struct{}, maxAdminConns), done: make(chan struct{})}
+	ln = &limitListener{Listener: ln, byHost: map[string]int{}}
 	admin := NewAdmin(reg, UpstreamReady(cfg, pols))
 	admin.Log = log
 	// NOTE: every connection is bounded in time and in number: scrapers
 	// and probes keep theirs alive, and a client holding thousands would
 	// take the descriptors the proxy's clients need.
-	hs := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second,
 		MaxHeaderBytes: 64 << 10}
 	go func() {

@@ -100,7 +100,7 @@ func TestStartupIsRefused(t *testing.T) {
 		{"without a user", map[string]string{"database": testDB}, "28000", "no PostgreSQL user name"},
 		{"for a forwarded setting's value longer than 256 bytes", base(map[string]string{"work_mem": "0" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
 		{"for one in options", base(map[string]string{"options": "-c work_mem=" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
-		{"for a user name longer than PostgreSQL's", base(map[string]string{"user": strings.Repeat("\x01", 64)}), "28000", "longer than 63 bytes"},
+		{"for a user name longer than 256 bytes", base(map[string]string{"user": strings.Repeat("\x01", 257)}), "28000", "longer than 256 bytes"},
 		{"for a database name longer than PostgreSQL's", base(map[string]string{"database": strings.Repeat("d", 3000)}), "3D000", "longer than 63 bytes"},
 	}
 	for _, tc := range cases {

@@ -213,9 +213,12 @@ func normEncoding(name string) string {
 	return b.String()
 }
 
-// maxNameLen is PostgreSQL's NAMEDATALEN-1, the longest user or database
-// name.
-const maxNameLen = 63
+// maxNameLen is PostgreSQL's NAMEDATALEN-1, the longest database name;
+// maxLoginLen the longest login.
+const (
+	maxNameLen  = 63
+	maxLoginLen = 256
+)
 
 // maxParamValueLen bounds the value of a startup parameter pgveil
 // forwards: none of them needs more (a time zone's name, a DateStyle), and
@@ -308,11 +311,11 @@ func parseStartupParams(body []byte, pinnedSearch string) (startupParams, []stri
 	if p.user == "" {
 		return p, nil, fatalErr(CodeInvalidAuthorization, "no PostgreSQL user name specified in startup packet", "", nil)
 	}
-	// PostgreSQL's names are at most NAMEDATALEN-1 bytes; it cuts longer
-	// ones, which could make two logins one. Refused, and kept out of
-	// the logs and the audit trail.
-	if len(p.user) > maxNameLen {
-		return p, nil, fatalErr(CodeInvalidAuthorization, fmt.Sprintf("the user name is longer than %d bytes", maxNameLen), "", nil)
+	// Bounded, to keep them out of the logs and the audit trail. A login
+	// is pgveil's, not a PostgreSQL role: an e-mail address may be one.
+	// The database is PostgreSQL's, at most NAMEDATALEN-1 bytes.
+	if len(p.user) > maxLoginLen {
+		return p, nil, fatalErr(CodeInvalidAuthorization, fmt.Sprintf("the user name is longer than %d bytes", maxLoginLen), "", nil)
 	}
 	if len(p.database) > maxNameLen {
 		return p, nil, fatalErr(CodeInvalidCatalogName, fmt.Sprintf("the database name is longer than %d bytes", maxNameLen), "", nil)
@@ -329,6 +332,10 @@ func parseStartupParams(body []byte, pinnedSearch string) (startupParams, []stri
 // to forward. seen holds the names set so far, in lower case.
 func startupOptions(options string, forward map[string]string, seen map[string]bool) error {
 	refuse := func(what string) error {
+		// NOTE: what echoes the client's text: at most a name's length.
+		if len(what) > 2*maxNameLen {
+			what = what[:2*maxNameLen] + "…"
+		}
 		return fatalErr(CodeInsufficientPrivilege,
 			fmt.Sprintf("the startup parameter \"options\" is not allowed through pgveil with %s", what),
 			"Only -c name=value of a setting pgveil accepts at startup may be given in options (or PGOPTIONS); see the README.", nil)

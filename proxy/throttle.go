@@ -142,13 +142,18 @@ func (s *Server) mayExist(login string) bool {
 	return s.directory.LDAP() != nil
 }
 
-// hostOf returns the host part of a client address; "" for a Unix
-// socket's or an unknown one.
+// hostOf returns the host part of a client address, an IPv6 one's /64
+// (one host commonly holds a whole /64); "" for a Unix socket's or an
+// unknown one.
 func hostOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return ""
 	}
-	return ""
+	if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+		return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ta.IP.String()
 }
 
 // Unwrap returns the clientError, which failStartup sends.

@@ -1609,7 +1609,6 @@ func TestAdversarial(t *testing.T) {
 			"SET search_path = \"$user\", public",
 			"SET LOCAL search_path = pg_catalog",
 			"SET SCHEMA 'pg_catalog'",
-			"RESET search_path",
 			"SET ROLE postgres",
 			"SET ROLE NONE",
 			"RESET ROLE",
@@ -1628,6 +1627,13 @@ func TestAdversarial(t *testing.T) {
 			"SET array_nulls = off",
 		} {
 			a.refuseSimple(q)
+		}
+		// RESET restores the value pgveil pinned at startup.
+		for _, q := range []string{"RESET search_path", "SET search_path TO DEFAULT"} {
+			if r := a.simple(q); r.err != nil {
+				t.Errorf("%s: %v", q, r.err)
+			}
+			a.expect("SELECT current_setting('search_path')", "public")
 		}
 		for _, q := range []string{"SET client_encoding = 'LATIN1'", "SET NAMES 'SQL_ASCII'", "SET client_encoding TO 'SJIS'"} {
 			r := a.simple(q)

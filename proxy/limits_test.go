@@ -344,7 +344,24 @@ func TestPreAuthenticationBounds(t *testing.T) {
 		}
 	})
 
-	t.Run("attempts made at once count before they authenticate", func(t *testing.T) {
+	t.Run("a pool opening 30 connections of one login at once is served", func(t *testing.T) {
+		p := startProxy(t, withAuthFailures(10))
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for range 30 {
+			wg.Go(func() {
+				if c, _ := connectFrom(t, p, "127.0.0.11", "alice", users["alice"]); c == nil {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := failed.Load(); n != 0 {
+			t.Fatalf("%d of 30 connections failed", n)
+		}
+	})
+
+	t.Run("guesses made at once wait for their turn, and no more are checked than the limit", func(t *testing.T) {
 		p := startProxy(t, withAuthFailures(10))
 		var checked, throttled atomic.Int32
 		var wg sync.WaitGroup

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -301,28 +302,46 @@ func (ss *session) start(res *startupResult) error {
 			return err
 		}
 	}
-	// NOTE: counted before it authenticates, so that attempts made at
-	// once count too (throttle.go); only logins that may exist.
-	key, nth := throttleKey{host: hostOf(ss.info.ClientAddr), login: strings.ToLower(res.params.user)}, 0
-	if max := ss.srv.cfg.MaxAuthFailures; max > 0 && ss.srv.mayExist(res.params.user) {
-		var blocked bool
-		var until time.Time
-		if blocked, until, nth = ss.srv.throttle.attempt(key, time.Now(), max); blocked {
+	// NOTE: only logins that may exist are throttled (throttle.go).
+	key := throttleKey{host: hostOf(ss.info.ClientAddr), login: strings.ToLower(res.params.user)}
+	limit := ss.srv.cfg.MaxAuthFailures
+	throttled := limit > 0 && ss.srv.mayExist(res.params.user)
+	for waitUntil := time.Now().Add(cmp.Or(ss.srv.cfg.StartupTimeout, 10*time.Second)); throttled; {
+		v, until := ss.srv.throttle.attempt(key, time.Now(), limit)
+		if v == attemptGo {
+			break
+		}
+		if v == attemptRefused {
 			ss.srv.metrics.authThrottled()
 			return &throttledError{fatalErr(CodeInvalidAuthorization,
 				fmt.Sprintf("too many failed logins for user %q from this address", res.params.user),
 				fmt.Sprintf("Try again after %s.", until.UTC().Format(time.RFC3339)), nil)}
 		}
+		if time.Now().After(waitUntil) || ss.ctx.Err() != nil {
+			ss.srv.metrics.authThrottled()
+			return &throttledError{fatalErr(CodeInvalidAuthorization,
+				fmt.Sprintf("too many logins of user %q from this address are under way after failed ones", res.params.user), "", nil)}
+		}
+		// As many attempts under way as failures remain: this one's
+		// turn comes when one ends.
+		time.Sleep(10 * time.Millisecond)
 	}
-	if err := ss.authenticate(res); err != nil {
-		var af *authFailure
-		if errors.As(err, &af) && nth > 0 && nth == ss.srv.cfg.MaxAuthFailures {
+	err := ss.authenticate(res)
+	var af *authFailure
+	if throttled {
+		o := attemptAborted
+		switch {
+		case err == nil:
+			o = attemptSucceeded
+		case errors.As(err, &af):
+			o = attemptFailed
+		}
+		if ss.srv.throttle.done(key, o, limit) {
 			af.throttles = true
 		}
-		return err
 	}
-	if nth > 0 {
-		ss.srv.throttle.succeeded(key)
+	if err != nil {
+		return err
 	}
 	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,

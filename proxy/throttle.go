@@ -16,18 +16,21 @@ import (
 // cap: behind a load balancer that hides the clients' addresses, one
 // address is every client's.
 //
-// Failed logins are throttled per login and client address: an attempt
-// counts from before it authenticates, so that concurrent ones count too,
-// and a success clears the count. Once listen.max_auth_failures attempts
-// failed or are under way within authFailureWindow, the login's next
-// attempts from that address are refused before authentication, with no
-// password check, no directory bind and no audit record, until the
-// window since the first has passed. Brute force then tries that many
-// passwords a window per address, and a flood of failures writes one
-// audit record a window, not one per attempt. Logins are compared in
-// lower case: a directory binds DANA as dana. 0 turns the throttle off;
-// behind an address every client shares (a load balancer, NAT), anyone
-// there can keep a login refused by failing for it.
+// Failed logins are throttled per login and client address. Once
+// listen.max_auth_failures attempts failed within authFailureWindow, the
+// login's next attempts from that address are refused before
+// authentication, with no password check, no directory bind and no audit
+// record, until the window since the first attempt has passed. Attempts
+// made at once count too: no more may be under way than failures remain
+// before the limit, and one past that waits for its turn (bounded by
+// listen.startup_timeout), so a pool opening many connections of one
+// login at once is served and a burst of guesses is not. A success clears
+// the count. Brute force then tries that many passwords a window per
+// address, and a flood of failures writes one audit record a window, not
+// one per attempt. Logins are compared in lower case: a directory binds
+// DANA as dana. 0 turns the throttle off; behind an address every client
+// shares (a load balancer, NAT), anyone there can keep a login refused by
+// failing for it.
 const (
 	authFailureWindow = time.Minute
 	// maxThrottled bounds the (address, login) pairs counted: past it,
@@ -47,10 +50,11 @@ type throttleKey struct {
 	host, login string
 }
 
-// failures counts a key's attempts since since.
+// failures counts a key's failed attempts since since, and those under
+// way.
 type failures struct {
-	n     int
-	since time.Time
+	failed, busy int
+	since        time.Time
 }
 
 // queued is a key in the order its window started.
@@ -70,10 +74,21 @@ type authThrottle struct {
 	head  int
 }
 
-// attempt counts an attempt of k at now, before it authenticates, under
-// a limit of max a window. It returns whether k is refused until then,
-// and this attempt's number in its window otherwise.
-func (t *authThrottle) attempt(k throttleKey, now time.Time, max int) (blocked bool, until time.Time, nth int) {
+// attemptVerdict is what attempt says of an attempt.
+type attemptVerdict int
+
+const (
+	// attemptGo: it may authenticate; done must follow.
+	attemptGo attemptVerdict = iota
+	// attemptWait: as many are under way as failures remain; ask again.
+	attemptWait
+	// attemptRefused: the key reached its limit until then.
+	attemptRefused
+)
+
+// attempt asks at now whether an attempt of k may authenticate, under a
+// limit of limit failures a window, and when k is refused until.
+func (t *authThrottle) attempt(k throttleKey, now time.Time, limit int) (attemptVerdict, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
@@ -85,22 +100,56 @@ func (t *authThrottle) attempt(k throttleKey, now time.Time, max int) (blocked b
 		for len(t.m) >= maxThrottled {
 			t.pop()
 		}
-		f = &failures{since: now}
+		busy := 0
+		if f != nil {
+			busy = f.busy
+		}
+		f = &failures{since: now, busy: busy}
 		t.m[k] = f
 		t.order = append(t.order, queued{k: k, since: now})
 	}
-	if f.n >= max {
-		return true, f.since.Add(authFailureWindow), 0
+	switch {
+	case f.failed >= limit:
+		return attemptRefused, f.since.Add(authFailureWindow)
+	case f.busy >= limit-f.failed:
+		return attemptWait, time.Time{}
 	}
-	f.n++
-	return false, time.Time{}, f.n
+	f.busy++
+	return attemptGo, time.Time{}
 }
 
-// succeeded forgets the attempts of k.
-func (t *authThrottle) succeeded(k throttleKey) {
+// attemptOutcome is how an attempt attempt let go ended.
+type attemptOutcome int
+
+const (
+	// attemptFailed: a wrong password, certificate or bind.
+	attemptFailed attemptOutcome = iota
+	// attemptSucceeded: authenticated; the count is cleared.
+	attemptSucceeded
+	// attemptAborted: neither (the client left, a protocol error): it
+	// frees its turn and changes no count.
+	attemptAborted
+)
+
+// done ends an attempt of k that attempt let go. It reports whether it
+// is the failure that reached limit.
+func (t *authThrottle) done(k throttleKey, o attemptOutcome, limit int) bool {
 	t.mu.Lock()
-	delete(t.m, k)
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	f := t.m[k]
+	if f == nil {
+		// Forgotten meanwhile (a success, expiry, eviction).
+		return false
+	}
+	f.busy = max(f.busy-1, 0)
+	switch o {
+	case attemptSucceeded:
+		delete(t.m, k)
+	case attemptFailed:
+		f.failed++
+		return f.failed == limit
+	}
+	return false
 }
 
 // expire forgets the keys whose window has passed (mu held): each key

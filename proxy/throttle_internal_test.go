@@ -9,34 +9,64 @@ import (
 func TestAuthThrottle(t *testing.T) {
 	now := time.Unix(1000, 0)
 	k := throttleKey{host: "10.0.0.1", login: "dana"}
-	t.Run("attempts past the limit are refused until the window ends", func(t *testing.T) {
+	fail := func(th *authThrottle, k throttleKey, at time.Time, limit int) bool {
+		t.Helper()
+		if v, _ := th.attempt(k, at, limit); v != attemptGo {
+			t.Fatalf("attempt: verdict %d, want go", v)
+		}
+		return th.done(k, attemptFailed, limit)
+	}
+	t.Run("failures past the limit are refused until the window ends", func(t *testing.T) {
 		var th authThrottle
 		for i := 1; i <= 3; i++ {
-			if blocked, _, nth := th.attempt(k, now, 3); blocked || nth != i {
-				t.Fatalf("attempt %d: blocked %v, nth %d", i, blocked, nth)
+			if reached := fail(&th, k, now, 3); reached != (i == 3) {
+				t.Fatalf("failure %d: reached %v", i, reached)
 			}
 		}
-		blocked, until, _ := th.attempt(k, now.Add(30*time.Second), 3)
-		if !blocked || !until.Equal(now.Add(authFailureWindow)) {
-			t.Fatalf("4th: blocked %v until %v", blocked, until)
+		v, until := th.attempt(k, now.Add(30*time.Second), 3)
+		if v != attemptRefused || !until.Equal(now.Add(authFailureWindow)) {
+			t.Fatalf("4th: verdict %d until %v", v, until)
 		}
-		if blocked, _, nth := th.attempt(k, now.Add(authFailureWindow), 3); blocked || nth != 1 {
-			t.Fatalf("after the window: blocked %v, nth %d", blocked, nth)
+		if v, _ := th.attempt(k, now.Add(authFailureWindow), 3); v != attemptGo {
+			t.Fatalf("after the window: verdict %d", v)
 		}
 	})
-	t.Run("a success clears the count", func(t *testing.T) {
+	t.Run("no more are under way than failures remain", func(t *testing.T) {
 		var th authThrottle
+		fail(&th, k, now, 3)
+		for range 2 {
+			if v, _ := th.attempt(k, now, 3); v != attemptGo {
+				t.Fatalf("verdict %d, want go", v)
+			}
+		}
+		if v, _ := th.attempt(k, now, 3); v != attemptWait {
+			t.Fatalf("third under way: verdict %d, want wait", v)
+		}
+		th.done(k, attemptAborted, 3)
+		if v, _ := th.attempt(k, now, 3); v != attemptGo {
+			t.Fatalf("after one aborted: verdict %d, want go", v)
+		}
+	})
+	t.Run("a success clears the count, an aborted attempt does not", func(t *testing.T) {
+		var th authThrottle
+		fail(&th, k, now, 2)
 		th.attempt(k, now, 2)
-		th.attempt(k, now, 2)
-		th.succeeded(k)
-		if blocked, _, nth := th.attempt(k, now, 2); blocked || nth != 1 {
-			t.Fatalf("blocked %v, nth %d", blocked, nth)
+		th.done(k, attemptAborted, 2)
+		if !fail(&th, k, now, 2) {
+			t.Fatal("an aborted attempt cleared the count")
+		}
+		var th2 authThrottle
+		fail(&th2, k, now, 2)
+		th2.attempt(k, now, 2)
+		th2.done(k, attemptSucceeded, 2)
+		if fail(&th2, k, now, 2) {
+			t.Fatal("a success did not clear the count")
 		}
 	})
 	t.Run("windows that passed are forgotten as attempts come", func(t *testing.T) {
 		var th authThrottle
 		for i := range 1000 {
-			th.attempt(throttleKey{login: fmt.Sprint(i)}, now.Add(time.Duration(i)*time.Millisecond), 3)
+			fail(&th, throttleKey{login: fmt.Sprint(i)}, now.Add(time.Duration(i)*time.Millisecond), 3)
 		}
 		th.attempt(k, now.Add(2*authFailureWindow), 3)
 		if len(th.m) != 1 {
@@ -46,13 +76,13 @@ func TestAuthThrottle(t *testing.T) {
 	t.Run("past maxThrottled keys the oldest is forgotten, and a new one still counts", func(t *testing.T) {
 		var th authThrottle
 		for i := range maxThrottled + 10 {
-			th.attempt(throttleKey{login: fmt.Sprint(i)}, now, 1)
+			fail(&th, throttleKey{login: fmt.Sprint(i)}, now, 1)
 		}
 		if len(th.m) != maxThrottled {
 			t.Fatalf("%d keys kept, want %d", len(th.m), maxThrottled)
 		}
-		th.attempt(k, now, 1)
-		if blocked, _, _ := th.attempt(k, now, 1); !blocked {
+		fail(&th, k, now, 1)
+		if v, _ := th.attempt(k, now, 1); v != attemptRefused {
 			t.Fatal("a new key past the bound was not counted")
 		}
 	})

@@ -143,12 +143,15 @@ WHERE t.typtype = 'd' AND fn.nspname <> 'pg_catalog'
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
-// ('t').
+// ('t'), and the schema-qualified names of sequences ('s').
 const catalogNamesSQL = `
-SELECT DISTINCT 'o', oprname FROM pg_catalog.pg_operator
+SELECT DISTINCT 'o', oprname, '' FROM pg_catalog.pg_operator
 UNION ALL
-SELECT DISTINCT 't', typname FROM pg_catalog.pg_type
-ORDER BY 1, 2`
+SELECT DISTINCT 't', typname, '' FROM pg_catalog.pg_type
+UNION ALL
+SELECT 's', c.relname, n.nspname FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S'
+ORDER BY 1, 3, 2`
 
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned
@@ -341,15 +344,18 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog functions: %w", err)
 	}
-	cat.OperatorNames, cat.TypeNames = map[string]bool{}, map[string]bool{}
+	cat.OperatorNames, cat.TypeNames, cat.Sequences = map[string]bool{}, map[string]bool{}, map[QName]bool{}
 	rr = conn.ExecParams(ctx, catalogNamesSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
 		digestRow(d, 'n', v)
-		if string(v[0]) == "o" {
+		switch string(v[0]) {
+		case "o":
 			cat.OperatorNames[string(v[1])] = true
-		} else {
+		case "t":
 			cat.TypeNames[string(v[1])] = true
+		default:
+			cat.Sequences[QName{string(v[2]), string(v[1])}] = true
 		}
 	}
 	if _, err := rr.Close(); err != nil {

@@ -54,6 +54,10 @@ type Catalog struct {
 	// object newer than the snapshot (or none). nil when the catalog was
 	// not read upstream, which checks nothing.
 	OperatorNames, TypeNames map[string]bool
+	// Sequences holds the names of sequences, which are no relation of
+	// Relations: a statement naming one reads a counter of the rows of
+	// the table it numbers (firewall rule sequences).
+	Sequences map[QName]bool
 	// Digest is a SHA-256 of everything LoadCatalog read, in its
 	// queries' order: two snapshots with the same Digest are the same.
 	// Zero when the catalog was not read upstream.

@@ -361,6 +361,9 @@ func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 		if rv.Schemaname == "pg_temp" || strings.HasPrefix(rv.Schemaname, "pg_temp_") {
 			return nil, deny("temp_objects", "temporary relations are not allowed")
 		}
+		if w.cat.Sequences[QName{rv.Schemaname, rv.Relname}] {
+			return nil, denySequence(rv.Schemaname + "." + rv.Relname)
+		}
 		return nil, &UnknownRelationError{Name: rv.Schemaname + "." + rv.Relname}
 	}
 	if w.isCTE(rv.Relname) {
@@ -370,8 +373,16 @@ func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 		if rel := w.cat.Relations[QName{schema, rv.Relname}]; rel != nil {
 			return rel, nil
 		}
+		if w.cat.Sequences[QName{schema, rv.Relname}] {
+			return nil, denySequence(rv.Relname)
+		}
 	}
 	return nil, &UnknownRelationError{Name: rv.Relname}
+}
+
+// denySequence refuses a FROM item naming the sequence name.
+func denySequence(name string) error {
+	return deny("sequences", "reading the sequence %s is not allowed: its counter tells how many rows the table it numbers has had", name)
 }
 
 // effectivePath is the search path PostgreSQL uses: pg_catalog first

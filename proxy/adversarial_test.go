@@ -843,6 +843,19 @@ func TestAdversarial(t *testing.T) {
 			"SELECT a$$ FROM t WHERE 1 = 1" + strings.Repeat("+1", 150000),
 			"SELECT 1 FROM t WHERE $x$ = 1" + strings.Repeat("+1", 150000),
 			"SELECT 1" + strings.Repeat(",1", 1000000),
+			// A second review's: lexer corners the guard read otherwise,
+			// chains of casts and keywords, and a depth the parser takes
+			// but the deparser of a template does not.
+			"SELECT 1 --\r" + strings.Repeat("+1", 150000),
+			"SELECT E'a'\n'\\'' " + strings.Repeat("+1", 150000) + " -- '\n",
+			"DO $a$x$a$$b$'$b$; SELECT 1" + strings.Repeat("+1", 150000) + " -- '\n",
+			"SELECT 1" + strings.Repeat("::int", 50000),
+			"SELECT 1" + strings.Repeat("::\"int4\"", 200000),
+			"SELECT 'a'" + strings.Repeat(" COLLATE \"C\"", 50000),
+			"SELECT now()" + strings.Repeat(" AT TIME ZONE 'UTC'", 30000),
+			"SELECT count(*) FROM responses WHERE nps < 5" + strings.Repeat("+nps", 4900),
+			"SELECT count(*) FROM responses WHERE nps < 6" + strings.Repeat("+nps", 4900),
+			"SELECT count(*) FROM responses WHERE nps < 7" + strings.Repeat("+nps", 4900),
 		} {
 			a.simple(q)
 			a.ensure()

@@ -140,6 +140,11 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	if err != nil {
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}
 	}
+	if d := treeDepth(tree, 0); d > maxTreeDepth {
+		// NOTE: before anything deparses it (pg_query's deparser recurses
+		// in C, and crashes at about 4,900 levels of +).
+		return nil, deny("complexity", "the statement nests expressions too deeply (%d levels of its tree, at most %d)", d, maxTreeDepth)
+	}
 	w := newWalker(cat, p)
 	w.version = tree.Version
 	res := &Result{SQL: sql}

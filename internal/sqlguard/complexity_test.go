@@ -32,7 +32,19 @@ func TestCheck(t *testing.T) {
 		{"an IN list of 100,000 values passes", "SELECT 1 FROM t WHERE a IN (" + strings.Repeat("1,", 100000) + "1)", false},
 		{"a million of them is refused", "SELECT 1" + strings.Repeat(",1", 1000000), true},
 		{"so are 500,000 words", "SELECT CASE" + strings.Repeat(" WHEN a THEN b", 125000) + " END", true},
-		{"a 16 MB string passes", "SELECT '" + strings.Repeat("x, ", 5<<20) + "'", false},
+		{"a 3.5 MB string of words passes", "SELECT '" + strings.Repeat("abcdef ", 1<<19) + "'", false},
+		{"a text longer than 4 MB is refused", "SELECT '" + strings.Repeat("x", 5<<20) + "'", true},
+		// A second review's desynchronisations from PostgreSQL's lexer.
+		{"a carriage return ends a -- comment", "SELECT 1 --\r" + strings.Repeat("+1", 20000), true},
+		{"a string continued on the next line stays an E string", "SELECT E'a'\n'\\'' " + strings.Repeat("+1", 20000) + " -- '\n", true},
+		{"a -- comment ends the string, and what follows is another", "SELECT E'a' -- c\n'\\'' " + strings.Repeat("+1", 20000) + " -- '\n", false},
+		{"a dollar quote may open right after another", "DO $a$x$a$$b$'$b$; SELECT 1" + strings.Repeat("+1", 20000) + " -- '\n", true},
+		{"casts chain", "SELECT 1" + strings.Repeat("::int", 20000), true},
+		{"quoted casts chain too", "SELECT 1" + strings.Repeat("::\"int4\"", 20000), true},
+		{"COLLATE chains", "SELECT 'a'" + strings.Repeat(" COLLATE \"C\"", 20000), true},
+		{"AT TIME ZONE chains", "SELECT now()" + strings.Repeat(" AT TIME ZONE 'UTC'", 20000), true},
+		{"NOT chains", "SELECT " + strings.Repeat("NOT ", 20000) + "true", true},
+		{"brackets nest", "SELECT ARRAY" + strings.Repeat("[", 5000) + "1" + strings.Repeat("]", 5000), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,5 +52,39 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("refused with %q, want refused %v", why, tc.refused)
 			}
 		})
+	}
+}
+
+// TestQuickCountAgreesWithTheScanner holds the quick count to
+// pg_query's scanner on texts short enough for it to decide alone, in the
+// corners of the lexer where it could go wrong: it may count more, never
+// fewer.
+func TestQuickCountAgreesWithTheScanner(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT E'a'\n'\\'' + 1 -- '\n",
+		"SELECT E'a' -- c\n'\\'' + 1 -- '\n",
+		"SELECT 'a'\r\n  'b' + 1",
+		"SELECT 1 --\r+1+1",
+		"SELECT a$b$ + 1 FROM t WHERE $1 = 2",
+		"SELECT $a$x$a$$b$'$b$ + 1",
+		"SELECT 1$$x$$ + 1",
+		"SELECT U&'d\\0061t\\+000061' UESCAPE '\\' + 1",
+		"SELECT B'10' + X'1F' + N'x' + 1",
+		"SELECT somee'x' + e'\\\\' + E'\\'' + 1",
+		"SELECT /* a /* b */ c */ 1 +/* x */ 2 */",
+		"SELECT \"a\"\"b\" + 1, 'it''s' + 2",
+		"SELECT $é$ + $é$ + 1",
+	} {
+		q, why, _ := quickCount(sql)
+		s, err := scanCount(sql)
+		if why != "" || err != nil {
+			if (why != "") != (err != nil) {
+				t.Errorf("%q: quick %q, scanner %v", sql, why, err)
+			}
+			continue
+		}
+		if q.Ops < s.Ops || q.Depth < s.Depth {
+			t.Errorf("%q: quick counted %+v, the scanner %+v", sql, q, s)
+		}
 	}
 }

@@ -250,7 +250,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		over, drop := s.admitConn()
-		host := hostOf(conn.RemoteAddr())
+		host := startupHostOf(conn.RemoteAddr())
 		if !drop && s.addressFull(host) {
 			drop = true
 		}

@@ -196,8 +196,12 @@ func (c *copySyncs) copyEnded(n int64, ok bool) {
 // unanswered owes its client no answer it can count on: some are
 // unanswered, all are Syncs after a COPY that failed, no more than the
 // Syncs in doubt, and the client sent only Syncs and Flushes since that
-// COPY's CopyDone or CopyFail (backend relay, at a ReadyForQuery).
+// COPY's CopyDone or CopyFail (backend relay: at a ReadyForQuery in
+// session mode, in letGo in transaction mode).
 func (c *copySyncs) settled(unanswered int64) bool {
+	if !c.held.Load() {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := c.doubt

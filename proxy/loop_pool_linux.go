@@ -488,9 +488,12 @@ func (l *eventLoop) loopDetach(ss *session) bool {
 		// A worker writes to it: workerDone asks again.
 		return false
 	}
-	b, failed := ss.letGo(false)
+	b, failed, settle := ss.letGo(false)
 	if b == nil {
 		return false
+	}
+	if settle > 0 {
+		ss.settleCopy(settle)
 	}
 	if b != lp.ub {
 		panic("pgveil: a pooled session let go of a backend its loop did not register")

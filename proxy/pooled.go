@@ -471,40 +471,60 @@ func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
 // relay not writing), no state left on it. It reports whether it did (backend
 // relay, after a ReadyForQuery).
 func (ss *session) detach() bool {
-	b, failed := ss.letGo(true)
+	b, failed, settle := ss.letGo(true)
 	if b == nil {
 		return false
+	}
+	if settle > 0 {
+		ss.settleCopy(settle)
 	}
 	ss.pl.giveBack(b, failed)
 	return true
 }
 
 // letGo is detach's decision: it returns the backend the session no
-// longer holds, and whether restoring the session's state on it failed;
-// nil when the session keeps it. With wait, it waits for a flush's
-// bookkeeping (pooledFlush); without, as on an event loop, where no
-// flush can run meanwhile, it keeps the backend instead.
-func (ss *session) letGo(wait bool) (*backend, bool) {
+// longer holds, whether restoring the session's state on it failed, and
+// the batches a failed COPY left in doubt that the caller must close
+// (settleCopy), the backend then spoiled; nil when the session keeps it.
+// With wait, it waits for a flush's bookkeeping (pooledFlush); without,
+// as on an event loop, where no flush can run meanwhile, it keeps the
+// backend instead.
+//
+// NOTE: the doubt is settled here, under mu, with pl.open false: the
+// client relay starts a batch only under mu (hold), so none starts on
+// the spoiled backend, whose late answers would close it.
+func (ss *session) letGo(wait bool) (*backend, bool, int64) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	b := pl.b
-	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() ||
+	var settle int64
+	if u := ss.sent.Load() - ss.done.Load(); u > 0 && ss.copySyncs.settled(u) {
+		settle = u
+	}
+	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() && settle == 0 ||
 		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
-		return nil, false
+		return nil, false, 0
 	}
 	for pl.flushing {
 		if !wait {
-			return nil, false
+			return nil, false, 0
 		}
 		pl.flushed.Wait()
 	}
 	if pl.b != b {
 		// Ended meanwhile.
-		return nil, false
+		return nil, false, 0
+	}
+	if settle > 0 {
+		if ss.sent.Load()-ss.done.Load() != settle {
+			// A batch sent meanwhile (before pl.open was set).
+			return nil, false, 0
+		}
+		b.spoiled = true
 	}
 	pl.b = nil
-	return b, pl.prepareFailed
+	return b, pl.prepareFailed, settle
 }
 
 // giveBack returns a backend a session let go of to the pool, or closes

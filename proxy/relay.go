@@ -727,32 +727,14 @@ func (ss *session) writeClient(b []byte) error {
 	return ss.cout.Write(b)
 }
 
-// keepsBackend reports whether a transaction-mode session keeps its
-// backend to its end (keepBackend): a failed COPY's doubt is settled only
-// where the backend goes at once, so that the answers it may still send
-// never reach a later batch of the session (backend relay).
-func (ss *session) keepsBackend() bool {
-	pl := ss.pl
-	if pl == nil {
-		return false
-	}
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	return pl.keeps != ""
-}
-
 // settleCopy closes the n batches a failed COPY left in doubt
-// (copy_sync.go), and marks the backend spoiled: it may still answer
-// them. It returns the batches answered (backend relay).
+// (copy_sync.go), whose backend is spoiled: it may still answer them. In
+// session mode it marks the session's backend so; in transaction mode
+// letGo did, as it let the backend go. It returns the batches answered
+// (backend relay).
 func (ss *session) settleCopy(n int64) int64 {
 	ss.copySyncs.forget()
-	if pl := ss.pl; pl != nil {
-		pl.mu.Lock()
-		if pl.b != nil {
-			pl.b.spoiled = true
-		}
-		pl.mu.Unlock()
-	} else {
+	if ss.pl == nil {
 		ss.cancelMu.Lock()
 		ss.spoiled = true
 		ss.cancelMu.Unlock()
@@ -783,7 +765,10 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	done := ss.done.Add(batches)
-	if sent := ss.sent.Load(); sent > done && ss.txStatus.Load() == 'I' && !ss.keepsBackend() && ss.copySyncs.settled(sent-done) {
+	// NOTE: a transaction-mode session settles in letGo, under its link's
+	// lock, as it lets the backend go: no batch of the client's may start
+	// on it in between.
+	if sent := ss.sent.Load(); ss.pl == nil && sent > done && ss.txStatus.Load() == 'I' && ss.copySyncs.settled(sent-done) {
 		done = ss.settleCopy(sent - done)
 	} else if sent <= done {
 		ss.copySyncs.forget()

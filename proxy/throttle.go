@@ -191,18 +191,26 @@ func (s *Server) mayExist(login string) bool {
 	return s.directory.LDAP() != nil
 }
 
-// hostOf returns the host part of a client address, an IPv6 one's /64
-// (one host commonly holds a whole /64); "" for a Unix socket's or an
-// unknown one.
+// hostOf returns the host part of a client address, the key of the
+// login throttle; "" for a Unix socket's or an unknown one, which every
+// such client shares.
 func hostOf(a net.Addr) string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return ""
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
 	}
-	if ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
+	return ""
+}
+
+// startupHostOf returns the key of a client address for
+// listen.max_startup_per_address: hostOf's, but an IPv6 address's /64,
+// since one host commonly holds a whole /64. (The throttle keeps the full
+// address: a /64 is also a whole office, any host of which could keep
+// the others' logins refused.)
+func startupHostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.To4() == nil && len(ta.IP) == net.IPv6len {
 		return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
-	return ta.IP.String()
+	return hostOf(a)
 }
 
 // Unwrap returns the clientError, which failStartup sends.

@@ -11,15 +11,26 @@ import (
 // (sqlguard.Check), or nil: too complex to parse safely (complexity), or
 // a quote or comment that never ends (syntax).
 func guard(sql string) error {
-	why, syntax := sqlguard.Check(sql)
+	_, err := measure(sql)
+	return err
+}
+
+// measure is guard, with the counts of a text it passes.
+func measure(sql string) (sqlguard.Counts, error) {
+	c, why, syntax := sqlguard.Measure(sql)
 	switch {
 	case why == "":
-		return nil
+		return c, nil
 	case syntax:
-		return denySyntax("%s", why)
+		return c, denySyntax("%s", why)
 	}
-	return deny("complexity", "%s", why)
+	return c, deny("complexity", "%s", why)
 }
+
+// maxEarlyNormalize bounds the operators and nesting of a text the engine
+// normalises before its rewrite has checked the parsed tree's depth:
+// pg_query's normalisation walks the tree in C, once per level.
+const maxEarlyNormalize = 1000
 
 // identChar reports whether c can continue an identifier
 // (sqlguard.IdentChar).

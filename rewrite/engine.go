@@ -315,7 +315,8 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	seenShape, triedShape := l.seenShape, l.triedShape
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
-	if err := guard(text); err != nil {
+	counts, err := measure(text)
+	if err != nil {
 		return nil, err
 	}
 	select {
@@ -358,7 +359,8 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	}
 	// NOTE: pg_query.Normalize reads a text that is not UTF-8, which its
 	// parse refuses: such a text must not share another's decision.
-	if cacheable && litKey.text == "" && utf8.ValidString(text) {
+	shallow := counts.Ops <= maxEarlyNormalize && counts.Depth <= maxEarlyNormalize
+	if cacheable && litKey.text == "" && shallow && utf8.ValidString(text) {
 		if n := normalized(); n != "" && n != text {
 			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {

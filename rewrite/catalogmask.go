@@ -63,7 +63,8 @@ var statTableKeys = map[string]bool{"relid": true, "schemaname": true, "relname"
 // its xmin, after its columns, when a column reference names it, bare or
 // qualified by the FROM item's name; the statement is then deparsed.
 //
-// NOTE: a * over that FROM item then gives xmin too, as a last column.
+// NOTE: not in a statement holding a *, which would give xmin as a
+// column too: there xmin is unknown, as before.
 func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
 	for i := range w.scoped {
 		s := &w.scoped[i]
@@ -71,20 +72,28 @@ func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
 			continue
 		}
 		alias := s.rs.Alias.GetAliasname()
+		star := false
 		for _, st := range stmts {
 			pgtree.Walk(st, func(m proto.Message) bool {
 				c, ok := m.(*pg_query.ColumnRef)
-				if !ok || s.xmin {
-					return !s.xmin
+				if !ok {
+					return true
 				}
 				f := c.Fields
-				if n := len(f); n > 0 && f[n-1].GetString_().GetSval() == "xmin" &&
-					(n == 1 || n == 2 && f[0].GetString_().GetSval() == alias) {
+				n := len(f)
+				switch {
+				case n > 0 && f[n-1].GetAStar() != nil:
+					star = true
+				case n > 0 && f[n-1].GetString_().GetSval() == "xmin" &&
+					(n == 1 || n == 2 && f[0].GetString_().GetSval() == alias):
 					s.xmin = true
 				}
 				return false
 			})
 		}
+		// NOTE: with a * in the statement, the relation keeps its own
+		// columns only: a * over it would show xmin as a column it lacks.
+		s.xmin = s.xmin && !star
 		if s.xmin {
 			w.changed = true
 		}

@@ -853,6 +853,8 @@ func TestAdversarial(t *testing.T) {
 			"SELECT 1" + strings.Repeat("::\"int4\"", 200000),
 			"SELECT 'a'" + strings.Repeat(" COLLATE \"C\"", 50000),
 			"SELECT now()" + strings.Repeat(" AT TIME ZONE 'UTC'", 30000),
+			"SELECT 1" + strings.Repeat(" UNION SELECT 1", 100000),
+			"SELECT 1 FROM responses" + strings.Repeat(" CROSS JOIN responses", 30000),
 			"SELECT count(*) FROM responses WHERE nps < 5" + strings.Repeat("+nps", 4900),
 			"SELECT count(*) FROM responses WHERE nps < 6" + strings.Repeat("+nps", 4900),
 			"SELECT count(*) FROM responses WHERE nps < 7" + strings.Repeat("+nps", 4900),

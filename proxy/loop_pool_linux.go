@@ -488,12 +488,12 @@ func (l *eventLoop) loopDetach(ss *session) bool {
 		// A worker writes to it: workerDone asks again.
 		return false
 	}
-	b, failed, settle := ss.letGo(false)
+	b, failed, settled := ss.letGo(false)
 	if b == nil {
 		return false
 	}
-	if settle > 0 {
-		ss.settleCopy(settle)
+	if settled != nil {
+		ss.settled(settled)
 	}
 	if b != lp.ub {
 		panic("pgveil: a pooled session let go of a backend its loop did not register")

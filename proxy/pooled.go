@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 )
 
@@ -471,21 +472,22 @@ func (ss *session) skipFailed(typ byte, total int) (*sessionEnd, error) {
 // relay not writing), no state left on it. It reports whether it did (backend
 // relay, after a ReadyForQuery).
 func (ss *session) detach() bool {
-	b, failed, settle := ss.letGo(true)
+	b, failed, settled := ss.letGo(true)
 	if b == nil {
 		return false
 	}
-	if settle > 0 {
-		ss.settleCopy(settle)
+	if settled != nil {
+		ss.settled(settled)
 	}
 	ss.pl.giveBack(b, failed)
 	return true
 }
 
 // letGo is detach's decision: it returns the backend the session no
-// longer holds, whether restoring the session's state on it failed, and
-// the batches a failed COPY left in doubt that the caller must close
-// (settleCopy), the backend then spoiled; nil when the session keeps it.
+// longer holds, whether restoring the session's state on it failed, and,
+// when it closed the batches a failed COPY left in doubt (closeDoubt),
+// the backend then spoiled, what the caller must pass to settled (not
+// nil then); nil when the session keeps it.
 // With wait, it waits for a flush's bookkeeping (pooledFlush); without,
 // as on an event loop, where no flush can run meanwhile, it keeps the
 // backend instead.
@@ -493,7 +495,7 @@ func (ss *session) detach() bool {
 // NOTE: the doubt is settled here, under mu, with pl.open false: the
 // client relay starts a batch only under mu (hold), so none starts on
 // the spoiled backend, whose late answers would close it.
-func (ss *session) letGo(wait bool) (*backend, bool, int64) {
+func (ss *session) letGo(wait bool) (*backend, bool, []statement.Finished) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -504,27 +506,32 @@ func (ss *session) letGo(wait bool) (*backend, bool, int64) {
 	}
 	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() && settle == 0 ||
 		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
-		return nil, false, 0
+		return nil, false, nil
 	}
 	for pl.flushing {
 		if !wait {
-			return nil, false, 0
+			return nil, false, nil
 		}
 		pl.flushed.Wait()
 	}
 	if pl.b != b {
 		// Ended meanwhile.
-		return nil, false, 0
+		return nil, false, nil
 	}
+	var finished []statement.Finished
 	if settle > 0 {
-		if ss.sent.Load()-ss.done.Load() != settle {
+		if ss.sent.Load()-ss.done.Load() != settle || !ss.copySyncs.settled(settle) {
 			// A batch sent meanwhile (before pl.open was set).
-			return nil, false, 0
+			return nil, false, nil
 		}
 		b.spoiled = true
+		_, finished = ss.closeDoubt(settle)
+		if finished == nil {
+			finished = []statement.Finished{}
+		}
 	}
 	pl.b = nil
-	return b, pl.prepareFailed, settle
+	return b, pl.prepareFailed, finished
 }
 
 // giveBack returns a backend a session let go of to the pool, or closes

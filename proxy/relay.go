@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -727,25 +728,41 @@ func (ss *session) writeClient(b []byte) error {
 	return ss.cout.Write(b)
 }
 
-// settleCopy closes the n batches a failed COPY left in doubt
-// (copy_sync.go), whose backend is spoiled: it may still answer them. In
-// session mode it marks the session's backend so; in transaction mode
-// letGo did, as it let the backend go. It returns the batches answered
-// (backend relay).
+// settleCopy closes, in session mode, the n batches a failed COPY left
+// in doubt (copy_sync.go), and marks the backend spoiled: it may still
+// answer them. It returns the batches answered (backend relay).
 func (ss *session) settleCopy(n int64) int64 {
+	ss.cancelMu.Lock()
+	ss.spoiled = true
+	ss.cancelMu.Unlock()
+	done, finished := ss.closeDoubt(n)
+	ss.settled(finished)
+	return done
+}
+
+// closeDoubt closes the n batches of a failed COPY's doubt: the doubt is
+// used up, done counts them, and the tracker too, whose finished
+// executions it returns for settled. In transaction mode letGo calls it
+// under the link's lock, in the step that takes the spoiled backend away.
+//
+// NOTE: all of it at once, before anyone else reads the doubt: a relay of
+// the session's next backend, at its first ReadyForQuery, would otherwise
+// find the same doubt and close more batches than were sent (review).
+func (ss *session) closeDoubt(n int64) (int64, []statement.Finished) {
 	ss.copySyncs.forget()
-	if ss.pl == nil {
-		ss.cancelMu.Lock()
-		ss.spoiled = true
-		ss.cancelMu.Unlock()
-	}
+	var finished []statement.Finished
 	if t := ss.track; t != nil {
-		for _, f := range t.OnReadyForQuery(0, n) {
-			ss.finish(f.Exec, f.Note)
-		}
+		finished = t.OnReadyForQuery(0, n)
+	}
+	return ss.done.Add(n), finished
+}
+
+// settled audits what closeDoubt finished, and says why the backend goes.
+func (ss *session) settled(finished []statement.Finished) {
+	for _, f := range finished {
+		ss.finish(f.Exec, f.Note)
 	}
 	ss.log.Info("a failed COPY left Syncs the server may or may not answer: its upstream connection will not be reused")
-	return ss.done.Add(n)
 }
 
 // onReadyForQuery closes a batch.

@@ -36,6 +36,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pgveil serve: --config is required")
 		return 2
 	}
+	if err := ensureStack(); err != nil {
+		fmt.Fprintf(stderr, "pgveil serve: %v\n", err)
+		return 1
+	}
 	log, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pgveil serve: %v\n", err)

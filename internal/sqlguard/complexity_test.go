@@ -45,6 +45,8 @@ func TestCheck(t *testing.T) {
 		{"AT TIME ZONE chains", "SELECT now()" + strings.Repeat(" AT TIME ZONE 'UTC'", 20000), true},
 		{"NOT chains", "SELECT " + strings.Repeat("NOT ", 20000) + "true", true},
 		{"brackets nest", "SELECT ARRAY" + strings.Repeat("[", 5000) + "1" + strings.Repeat("]", 5000), true},
+		{"UNION chains", "SELECT 1" + strings.Repeat(" UNION SELECT 1", 20000), true},
+		{"JOIN chains", "SELECT 1 FROM t" + strings.Repeat(" CROSS JOIN t", 20000), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

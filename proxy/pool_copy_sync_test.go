@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -235,5 +237,63 @@ func testTransactionPoolCopyDoubtAlreadyAnswered(t *testing.T, relay string) {
 				loader.Close(t.Context())
 			}
 		})
+	}
+}
+
+// TestTransactionPoolFlushNeverGivesAwayAMessage: a backend whose last
+// answer came while its session's flush was finishing its bookkeeping
+// stays with the session when the session starts its next message
+// meanwhile: that message, written after the flush, must not reach the
+// backend's next holder (a review's sequence, with the relay's thread
+// preempted after the flush's write).
+func TestTransactionPoolFlushNeverGivesAwayAMessage(t *testing.T) {
+	p := startCopyLoader(t, policy.RelayGoroutines)
+	loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	defer proxy.DelayPooledFlushes(100 * time.Millisecond)()
+	conn, fe := loader.PgConn().Conn(), loader.PgConn().Frontend()
+	q1, _ := (&pgproto3.Query{String: "SELECT 'loader first'"}).Encode(nil)
+	q2, _ := (&pgproto3.Query{String: "SELECT 'loader secret'"}).Encode(nil)
+	if _, err := conn.Write(q1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	// The next message's header and a byte: the client relay holds the
+	// backend and reads on.
+	if _, err := conn.Write(q2[:7]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got := make(chan string, 2)
+	go func() {
+		for _, q := range []string{"SELECT 'marie 1' FROM pg_sleep(0.4)", "SELECT 'marie 2'"} {
+			s, err := one(context.Background(), other, q)
+			if err != nil {
+				s = err.Error()
+			}
+			got <- s
+		}
+	}()
+	time.Sleep(150 * time.Millisecond)
+	if _, err := conn.Write(q2[7:]); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"marie 1", "marie 2"} {
+		if s := <-got; s != want {
+			t.Fatalf("marie got %q, want %q", s, want)
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var rows []string
+	for len(rows) < 2 {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("the loader, after %q: %v", rows, err)
+		}
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			rows = append(rows, string(d.Values[0]))
+		}
+	}
+	if rows[0] != "loader first" || rows[1] != "loader secret" {
+		t.Fatalf("the loader got %q", rows)
 	}
 }

@@ -408,6 +408,10 @@ func (ss *session) unhold(boundary bool, typ byte) {
 	pl.mu.Unlock()
 }
 
+// afterPooledFlush, nil but in tests, runs between a pooled flush's write
+// and its bookkeeping: the relay's thread preempted there.
+var afterPooledFlush atomic.Pointer[func()]
+
 // pooledFlush sends what the client relay batched for its backend.
 //
 // NOTE: bytes batched belong to a batch still open or unanswered, so the
@@ -426,6 +430,9 @@ func (ss *session) pooledFlush() error {
 	pl.flushing = true
 	pl.mu.Unlock()
 	err := w.Flush()
+	if f := afterPooledFlush.Load(); f != nil {
+		(*f)()
+	}
 	pl.mu.Lock()
 	pl.flushing = false
 	pl.flushed.Broadcast()
@@ -499,31 +506,38 @@ func (ss *session) letGo(wait bool) (*backend, bool, []statement.Finished) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	b := pl.b
+	var b *backend
 	var settle int64
-	if u := ss.sent.Load() - ss.done.Load(); u > 0 && ss.copySyncs.settled(u) {
-		settle = u
-	}
-	if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() && settle == 0 ||
-		ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
-		return nil, false, nil
-	}
-	for pl.flushing {
+	// NOTE: every check again after a wait for a flush, which releases
+	// mu: the client relay may have started its next message on b
+	// meanwhile (pl.open), and b must then stay (a review gave the
+	// loader's next statement to another user's session).
+	for {
+		b = pl.b
+		settle = 0
+		if u := ss.sent.Load() - ss.done.Load(); u > 0 && ss.copySyncs.settled(u) {
+			settle = u
+		}
+		if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() && settle == 0 ||
+			ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
+			return nil, false, nil
+		}
+		if !pl.flushing {
+			// NOTE: no client message is being written (pl.open is
+			// false), and one written before is flushed: bytes left
+			// would go to the backend's next session.
+			if b.out.Pending() > 0 {
+				return nil, false, nil
+			}
+			break
+		}
 		if !wait {
 			return nil, false, nil
 		}
 		pl.flushed.Wait()
 	}
-	if pl.b != b {
-		// Ended meanwhile.
-		return nil, false, nil
-	}
 	var finished []statement.Finished
 	if settle > 0 {
-		if ss.sent.Load()-ss.done.Load() != settle || !ss.copySyncs.settled(settle) {
-			// A batch sent meanwhile (before pl.open was set).
-			return nil, false, nil
-		}
 		b.spoiled = true
 		_, finished = ss.closeDoubt(settle)
 		if finished == nil {

@@ -63,8 +63,9 @@ var statTableKeys = map[string]bool{"relid": true, "schemaname": true, "relname"
 // its xmin, after its columns, when a column reference names it, bare or
 // qualified by the FROM item's name; the statement is then deparsed.
 //
-// NOTE: not in a statement holding a *, which would give xmin as a
-// column too: there xmin is unknown, as before.
+// NOTE: not in a statement holding a * or a whole-row reference (c,
+// (c).*), which would give xmin as a column too: there xmin is unknown,
+// as before.
 func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
 	for i := range w.scoped {
 		s := &w.scoped[i]
@@ -75,6 +76,13 @@ func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
 		star := false
 		for _, st := range stmts {
 			pgtree.Walk(st, func(m proto.Message) bool {
+				if ind, ok := m.(*pg_query.A_Indirection); ok {
+					// (c).*
+					if n := len(ind.Indirection); n > 0 && ind.Indirection[n-1].GetAStar() != nil {
+						star = true
+					}
+					return true
+				}
 				c, ok := m.(*pg_query.ColumnRef)
 				if !ok {
 					return true
@@ -83,6 +91,9 @@ func (w *walker) catalogXmin(stmts []*pg_query.RawStmt) {
 				n := len(f)
 				switch {
 				case n > 0 && f[n-1].GetAStar() != nil:
+					star = true
+				case n == 1 && f[0].GetString_().GetSval() == alias:
+					// The whole row, as in to_jsonb(c).
 					star = true
 				case n > 0 && f[n-1].GetString_().GetSval() == "xmin" &&
 					(n == 1 || n == 2 && f[0].GetString_().GetSval() == alias):

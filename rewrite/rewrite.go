@@ -138,6 +138,11 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
+		if strings.Contains(err.Error(), "exceeded maximum recursion depth") {
+			// Go's protobuf decoding of a tree too deep, not a syntax
+			// error.
+			return nil, deny("complexity", "the statement nests expressions too deeply")
+		}
 		return nil, &Refused{Code: CodeSyntaxError, Rule: "syntax", Message: err.Error()}
 	}
 	if d := treeDepth(tree, 0); d > maxTreeDepth {

@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -54,8 +56,13 @@ func ensureStack() error {
 		return fmt.Errorf("raising the stack limit to %d bytes: %w", want, err)
 	}
 	exe, err := os.Executable()
+	if err == nil && strings.HasPrefix(filepath.Base(exe), "ld-") {
+		// Started through the dynamic loader, which would read the
+		// arguments as another program's.
+		err = fmt.Errorf("started through the dynamic loader %s", exe)
+	}
 	if err != nil {
-		return fmt.Errorf("starting again with a %d-byte stack limit: %w", want, err)
+		return fmt.Errorf("starting again with a %d-byte stack limit (run with ulimit -s %d): %w", want, want>>10, err)
 	}
 	err = syscall.Exec(exe, os.Args, append(os.Environ(), stackEnv+"=1"))
 	return fmt.Errorf("starting again with a %d-byte stack limit: %w", want, err)

@@ -134,7 +134,11 @@ type loopState struct {
 	// upstream message being streamed through; uSkip drops the upstream
 	// one instead.
 	cRemain, uRemain int
-	uSkip            bool
+	// cTyp is the type of the client message cRemain streams: in
+	// transaction mode its batch stays open (unhold) until its last byte
+	// went upstream, so that the backend stays the session's meanwhile.
+	cTyp  byte
+	uSkip bool
 	// cWant and uWant are the size of the message each reader waits for
 	// whole, so that its next read makes room for it.
 	cWant, uWant int
@@ -676,6 +680,10 @@ func (l *eventLoop) pumpClient(ss *session) {
 				lp.cWant = 0
 				break
 			}
+			if ss.pl != nil {
+				ss.unhold(false, lp.cTyp)
+				lp.held = false
+			}
 			continue
 		}
 		if upstreamOn(ss) && ss.uout.Pending() >= upstreamWrite {
@@ -710,8 +718,11 @@ func (l *eventLoop) pumpClient(ss *session) {
 					case holdNext:
 						continue
 					}
-					ss.unhold(false, typ)
-					lp.held = false
+					// NOTE: held until its last byte (above): a backend
+					// let go of in the middle would get the rest of it
+					// for its next session, read there as messages
+					// (review: SQL run for another user's session).
+					lp.cTyp = typ
 				}
 				lp.cRemain = total
 				continue
@@ -773,6 +784,12 @@ func (l *eventLoop) pumpClient(ss *session) {
 	}
 	if err := ss.uout.Flush(); err != nil {
 		ss.end(ss.upstreamGone(err))
+		return
+	}
+	if ss.pl != nil && lp.cRemain == 0 {
+		// The batch's last answer may have come while a message was
+		// streamed and held the backend: let it go now.
+		l.loopDetach(ss)
 	}
 }
 

@@ -484,8 +484,9 @@ func (l *eventLoop) loopAttach(ss *session) bool {
 // did.
 func (l *eventLoop) loopDetach(ss *session) bool {
 	lp := ss.lp
-	if lp.ub == nil || lp.busy {
-		// A worker writes to it: workerDone asks again.
+	if lp.ub == nil || lp.busy || lp.cRemain > 0 {
+		// A worker writes to it (workerDone asks again), or a client
+		// message is streaming to it (pumpClient asks again).
 		return false
 	}
 	b, failed, settled := ss.letGo(false)

@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,5 +298,103 @@ func TestTransactionPoolFlushNeverGivesAwayAMessage(t *testing.T) {
 	}
 	if rows[0] != "loader first" || rows[1] != "loader secret" {
 		t.Fatalf("the loader got %q", rows)
+	}
+}
+
+// TestTransactionPoolStreamedMessageKeepsItsBackend: a client message
+// streamed through in parts (a CopyData larger than the read buffer, a
+// stray one after a Query or the rest of one after its COPY failed) keeps
+// the backend until its last byte went upstream. Given to another session
+// in the middle, the rest would reach that session's backend and be read
+// there as messages: a review ran its own SQL, unchecked, in another
+// session's place. And once it has gone, the backend goes back to the
+// pool, though the batch's last answer came before.
+func TestTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolStreamedMessageKeepsItsBackend)
+}
+
+func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay string) {
+	p := startCopyLoader(t, relay)
+	isG := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok }
+	isZ := func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok }
+	for _, c := range []struct {
+		name string
+		// before starts the attacker's sequence, and what it waits for.
+		before []pgproto3.FrontendMessage
+		until  func(pgproto3.BackendMessage) bool
+		// first is sent ahead of the CopyData's first part.
+		first pgproto3.FrontendMessage
+	}{
+		{"a stray CopyData after a Query", nil, nil, &pgproto3.Query{String: "SELECT 'attacker'"}},
+		{"the rest of a CopyData after its COPY failed",
+			[]pgproto3.FrontendMessage{&pgproto3.Query{String: "COPY pool_scratch.sink FROM STDIN"}}, isG,
+			&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+			aconn, afe := a.PgConn().Conn(), a.PgConn().Frontend()
+			bconn, bfe := b.PgConn().Conn(), b.PgConn().Frontend()
+			for _, c := range []interface{ SetDeadline(time.Time) error }{aconn, bconn} {
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			}
+			rows := func(fe *pgproto3.Frontend, stop func(pgproto3.BackendMessage) bool) []string {
+				var got []string
+				for {
+					m, err := fe.Receive()
+					if err != nil {
+						t.Fatalf("after %q: %v", got, err)
+					}
+					switch m := m.(type) {
+					case *pgproto3.DataRow:
+						got = append(got, string(m.Values[0]))
+					case *pgproto3.ErrorResponse:
+						got = append(got, "error: "+m.Message)
+					}
+					if stop(m) {
+						return got
+					}
+				}
+			}
+			for _, m := range c.before {
+				afe.Send(m)
+			}
+			if c.before != nil {
+				if err := afe.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				rows(afe, c.until)
+			}
+			// The other session's Query, and the attacker's of its length.
+			vq, _ := (&pgproto3.Query{String: "SELECT 'victim answer xxxxxxxxxxxxxxxxxxxxxxx'"}).Encode(nil)
+			inj := "SELECT current_user::text || ' INJECTED' -- "
+			inj += strings.Repeat("x", len(vq)-5-1-len(inj))
+			iq, _ := (&pgproto3.Query{String: inj}).Encode(nil)
+			// A CopyData of p1 bytes now and r to come.
+			const p1, r = 20000, 16 << 10
+			head, _ := c.first.Encode(nil)
+			hdr := []byte{'d', 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(hdr[1:], uint32(4+p1+r))
+			if _, err := aconn.Write(append(append(head, hdr...), bytes.Repeat([]byte("x"), p1)...)); err != nil {
+				t.Fatal(err)
+			}
+			rows(afe, isZ)
+			time.Sleep(200 * time.Millisecond)
+			if _, err := bconn.Write(vq); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if _, err := aconn.Write(append(bytes.Repeat([]byte("x"), r-len(iq)), iq...)); err != nil {
+				t.Fatal(err)
+			}
+			if got := rows(bfe, isZ); fmt.Sprint(got) != "[victim answer xxxxxxxxxxxxxxxxxxxxxxx]" {
+				t.Fatalf("the other session got %q, not its own answer", got)
+			}
+			// The attacker idle, the backend is free again.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if s, err := one(ctx, p.simpleConn(t, "marie"), "SELECT 'marie'"); err != nil || s != "marie" {
+				t.Fatalf("with the attacker idle, marie got %q, %v", s, err)
+			}
+		})
 	}
 }

@@ -59,6 +59,12 @@ type poolLink struct {
 	// a change of the acting user.
 	keeps string
 	ended bool
+	// parked reports that the backend relay found the session done with
+	// its answers at a ReadyForQuery but could not let the backend go
+	// (the batch was open); woken that the client relay woke it since
+	// (review fix: wakePark).
+	parked bool
+	woken  atomic.Bool
 	// endB is the backend an event-loop session held at its end, which
 	// the loop closes (endPooled).
 	endB *backend
@@ -173,6 +179,7 @@ func (ss *session) pooledClientRelay() sessionEnd {
 			if err := ss.pooledFlush(); err != nil {
 				return ss.upstreamGone(err)
 			}
+			ss.wakeParked()
 		}
 		if ss.cin.Buffered() == 0 {
 			// Wait for the client with no buffer held: most waits end
@@ -316,6 +323,7 @@ func (ss *session) holdHeld() bool {
 		return false
 	}
 	pl.wasOpen, pl.open = pl.open, true
+	pl.parked = false
 	return true
 }
 
@@ -440,6 +448,21 @@ func (ss *session) pooledFlush() error {
 	return err
 }
 
+// wakeParked wakes a backend relay parked after a ReadyForQuery it
+// could not let the backend go at, once the batch is closed and flushed:
+// it then tries again (relayBackend).
+func (ss *session) wakeParked() {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if !pl.parked || pl.open || pl.b == nil || pl.b.out.Pending() > 0 || !ss.idle() {
+		return
+	}
+	pl.parked = false
+	pl.woken.Store(true)
+	_ = pl.b.up.conn.SetReadDeadline(time.Now())
+}
+
 // answerUnheld answers a client message of type typ that found no
 // backend with resp, as PostgreSQL answers a failed message: at once
 // for a Query, at the batch's Sync for the extended protocol, skipping
@@ -518,6 +541,11 @@ func (ss *session) letGo(wait bool) (*backend, bool, []statement.Finished) {
 		if u := ss.sent.Load() - ss.done.Load(); u > 0 && ss.copySyncs.settled(u) {
 			settle = u
 		}
+		if wait && b != nil && !pl.ended && pl.open {
+			// The client relay wakes the backend relay once it closed
+			// the batch (wakeParked).
+			pl.parked = true
+		}
 		if b == nil || pl.ended || pl.keeps != "" || pl.open || !ss.idle() && settle == 0 ||
 			ss.txStatus.Load() != 'I' || ss.serverCopyIn.Load() || ss.uin.Buffered() > 0 {
 			return nil, false, nil
@@ -544,6 +572,11 @@ func (ss *session) letGo(wait bool) (*backend, bool, []statement.Finished) {
 			finished = []statement.Finished{}
 		}
 	}
+	if pl.woken.Swap(false) {
+		// A wake the relay did not see: no deadline goes with b.
+		_ = b.up.conn.SetReadDeadline(time.Time{})
+	}
+	pl.parked = false
 	pl.b = nil
 	return b, pl.prepareFailed, finished
 }

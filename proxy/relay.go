@@ -574,6 +574,27 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 			}
 		}
 		typ, total, err := ss.uin.Header()
+		if err != nil && ss.pl != nil && ss.pl.woken.Swap(false) && isTimeout(err) {
+			// Woken by the client relay (wakeParked): try again.
+			ss.pl.mu.Lock()
+			if b := ss.pl.b; b != nil {
+				_ = b.up.conn.SetReadDeadline(time.Time{})
+			}
+			ss.pl.mu.Unlock()
+			if ss.detach() {
+				ss.coutMu.Lock()
+				err := ss.cout.Flush()
+				if err == nil {
+					ss.cout.Idle()
+				}
+				ss.coutMu.Unlock()
+				if err != nil {
+					return ss.clientWriteFailed(err), false
+				}
+				return sessionEnd{}, true
+			}
+			continue
+		}
 		if err != nil {
 			return ss.upstreamReadFailed(err), false
 		}
@@ -636,6 +657,12 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 			return ss.upstreamReadFailed(err), false
 		}
 	}
+}
+
+// isTimeout reports a deadline's error.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // upstreamHow says what becomes of an upstream message.

@@ -18,6 +18,13 @@ listen {
   max_connections      = 2000
   max_user_connections = 20
 
+  # Before login: 10 failed logins a minute per login and client address,
+  # 128 connections authenticating at once per address (the defaults).
+  # Behind a load balancer that hides clients' addresses, every client
+  # shares one: set both to 0 (or raise them) there.
+  max_auth_failures       = 10
+  max_startup_per_address = 128
+
   # Clients must use TLS: psql "sslmode=verify-full sslrootcert=…", JDBC
   # ssl=true&sslmode=verify-full. Certificates are read at start.
   tls {

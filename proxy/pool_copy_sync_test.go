@@ -398,3 +398,40 @@ func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay strin
 		})
 	}
 }
+
+// TestTransactionPoolParkedBackendWakes: the rest of a streamed CopyData
+// and a message that gets no answer of its own (copy data, a Flush) in
+// one write: the backend relay, parked at the Query's ReadyForQuery while
+// the CopyData held the batch open, is still woken to let the backend go
+// once the session is idle (a review's sequence).
+func TestTransactionPoolParkedBackendWakes(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		for _, extra := range []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("x")}, &pgproto3.Flush{}} {
+			p := startCopyLoader(t, relay)
+			a := p.simpleConn(t, "hq")
+			aconn, afe := a.PgConn().Conn(), a.PgConn().Frontend()
+			_ = aconn.SetDeadline(time.Now().Add(10 * time.Second))
+			head, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
+			// A small tail: it and the next message arrive in one read.
+			const p1, r = 36000, 10
+			hdr := []byte{'d', 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(hdr[1:], uint32(4+p1+r))
+			if _, err := aconn.Write(append(append(head, hdr...), bytes.Repeat([]byte("x"), p1)...)); err != nil {
+				t.Fatal(err)
+			}
+			receiveUntil(t, afe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+			time.Sleep(200 * time.Millisecond)
+			tail, _ := extra.Encode(nil)
+			if _, err := aconn.Write(append(bytes.Repeat([]byte("x"), r), tail...)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			s, err := one(ctx, p.simpleConn(t, "marie"), "SELECT 'marie'")
+			cancel()
+			if err != nil || s != "marie" {
+				t.Errorf("after %T, marie got %q, %v", extra, s, err)
+			}
+		}
+	})
+}

@@ -322,8 +322,10 @@ func (ss *session) holdHeld() bool {
 	if pl.b == nil {
 		return false
 	}
+	// NOTE: pl.parked stays: a message that gets no ReadyForQuery (copy
+	// data, a Flush) leaves the relay parked (review: clearing it here
+	// lost the wake, and the idle session kept its backend).
 	pl.wasOpen, pl.open = pl.open, true
-	pl.parked = false
 	return true
 }
 

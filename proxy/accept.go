@@ -75,6 +75,10 @@ type Server struct {
 	upstream *pgconn.Config
 	// tlsConfig is nil when the listen block has no tls block.
 	tlsConfig *tls.Config
+	// directTLSConfig is tlsConfig for connections that open with a
+	// ClientHello (directTLS): the same, requiring the "postgresql" ALPN
+	// protocol. nil when tlsConfig is.
+	directTLSConfig *tls.Config
 	// cbData is the tls-server-end-point channel-binding data of the
 	// server certificate (nil without TLS).
 	cbData []byte
@@ -157,6 +161,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.upstream = up
 	if t := cfg.TLS; t != nil && t.Config != nil {
 		s.tlsConfig = t.Config
+		s.directTLSConfig = t.Config.Clone()
+		s.directTLSConfig.NextProtos = []string{alpnPostgreSQL}
 		if len(t.Config.Certificates) > 0 {
 			cert := t.Config.Certificates[0]
 			leaf := cert.Leaf

@@ -119,6 +119,10 @@ func FuzzStartup(f *testing.F) {
 	f.Add(startupSeed("user", "a", "_pq_.x", "1"))
 	f.Add([]byte{0, 0, 0, 8, 0, 4, 0, 0})
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	// A TLS record's first bytes, as a direct TLS client opens with,
+	// then the same after an SSLRequest.
+	f.Add([]byte{0x16, 3, 1, 0, 0x20, 1, 0, 0, 0x1c, 3, 3})
+	f.Add(append(ssl, 0x16, 3, 1, 0, 5))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client, server := net.Pipe()

@@ -57,10 +57,17 @@ type startupParams struct {
 // handshake: the class of CVE-2021-23214 (PostgreSQL) and
 // CVE-2021-3935 (PgBouncer). Plaintext sent before the ClientHello lands in
 // the TLS handshake, which fails.
+//
+// A packet starting with a TLS handshake record's first byte is no
+// packet (its length would exceed maxStartupPacket): it is returned as
+// errDirectTLS, with the four bytes read in body.
 func readStartupPacket(r io.Reader) (code uint32, body []byte, err error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return 0, nil, err
+	}
+	if hdr[0] == tlsHandshakeRecord {
+		return 0, hdr[:4], errDirectTLS
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
 	if n < 8 || n > maxStartupPacket {
@@ -81,9 +88,21 @@ func readStartupPacket(r io.Reader) (code uint32, body []byte, err error) {
 func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
 	res := &startupResult{conn: conn}
 	sawSSL, sawGSS := false, false
-	for {
+	for first := true; ; first = false {
 		code, body, err := readStartupPacket(res.conn)
+		if errors.Is(err, errDirectTLS) && first {
+			// A ClientHello with no SSLRequest before it: PostgreSQL 17's
+			// sslnegotiation=direct.
+			sawSSL = true
+			if err := s.directTLS(res, body); err != nil {
+				return res, err
+			}
+			continue
+		}
 		if err != nil {
+			if errors.Is(err, errDirectTLS) {
+				err = fatalErr(CodeProtocolViolation, "invalid length of startup packet", "", nil)
+			}
 			return res, err
 		}
 		switch code {
@@ -146,6 +165,57 @@ func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
 			return res, nil
 		}
 	}
+}
+
+// tlsHandshakeRecord is the first byte of a TLS handshake record, hence of
+// a ClientHello.
+const tlsHandshakeRecord = 0x16
+
+// errDirectTLS reports a ClientHello where a startup packet was expected.
+var errDirectTLS = errors.New("TLS handshake instead of a startup packet")
+
+// alpnPostgreSQL is the ALPN protocol of PostgreSQL's direct TLS.
+const alpnPostgreSQL = "postgresql"
+
+// directTLS sets up TLS on a connection that opened with a ClientHello
+// (hello, its first bytes, already read), as PostgreSQL 17 accepts with
+// sslnegotiation=direct: only when TLS is configured, and only with the
+// "postgresql" ALPN protocol, which keeps a client of another protocol
+// (an HTTPS client led to pgveil's port) from talking to it.
+func (s *Server) directTLS(res *startupResult, hello []byte) error {
+	if s.directTLSConfig == nil {
+		// The client speaks TLS: a plaintext ErrorResponse would be
+		// garbage to it. PostgreSQL closes the connection likewise.
+		return errors.New("direct TLS connection, but the listen block has no tls block")
+	}
+	tc := tls.Server(&replayConn{Conn: res.conn, pending: hello}, s.directTLSConfig)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake (direct): %w", err)
+	}
+	if tc.ConnectionState().NegotiatedProtocol != alpnPostgreSQL {
+		// PostgreSQL refuses the same way, with a TLS alert: a client
+		// that did not ask for the "postgresql" protocol is not one.
+		_ = tc.Close()
+		return errors.New("direct TLS connection without the \"postgresql\" ALPN protocol")
+	}
+	res.conn, res.tls = tc, true
+	return nil
+}
+
+// replayConn is a connection whose first reads return pending, bytes
+// already read from it.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // forwardedParams are the startup parameters pgveil accepts from clients

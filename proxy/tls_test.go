@@ -156,3 +156,104 @@ func TestTLSWithPgx(t *testing.T) {
 		}
 	})
 }
+
+// TestDirectTLS covers PostgreSQL 17's sslnegotiation=direct: a client
+// that opens with a ClientHello instead of an SSLRequest.
+func TestDirectTLS(t *testing.T) {
+	secure := startProxy(t, withTLS(t, true))
+	plain := startProxy(t)
+	ctx := context.Background()
+	connect := func(p *testProxy, params url.Values) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return pgconn.ConnectConfig(cctx, cfg)
+	}
+	t.Run("pgx with sslnegotiation=direct logs in with channel binding", func(t *testing.T) {
+		c, err := connect(secure, url.Values{"sslmode": {"require"}, "sslnegotiation": {"direct"}, "channel_binding": {"require"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		tc, ok := c.Conn().(*tls.Conn)
+		if !ok {
+			t.Fatalf("connection is %T, not TLS", c.Conn())
+		}
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "postgresql" {
+			t.Fatalf("ALPN protocol %q", p)
+		}
+		rr := c.ExecParams(ctx, "SELECT count(*) FROM items", nil, nil, nil, nil).Read()
+		if rr.Err != nil || len(rr.Rows) != 1 || string(rr.Rows[0][0]) != "100" {
+			t.Fatalf("%v %q", rr.Err, rr.Rows)
+		}
+	})
+	hello := func(t *testing.T, p *testProxy, protos []string) (string, error) {
+		raw, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		_ = raw.SetDeadline(time.Now().Add(5 * time.Second))
+		tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: protos})
+		if err := tc.Handshake(); err != nil {
+			return "", err
+		}
+		// A startup message: a server that went on would ask for a password.
+		startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+			Parameters: map[string]string{"user": "alice", "database": testDB}}).Encode(nil)
+		if _, err := tc.Write(startup); err != nil {
+			return "", err
+		}
+		b := make([]byte, 1)
+		n, err := io.ReadFull(tc, b)
+		return string(b[:n]), err
+	}
+	t.Run("a ClientHello without the postgresql ALPN protocol is refused", func(t *testing.T) {
+		// The connection closes with no answer to the startup.
+		if out, err := hello(t, secure, nil); out != "" {
+			t.Fatalf("served a client that did not ask for postgresql: %q %v", out, err)
+		}
+	})
+	t.Run("a ClientHello for another protocol is refused in the handshake", func(t *testing.T) {
+		if _, err := hello(t, secure, []string{"http/1.1"}); err == nil {
+			t.Fatal("handshake succeeded")
+		}
+	})
+	t.Run("with the postgresql protocol the server asks for a password", func(t *testing.T) {
+		out, err := hello(t, secure, []string{"postgresql"})
+		if !strings.HasPrefix(out, "R") {
+			t.Fatalf("want an authentication request, got %q %v", out, err)
+		}
+	})
+	t.Run("a ClientHello to a listener without TLS is closed", func(t *testing.T) {
+		if _, err := connect(plain, url.Values{"sslmode": {"require"}, "sslnegotiation": {"direct"}}); err == nil {
+			t.Fatal("connected")
+		}
+		if _, err := hello(t, plain, []string{"postgresql"}); err == nil {
+			t.Fatal("handshake succeeded")
+		}
+	})
+	t.Run("a ClientHello after another startup packet is refused", func(t *testing.T) {
+		c, err := net.Dial("tcp", secure.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		var req [8]byte
+		binary.BigEndian.PutUint32(req[:], 8)
+		binary.BigEndian.PutUint32(req[4:], 80877104) // GSSENCRequest, declined
+		_, _ = c.Write(req[:])
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(c, b); err != nil || b[0] != 'N' {
+			t.Fatalf("want 'N', got %q %v", b, err)
+		}
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"postgresql"}})
+		if err := tc.Handshake(); err == nil {
+			t.Fatal("direct TLS accepted after another startup packet")
+		}
+	})
+}

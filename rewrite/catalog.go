@@ -30,7 +30,8 @@ ORDER BY c.oid, a.attnum`
 // index or an exclusion constraint (its key columns in indkey, and those
 // its expressions and predicate depend on); 'f' for a column of a foreign
 // key, with the schema and name of the relation referenced; 'r' for a
-// column a foreign key references, with the referencing relation.
+// column a foreign key references, with the referencing relation; 'g'
+// for a generated column, with a column its expression reads.
 const catalogKeysSQL = `
 SELECT i.indrelid, 'u', a.attname, '', ''
 FROM pg_catalog.pg_index i
@@ -50,6 +51,15 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = x.rel AND a.attnum = ANY (x.cols)
 JOIN pg_catalog.pg_class r ON r.oid = x.other
 JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
 WHERE c.contype = 'f'
+UNION
+SELECT a.attrelid, 'g', a.attname, b.attname, ''
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.refobjid = a.attrelid AND d.refobjsubid <> a.attnum
+JOIN pg_catalog.pg_attribute b ON b.attrelid = a.attrelid AND b.attnum = d.refobjsubid
+WHERE a.attgenerated <> '' AND a.attnum > 0 AND NOT a.attisdropped AND NOT b.attisdropped
 ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
@@ -239,10 +249,18 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.ReferencedBy = map[string][]QName{}
 			}
 			rel.ReferencedBy[col] = append(rel.ReferencedBy[col], other)
+		case "g":
+			if rel.Generated == nil {
+				rel.Generated = map[string][]string{}
+			}
+			rel.Generated[col] = append(rel.Generated[col], other.Schema)
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog keys: %w", err)
+	}
+	for _, rel := range byOID {
+		rel.keysOfGenerated()
 	}
 
 	parents := map[uint32][]uint32{}
@@ -428,6 +446,25 @@ func parseTypeName(typ string) (*pg_query.TypeName, error) {
 		}
 	}
 	return nil, fmt.Errorf("parsing type %q: unexpected shape", typ)
+}
+
+// keysOfGenerated makes the columns a generated column is computed from
+// keys and foreign key columns wherever it is one: writing them changes
+// it, and PostgreSQL checks its new value.
+func (rel *Relation) keysOfGenerated() {
+	for g, bases := range rel.Generated {
+		for _, b := range bases {
+			if rel.Keys[g] {
+				rel.Keys[b] = true
+			}
+			if qs := rel.References[g]; len(qs) > 0 {
+				rel.References[b] = append(rel.References[b], qs...)
+			}
+			if qs := rel.ReferencedBy[g]; len(qs) > 0 {
+				rel.ReferencedBy[b] = append(rel.ReferencedBy[b], qs...)
+			}
+		}
+	}
 }
 
 // mergeKeys adds the keys and foreign keys of child, a relation a write

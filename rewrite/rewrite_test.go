@@ -210,8 +210,42 @@ func TestWrites(t *testing.T) {
 		{name: "a nested governed reference in the WHERE is rewritten too",
 			sql:  "DELETE FROM responses WHERE country IN (SELECT name FROM countries)",
 			want: []string{"FROM public.countries WHERE name = 'France' OFFSET 0) countries"}},
+		// A SET target's subscript is evaluated on the real row, like
+		// its value (a review read the masked email and employees there).
+		{name: "a denied table in a SET subscript is refused",
+			sql: "UPDATE responses SET tags[(SELECT count(*) FROM employees)::int] = 'x' WHERE id = 1", rule: "ungoverned_table"},
+		{name: "a masked column in a SET subscript is refused",
+			sql: "UPDATE responses SET tags[length(email)] = 'x' WHERE id = 1", rule: "masked_write"},
+		{name: "a refused function in a SET subscript is refused",
+			sql: "UPDATE responses SET tags[pg_backend_pid()] = 'x' WHERE id = 1", rule: "server_state"},
+		{name: "a governed table in a SET subscript reads its scoped rows",
+			sql:  "UPDATE responses SET tags[(SELECT count(*) FROM responses r2 WHERE r2.country <> 'France')::int] = 'x' WHERE id = 1",
+			want: []string{"SET tags[(SELECT count(*) FROM (SELECT", "OFFSET 0) r2 WHERE r2.country <> 'France')::int] = 'x'"}},
+		{name: "a plain subscript passes", sql: "UPDATE responses SET tags[1] = 'x' WHERE id = 1",
+			want: []string{"UPDATE responses SET tags[1] = 'x' WHERE (tableoid, ctid) IN"}},
+		// xmin is a transaction id (server_state), a ctid's page the
+		// table's size with its hidden rows.
+		{name: "RETURNING xmin is refused", sql: "UPDATE responses SET nps = nps WHERE id = 1 RETURNING xmin", rule: "write_governed"},
+		{name: "RETURNING ctid is refused", sql: "DELETE FROM responses WHERE id = 1 RETURNING responses.ctid", rule: "write_governed"},
+		{name: "SET reading a system column is refused", sql: "UPDATE responses SET comment = ctid::text WHERE id = 1", rule: "write_governed"},
 	}
 	runCases(t, cat, p, cases)
+
+	t.Run("COPY FROM's WHERE into a governed table is checked", func(t *testing.T) {
+		runCases(t, cat, unscopedMarie(t), []rewriteCase{
+			{name: "query_to_xml",
+				sql:  "COPY responses (country, submitted_at) FROM STDIN WHERE current_setting(query_to_xml('select email from responses', false, false, '')::text) IS NULL",
+				rule: "query_text"},
+			{name: "pg_backend_pid", sql: "COPY responses (country, submitted_at) FROM STDIN WHERE pg_backend_pid() > 0", rule: "server_state"},
+			{name: "a denied table", sql: "COPY responses (country, submitted_at) FROM STDIN WHERE (SELECT count(*) FROM employees) > 0", rule: "ungoverned_table"},
+			{name: "RETURNING of an INSERT may not read ctid", sql: "INSERT INTO responses (country, submitted_at) VALUES ('France', now()) RETURNING ctid", rule: "write_governed"},
+		})
+		// Not run upstream: COPY FROM STDIN would wait for its rows.
+		const plain = "COPY responses (country, submitted_at) FROM STDIN WHERE country = 'France'"
+		if res, err := rewrite.Rewrite(plain, cat, unscopedMarie(t)); err != nil || res.SQL != plain {
+			t.Fatalf("a plain filter: %v %+v", err, res)
+		}
+	})
 
 	t.Run("a table the policy reads is never written", func(t *testing.T) {
 		ro := marie(t)

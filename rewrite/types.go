@@ -133,6 +133,10 @@ type Relation struct {
 	// reaches.
 	Keys                     map[string]bool
 	References, ReferencedBy map[string][]QName
+	// Generated maps each generated column to the columns its expression
+	// reads: writing one of those changes it. Keys, References and
+	// ReferencedBy hold those columns too, as their generated column's.
+	Generated map[string][]string
 }
 
 // Column is a column of a Relation.

@@ -45,6 +45,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(ins.ReturningList, ins.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
+		if err := readsSystem(ins.ReturningList, rel, "RETURNING"); err != nil {
+			return err
+		}
 		// NOTE: DEFAULT VALUES (no SELECT) writes every column's default.
 		if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
 			return err
@@ -63,7 +66,16 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := writesMasked(s.CopyStmt.Attlist, rel, acc, "COPY"); err != nil {
 			return err
 		}
-		return w.writeChecked(s.CopyStmt.Attlist, rel, acc, "COPY")
+		if err := w.writeChecked(s.CopyStmt.Attlist, rel, acc, "COPY"); err != nil {
+			return err
+		}
+		// NOTE: the WHERE of COPY FROM reads the rows copied in, not the
+		// table's, but its functions run as the service account: it is
+		// walked like an INSERT's query (a review read every table
+		// through query_to_xml there).
+		w.skipTarget = s.CopyStmt.Relation
+		defer func() { w.skipTarget = nil }()
+		return w.walk(n)
 
 	case *pg_query.Node_DeleteStmt:
 		del := s.DeleteStmt
@@ -71,6 +83,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return deny("write_governed", "DELETE … USING on the governed table %s is not allowed", rel.QName)
 		}
 		if err := w.readsMasked(del.ReturningList, del.Relation, acc, "RETURNING"); err != nil {
+			return err
+		}
+		if err := readsSystem(del.ReturningList, rel, "RETURNING"); err != nil {
 			return err
 		}
 		if err := w.deleteChecked(rel); err != nil {
@@ -100,10 +115,25 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.readsMasked(upd.ReturningList, upd.Relation, acc, "RETURNING"); err != nil {
 			return err
 		}
+		if err := readsSystem(upd.ReturningList, rel, "RETURNING"); err != nil {
+			return err
+		}
 		scopeCols := map[string]bool{}
 		if acc.Filter != nil {
 			collectColumns(acc.Filter, scopeCols)
+			// A generated column the scope reads changes with the
+			// columns it is computed from.
+			for g, bases := range rel.Generated {
+				if scopeCols[g] {
+					for _, b := range bases {
+						scopeCols[b] = true
+					}
+				}
+			}
 		}
+		// values are what SET evaluates on the real row: the values, and
+		// the subscripts of the targets (SET tags[expr] = …), which a
+		// review used to read the masked email and other tables.
 		var values []*pg_query.Node
 		for _, t := range upd.TargetList {
 			rt := t.GetResTarget()
@@ -114,8 +144,12 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 				return deny("write_scope", "UPDATE of %s.%s could move rows out of your row scope", rel.QName, rt.Name)
 			}
 			values = append(values, rt.Val)
+			values = append(values, rt.Indirection...)
 		}
 		if err := w.readsMasked(values, upd.Relation, acc, "SET"); err != nil {
+			return err
+		}
+		if err := readsSystem(values, rel, "SET"); err != nil {
 			return err
 		}
 		if err := writesMasked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
@@ -309,6 +343,26 @@ func (w *walker) readsMasked(exprs []*pg_query.Node, target *pg_query.RangeVar, 
 	}
 	if bad != "" {
 		return deny("masked_write", "%s may not read the masked column %s (%s) of the governed table", clause, bad, target.Relname)
+	}
+	return nil
+}
+
+// readsSystem refuses expressions that read a system column (ctid, xmin…)
+// where the real row is visible (SET values, RETURNING): xmin is a
+// transaction id, which server_state refuses to give, and a ctid's page
+// tells the table's size, hidden rows included. Any reference whose last
+// field is such a name counts, conservatively.
+func readsSystem(exprs []*pg_query.Node, rel *Relation, clause string) error {
+	bad := ""
+	for _, e := range exprs {
+		visitColumnRefs(e, func(cr *pg_query.ColumnRef) {
+			if last := cr.Fields[len(cr.Fields)-1].GetString_(); last != nil && systemColumns[last.Sval] {
+				bad = last.Sval
+			}
+		})
+	}
+	if bad != "" {
+		return deny("write_governed", "%s of a write on %s may not read the system column %s", clause, rel.QName, bad)
 	}
 	return nil
 }

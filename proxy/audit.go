@@ -42,6 +42,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Reason = info.Refusal.Rule
 		r.SQLState = info.Refusal.Code
 		r.Message = info.Refusal.Message
+		r.Tables = info.Refusal.Tables
 		ss.srv.audit.Write(r)
 		return
 	}

@@ -193,6 +193,12 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("reasons %q and %q", stmts[1].Reason, stmts[5].Reason)
 		}
 	})
+	t.Run("a denial names the tables the statement named", func(t *testing.T) {
+		// So that an auditor's search by table finds refused reads too.
+		if !slices.Equal(stmts[1].Tables, []string{"public.employees"}) || stmts[5].Tables != nil {
+			t.Errorf("tables %q and %q", stmts[1].Tables, stmts[5].Tables)
+		}
+	})
 	t.Run("an upstream error is recorded", func(t *testing.T) {
 		if !strings.HasPrefix(stmts[4].UpstreamError, "22012") {
 			t.Errorf("%q", stmts[4].UpstreamError)

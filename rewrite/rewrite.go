@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -157,6 +158,13 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		w.stmt, w.params = raw.Stmt, nil
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
+			var r *Refused
+			if errors.As(err, &r) && len(w.named) > 0 && r.Tables == nil {
+				// NOTE: a copy: a refusal may be a shared value.
+				cp := *r
+				cp.Tables = keys(w.named)
+				return nil, &cp
+			}
 			return nil, err
 		}
 		if w.locking && w.governedSeen {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,23 @@ func TestWrites(t *testing.T) {
 		{name: "SET reading a system column is refused", sql: "UPDATE responses SET comment = ctid::text WHERE id = 1", rule: "write_governed"},
 	}
 	runCases(t, cat, p, cases)
+
+	t.Run("a refusal names the relations the statement named", func(t *testing.T) {
+		for _, c := range []struct {
+			sql  string
+			want []string
+		}{
+			{"SELECT r.id FROM responses r JOIN employees e ON e.login = r.agent_login", []string{"public.employees", "public.responses"}},
+			{"UPDATE responses SET tags[(SELECT count(*) FROM employees)::int] = 'x' WHERE id = 1", []string{"public.employees", "public.responses"}},
+			{"DROP TABLE responses", nil},
+		} {
+			_, err := rewrite.Rewrite(c.sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || !slices.Equal(r.Tables, c.want) {
+				t.Errorf("%s: %v, tables %q; want %q", c.sql, err, r.Tables, c.want)
+			}
+		}
+	})
 
 	t.Run("COPY FROM's WHERE into a governed table is checked", func(t *testing.T) {
 		runCases(t, cat, unscopedMarie(t), []rewriteCase{

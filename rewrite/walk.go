@@ -65,6 +65,10 @@ type walker struct {
 	tables  map[string]bool
 	rules   map[string]bool
 	masked  map[string]bool
+	// named holds every relation of the catalog a name resolved to, as
+	// schema.name: what a refusal tells the audit trail the statement
+	// named (Refused.Tables).
+	named map[string]bool
 	// visible holds the unmasked columns of the governed relations
 	// referenced, as schema.table.column; refs the last field of every
 	// column reference of the statement; relNames the names and aliases
@@ -131,6 +135,7 @@ func newWalker(cat *Catalog, p Policy) *walker {
 		cat: cat, pol: p, path: effectivePath(cat.SearchPath),
 		accessCache: map[*Relation]Access{},
 		tables:      map[string]bool{}, rules: map[string]bool{}, masked: map[string]bool{},
+		named:   map[string]bool{},
 		visible: map[string]bool{}, refs: map[string]bool{}, relNames: map[string]bool{},
 	}
 	if d, ok := p.(*declaredPolicy); ok {
@@ -342,6 +347,14 @@ func (w *walker) isCTE(name string) bool {
 // resolve finds the catalog relation rv names, using the pinned
 // search_path for unqualified names. It returns nil for a CTE reference.
 func (w *walker) resolve(rv *pg_query.RangeVar) (*Relation, error) {
+	rel, err := w.resolveName(rv)
+	if rel != nil {
+		w.named[rel.QName.String()] = true
+	}
+	return rel, err
+}
+
+func (w *walker) resolveName(rv *pg_query.RangeVar) (*Relation, error) {
 	if rv == nil {
 		return nil, nil
 	}

@@ -76,7 +76,8 @@ type Record struct {
 	// ("rewritten_sha256") or nothing.
 	Rewritten string
 	// Tables are the governed tables the statement touched, as
-	// "schema.table".
+	// "schema.table"; for a denied statement, the tables (and views) it
+	// named that pgveil had resolved when it refused it, governed or not.
 	Tables []string
 	// Rules are the policy rules that fired.
 	Rules []string

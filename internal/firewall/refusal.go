@@ -21,6 +21,11 @@ type Refusal struct {
 	// Detail and Hint are optional.
 	Detail string
 	Hint   string
+	// Tables are the relations the statement named that the rewriter
+	// had resolved when it refused it, as "schema.name" in order, for the
+	// audit trail (nil when none, or when the refusal is not the
+	// rewriter's).
+	Tables []string
 }
 
 // Error returns the primary message.

@@ -470,14 +470,12 @@ func (v *verifier) take(pos position, e *Entry, key int) {
 	}
 	v.key = key
 	switch {
-	case e.Event == EventStart && v.state != runUnknown && v.last != nil && v.last.Event != EventStop:
-		// NOTE: after a stop, pgveil writes only dropped records (the
-		// queue's last drops), which keep the run stopped.
+	case e.Event == EventStart:
 		if v.state == runRunning {
 			note := fmt.Sprintf("%s: pgveil started again (seq %d) without a stop record after the run seen from %s: "+
 				"that run ended without a clean shutdown (a crash, kill -9, a power loss), or records were cut from its end",
 				pos, e.Seq, v.runFrom)
-			if v.last.Event == EventDropped {
+			if v.last != nil && v.last.Event == EventDropped {
 				note += `, or its stop record was dropped (on_full = "drop")`
 			}
 			v.note(note)
@@ -485,11 +483,12 @@ func (v *verifier) take(pos position, e *Entry, key int) {
 		v.state, v.runFrom = runRunning, pos
 	case e.Event == EventStop:
 		v.state = runStopped
-	case e.Event == EventDropped && v.state == runStopped:
-	default:
-		if v.state != runRunning {
-			v.state, v.runFrom = runRunning, pos
-		}
+	case e.Event == EventDropped && v.state != runRunning:
+		// NOTE: after a stop, pgveil writes only dropped records (the
+		// queue's last drops): they leave the run stopped, or unknown
+		// when the files begin with them.
+	case v.state != runRunning:
+		v.state, v.runFrom = runRunning, pos
 	}
 	if v.rep.Records == 0 {
 		v.rep.FirstSeq, v.rep.FirstTime = e.Seq, e.Time

@@ -608,6 +608,39 @@ func TestVerifyStops(t *testing.T) {
 			note: "audit.log:4: pgveil started again (seq 4) without a stop record after the run seen from ",
 		},
 		{
+			name: "dropped records after a stop keep the run stopped",
+			make: func(t *testing.T, path string) []string {
+				l, err := Open(Options{File: path, Key: testKey})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range []*Record{{Event: EventStart}, {Event: EventStop}, {Event: EventDropped, Count: 3}} {
+					l.Write(r)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return writeRun(t, path, testKey, 0, 1, true, true)
+			},
+		},
+		{
+			name: "a run whose stop record was dropped is noted, with that possibility",
+			make: func(t *testing.T, path string) []string {
+				l, err := Open(Options{File: path, Key: testKey})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range []*Record{{Event: EventStart}, {Event: EventDropped, Count: 3}} {
+					l.Write(r)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return writeRun(t, path, testKey, 0, 1, true, true)
+			},
+			note: "audit.log:3: pgveil started again (seq 3) without a stop record after the run seen from ",
+		},
+		{
 			name: "a trail that does not begin with a start still notes a start without stop",
 			make: func(t *testing.T, path string) []string {
 				writeRun(t, path, testKey, 0, 2, false, false)

@@ -22,7 +22,7 @@ const defaultKeyEnv = "PGVEIL_AUDIT_KEY"
 
 // auditUsage is the usage of pgveil audit.
 const auditUsage = `usage:
-  pgveil audit verify [--key-env NAME | --unkeyed] [--from-start] FILE...
+  pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...
       check the chain of the audit files (any order, e.g. audit.log*)
   pgveil audit search [filters] [--format table|json] FILE...
       print the records that match every filter
@@ -48,17 +48,34 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// keyEnvs is the --key-env flag: the environment variables holding the
+// keys, in the order given; the flag may be repeated.
+type keyEnvs []string
+
+func (k *keyEnvs) String() string { return strings.Join(*k, ",") }
+
+// Set adds a variable.
+func (k *keyEnvs) Set(name string) error {
+	if name == "" {
+		return errors.New("want the name of an environment variable")
+	}
+	*k = append(*k, name)
+	return nil
+}
+
 // cmdAuditVerify checks the chains of audit files (one per pgveil
-// instance) and prints a summary or the first problem of each; it exits
-// 1 on a problem.
+// instance) and prints a summary or the problems of each, and notes; it
+// exits 1 on a problem.
 func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyEnv := fs.String("key-env", defaultKeyEnv, "environment variable holding the audit HMAC key")
+	var envs keyEnvs
+	fs.Var(&envs, "key-env", "environment variable holding the audit HMAC key (default "+defaultKeyEnv+"); "+
+		"repeat it to give the keys used before a key change: a record may verify under any of them")
 	unkeyed := fs.Bool("unkeyed", false, "check a chain written without hmac_key (plain SHA-256), which shows accidental damage but not forgery")
-	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing")
+	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing, and no trail may be empty")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME | --unkeyed] [--from-start] FILE...")
+		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,18 +85,28 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	var key []byte
+	var keys [][]byte
 	if *unkeyed {
 		fmt.Fprintln(stderr, "pgveil audit verify: --unkeyed: verifying a plain SHA-256 chain, "+
 			"which shows accidental damage but not forgery")
-	} else if key = []byte(os.Getenv(*keyEnv)); len(key) == 0 {
-		// NOTE: whoever can write the files can recompute a plain chain:
-		// checked without its key, a forged trail would verify.
-		fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: without the key a rewritten trail would verify; "+
-			"set it (or name another variable with --key-env), or pass --unkeyed for a trail written without hmac_key\n", *keyEnv)
-		return 1
+	} else {
+		if len(envs) == 0 {
+			envs = keyEnvs{defaultKeyEnv}
+		}
+		for _, env := range envs {
+			key := []byte(os.Getenv(env))
+			if len(key) == 0 {
+				// NOTE: whoever can write the files can recompute a plain
+				// chain: checked without its key, a forged trail would
+				// verify.
+				fmt.Fprintf(stderr, "pgveil audit verify: %s is not set: without the key a rewritten trail would verify; "+
+					"set it (or name another variable with --key-env), or pass --unkeyed for a trail written without hmac_key\n", env)
+				return 1
+			}
+			keys = append(keys, key)
+		}
 	}
-	reports, err := audit.VerifyChains(key, fs.Args())
+	reports, err := audit.VerifyChainsKeys(keys, fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "pgveil audit verify: %v\n", err)
 		return 1
@@ -94,11 +121,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 				prefix = fmt.Sprintf("%s: ", printable(rep.Files[0]))
 			}
 		}
-		if *fromStart && rep.OK && rep.Records > 0 && !rep.FromStart {
-			fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1 (%d records from there verified)\n",
-				prefix, rep.FirstSeq, rep.Records)
-			code = 1
-		} else if !printVerifyReport(stdout, prefix, rep) {
+		if !printVerifyReport(stdout, prefix, rep, *fromStart) {
 			code = 1
 		}
 	}
@@ -106,25 +129,48 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 }
 
 // printVerifyReport prints what Verify found in one chain, each line
-// after prefix, and reports whether the chain checked out.
-func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report) bool {
-	if !rep.OK {
-		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, printable(rep.Problem))
-		if rep.Records > 0 {
-			fmt.Fprintf(stdout, "%s%d records before it verified, seq %d..%d\n", prefix, rep.Records, rep.FirstSeq, rep.LastSeq)
-		}
-		return false
+// after prefix, and reports whether the chain checked out: every problem
+// on a FAILED line of its own, then the notes. With fromStart, a chain
+// that does not begin at seq 1, or holds no record at all, fails.
+func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromStart bool) bool {
+	ok := rep.OK
+	switch {
+	case fromStart && rep.Records == 0:
+		// NOTE: an emptied trail must not pass: there is no record to
+		// prove anything by.
+		fmt.Fprintf(stdout, "%sFAILED: --from-start: no record in %d files: the trail is empty\n", prefix, len(rep.Files))
+		ok = false
+	case fromStart && !rep.FromStart:
+		fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1 (%d records from there verified)\n",
+			prefix, rep.FirstSeq, rep.Records)
+		ok = false
 	}
-	if rep.Records == 0 {
+	for _, p := range rep.Problems {
+		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, printable(p))
+	}
+	if rep.MoreProblems > 0 {
+		fmt.Fprintf(stdout, "%sFAILED: and %d more problems\n", prefix, rep.MoreProblems)
+	}
+	switch {
+	case !rep.OK && rep.Records > 0:
+		fmt.Fprintf(stdout, "%s%d records verified around the problems, seq %d..%d\n", prefix, rep.Records, rep.FirstSeq, rep.LastSeq)
+	case !ok:
+	case rep.Records == 0:
 		fmt.Fprintf(stdout, "%sOK: 0 records in %d files\n", prefix, len(rep.Files))
-		return true
+	default:
+		fmt.Fprintf(stdout, "%sOK: %d records in %d files, seq %d..%d, %s..%s\n", prefix, rep.Records, len(rep.Files),
+			rep.FirstSeq, rep.LastSeq, rep.FirstTime.Format(time.RFC3339Nano), rep.LastTime.Format(time.RFC3339Nano))
+		if !rep.FromStart {
+			fmt.Fprintf(stdout, "%snote: the chain began before seq %d; older files were not given (or were removed)\n", prefix, rep.FirstSeq)
+		}
 	}
-	fmt.Fprintf(stdout, "%sOK: %d records in %d files, seq %d..%d, %s..%s\n", prefix, rep.Records, len(rep.Files),
-		rep.FirstSeq, rep.LastSeq, rep.FirstTime.Format(time.RFC3339Nano), rep.LastTime.Format(time.RFC3339Nano))
-	if !rep.FromStart {
-		fmt.Fprintf(stdout, "%snote: the chain began before seq %d; older files were not given (or were removed)\n", prefix, rep.FirstSeq)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(stdout, "%snote: %s\n", prefix, printable(n))
 	}
-	return true
+	if rep.MoreNotes > 0 {
+		fmt.Fprintf(stdout, "%snote: and %d more notes\n", prefix, rep.MoreNotes)
+	}
+	return ok
 }
 
 // searchFilter is what pgveil audit search keeps: every set field must
@@ -135,7 +181,10 @@ type searchFilter struct {
 	// rule match those fields exactly.
 	user, session, event, decision, rule string
 	// table, column and masked must be among the record's Tables, Columns
-	// and Masked.
+	// and Masked (schema.table, schema.table.column); given with fewer
+	// parts (responses, responses.email, email), they match the names
+	// that end with them: the table in any schema, the column in any
+	// table.
 	table, column, masked string
 	// since and until bound the record's time: since <= time < until.
 	since, until time.Time
@@ -149,15 +198,30 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
 		f.rule != "" && !slices.Contains(e.Rules, f.rule),
-		f.table != "" && !slices.Contains(e.Tables, f.table),
-		f.column != "" && !slices.Contains(e.Columns, f.column),
-		f.masked != "" && !slices.Contains(e.Masked, f.masked),
+		f.table != "" && !containsName(e.Tables, f.table),
+		f.column != "" && !containsName(e.Columns, f.column),
+		f.masked != "" && !containsName(e.Masked, f.masked),
 		!f.since.IsZero() && e.Time.Before(f.since),
 		!f.until.IsZero() && !e.Time.Before(f.until):
 		return false
 	}
 	return true
 }
+
+// containsName reports whether names holds name, or a name that ends
+// with "." and name: an unqualified table (responses) matches it in any
+// schema, a column without its schema or table in any table.
+func containsName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name || strings.HasSuffix(n, name) && n[len(n)-len(name)-1] == '.' {
+			return true
+		}
+	}
+	return false
+}
+
+// decisions are the values of --decision.
+var decisions = []string{audit.DecisionAllowed, audit.DecisionRewritten, audit.DecisionDenied}
 
 // cmdAuditSearch prints the records of the audit files that match every
 // filter, reading the files in chain order one line at a time. It exits
@@ -170,9 +234,9 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.session, "session", "", "the session id")
 	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
 	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
-	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table")
-	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column")
-	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column")
+	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table (without schema: in any schema)")
+	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")
+	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column (or table.column, column)")
 	fs.StringVar(&f.rule, "rule", "", "a policy rule that fired")
 	since := fs.String("since", "", "records at or after: RFC 3339, YYYY-MM-DD (UTC), or an age such as 7d or 24h")
 	until := fs.String("until", "", "records before: RFC 3339, YYYY-MM-DD (UTC, the whole day included), or an age")
@@ -187,6 +251,20 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	if fs.NArg() == 0 || (*format != "table" && *format != "json") {
 		fs.Usage()
 		return 2
+	}
+	if f.decision != "" && !slices.Contains(decisions, f.decision) {
+		fmt.Fprintf(stderr, "pgveil audit search: --decision %q: want one of %s\n", f.decision, strings.Join(decisions, ", "))
+		return 2
+	}
+	for _, name := range []struct{ flag, value, example string }{
+		{"--table", f.table, "public.responses or responses"},
+		{"--column", f.column, "public.responses.email or email"},
+		{"--masked-column", f.masked, "public.responses.email or email"},
+	} {
+		if strings.HasPrefix(name.value, ".") || strings.HasSuffix(name.value, ".") {
+			fmt.Fprintf(stderr, "pgveil audit search: %s %q: want a name such as %s\n", name.flag, name.value, name.example)
+			return 2
+		}
 	}
 	var err error
 	if f.since, err = parseWhen(*since, now, false); err != nil {

@@ -156,6 +156,87 @@ func TestAuditVerify(t *testing.T) {
 			t.Fatalf("without --from-start: %d %q", code, out)
 		}
 	})
+	t.Run("every problem is printed on a FAILED line of its own", func(t *testing.T) {
+		files := writeAuditChain(t)
+		for _, f := range []string{files[1], files[2]} {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, []byte(strings.Replace(string(data), `"user":"paul"`, `"user":"pau1"`, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, _ := runCLI("", append([]string{"audit", "verify"}, files...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 1 || len(lines) != 3 || !strings.HasPrefix(lines[0], "FAILED: "+files[1]+":") ||
+			!strings.HasPrefix(lines[1], "FAILED: "+files[2]+":") || !strings.Contains(lines[2], "records verified around the problems, seq 1..30") {
+			t.Fatalf("%d %q", code, out)
+		}
+	})
+	t.Run("an emptied trail fails --from-start", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCLI("", "audit", "verify", "--from-start", path)
+		if code != 1 || out != "FAILED: --from-start: no record in 1 files: the trail is empty\n" {
+			t.Fatalf("%d %q", code, out)
+		}
+		if code, out, _ := runCLI("", "audit", "verify", path); code != 0 || out != "OK: 0 records in 1 files\n" {
+			t.Fatalf("without --from-start: %d %q", code, out)
+		}
+	})
+	t.Run("--key-env repeated verifies across a key change and says where", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		for _, key := range []string{auditKey, "the-new-key-0123456789abcdef"} {
+			l, err := audit.Open(audit.Options{File: path, Key: []byte(key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Write(&audit.Record{Event: audit.EventStart})
+			l.Write(&audit.Record{Event: audit.EventStop})
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Setenv("PGVEIL_AUDIT_KEY", "the-new-key-0123456789abcdef")
+		t.Setenv("OLD_KEY", auditKey)
+		code, out, _ := runCLI("", "audit", "verify", "--key-env", "PGVEIL_AUDIT_KEY", "--key-env", "OLD_KEY", path)
+		want := "note: " + path + ":1: key 2 from here (seq 1 on)\nnote: " + path + ":3: key 1 from here (seq 3 on)\n"
+		if code != 0 || !strings.HasPrefix(out, "OK: 4 records in 1 files, seq 1..4, ") || !strings.HasSuffix(out, want) {
+			t.Fatalf("%d %q", code, out)
+		}
+		code, out, _ = runCLI("", "audit", "verify", path)
+		if code != 1 || !strings.Contains(out, "FAILED: "+path+":1: record altered (mac mismatch): no record verified before it: the key may be wrong") {
+			t.Fatalf("with the new key only: %d %q", code, out)
+		}
+		code, _, errOut := runCLI("", "audit", "verify", "--key-env", "PGVEIL_AUDIT_KEY", "--key-env", "UNSET_KEY", path)
+		if code != 1 || !strings.Contains(errOut, "UNSET_KEY is not set") {
+			t.Fatalf("an unset variable: %d %q", code, errOut)
+		}
+	})
+	t.Run("a start without a stop before it is a note, not a failure", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		for _, stop := range []bool{false, true} {
+			l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Write(&audit.Record{Event: audit.EventStart})
+			if stop {
+				l.Write(&audit.Record{Event: audit.EventStop})
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, _ := runCLI("", "audit", "verify", "--from-start", path)
+		if code != 0 || !strings.HasPrefix(out, "OK: 3 records") ||
+			!strings.Contains(out, "\nnote: "+path+":2: pgveil started again (seq 2) without a stop record after the run seen from "+path+":1: ") {
+			t.Fatalf("%d %q", code, out)
+		}
+	})
 	t.Run("no file is a usage error and a missing file an error", func(t *testing.T) {
 		if code, _, errOut := runCLI("", "audit", "verify"); code != 2 || !strings.Contains(errOut, "usage: pgveil audit verify") {
 			t.Fatalf("%d %q", code, errOut)
@@ -208,6 +289,10 @@ func TestAuditSearch(t *testing.T) {
 		{"a window of hours", []string{"--since", "36h", "--until", "12h"}, []uint64{28, 29}},
 		{"filters are ANDed", []string{"--user", "marie", "--decision", "rewritten", "--table", "public.responses", "--rule", "france_only", "--event", "statement", "--since", "2d"}, []uint64{28}},
 		{"nothing matches", []string{"--user", "nobody"}, nil},
+		{"a table without its schema matches it in any schema", []string{"--table", "responses"}, seqRange(1, 30, 1)},
+		{"a column without its schema and table matches it in any table", []string{"--column", "email"}, seqRange(1, 30, 3)},
+		{"a column without its schema matches it in any schema", []string{"--masked-column", "responses.email", "--session", "s1"}, []uint64{2, 6, 14, 18, 26, 30}},
+		{"a name only ending like the table's does not match", []string{"--table", "sponses"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,10 +334,17 @@ func TestAuditSearch(t *testing.T) {
 			{"audit", "search", "--until", "-3d", files[0]},
 			{"audit", "search", "--format", "xml", files[0]},
 			{"audit", "search", "--user", "marie"},
+			{"audit", "search", "--table", "public.", files[0]},
 		} {
 			if code, _, _ := runCLI("", args...); code != 2 {
 				t.Errorf("%q: exit %d", args, code)
 			}
+		}
+	})
+	t.Run("an invalid decision is an error naming the valid ones", func(t *testing.T) {
+		code, out, errOut := runCLI("", "audit", "search", "--decision", "deny", files[0])
+		if code != 2 || out != "" || errOut != "pgveil audit search: --decision \"deny\": want one of allowed, rewritten, denied\n" {
+			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
 	t.Run("unreadable lines are skipped with a warning", func(t *testing.T) {

@@ -19,6 +19,8 @@
 // the statement, literal redaction, hashing of the rewritten SQL, JSON
 // encoding, the chain, batched writes with one fsync per batch (group
 // commit), size-based rotation, and retrying write errors. Verify checks
-// a chain spread over any number of files; ParseLine, OrderFiles and
-// ReadLines let other tools (pgveil audit search) stream it.
+// a chain spread over any number of files, under one key or several (a
+// key changed), and reports every problem it finds; ParseLine,
+// OrderFiles and ReadLines let other tools (pgveil audit search) stream
+// it.
 package audit

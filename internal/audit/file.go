@@ -77,7 +77,7 @@ func (w *writer) resume(file string, line []byte) {
 	w.seq, w.prev, w.chainID = e.Seq, e.MAC, e.Chain
 	if signed, err := signedPart(line); err == nil && w.chain.mac(signed) != e.MAC {
 		w.log.Warn("the last record of the audit log was not written with this key (was the key changed?); "+
-			"the chain goes on, but verify with the new key will fail on the older records",
+			"the chain goes on; verify the trail with both keys (pgveil audit verify --key-env NEW --key-env OLD)",
 			zap.String("file", file), zap.Uint64("seq", e.Seq))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // lineEndLen is the length of `,"mac":"<64 hex>"}`.
@@ -130,9 +131,29 @@ func signedPart(line []byte) ([]byte, error) {
 	n := len(line) - lineEndLen
 	if n < 1 || line[0] != '{' || !bytes.HasPrefix(line[n:], []byte(macField)) ||
 		!bytes.HasSuffix(line, []byte(`"}`)) || !isHexMAC(string(line[n+len(macField):len(line)-2])) {
-		return nil, errors.New(`the line does not end with a "mac" field (a partial line?)`)
+		return nil, notRecord(line)
 	}
 	return line[:n], nil
+}
+
+// recordStart is how every line the writer writes begins.
+const recordStart = `{"seq":`
+
+// notRecord describes a line that does not end with a mac field: the
+// beginning of a record cut short (by a crash), or something else.
+func notRecord(line []byte) error {
+	switch {
+	case len(line) == 0:
+		return errors.New("an empty line, not a record")
+	case bytes.HasPrefix(line, []byte{0x1f, 0x8b}):
+		return errors.New("not a record: gzip data (decompress rotated files before verifying or searching them)")
+	case !utf8.Valid(line) || bytes.IndexByte(line, 0) >= 0:
+		return errors.New("not a record: binary data (a compressed or foreign file?)")
+	case bytes.HasPrefix(line, []byte(recordStart)) || bytes.HasPrefix([]byte(recordStart), line):
+		return errors.New(`the line does not end with a "mac" field (a partial line?)`)
+	default:
+		return fmt.Errorf("not a record: the line does not begin with %s and end with a \"mac\" field", recordStart)
+	}
 }
 
 // jsonProblem keeps the useful part of an encoding/json error.

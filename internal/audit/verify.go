@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,22 +9,42 @@ import (
 	"time"
 )
 
+// maxProblems caps Report.Problems and Report.Notes: a trail checked
+// with the wrong key, or a file that is not a trail, would otherwise
+// give a line per record.
+const maxProblems = 100
+
 // Report is what Verify found.
 type Report struct {
 	// OK is true when every record checked out.
 	OK bool
 	// Problem describes the first problem, with file and line: "" when
-	// OK.
+	// OK. It is Problems[0].
 	Problem string
+	// Problems describes every problem, in the order of the files, at
+	// most maxProblems (100) of them; MoreProblems counts the others.
+	// Lines in a row with the same problem (a file that is not a trail,
+	// records under a key not given) are one problem.
+	Problems     []string
+	MoreProblems int
+	// Notes are findings that do not fail the chain, at most maxProblems
+	// of them (MoreNotes counts the others): a start of pgveil after a
+	// run that wrote no stop record (a crash, or records cut from the
+	// end of that run), and, when several keys were given, where the key
+	// changes.
+	Notes     []string
+	MoreNotes int
 	// Files are the files checked, in chain order.
 	Files []string
-	// Records counts the records checked, up to the problem.
+	// Records counts the records whose MAC checked out and that were
+	// taken into the chain; after a problem, verification goes on from
+	// the next such record.
 	Records uint64
 	// FirstSeq and LastSeq are the seqs of the first and last records
-	// checked.
+	// counted.
 	FirstSeq, LastSeq uint64
 	// FirstTime and LastTime are the times of the first and last records
-	// checked.
+	// counted.
 	FirstTime, LastTime time.Time
 	// Keyed is true when the MACs were checked with a key (HMAC-SHA256),
 	// false for a plain SHA-256 chain.
@@ -31,9 +52,9 @@ type Report struct {
 	// Chain is the chain's name (Entry.Chain), "" for a chain begun
 	// before chains were named.
 	Chain string
-	// FromStart is true when the first record is the first of its chain
-	// (seq 1); false when older files were not given, or were removed by
-	// retention.
+	// FromStart is true when the first record counted is the first of
+	// its chain (seq 1); false when older files were not given, or were
+	// removed by retention.
 	FromStart bool
 }
 
@@ -46,15 +67,58 @@ type position struct {
 
 func (p position) String() string { return fmt.Sprintf("%s:%d", p.file, p.line) }
 
-// verifier is the state of Verify.
+// Kinds of problems that a run of lines in a row makes one problem of.
+const (
+	runUnparseable = "unparseable"
+	runMAC         = "mac"
+	runBehind      = "behind"
+	runForeign     = "foreign"
+)
+
+// Run states of a chain, for the notes on starts without a stop.
+const (
+	// runUnknown: no record taken yet.
+	runUnknown = iota
+	// runRunning: the last record taken was written by a running pgveil.
+	runRunning
+	// runStopped: a stop record was taken (dropped records may follow).
+	runStopped
+)
+
+// verification is the state of one Verify or VerifyChains call: the
+// keys, and a verifier per chain.
+type verification struct {
+	// chains compute the MACs, one per key; a nil or empty key is plain
+	// SHA-256.
+	chains []*chain
+	// keyed is true when some key is not empty.
+	keyed bool
+	// split is true for VerifyChains: a new chain starting mid-file is
+	// verified on its own (a verifier of its own, a report of its own);
+	// Verify goes on in the same report.
+	split bool
+	// byChain finds the verifier of a chain once its first record was
+	// taken; all lists every verifier, in the order they were made.
+	byChain map[string]*verifier
+	all     []*verifier
+}
+
+// verifier is the state of one chain being verified.
 type verifier struct {
-	// chain computes the expected MACs.
-	chain *chain
+	// vn is the verification it is part of.
+	vn *verification
 	// rep is the report being built.
 	rep *Report
-	// last is the last record accepted, at lastPos; nil before the first.
+	// named is true once rep.Chain is known (a record was taken).
+	named bool
+	// alone is true for a file VerifyChainsKeys could not place in a
+	// chain, verified on its own.
+	alone bool
+	// last is the last record taken, at lastPos; nil before the first.
 	last    *Entry
 	lastPos position
+	// key is the index of the key the last record verified with.
+	key int
 	// gap is a record whose seq jumped ahead of the one expected, at
 	// gapPos: the next line tells a missing record (it goes on from the
 	// gap) from records out of order (it goes back).
@@ -63,20 +127,54 @@ type verifier struct {
 	// gapFirstOfFile is true when the gap is at the start of a file: the
 	// previous file was cut short, or a whole file is missing.
 	gapFirstOfFile bool
+	// gapKey is the index of the key the gap verified with.
+	gapKey int
+	// gapReported is true once the gap was reported as records out of
+	// order: the lines that then fill it in are not reported again.
+	gapReported bool
+	// runKind is the kind of the problem of the last line, when it can
+	// extend over the next lines ("" otherwise); runIdx is its index in
+	// rep.Problems (-1 when past the cap), runText its text, runStart
+	// and runEnd its first and last lines.
+	runKind          string
+	runIdx           int
+	runText          string
+	runStart, runEnd position
+	// state is the run state (runUnknown…), runFrom where the current
+	// run of pgveil was first seen.
+	state   int
+	runFrom position
 }
 
-// VerifyChains checks the chains spread over files: each pgveil instance
-// writes a chain of its own (Entry.Chain), and an auditor may give the
-// files of all of them at once. Files are grouped by the chain of their
-// first record and each group is verified as Verify does; a file whose
-// first line cannot be read is verified with the chain it is given with
-// when there is one, alone otherwise, so that its problem is reported.
-// Reports come in the order of their chains' names.
+// VerifyChains checks the chains spread over files with key (plain
+// SHA-256 when empty), as VerifyChainsKeys does with one key.
 func VerifyChains(key []byte, files []string) ([]*Report, error) {
+	return VerifyChainsKeys([][]byte{key}, files)
+}
+
+// VerifyChainsKeys checks the chains spread over files: each pgveil
+// instance writes a chain of its own (Entry.Chain), and an auditor may
+// give the files of all of them at once. Files are grouped by the chain
+// of their first record and each group is verified as VerifyKeys does; a
+// file whose first line cannot be read is verified with the chain it is
+// given with when there is one, alone otherwise, so that its problem is
+// reported. A new chain that starts in the middle of a file (pgveil
+// could not read the last record at a restart) is verified as a chain of
+// its own, with the files whose first record is of that chain. Reports
+// come in the order of their chains' names.
+func VerifyChainsKeys(keys [][]byte, files []string) ([]*Report, error) {
 	if len(files) == 0 {
 		return nil, errors.New("verifying audit log: no files given")
 	}
-	groups := map[string][]string{}
+	type group struct {
+		name  string
+		files []string
+		// first is the time of the earliest first record.
+		first time.Time
+		// alone is true for a file that cannot be placed in a chain.
+		alone bool
+	}
+	groups := map[string]*group{}
 	var odd []string
 	for _, f := range files {
 		line, err := firstLine(f)
@@ -88,44 +186,85 @@ func VerifyChains(key []byte, files []string) ([]*Report, error) {
 			odd = append(odd, f)
 			continue
 		}
-		groups[e.Chain] = append(groups[e.Chain], f)
+		g := groups[e.Chain]
+		if g == nil {
+			g = &group{name: e.Chain, first: e.Time}
+			groups[e.Chain] = g
+		}
+		g.files = append(g.files, f)
+		if e.Time.Before(g.first) {
+			g.first = e.Time
+		}
 	}
-	names := slices.Sorted(maps.Keys(groups))
+	// NOTE: a chain that starts in the middle of another chain's file
+	// began after that file's first record: verifying the groups in the
+	// order of their first records reads its first records (in the other
+	// chain's file) before its own files.
+	ordered := slices.SortedFunc(maps.Values(groups), func(a, b *group) int {
+		return cmp.Or(a.first.Compare(b.first), cmp.Compare(a.name, b.name))
+	})
 	switch {
-	case len(names) == 0:
-		names, groups = []string{""}, map[string][]string{"": odd}
-	case len(names) == 1:
-		groups[names[0]] = append(groups[names[0]], odd...)
+	case len(ordered) == 0:
+		ordered = []*group{{files: odd}}
+	case len(ordered) == 1:
+		ordered[0].files = append(ordered[0].files, odd...)
 	default:
 		// Several chains: an unreadable or empty file cannot be placed;
 		// verified alone, an empty one passes and another fails.
-		for i, f := range odd {
-			name := fmt.Sprintf("\x00%d", i)
-			names = append(names, name)
-			groups[name] = []string{f}
+		for _, f := range odd {
+			ordered = append(ordered, &group{files: []string{f}, alone: true})
 		}
 	}
-	reports := make([]*Report, 0, len(names))
-	for _, name := range names {
-		rep, err := Verify(key, groups[name])
+	vn := newVerification(keys, true)
+	for _, g := range ordered {
+		fs, err := OrderFiles(g.files)
 		if err != nil {
+			return nil, fmt.Errorf("verifying audit log: %w", err)
+		}
+		v := vn.byChain[g.name]
+		if v == nil || g.alone {
+			v = vn.newVerifier()
+			v.alone = g.alone
+		}
+		if err := vn.verifyFiles(v, fs); err != nil {
 			return nil, err
 		}
-		reports = append(reports, rep)
+	}
+	// Chains in the order of their names, then the files verified alone.
+	slices.SortStableFunc(vn.all, func(a, b *verifier) int {
+		return cmp.Or(cmp.Compare(b2i(a.alone), b2i(b.alone)), cmp.Compare(a.rep.Chain, b.rep.Chain))
+	})
+	reports := make([]*Report, 0, len(vn.all))
+	for _, v := range vn.all {
+		reports = append(reports, v.finish())
 	}
 	return reports, nil
 }
 
-// Verify checks the chain spread over files (any order, see OrderFiles)
-// with key (plain SHA-256 when empty): every line parses, its MAC is
-// right, its seq follows the previous one and its prev is the previous
-// MAC. The Report gives the first problem. The error is for files that
-// cannot be read.
+// Verify checks the chain spread over files with key (plain SHA-256 when
+// empty), as VerifyKeys does with one key.
+func Verify(key []byte, files []string) (*Report, error) {
+	return VerifyKeys([][]byte{key}, files)
+}
+
+// VerifyKeys checks the chain spread over files (any order, see
+// OrderFiles): every line parses, its MAC is right under one of keys
+// (an empty key, or none, is plain SHA-256), its seq follows the
+// previous one and its prev is the previous MAC. It goes on after a
+// problem: an unreadable line is skipped and the next record checked
+// against the last good one (so that a line cut by a crash, which the
+// writer ends at its restart before it goes on with the chain, is one
+// problem); after a record altered, missing or out of order it goes on
+// from the record read. The Report lists the problems, and as notes
+// where the key changes and the starts of pgveil not preceded by a stop.
+// The error is for files that cannot be read.
 //
 // NOTE: records cut from the end of the newest file cannot be told from
 // records never written: keep that file's size or last MAC elsewhere (a
-// remote log, a monitoring system) to notice that.
-func Verify(key []byte, files []string) (*Report, error) {
+// remote log, a monitoring system) to notice that. Only when pgveil
+// starts again after such a cut does the missing stop record show, as a
+// note (it looks like a crash).
+func VerifyKeys(keys [][]byte, files []string) (*Report, error) {
 	if len(files) == 0 {
 		return nil, errors.New("verifying audit log: no files given")
 	}
@@ -133,99 +272,314 @@ func Verify(key []byte, files []string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verifying audit log: %w", err)
 	}
-	v := &verifier{chain: newChain(key), rep: &Report{Files: ordered, Keyed: len(key) > 0}}
-	for i, file := range ordered {
-		err := ReadLines(file, func(n int, line []byte) error {
-			if problem := v.check(position{file, n}, n == 1 && i > 0, line); problem != "" {
-				v.rep.Problem = problem
-				return errStop
-			}
-			return nil
-		})
-		if errors.Is(err, errStop) {
-			return v.rep, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("verifying audit log: %w", err)
-		}
-		if v.gap != nil {
-			v.rep.Problem = v.missing()
-			return v.rep, nil
-		}
+	vn := newVerification(keys, false)
+	v := vn.newVerifier()
+	if err := vn.verifyFiles(v, ordered); err != nil {
+		return nil, err
 	}
-	v.rep.OK = true
-	return v.rep, nil
+	return v.finish(), nil
 }
 
-// check checks one line; firstOfFile is true for the first line of every
-// file but the first. It returns the problem, "" when there is none.
-func (v *verifier) check(pos position, firstOfFile bool, line []byte) string {
+// newVerification returns the state of a verification with keys.
+func newVerification(keys [][]byte, split bool) *verification {
+	vn := &verification{split: split, byChain: map[string]*verifier{}}
+	for _, k := range keys {
+		vn.chains = append(vn.chains, newChain(k))
+		vn.keyed = vn.keyed || len(k) > 0
+	}
+	if len(vn.chains) == 0 {
+		vn.chains = []*chain{newChain(nil)}
+	}
+	return vn
+}
+
+// newVerifier returns the verifier of a chain not seen yet.
+func (vn *verification) newVerifier() *verifier {
+	v := &verifier{vn: vn, rep: &Report{Keyed: vn.keyed}, runIdx: -1}
+	vn.all = append(vn.all, v)
+	return v
+}
+
+// verifyFiles reads files, in chain order, with v: the verifier of the
+// chain of their first records.
+func (vn *verification) verifyFiles(v *verifier, files []string) error {
+	for _, file := range files {
+		v.addFile(file)
+		cur := v
+		err := ReadLines(file, func(n int, line []byte) error {
+			cur = cur.check(position{file, n}, line)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("verifying audit log: %w", err)
+		}
+		// NOTE: a gap on the last line of a file is settled there: the
+		// next file begins with a record of its own group.
+		for _, w := range vn.all {
+			if w.gap != nil {
+				w.settleGap()
+			}
+		}
+	}
+	return nil
+}
+
+// addFile adds file to the report's files, once.
+func (v *verifier) addFile(file string) {
+	if !slices.Contains(v.rep.Files, file) {
+		v.rep.Files = append(v.rep.Files, file)
+	}
+}
+
+// finish completes the report.
+func (v *verifier) finish() *Report {
+	rep := v.rep
+	rep.OK = len(rep.Problems) == 0 && rep.MoreProblems == 0
+	if len(rep.Problems) > 0 {
+		rep.Problem = rep.Problems[0]
+	}
+	return rep
+}
+
+// check checks one line at pos and returns the verifier of the next
+// line: v, or the verifier of a new chain that starts at this line.
+func (v *verifier) check(pos position, line []byte) *verifier {
 	e, err := ParseLine(line)
 	if err != nil {
-		if v.gap != nil {
-			return v.missing()
-		}
-		return fmt.Sprintf("%s: unparseable line: %v", pos, err)
+		v.settleGap()
+		v.problem(runUnparseable, pos, fmt.Sprintf("unparseable line: %v", err))
+		return v
 	}
 	signed, _ := signedPart(line)
-	if v.chain.mac(signed) != e.MAC {
-		if v.gap != nil {
-			return v.missing()
+	key := v.matchKey(signed, e.MAC)
+	if key < 0 {
+		v.settleGap()
+		what := "record altered (mac mismatch)"
+		if v.rep.Records == 0 {
+			if v.vn.keyed {
+				what += ": no record verified before it: the key may be wrong, or older records were written under a previous key"
+			} else {
+				what += ": no record verified before it: the trail may have been written with hmac_key"
+			}
 		}
-		return fmt.Sprintf("%s: record altered (mac mismatch)", pos)
+		v.problem(runMAC, pos, what)
+		if v.last == nil {
+			v.rep.Chain = e.Chain
+		}
+		// NOTE: the next record's prev is the mac this line carries,
+		// altered or not: going on from it finds the next problem.
+		v.last, v.lastPos = e, pos
+		return v
 	}
+	if v.last != nil && e.Chain != v.last.Chain {
+		v.settleGap()
+		if e.Seq == 1 && e.Prev == zeroMAC {
+			return v.newChain(pos, e, key)
+		}
+		v.problem(runForeign, pos, fmt.Sprintf("a record of chain %q among those of chain %q (%s): the files of two pgveil instances were mixed",
+			e.Chain, v.last.Chain, v.lastPos))
+		return v
+	}
+	v.checkEntry(pos, e, key)
+	return v
+}
+
+// checkEntry checks the place of e, a record of v's chain at pos whose
+// MAC verified with key.
+func (v *verifier) checkEntry(pos position, e *Entry, key int) {
+	firstOfFile := pos.line == 1 && v.last != nil && v.lastPos.file != pos.file
 	if v.gap != nil {
 		if e.Seq < v.gap.Seq {
-			return fmt.Sprintf("%s: records out of order (seq %d where seq %d was expected; seq %d follows)",
-				v.gapPos, v.gap.Seq, v.last.Seq+1, e.Seq)
+			v.behindGap(pos, e, key)
+			return
 		}
-		return v.missing()
+		v.settleGap()
 	}
 	if v.last == nil {
-		v.rep.Chain = e.Chain
 		v.rep.FromStart = e.Seq == 1 && e.Prev == zeroMAC
-		v.rep.FirstSeq, v.rep.FirstTime = e.Seq, e.Time
-		v.accept(pos, e)
-		return ""
+		v.take(pos, e, key)
+		return
 	}
 	want := v.last.Seq + 1
 	switch {
-	case e.Chain != v.last.Chain:
-		return fmt.Sprintf("%s: a record of chain %q among those of chain %q (%s): the files of two pgveil instances were mixed",
-			pos, e.Chain, v.last.Chain, v.lastPos)
 	case e.Seq == want && e.Prev != v.last.MAC:
-		return fmt.Sprintf("%s: chain broken: prev is not the mac of the record before it (%s)", pos, v.lastPos)
+		v.problem("", pos, fmt.Sprintf("chain broken: prev is not the mac of the record before it (%s)", v.lastPos))
+		v.take(pos, e, key)
 	case e.Seq == want:
-		v.accept(pos, e)
-		return ""
+		v.take(pos, e, key)
 	case e.Seq == 1 && e.Prev == zeroMAC:
-		return fmt.Sprintf("%s: a new chain starts here (seq 1 after seq %d at %s): the log was reset or its last record was unreadable",
-			pos, v.last.Seq, v.lastPos)
+		v.problem("", pos, fmt.Sprintf("a new chain starts here (seq 1 after seq %d at %s): the log was reset or its last record was unreadable",
+			v.last.Seq, v.lastPos))
+		v.take(pos, e, key)
 	case e.Seq < want:
-		return fmt.Sprintf("%s: records out of order (seq %d after seq %d)", pos, e.Seq, v.last.Seq)
+		// NOTE: a record that goes back (a line repeated or moved) is
+		// skipped: the next one goes on from the last good record.
+		v.problem(runBehind, pos, fmt.Sprintf("records out of order (seq %d after seq %d)", e.Seq, v.last.Seq))
 	default:
-		v.gap, v.gapPos, v.gapFirstOfFile = e, pos, firstOfFile
-		return ""
+		v.gap, v.gapPos, v.gapKey, v.gapFirstOfFile, v.gapReported = e, pos, key, firstOfFile, false
 	}
 }
 
-// accept makes e, at pos, the last good record.
-func (v *verifier) accept(pos position, e *Entry) {
+// newChain reports a new chain that starts at pos with e, whose MAC
+// verified with key, and returns the verifier that goes on with it.
+func (v *verifier) newChain(pos position, e *Entry, key int) *verifier {
+	problem := fmt.Sprintf("a new chain starts here (chain %q, seq 1, after seq %d of chain %q at %s): "+
+		"the log was reset or its last record was unreadable at a restart", e.Chain, v.last.Seq, v.last.Chain, v.lastPos)
+	if !v.vn.split {
+		v.problem("", pos, problem)
+		v.take(pos, e, key)
+		return v
+	}
+	v.problem("", pos, problem+fmt.Sprintf("; its records are verified as chain %q", e.Chain))
+	w := v.vn.byChain[e.Chain]
+	if w == nil {
+		w = v.vn.newVerifier()
+	}
+	w.addFile(pos.file)
+	w.checkEntry(pos, e, key)
+	return w
+}
+
+// matchKey returns the index of the key under which mac is the MAC of
+// signed, -1 when there is none. The key of the last record is tried
+// first.
+func (v *verifier) matchKey(signed []byte, mac string) int {
+	if v.vn.chains[v.key].mac(signed) == mac {
+		return v.key
+	}
+	for i, c := range v.vn.chains {
+		if i != v.key && c.mac(signed) == mac {
+			return i
+		}
+	}
+	return -1
+}
+
+// take makes e, at pos, whose MAC verified with key, the last good
+// record, and notes a key change and a start without a stop.
+func (v *verifier) take(pos position, e *Entry, key int) {
+	if !v.named {
+		v.named = true
+		v.rep.Chain = e.Chain
+		if _, ok := v.vn.byChain[e.Chain]; !ok {
+			v.vn.byChain[e.Chain] = v
+		}
+	}
+	if len(v.vn.chains) > 1 && (key != v.key || v.rep.Records == 0 && key != 0) {
+		v.note(fmt.Sprintf("%s: key %d from here (seq %d on)", pos, key+1, e.Seq))
+	}
+	v.key = key
+	switch {
+	case e.Event == EventStart:
+		if v.state == runRunning {
+			note := fmt.Sprintf("%s: pgveil started again (seq %d) without a stop record after the run seen from %s: "+
+				"that run ended without a clean shutdown (a crash, kill -9, a power loss), or records were cut from its end",
+				pos, e.Seq, v.runFrom)
+			if v.last != nil && v.last.Event == EventDropped {
+				note += `, or its stop record was dropped (on_full = "drop")`
+			}
+			v.note(note)
+		}
+		v.state, v.runFrom = runRunning, pos
+	case e.Event == EventStop:
+		v.state = runStopped
+	case e.Event == EventDropped && v.state != runRunning:
+		// NOTE: after a stop, pgveil writes only dropped records (the
+		// queue's last drops): they leave the run stopped, or unknown
+		// when the files begin with them.
+	case v.state != runRunning:
+		v.state, v.runFrom = runRunning, pos
+	}
+	if v.rep.Records == 0 {
+		v.rep.FirstSeq, v.rep.FirstTime = e.Seq, e.Time
+	}
 	v.last, v.lastPos = e, pos
 	v.rep.Records++
 	v.rep.LastSeq, v.rep.LastTime = e.Seq, e.Time
+	v.runKind = ""
+}
+
+// behindGap handles e, at pos, whose seq is below the gap's: records out
+// of order. e is taken when it goes on from the last good record, and
+// the gap after it when it then fits.
+func (v *verifier) behindGap(pos position, e *Entry, key int) {
+	if !v.gapReported {
+		v.gapReported = true
+		v.problem("", v.gapPos, fmt.Sprintf("records out of order (seq %d where seq %d was expected; seq %d follows)",
+			v.gap.Seq, v.last.Seq+1, e.Seq))
+	}
+	if e.Seq != v.last.Seq+1 || e.Prev != v.last.MAC {
+		return
+	}
+	v.take(pos, e, key)
+	if v.gap.Seq == e.Seq+1 && v.gap.Prev == e.MAC {
+		gap, gapPos := v.gap, v.gapPos
+		v.gap = nil
+		v.take(gapPos, gap, v.gapKey)
+	}
+}
+
+// settleGap, when a gap is pending, reports the records missing before
+// it and goes on from the gap.
+func (v *verifier) settleGap() {
+	if v.gap == nil {
+		return
+	}
+	v.problem("", v.gapPos, v.missing())
+	gap, gapPos := v.gap, v.gapPos
+	v.gap = nil
+	v.take(gapPos, gap, v.gapKey)
 }
 
 // missing describes the records missing before the gap.
 func (v *verifier) missing() string {
 	if v.gapFirstOfFile {
-		return fmt.Sprintf("%s: file truncated or missing: chain breaks between %s and %s (seq %d, then seq %d)",
-			v.gapPos, v.lastPos, v.gapPos, v.last.Seq, v.gap.Seq)
+		return fmt.Sprintf("file truncated or missing: chain breaks between %s and %s (seq %d, then seq %d)",
+			v.lastPos, v.gapPos, v.last.Seq, v.gap.Seq)
 	}
 	n := v.gap.Seq - v.last.Seq - 1
 	what := "record missing"
 	if n > 1 {
 		what = fmt.Sprintf("%d records missing", n)
 	}
-	return fmt.Sprintf("%s: %s before seq %d (expected seq %d after %s)", v.gapPos, what, v.gap.Seq, v.last.Seq+1, v.lastPos)
+	return fmt.Sprintf("%s before seq %d (expected seq %d after %s)", what, v.gap.Seq, v.last.Seq+1, v.lastPos)
+}
+
+// problem reports a problem at pos. A problem of a kind (run…) that the
+// line before had too extends that one rather than adding another: a
+// file that is not a trail is one problem, not one per line.
+func (v *verifier) problem(kind string, pos position, text string) {
+	if kind != "" && kind == v.runKind && pos.file == v.runEnd.file && pos.line == v.runEnd.line+1 {
+		v.runEnd = pos
+		if v.runIdx >= 0 {
+			v.rep.Problems[v.runIdx] = fmt.Sprintf("%s (and the %d lines after it, up to %s)",
+				v.runText, v.runEnd.line-v.runStart.line, v.runEnd)
+		}
+		return
+	}
+	text = fmt.Sprintf("%s: %s", pos, text)
+	v.runKind, v.runText, v.runStart, v.runEnd, v.runIdx = kind, text, pos, pos, -1
+	if len(v.rep.Problems) >= maxProblems {
+		v.rep.MoreProblems++
+		return
+	}
+	v.runIdx = len(v.rep.Problems)
+	v.rep.Problems = append(v.rep.Problems, text)
+}
+
+// note adds a note to the report.
+func (v *verifier) note(text string) {
+	if len(v.rep.Notes) >= maxProblems {
+		v.rep.MoreNotes++
+		return
+	}
+	v.rep.Notes = append(v.rep.Notes, text)
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

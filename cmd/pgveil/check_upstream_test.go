@@ -308,6 +308,22 @@ rule "mine" {
 			want: []string{`PATH:10:12: error: Unknown column`, `Rule "mine" reads ownr`, `did you mean "owner"?`},
 		},
 		{
+			name: "a short column name with two letters swapped gets a suggestion too",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" {}
+rule "mine" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "di > 0"
+}`,
+			code: 1,
+			want: []string{`PATH:10:12: error: Unknown column`, `Rule "mine" reads di`, `did you mean "id"?`},
+		},
+		{
 			name: "a scope over an owner column of the wrong type is an error",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {

@@ -112,6 +112,7 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 			}
 		}
 	}
+	ck.shadowedColumns()
 	for _, t := range c.Tables {
 		if !ck.table(t) {
 			return ck.diags
@@ -124,6 +125,68 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 	}
 	ck.functions()
 	return append(ck.diags, c.CheckUnseenCalls(cat)...)
+}
+
+// shadowedColumns warns when a table block governing a relation leaves
+// unclassified a column of it that a less specific block matching it
+// classifies: blocks do not merge, so `table "public.responses"` drops
+// the column "email" of `table "public.*"`, and every user sees the
+// column. One warning per pair of blocks, at the governing one.
+func (ck *catalogChecker) shadowedColumns() {
+	type pair struct{ governing, shadowed *Table }
+	columns := map[pair]map[string]bool{}
+	relations := map[pair][]*rewrite.Relation{}
+	var pairs []pair
+	for _, t := range ck.cfg.Tables {
+		for _, rel := range ck.governed[t] {
+			names := append([]rewrite.QName{rel.QName}, rel.Ancestors...)
+			for _, u := range ck.cfg.Tables {
+				if u == t || !slices.ContainsFunc(names, u.Pattern.Match) {
+					continue
+				}
+				k := pair{t, u}
+				for name := range u.Columns {
+					if t.Columns[name] != nil || !hasColumn(rel, name) {
+						continue
+					}
+					if columns[k] == nil {
+						columns[k] = map[string]bool{}
+						pairs = append(pairs, k)
+					}
+					columns[k][name] = true
+					if n := len(relations[k]); n == 0 || relations[k][n-1] != rel {
+						relations[k] = append(relations[k], rel)
+					}
+				}
+			}
+		}
+	}
+	for _, k := range pairs {
+		names := sortedKeys(columns[k])
+		classes := make([]string, len(names))
+		for i, n := range names {
+			classes[i] = fmt.Sprintf("%s (class %q)", n, k.shadowed.Columns[n].Class)
+		}
+		ck.diags = append(ck.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Column classification shadowed",
+			Detail: fmt.Sprintf("The table block %q governs %s, so the block %q (at %s) does not: blocks do not merge, "+
+				"and %s, which that block classifies, %s unclassified there, seen by every user. "+
+				"Repeat %s in %q to mask %s there too.",
+				k.governing.Pattern.String(), relationList(relations[k]), k.shadowed.Pattern.String(), position(k.shadowed.DeclRange),
+				strings.Join(classes, ", "), plural(len(names), "is", "are"),
+				plural(len(names), "its column block", "their column blocks"), k.governing.Pattern.String(), plural(len(names), "it", "them")),
+			Subject: k.governing.DeclRange.Ptr(),
+		})
+	}
+}
+
+// plural returns one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // catalogChecker carries CheckCatalog's state.

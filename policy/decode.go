@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -736,14 +735,44 @@ func (d *decoder) tlsMode(a *hcl.Attribute) (string, bool) {
 // to be a typo, like HCL's own "Did you mean" suggestions.
 // A name of a few letters is too short to guess at: at most half of
 // its characters may differ (one for any name), and never three.
+// Swapping two neighbouring letters counts as one edit (editDistance).
 func suggest(given string, candidates []string) string {
 	best, bestDist := "", min(2, max(1, utf8.RuneCountInString(given)/2))+1
 	for _, c := range candidates {
-		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+		if d := editDistance(given, c); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b,
+// in runes: the fewest insertions, deletions, substitutions and swaps of
+// two adjacent runes that make a into b, no rune being edited twice.
+// Levenshtein's distance counts a swap (nsp for nps) as two edits, too
+// many for a short name to get a suggestion.
+func editDistance(a, b string) int {
+	s, t := []rune(a), []rune(b)
+	// NOTE: three rows: the previous two and the current one.
+	prev2, prev, cur := make([]int, len(t)+1), make([]int, len(t)+1), make([]int, len(t)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(s); i++ {
+		cur[0] = i
+		for j := 1; j <= len(t); j++ {
+			cost := 1
+			if s[i-1] == t[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && s[i-1] == t[j-2] && s[i-2] == t[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(t)]
 }
 
 // position renders where r starts as file:line:column, as diagnostics'

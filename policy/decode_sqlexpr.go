@@ -31,6 +31,8 @@ type sqlExpr struct {
 	// columns are the governed relation's columns it reads (unqualified
 	// names outside subqueries), sorted, without duplicates.
 	columns []string
+	// columnAt holds where each of columns is first read.
+	columnAt map[string]hcl.Range
 	// attrs are the user attributes it reads (me.<name>), with where each
 	// is first used.
 	attrs map[string]hcl.Range
@@ -88,7 +90,7 @@ func (d *decoder) sqlExpression(a *hcl.Attribute, k exprKind) *sqlExpr {
 		})
 		return nil
 	}
-	e := &sqlExpr{text: text, node: val, attrs: map[string]hcl.Range{}, funcs: map[string]hcl.Range{}}
+	e := &sqlExpr{text: text, node: val, columnAt: map[string]hcl.Range{}, attrs: map[string]hcl.Range{}, funcs: map[string]hcl.Range{}}
 	rangeAt := func(loc int32) hcl.Range {
 		off := int(loc) - len(exprPrefix)
 		if loc < 0 {
@@ -412,6 +414,9 @@ func (c *exprChecker) columnRef(ref *pg_query.ColumnRef, sc *rangeScope) {
 					"columns unqualified (write %s); other tables may only be read in a subquery%s.",
 				strings.Join(names, "."), names[len(names)-1], c.subqueryNote())
 			return
+		}
+		if _, seen := c.expr.columnAt[names[0]]; !seen {
+			c.expr.columnAt[names[0]] = c.rangeAt(ref.Location)
 		}
 		c.expr.columns = append(c.expr.columns, names[0])
 		return

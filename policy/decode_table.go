@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"math/big"
@@ -101,6 +102,41 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 	}
 	for _, cb := range c.Blocks {
 		d.decodeColumn(t, cb)
+	}
+	d.checkMaskReads(t)
+}
+
+// checkMaskReads reports each mask expression of t reading another column
+// t classifies: a user for whom both columns are masked would see the
+// other column's value through the mask. (Whom a column is masked for
+// depends on the user's roles, which directories may give; a policy that
+// masks a column must not show it whatever they are.)
+func (d *decoder) checkMaskReads(t *Table) {
+	cols := make([]*Column, 0, len(t.Columns))
+	for _, col := range t.Columns {
+		cols = append(cols, col)
+	}
+	slices.SortFunc(cols, func(a, b *Column) int { return cmp.Compare(a.Name, b.Name) })
+	for _, col := range cols {
+		e := col.Mask.expr
+		if e == nil {
+			continue
+		}
+		for _, name := range e.columns {
+			other := t.Columns[name]
+			if other == nil || name == col.Name {
+				continue
+			}
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Mask reads a classified column",
+				Detail: fmt.Sprintf("The mask of column %s of %s reads column %s, which is classified too "+
+					"(class %q, at %s): a user for whom both are masked would see %s's value through %s's mask. "+
+					"A mask expression may read its own column and the columns the table block does not classify.",
+					col.Name, t.Pattern, name, other.Class, position(other.DeclRange), name, col.Name),
+				Subject: e.columnAt[name].Ptr(),
+			})
+		}
 	}
 }
 

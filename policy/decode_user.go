@@ -135,9 +135,19 @@ func (d *decoder) attributes(a *hcl.Attribute) map[string]Value {
 	itemRanges := map[string]hcl.Range{}
 	if pairs, diags := hcl.ExprMap(a.Expr); !diags.HasErrors() {
 		for _, p := range pairs {
-			if k, diags := p.Key.Value(d.ctx); !diags.HasErrors() && k.Type() == cty.String && k.IsKnown() && !k.IsNull() {
-				itemRanges[k.AsString()] = p.Key.Range()
+			k, diags := p.Key.Value(d.ctx)
+			if diags.HasErrors() || k.Type() != cty.String || !k.IsKnown() || k.IsNull() {
+				continue
 			}
+			name := k.AsString()
+			if prev, dup := itemRanges[name]; dup {
+				// NOTE: HCL keeps the last value silently; which one the
+				// author meant is anyone's guess.
+				d.errorRange(p.Key.Range(), a, "Duplicate attribute", fmt.Sprintf(
+					"The attribute %s is already set at %s. Set each attribute once.", name, position(prev)))
+				continue
+			}
+			itemRanges[name] = p.Key.Range()
 		}
 	}
 	out := map[string]Value{}

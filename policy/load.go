@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,16 +41,15 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	srcs, diags := readSources(path, paths)
+	if srcs == nil {
+		return nil, diags
+	}
 	var files []*hcl.File
-	for _, p := range paths {
-		src, err := os.ReadFile(p)
-		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot read configuration",
-				Detail:   fmt.Sprintf("Reading %s failed: %s.", p, unwrapPathError(err)),
-			})
-			continue
+	for i, p := range paths {
+		src := srcs[i]
+		if src == nil {
+			continue // NOTE: unreadable: already reported.
 		}
 		if ld := checkSourceLimits(src, p); ld.HasErrors() {
 			diags = append(diags, ld...)
@@ -90,8 +90,68 @@ func (l *Loader) Files() map[string]*hcl.File {
 	return l.parser.Files()
 }
 
+// readSources reads the files paths of the configuration path, through
+// limits: a file that never ends (--config /dev/zero) or a directory of
+// large files would otherwise take all memory before any check. A
+// configuration holds maxConfigBytes at most, in all its files: splitting
+// a file does not make room. The source of a file it could not read is
+// nil; all are when the configuration is too large.
+func readSources(path string, paths []string) ([][]byte, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	srcs := make([][]byte, len(paths))
+	total := 0
+	for i, p := range paths {
+		src, err := readLimited(p, maxConfigBytes+1)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot read configuration",
+				Detail:   fmt.Sprintf("Reading %s failed: %s.", p, unwrapPathError(err)),
+			})
+			continue
+		}
+		if len(src) > maxConfigBytes {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Configuration file too large",
+				Detail: fmt.Sprintf("%s holds more than %d MiB, all a configuration may hold. "+
+					"Long lists of users belong upstream, read by an identity block.", p, maxConfigBytes>>20),
+				Subject: &hcl.Range{Filename: p, Start: hcl.InitialPos, End: hcl.InitialPos},
+			})
+			return nil, diags
+		}
+		if total += len(src); total > maxConfigBytes {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Configuration too large",
+				Detail: fmt.Sprintf("The *.hcl files of %s hold more than %d MiB together (%s and those before it), "+
+					"all a configuration may hold. Long lists of users belong upstream, read by an identity block.",
+					path, maxConfigBytes>>20, filepath.Base(p)),
+			})
+			return nil, diags
+		}
+		if src == nil {
+			src = []byte{}
+		}
+		srcs[i] = src
+	}
+	return srcs, diags
+}
+
+// readLimited reads the file name, up to limit bytes.
+func readLimited(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
 // configFiles returns path itself when it is a file, or the *.hcl files of
-// the directory path, sorted by name.
+// the directory path, sorted by name. Hidden files (names starting with a
+// dot) are skipped: editors keep lock files (Emacs's .#pgveil.hcl, often
+// a dangling symbolic link) and backups there while a file is edited.
 func configFiles(path string) ([]string, hcl.Diagnostics) {
 	info, err := os.Stat(path)
 	if err != nil {
@@ -116,7 +176,7 @@ func configFiles(path string) ([]string, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	for _, e := range entries { // NOTE: os.ReadDir sorts by name.
 		switch {
-		case e.IsDir():
+		case e.IsDir(), strings.HasPrefix(e.Name(), "."):
 		case strings.HasSuffix(e.Name(), ".hcl"):
 			paths = append(paths, filepath.Join(path, e.Name()))
 		case strings.HasSuffix(strings.ToLower(e.Name()), ".hcl"):

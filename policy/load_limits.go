@@ -21,6 +21,8 @@ import (
 // (lines inside brackets count as one), with exponents of at most
 // ±maxExponent, keep every computed number's decimal form cheap.
 const (
+	// maxConfigBytes bounds a configuration: a file, or all the files of
+	// a directory together.
 	maxConfigBytes  = 32 << 20
 	maxNesting      = 100
 	maxNumberDigits = 1000
@@ -37,16 +39,8 @@ var binaryOperators = map[hclsyntax.TokenType]bool{
 }
 
 // checkSourceLimits reports where src, the file filename, exceeds a
-// limit.
+// limit. (readSources bounds its size: maxConfigBytes.)
 func checkSourceLimits(src []byte, filename string) hcl.Diagnostics {
-	if len(src) > maxConfigBytes {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Configuration file too large",
-			Detail:   fmt.Sprintf("%s holds %d bytes; a configuration file may hold %d MiB at most. Split it into several files of a directory.", filename, len(src), maxConfigBytes>>20),
-			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
-		}}
-	}
 	toks, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
 	depth, unary, operators := 0, 0, 0
 	for _, tok := range toks {

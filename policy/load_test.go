@@ -202,6 +202,75 @@ user "u" {
 			t.Errorf("got %v, %v", cfg, diags)
 		}
 	})
+	t.Run("a file that never ends is an error, read no further than the limit", func(t *testing.T) {
+		if _, err := os.Stat("/dev/zero"); err != nil {
+			t.Skip("no /dev/zero")
+		}
+		cfg, diags := Load("/dev/zero")
+		if cfg != nil || !strings.Contains(diags.Error(), "Configuration file too large") ||
+			!strings.Contains(diags.Error(), "/dev/zero holds more than 32 MiB") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
+	t.Run("a file larger than 32 MiB is an error", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "pgveil.hcl")
+		sparseFile(t, path, maxConfigBytes+1)
+		cfg, diags := Load(path)
+		if cfg != nil || !strings.Contains(diags.Error(), "Configuration file too large") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
+	t.Run("files of a directory holding more than 32 MiB together are an error", func(t *testing.T) {
+		dir := t.TempDir()
+		sparseFile(t, filepath.Join(dir, "a.hcl"), maxConfigBytes/2+1)
+		sparseFile(t, filepath.Join(dir, "b.hcl"), maxConfigBytes/2+1)
+		cfg, diags := Load(dir)
+		if cfg != nil || !strings.Contains(diags.Error(), "Configuration too large") ||
+			!strings.Contains(diags.Error(), "hold more than 32 MiB together (b.hcl and those before it)") {
+			t.Errorf("got %v, %v", cfg, diags)
+		}
+	})
+	t.Run("hidden files of a configuration directory are not read", func(t *testing.T) {
+		dir := t.TempDir()
+		t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "s3cret")
+		src, err := os.ReadFile(filepath.Join("testdata", "valid_minimal.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "pgveil.hcl"), src)
+		// Emacs's lock file: a dangling symbolic link.
+		if err := os.Symlink("marie@host.1234:1700000000", filepath.Join(dir, ".#pgveil.hcl")); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, ".pgveil.hcl"), []byte("this is { not HCL"))
+		writeFile(t, filepath.Join(dir, ".old.HCL"), []byte("rule {}"))
+		cfg, diags := Load(dir)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if want := []string{filepath.Join(dir, "pgveil.hcl")}; !slices.Equal(cfg.Files, want) {
+			t.Errorf("read %q, want %q", cfg.Files, want)
+		}
+	})
+	t.Run("an unreadable file of a directory is an error, and the others are still checked", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Symlink("nowhere", filepath.Join(dir, "a.hcl")); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "b.hcl"), []byte("listen {"))
+		cfg, diags := Load(dir)
+		var summaries []string
+		for _, d := range diags {
+			where := ""
+			if d.Subject != nil {
+				where = filepath.Base(d.Subject.Filename) + ": "
+			}
+			summaries = append(summaries, where+d.Summary)
+		}
+		if cfg != nil || len(summaries) != 2 || summaries[0] != "Cannot read configuration" || !strings.HasPrefix(summaries[1], "b.hcl: ") {
+			t.Errorf("got %v, %q", cfg, summaries)
+		}
+	})
 	t.Run("a directory without hcl files is an error", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "notes.txt"), []byte("listen {}"))
@@ -391,6 +460,20 @@ func copyTree(t *testing.T, src, dst string) {
 		return nil
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sparseFile creates the file path of size bytes, all zero, taking no
+// room on disk.
+func sparseFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -176,6 +176,22 @@ func TestCheckUpstream(t *testing.T) {
 			want: []string{`PATH:2:3: error: Unknown column`, `Did you mean "email"?`},
 		},
 		{
+			name: "a more specific table block dropping a pattern block's column classification is a warning",
+			body: `table "public.*" {
+  column "email" { class = "pii" }
+  column "code" { class = "internal" }
+  column "nothere" { class = "pii" }
+}
+table "public.tickets" {
+  column "code" { class = "finance" }
+}`,
+			code: 0,
+			want: []string{`PATH:6:1: warning: Column classification shadowed`,
+				`The table block "public.tickets" governs public.tickets, so the block "public.*" (at PATH:1:1) does not`,
+				`email (class "pii"), which that block classifies, is unclassified there`},
+			wantNot: []string{`code (class`, `nothere (class`},
+		},
+		{
 			name: "a redact constant on a numeric column is an error",
 			body: `table "public.tickets" {
   column "amount" {
@@ -306,6 +322,22 @@ rule "mine" {
 }`,
 			code: 1,
 			want: []string{`PATH:10:12: error: Unknown column`, `Rule "mine" reads ownr`, `did you mean "owner"?`},
+		},
+		{
+			name: "a short column name with two letters swapped gets a suggestion too",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" {}
+rule "mine" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "di > 0"
+}`,
+			code: 1,
+			want: []string{`PATH:10:12: error: Unknown column`, `Rule "mine" reads di`, `did you mean "id"?`},
 		},
 		{
 			name: "a scope over an owner column of the wrong type is an error",

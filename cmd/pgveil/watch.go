@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,7 +87,12 @@ func snapshot(files []string, path string) string {
 	names := append([]string(nil), files...)
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		if m, err := filepath.Glob(filepath.Join(path, "*.hcl")); err == nil {
-			names = append(names, m...)
+			for _, n := range m {
+				// NOTE: the loader skips hidden files (editors' lock files).
+				if !strings.HasPrefix(filepath.Base(n), ".") {
+					names = append(names, n)
+				}
+			}
 		}
 	}
 	var b []byte

@@ -79,6 +79,13 @@ func TestWatcher(t *testing.T) {
 			t.Fatal("a change reported")
 		}
 	})
+	t.Run("nor are hidden ones, such as an editor's lock file", func(t *testing.T) {
+		write(filepath.Join(dir, ".#a.hcl"), "marie@host.1234")
+		look()
+		if changed() {
+			t.Fatal("a change reported")
+		}
+	})
 	t.Run("changes while a reload is pending fold into one", func(t *testing.T) {
 		write(file, "xyz")
 		look()

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
 	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/internal/sqlstate"
 )
@@ -66,11 +69,18 @@ func readmeTable(t *testing.T) (lines []string, start, end int) {
 // backquotes.
 var tableRule = regexp.MustCompile("^\\| `([a-z_]+)` \\|")
 
-// TestReadme keeps the README's firewall rule table equal to the registry:
-// every registered rule is documented, line for line, and the table names
-// no rule the registry lacks. `go test ./internal/firewall -update`
-// rewrites the table.
+// TestReadme checks what the documentation shows: the README's firewall
+// rule table equals the registry (`go test ./internal/firewall -update`
+// rewrites it), and every HCL example parses.
 func TestReadme(t *testing.T) {
+	t.Run("the rule table documents the registry, line for line", testRuleTable)
+	t.Run("every HCL example of the documentation parses", testHCLExamples)
+}
+
+// testRuleTable keeps the README's firewall rule table equal to the
+// registry: every registered rule is documented, line for line, and the
+// table names no rule the registry lacks.
+func testRuleTable(t *testing.T) {
 	lines, start, end := readmeTable(t)
 	want := tableLines()
 	if *update {
@@ -102,6 +112,76 @@ func TestReadme(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("README's rule table differs from the registry; run go test ./internal/firewall -run TestReadme -update, or make it:\n%s",
 			strings.Join(want, "\n"))
+	}
+}
+
+// documentation lists the Markdown files whose HCL examples must parse.
+var documentation = []string{readmePath, "../../configs/README.md", "../../docs/tutorial.md"}
+
+// hclExample is a fenced ```hcl block of a Markdown file.
+type hclExample struct {
+	// line is the example's first line in the file.
+	line int
+	// src is the example, without the fence's indentation.
+	src string
+}
+
+// hclExamples returns the ```hcl blocks of the Markdown text md, an
+// unterminated one included (it runs to the end).
+func hclExamples(md string) []hclExample {
+	var out []hclExample
+	lines := strings.Split(md, "\n")
+	for i := 0; i < len(lines); i++ {
+		indent, ok := strings.CutSuffix(lines[i], "```hcl")
+		if !ok || strings.TrimLeft(indent, " ") != "" {
+			continue
+		}
+		start := i + 1
+		var body []string
+		for i = start; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+			body = append(body, strings.TrimPrefix(lines[i], indent))
+		}
+		out = append(out, hclExample{line: start + 1, src: strings.Join(body, "\n")})
+	}
+	return out
+}
+
+// testHCLExamples parses every ```hcl example of the documentation: an
+// example a reader copies must at least be HCL. (Examples are fragments,
+// written with placeholders such as "SCRAM-SHA-256$4096:…": only their
+// syntax is checked.)
+func testHCLExamples(t *testing.T) {
+	for _, path := range documentation {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples := hclExamples(string(b))
+		if path == readmePath && len(examples) < 2 {
+			t.Fatalf("found %d HCL examples in %s: the scan is broken", len(examples), path)
+		}
+		for _, ex := range examples {
+			name := strings.TrimPrefix(path, "../../")
+			_, diags := hclsyntax.ParseConfig([]byte(ex.src), name, hcl.Pos{Line: ex.line, Column: 1})
+			for _, d := range diags {
+				t.Errorf("the example at %s:%d does not parse: %s", name, ex.line, d)
+			}
+		}
+	}
+}
+
+// TestHCLExamples checks the scan of Markdown for HCL examples.
+func TestHCLExamples(t *testing.T) {
+	md := "text\n```hcl\na = 1\n```\n```sh\nls\n```\n1. item\n\n   ```hcl\n   b = 2\n   ```\n```hcl\nc {"
+	got := hclExamples(md)
+	want := []hclExample{{line: 3, src: "a = 1"}, {line: 11, src: "b = 2"}, {line: 14, src: "c {"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("example %d: got %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }
 

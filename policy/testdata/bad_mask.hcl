@@ -44,3 +44,21 @@ table "public.responses" {
     mask = "null"
   }
 }
+
+# A mask may read its own column and unclassified ones (id), never
+# another classified column: name's value would show through code's mask.
+table "public.customers" {
+  column "code" {
+    class      = "internal"
+    mask       = "expression"
+    expression = "upper(left(name, 3)) || '-' || id || left(code, 1)"
+  }
+  column "name" {
+    class = "pii"
+  }
+  column "phone" {
+    class      = "pii"
+    mask       = "expression"
+    expression = "right(phone, 2)"
+  }
+}

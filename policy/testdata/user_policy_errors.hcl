@@ -24,3 +24,9 @@ role "analyst" {
   functions  = ["my_func", "public.f(int)"]
   own_rows   = "sometimes"
 }
+
+user "lea" {
+  password   = "SCRAM-SHA-256$4096:tM3638kbvBaqewmnHMUitg==$4wgDS+lH1sZ4reFIqXqIg9KxgnZdH1swCujYLzee1To=:8cxO8EiIgGIgTqPIaffUPnTmo2uupikXWXNH6jLBLFs="
+  roles      = ["analyst"]
+  attributes = { country = "France", region = "north", "country" = "Spain" }
+}

@@ -35,7 +35,7 @@ func deny(rule, format string, args ...any) *Refused {
 // function the policy refuses.
 type UnknownRelationError struct {
 	Name string
-	// Kind is "" for a relation, or KindOperator or KindType.
+	// Kind is "" for a relation, or KindOperator, KindType or KindColumn.
 	Kind string
 }
 
@@ -51,6 +51,8 @@ func (e *UnknownRelationError) Error() string {
 		return fmt.Sprintf("operator does not exist: %s", e.Name)
 	case KindType:
 		return fmt.Sprintf("type %q does not exist", e.Name)
+	case KindColumn:
+		return fmt.Sprintf("column %q does not exist", e.Name)
 	}
 	return fmt.Sprintf("relation %q does not exist", e.Name)
 }
@@ -64,6 +66,8 @@ func (e *UnknownRelationError) Refusal() *Refused {
 		code = sqlstate.UndefinedFunction
 	case KindType:
 		code = sqlstate.UndefinedObject
+	case KindColumn:
+		code = sqlstate.UndefinedColumn
 	}
 	return &Refused{Code: code, Rule: "unknown_relation", Message: e.Error()}
 }

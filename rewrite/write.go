@@ -2,6 +2,9 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // writeGoverned checks and rewrites INSERT, UPDATE and DELETE whose
@@ -48,6 +51,10 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := readsSystem(ins.ReturningList, rel, "RETURNING"); err != nil {
 			return err
 		}
+		ins.ReturningList = w.expandStar(ins.ReturningList, rel, targetName(ins.Relation))
+		if err := w.staleColumns(ins.ReturningList, rel, targetName(ins.Relation), true); err != nil {
+			return err
+		}
 		// NOTE: DEFAULT VALUES (no SELECT) writes every column's default.
 		if err := writesMasked(ins.Cols, rel, acc, "INSERT"); err != nil {
 			return err
@@ -86,6 +93,13 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return err
 		}
 		if err := readsSystem(del.ReturningList, rel, "RETURNING"); err != nil {
+			return err
+		}
+		del.ReturningList = w.expandStar(del.ReturningList, rel, targetName(del.Relation))
+		if err := w.staleColumns(del.ReturningList, rel, targetName(del.Relation), true); err != nil {
+			return err
+		}
+		if err := w.staleColumns([]*pg_query.Node{del.WhereClause}, rel, targetName(del.Relation), false); err != nil {
 			return err
 		}
 		if err := w.deleteChecked(rel); err != nil {
@@ -150,6 +164,14 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return err
 		}
 		if err := readsSystem(values, rel, "SET"); err != nil {
+			return err
+		}
+		name := targetName(upd.Relation)
+		upd.ReturningList = w.expandStar(upd.ReturningList, rel, name)
+		if err := w.staleColumns(append(values, upd.ReturningList...), rel, name, true); err != nil {
+			return err
+		}
+		if err := w.staleColumns([]*pg_query.Node{upd.WhereClause}, rel, name, false); err != nil {
 			return err
 		}
 		if err := writesMasked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
@@ -288,18 +310,17 @@ func (w *walker) fenceWriteWhere(where *pg_query.Node, target *pg_query.RangeVar
 	}
 	var err error
 	visitColumnRefs(where, func(ref *pg_query.ColumnRef) {
-		if err != nil {
-			return
-		}
-		if len(ref.Fields) >= 3 {
+		if err == nil && len(ref.Fields) >= 3 {
 			err = deny("write_governed", "a column of the WHERE of a write on %s names a schema or a database: write table.column or column", rel.QName)
-			return
-		}
-		if last := ref.Fields[len(ref.Fields)-1].GetString_(); last != nil && systemColumns[last.Sval] {
-			err = deny("write_governed", "the WHERE of a write on %s may not read the system column %s", rel.QName, last.Sval)
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if bad := systemColumnIn([]*pg_query.Node{where}); bad != "" {
+		return deny("write_governed", "the WHERE of a write on %s may not read the system column %s", rel.QName, bad)
+	}
+	return nil
 }
 
 // readsMasked refuses expressions that read a masked column of the write
@@ -347,24 +368,83 @@ func (w *walker) readsMasked(exprs []*pg_query.Node, target *pg_query.RangeVar, 
 	return nil
 }
 
+// expandStar replaces each * (or name.*) of a write's RETURNING list with
+// the snapshot's columns of its target, known by name: PostgreSQL would
+// expand it with every column of the real table, those added since the
+// snapshot was read included, which no mask covers yet (staleColumns).
+// A list without * is returned as it is.
+func (w *walker) expandStar(list []*pg_query.Node, rel *Relation, name string) []*pg_query.Node {
+	var out []*pg_query.Node
+	for i, n := range list {
+		cr := n.GetResTarget().GetVal().GetColumnRef()
+		if cr == nil || cr.Fields[len(cr.Fields)-1].GetAStar() == nil ||
+			len(cr.Fields) == 2 && cr.Fields[0].GetString_().GetSval() != name || len(cr.Fields) > 2 {
+			if out != nil {
+				out = append(out, n)
+			}
+			continue
+		}
+		if out == nil {
+			out = append([]*pg_query.Node{}, list[:i]...)
+		}
+		for _, c := range rel.Columns {
+			out = append(out, resTarget("", qualifiedRef(name, c.Name)))
+		}
+		w.changed = true
+	}
+	if out == nil {
+		return list
+	}
+	return out
+}
+
+// targetName is the name a write's target is known by in its statement.
+func targetName(rv *pg_query.RangeVar) string {
+	if rv.Alias != nil {
+		return rv.Alias.Aliasname
+	}
+	return rv.Relname
+}
+
 // readsSystem refuses expressions that read a system column (ctid, xmin…)
 // where the real row is visible (SET values, RETURNING): xmin is a
 // transaction id, which server_state refuses to give, and a ctid's page
 // tells the table's size, hidden rows included. Any reference whose last
 // field is such a name counts, conservatively.
 func readsSystem(exprs []*pg_query.Node, rel *Relation, clause string) error {
-	bad := ""
-	for _, e := range exprs {
-		visitColumnRefs(e, func(cr *pg_query.ColumnRef) {
-			if last := cr.Fields[len(cr.Fields)-1].GetString_(); last != nil && systemColumns[last.Sval] {
-				bad = last.Sval
-			}
-		})
-	}
-	if bad != "" {
+	if bad := systemColumnIn(exprs); bad != "" {
 		return deny("write_governed", "%s of a write on %s may not read the system column %s", clause, rel.QName, bad)
 	}
 	return nil
+}
+
+// systemColumnIn returns a system column name exprs read, "" when none:
+// as a column reference's last field (ctid, r.ctid), or as a field
+// selected from a whole row ((r).ctid, (r.*).xmin), which PostgreSQL
+// resolves to the system column too (a review read ctid so).
+func systemColumnIn(exprs []*pg_query.Node) string {
+	bad := ""
+	for _, e := range exprs {
+		if e == nil {
+			continue
+		}
+		pgtree.Walk(e, func(m proto.Message) bool {
+			var fields []*pg_query.Node
+			switch v := m.(type) {
+			case *pg_query.ColumnRef:
+				fields = v.Fields[len(v.Fields)-1:]
+			case *pg_query.A_Indirection:
+				fields = v.Indirection
+			}
+			for _, f := range fields {
+				if name := f.GetString_(); name != nil && systemColumns[name.Sval] {
+					bad = name.Sval
+				}
+			}
+			return bad == ""
+		})
+	}
+	return bad
 }
 
 // writesMasked refuses a write of a masked column: the columns named by

@@ -93,7 +93,7 @@ var Rules = []Rule{
 	{Name: "catalog", Code: sqlstate.InsufficientPrivilege,
 		Doc: "pg_catalog and information_schema relations the rules above allow but a policy denies (pgveil's compiled policies open them all; the rule is there for other Policy implementations)"},
 	{Name: "write_governed", Code: sqlstate.InsufficientPrivilege,
-		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables; in a scoped UPDATE or DELETE's WHERE, a column reference naming a database or another schema, or a system column (`ctid`, `xmin`, …), which would read the real table; a system column in SET or RETURNING, which reads the real row (a transaction id, the table's size in pages)"},
+		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables; in a scoped UPDATE or DELETE's WHERE, a column reference naming a database or another schema, or a system column (`ctid`, `xmin`, …), which would read the real table; a system column in SET or RETURNING, which reads the real row (a transaction id, the table's size in pages); the target's whole row in SET or RETURNING, and a bare name pgveil cannot place in a governed write (both could read columns added upstream since the catalog snapshot)"},
 	{Name: "policy_input", Code: sqlstate.InsufficientPrivilege,
 		Hint: "The policy reads this table: change it upstream, as its owner.",
 		Doc:  "any write of a table the policy itself reads: the `teams` table, a table of an identity query, of a rule's or a mask's subquery (a manager who may update could otherwise rewrite the tree her scope walks)"},
@@ -123,7 +123,7 @@ var Rules = []Rule{
 	{Name: "syntax", Code: sqlstate.SyntaxError,
 		Doc: "statements that do not parse, parameters ($n) a statement does not have, a field or subscript of a constant; a rewritten statement holding a NUL byte (08P01)"},
 	{Name: "unknown_relation", Code: sqlstate.UndefinedTable,
-		Doc: "relations (42P01), operators (42883) and types (42704) missing from pgveil's catalog snapshot, after one refresh of it: an operator or a cast created since it was read could call a function the policy refuses"},
+		Doc: "relations (42P01), operators (42883) and types (42704) missing from pgveil's catalog snapshot, after one refresh of it: an operator or a cast created since it was read could call a function the policy refuses; columns (42703) a governed write names that the snapshot lacks, which would read the real row"},
 	{Name: "no_policy", Code: sqlstate.InsufficientPrivilege,
 		Doc: "every statement of a login whose policy does not compile"},
 	{Name: "rewrite", Code: sqlstate.InsufficientPrivilege,
@@ -149,6 +149,21 @@ var byName = func() map[string]Rule {
 	}
 	return m
 }()
+
+// Known reports whether the registry has a rule named name.
+func Known(name string) bool {
+	_, ok := byName[name]
+	return ok
+}
+
+// Names returns the names of the registry's rules, in its order.
+func Names() []string {
+	names := make([]string, len(Rules))
+	for i, r := range Rules {
+		names[i] = r.Name
+	}
+	return names
+}
 
 // Lookup returns the rule named name. A name the registry lacks gets a
 // rule with SQLSTATE 42501 and no hint: a refusal stays a refusal.

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -142,6 +143,12 @@ func (d *decoder) decodeTest(b *hcl.Block) {
 	}
 	if a := c.Attributes["rule"]; a != nil {
 		t.Rule, _ = d.nonEmptyString(a, "rule")
+		if t.Rule != "" && !firewall.Known(t.Rule) {
+			// NOTE: without this, the test only fails when run upstream
+			// (offline it is skipped), with the typo hidden in a mismatch.
+			d.unknown(a.Expr.Range(), a, "firewall rule", t.Rule, firewall.Names(),
+				"The firewall rules are listed in README.md (Firewall rules).")
+		}
 		if !t.ExpectsDenied() {
 			d.errorAt(a, "Setting without effect",
 				"rule names the firewall rule expected to refuse the statement: it needs denied = true.")

@@ -143,6 +143,16 @@ func TestTestBlockMistakes(t *testing.T) {
 			want: []string{"PATH:5:12: error: Setting without effect", "it needs denied = true"},
 		},
 		{
+			name: "an unknown firewall rule is an error with a suggestion",
+			block: `test "t" {
+  user   = "ann"
+  query  = "SELECT 1"
+  denied = true
+  rule   = "ungoverned_tabel"
+}`,
+			want: []string{"PATH:5:12: error: Unknown firewall rule", `Did you mean "ungoverned_table"?`},
+		},
+		{
 			name: "unordered without rows has no effect",
 			block: `test "t" {
   user      = "ann"

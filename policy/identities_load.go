@@ -129,6 +129,9 @@ func (c *Config) unknownRuleUsers(ids *Identities) hcl.Diagnostics {
 				continue
 			}
 			detail := fmt.Sprintf("No user is in group %q, so rule %q grants no row through it.", g, r.Name)
+			if r.Restrictive {
+				detail = fmt.Sprintf("No user is in group %q, so restrictive rule %q lets no row pass through it: only the rows of its other groups' members pass.", g, r.Name)
+			}
 			if s := suggest(g, sortedKeys(ids.members)); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			}

@@ -269,6 +269,15 @@ rule "later" {
   groups = ["nobody"]
 }`, `warning: Unknown user: Rule "later" names user "carla", whom no user block or identity row defines: it applies to no one there yet. Did you mean "carl"?
 warning: Empty group: No user is in group "nobody", so rule "later" grants no row through it.`},
+		{"an empty group of a restrictive rule lets no row pass", "SELECT login FROM public.extra", `
+table "public.t" { owner_column = "owner" }
+rule "fence" {
+  tables = ["public.t"]
+  users  = ["carl"]
+  kind   = "restrictive"
+  scope  = "groups"
+  groups = ["nobody"]
+}`, `warning: Empty group: No user is in group "nobody", so restrictive rule "fence" lets no row pass through it: only the rows of its other groups' members pass.`},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

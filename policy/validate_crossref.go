@@ -110,6 +110,9 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 			if !groups[g] {
 				rng := d.elementRange(src.groupsAttr, g)
 				detail := fmt.Sprintf("No user is in group %q, so the rule grants no row through it.", g)
+				if r.Restrictive {
+					detail = fmt.Sprintf("No user is in group %q, so the restrictive rule lets no row pass through it: only the rows of its other groups' members pass.", g)
+				}
 				if s := suggest(g, sortedKeys(groups)); s != "" {
 					detail += fmt.Sprintf(" Did you mean %q?", s)
 				}

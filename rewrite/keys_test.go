@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -31,26 +33,9 @@ func TestCatalogKeys(t *testing.T) {
 // row scope that reads it (a review learnt a hidden row's value from a
 // unique generated column's duplicate key, and moved a row out of scope).
 func TestGeneratedColumns(t *testing.T) {
-	pgtest.Require(t, cluster)
-	ctx := context.Background()
-	_ = cluster.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS generated")
-	if err := cluster.Exec(ctx, "postgres", "CREATE DATABASE generated"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.Exec(ctx, "generated", `CREATE TABLE notes (id int PRIMARY KEY, country text,
+	_, cat := freshCatalog(t, "generated", `CREATE TABLE notes (id int PRIMARY KEY, country text,
 		region text GENERATED ALWAYS AS (CASE WHEN country IN ('France', 'Spain') THEN 'EU' ELSE 'other' END) STORED,
-		tag text, tag_norm text GENERATED ALWAYS AS (upper(tag)) STORED UNIQUE, comment text)`); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := cluster.Connect(ctx, "generated")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
-	if err != nil {
-		t.Fatal(err)
-	}
+		tag text, tag_norm text GENERATED ALWAYS AS (upper(tag)) STORED UNIQUE, comment text)`)
 	notes := cat.Relations[rewrite.QName{Schema: "public", Name: "notes"}]
 	if got := notes.Generated["tag_norm"]; !slices.Equal(got, []string{"tag"}) {
 		t.Fatalf("tag_norm is generated from %v, want [tag]", got)
@@ -86,25 +71,9 @@ func TestGeneratedColumns(t *testing.T) {
 // read a new ssn column so). pgveil refuses it as unknown, which makes
 // the engine read the catalog again and retry.
 func TestColumnAddedAfterTheSnapshot(t *testing.T) {
-	pgtest.Require(t, cluster)
 	ctx := context.Background()
-	_ = cluster.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS newcolumn")
-	if err := cluster.Exec(ctx, "postgres", "CREATE DATABASE newcolumn"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.Exec(ctx, "newcolumn", `CREATE TABLE people (id int PRIMARY KEY, country text, email text, comment text);
-		INSERT INTO people VALUES (1, 'France', 'a@x', ''), (2, 'USA', 'b@x', '')`); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := cluster.Connect(ctx, "newcolumn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, cat := freshCatalog(t, "newcolumn", `CREATE TABLE people (id int PRIMARY KEY, country text, email text, comment text);
+		INSERT INTO people VALUES (1, 'France', 'a@x', ''), (2, 'USA', 'b@x', '')`)
 	if err := cluster.Exec(ctx, "newcolumn", `ALTER TABLE people ADD COLUMN ssn text; UPDATE people SET ssn = '123-45-6789'`); err != nil {
 		t.Fatal(err)
 	}
@@ -177,4 +146,29 @@ func TestColumnAddedAfterTheSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// freshCatalog creates the database db anew with ddl, and returns a
+// connection to it (closed at the test's end) and its catalog snapshot.
+func freshCatalog(t *testing.T, db, ddl string) (*pgconn.PgConn, *rewrite.Catalog) {
+	t.Helper()
+	pgtest.Require(t, cluster)
+	ctx := context.Background()
+	_ = cluster.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+db)
+	if err := cluster.Exec(ctx, "postgres", "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Exec(ctx, db, ddl); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := cluster.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, cat
 }

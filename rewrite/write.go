@@ -52,7 +52,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return err
 		}
 		ins.ReturningList = w.expandStar(ins.ReturningList, rel, targetName(ins.Relation))
-		if err := w.staleColumns(ins.ReturningList, rel, targetName(ins.Relation), true); err != nil {
+		if err := w.staleColumns(ins.ReturningList, rel, ins.Relation, ins.WithClause, true); err != nil {
 			return err
 		}
 		// NOTE: DEFAULT VALUES (no SELECT) writes every column's default.
@@ -96,10 +96,10 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			return err
 		}
 		del.ReturningList = w.expandStar(del.ReturningList, rel, targetName(del.Relation))
-		if err := w.staleColumns(del.ReturningList, rel, targetName(del.Relation), true); err != nil {
+		if err := w.staleColumns(del.ReturningList, rel, del.Relation, del.WithClause, true); err != nil {
 			return err
 		}
-		if err := w.staleColumns([]*pg_query.Node{del.WhereClause}, rel, targetName(del.Relation), false); err != nil {
+		if err := w.staleColumns([]*pg_query.Node{del.WhereClause}, rel, del.Relation, del.WithClause, false); err != nil {
 			return err
 		}
 		if err := w.deleteChecked(rel); err != nil {
@@ -113,6 +113,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			if where, err = w.scopedRows(n, del.Relation, del.WhereClause, rel, acc); err != nil {
 				return
 			}
+
 			del.WhereClause = where
 			err = w.walkList(del.ReturningList)
 		})
@@ -168,10 +169,10 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		}
 		name := targetName(upd.Relation)
 		upd.ReturningList = w.expandStar(upd.ReturningList, rel, name)
-		if err := w.staleColumns(append(values, upd.ReturningList...), rel, name, true); err != nil {
+		if err := w.staleColumns(append(values, upd.ReturningList...), rel, upd.Relation, upd.WithClause, true); err != nil {
 			return err
 		}
-		if err := w.staleColumns([]*pg_query.Node{upd.WhereClause}, rel, name, false); err != nil {
+		if err := w.staleColumns([]*pg_query.Node{upd.WhereClause}, rel, upd.Relation, upd.WithClause, false); err != nil {
 			return err
 		}
 		if err := writesMasked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
@@ -186,6 +187,7 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 			if where, err = w.scopedRows(n, upd.Relation, upd.WhereClause, rel, acc); err != nil {
 				return
 			}
+
 			// SET values are walked before the WHERE is replaced by the
 			// subquery, which holds rewritten relations already.
 			if err = w.walkList(values); err != nil {

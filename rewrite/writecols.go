@@ -13,54 +13,104 @@ const KindColumn = "column"
 
 // staleColumns refuses the column references of exprs, a governed write's
 // SET values (with their targets' subscripts), RETURNING or WHERE, that
-// PostgreSQL would resolve on the write's target rel (named name) but that
-// the catalog snapshot does not hold: a column added or renamed upstream
-// since the snapshot was read. A SELECT naming one fails upstream, the
-// scoped subquery listing the snapshot's columns only; in a write it
-// would read the real row, with no mask the policy gives the column (a
-// review read a new ssn column so, and copied it into a visible one).
-// The error is an UnknownRelationError, on which the engine reads the
-// catalog again and retries once: the column is then known, and governed.
+// PostgreSQL could resolve on the write's target rel (the RangeVar
+// target) while the catalog snapshot does not hold them: a
+// column added or renamed upstream since the snapshot was read. A SELECT
+// naming one fails upstream, the scoped subquery listing the snapshot's
+// columns only; in a write it would read the real row, with no mask the
+// policy gives the column yet (a review read a new ssn column so). The
+// error is an UnknownRelationError, on which the engine reads the catalog
+// again and retries once: the column is then known, and governed. wc is
+// the write's own WITH, whose queries the statement's names may read.
 //
-// It also refuses the target's whole row (r, r.*, *) in SET and RETURNING
-// (wholeRow): PostgreSQL expands it with every column, those the
-// snapshot lacks included. The WHERE, moved into the scoped subquery,
-// finds the masked rows' columns there.
+// With wholeRow (SET and RETURNING), the target's whole row is refused
+// too: PostgreSQL expands it with every column of the real table.
 //
-// A name is looked up as PostgreSQL does, innermost SELECT first: in the
-// columns of that SELECT's FROM items, then in those of the SELECTs
-// around it, then on the target. A FROM item whose columns pgveil does
-// not know (a set-returning function without a column list, a subquery
-// reading *) makes a name found nowhere else ambiguous: it is refused
-// unless the target's snapshot has it.
-func (w *walker) staleColumns(exprs []*pg_query.Node, rel *Relation, name string, wholeRow bool) error {
+// NOTE: names are looked up as PostgreSQL does (parse_relation.c): a bare
+// name as a column of any level, innermost first, before a FROM item's
+// whole row; q.col on the nearest FROM item named q, or q read as a
+// column when none is; s.q.col on an unaliased relation. The model of
+// what each FROM item gives may know fewer names than PostgreSQL, never
+// more: a name it does not know goes outward, to the target, and is
+// refused there; a name it cannot place at all (a FROM item whose
+// columns it does not know) is refused as ambiguous. Two reviews found
+// names the first model gave to inner items PostgreSQL did not.
+func (w *walker) staleColumns(exprs []*pg_query.Node, rel *Relation, target *pg_query.RangeVar, wc *pg_query.WithClause, wholeRow bool) error {
 	c := &colCheck{w: w, rel: rel, wholeRow: wholeRow}
-	target := colLevel{cols: map[string]bool{}, rtes: map[string]bool{name: true}, target: true}
+	lvl := newLevel()
+	lvl.target = true
 	for _, col := range rel.Columns {
-		target.cols[col.Name] = true
+		lvl.cols[col.Name] = true
 	}
 	for n := range systemColumns {
 		// Refused on their own (readsSystem, fenceWriteWhere).
-		target.cols[n] = true
+		lvl.cols[n] = true
+	}
+	lvl.rtes[targetName(target)] = true
+	if target.Alias == nil {
+		lvl.plain[rel.QName.String()] = true
+	}
+	var ctes []map[string]*pg_query.CommonTableExpr
+	if wc != nil {
+		scope := map[string]*pg_query.CommonTableExpr{}
+		for _, n := range wc.Ctes {
+			if cte := n.GetCommonTableExpr(); cte != nil {
+				scope[cte.Ctename] = cte
+			}
+		}
+		ctes = append(ctes, scope)
 	}
 	for _, e := range exprs {
 		if e != nil && c.err == nil {
-			c.visit(e, []colLevel{target}, nil)
+			c.visit(e, []colLevel{lvl}, ctes)
 		}
 	}
 	return c.err
 }
 
-// colLevel is what a column name may resolve to at one level of the
-// statement: the write's target, or a SELECT's FROM items.
+// colLevel is what a name may resolve to at one level of the statement:
+// the write's target, or a SELECT's FROM items.
 type colLevel struct {
-	// cols are the columns of the level's FROM items; rtes their names
-	// (aliases, or relation names).
-	cols, rtes map[string]bool
-	// opaque reports a FROM item whose columns are not known.
+	// cols are the names a bare column reference finds: the columns of
+	// the level's FROM items.
+	cols map[string]bool
+	// rtes are the names a qualified reference (q.col, q.*) finds: the
+	// items' aliases, or relation names; plain the relations named
+	// without an alias, as schema.name, which s.q.col finds.
+	rtes, plain map[string]bool
+	// opaque reports a FROM item whose columns are not all known.
 	opaque bool
 	// target reports the write's own level.
 	target bool
+}
+
+func newLevel() colLevel {
+	return colLevel{cols: map[string]bool{}, rtes: map[string]bool{}, plain: map[string]bool{}}
+}
+
+// merge adds what o gives to l.
+func (l *colLevel) merge(o colLevel) {
+	for _, m := range [][2]map[string]bool{{l.cols, o.cols}, {l.rtes, o.rtes}, {l.plain, o.plain}} {
+		for k := range m[1] {
+			m[0][k] = true
+		}
+	}
+	l.opaque = l.opaque || o.opaque
+}
+
+// addNames adds the known names of an item's columns.
+func (l *colLevel) addNames(names []string, known bool) {
+	for _, n := range names {
+		if n != "" {
+			l.cols[n] = true
+		}
+	}
+	l.opaque = l.opaque || !known
+}
+
+// with returns levels and l after them, in a new slice.
+func with(levels []colLevel, l colLevel) []colLevel {
+	return append(levels[:len(levels):len(levels)], l)
 }
 
 // colCheck is the state of staleColumns.
@@ -74,7 +124,10 @@ type colCheck struct {
 // visit checks the column references below m, at levels (innermost
 // last), with the CTEs of ctes in scope (innermost last).
 func (c *colCheck) visit(m proto.Message, levels []colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
-	if c.err != nil {
+	if c.err != nil || m == nil {
+		return
+	}
+	if n, ok := m.(*pg_query.Node); ok && (n == nil || n.Node == nil) {
 		return
 	}
 	switch v := m.(type) {
@@ -88,20 +141,33 @@ func (c *colCheck) visit(m proto.Message, levels []colLevel, ctes []map[string]*
 	pgtree.Children(m, func(ch proto.Message) { c.visit(ch, levels, ctes) })
 }
 
-// selectStmt visits a SELECT with a level of its own.
-func (c *colCheck) selectStmt(s *pg_query.SelectStmt, levels []colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
-	if s.WithClause != nil {
-		scope := map[string]*pg_query.CommonTableExpr{}
-		for _, n := range s.WithClause.Ctes {
-			if cte := n.GetCommonTableExpr(); cte != nil {
+// withScope visits the queries of a WITH, each seeing the CTEs before it
+// (all of them when RECURSIVE), and returns the scope of the query after.
+func (c *colCheck) withScope(wc *pg_query.WithClause, levels []colLevel, ctes []map[string]*pg_query.CommonTableExpr) []map[string]*pg_query.CommonTableExpr {
+	if wc == nil {
+		return ctes
+	}
+	scope := map[string]*pg_query.CommonTableExpr{}
+	ctes = append(ctes[:len(ctes):len(ctes)], scope)
+	var list []*pg_query.CommonTableExpr
+	for _, n := range wc.Ctes {
+		if cte := n.GetCommonTableExpr(); cte != nil {
+			list = append(list, cte)
+			if wc.Recursive {
 				scope[cte.Ctename] = cte
 			}
 		}
-		ctes = append(ctes[:len(ctes):len(ctes)], scope)
-		for _, n := range s.WithClause.Ctes {
-			c.visit(n, levels, ctes)
-		}
 	}
+	for _, cte := range list {
+		c.visit(cte.Ctequery, levels, ctes)
+		scope[cte.Ctename] = cte
+	}
+	return ctes
+}
+
+// selectStmt visits a SELECT with a level of its own.
+func (c *colCheck) selectStmt(s *pg_query.SelectStmt, levels []colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
+	ctes = c.withScope(s.WithClause, levels, ctes)
 	if s.Op != pg_query.SetOperation_SETOP_NONE {
 		if s.Larg != nil {
 			c.selectStmt(s.Larg, levels, ctes)
@@ -110,194 +176,326 @@ func (c *colCheck) selectStmt(s *pg_query.SelectStmt, levels []colLevel, ctes []
 			c.selectStmt(s.Rarg, levels, ctes)
 		}
 		// ORDER BY and LIMIT of a set operation read its output.
+		out := newLevel()
+		out.addNames(outputNames(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: s}}))
+		inner := with(levels, out)
+		for _, n := range append(s.SortClause, s.LimitCount, s.LimitOffset) {
+			c.visit(n, inner, ctes)
+		}
 		return
 	}
-	lvl := colLevel{cols: map[string]bool{}, rtes: map[string]bool{}}
+	lvl := newLevel()
 	for _, f := range s.FromClause {
-		c.fromItem(f, &lvl, ctes)
+		c.fromItem(f, &lvl, levels, nil, ctes)
 	}
-	inner := append(levels[:len(levels):len(levels)], lvl)
-	for _, f := range s.FromClause {
-		c.visitFrom(f, levels, inner, ctes)
-	}
-	for _, n := range s.TargetList {
+	inner := with(levels, lvl)
+	var exprs []*pg_query.Node
+	exprs = append(exprs, s.TargetList...)
+	exprs = append(exprs, s.WhereClause, s.HavingClause, s.LimitCount, s.LimitOffset)
+	exprs = append(exprs, s.WindowClause...)
+	exprs = append(exprs, s.ValuesLists...)
+	for _, n := range exprs {
 		c.visit(n, inner, ctes)
 	}
-	for _, list := range [][]*pg_query.Node{{s.WhereClause, s.HavingClause, s.LimitCount, s.LimitOffset}, s.GroupClause, s.SortClause, s.DistinctClause, s.WindowClause, s.ValuesLists} {
-		for _, n := range list {
-			if n != nil {
-				c.visit(n, inner, ctes)
-			}
+	// ORDER BY, GROUP BY and DISTINCT ON items that are a bare name may
+	// name an output column; anything else reads the FROM items.
+	outputs := map[string]bool{}
+	for _, t := range s.TargetList {
+		if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
+			outputs[rt.Name] = true
 		}
 	}
-}
-
-// visitFrom visits the expressions of a FROM item: a subquery that is not
-// LATERAL sees the levels around its SELECT only, the rest (join
-// conditions, LATERAL subqueries, function arguments) the SELECT's own
-// level too, as an approximation.
-func (c *colCheck) visitFrom(n *pg_query.Node, outer, inner []colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
-	switch v := n.Node.(type) {
-	case *pg_query.Node_RangeSubselect:
-		lv := inner
-		if !v.RangeSubselect.Lateral {
-			lv = outer
-		}
-		c.visit(v.RangeSubselect.Subquery, lv, ctes)
-	case *pg_query.Node_JoinExpr:
-		if v.JoinExpr.Larg != nil {
-			c.visitFrom(v.JoinExpr.Larg, outer, inner, ctes)
-		}
-		if v.JoinExpr.Rarg != nil {
-			c.visitFrom(v.JoinExpr.Rarg, outer, inner, ctes)
-		}
-		if v.JoinExpr.Quals != nil {
-			c.visit(v.JoinExpr.Quals, inner, ctes)
-		}
-	case *pg_query.Node_RangeVar:
-	default:
-		c.visit(n, inner, ctes)
-	}
-}
-
-// fromItem adds the names and columns a FROM item gives to lvl.
-func (c *colCheck) fromItem(n *pg_query.Node, lvl *colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
-	addAlias := func(a *pg_query.Alias) bool {
-		if a == nil {
-			return false
-		}
-		lvl.rtes[a.Aliasname] = true
-		for _, cn := range a.Colnames {
-			if s := cn.GetString_(); s != nil {
-				lvl.cols[s.Sval] = true
-			}
-		}
-		return len(a.Colnames) > 0
-	}
-	switch v := n.Node.(type) {
-	case *pg_query.Node_RangeVar:
-		rv := v.RangeVar
-		if rv.Alias != nil {
-			lvl.rtes[rv.Alias.Aliasname] = true
+	var items []*pg_query.Node
+	for _, n := range s.SortClause {
+		if sb := n.GetSortBy(); sb != nil {
+			items = append(items, sb.Node)
 		} else {
-			lvl.rtes[rv.Relname] = true
+			items = append(items, n)
 		}
-		renamed := rv.Alias != nil && len(rv.Alias.Colnames) > 0
-		addAlias(rv.Alias)
-		if rv.Schemaname == "" {
-			for i := len(ctes) - 1; i >= 0; i-- {
-				if cte := ctes[i][rv.Relname]; cte != nil {
-					if !renamed && !outputNames(cte.Aliascolnames, cte.Ctequery, lvl.cols) {
-						lvl.opaque = true
-					}
-					return
-				}
-			}
-			if c.w.isCTE(rv.Relname) {
-				// One of the write's own WITH, checked by the walker.
-				lvl.opaque = true
-				return
-			}
+	}
+	items = append(append(items, s.GroupClause...), s.DistinctClause...)
+	for _, n := range items {
+		if cr := n.GetColumnRef(); cr != nil && len(cr.Fields) == 1 && outputs[cr.Fields[0].GetString_().GetSval()] {
+			continue
 		}
-		rel := c.w.lookup(rv)
-		if rel == nil {
+		c.visit(n, inner, ctes)
+	}
+}
+
+// fromItem visits a FROM item's expressions and adds what it gives to
+// lvl. outer are the levels around the SELECT, which a subquery sees;
+// seen, the items before this one (lvl when nil), which a LATERAL item
+// and a function's arguments see too.
+func (c *colCheck) fromItem(n *pg_query.Node, lvl *colLevel, outer []colLevel, seen *colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
+	if seen == nil {
+		seen = lvl
+	}
+	left := func() []colLevel { return with(outer, *seen) }
+	switch v := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		c.relation(v.RangeVar, lvl, ctes)
+	case *pg_query.Node_RangeTableSample:
+		for _, a := range append(v.RangeTableSample.Args, v.RangeTableSample.Repeatable) {
+			c.visit(a, left(), ctes)
+		}
+		if rv := v.RangeTableSample.Relation.GetRangeVar(); rv != nil {
+			c.relation(rv, lvl, ctes)
+		} else {
 			lvl.opaque = true
+		}
+	case *pg_query.Node_RangeSubselect:
+		rs := v.RangeSubselect
+		if rs.Lateral {
+			c.visit(rs.Subquery, left(), ctes)
+		} else {
+			c.visit(rs.Subquery, outer, ctes)
+		}
+		names, known := outputNames(rs.Subquery)
+		lvl.addNames(aliasNames(names, known, rs.Alias))
+		if rs.Alias != nil {
+			lvl.rtes[rs.Alias.Aliasname] = true
+		}
+	case *pg_query.Node_JoinExpr:
+		j := v.JoinExpr
+		// NOTE: the items of a join see what is left of them inside it,
+		// and what is left of the join; its ON, only its two sides.
+		jl := newLevel()
+		for _, side := range []*pg_query.Node{j.Larg, j.Rarg} {
+			if side == nil {
+				continue
+			}
+			before := newLevel()
+			before.merge(*seen)
+			before.merge(jl)
+			c.fromItem(side, &jl, outer, &before, ctes)
+		}
+		c.visit(j.Quals, with(outer, jl), ctes)
+		if j.Alias == nil {
+			lvl.merge(jl)
 			return
 		}
-		for _, col := range rel.Columns {
-			lvl.cols[col.Name] = true
+		// An alias hides the names inside the join; a column list
+		// renames its columns in an order the model does not follow.
+		lvl.rtes[j.Alias.Aliasname] = true
+		if len(j.Alias.Colnames) > 0 {
+			lvl.addNames(aliasNames(nil, false, j.Alias))
+			return
 		}
-		for s := range systemColumns {
-			lvl.cols[s] = true
-		}
-	case *pg_query.Node_RangeSubselect:
-		if !addAlias(v.RangeSubselect.Alias) && !outputNames(nil, v.RangeSubselect.Subquery, lvl.cols) {
-			lvl.opaque = true
-		}
-	case *pg_query.Node_JoinExpr:
-		if v.JoinExpr.Larg != nil {
-			c.fromItem(v.JoinExpr.Larg, lvl, ctes)
-		}
-		if v.JoinExpr.Rarg != nil {
-			c.fromItem(v.JoinExpr.Rarg, lvl, ctes)
-		}
-		addAlias(v.JoinExpr.Alias)
+		lvl.addNames(keysOf(jl.cols), !jl.opaque)
 	case *pg_query.Node_RangeFunction:
 		rf := v.RangeFunction
-		known := addAlias(rf.Alias)
+		for _, f := range rf.Functions {
+			c.visit(f, left(), ctes)
+		}
+		if rf.Alias != nil {
+			lvl.rtes[rf.Alias.Aliasname] = true
+		} else {
+			// Without an alias, a function is known by its name.
+			if l := rf.Functions; len(l) == 1 {
+				if items := l[0].GetList().GetItems(); len(items) > 0 {
+					if fc := items[0].GetFuncCall(); fc != nil {
+						lvl.rtes[fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()] = true
+					}
+				}
+			}
+		}
+		// NOTE: whether a function returns a row (columns named after
+		// its fields) or a scalar (a column named after the alias) is
+		// not known: only a column definition list names every column.
+		var names []string
+		known := false
 		for _, d := range rf.Coldeflist {
 			if cd := d.GetColumnDef(); cd != nil {
-				lvl.cols[cd.Colname] = true
+				names = append(names, cd.Colname)
 				known = true
 			}
 		}
-		if rf.Alias != nil && !known {
-			// A function returning a scalar names its column after
-			// the alias; one returning a row, after its fields.
-			lvl.cols[rf.Alias.Aliasname] = true
+		if rf.Ordinality {
+			names = append(names, "ordinality")
 		}
-		if !known {
-			lvl.opaque = true
-		}
-	case *pg_query.Node_RangeTableSample:
-		c.fromItem(v.RangeTableSample.Relation, lvl, ctes)
+		lvl.addNames(aliasNames(names, known && !rf.IsRowsfrom, rf.Alias))
 	case *pg_query.Node_RangeTableFunc:
-		addAlias(v.RangeTableFunc.Alias)
-		for _, col := range v.RangeTableFunc.Columns {
+		tf := v.RangeTableFunc
+		var names []string
+		for _, col := range tf.Columns {
 			if tc := col.GetRangeTableFuncCol(); tc != nil {
-				lvl.cols[tc.Colname] = true
+				names = append(names, tc.Colname)
+				c.visit(tc.Colexpr, left(), ctes)
+				c.visit(tc.Coldefexpr, left(), ctes)
 			}
 		}
+		c.visit(tf.Docexpr, left(), ctes)
+		c.visit(tf.Rowexpr, left(), ctes)
+		for _, ns := range tf.Namespaces {
+			c.visit(ns, left(), ctes)
+		}
+		lvl.addNames(aliasNames(names, true, tf.Alias))
+		if tf.Alias != nil {
+			lvl.rtes[tf.Alias.Aliasname] = true
+		}
 	default:
+		// JSON_TABLE and what else the grammar may add: names unknown.
+		c.visit(n, left(), ctes)
 		lvl.opaque = true
 	}
 }
 
-// outputNames adds the names of the columns a CTE or subquery gives
-// (aliases, else its SELECT's output names) to into, and reports whether
-// it knew them all.
-func outputNames(aliases []*pg_query.Node, query *pg_query.Node, into map[string]bool) bool {
-	if len(aliases) > 0 {
-		for _, a := range aliases {
-			if s := a.GetString_(); s != nil {
-				into[s.Sval] = true
+// relation adds a relation or CTE reference to lvl.
+func (c *colCheck) relation(rv *pg_query.RangeVar, lvl *colLevel, ctes []map[string]*pg_query.CommonTableExpr) {
+	name := rv.Relname
+	if rv.Alias != nil {
+		name = rv.Alias.Aliasname
+	}
+	lvl.rtes[name] = true
+	if rv.Schemaname == "" && rv.Catalogname == "" {
+		for i := len(ctes) - 1; i >= 0; i-- {
+			if cte := ctes[i][rv.Relname]; cte != nil {
+				names, known := outputNames(cte.Ctequery)
+				names, known = aliasNames(names, known, &pg_query.Alias{Colnames: cte.Aliascolnames})
+				lvl.addNames(aliasNames(names, known, rv.Alias))
+				return
 			}
 		}
-		// NOTE: columns past the aliases keep their own names.
+		if c.w.isCTE(rv.Relname) {
+			lvl.opaque = true
+			return
+		}
 	}
+	rel := c.w.lookup(rv)
+	if rel == nil {
+		lvl.opaque = true
+		return
+	}
+	names := make([]string, len(rel.Columns))
+	for i, col := range rel.Columns {
+		names[i] = col.Name
+	}
+	lvl.addNames(aliasNames(names, true, rv.Alias))
+	for s := range systemColumns {
+		lvl.cols[s] = true
+	}
+	if rv.Alias == nil {
+		lvl.plain[rel.QName.String()] = true
+	}
+}
+
+// aliasNames applies an alias's column list to the names of an item's
+// columns, in order (known reports that names are all of them): the list
+// renames the first columns, the others keep their names. When the names
+// are not all known, only the list's are.
+func aliasNames(names []string, known bool, a *pg_query.Alias) ([]string, bool) {
+	if a == nil || len(a.Colnames) == 0 {
+		return names, known
+	}
+	var out []string
+	for _, cn := range a.Colnames {
+		out = append(out, cn.GetString_().GetSval())
+	}
+	if !known || len(out) > len(names) {
+		return out, false
+	}
+	return append(out, names[len(out):]...), true
+}
+
+// outputNames returns the names of the columns a query gives, in order
+// ("" where not known), and whether they are all known: a SELECT's
+// labels, or what PostgreSQL names an unlabelled expression after
+// (FigureColname), "?column?" for the kinds the model does not follow,
+// which no reference names; VALUES' column1, column2….
+func outputNames(query *pg_query.Node) ([]string, bool) {
 	s := query.GetSelectStmt()
 	for s != nil && s.Op != pg_query.SetOperation_SETOP_NONE {
 		s = s.Larg
 	}
 	if s == nil {
-		return len(aliases) > 0
+		return nil, false
 	}
 	if len(s.ValuesLists) > 0 {
-		return len(aliases) > 0
+		n := len(s.ValuesLists[0].GetList().GetItems())
+		names := make([]string, n)
+		for i := range names {
+			names[i] = "column" + itoa(i+1)
+		}
+		return names, true
 	}
-	all := true
+	var names []string
+	known := true
 	for _, t := range s.TargetList {
 		rt := t.GetResTarget()
-		switch {
-		case rt == nil:
-			all = false
-		case rt.Name != "":
-			into[rt.Name] = true
-		case rt.Val.GetColumnRef() != nil:
-			f := rt.Val.GetColumnRef().Fields
-			if s := f[len(f)-1].GetString_(); s != nil {
-				into[s.Sval] = true
-			} else {
-				all = false // *
+		if rt == nil {
+			return names, false
+		}
+		if rt.Name != "" {
+			names = append(names, rt.Name)
+			continue
+		}
+		n, _, ok := figureName(rt.Val)
+		if !ok {
+			// A *: an unknown number of columns.
+			return names, false
+		}
+		names = append(names, n)
+	}
+	return names, known
+}
+
+// figureName is the name PostgreSQL gives an unlabelled output
+// expression, as far as the model follows FigureColname, with its
+// strength there (2 a name of the expression's own, 1 a fallback, 0
+// "?column?"); false for a *.
+func figureName(n *pg_query.Node) (string, int, bool) {
+	switch v := n.Node.(type) {
+	case *pg_query.Node_ColumnRef:
+		last := v.ColumnRef.Fields[len(v.ColumnRef.Fields)-1]
+		if s := last.GetString_(); s != nil {
+			return s.Sval, 2, true
+		}
+		return "", 0, false
+	case *pg_query.Node_FuncCall:
+		return v.FuncCall.Funcname[len(v.FuncCall.Funcname)-1].GetString_().GetSval(), 2, true
+	case *pg_query.Node_TypeCast:
+		name, strength, ok := figureName(v.TypeCast.Arg)
+		if !ok || strength == 2 {
+			return name, strength, ok
+		}
+		if names := v.TypeCast.TypeName.GetNames(); len(names) > 0 {
+			return names[len(names)-1].GetString_().GetSval(), 1, true
+		}
+		return name, strength, ok
+	case *pg_query.Node_AIndirection:
+		ind := v.AIndirection.Indirection
+		if len(ind) > 0 {
+			if s := ind[len(ind)-1].GetString_(); s != nil {
+				return s.Sval, 2, true
 			}
-		case rt.Val.GetFuncCall() != nil:
-			fn := rt.Val.GetFuncCall().Funcname
-			if s := fn[len(fn)-1].GetString_(); s != nil {
-				into[s.Sval] = true
+			if ind[len(ind)-1].GetAStar() != nil {
+				return "", 0, false
 			}
 		}
+		return figureName(v.AIndirection.Arg)
+	case *pg_query.Node_CaseExpr:
+		return "case", 1, true
 	}
-	return all
+	// NOTE: PostgreSQL names some other kinds too (array, row,
+	// coalesce…); "?column?" knows fewer names than it does, which only
+	// makes a name go outward and be refused.
+	return "?column?", 0, true
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+func keysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // check checks one column reference against levels.
@@ -311,66 +509,97 @@ func (c *colCheck) check(ref *pg_query.ColumnRef, levels []colLevel) {
 			star = true
 		}
 	}
-	switch {
-	case len(names) == 0 && star:
+	if len(names) == 0 {
 		// *: the FROM items of the innermost level.
-		if levels[len(levels)-1].target && c.wholeRow {
-			c.err = deny("write_governed", "* may not be read in SET or RETURNING of a write on the governed table %s: name the columns", c.rel.QName)
+		if star && levels[len(levels)-1].target && c.wholeRow {
+			c.err = c.wholeRowRefused()
 		}
-	case len(names) == 1 && !star:
-		// NOTE: as PostgreSQL: a column of any level first, innermost
-		// first; only then the whole row of a FROM item of that name.
-		name := names[0]
-		opaque := false
+		return
+	}
+	// The longest prefix naming a relation, as PostgreSQL tries them:
+	// db.schema.rel, schema.rel, then rel (an alias or a relation's name).
+	type try struct {
+		at  func(colLevel) bool
+		col int // index of the column in names
+	}
+	var tries []try
+	// NOTE: a relation needs a column after it, or a *: a.b is a
+	// column of a (or field b of column a), never schema a's relation b.
+	if (len(names) >= 4 || len(names) == 3 && star) && names[0] == c.w.cat.Database {
+		q := names[1] + "." + names[2]
+		tries = append(tries, try{func(l colLevel) bool { return l.plain[q] }, 3})
+	}
+	if len(names) >= 3 || len(names) == 2 && star {
+		q := names[0] + "." + names[1]
+		tries = append(tries, try{func(l colLevel) bool { return l.plain[q] }, 2})
+	}
+	if len(names) >= 2 || star {
+		q := names[0]
+		tries = append(tries, try{func(l colLevel) bool { return l.rtes[q] }, 1})
+	}
+	for _, t := range tries {
 		for i := len(levels) - 1; i >= 0; i-- {
-			if levels[i].cols[name] {
-				return
-			}
-			opaque = opaque || levels[i].opaque
-		}
-		for i := len(levels) - 1; i >= 0; i-- {
-			switch {
-			case !levels[i].rtes[name]:
-				continue
-			case !levels[i].target:
-				// NOTE: PostgreSQL would take a column of that name of
-				// the real target, one the snapshot may lack, over an
-				// inner item's whole row.
-				c.err = deny("write_governed", "in a write on %s, write %s.* for the whole row of %s: pgveil cannot tell the bare name from a column of the table", c.rel.QName, name, name)
-			case c.wholeRow:
-				c.err = deny("write_governed", "the whole row of the governed table %s may not be read in SET or RETURNING of a write: name the columns", c.rel.QName)
-			}
-			return
-		}
-		if opaque {
-			c.err = deny("write_governed", "pgveil cannot tell which relation the column %s belongs to in this write on %s: qualify it with its table's name or alias", name, c.rel.QName)
-			return
-		}
-		c.err = &UnknownRelationError{Name: name, Kind: KindColumn}
-	default:
-		// rel.col, rel.*, schema.rel.col…: the nearest level with an
-		// item of that name.
-		qual, col := names[len(names)-1], ""
-		if !star {
-			qual, col = names[len(names)-2], names[len(names)-1]
-		}
-		for i := len(levels) - 1; i >= 0; i-- {
-			lv := levels[i]
-			if !lv.rtes[qual] {
+			if !t.at(levels[i]) {
 				continue
 			}
-			if !lv.target {
+			if !levels[i].target {
+				return // PostgreSQL errs when the item lacks the column
+			}
+			if t.col >= len(names) {
+				if c.wholeRow {
+					c.err = c.wholeRowRefused()
+				}
 				return
 			}
-			switch {
-			case star && c.wholeRow:
-				c.err = deny("write_governed", "the whole row of the governed table %s may not be read in SET or RETURNING of a write: name the columns", c.rel.QName)
-			case !star && !lv.cols[col]:
-				c.err = &UnknownRelationError{Name: col, Kind: KindColumn}
+			if !levels[i].cols[names[t.col]] {
+				c.err = &UnknownRelationError{Name: names[t.col], Kind: KindColumn}
 			}
 			return
 		}
 	}
+	if len(names) >= 3 && !c.wholeRow {
+		// NOTE: the message scopedRows' fence gives the WHERE's
+		// references of a database or a schema it does not answer to.
+		c.err = deny("write_governed", "a column of the WHERE of a write on %s names a schema or a database: write table.column or column", c.rel.QName)
+		return
+	}
+	// No relation: the first name is a column (the rest its fields).
+	c.bare(names[0], levels)
+}
+
+// bare checks a bare name: a column of any level, innermost first, then
+// the whole row of a FROM item of that name.
+func (c *colCheck) bare(name string, levels []colLevel) {
+	opaque := false
+	for i := len(levels) - 1; i >= 0; i-- {
+		if levels[i].cols[name] {
+			return
+		}
+		opaque = opaque || levels[i].opaque
+	}
+	if opaque {
+		c.err = deny("write_governed", "pgveil cannot tell which relation the column %s belongs to in this write on %s: qualify it with its table's name or alias", name, c.rel.QName)
+		return
+	}
+	for i := len(levels) - 1; i >= 0; i-- {
+		switch {
+		case !levels[i].rtes[name]:
+			continue
+		case !levels[i].target:
+			// NOTE: PostgreSQL would take a column of that name of the
+			// real target, one the snapshot may lack, over an inner
+			// item's whole row.
+			c.err = deny("write_governed", "in a write on %s, write %s.* for the whole row of %s: pgveil cannot tell the bare name from a column of the table", c.rel.QName, name, name)
+		case c.wholeRow:
+			c.err = c.wholeRowRefused()
+		}
+		return
+	}
+	c.err = &UnknownRelationError{Name: name, Kind: KindColumn}
+}
+
+func (c *colCheck) wholeRowRefused() error {
+	return deny("write_governed", "the whole row of the governed table %s may not be read in SET or RETURNING of a write: name the columns", c.rel.QName)
 }
 
 // lookup finds the catalog relation rv names, as resolve does, without

@@ -16,6 +16,10 @@ import (
 // fuzzSeeds are statements the golden files do not hold: odd spellings,
 // quoting, nesting and shapes the deparser may handle badly.
 var fuzzSeeds = []string{
+	// Writes whose names staleColumns places (writecols.go).
+	`UPDATE responses r SET comment = (WITH c(z) AS (SELECT 1 AS x) SELECT x FROM c) WHERE r.id = 1 RETURNING r.id, (SELECT k FROM json_each('{}') AS j(k, v) LIMIT 1)`,
+	`UPDATE responses SET comment = (SELECT t.name FROM (teams t CROSS JOIN teams u) AS j (a, b) LIMIT 1), tags[(SELECT 1)] = 'x' WHERE id IN (SELECT g.g FROM generate_series(1, 2) WITH ORDINALITY g)`,
+	`DELETE FROM responses WHERE EXISTS (SELECT 1 FROM teams n, LATERAL (SELECT n.id AS q) a JOIN XMLTABLE('/r' PASSING '<r/>' COLUMNS q int) AS x(z) ON true WHERE public.responses.id = n.id) RETURNING *`,
 	`SELECT * FROM "responses"`,
 	`SELECT * FROM "Responses"`,
 	`SELECT * FROM PUBLIC.RESPONSES`,

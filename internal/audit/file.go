@@ -94,6 +94,7 @@ func (w *writer) write() {
 	if w.lines == 0 {
 		return
 	}
+	w.followPath()
 	if err := w.writeAll(w.buf); err != nil {
 		w.lost += w.lines
 		w.dropped.Add(uint64(w.lines))
@@ -163,6 +164,36 @@ func (w *writer) writeAll(p []byte) error {
 		time.Sleep(delay)
 		delay = min(2*delay, maxRetryDelay)
 	}
+}
+
+// followPath makes the writer write to the file at File again when the
+// one it holds is no longer there: moved or removed by hand or by a log
+// rotation tool without copytruncate, which left pgveil writing to the
+// moved file (and failing every rotation of its own). The chain goes on
+// in the new file; verify needs the moved one too.
+func (w *writer) followPath() {
+	if w.f == nil {
+		return
+	}
+	st, err := os.Stat(w.o.File)
+	if err == nil {
+		if cur, err := w.f.Stat(); err != nil || os.SameFile(st, cur) {
+			return
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	w.log.Warn("the audit log was moved or removed while pgveil wrote it: writing a new file at its path; "+
+		"the chain goes on there, and verify needs the moved file too",
+		zap.String("file", w.o.File), zap.Uint64("next_seq", w.seq-uint64(w.lines)+1))
+	if err := w.f.Close(); err != nil {
+		w.log.Error("closing the moved audit log", zap.String("file", w.o.File), zap.Error(err))
+	}
+	w.f = nil
+	if err := w.reopen(); err != nil {
+		w.log.Error("opening a new audit log; retrying at the next write", zap.String("file", w.o.File), zap.Error(err))
+	}
+	syncDir(filepath.Dir(w.o.File))
 }
 
 // reopen opens File again after a failed rotation.

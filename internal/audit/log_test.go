@@ -374,6 +374,39 @@ func TestLog(t *testing.T) {
 	})
 }
 
+func TestFollowsAMovedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	l, err := Open(Options{File: path, Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(statement(0))
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().Written < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// As a log rotation tool without copytruncate does.
+	moved := filepath.Join(dir, "audit.log.1")
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	l.Write(statement(1))
+	l.Write(statement(2))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(lines(t, moved)); n != 1 {
+		t.Errorf("the moved file holds %d records, want 1", n)
+	}
+	if n := len(lines(t, path)); n != 2 {
+		t.Fatalf("the new file at the path holds %d records, want 2", n)
+	}
+	if rep := verify(t, testKey, []string{moved, path}); !rep.OK || rep.Records != 3 {
+		t.Fatalf("%+v", rep)
+	}
+}
+
 func TestReopen(t *testing.T) {
 	t.Run("reopening resumes the chain", func(t *testing.T) {
 		files := writeChain(t, 10, Options{Key: testKey, MaxSize: chainMaxSize})

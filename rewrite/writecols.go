@@ -175,13 +175,15 @@ func (c *colCheck) selectStmt(s *pg_query.SelectStmt, levels []colLevel, ctes []
 		if s.Rarg != nil {
 			c.selectStmt(s.Rarg, levels, ctes)
 		}
-		// ORDER BY and LIMIT of a set operation read its output.
+		// ORDER BY of a set operation reads its output; its LIMIT and
+		// OFFSET do not (a review read a column through OFFSET).
 		out := newLevel()
 		out.addNames(outputNames(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: s}}))
-		inner := with(levels, out)
-		for _, n := range append(s.SortClause, s.LimitCount, s.LimitOffset) {
-			c.visit(n, inner, ctes)
+		for _, n := range s.SortClause {
+			c.visit(n, with(levels, out), ctes)
 		}
+		c.visit(s.LimitCount, levels, ctes)
+		c.visit(s.LimitOffset, levels, ctes)
 		return
 	}
 	lvl := newLevel()
@@ -431,8 +433,11 @@ func outputNames(query *pg_query.Node) ([]string, bool) {
 		}
 		n, _, ok := figureName(rt.Val)
 		if !ok {
-			// A *: an unknown number of columns.
-			return names, false
+			// Not known; a * even gives an unknown number of columns.
+			known = false
+			if expands(rt.Val) {
+				return names, false
+			}
 		}
 		names = append(names, n)
 	}
@@ -440,9 +445,10 @@ func outputNames(query *pg_query.Node) ([]string, bool) {
 }
 
 // figureName is the name PostgreSQL gives an unlabelled output
-// expression, as far as the model follows FigureColname, with its
-// strength there (2 a name of the expression's own, 1 a fallback, 0
-// "?column?"); false for a *.
+// expression (FigureColnameInternal), with its strength there (2 a name
+// of the expression's own, 1 a type's name, 0 "?column?"), for the kinds
+// the model follows exactly; false for the others and for a *, whose
+// names are then not known.
 func figureName(n *pg_query.Node) (string, int, bool) {
 	switch v := n.Node.(type) {
 	case *pg_query.Node_ColumnRef:
@@ -450,9 +456,22 @@ func figureName(n *pg_query.Node) (string, int, bool) {
 		if s := last.GetString_(); s != nil {
 			return s.Sval, 2, true
 		}
-		return "", 0, false
 	case *pg_query.Node_FuncCall:
 		return v.FuncCall.Funcname[len(v.FuncCall.Funcname)-1].GetString_().GetSval(), 2, true
+	case *pg_query.Node_AIndirection:
+		// The last field name of the list, subscripts aside.
+		name := ""
+		for _, i := range v.AIndirection.Indirection {
+			if s := i.GetString_(); s != nil {
+				name = s.Sval
+			} else if i.GetAStar() != nil {
+				return "", 0, false
+			}
+		}
+		if name != "" {
+			return name, 2, true
+		}
+		return figureName(v.AIndirection.Arg)
 	case *pg_query.Node_TypeCast:
 		name, strength, ok := figureName(v.TypeCast.Arg)
 		if !ok || strength == 2 {
@@ -461,25 +480,31 @@ func figureName(n *pg_query.Node) (string, int, bool) {
 		if names := v.TypeCast.TypeName.GetNames(); len(names) > 0 {
 			return names[len(names)-1].GetString_().GetSval(), 1, true
 		}
-		return name, strength, ok
-	case *pg_query.Node_AIndirection:
-		ind := v.AIndirection.Indirection
-		if len(ind) > 0 {
-			if s := ind[len(ind)-1].GetString_(); s != nil {
-				return s.Sval, 2, true
-			}
-			if ind[len(ind)-1].GetAStar() != nil {
-				return "", 0, false
+	case *pg_query.Node_AConst, *pg_query.Node_ParamRef:
+		return "?column?", 0, true
+	}
+	// NOTE: PostgreSQL names many other kinds (a sublink after its
+	// column, coalesce, array, row, case after its ELSE…); a guess here
+	// could give a name PostgreSQL does not, which would keep a name from
+	// going outward: unknown instead (a review named a cast of a sublink
+	// after its type).
+	return "", 0, false
+}
+
+// expands reports whether an output expression is a * (t.*, (x).*),
+// which gives a number of columns the model does not know.
+func expands(n *pg_query.Node) bool {
+	if cr := n.GetColumnRef(); cr != nil {
+		return cr.Fields[len(cr.Fields)-1].GetAStar() != nil
+	}
+	if ind := n.GetAIndirection(); ind != nil {
+		for _, i := range ind.Indirection {
+			if i.GetAStar() != nil {
+				return true
 			}
 		}
-		return figureName(v.AIndirection.Arg)
-	case *pg_query.Node_CaseExpr:
-		return "case", 1, true
 	}
-	// NOTE: PostgreSQL names some other kinds too (array, row,
-	// coalesce…); "?column?" knows fewer names than it does, which only
-	// makes a name go outward and be refused.
-	return "?column?", 0, true
+	return false
 }
 
 func itoa(i int) string {

@@ -266,6 +266,8 @@ func TestStaleColumnsFollowPostgreSQL(t *testing.T) {
 		"UPDATE people SET comment = 'x' WHERE EXISTS (SELECT 1 FROM notes n, (SELECT 1 AS q) a JOIN (SELECT 1 AS r) b ON ssn LIKE '%s') RETURNING id",
 		"DELETE FROM people WHERE EXISTS (SELECT 1 FROM (SELECT 1 AS q) AS s(a), notes n2(b, c, d) WHERE ssn LIKE '%s') RETURNING id",
 		"DELETE FROM people WHERE EXISTS (SELECT 1 FROM (SELECT 'a' AS ssn UNION ALL SELECT 'b' OFFSET CASE WHEN ssn LIKE '%s' THEN 0 ELSE 5 END) s) RETURNING id",
+		"UPDATE people SET comment = 'x' WHERE id = 1 RETURNING (SELECT count(*) FROM notes n, plain TABLESAMPLE BERNOULLI (CASE WHEN ssn LIKE '%s' THEN 100 ELSE 0 END))",
+		"DELETE FROM people WHERE EXISTS (SELECT 1 FROM notes n JOIN plain TABLESAMPLE BERNOULLI (CASE WHEN ssn LIKE '%s' THEN 100 ELSE 0 END) REPEATABLE (0) ON true) RETURNING id",
 	} {
 		t.Run("the new column tells no rows apart: "+sql, func(t *testing.T) {
 			a, okA, errA := run(t, cat, strings.ReplaceAll(sql, "%s", "123%"))
@@ -300,6 +302,7 @@ func TestStaleColumnsFollowPostgreSQL(t *testing.T) {
 		"UPDATE people SET comment = (SELECT j.key FROM json_each('{\"a\":1}') j LIMIT 1) WHERE id = 1 RETURNING comment",
 		"UPDATE people SET comment = (SELECT k FROM json_each('{\"a\":1}') AS j(k, v) LIMIT 1) WHERE id = 1",
 		"UPDATE people SET comment = (SELECT a FROM json_to_record('{\"a\":\"x\"}') AS r(a text)) WHERE id = 1",
+		"UPDATE people SET comment = (SELECT count(*)::text FROM notes n, plain TABLESAMPLE BERNOULLI (length(country) * 10)) WHERE id = 1 RETURNING comment",
 	} {
 		t.Run("passes once the catalog is read again: "+sql, func(t *testing.T) {
 			if out, _, err := run(t, fresh, sql); err != nil {

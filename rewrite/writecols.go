@@ -237,8 +237,10 @@ func (c *colCheck) fromItem(n *pg_query.Node, lvl *colLevel, outer []colLevel, s
 	case *pg_query.Node_RangeVar:
 		c.relation(v.RangeVar, lvl, ctes)
 	case *pg_query.Node_RangeTableSample:
+		// NOTE: TABLESAMPLE's arguments are not LATERAL: they see the
+		// levels around the SELECT only (a review read a column so).
 		for _, a := range append(v.RangeTableSample.Args, v.RangeTableSample.Repeatable) {
-			c.visit(a, left(), ctes)
+			c.visit(a, outer, ctes)
 		}
 		if rv := v.RangeTableSample.Relation.GetRangeVar(); rv != nil {
 			c.relation(rv, lvl, ctes)

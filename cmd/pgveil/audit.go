@@ -71,7 +71,8 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var envs keyEnvs
 	fs.Var(&envs, "key-env", "environment variable holding the audit HMAC key (default "+defaultKeyEnv+"); "+
-		"repeat it to give the keys used before a key change: a record may verify under any of them")
+		"repeat it, newest key first, to give the keys used before a key change: a record may verify under any of them, "+
+		"as long as keys only change to newer ones and the newest record verifies under the first")
 	unkeyed := fs.Bool("unkeyed", false, "check a chain written without hmac_key (plain SHA-256), which shows accidental damage but not forgery")
 	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing, and no trail may be empty")
 	fs.Usage = func() {

@@ -334,6 +334,13 @@ func (v *verifier) addFile(file string) {
 // finish completes the report.
 func (v *verifier) finish() *Report {
 	rep := v.rep
+	if len(v.vn.chains) > 1 && v.last != nil && v.key != 0 {
+		// NOTE: the first key given is the one in force: the newest
+		// records must verify under it, or records signed with an
+		// older key may have replaced them.
+		v.problem("", v.lastPos, fmt.Sprintf("the newest record verifies under key %d, not under the first key given "+
+			"(the one in force): give the keys newest first, or records signed with an older key replaced the newest ones", v.key+1))
+	}
 	rep.OK = len(rep.Problems) == 0 && rep.MoreProblems == 0
 	if len(rep.Problems) > 0 {
 		rep.Problem = rep.Problems[0]
@@ -465,7 +472,15 @@ func (v *verifier) take(pos position, e *Entry, key int) {
 			v.vn.byChain[e.Chain] = v
 		}
 	}
-	if len(v.vn.chains) > 1 && (key != v.key || v.rep.Records == 0 && key != 0) {
+	if len(v.vn.chains) > 1 && v.rep.Records > 0 && key > v.key {
+		// NOTE: keys are given newest first and only go forward: a
+		// record under an older key after one under a newer key was
+		// signed by whoever still holds the old key (a review rewrote
+		// every record after a key change so).
+		v.problem("", pos, fmt.Sprintf("a record under key %d after records under key %d (since %s): "+
+			"pgveil signs with one key per run and keys only change to newer ones (give them newest first); "+
+			"whoever holds an older key can forge records", key+1, v.key+1, v.lastPos))
+	} else if len(v.vn.chains) > 1 && (key != v.key || v.rep.Records == 0 && key != 0) {
 		v.note(fmt.Sprintf("%s: key %d from here (seq %d on)", pos, key+1, e.Seq))
 	}
 	v.key = key

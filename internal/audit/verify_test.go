@@ -536,23 +536,50 @@ func TestVerifyKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	writeRun(t, path, testKey, 0, 3, true, true)
 	files := writeRun(t, path, newKey, 3, 3, true, true)
-	t.Run("with both keys the trail verifies, with a note where the key changes", func(t *testing.T) {
-		rep, err := VerifyKeys([][]byte{testKey, newKey}, files)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{files[len(files)-1] + ":6: key 2 from here (seq 6 on)"}
-		if !rep.OK || rep.Records != 10 || !slices.Equal(rep.Notes, want) {
-			t.Fatalf("%+v\nnotes %q\nwant  %q", rep, rep.Notes, want)
-		}
-	})
-	t.Run("keys in another order verify too", func(t *testing.T) {
+	t.Run("with both keys, newest first, the trail verifies, with notes where the key changes", func(t *testing.T) {
 		rep, err := VerifyKeys([][]byte{newKey, testKey}, files)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !rep.OK || len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], ":1: key 2 from here (seq 1 on)") ||
+		if !rep.OK || rep.Records != 10 || len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], ":1: key 2 from here (seq 1 on)") ||
 			!strings.Contains(rep.Notes[1], ":6: key 1 from here (seq 6 on)") {
+			t.Fatalf("%+v", rep)
+		}
+	})
+	t.Run("keys in the wrong order fail: keys only change to newer ones", func(t *testing.T) {
+		rep, err := VerifyKeys([][]byte{testKey, newKey}, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK || !strings.Contains(rep.Problem, ":6: a record under key 2 after records under key 1") {
+			t.Fatalf("%+v", rep)
+		}
+	})
+	t.Run("records after a key change re-signed with the old key fail", func(t *testing.T) {
+		// A review rewrote every record after the change so: whoever
+		// holds an old key could otherwise forge the newest records.
+		ls := lines(t, files[len(files)-1])
+		forged := append([]string{}, ls...)
+		for i := 5; i < len(forged); i++ {
+			forged[i] = strings.Replace(forged[i], `"user":"marie"`, `"user":"maria"`, 1)
+			forged[i] = resign(t, forged[i], macOf(t, forged[i-1]), testKey)
+		}
+		path := filepath.Join(t.TempDir(), "audit.log")
+		setLines(t, path, forged)
+		rep, err := VerifyKeys([][]byte{newKey, testKey}, []string{path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK || !strings.Contains(rep.Problem, "the newest record verifies under key 2, not under the first key given") {
+			t.Fatalf("%+v", rep)
+		}
+		// Re-signing only some: an older key after the newer one.
+		forged = append([]string{}, ls...)
+		forged[7] = resign(t, strings.Replace(forged[7], `"user":"paul"`, `"user":"pauk"`, 1), macOf(t, forged[6]), testKey)
+		forged[8] = resign(t, forged[8], macOf(t, forged[7]), newKey)
+		forged[9] = resign(t, forged[9], macOf(t, forged[8]), newKey)
+		setLines(t, path, forged)
+		if rep, _ := VerifyKeys([][]byte{newKey, testKey}, []string{path}); rep.OK || !strings.Contains(rep.Problem, "a record under key 2 after records under key 1") {
 			t.Fatalf("%+v", rep)
 		}
 	})
@@ -668,4 +695,26 @@ func TestVerifyStops(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resign replaces line's prev with prev and signs it with key, as whoever
+// holds key could.
+func resign(t *testing.T, line, prev string, key []byte) string {
+	t.Helper()
+	e, err := ParseLine([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := strings.Replace(line[:len(line)-lineEndLen], `"prev":"`+e.Prev+`"`, `"prev":"`+prev+`"`, 1)
+	return signed + macField + newChain(key).mac([]byte(signed)) + `"}`
+}
+
+// macOf returns the mac of line.
+func macOf(t *testing.T, line string) string {
+	t.Helper()
+	e, err := ParseLine([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.MAC
 }

@@ -16,6 +16,12 @@ import (
 // valid only during the call. ReadLines stops at fn's first error and
 // returns it. Memory stays bounded by the longest line.
 func ReadLines(file string, fn func(n int, line []byte) error) error {
+	// NOTE: before opening: opening a FIFO waits for a writer, and a
+	// device such as /dev/zero never ends a line (a review exhausted
+	// memory with a link to it among the files).
+	if st, err := os.Stat(file); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("reading audit log %q: not a regular file (%s)", file, st.Mode().Type())
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("reading audit log %q: %w", file, unwrapPathError(err))

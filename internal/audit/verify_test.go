@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -717,4 +718,24 @@ func macOf(t *testing.T, line string) string {
 		t.Fatal(err)
 	}
 	return e.MAC
+}
+
+// TestVerifyRefusesWhatIsNotAFile: a link to /dev/zero among the files
+// exhausted memory, a FIFO hung; both are refused.
+func TestVerifyRefusesWhatIsNotAFile(t *testing.T) {
+	files := writeChain(t, 3, Options{Key: testKey})
+	dir := t.TempDir()
+	zero := filepath.Join(dir, "audit.log.zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "audit.log.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{zero, fifo} {
+		if _, err := VerifyChains(testKey, append([]string{bad}, files...)); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
 }

@@ -83,12 +83,21 @@ func OrderFiles(files []string) ([]string, error) {
 		seq   uint64
 	}
 	seen := map[string]bool{}
+	var stats []os.FileInfo
 	var all []ranked
 	for _, f := range files {
 		if seen[filepath.Clean(f)] {
 			continue
 		}
 		seen[filepath.Clean(f)] = true
+		// NOTE: a link to a file given too, or a second name of it, is
+		// the same file: read twice, it made a sound chain fail.
+		if st, err := os.Stat(f); err == nil {
+			if slices.ContainsFunc(stats, func(o os.FileInfo) bool { return os.SameFile(o, st) }) {
+				continue
+			}
+			stats = append(stats, st)
+		}
 		line, err := firstLine(f)
 		if err != nil {
 			return nil, err

@@ -739,3 +739,17 @@ func TestVerifyRefusesWhatIsNotAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyReadsAFileOnce: a link to a file also given by name is the
+// same file (read twice, it failed a sound chain as records out of
+// order).
+func TestVerifyReadsAFileOnce(t *testing.T) {
+	files := writeChain(t, 3, Options{Key: testKey})
+	link := filepath.Join(t.TempDir(), "audit.log.link")
+	if err := os.Symlink(files[len(files)-1], link); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(t, testKey, append([]string{link}, files...)); !rep.OK || rep.Records != 3 {
+		t.Fatalf("%+v", rep)
+	}
+}

@@ -114,15 +114,18 @@ func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Cata
 	}
 	ck.shadowedColumns()
 	for _, t := range c.Tables {
+		ck.owner = t
 		if !ck.table(t) {
 			return ck.diags
 		}
 	}
 	for _, r := range c.Rules {
+		ck.owner = r
 		if !ck.rule(r) {
 			return ck.diags
 		}
 	}
+	ck.owner = nil
 	ck.functions()
 	return append(ck.diags, c.CheckUnseenCalls(cat)...)
 }
@@ -204,6 +207,10 @@ type catalogChecker struct {
 	// policies caches compiled policies by login.
 	policies map[string]*UserPolicy
 	diags    hcl.Diagnostics
+	// owner is the table block or rule being checked, nil between them:
+	// report sets it as each diagnostic's Extra, for Drift to tell which
+	// relations an error is about.
+	owner any
 }
 
 // exec runs one statement of pgveil's own, without parameters.
@@ -228,7 +235,7 @@ func (ck *catalogChecker) cannot(err error) *hcl.Diagnostic {
 
 // report adds a diagnostic at rng (when not nil).
 func (ck *catalogChecker) report(sev hcl.DiagnosticSeverity, rng *hcl.Range, summary, detail string) {
-	ck.diags = append(ck.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: detail, Subject: rng})
+	ck.diags = append(ck.diags, &hcl.Diagnostic{Severity: sev, Summary: summary, Detail: detail, Subject: rng, Extra: ck.owner})
 }
 
 // attrRange returns the range of the value of the attribute key

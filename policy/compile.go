@@ -592,8 +592,12 @@ func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) st
 // tableFor returns the table block governing rel: the most specific block
 // matching rel or one of its ancestors; on a tie, the one matching the
 // nearest relation (rel itself first). Two equally specific blocks
-// matching the same relation are ambiguous: problem says so.
+// matching the same relation are ambiguous: problem says so. A relation
+// the snapshot refuses (Relation.Refused) has none, and problem says why.
 func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
+	if rel.Refused != "" {
+		return nil, rel.Refused
+	}
 	var best []*Table
 	bestRank, bestDepth := -1, 0
 	for depth, q := range append([]rewrite.QName{rel.QName}, rel.Ancestors...) {

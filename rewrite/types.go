@@ -137,6 +137,13 @@ type Relation struct {
 	// reads: writing one of those changes it. Keys, References and
 	// ReferencedBy hold those columns too, as their generated column's.
 	Generated map[string][]string
+	// Refused, when set, says why no user may read or write the relation
+	// in this snapshot: DDL since the policy was loaded left the policy
+	// not matching it (a governed table renamed, a classified column
+	// renamed or dropped; policy.Config.Drift). The policy's Relation
+	// answers Denied with it.
+	// NOTE: set on a snapshot before it is put in force, never after.
+	Refused string
 }
 
 // Column is a column of a Relation.

@@ -459,6 +459,9 @@ func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
 
 // denyRule names the firewall rule behind a denied relation.
 func denyRule(rel *Relation) string {
+	if rel.Refused != "" {
+		return "policy_mismatch"
+	}
 	if statementTextName(rel.Name) {
 		return "statement_text"
 	}

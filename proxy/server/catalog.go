@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // minKickInterval is the shortest time between two catalog reads that
@@ -142,12 +145,35 @@ func (w *catalogWatch) read() {
 		w.log.Info("the upstream catalog changed: statements are now checked against the new snapshot",
 			zap.Int("relations", len(cat.Relations)))
 		if w.audit != nil {
-			w.audit.Write(&audit.Record{Event: audit.EventCatalog, PolicyVersion: e.Version,
-				Message: fmt.Sprintf("catalog snapshot %x: %d relations", cat.Digest[:8], len(cat.Relations))})
+			msg := fmt.Sprintf("catalog snapshot %x: %d relations", cat.Digest[:8], len(cat.Relations))
+			if r := refusedRelations(cat); len(r) > 0 {
+				msg += fmt.Sprintf("; refused, the policies no longer matching them: %s", strings.Join(r, ", "))
+			}
+			w.audit.Write(&audit.Record{Event: audit.EventCatalog, PolicyVersion: e.Version, Message: msg})
 		}
 		logWarnings(w.log, e.Config.CheckUnseenCalls(e.Engine.Catalog()))
+	}
+	// NOTE: at every read, not only at the change: until the DBA updates
+	// the policies and reloads, users are refused these relations.
+	if r := refusedRelations(e.Engine.Catalog()); len(r) > 0 {
+		w.log.Error("relations refused: the policies no longer match them since DDL upstream; "+
+			"update the policies (pgveil check --upstream shows the problems) and reload pgveil",
+			zap.Strings("relations", r))
 	}
 	if w.reads != nil {
 		w.reads.WithLabelValues(result).Inc()
 	}
+}
+
+// refusedRelations returns the names of the relations cat refuses
+// (rewrite.Relation.Refused), in name order.
+func refusedRelations(cat *rewrite.Catalog) []string {
+	var out []string
+	for _, rel := range cat.Relations {
+		if rel.Refused != "" {
+			out = append(out, rel.QName.String())
+		}
+	}
+	slices.Sort(out)
+	return out
 }

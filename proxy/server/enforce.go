@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
+	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/policy/live"
@@ -31,6 +33,8 @@ type Enforcement struct {
 	// directory holds the users of directory logins, under the names
 	// directoryLogin gives them.
 	directory sync.Map // directory name → *policy.User
+	// log is SetLogger's; nil logs nothing.
+	log atomic.Pointer[zap.Logger]
 }
 
 // directoryPrefix starts the engine's name of a directory login. No
@@ -97,19 +101,85 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 		return nil, append(diags, kd...), fmt.Errorf("the hash masks' keys are not installed upstream as configured")
 	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
+	d := &drift{baseline: cfg.Baseline(cat), digest: cat.Digest}
 	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
 		c, err := proxy.ConnectService(ctx, cfg, "catalog")
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close(context.Background())
-		return rewrite.LoadCatalog(ctx, c, path)
+		fresh, err := rewrite.LoadCatalog(ctx, c, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.check(ctx, e, live.New(c), fresh); err != nil {
+			return nil, err
+		}
+		return fresh, nil
 	}
 	e.Engine = rewrite.NewEngine(cat, e.compile, refresh, 10000)
 	// The audit trail records each statement's fingerprint: statements
 	// served from a shape cache bring theirs.
 	e.Engine.SetFingerprints(cfg.Audit != nil)
 	return e, diags, nil
+}
+
+// SetLogger sets where the Enforcement logs what happens after it was
+// loaded: a catalog snapshot the policies no longer match (drift).
+func (e *Enforcement) SetLogger(log *zap.Logger) { e.log.Store(log) }
+
+// drift keeps what DDL upstream changes from opening what the policies
+// govern: each catalog snapshot read after the first goes through
+// policy.Config.Drift, which refuses the relations the policies no longer
+// match in it, before it is put in force.
+type drift struct {
+	// baseline is what the policies governed in the snapshot they were
+	// loaded against.
+	baseline *policy.Baseline
+	// NOTE: mu guards the fields below. digest is the digest of the
+	// latest snapshot checked, refused what Drift refused in it by OID:
+	// a snapshot with the same digest gets the same refusals without a
+	// check (refreshes of an unchanged catalog cost one read, nothing
+	// more).
+	mu      sync.Mutex
+	digest  [32]byte
+	refused map[uint32]string
+}
+
+// check runs Drift on fresh, read through srv, unless a snapshot with its
+// digest was checked last; it logs the refusals of a snapshot that
+// differs.
+func (d *drift) check(ctx context.Context, e *Enforcement, srv policy.Server, fresh *rewrite.Catalog) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if fresh.Digest == d.digest && fresh.Digest != ([32]byte{}) {
+		for _, rel := range fresh.Relations {
+			rel.Refused = d.refused[rel.OID]
+		}
+		return nil
+	}
+	refused, diags, err := e.Config.Drift(ctx, srv, fresh, e.Identities, d.baseline)
+	if err != nil {
+		return err
+	}
+	d.digest, d.refused = fresh.Digest, map[uint32]string{}
+	for _, rel := range fresh.Relations {
+		if rel.Refused != "" {
+			d.refused[rel.OID] = rel.Refused
+		}
+	}
+	if log := e.log.Load(); log != nil && len(refused) > 0 {
+		var errs []string
+		for _, dg := range diags {
+			if dg.Severity == hcl.DiagError {
+				errs = append(errs, dg.Error())
+			}
+		}
+		log.Error("the upstream catalog changed and the policies no longer match it: the relations they no longer match are refused "+
+			"until the policies are updated and pgveil reloaded (pgveil check --upstream shows the problems)",
+			zap.Strings("refused", refused), zap.Strings("problems", errs))
+	}
+	return nil
 }
 
 // compile returns the compiled policy of login, compiling it once.

@@ -99,6 +99,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		return fail(err.Error(), b.String())
 	}
 	logWarnings(log, idiags)
+	enf.SetLogger(log)
 	if len(changes.Restart) > 0 {
 		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}

@@ -76,6 +76,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading policies: %w", err)
 	}
+	enf.SetLogger(log)
 	s := &Server{log: log, cfg: c, policies: NewPolicies(enf), served: make(chan struct{})}
 	opts := proxy.Options{Logger: log}
 	s.policies.Apply(&opts)

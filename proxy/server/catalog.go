@@ -2,15 +2,18 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -42,15 +45,31 @@ type catalogWatch struct {
 	// the configuration in force.
 	// NOTE: buffered, capacity 1: kicks while one is pending are one.
 	kick, rearmc chan struct{}
-	// stop ends run, which closes done.
-	stop, done chan struct{}
+	// notified asks for a read as an upstream notification on
+	// DDLChannel does (listen).
+	// NOTE: buffered, capacity 1, like kick.
+	notified chan struct{}
+	// stop ends run, which closes done, and listen, which closes
+	// listened.
+	stop, done, listened chan struct{}
 }
+
+// DDLChannel is the channel pgveil listens on upstream for DDL: an event
+// trigger the DBA installs (configs/README.md, "DDL while pgveil runs")
+// notifies it at the end of every DDL command, and pgveil reads the
+// catalog at once instead of within upstream.catalog_refresh.
+const DDLChannel = "pgveil_catalog"
+
+// minNotifyInterval is the shortest time between two catalog reads that
+// DDL notifications ask for: a migration runs many commands, each
+// notifying.
+const minNotifyInterval = 500 * time.Millisecond
 
 // newCatalogWatch starts a catalogWatch over p, exporting its counter in
 // reg unless nil; stop it with close.
 func newCatalogWatch(p *Policies, log *zap.Logger, reg *prometheus.Registry, trail *audit.Log) *catalogWatch {
 	w := &catalogWatch{policies: p, log: log, audit: trail, kick: make(chan struct{}, 1), rearmc: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		notified: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), listened: make(chan struct{})}
 	if reg != nil {
 		w.reads = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgveil_catalog_reads_total",
@@ -59,7 +78,82 @@ func newCatalogWatch(p *Policies, log *zap.Logger, reg *prometheus.Registry, tra
 		reg.MustRegister(w.reads)
 	}
 	go w.run()
+	go w.listen()
 	return w
+}
+
+// listen holds a connection upstream listening on DDLChannel and asks
+// for a catalog read at each notification, until stop. A connection
+// that breaks is opened again, after a wait that doubles up to 30 s; a
+// read is asked for once it listens again, for the DDL it may have
+// missed.
+func (w *catalogWatch) listen() {
+	defer close(w.listened)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	wait := time.Second
+	for again := false; ; again = true {
+		listening, err := w.listenOnce(ctx, again)
+		if ctx.Err() != nil {
+			return
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			// LISTEN itself was refused (a pooler in transaction
+			// mode, a server without it): the periodic reads remain.
+			w.log.Warn("listening for DDL notifications upstream was refused; the catalog is read every upstream.catalog_refresh only",
+				zap.Error(err))
+			return
+		}
+		if listening {
+			wait = time.Second
+		}
+		w.log.Warn("listening for DDL notifications upstream failed; trying again", zap.Error(err), zap.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// listenOnce connects, listens on DDLChannel and asks for a read at
+// each notification (and once at once when again), until the connection
+// fails or ctx ends; listening reports that LISTEN succeeded.
+func (w *catalogWatch) listenOnce(ctx context.Context, again bool) (listening bool, err error) {
+	conn, err := proxy.ConnectService(ctx, w.policies.Current().Config, "catalog-notify")
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+DDLChannel).ReadAll(); err != nil {
+		return false, err
+	}
+	if again {
+		w.notify()
+	}
+	for {
+		if err := conn.WaitForNotification(ctx); err != nil {
+			return true, err
+		}
+		w.notify()
+	}
+}
+
+// notify asks for a read as a DDL notification does; it never blocks.
+func (w *catalogWatch) notify() {
+	select {
+	case w.notified <- struct{}{}:
+	default:
+	}
 }
 
 // Kick asks for a read of the catalog soon, at most every
@@ -84,6 +178,7 @@ func (w *catalogWatch) rearm() {
 func (w *catalogWatch) close() {
 	close(w.stop)
 	<-w.done
+	<-w.listened
 }
 
 // run reads the catalog at each period and kick until stop.
@@ -107,6 +202,11 @@ func (w *catalogWatch) run() {
 			continue
 		case <-w.kick:
 			if wait := minKickInterval - time.Since(last); wait > 0 {
+				timer.Reset(min(wait, time.Until(due)))
+				continue
+			}
+		case <-w.notified:
+			if wait := minNotifyInterval - time.Since(last); wait > 0 {
 				timer.Reset(min(wait, time.Until(due)))
 				continue
 			}

@@ -243,3 +243,38 @@ func TestDDLNeverOpensWhatThePolicyGoverns(t *testing.T) {
 		}
 	})
 }
+
+// ddlTriggerSQL installs the event trigger configs/README.md gives DBAs.
+const ddlTriggerSQL = `CREATE SCHEMA IF NOT EXISTS pgveil;
+CREATE OR REPLACE FUNCTION pgveil.notify_ddl() RETURNS event_trigger
+  LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('pgveil_catalog', ''); END $$;
+CREATE EVENT TRIGGER pgveil_ddl ON ddl_command_end EXECUTE FUNCTION pgveil.notify_ddl();
+CREATE EVENT TRIGGER pgveil_drop ON sql_drop EXECUTE FUNCTION pgveil.notify_ddl();`
+
+// TestDDLNotification holds pgveil to reading the catalog as soon as the
+// DBA's event trigger reports DDL, not a catalog_refresh later.
+func TestDDLNotification(t *testing.T) {
+	pgtest.Require(t, cluster)
+	uninstall := func() {
+		_ = cluster.Exec(context.Background(), "postgres", "DROP EVENT TRIGGER IF EXISTS pgveil_ddl; DROP EVENT TRIGGER IF EXISTS pgveil_drop; DROP FUNCTION IF EXISTS pgveil.notify_ddl()")
+	}
+	uninstall()
+	t.Cleanup(uninstall)
+	e := startDrift(t, "")
+	e.exec(ddlTriggerSQL)
+	e.wantRows("SELECT id, email FROM "+driftTable, "1|NULL")
+	e.exec("ALTER TABLE " + driftTable + " RENAME COLUMN email TO contact_email")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.rows("SELECT id FROM " + driftTable)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not refused 10 s after the DDL (catalog_refresh is an hour): %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.wantRefused("SELECT contact_email FROM " + driftTable)
+}

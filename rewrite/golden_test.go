@@ -489,10 +489,15 @@ func (ar *txtarFile) format() []byte {
 // relation reference that reads governed or denied data other than
 // through the rewriter's own subquery:
 //
-//	(SELECT [tableoid AS pgveil_tableoid, ctid AS pgveil_ctid,]
+//	(SELECT [rel.tableoid AS pgveil_tableoid, rel.ctid AS pgveil_ctid,]
 //	        <the relation's columns, masked as the policy says>
-//	 FROM schema.rel WHERE <the policy's filter> [AND <col op const>…]
+//	 FROM schema.rel WHERE <the policy's filter> [AND <rel.col op const>…]
 //	 OFFSET 0) alias
+//
+// where every column of the relation, in the targets, masks, filter and
+// comparisons, is qualified by rel (as is the filter of a direct read or
+// write by its FROM item's name): bare, a column renamed upstream would
+// resolve to one of the client's enclosing query.
 //
 // Inside such a subquery the filter is checked to be exactly the policy's
 // (it may read tables the user may not, e.g. public.team_surveys, or

@@ -15,11 +15,13 @@ import (
 // substitute replaces the FROM item n (a reference rv to the governed
 // relation rel) with
 //
-//	(SELECT col, CAST(mask AS type) AS col, … FROM [ONLY] schema.rel
+//	(SELECT rel.col, CAST(mask AS type) AS col, … FROM [ONLY] schema.rel
 //	 WHERE <scope> [AND <pushed predicates>] OFFSET 0) AS alias
 //
 // The column list repeats the relation's columns in order, so SELECT *,
-// whole-row references and clients' metadata keep the same shape. OFFSET
+// whole-row references and clients' metadata keep the same shape. Every
+// column of the relation is qualified by its name inside the subquery
+// (targets, masks, scope, pushed predicates: buildScopedSelect). OFFSET
 // 0 keeps the planner from flattening the subquery: no predicate of the
 // user's runs on a row the scope removes, except the leak-proof
 // comparisons pushDown copies inside so indexes stay usable.

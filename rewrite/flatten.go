@@ -170,11 +170,9 @@ func materializeWrite(wr *scopedWrite) {
 		wr.target.Alias = &pg_query.Alias{Aliasname: wr.target.Relname}
 	}
 	wr.target.Catalogname, wr.target.Schemaname = "", wr.rel.Schema
-	var conds []*pg_query.Node
-	if wr.acc.Filter != nil {
-		conds = append(conds, clone(wr.acc.Filter))
-	}
-	where := and(append(conds, wr.pushed...))
+	// The scope's columns are qualified by the target's name, as in the
+	// scoped subquery (buildScopedSelect).
+	where := scopeWhere(wr.acc, wr.pushed, wr.target.Alias.Aliasname)
 	switch s := wr.stmt.Node.(type) {
 	case *pg_query.Node_UpdateStmt:
 		s.UpdateStmt.WhereClause = where

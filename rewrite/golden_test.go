@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgveil/pgveil/policy"
@@ -488,10 +489,15 @@ func (ar *txtarFile) format() []byte {
 // relation reference that reads governed or denied data other than
 // through the rewriter's own subquery:
 //
-//	(SELECT [tableoid AS pgveil_tableoid, ctid AS pgveil_ctid,]
+//	(SELECT [rel.tableoid AS pgveil_tableoid, rel.ctid AS pgveil_ctid,]
 //	        <the relation's columns, masked as the policy says>
-//	 FROM schema.rel WHERE <the policy's filter> [AND <col op const>…]
+//	 FROM schema.rel WHERE <the policy's filter> [AND <rel.col op const>…]
 //	 OFFSET 0) alias
+//
+// where every column of the relation, in the targets, masks, filter and
+// comparisons, is qualified by rel (as is the filter of a direct read or
+// write by its FROM item's name): bare, a column renamed upstream would
+// resolve to one of the client's enclosing query.
 //
 // Inside such a subquery the filter is checked to be exactly the policy's
 // (it may read tables the user may not, e.g. public.team_surveys, or
@@ -564,7 +570,7 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 		len(sel.LockingClause) > 0 || sel.IntoClause != nil {
 		return
 	}
-	client, ok := clientConjuncts(sel.WhereClause, rel, acc)
+	client, ok := clientConjuncts(sel.WhereClause, rel, acc, rv.Alias.Aliasname)
 	if !ok {
 		return
 	}
@@ -595,16 +601,17 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 	}
 }
 
-// clientConjuncts checks that the WHERE of a direct read or write of rel
-// is the policy's filter followed by comparisons of a column with a
-// constant through pg_catalog's operators, and returns those.
-func clientConjuncts(where *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) ([]*pg_query.Node, bool) {
+// clientConjuncts checks that the WHERE of a direct read or write of rel,
+// known as alias, is the policy's filter followed by comparisons of a
+// column with a constant through pg_catalog's operators, every column
+// qualified by alias, and returns those.
+func clientConjuncts(where *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access, alias string) ([]*pg_query.Node, bool) {
 	var have, need []*pg_query.Node
 	if where != nil {
 		have = andArgs(where)
 	}
 	if acc.Filter != nil {
-		need = andArgs(acc.Filter)
+		need = andArgs(qualifiedExpr(acc.Filter, alias))
 	}
 	if len(have) < len(need) {
 		return nil, false
@@ -615,7 +622,7 @@ func clientConjuncts(where *pg_query.Node, rel *rewrite.Relation, acc rewrite.Ac
 		}
 	}
 	for _, c := range have[len(need):] {
-		if pushedProblem(c, rel, acc) != "" || hasParam(c) {
+		if pushedProblem(c, rel, acc, alias) != "" || hasParam(c) {
 			return nil, false
 		}
 	}
@@ -979,9 +986,13 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	if rs.Alias == nil {
 		v.problem("the subquery around %s has no alias", rel.QName)
 	}
+	// Every column of the relation is qualified by its name, which only
+	// the subquery's own FROM item answers to: a column the table no
+	// longer has is then an error, never one of the client's query.
+	q := rv.Relname
 	tl := s.TargetList
 	if rowID {
-		want := targetsSQL([]*pg_query.Node{target("pgveil_tableoid", colRef("tableoid")), target("pgveil_ctid", colRef("ctid"))})
+		want := targetsSQL([]*pg_query.Node{target("pgveil_tableoid", qualRef(q, "tableoid")), target("pgveil_ctid", qualRef(q, "ctid"))})
 		if len(tl) < 2 || targetsSQL(tl[:2]) != want {
 			v.problem("the row-identity subquery around %s does not start with %s", rel.QName, want)
 			return rel, false
@@ -989,13 +1000,13 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 		tl = tl[2:]
 	}
 	if isPgClass(rel) {
-		v.pgClassTargets(tl, rel)
+		v.pgClassTargets(tl, rel, q)
 	} else if isStatTableView(rel) {
 		// Every column but the table's name and oid NULL, cast to its
 		// type: what policyTargets checks for these masks.
-		v.policyTargets(tl, rel, acc)
+		v.policyTargets(tl, rel, acc, q)
 	} else {
-		v.policyTargets(tl, rel, acc)
+		v.policyTargets(tl, rel, acc, q)
 	}
 	// Filter: the policy's conjuncts, then pushed comparisons.
 	var have []*pg_query.Node
@@ -1004,10 +1015,10 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	}
 	var need []*pg_query.Node
 	if acc.Filter != nil {
-		need = andArgs(acc.Filter)
+		need = andArgs(qualifiedExpr(acc.Filter, q))
 	}
 	if len(have) < len(need) {
-		v.problem("the subquery around %s lacks the policy filter: WHERE %s, want %s", rel.QName, exprSQL(s.WhereClause), exprSQL(acc.Filter))
+		v.problem("the subquery around %s lacks the policy filter: WHERE %s, want %s", rel.QName, exprSQL(s.WhereClause), exprSQL(qualifiedExpr(acc.Filter, q)))
 		return rel, false
 	}
 	for i := range need {
@@ -1018,25 +1029,28 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	// An UPDATE's or DELETE's row-identity subquery takes the same
 	// pushed comparisons as a SELECT's.
 	for _, c := range have[len(need):] {
-		if why := pushedProblem(c, rel, acc); why != "" {
+		if why := pushedProblem(c, rel, acc, q); why != "" {
 			v.problem("the subquery around %s has the extra condition %s: %s", rel.QName, exprSQL(c), why)
 		}
 	}
 	return rel, len(v.problems) == n
 }
 
-// policyTargets checks that tl lists rel's columns in order, the masked
-// ones replaced by their mask cast to the column's type.
-func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) {
+// policyTargets checks that tl lists rel's columns in order, qualified
+// by q, the masked ones replaced by their mask (its columns qualified by
+// q) cast to the column's type.
+func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc rewrite.Access, q string) {
 	want := make([]*pg_query.Node, 0, len(rel.Columns))
 	for _, col := range rel.Columns {
 		mask, masked := acc.Masks[col.Name]
 		if !masked {
-			want = append(want, target("", colRef(col.Name)))
+			want = append(want, target("", qualRef(q, col.Name)))
 			continue
 		}
 		if mask == nil {
 			mask = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true}}}
+		} else {
+			mask = qualifiedExpr(mask, q)
 		}
 		want = append(want, target(col.Name, &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 			Arg: mask, TypeName: col.TypeName}}}))
@@ -1049,9 +1063,10 @@ func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc
 // pgClassTargets checks the firewall's own view of pg_class: every column
 // in order, the statistics columns replaced by a CASE on relnamespace
 // alone whose ELSE is a constant, cast back to the column's type; and
-// xmin after them, for a statement that reads it.
-func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
-	if n := len(tl); n == len(rel.Columns)+1 && targetsSQL(tl[n-1:]) == targetsSQL([]*pg_query.Node{target("", colRef("xmin"))}) {
+// xmin after them, for a statement that reads it. Every column is
+// qualified by q.
+func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation, q string) {
+	if n := len(tl); n == len(rel.Columns)+1 && targetsSQL(tl[n-1:]) == targetsSQL([]*pg_query.Node{target("", qualRef(q, "xmin"))}) {
 		tl = tl[:n-1]
 	}
 	if len(tl) != len(rel.Columns) {
@@ -1061,7 +1076,7 @@ func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
 	for i, col := range rel.Columns {
 		rt := tl[i].GetResTarget()
 		if !pgClassStats[col.Name] {
-			if targetsSQL(tl[i:i+1]) != targetsSQL([]*pg_query.Node{target("", colRef(col.Name))}) {
+			if targetsSQL(tl[i:i+1]) != targetsSQL([]*pg_query.Node{target("", qualRef(q, col.Name))}) {
 				v.problem("pg_class column %d is %s, want %s", i, targetsSQL(tl[i:i+1]), col.Name)
 			}
 			continue
@@ -1077,7 +1092,8 @@ func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
 			ok := cw != nil
 			if ok {
 				visitColumnRefs(cw.Expr, func(cr *pg_query.ColumnRef) {
-					ok = ok && len(cr.Fields) == 1 && cr.Fields[0].GetString_().GetSval() == "relnamespace"
+					ok = ok && len(cr.Fields) == 2 && cr.Fields[0].GetString_().GetSval() == q &&
+						cr.Fields[1].GetString_().GetSval() == "relnamespace"
 				})
 			}
 			if !ok {
@@ -1088,8 +1104,9 @@ func (v *verifier) pgClassTargets(tl []*pg_query.Node, rel *rewrite.Relation) {
 }
 
 // pushedProblem explains why c is not a comparison the rewriter may copy
-// into a subquery, or returns "".
-func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) string {
+// into a subquery, or returns "": its column must be qualified by q, the
+// name of the FROM item reading rel.
+func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access, q string) string {
 	if be := c.GetBoolExpr(); be != nil {
 		// An IN list's copy: equalities of one column, ORed.
 		if be.Boolop != pg_query.BoolExprType_OR_EXPR || len(be.Args) < 2 {
@@ -1101,7 +1118,7 @@ func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) 
 			if e == nil || len(e.Name) != 2 || e.Name[1].GetString_().GetSval() != "=" {
 				return "an OR arm that is not an equality"
 			}
-			if why := pushedProblem(a, rel, acc); why != "" {
+			if why := pushedProblem(a, rel, acc, q); why != "" {
 				return "an OR arm: " + why
 			}
 			name := exprSQL(e.Lexpr)
@@ -1130,8 +1147,8 @@ func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) 
 		col, other = other, col
 	}
 	cr := col.GetColumnRef()
-	if cr == nil || len(cr.Fields) != 1 || cr.Fields[0].GetString_() == nil {
-		return "no bare column"
+	if cr == nil || len(cr.Fields) != 2 || cr.Fields[0].GetString_().GetSval() != q || cr.Fields[1].GetString_() == nil {
+		return "no column qualified by " + q
 	}
 	if tc := other.GetTypeCast(); tc != nil && tc.Arg.GetParamRef() != nil && len(tc.TypeName.GetNames()) == 2 &&
 		tc.TypeName.Names[0].GetString_().GetSval() == "pg_catalog" && len(tc.TypeName.ArrayBounds) == 0 {
@@ -1142,7 +1159,7 @@ func pushedProblem(c *pg_query.Node, rel *rewrite.Relation, acc rewrite.Access) 
 	if !(other.GetParamRef() != nil || (other.GetAConst() != nil && !other.GetAConst().Isnull)) {
 		return "not compared with a constant or a parameter"
 	}
-	name := cr.Fields[0].GetString_().Sval
+	name := cr.Fields[1].GetString_().Sval
 	if _, masked := acc.Masks[name]; masked {
 		return "the column " + name + " is masked"
 	}
@@ -1272,7 +1289,7 @@ func (v *verifier) directWrite(rv *pg_query.RangeVar, rel *rewrite.Relation, acc
 		rel.Schema == "pg_catalog" || len(acc.Masks) > 0 || acc.NoPushdown {
 		return false
 	}
-	client, ok := clientConjuncts(where, rel, acc)
+	client, ok := clientConjuncts(where, rel, acc, rv.Alias.Aliasname)
 	if !ok {
 		return false
 	}
@@ -1390,6 +1407,46 @@ func andArgs(n *pg_query.Node) []*pg_query.Node {
 	return []*pg_query.Node{n}
 }
 
+// qualifiedExpr returns a copy of n, a policy's scope or mask, with each
+// bare column reference outside its subqueries (the governed relation's
+// columns: policy/decode_sqlexpr.go) written q.col; a sublink's test
+// expression is qualified, its query is not.
+func qualifiedExpr(n *pg_query.Node, q string) *pg_query.Node {
+	n = proto.Clone(n).(*pg_query.Node)
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg_query.ColumnRef:
+			if len(x.Fields) == 1 && x.Fields[0].GetString_() != nil {
+				x.Fields = []*pg_query.Node{pg_query.MakeStrNode(q), x.Fields[0]}
+			}
+			return
+		case *pg_query.SubLink:
+			if x.Testexpr != nil {
+				walk(x.Testexpr.ProtoReflect())
+			}
+			return
+		case *pg_query.SelectStmt:
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind {
+				return true
+			}
+			if fd.IsList() {
+				for i := 0; i < val.List().Len(); i++ {
+					walk(val.List().Get(i).Message())
+				}
+			} else {
+				walk(val.Message())
+			}
+			return true
+		})
+	}
+	walk(n.ProtoReflect())
+	return n
+}
+
 func colRef(name string) *pg_query.Node {
 	return &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
 		Fields: []*pg_query.Node{pg_query.MakeStrNode(name)}}}}
@@ -1472,25 +1529,34 @@ func TestVerifier(t *testing.T) {
 	env := demoEnvironment(t)
 	marie := env.policy(t, "marie")
 	writer := &grantPolicy{Policy: marie, kinds: map[rewrite.StatementKind]bool{rewrite.KindUpdate: true, rewrite.KindDelete: true}}
-	const cols = "id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, NULL::numeric(5, 2) AS score, agent_login, team_id, tags, sentiment, comment, submitted_at"
-	const rid = "tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, " + cols
-	good := "(SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0)"
+	const cols = "responses.id, responses.survey_id, NULL::text AS contact, NULL::text AS email, responses.country, responses.branch, responses.nps, NULL::numeric(5, 2) AS score, responses.agent_login, responses.team_id, responses.tags, responses.sentiment, responses.comment, responses.submitted_at"
+	// The same columns bare, as the rewriter wrote them before it qualified
+	// them (a renamed column then bound to the client's outer query).
+	const bare = "id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, NULL::numeric(5, 2) AS score, agent_login, team_id, tags, sentiment, comment, submitted_at"
+	const rid = "responses.tableoid AS pgveil_tableoid, responses.ctid AS pgveil_ctid, " + cols
+	good := "(SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0)"
 	for _, tc := range []struct {
 		name, sql string
 		pol       rewrite.Policy
 		bad       string // a substring of the first problem; "" when none
 	}{
 		{"the rewriter's subquery", "SELECT * FROM " + good + " r", marie, ""},
-		{"with a pushed comparison", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 OFFSET 0) r", marie, ""},
-		{"with a pushed comparison resolved along the search_path", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id = 1 OFFSET 0) r", marie, "not an OPERATOR(pg_catalog"},
-		{"with a pushed parameter of the client's type", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.=) $1 OFFSET 0) r", marie, "not cast"},
+		{"with a pushed comparison", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 OFFSET 0) r", marie, ""},
+		{"with a pushed comparison resolved along the search_path", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id = 1 OFFSET 0) r", marie, "not an OPERATOR(pg_catalog"},
+		{"with a pushed parameter of the client's type", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id OPERATOR(pg_catalog.=) $1 OFFSET 0) r", marie, "not cast"},
 		{"an unwrapped table", "SELECT * FROM responses", marie, "read outside the rewriter's subquery"},
 		{"an unwrapped table in a subquery", "SELECT 1 WHERE EXISTS (SELECT 1 FROM public.responses)", marie, "read outside"},
 		{"an unwrapped table next to a wrapped one", "SELECT * FROM " + good + " r, responses", marie, "read outside"},
 		{"a subquery without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses OFFSET 0) r", marie, "lacks the policy filter"},
-		{"a subquery with another filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'USA' OFFSET 0) r", marie, "filters with"},
-		{"a subquery with an unsafe extra condition", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' AND email OPERATOR(pg_catalog.=) 'x' OFFSET 0) r", marie, "masked"},
-		{"a subquery leaking a masked column", "SELECT * FROM (SELECT " + strings.Replace(cols, "NULL::text AS email", "email", 1) + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) r", marie, "columns of the subquery"},
+		{"a subquery with another filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'USA' OFFSET 0) r", marie, "filters with"},
+		{"a subquery with an unsafe extra condition", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.email OPERATOR(pg_catalog.=) 'x' OFFSET 0) r", marie, "masked"},
+		{"a subquery leaking a masked column", "SELECT * FROM (SELECT " + strings.Replace(cols, "NULL::text AS email", "responses.email", 1) + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) r", marie, "columns of the subquery"},
+		{"a subquery with bare columns", "SELECT * FROM (SELECT " + bare + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) r", marie, "columns of the subquery"},
+		{"a subquery with a bare scope", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) r", marie, "filters with"},
+		{"a subquery with a bare pushed comparison", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND id OPERATOR(pg_catalog.=) 1 OFFSET 0) r", marie, "qualified"},
+		{"a row-identity subquery with bare row identities", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses WHERE nps < 2)", writer, "does not start with"},
+		{"a direct read with a bare scope", "SELECT code FROM public.countries c WHERE name OPERATOR(pg_catalog.=) 'France' AND c.code OPERATOR(pg_catalog.=) 'FR'", marie, "read outside"},
+		{"a direct read", "SELECT code FROM public.countries c WHERE c.name OPERATOR(pg_catalog.=) 'France' AND c.code OPERATOR(pg_catalog.=) 'FR'", marie, ""},
 		{"a CTE shadows the table", "WITH responses AS (SELECT 1) SELECT * FROM responses", marie, ""},
 		{"a CTE does not shadow the table in its own body", "WITH responses AS (SELECT * FROM responses) SELECT * FROM responses", marie, "read outside"},
 		{"a later CTE does not shadow the table in an earlier one", "WITH a AS (SELECT * FROM responses), responses AS (SELECT 1) SELECT * FROM a", marie, "read outside"},
@@ -1500,11 +1566,11 @@ func TestVerifier(t *testing.T) {
 		{"a denied catalog relation", "SELECT * FROM pg_stats", marie, "denied relation"},
 		{"an unknown relation", "SELECT * FROM nosuch", marie, "missing from the catalog"},
 		{"pg_class unwrapped", "SELECT reltuples FROM pg_class", marie, "read outside"},
-		{"a scoped delete", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses WHERE nps < 2)", writer, ""},
+		{"a scoped delete", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses WHERE nps < 2)", writer, ""},
 		{"an unscoped delete", "DELETE FROM responses WHERE nps < 2", writer, "not the scoped row-identity subquery"},
-		{"a delete the user may not run", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", marie, "may not run"},
-		{"an update returning a masked column", "UPDATE responses SET nps = 1 WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses) RETURNING email", writer, "masked column email"},
-		{"an update of a scope column", "UPDATE responses SET country = 'USA' WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", writer, "row scope reads"},
+		{"a delete the user may not run", "DELETE FROM responses WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", marie, "may not run"},
+		{"an update returning a masked column", "UPDATE responses SET nps = 1 WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses) RETURNING email", writer, "masked column email"},
+		{"an update of a scope column", "UPDATE responses SET country = 'USA' WHERE (tableoid, ctid) IN (SELECT responses.pgveil_tableoid, responses.pgveil_ctid FROM (SELECT " + rid + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0) responses)", writer, "row scope reads"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			problems := verifyOutput(tc.sql, env.cat, tc.pol)

@@ -15,7 +15,7 @@ func TestDeclaredParameters(t *testing.T) {
 	cat := demoCatalog(t)
 	p := marie(t)
 	const oidInt4, oidInt8, oidNumeric, oidFloat8, oidText = 23, 20, 1700, 701, 25
-	const scope = "WHERE country = 'France'"
+	const scope = "WHERE responses.country = 'France'"
 	type declaredCase struct {
 		name  string
 		sql   string
@@ -26,27 +26,27 @@ func TestDeclaredParameters(t *testing.T) {
 	}
 	tests := []declaredCase{
 		{"an undeclared parameter is cast to the column's type", "SELECT count(*) FROM responses WHERE nps < $1", nil,
-			" AND nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0"},
+			" AND responses.nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0"},
 		{"a parameter of the column's type keeps its operator", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidInt4},
-			" AND nps OPERATOR(pg_catalog.<) $1::int OFFSET 0"},
+			" AND responses.nps OPERATOR(pg_catalog.<) $1::int OFFSET 0"},
 		{"a bigint parameter compares an integer column as bigint", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidInt8},
-			" AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
+			" AND responses.nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
 		{"a numeric parameter stays outside", "SELECT count(*) FROM responses WHERE nps < $1", []uint32{oidNumeric}, ""},
 		{"a float parameter stays outside", "SELECT count(*) FROM responses WHERE id = $1", []uint32{oidFloat8}, ""},
 		{"an unknown type (OID 0) declares nothing", "SELECT count(*) FROM responses WHERE id = $2 AND nps < $1", []uint32{oidNumeric, 0},
-			" AND id OPERATOR(pg_catalog.=) $2::bigint OFFSET 0"},
+			" AND responses.id OPERATOR(pg_catalog.=) $2::bigint OFFSET 0"},
 		{"an undeclared parameter the statement references twice stays outside",
 			"SELECT count(*) FROM responses WHERE $1::numeric IS NOT NULL AND nps > $1", nil, ""},
 		{"so does one compared with two columns", "SELECT count(*) FROM responses WHERE nps > $1 AND id > $1", nil, ""},
 		{"a text parameter against a text column is cast as before", "SELECT count(*) FROM responses WHERE comment = $1", []uint32{oidText},
-			" AND comment OPERATOR(pg_catalog.=) $1::pg_catalog.text OFFSET 0"},
+			" AND responses.comment OPERATOR(pg_catalog.=) $1::pg_catalog.text OFFSET 0"},
 	}
 	// Scoped UPDATE and DELETE copy comparisons the same way.
 	p.kinds[rewrite.KindUpdate], p.kinds[rewrite.KindDelete] = true, true
 	tests = append(tests,
 		declaredCase{"a numeric parameter of a DELETE stays outside", "DELETE FROM responses WHERE nps < $1", []uint32{oidNumeric}, ""},
 		declaredCase{"a bigint parameter of an UPDATE compares as bigint", "UPDATE responses SET comment = 'x' WHERE nps < $1", []uint32{oidInt8},
-			" AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
+			" AND responses.nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0"},
 	)
 	ctx := context.Background()
 	for _, tt := range tests {
@@ -84,9 +84,9 @@ func TestDeclaredParameters(t *testing.T) {
 	t.Run("SQL PREPARE declares its parameters too", func(t *testing.T) {
 		for sql, copied := range map[string]string{
 			"PREPARE q(numeric) AS SELECT count(*) FROM responses WHERE nps < $1": "",
-			"PREPARE q(bigint) AS SELECT count(*) FROM responses WHERE nps < $1":  " AND nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0",
-			"PREPARE q(int) AS SELECT count(*) FROM responses WHERE nps < $1":     " AND nps OPERATOR(pg_catalog.<) $1::int OFFSET 0",
-			"PREPARE q AS SELECT count(*) FROM responses WHERE nps < $1":          " AND nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0",
+			"PREPARE q(bigint) AS SELECT count(*) FROM responses WHERE nps < $1":  " AND responses.nps OPERATOR(pg_catalog.<) $1::bigint OFFSET 0",
+			"PREPARE q(int) AS SELECT count(*) FROM responses WHERE nps < $1":     " AND responses.nps OPERATOR(pg_catalog.<) $1::int OFFSET 0",
+			"PREPARE q AS SELECT count(*) FROM responses WHERE nps < $1":          " AND responses.nps OPERATOR(pg_catalog.<=) $1::int OFFSET 0",
 		} {
 			res, err := rewrite.Rewrite(sql, cat, p)
 			if err != nil {

@@ -47,16 +47,17 @@ WHERE o.oprnamespace = 'pg_catalog'::pg_catalog.regnamespace AND o.oprname = $1
 // operator of the column's own type on hidden rows.
 func TestPushDown(t *testing.T) {
 	cat := demoCatalog(t)
-	const scope = "country = 'France'"
+	// The subquery qualifies every column of the relation by its name.
+	const scope = "responses.country = 'France'"
 	cases := []struct{ name, where, inner string }{
 		{"an integer constant compares with the int8 column as int8 = int4",
-			"id = 5", scope + " AND id OPERATOR(pg_catalog.=) 5"},
+			"id = 5", scope + " AND responses.id OPERATOR(pg_catalog.=) 5"},
 		{"a long integer constant is int8",
-			"id < 5000000000", scope + " AND id OPERATOR(pg_catalog.<) 5000000000"},
+			"id < 5000000000", scope + " AND responses.id OPERATOR(pg_catalog.<) 5000000000"},
 		{"a string constant is read as the column's type",
 			"submitted_at >= '2025-01-01 00:00:00+00' AND branch <> 'Paris'",
-			scope + " AND submitted_at OPERATOR(pg_catalog.>=) '2025-01-01 00:00:00+00' AND branch OPERATOR(pg_catalog.<>) 'Paris'"},
-		{"a constant on the left stays on the left", "5 > nps", scope + " AND 5 OPERATOR(pg_catalog.>) nps"},
+			scope + " AND responses.submitted_at OPERATOR(pg_catalog.>=) '2025-01-01 00:00:00+00' AND responses.branch OPERATOR(pg_catalog.<>) 'Paris'"},
+		{"a constant on the left stays on the left", "5 > nps", scope + " AND 5 OPERATOR(pg_catalog.>) responses.nps"},
 		{"a numeric constant would cast the column: not pushed", "nps = 1.5", scope},
 		{"a numeric constant beyond int8 would cast the column: not pushed", "id = 99999999999999999999", scope},
 		{"a string constant against an array column: not pushed", "tags = '{}'", scope},
@@ -64,13 +65,13 @@ func TestPushDown(t *testing.T) {
 		{"a cast constant: not pushed", "id = '5'::oid", scope},
 		{"a constant with a collation: not pushed", "branch < 'P' COLLATE \"C\"", scope},
 		{"a parameter is cast to the column's type",
-			"id = $1", scope + " AND id OPERATOR(pg_catalog.=) $1::bigint"},
+			"id = $1", scope + " AND responses.id OPERATOR(pg_catalog.=) $1::bigint"},
 		{"a parameter on the left is cast too",
-			"$1 = nps", scope + " AND $1::int OPERATOR(pg_catalog.=) nps"},
+			"$1 = nps", scope + " AND $1::int OPERATOR(pg_catalog.=) responses.nps"},
 		{"a strict range on a parameter is copied as a non-strict one",
-			"submitted_at < $1 AND $2 < nps", scope + " AND submitted_at OPERATOR(pg_catalog.<=) $1::timestamp with time zone AND $2::int OPERATOR(pg_catalog.<=) nps"},
+			"submitted_at < $1 AND $2 < nps", scope + " AND responses.submitted_at OPERATOR(pg_catalog.<=) $1::timestamp with time zone AND $2::int OPERATOR(pg_catalog.<=) responses.nps"},
 		{"<> with a parameter: not pushed", "id <> $1", scope},
-		{"a text column compares with a text parameter", "agent_login = $1", scope + " AND agent_login OPERATOR(pg_catalog.=) $1::pg_catalog.text"},
+		{"a text column compares with a text parameter", "agent_login = $1", scope + " AND responses.agent_login OPERATOR(pg_catalog.=) $1::pg_catalog.text"},
 		{"an operator the client qualified: not pushed", "id OPERATOR(pg_catalog.=) 5", scope},
 	}
 	pol := marie(t)

@@ -8,16 +8,20 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // substitute replaces the FROM item n (a reference rv to the governed
 // relation rel) with
 //
-//	(SELECT col, CAST(mask AS type) AS col, … FROM [ONLY] schema.rel
+//	(SELECT rel.col, CAST(mask AS type) AS col, … FROM [ONLY] schema.rel
 //	 WHERE <scope> [AND <pushed predicates>] OFFSET 0) AS alias
 //
 // The column list repeats the relation's columns in order, so SELECT *,
-// whole-row references and clients' metadata keep the same shape. OFFSET
+// whole-row references and clients' metadata keep the same shape. Every
+// column of the relation is qualified by its name inside the subquery
+// (targets, masks, scope, pushed predicates: buildScopedSelect). OFFSET
 // 0 keeps the planner from flattening the subquery: no predicate of the
 // user's runs on a row the scope removes, except the leak-proof
 // comparisons pushDown copies inside so indexes stay usable.
@@ -99,17 +103,13 @@ func (w *walker) materialize() {
 				Schemaname: s.rel.Schema, Relname: s.rel.Name, Inh: s.rv.Inh, Relpersistence: "p",
 				Alias: s.rs.Alias, Location: -1,
 			}}
-			var conds []*pg_query.Node
-			if s.acc.Filter != nil {
-				conds = append(conds, clone(s.acc.Filter))
-			}
-			s.root.WhereClause = and(append(conds, s.pushed...))
+			s.root.WhereClause = scopeWhere(s.acc, s.pushed, s.rs.Alias.GetAliasname())
 			continue
 		}
 		if s.rs.Subquery == nil {
 			inner := w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 			if s.xmin {
-				inner.TargetList = append(inner.TargetList, resTarget("", columnRef("xmin")))
+				inner.TargetList = append(inner.TargetList, resTarget("", qualifiedRef(s.rel.Name, "xmin")))
 			}
 			s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}}
 		}
@@ -142,22 +142,32 @@ func (w *walker) noteColumns(rel *Relation, acc Access) {
 }
 
 // buildScopedSelect is scopedSelect without the audit's notes.
+//
+// Every reference to the relation's columns in it, the targets, the masks,
+// the scope and the pushed conditions, is qualified by the relation's name
+// (qualifiedCopy), which names the SELECT's only FROM item, at its own
+// level: PostgreSQL resolves rel.col there or fails (42703), where a bare
+// col the table no longer has (renamed or dropped upstream since the
+// catalog snapshot was read) would resolve to a column of the same name of
+// the client's enclosing query, and a scope on it would let every row
+// through.
 func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
 	targets := make([]*pg_query.Node, 0, len(rel.Columns)+2)
+	q := rel.Name
 	if rowID {
-		targets = append(targets, resTarget(rowIDTableOID, columnRef("tableoid")), resTarget(rowIDCtid, columnRef("ctid")))
+		targets = append(targets, resTarget(rowIDTableOID, qualifiedRef(q, "tableoid")), resTarget(rowIDCtid, qualifiedRef(q, "ctid")))
 	}
 	for _, col := range rel.Columns {
 		mask, masked := acc.Masks[col.Name]
 		if !masked {
-			targets = append(targets, resTarget("", columnRef(col.Name)))
+			targets = append(targets, resTarget("", qualifiedRef(q, col.Name)))
 			continue
 		}
 		var val *pg_query.Node
 		if mask == nil {
 			val = nullConst()
 		} else {
-			val = clone(mask)
+			val = qualifiedCopy(mask, q)
 		}
 		if col.TypeName == nil {
 			panic("rewrite: catalog column " + rel.QName.String() + "." + col.Name + " has no TypeName")
@@ -167,23 +177,78 @@ func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, p
 		}}}
 		targets = append(targets, resTarget(col.Name, val))
 	}
-	var conds []*pg_query.Node
-	if acc.Filter != nil {
-		conds = append(conds, clone(acc.Filter))
-	}
-	conds = append(conds, pushed...)
 	return &pg_query.SelectStmt{
 		Op:         pg_query.SetOperation_SETOP_NONE,
 		TargetList: targets,
+		// NOTE: no alias: the item is known by the relation's name, which
+		// qualifies its columns, so the SELECT's text depends on the
+		// relation and the policy only, as subquery templates need
+		// (splice.go); its level has no other item that name could find.
 		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: &pg_query.RangeVar{
-			Schemaname: rel.Schema, Relname: rel.Name, Inh: inh, Relpersistence: "p", Location: -1,
+			Schemaname: rel.Schema, Relname: q, Inh: inh, Relpersistence: "p", Location: -1,
 		}}}},
-		WhereClause: and(conds),
+		WhereClause: scopeWhere(acc, pushed, q),
 		LimitOffset: &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 			Val: &pg_query.A_Const_Ival{Ival: &pg_query.Integer{Ival: 0}}, Location: -1,
 		}}},
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_COUNT,
 	}
+}
+
+// scopeWhere returns the scope of acc and the pushed conditions, ANDed,
+// with their references to the relation's columns qualified by q, the
+// name of the FROM item that reads it (qualifiedCopy); nil when there are
+// none.
+func scopeWhere(acc Access, pushed []*pg_query.Node, q string) *pg_query.Node {
+	conds := make([]*pg_query.Node, 0, len(pushed)+1)
+	if acc.Filter != nil {
+		conds = append(conds, qualifiedCopy(acc.Filter, q))
+	}
+	for _, p := range pushed {
+		conds = append(conds, qualifiedCopy(p, q))
+	}
+	return and(conds)
+}
+
+// qualifiedCopy returns a copy of n, an expression over a relation's
+// columns as a policy writes one (a scope, a mask) or pushDown copies
+// one, with every bare column reference col outside its subqueries
+// written q.col, q the name of the FROM item that reads the relation.
+//
+// A policy expression names the governed relation's columns bare, and
+// only outside its subqueries; inside one, every column is alias.column
+// of that subquery's own FROM (policy/decode_sqlexpr.go, columnRef): a
+// subquery's SELECT is left as it is, a sublink's test expression (col IN
+// (SELECT …)) is the relation's level and is qualified.
+//
+// NOTE: qualified, a column the relation no longer has is an error
+// (PostgreSQL looks rel.col up on the nearest FROM item named rel only),
+// where a bare name goes on to the enclosing query levels, the client's.
+func qualifiedCopy(n *pg_query.Node, q string) *pg_query.Node {
+	n = clone(n)
+	qualifyColumns(n, q)
+	return n
+}
+
+// qualifyColumns is qualifiedCopy in place.
+func qualifyColumns(m proto.Message, q string) {
+	pgtree.Walk(m, func(m proto.Message) bool {
+		switch v := m.(type) {
+		case *pg_query.ColumnRef:
+			if len(v.Fields) == 1 && v.Fields[0].GetString_() != nil {
+				v.Fields = []*pg_query.Node{pg_query.MakeStrNode(q), v.Fields[0]}
+			}
+			return false
+		case *pg_query.SubLink:
+			if v.Testexpr != nil {
+				qualifyColumns(v.Testexpr, q)
+			}
+			return false
+		case *pg_query.SelectStmt, *pg_query.RangeSubselect:
+			return false
+		}
+		return true
+	})
 }
 
 // Names of the row identity columns scopedSelect adds for writes.

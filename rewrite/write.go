@@ -14,12 +14,13 @@ import (
 //
 //	DELETE FROM t AS a WHERE (tableoid, ctid) IN
 //	  (SELECT a.pgveil_tableoid, a.pgveil_ctid
-//	   FROM (SELECT tableoid AS pgveil_tableoid, ctid AS pgveil_ctid, <masked cols>
+//	   FROM (SELECT t.tableoid AS pgveil_tableoid, t.ctid AS pgveil_ctid, <masked cols>
 //	         FROM t WHERE <scope> [AND <pushed comparisons>] OFFSET 0) AS a
 //	   WHERE <the user's WHERE>)
 //
-// so the user's predicates see only masked values of rows in scope, as in
-// a SELECT, and the leak-proof comparisons pushDown would copy for a
+// (every column of t qualified by t inside, as in a SELECT's scoped
+// subquery: buildScopedSelect), so the user's predicates see only masked
+// values of rows in scope, as in a SELECT, and the leak-proof comparisons pushDown would copy for a
 // SELECT are copied inside too (scopedRows). Where a direct read would be
 // allowed, the template of a seen shape finds the rows directly instead
 // (flattenableWrite). SET values and RETURNING may not read masked columns (they see

@@ -67,6 +67,12 @@ func userRelations(cat *rewrite.Catalog) []*rewrite.Relation {
 func (c *Config) CheckCatalog(ctx context.Context, srv Server, cat *rewrite.Catalog, ids *Identities) hcl.Diagnostics {
 	ck := &catalogChecker{cfg: c, ctx: ctx, srv: srv, cat: cat, ids: ids,
 		governed: map[*Table][]*rewrite.Relation{}, policies: map[string]*UserPolicy{}}
+	return ck.check()
+}
+
+// check is CheckCatalog.
+func (ck *catalogChecker) check() hcl.Diagnostics {
+	c, cat := ck.cfg, ck.cat
 	if err := ck.exec("SET default_transaction_read_only = on"); err != nil {
 		return hcl.Diagnostics{ck.cannot(err)}
 	}
@@ -211,6 +217,11 @@ type catalogChecker struct {
 	// report sets it as each diagnostic's Extra, for Drift to tell which
 	// relations an error is about.
 	owner any
+	// locksRefuse makes a type check that times out on a lock an error
+	// about the block or rule being checked (lockedSummary), where
+	// checking goes on, instead of the end of the check (Drift: a lock
+	// on one table must not keep every other DDL out of the snapshot).
+	locksRefuse bool
 }
 
 // exec runs one statement of pgveil's own, without parameters.
@@ -261,6 +272,10 @@ func (ck *catalogChecker) typeCheck(stmt *pg_query.Node) (problem string, ok boo
 	}
 	msg, rejected := rejection(err)
 	if !rejected {
+		if ck.locksRefuse && lockNotAvailable(err) {
+			ck.report(hcl.DiagError, nil, lockedSummary, fmt.Sprintf("Type-checking it waited on a lock past lock_timeout: %s.", err))
+			return "", true
+		}
 		ck.diags = append(ck.diags, ck.cannot(err))
 		return "", false
 	}

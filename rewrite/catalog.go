@@ -17,7 +17,7 @@ import (
 // catalogRelationsSQL lists relations and their live columns. Relations
 // without columns still appear once (attnum NULL).
 const catalogRelationsSQL = `
-SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
+SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnum
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -213,7 +213,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			}
 			types[typ] = tn
 		}
-		rel.Columns = append(rel.Columns, Column{Name: string(v[4]), Type: typ, TypeName: tn})
+		num, err := strconv.ParseInt(string(v[6]), 10, 16)
+		if err != nil {
+			rr.Close()
+			return nil, fmt.Errorf("reading catalog: column %s.%s: bad attnum %q", rel.QName, v[4], v[6])
+		}
+		rel.Columns = append(rel.Columns, Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num)})
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog relations: %w", err)

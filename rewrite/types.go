@@ -29,6 +29,10 @@ type Catalog struct {
 	// view and foreign table the service account can see, including
 	// pg_catalog and information_schema relations.
 	Relations map[QName]*Relation
+	// Refusals names the set of relations the snapshot refuses
+	// (Relation.Refused), "" when it refuses none: statements prepared
+	// under another set are checked again (proxy/server's version).
+	Refusals string
 	// Functions maps a schema name to the names of the functions in it.
 	Functions map[string]map[string]bool
 	// RowFunctions is Functions restricted to the names of which some
@@ -153,6 +157,10 @@ type Column struct {
 	Type string
 	// TypeName is Type parsed, for casts the rewriter writes.
 	TypeName *pg_query.TypeName
+	// Num is pg_attribute.attnum: renaming a column keeps it, so it
+	// tells a column renamed from one dropped and added again
+	// (policy.Config.Drift).
+	Num int16
 }
 
 // StatementKind is a kind of statement a role may run on governed data.

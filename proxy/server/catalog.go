@@ -104,10 +104,12 @@ func (w *catalogWatch) listen() {
 		if ctx.Err() != nil {
 			return
 		}
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
+		var refused listenRefused
+		if errors.As(err, &refused) {
 			// LISTEN itself was refused (a pooler in transaction
 			// mode, a server without it): the periodic reads remain.
+			// (A connection ended by the server, a restart, a bad
+			// password are tried again.)
 			w.log.Warn("listening for DDL notifications upstream was refused; the catalog is read every upstream.catalog_refresh only",
 				zap.Error(err))
 			return
@@ -135,6 +137,10 @@ func (w *catalogWatch) listenOnce(ctx context.Context, again bool) (listening bo
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+DDLChannel).ReadAll(); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Severity == "ERROR" {
+			return false, listenRefused{err}
+		}
 		return false, err
 	}
 	if again {
@@ -147,6 +153,11 @@ func (w *catalogWatch) listenOnce(ctx context.Context, again bool) (listening bo
 		w.notify()
 	}
 }
+
+// listenRefused is the server's ERROR to LISTEN itself.
+type listenRefused struct{ error }
+
+func (e listenRefused) Unwrap() error { return e.error }
 
 // notify asks for a read as a DDL notification does; it never blocks.
 func (w *catalogWatch) notify() {

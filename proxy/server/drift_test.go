@@ -25,6 +25,8 @@ type driftEnv struct {
 	srv  *Server
 	c    *pgconn.PgConn
 	logs *observer.ObservedLogs
+	// path is the configuration's file.
+	path string
 }
 
 const driftTable = "drift_resp"
@@ -59,10 +61,14 @@ rule "france_only" {
 		t.Fatal(err)
 	}
 	s := strings.Replace(string(b), "roles    = [\"reader\"]\n}", "roles    = [\"reader\"]\n  attributes = { country = \"France\" }\n}", 1)
+	if driftStatements != "" {
+		s = strings.Replace(s, "statements = [\"select\"]", driftStatements, 1)
+	}
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	setUpstream(t, path, `catalog_refresh = "1h"`)
+	e.path = path
 	core, logs := observer.New(zapcore.InfoLevel)
 	e.logs = logs
 	srv, err := Start(ctx, Config{Path: path, Config: load(t, path), Version: "test", Logger: zap.New(core)})
@@ -230,6 +236,19 @@ func TestDDLNeverOpensWhatThePolicyGoverns(t *testing.T) {
 			}
 			e.wantRefused("SELECT id, email FROM " + driftTable + "_v2")
 		})
+		t.Run("until a reload of a policy naming the new name, which serves it masked again", func(t *testing.T) {
+			b, err := os.ReadFile(e.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(e.path, []byte(strings.ReplaceAll(string(b), `"public.`+driftTable+`"`, `"public.`+driftTable+`_v2"`)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.srv.Reload(context.Background()); err != nil {
+				t.Fatalf("Reload: %v", err)
+			}
+			e.wantRows("SELECT id, email FROM "+driftTable+"_v2", "1|NULL")
+		})
 	})
 
 	t.Run("DDL the policy does not notice refuses nothing", func(t *testing.T) {
@@ -277,4 +296,35 @@ func TestDDLNotification(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	e.wantRefused("SELECT contact_email FROM " + driftTable)
+}
+
+// TestStatementsPreparedBeforeARefusal holds pgveil to checking again a
+// statement prepared before DDL made its table refused: PostgreSQL
+// analyses a prepared statement again after DDL, and the text pgveil
+// rewrote for the old snapshot would read the swapped columns.
+func TestStatementsPreparedBeforeARefusal(t *testing.T) {
+	e := startDrift(t, "")
+	ctx := context.Background()
+	if _, err := e.c.Prepare(ctx, "before", "SELECT id, comment FROM "+driftTable, nil); err != nil {
+		t.Fatal(err)
+	}
+	run := func() ([]string, error) {
+		res := e.c.ExecPrepared(ctx, "before", nil, nil, nil).Read()
+		var out []string
+		for _, r := range res.Rows {
+			out = append(out, string(r[0])+"|"+string(r[1]))
+		}
+		return out, res.Err
+	}
+	if rows, err := run(); err != nil || strings.Join(rows, ",") != "1|fr" {
+		t.Fatalf("before the DDL: %v, %v", rows, err)
+	}
+	e.exec("BEGIN; ALTER TABLE " + driftTable + " RENAME COLUMN email TO tmp; ALTER TABLE " + driftTable +
+		" RENAME COLUMN comment TO email; ALTER TABLE " + driftTable + " RENAME COLUMN tmp TO comment; COMMIT")
+	e.refresh()
+	rows, err := run()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Fatalf("the statement prepared before the DDL: rows %v, error %v; want 42501", rows, err)
+	}
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +37,8 @@ type Enforcement struct {
 	directory sync.Map // directory name → *policy.User
 	// log is SetLogger's; nil logs nothing.
 	log atomic.Pointer[zap.Logger]
+	// drift checks the catalog snapshots read after the first.
+	drift *drift
 }
 
 // directoryPrefix starts the engine's name of a directory login. No
@@ -101,7 +105,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 		return nil, append(diags, kd...), fmt.Errorf("the hash masks' keys are not installed upstream as configured")
 	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
-	d := &drift{baseline: cfg.Baseline(cat), digest: cat.Digest}
+	d := &drift{baseline: cfg.Baseline(cat), raw: cat.Digest, digest: cat.Digest}
 	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {
 		c, err := proxy.ConnectService(ctx, cfg, "catalog")
 		if err != nil {
@@ -117,6 +121,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 		}
 		return fresh, nil
 	}
+	e.drift = d
 	e.Engine = rewrite.NewEngine(cat, e.compile, refresh, 10000)
 	// The audit trail records each statement's fingerprint: statements
 	// served from a shape cache bring theirs.
@@ -131,55 +136,149 @@ func (e *Enforcement) SetLogger(log *zap.Logger) { e.log.Store(log) }
 // drift keeps what DDL upstream changes from opening what the policies
 // govern: each catalog snapshot read after the first goes through
 // policy.Config.Drift, which refuses the relations the policies no longer
-// match in it, before it is put in force.
+// protect in it as they did, before it is put in force.
 type drift struct {
-	// baseline is what the policies governed in the snapshot they were
-	// loaded against.
+	// NOTE: mu guards every field.
+	mu sync.Mutex
+	// baseline is what the policies protect, as of the latest snapshot
+	// checked (Drift moves it forward).
 	baseline *policy.Baseline
-	// NOTE: mu guards the fields below. digest is the digest of the
-	// latest snapshot checked, refused what Drift refused in it by OID:
-	// a snapshot with the same digest gets the same refusals without a
-	// check (refreshes of an unchanged catalog cost one read, nothing
-	// more).
-	mu      sync.Mutex
-	digest  [32]byte
+	// raw is the digest, as read, of the latest snapshot checked, zero
+	// when the next must be checked whatever its digest (a refusal for a
+	// lock); refused and digest are what the check gave it: a snapshot
+	// with the same raw digest gets them without a check (refreshes of
+	// an unchanged catalog cost one read, nothing more).
+	raw     [32]byte
 	refused map[uint32]string
+	digest  [32]byte
 }
 
-// check runs Drift on fresh, read through srv, unless a snapshot with its
-// digest was checked last; it logs the refusals of a snapshot that
-// differs.
+// driftLockTimeout bounds each wait for a lock while a changed snapshot
+// is checked: a table locked by VACUUM FULL or a pending ALTER is refused
+// until the next read instead of holding the read (and the statements
+// waiting on it).
+const driftLockTimeout = "SET lock_timeout = '1s'"
+
+// check runs Drift on fresh, read through srv, unless its raw digest is
+// that of the latest snapshot checked; it logs the refusals of a
+// snapshot that differs. A snapshot refusing relations gets a digest of
+// its own, so that the engine puts it in force (or the one that lifts
+// them) even though the catalog read the same.
 func (d *drift) check(ctx context.Context, e *Enforcement, srv policy.Server, fresh *rewrite.Catalog) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if fresh.Digest == d.digest && fresh.Digest != ([32]byte{}) {
+	raw := fresh.Digest
+	if raw == d.raw && raw != ([32]byte{}) {
 		for _, rel := range fresh.Relations {
 			rel.Refused = d.refused[rel.OID]
 		}
+		fresh.Digest = d.digest
+		fresh.Refusals = refusalsTag(fresh)
 		return nil
 	}
-	refused, diags, err := e.Config.Drift(ctx, srv, fresh, e.Identities, d.baseline)
+	if _, _, err := srv.Query(ctx, driftLockTimeout); err != nil {
+		return fmt.Errorf("checking the policies against the new catalog snapshot: %w", err)
+	}
+	out, err := e.Config.Drift(ctx, srv, fresh, e.Identities, d.baseline)
 	if err != nil {
 		return err
 	}
-	d.digest, d.refused = fresh.Digest, map[uint32]string{}
-	for _, rel := range fresh.Relations {
-		if rel.Refused != "" {
-			d.refused[rel.OID] = rel.Refused
-		}
+	d.baseline = out.Next
+	refused := markRefusals(fresh)
+	d.raw, d.refused, d.digest = raw, refused, fresh.Digest
+	if out.Transient {
+		d.raw = [32]byte{}
 	}
-	if log := e.log.Load(); log != nil && len(refused) > 0 {
+	if log := e.log.Load(); log != nil && len(out.Refused) > 0 {
 		var errs []string
-		for _, dg := range diags {
+		for _, dg := range out.Diagnostics {
 			if dg.Severity == hcl.DiagError {
 				errs = append(errs, dg.Error())
 			}
 		}
-		log.Error("the upstream catalog changed and the policies no longer match it: the relations they no longer match are refused "+
-			"until the policies are updated and pgveil reloaded (pgveil check --upstream shows the problems)",
-			zap.Strings("refused", refused), zap.Strings("problems", errs))
+		log.Error("the upstream catalog changed and the policies no longer protect some relations as they did: they are refused "+
+			"until the policies are updated and pgveil reloaded, or the DDL undone (pgveil check --upstream shows the problems)",
+			zap.Strings("refused", out.Refused), zap.Strings("problems", errs))
 	}
 	return nil
+}
+
+// markRefusals gives cat, whose relations Drift or Carry marked, its
+// Refusals tag and, when it refuses relations, a digest of its own, and
+// returns its refusals by OID.
+func markRefusals(cat *rewrite.Catalog) map[uint32]string {
+	refused := map[uint32]string{}
+	for _, rel := range cat.Relations {
+		if rel.Refused != "" {
+			refused[rel.OID] = rel.Refused
+		}
+	}
+	cat.Refusals = refusalsTag(cat)
+	if len(refused) > 0 {
+		h := sha256.New()
+		h.Write(cat.Digest[:])
+		h.Write([]byte(cat.Refusals))
+		for _, oid := range slices.Sorted(maps.Keys(refused)) {
+			fmt.Fprintf(h, "%d\x00%s\x00", oid, refused[oid])
+		}
+		h.Sum(cat.Digest[:0])
+	}
+	return refused
+}
+
+// refusalsTag names the set of relations cat refuses, "" for none.
+func refusalsTag(cat *rewrite.Catalog) string {
+	var oids []uint32
+	for _, rel := range cat.Relations {
+		if rel.Refused != "" {
+			oids = append(oids, rel.OID)
+		}
+	}
+	if len(oids) == 0 {
+		return ""
+	}
+	slices.Sort(oids)
+	h := sha256.New()
+	for _, oid := range oids {
+		fmt.Fprintf(h, "%d,", oid)
+	}
+	return fmt.Sprintf("refusing-%x", h.Sum(nil)[:6])
+}
+
+// carryFrom refuses in e's snapshot, before e is put in force by a
+// reload, what old refused and e's policies do not protect as they did
+// before the DDL (policy.Config.Carry).
+func (e *Enforcement) carryFrom(old *Enforcement) {
+	old.drift.mu.Lock()
+	oldB := old.drift.baseline
+	old.drift.mu.Unlock()
+	cat := e.Engine.Catalog()
+	b, why := e.Config.Carry(cat, old.Config, old.Engine.Catalog(), oldB)
+	e.drift.mu.Lock()
+	defer e.drift.mu.Unlock()
+	e.drift.baseline = b
+	if len(why) == 0 {
+		return
+	}
+	markRefusals(cat)
+	// The next read checks again whatever its digest.
+	e.drift.raw = [32]byte{}
+	if log := e.log.Load(); log != nil {
+		log.Error("relations refused since DDL stay refused: the reloaded policies do not protect them as before the DDL",
+			zap.Strings("refused", why))
+	}
+}
+
+// version is the version statements rewritten now are checked under:
+// the policy version, and the set of relations the snapshot in force
+// refuses, so that a statement prepared before a refusal is checked
+// again (prepared again, or refused as policy_changed) rather than run
+// as prepared.
+func (e *Enforcement) version() string {
+	if tag := e.Engine.Catalog().Refusals; tag != "" {
+		return e.Version + "+" + tag
+	}
+	return e.Version
 }
 
 // compile returns the compiled policy of login, compiling it once.

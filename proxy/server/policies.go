@@ -38,7 +38,10 @@ func (p *Policies) Swap(e *Enforcement) *Enforcement { return p.cur.Swap(e) }
 // Rewrite implements proxy.Rewriter with the Enforcement in force.
 func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, error) {
 	e := p.cur.Load()
-	st.PolicyVersion = e.Version
+	// NOTE: before the rewrite: the snapshot it uses is this one or a
+	// newer one, so a statement is never tagged with refusals newer than
+	// those it was checked under.
+	st.PolicyVersion = e.version()
 	login, err := e.rewriteLogin(s)
 	if err != nil {
 		// Only a change of the acting user may still pass (the proxy
@@ -61,6 +64,7 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 // parser (see proxy.Rewriter).
 func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*rewrite.Result, bool, error) {
 	e := p.cur.Load()
+	version := e.version() // before the caches: see Rewrite
 	login, err := e.rewriteLogin(s)
 	if err != nil {
 		// Rare: the service lost the right to act for the user.
@@ -74,7 +78,7 @@ func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*re
 		res, ok, err = e.Engine.RewriteCached(login, byte(st.Source), st.Text)
 	}
 	if ok {
-		st.PolicyVersion = e.Version
+		st.PolicyVersion = version
 	}
 	return res, ok, err
 }
@@ -122,7 +126,7 @@ func (p *Policies) MayActFor(service, target string) error {
 }
 
 // PolicyVersion returns the version of the policies in force.
-func (p *Policies) PolicyVersion() string { return p.cur.Load().Version }
+func (p *Policies) PolicyVersion() string { return p.cur.Load().version() }
 
 // User looks login up in the identities in force.
 func (p *Policies) User(login string) (*policy.User, bool) {

@@ -100,6 +100,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	}
 	logWarnings(log, idiags)
 	enf.SetLogger(log)
+	enf.carryFrom(old)
 	if len(changes.Restart) > 0 {
 		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -432,5 +433,45 @@ func TestAuditNamesTheUserActedForInRefusalsMadeBeforeTheCheck(t *testing.T) {
 	}
 	if want := "SELECT email FROM responses /* pgveil: a NUL byte, then 11 more bytes not recorded */"; refusals[1].SQL != want {
 		t.Errorf("the query with a NUL byte is recorded as %q, want %q", refusals[1].SQL, want)
+	}
+}
+
+func TestAuditKeepsTheHeadOfAStatementTooLongForTheWriterToParse(t *testing.T) {
+	pad := "/* " + strings.Repeat("x", 300<<10) + " */"
+	for _, c := range []struct {
+		name   string
+		redact bool
+		sql    string
+	}{
+		{"redact_literals on", true, "SELECT id, email FROM responses WHERE nps < 3 ORDER BY id LIMIT 3 " + pad},
+		{"redact_literals off, a secret word in a comment", false, "SELECT id, email FROM responses WHERE nps < 3 ORDER BY id LIMIT 3 /* server */ " + pad},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: c.redact, RewrittenSQL: audit.RewrittenHash})
+			ctx := context.Background()
+			conn := p.connect(t, "hq")
+			res, err := conn.PgConn().Exec(ctx, c.sql).ReadAll()
+			if err != nil || len(res[0].Rows) != 3 {
+				t.Fatalf("%v", err)
+			}
+			conn.Close(ctx)
+			waitSessions(t, p, 0)
+			n := 0
+			for _, e := range readAudit(t, alog, path) {
+				if e.Event != "statement" {
+					continue
+				}
+				n++
+				if !strings.HasPrefix(e.SQL, "SELECT id, email FROM responses WHERE nps < $1 ORDER BY id LIMIT $2 ") ||
+					!strings.Contains(e.SQL, "xxx…<statement truncated: the first 2621") ||
+					!strings.HasSuffix(e.SQL, fmt.Sprintf(" of %d bytes kept>", len(c.sql))) ||
+					e.Rows != 3 || e.RewrittenSHA256 == "" {
+					t.Errorf("the statement is recorded as %.100q … %q, rows %d", e.SQL, e.SQL[max(0, len(e.SQL)-80):], e.Rows)
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d statement records", n)
+			}
+		})
 	}
 }

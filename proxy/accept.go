@@ -90,6 +90,9 @@ type Server struct {
 	cancels    cancelRegistry
 	// throttle counts failed logins by address and login (throttle.go).
 	throttle authThrottle
+	// refusals bounds the audit records of refused startups
+	// (refused.go).
+	refusals refusalAudit
 
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
@@ -485,6 +488,11 @@ func (s *Server) failStartup(log *zap.Logger, res *startupResult, conn net.Conn,
 			_, _ = c.Write(buf)
 		}
 		log.Info("connection refused during startup", zap.String("reason", ce.Error()))
+		var params startupParams
+		if res != nil {
+			params = res.params
+		}
+		s.auditRefused(refusedRecord(conn.RemoteAddr(), params, ce.resp.Message), conn.RemoteAddr())
 		return
 	}
 	if !isClosedConn(err) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -363,4 +364,114 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	t.Run("an Execute of a cursor declared with DECLARE names the cursor and what it reads", func(t *testing.T) {
 		readsColumn(t, find(t, `FETCH FROM "cur"`), "tags")
 	})
+}
+
+// exchange sends msgs and reads the answers up to the ReadyForQuery that
+// ends them, returning the error codes seen.
+func exchange(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) []string {
+	t.Helper()
+	fe := c.PgConn().Frontend()
+	for _, m := range msgs {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			codes = append(codes, m.Code)
+		case *pgproto3.ReadyForQuery:
+			return codes
+		}
+	}
+}
+
+func TestAuditNamesTheUserActedForInRefusalsMadeBeforeTheCheck(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{})
+	ctx := context.Background()
+	c := p.connect(t, "metabase")
+	if _, err := c.PgConn().Exec(ctx, "SET ROLE marie").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if codes := exchange(t, c, &pgproto3.FunctionCall{Function: 1299}); len(codes) != 1 {
+		t.Fatalf("function call: errors %v", codes)
+	}
+	if codes := exchange(t, c, &pgproto3.Query{String: "SELECT email FROM responses\x00 -- hidden"}); len(codes) != 1 {
+		t.Fatalf("query with a NUL byte: errors %v", codes)
+	}
+	if codes := exchange(t, c, &pgproto3.Query{String: "SELECT pg_catalog.pg_read_file('/etc/passwd')"}); len(codes) != 1 {
+		t.Fatalf("query the rewriter refuses: errors %v", codes)
+	}
+	c.Close(ctx)
+	waitSessions(t, p, 0)
+	var version string
+	var refusals []*audit.Entry
+	for _, e := range readAudit(t, alog, path) {
+		if e.Event != "statement" {
+			continue
+		}
+		if e.SQL == "SET ROLE marie" {
+			version = e.PolicyVersion
+			continue
+		}
+		refusals = append(refusals, e)
+	}
+	if len(refusals) != 3 || version == "" {
+		t.Fatalf("%d refusals recorded, version %q", len(refusals), version)
+	}
+	for _, e := range refusals {
+		if e.Decision != "denied" || e.User != "metabase" || e.ActingFor != "marie" || e.PolicyVersion != version {
+			t.Errorf("%q was refused while acting for marie under version %s; its record says decision=%s user=%s acting_for=%q policy_version=%q",
+				e.SQL, version, e.Decision, e.User, e.ActingFor, e.PolicyVersion)
+		}
+	}
+	if want := "SELECT email FROM responses /* pgveil: a NUL byte, then 11 more bytes not recorded */"; refusals[1].SQL != want {
+		t.Errorf("the query with a NUL byte is recorded as %q, want %q", refusals[1].SQL, want)
+	}
+}
+
+func TestAuditKeepsTheHeadOfAStatementTooLongForTheWriterToParse(t *testing.T) {
+	pad := "/* " + strings.Repeat("x", 300<<10) + " */"
+	for _, c := range []struct {
+		name   string
+		redact bool
+		sql    string
+	}{
+		{"redact_literals on", true, "SELECT id, email FROM responses WHERE nps < 3 ORDER BY id LIMIT 3 " + pad},
+		{"redact_literals off, a secret word in a comment", false, "SELECT id, email FROM responses WHERE nps < 3 ORDER BY id LIMIT 3 /* server */ " + pad},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: c.redact, RewrittenSQL: audit.RewrittenHash})
+			ctx := context.Background()
+			conn := p.connect(t, "hq")
+			res, err := conn.PgConn().Exec(ctx, c.sql).ReadAll()
+			if err != nil || len(res[0].Rows) != 3 {
+				t.Fatalf("%v", err)
+			}
+			conn.Close(ctx)
+			waitSessions(t, p, 0)
+			n := 0
+			for _, e := range readAudit(t, alog, path) {
+				if e.Event != "statement" {
+					continue
+				}
+				n++
+				if !strings.HasPrefix(e.SQL, "SELECT id, email FROM responses WHERE nps < $1 ORDER BY id LIMIT $2 ") ||
+					!strings.Contains(e.SQL, "xxx…<statement truncated: the first 2621") ||
+					!strings.HasSuffix(e.SQL, fmt.Sprintf(" of %d bytes kept>", len(c.sql))) ||
+					e.Rows != 3 || e.RewrittenSHA256 == "" {
+					t.Errorf("the statement is recorded as %.100q … %q, rows %d", e.SQL, e.SQL[max(0, len(e.SQL)-80):], e.Rows)
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d statement records", n)
+			}
+		})
+	}
 }

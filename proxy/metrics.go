@@ -34,6 +34,10 @@ type Metrics struct {
 	// cap of one address and by the failed-login throttle (throttle.go).
 	refusedAddr prometheus.Counter
 	refusedAuth prometheus.Counter
+	// refusalsUnrecorded counts the refused startups the audit trail
+	// does not record, past the first of their address in a window
+	// (refused.go).
+	refusalsUnrecorded prometheus.Counter
 	// pool reports the transaction pool's backends for its gauges; nil
 	// in session mode (the gauges read 0).
 	pool atomic.Pointer[pool]
@@ -99,6 +103,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_pool_wait_timeouts_total", Help: "Transactions refused (53300) because no upstream connection of the transaction pool became free in time.",
 		}),
+		refusalsUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_audit_refusals_unrecorded_total",
+			Help: "Startups refused before authentication that the audit trail does not record: past the first connect_refused record of their client address in a minute, or past the addresses it remembers.",
+		}),
 		keptReused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_kept_backends_reused_total", Help: "Session-mode sessions that started on a backend an ended session left (upstream.pool.keep_idle).",
 		}),
@@ -134,7 +142,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.cancels[o] = cancels.WithLabelValues(o.String())
 	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
 		cancels)
 	return m
 }
@@ -197,6 +205,14 @@ func (m *Metrics) addressRefused() {
 func (m *Metrics) authThrottled() {
 	if m != nil {
 		m.refusedAuth.Inc()
+	}
+}
+
+// refusalUnrecorded counts a refused startup the audit trail does not
+// record.
+func (m *Metrics) refusalUnrecorded() {
+	if m != nil {
+		m.refusalsUnrecorded.Inc()
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -141,7 +142,8 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		if err = ss.cin.Skip(total); err == nil {
 			ss.batchSent()
 			r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
-			ss.noteStatement(&Statement{Source: SourceQuery, Text: "(fast-path function call)"}, nil, r)
+			st := &Statement{Source: SourceQuery, Text: "(fast-path function call)", PolicyVersion: ss.uncheckedVersion()}
+			ss.noteStatement(st, nil, r)
 			err = ss.refuse(SourceQuery, "", r)
 		}
 	case 'X':
@@ -232,6 +234,33 @@ func cstring(b []byte) (string, []byte, bool) {
 	return "", nil, false
 }
 
+// nulQueryText is what the audit trail records of the text of a Query
+// message body refused for a NUL byte inside it, or none at its end: the
+// text up to the first NUL, then a comment saying how many bytes were
+// not recorded after it. A comment, so that the record's text still
+// parses (and its literals can be redacted) when the part kept does.
+func nulQueryText(body []byte) string {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return string(body) + " /* pgveil: the Query message ended without a NUL byte */"
+	}
+	return fmt.Sprintf("%s /* pgveil: a NUL byte, then %d more bytes not recorded */", body[:i], len(body)-i-1)
+}
+
+// uncheckedVersion is the policy version, acting user included, of a
+// statement refused before check (a FunctionCall, a Query holding a NUL
+// byte): the version check would have tagged it with, so that its
+// record names the end user a BI service's session acts for, and the
+// policy in force.
+func (ss *session) uncheckedVersion() string {
+	if ss.track != nil {
+		if v := ss.track.Versions(); v != nil {
+			return v.PolicyVersion()
+		}
+	}
+	return versionFor("", ss.actingFor())
+}
+
 // relayQuery handles a simple-protocol Query: its text goes through the
 // Rewriter, then upstream.
 func (ss *session) relayQuery(total int) error {
@@ -247,7 +276,7 @@ func (ss *session) relayQuery(total int) error {
 		// pgveil, through the refusal marker, so that a transaction
 		// block aborts upstream as the client is told it did.
 		ss.batchSent()
-		st := &Statement{Source: SourceQuery, Text: text}
+		st := &Statement{Source: SourceQuery, Text: nulQueryText(msg[wire.HeaderLen:]), PolicyVersion: ss.uncheckedVersion()}
 		r := &Refusal{Code: CodeProtocolViolation, Rule: "syntax", Message: "invalid message format: Query (a NUL byte inside the statement text, or none at its end)"}
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)

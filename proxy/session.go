@@ -77,6 +77,9 @@ type session struct {
 	// NOTE: from then on, its end must be counted too: by run, or by
 	// failStartup when it never relays.
 	opened bool
+	// authenticated reports that the client authenticated: a refusal
+	// before that is audited within refusalAudit's bounds (refused.go).
+	authenticated bool
 	// clientAddr is info.ClientAddr as text, for the audit trail's records.
 	clientAddr string
 	// countedAs is the login admitUser counted the session under, until
@@ -343,6 +346,7 @@ func (ss *session) start(res *startupResult) error {
 	if err != nil {
 		return err
 	}
+	ss.authenticated = true
 	if want := ss.srv.cfg.Database; res.params.database != want {
 		return fatalErr(CodeInvalidCatalogName,
 			fmt.Sprintf("database %q does not exist", res.params.database),
@@ -472,6 +476,15 @@ func (ss *session) failStartup(err error) {
 		case ce.resp.Code == CodeCannotConnect:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
 			ss.auditEvent("connect_failed", "pgveil could not connect to the upstream server", 0)
+		case !ss.authenticated:
+			// A protocol error during authentication: bounded, as
+			// the client has proved nothing yet.
+			ss.log.Info("session refused", zap.String("reason", ce.Error()))
+			if ss.srv.audit != nil {
+				r := ss.auditRecord("connect_refused")
+				r.Roles, r.Reason = nil, ce.resp.Message
+				ss.srv.auditRefused(r, ss.info.ClientAddr)
+			}
 		default:
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
 			ss.auditEvent("connect_refused", ce.resp.Message, 0)

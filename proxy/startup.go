@@ -33,7 +33,9 @@ type startupResult struct {
 	// cancel is set when the client sent a CancelRequest instead of a
 	// StartupMessage; params is nil then.
 	cancel *pgproto3.CancelRequest
-	// params are the validated startup parameters.
+	// params are the validated startup parameters; when negotiate
+	// refuses the StartupMessage, those it claims (claimedParams), for
+	// the audit record of the refusal.
 	params startupParams
 	// minor is the protocol minor version the client asked for.
 	minor uint16
@@ -153,12 +155,16 @@ func (s *Server) negotiate(conn net.Conn) (*startupResult, error) {
 			}
 			res.minor = uint16(minor)
 			if s.tlsConfig != nil && s.cfg.TLS.Require && !res.tls {
+				// NOTE: what the client claims, for the audit record
+				// of the refusal only.
+				res.params = claimedParams(body)
 				return res, fatalErr(CodeInvalidAuthorization,
 					"pgveil requires an encrypted connection",
 					"Connect with sslmode=require (or stronger).", nil)
 			}
 			params, unrecognized, err := parseStartupParams(body, s.cfg.Upstream.SearchPath)
 			if err != nil {
+				res.params = claimedParams(body)
 				return res, err
 			}
 			res.params, res.unrecognized = params, unrecognized

@@ -90,8 +90,15 @@ func literalShapeSpans(text string, spans []literalSpan) (shape string, _ []lite
 // holds it to pg_query's own scanner); callers treat ok == false as
 // "unknown", never as "no literals".
 func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam int, ok bool) {
+	return scanLiteralsTo(text, len(text), spans)
+}
+
+// scanLiteralsTo is scanLiterals reading the tokens of text that start
+// before stop only: ok and maxParam say nothing of the rest, and the last
+// span may end past stop.
+func scanLiteralsTo(text string, stop int, spans []literalSpan) (_ []literalSpan, maxParam int, ok bool) {
 	n := len(text)
-	for i := 0; i < n; {
+	for i := 0; i < stop; {
 		c := text[i]
 		// Most bytes are spaces, punctuation and identifiers: skip them
 		// by table before the cases that read tokens.

@@ -134,22 +134,75 @@ func TestOptions(t *testing.T) {
 		{
 			// Parsing them would take the writer seconds and gigabytes,
 			// or overflow the parser's stack.
-			name:   "a text too deep to parse is kept unparsed, and redacted whole",
+			name:   "a text too deep to parse is kept unparsed, its literals redacted by the rewriter's scanner",
 			opts:   Options{RedactLiterals: true},
 			record: &Record{Event: EventStatement, SQL: "SELECT " + strings.Repeat("(", 100000) + "'secret'" + strings.Repeat(")", 100000)},
 			check: func(t *testing.T, e *Entry) {
-				if e.SQL != "<statement not parsed: 200015 bytes redacted>" || e.Fingerprint != "" {
+				if e.SQL != "SELECT "+strings.Repeat("(", 100000)+"$1"+strings.Repeat(")", 100000) || e.Fingerprint != "" {
 					t.Errorf("%.200v", e)
 				}
 			},
 		},
 		{
-			name:   "so is a text too long to parse",
+			name:   "a text too long to parse is cut to its first 256 KiB, redacted, and marked as cut",
 			opts:   Options{RedactLiterals: true},
 			record: &Record{Event: EventStatement, SQL: "SELECT 'secret'" + strings.Repeat(", 1", 100000)},
 			check: func(t *testing.T, e *Entry) {
-				if e.SQL != "<statement not parsed: 300015 bytes redacted>" || e.Fingerprint != "" {
-					t.Errorf("%.200v", e)
+				// Each ", 1" becomes ", $n": the first 102,479 bytes
+				// make 256 KiB.
+				if !strings.HasPrefix(e.SQL, "SELECT $1, $2, $3") || strings.Contains(e.SQL, "'") || strings.Contains(e.SQL, ", 1,") ||
+					!strings.HasSuffix(e.SQL, ", $34155, …<statement truncated: the first 102479 of 300015 bytes kept>") || e.Fingerprint != "" {
+					t.Errorf("%.200v … %q", e, e.SQL[max(0, len(e.SQL)-100):])
+				}
+				if len(e.SQL) > 256<<10+100 {
+					t.Errorf("%d bytes kept", len(e.SQL))
+				}
+			},
+		},
+		{
+			name:   "a literal the cut would go through is replaced whole",
+			opts:   Options{RedactLiterals: true},
+			record: &Record{Event: EventStatement, SQL: "SELECT '" + strings.Repeat("secret ", 50000) + "', 1 /*" + strings.Repeat("x", 300<<10) + "*/"},
+			check: func(t *testing.T, e *Entry) {
+				if e.SQL != "SELECT $1…<statement truncated: the first 350009 of 657217 bytes kept>" {
+					t.Errorf("%.200q", e.SQL)
+				}
+			},
+		},
+		{
+			name:   "a text too long to parse that the scanner cannot read is withheld, and not said to be unparsed",
+			opts:   Options{RedactLiterals: true},
+			record: &Record{Event: EventStatement, SQL: "SELECT E'sec\\'ret'" + strings.Repeat(", 1", 100000)},
+			check: func(t *testing.T, e *Entry) {
+				if e.SQL != "<statement too long or too deep to redact: 300018 bytes withheld>" {
+					t.Errorf("%.200q", e.SQL)
+				}
+			},
+		},
+		{
+			name:   "without redaction, a long text naming a secret word (in a comment) keeps its first 256 KiB, redacted",
+			record: &Record{Event: EventStatement, SQL: "SELECT id FROM t WHERE a = 'x' /* server */" + strings.Repeat(" ", 300<<10)},
+			check: func(t *testing.T, e *Entry) {
+				if !strings.HasPrefix(e.SQL, "SELECT id FROM t WHERE a = $1 /* server */") || !strings.HasSuffix(e.SQL, "bytes kept>") {
+					t.Errorf("%.200q", e.SQL)
+				}
+			},
+		},
+		{
+			name:   "so does a long statement holding a password",
+			record: &Record{Event: EventStatement, SQL: "ALTER ROLE marie PASSWORD 'MyNewS3cret!' /*" + strings.Repeat("x", 300<<10) + "*/"},
+			check: func(t *testing.T, e *Entry) {
+				if strings.Contains(e.SQL, "MyNewS3cret") || !strings.HasPrefix(e.SQL, "ALTER ROLE marie PASSWORD $1 /*xxx") {
+					t.Errorf("%.200q", e.SQL)
+				}
+			},
+		},
+		{
+			name:   "a long statement holding a password in a dollar quote is withheld",
+			record: &Record{Event: EventStatement, SQL: "ALTER ROLE marie PASSWORD $$MyNewS3cret!$$ /*" + strings.Repeat("x", 300<<10) + "*/"},
+			check: func(t *testing.T, e *Entry) {
+				if strings.Contains(e.SQL, "MyNewS3cret") || !strings.HasSuffix(e.SQL, "bytes withheld>") {
+					t.Errorf("%.200q", e.SQL)
 				}
 			},
 		},

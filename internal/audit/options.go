@@ -59,7 +59,9 @@ type Options struct {
 	// default when empty), RewrittenHash (its SHA-256) or RewrittenNone.
 	RewrittenSQL string
 	// RedactLiterals replaces the literals of SQL (and of Rewritten when
-	// kept in full) with $n, using pg_query.Normalize.
+	// kept in full) with $n, using pg_query.Normalize, or for a text too
+	// long or too deep for the writer to parse, the rewriter's literal
+	// scanner on its head (see maxParsedText).
 	RedactLiterals bool
 	// Logger receives diagnostics (write errors, a damaged last line);
 	// zap.NewNop() when nil.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/internal/sqlguard"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // Cache bounds: at most 2×cacheGeneration texts of at most cacheMaxText
@@ -24,9 +25,11 @@ const (
 // maxParsedText bounds the texts the writer parses. A client may send a
 // statement of up to listen.max_message_size (64 MiB): parsing one that
 // long takes the one writer tens of seconds and gigabytes, while every
-// session's records wait. Longer texts, and those sqlguard refuses (the
-// rewriter refused them unparsed), get no fingerprint, and redaction
-// replaces them whole.
+// session's records wait. Longer texts, and those too deep for the writer
+// (maxParsedDepth), get no fingerprint (unless the rewriter, which may
+// have parsed them, gave one), and redaction reads their literals with
+// the rewriter's literal scanner instead (redactUnparsed), keeping the
+// first maxParsedText bytes of a longer one.
 const maxParsedText = 256 << 10
 
 // maxParsedDepth bounds the operators and nesting of the texts the
@@ -49,6 +52,9 @@ type parsed struct {
 	normalized string
 	// normalizedDone records that normalized was computed.
 	normalizedDone bool
+	// skipped records that the text was not handed to pg_query at all:
+	// too long or too deep for the writer (parseable).
+	skipped bool
 }
 
 // textCache remembers what parsing recent statement texts gave, so that
@@ -76,8 +82,8 @@ func (c *textCache) get(text string) *parsed {
 	p, ok := c.old[text]
 	if !ok {
 		// NOTE: no fingerprint also means no normalize (below).
-		p = &parsed{}
-		if parseable(text) {
+		p = &parsed{skipped: !parseable(text)}
+		if !p.skipped {
 			if fp, err := pg_query.Fingerprint(text); err == nil {
 				p.fingerprint = fp
 			}
@@ -142,10 +148,15 @@ func (c *textCache) holdsSecret(text string) bool {
 	return secret
 }
 
-// normalize returns text with its literals replaced by $n. A text that
-// does not parse cannot be redacted reliably, so it is replaced whole.
+// normalize returns text with its literals replaced by $n. A text the
+// writer does not parse (too long or too deep) is redacted by
+// redactUnparsed; one that pg_query cannot parse cannot be redacted
+// reliably, so it is replaced whole.
 func (c *textCache) normalize(text string) string {
 	p := c.get(text)
+	if p.skipped {
+		return redactUnparsed(text)
+	}
 	if !p.normalizedDone {
 		p.normalizedDone = true
 		if p.fingerprint != "" {
@@ -164,6 +175,30 @@ func (c *textCache) normalize(text string) string {
 // parse: its length only.
 func unparseableRedacted(text string) string {
 	return fmt.Sprintf("<statement not parsed: %d bytes redacted>", len(text))
+}
+
+// redactUnparsed redacts a text the writer does not hand to pg_query,
+// too long or too deep for it (the rewriter may well have parsed it):
+// its literals are replaced by $n as the rewriter's literal scanner reads
+// them (rewrite.RedactLiterals), in its first maxParsedText bytes only,
+// which a longer text is cut to, truncatedMark after them. A text
+// that scanner cannot read with certainty (a dollar quote, an E'…'
+// string) is replaced by its length only.
+func redactUnparsed(text string) string {
+	red, kept, ok := rewrite.RedactLiterals(text, maxParsedText)
+	switch {
+	case !ok:
+		return fmt.Sprintf("<statement too long or too deep to redact: %d bytes withheld>", len(text))
+	case kept < len(text):
+		return red + truncatedMark(kept, len(text))
+	}
+	return red
+}
+
+// truncatedMark ends the first kept bytes of a text of total bytes, all
+// the record keeps of it.
+func truncatedMark(kept, total int) string {
+	return fmt.Sprintf("…<statement truncated: the first %d of %d bytes kept>", kept, total)
 }
 
 // prepare turns a Record into the Entry the writer encodes: it adds the

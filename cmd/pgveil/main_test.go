@@ -435,7 +435,7 @@ user "dana" {
 		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT id FROM tags WHERE id = 5")
 		for _, want := range []string{
 			"rewritten SQL:\n  SELECT id FROM (SELECT",
-			"rewritten SQL, once a statement of this shape was seen before (reads directly):\n  SELECT id FROM public.tags tags WHERE owner OPERATOR(pg_catalog.=) 'dana' AND id OPERATOR(pg_catalog.=) 5\n",
+			"rewritten SQL, once a statement of this shape was seen before (reads directly):\n  SELECT id FROM public.tags tags WHERE tags.owner OPERATOR(pg_catalog.=) 'dana' AND tags.id OPERATOR(pg_catalog.=) 5\n",
 		} {
 			if code != 0 || !strings.Contains(out, want) {
 				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)

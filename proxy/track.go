@@ -143,6 +143,10 @@ func (ss *session) trackExecute(portal string, total int) error {
 // client's message; the tracker swallows their answers (client relay).
 func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 	for _, m := range msgs {
+		switch m.(type) {
+		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Close, *pgproto3.Describe, *pgproto3.Execute:
+			ss.extSkips.message()
+		}
 		var err error
 		if ss.pl != nil {
 			// Under the statements' names upstream (pooled_stmt.go).

@@ -799,7 +799,7 @@ func (ss *session) closeDoubt(n int64) (int64, []statement.Finished) {
 	ss.copySyncs.forget()
 	var finished []statement.Finished
 	if t := ss.track; t != nil {
-		finished = t.OnReadyForQuery(0, n)
+		finished = t.OnReadyForQuery(0, n, byte(ss.txStatus.Load()))
 	}
 	return ss.done.Add(n), finished
 }
@@ -829,7 +829,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		batches = n
 	}
 	if t := ss.track; t != nil {
-		for _, f := range t.OnReadyForQuery(len(msg), batches) {
+		for _, f := range t.OnReadyForQuery(len(msg), batches, byte(ss.txStatus.Load())) {
 			ss.finish(f.Exec, f.Note)
 		}
 	}

@@ -230,9 +230,12 @@ func checkExtNotes(t *testing.T, ss *session, out []byte) {
 		if err != nil {
 			break
 		}
-		if _, err := fr.Message(total); err != nil {
+		_, err = fr.Message(total)
+		if err != nil && typ != 'S' {
 			break
 		}
+		// A Sync cut short by a client that hung up was counted before
+		// its beginning went upstream.
 		switch typ {
 		case 'P', 'B', 'E', 'C', 'D':
 			ext++
@@ -246,6 +249,9 @@ func checkExtNotes(t *testing.T, ss *session, out []byte) {
 				want = append(want, extQuery{batch: batch, ext: ext})
 			}
 			ext = 0
+		}
+		if err != nil {
+			break
 		}
 	}
 	if got := ss.sent.Load(); got != batch {

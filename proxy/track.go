@@ -86,7 +86,10 @@ func (ss *session) trackBind(portal, name string, ok bool) error {
 	}
 	if r != nil {
 		// Closed, then refused: the refusal's marker fails in the
-		// Bind's place, and nothing stays under the name.
+		// Bind's place, and nothing stays under the name. (The Bind
+		// follows it upstream, skipped after its error: the marker is
+		// one extended message more, ext_skip.go.)
+		ss.extSkips.message()
 		return ss.refuse(SourceParse, name, r)
 	}
 	return nil

@@ -36,7 +36,15 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Fingerprint = info.Result.Fingerprint
 	}
 	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
-	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, time.Since(x.Start)
+	// NOTE: an execution kept for its batch's ReadyForQuery ended
+	// before it (statement.Tracker.finished): its record says when.
+	end := x.End
+	if end.IsZero() {
+		end = time.Now()
+	} else {
+		r.Time = end
+	}
+	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, end.Sub(x.Start)
 	if info.Refusal != nil {
 		r.Decision = "denied"
 		r.Reason = info.Refusal.Rule

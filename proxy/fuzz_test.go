@@ -173,6 +173,10 @@ func FuzzClientRelay(f *testing.F) {
 	f.Add([]byte{'Q', 0, 0, 0, 4})
 	f.Add([]byte{'Q', 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{'Q', 0, 0, 0, 6, 'a', 0, 'b', 0})
+	// Queries and a FunctionCall inside an extended batch.
+	f.Add(encodeAll(&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Query{String: "SELECT 1"}, &pgproto3.FunctionCall{Function: 1}, &pgproto3.Parse{Query: "SELECT deny"},
+		&pgproto3.Query{String: "SELECT deny"}, &pgproto3.Sync{}, &pgproto3.Query{String: "SELECT 2"}))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
@@ -206,7 +210,64 @@ func FuzzClientRelay(f *testing.F) {
 				t.Fatalf("refused statement forwarded: %q", msg)
 			}
 		}
+		checkExtNotes(t, ss, out.Bytes())
 	})
+}
+
+// checkExtNotes checks what the client relay of ss noted of the Queries
+// a failed extended batch may skip (ext_skip.go) against out, what it
+// wrote upstream: each Query or Sync is a batch boundary, and each Query
+// after an extended-protocol message since the last Sync is noted with
+// the extended messages written since the last boundary, exactly.
+func checkExtNotes(t *testing.T, ss *session, out []byte) {
+	t.Helper()
+	var want []extQuery
+	var batch, ext int64
+	window := false
+	fr := wire.NewReader(bytes.NewReader(out), 1024, 1<<30)
+	for {
+		typ, total, err := fr.Header()
+		if err != nil {
+			break
+		}
+		_, err = fr.Message(total)
+		if err != nil && typ != 'S' {
+			break
+		}
+		// A Sync cut short by a client that hung up was counted before
+		// its beginning went upstream.
+		switch typ {
+		case 'P', 'B', 'E', 'C', 'D':
+			ext++
+			window = true
+		case 'S':
+			batch++
+			ext, window = 0, false
+		case 'Q':
+			batch++
+			if window {
+				want = append(want, extQuery{batch: batch, ext: ext})
+			}
+			ext = 0
+		}
+		if err != nil {
+			break
+		}
+	}
+	if got := ss.sent.Load(); got != batch {
+		t.Fatalf("%d batch boundaries went upstream, the session counted %d", batch, got)
+	}
+	ss.extSkips.mu.Lock()
+	got := append([]extQuery(nil), ss.extSkips.queries...)
+	ss.extSkips.mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("Queries noted in extended batches: got %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("Queries noted in extended batches: got %v, want %v", got, want)
+		}
+	}
 }
 
 // FuzzBackendRelay feeds arbitrary upstream bytes to the backend relay:
@@ -300,5 +361,6 @@ func FuzzPooledClientRelay(f *testing.F) {
 				t.Fatalf("message %q names the statement %q upstream, not one of the session's", typ, name)
 			}
 		}
+		checkExtNotes(t, ss, out.Bytes())
 	})
 }

@@ -724,6 +724,8 @@ func (l *eventLoop) pumpClient(ss *session) {
 					// (review: SQL run for another user's session).
 					lp.cTyp = typ
 				}
+				// Streamed, not handled by clientMessage.
+				ss.noteExtended(typ)
 				lp.cRemain = total
 				continue
 			case (typ == 'B' || typ == 'E' || typ == 'C') && total > clientReadBuf:

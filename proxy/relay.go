@@ -123,7 +123,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 	case 'S':
 		ss.othersInBatch, ss.batchRefused = 0, false
 		ss.actBatchClosed()
-		ss.batchSent()
+		ss.batchSent(true)
 		inCopy := ss.serverCopyIn.Load()
 		ss.copySyncs.sync(inCopy, ss.copyStarts.Load())
 		err = ss.cin.Forward(total, ss.uout)
@@ -140,7 +140,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		// The fast-path interface calls a function by OID, bypassing
 		// every statement check.
 		if err = ss.cin.Skip(total); err == nil {
-			ss.batchSent()
+			ss.batchSent(false)
 			r := firewall.New("function_call", "pgveil refused a fast-path function call (FunctionCall message)")
 			st := &Statement{Source: SourceQuery, Text: "(fast-path function call)", PolicyVersion: ss.uncheckedVersion()}
 			ss.noteStatement(st, nil, r)
@@ -164,7 +164,20 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		e := protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
 		return &e, nil
 	}
+	if err == nil {
+		ss.noteExtended(typ)
+	}
 	return nil, err
+}
+
+// noteExtended counts a client message of type typ written upstream, or
+// the refusal's marker written in its place, when it is an
+// extended-protocol message the server answers one by one (ext_skip.go).
+func (ss *session) noteExtended(typ byte) {
+	switch typ {
+	case 'P', 'B', 'E', 'C', 'D':
+		ss.extSkips.message()
+	}
 }
 
 // clientPassThrough reports whether a client message of type typ passes
@@ -275,7 +288,7 @@ func (ss *session) relayQuery(total int) error {
 		// ERROR and goes on, the message's length being sound; so does
 		// pgveil, through the refusal marker, so that a transaction
 		// block aborts upstream as the client is told it did.
-		ss.batchSent()
+		ss.batchSent(false)
 		st := &Statement{Source: SourceQuery, Text: nulQueryText(msg[wire.HeaderLen:]), PolicyVersion: ss.uncheckedVersion()}
 		r := &Refusal{Code: CodeProtocolViolation, Rule: "syntax", Message: "invalid message format: Query (a NUL byte inside the statement text, or none at its end)"}
 		ss.noteStatement(st, nil, r)
@@ -288,7 +301,7 @@ func (ss *session) relayQuery(total int) error {
 		ss.cin.Unread(total)
 		return rerr
 	}
-	ss.batchSent()
+	ss.batchSent(false)
 	// NOTE: after actGate: a Query after an Execute ending a transaction
 	// without a Sync between is of the same batch.
 	defer ss.actBatchClosed()
@@ -419,9 +432,12 @@ func (ss *session) relayParse(total int) error {
 }
 
 // batchSent counts a batch boundary sent upstream (Query, Sync, refused
-// FunctionCall) and notes when, for the upstream latency metric.
-func (ss *session) batchSent() {
+// FunctionCall) and notes when, for the upstream latency metric; sync
+// tells a Sync from a Query (the client's or a refusal's marker), which a
+// failed extended batch skips (ext_skip.go).
+func (ss *session) batchSent(sync bool) {
 	n := ss.sent.Add(1)
+	ss.extSkips.boundary(n, sync)
 	if ss.srv.metrics != nil {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
 	}
@@ -721,6 +737,9 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			return upstreamEnds, &sessionEnd{resp: fatal(CodeProtocolViolation, "upstream sent an oversized message", ""),
 				reason: "oversized upstream message", warn: true}
 		}
+		if typ == 'E' {
+			ss.extSkips.answer(typ)
+		}
 		return upstreamDecode, nil
 	case 'G':
 		// CopyInResponse: the client may now send copy data only.
@@ -746,6 +765,7 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 	}
 	// Everything else — DataRow, RowDescription, CommandComplete,
 	// CopyData, notices, notifications… — passes through undecoded.
+	ss.extSkips.answer(typ)
 	if t := ss.track; t != nil {
 		swallow, done := t.OnAnswer(typ, total, "", "", false)
 		if done != nil {
@@ -808,7 +828,7 @@ func (ss *session) closeDoubt(n int64) (int64, []statement.Finished) {
 	ss.copySyncs.forget()
 	var finished []statement.Finished
 	if t := ss.track; t != nil {
-		finished = t.OnReadyForQuery(0, n)
+		finished = t.OnReadyForQuery(0, n, byte(ss.txStatus.Load()))
 	}
 	return ss.done.Add(n), finished
 }
@@ -830,10 +850,15 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 			ss.actSettle(msg[wire.HeaderLen])
 		}
 	}
-	// The batches of the Syncs a COPY ignored close with this one.
-	batches := ss.copySyncs.answered(ss.sent.Load() - ss.done.Load())
+	// The batches of the Syncs a COPY ignored close with this one, and
+	// those of the Queries a failed extended batch skipped.
+	unanswered := ss.sent.Load() - ss.done.Load()
+	batches := ss.copySyncs.answered(unanswered)
+	if n := ss.extSkips.closes(ss.done.Load(), unanswered); n > batches {
+		batches = n
+	}
 	if t := ss.track; t != nil {
-		for _, f := range t.OnReadyForQuery(len(msg), batches) {
+		for _, f := range t.OnReadyForQuery(len(msg), batches, byte(ss.txStatus.Load())) {
 			ss.finish(f.Exec, f.Note)
 		}
 	}

@@ -126,6 +126,9 @@ type session struct {
 	copyEnds     int64
 	// copySyncs follows the Syncs COPYs ignore (copy_sync.go).
 	copySyncs copySyncs
+	// extSkips follows the Queries a failed extended batch skips
+	// (ext_skip.go).
+	extSkips extSkips
 
 	// upstreamFatal is set by the backend relay once it forwarded a FATAL
 	// from the upstream: the connection loss that follows is expected.

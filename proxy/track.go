@@ -86,7 +86,10 @@ func (ss *session) trackBind(portal, name string, ok bool) error {
 	}
 	if r != nil {
 		// Closed, then refused: the refusal's marker fails in the
-		// Bind's place, and nothing stays under the name.
+		// Bind's place, and nothing stays under the name. (The Bind
+		// follows it upstream, skipped after its error: the marker is
+		// one extended message more, ext_skip.go.)
+		ss.extSkips.message()
 		return ss.refuse(SourceParse, name, r)
 	}
 	return nil
@@ -143,6 +146,10 @@ func (ss *session) trackExecute(portal string, total int) error {
 // client's message; the tracker swallows their answers (client relay).
 func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 	for _, m := range msgs {
+		switch m.(type) {
+		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Close, *pgproto3.Describe, *pgproto3.Execute:
+			ss.extSkips.message()
+		}
 		var err error
 		if ss.pl != nil {
 			// Under the statements' names upstream (pooled_stmt.go).

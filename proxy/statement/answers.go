@@ -1,6 +1,10 @@
 package statement
 
-import "time"
+import (
+	"time"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
 
 // This file holds the Tracker's events of the backend relay: the
 // upstream's answers (ParseComplete, BindComplete, CloseComplete,
@@ -14,12 +18,22 @@ type Finished struct {
 	Note string
 }
 
+// NoteRolledBack is the note of an execution that ended without error
+// in a batch that then failed outside any transaction block: PostgreSQL
+// rolled back the batch's implicit transaction, the execution's changes
+// with it. The typical case is a deferred constraint failing at the
+// implicit commit of the batch's Sync, after every Execute of the batch
+// had its CommandComplete.
+const NoteRolledBack = "rolled back: its batch failed after it ran (at the implicit commit of its Sync, or in a later message)"
+
 // OnAnswer is the event of an answer of type typ and total bytes the
 // upstream sent, other than ReadyForQuery. errCode and errMsg describe
 // an ErrorResponse as the client received it; refused says it was a
 // refusal's marker. It reports whether the answer is to a message pgveil
-// injected, which the client must not see, and returns the Execution it
-// finishes, if any, for the session to record.
+// injected, which the client must not see, and returns the Execution
+// to record now, if any: executions that end before their batch's
+// ReadyForQuery are kept for it (Tracker.finished), so this is one that
+// more of them than maxFinished pushed out.
 func (t *Tracker) OnAnswer(typ byte, total int, errCode, errMsg string, refused bool) (swallow bool, done *Execution) {
 	// NOTE: audit and versions never change: a row of a session that
 	// does not audit needs no lock (results stream through here).
@@ -52,20 +66,25 @@ func (t *Tracker) OnError() {
 	t.mu.Unlock()
 }
 
-// OnReadyForQuery is the event of the ReadyForQuery, of total bytes,
-// that closes the batch being answered, and the batches-1 after it whose
-// Syncs a COPY FROM STDIN ignored. The object changes of its
+// OnReadyForQuery is the event of the ReadyForQuery, of total bytes and
+// transaction status status, that closes the batch being answered, and
+// the batches-1 after it whose Syncs a COPY FROM STDIN ignored or whose
+// Queries the server skipped after an error. The object changes of its
 // statements are resolved, injections the server skipped after an error
 // are dropped (their statements stay unconfirmed and are prepared again
 // at their next Bind), and the client's skipped Parse and Close messages
-// are counted as answered. It returns the executions it finishes: the
-// one being answered, and those the server skipped after an error.
-func (t *Tracker) OnReadyForQuery(total int, batches int64) []Finished {
+// are counted as answered. It returns the executions it finishes, in
+// order: those that ended before it, the one being answered, and those
+// the server skipped after an error. When the batch ended in an error
+// no execution awaited, outside a transaction block, the executions
+// that ended before it without error carry that error (NoteRolledBack).
+func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finished {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	closing := t.done + batches
 	var out []Finished
 	if t.audit {
+		out = t.takeFinished(status)
 		if x := t.cur; x != nil {
 			x.Bytes += int64(total)
 			t.cur = nil
@@ -126,7 +145,58 @@ func (t *Tracker) OnEnd() []*Execution {
 		out = append(out, t.cur)
 		t.cur = nil
 	}
+	out = append(out, t.finished...)
+	clear(t.finished)
+	t.finished = t.finished[:0]
 	return append(out, t.takePending(int64(^uint64(0)>>1))...)
+}
+
+// takeFinished returns the executions of the batch answered that ended
+// before its ReadyForQuery, of transaction status status, and forgets
+// them and the batch's errors. After an error no execution awaited, the
+// batch's implicit transaction was rolled back when no transaction block
+// is open (status 'I'): the executions that ended without error since
+// the last transaction control statement of the batch (a COMMIT commits
+// what came before it) get it, noted (mu held).
+func (t *Tracker) takeFinished(status byte) []Finished {
+	var out []Finished
+	if len(t.finished) > 0 {
+		out = make([]Finished, len(t.finished))
+		from := len(t.finished)
+		if t.late && status == 'I' {
+			from = 0
+			for i, x := range t.finished {
+				if x.Info.Result == nil || transactionControl(x.Info.Result) {
+					from = i + 1
+				}
+			}
+		}
+		for i, x := range t.finished {
+			out[i].Exec = x
+			if i >= from && x.SQLState == "" && x.Info.Refusal == nil {
+				x.SQLState, x.UpstreamError = t.lateCode, t.lateMsg
+				out[i].Note = NoteRolledBack
+			}
+		}
+		clear(t.finished)
+		t.finished = t.finished[:0]
+	}
+	t.late, t.lateCode, t.lateMsg, t.errSeen = false, "", "", false
+	return out
+}
+
+// transactionControl reports whether res is transaction control only
+// (BEGIN, COMMIT, ROLLBACK, SAVEPOINT…).
+func transactionControl(res *rewrite.Result) bool {
+	if len(res.Kinds) == 0 {
+		return false
+	}
+	for _, k := range res.Kinds {
+		if k != "transaction" {
+			return false
+		}
+	}
+	return true
 }
 
 // bindComplete notes a BindComplete (mu held).
@@ -164,10 +234,18 @@ func (t *Tracker) parseOrCloseComplete() bool {
 }
 
 // account adds an answer of typ and total bytes to the Execution it
-// answers and returns that Execution when the answer finishes it (mu
-// held).
+// answers, and keeps that Execution for the batch's ReadyForQuery when
+// the answer finishes it; it returns the one to record now, if any (see
+// OnAnswer). An error no execution awaits, the batch's first, is kept
+// for the executions that ended before it (mu held).
 func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *Execution {
 	x := t.next()
+	if typ == 'E' {
+		if x == nil && !t.errSeen && !refused && len(t.finished) > 0 {
+			t.late, t.lateCode, t.lateMsg = true, errCode, errMsg
+		}
+		t.errSeen = true
+	}
 	if x == nil {
 		return nil
 	}
@@ -181,16 +259,29 @@ func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused b
 			x.SQLState, x.UpstreamError = errCode, errMsg
 		}
 		if !x.untilReady {
-			t.cur = nil
-			return x
+			return t.ended(x)
 		}
 	case 'C', 'I', 's':
 		if !x.untilReady {
-			t.cur = nil
-			return x
+			return t.ended(x)
 		}
 	}
 	return nil
+}
+
+// ended keeps x, the Execution being answered, which its last answer
+// ended, for the batch's ReadyForQuery, and returns the oldest kept when
+// there are too many (mu held).
+func (t *Tracker) ended(x *Execution) *Execution {
+	t.cur = nil
+	x.End = time.Now()
+	t.finished = append(t.finished, x)
+	if len(t.finished) <= maxFinished {
+		return nil
+	}
+	old := t.finished[0]
+	t.finished = dropFront(t.finished, 1)
+	return old
 }
 
 // next returns the Execution the upstream's next answer belongs to,
@@ -230,6 +321,9 @@ func (t *Tracker) takePending(done int64) []*Execution {
 type Execution struct {
 	Info  *Info
 	Start time.Time
+	// End is when its last answer came, for one that ends before its
+	// batch's ReadyForQuery; zero otherwise.
+	End time.Time
 	// untilReady: the Execution ends at ReadyForQuery (Query messages).
 	untilReady bool
 	// batch is the number of the ReadyForQuery that closes the batch the

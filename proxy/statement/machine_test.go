@@ -53,6 +53,9 @@ func (r *seqRewriter) rewrite(st *Statement) (*rewrite.Result, *Refusal) {
 		return nil, firewall.Deny("statement_kind", "pgveil refused the statement")
 	}
 	res := &rewrite.Result{SQL: "/*" + v + "*/ " + st.Text, Kinds: []string{"select"}}
+	if strings.HasPrefix(st.Text, "COMMIT") {
+		res.Kinds = []string{"transaction"}
+	}
 	// PREPARE, EXECUTE, DEALLOCATE, DECLARE, FETCH and CLOSE of one
 	// name, as the engine reports them.
 	if f := strings.Fields(st.Text); len(f) >= 2 {
@@ -71,7 +74,8 @@ func (r *seqRewriter) rewrite(st *Statement) (*rewrite.Result, *Refusal) {
 // name", "E portal", "CS name", "CP name", "S" (a Sync). Upstream
 // answers: "1", "2", "3" (ParseComplete, BindComplete, CloseComplete),
 // "D" (a row), "C" (CommandComplete), "E! sqlstate" (an error; sqlstate
-// "marker" for a refusal's marker), "Z" (ReadyForQuery). And "reload v"
+// "marker" for a refusal's marker), "Z" (ReadyForQuery; "Z T" or "Z E"
+// inside a transaction block, idle otherwise). And "reload v"
 // puts policy version v in force, "end" ends the session.
 func (m *machine) event(t *testing.T, ev string) string {
 	t.Helper()
@@ -161,7 +165,11 @@ func (m *machine) event(t *testing.T, ev string) string {
 		return describeFinished(Finished{Exec: done})
 	case "Z":
 		var out []string
-		for _, x := range tr.OnReadyForQuery(1, 1) {
+		status := byte('I')
+		if len(f) > 1 {
+			status = f[1][0]
+		}
+		for _, x := range tr.OnReadyForQuery(1, 1, status) {
 			out = append(out, describeFinished(x))
 		}
 		return strings.Join(out, ", ")
@@ -257,22 +265,32 @@ func TestTrackerMachine(t *testing.T) {
 		{
 			name:   "a statement prepared, bound and run under one policy runs as checked",
 			events: "P s1 SELECT 1 | B p s1 | E p | S | 1 | 2 | D | C | Z",
-			want:   []string{"E p: runs v1 SELECT 1", "C: audit allowed: SELECT 1 rows=1"},
+			want: []string{
+				"E p: runs v1 SELECT 1",
+				"Z: audit allowed: SELECT 1 rows=1",
+			},
 		},
 		{
 			name:   "without reloads nothing is prepared again nor swallowed",
 			static: true,
 			events: "P s1 SELECT 1 | S | 1 | Z | reload v2 | B p s1 | E p | S | 2 | D | C | Z",
-			want:   []string{"E p: runs v1 SELECT 1", "C: audit allowed: SELECT 1 rows=1"},
+			want: []string{
+				"E p: runs v1 SELECT 1",
+				"Z: audit allowed: SELECT 1 rows=1",
+			},
 		},
 		{
 			name: "a statement prepared under an older policy is prepared again at its next Bind, its answers swallowed",
 			events: "P s1 SELECT 1 | S | 1 | Z | reload v2 | B p s1 | E p | S | 3 | 1 | 2 | D | C | Z" +
 				" | B q s1 | E q | S | 2 | C | Z",
 			want: []string{
-				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)", "E p: runs v2 SELECT 1",
-				"3: swallowed", "1: swallowed", "C: audit allowed: SELECT 1 rows=1",
-				"E q: runs v2 SELECT 1", "C: audit allowed: SELECT 1",
+				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+				"E p: runs v2 SELECT 1",
+				"3: swallowed",
+				"1: swallowed",
+				"Z: audit allowed: SELECT 1 rows=1",
+				"E q: runs v2 SELECT 1",
+				"Z: audit allowed: SELECT 1",
 			},
 		},
 		{
@@ -280,23 +298,28 @@ func TestTrackerMachine(t *testing.T) {
 			events: "P s1 SELECT 1 forbid-v2 | S | 1 | Z | reload v2 | B p s1 | E p | S | 3 | E! marker | Z" +
 				" | B q s1",
 			want: []string{
-				"B p s1: inject CS(s1), refused statement_kind", "E p: runs v2 SELECT 1 forbid-v2",
-				"3: swallowed", "E! marker: audit denied statement_kind: SELECT 1 forbid-v2",
+				"B p s1: inject CS(s1), refused statement_kind",
+				"E p: runs v2 SELECT 1 forbid-v2",
+				"3: swallowed",
+				"Z: audit denied statement_kind: SELECT 1 forbid-v2",
 			},
 		},
 		{
 			name:   "a portal bound under an older policy is refused at its Execute",
 			events: "P s1 SELECT 1 | B p s1 | S | 1 | 2 | Z | reload v2 | E p | S | E! marker | Z",
-			want:   []string{"E p: refused policy_changed", "E! marker: audit denied policy_changed: SELECT 1"},
+			want: []string{
+				"E p: refused policy_changed",
+				"Z: audit denied policy_changed: SELECT 1",
+			},
 		},
 		{
 			name: "an error skips the rest of its batch: the executions skipped are audited as not executed",
 			events: "E nope | P s1 SELECT 1 | B p s1 | E p | S | E! 34000 | Z" +
 				" | B q s1",
 			want: []string{
-				`E nope: runs v1 FETCH FROM "nope"`, "E p: runs v1 SELECT 1",
-				`E! 34000: audit allowed: FETCH FROM "nope" 34000`,
-				"Z: audit allowed: SELECT 1 (not executed: an earlier message of its batch failed)",
+				`E nope: runs v1 FETCH FROM "nope"`,
+				"E p: runs v1 SELECT 1",
+				`Z: audit allowed: FETCH FROM "nope" 34000, audit allowed: SELECT 1 (not executed: an earlier message of its batch failed)`,
 				// The skipped Parse says nothing of what the name holds:
 				// closed first.
 				"B q s1: inject CS(s1)",
@@ -313,7 +336,8 @@ func TestTrackerMachine(t *testing.T) {
 			events: "P s1 SELECT 1 | S | 1 | Z | E nope | CS s1 | S | E! 34000 | Z" +
 				" | reload v2 | B p s1",
 			want: []string{
-				`E nope: runs v1 FETCH FROM "nope"`, `E! 34000: audit allowed: FETCH FROM "nope" 34000`,
+				`E nope: runs v1 FETCH FROM "nope"`,
+				`Z: audit allowed: FETCH FROM "nope" 34000`,
 				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
 			},
 		},
@@ -326,7 +350,8 @@ func TestTrackerMachine(t *testing.T) {
 			events: "P s1 SELECT 1 | B p s1 | S | 1 | 2 | Z | E nope | CP p | S | E! 34000 | Z" +
 				" | reload v2 | E p",
 			want: []string{
-				`E nope: runs v1 FETCH FROM "nope"`, `E! 34000: audit allowed: FETCH FROM "nope" 34000`,
+				`E nope: runs v1 FETCH FROM "nope"`,
+				`Z: audit allowed: FETCH FROM "nope" 34000`,
 				"E p: refused policy_changed",
 			},
 		},
@@ -339,8 +364,9 @@ func TestTrackerMachine(t *testing.T) {
 			name:   "a Bind pipelined in the Parse's own batch trusts the Parse in flight",
 			events: "P s1 SELECT 1 | B p s1 | E p | S | reload v2 | B q s1 | S | 1 | 2 | D | C | Z",
 			want: []string{
-				"E p: runs v1 SELECT 1", "B q s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
-				"C: audit allowed: SELECT 1 rows=1",
+				"E p: runs v1 SELECT 1",
+				"B q s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+				"Z: audit allowed: SELECT 1 rows=1",
 			},
 		},
 		{
@@ -348,8 +374,11 @@ func TestTrackerMachine(t *testing.T) {
 			events: "P s1 SELECT 1 | S | B p s1 | E p | S" +
 				" | 1 | Z | 3 | 1 | 2 | D | C | Z",
 			want: []string{
-				"B p s1: inject CS(s1) P(s1: /*v1*/ SELECT 1)", "E p: runs v1 SELECT 1",
-				"3: swallowed", "1: swallowed", "C: audit allowed: SELECT 1 rows=1",
+				"B p s1: inject CS(s1) P(s1: /*v1*/ SELECT 1)",
+				"E p: runs v1 SELECT 1",
+				"3: swallowed",
+				"1: swallowed",
+				"Z: audit allowed: SELECT 1 rows=1",
 			},
 		},
 		{
@@ -361,8 +390,9 @@ func TestTrackerMachine(t *testing.T) {
 			name:   "an injection the server skipped after an error is dropped at its ReadyForQuery",
 			events: "P s1 SELECT 1 | S | 1 | Z | reload v2 | E nope | B p s1 | S | E! 34000 | Z | B q s1",
 			want: []string{
-				`E nope: runs v2 FETCH FROM "nope"`, "B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
-				`E! 34000: audit allowed: FETCH FROM "nope" 34000`,
+				`E nope: runs v2 FETCH FROM "nope"`,
+				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+				`Z: audit allowed: FETCH FROM "nope" 34000`,
 				// The upstream still holds the statement of v1.
 				"B q s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
 			},
@@ -371,8 +401,11 @@ func TestTrackerMachine(t *testing.T) {
 			name:   "the unnamed statement prepared under an older policy is prepared again",
 			events: "P - SELECT 1 | S | 1 | Z | reload v2 | B - - | E - | S | 3 | 1 | 2 | C | Z",
 			want: []string{
-				"B - -: inject CS() P(: /*v2*/ SELECT 1)", "E -: runs v2 SELECT 1",
-				"3: swallowed", "1: swallowed", "C: audit allowed: SELECT 1",
+				"B - -: inject CS() P(: /*v2*/ SELECT 1)",
+				"E -: runs v2 SELECT 1",
+				"3: swallowed",
+				"1: swallowed",
+				"Z: audit allowed: SELECT 1",
 			},
 		},
 		{
@@ -380,7 +413,8 @@ func TestTrackerMachine(t *testing.T) {
 			events: "P - SELECT 1 | S | 1 | Z | P - SELECT deny | S | E! marker | Z" +
 				" | reload v2 | B - -",
 			want: []string{
-				"P - SELECT deny: refused statement_kind", "E! marker: audit denied statement_kind: SELECT deny",
+				"P - SELECT deny: refused statement_kind",
+				"Z: audit denied statement_kind: SELECT deny",
 			},
 		},
 		{
@@ -420,9 +454,11 @@ func TestTrackerMachine(t *testing.T) {
 			events: "Q DECLARE c CURSOR FOR SELECT 1 | C | Z | E c | S | D | C | Z" +
 				" | reload v2 | E c | Q FETCH c",
 			want: []string{
-				"Z: audit allowed: DECLARE c CURSOR FOR SELECT 1", `E c: runs v1 FETCH FROM "c"`,
-				`C: audit allowed: FETCH FROM "c" rows=1`,
-				"E c: refused policy_changed", "Q FETCH c: refused policy_changed",
+				"Z: audit allowed: DECLARE c CURSOR FOR SELECT 1",
+				`E c: runs v1 FETCH FROM "c"`,
+				`Z: audit allowed: FETCH FROM "c" rows=1`,
+				"E c: refused policy_changed",
+				"Q FETCH c: refused policy_changed",
 			},
 		},
 		{
@@ -430,6 +466,37 @@ func TestTrackerMachine(t *testing.T) {
 			events: "Q PREPARE q AS SELECT 1 | C | Z | P s1 EXECUTE q | B p s1 | S | 1 | 2 | Z" +
 				" | reload v2 | E p",
 			want: []string{"Z: audit allowed: PREPARE q AS SELECT 1", "E p: refused policy_changed"},
+		},
+		{
+			name: "an error at the Sync, after the batch's Executes ended, reaches their records: their implicit transaction rolled back",
+			events: "P s1 INSERT 1 | B p s1 | E p | P s2 INSERT 2 | B q s2 | E q | S" +
+				" | 1 | 2 | C | 1 | 2 | C | E! 23505 | Z",
+			want: []string{
+				"E p: runs v1 INSERT 1", "E q: runs v1 INSERT 2",
+				"Z: audit allowed: INSERT 1 23505 (" + NoteRolledBack + "), audit allowed: INSERT 2 23505 (" + NoteRolledBack + ")",
+			},
+		},
+		{
+			name:   "an error at the end of a batch inside a transaction block commits nothing: it stays the batch's",
+			events: "P s1 INSERT 1 | B p s1 | E p | S | 1 | 2 | C | E! 34000 | Z E",
+			want:   []string{"E p: runs v1 INSERT 1", "Z E: audit allowed: INSERT 1"},
+		},
+		{
+			name: "a COMMIT of the batch commits what ran before it: a later error reaches only what came after",
+			events: "P s1 INSERT 1 | B p s1 | E p | P s2 COMMIT | B q s2 | E q | P s3 INSERT 3 | B r s3 | E r | S" +
+				" | 1 | 2 | C | 1 | 2 | C | 1 | 2 | C | E! 23505 | Z",
+			want: []string{
+				"E p: runs v1 INSERT 1", "E q: runs v1 COMMIT", "E r: runs v1 INSERT 3",
+				"Z: audit allowed: INSERT 1, audit allowed: COMMIT, audit allowed: INSERT 3 23505 (" + NoteRolledBack + ")",
+			},
+		},
+		{
+			name:   "an Execute's own error is no later error of the others",
+			events: "P s1 INSERT 1 | B p s1 | E p | P s2 INSERT 2 | B q s2 | E q | S | 1 | 2 | C | 1 | E! 22012 | Z",
+			want: []string{
+				"E p: runs v1 INSERT 1", "E q: runs v1 INSERT 2",
+				"Z: audit allowed: INSERT 1, audit allowed: INSERT 2 22012",
+			},
 		},
 		{
 			name:   "a session that ends records what is in flight as interrupted",

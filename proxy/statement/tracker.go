@@ -143,6 +143,19 @@ type Tracker struct {
 
 	// cur is the Execution the upstream is answering.
 	cur *Execution
+	// finished are the executions of the batch being answered that
+	// ended before its ReadyForQuery, in order: an error the batch ends
+	// in after them (a deferred constraint failing at the implicit
+	// commit of its Sync) undoes them too, and reaches their records
+	// (OnReadyForQuery). At most maxFinished; past them the oldest is
+	// recorded at once.
+	finished []*Execution
+	// late reports that the batch being answered had an error while no
+	// execution awaited an answer, after finished: lateCode and lateMsg;
+	// errSeen that it had an error.
+	late              bool
+	lateCode, lateMsg string
+	errSeen           bool
 	// pcSeen counts the ParseComplete and CloseComplete answers forwarded
 	// to the client, bindSeen the BindComplete answers. Answers to
 	// injected messages are not counted.
@@ -199,6 +212,11 @@ type awaited struct {
 type batchMark struct {
 	batch, pc, binds int64
 }
+
+// maxFinished bounds the executions of one batch kept for its
+// ReadyForQuery (Tracker.finished): a client that never closes its batch
+// must not grow them.
+const maxFinished = 1024
 
 // maxTrackedNames bounds the names a session remembers in each map; past
 // it one is forgotten, and an unknown name may then stand for anything

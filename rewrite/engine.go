@@ -190,7 +190,9 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	case c.tmpl != nil:
 		// A rewritten shape: splice this statement's literals into its
 		// template.
-		if sql, ok := c.tmpl.splice(text, sp); ok {
+		// NOTE: one longer than maxRewritten is refused on the cold
+		// path.
+		if sql, ok := c.tmpl.splice(text, sp); ok && len(sql) <= maxRewritten {
 			e.hits.Add(1)
 			res := *c.res
 			res.SQL = sql

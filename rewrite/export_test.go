@@ -127,3 +127,11 @@ func PinSentinels(t interface{ Cleanup(func()) }) {
 	sentinelDraw = func(int64) int64 { return 0 }
 	t.Cleanup(func() { sentinelDraw = old })
 }
+
+// SetMaxRewritten sets the longest rewritten text the rewrite returns,
+// until the returned function restores it.
+func SetMaxRewritten(n int) (restore func()) {
+	old := maxRewritten
+	maxRewritten = n
+	return func() { maxRewritten = old }
+}

@@ -96,6 +96,14 @@ func (e *Engine) SetFingerprints(on bool) { e.fingerprints.Store(on) }
 // Catalog returns the current snapshot.
 func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
 
+// ParseSlots returns how many parse slots the statements of login hold,
+// and how many of them wait for one; share is the most one login holds
+// at once.
+func (e *Engine) ParseSlots(login string) (held, waiting, share int) {
+	held, waiting = e.parsing.of(login)
+	return held, waiting, e.parsing.perUser
+}
+
 // CacheStats returns the cache hits and misses so far.
 func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.misses.Load() }
 

@@ -162,3 +162,11 @@ func (s *parseSlots) dropTurn(user string) {
 		s.next = 0
 	}
 }
+
+// of returns how many slots user holds, and how many of its statements
+// wait for one.
+func (s *parseSlots) of(user string) (held, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[user], len(s.waiting[user])
+}

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/internal/sqlguard"
 )
 
 // maxCachedText is the longest statement text the rewrite cache keeps.
@@ -158,6 +160,13 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	p, err := e.policy(login)
 	if err != nil {
 		l.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
+		return nil, true
+	}
+	// A text longer than the guard takes is refused here, unread, so
+	// that the proxy's event loop answers it inline: its length is
+	// enough.
+	if why := sqlguard.Oversized(text); why != "" {
+		l.err = deny("complexity", "%s", why)
 		return nil, true
 	}
 	p = declare(p, types)

@@ -459,3 +459,20 @@ func TestEngineRemembersLongRefusals(t *testing.T) {
 		t.Fatalf("another policy's refusal was shared: %v", err)
 	}
 }
+
+// TestEngineRefusesOversizedInline: a text longer than the guard takes
+// is refused from RewriteCached, which the proxy's event loop calls
+// inline, without a worker or a parse slot.
+func TestEngineRefusesOversizedInline(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	release := rewrite.FillParseSlots(e)
+	defer release()
+	sql := "SELECT 1 FROM " + strings.Repeat("responses, ", 100000) + "employees"
+	res, ok, err := e.RewriteCached("marie", 'Q', sql)
+	if !ok || res != nil {
+		t.Fatalf("answered %v, result %v", ok, res)
+	}
+	assertComplexity(t, "RewriteCached", err, "longer than")
+}

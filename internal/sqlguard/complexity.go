@@ -60,10 +60,19 @@ func Check(sql string) (why string, syntax bool) {
 	return why, syntax
 }
 
+// Oversized returns why sql is refused for its length alone, or "": what
+// Check refuses first, without reading the text.
+func Oversized(sql string) string {
+	if len(sql) > maxText {
+		return fmt.Sprintf("the statement is longer than %d bytes", maxText)
+	}
+	return ""
+}
+
 // Measure is Check, with the counts of a text it passes.
 func Measure(sql string) (c Counts, why string, syntax bool) {
-	if len(sql) > maxText {
-		return c, fmt.Sprintf("the statement is longer than %d bytes", maxText), false
+	if why := Oversized(sql); why != "" {
+		return c, why, false
 	}
 	c, why, syntax = quickCount(sql)
 	if why != "" {

@@ -103,11 +103,16 @@ func TestParseSlotsFairShare(t *testing.T) {
 	}
 	// The analyst's new statements (each a new text, so parsed) pass
 	// while the flood goes on.
+	// NOTE: their times are logged, not checked: the machine may be
+	// shared.
+	var slowest time.Duration
 	for i := range 20 {
 		var n int
+		began := time.Now()
 		if err := analyst.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM surveys s%d", i)).Scan(&n); err != nil {
 			t.Fatalf("the analyst's statement %d: %v", i, err)
 		}
+		slowest = max(slowest, time.Since(began))
 		select {
 		case err := <-failures:
 			t.Fatal(err)
@@ -118,8 +123,8 @@ func TestParseSlotsFairShare(t *testing.T) {
 	if held := mostHeld.Load(); held > int64(share) || held == 0 {
 		t.Fatalf("the attacker held up to %d parse slots, its share is %d", held, share)
 	}
-	t.Logf("%d attacker statements, %d refused for complexity; attacker held at most %d slots (share %d), up to %d waiting (%d now)",
-		sent.Load(), refused.Load(), mostHeld.Load(), share, mostWaiting.Load(), waiting)
+	t.Logf("%d attacker statements, %d refused for complexity; attacker held at most %d slots (share %d), up to %d waiting (%d now); the analyst's slowest new statement %v",
+		sent.Load(), refused.Load(), mostHeld.Load(), share, mostWaiting.Load(), waiting, slowest.Round(time.Millisecond))
 	halt()
 	wg.Wait()
 	<-sampled

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
@@ -56,4 +57,62 @@ func treeDepth(m proto.Message, d int) int {
 		}
 	})
 	return deepest
+}
+
+// Limits on what the rewrite of one statement may cost, checked on the
+// parsed tree before the walk (maxRelations, maxSelects) and on its
+// output (maxRewritten). Each reference to a governed relation becomes a
+// scoped subquery, some 14 times its text, which the rewrite builds, the
+// engine may cache and PostgreSQL parses again: a red team's FROM list of
+// 100,000 references (1.8 MB) became 24 MB of SQL in 1.6 s and 143 MiB,
+// and 40,000 scalar subqueries 10.7 MB in 2.6 s. The largest statements
+// of the BI query sets (internal/compat/testdata/bi) and of the golden
+// inputs name 7 relations in 7 SELECTs and rewrite to 4.5 KiB; a
+// statement at these limits takes a few tens of milliseconds.
+const (
+	// maxRelations bounds the relation references of a text (tables,
+	// views and CTE names, each RangeVar of its tree).
+	maxRelations = 1000
+	// maxSelects bounds its SELECTs: subqueries, the arms of set
+	// operations, CTEs and VALUES lists.
+	maxSelects = 1000
+)
+
+// maxRewritten bounds the length of a rewritten text: four times the
+// longest text the guard passes (sqlguard's maxText). A variable for
+// tests only.
+var maxRewritten = 4 << 20
+
+// treeSize returns the refusal of a parsed text that references more
+// relations, or holds more SELECTs, than the rewrite may take on, or nil.
+// tree's depth must have been checked (treeDepth).
+func treeSize(tree *pg_query.ParseResult) *Refused {
+	relations, selects := 0, 0
+	over := false
+	pgtree.Walk(tree, func(m proto.Message) bool {
+		switch m.(type) {
+		case *pg_query.RangeVar:
+			relations++
+		case *pg_query.SelectStmt:
+			selects++
+		}
+		over = over || relations > maxRelations || selects > maxSelects
+		return !over
+	})
+	switch {
+	case relations > maxRelations:
+		return deny("complexity", "the statement references more than %d relations", maxRelations)
+	case selects > maxSelects:
+		return deny("complexity", "the statement has more than %d SELECTs (subqueries, set operations, CTEs, VALUES lists)", maxSelects)
+	}
+	return nil
+}
+
+// tooLong returns the refusal of a rewritten text longer than
+// maxRewritten, or nil.
+func tooLong(out string) *Refused {
+	if len(out) > maxRewritten {
+		return deny("complexity", "the rewritten statement would be longer than %d bytes", maxRewritten)
+	}
+	return nil
 }

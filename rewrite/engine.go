@@ -3,6 +3,7 @@ package rewrite
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -10,8 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/internal/sqlguard"
 )
 
 // maxCachedText is the longest statement text the rewrite cache keeps.
@@ -55,21 +59,25 @@ type Engine struct {
 	// parsing bounds the statements the engine parses at once: each
 	// call into pg_query's C parser holds an OS thread, and a flood of
 	// new statements from many sessions would otherwise hold as many
-	// threads as there are sessions. Its capacity is parseSlots.
-	parsing chan struct{}
+	// threads as there are sessions. It has slotsPerProcessor slots a
+	// processor, and gives one login at most one a processor (see
+	// parseSlots): a red team's dozen sessions of one login, each
+	// sending statements of seconds, held every slot and kept other
+	// users' new statements waiting for up to 20 s.
+	parsing *parseSlots
 }
 
-// parseSlots is how many statements an Engine parses at once, per
+// slotsPerProcessor is how many statements an Engine parses at once, per
 // processor: enough to keep every processor busy while some wait on a
-// catalog refresh.
-const parseSlots = 4
+// catalog refresh. One login parses on at most one a processor.
+const slotsPerProcessor = 4
 
 // NewEngine returns an Engine over cat. refresh may be nil; when set, a
 // statement naming a relation missing from the snapshot triggers one
 // refresh (at most every few seconds) and a second try.
 func NewEngine(cat *Catalog, policy PolicyFunc, refresh CatalogFunc, cacheSize int) *Engine {
 	e := &Engine{policy: policy, refresh: refresh, cache: newLRU(cacheSize), subqueries: newLRU(cacheSize), minRefresh: 5 * time.Second,
-		parsing: make(chan struct{}, parseSlots*runtime.GOMAXPROCS(0))}
+		parsing: newParseSlots(slotsPerProcessor*runtime.GOMAXPROCS(0), runtime.GOMAXPROCS(0))}
 	e.catalog.Store(cat)
 	return e
 }
@@ -89,6 +97,14 @@ func (e *Engine) SetFingerprints(on bool) { e.fingerprints.Store(on) }
 
 // Catalog returns the current snapshot.
 func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
+
+// ParseSlots returns how many parse slots the statements of login hold,
+// and how many of them wait for one; share is the most one login holds
+// at once.
+func (e *Engine) ParseSlots(login string) (held, waiting, share int) {
+	held, waiting = e.parsing.of(login)
+	return held, waiting, e.parsing.perUser
+}
 
 // CacheStats returns the cache hits and misses so far.
 func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.misses.Load() }
@@ -146,6 +162,13 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 		l.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "no_policy", Message: "pgveil refused the statement: " + err.Error()}
 		return nil, true
 	}
+	// A text longer than the guard takes is refused here, unread, so
+	// that the proxy's event loop answers it inline: its length is
+	// enough.
+	if why := sqlguard.Oversized(text); why != "" {
+		l.err = deny("complexity", "%s", why)
+		return nil, true
+	}
 	p = declare(p, types)
 	l.p = p
 	l.key = cacheKey{policy: p.Key(), kind: source, text: text}
@@ -190,7 +213,9 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	case c.tmpl != nil:
 		// A rewritten shape: splice this statement's literals into its
 		// template.
-		if sql, ok := c.tmpl.splice(text, sp); ok {
+		// NOTE: one longer than maxRewritten is refused on the cold
+		// path.
+		if sql, ok := c.tmpl.splice(text, sp); ok && len(sql) <= maxRewritten {
 			e.hits.Add(1)
 			res := *c.res
 			res.SQL = sql
@@ -313,17 +338,37 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	p, key, cacheable := l.p, l.key, l.cacheable
 	litKey, litNorm := l.litKey, l.litNorm
 	seenShape, triedShape := l.seenShape, l.triedShape
+	// A text too long for the cache may have been refused before: its
+	// refusal is kept under a digest of the text (refusedKey), so that a
+	// client sending it again costs a hash, not a parse.
+	// NOTE: looked up here, on a worker, rather than in find, which the
+	// proxy's event loop calls inline: hashing a long text is no work
+	// for the loop.
+	var refusedAt cacheKey
+	if !cacheable {
+		refusedAt = refusedKey(p, source, text)
+		if c, ok := e.cache.get(refusedAt); ok && c.err != nil {
+			e.hits.Add(1)
+			return nil, c.err
+		}
+	}
+	// NOTE: the slot covers the guard too: its scanner, from 8 KiB, is
+	// pg_query's, in C.
+	if err := e.parsing.acquire(ctx, login); err != nil {
+		return nil, fmt.Errorf("waiting to parse: %w", err)
+	}
+	defer e.parsing.release(login)
 	// NOTE: the complexity guard runs before anything hands the text to
 	// pg_query's C parser, normalisation included.
 	counts, err := measure(text)
 	if err != nil {
+		// A function of the text alone, kept like any refusal.
+		if cacheable {
+			e.cache.put(key, cached{err: err})
+		} else {
+			e.cache.put(refusedAt, cached{err: err})
+		}
 		return nil, err
-	}
-	select {
-	case e.parsing <- struct{}{}:
-		defer func() { <-e.parsing }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting to parse: %w", ctx.Err())
 	}
 	// A statement that differs from one forwarded unchanged only in its
 	// constants is forwarded unchanged too. pg_query's normalisation
@@ -397,6 +442,9 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 		c.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "rewrite", Message: "pgveil refused the statement"}
 	}
 	// Unknown relations are not cached: the table may appear later.
+	if unknown == nil && !cacheable && c.err != nil {
+		e.cache.put(refusedAt, c)
+	}
 	if unknown == nil && cacheable {
 		if e.fingerprints.Load() && c.err == nil && !res.constantBound &&
 			(!res.Rewritten && normalized() != "" && normalized() != text || res.Rewritten && litKey.text != "" && seenShape && !triedShape) {
@@ -525,7 +573,24 @@ type cacheKey struct {
 const (
 	shapeKind    = 0
 	literalsKind = 0x80
+	// refusedKind keys the refusal of a text too long for the cache:
+	// the key's text is the message type and the text's SHA-256.
+	refusedKind = 1
 )
+
+// refusedKey returns the key of the refusal of text, sent under p in a
+// message of type source, when text is too long for the cache: the
+// refusal depends on nothing else (the caches are emptied when the
+// catalog changes, and p's key covers the declared parameter types).
+//
+// NOTE: only refusals are kept under such a key: a collision, which
+// SHA-256 makes out of reach anyway, could refuse a statement, never
+// pass one.
+func refusedKey(p Policy, source byte, text string) cacheKey {
+	// NOTE: hashed in place: the text may be a megabyte.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(text), len(text)))
+	return cacheKey{policy: p.Key(), kind: refusedKind, text: string(append([]byte{source}, sum[:]...))}
+}
 
 type lruEntry struct {
 	key cacheKey

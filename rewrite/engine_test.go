@@ -370,3 +370,109 @@ func TestEngineFingerprints(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineParseShare: a login whose statements hold its share of the
+// parse slots waits for its own, while another login's new statement is
+// parsed at once.
+func TestEngineParseShare(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	release := rewrite.HoldParseSlots(e, "attacker")
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := e.Rewrite(ctx, "attacker", 'Q', "SELECT name FROM countries WHERE code = 'a'"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the attacker's statement to wait for its own", err)
+	}
+	if _, err := e.Rewrite(context.Background(), "analyst", 'Q', "SELECT name FROM countries WHERE code = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keyedPolicy is a policy under a key of its own.
+type keyedPolicy struct {
+	*fakePolicy
+	key string
+}
+
+func (k keyedPolicy) Key() string { return k.key }
+
+// TestEngineRemembersLongRefusals: the refusal of a text too long for the
+// cache is kept under a digest of the text and the policy's key, so that
+// the same text sent again is refused without a parse slot; under
+// another policy, or passing, it is parsed again.
+func TestEngineRemembersLongRefusals(t *testing.T) {
+	cat := demoCatalog(t)
+	open := marie(t)
+	open.access["public.employees"] = rewrite.Access{Mode: rewrite.Open}
+	policies := map[string]rewrite.Policy{"marie": marie(t), "open": keyedPolicy{open, "open"}}
+	e := rewrite.NewEngine(cat, func(login string) (rewrite.Policy, error) { return policies[login], nil }, nil, 100)
+	pad := " -- " + strings.Repeat("x", 70<<10) + "\n"
+	refused := "SELECT 1 FROM employees" + pad
+	tooComplex := "SELECT 1" + strings.Repeat("+1", 20000) + pad
+	passes := "SELECT name FROM countries" + pad
+	ctx := context.Background()
+	_, ungoverned := e.Rewrite(ctx, "marie", 'Q', refused)
+	_, complexity := e.Rewrite(ctx, "marie", 'Q', tooComplex)
+	if ungoverned == nil || complexity == nil {
+		t.Fatalf("refusals: %v, %v", ungoverned, complexity)
+	}
+	if _, err := e.Rewrite(ctx, "marie", 'Q', passes); err != nil {
+		t.Fatal(err)
+	}
+	release := rewrite.FillParseSlots(e)
+	defer release()
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	for _, c := range []struct {
+		name, login, sql string
+		source           byte
+		want             error
+	}{
+		{"a refusal again, without a slot", "marie", refused, 'Q', ungoverned},
+		{"the guard's too", "marie", tooComplex, 'Q', complexity},
+		{"not under another policy", "open", refused, 'Q', context.DeadlineExceeded},
+		{"nor for a Parse of the same text", "marie", refused, 'P', context.DeadlineExceeded},
+		{"nor a text that passed", "marie", passes, 'Q', context.DeadlineExceeded},
+		{"nor another text", "marie", refused + " ", 'Q', context.DeadlineExceeded},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.Rewrite(short(), c.login, c.source, c.sql)
+			if errors.Is(c.want, context.DeadlineExceeded) {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("got %v, want a parse", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != c.want.Error() {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+	release()
+	release = func() {}
+	if _, err := e.Rewrite(ctx, "open", 'Q', refused); err != nil {
+		t.Fatalf("another policy's refusal was shared: %v", err)
+	}
+}
+
+// TestEngineRefusesOversizedInline: a text longer than the guard takes
+// is refused from RewriteCached, which the proxy's event loop calls
+// inline, without a worker or a parse slot.
+func TestEngineRefusesOversizedInline(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	release := rewrite.FillParseSlots(e)
+	defer release()
+	sql := "SELECT 1 FROM " + strings.Repeat("responses, ", 100000) + "employees"
+	res, ok, err := e.RewriteCached("marie", 'Q', sql)
+	if !ok || res != nil {
+		t.Fatalf("answered %v, result %v", ok, res)
+	}
+	assertComplexity(t, "RewriteCached", err, "longer than")
+}

@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"context"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
@@ -107,14 +109,16 @@ func TemplateTries(e *Engine) uint64 { return e.templateTries.Load() }
 // FillParseSlots takes every parse slot of e, as statements being parsed
 // would, and returns the function that gives them back.
 func FillParseSlots(e *Engine) (release func()) {
-	n := cap(e.parsing)
-	for range n {
-		e.parsing <- struct{}{}
-	}
+	s := e.parsing
+	s.mu.Lock()
+	n := s.free
+	s.free = 0
+	s.mu.Unlock()
 	return func() {
-		for range n {
-			<-e.parsing
-		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.free += n
+		s.dispatch()
 	}
 }
 
@@ -126,4 +130,30 @@ func PinSentinels(t interface{ Cleanup(func()) }) {
 	old := sentinelDraw
 	sentinelDraw = func(int64) int64 { return 0 }
 	t.Cleanup(func() { sentinelDraw = old })
+}
+
+// SetMaxRewritten sets the longest rewritten text the rewrite returns,
+// until the returned function restores it.
+func SetMaxRewritten(n int) (restore func()) {
+	old := maxRewritten
+	maxRewritten = n
+	return func() { maxRewritten = old }
+}
+
+// HoldParseSlots takes as many parse slots for login as its share
+// allows, as statements of its being parsed would, and returns the
+// function that gives them back.
+func HoldParseSlots(e *Engine, login string) (release func()) {
+	s := e.parsing
+	n := s.perUser
+	for range n {
+		if err := s.acquire(context.Background(), login); err != nil {
+			panic(err)
+		}
+	}
+	return func() {
+		for range n {
+			s.release(login)
+		}
+	}
 }

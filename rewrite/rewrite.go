@@ -151,6 +151,9 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		// in C, and crashes at about 4,900 levels of +).
 		return nil, deny("complexity", "the statement nests expressions too deeply (%d levels of its tree, at most %d)", d, maxTreeDepth)
 	}
+	if r := treeSize(tree); r != nil {
+		return nil, r
+	}
 	w := newWalker(cat, p)
 	w.version = tree.Version
 	res := &Result{SQL: sql}
@@ -205,7 +208,13 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		// NOTE: like a deparse's, a splice's output must parse back into
 		// as many statements (its skeleton does, see splice); one that
 		// does not is deparsed instead.
-		if out, skeleton, ok := w.splice(sql, sp); ok && reparses(skeleton, len(tree.Stmts)) && utf8.ValidString(out) {
+		out, skeleton, ok := w.splice(sql, sp)
+		if ok {
+			if r := tooLong(out); r != nil {
+				return nil, r
+			}
+		}
+		if ok && reparses(skeleton, len(tree.Stmts)) && utf8.ValidString(out) {
 			res.SQL, res.Rewritten, res.spliced = out, true, true
 			return res, nil
 		}
@@ -214,6 +223,10 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	out, err := pg_query.Deparse(tree)
 	if err != nil {
 		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
+	}
+	// NOTE: before re-parsing it.
+	if r := tooLong(out); r != nil {
+		return nil, r
 	}
 	// NOTE: the output must parse back into the tree the rewriter
 	// built: a deparse bug must not reach the upstream as a different

@@ -119,7 +119,7 @@ var Rules = []Rule{
 	{Name: "locking", Code: sqlstate.InsufficientPrivilege,
 		Doc: "FOR UPDATE, FOR SHARE and the other row locks in a statement that reads a governed table"},
 	{Name: "complexity", Code: sqlstate.InsufficientPrivilege,
-		Doc: "statements with more than 10 000 operators or parentheses nested deeper than 1 000, before parsing: pg_query's parser recurses once per level and would overflow its stack"},
+		Doc: "statements too costly to parse or rewrite, refused before the work: before parsing, texts over 1 MiB, over 50 000 tokens (words, numbers, punctuation), over 10 000 operators or parentheses nested deeper than 1 000 (pg_query's parser recurses once per level and would overflow its stack); once parsed, trees deeper than 2 000 levels, statements referencing over 1 000 relations or holding over 1 000 SELECTs (subqueries, set operation arms, CTEs, VALUES lists); rewrites longer than 4 MiB. The largest statements of the BI tools tested are 4.5 KiB, 270 tokens, 7 relations; see [Statement limits](#how-the-proxy-behaves)"},
 	{Name: "syntax", Code: sqlstate.SyntaxError,
 		Doc: "statements that do not parse, parameters ($n) a statement does not have, a field or subscript of a constant; a rewritten statement holding a NUL byte (08P01)"},
 	{Name: "unknown_relation", Code: sqlstate.UndefinedTable,

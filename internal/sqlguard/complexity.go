@@ -19,14 +19,24 @@ import (
 // Its cost grows with the tokens too: a text of a million "1," takes the
 // parser 2.6 s and 212 MB of Go memory for the tree, and one of 64 MB
 // (listen.max_message_size) would take minutes and more memory than the
-// machine has. Strings cost little (16 MB of one literal: 0.4 s).
-// maxTokens passes an IN list of 100,000 values (0.25 s).
+// machine has; the rewrite of what it parsed costs more again (several
+// microseconds a token). Strings cost little (16 MB of one literal:
+// 0.4 s).
+//
+// NOTE: maxTokens and maxText bound what one statement may cost pgveil,
+// whatever the client: with them a statement takes at most a few hundred
+// milliseconds of a parse slot (rewrite.Engine). The largest statements
+// of the BI query sets (internal/compat/testdata/bi) and of the golden
+// inputs have 270 tokens and 4.5 KiB: maxTokens leaves them more than a
+// hundredfold, and still passes an IN list of 20,000 values (0.1 s).
 const (
 	maxOperators  = 10000
 	maxParenDepth = 1000
-	maxTokens     = 400000
-	// maxText bounds a text handed to pg_query at all.
-	maxText = 4 << 20
+	maxTokens     = 50000
+	// maxText bounds a text handed to pg_query at all: over 200 times
+	// the largest BI statement measured; a long string literal costs
+	// little.
+	maxText = 1 << 20
 	// scanFrom is the length from which the counts are taken from
 	// pg_query's own scanner: a text shorter than that cannot hold a
 	// chain deep enough to crash the parser (one level takes a byte at
@@ -50,10 +60,19 @@ func Check(sql string) (why string, syntax bool) {
 	return why, syntax
 }
 
+// Oversized returns why sql is refused for its length alone, or "": what
+// Check refuses first, without reading the text.
+func Oversized(sql string) string {
+	if len(sql) > maxText {
+		return fmt.Sprintf("the statement is longer than %d bytes", maxText)
+	}
+	return ""
+}
+
 // Measure is Check, with the counts of a text it passes.
 func Measure(sql string) (c Counts, why string, syntax bool) {
-	if len(sql) > maxText {
-		return c, fmt.Sprintf("the statement is longer than %d bytes", maxText), false
+	if why := Oversized(sql); why != "" {
+		return c, why, false
 	}
 	c, why, syntax = quickCount(sql)
 	if why != "" {

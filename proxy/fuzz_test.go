@@ -267,7 +267,7 @@ func FuzzPooledClientRelay(f *testing.F) {
 		var out bytes.Buffer
 		ss := fuzzSession(srv, bytes.NewReader(data), &out)
 		pl := newPoolLink(nil, "fuzzsession")
-		pl.b = &backend{prepared: map[string]bool{}, out: ss.uout}
+		pl.b = &backend{prepared: newBackendStmts(), out: ss.uout}
 		ss.pl = pl
 		_ = ss.clientRelay()
 		_ = ss.uout.Flush()

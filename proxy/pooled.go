@@ -107,11 +107,9 @@ type poolLink struct {
 	swallow       int
 	prepareFailed bool
 	// stmtBytes is the size of the Parses of stmts and pending, upstream
-	// (pooledStmtCap); lazyParses counts the statements ensureStmt
-	// prepared again on a backend (tests).
+	// (pooledStmtCap).
 	// NOTE: guarded by mu.
-	stmtBytes  int
-	lazyParses uint64
+	stmtBytes int
 
 	// settings are the session's settings, replayed on the backends it
 	// takes; settingsKey is their queries end to end, to compare with

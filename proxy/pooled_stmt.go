@@ -300,7 +300,7 @@ func (ss *session) ensureStmt(name string) []byte {
 	}
 	b.prepared.use(st.server)
 	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: ss.sent.Load() + 1, lazy: true, b: b})
-	pl.lazyParses++
+	ss.srv.metrics.poolStatements(1, 0)
 	return st.parse
 }
 
@@ -557,10 +557,15 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 		}
 		b.unnamedBy, b.unnamedGen = pl, pl.unnamedGen
 	}
+	closed := 0
 	b.prepared.evict(maxBackendStatements, func(server string) {
 		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: server}).Encode(out)
 		extended = true
+		closed++
 	})
+	if closed > 0 {
+		ss.srv.metrics.poolStatements(0, closed)
+	}
 	if extended {
 		out, _ = (&pgproto3.Sync{}).Encode(out)
 		zs++

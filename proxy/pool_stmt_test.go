@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,9 +13,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // TestTransactionPoolLazyStatements: in transaction mode a session's
@@ -331,4 +336,75 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 	if got, err := one(ctx, c, "SELECT 'still here'"); err != nil || got != "still here" {
 		t.Fatalf("%q, %v", got, err)
 	}
+}
+
+// TestTransactionPoolStatementsAfterReload: a statement a transaction-mode
+// session prepared under an older policy is prepared again under the
+// policy in force at its next Bind, on a backend that lacks it as on one
+// that holds it: the text checked under the old policy never runs there.
+func TestTransactionPoolStatementsAfterReload(t *testing.T) {
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 1\n  }", 1)
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var po proxy.Options
+	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	ctx := context.Background()
+	reload := func(t *testing.T, old, new string) {
+		t.Helper()
+		editConfig(t, path, old, new)
+		if err := rl.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newBackend := func(t *testing.T) {
+		t.Helper()
+		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")
+		eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.poolBackends(t) == 0 })
+	}
+	c := p.connect(t, "marie")
+	count := func(t *testing.T, name string) (string, error) {
+		t.Helper()
+		rr := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
+		if rr.Err != nil {
+			return "", rr.Err
+		}
+		return string(rr.Rows[0][0]), nil
+	}
+	const q = "SELECT count(*) FROM responses"
+	for _, name := range []string{"kept", "moved"} {
+		if _, err := c.PgConn().Prepare(ctx, name, q, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := direct(t, q+" WHERE "+scopes["marie"])[0][0]
+	if got, err := count(t, "kept"); err != nil || got != want {
+		t.Fatalf("%q, %v; want %s", got, err, want)
+	}
+
+	t.Run("a policy unchanged for the statement: it runs on a new backend", func(t *testing.T) {
+		reload(t, `rule "france_only" {`, "# edited\n"+`rule "france_only" {`)
+		newBackend(t)
+		if got, err := count(t, "moved"); err != nil || got != want {
+			t.Fatalf("%q, %v; want %s", got, err, want)
+		}
+	})
+	t.Run("a policy that changed for the statement: the old text runs nowhere", func(t *testing.T) {
+		reload(t, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
+		if got, err := count(t, "kept"); err == nil && got == want {
+			t.Fatalf("the statement checked under the old policy ran on its backend: %s rows", got)
+		}
+		newBackend(t)
+		if got, err := count(t, "moved"); err == nil && got == want {
+			t.Fatalf("the statement checked under the old policy ran on a new backend: %s rows", got)
+		}
+	})
 }

@@ -336,6 +336,24 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 	if got, err := one(ctx, c, "SELECT 'still here'"); err != nil || got != "still here" {
 		t.Fatalf("%q, %v", got, err)
 	}
+	t.Run("and at most 32 MiB of text", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("sends 32 MiB of statements through the rewriter (10 s)")
+		}
+		big := p.simpleConn(t, "marie")
+		fe = big.PgConn().Frontend()
+		text := "SELECT '" + strings.Repeat("x", 1<<20) + "'"
+		var msgs []pgproto3.FrontendMessage
+		for i := range 31 {
+			msgs = append(msgs, &pgproto3.Parse{Name: fmt.Sprintf("b%d", i), Query: text})
+		}
+		if codes, msg := send(msgs...); len(codes) > 0 {
+			t.Fatalf("preparing 31 MiB: %v %s", codes, msg)
+		}
+		if codes, _ := send(&pgproto3.Parse{Name: "b31", Query: text}, &pgproto3.Parse{Name: "b32", Query: text}); len(codes) != 1 || codes[0] != "54000" {
+			t.Fatalf("got %v, want 54000", codes)
+		}
+	})
 }
 
 // TestTransactionPoolStatementsAfterReload: a statement a transaction-mode

@@ -97,7 +97,7 @@ const dropBackendStatements = 2 * maxBackendStatements
 // their Parses upstream. A Parse past either is refused (pooledStmtCap).
 const (
 	maxSessionStatements     = 10000
-	maxSessionStatementBytes = 64 << 20
+	maxSessionStatementBytes = 32 << 20
 )
 
 // backendStmts are the upstream names of the statements a backend holds,
@@ -320,7 +320,8 @@ func (ss *session) pooledStmtCap(name string, size int) *Refusal {
 		return nil
 	}
 	n := len(pl.stmts) + len(pl.pending)
-	if n < maxSessionStatements && pl.stmtBytes+size <= maxSessionStatementBytes {
+	if n < maxSessionStatements && (n == 0 || pl.stmtBytes+size <= maxSessionStatementBytes) {
+		// NOTE: a first statement of any size PostgreSQL takes.
 		return nil
 	}
 	return &Refusal{Code: CodeProgramLimitExceeded, Rule: "transaction_pooling",

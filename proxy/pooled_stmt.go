@@ -53,8 +53,10 @@ import (
 // (the backend relay counts them, parses); until then it is pending. A
 // Parse that fails leaves nothing to prepare again. Every Parse written
 // upstream in the client's stream, the lazy ones included, is in
-// poolLink.parses in the order written: the ParseComplete answers come in
-// that order, and the one at the head says whose each is.
+// poolLink.parses in the order written (but a refusal's marker, which
+// always fails): the ParseComplete answers come in that order, and the
+// one at the head says whose each is. A lazy Parse the server fails or
+// skips is forgotten at its batch's ReadyForQuery (onBatchAnswered).
 
 // pooledStmt is a prepared statement of a transaction-mode session.
 type pooledStmt struct {

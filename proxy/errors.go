@@ -26,6 +26,7 @@ const (
 	CodeInternalError         = sqlstate.InternalError
 	CodeTooManyConnections    = sqlstate.TooManyConnections
 	CodeIdleInTransaction     = sqlstate.IdleInTransactionTimeout
+	CodeProgramLimitExceeded  = sqlstate.ProgramLimitExceeded
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName

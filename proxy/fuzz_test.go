@@ -323,12 +323,22 @@ func FuzzPooledClientRelay(f *testing.F) {
 	f.Add(encodeAll(&pgproto3.Query{String: "BEGIN"}, &pgproto3.Parse{Query: "SET DateStyle = 'German'"},
 		&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Sync{},
 		&pgproto3.Query{String: "RESET ALL"}))
+	f.Add(encodeAll(&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Describe{ObjectType: 'S', Name: "s"},
+		&pgproto3.Bind{PreparedStatement: "held"}, &pgproto3.Parse{Name: "s", Query: "SELECT 2"}, &pgproto3.Sync{},
+		&pgproto3.Close{ObjectType: 'S', Name: "s"}, &pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Sync{}))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
 		ss := fuzzSession(srv, bytes.NewReader(data), &out)
 		pl := newPoolLink(nil, "fuzzsession")
-		pl.b = &backend{prepared: map[string]bool{}, out: ss.uout}
+		pl.b = &backend{prepared: newBackendStmts(), out: ss.uout}
+		// Statements the session holds: "s" the backend lacks (prepared
+		// when named, ensureStmt), "held" one it holds.
+		for name, server := range map[string]string{"s": pl.prefix + "0", "held": pl.prefix + "h"} {
+			parse, _ := (&pgproto3.Parse{Name: server, Query: "SELECT 1"}).Encode(nil)
+			pl.stmts[name] = &pooledStmt{server: server, parse: parse}
+		}
+		pl.b.prepared.use(pl.prefix + "h")
 		ss.pl = pl
 		_ = ss.clientRelay()
 		_ = ss.uout.Flush()

@@ -864,7 +864,11 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 				}
 				continue
 			}
-			ss.pooledNote(typ)
+			if ss.pooledNote(typ) {
+				// A ParseComplete the client did not ask for.
+				lp.uRemain, lp.uSkip = total, true
+				continue
+			}
 		}
 		how, e := ss.upstreamHeader(typ, total)
 		switch how {

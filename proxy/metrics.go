@@ -24,6 +24,10 @@ type Metrics struct {
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
 	poolTimeouts   prometheus.Counter
+	// poolStmts counts the named statements prepared again on, and
+	// closed on, backends of the transaction pool (pooled_stmt.go).
+	poolStmtsPrepared prometheus.Counter
+	poolStmtsClosed   prometheus.Counter
 	// cancels counts cancel requests by outcome (cancelOutcome).
 	cancels [cancelOutcomes]prometheus.Counter
 	// refusedServer and refusedUser count the connections refused by
@@ -107,6 +111,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgveil_audit_refusals_unrecorded_total",
 			Help: "Startups refused before authentication that the audit trail does not record: past the first connect_refused record of their client address in a minute, or past the addresses it remembers.",
 		}),
+		poolStmtsPrepared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_pool_statements_prepared_total", Help: "Prepared statements of transaction-mode sessions prepared again on a backend of the pool that lacked them, when a transaction named them.",
+		}),
+		poolStmtsClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_pool_statements_closed_total", Help: "Prepared statements closed on backends of the transaction pool that held more than their bound, least recently used first.",
+		}),
 		keptReused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_kept_backends_reused_total", Help: "Session-mode sessions that started on a backend an ended session left (upstream.pool.keep_idle).",
 		}),
@@ -142,7 +152,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.cancels[o] = cancels.WithLabelValues(o.String())
 	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.poolStmtsPrepared, m.poolStmtsClosed, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
 		cancels)
 	return m
 }
@@ -219,6 +229,15 @@ func (m *Metrics) refusalUnrecorded() {
 func (m *Metrics) poolTimedOut() {
 	if m != nil {
 		m.poolTimeouts.Inc()
+	}
+}
+
+// poolStatements counts n statements prepared again on a pool's
+// backend and closed closed on one.
+func (m *Metrics) poolStatements(prepared, closed int) {
+	if m != nil {
+		m.poolStmtsPrepared.Add(float64(prepared))
+		m.poolStmtsClosed.Add(float64(closed))
 	}
 }
 

@@ -95,13 +95,13 @@ type backend struct {
 	// pool.mu).
 	idleSince time.Time
 	// prepared holds the upstream names of the prepared statements it
-	// holds; unnamedBy is the session whose unnamed statement it holds,
+	// holds, least recently used first (backendStmts); unnamedBy is the session whose unnamed statement it holds,
 	// nil when it may hold another's, and unnamedGen which of that
 	// session's unnamed statements, its poolLink.unnamedGen then
 	// (pooled_stmt.go).
 	// NOTE: all belong to the session holding the backend, under its
 	// poolLink.mu.
-	prepared   map[string]bool
+	prepared   backendStmts
 	unnamedBy  *poolLink
 	unnamedGen uint64
 	// settings are the SETs in force on it, as poolLink.settingsKey
@@ -472,7 +472,7 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 		return nil, err
 	}
 	rw := wire.NewRawIO(up.conn)
-	b := &backend{key: key, up: up, io: rw, prepared: map[string]bool{},
+	b := &backend{key: key, up: up, io: rw, prepared: newBackendStmts(),
 		in:  wire.NewReader(rw, upstreamReadBuf, maxUpstreamMessage),
 		out: wire.NewWriter(rw, upstreamWrite)}
 	b.in.Preload(up.buffered)

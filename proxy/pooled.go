@@ -106,6 +106,10 @@ type poolLink struct {
 	// closed, not given back.
 	swallow       int
 	prepareFailed bool
+	// stmtBytes is the size of the Parses of stmts and pending, upstream
+	// (pooledStmtCap).
+	// NOTE: guarded by mu.
+	stmtBytes int
 
 	// settings are the session's settings, replayed on the backends it
 	// takes; settingsKey is their queries end to end, to compare with
@@ -591,7 +595,7 @@ func (pl *poolLink) giveBack(b *backend, failed bool) {
 		pl.pool.drop(b, "restoring a session's settings or statements on it failed")
 	case b.spoiled:
 		pl.pool.drop(b, "a cancel request was sent to it, or a failed COPY left answers in doubt")
-	case len(b.prepared) > maxBackendStatements:
+	case b.overfull():
 		pl.pool.drop(b, "it holds too many prepared statements")
 	default:
 		pl.pool.release(b)
@@ -599,11 +603,14 @@ func (pl *poolLink) giveBack(b *backend, failed bool) {
 }
 
 // pooledNote notes, at the start of an upstream message of type typ,
-// what a transaction-mode session tracks of its batch's answers.
-func (ss *session) pooledNote(typ byte) {
+// what a transaction-mode session tracks of its batch's answers. It
+// reports an answer to a message pgveil added in the client's batch (a
+// statement prepared lazily, ensureStmt), which the caller skips: the
+// client, the tracker and the batch's counts never see it.
+func (ss *session) pooledNote(typ byte) (skip bool) {
 	switch typ {
 	case '1':
-		ss.onParseAnswer()
+		return ss.onParseAnswer()
 	case 'E':
 		pl := ss.pl
 		pl.mu.Lock()
@@ -617,6 +624,7 @@ func (ss *session) pooledNote(typ byte) {
 			ss.noteAnswered(typ)
 		}
 	}
+	return false
 }
 
 // keepBackend makes the session keep its backend to its end: why names

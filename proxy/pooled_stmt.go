@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"container/list"
 	"encoding/binary"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -18,11 +20,26 @@ import (
 // A protocol-level prepared statement outlives the transaction that made
 // it, on a backend the session may not hold next time. So a session's
 // statements are renamed upstream, each under a name of its own
-// ("pgveil_<session id>_<n>"), and prepared again on a backend that lacks
-// them when the session takes it. Every statement name a client sends is
-// translated, a name it never prepared into one that cannot exist: a
-// session reaches its own statements only, never those other sessions
-// left on a shared backend.
+// ("pgveil_<session id>_<n>"), and prepared again, lazily, on a backend
+// that lacks them: a Bind or a Describe naming one, or a Parse of a name
+// the session holds (which must fail as "already exists"), is preceded in
+// the client's own batch by the statement's Parse (ensureStmt), whose
+// ParseComplete pgveil swallows (pooledNote). A transaction pays only for
+// the statements it uses, once per backend; an Execute needs none, since
+// its portal was bound in the same transaction, on the same backend. If
+// that Parse fails (a table dropped since), the client gets its error in
+// the Bind's place, and the backend is not counted as holding it.
+// Every statement name a client sends is translated, a name it never
+// prepared into one that cannot exist: a session reaches its own
+// statements only, never those other sessions left on a shared backend.
+//
+// A backend keeps the statements of the sessions it served, least
+// recently used first (backendStmts): past maxBackendStatements, a
+// session taking it closes the oldest first, in the batch prepareOnTake
+// writes; one a transaction filled past dropBackendStatements is closed
+// at its release instead. A session holds at most maxSessionStatements
+// named statements, of maxSessionStatementBytes of text upstream in all:
+// a Parse of one more is refused with 54000 (pooledStmtCap).
 //
 // The unnamed statement keeps its name. A backend remembers whose it
 // holds and which of them (backend.unnamedBy, unnamedGen); a session
@@ -34,7 +51,12 @@ import (
 //
 // NOTE: a statement joins the session's statements at its ParseComplete
 // (the backend relay counts them, parses); until then it is pending. A
-// Parse that fails leaves nothing to prepare again.
+// Parse that fails leaves nothing to prepare again. Every Parse written
+// upstream in the client's stream, the lazy ones included, is in
+// poolLink.parses in the order written (but a refusal's marker, which
+// always fails): the ParseComplete answers come in that order, and the
+// one at the head says whose each is. A lazy Parse the server fails or
+// skips is forgotten at its batch's ReadyForQuery (onBatchAnswered).
 
 // pooledStmt is a prepared statement of a transaction-mode session.
 type pooledStmt struct {
@@ -54,11 +76,86 @@ type sentParse struct {
 	gen  uint64
 	// batch is the ReadyForQuery number that closes its batch.
 	batch int64
+	// lazy reports a Parse pgveil added ahead of a client message naming
+	// st, on backend b, which lacked it (ensureStmt): its ParseComplete
+	// is swallowed.
+	lazy bool
+	b    *backend
 }
 
-// maxBackendStatements bounds the statements a backend accumulates from
-// the sessions it served; past it, the backend is closed at its release.
+// maxBackendStatements bounds the statements a backend keeps from the
+// sessions it served: a session taking it closes the least recently used
+// past it (prepareOnTake).
 const maxBackendStatements = 2000
+
+// dropBackendStatements bounds the statements a backend may hold when
+// its session lets it go: past it, a transaction prepared that many, and
+// the backend is closed rather than emptied with as many Closes.
+const dropBackendStatements = 2 * maxBackendStatements
+
+// maxSessionStatements bounds the named statements a transaction-mode
+// session holds, as the statement tracker bounds the names it remembers
+// (statement.maxTrackedNames); maxSessionStatementBytes the text of
+// their Parses upstream. A Parse past either is refused (pooledStmtCap).
+const (
+	maxSessionStatements     = 10000
+	maxSessionStatementBytes = 32 << 20
+)
+
+// backendStmts are the upstream names of the statements a backend holds,
+// least recently used first.
+// NOTE: the holding session's, under its poolLink.mu.
+type backendStmts struct {
+	m     map[string]*list.Element
+	order *list.List
+}
+
+func newBackendStmts() backendStmts {
+	return backendStmts{m: map[string]*list.Element{}, order: list.New()}
+}
+
+// has reports whether the backend holds the statement named server.
+func (bs *backendStmts) has(server string) bool {
+	_, ok := bs.m[server]
+	return ok
+}
+
+// use notes that the backend holds server, used last.
+func (bs *backendStmts) use(server string) {
+	if e, ok := bs.m[server]; ok {
+		bs.order.MoveToBack(e)
+		return
+	}
+	bs.m[server] = bs.order.PushBack(server)
+}
+
+// remove notes that the backend no longer holds server.
+func (bs *backendStmts) remove(server string) {
+	if e, ok := bs.m[server]; ok {
+		bs.order.Remove(e)
+		delete(bs.m, server)
+	}
+}
+
+// len returns the number of statements the backend holds.
+func (bs *backendStmts) len() int { return len(bs.m) }
+
+// evict forgets the least recently used statements past n, calling f
+// with each name.
+func (bs *backendStmts) evict(n int, f func(server string)) {
+	for len(bs.m) > n {
+		e := bs.order.Front()
+		server := e.Value.(string)
+		bs.order.Remove(e)
+		delete(bs.m, server)
+		f(server)
+	}
+}
+
+// overfull reports that b holds too many statements to be reused.
+func (b *backend) overfull() bool {
+	return b.prepared.len() > dropBackendStatements
+}
 
 // serverStmtName returns the upstream name of the client's statement
 // name: its own when the session prepared it, one that cannot exist
@@ -152,12 +249,15 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	defer pl.mu.Unlock()
 	name := p.Name
 	sent := sentParse{name: name, batch: ss.sent.Load() + 1}
+	var pre []byte
 	switch {
 	case name == "":
 	case pl.pending[name] != nil || pl.stmts[name] != nil:
 		// PostgreSQL refuses a second statement of that name: so will
-		// the upstream, under the first one's name.
+		// the upstream, under the first one's name, prepared first on
+		// a backend that lacks it.
 		p.Name = pl.serverStmtName(name)
+		pre = ss.ensureStmt(name)
 	default:
 		pl.seq++
 		p.Name = pl.prefix + strconv.Itoa(pl.seq)
@@ -173,9 +273,63 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	} else if sent.st != nil {
 		sent.st.parse = msg
 		pl.pending[name] = sent.st
+		pl.stmtBytes += len(msg)
 	}
 	pl.parses = append(pl.parses, sent)
+	if pre != nil {
+		msg = append(append(make([]byte, 0, len(pre)+len(msg)), pre...), msg...)
+	}
 	return msg, nil
+}
+
+// ensureStmt returns the Parse of the session's statement name when the
+// backend held lacks it, nil otherwise: the caller writes it upstream
+// ahead of the client's message naming the statement, in the same batch,
+// and the backend relay swallows its ParseComplete (pooledNote). Either
+// way the backend counts the statement as used last (client relay, mu
+// held).
+func (ss *session) ensureStmt(name string) []byte {
+	pl := ss.pl
+	b := pl.b
+	st := pl.stmts[name]
+	if st == nil || b == nil {
+		// Pending statements are being prepared on b.
+		return nil
+	}
+	if b.prepared.has(st.server) {
+		b.prepared.use(st.server)
+		return nil
+	}
+	b.prepared.use(st.server)
+	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: ss.sent.Load() + 1, lazy: true, b: b})
+	ss.srv.metrics.poolStatements(1, 0)
+	return st.parse
+}
+
+// pooledStmtCap returns the refusal of a Parse of the client's statement
+// name, of size bytes upstream, past the session's bounds on its
+// statements (maxSessionStatements, maxSessionStatementBytes); nil when
+// within them, or outside transaction mode.
+func (ss *session) pooledStmtCap(name string, size int) *Refusal {
+	pl := ss.pl
+	if pl == nil || name == "" {
+		return nil
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.stmts[name] != nil || pl.pending[name] != nil {
+		// Refused upstream as "already exists".
+		return nil
+	}
+	n := len(pl.stmts) + len(pl.pending)
+	if n < maxSessionStatements && (n == 0 || pl.stmtBytes+size <= maxSessionStatementBytes) {
+		// NOTE: a first statement of any size PostgreSQL takes.
+		return nil
+	}
+	return &Refusal{Code: CodeProgramLimitExceeded, Rule: "transaction_pooling",
+		Message: fmt.Sprintf("too many prepared statements: a session holds at most %d, of %d MiB of text, in transaction pooling (upstream.pool.mode = \"transaction\")",
+			maxSessionStatements, maxSessionStatementBytes>>20),
+		Hint: "Close the prepared statements the session no longer uses."}
 }
 
 // setUnnamed makes parse, nil for none, the session's unnamed statement,
@@ -199,32 +353,38 @@ func (ss *session) dropUnnamed() {
 	}
 }
 
-// onParseAnswer settles the oldest Parse in flight at its ParseComplete
-// (backend relay).
-func (ss *session) onParseAnswer() {
+// onParseAnswer settles the oldest Parse in flight at its ParseComplete,
+// and reports that the ParseComplete answers a Parse ensureStmt added,
+// which the client never sent: the caller skips it (backend relay).
+func (ss *session) onParseAnswer() bool {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if len(pl.parses) > 0 && pl.parses[0].lazy {
+		pl.parses = pl.parses[1:]
+		return true
+	}
 	if pl.pool.idleTx > 0 && ss.sent.Load() == ss.done.Load() {
 		// An answer to the batch the client has not closed yet
 		// (noteAnswered).
 		pl.answered[0]++
 	}
 	if len(pl.parses) == 0 {
-		return
+		return false
 	}
 	p := pl.parses[0]
 	pl.parses = pl.parses[1:]
 	if p.st == nil {
-		return
+		return false
 	}
 	if pl.pending[p.name] == p.st {
 		delete(pl.pending, p.name)
 		pl.stmts[p.name] = p.st
 	}
 	if pl.b != nil {
-		pl.b.prepared[p.st.server] = true
+		pl.b.prepared.use(p.st.server)
 	}
+	return false
 }
 
 // onBatchAnswered drops the Parses of batches up to done that got no
@@ -239,8 +399,14 @@ func (ss *session) onBatchAnswered(done int64) {
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
 		pl.parses = pl.parses[1:]
+		if p.lazy {
+			// Failed, or skipped after an error: the backend lacks it.
+			p.b.prepared.remove(p.st.server)
+			continue
+		}
 		if p.st != nil && pl.pending[p.name] == p.st {
 			delete(pl.pending, p.name)
+			pl.stmtBytes -= len(p.st.parse)
 		}
 		if p.name == "" && p.gen == pl.unnamedGen {
 			// It failed, and PostgreSQL dropped the unnamed statement
@@ -270,11 +436,15 @@ func (pl *poolLink) closeStmt(name string) string {
 		pl.setUnnamed(nil)
 		return server
 	}
-	if st := pl.stmts[name]; st != nil && pl.b != nil {
-		delete(pl.b.prepared, st.server)
+	for _, m := range []map[string]*pooledStmt{pl.stmts, pl.pending} {
+		if st := m[name]; st != nil {
+			if pl.b != nil {
+				pl.b.prepared.remove(st.server)
+			}
+			pl.stmtBytes -= len(st.parse)
+			delete(m, name)
+		}
 	}
-	delete(pl.stmts, name)
-	delete(pl.pending, name)
 	return server
 }
 
@@ -317,6 +487,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		head, name = body[:1], s
 	}
 	var server string
+	var pre []byte
 	if typ == 'C' {
 		server = pl.closeStmt(name)
 	} else {
@@ -327,8 +498,16 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		server = pl.serverStmtName(name)
 		if server == pl.prefix+unknownSuffix {
 			pl.noteUnknown(name, ss.sent.Load()+1, ss.done.Load())
+		} else if name != "" {
+			pre = ss.ensureStmt(name)
 		}
 		pl.mu.Unlock()
+	}
+	if pre != nil {
+		// The statement, prepared first on a backend that lacks it.
+		if err := ss.uout.Write(pre); err != nil {
+			return err
+		}
 	}
 	if server == name {
 		return ss.cin.Forward(total, ss.uout)
@@ -353,8 +532,10 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 // prepareOnTake writes upstream, on the backend the session just took
 // and ahead of the client's first message (of type typ; parseName is the
 // statement a Parse prepares), what gives the backend the session's
-// settings (pooled_settings.go), the session's prepared statements it
-// lacks, and the session's own unnamed statement or none. It returns the
+// settings (pooled_settings.go) and the session's own unnamed statement
+// or none, and the Closes of the statements it holds past
+// maxBackendStatements, least recently used first. The session's named
+// statements it lacks are prepared when named (ensureStmt). It returns the
 // number of ReadyForQuery messages that answer it: the backend relay
 // swallows the answers up to the last (client relay, mu held).
 func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
@@ -379,12 +560,14 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 		}
 		b.unnamedBy, b.unnamedGen = pl, pl.unnamedGen
 	}
-	for _, st := range pl.stmts {
-		if !b.prepared[st.server] {
-			out = append(out, st.parse...)
-			b.prepared[st.server] = true
-			extended = true
-		}
+	closed := 0
+	b.prepared.evict(maxBackendStatements, func(server string) {
+		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: server}).Encode(out)
+		extended = true
+		closed++
+	})
+	if closed > 0 {
+		ss.srv.metrics.poolStatements(0, closed)
 	}
 	if extended {
 		out, _ = (&pgproto3.Sync{}).Encode(out)

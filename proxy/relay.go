@@ -392,6 +392,10 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
+	if r := ss.pooledStmtCap(p.Name, len(res.SQL)); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceParse, p.Name, r)
+	}
 	if gen != ss.actTrack.gen.Load() {
 		// Checked for one viewer, recorded for another (actGate).
 		r := ActRefusal("the acting user changed while the statement was checked (a transaction that changed it ended): send it again")
@@ -651,7 +655,13 @@ func (ss *session) relayBackend() (_ sessionEnd, detached bool) {
 				}
 				continue
 			}
-			ss.pooledNote(typ)
+			if ss.pooledNote(typ) {
+				// A ParseComplete the client did not ask for.
+				if err := ss.uin.Skip(total); err != nil {
+					return ss.upstreamReadFailed(err), false
+				}
+				continue
+			}
 		}
 		how, e := ss.upstreamHeader(typ, total)
 		switch how {

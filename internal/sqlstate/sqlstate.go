@@ -43,6 +43,9 @@ const (
 	// IdleInTransactionTimeout (25P03) is a pooled session ended for
 	// holding a backend idle past upstream.pool.idle_transaction_timeout.
 	IdleInTransactionTimeout = "25P03"
+	// ProgramLimitExceeded (54000) is a Parse past the prepared
+	// statements a transaction-mode session may hold.
+	ProgramLimitExceeded = "54000"
 	// AdminShutdown (57P01) is a session ended by a shutdown or a reload.
 	AdminShutdown = "57P01"
 	// InternalError (XX000) is a bug caught before it reached the client.

@@ -342,7 +342,8 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 		}
 		big := p.simpleConn(t, "marie")
 		fe = big.PgConn().Frontend()
-		text := "SELECT '" + strings.Repeat("x", 1<<20) + "'"
+		// Just under the rewriter's 1 MiB text limit: 32 fit in 32 MiB.
+		text := "SELECT '" + strings.Repeat("x", 1<<20-64-len("SELECT ''")) + "'"
 		var msgs []pgproto3.FrontendMessage
 		for i := range 31 {
 			msgs = append(msgs, &pgproto3.Parse{Name: fmt.Sprintf("b%d", i), Query: text})

@@ -38,6 +38,9 @@ func (ss *session) finish(x *statement.Execution, note string) {
 	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
 	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, time.Since(x.Start)
 	if info.Refusal != nil {
+		if r.Fingerprint == "" {
+			r.Fingerprint = info.Refusal.Fingerprint
+		}
 		r.Decision = "denied"
 		r.Reason = info.Refusal.Rule
 		r.SQLState = info.Refusal.Code

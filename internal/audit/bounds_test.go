@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -246,5 +247,33 @@ func TestQueueBytes(t *testing.T) {
 				t.Errorf("%+v", rep)
 			}
 		})
+	}
+}
+
+// TestTextCacheBounded: the cache keeps at most two generations of
+// cacheGeneration texts, each generation at most about
+// cacheGenerationBytes of normalised texts, whatever the texts' number
+// and length.
+func TestTextCacheBounded(t *testing.T) {
+	var parses atomic.Uint64
+	c := newTextCache(&parses)
+	o := &Options{RedactLiterals: true}
+	// Normalised, each text keeps its 20 KiB comment: the bytes fill a
+	// generation before its count does.
+	pad := " /* " + strings.Repeat("x", 20<<10) + " */"
+	for i := range 3 * cacheGeneration {
+		sql := "SELECT " + strconv.Itoa(i) + pad
+		c.prepare(&Record{Event: EventStatement, SQL: sql}, o)
+		if len(c.cur) > cacheGeneration || len(c.old) > cacheGeneration || c.curBytes > cacheGenerationBytes+len(sql) {
+			t.Fatalf("after %d texts: %d and %d entries, %d bytes", i+1, len(c.cur), len(c.old), c.curBytes)
+		}
+	}
+	if len(c.cur) >= cacheGeneration {
+		t.Errorf("%d entries: the bytes did not bound the generation", len(c.cur))
+	}
+	before := parses.Load()
+	c.prepare(&Record{Event: EventStatement, SQL: "SELECT " + strconv.Itoa(3*cacheGeneration-1) + pad}, o)
+	if parses.Load() != before {
+		t.Errorf("the last text was parsed again")
 	}
 }

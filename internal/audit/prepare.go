@@ -59,8 +59,9 @@ type parsed struct {
 	normalized string
 	// normalizedDone records that normalized was computed.
 	normalizedDone bool
-	// secret records holdsSecret's answer, once secretDone.
-	secret, secretDone bool
+	// maySecret is mayHoldSecret's answer; secret records holdsSecret's,
+	// once secretDone.
+	maySecret, secret, secretDone bool
 	// skipped records that the text was not handed to pg_query at all:
 	// too long or too deep for the writer (parseable).
 	skipped bool
@@ -134,7 +135,7 @@ func (c *textCache) get(text, fingerprint string) *parsed {
 	p, ok := c.old[k]
 	if !ok {
 		// NOTE: no fingerprint also means no normalize (below).
-		p = &parsed{skipped: !parseable(text)}
+		p = &parsed{skipped: !parseable(text), maySecret: mayHoldSecret(text)}
 		if !p.skipped {
 			if fingerprint != "" {
 				p.fingerprint = fingerprint
@@ -375,7 +376,7 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		if r.Fingerprint == "" {
 			e.Fingerprint = p.fingerprint
 		}
-		if o.RedactLiterals || mayHoldSecret(r.SQL) && c.holdsSecret(p, r.SQL) {
+		if o.RedactLiterals || p.maySecret && c.holdsSecret(p, r.SQL) {
 			e.SQL = c.normalize(p, r.SQL)
 		}
 	}

@@ -277,3 +277,15 @@ func TestTextCacheBounded(t *testing.T) {
 		t.Errorf("the last text was parsed again")
 	}
 }
+
+// TestCapTextBoundaries: the cut does not split a character, nor walk
+// back through bytes that are not UTF-8.
+func TestCapTextBoundaries(t *testing.T) {
+	var scratch []byte
+	if got := capText(strings.Repeat("é", 3000), 4095, false, &scratch); !strings.HasPrefix(got, strings.Repeat("é", 2047)+"…<statement truncated: the first 4094 of 6000 bytes kept, sha256 ") {
+		t.Errorf("%.100q", got[4000:])
+	}
+	if got := capText(strings.Repeat("\x80", 8000), 4096, false, &scratch); !strings.Contains(got, "the first 4093 of 8000 bytes kept") {
+		t.Errorf("%q", got[4090:])
+	}
+}

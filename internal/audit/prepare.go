@@ -302,8 +302,9 @@ func capText(text string, max int, redact bool, scratch *[]byte) string {
 		}
 		return red + truncatedMark(kept, len(text), "")
 	}
+	// NOTE: at most UTFMax-1 bytes back: text need not be UTF-8.
 	cut := max
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
+	for cut > max-utf8.UTFMax+1 && !utf8.RuneStart(text[cut]) {
 		cut--
 	}
 	sum := hex.EncodeToString(sha256Into(nil, text, scratch))

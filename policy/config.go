@@ -249,6 +249,13 @@ type Audit struct {
 	// QueueSize is the length of the queue between sessions and the
 	// writer. Default 10000.
 	QueueSize int `reload:"queue_size"`
+	// QueueBytes bounds what the queued records hold, their texts
+	// included, as QueueSize bounds their number. Default 64 MiB.
+	QueueBytes int64 `reload:"queue_bytes"`
+	// MaxText is the longest statement text, and rewritten SQL, a record
+	// keeps: a longer one keeps its head, its length and (unredacted) its
+	// SHA-256. Default 64 KiB.
+	MaxText int `reload:"max_text"`
 	// SyncInterval is the longest written records wait for fsync while
 	// records keep coming; the writer syncs as soon as they stop. Default
 	// 200ms.

@@ -19,6 +19,17 @@ const (
 	// written records wait for fsync while records keep coming.
 	defaultAuditSyncInterval = 200 * time.Millisecond
 	maxAuditQueueSize        = 10_000_000
+	// defaultAuditQueueBytes and its bounds are audit.DefaultQueueBytes
+	// and audit.MinQueueBytes: what the queued records may hold.
+	defaultAuditQueueBytes = 64 << 20
+	minAuditQueueBytes     = 1 << 20
+	maxAuditQueueBytes     = 64 << 30
+	// defaultAuditMaxText and its bounds are audit.DefaultMaxText,
+	// audit.MinMaxText and audit.MaxMaxText: the longest text a record
+	// keeps.
+	defaultAuditMaxText = 64 << 10
+	minAuditMaxText     = 1 << 10
+	maxAuditMaxText     = 256 << 10
 )
 
 // Schemas of the audit and admin blocks; configs/README.md documents
@@ -29,6 +40,8 @@ var (
 			{Name: "file", Required: true},
 			{Name: "max_size"},
 			{Name: "queue_size"},
+			{Name: "queue_bytes"},
+			{Name: "max_text"},
 			{Name: "sync_interval"},
 			{Name: "on_full"},
 			{Name: "hmac_key"},
@@ -64,6 +77,8 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	a := &Audit{
 		MaxSize:      defaultAuditMaxSize,
 		QueueSize:    defaultAuditQueueSize,
+		QueueBytes:   defaultAuditQueueBytes,
+		MaxText:      defaultAuditMaxText,
 		SyncInterval: defaultAuditSyncInterval,
 		OnFull:       AuditBlock,
 		RewrittenSQL: AuditFull,
@@ -81,6 +96,24 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	}
 	if attr := c.Attributes["queue_size"]; attr != nil {
 		a.QueueSize, _ = d.wholeNumber(attr, "audit.queue_size", 1, maxAuditQueueSize)
+	}
+	if attr := c.Attributes["queue_bytes"]; attr != nil {
+		if n, ok := d.size(attr, "audit.queue_bytes"); ok {
+			if n < minAuditQueueBytes || n > maxAuditQueueBytes {
+				d.errorAt(attr, "Invalid size", `audit.queue_bytes must be from "1MiB" to "64GiB".`)
+			} else {
+				a.QueueBytes = n
+			}
+		}
+	}
+	if attr := c.Attributes["max_text"]; attr != nil {
+		if n, ok := d.size(attr, "audit.max_text"); ok {
+			if n < minAuditMaxText || n > maxAuditMaxText {
+				d.errorAt(attr, "Invalid size", `audit.max_text must be from "1KiB" to "256KiB".`)
+			} else {
+				a.MaxText = int(n)
+			}
+		}
 	}
 	if attr := c.Attributes["sync_interval"]; attr != nil {
 		a.SyncInterval, _ = d.duration(attr, "audit.sync_interval")

@@ -51,7 +51,8 @@ admin { address = "127.0.0.1:9187" }
 			check: func(t *testing.T, dir string, cfg *Config) {
 				a := cfg.Audit
 				if a == nil || a.File != filepath.Join("audit", "audit.log") || a.MaxSize != 100<<20 ||
-					a.QueueSize != 10000 || a.SyncInterval != 200*time.Millisecond || a.OnFull != AuditBlock || string(a.Key) != "k3y" ||
+					a.QueueSize != 10000 || a.QueueBytes != 64<<20 || a.MaxText != 64<<10 ||
+					a.SyncInterval != 200*time.Millisecond || a.OnFull != AuditBlock || string(a.Key) != "k3y" ||
 					a.RewrittenSQL != AuditFull || a.RedactLiterals {
 					t.Errorf("audit %+v", a)
 				}
@@ -66,6 +67,8 @@ admin { address = "127.0.0.1:9187" }
   file            = "-"
   max_size        = "512KiB"
   queue_size      = 20
+  queue_bytes     = "8MiB"
+  max_text        = "4KiB"
   sync_interval   = "1s"
   on_full         = "drop"
   hmac_key        = env("PGVEIL_AUDIT_KEY")
@@ -76,11 +79,27 @@ admin { address = "127.0.0.1:9187" }
 			env: map[string]string{"PGVEIL_AUDIT_KEY": "k3y"},
 			check: func(t *testing.T, _ string, cfg *Config) {
 				a := cfg.Audit
-				if a.File != "-" || a.MaxSize != 512<<10 || a.QueueSize != 20 || a.SyncInterval != time.Second || a.OnFull != AuditDrop ||
+				if a.File != "-" || a.MaxSize != 512<<10 || a.QueueSize != 20 || a.QueueBytes != 8<<20 || a.MaxText != 4<<10 ||
+					a.SyncInterval != time.Second || a.OnFull != AuditDrop ||
 					a.RewrittenSQL != AuditHash || !a.RedactLiterals {
 					t.Errorf("audit %+v", a)
 				}
 			},
+		},
+		{
+			name:   "queue_bytes and max_text have bounds",
+			blocks: "audit {\n  file        = \"a.log\"\n  queue_bytes = \"512KiB\"\n  max_text    = \"1MiB\"\n  hmac_key    = env(\"PGVEIL_AUDIT_KEY\")\n}\n",
+			env:    map[string]string{"PGVEIL_AUDIT_KEY": "k3y"},
+			diags: `pgveil.hcl:10:17: error: Invalid size
+  10 |   queue_bytes = "512KiB"
+     |                 ^^^^^^^^
+  audit.queue_bytes must be from "1MiB" to "64GiB".
+
+pgveil.hcl:11:17: error: Invalid size
+  11 |   max_text    = "1MiB"
+     |                 ^^^^^^
+  audit.max_text must be from "1KiB" to "256KiB".
+`,
 		},
 		{
 			name:   "a max_size of 0 never rotates",

@@ -11,8 +11,11 @@ import (
 // Auditor receives the audit trail: one record per statement execution
 // or refusal and per session event. *audit.Log implements it.
 //
-// NOTE: Write is called from sessions' relay goroutines; it may block
-// (an audited system does not drop records) but must not do heavy work.
+// NOTE: Write is called from sessions' relay goroutines (an event
+// loop's, shared by its sessions); it may block (an audited system does
+// not drop records) but must not do heavy work: *audit.Log's does no
+// parse, only a pass over a text longer than it keeps, the session
+// having read that text already.
 type Auditor interface {
 	Write(r *audit.Record)
 }
@@ -46,6 +49,9 @@ func (ss *session) finish(x *statement.Execution, note string) {
 	}
 	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, end.Sub(x.Start)
 	if info.Refusal != nil {
+		if r.Fingerprint == "" {
+			r.Fingerprint = info.Refusal.Fingerprint
+		}
 		r.Decision = "denied"
 		r.Reason = info.Refusal.Rule
 		r.SQLState = info.Refusal.Code

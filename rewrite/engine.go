@@ -91,8 +91,10 @@ func (e *Engine) SetCatalog(cat *Catalog) {
 
 // SetFingerprints makes the engine give the Results of statements it
 // serves from its literal-shape caches their pg_query fingerprint
-// (Result.Fingerprint), computed once per shape: for an audit trail,
-// which records each statement's. Off, it computes none.
+// (Result.Fingerprint), computed once per shape, and its refusals of
+// texts it parsed theirs (Refused.Fingerprint), computed once per
+// (policy, text) and cached with the refusal: for an audit trail, which
+// records each statement's. Off, it computes none.
 func (e *Engine) SetFingerprints(on bool) { e.fingerprints.Store(on) }
 
 // Catalog returns the current snapshot.
@@ -435,11 +437,27 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	case err == nil:
 		c.res = res
 	case errors.As(err, &unknown):
-		c.err = unknown.Refusal()
+		r = unknown.Refusal()
 	case errors.As(err, &r):
-		c.err = r
 	default:
-		c.err = &Refused{Code: CodeInsufficientPrivilege, Rule: "rewrite", Message: "pgveil refused the statement"}
+		r = &Refused{Code: CodeInsufficientPrivilege, Rule: "rewrite", Message: "pgveil refused the statement"}
+	}
+	if r != nil {
+		// A refusal is served from the cache as cheaply as a rewrite: its
+		// fingerprint goes with it, computed once, for the audit trail
+		// (whose one writer would otherwise parse the text of each
+		// refused statement, up to maxCachedText, a client repeats).
+		// Past the depth pg_query's fingerprint walks safely, the writer
+		// does not parse the text either. Set on a copy: rewriteText's
+		// refusal may be shared.
+		if e.fingerprints.Load() && shallow && r.Fingerprint == "" {
+			if fp, err := pg_query.Fingerprint(text); err == nil {
+				cp := *r
+				cp.Fingerprint = fp
+				r = &cp
+			}
+		}
+		c.err = r
 	}
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && !cacheable && c.err != nil {

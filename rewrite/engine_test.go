@@ -476,3 +476,47 @@ func TestEngineRefusesOversizedInline(t *testing.T) {
 	}
 	assertComplexity(t, "RewriteCached", err, "longer than")
 }
+
+// TestEngineRefusalFingerprints: with fingerprints on, a refusal brings
+// pg_query's fingerprint of the refused text, computed once and served
+// from the cache with the refusal (the audit writer parsed a long
+// refused text a client repeated once per record); off, none. A text
+// the guard refuses unparsed has none.
+func TestEngineRefusalFingerprints(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	ctx := context.Background()
+	long := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 25000), ",") + " FROM pg_catalog.pg_authid"
+	want, err := pg_query.Fingerprint(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rewrite.NewEngine(cat, policy, nil, 100)
+	e.SetFingerprints(true)
+	for i := range 3 {
+		_, err := e.Rewrite(ctx, "marie", 'Q', long)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) {
+			t.Fatalf("%d: %v, want a refusal", i, err)
+		}
+		if r.Fingerprint != want {
+			t.Fatalf("%d: fingerprint %q, want %q", i, r.Fingerprint, want)
+		}
+	}
+	if hits, misses := e.CacheStats(); hits != 2 || misses != 1 {
+		t.Errorf("%d hits, %d misses: the refusal was not served from the cache", hits, misses)
+	}
+	if _, ok, err := e.RewriteCached("marie", 'Q', long); !ok || err == nil || err.(*rewrite.Refused).Fingerprint != want {
+		t.Errorf("RewriteCached: %v, %v", ok, err)
+	}
+	off := rewrite.NewEngine(cat, policy, nil, 100)
+	var r *rewrite.Refused
+	if _, err := off.Rewrite(ctx, "marie", 'Q', long); !errors.As(err, &r) || r.Fingerprint != "" {
+		t.Errorf("fingerprints off: %v, %q", err, r.Fingerprint)
+	}
+	deep := "SELECT " + strings.Repeat("(", 5000) + "1" + strings.Repeat(")", 5000)
+	if _, err := e.Rewrite(ctx, "marie", 'Q', deep); !errors.As(err, &r) || r.Fingerprint != "" {
+		t.Errorf("guard: %v, %q", err, r.Fingerprint)
+	}
+}

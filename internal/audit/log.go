@@ -44,6 +44,14 @@ type Stats struct {
 	// Dropped counts the records lost: dropped because the queue was full
 	// (drop mode), or given up at Close after write errors.
 	Dropped uint64
+	// QueuedBytes is what the queued records count for in
+	// Options.QueueBytes.
+	QueuedBytes int64
+	// Parses counts the statement texts the writer handed to pg_query
+	// (to fingerprint, normalise or classify them): once per text it has
+	// not seen lately, none for a text whose fingerprint the rewriter
+	// gave, unless it is to be redacted.
+	Parses uint64
 }
 
 // Log is an open audit trail. Write and Stats are safe for concurrent
@@ -75,6 +83,15 @@ type Log struct {
 	// pendingDrops counts records dropped since the writer last noted
 	// them in a dropped record.
 	pendingDrops atomic.Int64
+	// parses counts the writer's calls into pg_query.
+	parses atomic.Uint64
+
+	// bytesMu guards queuedBytes, the sum of the queued records' sizes
+	// (Record.size), which Write keeps within Options.QueueBytes; room is
+	// broadcast when the writer takes records off the queue.
+	bytesMu     sync.Mutex
+	room        sync.Cond
+	queuedBytes int64
 
 	// w is the writer goroutine's state.
 	// NOTE: only the writer goroutine (and Open, before starting it) uses
@@ -101,11 +118,12 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 		queue: make(chan *Record, o.QueueSize),
 		done:  make(chan struct{}),
 	}
+	l.room.L = &l.bytesMu
 	w := &writer{
 		o:         &l.o,
 		log:       l.o.Logger,
 		chain:     newChain(o.Key),
-		cache:     newTextCache(),
+		cache:     newTextCache(&l.parses),
 		prev:      zeroMAC,
 		closing:   &l.closing,
 		written:   &l.written,
@@ -126,8 +144,13 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 }
 
 // Write enqueues r. In block mode it waits while the queue is full; in
-// drop mode it drops r instead and counts it. It sets r.Time to the
-// current time when zero. Write on a nil or closed Log does nothing.
+// drop mode it drops r instead and counts it. The queue is full when it
+// holds Options.QueueSize records, or when r would take what the queued
+// records hold past Options.QueueBytes (a record larger than that is
+// queued only into an empty queue). It sets r.Time to the current time
+// when zero, and first cuts r's texts to Options.MaxText (capTexts): a
+// statement of listen.max_message_size costs the queue MaxText bytes,
+// and the writer no parse. Write on a nil or closed Log does nothing.
 func (l *Log) Write(r *Record) {
 	if l == nil || r == nil {
 		return
@@ -135,21 +158,58 @@ func (l *Log) Write(r *Record) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
+	capTexts(r, &l.o)
+	r.size = recordSize(r)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return
 	}
 	if l.o.OnFull == OnFullDrop {
+		if !l.reserve(r.size, false) {
+			l.dropped.Add(1)
+			l.pendingDrops.Add(1)
+			return
+		}
 		select {
 		case l.queue <- r:
 		default:
+			l.release(r.size)
 			l.dropped.Add(1)
 			l.pendingDrops.Add(1)
 		}
 		return
 	}
+	l.reserve(r.size, true)
 	l.queue <- r
+}
+
+// reserve counts n more queued bytes when they fit within
+// Options.QueueBytes, or when the queue holds none; otherwise it waits
+// for room when wait is set, and reports false when not.
+func (l *Log) reserve(n int64, wait bool) bool {
+	l.bytesMu.Lock()
+	defer l.bytesMu.Unlock()
+	for l.queuedBytes > 0 && l.queuedBytes+n > l.o.QueueBytes {
+		if !wait {
+			return false
+		}
+		l.room.Wait()
+	}
+	l.queuedBytes += n
+	return true
+}
+
+// release gives back the n bytes of a record taken off the queue (or
+// not queued after all) and wakes the Writes waiting for room.
+func (l *Log) release(n int64) {
+	if n == 0 {
+		return
+	}
+	l.bytesMu.Lock()
+	l.queuedBytes -= n
+	l.bytesMu.Unlock()
+	l.room.Broadcast()
 }
 
 // Close writes every queued record, syncs and closes the file, and stops
@@ -176,7 +236,10 @@ func (l *Log) Stats() Stats {
 	if l == nil {
 		return Stats{}
 	}
-	return Stats{Queued: len(l.queue), Written: l.written.Load(), Dropped: l.dropped.Load()}
+	l.bytesMu.Lock()
+	queuedBytes := l.queuedBytes
+	l.bytesMu.Unlock()
+	return Stats{Queued: len(l.queue), Written: l.written.Load(), Dropped: l.dropped.Load(), QueuedBytes: queuedBytes, Parses: l.parses.Load()}
 }
 
 // run is the writer goroutine: it collects what is queued into batches,
@@ -198,6 +261,7 @@ func (l *Log) run() {
 			break
 		}
 		w.add(r)
+		l.release(r.size)
 		l.noteDrops()
 		for open {
 			open = l.collect()
@@ -234,6 +298,7 @@ func (l *Log) collect() bool {
 				return false
 			}
 			w.add(r)
+			l.release(r.size)
 			l.noteDrops()
 		default:
 			return true

@@ -135,7 +135,7 @@ func TestOptions(t *testing.T) {
 			// Parsing them would take the writer seconds and gigabytes,
 			// or overflow the parser's stack.
 			name:   "a text too deep to parse is kept unparsed, its literals redacted by the rewriter's scanner",
-			opts:   Options{RedactLiterals: true},
+			opts:   Options{RedactLiterals: true, MaxText: MaxMaxText},
 			record: &Record{Event: EventStatement, SQL: "SELECT " + strings.Repeat("(", 100000) + "'secret'" + strings.Repeat(")", 100000)},
 			check: func(t *testing.T, e *Entry) {
 				if e.SQL != "SELECT "+strings.Repeat("(", 100000)+"$1"+strings.Repeat(")", 100000) || e.Fingerprint != "" {
@@ -145,7 +145,7 @@ func TestOptions(t *testing.T) {
 		},
 		{
 			name:   "a text too long to parse is cut to its first 256 KiB, redacted, and marked as cut",
-			opts:   Options{RedactLiterals: true},
+			opts:   Options{RedactLiterals: true, MaxText: MaxMaxText},
 			record: &Record{Event: EventStatement, SQL: "SELECT 'secret'" + strings.Repeat(", 1", 100000)},
 			check: func(t *testing.T, e *Entry) {
 				// Each ", 1" becomes ", $n": the first 102,479 bytes

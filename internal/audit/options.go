@@ -26,6 +26,25 @@ const (
 // DefaultQueueSize is the queue length when Options.QueueSize is zero.
 const DefaultQueueSize = 10000
 
+// DefaultQueueBytes is Options.QueueBytes when zero: what the queued
+// records may hold in all, their texts included.
+const DefaultQueueBytes = 64 << 20
+
+// MinQueueBytes is the smallest Options.QueueBytes: room for a few
+// records of the longest texts a record keeps.
+const MinQueueBytes = 1 << 20
+
+// DefaultMaxText is Options.MaxText when zero.
+const DefaultMaxText = 64 << 10
+
+// MinMaxText and MaxMaxText bound Options.MaxText. MaxMaxText is the
+// longest text the writer hands to pg_query (maxParsedText): a record
+// keeps no text the writer could not parse for its length.
+const (
+	MinMaxText = 1 << 10
+	MaxMaxText = maxParsedText
+)
+
 // DefaultSyncInterval is Options.SyncInterval when zero.
 const DefaultSyncInterval = 200 * time.Millisecond
 
@@ -43,6 +62,19 @@ type Options struct {
 	// QueueSize is the length of the bounded queue between Write and the
 	// writer goroutine; DefaultQueueSize when zero.
 	QueueSize int
+	// QueueBytes bounds what the queued records hold, their texts
+	// included (recordSize), as QueueSize bounds their number: a record
+	// that would take the queue past it waits for room (OnFullBlock) or
+	// is dropped (OnFullDrop), unless the queue is empty.
+	// DefaultQueueBytes when zero, at least MinQueueBytes.
+	QueueBytes int64
+	// MaxText is the longest statement text (Record.SQL) and rewritten
+	// SQL (Record.Rewritten) a record keeps: Write cuts a longer one to
+	// its first MaxText bytes, followed by a marker giving its length
+	// and, when its literals are not redacted, its SHA-256
+	// (truncatedMark). DefaultMaxText when zero; from MinMaxText to
+	// MaxMaxText.
+	MaxText int
 	// SyncInterval is the longest the writer leaves written records
 	// unsynced while records keep coming (it syncs as soon as they stop);
 	// DefaultSyncInterval when zero.
@@ -60,8 +92,8 @@ type Options struct {
 	RewrittenSQL string
 	// RedactLiterals replaces the literals of SQL (and of Rewritten when
 	// kept in full) with $n, using pg_query.Normalize, or for a text too
-	// long or too deep for the writer to parse, the rewriter's literal
-	// scanner on its head (see maxParsedText).
+	// deep for the writer to parse, or longer than MaxText, the
+	// rewriter's literal scanner on its head.
 	RedactLiterals bool
 	// Logger receives diagnostics (write errors, a damaged last line);
 	// zap.NewNop() when nil.
@@ -90,6 +122,18 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("audit queue size %d is negative", o.QueueSize)
 	case o.QueueSize == 0:
 		o.QueueSize = DefaultQueueSize
+	}
+	switch {
+	case o.QueueBytes == 0:
+		o.QueueBytes = DefaultQueueBytes
+	case o.QueueBytes < MinQueueBytes:
+		return o, fmt.Errorf("audit queue bytes %d is less than %d", o.QueueBytes, MinQueueBytes)
+	}
+	switch {
+	case o.MaxText == 0:
+		o.MaxText = DefaultMaxText
+	case o.MaxText < MinMaxText || o.MaxText > MaxMaxText:
+		return o, fmt.Errorf("audit max text %d is not from %d to %d bytes", o.MaxText, MinMaxText, MaxMaxText)
 	}
 	switch o.OnFull {
 	case "":

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -15,21 +17,26 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// Cache bounds: at most 2×cacheGeneration texts of at most cacheMaxText
-// bytes each, a few MiB.
+// Cache bounds: at most 2×cacheGeneration texts, each generation
+// holding at most cacheGenerationBytes of normalised texts. The cache
+// keeps the SHA-256 of a text, not the text: any text the writer parses
+// (up to maxParsedText) is remembered, whatever its length, so that a
+// client repeating a long statement costs the writer a hash per record,
+// not a parse.
 const (
-	cacheGeneration = 512
-	cacheMaxText    = 4 << 10
+	cacheGeneration      = 512
+	cacheGenerationBytes = 8 << 20
 )
 
 // maxParsedText bounds the texts the writer parses. A client may send a
 // statement of up to listen.max_message_size (64 MiB): parsing one that
 // long takes the one writer tens of seconds and gigabytes, while every
-// session's records wait. Longer texts, and those too deep for the writer
-// (maxParsedDepth), get no fingerprint (unless the rewriter, which may
-// have parsed them, gave one), and redaction reads their literals with
-// the rewriter's literal scanner instead (redactUnparsed), keeping the
-// first maxParsedText bytes of a longer one.
+// session's records wait. Write cuts texts to Options.MaxText, at most
+// this; texts too deep for the writer (maxParsedDepth) get no
+// fingerprint (unless the rewriter, which may have parsed them, gave
+// one), and redaction reads their literals with the rewriter's literal
+// scanner instead (redactUnparsed), keeping the first maxParsedText
+// bytes of a longer one.
 const maxParsedText = 256 << 10
 
 // maxParsedDepth bounds the operators and nesting of the texts the
@@ -44,57 +51,107 @@ func parseable(text string) bool {
 
 // parsed is what the writer learns from parsing a statement text.
 type parsed struct {
-	// fingerprint is pg_query's fingerprint; "" when the text does not
-	// parse.
+	// fingerprint is pg_query's fingerprint (or the rewriter's); "" when
+	// the text does not parse.
 	fingerprint string
 	// normalized is the text with its literals replaced by $n; "" until
 	// asked for, or when the text does not parse.
 	normalized string
 	// normalizedDone records that normalized was computed.
 	normalizedDone bool
+	// maySecret is mayHoldSecret's answer; secret records holdsSecret's,
+	// once secretDone.
+	maySecret, secret, secretDone bool
 	// skipped records that the text was not handed to pg_query at all:
 	// too long or too deep for the writer (parseable).
 	skipped bool
 }
 
+// textKey is the key of a text in a textCache: its SHA-256.
+type textKey [sha256.Size]byte
+
 // textCache remembers what parsing recent statement texts gave, so that
-// an application's repeated statements are parsed once. It keeps two
-// generations of maps: the current one, and the one before, whose texts
-// move to the current one when seen again; when the current generation
-// is full, the older one is forgotten.
+// an application's repeated statements are parsed once, and so is a
+// client's repeated long one. It keeps two generations of maps: the
+// current one, and the one before, whose texts move to the current one
+// when seen again; when the current generation is full (in texts, or in
+// bytes of normalised texts), the older one is forgotten.
 //
 // NOTE: only the writer goroutine uses a textCache; it has no lock.
 type textCache struct {
-	// cur and old are the two generations.
-	cur, old map[string]*parsed
+	// cur and old are the two generations; curBytes counts the
+	// normalised texts' bytes that cur holds.
+	cur, old map[textKey]*parsed
+	curBytes int
+	// parses counts the calls into pg_query (Stats.Parses).
+	parses *atomic.Uint64
+	// buf is scratch space for hashing a text.
+	buf []byte
 }
 
-// newTextCache returns an empty cache.
-func newTextCache() *textCache {
-	return &textCache{cur: map[string]*parsed{}, old: map[string]*parsed{}}
+// newTextCache returns an empty cache counting its parses in parses.
+func newTextCache(parses *atomic.Uint64) *textCache {
+	return &textCache{cur: map[textKey]*parsed{}, old: map[textKey]*parsed{}, parses: parses}
 }
 
-// get returns the entry of text, creating it (with its fingerprint).
-func (c *textCache) get(text string) *parsed {
-	if p, ok := c.cur[text]; ok {
+// key returns the cache key of text, hashing it in pieces so that a long
+// text is not copied whole.
+func (c *textCache) key(text string) textKey {
+	if len(text) <= 4<<10 {
+		return sha256.Sum256([]byte(text))
+	}
+	var k textKey
+	sha256Into(k[:0], text, &c.buf)
+	return k
+}
+
+// sha256Into appends the SHA-256 of text to b, hashing text in pieces
+// through *scratch (so that a long text is not copied whole).
+func sha256Into(b []byte, text string, scratch *[]byte) []byte {
+	h := sha256.New()
+	if cap(*scratch) < 32<<10 {
+		*scratch = make([]byte, 32<<10)
+	}
+	buf := (*scratch)[:cap(*scratch)]
+	for len(text) > 0 {
+		n := copy(buf, text)
+		h.Write(buf[:n])
+		text = text[n:]
+	}
+	return h.Sum(b)
+}
+
+// get returns the entry of text, creating it. fingerprint is the one the
+// rewriter gave, if any: a new entry takes it rather than parsing text.
+// Otherwise a new entry is fingerprinted (when the text is parseable).
+func (c *textCache) get(text, fingerprint string) *parsed {
+	k := c.key(text)
+	if p, ok := c.cur[k]; ok {
+		if p.fingerprint == "" && fingerprint != "" && !p.skipped {
+			p.fingerprint = fingerprint
+		}
 		return p
 	}
-	p, ok := c.old[text]
+	p, ok := c.old[k]
 	if !ok {
 		// NOTE: no fingerprint also means no normalize (below).
-		p = &parsed{skipped: !parseable(text)}
+		p = &parsed{skipped: !parseable(text), maySecret: mayHoldSecret(text)}
 		if !p.skipped {
-			if fp, err := pg_query.Fingerprint(text); err == nil {
-				p.fingerprint = fp
+			if fingerprint != "" {
+				p.fingerprint = fingerprint
+			} else {
+				c.parses.Add(1)
+				if fp, err := pg_query.Fingerprint(text); err == nil {
+					p.fingerprint = fp
+				}
 			}
 		}
 	}
-	if len(text) <= cacheMaxText {
-		if len(c.cur) >= cacheGeneration {
-			c.old, c.cur = c.cur, make(map[string]*parsed, cacheGeneration)
-		}
-		c.cur[text] = p
+	if len(c.cur) >= cacheGeneration || c.curBytes+len(p.normalized) > cacheGenerationBytes {
+		c.old, c.cur, c.curBytes = c.cur, make(map[textKey]*parsed, cacheGeneration), 0
 	}
+	c.cur[k] = p
+	c.curBytes += len(p.normalized)
 	return p
 }
 
@@ -102,12 +159,18 @@ func (c *textCache) get(text string) *parsed {
 // string names (case-insensitively), checked before parsing.
 var secretWords = []string{"password", "mapping", "server", "dblink", "connect"}
 
-// mayHoldSecret reports whether text names one of secretWords.
+// mayHoldSecret reports whether text names one of secretWords, in any
+// case. It reads text once and copies nothing: Write calls it on texts of
+// up to listen.max_message_size.
 func mayHoldSecret(text string) bool {
-	lower := strings.ToLower(text)
-	for _, w := range secretWords {
-		if strings.Contains(lower, w) {
-			return true
+	for i := 0; i < len(text); i++ {
+		switch text[i] | 0x20 {
+		case 'p', 'm', 's', 'd', 'c':
+			for _, w := range secretWords {
+				if len(text)-i >= len(w) && strings.EqualFold(text[i:i+len(w)], w) {
+					return true
+				}
+			}
 		}
 	}
 	return false
@@ -120,11 +183,22 @@ func mayHoldSecret(text string) bool {
 // redacted even when redact_literals is off; so is one that does not
 // parse, which cannot be told apart. pgveil refuses all of them, but the
 // audit trail records refused statements too.
-func (c *textCache) holdsSecret(text string) bool {
-	p := c.get(text)
-	if p.fingerprint == "" {
+//
+// p is text's entry, which keeps the answer: text is parsed once.
+func (c *textCache) holdsSecret(p *parsed, text string) bool {
+	if !p.secretDone {
+		p.secretDone = true
+		p.secret = c.parseSecret(p, text)
+	}
+	return p.secret
+}
+
+// parseSecret is holdsSecret's parse.
+func (c *textCache) parseSecret(p *parsed, text string) bool {
+	if p.skipped || p.fingerprint == "" {
 		return true
 	}
+	c.parses.Add(1)
 	tree, err := pg_query.Parse(text)
 	if err != nil {
 		return true
@@ -152,16 +226,19 @@ func (c *textCache) holdsSecret(text string) bool {
 // writer does not parse (too long or too deep) is redacted by
 // redactUnparsed; one that pg_query cannot parse cannot be redacted
 // reliably, so it is replaced whole.
-func (c *textCache) normalize(text string) string {
-	p := c.get(text)
+//
+// p is text's entry, which keeps the normalised text.
+func (c *textCache) normalize(p *parsed, text string) string {
 	if p.skipped {
 		return redactUnparsed(text)
 	}
 	if !p.normalizedDone {
 		p.normalizedDone = true
 		if p.fingerprint != "" {
+			c.parses.Add(1)
 			if n, err := pg_query.Normalize(text); err == nil {
 				p.normalized = n
+				c.curBytes += len(n)
 			}
 		}
 	}
@@ -190,46 +267,131 @@ func redactUnparsed(text string) string {
 	case !ok:
 		return fmt.Sprintf("<statement too long or too deep to redact: %d bytes withheld>", len(text))
 	case kept < len(text):
-		return red + truncatedMark(kept, len(text))
+		return red + truncatedMark(kept, len(text), "")
 	}
 	return red
 }
 
 // truncatedMark ends the first kept bytes of a text of total bytes, all
-// the record keeps of it.
-func truncatedMark(kept, total int) string {
-	return fmt.Sprintf("…<statement truncated: the first %d of %d bytes kept>", kept, total)
+// the record keeps of it; sum, when not "", is the SHA-256 (hex) of the
+// whole text, which shows whether two records' texts were the same.
+func truncatedMark(kept, total int, sum string) string {
+	if sum == "" {
+		return fmt.Sprintf("…<statement truncated: the first %d of %d bytes kept>", kept, total)
+	}
+	return fmt.Sprintf("…<statement truncated: the first %d of %d bytes kept, sha256 %s>", kept, total, sum)
+}
+
+// capText cuts text, longer than max bytes, to its first max bytes (at a
+// character boundary) and truncatedMark. redact says that its literals
+// must not be kept: they are replaced by $n as rewrite.RedactLiterals
+// reads them, the redaction cut to max bytes (a text the scanner cannot
+// read with certainty is withheld whole), and the mark gives no
+// SHA-256, with which a guessed literal could be confirmed. Otherwise
+// the mark gives the whole text's SHA-256. scratch is hashing space.
+//
+// NOTE: the work is linear in text, read once or twice (the secret
+// words, the hash or the literal scan), with no parse: Write does it on
+// the session's goroutine, which read text from the client, so that no
+// record holds more than max bytes of it.
+func capText(text string, max int, redact bool, scratch *[]byte) string {
+	if redact {
+		red, kept, ok := rewrite.RedactLiterals(text, max)
+		if !ok {
+			return fmt.Sprintf("<statement too long or too deep to redact: %d bytes withheld>", len(text))
+		}
+		return red + truncatedMark(kept, len(text), "")
+	}
+	// NOTE: at most UTFMax-1 bytes back: text need not be UTF-8.
+	cut := max
+	for cut > max-utf8.UTFMax+1 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	sum := hex.EncodeToString(sha256Into(nil, text, scratch))
+	return text[:cut] + truncatedMark(cut, len(text), sum)
+}
+
+// capTexts cuts r's SQL and rewritten SQL longer than o.MaxText (see
+// capText), so that a queued record holds at most about 2×MaxText bytes
+// of text whatever the client sent, and drops or hashes a long rewritten
+// SQL that o.RewrittenSQL does not keep in full. The statement text is
+// redacted when o.RedactLiterals, or when it names a secret word
+// (mayHoldSecret, read on the whole text): a text the writer cannot parse
+// counts as holding a secret (holdsSecret).
+func capTexts(r *Record, o *Options) {
+	var scratch []byte
+	if !r.sqlFinal && len(r.SQL) > o.MaxText {
+		r.SQL = capText(r.SQL, o.MaxText, o.RedactLiterals || mayHoldSecret(r.SQL), &scratch)
+		r.sqlFinal = true
+	}
+	if r.rewrittenFinal || len(r.Rewritten) <= o.MaxText {
+		return
+	}
+	switch o.RewrittenSQL {
+	case RewrittenNone:
+		r.Rewritten = ""
+	case RewrittenHash:
+		r.rewrittenSHA256 = hex.EncodeToString(sha256Into(nil, r.Rewritten, &scratch))
+		r.Rewritten = ""
+	default:
+		r.Rewritten = capText(r.Rewritten, o.MaxText, o.RedactLiterals, &scratch)
+	}
+	r.rewrittenFinal = true
+}
+
+// recordOverhead is what a record counts for beyond its strings: the
+// Record itself, the slices' headers, the queue's slot.
+const recordOverhead = 512
+
+// recordSize is what r counts for in Options.QueueBytes: its strings'
+// bytes and recordOverhead.
+func recordSize(r *Record) int64 {
+	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.Client) +
+		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Fingerprint) +
+		len(r.Rewritten) + len(r.Decision) + len(r.Reason) + len(r.SQLState) + len(r.Message) +
+		len(r.UpstreamError) + len(r.PolicyVersion) + len(r.OldPolicyVersion) + len(r.rewrittenSHA256)
+	for _, list := range [][]string{r.Roles, r.Tables, r.Rules, r.Columns, r.Masked} {
+		for _, v := range list {
+			n += len(v) + 16
+		}
+	}
+	return int64(n)
 }
 
 // prepare turns a Record into the Entry the writer encodes: it adds the
 // fingerprint, redacts literals, and hashes or drops the rewritten SQL,
 // as the options say. It never modifies r.
+//
+// NOTE: what it parses it parses once per text (textCache, by SHA-256):
+// a record costs the writer a parse only for a text it has not seen
+// lately, and not for one whose fingerprint the rewriter gave unless
+// its literals are to be redacted or it names a secret word.
 func (c *textCache) prepare(r *Record, o *Options) Entry {
 	e := Entry{Record: *r}
 	if y := r.Time.UTC().Year(); y < 0 || y > 9999 {
 		// NOTE: RFC 3339 has four-digit years; a line must always parse.
 		e.Time = time.Now()
 	}
-	if r.SQL != "" {
+	if r.SQL != "" && !r.sqlFinal {
+		p := c.get(r.SQL, r.Fingerprint)
 		if r.Fingerprint == "" {
-			e.Fingerprint = c.get(r.SQL).fingerprint
+			e.Fingerprint = p.fingerprint
 		}
-		if o.RedactLiterals || mayHoldSecret(r.SQL) && c.holdsSecret(r.SQL) {
-			e.SQL = c.normalize(r.SQL)
+		if o.RedactLiterals || p.maySecret && c.holdsSecret(p, r.SQL) {
+			e.SQL = c.normalize(p, r.SQL)
 		}
 	}
-	if r.Rewritten != "" {
-		switch o.RewrittenSQL {
-		case RewrittenHash:
-			sum := sha256.Sum256([]byte(r.Rewritten))
-			e.Rewritten, e.RewrittenSHA256 = "", hex.EncodeToString(sum[:])
-		case RewrittenNone:
-			e.Rewritten = ""
-		default:
-			if o.RedactLiterals {
-				e.Rewritten = c.normalize(r.Rewritten)
-			}
-		}
+	switch {
+	case r.rewrittenSHA256 != "":
+		e.Rewritten, e.RewrittenSHA256 = "", r.rewrittenSHA256
+	case r.Rewritten == "" || r.rewrittenFinal:
+	case o.RewrittenSQL == RewrittenHash:
+		sum := sha256.Sum256([]byte(r.Rewritten))
+		e.Rewritten, e.RewrittenSHA256 = "", hex.EncodeToString(sum[:])
+	case o.RewrittenSQL == RewrittenNone:
+		e.Rewritten = ""
+	case o.RedactLiterals:
+		e.Rewritten = c.normalize(c.get(r.Rewritten, ""), r.Rewritten)
 	}
 	return e
 }

@@ -110,6 +110,16 @@ type Record struct {
 	OldPolicyVersion string
 	// Count is how many records were dropped (EventDropped).
 	Count int64
+
+	// What Write made of the record (capTexts, recordSize): the writer
+	// takes SQL and Rewritten as they are when sqlFinal and
+	// rewrittenFinal are set (cut to Options.MaxText, redacted as the
+	// options say, the marker added), and keeps rewrittenSHA256, the
+	// SHA-256 of a long rewritten SQL kept as its hash only. size is what
+	// the record counts for in Options.QueueBytes.
+	sqlFinal, rewrittenFinal bool
+	rewrittenSHA256          string
+	size                     int64
 }
 
 // Entry is one line of the audit trail: a Record and what the writer

@@ -26,6 +26,11 @@ type Refusal struct {
 	// audit trail (nil when none, or when the refusal is not the
 	// rewriter's).
 	Tables []string
+	// Fingerprint is pg_query's fingerprint of the refused text, when the
+	// rewriter knows it (rewrite.Engine.SetFingerprints): computed once
+	// and cached with the refusal, so that the audit writer need not
+	// parse the text of each refused statement again. "" otherwise.
+	Fingerprint string
 }
 
 // Error returns the primary message.

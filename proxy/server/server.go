@@ -226,7 +226,8 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 		log.Warn("the audit block has no hmac_key: the audit chain is a plain SHA-256 chain that anyone can recompute")
 	}
 	alog, err := audit.Open(audit.Options{
-		File: a.File, MaxSize: a.MaxSize, QueueSize: a.QueueSize, SyncInterval: a.SyncInterval, OnFull: a.OnFull, Key: a.Key,
+		File: a.File, MaxSize: a.MaxSize, QueueSize: a.QueueSize, QueueBytes: a.QueueBytes, MaxText: a.MaxText,
+		SyncInterval: a.SyncInterval, OnFull: a.OnFull, Key: a.Key,
 		RewrittenSQL: a.RewrittenSQL, RedactLiterals: a.RedactLiterals, Logger: log.Named("audit"),
 	})
 	if err != nil {
@@ -237,6 +238,9 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "pgveil_audit_queue_depth", Help: "Audit records waiting to be written.",
 			}, func() float64 { return float64(alog.Stats().Queued) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pgveil_audit_queue_bytes", Help: "Bytes the audit records waiting to be written hold (bounded by audit.queue_bytes).",
+			}, func() float64 { return float64(alog.Stats().QueuedBytes) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "pgveil_audit_records_written_total", Help: "Audit records written.",
 			}, func() float64 { return float64(alog.Stats().Written) }),

@@ -76,7 +76,7 @@ func pipeline(t *testing.T, c *pgconn.PgConn, n int, sqls ...string) []string {
 func TestAuditRepeatedRefusalParsedOnce(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{QueueSize: 2000})
 	c := rawAuditConn(t, p, "marie")
-	sql := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 25000), ",") + " FROM employees"
+	sql := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + " FROM employees"
 	want, err := pg_query.Fingerprint(sql)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestAuditQueueBytesBounded(t *testing.T) {
 	const budget = 2 << 20
 	p, alog, path := startAuditedDemo(t, audit.Options{QueueBytes: budget})
 	c := rawAuditConn(t, p, "marie")
-	slow := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 25000), ",") + " FROM employees"
+	slow := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + " FROM employees"
 	big := "SELECT '" + strings.Repeat("x", 5<<20) + "' FROM employees"
 	var peak atomic.Int64
 	stop := make(chan struct{})

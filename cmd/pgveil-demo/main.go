@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // demoUsers are the logins of configs/demo.hcl with what each stands for.
@@ -84,6 +85,10 @@ func run() error {
 	svcPassword := randomHex(16)
 	if err := cluster.LoadDemo(ctx, filepath.Join(root, "testdata", "demo"), "feedback", svcPassword); err != nil {
 		return err
+	}
+	// DDL a user of the demo runs as the superuser reaches pgveil at once.
+	if err := cluster.Exec(ctx, "feedback", server.DDLTriggerSQL); err != nil {
+		return fmt.Errorf("installing the DDL event trigger: %w", err)
 	}
 
 	step("building pgveil")

@@ -60,6 +60,15 @@ type catalogWatch struct {
 // catalog at once instead of within upstream.catalog_refresh.
 const DDLChannel = "pgveil_catalog"
 
+// DDLTriggerSQL installs, run by a superuser in the proxied database,
+// the event trigger that notifies DDLChannel at the end of every DDL
+// command (configs/README.md gives it to DBAs; `make demo` installs it).
+const DDLTriggerSQL = `CREATE SCHEMA IF NOT EXISTS pgveil;
+CREATE OR REPLACE FUNCTION pgveil.notify_ddl() RETURNS event_trigger
+  LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('pgveil_catalog', ''); END $$;
+CREATE EVENT TRIGGER pgveil_ddl ON ddl_command_end EXECUTE FUNCTION pgveil.notify_ddl();
+CREATE EVENT TRIGGER pgveil_drop ON sql_drop EXECUTE FUNCTION pgveil.notify_ddl();`
+
 // minNotifyInterval is the shortest time between two catalog reads that
 // DDL notifications ask for: a migration runs many commands, each
 // notifying.

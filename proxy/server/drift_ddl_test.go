@@ -76,7 +76,7 @@ func TestDDLNotificationAfterTerminate(t *testing.T) {
 	uninstall()
 	t.Cleanup(uninstall)
 	e := startDrift(t, "")
-	e.exec(ddlTriggerSQL)
+	e.exec(DDLTriggerSQL)
 	time.Sleep(time.Second)
 	e.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:catalog-notify'")
 	time.Sleep(5 * time.Second) // more than the 1 s reconnect wait

@@ -263,13 +263,6 @@ func TestDDLNeverOpensWhatThePolicyGoverns(t *testing.T) {
 	})
 }
 
-// ddlTriggerSQL installs the event trigger configs/README.md gives DBAs.
-const ddlTriggerSQL = `CREATE SCHEMA IF NOT EXISTS pgveil;
-CREATE OR REPLACE FUNCTION pgveil.notify_ddl() RETURNS event_trigger
-  LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('pgveil_catalog', ''); END $$;
-CREATE EVENT TRIGGER pgveil_ddl ON ddl_command_end EXECUTE FUNCTION pgveil.notify_ddl();
-CREATE EVENT TRIGGER pgveil_drop ON sql_drop EXECUTE FUNCTION pgveil.notify_ddl();`
-
 // TestDDLNotification holds pgveil to reading the catalog as soon as the
 // DBA's event trigger reports DDL, not a catalog_refresh later.
 func TestDDLNotification(t *testing.T) {
@@ -280,7 +273,7 @@ func TestDDLNotification(t *testing.T) {
 	uninstall()
 	t.Cleanup(uninstall)
 	e := startDrift(t, "")
-	e.exec(ddlTriggerSQL)
+	e.exec(DDLTriggerSQL)
 	e.wantRows("SELECT id, email FROM "+driftTable, "1|NULL")
 	e.exec("ALTER TABLE " + driftTable + " RENAME COLUMN email TO contact_email")
 	deadline := time.Now().Add(10 * time.Second)
@@ -296,6 +289,18 @@ func TestDDLNotification(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	e.wantRefused("SELECT contact_email FROM " + driftTable)
+}
+
+// TestDDLTriggerSQLIsTheDocumented: the event trigger the tests and the
+// demo install is the one configs/README.md gives DBAs.
+func TestDDLTriggerSQLIsTheDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../configs/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "```sql\n"+DDLTriggerSQL+"\n```") {
+		t.Errorf("configs/README.md does not give DDLTriggerSQL as it is:\n%s", DDLTriggerSQL)
+	}
 }
 
 // TestStatementsPreparedBeforeARefusal holds pgveil to checking again a

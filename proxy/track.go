@@ -76,7 +76,14 @@ func (ss *session) trackBind(portal, name string, ok bool) error {
 		return ss.inject(plan.Inject)
 	}
 	st := plan.Again
-	res, rerr := ss.rewrite(st)
+	// NOTE: rewriteNow: on an event loop, a text the caches cannot
+	// answer waits for the login's parse slot on a worker, not on the
+	// loop every session of it shares (OnBind changed nothing for this
+	// plan, so the worker starts the Bind over).
+	res, rerr := ss.rewriteNow(st)
+	if rerr == errDeferred {
+		return rerr
+	}
 	var r *Refusal
 	if rerr != nil {
 		res, r = nil, asRefusal(rerr)

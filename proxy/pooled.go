@@ -89,6 +89,14 @@ type poolLink struct {
 	stmts, pending map[string]*pooledStmt
 	// parses are the Parses in flight, oldest first.
 	parses []sentParse
+	// closes are the Closes in flight, oldest first: a statement a
+	// Close forgets leaves its backend at the CloseComplete, and the
+	// session holds it again when the server skips the Close.
+	closes []sentClose
+	// lazyAt is, by upstream name, the batch of the last Parse of a
+	// statement ensureStmt added that awaits its answer: until then the
+	// backend may lack it (the server may skip it after an error).
+	lazyAt map[string]int64
 	// unknowns are the first statement name the session never prepared
 	// of each batch in flight that named one, oldest first, for the
 	// error PostgreSQL gives (clientNames).
@@ -155,7 +163,7 @@ type poolLink struct {
 func newPoolLink(p *pool, sessionID string) *poolLink {
 	pl := &poolLink{pool: p,
 		prefix: "pgveil_" + sessionID + "_",
-		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}}
+		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}, lazyAt: map[string]int64{}}
 	pl.flushed = sync.NewCond(&pl.mu)
 	return pl
 }
@@ -611,6 +619,13 @@ func (ss *session) pooledNote(typ byte) (skip bool) {
 	switch typ {
 	case '1':
 		return ss.onParseAnswer()
+	case '3':
+		if ss.onCloseAnswer() {
+			return true
+		}
+		if ss.pl.pool.idleTx > 0 {
+			ss.noteAnswered(typ)
+		}
 	case 'E':
 		pl := ss.pl
 		pl.mu.Lock()
@@ -619,7 +634,7 @@ func (ss *session) pooledNote(typ byte) (skip bool) {
 			pl.askFailed = true
 		}
 		pl.mu.Unlock()
-	case '2', '3', 'T', 'n', 'C', 'I', 's':
+	case '2', 'T', 'n', 'C', 'I', 's':
 		if ss.pl.pool.idleTx > 0 {
 			ss.noteAnswered(typ)
 		}

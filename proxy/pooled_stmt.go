@@ -83,6 +83,29 @@ type sentParse struct {
 	b    *backend
 }
 
+// sentClose is a Close forwarded upstream, awaiting its CloseComplete.
+type sentClose struct {
+	// batch is the ReadyForQuery number that closes its batch.
+	batch int64
+	// lazy reports a Close ensureStmt added ahead of a Parse of a
+	// statement again: its CloseComplete is swallowed.
+	lazy bool
+	// name and st are the session's statement a Close of the client's,
+	// or the tracker's, forgot (closeStmt); b is the backend it was
+	// written to. The backend drops st at the CloseComplete; if the
+	// server skips the Close, the session holds st again.
+	name string
+	st   *pooledStmt
+	b    *backend
+}
+
+// noteClose notes a Close written upstream in the client's stream, in
+// the batch closed by ReadyForQuery number batch, which forgets no
+// statement: a portal's, or one the session never prepared (mu held).
+func (pl *poolLink) noteClose(batch int64) {
+	pl.closes = append(pl.closes, sentClose{batch: batch})
+}
+
 // maxBackendStatements bounds the statements a backend keeps from the
 // sessions it served: a session taking it closes the least recently used
 // past it (prepareOnTake).
@@ -296,14 +319,31 @@ func (ss *session) ensureStmt(name string) []byte {
 		// Pending statements are being prepared on b.
 		return nil
 	}
-	if b.prepared.has(st.server) {
+	batch := ss.sent.Load() + 1
+	at, inFlight := pl.lazyAt[st.server]
+	held := b.prepared.has(st.server)
+	if held && (!inFlight || at == batch) {
+		// NOTE: a Parse of this batch the server skips leaves the
+		// rest of the batch skipped too.
 		b.prepared.use(st.server)
 		return nil
 	}
+	var out []byte
+	if held {
+		// The Parse an earlier batch added is unanswered: the server
+		// may skip it, after an error there. Closed first (a no-op
+		// when it was skipped), then prepared again.
+		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: st.server}).Encode(nil)
+		pl.closes = append(pl.closes, sentClose{batch: batch, lazy: true})
+	}
 	b.prepared.use(st.server)
-	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: ss.sent.Load() + 1, lazy: true, b: b})
+	pl.lazyAt[st.server] = batch
+	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: batch, lazy: true, b: b})
 	ss.srv.metrics.poolStatements(1, 0)
-	return st.parse
+	if out == nil {
+		return st.parse
+	}
+	return append(out, st.parse...)
 }
 
 // pooledStmtCap returns the refusal of a Parse of the client's statement
@@ -361,7 +401,12 @@ func (ss *session) onParseAnswer() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if len(pl.parses) > 0 && pl.parses[0].lazy {
+		p := pl.parses[0]
 		pl.parses = pl.parses[1:]
+		p.b.prepared.use(p.st.server)
+		if pl.lazyAt[p.st.server] == p.batch {
+			delete(pl.lazyAt, p.st.server)
+		}
 		return true
 	}
 	if pl.pool.idleTx > 0 && ss.sent.Load() == ss.done.Load() {
@@ -400,8 +445,12 @@ func (ss *session) onBatchAnswered(done int64) {
 		p := pl.parses[0]
 		pl.parses = pl.parses[1:]
 		if p.lazy {
-			// Failed, or skipped after an error: the backend lacks it.
-			p.b.prepared.remove(p.st.server)
+			// Failed, or skipped after an error: the backend lacks it,
+			// unless a later batch prepares it again, after a Close.
+			if at, ok := pl.lazyAt[p.st.server]; !ok || at == p.batch {
+				delete(pl.lazyAt, p.st.server)
+				p.b.prepared.remove(p.st.server)
+			}
 			continue
 		}
 		if p.st != nil && pl.pending[p.name] == p.st {
@@ -422,29 +471,66 @@ func (ss *session) onBatchAnswered(done int64) {
 			}
 		}
 	}
+	for len(pl.closes) > 0 && pl.closes[0].batch <= done {
+		c := pl.closes[0]
+		pl.closes = pl.closes[1:]
+		if c.name != "" && pl.stmts[c.name] == nil && pl.pending[c.name] == nil {
+			// Skipped after an error: the session, and the backend,
+			// still hold the statement, as in PostgreSQL.
+			pl.stmts[c.name] = c.st
+			pl.stmtBytes += len(c.st.parse)
+		}
+	}
+}
+
+// onCloseAnswer settles the oldest Close in flight at its CloseComplete:
+// the backend no longer holds the statement it closed. It reports that
+// the CloseComplete answers a Close ensureStmt added, which the client
+// never sent: the caller skips it (backend relay).
+func (ss *session) onCloseAnswer() bool {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.closes) == 0 {
+		return false
+	}
+	c := pl.closes[0]
+	pl.closes = pl.closes[1:]
+	if c.st != nil && c.b != nil {
+		c.b.prepared.remove(c.st.server)
+	}
+	return c.lazy
 }
 
 // closeStmt returns the upstream name of the client's statement name,
-// which the client closes, and forgets it: its copies on other backends
-// are left to them, under a name no session reaches again.
-func (pl *poolLink) closeStmt(name string) string {
+// which the client closes in the batch closed by ReadyForQuery number
+// batch, and forgets it: its copies on other backends are left to them,
+// under a name no session reaches again. The backend held drops it at
+// the CloseComplete (onCloseAnswer); if the server skips the Close, the
+// session holds it again (onBatchAnswered).
+func (pl *poolLink) closeStmt(name string, batch int64) string {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	server := pl.serverStmtName(name)
+	sc := sentClose{batch: batch}
 	if name == "" {
 		// Closed on the backend held: the session has none left.
 		pl.setUnnamed(nil)
+		pl.closes = append(pl.closes, sc)
 		return server
 	}
-	for _, m := range []map[string]*pooledStmt{pl.stmts, pl.pending} {
-		if st := m[name]; st != nil {
-			if pl.b != nil {
-				pl.b.prepared.remove(st.server)
-			}
-			pl.stmtBytes -= len(st.parse)
-			delete(m, name)
-		}
+	if st := pl.stmts[name]; st != nil {
+		sc.name, sc.st, sc.b = name, st, pl.b
+		pl.stmtBytes -= len(st.parse)
+		delete(pl.stmts, name)
+	} else if st := pl.pending[name]; st != nil {
+		// Its Parse, if the server runs it, is answered first; the
+		// session does not hold it again if the Close is skipped.
+		sc.st, sc.b = st, pl.b
+		pl.stmtBytes -= len(st.parse)
+		delete(pl.pending, name)
 	}
+	pl.closes = append(pl.closes, sc)
 	return server
 }
 
@@ -477,11 +563,17 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		}
 		head, name = body[:len(portal)+1], s
 	default:
-		if len(body) < 2 || body[0] != 'S' {
-			return ss.cin.Forward(total, ss.uout)
+		s, _, ok := "", []byte(nil), false
+		if len(body) >= 2 && body[0] == 'S' {
+			s, _, ok = cstring(body[1:])
 		}
-		s, _, ok := cstring(body[1:])
 		if !ok {
+			if typ == 'C' {
+				// A portal's: its CloseComplete settles no statement.
+				pl.mu.Lock()
+				pl.noteClose(ss.sent.Load() + 1)
+				pl.mu.Unlock()
+			}
 			return ss.cin.Forward(total, ss.uout)
 		}
 		head, name = body[:1], s
@@ -489,7 +581,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 	var server string
 	var pre []byte
 	if typ == 'C' {
-		server = pl.closeStmt(name)
+		server = pl.closeStmt(name, ss.sent.Load()+1)
 	} else {
 		if typ == 'B' && name == "" {
 			ss.bindUnnamed()

@@ -174,8 +174,12 @@ func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 			case *pgproto3.Close:
 				if m.ObjectType == 'S' {
 					c := *m
-					c.Name = ss.pl.closeStmt(m.Name)
+					c.Name = ss.pl.closeStmt(m.Name, ss.sent.Load()+1)
 					m = &c
+				} else {
+					ss.pl.mu.Lock()
+					ss.pl.noteClose(ss.sent.Load() + 1)
+					ss.pl.mu.Unlock()
 				}
 				if ss.cscratch, err = m.Encode(ss.cscratch[:0]); err != nil {
 					return fmt.Errorf("encoding %T: %w", m, err)

@@ -75,9 +75,9 @@ func (t *Tracker) OnError() {
 // at their next Bind), and the client's skipped Parse and Close messages
 // are counted as answered. It returns the executions it finishes, in
 // order: those that ended before it, the one being answered, and those
-// the server skipped after an error. When the batch ended in an error
-// no execution awaited, outside a transaction block, the executions
-// that ended before it without error carry that error (NoteRolledBack).
+// the server skipped after an error. When the batch ended in an error,
+// whoever's, outside a transaction block, the executions that ended
+// before it without error carry that error (NoteRolledBack).
 func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finished {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -153,7 +153,7 @@ func (t *Tracker) OnEnd() []*Execution {
 
 // takeFinished returns the executions of the batch answered that ended
 // before its ReadyForQuery, of transaction status status, and forgets
-// them and the batch's errors. After an error no execution awaited, the
+// them and the batch's errors. After an error, whoever's, the
 // batch's implicit transaction was rolled back when no transaction block
 // is open (status 'I'): the executions that ended without error since
 // the last transaction control statement of the batch (a COMMIT commits
@@ -236,12 +236,14 @@ func (t *Tracker) parseOrCloseComplete() bool {
 // account adds an answer of typ and total bytes to the Execution it
 // answers, and keeps that Execution for the batch's ReadyForQuery when
 // the answer finishes it; it returns the one to record now, if any (see
-// OnAnswer). An error no execution awaits, the batch's first, is kept
-// for the executions that ended before it (mu held).
+// OnAnswer). The batch's first error, whoever's (a later Execute's, a
+// Bind's, a commit's, a refusal's marker), is kept for the executions
+// that ended before it: outside a transaction block, it rolls them back
+// with the batch's implicit transaction (mu held).
 func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *Execution {
 	x := t.next()
 	if typ == 'E' {
-		if x == nil && !t.errSeen && !refused && len(t.finished) > 0 {
+		if !t.errSeen && len(t.finished) > 0 {
 			t.late, t.lateCode, t.lateMsg = true, errCode, errMsg
 		}
 		t.errSeen = true

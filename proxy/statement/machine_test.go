@@ -491,11 +491,13 @@ func TestTrackerMachine(t *testing.T) {
 			},
 		},
 		{
-			name:   "an Execute's own error is no later error of the others",
+			// PostgreSQL rolls back the implicit transaction, INSERT 1
+			// with it: a later Execute's error is the batch's too.
+			name:   "a later Execute's error rolls back the Executes before it",
 			events: "P s1 INSERT 1 | B p s1 | E p | P s2 INSERT 2 | B q s2 | E q | S | 1 | 2 | C | 1 | E! 22012 | Z",
 			want: []string{
 				"E p: runs v1 INSERT 1", "E q: runs v1 INSERT 2",
-				"Z: audit allowed: INSERT 1, audit allowed: INSERT 2 22012",
+				"Z: audit allowed: INSERT 1 22012 (" + NoteRolledBack + "), audit allowed: INSERT 2 22012",
 			},
 		},
 		{

@@ -150,8 +150,8 @@ type Tracker struct {
 	// (OnReadyForQuery). At most maxFinished; past them the oldest is
 	// recorded at once.
 	finished []*Execution
-	// late reports that the batch being answered had an error while no
-	// execution awaited an answer, after finished: lateCode and lateMsg;
+	// late reports that the batch being answered had its first error
+	// after finished, whoever's: lateCode and lateMsg;
 	// errSeen that it had an error.
 	late              bool
 	lateCode, lateMsg string

@@ -333,10 +333,13 @@ func FuzzPooledClientRelay(f *testing.F) {
 		pl := newPoolLink(nil, "fuzzsession")
 		pl.b = &backend{prepared: newBackendStmts(), out: ss.uout}
 		// Statements the session holds: "s" the backend lacks (prepared
-		// when named, ensureStmt), "held" one it holds.
+		// when named, ensureStmt), "held" one it holds. Their Parses, of
+		// a parameter type no client names, tell ensureStmt's apart.
+		var lazy [][]byte
 		for name, server := range map[string]string{"s": pl.prefix + "0", "held": pl.prefix + "h"} {
-			parse, _ := (&pgproto3.Parse{Name: server, Query: "SELECT 1"}).Encode(nil)
+			parse, _ := (&pgproto3.Parse{Name: server, Query: "SELECT 1", ParameterOIDs: []uint32{0xfffffffe}}).Encode(nil)
 			pl.stmts[name] = &pooledStmt{server: server, parse: parse}
+			lazy = append(lazy, parse)
 		}
 		pl.b.prepared.use(pl.prefix + "h")
 		ss.pl = pl
@@ -371,6 +374,37 @@ func FuzzPooledClientRelay(f *testing.F) {
 				t.Fatalf("message %q names the statement %q upstream, not one of the session's", typ, name)
 			}
 		}
-		checkExtNotes(t, ss, out.Bytes())
+		checkExtNotes(t, ss, withoutLazy(out.Bytes(), lazy))
 	})
+}
+
+// withoutLazy returns out, messages written upstream, without those
+// ensureStmt added, which ext_skip does not count, as their answers are
+// swallowed: a Parse of lazy, and a Close just ahead of one.
+func withoutLazy(out []byte, lazy [][]byte) []byte {
+	var msgs [][]byte
+	rest := out
+	for len(rest) >= wire.HeaderLen {
+		n := int(binary.BigEndian.Uint32(rest[1:])) + 1
+		if n < wire.HeaderLen || n > len(rest) {
+			break
+		}
+		msgs, rest = append(msgs, rest[:n]), rest[n:]
+	}
+	isLazy := func(m []byte) bool {
+		for _, l := range lazy {
+			if bytes.Equal(m, l) {
+				return true
+			}
+		}
+		return false
+	}
+	var kept []byte
+	for i, m := range msgs {
+		if isLazy(m) || m[0] == 'C' && i+1 < len(msgs) && isLazy(msgs[i+1]) {
+			continue
+		}
+		kept = append(kept, m...)
+	}
+	return append(kept, rest...)
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -276,6 +277,7 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 		pl.stmtBytes += len(msg)
 	}
 	pl.parses = append(pl.parses, sent)
+	ss.overHeld = ss.overHeld || len(pl.parses) > statement.MaxHeldMessages
 	if pre != nil {
 		msg = append(append(make([]byte, 0, len(pre)+len(msg)), pre...), msg...)
 	}
@@ -302,6 +304,7 @@ func (ss *session) ensureStmt(name string) []byte {
 	}
 	b.prepared.use(st.server)
 	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: ss.sent.Load() + 1, lazy: true, b: b})
+	ss.overHeld = ss.overHeld || len(pl.parses) > statement.MaxHeldMessages
 	ss.srv.metrics.poolStatements(1, 0)
 	return st.parse
 }
@@ -361,7 +364,7 @@ func (ss *session) onParseAnswer() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if len(pl.parses) > 0 && pl.parses[0].lazy {
-		pl.parses = pl.parses[1:]
+		pl.parses = popFront(pl.parses)
 		return true
 	}
 	if pl.pool.idleTx > 0 && ss.sent.Load() == ss.done.Load() {
@@ -373,7 +376,7 @@ func (ss *session) onParseAnswer() bool {
 		return false
 	}
 	p := pl.parses[0]
-	pl.parses = pl.parses[1:]
+	pl.parses = popFront(pl.parses)
 	if p.st == nil {
 		return false
 	}
@@ -398,7 +401,7 @@ func (ss *session) onBatchAnswered(done int64) {
 	ss.settleSettings(done)
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
-		pl.parses = pl.parses[1:]
+		pl.parses = popFront(pl.parses)
 		if p.lazy {
 			// Failed, or skipped after an error: the backend lacks it.
 			p.b.prepared.remove(p.st.server)

@@ -173,6 +173,12 @@ func dropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
 	}
+	if len(s)-n > n {
+		// More stay than go: a copy at each ReadyForQuery of a long
+		// pipeline would cost its length each time.
+		clear(s[:n])
+		return s[n:]
+	}
 	m := copy(s, s[n:])
 	clear(s[m:])
 	if c := cap(s); c > keepQueue && m < c/4 {

@@ -449,7 +449,13 @@ func (ss *session) batchSent(sync bool) {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
 	}
 	if ss.track != nil {
-		ss.track.OnBatchClosed(n)
+		if !sync && !ss.extSkips.window {
+			// A Query with no extended message since the last Sync: it
+			// gets its own ReadyForQuery (statement/held.go).
+			ss.track.OnSimpleBatchClosed(n)
+		} else {
+			ss.track.OnBatchClosed(n)
+		}
 	}
 }
 

@@ -119,6 +119,9 @@ func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finis
 	t.awaitingBinds = dropFront(t.awaitingBinds, n)
 	for n = 0; n < len(t.batchPC) && t.batchPC[n].batch <= closing; n++ {
 		t.pcSeen, t.bindSeen = t.batchPC[n].pc, t.batchPC[n].binds
+		if t.batchPC[n].simple {
+			t.simpleHeld--
+		}
 	}
 	t.batchPC = dropFront(t.batchPC, n)
 	t.compact()
@@ -137,6 +140,12 @@ const keepCap = 64
 func dropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
+	}
+	if len(s)-n > n {
+		// More stay than go: a copy at each ReadyForQuery of a long
+		// pipeline would cost its length each time.
+		clear(s[:n])
+		return s[n:]
 	}
 	m := copy(s, s[n:])
 	clear(s[m:])
@@ -320,6 +329,9 @@ func (t *Tracker) next() *Execution {
 	if t.cur == nil && len(t.pending) > 0 && t.pending[0].batch <= t.done+1 {
 		t.cur = t.pending[0]
 		t.release(t.cur.batch, t.cur.held)
+		if t.cur.simple {
+			t.simpleHeld--
+		}
 		t.pending[0] = nil
 		t.pending = popFront(t.pending)
 	}
@@ -339,6 +351,11 @@ func (t *Tracker) takePending(done int64) []*Execution {
 	}
 	out := make([]*Execution, n)
 	copy(out, t.pending[:n])
+	for _, x := range out {
+		if x.simple {
+			t.simpleHeld--
+		}
+	}
 	t.pending = dropFront(t.pending, n)
 	return out
 }
@@ -359,8 +376,10 @@ type Execution struct {
 	// Execution was sent in (see session.sent and session.done).
 	batch int64
 	// held is the bytes counted in its batch's load until its answers
-	// start.
+	// start; simple marks the Query of a simple batch, not counted
+	// (OnSimpleBatchClosed).
 	held                    int64
+	simple                  bool
 	Rows, Bytes             int64
 	SQLState, UpstreamError string
 }

@@ -16,12 +16,25 @@ import (
 // OnBatchClosed is the event of the client relay closing batch number n
 // (a Query, a Sync, a refused FunctionCall), after the client's Parse,
 // Bind and Close messages counted so far.
-func (t *Tracker) OnBatchClosed(n int64) {
+func (t *Tracker) OnBatchClosed(n int64) { t.batchClosed(n, false) }
+
+// OnSimpleBatchClosed is OnBatchClosed for a batch a Query closes with
+// no extended-protocol message since the last Sync: it gets a
+// ReadyForQuery of its own, as surely as a Sync does, so what it holds
+// is bounded by the answers the client reads, and is not counted
+// against MaxHeldMessages and MaxHeldBytes (held.go).
+func (t *Tracker) OnSimpleBatchClosed(n int64) { t.batchClosed(n, true) }
+
+func (t *Tracker) batchClosed(n int64, simple bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sent = n
+	t.simple = simple
 	if t.versions != nil {
-		t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
+		t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent, simple: simple})
+		if simple {
+			t.simpleHeld++
+		}
 		t.checkHeld()
 	}
 }
@@ -42,9 +55,15 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 		}
 		if t.audit {
 			info := NewInfo(st, t.withObjects(res, t.sent), refusal)
-			size := int64(len(st.Text)) + infoOverhead
-			t.hold(t.sent, size)
-			t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), untilReady: true, batch: t.sent, held: size})
+			x := &Execution{Info: info, Start: time.Now(), untilReady: true, batch: t.sent}
+			if t.simple {
+				x.simple = true
+				t.simpleHeld++
+			} else {
+				x.held = int64(len(st.Text)) + infoOverhead
+				t.hold(t.sent, x.held)
+			}
+			t.pending = append(t.pending, x)
 		}
 	case SourceParse:
 		info := NewInfo(st, res, refusal)

@@ -101,7 +101,7 @@ func (t *Tracker) releaseBatches(done int64) {
 // answered yet (mu held).
 func (t *Tracker) heldMessages() int {
 	return len(t.awaiting) + len(t.awaitingBinds) + len(t.pending) + len(t.injected) +
-		len(t.batchPC) + len(t.objPending) + len(t.objResolved)
+		len(t.batchPC) + len(t.objPending) + len(t.objResolved) - t.simpleHeld
 }
 
 // checkHeld marks the Tracker Over when it holds more than its bounds,

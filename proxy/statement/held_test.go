@@ -208,8 +208,43 @@ func TestDropFrontShrinks(t *testing.T) {
 	if len(r) != 10 || cap(r) > 20 {
 		t.Fatalf("10 left: len %d cap %d", len(r), cap(r))
 	}
+	// More stay than go: resliced, no copy.
+	if r := dropFront(make([]int, 100), 10); len(r) != 90 || cap(r) != 90 {
+		t.Fatalf("90 left: len %d cap %d", len(r), cap(r))
+	}
 	small := make([]int, 10, keepCap)
 	if r := dropFront(small, 5); cap(r) != keepCap || len(r) != 5 {
 		t.Fatalf("a small queue: len %d cap %d", len(r), cap(r))
+	}
+}
+
+// TestHeldSimpleQueries: Queries pipelined with no extended message
+// since the last Sync each get a ReadyForQuery of their own: a client
+// that sends them faster than it reads the answers is bounded by those
+// answers, not by MaxHeldMessages. The same Queries after an extended
+// message, which an error there makes the server skip, count.
+func TestHeldSimpleQueries(t *testing.T) {
+	m := newHeldMachine()
+	n := MaxHeldMessages + 1000
+	for i := 0; i < n; i++ {
+		m.sent++
+		m.t.OnSimpleBatchClosed(m.sent)
+		st := &Statement{Source: SourceQuery, Text: "SELECT 1"}
+		res, r := m.check(t, st)
+		m.t.OnStatement(st, res, r)
+	}
+	if msgs, bytes := m.t.Held(); msgs != 0 || bytes != 0 || m.t.Over() {
+		t.Fatalf("%d simple Queries in flight: held %d messages %d bytes, over %v", n, msgs, bytes, m.t.Over())
+	}
+	m.t.OnReadyForQuery(1, int64(n), 'I')
+	if m.t.simpleHeld != 0 || len(m.t.pending) != 0 || len(m.t.batchPC) != 0 {
+		t.Fatalf("answered: simpleHeld %d pending %d batchPC %d", m.t.simpleHeld, len(m.t.pending), len(m.t.batchPC))
+	}
+	m.run(t, "P s SELECT 1 | P bad deny")
+	for i := 0; i < n && !m.t.Over(); i++ {
+		m.event(t, "Q SELECT 1")
+	}
+	if !m.t.Over() {
+		t.Fatalf("%d Queries after an extended message: not over", n)
 	}
 }

@@ -137,6 +137,11 @@ type Tracker struct {
 	loadBytes                int64
 	over                     atomic.Bool
 	dirtyStmts, dirtyPortals map[string]struct{}
+	// simple reports that the batch last closed is simple
+	// (OnSimpleBatchClosed); simpleHeld counts the queues' entries of
+	// simple batches, not counted against MaxHeldMessages.
+	simple     bool
+	simpleHeld int
 
 	// What was sent and is not answered yet, in the order it was sent:
 	// PostgreSQL answers in order.
@@ -238,6 +243,9 @@ type awaited struct {
 // batchMark is pcSent and bindSent when batch number batch was closed.
 type batchMark struct {
 	batch, pc, binds int64
+	// simple: a Query closed it, with no extended-protocol message since
+	// the last Sync (OnSimpleBatchClosed).
+	simple bool
 }
 
 // maxFinished bounds the executions of one batch kept for its

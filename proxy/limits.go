@@ -142,7 +142,8 @@ func sessionsText(n int) string {
 // statement.MaxHeldBytes. Past them the session ends with 54000, as
 // PostgreSQL ends a statement past one of its program limits. A client
 // that reads its answers holds only what is in flight, however long its
-// batch; PgJDBC sends a Sync every few hundred messages.
+// batch; PgJDBC sends a Sync every few hundred messages. Queries outside
+// an extended batch each get a ReadyForQuery and are not counted.
 
 // heldOver returns the end of a session whose client sent more messages
 // without their answers than pgveil follows, nil otherwise (client

@@ -17,7 +17,10 @@ import "github.com/pgveil/pgveil/rewrite"
 // still holds at its ReadyForQuery (the batch's load). A client that
 // reads its answers holds only what is in flight between it and the
 // server, however long its batch; one whose batch failed holds what it
-// sent since the error, until the Sync.
+// sent since the error, until the Sync. A Query with no
+// extended-protocol message since the last Sync is not counted
+// (OnSimpleBatchClosed): it gets a ReadyForQuery of its own, so a client
+// that pipelines Queries is held back by the answers it does not read.
 //
 // Messages that cannot change what the upstream holds keep nothing
 // (doomed): a Parse of a named statement after one of the same name in

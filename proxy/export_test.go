@@ -9,3 +9,18 @@ func DelayPooledFlushes(d time.Duration) (undo func()) {
 	afterPooledFlush.Store(&f)
 	return func() { afterPooledFlush.Store(nil) }
 }
+
+// TrackerHeld returns what the statement trackers of s's sessions hold
+// for messages not answered yet, in all: entries of their queues and
+// bytes of statement text; and the sessions that have a tracker.
+func TrackerHeld(s *Server) (messages int, bytes int64, tracked int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if ss.track != nil {
+			m, b := ss.track.Held()
+			messages, bytes, tracked = messages+m, bytes+b, tracked+1
+		}
+	}
+	return messages, bytes, tracked
+}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgveil/pgveil/proxy/statement"
 )
 
 // Queries a failed extended batch skips.
@@ -67,6 +69,10 @@ type extSkips struct {
 	// held reports that queries may hold something: a session that never
 	// mixes the protocols takes mu at no ReadyForQuery.
 	held atomic.Bool
+	// over is set once queries held more than statement.MaxHeldMessages:
+	// Queries after an error, up to a Sync, that the server skips
+	// unanswered (held.go; client relay only).
+	over bool
 
 	// answers counts the answers to extended messages received since the
 	// last ReadyForQuery; failed reports that an ErrorResponse came since,
@@ -100,6 +106,7 @@ func (x *extSkips) boundary(n int64, sync bool) {
 	if x.window {
 		x.mu.Lock()
 		x.queries = append(x.queries, extQuery{batch: n, ext: x.ext})
+		x.over = x.over || len(x.queries) > statement.MaxHeldMessages
 		x.held.Store(true)
 		x.mu.Unlock()
 	}
@@ -159,12 +166,41 @@ func (x *extSkips) closes(done, unanswered int64) int64 {
 }
 
 // dropFront drops the first n elements of s in place, so that its array
-// serves the next appends.
+// serves the next appends; an array left far larger than what it holds
+// (a failed batch the client kept sending to) is let go, as the
+// statement tracker's queues do.
 func dropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
 	}
+	if len(s)-n > n {
+		// More stay than go: a copy at each ReadyForQuery of a long
+		// pipeline would cost its length each time.
+		clear(s[:n])
+		return s[n:]
+	}
 	m := copy(s, s[n:])
 	clear(s[m:])
+	if c := cap(s); c > keepQueue && m < c/4 {
+		if m == 0 {
+			return nil
+		}
+		return append(make([]T, 0, 2*m), s[:m]...)
+	}
 	return s[:m]
+}
+
+// keepQueue is the capacity a queue keeps once emptied.
+const keepQueue = 64
+
+// popFront drops the first element of the queue s, cleared so that the
+// array, which the slice keeps, no longer holds what it pointed to; an
+// emptied queue lets its array go.
+func popFront[T any](s []T) []T {
+	if len(s) == 1 {
+		return nil
+	}
+	var zero T
+	s[0] = zero
+	return s[1:]
 }

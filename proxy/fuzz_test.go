@@ -210,7 +210,7 @@ func FuzzClientRelay(f *testing.F) {
 				t.Fatalf("refused statement forwarded: %q", msg)
 			}
 		}
-		checkExtNotes(t, ss, out.Bytes())
+		checkExtNotes(t, ss, out.Bytes(), "")
 	})
 }
 
@@ -219,7 +219,11 @@ func FuzzClientRelay(f *testing.F) {
 // wrote upstream: each Query or Sync is a batch boundary, and each Query
 // after an extended-protocol message since the last Sync is noted with
 // the extended messages written since the last boundary, exactly.
-func checkExtNotes(t *testing.T, ss *session, out []byte) {
+//
+// lazy, when not "", is the upstream name of a statement the backend
+// lacks: the first Parse of it is ensureStmt's, whose answer the backend
+// relay skips before counting it (pooledNote), so it is not counted.
+func checkExtNotes(t *testing.T, ss *session, out []byte, lazy string) {
 	t.Helper()
 	var want []extQuery
 	var batch, ext int64
@@ -230,9 +234,15 @@ func checkExtNotes(t *testing.T, ss *session, out []byte) {
 		if err != nil {
 			break
 		}
-		_, err = fr.Message(total)
+		msg, err := fr.Message(total)
 		if err != nil && typ != 'S' {
 			break
+		}
+		if typ == 'P' && lazy != "" {
+			if name, _, ok := cstring(msg[wire.HeaderLen:]); ok && name == lazy {
+				lazy = ""
+				continue
+			}
 		}
 		// A Sync cut short by a client that hung up was counted before
 		// its beginning went upstream.
@@ -374,7 +384,7 @@ func FuzzPooledClientRelay(f *testing.F) {
 				t.Fatalf("message %q names the statement %q upstream, not one of the session's", typ, name)
 			}
 		}
-		checkExtNotes(t, ss, withoutLazy(out.Bytes(), lazy))
+		checkExtNotes(t, ss, withoutLazy(out.Bytes(), lazy), "")
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/proxy/statement"
 )
 
 // Connection caps.
@@ -126,4 +128,35 @@ func sessionsText(n int) string {
 		return "1 session"
 	}
 	return fmt.Sprintf("%d sessions", n)
+}
+
+// Messages without their answers.
+//
+// After an error in an extended-protocol batch PostgreSQL discards every
+// message up to the next Sync, unanswered, so nothing slows a client
+// that keeps sending; what pgveil follows of each message until its
+// answer (the statement tracker's queues and texts, the Queries a
+// failed batch skips, the refusals waiting for their markers' errors,
+// a pooled session's Parses in flight) is bounded: each by
+// statement.MaxHeldMessages entries, the tracker's texts by
+// statement.MaxHeldBytes. Past them the session ends with 54000, as
+// PostgreSQL ends a statement past one of its program limits. A client
+// that reads its answers holds only what is in flight, however long its
+// batch; PgJDBC sends a Sync every few hundred messages. Queries outside
+// an extended batch each get a ReadyForQuery and are not counted.
+
+// heldOver returns the end of a session whose client sent more messages
+// without their answers than pgveil follows, nil otherwise (client
+// relay, after each message).
+func (ss *session) heldOver() *sessionEnd {
+	if !ss.overHeld && !ss.extSkips.over && (ss.track == nil || !ss.track.Over()) {
+		return nil
+	}
+	msg := fmt.Sprintf("too many messages sent without their answers: pgveil follows at most %d, of %d MiB of statement text, until they are answered",
+		statement.MaxHeldMessages, statement.MaxHeldBytes>>20)
+	return &sessionEnd{
+		resp: fatal(CodeProgramLimitExceeded, msg,
+			"After an error PostgreSQL skips every message up to the next Sync: end each batch with a Sync, and read its answers."),
+		reason: msg, warn: true, cancelRunning: true,
+	}
 }

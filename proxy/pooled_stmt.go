@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/firewall"
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -299,6 +300,7 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 		pl.stmtBytes += len(msg)
 	}
 	pl.parses = append(pl.parses, sent)
+	ss.overHeld = ss.overHeld || len(pl.parses) > statement.MaxHeldMessages
 	if pre != nil {
 		msg = append(append(make([]byte, 0, len(pre)+len(msg)), pre...), msg...)
 	}
@@ -339,6 +341,7 @@ func (ss *session) ensureStmt(name string) []byte {
 	b.prepared.use(st.server)
 	pl.lazyAt[st.server] = batch
 	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: batch, lazy: true, b: b})
+	ss.overHeld = ss.overHeld || len(pl.parses) > statement.MaxHeldMessages
 	ss.srv.metrics.poolStatements(1, 0)
 	if out == nil {
 		return st.parse
@@ -402,7 +405,7 @@ func (ss *session) onParseAnswer() bool {
 	defer pl.mu.Unlock()
 	if len(pl.parses) > 0 && pl.parses[0].lazy {
 		p := pl.parses[0]
-		pl.parses = pl.parses[1:]
+		pl.parses = popFront(pl.parses)
 		p.b.prepared.use(p.st.server)
 		if pl.lazyAt[p.st.server] == p.batch {
 			delete(pl.lazyAt, p.st.server)
@@ -418,7 +421,7 @@ func (ss *session) onParseAnswer() bool {
 		return false
 	}
 	p := pl.parses[0]
-	pl.parses = pl.parses[1:]
+	pl.parses = popFront(pl.parses)
 	if p.st == nil {
 		return false
 	}
@@ -443,7 +446,7 @@ func (ss *session) onBatchAnswered(done int64) {
 	ss.settleSettings(done)
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
-		pl.parses = pl.parses[1:]
+		pl.parses = popFront(pl.parses)
 		if p.lazy {
 			// Failed, or skipped after an error: the backend lacks it,
 			// unless a later batch prepares it again, after a Close.

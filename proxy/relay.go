@@ -166,6 +166,9 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 	}
 	if err == nil {
 		ss.noteExtended(typ)
+		if e := ss.heldOver(); e != nil {
+			return e, nil
+		}
 	}
 	return nil, err
 }
@@ -446,7 +449,13 @@ func (ss *session) batchSent(sync bool) {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
 	}
 	if ss.track != nil {
-		ss.track.OnBatchClosed(n)
+		if !sync && !ss.extSkips.window {
+			// A Query with no extended message since the last Sync: it
+			// gets its own ReadyForQuery (statement/held.go).
+			ss.track.OnSimpleBatchClosed(n)
+		} else {
+			ss.track.OnBatchClosed(n)
+		}
 	}
 }
 
@@ -538,6 +547,10 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	}
 	ss.refMu.Lock()
 	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
+	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
+	if len(ss.refusals) > statement.MaxHeldMessages {
+		ss.overHeld = true
+	}
 	ss.refMu.Unlock()
 
 	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
@@ -591,6 +604,10 @@ func (ss *session) takeRefusal(msg string) (*Refusal, bool) {
 	return p.r, true
 }
 
+// keepRefusals is the most refusals the map may have held and keep its
+// space once empty.
+const keepRefusals = 1024
+
 // forgetRefusals drops refusals whose batch has been answered.
 func (ss *session) forgetRefusals(done int64) {
 	ss.refMu.Lock()
@@ -598,6 +615,11 @@ func (ss *session) forgetRefusals(done int64) {
 		if p.batch <= done {
 			delete(ss.refusals, k)
 		}
+	}
+	if len(ss.refusals) == 0 && ss.refusalsPeak > keepRefusals {
+		// A failed batch the client kept sending refused statements to:
+		// the session does not keep the map's space.
+		ss.refusals, ss.refusalsPeak = map[uint64]pendingRefusal{}, 0
 	}
 	ss.refMu.Unlock()
 }

@@ -98,6 +98,13 @@ type session struct {
 	// earlier error in the same pipeline, an aborted transaction) is
 	// dropped at the ReadyForQuery that closes its batch.
 	refusals map[uint64]pendingRefusal
+	// refusalsPeak is the most entries refusals held since it was last
+	// made anew: a map keeps the space of its peak (forgetRefusals).
+	// NOTE: guarded by refMu.
+	refusalsPeak int
+	// overHeld is set once the client sent more messages without their
+	// answers than pgveil follows (held.go; client relay only).
+	overHeld bool
 
 	// sent counts batch boundaries forwarded upstream (Query, Sync and
 	// refused FunctionCall messages: each yields one ReadyForQuery); done

@@ -102,6 +102,7 @@ func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finis
 		t.objPending = t.objPending[1:]
 	}
 	t.batchErr = false
+	t.releaseBatches(closing)
 	if t.versions == nil {
 		return out
 	}
@@ -118,21 +119,53 @@ func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finis
 	t.awaitingBinds = dropFront(t.awaitingBinds, n)
 	for n = 0; n < len(t.batchPC) && t.batchPC[n].batch <= closing; n++ {
 		t.pcSeen, t.bindSeen = t.batchPC[n].pc, t.batchPC[n].binds
+		if t.batchPC[n].simple {
+			t.simpleHeld--
+		}
 	}
 	t.batchPC = dropFront(t.batchPC, n)
+	t.compact()
 	return out
 }
 
+// keepCap is the capacity a queue keeps once emptied: enough for the
+// batches of any client, little for a session that waits.
+const keepCap = 64
+
 // dropFront drops the first n elements of the queue s in place, so that
 // its array serves the next appends: a queue resliced from the front
-// loses its capacity and allocates anew, here at every batch.
+// loses its capacity and allocates anew, here at every batch. A queue
+// left with far more capacity than it holds (a failed batch the client
+// kept sending to) gets a smaller array: the session does not keep it.
 func dropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
 	}
+	if len(s)-n > n {
+		// More stay than go: a copy at each ReadyForQuery of a long
+		// pipeline would cost its length each time.
+		clear(s[:n])
+		return s[n:]
+	}
 	m := copy(s, s[n:])
 	clear(s[m:])
+	if c := cap(s); c > keepCap && m < c/4 {
+		if m == 0 {
+			return nil
+		}
+		return append(make([]T, 0, 2*m), s[:m]...)
+	}
 	return s[:m]
+}
+
+// popFront drops the first element, already cleared, of the queue s,
+// answered: an emptied queue lets its array go, which the slice, its
+// capacity shrunk, would otherwise keep until the next appends.
+func popFront[T any](s []T) []T {
+	if len(s) == 1 {
+		return nil
+	}
+	return s[1:]
 }
 
 // OnEnd is the event of the session's end, once both relays stopped: it
@@ -204,7 +237,7 @@ func (t *Tracker) bindComplete() {
 	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
 		t.awaitingBinds[0].e.confirmed = true
 		t.awaitingBinds[0].e = nil
-		t.awaitingBinds = t.awaitingBinds[1:]
+		t.awaitingBinds = popFront(t.awaitingBinds)
 	}
 	t.bindSeen++
 }
@@ -220,14 +253,19 @@ func (t *Tracker) parseOrCloseComplete() bool {
 				// The Parse is answered: the upstream holds the
 				// statement of in.Info's policy.
 				in.Info.confirmed = true
-				t.injected = t.injected[1:]
+				t.release(in.batch, in.size)
+				t.injected[0] = nil
+				t.injected = popFront(t.injected)
 			}
 			return true
 		}
 	}
 	if len(t.awaiting) > 0 && t.awaiting[0].pos == t.pcSeen {
-		*t.awaiting[0].confirmed = true
-		t.awaiting = t.awaiting[1:]
+		a := &t.awaiting[0]
+		*a.confirmed = true
+		t.release(a.batch, a.size)
+		a.confirmed = nil
+		t.awaiting = popFront(t.awaiting)
 	}
 	t.pcSeen++
 	return false
@@ -292,8 +330,12 @@ func (t *Tracker) ended(x *Execution) *Execution {
 func (t *Tracker) next() *Execution {
 	if t.cur == nil && len(t.pending) > 0 && t.pending[0].batch <= t.done+1 {
 		t.cur = t.pending[0]
+		t.release(t.cur.batch, t.cur.held)
+		if t.cur.simple {
+			t.simpleHeld--
+		}
 		t.pending[0] = nil
-		t.pending = t.pending[1:]
+		t.pending = popFront(t.pending)
 	}
 	return t.cur
 }
@@ -311,8 +353,12 @@ func (t *Tracker) takePending(done int64) []*Execution {
 	}
 	out := make([]*Execution, n)
 	copy(out, t.pending[:n])
-	clear(t.pending[:n])
-	t.pending = t.pending[n:]
+	for _, x := range out {
+		if x.simple {
+			t.simpleHeld--
+		}
+	}
+	t.pending = dropFront(t.pending, n)
 	return out
 }
 
@@ -330,7 +376,12 @@ type Execution struct {
 	untilReady bool
 	// batch is the number of the ReadyForQuery that closes the batch the
 	// Execution was sent in (see session.sent and session.done).
-	batch                   int64
+	batch int64
+	// held is the bytes counted in its batch's load until its answers
+	// start; simple marks the Query of a simple batch, not counted
+	// (OnSimpleBatchClosed).
+	held                    int64
+	simple                  bool
 	Rows, Bytes             int64
 	SQLState, UpstreamError string
 }

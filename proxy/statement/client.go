@@ -16,12 +16,26 @@ import (
 // OnBatchClosed is the event of the client relay closing batch number n
 // (a Query, a Sync, a refused FunctionCall), after the client's Parse,
 // Bind and Close messages counted so far.
-func (t *Tracker) OnBatchClosed(n int64) {
+func (t *Tracker) OnBatchClosed(n int64) { t.batchClosed(n, false) }
+
+// OnSimpleBatchClosed is OnBatchClosed for a batch a Query closes with
+// no extended-protocol message since the last Sync: it gets a
+// ReadyForQuery of its own, as surely as a Sync does, so what it holds
+// is bounded by the answers the client reads, and is not counted
+// against MaxHeldMessages and MaxHeldBytes (held.go).
+func (t *Tracker) OnSimpleBatchClosed(n int64) { t.batchClosed(n, true) }
+
+func (t *Tracker) batchClosed(n int64, simple bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sent = n
+	t.simple = simple
 	if t.versions != nil {
-		t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent})
+		t.batchPC = append(t.batchPC, batchMark{batch: n, pc: t.pcSent, binds: t.bindSent, simple: simple})
+		if simple {
+			t.simpleHeld++
+		}
+		t.checkHeld()
 	}
 }
 
@@ -41,11 +55,31 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 		}
 		if t.audit {
 			info := NewInfo(st, t.withObjects(res, t.sent), refusal)
-			t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), untilReady: true, batch: t.sent})
+			x := &Execution{Info: info, Start: time.Now(), untilReady: true, batch: t.sent}
+			if t.simple {
+				x.simple = true
+				t.simpleHeld++
+			} else {
+				x.held = int64(len(st.Text)) + infoOverhead
+				t.hold(t.sent, x.held)
+			}
+			t.pending = append(t.pending, x)
 		}
 	case SourceParse:
 		info := NewInfo(st, res, refusal)
-		info.batch = t.sent + 1
+		info.batch, info.execs = t.sent+1, t.execs
+		size := parseSize(st, res)
+		// NOTE: counted once awaited: the answer's position is pcSent.
+		defer func() { t.pcSent++ }()
+		if t.versions != nil && st.Name != "" && t.doomedParse(t.stmts[st.Name]) {
+			// It cannot change what the upstream holds: nothing to
+			// follow but its audit record.
+			if refusal != nil && t.audit {
+				t.hold(info.batch, size)
+				t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), batch: info.batch})
+			}
+			break
+		}
 		if st.Name != "" {
 			info.prev = t.settle(st.Name, t.stmts[st.Name])
 		}
@@ -53,16 +87,30 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 			// Confirmed by its ParseComplete; a refused one never is, and
 			// a later Bind closes whatever the upstream kept of the name.
 			info.confirmed = false
+			t.hold(info.batch, size)
 			if refusal == nil {
-				t.await(info.batch, &info.confirmed)
+				t.await(info.batch, &info.confirmed, size)
 			}
+			dirty(&t.dirtyStmts, st.Name)
 		}
-		t.pcSent++
 		remember(t, t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
+			if t.versions == nil {
+				t.hold(info.batch, size)
+			}
 			t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), batch: t.sent + 1})
 		}
 	}
+	t.checkHeld()
+}
+
+// doomedParse reports whether a Parse of a named statement whose latest
+// Parse or Close is head, about to be sent, can only fail or be skipped:
+// head is a Parse of the same batch, with no Execute between them (mu
+// held). The upstream then holds the name, or failed at head and skips
+// the rest of the batch (held.go).
+func (t *Tracker) doomedParse(head *Info) bool {
+	return head != nil && !head.closed && !head.confirmed && head.batch == t.sent+1 && head.execs == t.execs
 }
 
 // OnClose is the event of a Close about to be sent upstream, of the
@@ -79,6 +127,8 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 	if !ok {
 		return
 	}
+	batch := t.sent + 1
+	size := int64(len(name)) + infoOverhead
 	switch kind {
 	case 'S':
 		old := t.stmts[name]
@@ -86,19 +136,31 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 			delete(t.stmts, name)
 			return
 		}
-		mark := &Info{batch: t.sent + 1, closed: true, prev: t.settle(name, old)}
-		t.await(mark.batch, &mark.confirmed)
+		if old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs {
+			// A Close after a Close (held.go).
+			return
+		}
+		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: t.settle(name, old)}
+		t.hold(batch, size)
+		t.await(mark.batch, &mark.confirmed, size)
 		t.stmts[name] = mark
+		dirty(&t.dirtyStmts, name)
 	case 'P':
 		old := t.portals[name]
 		if t.versions == nil || old == nil {
 			delete(t.portals, name)
 			return
 		}
-		mark := &portalEntry{batch: t.sent + 1, closed: true, prev: t.settlePortal(old)}
-		t.await(mark.batch, &mark.confirmed)
+		if old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs {
+			return
+		}
+		mark := &portalEntry{batch: batch, execs: t.execs, closed: true, prev: t.settlePortal(old)}
+		t.hold(batch, size)
+		t.await(mark.batch, &mark.confirmed, size)
 		t.portals[name] = mark
+		dirty(&t.dirtyPortals, name)
 	}
+	t.checkHeld()
 }
 
 // BindPlan is what the session must do before forwarding a Bind: send
@@ -119,6 +181,7 @@ type BindPlan struct {
 func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.checkHeld()
 	if !ok {
 		t.bindSent++
 		return BindPlan{}
@@ -152,9 +215,12 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 		return BindPlan{}
 	case held == nil:
 		// Unknown: make sure nothing of an older policy stays.
-		mark := &Info{batch: batch, closed: true, prev: info}
+		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: info}
 		t.stmts[name] = mark
-		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark})
+		dirty(&t.dirtyStmts, name)
+		size := int64(len(name)) + infoOverhead
+		t.hold(batch, size)
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
 		t.bindSent++
 		return BindPlan{Inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}}}
 	}
@@ -172,6 +238,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.checkHeld()
 	defer func() { t.bindSent++ }()
 	name := st.Name
 	// head is the name's latest Parse or Close: only the client relay
@@ -179,19 +246,22 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	head := t.stmts[name]
 	batch := t.sent + 1
 	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
+	dirty(&t.dirtyStmts, name)
+	size := parseSize(st, res)
+	t.hold(batch, size)
 	if refusal != nil {
 		refused := NewInfo(st, nil, refusal)
-		mark := &Info{batch: batch, closed: true, prev: head}
+		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: head}
 		t.stmts[name] = mark
 		t.bind(portal, refused, batch)
-		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark})
+		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
 		return []pgproto3.FrontendMessage{closeMsg}
 	}
 	info := NewInfo(st, res, nil)
-	info.batch, info.prev, info.confirmed = batch, head, false
+	info.batch, info.execs, info.prev, info.confirmed = batch, t.execs, head, false
 	remember(t, t.stmts, name, info)
 	t.bind(portal, info, batch)
-	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info})
+	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info, size: size})
 	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
 }
 
@@ -242,6 +312,8 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.checkHeld()
+	t.execs++
 	info := p.Info
 	if r != nil {
 		if t.audit {
@@ -267,12 +339,18 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 // portal run info. With policies that reload it keeps, until the Bind is
 // confirmed, what the portal was before (mu held).
 func (t *Tracker) bind(portal string, info *Info, batch int64) {
-	e := &portalEntry{Info: info, batch: batch}
+	e := &portalEntry{Info: info, batch: batch, execs: t.execs}
 	if t.versions == nil {
 		e.confirmed = true
 	} else {
-		e.prev = t.settlePortal(t.portals[portal])
+		old := t.portals[portal]
+		if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
+			// A Bind after a Bind (held.go).
+			return
+		}
+		e.prev = t.settlePortal(old)
 		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+		dirty(&t.dirtyPortals, portal)
 	}
 	remember(t, t.portals, portal, e)
 }
@@ -292,8 +370,8 @@ func (t *Tracker) settlePortal(e *portalEntry) *portalEntry {
 
 // await queues confirmed, of a message of batch batch, to be set by the
 // answer to the Parse or Close about to be sent (mu held).
-func (t *Tracker) await(batch int64, confirmed *bool) {
-	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed})
+func (t *Tracker) await(batch int64, confirmed *bool, size int64) {
+	t.awaiting = append(t.awaiting, awaited{pos: t.pcSent, batch: batch, confirmed: confirmed, size: size})
 }
 
 // settle drops from the history of name, whose latest Parse or Close is

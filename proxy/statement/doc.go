@@ -11,7 +11,9 @@
 // backend relay's (OnAnswer, OnError, OnReadyForQuery, OnEnd). Each
 // takes the Tracker's one mutex, makes the transition and returns what
 // the session must do; the session does it after, never under the lock
-// (see Tracker). TestTrackerMachine feeds it sequences of events
+// (see Tracker). What it keeps for messages not answered yet is bounded
+// (held.go): past MaxHeldMessages or MaxHeldBytes it is Over, and the
+// session ends. TestTrackerMachine feeds it sequences of events
 // directly; the proxy's TestTrackerSequences drives it through both
 // relays.
 package statement

@@ -501,6 +501,52 @@ func TestTrackerMachine(t *testing.T) {
 			},
 		},
 		{
+			name: "a second Parse of a name in its batch can only fail: the first is what the name holds",
+			events: "P s1 SELECT 1 | P s1 SELECT 2 | P s1 SELECT 3 | S | 1 | E! 42P05 | Z" +
+				" | reload v2 | B p s1",
+			want: []string{
+				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+			},
+		},
+		{
+			name: "a second Parse of a name after its first failed is skipped: the earlier statement stays",
+			events: "P s1 SELECT 1 | S | 1 | Z | P s1 SELECT 2 | P s1 SELECT 3 | S | E! 42P05 | Z" +
+				" | reload v2 | B p s1",
+			want: []string{
+				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+			},
+		},
+		{
+			name: "an Execute between two Parses of a name may drop it with SQL: the second is followed",
+			events: "P s1 SELECT 1 | P d DEALLOCATE s1 | B p d | E p | P s1 SELECT 2 | S | 1 | 1 | 2 | C | 1 | Z" +
+				" | reload v2 | B q s1",
+			want: []string{
+				"E p: runs v1 DEALLOCATE s1",
+				"Z: audit allowed: DEALLOCATE s1",
+				"B q s1: inject CS(s1) P(s1: /*v2*/ SELECT 2)",
+			},
+		},
+		{
+			name: "Binds repeated after an error: the portal is what the first answered Bind made",
+			events: "P s1 SELECT 1 | B - s1 | S | 1 | 2 | Z | P bad deny | B - s1 | B - s1 | B - s1 | S | E! marker | Z" +
+				" | reload v2 | E -",
+			want: []string{
+				"P bad deny: refused statement_kind",
+				"Z: audit denied statement_kind: deny",
+				"E -: refused policy_changed",
+			},
+		},
+		{
+			name: "Closes and Parses of a name alternated after an error: the statement before the batch stays",
+			events: "P s1 SELECT 1 | S | 1 | Z | P bad deny | CS s1 | P s1 SELECT 2 | CS s1 | P s1 SELECT 3 | CS s1 | CS s1 | S | E! marker | Z" +
+				" | reload v2 | B p s1",
+			want: []string{
+				"P bad deny: refused statement_kind",
+				"Z: audit denied statement_kind: deny",
+				"B p s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)",
+			},
+		},
+		{
 			name:   "a session that ends records what is in flight as interrupted",
 			events: "P s1 SELECT 1 | B p s1 | E p | S | Q SELECT 2 | 1 | 2 | D | end",
 			want: []string{

@@ -2,6 +2,7 @@ package statement
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -37,6 +38,9 @@ type Info struct {
 	Version string
 	// batch is the batch the Parse (or Close) was sent in.
 	batch int64
+	// execs is Tracker.execs when the Parse (or Close) was sent: the
+	// Executes sent before it, one of which may drop the name with SQL.
+	execs int64
 	// closed marks a statement the client closed: the upstream dropped it,
 	// unless the server skipped the Close after an error.
 	closed bool
@@ -117,6 +121,27 @@ type Tracker struct {
 	// the names to forget before remember sweeps the closed ones again.
 	forgot  bool
 	sweepIn int
+	// execs counts the Executes sent upstream (OnExecuteDecided): one
+	// may drop a statement or portal with SQL (DEALLOCATE, CLOSE,
+	// COMMIT), so a message after it in its batch may succeed where one
+	// before it could not (doomed).
+	execs int64
+
+	// What the Tracker holds for messages not answered yet, bounded by
+	// MaxHeldMessages and MaxHeldBytes (held.go): load is the bytes of
+	// each batch not answered, oldest first, loadBytes their sum; over
+	// is set once either bound was passed. dirtyStmts and dirtyPortals
+	// are the names whose history grew while a batch was not answered,
+	// compacted at its ReadyForQuery (compact).
+	load                     []batchLoad
+	loadBytes                int64
+	over                     atomic.Bool
+	dirtyStmts, dirtyPortals map[string]struct{}
+	// simple reports that the batch last closed is simple
+	// (OnSimpleBatchClosed); simpleHeld counts the queues' entries of
+	// simple batches, not counted against MaxHeldMessages.
+	simple     bool
+	simpleHeld int
 
 	// What was sent and is not answered yet, in the order it was sent:
 	// PostgreSQL answers in order.
@@ -174,6 +199,9 @@ type injection struct {
 	answers int
 	batch   int64
 	Info    *Info
+	// size is what they hold, counted in the batch's load until the
+	// Parse is answered.
+	size int64
 }
 
 // portalEntry is a Bind or a Close of a portal: the statement it runs
@@ -188,6 +216,7 @@ type injection struct {
 type portalEntry struct {
 	Info      *Info
 	batch     int64
+	execs     int64
 	closed    bool
 	prev      *portalEntry
 	confirmed bool
@@ -206,11 +235,17 @@ type awaitedBind struct {
 type awaited struct {
 	pos, batch int64
 	confirmed  *bool
+	// size is what the message holds, counted in its batch's load until
+	// it is answered.
+	size int64
 }
 
 // batchMark is pcSent and bindSent when batch number batch was closed.
 type batchMark struct {
 	batch, pc, binds int64
+	// simple: a Query closed it, with no extended-protocol message since
+	// the last Sync (OnSimpleBatchClosed).
+	simple bool
 }
 
 // maxFinished bounds the executions of one batch kept for its

@@ -1,0 +1,211 @@
+package statement
+
+import "github.com/pgveil/pgveil/rewrite"
+
+// What the Tracker holds for messages not answered yet.
+//
+// After an error in an extended-protocol batch PostgreSQL discards every
+// message up to the next Sync, unanswered and keeping nothing of them, so
+// nothing slows a client that keeps sending: the Tracker must not keep
+// what each of them would cost. It keeps, for a message in flight, what
+// its answer settles: an entry of a queue (awaiting, awaitingBinds,
+// pending, injected, batchPC, objPending), and for a Parse its texts.
+// Those are bounded, for the whole session, by MaxHeldMessages entries
+// and MaxHeldBytes bytes; past either the Tracker is Over, and the
+// session ends (54000). Answers release them: the queues drain as the
+// answers come, a Parse's texts at its ParseComplete, and what a batch
+// still holds at its ReadyForQuery (the batch's load). A client that
+// reads its answers holds only what is in flight between it and the
+// server, however long its batch; one whose batch failed holds what it
+// sent since the error, until the Sync. A Query with no
+// extended-protocol message since the last Sync is not counted
+// (OnSimpleBatchClosed): it gets a ReadyForQuery of its own, so a client
+// that pipelines Queries is held back by the answers it does not read.
+//
+// Messages that cannot change what the upstream holds keep nothing
+// (doomed): a Parse of a named statement after one of the same name in
+// the same batch, a Bind of a portal after one of the same portal (for
+// the unnamed portal, of the same statement), a Close after a Close of
+// the same name, with no Execute between them (one may drop the name
+// with SQL). The first either succeeds, and the second fails ("already
+// exists"), or fails, and the server skips the second; the unnamed
+// portal's second Bind, or the second Close, succeeds only if the
+// first did and leaves what it left. And at a ReadyForQuery the
+// histories of the names its batches touched drop the messages that
+// failed or were skipped (compact), so that what a long failed batch
+// sent is not kept after it.
+
+// MaxHeldMessages bounds the messages the Tracker follows that are not
+// answered yet, in all of a session's batches in flight: the entries of
+// its queues. PgJDBC sends a Sync every few hundred messages of a batch
+// and pgx at the end of each batch; a client that reads its answers
+// holds only what is in flight.
+const MaxHeldMessages = 100_000
+
+// MaxHeldBytes bounds the statement texts (the client's and the
+// rewritten, and the names) the Tracker keeps for messages not answered
+// yet: 64 MiB, sixty-four statements of the 1 MiB the Rewriter accepts.
+const MaxHeldBytes = 64 << 20
+
+// infoOverhead is what an Info and its queue entries cost besides their
+// texts.
+const infoOverhead = 160
+
+// batchLoad is the bytes held for messages of batch number batch.
+type batchLoad struct {
+	batch, bytes int64
+}
+
+// parseSize is what the Tracker holds for a Parse of st checked into res.
+func parseSize(st *Statement, res *rewrite.Result) int64 {
+	n := int64(len(st.Text)+len(st.Name)+4*len(st.ParamOIDs)) + infoOverhead
+	if res != nil && res.SQL != st.Text {
+		n += int64(len(res.SQL))
+	}
+	return n
+}
+
+// hold counts n bytes held for a message of batch (mu held).
+func (t *Tracker) hold(batch, n int64) {
+	if k := len(t.load); k > 0 && t.load[k-1].batch >= batch {
+		t.load[k-1].bytes += n
+	} else {
+		t.load = append(t.load, batchLoad{batch: batch, bytes: n})
+	}
+	t.loadBytes += n
+}
+
+// release gives back n bytes held for a message of batch, answered
+// (mu held).
+func (t *Tracker) release(batch, n int64) {
+	for i := range t.load {
+		if l := &t.load[i]; l.batch == batch {
+			n = min(n, l.bytes)
+			l.bytes -= n
+			t.loadBytes -= n
+			return
+		} else if l.batch > batch {
+			return
+		}
+	}
+}
+
+// releaseBatches gives back what the batches up to done held (mu held).
+func (t *Tracker) releaseBatches(done int64) {
+	n := 0
+	for n < len(t.load) && t.load[n].batch <= done {
+		t.loadBytes -= t.load[n].bytes
+		n++
+	}
+	t.load = dropFront(t.load, n)
+}
+
+// heldMessages returns the entries of the queues of messages not
+// answered yet (mu held).
+func (t *Tracker) heldMessages() int {
+	return len(t.awaiting) + len(t.awaitingBinds) + len(t.pending) + len(t.injected) +
+		len(t.batchPC) + len(t.objPending) + len(t.objResolved) - t.simpleHeld
+}
+
+// checkHeld marks the Tracker Over when it holds more than its bounds,
+// after a client event (mu held).
+func (t *Tracker) checkHeld() {
+	if t.heldMessages() > MaxHeldMessages || t.loadBytes > MaxHeldBytes {
+		t.over.Store(true)
+	}
+}
+
+// Over reports that the session sent more messages, or statement text,
+// without their answers than the Tracker follows (MaxHeldMessages,
+// MaxHeldBytes): the session must end.
+func (t *Tracker) Over() bool { return t.over.Load() }
+
+// Held returns the messages and the bytes the Tracker holds for messages
+// not answered yet.
+func (t *Tracker) Held() (messages int, bytes int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.heldMessages(), t.loadBytes
+}
+
+// dirty notes that the history of name in m (stmts or portals) grew
+// while its batch is not answered: compact visits it (mu held).
+func dirty(m *map[string]struct{}, name string) {
+	if *m == nil {
+		*m = map[string]struct{}{}
+	}
+	(*m)[name] = struct{}{}
+}
+
+// compact drops, from the histories of the names that grew while their
+// batches were not answered, the messages of answered batches that
+// failed or were skipped, which held, candidates and settle step over,
+// and all that came before a confirmed one; the latest Parse of a named
+// statement that failed keeps no texts, which nothing reads again. A
+// name whose history still holds a message in flight stays dirty
+// (mu held, at a ReadyForQuery).
+func (t *Tracker) compact() {
+	for name := range t.dirtyStmts {
+		head := t.stmts[name]
+		if head != nil && !head.confirmed && head.batch <= t.done && !head.closed && name != "" && head.SQL != "" {
+			// Failed or skipped: only its place in the history counts.
+			head = &Info{batch: head.batch, execs: head.execs, prev: head.prev, Version: head.Version}
+			t.stmts[name] = head
+		}
+		if !compactStmt(name, head, t.done) {
+			delete(t.dirtyStmts, name)
+		}
+	}
+	for name := range t.dirtyPortals {
+		if !compactPortal(t.portals[name], t.done) {
+			delete(t.dirtyPortals, name)
+		}
+	}
+}
+
+// compactStmt compacts the history of the statement name from head, and
+// reports whether it holds a message still in flight, after done.
+func compactStmt(name string, head *Info, done int64) (inFlight bool) {
+	for kept := head; kept != nil; {
+		if kept.confirmed {
+			kept.prev = nil
+			return inFlight
+		}
+		if kept.batch > done {
+			inFlight = true
+		} else if name == "" && !kept.closed {
+			// A failed Parse of the unnamed statement dropped it: held
+			// and candidates stop there.
+			kept.prev = nil
+			return inFlight
+		}
+		e := kept.prev
+		for e != nil && !e.confirmed && e.batch <= done && (e.closed || name != "") {
+			e = e.prev
+		}
+		kept.prev = e
+		kept = e
+	}
+	return inFlight
+}
+
+// compactPortal compacts the history of a portal from head, and reports
+// whether it holds a Bind or a Close still in flight, after done.
+func compactPortal(head *portalEntry, done int64) (inFlight bool) {
+	for kept := head; kept != nil; {
+		if kept.confirmed {
+			kept.prev = nil
+			return inFlight
+		}
+		if kept.batch > done {
+			inFlight = true
+		}
+		e := kept.prev
+		for e != nil && !e.confirmed && e.batch <= done {
+			e = e.prev
+		}
+		kept.prev = e
+		kept = e
+	}
+	return inFlight
+}

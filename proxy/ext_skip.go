@@ -160,47 +160,7 @@ func (x *extSkips) closes(done, unanswered int64) int64 {
 			n, drop = b-done, j
 		}
 	}
-	x.queries = dropFront(x.queries, drop)
+	x.queries = statement.DropFront(x.queries, drop)
 	x.held.Store(len(x.queries) > 0)
 	return n
-}
-
-// dropFront drops the first n elements of s in place, so that its array
-// serves the next appends; an array left far larger than what it holds
-// (a failed batch the client kept sending to) is let go, as the
-// statement tracker's queues do.
-func dropFront[T any](s []T, n int) []T {
-	if n == 0 {
-		return s
-	}
-	if len(s)-n > n {
-		// More stay than go: a copy at each ReadyForQuery of a long
-		// pipeline would cost its length each time.
-		clear(s[:n])
-		return s[n:]
-	}
-	m := copy(s, s[n:])
-	clear(s[m:])
-	if c := cap(s); c > keepQueue && m < c/4 {
-		if m == 0 {
-			return nil
-		}
-		return append(make([]T, 0, 2*m), s[:m]...)
-	}
-	return s[:m]
-}
-
-// keepQueue is the capacity a queue keeps once emptied.
-const keepQueue = 64
-
-// popFront drops the first element of the queue s, cleared so that the
-// array, which the slice keeps, no longer holds what it pointed to; an
-// emptied queue lets its array go.
-func popFront[T any](s []T) []T {
-	if len(s) == 1 {
-		return nil
-	}
-	var zero T
-	s[0] = zero
-	return s[1:]
 }

@@ -405,7 +405,7 @@ func (ss *session) onParseAnswer() bool {
 	defer pl.mu.Unlock()
 	if len(pl.parses) > 0 && pl.parses[0].lazy {
 		p := pl.parses[0]
-		pl.parses = popFront(pl.parses)
+		pl.parses = statement.PopFront(pl.parses)
 		p.b.prepared.use(p.st.server)
 		if pl.lazyAt[p.st.server] == p.batch {
 			delete(pl.lazyAt, p.st.server)
@@ -421,7 +421,7 @@ func (ss *session) onParseAnswer() bool {
 		return false
 	}
 	p := pl.parses[0]
-	pl.parses = popFront(pl.parses)
+	pl.parses = statement.PopFront(pl.parses)
 	if p.st == nil {
 		return false
 	}
@@ -446,7 +446,7 @@ func (ss *session) onBatchAnswered(done int64) {
 	ss.settleSettings(done)
 	for len(pl.parses) > 0 && pl.parses[0].batch <= done {
 		p := pl.parses[0]
-		pl.parses = popFront(pl.parses)
+		pl.parses = statement.PopFront(pl.parses)
 		if p.lazy {
 			// Failed, or skipped after an error: the backend lacks it,
 			// unless a later batch prepares it again, after a Close.

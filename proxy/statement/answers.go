@@ -110,20 +110,20 @@ func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finis
 	for n < len(t.injected) && t.injected[n].batch <= closing {
 		n++
 	}
-	t.injected = dropFront(t.injected, n)
+	t.injected = DropFront(t.injected, n)
 	for n = 0; n < len(t.awaiting) && t.awaiting[n].batch <= closing; n++ {
 	}
-	t.awaiting = dropFront(t.awaiting, n)
+	t.awaiting = DropFront(t.awaiting, n)
 	for n = 0; n < len(t.awaitingBinds) && t.awaitingBinds[n].batch <= closing; n++ {
 	}
-	t.awaitingBinds = dropFront(t.awaitingBinds, n)
+	t.awaitingBinds = DropFront(t.awaitingBinds, n)
 	for n = 0; n < len(t.batchPC) && t.batchPC[n].batch <= closing; n++ {
 		t.pcSeen, t.bindSeen = t.batchPC[n].pc, t.batchPC[n].binds
 		if t.batchPC[n].simple {
 			t.simpleHeld--
 		}
 	}
-	t.batchPC = dropFront(t.batchPC, n)
+	t.batchPC = DropFront(t.batchPC, n)
 	t.compact()
 	return out
 }
@@ -132,12 +132,12 @@ func (t *Tracker) OnReadyForQuery(total int, batches int64, status byte) []Finis
 // batches of any client, little for a session that waits.
 const keepCap = 64
 
-// dropFront drops the first n elements of the queue s in place, so that
+// DropFront drops the first n elements of the queue s in place, so that
 // its array serves the next appends: a queue resliced from the front
 // loses its capacity and allocates anew, here at every batch. A queue
 // left with far more capacity than it holds (a failed batch the client
 // kept sending to) gets a smaller array: the session does not keep it.
-func dropFront[T any](s []T, n int) []T {
+func DropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
 	}
@@ -158,13 +158,16 @@ func dropFront[T any](s []T, n int) []T {
 	return s[:m]
 }
 
-// popFront drops the first element, already cleared, of the queue s,
-// answered: an emptied queue lets its array go, which the slice, its
-// capacity shrunk, would otherwise keep until the next appends.
-func popFront[T any](s []T) []T {
+// PopFront drops the first element of the queue s, answered, cleared so
+// that the array, which the slice keeps, no longer holds what it pointed
+// to: an emptied queue lets its array go, which the slice, its capacity
+// shrunk, would otherwise keep until the next appends.
+func PopFront[T any](s []T) []T {
 	if len(s) == 1 {
 		return nil
 	}
+	var zero T
+	s[0] = zero
 	return s[1:]
 }
 
@@ -237,7 +240,7 @@ func (t *Tracker) bindComplete() {
 	if len(t.awaitingBinds) > 0 && t.awaitingBinds[0].pos == t.bindSeen {
 		t.awaitingBinds[0].e.confirmed = true
 		t.awaitingBinds[0].e = nil
-		t.awaitingBinds = popFront(t.awaitingBinds)
+		t.awaitingBinds = PopFront(t.awaitingBinds)
 	}
 	t.bindSeen++
 }
@@ -255,7 +258,7 @@ func (t *Tracker) parseOrCloseComplete() bool {
 				in.Info.confirmed = true
 				t.release(in.batch, in.size)
 				t.injected[0] = nil
-				t.injected = popFront(t.injected)
+				t.injected = PopFront(t.injected)
 			}
 			return true
 		}
@@ -265,7 +268,7 @@ func (t *Tracker) parseOrCloseComplete() bool {
 		*a.confirmed = true
 		t.release(a.batch, a.size)
 		a.confirmed = nil
-		t.awaiting = popFront(t.awaiting)
+		t.awaiting = PopFront(t.awaiting)
 	}
 	t.pcSeen++
 	return false
@@ -320,7 +323,7 @@ func (t *Tracker) ended(x *Execution) *Execution {
 		return nil
 	}
 	old := t.finished[0]
-	t.finished = dropFront(t.finished, 1)
+	t.finished = DropFront(t.finished, 1)
 	return old
 }
 
@@ -335,7 +338,7 @@ func (t *Tracker) next() *Execution {
 			t.simpleHeld--
 		}
 		t.pending[0] = nil
-		t.pending = popFront(t.pending)
+		t.pending = PopFront(t.pending)
 	}
 	return t.cur
 }
@@ -358,7 +361,7 @@ func (t *Tracker) takePending(done int64) []*Execution {
 			t.simpleHeld--
 		}
 	}
-	t.pending = dropFront(t.pending, n)
+	t.pending = DropFront(t.pending, n)
 	return out
 }
 

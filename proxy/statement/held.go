@@ -97,7 +97,7 @@ func (t *Tracker) releaseBatches(done int64) {
 		t.loadBytes -= t.load[n].bytes
 		n++
 	}
-	t.load = dropFront(t.load, n)
+	t.load = DropFront(t.load, n)
 }
 
 // heldMessages returns the entries of the queues of messages not

@@ -201,19 +201,19 @@ func TestHeldJDBCBatch(t *testing.T) {
 // capacity, lets its array go.
 func TestDropFrontShrinks(t *testing.T) {
 	s := make([]int, 100000)
-	if r := dropFront(s, len(s)); r != nil {
+	if r := DropFront(s, len(s)); r != nil {
 		t.Fatalf("emptied: cap %d", cap(r))
 	}
-	r := dropFront(s, len(s)-10)
+	r := DropFront(s, len(s)-10)
 	if len(r) != 10 || cap(r) > 20 {
 		t.Fatalf("10 left: len %d cap %d", len(r), cap(r))
 	}
 	// More stay than go: resliced, no copy.
-	if r := dropFront(make([]int, 100), 10); len(r) != 90 || cap(r) != 90 {
+	if r := DropFront(make([]int, 100), 10); len(r) != 90 || cap(r) != 90 {
 		t.Fatalf("90 left: len %d cap %d", len(r), cap(r))
 	}
 	small := make([]int, 10, keepCap)
-	if r := dropFront(small, 5); cap(r) != keepCap || len(r) != 5 {
+	if r := DropFront(small, 5); cap(r) != keepCap || len(r) != 5 {
 		t.Fatalf("a small queue: len %d cap %d", len(r), cap(r))
 	}
 }

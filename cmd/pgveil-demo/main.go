@@ -30,8 +30,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgveil/pgveil/internal/ddlnotify"
 	"github.com/pgveil/pgveil/internal/pgtest"
-	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // demoUsers are the logins of configs/demo.hcl with what each stands for.
@@ -87,7 +87,7 @@ func run() error {
 		return err
 	}
 	// DDL a user of the demo runs as the superuser reaches pgveil at once.
-	if err := cluster.Exec(ctx, "feedback", server.DDLTriggerSQL); err != nil {
+	if err := cluster.Exec(ctx, "feedback", ddlnotify.TriggerSQL); err != nil {
 		return fmt.Errorf("installing the DDL event trigger: %w", err)
 	}
 

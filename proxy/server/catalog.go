@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/internal/ddlnotify"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -55,19 +56,13 @@ type catalogWatch struct {
 }
 
 // DDLChannel is the channel pgveil listens on upstream for DDL: an event
-// trigger the DBA installs (configs/README.md, "DDL while pgveil runs")
-// notifies it at the end of every DDL command, and pgveil reads the
-// catalog at once instead of within upstream.catalog_refresh.
-const DDLChannel = "pgveil_catalog"
+// trigger the DBA installs (ddlnotify.TriggerSQL) notifies it at the end
+// of every DDL command, and pgveil reads the catalog at once instead of
+// within upstream.catalog_refresh.
+const DDLChannel = ddlnotify.Channel
 
-// DDLTriggerSQL installs, run by a superuser in the proxied database,
-// the event trigger that notifies DDLChannel at the end of every DDL
-// command (configs/README.md gives it to DBAs; `make demo` installs it).
-const DDLTriggerSQL = `CREATE SCHEMA IF NOT EXISTS pgveil;
-CREATE OR REPLACE FUNCTION pgveil.notify_ddl() RETURNS event_trigger
-  LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('pgveil_catalog', ''); END $$;
-CREATE EVENT TRIGGER pgveil_ddl ON ddl_command_end EXECUTE FUNCTION pgveil.notify_ddl();
-CREATE EVENT TRIGGER pgveil_drop ON sql_drop EXECUTE FUNCTION pgveil.notify_ddl();`
+// DDLTriggerSQL is ddlnotify.TriggerSQL.
+const DDLTriggerSQL = ddlnotify.TriggerSQL
 
 // minNotifyInterval is the shortest time between two catalog reads that
 // DDL notifications ask for: a migration runs many commands, each

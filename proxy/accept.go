@@ -91,8 +91,8 @@ type Server struct {
 	// throttle counts failed logins by address and login (throttle.go).
 	throttle authThrottle
 	// refusals bounds the audit records of refused startups
-	// (refused.go).
-	refusals refusalAudit
+	// (refused.go), and authFailures those of failed logins alike.
+	refusals, authFailures refusalAudit
 
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -95,6 +96,37 @@ func (ss *session) auditRecord(event string) *audit.Record {
 }
 
 // auditEvent writes a session event, if the server audits.
+// auditAuthFailure writes the auth_failure record of a failed login for
+// reason, bounded per client address as the records of refused startups
+// are (refused.go): whoever reaches the port can fail logins at will, and
+// the login throttle counts only logins that may exist. Those past the
+// bound are counted (pgveil_audit_refusals_unrecorded_total, and count of
+// the address's next record).
+func (ss *session) auditAuthFailure(reason string) {
+	srv := ss.srv
+	if srv.audit == nil {
+		return
+	}
+	v := srv.authFailures.admit(startupHostOf(ss.info.ClientAddr), time.Now())
+	if !v.record {
+		srv.metrics.refusalUnrecorded()
+		return
+	}
+	r := ss.auditRecord("auth_failure")
+	r.Reason = reason
+	var notes []string
+	if v.unrecorded > 0 {
+		r.Count = v.unrecorded
+		notes = append(notes, fmt.Sprintf("%d earlier failed logins of this client address were not recorded", v.unrecorded))
+	}
+	if v.last {
+		notes = append(notes, fmt.Sprintf("%d failed logins of this client address within %s: its next ones are not recorded until %s, only counted",
+			refusalAuditBurst, refusalAuditWindow, v.until.UTC().Format(time.RFC3339)))
+	}
+	r.Message = strings.Join(notes, "; ")
+	srv.audit.Write(r)
+}
+
 func (ss *session) auditEvent(event, reason string, d time.Duration) {
 	if ss.srv.audit == nil {
 		return

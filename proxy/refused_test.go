@@ -1,12 +1,14 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -176,4 +178,32 @@ func TestAuditRecordsTenRefusedStartupsOfAnAddressAMinuteAndCountsTheRest(t *tes
 	if lasts != 1 {
 		t.Errorf("%d records say the next refusals are not recorded, want 1", lasts)
 	}
+}
+
+// TestAuditRecordsTenFailedLoginsOfAnAddressAMinuteAndCountsTheRest:
+// whoever reaches the port can fail logins at will (logins that cannot
+// exist are not throttled): their auth_failure records are bounded per
+// address like refused startups', the rest counted.
+func TestAuditRecordsTenFailedLoginsOfAnAddressAMinuteAndCountsTheRest(t *testing.T) {
+	p, alog, path, reg := auditedProxy(t)
+	const n = 14
+	for i := range n {
+		c, err := pgconn.Connect(context.Background(), fmt.Sprintf("postgres://nobody%d:wrong@%s/postgres?sslmode=disable", i, p.addr))
+		if err == nil {
+			c.Close(context.Background())
+			t.Fatal("a login that does not exist connected")
+		}
+	}
+	eventually(t, 5*time.Second, "the unrecorded failures counted", func() bool {
+		return gauge(t, reg, "pgveil_audit_refusals_unrecorded_total") == n-10
+	})
+	eventually(t, 5*time.Second, "ten auth_failure records", func() bool {
+		got := 0
+		for _, e := range readAudit(t, alog, path) {
+			if e.Event == "auth_failure" {
+				got++
+			}
+		}
+		return got == 10
+	})
 }

@@ -474,7 +474,7 @@ func (ss *session) failStartup(err error) {
 		case errors.As(err, &af):
 			ss.log.Warn("authentication failed", zap.String("method", af.methodName()), zap.String("reason", af.reason))
 			ss.srv.metrics.authFailed()
-			ss.auditEvent("auth_failure", af.reason, 0)
+			ss.auditAuthFailure(af.reason)
 			if af.throttles {
 				max := ss.srv.cfg.MaxAuthFailures
 				ss.log.Warn("failed logins throttled", zap.Int("failures", max), zap.Duration("window", authFailureWindow))

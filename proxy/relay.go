@@ -547,6 +547,7 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	}
 	ss.refMu.Lock()
 	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
+	ss.refOrder = append(ss.refOrder, refusalRef{seq: seq, batch: batch})
 	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
 	if len(ss.refusals) > statement.MaxHeldMessages {
 		ss.overHeld = true
@@ -608,14 +609,21 @@ func (ss *session) takeRefusal(msg string) (*Refusal, bool) {
 // space once empty.
 const keepRefusals = 1024
 
+// refusalRef is a refusal of refOrder: its number and its batch.
+type refusalRef struct {
+	seq   uint64
+	batch int64
+}
+
 // forgetRefusals drops refusals whose batch has been answered.
 func (ss *session) forgetRefusals(done int64) {
 	ss.refMu.Lock()
-	for k, p := range ss.refusals {
-		if p.batch <= done {
-			delete(ss.refusals, k)
-		}
+	n := 0
+	for n < len(ss.refOrder) && ss.refOrder[n].batch <= done {
+		delete(ss.refusals, ss.refOrder[n].seq)
+		n++
 	}
+	ss.refOrder = statement.DropFront(ss.refOrder, n)
 	if len(ss.refusals) == 0 && ss.refusalsPeak > keepRefusals {
 		// A failed batch the client kept sending refused statements to:
 		// the session does not keep the map's space.

@@ -102,6 +102,13 @@ type session struct {
 	// made anew: a map keeps the space of its peak (forgetRefusals).
 	// NOTE: guarded by refMu.
 	refusalsPeak int
+	// refOrder lists the refusals in the order refuse numbered them, their
+	// batches in order too: forgetRefusals drops them from its front, so
+	// that a pipeline of many refused statements does not make every
+	// ReadyForQuery walk all of them (quadratic). It may list refusals
+	// takeRefusal took already.
+	// NOTE: guarded by refMu.
+	refOrder []refusalRef
 	// overHeld is set once the client sent more messages without their
 	// answers than pgveil follows (held.go; client relay only).
 	overHeld bool

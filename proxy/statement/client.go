@@ -91,7 +91,7 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 			if refusal == nil {
 				t.await(info.batch, &info.confirmed, size)
 			}
-			dirty(&t.dirtyStmts, st.Name)
+			t.dirty(st.Name, false, info.batch)
 		}
 		remember(t, t.stmts, st.Name, info)
 		if refusal != nil && t.audit {
@@ -144,7 +144,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
 		t.stmts[name] = mark
-		dirty(&t.dirtyStmts, name)
+		t.dirty(name, false, batch)
 	case 'P':
 		old := t.portals[name]
 		if t.versions == nil || old == nil {
@@ -158,7 +158,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
 		t.portals[name] = mark
-		dirty(&t.dirtyPortals, name)
+		t.dirty(name, true, batch)
 	}
 	t.checkHeld()
 }
@@ -217,7 +217,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 		// Unknown: make sure nothing of an older policy stays.
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: info}
 		t.stmts[name] = mark
-		dirty(&t.dirtyStmts, name)
+		t.dirty(name, false, batch)
 		size := int64(len(name)) + infoOverhead
 		t.hold(batch, size)
 		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
@@ -246,7 +246,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	head := t.stmts[name]
 	batch := t.sent + 1
 	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
-	dirty(&t.dirtyStmts, name)
+	t.dirty(name, false, batch)
 	size := parseSize(st, res)
 	t.hold(batch, size)
 	if refusal != nil {
@@ -350,7 +350,7 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		}
 		e.prev = t.settlePortal(old)
 		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
-		dirty(&t.dirtyPortals, portal)
+		t.dirty(portal, true, batch)
 	}
 	remember(t, t.portals, portal, e)
 }

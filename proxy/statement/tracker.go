@@ -130,13 +130,17 @@ type Tracker struct {
 	// What the Tracker holds for messages not answered yet, bounded by
 	// MaxHeldMessages and MaxHeldBytes (held.go): load is the bytes of
 	// each batch not answered, oldest first, loadBytes their sum; over
-	// is set once either bound was passed. dirtyStmts and dirtyPortals
-	// are the names whose history grew while a batch was not answered,
-	// compacted at its ReadyForQuery (compact).
-	load                     []batchLoad
-	loadBytes                int64
-	over                     atomic.Bool
-	dirtyStmts, dirtyPortals map[string]struct{}
+	// is set once either bound was passed. dirtyQ are the names whose
+	// history grew while a batch was not answered, with that batch,
+	// oldest first; walks is what compact knows of the names it walked
+	// with messages still in flight (compact).
+	load      []batchLoad
+	loadBytes int64
+	over      atomic.Bool
+	dirtyQ    []dirtyName
+	walks     map[historyKey]walkState
+	// visit is compact's list of the names to walk, kept for its array.
+	visit []historyKey
 	// simple reports that the batch last closed is simple
 	// (OnSimpleBatchClosed); simpleHeld counts the queues' entries of
 	// simple batches, not counted against MaxHeldMessages.

@@ -87,6 +87,9 @@ type poolLink struct {
 	// stmts are the session's prepared statements by the client's names;
 	// pending those whose Parse awaits its ParseComplete.
 	stmts, pending map[string]*pooledStmt
+	// byServer gives the client's name of each statement of stmts and
+	// pending by its upstream name (clientNames).
+	byServer map[string]string
 	// parses are the Parses in flight, oldest first.
 	parses []sentParse
 	// closes are the Closes in flight, oldest first: a statement a
@@ -163,7 +166,7 @@ type poolLink struct {
 func newPoolLink(p *pool, sessionID string) *poolLink {
 	pl := &poolLink{pool: p,
 		prefix: "pgveil_" + sessionID + "_",
-		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}, lazyAt: map[string]int64{}}
+		stmts:  map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}, byServer: map[string]string{}, lazyAt: map[string]int64{}}
 	pl.flushed = sync.NewCond(&pl.mu)
 	return pl
 }

@@ -255,13 +255,40 @@ func (pl *poolLink) clientNames(msg string, batch int64) string {
 		unknown = pl.unknowns[0].name
 	}
 	// PostgreSQL quotes a statement's name as it is, with no escaping.
-	msg = strings.ReplaceAll(msg, `"`+pl.prefix+unknownSuffix+`"`, `"`+unknown+`"`)
-	for _, m := range []map[string]*pooledStmt{pl.stmts, pl.pending} {
-		for name, st := range m {
-			msg = strings.ReplaceAll(msg, `"`+st.server+`"`, `"`+name+`"`)
+	// NOTE: each upstream name found is looked up, rather than each of
+	// the session's up to maxSessionStatements names replaced in turn: an
+	// error quoting one cost that many replacements, and a client could
+	// have many such errors sent back (a Parse of a name it holds).
+	quote := `"` + pl.prefix
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, quote)
+		if i < 0 {
+			break
 		}
+		rest := msg[i+len(quote):]
+		j := strings.IndexByte(rest, '"')
+		if j < 0 {
+			break
+		}
+		name, ok := unknown, rest[:j] == unknownSuffix
+		if !ok {
+			name, ok = pl.byServer[pl.prefix+rest[:j]]
+		}
+		if !ok {
+			b.WriteString(msg[:i+1])
+			msg = msg[i+1:]
+			continue
+		}
+		b.WriteString(msg[:i])
+		b.WriteString(`"` + name + `"`)
+		msg = rest[j+1:]
 	}
-	return msg
+	if b.Len() == 0 {
+		return msg
+	}
+	b.WriteString(msg)
+	return b.String()
 }
 
 // pooledParse returns the Parse p, of the client's statement p.Name, as
@@ -297,6 +324,7 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	} else if sent.st != nil {
 		sent.st.parse = msg
 		pl.pending[name] = sent.st
+		pl.byServer[sent.st.server] = name
 		pl.stmtBytes += len(msg)
 	}
 	pl.parses = append(pl.parses, sent)
@@ -458,6 +486,7 @@ func (ss *session) onBatchAnswered(done int64) {
 		}
 		if p.st != nil && pl.pending[p.name] == p.st {
 			delete(pl.pending, p.name)
+			delete(pl.byServer, p.st.server)
 			pl.stmtBytes -= len(p.st.parse)
 		}
 		if p.name == "" && p.gen == pl.unnamedGen {
@@ -481,6 +510,7 @@ func (ss *session) onBatchAnswered(done int64) {
 			// Skipped after an error: the session, and the backend,
 			// still hold the statement, as in PostgreSQL.
 			pl.stmts[c.name] = c.st
+			pl.byServer[c.st.server] = c.name
 			pl.stmtBytes += len(c.st.parse)
 		}
 	}
@@ -526,12 +556,14 @@ func (pl *poolLink) closeStmt(name string, batch int64) string {
 		sc.name, sc.st, sc.b = name, st, pl.b
 		pl.stmtBytes -= len(st.parse)
 		delete(pl.stmts, name)
+		delete(pl.byServer, st.server)
 	} else if st := pl.pending[name]; st != nil {
 		// Its Parse, if the server runs it, is answered first; the
 		// session does not hold it again if the Close is skipped.
 		sc.st, sc.b = st, pl.b
 		pl.stmtBytes -= len(st.parse)
 		delete(pl.pending, name)
+		delete(pl.byServer, st.server)
 	}
 	pl.closes = append(pl.closes, sc)
 	return server

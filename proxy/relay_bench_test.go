@@ -163,3 +163,23 @@ func benchPipelined(b *testing.B, txn []byte, answers string, depth int) {
 		done += n
 	}
 }
+
+// BenchmarkClientNames measures the renaming of an upstream error that
+// quotes one of a transaction-mode session's statements, when the
+// session holds the most it may: a client can have one sent back for
+// every Parse of a name it holds.
+func BenchmarkClientNames(b *testing.B) {
+	pl := &poolLink{prefix: "pgveil_0123456789abcdef_", stmts: map[string]*pooledStmt{}, pending: map[string]*pooledStmt{}, byServer: map[string]string{}}
+	for i := range maxSessionStatements {
+		name, server := fmt.Sprintf("s%d", i), fmt.Sprintf("%s%d", pl.prefix, i)
+		pl.stmts[name] = &pooledStmt{server: server}
+		pl.byServer[server] = name
+	}
+	msg := `prepared statement "` + pl.prefix + `42" already exists`
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := pl.clientNames(msg, 1); got != `prepared statement "s42" already exists` {
+			b.Fatal(got)
+		}
+	}
+}

@@ -260,6 +260,34 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		must(t, a.exec("ROLLBACK"))
 		must(t, a.exec("RESET ROLE"))
 	})
+	t.Run("a name past 63 bytes is the same statement or portal as its first 63 bytes", func(t *testing.T) {
+		// PostgreSQL keys statements and portals by their first 63
+		// bytes and cuts longer SQL identifiers to them: a red team
+		// read hq's rows as marie through the other spelling.
+		long, short := strings.Repeat("p", 64), strings.Repeat("p", 63)
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SET ROLE hq"))
+		rows, err := roundTrip(t, a.c,
+			&pgproto3.Parse{Name: "", Query: "SELECT country FROM responses ORDER BY id"},
+			&pgproto3.Bind{DestinationPortal: long},
+			&pgproto3.Execute{Portal: long, MaxRows: 1},
+			&pgproto3.Sync{})
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("as hq: %v %v", rows, err)
+		}
+		must(t, a.exec("SET ROLE marie"))
+		refusedBy(t, a.exec("FETCH 2 FROM "+short), "policy_changed")
+		must(t, a.exec("ROLLBACK"))
+
+		long, short = strings.Repeat("s", 64), strings.Repeat("s", 63)
+		must(t, a.exec("SET ROLE hq"))
+		_, err = roundTrip(t, a.c, &pgproto3.Parse{Name: long, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
+		must(t, err)
+		must(t, a.exec("SET ROLE marie"))
+		refusedBy(t, a.exec("EXECUTE "+short), "policy_changed")
+		must(t, a.exec("DEALLOCATE "+short))
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("a login that is no service cannot act for anyone", func(t *testing.T) {
 		hq := actConn{c: p.connect(t, "hq")}
 		refusedBy(t, hq.exec("SET ROLE marie"), "act_for")

@@ -44,6 +44,7 @@ func (t *Tracker) batchClosed(n int64, simple bool) {
 // Execution of its own, in the batch just closed; a Parse is remembered
 // under its name, and audited now only when refused.
 func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refusal) {
+	st = serverNamed(st)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch st.Source {
@@ -121,6 +122,7 @@ func (t *Tracker) doomedParse(head *Info) bool {
 // after an error cannot leave a statement or portal of an older policy
 // runnable, for instance after a ROLLBACK TO SAVEPOINT.
 func (t *Tracker) OnClose(kind byte, name string, ok bool) {
+	name = ServerName(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer func() { t.pcSent++ }()
@@ -179,6 +181,7 @@ type BindPlan struct {
 // it again under the policy in force before the Bind reaches the
 // upstream.
 func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
+	portal, name = ServerName(portal), ServerName(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.checkHeld()
@@ -236,6 +239,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 // sends its refusal in the Bind's place, and nothing stays under the
 // name.
 func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
+	portal, st = ServerName(portal), serverNamed(st)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.checkHeld()
@@ -282,6 +286,7 @@ type ExecPlan struct {
 // fetches from a cursor that may. The session adds its own checks and
 // reports the decision with OnExecuteDecided.
 func (t *Tracker) OnExecute(portal string) ExecPlan {
+	portal = ServerName(portal)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := ExecPlan{batch: t.sent + 1}

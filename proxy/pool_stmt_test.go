@@ -221,6 +221,25 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 			t.Fatalf("s9 gave %q", got)
 		}
 	})
+	t.Run("a name past 63 bytes is the statement of its first 63 bytes, as in PostgreSQL", func(t *testing.T) {
+		long, short := strings.Repeat("n", 64), strings.Repeat("n", 63)
+		if _, code, msg := batch(t, c, &pgproto3.Parse{Name: long, Query: "SELECT 'long'"}); code != "" {
+			t.Fatalf("preparing %s: %s %s", long, code, msg)
+		}
+		if got := run(t, c, short); got != "long" {
+			t.Fatalf("the 63-byte name ran %q", got)
+		}
+		_, code, _ := batch(t, c, &pgproto3.Parse{Name: short + "x", Query: "SELECT 'other'"})
+		if code != "42P05" {
+			t.Fatalf("a second 64-byte name of the same first 63 bytes: %q, want 42P05", code)
+		}
+		if _, code, msg := batch(t, c, &pgproto3.Close{ObjectType: 'S', Name: short + "y"}); code != "" {
+			t.Fatalf("closing: %s %s", code, msg)
+		}
+		if _, code, _ := batch(t, c, &pgproto3.Bind{PreparedStatement: long}, &pgproto3.Execute{}); code != "26000" {
+			t.Fatalf("after its Close: %q, want 26000", code)
+		}
+	})
 	t.Run("the statements of a batch that failed are prepared again when named", func(t *testing.T) {
 		newBackend(t)
 		// s11 is prepared ahead of its Bind, then the batch fails before

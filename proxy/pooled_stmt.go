@@ -298,7 +298,9 @@ func (ss *session) pooledParse(p *pgproto3.Parse) ([]byte, error) {
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	name := p.Name
+	// NOTE: by the name the server would key it by, as the tracker does:
+	// a 64-byte name and its first 63 bytes are one statement.
+	name := statement.ServerName(p.Name)
 	sent := sentParse{name: name, batch: ss.sent.Load() + 1}
 	var pre []byte
 	switch {
@@ -613,6 +615,10 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		}
 		head, name = body[:1], s
 	}
+	// NOTE: the client's name keeps its length in the message (prefix
+	// below); the session knows it by the name the server keys it by.
+	nameLen := len(name)
+	name = statement.ServerName(name)
 	var server string
 	var pre []byte
 	if typ == 'C' {
@@ -639,7 +645,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 	if server == name {
 		return ss.cin.Forward(total, ss.uout)
 	}
-	prefix := wire.HeaderLen + len(head) + len(name) + 1
+	prefix := wire.HeaderLen + len(head) + nameLen + 1
 	out := ss.cscratch[:0]
 	out = append(out, typ, 0, 0, 0, 0)
 	out = append(out, head...)

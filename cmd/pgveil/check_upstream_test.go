@@ -356,6 +356,37 @@ rule "mine" {
 			want: []string{`PATH:10:12: error: Rule does not type-check`, `scope "self"`},
 		},
 		{
+			name: "an integer owner_column with own_rows is an error at the attribute",
+			body: `role "clerk" {
+  statements = ["select"]
+  own_rows   = true
+}
+user "sarah" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" { owner_column = "team" }`,
+			code: 1,
+			want: []string{`PATH:9:41: error: Scope column of the wrong type`, `PostgreSQL rejects team = 'sarah' (bound for user "sarah")`,
+				`on public.tickets (type integer): invalid input syntax for type integer: "sarah"`, `Name a column holding logins (text) in owner_column`},
+		},
+		{
+			name: "a text team_column is an error at the attribute",
+			body: `table "public.tickets" { team_column = "owner" }`,
+			code: 1,
+			want: []string{`PATH:1:40: error: Scope column of the wrong type`, `operator does not exist: text pg_catalog.= integer`,
+				`Name a column holding team ids (integer) in team_column`},
+		},
+		{
+			name: "owner and team columns of the right types draw no error",
+			body: `table "public.tickets" {
+  owner_column = "owner"
+  team_column  = "team"
+}`,
+			code:    0,
+			wantNot: []string{"Scope column"},
+		},
+		{
 			name: "a restrictive rule naming no table is an error with a suggestion",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {

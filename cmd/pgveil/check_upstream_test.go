@@ -295,7 +295,8 @@ table "public.tickets" {
     mask       = "expression"
     expression = "round(amount)"
   }
-}`,
+}
+user "ann" { password = "VERIFIER" }`,
 			code:    0,
 			wantNot: []string{"warning:"},
 		},
@@ -447,8 +448,9 @@ rule "all" {
 			want: []string{`PATH:1:1: warning: Governed table not readable by the service account`, "public.vault"},
 		},
 		{
-			name:    "a least-privilege service account draws no warning",
-			body:    `table "public.tickets" {}`,
+			name: "a least-privilege service account draws no warning",
+			body: `table "public.tickets" {}
+user "ann" { password = "VERIFIER" }`,
 			code:    0,
 			wantNot: []string{"warning:"},
 		},

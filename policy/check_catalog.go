@@ -549,9 +549,34 @@ func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
 			lack = append(lack, rel)
 		}
 	}
+	names := make([]string, len(lack))
+	for i, rel := range lack {
+		names[i] = sqlName(rel.Schema) + "." + sqlName(rel.Name)
+	}
 	ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Governed table not readable by the service account", fmt.Sprintf(
 		"The service account %s has no SELECT privilege on %s: every statement reading it through pgveil fails. "+
-			"GRANT SELECT ON … TO %s.", ck.cfg.Upstream.User, relationList(lack), ck.cfg.Upstream.User))
+			"GRANT SELECT ON %s TO %s.", ck.cfg.Upstream.User, relationList(lack), strings.Join(names, ", "), sqlName(ck.cfg.Upstream.User)))
+}
+
+// sqlName renders an identifier for SQL text in a hint: as it is when
+// PostgreSQL reads it so unquoted (lower case, not a keyword), quoted
+// otherwise.
+func sqlName(name string) string {
+	simple := name != ""
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		res, err := pg_query.Scan(name)
+		simple = err == nil && len(res.Tokens) == 1 && res.Tokens[0].KeywordKind == pg_query.KeywordKind_NO_KEYWORD
+	}
+	if simple {
+		return name
+	}
+	return quoteIdent(name)
 }
 
 // isStringType reports whether a partial or hash mask (text) fits a

@@ -75,9 +75,10 @@ func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewri
 		return append(ck.diags, ck.cannot(err))
 	}
 	if len(rows) > 0 {
-		var schemas []string
+		var schemas, quoted []string
 		for _, r := range rows {
 			schemas = append(schemas, string(r[0]))
+			quoted = append(quoted, sqlName(string(r[0])))
 		}
 		srng := ck.attrRange("upstream.search_path", hcl.Range{})
 		if srng.Filename == "" {
@@ -85,8 +86,8 @@ func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewri
 		}
 		ck.report(hcl.DiagWarning, srng, "Service account can create objects on the search_path", fmt.Sprintf(
 			"%s may CREATE in %s, on the pinned search_path %q: a table or function created there could shadow what "+
-				"statements name unqualified. REVOKE CREATE ON SCHEMA … FROM %s (and from PUBLIC).",
-			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, user))
+				"statements name unqualified. REVOKE CREATE ON SCHEMA %s FROM PUBLIC, %s.",
+			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, strings.Join(quoted, ", "), sqlName(user)))
 	}
 	ck.predefinedRoles(rng)
 	ck.owned()

@@ -479,6 +479,12 @@ user "dana" {
 			t.Fatalf("%d, a masked table is never read directly:\n%s%s", code, out, errOut)
 		}
 	})
+	t.Run("a login without access says so once", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "nobody", "SELECT 1")
+		if code != 1 || !strings.HasPrefix(out, `user nobody: no access: login "nobody"`) || strings.Count(out, "no access") != 1 {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+	})
 	t.Run("a refused statement names the firewall rule", func(t *testing.T) {
 		code, out, _ := runCLI("", "explain", "--config", path, "--user", "dana", "DROP TABLE notes")
 		if code != 0 || !strings.Contains(out, "REFUSED 42501 by firewall rule statement_kind") {

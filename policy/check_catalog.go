@@ -349,8 +349,12 @@ func (ck *catalogChecker) table(t *Table) bool {
 	settings := []struct{ name, column string }{{"owner_column", t.OwnerColumn}, {"team_column", t.TeamColumn}}
 	for _, s := range settings {
 		if s.column != "" {
-			ck.missingColumn(t, rels, ck.attrRange(prefix+"."+s.name, t.DeclRange), s.column,
+			rng := ck.attrRange(prefix+"."+s.name, t.DeclRange)
+			have := ck.missingColumn(t, rels, rng, s.column,
 				fmt.Sprintf("%s = %q", s.name, s.column), "scopes that need it give no row")
+			if !ck.scopeColumn(rng, s.name, s.column, have) {
+				return false
+			}
 		}
 	}
 	for _, name := range sortedKeys(t.Columns) {
@@ -364,6 +368,73 @@ func (ck *catalogChecker) table(t *Table) bool {
 		}
 	}
 	return true
+}
+
+// scopeColumn type-checks the comparison pgveil builds with a table
+// block's owner_column (own_rows and the self, own_groups and groups
+// scopes compare it with logins, text) or team_column (own_team and
+// team_subtree compare it with team ids, integers) on the relations that
+// have the column: a column of another type makes every statement of the
+// users it applies to fail there. The comparison is bound for a user with
+// own_rows (owner_column) or a team (team_column) when there is one.
+// false when the connection failed.
+func (ck *catalogChecker) scopeColumn(rng *hcl.Range, setting, column string, rels []*rewrite.Relation) bool {
+	var p *UserPolicy
+	var value Value
+	var holds, uses string
+	if setting == "owner_column" {
+		p = ck.samplePolicy(func(p *UserPolicy) bool { return len(p.ownRows) > 0 })
+		if len(p.ownRows) == 0 {
+			p = ck.samplePolicy(func(*UserPolicy) bool { return true })
+		}
+		value = p.attr("login")
+		holds, uses = "logins (text)", "own_rows and the scopes self, own_groups and groups compare it with the user's login"
+	} else {
+		p = ck.samplePolicy(func(p *UserPolicy) bool { return p.user.Team != nil })
+		team := int64(0)
+		if p.user.Team != nil {
+			team = *p.user.Team
+		}
+		value = intValue(team)
+		holds, uses = "team ids (integer)", "the scopes own_team and team_subtree compare it with the user's team id"
+	}
+	var failed []*rewrite.Relation
+	first := ""
+	for _, rel := range rels {
+		problem, ok := ck.typeCheck(explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, eq(columnRef(column), literal(value))))
+		if !ok {
+			return false
+		}
+		if problem != "" {
+			failed = append(failed, rel)
+			if first == "" {
+				typ := ""
+				if c := columnOf(rel, column); c != nil {
+					typ = fmt.Sprintf(" (type %s)", c.Type)
+				}
+				first = fmt.Sprintf("on %s%s: %s", rel.QName, typ, problem)
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return true
+	}
+	detail := fmt.Sprintf("PostgreSQL rejects %s = %s (bound for user %q) %s.", column, literalText(value), p.user.Login, first)
+	if len(failed) > 1 {
+		detail += fmt.Sprintf(" It fails on %d tables: %s.", len(failed), relationList(failed))
+	}
+	detail += fmt.Sprintf(" %s: every statement of the users it applies to fails on the table. Name a column holding %s in %s.",
+		strings.ToUpper(uses[:1])+uses[1:], holds, setting)
+	ck.report(hcl.DiagError, rng, "Scope column of the wrong type", detail)
+	return true
+}
+
+// literalText renders a string or number v as a SQL constant.
+func literalText(v Value) string {
+	if v.kind == kindString {
+		return "'" + strings.ReplaceAll(v.text, "'", "''") + "'"
+	}
+	return v.String()
 }
 
 // relationNames lists the qualified names of the user relations, for
@@ -478,9 +549,34 @@ func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
 			lack = append(lack, rel)
 		}
 	}
+	names := make([]string, len(lack))
+	for i, rel := range lack {
+		names[i] = sqlName(rel.Schema) + "." + sqlName(rel.Name)
+	}
 	ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Governed table not readable by the service account", fmt.Sprintf(
 		"The service account %s has no SELECT privilege on %s: every statement reading it through pgveil fails. "+
-			"GRANT SELECT ON … TO %s.", ck.cfg.Upstream.User, relationList(lack), ck.cfg.Upstream.User))
+			"GRANT SELECT ON %s TO %s.", ck.cfg.Upstream.User, relationList(lack), strings.Join(names, ", "), sqlName(ck.cfg.Upstream.User)))
+}
+
+// sqlName renders an identifier for SQL text in a hint: as it is when
+// PostgreSQL reads it so unquoted (lower case, not a keyword), quoted
+// otherwise.
+func sqlName(name string) string {
+	simple := name != ""
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		res, err := pg_query.Scan(name)
+		simple = err == nil && len(res.Tokens) == 1 && res.Tokens[0].KeywordKind == pg_query.KeywordKind_NO_KEYWORD
+	}
+	if simple {
+		return name
+	}
+	return quoteIdent(name)
 }
 
 // isStringType reports whether a partial or hash mask (text) fits a

@@ -15,9 +15,10 @@ import (
 // CheckServiceAccount warns about privileges of the upstream service
 // account that a least-privilege account does not need, and that would
 // let a mistake (or a bypass) reach beyond the policies: superuser,
-// BYPASSRLS, CREATEROLE, CREATEDB, owning (or being a member of the owner
-// of) a governed table, creating temporary objects, creating objects in a
-// schema of the search_path. cat is the catalog snapshot read from srv.
+// BYPASSRLS, CREATEROLE, CREATEDB, membership of predefined roles that
+// reach files, programs, other sessions or every table (riskyRoles),
+// owning (or being a member of the owner of) a governed table, creating
+// temporary objects, creating objects in a schema of the search_path. cat is the catalog snapshot read from srv.
 func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewrite.Catalog) hcl.Diagnostics {
 	ck := &catalogChecker{cfg: c, ctx: ctx, srv: srv, cat: cat}
 	user := c.Upstream.User
@@ -74,9 +75,10 @@ func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewri
 		return append(ck.diags, ck.cannot(err))
 	}
 	if len(rows) > 0 {
-		var schemas []string
+		var schemas, quoted []string
 		for _, r := range rows {
 			schemas = append(schemas, string(r[0]))
+			quoted = append(quoted, sqlName(string(r[0])))
 		}
 		srng := ck.attrRange("upstream.search_path", hcl.Range{})
 		if srng.Filename == "" {
@@ -84,11 +86,70 @@ func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewri
 		}
 		ck.report(hcl.DiagWarning, srng, "Service account can create objects on the search_path", fmt.Sprintf(
 			"%s may CREATE in %s, on the pinned search_path %q: a table or function created there could shadow what "+
-				"statements name unqualified. REVOKE CREATE ON SCHEMA … FROM %s (and from PUBLIC).",
-			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, user))
+				"statements name unqualified. REVOKE CREATE ON SCHEMA %s FROM PUBLIC, %s.",
+			user, strings.Join(schemas, ", "), c.Upstream.SearchPath, strings.Join(quoted, ", "), sqlName(user)))
 	}
+	ck.predefinedRoles(rng)
 	ck.owned()
 	return ck.diags
+}
+
+// riskyRoles are the predefined roles whose membership gives the service
+// account more than reading the governed tables, with what each allows.
+// pg_monitor is not listed: what makes it risky is its members
+// pg_read_all_stats and pg_read_all_settings, reported through it.
+var riskyRoles = []struct{ name, allows string }{
+	{"pg_execute_server_program", "run programs on the database server as its operating-system user (COPY … TO/FROM PROGRAM)"},
+	{"pg_read_server_files", "read any file the database server can (COPY … FROM a file, pg_read_file), its configuration and keys included"},
+	{"pg_write_server_files", "write any file the database server can (COPY … TO a file)"},
+	{"pg_read_all_data", "read every table, view and sequence whatever their grants, pgveil.mask_keys included"},
+	{"pg_write_all_data", "write every table, view and sequence whatever their grants"},
+	{"pg_signal_backend", "cancel and terminate the sessions of other roles (pg_terminate_backend)"},
+	{"pg_read_all_stats", "read the statement texts of every role's sessions (pg_stat_activity, pg_stat_statements), literals included"},
+	{"pg_read_all_settings", "read every setting, those reserved to superusers included (file paths, library settings)"},
+}
+
+// predefinedRoles warns about the service account's memberships, direct
+// or through other roles, of riskyRoles: a statement that got past the
+// firewall would have their power. The hint names the role to revoke
+// from the service account (the one it was granted).
+func (ck *catalogChecker) predefinedRoles(rng *hcl.Range) {
+	names := make([]string, len(riskyRoles))
+	for i, r := range riskyRoles {
+		names[i] = r.name
+	}
+	_, rows, err := ck.srv.Query(ck.ctx, `SELECT r.rolname, d.rolname
+		FROM pg_catalog.pg_roles r, pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles d ON d.oid = m.roleid
+		WHERE r.rolname = ANY($1::pg_catalog.text[])
+		AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER)
+		AND pg_catalog.pg_has_role(d.oid, r.oid, 'MEMBER')
+		ORDER BY d.rolname`, "{"+strings.Join(names, ",")+"}")
+	if err != nil {
+		ck.diags = append(ck.diags, ck.cannot(err))
+		return
+	}
+	via := map[string][]string{}
+	for _, r := range rows {
+		via[string(r[0])] = append(via[string(r[0])], string(r[1]))
+	}
+	user := ck.cfg.Upstream.User
+	for _, r := range riskyRoles {
+		granted := via[r.name]
+		if len(granted) == 0 {
+			continue
+		}
+		how := ""
+		if len(granted) > 1 || granted[0] != r.name {
+			how = fmt.Sprintf(" (through %s)", strings.Join(granted, ", "))
+		}
+		revokes := make([]string, len(granted))
+		for i, g := range granted {
+			revokes[i] = fmt.Sprintf("REVOKE %s FROM %s", quoteIdent(g), quoteIdent(user))
+		}
+		ck.report(hcl.DiagWarning, rng, "Service account is a member of "+r.name, fmt.Sprintf(
+			"%s is a member of %s%s: it can %s, and so could a statement that got past the firewall. "+
+				"pgveil needs none of it: %s.", user, r.name, how, r.allows, strings.Join(revokes, "; ")))
+	}
 }
 
 // owned warns, per table block, about governed relations the service

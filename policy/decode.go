@@ -168,6 +168,10 @@ type decoder struct {
 	// identityBlocks is true when the files hold identity blocks, valid
 	// or not: users may then come from upstream rows.
 	identityBlocks bool
+	// droppedClasses are the column classes of table blocks dropped as
+	// duplicates: a role listing one is not told the class is unknown on
+	// top of the duplicate's error.
+	droppedClasses map[string]bool
 }
 
 // newDecoder returns a decoder with an empty configuration.

@@ -63,8 +63,17 @@ const maxKeep = 1000
 // decodeTable decodes one table block into Tables.
 func (d *decoder) decodeTable(b *hcl.Block) {
 	label := b.Labels[0]
-	c := d.content(b.Body, tableSchema, "table."+label)
 	p, problem := parsePattern(label)
+	if problem == "" {
+		for _, prev := range d.cfg.Tables {
+			if prev.Pattern == p {
+				d.duplicate(b, "table", label, prev.DeclRange)
+				d.dropTable(b)
+				return
+			}
+		}
+	}
+	c := d.content(b.Body, tableSchema, "table."+label)
 	if problem == "" && catalogSchemas[p.Schema] {
 		problem = fmt.Sprintf("%s relations cannot be governed: pgveil leaves the catalog open to the rewriter, "+
 			"which applies its own list of what clients may read there.", p.Schema)
@@ -77,12 +86,6 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 			Subject:  b.LabelRanges[0].Ptr(),
 		})
 		return
-	}
-	for _, prev := range d.cfg.Tables {
-		if prev.Pattern == p {
-			d.duplicate(b, "table", label, prev.DeclRange)
-			return
-		}
 	}
 	t := &Table{Pattern: p, Columns: map[string]*Column{}, Pushdown: true, DeclRange: b.DefRange}
 	d.cfg.Tables = append(d.cfg.Tables, t)
@@ -104,6 +107,28 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 		d.decodeColumn(t, cb)
 	}
 	d.checkMaskReads(t)
+}
+
+// dropTable records the column classes of a table block dropped as a
+// duplicate (droppedClasses), without diagnostics or remembering its
+// attributes: the first block's stay those diagnostics point at.
+func (d *decoder) dropTable(b *hcl.Block) {
+	c, _, _ := b.Body.PartialContent(tableSchema)
+	if c == nil {
+		return
+	}
+	for _, cb := range c.Blocks.OfType("column") {
+		cc, _, _ := cb.Body.PartialContent(columnSchema)
+		if cc == nil || cc.Attributes["class"] == nil {
+			continue
+		}
+		if v, diags := cc.Attributes["class"].Expr.Value(d.ctx); !diags.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			if d.droppedClasses == nil {
+				d.droppedClasses = map[string]bool{}
+			}
+			d.droppedClasses[v.AsString()] = true
+		}
+	}
 }
 
 // checkMaskReads reports each mask expression of t reading another column

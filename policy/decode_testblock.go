@@ -260,20 +260,39 @@ func (d *decoder) maskedColumn(rng hcl.Range, a *hcl.Attribute, s string) bool {
 		return false
 	}
 	var candidates []string
+	// same maps a candidate naming the test's table to its table block
+	// and column.
+	type blockColumn struct {
+		t   *Table
+		col *Column
+	}
+	same := map[string]blockColumn{}
 	for _, t := range d.cfg.Tables {
 		if _, ok := t.Columns[column]; ok {
 			return true
 		}
 		prefix := t.Pattern.String()
-		if t.Pattern.Match(rewrite.QName{Schema: schema, Name: table}) {
+		matches := t.Pattern.Match(rewrite.QName{Schema: schema, Name: table})
+		if matches {
 			prefix = schema + "." + table
 		}
 		for _, name := range sortedKeys(t.Columns) {
 			candidates = append(candidates, prefix+"."+name)
+			if matches {
+				same[prefix+"."+name] = blockColumn{t, t.Columns[name]}
+			}
 		}
 	}
 	detail := fmt.Sprintf("No column block of any table block is named %q, so %s is never masked.", column, s)
-	if m := suggest(s, candidates); m != "" {
+	m := suggest(s, candidates)
+	if bc, ok := same[m]; ok {
+		// NOTE: the test and the table block spell one column two ways,
+		// and either may be the typo: suggesting the block's spelling
+		// would spread a typo of the block to the test.
+		detail += fmt.Sprintf(" The table block %q classifies a column %q (at %s): if that is the table's column, write %q here; "+
+			"if the table's column is %s, fix the column block, which masks nothing until then.",
+			bc.t.Pattern.String(), bc.col.Name, position(bc.col.DeclRange), m, column)
+	} else if m != "" {
 		detail += fmt.Sprintf(" Did you mean %q?", m)
 	} else {
 		detail += " Masked columns are those of column blocks whose class the user's roles do not list."

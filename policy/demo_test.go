@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
@@ -330,10 +331,13 @@ rule "all" {
 	}
 	service := connectAs(t, "postgres", svc, svcPassword)
 
-	t.Run("before the keys are installed, the check fails", func(t *testing.T) {
-		if d := cfg.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
+	t.Run("before the keys are installed, the check fails at the first hash mask, naming the configuration", func(t *testing.T) {
+		d := cfg.CheckMaskKeys(ctx, live.New(service))
+		if !d.HasErrors() {
 			t.Fatal("no error")
 		}
+		wantKeyDiagnostic(t, d[0], "Hash mask keys are not installed", `schema "pgveil" does not exist`,
+			"pgveil mask-keys --config "+cfg.Files[0], 47)
 	})
 	if err := admin.Exec(ctx, cfg.MaskKeysSQL()).Close(); err != nil {
 		t.Fatalf("installing the keys: %v\n%s", err, cfg.MaskKeysSQL())
@@ -379,21 +383,61 @@ rule "all" {
 			t.Fatalf("the check fails on installed keys: %v", d)
 		}
 	})
-	t.Run("a key that differs from the configured secret fails the check", func(t *testing.T) {
+	t.Run("a key that differs from the configured secret fails the check at its column's secret", func(t *testing.T) {
 		other := loadPolicy(t, strings.Replace(policyText, `"KEY"`, `"another secret"`, 1))
 		other.Upstream.User = svc
-		if d := other.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
-			t.Fatal("no error")
+		d := other.CheckMaskKeys(ctx, live.New(service))
+		if len(d) != 1 {
+			t.Fatalf("%d diagnostics, want 1: %v", len(d), d)
+		}
+		wantKeyDiagnostic(t, d[0], "Hash mask key is not installed", "pgveil.mask_keys has no key of its id", "pgveil mask-keys --config", 52)
+	})
+	t.Run("a service account reading the keys through a role membership is told which to revoke", func(t *testing.T) {
+		if err := admin.Exec(ctx, "GRANT pg_read_all_data TO "+svc).Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = admin.Exec(context.Background(), "REVOKE pg_read_all_data FROM "+svc).Close() })
+		d := cfg.CheckMaskKeys(ctx, live.New(service))
+		if len(d) != 1 || d[0].Summary != "Service account can read the hash mask keys" {
+			t.Fatalf("diagnostics: %v", d)
+		}
+		if want := `REVOKE "pg_read_all_data" FROM "` + svc + `"`; !strings.Contains(d[0].Detail, want) ||
+			strings.Contains(d[0].Detail, "REVOKE ALL ON") {
+			t.Fatalf("detail %q: want %q and no REVOKE ALL ON", d[0].Detail, want)
+		}
+		if err := admin.Exec(ctx, "REVOKE pg_read_all_data FROM "+svc).Close(); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("a service account that can read the keys fails the check", func(t *testing.T) {
 		if err := admin.Exec(ctx, "GRANT SELECT ON pgveil.mask_keys TO "+svc).Close(); err != nil {
 			t.Fatal(err)
 		}
-		if d := cfg.CheckMaskKeys(ctx, live.New(service)); !d.HasErrors() {
-			t.Fatal("no error")
+		d := cfg.CheckMaskKeys(ctx, live.New(service))
+		if len(d) != 1 || !strings.Contains(d[0].Detail, `REVOKE ALL ON pgveil.mask_keys FROM "`+svc+`".`) {
+			t.Fatalf("diagnostics: %v", d)
 		}
 	})
+}
+
+// wantKeyDiagnostic fails t unless d is an error with summary whose
+// detail holds each of want and no Go nil, at line of the policy file.
+func wantKeyDiagnostic(t *testing.T, d *hcl.Diagnostic, summary, want1, want2 string, line int) {
+	t.Helper()
+	if d.Severity != hcl.DiagError || d.Summary != summary {
+		t.Errorf("diagnostic %q (%v), want the error %q", d.Summary, d.Severity, summary)
+	}
+	for _, w := range []string{want1, want2} {
+		if !strings.Contains(d.Detail, w) {
+			t.Errorf("detail %q lacks %q", d.Detail, w)
+		}
+	}
+	if strings.Contains(d.Detail, "nil") {
+		t.Errorf("detail %q holds a Go nil", d.Detail)
+	}
+	if d.Subject == nil || d.Subject.Start.Line != line {
+		t.Errorf("diagnostic at %v, want line %d", d.Subject, line)
+	}
 }
 
 // hmacHex is the reference HMAC-SHA256 of value under key, in hex.

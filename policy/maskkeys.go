@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -46,6 +48,9 @@ type maskKey struct {
 	ipad, opad []byte
 	// columns are the masked columns using it, for messages.
 	columns []string
+	// at is the secret attribute of the first of columns' blocks (the
+	// column block when there is none), for diagnostics.
+	at *hcl.Range
 }
 
 // maskKeys returns the keys of the configuration's hash masks, by id.
@@ -62,7 +67,14 @@ func (c *Config) maskKeys() []*maskKey {
 				k = &maskKey{id: m.keyID, ipad: m.ipad, opad: m.opad}
 				byID[m.keyID] = k
 			}
-			k.columns = append(k.columns, t.Pattern.String()+"."+col.Name)
+			name := t.Pattern.String() + "." + col.Name
+			if len(k.columns) == 0 || name < k.columns[0] {
+				k.at = col.DeclRange.Ptr()
+				if a := c.attrs["table."+t.Pattern.String()+".column."+col.Name+".secret"]; a != nil {
+					k.at = a.Expr.Range().Ptr()
+				}
+			}
+			k.columns = append(k.columns, name)
 		}
 	}
 	out := make([]*maskKey, 0, len(byID))

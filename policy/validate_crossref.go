@@ -61,7 +61,7 @@ func (d *decoder) crossCheck() {
 		r := cfg.Roles[name]
 		a := d.attrs["role."+name+".columns"]
 		for _, c := range r.Columns {
-			if !classes[c] {
+			if !classes[c] && !d.droppedClasses[c] {
 				d.unknown(d.elementRange(a, c), a, "column class", c, classNames, "Give it to columns with class = \""+c+"\" in a column block.")
 			}
 		}

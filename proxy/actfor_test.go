@@ -101,6 +101,36 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a way back to the login answers the command tag PostgreSQL gives it", func(t *testing.T) {
+		for _, c := range []struct{ sql, tag string }{
+			{"SET ROLE NONE", "SET"},
+			{"SET ROLE TO DEFAULT", "SET"},
+			{"SET pgveil.act_for TO DEFAULT", "SET"},
+			{"RESET ROLE", "RESET"},
+			{"RESET pgveil.act_for", "RESET"},
+		} {
+			must(t, a.exec("SET ROLE marie"))
+			for _, extended := range []bool{false, true} {
+				var tag string
+				if extended {
+					must(t, a.exec("SET ROLE marie"))
+					r := a.c.PgConn().ExecParams(context.Background(), c.sql, nil, nil, nil, nil).Read()
+					must(t, r.Err)
+					tag = r.CommandTag.String()
+				} else {
+					rs, err := a.c.PgConn().Exec(context.Background(), c.sql).ReadAll()
+					must(t, err)
+					tag = rs[0].CommandTag.String()
+				}
+				if tag != c.tag {
+					t.Fatalf("%s (extended %v): command tag %q, want %q", c.sql, extended, tag, c.tag)
+				}
+				if got := a.responses(t); got != service {
+					t.Fatalf("after %s: %d responses, want the service's %d", c.sql, got, service)
+				}
+			}
+		}
+	})
 	t.Run("SET pgveil.act_for works with the simple protocol and shows upstream", func(t *testing.T) {
 		must(t, a.exec("SET pgveil.act_for = 'marie'"))
 		if got := a.responses(t); got != france {

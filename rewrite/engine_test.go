@@ -113,12 +113,19 @@ func TestEngine(t *testing.T) {
 			}
 		}
 	})
-	t.Run("every way back to the login is a change to nobody", func(t *testing.T) {
-		for _, sql := range []string{"RESET ROLE", "SET ROLE NONE", "SET ROLE 'none'", "SET ROLE TO DEFAULT",
-			"RESET pgveil.act_for", "SET pgveil.act_for TO DEFAULT", "reset PGVEIL.ACT_FOR"} {
+	t.Run("every way back to the login is a change to nobody, a SET staying a SET and a RESET a RESET", func(t *testing.T) {
+		for sql, want := range map[string]string{
+			"RESET ROLE":                    `RESET "pgveil.act_for"`,
+			"RESET pgveil.act_for":          `RESET "pgveil.act_for"`,
+			"reset PGVEIL.ACT_FOR":          `RESET "pgveil.act_for"`,
+			"SET ROLE NONE":                 `SET "pgveil.act_for" TO DEFAULT`,
+			"SET ROLE 'none'":               `SET "pgveil.act_for" TO DEFAULT`,
+			"SET ROLE TO DEFAULT":           `SET "pgveil.act_for" TO DEFAULT`,
+			"SET pgveil.act_for TO DEFAULT": `SET "pgveil.act_for" TO DEFAULT`,
+		} {
 			res, err := e.Rewrite(ctx, "marie", 'Q', sql)
-			if err != nil || res.Act == nil || res.Act.Login != "" || res.SQL != `RESET "pgveil.act_for"` {
-				t.Fatalf("%s: %+v %v", sql, res, err)
+			if err != nil || res.Act == nil || res.Act.Login != "" || res.SQL != want {
+				t.Fatalf("%s: %+v %v; want %s", sql, res, err, want)
 			}
 		}
 	})

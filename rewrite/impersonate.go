@@ -63,7 +63,14 @@ func (w *walker) actSet(s *pg_query.VariableSetStmt) error {
 	w.act = a
 	s.Name, s.IsLocal = ActSetting, false
 	if a.Login == "" {
-		s.Kind, s.Args = pg_query.VariableSetKind_VAR_RESET, nil
+		// NOTE: a SET back to the login (SET ROLE NONE, SET … TO
+		// DEFAULT) becomes SET pgveil.act_for TO DEFAULT, a RESET stays
+		// a RESET: both undo the setting, and the client gets the command
+		// tag PostgreSQL gives what it sent (SET, or RESET).
+		if s.Kind != pg_query.VariableSetKind_VAR_RESET {
+			s.Kind = pg_query.VariableSetKind_VAR_SET_DEFAULT
+		}
+		s.Args = nil
 	} else {
 		s.Kind, s.Args = pg_query.VariableSetKind_VAR_SET_VALUE, []*pg_query.Node{stringConst(a.Login)}
 	}

@@ -10,6 +10,11 @@
 // `pgveil serve --config configs/demo.hcl` with the addresses and password
 // in environment variables, check that every demo user can log in, and
 // print one ready-to-paste psql line per user.
+//
+// pgveil listens on PGVEIL_DEMO_LISTEN and serves its admin endpoint on
+// PGVEIL_DEMO_ADMIN when they are set (as configs/demo.hcl reads them);
+// otherwise on 127.0.0.1:6432 and 127.0.0.1:9187, or a free port when one
+// is taken.
 package main
 
 import (
@@ -99,17 +104,13 @@ func run() error {
 		return fmt.Errorf("building pgveil: %w", err)
 	}
 
-	listen := "127.0.0.1:6432"
-	if !portFree(listen) {
-		if listen, err = freeAddr(); err != nil {
-			return err
-		}
+	listen, err := demoAddr(os.Getenv, "PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
+	if err != nil {
+		return err
 	}
-	admin := "127.0.0.1:9187"
-	if !portFree(admin) {
-		if admin, err = freeAddr(); err != nil {
-			return err
-		}
+	admin, err := demoAddr(os.Getenv, "PGVEIL_DEMO_ADMIN", "127.0.0.1:9187")
+	if err != nil {
+		return err
 	}
 	auditPath := filepath.Join(root, "pgveil-demo-audit.log")
 	auditKey, err := demoAuditKey(auditPath)
@@ -197,6 +198,26 @@ func waitForUsers(ctx context.Context, listen string, exited <-chan error) error
 		conn.Close(ctx)
 	}
 	return nil
+}
+
+// demoAddr returns the address the environment variable name gives,
+// as configs/demo.hcl would read it; without one, def, or a free port
+// when def is taken.
+func demoAddr(getenv func(string) string, name, def string) (string, error) {
+	if addr := getenv(name); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", fmt.Errorf("%s=%q: want host:port: %w", name, addr, err)
+		}
+		return addr, nil
+	}
+	if portFree(def) {
+		return def, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", fmt.Errorf("finding a free port in place of %s: %w", def, err)
+	}
+	return addr, nil
 }
 
 func connURL(listen, login string) string {

@@ -178,8 +178,9 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 // match.
 type searchFilter struct {
 	// user matches the user or acting_for field exactly: a BI service's
-	// login, or the end user it acted for. session, event, decision and
-	// rule match those fields exactly.
+	// login, or the end user it acted for. session, event and decision
+	// match those fields exactly. rule matches a policy rule that fired,
+	// or the firewall rule behind a denial (its reason).
 	user, session, event, decision, rule string
 	// table, column and masked must be among the record's Tables, Columns
 	// and Masked (schema.table, schema.table.column); given with fewer
@@ -198,7 +199,7 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
-		f.rule != "" && !slices.Contains(e.Rules, f.rule),
+		f.rule != "" && !slices.Contains(e.Rules, f.rule) && !(e.Decision == audit.DecisionDenied && e.Reason == f.rule),
 		f.table != "" && !containsName(e.Tables, f.table),
 		f.column != "" && !containsName(e.Columns, f.column),
 		f.masked != "" && !containsName(e.Masked, f.masked),
@@ -238,7 +239,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table (without schema: in any schema)")
 	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")
 	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column (or table.column, column)")
-	fs.StringVar(&f.rule, "rule", "", "a policy rule that fired")
+	fs.StringVar(&f.rule, "rule", "", "a policy rule that fired, or the firewall rule that denied the statement (e.g. ungoverned_table)")
 	since := fs.String("since", "", "records at or after: RFC 3339, YYYY-MM-DD (UTC), or an age such as 7d or 24h")
 	until := fs.String("until", "", "records before: RFC 3339, YYYY-MM-DD (UTC, the whole day included), or an age")
 	format := fs.String("format", "table", "table or json (the lines as written)")
@@ -282,7 +283,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL")
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -332,8 +333,36 @@ func tableRow(e *audit.Entry) string {
 	if e.ActingFor != "" {
 		user += " as " + e.ActingFor
 	}
-	return fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
+	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
+	if why := deniedWhy(e); why != "" {
+		// NOTE: padded by characters, as shorten counts them.
+		if n := utf8.RuneCountInString(row); n < sqlColumnEnd {
+			row += strings.Repeat(" ", sqlColumnEnd-n)
+		}
+		row += "  " + why
+	}
+	return row
+}
+
+// sqlColumnEnd is where the SQL column of the table format ends: the
+// widths of the columns before it and their separators, and 80.
+const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 10 + 2 + 80
+
+// deniedWhy is the WHY DENIED column of a denied statement: the firewall
+// rule and the refusal's message, shortened; "" for other records.
+func deniedWhy(e *audit.Entry) string {
+	if e.Decision != audit.DecisionDenied {
+		return ""
+	}
+	why := e.Reason
+	if e.Message != "" {
+		if why != "" {
+			why += ": "
+		}
+		why += e.Message
+	}
+	return shorten(why, 100)
 }
 
 // shorten collapses the white space of s, cuts it to n characters and

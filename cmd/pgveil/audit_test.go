@@ -59,6 +59,26 @@ func writeAuditChain(t *testing.T) []string {
 	return files
 }
 
+// writeDeniedChain writes an audit file of a rewritten statement, then
+// one the firewall rule ungoverned_table denied, and returns its path.
+func writeDeniedChain(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(&audit.Record{Event: audit.EventStatement, User: "paul", Kind: "select", SQL: "SELECT 1",
+		Rules: []string{"france_only"}, Decision: audit.DecisionRewritten, Rows: 1})
+	l.Write(&audit.Record{Event: audit.EventStatement, User: "paul", SQL: "SELECT * FROM salaries",
+		Tables: []string{"public.salaries"}, Decision: audit.DecisionDenied, Reason: "ungoverned_table", SQLState: "42501",
+		Message: "table public.salaries is not governed by any table block and schema public denies ungoverned tables"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestAuditVerify(t *testing.T) {
 	t.Setenv("PGVEIL_AUDIT_KEY", auditKey)
 	t.Run("the chains of two instances are checked together, a line each", func(t *testing.T) {
@@ -282,6 +302,7 @@ func TestAuditSearch(t *testing.T) {
 		want []uint64
 	}{
 		{"every record comes out, in chain order", nil, seqRange(1, 30, 1)},
+		{"a policy rule matches the statements it rewrote", []string{"--rule", "france_only", "--since", "20h"}, []uint64{29, 30}},
 		{"a column read unmasked", []string{"--column", "public.responses.email"}, seqRange(1, 30, 3)},
 		{"a masked column", []string{"--masked-column", "public.responses.email", "--session", "s1"}, []uint64{2, 6, 14, 18, 26, 30}},
 		{"a user", []string{"--user", "marie"}, seqRange(1, 30, 3)},
@@ -314,6 +335,24 @@ func TestAuditSearch(t *testing.T) {
 		if fields := strings.Fields(lines[1]); len(fields) < 5 || fields[1] != "marie" || fields[2] != "rewritten" || fields[3] != "27" ||
 			fields[4] != "select" || !strings.HasSuffix(lines[1], "SELECT email FROM responses WHERE id = 27") {
 			t.Fatalf("row %q", lines[1])
+		}
+	})
+	t.Run("the table format says why a statement was denied", func(t *testing.T) {
+		code, out, errOut := runCLI("", "audit", "search", "--decision", "denied", writeDeniedChain(t))
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[0], "SQL"+strings.Repeat(" ", 79)+"WHY DENIED") {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+		sql := strings.Index(lines[1], "SELECT * FROM salaries")
+		why := strings.Index(lines[1], "ungoverned_table: table public.salaries is not governed")
+		if sql != strings.Index(lines[0], "SQL") || why != strings.Index(lines[0], "WHY DENIED") {
+			t.Fatalf("columns not aligned:\n%s\n%s", lines[0], lines[1])
+		}
+	})
+	t.Run("--rule matches the firewall rule that denied a statement too", func(t *testing.T) {
+		code, out, errOut := runCLI("", "audit", "search", "--rule", "ungoverned_table", writeDeniedChain(t))
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.Contains(lines[1], "SELECT * FROM salaries") {
+			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
 	t.Run("dates are whole UTC days", func(t *testing.T) {

@@ -35,6 +35,9 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 		writeDiags(stderr, files, diags)
 		return 1
 	}
+	if len(cfg.Users) == 0 && len(cfg.IdentitySources) > 0 && len(ids.Logins()) == 0 {
+		fmt.Fprintln(stderr, "pgveil check: warning: no users: the identity queries returned no row, so pgveil will accept no one")
+	}
 	cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath))
 	if err != nil {
 		writeDiags(stderr, files, diags)

@@ -21,8 +21,10 @@ const (
 	// checkDB is the database of the check and test cases.
 	checkDB = "pgveil_check"
 	// checkSvc is a least-privilege service account of checkDB;
-	// checkOwnerSvc owns a table and may create in public.
+	// checkOwnerSvc owns a table and may create in public;
+	// checkMemberSvc is a member of predefined roles it should not be.
 	checkSvc, checkOwnerSvc = "pgveil_check_svc", "pgveil_check_owner"
+	checkMemberSvc          = "pgveil_check_member"
 	checkSvcPassword        = "check-service-account"
 )
 
@@ -67,6 +69,13 @@ DO $$ BEGIN
 END $$;
 ALTER ROLE %[1]s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '%[3]s';
 ALTER ROLE %[2]s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '%[3]s';
+DROP ROLE IF EXISTS %[5]s_group;
+CREATE ROLE %[5]s_group NOLOGIN;
+GRANT pg_read_server_files, pg_monitor TO %[5]s_group;
+DROP ROLE IF EXISTS %[5]s;
+CREATE ROLE %[5]s LOGIN PASSWORD '%[3]s' IN ROLE %[5]s_group, pg_signal_backend;
+GRANT CONNECT ON DATABASE %[4]s TO %[5]s;
+GRANT USAGE ON SCHEMA public TO %[5]s;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE TEMP ON DATABASE %[4]s FROM PUBLIC;
 GRANT CONNECT ON DATABASE %[4]s TO %[1]s, %[2]s;
@@ -88,10 +97,10 @@ GRANT USAGE ON SEQUENCE ticket_numbers TO %[1]s;
 CREATE TABLE vault (id int, secret text);
 CREATE TABLE owned (id int);
 ALTER TABLE owned OWNER TO %[2]s;
-GRANT SELECT ON tickets TO %[1]s, %[2]s;
+GRANT SELECT ON tickets TO %[1]s, %[2]s, %[5]s;
 GRANT CREATE ON SCHEMA public TO %[2]s;
 GRANT TEMP ON DATABASE %[4]s TO %[2]s;
-`, checkSvc, checkOwnerSvc, checkSvcPassword, checkDB))
+`, checkSvc, checkOwnerSvc, checkSvcPassword, checkDB, checkMemberSvc))
 	})
 	if checkErr != nil {
 		t.Fatalf("creating the check database: %v", checkErr)
@@ -286,7 +295,8 @@ table "public.tickets" {
     mask       = "expression"
     expression = "round(amount)"
   }
-}`,
+}
+user "ann" { password = "VERIFIER" }`,
 			code:    0,
 			wantNot: []string{"warning:"},
 		},
@@ -356,6 +366,37 @@ rule "mine" {
 			want: []string{`PATH:10:12: error: Rule does not type-check`, `scope "self"`},
 		},
 		{
+			name: "an integer owner_column with own_rows is an error at the attribute",
+			body: `role "clerk" {
+  statements = ["select"]
+  own_rows   = true
+}
+user "sarah" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" { owner_column = "team" }`,
+			code: 1,
+			want: []string{`PATH:9:41: error: Scope column of the wrong type`, `PostgreSQL rejects team = 'sarah' (bound for user "sarah")`,
+				`on public.tickets (type integer): invalid input syntax for type integer: "sarah"`, `Name a column holding logins (text) in owner_column`},
+		},
+		{
+			name: "a text team_column is an error at the attribute",
+			body: `table "public.tickets" { team_column = "owner" }`,
+			code: 1,
+			want: []string{`PATH:1:40: error: Scope column of the wrong type`, `operator does not exist: text pg_catalog.= integer`,
+				`Name a column holding team ids (integer) in team_column`},
+		},
+		{
+			name: "owner and team columns of the right types draw no error",
+			body: `table "public.tickets" {
+  owner_column = "owner"
+  team_column  = "team"
+}`,
+			code:    0,
+			wantNot: []string{"Scope column"},
+		},
+		{
 			name: "a restrictive rule naming no table is an error with a suggestion",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {
@@ -404,11 +445,12 @@ rule "all" {
 			name: "a governed table the service account cannot read is a warning",
 			body: `table "public.vault" {}`,
 			code: 0,
-			want: []string{`PATH:1:1: warning: Governed table not readable by the service account`, "public.vault"},
+			want: []string{`PATH:1:1: warning: Governed table not readable by the service account`, "GRANT SELECT ON public.vault TO pgveil_check_svc."},
 		},
 		{
-			name:    "a least-privilege service account draws no warning",
-			body:    `table "public.tickets" {}`,
+			name: "a least-privilege service account draws no warning",
+			body: `table "public.tickets" {}
+user "ann" { password = "VERIFIER" }`,
 			code:    0,
 			wantNot: []string{"warning:"},
 		},
@@ -420,6 +462,22 @@ rule "all" {
 			want: []string{`warning: Service account is a superuser`},
 		},
 		{
+			name: "a service account in predefined roles reaching files or other sessions is warned about, with the role to revoke",
+			user: checkMemberSvc,
+			body: `table "public.tickets" {}`,
+			code: 0,
+			want: []string{
+				`warning: Service account is a member of pg_read_server_files`,
+				`is a member of pg_read_server_files (through pgveil_check_member_group)`,
+				`REVOKE "pgveil_check_member_group" FROM "pgveil_check_member"`,
+				`warning: Service account is a member of pg_signal_backend`,
+				`REVOKE "pg_signal_backend" FROM "pgveil_check_member"`,
+				`warning: Service account is a member of pg_read_all_stats`,
+				`warning: Service account is a member of pg_read_all_settings`,
+			},
+			wantNot: []string{"pg_execute_server_program", "pg_read_all_data"},
+		},
+		{
 			name: "a service account owning a governed table, creating in public or TEMP is warned about",
 			user: checkOwnerSvc,
 			body: `table "public.owned" {}`,
@@ -428,6 +486,7 @@ rule "all" {
 				`PATH:1:1: warning: Service account owns a governed table`,
 				`warning: Service account can create temporary tables`,
 				`warning: Service account can create objects on the search_path`,
+				`REVOKE CREATE ON SCHEMA public FROM PUBLIC, pgveil_check_owner.`,
 			},
 			wantNot: []string{"superuser"},
 		},

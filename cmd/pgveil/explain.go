@@ -47,7 +47,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if _, err := cfg.Compile(*user, enf.Identities); err != nil {
-		fmt.Fprintf(stdout, "user %s: no access: %v\n", *user, err)
+		// NOTE: Compile's errors wrap ErrNoAccess, whose text opens them.
+		if errors.Is(err, policy.ErrNoAccess) {
+			fmt.Fprintf(stdout, "user %s: %v\n", *user, err)
+		} else {
+			fmt.Fprintf(stdout, "user %s: no access: %v\n", *user, err)
+		}
 		return 1
 	}
 	// NOTE: through the engine, as a session's statement: the text shown

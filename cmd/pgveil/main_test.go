@@ -102,6 +102,39 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
+	t.Run("a configuration with no users or no table blocks is valid with warnings", func(t *testing.T) {
+		for _, c := range []struct {
+			name, body string
+			want       []string
+			wantNot    []string
+		}{
+			{name: "neither", body: minimalConfig,
+				want: []string{"warning: no users: pgveil will accept no one", "warning: no table blocks: every table is denied to every user"}},
+			{name: "no table blocks, a schema allowed", body: minimalConfig + `schema "public" { default = "allow" }` + "\n",
+				want: []string{"warning: no table blocks: no column is masked"}},
+			{name: "users from identity queries and a table block", body: minimalConfig + `
+identity "staff" { query = "SELECT login, roles FROM staff" }
+table "public.t" {}
+`,
+				wantNot: []string{"no users", "no table blocks"}},
+		} {
+			path := writeConfig(t, c.body)
+			code, out, errOut := runCLI("", "check", "--config", path)
+			if code != 0 || !strings.Contains(out, "configuration is valid") {
+				t.Fatalf("%s: %d %q %q", c.name, code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("%s: stderr lacks %q: %q", c.name, w, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(errOut, w) {
+					t.Errorf("%s: stderr holds %q: %q", c.name, w, errOut)
+				}
+			}
+		}
+	})
 	t.Run("a typo exits 1 with file:line:col and a suggestion", func(t *testing.T) {
 		path := writeConfig(t, "listen {\n  adress = \"127.0.0.1:6432\"\n}\n")
 		code, _, errOut := runCLI("", "check", "--config", path)
@@ -444,6 +477,12 @@ user "dana" {
 		code, out, errOut = runCLI("", "explain", "--config", path, "--user", "dana", "SELECT * FROM notes WHERE id = 5")
 		if code != 0 || strings.Contains(out, "seen before") {
 			t.Fatalf("%d, a masked table is never read directly:\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("a login without access says so once", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "nobody", "SELECT 1")
+		if code != 1 || !strings.HasPrefix(out, `user nobody: no access: login "nobody"`) || strings.Count(out, "no access") != 1 {
+			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
 	t.Run("a refused statement names the firewall rule", func(t *testing.T) {

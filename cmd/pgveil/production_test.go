@@ -51,3 +51,23 @@ func TestProductionSampleChecks(t *testing.T) {
 		t.Errorf("the production sample has warnings:\n%s", strings.Join(warnings, "\n"))
 	}
 }
+
+// TestSystemdUnitInstallsTheProductionSample keeps the systemd unit's
+// install steps in step with configs/production: every file of it is
+// installed in /etc/pgveil, where ExecStart loads the directory.
+func TestSystemdUnitInstallsTheProductionSample(t *testing.T) {
+	unit, err := os.ReadFile("../../configs/systemd/pgveil.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("../../configs/production/*.hcl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no production sample: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if want := "configs/production/" + name + " /etc/pgveil/" + name; !strings.Contains(string(unit), want) {
+			t.Errorf("the unit's install steps do not install %s (no %q)", name, want)
+		}
+	}
+}

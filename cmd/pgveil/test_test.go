@@ -97,6 +97,8 @@ func TestTestBlockMistakes(t *testing.T) {
 		name  string
 		block string
 		want  []string
+		// wantNot is what stderr must not hold.
+		wantNot []string
 	}{
 		{
 			name: "an unknown user is an error with a suggestion",
@@ -169,7 +171,22 @@ func TestTestBlockMistakes(t *testing.T) {
   query  = "SELECT 1"
   masked = ["public.tickets.emial"]
 }`,
-			want: []string{"PATH:4:13: error: Column never masked", `Did you mean "public.tickets.email"?`},
+			want: []string{"PATH:4:13: error: Column never masked", `The table block "public.tickets" classifies a column "email"`,
+				`write "public.tickets.email" here`},
+		},
+		{
+			name: "a masked column the table block misspells is not suggested in the misspelt form alone",
+			block: `test "t" {
+  user   = "ann"
+  query  = "SELECT 1"
+  masked = ["public.orders.customer_email"]
+}
+table "public.orders" {
+  column "custmer_email" { class = "pii" }
+}`,
+			want: []string{"PATH:4:13: error: Column never masked", `classifies a column "custmer_email" (at PATH:7:3)`,
+				`if the table's column is customer_email, fix the column block`},
+			wantNot: []string{`Did you mean "public.orders.custmer_email"?`},
 		},
 		{
 			name: "a masked column that is not schema.table.column is an error",
@@ -222,6 +239,11 @@ func TestTestBlockMistakes(t *testing.T) {
 				for _, w := range c.want {
 					if w = strings.ReplaceAll(w, "PATH", path); code != 1 || !strings.Contains(flat, w) {
 						t.Fatalf("pgveil %s: exit %d, stderr lacks %q\nstdout:\n%s\nstderr:\n%s", cmd, code, w, out, errOut)
+					}
+				}
+				for _, w := range c.wantNot {
+					if w = strings.ReplaceAll(w, "PATH", path); strings.Contains(flat, w) {
+						t.Fatalf("pgveil %s: stderr holds %q\nstderr:\n%s", cmd, w, errOut)
 					}
 				}
 			}

@@ -10,6 +10,7 @@ upstream {
 
 role "analyst" {
   statements = ["select"]
+  columns    = ["customer_pii"] # defined by the duplicate table block only: no cascade
 }
 
 role "analyst" {
@@ -21,7 +22,9 @@ table "public.responses" {
   column "email" { class = "pii" }
 }
 
-table "public.responses" {}
+table "public.responses" {
+  column "card" { class = "customer_pii" }
+}
 
 schema "public" { default = "deny" }
 schema "public" { default = "allow" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,9 @@ import (
 //   - /healthz: 200 while the process serves HTTP at all;
 //   - /readyz: 200 when a policy is loaded and the upstream accepts a
 //     connection of the service account, 503 otherwise, with the reason
-//     (an unreachable upstream's cause goes to Log only).
+//     (an unreachable upstream's cause goes to Log only); 503 "shutting
+//     down" once Drain was called, so that a load balancer sends no new
+//     client to an instance draining its sessions.
 //
 // NOTE: /readyz dials the upstream at most once per readyTTL, however
 // often it is probed, and never while another probe is dialing.
@@ -37,10 +40,20 @@ type Admin struct {
 	// not tell; nil logs nothing.
 	Log *zap.Logger
 
+	// draining is set by Drain: shutdown has begun.
+	draining atomic.Bool
+
 	mu      sync.Mutex
 	checked time.Time
 	lastErr error
 }
+
+// errShuttingDown is /readyz's reason once Drain was called.
+var errShuttingDown = errors.New("shutting down")
+
+// Drain makes /readyz answer 503 from now on, whatever the upstream: the
+// proxy is shutting down and accepts no new client.
+func (a *Admin) Drain() { a.draining.Store(true) }
 
 // readyTTL is how long a readiness verdict is reused.
 const readyTTL = time.Second
@@ -98,6 +111,9 @@ func (a *Admin) Handler() http.Handler {
 
 // readiness returns the cached verdict, or checks again when it is old.
 func (a *Admin) readiness(ctx context.Context) error {
+	if a.draining.Load() {
+		return errShuttingDown
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.Now

@@ -77,6 +77,30 @@ func TestAdminReadiness(t *testing.T) {
 	}
 }
 
+// TestAdminReadinessDraining holds /readyz to answering 503 once
+// shutdown has begun, even with a fresh verdict of ready in its cache,
+// without checking the upstream again.
+func TestAdminReadinessDraining(t *testing.T) {
+	checks := 0
+	a := NewAdmin(prometheus.NewRegistry(), func(context.Context) error { checks++; return nil })
+	h := a.Handler()
+	probe := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := probe(); code != http.StatusOK {
+		t.Fatalf("before Drain: /readyz = %d %q; want 200", code, body)
+	}
+	a.Drain()
+	if code, body := probe(); code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready: shutting down") {
+		t.Fatalf("after Drain: /readyz = %d %q; want 503 \"not ready: shutting down\"", code, body)
+	}
+	if checks != 1 {
+		t.Fatalf("%d checks of the upstream; want 1 (none after Drain)", checks)
+	}
+}
+
 // TestAdminHealthz holds /healthz to answering without any check.
 func TestAdminHealthz(t *testing.T) {
 	a := NewAdmin(prometheus.NewRegistry(), func(context.Context) error {

@@ -47,6 +47,8 @@ type Server struct {
 	audit *audit.Log
 	// stopAdmin shuts the admin listener down; nil without an admin block.
 	stopAdmin func()
+	// admin serves the admin endpoints; nil without an admin block.
+	admin *Admin
 	// catalog reads the upstream catalog again while the server runs.
 	catalog   *catalogWatch
 	addr      net.Addr
@@ -122,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.addr = ln.Addr()
 	if c.Admin != nil {
-		if s.stopAdmin, s.adminAddr, err = serveAdmin(c, reg, s.policies, log); err != nil {
+		if s.admin, s.stopAdmin, s.adminAddr, err = serveAdmin(c, reg, s.policies, log); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("starting the admin listener on %s: %w", c.Admin.Address, err)
 		}
@@ -176,8 +178,11 @@ func (s *Server) Reload(ctx context.Context) error {
 // Shutdown stops accepting connections and lets running statements
 // finish until ctx ends, when the remaining sessions are closed (and
 // ctx.Err() returned); then it drains the audit log and stops the admin
-// endpoint.
+// endpoint. From its start /readyz answers 503.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.admin != nil {
+		s.admin.Drain()
+	}
 	err := s.proxy.Shutdown(ctx)
 	s.stop()
 	return err
@@ -186,6 +191,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every connection at once, drains the audit log and stops
 // the admin endpoint.
 func (s *Server) Close() error {
+	if s.admin != nil {
+		s.admin.Drain()
+	}
 	err := s.proxy.Close()
 	s.stop()
 	return err
@@ -314,14 +322,14 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// serveAdmin starts the admin HTTP listener; stop shuts it down.
-func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, log *zap.Logger) (stop func(), addr net.Addr, err error) {
+// serveAdmin starts the admin HTTP listener of admin; stop shuts it down.
+func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, log *zap.Logger) (admin *Admin, stop func(), addr net.Addr, err error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ln = &limitListener{Listener: ln, byHost: map[string]int{}}
-	admin := NewAdmin(reg, UpstreamReady(cfg, pols))
+	admin = NewAdmin(reg, UpstreamReady(cfg, pols))
 	admin.Log = log
 	// NOTE: every connection is bounded in time and in number: scrapers
 	// and probes keep theirs alive, and a client holding thousands would
@@ -335,7 +343,7 @@ func serveAdmin(cfg *policy.Config, reg *prometheus.Registry, pols *Policies, lo
 		}
 	}()
 	log.Info("admin listener", zap.String("address", ln.Addr().String()))
-	return func() {
+	return admin, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -180,6 +181,57 @@ func TestServerLifecycle(t *testing.T) {
 		}
 		if srv.Policies().Current() == before {
 			t.Fatal("the reload left the old policies in force")
+		}
+	})
+
+	t.Run("/readyz answers 503 while Shutdown waits for a running statement", func(t *testing.T) {
+		readyz := func() (int, string) {
+			resp, err := http.Get("http://" + srv.AdminAddr().String() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if code, body := readyz(); code != http.StatusOK {
+			t.Fatalf("before Shutdown: /readyz = %d %q", code, body)
+		}
+		c, err := pgconn.Connect(ctx, "postgres://carol:pw@"+srv.Addr().String()+"/postgres?sslmode=disable")
+		if err != nil {
+			t.Fatalf("connecting: %v", err)
+		}
+		defer c.Close(ctx)
+		running := make(chan error, 1)
+		go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(2)").ReadAll(); running <- err }()
+		time.Sleep(200 * time.Millisecond) // NOTE: let the statement reach the server.
+		stopped := make(chan error, 1)
+		go func() {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			stopped <- srv.Shutdown(sctx)
+		}()
+		deadline := time.Now().Add(time.Second)
+		for {
+			code, body := readyz()
+			if code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("during Shutdown: /readyz = %d %q; want 503 shutting down", code, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		select {
+		case err := <-stopped:
+			t.Fatalf("Shutdown returned (%v) before the running statement ended", err)
+		default:
+		}
+		if err := <-running; err != nil {
+			t.Fatalf("the running statement: %v", err)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatalf("Shutdown: %v", err)
 		}
 	})
 

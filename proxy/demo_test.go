@@ -56,6 +56,24 @@ func startDemoFrom(t *testing.T, path string, opts ...func(*proxy.Options)) (*te
 // change, when not nil, before the server starts.
 func startDemoWith(t *testing.T, path string, change func(*policy.Config), opts ...func(*proxy.Options)) (*testProxy, *server.Policies) {
 	t.Helper()
+	cfg := demoConfig(t, path, change)
+	enf, _, err := server.LoadEnforcement(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("loading enforcement: %v", err)
+	}
+	pols := server.NewPolicies(enf)
+	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
+	pols.Apply(&po)
+	for _, o := range opts {
+		o(&po)
+	}
+	return serve(t, cfg, po), pols
+}
+
+// demoConfig loads the configuration at path against the demo database,
+// and applies change (when not nil) to it.
+func demoConfig(t *testing.T, path string, change func(*policy.Config)) *policy.Config {
+	t.Helper()
 	setupDemo(t)
 	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
 	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
@@ -70,17 +88,7 @@ func startDemoWith(t *testing.T, path string, change func(*policy.Config), opts 
 	if change != nil {
 		change(cfg)
 	}
-	enf, _, err := server.LoadEnforcement(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("loading enforcement: %v", err)
-	}
-	pols := server.NewPolicies(enf)
-	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	pols.Apply(&po)
-	for _, o := range opts {
-		o(&po)
-	}
-	return serve(t, cfg, po), pols
+	return cfg
 }
 
 // direct runs sql as the superuser on the demo database and returns the

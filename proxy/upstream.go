@@ -174,7 +174,7 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 
 // checkPinned reads back the pinned settings of a new backend.
 func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) error {
-	for k, v := range map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on"} {
+	for k, v := range map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on", "server_encoding": "UTF8"} {
 		if got := pc.ParameterStatus(k); got != v {
 			return fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
 		}
@@ -187,7 +187,7 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) error {
 		return errors.New("reading back the pinned settings: unexpected answer")
 	}
 	row := res[0].Rows[0]
-	if got, want := SearchPath(string(row[0])), SearchPath(s.cfg.Upstream.SearchPath); !slices.Equal(got, want) {
+	if got, want := SearchPath(string(row[0]), s.cfg.Upstream.User), SearchPath(s.cfg.Upstream.SearchPath, s.cfg.Upstream.User); !slices.Equal(got, want) {
 		return fmt.Errorf("the upstream connection's search_path is %q, not %q: a role or database setting overrides it", row[0], s.cfg.Upstream.SearchPath)
 	}
 	if got := string(row[1]); got != "notice" {
@@ -284,18 +284,98 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
 	defer cancel()
-	return pgconn.ConnectConfig(ctx, base)
+	pc, err := pgconn.ConnectConfig(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEncoding(pc); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	return pc, nil
 }
 
-// SearchPath splits a search_path setting into schema names.
-func SearchPath(setting string) []string {
+// checkEncoding refuses an upstream database whose encoding is not UTF8.
+// pgveil reads statements as UTF-8, and cuts and folds names as
+// PostgreSQL does in a UTF8 database; in another encoding PostgreSQL
+// cuts a name at 63 bytes of its own encoding, so a name pgveil reads as
+// a CTE's could be a governed table's upstream (a red team read every
+// row of one in a LATIN1 database).
+func checkEncoding(pc *pgconn.PgConn) error {
+	if enc := pc.ParameterStatus("server_encoding"); enc != "UTF8" {
+		return fmt.Errorf("the upstream database's encoding is %q: pgveil serves UTF8 databases only (it reads names as PostgreSQL does in UTF8)", enc)
+	}
+	return nil
+}
+
+// SearchPath returns the schemas a search_path setting names, read as
+// PostgreSQL reads it for a session whose user is user: names separated
+// by commas, a quoted one kept as written (`""` for a quote), an
+// unquoted one in lower case, each cut to 63 bytes, and `$user` the
+// user's own name. The rewriter resolves unqualified names through them
+// as the upstream does: split naively, `"$user", public` (PostgreSQL's
+// default) named a schema "$user" instead of the service account's own,
+// so an unqualified call of a function there went through unchecked (a
+// red team read the emails of every country through one).
+func SearchPath(setting, user string) []string {
 	var out []string
-	for _, s := range strings.Split(setting, ",") {
-		s = strings.TrimSpace(s)
-		s = strings.Trim(s, `"`)
-		if s != "" {
-			out = append(out, s)
+	for s := setting; ; {
+		s = strings.TrimLeft(s, " \t\n\r\f\v")
+		if s == "" {
+			return out
+		}
+		var name string
+		if s[0] == '"' {
+			var b strings.Builder
+			i := 1
+			for ; i < len(s); i++ {
+				if s[i] == '"' {
+					if i+1 < len(s) && s[i+1] == '"' {
+						b.WriteByte('"')
+						i++
+						continue
+					}
+					break
+				}
+				b.WriteByte(s[i])
+			}
+			name, s = b.String(), s[min(i+1, len(s)):]
+		} else {
+			i := strings.IndexAny(s, ", \t\n\r\f\v")
+			if i < 0 {
+				i = len(s)
+			}
+			name, s = downcaseIdent(s[:i]), s[i:]
+		}
+		if name == "$user" {
+			name = user
+		}
+		if name = identCut(name); name != "" {
+			out = append(out, name)
+		}
+		s = strings.TrimLeft(s, " \t\n\r\f\v")
+		if s != "" && s[0] == ',' {
+			s = s[1:]
+		} else if s != "" {
+			// Not a list PostgreSQL accepts: it refuses the setting;
+			// the rest names nothing.
+			return out
 		}
 	}
-	return out
 }
+
+// downcaseIdent lower-cases an unquoted identifier as PostgreSQL does
+// in a UTF8 database: ASCII letters only.
+func downcaseIdent(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// identCut cuts an identifier to NAMEDATALEN-1 (63) bytes without
+// splitting a UTF-8 sequence, as PostgreSQL's lexer does.
+func identCut(s string) string { return truncateAppName(s) }

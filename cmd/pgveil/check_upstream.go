@@ -38,7 +38,7 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 	if len(cfg.Users) == 0 && len(cfg.IdentitySources) > 0 && len(ids.Logins()) == 0 {
 		fmt.Fprintln(stderr, "pgveil check: warning: no users: the identity queries returned no row, so pgveil will accept no one")
 	}
-	cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath))
+	cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User))
 	if err != nil {
 		writeDiags(stderr, files, diags)
 		fmt.Fprintf(stderr, "pgveil check: loading the catalog from %s: %v\n", up, err)

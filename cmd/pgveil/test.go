@@ -74,7 +74,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		if diags.HasErrors() || ids == nil {
 			return 1
 		}
-		cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath))
+		cat, err := rewrite.LoadCatalog(ctx, conn, proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User))
 		if err != nil {
 			fmt.Fprintf(stderr, "pgveil test: loading the catalog: %v\n", err)
 			return 1
@@ -82,7 +82,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		env = policytest.Online(cfg, ids, cat, conn)
 		writeDiags(stderr, files, env.CheckUsers(tests))
 	} else {
-		env = policytest.Offline(cfg, proxy.SearchPath(cfg.Upstream.SearchPath))
+		env = policytest.Offline(cfg, proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User))
 	}
 
 	sum := env.RunAll(ctx, tests, func(t *policy.Test, o policytest.Outcome) {

@@ -82,7 +82,7 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if diags.HasErrors() || ids == nil {
 		return nil, diags, fmt.Errorf("loading identities failed")
 	}
-	path := proxy.SearchPath(cfg.Upstream.SearchPath)
+	path := proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User)
 	cat, err := rewrite.LoadCatalog(ctx, conn, path)
 	if err != nil {
 		return nil, diags, fmt.Errorf("loading the catalog snapshot: %w", err)

@@ -318,6 +318,23 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		must(t, a.exec("DEALLOCATE "+short))
 		must(t, a.exec("RESET ROLE"))
 	})
+	t.Run("a statement named past 63 bytes inside a character is prepared again under its own name", func(t *testing.T) {
+		// Cut at 63 bytes, "é"×40 ends inside a character: PostgreSQL
+		// refused the Close and Parse pgveil sent under the cut name
+		// (22021), at every Bind after a switch.
+		name := strings.Repeat("é", 40)
+		must(t, a.exec("SET ROLE hq"))
+		_, err := roundTrip(t, a.c, &pgproto3.Parse{Name: name, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
+		must(t, err)
+		must(t, a.exec("SET ROLE marie"))
+		rows, err := roundTrip(t, a.c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil || len(rows) != 1 || rows[0] != strconv.Itoa(france) {
+			t.Fatalf("as marie: %v %v, want %d", rows, err, france)
+		}
+		_, err = roundTrip(t, a.c, &pgproto3.Close{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
+		must(t, err)
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("a login that is no service cannot act for anyone", func(t *testing.T) {
 		hq := actConn{c: p.connect(t, "hq")}
 		refusedBy(t, hq.exec("SET ROLE marie"), "act_for")

@@ -181,6 +181,9 @@ type BindPlan struct {
 // it again under the policy in force before the Bind reaches the
 // upstream.
 func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
+	// NOTE: the messages it asks for name the statement as the client
+	// did: a name cut inside a character is not valid UTF-8 (22021).
+	wire := name
 	portal, name = ServerName(portal), ServerName(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -225,10 +228,10 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 		t.hold(batch, size)
 		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
 		t.bindSent++
-		return BindPlan{Inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: name}}}
+		return BindPlan{Inject: []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: wire}}}
 	}
 	// The Bind is counted at OnReprepared.
-	return BindPlan{Again: &Statement{Source: SourceParse, Text: held.SQL, Name: name, ParamOIDs: held.paramOIDs}}
+	return BindPlan{Again: &Statement{Source: SourceParse, Text: held.SQL, Name: wire, ParamOIDs: held.paramOIDs}}
 }
 
 // OnReprepared completes OnBind's plan to prepare st again, in place:
@@ -239,6 +242,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 // sends its refusal in the Bind's place, and nothing stays under the
 // name.
 func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result, refusal *Refusal) []pgproto3.FrontendMessage {
+	wire := st.Name
 	portal, st = ServerName(portal), serverNamed(st)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -249,7 +253,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	// changes it, and it sent nothing since OnBind.
 	head := t.stmts[name]
 	batch := t.sent + 1
-	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: name}
+	closeMsg := &pgproto3.Close{ObjectType: 'S', Name: wire}
 	t.dirty(name, false, batch)
 	size := parseSize(st, res)
 	t.hold(batch, size)
@@ -266,7 +270,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	remember(t, t.stmts, name, info)
 	t.bind(portal, info, batch)
 	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info, size: size})
-	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
+	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: wire, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
 }
 
 // ExecPlan is the Tracker's view of an Execute: what the portal runs,

@@ -395,7 +395,7 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
-	if r := ss.pooledStmtCap(p.Name, len(res.SQL)); r != nil {
+	if r := ss.pooledStmtCap(statement.ServerName(p.Name), len(res.SQL)); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -174,7 +176,12 @@ func (ss *session) inject(msgs []pgproto3.FrontendMessage) error {
 			case *pgproto3.Close:
 				if m.ObjectType == 'S' {
 					c := *m
-					c.Name = ss.pl.closeStmt(m.Name, ss.sent.Load()+1)
+					// NOTE: the session knows its statements by the
+					// name the server keys them by; the tracker sends
+					// the client's spelling (a review: a Close of a
+					// 64-byte name closed nothing, and a statement
+					// refused after a reload ran at its next Bind).
+					c.Name = ss.pl.closeStmt(statement.ServerName(m.Name), ss.sent.Load()+1)
 					m = &c
 				} else {
 					ss.pl.mu.Lock()

@@ -1,0 +1,47 @@
+package proxy_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestTransactionPoolLongNameReprepareRuns: a statement named by more
+// than 63 bytes, prepared as hq, must be
+// prepared again for marie after SET ROLE marie in transaction pooling
+// and run: as it does with a name of 63 bytes or less.
+func TestTransactionPoolLongNameReprepareRuns(t *testing.T) {
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 4\n  }", 1)
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoFrom(t, path)
+	for _, n := range []int{63, 64, 70} {
+		c := p.connect(t, "metabase")
+		name := strings.Repeat("s", n)
+		if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE hq"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: name, Query: "SELECT DISTINCT country FROM responses"}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE marie"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			t.Logf("name of %d bytes, Bind %d: rows %q, err %v", n, i, rows, err)
+			if err != nil {
+				t.Errorf("name of %d bytes: the Bind after SET ROLE marie failed: %v", n, err)
+			}
+		}
+	}
+}

@@ -95,6 +95,7 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 			t.dirty(st.Name, false, info.batch)
 		}
 		remember(t, t.stmts, st.Name, info)
+		t.noteHead(nsStatement, st.Name, info.batch)
 		if refusal != nil && t.audit {
 			if t.versions == nil {
 				t.hold(info.batch, size)
@@ -146,6 +147,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
 	case 'P':
 		old := t.portals[name]
@@ -160,6 +162,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
 		t.portals[name] = mark
+		t.noteHead(nsPortal, name, batch)
 		t.dirty(name, true, batch)
 	}
 	t.checkHeld()
@@ -220,6 +223,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 		// Unknown: make sure nothing of an older policy stays.
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: info}
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
 		size := int64(len(name)) + infoOverhead
 		t.hold(batch, size)
@@ -257,6 +261,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 		refused := NewInfo(st, nil, refusal)
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: head}
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.bind(portal, refused, batch)
 		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
 		return []pgproto3.FrontendMessage{closeMsg}
@@ -264,6 +269,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	info := NewInfo(st, res, nil)
 	info.batch, info.execs, info.prev, info.confirmed = batch, t.execs, head, false
 	remember(t, t.stmts, name, info)
+	t.noteHead(nsStatement, name, batch)
 	t.bind(portal, info, batch)
 	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info, size: size})
 	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: name, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
@@ -358,6 +364,7 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		t.dirty(portal, true, batch)
 	}
 	remember(t, t.portals, portal, e)
+	t.noteHead(nsPortal, portal, batch)
 }
 
 // settlePortal drops from the history of a portal, whose latest Bind is

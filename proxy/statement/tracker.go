@@ -113,6 +113,10 @@ type Tracker struct {
 	// or CLOSE that fails keeps it too. Until then candidates counts the
 	// objects in flight as held.
 	SQL [2]map[string]*sqlObject
+	// heads are, per namespace, the names whose history got a new head,
+	// with its batch, oldest first: what supersedeAll takes the names a
+	// DEALLOCATE ALL or CLOSE ALL drops from (noteHead).
+	heads [2][]headRec
 	// pcSent counts the client's Parse and Close messages sent upstream,
 	// bindSent its Bind messages. Injected messages are not counted.
 	pcSent, bindSent int64

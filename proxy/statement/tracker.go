@@ -171,6 +171,15 @@ type Tracker struct {
 	// objResolved those answered, applied to sql at the next client
 	// event that reads it (applyObjects).
 	objPending, objResolved []*objChange
+	// creating are, for each name an object change in objPending or
+	// objResolved creates (PREPARE, DECLARE), those creations in order,
+	// with their summary: what candidates counts as held, without
+	// walking every change in flight (a pipeline of n checks of a cursor
+	// cost n² when it did).
+	// NOTE: noteObjects queues, applyObjects takes, in the order of
+	// objPending: a name is in creating while a change creating it is in
+	// flight, and not after.
+	creating map[historyKey]*aggQueue[struct{}]
 
 	// What the upstream answered.
 
@@ -273,7 +282,8 @@ func NewTracker(audit bool, versions PolicyVersioner) *Tracker {
 	return &Tracker{
 		audit: audit, versions: versions,
 		stmts: map[string]*Info{}, portals: map[string]*portalEntry{},
-		SQL: [2]map[string]*sqlObject{{}, {}},
+		SQL:      [2]map[string]*sqlObject{{}, {}},
+		creating: map[historyKey]*aggQueue[struct{}]{},
 	}
 }
 

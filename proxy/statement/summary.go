@@ -1,0 +1,241 @@
+package statement
+
+import (
+	"slices"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// This file holds what candidates reports of the things a name may hold
+// (summary), and the queue that keeps the summary of its items as they
+// come and go (aggQueue): a check of a name must not cost what is in
+// flight under it, which a client grows by pipelining.
+
+// summary is what candidates reports of a run of things the upstream may
+// hold under a name, each a policy version and a Rewriter's result,
+// folded in the order candidates meets them: what its callers read of
+// them, the same whichever way they are grouped (combine is
+// associative).
+//
+// NOTE: a summary is never written to once made: combine makes a new one
+// or returns one of its own, and queues share them.
+type summary struct {
+	// n counts the things folded: 0 is none.
+	n int
+	// versions are their distinct policy versions, in the order of the
+	// last thing of each: the last one not in force is what sqlNamed
+	// reports (as its callback once did, taking the last it saw).
+	versions []string
+	// reads merges the tables, rules, masked and read columns of their
+	// results that are not nil, each sorted without duplicates; nil when
+	// all are nil.
+	reads *rewrite.Result
+	// res is the one result that is not nil when all that are not nil
+	// are the same (nil when none is), unless many: withObjects merges
+	// only results other than the text's own.
+	res  *rewrite.Result
+	many bool
+}
+
+// leaf returns the summary of one thing, of version and res.
+func leaf(version string, res *rewrite.Result) summary {
+	s := summary{n: 1, versions: []string{version}, res: res}
+	if res != nil {
+		s.reads = res
+		if !sortedSet(res.Tables) || !sortedSet(res.Rules) || !sortedSet(res.Masked) || !sortedSet(res.Columns) {
+			s.reads = &rewrite.Result{Tables: normal(res.Tables), Rules: normal(res.Rules), Masked: normal(res.Masked), Columns: normal(res.Columns)}
+		}
+	}
+	return s
+}
+
+// combine returns the summary of a's things, then b's.
+func combine(a, b summary) summary {
+	if a.n == 0 {
+		return b
+	}
+	if b.n == 0 {
+		return a
+	}
+	out := summary{n: a.n + b.n, versions: joinVersions(a.versions, b.versions)}
+	switch {
+	case a.reads == nil || a.reads == b.reads:
+		out.reads = b.reads
+	case b.reads == nil:
+		out.reads = a.reads
+	default:
+		out.reads = &rewrite.Result{
+			Tables: unionSorted(a.reads.Tables, b.reads.Tables), Rules: unionSorted(a.reads.Rules, b.reads.Rules),
+			Masked: unionSorted(a.reads.Masked, b.reads.Masked), Columns: unionSorted(a.reads.Columns, b.reads.Columns),
+		}
+	}
+	out.res = a.res
+	if out.res == nil {
+		out.res = b.res
+	}
+	out.many = a.many || b.many || a.res != nil && b.res != nil && a.res != b.res
+	return out
+}
+
+// joinVersions returns the distinct versions of a then b, each at its
+// last place: a's that b lacks, then b's. It returns a or b when that is
+// all of them.
+func joinVersions(a, b []string) []string {
+	var keep []string
+	for _, v := range a {
+		if !slices.Contains(b, v) {
+			keep = append(keep, v)
+		}
+	}
+	if len(keep) == 0 {
+		return b
+	}
+	if len(keep) == len(a) && len(b) == 0 {
+		return a
+	}
+	return append(keep, b...)
+}
+
+// sortedSet reports whether s is sorted, without duplicates.
+func sortedSet(s []string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// normal returns s sorted without duplicates: s itself when it is.
+func normal(s []string) []string {
+	if sortedSet(s) {
+		return s
+	}
+	return slices.Compact(slices.Sorted(slices.Values(s)))
+}
+
+// unionSorted returns the union of a and b, both sorted without
+// duplicates, sorted without duplicates: a or b itself when it holds the
+// other, so that a queue of summaries of the same reads shares them.
+func unionSorted(a, b []string) []string {
+	i, j, extraA, extraB := 0, 0, 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+			extraA++
+		default:
+			j++
+			extraB++
+		}
+	}
+	extraA += len(a) - i
+	extraB += len(b) - j
+	if extraB == 0 {
+		return a
+	}
+	if extraA == 0 {
+		return b
+	}
+	out := make([]string, 0, len(a)+extraB)
+	i, j = 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// aggQueue is a queue of items, each with its own summary, that tells
+// the summary of all its items in O(1), in their order (oldest first),
+// or, newestFirst, in the reverse: items come at the back and go from
+// the front, and each moves once from back to front, where it keeps the
+// summary of itself and of the items behind it in front. An item costs
+// a bounded number of combines, amortised, however long the queue.
+//
+// NOTE: front holds the oldest items, the oldest last, each with sum the
+// fold of itself and the front items after it (newer); back holds the
+// newest, oldest first, and backSum their fold. Nothing else.
+type aggQueue[T any] struct {
+	front, back []aggItem[T]
+	backSum     summary
+	newestFirst bool
+}
+
+// aggItem is an item of an aggQueue: v, its own summary, and in front
+// the fold of it and the newer items in front.
+type aggItem[T any] struct {
+	v        T
+	own, sum summary
+}
+
+// join folds the summaries of older items and of newer ones in the
+// queue's order.
+func (q *aggQueue[T]) join(older, newer summary) summary {
+	if q.newestFirst {
+		return combine(newer, older)
+	}
+	return combine(older, newer)
+}
+
+// push adds v, of summary own, at the back.
+func (q *aggQueue[T]) push(v T, own summary) {
+	q.back = append(q.back, aggItem[T]{v: v, own: own})
+	q.backSum = q.join(q.backSum, own)
+}
+
+// len returns the number of items.
+func (q *aggQueue[T]) len() int { return len(q.front) + len(q.back) }
+
+// oldest returns the oldest item; the queue must not be empty.
+func (q *aggQueue[T]) oldest() T {
+	if n := len(q.front); n > 0 {
+		return q.front[n-1].v
+	}
+	return q.back[0].v
+}
+
+// pop drops the oldest item; the queue must not be empty.
+func (q *aggQueue[T]) pop() {
+	if len(q.front) == 0 {
+		for i := len(q.back) - 1; i >= 0; i-- {
+			it := q.back[i]
+			it.sum = it.own
+			if n := len(q.front); n > 0 {
+				it.sum = q.join(it.own, q.front[n-1].sum)
+			}
+			q.front = append(q.front, it)
+		}
+		clear(q.back)
+		q.back, q.backSum = q.back[:0], summary{}
+	}
+	n := len(q.front) - 1
+	q.front[n] = aggItem[T]{}
+	q.front = q.front[:n]
+	if n == 0 && cap(q.front) > keepCap {
+		// Let the array go: a long pipeline must not leave it held.
+		q.front = nil
+	}
+}
+
+// total returns the summary of all the items.
+func (q *aggQueue[T]) total() summary {
+	var f summary
+	if n := len(q.front); n > 0 {
+		f = q.front[n-1].sum
+	}
+	return q.join(f, q.backSum)
+}

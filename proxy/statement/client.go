@@ -94,6 +94,7 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 			}
 			t.dirty(st.Name, false, info.batch)
 		}
+		t.pushStmt(info)
 		remember(t, t.stmts, st.Name, info)
 		t.noteHead(nsStatement, st.Name, info.batch)
 		if refusal != nil && t.audit {
@@ -146,6 +147,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: t.settle(name, old)}
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
+		t.pushStmt(mark)
 		t.stmts[name] = mark
 		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
@@ -161,6 +163,7 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		mark := &portalEntry{batch: batch, execs: t.execs, closed: true, prev: t.settlePortal(old)}
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
+		t.pushPortal(mark)
 		t.portals[name] = mark
 		t.noteHead(nsPortal, name, batch)
 		t.dirty(name, true, batch)
@@ -222,6 +225,7 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 	case held == nil:
 		// Unknown: make sure nothing of an older policy stays.
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: info}
+		t.pushStmt(mark)
 		t.stmts[name] = mark
 		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
@@ -260,6 +264,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	if refusal != nil {
 		refused := NewInfo(st, nil, refusal)
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: head}
+		t.pushStmt(mark)
 		t.stmts[name] = mark
 		t.noteHead(nsStatement, name, batch)
 		t.bind(portal, refused, batch)
@@ -268,6 +273,7 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	}
 	info := NewInfo(st, res, nil)
 	info.batch, info.execs, info.prev, info.confirmed = batch, t.execs, head, false
+	t.pushStmt(info)
 	remember(t, t.stmts, name, info)
 	t.noteHead(nsStatement, name, batch)
 	t.bind(portal, info, batch)
@@ -362,6 +368,7 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		e.prev = t.settlePortal(old)
 		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
 		t.dirty(portal, true, batch)
+		t.pushPortal(e)
 	}
 	remember(t, t.portals, portal, e)
 	t.noteHead(nsPortal, portal, batch)

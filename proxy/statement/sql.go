@@ -266,9 +266,30 @@ func (t *Tracker) candidates(ns namespace, name string, at int64) summary {
 // settled, the batch of the latest answered message that made or dropped
 // it (-1 when none): an SQL object of an earlier batch is gone (mu
 // held).
+//
+// NOTE: a message of batch at is the newest of its history, if any: the
+// walk stops at it. Otherwise, with policies that reload, the name's
+// flight tells in O(1) amortised what the walk would meet: the messages
+// in flight, newest first, then the settled one.
 func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, settled int64) {
 	done := t.done
 	settled = -1
+	var fl *flight
+	if ns == nsStatement {
+		if head := t.stmts[name]; head != nil && head.batch < at {
+			fl = head.fl
+		}
+	} else if head := t.portals[name]; head != nil && head.batch < at {
+		fl = head.fl
+	}
+	if fl != nil && !fl.walk {
+		t.cleanup(fl, ns, name)
+		sum = fl.q.total()
+		if fl.has {
+			sum, settled = combine(sum, fl.settledSum), fl.settledBatch
+		}
+		return sum, settled
+	}
 	if ns == nsStatement {
 		for info := t.stmts[name]; info != nil; info = info.prev {
 			// A refused Parse went upstream as a marker that fails.

@@ -53,6 +53,10 @@ type Info struct {
 	// forever when the server skipped that message after an error, the
 	// upstream may still hold an older statement of the same name.
 	confirmed bool
+	// fl is the flight of the history this Info heads or is part of
+	// (pushStmt), with policies that reload; nil for an Info no history
+	// holds (a Query's, a Bind's of an unknown name).
+	fl *flight
 }
 
 // NewInfo returns what a decision on st says: res, or refusal, under
@@ -237,6 +241,9 @@ type portalEntry struct {
 	closed    bool
 	prev      *portalEntry
 	confirmed bool
+	// fl is the flight of the portal's history (pushPortal), with
+	// policies that reload.
+	fl *flight
 }
 
 // awaitedBind is a client Bind whose answer confirms e: it is answer

@@ -207,13 +207,13 @@ func (t *Tracker) compact() {
 		if k.portal {
 			head := t.portals[k.name]
 			inFlight = compactPortal(head, t.done)
-			if head != nil && head.fl != nil && !head.fl.walk {
+			if head != nil && head.fl != nil {
 				// Let go of what the chain no longer holds.
 				t.cleanup(head.fl, nsPortal, k.name)
 			}
 		} else {
 			inFlight = t.compactStmt(k.name)
-			if head := t.stmts[k.name]; head != nil && head.fl != nil && !head.fl.walk {
+			if head := t.stmts[k.name]; head != nil && head.fl != nil {
 				t.cleanup(head.fl, nsStatement, k.name)
 			}
 		}

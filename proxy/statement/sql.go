@@ -282,7 +282,7 @@ func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, set
 	} else if head := t.portals[name]; head != nil && head.batch < at {
 		fl = head.fl
 	}
-	if fl != nil && !fl.walk {
+	if fl != nil {
 		t.cleanup(fl, ns, name)
 		sum = fl.q.total()
 		if fl.has {

@@ -2,6 +2,7 @@ package statement
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -37,16 +38,36 @@ type summary struct {
 	many bool
 }
 
+// noReads is the reads of a result that reads nothing, shared.
+var noReads = &rewrite.Result{}
+
 // leaf returns the summary of one thing, of version and res.
 func leaf(version string, res *rewrite.Result) summary {
-	s := summary{n: 1, versions: []string{version}, res: res}
+	s := summary{n: 1, versions: oneVersion(version), res: res}
 	if res != nil {
 		s.reads = res
-		if !sortedSet(res.Tables) || !sortedSet(res.Rules) || !sortedSet(res.Masked) || !sortedSet(res.Columns) {
+		if len(res.Tables)+len(res.Rules)+len(res.Masked)+len(res.Columns) == 0 {
+			s.reads = noReads
+		} else if !sortedSet(res.Tables) || !sortedSet(res.Rules) || !sortedSet(res.Masked) || !sortedSet(res.Columns) {
 			s.reads = &rewrite.Result{Tables: normal(res.Tables), Rules: normal(res.Rules), Masked: normal(res.Masked), Columns: normal(res.Columns)}
 		}
 	}
 	return s
+}
+
+// versionSlices holds a slice of each policy version seen, shared by the
+// summaries of every session (they never write to it): a check must not
+// allocate one for each message. It grows with the policy versions a
+// server ever had, one at each reload.
+var versionSlices sync.Map
+
+// oneVersion returns []string{v}, shared.
+func oneVersion(v string) []string {
+	if s, ok := versionSlices.Load(v); ok {
+		return s.([]string)
+	}
+	s, _ := versionSlices.LoadOrStore(v, []string{v})
+	return s.([]string)
 }
 
 // combine returns the summary of a's things, then b's.
@@ -64,10 +85,7 @@ func combine(a, b summary) summary {
 	case b.reads == nil:
 		out.reads = a.reads
 	default:
-		out.reads = &rewrite.Result{
-			Tables: unionSorted(a.reads.Tables, b.reads.Tables), Rules: unionSorted(a.reads.Rules, b.reads.Rules),
-			Masked: unionSorted(a.reads.Masked, b.reads.Masked), Columns: unionSorted(a.reads.Columns, b.reads.Columns),
-		}
+		out.reads = unionReads(a.reads, b.reads)
 	}
 	out.res = a.res
 	if out.res == nil {
@@ -75,6 +93,27 @@ func combine(a, b summary) summary {
 	}
 	out.many = a.many || b.many || a.res != nil && b.res != nil && a.res != b.res
 	return out
+}
+
+// unionReads returns the reads of a and b merged: a or b itself when it
+// holds the other's, as it mostly does (a pipeline of one statement), so
+// that summaries share it instead of making one at each combine.
+func unionReads(a, b *rewrite.Result) *rewrite.Result {
+	u := rewrite.Result{
+		Tables: unionSorted(a.Tables, b.Tables), Rules: unionSorted(a.Rules, b.Rules),
+		Masked: unionSorted(a.Masked, b.Masked), Columns: unionSorted(a.Columns, b.Columns),
+	}
+	for _, r := range [2]*rewrite.Result{a, b} {
+		if same(u.Tables, r.Tables) && same(u.Rules, r.Rules) && same(u.Masked, r.Masked) && same(u.Columns, r.Columns) {
+			return r
+		}
+	}
+	return &rewrite.Result{Tables: u.Tables, Rules: u.Rules, Masked: u.Masked, Columns: u.Columns}
+}
+
+// same reports whether x and y are the same slice, or both empty.
+func same(x, y []string) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }
 
 // joinVersions returns the distinct versions of a then b, each at its
@@ -253,9 +292,13 @@ func (q *aggQueue[T]) total() summary {
 // cleanup ran, q holds exactly the messages in flight, and settled the
 // latest answered one that made or dropped the name (the protocol's
 // statement or portal the upstream holds, or its Close): what the walk
-// of the chain (Tracker.history) meets. Every message of the chain is
-// pushed to the flight of its prev (a new one for none): compact and
-// settle only cut from the chain messages cleanup takes too.
+// of the chain (Tracker.history) meets. Every message of a chain of two
+// or more is pushed to the flight of its prev (pushStmt, pushPortal),
+// the chain's first with its second: compact and settle only cut from
+// the chain messages cleanup takes too. A history whose head has no
+// flight is walked: one of a single message, or one a message was not
+// pushed to (never, unless a change forgets a push: it then costs what
+// it did, and says what it did).
 type flight struct {
 	q aggQueue[historyEntry]
 	// has: settled is known; its batch and the summary of what it holds
@@ -263,9 +306,6 @@ type flight struct {
 	has          bool
 	settledBatch int64
 	settledSum   summary
-	// walk: a message of the chain was not pushed here; candidates
-	// walks the chain instead (never, unless a change forgets a push).
-	walk bool
 }
 
 // historyEntry is a message of a name's history: a Parse or Close of a
@@ -275,52 +315,59 @@ type historyEntry struct {
 	e    *portalEntry
 }
 
-// flightOf returns the flight a message whose prev has flight prev
-// joins: prev's, or a new one when prev is nil.
-func flightOf(hasPrev bool, prev *flight) *flight {
-	switch {
-	case !hasPrev:
-		return &flight{q: aggQueue[historyEntry]{newestFirst: true}}
-	case prev == nil:
-		return &flight{walk: true}
-	}
-	return prev
-}
-
 // pushStmt adds info, the new head of the history of a statement, to its
 // flight (mu held); only when policies reload, where histories hold
-// messages in flight.
+// messages in flight. A history of one message has none: its walk is
+// one step. Its second message makes one, with the first.
 func (t *Tracker) pushStmt(info *Info) {
-	if t.versions == nil {
+	p := info.prev
+	if t.versions == nil || p == nil {
 		return
 	}
-	var prev *flight
-	if info.prev != nil {
-		prev = info.prev.fl
+	if p.fl == nil {
+		if p.prev != nil {
+			return // not pushed (NOTE of flight): its history is walked
+		}
+		p.fl = &flight{q: aggQueue[historyEntry]{newestFirst: true}}
+		p.fl.q.push(historyEntry{info: p}, stmtSummary(p))
 	}
-	info.fl = flightOf(info.prev != nil, prev)
-	var own summary
-	if !info.closed && info.Refusal == nil {
-		own = leaf(info.Version, info.Result)
+	info.fl = p.fl
+	info.fl.q.push(historyEntry{info: info}, stmtSummary(info))
+}
+
+// stmtSummary is the summary of what a Parse or Close of a statement,
+// in flight, may leave upstream: none for a Close or a refused Parse.
+func stmtSummary(info *Info) summary {
+	if info.closed || info.Refusal != nil {
+		return summary{}
 	}
-	info.fl.q.push(historyEntry{info: info}, own)
+	return leaf(info.Version, info.Result)
 }
 
 // pushPortal is pushStmt for e, the new head of the history of a portal.
 func (t *Tracker) pushPortal(e *portalEntry) {
-	if t.versions == nil {
+	p := e.prev
+	if t.versions == nil || p == nil {
 		return
 	}
-	var prev *flight
-	if e.prev != nil {
-		prev = e.prev.fl
+	if p.fl == nil {
+		if p.prev != nil {
+			return
+		}
+		p.fl = &flight{q: aggQueue[historyEntry]{newestFirst: true}}
+		p.fl.q.push(historyEntry{e: p}, portalSummary(p))
 	}
-	e.fl = flightOf(e.prev != nil, prev)
-	var own summary
-	if !e.closed {
-		own = leaf(e.Info.Version, e.Info.Result)
+	e.fl = p.fl
+	e.fl.q.push(historyEntry{e: e}, portalSummary(e))
+}
+
+// portalSummary is the summary of what a Bind or Close of a portal, in
+// flight, may leave upstream: none for a Close.
+func portalSummary(e *portalEntry) summary {
+	if e.closed {
+		return summary{}
 	}
-	e.fl.q.push(historyEntry{e: e}, own)
+	return leaf(e.Info.Version, e.Info.Result)
 }
 
 // cleanup takes from the front of fl, the flight of the history of name

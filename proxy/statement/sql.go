@@ -105,10 +105,11 @@ func (t *Tracker) applyObjects() {
 		for _, o := range c.objs {
 			if key, ok := creates(o); ok {
 				// No longer in flight: noteObjects queued it, in order.
-				q := t.creating[key]
-				q.pop()
-				if q.len() == 0 {
-					delete(t.creating, key)
+				if q := t.creating[key]; q != nil {
+					q.pop()
+					if q.len() == 0 {
+						delete(t.creating, key)
+					}
 				}
 			}
 			ns := namespaceOf(o.Op)

@@ -3,13 +3,25 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"math/big"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
@@ -105,6 +117,11 @@ func BenchmarkClientRelay(b *testing.B) {
 // same at any depth, or a pipeline of n costs the relay n² (24,000
 // pipelined transactions once cost it 4 to 11 s: every ReadyForQuery
 // walked what was still in flight).
+//
+// NOTE: on objectRewriter, which sets the policy version the tracker
+// follows: the unnamed transactions run (checked: nothing refused),
+// where a rewriter that sets none would have every Execute refused
+// policy_changed, and time the refusal instead.
 func BenchmarkPipelinedAnswers(b *testing.B) {
 	unnamed := encodeAll(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	refused := encodeAll(&pgproto3.Parse{Query: "SELECT deny"}, &pgproto3.Sync{})
@@ -112,56 +129,250 @@ func BenchmarkPipelinedAnswers(b *testing.B) {
 		name    string
 		txn     []byte
 		answers string
+		refuses bool
 	}{
-		{"unnamed", unnamed, "12CZ"},
+		{"unnamed", unnamed, "12CZ", false},
 		// The server skips a refusal's marker or answers it with an
 		// error; either way its ReadyForQuery forgets it.
-		{"refused", refused, "Z"},
+		{"refused", refused, "Z", true},
 	} {
 		for _, depth := range []int{100, 10_000} {
 			b.Run(fmt.Sprintf("%s/depth=%d", c.name, depth), func(b *testing.B) {
-				benchPipelined(b, c.txn, c.answers, depth)
+				benchPipelined(b, c.txn, c.answers, depth, false, c.refuses)
 			})
 		}
 	}
 }
 
-// benchPipelined relays depth copies of txn at a time, then gives the
-// tracker and the session answers (one letter each, Z a ReadyForQuery)
-// for each.
-func benchPipelined(b *testing.B, txn []byte, answers string, depth int) {
-	srv := fuzzServer(b)
-	in := bytes.Repeat(txn, depth)
-	ss := &session{
-		srv:          srv,
+// objectRewriter is a Rewriter whose policies can reload but do not (the
+// tracker is on, as in pgveil serve), which sets the policy version of
+// what it checks, refuses statements containing "deny", and reports the
+// prepared statements and cursors of each ';'-separated statement as
+// rewrite.Engine does: PREPARE, EXECUTE, DECLARE and FETCH of the name
+// the statement ends with, DEALLOCATE and CLOSE of it or of ALL.
+type objectRewriter struct{}
+
+func (objectRewriter) PolicyVersion() string { return "v1" }
+func (objectRewriter) Rewrite(_ context.Context, _ *SessionInfo, st *Statement) (*rewrite.Result, error) {
+	if strings.Contains(st.Text, "deny") {
+		return nil, &Refusal{Message: "denied"}
+	}
+	st.PolicyVersion = "v1"
+	res := &rewrite.Result{SQL: st.Text}
+	for _, s := range strings.Split(st.Text, ";") {
+		f := strings.Fields(s)
+		if len(f) < 2 {
+			continue
+		}
+		op, name := strings.ToLower(f[0]), f[len(f)-1]
+		switch op {
+		case "deallocate", "close":
+			if strings.EqualFold(name, "all") {
+				name = ""
+			}
+			fallthrough
+		case "fetch", "execute", "prepare", "declare":
+			res.Objects = append(res.Objects, rewrite.SessionObject{Op: op, Name: name})
+			res.Kinds = append(res.Kinds, op)
+		default:
+			res.Kinds = append(res.Kinds, "select")
+		}
+	}
+	return res, nil
+}
+
+var (
+	objectOnce sync.Once
+	objectSrv  *Server
+)
+
+// objectServer is a Server as fuzzServer, on objectRewriter.
+func objectServer(b testing.TB) *Server {
+	objectOnce.Do(func() {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		v, _ := scram.NewVerifier("pw", 4096)
+		cfg := &policy.Config{
+			Listen: policy.Listen{Address: "127.0.0.1:0", Database: "db", StartupTimeout: time.Second,
+				ShutdownTimeout: time.Second, MaxMessageSize: 1 << 20,
+				TLS: &policy.ListenTLS{Config: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}},
+			Upstream: policy.Upstream{Address: "127.0.0.1:1", Database: "db", User: "svc", SearchPath: "public",
+				ConnectTimeout: 100 * time.Millisecond},
+			Users: map[string]*policy.User{"alice": {Login: "alice", Verifier: v}},
+		}
+		opts := Options{Logger: zap.NewNop(), Rewriter: objectRewriter{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry())}
+		StaticIdentities(cfg, &opts)
+		var err error
+		if objectSrv, err = New(ConfigOf(cfg), opts); err != nil {
+			panic(err)
+		}
+	})
+	return objectSrv
+}
+
+// benchSession is a session of objectServer with its upstream and client
+// discarded, and a tracker (audit: following executions too).
+func benchSession(b testing.TB, audit bool) *session {
+	return &session{
+		srv:          objectServer(b),
 		log:          zap.NewNop(),
 		ctx:          context.Background(),
 		uout:         wire.NewWriter(io.Discard, upstreamWrite),
 		cout:         wire.NewWriter(io.Discard, clientWriteBuf),
 		markerPrefix: "pgveil_refused_bench_",
 		refusals:     map[uint64]pendingRefusal{},
-		track:        statement.NewTracker(false, fixedVersion{}),
+		track:        statement.NewTracker(audit, objectRewriter{}),
 	}
+}
+
+// relayAll runs ss's client relay over in, to its end.
+func relayAll(b testing.TB, ss *session, in []byte) {
+	ss.cin = wire.NewReader(bytes.NewReader(in), clientReadBuf, ss.srv.cfg.MaxMessageSize)
+	if e := ss.clientRelay(); e.reason != "client disconnected" {
+		b.Fatalf("the relay ended before the input's end: %s", e.reason)
+	}
+}
+
+// answerAll gives ss's tracker and session answers, one letter each (Z a
+// ReadyForQuery).
+func answerAll(b testing.TB, ss *session, answers string) {
 	readyForQuery := []byte{'Z', 0, 0, 0, 5, 'I'}
+	for _, a := range []byte(answers) {
+		if a != 'Z' {
+			ss.track.OnAnswer(a, 5, "", "", false)
+		} else if _, err := ss.onReadyForQuery(readyForQuery); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchPipelined relays depth copies of txn at a time, then gives the
+// tracker and the session answers (one letter each, Z a ReadyForQuery)
+// for each; refuses says whether pgveil refuses them, which it checks.
+func benchPipelined(b *testing.B, txn []byte, answers string, depth int, audit, refuses bool) {
+	in := bytes.Repeat(txn, depth)
+	ss := benchSession(b, audit)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(depth, b.N-done)
-		ss.cin = wire.NewReader(bytes.NewReader(in[:n*len(txn)]), clientReadBuf, srv.cfg.MaxMessageSize)
-		if e := ss.clientRelay(); e.reason != "client disconnected" {
-			b.Fatalf("the relay ended before the input's end: %s", e.reason)
+		relayAll(b, ss, in[:n*len(txn)])
+		if refused := len(ss.refusals) > 0; refused != refuses {
+			b.Fatalf("refused: %v, want %v", refused, refuses)
 		}
 		for range n {
-			for _, a := range []byte(answers) {
-				if a != 'Z' {
-					ss.track.OnAnswer(a, 5, "", "", false)
-				} else if _, err := ss.onReadyForQuery(readyForQuery); err != nil {
-					b.Fatal(err)
-				}
-			}
+			answerAll(b, ss, answers)
 		}
 		done += n
 	}
+}
+
+// BenchmarkObjectsInFlight measures a transaction that fetches from a
+// cursor, when a client pipelines depth of them: by Query, by Parse,
+// Bind, Execute and Sync, and by Query with the audit trail on. Each
+// one's statement is an object change in flight that the next one's
+// check must look past (Tracker.candidates): the cost must not grow with
+// depth (it did, 20,000 deep: 16 to 36 times that at 100).
+func BenchmarkObjectsInFlight(b *testing.B) {
+	query := encodeAll(&pgproto3.Query{String: "FETCH 1 FROM c"})
+	ext := encodeAll(&pgproto3.Parse{Query: "FETCH 1 FROM c"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	for _, c := range []struct {
+		name    string
+		txn     []byte
+		answers string
+		audit   bool
+	}{
+		{"query", query, "CZ", false},
+		{"extended", ext, "12CZ", false},
+		{"query/audit", query, "CZ", true},
+	} {
+		for _, depth := range []int{100, 20_000} {
+			b.Run(fmt.Sprintf("%s/depth=%d", c.name, depth), func(b *testing.B) {
+				benchPipelined(b, c.txn, c.answers, depth, c.audit, false)
+			})
+		}
+	}
+}
+
+// BenchmarkManyObjectsInFlight measures a Query of k statements, each
+// fetching from a cursor of its own, pipelined depth deep: the cost per
+// Query must grow with k, not with k times what is in flight.
+func BenchmarkManyObjectsInFlight(b *testing.B) {
+	for _, k := range []int{100, 4000} {
+		var sb strings.Builder
+		for i := range k {
+			fmt.Fprintf(&sb, "FETCH c%d;", i)
+		}
+		q := encodeAll(&pgproto3.Query{String: sb.String()})
+		for _, depth := range []int{1, 10} {
+			b.Run(fmt.Sprintf("k=%d/depth=%d", k, depth), func(b *testing.B) {
+				benchPipelined(b, q, "CZ", depth, false, false)
+			})
+		}
+	}
+}
+
+// BenchmarkPortalHistory measures a transaction that binds the portal p,
+// then, in a batch of its own, executes it, when a client pipelines depth
+// of them: each Execute's check must not walk every Bind of p still in
+// flight (it did: 31 times the cost 25,000 deep as 100 deep).
+func BenchmarkPortalHistory(b *testing.B) {
+	txn := encodeAll(&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"}, &pgproto3.Sync{},
+		&pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
+	for _, depth := range []int{100, 25_000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			benchPipelined(b, txn, "2ZCZ", depth, false, false)
+		})
+	}
+}
+
+// BenchmarkDropAll measures what a DEALLOCATE ALL or a CLOSE ALL costs
+// once answered, when the session holds names statements or portals made
+// after it: a pipeline of 10,000 of them, then a batch of names Parses
+// (Binds), answered; the next Bind applies the drops. Its cost per drop,
+// bind-ns/drop, must not grow with names (it did: 10,000 drops, then
+// 10,000 names, cost the Bind 2.7 s, CLOSE ALL 3.5 s).
+func BenchmarkDropAll(b *testing.B) {
+	const drops = 10_000
+	for _, kind := range []string{"DEALLOCATE ALL", "CLOSE ALL"} {
+		for _, names := range []int{100, 10_000} {
+			b.Run(fmt.Sprintf("%s/names=%d", strings.Fields(kind)[0], names), func(b *testing.B) {
+				in := bytes.Repeat(encodeAll(&pgproto3.Query{String: kind}), drops)
+				answers := strings.Repeat("CZ", drops)
+				for i := range names {
+					if kind == "DEALLOCATE ALL" {
+						in = encodeAllTo(in, &pgproto3.Parse{Name: fmt.Sprintf("s%d", i), Query: "SELECT 1"})
+						answers += "1"
+					} else {
+						in = encodeAllTo(in, &pgproto3.Bind{DestinationPortal: fmt.Sprintf("p%d", i)})
+						answers += "2"
+					}
+				}
+				in = encodeAllTo(in, &pgproto3.Sync{})
+				answers += "Z"
+				bind := encodeAll(&pgproto3.Bind{PreparedStatement: "s1"})
+				var took time.Duration
+				for range b.N {
+					ss := benchSession(b, false)
+					relayAll(b, ss, in)
+					answerAll(b, ss, answers)
+					start := time.Now()
+					relayAll(b, ss, bind)
+					took += time.Since(start)
+				}
+				b.ReportMetric(float64(took.Nanoseconds())/float64(b.N*drops), "bind-ns/drop")
+			})
+		}
+	}
+}
+
+// encodeAllTo appends msgs, encoded, to b.
+func encodeAllTo(b []byte, msgs ...pgproto3.FrontendMessage) []byte {
+	for _, m := range msgs {
+		b, _ = m.Encode(b)
+	}
+	return b
 }
 
 // BenchmarkClientNames measures the renaming of an upstream error that

@@ -94,7 +94,9 @@ func (t *Tracker) OnStatement(st *Statement, res *rewrite.Result, refusal *Refus
 			}
 			t.dirty(st.Name, false, info.batch)
 		}
+		t.pushStmt(info)
 		remember(t, t.stmts, st.Name, info)
+		t.noteHead(nsStatement, st.Name, info.batch)
 		if refusal != nil && t.audit {
 			if t.versions == nil {
 				t.hold(info.batch, size)
@@ -145,7 +147,9 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: t.settle(name, old)}
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
+		t.pushStmt(mark)
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
 	case 'P':
 		old := t.portals[name]
@@ -159,7 +163,9 @@ func (t *Tracker) OnClose(kind byte, name string, ok bool) {
 		mark := &portalEntry{batch: batch, execs: t.execs, closed: true, prev: t.settlePortal(old)}
 		t.hold(batch, size)
 		t.await(mark.batch, &mark.confirmed, size)
+		t.pushPortal(mark)
 		t.portals[name] = mark
+		t.noteHead(nsPortal, name, batch)
 		t.dirty(name, true, batch)
 	}
 	t.checkHeld()
@@ -222,7 +228,9 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 	case held == nil:
 		// Unknown: make sure nothing of an older policy stays.
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: info}
+		t.pushStmt(mark)
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.dirty(name, false, batch)
 		size := int64(len(name)) + infoOverhead
 		t.hold(batch, size)
@@ -260,14 +268,18 @@ func (t *Tracker) OnReprepared(portal string, st *Statement, res *rewrite.Result
 	if refusal != nil {
 		refused := NewInfo(st, nil, refusal)
 		mark := &Info{batch: batch, execs: t.execs, closed: true, prev: head}
+		t.pushStmt(mark)
 		t.stmts[name] = mark
+		t.noteHead(nsStatement, name, batch)
 		t.bind(portal, refused, batch)
 		t.injected = append(t.injected, &injection{after: t.pcSent, answers: 1, batch: batch, Info: mark, size: size})
 		return []pgproto3.FrontendMessage{closeMsg}
 	}
 	info := NewInfo(st, res, nil)
 	info.batch, info.execs, info.prev, info.confirmed = batch, t.execs, head, false
+	t.pushStmt(info)
 	remember(t, t.stmts, name, info)
+	t.noteHead(nsStatement, name, batch)
 	t.bind(portal, info, batch)
 	t.injected = append(t.injected, &injection{after: t.pcSent, answers: 2, batch: batch, Info: info, size: size})
 	return []pgproto3.FrontendMessage{closeMsg, &pgproto3.Parse{Name: wire, Query: res.SQL, ParameterOIDs: st.ParamOIDs}}
@@ -360,8 +372,10 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		e.prev = t.settlePortal(old)
 		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
 		t.dirty(portal, true, batch)
+		t.pushPortal(e)
 	}
 	remember(t, t.portals, portal, e)
+	t.noteHead(nsPortal, portal, batch)
 }
 
 // settlePortal drops from the history of a portal, whose latest Bind is

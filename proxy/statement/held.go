@@ -205,9 +205,17 @@ func (t *Tracker) compact() {
 		visit[i] = historyKey{}
 		var inFlight int
 		if k.portal {
-			inFlight = compactPortal(t.portals[k.name], t.done)
+			head := t.portals[k.name]
+			inFlight = compactPortal(head, t.done)
+			if head != nil && head.fl != nil {
+				// Let go of what the chain no longer holds.
+				t.cleanup(head.fl, nsPortal, k.name)
+			}
 		} else {
 			inFlight = t.compactStmt(k.name)
+			if head := t.stmts[k.name]; head != nil && head.fl != nil {
+				t.cleanup(head.fl, nsStatement, k.name)
+			}
 		}
 		if inFlight == 0 {
 			delete(t.walks, k)
@@ -224,7 +232,7 @@ func (t *Tracker) compactStmt(name string) int {
 	head := t.stmts[name]
 	if head != nil && !head.confirmed && head.batch <= t.done && !head.closed && name != "" && head.SQL != "" {
 		// Failed or skipped: only its place in the history counts.
-		head = &Info{batch: head.batch, execs: head.execs, prev: head.prev, Version: head.Version}
+		head = &Info{batch: head.batch, execs: head.execs, prev: head.prev, Version: head.Version, fl: head.fl}
 		t.stmts[name] = head
 	}
 	return compactStmt(name, head, t.done)

@@ -53,6 +53,10 @@ type Info struct {
 	// forever when the server skipped that message after an error, the
 	// upstream may still hold an older statement of the same name.
 	confirmed bool
+	// fl is the flight of the history this Info heads or is part of
+	// (pushStmt), with policies that reload; nil for an Info no history
+	// holds (a Query's, a Bind's of an unknown name).
+	fl *flight
 }
 
 // NewInfo returns what a decision on st says: res, or refusal, under
@@ -113,6 +117,10 @@ type Tracker struct {
 	// or CLOSE that fails keeps it too. Until then candidates counts the
 	// objects in flight as held.
 	SQL [2]map[string]*sqlObject
+	// heads are, per namespace, the names whose history got a new head,
+	// with its batch, oldest first: what supersedeAll takes the names a
+	// DEALLOCATE ALL or CLOSE ALL drops from (noteHead).
+	heads [2][]headRec
 	// pcSent counts the client's Parse and Close messages sent upstream,
 	// bindSent its Bind messages. Injected messages are not counted.
 	pcSent, bindSent int64
@@ -167,6 +175,15 @@ type Tracker struct {
 	// objResolved those answered, applied to sql at the next client
 	// event that reads it (applyObjects).
 	objPending, objResolved []*objChange
+	// creating are, for each name an object change in objPending or
+	// objResolved creates (PREPARE, DECLARE), those creations in order,
+	// with their summary: what candidates counts as held, without
+	// walking every change in flight (a pipeline of n checks of a cursor
+	// cost n² when it did).
+	// NOTE: noteObjects queues, applyObjects takes, in the order of
+	// objPending: a name is in creating while a change creating it is in
+	// flight, and not after.
+	creating map[historyKey]*aggQueue[struct{}]
 
 	// What the upstream answered.
 
@@ -224,6 +241,9 @@ type portalEntry struct {
 	closed    bool
 	prev      *portalEntry
 	confirmed bool
+	// fl is the flight of the portal's history (pushPortal), with
+	// policies that reload.
+	fl *flight
 }
 
 // awaitedBind is a client Bind whose answer confirms e: it is answer
@@ -269,7 +289,8 @@ func NewTracker(audit bool, versions PolicyVersioner) *Tracker {
 	return &Tracker{
 		audit: audit, versions: versions,
 		stmts: map[string]*Info{}, portals: map[string]*portalEntry{},
-		SQL: [2]map[string]*sqlObject{{}, {}},
+		SQL:      [2]map[string]*sqlObject{{}, {}},
+		creating: map[historyKey]*aggQueue[struct{}]{},
 	}
 }
 

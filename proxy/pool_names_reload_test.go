@@ -2,8 +2,6 @@ package proxy_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,15 +18,7 @@ import (
 // transaction pooling, which a reload then refuses her: no Bind after the
 // reload may run the text checked before it.
 func TestTransactionPoolLongNameRefusedAfterReload(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 1\n  }", 1)
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := pooledDemo(t, 1)
 	var po proxy.Options
 	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
 	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,

@@ -1,8 +1,6 @@
 package proxy_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,15 +12,7 @@ import (
 // prepared again for marie after SET ROLE marie in transaction pooling
 // and run: as it does with a name of 63 bytes or less.
 func TestTransactionPoolLongNameReprepareRuns(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 4\n  }", 1)
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := pooledDemo(t, 4)
 	p, _ := startDemoFrom(t, path)
 	for _, n := range []int{63, 64, 70} {
 		c := p.connect(t, "metabase")

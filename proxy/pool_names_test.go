@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,15 +18,7 @@ import (
 // upstream and one to the tracker: a Bind of the long name ran hq's text
 // while metabase acted for marie.
 func TestTransactionPoolStatementNamesPastNAMEDATALEN(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 1\n  }", 1)
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := pooledDemo(t, 1)
 	p, _ := startDemoFrom(t, path)
 	c := p.connect(t, "metabase")
 	long, short := strings.Repeat("s", 64), strings.Repeat("s", 63)
@@ -54,15 +47,7 @@ func TestTransactionPoolStatementNamesPastNAMEDATALEN(t *testing.T) {
 // 63-byte name, which the pool must take for the same statement (before
 // 35bc1ff the client's Bind of the 64-byte name reached the old text).
 func TestTransactionPoolLongNameReprepare(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 1\n  }", 1)
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := pooledDemo(t, 1)
 	p, _ := startDemoFrom(t, path)
 	c := p.connect(t, "metabase")
 	long := strings.Repeat("s", 64)
@@ -79,4 +64,20 @@ func TestTransactionPoolLongNameReprepare(t *testing.T) {
 	if len(rows) > 0 {
 		t.Fatalf("acting for marie, the statement prepared as hq ran: read %d rows, e.g. %q (err %v)", len(rows), rows[0], err)
 	}
+}
+
+// pooledDemo writes configs/demo.hcl with a transaction pool of size
+// backends to a temporary file, and returns its path.
+func pooledDemo(t *testing.T, size int) string {
+	t.Helper()
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := fmt.Sprintf("upstream {\n  pool {\n    mode = \"transaction\"\n    size = %d\n  }", size)
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(src), "upstream {", pool, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -3,8 +3,6 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -381,15 +379,7 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 // policy in force at its next Bind, on a backend that lacks it as on one
 // that holds it: the text checked under the old policy never runs there.
 func TestTransactionPoolStatementsAfterReload(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pooled := strings.Replace(string(src), "upstream {", "upstream {\n  pool {\n    mode = \"transaction\"\n    size = 1\n  }", 1)
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(pooled), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := pooledDemo(t, 1)
 	var po proxy.Options
 	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
 	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]

@@ -35,7 +35,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	for _, w := range append(policyWarnings(cfg), auditFileWarnings(cfg)...) {
+	for _, w := range append(cfg.ServeWarnings(), auditFileWarnings(cfg)...) {
 		fmt.Fprintf(stderr, "pgveil check: warning: %s\n", w)
 	}
 	if *upstream {
@@ -74,28 +74,6 @@ func loadConfigFiles(path string, stderr io.Writer) (*policy.Config, map[string]
 		return nil, l.Files(), false
 	}
 	return cfg, l.Files(), true
-}
-
-// policyWarnings reports configurations that load but serve no one or
-// nothing, as when a file of a directory was not installed: no users
-// (user blocks or identity queries), no table blocks.
-func policyWarnings(cfg *policy.Config) []string {
-	var out []string
-	if len(cfg.Users) == 0 && len(cfg.IdentitySources) == 0 {
-		out = append(out, "no users: pgveil will accept no one (add user blocks, or an identity block reading them upstream)")
-	}
-	if len(cfg.Tables) == 0 {
-		open := false
-		for _, s := range cfg.Schemas {
-			open = open || s.Allow
-		}
-		if open {
-			out = append(out, "no table blocks: no column is masked and no row filtered; only schemas with default = \"allow\" are served, in full")
-		} else {
-			out = append(out, "no table blocks: every table is denied to every user (add table blocks for the tables users may read)")
-		}
-	}
-	return out
 }
 
 // auditFileWarnings reports why pgveil serve, run as the current user,

@@ -311,6 +311,15 @@ admin {
 			}
 		}
 	})
+	t.Run("what check warns about is logged at start and at each reload", func(t *testing.T) {
+		// NOTE: this configuration's service account is the cluster's
+		// superuser and it has no table blocks.
+		for _, want := range []string{"Service account is a superuser", "no table blocks"} {
+			if n := strings.Count(stderr.String(), want); n != 2 {
+				t.Errorf("%q logged %d times, want 2 (start, reload):\n%s", want, n, stderr.String())
+			}
+		}
+	})
 	t.Run("the audit trail holds the session, the reload and the stop, and verifies", func(t *testing.T) {
 		t.Setenv("PGVEIL_AUDIT_KEY", "serve-test-key")
 		if code, out, errOut := runCLI("", "audit", "verify", auditLog); code != 0 {

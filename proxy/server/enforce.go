@@ -104,6 +104,19 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	if kd := cfg.CheckMaskKeys(ctx, live.New(conn)); kd.HasErrors() {
 		return nil, append(diags, kd...), fmt.Errorf("the hash masks' keys are not installed upstream as configured")
 	}
+	// NOTE: what `pgveil check` warns about, serve says at start and at
+	// each reload: a DBA who never ran check learns there that the
+	// service account is a superuser or may read the server's files, or
+	// that the configuration serves no one. Advice only: a failure to ask
+	// is a warning too, not a reason to stop serving.
+	for _, d := range cfg.CheckServiceAccount(ctx, live.New(conn), cat) {
+		w := *d
+		w.Severity = hcl.DiagWarning
+		diags = append(diags, &w)
+	}
+	for _, w := range cfg.ServeWarnings() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: w})
+	}
 	e := &Enforcement{Config: cfg, Identities: ids, Version: cfg.Version(ids)}
 	d := &drift{baseline: cfg.Baseline(cat), raw: cat.Digest, digest: cat.Digest}
 	refresh := func(ctx context.Context) (*rewrite.Catalog, error) {

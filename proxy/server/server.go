@@ -27,9 +27,10 @@ type Config struct {
 	Config *policy.Config
 	// Logger receives the diagnostic log; zap.NewNop() when nil.
 	Logger *zap.Logger
-	// Diagnostics receives the warnings and errors of the identity
-	// sources read at start, as policy.WriteDiagnostics writes them; nil
-	// discards them.
+	// Diagnostics receives the diagnostics of a start that fails (the
+	// identity sources', the checks against the database), as
+	// policy.WriteDiagnostics writes them; warnings of a start that
+	// succeeds are logged instead. nil discards them.
 	Diagnostics io.Writer
 	// Version is pgveil's version, for the audit trail's start record.
 	Version string
@@ -72,12 +73,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	c := cfg.Config
 	enf, diags, err := LoadEnforcement(ctx, c)
-	if len(diags) > 0 && cfg.Diagnostics != nil {
-		_ = policy.WriteDiagnostics(cfg.Diagnostics, nil, diags)
-	}
 	if err != nil {
+		if len(diags) > 0 && cfg.Diagnostics != nil {
+			_ = policy.WriteDiagnostics(cfg.Diagnostics, nil, diags)
+		}
 		return nil, fmt.Errorf("loading policies: %w", err)
 	}
+	// NOTE: warnings go to the log, as a reload's do: serve's stderr is
+	// then the log alone (JSON lines with --log-format json).
+	logWarnings(log, diags)
 	enf.SetLogger(log)
 	s := &Server{log: log, cfg: c, policies: NewPolicies(enf), served: make(chan struct{})}
 	opts := proxy.Options{Logger: log}

@@ -260,6 +260,11 @@ func (q *aggQueue[T]) pop() {
 		}
 		clear(q.back)
 		q.back, q.backSum = q.back[:0], summary{}
+		if cap(q.back) > keepCap {
+			// Let the array go too: a flight outlives its pipeline,
+			// for as long as the session remembers the name.
+			q.back = nil
+		}
 	}
 	n := len(q.front) - 1
 	q.front[n] = aggItem[T]{}

@@ -39,7 +39,7 @@ func TestVersionSlicesStayBounded(t *testing.T) {
 		tr.OnStatement(q, res, r)
 		tr.OnEnd()
 	}
-	if grew := versionSliceCount() - before; grew > users/10 {
+	if grew := versionSliceCount() - before; grew > maxVersionSlices {
 		t.Fatalf("versionSlices grew by %d entries for %d ended sessions of one policy version acting for %d end users: "+
 			"it keeps one per acting user (and per directory groups generation) for the life of the process", grew, users, users)
 	}

@@ -425,8 +425,16 @@ rule "all" {
 		if len(d) != 1 || d[0].Summary != "Service account can read the hash mask keys" {
 			t.Fatalf("the service account reads the pads, and the check says: %v", d)
 		}
-		if err := admin.Exec(ctx, "REVOKE SELECT (id, ipad, opad) ON pgveil.mask_keys FROM "+svc).Close(); err != nil {
+		// The hint takes the column grant too.
+		hint := `REVOKE ALL ON pgveil.mask_keys FROM "` + svc + `"`
+		if !strings.Contains(d[0].Detail, hint) {
+			t.Fatalf("detail %q: want %q", d[0].Detail, hint)
+		}
+		if err := admin.Exec(ctx, hint).Close(); err != nil {
 			t.Fatal(err)
+		}
+		if d := cfg.CheckMaskKeys(ctx, live.New(service)); len(d) != 0 {
+			t.Fatalf("after %s: %v", hint, d)
 		}
 	})
 	t.Run("a service account that can read the keys fails the check", func(t *testing.T) {

@@ -280,11 +280,6 @@ func (q *aggQueue[T]) pop() {
 		}
 		clear(q.back)
 		q.back, q.backSum = q.back[:0], summary{}
-		if cap(q.back) > keepCap {
-			// Let the array go too: a flight outlives its pipeline,
-			// for as long as the session remembers the name.
-			q.back = nil
-		}
 	}
 	n := len(q.front) - 1
 	q.front[n] = aggItem[T]{}
@@ -292,6 +287,11 @@ func (q *aggQueue[T]) pop() {
 	if n == 0 && cap(q.front) > keepCap {
 		// Let the array go: a long pipeline must not leave it held.
 		q.front = nil
+	}
+	if n == 0 && len(q.back) == 0 && cap(q.back) > keepCap {
+		// The back's too, once the queue is empty: a flight outlives
+		// its pipeline, for as long as the session remembers the name.
+		q.back = nil
 	}
 }
 

@@ -344,7 +344,16 @@ func (ck *catalogChecker) table(t *Table) bool {
 			return true
 		}
 	}
-	ck.unreadable(t, rels)
+	// NOTE: a relation the service account cannot read fails every
+	// statement, and its type checks with "permission denied": it is
+	// warned about once, not type-checked.
+	denied := ck.unreadable(t, rels)
+	readable := func(rels []*rewrite.Relation) []*rewrite.Relation {
+		if len(denied) == 0 {
+			return rels
+		}
+		return slices.DeleteFunc(slices.Clone(rels), func(rel *rewrite.Relation) bool { return denied[rel] })
+	}
 	prefix := "table." + label
 	settings := []struct{ name, column string }{{"owner_column", t.OwnerColumn}, {"team_column", t.TeamColumn}}
 	for _, s := range settings {
@@ -352,7 +361,7 @@ func (ck *catalogChecker) table(t *Table) bool {
 			rng := ck.attrRange(prefix+"."+s.name, t.DeclRange)
 			have := ck.missingColumn(t, rels, rng, s.column,
 				fmt.Sprintf("%s = %q", s.name, s.column), "scopes that need it give no row")
-			if !ck.scopeColumn(rng, s.name, s.column, have) {
+			if !ck.scopeColumn(rng, s.name, s.column, readable(have)) {
 				return false
 			}
 		}
@@ -363,7 +372,7 @@ func (ck *catalogChecker) table(t *Table) bool {
 		if col.Mask.Kind == "" {
 			continue // NOTE: an invalid mask kind, already reported when loading.
 		}
-		if !ck.mask(t, col, present) {
+		if !ck.mask(t, col, readable(present)) {
 			return false
 		}
 	}
@@ -523,30 +532,32 @@ func hasFunc(rel *rewrite.Relation) func(string) bool {
 }
 
 // unreadable warns about governed relations the service account may not
-// SELECT from: every statement on them would fail.
-func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
+// SELECT from: every statement on them would fail. It returns them.
+func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) map[*rewrite.Relation]bool {
 	var oids []string
 	for _, rel := range rels {
 		oids = append(oids, strconv.FormatUint(uint64(rel.OID), 10))
 	}
 	if len(oids) == 0 {
-		return
+		return nil
 	}
 	_, rows, err := ck.srv.Query(ck.ctx,
 		`SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
 		 WHERE c.oid = ANY($1::pg_catalog.oid[]) AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')`,
 		"{"+strings.Join(oids, ",")+"}")
 	if err != nil || len(rows) == 0 {
-		return
+		return nil
 	}
 	denied := map[string]bool{}
 	for _, r := range rows {
 		denied[string(r[0])] = true
 	}
 	var lack []*rewrite.Relation
+	set := map[*rewrite.Relation]bool{}
 	for _, rel := range rels {
 		if denied[strconv.FormatUint(uint64(rel.OID), 10)] {
 			lack = append(lack, rel)
+			set[rel] = true
 		}
 	}
 	names := make([]string, len(lack))
@@ -556,6 +567,7 @@ func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) {
 	ck.report(hcl.DiagWarning, t.DeclRange.Ptr(), "Governed table not readable by the service account", fmt.Sprintf(
 		"The service account %s has no SELECT privilege on %s: every statement reading it through pgveil fails. "+
 			"GRANT SELECT ON %s TO %s.", ck.cfg.Upstream.User, relationList(lack), strings.Join(names, ", "), sqlName(ck.cfg.Upstream.User)))
+	return set
 }
 
 // sqlName renders an identifier for SQL text in a hint: as it is when

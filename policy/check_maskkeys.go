@@ -37,7 +37,8 @@ func (c *Config) CheckMaskKeys(ctx context.Context, srv Server) hcl.Diagnostics 
 		}
 	}
 	_, rows, err := srv.Query(ctx, `SELECT p.prosecdef,
-		pg_catalog.has_table_privilege(CURRENT_USER, $1::pg_catalog.text, '`+maskKeysPrivileges+`'),
+		pg_catalog.has_table_privilege(CURRENT_USER, $1::pg_catalog.text, '`+maskKeysPrivileges+`')
+		OR pg_catalog.has_any_column_privilege(CURRENT_USER, $1::pg_catalog.text, '`+maskKeysColumnPrivileges+`'),
 		c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)
 		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
 		JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass
@@ -87,6 +88,11 @@ func (c *Config) CheckMaskKeys(ctx context.Context, srv Server) hcl.Diagnostics 
 // role read or change the keys.
 const maskKeysPrivileges = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
 
+// maskKeysColumnPrivileges are those of maskKeysPrivileges a grant of
+// columns gives: has_table_privilege does not see them, and REVOKE ALL ON
+// the table takes them too.
+const maskKeysColumnPrivileges = "SELECT, INSERT, UPDATE, REFERENCES"
+
 // keyReaders explains how the service account can read the keys' table
 // and how to take it away: owning it (owns), a grant to it or to PUBLIC,
 // or the roles it is a member of that can (pg_read_all_data, or a role
@@ -125,7 +131,8 @@ func (c *Config) keyReaders(ctx context.Context, srv Server, owns bool) string {
 	_, rows, err = srv.Query(ctx, `SELECT r.rolname FROM pg_catalog.pg_auth_members m
 		JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.roleid
 		WHERE m.member OPERATOR(pg_catalog.=) `+svcOID+`
-		AND pg_catalog.has_table_privilege(r.oid, $1::pg_catalog.text, '`+maskKeysPrivileges+`')
+		AND (pg_catalog.has_table_privilege(r.oid, $1::pg_catalog.text, '`+maskKeysPrivileges+`')
+		OR pg_catalog.has_any_column_privilege(r.oid, $1::pg_catalog.text, '`+maskKeysColumnPrivileges+`'))
 		ORDER BY r.rolname`, maskKeysTable)
 	if err == nil {
 		for _, r := range rows {

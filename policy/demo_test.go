@@ -409,6 +409,34 @@ rule "all" {
 			t.Fatal(err)
 		}
 	})
+	t.Run("a service account granted the keys' columns fails the check", func(t *testing.T) {
+		// A review: has_table_privilege sees table grants only; a grant
+		// of the columns lets the service account read the pads too.
+		if err := admin.Exec(ctx, "GRANT SELECT (id, ipad, opad) ON pgveil.mask_keys TO "+svc).Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = admin.Exec(context.Background(), "REVOKE SELECT (id, ipad, opad) ON pgveil.mask_keys FROM "+svc).Close()
+		})
+		if err := service.Exec(ctx, "SELECT ipad, opad FROM pgveil.mask_keys").Close(); err != nil {
+			t.Fatalf("the column grant did not let the service account read the pads: %v", err)
+		}
+		d := cfg.CheckMaskKeys(ctx, live.New(service))
+		if len(d) != 1 || d[0].Summary != "Service account can read the hash mask keys" {
+			t.Fatalf("the service account reads the pads, and the check says: %v", d)
+		}
+		// The hint takes the column grant too.
+		hint := `REVOKE ALL ON pgveil.mask_keys FROM "` + svc + `"`
+		if !strings.Contains(d[0].Detail, hint) {
+			t.Fatalf("detail %q: want %q", d[0].Detail, hint)
+		}
+		if err := admin.Exec(ctx, hint).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if d := cfg.CheckMaskKeys(ctx, live.New(service)); len(d) != 0 {
+			t.Fatalf("after %s: %v", hint, d)
+		}
+	})
 	t.Run("a service account that can read the keys fails the check", func(t *testing.T) {
 		if err := admin.Exec(ctx, "GRANT SELECT ON pgveil.mask_keys TO "+svc).Close(); err != nil {
 			t.Fatal(err)

@@ -445,8 +445,11 @@ func (t *Tracker) held(name string, info *Info) (held *Info, sure bool) {
 			// the earlier statement stays.
 			info = info.prev
 		default:
-			// A failed Parse of the unnamed statement dropped it.
-			return nil, true
+			// An unanswered Parse of the unnamed statement: one that
+			// failed dropped it, but one the server skipped after an
+			// earlier error of its batch left the one before, which may
+			// be of another policy or viewer. Not known: closed first.
+			return nil, false
 		}
 	}
 	return nil, false

@@ -409,12 +409,29 @@ func TestTrackerMachine(t *testing.T) {
 			},
 		},
 		{
-			name: "a failed Parse of the unnamed statement drops it, leaving nothing to prepare again",
+			// A failed Parse dropped it, a skipped one kept the one
+			// before: which, the answers do not tell.
+			name: "an unanswered Parse of the unnamed statement leaves it unknown: closed before the next Bind",
 			events: "P - SELECT 1 | S | 1 | Z | P - SELECT deny | S | E! marker | Z" +
 				" | reload v2 | B - -",
 			want: []string{
 				"P - SELECT deny: refused statement_kind",
 				"Z: audit denied statement_kind: SELECT deny",
+				"B - -: inject CS()",
+			},
+		},
+		{
+			name: "a Parse of the unnamed statement skipped after an error leaves the one before, closed before the next Bind",
+			events: "P - SELECT 1 | S | 1 | Z | reload v2 | P f SELECT 2 | B - f | E - | P - SELECT 3 | S | 1 | 2 | E! 22012 | Z" +
+				" | B - - | E - | S | 3 | E! 26000 | Z",
+			want: []string{
+				"E -: runs v2 SELECT 2",
+				"Z: audit allowed: SELECT 2 22012",
+				"B - -: inject CS()",
+				"E -: runs v2 SELECT 2",
+				"3: swallowed",
+				// The Bind fails (26000): its Execute is skipped.
+				"Z: audit allowed: SELECT 2 26000",
 			},
 		},
 		{

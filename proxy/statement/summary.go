@@ -3,6 +3,7 @@ package statement
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -57,16 +58,35 @@ func leaf(version string, res *rewrite.Result) summary {
 
 // versionSlices holds a slice of each policy version seen, shared by the
 // summaries of every session (they never write to it): a check must not
-// allocate one for each message. It grows with the policy versions a
-// server ever had, one at each reload.
-var versionSlices sync.Map
+// allocate one for each message. versionSlicesLen counts its entries.
+//
+// NOTE: a version is not only the policy's: the proxy tags it with the
+// end user a BI service acts for and the generation of a login's
+// directory groups, so the versions a server sees grow with its acting
+// users, not only with its reloads. Past maxVersionSlices the cache is
+// emptied: the slices it handed out stay valid, never written to, and
+// the versions in use are cached again at their next message.
+var (
+	versionSlices    sync.Map
+	versionSlicesLen atomic.Int64
+)
+
+// maxVersionSlices bounds versionSlices.
+const maxVersionSlices = 4096
 
 // oneVersion returns []string{v}, shared.
 func oneVersion(v string) []string {
 	if s, ok := versionSlices.Load(v); ok {
 		return s.([]string)
 	}
-	s, _ := versionSlices.LoadOrStore(v, []string{v})
+	if versionSlicesLen.Load() >= maxVersionSlices {
+		versionSlices.Clear()
+		versionSlicesLen.Store(0)
+	}
+	s, loaded := versionSlices.LoadOrStore(v, []string{v})
+	if !loaded {
+		versionSlicesLen.Add(1)
+	}
 	return s.([]string)
 }
 
@@ -267,6 +287,11 @@ func (q *aggQueue[T]) pop() {
 	if n == 0 && cap(q.front) > keepCap {
 		// Let the array go: a long pipeline must not leave it held.
 		q.front = nil
+	}
+	if n == 0 && len(q.back) == 0 && cap(q.back) > keepCap {
+		// The back's too, once the queue is empty: a flight outlives
+		// its pipeline, for as long as the session remembers the name.
+		q.back = nil
 	}
 }
 

@@ -64,7 +64,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 	r.Decision = "allowed"
 	if res := info.Result; res != nil {
 		r.Kind = strings.Join(res.Kinds, ",")
-		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.Masked
+		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.MaskedRead
 		if res.Rewritten {
 			r.Decision = "rewritten"
 			r.Rewritten = res.SQL

@@ -36,8 +36,16 @@ type Result struct {
 	Tables []string
 	// Rules lists the policy rules that applied, sorted.
 	Rules []string
-	// Masked lists the masked columns as table.column, sorted.
+	// Masked lists the masked columns of the governed relations the
+	// statement reads, as schema.table.column, sorted: every one of them,
+	// whether the statement names it or not (what pgveil explain and
+	// policy tests show).
 	Masked []string
+	// MaskedRead lists, of Masked, the columns the statement could read
+	// (masked), as Columns lists the unmasked ones: the ones it names, or
+	// all with * or a whole-row reference. The audit trail's "masked":
+	// a count(*) reads none.
+	MaskedRead []string
 	// Columns lists the unmasked columns of governed relations the
 	// statement could read, as table.column, sorted: the ones it names,
 	// or all when it reads * or whole rows. It may say too much, never
@@ -189,7 +197,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
 	res.Keeps, res.Resets = w.keeps, w.resets
-	res.Columns = w.readable()
+	res.Columns, res.MaskedRead = w.readable(w.visible), w.readable(w.masked)
 	// NOTE: for rewritten statements too: a template must not serve a
 	// shape whose checks read a constant (set_config next to a governed
 	// table). The walker saw every call and SET; statements forwarded

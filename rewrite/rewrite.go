@@ -314,6 +314,20 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
+// The kinds Result.Kinds gives the statements that are not policy
+// StatementKinds. Until 2026-12 they were pg_query's node names, given
+// in the comments, and audit trails written before hold those (pgveil
+// audit search --kind takes either spelling).
+const (
+	KindDeallocate     = "deallocate"      // DeallocateStmt
+	KindFetch          = "fetch"           // FetchStmt
+	KindMove           = "move"            // FetchStmt
+	KindClose          = "close"           // ClosePortalStmt
+	KindSetConstraints = "set_constraints" // ConstraintsSetStmt
+	KindShow           = "show"            // VariableShowStmt
+	KindUnlisten       = "unlisten"        // UnlistenStmt
+)
+
 // statement checks and rewrites one top-level statement and returns its
 // kind. Anything not listed here is refused: the allow-list is the
 // firewall's default deny.
@@ -365,15 +379,20 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		return "execute", w.walk(n)
 	case *pg_query.Node_DeallocateStmt:
 		w.object("deallocate", s.DeallocateStmt.Name)
-		return statementName(n), nil
+		return KindDeallocate, nil
 	case *pg_query.Node_FetchStmt:
 		w.object("fetch", s.FetchStmt.Portalname)
-		return statementName(n), nil
+		if s.FetchStmt.Ismove {
+			return KindMove, nil
+		}
+		return KindFetch, nil
 	case *pg_query.Node_ClosePortalStmt:
 		w.object("close", s.ClosePortalStmt.Portalname)
-		return statementName(n), nil
-	case *pg_query.Node_ConstraintsSetStmt, *pg_query.Node_VariableShowStmt:
-		return statementName(n), nil
+		return KindClose, nil
+	case *pg_query.Node_ConstraintsSetStmt:
+		return KindSetConstraints, nil
+	case *pg_query.Node_VariableShowStmt:
+		return KindShow, nil
 	case *pg_query.Node_DiscardStmt:
 		if s.DiscardStmt.Target == pg_query.DiscardMode_DISCARD_ALL {
 			w.object("discard", "")
@@ -420,7 +439,7 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		// A session never listens through pgveil: UNLISTEN, which
 		// asyncpg and other pools send to reset a connection, stops
 		// nothing.
-		return statementName(n), nil
+		return KindUnlisten, nil
 	case *pg_query.Node_ListenStmt, *pg_query.Node_NotifyStmt:
 		return "", deny("listen_notify", "LISTEN and NOTIFY are not allowed")
 	}

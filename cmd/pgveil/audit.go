@@ -182,6 +182,9 @@ type searchFilter struct {
 	// match those fields exactly. rule matches a policy rule that fired,
 	// or the firewall rule behind a denial (its reason).
 	user, session, event, decision, rule string
+	// kind matches one of the record's statement kinds (its kind field,
+	// comma-separated), old and new spellings alike (kindAliases).
+	kind string
 	// table, column and masked must be among the record's Tables, Columns
 	// and Masked (schema.table, schema.table.column); given with fewer
 	// parts (responses, responses.email, email), they match the names
@@ -199,6 +202,7 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
+		f.kind != "" && !hasKind(e.Kind, f.kind),
 		f.rule != "" && !slices.Contains(e.Rules, f.rule) && !(e.Decision == audit.DecisionDenied && e.Reason == f.rule),
 		f.table != "" && !containsName(e.Tables, f.table),
 		f.column != "" && !containsName(e.Columns, f.column),
@@ -222,6 +226,44 @@ func containsName(names []string, name string) bool {
 	return false
 }
 
+// kindAliases maps the statement kinds the audit trail wrote before
+// 2026-12 as pg_query node names to the kinds it writes now, so that
+// --kind finds a kind in trails of either age under either spelling.
+var kindAliases = map[string]string{
+	"deallocatestmt":     "deallocate",
+	"fetchstmt":          "fetch",
+	"closeportalstmt":    "close",
+	"constraintssetstmt": "set_constraints",
+	"variableshowstmt":   "show",
+	"unlistenstmt":       "unlisten",
+}
+
+// normalKind returns the kind k, lower case, under its current spelling.
+func normalKind(k string) string {
+	k = strings.ToLower(strings.TrimSpace(k))
+	if n, ok := kindAliases[k]; ok {
+		return n
+	}
+	return k
+}
+
+// hasKind reports whether kinds, a record's comma-separated kind field,
+// holds kind. An old FetchStmt stood for MOVE too: --kind move matches
+// it, as --kind fetch does.
+func hasKind(kinds, kind string) bool {
+	want := normalKind(kind)
+	for _, k := range strings.Split(kinds, ",") {
+		if k == "" {
+			continue
+		}
+		got := normalKind(k)
+		if got == want || want == "move" && strings.EqualFold(strings.TrimSpace(k), "FetchStmt") {
+			return true
+		}
+	}
+	return false
+}
+
 // decisions are the values of --decision.
 var decisions = []string{audit.DecisionAllowed, audit.DecisionRewritten, audit.DecisionDenied}
 
@@ -236,6 +278,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.session, "session", "", "the session id")
 	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
 	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
+	fs.StringVar(&f.kind, "kind", "", "a statement kind: select, insert, update, delete, copy, set, show, fetch, move, prepare, execute, transaction, … (older spellings such as VariableShowStmt too)")
 	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table (without schema: in any schema)")
 	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")
 	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column (or table.column, column)")

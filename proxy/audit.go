@@ -88,14 +88,22 @@ func (ss *session) auditRecord(event string) *audit.Record {
 		// NOTE: as pg_stat_activity shows it: a client could
 		// otherwise make each record, a failed login's included, as
 		// long as its startup packet.
-		ApplicationName: truncateAppName(ss.info.ApplicationName),
+		ApplicationName: truncateAppName(ss.applicationName()),
 		Database:        ss.info.Database,
 		Client:          ss.clientAddr,
 	}
 	return r
 }
 
-// auditEvent writes a session event, if the server audits.
+// applicationName is the client's application_name now: the one it set
+// last, or the startup one.
+func (ss *session) applicationName() string {
+	if v := ss.appName.Load(); v != nil {
+		return *v
+	}
+	return ss.info.ApplicationName
+}
+
 // auditAuthFailure writes the auth_failure record of a failed login for
 // reason, bounded per client address as the records of refused startups
 // are (refused.go): whoever reaches the port can fail logins at will, and
@@ -127,6 +135,7 @@ func (ss *session) auditAuthFailure(reason string) {
 	srv.audit.Write(r)
 }
 
+// auditEvent writes a session event, if the server audits.
 func (ss *session) auditEvent(event, reason string, d time.Duration) {
 	if ss.srv.audit == nil {
 		return

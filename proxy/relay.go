@@ -1068,6 +1068,10 @@ func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 			}
 		}
 	}
+	if rewritten && ps.Name == "application_name" {
+		v := ps.Value
+		ss.appName.Store(&v)
+	}
 	if rewritten {
 		var err error
 		if ss.scratch, err = ps.Encode(ss.scratch[:0]); err != nil {

@@ -5,8 +5,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/proxy/statement"
+	"github.com/pgveil/pgveil/proxy/wire"
 )
 
 // Auditor receives the audit trail: one record per statement execution
@@ -133,6 +136,30 @@ func (ss *session) auditAuthFailure(reason string) {
 	}
 	r.Message = strings.Join(notes, "; ")
 	srv.audit.Write(r)
+}
+
+// auditPoolRefused writes the pool_refused record of the client message
+// of type typ and total bytes, refused with resp because no backend was
+// free: who (the end user a BI service acts for too), what the client
+// got (reason, sqlstate) and, for a Query or a Parse, the statement text
+// that did not run.
+func (ss *session) auditPoolRefused(typ byte, total int, resp *pgproto3.ErrorResponse) {
+	if ss.srv.audit == nil {
+		return
+	}
+	r := ss.auditRecord("pool_refused")
+	r.Reason, r.SQLState, r.ActingFor = resp.Message, resp.Code, ss.actingFor()
+	if typ == 'Q' || typ == 'P' {
+		// NOTE: a peek: answerUnheld skips the message after.
+		if b, err := ss.cin.PeekAtMost(total, total); err == nil {
+			body := b[wire.HeaderLen:]
+			if typ == 'P' {
+				_, body, _ = cstring(body)
+			}
+			r.SQL, _, _ = cstring(body)
+		}
+	}
+	ss.srv.audit.Write(r)
 }
 
 // auditEvent writes a session event, if the server audits.

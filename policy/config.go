@@ -271,6 +271,14 @@ type Audit struct {
 	RewrittenSQL string `reload:"rewritten_sql"`
 	// RedactLiterals replaces the literals of logged statements with $n.
 	RedactLiterals bool `reload:"redact_literals"`
+	// LogParameters records the parameter values each execution of the
+	// extended protocol ran with (a Bind's), each cut to
+	// ParameterMaxLength bytes. Off by default: the values may be
+	// personal data.
+	LogParameters bool `reload:"log_parameters"`
+	// ParameterMaxLength is the longest value LogParameters keeps, in
+	// bytes; longer ones keep their head and "...". Default 256.
+	ParameterMaxLength int `reload:"parameter_max_length"`
 }
 
 // Values of Audit.OnFull and Audit.RewrittenSQL.

@@ -49,6 +49,11 @@ type Options struct {
 	StaleCatalog func()
 	// Audit receives the audit trail; nil for none.
 	Audit Auditor
+	// AuditParameters, when above zero, records the parameter values of
+	// each Bind with the executions of its portal (audit.Record.Params),
+	// each value cut to that many bytes (audit.log_parameters); 0 records
+	// none.
+	AuditParameters int
 	// Metrics records the proxy's metrics; nil for none.
 	Metrics *Metrics
 }
@@ -65,6 +70,8 @@ type Server struct {
 	staleCatalog func()
 	// audit is Options.Audit; nil when the server does not audit.
 	audit Auditor
+	// auditParams is Options.AuditParameters, 0 without audit.
+	auditParams int
 	// metrics is Options.Metrics; nil when the server has none.
 	metrics *Metrics
 	// users is Options.Users.
@@ -135,6 +142,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		scrub:        opts.ScrubDataErrors,
 		staleCatalog: opts.StaleCatalog,
 		audit:        opts.Audit,
+		auditParams:  auditParams(opts),
 		metrics:      opts.Metrics,
 		users:        opts.Users,
 		directory:    opts.Directory,

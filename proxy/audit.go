@@ -34,11 +34,20 @@ func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refu
 	}
 }
 
+// auditParams is the Server's auditParams for opts: none without an
+// audit trail.
+func auditParams(opts Options) int {
+	if opts.Audit == nil || opts.AuditParameters < 0 {
+		return 0
+	}
+	return opts.AuditParameters
+}
+
 // finish writes the audit record of a finished execution.
 func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
 	r := ss.auditRecord("statement")
-	r.SQL = info.SQL
+	r.SQL, r.Params = info.SQL, x.Params
 	if info.Result != nil {
 		r.Fingerprint = info.Result.Fingerprint
 	}

@@ -72,6 +72,8 @@ audit {
   hmac_key        = env("PGVEIL_AUDIT_KEY")
   rewritten_sql   = "hash"
   redact_literals = true              # WHERE email = '…' is itself personal data
+  # log_parameters = true             # the values of $1…, instead of redact_literals:
+  #                                   # personal data in the trail, off by default
 }
 
 # Prometheus /metrics and the probes /healthz and /readyz, on loopback: put a

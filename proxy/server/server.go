@@ -104,6 +104,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if s.audit != nil {
 		opts.Audit = s.audit
+		if c.Audit.LogParameters {
+			opts.AuditParameters = c.Audit.ParameterMaxLength
+		}
 		s.audit.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + cfg.Version})
 	}
 

@@ -256,7 +256,7 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 				Name: "pgveil_audit_records_written_total", Help: "Audit records written.",
 			}, func() float64 { return float64(alog.Stats().Written) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "pgveil_audit_records_dropped_total", Help: "Audit records dropped because the queue was full (on_full = \"drop\").",
+				Name: "pgveil_audit_records_dropped_total", Help: "Audit records lost: dropped because the queue was full (on_full = \"drop\"), given up at shutdown after write errors, or written after the log was closed.",
 			}, func() float64 { return float64(alog.Stats().Dropped) }),
 		)
 	}

@@ -22,7 +22,7 @@ const defaultKeyEnv = "PGVEIL_AUDIT_KEY"
 
 // auditUsage is the usage of pgveil audit.
 const auditUsage = `usage:
-  pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...
+  pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] [--complete] FILE...
       check the chain of the audit files (any order, e.g. audit.log*)
   pgveil audit search [filters] [--format table|json] FILE...
       print the records that match every filter
@@ -75,8 +75,10 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		"as long as keys only change to newer ones and the newest record verifies under the first")
 	unkeyed := fs.Bool("unkeyed", false, "check a chain written without hmac_key (plain SHA-256), which shows accidental damage but not forgery")
 	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing, and no trail may be empty")
+	complete := fs.Bool("complete", false, "also fail when a chain says it is not complete: records dropped (on_full = \"drop\"), "+
+		"or pgveil started again after a run that wrote no stop record (a crash, or records cut from its end)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...")
+		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] [--complete] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +124,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 				prefix = fmt.Sprintf("%s: ", printable(rep.Files[0]))
 			}
 		}
-		if !printVerifyReport(stdout, prefix, rep, *fromStart) {
+		if !printVerifyReport(stdout, prefix, rep, *fromStart, *complete) {
 			code = 1
 		}
 	}
@@ -132,8 +134,10 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 // printVerifyReport prints what Verify found in one chain, each line
 // after prefix, and reports whether the chain checked out: every problem
 // on a FAILED line of its own, then the notes. With fromStart, a chain
-// that does not begin at seq 1, or holds no record at all, fails.
-func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromStart bool) bool {
+// that does not begin at seq 1, or holds no record at all, fails; with
+// complete, one that dropped records or ended a run without a stop
+// record.
+func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromStart, complete bool) bool {
 	ok := rep.OK
 	switch {
 	case fromStart && rep.Records == 0:
@@ -144,6 +148,14 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 	case fromStart && !rep.FromStart:
 		fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1 (%d records from there verified)\n",
 			prefix, rep.FirstSeq, rep.Records)
+		ok = false
+	}
+	if complete && rep.Dropped > 0 {
+		fmt.Fprintf(stdout, "%sFAILED: --complete: the trail says %d records were dropped (see the notes)\n", prefix, rep.Dropped)
+		ok = false
+	}
+	if complete && rep.Unclean > 0 {
+		fmt.Fprintf(stdout, "%sFAILED: --complete: %d runs of pgveil ended without a stop record: their last records may be missing (see the notes)\n", prefix, rep.Unclean)
 		ok = false
 	}
 	for _, p := range rep.Problems {

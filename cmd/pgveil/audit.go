@@ -338,7 +338,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED")
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -390,7 +390,7 @@ func tableRow(e *audit.Entry) string {
 	}
 	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
-	if why := deniedWhy(e); why != "" {
+	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
 		if n := utf8.RuneCountInString(row); n < sqlColumnEnd {
 			row += strings.Repeat(" ", sqlColumnEnd-n)
@@ -404,20 +404,25 @@ func tableRow(e *audit.Entry) string {
 // widths of the columns before it and their separators, and 80.
 const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 10 + 2 + 80
 
-// deniedWhy is the WHY DENIED column of a denied statement: the firewall
-// rule and the refusal's message, shortened; "" for other records.
-func deniedWhy(e *audit.Entry) string {
-	if e.Decision != audit.DecisionDenied {
-		return ""
+// whyColumn is the last column of the table format, shortened: for a
+// denied statement, the firewall rule and the refusal's message; for
+// one that failed upstream, its error; for one that did not run or was
+// cut short (not executed after an earlier error of its batch,
+// interrupted, rolled back), what its message says; for a session event,
+// its reason. "" otherwise: a row without it ran to its end.
+func whyColumn(e *audit.Entry) string {
+	var parts []string
+	switch {
+	case e.Decision == audit.DecisionDenied:
+		parts = append(parts, e.Reason)
+	case e.Event != audit.EventStatement:
+		parts = append(parts, e.Reason)
+	case e.UpstreamError != "":
+		parts = append(parts, "error "+e.UpstreamError)
 	}
-	why := e.Reason
-	if e.Message != "" {
-		if why != "" {
-			why += ": "
-		}
-		why += e.Message
-	}
-	return shorten(why, 100)
+	parts = append(parts, e.Message)
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" })
+	return shorten(strings.Join(parts, ": "), 100)
 }
 
 // shorten collapses the white space of s, cuts it to n characters and

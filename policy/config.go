@@ -279,6 +279,11 @@ type Audit struct {
 	// ParameterMaxLength is the longest value LogParameters keeps, in
 	// bytes; longer ones keep their head and "...". Default 256.
 	ParameterMaxLength int `reload:"parameter_max_length"`
+	// OnError is what statements do while the trail cannot be written
+	// (a write or fsync failed): AuditContinue (default: they run, their
+	// records wait in the queue) or AuditRefuse (they are refused until
+	// the trail is written again).
+	OnError string `reload:"on_error"`
 }
 
 // Values of Audit.OnFull and Audit.RewrittenSQL.
@@ -288,6 +293,9 @@ const (
 	AuditFull  = "full"
 	AuditHash  = "hash"
 	AuditNone  = "none"
+	// Values of Audit.OnError.
+	AuditContinue = "continue"
+	AuditRefuse   = "refuse"
 )
 
 // Admin is the `admin` block: the HTTP endpoint serving Prometheus

@@ -54,6 +54,7 @@ var (
 			{Name: "redact_literals"},
 			{Name: "log_parameters"},
 			{Name: "parameter_max_length"},
+			{Name: "on_error"},
 		},
 	}
 	adminSchema = &hcl.BodySchema{
@@ -91,6 +92,7 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 		RewrittenSQL: AuditFull,
 
 		ParameterMaxLength: defaultAuditParameterMaxLength,
+		OnError:            AuditContinue,
 	}
 	d.cfg.Audit = a
 	if attr := c.Attributes["file"]; attr != nil {
@@ -129,6 +131,9 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	}
 	if attr := c.Attributes["on_full"]; attr != nil {
 		a.OnFull, _ = d.choice(attr, "audit.on_full", []string{AuditBlock, AuditDrop})
+	}
+	if attr := c.Attributes["on_error"]; attr != nil {
+		a.OnError, _ = d.choice(attr, "audit.on_error", []string{AuditContinue, AuditRefuse})
 	}
 	if attr := c.Attributes["rewritten_sql"]; attr != nil {
 		a.RewrittenSQL, _ = d.choice(attr, "audit.rewritten_sql", []string{AuditFull, AuditHash, AuditNone})

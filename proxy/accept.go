@@ -54,6 +54,11 @@ type Options struct {
 	// each value cut to that many bytes (audit.log_parameters); 0 records
 	// none.
 	AuditParameters int
+	// AuditFailing, when set, reports that the audit trail cannot be
+	// written now: statements are then refused (firewall rule
+	// audit_unavailable) rather than run unrecorded (audit.on_error =
+	// "refuse"). nil runs them.
+	AuditFailing func() bool
 	// Metrics records the proxy's metrics; nil for none.
 	Metrics *Metrics
 }
@@ -72,6 +77,8 @@ type Server struct {
 	audit Auditor
 	// auditParams is Options.AuditParameters, 0 without audit.
 	auditParams int
+	// auditFailing is Options.AuditFailing, nil without audit.
+	auditFailing func() bool
 	// metrics is Options.Metrics; nil when the server has none.
 	metrics *Metrics
 	// users is Options.Users.
@@ -143,6 +150,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		staleCatalog: opts.StaleCatalog,
 		audit:        opts.Audit,
 		auditParams:  auditParams(opts),
+		auditFailing: opts.AuditFailing,
 		metrics:      opts.Metrics,
 		users:        opts.Users,
 		directory:    opts.Directory,

@@ -8,8 +8,10 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // Auditor receives the audit trail: one record per statement execution
@@ -41,6 +43,24 @@ func auditParams(opts Options) int {
 		return 0
 	}
 	return opts.AuditParameters
+}
+
+// auditUnavailable is the refusal of a statement about to run while the
+// audit trail cannot be written, when the server must not run what it
+// cannot record (audit.on_error = "refuse"); nil otherwise. The refusal
+// is recorded like any other: it waits in the queue with the rest.
+// Transaction control (res, when known, holds only BEGIN, COMMIT,
+// ROLLBACK, SAVEPOINT…) still runs, so that a client can end the
+// transaction the refusal aborted.
+func (ss *session) auditUnavailable(res *rewrite.Result) *Refusal {
+	if res != nil && transactionControl(res) {
+		return nil
+	}
+	if f := ss.srv.auditFailing; f != nil && f() {
+		return firewall.New("audit_unavailable",
+			"pgveil refused the statement: the audit trail cannot be written, and statements that cannot be recorded do not run")
+	}
+	return nil
 }
 
 // finish writes the audit record of a finished execution.

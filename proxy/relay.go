@@ -313,6 +313,10 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	if r := ss.auditUnavailable(res); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
+	}
 	if r := ss.staleObjects(res, ss.sent.Load(), st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)

@@ -130,6 +130,9 @@ func (ss *session) trackExecute(portal string, total int) error {
 	if p.Bound {
 		res = info.Result
 	}
+	if r == nil {
+		r = ss.auditUnavailable(res)
+	}
 	if r == nil && res != nil && res.Act != nil {
 		act = res.Act
 		if r = ss.mayAct(act); r == nil {

@@ -72,6 +72,9 @@ type Log struct {
 	// from then on the writer gives up on a failing disk after
 	// closeGiveUp.
 	closing atomic.Bool
+	// failing is set while the writer cannot write: from a failed write
+	// or fsync until a write and its fsync succeed (Failing).
+	failing atomic.Bool
 	// lateWarned is set once a record written after Close was logged.
 	lateWarned atomic.Bool
 	// closeOnce makes Close idempotent.
@@ -129,6 +132,7 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 		cache:     newTextCache(&l.parses),
 		prev:      zeroMAC,
 		closing:   &l.closing,
+		failing:   &l.failing,
 		written:   &l.written,
 		dropped:   &l.dropped,
 		writeFile: writeFile,
@@ -244,6 +248,15 @@ func (l *Log) Close() error {
 	return l.closeErr
 }
 
+// Failing reports whether the trail cannot be written now: the writer's
+// last write or fsync failed, and none has succeeded since. Records keep
+// being queued (and written once the disk recovers) while it is; a proxy
+// that must not run statements it cannot record (audit.on_error =
+// "refuse") refuses them meanwhile.
+func (l *Log) Failing() bool {
+	return l != nil && l.failing.Load()
+}
+
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	if l == nil {
@@ -356,8 +369,8 @@ type writer struct {
 	f *os.File
 	// size is the current file's size.
 	size int64
-	// closing reports that Close was called.
-	closing *atomic.Bool
+	// closing reports that Close was called; failing is Log.failing.
+	closing, failing *atomic.Bool
 	// written and dropped are the Log's counters.
 	written, dropped *atomic.Uint64
 	// lost counts the records given up at Close; lastErr is the write

@@ -107,6 +107,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if c.Audit.LogParameters {
 			opts.AuditParameters = c.Audit.ParameterMaxLength
 		}
+		if c.Audit.OnError == policy.AuditRefuse {
+			opts.AuditFailing = s.audit.Failing
+		}
 		s.audit.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + cfg.Version})
 	}
 
@@ -252,6 +255,14 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "pgveil_audit_queue_bytes", Help: "Bytes the audit records waiting to be written hold (bounded by audit.queue_bytes).",
 			}, func() float64 { return float64(alog.Stats().QueuedBytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pgveil_audit_failing", Help: "1 while the audit trail cannot be written (a write or fsync failed, and none has succeeded since); with audit.on_error = \"refuse\", statements are refused meanwhile.",
+			}, func() float64 {
+				if alog.Failing() {
+					return 1
+				}
+				return 0
+			}),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "pgveil_audit_records_written_total", Help: "Audit records written.",
 			}, func() float64 { return float64(alog.Stats().Written) }),

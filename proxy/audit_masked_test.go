@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
 
@@ -16,13 +17,20 @@ import (
 // statement records by their text (the last of each).
 func auditedRun(t *testing.T, opt func(*proxy.Options), script func(ctx context.Context, c *pgx.Conn)) map[string]*audit.Entry {
 	t.Helper()
+	return auditedRunOn(t, policy.RelayEventLoop, opt, script)
+}
+
+// auditedRunOn is auditedRun with plaintext sessions relayed as relay
+// says (policy.RelayEventLoop or policy.RelayGoroutines).
+func auditedRunOn(t *testing.T, relay string, opt func(*proxy.Options), script func(ctx context.Context, c *pgx.Conn)) map[string]*audit.Entry {
+	t.Helper()
 	path := t.TempDir() + "/audit.log"
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p := startDemo(t, func(po *proxy.Options) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
 		po.Audit = alog
 		if opt != nil {
 			opt(po)

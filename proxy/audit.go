@@ -86,6 +86,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 			r.Fingerprint = info.Refusal.Fingerprint
 		}
 		r.Decision = "denied"
+		r.Kind = info.Refusal.Kind
 		r.Reason = info.Refusal.Rule
 		r.SQLState = info.Refusal.Code
 		r.Message = info.Refusal.Message

@@ -31,3 +31,28 @@ func TestAuditKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditDeniedKinds checks that a denied statement has its kind too,
+// so that --kind finds refused exports, DDL and the like.
+func TestAuditDeniedKinds(t *testing.T) {
+	want := map[string]string{
+		"SELECT * FROM employees": "select",
+		"DROP TABLE responses":    "drop",
+		"CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql": "create_function",
+		"COPY responses TO '/tmp/x'":                                 "copy",
+		"SELECT 1; TRUNCATE responses":                               "truncate",
+		"SELECT id FROM responses FOR UPDATE":                        "select",
+	}
+	recs := auditedRun(t, nil, func(ctx context.Context, c *pgx.Conn) {
+		for sql := range want {
+			if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err == nil {
+				t.Errorf("%s ran", sql)
+			}
+		}
+	})
+	for sql, kind := range want {
+		if e := recordOf(t, recs, sql); e.Decision != "denied" || e.Kind != kind {
+			t.Errorf("%s: %s, kind %q, want denied, %q", sql, e.Decision, e.Kind, kind)
+		}
+	}
+}

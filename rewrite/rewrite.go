@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -170,16 +171,23 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
 			var r *Refused
-			if errors.As(err, &r) && len(w.named) > 0 && r.Tables == nil {
+			if errors.As(err, &r) && (r.Kind == "" || len(w.named) > 0 && r.Tables == nil) {
 				// NOTE: a copy: a refusal may be a shared value.
 				cp := *r
-				cp.Tables = keys(w.named)
+				if cp.Kind == "" {
+					cp.Kind = kindOf(raw.Stmt)
+				}
+				if len(w.named) > 0 && cp.Tables == nil {
+					cp.Tables = keys(w.named)
+				}
 				return nil, &cp
 			}
 			return nil, err
 		}
 		if w.locking && w.governedSeen {
-			return nil, deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
+			r := deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
+			r.Kind = kind
+			return nil, r
 		}
 		res.Kinds = append(res.Kinds, kind)
 	}
@@ -444,6 +452,67 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		return "", deny("listen_notify", "LISTEN and NOTIFY are not allowed")
 	}
 	return "", deny("statement_kind", "%s statements are not allowed", statementName(n))
+}
+
+// kindOf is the kind of the statement n for the audit trail of its
+// refusal: the kind statement gives the statements it allows (a SELECT
+// of a table the user may not read is a select), and for the others
+// their node type in words, e.g. drop, create_function, truncate.
+func kindOf(n *pg_query.Node) string {
+	switch s := n.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		return "select"
+	case *pg_query.Node_InsertStmt:
+		return "insert"
+	case *pg_query.Node_UpdateStmt:
+		return "update"
+	case *pg_query.Node_DeleteStmt:
+		return "delete"
+	case *pg_query.Node_CopyStmt:
+		return "copy"
+	case *pg_query.Node_ExplainStmt:
+		return "explain"
+	case *pg_query.Node_DeclareCursorStmt:
+		return "declare"
+	case *pg_query.Node_PrepareStmt:
+		return "prepare"
+	case *pg_query.Node_ExecuteStmt:
+		return "execute"
+	case *pg_query.Node_DeallocateStmt:
+		return KindDeallocate
+	case *pg_query.Node_FetchStmt:
+		if s.FetchStmt.Ismove {
+			return KindMove
+		}
+		return KindFetch
+	case *pg_query.Node_ClosePortalStmt:
+		return KindClose
+	case *pg_query.Node_ConstraintsSetStmt:
+		return KindSetConstraints
+	case *pg_query.Node_VariableShowStmt:
+		return KindShow
+	case *pg_query.Node_DiscardStmt:
+		return "discard"
+	case *pg_query.Node_TransactionStmt:
+		return "transaction"
+	case *pg_query.Node_VariableSetStmt:
+		return "set"
+	case *pg_query.Node_UnlistenStmt:
+		return KindUnlisten
+	}
+	// CreateFunctionStmt is create_function.
+	name := strings.TrimSuffix(statementName(n), "Stmt")
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // statementName names a statement's node type for messages, e.g.

@@ -271,6 +271,19 @@ type Audit struct {
 	RewrittenSQL string `reload:"rewritten_sql"`
 	// RedactLiterals replaces the literals of logged statements with $n.
 	RedactLiterals bool `reload:"redact_literals"`
+	// LogParameters records the parameter values each execution of the
+	// extended protocol ran with (a Bind's), each cut to
+	// ParameterMaxLength bytes. Off by default: the values may be
+	// personal data.
+	LogParameters bool `reload:"log_parameters"`
+	// ParameterMaxLength is the longest value LogParameters keeps, in
+	// bytes; longer ones keep their head and "...". Default 256.
+	ParameterMaxLength int `reload:"parameter_max_length"`
+	// OnError is what statements do while the trail cannot be written
+	// (a write or fsync failed): AuditContinue (default: they run, their
+	// records wait in the queue) or AuditRefuse (they are refused until
+	// the trail is written again).
+	OnError string `reload:"on_error"`
 }
 
 // Values of Audit.OnFull and Audit.RewrittenSQL.
@@ -280,6 +293,9 @@ const (
 	AuditFull  = "full"
 	AuditHash  = "hash"
 	AuditNone  = "none"
+	// Values of Audit.OnError.
+	AuditContinue = "continue"
+	AuditRefuse   = "refuse"
 )
 
 // Admin is the `admin` block: the HTTP endpoint serving Prometheus

@@ -30,6 +30,11 @@ const (
 	defaultAuditMaxText = 64 << 10
 	minAuditMaxText     = 1 << 10
 	maxAuditMaxText     = 256 << 10
+	// defaultAuditParameterMaxLength and maxAuditParameterMaxLength bound
+	// audit.parameter_max_length: the bytes of each Bind parameter value
+	// a record keeps.
+	defaultAuditParameterMaxLength = 256
+	maxAuditParameterMaxLength     = 64 << 10
 )
 
 // Schemas of the audit and admin blocks; configs/README.md documents
@@ -47,6 +52,9 @@ var (
 			{Name: "hmac_key"},
 			{Name: "rewritten_sql"},
 			{Name: "redact_literals"},
+			{Name: "log_parameters"},
+			{Name: "parameter_max_length"},
+			{Name: "on_error"},
 		},
 	}
 	adminSchema = &hcl.BodySchema{
@@ -82,6 +90,9 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 		SyncInterval: defaultAuditSyncInterval,
 		OnFull:       AuditBlock,
 		RewrittenSQL: AuditFull,
+
+		ParameterMaxLength: defaultAuditParameterMaxLength,
+		OnError:            AuditContinue,
 	}
 	d.cfg.Audit = a
 	if attr := c.Attributes["file"]; attr != nil {
@@ -121,11 +132,27 @@ func (d *decoder) decodeAudit(b *hcl.Block) {
 	if attr := c.Attributes["on_full"]; attr != nil {
 		a.OnFull, _ = d.choice(attr, "audit.on_full", []string{AuditBlock, AuditDrop})
 	}
+	if attr := c.Attributes["on_error"]; attr != nil {
+		a.OnError, _ = d.choice(attr, "audit.on_error", []string{AuditContinue, AuditRefuse})
+	}
 	if attr := c.Attributes["rewritten_sql"]; attr != nil {
 		a.RewrittenSQL, _ = d.choice(attr, "audit.rewritten_sql", []string{AuditFull, AuditHash, AuditNone})
 	}
 	if attr := c.Attributes["redact_literals"]; attr != nil {
 		a.RedactLiterals, _ = d.boolean(attr)
+	}
+	if attr := c.Attributes["parameter_max_length"]; attr != nil {
+		if n, ok := d.wholeNumber(attr, "audit.parameter_max_length", 1, maxAuditParameterMaxLength); ok {
+			a.ParameterMaxLength = n
+		}
+	}
+	if attr := c.Attributes["log_parameters"]; attr != nil {
+		a.LogParameters, _ = d.boolean(attr)
+		if a.LogParameters && a.RedactLiterals {
+			d.errorAt(attr, "Conflicting audit settings",
+				"audit.log_parameters records the values statements ran with, which audit.redact_literals keeps out of "+
+					"the trail: set one of them only.")
+		}
 	}
 	attr := c.Attributes["hmac_key"]
 	if attr == nil {

@@ -49,6 +49,16 @@ type Options struct {
 	StaleCatalog func()
 	// Audit receives the audit trail; nil for none.
 	Audit Auditor
+	// AuditParameters, when above zero, records the parameter values of
+	// each Bind with the executions of its portal (audit.Record.Params),
+	// each value cut to that many bytes (audit.log_parameters); 0 records
+	// none.
+	AuditParameters int
+	// AuditFailing, when set, reports that the audit trail cannot be
+	// written now: statements are then refused (firewall rule
+	// audit_unavailable) rather than run unrecorded (audit.on_error =
+	// "refuse"). nil runs them.
+	AuditFailing func() bool
 	// Metrics records the proxy's metrics; nil for none.
 	Metrics *Metrics
 }
@@ -65,6 +75,10 @@ type Server struct {
 	staleCatalog func()
 	// audit is Options.Audit; nil when the server does not audit.
 	audit Auditor
+	// auditParams is Options.AuditParameters, 0 without audit.
+	auditParams int
+	// auditFailing is Options.AuditFailing, nil without audit.
+	auditFailing func() bool
 	// metrics is Options.Metrics; nil when the server has none.
 	metrics *Metrics
 	// users is Options.Users.
@@ -135,6 +149,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		scrub:        opts.ScrubDataErrors,
 		staleCatalog: opts.StaleCatalog,
 		audit:        opts.Audit,
+		auditParams:  auditParams(opts),
+		auditFailing: opts.AuditFailing,
 		metrics:      opts.Metrics,
 		users:        opts.Users,
 		directory:    opts.Directory,

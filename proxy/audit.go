@@ -5,8 +5,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/proxy/statement"
+	"github.com/pgveil/pgveil/proxy/wire"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // Auditor receives the audit trail: one record per statement execution
@@ -31,11 +36,38 @@ func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refu
 	}
 }
 
+// auditParams is the Server's auditParams for opts: none without an
+// audit trail.
+func auditParams(opts Options) int {
+	if opts.Audit == nil || opts.AuditParameters < 0 {
+		return 0
+	}
+	return opts.AuditParameters
+}
+
+// auditUnavailable is the refusal of a statement about to run while the
+// audit trail cannot be written, when the server must not run what it
+// cannot record (audit.on_error = "refuse"); nil otherwise. The refusal
+// is recorded like any other: it waits in the queue with the rest.
+// Transaction control (res, when known, holds only BEGIN, COMMIT,
+// ROLLBACK, SAVEPOINT…) still runs, so that a client can end the
+// transaction the refusal aborted.
+func (ss *session) auditUnavailable(res *rewrite.Result) *Refusal {
+	if res != nil && transactionControl(res) {
+		return nil
+	}
+	if f := ss.srv.auditFailing; f != nil && f() {
+		return firewall.New("audit_unavailable",
+			"pgveil refused the statement: the audit trail cannot be written, and statements that cannot be recorded do not run")
+	}
+	return nil
+}
+
 // finish writes the audit record of a finished execution.
 func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
 	r := ss.auditRecord("statement")
-	r.SQL = info.SQL
+	r.SQL, r.Params = info.SQL, x.Params
 	if info.Result != nil {
 		r.Fingerprint = info.Result.Fingerprint
 	}
@@ -54,6 +86,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 			r.Fingerprint = info.Refusal.Fingerprint
 		}
 		r.Decision = "denied"
+		r.Kind = info.Refusal.Kind
 		r.Reason = info.Refusal.Rule
 		r.SQLState = info.Refusal.Code
 		r.Message = info.Refusal.Message
@@ -64,7 +97,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 	r.Decision = "allowed"
 	if res := info.Result; res != nil {
 		r.Kind = strings.Join(res.Kinds, ",")
-		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.Masked
+		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.MaskedRead
 		if res.Rewritten {
 			r.Decision = "rewritten"
 			r.Rewritten = res.SQL
@@ -88,14 +121,22 @@ func (ss *session) auditRecord(event string) *audit.Record {
 		// NOTE: as pg_stat_activity shows it: a client could
 		// otherwise make each record, a failed login's included, as
 		// long as its startup packet.
-		ApplicationName: truncateAppName(ss.info.ApplicationName),
+		ApplicationName: truncateAppName(ss.applicationName()),
 		Database:        ss.info.Database,
 		Client:          ss.clientAddr,
 	}
 	return r
 }
 
-// auditEvent writes a session event, if the server audits.
+// applicationName is the client's application_name now: the one it set
+// last, or the startup one.
+func (ss *session) applicationName() string {
+	if v := ss.appName.Load(); v != nil {
+		return *v
+	}
+	return ss.info.ApplicationName
+}
+
 // auditAuthFailure writes the auth_failure record of a failed login for
 // reason, bounded per client address as the records of refused startups
 // are (refused.go): whoever reaches the port can fail logins at will, and
@@ -127,6 +168,31 @@ func (ss *session) auditAuthFailure(reason string) {
 	srv.audit.Write(r)
 }
 
+// auditPoolRefused writes the pool_refused record of the client message
+// of type typ and total bytes, refused with resp because no backend was
+// free: who (the end user a BI service acts for too), what the client
+// got (reason, sqlstate) and, for a Query or a Parse, the statement text
+// that did not run.
+func (ss *session) auditPoolRefused(typ byte, total int, resp *pgproto3.ErrorResponse) {
+	if ss.srv.audit == nil {
+		return
+	}
+	r := ss.auditRecord("pool_refused")
+	r.Reason, r.SQLState, r.ActingFor = resp.Message, resp.Code, ss.actingFor()
+	if typ == 'Q' || typ == 'P' {
+		// NOTE: a peek: answerUnheld skips the message after.
+		if b, err := ss.cin.PeekAtMost(total, total); err == nil {
+			body := b[wire.HeaderLen:]
+			if typ == 'P' {
+				_, body, _ = cstring(body)
+			}
+			r.SQL, _, _ = cstring(body)
+		}
+	}
+	ss.srv.audit.Write(r)
+}
+
+// auditEvent writes a session event, if the server audits.
 func (ss *session) auditEvent(event, reason string, d time.Duration) {
 	if ss.srv.audit == nil {
 		return

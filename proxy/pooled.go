@@ -320,7 +320,7 @@ func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
 		resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
 		ss.log.Error("upstream connection failed", zap.Error(err))
 	}
-	ss.auditEvent("pool_refused", resp.Message, 0)
+	ss.auditPoolRefused(typ, total, resp)
 	if err := ss.answerUnheld(typ, total, resp); err != nil {
 		e := ss.clientFailed(err)
 		return &e

@@ -71,7 +71,7 @@ func singleSet(res *rewrite.Result) (string, bool) {
 // nothing on a backend: a pool's reset (asyncpg sends SELECT
 // pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL on every
 // release) is then a RESET like any other.
-var statelessKinds = map[string]bool{"set": true, "select": true, "ClosePortalStmt": true, "UnlistenStmt": true}
+var statelessKinds = map[string]bool{"set": true, "select": true, rewrite.KindClose: true, rewrite.KindUnlisten: true}
 
 // leavesNoState reports whether every statement of kinds is of
 // statelessKinds.

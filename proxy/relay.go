@@ -313,6 +313,10 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	if r := ss.auditUnavailable(res); r != nil {
+		ss.noteStatement(st, nil, r)
+		return ss.refuse(SourceQuery, "", r)
+	}
 	if r := ss.staleObjects(res, ss.sent.Load(), st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
@@ -1067,6 +1071,10 @@ func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 				ps.Value, rewritten = v, true
 			}
 		}
+	}
+	if rewritten && ps.Name == "application_name" {
+		v := ps.Value
+		ss.appName.Store(&v)
 	}
 	if rewritten {
 		var err error

@@ -166,6 +166,11 @@ type session struct {
 	batchTimes [64]atomic.Int64
 	bytesOut   int64
 
+	// appName is the client's application_name since it last changed
+	// it (SET application_name, as the upstream reported it in a
+	// ParameterStatus), nil before: the audit trail records it rather
+	// than the startup one. The backend relay writes it.
+	appName atomic.Pointer[string]
 	// acting is the end user a BI service's session acts for (SET ROLE,
 	// SET pgveil.act_for), nil while it acts as its login. The client
 	// relay changes it; the backend relay reads it.

@@ -45,10 +45,20 @@ func (ss *session) trackPeek(typ byte, total int) error {
 	t := ss.track
 	switch typ {
 	case 'B':
+		params := ""
+		if max := ss.srv.auditParams; max > 0 && len(b) < total {
+			// NOTE: the values' head only: the rest streams.
+			names := len(b)
+			if b, err = ss.cin.PeekAtMost(total, names+maxParamsPeek); err != nil {
+				return err
+			}
+			body = b[wire.HeaderLen:]
+			params = bindParams(b[names:], max)
+		}
 		portal, rest, ok := cstring(body)
 		name, _, ok2 := cstring(rest)
 		ss.texts.bind(ss.sent.Load()+1, name)
-		if err := ss.trackBind(portal, name, ok && ok2); err != nil {
+		if err := ss.trackBind(portal, name, params, ok && ok2); err != nil {
 			return err
 		}
 	case 'E':
@@ -71,9 +81,9 @@ func (ss *session) trackPeek(typ byte, total int) error {
 // statement name (OnBind): it sends the messages that prepare the
 // statement again, checking its text under the policy in force first
 // when needed, or the refusal of that text in the Bind's place.
-func (ss *session) trackBind(portal, name string, ok bool) error {
+func (ss *session) trackBind(portal, name, params string, ok bool) error {
 	t := ss.track
-	plan := t.OnBind(portal, name, ok)
+	plan := t.OnBindParams(portal, name, params, ok)
 	if plan.Again == nil {
 		return ss.inject(plan.Inject)
 	}
@@ -119,6 +129,9 @@ func (ss *session) trackExecute(portal string, total int) error {
 	var res *rewrite.Result
 	if p.Bound {
 		res = info.Result
+	}
+	if r == nil {
+		r = ss.auditUnavailable(res)
 	}
 	if r == nil && res != nil && res.Act != nil {
 		act = res.Act

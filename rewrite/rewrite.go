@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -36,8 +37,16 @@ type Result struct {
 	Tables []string
 	// Rules lists the policy rules that applied, sorted.
 	Rules []string
-	// Masked lists the masked columns as table.column, sorted.
+	// Masked lists the masked columns of the governed relations the
+	// statement reads, as schema.table.column, sorted: every one of them,
+	// whether the statement names it or not (what pgveil explain and
+	// policy tests show).
 	Masked []string
+	// MaskedRead lists, of Masked, the columns the statement could read
+	// (masked), as Columns lists the unmasked ones: the ones it names, or
+	// all with * or a whole-row reference. The audit trail's "masked":
+	// a count(*) reads none.
+	MaskedRead []string
 	// Columns lists the unmasked columns of governed relations the
 	// statement could read, as table.column, sorted: the ones it names,
 	// or all when it reads * or whole rows. It may say too much, never
@@ -162,16 +171,23 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
 			var r *Refused
-			if errors.As(err, &r) && len(w.named) > 0 && r.Tables == nil {
+			if errors.As(err, &r) && (r.Kind == "" || len(w.named) > 0 && r.Tables == nil) {
 				// NOTE: a copy: a refusal may be a shared value.
 				cp := *r
-				cp.Tables = keys(w.named)
+				if cp.Kind == "" {
+					cp.Kind = kindOf(raw.Stmt)
+				}
+				if len(w.named) > 0 && cp.Tables == nil {
+					cp.Tables = keys(w.named)
+				}
 				return nil, &cp
 			}
 			return nil, err
 		}
 		if w.locking && w.governedSeen {
-			return nil, deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
+			r := deny("locking", "FOR UPDATE/SHARE on governed tables is not allowed")
+			r.Kind = kind
+			return nil, r
 		}
 		res.Kinds = append(res.Kinds, kind)
 	}
@@ -189,7 +205,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	res.Tables, res.Rules, res.Masked = keys(w.tables), keys(w.rules), keys(w.masked)
 	res.Objects = w.objects
 	res.Keeps, res.Resets = w.keeps, w.resets
-	res.Columns = w.readable()
+	res.Columns, res.MaskedRead = w.readable(w.visible), w.readable(w.masked)
 	// NOTE: for rewritten statements too: a template must not serve a
 	// shape whose checks read a constant (set_config next to a governed
 	// table). The walker saw every call and SET; statements forwarded
@@ -306,6 +322,20 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
+// The kinds Result.Kinds gives the statements that are not policy
+// StatementKinds. Until 2026-12 they were pg_query's node names, given
+// in the comments, and audit trails written before hold those (pgveil
+// audit search --kind takes either spelling).
+const (
+	KindDeallocate     = "deallocate"      // DeallocateStmt
+	KindFetch          = "fetch"           // FetchStmt
+	KindMove           = "move"            // FetchStmt
+	KindClose          = "close"           // ClosePortalStmt
+	KindSetConstraints = "set_constraints" // ConstraintsSetStmt
+	KindShow           = "show"            // VariableShowStmt
+	KindUnlisten       = "unlisten"        // UnlistenStmt
+)
+
 // statement checks and rewrites one top-level statement and returns its
 // kind. Anything not listed here is refused: the allow-list is the
 // firewall's default deny.
@@ -357,15 +387,20 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		return "execute", w.walk(n)
 	case *pg_query.Node_DeallocateStmt:
 		w.object("deallocate", s.DeallocateStmt.Name)
-		return statementName(n), nil
+		return KindDeallocate, nil
 	case *pg_query.Node_FetchStmt:
 		w.object("fetch", s.FetchStmt.Portalname)
-		return statementName(n), nil
+		if s.FetchStmt.Ismove {
+			return KindMove, nil
+		}
+		return KindFetch, nil
 	case *pg_query.Node_ClosePortalStmt:
 		w.object("close", s.ClosePortalStmt.Portalname)
-		return statementName(n), nil
-	case *pg_query.Node_ConstraintsSetStmt, *pg_query.Node_VariableShowStmt:
-		return statementName(n), nil
+		return KindClose, nil
+	case *pg_query.Node_ConstraintsSetStmt:
+		return KindSetConstraints, nil
+	case *pg_query.Node_VariableShowStmt:
+		return KindShow, nil
 	case *pg_query.Node_DiscardStmt:
 		if s.DiscardStmt.Target == pg_query.DiscardMode_DISCARD_ALL {
 			w.object("discard", "")
@@ -412,11 +447,72 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 		// A session never listens through pgveil: UNLISTEN, which
 		// asyncpg and other pools send to reset a connection, stops
 		// nothing.
-		return statementName(n), nil
+		return KindUnlisten, nil
 	case *pg_query.Node_ListenStmt, *pg_query.Node_NotifyStmt:
 		return "", deny("listen_notify", "LISTEN and NOTIFY are not allowed")
 	}
 	return "", deny("statement_kind", "%s statements are not allowed", statementName(n))
+}
+
+// kindOf is the kind of the statement n for the audit trail of its
+// refusal: the kind statement gives the statements it allows (a SELECT
+// of a table the user may not read is a select), and for the others
+// their node type in words, e.g. drop, create_function, truncate.
+func kindOf(n *pg_query.Node) string {
+	switch s := n.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		return "select"
+	case *pg_query.Node_InsertStmt:
+		return "insert"
+	case *pg_query.Node_UpdateStmt:
+		return "update"
+	case *pg_query.Node_DeleteStmt:
+		return "delete"
+	case *pg_query.Node_CopyStmt:
+		return "copy"
+	case *pg_query.Node_ExplainStmt:
+		return "explain"
+	case *pg_query.Node_DeclareCursorStmt:
+		return "declare"
+	case *pg_query.Node_PrepareStmt:
+		return "prepare"
+	case *pg_query.Node_ExecuteStmt:
+		return "execute"
+	case *pg_query.Node_DeallocateStmt:
+		return KindDeallocate
+	case *pg_query.Node_FetchStmt:
+		if s.FetchStmt.Ismove {
+			return KindMove
+		}
+		return KindFetch
+	case *pg_query.Node_ClosePortalStmt:
+		return KindClose
+	case *pg_query.Node_ConstraintsSetStmt:
+		return KindSetConstraints
+	case *pg_query.Node_VariableShowStmt:
+		return KindShow
+	case *pg_query.Node_DiscardStmt:
+		return "discard"
+	case *pg_query.Node_TransactionStmt:
+		return "transaction"
+	case *pg_query.Node_VariableSetStmt:
+		return "set"
+	case *pg_query.Node_UnlistenStmt:
+		return KindUnlisten
+	}
+	// CreateFunctionStmt is create_function.
+	name := strings.TrimSuffix(statementName(n), "Stmt")
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // statementName names a statement's node type for messages, e.g.

@@ -769,11 +769,11 @@ func (w *walker) columnRef(cr *pg_query.ColumnRef) {
 	w.refs[last.GetString_().GetSval()] = true
 }
 
-// readable returns the visible columns the statement could read, sorted:
-// those it names, or all of them when it uses * or a whole-row reference
-// (a column reference that is a governed relation's name or alias). It
-// may say too much, never too little.
-func (w *walker) readable() []string {
+// readable returns the columns of cols (w.visible, or w.masked) the
+// statement could read, sorted: those it names, or all of them when it
+// uses * or a whole-row reference (a column reference that is a governed
+// relation's name or alias). It may say too much, never too little.
+func (w *walker) readable(cols map[string]bool) []string {
 	all := w.star
 	for name := range w.relNames {
 		if w.refs[name] {
@@ -781,7 +781,7 @@ func (w *walker) readable() []string {
 		}
 	}
 	out := map[string]bool{}
-	for qcol := range w.visible {
+	for qcol := range cols {
 		if all || w.refs[qcol[strings.LastIndexByte(qcol, '.')+1:]] {
 			out[qcol] = true
 		}

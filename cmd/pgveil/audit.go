@@ -22,7 +22,7 @@ const defaultKeyEnv = "PGVEIL_AUDIT_KEY"
 
 // auditUsage is the usage of pgveil audit.
 const auditUsage = `usage:
-  pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...
+  pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] [--complete] FILE...
       check the chain of the audit files (any order, e.g. audit.log*)
   pgveil audit search [filters] [--format table|json] FILE...
       print the records that match every filter
@@ -75,8 +75,10 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		"as long as keys only change to newer ones and the newest record verifies under the first")
 	unkeyed := fs.Bool("unkeyed", false, "check a chain written without hmac_key (plain SHA-256), which shows accidental damage but not forgery")
 	fromStart := fs.Bool("from-start", false, "fail unless each chain is checked from its first record (seq 1): no older file may be missing, and no trail may be empty")
+	complete := fs.Bool("complete", false, "also fail when a chain says it is not complete: records dropped (on_full = \"drop\"), "+
+		"or pgveil started again after a run that wrote no stop record (a crash, or records cut from its end)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] FILE...")
+		fmt.Fprintln(stderr, "usage: pgveil audit verify [--key-env NAME]... [--unkeyed] [--from-start] [--complete] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +124,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 				prefix = fmt.Sprintf("%s: ", printable(rep.Files[0]))
 			}
 		}
-		if !printVerifyReport(stdout, prefix, rep, *fromStart) {
+		if !printVerifyReport(stdout, prefix, rep, *fromStart, *complete) {
 			code = 1
 		}
 	}
@@ -132,8 +134,10 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 // printVerifyReport prints what Verify found in one chain, each line
 // after prefix, and reports whether the chain checked out: every problem
 // on a FAILED line of its own, then the notes. With fromStart, a chain
-// that does not begin at seq 1, or holds no record at all, fails.
-func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromStart bool) bool {
+// that does not begin at seq 1, or holds no record at all, fails; with
+// complete, one that dropped records or ended a run without a stop
+// record.
+func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromStart, complete bool) bool {
 	ok := rep.OK
 	switch {
 	case fromStart && rep.Records == 0:
@@ -144,6 +148,14 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 	case fromStart && !rep.FromStart:
 		fmt.Fprintf(stdout, "%sFAILED: --from-start: the chain begins at seq %d, not 1 (%d records from there verified)\n",
 			prefix, rep.FirstSeq, rep.Records)
+		ok = false
+	}
+	if complete && rep.Dropped > 0 {
+		fmt.Fprintf(stdout, "%sFAILED: --complete: the trail says %d records were dropped (see the notes)\n", prefix, rep.Dropped)
+		ok = false
+	}
+	if complete && rep.Unclean > 0 {
+		fmt.Fprintf(stdout, "%sFAILED: --complete: %d runs of pgveil ended without a stop record: their last records may be missing (see the notes)\n", prefix, rep.Unclean)
 		ok = false
 	}
 	for _, p := range rep.Problems {
@@ -182,6 +194,9 @@ type searchFilter struct {
 	// match those fields exactly. rule matches a policy rule that fired,
 	// or the firewall rule behind a denial (its reason).
 	user, session, event, decision, rule string
+	// kind matches one of the record's statement kinds (its kind field,
+	// comma-separated), old and new spellings alike (kindAliases).
+	kind string
 	// table, column and masked must be among the record's Tables, Columns
 	// and Masked (schema.table, schema.table.column); given with fewer
 	// parts (responses, responses.email, email), they match the names
@@ -199,6 +214,7 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
+		f.kind != "" && !hasKind(e.Kind, f.kind),
 		f.rule != "" && !slices.Contains(e.Rules, f.rule) && !(e.Decision == audit.DecisionDenied && e.Reason == f.rule),
 		f.table != "" && !containsName(e.Tables, f.table),
 		f.column != "" && !containsName(e.Columns, f.column),
@@ -222,6 +238,44 @@ func containsName(names []string, name string) bool {
 	return false
 }
 
+// kindAliases maps the statement kinds the audit trail wrote before
+// 2026-12 as pg_query node names to the kinds it writes now, so that
+// --kind finds a kind in trails of either age under either spelling.
+var kindAliases = map[string]string{
+	"deallocatestmt":     "deallocate",
+	"fetchstmt":          "fetch",
+	"closeportalstmt":    "close",
+	"constraintssetstmt": "set_constraints",
+	"variableshowstmt":   "show",
+	"unlistenstmt":       "unlisten",
+}
+
+// normalKind returns the kind k, lower case, under its current spelling.
+func normalKind(k string) string {
+	k = strings.ToLower(strings.TrimSpace(k))
+	if n, ok := kindAliases[k]; ok {
+		return n
+	}
+	return k
+}
+
+// hasKind reports whether kinds, a record's comma-separated kind field,
+// holds kind. An old FetchStmt stood for MOVE too: --kind move matches
+// it, as --kind fetch does.
+func hasKind(kinds, kind string) bool {
+	want := normalKind(kind)
+	for _, k := range strings.Split(kinds, ",") {
+		if k == "" {
+			continue
+		}
+		got := normalKind(k)
+		if got == want || want == "move" && strings.EqualFold(strings.TrimSpace(k), "FetchStmt") {
+			return true
+		}
+	}
+	return false
+}
+
 // decisions are the values of --decision.
 var decisions = []string{audit.DecisionAllowed, audit.DecisionRewritten, audit.DecisionDenied}
 
@@ -236,6 +290,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.session, "session", "", "the session id")
 	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
 	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
+	fs.StringVar(&f.kind, "kind", "", "a statement kind: select, insert, update, delete, copy, set, show, fetch, move, prepare, execute, transaction, … (older spellings such as VariableShowStmt too)")
 	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table (without schema: in any schema)")
 	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")
 	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column (or table.column, column)")
@@ -283,7 +338,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED")
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -335,7 +390,7 @@ func tableRow(e *audit.Entry) string {
 	}
 	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
-	if why := deniedWhy(e); why != "" {
+	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
 		if n := utf8.RuneCountInString(row); n < sqlColumnEnd {
 			row += strings.Repeat(" ", sqlColumnEnd-n)
@@ -349,20 +404,25 @@ func tableRow(e *audit.Entry) string {
 // widths of the columns before it and their separators, and 80.
 const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 10 + 2 + 80
 
-// deniedWhy is the WHY DENIED column of a denied statement: the firewall
-// rule and the refusal's message, shortened; "" for other records.
-func deniedWhy(e *audit.Entry) string {
-	if e.Decision != audit.DecisionDenied {
-		return ""
+// whyColumn is the last column of the table format, shortened: for a
+// denied statement, the firewall rule and the refusal's message; for
+// one that failed upstream, its error; for one that did not run or was
+// cut short (not executed after an earlier error of its batch,
+// interrupted, rolled back), what its message says; for a session event,
+// its reason. "" otherwise: a row without it ran to its end.
+func whyColumn(e *audit.Entry) string {
+	var parts []string
+	switch {
+	case e.Decision == audit.DecisionDenied:
+		parts = append(parts, e.Reason)
+	case e.Event != audit.EventStatement:
+		parts = append(parts, e.Reason)
+	case e.UpstreamError != "":
+		parts = append(parts, "error "+e.UpstreamError)
 	}
-	why := e.Reason
-	if e.Message != "" {
-		if why != "" {
-			why += ": "
-		}
-		why += e.Message
-	}
-	return shorten(why, 100)
+	parts = append(parts, e.Message)
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" })
+	return shorten(strings.Join(parts, ": "), 100)
 }
 
 // shorten collapses the white space of s, cuts it to n characters and

@@ -340,7 +340,7 @@ func TestAuditSearch(t *testing.T) {
 	t.Run("the table format says why a statement was denied", func(t *testing.T) {
 		code, out, errOut := runCLI("", "audit", "search", "--decision", "denied", writeDeniedChain(t))
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[0], "SQL"+strings.Repeat(" ", 79)+"WHY DENIED") {
+		if code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[0], "SQL"+strings.Repeat(" ", 79)+"WHY DENIED / ERROR") {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 		sql := strings.Index(lines[1], "SELECT * FROM salaries")

@@ -69,9 +69,12 @@ audit {
   file            = "/var/log/pgveil/audit.log"
   max_size        = "256MiB"
   on_full         = "block"           # an audited system does not drop records
+  on_error        = "refuse"          # and runs nothing it cannot record (58030)
   hmac_key        = env("PGVEIL_AUDIT_KEY")
   rewritten_sql   = "hash"
   redact_literals = true              # WHERE email = '…' is itself personal data
+  # log_parameters = true             # the values of $1…, instead of redact_literals:
+  #                                   # personal data in the trail, off by default
 }
 
 # Prometheus /metrics and the probes /healthz and /readyz, on loopback: put a

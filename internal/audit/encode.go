@@ -27,6 +27,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = appendStringField(b, "database", e.Database)
 	b = appendStringField(b, "kind", e.Kind)
 	b = appendStringField(b, "sql", e.SQL)
+	b = appendStringField(b, "params", e.Params)
 	b = appendStringField(b, "fingerprint", e.Fingerprint)
 	b = appendStringField(b, "rewritten", e.Rewritten)
 	b = appendStringField(b, "rewritten_sha256", e.RewrittenSHA256)

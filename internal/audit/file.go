@@ -101,6 +101,10 @@ func (w *writer) write() {
 	} else {
 		w.written.Add(uint64(w.lines))
 		w.unsynced = w.f != nil
+		if !w.unsynced {
+			// Standard output: written is as far as it goes.
+			w.failing.Store(false)
+		}
 	}
 	w.buf, w.lines = w.buf[:0], 0
 }
@@ -116,8 +120,16 @@ func (w *writer) sync() {
 	}
 	w.unsynced = false
 	if err := fsync(w.f); err != nil {
-		w.log.Error("syncing the audit log", zap.String("file", w.o.File), zap.Error(err))
+		// NOTE: the kernel may have dropped what the failed fsync was to
+		// write, and a later fsync may well succeed without it: the
+		// records since the last good one may be missing (verify shows
+		// it). Failing says so until a write and its fsync succeed.
+		w.failing.Store(true)
+		w.log.Error("syncing the audit log: records written since the last sync may be lost",
+			zap.String("file", w.o.File), zap.Error(err))
+		return
 	}
+	w.failing.Store(false)
 }
 
 // writeAll writes p, retrying with backoff after errors; only the bytes
@@ -151,6 +163,7 @@ func (w *writer) writeAll(p []byte) error {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
+		w.failing.Store(true)
 		w.log.Error("writing the audit log; retrying: sessions wait when the queue is full (on_full = \"block\")",
 			zap.String("file", w.o.File), zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.Error(err))
 		if w.closing.Load() {

@@ -42,7 +42,8 @@ type Stats struct {
 	// included).
 	Written uint64
 	// Dropped counts the records lost: dropped because the queue was full
-	// (drop mode), or given up at Close after write errors.
+	// (drop mode), given up at Close after write errors, or written
+	// after Close.
 	Dropped uint64
 	// QueuedBytes is what the queued records count for in
 	// Options.QueueBytes.
@@ -71,6 +72,11 @@ type Log struct {
 	// from then on the writer gives up on a failing disk after
 	// closeGiveUp.
 	closing atomic.Bool
+	// failing is set while the writer cannot write: from a failed write
+	// or fsync until a write and its fsync succeed (Failing).
+	failing atomic.Bool
+	// lateWarned is set once a record written after Close was logged.
+	lateWarned atomic.Bool
 	// closeOnce makes Close idempotent.
 	closeOnce sync.Once
 	// done is closed when the writer goroutine has finished.
@@ -126,6 +132,7 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 		cache:     newTextCache(&l.parses),
 		prev:      zeroMAC,
 		closing:   &l.closing,
+		failing:   &l.failing,
 		written:   &l.written,
 		dropped:   &l.dropped,
 		writeFile: writeFile,
@@ -144,13 +151,15 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 }
 
 // Write enqueues r. In block mode it waits while the queue is full; in
-// drop mode it drops r instead and counts it. The queue is full when it
+// drop mode it drops r instead and counts it (Stats.Dropped, as a
+// record written after Close is). The queue is full when it
 // holds Options.QueueSize records, or when r would take what the queued
 // records hold past Options.QueueBytes (a record larger than that is
 // queued only into an empty queue). It sets r.Time to the current time
 // when zero, and first cuts r's texts to Options.MaxText (capTexts): a
 // statement of listen.max_message_size costs the queue MaxText bytes,
-// and the writer no parse. Write on a nil or closed Log does nothing.
+// and the writer no parse. Write on a nil Log does nothing; on a closed
+// one it counts r as dropped, and logs the first such record.
 func (l *Log) Write(r *Record) {
 	if l == nil || r == nil {
 		return
@@ -163,6 +172,14 @@ func (l *Log) Write(r *Record) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
+		// NOTE: a record that comes too late (a session or a reload
+		// still running when the log was closed) is lost: counted with
+		// the dropped ones, and said once, never silently.
+		l.dropped.Add(1)
+		if l.lateWarned.CompareAndSwap(false, true) {
+			l.o.Logger.Error("an audit record was written after the audit log was closed: it is lost (counted in pgveil_audit_records_dropped_total)",
+				zap.String("event", r.Event), zap.String("session", r.Session), zap.String("user", r.User))
+		}
 		return
 	}
 	if l.o.OnFull == OnFullDrop {
@@ -229,6 +246,15 @@ func (l *Log) Close() error {
 	})
 	<-l.done
 	return l.closeErr
+}
+
+// Failing reports whether the trail cannot be written now: the writer's
+// last write or fsync failed, and none has succeeded since. Records keep
+// being queued (and written once the disk recovers) while it is; a proxy
+// that must not run statements it cannot record (audit.on_error =
+// "refuse") refuses them meanwhile.
+func (l *Log) Failing() bool {
+	return l != nil && l.failing.Load()
 }
 
 // Stats returns the Log's counters.
@@ -343,8 +369,8 @@ type writer struct {
 	f *os.File
 	// size is the current file's size.
 	size int64
-	// closing reports that Close was called.
-	closing *atomic.Bool
+	// closing reports that Close was called; failing is Log.failing.
+	closing, failing *atomic.Bool
 	// written and dropped are the Log's counters.
 	written, dropped *atomic.Uint64
 	// lost counts the records given up at Close; lastErr is the write

@@ -30,6 +30,7 @@ type wireEntry struct {
 	Database         string      `json:"database"`
 	Kind             string      `json:"kind"`
 	SQL              string      `json:"sql"`
+	Params           string      `json:"params"`
 	Fingerprint      string      `json:"fingerprint"`
 	Rewritten        string      `json:"rewritten"`
 	RewrittenSHA256  string      `json:"rewritten_sha256"`
@@ -77,6 +78,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			Database:         w.Database,
 			Kind:             w.Kind,
 			SQL:              w.SQL,
+			Params:           w.Params,
 			Rewritten:        w.Rewritten,
 			Tables:           w.Tables,
 			Rules:            w.Rules,

@@ -320,6 +320,19 @@ func capText(text string, max int, redact bool, scratch *[]byte) string {
 // counts as holding a secret (holdsSecret).
 func capTexts(r *Record, o *Options) {
 	var scratch []byte
+	if r.Params != "" {
+		// NOTE: the values are literals: redact_literals keeps none, and
+		// a text that may hold a secret keeps them withheld whatever it
+		// says.
+		switch {
+		case o.RedactLiterals:
+			r.Params = ""
+		case mayHoldSecret(r.SQL):
+			r.Params = paramsWithheld
+		case len(r.Params) > o.MaxText:
+			r.Params = capText(r.Params, o.MaxText, false, &scratch)
+		}
+	}
 	if !r.sqlFinal && len(r.SQL) > o.MaxText {
 		r.SQL = capText(r.SQL, o.MaxText, o.RedactLiterals || mayHoldSecret(r.SQL), &scratch)
 		r.sqlFinal = true
@@ -339,6 +352,10 @@ func capTexts(r *Record, o *Options) {
 	r.rewrittenFinal = true
 }
 
+// paramsWithheld is the params of a statement whose text may hold a
+// secret (mayHoldSecret).
+const paramsWithheld = "(withheld: the statement may hold a secret)"
+
 // recordOverhead is what a record counts for beyond its strings: the
 // Record itself, the slices' headers, the queue's slot.
 const recordOverhead = 512
@@ -347,7 +364,7 @@ const recordOverhead = 512
 // bytes and recordOverhead.
 func recordSize(r *Record) int64 {
 	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.Client) +
-		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Fingerprint) +
+		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Params) + len(r.Fingerprint) +
 		len(r.Rewritten) + len(r.Decision) + len(r.Reason) + len(r.SQLState) + len(r.Message) +
 		len(r.UpstreamError) + len(r.PolicyVersion) + len(r.OldPolicyVersion) + len(r.rewrittenSHA256)
 	for _, list := range [][]string{r.Roles, r.Tables, r.Rules, r.Columns, r.Masked} {

@@ -67,6 +67,12 @@ type Record struct {
 	// also carries its pg_query fingerprint ("fingerprint") when it
 	// parses.
 	SQL string
+	// Params are the parameter values the statement ran with, when it ran
+	// through a Bind and the proxy records them (audit.log_parameters),
+	// as PostgreSQL logs them: $1 = 'FR', $2 = NULL. Write drops them
+	// when Options.RedactLiterals, and withholds them when SQL may hold a
+	// secret.
+	Params string
 	// Fingerprint is the pg_query fingerprint of SQL, "" when SQL does
 	// not parse. A caller that knows it sets it (see
 	// rewrite.Result.Fingerprint); the writer computes it otherwise.

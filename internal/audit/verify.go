@@ -56,6 +56,14 @@ type Report struct {
 	// its chain (seq 1); false when older files were not given, or were
 	// removed by retention.
 	FromStart bool
+	// Dropped counts the records the trail says it lost: the sum of the
+	// counts of its dropped records (on_full = "drop"), each also a
+	// note. Unclean counts the starts of pgveil after a run that wrote no
+	// stop record (noted too): records of that run may be missing. The
+	// chain may verify with either: they say the trail is not complete,
+	// not that it was altered.
+	Dropped uint64
+	Unclean int
 }
 
 // position is a record's place in the files.
@@ -484,6 +492,10 @@ func (v *verifier) take(pos position, e *Entry, key int) {
 		v.note(fmt.Sprintf("%s: key %d from here (seq %d on)", pos, key+1, e.Seq))
 	}
 	v.key = key
+	if e.Event == EventDropped && e.Count > 0 {
+		v.rep.Dropped += uint64(e.Count)
+		v.note(fmt.Sprintf("%s: %d records were dropped before this one (on_full = \"drop\", the queue was full): the trail does not hold them", pos, e.Count))
+	}
 	switch {
 	case e.Event == EventStart:
 		if v.state == runRunning {
@@ -494,6 +506,7 @@ func (v *verifier) take(pos position, e *Entry, key int) {
 				note += `, or its stop record was dropped (on_full = "drop")`
 			}
 			v.note(note)
+			v.rep.Unclean++
 		}
 		v.state, v.runFrom = runRunning, pos
 	case e.Event == EventStop:

@@ -26,6 +26,10 @@ type Refusal struct {
 	// audit trail (nil when none, or when the refusal is not the
 	// rewriter's).
 	Tables []string
+	// Kind is the kind of the statement refused, for the audit trail
+	// (select, copy, drop, create_function…, as rewrite names them), when
+	// the rewriter refused it; "" otherwise.
+	Kind string
 	// Fingerprint is pg_query's fingerprint of the refused text, when the
 	// rewriter knows it (rewrite.Engine.SetFingerprints): computed once
 	// and cached with the refusal, so that the audit writer need not

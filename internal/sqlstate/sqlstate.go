@@ -61,4 +61,7 @@ const (
 	// DuplicatePreparedStatement (42P05) is a prepared statement's name
 	// taken already.
 	DuplicatePreparedStatement = "42P05"
+	// IOError (58030) is a statement refused because the audit trail
+	// cannot be written (audit.on_error = "refuse").
+	IOError = "58030"
 )

@@ -108,6 +108,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if s.audit != nil {
 		opts.Audit = s.audit
+		if c.Audit.LogParameters {
+			opts.AuditParameters = c.Audit.ParameterMaxLength
+		}
+		if c.Audit.OnError == policy.AuditRefuse {
+			opts.AuditFailing = s.audit.Failing
+		}
 		s.audit.Write(&audit.Record{Event: "start", PolicyVersion: enf.Version, Message: "pgveil " + cfg.Version})
 	}
 
@@ -253,11 +259,19 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "pgveil_audit_queue_bytes", Help: "Bytes the audit records waiting to be written hold (bounded by audit.queue_bytes).",
 			}, func() float64 { return float64(alog.Stats().QueuedBytes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pgveil_audit_failing", Help: "1 while the audit trail cannot be written (a write or fsync failed, and none has succeeded since); with audit.on_error = \"refuse\", statements are refused meanwhile.",
+			}, func() float64 {
+				if alog.Failing() {
+					return 1
+				}
+				return 0
+			}),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "pgveil_audit_records_written_total", Help: "Audit records written.",
 			}, func() float64 { return float64(alog.Stats().Written) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "pgveil_audit_records_dropped_total", Help: "Audit records dropped because the queue was full (on_full = \"drop\").",
+				Name: "pgveil_audit_records_dropped_total", Help: "Audit records lost: dropped because the queue was full (on_full = \"drop\"), given up at shutdown after write errors, or written after the log was closed.",
 			}, func() float64 { return float64(alog.Stats().Dropped) }),
 		)
 	}

@@ -387,4 +387,8 @@ type Execution struct {
 	simple                  bool
 	Rows, Bytes             int64
 	SQLState, UpstreamError string
+	// Params are the parameter values of the Bind of the portal it
+	// executes, rendered for the audit trail; "" unless
+	// audit.log_parameters.
+	Params string
 }

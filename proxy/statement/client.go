@@ -187,6 +187,14 @@ type BindPlan struct {
 // it again under the policy in force before the Bind reaches the
 // upstream.
 func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
+	return t.OnBindParams(portal, name, "", ok)
+}
+
+// OnBindParams is OnBind for a Bind whose parameter values, rendered
+// for the audit trail, are params: the Executions of the portal carry
+// them (and when the plan is to prepare the statement again, the portal
+// OnReprepared binds).
+func (t *Tracker) OnBindParams(portal, name, params string, ok bool) (plan BindPlan) {
 	// NOTE: the messages it asks for name the statement as the client
 	// did: a name cut inside a character is not valid UTF-8 (22021).
 	wire := name
@@ -194,6 +202,12 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	defer t.checkHeld()
+	t.bindParams = params
+	defer func() {
+		if plan.Again == nil {
+			t.bindParams = ""
+		}
+	}()
 	if !ok {
 		t.bindSent++
 		return BindPlan{}
@@ -294,6 +308,9 @@ type ExecPlan struct {
 	Bound   bool
 	batch   int64
 	Refusal *Refusal
+	// params are the parameter values of the portal's Bind, for the
+	// audit trail (portalEntry.params).
+	params string
 }
 
 // OnExecute is the event of an Execute of portal read from the client.
@@ -309,7 +326,7 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	e := t.portals[portal]
 	p.Bound = e != nil && !e.closed
 	if p.Bound {
-		p.Info = e.Info
+		p.Info, p.params = e.Info, e.params
 	} else {
 		// A cursor declared with SQL is a portal too.
 		p.Info = t.sqlNamed(nsPortal, portal, p.batch)
@@ -338,7 +355,7 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 	info := p.Info
 	if r != nil {
 		if t.audit {
-			t.pending = append(t.pending, &Execution{Info: &Info{SQL: info.SQL, Refusal: r, Version: info.Version}, Start: time.Now(), batch: p.batch})
+			t.pending = append(t.pending, &Execution{Info: &Info{SQL: info.SQL, Refusal: r, Version: info.Version}, Params: p.params, Start: time.Now(), batch: p.batch})
 		}
 		return
 	}
@@ -352,7 +369,7 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 		}
 	}
 	if t.audit {
-		t.pending = append(t.pending, &Execution{Info: info, Start: time.Now(), batch: p.batch})
+		t.pending = append(t.pending, &Execution{Info: info, Params: p.params, Start: time.Now(), batch: p.batch})
 	}
 }
 
@@ -360,13 +377,15 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 // portal run info. With policies that reload it keeps, until the Bind is
 // confirmed, what the portal was before (mu held).
 func (t *Tracker) bind(portal string, info *Info, batch int64) {
-	e := &portalEntry{Info: info, batch: batch, execs: t.execs}
+	e := &portalEntry{Info: info, batch: batch, execs: t.execs, params: t.bindParams}
+	t.bindParams = ""
 	if t.versions == nil {
 		e.confirmed = true
 	} else {
 		old := t.portals[portal]
 		if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
-			// A Bind after a Bind (held.go).
+			// A Bind after a Bind (held.go): the later one's values.
+			old.params = e.params
 			return
 		}
 		e.prev = t.settlePortal(old)

@@ -409,6 +409,7 @@ func mergeReads(dst, r *rewrite.Result) {
 	dst.Tables = union(dst.Tables, r.Tables)
 	dst.Rules = union(dst.Rules, r.Rules)
 	dst.Masked = union(dst.Masked, r.Masked)
+	dst.MaskedRead = union(dst.MaskedRead, r.MaskedRead)
 	dst.Columns = union(dst.Columns, r.Columns)
 }
 

@@ -47,10 +47,11 @@ func leaf(version string, res *rewrite.Result) summary {
 	s := summary{n: 1, versions: oneVersion(version), res: res}
 	if res != nil {
 		s.reads = res
-		if len(res.Tables)+len(res.Rules)+len(res.Masked)+len(res.Columns) == 0 {
+		if len(res.Tables)+len(res.Rules)+len(res.Masked)+len(res.MaskedRead)+len(res.Columns) == 0 {
 			s.reads = noReads
-		} else if !sortedSet(res.Tables) || !sortedSet(res.Rules) || !sortedSet(res.Masked) || !sortedSet(res.Columns) {
-			s.reads = &rewrite.Result{Tables: normal(res.Tables), Rules: normal(res.Rules), Masked: normal(res.Masked), Columns: normal(res.Columns)}
+		} else if !sortedSet(res.Tables) || !sortedSet(res.Rules) || !sortedSet(res.Masked) || !sortedSet(res.MaskedRead) || !sortedSet(res.Columns) {
+			s.reads = &rewrite.Result{Tables: normal(res.Tables), Rules: normal(res.Rules), Masked: normal(res.Masked),
+				MaskedRead: normal(res.MaskedRead), Columns: normal(res.Columns)}
 		}
 	}
 	return s
@@ -121,14 +122,16 @@ func combine(a, b summary) summary {
 func unionReads(a, b *rewrite.Result) *rewrite.Result {
 	u := rewrite.Result{
 		Tables: unionSorted(a.Tables, b.Tables), Rules: unionSorted(a.Rules, b.Rules),
-		Masked: unionSorted(a.Masked, b.Masked), Columns: unionSorted(a.Columns, b.Columns),
+		Masked: unionSorted(a.Masked, b.Masked), MaskedRead: unionSorted(a.MaskedRead, b.MaskedRead),
+		Columns: unionSorted(a.Columns, b.Columns),
 	}
 	for _, r := range [2]*rewrite.Result{a, b} {
-		if same(u.Tables, r.Tables) && same(u.Rules, r.Rules) && same(u.Masked, r.Masked) && same(u.Columns, r.Columns) {
+		if same(u.Tables, r.Tables) && same(u.Rules, r.Rules) && same(u.Masked, r.Masked) &&
+			same(u.MaskedRead, r.MaskedRead) && same(u.Columns, r.Columns) {
 			return r
 		}
 	}
-	return &rewrite.Result{Tables: u.Tables, Rules: u.Rules, Masked: u.Masked, Columns: u.Columns}
+	return &rewrite.Result{Tables: u.Tables, Rules: u.Rules, Masked: u.Masked, MaskedRead: u.MaskedRead, Columns: u.Columns}
 }
 
 // same reports whether x and y are the same slice, or both empty.

@@ -208,6 +208,9 @@ type Tracker struct {
 	pcSeen, bindSeen int64
 	// batchErr reports whether the batch being answered had an error.
 	batchErr bool
+	// bindParams are the parameter values of the Bind being planned
+	// (OnBindParams), for the portal bind makes of it.
+	bindParams string
 }
 
 // injection is a Close and a Parse pgveil sent to prepare a statement
@@ -244,6 +247,9 @@ type portalEntry struct {
 	// fl is the flight of the portal's history (pushPortal), with
 	// policies that reload.
 	fl *flight
+	// params are the Bind's parameter values as the audit trail writes
+	// them; "" unless audit.log_parameters.
+	params string
 }
 
 // awaitedBind is a client Bind whose answer confirms e: it is answer

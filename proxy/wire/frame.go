@@ -235,6 +235,19 @@ func (f *Reader) PeekStrings(total, skip, n int) ([]byte, error) {
 	}
 }
 
+// PeekAtMost returns the first min(total, n) bytes of the next message,
+// of total bytes, without consuming it: the head of a message whose
+// rest is to be streamed (the parameter values of a Bind, for the audit
+// trail). The buffer grows as PeekStrings's does, and Release shrinks it
+// back. The slice is valid until the next call on f.
+func (f *Reader) PeekAtMost(total, n int) ([]byte, error) {
+	size := min(total, n)
+	if err := f.fill(size); err != nil {
+		return nil, err
+	}
+	return f.buf[f.r : f.r+size], nil
+}
+
 // Release shrinks the buffer back to its initial size once a large
 // message has been consumed.
 func (f *Reader) Release() {

@@ -474,6 +474,53 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			t.Fatalf("got %q, want %q", msgs, want)
 		}
 	})
+	t.Run("psqlODBC's DEALLOCATE of a statement it prepared closes it, between its savepoints", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		pc := c.PgConn()
+		exec := func(sql string) error { _, err := pc.Exec(ctx, sql).ReadAll(); return err }
+		run := func(name string) (string, error) {
+			res := pc.ExecPrepared(ctx, name, nil, nil, nil).Read()
+			if res.Err != nil {
+				return "", res.Err
+			}
+			return string(res.Rows[0][0]), nil
+		}
+		var pgErr *pgconn.PgError
+		// In the transaction that used it, as with autocommit off.
+		must(t, exec("BEGIN"))
+		if _, err := pc.Prepare(ctx, "_PLAN0x1", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := run("_PLAN0x1"); err != nil || got != hqRows {
+			t.Fatalf("%q, %v", got, err)
+		}
+		must(t, exec(`SAVEPOINT _per_query_svp_;DEALLOCATE "_PLAN0x1";RELEASE _per_query_svp_`))
+		if _, err := run("_PLAN0x1"); !errors.As(err, &pgErr) || pgErr.Code != "26000" || pgErr.Message != `prepared statement "_PLAN0x1" does not exist` {
+			t.Fatalf("running a statement deallocated: %v", err)
+		}
+		must(t, exec("ROLLBACK"))
+		// Prepared in an earlier transaction, on the one backend.
+		if _, err := pc.Prepare(ctx, "_PLAN0x1", q, nil); err != nil {
+			t.Fatalf("the name is free again: %v", err)
+		}
+		must(t, exec(`DEALLOCATE "_PLAN0x1"`))
+		if _, err := run("_PLAN0x1"); !errors.As(err, &pgErr) || pgErr.Code != "26000" {
+			t.Fatalf("running a statement deallocated: %v", err)
+		}
+		// A name the session never prepared fails as in PostgreSQL.
+		if err := exec("DEALLOCATE never_prepared"); !errors.As(err, &pgErr) || pgErr.Code != "26000" ||
+			pgErr.Message != `prepared statement "never_prepared" does not exist` {
+			t.Fatalf("deallocating a name never prepared: %v", err)
+		}
+		for _, sql := range []string{"DEALLOCATE ALL", "PREPARE p AS SELECT 1", "EXECUTE p", "DEALLOCATE never_prepared; SELECT 1"} {
+			if err := exec(sql); !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "transaction_pooling") {
+				t.Fatalf("%s: want a transaction_pooling refusal, got %v", sql, err)
+			}
+		}
+		if got, err := one(ctx, c, "SELECT 'usable'"); err != nil || got != "usable" {
+			t.Fatalf("after the refusals: %q, %v", got, err)
+		}
+	})
 	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
 		c := p.connect(t, "hq")
 		for range 10 {

@@ -714,20 +714,110 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 
 // poolRefusal refuses, in transaction mode, what a shared backend cannot
 // keep for the session: SQL-level prepared statements, whose names
-// reach every statement on the backend.
-func (ss *session) poolRefusal(res *rewrite.Result) *Refusal {
+// reach every statement on the backend. A Query's DEALLOCATE of the
+// session's own protocol-level statements (psqlODBC's) is made instead
+// (poolDeallocate): it returns the text to forward in res.SQL's place,
+// "" for res.SQL.
+func (ss *session) poolRefusal(res *rewrite.Result, src Source) (string, *Refusal) {
 	if ss.pl == nil {
-		return nil
+		return "", nil
 	}
+	deallocate := false
 	for _, o := range res.Objects {
 		switch o.Op {
-		case "prepare", "execute", "deallocate":
-			r := firewall.Deny("transaction_pooling",
+		case "prepare", "execute":
+			return "", firewall.Deny("transaction_pooling",
 				"SQL PREPARE, EXECUTE and DEALLOCATE are not supported in transaction pooling (upstream.pool.mode = \"transaction\")")
-			return r
+		case "deallocate":
+			deallocate = true
 		}
 	}
-	return nil
+	if !deallocate {
+		return "", nil
+	}
+	if src != SourceQuery {
+		return "", firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query only")
+	}
+	return ss.poolDeallocate(res)
+}
+
+// poolDeallocate returns the text to forward for res, a Query of
+// DEALLOCATE and transaction control statements, with each DEALLOCATE
+// naming the session's statement by its name upstream, and forgets those
+// statements; or the refusal of res. Each must be the session's (as in
+// PostgreSQL, a name it never prepared fails upstream, 26000) and on the
+// backend it holds, or being prepared there, for sure: a Parse written
+// ahead of a Query to prepare one would leave the Query skipped, never
+// answered, if it failed. psqlODBC drops its statements so, in the
+// transaction that used them, or on the backend a session keeps (client
+// relay).
+//
+// NOTE: the statements are forgotten when the Query is sent: should the
+// server skip a DEALLOCATE (after an error earlier in its text), the
+// session no longer reaches the statement (a Bind of it fails, 26000),
+// and the backend keeps it, counted, under a name no session reaches
+// again, until its eviction closes it.
+func (ss *session) poolDeallocate(res *rewrite.Result) (string, *Refusal) {
+	for _, k := range res.Kinds {
+		if k != "transaction" && k != "DeallocateStmt" {
+			return "", firewall.Deny("transaction_pooling",
+				"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only with transaction control statements in its text")
+		}
+	}
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	names := map[string]string{}
+	var forget []string
+	for _, o := range res.Objects {
+		if o.Op != "deallocate" {
+			continue
+		}
+		if o.Name == "" {
+			return "", firewall.Deny("transaction_pooling",
+				"DEALLOCATE ALL is not supported in transaction pooling (upstream.pool.mode = \"transaction\"): close the session's statements one by one")
+		}
+		name := statement.ServerName(o.Name)
+		st := pl.stmts[name]
+		if st == nil {
+			st = pl.pending[name]
+		}
+		if st == nil {
+			names[o.Name] = pl.serverStmtName(name)
+			// NOTE: the Query, counted sent already, closes its batch.
+			// NOTE: the Query, counted sent already, closes its batch.
+			pl.noteUnknown(name, ss.sent.Load(), ss.done.Load())
+			continue
+		}
+		_, lazy := pl.lazyAt[st.server]
+		if pl.stmts[name] != nil && (pl.b == nil || !pl.b.prepared.has(st.server) || lazy) {
+			return "", firewall.Deny("transaction_pooling",
+				"DEALLOCATE of %q, prepared in an earlier transaction, is not supported in transaction pooling (upstream.pool.mode = \"transaction\"): close it with the protocol's Close, or in the transaction that used it", name)
+		}
+		names[o.Name] = st.server
+		forget = append(forget, name)
+	}
+	out, err := rewrite.RenameDeallocations(res.SQL, names)
+	if err != nil {
+		return "", firewall.Deny("transaction_pooling",
+			"DEALLOCATE could not be forwarded in transaction pooling (upstream.pool.mode = \"transaction\"): %v", err)
+	}
+	for _, name := range forget {
+		st := pl.stmts[name]
+		if st == nil {
+			st = pl.pending[name]
+		}
+		if st == nil {
+			// Named twice in the text.
+			continue
+		}
+		pl.stmtBytes -= len(st.parse)
+		delete(pl.stmts, name)
+		delete(pl.pending, name)
+		delete(pl.byServer, st.server)
+	}
+	return out, nil
 }
 
 // logPrepareFailure logs a failed preparation of the session's

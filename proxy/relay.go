@@ -317,7 +317,8 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	if r := ss.poolRefusal(res); r != nil {
+	poolSQL, r := ss.poolRefusal(res, SourceQuery)
+	if r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
@@ -346,6 +347,9 @@ func (ss *session) relayQuery(total int) error {
 		ss.discardEnds(res, false)
 	}
 	out := res.SQL
+	if poolSQL != "" {
+		out = poolSQL
+	}
 	ss.texts.note(ss.sent.Load(), queryName, text, out)
 	for _, o := range res.Objects {
 		if o.Op == "execute" || o.Op == "fetch" {
@@ -391,7 +395,7 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
-	if r := ss.poolRefusal(res); r != nil {
+	if _, r := ss.poolRefusal(res, SourceParse); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}

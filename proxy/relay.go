@@ -317,7 +317,7 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	poolSQL, r := ss.poolRefusal(res, SourceQuery)
+	dealloc, r := ss.poolRefusal(res, SourceQuery)
 	if r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
@@ -347,8 +347,11 @@ func (ss *session) relayQuery(total int) error {
 		ss.discardEnds(res, false)
 	}
 	out := res.SQL
-	if poolSQL != "" {
-		out = poolSQL
+	if dealloc != nil {
+		if err := ss.applyDeallocate(dealloc); err != nil {
+			return err
+		}
+		out = dealloc.sql
 	}
 	ss.texts.note(ss.sent.Load(), queryName, text, out)
 	for _, o := range res.Objects {

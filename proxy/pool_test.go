@@ -521,6 +521,41 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			t.Fatalf("after the refusals: %q, %v", got, err)
 		}
 	})
+	t.Run("psqlODBC's SETs sent in one text follow the session, keeping no backend", func(t *testing.T) {
+		// With one backend: a session that kept it would leave b waiting.
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		const q = "SELECT DATE '2024-01-31'::text || ' ' || current_setting('extra_float_digits') || ' ' || current_setting('TimeZone')"
+		before, err := one(ctx, b, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, "SET DateStyle = 'German';SET extra_float_digits = 2;show transaction_isolation"); err != nil {
+			t.Fatal(err)
+		}
+		check := func(want string) {
+			t.Helper()
+			for range 2 {
+				if got, err := one(ctx, a, q); err != nil || got != want {
+					t.Fatalf("the session that SET: %q, %v; want %q", got, err, want)
+				}
+				if got, err := one(ctx, b, q); err != nil || got != before {
+					t.Fatalf("another session on the same backend: %q, %v; want %q", got, err, before)
+				}
+			}
+		}
+		zone := before[strings.LastIndexByte(before, ' ')+1:]
+		check("31.01.2024 2 " + zone)
+		// With autocommit off: BEGIN;SET …, kept if the block commits.
+		for _, end := range []string{"ROLLBACK", "COMMIT"} {
+			if _, err := a.Exec(ctx, "BEGIN;SET TimeZone = 'Asia/Tokyo';SET extra_float_digits = 3"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Exec(ctx, end); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("31.01.2024 3 Asia/Tokyo")
+	})
 	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
 		c := p.connect(t, "hq")
 		for range 10 {

@@ -154,7 +154,7 @@ func odbcClient(name, options string) scriptClient {
 			return nil, py, args
 		},
 		checks: append([]string{"prepared", "typed_params", "tx_recovery", "write_refused", "tx_setting", "tables", "meta_columns",
-			"primary_key", "statistics", "type_info"}, driverChecks...),
+			"primary_key", "statistics", "type_info", "autocommit"}, driverChecks...),
 		metadata: []string{"columns", "tables", "meta_columns", "primary_key", "statistics", "type_info"},
 		actFor:   true,
 	}
@@ -372,6 +372,7 @@ func checkRecords(t *testing.T, user string, recs map[string]record) {
 	eq("copy_in_usable_after", "value", 1)
 	eq("executemany", "ok", true)
 	eq("type_info", "count", true)
+	eq("autocommit", "totals", []any{float64(e.rows)}) // JSON numbers
 	// asyncpg: a savepoint's error, the transaction going on, a refusal
 	// aborting it; psqlODBC: a division by zero and a refusal, each
 	// rolled back by the driver, then the transaction going on.

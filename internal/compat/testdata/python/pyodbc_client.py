@@ -163,6 +163,28 @@ def main(host, port, db, user, password, options, role):
     out("tx_setting", timezones=sorted(zones))
     conn.close()
 
+    # Autocommit on, ODBC's default (Excel, Power BI): each statement its
+    # own transaction, psqlODBC's prepared statements dropped with
+    # DEALLOCATE as the statement handle moves to another text.
+    conn = connect(host, port, db, user, password, options)
+    conn.autocommit = True
+    cur = conn.cursor()
+    if role:
+        cur.execute("SET ROLE " + role)
+    totals = []
+    for _ in range(3):
+        total = 0
+        for nps in range(0, 11):
+            cur.execute("SELECT count(*) FROM responses WHERE nps = ?", nps)
+            total += cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM responses WHERE nps = ? AND country IS NOT NULL", nps)
+            total -= cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM responses WHERE nps = ?", nps)
+            total += cur.fetchone()[0]
+        totals.append(total)
+    out("autocommit", totals=sorted(set(totals)))
+    conn.close()
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:7], sys.argv[7] if len(sys.argv) > 7 else "")

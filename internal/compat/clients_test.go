@@ -154,8 +154,8 @@ func odbcClient(name, options string) scriptClient {
 			return nil, py, args
 		},
 		checks: append([]string{"prepared", "typed_params", "tx_recovery", "write_refused", "tx_setting", "tables", "meta_columns",
-			"primary_key", "statistics", "type_info", "autocommit"}, driverChecks...),
-		metadata: []string{"columns", "tables", "meta_columns", "primary_key", "statistics", "type_info"},
+			"primary_key", "statistics", "type_info", "foreign_keys", "autocommit"}, driverChecks...),
+		metadata: []string{"columns", "tables", "meta_columns", "primary_key", "statistics", "type_info", "foreign_keys"},
 		actFor:   true,
 	}
 }
@@ -217,7 +217,7 @@ var scriptClients = []scriptClient{
 			}
 			return nil, py, args
 		},
-		checks: append([]string{"prepared", "typed_params", "parameters", "introspection", "executemany", "copy_out",
+		checks: append([]string{"prepared", "typed_params", "parameters", "introspection", "type_codec", "executemany", "copy_out",
 			"copy_in_refused", "copy_in_usable_after", "tx_recovery", "reset", "pool"}, driverChecks...),
 		metadata: []string{"columns", "parameters", "introspection", "reset"},
 		actFor:   true,
@@ -372,6 +372,7 @@ func checkRecords(t *testing.T, user string, recs map[string]record) {
 	eq("copy_in_usable_after", "value", 1)
 	eq("executemany", "ok", true)
 	eq("type_info", "count", true)
+	eq("type_codec", "value", map[string]any{"countries": float64(len(e.countries))})
 	eq("autocommit", "totals", []any{float64(e.rows)}) // JSON numbers
 	// asyncpg: a savepoint's error, the transaction going on, a refusal
 	// aborting it; psqlODBC: a division by zero and a refusal, each

@@ -110,6 +110,8 @@ def main(host, port, db, user, password, options, role):
     stats = sorted({(r.index_name, r.column_name) for r in cur.statistics("responses", schema="public") if r.index_name})
     out("statistics", indexes=[list(s) for s in stats])
     out("type_info", count=len(cur.getTypeInfo().fetchall()) > 0)
+    out("foreign_keys", keys=sorted([r.fktable_name, r.fkcolumn_name, r.pktable_name, r.pkcolumn_name]
+                                    for r in cur.foreignKeys(foreignTable="responses", foreignSchema="public")))
     conn.commit()
 
     try:

@@ -172,6 +172,64 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			t.Fatalf("%d responses, want the service's", got)
 		}
 	})
+	t.Run("a switch after BEGIN, SAVEPOINT or RELEASE in its text is made, with its transaction (psqlODBC)", func(t *testing.T) {
+		// psqlODBC with autocommit off sends BEGIN;SET ROLE …, and with
+		// statement-level rollback RELEASE …;SAVEPOINT …; before it.
+		must(t, a.exec("BEGIN;SET ROLE marie"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("after BEGIN;SET ROLE marie: %d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("ROLLBACK"))
+		if got := a.responses(t); got != service {
+			t.Fatalf("after ROLLBACK: %d responses, want the service's", got)
+		}
+		must(t, a.exec("BEGIN;SET ROLE marie"))
+		must(t, a.exec("COMMIT"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("after a committed switch: %d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SAVEPOINT _EXEC_SVP_1;SET ROLE hq"))
+		if got := a.responses(t); got != all {
+			t.Fatalf("after SAVEPOINT;SET ROLE hq: %d responses, want %d", got, all)
+		}
+		must(t, a.exec("RELEASE _EXEC_SVP_1;SAVEPOINT _EXEC_SVP_1;SET ROLE marie"))
+		must(t, a.exec("COMMIT"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("after RELEASE;SAVEPOINT;SET ROLE marie: %d responses, want marie's %d", got, france)
+		}
+		// The server fails the statement before the switch and skips it:
+		// so does pgveil.
+		var pe *pgconn.PgError
+		if err := a.exec("SAVEPOINT s;SET ROLE hq"); !errors.As(err, &pe) || pe.Code != "25P01" {
+			t.Fatalf("SAVEPOINT outside a transaction block: want 25P01, got %v", err)
+		}
+		if got := a.responses(t); got != france {
+			t.Fatalf("after a failed SAVEPOINT;SET ROLE hq: %d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("BEGIN"))
+		if err := a.exec("RELEASE no_such;SET ROLE hq"); !errors.As(err, &pe) || pe.Code != "3B001" {
+			t.Fatalf("RELEASE of no savepoint: want 3B001, got %v", err)
+		}
+		must(t, a.exec("ROLLBACK"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("after a failed RELEASE;SET ROLE hq: %d responses, want marie's %d", got, france)
+		}
+		// Anything else with a switch is checked for one user and run
+		// for another, or ends what the switch's tracking follows.
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SAVEPOINT s"))
+		for _, sql := range []string{"SELECT 1;SET ROLE hq", "BEGIN;SELECT 1;SET ROLE hq", "SET ROLE hq;RELEASE s",
+			"ROLLBACK TO s;SET ROLE hq", "COMMIT;SET ROLE hq", "BEGIN;SET ROLE hq;SET ROLE marie"} {
+			refusedBy(t, a.exec(sql), "act_for")
+			must(t, a.exec("ROLLBACK TO s"))
+		}
+		must(t, a.exec("ROLLBACK"))
+		if got := a.responses(t); got != france {
+			t.Fatalf("after refused switches: %d responses, want marie's %d", got, france)
+		}
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("a switch pipelined after another statement is refused", func(t *testing.T) {
 		errs := runPipeline(t, a.c, func(pl *pgconn.Pipeline) {
 			pl.SendQueryParams("SELECT 1", nil, nil, nil, nil)

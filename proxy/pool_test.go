@@ -474,6 +474,88 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			t.Fatalf("got %q, want %q", msgs, want)
 		}
 	})
+	t.Run("psqlODBC's DEALLOCATE of a statement it prepared closes it, between its savepoints", func(t *testing.T) {
+		c := p.simpleConn(t, "hq")
+		pc := c.PgConn()
+		exec := func(sql string) error { _, err := pc.Exec(ctx, sql).ReadAll(); return err }
+		run := func(name string) (string, error) {
+			res := pc.ExecPrepared(ctx, name, nil, nil, nil).Read()
+			if res.Err != nil {
+				return "", res.Err
+			}
+			return string(res.Rows[0][0]), nil
+		}
+		var pgErr *pgconn.PgError
+		// In the transaction that used it, as with autocommit off.
+		must(t, exec("BEGIN"))
+		if _, err := pc.Prepare(ctx, "_PLAN0x1", q, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := run("_PLAN0x1"); err != nil || got != hqRows {
+			t.Fatalf("%q, %v", got, err)
+		}
+		must(t, exec(`SAVEPOINT _per_query_svp_;DEALLOCATE "_PLAN0x1";RELEASE _per_query_svp_`))
+		if _, err := run("_PLAN0x1"); !errors.As(err, &pgErr) || pgErr.Code != "26000" || pgErr.Message != `prepared statement "_PLAN0x1" does not exist` {
+			t.Fatalf("running a statement deallocated: %v", err)
+		}
+		must(t, exec("ROLLBACK"))
+		// Prepared in an earlier transaction, on the one backend.
+		if _, err := pc.Prepare(ctx, "_PLAN0x1", q, nil); err != nil {
+			t.Fatalf("the name is free again: %v", err)
+		}
+		must(t, exec(`DEALLOCATE "_PLAN0x1"`))
+		if _, err := run("_PLAN0x1"); !errors.As(err, &pgErr) || pgErr.Code != "26000" {
+			t.Fatalf("running a statement deallocated: %v", err)
+		}
+		// A name the session never prepared fails as in PostgreSQL.
+		if err := exec("DEALLOCATE never_prepared"); !errors.As(err, &pgErr) || pgErr.Code != "26000" ||
+			pgErr.Message != `prepared statement "never_prepared" does not exist` {
+			t.Fatalf("deallocating a name never prepared: %v", err)
+		}
+		for _, sql := range []string{"DEALLOCATE ALL", "PREPARE p AS SELECT 1", "EXECUTE p", "DEALLOCATE never_prepared; SELECT 1"} {
+			if err := exec(sql); !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "transaction_pooling") {
+				t.Fatalf("%s: want a transaction_pooling refusal, got %v", sql, err)
+			}
+		}
+		if got, err := one(ctx, c, "SELECT 'usable'"); err != nil || got != "usable" {
+			t.Fatalf("after the refusals: %q, %v", got, err)
+		}
+	})
+	t.Run("psqlODBC's SETs sent in one text follow the session, keeping no backend", func(t *testing.T) {
+		// With one backend: a session that kept it would leave b waiting.
+		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		const q = "SELECT DATE '2024-01-31'::text || ' ' || current_setting('extra_float_digits') || ' ' || current_setting('TimeZone')"
+		before, err := one(ctx, b, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, "SET DateStyle = 'German';SET extra_float_digits = 2;show transaction_isolation"); err != nil {
+			t.Fatal(err)
+		}
+		check := func(want string) {
+			t.Helper()
+			for range 2 {
+				if got, err := one(ctx, a, q); err != nil || got != want {
+					t.Fatalf("the session that SET: %q, %v; want %q", got, err, want)
+				}
+				if got, err := one(ctx, b, q); err != nil || got != before {
+					t.Fatalf("another session on the same backend: %q, %v; want %q", got, err, before)
+				}
+			}
+		}
+		zone := before[strings.LastIndexByte(before, ' ')+1:]
+		check("31.01.2024 2 " + zone)
+		// With autocommit off: BEGIN;SET …, kept if the block commits.
+		for _, end := range []string{"ROLLBACK", "COMMIT"} {
+			if _, err := a.Exec(ctx, "BEGIN;SET TimeZone = 'Asia/Tokyo';SET extra_float_digits = 3"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Exec(ctx, end); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("31.01.2024 3 Asia/Tokyo")
+	})
 	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
 		c := p.connect(t, "hq")
 		for range 10 {

@@ -107,6 +107,9 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		ss.keepBackend("a change of the acting user")
 		return
 	}
+	if src == SourceQuery && ss.pendSetList(res) {
+		return
+	}
 	name, isSet := singleSet(res)
 	isReset := len(res.Keeps) == 0 && len(res.Resets) > 0 && leavesNoState(res.Kinds)
 	switch {
@@ -213,6 +216,68 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 		return false
 	}
 	pl.noteSetting(p, false)
+	return true
+}
+
+// setListKinds are the kinds of statement a Query of SETs may hold
+// (rewrite.SetList).
+var setListKinds = map[string]bool{"set": true, "VariableShowStmt": true, "transaction": true}
+
+// pendSetList notes the SETs of res, a Query of several SETs and SHOWs
+// after one BEGIN at most (rewrite.SetList), each as a setting of its
+// own, when the text surely runs as a whole at the start of a
+// transaction: with nothing else in flight, outside a transaction block
+// (an implicit transaction, or the block its BEGIN opens), or in the
+// open block. It reports whether it did; a session whose text it does
+// not note keeps its backend, as for any SET pipelined with other
+// statements. psqlODBC sends SET DateStyle = 'ISO';SET
+// extra_float_digits = 2;show transaction_isolation on every connection,
+// which kept a backend for every psqlODBC session (client relay).
+func (ss *session) pendSetList(res *rewrite.Result) bool {
+	if len(res.Kinds) < 2 || len(res.Resets) > 0 || len(res.Keeps) == 0 || res.Act != nil {
+		return false
+	}
+	for _, k := range res.Kinds {
+		if !setListKinds[k] {
+			return false
+		}
+	}
+	sets, begins, ok := rewrite.SetList(res.SQL)
+	if !ok || len(sets) != len(res.Keeps) {
+		// A SET that leaves nothing to keep (of a pinned setting's own
+		// value) among them: which one is not known.
+		return false
+	}
+	batch := ss.sent.Load()
+	pend := make([]*pendingSetting, 0, len(sets))
+	for i, sql := range sets {
+		name, ok := strings.CutPrefix(res.Keeps[i], "SET ")
+		if !ok {
+			return false
+		}
+		q, err := (&pgproto3.Query{String: sql}).Encode(nil)
+		if err != nil {
+			return false
+		}
+		pend = append(pend, &pendingSetting{batch: batch, set: &pooledSetting{name: name, query: q}})
+	}
+	status := ss.txStatus.Load()
+	// NOTE: the Query itself is in flight.
+	if ss.sent.Load()-ss.done.Load() != 1 || status == 'E' {
+		return false
+	}
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.wasOpen || status == 'I' && len(pl.txSets) > 0 || status == 'T' && pl.txImplicit {
+		return false
+	}
+	// Outside a block and without BEGIN, an implicit transaction; else
+	// the block that is open, or that the BEGIN opens.
+	implicit := status == 'I' && !begins
+	for _, p := range pend {
+		pl.noteSetting(p, implicit)
+	}
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -714,20 +715,162 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 
 // poolRefusal refuses, in transaction mode, what a shared backend cannot
 // keep for the session: SQL-level prepared statements, whose names
-// reach every statement on the backend.
-func (ss *session) poolRefusal(res *rewrite.Result) *Refusal {
+// reach every statement on the backend. A Query's DEALLOCATE of the
+// session's own protocol-level statements (psqlODBC's) is made instead:
+// it returns how (poolDeallocate), for applyDeallocate once the Query is
+// sure to go upstream.
+func (ss *session) poolRefusal(res *rewrite.Result, src Source) (*deallocation, *Refusal) {
 	if ss.pl == nil {
-		return nil
+		return nil, nil
 	}
+	deallocate := false
 	for _, o := range res.Objects {
 		switch o.Op {
-		case "prepare", "execute", "deallocate":
-			r := firewall.Deny("transaction_pooling",
+		case "prepare", "execute":
+			return nil, firewall.Deny("transaction_pooling",
 				"SQL PREPARE, EXECUTE and DEALLOCATE are not supported in transaction pooling (upstream.pool.mode = \"transaction\")")
-			return r
+		case "deallocate":
+			deallocate = true
 		}
 	}
-	return nil
+	if !deallocate {
+		return nil, nil
+	}
+	if src != SourceQuery {
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query only")
+	}
+	return ss.poolDeallocate(res)
+}
+
+// deallocation is how a Query's DEALLOCATE of the session's statements
+// goes upstream in transaction mode (poolDeallocate).
+type deallocation struct {
+	// sql is the text to forward, each DEALLOCATE naming the statement
+	// by its name upstream.
+	sql string
+	// forget are the session's statements it drops, by the name the
+	// server keys them by; absent those the backend held lacks, which a
+	// Parse written ahead of the Query makes there first.
+	forget []string
+	absent []*pooledStmt
+	// unknown are the names it gives that the session never prepared,
+	// for the error the client gets (noteUnknown).
+	unknown []string
+}
+
+// placeholderQuery is what a statement is prepared as, ahead of a
+// DEALLOCATE of it on a backend that lacks it: it cannot fail, so the
+// Query that follows it is never skipped.
+const placeholderQuery = "SELECT"
+
+// poolDeallocate returns how res, a Query of DEALLOCATE and transaction
+// control statements sent with nothing else in flight, goes upstream:
+// each DEALLOCATE naming the session's statement by its name upstream;
+// or its refusal. A name the session never prepared becomes the name
+// that cannot exist, so that the client gets PostgreSQL's error (26000)
+// naming it. A statement the backend held lacks (prepared in an earlier
+// transaction, on another backend: psqlODBC with autocommit on) is first
+// prepared there as placeholderQuery, which cannot fail, under its name
+// upstream: its own text could, and the server would then skip the
+// Query, never answering it (client relay).
+//
+// NOTE: the statements are forgotten when the Query is sent: should the
+// server skip a DEALLOCATE (after an error earlier in its text), the
+// session no longer reaches the statement (a Bind of it fails, 26000),
+// and the backend keeps it, counted, under a name no session reaches
+// again, until its eviction closes it.
+func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal) {
+	for _, k := range res.Kinds {
+		if k != "transaction" && k != "DeallocateStmt" {
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only with transaction control statements in its text")
+		}
+	}
+	// NOTE: the Query itself is in flight.
+	if ss.sent.Load()-ss.done.Load() != 1 {
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
+	}
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.b == nil || len(pl.pending) > 0 {
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
+	}
+	d := &deallocation{}
+	names := map[string]string{}
+	for _, o := range res.Objects {
+		if o.Op != "deallocate" {
+			continue
+		}
+		if o.Name == "" {
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE ALL is not supported in transaction pooling (upstream.pool.mode = \"transaction\"): close the session's statements one by one")
+		}
+		name := statement.ServerName(o.Name)
+		st := pl.stmts[name]
+		if st == nil {
+			names[o.Name] = pl.serverStmtName(name)
+			d.unknown = append(d.unknown, name)
+			continue
+		}
+		names[o.Name] = st.server
+		if slices.Contains(d.forget, name) {
+			continue
+		}
+		if _, lazy := pl.lazyAt[st.server]; lazy {
+			// Whether the backend holds it is not known yet.
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE of %q is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered", o.Name)
+		}
+		d.forget = append(d.forget, name)
+		if !pl.b.prepared.has(st.server) {
+			d.absent = append(d.absent, st)
+		}
+	}
+	out, err := rewrite.RenameDeallocations(res.SQL, names)
+	if err != nil {
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE could not be forwarded in transaction pooling (upstream.pool.mode = \"transaction\"): %v", err)
+	}
+	d.sql = out
+	return d, nil
+}
+
+// applyDeallocate makes d, for the Query about to be forwarded: it
+// writes upstream the placeholders of the statements the backend lacks
+// and forgets the statements d drops (client relay).
+func (ss *session) applyDeallocate(d *deallocation) error {
+	pl := ss.pl
+	pl.mu.Lock()
+	batch := ss.sent.Load()
+	var pre []byte
+	for _, st := range d.absent {
+		pre, _ = (&pgproto3.Parse{Name: st.server, Query: placeholderQuery}).Encode(pre)
+		// Its ParseComplete is swallowed (onParseAnswer), as for
+		// ensureStmt's Parses.
+		pl.lazyAt[st.server] = batch
+		pl.parses = append(pl.parses, sentParse{name: "", st: &pooledStmt{server: st.server}, batch: batch, lazy: true, b: pl.b})
+	}
+	for _, name := range d.forget {
+		st := pl.stmts[name]
+		if st == nil {
+			continue
+		}
+		pl.stmtBytes -= len(st.parse)
+		delete(pl.stmts, name)
+		delete(pl.byServer, st.server)
+	}
+	for _, name := range d.unknown {
+		pl.noteUnknown(name, batch, ss.done.Load())
+	}
+	pl.mu.Unlock()
+	if pre == nil {
+		return nil
+	}
+	return ss.uout.Write(pre)
 }
 
 // logPrepareFailure logs a failed preparation of the session's

@@ -321,7 +321,8 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	if r := ss.poolRefusal(res); r != nil {
+	dealloc, r := ss.poolRefusal(res, SourceQuery)
+	if r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
@@ -350,6 +351,12 @@ func (ss *session) relayQuery(total int) error {
 		ss.discardEnds(res, false)
 	}
 	out := res.SQL
+	if dealloc != nil {
+		if err := ss.applyDeallocate(dealloc); err != nil {
+			return err
+		}
+		out = dealloc.sql
+	}
 	ss.texts.note(ss.sent.Load(), queryName, text, out)
 	for _, o := range res.Objects {
 		if o.Op == "execute" || o.Op == "fetch" {
@@ -395,7 +402,7 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
-	if r := ss.poolRefusal(res); r != nil {
+	if _, r := ss.poolRefusal(res, SourceParse); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}

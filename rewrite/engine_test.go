@@ -104,7 +104,10 @@ func TestEngine(t *testing.T) {
 		// a shape, never an Act.
 		for i := 0; i < 3; i++ {
 			for _, login := range []string{"marie", "hq", "tom"} {
-				for _, sql := range []string{"SET ROLE " + login, "SET pgveil.act_for = '" + login + "'", "SET ROLE '" + login + "'"} {
+				for _, sql := range []string{"SET ROLE " + login, "SET pgveil.act_for = '" + login + "'", "SET ROLE '" + login + "'",
+					// psqlODBC's, with autocommit off and statement-level
+					// rollback.
+					"BEGIN;SET ROLE " + login, "RELEASE _EXEC_SVP_1;SAVEPOINT _EXEC_SVP_1;SET ROLE " + login} {
 					res, err := e.Rewrite(ctx, "marie", 'Q', sql)
 					if err != nil || res.Act == nil || res.Act.Login != login || !strings.Contains(res.SQL, login) {
 						t.Fatalf("%s (round %d): %+v %v", sql, i, res, err)

@@ -191,8 +191,8 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		}
 		res.Kinds = append(res.Kinds, kind)
 	}
-	if w.act != nil && len(tree.Stmts) != 1 {
-		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text", ActSetting)
+	if w.act != nil && !actAlone(tree.Stmts) {
+		return nil, deny("act_for", "a change of the acting user (SET ROLE, SET %s) must be the only statement of its text, after BEGIN, SAVEPOINT or RELEASE at most", ActSetting)
 	}
 	res.Act = w.act
 	res.EndsTransaction, res.TransactionEnd = w.endsTx != "", w.endsTx
@@ -252,6 +252,30 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	res.SQL, res.Rewritten = out, true
 	return res, nil
+}
+
+// actAlone reports whether stmts, a text with a change of the acting
+// user, has nothing but it to check: every statement before the last
+// (the change) opens a transaction or a savepoint, or releases one.
+// psqlODBC sends BEGIN;SET ROLE … with autocommit off, and prefixes each
+// statement with RELEASE and SAVEPOINT for statement-level rollback
+// (Protocol=7.4-2). None of these reads data or changes the acting user,
+// so no statement of the text is checked for a user it does not run for;
+// should one fail, the server skips the change, which the proxy follows
+// from its answers (actSettle). A COMMIT, ROLLBACK or ROLLBACK TO before
+// the change would end or undo something under the change's tracking:
+// they, and statements after the change (checked for the previous user,
+// run for the next), stay refused.
+func actAlone(stmts []*pg_query.RawStmt) bool {
+	for _, raw := range stmts[:len(stmts)-1] {
+		switch raw.Stmt.GetTransactionStmt().GetKind() {
+		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START,
+			pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // readsConstantValues reports whether a firewall decision on stmts may

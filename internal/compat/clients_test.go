@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,19 +17,23 @@ import (
 // endpoint is where a client connects and as whom.
 type endpoint struct {
 	host, port, user, password string
+	// role, when set, is the user the session acts for: the client runs
+	// SET ROLE role first, as a BI service with connection
+	// impersonation does (scriptClient.actFor).
+	role string
 }
 
 // through is pgveil, as a demo user.
 func through(t *testing.T, user string) endpoint {
 	t.Helper()
 	h, p := veilHostPort(t)
-	return endpoint{h, p, user, password(user)}
+	return endpoint{host: h, port: p, user: user, password: password(user)}
 }
 
 // upstream is the demo database itself, as pgveil's service account:
 // what a client sees without pgveil, for comparing metadata.
 func upstream() endpoint {
-	return endpoint{cluster.Host(), strconv.Itoa(cluster.Port()), "pgveil_svc", servicePassword}
+	return endpoint{host: cluster.Host(), port: strconv.Itoa(cluster.Port()), user: "pgveil_svc", password: servicePassword}
 }
 
 // dsn is a libpq keyword/value connection string.
@@ -64,6 +69,10 @@ type scriptClient struct {
 	// metadata names the records that must be the same through pgveil as
 	// directly upstream: masking keeps columns, types and catalog answers.
 	metadata []string
+	// actFor: the client also runs as the demo's BI service login
+	// (metabase) acting for marie (endpoint.role), and must see what
+	// marie sees.
+	actFor bool
 }
 
 // driverChecks are the records of the driver scripts (psycopg2, psycopg 3,
@@ -117,6 +126,40 @@ func nodeModules(t *testing.T) string {
 	return node
 }
 
+// psqlODBCLibrary is where Debian's odbc-postgresql installs psqlODBC's
+// Unicode driver (one directory per architecture).
+const psqlODBCLibrary = "/usr/lib/*/odbc/psqlodbcw.so"
+
+// psqlODBC checks pyodbc and psqlODBC (unixODBC's driver manager comes
+// with pyodbc).
+func psqlODBC(t *testing.T) string {
+	t.Helper()
+	py := pythonModules("pyodbc")(t)
+	if libs, _ := filepath.Glob(psqlODBCLibrary); len(libs) == 0 {
+		missing(t, "psqlODBC (Debian package odbc-postgresql)", os.ErrNotExist)
+	}
+	return py
+}
+
+// odbcClient is psqlODBC through pyodbc with connection-string options.
+func odbcClient(name, options string) scriptClient {
+	return scriptClient{
+		name:    name,
+		prepare: psqlODBC,
+		run: func(py string, e endpoint) ([]string, string, []string) {
+			args := []string{filepath.Join("testdata", "python", "pyodbc_client.py"), e.host, e.port, demoDB, e.user, e.password, options}
+			if e.role != "" {
+				args = append(args, e.role)
+			}
+			return nil, py, args
+		},
+		checks: append([]string{"prepared", "typed_params", "tx_recovery", "write_refused", "tx_setting", "tables", "meta_columns",
+			"primary_key", "statistics", "type_info", "foreign_keys", "autocommit"}, driverChecks...),
+		metadata: []string{"columns", "tables", "meta_columns", "primary_key", "statistics", "type_info", "foreign_keys"},
+		actFor:   true,
+	}
+}
+
 var scriptClients = []scriptClient{
 	{
 		name:    "psycopg2",
@@ -164,6 +207,28 @@ var scriptClients = []scriptClient{
 		checks:   append([]string{"prepared"}, driverChecks...),
 		metadata: []string{"columns"},
 	},
+	{
+		name:    "asyncpg",
+		prepare: pythonModules("asyncpg"),
+		run: func(py string, e endpoint) ([]string, string, []string) {
+			args := []string{filepath.Join("testdata", "python", "asyncpg_client.py"), e.url("postgresql")}
+			if e.role != "" {
+				args = append(args, e.role)
+			}
+			return nil, py, args
+		},
+		checks: append([]string{"prepared", "typed_params", "parameters", "introspection", "type_codec", "executemany", "copy_out",
+			"copy_in_refused", "copy_in_usable_after", "tx_recovery", "reset", "pool"}, driverChecks...),
+		metadata: []string{"columns", "parameters", "introspection", "reset"},
+		actFor:   true,
+	},
+	// psqlODBC's defaults: statements prepared server-side, results read
+	// whole, a transaction rolled back on error.
+	odbcClient("psqlODBC", ""),
+	// As Tableau and Excel configure it for large results: DECLARE …
+	// CURSOR and FETCH 100, statement-level rollback (a savepoint around
+	// each statement).
+	odbcClient("psqlODBC with UseDeclareFetch", "UseDeclareFetch=1;Fetch=100;UseServerSidePrepare=1;Protocol=7.4-2"),
 }
 
 func TestClients(t *testing.T) {
@@ -176,14 +241,29 @@ func TestClients(t *testing.T) {
 			if v, ok := plain["version"]; ok {
 				t.Logf("%s: %v", c.name, v)
 			}
-			for _, user := range []string{"marie", "hq"} {
-				t.Run("as "+user+" sees only what the policy allows, in the shape of the table", func(t *testing.T) {
-					env, prog, args := c.run(prep, through(t, user))
-					recs := records(t, runClient(t, env, prog, args...))
+			type as struct{ login, role, sees string }
+			runs := []as{{"marie", "", "marie"}, {"hq", "", "hq"}}
+			if c.actFor {
+				runs = append(runs, as{"metabase", "marie", "marie"})
+			}
+			for _, run := range runs {
+				name := "as " + run.login
+				if run.role != "" {
+					name += " acting for " + run.role + " (SET ROLE)"
+				}
+				t.Run(name+" sees only what the policy allows, in the shape of the table", func(t *testing.T) {
+					e := through(t, run.login)
+					e.role = run.role
+					env, prog, args := c.run(prep, e)
+					outp := runClient(t, env, prog, args...)
+					if os.Getenv("COMPAT_SHOW") != "" {
+						t.Log(outp)
+					}
+					recs := records(t, outp)
 					for _, name := range c.checks {
 						get(t, recs, name)
 					}
-					checkRecords(t, user, recs)
+					checkRecords(t, run.sees, recs)
 					for _, name := range c.metadata {
 						got, want := get(t, recs, name), get(t, plain, name)
 						if !reflect.DeepEqual(got, want) {
@@ -202,6 +282,10 @@ type expected struct {
 	rows      int
 	usa       int
 	score     int
+	// typed is what the typed parameters of typed_params select;
+	// scorePositive the rows whose score is at least 0, if the score is
+	// visible.
+	typed, scorePositive int
 }
 
 // expect computes what user sees, from the demo database directly.
@@ -226,6 +310,14 @@ func expect(t *testing.T, user string) expected {
 	e.usa = atoi("SELECT count(*) FROM responses WHERE country = 'USA' AND " + scope)
 	if user == "hq" {
 		e.score = atoi("SELECT count(score) FROM responses")
+	}
+	// Parameters of several types select rows (typed_params.count) and
+	// compare masked columns (typed_params.masked_predicate, which must
+	// see only NULL in a masked column).
+	e.typed = atoi("SELECT count(*) FROM responses WHERE country IN ('France', 'USA') AND nps >= 5" +
+		" AND submitted_at >= '2025-07-01 00:00:00+00' AND " + scope)
+	if user == "hq" {
+		e.scorePositive = atoi("SELECT count(*) FROM responses WHERE score >= 0")
 	}
 	if e.rows == 0 || user == "hq" && e.score == 0 {
 		t.Fatalf("the demo data gives %s nothing to see: the test would prove nothing", user)
@@ -271,11 +363,50 @@ func checkRecords(t *testing.T, user string, recs map[string]record) {
 	eq("read_sql_table", "countries", e.countries)
 	eq("usable_after_error", "value", 1)
 	eq("tx_setting", "timezones", []any{"Asia/Tokyo"})
-	if r, ok := recs["refused"]; ok {
-		if r["sqlstate"] != "42501" {
-			t.Errorf("reading employees: SQLSTATE %v, want 42501", r["sqlstate"])
+	eq("typed_params", "echoed", true)
+	eq("typed_params", "count", e.typed)
+	eq("typed_params", "masked_predicate", e.scorePositive)
+	eq("copy_out", "rows", e.rows)
+	eq("copy_out", "countries", e.countries)
+	eq("copy_out", "emails", 0)
+	eq("copy_in_usable_after", "value", 1)
+	eq("executemany", "ok", true)
+	eq("type_info", "count", true)
+	eq("type_codec", "value", map[string]any{"countries": float64(len(e.countries))})
+	eq("autocommit", "totals", []any{float64(e.rows)}) // JSON numbers
+	// asyncpg: a savepoint's error, the transaction going on, a refusal
+	// aborting it; psqlODBC: a division by zero and a refusal, each
+	// rolled back by the driver, then the transaction going on.
+	if r, ok := recs["tx_recovery"]; ok {
+		if _, odbc := r["errors"]; odbc {
+			eq("tx_recovery", "errors", []any{"22012", "42501"})
+			eq("tx_recovery", "first", e.rows)
+			eq("tx_recovery", "after", e.rows)
+		} else {
+			eq("tx_recovery", "savepoint_error", "22012")
+			eq("tx_recovery", "count_after_savepoint", e.rows)
+			eq("tx_recovery", "refused", "42501")
+			eq("tx_recovery", "aborted", "25P02")
 		}
-		if msg, _ := r["message"].(string); !strings.Contains(msg, "ungoverned_table") {
+		eq("tx_recovery", "value", 1)
+	}
+	if r, ok := recs["pool"]; ok {
+		if counts, _ := r["counts"].([]any); !slices.Contains(counts, any(float64(e.rows))) {
+			t.Errorf("pool.counts: %v, want %d among them", counts, e.rows)
+		}
+		if r["timezone"] == "Asia/Tokyo" {
+			t.Errorf("pool.timezone: a connection's SET outlived its reset on release")
+		}
+	}
+	for _, check := range []string{"refused", "copy_in_refused", "write_refused"} {
+		r, ok := recs[check]
+		if !ok {
+			continue
+		}
+		if r["sqlstate"] != "42501" {
+			t.Errorf("%s: SQLSTATE %v, want 42501 (%v)", check, r["sqlstate"], r["message"])
+		}
+		if msg, _ := r["message"].(string); check == "refused" && !strings.Contains(msg, "ungoverned_table") {
 			t.Errorf("reading employees: the message does not name the firewall rule: %q", msg)
 		}
 	}

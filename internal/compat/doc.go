@@ -8,7 +8,8 @@
 // (testdata/demo) and one pgveil, in the test process, configured by
 // configs/demo.hcl. Each client test then runs the real program — psql,
 // pgbench, a Java program on PgJDBC, Python scripts on psycopg2, psycopg 3,
-// SQLAlchemy and pandas, Node.js scripts on node-postgres — against that
+// SQLAlchemy and pandas, asyncpg, and psqlODBC through pyodbc, Node.js
+// scripts on node-postgres — against that
 // pgveil and checks what it prints. The programs and scripts are test data
 // under testdata/: most print one JSON object a line, which the tests
 // compare with what they expect. The BI query sets of testdata/bi/*.sql
@@ -18,5 +19,7 @@
 // install.sh installs the clients (Debian packages, and npm ci for
 // testdata/node); `make compat` runs it, then this package's tests. A
 // missing client skips its test with a message naming `make compat`,
-// except under CI=true, where it is a failure.
+// except under CI=true, where it is a failure. COMPAT_POOL=transaction
+// puts a transaction pool in front of the clients; COMPAT_LOG=1 logs what
+// pgveil does, and COMPAT_SHOW=1 what each client script printed.
 package compat

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real clients the compatibility suite drives through pgveil:
 # psql and pgbench (PostgreSQL), pgcli, PgJDBC and a JDK, Python's psycopg2,
-# psycopg 3, SQLAlchemy and pandas (Debian's, for /usr/bin/python3), and
-# Node.js with the npm packages of testdata/node (npm ci).
+# psycopg 3, SQLAlchemy, pandas, asyncpg and pyodbc (Debian's, for
+# /usr/bin/python3), psqlODBC and unixODBC, and Node.js with the npm
+# packages of testdata/node (npm ci).
 #
 # Idempotent: installs only what is missing; runs `apt-get update` once,
 # and only when something has to be installed. Used by `make compat` and
@@ -42,6 +43,12 @@ have_py psycopg2 || missing+=(python3-psycopg2)
 have_py psycopg || missing+=(python3-psycopg)
 have_py sqlalchemy || missing+=(python3-sqlalchemy)
 have_py pandas || missing+=(python3-pandas)
+have_py asyncpg || missing+=(python3-asyncpg)
+have_py pyodbc || missing+=(python3-pyodbc)
+# psqlODBC's Unicode driver, in the directory of the machine's
+# architecture; unixODBC's driver manager and isql.
+compgen -G '/usr/lib/*/odbc/psqlodbcw.so' >/dev/null || missing+=(odbc-postgresql)
+command -v isql >/dev/null 2>&1 || missing+=(unixodbc)
 command -v pgcli >/dev/null 2>&1 || missing+=(pgcli)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

@@ -138,7 +138,7 @@ var Rules = []Rule{
 		Doc:  "with `audit { on_error = \"refuse\" }`, every statement (Query and Execute) while the audit trail cannot be written: from a failed write or fsync of the audit file until a write and its fsync succeed (58030)"},
 	{Name: "transaction_pooling", Code: sqlstate.FeatureNotSupported,
 		Hint: "Prepare statements with the extended protocol (every driver's prepared statements) instead: pgveil keeps those for the session from one transaction to the next.",
-		Doc:  "in transaction pooling (`upstream { pool { mode = \"transaction\" } }`), SQL PREPARE, EXECUTE and DEALLOCATE: a shared backend's statement names would reach other sessions' statements"},
+		Doc:  "in transaction pooling (`upstream { pool { mode = \"transaction\" } }`), SQL PREPARE, EXECUTE and DEALLOCATE (but a DEALLOCATE of the session's own protocol-level statements, as psqlODBC sends): a shared backend's statement names would reach other sessions' statements"},
 	{Name: "policy_mismatch", Code: sqlstate.InsufficientPrivilege,
 		Hint: "The database changed since pgveil loaded its policy, which no longer matches this table. Ask the DBA who maintains the pgveil policy to run pgveil check --upstream, update the policy and reload pgveil.",
 		Doc:  "tables the policy no longer matches after DDL run upstream since it was loaded: a table a table block governed renamed or moved (to a name another block, or no block, governs), a column a column block classifies renamed or dropped, a name a table block, mask or rule reads gone (what `pgveil check --upstream` reports as an error), and the views and parents reading them; refused until a reload with a policy that matches (see DDL while pgveil runs)"},

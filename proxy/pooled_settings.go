@@ -221,7 +221,7 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 
 // setListKinds are the kinds of statement a Query of SETs may hold
 // (rewrite.SetList).
-var setListKinds = map[string]bool{"set": true, "VariableShowStmt": true, "transaction": true}
+var setListKinds = map[string]bool{"set": true, rewrite.KindShow: true, "transaction": true}
 
 // pendSetList notes the SETs of res, a Query of several SETs and SHOWs
 // after one BEGIN at most (rewrite.SetList), each as a setting of its

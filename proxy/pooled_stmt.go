@@ -782,7 +782,7 @@ const placeholderQuery = "SELECT"
 // again, until its eviction closes it.
 func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal) {
 	for _, k := range res.Kinds {
-		if k != "transaction" && k != "DeallocateStmt" {
+		if k != "transaction" && k != rewrite.KindDeallocate {
 			return nil, firewall.Deny("transaction_pooling",
 				"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only with transaction control statements in its text")
 		}

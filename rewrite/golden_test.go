@@ -33,7 +33,8 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected sections of 
 
 // TestGolden runs every testdata/rewrite/*.txtar case: the statement of
 // section sql, rewritten for the demo user of section user under
-// configs/demo.hcl, must give section want (the rewritten text, or
+// configs/demo.hcl (with pushdown = false on every table when the case has
+// a section nopushdown), must give section want (the rewritten text, or
 // "REFUSED <code> <rule>: <message>"), and, when present, the rules that
 // fired (section rules), the masked columns (section masked) and what
 // PostgreSQL answered when the output ran on the demo data as the service
@@ -80,6 +81,10 @@ func TestGolden(t *testing.T) {
 					g.kinds[rewrite.StatementKind(k)] = true
 				}
 				pol = g
+			}
+			if ar.has("nopushdown") {
+				// The table blocks say pushdown = false.
+				pol = subqueryOnly(pol)
 			}
 			res, err := rewrite.Rewrite(sql, env.cat, pol)
 			got := outcome(res, err)
@@ -953,6 +958,13 @@ func rangeVarName(rv *pg_query.RangeVar) string {
 // that relation. ok false with a relation means it has the shape but not
 // the right content (already reported); rel nil means an ordinary
 // subquery to walk.
+//
+// For a relation whose policy says NoPushdown the subquery must stand
+// behind the planner's statistics fence (rewrite/subst.go, fenced):
+//
+//	(SELECT * FROM (<subquery without OFFSET 0>
+//	                UNION ALL
+//	                <the same, WHERE false>) rel OFFSET 0) alias
 func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrite.Relation, ok bool) {
 	s := rs.GetSubquery().GetSelectStmt()
 	if s == nil || len(s.FromClause) != 1 {
@@ -962,6 +974,66 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	if off == nil || off.GetIval() == nil || off.GetIval().Ival != 0 {
 		return nil, false
 	}
+	if u := s.FromClause[0].GetRangeSubselect(); u != nil {
+		return v.fencedWrapper(rs, s, u, rowID)
+	}
+	rel, ok = v.arm(rs, s, rowID)
+	if rel != nil && v.access(rel).NoPushdown {
+		v.problem("the subquery around %s, whose policy says pushdown = false, is not behind the statistics fence", rel.QName)
+		return rel, false
+	}
+	return rel, ok
+}
+
+// fencedWrapper checks s, whose only FROM item is u, as the statistics
+// fence around the rewriter's subquery (see wrapper); rel nil means an
+// ordinary subquery to walk.
+func (v *verifier) fencedWrapper(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, u *pg_query.RangeSubselect, rowID bool) (rel *rewrite.Relation, ok bool) {
+	union := u.GetSubquery().GetSelectStmt()
+	if union == nil || union.Op != pg_query.SetOperation_SETOP_UNION || !union.All || union.Larg == nil || union.Rarg == nil {
+		return nil, false
+	}
+	// The first arm must be the rewriter's subquery, OFFSET 0 aside.
+	first := proto.Clone(union.Larg).(*pg_query.SelectStmt)
+	if first.LimitOffset != nil {
+		return nil, false
+	}
+	first.LimitOffset = s.LimitOffset
+	first.LimitOption = s.LimitOption
+	rel, ok = v.arm(rs, first, rowID)
+	if rel == nil {
+		return nil, false
+	}
+	n := len(v.problems)
+	star := len(s.TargetList) == 1 && s.TargetList[0].GetResTarget().GetName() == "" &&
+		len(s.TargetList[0].GetResTarget().GetVal().GetColumnRef().GetFields()) == 1 &&
+		s.TargetList[0].GetResTarget().GetVal().GetColumnRef().GetFields()[0].GetAStar() != nil
+	if !star || s.WithClause != nil || s.WhereClause != nil || s.LimitCount != nil || len(s.GroupClause) > 0 ||
+		s.HavingClause != nil || len(s.DistinctClause) > 0 || len(s.WindowClause) > 0 || len(s.SortClause) > 0 ||
+		len(s.LockingClause) > 0 || s.Op != pg_query.SetOperation_SETOP_NONE || s.IntoClause != nil {
+		v.problem("the statistics fence around %s has clauses the rewriter never writes", rel.QName)
+	}
+	if u.Alias == nil || u.Alias.Aliasname != union.Larg.FromClause[0].GetRangeVar().GetRelname() ||
+		len(u.Alias.Colnames) > 0 || u.Lateral {
+		v.problem("the UNION ALL of the statistics fence around %s is not aliased by the relation's name", rel.QName)
+	}
+	if union.WithClause != nil || union.LimitCount != nil || union.LimitOffset != nil || len(union.SortClause) > 0 ||
+		len(union.LockingClause) > 0 {
+		v.problem("the UNION ALL of the statistics fence around %s has clauses the rewriter never writes", rel.QName)
+	}
+	// The second arm is the first with WHERE false: it reads no row.
+	empty := proto.Clone(union.Larg).(*pg_query.SelectStmt)
+	empty.WhereClause = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
+		Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: false}}}}}
+	if deparseSelect(empty) != deparseSelect(union.Rarg) {
+		v.problem("the second arm of the statistics fence around %s is not the first with WHERE false: %s", rel.QName, deparseSelect(union.Rarg))
+	}
+	return rel, ok && len(v.problems) == n
+}
+
+// arm checks s, the SELECT of rs, as the rewriter's subquery around a
+// governed relation (see wrapper), the statistics fence aside.
+func (v *verifier) arm(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, rowID bool) (rel *rewrite.Relation, ok bool) {
 	rv := s.FromClause[0].GetRangeVar()
 	if rv == nil || rv.Schemaname == "" || rv.Catalogname != "" || rv.Alias != nil {
 		return nil, false

@@ -962,20 +962,22 @@ func rangeVarName(rv *pg_query.RangeVar) string {
 // For a relation whose policy says NoPushdown the subquery must stand
 // behind the planner's statistics fence (rewrite/subst.go, fenced):
 //
-//	(SELECT * FROM (<subquery without OFFSET 0>
-//	                UNION ALL
-//	                <the same, WHERE false>) rel OFFSET 0) alias
+//	(<subquery without OFFSET 0> UNION ALL <the same, WHERE false>
+//	 OFFSET 0) alias
 func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrite.Relation, ok bool) {
 	s := rs.GetSubquery().GetSelectStmt()
-	if s == nil || len(s.FromClause) != 1 {
+	if s == nil {
 		return nil, false
 	}
 	off := s.LimitOffset.GetAConst()
 	if off == nil || off.GetIval() == nil || off.GetIval().Ival != 0 {
 		return nil, false
 	}
-	if u := s.FromClause[0].GetRangeSubselect(); u != nil {
-		return v.fencedWrapper(rs, s, u, rowID)
+	if s.Op == pg_query.SetOperation_SETOP_UNION {
+		return v.fencedWrapper(rs, s, rowID)
+	}
+	if len(s.FromClause) != 1 {
+		return nil, false
 	}
 	rel, ok = v.arm(rs, s, rowID)
 	if rel != nil && v.access(rel).NoPushdown {
@@ -985,16 +987,15 @@ func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrit
 	return rel, ok
 }
 
-// fencedWrapper checks s, whose only FROM item is u, as the statistics
-// fence around the rewriter's subquery (see wrapper); rel nil means an
-// ordinary subquery to walk.
-func (v *verifier) fencedWrapper(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, u *pg_query.RangeSubselect, rowID bool) (rel *rewrite.Relation, ok bool) {
-	union := u.GetSubquery().GetSelectStmt()
-	if union == nil || union.Op != pg_query.SetOperation_SETOP_UNION || !union.All || union.Larg == nil || union.Rarg == nil {
+// fencedWrapper checks s, a UNION with OFFSET 0, as the statistics fence
+// around the rewriter's subquery (see wrapper); rel nil means an ordinary
+// subquery to walk.
+func (v *verifier) fencedWrapper(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, rowID bool) (rel *rewrite.Relation, ok bool) {
+	if !s.All || s.Larg == nil || s.Rarg == nil || s.Larg.Op != pg_query.SetOperation_SETOP_NONE || len(s.Larg.FromClause) != 1 {
 		return nil, false
 	}
 	// The first arm must be the rewriter's subquery, OFFSET 0 aside.
-	first := proto.Clone(union.Larg).(*pg_query.SelectStmt)
+	first := proto.Clone(s.Larg).(*pg_query.SelectStmt)
 	if first.LimitOffset != nil {
 		return nil, false
 	}
@@ -1005,28 +1006,15 @@ func (v *verifier) fencedWrapper(rs *pg_query.RangeSubselect, s *pg_query.Select
 		return nil, false
 	}
 	n := len(v.problems)
-	star := len(s.TargetList) == 1 && s.TargetList[0].GetResTarget().GetName() == "" &&
-		len(s.TargetList[0].GetResTarget().GetVal().GetColumnRef().GetFields()) == 1 &&
-		s.TargetList[0].GetResTarget().GetVal().GetColumnRef().GetFields()[0].GetAStar() != nil
-	if !star || s.WithClause != nil || s.WhereClause != nil || s.LimitCount != nil || len(s.GroupClause) > 0 ||
-		s.HavingClause != nil || len(s.DistinctClause) > 0 || len(s.WindowClause) > 0 || len(s.SortClause) > 0 ||
-		len(s.LockingClause) > 0 || s.Op != pg_query.SetOperation_SETOP_NONE || s.IntoClause != nil {
+	if s.WithClause != nil || s.LimitCount != nil || len(s.SortClause) > 0 || len(s.LockingClause) > 0 || s.IntoClause != nil {
 		v.problem("the statistics fence around %s has clauses the rewriter never writes", rel.QName)
 	}
-	if u.Alias == nil || u.Alias.Aliasname != union.Larg.FromClause[0].GetRangeVar().GetRelname() ||
-		len(u.Alias.Colnames) > 0 || u.Lateral {
-		v.problem("the UNION ALL of the statistics fence around %s is not aliased by the relation's name", rel.QName)
-	}
-	if union.WithClause != nil || union.LimitCount != nil || union.LimitOffset != nil || len(union.SortClause) > 0 ||
-		len(union.LockingClause) > 0 {
-		v.problem("the UNION ALL of the statistics fence around %s has clauses the rewriter never writes", rel.QName)
-	}
 	// The second arm is the first with WHERE false: it reads no row.
-	empty := proto.Clone(union.Larg).(*pg_query.SelectStmt)
+	empty := proto.Clone(s.Larg).(*pg_query.SelectStmt)
 	empty.WhereClause = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 		Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: false}}}}}
-	if deparseSelect(empty) != deparseSelect(union.Rarg) {
-		v.problem("the second arm of the statistics fence around %s is not the first with WHERE false: %s", rel.QName, deparseSelect(union.Rarg))
+	if deparseSelect(empty) != deparseSelect(s.Rarg) {
+		v.problem("the second arm of the statistics fence around %s is not the first with WHERE false: %s", rel.QName, deparseSelect(s.Rarg))
 	}
 	return rel, ok && len(v.problems) == n
 }
@@ -1607,6 +1595,9 @@ func TestVerifier(t *testing.T) {
 	const bare = "id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, NULL::numeric(5, 2) AS score, agent_login, team_id, tags, sentiment, comment, submitted_at"
 	const rid = "responses.tableoid AS pgveil_tableoid, responses.ctid AS pgveil_ctid, " + cols
 	good := "(SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0)"
+	// The statistics fence of pushdown = false (subst.go, fenced).
+	fence := "(SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM public.responses WHERE false OFFSET 0)"
+	nopush := subqueryOnly(marie)
 	for _, tc := range []struct {
 		name, sql string
 		pol       rewrite.Policy
@@ -1617,6 +1608,14 @@ func TestVerifier(t *testing.T) {
 		{"with a pushed comparison resolved along the search_path", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id = 1 OFFSET 0) r", marie, "not an OPERATOR(pg_catalog"},
 		{"with a pushed parameter of the client's type", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id OPERATOR(pg_catalog.=) $1 OFFSET 0) r", marie, "not cast"},
 		{"an unwrapped table", "SELECT * FROM responses", marie, "read outside the rewriter's subquery"},
+		{"the statistics fence", "SELECT * FROM " + fence + " r", nopush, ""},
+		{"the statistics fence, pushdown = true", "SELECT * FROM " + fence + " r", marie, ""},
+		{"no statistics fence, pushdown = false", "SELECT * FROM " + good + " r", nopush, "not behind the statistics fence"},
+		{"a fence whose second arm reads rows", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM public.responses WHERE true OFFSET 0) r", nopush, "not the first with WHERE false"},
+		{"a fence whose second arm is another table", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM ONLY public.responses WHERE false OFFSET 0) r", nopush, "not the first with WHERE false"},
+		{"a fence without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses UNION ALL SELECT " + cols + " FROM public.responses WHERE false OFFSET 0) r", nopush, "lacks the policy filter"},
+		{"a fence whose arms are not the subquery", "SELECT * FROM (SELECT 1 UNION ALL SELECT * FROM public.responses OFFSET 0) r", nopush, "read outside"},
+		{"a fence with DISTINCT", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION SELECT " + cols + " FROM public.responses WHERE false OFFSET 0) r", nopush, "read outside"},
 		{"an unwrapped table in a subquery", "SELECT 1 WHERE EXISTS (SELECT 1 FROM public.responses)", marie, "read outside"},
 		{"an unwrapped table next to a wrapped one", "SELECT * FROM " + good + " r, responses", marie, "read outside"},
 		{"a subquery without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses OFFSET 0) r", marie, "lacks the policy filter"},

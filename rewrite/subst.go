@@ -111,7 +111,7 @@ func (w *walker) materialize() {
 			if s.xmin {
 				inner = w.buildScopedArm(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 				inner.TargetList = append(inner.TargetList, resTarget("", qualifiedRef(s.rel.Name, "xmin")))
-				inner = fenced(inner, s.rel.Name, s.acc.NoPushdown)
+				inner = fenced(inner, s.acc.NoPushdown)
 			} else {
 				inner = w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 			}
@@ -149,7 +149,7 @@ func (w *walker) noteColumns(rel *Relation, acc Access) {
 // SELECT buildScopedArm builds, behind the planner's statistics fence
 // when acc.NoPushdown (fenced).
 func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
-	return fenced(w.buildScopedArm(rel, acc, inh, rowID, pushed), rel.Name, acc.NoPushdown)
+	return fenced(w.buildScopedArm(rel, acc, inh, rowID, pushed), acc.NoPushdown)
 }
 
 // buildScopedArm builds the SELECT that reads rel: its columns in order,
@@ -208,14 +208,11 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 	}
 }
 
-// fenced returns arm, a SELECT buildScopedArm built for the relation
-// named q, behind a fence PostgreSQL's planner does not look through for
-// statistics when fence is set (a NoPushdown access), arm itself
-// otherwise:
+// fenced returns arm, a SELECT buildScopedArm built, behind a fence
+// PostgreSQL's planner does not look through for statistics when fence is
+// set (a NoPushdown access), arm itself otherwise:
 //
-//	SELECT * FROM (<arm without OFFSET 0>
-//	               UNION ALL
-//	               <arm without OFFSET 0, WHERE false>) AS q OFFSET 0
+//	<arm without OFFSET 0> UNION ALL <the same, WHERE false> OFFSET 0
 //
 // PostgreSQL estimates a condition on a column of a subquery from the
 // statistics of the column it reads (selfuncs.c, examine_simple_variable,
@@ -224,23 +221,24 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 // ones included, on which it runs the client's operator (a regular
 // expression, LIKE, <): the estimate picks the plan, and the plan the
 // order of the rows, so a client could learn hidden rows' values from the
-// order of its own. It gives up on a subquery whose FROM item is a set
-// operation, which is either kept as such or pulled up into an appendrel
-// (rte->inh): a UNION ALL of the scoped SELECT and the same SELECT with
-// WHERE false, whose arm PostgreSQL prunes as provably empty, and whose
-// one-child Append it then removes: the plan is the scoped SELECT's own.
-// Its arms are identical, so the columns keep their types, typmods and
-// collations (a set operation over identical types keeps them, domains
-// included). OFFSET 0 stays on the outer level: without it the UNION ALL
-// would be pulled up into the client's query, and the client's
-// conditions run on the scan beside the scope.
+// order of its own. It gives up on a subquery that is a set operation.
+// The second arm reads no row: the planner prunes it as provably empty
+// and removes the one-child Append, so the plan is the scoped SELECT's
+// own. Its arms are identical, so the columns keep their names, types,
+// typmods and collations (a set operation over identical types keeps
+// them, domains included).
 //
-// The arms keep their references qualified by q, which names their only
-// FROM item, the relation; the outer level reads * of its only FROM item,
-// the set operation, whose columns are the first arm's, named as
-// the relation's (pgveil_tableoid, pgveil_ctid, xmin as the arm names
-// them): it names no column, so nothing there can resolve elsewhere.
-func fenced(arm *pg_query.SelectStmt, q string, fence bool) *pg_query.SelectStmt {
+// OFFSET 0 stays the fence, on the set operation: it keeps PostgreSQL
+// from pulling the UNION ALL up into the client's query (an appendrel)
+// and from pushing the client's conditions down into its arms, beside
+// the scope. Each arm is a level of its own whose only FROM item is the
+// relation, which its references are qualified by (buildScopedArm): the
+// qualified names resolve there or fail, as in the unfenced SELECT.
+//
+// NOTE: a set operation's unused outputs are not removed
+// (remove_unused_subquery_outputs), so PostgreSQL computes every column
+// of the rows in scope: no index-only scan behind the fence.
+func fenced(arm *pg_query.SelectStmt, fence bool) *pg_query.SelectStmt {
 	if !fence {
 		return arm
 	}
@@ -250,22 +248,11 @@ func fenced(arm *pg_query.SelectStmt, q string, fence bool) *pg_query.SelectStmt
 	empty.WhereClause = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 		Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: false}}, Location: -1,
 	}}}
-	union := &pg_query.SelectStmt{
+	return &pg_query.SelectStmt{
 		Op:          pg_query.SetOperation_SETOP_UNION,
 		All:         true,
 		Larg:        arm,
 		Rarg:        empty,
-		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
-	}
-	return &pg_query.SelectStmt{
-		Op: pg_query.SetOperation_SETOP_NONE,
-		TargetList: []*pg_query.Node{resTarget("", &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
-			Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}, Location: -1,
-		}}})},
-		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
-			Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: union}},
-			Alias:    &pg_query.Alias{Aliasname: q},
-		}}}},
 		LimitOffset: offset,
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_COUNT,
 	}

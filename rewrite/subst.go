@@ -24,7 +24,10 @@ import (
 // (targets, masks, scope, pushed predicates: buildScopedSelect). OFFSET
 // 0 keeps the planner from flattening the subquery: no predicate of the
 // user's runs on a row the scope removes, except the leak-proof
-// comparisons pushDown copies inside so indexes stay usable.
+// comparisons pushDown copies inside so indexes stay usable. With
+// acc.NoPushdown the SELECT is a UNION ALL of that SELECT and an empty
+// copy of it, OFFSET 0 on the UNION ALL, which the planner does not look
+// through for the table's statistics (fenced).
 //
 // n becomes the RangeSubselect at once, so the rest of the walk sees the
 // FROM item as it will be; its SELECT is built by materialize, only when

@@ -184,11 +184,22 @@ func BenchmarkEngineSimpleOpen(b *testing.B) {
 	benchEngineSimple(b, "SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = ", "")
 }
 
+// BenchmarkEngineSimpleGovernedNoPushdown is BenchmarkEngineSimpleGoverned
+// with pushdown = false: the subquery behind the statistics fence, the
+// client's comparison outside.
+func BenchmarkEngineSimpleGovernedNoPushdown(b *testing.B) {
+	benchEnginePolicy(b, subqueryOnly(marie(b)), "SELECT nps FROM responses WHERE id = ", "")
+}
+
 // benchEngineSimple runs the engine for marie on prefix, a different
 // integer each time, and suffix.
 func benchEngineSimple(b *testing.B, prefix, suffix string) {
+	benchEnginePolicy(b, marie(b), prefix, suffix)
+}
+
+// benchEnginePolicy is benchEngineSimple with the policy p.
+func benchEnginePolicy(b *testing.B, p rewrite.Policy, prefix, suffix string) {
 	cat := demoCatalog(b)
-	p := marie(b)
 	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 10000)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -260,6 +260,13 @@ func FuzzEngineCache(f *testing.F) {
 		{"lea", &grantPolicy{Policy: env.policy(f, "lea"), kinds: map[rewrite.StatementKind]bool{
 			rewrite.KindInsert: true, rewrite.KindUpdate: true, rewrite.KindDelete: true}}},
 	}
+	// marie again with pushdown = false on every table: her subqueries
+	// stand behind the statistics fence (subst.go, fenced), reads and
+	// writes, spliced through templates too.
+	users = append(users, struct {
+		login string
+		p     rewrite.Policy
+	}{"marie-nopushdown", subqueryOnly(users[0].p)})
 	// A policy holding constants equal to template sentinels, which are
 	// pinned: such a constant must never become a slot.
 	rewrite.PinSentinels(f)

@@ -33,7 +33,8 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected sections of 
 
 // TestGolden runs every testdata/rewrite/*.txtar case: the statement of
 // section sql, rewritten for the demo user of section user under
-// configs/demo.hcl, must give section want (the rewritten text, or
+// configs/demo.hcl (with pushdown = false on every table when the case has
+// a section nopushdown), must give section want (the rewritten text, or
 // "REFUSED <code> <rule>: <message>"), and, when present, the rules that
 // fired (section rules), the masked columns (section masked) and what
 // PostgreSQL answered when the output ran on the demo data as the service
@@ -80,6 +81,10 @@ func TestGolden(t *testing.T) {
 					g.kinds[rewrite.StatementKind(k)] = true
 				}
 				pol = g
+			}
+			if ar.has("nopushdown") {
+				// The table blocks say pushdown = false.
+				pol = subqueryOnly(pol)
 			}
 			res, err := rewrite.Rewrite(sql, env.cat, pol)
 			got := outcome(res, err)
@@ -953,15 +958,70 @@ func rangeVarName(rv *pg_query.RangeVar) string {
 // that relation. ok false with a relation means it has the shape but not
 // the right content (already reported); rel nil means an ordinary
 // subquery to walk.
+//
+// For a relation whose policy says NoPushdown the subquery must stand
+// behind the planner's statistics fence (rewrite/subst.go, fenced):
+//
+//	(<subquery without OFFSET 0> UNION ALL <the same, WHERE false>
+//	 OFFSET 0) alias
 func (v *verifier) wrapper(rs *pg_query.RangeSubselect, rowID bool) (rel *rewrite.Relation, ok bool) {
 	s := rs.GetSubquery().GetSelectStmt()
-	if s == nil || len(s.FromClause) != 1 {
+	if s == nil {
 		return nil, false
 	}
 	off := s.LimitOffset.GetAConst()
 	if off == nil || off.GetIval() == nil || off.GetIval().Ival != 0 {
 		return nil, false
 	}
+	if s.Op == pg_query.SetOperation_SETOP_UNION {
+		return v.fencedWrapper(rs, s, rowID)
+	}
+	if len(s.FromClause) != 1 {
+		return nil, false
+	}
+	rel, ok = v.arm(rs, s, rowID)
+	if rel != nil && v.access(rel).NoPushdown {
+		v.problem("the subquery around %s, whose policy says pushdown = false, is not behind the statistics fence", rel.QName)
+		return rel, false
+	}
+	return rel, ok
+}
+
+// fencedWrapper checks s, a UNION with OFFSET 0, as the statistics fence
+// around the rewriter's subquery (see wrapper); rel nil means an ordinary
+// subquery to walk.
+func (v *verifier) fencedWrapper(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, rowID bool) (rel *rewrite.Relation, ok bool) {
+	if !s.All || s.Larg == nil || s.Rarg == nil || s.Larg.Op != pg_query.SetOperation_SETOP_NONE || len(s.Larg.FromClause) != 1 {
+		return nil, false
+	}
+	// The first arm must be the rewriter's subquery, OFFSET 0 aside.
+	first := proto.Clone(s.Larg).(*pg_query.SelectStmt)
+	if first.LimitOffset != nil {
+		return nil, false
+	}
+	first.LimitOffset = s.LimitOffset
+	first.LimitOption = s.LimitOption
+	rel, ok = v.arm(rs, first, rowID)
+	if rel == nil {
+		return nil, false
+	}
+	n := len(v.problems)
+	if s.WithClause != nil || s.LimitCount != nil || len(s.SortClause) > 0 || len(s.LockingClause) > 0 || s.IntoClause != nil {
+		v.problem("the statistics fence around %s has clauses the rewriter never writes", rel.QName)
+	}
+	// The second arm is the first with WHERE false: it reads no row.
+	empty := proto.Clone(s.Larg).(*pg_query.SelectStmt)
+	empty.WhereClause = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
+		Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: false}}}}}
+	if deparseSelect(empty) != deparseSelect(s.Rarg) {
+		v.problem("the second arm of the statistics fence around %s is not the first with WHERE false: %s", rel.QName, deparseSelect(s.Rarg))
+	}
+	return rel, ok && len(v.problems) == n
+}
+
+// arm checks s, the SELECT of rs, as the rewriter's subquery around a
+// governed relation (see wrapper), the statistics fence aside.
+func (v *verifier) arm(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, rowID bool) (rel *rewrite.Relation, ok bool) {
 	rv := s.FromClause[0].GetRangeVar()
 	if rv == nil || rv.Schemaname == "" || rv.Catalogname != "" || rv.Alias != nil {
 		return nil, false
@@ -1535,6 +1595,9 @@ func TestVerifier(t *testing.T) {
 	const bare = "id, survey_id, NULL::text AS contact, NULL::text AS email, country, branch, nps, NULL::numeric(5, 2) AS score, agent_login, team_id, tags, sentiment, comment, submitted_at"
 	const rid = "responses.tableoid AS pgveil_tableoid, responses.ctid AS pgveil_ctid, " + cols
 	good := "(SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' OFFSET 0)"
+	// The statistics fence of pushdown = false (subst.go, fenced).
+	fence := "(SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM public.responses WHERE false OFFSET 0)"
+	nopush := subqueryOnly(marie)
 	for _, tc := range []struct {
 		name, sql string
 		pol       rewrite.Policy
@@ -1545,6 +1608,14 @@ func TestVerifier(t *testing.T) {
 		{"with a pushed comparison resolved along the search_path", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id = 1 OFFSET 0) r", marie, "not an OPERATOR(pg_catalog"},
 		{"with a pushed parameter of the client's type", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' AND responses.id OPERATOR(pg_catalog.=) $1 OFFSET 0) r", marie, "not cast"},
 		{"an unwrapped table", "SELECT * FROM responses", marie, "read outside the rewriter's subquery"},
+		{"the statistics fence", "SELECT * FROM " + fence + " r", nopush, ""},
+		{"the statistics fence, pushdown = true", "SELECT * FROM " + fence + " r", marie, ""},
+		{"no statistics fence, pushdown = false", "SELECT * FROM " + good + " r", nopush, "not behind the statistics fence"},
+		{"a fence whose second arm reads rows", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM public.responses WHERE true OFFSET 0) r", nopush, "not the first with WHERE false"},
+		{"a fence whose second arm is another table", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION ALL SELECT " + cols + " FROM ONLY public.responses WHERE false OFFSET 0) r", nopush, "not the first with WHERE false"},
+		{"a fence without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses UNION ALL SELECT " + cols + " FROM public.responses WHERE false OFFSET 0) r", nopush, "lacks the policy filter"},
+		{"a fence whose arms are not the subquery", "SELECT * FROM (SELECT 1 UNION ALL SELECT * FROM public.responses OFFSET 0) r", nopush, "read outside"},
+		{"a fence with DISTINCT", "SELECT * FROM (SELECT " + cols + " FROM public.responses WHERE responses.country OPERATOR(pg_catalog.=) 'France' UNION SELECT " + cols + " FROM public.responses WHERE false OFFSET 0) r", nopush, "read outside"},
 		{"an unwrapped table in a subquery", "SELECT 1 WHERE EXISTS (SELECT 1 FROM public.responses)", marie, "read outside"},
 		{"an unwrapped table next to a wrapped one", "SELECT * FROM " + good + " r, responses", marie, "read outside"},
 		{"a subquery without the filter", "SELECT * FROM (SELECT " + cols + " FROM public.responses OFFSET 0) r", marie, "lacks the policy filter"},

@@ -24,7 +24,10 @@ import (
 // (targets, masks, scope, pushed predicates: buildScopedSelect). OFFSET
 // 0 keeps the planner from flattening the subquery: no predicate of the
 // user's runs on a row the scope removes, except the leak-proof
-// comparisons pushDown copies inside so indexes stay usable.
+// comparisons pushDown copies inside so indexes stay usable. With
+// acc.NoPushdown the SELECT is a UNION ALL of that SELECT and an empty
+// copy of it, OFFSET 0 on the UNION ALL, which the planner does not look
+// through for the table's statistics (fenced).
 //
 // n becomes the RangeSubselect at once, so the rest of the walk sees the
 // FROM item as it will be; its SELECT is built by materialize, only when
@@ -107,9 +110,13 @@ func (w *walker) materialize() {
 			continue
 		}
 		if s.rs.Subquery == nil {
-			inner := w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
+			var inner *pg_query.SelectStmt
 			if s.xmin {
+				inner = w.buildScopedArm(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 				inner.TargetList = append(inner.TargetList, resTarget("", qualifiedRef(s.rel.Name, "xmin")))
+				inner = fenced(inner, s.acc.NoPushdown)
+			} else {
+				inner = w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed)
 			}
 			s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: inner}}
 		}
@@ -141,7 +148,16 @@ func (w *walker) noteColumns(rel *Relation, acc Access) {
 	}
 }
 
-// buildScopedSelect is scopedSelect without the audit's notes.
+// buildScopedSelect is scopedSelect without the audit's notes: the
+// SELECT buildScopedArm builds, behind the planner's statistics fence
+// when acc.NoPushdown (fenced).
+func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
+	return fenced(w.buildScopedArm(rel, acc, inh, rowID, pushed), acc.NoPushdown)
+}
+
+// buildScopedArm builds the SELECT that reads rel: its columns in order,
+// masked ones cast back to their type, the scope and the pushed
+// conditions as WHERE, OFFSET 0.
 //
 // Every reference to the relation's columns in it, the targets, the masks,
 // the scope and the pushed conditions, is qualified by the relation's name
@@ -151,7 +167,7 @@ func (w *walker) noteColumns(rel *Relation, acc Access) {
 // catalog snapshot was read) would resolve to a column of the same name of
 // the client's enclosing query, and a scope on it would let every row
 // through.
-func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
+func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, pushed []*pg_query.Node) *pg_query.SelectStmt {
 	targets := make([]*pg_query.Node, 0, len(rel.Columns)+2)
 	q := rel.Name
 	if rowID {
@@ -191,6 +207,56 @@ func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, p
 		LimitOffset: &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 			Val: &pg_query.A_Const_Ival{Ival: &pg_query.Integer{Ival: 0}}, Location: -1,
 		}}},
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_COUNT,
+	}
+}
+
+// fenced returns arm, a SELECT buildScopedArm built, behind a fence
+// PostgreSQL's planner does not look through for statistics when fence is
+// set (a NoPushdown access), arm itself otherwise:
+//
+//	<arm without OFFSET 0> UNION ALL <the same, WHERE false> OFFSET 0
+//
+// PostgreSQL estimates a condition on a column of a subquery from the
+// statistics of the column it reads (selfuncs.c, examine_simple_variable,
+// looks through a subquery scan, OFFSET 0 or not), that is from the
+// most common values and the histogram of every row of the table, hidden
+// ones included, on which it runs the client's operator (a regular
+// expression, LIKE, <): the estimate picks the plan, and the plan the
+// order of the rows, so a client could learn hidden rows' values from the
+// order of its own. It gives up on a subquery that is a set operation.
+// The second arm reads no row: the planner prunes it as provably empty
+// and removes the one-child Append, so the plan is the scoped SELECT's
+// own. Its arms are identical, so the columns keep their names, types,
+// typmods and collations (a set operation over identical types keeps
+// them, domains included).
+//
+// OFFSET 0 stays the fence, on the set operation: it keeps PostgreSQL
+// from pulling the UNION ALL up into the client's query (an appendrel)
+// and from pushing the client's conditions down into its arms, beside
+// the scope. Each arm is a level of its own whose only FROM item is the
+// relation, which its references are qualified by (buildScopedArm): the
+// qualified names resolve there or fail, as in the unfenced SELECT.
+//
+// NOTE: a set operation's unused outputs are not removed
+// (remove_unused_subquery_outputs), so PostgreSQL computes every column
+// of the rows in scope: no index-only scan behind the fence.
+func fenced(arm *pg_query.SelectStmt, fence bool) *pg_query.SelectStmt {
+	if !fence {
+		return arm
+	}
+	offset := arm.LimitOffset
+	arm.LimitOffset, arm.LimitOption = nil, pg_query.LimitOption_LIMIT_OPTION_DEFAULT
+	empty := proto.Clone(arm).(*pg_query.SelectStmt)
+	empty.WhereClause = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
+		Val: &pg_query.A_Const_Boolval{Boolval: &pg_query.Boolean{Boolval: false}}, Location: -1,
+	}}}
+	return &pg_query.SelectStmt{
+		Op:          pg_query.SetOperation_SETOP_UNION,
+		All:         true,
+		Larg:        arm,
+		Rarg:        empty,
+		LimitOffset: offset,
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_COUNT,
 	}
 }

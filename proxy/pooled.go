@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,11 +287,20 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 	if withSlot {
 		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward)
 	} else {
-		b, err = pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+		// NOTE: a session on goroutines only: an event loop's owns its
+		// client socket, and ss.client is not the one to look at.
+		var client net.Conn
+		if ss.lp == nil {
+			client = ss.client
+		}
+		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, client)
 	}
 	if err != nil {
 		if ss.ctx.Err() != nil {
 			return false, &sessionGone
+		}
+		if errors.Is(err, errClientGone) {
+			return false, &sessionEnd{reason: "client disconnected while waiting for an upstream connection"}
 		}
 		return false, ss.answerNoBackend(typ, total, err)
 	}

@@ -1,0 +1,59 @@
+package proxy_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// TestTransactionPoolWaitEndsWithItsClient: a client that leaves while
+// its session waits for a backend leaves the queue at once, on every
+// relay, well before the wait timeout. (On goroutines, every TLS
+// session's relay, the wait used to go on to its timeout, and a backend
+// freed meanwhile went to the session of the client gone, ahead of the
+// live ones: a loop of connect, send, close kept the queue full of
+// them, and the live sessions behind got 53300.)
+func TestTransactionPoolWaitEndsWithItsClient(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolWaitEndsWithItsClient)
+}
+
+func testTransactionPoolWaitEndsWithItsClient(t *testing.T, relay string) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	p := startPooled(t, relay, 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	ctx := context.Background()
+	holder := p.simpleConn(t, "hq")
+	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	const leavers = 5
+	for range leavers {
+		leaver := p.simpleConn(t, "marie")
+		fe := leaver.PgConn().Frontend()
+		fe.Send(&pgproto3.Query{String: "SELECT 'never answered'"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
+			return gauge(t, reg, "pgveil_pool_waiting") >= 1
+		})
+		leaver.PgConn().Conn().Close()
+	}
+	eventually(t, 3*time.Second, "the waits to end with their clients, long before the 20s wait timeout", func() bool {
+		return gauge(t, reg, "pgveil_pool_waiting") == 0
+	})
+	if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := one(ctx, holder, "SELECT 'served'"); err != nil || got != "served" {
+		t.Fatalf("%q, %v", got, err)
+	}
+}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,5 +56,42 @@ func testTransactionPoolWaitEndsWithItsClient(t *testing.T, relay string) {
 	}
 	if got, err := one(ctx, holder, "SELECT 'served'"); err != nil || got != "served" {
 		t.Fatalf("%q, %v", got, err)
+	}
+}
+
+// TestTransactionPoolEndedSessionLeavesNoStatementRunning: a session that
+// pgveil ends while its statement runs (here for a protocol violation)
+// has that statement cancelled on the backend it closes. The pool frees
+// the backend's slot at once: a statement left running upstream, which
+// PostgreSQL only notices the closed connection of when it next writes,
+// would let a loop of such sessions open backends past upstream.pool.size,
+// up to the server's max_connections, for every user.
+func TestTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolEndedSessionLeavesNoStatementRunning)
+}
+
+func testTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T, relay string) {
+	p := startPooled(t, relay, 1, 5*time.Second)
+	mark := fmt.Sprintf("orphan %s %d", relay, time.Now().UnixNano())
+	sleeper := "SELECT pg_sleep(60), '" + mark + "'"
+	running := func() int {
+		n := direct(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%"+mark+"%' AND query NOT LIKE '%pg_stat_activity%'")[0][0]
+		var i int
+		fmt.Sscan(n, &i)
+		return i
+	}
+	for i := range 3 {
+		c := p.simpleConn(t, "hq")
+		fe := c.PgConn().Frontend()
+		fe.Send(&pgproto3.Query{String: sleeper})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the statement to run", func() bool { return running() == 1 })
+		// An invalid message type: pgveil ends the session (08P01).
+		if _, err := c.PgConn().Conn().Write([]byte{'z', 0, 0, 0, 4}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, fmt.Sprintf("round %d: the ended session's statement to stop upstream", i), func() bool { return running() == 0 })
 	}
 }

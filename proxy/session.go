@@ -617,7 +617,7 @@ func (ss *session) terminate(resp *pgproto3.ErrorResponse, reason string) {
 func (ss *session) end(e sessionEnd) {
 	ss.endOnce.Do(func() {
 		// NOTE: a pooled session cancels in endPooled, on the backend it
-		// holds, if any.
+		// holds, if any, whatever ended it.
 		if e.cancelRunning && !ss.idle() && ss.pl == nil {
 			if err := ss.up.cancelUpstream(context.Background()); err != nil {
 				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
@@ -647,12 +647,12 @@ func (ss *session) end(e sessionEnd) {
 		ss.lpMu.Unlock()
 		if lp != nil {
 			if ss.pl != nil {
-				ss.endPooled(e.cancelRunning)
+				ss.endPooled()
 			}
 			ss.keepUp = e.keep
 			lp.endLoop(ss, resp)
 		} else if ss.pl != nil {
-			ss.endPooled(e.cancelRunning)
+			ss.endPooled()
 			ss.endClient(resp)
 		} else {
 			// Unblock a relay stuck on either connection so coutMu frees up.

@@ -2,13 +2,17 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
 
@@ -94,4 +98,43 @@ func testTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T, relay
 		}
 		eventually(t, 5*time.Second, fmt.Sprintf("round %d: the ended session's statement to stop upstream", i), func() bool { return running() == 0 })
 	}
+}
+
+// TestTransactionPoolWaitEndsWithItsTLSClient is
+// TestTransactionPoolWaitEndsWithItsClient for a TLS session, whose
+// relay is always on goroutines.
+func TestTransactionPoolWaitEndsWithItsTLSClient(t *testing.T) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	cert, _ := selfSigned(t)
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}
+		c.Listen.TLS = &policy.ListenTLS{Require: true, Config: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	}, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	ctx := context.Background()
+	conn := func(user string) *pgx.Conn {
+		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"sslmode": {"require"}, "default_query_exec_mode": {"simple_protocol"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	holder := conn("hq")
+	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	leaver := conn("marie")
+	fe := leaver.PgConn().Frontend()
+	fe.Send(&pgproto3.Query{String: "SELECT 'never answered'"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
+		return gauge(t, reg, "pgveil_pool_waiting") == 1
+	})
+	leaver.PgConn().Conn().Close()
+	eventually(t, 3*time.Second, "the wait to end with its client, long before the 20s wait timeout", func() bool {
+		return gauge(t, reg, "pgveil_pool_waiting") == 0
+	})
 }

@@ -30,13 +30,27 @@ func watchHangUp(stop <-chan struct{}, c net.Conn) <-chan struct{} {
 	if err != nil {
 		return nil
 	}
+	return pollHangUp(stop, rc.Control)
+}
+
+// watchClientHangUp is watchHangUp for an event-loop session whose worker
+// waits for a pooled backend: its client socket is the loop's (lp.cfd),
+// which stays open while the worker runs (lp.busy).
+func (lp *loopState) watchClientHangUp(stop <-chan struct{}) <-chan struct{} {
+	fd := uintptr(lp.cfd.Sysfd())
+	return pollHangUp(stop, func(f func(uintptr)) error { f(fd); return nil })
+}
+
+// pollHangUp looks at a socket, through control, every hangUpPoll until
+// stop is closed, and closes the channel it returns once the peer hung up.
+func pollHangUp(stop <-chan struct{}, control func(func(uintptr)) error) <-chan struct{} {
 	gone := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(hangUpPoll)
 		defer tick.Stop()
 		for {
 			hup := false
-			err := rc.Control(func(fd uintptr) {
+			err := control(func(fd uintptr) {
 				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
 				n, err := unix.Poll(fds, 0)
 				hup = err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0

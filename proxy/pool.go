@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -214,16 +213,17 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 	return p.acquireFor(ctx, key, forward, nil)
 }
 
-// acquireFor is acquire for a session whose client is client (nil for
-// none): should the client close its connection while the session waits,
-// it gives up the wait and returns errClientGone.
+// acquireFor is acquire for a session whose client watch watches (nil for
+// none): should the channel watch returns close, the client having closed
+// its connection while the session waits, it gives up the wait and
+// returns errClientGone. watch's stop is closed when the wait ends.
 //
 // NOTE: a session waiting here reads nothing from its client, so nothing
 // else notices that the client left: the wait would go on to its timeout,
 // and a backend freed meanwhile would go to it ahead of the live
 // sessions queued after it (a red team's loop of connect, send, close
 // filled the queue with them).
-func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, client net.Conn) (*backend, error) {
+func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, watch func(stop <-chan struct{}) <-chan struct{}) (*backend, error) {
 	// NOTE: made at the first wait only: most acquires do not wait.
 	var timer *time.Timer
 	var gone <-chan struct{}
@@ -271,9 +271,9 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 		p.reclaim()
 		if timer == nil {
 			timer = time.NewTimer(p.wait)
-			if client != nil {
+			if watch != nil {
 				stopWatch = make(chan struct{})
-				gone = watchHangUp(stopWatch, client)
+				gone = watch(stopWatch)
 			}
 		}
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,13 +286,13 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 	if withSlot {
 		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward)
 	} else {
-		// NOTE: a session on goroutines only: an event loop's owns its
-		// client socket, and ss.client is not the one to look at.
-		var client net.Conn
-		if ss.lp == nil {
-			client = ss.client
+		// NOTE: an event loop's session waits here on a worker; its
+		// client socket is the loop's, ss.client closed (wire.TakeFD).
+		watch := func(stop <-chan struct{}) <-chan struct{} { return watchHangUp(stop, ss.client) }
+		if lp := ss.lp; lp != nil {
+			watch = lp.watchClientHangUp
 		}
-		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, client)
+		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, watch)
 	}
 	if err != nil {
 		if ss.ctx.Err() != nil {

@@ -238,8 +238,6 @@ type sessionEnd struct {
 	reason string
 	// err is logged when not nil.
 	err error
-	// cancelRunning asks the upstream to cancel a running statement first.
-	cancelRunning bool
 	// warn logs the end as a warning rather than as information.
 	warn bool
 	// keep says that the client terminated with its backend clean
@@ -617,8 +615,12 @@ func (ss *session) terminate(resp *pgproto3.ErrorResponse, reason string) {
 func (ss *session) end(e sessionEnd) {
 	ss.endOnce.Do(func() {
 		// NOTE: a pooled session cancels in endPooled, on the backend it
-		// holds, if any, whatever ended it.
-		if e.cancelRunning && !ss.idle() && ss.pl == nil {
+		// holds, if any, whatever ended it. So does a session-mode one
+		// here: PostgreSQL notices the closed connection only when it
+		// next writes, and a statement left running (a session ended
+		// for a protocol violation in the middle of pg_sleep) would
+		// hold its backend past the session, out of every per-user cap.
+		if !ss.idle() && ss.pl == nil {
 			if err := ss.up.cancelUpstream(context.Background()); err != nil {
 				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 			}

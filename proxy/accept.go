@@ -399,7 +399,7 @@ func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 		ss.end(sessionEnd{
 			resp: fatal(CodeInvalidAuthorization,
 				fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), ""),
-			reason: "user removed by a policy reload", cancelRunning: true,
+			reason: "user removed by a policy reload",
 		})
 	}
 	return len(gone)

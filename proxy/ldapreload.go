@@ -142,7 +142,7 @@ func (s *Server) RefreshDirectory(ctx context.Context, l *policy.LDAP, log *zap.
 			ss.end(sessionEnd{
 				resp: fatal(CodeInvalidAuthorization,
 					fmt.Sprintf("pgveil ended the session: the user %q is no longer in the directory", ss.info.User), ""),
-				reason: "user removed from the directory, seen by a policy reload", cancelRunning: true,
+				reason: "user removed from the directory, seen by a policy reload",
 			})
 		case f.err != nil:
 			if !slices.Contains(failed, ss.info.User) {

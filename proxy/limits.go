@@ -157,6 +157,6 @@ func (ss *session) heldOver() *sessionEnd {
 	return &sessionEnd{
 		resp: fatal(CodeProgramLimitExceeded, msg,
 			"After an error PostgreSQL skips every message up to the next Sync: end each batch with a Sync, and read its answers."),
-		reason: msg, warn: true, cancelRunning: true,
+		reason: msg, warn: true,
 	}
 }

@@ -34,10 +34,9 @@ func (ss *session) panicked(relay string, p any) sessionEnd {
 	ss.srv.metrics.panicked()
 	ss.auditEvent(audit.EventPanic, reason, 0)
 	return sessionEnd{
-		resp:          fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
-		reason:        reason,
-		warn:          true,
-		cancelRunning: true,
+		resp:   fatal(CodeInternalError, "pgveil: internal error; the session was ended", ""),
+		reason: reason,
+		warn:   true,
 	}
 }
 

@@ -24,6 +24,10 @@ const poolAppName = "pgveil:pool"
 // the pool's wait timeout.
 var errPoolTimeout = errors.New("no upstream connection became free")
 
+// errClientGone is acquireFor's answer when the client it waits for
+// closed its connection meanwhile.
+var errClientGone = errors.New("the client closed its connection while waiting for an upstream connection")
+
 // pool shares upstream backends between the sessions of a server in
 // transaction mode (upstream.pool.mode = "transaction"). Every backend is
 // the service account with the pinned settings; a session holds one for
@@ -206,11 +210,30 @@ func poolKey(forward map[string]string) string {
 // or, the pool full, the first that becomes free within the wait
 // timeout. It returns errPoolTimeout when none does, or ctx's error.
 func (p *pool) acquire(ctx context.Context, key string, forward map[string]string) (*backend, error) {
+	return p.acquireFor(ctx, key, forward, nil)
+}
+
+// acquireFor is acquire for a session whose client watch watches (nil for
+// none): should the channel watch returns close, the client having closed
+// its connection while the session waits, it gives up the wait and
+// returns errClientGone. watch's stop is closed when the wait ends.
+//
+// NOTE: a session waiting here reads nothing from its client, so nothing
+// else notices that the client left: the wait would go on to its timeout,
+// and a backend freed meanwhile would go to it ahead of the live
+// sessions queued after it (a red team's loop of connect, send, close
+// filled the queue with them).
+func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, watch func(stop <-chan struct{}) <-chan struct{}) (*backend, error) {
 	// NOTE: made at the first wait only: most acquires do not wait.
 	var timer *time.Timer
+	var gone <-chan struct{}
+	var stopWatch chan struct{}
 	defer func() {
 		if timer != nil {
 			timer.Stop()
+		}
+		if stopWatch != nil {
+			close(stopWatch)
 		}
 	}()
 	for {
@@ -248,6 +271,10 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 		p.reclaim()
 		if timer == nil {
 			timer = time.NewTimer(p.wait)
+			if watch != nil {
+				stopWatch = make(chan struct{})
+				gone = watch(stopWatch)
+			}
 		}
 
 		select {
@@ -263,6 +290,9 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 		case <-ctx.Done():
 			p.giveUp(w)
 			return nil, ctx.Err()
+		case <-gone:
+			p.giveUp(w)
+			return nil, errClientGone
 		case <-timer.C:
 			p.giveUp(w)
 			return nil, errPoolTimeout

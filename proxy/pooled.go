@@ -286,11 +286,20 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 	if withSlot {
 		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward)
 	} else {
-		b, err = pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+		// NOTE: an event loop's session waits here on a worker; its
+		// client socket is the loop's, ss.client closed (wire.TakeFD).
+		watch := func(stop <-chan struct{}) <-chan struct{} { return watchHangUp(stop, ss.client) }
+		if lp := ss.lp; lp != nil {
+			watch = lp.watchClientHangUp
+		}
+		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, watch)
 	}
 	if err != nil {
 		if ss.ctx.Err() != nil {
 			return false, &sessionGone
+		}
+		if errors.Is(err, errClientGone) {
+			return false, &sessionEnd{reason: "client disconnected while waiting for an upstream connection"}
 		}
 		return false, ss.answerNoBackend(typ, total, err)
 	}
@@ -665,10 +674,17 @@ func (ss *session) keepBackend(why string) {
 
 // endPooled is end's work on the backend of a transaction-mode session:
 // a backend held at the end is closed, never reused, after its running
-// statement is cancelled if asked. On an event loop the loop closes it,
-// once it has left the loop's epoll instance (loopFreePooled): until
-// then its descriptor must not be reused.
-func (ss *session) endPooled(cancelRunning bool) {
+// statement is cancelled, whatever ended the session. On an event loop
+// the loop closes it, once it has left the loop's epoll instance
+// (loopFreePooled): until then its descriptor must not be reused.
+//
+// NOTE: always cancelled, not only when the client left: the pool frees
+// the backend's slot as it closes it, while PostgreSQL notices a closed
+// connection only when it next writes. A statement left running (a
+// session ended for a protocol violation in the middle of pg_sleep)
+// would keep its backend upstream past upstream.pool.size: a red team's
+// loop of such sessions opened them up to the server's max_connections.
+func (ss *session) endPooled() {
 	pl := ss.pl
 	pl.mu.Lock()
 	pl.ended = true
@@ -682,7 +698,7 @@ func (ss *session) endPooled(cancelRunning bool) {
 	if b == nil {
 		return
 	}
-	if cancelRunning && !ss.idle() {
+	if !ss.idle() {
 		if err := b.up.cancelUpstream(context.Background()); err != nil {
 			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 		}

@@ -216,11 +216,9 @@ func protocolViolation(msg string) sessionEnd {
 // clientReadFailed classifies a read error on the client connection.
 func (ss *session) clientReadFailed(err error) sessionEnd {
 	if errors.Is(err, wire.ErrMessageTooLarge) || errors.Is(err, wire.ErrBadLength) {
-		e := protocolViolation(err.Error())
-		e.cancelRunning = true
-		return e
+		return protocolViolation(err.Error())
 	}
-	return sessionEnd{reason: "client disconnected", err: quietErr(err), cancelRunning: true}
+	return sessionEnd{reason: "client disconnected", err: quietErr(err)}
 }
 
 // upstreamGone ends the session after an upstream write failed.
@@ -1095,7 +1093,7 @@ func (ss *session) onParameterStatus(msg []byte) (*sessionEnd, error) {
 
 // clientWriteFailed ends a session whose client stopped reading.
 func (ss *session) clientWriteFailed(err error) sessionEnd {
-	return sessionEnd{reason: "client disconnected", err: quietErr(err), cancelRunning: true}
+	return sessionEnd{reason: "client disconnected", err: quietErr(err)}
 }
 
 // upstreamReadFailed ends a session whose upstream connection broke.

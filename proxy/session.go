@@ -243,8 +243,6 @@ type sessionEnd struct {
 	reason string
 	// err is logged when not nil.
 	err error
-	// cancelRunning asks the upstream to cancel a running statement first.
-	cancelRunning bool
 	// warn logs the end as a warning rather than as information.
 	warn bool
 	// keep says that the client terminated with its backend clean
@@ -622,8 +620,12 @@ func (ss *session) terminate(resp *pgproto3.ErrorResponse, reason string) {
 func (ss *session) end(e sessionEnd) {
 	ss.endOnce.Do(func() {
 		// NOTE: a pooled session cancels in endPooled, on the backend it
-		// holds, if any.
-		if e.cancelRunning && !ss.idle() && ss.pl == nil {
+		// holds, if any, whatever ended it. So does a session-mode one
+		// here: PostgreSQL notices the closed connection only when it
+		// next writes, and a statement left running (a session ended
+		// for a protocol violation in the middle of pg_sleep) would
+		// hold its backend past the session, out of every per-user cap.
+		if !ss.idle() && ss.pl == nil {
 			if err := ss.up.cancelUpstream(context.Background()); err != nil {
 				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
 			}
@@ -652,12 +654,12 @@ func (ss *session) end(e sessionEnd) {
 		ss.lpMu.Unlock()
 		if lp != nil {
 			if ss.pl != nil {
-				ss.endPooled(e.cancelRunning)
+				ss.endPooled()
 			}
 			ss.keepUp = e.keep
 			lp.endLoop(ss, resp)
 		} else if ss.pl != nil {
-			ss.endPooled(e.cancelRunning)
+			ss.endPooled()
 			ss.endClient(resp)
 		} else {
 			// Unblock a relay stuck on either connection so coutMu frees up.

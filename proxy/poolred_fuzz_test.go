@@ -20,11 +20,11 @@ import (
 	"github.com/pgveil/pgveil/rewrite"
 )
 
-// TestPoolRedProtocolFuzz sends random sequences of protocol messages as
+// TestPoolProtocolFuzz sends random sequences of protocol messages as
 // one user on a pool of one backend, then checks that another user's
 // session on that backend reads its startup settings and exactly the
 // answers to its own statement.
-func TestPoolRedProtocolFuzz(t *testing.T) { onEveryRelay(t, testPoolRedProtocolFuzz) }
+func TestPoolProtocolFuzz(t *testing.T) { onEveryRelay(t, testPoolProtocolFuzz) }
 
 var fuzzVocab = []string{
 	"SET DateStyle = 'German'", "RESET DateStyle", "SET TimeZone = 'Asia/Tokyo'", "RESET ALL",
@@ -98,9 +98,9 @@ func drain(fe *pgproto3.Frontend, conn net.Conn, quiet time.Duration) (string, e
 	}
 }
 
-func testPoolRedProtocolFuzz(t *testing.T, relay string) {
-	if os.Getenv("POOLRED_FUZZ") == "" {
-		t.Skip("set POOLRED_FUZZ=1 to run (minutes)")
+func testPoolProtocolFuzz(t *testing.T, relay string) {
+	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
+		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
 	setupDemo(t)
 	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
@@ -225,13 +225,13 @@ func testPoolRedProtocolFuzz(t *testing.T, relay string) {
 	}
 }
 
-// TestPoolRedConcurrentFuzz runs the fuzzing session and the checking
+// TestPoolConcurrentFuzz runs the fuzzing session and the checking
 // session at once, the fuzzer never waiting for its answers.
-func TestPoolRedConcurrentFuzz(t *testing.T) { onEveryRelay(t, testPoolRedConcurrentFuzz) }
+func TestPoolConcurrentFuzz(t *testing.T) { onEveryRelay(t, testPoolConcurrentFuzz) }
 
-func testPoolRedConcurrentFuzz(t *testing.T, relay string) {
-	if os.Getenv("POOLRED_FUZZ") == "" {
-		t.Skip("set POOLRED_FUZZ=1 to run (minutes)")
+func testPoolConcurrentFuzz(t *testing.T, relay string) {
+	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
+		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
 	setupDemo(t)
 	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")

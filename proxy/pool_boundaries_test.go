@@ -8,11 +8,11 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// TestPoolRedSettingsAcrossBoundaries runs, on a pool of one backend,
+// TestPoolSettingsAcrossBoundaries runs, on a pool of one backend,
 // SETs whose transaction ends in ways the proxy must read from the
 // server's answers, and checks after each that another user's session
 // on that backend has the startup DateStyle, and the session its own.
-func TestPoolRedSettingsAcrossBoundaries(t *testing.T) {
+func TestPoolSettingsAcrossBoundaries(t *testing.T) {
 	path := pooledDemo(t, 1)
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()

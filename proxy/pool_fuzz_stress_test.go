@@ -17,15 +17,15 @@ import (
 	"github.com/pgveil/pgveil/policy"
 )
 
-// TestPoolRedStress mixes sessions of three users on a pool of two
+// TestPoolStress mixes sessions of three users on a pool of two
 // backends: each keeps its own DateStyle, application_name and rows
 // whatever the others do (errors, pipelines, blocks, cancels,
 // disconnects).
-func TestPoolRedStress(t *testing.T) { onEveryRelay(t, testPoolRedStress) }
+func TestPoolStress(t *testing.T) { onEveryRelay(t, testPoolStress) }
 
-func testPoolRedStress(t *testing.T, relay string) {
-	if os.Getenv("POOLRED_FUZZ") == "" {
-		t.Skip("set POOLRED_FUZZ=1 to run (minutes)")
+func testPoolStress(t *testing.T, relay string) {
+	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
+		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
 	p := startPooled(t, relay, 2, 20*time.Second)
 	ctx := context.Background()

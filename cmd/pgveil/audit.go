@@ -338,7 +338,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-10s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED / ERROR")
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-11s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -388,7 +388,7 @@ func tableRow(e *audit.Entry) string {
 	if e.ActingFor != "" {
 		user += " as " + e.ActingFor
 	}
-	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-10s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
+	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
@@ -402,7 +402,7 @@ func tableRow(e *audit.Entry) string {
 
 // sqlColumnEnd is where the SQL column of the table format ends: the
 // widths of the columns before it and their separators, and 80.
-const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 10 + 2 + 80
+const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 11 + 2 + 80
 
 // whyColumn is the last column of the table format, shortened: for a
 // denied statement, the firewall rule and the refusal's message; for

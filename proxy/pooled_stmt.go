@@ -792,6 +792,17 @@ func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal)
 		return nil, firewall.Deny("transaction_pooling",
 			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
 	}
+	if ss.txStatus.Load() == 'E' {
+		// In a failed block the server runs none of it (short of a
+		// ROLLBACK first), while the session would forget the
+		// statements at once; and a placeholder's Parse fails there
+		// too, after which the server skips the Query up to a Sync that
+		// never comes: the session would wait for its answer forever.
+		// Refused, the session forgets nothing, as the server drops
+		// nothing.
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only outside a failed transaction block: roll it back first")
+	}
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()

@@ -1,0 +1,69 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestTransactionPoolDeallocateInFailedBlock holds a DEALLOCATE of a
+// statement prepared on another backend, sent in a failed transaction
+// block, to PostgreSQL's answer (25P02) and a usable session: the
+// placeholder Parse pgveil writes ahead of the Query fails there, and the
+// server then skips the Query until a Sync, never answering it.
+func TestTransactionPoolDeallocateInFailedBlock(t *testing.T) {
+	onEveryRelay(t, testTransactionPoolDeallocateInFailedBlock)
+}
+
+func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
+	p := startPooled(t, relay, 2, 5*time.Second)
+	ctx := context.Background()
+	a, b := p.simpleConn(t, "hq").PgConn(), p.simpleConn(t, "marie").PgConn()
+	exec := func(c *pgconn.PgConn, sql string) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := c.Exec(ctx, sql).ReadAll()
+		return err
+	}
+	var pe *pgconn.PgError
+	// b takes the backend a prepared on (on goroutines; an event-loop
+	// session may find its own again, which has the statement).
+	for round := range 4 {
+		name := fmt.Sprintf("_PLAN0x%d", round)
+		if _, err := a.Prepare(ctx, name, "SELECT count(*) FROM responses", nil); err != nil {
+			t.Fatal(err)
+		}
+		if res := a.ExecPrepared(ctx, name, nil, nil, nil).Read(); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		must(t, exec(b, "BEGIN"))
+		must(t, exec(b, "SELECT 1"))
+		must(t, exec(a, "BEGIN"))
+		if err := exec(a, "SELECT 1/0"); !errors.As(err, &pe) || pe.Code != "22012" {
+			t.Fatalf("round %d: SELECT 1/0: %v", round, err)
+		}
+		err := exec(a, `DEALLOCATE "`+name+`"`)
+		if !errors.As(err, &pe) || pe.Code != "25P02" && pe.Code != "42501" {
+			t.Fatalf("round %d: DEALLOCATE in a failed block: want 25P02 (or a refusal), got %v", round, err)
+		}
+		if err := exec(a, "ROLLBACK"); err != nil {
+			t.Fatalf("round %d: ROLLBACK after the DEALLOCATE: %v", round, err)
+		}
+		// The statement is still the session's, as PostgreSQL kept it.
+		if res := a.ExecPrepared(ctx, name, nil, nil, nil).Read(); res.Err != nil {
+			t.Fatalf("round %d: the statement after the failed DEALLOCATE: %v", round, res.Err)
+		}
+		must(t, exec(a, `DEALLOCATE "`+name+`"`))
+		if res := a.ExecPrepared(ctx, name, nil, nil, nil).Read(); !errors.As(res.Err, &pe) || pe.Code != "26000" {
+			t.Fatalf("round %d: running a statement deallocated: %v", round, res.Err)
+		}
+		must(t, exec(b, "ROLLBACK"))
+		if err := exec(a, "SELECT 1"); err != nil {
+			t.Fatalf("round %d: after: %v", round, err)
+		}
+	}
+}

@@ -827,10 +827,14 @@ func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal)
 			d.unknown = append(d.unknown, name)
 			continue
 		}
-		names[o.Name] = st.server
 		if slices.Contains(d.forget, name) {
-			continue
+			// PostgreSQL fails the second (26000), quoting the name it
+			// has upstream, which the session forgot with the first and
+			// cannot translate back: a client never sees those names.
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE of %q twice in one text is not supported in transaction pooling (upstream.pool.mode = \"transaction\")", o.Name)
 		}
+		names[o.Name] = st.server
 		if _, lazy := pl.lazyAt[st.server]; lazy {
 			// Whether the backend holds it is not known yet.
 			return nil, firewall.Deny("transaction_pooling",

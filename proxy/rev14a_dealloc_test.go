@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
 			t.Fatalf("round %d: SELECT 1/0: %v", round, err)
 		}
 		err := exec(a, `DEALLOCATE "`+name+`"`)
-		if !errors.As(err, &pe) || pe.Code != "25P02" && pe.Code != "42501" {
+		if !errors.As(err, &pe) || pe.Code != "25P02" && pe.Code != "0A000" {
 			t.Fatalf("round %d: DEALLOCATE in a failed block: want 25P02 (or a refusal), got %v", round, err)
 		}
 		if err := exec(a, "ROLLBACK"); err != nil {
@@ -65,5 +66,29 @@ func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
 		if err := exec(a, "SELECT 1"); err != nil {
 			t.Fatalf("round %d: after: %v", round, err)
 		}
+	}
+}
+
+// TestRev14aDeallocateTwiceInOneText: PostgreSQL fails the second
+// DEALLOCATE of a statement (26000), naming the client's statement; the
+// client never sees the name pgveil gives it upstream.
+func TestRev14aDeallocateTwiceInOneText(t *testing.T) {
+	p := startPooled(t, "", 2, 5*time.Second)
+	ctx := context.Background()
+	a := p.simpleConn(t, "hq").PgConn()
+	if _, err := a.Prepare(ctx, "x", "SELECT 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	var pe *pgconn.PgError
+	for _, sql := range []string{`DEALLOCATE x;DEALLOCATE x`, `DEALLOCATE x;DEALLOCATE PREPARE "x"`, `BEGIN;DEALLOCATE x;SAVEPOINT s;DEALLOCATE x`} {
+		_, err := a.Exec(ctx, sql).ReadAll()
+		if !errors.As(err, &pe) || strings.Contains(pe.Message, "pgveil_") || pe.Code != "26000" && pe.Code != "0A000" {
+			t.Fatalf("%s: want 26000 naming x (or a refusal), got %v", sql, err)
+		}
+		_, _ = a.Exec(ctx, "ROLLBACK").ReadAll()
+	}
+	// Refused, the text dropped nothing.
+	if res := a.ExecPrepared(ctx, "x", nil, nil, nil).Read(); res.Err != nil {
+		t.Fatalf("x after the refusals: %v", res.Err)
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // TestTransactionPoolDeallocateInFailedBlock holds a DEALLOCATE of a
@@ -90,5 +94,49 @@ func TestRev14aDeallocateTwiceInOneText(t *testing.T) {
 	// Refused, the text dropped nothing.
 	if res := a.ExecPrepared(ctx, "x", nil, nil, nil).Read(); res.Err != nil {
 		t.Fatalf("x after the refusals: %v", res.Err)
+	}
+}
+
+// TestRev14aDeallocateAudited: the audit records the text forwarded in
+// the DEALLOCATE's place, which names the statements upstream, as
+// rewritten: an auditor matching the trail against the server's log finds
+// the statement pgveil sent.
+func TestRev14aDeallocateAudited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	p := startPooled(t, "", 2, 5*time.Second, func(o *proxy.Options) { o.Audit = alog })
+	ctx := context.Background()
+	a := p.simpleConn(t, "hq").PgConn()
+	if _, err := a.Prepare(ctx, "x", "SELECT 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, `SAVEPOINT s;DEALLOCATE x;RELEASE s`).ReadAll(); err == nil {
+		t.Log("outside a block: ran")
+	}
+	if _, err := a.Prepare(ctx, "y", "SELECT 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, `DEALLOCATE y`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(ctx)
+	waitSessions(t, p, 0)
+	found := false
+	for _, e := range readAudit(t, alog, path) {
+		if e.SQL != "DEALLOCATE y" {
+			continue
+		}
+		found = true
+		t.Logf("audit: decision %s, rewritten %q", e.Decision, e.Rewritten)
+		if !strings.Contains(e.Rewritten, "pgveil_") {
+			t.Fatalf("the audit of DEALLOCATE y records %q as forwarded (decision %s); pgveil sent the statement's name upstream", e.Rewritten, e.Decision)
+		}
+	}
+	if !found {
+		t.Fatal("no record of DEALLOCATE y")
 	}
 }

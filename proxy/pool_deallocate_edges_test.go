@@ -73,10 +73,10 @@ func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
 	}
 }
 
-// TestRev14aDeallocateTwiceInOneText: PostgreSQL fails the second
+// TestTransactionPoolDeallocateTwiceInOneText: PostgreSQL fails the second
 // DEALLOCATE of a statement (26000), naming the client's statement; the
 // client never sees the name pgveil gives it upstream.
-func TestRev14aDeallocateTwiceInOneText(t *testing.T) {
+func TestTransactionPoolDeallocateTwiceInOneText(t *testing.T) {
 	p := startPooled(t, "", 2, 5*time.Second)
 	ctx := context.Background()
 	a := p.simpleConn(t, "hq").PgConn()
@@ -97,11 +97,11 @@ func TestRev14aDeallocateTwiceInOneText(t *testing.T) {
 	}
 }
 
-// TestRev14aDeallocateAudited: the audit records the text forwarded in
+// TestTransactionPoolDeallocateAudited: the audit records the text forwarded in
 // the DEALLOCATE's place, which names the statements upstream, as
 // rewritten: an auditor matching the trail against the server's log finds
 // the statement pgveil sent.
-func TestRev14aDeallocateAudited(t *testing.T) {
+func TestTransactionPoolDeallocateAudited(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 	if err != nil {

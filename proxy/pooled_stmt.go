@@ -792,6 +792,17 @@ func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal)
 		return nil, firewall.Deny("transaction_pooling",
 			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
 	}
+	if ss.txStatus.Load() == 'E' {
+		// In a failed block the server runs none of it (short of a
+		// ROLLBACK first), while the session would forget the
+		// statements at once; and a placeholder's Parse fails there
+		// too, after which the server skips the Query up to a Sync that
+		// never comes: the session would wait for its answer forever.
+		// Refused, the session forgets nothing, as the server drops
+		// nothing.
+		return nil, firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only outside a failed transaction block: roll it back first")
+	}
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -816,10 +827,14 @@ func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal)
 			d.unknown = append(d.unknown, name)
 			continue
 		}
-		names[o.Name] = st.server
 		if slices.Contains(d.forget, name) {
-			continue
+			// PostgreSQL fails the second (26000), quoting the name it
+			// has upstream, which the session forgot with the first and
+			// cannot translate back: a client never sees those names.
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE of %q twice in one text is not supported in transaction pooling (upstream.pool.mode = \"transaction\")", o.Name)
 		}
+		names[o.Name] = st.server
 		if _, lazy := pl.lazyAt[st.server]; lazy {
 			// Whether the backend holds it is not known yet.
 			return nil, firewall.Deny("transaction_pooling",

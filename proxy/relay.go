@@ -339,6 +339,13 @@ func (ss *session) relayQuery(total int) error {
 			return ss.refuse(SourceQuery, "", r)
 		}
 	}
+	if dealloc != nil && dealloc.sql != res.SQL {
+		// The audit records the text forwarded: the DEALLOCATEs name
+		// the statements upstream. A copy: res may be the engine's.
+		c := *res
+		c.SQL, c.Rewritten = dealloc.sql, true
+		res = &c
+	}
 	ss.noteStatement(st, res, nil)
 	ss.notePoolState(res, SourceQuery, "")
 	ss.dropUnnamed()

@@ -53,3 +53,40 @@ func TestBindParams(t *testing.T) {
 		}
 	})
 }
+
+// FuzzBindParams feeds bindParams the head of a Bind's values as a
+// client may send it (counts that lie, negative lengths, format codes of
+// any number and value, cut anywhere): it must not panic, and what it
+// renders stays within maxParamsText and one value past it.
+func FuzzBindParams(f *testing.F) {
+	for _, c := range []struct {
+		formats []int16
+		values  [][]byte
+	}{
+		{nil, nil},
+		{nil, [][]byte{[]byte("FR"), nil, []byte("it's")}},
+		{[]int16{1}, [][]byte{{0, 0, 0, 42}}},
+		{[]int16{0, 1}, [][]byte{[]byte("7"), {1}}},
+		{[]int16{0, 1, 1}, [][]byte{[]byte("ééé")}},
+	} {
+		b, err := (&pgproto3.Bind{ParameterFormatCodes: c.formats, Parameters: c.values}).Encode(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[5+2:], 256)
+		f.Add(b[5+2:len(b)-3], 2)
+	}
+	f.Add([]byte{0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}, 8)
+	f.Add([]byte{0xff, 0xff, 0, 1}, 8)
+	f.Fuzz(func(t *testing.T, b []byte, max int) {
+		if max < 1 || max > 64<<10 {
+			return
+		}
+		s := bindParams(b, max)
+		// One value past the bound at most: 2*max of hex or of doubled
+		// quotes, its "$n = " and the list of those not recorded.
+		if limit := maxParamsText + 2*max + 128; len(s) > limit {
+			t.Fatalf("rendered %d bytes, more than %d", len(s), limit)
+		}
+	})
+}

@@ -261,15 +261,17 @@ func normalKind(k string) string {
 
 // hasKind reports whether kinds, a record's comma-separated kind field,
 // holds kind. An old FetchStmt stood for MOVE too: --kind move matches
-// it, as --kind fetch does.
+// it, as --kind fetch does, and --kind FetchStmt matches a new move as
+// it does a new fetch.
 func hasKind(kinds, kind string) bool {
 	want := normalKind(kind)
+	oldFetch := strings.EqualFold(strings.TrimSpace(kind), "FetchStmt")
 	for _, k := range strings.Split(kinds, ",") {
 		if k == "" {
 			continue
 		}
 		got := normalKind(k)
-		if got == want || want == "move" && strings.EqualFold(strings.TrimSpace(k), "FetchStmt") {
+		if got == want || want == "move" && strings.EqualFold(strings.TrimSpace(k), "FetchStmt") || oldFetch && got == "move" {
 			return true
 		}
 	}

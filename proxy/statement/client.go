@@ -386,6 +386,7 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
 			// A Bind after a Bind (held.go): the later one's values.
 			old.params = e.params
+			t.keepParams(old)
 			return
 		}
 		e.prev = t.settlePortal(old)
@@ -393,6 +394,7 @@ func (t *Tracker) bind(portal string, info *Info, batch int64) {
 		t.dirty(portal, true, batch)
 		t.pushPortal(e)
 	}
+	t.keepParams(e)
 	remember(t, t.portals, portal, e)
 	t.noteHead(nsPortal, portal, batch)
 }

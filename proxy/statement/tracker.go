@@ -211,6 +211,51 @@ type Tracker struct {
 	// bindParams are the parameter values of the Bind being planned
 	// (OnBindParams), for the portal bind makes of it.
 	bindParams string
+	// kept are the portal entries holding parameter values, oldest
+	// first, and keptBytes the bytes of those values (keepParams).
+	kept      []keptParams
+	keptBytes int
+}
+
+// keptParams is a portal entry whose params keepParams counts: s, as
+// the entry held it then.
+type keptParams struct {
+	e *portalEntry
+	s string
+}
+
+// The bounds of the parameter values portal entries keep
+// (keepParams): the newest maxKeptParams entries, maxKeptParamsBytes
+// of values at most.
+const (
+	maxKeptParams      = 256
+	maxKeptParamsBytes = 1 << 20
+)
+
+// paramsNotKept is the params of an execution of a portal whose values
+// keepParams let go.
+const paramsNotKept = "(parameters not recorded: the session bound more portals with values since than pgveil keeps)"
+
+// keepParams counts the parameter values e holds and lets the oldest
+// entries' go past the bounds (mu held). Portals die upstream with
+// their transaction, but the tracker remembers up to maxTrackedNames
+// of them for as long as the session lasts: each holding its Bind's
+// values (16 KiB of rendering, more with a large parameter_max_length),
+// a session binding numbered portals kept over 150 MiB.
+func (t *Tracker) keepParams(e *portalEntry) {
+	if e.params == "" {
+		return
+	}
+	t.kept = append(t.kept, keptParams{e: e, s: e.params})
+	t.keptBytes += len(e.params)
+	for len(t.kept) > maxKeptParams || t.keptBytes > maxKeptParamsBytes && len(t.kept) > 1 {
+		k := t.kept[0]
+		t.kept = PopFront(t.kept)
+		t.keptBytes -= len(k.s)
+		if k.e.params == k.s {
+			k.e.params = paramsNotKept
+		}
+	}
 }
 
 // injection is a Close and a Parse pgveil sent to prepare a statement

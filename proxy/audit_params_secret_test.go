@@ -15,9 +15,9 @@ import (
 // Parse or with SQL PREPARE, when the statement's text may hold a
 // secret (audit.mayHoldSecret): the record of an Execute of a statement
 // made with PREPARE has EXECUTE "name" for its text, in which the
-// writer finds no secret word, and kept the values in clear.
-//
-// NOTE: fails at the review (rev14b): not fixed.
+// writer finds no secret word, and kept the values in clear: they are
+// withheld for every statement prepared with SQL, whose text the trail
+// does not hold.
 func TestAuditParamsWithheldForPreparedWithSQL(t *testing.T) {
 	recs := auditedRun(t, func(po *proxy.Options) { po.AuditParameters = 256 }, func(ctx context.Context, c *pgx.Conn) {
 		fe := c.PgConn().Frontend()

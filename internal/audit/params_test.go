@@ -49,7 +49,7 @@ func TestParams(t *testing.T) {
 	})
 	t.Run("the values of a text that may hold a secret are withheld", func(t *testing.T) {
 		line := writeOne(t, Options{}, rec("SELECT dblink_connect($1)", "$1 = 'password=hunter2'"))
-		if strings.Contains(line, "hunter2") || !strings.Contains(line, paramsWithheld) {
+		if strings.Contains(line, "hunter2") || !strings.Contains(line, ParamsWithheld) {
 			t.Fatalf("line %s", line)
 		}
 	})

@@ -328,7 +328,7 @@ func capTexts(r *Record, o *Options) {
 		case o.RedactLiterals:
 			r.Params = ""
 		case mayHoldSecret(r.SQL):
-			r.Params = paramsWithheld
+			r.Params = ParamsWithheld
 		case len(r.Params) > o.MaxText:
 			r.Params = capText(r.Params, o.MaxText, false, &scratch)
 		}
@@ -352,9 +352,9 @@ func capTexts(r *Record, o *Options) {
 	r.rewrittenFinal = true
 }
 
-// paramsWithheld is the params of a statement whose text may hold a
+// ParamsWithheld is the params of a statement whose text may hold a
 // secret (mayHoldSecret).
-const paramsWithheld = "(withheld: the statement may hold a secret)"
+const ParamsWithheld = "(withheld: the statement may hold a secret)"
 
 // recordOverhead is what a record counts for beyond its strings: the
 // Record itself, the slices' headers, the queue's slot.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgveil/pgveil/internal/audit"
+
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -219,6 +221,12 @@ func (t *Tracker) OnBindParams(portal, name, params string, ok bool) (plan BindP
 		// A statement prepared with SQL PREPARE (or forgotten): it
 		// keeps the version that checked it, and its Execute is
 		// refused when that is not the one in force.
+		if t.bindParams != "" {
+			// NOTE: the trail records its text as EXECUTE "name",
+			// which names no secret word whatever the PREPARE's text
+			// did: its values are withheld as a secret's would be.
+			t.bindParams = audit.ParamsWithheld
+		}
 		t.bind(portal, t.sqlNamed(nsStatement, name, batch), batch)
 		t.bindSent++
 		return BindPlan{}

@@ -123,13 +123,19 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("server version: %w", err)
 	}
 
+	// NOTE: the proxies connect upstream as a least-privilege account,
+	// as a DBA would set them up; direct stays the superuser.
+	svc, err := createServiceAccount(ctx, direct)
+	if err != nil {
+		return err
+	}
 	password, err := randomSecret()
 	if err != nil {
 		return err
 	}
 	b.logf("starting pgbouncer (%s) ...", pgbouncerBin)
 	bouncer, err := startPgbouncer(ctx, pgbouncerBin, workDir, sessionPgbouncer(max(b.cfg.clients, b.cfg.idleClients)),
-		direct, benchUser, password)
+		svc, benchUser, password)
 	if err != nil {
 		return err
 	}
@@ -142,7 +148,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.targets = []*target{direct, bouncer}
 	for _, inst := range pgveilInstances {
 		b.logf("starting %s (%s) ...", inst.name, pgveilBin)
-		veil, err := startPgveil(ctx, pgveilBin, workDir, inst, direct, benchUser, password, b.cfg.gomaxprocs)
+		veil, err := startPgveil(ctx, pgveilBin, workDir, inst, svc, benchUser, password, b.cfg.gomaxprocs)
 		if err != nil {
 			return err
 		}
@@ -170,7 +176,7 @@ func (b *bench) setup(ctx context.Context) error {
 		b.logf("%s shows the accounts of branches 1 to %d of %d (checked)", governed.name, governedBranches, b.cfg.scale)
 	}
 	if b.cfg.pooling() {
-		return b.startPoolTargets(ctx, pgbouncerBin, pgveilBin, workDir, direct, password)
+		return b.startPoolTargets(ctx, pgbouncerBin, pgveilBin, workDir, svc, password)
 	}
 	return nil
 }

@@ -55,3 +55,35 @@ func serverVersion(ctx context.Context, t *target) (string, error) {
 	defer conn.Close(context.Background())
 	return conn.ParameterStatus("server_version"), nil
 }
+
+// serviceUser is the upstream account the proxies connect as: what a DBA
+// would give pgveil (and PgBouncer), not the superuser that owns the
+// tables, so that pgveil logs no warning about its privileges.
+const serviceUser = "pgveil_bench_svc"
+
+// createServiceAccount creates serviceUser with a fresh password, allowed
+// to read and write the pgbench tables and nothing else: no temporary
+// objects, no CREATE on the public schema (PostgreSQL 15's default). It
+// returns the target of the proxies' upstream: direct as serviceUser.
+func createServiceAccount(ctx context.Context, direct *target) (*target, error) {
+	pw, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := direct.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	// NOTE: the password is hex (randomSecret): no quote to escape.
+	sql := fmt.Sprintf(`CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '%s';
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %s;
+REVOKE TEMP ON DATABASE %s FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC`, serviceUser, pw, serviceUser, benchDatabase)
+	if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+		return nil, fmt.Errorf("create the service account %s: %w", serviceUser, err)
+	}
+	svc := *direct
+	svc.user, svc.password = serviceUser, pw
+	return &svc, nil
+}

@@ -35,7 +35,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	for _, w := range append(cfg.ServeWarnings(), auditFileWarnings(cfg)...) {
+	warnings := cfg.ServeWarnings()
+	if w := cfg.OpenWarning(); w != "" {
+		warnings = append(warnings, w)
+	}
+	for _, w := range append(warnings, auditFileWarnings(cfg)...) {
 		fmt.Fprintf(stderr, "pgveil check: warning: %s\n", w)
 	}
 	if *upstream {

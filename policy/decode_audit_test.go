@@ -3,8 +3,11 @@ package policy
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // auditBase is the configuration the audit cases add their blocks to:
@@ -146,8 +149,8 @@ pgveil.hcl:11:17: error: Invalid size
 			name:   "a key written in the file is a warning",
 			blocks: "audit {\n  file     = \"audit.log\"\n  hmac_key = \"hunter2\"\n}\n",
 			diags: `pgveil.hcl:10:14: warning: Plain secret in configuration file
-  10 |   hmac_key = "hunter2"
-     |              ^^^^^^^^^
+  10 |   hmac_key = <not shown: a secret>
+     |              ^^^^^^^^^^^^^^^^^^^^^
   audit.hmac_key is written in the file itself, where anyone who can read the
   file, its backups or its history can see it, and forge audit records with
   it. Read it from the environment instead, for example: hmac_key =
@@ -285,4 +288,47 @@ pgveil.hcl:14:1: error: Duplicate admin block
 			}
 		})
 	}
+}
+
+func TestDiagnosticsNeverPrintTheSecretsOfTheFile(t *testing.T) {
+	tests := []struct {
+		name, line string
+	}{
+		{"the upstream password", `  password = "upstream-s3cret"`},
+		{"a user's plaintext password", `password = "user-s3cret", roles = ["r"]`},
+		{"the LDAP bind password", `  bind_password = "bind-s3cret"`},
+		{"a hash mask's secret", `    secret = "mask-s3cret"`},
+		{"the audit key", "\thmac_key = \"audit-s3cret\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is not copied into a snippet", func(t *testing.T) {
+			files := map[string]*hcl.File{"pgveil.hcl": {Bytes: []byte("x {\n" + tt.line + "\n}\n")}}
+			start := strings.Index(tt.line, `"`)
+			diags := hcl.Diagnostics{{
+				Severity: hcl.DiagWarning, Summary: "Plain secret in configuration file",
+				Subject: &hcl.Range{Filename: "pgveil.hcl",
+					Start: hcl.Pos{Line: 2, Column: start + 1}, End: hcl.Pos{Line: 2, Column: len(tt.line) + 1}},
+			}}
+			var b bytes.Buffer
+			if err := WriteDiagnostics(&b, files, diags); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b.String(), "s3cret") || !strings.Contains(b.String(), secretShown) {
+				t.Fatalf("the snippet shows the secret:\n%s", b.String())
+			}
+		})
+	}
+	t.Run("a secret read from the environment is shown by its name", func(t *testing.T) {
+		line := `  password = env("PGVEIL_UPSTREAM_PASSWORD")`
+		files := map[string]*hcl.File{"pgveil.hcl": {Bytes: []byte(line + "\n")}}
+		diags := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Error in function call",
+			Subject: &hcl.Range{Filename: "pgveil.hcl", Start: hcl.Pos{Line: 1, Column: 14}, End: hcl.Pos{Line: 1, Column: 45}}}}
+		var b bytes.Buffer
+		if err := WriteDiagnostics(&b, files, diags); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), line) {
+			t.Fatalf("the snippet lost the variable's name:\n%s", b.String())
+		}
+	})
 }

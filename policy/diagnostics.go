@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -62,7 +64,7 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 	if rng.Start.Line > len(lines) {
 		return
 	}
-	line := strings.TrimRight(string(lines[rng.Start.Line-1]), "\r")
+	line, cut := hideSecret(strings.TrimRight(string(lines[rng.Start.Line-1]), "\r"))
 	fmt.Fprintf(w, "%4d | %s\n", rng.Start.Line, line)
 	// Columns count characters; the caret line repeats tabs so it aligns.
 	runes := []rune(line)
@@ -70,6 +72,10 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 	end := len(runes)
 	if rng.End.Line == rng.Start.Line {
 		end = min(max(rng.End.Column-1, start+1), len(runes))
+	}
+	if cut >= 0 && start >= cut {
+		// The range was the secret: the placeholder stands for it.
+		start, end = cut, len(runes)
 	}
 	var pad strings.Builder
 	for _, r := range runes[:start] {
@@ -80,6 +86,35 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 		}
 	}
 	fmt.Fprintf(w, "     | %s%s\n", pad.String(), strings.Repeat("^", max(end-start, 1)))
+}
+
+// secretAssignment finds, in a source line, the assignment of an
+// attribute that holds a secret or a password verifier: upstream.password,
+// a user's password, ldap.bind_password, a hash mask's secret,
+// audit.hmac_key.
+var secretAssignment = regexp.MustCompile(`\b(password|bind_password|secret|hmac_key)\s*=\s*`)
+
+// functionCall starts a value that is a function call, env("NAME"): the
+// name of a secret, not the secret.
+var functionCall = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\s*\(`)
+
+// secretShown replaces the value of a secret attribute in a snippet.
+const secretShown = "<not shown: a secret>"
+
+// hideSecret returns line with the value of the first secret attribute
+// it assigns (secretAssignment), and all that follows on the line,
+// replaced by secretShown, and the index in runes where that starts; -1
+// when the line assigns none, or only a function call's value.
+//
+// NOTE: diagnostics go to the log and, from a failed reload, to the audit
+// trail: a snippet must not copy a secret there, not even the warning
+// that the secret is written in the file.
+func hideSecret(line string) (string, int) {
+	m := secretAssignment.FindStringIndex(line)
+	if m == nil || functionCall.MatchString(line[m[1]:]) {
+		return line, -1
+	}
+	return line[:m[1]] + secretShown, utf8.RuneCountInString(line[:m[1]])
 }
 
 // wrap splits text into lines of at most width characters at spaces,

@@ -36,6 +36,9 @@ type Identities struct {
 	folded map[string]bool
 	// digest covers the identity rows, for Config.Version.
 	digest [32]byte
+	// mockIterations is the PBKDF2 iteration count most verifiers ask
+	// for (MockIterations).
+	mockIterations int
 }
 
 // identityRow is what one identity row says about a login.
@@ -149,6 +152,7 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 	for g := range ids.members {
 		slices.Sort(ids.members[g])
 	}
+	ids.mockIterations = commonIterations(ids.users)
 	ids.folded = make(map[string]bool, len(ids.users)+len(ids.broken))
 	for _, logins := range []iter.Seq[string]{maps.Keys(ids.users), maps.Keys(ids.broken), maps.Keys(c.Users)} {
 		for login := range logins {
@@ -231,6 +235,34 @@ func rowsDigest(rows []identityRow, broken map[string]string) [32]byte {
 // unambiguous.
 func writeField(h hash.Hash, s string) {
 	h.Write([]byte(strconv.Itoa(len(s)) + ":" + s))
+}
+
+// MockIterations returns the PBKDF2 iteration count the SCRAM exchange of
+// an unknown login asks for: the one most users' verifiers ask for (the
+// larger of two as common), scram.DefaultIterations without any.
+//
+// NOTE: the server-first-message of a configured login names its
+// verifier's count: an unknown login's must name the same, or one
+// exchange tells whether a login exists (`pgveil passwd --iterations`).
+func (ids *Identities) MockIterations() int { return ids.mockIterations }
+
+// commonIterations returns the iteration count most verifiers of users
+// ask for, the larger of two as common; scram.DefaultIterations when no
+// user has one.
+func commonIterations(users map[string]*User) int {
+	counts := map[int]int{}
+	for _, u := range users {
+		if u.HasPassword() {
+			counts[u.Verifier.Iterations]++
+		}
+	}
+	best, most := scram.DefaultIterations, 0
+	for n, c := range counts {
+		if c > most || c == most && n > best {
+			best, most = n, c
+		}
+	}
+	return best
 }
 
 // User returns the user who may authenticate as login, whose Verifier

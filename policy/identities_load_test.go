@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/pgveil/pgveil/internal/scram"
 	"github.com/pgveil/pgveil/policy/live"
 )
 
@@ -316,5 +317,36 @@ func TestLoadIdentitiesReadsDatesInISO8601AndUTC(t *testing.T) {
 	}
 	if got := queryOne(t, conn, "SELECT pg_catalog.current_setting('DateStyle')"); got[0] != "German, DMY" {
 		t.Errorf("LoadIdentities changed the session's DateStyle to %s", got[0])
+	}
+}
+
+func TestAnUnknownLoginsMockExchangeAsksForTheCommonIterationCount(t *testing.T) {
+	verifier := func(n int) scram.Verifier {
+		v, err := scram.NewVerifier("pw", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		name  string
+		users map[string]*User
+		want  int
+	}{
+		{"without verifiers it is PostgreSQL's default", map[string]*User{"c": {Auth: AuthCert}}, scram.DefaultIterations},
+		{"it is the count most verifiers ask for", map[string]*User{
+			"a": {Verifier: verifier(10000)}, "b": {Verifier: verifier(10000)}, "c": {Verifier: verifier(4096)},
+		}, 10000},
+		{"of two as common it is the larger", map[string]*User{
+			"a": {Verifier: verifier(4096)}, "b": {Verifier: verifier(20000)},
+		}, 20000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{Users: tt.users}
+			if got := cfg.HCLIdentities().MockIterations(); got != tt.want {
+				t.Fatalf("MockIterations() = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -37,6 +37,11 @@ type Options struct {
 	// Directory is the LDAP directory and the users it maps; when nil,
 	// there is none.
 	Directory Directory
+	// MockIterations returns the PBKDF2 iteration count the SCRAM
+	// exchange of an unknown login asks for: that of the configured
+	// verifiers (policy.Identities.MockIterations). nil, or a result of
+	// 0, is scram.DefaultIterations.
+	MockIterations func() int
 	// ScrubDataErrors removes values from upstream errors of classes 22
 	// (data exception) and 23 (integrity constraint violation): their
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
@@ -85,6 +90,8 @@ type Server struct {
 	users func(login string) (*policy.User, bool)
 	// directory is Options.Directory.
 	directory Directory
+	// mockIterations is Options.MockIterations; nil for the default.
+	mockIterations func() int
 	// upstream is the base pgconn configuration; sessions Copy it.
 	upstream *pgconn.Config
 	// tlsConfig is nil when the listen block has no tls block.
@@ -143,21 +150,22 @@ type Server struct {
 // New returns a Server for cfg.
 func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{
-		cfg:          cfg,
-		log:          opts.Logger,
-		rewriter:     opts.Rewriter,
-		scrub:        opts.ScrubDataErrors,
-		staleCatalog: opts.StaleCatalog,
-		audit:        opts.Audit,
-		auditParams:  auditParams(opts),
-		auditFailing: opts.AuditFailing,
-		metrics:      opts.Metrics,
-		users:        opts.Users,
-		directory:    opts.Directory,
-		listeners:    map[net.Listener]struct{}{},
-		conns:        map[net.Conn]string{},
-		startups:     map[string]int{},
-		sessions:     map[*session]struct{}{},
+		cfg:            cfg,
+		log:            opts.Logger,
+		rewriter:       opts.Rewriter,
+		scrub:          opts.ScrubDataErrors,
+		staleCatalog:   opts.StaleCatalog,
+		audit:          opts.Audit,
+		auditParams:    auditParams(opts),
+		auditFailing:   opts.AuditFailing,
+		metrics:        opts.Metrics,
+		users:          opts.Users,
+		directory:      opts.Directory,
+		mockIterations: opts.MockIterations,
+		listeners:      map[net.Listener]struct{}{},
+		conns:          map[net.Conn]string{},
+		startups:       map[string]int{},
+		sessions:       map[*session]struct{}{},
 
 		userSessions: map[string]int{},
 	}

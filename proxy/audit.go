@@ -139,8 +139,9 @@ func (ss *session) applicationName() string {
 
 // auditAuthFailure writes the auth_failure record of a failed login for
 // reason, bounded per client address as the records of refused startups
-// are (refused.go): whoever reaches the port can fail logins at will, and
-// the login throttle counts only logins that may exist. Those past the
+// are (refused.go): whoever reaches the port can fail logins at will,
+// each with a login of its own, which the login throttle counts apart.
+// Those past the
 // bound are counted (pgveil_audit_refusals_unrecorded_total, and count of
 // the address's next record).
 func (ss *session) auditAuthFailure(reason string) {

@@ -68,6 +68,13 @@ func (ss *session) authenticate(res *startupResult) error {
 		return ss.authenticateLDAP(res, l)
 	}
 	v := scram.MockVerifier(user, ss.srv.mockSecret)
+	if f := ss.srv.mockIterations; f != nil {
+		// NOTE: the mock's keys do not depend on the count; only what
+		// the server-first-message says does.
+		if n := f(); n > 0 {
+			v.Iterations = n
+		}
+	}
 	if known {
 		v = u.Verifier
 	}

@@ -20,7 +20,9 @@ func StaticIdentities(cfg *policy.Config, o *Options) {
 		u, ok := cfg.Users[login]
 		return u, ok
 	}
-	o.Directory = fixedDirectory{cfg: cfg, ids: cfg.HCLIdentities()}
+	ids := cfg.HCLIdentities()
+	o.Directory = fixedDirectory{cfg: cfg, ids: ids}
+	o.MockIterations = ids.MockIterations
 }
 
 // fixedDirectory is the Directory of one configuration, for servers

@@ -382,18 +382,32 @@ func TestPreAuthenticationBounds(t *testing.T) {
 		}
 	})
 
-	t.Run("max_auth_failures = 0 turns the throttle off, and unknown logins are never counted", func(t *testing.T) {
+	t.Run("max_auth_failures = 0 turns the throttle off", func(t *testing.T) {
 		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = 0 })
 		for i := range 12 {
 			if _, pe := connectFrom(t, p, "127.0.0.9", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
 				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
 			}
 		}
-		q := startProxy(t, withAuthFailures(10))
-		for i := range 12 {
-			if _, pe := connectFrom(t, q, "127.0.0.9", "nobody", "wrong"); pe == nil || pe.Code != "28P01" {
-				t.Fatalf("unknown login's failure %d: %v, want 28P01", i+1, pe)
+	})
+
+	t.Run("an unknown login is throttled like a known one, so the throttle tells no one which logins exist", func(t *testing.T) {
+		p := startProxy(t, withAuthFailures(3))
+		answer := func(login string) string {
+			_, pe := connectFrom(t, p, "127.0.0.13", login, "wrong")
+			if pe == nil {
+				return "no error"
 			}
+			return pe.Code + " " + strings.ReplaceAll(pe.Message, login, "<login>")
+		}
+		for i := range 3 {
+			if known, unknown := answer("alice"), answer("nobody"); known != unknown {
+				t.Fatalf("failure %d: a configured login gets %q, an unknown one %q", i+1, known, unknown)
+			}
+		}
+		known, unknown := answer("alice"), answer("nobody")
+		if known != unknown || !strings.HasPrefix(known, "28000 too many failed logins") {
+			t.Fatalf("past the limit: a configured login gets %q, an unknown one %q; want both throttled alike", known, unknown)
 		}
 	})
 }

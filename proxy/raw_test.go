@@ -12,6 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // sendCancel sends a CancelRequest for (pid, secret) to addr.
@@ -374,4 +378,51 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		})
 		stillServes(t)
 	})
+}
+
+// serverFirstOf starts a SCRAM exchange as login and returns the
+// server-first-message's attributes after the nonce (",s=…,i=…").
+func serverFirstOf(t *testing.T, addr, login string) string {
+	t.Helper()
+	c, fe := startupRaw(t, addr, map[string]string{"user": login, "database": testDB})
+	defer c.Close()
+	if msg, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := msg.(*pgproto3.AuthenticationSASL); !ok {
+		t.Fatalf("%s: got %T, want AuthenticationSASL", login, msg)
+	}
+	fe.Send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte("n,,n=,r=abcdefghijklmnop")})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := fe.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cont, ok := msg.(*pgproto3.AuthenticationSASLContinue)
+	if !ok {
+		t.Fatalf("%s: got %T, want AuthenticationSASLContinue", login, msg)
+	}
+	_, rest, _ := strings.Cut(string(cont.Data), ",s=")
+	return rest
+}
+
+func TestAnUnknownLoginIsAskedForTheIterationCountOfTheConfiguredOnes(t *testing.T) {
+	const iterations = 10000
+	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+		for login := range users {
+			v, err := scram.NewVerifier(users[login], iterations)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Users[login].Verifier = v
+		}
+	})
+	iterationsOf := func(login string) string {
+		_, i, _ := strings.Cut(serverFirstOf(t, p.addr, login), ",i=")
+		return i
+	}
+	if known, unknown := iterationsOf("alice"), iterationsOf("mallory"); known != unknown {
+		t.Fatalf("a configured login is asked for %s iterations, an unknown one for %s: the count tells them apart", known, unknown)
+	}
 }

@@ -325,10 +325,11 @@ func (ss *session) start(res *startupResult) error {
 			return err
 		}
 	}
-	// NOTE: only logins that may exist are throttled (throttle.go).
+	// NOTE: every login is throttled, known or not: a throttle that
+	// spared unknown logins would tell which ones exist (throttle.go).
 	key := throttleKey{host: hostOf(ss.info.ClientAddr), login: strings.ToLower(res.params.user)}
 	limit := ss.srv.cfg.MaxAuthFailures
-	throttled := limit > 0 && ss.srv.mayExist(res.params.user)
+	throttled := limit > 0
 	for waitUntil := time.Now().Add(cmp.Or(ss.srv.cfg.StartupTimeout, 10*time.Second)); throttled; {
 		v, until := ss.srv.throttle.attempt(key, time.Now(), limit)
 		if v == attemptGo {

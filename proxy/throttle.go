@@ -34,8 +34,10 @@ import (
 const (
 	authFailureWindow = time.Minute
 	// maxThrottled bounds the (address, login) pairs counted: past it,
-	// the oldest is forgotten. Only logins that may exist are counted (a
-	// configured user, or any with a directory).
+	// the oldest is forgotten. Every login is counted, known or not: SCRAM
+	// answers an unknown login exactly like a wrong password, and a
+	// throttle that never refused one would undo that after
+	// listen.max_auth_failures attempts.
 	maxThrottled = 100000
 )
 
@@ -179,16 +181,6 @@ func (t *authThrottle) pop() {
 		t.order = append(t.order[:0], t.order[t.head:]...)
 		t.head = 0
 	}
-}
-
-// mayExist reports whether login may be one a password can open: a
-// configured user, or any login when a directory is configured (a bind
-// tells). Failures of other logins guess nothing and are not counted.
-func (s *Server) mayExist(login string) bool {
-	if _, ok := s.users(login); ok {
-		return true
-	}
-	return s.directory.LDAP() != nil
 }
 
 // hostOf returns the host part of a client address, the key of the

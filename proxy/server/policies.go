@@ -139,6 +139,7 @@ func (p *Policies) Apply(o *proxy.Options) {
 	o.Rewriter = p
 	o.Users = p.User
 	o.Directory = p
+	o.MockIterations = func() int { return p.Current().Identities.MockIterations() }
 	o.ScrubDataErrors = true
 }
 

@@ -466,8 +466,10 @@ func (s *Server) handle(conn net.Conn, over bool) {
 	s.sessionDone(ss)
 }
 
-// sessionDone forgets a session that has ended.
+// sessionDone forgets a session that has ended, once the cancel its end
+// sent, if any, is done (settleEnd).
 func (s *Server) sessionDone(ss *session) {
+	ss.settleEnd()
 	s.releaseUser(ss)
 	s.mu.Lock()
 	delete(s.sessions, ss)
@@ -542,12 +544,12 @@ func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
 	defer cancel()
 	dl, _ := ctx.Deadline()
-	if !s.cancels.acquire(dl) {
+	if !s.cancels.acquire(false, dl) {
 		s.metrics.cancelRequest(cancelFailed)
 		ss.log.Warn("cancel request not forwarded: too many being forwarded")
 		return
 	}
-	defer s.cancels.release()
+	defer s.cancels.release(false)
 	ss.log.Info("cancel request forwarded upstream")
 	if err := up.cancelUpstream(ctx); err != nil {
 		s.metrics.cancelRequest(cancelFailed)

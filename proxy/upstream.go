@@ -214,12 +214,22 @@ func truncateAppName(s string) string {
 // its turn included.
 const cancelTimeout = 5 * time.Second
 
+// endCancelTimeout bounds the cancel request of an ending session
+// (cancelAtEnd), a wait for its turn included.
+// NOTE: a variable for tests only, which lengthen it before a server
+// starts (SetEndCancelTimeout).
+var endCancelTimeout = cancelTimeout
+
 // cancelUpstream asks the upstream server to cancel whatever the backend
 // of uc is running, the way libpq does: a new connection, encrypted like
-// the session's, carrying a CancelRequest.
+// the session's, carrying a CancelRequest. It gives up at ctx's
+// deadline, or after cancelTimeout when ctx has none.
 func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cancelTimeout)
+		defer cancel()
+	}
 	addr := uc.conn.RemoteAddr()
 	c, err := uc.cfg.DialFunc(ctx, addr.Network(), addr.String())
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -135,6 +136,10 @@ type Server struct {
 	// pool shares the upstream backends in transaction mode; nil in
 	// session mode.
 	pool *pool
+	// noCheckInterval is set once the upstream refused
+	// client_connection_check_interval (PostgreSQL 13 or older): it is
+	// pinned no more (dialBackend).
+	noCheckInterval atomic.Bool
 	// spares keeps the backends of ended sessions in session mode; nil
 	// in transaction mode, or when upstream.pool.keep_idle is 0.
 	spares *spares

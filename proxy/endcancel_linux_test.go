@@ -36,8 +36,8 @@ type cancelHolder struct {
 	held chan heldCancel
 	// holding reports that it holds, or held, a cancel request.
 	holding atomic.Bool
-	wg   sync.WaitGroup
-	mu   sync.Mutex
+	wg      sync.WaitGroup
+	mu      sync.Mutex
 	// conns are the connections it relays, closed at the test's end.
 	conns []net.Conn
 }

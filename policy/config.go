@@ -189,6 +189,13 @@ type Upstream struct {
 	SearchPath string `reload:"search_path"`
 	// ConnectTimeout bounds dialing and authenticating upstream. Default 5s.
 	ConnectTimeout time.Duration `reload:"connect_timeout,restart"`
+	// ClientConnectionCheckInterval is pinned as PostgreSQL's
+	// client_connection_check_interval on the sessions' upstream
+	// connections (PostgreSQL 14 and later): a statement a session left
+	// running when it ended, whose cancel request was ignored or never
+	// delivered, stops within it once pgveil closed its connection.
+	// Default 10s; 0 pins nothing.
+	ClientConnectionCheckInterval time.Duration `reload:"client_connection_check_interval,restart"`
 	// CatalogRefresh is how often pgveil reads the upstream catalog
 	// again, to follow a DBA's DDL without a reload. Default 1m.
 	CatalogRefresh time.Duration `reload:"catalog_refresh,apply"`

@@ -32,6 +32,8 @@ const (
 	maxMaxMessageSize     = 1<<30 - 1
 	defaultSearchPath     = "public"
 	defaultConnectTimeout = 5 * time.Second
+	// defaultCheckInterval is upstream.client_connection_check_interval's.
+	defaultCheckInterval  = 10 * time.Second
 	defaultCatalogRefresh = time.Minute
 	defaultPoolSize       = 20
 	maxPoolSize           = 10000
@@ -112,6 +114,7 @@ var (
 			{Name: "password"},
 			{Name: "search_path"},
 			{Name: "connect_timeout"},
+			{Name: "client_connection_check_interval"},
 			{Name: "catalog_refresh"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}, {Type: "pool"}},
@@ -391,6 +394,7 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	u := &d.cfg.Upstream
 	u.SearchPath = defaultSearchPath
 	u.ConnectTimeout = defaultConnectTimeout
+	u.ClientConnectionCheckInterval = defaultCheckInterval
 	u.CatalogRefresh = defaultCatalogRefresh
 	u.TLS.Mode = TLSDisable
 	u.Pool = Pool{Mode: PoolSession, Size: defaultPoolSize, WaitTimeout: defaultPoolWait, IdleTimeout: defaultPoolIdle,
@@ -433,6 +437,16 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 	}
 	if a := c.Attributes["connect_timeout"]; a != nil {
 		u.ConnectTimeout, _ = d.duration(a, "upstream.connect_timeout")
+	}
+	if a := c.Attributes["client_connection_check_interval"]; a != nil {
+		// "0" turns the pinning off.
+		if s, ok := d.string(a); ok {
+			if dur, err := time.ParseDuration(s); s == "0" || err == nil && dur == 0 {
+				u.ClientConnectionCheckInterval = 0
+			} else {
+				u.ClientConnectionCheckInterval, _ = d.duration(a, "upstream.client_connection_check_interval")
+			}
+		}
 	}
 	if a := c.Attributes["catalog_refresh"]; a != nil {
 		u.CatalogRefresh, _ = d.duration(a, "upstream.catalog_refresh")

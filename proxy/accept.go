@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -142,6 +143,10 @@ type Server struct {
 	// pool shares the upstream backends in transaction mode; nil in
 	// session mode.
 	pool *pool
+	// noCheckInterval is set once the upstream refused
+	// client_connection_check_interval (PostgreSQL 13 or older): it is
+	// pinned no more (dialBackend).
+	noCheckInterval atomic.Bool
 	// spares keeps the backends of ended sessions in session mode; nil
 	// in transaction mode, or when upstream.pool.keep_idle is 0.
 	spares *spares
@@ -474,8 +479,10 @@ func (s *Server) handle(conn net.Conn, over bool) {
 	s.sessionDone(ss)
 }
 
-// sessionDone forgets a session that has ended.
+// sessionDone forgets a session that has ended, once the cancel its end
+// sent, if any, is done (settleEnd).
 func (s *Server) sessionDone(ss *session) {
+	ss.settleEnd()
 	s.releaseUser(ss)
 	s.mu.Lock()
 	delete(s.sessions, ss)
@@ -550,12 +557,12 @@ func (s *Server) handleCancel(log *zap.Logger, cr *pgproto3.CancelRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
 	defer cancel()
 	dl, _ := ctx.Deadline()
-	if !s.cancels.acquire(dl) {
+	if !s.cancels.acquire(false, dl) {
 		s.metrics.cancelRequest(cancelFailed)
 		ss.log.Warn("cancel request not forwarded: too many being forwarded")
 		return
 	}
-	defer s.cancels.release()
+	defer s.cancels.release(false)
 	ss.log.Info("cancel request forwarded upstream")
 	if err := up.cancelUpstream(ctx); err != nil {
 		s.metrics.cancelRequest(cancelFailed)

@@ -18,9 +18,15 @@ import (
 // what that one cancels (PostgreSQL drops a cancel that finds nothing
 // running too). At most maxCancelForwards are forwarded at once across the
 // server; a request past that waits its turn.
+//
+// A session that ends with a statement running cancels it too (end,
+// endPooled), on a goroutine of its own: at most maxEndCancels of those
+// at once, a bound of their own, so that a flood of hang-ups neither
+// delays the clients' own requests nor is delayed by them.
 const (
 	cancelInterval    = 100 * time.Millisecond
 	maxCancelForwards = 16
+	maxEndCancels     = 16
 )
 
 // cancelOutcome is what became of a cancel request, for the metrics.
@@ -48,8 +54,10 @@ func (o cancelOutcome) String() string {
 type cancelRegistry struct {
 	mu sync.Mutex
 	m  map[uint32]*session
-	// forwarding holds a token per cancel request being forwarded.
-	forwarding chan struct{}
+	// forwarding holds a token per cancel request being forwarded;
+	// ending one per cancel request of an ending session being sent.
+	// NOTE: made on first use, under mu.
+	forwarding, ending chan struct{}
 }
 
 // throttleCancel reports whether a cancel request of ss is to be
@@ -71,14 +79,27 @@ func (ss *session) throttleCancel() (done func(), ok bool) {
 	return func() { ss.cancelling.Store(false) }, true
 }
 
-// acquire waits for a turn to forward a cancel request, until deadline.
-func (r *cancelRegistry) acquire(deadline time.Time) bool {
+// turns returns the tokens of the cancel requests of clients, or with
+// ending of ending sessions.
+func (r *cancelRegistry) turns(ending bool) chan struct{} {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ending {
+		if r.ending == nil {
+			r.ending = make(chan struct{}, maxEndCancels)
+		}
+		return r.ending
+	}
 	if r.forwarding == nil {
 		r.forwarding = make(chan struct{}, maxCancelForwards)
 	}
-	ch := r.forwarding
-	r.mu.Unlock()
+	return r.forwarding
+}
+
+// acquire waits for a turn to send a cancel request, a client's or with
+// ending an ending session's, until deadline.
+func (r *cancelRegistry) acquire(ending bool, deadline time.Time) bool {
+	ch := r.turns(ending)
 	select {
 	case ch <- struct{}{}:
 		return true
@@ -94,8 +115,8 @@ func (r *cancelRegistry) acquire(deadline time.Time) bool {
 	}
 }
 
-// release ends a turn acquire gave.
-func (r *cancelRegistry) release() { <-r.forwarding }
+// release ends a turn acquire(ending) gave.
+func (r *cancelRegistry) release(ending bool) { <-r.turns(ending) }
 
 // register issues a fresh key for ss.
 func (r *cancelRegistry) register(ss *session) (pid uint32, secret [4]byte) {

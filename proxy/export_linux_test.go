@@ -61,3 +61,27 @@ func LoopSessionBuffers(s *Server) []LoopBuffers {
 
 // LoopCount exposes loopCount.
 var LoopCount = loopCount
+
+// LoopOf returns the index of the event loop relaying the session whose
+// client was given the BackendKeyData pid, -1 when no loop relays it.
+func LoopOf(s *Server, pid uint32) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if ss.pid != pid {
+			continue
+		}
+		ss.lpMu.Lock()
+		lp := ss.lp
+		ss.lpMu.Unlock()
+		if lp == nil {
+			return -1
+		}
+		for i, l := range s.loops.loops {
+			if l == lp.loop {
+				return i
+			}
+		}
+	}
+	return -1
+}

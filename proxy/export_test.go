@@ -24,3 +24,13 @@ func TrackerHeld(s *Server) (messages int, bytes int64, tracked int) {
 	}
 	return messages, bytes, tracked
 }
+
+// SetEndCancelTimeout makes the cancel requests of ending sessions wait
+// up to d, for their turn and their delivery, until the returned func
+// undoes it. Call it before the server starts, and undo it after it
+// stopped.
+func SetEndCancelTimeout(d time.Duration) (undo func()) {
+	old := endCancelTimeout
+	endCancelTimeout = d
+	return func() { endCancelTimeout = old }
+}

@@ -1107,12 +1107,10 @@ func (l *eventLoop) maybeFree(ss *session) {
 	}
 	if pl := ss.pl; pl != nil {
 		lp.ub = nil
-		if b := pl.endedBackend(); b != nil {
-			if b.home == l {
-				// Off the epoll instance: it may close now.
-				l.unregister(b)
-			}
-			pl.pool.drop(b, "its session ended while holding it")
+		if b := pl.heldAtEnd(); b != nil && b.home == l {
+			// Off the epoll instance: it may close now, which
+			// settleEnd does once its cancel, if any, is done.
+			l.unregister(b)
 		}
 		if w := lp.waiter; w != nil && pl.pool.withdraw(w) {
 			// Otherwise the pool's answer is on its way (granted).

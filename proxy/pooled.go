@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -65,8 +64,8 @@ type poolLink struct {
 	// (review fix: wakePark).
 	parked bool
 	woken  atomic.Bool
-	// endB is the backend an event-loop session held at its end, which
-	// the loop closes (endPooled).
+	// endB is the backend the session held at its end, which settleEnd
+	// closes (endPooled).
 	endB *backend
 	// relays counts the backend relays running: one at most, that of
 	// the backend held, but for the moment one that let its backend go
@@ -674,9 +673,12 @@ func (ss *session) keepBackend(why string) {
 
 // endPooled is end's work on the backend of a transaction-mode session:
 // a backend held at the end is closed, never reused, after its running
-// statement is cancelled, whatever ended the session. On an event loop
-// the loop closes it, once it has left the loop's epoll instance
-// (loopFreePooled): until then its descriptor must not be reused.
+// statement is cancelled, whatever ended the session. The cancel goes on
+// a goroutine (cancelAtEnd); the backend is closed, and its slot freed,
+// once the cancel was delivered or given up and the session's relays are
+// done with it (settleEnd). On an event loop, the loop first takes it
+// off its epoll instance (maybeFree): until then its descriptor must not
+// be reused.
 //
 // NOTE: always cancelled, not only when the client left: the pool frees
 // the backend's slot as it closes it, while PostgreSQL notices a closed
@@ -690,34 +692,35 @@ func (ss *session) endPooled() {
 	pl.ended = true
 	b := pl.b
 	pl.b = nil
-	if ss.lp != nil {
-		pl.endB = b
-	}
+	pl.endB = b
 	pl.flushed.Broadcast()
 	pl.mu.Unlock()
 	if b == nil {
 		return
 	}
 	if !ss.idle() {
-		if err := b.up.cancelUpstream(context.Background()); err != nil {
-			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
-		}
+		ss.endCancel = ss.cancelAtEnd(b.up)
 	}
 	// NOTE: wakes a relay or worker waiting on it.
 	_ = b.up.conn.SetDeadline(time.Now())
-	if ss.lp == nil {
-		pl.pool.drop(b, "its session ended while holding it")
-	}
 }
 
-// endedBackend returns, once, the backend an event-loop session held at
-// its end, for the loop to close.
+// endedBackend returns, once, the backend the session held at its end,
+// for settleEnd to close.
 func (pl *poolLink) endedBackend() *backend {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	b := pl.endB
 	pl.endB = nil
 	return b
+}
+
+// heldAtEnd returns the backend the session held at its end, if any,
+// leaving it to endedBackend.
+func (pl *poolLink) heldAtEnd() *backend {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.endB
 }
 
 // runningUpstream returns the upstream connection running the session's

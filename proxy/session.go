@@ -229,6 +229,16 @@ type session struct {
 	cancelling atomic.Bool
 	released   bool
 
+	// endCancel is closed once the cancel request end sent for the
+	// statement the session left running (cancelAtEnd) was delivered or
+	// given up; nil when end sent none. Until then the session keeps its
+	// place under its login's cap (and listen.max_connections), and a
+	// pooled backend it held its slot (settleEnd).
+	// NOTE: set by end, within endOnce; read once end returned (run,
+	// runPooled, afterLoop: each calls end or follows the loop's
+	// postEnded, which end posts).
+	endCancel chan struct{}
+
 	// pl is the session's hold on the transaction pool, nil in session
 	// mode (pooled.go). With it, up, uin and uout are those of the
 	// backend held, and change from one transaction to the next.
@@ -626,10 +636,12 @@ func (ss *session) end(e sessionEnd) {
 		// next writes, and a statement left running (a session ended
 		// for a protocol violation in the middle of pg_sleep) would
 		// hold its backend past the session, out of every per-user cap.
+		// The cancel goes on a goroutine of its own (cancelAtEnd): end
+		// runs on the session's event loop, whose other sessions would
+		// wait for it, and under endOnce, which Close, a drain or a
+		// reload would wait on.
 		if !ss.idle() && ss.pl == nil {
-			if err := ss.up.cancelUpstream(context.Background()); err != nil {
-				ss.log.Warn("cancelling the running statement failed", zap.Error(err))
-			}
+			ss.endCancel = ss.cancelAtEnd(ss.up)
 		}
 		var resp []byte
 		if e.resp != nil {
@@ -682,6 +694,52 @@ func (ss *session) end(e sessionEnd) {
 		}
 		ss.cancel()
 	})
+}
+
+// cancelAtEnd cancels, on a goroutine of its own, the statement an
+// ending session leaves running on up, and returns a channel closed once
+// the request was delivered or given up: within endCancelTimeout, a wait
+// for its turn among maxEndCancels included.
+//
+// NOTE: a request that is not delivered leaves the statement running
+// until it ends or the backend notices its closed connection
+// (client_connection_check_interval): the session's places are given
+// back anyway (settleEnd), as a cancel that hangs must not hold them.
+func (ss *session) cancelAtEnd(up *upstreamConn) chan struct{} {
+	done := make(chan struct{})
+	r := &ss.srv.cancels
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), endCancelTimeout)
+		defer cancel()
+		dl, _ := ctx.Deadline()
+		if !r.acquire(true, dl) {
+			ss.log.Warn("cancelling the running statement failed: too many being cancelled")
+			return
+		}
+		defer r.release(true)
+		if err := up.cancelUpstream(ctx); err != nil {
+			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
+		}
+	}()
+	return done
+}
+
+// settleEnd waits for the cancel request end sent, if any, then closes
+// the pooled backend the session held at its end, if any, which frees
+// its slot in the pool: a statement left running holds its backend
+// until its cancel was delivered or given up, and so within
+// upstream.pool.size. It runs before the session gives its place under
+// its login's cap back (sessionDone).
+func (ss *session) settleEnd() {
+	if ss.endCancel != nil {
+		<-ss.endCancel
+	}
+	if pl := ss.pl; pl != nil {
+		if b := pl.endedBackend(); b != nil {
+			pl.pool.drop(b, "its session ended while holding it")
+		}
+	}
 }
 
 // endClient sends the client its final message, resp when not nil, and

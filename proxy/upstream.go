@@ -125,11 +125,24 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 	rp["standard_conforming_strings"] = "on"
 	rp["client_min_messages"] = "notice"
 	rp["search_path"] = s.cfg.Upstream.SearchPath
+	iv := s.cfg.Upstream.ClientConnectionCheckInterval
+	pinCheck := iv > 0 && !s.noCheckInterval.Load()
+	if pinCheck {
+		rp[checkIntervalParam] = strconv.FormatInt(max(iv.Milliseconds(), 1), 10)
+	}
 	cfg.RuntimeParams = rp
 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Upstream.ConnectTimeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if pinCheck && unknownParam(err, checkIntervalParam) {
+		// PostgreSQL 13 or older: it has no such setting.
+		if !s.noCheckInterval.Swap(true) {
+			s.log.Info("the upstream server has no client_connection_check_interval (PostgreSQL 13 or older): a statement an ended session leaves running stops only once cancelled, or once it writes")
+		}
+		delete(rp, checkIntervalParam)
+		pc, err = pgconn.ConnectConfig(ctx, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +183,21 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		}
 	}
 	return uc, nil
+}
+
+// checkIntervalParam is the setting upstream.client_connection_check_interval
+// pins: a backend running a statement checks every so often whether its
+// client's connection is still open, and ends when it is not. So a
+// statement an ended session left running stops once pgveil closed its
+// connection, though the cancel request sent for it was ignored (a
+// function that catches query_canceled) or never delivered.
+const checkIntervalParam = "client_connection_check_interval"
+
+// unknownParam reports whether err is a server's refusal of the
+// startup parameter name: 42704, unrecognized configuration parameter.
+func unknownParam(err error, name string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42704" && strings.Contains(pe.Message, `"`+name+`"`)
 }
 
 // checkPinned reads back the pinned settings of a new backend.
@@ -214,12 +242,22 @@ func truncateAppName(s string) string {
 // its turn included.
 const cancelTimeout = 5 * time.Second
 
+// endCancelTimeout bounds the cancel request of an ending session
+// (cancelAtEnd), a wait for its turn included.
+// NOTE: a variable for tests only, which lengthen it before a server
+// starts (SetEndCancelTimeout).
+var endCancelTimeout = cancelTimeout
+
 // cancelUpstream asks the upstream server to cancel whatever the backend
 // of uc is running, the way libpq does: a new connection, encrypted like
-// the session's, carrying a CancelRequest.
+// the session's, carrying a CancelRequest. It gives up at ctx's
+// deadline, or after cancelTimeout when ctx has none.
 func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cancelTimeout)
+		defer cancel()
+	}
 	addr := uc.conn.RemoteAddr()
 	c, err := uc.cfg.DialFunc(ctx, addr.Network(), addr.String())
 	if err != nil {

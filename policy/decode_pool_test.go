@@ -99,6 +99,35 @@ pgveil.hcl:9:20: error: Invalid duration
 `,
 		},
 		{
+			name: "max_per_user caps each login's backends, within the pool's size",
+			pool: "  pool {\n    mode = \"transaction\"\n    size = 8\n    max_per_user = 8\n  }\n",
+			want: Pool{Mode: PoolTransaction, Size: 8, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100, MaxPerUser: 8},
+		},
+		{
+			name: "max_per_user of 0 sets no cap",
+			pool: "  pool {\n    max_per_user = 0\n  }\n",
+			want: defaultPool,
+		},
+		{
+			name: "max_per_user above the pool's size is an error",
+			pool: "  pool {\n    mode = \"transaction\"\n    max_per_user = 21\n  }\n",
+			diags: `pgveil.hcl:8:20: error: Invalid number
+   8 |     max_per_user = 21
+     |                    ^^
+  upstream.pool.max_per_user (21) must not exceed upstream.pool.size (20): no
+  login could hold more backends than the pool opens.
+`,
+		},
+		{
+			name: "a negative max_per_user is an error",
+			pool: "  pool {\n    max_per_user = -1\n  }\n",
+			diags: `pgveil.hcl:7:20: error: Invalid number
+   7 |     max_per_user = -1
+     |                    ^^
+  upstream.pool.max_per_user must be a whole number from 0 to 10000.
+`,
+		},
+		{
 			name: "a fractional size is an error",
 			pool: "  pool {\n    size = 2.5\n  }\n",
 			diags: `pgveil.hcl:7:12: error: Invalid number

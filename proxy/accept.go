@@ -469,6 +469,7 @@ func (s *Server) handle(conn net.Conn, over bool) {
 // sessionDone forgets a session that has ended.
 func (s *Server) sessionDone(ss *session) {
 	s.releaseUser(ss)
+	ss.forgetPoolLogin()
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()

@@ -380,6 +380,9 @@ func (ss *session) start(res *startupResult) error {
 		// A backend of the client's key, borrowed for its parameters:
 		// the session holds one only for its transactions.
 		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
+		// NOTE: the login, not a user acted for: a service account's
+		// sessions share its cap (upstream.pool.max_per_user).
+		pl.login = pl.pool.loginOf(ss.info.User)
 		if err := pl.makeAppTag(ss.info.User, ss.info.ApplicationName); err != nil {
 			return fatalErr(CodeInternalError, "pgveil could not name the session upstream", "", err)
 		}
@@ -457,6 +460,7 @@ func (ss *session) failStartup(err error) {
 	defer ss.cancel()
 	defer ss.closeUpstream()
 	defer ss.srv.releaseUser(ss)
+	defer ss.forgetPoolLogin()
 	if ss.pid != 0 {
 		ss.srv.cancels.remove(ss)
 	}
@@ -586,6 +590,15 @@ func (ss *session) relayed() {
 		}
 	}
 	ss.auditEvent("disconnect", ss.endReason, time.Since(ss.info.Started))
+}
+
+// forgetPoolLogin gives back, once, the session's hold on its login's
+// count of pooled backends (pool.loginOf), when both relays are done.
+func (ss *session) forgetPoolLogin() {
+	if pl := ss.pl; pl != nil && pl.login != nil {
+		pl.pool.forgetLogin(pl.login)
+		pl.login = nil
+	}
 }
 
 // auditing reports whether the session records executions.

@@ -1,0 +1,150 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// TestPoolMaxPerUser checks upstream.pool.max_per_user: a login at its
+// cap waits as for a full pool, and gets 53300 naming the cap, while
+// other logins are served from free or new backends; the backend its
+// login lets go is its, before any new dial.
+func TestPoolMaxPerUser(t *testing.T) { onEveryRelay(t, testPoolMaxPerUser) }
+
+func testPoolMaxPerUser(t *testing.T, relay string) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond,
+		IdleTimeout: time.Minute, MaxPerUser: 1}, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	ctx := context.Background()
+	hq1, hq2, marie := p.simpleConn(t, "hq"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	hold := func(t *testing.T, c *pgx.Conn) {
+		t.Helper()
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, c, "SELECT 'holding'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capped := func(t *testing.T, err error, login string) {
+		t.Helper()
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+			t.Fatalf("want 53300, got %v", err)
+		}
+		if !strings.Contains(pgErr.Hint, "upstream.pool.max_per_user") || !strings.Contains(pgErr.Hint, "per-login") ||
+			!strings.Contains(pgErr.Detail, `"`+login+`"`) {
+			t.Fatalf("the error does not name the per-login cap: detail %q, hint %q", pgErr.Detail, pgErr.Hint)
+		}
+	}
+	waiting := func(t *testing.T, n float64) {
+		t.Helper()
+		eventually(t, 5*time.Second, "sessions wait for a backend", func() bool {
+			return gauge(t, reg, "pgveil_pool_waiting") == n
+		})
+	}
+	hold(t, hq1)
+
+	t.Run("a second transaction of a login at its cap waits, then gets 53300 naming the cap", func(t *testing.T) {
+		errc := make(chan error, 1)
+		go func() {
+			_, err := one(ctx, hq2, "SELECT 'over the cap'")
+			errc <- err
+		}()
+		waiting(t, 1)
+		t.Run("while another login is served from a free or new backend", func(t *testing.T) {
+			if got, err := one(ctx, marie, "SELECT 'served'"); err != nil || got != "served" {
+				t.Fatalf("%q, %v", got, err)
+			}
+		})
+		capped(t, <-errc, "hq")
+	})
+	t.Run("an extended-protocol batch at the cap gets 53300 at its Sync, and the session stays usable", func(t *testing.T) {
+		res := hq2.PgConn().ExecParams(ctx, "SELECT $1::text", [][]byte{[]byte("x")}, nil, nil, nil).Read()
+		capped(t, res.Err, "hq")
+	})
+	t.Run("the metrics count the waits among the pool's timeouts and as the login's cap", func(t *testing.T) {
+		for name, want := range map[string]float64{"pgveil_pool_wait_timeouts_total": 2,
+			"pgveil_pool_wait_timeouts_user_cap_total": 2, "pgveil_pool_waiting": 0} {
+			if got := gauge(t, reg, name); got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
+	})
+	t.Run("the backend the login lets go goes to its waiting session, not to a new backend", func(t *testing.T) {
+		got := make(chan string, 1)
+		go func() {
+			s, err := one(ctx, hq2, "SELECT 'served after'")
+			if err != nil {
+				s = err.Error()
+			}
+			got <- s
+		}()
+		waiting(t, 1)
+		if _, err := hq1.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s != "served after" {
+			t.Fatal(s)
+		}
+		if n := gauge(t, reg, "pgveil_pool_backends"); n != 2 {
+			t.Fatalf("pgveil_pool_backends = %v, want 2: hq's and marie's", n)
+		}
+	})
+	t.Run("a cap of 1 serves a session's pipelined batches in turn", func(t *testing.T) {
+		var msgs []pgproto3.FrontendMessage
+		for _, v := range []string{"a", "b", "c"} {
+			msgs = append(msgs, &pgproto3.Parse{Query: "SELECT $1::text"}, &pgproto3.Bind{Parameters: [][]byte{[]byte(v)}},
+				&pgproto3.Execute{}, &pgproto3.Sync{})
+		}
+		msgs = append(msgs, &pgproto3.Query{String: "SELECT 'd'"})
+		vals, codes, errs := pipelineBatches(t, hq1, 4, msgs...)
+		if strings.Join(vals, ",") != "a,b,c,d" || strings.Join(codes, "") != "" {
+			t.Fatalf("values %v, codes %v, errors %v", vals, codes, errs)
+		}
+	})
+	t.Run("a pipelined batch waiting behind the login's transaction gets 53300 for each of its statements", func(t *testing.T) {
+		hold(t, hq1)
+		fe := hq2.PgConn().Frontend()
+		rows, codes := sendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if rows != 0 || strings.Join(codes, ",") != "53300" {
+			t.Fatalf("rows %d, codes %v", rows, codes)
+		}
+		if _, err := hq1.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		rows, codes = sendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if rows != 1 || len(codes) != 0 {
+			t.Fatalf("once hq's transaction ended: rows %d, codes %v", rows, codes)
+		}
+	})
+	t.Run("a service account's pinned session holds its own login's backend, not the user's it acts for", func(t *testing.T) {
+		mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		if _, err := mb1.Exec(ctx, "SET ROLE marie"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := one(ctx, mb2, "SELECT 'over the cap'")
+		capped(t, err, "metabase")
+		if got, err := one(ctx, marie, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("marie: %q, %v", got, err)
+		}
+		mb1.Close(ctx)
+		eventually(t, 5*time.Second, "the pinned session's backend is given back", func() bool {
+			s, err := one(ctx, mb2, "SELECT 'served'")
+			return err == nil && s == "served"
+		})
+	})
+}

@@ -365,6 +365,12 @@ type User struct {
 	// Listen.MaxUserConnections; 0 leaves that default. Only a user block
 	// sets it.
 	MaxConnections int
+	// MaxPoolBackends caps, in transaction mode, the pooled backends the
+	// user's sessions hold at once, in place of Upstream.Pool.MaxPerUser;
+	// 0 leaves that default. Only a user block sets it.
+	// NOTE: at most Upstream.Pool.Size (validate). A reload applies it
+	// from the login's next session.
+	MaxPoolBackends int
 	// DeclRange is where the user block starts (or, for a user known only
 	// from identity rows, its identity block), for diagnostics.
 	DeclRange hcl.Range

@@ -144,6 +144,7 @@ var (
 			{Name: "attributes"},
 			{Name: "act_for"},
 			{Name: "max_connections"},
+			{Name: "max_pool_backends"},
 		},
 	}
 )
@@ -520,6 +521,9 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_connections"]; a != nil {
 		u.MaxConnections, _ = d.wholeNumber(a, "user."+name+".max_connections", 1, maxConnectionsLimit)
+	}
+	if a := c.Attributes["max_pool_backends"]; a != nil {
+		u.MaxPoolBackends, _ = d.wholeNumber(a, "user."+name+".max_pool_backends", 1, maxPoolSize)
 	}
 	d.decodeUserPolicy(u, c)
 	d.decodeActFor(u, c)

@@ -84,13 +84,12 @@ type pool struct {
 	// fire for nothing at worst once per wait timeout.
 	expiry      *time.Timer
 	expiryArmed bool
-	// perUser caps the backends the sessions of one login hold at once
-	// (upstream.pool.max_per_user), 0 for no cap; logins are the counts
-	// of the logins with a session, by login.
-	// NOTE: logins is guarded by mu; with no cap it stays empty and
-	// every poolLink.login nil.
-	perUser int
-	logins  map[string]*poolLogin
+	// logins are the counts of the capped logins with a session, by
+	// login (upstream.pool.max_per_user, a user block's
+	// max_pool_backends).
+	// NOTE: guarded by mu; with no cap it stays empty and every
+	// poolLink.login nil.
+	logins map[string]*poolLogin
 }
 
 // poolLogin counts the backends the sessions of one login hold, against
@@ -105,7 +104,10 @@ type pool struct {
 // no waiter misses the release that makes room for it.
 type poolLogin struct {
 	name string
-	max  int32
+	// max is the cap, the one in force at the start of the login's
+	// latest session (a user block's max_pool_backends may change at a
+	// reload).
+	max  atomic.Int32
 	held atomic.Int32
 	// sessions counts the poolLinks that point here (guarded by
 	// pool.mu): the count is forgotten with the last of them.
@@ -120,7 +122,7 @@ func (lg *poolLogin) take() bool {
 	}
 	for {
 		n := lg.held.Load()
-		if n >= lg.max {
+		if n >= lg.max.Load() {
 			return false
 		}
 		if lg.held.CompareAndSwap(n, n+1) {
@@ -137,22 +139,23 @@ func (lg *poolLogin) put() {
 }
 
 // room reports whether lg may take one more.
-func (lg *poolLogin) room() bool { return lg == nil || lg.held.Load() < lg.max }
+func (lg *poolLogin) room() bool { return lg == nil || lg.held.Load() < lg.max.Load() }
 
-// loginOf returns the count of login's backends, for a session of it,
-// nil when the pool caps no login; forgetLogin gives it back at the
-// session's end.
-func (p *pool) loginOf(login string) *poolLogin {
-	if p.perUser <= 0 {
+// loginOf returns the count of login's backends, for a session of it
+// whose login may hold max at once; nil when max is 0 (no cap).
+// forgetLogin gives it back at the session's end.
+func (p *pool) loginOf(login string, max int) *poolLogin {
+	if max <= 0 {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lg := p.logins[login]
 	if lg == nil {
-		lg = &poolLogin{name: login, max: int32(p.perUser)}
+		lg = &poolLogin{name: login}
 		p.logins[login] = lg
 	}
+	lg.max.Store(int32(max))
 	lg.sessions++
 	return lg
 }
@@ -265,11 +268,10 @@ func newPool(s *Server) *pool {
 	p := &pool{
 		srv: s, log: s.log.With(zap.String("component", "pool")),
 		size: c.Size, wait: c.WaitTimeout, idleTimeout: c.IdleTimeout, idleTx: c.IdleTransactionTimeout,
-		idle:    map[string][]*backend{},
-		params:  map[string]map[string]string{},
-		stop:    make(chan struct{}),
-		perUser: c.MaxPerUser,
-		logins:  map[string]*poolLogin{},
+		idle:   map[string][]*backend{},
+		params: map[string]map[string]string{},
+		stop:   make(chan struct{}),
+		logins: map[string]*poolLogin{},
 	}
 	if p.size <= 0 {
 		p.size = 20
@@ -901,14 +903,14 @@ func (b *backend) alive() bool {
 	return connQuiet(b.up.conn)
 }
 
-// loginWaitError is waitError for a session of a login that held as
-// many backends as upstream.pool.max_per_user lets it when its wait
-// ended.
-func (p *pool) loginWaitError(login string) *clientError {
+// loginWaitError is waitError for a session of login, which held as
+// many backends as its cap lg lets it when its wait ended; setting names
+// the cap.
+func (p *pool) loginWaitError(login string, lg *poolLogin, setting string) *clientError {
 	return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
 		fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
-		fmt.Sprintf("User %q holds %d connections of the transaction pool, the most one login may hold at once.", login, p.perUser),
-		"This is the per-login cap upstream.pool.max_per_user; other users are still served. Retry once the user's other transactions end, or raise upstream.pool.max_per_user.")}
+		fmt.Sprintf("User %q holds %d connections of the transaction pool, the most one login may hold at once.", login, lg.max.Load()),
+		fmt.Sprintf("This is the per-login cap %s; other users are still served. Retry once the user's other transactions end, or raise %s.", setting, setting))}
 }
 
 // waitError is the error a client gets when no backend became free.

@@ -16,8 +16,10 @@ func TestPoolLoginCounts(t *testing.T) {
 	}
 	newSetup := func(open int) *setup {
 		s := &setup{p: &pool{size: 2, open: open, idle: map[string][]*backend{}}}
-		s.ann = &poolLogin{name: "ann", max: 1}
-		s.bob = &poolLogin{name: "bob", max: 1}
+		s.ann = &poolLogin{name: "ann"}
+		s.bob = &poolLogin{name: "bob"}
+		s.ann.max.Store(1)
+		s.bob.max.Store(1)
 		s.ann.held.Store(1)
 		s.bob.held.Store(1)
 		s.bobW = &poolWaiter{key: "k", login: s.bob, grant: make(chan *backend, 1)}
@@ -107,7 +109,8 @@ func TestPoolLoginCounts(t *testing.T) {
 		}
 	})
 	t.Run("a login never counts past its cap", func(t *testing.T) {
-		lg := &poolLogin{max: 2}
+		lg := &poolLogin{}
+		lg.max.Store(2)
 		if !lg.take() || !lg.take() || lg.take() || lg.room() {
 			t.Fatalf("held %d", lg.held.Load())
 		}

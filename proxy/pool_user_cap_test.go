@@ -11,9 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // TestPoolMaxPerUser checks upstream.pool.max_per_user: a login at its
@@ -146,5 +149,111 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 			s, err := one(ctx, mb2, "SELECT 'served'")
 			return err == nil && s == "served"
 		})
+	})
+}
+
+// TestPoolMaxPerUserOverride checks a user block's max_pool_backends: it
+// caps that login's backends with no pool-wide cap, and the 53300 names
+// it.
+func TestPoolMaxPerUserOverride(t *testing.T) { onEveryRelay(t, testPoolMaxPerUserOverride) }
+
+func testPoolMaxPerUserOverride(t *testing.T, relay string) {
+	noLeaks(t)
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}
+		c.Listen.Relay = relay
+		c.Users["metabase"].MaxPoolBackends = 1
+	})
+	ctx := context.Background()
+	hold := func(t *testing.T, c *pgx.Conn) {
+		t.Helper()
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, c, "SELECT 'holding'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("the capped login's second transaction gets 53300 naming its user block's setting", func(t *testing.T) {
+		mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		hold(t, mb1)
+		_, err := one(ctx, mb2, "SELECT 1")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "53300" || !strings.Contains(pgErr.Hint, `max_pool_backends of user "metabase"`) ||
+			!strings.Contains(pgErr.Hint, "per-login") {
+			t.Fatalf("want 53300 naming the user's cap, got %v (hint %q)", err, hintOf(err))
+		}
+		if _, err := mb1.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, mb2, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	})
+	t.Run("another login holds as many backends as the pool has room for", func(t *testing.T) {
+		hq1, hq2 := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+		hold(t, hq1)
+		hold(t, hq2)
+	})
+}
+
+// hintOf returns the hint of a PostgreSQL error, "" for another error.
+func hintOf(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Hint
+	}
+	return ""
+}
+
+// TestPoolMaxPerUserReload checks what a reload does to the per-login
+// caps: upstream.pool.max_per_user, read at start as the rest of the
+// pool block, stays in force until a restart; a user block's
+// max_pool_backends applies from the login's next session.
+func TestPoolMaxPerUserReload(t *testing.T) {
+	path := pooledDemo(t, 3)
+	editConfig(t, path, "size = 3\n", "size = 3\n    max_per_user = 1\n    wait_timeout = \"300ms\"\n")
+	var po proxy.Options
+	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	editConfig(t, path, "max_per_user = 1", "max_per_user = 3")
+	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 2")
+	if err := rl.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hold := func(t *testing.T, c *pgx.Conn) error {
+		t.Helper()
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := one(ctx, c, "SELECT 'holding'")
+		return err
+	}
+	t.Run("the pool's cap stays the one it started with", func(t *testing.T) {
+		hq1, hq2 := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+		if err := hold(t, hq1); err != nil {
+			t.Fatal(err)
+		}
+		_, err := one(ctx, hq2, "SELECT 1")
+		if !strings.Contains(hintOf(err), "upstream.pool.max_per_user") {
+			t.Fatalf("want 53300 naming upstream.pool.max_per_user, got %v", err)
+		}
+		if _, err := hq1.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a user block's cap added by the reload applies to the login's new sessions", func(t *testing.T) {
+		mb1, mb2, mb3 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		for _, c := range []*pgx.Conn{mb1, mb2} {
+			if err := hold(t, c); err != nil {
+				t.Fatalf("within the user's cap of 2: %v", err)
+			}
+		}
+		_, err := one(ctx, mb3, "SELECT 1")
+		if !strings.Contains(hintOf(err), `max_pool_backends of user "metabase"`) {
+			t.Fatalf("want 53300 naming the user's cap, got %v", err)
+		}
 	})
 }

@@ -330,9 +330,10 @@ func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
 		// NOTE: the login at its cap as the wait ended names the cap,
 		// whether or not the pool was full too: that is what the user
 		// can act on.
-		resp = pl.pool.loginWaitError(ss.info.User).resp
-		ss.log.Warn("no upstream connection became free: the login holds upstream.pool.max_per_user",
-			zap.Duration("waited", pl.pool.wait), zap.Int("max_per_user", pl.pool.perUser))
+		_, setting := ss.srv.poolUserLimit(ss.info.User)
+		resp = pl.pool.loginWaitError(ss.info.User, pl.login, setting).resp
+		ss.log.Warn("no upstream connection became free: the login holds as many as its cap",
+			zap.Duration("waited", pl.pool.wait), zap.String("cap", setting), zap.Int32("max", pl.login.max.Load()))
 		ss.srv.metrics.poolTimedOut(true)
 	case errors.Is(err, errPoolTimeout):
 		resp = pl.pool.waitError().resp

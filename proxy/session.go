@@ -382,7 +382,8 @@ func (ss *session) start(res *startupResult) error {
 		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
 		// NOTE: the login, not a user acted for: a service account's
 		// sessions share its cap (upstream.pool.max_per_user).
-		pl.login = pl.pool.loginOf(ss.info.User)
+		limit, _ := ss.srv.poolUserLimit(ss.info.User)
+		pl.login = pl.pool.loginOf(ss.info.User, limit)
 		if err := pl.makeAppTag(ss.info.User, ss.info.ApplicationName); err != nil {
 			return fatalErr(CodeInternalError, "pgveil could not name the session upstream", "", err)
 		}

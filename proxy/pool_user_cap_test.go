@@ -17,6 +17,7 @@ import (
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/proxy/server"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // TestPoolMaxPerUser checks upstream.pool.max_per_user: a login at its
@@ -254,6 +255,54 @@ func TestPoolMaxPerUserReload(t *testing.T) {
 		_, err := one(ctx, mb3, "SELECT 1")
 		if !strings.Contains(hintOf(err), `max_pool_backends of user "metabase"`) {
 			t.Fatalf("want 53300 naming the user's cap, got %v", err)
+		}
+	})
+}
+
+// TestPoolMaxPerUserCopy: a COPY FROM STDIN holds its backend until its
+// end, and counts against its login's cap meanwhile.
+func TestPoolMaxPerUserCopy(t *testing.T) { onEveryRelay(t, testPoolMaxPerUserCopy) }
+
+func testPoolMaxPerUserCopy(t *testing.T, relay string) {
+	noLeaks(t)
+	setupDemo(t)
+	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute,
+			MaxPerUser: 1}
+		c.Listen.Relay = relay
+		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
+		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
+	})
+	ctx := context.Background()
+	loader, hq, marie := p.simpleConn(t, "hq"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	fe := loader.PgConn().Frontend()
+	fe.Send(&pgproto3.Query{String: "COPY pool_scratch.sink FROM STDIN"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+	t.Run("the login's other session waits out the timeout while the COPY streams", func(t *testing.T) {
+		_, err := one(ctx, hq, "SELECT 1")
+		if !strings.Contains(hintOf(err), "upstream.pool.max_per_user") {
+			t.Fatalf("want 53300 naming upstream.pool.max_per_user, got %v", err)
+		}
+		if got, err := one(ctx, marie, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("marie: %q, %v", got, err)
+		}
+	})
+	t.Run("once the COPY ends its backend serves the login's other session", func(t *testing.T) {
+		fe.Send(&pgproto3.CopyData{Data: []byte("a row\n")})
+		fe.Send(&pgproto3.CopyDone{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+		if got, err := one(ctx, hq, "SELECT 'served'"); err != nil || got != "served" {
+			t.Fatalf("%q, %v", got, err)
 		}
 	})
 }

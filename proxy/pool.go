@@ -160,7 +160,11 @@ func (p *pool) loginOf(login string, max int) *poolLogin {
 	return lg
 }
 
-// forgetLogin is the end of a session's use of lg (loginOf).
+// forgetLogin is the end of a session's use of lg (loginOf). The count
+// is forgotten with the last session of its login, unless a backend or
+// slot given back late (an event loop's grant to a session that ended)
+// still counts: it then stays, at worst idle, for the login's next
+// session.
 func (p *pool) forgetLogin(lg *poolLogin) {
 	if lg == nil {
 		return
@@ -320,9 +324,9 @@ func (p *pool) acquire(ctx context.Context, key string, forward map[string]strin
 // acquireFor is acquire for a session of the login lg counts (nil for
 // no cap), whose client watch watches (nil for none). While lg is at its
 // cap the session waits as for a full pool, and is served once its
-// login lets a backend go. Should the channel watch returns close, the client having closed
-// its connection while the session waits, it gives up the wait and
-// returns errClientGone. watch's stop is closed when the wait ends.
+// login lets a backend go. Should the channel watch returns close, the
+// client having closed its connection while the session waits, it gives
+// up the wait and returns errClientGone. watch's stop is closed when the wait ends.
 //
 // NOTE: a session waiting here reads nothing from its client, so nothing
 // else notices that the client left: the wait would go on to its timeout,

@@ -161,7 +161,9 @@ func testPoolStress(t *testing.T, relay string, size, perUser int) {
 		}
 	}
 	waitSessions(t, p, 0)
-	if held := proxy.PoolLoginsHeld(p.srv); len(held) != 0 {
-		t.Errorf("logins still counted once every session ended: %v", held)
+	for login, n := range proxy.PoolLoginsHeld(p.srv) {
+		if n != 0 {
+			t.Errorf("%s still counts %d backends once every session ended", login, n)
+		}
 	}
 }

@@ -41,8 +41,10 @@ type poolLink struct {
 	key     string
 	// login counts the backends the session's login holds, against
 	// upstream.pool.max_per_user; nil when no login is capped. Set at
-	// the session's start, given back at its end (forgetPoolLogin).
-	login *poolLogin
+	// the session's start, given back at its end (forgetPoolLogin),
+	// which sets loginForgotten.
+	login          *poolLogin
+	loginForgotten atomic.Bool
 
 	mu sync.Mutex
 	// flushed is signalled when flushing clears.

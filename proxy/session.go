@@ -595,10 +595,12 @@ func (ss *session) relayed() {
 
 // forgetPoolLogin gives back, once, the session's hold on its login's
 // count of pooled backends (pool.loginOf), when both relays are done.
+//
+// NOTE: pl.login stays: an event loop may still give back, after this,
+// a slot the pool granted the session as it ended (giveBackGrant).
 func (ss *session) forgetPoolLogin() {
-	if pl := ss.pl; pl != nil && pl.login != nil {
+	if pl := ss.pl; pl != nil && pl.login != nil && !pl.loginForgotten.Swap(true) {
 		pl.pool.forgetLogin(pl.login)
-		pl.login = nil
 	}
 }
 

@@ -232,6 +232,13 @@ type Pool struct {
 	// with its session. Default 100, PostgreSQL's default max_connections.
 	// Kept backends idle longer than IdleTimeout are closed.
 	KeepIdle int `reload:"keep_idle"`
+	// MaxPerUser caps, in transaction mode, the backends the sessions of
+	// one login hold at once (a backend held for a transaction, a pinned
+	// session's, one being dialled for it); a session of a login at its
+	// cap waits as for a full pool. 0, the default, sets no cap.
+	// NOTE: at most Size; a service account acting for users counts
+	// under its own login, as for listen.max_user_connections.
+	MaxPerUser int `reload:"max_per_user"`
 }
 
 // The values of Pool.Mode.
@@ -365,6 +372,12 @@ type User struct {
 	// Listen.MaxUserConnections; 0 leaves that default. Only a user block
 	// sets it.
 	MaxConnections int
+	// MaxPoolBackends caps, in transaction mode, the pooled backends the
+	// user's sessions hold at once, in place of Upstream.Pool.MaxPerUser;
+	// 0 leaves that default. Only a user block sets it.
+	// NOTE: at most Upstream.Pool.Size (validate). A reload applies it
+	// from the login's next session.
+	MaxPoolBackends int
 	// DeclRange is where the user block starts (or, for a user known only
 	// from identity rows, its identity block), for diagnostics.
 	DeclRange hcl.Range

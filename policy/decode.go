@@ -134,6 +134,7 @@ var (
 			{Name: "idle_timeout"},
 			{Name: "idle_transaction_timeout"},
 			{Name: "keep_idle"},
+			{Name: "max_per_user"},
 		},
 	}
 	userSchema = &hcl.BodySchema{
@@ -146,6 +147,7 @@ var (
 			{Name: "attributes"},
 			{Name: "act_for"},
 			{Name: "max_connections"},
+			{Name: "max_pool_backends"},
 		},
 	}
 )
@@ -483,6 +485,17 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 		if a := pc.Attributes["keep_idle"]; a != nil {
 			u.Pool.KeepIdle, _ = d.wholeNumber(a, "upstream.pool.keep_idle", 0, maxPoolSize)
 		}
+		if a := pc.Attributes["max_per_user"]; a != nil {
+			if n, ok := d.wholeNumber(a, "upstream.pool.max_per_user", 0, maxPoolSize); ok {
+				if n > u.Pool.Size {
+					d.errorAt(a, "Invalid number", fmt.Sprintf(
+						"upstream.pool.max_per_user (%d) must not exceed upstream.pool.size (%d): no login could hold more backends than the pool opens.",
+						n, u.Pool.Size))
+				} else {
+					u.Pool.MaxPerUser = n
+				}
+			}
+		}
 	}
 }
 
@@ -522,6 +535,9 @@ func (d *decoder) decodeUser(b *hcl.Block) {
 	}
 	if a := c.Attributes["max_connections"]; a != nil {
 		u.MaxConnections, _ = d.wholeNumber(a, "user."+name+".max_connections", 1, maxConnectionsLimit)
+	}
+	if a := c.Attributes["max_pool_backends"]; a != nil {
+		u.MaxPoolBackends, _ = d.wholeNumber(a, "user."+name+".max_pool_backends", 1, maxPoolSize)
 	}
 	d.decodeUserPolicy(u, c)
 	d.decodeActFor(u, c)

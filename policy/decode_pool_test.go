@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,6 +100,35 @@ pgveil.hcl:9:20: error: Invalid duration
 `,
 		},
 		{
+			name: "max_per_user caps each login's backends, within the pool's size",
+			pool: "  pool {\n    mode = \"transaction\"\n    size = 8\n    max_per_user = 8\n  }\n",
+			want: Pool{Mode: PoolTransaction, Size: 8, WaitTimeout: 5 * time.Second, IdleTimeout: 10 * time.Minute, IdleTransactionTimeout: 10 * time.Minute, KeepIdle: 100, MaxPerUser: 8},
+		},
+		{
+			name: "max_per_user of 0 sets no cap",
+			pool: "  pool {\n    max_per_user = 0\n  }\n",
+			want: defaultPool,
+		},
+		{
+			name: "max_per_user above the pool's size is an error",
+			pool: "  pool {\n    mode = \"transaction\"\n    max_per_user = 21\n  }\n",
+			diags: `pgveil.hcl:8:20: error: Invalid number
+   8 |     max_per_user = 21
+     |                    ^^
+  upstream.pool.max_per_user (21) must not exceed upstream.pool.size (20): no
+  login could hold more backends than the pool opens.
+`,
+		},
+		{
+			name: "a negative max_per_user is an error",
+			pool: "  pool {\n    max_per_user = -1\n  }\n",
+			diags: `pgveil.hcl:7:20: error: Invalid number
+   7 |     max_per_user = -1
+     |                    ^^
+  upstream.pool.max_per_user must be a whole number from 0 to 10000.
+`,
+		},
+		{
 			name: "a fractional size is an error",
 			pool: "  pool {\n    size = 2.5\n  }\n",
 			diags: `pgveil.hcl:7:12: error: Invalid number
@@ -151,6 +181,66 @@ upstream {
 			}
 			if cfg != nil && cfg.Upstream.Pool != tt.want {
 				t.Errorf("pool %+v, want %+v", cfg.Upstream.Pool, tt.want)
+			}
+		})
+	}
+}
+
+// TestUserPoolCap checks a user block's max_pool_backends, the override
+// of upstream.pool.max_per_user for one login.
+func TestUserPoolCap(t *testing.T) {
+	for _, tt := range []struct {
+		name, attr string
+		// want is the user's cap when the configuration loads; diag a
+		// part of the error it gets otherwise.
+		want int
+		diag string
+	}{
+		{name: "a user block may cap its login's pooled backends", attr: "max_pool_backends = 5", want: 5},
+		{name: "without it the login has the pool's cap", attr: "", want: 0},
+		{name: "a cap of 0 is an error", attr: "max_pool_backends = 0",
+			diag: "user.ann.max_pool_backends must be a whole number from 1 to 10000."},
+		{name: "a negative cap is an error", attr: "max_pool_backends = -2",
+			diag: "user.ann.max_pool_backends must be a whole number from 1 to 10000."},
+		{name: "a cap above the pool's size is an error", attr: "max_pool_backends = 9",
+			diag: "user.ann.max_pool_backends (9) must not exceed upstream.pool.size (8)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(`listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  pool {
+    mode = "transaction"
+    size = 8
+  }
+}
+user "ann" {
+  password = "`+testVerifier+`"
+  `+tt.attr+`
+}
+`))
+			t.Chdir(dir)
+			l := NewLoader()
+			cfg, diags := l.Load("pgveil.hcl")
+			var got bytes.Buffer
+			if err := WriteDiagnostics(&got, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Join(strings.Fields(got.String()), " ")
+			if tt.diag != "" {
+				if cfg != nil || !strings.Contains(text, tt.diag) {
+					t.Fatalf("diagnostics %q, want %q", text, tt.diag)
+				}
+				return
+			}
+			if cfg == nil {
+				t.Fatalf("diagnostics %q", text)
+			}
+			if n := cfg.Users["ann"].MaxPoolBackends; n != tt.want {
+				t.Fatalf("max_pool_backends %d, want %d", n, tt.want)
 			}
 		})
 	}

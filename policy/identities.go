@@ -114,6 +114,7 @@ func (c *Config) buildIdentities(rows []identityRow, broken map[string]string) *
 		u.Auth = hu.Auth
 		u.ActFor = hu.ActFor
 		u.MaxConnections = hu.MaxConnections
+		u.MaxPoolBackends = hu.MaxPoolBackends
 		// NOTE: a field counts as set when the block sets it, or when it is
 		// non-empty (a Config built in Go has no record of what was set).
 		set := hu.set

@@ -66,6 +66,7 @@ func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bo
 	u := &User{Login: login, Auth: AuthLDAP, Attributes: map[string]Value{}}
 	if block := ids.cfg.Users[login]; block != nil {
 		u.MaxConnections = block.MaxConnections
+		u.MaxPoolBackends = block.MaxPoolBackends
 	}
 	if base, ok := ids.users[login]; ok {
 		_, block := ids.cfg.Users[login]

@@ -153,6 +153,7 @@ func TestReloadDiff(t *testing.T) {
 		}, []string{"upstream.tls"}, nil},
 		{"a new service password applies at the next restart", func(c *Config) { c.Upstream.Password = "new" }, nil, []string{"upstream.password"}},
 		{"a new pool size applies at the next restart", func(c *Config) { c.Upstream.Pool.Size = 50 }, nil, []string{"upstream.pool"}},
+		{"a new per-login cap of the pool applies at the next restart", func(c *Config) { c.Upstream.Pool.MaxPerUser = 5 }, nil, []string{"upstream.pool"}},
 		{"another pool mode applies at the next restart", func(c *Config) { c.Upstream.Pool.Mode = PoolSession }, nil, []string{"upstream.pool"}},
 		{"pool changes beside a refused upstream change are reported too", func(c *Config) {
 			c.Upstream.Address = "db:5432"

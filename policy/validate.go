@@ -6,6 +6,7 @@ import "fmt"
 // settings. Attribute values were checked while decoding.
 func (d *decoder) validate() {
 	d.validateClientCerts()
+	d.validatePoolCaps()
 	t := d.cfg.Upstream.TLS
 	if t.Mode == TLSVerifyFull {
 		return
@@ -15,6 +16,20 @@ func (d *decoder) validate() {
 			d.errorAt(a, "Setting without effect", fmt.Sprintf(
 				"upstream.tls.%s is only used to verify the server, with mode = %q; with mode = %q it would be ignored.",
 				name, TLSVerifyFull, t.Mode))
+		}
+	}
+}
+
+// validatePoolCaps checks that no user block caps its pooled backends
+// above the pool's size, which no login could reach.
+func (d *decoder) validatePoolCaps() {
+	size := d.cfg.Upstream.Pool.Size
+	for _, login := range sortedKeys(d.cfg.Users) {
+		n := d.cfg.Users[login].MaxPoolBackends
+		if a := d.attrs["user."+login+".max_pool_backends"]; a != nil && n > size {
+			d.errorAt(a, "Invalid number", fmt.Sprintf(
+				"user.%s.max_pool_backends (%d) must not exceed upstream.pool.size (%d): no login could hold more backends than the pool opens.",
+				login, n, size))
 		}
 	}
 }

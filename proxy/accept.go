@@ -484,6 +484,7 @@ func (s *Server) handle(conn net.Conn, over bool) {
 func (s *Server) sessionDone(ss *session) {
 	ss.settleEnd()
 	s.releaseUser(ss)
+	ss.forgetPoolLogin()
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()

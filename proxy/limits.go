@@ -85,6 +85,16 @@ func (s *Server) userLimit(login string) (limit int, byUser bool) {
 	return s.cfg.MaxUserConnections, false
 }
 
+// poolUserLimit returns the most pooled backends login's sessions may
+// hold at once, 0 for no cap, and the setting that says so: a user
+// block's max_pool_backends, or upstream.pool.max_per_user.
+func (s *Server) poolUserLimit(login string) (int, string) {
+	if u, ok := s.users(login); ok && u.MaxPoolBackends > 0 {
+		return u.MaxPoolBackends, fmt.Sprintf("max_pool_backends of user %q", login)
+	}
+	return s.cfg.Upstream.Pool.MaxPerUser, "upstream.pool.max_per_user"
+}
+
 // admitUser counts the authenticated session ss against its login's
 // cap, or refuses it with 53300 when the login holds as many sessions
 // as its cap already. A session it counted gives its place back with

@@ -160,11 +160,12 @@ func (l *eventLoop) backendEvent(ev unix.EpollEvent) {
 }
 
 // takeLocal takes a free backend of the loop for a session of key.
+// It takes none while the session's login is at its cap.
 func (l *eventLoop) takeLocal(pl *poolLink) *backend {
 	lb := &l.lb
 	list := lb.idle[pl.key]
 	n := len(list)
-	if n == 0 {
+	if n == 0 || !pl.login.take() {
 		return nil
 	}
 	b := list[n-1]
@@ -173,12 +174,17 @@ func (l *eventLoop) takeLocal(pl *poolLink) *backend {
 	lb.nidle--
 	lb.idleCount.Store(int32(lb.nidle))
 	pl.pool.localFree.Add(-1)
+	b.login = pl.login
 	return b
 }
 
 // keepOrGiveBack settles a backend a session of the loop let go of:
 // kept free on the loop, unless the pool has a use for it or it must
 // not be reused. A waiter of its key on this loop gets it at once.
+//
+// NOTE: b leaves its login's count before nwait is read (poolLogin): a
+// session of that login queued at its cap is then seen here, or sees
+// the room made.
 func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 	p := pl.pool
 	b.holder = nil
@@ -187,8 +193,10 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 		pl.giveBack(b, failed)
 		return
 	}
+	b.uncount()
 	if p.nwait.Load() > 0 {
 		if w := p.takeWaiter(b.key, l); w != nil {
+			b.login = w.login
 			if w.loop == l {
 				// NOTE: run after this batch of events, with no
 				// wake-up. The waiter holds it from now: an event of
@@ -369,7 +377,7 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 		}
 		w := &lp.wait
 		if w.deliver == nil {
-			w.loop, w.ss = l, ss
+			w.loop, w.ss, w.login = l, ss, pl.login
 			w.deliver = func(b *backend, timedOut bool) {
 				l.post(loopPost{ss: ss, kind: postGrant, b: b, timedOut: timedOut})
 			}
@@ -445,7 +453,7 @@ func (l *eventLoop) giveBackGrant(ss *session, b *backend, timedOut bool) {
 	switch {
 	case timedOut:
 	case b == nil:
-		ss.pl.pool.freeSlot()
+		ss.pl.pool.freeSlot(ss.pl.login)
 	case b.home == l:
 		// Handed over on this loop (keepOrGiveBack): still registered.
 		l.keepOrGiveBack(ss.pl, b, false)

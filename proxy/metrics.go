@@ -24,6 +24,9 @@ type Metrics struct {
 	bytesToClient  prometheus.Counter
 	panics         prometheus.Counter
 	poolTimeouts   prometheus.Counter
+	// poolUserCapped counts those of poolTimeouts whose login was at
+	// upstream.pool.max_per_user.
+	poolUserCapped prometheus.Counter
 	// poolStmts counts the named statements prepared again on, and
 	// closed on, backends of the transaction pool (pooled_stmt.go).
 	poolStmtsPrepared prometheus.Counter
@@ -107,6 +110,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		poolTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_pool_wait_timeouts_total", Help: "Transactions refused (53300) because no upstream connection of the transaction pool became free in time.",
 		}),
+		poolUserCapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgveil_pool_wait_timeouts_user_cap_total", Help: "Of pgveil_pool_wait_timeouts_total, those whose login held upstream.pool.max_per_user backends as the wait ended.",
+		}),
 		refusalsUnrecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_audit_refusals_unrecorded_total",
 			Help: "Startups refused before authentication that the audit trail does not record: past the first connect_refused record of their client address in a minute, or past the addresses it remembers.",
@@ -152,7 +158,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.cancels[o] = cancels.WithLabelValues(o.String())
 	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
-		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.poolStmtsPrepared, m.poolStmtsClosed, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
+		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.poolUserCapped, m.poolStmtsPrepared, m.poolStmtsClosed, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
 		cancels)
 	return m
 }
@@ -226,9 +232,14 @@ func (m *Metrics) refusalUnrecorded() {
 	}
 }
 
-func (m *Metrics) poolTimedOut() {
+// poolTimedOut counts a transaction refused for want of a backend;
+// userCap says its login was at upstream.pool.max_per_user.
+func (m *Metrics) poolTimedOut(userCap bool) {
 	if m != nil {
 		m.poolTimeouts.Inc()
+		if userCap {
+			m.poolUserCapped.Inc()
+		}
 	}
 }
 

@@ -84,6 +84,104 @@ type pool struct {
 	// fire for nothing at worst once per wait timeout.
 	expiry      *time.Timer
 	expiryArmed bool
+	// logins are the counts of the capped logins with a session, by
+	// login (upstream.pool.max_per_user, a user block's
+	// max_pool_backends).
+	// NOTE: guarded by mu; with no cap it stays empty and every
+	// poolLink.login nil.
+	logins map[string]*poolLogin
+}
+
+// poolLogin counts the backends the sessions of one login hold, against
+// upstream.pool.max_per_user: a backend held (backend.login), or a slot
+// of open granted to one of them for a backend it dials.
+//
+// NOTE: held changes without mu on an event loop's fast path (takeLocal,
+// keepOrGiveBack); take never lets it pass max. A session that finds
+// its login at its cap queues and then looks at held again, under mu;
+// one that lowers held without mu then looks at pool.nwait. Go's
+// atomics being sequentially consistent, one of the two sees the other:
+// no waiter misses the release that makes room for it.
+type poolLogin struct {
+	name string
+	// max is the cap, the one in force at the start of the login's
+	// latest session (a user block's max_pool_backends may change at a
+	// reload).
+	max  atomic.Int32
+	held atomic.Int32
+	// sessions counts the poolLinks that point here (guarded by
+	// pool.mu): the count is forgotten with the last of them.
+	sessions int
+}
+
+// take counts a backend or slot more for lg, unless lg is at its cap.
+// A nil lg (no cap) always takes.
+func (lg *poolLogin) take() bool {
+	if lg == nil {
+		return true
+	}
+	for {
+		n := lg.held.Load()
+		if n >= lg.max.Load() {
+			return false
+		}
+		if lg.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// put gives back what take counted.
+func (lg *poolLogin) put() {
+	if lg != nil && lg.held.Add(-1) < 0 {
+		panic("pgveil: a login's pooled backends counted below zero")
+	}
+}
+
+// room reports whether lg may take one more.
+func (lg *poolLogin) room() bool { return lg == nil || lg.held.Load() < lg.max.Load() }
+
+// loginOf returns the count of login's backends, for a session of it
+// whose login may hold max at once; nil when max is 0 (no cap).
+// forgetLogin gives it back at the session's end.
+func (p *pool) loginOf(login string, max int) *poolLogin {
+	if max <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lg := p.logins[login]
+	if lg == nil {
+		lg = &poolLogin{name: login}
+		p.logins[login] = lg
+	}
+	lg.max.Store(int32(max))
+	lg.sessions++
+	return lg
+}
+
+// forgetLogin is the end of a session's use of lg (loginOf). The count
+// is forgotten with the last session of its login, unless a backend or
+// slot given back late (an event loop's grant to a session that ended)
+// still counts: it then stays, at worst idle, for the login's next
+// session.
+func (p *pool) forgetLogin(lg *poolLogin) {
+	if lg == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lg.sessions--; lg.sessions <= 0 && lg.held.Load() == 0 {
+		delete(p.logins, lg.name)
+	}
+}
+
+// uncount takes b off the count of the login holding it, if any.
+func (b *backend) uncount() {
+	if lg := b.login; lg != nil {
+		b.login = nil
+		lg.put()
+	}
 }
 
 // backend is one upstream connection of the pool, with its buffers.
@@ -131,11 +229,20 @@ type backend struct {
 	hfd    int
 	hev    uint32
 	holder *session
+
+	// login is the count of the login whose session holds it (its
+	// held counts it), nil while it is free or no login is capped.
+	// NOTE: whoever holds the backend's, as the backend; set when a
+	// session takes it, cleared (uncount) as it goes free or closes.
+	login *poolLogin
 }
 
 // poolWaiter is an acquire waiting for a backend of key.
 type poolWaiter struct {
 	key string
+	// login is the count of the waiting session's login, nil for none:
+	// the waiter is served only while take succeeds for it.
+	login *poolLogin
 	// grant receives a backend of key, or nil: a slot of open counted
 	// for the waiter, which dials.
 	grant chan *backend
@@ -168,6 +275,7 @@ func newPool(s *Server) *pool {
 		idle:   map[string][]*backend{},
 		params: map[string]map[string]string{},
 		stop:   make(chan struct{}),
+		logins: map[string]*poolLogin{},
 	}
 	if p.size <= 0 {
 		p.size = 20
@@ -210,20 +318,22 @@ func poolKey(forward map[string]string) string {
 // or, the pool full, the first that becomes free within the wait
 // timeout. It returns errPoolTimeout when none does, or ctx's error.
 func (p *pool) acquire(ctx context.Context, key string, forward map[string]string) (*backend, error) {
-	return p.acquireFor(ctx, key, forward, nil)
+	return p.acquireFor(ctx, key, forward, nil, nil)
 }
 
-// acquireFor is acquire for a session whose client watch watches (nil for
-// none): should the channel watch returns close, the client having closed
-// its connection while the session waits, it gives up the wait and
-// returns errClientGone. watch's stop is closed when the wait ends.
+// acquireFor is acquire for a session of the login lg counts (nil for
+// no cap), whose client watch watches (nil for none). While lg is at its
+// cap the session waits as for a full pool, and is served once its
+// login lets a backend go. Should the channel watch returns close, the
+// client having closed its connection while the session waits, it gives
+// up the wait and returns errClientGone. watch's stop is closed when the wait ends.
 //
 // NOTE: a session waiting here reads nothing from its client, so nothing
 // else notices that the client left: the wait would go on to its timeout,
 // and a backend freed meanwhile would go to it ahead of the live
 // sessions queued after it (a red team's loop of connect, send, close
 // filled the queue with them).
-func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, watch func(stop <-chan struct{}) <-chan struct{}) (*backend, error) {
+func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, lg *poolLogin, watch func(stop <-chan struct{}) <-chan struct{}) (*backend, error) {
 	// NOTE: made at the first wait only: most acquires do not wait.
 	var timer *time.Timer
 	var gone <-chan struct{}
@@ -242,33 +352,46 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 			p.mu.Unlock()
 			return nil, errors.New("the server is shutting down")
 		}
-		if b := p.popIdle(key); b != nil {
-			p.mu.Unlock()
-			if b.alive() {
-				return b, nil
+		capped := !lg.take()
+		if !capped {
+			if b := p.popIdle(key); b != nil {
+				p.mu.Unlock()
+				b.login = lg
+				if b.alive() {
+					return b, nil
+				}
+				p.drop(b, "it was closed while idle")
+				continue
 			}
-			p.drop(b, "it was closed while idle")
+			var victim *backend
+			if p.open >= p.size && p.nidle > 0 {
+				// Full, but with free backends of other keys: the least
+				// recently used makes room.
+				victim = p.popOldest()
+				p.open--
+			}
+			if p.open < p.size {
+				p.open++
+				p.mu.Unlock()
+				if victim != nil {
+					victim.close()
+				}
+				return p.dial(ctx, key, forward, lg)
+			}
+			lg.put()
+		}
+		w := &poolWaiter{key: key, login: lg, grant: make(chan *backend, 1)}
+		p.addWaiter(w)
+		if capped && lg.room() {
+			// Its login let a backend go meanwhile (poolLogin).
+			p.removeWaiter(len(p.waiters) - 1)
+			p.mu.Unlock()
 			continue
 		}
-		var victim *backend
-		if p.open >= p.size && p.nidle > 0 {
-			// Full, but with free backends of other keys: the least
-			// recently used makes room.
-			victim = p.popOldest()
-			p.open--
-		}
-		if p.open < p.size {
-			p.open++
-			p.mu.Unlock()
-			if victim != nil {
-				victim.close()
-			}
-			return p.dial(ctx, key, forward)
-		}
-		w := &poolWaiter{key: key, grant: make(chan *backend, 1)}
-		p.addWaiter(w)
 		p.mu.Unlock()
-		p.reclaim()
+		if !capped {
+			p.reclaim()
+		}
 		if timer == nil {
 			timer = time.NewTimer(p.wait)
 			if watch != nil {
@@ -280,7 +403,7 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 		select {
 		case b := <-w.grant:
 			if b == nil {
-				return p.dial(ctx, key, forward)
+				return p.dial(ctx, key, forward, lg)
 			}
 			if b.alive() {
 				return b, nil
@@ -305,7 +428,8 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 // whose deliver, loop and ss the caller set, so that deliver is called
 // once a backend or a slot is the session's, or the wait timeout
 // passed; or neither when the pool has room for another backend, which
-// a worker then dials (acquire). It reports whether it queued w.
+// a worker then dials (acquire). It reports whether it queued w. A
+// session whose login (w.login) is at its cap queues too.
 // NOTE: w is the caller's again once deliver was called or withdraw
 // returned true.
 func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
@@ -315,20 +439,32 @@ func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
 			p.mu.Unlock()
 			return nil, false, errors.New("the server is shutting down")
 		}
-		if b := p.popIdle(key); b != nil {
-			p.mu.Unlock()
-			if b.alive() {
-				return b, false, nil
+		capped := !w.login.take()
+		if !capped {
+			if b := p.popIdle(key); b != nil {
+				p.mu.Unlock()
+				b.login = w.login
+				if b.alive() {
+					return b, false, nil
+				}
+				p.drop(b, "it was closed while idle")
+				continue
 			}
-			p.drop(b, "it was closed while idle")
-			continue
-		}
-		if p.open < p.size || p.nidle > 0 {
-			p.mu.Unlock()
-			return nil, false, nil
+			// NOTE: not kept: the worker counts it again (acquireFor).
+			w.login.put()
+			if p.open < p.size || p.nidle > 0 {
+				p.mu.Unlock()
+				return nil, false, nil
+			}
 		}
 		w.key, w.deadline = key, time.Now().Add(p.wait)
 		p.addWaiter(w)
+		if capped && w.login.room() {
+			// Its login let a backend go meanwhile (poolLogin).
+			p.removeWaiter(len(p.waiters) - 1)
+			p.mu.Unlock()
+			continue
+		}
 		if !p.expiryArmed {
 			p.expiryArmed = true
 			if p.expiry == nil {
@@ -338,7 +474,9 @@ func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
 			}
 		}
 		p.mu.Unlock()
-		p.reclaim()
+		if !capped {
+			p.reclaim()
+		}
 		return nil, true, nil
 	}
 }
@@ -404,7 +542,9 @@ func (p *pool) withdraw(w *poolWaiter) bool {
 const loopAffinity = 20 * time.Millisecond
 
 // takeWaiter takes a waiter of key out of the waiters, for a backend of
-// key that the event loop l freed (nil: none did); nil when none waits.
+// key that the event loop l freed (nil: none did), and counts the
+// backend for its login; nil when none waits. A waiter whose login is
+// at its cap is not served, nor counted as the oldest.
 // It is the oldest, unless a waiter on l queued within loopAffinity of
 // it: that one then takes the backend without its crossing loops (an
 // epoll_ctl pair and a wake-up).
@@ -419,9 +559,26 @@ func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 	if p.closed {
 		return nil
 	}
+	for {
+		i := p.pickWaiter(key, l)
+		if i < 0 {
+			return nil
+		}
+		w := p.waiters[i]
+		if !w.login.take() {
+			// Its login took a backend on a loop meanwhile.
+			continue
+		}
+		p.removeWaiter(i)
+		return w
+	}
+}
+
+// pickWaiter is takeWaiter's choice, -1 for none (mu held).
+func (p *pool) pickWaiter(key string, l *eventLoop) int {
 	oldest := -1
 	for i, w := range p.waiters {
-		if w.key != key {
+		if w.key != key || !w.login.room() {
 			continue
 		}
 		if oldest < 0 {
@@ -439,12 +596,7 @@ func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 			break
 		}
 	}
-	if oldest < 0 {
-		return nil
-	}
-	w := p.waiters[oldest]
-	p.removeWaiter(oldest)
-	return w
+	return oldest
 }
 
 // addWaiter queues w (mu held).
@@ -483,26 +635,27 @@ func (p *pool) giveUp(w *poolWaiter) {
 	if b := <-w.grant; b != nil {
 		p.release(b)
 	} else {
-		p.freeSlot()
+		p.freeSlot(w.login)
 	}
 }
 
-// dial opens a backend for key in a slot of open already counted.
-func (p *pool) dial(ctx context.Context, key string, forward map[string]string) (*backend, error) {
+// dial opens a backend for key in a slot of open already counted, for a
+// session of the login lg counts (counted for it already too).
+func (p *pool) dial(ctx context.Context, key string, forward map[string]string, lg *poolLogin) (*backend, error) {
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		p.freeSlot()
+		p.freeSlot(lg)
 		return nil, errors.New("the server is shutting down")
 	}
 	up, err := p.srv.dialBackend(ctx, poolAppName, forward, true)
 	if err != nil {
-		p.freeSlot()
+		p.freeSlot(lg)
 		return nil, err
 	}
 	rw := wire.NewRawIO(up.conn)
-	b := &backend{key: key, up: up, io: rw, prepared: newBackendStmts(),
+	b := &backend{key: key, up: up, io: rw, prepared: newBackendStmts(), login: lg,
 		in:  wire.NewReader(rw, upstreamReadBuf, maxUpstreamMessage),
 		out: wire.NewWriter(rw, upstreamWrite)}
 	b.in.Preload(up.buffered)
@@ -528,12 +681,15 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string) 
 
 // release gives a clean backend back: to the oldest waiter of its key,
 // or, when others wait, its slot to the oldest of them; otherwise to
-// the free backends.
+// the free backends. Waiters whose login is at its cap are passed over;
+// the login of the session that let b go has one backend less first,
+// so that b goes to a waiter of that login before any new dial.
 func (p *pool) release(b *backend) {
 	if b.home != nil {
 		panic("pgveil: a backend went back to the pool registered on an event loop")
 	}
 	p.mu.Lock()
+	b.uncount()
 	if p.closed {
 		p.open--
 		p.mu.Unlock()
@@ -541,44 +697,66 @@ func (p *pool) release(b *backend) {
 		return
 	}
 	for i, w := range p.waiters {
-		if w.key == b.key {
+		if w.key == b.key && w.login.take() {
 			p.removeWaiter(i)
+			b.login = w.login
 			p.mu.Unlock()
 			w.give(b)
 			return
 		}
 	}
-	if len(p.waiters) > 0 {
-		// Only other keys wait: this backend makes room for the oldest.
-		w := p.waiters[0]
-		p.removeWaiter(0)
-		p.mu.Unlock()
-		b.close()
+	for i, w := range p.waiters {
+		if !w.login.take() {
+			continue
+		}
+		// Only other keys wait: the oldest gets a slot, b's unless the
+		// pool has room (a login at its cap made that waiter wait).
+		p.removeWaiter(i)
+		if p.open < p.size {
+			p.open++
+			p.idleBackend(b)
+			p.mu.Unlock()
+		} else {
+			p.mu.Unlock()
+			b.close()
+		}
 		w.give(nil)
 		return
 	}
+	p.idleBackend(b)
+	p.mu.Unlock()
+}
+
+// idleBackend adds b to the free backends (mu held).
+func (p *pool) idleBackend(b *backend) {
 	b.idleSince = time.Now()
 	p.idle[b.key] = append(p.idle[b.key], b)
 	p.nidle++
-	p.mu.Unlock()
 }
 
 // drop closes a backend that must not be reused and frees its slot.
 func (p *pool) drop(b *backend, why string) {
+	lg := b.login
+	b.login = nil
 	b.close()
 	p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.pid), zap.String("reason", why))
-	p.freeSlot()
+	p.freeSlot(lg)
 }
 
-// freeSlot gives a slot of open to the oldest waiter, or back.
-func (p *pool) freeSlot() {
+// freeSlot gives a slot of open, counted for the login lg (nil for
+// none), to the oldest waiter whose login is under its cap, or back.
+func (p *pool) freeSlot(lg *poolLogin) {
 	p.mu.Lock()
-	if len(p.waiters) > 0 && !p.closed {
-		w := p.waiters[0]
-		p.removeWaiter(0)
-		p.mu.Unlock()
-		w.give(nil)
-		return
+	lg.put()
+	if !p.closed {
+		for i, w := range p.waiters {
+			if w.login.take() {
+				p.removeWaiter(i)
+				p.mu.Unlock()
+				w.give(nil)
+				return
+			}
+		}
 	}
 	p.open--
 	p.mu.Unlock()
@@ -684,7 +862,11 @@ func (p *pool) close() {
 	}
 	for _, w := range waiters {
 		// Woken with a slot, they dial into a closed pool's count;
-		// their session is ending anyway.
+		// their session is ending anyway. The slot counts for their
+		// login, as any slot given: dial gives it back.
+		if w.login != nil {
+			w.login.held.Add(1)
+		}
 		w.give(nil)
 	}
 }
@@ -723,6 +905,16 @@ func (b *backend) alive() bool {
 		return quiet
 	}
 	return connQuiet(b.up.conn)
+}
+
+// loginWaitError is waitError for a session of login, which held as
+// many backends as its cap lg lets it when its wait ended; setting names
+// the cap.
+func (p *pool) loginWaitError(login string, lg *poolLogin, setting string) *clientError {
+	return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
+		fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
+		fmt.Sprintf("User %q holds %d connections of the transaction pool, the most one login may hold at once.", login, lg.max.Load()),
+		fmt.Sprintf("This is the per-login cap %s; other users are still served. Retry once the user's other transactions end, or raise %s.", setting, setting))}
 }
 
 // waitError is the error a client gets when no backend became free.

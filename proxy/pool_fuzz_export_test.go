@@ -18,3 +18,16 @@ func PoolRedStats(s *Server) string {
 	}
 	return out
 }
+
+// PoolLoginsHeld reports the backends each login with a count holds
+// (upstream.pool.max_per_user), by login.
+func PoolLoginsHeld(s *Server) map[string]int32 {
+	p := s.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int32{}
+	for name, lg := range p.logins {
+		out[name] = lg.held.Load()
+	}
+	return out
+}

@@ -15,19 +15,31 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // TestPoolStress mixes sessions of three users on a pool of two
 // backends: each keeps its own DateStyle, application_name and rows
 // whatever the others do (errors, pipelines, blocks, cancels,
 // disconnects).
-func TestPoolStress(t *testing.T) { onEveryRelay(t, testPoolStress) }
+func TestPoolStress(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 2, 0) })
+}
 
-func testPoolStress(t *testing.T, relay string) {
+// TestPoolStressPerUserCap is TestPoolStress with each login capped at
+// one backend of three (upstream.pool.max_per_user): every statement
+// is still served within the wait timeout (no lost wakeup, no
+// starvation), and once the sessions end no login counts a backend.
+func TestPoolStressPerUserCap(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 3, 1) })
+}
+
+func testPoolStress(t *testing.T, relay string, size, perUser int) {
 	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
 		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
-	p := startPooled(t, relay, 2, 20*time.Second)
+	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: 20 * time.Second,
+		IdleTimeout: time.Minute, MaxPerUser: perUser})
 	ctx := context.Background()
 	styles := map[string]string{"marie": "German, DMY", "hq": "SQL, DMY", "tom": "ISO, MDY"}
 	want := map[string]string{}
@@ -77,6 +89,12 @@ func testPoolStress(t *testing.T, relay string) {
 			}
 			for k := 0; time.Now().Before(deadline); k++ {
 				op := r.Intn(10)
+				if op == 6 && perUser > 0 {
+					// A backend kept to the session's end would hold
+					// its login's one slot: its other session would
+					// rightly wait out the timeout.
+					op = 9
+				}
 				step := fmt.Sprintf("op %d #%d", op, k)
 				pc := c.PgConn()
 				switch op {
@@ -142,5 +160,10 @@ func testPoolStress(t *testing.T, relay string) {
 			t.Error(err)
 		}
 	}
-	_ = policy.RelayEventLoop
+	waitSessions(t, p, 0)
+	for login, n := range proxy.PoolLoginsHeld(p.srv) {
+		if n != 0 {
+			t.Errorf("%s still counts %d backends once every session ended", login, n)
+		}
+	}
 }

@@ -38,6 +38,12 @@ type poolLink struct {
 	// poolKey.
 	forward map[string]string
 	key     string
+	// login counts the backends the session's login holds, against
+	// upstream.pool.max_per_user; nil when no login is capped. Set at
+	// the session's start, given back at its end (forgetPoolLogin),
+	// which sets loginForgotten.
+	login          *poolLogin
+	loginForgotten atomic.Bool
 
 	mu sync.Mutex
 	// flushed is signalled when flushing clears.
@@ -251,20 +257,20 @@ func (ss *session) hold(typ byte, total int) (bool, *sessionEnd) {
 func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionEnd) {
 	if ss.holdHeld() {
 		if withSlot {
-			ss.pl.pool.freeSlot()
+			ss.pl.pool.freeSlot(ss.pl.login)
 		}
 		return true, nil
 	}
 	if typ == 'X' {
 		if withSlot {
-			ss.pl.pool.freeSlot()
+			ss.pl.pool.freeSlot(ss.pl.login)
 		}
 		// Terminate between transactions: nothing upstream to tell.
 		return false, &sessionEnd{reason: "client terminated the session"}
 	}
 	if strayMessage(typ) {
 		if withSlot {
-			ss.pl.pool.freeSlot()
+			ss.pl.pool.freeSlot(ss.pl.login)
 		}
 		if err := ss.cin.Skip(total); err != nil {
 			e := ss.clientFailed(err)
@@ -276,14 +282,14 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 	parseName, e := ss.parseNameOf(typ, total)
 	if e != nil {
 		if withSlot {
-			pl.pool.freeSlot()
+			pl.pool.freeSlot(pl.login)
 		}
 		return false, e
 	}
 	var b *backend
 	var err error
 	if withSlot {
-		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward)
+		b, err = pl.pool.dial(ss.ctx, pl.key, pl.forward, pl.login)
 	} else {
 		// NOTE: an event loop's session waits here on a worker; its
 		// client socket is the loop's, ss.client closed (wire.TakeFD).
@@ -291,7 +297,7 @@ func (ss *session) holdWith(typ byte, total int, withSlot bool) (bool, *sessionE
 		if lp := ss.lp; lp != nil {
 			watch = lp.watchClientHangUp
 		}
-		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, watch)
+		b, err = pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, pl.login, watch)
 	}
 	if err != nil {
 		if ss.ctx.Err() != nil {
@@ -320,11 +326,21 @@ func strayMessage(typ byte) bool {
 func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
 	pl := ss.pl
 	var resp *pgproto3.ErrorResponse
-	if errors.Is(err, errPoolTimeout) {
+	switch {
+	case errors.Is(err, errPoolTimeout) && !pl.login.room():
+		// NOTE: the login at its cap as the wait ended names the cap,
+		// whether or not the pool was full too: that is what the user
+		// can act on.
+		_, setting := ss.srv.poolUserLimit(ss.info.User)
+		resp = pl.pool.loginWaitError(ss.info.User, pl.login, setting).resp
+		ss.log.Warn("no upstream connection became free: the login holds as many as its cap",
+			zap.Duration("waited", pl.pool.wait), zap.String("cap", setting), zap.Int32("max", pl.login.max.Load()))
+		ss.srv.metrics.poolTimedOut(true)
+	case errors.Is(err, errPoolTimeout):
 		resp = pl.pool.waitError().resp
 		ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
-		ss.srv.metrics.poolTimedOut()
-	} else {
+		ss.srv.metrics.poolTimedOut(false)
+	default:
 		resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
 		ss.log.Error("upstream connection failed", zap.Error(err))
 	}

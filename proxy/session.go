@@ -391,6 +391,10 @@ func (ss *session) start(res *startupResult) error {
 		// A backend of the client's key, borrowed for its parameters:
 		// the session holds one only for its transactions.
 		pl.forward, pl.key = res.params.forward, poolKey(res.params.forward)
+		// NOTE: the login, not a user acted for: a service account's
+		// sessions share its cap (upstream.pool.max_per_user).
+		limit, _ := ss.srv.poolUserLimit(ss.info.User)
+		pl.login = pl.pool.loginOf(ss.info.User, limit)
 		if err := pl.makeAppTag(ss.info.User, ss.info.ApplicationName); err != nil {
 			return fatalErr(CodeInternalError, "pgveil could not name the session upstream", "", err)
 		}
@@ -468,6 +472,7 @@ func (ss *session) failStartup(err error) {
 	defer ss.cancel()
 	defer ss.closeUpstream()
 	defer ss.srv.releaseUser(ss)
+	defer ss.forgetPoolLogin()
 	if ss.pid != 0 {
 		ss.srv.cancels.remove(ss)
 	}
@@ -597,6 +602,17 @@ func (ss *session) relayed() {
 		}
 	}
 	ss.auditEvent("disconnect", ss.endReason, time.Since(ss.info.Started))
+}
+
+// forgetPoolLogin gives back, once, the session's hold on its login's
+// count of pooled backends (pool.loginOf), when both relays are done.
+//
+// NOTE: pl.login stays: an event loop may still give back, after this,
+// a slot the pool granted the session as it ended (giveBackGrant).
+func (ss *session) forgetPoolLogin() {
+	if pl := ss.pl; pl != nil && pl.login != nil && !pl.loginForgotten.Swap(true) {
+		pl.pool.forgetLogin(pl.login)
+	}
 }
 
 // auditing reports whether the session records executions.

@@ -59,6 +59,7 @@ upstream {
   #   mode = "transaction"
   #   size = 20                       # under PostgreSQL's max_connections
   #   keep_idle = 100                 # session mode only; 0 keeps none
+  #   max_per_user = 5                # backends one login may hold at once; 0 = no cap
   # }
 }
 

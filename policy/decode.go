@@ -33,7 +33,10 @@ const (
 	defaultSearchPath     = "public"
 	defaultConnectTimeout = 5 * time.Second
 	// defaultCheckInterval is upstream.client_connection_check_interval's.
-	defaultCheckInterval  = 10 * time.Second
+	defaultCheckInterval = 10 * time.Second
+	// maxCheckInterval is the longest client_connection_check_interval
+	// PostgreSQL accepts: 2^31-1 milliseconds.
+	maxCheckInterval      = (1<<31 - 1) * time.Millisecond
 	defaultCatalogRefresh = time.Minute
 	defaultPoolSize       = 20
 	maxPoolSize           = 10000
@@ -446,7 +449,13 @@ func (d *decoder) decodeUpstream(b *hcl.Block) {
 			if dur, err := time.ParseDuration(s); s == "0" || err == nil && dur == 0 {
 				u.ClientConnectionCheckInterval = 0
 			} else {
-				u.ClientConnectionCheckInterval, _ = d.duration(a, "upstream.client_connection_check_interval")
+				dur, ok := d.duration(a, "upstream.client_connection_check_interval")
+				if ok && dur > maxCheckInterval {
+					// PostgreSQL refuses it, and with it every
+					// connection pgveil opens.
+					d.errorAt(a, "Invalid duration", fmt.Sprintf("upstream.client_connection_check_interval must be at most %s, PostgreSQL's limit.", maxCheckInterval))
+				}
+				u.ClientConnectionCheckInterval = dur
 			}
 		}
 	}

@@ -332,3 +332,46 @@ func TestDiagnosticsNeverPrintTheSecretsOfTheFile(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadingNeverPrintsASecretOfTheFile(t *testing.T) {
+	tests := []struct {
+		name string
+		// block follows auditBase and a role r in pgveil.hcl.
+		block string
+	}{
+		{"a user's password given as env's default",
+			"user \"marie\" {\n  password = env(\"PGVEIL_TEST_UNSET\", \"marie-s3cret\")\n  roles = [\"r\"]\n}\n"},
+		{"a heredoc password that interpolates a variable",
+			"user \"marie\" {\n  password = <<EOT\nmarie-s3cret-${foo}\nEOT\n  roles = [\"r\"]\n}\n"},
+		{"a heredoc password's second line that calls an unknown function",
+			"user \"marie\" {\n  password = <<EOT\nfirst\nmarie-s3cret-${upper(\"x\")}\nEOT\n  roles = [\"r\"]\n}\n"},
+		{"a password in parentheses over several lines",
+			"user \"marie\" {\n  password = (\n    \"marie-s3cret\"\n  )\n  roles = [\"r\"]\n}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is not copied into a diagnostic", func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(auditBase+"role \"r\" {}\n"+tt.block))
+			t.Chdir(dir)
+			t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+			l := NewLoader()
+			_, diags := l.Load("pgveil.hcl")
+			if len(diags) == 0 {
+				t.Fatal("no diagnostic")
+			}
+			var b bytes.Buffer
+			if err := WriteDiagnostics(&b, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b.String(), "s3cret") {
+				t.Fatalf("a diagnostic shows the secret:\n%s", b.String())
+			}
+		})
+	}
+	t.Run("a secret after one read from the environment is not shown", func(t *testing.T) {
+		line, cut := hideSecret(`x = { password = env("A"), bind_password = "bind-s3cret" }`)
+		if strings.Contains(line, "s3cret") || cut < 0 {
+			t.Fatalf("shown: %s", line)
+		}
+	})
+}

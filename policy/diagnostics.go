@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // diagnosticWidth is the column at which WriteDiagnostics wraps details.
@@ -65,6 +66,11 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 		return
 	}
 	line, cut := hideSecret(strings.TrimRight(string(lines[rng.Start.Line-1]), "\r"))
+	if secretLines(f)[rng.Start.Line] {
+		// A line within a secret's value (a heredoc, a multi-line
+		// expression), which names no attribute.
+		line, cut = secretShown, 0
+	}
 	fmt.Fprintf(w, "%4d | %s\n", rng.Start.Line, line)
 	// Columns count characters; the caret line repeats tabs so it aligns.
 	runes := []rune(line)
@@ -94,28 +100,70 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 // audit.hmac_key.
 var secretAssignment = regexp.MustCompile(`\b(password|bind_password|secret|hmac_key)\s*=\s*`)
 
-// functionCall starts a value that is a function call, env("NAME"): the
-// name of a secret, not the secret.
-var functionCall = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\s*\(`)
+// envCall is a value that reads a secret from the environment by name
+// alone, env("NAME") or env("NAME", ""), and ends there (or where the
+// line, an object item or a comment does): the name of a secret, not the
+// secret.
+// NOTE: not env("NAME", "default"), nor any other call: their arguments
+// may be the secret itself.
+var envCall = regexp.MustCompile(`^env\(\s*"[^"\\$%]*"\s*(?:,\s*""\s*)?\)\s*(?:$|[,}#]|//)`)
 
 // secretShown replaces the value of a secret attribute in a snippet.
 const secretShown = "<not shown: a secret>"
 
 // hideSecret returns line with the value of the first secret attribute
-// it assigns (secretAssignment), and all that follows on the line,
-// replaced by secretShown, and the index in runes where that starts; -1
-// when the line assigns none, or only a function call's value.
+// it assigns (secretAssignment) that is not read from the environment by
+// name (envCall), and all that follows on the line, replaced by
+// secretShown, and the index in runes where that starts; -1 when the
+// line assigns none.
 //
 // NOTE: diagnostics go to the log and, from a failed reload, to the audit
 // trail: a snippet must not copy a secret there, not even the warning
 // that the secret is written in the file.
 func hideSecret(line string) (string, int) {
-	m := secretAssignment.FindStringIndex(line)
-	if m == nil || functionCall.MatchString(line[m[1]:]) {
-		return line, -1
+	for _, m := range secretAssignment.FindAllStringIndex(line, -1) {
+		if !envCall.MatchString(line[m[1]:]) {
+			return line[:m[1]] + secretShown, utf8.RuneCountInString(line[:m[1]])
+		}
 	}
-	return line[:m[1]] + secretShown, utf8.RuneCountInString(line[:m[1]])
+	return line, -1
 }
+
+// secretLines returns the lines of f, after the first, of the values of
+// secret attributes (secretAssignment's names) that span several lines:
+// a heredoc's, or a multi-line expression's, whose lines name no
+// attribute for hideSecret to find.
+func secretLines(f *hcl.File) map[int]bool {
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	lines := map[int]bool{}
+	mark := func(r hcl.Range) {
+		for n := r.Start.Line + 1; n <= r.End.Line; n++ {
+			lines[n] = true
+		}
+	}
+	_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		switch n := n.(type) {
+		case *hclsyntax.Attribute:
+			if secretNames[n.Name] {
+				mark(n.Expr.Range())
+			}
+		case *hclsyntax.ObjectConsExpr:
+			for _, it := range n.Items {
+				if secretNames[hcl.ExprAsKeyword(it.KeyExpr)] {
+					mark(it.ValueExpr.Range())
+				}
+			}
+		}
+		return nil
+	})
+	return lines
+}
+
+// secretNames are the attributes secretAssignment finds.
+var secretNames = map[string]bool{"password": true, "bind_password": true, "secret": true, "hmac_key": true}
 
 // wrap splits text into lines of at most width characters at spaces,
 // keeping the text's own line breaks.

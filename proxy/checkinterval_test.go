@@ -71,3 +71,18 @@ func testStatementThatIgnoresItsCancelStops(t *testing.T, mode, relay string) {
 	c.PgConn().Conn().Close()
 	eventually(t, 10*time.Second, "the backend running the ended session's statement to end", func() bool { return count() == 0 })
 }
+
+// TestCheckIntervalPastPostgreSQLsRangeStillConnects: an interval longer
+// than PostgreSQL accepts (2^31-1 ms) in a Config built in Go is pinned
+// at PostgreSQL's limit. It was sent as is, and PostgreSQL refused every
+// upstream connection (22023), so every session.
+func TestCheckIntervalPastPostgreSQLsRangeStillConnects(t *testing.T) {
+	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+		c.Upstream.ClientConnectionCheckInterval = 1000 * time.Hour
+	})
+	c := p.connect(t, "alice")
+	res := c.PgConn().ExecParams(context.Background(), "SELECT 1", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+}

@@ -27,7 +27,9 @@ import (
 // login at once is served and a burst of guesses is not. A success clears
 // the count. Brute force then tries that many passwords a window per
 // address, and a flood of failures writes one audit record a window, not
-// one per attempt. Logins are compared in lower case: a directory binds
+// one per attempt. One address has at most maxThrottledPerHost logins
+// counted at once; a new one past that is refused like a login past its
+// failures, so that trying many logins makes the throttle forget none. Logins are compared in lower case: a directory binds
 // DANA as dana. 0 turns the throttle off; behind an address every client
 // shares (a load balancer, NAT), anyone there can keep a login refused by
 // failing for it.
@@ -39,6 +41,14 @@ const (
 	// throttle that never refused one would undo that after
 	// listen.max_auth_failures attempts.
 	maxThrottled = 100000
+	// maxThrottledPerHost bounds the logins of one address counted at
+	// once: past it, a login of that address not counted yet is refused
+	// until the window of one of those passed. Without it, one address
+	// trying maxThrottled logins of its own, a startup packet each, would
+	// make the throttle forget every key, its own refused one included,
+	// and try that login again; and every login is counted now, not only
+	// those that may exist.
+	maxThrottledPerHost = 1000
 )
 
 // throttledError is the refusal of a login the throttle blocks: a
@@ -74,6 +84,21 @@ type authThrottle struct {
 	m     map[throttleKey]*failures
 	order []queued
 	head  int
+	// hosts counts the keys of m by host (maxThrottledPerHost).
+	// NOTE: guarded by mu; every key added to or deleted from m changes
+	// it (forget).
+	hosts map[string]int
+}
+
+// forget deletes k from m (mu held).
+func (t *authThrottle) forget(k throttleKey) {
+	if _, ok := t.m[k]; !ok {
+		return
+	}
+	delete(t.m, k)
+	if t.hosts[k.host]--; t.hosts[k.host] <= 0 {
+		delete(t.hosts, k.host)
+	}
 }
 
 // attemptVerdict is what attempt says of an attempt.
@@ -95,12 +120,20 @@ func (t *authThrottle) attempt(k throttleKey, now time.Time, limit int) (attempt
 	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = map[throttleKey]*failures{}
+		t.hosts = map[string]int{}
 	}
 	t.expire(now)
 	f := t.m[k]
+	if f == nil && t.hosts[k.host] >= maxThrottledPerHost {
+		// NOTE: known logins and unknown ones alike.
+		return attemptRefused, now.Add(authFailureWindow)
+	}
 	if f == nil || now.Sub(f.since) >= authFailureWindow {
 		for len(t.m) >= maxThrottled {
 			t.pop()
+		}
+		if t.m[k] == nil {
+			t.hosts[k.host]++
 		}
 		busy := 0
 		if f != nil {
@@ -146,7 +179,7 @@ func (t *authThrottle) done(k throttleKey, o attemptOutcome, limit int) bool {
 	f.busy = max(f.busy-1, 0)
 	switch o {
 	case attemptSucceeded:
-		delete(t.m, k)
+		t.forget(k)
 	case attemptFailed:
 		f.failed++
 		return f.failed == limit
@@ -169,13 +202,14 @@ func (t *authThrottle) pop() {
 	if t.head == len(t.order) {
 		// Every key left in m is stale in order: none to force out.
 		clear(t.m)
+		clear(t.hosts)
 		return
 	}
 	q := t.order[t.head]
 	t.order[t.head] = queued{}
 	t.head++
 	if f := t.m[q.k]; f != nil && f.since.Equal(q.since) {
-		delete(t.m, q.k)
+		t.forget(q.k)
 	}
 	if t.head > len(t.order)/2 && t.head > 1024 {
 		t.order = append(t.order[:0], t.order[t.head:]...)

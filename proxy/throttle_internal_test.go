@@ -76,7 +76,7 @@ func TestAuthThrottle(t *testing.T) {
 	t.Run("past maxThrottled keys the oldest is forgotten, and a new one still counts", func(t *testing.T) {
 		var th authThrottle
 		for i := range maxThrottled + 10 {
-			fail(&th, throttleKey{login: fmt.Sprint(i)}, now, 1)
+			fail(&th, throttleKey{host: fmt.Sprint(i / maxThrottledPerHost), login: fmt.Sprint(i)}, now, 1)
 		}
 		if len(th.m) != maxThrottled {
 			t.Fatalf("%d keys kept, want %d", len(th.m), maxThrottled)
@@ -84,6 +84,32 @@ func TestAuthThrottle(t *testing.T) {
 		fail(&th, k, now, 1)
 		if v, _ := th.attempt(k, now, 1); v != attemptRefused {
 			t.Fatal("a new key past the bound was not counted")
+		}
+	})
+	t.Run("one address trying logins of its own cannot make the throttle forget its refused one", func(t *testing.T) {
+		var th authThrottle
+		for range 3 {
+			fail(&th, k, now, 3)
+		}
+		for i := range maxThrottled {
+			// A startup packet each, with a login of its own, left
+			// before authenticating.
+			if v, _ := th.attempt(throttleKey{host: k.host, login: fmt.Sprint(i)}, now, 3); v == attemptGo {
+				th.done(throttleKey{host: k.host, login: fmt.Sprint(i)}, attemptAborted, 3)
+			}
+		}
+		if v, _ := th.attempt(k, now.Add(time.Second), 3); v != attemptRefused {
+			t.Fatalf("the refused login after a spray of others: verdict %d, want refused", v)
+		}
+		if n := len(th.m); n > maxThrottledPerHost {
+			t.Fatalf("%d keys kept of one address, want at most %d", n, maxThrottledPerHost)
+		}
+		other := throttleKey{host: "10.0.0.2", login: "dana"}
+		if v, _ := th.attempt(other, now.Add(time.Second), 3); v != attemptGo {
+			t.Fatalf("another address: verdict %d, want go", v)
+		}
+		if v, _ := th.attempt(throttleKey{host: k.host, login: "new"}, now.Add(authFailureWindow), 3); v != attemptGo {
+			t.Fatalf("a new login of the address once its keys' window passed: verdict %d, want go", v)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -128,7 +129,10 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 	iv := s.cfg.Upstream.ClientConnectionCheckInterval
 	pinCheck := iv > 0 && !s.noCheckInterval.Load()
 	if pinCheck {
-		rp[checkIntervalParam] = strconv.FormatInt(max(iv.Milliseconds(), 1), 10)
+		// NOTE: within PostgreSQL's range, which the decoder checks; a
+		// Config built in Go is clamped, as a refused value would refuse
+		// every connection.
+		rp[checkIntervalParam] = strconv.FormatInt(min(max(iv.Milliseconds(), 1), math.MaxInt32), 10)
 	}
 	cfg.RuntimeParams = rp
 

@@ -9,4 +9,5 @@ upstream {
   database        = "feedback"
   user            = "pgveil_svc"
   connect_timeout = 5
+  client_connection_check_interval = "1000h"
 }

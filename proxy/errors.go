@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/firewall"
@@ -23,6 +24,7 @@ const (
 	CodeInvalidParameterValue = sqlstate.InvalidParameterValue
 	CodeFeatureNotSupported   = sqlstate.FeatureNotSupported
 	CodeAdminShutdown         = sqlstate.AdminShutdown
+	CodeCannotConnectNow      = sqlstate.CannotConnectNow
 	CodeInternalError         = sqlstate.InternalError
 	CodeTooManyConnections    = sqlstate.TooManyConnections
 	CodeIdleInTransaction     = sqlstate.IdleInTransactionTimeout
@@ -99,6 +101,10 @@ type clientError struct {
 	resp *pgproto3.ErrorResponse
 	// cause is logged, never sent.
 	cause error
+	// upstream marks a failure to open the session's backend
+	// (upstreamFailure): logged as an error and audited as
+	// connect_failed, whatever its SQLSTATE.
+	upstream bool
 }
 
 func (e *clientError) Error() string {
@@ -113,4 +119,34 @@ func (e *clientError) Unwrap() error { return e.cause }
 // fatalErr returns a clientError with a FATAL response.
 func fatalErr(code, msg, hint string, cause error) *clientError {
 	return &clientError{resp: fatal(code, msg, hint), cause: cause}
+}
+
+// upstreamFailure returns the clientError, of severity sev, of a session
+// that could not open its backend because of cause.
+func upstreamFailure(sev string, cause error) *clientError {
+	return &clientError{resp: upstreamConnectError(sev, cause), cause: cause, upstream: true}
+}
+
+// upstreamConnectError returns what a client is told, with severity sev,
+// when pgveil could not open a backend because of err: the class of the
+// server's refusal when the client can act on it (53300, no slot free;
+// 57P03, starting up or shutting down: both worth retrying shortly),
+// 08001 otherwise, each with a hint.
+//
+// NOTE: never the server's own text, which names the service account,
+// the database or the host; the log has it (clientError.cause).
+func upstreamConnectError(sev string, err error) *pgproto3.ErrorResponse {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case CodeTooManyConnections:
+			return errorResponse(sev, CodeTooManyConnections, "the upstream server has no connection slot free for pgveil", "",
+				"Try again shortly. If it persists, ask the DBA to raise the upstream's max_connections or the service account's connection limit.")
+		case CodeCannotConnectNow:
+			return errorResponse(sev, CodeCannotConnectNow, "the upstream server is starting up or shutting down", "",
+				"Try again in a few seconds.")
+		}
+	}
+	return errorResponse(sev, CodeCannotConnect, "pgveil could not connect to the upstream server", "",
+		"The upstream server is down, unreachable or refused pgveil's service account. Try again shortly; if it persists, tell the DBA: pgveil's log says why.")
 }

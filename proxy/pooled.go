@@ -341,7 +341,7 @@ func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
 		ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
 		ss.srv.metrics.poolTimedOut(false)
 	default:
-		resp = errorResponse("ERROR", CodeCannotConnect, "pgveil could not connect to the upstream server", "", "")
+		resp = upstreamConnectError("ERROR", err)
 		ss.log.Error("upstream connection failed", zap.Error(err))
 	}
 	ss.auditPoolRefused(typ, total, resp)

@@ -408,7 +408,7 @@ func (ss *session) start(res *startupResult) error {
 				ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
 				return ce
 			} else if err != nil {
-				return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+				return upstreamFailure("FATAL", err)
 			}
 			params = b.up.params
 			pl.pool.release(b)
@@ -419,7 +419,7 @@ func (ss *session) start(res *startupResult) error {
 		}
 		up, err := ss.srv.dialUpstream(ss.ctx, ss.spareKey, ss.info.User, res.params)
 		if err != nil {
-			return fatalErr(CodeCannotConnect, "pgveil could not connect to the upstream server", "", err)
+			return upstreamFailure("FATAL", err)
 		}
 		ss.up = up
 		upIO := wire.NewRawIO(up.conn)
@@ -509,9 +509,9 @@ func (ss *session) failStartup(err error) {
 		case errors.As(err, new(*throttledError)):
 			// Counted by the metric only: an audit record or a log
 			// line per attempt is what the throttle prevents.
-		case ce.resp.Code == CodeCannotConnect:
+		case ce.upstream:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
-			ss.auditEvent("connect_failed", "pgveil could not connect to the upstream server", 0)
+			ss.auditEvent("connect_failed", ce.resp.Message, 0)
 		case !ss.authenticated:
 			// A protocol error during authentication: bounded, as
 			// the client has proved nothing yet.

@@ -48,6 +48,9 @@ const (
 	ProgramLimitExceeded = "54000"
 	// AdminShutdown (57P01) is a session ended by a shutdown or a reload.
 	AdminShutdown = "57P01"
+	// CannotConnectNow (57P03) is an upstream starting up, shutting down
+	// or in recovery, which refused the service account for now.
+	CannotConnectNow = "57P03"
 	// InternalError (XX000) is a bug caught before it reached the client.
 	InternalError = "XX000"
 	// InvalidCursorName (34000) is what an Execute of an unknown portal

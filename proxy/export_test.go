@@ -34,3 +34,11 @@ func SetEndCancelTimeout(d time.Duration) (undo func()) {
 	endCancelTimeout = d
 	return func() { endCancelTimeout = old }
 }
+
+// SweepKept runs the janitor of s's kept backends now (spares.expire),
+// as it runs every few seconds while some are kept.
+func SweepKept(s *Server) {
+	if s.spares != nil {
+		s.spares.expire()
+	}
+}

@@ -49,8 +49,8 @@ type spares struct {
 	// interrupt.
 	resetting map[net.Conn]struct{}
 	closed    bool
-	// janitor closes the backends kept past idleTimeout; armed while n
-	// > 0.
+	// janitor closes the backends kept past idleTimeout, and those the
+	// server closed (spareCheck); armed while n > 0.
 	janitor *time.Timer
 	// wg counts the resets running.
 	wg sync.WaitGroup
@@ -167,10 +167,11 @@ func (sp *spares) add(key string, up *upstreamConn) {
 	}
 	sp.idle[key] = append(sp.idle[key], spare{up: up, since: time.Now()})
 	sp.n++
+	first := min(sp.idleTimeout, spareCheck)
 	if sp.janitor == nil {
-		sp.janitor = time.AfterFunc(sp.idleTimeout, sp.expire)
+		sp.janitor = time.AfterFunc(first, sp.expire)
 	} else if sp.n == 1 {
-		sp.janitor.Reset(sp.idleTimeout)
+		sp.janitor.Reset(first)
 	}
 }
 
@@ -188,23 +189,43 @@ func (sp *spares) removeFirst(key string) *upstreamConn {
 	return up
 }
 
-// expire closes the backends kept longer than idleTimeout, and arms the
-// janitor again for the next one to pass it.
+// spareCheck is how often the kept backends are looked at for those the
+// server closed or wrote to (a restart, pg_terminate_backend): closed
+// then, rather than held open and counted by pgveil_kept_backends until
+// their idle timeout.
+const spareCheck = 5 * time.Second
+
+// expire closes the backends kept longer than idleTimeout and those no
+// longer quiet (connQuiet), and arms the janitor again: for the next one
+// to pass idleTimeout, or spareCheck, whichever comes first.
 func (sp *spares) expire() {
 	var closing []*upstreamConn
 	sp.mu.Lock()
 	now := time.Now()
 	next := time.Duration(0)
 	for k, list := range sp.idle {
-		for len(list) > 0 && now.Sub(list[0].since) >= sp.idleTimeout {
-			closing = append(closing, sp.removeFirst(k))
-			list = sp.idle[k]
-		}
-		if len(list) > 0 {
-			if d := sp.idleTimeout - now.Sub(list[0].since); next == 0 || d < next {
-				next = d
+		// NOTE: the order of list (oldest first) is kept.
+		live := list[:0]
+		for _, s := range list {
+			if now.Sub(s.since) >= sp.idleTimeout || !connQuiet(s.up.conn) {
+				closing = append(closing, s.up)
+				sp.n--
+				continue
 			}
+			live = append(live, s)
 		}
+		clear(list[len(live):])
+		if len(live) == 0 {
+			delete(sp.idle, k)
+			continue
+		}
+		sp.idle[k] = live
+		if d := sp.idleTimeout - now.Sub(live[0].since); next == 0 || d < next {
+			next = d
+		}
+	}
+	if next > spareCheck {
+		next = spareCheck
 	}
 	if next > 0 && !sp.closed {
 		sp.janitor.Reset(next)

@@ -269,3 +269,32 @@ func TestSessionModeClosesKeptBackendsWhenTheServerIsFull(t *testing.T) {
 		t.Errorf("marie's kept backend is still open: %v", rows)
 	}
 }
+
+func TestSessionModeClosesKeptBackendsTheServerClosed(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	p := startKeeping(t, policy.RelayEventLoop, 5, time.Hour, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	for _, app := range []string{"keep-dead", "keep-live"} {
+		connectApp(t, p, "marie", app).Close(ctx)
+		waitBackends(t, "marie", app, 1)
+	}
+	// An upstream restart, or a DBA's pg_terminate_backend, ends a kept
+	// backend while no session holds it.
+	direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:marie:keep-dead'")
+	waitBackends(t, "marie", "keep-dead", 0)
+	proxy.SweepKept(p.srv)
+	t.Run("the janitor closes it long before its idle timeout", func(t *testing.T) {
+		if n := gauge(t, reg, "pgveil_kept_backends"); n != 1 {
+			t.Errorf("pgveil_kept_backends = %v after the server closed one of two, want 1", n)
+		}
+	})
+	t.Run("and keeps the one still open", func(t *testing.T) {
+		c := connectApp(t, p, "marie", "keep-live")
+		if n := gauge(t, reg, "pgveil_kept_backends_reused_total"); n != 1 {
+			t.Errorf("pgveil_kept_backends_reused_total = %v, want 1", n)
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

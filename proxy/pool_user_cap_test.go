@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -303,6 +304,63 @@ func testPoolMaxPerUserCopy(t *testing.T, relay string) {
 		receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
 		if got, err := one(ctx, hq, "SELECT 'served'"); err != nil || got != "served" {
 			t.Fatalf("%q, %v", got, err)
+		}
+	})
+}
+
+// TestPoolMaxPerUserStartup: the backend a session of a new key borrows
+// at its start, for the parameters to tell its client, counts against
+// its login's cap as any other. Clients choose keys (a statement_timeout
+// of their own each), so a login at its cap would otherwise hold one
+// backend more per session it starts.
+func TestPoolMaxPerUserStartup(t *testing.T) {
+	noLeaks(t)
+	p := startDemoPool(t, policy.RelayEventLoop, policy.Pool{Mode: policy.PoolTransaction, Size: 3,
+		WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute, MaxPerUser: 1})
+	ctx := context.Background()
+	hq := p.simpleConn(t, "hq")
+	if _, err := hq.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, hq, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(user, timeout string) (*pgx.Conn, error) {
+		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"statement_timeout": {timeout}}))
+		if err == nil {
+			t.Cleanup(func() { c.Close(context.Background()) })
+		}
+		return c, err
+	}
+	t.Run("a session of a new key of a login at its cap is refused 53300 naming the cap at its start", func(t *testing.T) {
+		_, err := connect("hq", "123001")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "53300" || pgErr.Severity != "FATAL" ||
+			!strings.Contains(pgErr.Hint, "upstream.pool.max_per_user") {
+			t.Fatalf("want FATAL 53300 naming upstream.pool.max_per_user, got %v", err)
+		}
+		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 1 {
+			t.Fatalf("hq holds %d backends, want 1", held["hq"])
+		}
+	})
+	t.Run("another login starts a session of a new key meanwhile", func(t *testing.T) {
+		if _, err := connect("marie", "123002"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("once the login's transaction ends its new sessions start", func(t *testing.T) {
+		if _, err := hq.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := connect("hq", "123003")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, c, "SHOW statement_timeout"); err != nil || got != "123003ms" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 0 {
+			t.Fatalf("hq holds %d backends, want 0", held["hq"])
 		}
 	})
 }

@@ -20,7 +20,7 @@ import (
 // each session then names its user on the backend it takes (appTag).
 const poolAppName = "pgveil:pool"
 
-// errPoolTimeout is acquire's answer when no backend became free within
+// errPoolTimeout is acquireFor's answer when no backend became free within
 // the pool's wait timeout.
 var errPoolTimeout = errors.New("no upstream connection became free")
 
@@ -313,15 +313,11 @@ func poolKey(forward map[string]string) string {
 	return b.String()
 }
 
-// acquire returns a backend started with the forwarded parameters
-// forward, whose poolKey is key: a free one of that key, a new one while the pool has room,
-// or, the pool full, the first that becomes free within the wait
-// timeout. It returns errPoolTimeout when none does, or ctx's error.
-func (p *pool) acquire(ctx context.Context, key string, forward map[string]string) (*backend, error) {
-	return p.acquireFor(ctx, key, forward, nil, nil)
-}
-
-// acquireFor is acquire for a session of the login lg counts (nil for
+// acquireFor returns a backend started with the forwarded parameters
+// forward, whose poolKey is key: a free one of that key, a new one while
+// the pool has room, or, the pool full, the first that becomes free
+// within the wait timeout. It returns errPoolTimeout when none does, or
+// ctx's error. It is for a session of the login lg counts (nil for
 // no cap), whose client watch watches (nil for none). While lg is at its
 // cap the session waits as for a full pool, and is served once its
 // login lets a backend go. Should the channel watch returns close, the
@@ -423,12 +419,12 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 	}
 }
 
-// acquireNow is acquire for a session on an event loop, which must not
+// acquireNow is acquireFor for a session on an event loop, which must not
 // wait: it returns a free backend of key; or, the pool full, queues w,
 // whose deliver, loop and ss the caller set, so that deliver is called
 // once a backend or a slot is the session's, or the wait timeout
 // passed; or neither when the pool has room for another backend, which
-// a worker then dials (acquire). It reports whether it queued w. A
+// a worker then dials (acquireFor). It reports whether it queued w. A
 // session whose login (w.login) is at its cap queues too.
 // NOTE: w is the caller's again once deliver was called or withdraw
 // returned true.
@@ -551,7 +547,7 @@ const loopAffinity = 20 * time.Millisecond
 //
 // NOTE: a waiter is passed over only for those that queued less than
 // loopAffinity after it, each served once: it waits a bounded while
-// longer, never forever. Waits on goroutines (acquire) have no deadline
+// longer, never forever. Waits on goroutines (acquireFor) have no deadline
 // and are always served in turn.
 func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 	p.mu.Lock()

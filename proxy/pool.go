@@ -684,8 +684,10 @@ func (p *pool) release(b *backend) {
 	if b.home != nil {
 		panic("pgveil: a backend went back to the pool registered on an event loop")
 	}
-	p.mu.Lock()
+	// NOTE: before mu, as in freeSlot: a count below zero panics with
+	// the pool's lock free, for the session's relay to recover.
 	b.uncount()
+	p.mu.Lock()
 	if p.closed {
 		p.open--
 		p.mu.Unlock()
@@ -742,8 +744,10 @@ func (p *pool) drop(b *backend, why string) {
 // freeSlot gives a slot of open, counted for the login lg (nil for
 // none), to the oldest waiter whose login is under its cap, or back.
 func (p *pool) freeSlot(lg *poolLogin) {
-	p.mu.Lock()
+	// NOTE: before mu: a count below zero panics (put), and a panic with
+	// mu held would leave every session of the pool waiting for it.
 	lg.put()
+	p.mu.Lock()
 	if !p.closed {
 		for i, w := range p.waiters {
 			if w.login.take() {

@@ -120,3 +120,34 @@ func TestPoolLoginCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolLoginCountBelowZero: a login's count going below zero (a
+// backend or slot given back twice) panics, for the session's relay to
+// recover, with the pool's lock free: the pool's other sessions go on.
+func TestPoolLoginCountBelowZero(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		give func(p *pool, lg *poolLogin)
+	}{
+		{"a slot freed twice", func(p *pool, lg *poolLogin) { p.freeSlot(lg) }},
+		{"a backend released twice", func(p *pool, lg *poolLogin) { p.release(&backend{key: "k", login: lg}) }},
+	} {
+		t.Run(tc.name+" panics with the pool's lock free", func(t *testing.T) {
+			p := &pool{size: 2, open: 1, idle: map[string][]*backend{}}
+			lg := &poolLogin{name: "ann"}
+			lg.max.Store(1)
+			panicked := func() (r any) {
+				defer func() { r = recover() }()
+				tc.give(p, lg)
+				return nil
+			}()
+			if panicked == nil {
+				t.Fatal("no panic")
+			}
+			if !p.mu.TryLock() {
+				t.Fatal("the pool's lock stays held")
+			}
+			p.mu.Unlock()
+		})
+	}
+}

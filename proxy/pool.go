@@ -143,21 +143,54 @@ func (lg *poolLogin) room() bool { return lg == nil || lg.held.Load() < lg.max.L
 
 // loginOf returns the count of login's backends, for a session of it
 // whose login may hold max at once; nil when max is 0 (no cap).
-// forgetLogin gives it back at the session's end.
+// forgetLogin gives it back at the session's end. A cap raised (a
+// reload's max_pool_backends) first serves the login's sessions waiting
+// at the old one, while the pool has room.
+//
+// NOTE: nothing else would: those waiting at a cap are served as their
+// login lets a backend go, and the new session would be served ahead
+// of them.
 func (p *pool) loginOf(login string, max int) *poolLogin {
 	if max <= 0 {
 		return nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	lg := p.logins[login]
 	if lg == nil {
 		lg = &poolLogin{name: login}
 		p.logins[login] = lg
 	}
-	lg.max.Store(int32(max))
+	var served []*poolWaiter
+	if lg.max.Swap(int32(max)) < int32(max) {
+		served = p.serveRaised(lg)
+	}
 	lg.sessions++
+	p.mu.Unlock()
+	for _, w := range served {
+		w.give(nil)
+	}
 	return lg
+}
+
+// serveRaised takes out of the waiters those of lg that its raised cap
+// lets dial while the pool has room, oldest first, each with a slot
+// counted for it, for the caller to give once mu is released (mu held).
+func (p *pool) serveRaised(lg *poolLogin) []*poolWaiter {
+	var served []*poolWaiter
+	for i := 0; i < len(p.waiters) && !p.closed && p.open < p.size; {
+		w := p.waiters[i]
+		if w.login != lg {
+			i++
+			continue
+		}
+		if !lg.take() {
+			break
+		}
+		p.removeWaiter(i)
+		p.open++
+		served = append(served, w)
+	}
+	return served
 }
 
 // forgetLogin is the end of a session's use of lg (loginOf). The count

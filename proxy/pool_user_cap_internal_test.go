@@ -108,6 +108,28 @@ func TestPoolLoginCounts(t *testing.T) {
 			t.Fatalf("took %v past its cap", got)
 		}
 	})
+	t.Run("a cap raised serves the login's waiters, oldest first, while the pool has room", func(t *testing.T) {
+		s := newSetup(0)
+		s.p.size = 3
+		s.p.logins = map[string]*poolLogin{"bob": s.bob}
+		s.bob.sessions = 2
+		bobW2 := &poolWaiter{key: "x", login: s.bob, grant: make(chan *backend, 1)}
+		s.p.addWaiter(s.bobW)
+		s.p.addWaiter(s.anyW)
+		s.p.addWaiter(bobW2)
+		if lg := s.p.loginOf("bob", 2); lg != s.bob || lg.sessions != 3 {
+			t.Fatalf("loginOf gave %v", lg)
+		}
+		if got, ok := granted(s.bobW); !ok || got != nil {
+			t.Fatalf("bob's oldest waiter got %v, %v, want a slot", got, ok)
+		}
+		if _, ok := granted(bobW2); ok {
+			t.Fatal("bob's second waiter was served past the raised cap")
+		}
+		if s.bob.held.Load() != 2 || s.p.open != 1 || len(s.p.waiters) != 2 {
+			t.Fatalf("bob %d, open %d, %d waiters", s.bob.held.Load(), s.p.open, len(s.p.waiters))
+		}
+	})
 	t.Run("a login never counts past its cap", func(t *testing.T) {
 		lg := &poolLogin{}
 		lg.max.Store(2)

@@ -364,3 +364,57 @@ func TestPoolMaxPerUserStartup(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolMaxPerUserReloadRaised: a reload that raises a login's
+// max_pool_backends serves, from the login's next session on, the
+// sessions already waiting at the old cap while the pool has room, not
+// only the new session.
+func TestPoolMaxPerUserReloadRaised(t *testing.T) {
+	path := pooledDemo(t, 3)
+	editConfig(t, path, "size = 3\n", "size = 3\n    wait_timeout = \"3s\"\n")
+	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 1")
+	var po proxy.Options
+	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	ctx := context.Background()
+	mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+	if _, err := mb1.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, mb1, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := one(ctx, mb2, "SELECT 'waiting'")
+		got <- err
+	}()
+	eventually(t, 5*time.Second, "the login's second session waits at its cap", func() bool {
+		_, _, waiting := proxy.PoolStats(p.srv)
+		return waiting == 1
+	})
+	editConfig(t, path, "max_pool_backends = 1", "max_pool_backends = 3")
+	if err := rl.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mb3 := p.simpleConn(t, "metabase")
+	t.Run("the login's next session is served within the raised cap", func(t *testing.T) {
+		if _, err := mb3.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, mb3, "SELECT 'new'"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the session waiting at the old cap is served while the others hold their backends", func(t *testing.T) {
+		if err := <-got; err != nil {
+			t.Fatalf("the waiting session got %v", err)
+		}
+	})
+	for _, c := range []*pgx.Conn{mb1, mb3} {
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -17,7 +17,7 @@ const hangUpPoll = 50 * time.Millisecond
 // socket. It only looks at the socket (poll, POLLRDHUP), reading nothing,
 // so a client's pipelined messages stay for its session: for a session
 // that waits for a pooled backend with no read of its client under way
-// (pool.acquire).
+// (pool.acquireFor).
 func watchHangUp(stop <-chan struct{}, c net.Conn) <-chan struct{} {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()

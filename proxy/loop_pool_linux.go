@@ -184,7 +184,9 @@ func (l *eventLoop) takeLocal(pl *poolLink) *backend {
 //
 // NOTE: b leaves its login's count before nwait is read (poolLogin): a
 // session of that login queued at its cap is then seen here, or sees
-// the room made.
+// the room made. Likewise b counts in localFree before nwait is read
+// again (keepLocal): a session that queued meanwhile, the pool full, is
+// then seen here, or sees b and reclaims it.
 func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 	p := pl.pool
 	b.holder = nil
@@ -194,28 +196,42 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 		return
 	}
 	b.uncount()
-	if p.nwait.Load() > 0 {
-		if w := p.takeWaiter(b.key, l); w != nil {
-			b.login = w.login
-			if w.loop == l {
-				// NOTE: run after this batch of events, with no
-				// wake-up. The waiter holds it from now: an event of
-				// it meanwhile is its session's, not a free
-				// backend's.
-				b.holder = w.ss
-				l.postSelf(loopPost{ss: w.ss, kind: postGrant, b: b})
+	for {
+		if p.nwait.Load() > 0 {
+			if w := p.takeWaiter(b.key, l); w != nil {
+				b.login = w.login
+				if w.loop == l {
+					// NOTE: run after this batch of events, with no
+					// wake-up. The waiter holds it from now: an event of
+					// it meanwhile is its session's, not a free
+					// backend's.
+					b.holder = w.ss
+					l.postSelf(loopPost{ss: w.ss, kind: postGrant, b: b})
+					return
+				}
+				l.unregister(b)
+				w.give(b)
 				return
 			}
-			l.unregister(b)
-			w.give(b)
+			if p.nwait.Load() > 0 {
+				// Others wait, for other keys: the pool decides.
+				l.unregister(b)
+				p.release(b)
+				return
+			}
+		}
+		if l.keepLocal(p, b) {
 			return
 		}
-		if p.nwait.Load() > 0 {
-			// Others wait, for other keys: the pool decides.
-			l.unregister(b)
-			p.release(b)
-			return
-		}
+	}
+}
+
+// keepLocal keeps b free on the loop, and reports true; or, should a
+// session have queued in the pool meanwhile, takes it back and reports
+// false, for keepOrGiveBack to look at the waiters again.
+func (l *eventLoop) keepLocal(p *pool, b *backend) bool {
+	if beforeKeepLocal != nil {
+		beforeKeepLocal()
 	}
 	if b.hev != unix.EPOLLIN {
 		l.binterest(b, unix.EPOLLIN)
@@ -229,7 +245,22 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 	lb.nidle++
 	lb.idleCount.Store(int32(lb.nidle))
 	p.localFree.Add(1)
+	if p.nwait.Load() == 0 {
+		return true
+	}
+	// NOTE: the last of its key, appended above; the loop's alone.
+	list := lb.idle[b.key]
+	list[len(list)-1] = nil
+	lb.idle[b.key] = list[:len(list)-1]
+	lb.nidle--
+	lb.idleCount.Store(int32(lb.nidle))
+	p.localFree.Add(-1)
+	return false
 }
+
+// beforeKeepLocal, nil but in tests, runs as keepOrGiveBack decided to
+// keep a backend free on its loop, no waiter having been seen.
+var beforeKeepLocal func()
 
 // dropLocal closes a free backend of the loop.
 func (l *eventLoop) dropLocal(b *backend, why string) {

@@ -20,7 +20,7 @@ import (
 // each session then names its user on the backend it takes (appTag).
 const poolAppName = "pgveil:pool"
 
-// errPoolTimeout is acquire's answer when no backend became free within
+// errPoolTimeout is acquireFor's answer when no backend became free within
 // the pool's wait timeout.
 var errPoolTimeout = errors.New("no upstream connection became free")
 
@@ -143,21 +143,54 @@ func (lg *poolLogin) room() bool { return lg == nil || lg.held.Load() < lg.max.L
 
 // loginOf returns the count of login's backends, for a session of it
 // whose login may hold max at once; nil when max is 0 (no cap).
-// forgetLogin gives it back at the session's end.
+// forgetLogin gives it back at the session's end. A cap raised (a
+// reload's max_pool_backends) first serves the login's sessions waiting
+// at the old one, while the pool has room.
+//
+// NOTE: nothing else would: those waiting at a cap are served as their
+// login lets a backend go, and the new session would be served ahead
+// of them.
 func (p *pool) loginOf(login string, max int) *poolLogin {
 	if max <= 0 {
 		return nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	lg := p.logins[login]
 	if lg == nil {
 		lg = &poolLogin{name: login}
 		p.logins[login] = lg
 	}
-	lg.max.Store(int32(max))
+	var served []*poolWaiter
+	if lg.max.Swap(int32(max)) < int32(max) {
+		served = p.serveRaised(lg)
+	}
 	lg.sessions++
+	p.mu.Unlock()
+	for _, w := range served {
+		w.give(nil)
+	}
 	return lg
+}
+
+// serveRaised takes out of the waiters those of lg that its raised cap
+// lets dial while the pool has room, oldest first, each with a slot
+// counted for it, for the caller to give once mu is released (mu held).
+func (p *pool) serveRaised(lg *poolLogin) []*poolWaiter {
+	var served []*poolWaiter
+	for i := 0; i < len(p.waiters) && !p.closed && p.open < p.size; {
+		w := p.waiters[i]
+		if w.login != lg {
+			i++
+			continue
+		}
+		if !lg.take() {
+			break
+		}
+		p.removeWaiter(i)
+		p.open++
+		served = append(served, w)
+	}
+	return served
 }
 
 // forgetLogin is the end of a session's use of lg (loginOf). The count
@@ -313,15 +346,11 @@ func poolKey(forward map[string]string) string {
 	return b.String()
 }
 
-// acquire returns a backend started with the forwarded parameters
-// forward, whose poolKey is key: a free one of that key, a new one while the pool has room,
-// or, the pool full, the first that becomes free within the wait
-// timeout. It returns errPoolTimeout when none does, or ctx's error.
-func (p *pool) acquire(ctx context.Context, key string, forward map[string]string) (*backend, error) {
-	return p.acquireFor(ctx, key, forward, nil, nil)
-}
-
-// acquireFor is acquire for a session of the login lg counts (nil for
+// acquireFor returns a backend started with the forwarded parameters
+// forward, whose poolKey is key: a free one of that key, a new one while
+// the pool has room, or, the pool full, the first that becomes free
+// within the wait timeout. It returns errPoolTimeout when none does, or
+// ctx's error. It is for a session of the login lg counts (nil for
 // no cap), whose client watch watches (nil for none). While lg is at its
 // cap the session waits as for a full pool, and is served once its
 // login lets a backend go. Should the channel watch returns close, the
@@ -423,12 +452,12 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 	}
 }
 
-// acquireNow is acquire for a session on an event loop, which must not
+// acquireNow is acquireFor for a session on an event loop, which must not
 // wait: it returns a free backend of key; or, the pool full, queues w,
 // whose deliver, loop and ss the caller set, so that deliver is called
 // once a backend or a slot is the session's, or the wait timeout
 // passed; or neither when the pool has room for another backend, which
-// a worker then dials (acquire). It reports whether it queued w. A
+// a worker then dials (acquireFor). It reports whether it queued w. A
 // session whose login (w.login) is at its cap queues too.
 // NOTE: w is the caller's again once deliver was called or withdraw
 // returned true.
@@ -551,7 +580,7 @@ const loopAffinity = 20 * time.Millisecond
 //
 // NOTE: a waiter is passed over only for those that queued less than
 // loopAffinity after it, each served once: it waits a bounded while
-// longer, never forever. Waits on goroutines (acquire) have no deadline
+// longer, never forever. Waits on goroutines (acquireFor) have no deadline
 // and are always served in turn.
 func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 	p.mu.Lock()
@@ -688,8 +717,10 @@ func (p *pool) release(b *backend) {
 	if b.home != nil {
 		panic("pgveil: a backend went back to the pool registered on an event loop")
 	}
-	p.mu.Lock()
+	// NOTE: before mu, as in freeSlot: a count below zero panics with
+	// the pool's lock free, for the session's relay to recover.
 	b.uncount()
+	p.mu.Lock()
 	if p.closed {
 		p.open--
 		p.mu.Unlock()
@@ -746,8 +777,10 @@ func (p *pool) drop(b *backend, why string) {
 // freeSlot gives a slot of open, counted for the login lg (nil for
 // none), to the oldest waiter whose login is under its cap, or back.
 func (p *pool) freeSlot(lg *poolLogin) {
-	p.mu.Lock()
+	// NOTE: before mu: a count below zero panics (put), and a panic with
+	// mu held would leave every session of the pool waiting for it.
 	lg.put()
+	p.mu.Lock()
 	if !p.closed {
 		for i, w := range p.waiters {
 			if w.login.take() {

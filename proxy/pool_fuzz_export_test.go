@@ -31,3 +31,6 @@ func PoolLoginsHeld(s *Server) map[string]int32 {
 	}
 	return out
 }
+
+// PoolStats reports s's pool: open, free and waiting (pool.stats).
+func PoolStats(s *Server) (open, free, waiting int) { return s.pool.stats() }

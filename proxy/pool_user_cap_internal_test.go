@@ -108,6 +108,28 @@ func TestPoolLoginCounts(t *testing.T) {
 			t.Fatalf("took %v past its cap", got)
 		}
 	})
+	t.Run("a cap raised serves the login's waiters, oldest first, while the pool has room", func(t *testing.T) {
+		s := newSetup(0)
+		s.p.size = 3
+		s.p.logins = map[string]*poolLogin{"bob": s.bob}
+		s.bob.sessions = 2
+		bobW2 := &poolWaiter{key: "x", login: s.bob, grant: make(chan *backend, 1)}
+		s.p.addWaiter(s.bobW)
+		s.p.addWaiter(s.anyW)
+		s.p.addWaiter(bobW2)
+		if lg := s.p.loginOf("bob", 2); lg != s.bob || lg.sessions != 3 {
+			t.Fatalf("loginOf gave %v", lg)
+		}
+		if got, ok := granted(s.bobW); !ok || got != nil {
+			t.Fatalf("bob's oldest waiter got %v, %v, want a slot", got, ok)
+		}
+		if _, ok := granted(bobW2); ok {
+			t.Fatal("bob's second waiter was served past the raised cap")
+		}
+		if s.bob.held.Load() != 2 || s.p.open != 1 || len(s.p.waiters) != 2 {
+			t.Fatalf("bob %d, open %d, %d waiters", s.bob.held.Load(), s.p.open, len(s.p.waiters))
+		}
+	})
 	t.Run("a login never counts past its cap", func(t *testing.T) {
 		lg := &poolLogin{}
 		lg.max.Store(2)
@@ -119,4 +141,35 @@ func TestPoolLoginCounts(t *testing.T) {
 			t.Fatalf("held %d", lg.held.Load())
 		}
 	})
+}
+
+// TestPoolLoginCountBelowZero: a login's count going below zero (a
+// backend or slot given back twice) panics, for the session's relay to
+// recover, with the pool's lock free: the pool's other sessions go on.
+func TestPoolLoginCountBelowZero(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		give func(p *pool, lg *poolLogin)
+	}{
+		{"a slot freed twice", func(p *pool, lg *poolLogin) { p.freeSlot(lg) }},
+		{"a backend released twice", func(p *pool, lg *poolLogin) { p.release(&backend{key: "k", login: lg}) }},
+	} {
+		t.Run(tc.name+" panics with the pool's lock free", func(t *testing.T) {
+			p := &pool{size: 2, open: 1, idle: map[string][]*backend{}}
+			lg := &poolLogin{name: "ann"}
+			lg.max.Store(1)
+			panicked := func() (r any) {
+				defer func() { r = recover() }()
+				tc.give(p, lg)
+				return nil
+			}()
+			if panicked == nil {
+				t.Fatal("no panic")
+			}
+			if !p.mu.TryLock() {
+				t.Fatal("the pool's lock stays held")
+			}
+			p.mu.Unlock()
+		})
+	}
 }

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +306,115 @@ func testPoolMaxPerUserCopy(t *testing.T, relay string) {
 			t.Fatalf("%q, %v", got, err)
 		}
 	})
+}
+
+// TestPoolMaxPerUserStartup: the backend a session of a new key borrows
+// at its start, for the parameters to tell its client, counts against
+// its login's cap as any other. Clients choose keys (a statement_timeout
+// of their own each), so a login at its cap would otherwise hold one
+// backend more per session it starts.
+func TestPoolMaxPerUserStartup(t *testing.T) {
+	noLeaks(t)
+	p := startDemoPool(t, policy.RelayEventLoop, policy.Pool{Mode: policy.PoolTransaction, Size: 3,
+		WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute, MaxPerUser: 1})
+	ctx := context.Background()
+	hq := p.simpleConn(t, "hq")
+	if _, err := hq.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, hq, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(user, timeout string) (*pgx.Conn, error) {
+		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"statement_timeout": {timeout}}))
+		if err == nil {
+			t.Cleanup(func() { c.Close(context.Background()) })
+		}
+		return c, err
+	}
+	t.Run("a session of a new key of a login at its cap is refused 53300 naming the cap at its start", func(t *testing.T) {
+		_, err := connect("hq", "123001")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "53300" || pgErr.Severity != "FATAL" ||
+			!strings.Contains(pgErr.Hint, "upstream.pool.max_per_user") {
+			t.Fatalf("want FATAL 53300 naming upstream.pool.max_per_user, got %v", err)
+		}
+		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 1 {
+			t.Fatalf("hq holds %d backends, want 1", held["hq"])
+		}
+	})
+	t.Run("another login starts a session of a new key meanwhile", func(t *testing.T) {
+		if _, err := connect("marie", "123002"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("once the login's transaction ends its new sessions start", func(t *testing.T) {
+		if _, err := hq.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := connect("hq", "123003")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := one(ctx, c, "SHOW statement_timeout"); err != nil || got != "123003ms" {
+			t.Fatalf("%q, %v", got, err)
+		}
+		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 0 {
+			t.Fatalf("hq holds %d backends, want 0", held["hq"])
+		}
+	})
+}
+
+// TestPoolMaxPerUserReloadRaised: a reload that raises a login's
+// max_pool_backends serves, from the login's next session on, the
+// sessions already waiting at the old cap while the pool has room, not
+// only the new session.
+func TestPoolMaxPerUserReloadRaised(t *testing.T) {
+	path := pooledDemo(t, 3)
+	editConfig(t, path, "size = 3\n", "size = 3\n    wait_timeout = \"3s\"\n")
+	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 1")
+	var po proxy.Options
+	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
+	ctx := context.Background()
+	mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+	if _, err := mb1.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, mb1, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := one(ctx, mb2, "SELECT 'waiting'")
+		got <- err
+	}()
+	eventually(t, 5*time.Second, "the login's second session waits at its cap", func() bool {
+		_, _, waiting := proxy.PoolStats(p.srv)
+		return waiting == 1
+	})
+	editConfig(t, path, "max_pool_backends = 1", "max_pool_backends = 3")
+	if err := rl.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mb3 := p.simpleConn(t, "metabase")
+	t.Run("the login's next session is served within the raised cap", func(t *testing.T) {
+		if _, err := mb3.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := one(ctx, mb3, "SELECT 'new'"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the session waiting at the old cap is served while the others hold their backends", func(t *testing.T) {
+		if err := <-got; err != nil {
+			t.Fatalf("the waiting session got %v", err)
+		}
+	})
+	for _, c := range []*pgx.Conn{mb1, mb3} {
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

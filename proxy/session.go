@@ -402,9 +402,17 @@ func (ss *session) start(res *startupResult) error {
 		if params, ok = pl.pool.startParams(pl.key); !ok {
 			// The first session of its key: a backend started for it
 			// says what to tell the client.
-			b, err := pl.pool.acquire(ss.ctx, pl.key, pl.forward)
+			// NOTE: counted for the login as any other it holds: a
+			// login at its cap would otherwise hold one more per new
+			// key, and clients choose keys (a statement_timeout of
+			// their own each).
+			b, err := pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, pl.login, nil)
 			if errors.Is(err, errPoolTimeout) {
 				ce := pl.pool.waitError()
+				if !pl.login.room() {
+					_, setting := ss.srv.poolUserLimit(ss.info.User)
+					ce = pl.pool.loginWaitError(ss.info.User, pl.login, setting)
+				}
 				ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
 				return ce
 			} else if err != nil {

@@ -1024,7 +1024,9 @@ func (g *smith) expr(sc *sscope, t styp, d int) string {
 		case 12:
 			return "((" + e(tJSON) + ") ->> 'nps')::int"
 		case 13:
-			return "round(" + e(tNum) + ", 1)"
+			// An integer: equal numerics of different scales (4.0, 4)
+			// collapse under DISTINCT into whichever the plan meets first.
+			return "round(" + e(tNum) + ")::int"
 		case 14:
 			return "CAST(" + e(tBool) + " AS int)"
 		default:

@@ -425,7 +425,10 @@ func (g *smith) sel(sig []styp, outer *sscope, top bool) string {
 func (g *smith) orderExprs(outs []string) string {
 	var parts []string
 	for i, o := range outs {
-		if strings.Contains(o, "(SELECT") || strings.Contains(o, " OVER ") || g.p(30) || smithConst.MatchString(o) {
+		// A bare name may be an output's name too: ORDER BY would read it
+		// as that (or as ambiguous).
+		bare := !strings.ContainsAny(o, ".(")
+		if strings.Contains(o, "(SELECT") || strings.Contains(o, " OVER ") || g.p(30) || smithConst.MatchString(o) || bare {
 			parts = append(parts, fmt.Sprint(i+1))
 		} else {
 			parts = append(parts, o)
@@ -529,8 +532,11 @@ func (g *smith) join(sc *sscope, left string, last bool) string {
 			kind = ","
 		}
 	}
-	if kind == "," || kind == "CROSS JOIN" {
-		return left + g.pick(" ", "") + kind + " " + item
+	if kind == "," {
+		return left + g.pick(" ", "") + ", " + item
+	}
+	if kind == "CROSS JOIN" {
+		return left + " " + kind + " " + item
 	}
 	if l == nil {
 		if lateral && g.p(50) {

@@ -43,6 +43,7 @@ func TestDiffsmith(t *testing.T) {
 	}
 	if v := os.Getenv("PGVEIL_DIFFSMITH_ONLY"); v != "" {
 		only, _ = strconv.ParseInt(v, 10, 64)
+		n = int(only) + 1
 	}
 
 	p := startDemo(t)
@@ -70,8 +71,11 @@ func TestDiffsmith(t *testing.T) {
 	}
 
 	// Each user runs on connections of its own, all at once; statements
-	// are generated again for each, the same from the same seed.
+	// are generated again for each, the same from the same seed. A
+	// mismatching statement is reported once, with every user it failed.
 	stats := make([]diffsmithStats, len(diffUsers))
+	var mu sync.Mutex
+	problems := map[int64][]string{}
 	var wg sync.WaitGroup
 	for ui, u := range diffUsers {
 		wg.Add(1)
@@ -79,21 +83,34 @@ func TestDiffsmith(t *testing.T) {
 			defer wg.Done()
 			st := &stats[ui]
 			s := sides[u.login]
-			reported := 0
 			for i := int64(0); i < int64(n); i++ {
 				if only >= 0 && i != only {
 					continue
 				}
 				stmt := newSmith(seed*1_000_003 + i).Statement()
-				problem := st.compare(ctx, smithText(stmt, "native_"+u.login), s.through, s.native, smithText(stmt, "public"))
-				if problem != "" && reported < 5 {
-					reported++
-					t.Errorf("statement %d (seed %d) as %s: %s\n%s", i, seed, u.login, problem, smithText(stmt, "public"))
+				if problem := st.compare(ctx, smithText(stmt, "native_"+u.login), s.through, s.native, smithText(stmt, "public")); problem != "" {
+					mu.Lock()
+					problems[i] = append(problems[i], u.login+": "+problem)
+					mu.Unlock()
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	var bad []int64
+	for i := range problems {
+		bad = append(bad, i)
+	}
+	sort.Slice(bad, func(a, b int) bool { return bad[a] < bad[b] })
+	for k, i := range bad {
+		if k == 20 {
+			t.Errorf("and %d statements more", len(bad)-k)
+			break
+		}
+		p := problems[i]
+		sort.Strings(p)
+		t.Errorf("statement %d (seed %d, PGVEIL_DIFFSMITH_ONLY=%d):\n%s\n%s", i, seed, i, smithText(newSmith(seed*1_000_003+i).Statement(), "public"), strings.Join(p, "\n"))
+	}
 	var st diffsmithStats
 	for _, s := range stats {
 		st.add(&s)

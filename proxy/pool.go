@@ -946,8 +946,17 @@ func (b *backend) alive() bool {
 func (p *pool) loginWaitError(login string, lg *poolLogin, setting string) *clientError {
 	return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
 		fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
-		fmt.Sprintf("User %q holds %d connections of the transaction pool, the most one login may hold at once.", login, lg.max.Load()),
+		fmt.Sprintf("User %q holds %s of the transaction pool, the most one login may hold at once.", login, connectionCount(lg.max.Load())),
 		fmt.Sprintf("This is the per-login cap %s; other users are still served. Retry once the user's other transactions end, or raise %s.", setting, setting))}
+}
+
+// connectionCount spells n connections for a message: "1 connection",
+// "2 connections".
+func connectionCount(n int32) string {
+	if n == 1 {
+		return "1 connection"
+	}
+	return fmt.Sprintf("%d connections", n)
 }
 
 // waitError is the error a client gets when no backend became free.

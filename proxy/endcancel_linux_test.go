@@ -165,6 +165,26 @@ func stillOpen(t *testing.T, c net.Conn) bool {
 	return n < 0 && errors.Is(rerr, unix.EAGAIN)
 }
 
+// loopOf returns the index of the event loop relaying the session of
+// pid, once it is on one.
+//
+// NOTE: a session moves onto its loop after its client was told it is
+// ready: a client may see ReadyForQuery before the move (it failed once
+// under -race in CI).
+func loopOf(t *testing.T, s *proxy.Server, pid uint32) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l := proxy.LoopOf(s, pid); l >= 0 {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session is not on an event loop")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestEndedSessionCancelsOffItsLoop: the cancel request a session's end
 // sends for the statement it leaves running goes on a goroutine of its
 // own. It went on the ending session's event loop, which relays many
@@ -206,13 +226,10 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 	ender := p.simpleConn(t, "hq")
 	other := p.simpleConn(t, "marie")
 	if relay == policy.RelayEventLoop {
-		loop := proxy.LoopOf(p.srv, ender.PgConn().PID())
-		if loop < 0 {
-			t.Fatal("the session is not on an event loop")
-		}
+		loop := loopOf(t, p.srv, ender.PgConn().PID())
 		// Sessions go round the loops: one of the next few shares
 		// the ender's.
-		for i := 0; proxy.LoopOf(p.srv, other.PgConn().PID()) != loop; i++ {
+		for i := 0; loopOf(t, p.srv, other.PgConn().PID()) != loop; i++ {
 			if i > 2*runtime.GOMAXPROCS(0) {
 				t.Fatal("no session shares the ender's event loop")
 			}

@@ -45,6 +45,21 @@ func (o cancelOutcome) String() string {
 	return [...]string{"forwarded", "unknown", "idle", "busy", "failed"}[o]
 }
 
+// endCancelOutcome is what became of the cancel request an ending
+// session sent (cancelAtEnd), for the metrics.
+type endCancelOutcome int
+
+const (
+	endCancelDelivered endCancelOutcome = iota
+	endCancelBusy
+	endCancelFailed
+	endCancelOutcomes
+)
+
+func (o endCancelOutcome) String() string {
+	return [...]string{"delivered", "busy", "failed"}[o]
+}
+
 // cancelRegistry maps the BackendKeyData pgveil gave each client to its
 // session. Clients never learn the upstream backend's own key, so a
 // CancelRequest reaches the upstream only through a key pgveil issued.

@@ -33,6 +33,9 @@ type Metrics struct {
 	poolStmtsClosed   prometheus.Counter
 	// cancels counts cancel requests by outcome (cancelOutcome).
 	cancels [cancelOutcomes]prometheus.Counter
+	// endCancels counts the cancel requests ending sessions sent for the
+	// statements they left running, by outcome (endCancelOutcome).
+	endCancels [endCancelOutcomes]prometheus.Counter
 	// refusedServer and refusedUser count the connections refused by
 	// listen.max_connections and by a login's cap (limits.go).
 	refusedServer prometheus.Counter
@@ -73,6 +76,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	cancels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgveil_cancel_requests_total",
 		Help: "Cancel requests received, by outcome: forwarded upstream; unknown (a key pgveil did not issue, or a session gone); idle (the session holds no backend); busy (another of the session's is waiting for its turn or being forwarded); failed (forwarding failed, or found no turn in time).",
+	}, []string{"outcome"})
+	endCancels := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pgveil_end_cancels_total",
+		Help: "Cancel requests sent for the statement a session left running as it ended, by outcome: delivered (PostgreSQL received it); busy (too many being sent at once: not sent); failed (sending it failed or timed out). A statement whose cancel was not delivered runs on until it ends or its backend notices the closed connection (upstream.client_connection_check_interval).",
 	}, []string{"outcome"})
 	m := &Metrics{
 		refusedServer: refused.WithLabelValues("server"),
@@ -157,15 +164,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for o := range cancelOutcome(cancelOutcomes) {
 		m.cancels[o] = cancels.WithLabelValues(o.String())
 	}
+	for o := range endCancelOutcome(endCancelOutcomes) {
+		m.endCancels[o] = endCancels.WithLabelValues(o.String())
+	}
 	reg.MustRegister(m.sessions, m.sessionsTotal, m.authFailures, stmts, m.rewriteSeconds,
 		m.upstreamSecs, m.bytesToClient, m.panics, m.poolTimeouts, m.poolUserCapped, m.poolStmtsPrepared, m.poolStmtsClosed, refused, m.refusalsUnrecorded, m.keptReused, m.Reloads, m.ReloadFailures, m.policyInfo,
-		cancels)
+		cancels, endCancels)
 	return m
 }
 
 func (m *Metrics) cancelRequest(o cancelOutcome) {
 	if m != nil {
 		m.cancels[o].Inc()
+	}
+}
+
+func (m *Metrics) endCancel(o endCancelOutcome) {
+	if m != nil {
+		m.endCancels[o].Inc()
 	}
 }
 

@@ -403,6 +403,31 @@ func TestCancel(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a client that hangs up mid-statement has it cancelled, and the metric counts it delivered", func(t *testing.T) {
+		c := p.connect(t, "alice")
+		before := labelled(t, reg, "pgveil_end_cancels_total", "outcome", "delivered")
+		go func() { _, _ = c.Exec(ctx, "SELECT pg_sleep(30), 'hang-up-cancel'") }()
+		waitRunning(t, "hang-up-cancel")
+		_ = c.PgConn().Conn().Close()
+		eventually(t, 10*time.Second, "the ended session's cancel counted delivered", func() bool {
+			return labelled(t, reg, "pgveil_end_cancels_total", "outcome", "delivered") == before+1
+		})
+		admin, err := cluster.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(ctx)
+		eventually(t, 10*time.Second, "no statement with hang-up-cancel running", func() bool {
+			res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND strpos(query, 'hang-up-' || 'cancel') > 0",
+				nil, nil, nil, nil).Read()
+			return res.Err == nil && len(res.Rows) == 1 && string(res.Rows[0][0]) == "0"
+		})
+		for _, o := range []string{"busy", "failed"} {
+			if n := labelled(t, reg, "pgveil_end_cancels_total", "outcome", o); n != 0 {
+				t.Errorf("end cancels %s: %v, want 0", o, n)
+			}
+		}
+	})
 	t.Run("a flood of cancel requests reaches the upstream once per interval", func(t *testing.T) {
 		c := p.connect(t, "alice")
 		done := make(chan error, 1)

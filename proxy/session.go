@@ -738,13 +738,17 @@ func (ss *session) cancelAtEnd(up *upstreamConn) chan struct{} {
 		defer cancel()
 		dl, _ := ctx.Deadline()
 		if !r.acquire(true, dl) {
+			ss.srv.metrics.endCancel(endCancelBusy)
 			ss.log.Warn("cancelling the running statement failed: too many being cancelled")
 			return
 		}
 		defer r.release(true)
 		if err := up.cancelUpstream(ctx); err != nil {
+			ss.srv.metrics.endCancel(endCancelFailed)
 			ss.log.Warn("cancelling the running statement failed", zap.Error(err))
+			return
 		}
+		ss.srv.metrics.endCancel(endCancelDelivered)
 	}()
 	return done
 }

@@ -138,3 +138,45 @@ func TestTransactionPoolWaitEndsWithItsTLSClient(t *testing.T) {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 }
+
+// TestTransactionPoolStartWaitEndsWithItsClient: the first session of a
+// new key borrows a backend at its start for the parameters to tell its
+// client; a client that leaves while that borrow waits for a full pool
+// leaves the queue at once, as one waiting for a transaction does, not
+// at the wait timeout.
+func TestTransactionPoolStartWaitEndsWithItsClient(t *testing.T) {
+	noLeaks(t)
+	reg := prometheus.NewRegistry()
+	p := startPooled(t, "", 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	ctx := context.Background()
+	holder := p.simpleConn(t, "hq")
+	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	failed := make(chan error, 1)
+	go func() {
+		// A statement_timeout of its own: a key no backend has yet.
+		c, err := pgx.Connect(cctx, p.url("marie", "demo-marie", url.Values{"statement_timeout": {"4321"}}))
+		if err == nil {
+			c.Close(ctx)
+		}
+		failed <- err
+	}()
+	eventually(t, 5*time.Second, "the new session's start to wait for a backend", func() bool {
+		return gauge(t, reg, "pgveil_pool_waiting") >= 1
+	})
+	cancel()
+	if err := <-failed; err == nil {
+		t.Fatal("the connection cancelled while it waited started")
+	}
+	eventually(t, 3*time.Second, "the start's wait to end with its client, long before the 20s wait timeout", func() bool {
+		return gauge(t, reg, "pgveil_pool_waiting") == 0
+	})
+	if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -406,7 +406,14 @@ func (ss *session) start(res *startupResult) error {
 			// login at its cap would otherwise hold one more per new
 			// key, and clients choose keys (a statement_timeout of
 			// their own each).
-			b, err := pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, pl.login, nil)
+			// NOTE: watched, as a transaction's wait is: a client that
+			// leaves must not hold its place in the queue until the
+			// timeout, nor take the next backend freed.
+			watch := func(stop <-chan struct{}) <-chan struct{} { return watchHangUp(stop, ss.client) }
+			b, err := pl.pool.acquireFor(ss.ctx, pl.key, pl.forward, pl.login, watch)
+			if errors.Is(err, errClientGone) {
+				return err
+			}
 			if errors.Is(err, errPoolTimeout) {
 				ce := pl.pool.waitError()
 				if !pl.login.room() {
@@ -537,6 +544,10 @@ func (ss *session) failStartup(err error) {
 	}
 	if isClosedConn(err) {
 		ss.log.Info("client disconnected during authentication")
+		return
+	}
+	if errors.Is(err, errClientGone) {
+		ss.log.Info("client disconnected while its session waited for an upstream connection to start")
 		return
 	}
 	ss.log.Info("session startup failed", zap.Error(err))

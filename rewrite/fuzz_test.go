@@ -37,6 +37,10 @@ var fuzzSeeds = []string{
 	`SELECT * FROM ONLY responses JOIN responses * x ON x.id = responses.id`,
 	`SELECT * FROM ONLY ( responses ) AS "only" WHERE "only".id IN (1, 2)`,
 	`SELECT (ARRAY(SELECT email FROM ONLY responses))[1] FROM ONLY countries`,
+	// Operands of IS NULL and IS TRUE the deparser prints without their
+	// parentheses (deparsefix.go, castBoolTestArgs).
+	`SELECT (nps > 8 OR email IS NULL) IS NULL, (NOT (nps IS NULL)) IS NOT NULL FROM responses`,
+	`SELECT count(*) FROM responses WHERE (nps IS NOT DISTINCT FROM $1) IS TRUE AND (email IS DISTINCT FROM 'x') IS NOT NULL`,
 	`SELECT * FROM pg_catalog.responses`,
 	`SELECT * FROM information_schema.columns, responses`,
 	`SELECT * FROM (responses r JOIN countries c ON true) j`,

@@ -77,3 +77,53 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		})
 	}
 }
+
+// TestDeparseCastsBoolTestOperands: pg_query's deparser drops the
+// parentheses around an AND, OR or NOT under IS NULL and around IS [NOT]
+// DISTINCT FROM under IS NULL or IS TRUE; the rewriter casts the operand
+// to boolean, which it prints with them (castBoolTestArgs). The deparsed
+// rewrite is accepted, and reads upstream what the client's own text,
+// spliced, reads, NULLs included.
+func TestDeparseCastsBoolTestOperands(t *testing.T) {
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	splicer := rewrite.NewSplicer()
+	for _, e := range []string{
+		"(v.b AND r.nps > 8) IS NULL",
+		"(v.b OR r.comment IS NULL) IS NOT NULL",
+		"(NOT v.b) IS NULL",
+		"(NOT r.nps IN (SELECT 9)) IS NULL",
+		"(v.b IS NOT DISTINCT FROM (r.nps > 8)) IS TRUE",
+		"(r.nps IS DISTINCT FROM NULL) IS NOT FALSE",
+		"(v.b IS DISTINCT FROM true) IS NULL",
+		"(v.b IS NOT DISTINCT FROM r.nps > 8) IS UNKNOWN",
+	} {
+		sql := "SELECT string_agg((" + e + ")::text, ',' ORDER BY r.id, v.b) FROM responses r, (VALUES (NULL::boolean), (true), (false)) v(b)"
+		t.Run(e, func(t *testing.T) {
+			deparsed, err := rewrite.Rewrite(sql, cat, marie(t))
+			if err != nil {
+				t.Fatalf("Rewrite: %v", err)
+			}
+			spliced, err := splicer.Rewrite(sql, cat, marie(t))
+			if err != nil || !rewrite.Spliced(spliced) {
+				t.Fatalf("the cold path does not splice it: %v", err)
+			}
+			var got [2]string
+			for i, s := range []string{deparsed.SQL, spliced.SQL} {
+				rows, err := conn.Exec(ctx, s).ReadAll()
+				if err != nil {
+					t.Fatalf("upstream: %v\n%s", err, s)
+				}
+				got[i] = string(rows[0].Rows[0][0])
+			}
+			if got[0] != got[1] || got[0] == "" {
+				t.Errorf("the deparse reads %q, the client's text %q:\n%s", got[0], got[1], deparsed.SQL)
+			}
+		})
+	}
+}

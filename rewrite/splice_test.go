@@ -54,6 +54,7 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		{"SELECT count(*) FROM ONLY\n-- c\n\"responses\" WHERE \"responses\".nps >= 0 OR true", n},
 		{"SELECT count(*) FROM ONLY public.responses JOIN responses * x ON x.id = responses.id", 2 * n},
 		{"SELECT count(*) FROM responses JOIN ONLY (responses) x ON x.id = responses.id", 2 * n},
+		{"SELECT count(*), 'ONLY (' FROM /* ONLY ( */ responses", 2 * n},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			want, err := rewrite.Rewrite(tc.sql, cat, marie(t))

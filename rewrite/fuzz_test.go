@@ -28,6 +28,19 @@ var fuzzSeeds = []string{
 	`SELECT * FROM responses "select" WHERE "select".nps = 2`,
 	`SELECT * FROM responses *`,
 	`TABLE ONLY responses`,
+	// ONLY and the inheritance star, spliced from ONLY or through the
+	// star (splice.go, onlySpan).
+	`SELECT * FROM ONLY responses r WHERE r.id = 1`,
+	`SELECT * FROM ONLY (public.responses) WHERE nps > 8`,
+	`SELECT * FROM ONLY /* x */ -- y
+ "responses", only(countries) c, responses* WHERE c.code = 'FR'`,
+	`SELECT * FROM ONLY responses JOIN responses * x ON x.id = responses.id`,
+	`SELECT * FROM ONLY ( responses ) AS "only" WHERE "only".id IN (1, 2)`,
+	`SELECT (ARRAY(SELECT email FROM ONLY responses))[1] FROM ONLY countries`,
+	// Operands of IS NULL and IS TRUE the deparser prints without their
+	// parentheses (deparsefix.go, castBoolTestArgs).
+	`SELECT (nps > 8 OR email IS NULL) IS NULL, (NOT (nps IS NULL)) IS NOT NULL FROM responses`,
+	`SELECT count(*) FROM responses WHERE (nps IS NOT DISTINCT FROM $1) IS TRUE AND (email IS DISTINCT FROM 'x') IS NOT NULL`,
 	`SELECT * FROM pg_catalog.responses`,
 	`SELECT * FROM information_schema.columns, responses`,
 	`SELECT * FROM (responses r JOIN countries c ON true) j`,
@@ -243,6 +256,8 @@ func FuzzEngineCache(f *testing.F) {
 		[3]string{"SELECT feedback.public.responses.nps FROM feedback.public.responses WHERE id = 1", "SELECT feedback.public.responses.nps FROM feedback.public.responses WHERE id = 2", "SELECT feedback.public.responses.nps FROM other.public.responses WHERE id = 3"},
 		[3]string{"SELECT c.relname, c.xmin FROM pg_catalog.pg_class c WHERE c.relname = 'a'", "SELECT c.relname, c.xmin FROM pg_catalog.pg_class c WHERE c.relname = 'b'", "SELECT c.relname, xmin FROM pg_catalog.pg_class c WHERE c.relname = 'c'"},
 		[3]string{"UPDATE responses SET comment = lower(comment) WHERE branch = 'FR' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'DE' RETURNING id", "UPDATE responses SET comment = lower(comment) WHERE branch = 'x''y' RETURNING id"},
+		[3]string{"SELECT nps FROM ONLY responses WHERE id = 1", "SELECT nps FROM ONLY responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 3"},
+		[3]string{"SELECT name FROM ONLY (countries) c WHERE code = 'FR'", "SELECT name FROM ONLY (countries) c WHERE code = 'DE'", "SELECT name FROM countries * c WHERE code = 'IT'"},
 		[3]string{"DELETE FROM countries c WHERE c.code BETWEEN 'A' AND 'F' AND code IN ('FR')", "DELETE FROM countries c WHERE c.code BETWEEN 'B' AND 'G' AND code IN ('DE')", "DELETE FROM countries c WHERE c.code BETWEEN '' AND '' AND code IN ('')"},
 	)
 	for _, p := range triples {

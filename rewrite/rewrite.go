@@ -237,6 +237,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	w.materialize()
 	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
 	out, err := pg_query.Deparse(tree)
 	if err != nil {
 		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)

@@ -32,8 +32,12 @@ import (
 // COPY, masked size functions, tags) is deparsed. Each span is checked
 // against the tree before it is replaced: its tokens are the names the
 // parser read, a complete qualified name with nothing but spaces between
-// its parts, and no inheritance star or ONLY; anything else falls back to
-// the deparse. The result must parse into as many statements, like a
+// its parts; anything else falls back to the deparse. A reference with
+// ONLY is replaced from the ONLY keyword on (ONLY name, ONLY (name), as
+// the scanner reads them, comments included), one with the inheritance
+// star through the star (name *), and its subquery reads the relation
+// with ONLY or without, as the deparse's would (subqueryKey tells them
+// apart). The result must parse into as many statements, like a
 // deparse's; tests hold every splice to the deparse-based rewrite's parse
 // tree (spliceMatchesDeparse).
 type splicer struct {
@@ -64,11 +68,9 @@ const skeletonSelect = "(SELECT)"
 // the client's length rather than one several times longer.
 func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool) {
 	edits := make([]edit, 0, len(w.scoped)+len(w.unqualified))
+	var tokens []*pg_query.ScanToken
 	for i := range w.scoped {
 		s := &w.scoped[i]
-		if !s.rv.Inh {
-			return "", "", false // ONLY name: the parser's location is the name's
-		}
 		names := []string{s.rv.Relname}
 		if s.rv.Schemaname != "" {
 			names = []string{s.rv.Schemaname, s.rv.Relname}
@@ -78,8 +80,23 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 		if !ok {
 			return "", "", false
 		}
-		if j := skipSpaces(text, end); j < len(text) && text[j] == '*' {
-			return "", "", false // name *: inheritance said again
+		if !s.rv.Inh {
+			// ONLY name, ONLY (name): the parser's location is the
+			// name's; the span starts at ONLY.
+			if tokens == nil {
+				res, err := pg_query.Scan(text)
+				if err != nil {
+					return "", "", false
+				}
+				tokens = res.Tokens
+			}
+			if start, end, ok = onlySpan(tokens, start, end); !ok {
+				return "", "", false
+			}
+		} else if j := skipSpaces(text, end); j < len(text) && text[j] == '*' {
+			// name *: inheritance said again; the star goes with the
+			// name.
+			end = j + 1
 		}
 		sub, ok := sp.subquery(w, s, text)
 		if !ok {
@@ -138,6 +155,59 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 	b.WriteString(text[last:])
 	sk.WriteString(text[last:])
 	return b.String(), sk.String(), true
+}
+
+// onlySpan returns the span of a relation_expr with ONLY, the grammar's
+// ONLY qualified_name or ONLY ( qualified_name ), whose qualified name
+// spans text[start:end], read from tokens, the text's scan: from the
+// ONLY keyword to the name's end or its closing parenthesis. Comments may
+// sit between the tokens, and go with the span. It returns false when
+// the tokens around the name are anything else.
+func onlySpan(tokens []*pg_query.ScanToken, start, end int) (int, int, bool) {
+	first := -1
+	for i, t := range tokens {
+		if int(t.Start) == start {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return 0, 0, false
+	}
+	prev := func(i int) int {
+		for i--; i >= 0 && isComment(tokens[i]); i-- {
+		}
+		return i
+	}
+	i := prev(first)
+	if i < 0 {
+		return 0, 0, false
+	}
+	if tokens[i].Token == pg_query.Token_ONLY {
+		return int(tokens[i].Start), end, true
+	}
+	if tokens[i].Token != pg_query.Token_ASCII_40 { // (
+		return 0, 0, false
+	}
+	if i = prev(i); i < 0 || tokens[i].Token != pg_query.Token_ONLY {
+		return 0, 0, false
+	}
+	// The closing parenthesis: the first token after the name.
+	for _, t := range tokens[first:] {
+		if int(t.Start) < end || isComment(t) {
+			continue
+		}
+		if t.Token != pg_query.Token_ASCII_41 { // )
+			return 0, 0, false
+		}
+		return int(tokens[i].Start), int(t.End), true
+	}
+	return 0, 0, false
+}
+
+// isComment reports whether t is a comment.
+func isComment(t *pg_query.ScanToken) bool {
+	return t.Token == pg_query.Token_SQL_COMMENT || t.Token == pg_query.Token_C_COMMENT
 }
 
 // qualifiedNameAt reads, at text[start:], the identifiers of names
@@ -249,7 +319,7 @@ func (sp *splicer) subquery(w *walker, s *scopedRef, text string) (string, bool)
 const subqueryKind = 0x40
 
 // subqueryKey names what s's scoped SELECT depends on beyond the policy:
-// the relation, and each pushed comparison's column, operator, side and
+// the relation, whether it is read with ONLY, and each pushed comparison's column, operator, side and
 // operand (a constant's kind or value for booleans, a parameter's number
 // and type). It returns the constants that fill the template's slots, in
 // order.
@@ -258,6 +328,10 @@ func subqueryKey(s *scopedRef) (string, []*pg_query.A_Const, bool) {
 	b.WriteString(s.rel.QName.Schema)
 	b.WriteByte('.')
 	b.WriteString(s.rel.QName.Name)
+	if !s.rv.Inh {
+		// ONLY: the SELECT reads the relation alone.
+		b.WriteString("\x00only")
+	}
 	var consts []*pg_query.A_Const
 	for _, p := range s.pushed {
 		cmps, or := pushedComparisons(p)
@@ -414,7 +488,7 @@ func literalAt(text string, i int) (tok string, kind byte, ok bool) {
 // and catalog snapshot, pushes comparisons of the same columns, operators
 // and operand kinds (subqueryKey).
 func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, lits []string) *template {
-	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, s.pushed), w.version)
+	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed), w.version)
 	// NOTE: a splice's skeleton stands for this text (see splice): it
 	// must be one whole SELECT statement.
 	if !ok || !reparses(direct, 1) || !strings.HasPrefix(direct, "SELECT ") {
@@ -485,7 +559,7 @@ func (w *walker) probeSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 			Boolop: pg_query.BoolExprType_OR_EXPR, Args: arms, Location: -1,
 		}}}
 	}
-	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, true, false, pushed), w.version)
+	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, pushed), w.version)
 	if !ok {
 		return nil
 	}

@@ -23,7 +23,7 @@ func postgresJS(t *testing.T) string {
 // each of its two connections (the second, prepare: false, prefixes them
 // with "unnamed_").
 var postgresJSChecks = []string{"countries", "masked", "param", "typed_params", "pipeline", "pipeline_error", "transaction",
-	"cursor", "for_each", "copy_out", "unsafe_multi", "unsafe_refused", "columns", "refused", "usable_after_error"}
+	"cursor", "for_each", "copy_out", "unsafe_multi", "unsafe_refused", "prepare_transaction", "columns", "refused", "usable_after_error"}
 
 // TestPostgresJS runs postgres.js (porsager/postgres), which prepares every
 // query as a named statement and pipelines them on one connection, through
@@ -101,6 +101,9 @@ func checkPostgresJS(t *testing.T, prefix, user string, recs map[string]record) 
 		"unsafe_multi":   {"results": []any{n, float64(1)}},
 		"unsafe_refused": {"sqlstate": "42501", "value": float64(1)},
 		"refused":        {"sqlstate": "42501"},
+		// postgres.js hung here before pgveil ended the transaction of a
+		// refused PREPARE TRANSACTION.
+		"prepare_transaction": {"sqlstate": "42501", "value": float64(1)},
 	}
 	for name, fields := range want {
 		for k, v := range fields {

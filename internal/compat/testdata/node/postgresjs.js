@@ -218,6 +218,25 @@ async function checks(sql, prefix) {
     }
   });
 
+  // Two-phase commit is refused; the refusal ends the transaction, as a
+  // failing PREPARE TRANSACTION does, and postgres.js releases the
+  // connection.
+  await run(p('prepare_transaction'), async () => {
+    let sqlstate = null;
+    let message = null;
+    try {
+      await sql.begin(async (sql) => {
+        await sql`SELECT count(*)::int AS n FROM responses`;
+        sql.prepare('pgveil_compat');
+      });
+    } catch (err) {
+      sqlstate = err.code;
+      message = err.message;
+    }
+    const [r] = await sql`SELECT ${1}::int AS v`;
+    return { sqlstate, message, value: r.v };
+  });
+
   await run(p('columns'), async () => {
     const r = await sql`SELECT * FROM responses LIMIT 0`;
     return { names: r.columns.map((c) => c.name), type_oids: r.columns.map((c) => c.type) };

@@ -21,6 +21,7 @@
 // missing client skips its test with a message naming `make compat`,
 // except under CI=true, where it is a failure. COMPAT_POOL=transaction
 // puts a transaction pool in front of the clients (TestPostgresJS runs
-// with and without one, through a second pgveil: requirePooledVeil); COMPAT_LOG=1 logs what
-// pgveil does, and COMPAT_SHOW=1 what each client script printed.
+// with and without one, through a second pgveil: requirePooledVeil);
+// COMPAT_LOG=1 logs what pgveil does, and COMPAT_SHOW=1 what each client
+// script printed.
 package compat

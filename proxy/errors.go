@@ -32,6 +32,8 @@ const (
 	// codeInvalidCursorName is what an Execute of an unknown portal
 	// fails with.
 	codeInvalidCursorName = sqlstate.InvalidCursorName
+	// codeInvalidParameterValue is what a rollbackMarker fails with.
+	codeInvalidParameterValue = sqlstate.InvalidParameterValue
 	// codeUndefinedStatement and codeDuplicateStatement name a prepared
 	// statement, which transaction mode renames upstream.
 	codeUndefinedStatement = sqlstate.InvalidStatementName

@@ -400,8 +400,11 @@ func (ss *session) relayParse(total int) error {
 	}
 	if rerr != nil {
 		r := asRefusal(rerr)
-		ss.noteStatement(st, nil, r)
-		return ss.refuse(SourceParse, p.Name, r)
+		if !r.EndsTransaction || !ss.mayBeInBlock() {
+			ss.noteStatement(st, nil, r)
+			return ss.refuse(SourceParse, p.Name, r)
+		}
+		res = ss.rollbackResult(r)
 	}
 	if r := ss.staleObjects(res, ss.sent.Load()+1, st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
@@ -571,6 +574,11 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	ss.refMu.Unlock()
 
 	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
+	if src == SourceQuery && r.EndsTransaction {
+		// The failing PREPARE TRANSACTION first: PostgreSQL ends the
+		// block with it, open or aborted, as the client's would have.
+		marker = rollbackMarker(ss.markerPrefix, seq) + "; " + marker
+	}
 	if src == SourceQuery || src == SourceParse && name == "" {
 		// The marker's Query, or its failed Parse, drops the unnamed
 		// statement upstream.
@@ -596,6 +604,65 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 		return fmt.Errorf("encoding refusal marker: %w", err)
 	}
 	return ss.uout.Write(ss.cscratch)
+}
+
+// gidSize is PostgreSQL's GIDSIZE: a PREPARE TRANSACTION whose
+// identifier is that long or longer always fails.
+const gidSize = 200
+
+// rollbackMarker is a PREPARE TRANSACTION that always fails, naming the
+// refusal seq, in place of a refused one (Refusal.EndsTransaction).
+// PostgreSQL checks the identifier's length when the transaction is
+// already ending: in a transaction block, the block is rolled back, and
+// the error names the marker (22023); in an aborted block it is a
+// ROLLBACK; outside a block, in the implicit block of a Query of several
+// statements, it fails the same way.
+//
+// NOTE: only pgveil's nonce, a counter and padding: never client input.
+// Padded past gidSize, it can never prepare a transaction, whatever
+// max_prepared_transactions is.
+func rollbackMarker(prefix string, seq uint64) string {
+	gid := prefix + strconv.FormatUint(seq, 10) + "_"
+	if n := gidSize - len(gid); n > 0 {
+		gid += strings.Repeat("x", n)
+	}
+	return "PREPARE TRANSACTION '" + gid + "'"
+}
+
+// rollbackResult is what a Parse of a refused statement that must end
+// the transaction (Refusal.EndsTransaction) prepares upstream: the
+// rollbackMarker of a refusal registered as refuse does, which fails at
+// its Execute as the client's statement would have. A failing Parse
+// would leave the block open and aborted.
+func (ss *session) rollbackResult(r *Refusal) *rewrite.Result {
+	ss.refSeq++
+	seq := ss.refSeq
+	// Its batch is the Parse's: executed in a later one, the marker
+	// still fails, as a refusal of no rule (takeRefusal).
+	batch := ss.sent.Load() + 1
+	ss.batchRefused = true
+	ss.refMu.Lock()
+	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
+	ss.refOrder = append(ss.refOrder, refusalRef{seq: seq, batch: batch})
+	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
+	if len(ss.refusals) > statement.MaxHeldMessages {
+		ss.overHeld = true
+	}
+	ss.refMu.Unlock()
+	return &rewrite.Result{SQL: rollbackMarker(ss.markerPrefix, seq), Rewritten: true, Kinds: []string{"transaction"},
+		EndsTransaction: true, TransactionEnd: rewrite.EndRollback}
+}
+
+// mayBeInBlock reports that the session may be in a transaction block:
+// not idle at its last ReadyForQuery, or with batches unanswered.
+//
+// NOTE: outside a block, PostgreSQL answers an extended-protocol PREPARE
+// TRANSACTION with a warning and ROLLBACK, no error: a rollbackResult
+// there would hide the refusal, and the ordinary marker changes nothing
+// a block would need ended. A BEGIN earlier in the batch, not yet
+// answered, is missed: the refusal then leaves the block aborted.
+func (ss *session) mayBeInBlock() bool {
+	return ss.txStatus.Load() != 'I' || ss.sent.Load() != ss.done.Load()
 }
 
 // takeRefusal returns the refusal numbered by the marker named in msg.
@@ -989,17 +1056,9 @@ func (ss *session) onError(msg []byte) error {
 			er.Message, moved = m, true
 		}
 	}
-	if ss.srv.scrub && scrubError(&er) {
-		var err error
-		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
-			return fmt.Errorf("encoding scrubbed error: %w", err)
-		}
-		if ss.auditing() {
-			ss.auditResult('E', len(msg), er.Code, er.Message, false)
-		}
-		return ss.writeClient(ss.scratch)
-	}
-	if er.Code == "42P01" || er.Code == codeInvalidCursorName {
+	if er.Code == "42P01" || er.Code == codeInvalidCursorName || er.Code == codeInvalidParameterValue {
+		// Before scrubbing, which would hide the marker of a
+		// rollbackMarker (22023).
 		if r, ok := ss.takeRefusal(er.Message); ok {
 			if ss.auditing() {
 				ss.auditResult('E', len(msg), "", "", true)
@@ -1011,6 +1070,16 @@ func (ss *session) onError(msg []byte) error {
 			}
 			return ss.writeClient(ss.scratch)
 		}
+	}
+	if ss.srv.scrub && scrubError(&er) {
+		var err error
+		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
+			return fmt.Errorf("encoding scrubbed error: %w", err)
+		}
+		if ss.auditing() {
+			ss.auditResult('E', len(msg), er.Code, er.Message, false)
+		}
+		return ss.writeClient(ss.scratch)
 	}
 	if (er.Code == codeUndefinedTable || er.Code == codeUndefinedColumn) && ss.srv.staleCatalog != nil {
 		// The snapshot names a relation or a column the upstream no

@@ -438,8 +438,13 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 
 	case *pg_query.Node_TransactionStmt:
 		switch s.TransactionStmt.Kind {
-		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
-			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
+			// A PREPARE TRANSACTION that fails ends the transaction
+			// block: so does its refusal (Refusal.EndsTransaction).
+			r := deny("two_phase_commit", "two-phase commit is not allowed")
+			r.EndsTransaction = true
+			return "", r
+		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED, pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 			return "", deny("two_phase_commit", "two-phase commit is not allowed")
 		case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
 			w.endsTx = EndCommit

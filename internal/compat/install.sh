@@ -61,7 +61,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# node-postgres and pg-cursor, pinned by package-lock.json. Reinstalled only
+# node-postgres, pg-cursor and postgres.js, pinned by package-lock.json. Reinstalled only
 # when the lock file changed since the last install.
 cd testdata/node
 stamp=node_modules/.package-lock.json

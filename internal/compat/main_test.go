@@ -43,10 +43,30 @@ var (
 	veilOnce sync.Once
 	veilErr  error
 	veilStop func() error
+
+	// pooledVeil is a second pgveil in front of the same database, with a
+	// transaction pool (startPooledVeil), for the tests that run a
+	// client both ways in one process.
+	pooledVeil     string
+	pooledVeilOnce sync.Once
+	pooledVeilErr  error
+	pooledVeilStop func() error
+
+	// demoOnce loads the demo database once for both.
+	demoOnce sync.Once
+	demoErr  error
 )
 
 func TestMain(m *testing.M) {
 	code := pgtest.Main(m, &cluster)
+	if pooledVeilStop != nil {
+		if err := pooledVeilStop(); err != nil {
+			fmt.Fprintf(os.Stderr, "compat: stopping the pooled pgveil: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
 	if veilStop != nil {
 		if err := veilStop(); err != nil {
 			fmt.Fprintf(os.Stderr, "compat: stopping pgveil: %v\n", err)
@@ -59,12 +79,27 @@ func TestMain(m *testing.M) {
 }
 
 // startVeil loads the demo database and starts pgveil with
-// configs/demo.hcl in front of it, on a free port of 127.0.0.1.
+// configs/demo.hcl in front of it, on a free port of 127.0.0.1; its pool
+// is the one COMPAT_POOL names.
 func startVeil() (stop func() error, err error) {
+	addr, stop, err := serveDemo(os.Getenv("COMPAT_POOL") == policy.PoolTransaction)
+	veil = addr
+	return stop, err
+}
+
+// serveDemo loads the demo database (once) and starts pgveil with
+// configs/demo.hcl in front of it, on a free port of 127.0.0.1, with a
+// small transaction pool if pooled.
+func serveDemo(pooled bool) (addr string, stop func() error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := cluster.LoadDemo(ctx, "../../testdata/demo", demoDB, servicePassword); err != nil {
-		return nil, fmt.Errorf("loading the demo database: %w", err)
+	demoOnce.Do(func() {
+		if err := cluster.LoadDemo(ctx, "../../testdata/demo", demoDB, servicePassword); err != nil {
+			demoErr = fmt.Errorf("loading the demo database: %w", err)
+		}
+	})
+	if demoErr != nil {
+		return "", nil, demoErr
 	}
 	for k, v := range map[string]string{
 		"PGVEIL_DEMO_UPSTREAM":          cluster.Addr(),
@@ -73,7 +108,7 @@ func startVeil() (stop func() error, err error) {
 		"PGVEIL_DEMO_LISTEN": "127.0.0.1:6432",
 	} {
 		if err := os.Setenv(k, v); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 	}
 	l := policy.NewLoader()
@@ -81,9 +116,9 @@ func startVeil() (stop func() error, err error) {
 	if diags.HasErrors() {
 		var b strings.Builder
 		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		return nil, fmt.Errorf("loading configs/demo.hcl:\n%s", b.String())
+		return "", nil, fmt.Errorf("loading configs/demo.hcl:\n%s", b.String())
 	}
-	if os.Getenv("COMPAT_POOL") == policy.PoolTransaction {
+	if pooled {
 		// Every client through a transaction pool small enough that
 		// the sessions of a test share backends.
 		cfg.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute,
@@ -93,7 +128,7 @@ func startVeil() (stop func() error, err error) {
 	}
 	enf, _, err := server.LoadEnforcement(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("loading enforcement: %w", err)
+		return "", nil, fmt.Errorf("loading enforcement: %w", err)
 	}
 	logger := zap.NewNop()
 	if os.Getenv("COMPAT_LOG") != "" {
@@ -103,16 +138,15 @@ func startVeil() (stop func() error, err error) {
 	enf.Apply(&opts)
 	srv, err := proxy.New(proxy.ConfigOf(cfg), opts)
 	if err != nil {
-		return nil, fmt.Errorf("starting pgveil: %w", err)
+		return "", nil, fmt.Errorf("starting pgveil: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("listening: %w", err)
+		return "", nil, fmt.Errorf("listening: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
-	veil = ln.Addr().String()
-	return func() error {
+	return ln.Addr().String(), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(ctx)
@@ -130,6 +164,18 @@ func requireVeil(t *testing.T) {
 	if veilErr != nil {
 		t.Fatalf("starting pgveil: %v", veilErr)
 	}
+}
+
+// requirePooledVeil starts, once, a second pgveil in front of the demo
+// database with a transaction pool of 3 backends, and returns its address.
+func requirePooledVeil(t *testing.T) string {
+	t.Helper()
+	requireVeil(t)
+	pooledVeilOnce.Do(func() { pooledVeil, pooledVeilStop, pooledVeilErr = serveDemo(true) })
+	if pooledVeilErr != nil {
+		t.Fatalf("starting the pooled pgveil: %v", pooledVeilErr)
+	}
+	return pooledVeil
 }
 
 // password returns a demo user's password (configs/demo.hcl).

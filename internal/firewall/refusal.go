@@ -35,6 +35,13 @@ type Refusal struct {
 	// and cached with the refusal, so that the audit writer need not
 	// parse the text of each refused statement again. "" otherwise.
 	Fingerprint string
+	// EndsTransaction: the statement refused is one whose failure ends
+	// the transaction block in PostgreSQL (PREPARE TRANSACTION fails
+	// into a ROLLBACK), so its refusal must end it too.
+	//
+	// NOTE: clients rely on it: postgres.js (sql.begin with sql.prepare)
+	// releases its connection only on a ReadyForQuery of status I.
+	EndsTransaction bool
 }
 
 // Error returns the primary message.

@@ -508,7 +508,7 @@ func (ss *session) failStartup(err error) {
 		case errors.As(err, &af):
 			ss.log.Warn("authentication failed", zap.String("method", af.methodName()), zap.String("reason", af.reason))
 			ss.srv.metrics.authFailed()
-			ss.auditAuthFailure(af.reason)
+			ss.auditAuthFailure(af.reason, ce.resp.Code)
 			if af.throttles {
 				max := ss.srv.cfg.MaxAuthFailures
 				ss.log.Warn("failed logins throttled", zap.Int("failures", max), zap.Duration("window", authFailureWindow))
@@ -519,19 +519,19 @@ func (ss *session) failStartup(err error) {
 			// line per attempt is what the throttle prevents.
 		case ce.upstream:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
-			ss.auditEvent("connect_failed", ce.resp.Message, 0)
+			ss.auditRefusal("connect_failed", ce.resp)
 		case !ss.authenticated:
 			// A protocol error during authentication: bounded, as
 			// the client has proved nothing yet.
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
 			if ss.srv.audit != nil {
 				r := ss.auditRecord("connect_refused")
-				r.Roles, r.Reason = nil, ce.resp.Message
+				r.Roles, r.Reason, r.SQLState = nil, ce.resp.Message, ce.resp.Code
 				ss.srv.auditRefused(r, ss.info.ClientAddr)
 			}
 		default:
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
-			ss.auditEvent("connect_refused", ce.resp.Message, 0)
+			ss.auditRefusal("connect_refused", ce.resp)
 		}
 		return
 	}

@@ -66,6 +66,7 @@ func (ss *session) auditUnavailable(res *rewrite.Result) *Refusal {
 // finish writes the audit record of a finished execution.
 func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
+	ss.statements.Add(1)
 	r := ss.auditRecord("statement")
 	r.SQL, r.Params = info.SQL, x.Params
 	if info.Result != nil {

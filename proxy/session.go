@@ -155,8 +155,15 @@ type session struct {
 	// track follows prepared statements, portals and executions; nil
 	// when the server neither audits nor reloads policies.
 	track *statement.Tracker
-	// endReason is why the session ended, set once by end.
-	endReason string
+	// endReason is why the session ended, set once by end; endCode the
+	// SQLSTATE of the error it was ended with, "" when none was sent.
+	endReason, endCode string
+	// statements counts the statement records the session wrote (finish):
+	// its disconnect record's count, so that an auditor can tell a
+	// session's trail is whole.
+	//
+	// NOTE: atomic: on goroutine relays, both relays finish executions.
+	statements atomic.Int64
 	// texts holds the statement text each recent batch sent, for the
 	// Position of upstream errors (position.go).
 	texts batchTexts
@@ -609,7 +616,12 @@ func (ss *session) relayed() {
 			ss.finish(x, "interrupted: the session ended")
 		}
 	}
-	ss.auditEvent("disconnect", ss.endReason, time.Since(ss.info.Started))
+	if ss.srv.audit != nil {
+		r := ss.auditRecord("disconnect")
+		r.Reason, r.SQLState, r.Duration = ss.endReason, ss.endCode, time.Since(ss.info.Started)
+		r.Count = ss.statements.Load()
+		ss.srv.audit.Write(r)
+	}
 }
 
 // forgetPoolLogin gives back, once, the session's hold on its login's
@@ -685,6 +697,9 @@ func (ss *session) end(e sessionEnd) {
 			ss.log.Info("session ended", fields...)
 		}
 		ss.endReason = e.reason
+		if e.resp != nil {
+			ss.endCode = e.resp.Code
+		}
 		ss.lpMu.Lock()
 		ss.ending = true
 		lp := ss.lp

@@ -176,6 +176,14 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 		if !rep.FromStart {
 			fmt.Fprintf(stdout, "%snote: the chain began before seq %d; older files were not given (or were removed)\n", prefix, rep.FirstSeq)
 		}
+		if rep.Open {
+			// NOTE: records cut from the end of the newest file leave
+			// no trace in the chain: only a seq kept elsewhere shows
+			// them.
+			fmt.Fprintf(stdout, "%snote: the chain ends at seq %d (%s) without a stop record: pgveil was still running, or stopped uncleanly, "+
+				"or records after it were removed; compare with the instance's metric pgveil_audit_last_seq\n",
+				prefix, rep.LastSeq, rep.LastTime.Format(time.RFC3339Nano))
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "%snote: %s\n", prefix, printable(n))

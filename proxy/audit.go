@@ -96,6 +96,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		return
 	}
 	r.Decision = "allowed"
+	r.BackendPID = x.BackendPID
 	if res := info.Result; res != nil {
 		r.Kind = strings.Join(res.Kinds, ",")
 		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.MaskedRead

@@ -437,6 +437,9 @@ func (ss *session) start(res *startupResult) error {
 			return upstreamFailure("FATAL", err)
 		}
 		ss.up = up
+		if ss.track != nil {
+			ss.track.SetBackend(up.pid)
+		}
 		upIO := wire.NewRawIO(up.conn)
 		ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)
 		ss.uin.Preload(up.buffered)

@@ -346,7 +346,7 @@ func TestAuditSearch(t *testing.T) {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 		sql := strings.Index(lines[1], "SELECT * FROM salaries")
-		why := strings.Index(lines[1], "ungoverned_table: table public.salaries is not governed")
+		why := strings.Index(lines[1], "ungoverned_table (42501): table public.salaries is not governed")
 		if sql != strings.Index(lines[0], "SQL") || why != strings.Index(lines[0], "WHY DENIED") {
 			t.Fatalf("columns not aligned:\n%s\n%s", lines[0], lines[1])
 		}

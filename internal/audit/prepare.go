@@ -237,8 +237,18 @@ func (c *textCache) normalize(p *parsed, text string) string {
 		if p.fingerprint != "" {
 			c.parses.Add(1)
 			if n, err := pg_query.Normalize(text); err == nil {
-				p.normalized = n
-				c.curBytes += len(n)
+				// NOTE: pg_query replaces the constants of queries only,
+				// as pg_stat_statements does: those of most utility
+				// statements stay (EXECUTE p('…'), PREPARE … AS SELECT
+				// '…', COPY … TO '…', COMMENT … IS '…', CREATE TABLE …
+				// AS …). The literal scanner replaces what is left, and
+				// a text it cannot read with certainty is withheld.
+				if red, kept, ok := rewrite.RedactLiterals(n, len(n)); ok && kept == len(n) {
+					p.normalized = red
+				} else {
+					p.normalized = fmt.Sprintf("<statement not redactable with certainty: %d bytes withheld>", len(text))
+				}
+				c.curBytes += len(p.normalized)
 			}
 		}
 	}

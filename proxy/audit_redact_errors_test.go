@@ -31,6 +31,22 @@ func TestAuditRedactsLiteralsInUpstreamErrors(t *testing.T) {
 			_, _ = c.Exec(ctx, "SELECT $1::text::int", "hunter3")
 			c.Close(ctx)
 		}, "hunter3"},
+		{"with redact_literals, a literal PostgreSQL quotes in an error of another class stays out", true, func(ctx context.Context, t *testing.T, p *testProxy) {
+			c := p.connect(t, "marie")
+			_, _ = c.PgConn().Exec(ctx, "SELECT 'hunter6'::regclass").ReadAll()
+			c.Close(ctx)
+		}, "hunter6"},
+		{"with redact_literals, a Bind parameter PostgreSQL quotes in an error stays out", true, func(ctx context.Context, t *testing.T, p *testProxy) {
+			c := p.connect(t, "marie")
+			_, _ = c.Exec(ctx, "SELECT current_setting($1)", "hunter7")
+			c.Close(ctx)
+		}, "hunter7"},
+		{"with redact_literals, EXECUTE's arguments stay out", true, func(ctx context.Context, t *testing.T, p *testProxy) {
+			c := p.connect(t, "marie")
+			_, _ = c.PgConn().Exec(ctx, "PREPARE q(text) AS SELECT $1::int").ReadAll()
+			_, _ = c.PgConn().Exec(ctx, "EXECUTE q('hunter8')").ReadAll()
+			c.Close(ctx)
+		}, "hunter8"},
 		{"with redact_literals, a literal stays out of the message of a rolled-back batch", true, func(ctx context.Context, t *testing.T, p *testProxy) {
 			c := p.connect(t, "marie")
 			_, _ = c.PgConn().Exec(ctx, "SELECT 1; SELECT 'hunter5'::int").ReadAll()

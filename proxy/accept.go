@@ -524,7 +524,7 @@ func (s *Server) failStartup(log *zap.Logger, res *startupResult, conn net.Conn,
 		if res != nil {
 			params = res.params
 		}
-		s.auditRefused(refusedRecord(conn.RemoteAddr(), params, ce.resp.Message), conn.RemoteAddr())
+		s.auditRefused(refusedRecord(conn.RemoteAddr(), params, ce.resp), conn.RemoteAddr())
 		return
 	}
 	if !isClosedConn(err) {

@@ -66,6 +66,7 @@ func (ss *session) auditUnavailable(res *rewrite.Result) *Refusal {
 // finish writes the audit record of a finished execution.
 func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
+	ss.statements.Add(1)
 	r := ss.auditRecord("statement")
 	r.SQL, r.Params = info.SQL, x.Params
 	if info.Result != nil {
@@ -95,6 +96,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		return
 	}
 	r.Decision = "allowed"
+	r.BackendPID = x.BackendPID
 	if res := info.Result; res != nil {
 		r.Kind = strings.Join(res.Kinds, ",")
 		r.Tables, r.Rules, r.Columns, r.Masked = res.Tables, res.Rules, res.Columns, res.MaskedRead
@@ -143,8 +145,8 @@ func (ss *session) applicationName() string {
 // each with a login of its own, which the login throttle counts apart.
 // Those past the
 // bound are counted (pgveil_audit_refusals_unrecorded_total, and count of
-// the address's next record).
-func (ss *session) auditAuthFailure(reason string) {
+// the address's next record). code is the SQLSTATE the client was sent.
+func (ss *session) auditAuthFailure(reason, code string) {
 	srv := ss.srv
 	if srv.audit == nil {
 		return
@@ -155,7 +157,7 @@ func (ss *session) auditAuthFailure(reason string) {
 		return
 	}
 	r := ss.auditRecord("auth_failure")
-	r.Reason = reason
+	r.Reason, r.SQLState = reason, code
 	var notes []string
 	if v.unrecorded > 0 {
 		r.Count = v.unrecorded
@@ -190,6 +192,20 @@ func (ss *session) auditPoolRefused(typ byte, total int, resp *pgproto3.ErrorRes
 			r.SQL, _, _ = cstring(body)
 		}
 	}
+	ss.srv.audit.Write(r)
+}
+
+// auditRefusal writes the event of a session refused or failed with
+// resp (connect_failed, connect_refused), if the server audits: reason
+// and sqlstate are what the client was sent, so that an auditor tells an
+// upstream outage (08001) from a full server (53300) or a cap (53300,
+// 3D000…) without the diagnostic log.
+func (ss *session) auditRefusal(event string, resp *pgproto3.ErrorResponse) {
+	if ss.srv.audit == nil {
+		return
+	}
+	r := ss.auditRecord(event)
+	r.Reason, r.SQLState = resp.Message, resp.Code
 	ss.srv.audit.Write(r)
 }
 

@@ -403,6 +403,9 @@ func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessio
 		wire.SetNonBlocking(b.io, false, false)
 	}
 	pl.b, pl.open, pl.wasOpen = b, true, false
+	if ss.track != nil {
+		ss.track.SetBackend(b.up.pid)
+	}
 	ss.uout = b.out
 	ss.uin = b.in
 	zs, err := ss.prepareOnTake(typ, parseName)
@@ -619,6 +622,9 @@ func (ss *session) letGo(wait bool) (*backend, bool, []statement.Finished) {
 	}
 	pl.parked = false
 	pl.b = nil
+	if ss.track != nil {
+		ss.track.SetBackend(0)
+	}
 	return b, pl.prepareFailed, finished
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgveil/pgveil/internal/audit"
 )
 
@@ -188,14 +190,16 @@ func (s *Server) auditRefused(r *audit.Record, client net.Addr) {
 
 // refusedRecord starts the connect_refused record of a startup of client
 // refused, before any session existed, for reason (what the client was
-// told); params are what it claimed, if known.
-func refusedRecord(client net.Addr, params startupParams, reason string) *audit.Record {
+// told: resp, its message and SQLSTATE); params are what it claimed, if
+// known.
+func refusedRecord(client net.Addr, params startupParams, resp *pgproto3.ErrorResponse) *audit.Record {
 	r := &audit.Record{
 		Event:           "connect_refused",
 		User:            params.user,
 		Database:        params.database,
 		ApplicationName: truncateAppName(params.applicationName),
-		Reason:          reason,
+		Reason:          resp.Message,
+		SQLState:        resp.Code,
 	}
 	if client != nil {
 		r.Client = client.String()

@@ -155,8 +155,15 @@ type session struct {
 	// track follows prepared statements, portals and executions; nil
 	// when the server neither audits nor reloads policies.
 	track *statement.Tracker
-	// endReason is why the session ended, set once by end.
-	endReason string
+	// endReason is why the session ended, set once by end; endCode the
+	// SQLSTATE of the error it was ended with, "" when none was sent.
+	endReason, endCode string
+	// statements counts the statement records the session wrote (finish):
+	// its disconnect record's count, so that an auditor can tell a
+	// session's trail is whole.
+	//
+	// NOTE: atomic: on goroutine relays, both relays finish executions.
+	statements atomic.Int64
 	// texts holds the statement text each recent batch sent, for the
 	// Position of upstream errors (position.go).
 	texts batchTexts
@@ -437,6 +444,9 @@ func (ss *session) start(res *startupResult) error {
 			return upstreamFailure("FATAL", err)
 		}
 		ss.up = up
+		if ss.track != nil {
+			ss.track.SetBackend(up.pid)
+		}
 		upIO := wire.NewRawIO(up.conn)
 		ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)
 		ss.uin.Preload(up.buffered)
@@ -515,7 +525,7 @@ func (ss *session) failStartup(err error) {
 		case errors.As(err, &af):
 			ss.log.Warn("authentication failed", zap.String("method", af.methodName()), zap.String("reason", af.reason))
 			ss.srv.metrics.authFailed()
-			ss.auditAuthFailure(af.reason)
+			ss.auditAuthFailure(af.reason, ce.resp.Code)
 			if af.throttles {
 				max := ss.srv.cfg.MaxAuthFailures
 				ss.log.Warn("failed logins throttled", zap.Int("failures", max), zap.Duration("window", authFailureWindow))
@@ -526,19 +536,19 @@ func (ss *session) failStartup(err error) {
 			// line per attempt is what the throttle prevents.
 		case ce.upstream:
 			ss.log.Error("upstream connection failed", zap.Error(ce.cause))
-			ss.auditEvent("connect_failed", ce.resp.Message, 0)
+			ss.auditRefusal("connect_failed", ce.resp)
 		case !ss.authenticated:
 			// A protocol error during authentication: bounded, as
 			// the client has proved nothing yet.
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
 			if ss.srv.audit != nil {
 				r := ss.auditRecord("connect_refused")
-				r.Roles, r.Reason = nil, ce.resp.Message
+				r.Roles, r.Reason, r.SQLState = nil, ce.resp.Message, ce.resp.Code
 				ss.srv.auditRefused(r, ss.info.ClientAddr)
 			}
 		default:
 			ss.log.Info("session refused", zap.String("reason", ce.Error()))
-			ss.auditEvent("connect_refused", ce.resp.Message, 0)
+			ss.auditRefusal("connect_refused", ce.resp)
 		}
 		return
 	}
@@ -620,7 +630,12 @@ func (ss *session) relayed() {
 			ss.finish(x, "interrupted: the session ended")
 		}
 	}
-	ss.auditEvent("disconnect", ss.endReason, time.Since(ss.info.Started))
+	if ss.srv.audit != nil {
+		r := ss.auditRecord("disconnect")
+		r.Reason, r.SQLState, r.Duration = ss.endReason, ss.endCode, time.Since(ss.info.Started)
+		r.Count = ss.statements.Load()
+		ss.srv.audit.Write(r)
+	}
 }
 
 // forgetPoolLogin gives back, once, the session's hold on its login's
@@ -696,6 +711,9 @@ func (ss *session) end(e sessionEnd) {
 			ss.log.Info("session ended", fields...)
 		}
 		ss.endReason = e.reason
+		if e.resp != nil {
+			ss.endCode = e.resp.Code
+		}
 		ss.lpMu.Lock()
 		ss.ending = true
 		lp := ss.lp

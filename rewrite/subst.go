@@ -53,6 +53,10 @@ func (w *walker) substitute(n *pg_query.Node, rv *pg_query.RangeVar, rel *Relati
 	if !system {
 		w.relNames[alias.Aliasname] = true
 		w.relNames[rv.Relname] = true
+		if len(alias.Colnames) > 0 {
+			// Its columns are read under the names the list gives.
+			w.star = true
+		}
 	}
 	pushed, pushedAll := w.pushDown(alias, rel, acc)
 	w.noteColumns(rel, acc)

@@ -75,6 +75,12 @@ type walker struct {
 	// the governed relations are referenced by; star whether a * was
 	// seen. Together they say which visible columns the statement could
 	// read (Result.Columns), for the audit trail.
+	//
+	// NOTE: star is also set where columns are read without their names:
+	// a column alias list on a governed relation (responses AS t(a, b,
+	// x): x is contact) or on a join, and a NATURAL join (its condition
+	// compares the columns both sides have). USING names its columns:
+	// they go to refs.
 	visible  map[string]bool
 	refs     map[string]bool
 	relNames map[string]bool
@@ -209,6 +215,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		if len(v.JoinExpr.UsingClause) > 0 || v.JoinExpr.IsNatural {
 			// USING and NATURAL joins compare with =.
 			w.operatorCalls("=")
+		}
+		for _, u := range v.JoinExpr.UsingClause {
+			w.refs[u.GetString_().GetSval()] = true
+		}
+		if v.JoinExpr.IsNatural || len(v.JoinExpr.GetAlias().GetColnames()) > 0 {
+			w.star = true
 		}
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(v.ColumnRef)

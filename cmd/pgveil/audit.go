@@ -176,6 +176,14 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 		if !rep.FromStart {
 			fmt.Fprintf(stdout, "%snote: the chain began before seq %d; older files were not given (or were removed)\n", prefix, rep.FirstSeq)
 		}
+		if rep.Open {
+			// NOTE: records cut from the end of the newest file leave
+			// no trace in the chain: only a seq kept elsewhere shows
+			// them.
+			fmt.Fprintf(stdout, "%snote: the chain ends at seq %d (%s) without a stop record: pgveil was still running, or stopped uncleanly, "+
+				"or records after it were removed; compare with the instance's metric pgveil_audit_last_seq\n",
+				prefix, rep.LastSeq, rep.LastTime.Format(time.RFC3339Nano))
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "%snote: %s\n", prefix, printable(n))
@@ -407,18 +415,22 @@ func tableRow(e *audit.Entry) string {
 const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 11 + 2 + 80
 
 // whyColumn is the last column of the table format, shortened: for a
-// denied statement, the firewall rule and the refusal's message; for
+// denied statement, the firewall rule, its SQLSTATE and the refusal's
+// message; for
 // one that failed upstream, its error; for one that did not run or was
 // cut short (not executed after an earlier error of its batch,
 // interrupted, rolled back), what its message says; for a session event,
-// its reason. "" otherwise: a row without it ran to its end.
+// its reason (and the SQLSTATE the client was sent, if any). "" otherwise:
+// a row without it ran to its end.
 func whyColumn(e *audit.Entry) string {
 	var parts []string
 	switch {
-	case e.Decision == audit.DecisionDenied:
-		parts = append(parts, e.Reason)
-	case e.Event != audit.EventStatement:
-		parts = append(parts, e.Reason)
+	case e.Decision == audit.DecisionDenied, e.Event != audit.EventStatement:
+		why := e.Reason
+		if e.SQLState != "" {
+			why += " (" + e.SQLState + ")"
+		}
+		parts = append(parts, why)
 	case e.UpstreamError != "":
 		parts = append(parts, "error "+e.UpstreamError)
 	}

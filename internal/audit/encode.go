@@ -25,6 +25,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = appendStringField(b, "client", e.Client)
 	b = appendStringField(b, "application_name", e.ApplicationName)
 	b = appendStringField(b, "database", e.Database)
+	b = appendIntField(b, "backend_pid", int64(e.BackendPID))
 	b = appendStringField(b, "kind", e.Kind)
 	b = appendStringField(b, "sql", e.SQL)
 	b = appendStringField(b, "params", e.Params)

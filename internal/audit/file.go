@@ -75,6 +75,7 @@ func (w *writer) resume(file string, line []byte) {
 		return
 	}
 	w.seq, w.prev, w.chainID = e.Seq, e.MAC, e.Chain
+	w.lastSeq.Store(e.Seq)
 	if signed, err := signedPart(line); err == nil && w.chain.mac(signed) != e.MAC {
 		w.log.Warn("the last record of the audit log was not written with this key (was the key changed?); "+
 			"the chain goes on; verify the trail with both keys (pgveil audit verify --key-env NEW --key-env OLD)",
@@ -100,6 +101,8 @@ func (w *writer) write() {
 		w.dropped.Add(uint64(w.lines))
 	} else {
 		w.written.Add(uint64(w.lines))
+		// NOTE: the batch ends with the last record added.
+		w.lastSeq.Store(w.seq)
 		w.unsynced = w.f != nil
 		if !w.unsynced {
 			// Standard output: written is as far as it goes.

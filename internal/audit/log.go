@@ -48,6 +48,11 @@ type Stats struct {
 	// QueuedBytes is what the queued records count for in
 	// Options.QueueBytes.
 	QueuedBytes int64
+	// LastSeq is the seq of the last record written to the file (or
+	// found at its end when the Log opened): what an auditor compares
+	// with the last seq pgveil audit verify finds, since records cut
+	// from the end of the newest file leave no trace in the chain.
+	LastSeq uint64
 	// Parses counts the statement texts the writer handed to pg_query
 	// (to fingerprint, normalise or classify them): once per text it has
 	// not seen lately, none for a text whose fingerprint the rewriter
@@ -84,8 +89,9 @@ type Log struct {
 	// closeErr is the writer's final error.
 	// NOTE: written by the writer goroutine before it closes done.
 	closeErr error
-	// written, dropped count records written and lost.
-	written, dropped atomic.Uint64
+	// written, dropped count records written and lost; lastSeq is
+	// Stats.LastSeq.
+	written, dropped, lastSeq atomic.Uint64
 	// pendingDrops counts records dropped since the writer last noted
 	// them in a dropped record.
 	pendingDrops atomic.Int64
@@ -134,6 +140,7 @@ func open(o Options, writeFile func(*os.File, []byte) (int, error)) (*Log, error
 		closing:   &l.closing,
 		failing:   &l.failing,
 		written:   &l.written,
+		lastSeq:   &l.lastSeq,
 		dropped:   &l.dropped,
 		writeFile: writeFile,
 	}
@@ -265,7 +272,7 @@ func (l *Log) Stats() Stats {
 	l.bytesMu.Lock()
 	queuedBytes := l.queuedBytes
 	l.bytesMu.Unlock()
-	return Stats{Queued: len(l.queue), Written: l.written.Load(), Dropped: l.dropped.Load(), QueuedBytes: queuedBytes, Parses: l.parses.Load()}
+	return Stats{Queued: len(l.queue), Written: l.written.Load(), Dropped: l.dropped.Load(), QueuedBytes: queuedBytes, Parses: l.parses.Load(), LastSeq: l.lastSeq.Load()}
 }
 
 // run is the writer goroutine: it collects what is queued into batches,
@@ -371,8 +378,9 @@ type writer struct {
 	size int64
 	// closing reports that Close was called; failing is Log.failing.
 	closing, failing *atomic.Bool
-	// written and dropped are the Log's counters.
-	written, dropped *atomic.Uint64
+	// written and dropped are the Log's counters, lastSeq its
+	// Stats.LastSeq.
+	written, dropped, lastSeq *atomic.Uint64
 	// lost counts the records given up at Close; lastErr is the write
 	// error that made the writer give up.
 	lost    int

@@ -28,6 +28,7 @@ type wireEntry struct {
 	Client           string      `json:"client"`
 	ApplicationName  string      `json:"application_name"`
 	Database         string      `json:"database"`
+	BackendPID       uint32      `json:"backend_pid"`
 	Kind             string      `json:"kind"`
 	SQL              string      `json:"sql"`
 	Params           string      `json:"params"`
@@ -76,6 +77,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			Client:           w.Client,
 			ApplicationName:  w.ApplicationName,
 			Database:         w.Database,
+			BackendPID:       w.BackendPID,
 			Kind:             w.Kind,
 			SQL:              w.SQL,
 			Params:           w.Params,

@@ -237,8 +237,18 @@ func (c *textCache) normalize(p *parsed, text string) string {
 		if p.fingerprint != "" {
 			c.parses.Add(1)
 			if n, err := pg_query.Normalize(text); err == nil {
-				p.normalized = n
-				c.curBytes += len(n)
+				// NOTE: pg_query replaces the constants of queries only,
+				// as pg_stat_statements does: those of most utility
+				// statements stay (EXECUTE p('…'), PREPARE … AS SELECT
+				// '…', COPY … TO '…', COMMENT … IS '…', CREATE TABLE …
+				// AS …). The literal scanner replaces what is left, and
+				// a text it cannot read with certainty is withheld.
+				if red, kept, ok := rewrite.RedactLiterals(n, len(n)); ok && kept == len(n) {
+					p.normalized = red
+				} else {
+					p.normalized = fmt.Sprintf("<statement not redactable with certainty: %d bytes withheld>", len(text))
+				}
+				c.curBytes += len(p.normalized)
 			}
 		}
 	}
@@ -398,6 +408,13 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 			e.SQL = c.normalize(p, r.SQL)
 		}
 	}
+	if o.RedactLiterals && r.UpstreamError != "" {
+		// NOTE: PostgreSQL quotes the values it echoes, literals of the
+		// statement among them (relation "<a regclass literal>" does not
+		// exist, unrecognized configuration parameter "<a literal>"):
+		// the proxy scrubs those of classes 22 and 23 only.
+		e.UpstreamError = scrubQuoted(r.UpstreamError)
+	}
 	switch {
 	case r.rewrittenSHA256 != "":
 		e.Rewritten, e.RewrittenSHA256 = "", r.rewrittenSHA256
@@ -411,4 +428,24 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		e.Rewritten = c.normalize(c.get(r.Rewritten, ""), r.Rewritten)
 	}
 	return e
+}
+
+// scrubQuoted replaces the content of every double-quoted part of msg
+// with an ellipsis, and drops what follows an unterminated quote.
+func scrubQuoted(msg string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '"')
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i])
+		b.WriteString(`"…"`)
+		j := strings.IndexByte(msg[i+1:], '"')
+		if j < 0 {
+			return b.String()
+		}
+		msg = msg[i+1+j+1:]
+	}
 }

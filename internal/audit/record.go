@@ -61,6 +61,12 @@ type Record struct {
 	ApplicationName string
 	// Database is the database the client asked for.
 	Database string
+	// BackendPID is the process id of the upstream backend that ran the
+	// statement (written as "backend_pid"), to find it in PostgreSQL's
+	// own log (%p) and pg_stat_activity: in transaction-pool mode, a
+	// session's statements run on backends shared with other sessions.
+	// 0 for a statement no backend answered (a refusal).
+	BackendPID uint32
 	// Kind is the statement kind(s), e.g. "select" or "select,set".
 	Kind string
 	// SQL is the original statement text as the client sent it. The line

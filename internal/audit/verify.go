@@ -64,6 +64,13 @@ type Report struct {
 	// not that it was altered.
 	Dropped uint64
 	Unclean int
+	// Open is true when the last record counted is not a stop record:
+	// pgveil was still running when the files were read, or its last run
+	// ended uncleanly, or records were cut from the end of the newest
+	// file. The chain cannot tell these apart; the seq pgveil last wrote
+	// (the metric pgveil_audit_last_seq, kept by the monitoring system)
+	// can, compared with LastSeq.
+	Open bool
 }
 
 // position is a record's place in the files.
@@ -349,6 +356,7 @@ func (v *verifier) finish() *Report {
 		v.problem("", v.lastPos, fmt.Sprintf("the newest record verifies under key %d, not under the first key given "+
 			"(the one in force): give the keys newest first, or records signed with an older key replaced the newest ones", v.key+1))
 	}
+	rep.Open = v.last != nil && v.state == runRunning
 	rep.OK = len(rep.Problems) == 0 && rep.MoreProblems == 0
 	if len(rep.Problems) > 0 {
 		rep.Problem = rep.Problems[0]

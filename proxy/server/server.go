@@ -270,6 +270,9 @@ func openAudit(cfg *policy.Config, reg *prometheus.Registry, log *zap.Logger) (*
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "pgveil_audit_records_written_total", Help: "Audit records written.",
 			}, func() float64 { return float64(alog.Stats().Written) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pgveil_audit_last_seq", Help: "The seq of the last audit record written to the file: pgveil audit verify cannot tell records cut from the end of the newest file, this can.",
+			}, func() float64 { return float64(alog.Stats().LastSeq) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "pgveil_audit_records_dropped_total", Help: "Audit records lost: dropped because the queue was full (on_full = \"drop\"), given up at shutdown after write errors, or written after the log was closed.",
 			}, func() float64 { return float64(alog.Stats().Dropped) }),

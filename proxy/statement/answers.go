@@ -58,6 +58,16 @@ func (t *Tracker) OnAnswer(typ byte, total int, errCode, errMsg string, refused 
 	return false, done
 }
 
+// SetBackend tells the Tracker the process id of the upstream backend
+// whose answers come from now on: the session's, or in transaction-pool
+// mode the one it holds (0 when it lets it go). Executions answered take
+// it (Execution.BackendPID).
+func (t *Tracker) SetBackend(pid uint32) {
+	t.mu.Lock()
+	t.backend = pid
+	t.mu.Unlock()
+}
+
 // OnError is the event of an ErrorResponse of the batch being answered,
 // before its OnAnswer: the batch's object changes may not have run.
 func (t *Tracker) OnError() {
@@ -283,6 +293,9 @@ func (t *Tracker) parseOrCloseComplete() bool {
 // with the batch's implicit transaction (mu held).
 func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused bool) *Execution {
 	x := t.next()
+	if x != nil && x.BackendPID == 0 && !refused {
+		x.BackendPID = t.backend
+	}
 	if typ == 'E' {
 		if !t.errSeen && len(t.finished) > 0 {
 			t.late, t.lateCode, t.lateMsg = true, errCode, errMsg
@@ -387,6 +400,9 @@ type Execution struct {
 	simple                  bool
 	Rows, Bytes             int64
 	SQLState, UpstreamError string
+	// BackendPID is the process id of the upstream backend whose answer
+	// it had first (Tracker.SetBackend); 0 when none answered it.
+	BackendPID uint32
 	// Params are the parameter values of the Bind of the portal it
 	// executes, rendered for the audit trail; "" unless
 	// audit.log_parameters.

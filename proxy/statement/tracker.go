@@ -100,6 +100,9 @@ type Tracker struct {
 	// (OnReadyForQuery): the session's sent and done, as the Tracker saw
 	// them.
 	sent, done int64
+	// backend is the process id of the upstream backend answering now
+	// (SetBackend), 0 while the session holds none.
+	backend uint32
 
 	// What the client sent.
 

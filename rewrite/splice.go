@@ -107,6 +107,15 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 			// The rewrite's alias is the relation's name: the client's
 			// own token of it.
 			alias = " AS " + last
+			// NOTE: the span may end at the star or at ONLY's closing
+			// parenthesis, where the client's next token may follow
+			// with no space (t*LEFT JOIN, ONLY(t)LEFT JOIN): glued to
+			// the alias, it would be read as part of it (an alias
+			// tLEFT and an inner join), which the skeleton re-parses
+			// all the same.
+			if end < len(text) && (identChar(text[end]) || text[end] == '"' || text[end] == '\'') {
+				alias += " "
+			}
 		}
 		edits = append(edits, edit{start: start, end: end, repl: "(" + sub + ")" + alias, skel: skeletonSelect + alias})
 	}

@@ -55,6 +55,12 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		{"SELECT count(*) FROM ONLY public.responses JOIN responses * x ON x.id = responses.id", 2 * n},
 		{"SELECT count(*) FROM responses JOIN ONLY (responses) x ON x.id = responses.id", 2 * n},
 		{"SELECT count(*), 'ONLY (' FROM /* ONLY ( */ responses", 2 * n},
+		// The star and ONLY's parenthesis end the span with no space
+		// before the client's next token: the alias the splice adds
+		// must not swallow it (responsesLEFT, an inner join).
+		{"SELECT count(*) FROM responses*LEFT JOIN countries c ON false", 2 * n},
+		{"SELECT count(*) FROM ONLY(responses)LEFT JOIN countries c ON false", n},
+		{"SELECT count(*) FROM countries c RIGHT JOIN public.responses*FULL JOIN countries d ON false ON false", 2*n + 1},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			want, err := rewrite.Rewrite(tc.sql, cat, marie(t))

@@ -334,8 +334,10 @@ const subqueryKind = 0x40
 // order.
 func subqueryKey(s *scopedRef) (string, []*pg_query.A_Const, bool) {
 	var b strings.Builder
+	// NOTE: a NUL, which no identifier holds, between schema and name: a
+	// dot would make "a.b".c and a."b.c" one key.
 	b.WriteString(s.rel.QName.Schema)
-	b.WriteByte('.')
+	b.WriteByte(0)
 	b.WriteString(s.rel.QName.Name)
 	if !s.rv.Inh {
 		// ONLY: the SELECT reads the relation alone.

@@ -499,7 +499,7 @@ func literalAt(text string, i int) (tok string, kind byte, ok bool) {
 // and catalog snapshot, pushes comparisons of the same columns, operators
 // and operand kinds (subqueryKey).
 func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, lits []string) *template {
-	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed), w.version)
+	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed), w.version, true)
 	// NOTE: a splice's skeleton stands for this text (see splice): it
 	// must be one whole SELECT statement.
 	if !ok || !reparses(direct, 1) || !strings.HasPrefix(direct, "SELECT ") {
@@ -570,19 +570,34 @@ func (w *walker) probeSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 			Boolop: pg_query.BoolExprType_OR_EXPR, Args: arms, Location: -1,
 		}}}
 	}
-	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, pushed), w.version)
+	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, pushed), w.version, false)
 	if !ok {
 		return nil
 	}
 	return cutTemplate(probe, byText, len(consts))
 }
 
-// deparseSelect deparses sel as a statement of its own.
-func deparseSelect(sel *pg_query.SelectStmt, version int32) (string, bool) {
-	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
+// deparseSelect deparses sel as a statement of its own, with the
+// deparser's workarounds (deparsefix.go) applied to it first; faithful
+// also requires the text to parse back into it.
+//
+// NOTE: sel holds the policy's scope and masks, which may say what the
+// deparser prints otherwise ((NOT a) IS NULL printed NOT a IS NULL, a
+// scope of no rows read as one of every row): like a statement's deparse
+// (rewriteText), a subquery's must be faithful, or it is not spliced.
+// buildSubqueryTemplate checks the direct deparse; its probes need not,
+// as the template they cut must fill into it byte for byte.
+func deparseSelect(sel *pg_query.SelectStmt, version int32, faithful bool) (string, bool) {
+	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
 		Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}},
-	}}})
-	return out, err == nil
+	}}}
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	out, err := pg_query.Deparse(tree)
+	if err != nil || faithful && !deparsedFaithfully(out, tree) {
+		return "", false
+	}
+	return out, true
 }
 
 // fill returns the template with lits, rendered literals, in its slots.

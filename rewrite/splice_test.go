@@ -203,3 +203,44 @@ CREATE TABLE a."b.c" (v text); INSERT INTO a."b.c" VALUES ('in a . b.c')`).ReadA
 		})
 	}
 }
+
+// TestSpliceScopeDeparsedFaithfully: a scoped SELECT a splice puts in
+// the client's text reads the policy's scope as the policy wrote it, when
+// pg_query's deparser would drop the parentheses of (a OR b) IS NOT NULL
+// (castBoolTestArgs): the rows are those the scope picks, not those of
+// a OR (b IS NOT NULL).
+func TestSpliceScopeDeparsedFaithfully(t *testing.T) {
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, scope := range []string{
+		"(nps > 8 OR comment = '') IS NOT NULL",
+		"(nps IS DISTINCT FROM 9) IS TRUE",
+		"(NOT nps > 8) IS NULL",
+	} {
+		t.Run(scope, func(t *testing.T) {
+			p := marie(t)
+			p.access["public.responses"] = rewrite.Access{Mode: rewrite.Governed, Filter: expr(t, scope), Rules: []string{"odd"}}
+			rows, err := conn.Exec(ctx, "SELECT count(*) FROM responses WHERE "+scope).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := string(rows[0].Rows[0][0])
+			sql := "SELECT count(*) FROM responses"
+			got, err := rewrite.NewSplicer().Rewrite(sql, cat, p)
+			if err != nil {
+				t.Fatalf("the cold path refuses it: %v", err)
+			}
+			if rows, err = conn.Exec(ctx, got.SQL).ReadAll(); err != nil {
+				t.Fatalf("upstream: %v\n%s", err, got.SQL)
+			}
+			if c := string(rows[0].Rows[0][0]); c != want {
+				t.Errorf("counts %s rows, the scope picks %s:\n%s", c, want, got.SQL)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -240,6 +241,42 @@ func TestSpliceScopeDeparsedFaithfully(t *testing.T) {
 			}
 			if c := string(rows[0].Rows[0][0]); c != want {
 				t.Errorf("counts %s rows, the scope picks %s:\n%s", c, want, got.SQL)
+			}
+		})
+	}
+}
+
+// TestSkeletonMatchesTheWalkedTree: the engine takes a splice only when
+// its skeleton parses into the tree the walker checked, not merely into
+// as many statements: a skeleton whose alias swallows the next token, or
+// whose alias or span is another, is refused, and the statement
+// deparsed.
+func TestSkeletonMatchesTheWalkedTree(t *testing.T) {
+	cat := demoCatalog(t)
+	for _, tc := range []struct {
+		name, sql, from, to string
+	}{
+		{"an alias glued to LEFT reads an inner join", "SELECT count(*) FROM responses LEFT JOIN countries c ON false",
+			"AS responses LEFT", "AS responsesLEFT"},
+		{"another alias reads another FROM item", "SELECT count(*) FROM ONLY responses, countries WHERE responses.id > 0",
+			"AS responses", "AS countries2"},
+		{"a span that takes the join's ON reads another join", "SELECT 1 FROM countries c JOIN ONLY (responses) r ON true JOIN countries d ON true",
+			"(SELECT) r ON true", "(SELECT) r"},
+		{"a shortened column reference left long reads another column", "SELECT public.responses.nps FROM responses",
+			"SELECT responses.nps", "SELECT public.responses.nps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skeleton, ok, tampered, err := rewrite.SkeletonMatches(tc.sql, cat, marie(t), func(s string) string {
+				return strings.Replace(s, tc.from, tc.to, 1)
+			})
+			if err != nil || !ok {
+				t.Fatalf("the skeleton does not match the tree (%v): %s", err, skeleton)
+			}
+			if !strings.Contains(skeleton, tc.from) {
+				t.Fatalf("no %q in the skeleton: %s", tc.from, skeleton)
+			}
+			if tampered {
+				t.Errorf("the skeleton with %q for %q matches the tree: %s", tc.to, tc.from, skeleton)
 			}
 		})
 	}

@@ -164,3 +164,26 @@ func HoldParseSlots(e *Engine, login string) (release func()) {
 		}
 	}
 }
+
+// SkeletonMatches walks sql as the engine's cold path does and reports
+// whether its splice's skeleton, and that skeleton edited by tamper,
+// pass skeletonMatches.
+func SkeletonMatches(sql string, cat *Catalog, p Policy, tamper func(string) string) (skeleton string, ok, tampered bool, err error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return "", false, false, err
+	}
+	w := newWalker(cat, p)
+	w.version = tree.Version
+	for _, raw := range tree.Stmts {
+		w.stmt, w.params = raw.Stmt, nil
+		if _, err := w.statement(raw.Stmt); err != nil {
+			return "", false, false, err
+		}
+	}
+	_, skeleton, spliced := w.splice(sql, &splicer{subqueries: newLRU(10), policy: p.Key()})
+	if !spliced {
+		return "", false, false, nil
+	}
+	return skeleton, w.skeletonMatches(skeleton, tree), w.skeletonMatches(tamper(skeleton), tree), nil
+}

@@ -37,6 +37,10 @@ var fuzzSeeds = []string{
 	`SELECT * FROM ONLY responses JOIN responses * x ON x.id = responses.id`,
 	`SELECT * FROM ONLY ( responses ) AS "only" WHERE "only".id IN (1, 2)`,
 	`SELECT (ARRAY(SELECT email FROM ONLY responses))[1] FROM ONLY countries`,
+	// The span ends at the star or the parenthesis, the next token
+	// glued to it: the alias the splice adds must not swallow it.
+	`SELECT * FROM responses*LEFT JOIN countries c ON true`,
+	`SELECT * FROM ONLY(responses)FULL JOIN ONLY(countries)ON true`,
 	// Operands of IS NULL and IS TRUE the deparser prints without their
 	// parentheses (deparsefix.go, castBoolTestArgs).
 	`SELECT (nps > 8 OR email IS NULL) IS NULL, (NOT (nps IS NULL)) IS NOT NULL FROM responses`,

@@ -222,15 +222,15 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	if sp != nil && !w.changed {
 		// NOTE: like a deparse's, a splice's output must parse back into
-		// as many statements (its skeleton does, see splice); one that
-		// does not is deparsed instead.
+		// the tree the walker built (its skeleton does, see
+		// skeletonMatches); one that does not is deparsed instead.
 		out, skeleton, ok := w.splice(sql, sp)
 		if ok {
 			if r := tooLong(out); r != nil {
 				return nil, r
 			}
 		}
-		if ok && reparses(skeleton, len(tree.Stmts)) && utf8.ValidString(out) {
+		if ok && w.skeletonMatches(skeleton, tree) && utf8.ValidString(out) {
 			res.SQL, res.Rewritten, res.spliced = out, true, true
 			return res, nil
 		}

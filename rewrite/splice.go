@@ -4,8 +4,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
 )
 
 // A spliced rewrite is how the engine rewrites a statement it has not
@@ -37,8 +40,9 @@ import (
 // the scanner reads them, comments included), one with the inheritance
 // star through the star (name *), and its subquery reads the relation
 // with ONLY or without, as the deparse's would (subqueryKey tells them
-// apart). The result must parse into as many statements, like a
-// deparse's; tests hold every splice to the deparse-based rewrite's parse
+// apart). The result's skeleton must parse into the walked tree, each
+// subquery an empty SELECT (skeletonMatches), like a deparse into its
+// tree; tests also hold every splice to the deparse-based rewrite's parse
 // tree (spliceMatchesDeparse).
 type splicer struct {
 	// subqueries caches the subquery templates, keyed by the policy key
@@ -63,8 +67,8 @@ const skeletonSelect = "(SELECT)"
 // returns the rewrite's skeleton: the same text with each subquery
 // written (SELECT). A subquery's text is one whole SELECT statement
 // (buildSubqueryTemplate checks it) put between parentheses, where the
-// grammar reads any such statement alike, so the rewrite parses into as
-// many statements as its skeleton, at the cost of parsing a text of about
+// grammar reads any such statement alike, so the rewrite parses as its
+// skeleton does (skeletonMatches), at the cost of parsing a text of about
 // the client's length rather than one several times longer.
 func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool) {
 	edits := make([]edit, 0, len(w.scoped)+len(w.unqualified))
@@ -107,6 +111,15 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 			// The rewrite's alias is the relation's name: the client's
 			// own token of it.
 			alias = " AS " + last
+			// NOTE: the span may end at the star or at ONLY's closing
+			// parenthesis, where the client's next token may follow
+			// with no space (t*LEFT JOIN, ONLY(t)LEFT JOIN): glued to
+			// the alias, it would be read as part of it (an alias
+			// tLEFT and an inner join), which skeletonMatches then
+			// refuses.
+			if end < len(text) && (identChar(text[end]) || text[end] == '"' || text[end] == '\'') {
+				alias += " "
+			}
 		}
 		edits = append(edits, edit{start: start, end: end, repl: "(" + sub + ")" + alias, skel: skeletonSelect + alias})
 	}
@@ -155,6 +168,39 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 	b.WriteString(text[last:])
 	sk.WriteString(text[last:])
 	return b.String(), sk.String(), true
+}
+
+// skeletonMatches reports whether skeleton, a splice's skeleton (see
+// splice), parses into tree, the walked statement, with an empty SELECT
+// as each scoped reference's subquery, locations aside: the client's
+// text around the spans reads as it did, each span is the FROM item the
+// walker replaced, under the alias it gave it. A span one token too
+// short or too long, or an alias glued to the next token, parses into
+// another tree.
+//
+// NOTE: the skeleton stands for the splice: each subquery is one whole
+// SELECT (buildSubqueryTemplate) between parentheses, where the grammar
+// reads any such statement alike.
+func (w *walker) skeletonMatches(skeleton string, tree *pg_query.ParseResult) bool {
+	if !utf8.ValidString(skeleton) {
+		return false
+	}
+	back, err := pg_query.Parse(skeleton)
+	if err != nil {
+		return false
+	}
+	kept := make([]*pg_query.Node, len(w.scoped))
+	for i, s := range w.scoped {
+		kept[i] = s.rs.Subquery
+		s.rs.Subquery = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{
+			LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT, Op: pg_query.SetOperation_SETOP_NONE,
+		}}}
+	}
+	same := pgtree.Equal(back, tree)
+	for i, s := range w.scoped {
+		s.rs.Subquery = kept[i]
+	}
+	return same
 }
 
 // onlySpan returns the span of a relation_expr with ONLY, the grammar's
@@ -325,8 +371,10 @@ const subqueryKind = 0x40
 // order.
 func subqueryKey(s *scopedRef) (string, []*pg_query.A_Const, bool) {
 	var b strings.Builder
+	// NOTE: a NUL, which no identifier holds, between schema and name: a
+	// dot would make "a.b".c and a."b.c" one key.
 	b.WriteString(s.rel.QName.Schema)
-	b.WriteByte('.')
+	b.WriteByte(0)
 	b.WriteString(s.rel.QName.Name)
 	if !s.rv.Inh {
 		// ONLY: the SELECT reads the relation alone.
@@ -488,7 +536,7 @@ func literalAt(text string, i int) (tok string, kind byte, ok bool) {
 // and catalog snapshot, pushes comparisons of the same columns, operators
 // and operand kinds (subqueryKey).
 func (w *walker) buildSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const, lits []string) *template {
-	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed), w.version)
+	direct, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, s.pushed), w.version, true)
 	// NOTE: a splice's skeleton stands for this text (see splice): it
 	// must be one whole SELECT statement.
 	if !ok || !reparses(direct, 1) || !strings.HasPrefix(direct, "SELECT ") {
@@ -559,19 +607,34 @@ func (w *walker) probeSubqueryTemplate(s *scopedRef, consts []*pg_query.A_Const,
 			Boolop: pg_query.BoolExprType_OR_EXPR, Args: arms, Location: -1,
 		}}}
 	}
-	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, pushed), w.version)
+	probe, ok := deparseSelect(w.buildScopedSelect(s.rel, s.acc, s.rv.Inh, false, pushed), w.version, false)
 	if !ok {
 		return nil
 	}
 	return cutTemplate(probe, byText, len(consts))
 }
 
-// deparseSelect deparses sel as a statement of its own.
-func deparseSelect(sel *pg_query.SelectStmt, version int32) (string, bool) {
-	out, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
+// deparseSelect deparses sel as a statement of its own, with the
+// deparser's workarounds (deparsefix.go) applied to it first; faithful
+// also requires the text to parse back into it.
+//
+// NOTE: sel holds the policy's scope and masks, which may say what the
+// deparser prints otherwise ((NOT a) IS NULL printed NOT a IS NULL, a
+// scope of no rows read as one of every row): like a statement's deparse
+// (rewriteText), a subquery's must be faithful, or it is not spliced.
+// buildSubqueryTemplate checks the direct deparse; its probes need not,
+// as the template they cut must fill into it byte for byte.
+func deparseSelect(sel *pg_query.SelectStmt, version int32, faithful bool) (string, bool) {
+	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
 		Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}},
-	}}})
-	return out, err == nil
+	}}}
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	out, err := pg_query.Deparse(tree)
+	if err != nil || faithful && !deparsedFaithfully(out, tree) {
+		return "", false
+	}
+	return out, true
 }
 
 // fill returns the template with lits, rendered literals, in its slots.

@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -55,6 +56,12 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		{"SELECT count(*) FROM ONLY public.responses JOIN responses * x ON x.id = responses.id", 2 * n},
 		{"SELECT count(*) FROM responses JOIN ONLY (responses) x ON x.id = responses.id", 2 * n},
 		{"SELECT count(*), 'ONLY (' FROM /* ONLY ( */ responses", 2 * n},
+		// The star and ONLY's parenthesis end the span with no space
+		// before the client's next token: the alias the splice adds
+		// must not swallow it (responsesLEFT, an inner join).
+		{"SELECT count(*) FROM responses*LEFT JOIN countries c ON false", 2 * n},
+		{"SELECT count(*) FROM ONLY(responses)LEFT JOIN countries c ON false", n},
+		{"SELECT count(*) FROM countries c RIGHT JOIN public.responses*FULL JOIN countries d ON false ON false", 2*n + 1},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			want, err := rewrite.Rewrite(tc.sql, cat, marie(t))
@@ -124,6 +131,152 @@ func TestDeparseCastsBoolTestOperands(t *testing.T) {
 			}
 			if got[0] != got[1] || got[0] == "" {
 				t.Errorf("the deparse reads %q, the client's text %q:\n%s", got[0], got[1], deparsed.SQL)
+			}
+		})
+	}
+}
+
+// qnamePolicy governs the relations of a map keyed by their schema and
+// name apart, everything else in pg_catalog open, the rest denied.
+type qnamePolicy struct {
+	access map[rewrite.QName]rewrite.Access
+}
+
+func (q *qnamePolicy) Key() string { return "qname" }
+func (q *qnamePolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
+	return k == rewrite.KindSelect, "role analyst"
+}
+func (q *qnamePolicy) Relation(r *rewrite.Relation) rewrite.Access {
+	if r.Schema == "pg_catalog" || r.Schema == "information_schema" {
+		return rewrite.Access{Mode: rewrite.Open}
+	}
+	if a, ok := q.access[r.QName]; ok {
+		return a
+	}
+	return rewrite.Access{Mode: rewrite.Denied, Reason: "table " + r.QName.String() + " is not governed"}
+}
+func (q *qnamePolicy) AllowFunction(schema, name string) bool { return false }
+
+// TestSpliceTemplateNamesRelationApart: the subquery template of
+// "a.b".c is not served for a."b.c", whose schema and name, written with
+// a dot between them, read alike.
+func TestSpliceTemplateNamesRelationApart(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// NOTE: the relations live in a transaction rolled back at the end.
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE SCHEMA "a.b"; CREATE SCHEMA a;
+CREATE TABLE "a.b".c (v text); INSERT INTO "a.b".c VALUES ('in a.b . c');
+CREATE TABLE a."b.c" (v text); INSERT INTO a."b.c" VALUES ('in a . b.c')`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &qnamePolicy{access: map[rewrite.QName]rewrite.Access{
+		{Schema: "a.b", Name: "c"}: {Mode: rewrite.Governed, Filter: expr(t, "true"), Rules: []string{"abc"}},
+		{Schema: "a", Name: "b.c"}: {Mode: rewrite.Governed, Filter: expr(t, "true"), Rules: []string{"abc"}},
+	}}
+	splicer := rewrite.NewSplicer()
+	for _, tc := range []struct{ sql, want string }{
+		{`SELECT v FROM "a.b".c`, "in a.b . c"},
+		{`SELECT v FROM a."b.c"`, "in a . b.c"},
+	} {
+		t.Run(tc.sql, func(t *testing.T) {
+			got, err := splicer.Rewrite(tc.sql, cat, p)
+			if err != nil || !rewrite.Spliced(got) {
+				t.Fatalf("the cold path does not splice it: %v", err)
+			}
+			rows, err := conn.Exec(ctx, got.SQL).ReadAll()
+			if err != nil {
+				t.Fatalf("upstream: %v\n%s", err, got.SQL)
+			}
+			if v := string(rows[0].Rows[0][0]); v != tc.want {
+				t.Errorf("reads %q, want %q:\n%s", v, tc.want, got.SQL)
+			}
+		})
+	}
+}
+
+// TestSpliceScopeDeparsedFaithfully: a scoped SELECT a splice puts in
+// the client's text reads the policy's scope as the policy wrote it, when
+// pg_query's deparser would drop the parentheses of (a OR b) IS NOT NULL
+// (castBoolTestArgs): the rows are those the scope picks, not those of
+// a OR (b IS NOT NULL).
+func TestSpliceScopeDeparsedFaithfully(t *testing.T) {
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, scope := range []string{
+		"(nps > 8 OR comment = '') IS NOT NULL",
+		"(nps IS DISTINCT FROM 9) IS TRUE",
+		"(NOT nps > 8) IS NULL",
+	} {
+		t.Run(scope, func(t *testing.T) {
+			p := marie(t)
+			p.access["public.responses"] = rewrite.Access{Mode: rewrite.Governed, Filter: expr(t, scope), Rules: []string{"odd"}}
+			rows, err := conn.Exec(ctx, "SELECT count(*) FROM responses WHERE "+scope).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := string(rows[0].Rows[0][0])
+			sql := "SELECT count(*) FROM responses"
+			got, err := rewrite.NewSplicer().Rewrite(sql, cat, p)
+			if err != nil {
+				t.Fatalf("the cold path refuses it: %v", err)
+			}
+			if rows, err = conn.Exec(ctx, got.SQL).ReadAll(); err != nil {
+				t.Fatalf("upstream: %v\n%s", err, got.SQL)
+			}
+			if c := string(rows[0].Rows[0][0]); c != want {
+				t.Errorf("counts %s rows, the scope picks %s:\n%s", c, want, got.SQL)
+			}
+		})
+	}
+}
+
+// TestSkeletonMatchesTheWalkedTree: the engine takes a splice only when
+// its skeleton parses into the tree the walker checked, not merely into
+// as many statements: a skeleton whose alias swallows the next token, or
+// whose alias or span is another, is refused, and the statement
+// deparsed.
+func TestSkeletonMatchesTheWalkedTree(t *testing.T) {
+	cat := demoCatalog(t)
+	for _, tc := range []struct {
+		name, sql, from, to string
+	}{
+		{"an alias glued to LEFT reads an inner join", "SELECT count(*) FROM responses LEFT JOIN countries c ON false",
+			"AS responses LEFT", "AS responsesLEFT"},
+		{"another alias reads another FROM item", "SELECT count(*) FROM ONLY responses, countries WHERE responses.id > 0",
+			"AS responses", "AS countries2"},
+		{"a span that takes the join's ON reads another join", "SELECT 1 FROM countries c JOIN ONLY (responses) r ON true JOIN countries d ON true",
+			"(SELECT) r ON true", "(SELECT) r"},
+		{"a shortened column reference left long reads another column", "SELECT public.responses.nps FROM responses",
+			"SELECT responses.nps", "SELECT public.responses.nps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skeleton, ok, tampered, err := rewrite.SkeletonMatches(tc.sql, cat, marie(t), func(s string) string {
+				return strings.Replace(s, tc.from, tc.to, 1)
+			})
+			if err != nil || !ok {
+				t.Fatalf("the skeleton does not match the tree (%v): %s", err, skeleton)
+			}
+			if !strings.Contains(skeleton, tc.from) {
+				t.Fatalf("no %q in the skeleton: %s", tc.from, skeleton)
+			}
+			if tampered {
+				t.Errorf("the skeleton with %q for %q matches the tree: %s", tc.to, tc.from, skeleton)
 			}
 		})
 	}

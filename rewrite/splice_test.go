@@ -2,6 +2,7 @@ package rewrite_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -279,5 +280,49 @@ func TestSkeletonMatchesTheWalkedTree(t *testing.T) {
 				t.Errorf("the skeleton with %q for %q matches the tree: %s", tc.to, tc.from, skeleton)
 			}
 		})
+	}
+}
+
+// writerPolicy is qnamePolicy for a role that may also update.
+type writerPolicy struct{ qnamePolicy }
+
+func (w *writerPolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
+	return k == rewrite.KindSelect || k == rewrite.KindUpdate, "role writer"
+}
+
+// TestWriteColumnsNameRelationApart: a column reference of a governed
+// write's WHERE that names a."b.c" is not taken for one of the target
+// "a.b".c, whose schema and name, written with a dot between them, read
+// alike: it names a relation the write does not read, which is refused.
+func TestWriteColumnsNameRelationApart(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// NOTE: the relations live in a transaction rolled back at the end.
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE SCHEMA "a.b"; CREATE SCHEMA a;
+CREATE TABLE "a.b".c (v text, w int); CREATE TABLE a."b.c" (v text, w int)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &writerPolicy{qnamePolicy{access: map[rewrite.QName]rewrite.Access{
+		{Schema: "a.b", Name: "c"}: {Mode: rewrite.Governed, Filter: expr(t, "w > 0"), Rules: []string{"abc"}},
+		{Schema: "a", Name: "b.c"}: {Mode: rewrite.Governed, Filter: expr(t, "true"), Rules: []string{"abc"}},
+	}}}
+	if _, err := rewrite.Rewrite(`UPDATE "a.b".c SET v = 'x' WHERE "a.b".c.v = 'y'`, cat, p); err != nil {
+		t.Fatalf("the target's own column, schema qualified: %v", err)
+	}
+	_, err = rewrite.Rewrite(`UPDATE "a.b".c SET v = 'x' WHERE a."b.c".v = 'y'`, cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_governed" {
+		t.Fatalf("a column of a.\"b.c\" in the WHERE of a write on \"a.b\".c: %v, want refused write_governed", err)
 	}
 }

@@ -48,7 +48,7 @@ func (w *walker) staleColumns(exprs []*pg_query.Node, rel *Relation, target *pg_
 	}
 	lvl.rtes[targetName(target)] = true
 	if target.Alias == nil {
-		lvl.plain[rel.QName.String()] = true
+		lvl.plain[plainKey(rel.QName.Schema, rel.QName.Name)] = true
 	}
 	var ctes []map[string]*pg_query.CommonTableExpr
 	if wc != nil {
@@ -379,9 +379,14 @@ func (c *colCheck) relation(rv *pg_query.RangeVar, lvl *colLevel, ctes []map[str
 		lvl.cols[s] = true
 	}
 	if rv.Alias == nil {
-		lvl.plain[rel.QName.String()] = true
+		lvl.plain[plainKey(rel.QName.Schema, rel.QName.Name)] = true
 	}
 }
+
+// plainKey is the key of a relation of schema and name in a colLevel's
+// plain. NOTE: a NUL apart, which no name holds: "a.b".c and a."b.c" are
+// two relations.
+func plainKey(schema, name string) string { return schema + "\x00" + name }
 
 // aliasNames applies an alias's column list to the names of an item's
 // columns, in order (known reports that names are all of them): the list
@@ -553,11 +558,11 @@ func (c *colCheck) check(ref *pg_query.ColumnRef, levels []colLevel) {
 	// NOTE: a relation needs a column after it, or a *: a.b is a
 	// column of a (or field b of column a), never schema a's relation b.
 	if (len(names) >= 4 || len(names) == 3 && star) && names[0] == c.w.cat.Database {
-		q := names[1] + "." + names[2]
+		q := plainKey(names[1], names[2])
 		tries = append(tries, try{func(l colLevel) bool { return l.plain[q] }, 3})
 	}
 	if len(names) >= 3 || len(names) == 2 && star {
-		q := names[0] + "." + names[1]
+		q := plainKey(names[0], names[1])
 		tries = append(tries, try{func(l colLevel) bool { return l.plain[q] }, 2})
 	}
 	if len(names) >= 2 || star {

@@ -421,8 +421,12 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 		}
 	}
 	e.misses.Add(1)
+	// NOTE: the caches' generations before the snapshot: SetCatalog
+	// stores a snapshot, then empties the caches, so what this statement
+	// makes of a snapshot replaced meanwhile is not kept (putAt).
+	gen := e.cache.generation()
+	sp := &splicer{subqueries: e.subqueries, policy: p.Key(), gen: e.subqueries.generation()}
 	cat := e.catalog.Load()
-	sp := &splicer{subqueries: e.subqueries, policy: p.Key()}
 	res, err := rewriteText(text, cat, p, sp, false)
 	var unknown *UnknownRelationError
 	if errors.As(err, &unknown) && e.refresh != nil {
@@ -461,7 +465,7 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	}
 	// Unknown relations are not cached: the table may appear later.
 	if unknown == nil && !cacheable && c.err != nil {
-		e.cache.put(refusedAt, c)
+		e.cache.putAt(gen, refusedAt, c)
 	}
 	if unknown == nil && cacheable {
 		if e.fingerprints.Load() && c.err == nil && !res.constantBound &&
@@ -473,12 +477,12 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 				res.Fingerprint = fp
 			}
 		}
-		e.cache.put(key, c)
+		e.cache.putAt(gen, key, c)
 		if c.err == nil && !res.Rewritten && !res.constantBound {
 			if n := normalized(); n != "" && n != text {
-				e.cache.put(cacheKey{policy: p.Key(), kind: shapeKind, text: n}, c)
+				e.cache.putAt(gen, cacheKey{policy: p.Key(), kind: shapeKind, text: n}, c)
 				if litKey.text != "" && sameNormalization(litNorm, n) {
-					e.cache.put(litKey, c)
+					e.cache.putAt(gen, litKey, c)
 				}
 			}
 		}
@@ -492,16 +496,16 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 		if c.err == nil && res.Rewritten && !res.constantBound && litKey.text != "" {
 			switch {
 			case !seenShape:
-				e.cache.put(litKey, cached{seen: true})
+				e.cache.putAt(gen, litKey, cached{seen: true})
 			case triedShape:
 				// Its template could not be made: no second try.
 			default:
 				e.templateTries.Add(1)
 				if t := shapeTemplate(text, spans, litNorm, normalized(), res, cat, p); t != nil {
-					e.cache.put(litKey, cached{res: res, tmpl: t})
+					e.cache.putAt(gen, litKey, cached{res: res, tmpl: t})
 					break
 				}
-				e.cache.put(litKey, cached{seen: true, noTemplate: true})
+				e.cache.putAt(gen, litKey, cached{seen: true, noTemplate: true})
 			}
 		}
 	}
@@ -572,6 +576,10 @@ type lruCache struct {
 	// bytes is the sum of entrySize over the entries; it stays at most
 	// maxBytes.
 	bytes, maxBytes int
+	// gen counts the purges: an entry computed from what a purge
+	// replaced (the catalog snapshot) is put with the gen read before
+	// that was loaded, and dropped if a purge came since (putAt).
+	gen uint64
 }
 
 // cacheKey is the key of a cache entry.
@@ -652,6 +660,11 @@ func (c *lruCache) get(key cacheKey) (cached, bool) {
 func (c *lruCache) put(key cacheKey, v cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(key, v)
+}
+
+// putLocked is put with mu held.
+func (c *lruCache) putLocked(key cacheKey, v cached) {
 	if el, ok := c.items[key]; ok {
 		e := el.Value.(*lruEntry)
 		c.bytes += entrySize(key, v) - entrySize(e.key, e.val)
@@ -674,6 +687,25 @@ func (c *lruCache) purge() {
 	c.ll.Init()
 	c.items = map[cacheKey]*list.Element{}
 	c.bytes = 0
+	c.gen++
+}
+
+// generation returns the number of purges so far.
+func (c *lruCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// putAt is put for an entry computed from a snapshot loaded after
+// generation returned gen: it is dropped when a purge came since, as the
+// snapshot may be one the purge replaced.
+func (c *lruCache) putAt(gen uint64, key cacheKey, v cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.putLocked(key, v)
+	}
 }
 
 // sameNormalization reports whether lit, the text of a literal shape

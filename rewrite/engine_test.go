@@ -530,3 +530,52 @@ func TestEngineRefusalFingerprints(t *testing.T) {
 		t.Errorf("guard: %v, %q", err, r.Fingerprint)
 	}
 }
+
+// swappingPolicy is marie's policy that, while a statement is being
+// rewritten, has the engine take another catalog snapshot (a DBA's DDL
+// met by a refresh), once.
+type swappingPolicy struct {
+	*fakePolicy
+	swap func()
+}
+
+func (s *swappingPolicy) Relation(r *rewrite.Relation) rewrite.Access {
+	if s.swap != nil {
+		swap := s.swap
+		s.swap = nil
+		swap()
+	}
+	return s.fakePolicy.Relation(r)
+}
+
+// TestEngineKeepsNothingOfASnapshotReplacedMidRewrite: a statement
+// rewritten on a catalog snapshot that is replaced before the rewrite
+// ends is answered, but neither its rewrite nor its relations' subquery
+// templates stay in the caches, which the new snapshot emptied: the next
+// statement is rewritten on the new one.
+func TestEngineKeepsNothingOfASnapshotReplacedMidRewrite(t *testing.T) {
+	cat := demoCatalog(t)
+	var e *rewrite.Engine
+	p := &swappingPolicy{fakePolicy: marie(t)}
+	p.swap = func() { e.SetCatalog(cat) }
+	e = rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	ctx := context.Background()
+	const sql = "SELECT nps FROM responses WHERE id = 7"
+	if _, err := e.Rewrite(ctx, "marie", 'Q', sql); err != nil {
+		t.Fatal(err)
+	}
+	_, missesBefore := e.CacheStats()
+	if _, err := e.Rewrite(ctx, "marie", 'Q', sql); err != nil {
+		t.Fatal(err)
+	}
+	if _, misses := e.CacheStats(); misses != missesBefore+1 {
+		t.Fatalf("the rewrite made on the replaced snapshot was served from the cache (%d misses, want %d)", misses, missesBefore+1)
+	}
+	_, missesBefore = e.CacheStats()
+	if _, err := e.Rewrite(ctx, "marie", 'Q', sql); err != nil {
+		t.Fatal(err)
+	}
+	if _, misses := e.CacheStats(); misses != missesBefore {
+		t.Fatalf("the rewrite made on the snapshot in force was not kept (%d misses, want %d)", misses, missesBefore)
+	}
+}

@@ -50,6 +50,9 @@ type splicer struct {
 	subqueries *lruCache
 	// policy is the compiled policy's key.
 	policy string
+	// gen is the generation of subqueries read before the catalog
+	// snapshot the splice reads (lruCache.putAt).
+	gen uint64
 }
 
 // edit replaces text[start:end] by repl; in the skeleton (see splice),
@@ -357,7 +360,7 @@ func (sp *splicer) subquery(w *walker, s *scopedRef, text string) (string, bool)
 	if t == nil {
 		return "", false
 	}
-	sp.subqueries.put(ck, cached{tmpl: t})
+	sp.subqueries.putAt(sp.gen, ck, cached{tmpl: t})
 	return t.fill(lits)
 }
 

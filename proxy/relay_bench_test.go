@@ -428,7 +428,7 @@ func (f *preparedFeed) Read(p []byte) (int, error) {
 // ReadyForQuery) as the backend relay hands them to the session, one
 // transaction at a time: nothing is in flight when the next Bind comes.
 // It runs without a tracker, with one whose policies can reload (behind
-// actVersions, as a session's), and with one that audits too.
+// actVersions, as a session's), and with one that audits too (audited).
 func BenchmarkPreparedTransaction(b *testing.B) {
 	txn := encodeAll(&pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte("12345")}},
 		&pgproto3.Execute{}, &pgproto3.Sync{})
@@ -438,7 +438,7 @@ func BenchmarkPreparedTransaction(b *testing.B) {
 		name         string
 		track, audit bool
 	}{
-		{"untracked", false, false}, {"tracked", true, false}, {"tracked/audit", true, true},
+		{"untracked", false, false}, {"tracked", true, false}, {"audited", true, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			srv := fuzzServer(b)

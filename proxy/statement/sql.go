@@ -297,7 +297,7 @@ func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, set
 			held := info.confirmed && info.Refusal == nil
 			inFlight := !info.confirmed && info.batch > done
 			if !info.closed && info.Refusal == nil && (held || inFlight) {
-				sum = combine(sum, leaf(info.Version, info.Result))
+				sum = combine(sum, info.ownSummary())
 			}
 			if held {
 				settled = info.batch
@@ -315,7 +315,7 @@ func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, set
 	for e := t.portals[name]; e != nil; e = e.prev {
 		inFlight := !e.confirmed && e.batch > done
 		if !e.closed && (e.confirmed || inFlight) {
-			sum = combine(sum, leaf(e.Info.Version, e.Info.Result))
+			sum = combine(sum, e.Info.ownSummary())
 		}
 		if e.confirmed {
 			settled = e.batch

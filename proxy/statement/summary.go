@@ -369,7 +369,7 @@ func stmtSummary(info *Info) summary {
 	if info.closed || info.Refusal != nil {
 		return summary{}
 	}
-	return leaf(info.Version, info.Result)
+	return info.ownSummary()
 }
 
 // pushPortal is pushStmt for e, the new head of the history of a portal.
@@ -395,7 +395,7 @@ func portalSummary(e *portalEntry) summary {
 	if e.closed {
 		return summary{}
 	}
-	return leaf(e.Info.Version, e.Info.Result)
+	return e.Info.ownSummary()
 }
 
 // cleanup takes from the front of fl, the flight of the history of name
@@ -417,7 +417,7 @@ func (t *Tracker) cleanup(fl *flight, ns namespace, name string) {
 			case info.confirmed && info.Refusal == nil:
 				fl.has, fl.settledBatch, fl.settledSum = true, info.batch, summary{}
 				if !info.closed {
-					fl.settledSum = leaf(info.Version, info.Result)
+					fl.settledSum = info.ownSummary()
 				}
 			case name == "" && !info.closed:
 				fl.has, fl.settledSum = false, summary{}
@@ -432,7 +432,7 @@ func (t *Tracker) cleanup(fl *flight, ns namespace, name string) {
 		if e.confirmed {
 			fl.has, fl.settledBatch, fl.settledSum = true, e.batch, summary{}
 			if !e.closed {
-				fl.settledSum = leaf(e.Info.Version, e.Info.Result)
+				fl.settledSum = e.Info.ownSummary()
 			}
 		}
 	}

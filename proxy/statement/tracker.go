@@ -57,6 +57,21 @@ type Info struct {
 	// (pushStmt), with policies that reload; nil for an Info no history
 	// holds (a Query's, a Bind's of an unknown name).
 	fl *flight
+	// own is leaf(Version, Result), made at its first use (ownSummary):
+	// each Bind and Execute of a prepared statement read it, and made it
+	// anew, with a look-up of the shared version slices, each time.
+	// NOTE: set under the Tracker's mutex; n is 0 until then (a leaf's
+	// is 1). Version and Result never change once in the Tracker.
+	own summary
+}
+
+// ownSummary returns leaf(info.Version, info.Result), made once (mu
+// held).
+func (info *Info) ownSummary() summary {
+	if info.own.n == 0 {
+		info.own = leaf(info.Version, info.Result)
+	}
+	return info.own
 }
 
 // NewInfo returns what a decision on st says: res, or refusal, under

@@ -1,6 +1,10 @@
 package statement
 
-import "github.com/pgveil/pgveil/rewrite"
+import (
+	"slices"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
 
 // What the Tracker holds for messages not answered yet.
 //
@@ -176,29 +180,43 @@ func (t *Tracker) compact() {
 	if n == 0 {
 		return
 	}
-	if t.walks == nil {
-		t.walks = map[historyKey]walkState{}
-	}
 	visit := t.visit[:0]
-	for _, d := range t.dirtyQ[:n] {
-		w, seen := t.walks[d.key]
-		if seen && w.answered >= w.inFlight {
-			// Already to be walked.
-			continue
+	if len(t.walks) == 0 && n == len(t.dirtyQ) && n <= maxQuickVisit {
+		// Nothing in flight any more and no walk waiting: what the
+		// loop below would put in walks, only to walk all of it,
+		// is the names of these few messages (a client that waits
+		// for each answer, whose every ReadyForQuery paid for a map's
+		// writes and walk).
+		for _, d := range t.dirtyQ[:n] {
+			if !slices.Contains(visit, d.key) {
+				visit = append(visit, d.key)
+			}
 		}
-		w.answered++
-		if !seen || w.answered == w.inFlight {
-			visit = append(visit, d.key)
+		t.dirtyQ = DropFront(t.dirtyQ, n)
+	} else {
+		if t.walks == nil {
+			t.walks = map[historyKey]walkState{}
 		}
-		t.walks[d.key] = w
-	}
-	t.dirtyQ = DropFront(t.dirtyQ, n)
-	if len(t.dirtyQ) == 0 {
-		// Nothing in flight: every history is walked, for the last time
-		// until it grows again.
-		visit = visit[:0]
-		for k := range t.walks {
-			visit = append(visit, k)
+		for _, d := range t.dirtyQ[:n] {
+			w, seen := t.walks[d.key]
+			if seen && w.answered >= w.inFlight {
+				// Already to be walked.
+				continue
+			}
+			w.answered++
+			if !seen || w.answered == w.inFlight {
+				visit = append(visit, d.key)
+			}
+			t.walks[d.key] = w
+		}
+		t.dirtyQ = DropFront(t.dirtyQ, n)
+		if len(t.dirtyQ) == 0 {
+			// Nothing in flight: every history is walked, for the last
+			// time until it grows again.
+			visit = visit[:0]
+			for k := range t.walks {
+				visit = append(visit, k)
+			}
 		}
 	}
 	for i, k := range visit {
@@ -220,11 +238,18 @@ func (t *Tracker) compact() {
 		if inFlight == 0 {
 			delete(t.walks, k)
 		} else {
+			if t.walks == nil {
+				t.walks = map[historyKey]walkState{}
+			}
 			t.walks[k] = walkState{inFlight: inFlight}
 		}
 	}
 	t.visit = visit[:0]
 }
+
+// maxQuickVisit bounds the messages whose names compact dedups in a
+// list, when nothing is in flight any more, rather than in its walks.
+const maxQuickVisit = 8
 
 // compactStmt compacts the history of the statement name, and returns
 // how many of its messages are still in flight, after t.done (mu held).

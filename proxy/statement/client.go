@@ -196,20 +196,27 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 // for the audit trail, are params: the Executions of the portal carry
 // them (and when the plan is to prepare the statement again, the portal
 // OnReprepared binds).
-func (t *Tracker) OnBindParams(portal, name, params string, ok bool) (plan BindPlan) {
+func (t *Tracker) OnBindParams(portal, name, params string, ok bool) BindPlan {
 	// NOTE: the messages it asks for name the statement as the client
 	// did: a name cut inside a character is not valid UTF-8 (22021).
 	wire := name
 	portal, name = ServerName(portal), ServerName(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	defer t.checkHeld()
 	t.bindParams = params
-	defer func() {
-		if plan.Again == nil {
-			t.bindParams = ""
-		}
-	}()
+	plan := t.planBind(portal, name, wire, ok)
+	if plan.Again == nil {
+		t.bindParams = ""
+	}
+	t.checkHeld()
+	return plan
+}
+
+// planBind is OnBindParams's transition, for a Bind whose values are in
+// t.bindParams, of a statement the client names wire (mu held).
+// NOTE: apart so that OnBindParams's one defer is open-coded: with its
+// returns, their defers ran through the runtime's, at each Bind.
+func (t *Tracker) planBind(portal, name, wire string, ok bool) BindPlan {
 	if !ok {
 		t.bindSent++
 		return BindPlan{}

@@ -273,46 +273,46 @@ func (t *Tracker) candidates(ns namespace, name string, at int64) summary {
 // flight tells in O(1) amortised what the walk would meet: the messages
 // in flight, newest first, then the settled one.
 func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, settled int64) {
+	if ns == nsPortal {
+		return t.portalHistory(t.portals[name], at)
+	}
+	head := t.stmts[name]
+	if head != nil && head.batch < at && head.fl != nil {
+		return t.flightHistory(head.fl, ns, name)
+	}
 	done := t.done
 	settled = -1
-	var fl *flight
-	if ns == nsStatement {
-		if head := t.stmts[name]; head != nil && head.batch < at {
-			fl = head.fl
+	for info := head; info != nil; info = info.prev {
+		// A refused Parse went upstream as a marker that fails.
+		held := info.confirmed && info.Refusal == nil
+		inFlight := !info.confirmed && info.batch > done
+		if !info.closed && info.Refusal == nil && (held || inFlight) {
+			sum = combine(sum, info.ownSummary())
 		}
-	} else if head := t.portals[name]; head != nil && head.batch < at {
-		fl = head.fl
-	}
-	if fl != nil {
-		t.cleanup(fl, ns, name)
-		sum = fl.q.total()
-		if fl.has {
-			sum, settled = combine(sum, fl.settledSum), fl.settledBatch
+		if held {
+			settled = info.batch
+			break
 		}
-		return sum, settled
-	}
-	if ns == nsStatement {
-		for info := t.stmts[name]; info != nil; info = info.prev {
-			// A refused Parse went upstream as a marker that fails.
-			held := info.confirmed && info.Refusal == nil
-			inFlight := !info.confirmed && info.batch > done
-			if !info.closed && info.Refusal == nil && (held || inFlight) {
-				sum = combine(sum, info.ownSummary())
-			}
-			if held {
-				settled = info.batch
-				break
-			}
-			if inFlight && info.batch == at {
-				break
-			}
-			if name == "" && !info.closed && !inFlight {
-				break // a failed Parse of the unnamed statement dropped it
-			}
+		if inFlight && info.batch == at {
+			break
 		}
-		return sum, settled
+		if name == "" && !info.closed && !inFlight {
+			break // a failed Parse of the unnamed statement dropped it
+		}
 	}
-	for e := t.portals[name]; e != nil; e = e.prev {
+	return sum, settled
+}
+
+// portalHistory is history for a portal whose latest Bind or Close is
+// head (mu held): a caller that holds it looks it up once.
+func (t *Tracker) portalHistory(head *portalEntry, at int64) (sum summary, settled int64) {
+	settled = -1
+	if head != nil && head.batch < at && head.fl != nil {
+		// NOTE: cleanup reads a name for statements only.
+		return t.flightHistory(head.fl, nsPortal, "")
+	}
+	done := t.done
+	for e := head; e != nil; e = e.prev {
 		inFlight := !e.confirmed && e.batch > done
 		if !e.closed && (e.confirmed || inFlight) {
 			sum = combine(sum, e.Info.ownSummary())
@@ -324,6 +324,17 @@ func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, set
 		if inFlight && e.batch == at {
 			break
 		}
+	}
+	return sum, settled
+}
+
+// flightHistory is history from fl, the flight of the history of name
+// in ns (mu held).
+func (t *Tracker) flightHistory(fl *flight, ns namespace, name string) (sum summary, settled int64) {
+	t.cleanup(fl, ns, name)
+	sum, settled = fl.q.total(), -1
+	if fl.has {
+		sum, settled = combine(sum, fl.settledSum), fl.settledBatch
 	}
 	return sum, settled
 }

@@ -364,19 +364,23 @@ func NewTracker(audit bool, versions PolicyVersioner) *Tracker {
 // bound, the closes answered are swept first (sweepClosed), and only then
 // is a name forgotten (mu held).
 func remember[V any](t *Tracker, m map[string]V, name string, v V) {
-	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
-		if t.sweepIn > 0 {
-			t.sweepIn--
-		} else {
-			t.sweepClosed()
-			t.sweepIn = maxTrackedNames / 10
-		}
-		if len(m) >= maxTrackedNames {
-			for k := range m {
-				delete(m, k)
-				break
+	// NOTE: the bound first: the look-up cost each Bind more than the
+	// test of it.
+	if len(m) >= maxTrackedNames {
+		if _, ok := m[name]; !ok {
+			if t.sweepIn > 0 {
+				t.sweepIn--
+			} else {
+				t.sweepClosed()
+				t.sweepIn = maxTrackedNames / 10
 			}
-			t.forgot = true
+			if len(m) >= maxTrackedNames {
+				for k := range m {
+					delete(m, k)
+					break
+				}
+				t.forgot = true
+			}
 		}
 	}
 	m[name] = v

@@ -348,7 +348,7 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	}
 	if t.versions != nil {
 		cur := t.versions.PolicyVersion()
-		if t.stale(nsPortal, portal, p.batch, cur) {
+		if t.staleExecute(portal, e, p.batch, cur) {
 			p.Refusal = policyChanged("this portal")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.

@@ -328,6 +328,21 @@ func (t *Tracker) portalHistory(head *portalEntry, at int64) (sum summary, settl
 	return sum, settled
 }
 
+// staleExecute is stale for an Execute of portal, of batch at, whose
+// latest Bind or Close is e (mu held). When e is a Bind of the
+// Execute's own batch and no SQL names a cursor (none held, none in
+// flight, none answered and not applied yet), the walk of the history
+// stops at e, in flight, and nothing else counts: the portal runs e's
+// statement, of e's version, or nothing (the Bind failed, and the
+// server skips the Execute). That is the Execute of every Bind, Execute,
+// Sync; it spares it the look-ups of the general check.
+func (t *Tracker) staleExecute(portal string, e *portalEntry, at int64, cur string) bool {
+	if e != nil && !e.closed && e.batch == at && len(t.objResolved) == 0 && len(t.SQL[nsPortal]) == 0 && len(t.creating) == 0 {
+		return e.Info.Version != cur
+	}
+	return t.stale(nsPortal, portal, at, cur)
+}
+
 // flightHistory is history from fl, the flight of the history of name
 // in ns (mu held).
 func (t *Tracker) flightHistory(fl *flight, ns namespace, name string) (sum summary, settled int64) {

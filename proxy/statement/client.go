@@ -392,23 +392,42 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 // portal run info. With policies that reload it keeps, until the Bind is
 // confirmed, what the portal was before (mu held).
 func (t *Tracker) bind(portal string, info *Info, batch int64) {
-	e := &portalEntry{Info: info, batch: batch, execs: t.execs, params: t.bindParams}
+	params := t.bindParams
 	t.bindParams = ""
 	if t.versions == nil {
-		e.confirmed = true
-	} else {
 		old := t.portals[portal]
-		if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
-			// A Bind after a Bind (held.go): the later one's values.
-			old.params = e.params
+		if old != nil && len(t.kept) == 0 {
+			// Nothing else holds it (kept, the only other place, is
+			// empty): the portal's entry changes in place.
+			*old = portalEntry{Info: info, batch: batch, execs: t.execs, params: params, confirmed: true}
 			t.keepParams(old)
+			t.noteHead(nsPortal, portal, batch)
 			return
 		}
-		e.prev = t.settlePortal(old)
-		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
-		t.dirty(portal, true, batch)
-		t.pushPortal(e)
+		e := &portalEntry{Info: info, batch: batch, execs: t.execs, params: params, confirmed: true}
+		t.keepParams(e)
+		remember(t, t.portals, portal, e)
+		t.noteHead(nsPortal, portal, batch)
+		return
 	}
+	old := t.portals[portal]
+	if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
+		// A Bind after a Bind (held.go): the later one's values.
+		old.params = params
+		t.keepParams(old)
+		return
+	}
+	e := t.spare
+	if e != nil {
+		t.spare = nil
+		*e = portalEntry{Info: info, batch: batch, execs: t.execs, params: params}
+	} else {
+		e = &portalEntry{Info: info, batch: batch, execs: t.execs, params: params}
+	}
+	e.prev = t.settlePortal(old)
+	t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+	t.dirty(portal, true, batch)
+	t.pushPortal(e)
 	t.keepParams(e)
 	remember(t, t.portals, portal, e)
 	t.noteHead(nsPortal, portal, batch)

@@ -224,10 +224,14 @@ func (t *Tracker) compact() {
 		var inFlight int
 		if k.portal {
 			head := t.portals[k.name]
+			spare := t.retired(head)
 			inFlight = compactPortal(head, t.done)
 			if head != nil && head.fl != nil {
 				// Let go of what the chain no longer holds.
 				t.cleanup(head.fl, nsPortal, k.name)
+			}
+			if spare != nil && head.prev == nil {
+				t.spare = spare
 			}
 		} else {
 			inFlight = t.compactStmt(k.name)
@@ -245,6 +249,23 @@ func (t *Tracker) compact() {
 		}
 	}
 	t.visit = visit[:0]
+}
+
+// retired returns the message before head in its portal's history when
+// compact is about to cut it and nothing else holds it, for the next Bind
+// (Tracker.spare): head is confirmed, the message before it is a
+// confirmed one that begins the history (so no other message's prev),
+// was never pushed to a flight (its fl is nil), and no portal keeps its
+// parameter values (kept is empty); a confirmed message waits for no
+// answer (awaitingBinds). Otherwise nil (mu held).
+func (t *Tracker) retired(head *portalEntry) *portalEntry {
+	if head == nil || !head.confirmed || len(t.kept) > 0 {
+		return nil
+	}
+	if p := head.prev; p != nil && p.confirmed && p.prev == nil && p.fl == nil {
+		return p
+	}
+	return nil
 }
 
 // maxQuickVisit bounds the messages whose names compact dedups in a

@@ -226,6 +226,12 @@ type Tracker struct {
 	// bindParams are the parameter values of the Bind being planned
 	// (OnBindParams), for the portal bind makes of it.
 	bindParams string
+	// spare is a portal entry compact cut from its history that nothing
+	// holds any more (retired), for the next Bind to use: a client that
+	// binds the unnamed portal and waits for each answer allocates none.
+	// NOTE: nothing but spare points to it: a message of no history, of
+	// no flight, of no queue.
+	spare *portalEntry
 	// kept are the portal entries holding parameter values, oldest
 	// first, and keptBytes the bytes of those values (keepParams).
 	kept      []keptParams

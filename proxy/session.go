@@ -155,6 +155,12 @@ type session struct {
 	// track follows prepared statements, portals and executions; nil
 	// when the server neither audits nor reloads policies.
 	track *statement.Tracker
+	// bindPortal and bindStmt are the names the last Bind the tracker
+	// saw named (trackPeek): a client binds the same ones again and
+	// again, and a string made of each Bind's bytes was an allocation
+	// per transaction.
+	// NOTE: the client relay's only.
+	bindPortal, bindStmt string
 	// endReason is why the session ended, set once by end.
 	endReason string
 	// texts holds the statement text each recent batch sent, for the

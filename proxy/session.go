@@ -188,6 +188,9 @@ type session struct {
 	// them again, nil before: RefreshDirectory writes it, the client
 	// relay reads it.
 	directory atomic.Pointer[directoryGroups]
+	// versionMemo is the policy version actVersions made last (either
+	// relay).
+	versionMemo atomic.Pointer[versionMemo]
 	// txStatus is the status byte of the last ReadyForQuery (backend
 	// relay writes, client relay reads).
 	txStatus atomic.Uint32

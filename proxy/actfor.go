@@ -72,6 +72,10 @@ func (v actVersions) PolicyVersion() string {
 		gen = d.gen
 	}
 	a := v.ss.acting.Load()
+	if d == nil && a == nil {
+		// The policy's version, untagged.
+		return base
+	}
 	if m := v.ss.versionMemo.Load(); m != nil && m.gen == gen && m.acting == a && m.base == base {
 		return m.version
 	}

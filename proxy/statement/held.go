@@ -240,7 +240,9 @@ func (t *Tracker) compact() {
 			}
 		}
 		if inFlight == 0 {
-			delete(t.walks, k)
+			if len(t.walks) > 0 {
+				delete(t.walks, k)
+			}
 		} else {
 			if t.walks == nil {
 				t.walks = map[historyKey]walkState{}

@@ -256,10 +256,14 @@ func (t *Tracker) compact() {
 // retired returns the message before head in its portal's history when
 // compact is about to cut it and nothing else holds it, for the next Bind
 // (Tracker.spare): head is confirmed, the message before it is a
-// confirmed one that begins the history (so no other message's prev),
-// was never pushed to a flight (its fl is nil), and no portal keeps its
-// parameter values (kept is empty); a confirmed message waits for no
-// answer (awaitingBinds). Otherwise nil (mu held).
+// confirmed one that begins the history, was never pushed to a flight
+// (its fl is nil), and no portal keeps its parameter values (kept is
+// empty); a confirmed message waits for no answer (awaitingBinds).
+// Otherwise nil (mu held).
+//
+// NOTE: a message dropped from the history before (a failed Bind that
+// settlePortal or compact stepped over) may still have it as prev, but
+// nothing walks from a dropped message: walks start at the head.
 func (t *Tracker) retired(head *portalEntry) *portalEntry {
 	if head == nil || !head.confirmed || len(t.kept) > 0 {
 		return nil

@@ -60,9 +60,45 @@ type actVersions struct {
 }
 
 // PolicyVersion returns the version statements are checked under now.
+// It is made again only when what it is made of changed (versionMemo):
+// the tracker asks at each Bind and Execute, and a session of a
+// directory login, or acting for an end user, had a string made each
+// time.
 func (v actVersions) PolicyVersion() string {
-	_, gen := v.ss.directoryGroups()
-	return versionFor(groupsVersion(v.base.PolicyVersion(), gen), v.ss.actingFor())
+	base := v.base.PolicyVersion()
+	var gen uint64
+	d := v.ss.directory.Load()
+	if d != nil {
+		gen = d.gen
+	}
+	a := v.ss.acting.Load()
+	if d == nil && a == nil {
+		// The policy's version, untagged.
+		return base
+	}
+	if m := v.ss.versionMemo.Load(); m != nil && m.gen == gen && m.acting == a && m.base == base {
+		return m.version
+	}
+	login := ""
+	if a != nil {
+		login = a.login
+	}
+	out := versionFor(groupsVersion(base, gen), login)
+	v.ss.versionMemo.Store(&versionMemo{base: base, gen: gen, acting: a, version: out})
+	return out
+}
+
+// versionMemo is the version actVersions made last, and what it made it
+// of: the Rewriter's policy version, the generation of the directory
+// groups (0 before a reload read them) and the acting user's state,
+// which actAs makes anew at each change (so the same pointer is the
+// same change).
+// NOTE: never written to once stored.
+type versionMemo struct {
+	base    string
+	gen     uint64
+	acting  *actState
+	version string
 }
 
 // actingFor returns the end user the session acts for, "" when it acts

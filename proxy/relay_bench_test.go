@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/big"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -393,4 +395,119 @@ func BenchmarkClientNames(b *testing.B) {
 			b.Fatal(got)
 		}
 	}
+}
+
+// preparedFeed is the client of BenchmarkPreparedTransaction: each Read
+// returns one transaction, after the answers to the one before have
+// gone through answer, as pgbench -M prepared waits for them.
+type preparedFeed struct {
+	txn    []byte
+	left   int
+	sent   bool
+	answer func()
+}
+
+func (f *preparedFeed) Read(p []byte) (int, error) {
+	if f.sent {
+		f.answer()
+		f.sent = false
+	}
+	if f.left == 0 {
+		return 0, io.EOF
+	}
+	if len(p) < len(f.txn) {
+		return 0, io.ErrShortBuffer
+	}
+	f.left--
+	f.sent = true
+	return copy(p, f.txn), nil
+}
+
+// BenchmarkPreparedTransaction measures a whole pgbench -S -M prepared
+// transaction through the session: the client relay's Bind, Execute
+// and Sync, then the answers (BindComplete, DataRow, CommandComplete,
+// ReadyForQuery) as the backend relay hands them to the session, one
+// transaction at a time: nothing is in flight when the next Bind comes.
+// It runs without a tracker, with one whose policies can reload (behind
+// actVersions, as a session's), and with one that audits too (audited).
+func BenchmarkPreparedTransaction(b *testing.B) {
+	txn := encodeAll(&pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte("12345")}},
+		&pgproto3.Execute{}, &pgproto3.Sync{})
+	answers := encodeAllBackend(&pgproto3.BindComplete{}, &pgproto3.DataRow{Values: [][]byte{[]byte("0")}},
+		&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	for _, c := range []struct {
+		name         string
+		track, audit bool
+	}{
+		{"untracked", false, false}, {"tracked", true, false}, {"audited", true, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv := fuzzServer(b)
+			ss := &session{
+				srv:          srv,
+				log:          zap.NewNop(),
+				ctx:          context.Background(),
+				uout:         wire.NewWriter(io.Discard, upstreamWrite),
+				cout:         wire.NewWriter(io.Discard, clientWriteBuf),
+				markerPrefix: "pgveil_refused_bench_",
+				refusals:     map[uint64]pendingRefusal{},
+			}
+			ss.txStatus.Store('I')
+			if c.track {
+				ss.track = statement.NewTracker(c.audit, actVersions{base: fixedVersion{}, ss: ss})
+				// pgbench -M prepared parsed its statement once, and the
+				// upstream answered: its Binds find it confirmed.
+				const text = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+				ss.track.OnStatement(&Statement{Source: SourceParse, Text: text, Name: "P0_1", PolicyVersion: "v1"},
+					&rewrite.Result{SQL: text}, nil)
+				ss.track.OnAnswer('1', 5, "", "", false) // ParseComplete
+			}
+			feed := &preparedFeed{txn: txn, answer: func() { backendAnswers(b, ss, answers) }}
+			ss.cin = wire.NewReader(feed, clientReadBuf, srv.cfg.MaxMessageSize)
+			// NOTE: on its own thread, whose CPU time is reported too
+			// (cpu-ns/op): on a machine others share, the wall time of
+			// each run varies by 2x, the thread's CPU time far less.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			b.ResetTimer()
+			feed.left = b.N
+			cpu := threadCPU(b)
+			if e := ss.clientRelay(); e.reason != "client disconnected" {
+				b.Fatalf("the relay ended before the input's end: %s", e.reason)
+			}
+			b.ReportMetric(float64(threadCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			if got := ss.done.Load(); got != int64(b.N) {
+				b.Fatalf("%d transactions answered, want %d", got, b.N)
+			}
+		})
+	}
+}
+
+// backendAnswers hands ss the upstream messages in msgs as the backend
+// relay does (upstreamHeader, then upstreamMessage for those it
+// decodes), without writing them to the client.
+func backendAnswers(b *testing.B, ss *session, msgs []byte) {
+	for len(msgs) > 0 {
+		typ, total := msgs[0], 1+int(binary.BigEndian.Uint32(msgs[1:5]))
+		how, end := ss.upstreamHeader(typ, total)
+		if end != nil {
+			b.Fatalf("the session ended: %s", end.reason)
+		}
+		if how == upstreamDecode {
+			if end, err := ss.upstreamMessage(typ, msgs[:total]); err != nil || end != nil {
+				b.Fatalf("upstream message %q: %v %v", typ, err, end)
+			}
+		}
+		msgs = msgs[total:]
+	}
+}
+
+// encodeAllBackend returns msgs encoded.
+func encodeAllBackend(msgs ...pgproto3.BackendMessage) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b, _ = m.Encode(b)
+	}
+	return b
 }

@@ -155,6 +155,12 @@ type session struct {
 	// track follows prepared statements, portals and executions; nil
 	// when the server neither audits nor reloads policies.
 	track *statement.Tracker
+	// bindPortal and bindStmt are the names the last Bind the tracker
+	// saw named (trackPeek): a client binds the same ones again and
+	// again, and a string made of each Bind's bytes was an allocation
+	// per transaction.
+	// NOTE: the client relay's only.
+	bindPortal, bindStmt string
 	// endReason is why the session ended, set once by end; endCode the
 	// SQLSTATE of the error it was ended with, "" when none was sent.
 	endReason, endCode string
@@ -189,6 +195,9 @@ type session struct {
 	// them again, nil before: RefreshDirectory writes it, the client
 	// relay reads it.
 	directory atomic.Pointer[directoryGroups]
+	// versionMemo is the policy version actVersions made last (either
+	// relay).
+	versionMemo atomic.Pointer[versionMemo]
 	// txStatus is the status byte of the last ReadyForQuery (backend
 	// relay writes, client relay reads).
 	txStatus atomic.Uint32

@@ -55,8 +55,9 @@ func (ss *session) trackPeek(typ byte, total int) error {
 			body = b[wire.HeaderLen:]
 			params = bindParams(b[names:], max)
 		}
-		portal, rest, ok := cstring(body)
-		name, _, ok2 := cstring(rest)
+		portal, rest, ok := cstringAs(body, ss.bindPortal)
+		name, _, ok2 := cstringAs(rest, ss.bindStmt)
+		ss.bindPortal, ss.bindStmt = portal, name
 		ss.texts.bind(ss.sent.Load()+1, name)
 		if err := ss.trackBind(portal, name, params, ok && ok2); err != nil {
 			return err
@@ -75,6 +76,20 @@ func (ss *session) trackPeek(typ byte, total int) error {
 		t.OnClose(kind, name, ok)
 	}
 	return ss.forwardNamed(typ, total)
+}
+
+// cstringAs is cstring, returning last when the string is the same:
+// no string is made for it.
+func cstringAs(b []byte, last string) (string, []byte, bool) {
+	for i, c := range b {
+		if c == 0 {
+			if string(b[:i]) == last {
+				return last, b[i+1:], true
+			}
+			return string(b[:i]), b[i+1:], true
+		}
+	}
+	return "", nil, false
 }
 
 // trackBind carries out the tracker's plan for a Bind of portal to

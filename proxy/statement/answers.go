@@ -151,6 +151,11 @@ func DropFront[T any](s []T, n int) []T {
 	if n == 0 {
 		return s
 	}
+	if n == 1 && len(s) == 1 {
+		// A queue of one answered, the common case: what clear costs
+		// a call for.
+		return PopFront(s)
+	}
 	if len(s)-n > n {
 		// More stay than go: a copy at each ReadyForQuery of a long
 		// pipeline would cost its length each time.
@@ -170,14 +175,20 @@ func DropFront[T any](s []T, n int) []T {
 
 // PopFront drops the first element of the queue s, answered, cleared so
 // that the array, which the slice keeps, no longer holds what it pointed
-// to: an emptied queue lets its array go, which the slice, its capacity
-// shrunk, would otherwise keep until the next appends.
+// to: an emptied queue lets a large array go, which the slice, its
+// capacity shrunk, would otherwise keep until the next appends, and
+// keeps a small one (keepCap) for the next appends: a
+// session that sends one message at a time and waits for its answer
+// (pgbench -M prepared) allocated the queue's array anew for each.
 func PopFront[T any](s []T) []T {
-	if len(s) == 1 {
-		return nil
-	}
 	var zero T
 	s[0] = zero
+	if len(s) == 1 {
+		if cap(s) > keepCap {
+			return nil
+		}
+		return s[:0]
+	}
 	return s[1:]
 }
 

@@ -196,20 +196,27 @@ func (t *Tracker) OnBind(portal, name string, ok bool) BindPlan {
 // for the audit trail, are params: the Executions of the portal carry
 // them (and when the plan is to prepare the statement again, the portal
 // OnReprepared binds).
-func (t *Tracker) OnBindParams(portal, name, params string, ok bool) (plan BindPlan) {
+func (t *Tracker) OnBindParams(portal, name, params string, ok bool) BindPlan {
 	// NOTE: the messages it asks for name the statement as the client
 	// did: a name cut inside a character is not valid UTF-8 (22021).
 	wire := name
 	portal, name = ServerName(portal), ServerName(name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	defer t.checkHeld()
 	t.bindParams = params
-	defer func() {
-		if plan.Again == nil {
-			t.bindParams = ""
-		}
-	}()
+	plan := t.planBind(portal, name, wire, ok)
+	if plan.Again == nil {
+		t.bindParams = ""
+	}
+	t.checkHeld()
+	return plan
+}
+
+// planBind is OnBindParams's transition, for a Bind whose values are in
+// t.bindParams, of a statement the client names wire (mu held).
+// NOTE: apart so that OnBindParams's one defer is open-coded: with its
+// returns, their defers ran through the runtime's, at each Bind.
+func (t *Tracker) planBind(portal, name, wire string, ok bool) BindPlan {
 	if !ok {
 		t.bindSent++
 		return BindPlan{}
@@ -341,7 +348,7 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	}
 	if t.versions != nil {
 		cur := t.versions.PolicyVersion()
-		if t.stale(nsPortal, portal, p.batch, cur) {
+		if t.staleExecute(portal, e, p.batch, cur) {
 			p.Refusal = policyChanged("this portal")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
@@ -385,23 +392,42 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 // portal run info. With policies that reload it keeps, until the Bind is
 // confirmed, what the portal was before (mu held).
 func (t *Tracker) bind(portal string, info *Info, batch int64) {
-	e := &portalEntry{Info: info, batch: batch, execs: t.execs, params: t.bindParams}
+	params := t.bindParams
 	t.bindParams = ""
 	if t.versions == nil {
-		e.confirmed = true
-	} else {
 		old := t.portals[portal]
-		if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
-			// A Bind after a Bind (held.go): the later one's values.
-			old.params = e.params
+		if old != nil && len(t.kept) == 0 {
+			// Nothing else holds it (kept, the only other place, is
+			// empty): the portal's entry changes in place.
+			*old = portalEntry{Info: info, batch: batch, execs: t.execs, params: params, confirmed: true}
 			t.keepParams(old)
+			t.noteHead(nsPortal, portal, batch)
 			return
 		}
-		e.prev = t.settlePortal(old)
-		t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
-		t.dirty(portal, true, batch)
-		t.pushPortal(e)
+		e := &portalEntry{Info: info, batch: batch, execs: t.execs, params: params, confirmed: true}
+		t.keepParams(e)
+		remember(t, t.portals, portal, e)
+		t.noteHead(nsPortal, portal, batch)
+		return
 	}
+	old := t.portals[portal]
+	if old != nil && !old.closed && !old.confirmed && old.batch == batch && old.execs == t.execs && (portal != "" || old.Info == info) {
+		// A Bind after a Bind (held.go): the later one's values.
+		old.params = params
+		t.keepParams(old)
+		return
+	}
+	e := t.spare
+	if e != nil {
+		t.spare = nil
+		*e = portalEntry{Info: info, batch: batch, execs: t.execs, params: params}
+	} else {
+		e = &portalEntry{Info: info, batch: batch, execs: t.execs, params: params}
+	}
+	e.prev = t.settlePortal(old)
+	t.awaitingBinds = append(t.awaitingBinds, awaitedBind{pos: t.bindSent, batch: batch, e: e})
+	t.dirty(portal, true, batch)
+	t.pushPortal(e)
 	t.keepParams(e)
 	remember(t, t.portals, portal, e)
 	t.noteHead(nsPortal, portal, batch)

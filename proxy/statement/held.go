@@ -1,6 +1,10 @@
 package statement
 
-import "github.com/pgveil/pgveil/rewrite"
+import (
+	"slices"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
 
 // What the Tracker holds for messages not answered yet.
 //
@@ -176,29 +180,43 @@ func (t *Tracker) compact() {
 	if n == 0 {
 		return
 	}
-	if t.walks == nil {
-		t.walks = map[historyKey]walkState{}
-	}
 	visit := t.visit[:0]
-	for _, d := range t.dirtyQ[:n] {
-		w, seen := t.walks[d.key]
-		if seen && w.answered >= w.inFlight {
-			// Already to be walked.
-			continue
+	if len(t.walks) == 0 && n == len(t.dirtyQ) && n <= maxQuickVisit {
+		// Nothing in flight any more and no walk waiting: what the
+		// loop below would put in walks, only to walk all of it,
+		// is the names of these few messages (a client that waits
+		// for each answer, whose every ReadyForQuery paid for a map's
+		// writes and walk).
+		for _, d := range t.dirtyQ[:n] {
+			if !slices.Contains(visit, d.key) {
+				visit = append(visit, d.key)
+			}
 		}
-		w.answered++
-		if !seen || w.answered == w.inFlight {
-			visit = append(visit, d.key)
+		t.dirtyQ = DropFront(t.dirtyQ, n)
+	} else {
+		if t.walks == nil {
+			t.walks = map[historyKey]walkState{}
 		}
-		t.walks[d.key] = w
-	}
-	t.dirtyQ = DropFront(t.dirtyQ, n)
-	if len(t.dirtyQ) == 0 {
-		// Nothing in flight: every history is walked, for the last time
-		// until it grows again.
-		visit = visit[:0]
-		for k := range t.walks {
-			visit = append(visit, k)
+		for _, d := range t.dirtyQ[:n] {
+			w, seen := t.walks[d.key]
+			if seen && w.answered >= w.inFlight {
+				// Already to be walked.
+				continue
+			}
+			w.answered++
+			if !seen || w.answered == w.inFlight {
+				visit = append(visit, d.key)
+			}
+			t.walks[d.key] = w
+		}
+		t.dirtyQ = DropFront(t.dirtyQ, n)
+		if len(t.dirtyQ) == 0 {
+			// Nothing in flight: every history is walked, for the last
+			// time until it grows again.
+			visit = visit[:0]
+			for k := range t.walks {
+				visit = append(visit, k)
+			}
 		}
 	}
 	for i, k := range visit {
@@ -206,10 +224,14 @@ func (t *Tracker) compact() {
 		var inFlight int
 		if k.portal {
 			head := t.portals[k.name]
+			spare := t.retired(head)
 			inFlight = compactPortal(head, t.done)
 			if head != nil && head.fl != nil {
 				// Let go of what the chain no longer holds.
 				t.cleanup(head.fl, nsPortal, k.name)
+			}
+			if spare != nil && head.prev == nil {
+				t.spare = spare
 			}
 		} else {
 			inFlight = t.compactStmt(k.name)
@@ -218,13 +240,43 @@ func (t *Tracker) compact() {
 			}
 		}
 		if inFlight == 0 {
-			delete(t.walks, k)
+			if len(t.walks) > 0 {
+				delete(t.walks, k)
+			}
 		} else {
+			if t.walks == nil {
+				t.walks = map[historyKey]walkState{}
+			}
 			t.walks[k] = walkState{inFlight: inFlight}
 		}
 	}
 	t.visit = visit[:0]
 }
+
+// retired returns the message before head in its portal's history when
+// compact is about to cut it and nothing else holds it, for the next Bind
+// (Tracker.spare): head is confirmed, the message before it is a
+// confirmed one that begins the history, was never pushed to a flight
+// (its fl is nil), and no portal keeps its parameter values (kept is
+// empty); a confirmed message waits for no answer (awaitingBinds).
+// Otherwise nil (mu held).
+//
+// NOTE: a message dropped from the history before (a failed Bind that
+// settlePortal or compact stepped over) may still have it as prev, but
+// nothing walks from a dropped message: walks start at the head.
+func (t *Tracker) retired(head *portalEntry) *portalEntry {
+	if head == nil || !head.confirmed || len(t.kept) > 0 {
+		return nil
+	}
+	if p := head.prev; p != nil && p.confirmed && p.prev == nil && p.fl == nil {
+		return p
+	}
+	return nil
+}
+
+// maxQuickVisit bounds the messages whose names compact dedups in a
+// list, when nothing is in flight any more, rather than in its walks.
+const maxQuickVisit = 8
 
 // compactStmt compacts the history of the statement name, and returns
 // how many of its messages are still in flight, after t.done (mu held).

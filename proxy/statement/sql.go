@@ -273,49 +273,49 @@ func (t *Tracker) candidates(ns namespace, name string, at int64) summary {
 // flight tells in O(1) amortised what the walk would meet: the messages
 // in flight, newest first, then the settled one.
 func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, settled int64) {
+	if ns == nsPortal {
+		return t.portalHistory(t.portals[name], at)
+	}
+	head := t.stmts[name]
+	if head != nil && head.batch < at && head.fl != nil {
+		return t.flightHistory(head.fl, ns, name)
+	}
 	done := t.done
 	settled = -1
-	var fl *flight
-	if ns == nsStatement {
-		if head := t.stmts[name]; head != nil && head.batch < at {
-			fl = head.fl
+	for info := head; info != nil; info = info.prev {
+		// A refused Parse went upstream as a marker that fails.
+		held := info.confirmed && info.Refusal == nil
+		inFlight := !info.confirmed && info.batch > done
+		if !info.closed && info.Refusal == nil && (held || inFlight) {
+			sum = combine(sum, info.ownSummary())
 		}
-	} else if head := t.portals[name]; head != nil && head.batch < at {
-		fl = head.fl
-	}
-	if fl != nil {
-		t.cleanup(fl, ns, name)
-		sum = fl.q.total()
-		if fl.has {
-			sum, settled = combine(sum, fl.settledSum), fl.settledBatch
+		if held {
+			settled = info.batch
+			break
 		}
-		return sum, settled
-	}
-	if ns == nsStatement {
-		for info := t.stmts[name]; info != nil; info = info.prev {
-			// A refused Parse went upstream as a marker that fails.
-			held := info.confirmed && info.Refusal == nil
-			inFlight := !info.confirmed && info.batch > done
-			if !info.closed && info.Refusal == nil && (held || inFlight) {
-				sum = combine(sum, leaf(info.Version, info.Result))
-			}
-			if held {
-				settled = info.batch
-				break
-			}
-			if inFlight && info.batch == at {
-				break
-			}
-			if name == "" && !info.closed && !inFlight {
-				break // a failed Parse of the unnamed statement dropped it
-			}
+		if inFlight && info.batch == at {
+			break
 		}
-		return sum, settled
+		if name == "" && !info.closed && !inFlight {
+			break // a failed Parse of the unnamed statement dropped it
+		}
 	}
-	for e := t.portals[name]; e != nil; e = e.prev {
+	return sum, settled
+}
+
+// portalHistory is history for a portal whose latest Bind or Close is
+// head (mu held): a caller that holds it looks it up once.
+func (t *Tracker) portalHistory(head *portalEntry, at int64) (sum summary, settled int64) {
+	settled = -1
+	if head != nil && head.batch < at && head.fl != nil {
+		// NOTE: cleanup reads a name for statements only.
+		return t.flightHistory(head.fl, nsPortal, "")
+	}
+	done := t.done
+	for e := head; e != nil; e = e.prev {
 		inFlight := !e.confirmed && e.batch > done
 		if !e.closed && (e.confirmed || inFlight) {
-			sum = combine(sum, leaf(e.Info.Version, e.Info.Result))
+			sum = combine(sum, e.Info.ownSummary())
 		}
 		if e.confirmed {
 			settled = e.batch
@@ -324,6 +324,32 @@ func (t *Tracker) history(ns namespace, name string, at int64) (sum summary, set
 		if inFlight && e.batch == at {
 			break
 		}
+	}
+	return sum, settled
+}
+
+// staleExecute is stale for an Execute of portal, of batch at, whose
+// latest Bind or Close is e (mu held). When e is a Bind of the
+// Execute's own batch and no SQL names a cursor (none held, none in
+// flight, none answered and not applied yet), the walk of the history
+// stops at e, in flight, and nothing else counts: the portal runs e's
+// statement, of e's version, or nothing (the Bind failed, and the
+// server skips the Execute). That is the Execute of every Bind, Execute,
+// Sync; it spares it the look-ups of the general check.
+func (t *Tracker) staleExecute(portal string, e *portalEntry, at int64, cur string) bool {
+	if e != nil && !e.closed && e.batch == at && len(t.objResolved) == 0 && len(t.SQL[nsPortal]) == 0 && len(t.creating) == 0 {
+		return e.Info.Version != cur
+	}
+	return t.stale(nsPortal, portal, at, cur)
+}
+
+// flightHistory is history from fl, the flight of the history of name
+// in ns (mu held).
+func (t *Tracker) flightHistory(fl *flight, ns namespace, name string) (sum summary, settled int64) {
+	t.cleanup(fl, ns, name)
+	sum, settled = fl.q.total(), -1
+	if fl.has {
+		sum, settled = combine(sum, fl.settledSum), fl.settledBatch
 	}
 	return sum, settled
 }

@@ -323,8 +323,12 @@ func (q *aggQueue[T]) total() summary {
 // of the chain (Tracker.history) meets. Every message of a chain of two
 // or more is pushed to the flight of its prev (pushStmt, pushPortal),
 // the chain's first with its second: compact and settle only cut from
-// the chain messages cleanup takes too. A history whose head has no
-// flight is walked: one of a single message, or one a message was not
+// the chain messages cleanup takes too. A portal's message after a
+// settled one (a confirmed message that begins its chain) is not
+// pushed: its chain of two is walked, and its next message, if any
+// comes while it is in flight, pushes all three (pushPortal). A
+// history whose head has no flight is walked: one of a single message,
+// a portal's of two that begins settled, or one a message was not
 // pushed to (never, unless a change forgets a push: it then costs what
 // it did, and says what it did).
 type flight struct {
@@ -369,20 +373,36 @@ func stmtSummary(info *Info) summary {
 	if info.closed || info.Refusal != nil {
 		return summary{}
 	}
-	return leaf(info.Version, info.Result)
+	return info.ownSummary()
 }
 
-// pushPortal is pushStmt for e, the new head of the history of a portal.
+// pushPortal is pushStmt for e, the new head of the history of a
+// portal, but for a history whose message before e is settled: a
+// confirmed message with nothing before it (compact cut it), the
+// steady state of a client that waits for each answer. That history's
+// walk is two steps: e gets no flight, and the message after it, if e
+// is still in flight then, makes one of the three (NOTE of flight). A
+// flight for e cost each Bind a push, and the ReadyForQuery after it a
+// cleanup.
 func (t *Tracker) pushPortal(e *portalEntry) {
 	p := e.prev
-	if t.versions == nil || p == nil {
+	if t.versions == nil || p == nil || p.confirmed && p.prev == nil {
 		return
 	}
 	if p.fl == nil {
-		if p.prev != nil {
+		r := p.prev
+		switch {
+		case r == nil:
+			p.fl = &flight{q: aggQueue[historyEntry]{newestFirst: true}}
+		case r.confirmed && r.prev == nil:
+			// p was not pushed, after a settled message: the flight
+			// starts with both.
+			p.fl = &flight{q: aggQueue[historyEntry]{newestFirst: true}}
+			r.fl = p.fl
+			p.fl.q.push(historyEntry{e: r}, portalSummary(r))
+		default:
 			return
 		}
-		p.fl = &flight{q: aggQueue[historyEntry]{newestFirst: true}}
 		p.fl.q.push(historyEntry{e: p}, portalSummary(p))
 	}
 	e.fl = p.fl
@@ -395,7 +415,7 @@ func portalSummary(e *portalEntry) summary {
 	if e.closed {
 		return summary{}
 	}
-	return leaf(e.Info.Version, e.Info.Result)
+	return e.Info.ownSummary()
 }
 
 // cleanup takes from the front of fl, the flight of the history of name
@@ -417,7 +437,7 @@ func (t *Tracker) cleanup(fl *flight, ns namespace, name string) {
 			case info.confirmed && info.Refusal == nil:
 				fl.has, fl.settledBatch, fl.settledSum = true, info.batch, summary{}
 				if !info.closed {
-					fl.settledSum = leaf(info.Version, info.Result)
+					fl.settledSum = info.ownSummary()
 				}
 			case name == "" && !info.closed:
 				fl.has, fl.settledSum = false, summary{}
@@ -432,7 +452,7 @@ func (t *Tracker) cleanup(fl *flight, ns namespace, name string) {
 		if e.confirmed {
 			fl.has, fl.settledBatch, fl.settledSum = true, e.batch, summary{}
 			if !e.closed {
-				fl.settledSum = leaf(e.Info.Version, e.Info.Result)
+				fl.settledSum = e.Info.ownSummary()
 			}
 		}
 	}

@@ -57,6 +57,21 @@ type Info struct {
 	// (pushStmt), with policies that reload; nil for an Info no history
 	// holds (a Query's, a Bind's of an unknown name).
 	fl *flight
+	// own is leaf(Version, Result), made at its first use (ownSummary):
+	// each Bind and Execute of a prepared statement read it, and made it
+	// anew, with a look-up of the shared version slices, each time.
+	// NOTE: set under the Tracker's mutex; n is 0 until then (a leaf's
+	// is 1). Version and Result never change once in the Tracker.
+	own summary
+}
+
+// ownSummary returns leaf(info.Version, info.Result), made once (mu
+// held).
+func (info *Info) ownSummary() summary {
+	if info.own.n == 0 {
+		info.own = leaf(info.Version, info.Result)
+	}
+	return info.own
 }
 
 // NewInfo returns what a decision on st says: res, or refusal, under
@@ -214,6 +229,12 @@ type Tracker struct {
 	// bindParams are the parameter values of the Bind being planned
 	// (OnBindParams), for the portal bind makes of it.
 	bindParams string
+	// spare is a portal entry compact cut from its history that nothing
+	// holds any more (retired), for the next Bind to use: a client that
+	// binds the unnamed portal and waits for each answer allocates none.
+	// NOTE: nothing but spare points to it: a message of no history, of
+	// no flight, of no queue.
+	spare *portalEntry
 	// kept are the portal entries holding parameter values, oldest
 	// first, and keptBytes the bytes of those values (keepParams).
 	kept      []keptParams
@@ -352,19 +373,23 @@ func NewTracker(audit bool, versions PolicyVersioner) *Tracker {
 // bound, the closes answered are swept first (sweepClosed), and only then
 // is a name forgotten (mu held).
 func remember[V any](t *Tracker, m map[string]V, name string, v V) {
-	if _, ok := m[name]; !ok && len(m) >= maxTrackedNames {
-		if t.sweepIn > 0 {
-			t.sweepIn--
-		} else {
-			t.sweepClosed()
-			t.sweepIn = maxTrackedNames / 10
-		}
-		if len(m) >= maxTrackedNames {
-			for k := range m {
-				delete(m, k)
-				break
+	// NOTE: the bound first: the look-up cost each Bind more than the
+	// test of it.
+	if len(m) >= maxTrackedNames {
+		if _, ok := m[name]; !ok {
+			if t.sweepIn > 0 {
+				t.sweepIn--
+			} else {
+				t.sweepClosed()
+				t.sweepIn = maxTrackedNames / 10
 			}
-			t.forgot = true
+			if len(m) >= maxTrackedNames {
+				for k := range m {
+					delete(m, k)
+					break
+				}
+				t.forgot = true
+			}
 		}
 	}
 	m[name] = v

@@ -234,5 +234,3 @@ func writeDocFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
-
-

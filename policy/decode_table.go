@@ -342,6 +342,18 @@ func (d *decoder) decodeSchema(b *hcl.Block) {
 	}
 }
 
+// tableNames returns the labels of the table blocks that name one
+// relation (not a pattern), for "Did you mean" suggestions.
+func (c *Config) tableNames() []string {
+	var names []string
+	for _, t := range c.Tables {
+		if t.Pattern.Exact() {
+			names = append(names, t.Pattern.String())
+		}
+	}
+	return names
+}
+
 // governing returns the most specific table block matching q, or nil;
 // ties between equally specific patterns return every tied block.
 func (c *Config) governing(q rewrite.QName) []*Table {

@@ -234,12 +234,16 @@ func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 		for _, name := range sortedKeys(e.attrs) {
 			if !known[name] {
 				rng := e.attrs[name]
+				detail := fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
+					"columns %s), so it is NULL for every user (a comparison with it is never true).", where, name, strings.Join(sortedKeys(known), ", "))
+				if s := suggest(name, sortedKeys(known)); s != "" {
+					detail += fmt.Sprintf(" Did you mean me.%s?", s)
+				}
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagWarning,
 					Summary:  "Unknown attribute",
-					Detail: fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
-						"columns %s), so it is NULL for every user (a comparison with it is never true).", where, name, strings.Join(sortedKeys(known), ", ")),
-					Subject: rng.Ptr(),
+					Detail:   detail,
+					Subject:  rng.Ptr(),
 				})
 			}
 		}

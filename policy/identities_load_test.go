@@ -270,6 +270,13 @@ rule "later" {
   groups = ["nobody"]
 }`, `warning: Unknown user: Rule "later" names user "carla", whom no user block or identity row defines: it applies to no one there yet. Did you mean "carl"?
 warning: Empty group: No user is in group "nobody", so rule "later" grants no row through it.`},
+		{"a misspelt attribute suggests the identity column", "SELECT login, region FROM public.extra", `
+table "public.t" {}
+rule "by_region" {
+  tables = ["public.t"]
+  users  = ["carl"]
+  where  = "true = (me.regoin IS NOT NULL)"
+}`, `warning: Unknown attribute: Rule by_region reads me.regoin, but no user has that attribute (in user blocks or identity columns groups, login, region, roles, team), so it is NULL for every user (a comparison with it is never true). Did you mean me.region?`},
 		{"an empty group of a restrictive rule lets no row pass", "SELECT login FROM public.extra", `
 table "public.t" { owner_column = "owner" }
 rule "fence" {

@@ -132,9 +132,15 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 		gov := cfg.governing(p.QName())
 		switch {
 		case len(gov) == 0:
-			d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", fmt.Sprintf(
-				"Rule %q names %s, which no table block governs: the rule would never apply. Add table %q { … }.",
-				r.Name, p, p.String()))
+			detail := fmt.Sprintf("Rule %q names %s, which no table block governs: the rule would never apply.", r.Name, p)
+			// NOTE: a misspelt name is the likelier mistake than a missing
+			// block: suggest the governed name it is close to first.
+			if s := suggest(p.String(), cfg.tableNames()); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q? Or add table %q { … }.", s, p.String())
+			} else {
+				detail += fmt.Sprintf(" Add table %q { … }.", p.String())
+			}
+			d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", detail)
 		case len(gov) > 1:
 			d.errorRange(src.tables[i], src.tablesAttr, "Ambiguous table blocks", fmt.Sprintf(
 				"%s is matched by equally specific table blocks %s: add a table block that names it exactly.",

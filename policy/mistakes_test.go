@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mistakesBase is a valid configuration the cases of
+// TestCommonMistakesArePointedAt change one line of.
+const mistakesBase = `listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "feedback"
+  user     = "pgveil_svc"
+  password = env("PGVEIL_UPSTREAM_PASSWORD")
+}
+table "public.responses" {
+  owner_column = "agent_login"
+  column "email" {
+    class = "pii"
+    mask  = "partial"
+  }
+}
+role "country_analyst" { statements = ["select"] }
+rule "france_only" {
+  tables = ["public.responses"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+user "marie" {
+  password   = "VERIFIER"
+  roles      = ["country_analyst"]
+  attributes = { country = "France" }
+}
+`
+
+// TestCommonMistakesArePointedAt holds the diagnostics of the mistakes a
+// DBA makes most, offline: each gives the file:line:col of the mistake,
+// and a "Did you mean" where a defined name is close.
+func TestCommonMistakesArePointedAt(t *testing.T) {
+	for _, c := range []struct {
+		name, old, new string
+		// want are texts the printed diagnostics hold.
+		want []string
+	}{
+		{
+			name: "a misspelt table in a rule suggests the governed table",
+			old:  `tables = ["public.responses"]`, new: `tables = ["public.respones"]`,
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
+		},
+		{
+			name: "a role typo in a user suggests the role",
+			old:  `roles      = ["country_analyst"]`, new: `roles      = ["country_analysts"]`,
+			want: []string{"pgveil.hcl:23:17: error: Unknown role", `Did you mean "country_analyst"?`},
+		},
+		{
+			name: "an unknown mask kind suggests the kind",
+			old:  `mask  = "partial"`, new: `mask  = "partail"`,
+			want: []string{"pgveil.hcl:12:13: error: Invalid mask kind", `Did you mean "partial"?`},
+		},
+		{
+			name: "a duplicate rule name points at both rules",
+			old:  `user "marie" {`, new: "rule \"france_only\" {\n  tables = [\"public.responses\"]\n  roles = [\"country_analyst\"]\n  where = \"true\"\n}\nuser \"marie\" {",
+			want: []string{"pgveil.hcl:21:1: error: Duplicate rule", "already defined at pgveil.hcl:16:1"},
+		},
+		{
+			name: "a where reading another table's column says to use a subquery",
+			old:  `where  = "country = me.country"`, new: `where  = "countries.name = me.country"`,
+			want: []string{"pgveil.hcl:19:13: error: Qualified column in policy expression", "only be read in a subquery"},
+		},
+		{
+			name: "a where that is not SQL points into the string",
+			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
+			want: []string{"pgveil.hcl:19:23: error:"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+			src := strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier)
+			if !strings.Contains(src, c.old) {
+				t.Fatalf("the base has no %q", c.old)
+			}
+			src = strings.Replace(src, c.old, c.new, 1)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(src))
+			t.Chdir(dir)
+			l := NewLoader()
+			_, diags := l.Load("pgveil.hcl")
+			var out bytes.Buffer
+			if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(strings.Fields(out.String()), " ")
+			for _, w := range c.want {
+				if !strings.Contains(got, strings.Join(strings.Fields(w), " ")) {
+					t.Errorf("diagnostics lack %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+	t.Run("the base configuration is valid", func(t *testing.T) {
+		t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+		path := filepath.Join(t.TempDir(), "pgveil.hcl")
+		writeFile(t, path, []byte(strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier)))
+		if _, diags := Load(path); diags.HasErrors() {
+			t.Fatal(diags)
+		}
+	})
+}

@@ -111,3 +111,31 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 		})
 	}
 }
+
+// A refused PREPARE TRANSACTION is recorded as refused whichever protocol
+// sent it: in a transaction block, the extended protocol's goes upstream
+// as the rollbackMarker its Execute fails with, and its record must still
+// say denied, by rule two_phase_commit, not rewritten into pgveil's marker.
+func TestRefusedPrepareTransactionAudit(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
+			for _, msgs := range [][]pgproto3.FrontendMessage{
+				{&pgproto3.Query{String: "PREPARE TRANSACTION 'simple'"}},
+				{&pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'named'"}, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+				{&pgproto3.Parse{Query: "PREPARE TRANSACTION 'unnamed'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			} {
+				txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+				if code, status := txStatusAfter(t, c, msgs...); code != "42501" || status != 'I' {
+					t.Errorf("%T: error %q, status %c; want 42501 and I", msgs[0], code, status)
+				}
+			}
+		})
+		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'"} {
+			e := recordOf(t, recs, sql)
+			if e.Decision != "denied" || e.Reason != "two_phase_commit" || e.SQLState != "42501" || e.Rewritten != "" {
+				t.Errorf("%s: recorded %s by %q, SQLSTATE %q, rewritten %q; want denied by two_phase_commit, 42501, nothing rewritten",
+					sql, e.Decision, e.Reason, e.SQLState, e.Rewritten)
+			}
+		}
+	})
+}

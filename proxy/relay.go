@@ -1061,7 +1061,7 @@ func (ss *session) onError(msg []byte) error {
 		// rollbackMarker (22023).
 		if r, ok := ss.takeRefusal(er.Message); ok {
 			if ss.auditing() {
-				ss.auditResult('E', len(msg), "", "", true)
+				ss.auditRefused(len(msg), r)
 			}
 			resp := errorResponse("ERROR", r.Code, r.Message, r.Detail, r.Hint)
 			var err error

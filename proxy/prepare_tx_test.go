@@ -139,3 +139,25 @@ func TestRefusedPrepareTransactionAudit(t *testing.T) {
 		}
 	})
 }
+
+// A named PREPARE TRANSACTION refused in a transaction block stays
+// refused when the client executes it again outside one: there its
+// rollbackMarker would only draw PostgreSQL's warning and a ROLLBACK, and
+// the refused statement would seem to have run.
+func TestRefusedPrepareTransactionExecutedAgain(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
+			txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+			if code, status := txStatusAfter(t, c, &pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'again'"},
+				&pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Fatalf("in a block: error %q, status %c; want 42501 and I", code, status)
+			}
+			if code, status := txStatusAfter(t, c, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Errorf("again, outside a block: error %q, status %c; want 42501 and I", code, status)
+			}
+		})
+		if e := recordOf(t, recs, "PREPARE TRANSACTION 'again'"); e.Decision != "denied" || e.Reason != "two_phase_commit" {
+			t.Errorf("the last execution is recorded %s by %q, want denied by two_phase_commit", e.Decision, e.Reason)
+		}
+	})
+}

@@ -405,6 +405,7 @@ func (ss *session) relayParse(total int) error {
 			return ss.refuse(SourceParse, p.Name, r)
 		}
 		res = ss.rollbackResult(r)
+		st.Replaces = r
 	}
 	if r := ss.staleObjects(res, ss.sent.Load()+1, st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)

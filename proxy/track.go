@@ -130,6 +130,11 @@ func (ss *session) trackExecute(portal string, total int) error {
 	if p.Bound {
 		res = info.Result
 	}
+	if r == nil && p.Bound && info.Replaced != nil && !ss.mayBeInBlock() {
+		// A rollbackMarker outside a transaction block: PostgreSQL only
+		// warns, and the refused statement would seem to have run.
+		r = info.Replaced
+	}
 	if r == nil {
 		r = ss.auditUnavailable(res)
 	}

@@ -161,3 +161,38 @@ func TestRefusedPrepareTransactionExecutedAgain(t *testing.T) {
 		}
 	})
 }
+
+// A refused PREPARE TRANSACTION pipelined behind a batch not yet answered
+// may be outside a transaction block: it is refused there too, not sent
+// as a rollbackMarker PostgreSQL would only warn about.
+func TestRefusedPrepareTransactionPipelined(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		path func(t *testing.T) string
+	}{
+		{"with a session per client", func(*testing.T) string { return "../configs/demo.hcl" }},
+		{"with a transaction pool", func(t *testing.T) string { return pooledDemo(t, 2) }},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			onEveryRelay(t, func(t *testing.T, relay string) {
+				p, _ := startDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
+				c := p.connect(t, "marie")
+				// NOTE: whether the first batch is answered before pgveil
+				// reads the Parse or not, the refusal must reach the client.
+				if code, status := txStatusAfter(t, c, &pgproto3.Query{String: "SELECT pg_sleep(0.2)"},
+					&pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'piped'"},
+					&pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+					t.Errorf("error %q, status %c; want 42501 and I", code, status)
+				}
+				t.Run("and after an Execute of the same batch that may have ended the block", func(t *testing.T) {
+					txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+					if code, status := txStatusAfter(t, c, &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+						&pgproto3.Parse{Name: "p2", Query: "PREPARE TRANSACTION 'after_commit'"},
+						&pgproto3.Bind{PreparedStatement: "p2"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+						t.Errorf("error %q, status %c; want 42501 and I", code, status)
+					}
+				})
+			})
+		})
+	}
+}

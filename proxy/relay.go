@@ -76,6 +76,9 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	// copy data and an Execute it streams (copy_sync.go).
 	switch typ {
 	case 'Q', 'E':
+		if typ == 'E' {
+			ss.batchExecutes++
+		}
 		done := ss.done.Load()
 		quiet := ss.sent.Load() == done && !ss.serverCopyIn.Load()
 		ss.copySyncs.run(quiet, ss.copyStarts.Load(), done)
@@ -121,7 +124,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		// Flush.
 		err = ss.cin.Forward(total, ss.uout)
 	case 'S':
-		ss.othersInBatch, ss.batchRefused = 0, false
+		ss.othersInBatch, ss.batchRefused, ss.batchExecutes = 0, false, 0
 		ss.actBatchClosed()
 		ss.batchSent(true)
 		inCopy := ss.serverCopyIn.Load()
@@ -400,7 +403,7 @@ func (ss *session) relayParse(total int) error {
 	}
 	if rerr != nil {
 		r := asRefusal(rerr)
-		if !r.EndsTransaction || !ss.mayBeInBlock() {
+		if !r.EndsTransaction || !ss.surelyInBlock(0) {
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}
@@ -654,16 +657,20 @@ func (ss *session) rollbackResult(r *Refusal) *rewrite.Result {
 		EndsTransaction: true, TransactionEnd: rewrite.EndRollback}
 }
 
-// mayBeInBlock reports that the session may be in a transaction block:
-// not idle at its last ReadyForQuery, or with batches unanswered.
+// surelyInBlock reports that the session is in a transaction block,
+// open or aborted, now that the client relay has seen execs Executes of
+// the current batch: its last ReadyForQuery said so, every batch sent
+// since was answered, and no other Execute of the batch can have ended
+// the block.
 //
-// NOTE: outside a block, PostgreSQL answers an extended-protocol PREPARE
-// TRANSACTION with a warning and ROLLBACK, no error: a rollbackResult
-// there would hide the refusal, and the ordinary marker changes nothing
-// a block would need ended. A BEGIN earlier in the batch, not yet
-// answered, is missed: the refusal then leaves the block aborted.
-func (ss *session) mayBeInBlock() bool {
-	return ss.txStatus.Load() != 'I' || ss.sent.Load() != ss.done.Load()
+// NOTE: a rollbackResult goes upstream only then. Outside a block,
+// PostgreSQL answers an extended-protocol PREPARE TRANSACTION with a
+// warning and ROLLBACK, no error: the refused statement would seem to
+// have run. When in doubt (batches in flight, an Execute earlier in the
+// batch, a BEGIN among them), the ordinary marker fails it, leaving a
+// block, if any, open and aborted.
+func (ss *session) surelyInBlock(execs int) bool {
+	return ss.txStatus.Load() != 'I' && ss.sent.Load() == ss.done.Load() && ss.batchExecutes <= execs
 }
 
 // takeRefusal returns the refusal numbered by the marker named in msg.

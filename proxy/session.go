@@ -200,6 +200,10 @@ type session struct {
 	// (client relay only).
 	othersInBatch int
 	batchRefused  bool
+	// batchExecutes counts the Execute messages since the last Sync,
+	// streamed ones included (clientHeader): any may have ended a
+	// transaction block (surelyInBlock) (client relay only).
+	batchExecutes int
 
 	// lp is the session's share of its event loop, nil on the goroutine
 	// path (loop_linux.go).

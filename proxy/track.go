@@ -130,9 +130,10 @@ func (ss *session) trackExecute(portal string, total int) error {
 	if p.Bound {
 		res = info.Result
 	}
-	if r == nil && p.Bound && info.Replaced != nil && !ss.mayBeInBlock() {
-		// A rollbackMarker outside a transaction block: PostgreSQL only
-		// warns, and the refused statement would seem to have run.
+	if r == nil && p.Bound && info.Replaced != nil && !ss.surelyInBlock(1) {
+		// A rollbackMarker maybe outside a transaction block: PostgreSQL
+		// only warns there, and the refused statement would seem to
+		// have run. (The one Execute of the batch is this one.)
 		r = info.Replaced
 	}
 	if r == nil {

@@ -430,22 +430,22 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 	return e
 }
 
-// scrubQuoted replaces the content of every double-quoted part of msg
-// with an ellipsis, and drops what follows an unterminated quote.
+// scrubQuoted replaces everything from the first double quote of msg to
+// its last with one quoted ellipsis, and drops what follows an
+// unterminated quote.
+//
+// NOTE: PostgreSQL does not escape the double quotes of a value it
+// echoes: a literal 'a" secret "b' makes a message of three quoted
+// parts, and scrubbing each pair would keep the middle of the literal.
+// Two values in one message are scrubbed with the text between them.
 func scrubQuoted(msg string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(msg, '"')
-		if i < 0 {
-			b.WriteString(msg)
-			return b.String()
-		}
-		b.WriteString(msg[:i])
-		b.WriteString(`"…"`)
-		j := strings.IndexByte(msg[i+1:], '"')
-		if j < 0 {
-			return b.String()
-		}
-		msg = msg[i+1+j+1:]
+	i := strings.IndexByte(msg, '"')
+	if i < 0 {
+		return msg
 	}
+	j := strings.LastIndexByte(msg, '"')
+	if j == i {
+		return msg[:i] + `"…"`
+	}
+	return msg[:i] + `"…"` + msg[j+1:]
 }

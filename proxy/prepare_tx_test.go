@@ -123,14 +123,16 @@ func TestRefusedPrepareTransactionAudit(t *testing.T) {
 				{&pgproto3.Query{String: "PREPARE TRANSACTION 'simple'"}},
 				{&pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'named'"}, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
 				{&pgproto3.Parse{Query: "PREPARE TRANSACTION 'unnamed'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+				{&pgproto3.Parse{Name: "p2", Query: "PREPARE TRANSACTION 'later'"}, &pgproto3.Sync{},
+					&pgproto3.Bind{PreparedStatement: "p2"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
 			} {
 				txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
 				if code, status := txStatusAfter(t, c, msgs...); code != "42501" || status != 'I' {
-					t.Errorf("%T: error %q, status %c; want 42501 and I", msgs[0], code, status)
+					t.Errorf("%v: error %q, status %c; want 42501 and I", msgs[0], code, status)
 				}
 			}
 		})
-		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'"} {
+		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'", "PREPARE TRANSACTION 'later'"} {
 			e := recordOf(t, recs, sql)
 			if e.Decision != "denied" || e.Reason != "two_phase_commit" || e.SQLState != "42501" || e.Rewritten != "" {
 				t.Errorf("%s: recorded %s by %q, SQLSTATE %q, rewritten %q; want denied by two_phase_commit, 42501, nothing rewritten",

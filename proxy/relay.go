@@ -76,9 +76,7 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	// copy data and an Execute it streams (copy_sync.go).
 	switch typ {
 	case 'Q', 'E':
-		if typ == 'E' {
-			ss.batchExecutes++
-		}
+		ss.execsSent++
 		done := ss.done.Load()
 		quiet := ss.sent.Load() == done && !ss.serverCopyIn.Load()
 		ss.copySyncs.run(quiet, ss.copyStarts.Load(), done)
@@ -124,7 +122,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		// Flush.
 		err = ss.cin.Forward(total, ss.uout)
 	case 'S':
-		ss.othersInBatch, ss.batchRefused, ss.batchExecutes = 0, false, 0
+		ss.othersInBatch, ss.batchRefused = 0, false
 		ss.actBatchClosed()
 		ss.batchSent(true)
 		inCopy := ss.serverCopyIn.Load()
@@ -467,6 +465,7 @@ func (ss *session) relayParse(total int) error {
 // failed extended batch skips (ext_skip.go).
 func (ss *session) batchSent(sync bool) {
 	n := ss.sent.Add(1)
+	ss.batchExecs[n%int64(len(ss.batchExecs))] = ss.execsSent
 	ss.extSkips.boundary(n, sync)
 	if ss.srv.metrics != nil {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
@@ -658,19 +657,23 @@ func (ss *session) rollbackResult(r *Refusal) *rewrite.Result {
 }
 
 // surelyInBlock reports that the session is in a transaction block,
-// open or aborted, now that the client relay has seen execs Executes of
-// the current batch: its last ReadyForQuery said so, every batch sent
-// since was answered, and no other Execute of the batch can have ended
-// the block.
+// open or aborted, now that the client relay has read execs Executes of
+// its own since the last batch answered: its last ReadyForQuery said so,
+// and no other Execute or Query sent since can have ended the block.
 //
 // NOTE: a rollbackResult goes upstream only then. Outside a block,
 // PostgreSQL answers an extended-protocol PREPARE TRANSACTION with a
 // warning and ROLLBACK, no error: the refused statement would seem to
-// have run. When in doubt (batches in flight, an Execute earlier in the
-// batch, a BEGIN among them), the ordinary marker fails it, leaving a
-// block, if any, open and aborted.
+// have run. When in doubt (an Execute or a Query since, a BEGIN among
+// them), the ordinary marker fails it, leaving a block, if any, open and
+// aborted. done before txStatus: the status is then that of batch done
+// or a later one, whose Executes count too.
 func (ss *session) surelyInBlock(execs int) bool {
-	return ss.txStatus.Load() != 'I' && ss.sent.Load() == ss.done.Load() && ss.batchExecutes <= execs
+	done := ss.done.Load()
+	if ss.txStatus.Load() == 'I' || done == 0 || ss.sent.Load()-done >= int64(len(ss.batchExecs)) {
+		return false
+	}
+	return ss.execsSent-ss.batchExecs[done%int64(len(ss.batchExecs))] <= int64(execs)
 }
 
 // takeRefusal returns the refusal numbered by the marker named in msg.

@@ -99,6 +99,10 @@ func (ss *session) trackBind(portal, name, params string, ok bool) error {
 	var r *Refusal
 	if rerr != nil {
 		res, r = nil, asRefusal(rerr)
+		if r.EndsTransaction && ss.surelyInBlock(0) {
+			// As relayParse prepares it: its Execute ends the block.
+			res, st.Replaces, r = ss.rollbackResult(r), r, nil
+		}
 	}
 	if err := ss.inject(t.OnReprepared(portal, st, res, r)); err != nil {
 		return err

@@ -131,8 +131,15 @@ func TestRefusedPrepareTransactionAudit(t *testing.T) {
 					t.Errorf("%v: error %q, status %c; want 42501 and I", msgs[0], code, status)
 				}
 			}
+			// The Parse answered before its Execute is sent: the refusal the
+			// marker names is the Parse's batch's, answered since.
+			txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+			txStatusAfter(t, c, &pgproto3.Parse{Name: "p3", Query: "PREPARE TRANSACTION 'sequential'"}, &pgproto3.Sync{})
+			if code, status := txStatusAfter(t, c, &pgproto3.Bind{PreparedStatement: "p3"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Errorf("executed in a later batch: error %q, status %c; want 42501 and I", code, status)
+			}
 		})
-		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'", "PREPARE TRANSACTION 'later'"} {
+		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'", "PREPARE TRANSACTION 'later'", "PREPARE TRANSACTION 'sequential'"} {
 			e := recordOf(t, recs, sql)
 			if e.Decision != "denied" || e.Reason != "two_phase_commit" || e.SQLState != "42501" || e.Rewritten != "" {
 				t.Errorf("%s: recorded %s by %q, SQLSTATE %q, rewritten %q; want denied by two_phase_commit, 42501, nothing rewritten",

@@ -288,7 +288,8 @@ func (t *Tracker) parseOrCloseComplete() bool {
 // bytes, in whose place the client was sent r: an Execution that ran a
 // statement pgveil prepared in place of a refused one (a refused PREPARE
 // TRANSACTION in a transaction block, prepared as its rollbackMarker) is
-// recorded as r's refusal, not as the statement sent upstream.
+// recorded as the refusal of the statement it replaced (Info.Replaced),
+// or r's, not as the statement sent upstream.
 func (t *Tracker) OnRefusedAnswer(total int, r *Refusal) (done *Execution) {
 	if !t.audit {
 		return nil
@@ -297,6 +298,11 @@ func (t *Tracker) OnRefusedAnswer(total int, r *Refusal) (done *Execution) {
 	defer t.mu.Unlock()
 	if x := t.next(); x != nil && x.Info.Refusal == nil && x.Refusal == nil {
 		x.Refusal = r
+		if x.Info.Replaced != nil {
+			// Its marker's refusal was forgotten with the Parse's batch
+			// (r says no rule): the one it replaced does.
+			x.Refusal = x.Info.Replaced
+		}
 	}
 	return t.account('E', total, "", "", true)
 }

@@ -36,6 +36,14 @@ func (ss *session) auditResult(typ byte, total int, errCode, errMsg string, refu
 	}
 }
 
+// auditRefused records the answer of total bytes of a refusal's marker,
+// in whose place the client was sent r (statement.Tracker.OnRefusedAnswer).
+func (ss *session) auditRefused(total int, r *Refusal) {
+	if done := ss.track.OnRefusedAnswer(total, r); done != nil {
+		ss.finish(done, "")
+	}
+}
+
 // auditParams is the Server's auditParams for opts: none without an
 // audit trail.
 func auditParams(opts Options) int {
@@ -82,16 +90,22 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Time = end
 	}
 	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, end.Sub(x.Start)
-	if info.Refusal != nil {
+	refusal := info.Refusal
+	if refusal == nil {
+		// A statement pgveil prepared in its place failed with the
+		// refusal's marker (statement.Execution.Refusal).
+		refusal = x.Refusal
+	}
+	if refusal != nil {
 		if r.Fingerprint == "" {
-			r.Fingerprint = info.Refusal.Fingerprint
+			r.Fingerprint = refusal.Fingerprint
 		}
 		r.Decision = "denied"
-		r.Kind = info.Refusal.Kind
-		r.Reason = info.Refusal.Rule
-		r.SQLState = info.Refusal.Code
-		r.Message = info.Refusal.Message
-		r.Tables = info.Refusal.Tables
+		r.Kind = refusal.Kind
+		r.Reason = refusal.Rule
+		r.SQLState = refusal.Code
+		r.Message = refusal.Message
+		r.Tables = refusal.Tables
 		ss.srv.audit.Write(r)
 		return
 	}

@@ -111,3 +111,97 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 		})
 	}
 }
+
+// A refused PREPARE TRANSACTION is recorded as refused whichever protocol
+// sent it: in a transaction block, the extended protocol's goes upstream
+// as the rollbackMarker its Execute fails with, and its record must still
+// say denied, by rule two_phase_commit, not rewritten into pgveil's marker.
+func TestRefusedPrepareTransactionAudit(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
+			for _, msgs := range [][]pgproto3.FrontendMessage{
+				{&pgproto3.Query{String: "PREPARE TRANSACTION 'simple'"}},
+				{&pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'named'"}, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+				{&pgproto3.Parse{Query: "PREPARE TRANSACTION 'unnamed'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+				{&pgproto3.Parse{Name: "p2", Query: "PREPARE TRANSACTION 'later'"}, &pgproto3.Sync{},
+					&pgproto3.Bind{PreparedStatement: "p2"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			} {
+				txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+				if code, status := txStatusAfter(t, c, msgs...); code != "42501" || status != 'I' {
+					t.Errorf("%v: error %q, status %c; want 42501 and I", msgs[0], code, status)
+				}
+			}
+			// The Parse answered before its Execute is sent: the refusal the
+			// marker names is the Parse's batch's, answered since.
+			txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+			txStatusAfter(t, c, &pgproto3.Parse{Name: "p3", Query: "PREPARE TRANSACTION 'sequential'"}, &pgproto3.Sync{})
+			if code, status := txStatusAfter(t, c, &pgproto3.Bind{PreparedStatement: "p3"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Errorf("executed in a later batch: error %q, status %c; want 42501 and I", code, status)
+			}
+		})
+		for _, sql := range []string{"PREPARE TRANSACTION 'simple'", "PREPARE TRANSACTION 'named'", "PREPARE TRANSACTION 'unnamed'", "PREPARE TRANSACTION 'later'", "PREPARE TRANSACTION 'sequential'"} {
+			e := recordOf(t, recs, sql)
+			if e.Decision != "denied" || e.Reason != "two_phase_commit" || e.SQLState != "42501" || e.Rewritten != "" {
+				t.Errorf("%s: recorded %s by %q, SQLSTATE %q, rewritten %q; want denied by two_phase_commit, 42501, nothing rewritten",
+					sql, e.Decision, e.Reason, e.SQLState, e.Rewritten)
+			}
+		}
+	})
+}
+
+// A named PREPARE TRANSACTION refused in a transaction block stays
+// refused when the client executes it again outside one: there its
+// rollbackMarker would only draw PostgreSQL's warning and a ROLLBACK, and
+// the refused statement would seem to have run.
+func TestRefusedPrepareTransactionExecutedAgain(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
+			txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+			if code, status := txStatusAfter(t, c, &pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'again'"},
+				&pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Fatalf("in a block: error %q, status %c; want 42501 and I", code, status)
+			}
+			if code, status := txStatusAfter(t, c, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+				t.Errorf("again, outside a block: error %q, status %c; want 42501 and I", code, status)
+			}
+		})
+		if e := recordOf(t, recs, "PREPARE TRANSACTION 'again'"); e.Decision != "denied" || e.Reason != "two_phase_commit" {
+			t.Errorf("the last execution is recorded %s by %q, want denied by two_phase_commit", e.Decision, e.Reason)
+		}
+	})
+}
+
+// A refused PREPARE TRANSACTION pipelined behind a batch not yet answered
+// may be outside a transaction block: it is refused there too, not sent
+// as a rollbackMarker PostgreSQL would only warn about.
+func TestRefusedPrepareTransactionPipelined(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		path func(t *testing.T) string
+	}{
+		{"with a session per client", func(*testing.T) string { return "../configs/demo.hcl" }},
+		{"with a transaction pool", func(t *testing.T) string { return pooledDemo(t, 2) }},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			onEveryRelay(t, func(t *testing.T, relay string) {
+				p, _ := startDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
+				c := p.connect(t, "marie")
+				// NOTE: whether the first batch is answered before pgveil
+				// reads the Parse or not, the refusal must reach the client.
+				if code, status := txStatusAfter(t, c, &pgproto3.Query{String: "SELECT pg_sleep(0.2)"},
+					&pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'piped'"},
+					&pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+					t.Errorf("error %q, status %c; want 42501 and I", code, status)
+				}
+				t.Run("and after an Execute of the same batch that may have ended the block", func(t *testing.T) {
+					txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
+					if code, status := txStatusAfter(t, c, &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+						&pgproto3.Parse{Name: "p2", Query: "PREPARE TRANSACTION 'after_commit'"},
+						&pgproto3.Bind{PreparedStatement: "p2"}, &pgproto3.Execute{}, &pgproto3.Sync{}); code != "42501" || status != 'I' {
+						t.Errorf("error %q, status %c; want 42501 and I", code, status)
+					}
+				})
+			})
+		})
+	}
+}

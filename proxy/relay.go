@@ -76,6 +76,7 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	// copy data and an Execute it streams (copy_sync.go).
 	switch typ {
 	case 'Q', 'E':
+		ss.execsSent++
 		done := ss.done.Load()
 		quiet := ss.sent.Load() == done && !ss.serverCopyIn.Load()
 		ss.copySyncs.run(quiet, ss.copyStarts.Load(), done)
@@ -400,11 +401,12 @@ func (ss *session) relayParse(total int) error {
 	}
 	if rerr != nil {
 		r := asRefusal(rerr)
-		if !r.EndsTransaction || !ss.mayBeInBlock() {
+		if !r.EndsTransaction || !ss.surelyInBlock(0) {
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}
 		res = ss.rollbackResult(r)
+		st.Replaces = r
 	}
 	if r := ss.staleObjects(res, ss.sent.Load()+1, st.PolicyVersion); r != nil {
 		ss.noteStatement(st, nil, r)
@@ -463,6 +465,7 @@ func (ss *session) relayParse(total int) error {
 // failed extended batch skips (ext_skip.go).
 func (ss *session) batchSent(sync bool) {
 	n := ss.sent.Add(1)
+	ss.batchExecs[n%int64(len(ss.batchExecs))] = ss.execsSent
 	ss.extSkips.boundary(n, sync)
 	if ss.srv.metrics != nil {
 		ss.batchTimes[n%int64(len(ss.batchTimes))].Store(time.Now().UnixNano())
@@ -653,16 +656,24 @@ func (ss *session) rollbackResult(r *Refusal) *rewrite.Result {
 		EndsTransaction: true, TransactionEnd: rewrite.EndRollback}
 }
 
-// mayBeInBlock reports that the session may be in a transaction block:
-// not idle at its last ReadyForQuery, or with batches unanswered.
+// surelyInBlock reports that the session is in a transaction block,
+// open or aborted, now that the client relay has read execs Executes of
+// its own since the last batch answered: its last ReadyForQuery said so,
+// and no other Execute or Query sent since can have ended the block.
 //
-// NOTE: outside a block, PostgreSQL answers an extended-protocol PREPARE
-// TRANSACTION with a warning and ROLLBACK, no error: a rollbackResult
-// there would hide the refusal, and the ordinary marker changes nothing
-// a block would need ended. A BEGIN earlier in the batch, not yet
-// answered, is missed: the refusal then leaves the block aborted.
-func (ss *session) mayBeInBlock() bool {
-	return ss.txStatus.Load() != 'I' || ss.sent.Load() != ss.done.Load()
+// NOTE: a rollbackResult goes upstream only then. Outside a block,
+// PostgreSQL answers an extended-protocol PREPARE TRANSACTION with a
+// warning and ROLLBACK, no error: the refused statement would seem to
+// have run. When in doubt (an Execute or a Query since, a BEGIN among
+// them), the ordinary marker fails it, leaving a block, if any, open and
+// aborted. done before txStatus: the status is then that of batch done
+// or a later one, whose Executes count too.
+func (ss *session) surelyInBlock(execs int) bool {
+	done := ss.done.Load()
+	if ss.txStatus.Load() == 'I' || done == 0 || ss.sent.Load()-done >= int64(len(ss.batchExecs)) {
+		return false
+	}
+	return ss.execsSent-ss.batchExecs[done%int64(len(ss.batchExecs))] <= int64(execs)
 }
 
 // takeRefusal returns the refusal numbered by the marker named in msg.
@@ -1061,7 +1072,7 @@ func (ss *session) onError(msg []byte) error {
 		// rollbackMarker (22023).
 		if r, ok := ss.takeRefusal(er.Message); ok {
 			if ss.auditing() {
-				ss.auditResult('E', len(msg), "", "", true)
+				ss.auditRefused(len(msg), r)
 			}
 			resp := errorResponse("ERROR", r.Code, r.Message, r.Detail, r.Hint)
 			var err error

@@ -209,6 +209,13 @@ type session struct {
 	// (client relay only).
 	othersInBatch int
 	batchRefused  bool
+	// execsSent counts the Execute and Query messages read from the
+	// client, streamed ones included (clientHeader), and batchExecs holds
+	// execsSent when batch n was sent, at n % len (batchSent): the
+	// messages sent since a batch that may have ended a transaction block
+	// (surelyInBlock) (client relay only).
+	execsSent  int64
+	batchExecs [64]int64
 
 	// lp is the session's share of its event loop, nil on the goroutine
 	// path (loop_linux.go).

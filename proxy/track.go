@@ -114,6 +114,10 @@ func (ss *session) trackBind(portal, name, params string, ok bool) error {
 	var r *Refusal
 	if rerr != nil {
 		res, r = nil, asRefusal(rerr)
+		if r.EndsTransaction && ss.surelyInBlock(0) {
+			// As relayParse prepares it: its Execute ends the block.
+			res, st.Replaces, r = ss.rollbackResult(r), r, nil
+		}
 	}
 	if err := ss.inject(t.OnReprepared(portal, st, res, r)); err != nil {
 		return err
@@ -144,6 +148,12 @@ func (ss *session) trackExecute(portal string, total int) error {
 	var res *rewrite.Result
 	if p.Bound {
 		res = info.Result
+	}
+	if r == nil && p.Bound && info.Replaced != nil && !ss.surelyInBlock(1) {
+		// A rollbackMarker maybe outside a transaction block: PostgreSQL
+		// only warns there, and the refused statement would seem to
+		// have run. (The one Execute of the batch is this one.)
+		r = info.Replaced
 	}
 	if r == nil {
 		r = ss.auditUnavailable(res)

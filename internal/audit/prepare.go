@@ -65,6 +65,11 @@ type parsed struct {
 	// skipped records that the text was not handed to pg_query at all:
 	// too long or too deep for the writer (parseable).
 	skipped bool
+	// redactedFingerprint is the fingerprint of normalized, once
+	// redactedDone: the one a record with the text redacted keeps ("" when
+	// normalized does not parse).
+	redactedFingerprint string
+	redactedDone        bool
 }
 
 // textKey is the key of a text in a textCache: its SHA-256.
@@ -258,6 +263,29 @@ func (c *textCache) normalize(p *parsed, text string) string {
 	return p.normalized
 }
 
+// redactedFingerprint is the fingerprint a record whose text is
+// redacted keeps: that of the redacted text (normalize, called first),
+// "" when it does not parse (a text withheld, or a utility statement
+// whose grammar wants a string where the redaction put $n).
+//
+// NOTE: never the text's own: pg_query's fingerprint of some utility
+// statements hashes their string constants (COPY's file or program,
+// NOTIFY's payload, COMMENT's text, CREATE ROLE's password), with which
+// a reader of the trail could confirm a guessed literal. A query's, which
+// ignores its constants, is the same either way.
+func (c *textCache) redactedFingerprint(p *parsed) string {
+	if !p.redactedDone {
+		p.redactedDone = true
+		if p.normalized != "" && parseable(p.normalized) {
+			c.parses.Add(1)
+			if fp, err := pg_query.Fingerprint(p.normalized); err == nil {
+				p.redactedFingerprint = fp
+			}
+		}
+	}
+	return p.redactedFingerprint
+}
+
 // unparseableRedacted is what redaction leaves of a text pg_query cannot
 // parse: its length only.
 func unparseableRedacted(text string) string {
@@ -406,6 +434,7 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		}
 		if o.RedactLiterals || p.maySecret && c.holdsSecret(p, r.SQL) {
 			e.SQL = c.normalize(p, r.SQL)
+			e.Fingerprint = c.redactedFingerprint(p)
 		}
 	}
 	if o.RedactLiterals && r.UpstreamError != "" {
@@ -430,22 +459,22 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 	return e
 }
 
-// scrubQuoted replaces the content of every double-quoted part of msg
-// with an ellipsis, and drops what follows an unterminated quote.
+// scrubQuoted replaces everything from the first double quote of msg to
+// its last with one quoted ellipsis, and drops what follows an
+// unterminated quote.
+//
+// NOTE: PostgreSQL does not escape the double quotes of a value it
+// echoes: a literal 'a" secret "b' makes a message of three quoted
+// parts, and scrubbing each pair would keep the middle of the literal.
+// Two values in one message are scrubbed with the text between them.
 func scrubQuoted(msg string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(msg, '"')
-		if i < 0 {
-			b.WriteString(msg)
-			return b.String()
-		}
-		b.WriteString(msg[:i])
-		b.WriteString(`"…"`)
-		j := strings.IndexByte(msg[i+1:], '"')
-		if j < 0 {
-			return b.String()
-		}
-		msg = msg[i+1+j+1:]
+	i := strings.IndexByte(msg, '"')
+	if i < 0 {
+		return msg
 	}
+	j := strings.LastIndexByte(msg, '"')
+	if j == i {
+		return msg[:i] + `"…"`
+	}
+	return msg[:i] + `"…"` + msg[j+1:]
 }

@@ -295,6 +295,29 @@ func (t *Tracker) parseOrCloseComplete() bool {
 	return false
 }
 
+// OnRefusedAnswer is OnAnswer of a refusal's marker error of total
+// bytes, in whose place the client was sent r: an Execution that ran a
+// statement pgveil prepared in place of a refused one (a refused PREPARE
+// TRANSACTION in a transaction block, prepared as its rollbackMarker) is
+// recorded as the refusal of the statement it replaced (Info.Replaced),
+// or r's, not as the statement sent upstream.
+func (t *Tracker) OnRefusedAnswer(total int, r *Refusal) (done *Execution) {
+	if !t.audit {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if x := t.next(); x != nil && x.Info.Refusal == nil && x.Refusal == nil {
+		x.Refusal = r
+		if x.Info.Replaced != nil {
+			// Its marker's refusal was forgotten with the Parse's batch
+			// (r says no rule): the one it replaced does.
+			x.Refusal = x.Info.Replaced
+		}
+	}
+	return t.account('E', total, "", "", true)
+}
+
 // account adds an answer of typ and total bytes to the Execution it
 // answers, and keeps that Execution for the batch's ReadyForQuery when
 // the answer finishes it; it returns the one to record now, if any (see
@@ -411,6 +434,12 @@ type Execution struct {
 	simple                  bool
 	Rows, Bytes             int64
 	SQLState, UpstreamError string
+	// Refusal is the refusal whose marker answered it when its Info has
+	// none (OnRefusedAnswer): the client was sent that refusal.
+	//
+	// NOTE: the audit record says denied, with the refusal's rule, not
+	// what pgveil sent upstream in the refused statement's place.
+	Refusal *Refusal
 	// BackendPID is the process id of the upstream backend whose answer
 	// it had first (Tracker.SetBackend); 0 when none answered it.
 	BackendPID uint32

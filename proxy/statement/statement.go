@@ -28,4 +28,11 @@ type Statement struct {
 	// PolicyVersion is set by the Rewriter: the version of the policy
 	// that decided, for the audit trail.
 	PolicyVersion string
+	// Replaces is the refusal of Text when pgveil sent a statement of
+	// its own upstream in its place (a refused PREPARE TRANSACTION in a
+	// transaction block, prepared as its rollbackMarker); nil otherwise.
+	//
+	// NOTE: that statement fails only in a transaction block: an Execute
+	// of it outside one must be refused by pgveil (Info.Replaced).
+	Replaces *Refusal
 }

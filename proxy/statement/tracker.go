@@ -34,6 +34,9 @@ type Info struct {
 	Result *rewrite.Result
 	// refusal is the refusal the client received, or nil.
 	Refusal *Refusal
+	// Replaced is Statement.Replaces: the refusal of SQL, which went
+	// upstream as Result in its place; nil otherwise.
+	Replaced *Refusal
 	// version is the policy version that decided.
 	Version string
 	// batch is the batch the Parse (or Close) was sent in.
@@ -77,7 +80,7 @@ func (info *Info) ownSummary() summary {
 // NewInfo returns what a decision on st says: res, or refusal, under
 // st's policy version; confirmed, as a Query's text is.
 func NewInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *Info {
-	return &Info{SQL: st.Text, paramOIDs: st.ParamOIDs, Result: res, Refusal: refusal, Version: st.PolicyVersion, confirmed: true}
+	return &Info{SQL: st.Text, paramOIDs: st.ParamOIDs, Result: res, Refusal: refusal, Replaced: st.Replaces, Version: st.PolicyVersion, confirmed: true}
 }
 
 // Tracker is a session's bookkeeping of prepared statements, portals and

@@ -262,6 +262,35 @@ func TestOptions(t *testing.T) {
 			},
 		},
 		{
+			name: "rewritten_sql hash under redact_literals hashes the redacted text, which confirms no literal",
+			opts: Options{RewrittenSQL: RewrittenHash, RedactLiterals: true},
+			check: func(t *testing.T, e *Entry) {
+				raw := sha256.Sum256([]byte(rec().Rewritten))
+				if e.Rewritten != "" || e.RewrittenSHA256 == "" || e.RewrittenSHA256 == hex.EncodeToString(raw[:]) {
+					t.Errorf("%+v", e)
+				}
+				other := rec()
+				other.Rewritten = strings.ReplaceAll(other.Rewritten, "secret", "guess")
+				if got := hashOf(t, Options{RewrittenSQL: RewrittenHash, RedactLiterals: true}, other); got != e.RewrittenSHA256 {
+					t.Errorf("texts that differ in a literal only hash apart: %s and %s", got, e.RewrittenSHA256)
+				}
+			},
+		},
+		{
+			name:   "rewritten_sql hash under redact_literals hashes a long text's redacted form too",
+			opts:   Options{RewrittenSQL: RewrittenHash, RedactLiterals: true, MaxText: 1024},
+			record: longRec("secret"),
+			check: func(t *testing.T, e *Entry) {
+				raw := sha256.Sum256([]byte(longRec("secret").Rewritten))
+				if e.Rewritten != "" || e.RewrittenSHA256 == hex.EncodeToString(raw[:]) {
+					t.Errorf("%+v", e)
+				}
+				if got := hashOf(t, Options{RewrittenSQL: RewrittenHash, RedactLiterals: true, MaxText: 1024}, longRec("guess")); got != e.RewrittenSHA256 {
+					t.Errorf("texts that differ in a literal only hash apart: %s and %s", got, e.RewrittenSHA256)
+				}
+			},
+		},
+		{
 			name: "rewritten_sql none keeps nothing",
 			opts: Options{RewrittenSQL: RewrittenNone},
 			check: func(t *testing.T, e *Entry) {
@@ -632,4 +661,32 @@ func TestSync(t *testing.T) {
 			t.Fatalf("%+v, want %d records", rep, n)
 		}
 	})
+}
+
+// longRec is a record whose rewritten SQL, longer than 1 KiB, compares a
+// column with the literal lit.
+func longRec(lit string) *Record {
+	return &Record{Event: EventStatement, SQL: "SELECT 1",
+		Rewritten: "SELECT * FROM (SELECT a, b FROM t WHERE c = 'France') t WHERE a = '" + lit + "'" + strings.Repeat(" AND b <> 7", 200)}
+}
+
+// hashOf writes r through a log with opts and returns the rewritten SQL's
+// SHA-256 its entry keeps.
+func hashOf(t *testing.T, opts Options, r *Record) string {
+	t.Helper()
+	var out bytes.Buffer
+	opts.File, opts.Stdout = "-", &out
+	l, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(r)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := ParseLine(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.RewrittenSHA256
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -248,7 +249,9 @@ func (c *textCache) normalize(p *parsed, text string) string {
 				// '…', COPY … TO '…', COMMENT … IS '…', CREATE TABLE …
 				// AS …). The literal scanner replaces what is left, and
 				// a text it cannot read with certainty is withheld.
-				if red, kept, ok := rewrite.RedactLiterals(n, len(n)); ok && kept == len(n) {
+				// NOTE: no bound on the redaction's length: a $n is
+				// longer than a one-digit number it replaces.
+				if red, kept, ok := rewrite.RedactLiterals(n, math.MaxInt); ok && kept == len(n) {
 					p.normalized = red
 				} else {
 					p.normalized = fmt.Sprintf("<statement not redactable with certainty: %d bytes withheld>", len(text))
@@ -382,7 +385,18 @@ func capTexts(r *Record, o *Options) {
 	case RewrittenNone:
 		r.Rewritten = ""
 	case RewrittenHash:
-		r.rewrittenSHA256 = hex.EncodeToString(sha256Into(nil, r.Rewritten, &scratch))
+		text := r.Rewritten
+		if o.RedactLiterals {
+			// NOTE: the hash of a text with its literals would confirm a
+			// guessed literal: that of its redacted text, or none.
+			red, kept, ok := rewrite.RedactLiterals(text, math.MaxInt)
+			if !ok || kept != len(text) {
+				r.Rewritten, r.rewrittenFinal = "", true
+				return
+			}
+			text = red
+		}
+		r.rewrittenSHA256 = hex.EncodeToString(sha256Into(nil, text, &scratch))
 		r.Rewritten = ""
 	default:
 		r.Rewritten = capText(r.Rewritten, o.MaxText, o.RedactLiterals, &scratch)
@@ -449,7 +463,13 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		e.Rewritten, e.RewrittenSHA256 = "", r.rewrittenSHA256
 	case r.Rewritten == "" || r.rewrittenFinal:
 	case o.RewrittenSQL == RewrittenHash:
-		sum := sha256.Sum256([]byte(r.Rewritten))
+		text := r.Rewritten
+		if o.RedactLiterals {
+			// NOTE: the hash of a text with its literals would confirm a
+			// guessed literal (capTexts).
+			text = c.normalize(c.get(text, ""), text)
+		}
+		sum := sha256.Sum256([]byte(text))
 		e.Rewritten, e.RewrittenSHA256 = "", hex.EncodeToString(sum[:])
 	case o.RewrittenSQL == RewrittenNone:
 		e.Rewritten = ""

@@ -14,6 +14,7 @@ func TestRedactLiteralsOfUtilityStatements(t *testing.T) {
 		name, sql, want string
 	}{
 		{"EXECUTE's arguments are redacted", "EXECUTE p('secret1', 42)", "EXECUTE p($1, $2)"},
+		{"EXECUTE's one-digit arguments are redacted, though the text grows", "EXECUTE p(5, 6, 7)", "EXECUTE p($1, $2, $3)"},
 		{"a PREPARE's body is redacted", "PREPARE p AS SELECT 'secret2'", "PREPARE p AS SELECT $1"},
 		{"a PREPARE after a query is redacted too", "SELECT 'secret3'; PREPARE q AS SELECT 'secret4'", "SELECT $1; PREPARE q AS SELECT $2"},
 		{"COPY's file name is redacted", "COPY countries TO '/tmp/secret5'", "COPY countries TO $1"},

@@ -87,6 +87,23 @@ func TestTrackerFastPaths(t *testing.T) {
 			want:   []string{"B c s1: inject CS(s1) P(s1: /*v2*/ SELECT 1)", "E c: refused policy_changed"},
 		},
 		{
+			// The Close runs or is skipped with the Bind: nothing of
+			// v1 is left for the Execute to run.
+			name:   "a Close of the portal between its Bind and its Execute leaves the Execute to the general check",
+			events: parsed + " | B p s1 | CP p | reload v2 | E p",
+			want:   []string{`E p: runs v2 FETCH FROM "p"`},
+		},
+		{
+			name:   "the unnamed portal bound again in the same batch after a reload runs the last Bind's statement",
+			events: parsed + " | P s2 SELECT 2 | S | 1 | Z | B - s1 | reload v2 | B - s2 | E -",
+			want:   []string{"B - s2: inject CS(s2) P(s2: /*v2*/ SELECT 2)", "E -: runs v2 SELECT 2"},
+		},
+		{
+			name:   "a reload between a Bind and its Execute after an answered transaction refuses the Execute",
+			events: parsed + " | B - s1 | E - | S | 2 | C | Z | B - s1 | reload v2 | E -",
+			want:   []string{"E -: runs v1 SELECT 1", "Z: audit allowed: SELECT 1", "E -: refused policy_changed"},
+		},
+		{
 			name:   "an Execute of a portal bound in an earlier batch, before a reload, is refused",
 			events: parsed + " | B - s1 | S | reload v2 | E - | S | 2 | Z",
 			want:   []string{"E -: refused policy_changed"},

@@ -558,8 +558,6 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 // client input. It names a relation in pg_catalog, where no unprivileged
 // role can create one, so it always fails with 42P01.
 func (ss *session) refuse(src Source, name string, r *Refusal) error {
-	ss.refSeq++
-	seq := ss.refSeq
 	batch := ss.sent.Load()
 	if src != SourceQuery {
 		// A Parse or an Execute belongs to the batch its next Sync
@@ -567,14 +565,7 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 		batch++
 		ss.batchRefused = true
 	}
-	ss.refMu.Lock()
-	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
-	ss.refOrder = append(ss.refOrder, refusalRef{seq: seq, batch: batch})
-	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
-	if len(ss.refusals) > statement.MaxHeldMessages {
-		ss.overHeld = true
-	}
-	ss.refMu.Unlock()
+	seq := ss.pendRefusal(r, batch)
 
 	marker := "SELECT FROM pg_catalog." + ss.markerPrefix + strconv.FormatUint(seq, 10)
 	if src == SourceQuery && r.EndsTransaction {
@@ -609,6 +600,22 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 	return ss.uout.Write(ss.cscratch)
 }
 
+// pendRefusal numbers r, refused in batch, and keeps it until the
+// upstream's answer to its marker names that number (takeRefusal).
+func (ss *session) pendRefusal(r *Refusal, batch int64) uint64 {
+	ss.refSeq++
+	seq := ss.refSeq
+	ss.refMu.Lock()
+	defer ss.refMu.Unlock()
+	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
+	ss.refOrder = append(ss.refOrder, refusalRef{seq: seq, batch: batch})
+	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
+	if len(ss.refusals) > statement.MaxHeldMessages {
+		ss.overHeld = true
+	}
+	return seq
+}
+
 // gidSize is PostgreSQL's GIDSIZE: a PREPARE TRANSACTION whose
 // identifier is that long or longer always fails.
 const gidSize = 200
@@ -638,20 +645,10 @@ func rollbackMarker(prefix string, seq uint64) string {
 // its Execute as the client's statement would have. A failing Parse
 // would leave the block open and aborted.
 func (ss *session) rollbackResult(r *Refusal) *rewrite.Result {
-	ss.refSeq++
-	seq := ss.refSeq
 	// Its batch is the Parse's: executed in a later one, the marker
 	// still fails, as a refusal of no rule (takeRefusal).
-	batch := ss.sent.Load() + 1
 	ss.batchRefused = true
-	ss.refMu.Lock()
-	ss.refusals[seq] = pendingRefusal{r: r, batch: batch}
-	ss.refOrder = append(ss.refOrder, refusalRef{seq: seq, batch: batch})
-	ss.refusalsPeak = max(ss.refusalsPeak, len(ss.refusals))
-	if len(ss.refusals) > statement.MaxHeldMessages {
-		ss.overHeld = true
-	}
-	ss.refMu.Unlock()
+	seq := ss.pendRefusal(r, ss.sent.Load()+1)
 	return &rewrite.Result{SQL: rollbackMarker(ss.markerPrefix, seq), Rewritten: true, Kinds: []string{"transaction"},
 		EndsTransaction: true, TransactionEnd: rewrite.EndRollback}
 }

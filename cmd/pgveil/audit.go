@@ -455,8 +455,14 @@ func shorten(s string, n int) string {
 // ones) and invalid UTF-8. Records hold what clients sent (a login a
 // failed startup gave, a statement's comments): printed raw, they could
 // clear or rewrite the auditor's screen, or fake a row of the table.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
+func printable(s string) string { return printableKeeping(s, nil) }
+
+// printableKeeping is printable, except that the characters keep
+// reports stay as they are (nil: none). The console log keeps its tabs
+// and the newlines of a stack trace.
+func printableKeeping(s string, keep func(rune) bool) string {
+	escape := func(r rune) bool { return unprintable(r) && (keep == nil || !keep(r)) }
+	if !strings.ContainsFunc(s, escape) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -465,7 +471,7 @@ func printable(s string) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unprintable(r):
+		case escape(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/pgveil/pgveil/proxy/server"
@@ -128,7 +129,7 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	case "console":
 		ec := zap.NewDevelopmentEncoderConfig()
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-		enc = zapcore.NewConsoleEncoder(ec)
+		enc = printableEncoder{zapcore.NewConsoleEncoder(ec)}
 	default:
 		return nil, fmt.Errorf("--log-format must be json or console, not %q", format)
 	}
@@ -147,3 +148,38 @@ func reload(srv *server.Server) {
 	defer cancel()
 	_ = srv.Reload(ctx)
 }
+
+// printableEncoder is the console log's encoder: its lines reach an
+// operator's terminal, so every character a terminal would act on
+// rather than print (C1 controls such as CSI and OSC, bidirectional
+// overrides and isolates, zero-width and line-separator characters) is
+// written as an escape, as audit search's table does. The values of
+// fields are what clients sent (a login name, an application_name, the
+// text of an upstream error); zap escapes only C0 controls in them.
+//
+// NOTE: tabs (the console format's separator) and newlines (a stack
+// trace's) are kept: zap escapes both inside values, so any left in the
+// encoded entry are its own. The JSON format is not wrapped: its values
+// stay exact, and JSON readers decode them.
+type printableEncoder struct{ zapcore.Encoder }
+
+// Clone keeps the clone printable: a logger's With clones its encoder.
+func (e printableEncoder) Clone() zapcore.Encoder { return printableEncoder{e.Encoder.Clone()} }
+
+// EncodeEntry encodes the entry, then escapes what a terminal would act
+// on.
+func (e printableEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	buf, err := e.Encoder.EncodeEntry(ent, fields)
+	if err != nil {
+		return nil, err
+	}
+	line := buf.String()
+	if safe := printableKeeping(line, keepConsole); safe != line {
+		buf.Reset()
+		buf.AppendString(safe)
+	}
+	return buf, nil
+}
+
+// keepConsole reports the characters the console log keeps raw.
+func keepConsole(r rune) bool { return r == '\n' || r == '\t' }

@@ -394,11 +394,11 @@ func tableRow(e *audit.Entry) string {
 	if e.Event == audit.EventStatement {
 		rows = strconv.FormatInt(e.Rows, 10)
 	}
-	user := e.User
+	user := userColumn(e.User)
 	if e.ActingFor != "" {
-		user += " as " + e.ActingFor
+		user += " as " + userColumn(e.ActingFor)
 	}
-	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
+	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
@@ -408,6 +408,26 @@ func tableRow(e *audit.Entry) string {
 		row += "  " + why
 	}
 	return row
+}
+
+// maxUserColumn is the most characters of a user name the table shows:
+// NAMEDATALEN-1, PostgreSQL's longest role name, so that a real login is
+// never cut.
+const maxUserColumn = 63
+
+// userColumn renders a login (or the end user a BI service acted for)
+// for the table: printable, its runs of spaces collapsed and cut to
+// maxUserColumn characters.
+//
+// NOTE: a failed startup's login name is whatever the client sent: left
+// as it is, hundreds of spaces and "allowed  0  select …" after a name
+// would pose as the row's columns and push its real decision off the
+// auditor's screen. The json format keeps the name exact.
+func userColumn(s string) string {
+	if r := []rune(s); len(r) > maxUserColumn {
+		s = string(r[:maxUserColumn-1]) + "…"
+	}
+	return strings.Join(strings.FieldsFunc(printable(s), unicode.IsSpace), " ")
 }
 
 // sqlColumnEnd is where the SQL column of the table format ends: the

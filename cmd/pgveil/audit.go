@@ -491,6 +491,10 @@ func printableKeeping(s string, keep func(rune) bool) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case escape(r) && r > 0xffff:
+			// NOTE: \U and eight digits, as Go writes it: \ue0041
+			// would read as U+E004 and a 1.
+			fmt.Fprintf(&b, `\U%08x`, r)
 		case escape(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:

@@ -22,11 +22,12 @@ var hostile = []struct{ name, value, visible string }{
 	{"a line separator", "mallory\u2028INFO session started", `\u2028`},
 	{"a carriage return that overwrites the line", "mallory\rINFO  session started", `\r`},
 	{"an invalid UTF-8 byte", "mallory\x9b2J", `\ufffd2J`},
+	{"a tag character beyond the basic plane", "mallory\U000e0041", `\U000e0041`},
 }
 
-// TestConsoleLogIsPrintable: the console log format is read on a
-// terminal, so no value a client chose acts on it; the JSON format keeps
-// the values exact.
+// TestConsoleLogIsPrintable: the log is read on a terminal (the JSON
+// format through tail or less), so no value a client chose acts on it;
+// the JSON format keeps the values exact.
 func TestConsoleLogIsPrintable(t *testing.T) {
 	for _, tt := range hostile {
 		t.Run("the console format shows "+tt.name+" as an escape", func(t *testing.T) {
@@ -53,13 +54,18 @@ func TestConsoleLogIsPrintable(t *testing.T) {
 				t.Errorf("%q does not show %q", line, tt.visible)
 			}
 		})
-		t.Run("the JSON format keeps "+tt.name+" exact", func(t *testing.T) {
+		t.Run("the JSON format escapes "+tt.name+" and keeps it exact", func(t *testing.T) {
 			var out bytes.Buffer
 			log, err := newLogger("json", "info", &out)
 			if err != nil {
 				t.Fatal(err)
 			}
 			log.Warn("authentication failed", zap.String("user", tt.value))
+			for _, r := range strings.TrimSuffix(out.String(), "\n") {
+				if unprintable(r) {
+					t.Fatalf("raw %U in %q", r, out.String())
+				}
+			}
 			var rec map[string]any
 			if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
 				t.Fatalf("%v: %q", err, out.String())

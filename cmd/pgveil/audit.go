@@ -506,9 +506,11 @@ func printableKeeping(s string, keep func(rune) bool) string {
 }
 
 // unprintable reports whether a terminal would act on r rather than
-// print it.
+// print it, or print nothing a reader could see: the default-ignorable
+// fillers (U+3164, U+115F…) render blank, so that "marie\u3164" would
+// pass for marie.
 func unprintable(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC

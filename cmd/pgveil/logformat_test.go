@@ -22,6 +22,7 @@ var hostile = []struct{ name, value, visible string }{
 	{"a line separator", "mallory\u2028INFO session started", `\u2028`},
 	{"a carriage return that overwrites the line", "mallory\rINFO  session started", `\r`},
 	{"an invalid UTF-8 byte", "mallory\x9b2J", `\ufffd2J`},
+	{"a Hangul filler that prints blank", "marie\u3164", `marie\u3164`},
 	{"a tag character beyond the basic plane", "mallory\U000e0041", `\U000e0041`},
 }
 

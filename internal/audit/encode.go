@@ -138,7 +138,7 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // as encoding/json does; control characters (C1 ones too), format
 // characters (bidirectional overrides and isolates, zero-width ones, tag
-// characters), U+2028 and U+2029 are escaped; nothing else is (no HTML
+// characters), blank fillers (U+3164…), U+2028 and U+2029 are escaped; nothing else is (no HTML
 // escaping).
 //
 // NOTE: the escapes keep the values exact (a JSON reader decodes them to
@@ -201,9 +201,10 @@ func appendString(b []byte, s string) []byte {
 }
 
 // escapedRune reports whether appendString escapes r, a character of
-// U+0080 or above: what a terminal would act on rather than print.
+// U+0080 or above: what a terminal would act on rather than print, or
+// prints blank (the default-ignorable fillers such as U+3164).
 func escapedRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // appendRuneEscape appends \uXXXX for r, at most U+FFFF (a surrogate half

@@ -23,13 +23,14 @@ func TestLinesArePrintable(t *testing.T) {
 		{"a tag character beyond the basic plane", "x\U000e0041y"},
 		{"a line separator", "x\u2028y\u2029z"},
 		{"a carriage return", "allowed\rdenied"},
+		{"a Hangul filler that prints blank", "marie\u3164"},
 	} {
 		t.Run("the line escapes "+tt.name, func(t *testing.T) {
 			e := &Entry{Seq: 1, Record: *statement(1), Prev: zeroMAC}
 			e.User, e.ApplicationName, e.SQL, e.Message = tt.value, tt.value, tt.value, tt.value
 			line := appendLineEnd(appendSigned(nil, e), zeroMAC)
 			for _, r := range strings.TrimSuffix(string(line), "\n") {
-				if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+				if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point) {
 					t.Fatalf("raw %U in %s", r, line)
 				}
 			}

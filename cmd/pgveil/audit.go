@@ -411,9 +411,9 @@ func tableRow(e *audit.Entry) string {
 }
 
 // maxUserColumn is the most characters of a user name the table shows:
-// NAMEDATALEN-1, PostgreSQL's longest role name, so that a real login is
-// never cut.
-const maxUserColumn = 63
+// pgveil's longest login (256 bytes; an e-mail address may be one), so
+// that a real login is never cut.
+const maxUserColumn = 256
 
 // userColumn renders a login (or the end user a BI service acted for)
 // for the table: printable, its runs of spaces collapsed and cut to

@@ -60,14 +60,14 @@ func TestAuditSearchTableUserCannotFakeColumns(t *testing.T) {
 		{"an acting user padded with spaces shows its decision next to it",
 			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: "bi", ActingFor: fake, Decision: audit.DecisionDenied, Kind: "select"}},
 			"denied", strings.Repeat(" ", 20)},
-		{"a login of 63 characters, PostgreSQL's longest, is shown whole",
-			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: strings.Repeat("m", 63), Decision: audit.DecisionAllowed}},
-			strings.Repeat("m", 63) + "  allowed", "…"},
+		{"a login of 256 characters, pgveil's longest, is shown whole",
+			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: strings.Repeat("m", 256), Decision: audit.DecisionAllowed}},
+			strings.Repeat("m", 256) + "  allowed", "…"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			row := tableRow(&tt.rec)
 			i := strings.Index(row, tt.want)
-			if i < 0 || i > 20+2+63+4+63+2 {
+			if i < 0 || i > 20+2+256+2 {
 				t.Errorf("%q at %d in %q", tt.want, i, row)
 			}
 			if strings.Contains(row[:max(i, 0)], tt.notWant) {

@@ -394,11 +394,11 @@ func tableRow(e *audit.Entry) string {
 	if e.Event == audit.EventStatement {
 		rows = strconv.FormatInt(e.Rows, 10)
 	}
-	user := e.User
+	user := userColumn(e.User)
 	if e.ActingFor != "" {
-		user += " as " + e.ActingFor
+		user += " as " + userColumn(e.ActingFor)
 	}
-	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), printable(user),
+	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
 		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
@@ -408,6 +408,26 @@ func tableRow(e *audit.Entry) string {
 		row += "  " + why
 	}
 	return row
+}
+
+// maxUserColumn is the most characters of a user name the table shows:
+// pgveil's longest login (256 bytes; an e-mail address may be one), so
+// that a real login is never cut.
+const maxUserColumn = 256
+
+// userColumn renders a login (or the end user a BI service acted for)
+// for the table: printable, its runs of spaces collapsed and cut to
+// maxUserColumn characters.
+//
+// NOTE: a failed startup's login name is whatever the client sent: left
+// as it is, hundreds of spaces and "allowed  0  select …" after a name
+// would pose as the row's columns and push its real decision off the
+// auditor's screen. The json format keeps the name exact.
+func userColumn(s string) string {
+	if r := []rune(s); len(r) > maxUserColumn {
+		s = string(r[:maxUserColumn-1]) + "…"
+	}
+	return strings.Join(strings.FieldsFunc(printable(s), unicode.IsSpace), " ")
 }
 
 // sqlColumnEnd is where the SQL column of the table format ends: the
@@ -455,8 +475,14 @@ func shorten(s string, n int) string {
 // ones) and invalid UTF-8. Records hold what clients sent (a login a
 // failed startup gave, a statement's comments): printed raw, they could
 // clear or rewrite the auditor's screen, or fake a row of the table.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
+func printable(s string) string { return printableKeeping(s, nil) }
+
+// printableKeeping is printable, except that the characters keep
+// reports stay as they are (nil: none). The console log keeps its tabs
+// and the newlines of a stack trace.
+func printableKeeping(s string, keep func(rune) bool) string {
+	escape := func(r rune) bool { return unprintable(r) && (keep == nil || !keep(r)) }
+	if !strings.ContainsFunc(s, escape) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -465,7 +491,11 @@ func printable(s string) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unprintable(r):
+		case escape(r) && r > 0xffff:
+			// NOTE: \U and eight digits, as Go writes it: \ue0041
+			// would read as U+E004 and a 1.
+			fmt.Fprintf(&b, `\U%08x`, r)
+		case escape(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)
@@ -476,9 +506,11 @@ func printable(s string) string {
 }
 
 // unprintable reports whether a terminal would act on r rather than
-// print it.
+// print it, or print nothing a reader could see: the default-ignorable
+// fillers (U+3164, U+115F…) render blank, so that "marie\u3164" would
+// pass for marie.
 func unprintable(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC

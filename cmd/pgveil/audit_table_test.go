@@ -42,3 +42,37 @@ func TestAuditSearchTableSaysWhatWentWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSearchTableUserCannotFakeColumns: a login name a failed
+// startup gave is the client's choice, and cannot pose as the columns
+// after it or push the real decision off the auditor's screen.
+func TestAuditSearchTableUserCannotFakeColumns(t *testing.T) {
+	fake := "mallory" + strings.Repeat(" ", 300) + "allowed  0  select  SELECT 1"
+	for _, tt := range []struct {
+		name    string
+		rec     audit.Entry
+		want    string
+		notWant string
+	}{
+		{"a login padded with spaces shows its decision next to it",
+			audit.Entry{Record: audit.Record{Event: audit.EventAuthFailure, User: fake, Reason: "password authentication failed"}},
+			"auth_failure", strings.Repeat(" ", 20)},
+		{"an acting user padded with spaces shows its decision next to it",
+			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: "bi", ActingFor: fake, Decision: audit.DecisionDenied, Kind: "select"}},
+			"denied", strings.Repeat(" ", 20)},
+		{"a login of 256 characters, pgveil's longest, is shown whole",
+			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: strings.Repeat("m", 256), Decision: audit.DecisionAllowed}},
+			strings.Repeat("m", 256) + "  allowed", "…"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			row := tableRow(&tt.rec)
+			i := strings.Index(row, tt.want)
+			if i < 0 || i > 20+2+256+2 {
+				t.Errorf("%q at %d in %q", tt.want, i, row)
+			}
+			if strings.Contains(row[:max(i, 0)], tt.notWant) {
+				t.Errorf("%q before the decision in %q", tt.notWant, row)
+			}
+		})
+	}
+}

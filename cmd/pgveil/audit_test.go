@@ -416,6 +416,8 @@ func TestPrintable(t *testing.T) {
 		{"a\u202eb", `a\u202eb`},
 		{"bad \xff byte", `bad \xff byte`},
 		{"line\u2028separator", `line\u2028separator`},
+		{"tag\U000e0041", `tag\U000e0041`},
+		{"marie\u3164", `marie\u3164`},
 	} {
 		if got := printable(tt.in); got != tt.want {
 			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)

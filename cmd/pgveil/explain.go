@@ -63,26 +63,36 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):
-		fmt.Fprintf(stdout, "REFUSED %s by firewall rule %s\n  %s\n", refused.Code, refused.Rule, refused.Message)
+		fmt.Fprintf(stdout, "REFUSED %s by firewall rule %s\n  %s\n", refused.Code, refused.Rule, printable(refused.Message))
 		return 0
 	case err != nil:
-		fmt.Fprintf(stdout, "REFUSED: %v\n", err)
+		fmt.Fprintf(stdout, "REFUSED: %s\n", printable(err.Error()))
 		return 0
 	}
 	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
 	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
 	if res.Rewritten {
-		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", res.SQL)
+		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", printableSQL(res.SQL))
 		// A statement of a shape seen before is served from the shape's
 		// template, which may read a governed table directly.
 		if warm, err := enf.Engine.Warm(*user, 'Q', sql); err == nil && warm != nil {
-			fmt.Fprintf(stdout, "rewritten SQL, once a statement of this shape was seen before (reads directly):\n  %s\n", warm.SQL)
+			fmt.Fprintf(stdout, "rewritten SQL, once a statement of this shape was seen before (reads directly):\n  %s\n", printableSQL(warm.SQL))
 		}
 	} else {
-		fmt.Fprintf(stdout, "forwarded unchanged:\n  %s\n", res.SQL)
+		fmt.Fprintf(stdout, "forwarded unchanged:\n  %s\n", printableSQL(res.SQL))
 	}
 	return 0
+}
+
+// printableSQL is printable, keeping the newlines and tabs that lay a
+// statement out.
+//
+// NOTE: the operator explains what a governed user sent (copied from
+// the trail, where jq -r decodes its escapes): its comments and
+// literals are the user's, and must not act on the operator's terminal.
+func printableSQL(s string) string {
+	return printableKeeping(s, func(r rune) bool { return r == '\n' || r == '\t' })
 }
 
 func listOrNone(l []string) string {

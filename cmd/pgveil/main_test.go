@@ -494,6 +494,25 @@ user "dana" {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
+	t.Run("a statement copied from the trail shows its control characters as escapes", func(t *testing.T) {
+		// NOTE: the operator explains what a governed user sent: its
+		// comments and literals must not act on the operator's terminal.
+		for _, tt := range []struct {
+			sql   string
+			shown bool
+		}{
+			{"SELECT 1 /* \x1b[2J\u009b1;1H\u202e */", true},
+			{"SELECT id FROM tags WHERE id = 5 AND '\x1b]52;c;Y3VybA==\x07\u2066' <> ''", true},
+			{"SELECT * FROM notes WHERE secret = '\x1b[2J\u202e'", true},
+			{"DROP TABLE notes /* \x1b[2J\u202e */", false},
+			{"SELECT 'unterminated \x1b[2J\u202e", false},
+		} {
+			code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", tt.sql)
+			if code != 0 || strings.ContainsAny(out, "\x1b\x07\u009b\u202e\u2066") || tt.shown != strings.Contains(out, `\u001b`) {
+				t.Errorf("%q: %d %q %q", tt.sql, code, out, errOut)
+			}
+		}
+	})
 	t.Run("a refused statement names the firewall rule", func(t *testing.T) {
 		code, out, _ := runCLI("", "explain", "--config", path, "--user", "dana", "DROP TABLE notes")
 		if code != 0 || !strings.Contains(out, "REFUSED 42501 by firewall rule statement_kind") {

@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf16"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/pgveil/pgveil/proxy/server"
@@ -124,11 +127,11 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	case "json":
 		ec := zap.NewProductionEncoderConfig()
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
-		enc = zapcore.NewJSONEncoder(ec)
+		enc = inertEncoder{Encoder: zapcore.NewJSONEncoder(ec), escape: jsonEscapes}
 	case "console":
 		ec := zap.NewDevelopmentEncoderConfig()
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-		enc = zapcore.NewConsoleEncoder(ec)
+		enc = inertEncoder{Encoder: zapcore.NewConsoleEncoder(ec), escape: consoleEscapes}
 	default:
 		return nil, fmt.Errorf("--log-format must be json or console, not %q", format)
 	}
@@ -146,4 +149,76 @@ func reload(srv *server.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
 	defer cancel()
 	_ = srv.Reload(ctx)
+}
+
+// inertEncoder wraps the log's encoder: its lines reach an operator's
+// terminal (the console format directly, the JSON one through tail or
+// less), so every character a terminal would act on rather than print
+// (C1 controls such as CSI and OSC, bidirectional overrides and
+// isolates, zero-width and line-separator characters) is written as an
+// escape, as audit search's table and the audit trail do. The values of
+// fields are what clients sent (a login name, an application_name, the
+// text of an upstream error); zap escapes only C0 controls in them.
+//
+// NOTE: the line's own newline, and the console format's tabs
+// (its separator) and stack trace newlines, are kept: zap escapes both
+// inside values, so any left in the encoded entry are its own.
+type inertEncoder struct {
+	zapcore.Encoder
+	// escape returns the encoded line made inert, or the line itself.
+	escape func(line string) string
+}
+
+// Clone keeps the clone inert: a logger's With clones its encoder.
+func (e inertEncoder) Clone() zapcore.Encoder {
+	return inertEncoder{Encoder: e.Encoder.Clone(), escape: e.escape}
+}
+
+// EncodeEntry encodes the entry, then escapes what a terminal would act
+// on.
+func (e inertEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	buf, err := e.Encoder.EncodeEntry(ent, fields)
+	if err != nil {
+		return nil, err
+	}
+	line := buf.String()
+	if safe := e.escape(line); safe != line {
+		buf.Reset()
+		buf.AppendString(safe)
+	}
+	return buf, nil
+}
+
+// consoleEscapes makes a console log line inert: printable, keeping its
+// tabs and newlines.
+func consoleEscapes(line string) string {
+	return printableKeeping(line, func(r rune) bool { return r == '\n' || r == '\t' })
+}
+
+// jsonEscapes makes a JSON log line inert and keeps its values exact:
+// what a terminal would act on is written as a JSON \u escape
+// (surrogate pairs beyond the basic plane), which a JSON reader decodes
+// to the same character.
+//
+// NOTE: zap writes C0 controls and invalid UTF-8 inside strings as
+// escapes, and nothing outside them but ASCII punctuation, so every
+// character escaped here is inside a string, where \u is valid.
+func jsonEscapes(line string) string {
+	escape := func(r rune) bool { return r != '\n' && unprintable(r) }
+	if !strings.ContainsFunc(line, escape) {
+		return line
+	}
+	var b strings.Builder
+	for _, r := range line {
+		switch {
+		case !escape(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, hi, lo)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }

@@ -136,7 +136,7 @@ func appendMilliseconds(b []byte, d time.Duration) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does; control characters (C1 ones too), format
+// as encoding/json does; control characters (DEL and C1 ones too), format
 // characters (bidirectional overrides and isolates, zero-width ones, tag
 // characters), blank fillers (U+3164…), U+2028 and U+2029 are escaped; nothing else is (no HTML
 // escaping).
@@ -152,7 +152,7 @@ func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != 0x7f && c != '"' && c != '\\' {
 				i++
 				continue
 			}

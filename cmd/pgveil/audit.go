@@ -364,7 +364,9 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 			}
 			matched++
 			if *format == "json" {
-				_, err = fmt.Fprintf(stdout, "%s\n", line)
+				// NOTE: a line written before the trail escaped C1,
+				// format and filler characters holds them raw.
+				_, err = fmt.Fprintf(stdout, "%s\n", audit.InertLine(line))
 			} else {
 				_, err = fmt.Fprintln(stdout, tableRow(e))
 			}

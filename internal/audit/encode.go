@@ -249,3 +249,68 @@ var unprintableBMP = func() (t [1 << 16 / 64]uint64) {
 func appendRuneEscape(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
+
+// InertLine returns a line of the trail that parsed (ParseLine), with
+// what a terminal would act on written as the escapes today's writer
+// writes; the line itself when it holds none, as every line written
+// since the writer escapes them does. It decodes to the same record.
+//
+// NOTE: lines written before held C1, format and filler characters raw
+// (and a hand-edited line may hold anything JSON accepts): audit search
+// prints lines to an auditor's terminal. In a line that parsed, a
+// character of U+0080 or above, DEL or an invalid byte can only be
+// inside a string, where the escape means the same; a C0 control can
+// only be the whitespace between tokens (a raw one inside a string is
+// not JSON), which a space replaces. The MAC covers the bytes as
+// written: audit verify reads the files, never this.
+func InertLine(line []byte) []byte {
+	i := 0
+	for i < len(line) {
+		c := line[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				break
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && size == 1 || Unprintable(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(line) {
+		return line
+	}
+	b := append(make([]byte, 0, len(line)+16), line[:i]...)
+	for i < len(line) {
+		c := line[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20:
+				b = append(b, ' ')
+			case c == 0x7f:
+				b = appendRuneEscape(b, rune(c))
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(line[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case Unprintable(r) && r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			b = appendRuneEscape(appendRuneEscape(b, hi), lo)
+		case Unprintable(r):
+			b = appendRuneEscape(b, r)
+		default:
+			b = append(b, line[i:i+size]...)
+		}
+		i += size
+	}
+	return b
+}

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestTrailSpanningTheEscapes: lines written before appendString escaped
@@ -59,5 +60,45 @@ func TestTrailSpanningTheEscapes(t *testing.T) {
 		if e.User != hostile || strings.Contains(string(again), "\u202e") {
 			t.Fatalf("line %d decodes to %+q, encodes again to %s", i+2, e.User, again)
 		}
+	}
+}
+
+// TestInertLine: a line of before the escapes, or a hand-edited one,
+// is shown with escapes that decode to the same record; a line written
+// today is shown as it is.
+func TestInertLine(t *testing.T) {
+	hostile := "mallory\u202e\u009b2J\u200b\u3164\U000e0041\x7f"
+	e := &Entry{Seq: 1, Record: *statement(1), Prev: zeroMAC}
+	e.User, e.SQL = hostile, "SELECT 1 -- "+hostile
+	today := appendLineEnd(appendSigned(nil, e), zeroMAC)
+	today = today[:len(today)-1]
+	old := strings.NewReplacer(`\u202e`, "\u202e", `\u009b`, "\u009b", `\u200b`, "\u200b", `\u3164`, "\u3164",
+		`\udb40\udc41`, "\U000e0041", `\u007f`, "\x7f", `"seq":1,`, "\"seq\":1,\r\t", `"SELECT`, "\"SE\xffLECT")
+	for _, tt := range []struct{ name, line string }{
+		{"a line written today is shown as it is", string(today)},
+		{"a line of before is shown with escapes", old.Replace(string(today))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := ParseLine([]byte(tt.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown := InertLine([]byte(tt.line))
+			if tt.line == string(today) && string(shown) != tt.line {
+				t.Fatalf("changed to %s", shown)
+			}
+			for _, r := range string(shown) {
+				if Unprintable(r) || r == utf8.RuneError {
+					t.Fatalf("raw %U in %q", r, shown)
+				}
+			}
+			got, err := ParseLine(shown)
+			if err != nil {
+				t.Fatalf("%v: %s", err, shown)
+			}
+			if got.User != want.User || got.SQL != want.SQL || got.Seq != want.Seq {
+				t.Fatalf("shown line decodes to %+q %+q, the line to %+q %+q", got.User, got.SQL, want.User, want.SQL)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 	"unicode"
@@ -253,7 +254,8 @@ func appendRuneEscape(b []byte, r rune) []byte {
 // InertLine returns a line of the trail that parsed (ParseLine), with
 // what a terminal would act on written as the escapes today's writer
 // writes; the line itself when it holds none, as every line written
-// since the writer escapes them does. It decodes to the same record.
+// since the writer escapes them does. It decodes to the same record; a
+// line's own final newline is kept.
 //
 // NOTE: lines written before held C1, format and filler characters raw
 // (and a hand-edited line may hold anything JSON accepts): audit search
@@ -264,6 +266,19 @@ func appendRuneEscape(b []byte, r rune) []byte {
 // not JSON), which a space replaces. The MAC covers the bytes as
 // written: audit verify reads the files, never this.
 func InertLine(line []byte) []byte {
+	body, nl := bytes.CutSuffix(line, []byte("\n"))
+	if shown, changed := inertLine(body); changed {
+		if nl {
+			shown = append(shown, '\n')
+		}
+		return shown
+	}
+	return line
+}
+
+// inertLine is InertLine without the final newline; changed is false
+// when line is returned as it is.
+func inertLine(line []byte) (shown []byte, changed bool) {
 	i := 0
 	for i < len(line) {
 		c := line[i]
@@ -281,7 +296,7 @@ func InertLine(line []byte) []byte {
 		i += size
 	}
 	if i == len(line) {
-		return line
+		return line, false
 	}
 	b := append(make([]byte, 0, len(line)+16), line[:i]...)
 	for i < len(line) {
@@ -312,5 +327,5 @@ func InertLine(line []byte) []byte {
 		}
 		i += size
 	}
-	return b
+	return b, true
 }

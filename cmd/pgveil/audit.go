@@ -364,7 +364,9 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 			}
 			matched++
 			if *format == "json" {
-				_, err = fmt.Fprintf(stdout, "%s\n", line)
+				// NOTE: a line written before the trail escaped C1,
+				// format and filler characters holds them raw.
+				_, err = fmt.Fprintf(stdout, "%s\n", audit.InertLine(line))
 			} else {
 				_, err = fmt.Fprintln(stdout, tableRow(e))
 			}
@@ -508,10 +510,8 @@ func printableKeeping(s string, keep func(rune) bool) string {
 // unprintable reports whether a terminal would act on r rather than
 // print it, or print nothing a reader could see: the default-ignorable
 // fillers (U+3164, U+115F…) render blank, so that "marie\u3164" would
-// pass for marie.
-func unprintable(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
-}
+// pass for marie. It is the set the audit trail escapes.
+func unprintable(r rune) bool { return audit.Unprintable(r) }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC
 // midnight; for until, the next midnight, so that the day is included),

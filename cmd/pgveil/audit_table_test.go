@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +76,45 @@ func TestAuditSearchTableUserCannotFakeColumns(t *testing.T) {
 				t.Errorf("%q before the decision in %q", tt.notWant, row)
 			}
 		})
+	}
+}
+
+// TestAuditSearchJSONShowsOldLinesInert: lines written before the trail
+// escaped C1, format and filler characters hold them raw; audit search
+// --format json prints them escaped, decoding to the same values.
+func TestAuditSearchJSONShowsOldLinesInert(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := "mallory\u009b2J\u202e\u3164"
+	l.Write(&audit.Record{Event: audit.EventStatement, User: hostile, Kind: "select", SQL: "SELECT 1", Decision: audit.DecisionAllowed})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.NewReplacer(`\u009b`, "\u009b", `\u202e`, "\u202e", `\u3164`, "\u3164").Replace(string(data))
+	if old == string(data) {
+		t.Fatalf("no escape to undo in %s", data)
+	}
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("", "audit", "search", "--format", "json", path)
+	if code != 0 || errOut != "" {
+		t.Fatalf("%d %q %q", code, out, errOut)
+	}
+	for _, r := range strings.TrimSuffix(out, "\n") {
+		if unprintable(r) {
+			t.Fatalf("raw %U in %q", r, out)
+		}
+	}
+	var rec struct{ User string }
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.User != hostile {
+		t.Fatalf("%v: user %+q in %s", err, rec.User, out)
 	}
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 	"unicode"
@@ -136,7 +137,7 @@ func appendMilliseconds(b []byte, d time.Duration) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does; control characters (C1 ones too), format
+// as encoding/json does; control characters (DEL and C1 ones too), format
 // characters (bidirectional overrides and isolates, zero-width ones, tag
 // characters), blank fillers (U+3164…), U+2028 and U+2029 are escaped; nothing else is (no HTML
 // escaping).
@@ -152,7 +153,7 @@ func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != 0x7f && c != '"' && c != '\\' {
 				i++
 				continue
 			}
@@ -203,12 +204,128 @@ func appendString(b []byte, s string) []byte {
 // escapedRune reports whether appendString escapes r, a character of
 // U+0080 or above: what a terminal would act on rather than print, or
 // prints blank (the default-ignorable fillers such as U+3164).
-func escapedRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)
+func escapedRune(r rune) bool { return Unprintable(r) }
+
+// Unprintable reports whether a terminal would act on r rather than
+// print it (C0 and C1 controls and DEL, format characters such as the
+// bidirectional overrides and isolates and the zero-width ones, line
+// and paragraph separators), or print nothing a reader could see (the
+// default-ignorable fillers such as U+3164, so that "marie\u3164" would
+// pass for marie). The trail escapes these; so do pgveil's log and audit
+// search's table.
+//
+// NOTE: a bit table for the basic plane, so that a value of accented
+// or CJK text costs a lookup per character, not a search of five
+// Unicode tables: the writer and the log check every non-ASCII
+// character they write. It is exactly unprintableSlow
+// (TestUnprintableTable).
+func Unprintable(r rune) bool {
+	if uint32(r) < 1<<16 {
+		return unprintableBMP[r>>6]&(1<<(r&63)) != 0
+	}
+	return unprintableSlow(r)
 }
+
+// unprintableTables are the Unicode tables of Unprintable.
+var unprintableTables = []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point}
+
+// unprintableSlow is Unprintable searching the Unicode tables.
+func unprintableSlow(r rune) bool { return unicode.In(r, unprintableTables...) }
+
+// unprintableBMP holds a bit per character of the basic plane, set for
+// those Unprintable reports.
+var unprintableBMP = func() (t [1 << 16 / 64]uint64) {
+	for _, tab := range unprintableTables {
+		for _, rg := range tab.R16 {
+			for r := uint32(rg.Lo); r <= uint32(rg.Hi); r += uint32(rg.Stride) {
+				t[r>>6] |= 1 << (r & 63)
+			}
+		}
+	}
+	return t
+}()
 
 // appendRuneEscape appends \uXXXX for r, at most U+FFFF (a surrogate half
 // of a pair included).
 func appendRuneEscape(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+}
+
+// InertLine returns a line of the trail that parsed (ParseLine), with
+// what a terminal would act on written as the escapes today's writer
+// writes; the line itself when it holds none, as every line written
+// since the writer escapes them does. It decodes to the same record; a
+// line's own final newline is kept.
+//
+// NOTE: lines written before held C1, format and filler characters raw
+// (and a hand-edited line may hold anything JSON accepts): audit search
+// prints lines to an auditor's terminal. In a line that parsed, a
+// character of U+0080 or above, DEL or an invalid byte can only be
+// inside a string, where the escape means the same; a C0 control can
+// only be the whitespace between tokens (a raw one inside a string is
+// not JSON), which a space replaces. The MAC covers the bytes as
+// written: audit verify reads the files, never this.
+func InertLine(line []byte) []byte {
+	body, nl := bytes.CutSuffix(line, []byte("\n"))
+	if shown, changed := inertLine(body); changed {
+		if nl {
+			shown = append(shown, '\n')
+		}
+		return shown
+	}
+	return line
+}
+
+// inertLine is InertLine without the final newline; changed is false
+// when line is returned as it is.
+func inertLine(line []byte) (shown []byte, changed bool) {
+	i := 0
+	for i < len(line) {
+		c := line[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				break
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && size == 1 || Unprintable(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(line) {
+		return line, false
+	}
+	b := append(make([]byte, 0, len(line)+16), line[:i]...)
+	for i < len(line) {
+		c := line[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20:
+				b = append(b, ' ')
+			case c == 0x7f:
+				b = appendRuneEscape(b, rune(c))
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(line[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case Unprintable(r) && r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			b = appendRuneEscape(appendRuneEscape(b, hi), lo)
+		case Unprintable(r):
+			b = appendRuneEscape(b, r)
+		default:
+			b = append(b, line[i:i+size]...)
+		}
+		i += size
+	}
+	return b, true
 }

@@ -310,3 +310,27 @@ func TestCapTextBoundaries(t *testing.T) {
 		t.Errorf("%q", got[4090:])
 	}
 }
+
+// TestFingerprintedTextNotScanned: a record that comes with the
+// rewriter's fingerprint costs the writer no scan of its text by
+// pg_query's scanner (parseable) unless the writer must parse it; a
+// record without one is scanned once before its fingerprint is made.
+func TestFingerprintedTextNotScanned(t *testing.T) {
+	var parses atomic.Uint64
+	c := newTextCache(&parses)
+	const sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 42"
+	c.prepare(&Record{Event: EventStatement, SQL: sql, Fingerprint: "feedc0de"}, &Options{})
+	if p := c.cur[c.key(sql)]; p == nil || p.skipDone || p.fingerprint != "feedc0de" || parses.Load() != 0 {
+		t.Errorf("a fingerprinted text: entry %+v, %d parses", p, parses.Load())
+	}
+	const other = "SELECT abalance FROM pgbench_accounts WHERE aid = 43"
+	c.prepare(&Record{Event: EventStatement, SQL: other}, &Options{})
+	if p := c.cur[c.key(other)]; p == nil || !p.skipDone || p.fingerprint == "" || parses.Load() != 1 {
+		t.Errorf("a text without a fingerprint: entry %+v, %d parses", p, parses.Load())
+	}
+	const deep = "SELECT " + "((((((((((" + "1" + "))))))))))"
+	c.prepare(&Record{Event: EventStatement, SQL: deep, Fingerprint: "feedc0de"}, &Options{RedactLiterals: true})
+	if p := c.cur[c.key(deep)]; p == nil || !p.skipDone {
+		t.Errorf("a fingerprinted text to redact is checked before pg_query normalises it: entry %+v", p)
+	}
+}

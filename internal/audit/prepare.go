@@ -63,9 +63,14 @@ type parsed struct {
 	// maySecret is mayHoldSecret's answer; secret records holdsSecret's,
 	// once secretDone.
 	maySecret, secret, secretDone bool
-	// skipped records that the text was not handed to pg_query at all:
-	// too long or too deep for the writer (parseable).
-	skipped bool
+	// skipped records that the text is not handed to pg_query at all:
+	// too long or too deep for the writer (parseable), once skipDone.
+	// NOTE: asked only when the writer is to parse the text (isSkipped):
+	// a text that comes with the rewriter's fingerprint passed the
+	// rewriter's own guard, and most are never parsed here (checking
+	// costs a scan by pg_query's scanner, a tenth of an audited
+	// statement's cost to pgveil when it ran for each new text).
+	skipped, skipDone bool
 	// redactedFingerprint is the fingerprint of normalized, once
 	// redactedDone: the one a record with the text redacted keeps ("" when
 	// normalized does not parse).
@@ -133,7 +138,7 @@ func sha256Into(b []byte, text string, scratch *[]byte) []byte {
 func (c *textCache) get(text, fingerprint string) *parsed {
 	k := c.key(text)
 	if p, ok := c.cur[k]; ok {
-		if p.fingerprint == "" && fingerprint != "" && !p.skipped {
+		if p.fingerprint == "" && fingerprint != "" && !p.isSkipped(text) {
 			p.fingerprint = fingerprint
 		}
 		return p
@@ -141,15 +146,14 @@ func (c *textCache) get(text, fingerprint string) *parsed {
 	p, ok := c.old[k]
 	if !ok {
 		// NOTE: no fingerprint also means no normalize (below).
-		p = &parsed{skipped: !parseable(text), maySecret: mayHoldSecret(text)}
-		if !p.skipped {
-			if fingerprint != "" {
-				p.fingerprint = fingerprint
-			} else {
-				c.parses.Add(1)
-				if fp, err := pg_query.Fingerprint(text); err == nil {
-					p.fingerprint = fp
-				}
+		p = &parsed{maySecret: mayHoldSecret(text)}
+		switch {
+		case fingerprint != "":
+			p.fingerprint = fingerprint
+		case !p.isSkipped(text):
+			c.parses.Add(1)
+			if fp, err := pg_query.Fingerprint(text); err == nil {
+				p.fingerprint = fp
 			}
 		}
 	}
@@ -159,6 +163,16 @@ func (c *textCache) get(text, fingerprint string) *parsed {
 	c.cur[k] = p
 	c.curBytes += len(p.normalized)
 	return p
+}
+
+// isSkipped reports whether text, whose entry p is, is one the writer
+// does not hand to pg_query (parseable), checking once.
+func (p *parsed) isSkipped(text string) bool {
+	if !p.skipDone {
+		p.skipDone = true
+		p.skipped = !parseable(text)
+	}
+	return p.skipped
 }
 
 // secretWords are what a statement holding a password or a connection
@@ -201,7 +215,7 @@ func (c *textCache) holdsSecret(p *parsed, text string) bool {
 
 // parseSecret is holdsSecret's parse.
 func (c *textCache) parseSecret(p *parsed, text string) bool {
-	if p.skipped || p.fingerprint == "" {
+	if p.isSkipped(text) || p.fingerprint == "" {
 		return true
 	}
 	c.parses.Add(1)
@@ -235,7 +249,7 @@ func (c *textCache) parseSecret(p *parsed, text string) bool {
 //
 // p is text's entry, which keeps the normalised text.
 func (c *textCache) normalize(p *parsed, text string) string {
-	if p.skipped {
+	if p.isSkipped(text) {
 		return redactUnparsed(text)
 	}
 	if !p.normalizedDone {

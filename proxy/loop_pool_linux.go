@@ -381,7 +381,11 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 		return holdStop
 	case grantTimeout:
 		lp.grant = grantNone
-		if e := ss.answerNoBackend(typ, total, errPoolTimeout); e != nil {
+		err := errPoolTimeout
+		if lp.wait.capped {
+			err = errPoolTimeoutCapped
+		}
+		if e := ss.answerNoBackend(typ, total, err); e != nil {
 			ss.end(*e)
 			return holdStop
 		}

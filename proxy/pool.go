@@ -165,13 +165,20 @@ func (p *pool) loginOf(login string, max int) *poolLogin {
 		p.logins[login] = lg
 	}
 	var served []poolGrant
-	if lg.max.Swap(int32(max)) < int32(max) {
+	raised := lg.max.Swap(int32(max)) < int32(max)
+	if raised {
 		served = p.serveRaised(lg)
 	}
 	lg.sessions++
 	p.mu.Unlock()
 	for _, g := range served {
 		p.give(g)
+	}
+	if raised {
+		// NOTE: the pool full, the login's waiters left are served
+		// from the free backends the event loops kept while they
+		// waited at the old cap (waitersServable): release serves them.
+		p.reclaim()
 	}
 	return lg
 }
@@ -696,6 +703,26 @@ func (p *pool) pickWaiter(key string, l *eventLoop) int {
 		}
 	}
 	return oldest
+}
+
+// waitersServable reports whether a waiter may be served now: one whose
+// login is under its cap. An event loop keeps a backend its session let
+// go of, rather than give it to the pool, while none is
+// (keepOrGiveBack).
+//
+// NOTE: a waiter at its cap is served by whoever makes room for it, its
+// login letting a backend or slot go (release, freeSlot, a loop's
+// keepOrGiveBack) or its cap raised (loginOf), never by a free backend
+// of the pool: one kept on a loop meanwhile costs it nothing.
+func (p *pool) waitersServable() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.waiters {
+		if w.login.room() {
+			return true
+		}
+	}
+	return false
 }
 
 // addWaiter queues w (mu held).

@@ -165,16 +165,16 @@ func (p *pool) loginOf(login string, max int) *poolLogin {
 		p.logins[login] = lg
 	}
 	var served []poolGrant
-	raised := lg.max.Swap(int32(max)) < int32(max)
-	if raised {
-		served = p.serveRaised(lg)
+	left := false
+	if lg.max.Swap(int32(max)) < int32(max) {
+		served, left = p.serveRaised(lg)
 	}
 	lg.sessions++
 	p.mu.Unlock()
 	for _, g := range served {
 		p.give(g)
 	}
-	if raised {
+	if left {
 		// NOTE: the pool full, the login's waiters left are served
 		// from the free backends the event loops kept while they
 		// waited at the old cap (waitersServable): release serves them.
@@ -186,9 +186,9 @@ func (p *pool) loginOf(login string, max int) *poolLogin {
 // serveRaised takes out of the waiters those of lg that its raised cap
 // lets take a free backend of their key, or dial while the pool has
 // room, oldest first, each counted for lg, for the caller to give once
-// mu is released (mu held).
-func (p *pool) serveRaised(lg *poolLogin) []poolGrant {
-	var served []poolGrant
+// mu is released (mu held). left reports that the pool's being full
+// left one of them waiting although the raised cap has room for it.
+func (p *pool) serveRaised(lg *poolLogin) (served []poolGrant, left bool) {
 	for i := 0; i < len(p.waiters) && !p.closed; {
 		w := p.waiters[i]
 		if w.login != lg {
@@ -196,7 +196,7 @@ func (p *pool) serveRaised(lg *poolLogin) []poolGrant {
 			continue
 		}
 		if len(p.idle[w.key]) == 0 && p.open >= p.size {
-			break
+			return served, lg.room()
 		}
 		if !lg.take() {
 			w.capped = true
@@ -205,7 +205,7 @@ func (p *pool) serveRaised(lg *poolLogin) []poolGrant {
 		p.removeWaiter(i)
 		served = append(served, p.grantFor(w))
 	}
-	return served
+	return served, false
 }
 
 // poolGrant is what a waiter taken out of the waiters gets: b, a free

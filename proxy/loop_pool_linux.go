@@ -181,6 +181,8 @@ func (l *eventLoop) takeLocal(pl *poolLink) *backend {
 // keepOrGiveBack settles a backend a session of the loop let go of:
 // kept free on the loop, unless the pool has a use for it or it must
 // not be reused. A waiter of its key on this loop gets it at once.
+// Waiters at their login's cap alone are no use for it
+// (waitersServable): it stays on the loop.
 //
 // NOTE: b leaves its login's count before nwait is read (poolLogin): a
 // session of that login queued at its cap is then seen here, or sees
@@ -213,7 +215,7 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 				w.give(b)
 				return
 			}
-			if p.nwait.Load() > 0 {
+			if p.waitersServable() {
 				// Others wait, for other keys: the pool decides.
 				l.unregister(b)
 				p.release(b)
@@ -227,8 +229,13 @@ func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 }
 
 // keepLocal keeps b free on the loop, and reports true; or, should a
-// session have queued in the pool meanwhile, takes it back and reports
-// false, for keepOrGiveBack to look at the waiters again.
+// session under its login's cap have queued in the pool meanwhile,
+// takes it back and reports false, for keepOrGiveBack to look at the
+// waiters again.
+//
+// NOTE: waitersServable reads the waiters under the pool's lock after b
+// counts in localFree: a session that queues, the pool full, after
+// that read reads localFree (reclaim) after it, and sees b.
 func (l *eventLoop) keepLocal(p *pool, b *backend) bool {
 	if beforeKeepLocal != nil {
 		beforeKeepLocal()
@@ -245,7 +252,7 @@ func (l *eventLoop) keepLocal(p *pool, b *backend) bool {
 	lb.nidle++
 	lb.idleCount.Store(int32(lb.nidle))
 	p.localFree.Add(1)
-	if p.nwait.Load() == 0 {
+	if p.nwait.Load() == 0 || !p.waitersServable() {
 		return true
 	}
 	// NOTE: the last of its key, appended above; the loop's alone.
@@ -381,7 +388,11 @@ func (l *eventLoop) pooledHold(ss *session, typ byte, total int) holdStep {
 		return holdStop
 	case grantTimeout:
 		lp.grant = grantNone
-		if e := ss.answerNoBackend(typ, total, errPoolTimeout); e != nil {
+		err := errPoolTimeout
+		if lp.wait.capped {
+			err = errPoolTimeoutCapped
+		}
+		if e := ss.answerNoBackend(typ, total, err); e != nil {
 			ss.end(*e)
 			return holdStop
 		}

@@ -24,6 +24,10 @@ const poolAppName = "pgveil:pool"
 // the pool's wait timeout.
 var errPoolTimeout = errors.New("no upstream connection became free")
 
+// errPoolTimeoutCapped is errPoolTimeout (errors.Is) for a session whose
+// login's cap held it back during the wait (poolWaiter.capped).
+var errPoolTimeoutCapped = fmt.Errorf("%w while its login was at its cap", errPoolTimeout)
+
 // errClientGone is acquireFor's answer when the client it waits for
 // closed its connection meanwhile.
 var errClientGone = errors.New("the client closed its connection while waiting for an upstream connection")
@@ -160,37 +164,90 @@ func (p *pool) loginOf(login string, max int) *poolLogin {
 		lg = &poolLogin{name: login}
 		p.logins[login] = lg
 	}
-	var served []*poolWaiter
+	var served []poolGrant
+	left := false
 	if lg.max.Swap(int32(max)) < int32(max) {
-		served = p.serveRaised(lg)
+		served, left = p.serveRaised(lg)
 	}
 	lg.sessions++
 	p.mu.Unlock()
-	for _, w := range served {
-		w.give(nil)
+	for _, g := range served {
+		p.give(g)
+	}
+	if left {
+		// NOTE: the pool full, the login's waiters left are served
+		// from the free backends the event loops kept while they
+		// waited at the old cap (waitersServable): release serves them.
+		p.reclaim()
 	}
 	return lg
 }
 
 // serveRaised takes out of the waiters those of lg that its raised cap
-// lets dial while the pool has room, oldest first, each with a slot
-// counted for it, for the caller to give once mu is released (mu held).
-func (p *pool) serveRaised(lg *poolLogin) []*poolWaiter {
-	var served []*poolWaiter
-	for i := 0; i < len(p.waiters) && !p.closed && p.open < p.size; {
+// lets take a free backend of their key, or dial while the pool has
+// room, oldest first, each counted for lg, for the caller to give once
+// mu is released (mu held). left reports that the pool's being full
+// left one of them waiting although the raised cap has room for it.
+func (p *pool) serveRaised(lg *poolLogin) (served []poolGrant, left bool) {
+	for i := 0; i < len(p.waiters) && !p.closed; {
 		w := p.waiters[i]
 		if w.login != lg {
 			i++
 			continue
 		}
+		if len(p.idle[w.key]) == 0 && p.open >= p.size {
+			return served, lg.room()
+		}
 		if !lg.take() {
+			w.capped = true
 			break
 		}
 		p.removeWaiter(i)
-		p.open++
-		served = append(served, w)
+		served = append(served, p.grantFor(w))
 	}
-	return served
+	return served, false
+}
+
+// poolGrant is what a waiter taken out of the waiters gets: b, a free
+// backend of its key, or with b nil a slot of open (grantFor).
+type poolGrant struct {
+	w *poolWaiter
+	b *backend
+}
+
+// grantFor serves w, taken out of the waiters and counted for its
+// login: with a free backend of its key when there is one, otherwise
+// with a slot of open, counted here, for a backend it dials (mu held,
+// the pool with room unless a free backend of w's key waits). The
+// caller gives it once mu is released (give).
+//
+// NOTE: a free backend of a waiter's key is there only when the
+// waiter's login was at its cap as it went free (release); once room
+// is made the waiter takes it rather than dialling another.
+func (p *pool) grantFor(w *poolWaiter) poolGrant {
+	if b := p.popIdle(w.key); b != nil {
+		return poolGrant{w: w, b: b}
+	}
+	p.open++
+	return poolGrant{w: w}
+}
+
+// give hands g.w its grant (mu released): a free backend that went
+// dead while free is closed, and its slot given instead.
+func (p *pool) give(g poolGrant) {
+	b := g.b
+	if b == nil {
+		g.w.give(nil)
+		return
+	}
+	if !b.alive() {
+		b.close()
+		p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.pid), zap.String("reason", "it was closed while idle"))
+		g.w.give(nil)
+		return
+	}
+	b.login = g.w.login
+	g.w.give(b)
 }
 
 // forgetLogin is the end of a session's use of lg (loginOf). The count
@@ -289,6 +346,13 @@ type poolWaiter struct {
 	deadline time.Time
 	loop     *eventLoop
 	ss       *session
+	// capped reports that its login's cap held the waiter back during
+	// its wait: it queued at the cap, or a backend or slot went past it
+	// for that. A 53300 at the wait's end then names the cap even if
+	// the login has room by then (answerNoBackend).
+	// NOTE: guarded by pool.mu while w is queued; the waiting session's
+	// once it is not (acquireNow sets it afresh for each wait).
+	capped bool
 }
 
 // give hands w a backend, or nil for a slot.
@@ -365,6 +429,8 @@ func poolKey(forward map[string]string) string {
 func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]string, lg *poolLogin, watch func(stop <-chan struct{}) <-chan struct{}) (*backend, error) {
 	// NOTE: made at the first wait only: most acquires do not wait.
 	var timer *time.Timer
+	// heldBack: the login's cap held a wait of this acquire back.
+	heldBack := false
 	var gone <-chan struct{}
 	var stopWatch chan struct{}
 	defer func() {
@@ -409,7 +475,7 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 			}
 			lg.put()
 		}
-		w := &poolWaiter{key: key, login: lg, grant: make(chan *backend, 1)}
+		w := &poolWaiter{key: key, login: lg, grant: make(chan *backend, 1), capped: capped}
 		p.addWaiter(w)
 		if capped && lg.room() {
 			// Its login let a backend go meanwhile (poolLogin).
@@ -437,6 +503,7 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 			if b.alive() {
 				return b, nil
 			}
+			heldBack = heldBack || w.capped
 			p.drop(b, "it was closed while idle")
 			continue
 		case <-ctx.Done():
@@ -447,6 +514,11 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 			return nil, errClientGone
 		case <-timer.C:
 			p.giveUp(w)
+			// NOTE: read after giveUp, which took mu: w is out of the
+			// waiters, capped written for the last time.
+			if heldBack || w.capped {
+				return nil, errPoolTimeoutCapped
+			}
 			return nil, errPoolTimeout
 		}
 	}
@@ -486,7 +558,7 @@ func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
 				return nil, false, nil
 			}
 		}
-		w.key, w.deadline = key, time.Now().Add(p.wait)
+		w.key, w.deadline, w.capped = key, time.Now().Add(p.wait), capped
 		p.addWaiter(w)
 		if capped && w.login.room() {
 			// Its login let a backend go meanwhile (poolLogin).
@@ -596,6 +668,7 @@ func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 		w := p.waiters[i]
 		if !w.login.take() {
 			// Its login took a backend on a loop meanwhile.
+			w.capped = true
 			continue
 		}
 		p.removeWaiter(i)
@@ -607,7 +680,11 @@ func (p *pool) takeWaiter(key string, l *eventLoop) *poolWaiter {
 func (p *pool) pickWaiter(key string, l *eventLoop) int {
 	oldest := -1
 	for i, w := range p.waiters {
-		if w.key != key || !w.login.room() {
+		if w.key != key {
+			continue
+		}
+		if !w.login.room() {
+			w.capped = true
 			continue
 		}
 		if oldest < 0 {
@@ -626,6 +703,26 @@ func (p *pool) pickWaiter(key string, l *eventLoop) int {
 		}
 	}
 	return oldest
+}
+
+// waitersServable reports whether a waiter may be served now: one whose
+// login is under its cap. An event loop keeps a backend its session let
+// go of, rather than give it to the pool, while none is
+// (keepOrGiveBack).
+//
+// NOTE: a waiter at its cap is served by whoever makes room for it, its
+// login letting a backend or slot go (release, freeSlot, a loop's
+// keepOrGiveBack) or its cap raised (loginOf), never by a free backend
+// of the pool: one kept on a loop meanwhile costs it nothing.
+func (p *pool) waitersServable() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.waiters {
+		if w.login.room() {
+			return true
+		}
+	}
+	return false
 }
 
 // addWaiter queues w (mu held).
@@ -728,30 +825,38 @@ func (p *pool) release(b *backend) {
 		return
 	}
 	for i, w := range p.waiters {
-		if w.key == b.key && w.login.take() {
-			p.removeWaiter(i)
-			b.login = w.login
-			p.mu.Unlock()
-			w.give(b)
-			return
+		if w.key != b.key {
+			continue
 		}
+		if !w.login.take() {
+			w.capped = true
+			continue
+		}
+		p.removeWaiter(i)
+		b.login = w.login
+		p.mu.Unlock()
+		w.give(b)
+		return
 	}
 	for i, w := range p.waiters {
 		if !w.login.take() {
+			w.capped = true
 			continue
 		}
-		// Only other keys wait: the oldest gets a slot, b's unless the
-		// pool has room (a login at its cap made that waiter wait).
+		// Only other keys wait: the oldest gets a free backend of its
+		// key, or a slot, b's unless the pool has room (a login at its
+		// cap made that waiter wait).
 		p.removeWaiter(i)
-		if p.open < p.size {
-			p.open++
+		if p.open < p.size || len(p.idle[w.key]) > 0 {
+			g := p.grantFor(w)
 			p.idleBackend(b)
 			p.mu.Unlock()
+			p.give(g)
 		} else {
 			p.mu.Unlock()
 			b.close()
+			w.give(nil)
 		}
-		w.give(nil)
 		return
 	}
 	p.idleBackend(b)
@@ -776,6 +881,8 @@ func (p *pool) drop(b *backend, why string) {
 
 // freeSlot gives a slot of open, counted for the login lg (nil for
 // none), to the oldest waiter whose login is under its cap, or back.
+// A free backend of that waiter's key goes to it instead, the slot
+// back (grantFor).
 func (p *pool) freeSlot(lg *poolLogin) {
 	// NOTE: before mu: a count below zero panics (put), and a panic with
 	// mu held would leave every session of the pool waiting for it.
@@ -783,12 +890,16 @@ func (p *pool) freeSlot(lg *poolLogin) {
 	p.mu.Lock()
 	if !p.closed {
 		for i, w := range p.waiters {
-			if w.login.take() {
-				p.removeWaiter(i)
-				p.mu.Unlock()
-				w.give(nil)
-				return
+			if !w.login.take() {
+				w.capped = true
+				continue
 			}
+			p.removeWaiter(i)
+			p.open--
+			g := p.grantFor(w)
+			p.mu.Unlock()
+			p.give(g)
+			return
 		}
 	}
 	p.open--
@@ -940,14 +1051,37 @@ func (b *backend) alive() bool {
 	return connQuiet(b.up.conn)
 }
 
-// loginWaitError is waitError for a session of login, which held as
-// many backends as its cap lg lets it when its wait ended; setting names
-// the cap.
-func (p *pool) loginWaitError(login string, lg *poolLogin, setting string) *clientError {
+// loginWaitError is waitError for a session of login whose cap lg held
+// it back: it held as many backends as lg lets it when its wait ended
+// (atCap), or did during the wait, the pool then full as it ended;
+// setting names the cap.
+func (p *pool) loginWaitError(login string, lg *poolLogin, setting string, atCap bool) *clientError {
+	if !atCap {
+		return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
+			fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
+			fmt.Sprintf("User %q held %s of the transaction pool during the wait, the most one login may hold at once, and all %d connections of the pool were in use as it ended.", login, connectionCount(lg.max.Load()), p.size),
+			fmt.Sprintf("This is the per-login cap %s, within upstream.pool.size. Retry once the user's other transactions end, or raise %s or upstream.pool.size.", setting, setting))}
+	}
 	return &clientError{resp: errorResponse("ERROR", CodeTooManyConnections,
 		fmt.Sprintf("pgveil found no free upstream connection within %s", p.wait),
 		fmt.Sprintf("User %q holds %s of the transaction pool, the most one login may hold at once.", login, connectionCount(lg.max.Load())),
 		fmt.Sprintf("This is the per-login cap %s; other users are still served. Retry once the user's other transactions end, or raise %s.", setting, setting))}
+}
+
+// timeoutError is the error for a session of login whose wait ended
+// with err, errPoolTimeout or errPoolTimeoutCapped, and whether it names
+// the cap lg (setting): when its login is at the cap as the wait ends,
+// or the cap held it back during the wait, whether or not the pool was
+// full too: that is what the user can act on.
+// NOTE: a login's count falls, before mu, as its backends go back, so
+// that a login held back by its cap most of the wait may have room at
+// its end: the waiter's capped, not the count then, says it was.
+func (p *pool) timeoutError(login string, lg *poolLogin, setting string, err error) (*clientError, bool) {
+	atCap := !lg.room()
+	if atCap || (lg != nil && errors.Is(err, errPoolTimeoutCapped)) {
+		return p.loginWaitError(login, lg, setting, atCap), true
+	}
+	return p.waitError(), false
 }
 
 // connectionCount spells n connections for a message: "1 connection",

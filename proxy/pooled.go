@@ -327,19 +327,17 @@ func (ss *session) answerNoBackend(typ byte, total int, err error) *sessionEnd {
 	pl := ss.pl
 	var resp *pgproto3.ErrorResponse
 	switch {
-	case errors.Is(err, errPoolTimeout) && !pl.login.room():
-		// NOTE: the login at its cap as the wait ended names the cap,
-		// whether or not the pool was full too: that is what the user
-		// can act on.
-		_, setting := ss.srv.poolUserLimit(ss.info.User)
-		resp = pl.pool.loginWaitError(ss.info.User, pl.login, setting).resp
-		ss.log.Warn("no upstream connection became free: the login holds as many as its cap",
-			zap.Duration("waited", pl.pool.wait), zap.String("cap", setting), zap.Int32("max", pl.login.max.Load()))
-		ss.srv.metrics.poolTimedOut(true)
 	case errors.Is(err, errPoolTimeout):
-		resp = pl.pool.waitError().resp
-		ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
-		ss.srv.metrics.poolTimedOut(false)
+		_, setting := ss.srv.poolUserLimit(ss.info.User)
+		ce, capped := pl.pool.timeoutError(ss.info.User, pl.login, setting, err)
+		resp = ce.resp
+		if capped {
+			ss.log.Warn("no upstream connection became free: the login's cap held it back",
+				zap.Duration("waited", pl.pool.wait), zap.String("cap", setting), zap.Int32("max", pl.login.max.Load()))
+		} else {
+			ss.log.Warn("no upstream connection became free", zap.Duration("waited", pl.pool.wait))
+		}
+		ss.srv.metrics.poolTimedOut(capped)
 	default:
 		resp = upstreamConnectError("ERROR", err)
 		ss.log.Error("upstream connection failed", zap.Error(err))

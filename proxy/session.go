@@ -438,11 +438,8 @@ func (ss *session) start(res *startupResult) error {
 				return err
 			}
 			if errors.Is(err, errPoolTimeout) {
-				ce := pl.pool.waitError()
-				if !pl.login.room() {
-					_, setting := ss.srv.poolUserLimit(ss.info.User)
-					ce = pl.pool.loginWaitError(ss.info.User, pl.login, setting)
-				}
+				_, setting := ss.srv.poolUserLimit(ss.info.User)
+				ce, _ := pl.pool.timeoutError(ss.info.User, pl.login, setting, err)
 				ce.resp.Severity, ce.resp.SeverityUnlocalized = "FATAL", "FATAL"
 				return ce
 			} else if err != nil {

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode"
 	"unicode/utf8"
@@ -73,5 +75,21 @@ func BenchmarkAppendSignedAccented(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendSigned(buf[:0], e)
+	}
+}
+
+// BenchmarkPrepareNewTexts measures what the writer does with the record
+// of a simple-protocol statement: a new text each time (an inlined
+// value), with the rewriter's fingerprint, kept as it came.
+func BenchmarkPrepareNewTexts(b *testing.B) {
+	var parses atomic.Uint64
+	c := newTextCache(&parses)
+	o := &Options{}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := Record{Event: EventStatement, SQL: "SELECT abalance FROM pgbench_accounts WHERE aid = " + strconv.Itoa(i), Fingerprint: "feedc0de"}
+		c.prepare(&r, o)
+		i++
 	}
 }

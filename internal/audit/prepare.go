@@ -179,18 +179,33 @@ func (p *parsed) isSkipped(text string) bool {
 // string names (case-insensitively), checked before parsing.
 var secretWords = []string{"password", "mapping", "server", "dblink", "connect"}
 
+// secretWordAt maps the lower-case first letter of each of secretWords
+// to that word; the others map to "".
+var secretWordAt = func() (t [256]string) {
+	for _, w := range secretWords {
+		if t[w[0]] != "" {
+			panic("audit: two secret words begin with " + w[:1])
+		}
+		t[w[0]] = w
+	}
+	return t
+}()
+
 // mayHoldSecret reports whether text names one of secretWords, in any
 // case. It reads text once and copies nothing: Write calls it on texts of
-// up to listen.max_message_size.
+// up to listen.max_message_size, and the writer on every statement.
 func mayHoldSecret(text string) bool {
 	for i := 0; i < len(text); i++ {
-		switch text[i] | 0x20 {
-		case 'p', 'm', 's', 'd', 'c':
-			for _, w := range secretWords {
-				if len(text)-i >= len(w) && strings.EqualFold(text[i:i+len(w)], w) {
-					return true
-				}
-			}
+		w := secretWordAt[text[i]|0x20]
+		if w == "" || len(text)-i < len(w) {
+			continue
+		}
+		j := 1
+		for j < len(w) && text[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
 		}
 	}
 	return false
@@ -455,7 +470,14 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		// NOTE: RFC 3339 has four-digit years; a line must always parse.
 		e.Time = time.Now()
 	}
-	if r.SQL != "" && !r.sqlFinal {
+	switch {
+	case r.SQL == "" || r.sqlFinal:
+	case r.Fingerprint != "" && !o.RedactLiterals && !mayHoldSecret(r.SQL):
+		// The record is kept as it came: nothing to parse, so nothing to
+		// remember. NOTE: most records of simple-protocol clients, each
+		// a new text (inlined values), which would cost a hash and an
+		// entry each, and push the texts worth remembering out.
+	default:
 		p := c.get(r.SQL, r.Fingerprint)
 		if r.Fingerprint == "" {
 			e.Fingerprint = p.fingerprint

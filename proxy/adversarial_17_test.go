@@ -55,7 +55,8 @@ func TestAdversarial17(t *testing.T) {
 	for _, r := range direct(t, "SELECT id::text, ctid::text FROM responses WHERE id IN (990011, 990012)") {
 		ctids[r[0]] = r[1]
 	}
-	fields := func(err error) string {
+	fields := func(t *testing.T, err error) string {
+		t.Helper()
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) {
 			t.Fatalf("want an error from PostgreSQL, got %v", err)
@@ -88,7 +89,7 @@ func TestAdversarial17(t *testing.T) {
 		}
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 			_, err := waiter.Exec(ctx, "UPDATE responses SET nps = nps WHERE id = 990011", mode)
-			got := fields(err)
+			got := fields(t, err)
 			if !strings.Contains(got, "lock timeout") {
 				t.Fatalf("want a lock timeout, got %s", got)
 			}
@@ -129,7 +130,7 @@ func TestAdversarial17(t *testing.T) {
 		if err == nil {
 			err = errB
 		}
-		got := fields(err)
+		got := fields(t, err)
 		if !strings.Contains(got, "deadlock") {
 			t.Fatalf("want a deadlock, got %s", got)
 		}
@@ -148,7 +149,7 @@ func TestAdversarial17(t *testing.T) {
 		for _, id := range []string{"990011", "990012"} {
 			q := "UPDATE responses SET branch = " + big + " WHERE id = " + id
 			for _, r := range []advResult{a.simple(q), a.extended(q)} {
-				got := fields(r.err)
+				got := fields(t, r.err)
 				if !strings.Contains(got, "index row") {
 					t.Fatalf("want an index row too large, got %s", got)
 				}

@@ -46,7 +46,9 @@ type Options struct {
 	// ScrubDataErrors removes values from upstream errors of classes 22
 	// (data exception) and 23 (integrity constraint violation): their
 	// DETAIL, WHERE and every quoted value of the message, so that a cast
-	// or constraint error cannot echo data the user may not see.
+	// or constraint error cannot echo data the user may not see; and
+	// row positions, sizes and other sessions' ids from the others
+	// (scrubError).
 	ScrubDataErrors bool
 	// StaleCatalog, when set, is called (and must return at once) when
 	// a statement fails upstream on a relation or a column that does not

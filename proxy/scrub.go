@@ -1,21 +1,75 @@
 package proxy
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// scrubError removes values from an error of class 22 or 23 and reports
-// whether it did. The SQLSTATE, the severity and the message's wording
-// stay, so clients still know what went wrong.
+// scrubError removes from an upstream error what it may tell of data the
+// user may not see, and reports whether it changed the error. The
+// SQLSTATE, the severity and the message's wording stay, so clients
+// still know what went wrong.
+//
+//   - Classes 22 (data exception) and 23 (integrity constraint
+//     violation): the DETAIL, CONTEXT and internal query, and every
+//     quoted part of the message, which echo values of the real row.
+//   - Class 54 (program limit exceeded): the same, and the numbers of the
+//     message: an index row's size counts every column the index holds,
+//     masked ones included, and its DETAIL names the row's position.
+//   - 40P01 (deadlock): the DETAIL, which names other backends' process
+//     ids, transaction ids and relation OIDs (what server_state refuses).
+//   - Any error: a row's position (ctid) in the CONTEXT of a lock wait
+//     ("while updating tuple (78,29) in relation …"), which tells the
+//     table's size in pages and how many hidden rows lie between the
+//     user's (what write_governed refuses in SET and RETURNING).
+//
+// NOTE: a message scrubbed once is scrubbed again without change: every
+// step is idempotent.
 func scrubError(er *pgproto3.ErrorResponse) bool {
-	if !strings.HasPrefix(er.Code, "22") && !strings.HasPrefix(er.Code, "23") {
-		return false
+	changed := false
+	switch {
+	case strings.HasPrefix(er.Code, "22"), strings.HasPrefix(er.Code, "23"):
+		er.Detail, er.Where, er.InternalQuery = "", "", ""
+		er.Message, changed = scrubQuoted(er.Message), true
+	case strings.HasPrefix(er.Code, "54"):
+		er.Detail, er.Where, er.InternalQuery = "", "", ""
+		er.Message, changed = scrubNumbers(scrubQuoted(er.Message)), true
+	case er.Code == codeDeadlock:
+		if er.Detail != "" {
+			er.Detail, changed = "", true
+		}
 	}
-	er.Detail, er.Where, er.InternalQuery = "", "", ""
-	er.Message = scrubQuoted(er.Message)
-	return true
+	for _, f := range []*string{&er.Message, &er.Detail, &er.Hint, &er.Where} {
+		if s := scrubTuples(*f); s != *f {
+			*f, changed = s, true
+		}
+	}
+	return changed
+}
+
+// codeDeadlock is PostgreSQL's deadlock_detected.
+const codeDeadlock = "40P01"
+
+// tuplePosition matches a row's position as PostgreSQL prints it in
+// messages: "tuple (78,29)", "updated version (78,29)".
+var tuplePosition = regexp.MustCompile(`(tuple|version) \(\d+,\d+\)`)
+
+// scrubTuples replaces every row position in msg with an ellipsis.
+func scrubTuples(msg string) string {
+	if !strings.Contains(msg, "(") {
+		return msg
+	}
+	return tuplePosition.ReplaceAllString(msg, "$1 (…)")
+}
+
+// digits matches a run of digits.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// scrubNumbers replaces every number in msg with an ellipsis.
+func scrubNumbers(msg string) string {
+	return digits.ReplaceAllString(msg, "…")
 }
 
 // scrubQuoted replaces the content of every double-quoted part of msg

@@ -31,7 +31,10 @@ ORDER BY c.oid, a.attnum`
 // its expressions and predicate depend on); 'f' for a column of a foreign
 // key, with the schema and name of the relation referenced; 'r' for a
 // column a foreign key references, with the referencing relation; 'g'
-// for a generated column, with a column its expression reads.
+// for a generated column, with a column its expression reads; 'x' for a
+// column of an index of any kind, with another column the same index
+// reads (its key columns, and those its expressions and predicate depend
+// on).
 const catalogKeysSQL = `
 SELECT i.indrelid, 'u', a.attname, '', ''
 FROM pg_catalog.pg_index i
@@ -42,6 +45,24 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
         AND d.refobjsubid = a.attnum))
 WHERE i.indisunique OR i.indisexclusion
+UNION
+SELECT x.indrelid, 'x', a.attname, b.attname, ''
+FROM (SELECT i.indexrelid, i.indrelid, c.attnum
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
+        UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
+        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
+          AND d.refobjsubid > 0) AS c (attnum)) AS x
+JOIN (SELECT i.indexrelid, c.attnum
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
+        UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
+        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
+          AND d.refobjsubid > 0) AS c (attnum)) AS y ON y.indexrelid = x.indexrelid AND y.attnum <> x.attnum
+JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.attnum AND NOT a.attisdropped
+JOIN pg_catalog.pg_attribute b ON b.attrelid = x.indrelid AND b.attnum = y.attnum AND NOT b.attisdropped
 UNION
 SELECT x.rel, x.kind, a.attname, n.nspname, r.relname
 FROM pg_catalog.pg_constraint c
@@ -254,6 +275,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.ReferencedBy = map[string][]QName{}
 			}
 			rel.ReferencedBy[col] = append(rel.ReferencedBy[col], other)
+		case "x":
+			if rel.IndexPeers == nil {
+				rel.IndexPeers = map[string][]string{}
+			}
+			rel.IndexPeers[col] = append(rel.IndexPeers[col], other.Schema)
 		case "g":
 			if rel.Generated == nil {
 				rel.Generated = map[string][]string{}
@@ -468,6 +494,12 @@ func (rel *Relation) keysOfGenerated() {
 			if qs := rel.ReferencedBy[g]; len(qs) > 0 {
 				rel.ReferencedBy[b] = append(rel.ReferencedBy[b], qs...)
 			}
+			if ps := rel.IndexPeers[g]; len(ps) > 0 {
+				if rel.IndexPeers == nil {
+					rel.IndexPeers = map[string][]string{}
+				}
+				rel.IndexPeers[b] = append(rel.IndexPeers[b], ps...)
+			}
 		}
 	}
 }
@@ -491,4 +523,10 @@ func (rel *Relation) mergeKeys(child *Relation) {
 	}
 	merge(&rel.References, child.References)
 	merge(&rel.ReferencedBy, child.ReferencedBy)
+	for c, ps := range child.IndexPeers {
+		if rel.IndexPeers == nil {
+			rel.IndexPeers = map[string][]string{}
+		}
+		rel.IndexPeers[c] = append(rel.IndexPeers[c], ps...)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/rewrite"
@@ -320,4 +321,47 @@ func setOpOffsetChars(n int) string {
 		parts = append(parts, "(SELECT chr(n) FROM (SELECT g AS ssn FROM generate_series(0, 255) AS q(g) UNION ALL SELECT 0 OFFSET ascii(substr(ssn, "+strconv.Itoa(i)+", 1)) LIMIT 1) s(n))")
 	}
 	return strings.Join(parts, " || ")
+}
+
+// TestIndexPeers: an index row holds the real values of every column its
+// index reads, and fails its size limit by their length; an UPDATE of a
+// column an index holds with a masked one would tell the masked value's
+// length, the user lengthening what she writes until the UPDATE fails
+// (the seventeenth red team read an email's length so).
+func TestIndexPeers(t *testing.T) {
+	_, cat := freshCatalog(t, "indexpeers", `CREATE TABLE people (id int PRIMARY KEY, email text, note text, tag text,
+		label text, label_up text GENERATED ALWAYS AS (upper(label)) STORED, city text, day date);
+		CREATE INDEX people_note_email ON people (note, email);
+		CREATE INDEX people_tag_expr ON people ((tag || email));
+		CREATE INDEX people_label_up ON people (label_up, email);
+		CREATE INDEX people_day_partial ON people (day) WHERE email IS NOT NULL;
+		CREATE INDEX people_city ON people (city)`)
+	people := cat.Relations[rewrite.QName{Schema: "public", Name: "people"}]
+	for col, want := range map[string]bool{"note": true, "tag": true, "label": true, "label_up": true, "day": true, "city": false, "id": false} {
+		if got := slices.Contains(people.IndexPeers[col], "email"); got != want {
+			t.Errorf("an index holds %s with email: %v, want %v (peers %v)", col, got, want, people.IndexPeers[col])
+		}
+	}
+	p := &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.people": {Mode: rewrite.Governed, Masks: map[string]*pg_query.Node{"email": expr(t, "NULL::text")}},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true},
+	}
+	for _, tc := range []struct{ name, sql, rule string }{
+		{"UPDATE of a column a composite index holds with the masked one is refused", "UPDATE people SET note = 'x' WHERE id = 1", "write_key"},
+		{"UPDATE of a column an expression index reads with the masked one is refused", "UPDATE people SET tag = 'x' WHERE id = 1", "write_key"},
+		{"UPDATE of the base of a generated column indexed with the masked one is refused", "UPDATE people SET label = 'x' WHERE id = 1", "write_key"},
+		{"UPDATE of a column a partial index on the masked one holds is refused", "UPDATE people SET day = NULL WHERE id = 1", "write_key"},
+		{"UPDATE of a column indexed alone passes", "UPDATE people SET city = 'x' WHERE id = 1", ""},
+		{"INSERT, which writes the masked column's default, passes", "INSERT INTO people (id, note, tag) VALUES (2, 'x', 'y')", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rewrite.Rewrite(tc.sql, cat, p)
+			var r *rewrite.Refused
+			if tc.rule == "" && err != nil || tc.rule != "" && (!errors.As(err, &r) || r.Rule != tc.rule) {
+				t.Fatalf("want refusal by %q, got %v", tc.rule, err)
+			}
+		})
+	}
 }

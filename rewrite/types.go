@@ -141,6 +141,14 @@ type Relation struct {
 	// reads: writing one of those changes it. Keys, References and
 	// ReferencedBy hold those columns too, as their generated column's.
 	Generated map[string][]string
+	// IndexPeers maps each column an index reads (as a key, in an
+	// expression or in its predicate) to the other columns that index
+	// reads: a write of the column makes a new index row of the real
+	// values of them all, and the index's row size limit fails or not by
+	// their length (writeChecked). Like Keys, a relation's own include
+	// its children's, and a generated column's are its bases' too.
+	// NOTE: a column may repeat in a list (several indexes, children).
+	IndexPeers map[string][]string
 	// Refused, when set, says why no user may read or write the relation
 	// in this snapshot: DDL since the policy was loaded left the policy
 	// not matching it (a governed table renamed, a classified column

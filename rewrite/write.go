@@ -182,6 +182,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := w.writeChecked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
 			return err
 		}
+		if err := indexChecked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
+			return err
+		}
 		var err error
 		w.withScope(upd.WithClause, func() {
 			var where *pg_query.Node
@@ -525,6 +528,28 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		}
 		if q, ok := w.readOnly(rel.ReferencedBy[n]); !ok {
 			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
+		}
+	}
+	return nil
+}
+
+// indexChecked refuses an UPDATE of a column that an index of any kind
+// holds with a column masked for the user (Relation.IndexPeers): the new
+// index row holds the real masked value beside the one written, and
+// whether it fits the index's row size limit (54000 when it does not)
+// tells the masked value's length, the written one's being the user's.
+// An INSERT or a COPY FROM writes the masked column's default, not a
+// real value: they are not refused.
+// cols are as writtenColumns reads them.
+func indexChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
+	if len(rel.IndexPeers) == 0 || len(acc.Masks) == 0 {
+		return nil
+	}
+	for _, n := range writtenColumns(cols, rel) {
+		for _, peer := range rel.IndexPeers[n] {
+			if _, masked := acc.Masks[peer]; masked {
+				return deny("write_key", "%s of %s.%s is not allowed: an index holds the column with %s, which you may not read, and whether the index row fits its size limit would tell that value's length", clause, rel.QName, n, peer)
+			}
 		}
 	}
 	return nil

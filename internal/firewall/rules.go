@@ -100,7 +100,7 @@ var Rules = []Rule{
 	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
 		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads, or of one a generated column the scope reads is computed from"},
 	{Name: "write_key", Code: sqlstate.InsufficientPrivilege,
-		Doc: "writes a key's check would answer with a hidden row: UPDATE of a unique key's column under a row scope (or of a column a generated key column is computed from); a foreign key's column referencing a table the user may not read in full (every row and column); DELETE, or UPDATE of a referenced column, of a table such a table's foreign key references; writes of views and foreign tables"},
+		Doc: "writes a key's check would answer with a hidden row: UPDATE of a unique key's column under a row scope (or of a column a generated key column is computed from); a foreign key's column referencing a table the user may not read in full (every row and column); DELETE, or UPDATE of a referenced column, of a table such a table's foreign key references; UPDATE of a column an index of any kind holds with a column masked for the user (whether the index row fits its size limit would tell the masked value's length); writes of views and foreign tables"},
 	{Name: "masked_write", Code: sqlstate.InsufficientPrivilege,
 		Doc: "SET/RETURNING reading masked columns; UPDATE, INSERT and COPY FROM writing one (a unique constraint on it would tell whether another row holds the value)"},
 	{Name: "internal", Code: sqlstate.InsufficientPrivilege,

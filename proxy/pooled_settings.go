@@ -35,7 +35,12 @@ import (
 //
 // NOTE: the replay sends the text pgveil forwarded for the client's SET,
 // as the rewriter made it; RESET ALL returns a backend to its startup
-// values, the pinned settings among them.
+// values, the pinned settings among them. A backend whose settings read
+// as the session's texts gets no replay, so the texts must give the
+// values whatever came before them: a SET that keeps part of the last
+// value (DateStyle, SET SESSION CHARACTERISTICS) follows the earlier
+// ones instead of replacing them (applySetting), and SET … FROM
+// CURRENT, which names no value, is refused.
 
 // pooledSetting is a setting a transaction-mode session changed.
 type pooledSetting struct {

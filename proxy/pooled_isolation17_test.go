@@ -17,6 +17,8 @@ import (
 // which must read its startup value, or wait in vain for the backend hq
 // keeps (53300).
 func TestPooledIsolation17Settings(t *testing.T) {
+	// psqlODBCSets is what psqlODBC sends on connecting.
+	const psqlODBCSets = "SET DateStyle = 'ISO';SET extra_float_digits = 2;show transaction_isolation"
 	path := pooledDemo(t, 1)
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()
@@ -48,6 +50,12 @@ func TestPooledIsolation17Settings(t *testing.T) {
 			{"hq", "SET DateStyle = 'German'"},
 			{"tom", "SELECT 1"},
 			{"hq", "SET DateStyle = 'ISO'"},
+		}, "DateStyle", "ISO, DMY"},
+		{"psqlODBC's connect-time SETs after a SET DateStyle = 'DMY' leave the field order to no other psqlODBC user", []step{
+			{"tom", psqlODBCSets},
+			{"hq", "SET DateStyle = 'DMY'"},
+			{"tom", "SELECT 1"},
+			{"hq", psqlODBCSets},
 		}, "DateStyle", "ISO, DMY"},
 		{"a RESET of the isolation level after SET SESSION CHARACTERISTICS leaves another user no READ ONLY, in a transaction block", []step{
 			{"hq", "BEGIN"},

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,11 +55,24 @@ func TestPooledSettingsHistory(t *testing.T) {
 			t.Fatalf("settings %q, want %q", got, want)
 		}
 	})
+	t.Run("a SET SESSION CHARACTERISTICS toggled again and again leaves two settings", func(t *testing.T) {
+		pl := &poolLink{}
+		for i := 0; i < 2*maxPooledSettings; i++ {
+			text := []string{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"}[i%2]
+			if why := pl.applySetting(set("session characteristics", text)); why != "" {
+				t.Fatalf("toggle %d: the session keeps its backend: %s", i, why)
+			}
+		}
+		want := []string{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"}
+		if got := texts(pl); strings.Join(got, ";") != strings.Join(want, ";") {
+			t.Fatalf("settings %q, want %q", got, want)
+		}
+	})
 	t.Run("a session piling up settings past the bound keeps its backend", func(t *testing.T) {
 		pl := &poolLink{}
 		why := ""
 		for i := 0; i <= maxPooledSettings && why == ""; i++ {
-			why = pl.applySetting(set("datestyle", "SET DateStyle = 'ISO'"))
+			why = pl.applySetting(set("datestyle", fmt.Sprintf("SET DateStyle = 'ISO%s'", strings.Repeat(" ", i))))
 		}
 		if why == "" {
 			t.Fatalf("%d settings and nothing kept", len(pl.settings))

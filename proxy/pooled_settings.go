@@ -421,14 +421,20 @@ func (ss *session) settleSettings(done int64) {
 // texts. A SET of a partialSettings setting keeps part of what came
 // before: it follows the earlier ones rather than replacing them. A
 // RESET of a default_transaction_ setting leaves what SET SESSION
-// CHARACTERISTICS set of the others: it follows them too. (Before
+// CHARACTERISTICS set of the others: it follows them too. Only an
+// earlier SET of the very same text is dropped: the later one sets all
+// it set. (Before
 // 2026-12 each replaced the last of its name: a session that sent SET
 // DateStyle = 'German' then 'ISO' held ISO, DMY on a backend whose texts
 // read SET DateStyle = 'ISO', and a psqlODBC session, whose texts are
 // that, got it with no RESET ALL.)
 func (pl *poolLink) applySetting(p *pendingSetting) string {
 	if p.set != nil {
-		if !partialSettings[p.set.name] {
+		if partialSettings[p.set.name] {
+			// The same text again sets all the earlier one set:
+			// PgJDBC's setReadOnly, toggled, piles up no settings.
+			pl.forgetQuery(p.set.query)
+		} else {
 			pl.forgetSetting(p.set.name)
 		}
 		pl.settings = append(pl.settings, p.set)
@@ -556,6 +562,18 @@ func (pl *poolLink) makeAppTag(user, app string) error {
 	q, err := (&pgproto3.Query{String: sql}).Encode(nil)
 	pl.appTag = string(q)
 	return err
+}
+
+// forgetQuery drops the session's settings whose Query is q (mu held).
+func (pl *poolLink) forgetQuery(q []byte) {
+	kept := pl.settings[:0]
+	for _, s := range pl.settings {
+		if !bytes.Equal(s.query, q) {
+			kept = append(kept, s)
+		}
+	}
+	clear(pl.settings[len(kept):])
+	pl.settings = kept
 }
 
 // hasSetting reports whether the session set name (mu held).

@@ -423,11 +423,10 @@ func (ss *session) settleSettings(done int64) {
 // RESET of a default_transaction_ setting leaves what SET SESSION
 // CHARACTERISTICS set of the others: it follows them too. Only an
 // earlier SET of the very same text is dropped: the later one sets all
-// it set. (Before
-// 2026-12 each replaced the last of its name: a session that sent SET
-// DateStyle = 'German' then 'ISO' held ISO, DMY on a backend whose texts
-// read SET DateStyle = 'ISO', and a psqlODBC session, whose texts are
-// that, got it with no RESET ALL.)
+// it set. (Before 2026-12 each replaced the last of its name: a session
+// that sent SET DateStyle = 'German' then 'ISO' held ISO, DMY on a
+// backend whose texts read SET DateStyle = 'ISO', and a psqlODBC
+// session, whose texts are that, got it with no RESET ALL.)
 func (pl *poolLink) applySetting(p *pendingSetting) string {
 	if p.set != nil {
 		if partialSettings[p.set.name] {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -34,7 +35,12 @@ import (
 //
 // NOTE: the replay sends the text pgveil forwarded for the client's SET,
 // as the rewriter made it; RESET ALL returns a backend to its startup
-// values, the pinned settings among them.
+// values, the pinned settings among them. A backend whose settings read
+// as the session's texts gets no replay, so the texts must give the
+// values whatever came before them: a SET that keeps part of the last
+// value (DateStyle, SET SESSION CHARACTERISTICS) follows the earlier
+// ones instead of replacing them (applySetting), and SET … FROM
+// CURRENT, which names no value, is refused.
 
 // pooledSetting is a setting a transaction-mode session changed.
 type pooledSetting struct {
@@ -383,28 +389,56 @@ func (ss *session) settleSettings(done int64) {
 		pl.txImplicit = false
 		return
 	}
+	why := ""
 	if apply {
 		for _, p := range pl.txSets {
-			pl.applySetting(p)
+			if w := pl.applySetting(p); w != "" && why == "" {
+				why = w
+			}
 		}
 		pl.settingsChanged()
 	}
 	clear(pl.txSets)
 	pl.txSets, pl.txEnd, pl.txImplicit = pl.txSets[:0], txEnd{}, false
 	pl.watchTags.Store(false)
-	if unknown && pl.keeps == "" {
-		pl.keeps = "SET in a transaction that was not simply committed or rolled back"
+	if unknown {
+		why = "SET in a transaction that was not simply committed or rolled back"
+	}
+	if why != "" && pl.keeps == "" {
+		pl.keeps = why
 		ss.log.Info("session keeps its upstream connection to its end", zap.String("because", pl.keeps))
 	}
 }
 
 // applySetting makes p, which took effect, one of the session's
-// settings (mu held).
-func (pl *poolLink) applySetting(p *pendingSetting) {
+// settings (mu held). It returns why the session must keep its backend
+// from now on, "" when it need not.
+//
+// NOTE: the replay runs the session's settings in order after RESET
+// ALL, and a backend whose settings read as the session's texts gets
+// none: so the texts must give the value PostgreSQL holds, whatever
+// came before them, in this session or in another that sent the same
+// texts. A SET of a partialSettings setting keeps part of what came
+// before: it follows the earlier ones rather than replacing them. A
+// RESET of a default_transaction_ setting leaves what SET SESSION
+// CHARACTERISTICS set of the others: it follows them too. Only an
+// earlier SET of the very same text is dropped: the later one sets all
+// it set. (Before 2026-12 each replaced the last of its name: a session
+// that sent SET DateStyle = 'German' then 'ISO' held ISO, DMY on a
+// backend whose texts read SET DateStyle = 'ISO', and a psqlODBC
+// session, whose texts are that, got it with no RESET ALL.)
+func (pl *poolLink) applySetting(p *pendingSetting) string {
 	if p.set != nil {
-		pl.forgetSetting(p.set.name)
+		if partialSettings[p.set.name] {
+			// The same text again sets all the earlier one set:
+			// PgJDBC's setReadOnly, toggled, piles up no settings.
+			pl.forgetQuery(p.set.query)
+		} else {
+			pl.forgetSetting(p.set.name)
+		}
 		pl.settings = append(pl.settings, p.set)
 	}
+	why := ""
 	for _, r := range p.resets {
 		if (r == rewrite.ResetAll || r == "application_name") && pl.b != nil {
 			// Back to the backend's startup name.
@@ -415,11 +449,41 @@ func (pl *poolLink) applySetting(p *pendingSetting) {
 			continue
 		}
 		pl.forgetSetting(r)
-		if strings.HasPrefix(r, "default_transaction_") {
-			pl.forgetSetting("session characteristics")
+		if strings.HasPrefix(r, "default_transaction_") && pl.hasSetting("session characteristics") {
+			q, ok := resetQueries[r]
+			if !ok {
+				why = "RESET " + r + " after SET SESSION CHARACTERISTICS"
+				continue
+			}
+			pl.settings = append(pl.settings, &pooledSetting{name: r, query: q})
 		}
 	}
+	if len(pl.settings) > maxPooledSettings && why == "" {
+		why = fmt.Sprintf("more than %d settings to replay", maxPooledSettings)
+	}
+	return why
 }
+
+// partialSettings are the settings whose SET may keep part of the value
+// before it: SET DateStyle = 'ISO' keeps the field order (DMY, MDY) and
+// SET DateStyle = 'DMY' the output format; SET SESSION CHARACTERISTICS
+// sets only the default_transaction_ settings it names.
+var partialSettings = map[string]bool{"datestyle": true, "session characteristics": true}
+
+// maxPooledSettings bounds the settings a session replays: past it, as
+// a session that sends SET DateStyle again and again piles them up, it
+// keeps its backend instead.
+const maxPooledSettings = 64
+
+// resetQueries are the Query messages that RESET each setting SET
+// SESSION CHARACTERISTICS may set, encoded.
+var resetQueries = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, name := range []string{"default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable"} {
+		m[name], _ = (&pgproto3.Query{String: "RESET " + name}).Encode(nil)
+	}
+	return m
+}()
 
 // settingsChanged records the session's settings as those of the
 // backend it holds (mu held).
@@ -497,6 +561,18 @@ func (pl *poolLink) makeAppTag(user, app string) error {
 	q, err := (&pgproto3.Query{String: sql}).Encode(nil)
 	pl.appTag = string(q)
 	return err
+}
+
+// forgetQuery drops the session's settings whose Query is q (mu held).
+func (pl *poolLink) forgetQuery(q []byte) {
+	kept := pl.settings[:0]
+	for _, s := range pl.settings {
+		if !bytes.Equal(s.query, q) {
+			kept = append(kept, s)
+		}
+	}
+	clear(pl.settings[len(kept):])
+	pl.settings = kept
 }
 
 // hasSetting reports whether the session set name (mu held).

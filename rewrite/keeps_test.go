@@ -50,3 +50,18 @@ func TestKeeps(t *testing.T) {
 		})
 	}
 }
+
+// TestSetFromCurrentRefused: SET … FROM CURRENT sets a value its text
+// does not name, so a transaction pool could not tell a backend's
+// settings apart by their texts; it is refused, whatever the setting.
+func TestSetFromCurrentRefused(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	for _, sql := range []string{"SET TimeZone FROM CURRENT", "SET SESSION DateStyle FROM CURRENT", "SET LOCAL work_mem FROM CURRENT", "SET search_path FROM CURRENT"} {
+		t.Run(sql, func(t *testing.T) {
+			if _, err := rewrite.Rewrite(sql, cat, p); err == nil {
+				t.Fatalf("%s was allowed", sql)
+			}
+		})
+	}
+}

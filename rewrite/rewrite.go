@@ -728,6 +728,14 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		// RESET ALL restores the startup values, which pgveil set.
 		w.resets = append(w.resets, ResetAll)
 		return nil
+	case pg_query.VariableSetKind_VAR_SET_CURRENT:
+		// SET name FROM CURRENT sets a value no text names: in a
+		// transaction pool, two sessions sending the same text would
+		// leave different values, and a backend's settings could no
+		// longer be told apart by their texts. Outside CREATE
+		// FUNCTION it sets a setting to its own value: no client needs
+		// it.
+		return deny("pinned_settings", "SET %s FROM CURRENT is not allowed through pgveil: SET a value", s.Name)
 	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
 		// Back to the startup value: nothing is left behind.
 		if !s.IsLocal {

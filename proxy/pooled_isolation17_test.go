@@ -1,0 +1,97 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestPooledIsolation17Settings holds transaction pooling, on a pool of
+// one backend, to leaving no session's settings to another user's: each
+// case runs its steps, alternately as hq and tom, each step a batch the
+// other user's next step waits for the backend after (so that every
+// setting is settled before the next step), then reads a setting as tom,
+// which must read its startup value, or wait in vain for the backend hq
+// keeps (53300).
+func TestPooledIsolation17Settings(t *testing.T) {
+	// psqlODBCSets is what psqlODBC sends on connecting.
+	const psqlODBCSets = "SET DateStyle = 'ISO';SET extra_float_digits = 2;show transaction_isolation"
+	path := pooledDemo(t, 1)
+	p, _ := startDemoFrom(t, path)
+	ctx := context.Background()
+	type step struct {
+		user string
+		sql  string
+	}
+	cases := []struct {
+		name  string
+		steps []step
+		show  string
+		// own is what hq reads of it afterwards, on the backend tom
+		// left: its own settings replayed there.
+		own string
+	}{
+		{"a RESET of one default_transaction_ setting after SET SESSION CHARACTERISTICS leaves another user no READ ONLY", []step{
+			{"hq", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"},
+			{"tom", "SELECT 1"},
+			{"hq", "RESET default_transaction_isolation"},
+		}, "default_transaction_read_only", "on"},
+		{"a SET SESSION CHARACTERISTICS made over another leaves its isolation level to no user who sent the later one", []step{
+			{"tom", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"},
+			{"hq", "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"},
+			{"tom", "SELECT 1"},
+			{"hq", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"},
+		}, "default_transaction_isolation", "serializable"},
+		{"a SET DateStyle of the output format alone leaves the field order of an earlier one to no user who sent the same text", []step{
+			{"tom", "SET DateStyle = 'ISO'"},
+			{"hq", "SET DateStyle = 'German'"},
+			{"tom", "SELECT 1"},
+			{"hq", "SET DateStyle = 'ISO'"},
+		}, "DateStyle", "ISO, DMY"},
+		{"psqlODBC's connect-time SETs after a SET DateStyle = 'DMY' leave the field order to no other psqlODBC user", []step{
+			{"tom", psqlODBCSets},
+			{"hq", "SET DateStyle = 'DMY'"},
+			{"tom", "SELECT 1"},
+			{"hq", psqlODBCSets},
+		}, "DateStyle", "ISO, DMY"},
+		{"a RESET of the isolation level after SET SESSION CHARACTERISTICS leaves another user no READ ONLY, in a transaction block", []step{
+			{"hq", "BEGIN"},
+			{"hq", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"},
+			{"hq", "SET default_transaction_isolation TO DEFAULT"},
+			{"hq", "COMMIT"},
+		}, "default_transaction_read_only", "on"},
+		{"a SET FROM CURRENT leaves its value to no user who sent the same text", []step{
+			{"tom", "SET TimeZone FROM CURRENT"},
+			{"hq", "SET TimeZone = 'Asia/Tokyo'"},
+			{"tom", "SELECT 1"},
+			{"hq", "SET TimeZone FROM CURRENT"},
+		}, "TimeZone", "Asia/Tokyo"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := direct(t, "SHOW "+tc.show)[0][0]
+			conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+			defer conns["hq"].Close(ctx)
+			defer conns["tom"].Close(ctx)
+			for _, s := range tc.steps {
+				if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+					// Refused (the fix may refuse the text): nothing left.
+					t.Logf("%s: %s: %v", s.user, s.sql, err)
+				}
+			}
+			rows, err := roundTrip(t, conns["tom"], &pgproto3.Query{String: "SHOW " + tc.show})
+			if err != nil && strings.Contains(err.Error(), "53300") {
+				t.Logf("hq kept the backend: %v", err)
+			} else if err != nil || len(rows) != 1 || rows[0] != want {
+				t.Errorf("another user's session: %s %q, %v; want %q", tc.show, rows, err, want)
+			}
+			rows, err = roundTrip(t, conns["hq"], &pgproto3.Query{String: "SHOW " + tc.show})
+			if err != nil || len(rows) != 1 || rows[0] != tc.own {
+				t.Errorf("the session itself: %s %q, %v; want %q", tc.show, rows, err, tc.own)
+			}
+		})
+	}
+}

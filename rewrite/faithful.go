@@ -12,7 +12,8 @@ import (
 // back into tree, locations aside: what reaches the upstream is the
 // statement the rewriter checked and built. pg_query's deparser is not
 // faithful to every tree (0 LIKE (0 = 0) is deparsed 0 LIKE 0 = 0, which
-// reads otherwise): such a statement is refused.
+// reads otherwise): such a statement is refused, unless wrapping the
+// operand (parenthesizeOperands) makes its deparse faithful.
 //
 // NOTE: it costs a parse of the output: the engine deparses only what it
 // cannot splice (writes, COPY, a few catalog forms) and statement

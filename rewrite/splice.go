@@ -634,7 +634,17 @@ func deparseSelect(sel *pg_query.SelectStmt, version int32, faithful bool) (stri
 	subscriptArraySublinks(tree)
 	castBoolTestArgs(tree)
 	out, err := pg_query.Deparse(tree)
-	if err != nil || faithful && !deparsedFaithfully(out, tree) {
+	if err != nil {
+		return "", false
+	}
+	// NOTE: the probes too: a probe must print as the direct deparse
+	// does, operands wrapped alike, for its template to fill into it.
+	if !deparsedFaithfully(out, tree) && parenthesizeOperands(tree) {
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", false
+		}
+	}
+	if faithful && !deparsedFaithfully(out, tree) {
 		return "", false
 	}
 	return out, true

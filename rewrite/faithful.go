@@ -1,9 +1,12 @@
 package rewrite
 
 import (
+	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
 )
@@ -24,4 +27,39 @@ func deparsedFaithfully(out string, tree *pg_query.ParseResult) bool {
 	}
 	back, err := pg_query.Parse(out)
 	return err == nil && pgtree.Equal(back, tree)
+}
+
+// DeparseStatement deparses stmt, a statement tree built outside the
+// rewriter (the policy's type checks), as the rewriter deparses its own:
+// with the deparser's workarounds (deparsefix.go), and only into text
+// that parses back into the tree it printed. version is the tree's
+// parse-tree version.
+//
+// NOTE: the checks feed policy expressions (a rule's where, a mask) to
+// PostgreSQL through it: a deparse that reads otherwise would type-check
+// another expression than the one the rewriter forwards, and accept it
+// or reject it wrongly. It works on a copy: stmt may share nodes with a
+// compiled policy that serves statements meanwhile.
+func DeparseStatement(stmt *pg_query.Node, version int32) (string, error) {
+	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
+		Stmt: proto.Clone(stmt).(*pg_query.Node),
+	}}}
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", fmt.Errorf("deparse: %w", err)
+	}
+	if !deparsedFaithfully(out, tree) {
+		if !parenthesizeOperands(tree) {
+			return "", errors.New("the deparser prints it as another statement")
+		}
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", fmt.Errorf("deparse: %w", err)
+		}
+		if !deparsedFaithfully(out, tree) {
+			return "", errors.New("the deparser prints it as another statement")
+		}
+	}
+	return out, nil
 }

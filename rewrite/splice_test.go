@@ -63,6 +63,15 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		{"SELECT count(*) FROM responses*LEFT JOIN countries c ON false", 2 * n},
 		{"SELECT count(*) FROM ONLY(responses)LEFT JOIN countries c ON false", n},
 		{"SELECT count(*) FROM countries c RIGHT JOIN public.responses*FULL JOIN countries d ON false ON false", 2*n + 1},
+		// TABLE [ONLY] name: SELECT * FROM name, written out around the
+		// subquery (TABLE takes no subquery).
+		{"SELECT count(*) FROM (TABLE ONLY responses) t", n},
+		{"SELECT count(*) FROM (TABLE responses) t", 2 * n},
+		{"SELECT count(*) FROM (table/* c */only(public.responses)) t", n},
+		{"WITH x AS (TABLE responses *) SELECT count(*) FROM x", 2 * n},
+		{"SELECT count(*) FROM (TABLE public.responses UNION ALL TABLE ONLY responses) t", 3 * n},
+		{"SELECT count(*) FROM (TABLE responses ORDER BY id LIMIT 1) t", 1},
+		{"SELECT count(*) FROM (SELECT 'TABLE' FROM responses) t", 2 * n},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			want, err := rewrite.Rewrite(tc.sql, cat, marie(t))

@@ -123,9 +123,15 @@ func boolOp(op pg_query.BoolExprType, unit bool, ns []*pg_query.Node) *pg_query.
 	return pg_query.MakeBoolExprNode(op, args, -1)
 }
 
-// deparseStmt renders one statement.
+// deparseStmt renders one statement, held to its tree with the
+// rewriter's deparse workarounds (rewrite.DeparseStatement).
+//
+// NOTE: the type checks send policy expressions upstream through it: a
+// deparse that reads otherwise ((team > 1) IN (true) printed
+// team > 1 IN (true), which reads team > (1 IN (true))) would check
+// another expression than the one the rewriter forwards.
 func deparseStmt(stmt *pg_query.Node) (string, error) {
-	return pg_query.Deparse(&pg_query.ParseResult{Version: treeVersion, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+	return rewrite.DeparseStatement(stmt, treeVersion)
 }
 
 // treeVersion is the parse-tree version of the linked pg_query (its

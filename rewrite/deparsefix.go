@@ -109,3 +109,237 @@ func castBoolTestArgs(tree *pg_query.ParseResult) bool {
 	}
 	return changed
 }
+
+// parenthesizeOperands wraps, everywhere in tree, the operand the
+// deparser prints without the parentheses its precedence needs in a node
+// it prints with them, whose value is the operand's:
+//
+//   - an operand of boolean type by the grammar alone (AND, OR, NOT, IS
+//     [NOT] NULL, IS [NOT] TRUE and the like, IS [NOT] DISTINCT FROM,
+//     [NOT] IN, [NOT] BETWEEN, op ANY/ALL, a row comparison, EXISTS and
+//     op ANY/ALL (subquery), IS JSON, IS DOCUMENT) is cast to
+//     pg_catalog.bool, as castBoolTestArgs does: a cast of a value to its
+//     own type is no cast once analysed;
+//   - an SQL-syntax call (a AT TIME ZONE b, a AT LOCAL, a IS NORMALIZED)
+//     is written as the call it stands for, pg_catalog.timezone(b, a):
+//     the grammar builds the same FuncCall, the form is only how it is
+//     printed;
+//   - an operator (a = b, a || b), LIKE, ILIKE or SIMILAR TO, whose type
+//     depends on the operator the catalog resolves, becomes COALESCE(x):
+//     of one argument, it has the argument's type, typmod, collation and
+//     value (select_common_type of one expression is its type, domains
+//     included); so does a boolean the deparser prints bare under a cast
+//     too (op ANY (subquery), EXISTS, IS JSON, IS DOCUMENT);
+//   - a COLLATE clause becomes COALESCE(x COLLATE c) too: the explicit
+//     collation goes up through COALESCE as through any expression.
+//
+// The operands it considers are those the deparser prints bare: both
+// sides of an operator, LIKE, ILIKE, SIMILAR TO and IS [NOT] DISTINCT
+// FROM, the tested value of IN, op ANY/ALL (array or subquery) and
+// BETWEEN and its bounds, the operand of NOT, IS [NOT] NULL, IS TRUE and
+// the like, IS JSON, IS DOCUMENT, COLLATE, AT TIME ZONE, of a cast and of
+// a subscript or field. Left as they are, so that the deparse stays
+// unfaithful and the statement refused: a COLLATE over a literal or a
+// parameter (whose type may be unknown, which COALESCE would resolve to
+// text where the client's COLLATE leaves it to the operator around it),
+// and under a subscript or field (which the deparser prints with
+// parentheses only around a few node kinds, COALESCE not among them) a
+// CASE, a COLLATE, a negative number, or a boolean the cast does not
+// cover (none of them has subscripts or fields but the CASE and the
+// COLLATE, whose type is the catalog's to tell). It returns whether it
+// changed anything.
+//
+// NOTE: PostgreSQL refuses a set-returning function in COALESCE: an
+// operator over one, written where its parentheses were needed, errors
+// upstream rather than return its rows (fail closed).
+//
+// NOTE: the rewriter applies it only to a tree whose deparse came back
+// unfaithful, and holds the new deparse to the changed tree
+// (deparsedFaithfully): a statement the deparser prints right is
+// forwarded as before.
+func parenthesizeOperands(tree *pg_query.ParseResult) bool {
+	changed := false
+	wrap := func(arg **pg_query.Node, indirection bool) {
+		a := *arg
+		if a == nil {
+			return
+		}
+		if fc := a.GetFuncCall(); fc != nil {
+			if fc.Funcformat == pg_query.CoercionForm_COERCE_SQL_SYNTAX && sqlSyntaxInfix(fc) {
+				fc.Funcformat = pg_query.CoercionForm_COERCE_EXPLICIT_CALL
+				changed = true
+			}
+			return
+		}
+		if booleanByGrammar(a) && parenthesizedUnderCast(a) {
+			*arg = castToBool(a)
+			changed = true
+			return
+		}
+		if indirection {
+			return
+		}
+		coalesce := booleanByGrammar(a)
+		if c := a.GetCollateClause(); c != nil {
+			// NOTE: not over a literal or a parameter, whose type may
+			// be unknown: COALESCE would resolve it to text, where the
+			// client's COLLATE leaves it to the operator around it.
+			coalesce = c.Arg.GetAConst() == nil && c.Arg.GetParamRef() == nil
+		}
+		if e := a.GetAExpr(); e != nil {
+			switch e.Kind {
+			case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_LIKE,
+				pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+				coalesce = true
+			}
+		}
+		if coalesce {
+			*arg = &pg_query.Node{Node: &pg_query.Node_CoalesceExpr{CoalesceExpr: &pg_query.CoalesceExpr{
+				Args: []*pg_query.Node{a}, Location: -1,
+			}}}
+			changed = true
+		}
+	}
+	var visit func(m proto.Message)
+	visit = func(m proto.Message) {
+		switch v := m.(type) {
+		case *pg_query.A_Expr:
+			wrap(&v.Lexpr, false)
+			switch v.Kind {
+			case pg_query.A_Expr_Kind_AEXPR_OP, pg_query.A_Expr_Kind_AEXPR_DISTINCT,
+				pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg_query.A_Expr_Kind_AEXPR_LIKE,
+				pg_query.A_Expr_Kind_AEXPR_ILIKE:
+				wrap(&v.Rexpr, false)
+			case pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+				if fc := v.Rexpr.GetFuncCall(); fc != nil {
+					for i := range fc.Args {
+						wrap(&fc.Args[i], false)
+					}
+				}
+			case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+				pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+				if l := v.Rexpr.GetList(); l != nil {
+					for i := range l.Items {
+						wrap(&l.Items[i], false)
+					}
+				}
+			}
+		case *pg_query.BoolExpr:
+			if v.Boolop == pg_query.BoolExprType_NOT_EXPR && len(v.Args) == 1 {
+				wrap(&v.Args[0], false)
+			}
+		case *pg_query.NullTest:
+			wrap(&v.Arg, false)
+		case *pg_query.BooleanTest:
+			wrap(&v.Arg, false)
+		case *pg_query.JsonIsPredicate:
+			wrap(&v.Expr, false)
+		case *pg_query.XmlExpr:
+			if v.Op == pg_query.XmlExprOp_IS_DOCUMENT {
+				for i := range v.Args {
+					wrap(&v.Args[i], false)
+				}
+			}
+		case *pg_query.CollateClause:
+			wrap(&v.Arg, false)
+		case *pg_query.TypeCast:
+			// NOTE: the deparser prints an AND, OR, NOT, IS NULL, IS
+			// TRUE or operator under a cast with its parentheses; a
+			// cast of one to boolean here would be wrapped again, and
+			// again, as the walk goes down into the new cast.
+			if !parenthesizedUnderCast(v.Arg) {
+				wrap(&v.Arg, false)
+			}
+		case *pg_query.A_Indirection:
+			wrap(&v.Arg, true)
+		case *pg_query.SubLink:
+			switch v.SubLinkType {
+			case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+				wrap(&v.Testexpr, false)
+			}
+		case *pg_query.FuncCall:
+			if v.Funcformat == pg_query.CoercionForm_COERCE_SQL_SYNTAX && sqlSyntaxInfix(v) {
+				for i := range v.Args {
+					wrap(&v.Args[i], false)
+				}
+			}
+		}
+		pgtree.Children(m, visit)
+	}
+	for _, st := range tree.GetStmts() {
+		if st.GetStmt() != nil {
+			visit(st.GetStmt())
+		}
+	}
+	return changed
+}
+
+// sqlSyntaxInfix reports whether fc is a call the grammar builds from an
+// infix or postfix form the deparser prints as such: AT TIME ZONE and AT
+// LOCAL (pg_catalog.timezone), IS [NOT] NORMALIZED
+// (pg_catalog.is_normalized).
+func sqlSyntaxInfix(fc *pg_query.FuncCall) bool {
+	if len(fc.Funcname) != 2 || fc.Funcname[0].GetString_().GetSval() != "pg_catalog" {
+		return false
+	}
+	switch fc.Funcname[1].GetString_().GetSval() {
+	case "timezone", "is_normalized":
+		return true
+	}
+	return false
+}
+
+// booleanByGrammar reports whether PostgreSQL gives n the type boolean
+// whatever its operands: AND, OR and NOT coerce their arguments to
+// boolean and yield it; IS [NOT] NULL, IS [NOT] TRUE and the like, IS
+// JSON and IS DOCUMENT yield it; IS [NOT] DISTINCT FROM, [NOT] IN, op
+// ANY/ALL (array or subquery) and row comparisons require the operator
+// they use to yield it ("must return type boolean"); BETWEEN is an AND
+// or OR of comparisons; EXISTS yields it.
+func booleanByGrammar(n *pg_query.Node) bool {
+	switch v := n.GetNode().(type) {
+	case *pg_query.Node_BoolExpr, *pg_query.Node_NullTest, *pg_query.Node_BooleanTest,
+		*pg_query.Node_JsonIsPredicate:
+		return true
+	case *pg_query.Node_XmlExpr:
+		return v.XmlExpr.Op == pg_query.XmlExprOp_IS_DOCUMENT
+	case *pg_query.Node_SubLink:
+		switch v.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK, pg_query.SubLinkType_ANY_SUBLINK,
+			pg_query.SubLinkType_ALL_SUBLINK, pg_query.SubLinkType_ROWCOMPARE_SUBLINK:
+			return true
+		}
+	case *pg_query.Node_AExpr:
+		switch v.AExpr.Kind {
+		case pg_query.A_Expr_Kind_AEXPR_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT,
+			pg_query.A_Expr_Kind_AEXPR_IN, pg_query.A_Expr_Kind_AEXPR_OP_ANY,
+			pg_query.A_Expr_Kind_AEXPR_OP_ALL, pg_query.A_Expr_Kind_AEXPR_BETWEEN,
+			pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN, pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM,
+			pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			return true
+		case pg_query.A_Expr_Kind_AEXPR_OP:
+			return v.AExpr.Lexpr.GetRowExpr() != nil && v.AExpr.Rexpr.GetRowExpr() != nil
+		}
+	}
+	return false
+}
+
+// castToBool returns CAST(n AS pg_catalog.bool).
+func castToBool(n *pg_query.Node) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg: n,
+		TypeName: &pg_query.TypeName{
+			Names:   []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("bool")},
+			Typemod: -1, Location: -1,
+		},
+		Location: -1,
+	}}}
+}
+
+// parenthesizedUnderCast reports whether the deparser prints n between
+// parentheses as the operand of a cast (needsParensAsBExpr in its
+// source): an AND, OR or NOT, IS [NOT] NULL, IS [NOT] TRUE and the like,
+// and any A_Expr.
+func parenthesizedUnderCast(n *pg_query.Node) bool {
+	return n.GetBoolExpr() != nil || n.GetNullTest() != nil || n.GetBooleanTest() != nil || n.GetAExpr() != nil
+}

@@ -92,8 +92,9 @@ func RewriteFenced(sql string, cat *Catalog, p Policy) (*Result, error) {
 // SameStatements reports whether a and b parse to the same statements,
 // their locations in the text aside, and the deparse's own workarounds
 // (deparsefix.go) aside: a splice keeps the client's (ARRAY(…))[1] where
-// the deparse subscripts a scalar subquery, and its (a OR b) IS NULL
-// where the deparse casts a OR b to boolean.
+// the deparse subscripts a scalar subquery, its (a OR b) IS NULL where
+// the deparse casts a OR b to boolean, and its (a = b) LIKE c where the
+// deparse writes COALESCE(a = b) LIKE c.
 func SameStatements(a, b string) (bool, error) {
 	ta, err := pg_query.Parse(a)
 	if err != nil {
@@ -106,6 +107,7 @@ func SameStatements(a, b string) (bool, error) {
 	for _, t := range []*pg_query.ParseResult{ta, tb} {
 		subscriptArraySublinks(t)
 		castBoolTestArgs(t)
+		parenthesizeOperands(t)
 	}
 	return pgtree.Equal(ta, tb), nil
 }

@@ -1,9 +1,12 @@
 package rewrite
 
 import (
+	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
 )
@@ -12,7 +15,8 @@ import (
 // back into tree, locations aside: what reaches the upstream is the
 // statement the rewriter checked and built. pg_query's deparser is not
 // faithful to every tree (0 LIKE (0 = 0) is deparsed 0 LIKE 0 = 0, which
-// reads otherwise): such a statement is refused.
+// reads otherwise): such a statement is refused, unless wrapping the
+// operand (parenthesizeOperands) makes its deparse faithful.
 //
 // NOTE: it costs a parse of the output: the engine deparses only what it
 // cannot splice (writes, COPY, a few catalog forms) and statement
@@ -23,4 +27,39 @@ func deparsedFaithfully(out string, tree *pg_query.ParseResult) bool {
 	}
 	back, err := pg_query.Parse(out)
 	return err == nil && pgtree.Equal(back, tree)
+}
+
+// DeparseStatement deparses stmt, a statement tree built outside the
+// rewriter (the policy's type checks), as the rewriter deparses its own:
+// with the deparser's workarounds (deparsefix.go), and only into text
+// that parses back into the tree it printed. version is the tree's
+// parse-tree version.
+//
+// NOTE: the checks feed policy expressions (a rule's where, a mask) to
+// PostgreSQL through it: a deparse that reads otherwise would type-check
+// another expression than the one the rewriter forwards, and accept it
+// or reject it wrongly. It works on a copy: stmt may share nodes with a
+// compiled policy that serves statements meanwhile.
+func DeparseStatement(stmt *pg_query.Node, version int32) (string, error) {
+	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
+		Stmt: proto.Clone(stmt).(*pg_query.Node),
+	}}}
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", fmt.Errorf("deparse: %w", err)
+	}
+	if !deparsedFaithfully(out, tree) {
+		if !parenthesizeOperands(tree) {
+			return "", errors.New("the deparser prints it as another statement")
+		}
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", fmt.Errorf("deparse: %w", err)
+		}
+		if !deparsedFaithfully(out, tree) {
+			return "", errors.New("the deparser prints it as another statement")
+		}
+	}
+	return out, nil
 }

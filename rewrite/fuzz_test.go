@@ -45,6 +45,10 @@ var fuzzSeeds = []string{
 	// parentheses (deparsefix.go, castBoolTestArgs).
 	`SELECT (nps > 8 OR email IS NULL) IS NULL, (NOT (nps IS NULL)) IS NOT NULL FROM responses`,
 	`SELECT count(*) FROM responses WHERE (nps IS NOT DISTINCT FROM $1) IS TRUE AND (email IS DISTINCT FROM 'x') IS NOT NULL`,
+	// Operands the deparser prints without their parentheses elsewhere
+	// (deparsefix.go, parenthesizeOperands).
+	`SELECT (nps > 8) BETWEEN false AND $1, true BETWEEN (nps IN (9, 10)) AND true, (nps < 5) IN (SELECT true) FROM responses`,
+	`SELECT submitted_at AT TIME ZONE ('Europe/' || country), comment BETWEEN (comment COLLATE "C") AND 'z' FROM responses WHERE (nps IS DISTINCT FROM 9) IS NOT DISTINCT FROM (email IS NULL)`,
 	`SELECT * FROM pg_catalog.responses`,
 	`SELECT * FROM information_schema.columns, responses`,
 	`SELECT * FROM (responses r JOIN countries c ON true) j`,

@@ -250,7 +250,22 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	// built: a deparse bug must not reach the upstream as a different
 	// statement.
 	if !deparsedFaithfully(out, tree) {
-		return nil, deny("rewrite", "the rewritten statement did not re-parse")
+		// NOTE: the deparser dropped parentheses an operand needs:
+		// wrap such operands in nodes it prints with them, of the same
+		// value (parenthesizeOperands), and hold that deparse to the
+		// changed tree in turn.
+		if !parenthesizeOperands(tree) {
+			return nil, deny("rewrite", "the rewritten statement did not re-parse")
+		}
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
+		}
+		if r := tooLong(out); r != nil {
+			return nil, r
+		}
+		if !deparsedFaithfully(out, tree) {
+			return nil, deny("rewrite", "the rewritten statement did not re-parse")
+		}
 	}
 	res.SQL, res.Rewritten = out, true
 	return res, nil

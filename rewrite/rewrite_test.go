@@ -415,14 +415,16 @@ func TestFunctionOverloadsOutsidePgCatalog(t *testing.T) {
 	}
 }
 
-// TestDeparseMustBeFaithful: pg_query deparses 0 LIKE (0 = 0) as
-// 0 LIKE 0 = 0, which reads otherwise. A deparsed rewrite must parse back
-// into the tree the rewriter built, or the statement is refused; the
-// engine's spliced rewrite keeps the client's text and is right.
+// TestDeparseMustBeFaithful: pg_query deparses (CASE … END)[1] as
+// CASE … END[1], which does not parse, and no node of the CASE's type
+// prints with the parentheses (parenthesizeOperands leaves it). A
+// deparsed rewrite must parse back into the tree the rewriter built, or
+// the statement is refused; the engine's spliced rewrite keeps the
+// client's text and is right.
 func TestDeparseMustBeFaithful(t *testing.T) {
 	cat := demoCatalog(t)
 	p := marie(t)
-	const sql = "SELECT id FROM responses WHERE 0 LIKE (0 = 0)"
+	const sql = "SELECT id FROM responses WHERE (CASE WHEN nps > 8 THEN tags END)[1] = 'x'"
 	_, err := rewrite.Rewrite(sql, cat, p)
 	var r *rewrite.Refused
 	if !errors.As(err, &r) || r.Rule != "rewrite" {
@@ -432,7 +434,7 @@ func TestDeparseMustBeFaithful(t *testing.T) {
 	if err != nil || !rewrite.Spliced(res) {
 		t.Fatalf("spliced: %v %+v", err, res)
 	}
-	if !strings.HasSuffix(res.SQL, " WHERE 0 LIKE (0 = 0)") {
+	if !strings.HasSuffix(res.SQL, " WHERE (CASE WHEN nps > 8 THEN tags END)[1] = 'x'") {
 		t.Errorf("the splice changed the client's text: %s", res.SQL)
 	}
 }

@@ -105,6 +105,24 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 			// name.
 			end = j + 1
 		}
+		// TABLE [ONLY] name [*]: the grammar's SELECT * FROM name, the
+		// same tree; the span starts at TABLE, and the splice writes the
+		// SELECT out (TABLE takes a name, not a subquery).
+		table := false
+		// NOTE: a scan only when the text spells TABLE somewhere: it
+		// costs a C call, on the cold path of every statement.
+		if s.rv.Alias == nil && containsFold(text, "table") {
+			if tokens == nil {
+				res, err := pg_query.Scan(text)
+				if err != nil {
+					return "", "", false
+				}
+				tokens = res.Tokens
+			}
+			if at, ok := tableKeywordBefore(tokens, start); ok {
+				start, table = at, true
+			}
+		}
 		sub, ok := sp.subquery(w, s, text)
 		if !ok {
 			return "", "", false
@@ -123,6 +141,10 @@ func (w *walker) splice(text string, sp *splicer) (out, skeleton string, ok bool
 			if end < len(text) && (identChar(text[end]) || text[end] == '"' || text[end] == '\'') {
 				alias += " "
 			}
+		}
+		if table {
+			edits = append(edits, edit{start: start, end: end, repl: "SELECT * FROM (" + sub + ")" + alias, skel: "SELECT * FROM " + skeletonSelect + alias})
+			continue
 		}
 		edits = append(edits, edit{start: start, end: end, repl: "(" + sub + ")" + alias, skel: skeletonSelect + alias})
 	}
@@ -204,6 +226,40 @@ func (w *walker) skeletonMatches(skeleton string, tree *pg_query.ParseResult) bo
 		s.rs.Subquery = kept[i]
 	}
 	return same
+}
+
+// containsFold reports whether text holds word, a lowercase ASCII word,
+// in any case.
+func containsFold(text, word string) bool {
+	for i := 0; i+len(word) <= len(text); i++ {
+		if strings.EqualFold(text[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
+}
+
+// tableKeywordBefore returns the start of the TABLE keyword that is the
+// token before the one starting at start (comments aside), the TABLE of
+// the grammar's TABLE relation_expr; false when there is none.
+//
+// NOTE: a TABLE before a name elsewhere (LOCK TABLE, TRUNCATE TABLE)
+// names no relation the walker scopes; should one be spliced, the
+// skeleton would not parse into the walked tree (skeletonMatches), and
+// the statement is deparsed instead.
+func tableKeywordBefore(tokens []*pg_query.ScanToken, start int) (int, bool) {
+	for i, t := range tokens {
+		if int(t.Start) != start {
+			continue
+		}
+		for i--; i >= 0 && isComment(tokens[i]); i-- {
+		}
+		if i >= 0 && tokens[i].Token == pg_query.Token_TABLE {
+			return int(tokens[i].Start), true
+		}
+		return 0, false
+	}
+	return 0, false
 }
 
 // onlySpan returns the span of a relation_expr with ONLY, the grammar's
@@ -634,7 +690,17 @@ func deparseSelect(sel *pg_query.SelectStmt, version int32, faithful bool) (stri
 	subscriptArraySublinks(tree)
 	castBoolTestArgs(tree)
 	out, err := pg_query.Deparse(tree)
-	if err != nil || faithful && !deparsedFaithfully(out, tree) {
+	if err != nil {
+		return "", false
+	}
+	// NOTE: the probes too: a probe must print as the direct deparse
+	// does, operands wrapped alike, for its template to fill into it.
+	if !deparsedFaithfully(out, tree) && parenthesizeOperands(tree) {
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", false
+		}
+	}
+	if faithful && !deparsedFaithfully(out, tree) {
 		return "", false
 	}
 	return out, true

@@ -63,6 +63,15 @@ SELECT count(*) FROM ONLY public.responses WHERE country = 'France'`).ReadAll()
 		{"SELECT count(*) FROM responses*LEFT JOIN countries c ON false", 2 * n},
 		{"SELECT count(*) FROM ONLY(responses)LEFT JOIN countries c ON false", n},
 		{"SELECT count(*) FROM countries c RIGHT JOIN public.responses*FULL JOIN countries d ON false ON false", 2*n + 1},
+		// TABLE [ONLY] name: SELECT * FROM name, written out around the
+		// subquery (TABLE takes no subquery).
+		{"SELECT count(*) FROM (TABLE ONLY responses) t", n},
+		{"SELECT count(*) FROM (TABLE responses) t", 2 * n},
+		{"SELECT count(*) FROM (table/* c */only(public.responses)) t", n},
+		{"WITH x AS (TABLE responses *) SELECT count(*) FROM x", 2 * n},
+		{"SELECT count(*) FROM (TABLE public.responses UNION ALL TABLE ONLY responses) t", 3 * n},
+		{"SELECT count(*) FROM (TABLE responses ORDER BY id LIMIT 1) t", 1},
+		{"SELECT count(*) FROM (SELECT 'TABLE' FROM responses) t", 2 * n},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			want, err := rewrite.Rewrite(tc.sql, cat, marie(t))
@@ -324,5 +333,73 @@ CREATE TABLE "a.b".c (v text, w int); CREATE TABLE a."b.c" (v text, w int)`).Rea
 	var r *rewrite.Refused
 	if !errors.As(err, &r) || r.Rule != "write_governed" {
 		t.Fatalf("a column of a.\"b.c\" in the WHERE of a write on \"a.b\".c: %v, want refused write_governed", err)
+	}
+}
+
+// TestDeparseParenthesizesOperands: pg_query's deparser drops the
+// parentheses around other operands than those of IS NULL and IS TRUE —
+// a comparison under BETWEEN, IN or = ANY, an IS DISTINCT FROM under
+// another, a concatenation as the zone of AT TIME ZONE, a COLLATE as
+// BETWEEN's lower bound, an IN (subquery) under a cast. The rewriter
+// wraps them, once their deparse came back unfaithful, in a cast to
+// boolean, COALESCE of one argument or the call AT TIME ZONE stands for
+// (parenthesizeOperands). The deparsed rewrite is accepted, and reads
+// upstream what the client's own text, spliced, reads, NULLs included.
+func TestDeparseParenthesizesOperands(t *testing.T) {
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	splicer := rewrite.NewSplicer()
+	for _, e := range []string{
+		"(r.nps IS DISTINCT FROM 9) IS NOT DISTINCT FROM (v.b IS DISTINCT FROM true)",
+		"v.b IS NOT DISTINCT FROM (r.nps IS NOT DISTINCT FROM 9)",
+		"(r.nps > 8) BETWEEN v.b AND true",
+		"v.b BETWEEN (r.nps > 8) AND true",
+		"v.b NOT BETWEEN SYMMETRIC (r.nps < 3 OR v.b) AND (r.nps = 7)",
+		"(r.nps > 8) IN (v.b, false)",
+		"(r.nps > 8) = ANY (ARRAY[v.b])",
+		"(r.nps < 5) IN (SELECT v.b)",
+		"(NOT v.b) NOT IN (SELECT r.nps > 8)",
+		"- (r.nps = ANY (SELECT 9))::int",
+		"v.b = (r.comment IS NORMALIZED)",
+		"'2024-06-01'::timestamp BETWEEN (r.submitted_at AT TIME ZONE 'UTC') AND 'infinity'",
+		"(r.submitted_at AT TIME ZONE ('Europe/' || 'Paris'))::text",
+		"r.comment BETWEEN (r.comment COLLATE \"C\") AND 'zzz'",
+		"(r.comment = 'a') LIKE 't%'",
+	} {
+		sql := "SELECT string_agg((" + e + ")::text, ',' ORDER BY r.id, v.b) FROM responses r, (VALUES (NULL::boolean), (true), (false)) v(b)"
+		t.Run(e, func(t *testing.T) {
+			deparsed, err := rewrite.Rewrite(sql, cat, marie(t))
+			if err != nil {
+				t.Fatalf("Rewrite: %v", err)
+			}
+			spliced, err := splicer.Rewrite(sql, cat, marie(t))
+			if err != nil || !rewrite.Spliced(spliced) {
+				t.Fatalf("the cold path does not splice it: %v", err)
+			}
+			var got [2]string
+			var fails [2]string
+			for i, s := range []string{deparsed.SQL, spliced.SQL} {
+				rows, err := conn.Exec(ctx, s).ReadAll()
+				if err != nil {
+					fails[i] = err.Error()
+					continue
+				}
+				got[i] = string(rows[0].Rows[0][0])
+			}
+			if fails != [2]string{} {
+				if fails[0] != fails[1] {
+					t.Errorf("the deparse fails with %q, the client's text with %q:\n%s", fails[0], fails[1], deparsed.SQL)
+				}
+				return
+			}
+			if got[0] != got[1] || got[0] == "" {
+				t.Errorf("the deparse reads %q, the client's text %q:\n%s", got[0], got[1], deparsed.SQL)
+			}
+		})
 	}
 }

@@ -318,6 +318,42 @@ rule "by_country" {
 			want: []string{`PATH:11:12: error: Rule does not type-check`, `bound for user "ann"`, `invalid input syntax for type integer: "France"`},
 		},
 		{
+			// The deparser prints now() AT TIME ZONE ('Europe/' || owner)
+			// as now() AT TIME ZONE 'Europe/' || owner, which reads
+			// (now() AT TIME ZONE 'Europe/') || owner, a text, which has
+			// no > with a timestamp: the check must type-check the where
+			// the rewriter forwards.
+			name: "a rule where the deparser would print otherwise type-checks as written",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" {}
+rule "big_teams" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "now() AT TIME ZONE ('Europe/' || owner) > now()"
+}`,
+			code:    0,
+			wantNot: []string{"error:"},
+		},
+		{
+			// The deparser prints now() AT TIME ZONE ('Europe/' || owner)
+			// as now() AT TIME ZONE 'Europe/' || owner, a text: the check
+			// must see the timestamp the rewriter forwards.
+			name: "a mask expression the deparser would print otherwise is checked as written",
+			body: `table "public.tickets" {
+  column "owner" {
+    class      = "pii"
+    mask       = "expression"
+    expression = "now() AT TIME ZONE ('Europe/' || owner)"
+  }
+}`,
+			code: 0,
+			want: []string{`PATH:5:18: warning: Mask expression of another type`, "yields timestamp without time zone, and the column is text"},
+		},
+		{
 			name: "a rule where reading a column the table lacks is an error with a suggestion",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {

@@ -1,0 +1,101 @@
+package rewrite
+
+import (
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// deparseHeld deparses sql as the rewriter does (rewriteText): with the
+// workarounds, operands wrapped when the first deparse is unfaithful, and
+// reports whether the output parses back into the tree it printed.
+func deparseHeld(t *testing.T, sql string) (string, bool) {
+	t.Helper()
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		t.Fatalf("parse %s: %v", sql, err)
+	}
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", false
+	}
+	if !deparsedFaithfully(out, tree) && parenthesizeOperands(tree) {
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", false
+		}
+	}
+	return out, deparsedFaithfully(out, tree)
+}
+
+// operandOuter and operandInner are an operator of every precedence
+// level of the grammar, and the forms that print like one: each inner
+// one is put, between parentheses, in the place of X of each outer one.
+var (
+	operandOuter = []string{
+		"X OR z", "z OR X", "X AND z", "NOT X", "X IS NULL", "X IS NOT NULL", "X IS TRUE", "X IS UNKNOWN",
+		"X IS DISTINCT FROM z", "z IS DISTINCT FROM X", "X IS NOT DISTINCT FROM z", "z IS NOT DISTINCT FROM X",
+		"X = z", "z < X", "X LIKE z", "z NOT LIKE X", "X ILIKE z", "X SIMILAR TO z", "z SIMILAR TO X ESCAPE y",
+		"X BETWEEN y AND z", "y BETWEEN X AND z", "y NOT BETWEEN SYMMETRIC z AND X",
+		"X IN (z)", "z IN (X)", "X NOT IN (SELECT 1)", "X = ANY (z)", "z = ANY (X)", "X < ALL (SELECT 1)",
+		"X || z", "z ~ X", "X + z", "z - X", "- X", "X * z", "z ^ X", "@ X",
+		"X AT TIME ZONE z", "z AT TIME ZONE X", "X AT LOCAL", "X COLLATE \"C\"", "X::int", "CAST(X AS int)",
+		"X OPERATOR(pg_catalog.+) z", "X IS NORMALIZED", "X IS DOCUMENT", "X IS JSON", "X LIKE z ESCAPE y",
+		"CASE X WHEN z THEN 1 END", "f(X)", "ARRAY[X]", "ROW(X, z)", "X OVERLAPS z",
+	}
+	operandInner = []string{
+		"a OR b", "a AND b", "NOT a", "a IS NULL", "a IS NOT TRUE", "a IS DISTINCT FROM b", "a IS NOT DISTINCT FROM b",
+		"a IS NORMALIZED", "a IS DOCUMENT", "a IS JSON", "a = b", "a < b", "a LIKE b", "a NOT ILIKE b",
+		"a SIMILAR TO b", "a BETWEEN b AND c", "a NOT BETWEEN SYMMETRIC b AND c", "a IN (b)", "a NOT IN (b)",
+		"a || b", "a ~ b", "a + b", "- a", "a * b", "a ^ b", "a AT TIME ZONE b", "a AT LOCAL", "a COLLATE \"C\"",
+		"'x' COLLATE \"C\"", "a::int", "a[1]", "(a).f", "a = ANY (b)", "a < ALL (b)", "a = ANY (SELECT 1)",
+		"EXISTS (SELECT 1)", "a IN (SELECT 1)", "a LIKE b ESCAPE c", "a OPERATOR(pg_catalog.+) b",
+		"ROW(a, b) = ROW(c, d)", "(a, b) < (c, d)", "CASE WHEN a THEN b END", "-1", "a IS NOT NULL",
+	}
+)
+
+// TestDeparseOperandsHeldToTheirTree: every operator of every precedence
+// level, between parentheses, as the operand of every other, in a target
+// list, a WHERE, an INSERT's VALUES and an UPDATE's SET, deparses into
+// text that parses back into the tree it printed, but for a COLLATE of a
+// literal where the grammar wants parentheses, which parenthesizeOperands
+// leaves as it is: it stays refused.
+func TestDeparseOperandsHeldToTheirTree(t *testing.T) {
+	refused := func(outer, inner string) bool {
+		return inner == "'x' COLLATE \"C\"" && (outer == "- X" || outer == "@ X" || outer == "y BETWEEN X AND z")
+	}
+	for _, place := range []string{"SELECT @", "SELECT 1 WHERE @", "INSERT INTO t VALUES (@)", "UPDATE t SET c = @"} {
+		for _, o := range operandOuter {
+			for _, in := range operandInner {
+				e := strings.ReplaceAll(o, "X", "("+in+")")
+				sql := strings.ReplaceAll(place, "@", e)
+				if _, err := pg_query.Parse(sql); err != nil {
+					continue
+				}
+				out, ok := deparseHeld(t, sql)
+				if !ok && !refused(o, in) {
+					t.Errorf("%s\n  is deparsed %s", sql, out)
+				}
+			}
+		}
+	}
+}
+
+// TestDeparseLeavesRefused: the forms no node of the operand's own type
+// and value prints with the parentheses they need stay unfaithful: the
+// rewriter refuses them (fail closed).
+func TestDeparseLeavesRefused(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT (CASE WHEN a THEN b END)[1]",
+		"SELECT (a COLLATE \"C\")[1]",
+		"SELECT (a IN (SELECT 1)).f",
+		"SELECT (-1)[1]",
+		"SELECT y BETWEEN ('x' COLLATE \"C\") AND z",
+	} {
+		if out, ok := deparseHeld(t, sql); ok {
+			t.Errorf("%s\n  is deparsed, faithfully, %s", sql, out)
+		}
+	}
+}

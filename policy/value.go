@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"strconv"
@@ -152,12 +153,15 @@ func literal(v Value) *pg_query.Node {
 	case kindString:
 		return pg_query.MakeAConstStrNode(v.text, -1)
 	case kindNumber:
-		if n, err := strconv.ParseInt(v.text, 10, 32); err == nil {
+		if n, err := strconv.ParseInt(v.text, 10, 32); err == nil && n != math.MinInt32 {
 			return pg_query.MakeAConstIntNode(n, -1)
 		}
 		// NOTE: like PostgreSQL's own parser, numbers that do not fit an
 		// int4 are Float constants, whose text the deparser prints as is:
-		// decimalRE guarantees it is one numeric token.
+		// decimalRE guarantees it is one numeric token. So is
+		// -2147483648, which the parser reads as minus 2147483648, a
+		// number too large for an int4 (a numeric): an Integer would
+		// deparse into text that does not parse back into it.
 		return &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 			Val: &pg_query.A_Const_Fval{Fval: &pg_query.Float{Fval: v.text}}, Location: -1,
 		}}}

@@ -470,8 +470,13 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		// NOTE: RFC 3339 has four-digit years; a line must always parse.
 		e.Time = time.Now()
 	}
+	// redacted reports a text kept without its literals.
+	redacted := o.RedactLiterals
 	switch {
-	case r.SQL == "" || r.sqlFinal:
+	case r.SQL == "":
+	case r.sqlFinal:
+		// Cut by Write, redacted as capTexts decided.
+		redacted = redacted || mayHoldSecret(r.SQL)
 	case r.Fingerprint != "" && !o.RedactLiterals && !mayHoldSecret(r.SQL):
 		// The record is kept as it came: nothing to parse, so nothing to
 		// remember. NOTE: most records of simple-protocol clients, each
@@ -485,7 +490,15 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		if o.RedactLiterals || p.maySecret && c.holdsSecret(p, r.SQL) {
 			e.SQL = c.normalize(p, r.SQL)
 			e.Fingerprint = c.redactedFingerprint(p)
+			redacted = true
 		}
+	}
+	if redacted && r.Message != "" {
+		// NOTE: pgveil's own refusals quote what they refuse, a literal
+		// of the statement among them (set_config's setting name, the
+		// user SET pgveil.act_for names, application_name's value): the
+		// rule, tables and columns stay in their own fields.
+		e.Message = scrubQuoted(r.Message)
 	}
 	if o.RedactLiterals && r.UpstreamError != "" {
 		// NOTE: PostgreSQL quotes the values it echoes, literals of the

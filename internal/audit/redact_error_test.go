@@ -89,3 +89,44 @@ func TestRedactedTextsFingerprint(t *testing.T) {
 		}
 	})
 }
+
+// TestRedactedTextsRefusalMessage checks that a record whose text is kept
+// without its literals (redact_literals, or a text holding a secret) keeps
+// none in the message of its refusal either: pgveil's refusals quote what
+// they refuse, a literal of the statement among them.
+func TestRedactedTextsRefusalMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		redact bool
+		sql    string
+		want   string
+	}{
+		{"redact_literals scrubs the quoted literal of a refusal", true,
+			"SELECT set_config('hunter1', 'x', false)",
+			`pgveil refused the statement: set_config may not change the setting "…": named by a string literal`},
+		{"a text holding a password scrubs it without redact_literals", false,
+			"SELECT dblink_connect('password=hunter1')",
+			`pgveil refused the statement: set_config may not change the setting "…": named by a string literal`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := t.TempDir() + "/audit.log"
+			l, err := Open(Options{File: path, RedactLiterals: tc.redact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Write(&Record{Event: EventStatement, SQL: tc.sql, Decision: DecisionDenied,
+				Message: `pgveil refused the statement: set_config may not change the setting "hunter1": named by a string literal`})
+			l.Write(&Record{Event: EventStatement, SQL: "SELECT 1", Decision: DecisionDenied, Message: `refused "kept"`})
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			es := readEntries(t, path)
+			if es[0].Message != tc.want || strings.Contains(es[0].SQL, "hunter") {
+				t.Errorf("message %q, sql %q; want message %q", es[0].Message, es[0].SQL, tc.want)
+			}
+			if want := map[bool]string{true: `refused "…"`, false: `refused "kept"`}[tc.redact]; es[1].Message != want {
+				t.Errorf("a text without literals to hide: message %q, want %q", es[1].Message, want)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -206,6 +207,29 @@ func (ss *session) actAs(login string) {
 		ss.acting.Store(&actState{login: login, info: &info})
 	}
 	ss.log.Info("acting user changed", zap.String("acting_for", login), zap.String("previous", prev))
+}
+
+// resetAct returns the change of the acting user res makes when it holds
+// a RESET ALL while the session acts for an end user: back to its login.
+// PostgreSQL's RESET ALL resets pgveil.act_for, which pgveil forwards in
+// place of every switch, so the tool, the upstream session and SHOW
+// pgveil.act_for then say the session acts for no one: pgveil follows,
+// as for a RESET ROLE, and as transactionally (a ROLLBACK undoes it).
+// nil for any other text, or a session acting as its login (client
+// relay).
+// NOTE: a change like a switch, checked by mayAct and switchReady and
+// made by applyAct; actGate still checks the text first, as it checks
+// every text but a switch's own.
+func (ss *session) resetAct(res *rewrite.Result) *rewrite.Act {
+	if res == nil || res.Act != nil || ss.acting.Load() == nil || !slices.Contains(res.Resets, rewrite.ResetAll) {
+		return nil
+	}
+	return &rewrite.Act{Via: "reset all"}
+}
+
+// resetsAll reports whether res is a text of one RESET ALL.
+func resetsAll(res *rewrite.Result) bool {
+	return res != nil && len(res.Kinds) == 1 && slices.Contains(res.Resets, rewrite.ResetAll)
 }
 
 // discardEnds applies DISCARD ALL's end of the impersonation for res,

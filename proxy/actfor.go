@@ -227,6 +227,21 @@ func (ss *session) resetAct(res *rewrite.Result) *rewrite.Act {
 	return &rewrite.Act{Via: "reset all"}
 }
 
+// resetEndsText returns a refusal when a text holding a RESET ALL that
+// ends acting for a user (resetAct) has other statements after its first
+// SET or RESET: they were checked for the viewer, and would run after the
+// RESET ALL, once the tool believes it acts for no one. (A SET or RESET
+// reads nothing; statements before the RESET ALL run for the viewer, as
+// checked: asyncpg's reset, "SELECT pg_advisory_unlock_all(); CLOSE ALL;
+// UNLISTEN *; RESET ALL", passes.)
+func resetEndsText(res *rewrite.Result) *Refusal {
+	i := slices.Index(res.Kinds, "set")
+	if i < 0 || slices.ContainsFunc(res.Kinds[i:], func(k string) bool { return k != "set" }) {
+		return ActRefusal("while the session acts for a user, RESET ALL ends it: no statement but SET or RESET may follow it in its text")
+	}
+	return nil
+}
+
 // resetsAll reports whether res is a text of one RESET ALL.
 func resetsAll(res *rewrite.Result) bool {
 	return res != nil && len(res.Kinds) == 1 && slices.Contains(res.Resets, rewrite.ResetAll)

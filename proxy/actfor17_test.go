@@ -77,6 +77,18 @@ func actFor17ResetAll(t *testing.T, relay string) {
 		}
 		must(t, a.exec("RESET ROLE"))
 	})
+	t.Run("a statement after RESET ALL in its text is refused while acting: it was checked for the viewer", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "RESET ALL; SELECT count(*) FROM responses"})
+		refusedBy(t, err, "act_for")
+		if len(rows) > 0 {
+			t.Fatalf("read %v after RESET ALL", rows)
+		}
+		if got, n := show(t), a.responses(t); got != "hq" || n != all {
+			t.Fatalf("after the refusal: SHOW says %q, %d responses", got, n)
+		}
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("RESET ALL of a login acting for no one changes nothing", func(t *testing.T) {
 		must(t, a.exec("RESET ALL"))
 		m := actConn{c: p.connect(t, "marie")}

@@ -330,12 +330,17 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
+	// NOTE: r is nil here (poolRefusal's, which refused otherwise).
 	act := res.Act
 	if act == nil {
-		act = ss.resetAct(res)
+		if act = ss.resetAct(res); act != nil {
+			r = resetEndsText(res)
+		}
 	}
 	if act != nil {
-		r := ss.mayAct(act)
+		if r == nil {
+			r = ss.mayAct(act)
+		}
 		if r == nil {
 			r = ss.switchReady(false)
 		}

@@ -98,3 +98,21 @@ func actFor17ResetAll(t *testing.T, relay string) {
 		}
 	})
 }
+
+func TestActFor17Pooled(t *testing.T) {
+	p, _ := startDemoFrom(t, pooledDemo(t, 2))
+	a := actConn{c: p.connect(t, "metabase")}
+	b := actConn{c: p.connect(t, "metabase")}
+	all, service := directCount(t, "true"), a.responses(t)
+	t.Run("in transaction pooling RESET ALL ends acting for the viewer, and another session of the service stays as it is", func(t *testing.T) {
+		must(t, a.exec("SET pgveil.act_for = 'hq'"))
+		must(t, b.exec("SET ROLE marie"))
+		must(t, a.exec("SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"))
+		if got := a.responses(t); got != service {
+			t.Fatalf("after RESET ALL: %d responses, want the service's %d (hq's: %d)", got, service, all)
+		}
+		if got, want := b.responses(t), directCount(t, scopes["marie"]); got != want {
+			t.Fatalf("the other session: %d responses, want marie's %d", got, want)
+		}
+	})
+}

@@ -143,7 +143,13 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 	}
 	if a.Login == "" || a.Login == ss.info.User {
 		// Back to the login: refused, like any change of role, to
-		// logins that never act for anyone.
+		// logins that never act for anyone; but always made by a
+		// session acting for a user (or not knowing whom), even when a
+		// reload took act_for off its login, whose statements are all
+		// refused until then.
+		if ss.acting.Load() != nil || ss.actTrack.unknown.Load() {
+			return nil
+		}
 		if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
 			return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
 		}

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -114,5 +115,27 @@ func TestActFor17Pooled(t *testing.T) {
 		if got, want := b.responses(t), directCount(t, scopes["marie"]); got != want {
 			t.Fatalf("the other session: %d responses, want marie's %d", got, want)
 		}
+	})
+}
+
+func TestActFor17ServiceLostOnReload(t *testing.T) {
+	p, path, rl := reloadableDemo(t)
+	a := actConn{c: p.connect(t, "metabase")}
+	must(t, a.exec("SET ROLE marie"))
+	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, ``)
+	if err := rl.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a session acting for a user when its login stops being a service is refused, and RESET ROLE still returns to the login", func(t *testing.T) {
+		_, err := a.c.Exec(context.Background(), "SELECT count(*) FROM responses")
+		refusedBy(t, err, "act_for")
+		must(t, a.exec("RESET ROLE"))
+		if got := a.responses(t); got != 0 {
+			t.Fatalf("as the login: %d responses", got)
+		}
+	})
+	t.Run("then, not a service any more, it can act for no one, nor RESET ROLE", func(t *testing.T) {
+		refusedBy(t, a.exec("SET ROLE marie"), "act_for")
+		refusedBy(t, a.exec("RESET ROLE"), "act_for")
 	})
 }

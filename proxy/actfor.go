@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -142,7 +143,13 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 	}
 	if a.Login == "" || a.Login == ss.info.User {
 		// Back to the login: refused, like any change of role, to
-		// logins that never act for anyone.
+		// logins that never act for anyone; but always made by a
+		// session acting for a user (or not knowing whom), even when a
+		// reload took act_for off its login, whose statements are all
+		// refused until then.
+		if ss.acting.Load() != nil || ss.actTrack.unknown.Load() {
+			return nil
+		}
 		if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
 			return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
 		}
@@ -206,6 +213,44 @@ func (ss *session) actAs(login string) {
 		ss.acting.Store(&actState{login: login, info: &info})
 	}
 	ss.log.Info("acting user changed", zap.String("acting_for", login), zap.String("previous", prev))
+}
+
+// resetAct returns the change of the acting user res makes when it holds
+// a RESET ALL while the session acts for an end user: back to its login.
+// PostgreSQL's RESET ALL resets pgveil.act_for, which pgveil forwards in
+// place of every switch, so the tool, the upstream session and SHOW
+// pgveil.act_for then say the session acts for no one: pgveil follows,
+// as for a RESET ROLE, and as transactionally (a ROLLBACK undoes it).
+// nil for any other text, or a session acting as its login (client
+// relay).
+// NOTE: a change like a switch, checked by mayAct and switchReady and
+// made by applyAct; actGate still checks the text first, as it checks
+// every text but a switch's own.
+func (ss *session) resetAct(res *rewrite.Result) *rewrite.Act {
+	if res == nil || res.Act != nil || ss.acting.Load() == nil || !slices.Contains(res.Resets, rewrite.ResetAll) {
+		return nil
+	}
+	return &rewrite.Act{Via: "reset all"}
+}
+
+// resetEndsText returns a refusal when a text holding a RESET ALL that
+// ends acting for a user (resetAct) has other statements after its first
+// SET or RESET: they were checked for the viewer, and would run after the
+// RESET ALL, once the tool believes it acts for no one. (A SET or RESET
+// reads nothing; statements before the RESET ALL run for the viewer, as
+// checked: asyncpg's reset, "SELECT pg_advisory_unlock_all(); CLOSE ALL;
+// UNLISTEN *; RESET ALL", passes.)
+func resetEndsText(res *rewrite.Result) *Refusal {
+	i := slices.Index(res.Kinds, "set")
+	if i < 0 || slices.ContainsFunc(res.Kinds[i:], func(k string) bool { return k != "set" }) {
+		return ActRefusal("while the session acts for a user, RESET ALL ends it: no statement but SET or RESET may follow it in its text")
+	}
+	return nil
+}
+
+// resetsAll reports whether res is a text of one RESET ALL.
+func resetsAll(res *rewrite.Result) bool {
+	return res != nil && len(res.Kinds) == 1 && slices.Contains(res.Resets, rewrite.ResetAll)
 }
 
 // discardEnds applies DISCARD ALL's end of the impersonation for res,

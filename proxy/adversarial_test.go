@@ -2046,7 +2046,11 @@ VALUES (5000000001, 3, 'MARKER-HIDDEN-ROW-OID contact', 'x@example.com', 'USA', 
 		for _, q := range probes {
 			a.probe(q)
 		}
+		// RESET ALL resets pgveil.act_for upstream: the session acts
+		// for no one after it, as SHOW pgveil.act_for says.
 		a.simple("RESET ALL")
+		a.expect("SELECT count(*) FROM responses", "0")
+		a.simple("SET ROLE marie")
 		a.expect("SELECT count(*) FROM responses", marieRows)
 		a.simple("SET ROLE NONE")
 		a.expect("SELECT count(*) FROM responses", "0")

@@ -330,8 +330,17 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	if res.Act != nil {
-		r := ss.mayAct(res.Act)
+	// NOTE: r is nil here (poolRefusal's, which refused otherwise).
+	act := res.Act
+	if act == nil {
+		if act = ss.resetAct(res); act != nil {
+			r = resetEndsText(res)
+		}
+	}
+	if act != nil {
+		if r == nil {
+			r = ss.mayAct(act)
+		}
 		if r == nil {
 			r = ss.switchReady(false)
 		}
@@ -351,8 +360,8 @@ func (ss *session) relayQuery(total int) error {
 	ss.notePoolState(res, SourceQuery, "")
 	ss.dropUnnamed()
 	ss.noteGated(res, batch)
-	if res.Act != nil {
-		ss.applyAct(res.Act)
+	if act != nil {
+		ss.applyAct(act)
 	} else {
 		ss.discardEnds(res, false)
 	}
@@ -432,7 +441,9 @@ func (ss *session) relayParse(total int) error {
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}
-	} else if !res.Begins && !discardsAll(res) {
+	} else if !res.Begins && !discardsAll(res) && !resetsAll(res) {
+		// NOTE: a RESET ALL may end acting for a user at its Execute
+		// (resetAct), as a switch does: its Parse does not count either.
 		ss.othersInBatch++
 	}
 	ss.noteStatement(st, res, nil)

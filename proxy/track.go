@@ -166,6 +166,14 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	if r == nil && act == nil {
 		r = ss.actGate(res, batch, gen)
+		if r == nil && p.Bound {
+			// A RESET ALL while acting for a user ends it, as a switch.
+			if act = ss.resetAct(res); act != nil {
+				if r = ss.mayAct(act); r == nil {
+					r = ss.switchReady(true)
+				}
+			}
+		}
 	}
 	// NOTE: counted once this Execute's switch was checked and made. A
 	// BEGIN does not count (see rewrite.Result.Begins).

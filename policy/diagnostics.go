@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/pgveil/pgveil/internal/printable"
 )
 
 // diagnosticWidth is the column at which WriteDiagnostics wraps details.
@@ -37,14 +39,19 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 		if d.Severity == hcl.DiagWarning {
 			sev = "warning"
 		}
+		// NOTE: a diagnostic may quote what the database holds (a
+		// relation's or a column's name, which anyone who may create a
+		// table there chose) and what the file holds: what a terminal
+		// would act on is escaped.
+		summary := printable.Escape(d.Summary, nil)
 		if d.Subject != nil {
-			fmt.Fprintf(bw, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary)
+			fmt.Fprintf(bw, "%s:%d:%d: %s: %s\n", printable.Escape(d.Subject.Filename, nil), d.Subject.Start.Line, d.Subject.Start.Column, sev, summary)
 			writeSnippet(bw, files[d.Subject.Filename], *d.Subject)
 		} else {
-			fmt.Fprintf(bw, "%s: %s\n", sev, d.Summary)
+			fmt.Fprintf(bw, "%s: %s\n", sev, summary)
 		}
 		if d.Detail != "" {
-			for _, line := range wrap(d.Detail, diagnosticWidth-2) {
+			for _, line := range wrap(printable.Escape(d.Detail, isNewline), diagnosticWidth-2) {
 				fmt.Fprintf(bw, "  %s\n", line)
 			}
 		}
@@ -54,6 +61,11 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 	}
 	return nil
 }
+
+// isNewline and isTab are the characters diagnostics keep unescaped
+// where they lay out the text.
+func isNewline(r rune) bool { return r == '\n' }
+func isTab(r rune) bool     { return r == '\t' }
 
 // writeSnippet prints the first source line of rng with the part rng
 // covers underlined by carets.
@@ -66,6 +78,8 @@ func writeSnippet(w io.Writer, f *hcl.File, rng hcl.Range) {
 		return
 	}
 	line, cut := hideSecret(strings.TrimRight(string(lines[rng.Start.Line-1]), "\r"))
+	// NOTE: tabs stay: the caret line repeats them to align.
+	line = printable.Escape(line, isTab)
 	if secretLines(f)[rng.Start.Line] {
 		// A line within a secret's value (a heredoc, a multi-line
 		// expression), which names no attribute.

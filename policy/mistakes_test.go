@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // mistakesBase is a valid configuration the cases of
@@ -108,4 +111,31 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			t.Fatal(diags)
 		}
 	})
+}
+
+// TestDiagnosticsAreInert: a diagnostic quotes what the database holds
+// (a column's name, chosen by whoever may create a table there) and what
+// the file holds; a DBA reads them in a terminal, which must print them,
+// not act on them.
+func TestDiagnosticsAreInert(t *testing.T) {
+	src := []byte("table \"public.t\" {\n\towner_column = \"x\x1b]0;title\x07\"\n}\n")
+	f, _ := hclsyntax.ParseConfig(src, "evil.hcl", hcl.InitialPos)
+	rng := hcl.Range{Filename: "evil.hcl", Start: hcl.Pos{Line: 2, Column: 17}, End: hcl.Pos{Line: 2, Column: 30}}
+	diags := hcl.Diagnostics{{
+		Severity: hcl.DiagError, Summary: "Unknown column\x1b[2J", Subject: &rng,
+		Detail: "public.t has no such column. Its columns are q\x1b[7mINV\x1b[0m, y\u202e.\nSecond line.",
+	}}
+	var out bytes.Buffer
+	if err := WriteDiagnostics(&out, map[string]*hcl.File{"evil.hcl": f}, diags); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\u202e") {
+		t.Errorf("raw controls in the diagnostics:\n%q", got)
+	}
+	for _, want := range []string{`Unknown column\u001b[2J`, `q\u001b[7mINV\u001b[0m,`, `y\u202e.`, "\n  Second line.", "\towner_column", `x\u001b]0;title\u0007`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the diagnostics lack %q:\n%s", want, got)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/internal/printable"
 )
 
 // defaultKeyEnv is the environment variable holding the audit key, as in
@@ -119,9 +120,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		prefix := ""
 		if len(reports) > 1 {
 			// Several pgveil instances, a chain each.
-			prefix = fmt.Sprintf("chain %s: ", printable(rep.Chain))
+			prefix = fmt.Sprintf("chain %s: ", printableText(rep.Chain))
 			if rep.Chain == "" && len(rep.Files) > 0 {
-				prefix = fmt.Sprintf("%s: ", printable(rep.Files[0]))
+				prefix = fmt.Sprintf("%s: ", printableText(rep.Files[0]))
 			}
 		}
 		if !printVerifyReport(stdout, prefix, rep, *fromStart, *complete) {
@@ -159,7 +160,7 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 		ok = false
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, printable(p))
+		fmt.Fprintf(stdout, "%sFAILED: %s\n", prefix, printableText(p))
 	}
 	if rep.MoreProblems > 0 {
 		fmt.Fprintf(stdout, "%sFAILED: and %d more problems\n", prefix, rep.MoreProblems)
@@ -186,7 +187,7 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 		}
 	}
 	for _, n := range rep.Notes {
-		fmt.Fprintf(stdout, "%snote: %s\n", prefix, printable(n))
+		fmt.Fprintf(stdout, "%snote: %s\n", prefix, printableText(n))
 	}
 	if rep.MoreNotes > 0 {
 		fmt.Fprintf(stdout, "%snote: and %d more notes\n", prefix, rep.MoreNotes)
@@ -401,7 +402,7 @@ func tableRow(e *audit.Entry) string {
 		user += " as " + userColumn(e.ActingFor)
 	}
 	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
-		printable(decision), rows, printable(e.Kind), shorten(e.SQL, 80))
+		printableText(decision), rows, printableText(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
 		if n := utf8.RuneCountInString(row); n < sqlColumnEnd {
@@ -429,7 +430,7 @@ func userColumn(s string) string {
 	if r := []rune(s); len(r) > maxUserColumn {
 		s = string(r[:maxUserColumn-1]) + "…"
 	}
-	return strings.Join(strings.FieldsFunc(printable(s), unicode.IsSpace), " ")
+	return strings.Join(strings.FieldsFunc(printableText(s), unicode.IsSpace), " ")
 }
 
 // sqlColumnEnd is where the SQL column of the table format ends: the
@@ -468,50 +469,21 @@ func shorten(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		s = string(r[:n-1]) + "…"
 	}
-	return printable(s)
+	return printableText(s)
 }
 
-// printable returns s with every character a terminal would act on
+// printableText returns s with every character a terminal would act on
 // rather than print written as an escape: control characters (ESC, a
 // newline…), format characters (bidirectional overrides, zero-width
 // ones) and invalid UTF-8. Records hold what clients sent (a login a
 // failed startup gave, a statement's comments): printed raw, they could
 // clear or rewrite the auditor's screen, or fake a row of the table.
-func printable(s string) string { return printableKeeping(s, nil) }
-
-// printableKeeping is printable, except that the characters keep
-// reports stay as they are (nil: none). The console log keeps its tabs
-// and the newlines of a stack trace.
-func printableKeeping(s string, keep func(rune) bool) string {
-	escape := func(r rune) bool { return unprintable(r) && (keep == nil || !keep(r)) }
-	if !strings.ContainsFunc(s, escape) && utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case escape(r) && r > 0xffff:
-			// NOTE: \U and eight digits, as Go writes it: \ue0041
-			// would read as U+E004 and a 1.
-			fmt.Fprintf(&b, `\U%08x`, r)
-		case escape(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
-		i += size
-	}
-	return b.String()
-}
+func printableText(s string) string { return printable.Escape(s, nil) }
 
 // unprintable reports whether a terminal would act on r rather than
-// print it, or print nothing a reader could see: the default-ignorable
-// fillers (U+3164, U+115F…) render blank, so that "marie\u3164" would
-// pass for marie. It is the set the audit trail escapes.
-func unprintable(r rune) bool { return audit.Unprintable(r) }
+// print it, or print nothing a reader could see: the set the audit trail
+// escapes (printable.Unprintable).
+func unprintable(r rune) bool { return printable.Unprintable(r) }
 
 // parseWhen parses a --since or --until value: RFC 3339, a date (UTC
 // midnight; for until, the next midnight, so that the day is included),

@@ -419,8 +419,8 @@ func TestPrintable(t *testing.T) {
 		{"tag\U000e0041", `tag\U000e0041`},
 		{"marie\u3164", `marie\u3164`},
 	} {
-		if got := printable(tt.in); got != tt.want {
-			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := printableText(tt.in); got != tt.want {
+			t.Errorf("printableText(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	if got := shorten("SELECT 1 -- \x1b[2K", 80); got != `SELECT 1 -- \u001b[2K` {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pgveil/pgveil/internal/printable"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy/server"
 	"github.com/pgveil/pgveil/rewrite"
@@ -63,10 +64,10 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):
-		fmt.Fprintf(stdout, "REFUSED %s by firewall rule %s\n  %s\n", refused.Code, refused.Rule, printable(refused.Message))
+		fmt.Fprintf(stdout, "REFUSED %s by firewall rule %s\n  %s\n", refused.Code, refused.Rule, printableText(refused.Message))
 		return 0
 	case err != nil:
-		fmt.Fprintf(stdout, "REFUSED: %s\n", printable(err.Error()))
+		fmt.Fprintf(stdout, "REFUSED: %s\n", printableText(err.Error()))
 		return 0
 	}
 	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
@@ -92,7 +93,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 // the trail, where jq -r decodes its escapes): its comments and
 // literals are the user's, and must not act on the operator's terminal.
 func printableSQL(s string) string {
-	return printableKeeping(s, func(r rune) bool { return r == '\n' || r == '\t' })
+	return printable.Escape(s, func(r rune) bool { return r == '\n' || r == '\t' })
 }
 
 func listOrNone(l []string) string {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pgveil/pgveil/internal/printable"
 	"github.com/pgveil/pgveil/proxy/server"
 )
 
@@ -211,7 +212,7 @@ func plain(line []byte) bool {
 // consoleEscapes makes a console log line inert: printable, keeping its
 // tabs and newlines.
 func consoleEscapes(line string) string {
-	return printableKeeping(line, func(r rune) bool { return r == '\n' || r == '\t' })
+	return printable.Escape(line, func(r rune) bool { return r == '\n' || r == '\t' })
 }
 
 // jsonEscapes makes a JSON log line inert and keeps its values exact:

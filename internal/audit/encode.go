@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"strconv"
 	"time"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/pgveil/pgveil/internal/printable"
 )
 
 // appendSigned appends e as a line without its end: every field up to
@@ -204,46 +205,7 @@ func appendString(b []byte, s string) []byte {
 // escapedRune reports whether appendString escapes r, a character of
 // U+0080 or above: what a terminal would act on rather than print, or
 // prints blank (the default-ignorable fillers such as U+3164).
-func escapedRune(r rune) bool { return Unprintable(r) }
-
-// Unprintable reports whether a terminal would act on r rather than
-// print it (C0 and C1 controls and DEL, format characters such as the
-// bidirectional overrides and isolates and the zero-width ones, line
-// and paragraph separators), or print nothing a reader could see (the
-// default-ignorable fillers such as U+3164, so that "marie\u3164" would
-// pass for marie). The trail escapes these; so do pgveil's log and audit
-// search's table.
-//
-// NOTE: a bit table for the basic plane, so that a value of accented
-// or CJK text costs a lookup per character, not a search of five
-// Unicode tables: the writer and the log check every non-ASCII
-// character they write. It is exactly unprintableSlow
-// (TestUnprintableTable).
-func Unprintable(r rune) bool {
-	if uint32(r) < 1<<16 {
-		return unprintableBMP[r>>6]&(1<<(r&63)) != 0
-	}
-	return unprintableSlow(r)
-}
-
-// unprintableTables are the Unicode tables of Unprintable.
-var unprintableTables = []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point}
-
-// unprintableSlow is Unprintable searching the Unicode tables.
-func unprintableSlow(r rune) bool { return unicode.In(r, unprintableTables...) }
-
-// unprintableBMP holds a bit per character of the basic plane, set for
-// those Unprintable reports.
-var unprintableBMP = func() (t [1 << 16 / 64]uint64) {
-	for _, tab := range unprintableTables {
-		for _, rg := range tab.R16 {
-			for r := uint32(rg.Lo); r <= uint32(rg.Hi); r += uint32(rg.Stride) {
-				t[r>>6] |= 1 << (r & 63)
-			}
-		}
-	}
-	return t
-}()
+func escapedRune(r rune) bool { return printable.Unprintable(r) }
 
 // appendRuneEscape appends \uXXXX for r, at most U+FFFF (a surrogate half
 // of a pair included).
@@ -290,7 +252,7 @@ func inertLine(line []byte) (shown []byte, changed bool) {
 			continue
 		}
 		r, size := utf8.DecodeRune(line[i:])
-		if r == utf8.RuneError && size == 1 || Unprintable(r) {
+		if r == utf8.RuneError && size == 1 || printable.Unprintable(r) {
 			break
 		}
 		i += size
@@ -317,10 +279,10 @@ func inertLine(line []byte) (shown []byte, changed bool) {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, `\ufffd`...)
-		case Unprintable(r) && r > 0xffff:
+		case printable.Unprintable(r) && r > 0xffff:
 			hi, lo := utf16.EncodeRune(r)
 			b = appendRuneEscape(appendRuneEscape(b, hi), lo)
-		case Unprintable(r):
+		case printable.Unprintable(r):
 			b = appendRuneEscape(b, r)
 		default:
 			b = append(b, line[i:i+size]...)

@@ -44,16 +44,3 @@ func TestLinesArePrintable(t *testing.T) {
 		})
 	}
 }
-
-// TestUnprintableTable: Unprintable's bit table says of every character
-// what the Unicode tables say.
-func TestUnprintableTable(t *testing.T) {
-	for r := rune(0); r <= unicode.MaxRune; r++ {
-		if Unprintable(r) != unprintableSlow(r) {
-			t.Fatalf("Unprintable(%U) = %v, the tables say %v", r, Unprintable(r), unprintableSlow(r))
-		}
-		if unprintableSlow(r) != (unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point)) {
-			t.Fatalf("%U: the tables are not the characters a terminal acts on", r)
-		}
-	}
-}

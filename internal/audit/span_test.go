@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pgveil/pgveil/internal/printable"
 )
 
 // TestTrailSpanningTheEscapes: lines written before appendString escaped
@@ -88,7 +90,7 @@ func TestInertLine(t *testing.T) {
 				t.Fatalf("changed to %s", shown)
 			}
 			for _, r := range string(shown) {
-				if Unprintable(r) || r == utf8.RuneError {
+				if printable.Unprintable(r) || r == utf8.RuneError {
 					t.Fatalf("raw %U in %q", r, shown)
 				}
 			}

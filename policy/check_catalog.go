@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -222,6 +223,11 @@ type catalogChecker struct {
 	// checking goes on, instead of the end of the check (Drift: a lock
 	// on one table must not keep every other DDL out of the snapshot).
 	locksRefuse bool
+	// unforwardable holds the subjects typeCheck reported as expressions
+	// pgveil cannot print faithfully, with their range.
+	// NOTE: a rule or mask is checked on each relation it covers: one
+	// diagnostic says it for all of them.
+	unforwardable map[string]bool
 }
 
 // exec runs one statement of pgveil's own, without parameters.
@@ -229,6 +235,10 @@ func (ck *catalogChecker) exec(sql string) error {
 	_, _, err := ck.srv.Query(ck.ctx, sql)
 	return err
 }
+
+// UnforwardableSummary is the summary of the error about a configured
+// expression pgveil cannot print faithfully (typeCheck).
+const UnforwardableSummary = "Expression pgveil cannot forward"
 
 // CannotCheckSummary is the summary of CheckCatalog's error when checking
 // stopped on an error that is not about the configuration.
@@ -260,9 +270,35 @@ func (ck *catalogChecker) attrRange(key string, fallback hcl.Range) *hcl.Range {
 
 // typeCheck asks the server to plan stmt (an EXPLAIN): it returns the
 // server's message when PostgreSQL rejects it, "" when it accepts it.
-// ok is false when the connection failed, after reporting it.
-func (ck *catalogChecker) typeCheck(stmt *pg_query.Node) (problem string, ok bool) {
+// ok is false when the connection failed, after reporting it. subject
+// names the configured expression stmt holds ("the where of rule
+// \"x\""), at rng.
+//
+// NOTE: an expression pgveil's deparser cannot print as its tree
+// (rewrite.ErrDeparsedOtherwise) never reaches the server, here or in a
+// statement: typeCheck reports it at rng itself, once per subject, as
+// what it is (the rewriter would refuse every statement it goes into),
+// and returns "" so that the caller does not blame PostgreSQL for it.
+func (ck *catalogChecker) typeCheck(rng *hcl.Range, subject string, stmt *pg_query.Node) (problem string, ok bool) {
 	sql, err := deparseStmt(stmt)
+	if errors.Is(err, rewrite.ErrDeparsedOtherwise) {
+		key := subject
+		if rng != nil {
+			key += "\x00" + rng.String()
+		}
+		if !ck.unforwardable[key] {
+			if ck.unforwardable == nil {
+				ck.unforwardable = map[string]bool{}
+			}
+			ck.unforwardable[key] = true
+			ck.report(hcl.DiagError, rng, UnforwardableSummary, fmt.Sprintf(
+				"pgveil prints %s as SQL that PostgreSQL would read as another expression, and refuses every statement "+
+					"it would add it to. Write it another way: a COLLATE on the column rather than on a literal "+
+					"(col COLLATE \"C\" BETWEEN 'a' AND 'm'), a subscript of a function call rather than of a CASE or a COLLATE.",
+				subject))
+		}
+		return "", true
+	}
 	if err != nil {
 		return fmt.Sprintf("the statement could not be built: %v", err), true
 	}
@@ -410,7 +446,7 @@ func (ck *catalogChecker) scopeColumn(rng *hcl.Range, setting, column string, re
 	var failed []*rewrite.Relation
 	first := ""
 	for _, rel := range rels {
-		problem, ok := ck.typeCheck(explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, eq(columnRef(column), literal(value))))
+		problem, ok := ck.typeCheck(rng, fmt.Sprintf("the comparison of column %s with %s", column, setting), explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, eq(columnRef(column), literal(value))))
 		if !ok {
 			return false
 		}
@@ -662,7 +698,7 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 		if problem == "" {
 			mask := maskNode(&col.Mask, col.Name, bound, hasFunc(rel))
 			var ok bool
-			problem, ok = ck.typeCheck(explainSelect(typeCast(mask, proto.Clone(c.TypeName).(*pg_query.TypeName)), rel, boolConst(false)))
+			problem, ok = ck.typeCheck(rng, fmt.Sprintf("the %s mask of column %s", col.Mask.Kind, col.Name), explainSelect(typeCast(mask, proto.Clone(c.TypeName).(*pg_query.TypeName)), rel, boolConst(false)))
 			if !ok {
 				return false
 			}
@@ -810,7 +846,11 @@ func (ck *catalogChecker) rule(r *Rule) bool {
 			sc := &scopeContext{table: t, has: hasFunc(rel), p: p}
 			pred = sc.predicate(r.Scope, members)
 		}
-		problem, ok := ck.typeCheck(explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, pred))
+		what := "where"
+		if r.where == nil {
+			what = fmt.Sprintf("scope %q", r.Scope)
+		}
+		problem, ok := ck.typeCheck(rng, fmt.Sprintf("the %s of rule %q", what, r.Name), explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, pred))
 		if !ok {
 			return false
 		}

@@ -159,9 +159,11 @@ func literal(v Value) *pg_query.Node {
 		// NOTE: like PostgreSQL's own parser, numbers that do not fit an
 		// int4 are Float constants, whose text the deparser prints as is:
 		// decimalRE guarantees it is one numeric token. So is
-		// -2147483648, which the parser reads as minus 2147483648, a
-		// number too large for an int4 (a numeric): an Integer would
-		// deparse into text that does not parse back into it.
+		// -2147483648, which the grammar reads as minus 2147483648, a
+		// Float constant (2147483648 does not fit an int4): an Integer
+		// would deparse into text that does not parse back into it.
+		// Analysed, the Float is an integer again (make_const tries
+		// int8, then int4): the type upstream is int4 either way.
 		return &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{
 			Val: &pg_query.A_Const_Fval{Fval: &pg_query.Float{Fval: v.text}}, Location: -1,
 		}}}

@@ -139,9 +139,10 @@ func castBoolTestArgs(tree *pg_query.ParseResult) bool {
 // BETWEEN and its bounds, the operand of NOT, IS [NOT] NULL, IS TRUE and
 // the like, IS JSON, IS DOCUMENT, COLLATE, AT TIME ZONE, of a cast and of
 // a subscript or field. Left as they are, so that the deparse stays
-// unfaithful and the statement refused: a COLLATE over a literal or a
-// parameter (whose type may be unknown, which COALESCE would resolve to
-// text where the client's COLLATE leaves it to the operator around it),
+// unfaithful and the statement refused: a COLLATE over a value whose type
+// may be unknown (mayBeUnknown: a literal, a parameter, a cast to unknown,
+// a COLLATE of one; COALESCE would resolve it to text where the client's
+// COLLATE leaves it to the operator around it),
 // and under a subscript or field (which the deparser prints with
 // parentheses only around a few node kinds, COALESCE not among them) a
 // CASE, a COLLATE, a negative number, or a boolean the cast does not
@@ -181,10 +182,10 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 		}
 		coalesce := booleanByGrammar(a)
 		if c := a.GetCollateClause(); c != nil {
-			// NOTE: not over a literal or a parameter, whose type may
-			// be unknown: COALESCE would resolve it to text, where the
-			// client's COLLATE leaves it to the operator around it.
-			coalesce = c.Arg.GetAConst() == nil && c.Arg.GetParamRef() == nil
+			// NOTE: not over a value whose type may be unknown
+			// (mayBeUnknown): COALESCE would resolve it to text, where
+			// the client's COLLATE leaves it to the operator around it.
+			coalesce = !mayBeUnknown(c.Arg)
 		}
 		if e := a.GetAExpr(); e != nil {
 			switch e.Kind {
@@ -272,6 +273,31 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 		}
 	}
 	return changed
+}
+
+// mayBeUnknown reports whether n, the operand of a COLLATE, may have
+// the type unknown once analysed, which a COLLATE keeps (PostgreSQL's
+// transformCollateClause lets it through) and leaves for the operator or
+// column around it to resolve: a literal, a parameter, a cast to unknown
+// ('ab '::unknown, $1::unknown) and a COLLATE of one of these. COALESCE
+// over it resolves it to text instead: c = COALESCE('ab '::unknown
+// COLLATE "C") compares a char(3) c as text, with the trailing blank,
+// and infers text for a parameter the client's text infers char for.
+//
+// NOTE: every other expression has a type of its own: PostgreSQL
+// resolves an unknown output of a subquery, a CASE or a COALESCE to
+// text, and no SQL function returns unknown.
+func mayBeUnknown(n *pg_query.Node) bool {
+	switch v := n.GetNode().(type) {
+	case *pg_query.Node_AConst, *pg_query.Node_ParamRef:
+		return true
+	case *pg_query.Node_TypeCast:
+		names := v.TypeCast.GetTypeName().GetNames()
+		return len(names) > 0 && names[len(names)-1].GetString_().GetSval() == "unknown"
+	case *pg_query.Node_CollateClause:
+		return mayBeUnknown(v.CollateClause.Arg)
+	}
+	return false
 }
 
 // sqlSyntaxInfix reports whether fc is a call the grammar builds from an

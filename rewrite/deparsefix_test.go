@@ -99,3 +99,32 @@ func TestDeparseLeavesRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDeparseKeepsUnknownCollateOperands: a COLLATE over a value of type
+// unknown leaves its type to the operator around it (c = ('ab '::unknown
+// COLLATE "C") compares as c's char(3)); COALESCE of it would be text,
+// another comparison, and another inferred type for a parameter. Such a
+// COLLATE is never wrapped, though another operand of the statement is.
+func TestDeparseKeepsUnknownCollateOperands(t *testing.T) {
+	for _, unknown := range []string{
+		`'ab '::unknown COLLATE "C"`,
+		`CAST('ab ' AS pg_catalog.unknown) COLLATE "C"`,
+		`$1::unknown COLLATE "C"`,
+		`('ab ' COLLATE "C") COLLATE "C"`,
+		`($1 COLLATE "C") COLLATE "C"`,
+		`(NULL::unknown COLLATE "C") COLLATE "C"`,
+	} {
+		for _, outer := range []string{"c BETWEEN (X) AND 'zz'", "c = (X)", "(X) IS NULL", "c LIKE (X)"} {
+			sql := "SELECT " + strings.ReplaceAll(outer, "X", unknown) + ", (a = b) BETWEEN x AND y FROM t"
+			t.Run(sql, func(t *testing.T) {
+				out, ok := deparseHeld(t, sql)
+				if !ok {
+					return // refused: fail closed
+				}
+				if strings.Contains(out, "COALESCE(a = b)") && strings.Count(out, "COALESCE(") > 1 {
+					t.Errorf("the unknown-typed COLLATE is wrapped: %s", out)
+				}
+			})
+		}
+	}
+}

@@ -29,6 +29,11 @@ func deparsedFaithfully(out string, tree *pg_query.ParseResult) bool {
 	return err == nil && pgtree.Equal(back, tree)
 }
 
+// ErrDeparsedOtherwise is DeparseStatement's error when no workaround
+// makes the deparser print the statement as its tree: the rewriter
+// refuses every statement such an expression goes into.
+var ErrDeparsedOtherwise = errors.New("the deparser prints it as another statement")
+
 // DeparseStatement deparses stmt, a statement tree built outside the
 // rewriter (the policy's type checks), as the rewriter deparses its own:
 // with the deparser's workarounds (deparsefix.go), and only into text
@@ -52,13 +57,13 @@ func DeparseStatement(stmt *pg_query.Node, version int32) (string, error) {
 	}
 	if !deparsedFaithfully(out, tree) {
 		if !parenthesizeOperands(tree) {
-			return "", errors.New("the deparser prints it as another statement")
+			return "", ErrDeparsedOtherwise
 		}
 		if out, err = pg_query.Deparse(tree); err != nil {
 			return "", fmt.Errorf("deparse: %w", err)
 		}
 		if !deparsedFaithfully(out, tree) {
-			return "", errors.New("the deparser prints it as another statement")
+			return "", ErrDeparsedOtherwise
 		}
 	}
 	return out, nil

@@ -146,6 +146,53 @@ func TestDeparseCastsBoolTestOperands(t *testing.T) {
 	}
 }
 
+// TestDeparseKeepsUnknownCollateUpstream: a COLLATE over a value of type
+// unknown leaves the type to the comparison around it, here the char(3)
+// of c: 'ab ' reads 'ab', and c = 'ab' is in the range. When another
+// operand of the statement needs a wrap (r.nps = 8 under BETWEEN), the
+// deparsed rewrite is refused or reads upstream what the client's own
+// text, spliced, reads: never the text comparison a COALESCE of the
+// literal would make, where 'ab' < 'ab '.
+func TestDeparseKeepsUnknownCollateUpstream(t *testing.T) {
+	cat := demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	splicer := rewrite.NewSplicer()
+	for _, e := range []string{
+		`v.c BETWEEN ('ab '::unknown COLLATE "C") AND 'zz'`,
+		`v.c = (('ab ' COLLATE "C") COLLATE "C")`,
+		`v.c >= CAST('ab ' AS pg_catalog.unknown) COLLATE "C"`,
+	} {
+		sql := "SELECT string_agg((" + e + ")::text || ((r.nps = 8) BETWEEN false AND true)::text, ',' ORDER BY r.id) " +
+			"FROM responses r, (VALUES ('ab'::char(3))) v(c)"
+		t.Run(e, func(t *testing.T) {
+			spliced, err := splicer.Rewrite(sql, cat, marie(t))
+			if err != nil || !rewrite.Spliced(spliced) {
+				t.Fatalf("the cold path does not splice it: %v", err)
+			}
+			deparsed, err := rewrite.Rewrite(sql, cat, marie(t))
+			if err != nil {
+				return // refused: fail closed
+			}
+			var got [2]string
+			for i, s := range []string{deparsed.SQL, spliced.SQL} {
+				rows, err := conn.Exec(ctx, s).ReadAll()
+				if err != nil {
+					t.Fatalf("upstream: %v\n%s", err, s)
+				}
+				got[i] = string(rows[0].Rows[0][0])
+			}
+			if got[0] != got[1] || got[0] == "" {
+				t.Errorf("the deparse reads %.40q, the client's text %.40q:\n%s", got[0], got[1], deparsed.SQL)
+			}
+		})
+	}
+}
+
 // qnamePolicy governs the relations of a map keyed by their schema and
 // name apart, everything else in pg_catalog open, the rest denied.
 type qnamePolicy struct {

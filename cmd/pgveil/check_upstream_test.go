@@ -354,6 +354,43 @@ rule "big_teams" {
 			want: []string{`PATH:5:18: warning: Mask expression of another type`, "yields timestamp without time zone, and the column is text"},
 		},
 		{
+			// The deparser prints (CASE … END)[1] without the
+			// parentheses the grammar needs, and no node of the CASE's
+			// value prints with them under a subscript: the rewriter
+			// refuses every statement the where goes into. The check says
+			// so at the where, and does not blame PostgreSQL, which never
+			// saw it.
+			name: "a rule where pgveil cannot print faithfully is an error saying so",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password = "VERIFIER"
+  roles    = ["clerk"]
+}
+table "public.tickets" {}
+rule "a_to_m" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "(CASE WHEN owner = me.login THEN ARRAY[owner] END)[1] IS NOT NULL"
+}`,
+			code:    1,
+			want:    []string{`PATH:10:12: error: Expression pgveil cannot forward`, `the where of rule "a_to_m"`, "every statement"},
+			wantNot: []string{"PostgreSQL rejects"},
+		},
+		{
+			// The same for a mask: a subscript of a CASE.
+			name: "a mask pgveil cannot print faithfully is an error saying so",
+			body: `table "public.tickets" {
+  column "owner" {
+    class      = "pii"
+    mask       = "expression"
+    expression = "(CASE WHEN owner = '' THEN ARRAY[owner] END)[1]"
+  }
+}`,
+			code:    1,
+			want:    []string{`PATH:5:18: error: Expression pgveil cannot forward`, `the expression mask of column owner`},
+			wantNot: []string{"does not fit"},
+		},
+		{
 			name: "a rule where reading a column the table lacks is an error with a suggestion",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {

@@ -95,3 +95,57 @@ func TestPooledIsolation17Settings(t *testing.T) {
 		})
 	}
 }
+
+// TestPooledIsolation17IntervalTimeZone: SET TIME ZONE INTERVAL reads
+// its interval as IntervalStyle says (sql_standard carries a leading
+// sign to every field), so its text gives a value only after the
+// IntervalStyle that came before it: a later SET IntervalStyle, moved
+// behind it in the replay, would leave the time zone of an earlier
+// IntervalStyle to the session on another backend, and to another user
+// who sent the same texts.
+func TestPooledIsolation17IntervalTimeZone(t *testing.T) {
+	const (
+		zone     = "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"
+		standard = "SET IntervalStyle = 'sql_standard'"
+		postgres = "SET IntervalStyle = 'postgres'"
+	)
+	path := pooledDemo(t, 1)
+	p, _ := startDemoFrom(t, path)
+	ctx := context.Background()
+	// as reads TimeZone after steps, on a connection of its own upstream.
+	as := func(steps ...string) string {
+		c, err := cluster.Connect(ctx, demoDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		res, err := c.Exec(ctx, strings.Join(append(steps, "SHOW TimeZone"), ";")).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res[len(res)-1].Rows[0][0])
+	}
+	tomWants, hqWants := as(zone, postgres), as(standard, zone, postgres)
+	if tomWants == hqWants {
+		t.Fatalf("the two orders give one time zone, %q: the test shows nothing", tomWants)
+	}
+	conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+	defer conns["hq"].Close(ctx)
+	defer conns["tom"].Close(ctx)
+	for _, s := range []struct{ user, sql string }{
+		{"tom", zone}, {"tom", postgres},
+		{"hq", standard}, {"hq", zone}, {"hq", postgres},
+	} {
+		if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+			t.Fatalf("%s: %s: %v", s.user, s.sql, err)
+		}
+	}
+	for _, s := range []struct{ user, want string }{{"tom", tomWants}, {"hq", hqWants}} {
+		rows, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: "SHOW TimeZone"})
+		if err != nil && strings.Contains(err.Error(), "53300") {
+			t.Logf("%s waited in vain for the backend the other keeps: %v", s.user, err)
+		} else if err != nil || len(rows) != 1 || rows[0] != s.want {
+			t.Errorf("%s's session: TimeZone %q, %v; want %q", s.user, rows, err, s.want)
+		}
+	}
+}

@@ -63,6 +63,19 @@ func TestPooledIsolation17Settings(t *testing.T) {
 			{"hq", "SET default_transaction_isolation TO DEFAULT"},
 			{"hq", "COMMIT"},
 		}, "default_transaction_read_only", "on"},
+		{"a SET DateStyle after a SET LOCAL DateStyle in its block leaves the field order to no user who sent the same text", []step{
+			{"tom", "SET DateStyle = 'ISO'"},
+			{"hq", "BEGIN"},
+			{"hq", "SET LOCAL DateStyle = 'German'"},
+			{"hq", "SET DateStyle = 'ISO'"},
+			{"hq", "COMMIT"},
+		}, "DateStyle", "ISO, DMY"},
+		{"a SET TIME ZONE INTERVAL after a SET LOCAL IntervalStyle in its block keeps its time zone on the backend another user's session took", []step{
+			{"hq", "BEGIN"},
+			{"hq", "SET LOCAL IntervalStyle = 'sql_standard'"},
+			{"hq", "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"},
+			{"hq", "COMMIT"},
+		}, "TimeZone", "<-02:30>+02:30"},
 		{"a SET FROM CURRENT leaves its value to no user who sent the same text", []step{
 			{"tom", "SET TimeZone FROM CURRENT"},
 			{"hq", "SET TimeZone = 'Asia/Tokyo'"},

@@ -78,4 +78,22 @@ func TestPooledSettingsHistory(t *testing.T) {
 			t.Fatalf("%d settings and nothing kept", len(pl.settings))
 		}
 	})
+	t.Run("a SET or RESET IntervalStyle after a SET TimeZone that read an earlier one keeps the backend", func(t *testing.T) {
+		for _, last := range []*pendingSetting{set("intervalstyle", "SET IntervalStyle = 'postgres'"), reset("intervalstyle")} {
+			pl := &poolLink{}
+			pl.applySetting(set("intervalstyle", "SET IntervalStyle = 'sql_standard'"))
+			pl.applySetting(set("timezone", "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"))
+			if why := pl.applySetting(last); why == "" {
+				t.Errorf("settings %q and nothing kept", texts(pl))
+			}
+		}
+	})
+	t.Run("a SET IntervalStyle after a SET TimeZone that read the startup one keeps nothing", func(t *testing.T) {
+		pl := &poolLink{}
+		pl.applySetting(set("timezone", "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"))
+		pl.applySetting(set("intervalstyle", "SET IntervalStyle = 'sql_standard'"))
+		if why := pl.applySetting(set("intervalstyle", "SET IntervalStyle = 'postgres'")); why != "" {
+			t.Errorf("settings %q: kept: %s", texts(pl), why)
+		}
+	})
 }

@@ -63,6 +63,19 @@ func TestPooledIsolation17Settings(t *testing.T) {
 			{"hq", "SET default_transaction_isolation TO DEFAULT"},
 			{"hq", "COMMIT"},
 		}, "default_transaction_read_only", "on"},
+		{"a SET DateStyle after a SET LOCAL DateStyle in its block leaves the field order to no user who sent the same text", []step{
+			{"tom", "SET DateStyle = 'ISO'"},
+			{"hq", "BEGIN"},
+			{"hq", "SET LOCAL DateStyle = 'German'"},
+			{"hq", "SET DateStyle = 'ISO'"},
+			{"hq", "COMMIT"},
+		}, "DateStyle", "ISO, DMY"},
+		{"a SET TIME ZONE INTERVAL after a SET LOCAL IntervalStyle in its block keeps its time zone on the backend another user's session took", []step{
+			{"hq", "BEGIN"},
+			{"hq", "SET LOCAL IntervalStyle = 'sql_standard'"},
+			{"hq", "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"},
+			{"hq", "COMMIT"},
+		}, "TimeZone", "<-02:30>+02:30"},
 		{"a SET FROM CURRENT leaves its value to no user who sent the same text", []step{
 			{"tom", "SET TimeZone FROM CURRENT"},
 			{"hq", "SET TimeZone = 'Asia/Tokyo'"},
@@ -93,5 +106,59 @@ func TestPooledIsolation17Settings(t *testing.T) {
 				t.Errorf("the session itself: %s %q, %v; want %q", tc.show, rows, err, tc.own)
 			}
 		})
+	}
+}
+
+// TestPooledIsolation17IntervalTimeZone: SET TIME ZONE INTERVAL reads
+// its interval as IntervalStyle says (sql_standard carries a leading
+// sign to every field), so its text gives a value only after the
+// IntervalStyle that came before it: a later SET IntervalStyle, moved
+// behind it in the replay, would leave the time zone of an earlier
+// IntervalStyle to the session on another backend, and to another user
+// who sent the same texts.
+func TestPooledIsolation17IntervalTimeZone(t *testing.T) {
+	const (
+		zone     = "SET TIME ZONE INTERVAL '-2 hours 30 minutes' HOUR TO MINUTE"
+		standard = "SET IntervalStyle = 'sql_standard'"
+		postgres = "SET IntervalStyle = 'postgres'"
+	)
+	path := pooledDemo(t, 1)
+	p, _ := startDemoFrom(t, path)
+	ctx := context.Background()
+	// as reads TimeZone after steps, on a connection of its own upstream.
+	as := func(steps ...string) string {
+		c, err := cluster.Connect(ctx, demoDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		res, err := c.Exec(ctx, strings.Join(append(steps, "SHOW TimeZone"), ";")).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res[len(res)-1].Rows[0][0])
+	}
+	tomWants, hqWants := as(zone, postgres), as(standard, zone, postgres)
+	if tomWants == hqWants {
+		t.Fatalf("the two orders give one time zone, %q: the test shows nothing", tomWants)
+	}
+	conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+	defer conns["hq"].Close(ctx)
+	defer conns["tom"].Close(ctx)
+	for _, s := range []struct{ user, sql string }{
+		{"tom", zone}, {"tom", postgres},
+		{"hq", standard}, {"hq", zone}, {"hq", postgres},
+	} {
+		if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+			t.Fatalf("%s: %s: %v", s.user, s.sql, err)
+		}
+	}
+	for _, s := range []struct{ user, want string }{{"tom", tomWants}, {"hq", hqWants}} {
+		rows, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: "SHOW TimeZone"})
+		if err != nil && strings.Contains(err.Error(), "53300") {
+			t.Logf("%s waited in vain for the backend the other keeps: %v", s.user, err)
+		} else if err != nil || len(rows) != 1 || rows[0] != s.want {
+			t.Errorf("%s's session: TimeZone %q, %v; want %q", s.user, rows, err, s.want)
+		}
 	}
 }

@@ -428,7 +428,11 @@ func (ss *session) settleSettings(done int64) {
 // backend whose texts read SET DateStyle = 'ISO', and a psqlODBC
 // session, whose texts are that, got it with no RESET ALL.)
 func (pl *poolLink) applySetting(p *pendingSetting) string {
+	why := ""
 	if p.set != nil {
+		if pl.readBefore(p.set.name) {
+			why = "SET " + p.set.name + " after a SET that read an earlier one"
+		}
 		if partialSettings[p.set.name] {
 			// The same text again sets all the earlier one set:
 			// PgJDBC's setReadOnly, toggled, piles up no settings.
@@ -438,7 +442,6 @@ func (pl *poolLink) applySetting(p *pendingSetting) string {
 		}
 		pl.settings = append(pl.settings, p.set)
 	}
-	why := ""
 	for _, r := range p.resets {
 		if (r == rewrite.ResetAll || r == "application_name") && pl.b != nil {
 			// Back to the backend's startup name.
@@ -447,6 +450,9 @@ func (pl *poolLink) applySetting(p *pendingSetting) string {
 		if r == rewrite.ResetAll {
 			pl.settings = nil
 			continue
+		}
+		if pl.readBefore(r) && why == "" {
+			why = "RESET " + r + " after a SET that read an earlier one"
 		}
 		pl.forgetSetting(r)
 		if strings.HasPrefix(r, "default_transaction_") && pl.hasSetting("session characteristics") {
@@ -462,6 +468,34 @@ func (pl *poolLink) applySetting(p *pendingSetting) string {
 		why = fmt.Sprintf("more than %d settings to replay", maxPooledSettings)
 	}
 	return why
+}
+
+// readsSetting maps a setting whose SET reads another setting's value
+// to that other: SET TIME ZONE INTERVAL '-2 hours 30 minutes' reads its
+// interval as IntervalStyle says (sql_standard carries the leading sign
+// to every field: -02:30, not -01:30), and so does a SET TimeZone to a
+// string that begins with the word interval, spelt in any escapes: any
+// SET of TimeZone counts.
+//
+// NOTE: the replay moves a later SET of the setting read behind the
+// setting that read an earlier value of it, which then reads the later
+// one: the session keeps its backend instead (readBefore).
+var readsSetting = map[string]string{"timezone": "intervalstyle"}
+
+// readBefore reports whether a setting of the session read a value of
+// name that one of the session's settings, before it, set (mu held):
+// a SET or RESET of name now would change what replaying it gives.
+func (pl *poolLink) readBefore(name string) bool {
+	set := false
+	for _, s := range pl.settings {
+		switch {
+		case s.name == name:
+			set = true
+		case set && readsSetting[s.name] == name:
+			return true
+		}
+	}
+	return false
 }
 
 // partialSettings are the settings whose SET may keep part of the value

@@ -365,3 +365,53 @@ func TestIndexPeers(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexPeersWholeRow: an index whose expression or predicate reads
+// the whole row (an IMMUTABLE function of the table's row type) reads
+// every column, though pg_depend names none: its columns are peers of
+// one another, and keys when the index is unique.
+func TestIndexPeersWholeRow(t *testing.T) {
+	_, cat := freshCatalog(t, "indexpeerswholerow", `CREATE TABLE people (id int PRIMARY KEY, email text, note text, day date, code text, city text);
+		CREATE FUNCTION note_email(people) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1.note || $1.email';
+		CREATE INDEX people_note_email ON people (note_email(people));
+		CREATE INDEX people_day_partial ON people (day) WHERE note_email(people) IS NOT NULL;
+		CREATE TABLE codes (id int PRIMARY KEY, email text, code text, city text);
+		CREATE FUNCTION code_email(codes) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1.code || $1.email';
+		CREATE UNIQUE INDEX codes_code_email ON codes (code_email(codes));
+		CREATE TABLE places (id int PRIMARY KEY, email text, city text);
+		CREATE INDEX places_city ON places (lower(city));
+		CREATE INDEX places_email ON places (email) WHERE email <> ''`)
+	people := cat.Relations[rewrite.QName{Schema: "public", Name: "people"}]
+	for _, col := range []string{"note", "day", "city"} {
+		t.Run("an index reading the whole row holds "+col+" with email", func(t *testing.T) {
+			if !slices.Contains(people.IndexPeers[col], "email") {
+				t.Errorf("peers of %s: %v", col, people.IndexPeers[col])
+			}
+		})
+	}
+	places := cat.Relations[rewrite.QName{Schema: "public", Name: "places"}]
+	t.Run("an expression index of one column, which pg_depend ties to the whole relation, holds no other", func(t *testing.T) {
+		if ps := places.IndexPeers["city"]; len(ps) > 0 {
+			t.Errorf("peers of city: %v", ps)
+		}
+	})
+	codes := cat.Relations[rewrite.QName{Schema: "public", Name: "codes"}]
+	t.Run("a unique index reading the whole row makes every column a key", func(t *testing.T) {
+		if !codes.Keys["code"] || !codes.Keys["city"] {
+			t.Errorf("keys of codes: %v", codes.Keys)
+		}
+	})
+	p := &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.people": {Mode: rewrite.Governed, Masks: map[string]*pg_query.Node{"email": expr(t, "NULL::text")}},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true},
+	}
+	t.Run("an UPDATE of a column a whole-row index holds with the masked one is refused", func(t *testing.T) {
+		_, err := rewrite.Rewrite("UPDATE people SET note = 'x' WHERE id = 1", cat, p)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" {
+			t.Fatalf("want refusal by write_key, got %v", err)
+		}
+	})
+}

@@ -773,6 +773,8 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		}
 		if name := strings.ToLower(s.Name); !s.IsLocal && name != "transaction" {
 			w.keep("SET " + name)
+		} else if s.IsLocal && readLater[name] {
+			w.keep("a SET LOCAL of " + name + ", which a later SET in its transaction may read")
 		}
 	}
 	if isActSetting(s.Name) {
@@ -802,6 +804,19 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 	}
 	return w.walkList(s.Args)
 }
+
+// readLater are the settings whose value a SET of a setting, that
+// outlives the transaction, may read: SET DateStyle = 'ISO' keeps the
+// field order before it, SET TIME ZONE INTERVAL '…' reads its interval
+// as IntervalStyle says. A SET LOCAL of one of them, in the transaction
+// of such a SET, changes what the SET leaves for the session, which its
+// text alone no longer tells: a transaction pool, which replays a
+// session's SETs and gives a backend whose SETs read the same to another
+// session without them, keeps the backend instead (Keeps).
+// NOTE: as proxy's partialSettings and readsSetting say. The Keeps
+// entry does not begin with "SET ", which names a setting the pool may
+// replay.
+var readLater = map[string]bool{"datestyle": true, "intervalstyle": true}
 
 // object notes a prepared statement or cursor a statement names.
 func (w *walker) object(op, name string) {

@@ -211,14 +211,17 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) error {
 			return fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
 		}
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages')").ReadAll()
+	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), pg_catalog.current_setting('lc_messages')").ReadAll()
 	if err != nil {
 		return fmt.Errorf("reading back the pinned settings: %w", err)
 	}
-	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 2 {
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 3 {
 		return errors.New("reading back the pinned settings: unexpected answer")
 	}
 	row := res[0].Rows[0]
+	if err := checkMessages(string(row[2]), s.cfg.Upstream.User); err != nil {
+		return err
+	}
 	if got, want := SearchPath(string(row[0]), s.cfg.Upstream.User), SearchPath(s.cfg.Upstream.SearchPath, s.cfg.Upstream.User); !slices.Equal(got, want) {
 		return fmt.Errorf("the upstream connection's search_path is %q, not %q: a role or database setting overrides it", row[0], s.cfg.Upstream.SearchPath)
 	}
@@ -334,6 +337,18 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		pc.Close(context.Background())
 		return nil, err
 	}
+	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('lc_messages')").ReadAll()
+	if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1) {
+		err = errors.New("unexpected answer")
+	}
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("reading the upstream's lc_messages: %w", err)
+	}
+	if err := checkMessages(string(res[0].Rows[0][0]), cfg.Upstream.User); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
 	return pc, nil
 }
 
@@ -348,6 +363,40 @@ func checkEncoding(pc *pgconn.PgConn) error {
 		return fmt.Errorf("the upstream database's encoding is %q: pgveil serves UTF8 databases only (it reads names as PostgreSQL does in UTF8)", enc)
 	}
 	return nil
+}
+
+// checkMessages refuses an upstream whose messages may not be in English
+// (lc_messages, read back for the service account user). pgveil reads
+// what PostgreSQL's errors say: it scrubs the values they quote (a
+// check's failing row, an invalid input, a row's position in a lock
+// wait) by the English wording and its double quotes; a translation
+// quotes otherwise (the French one with « »), and those values would
+// reach the client.
+// NOTE: lc_messages is a superuser's setting: the service account
+// cannot pin it at startup as it does the others.
+func checkMessages(lcMessages, user string) error {
+	if englishMessages(lcMessages) {
+		return nil
+	}
+	return fmt.Errorf("the upstream's lc_messages is %q: pgveil reads PostgreSQL's error messages in English "+
+		"(it scrubs the values they quote); as a superuser, run ALTER ROLE %s SET lc_messages = 'C'", lcMessages,
+		`"`+strings.ReplaceAll(user, `"`, `""`)+`"`)
+}
+
+// englishMessages reports whether an lc_messages setting gives
+// PostgreSQL's own messages, untranslated: C, POSIX or an English
+// locale, as initdb writes them (C.UTF-8, en_US.UTF-8, English_United
+// States.1252 on Windows). "" leaves the choice to the server's
+// environment.
+func englishMessages(v string) bool {
+	v = strings.ToLower(v)
+	for _, base := range []string{"c", "posix", "en", "english"} {
+		rest, ok := strings.CutPrefix(v, base)
+		if ok && (rest == "" || strings.ContainsRune("._@-", rune(rest[0]))) {
+			return true
+		}
+	}
+	return false
 }
 
 // SearchPath returns the schemas a search_path setting names, read as

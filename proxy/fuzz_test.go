@@ -351,7 +351,7 @@ func FuzzPooledClientRelay(f *testing.F) {
 			pl.stmts[name] = &pooledStmt{server: server, parse: parse}
 			lazy = append(lazy, parse)
 		}
-		pl.b.prepared.use(pl.prefix + "h")
+		pl.b.prepared.use(pl.stmts["held"])
 		ss.pl = pl
 		_ = ss.clientRelay()
 		_ = ss.uout.Flush()

@@ -36,10 +36,11 @@ import (
 // statements only, never those other sessions left on a shared backend.
 //
 // A backend keeps the statements of the sessions it served, least
-// recently used first (backendStmts): past maxBackendStatements, a
-// session taking it closes the oldest first, in the batch prepareOnTake
-// writes; one a transaction filled past dropBackendStatements is closed
-// at its release instead. A session holds at most maxSessionStatements
+// recently used first (backendStmts): past maxBackendStatements, or
+// maxBackendStatementBytes of Parses, a session taking it closes the
+// oldest first, in the batch prepareOnTake writes; one a transaction
+// filled past dropBackendStatements, or twice the bytes, is closed at
+// its release instead. A session holds at most maxSessionStatements
 // named statements, of maxSessionStatementBytes of text upstream in all:
 // a Parse of one more is refused with 54000 (pooledStmtCap).
 //
@@ -109,14 +110,27 @@ func (pl *poolLink) noteClose(batch int64) {
 }
 
 // maxBackendStatements bounds the statements a backend keeps from the
-// sessions it served: a session taking it closes the least recently used
-// past it (prepareOnTake).
-const maxBackendStatements = 2000
+// sessions it served, maxBackendStatementBytes the size of their Parses:
+// a session taking it closes the least recently used past either
+// (prepareOnTake).
+// NOTE: the bytes too, not the count alone: sessions that each prepared
+// their maxSessionStatementBytes and ended left up to 2000 statements of
+// up to 1 MiB on one backend, six times that in PostgreSQL's memory (a
+// red team's loop of eight such sessions, 783 MiB of one backend), where
+// a direct connection's die with it. The bytes hold two sessions' worth.
+const (
+	maxBackendStatements     = 2000
+	maxBackendStatementBytes = 2 * maxSessionStatementBytes
+)
 
 // dropBackendStatements bounds the statements a backend may hold when
-// its session lets it go: past it, a transaction prepared that many, and
-// the backend is closed rather than emptied with as many Closes.
-const dropBackendStatements = 2 * maxBackendStatements
+// its session lets it go, dropBackendStatementBytes the size of their
+// Parses: past either, a transaction prepared that much, and the backend
+// is closed rather than emptied with as many Closes.
+const (
+	dropBackendStatements     = 2 * maxBackendStatements
+	dropBackendStatementBytes = 2 * maxBackendStatementBytes
+)
 
 // maxSessionStatements bounds the named statements a transaction-mode
 // session holds, as the statement tracker bounds the names it remembers
@@ -128,11 +142,20 @@ const (
 )
 
 // backendStmts are the upstream names of the statements a backend holds,
-// least recently used first.
-// NOTE: the holding session's, under its poolLink.mu.
+// least recently used first, and the size of their Parses.
+// NOTE: the holding session's, under its poolLink.mu. bytes is the sum
+// of the sizes of the entries of order (backendStmt).
 type backendStmts struct {
 	m     map[string]*list.Element
 	order *list.List
+	bytes int
+}
+
+// backendStmt is an entry of backendStmts.order: a statement's upstream
+// name and the size of its Parse.
+type backendStmt struct {
+	server string
+	size   int
 }
 
 func newBackendStmts() backendStmts {
@@ -145,41 +168,48 @@ func (bs *backendStmts) has(server string) bool {
 	return ok
 }
 
-// use notes that the backend holds server, used last.
-func (bs *backendStmts) use(server string) {
-	if e, ok := bs.m[server]; ok {
+// use notes that the backend holds st, used last.
+func (bs *backendStmts) use(st *pooledStmt) {
+	if e, ok := bs.m[st.server]; ok {
 		bs.order.MoveToBack(e)
 		return
 	}
-	bs.m[server] = bs.order.PushBack(server)
+	bs.m[st.server] = bs.order.PushBack(backendStmt{server: st.server, size: len(st.parse)})
+	bs.bytes += len(st.parse)
 }
 
 // remove notes that the backend no longer holds server.
 func (bs *backendStmts) remove(server string) {
 	if e, ok := bs.m[server]; ok {
-		bs.order.Remove(e)
-		delete(bs.m, server)
+		bs.drop(e)
 	}
+}
+
+// drop forgets the entry e.
+func (bs *backendStmts) drop(e *list.Element) {
+	s := e.Value.(backendStmt)
+	bs.order.Remove(e)
+	delete(bs.m, s.server)
+	bs.bytes -= s.size
 }
 
 // len returns the number of statements the backend holds.
 func (bs *backendStmts) len() int { return len(bs.m) }
 
-// evict forgets the least recently used statements past n, calling f
-// with each name.
-func (bs *backendStmts) evict(n int, f func(server string)) {
-	for len(bs.m) > n {
+// evict forgets the least recently used statements past n of them, or
+// past size bytes of their Parses, calling f with each name.
+func (bs *backendStmts) evict(n, size int, f func(server string)) {
+	for len(bs.m) > n || bs.bytes > size && len(bs.m) > 0 {
 		e := bs.order.Front()
-		server := e.Value.(string)
-		bs.order.Remove(e)
-		delete(bs.m, server)
-		f(server)
+		bs.drop(e)
+		f(e.Value.(backendStmt).server)
 	}
 }
 
-// overfull reports that b holds too many statements to be reused.
+// overfull reports that b holds too many statements, or too many bytes
+// of them, to be reused.
 func (b *backend) overfull() bool {
-	return b.prepared.len() > dropBackendStatements
+	return b.prepared.len() > dropBackendStatements || b.prepared.bytes > dropBackendStatementBytes
 }
 
 // serverStmtName returns the upstream name of the client's statement
@@ -358,7 +388,7 @@ func (ss *session) ensureStmt(name string) []byte {
 	if held && (!inFlight || at == batch) {
 		// NOTE: a Parse of this batch the server skips leaves the
 		// rest of the batch skipped too.
-		b.prepared.use(st.server)
+		b.prepared.use(st)
 		return nil
 	}
 	var out []byte
@@ -369,7 +399,7 @@ func (ss *session) ensureStmt(name string) []byte {
 		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: st.server}).Encode(nil)
 		pl.closes = append(pl.closes, sentClose{batch: batch, lazy: true})
 	}
-	b.prepared.use(st.server)
+	b.prepared.use(st)
 	pl.lazyAt[st.server] = batch
 	pl.parses = append(pl.parses, sentParse{name: name, st: st, batch: batch, lazy: true, b: b})
 	ss.overHeld = ss.overHeld || len(pl.parses) > statement.MaxHeldMessages
@@ -437,7 +467,7 @@ func (ss *session) onParseAnswer() bool {
 	if len(pl.parses) > 0 && pl.parses[0].lazy {
 		p := pl.parses[0]
 		pl.parses = statement.PopFront(pl.parses)
-		p.b.prepared.use(p.st.server)
+		p.b.prepared.use(p.st)
 		if pl.lazyAt[p.st.server] == p.batch {
 			delete(pl.lazyAt, p.st.server)
 		}
@@ -461,7 +491,7 @@ func (ss *session) onParseAnswer() bool {
 		pl.stmts[p.name] = p.st
 	}
 	if pl.b != nil {
-		pl.b.prepared.use(p.st.server)
+		pl.b.prepared.use(p.st)
 	}
 	return false
 }
@@ -668,7 +698,8 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 // statement a Parse prepares), what gives the backend the session's
 // settings (pooled_settings.go) and the session's own unnamed statement
 // or none, and the Closes of the statements it holds past
-// maxBackendStatements, least recently used first. The session's named
+// maxBackendStatements or maxBackendStatementBytes, least recently used
+// first. The session's named
 // statements it lacks are prepared when named (ensureStmt). It returns the
 // number of ReadyForQuery messages that answer it: the backend relay
 // swallows the answers up to the last (client relay, mu held).
@@ -695,7 +726,7 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 		b.unnamedBy, b.unnamedGen = pl, pl.unnamedGen
 	}
 	closed := 0
-	b.prepared.evict(maxBackendStatements, func(server string) {
+	b.prepared.evict(maxBackendStatements, maxBackendStatementBytes, func(server string) {
 		out, _ = (&pgproto3.Close{ObjectType: 'S', Name: server}).Encode(out)
 		extended = true
 		closed++

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,48 @@ func TestLRU(t *testing.T) {
 		c.put(key(0, 10), cached{})
 		if want := entrySize(key(0, 10), cached{}); c.bytes != want {
 			t.Fatalf("%d bytes, want %d", c.bytes, want)
+		}
+	})
+	t.Run("one policy's churn leaves the others half the cache", func(t *testing.T) {
+		for _, bytes := range []bool{false, true} {
+			c := newLRU(100)
+			size := 1
+			if bytes {
+				c.max, c.maxBytes, size = 10000, 100*(entrySize(key(0, 1000), cached{})), 1000
+			}
+			other := func(i int) cacheKey { k := key(i, size); k.policy = "paul"; return k }
+			for i := 0; i < 40; i++ {
+				c.put(other(i), cached{})
+			}
+			for i := 0; i < 5000; i++ {
+				k := key(i, size)
+				k.text += strconv.Itoa(i)
+				c.put(k, cached{})
+			}
+			for i := 0; i < 40; i++ {
+				if _, ok := c.get(other(i)); !ok {
+					t.Fatalf("bounded by bytes %v: another policy's entry %d was dropped by 5000 entries of one policy", bytes, i)
+				}
+			}
+			if c.ll.Len() > c.max || c.bytes > c.maxBytes || len(c.shares) != 2 {
+				t.Fatalf("bounded by bytes %v: %d entries, %d bytes, %d shares", bytes, c.ll.Len(), c.bytes, len(c.shares))
+			}
+			if sh := c.shares["p"]; sh.ll.Len() < 40 || c.shares["paul"].ll.Len() != 40 {
+				t.Fatalf("bounded by bytes %v: the churning policy keeps %d entries", bytes, sh.ll.Len())
+			}
+		}
+	})
+	t.Run("alone, a policy has the whole cache", func(t *testing.T) {
+		c := newLRU(100)
+		for i := 0; i < 300; i++ {
+			c.put(key(i, 1+i/26), cached{})
+		}
+		if c.ll.Len() != 100 || c.shares["p"].ll.Len() != 100 {
+			t.Fatalf("%d entries, %d in the share", c.ll.Len(), c.shares["p"].ll.Len())
+		}
+		c.purge()
+		if len(c.shares) != 0 {
+			t.Fatalf("after purge: %d shares", len(c.shares))
 		}
 	})
 }

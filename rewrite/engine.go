@@ -636,8 +636,10 @@ func refusedKey(p Policy, source byte, text string) cacheKey {
 type lruEntry struct {
 	key cacheKey
 	val cached
-	// own is the entry's element in its policy's share.
+	// own is the entry's element in its policy's share, sh.
+	// NOTE: a share lives as long as it holds an entry.
 	own *list.Element
+	sh  *policyShare
 }
 
 // policyShare is what one policy key holds of an lruCache: its entries,
@@ -677,7 +679,7 @@ func (c *lruCache) get(key cacheKey) (cached, bool) {
 	if el, ok := c.items[key]; ok {
 		e := el.Value.(*lruEntry)
 		c.ll.MoveToFront(el)
-		c.shares[key.policy].ll.MoveToFront(e.own)
+		e.sh.ll.MoveToFront(e.own)
 		return e.val, true
 	}
 	return cached{}, false
@@ -689,7 +691,7 @@ func (c *lruCache) remove(el *list.Element) {
 	delete(c.items, e.key)
 	size := entrySize(e.key, e.val)
 	c.bytes -= size
-	sh := c.shares[e.key.policy]
+	sh := e.sh
 	sh.ll.Remove(e.own)
 	if sh.bytes -= size; sh.ll.Len() == 0 {
 		delete(c.shares, e.key.policy)
@@ -728,7 +730,7 @@ func (c *lruCache) putLocked(key cacheKey, v cached) {
 		c.ll.MoveToFront(el)
 		sh.ll.MoveToFront(e.own)
 	} else {
-		e := &lruEntry{key: key, val: v}
+		e := &lruEntry{key: key, val: v, sh: sh}
 		c.items[key] = c.ll.PushFront(e)
 		e.own = sh.ll.PushFront(e)
 		size := entrySize(key, v)

@@ -1,0 +1,72 @@
+package proxy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestActFor17cResetAllText holds review rev17c's findings on the texts
+// a RESET ALL ends acting for a user in: the switch tracker reads a
+// switch's transaction from the tags after it, and the SETs after it
+// were checked for the viewer.
+func TestActFor17cResetAllText(t *testing.T) {
+	p := startDemo(t)
+	a := actConn{c: p.connect(t, "metabase")}
+	all, service := directCount(t, "true"), a.responses(t)
+	show := func(t *testing.T, setting string) string {
+		t.Helper()
+		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW " + setting})
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("SHOW %s: %v %v", setting, rows, err)
+		}
+		return rows[0]
+	}
+	// consistent fails the test unless pgveil serves the rows of whom
+	// SHOW pgveil.act_for says the session acts for.
+	consistent := func(t *testing.T) {
+		t.Helper()
+		got, n := show(t, "pgveil.act_for"), a.responses(t)
+		if got == "hq" && n != all || got == "" && n != service {
+			t.Fatalf("SHOW pgveil.act_for says %q but the session read %d responses (hq's: %d, the service's: %d)", got, n, all, service)
+		}
+	}
+	for _, c := range []struct{ text, then string }{
+		{"COMMIT; BEGIN; RESET ALL", "ROLLBACK"},
+		{"ROLLBACK; BEGIN; RESET ALL", "COMMIT"},
+		{"SAVEPOINT s; ROLLBACK TO SAVEPOINT s; RESET ALL", "COMMIT"},
+	} {
+		t.Run("while acting, RESET ALL after a COMMIT or ROLLBACK in its text is refused, or followed: "+c.text, func(t *testing.T) {
+			must(t, a.exec("SET ROLE hq"))
+			must(t, a.exec("BEGIN"))
+			_ = a.exec(c.text)
+			_ = a.exec(c.then)
+			_ = a.exec("ROLLBACK")
+			consistent(t)
+			must(t, a.exec("RESET ROLE"))
+		})
+	}
+	t.Run("while acting, a SET after RESET ALL in its text is refused: application_name would name the viewer", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		_ = a.exec("RESET ALL; SET application_name = 'x'")
+		if got := show(t, "application_name"); strings.Contains(got, ":hq:") && show(t, "pgveil.act_for") == "" {
+			t.Fatalf("acting for the service, the session is named %q", got)
+		}
+		consistent(t)
+		must(t, a.exec("RESET ROLE"))
+	})
+	t.Run("asyncpg's reset and a RESET ALL in a block still end acting for the viewer", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"))
+		if n := a.responses(t); n != service {
+			t.Fatalf("after asyncpg's reset: %d responses", n)
+		}
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("BEGIN; RESET ALL"))
+		must(t, a.exec("COMMIT"))
+		if n := a.responses(t); n != service {
+			t.Fatalf("after BEGIN; RESET ALL: %d responses", n)
+		}
+	})
+}

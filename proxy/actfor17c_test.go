@@ -56,6 +56,17 @@ func TestActFor17cResetAllText(t *testing.T) {
 		consistent(t)
 		must(t, a.exec("RESET ROLE"))
 	})
+	t.Run("a RESET ALL the server skips after an earlier error of its text leaves the viewer", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		if err := a.exec("SELECT 1/0; RESET ALL"); err == nil {
+			t.Fatal("1/0 did not fail")
+		}
+		if got := show(t, "pgveil.act_for"); got != "hq" {
+			t.Fatalf("SHOW pgveil.act_for says %q", got)
+		}
+		consistent(t)
+		must(t, a.exec("RESET ROLE"))
+	})
 	t.Run("asyncpg's reset and a RESET ALL in a block still end acting for the viewer", func(t *testing.T) {
 		must(t, a.exec("SET ROLE hq"))
 		must(t, a.exec("SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"))

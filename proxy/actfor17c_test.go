@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -64,6 +65,18 @@ func TestActFor17cResetAllText(t *testing.T) {
 		if got := show(t, "pgveil.act_for"); got != "hq" {
 			t.Fatalf("SHOW pgveil.act_for says %q", got)
 		}
+		consistent(t)
+		must(t, a.exec("RESET ROLE"))
+	})
+	t.Run("a ROLLBACK TO SAVEPOINT after RESET ALL leaves whom the session acts for unknown, and refused", func(t *testing.T) {
+		must(t, a.exec("SET ROLE hq"))
+		must(t, a.exec("BEGIN"))
+		must(t, a.exec("SAVEPOINT s"))
+		must(t, a.exec("RESET ALL"))
+		must(t, a.exec("ROLLBACK TO SAVEPOINT s"))
+		_, err := a.c.Exec(context.Background(), "SELECT count(*) FROM responses")
+		refusedBy(t, err, "act_for")
+		must(t, a.exec("ROLLBACK"))
 		consistent(t)
 		must(t, a.exec("RESET ROLE"))
 	})

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/policy"
 )
 
 // TestActFor17cResetAllText holds review rev17c's findings on the texts
@@ -13,7 +15,12 @@ import (
 // switch's transaction from the tags after it, and the SETs after it
 // were checked for the viewer.
 func TestActFor17cResetAllText(t *testing.T) {
-	p := startDemo(t)
+	onEveryRelay(t, actFor17cResetAllText)
+}
+
+// actFor17cResetAllText checks the texts of a RESET ALL on relay.
+func actFor17cResetAllText(t *testing.T, relay string) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
 	a := actConn{c: p.connect(t, "metabase")}
 	all, service := directCount(t, "true"), a.responses(t)
 	show := func(t *testing.T, setting string) string {

@@ -234,16 +234,29 @@ func (ss *session) resetAct(res *rewrite.Result) *rewrite.Act {
 }
 
 // resetEndsText returns a refusal when a text holding a RESET ALL that
-// ends acting for a user (resetAct) has other statements after its first
-// SET or RESET: they were checked for the viewer, and would run after the
-// RESET ALL, once the tool believes it acts for no one. (A SET or RESET
-// reads nothing; statements before the RESET ALL run for the viewer, as
-// checked: asyncpg's reset, "SELECT pg_advisory_unlock_all(); CLOSE ALL;
-// UNLISTEN *; RESET ALL", passes.)
+// ends acting for a user (resetAct) is not one the switch's tracking
+// reads: the RESET ALL must be the text's only SET or RESET, and its last
+// statement, and the text must end no transaction. (Statements before
+// the RESET ALL run for the viewer, as checked: asyncpg's reset, "SELECT
+// pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL", passes,
+// as does "BEGIN; RESET ALL".)
+// NOTE: a statement after it was checked for the viewer but runs once
+// the tool believes it acts for no one: a SET application_name would
+// name the viewer (tagSet) on the service's session. A SET before it
+// would answer the tag actTag takes for the switch's, and a COMMIT or
+// ROLLBACK before it would settle the switch's transaction (actSettle)
+// with the one it ended: after "COMMIT; BEGIN; RESET ALL" and a
+// ROLLBACK, pgveil served the service's rows while PostgreSQL and SHOW
+// pgveil.act_for said the session acted for the viewer again.
 func resetEndsText(res *rewrite.Result) *Refusal {
-	i := slices.Index(res.Kinds, "set")
-	if i < 0 || slices.ContainsFunc(res.Kinds[i:], func(k string) bool { return k != "set" }) {
-		return ActRefusal("while the session acts for a user, RESET ALL ends it: no statement but SET or RESET may follow it in its text")
+	sets := 0
+	for _, k := range res.Kinds {
+		if k == "set" {
+			sets++
+		}
+	}
+	if sets != 1 || res.Kinds[len(res.Kinds)-1] != "set" || res.EndsTransaction {
+		return ActRefusal("while the session acts for a user, RESET ALL ends it: it must be the last statement of its text, the only SET or RESET there, in a text that ends no transaction")
 	}
 	return nil
 }

@@ -327,6 +327,15 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
+	// NOTE: only messagesProbe's notice is read; later ones are ignored,
+	// as they were before.
+	var probing bool
+	var notices []string
+	base.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if probing {
+			notices = append(notices, n.Message)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, base)
@@ -345,12 +354,43 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		pc.Close(context.Background())
 		return nil, fmt.Errorf("reading the upstream's lc_messages: %w", err)
 	}
-	if err := checkMessages(string(res[0].Rows[0][0]), cfg.Upstream.User); err != nil {
+	lc := string(res[0].Rows[0][0])
+	if err := checkMessages(lc, cfg.Upstream.User); err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}
+	if lc != "C" && lc != "POSIX" {
+		probing = true
+		err := pc.Exec(ctx, messagesProbe).Close()
+		probing = false
+		if err == nil && (len(notices) != 1 || notices[0] != messagesProbeWant) {
+			err = fmt.Errorf("it says %q, not %q", notices, messagesProbeWant)
+		}
+		if err != nil {
+			pc.Close(context.Background())
+			return nil, fmt.Errorf("the upstream's messages may be translated although its lc_messages is %q "+
+				"(a LANGUAGE variable in the server's environment translates any locale but C): %w; "+
+				"as a superuser, run ALTER ROLE %s SET lc_messages = 'C'", lc, err,
+				`"`+strings.ReplaceAll(cfg.Upstream.User, `"`, `""`)+`"`)
+		}
+	}
 	return pc, nil
 }
+
+// messagesProbe has the server say a message of its own, which it does
+// not log (a NOTICE, below log_min_messages' default): ConnectService
+// reads it to know that the messages are untranslated, whatever the
+// locale's name says. GNU gettext translates by the LANGUAGE variable of
+// the server's environment over any lc_messages but C (C.UTF-8 and
+// en_US.UTF-8 included); the service connection and every backend share
+// that environment, and the service account's role and database
+// settings.
+// NOTE: a division by zero PL/pgSQL catches: PostgreSQL 13–18 word it
+// messagesProbeWant.
+const messagesProbe = `DO $pgveil$BEGIN PERFORM 1/0; EXCEPTION WHEN division_by_zero THEN RAISE NOTICE '%', SQLERRM; END$pgveil$`
+
+// messagesProbeWant is messagesProbe's notice in PostgreSQL's own words.
+const messagesProbeWant = "division by zero"
 
 // checkEncoding refuses an upstream database whose encoding is not UTF8.
 // pgveil reads statements as UTF-8, and cuts and folds names as

@@ -64,6 +64,10 @@ type Options struct {
 	// override them; ALTER SYSTEM still overrides both. The port is always
 	// the one pgtest picked: a "port" setting is ignored.
 	Settings map[string]string
+	// ServerEnv is extra environment for the postmaster ("NAME=value"),
+	// after pgtest's: e.g. LANGUAGE, which gettext reads over a
+	// non-C lc_messages.
+	ServerEnv []string
 }
 
 // Cluster is a running (or stopped) PostgreSQL server for tests: either a
@@ -87,6 +91,7 @@ type Cluster struct {
 	sockDir string      // local only: unix_socket_directories
 	logFile string      // local only: postgres's stderr, appended across starts
 	cred    *serverUser // local only: who the server runs as; nil for the current user
+	env     []string    // local only: Options.ServerEnv
 
 	mu      sync.Mutex
 	proc    *serverProc // NOTE: nil exactly when the server is not running.
@@ -151,6 +156,7 @@ func Start(opts Options) (_ *Cluster, err error) {
 		sockDir:  filepath.Join(dir, "sock"),
 		logFile:  filepath.Join(dir, "postgres.log"),
 		cred:     cred,
+		env:      opts.ServerEnv,
 	}
 	if err := c.initdb(); err != nil {
 		return nil, err
@@ -406,7 +412,7 @@ func (c *Cluster) startLocked() error {
 
 	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", c.dataDir, "-p", strconv.Itoa(c.port))
 	cmd.Dir = c.dir
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), c.env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = childAttr(c.cred)

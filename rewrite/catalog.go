@@ -43,6 +43,17 @@ ORDER BY c.oid, a.attnum`
 // whole-row Var, ":varattno 0" in the node tree's text, stands for all
 // the columns.
 const catalogKeysSQL = `
+WITH index_columns (indexrelid, indrelid, attnum) AS (
+  SELECT i.indexrelid, i.indrelid, c.attnum
+  FROM pg_catalog.pg_index i
+  CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
+    UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
+      AND d.refobjsubid > 0
+    UNION SELECT w.attnum FROM pg_catalog.pg_attribute w
+    WHERE w.attrelid = i.indrelid AND w.attnum > 0
+      AND (i.indexprs::pg_catalog.text LIKE '% :varattno 0 %' OR i.indpred::pg_catalog.text LIKE '% :varattno 0 %')) AS c (attnum))
 SELECT i.indrelid, 'u', a.attname, '', ''
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
@@ -55,26 +66,8 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
 WHERE i.indisunique OR i.indisexclusion
 UNION
 SELECT x.indrelid, 'x', a.attname, b.attname, ''
-FROM (SELECT i.indexrelid, i.indrelid, c.attnum
-      FROM pg_catalog.pg_index i
-      CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
-        UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
-        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
-          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
-          AND d.refobjsubid > 0
-        UNION SELECT w.attnum FROM pg_catalog.pg_attribute w
-        WHERE w.attrelid = i.indrelid AND w.attnum > 0
-          AND (i.indexprs::pg_catalog.text LIKE '% :varattno 0 %' OR i.indpred::pg_catalog.text LIKE '% :varattno 0 %')) AS c (attnum)) AS x
-JOIN (SELECT i.indexrelid, c.attnum
-      FROM pg_catalog.pg_index i
-      CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
-        UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
-        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
-          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
-          AND d.refobjsubid > 0
-        UNION SELECT w.attnum FROM pg_catalog.pg_attribute w
-        WHERE w.attrelid = i.indrelid AND w.attnum > 0
-          AND (i.indexprs::pg_catalog.text LIKE '% :varattno 0 %' OR i.indpred::pg_catalog.text LIKE '% :varattno 0 %')) AS c (attnum)) AS y ON y.indexrelid = x.indexrelid AND y.attnum <> x.attnum
+FROM index_columns AS x
+JOIN index_columns AS y ON y.indexrelid = x.indexrelid AND y.attnum <> x.attnum
 JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.attnum AND NOT a.attisdropped
 JOIN pg_catalog.pg_attribute b ON b.attrelid = x.indrelid AND b.attnum = y.attnum AND NOT b.attisdropped
 UNION

@@ -7,27 +7,19 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-// deparseHeld deparses sql as the rewriter does (rewriteText): with the
-// workarounds, operands wrapped when the first deparse is unfaithful, and
+// deparseText deparses sql as the rewriter does (deparseHeld), and
 // reports whether the output parses back into the tree it printed.
-func deparseHeld(t *testing.T, sql string) (string, bool) {
+func deparseText(t *testing.T, sql string) (string, bool) {
 	t.Helper()
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		t.Fatalf("parse %s: %v", sql, err)
 	}
-	subscriptArraySublinks(tree)
-	castBoolTestArgs(tree)
-	out, err := pg_query.Deparse(tree)
+	out, faithful, err := deparseHeld(tree, 0)
 	if err != nil {
 		return "", false
 	}
-	if !deparsedFaithfully(out, tree) && parenthesizeOperands(tree) {
-		if out, err = pg_query.Deparse(tree); err != nil {
-			return "", false
-		}
-	}
-	return out, deparsedFaithfully(out, tree)
+	return out, faithful
 }
 
 // operandOuter and operandInner are an operator of every precedence
@@ -74,7 +66,7 @@ func TestDeparseOperandsHeldToTheirTree(t *testing.T) {
 				if _, err := pg_query.Parse(sql); err != nil {
 					continue
 				}
-				out, ok := deparseHeld(t, sql)
+				out, ok := deparseText(t, sql)
 				if !ok && !refused(o, in) {
 					t.Errorf("%s\n  is deparsed %s", sql, out)
 				}
@@ -94,7 +86,7 @@ func TestDeparseLeavesRefused(t *testing.T) {
 		"SELECT (-1)[1]",
 		"SELECT y BETWEEN ('x' COLLATE \"C\") AND z",
 	} {
-		if out, ok := deparseHeld(t, sql); ok {
+		if out, ok := deparseText(t, sql); ok {
 			t.Errorf("%s\n  is deparsed, faithfully, %s", sql, out)
 		}
 	}
@@ -117,7 +109,7 @@ func TestDeparseKeepsUnknownCollateOperands(t *testing.T) {
 		for _, outer := range []string{"c BETWEEN (X) AND 'zz'", "c = (X)", "(X) IS NULL", "c LIKE (X)"} {
 			sql := "SELECT " + strings.ReplaceAll(outer, "X", unknown) + ", (a = b) BETWEEN x AND y FROM t"
 			t.Run(sql, func(t *testing.T) {
-				out, ok := deparseHeld(t, sql)
+				out, ok := deparseText(t, sql)
 				if !ok {
 					return // refused: fail closed
 				}

@@ -49,22 +49,42 @@ func DeparseStatement(stmt *pg_query.Node, version int32) (string, error) {
 	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
 		Stmt: proto.Clone(stmt).(*pg_query.Node),
 	}}}
-	subscriptArraySublinks(tree)
-	castBoolTestArgs(tree)
-	out, err := pg_query.Deparse(tree)
-	if err != nil {
+	out, faithful, err := deparseHeld(tree, 0)
+	switch {
+	case err != nil:
 		return "", fmt.Errorf("deparse: %w", err)
-	}
-	if !deparsedFaithfully(out, tree) {
-		if !parenthesizeOperands(tree) {
-			return "", ErrDeparsedOtherwise
-		}
-		if out, err = pg_query.Deparse(tree); err != nil {
-			return "", fmt.Errorf("deparse: %w", err)
-		}
-		if !deparsedFaithfully(out, tree) {
-			return "", ErrDeparsedOtherwise
-		}
+	case !faithful:
+		return "", ErrDeparsedOtherwise
 	}
 	return out, nil
+}
+
+// errDeparsedTooLong is deparseHeld's error for an output past its
+// limit, which it does not parse back.
+var errDeparsedTooLong = errors.New("the deparse is longer than its limit")
+
+// deparseHeld deparses tree with the deparser's workarounds
+// (deparsefix.go) applied to it, and reports whether the text parses back
+// into the tree; when it does not, it wraps the operands the deparser
+// printed without their parentheses (parenthesizeOperands) and tries
+// once more, holding the new text to the changed tree. An output longer
+// than limit (0: none) is returned with errDeparsedTooLong before it is
+// parsed back: parsing a text costs time as its length does.
+func deparseHeld(tree *pg_query.ParseResult, limit int) (out string, faithful bool, err error) {
+	subscriptArraySublinks(tree)
+	castBoolTestArgs(tree)
+	for wrapped := false; ; wrapped = true {
+		if out, err = pg_query.Deparse(tree); err != nil {
+			return "", false, err
+		}
+		if limit > 0 && len(out) > limit {
+			return out, false, errDeparsedTooLong
+		}
+		if deparsedFaithfully(out, tree) {
+			return out, true, nil
+		}
+		if wrapped || !parenthesizeOperands(tree) {
+			return out, false, nil
+		}
+	}
 }

@@ -236,36 +236,21 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 		}
 	}
 	w.materialize()
-	subscriptArraySublinks(tree)
-	castBoolTestArgs(tree)
-	out, err := pg_query.Deparse(tree)
-	if err != nil {
-		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
-	}
-	// NOTE: before re-parsing it.
-	if r := tooLong(out); r != nil {
-		return nil, r
-	}
 	// NOTE: the output must parse back into the tree the rewriter
 	// built: a deparse bug must not reach the upstream as a different
-	// statement.
-	if !deparsedFaithfully(out, tree) {
-		// NOTE: the deparser dropped parentheses an operand needs:
-		// wrap such operands in nodes it prints with them, of the same
-		// value (parenthesizeOperands), and hold that deparse to the
-		// changed tree in turn.
-		if !parenthesizeOperands(tree) {
-			return nil, deny("rewrite", "the rewritten statement did not re-parse")
-		}
-		if out, err = pg_query.Deparse(tree); err != nil {
-			return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
-		}
-		if r := tooLong(out); r != nil {
-			return nil, r
-		}
-		if !deparsedFaithfully(out, tree) {
-			return nil, deny("rewrite", "the rewritten statement did not re-parse")
-		}
+	// statement. Where the deparser dropped parentheses an operand
+	// needs, deparseHeld wraps such operands in nodes it prints with
+	// them, of the same value (parenthesizeOperands), and holds that
+	// deparse to the changed tree in turn; an output too long is
+	// refused before it is parsed back.
+	out, faithful, err := deparseHeld(tree, maxRewritten)
+	switch {
+	case errors.Is(err, errDeparsedTooLong):
+		return nil, tooLong(out)
+	case err != nil:
+		return nil, deny("rewrite", "the statement could not be rewritten: %v", err)
+	case !faithful:
+		return nil, deny("rewrite", "the rewritten statement did not re-parse")
 	}
 	res.SQL, res.Rewritten = out, true
 	return res, nil

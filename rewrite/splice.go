@@ -687,20 +687,10 @@ func deparseSelect(sel *pg_query.SelectStmt, version int32, faithful bool) (stri
 	tree := &pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{
 		Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}},
 	}}}
-	subscriptArraySublinks(tree)
-	castBoolTestArgs(tree)
-	out, err := pg_query.Deparse(tree)
-	if err != nil {
-		return "", false
-	}
 	// NOTE: the probes too: a probe must print as the direct deparse
 	// does, operands wrapped alike, for its template to fill into it.
-	if !deparsedFaithfully(out, tree) && parenthesizeOperands(tree) {
-		if out, err = pg_query.Deparse(tree); err != nil {
-			return "", false
-		}
-	}
-	if faithful && !deparsedFaithfully(out, tree) {
+	out, held, err := deparseHeld(tree, 0)
+	if err != nil || faithful && !held {
 		return "", false
 	}
 	return out, true

@@ -57,6 +57,21 @@ func TestUnforwardableExpressionsAreErrorsOffline(t *testing.T) {
 			want:  []string{`pgveil.hcl:19:12: error: Expression pgveil cannot forward`},
 		},
 		{
+			name: "an attribute identity rows supply is bound as every kind, and none prints the CASE's subscript",
+			edits: [][2]string{
+				{`role "country_analyst"`, "identity \"staff\" {\n  query = \"SELECT login, region FROM public.staff\"\n}\nrole \"country_analyst\""},
+				{`where  = "country = me.country"`, `where  = "(CASE WHEN country = me.region THEN ARRAY[country] END)[1] IS NOT NULL"`},
+			},
+			want: []string{`pgveil.hcl:22:12: error: Expression pgveil cannot forward`},
+		},
+		{
+			name: "an attribute identity rows supply loads in an ordinary where",
+			edits: [][2]string{
+				{`role "country_analyst"`, "identity \"staff\" {\n  query = \"SELECT login, region FROM public.staff\"\n}\nrole \"country_analyst\""},
+				{`where  = "country = me.country"`, `where  = "country = me.region OR country = ANY(me.region)"`},
+			},
+		},
+		{
 			name:  "an ordinary where loads",
 			edits: [][2]string{{`where  = "country = me.country"`, `where  = "country = me.country AND (agent_login = me.login OR me.team > 2) AND 'x' = ANY(me.groups)"`}},
 		},

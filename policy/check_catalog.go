@@ -279,6 +279,9 @@ func (ck *catalogChecker) attrRange(key string, fallback hcl.Range) *hcl.Range {
 // statement: typeCheck reports it at rng itself, once per subject, as
 // what it is (the rewriter would refuse every statement it goes into),
 // and returns "" so that the caller does not blame PostgreSQL for it.
+// Loading reports an expression no binding makes printable
+// (validateForwardable), and CheckCatalog never runs on such a
+// configuration: here it is one bound for a user whose values do.
 func (ck *catalogChecker) typeCheck(rng *hcl.Range, subject string, stmt *pg_query.Node) (problem string, ok bool) {
 	sql, err := deparseStmt(stmt)
 	if errors.Is(err, rewrite.ErrDeparsedOtherwise) {
@@ -291,11 +294,7 @@ func (ck *catalogChecker) typeCheck(rng *hcl.Range, subject string, stmt *pg_que
 				ck.unforwardable = map[string]bool{}
 			}
 			ck.unforwardable[key] = true
-			ck.report(hcl.DiagError, rng, UnforwardableSummary, fmt.Sprintf(
-				"pgveil prints %s as SQL that PostgreSQL would read as another expression, and refuses every statement "+
-					"it would add it to. Write it another way: a COLLATE on the column rather than on a literal "+
-					"(col COLLATE \"C\" BETWEEN 'a' AND 'm'), a subscript of a function call rather than of a CASE or a COLLATE.",
-				subject))
+			ck.report(hcl.DiagError, rng, UnforwardableSummary, unforwardableDetail(subject))
 		}
 		return "", true
 	}

@@ -7,6 +7,7 @@ import "fmt"
 func (d *decoder) validate() {
 	d.validateClientCerts()
 	d.validatePoolCaps()
+	d.validateForwardable()
 	t := d.cfg.Upstream.TLS
 	if t.Mode == TLSVerifyFull {
 		return

@@ -358,8 +358,9 @@ rule "big_teams" {
 			// parentheses the grammar needs, and no node of the CASE's
 			// value prints with them under a subscript: the rewriter
 			// refuses every statement the where goes into. The check says
-			// so at the where, and does not blame PostgreSQL, which never
-			// saw it.
+			// so at the where, once (loading already does, offline, and
+			// the check stops there), and does not blame PostgreSQL,
+			// which never saw it.
 			name: "a rule where pgveil cannot print faithfully is an error saying so",
 			body: `role "clerk" { statements = ["select"] }
 user "ann" {

@@ -57,4 +57,33 @@ CREATE USER MAPPING FOR pgveil_svc SERVER funcs17_srv OPTIONS (user 'remote', pa
 		a.noError("SELECT * FROM information_schema.user_mappings")
 		a.noError("SELECT * FROM information_schema.foreign_server_options")
 	})
+
+	t.Run("a relation's file node is hidden in pg_class as pg_relation_filenode hides it", func(t *testing.T) {
+		// The file node changes when another session rewrites the table
+		// (TRUNCATE, VACUUM FULL, CLUSTER), and with pg_database's oid it
+		// is the file path pg_relation_filepath is refused for (files).
+		if err := cluster.Exec(ctx, demoDB, "VACUUM FULL countries"); err != nil {
+			t.Fatal(err)
+		}
+		node := direct(t, "SELECT pg_relation_filenode('countries')::text")[0][0]
+		a := newAdvClient(t, p, "marie")
+		a.refuse("SELECT pg_relation_filenode('countries')")
+		for _, q := range []string{
+			"SELECT relfilenode FROM pg_class WHERE relname = 'countries'",
+			"SELECT c.relfilenode FROM pg_catalog.pg_class c WHERE c.relname = 'countries'",
+			"SELECT (to_jsonb(c) ->> 'relfilenode') FROM pg_class c WHERE relname = 'countries'",
+			"SELECT relname FROM pg_class WHERE relfilenode = " + node,
+		} {
+			for _, r := range []advResult{a.simple(q), a.extended(q)} {
+				if r.err != nil {
+					t.Errorf("%s: %v", q, r.err)
+				} else if len(r.rows) > 0 && (r.first() == node || r.first() == "countries") {
+					t.Errorf("%s shows the file node %s of countries: %s", q, node, r)
+				}
+			}
+		}
+		// Clients still tell mapped catalogs and views by it.
+		a.expect("SELECT relfilenode FROM pg_class WHERE relname = 'pg_class'", "0")
+		a.expect("SELECT relfilenode FROM pg_class WHERE relname = 'pg_tables'", "0")
+	})
 }

@@ -62,7 +62,7 @@ var Rules = []Rule{
 		Hint: "pgveil classifies every pg_catalog relation of the PostgreSQL versions it knows; this one is newer, so it is refused until pgveil's classification (rewrite/relations.tsv) names it.",
 		Doc:  "pg_catalog relations that [rewrite/relations.tsv](rewrite/relations.tsv) does not name, in the same way"},
 	{Name: "files", Code: sqlstate.InsufficientPrivilege,
-		Doc: "pg_catalog functions and views that read files, directories or configuration files, or show file paths or file nodes"},
+		Doc: "pg_catalog functions and views that read files, directories or configuration files, or show file paths or file nodes (pg_class shows no file node for user relations)"},
 	{Name: "query_text", Code: sqlstate.InsufficientPrivilege,
 		Doc: "functions that run a query given as text, or read a table or cursor named by text (query_to_xml, ts_stat, …), where the rewriter never sees it"},
 	{Name: "large_objects", Code: sqlstate.InsufficientPrivilege,

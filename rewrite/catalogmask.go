@@ -31,8 +31,16 @@ import (
 // stay refused, as rewrite/relations.tsv classifies them.
 var maskedCatalogRelations = map[string]catalogMask{
 	// pg_class's row estimates, for every relation outside the system
-	// schemas: -1 tuples (never analysed) and 0 pages.
+	// schemas: -1 tuples (never analysed) and 0 pages; and their file
+	// node, 0 as a view's: with pg_database's oid it names the file
+	// pg_relation_filenode and pg_relation_filepath are refused for
+	// (files), and its value counts the OIDs other sessions took.
+	//
+	// NOTE: the row's xmin (catalogXmin, for DataGrip) still changes when
+	// a session rewrites the table (TRUNCATE, VACUUM FULL, CLUSTER), as
+	// with any DDL: that it happened is told, not the file.
 	"pg_class": {exprs: parseMasks("pg_class", map[string]string{
+		"relfilenode":   "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relfilenode ELSE 0 END",
 		"reltuples":     "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
 		"relpages":      "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relpages ELSE 0 END",
 		"relallvisible": "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",

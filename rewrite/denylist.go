@@ -37,6 +37,28 @@ func catalogRelationReason(name string) string {
 	return "pg_catalog." + name + " is not classified by this version of pgveil, so it is not allowed"
 }
 
+// informationSchemaRefused names the information_schema views that show
+// what a refused pg_catalog relation holds, with the rule refusing it:
+// information_schema is otherwise open, as pg_catalog's allowed relations
+// are. user_mapping_options shows the options of the current user's
+// mappings (the upstream account's: a postgres_fdw password) as
+// pg_user_mappings does; _pg_user_mappings, its base, holds them all.
+//
+// NOTE: names are PostgreSQL 13-18's; a view a newer version adds is
+// open, so a new information_schema view of credentials, statistics or
+// statement text must be added here.
+var informationSchemaRefused = map[string]string{
+	"user_mapping_options": "server_state",
+	"_pg_user_mappings":    "server_state",
+}
+
+// informationSchemaReason says why the information_schema view name is
+// refused.
+func informationSchemaReason(name string) string {
+	return "information_schema." + name + " reveals " + strings.ReplaceAll(informationSchemaRefused[name], "_", " ") +
+		": the upstream account's user mapping options (credentials)"
+}
+
 // settingValues restricts the values of some allowedSettings:
 // client_min_messages below NOTICE would have the server send the client
 // DEBUG and LOG messages, which quote the statements pgveil sends (the

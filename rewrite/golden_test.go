@@ -877,8 +877,8 @@ func catalogDenied(name string) bool {
 }
 
 // pgClassStats are the pg_class columns that estimate the size of
-// relations: the firewall masks them.
-var pgClassStats = map[string]bool{"reltuples": true, "relpages": true, "relallvisible": true}
+// relations, and the file node: the firewall masks them.
+var pgClassStats = map[string]bool{"reltuples": true, "relpages": true, "relallvisible": true, "relfilenode": true}
 
 func isPgClass(rel *rewrite.Relation) bool {
 	return rel.Schema == "pg_catalog" && rel.Name == "pg_class"

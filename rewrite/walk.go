@@ -437,6 +437,8 @@ func (w *walker) access(rel *Relation) Access {
 			a = m
 		} else if rel.Schema == "pg_catalog" && catalogRelationRule(rel.Name) != "" {
 			a = Access{Mode: Denied, Reason: catalogRelationReason(rel.Name)}
+		} else if rel.Schema == "information_schema" && informationSchemaRefused[rel.Name] != "" {
+			a = Access{Mode: Denied, Reason: informationSchemaReason(rel.Name)}
 		} else {
 			a = w.pol.Relation(rel)
 			if a.Mode == Denied && a.Reason == "" {
@@ -484,6 +486,9 @@ func denyRule(rel *Relation) string {
 		return "catalog"
 	}
 	if rel.Schema == "information_schema" {
+		if r := informationSchemaRefused[rel.Name]; r != "" {
+			return r
+		}
 		return "catalog"
 	}
 	return "ungoverned_table"

@@ -415,3 +415,34 @@ func TestIndexPeersWholeRow(t *testing.T) {
 		}
 	})
 }
+
+// TestCatalogWritesRefused: no write reaches the server's own relations,
+// whatever is served of them to read and whatever statements the user
+// may run: upstream only a misconfigured service account (a superuser)
+// could make them, and then change what every user may do.
+func TestCatalogWritesRefused(t *testing.T) {
+	_, cat := freshCatalog(t, "catalogwrites", `CREATE TABLE notes (id int PRIMARY KEY, body text)`)
+	p := &fakePolicy{
+		access: map[string]rewrite.Access{"public.notes": {Mode: rewrite.Open}},
+		kinds:  map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true, rewrite.KindDelete: true},
+	}
+	for _, tc := range []struct{ name, sql, rule string }{
+		{"UPDATE of pg_class is refused", "UPDATE pg_catalog.pg_class SET relname = relname WHERE false", "catalog"},
+		{"UPDATE of an unqualified catalog relation is refused", "UPDATE pg_proc SET prosrc = prosrc WHERE false", "catalog"},
+		{"DELETE from pg_description is refused", "DELETE FROM pg_catalog.pg_description WHERE false", "catalog"},
+		{"INSERT into pg_description is refused", "INSERT INTO pg_catalog.pg_description SELECT * FROM pg_catalog.pg_description WHERE false", "catalog"},
+		{"COPY FROM into pg_description is refused", "COPY pg_catalog.pg_description FROM STDIN", "catalog"},
+		{"UPDATE of an information_schema relation is refused", "UPDATE information_schema.sql_features SET comments = '' WHERE false", "catalog"},
+		{"an UPDATE of a catalog inside PREPARE is refused", "PREPARE q AS UPDATE pg_catalog.pg_class SET relname = relname WHERE false", "catalog"},
+		{"reading pg_class still passes", "SELECT relname FROM pg_catalog.pg_class WHERE false", ""},
+		{"writing an open table still passes", "UPDATE notes SET body = 'x' WHERE id = 1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rewrite.Rewrite(tc.sql, cat, p)
+			var r *rewrite.Refused
+			if tc.rule == "" && err != nil || tc.rule != "" && (!errors.As(err, &r) || r.Rule != tc.rule) {
+				t.Fatalf("want refusal by %q, got %v", tc.rule, err)
+			}
+		})
+	}
+}

@@ -593,6 +593,13 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 	if err != nil {
 		return err
 	}
+	if rel != nil && (rel.Schema == "pg_catalog" || rel.Schema == "information_schema" || rel.Schema == "pg_toast") {
+		// NOTE: the server's own relations, whatever the policy
+		// serves of them to read: upstream, only a misconfigured
+		// service account (a superuser, which pgveil warns of) could
+		// write them, and then change what every user may do.
+		return deny("catalog", "writing %s is not allowed: pgveil refuses every write of the server's catalogs", rel.QName)
+	}
 	acc := w.access(rel)
 	switch {
 	case acc.Mode == Denied:

@@ -91,7 +91,7 @@ var Rules = []Rule{
 		Hint: "This table is not published through pgveil. Ask the DBA who maintains the pgveil policy to add a table block for it.",
 		Doc:  "tables without a table block in a schema whose default is deny"},
 	{Name: "catalog", Code: sqlstate.InsufficientPrivilege,
-		Doc: "pg_catalog and information_schema relations the rules above allow but a policy denies (pgveil's compiled policies open them all; the rule is there for other Policy implementations)"},
+		Doc: "any write (INSERT, UPDATE, DELETE, COPY FROM) of a pg_catalog, information_schema or pg_toast relation, whatever is served of it to read; pg_catalog and information_schema relations the rules above allow but a policy denies (pgveil's compiled policies open them all; the rule is there for other Policy implementations)"},
 	{Name: "write_governed", Code: sqlstate.InsufficientPrivilege,
 		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables; in a scoped UPDATE or DELETE's WHERE, a column reference naming a database or another schema, or a system column (`ctid`, `xmin`, …), which would read the real table; a system column in SET or RETURNING, which reads the real row (a transaction id, the table's size in pages); the target's whole row in SET or RETURNING, and a bare name pgveil cannot place in a governed write (both could read columns added upstream since the catalog snapshot)"},
 	{Name: "policy_input", Code: sqlstate.InsufficientPrivilege,

@@ -1,6 +1,3 @@
-// Package sqlstate names the SQLSTATE codes pgveil sends clients itself,
-// defined once for the packages that build error responses (proxy,
-// rewrite, the firewall rule registry).
 package sqlstate
 
 // SQLSTATE codes pgveil sends itself, with PostgreSQL's names

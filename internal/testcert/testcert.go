@@ -1,4 +1,3 @@
-// Package testcert makes throwaway TLS certificates for tests.
 package testcert
 
 import (

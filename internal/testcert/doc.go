@@ -1,0 +1,2 @@
+// Package testcert makes throwaway TLS certificates for tests.
+package testcert

@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzLoad holds Load to the promise DEVELOPERS.md makes for bad input:
+// whatever bytes a configuration file holds, loading it ends with a
+// configuration or with error diagnostics that print, never a panic or
+// a configuration returned alongside errors. The seeds are every
+// configuration in the repository's configs/ and policy/testdata/, so
+// the mutations start from the blocks and attributes a DBA writes.
+//
+// go test -run '^$' -fuzz FuzzLoad -parallel 1 ./policy
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(mistakesBase))
+	for _, pattern := range []string{"../configs/*.hcl", "../configs/*/*.hcl", "testdata/*.hcl"} {
+		paths, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, p := range paths {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, src []byte) {
+		path := filepath.Join(dir, "fuzz.hcl")
+		if err := os.WriteFile(path, src, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l := NewLoader()
+		cfg, diags := l.Load(path)
+		if diags.HasErrors() {
+			if cfg != nil {
+				t.Fatalf("Load returned a configuration with errors: %s", diags.Error())
+			}
+			var out bytes.Buffer
+			if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+				t.Fatalf("printing the diagnostics: %v", err)
+			}
+			if out.Len() == 0 {
+				t.Fatal("error diagnostics printed nothing")
+			}
+			return
+		}
+		if cfg == nil {
+			t.Fatal("Load returned neither a configuration nor an error")
+		}
+	})
+}

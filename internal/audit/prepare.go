@@ -367,8 +367,12 @@ func truncatedMark(kept, total int, sum string) string {
 func capText(text string, max int, redact bool, scratch *[]byte) string {
 	if redact {
 		red, kept, ok := rewrite.RedactLiterals(text, max)
-		if !ok {
+		switch {
+		case !ok:
 			return fmt.Sprintf("<statement too long or too deep to redact: %d bytes withheld>", len(text))
+		case kept == len(text):
+			// A literal or a comment the cut went through was its end.
+			return red
 		}
 		return red + truncatedMark(kept, len(text), "")
 	}

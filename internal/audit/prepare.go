@@ -448,7 +448,7 @@ const recordOverhead = 512
 // recordSize is what r counts for in Options.QueueBytes: its strings'
 // bytes and recordOverhead.
 func recordSize(r *Record) int64 {
-	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.Client) +
+	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.ActingForBefore) + len(r.Client) +
 		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Params) + len(r.Fingerprint) +
 		len(r.Rewritten) + len(r.Decision) + len(r.Reason) + len(r.SQLState) + len(r.Message) +
 		len(r.UpstreamError) + len(r.PolicyVersion) + len(r.OldPolicyVersion) + len(r.rewrittenSHA256)

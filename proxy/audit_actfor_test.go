@@ -2,12 +2,15 @@ package proxy_test
 
 import (
 	"context"
-	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
 )
 
 // TestAuditActForChanges checks that each change of whom a BI service's
@@ -18,9 +21,26 @@ import (
 // ROLE, which redact_literals removes, and a rollback's change has no
 // statement naming a user at all.
 func TestAuditActForChanges(t *testing.T) {
-	for _, redact := range []bool{false, true} {
-		t.Run(fmt.Sprintf("with redact_literals %v", redact), func(t *testing.T) {
-			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: redact})
+	for _, c := range []struct {
+		name   string
+		redact bool
+		relay  string
+		pool   policy.Pool
+	}{
+		{"as written", false, policy.RelayEventLoop, policy.Pool{}},
+		{"with redact_literals", true, policy.RelayEventLoop, policy.Pool{}},
+		{"on goroutines", true, policy.RelayGoroutines, policy.Pool{}},
+		{"in a transaction pool", true, policy.RelayEventLoop,
+			policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: c.redact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = alog.Close() })
+			p := startDemoPool(t, c.relay, c.pool, func(po *proxy.Options) { po.Audit = alog })
 			a := actConn{c: p.connect(t, "metabase")}
 			must(t, a.exec("SET ROLE marie"))
 			must(t, a.exec("RESET ROLE"))

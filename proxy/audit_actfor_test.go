@@ -79,3 +79,27 @@ func TestAuditActForChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditDisconnectNamesTheUserActedFor checks that a BI service's
+// session that ends while acting for a viewer says so in its disconnect
+// record: it is where acting for her ended, and a search for her finds
+// it.
+func TestAuditDisconnectNamesTheUserActedFor(t *testing.T) {
+	p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: true})
+	acting := actConn{c: p.connect(t, "metabase")}
+	must(t, acting.exec("SET ROLE marie"))
+	own := actConn{c: p.connect(t, "metabase")}
+	must(t, own.exec("SELECT 1"))
+	acting.c.Close(context.Background())
+	own.c.Close(context.Background())
+	waitSessions(t, p, 0)
+	var got []string
+	for _, e := range readAudit(t, alog, path) {
+		if e.Event == audit.EventDisconnect {
+			got = append(got, e.User+" as "+e.ActingFor)
+		}
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"metabase as ", "metabase as marie"}) {
+		t.Fatalf("disconnect records %q", got)
+	}
+}

@@ -56,7 +56,9 @@ type Record struct {
 	User string
 	// ActingFor is, for a statement a BI service's session ran for an end
 	// user (SET ROLE, SET pgveil.act_for), that end user: the one whose
-	// policy decided. User is then the service's login.
+	// policy decided. User is then the service's login. For an
+	// EventActFor record, the end user from then on; for a disconnect
+	// (or pool_refused) record, the one the session was acting for.
 	ActingFor string
 	// ActingForBefore is, for an EventActFor record, the end user the
 	// session acted for until the change ("" for its login): with

@@ -191,12 +191,27 @@ func (ss *session) applyAct(a *rewrite.Act) {
 		return
 	}
 	ss.noteSwitch()
-	ss.actAs(a.Login)
+	ss.actAs(a.Login, actReason(a))
+}
+
+// actReason is the reason an act_for record gives for the change a:
+// "set role", "reset role" (RESET ROLE, SET ROLE NONE or DEFAULT), "set
+// pgveil.act_for", "reset pgveil.act_for" or "reset all".
+func actReason(a *rewrite.Act) string {
+	switch {
+	case a.Via == "reset all":
+		return a.Via
+	case a.Login == "":
+		return "reset " + a.Via
+	}
+	return "set " + a.Via
 }
 
 // actAs makes the session act for login; "" or its own login ends the
 // impersonation (client relay; backend relay for a rollback, actSettle).
-func (ss *session) actAs(login string) {
+// A change is an act_for record of the audit trail, reason saying what
+// made it (auditActFor).
+func (ss *session) actAs(login, reason string) {
 	prev := ss.actingFor()
 	if login == ss.info.User {
 		login = ""
@@ -204,6 +219,7 @@ func (ss *session) actAs(login string) {
 	if login == prev {
 		return
 	}
+	defer ss.auditActFor(login, prev, reason)
 	ss.actTrack.gen.Add(1)
 	if login == "" {
 		ss.acting.Store(nil)
@@ -273,7 +289,7 @@ func resetsAll(res *rewrite.Result) bool {
 // the end user, the narrower choice (client relay).
 func (ss *session) discardEnds(res *rewrite.Result, pending bool) {
 	if ss.acting.Load() != nil && discardsAll(res) && ss.switchReady(pending) == nil && ss.txStatus.Load() == 'I' {
-		ss.actAs("")
+		ss.actAs("", "discard all")
 	}
 }
 

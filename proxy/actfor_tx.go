@@ -226,7 +226,7 @@ func (ss *session) actSettle(status byte) {
 		// The batch ended without the switch's answer: the server
 		// skipped it, or it failed. It did not happen.
 		t.awaitSet = false
-		ss.actAs(t.prev)
+		ss.actAs(t.prev, "not made upstream")
 		a.unknown.Store(t.prevUnknown)
 		ss.log.Info("change of the acting user not made upstream", zap.String("acting_for", t.prev))
 	}
@@ -247,7 +247,7 @@ func (ss *session) actSettle(status byte) {
 		if ss.actingFor() != t.before || a.unknown.Load() != t.beforeUnknown {
 			ss.log.Info("change of the acting user rolled back with its transaction", zap.String("acting_for", t.before))
 		}
-		ss.actAs(t.before)
+		ss.actAs(t.before, "rolled back")
 		a.unknown.Store(t.beforeUnknown)
 	case outcomeCommit:
 		if a.unknown.Load() {

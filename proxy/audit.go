@@ -232,3 +232,37 @@ func (ss *session) auditEvent(event, reason string, d time.Duration) {
 	r.Reason, r.Duration = reason, d
 	ss.srv.audit.Write(r)
 }
+
+// auditActFor writes the act_for record of a change of whom the session
+// acts for, from prev to login ("" for its own login), made for reason
+// (actAs), if the server audits. The record's acting_for is login: whom
+// the statements after it run for; its policy version is the one in
+// force. A switch is recorded when pgveil makes it, ahead of its
+// statement's answer: should the upstream skip or fail that statement,
+// a second record ("not made upstream") takes it back, as a transaction
+// rolled back does ("rolled back").
+// NOTE: user names only, unquoted: a redacted trail (redact_literals)
+// scrubs quoted parts of messages, and the change is what it must keep.
+// While a ROLLBACK TO SAVEPOINT leaves whom the session acts for
+// unknown, nothing is recorded: every statement but a switch and
+// transaction control is refused until one settles it.
+func (ss *session) auditActFor(login, prev, reason string) {
+	if ss.srv.audit == nil {
+		return
+	}
+	r := ss.auditRecord(audit.EventActFor)
+	r.ActingFor, r.ActingForBefore, r.Reason = login, prev, reason
+	if ss.track != nil && ss.track.Versions() != nil {
+		r.PolicyVersion, _ = splitVersion(ss.track.Versions().PolicyVersion())
+	}
+	from := "its login " + ss.info.User
+	if prev != "" {
+		from = prev
+	}
+	to := "its login " + ss.info.User
+	if login != "" {
+		to = login
+	}
+	r.Message = "acting for " + to + " from then on, no longer for " + from
+	ss.srv.audit.Write(r)
+}

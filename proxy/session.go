@@ -646,6 +646,9 @@ func (ss *session) relayed() {
 	if ss.srv.audit != nil {
 		r := ss.auditRecord("disconnect")
 		r.Reason, r.SQLState, r.Duration = ss.endReason, ss.endCode, time.Since(ss.info.Started)
+		// NOTE: a BI service's session acting for a viewer stops acting
+		// for her here: with no act_for record after, this is the end.
+		r.ActingFor = ss.actingFor()
 		r.Count = ss.statements.Load()
 		ss.srv.audit.Write(r)
 	}

@@ -17,8 +17,23 @@ func TestRedactLiterals(t *testing.T) {
 		ok         bool
 	}{
 		{"literals become parameters numbered as pg_query numbers them",
-			"SELECT * FROM t WHERE a = 'secret' AND b = $2 AND c = 4.5 -- 'kept'\n", 1000,
-			"SELECT * FROM t WHERE a = $3 AND b = $2 AND c = $4 -- 'kept'\n", 68, true},
+			"SELECT * FROM t WHERE a = 'secret' AND b = $2 AND c = 4.5", 1000,
+			"SELECT * FROM t WHERE a = $3 AND b = $2 AND c = $4", 57, true},
+		{"comments go too, each for a placeholder, the newline ending one kept",
+			"/* card 4111111111111111 */ SELECT 1 -- password: hunter2\nFROM t", 1000,
+			"/*…*/ SELECT $1 --…\nFROM t", 64, true},
+		{"block comments nest, as PostgreSQL's do",
+			"SELECT 1 /* a /* b */ hunter2 */ + 2", 1000, "SELECT $1 /*…*/ + $2", 36, true},
+		{"a comment glued to its neighbours keeps them apart",
+			"SELECT 1/*x*/FROM t--y\r", 1000, "SELECT $1/*…*/FROM t--…\r", 23, true},
+		{"what looks like a comment inside a string is the string",
+			"SELECT '/* 4111 */', '-- hunter2'", 1000, "SELECT $1, $2", 33, true},
+		{"or inside a quoted identifier, which stays",
+			`SELECT 1 AS "-- x /* y */"`, 1000, `SELECT $1 AS "-- x /* y */"`, 26, true},
+		{"a comment the cut goes through is replaced whole",
+			"SELECT 1 /* hunter2 */, 2", 14, "SELECT $1 ", 9, true},
+		{"an unterminated comment is refused",
+			"SELECT 1 /* hunter2", 100, "", 19, false},
 		{"a longer text is cut to keep bytes",
 			"SELECT 'a', 'b', 'c'", 13, "SELECT $1, $2", 15, true},
 		{"never inside a parameter",
@@ -44,7 +59,8 @@ func TestRedactLiterals(t *testing.T) {
 }
 
 // FuzzRedactLiterals holds RedactLiterals to pg_query's scanner: what it
-// returns of a text it reads holds no literal constant.
+// returns of a text it reads holds no literal constant, and no comment
+// but the placeholders.
 //
 //	go test ./rewrite -run '^$' -fuzz FuzzRedactLiterals -fuzztime 1m
 func FuzzRedactLiterals(f *testing.F) {
@@ -53,6 +69,8 @@ func FuzzRedactLiterals(f *testing.F) {
 		"SELECT 'a''b', \"c\"\"d\", 1.5e-3, .5, $2 FROM t1 WHERE x = 2147483648",
 		"SELECT 'a'\n'b'", "SELECT E'\\'' -- '", "SELECT 0x1F, 1_000, 1..2",
 		"ALTER ROLE marie PASSWORD 'MyNewS3cret!'", "SELECT 'a' /* ' */ 'b'",
+		"/* card 4111111111111111 */ SELECT 1 -- password: hunter2\n", "SELECT 1 /* a /* b */ c */ +--x\r2",
+		"SELECT \"--\" FROM t /**/", "SELECT 1 */* x */ 2",
 	} {
 		f.Add(s, 20)
 	}
@@ -80,6 +98,10 @@ func FuzzRedactLiterals(f *testing.F) {
 			case pg_query.Token_SCONST, pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_USCONST,
 				pg_query.Token_BCONST, pg_query.Token_XCONST:
 				t.Fatalf("RedactLiterals(%q) = %q holds the literal %q", text, got, got[tok.Start:tok.End])
+			case pg_query.Token_C_COMMENT, pg_query.Token_SQL_COMMENT:
+				if c := got[tok.Start:tok.End]; c != CommentRedacted && c != LineCommentRedacted {
+					t.Fatalf("RedactLiterals(%q) = %q holds the comment %q", text, got, c)
+				}
 			}
 		}
 	})

@@ -21,6 +21,9 @@ const (
 	kindNumeric = 'n'
 	// kindString is a standard '…' string (SCONST).
 	kindString = 's'
+	// kindComment is a comment, -- or /* */ (not a literal: reported
+	// only to RedactLiterals, which replaces comments too).
+	kindComment = 'c'
 )
 
 // literalSpan is one literal constant of a statement text: text[start:end]
@@ -90,13 +93,14 @@ func literalShapeSpans(text string, spans []literalSpan) (shape string, _ []lite
 // holds it to pg_query's own scanner); callers treat ok == false as
 // "unknown", never as "no literals".
 func scanLiterals(text string, spans []literalSpan) (_ []literalSpan, maxParam int, ok bool) {
-	return scanLiteralsTo(text, len(text), spans)
+	return scanLiteralsTo(text, len(text), spans, false)
 }
 
 // scanLiteralsTo is scanLiterals reading the tokens of text that start
 // before stop only: ok and maxParam say nothing of the rest, and the last
-// span may end past stop.
-func scanLiteralsTo(text string, stop int, spans []literalSpan) (_ []literalSpan, maxParam int, ok bool) {
+// span may end past stop. With comments, the comments are among the
+// spans too (kindComment), in text order.
+func scanLiteralsTo(text string, stop int, spans []literalSpan, comments bool) (_ []literalSpan, maxParam int, ok bool) {
 	n := len(text)
 	for i := 0; i < stop; {
 		c := text[i]
@@ -151,11 +155,18 @@ func scanLiteralsTo(text string, stop int, spans []literalSpan) (_ []literalSpan
 			maxParam = max(maxParam, p)
 			i = j
 		case c == '-' && i+1 < n && text[i+1] == '-':
-			i = lineCommentEnd(text, i)
+			end := lineCommentEnd(text, i)
+			if comments {
+				spans = append(spans, literalSpan{start: i, end: end, kind: kindComment})
+			}
+			i = end
 		case c == '/' && i+1 < n && text[i+1] == '*':
 			end, closed := blockCommentEnd(text, i)
 			if !closed {
 				return nil, 0, false
+			}
+			if comments {
+				spans = append(spans, literalSpan{start: i, end: end, kind: kindComment})
 			}
 			i = end
 		case c == '.' && i+1 < n && text[i+1] == '.':

@@ -198,8 +198,9 @@ func printVerifyReport(stdout io.Writer, prefix string, rep *audit.Report, fromS
 // searchFilter is what pgveil audit search keeps: every set field must
 // match.
 type searchFilter struct {
-	// user matches the user or acting_for field exactly: a BI service's
-	// login, or the end user it acted for. session, event and decision
+	// user matches the user, acting_for or acting_for_before field
+	// exactly: a BI service's login, or the end user it acted for (an
+	// act_for record names the one it stopped acting for too). session, event and decision
 	// match those fields exactly. rule matches a policy rule that fired,
 	// or the firewall rule behind a denial (its reason).
 	user, session, event, decision, rule string
@@ -219,7 +220,7 @@ type searchFilter struct {
 // matches reports whether e passes every filter.
 func (f *searchFilter) matches(e *audit.Entry) bool {
 	switch {
-	case f.user != "" && e.User != f.user && e.ActingFor != f.user,
+	case f.user != "" && e.User != f.user && e.ActingFor != f.user && e.ActingForBefore != f.user,
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,

@@ -20,8 +20,12 @@ func TestAuditSearchFindsTheEndUserBehindAService(t *testing.T) {
 		{User: "metabase", SQL: "SELECT 'as the service'"},
 		{User: "metabase", ActingFor: "marie", SQL: "SELECT 'for marie'"},
 		{User: "marie", SQL: "SELECT 'marie herself'"},
+		{User: "metabase", ActingForBefore: "marie", Event: audit.EventActFor, Reason: "reset role", Message: "no longer for marie"},
 	} {
-		r.Time, r.Event, r.Decision = now.Add(time.Duration(i)*time.Second), audit.EventStatement, audit.DecisionAllowed
+		r.Time = now.Add(time.Duration(i) * time.Second)
+		if r.Event == "" {
+			r.Event, r.Decision = audit.EventStatement, audit.DecisionAllowed
+		}
 		l.Write(r)
 	}
 	if err := l.Close(); err != nil {
@@ -31,8 +35,9 @@ func TestAuditSearchFindsTheEndUserBehindAService(t *testing.T) {
 		name, user string
 		want       []string
 	}{
-		{"--user names the end user a service acted for, or the login", "marie", []string{"for marie", "marie herself"}},
-		{"--user names the service's login, acting or not", "metabase", []string{"as the service", "for marie"}},
+		{"--user names the end user a service acted for, or the login, and the end of acting for her", "marie",
+			[]string{"for marie", "marie herself", `"acting_for_before":"marie"`}},
+		{"--user names the service's login, acting or not", "metabase", []string{"as the service", "for marie", "reset role"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

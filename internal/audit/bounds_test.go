@@ -279,9 +279,10 @@ func TestTextCacheBounded(t *testing.T) {
 	var parses atomic.Uint64
 	c := newTextCache(&parses)
 	o := &Options{RedactLiterals: true}
-	// Normalised, each text keeps its 20 KiB comment: the bytes fill a
-	// generation before its count does.
-	pad := " /* " + strings.Repeat("x", 20<<10) + " */"
+	// Normalised, each text keeps its 20 KiB column alias (not a
+	// comment: redaction drops those): the bytes fill a generation
+	// before its count does.
+	pad := ` AS "` + strings.Repeat("x", 20<<10) + `"`
 	for i := range 3 * cacheGeneration {
 		sql := "SELECT " + strconv.Itoa(i) + pad
 		c.prepare(&Record{Event: EventStatement, SQL: sql}, o)

@@ -25,6 +25,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = appendStringField(b, "session", e.Session)
 	b = appendStringField(b, "user", e.User)
 	b = appendStringField(b, "acting_for", e.ActingFor)
+	b = appendStringField(b, "acting_for_before", e.ActingForBefore)
 	b = appendListField(b, "roles", e.Roles)
 	b = appendStringField(b, "client", e.Client)
 	b = appendStringField(b, "application_name", e.ApplicationName)

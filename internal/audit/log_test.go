@@ -180,10 +180,10 @@ func TestOptions(t *testing.T) {
 			},
 		},
 		{
-			name:   "without redaction, a long text naming a secret word (in a comment) keeps its first 256 KiB, redacted",
+			name:   "without redaction, a long text naming a secret word (in a comment) keeps its first 256 KiB, redacted, its comments too",
 			record: &Record{Event: EventStatement, SQL: "SELECT id FROM t WHERE a = 'x' /* server */" + strings.Repeat(" ", 300<<10)},
 			check: func(t *testing.T, e *Entry) {
-				if !strings.HasPrefix(e.SQL, "SELECT id FROM t WHERE a = $1 /* server */") || !strings.HasSuffix(e.SQL, "bytes kept>") {
+				if !strings.HasPrefix(e.SQL, "SELECT id FROM t WHERE a = $1 /*…*/") || !strings.HasSuffix(e.SQL, "bytes kept>") {
 					t.Errorf("%.200q", e.SQL)
 				}
 			},
@@ -192,7 +192,7 @@ func TestOptions(t *testing.T) {
 			name:   "so does a long statement holding a password",
 			record: &Record{Event: EventStatement, SQL: "ALTER ROLE marie PASSWORD 'MyNewS3cret!' /*" + strings.Repeat("x", 300<<10) + "*/"},
 			check: func(t *testing.T, e *Entry) {
-				if strings.Contains(e.SQL, "MyNewS3cret") || !strings.HasPrefix(e.SQL, "ALTER ROLE marie PASSWORD $1 /*xxx") {
+				if strings.Contains(e.SQL, "MyNewS3cret") || e.SQL != "ALTER ROLE marie PASSWORD $1 /*…*/" {
 					t.Errorf("%.200q", e.SQL)
 				}
 			},

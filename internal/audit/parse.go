@@ -24,6 +24,7 @@ type wireEntry struct {
 	Session          string      `json:"session"`
 	User             string      `json:"user"`
 	ActingFor        string      `json:"acting_for"`
+	ActingForBefore  string      `json:"acting_for_before"`
 	Roles            []string    `json:"roles"`
 	Client           string      `json:"client"`
 	ApplicationName  string      `json:"application_name"`
@@ -73,6 +74,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			Session:          w.Session,
 			User:             w.User,
 			ActingFor:        w.ActingFor,
+			ActingForBefore:  w.ActingForBefore,
 			Roles:            w.Roles,
 			Client:           w.Client,
 			ApplicationName:  w.ApplicationName,

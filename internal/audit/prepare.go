@@ -367,8 +367,12 @@ func truncatedMark(kept, total int, sum string) string {
 func capText(text string, max int, redact bool, scratch *[]byte) string {
 	if redact {
 		red, kept, ok := rewrite.RedactLiterals(text, max)
-		if !ok {
+		switch {
+		case !ok:
 			return fmt.Sprintf("<statement too long or too deep to redact: %d bytes withheld>", len(text))
+		case kept == len(text):
+			// A literal or a comment the cut went through was its end.
+			return red
 		}
 		return red + truncatedMark(kept, len(text), "")
 	}
@@ -444,7 +448,7 @@ const recordOverhead = 512
 // recordSize is what r counts for in Options.QueueBytes: its strings'
 // bytes and recordOverhead.
 func recordSize(r *Record) int64 {
-	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.Client) +
+	n := recordOverhead + len(r.Event) + len(r.Session) + len(r.User) + len(r.ActingFor) + len(r.ActingForBefore) + len(r.Client) +
 		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Params) + len(r.Fingerprint) +
 		len(r.Rewritten) + len(r.Decision) + len(r.Reason) + len(r.SQLState) + len(r.Message) +
 		len(r.UpstreamError) + len(r.PolicyVersion) + len(r.OldPolicyVersion) + len(r.rewrittenSHA256)

@@ -18,6 +18,11 @@ const (
 	// reload (a DBA's DDL): from it on, statements are rewritten against
 	// the relations and columns it holds; Message says how many.
 	EventCatalog = "catalog"
+	// EventActFor is a change of whom a BI service's session acts for
+	// (SET ROLE, RESET ROLE, SET pgveil.act_for, RESET ALL, DISCARD ALL,
+	// a rollback undoing one): ActingFor is the end user from then on,
+	// "" for the session's login; Reason says what changed it.
+	EventActFor = "act_for"
 	// EventPanic is a session ended by an internal error in pgveil; the
 	// other sessions went on.
 	EventPanic = "panic"
@@ -51,8 +56,15 @@ type Record struct {
 	User string
 	// ActingFor is, for a statement a BI service's session ran for an end
 	// user (SET ROLE, SET pgveil.act_for), that end user: the one whose
-	// policy decided. User is then the service's login.
+	// policy decided. User is then the service's login. For an
+	// EventActFor record, the end user from then on; for a disconnect
+	// (or pool_refused) record, the one the session was acting for.
 	ActingFor string
+	// ActingForBefore is, for an EventActFor record, the end user the
+	// session acted for until the change ("" for its login): with
+	// ActingFor, both ends of the change, so that a search for either
+	// user finds it.
+	ActingForBefore string
 	// Roles are the user's roles.
 	Roles []string
 	// Client is the client's address.

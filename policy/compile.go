@@ -45,6 +45,9 @@ type UserPolicy struct {
 	// peers are the logins sharing a group with the user, sorted.
 	peers []string
 	// maskExprs holds the bound expression of each expression mask.
+	//
+	// NOTE: none for a mask reading an attribute the user lacks: the
+	// column is masked with NULL.
 	maskExprs map[*Column]*pg_query.Node
 }
 
@@ -156,7 +159,14 @@ func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
 			continue
 		}
 		br := boundRule{rule: r}
-		if r.where != nil {
+		switch {
+		case r.where != nil && p.lacksAttribute(r.where):
+			// NOTE: NULL keeps a comparison from being true, not an
+			// expression reading past it (concat(me.x, '%'), COALESCE,
+			// a CASE's ELSE, IS NULL): a rule reading an attribute the
+			// user lacks grants no row, and restricts to none.
+			br.where = boolConst(false)
+		case r.where != nil:
 			br.where = bind(r.where, p.attr)
 		}
 		if r.Scope == ScopeGroups {
@@ -172,7 +182,12 @@ func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
 	}
 	for _, t := range c.Tables {
 		for _, col := range t.Columns {
-			if col.Mask.expr != nil {
+			switch {
+			case col.Mask.expr != nil && p.lacksAttribute(col.Mask.expr):
+				// NOTE: as for rules: a CASE falling to an ELSE that
+				// shows the column must not show it to a user lacking
+				// the attribute. The mask is NULL (maskNode).
+			case col.Mask.expr != nil:
 				p.maskExprs[col] = bind(col.Mask.expr, p.attr)
 			}
 		}
@@ -216,6 +231,18 @@ func (p *UserPolicy) attr(name string) Value {
 		return stringsValue(names)
 	}
 	return u.Attributes[name]
+}
+
+// lacksAttribute reports whether e reads an attribute the user lacks
+// (me.team without a team, a free attribute no user block or identity
+// row gives them).
+func (p *UserPolicy) lacksAttribute(e *sqlExpr) bool {
+	for name := range e.attrs {
+		if p.attr(name).IsMissing() {
+			return true
+		}
+	}
+	return false
 }
 
 // Login returns the login the policy is for.

@@ -8,6 +8,11 @@ import (
 // bind returns a copy of e's tree in which every me.<name> is the literal
 // of attr(name), NULL for a missing attribute.
 //
+// NOTE: compileUser binds no expression reading an attribute the user
+// lacks (UserPolicy.lacksAttribute): NULL does not fail closed past a
+// call or CASE that reads it (concat, COALESCE, an ELSE). The catalog
+// checks bind NULL only to type the expression.
+//
 // NOTE: literal builds A_Const / A_ArrayExpr nodes; attribute values
 // never pass through SQL text, so no value can change the statement's
 // shape.

@@ -213,8 +213,8 @@ func teamsQuery(t *Teams) (string, error) {
 	return deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
 }
 
-// unusedAttributes warns about me.<name> that no loaded user has: it is
-// then NULL for everyone. (Without identity blocks, Load reports
+// unusedAttributes warns about me.<name> that no loaded user has: the
+// rules and masks reading it then fail closed for everyone. (Without identity blocks, Load reports
 // them as errors.)
 func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 	known := map[string]bool{}
@@ -235,7 +235,7 @@ func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 			if !known[name] {
 				rng := e.attrs[name]
 				detail := fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
-					"columns %s), so it is NULL for every user (a comparison with it is never true).", where, name, strings.Join(sortedKeys(known), ", "))
+					"columns %s), so every user lacks it (a rule reading it grants no row, a mask reading it shows NULL).", where, name, strings.Join(sortedKeys(known), ", "))
 				if s := suggest(name, sortedKeys(known)); s != "" {
 					detail += fmt.Sprintf(" Did you mean me.%s?", s)
 				}

@@ -276,7 +276,7 @@ rule "by_region" {
   tables = ["public.t"]
   users  = ["carl"]
   where  = "true = (me.regoin IS NOT NULL)"
-}`, `warning: Unknown attribute: Rule by_region reads me.regoin, but no user has that attribute (in user blocks or identity columns groups, login, region, roles, team), so it is NULL for every user (a comparison with it is never true). Did you mean me.region?`},
+}`, `warning: Unknown attribute: Rule by_region reads me.regoin, but no user has that attribute (in user blocks or identity columns groups, login, region, roles, team), so every user lacks it (a rule reading it grants no row, a mask reading it shows NULL). Did you mean me.region?`},
 		{"an empty group of a restrictive rule lets no row pass", "SELECT login FROM public.extra", `
 table "public.t" { owner_column = "owner" }
 rule "fence" {

@@ -439,7 +439,14 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		case br.where == nil:
 			pred = sc.predicate(br.rule.Scope, br.members)
 		case hasAll(has, br.rule.where.columns):
-			pred = br.where
+			// NOTE: date and time constants are rendered for the
+			// relation's column types, so that no DateStyle or TimeZone
+			// changes the rows; a rule reading one pgveil cannot render
+			// (an attribute's value) grants no row, as for a missing one.
+			var ok bool
+			if pred, ok = pinDatetimes(br.where, rel); !ok {
+				pred = boolConst(false)
+			}
 		default:
 			// NOTE: a column the relation lacks could resolve to a column
 			// of the client's outer query: fail closed.
@@ -470,9 +477,9 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			}
 		}
 	}
-	// NOTE: date and time constants are rendered for the relation's
-	// column types, so that no DateStyle or TimeZone changes the rows.
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: pinDatetimes(filter, rel), Rules: names, NoPushdown: !t.Pushdown}
+	// NOTE: the rules' date and time constants are pinned above; the
+	// scopes, ceilings and own rows hold none.
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: !t.Pushdown}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}
@@ -484,7 +491,11 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		if acc.Masks == nil {
 			acc.Masks = map[string]*pg_query.Node{}
 		}
-		acc.Masks[c.Name] = pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
+		m, ok := pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
+		if !ok {
+			m = nullConst()
+		}
+		acc.Masks[c.Name] = m
 	}
 	return acc
 }

@@ -363,13 +363,27 @@ func (c *Config) policyInput(q rewrite.QName) bool {
 }
 
 // policyInputTree reports whether rel, one of its ancestors or one of its
-// descendants is a policy input: a write of a partition is a write of its
-// parent's rows, and the reverse.
+// descendants is a policy input, or is read by a view that is one (at any
+// depth): a write of a partition is a write of its parent's rows, and the
+// reverse, and a write of a table changes the views reading it.
 func (c *Config) policyInputTree(rel *rewrite.Relation) bool {
+	return c.policyInputFrom(rel, map[*rewrite.Relation]bool{})
+}
+
+// policyInputFrom is policyInputTree; seen holds the relations asked
+// about on the way.
+func (c *Config) policyInputFrom(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) bool {
+	if seen[rel] {
+		return false
+	}
+	seen[rel] = true
 	if c.policyInput(rel.QName) || slices.ContainsFunc(rel.Ancestors, c.policyInput) {
 		return true
 	}
-	return slices.ContainsFunc(rel.Descendants, func(d *rewrite.Relation) bool { return c.policyInput(d.QName) })
+	if slices.ContainsFunc(rel.Descendants, func(d *rewrite.Relation) bool { return c.policyInputFrom(d, seen) }) {
+		return true
+	}
+	return slices.ContainsFunc(rel.ReadBy, func(v *rewrite.Relation) bool { return c.policyInputFrom(v, seen) })
 }
 
 // queryRelations returns the relations sql names anywhere (FROM items,

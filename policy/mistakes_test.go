@@ -74,6 +74,27 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			want: []string{"pgveil.hcl:19:13: error: Qualified column in policy expression", "only be read in a subquery"},
 		},
 		{
+			name: "a role without a ceiling lifts the ceiling of a user's other role",
+			old:  `user "marie" {`,
+			new: `role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+rule "handled" {
+  tables = ["public.responses"]
+  roles  = ["agent"]
+  where  = "true"
+}
+user "tom" {
+  password = "VERIFIER"
+  roles    = ["agent", "country_analyst"]
+}
+user "marie" {`,
+			want: []string{"pgveil.hcl:32:24: warning: Ceiling lifted",
+				`User "tom" holds role "country_analyst", whose scope is "all", and role "agent", whose scope is "self"`,
+				`rule handled`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},

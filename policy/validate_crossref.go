@@ -39,6 +39,14 @@ func (d *decoder) crossCheck() {
 				d.unknown(d.elementRange(a, r), a, "role", r, roleNames, "Define it with a role block.")
 			}
 		}
+		if unbounded, bounded, detail := cfg.liftedCeiling(u.Roles); detail != "" {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Ceiling lifted",
+				Detail:   fmt.Sprintf("User %q holds role %q, whose scope is \"all\", and role %q, whose scope is %q: %s", login, unbounded, bounded, cfg.Roles[bounded].Scope, detail),
+				Subject:  d.elementRange(a, unbounded).Ptr(),
+			})
+		}
 		if t := cfg.Teams; t != nil && t.ByID != nil && u.Team != nil && t.ByID[*u.Team] == nil {
 			a := d.attrs["user."+login+".team"]
 			d.diags = append(d.diags, &hcl.Diagnostic{
@@ -82,6 +90,58 @@ func (d *decoder) crossCheck() {
 		d.checkRule(r, roleNames, fromFilesOnly)
 	}
 	d.checkActFor(fromFilesOnly)
+}
+
+// liftedCeiling reports whether a user holding roles escapes the ceiling
+// of one of them: a role with scope "all" (unbounded) leaves out the
+// ceiling of every other role (bounded), so the rules granted through
+// bounded grant beyond its scope. detail names those rules, "" when the
+// roles lift no ceiling that bounds a rule.
+//
+// NOTE: a warning, not an error: the OR of the ceilings is documented,
+// and a DBA may mean it; but a role added for another purpose (a
+// product team's triage) silently widens every rule of the other.
+func (c *Config) liftedCeiling(roles []string) (unbounded, bounded, detail string) {
+	names := slices.Clone(roles)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, n := range names {
+		if r := c.Roles[n]; r != nil && r.Scope == ScopeAll && unbounded == "" {
+			unbounded = n
+		}
+	}
+	if unbounded == "" {
+		return "", "", ""
+	}
+	for _, n := range names {
+		r := c.Roles[n]
+		if r == nil || r.Scope == ScopeAll {
+			continue
+		}
+		var rules []string
+		for _, rule := range c.Rules {
+			if rule.Enabled && !rule.Restrictive && slices.Contains(rule.Roles, n) && !c.referenceOnly(rule) {
+				rules = append(rules, rule.Name)
+			}
+		}
+		if len(rules) > 0 {
+			return unbounded, n, fmt.Sprintf("a role with scope \"all\" leaves out the ceilings of the others, so %q does not bound "+
+				"what its rules grant this user (rule %s). Give %q a scope, or grant the rows of %q by rules of their own.",
+				n, strings.Join(rules, ", rule "), unbounded, n)
+		}
+	}
+	return "", "", ""
+}
+
+// referenceOnly reports whether every table a rule names is governed by a
+// reference table block, which no ceiling bounds.
+func (c *Config) referenceOnly(r *Rule) bool {
+	for _, pat := range r.Tables {
+		if !slices.ContainsFunc(c.Tables, func(t *Table) bool { return t.Reference && t.Pattern == pat }) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRule checks a rule's references.

@@ -95,6 +95,12 @@ user "marie" {`,
 				`rule handled`},
 		},
 		{
+			name: "a rule reading a column its role sees masked points at the column",
+			old:  `where  = "country = me.country"`, new: `where  = "country = me.country AND email LIKE '%@acme.com'"`,
+			want: []string{"pgveil.hcl:19:38: warning: Rule reads a masked column",
+				`Rule "france_only" reads email of public.responses, which role "country_analyst" sees masked (class "pii")`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},

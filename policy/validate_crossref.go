@@ -144,6 +144,51 @@ func (c *Config) referenceOnly(r *Rule) bool {
 	return true
 }
 
+// maskedInRule warns when rule r's where reads a column of table t that
+// some of the roles or users it applies to see masked: the rule's filter
+// reads the real value, so the rows it shows them tell whether that value
+// meets it (where = "salary > 100000" tells an analyst without the
+// salary's class that every row he sees earns more).
+func (d *decoder) maskedInRule(r *Rule, t *Table) {
+	cfg := d.cfg
+	sees := func(roles []string, class string) bool {
+		return slices.ContainsFunc(roles, func(n string) bool {
+			role := cfg.Roles[n]
+			return role != nil && slices.Contains(role.Columns, class)
+		})
+	}
+	for _, name := range r.where.columns {
+		col := t.Columns[name]
+		if col == nil {
+			continue
+		}
+		var blind []string
+		for _, n := range r.Roles {
+			if cfg.Roles[n] != nil && !sees([]string{n}, col.Class) {
+				blind = append(blind, fmt.Sprintf("role %q", n))
+			}
+		}
+		for _, login := range r.Users {
+			if u := cfg.Users[login]; u != nil && !sees(u.Roles, col.Class) {
+				blind = append(blind, fmt.Sprintf("user %q", login))
+			}
+		}
+		if len(blind) == 0 {
+			continue
+		}
+		rng := r.where.columnAt[name]
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Rule reads a masked column",
+			Detail: fmt.Sprintf("Rule %q reads %s of %s, which %s %s masked (class %q): the rule reads the real value, "+
+				"so the rows it shows tell whether that value meets the rule. Scope by a column they see, "+
+				"or give them the class if they may know that much.",
+				r.Name, name, t.Pattern, strings.Join(blind, ", "), map[bool]string{true: "sees", false: "see"}[len(blind) == 1], col.Class),
+			Subject: rng.Ptr(),
+		})
+	}
+}
+
 // checkRule checks a rule's references.
 func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 	cfg, src := d.cfg, &r.src
@@ -207,6 +252,8 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 				p, tableLabels(gov)))
 		case src.scope != nil:
 			d.scopeColumns(r, gov[0], p)
+		case r.where != nil:
+			d.maskedInRule(r, gov[0])
 		}
 	}
 	if r.where != nil {

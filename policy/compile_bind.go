@@ -19,6 +19,17 @@ import (
 func bind(e *sqlExpr, attr func(name string) Value) *pg_query.Node {
 	n := proto.Clone(e.node).(*pg_query.Node)
 	walkNodes(n, func(x *pg_query.Node) {
+		if a := x.GetAExpr(); a != nil && (a.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ANY || a.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ALL) {
+			// NOTE: = ANY(me.x) with a string or a number: the one value,
+			// not a literal PostgreSQL would parse as an array ('{France,
+			// Germany}' is two), as a one-valued directory or identity
+			// attribute often is.
+			if name, ok := attributeRef(a.Rexpr); ok {
+				if v := attr(name); v.kind == kindString || v.kind == kindNumber {
+					a.Rexpr = literal(Value{kind: kindList, list: []Value{v}, elem: v.kind})
+				}
+			}
+		}
 		if name, ok := attributeRef(x); ok {
 			x.Node = literal(attr(name)).Node
 		}

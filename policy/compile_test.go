@@ -664,6 +664,8 @@ func TestCompileBindsAttributes(t *testing.T) {
 		{"a decimal binds as a numeric constant", `{ ratio = 0.25 }`, "score > me.ratio", "score OPERATOR(pg_catalog.>) 0.25"},
 		{"a boolean binds as a boolean constant", `{ active = true }`, "me.active AND id > 0", "true AND id OPERATOR(pg_catalog.>) 0"},
 		{"a list binds as an array", `{ regions = ["north", "south"] }`, "region = ANY(me.regions)", "region OPERATOR(pg_catalog.=) ANY(ARRAY['north', 'south'])"},
+		{"a string in = ANY binds as a one-element array", `{ regions = "{north,south}" }`, "region = ANY(me.regions)", "region OPERATOR(pg_catalog.=) ANY(ARRAY['{north,south}'])"},
+		{"a number in <> ALL binds as a one-element array", `{ level = 3 }`, "nps <> ALL(me.level)", "nps OPERATOR(pg_catalog.<>) ALL(ARRAY[3])"},
 		{"an empty list binds as a typed empty array", `{ regions = [] }`, "region = ANY(me.regions)", "region OPERATOR(pg_catalog.=) ANY(ARRAY[]::pg_catalog.text[])"},
 		{"a rule reading a missing attribute grants no row", `{}`, "country = me.country", "false"},
 		{"a rule reading a missing attribute past a NULL grants no row", `{}`, "country LIKE concat(me.prefix, '%')", "false"},

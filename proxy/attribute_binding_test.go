@@ -48,6 +48,19 @@ func TestMissingAttributeNeverWidens(t *testing.T) {
 			t.Errorf("marie, without country_prefix, sees %d responses, want none", n)
 		}
 	})
+	t.Run("a string attribute that reads as an array literal is one value in = ANY", func(t *testing.T) {
+		path := demoWith(t, `attributes = { country = "France" }`, `attributes = { country = "France", countries = "{France,Germany}" }`,
+			`where  = "country = me.country"`, `where  = "country = ANY(me.countries)"`)
+		p, _ := startDemoFrom(t, path)
+		c := p.connect(t, "marie")
+		var n int
+		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM responses").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("marie, whose countries is the one string \"{France,Germany}\", sees %d responses, want none", n)
+		}
+	})
 	t.Run("a mask whose CASE falls to its ELSE shows marie no email without the attribute", func(t *testing.T) {
 		path := demoWith(t, `column "email" { class = "pii" }`, `column "email" {
     class      = "pii"

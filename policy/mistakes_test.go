@@ -101,6 +101,13 @@ user "marie" {`,
 				`Rule "france_only" reads email of public.responses, which role "country_analyst" sees masked (class "pii")`},
 		},
 		{
+			name: "a where comparing a column with itself suggests the attribute",
+			old:  `where  = "country = me.country"`, new: `where  = "country = country"`,
+			want: []string{"pgveil.hcl:19:13: warning: Column compared with itself",
+				`Rule "france_only" compares country with itself, which is true on every row where it is not NULL`,
+				`Did you mean me.country?`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -144,6 +145,53 @@ func (c *Config) referenceOnly(r *Rule) bool {
 	return true
 }
 
+// selfComparisons warns about a comparison of a column with itself in
+// rule r's where (country = country): true on every row where the column
+// is not NULL, it is most likely me.country mistyped.
+func (d *decoder) selfComparisons(r *Rule) {
+	known := map[string]bool{}
+	for _, n := range builtinAttributes {
+		known[n] = true
+	}
+	for _, u := range d.cfg.Users {
+		for n := range u.Attributes {
+			known[n] = true
+		}
+	}
+	seen := map[string]bool{}
+	walkNodes(r.where.node, func(x *pg_query.Node) {
+		e := x.GetAExpr()
+		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 {
+			return
+		}
+		switch e.Name[len(e.Name)-1].GetString_().GetSval() {
+		case "=", "<=", ">=", "~~", "~~*":
+		default:
+			return
+		}
+		l, rr := e.Lexpr.GetColumnRef(), e.Rexpr.GetColumnRef()
+		if l == nil || rr == nil || len(l.Fields) != 1 || len(rr.Fields) != 1 {
+			return
+		}
+		name := l.Fields[0].GetString_().GetSval()
+		if name == "" || name != rr.Fields[0].GetString_().GetSval() || seen[name] {
+			return
+		}
+		seen[name] = true
+		detail := fmt.Sprintf("Rule %q compares %s with itself, which is true on every row where it is not NULL: "+
+			"the rule grants (or, restrictive, keeps) nearly every row.", r.Name, name)
+		if s := suggest(name, sortedKeys(known)); s != "" {
+			detail += fmt.Sprintf(" Did you mean me.%s?", s)
+		} else {
+			detail += ` Write scope = "all" if that is meant.`
+		}
+		rng := r.where.columnAt[name]
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning, Summary: "Column compared with itself", Detail: detail, Subject: rng.Ptr(),
+		})
+	})
+}
+
 // maskedInRule warns when rule r's where reads a column of table t that
 // some of the roles or users it applies to see masked: the rule's filter
 // reads the real value, so the rows it shows them tell whether that value
@@ -257,6 +305,7 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 		}
 	}
 	if r.where != nil {
+		d.selfComparisons(r)
 		d.checkFunctions(r.where, fmt.Sprintf("Rule %q", r.Name))
 		d.checkAttributes(r.where, fmt.Sprintf("Rule %q", r.Name), fromFilesOnly)
 	}
@@ -333,8 +382,8 @@ func (d *decoder) checkAttributes(e *sqlExpr, where string, fromFilesOnly bool) 
 			continue
 		}
 		rng := e.attrs[name]
-		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so it would always be NULL (a "+
-			"comparison with it is never true).", where, name, name)
+		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so every user would lack it "+
+			"(a rule reading it grants no row, a mask reading it shows NULL).", where, name, name)
 		if s := suggest(name, sortedKeys(known)); s != "" {
 			detail += fmt.Sprintf(" Did you mean me.%s?", s)
 		}

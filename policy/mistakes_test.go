@@ -108,6 +108,12 @@ user "marie" {`,
 				`Did you mean me.country?`},
 		},
 		{
+			name: "an attribute in a LIKE pattern is pointed at",
+			old:  `where  = "country = me.country"`, new: `where  = "country LIKE me.country || '%'"`,
+			want: []string{"pgveil.hcl:19:26: warning: Attribute in a pattern",
+				`Rule "france_only" builds a LIKE pattern from me.country: a value holding % or _ matches more than itself, and an empty one matches every row`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},

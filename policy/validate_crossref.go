@@ -192,6 +192,51 @@ func (d *decoder) selfComparisons(r *Rule) {
 	})
 }
 
+// patternOperators name the operators whose right operand is a pattern,
+// as qualifyOperators writes them.
+//
+// NOTE: not the negated ones (NOT LIKE, !~): a wider pattern there keeps
+// fewer rows.
+var patternOperators = map[string]string{"~~": "LIKE", "~~*": "ILIKE", "~": "regular expression", "~*": "regular expression"}
+
+// attributePatterns warns about a me.<name> in the pattern of a LIKE,
+// ILIKE, SIMILAR TO or regular expression in rule r's where: the value's
+// wildcards match more than the value (an identity row's "%" sees every
+// row), and an empty value before a % matches everything.
+func (d *decoder) attributePatterns(r *Rule) {
+	seen := map[string]bool{}
+	walkNodes(r.where.node, func(x *pg_query.Node) {
+		e := x.GetAExpr()
+		if e == nil || len(e.Name) == 0 || e.Rexpr == nil {
+			return
+		}
+		what, ok := patternOperators[e.Name[len(e.Name)-1].GetString_().GetSval()]
+		if !ok {
+			return
+		}
+		walkNodes(e.Rexpr, func(y *pg_query.Node) {
+			name, ok := attributeRef(y)
+			if !ok || seen[name] {
+				return
+			}
+			seen[name] = true
+			rng := r.where.attrs[name]
+			wild := "% or _"
+			if what == "regular expression" {
+				wild = "a metacharacter (. * + [ and others)"
+			}
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Attribute in a pattern",
+				Detail: fmt.Sprintf("Rule %q builds a %s pattern from me.%s: a value holding %s matches more than itself, "+
+					"and an empty one matches every row. Compare with = or starts_with(column, me.%s), which read the value as it is.",
+					r.Name, what, name, wild, name),
+				Subject: rng.Ptr(),
+			})
+		})
+	})
+}
+
 // maskedInRule warns when rule r's where reads a column of table t that
 // some of the roles or users it applies to see masked: the rule's filter
 // reads the real value, so the rows it shows them tell whether that value
@@ -306,6 +351,7 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 	}
 	if r.where != nil {
 		d.selfComparisons(r)
+		d.attributePatterns(r)
 		d.checkFunctions(r.where, fmt.Sprintf("Rule %q", r.Name))
 		d.checkAttributes(r.where, fmt.Sprintf("Rule %q", r.Name), fromFilesOnly)
 	}

@@ -114,6 +114,17 @@ user "marie" {`,
 				`Rule "france_only" builds a LIKE pattern from me.country: a value holding % or _ matches more than itself, and an empty one matches every row`},
 		},
 		{
+			name: "a mask reading another masked column is pointed at",
+			old:  `column "email" {`, new: `column "contact" {
+    class      = "pii"
+    mask       = "expression"
+    expression = "left(email, 3)"
+  }
+  column "email" {`,
+			want: []string{"pgveil.hcl:13:24: warning: Mask reads a masked column",
+				`The mask of column contact of public.responses reads email, which role "country_analyst" sees masked (class "pii")`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},

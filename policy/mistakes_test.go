@@ -190,3 +190,48 @@ func TestDiagnosticsAreInert(t *testing.T) {
 		}
 	}
 }
+
+// TestLDAPGroupLiftingACeilingIsAWarning: an ldap group block giving a
+// role with scope "all" and a bounded role lifts the latter's ceiling for
+// every member, as a user block would.
+func TestLDAPGroupLiftingACeilingIsAWarning(t *testing.T) {
+	t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+	src := strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier) + `
+role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+rule "handled" {
+  tables = ["public.responses"]
+  roles  = ["agent"]
+  where  = "true"
+}
+ldap {
+  url             = "ldaps://ldap.example.org"
+  base_dn         = "ou=people,dc=example,dc=org"
+  search_filter   = "(uid=$username)"
+  bind_dn         = "cn=pgveil,dc=example,dc=org"
+  bind_password   = env("PGVEIL_UPSTREAM_PASSWORD")
+  member_of_attribute = "memberOf"
+
+  group "cn=support,ou=groups,dc=example,dc=org" {
+    roles = ["agent", "country_analyst"]
+  }
+}
+`
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(src))
+	t.Chdir(dir)
+	l := NewLoader()
+	_, diags := l.Load("pgveil.hcl")
+	var out bytes.Buffer
+	if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(out.String()), " ")
+	want := `LDAP group "cn=support,ou=groups,dc=example,dc=org" gives role "country_analyst", whose scope is "all", and role "agent", whose scope is "self"`
+	if !strings.Contains(got, "pgveil.hcl:45:23: warning: Ceiling lifted") || !strings.Contains(got, want) ||
+		!strings.Contains(got, "what its rules grant its members (rule handled)") {
+		t.Errorf("diagnostics lack %q:\n%s", want, out.String())
+	}
+}

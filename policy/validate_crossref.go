@@ -59,6 +59,20 @@ func (d *decoder) crossCheck() {
 			})
 		}
 	}
+	if cfg.LDAP != nil {
+		for _, g := range cfg.LDAP.Groups {
+			a := d.attrs["ldap.group."+g.DN+".roles"]
+			if unbounded, bounded, detail := cfg.liftedCeiling(g.Roles); detail != "" && a != nil {
+				d.diags = append(d.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Ceiling lifted",
+					Detail: fmt.Sprintf("LDAP group %q gives role %q, whose scope is \"all\", and role %q, whose scope is %q: %s",
+						g.DN, unbounded, bounded, cfg.Roles[bounded].Scope, strings.Replace(detail, "this user", "its members", 1)),
+					Subject: d.elementRange(a, unbounded).Ptr(),
+				})
+			}
+		}
+	}
 	classes := map[string]bool{}
 	for _, t := range cfg.Tables {
 		for _, c := range t.Columns {

@@ -45,6 +45,9 @@ type UserPolicy struct {
 	// peers are the logins sharing a group with the user, sorted.
 	peers []string
 	// maskExprs holds the bound expression of each expression mask.
+	//
+	// NOTE: none for a mask reading an attribute the user lacks: the
+	// column is masked with NULL.
 	maskExprs map[*Column]*pg_query.Node
 }
 
@@ -156,7 +159,14 @@ func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
 			continue
 		}
 		br := boundRule{rule: r}
-		if r.where != nil {
+		switch {
+		case r.where != nil && p.lacksAttribute(r.where):
+			// NOTE: NULL keeps a comparison from being true, not an
+			// expression reading past it (concat(me.x, '%'), COALESCE,
+			// a CASE's ELSE, IS NULL): a rule reading an attribute the
+			// user lacks grants no row, and restricts to none.
+			br.where = boolConst(false)
+		case r.where != nil:
 			br.where = bind(r.where, p.attr)
 		}
 		if r.Scope == ScopeGroups {
@@ -172,7 +182,12 @@ func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
 	}
 	for _, t := range c.Tables {
 		for _, col := range t.Columns {
-			if col.Mask.expr != nil {
+			switch {
+			case col.Mask.expr != nil && p.lacksAttribute(col.Mask.expr):
+				// NOTE: as for rules: a CASE falling to an ELSE that
+				// shows the column must not show it to a user lacking
+				// the attribute. The mask is NULL (maskNode).
+			case col.Mask.expr != nil:
 				p.maskExprs[col] = bind(col.Mask.expr, p.attr)
 			}
 		}
@@ -216,6 +231,18 @@ func (p *UserPolicy) attr(name string) Value {
 		return stringsValue(names)
 	}
 	return u.Attributes[name]
+}
+
+// lacksAttribute reports whether e reads an attribute the user lacks
+// (me.team without a team, a free attribute no user block or identity
+// row gives them).
+func (p *UserPolicy) lacksAttribute(e *sqlExpr) bool {
+	for name := range e.attrs {
+		if p.attr(name).IsMissing() {
+			return true
+		}
+	}
+	return false
 }
 
 // Login returns the login the policy is for.
@@ -336,13 +363,27 @@ func (c *Config) policyInput(q rewrite.QName) bool {
 }
 
 // policyInputTree reports whether rel, one of its ancestors or one of its
-// descendants is a policy input: a write of a partition is a write of its
-// parent's rows, and the reverse.
+// descendants is a policy input, or is read by a view that is one (at any
+// depth): a write of a partition is a write of its parent's rows, and the
+// reverse, and a write of a table changes the views reading it.
 func (c *Config) policyInputTree(rel *rewrite.Relation) bool {
+	return c.policyInputFrom(rel, map[*rewrite.Relation]bool{})
+}
+
+// policyInputFrom is policyInputTree; seen holds the relations asked
+// about on the way.
+func (c *Config) policyInputFrom(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) bool {
+	if seen[rel] {
+		return false
+	}
+	seen[rel] = true
 	if c.policyInput(rel.QName) || slices.ContainsFunc(rel.Ancestors, c.policyInput) {
 		return true
 	}
-	return slices.ContainsFunc(rel.Descendants, func(d *rewrite.Relation) bool { return c.policyInput(d.QName) })
+	if slices.ContainsFunc(rel.Descendants, func(d *rewrite.Relation) bool { return c.policyInputFrom(d, seen) }) {
+		return true
+	}
+	return slices.ContainsFunc(rel.ReadBy, func(v *rewrite.Relation) bool { return c.policyInputFrom(v, seen) })
 }
 
 // queryRelations returns the relations sql names anywhere (FROM items,
@@ -412,7 +453,14 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		case br.where == nil:
 			pred = sc.predicate(br.rule.Scope, br.members)
 		case hasAll(has, br.rule.where.columns):
-			pred = br.where
+			// NOTE: date and time constants are rendered for the
+			// relation's column types, so that no DateStyle or TimeZone
+			// changes the rows; a rule reading one pgveil cannot render
+			// (an attribute's value) grants no row, as for a missing one.
+			var ok bool
+			if pred, ok = pinDatetimes(br.where, rel); !ok {
+				pred = boolConst(false)
+			}
 		default:
 			// NOTE: a column the relation lacks could resolve to a column
 			// of the client's outer query: fail closed.
@@ -443,9 +491,9 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			}
 		}
 	}
-	// NOTE: date and time constants are rendered for the relation's
-	// column types, so that no DateStyle or TimeZone changes the rows.
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: pinDatetimes(filter, rel), Rules: names, NoPushdown: !t.Pushdown}
+	// NOTE: the rules' date and time constants are pinned above; the
+	// scopes, ceilings and own rows hold none.
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: !t.Pushdown}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}
@@ -457,7 +505,11 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		if acc.Masks == nil {
 			acc.Masks = map[string]*pg_query.Node{}
 		}
-		acc.Masks[c.Name] = pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
+		m, ok := pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
+		if !ok {
+			m = nullConst()
+		}
+		acc.Masks[c.Name] = m
 	}
 	return acc
 }

@@ -149,8 +149,14 @@ var pinnedComparisons = map[string]bool{"=": true, "<>": true, "<": true, "<=": 
 // constant compared with a date, timestamp or timestamptz column of rel
 // (directly, through a cast to a date/time type, or as an element of =
 // ANY(ARRAY[…])) is rendered by renderDatetime, and every comparison with
-// a constant that is not ISO 8601 is NULL.
-func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) *pg_query.Node {
+// a constant that is not ISO 8601 is NULL; ok is false when there was one.
+//
+// NOTE: the NULL only keeps a comparison from being true: a caller given
+// ok false must drop the whole expression (a rule grants no row, a mask
+// shows NULL), since COALESCE or a CASE's ELSE reads past a NULL. The
+// load-time checks refuse such constants in the files: only an attribute
+// value (me.since = "03/02/2025", "now") can be one.
+func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) (pinned *pg_query.Node, ok bool) {
 	kinds := map[string]string{}
 	for _, c := range rel.Columns {
 		if k := datetimeKind(c.Type); k != "" {
@@ -158,18 +164,20 @@ func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) *pg_query.Node {
 		}
 	}
 	if filter == nil {
-		return filter
+		return filter, true
 	}
 	n := proto.Clone(filter).(*pg_query.Node)
+	ok = true
 	walkNodes(n, func(x *pg_query.Node) {
 		if tc := x.GetTypeCast(); tc != nil && typeKind(tc.TypeName) == "timestamptz" {
 			// NOTE: anywhere else, a timestamptz constant without offset
 			// would be read in the session's TimeZone; one that is not
 			// ISO 8601 is NULL, as a missing attribute would be.
 			if c := tc.Arg.GetAConst(); c != nil && c.GetSval() != nil {
-				r, ok := renderDatetime(c.GetSval().GetSval(), "timestamptz")
-				if !ok {
+				r, read := renderDatetime(c.GetSval().GetSval(), "timestamptz")
+				if !read {
 					r = typeCast(nullConst(), scalarType("timestamptz"))
+					ok = false
 				}
 				x.Node = r.Node
 			}
@@ -179,28 +187,29 @@ func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) *pg_query.Node {
 		if e == nil || len(e.Name) != 2 || !pinnedComparisons[e.Name[1].GetString_().GetSval()] {
 			return
 		}
-		ok := true
+		read := true
 		switch e.Kind {
 		case pg_query.A_Expr_Kind_AEXPR_OP:
 			if k := columnKind(e.Lexpr, kinds); k != "" {
-				ok = pinOperand(e.Rexpr, k)
+				read = pinOperand(e.Rexpr, k)
 			} else if k := columnKind(e.Rexpr, kinds); k != "" {
-				ok = pinOperand(e.Lexpr, k)
+				read = pinOperand(e.Lexpr, k)
 			}
 		case pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL:
 			if k := columnKind(e.Lexpr, kinds); k != "" {
 				if arr := e.Rexpr.GetAArrayExpr(); arr != nil {
 					for _, el := range arr.Elements {
-						ok = pinOperand(el, k) && ok
+						read = pinOperand(el, k) && read
 					}
 				}
 			}
 		}
-		if !ok {
+		if !read {
 			x.Node = typeCast(nullConst(), scalarType("bool")).Node
+			ok = false
 		}
 	})
-	return n
+	return n, ok
 }
 
 // columnKind returns the pinned kind of n when it is a bare reference to

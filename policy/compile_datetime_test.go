@@ -49,10 +49,12 @@ func TestDatetimeConstantsArePinned(t *testing.T) {
 			"'2025-03-02'::pg_catalog.date OPERATOR(pg_catalog.<=) d"},
 		{"an attribute bound as a string is pinned", `{ since = "2025-03-02" }`, "tz >= me.since",
 			"tz OPERATOR(pg_catalog.>=) '2025-03-02 00:00:00+00'::timestamp with time zone"},
-		{"an attribute that is not ISO 8601 selects no row", `{ since = "03/02/2025" }`, "d >= me.since OR id = 1",
-			"NULL::boolean OR id OPERATOR(pg_catalog.=) 1"},
+		{"a rule reading an attribute that is not ISO 8601 grants no row", `{ since = "03/02/2025" }`, "d >= me.since OR id = 1",
+			"false"},
 		{"NOT of a comparison with an unreadable date is still no row", `{ since = "today" }`, "NOT d < me.since",
-			"NOT NULL::boolean"},
+			"false"},
+		{"a CASE falling to its ELSE past an unreadable date grants no row", `{ since = "03/02/2025" }`,
+			"CASE WHEN d < me.since THEN false ELSE true END", "false"},
 		{"IN lists are pinned element by element", "{}", "d IN ('2025-03-01', '2025-03-03')",
 			"d OPERATOR(pg_catalog.=) '2025-03-01'::pg_catalog.date OR d OPERATOR(pg_catalog.=) '2025-03-03'::pg_catalog.date"},
 		{"= ANY of an array is pinned element by element", "{}", "d = ANY(ARRAY['2025-03-01', '2025-03-03'])",
@@ -61,8 +63,10 @@ func TestDatetimeConstantsArePinned(t *testing.T) {
 		{"a text column is left alone", "{}", "t = '2025-03-02'", "t OPERATOR(pg_catalog.=) '2025-03-02'"},
 		{"a timestamptz constant elsewhere is pinned to UTC", "{}", "tz > '2025-03-02 10:00'::timestamptz - interval '1 hour'",
 			"tz OPERATOR(pg_catalog.>) ('2025-03-02 10:00:00+00'::timestamp with time zone OPERATOR(pg_catalog.-) '1 hour'::interval)"},
-		{"a cast attribute that is not ISO 8601 is NULL elsewhere", `{ since = "now" }`, "tz > me.since::timestamptz - interval '1 hour'",
-			"tz OPERATOR(pg_catalog.>) (NULL::timestamp with time zone OPERATOR(pg_catalog.-) '1 hour'::interval)"},
+		{"a cast attribute that is not ISO 8601 grants no row", `{ since = "now" }`, "tz > me.since::timestamptz - interval '1 hour'",
+			"false"},
+		{"a cast attribute that is not ISO 8601 does not fall back through COALESCE", `{ since = "now" }`,
+			"tz > COALESCE(me.since::timestamptz, '-infinity')", "false"},
 		{"a timestamp constant compared with a date column stays a timestamp", "{}", "d < '2025-03-02 10:00'::timestamp",
 			"d OPERATOR(pg_catalog.<) '2025-03-02 10:00:00'::timestamp"},
 	}
@@ -92,6 +96,21 @@ func TestDatetimeConstantsInMasksArePinned(t *testing.T) {
 	got := accessSQL(t, datedRel, p.Relation(datedRel))
 	if want := "CASE WHEN tz OPERATOR(pg_catalog.<) '2025-01-01 00:00:00+00'::timestamp with time zone THEN t END AS t"; !strings.Contains(got, want) {
 		t.Errorf("mask not pinned:\n got: %s\nwant: …%s…", got, want)
+	}
+}
+
+func TestMaskReadingAnUnreadableDateShowsNoValue(t *testing.T) {
+	policy := strings.Replace(datedPolicy(`{ embargo = "03/02/2025" }`, "id > 0"), `table "public.dated" {}`, `table "public.dated" {
+  column "t" {
+    class      = "secret"
+    mask       = "expression"
+    expression = "CASE WHEN tz > me.embargo THEN NULL ELSE t END"
+  }
+}`, 1) + "\nidentity \"x\" {\n  query = \"SELECT 'x' AS login\"\n}\n"
+	p := compile(t, policy, "marie")
+	got := accessSQL(t, datedRel, p.Relation(datedRel))
+	if want := "NULL AS t"; !strings.Contains(got, want) {
+		t.Errorf("a mask falling to its ELSE past an unreadable date:\n got: %s\nwant: …%s…", got, want)
 	}
 }
 

@@ -25,7 +25,8 @@ END`)
 var hashTemplate = mustParseExpr(`pgveil.mask_hash(pgveil_col::pg_catalog.text, pgveil_key)`)
 
 // maskNode returns the expression replacing column col under mask m.
-// bound is m's expression already bound to the user (MaskExpression); has
+// bound is m's expression already bound to the user (MaskExpression), nil
+// when it reads an attribute the user lacks (the mask is NULL); has
 // reports whether the relation has a column.
 func maskNode(m *Mask, col string, bound *pg_query.Node, has func(string) bool) *pg_query.Node {
 	switch m.Kind {

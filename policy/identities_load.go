@@ -84,6 +84,7 @@ func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, h
 	}
 	ids := c.buildIdentities(rows, broken)
 	diags = append(diags, c.unusedAttributes(ids)...)
+	diags = append(diags, c.liftedCeilings(ids)...)
 	if len(c.IdentitySources) > 0 {
 		// NOTE: without, decoding reported them (crossCheck).
 		diags = append(diags, c.unknownRuleUsers(ids)...)
@@ -213,8 +214,48 @@ func teamsQuery(t *Teams) (string, error) {
 	return deparseStmt(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
 }
 
-// unusedAttributes warns about me.<name> that no loaded user has: it is
-// then NULL for everyone. (Without identity blocks, Load reports
+// liftedCeilings warns about the identity users whose roles lift the
+// ceiling of one of them (liftedCeiling), one warning per pair of roles.
+// Users whose roles a user block gives were warned about when the files
+// were decoded.
+func (c *Config) liftedCeilings(ids *Identities) hcl.Diagnostics {
+	type pair struct{ unbounded, bounded, detail string }
+	logins := map[pair][]string{}
+	ranges := map[pair]hcl.Range{}
+	var order []pair
+	for _, login := range sortedKeys(ids.users) {
+		if b := c.Users[login]; b != nil && len(b.Roles) > 0 {
+			continue
+		}
+		u := ids.users[login]
+		unbounded, bounded, detail := c.liftedCeiling(u.Roles)
+		if detail == "" {
+			continue
+		}
+		k := pair{unbounded, bounded, detail}
+		if _, seen := logins[k]; !seen {
+			order = append(order, k)
+			ranges[k] = u.DeclRange
+		}
+		logins[k] = append(logins[k], login)
+	}
+	var diags hcl.Diagnostics
+	for _, k := range order {
+		l := logins[k]
+		names := strings.Join(l[:min(len(l), 5)], ", ") + map[bool]string{true: ", …", false: ""}[len(l) > 5]
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Ceiling lifted",
+			Detail: fmt.Sprintf("%d users (%s) hold role %q, whose scope is \"all\", and role %q, whose scope is %q: %s",
+				len(l), names, k.unbounded, k.bounded, c.Roles[k.bounded].Scope, k.detail),
+			Subject: ranges[k].Ptr(),
+		})
+	}
+	return diags
+}
+
+// unusedAttributes warns about me.<name> that no loaded user has: the
+// rules and masks reading it then fail closed for everyone. (Without identity blocks, Load reports
 // them as errors.)
 func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 	known := map[string]bool{}
@@ -235,7 +276,7 @@ func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 			if !known[name] {
 				rng := e.attrs[name]
 				detail := fmt.Sprintf("%s reads me.%s, but no user has that attribute (in user blocks or identity "+
-					"columns %s), so it is NULL for every user (a comparison with it is never true).", where, name, strings.Join(sortedKeys(known), ", "))
+					"columns %s), so every user lacks it (a rule reading it grants no row, a mask reading it shows NULL).", where, name, strings.Join(sortedKeys(known), ", "))
 				if s := suggest(name, sortedKeys(known)); s != "" {
 					detail += fmt.Sprintf(" Did you mean me.%s?", s)
 				}

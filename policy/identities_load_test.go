@@ -276,7 +276,18 @@ rule "by_region" {
   tables = ["public.t"]
   users  = ["carl"]
   where  = "true = (me.regoin IS NOT NULL)"
-}`, `warning: Unknown attribute: Rule by_region reads me.regoin, but no user has that attribute (in user blocks or identity columns groups, login, region, roles, team), so it is NULL for every user (a comparison with it is never true). Did you mean me.region?`},
+}`, `warning: Unknown attribute: Rule by_region reads me.regoin, but no user has that attribute (in user blocks or identity columns groups, login, region, roles, team), so every user lacks it (a rule reading it grants no row, a mask reading it shows NULL). Did you mean me.region?`},
+		{"roles lifting another role's ceiling are a warning", "SELECT 'bob' AS login, ARRAY['analyst', 'agent'] AS roles", `
+role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+table "public.t" { owner_column = "owner" }
+rule "everything" {
+  tables = ["public.t"]
+  roles  = ["agent"]
+  scope  = "all"
+}`, `warning: Ceiling lifted: 1 users (bob) hold role "analyst", whose scope is "all", and role "agent", whose scope is "self": a role with scope "all" leaves out the ceilings of the others, so "agent" does not bound what its rules grant this user (rule everything). Give "analyst" a scope, or grant the rows of "agent" by rules of their own.`},
 		{"an empty group of a restrictive rule lets no row pass", "SELECT login FROM public.extra", `
 table "public.t" { owner_column = "owner" }
 rule "fence" {

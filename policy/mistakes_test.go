@@ -74,6 +74,57 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			want: []string{"pgveil.hcl:19:13: error: Qualified column in policy expression", "only be read in a subquery"},
 		},
 		{
+			name: "a role without a ceiling lifts the ceiling of a user's other role",
+			old:  `user "marie" {`,
+			new: `role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+rule "handled" {
+  tables = ["public.responses"]
+  roles  = ["agent"]
+  where  = "true"
+}
+user "tom" {
+  password = "VERIFIER"
+  roles    = ["agent", "country_analyst"]
+}
+user "marie" {`,
+			want: []string{"pgveil.hcl:32:24: warning: Ceiling lifted",
+				`User "tom" holds role "country_analyst", whose scope is "all", and role "agent", whose scope is "self"`,
+				`rule handled`},
+		},
+		{
+			name: "a rule reading a column its role sees masked points at the column",
+			old:  `where  = "country = me.country"`, new: `where  = "country = me.country AND email LIKE '%@acme.com'"`,
+			want: []string{"pgveil.hcl:19:38: warning: Rule reads a masked column",
+				`Rule "france_only" reads email of public.responses, which role "country_analyst" sees masked (class "pii")`},
+		},
+		{
+			name: "a where comparing a column with itself suggests the attribute",
+			old:  `where  = "country = me.country"`, new: `where  = "country = country"`,
+			want: []string{"pgveil.hcl:19:13: warning: Column compared with itself",
+				`Rule "france_only" compares country with itself, which is true on every row where it is not NULL`,
+				`Did you mean me.country?`},
+		},
+		{
+			name: "an attribute in a LIKE pattern is pointed at",
+			old:  `where  = "country = me.country"`, new: `where  = "country LIKE me.country || '%'"`,
+			want: []string{"pgveil.hcl:19:26: warning: Attribute in a pattern",
+				`Rule "france_only" builds a LIKE pattern from me.country: a value holding % or _ matches more than itself, and an empty one matches every row`},
+		},
+		{
+			name: "a mask reading another masked column is pointed at",
+			old:  `column "email" {`, new: `column "contact" {
+    class      = "pii"
+    mask       = "expression"
+    expression = "left(email, 3)"
+  }
+  column "email" {`,
+			want: []string{"pgveil.hcl:13:24: warning: Mask reads a masked column",
+				`The mask of column contact of public.responses reads email, which role "country_analyst" sees masked (class "pii")`},
+		},
+		{
 			name: "a where that is not SQL points into the string",
 			old:  `where  = "country = me.country"`, new: `where  = "country = = me.country"`,
 			want: []string{"pgveil.hcl:19:23: error:"},
@@ -137,5 +188,50 @@ func TestDiagnosticsAreInert(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("the diagnostics lack %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestLDAPGroupLiftingACeilingIsAWarning: an ldap group block giving a
+// role with scope "all" and a bounded role lifts the latter's ceiling for
+// every member, as a user block would.
+func TestLDAPGroupLiftingACeilingIsAWarning(t *testing.T) {
+	t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+	src := strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier) + `
+role "agent" {
+  statements = ["select"]
+  scope      = "self"
+}
+rule "handled" {
+  tables = ["public.responses"]
+  roles  = ["agent"]
+  where  = "true"
+}
+ldap {
+  url             = "ldaps://ldap.example.org"
+  base_dn         = "ou=people,dc=example,dc=org"
+  search_filter   = "(uid=$username)"
+  bind_dn         = "cn=pgveil,dc=example,dc=org"
+  bind_password   = env("PGVEIL_UPSTREAM_PASSWORD")
+  member_of_attribute = "memberOf"
+
+  group "cn=support,ou=groups,dc=example,dc=org" {
+    roles = ["agent", "country_analyst"]
+  }
+}
+`
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(src))
+	t.Chdir(dir)
+	l := NewLoader()
+	_, diags := l.Load("pgveil.hcl")
+	var out bytes.Buffer
+	if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(out.String()), " ")
+	want := `LDAP group "cn=support,ou=groups,dc=example,dc=org" gives role "country_analyst", whose scope is "all", and role "agent", whose scope is "self"`
+	if !strings.Contains(got, "pgveil.hcl:45:23: warning: Ceiling lifted") || !strings.Contains(got, want) ||
+		!strings.Contains(got, "what its rules grant its members (rule handled)") {
+		t.Errorf("diagnostics lack %q:\n%s", want, out.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -39,6 +40,14 @@ func (d *decoder) crossCheck() {
 				d.unknown(d.elementRange(a, r), a, "role", r, roleNames, "Define it with a role block.")
 			}
 		}
+		if unbounded, bounded, detail := cfg.liftedCeiling(u.Roles); detail != "" {
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Ceiling lifted",
+				Detail:   fmt.Sprintf("User %q holds role %q, whose scope is \"all\", and role %q, whose scope is %q: %s", login, unbounded, bounded, cfg.Roles[bounded].Scope, detail),
+				Subject:  d.elementRange(a, unbounded).Ptr(),
+			})
+		}
 		if t := cfg.Teams; t != nil && t.ByID != nil && u.Team != nil && t.ByID[*u.Team] == nil {
 			a := d.attrs["user."+login+".team"]
 			d.diags = append(d.diags, &hcl.Diagnostic{
@@ -48,6 +57,20 @@ func (d *decoder) crossCheck() {
 					*u.Team, login),
 				Subject: a.Expr.Range().Ptr(),
 			})
+		}
+	}
+	if cfg.LDAP != nil {
+		for _, g := range cfg.LDAP.Groups {
+			a := d.attrs["ldap.group."+g.DN+".roles"]
+			if unbounded, bounded, detail := cfg.liftedCeiling(g.Roles); detail != "" && a != nil {
+				d.diags = append(d.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Ceiling lifted",
+					Detail: fmt.Sprintf("LDAP group %q gives role %q, whose scope is \"all\", and role %q, whose scope is %q: %s",
+						g.DN, unbounded, bounded, cfg.Roles[bounded].Scope, strings.Replace(detail, "this user", "its members", 1)),
+					Subject: d.elementRange(a, unbounded).Ptr(),
+				})
+			}
 		}
 	}
 	classes := map[string]bool{}
@@ -75,6 +98,7 @@ func (d *decoder) crossCheck() {
 				where := fmt.Sprintf("The mask of column %s of %s", cname, t.Pattern)
 				d.checkFunctions(e, where)
 				d.checkAttributes(e, where, fromFilesOnly)
+				d.maskedInMask(t, cname)
 			}
 		}
 	}
@@ -82,6 +106,230 @@ func (d *decoder) crossCheck() {
 		d.checkRule(r, roleNames, fromFilesOnly)
 	}
 	d.checkActFor(fromFilesOnly)
+}
+
+// liftedCeiling reports whether a user holding roles escapes the ceiling
+// of one of them: a role with scope "all" (unbounded) leaves out the
+// ceiling of every other role (bounded), so the rules granted through
+// bounded grant beyond its scope. detail names those rules, "" when the
+// roles lift no ceiling that bounds a rule.
+//
+// NOTE: a warning, not an error: the OR of the ceilings is documented,
+// and a DBA may mean it; but a role added for another purpose (a
+// product team's triage) silently widens every rule of the other.
+func (c *Config) liftedCeiling(roles []string) (unbounded, bounded, detail string) {
+	names := slices.Clone(roles)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, n := range names {
+		if r := c.Roles[n]; r != nil && r.Scope == ScopeAll && unbounded == "" {
+			unbounded = n
+		}
+	}
+	if unbounded == "" {
+		return "", "", ""
+	}
+	for _, n := range names {
+		r := c.Roles[n]
+		if r == nil || r.Scope == ScopeAll {
+			continue
+		}
+		var rules []string
+		for _, rule := range c.Rules {
+			if rule.Enabled && !rule.Restrictive && slices.Contains(rule.Roles, n) && !c.referenceOnly(rule) {
+				rules = append(rules, rule.Name)
+			}
+		}
+		if len(rules) > 0 {
+			return unbounded, n, fmt.Sprintf("a role with scope \"all\" leaves out the ceilings of the others, so %q does not bound "+
+				"what its rules grant this user (rule %s). Give %q a scope, or grant the rows of %q by rules of their own.",
+				n, strings.Join(rules, ", rule "), unbounded, n)
+		}
+	}
+	return "", "", ""
+}
+
+// referenceOnly reports whether every table a rule names is governed by a
+// reference table block, which no ceiling bounds.
+func (c *Config) referenceOnly(r *Rule) bool {
+	for _, pat := range r.Tables {
+		if !slices.ContainsFunc(c.Tables, func(t *Table) bool { return t.Reference && t.Pattern == pat }) {
+			return false
+		}
+	}
+	return true
+}
+
+// selfComparisons warns about a comparison of a column with itself in
+// rule r's where (country = country): true on every row where the column
+// is not NULL, it is most likely me.country mistyped.
+func (d *decoder) selfComparisons(r *Rule) {
+	known := map[string]bool{}
+	for _, n := range builtinAttributes {
+		known[n] = true
+	}
+	for _, u := range d.cfg.Users {
+		for n := range u.Attributes {
+			known[n] = true
+		}
+	}
+	seen := map[string]bool{}
+	walkNodes(r.where.node, func(x *pg_query.Node) {
+		e := x.GetAExpr()
+		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 {
+			return
+		}
+		switch e.Name[len(e.Name)-1].GetString_().GetSval() {
+		case "=", "<=", ">=", "~~", "~~*":
+		default:
+			return
+		}
+		l, rr := e.Lexpr.GetColumnRef(), e.Rexpr.GetColumnRef()
+		if l == nil || rr == nil || len(l.Fields) != 1 || len(rr.Fields) != 1 {
+			return
+		}
+		name := l.Fields[0].GetString_().GetSval()
+		if name == "" || name != rr.Fields[0].GetString_().GetSval() || seen[name] {
+			return
+		}
+		seen[name] = true
+		detail := fmt.Sprintf("Rule %q compares %s with itself, which is true on every row where it is not NULL: "+
+			"the rule grants (or, restrictive, keeps) nearly every row.", r.Name, name)
+		if s := suggest(name, sortedKeys(known)); s != "" {
+			detail += fmt.Sprintf(" Did you mean me.%s?", s)
+		} else {
+			detail += ` Write scope = "all" if that is meant.`
+		}
+		rng := r.where.columnAt[name]
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning, Summary: "Column compared with itself", Detail: detail, Subject: rng.Ptr(),
+		})
+	})
+}
+
+// patternOperators name the operators whose right operand is a pattern,
+// as qualifyOperators writes them.
+//
+// NOTE: not the negated ones (NOT LIKE, !~): a wider pattern there keeps
+// fewer rows.
+var patternOperators = map[string]string{"~~": "LIKE", "~~*": "ILIKE", "~": "regular expression", "~*": "regular expression"}
+
+// attributePatterns warns about a me.<name> in the pattern of a LIKE,
+// ILIKE, SIMILAR TO or regular expression in rule r's where: the value's
+// wildcards match more than the value (an identity row's "%" sees every
+// row), and an empty value before a % matches everything.
+func (d *decoder) attributePatterns(r *Rule) {
+	seen := map[string]bool{}
+	walkNodes(r.where.node, func(x *pg_query.Node) {
+		e := x.GetAExpr()
+		if e == nil || len(e.Name) == 0 || e.Rexpr == nil {
+			return
+		}
+		what, ok := patternOperators[e.Name[len(e.Name)-1].GetString_().GetSval()]
+		if !ok {
+			return
+		}
+		walkNodes(e.Rexpr, func(y *pg_query.Node) {
+			name, ok := attributeRef(y)
+			if !ok || seen[name] {
+				return
+			}
+			seen[name] = true
+			rng := r.where.attrs[name]
+			wild := "% or _"
+			if what == "regular expression" {
+				wild = "a metacharacter (. * + [ and others)"
+			}
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Attribute in a pattern",
+				Detail: fmt.Sprintf("Rule %q builds a %s pattern from me.%s: a value holding %s matches more than itself, "+
+					"and an empty one matches every row. Compare with = or starts_with(column, me.%s), which read the value as it is.",
+					r.Name, what, name, wild, name),
+				Subject: rng.Ptr(),
+			})
+		})
+	})
+}
+
+// maskedInMask warns when the mask expression of column cname of t reads
+// another column of t that a role seeing the mask sees masked too: the
+// mask shows it something of that column's real value (left(email, 3)).
+func (d *decoder) maskedInMask(t *Table, cname string) {
+	cfg := d.cfg
+	col := t.Columns[cname]
+	e := col.Mask.expr
+	for _, name := range e.columns {
+		other := t.Columns[name]
+		if name == cname || other == nil {
+			continue
+		}
+		var blind []string
+		for _, n := range sortedKeys(cfg.Roles) {
+			r := cfg.Roles[n]
+			if !slices.Contains(r.Columns, col.Class) && !slices.Contains(r.Columns, other.Class) {
+				blind = append(blind, fmt.Sprintf("role %q", n))
+			}
+		}
+		if len(blind) == 0 {
+			continue
+		}
+		rng := e.columnAt[name]
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Mask reads a masked column",
+			Detail: fmt.Sprintf("The mask of column %s of %s reads %s, which %s %s masked (class %q): the mask shows them "+
+				"what it computes from %s's real value. Read only %s and columns they see, or give them the class.",
+				cname, t.Pattern, name, strings.Join(blind, ", "), map[bool]string{true: "sees", false: "see"}[len(blind) == 1],
+				other.Class, name, cname),
+			Subject: rng.Ptr(),
+		})
+	}
+}
+
+// maskedInRule warns when rule r's where reads a column of table t that
+// some of the roles or users it applies to see masked: the rule's filter
+// reads the real value, so the rows it shows them tell whether that value
+// meets it (where = "salary > 100000" tells an analyst without the
+// salary's class that every row he sees earns more).
+func (d *decoder) maskedInRule(r *Rule, t *Table) {
+	cfg := d.cfg
+	sees := func(roles []string, class string) bool {
+		return slices.ContainsFunc(roles, func(n string) bool {
+			role := cfg.Roles[n]
+			return role != nil && slices.Contains(role.Columns, class)
+		})
+	}
+	for _, name := range r.where.columns {
+		col := t.Columns[name]
+		if col == nil {
+			continue
+		}
+		var blind []string
+		for _, n := range r.Roles {
+			if cfg.Roles[n] != nil && !sees([]string{n}, col.Class) {
+				blind = append(blind, fmt.Sprintf("role %q", n))
+			}
+		}
+		for _, login := range r.Users {
+			if u := cfg.Users[login]; u != nil && !sees(u.Roles, col.Class) {
+				blind = append(blind, fmt.Sprintf("user %q", login))
+			}
+		}
+		if len(blind) == 0 {
+			continue
+		}
+		rng := r.where.columnAt[name]
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Rule reads a masked column",
+			Detail: fmt.Sprintf("Rule %q reads %s of %s, which %s %s masked (class %q): the rule reads the real value, "+
+				"so the rows it shows tell whether that value meets the rule. Scope by a column they see, "+
+				"or give them the class if they may know that much.",
+				r.Name, name, t.Pattern, strings.Join(blind, ", "), map[bool]string{true: "sees", false: "see"}[len(blind) == 1], col.Class),
+			Subject: rng.Ptr(),
+		})
+	}
 }
 
 // checkRule checks a rule's references.
@@ -147,9 +395,13 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 				p, tableLabels(gov)))
 		case src.scope != nil:
 			d.scopeColumns(r, gov[0], p)
+		case r.where != nil:
+			d.maskedInRule(r, gov[0])
 		}
 	}
 	if r.where != nil {
+		d.selfComparisons(r)
+		d.attributePatterns(r)
 		d.checkFunctions(r.where, fmt.Sprintf("Rule %q", r.Name))
 		d.checkAttributes(r.where, fmt.Sprintf("Rule %q", r.Name), fromFilesOnly)
 	}
@@ -226,8 +478,8 @@ func (d *decoder) checkAttributes(e *sqlExpr, where string, fromFilesOnly bool) 
 			continue
 		}
 		rng := e.attrs[name]
-		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so it would always be NULL (a "+
-			"comparison with it is never true).", where, name, name)
+		detail := fmt.Sprintf("%s reads me.%s, but no user has the attribute %s, so every user would lack it "+
+			"(a rule reading it grants no row, a mask reading it shows NULL).", where, name, name)
 		if s := suggest(name, sortedKeys(known)); s != "" {
 			detail += fmt.Sprintf(" Did you mean me.%s?", s)
 		}

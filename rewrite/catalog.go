@@ -360,6 +360,10 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		}
 		if v, r := byOID[uint32(view)], byOID[uint32(read)]; v != nil && r != nil {
 			v.Reads = append(v.Reads, r)
+			// NOTE: a view of a parent reads its partitions' rows too.
+			for _, w := range append([]*Relation{r}, r.Descendants...) {
+				w.ReadBy = append(w.ReadBy, v)
+			}
 		}
 	}
 	if _, err := rr.Close(); err != nil {

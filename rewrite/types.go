@@ -123,6 +123,11 @@ type Relation struct {
 	// query names (pg_depend), in OID order: reading it reads them with
 	// the service account's rights, past their policies.
 	Reads []*Relation
+	// ReadBy are the views and materialized views whose Reads hold this
+	// relation or one of its ancestors, in OID order: a write of this
+	// one changes what they show (a table the policy reads through a
+	// view is as much the policy's input as one it names).
+	ReadBy []*Relation
 	// Calls are, for a view or a materialized view, the functions its
 	// query calls by name or through an operator, in name order.
 	Calls []QName

@@ -92,3 +92,74 @@ func TestPoolIsolation18Settings(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolIsolation18UnrunSettings holds transaction pooling, on a pool
+// of one backend, to counting an extended-protocol SET or RESET among a
+// session's settings when, and where, its portal runs: a Parse of one
+// that is never executed changes nothing upstream, and one executed in
+// a later batch of its block changes the setting after what the session
+// sent in between. Each case runs hq's batches, then reads TimeZone as
+// tom, who set nothing, and as hq.
+func TestPoolIsolation18UnrunSettings(t *testing.T) {
+	path := pooledDemo(t, 1)
+	p, _ := startDemoFrom(t, path)
+	ctx := context.Background()
+	const tokyo = "Asia/Tokyo"
+	startup := direct(t, "SHOW TimeZone")[0][0]
+	if startup == tokyo {
+		t.Fatalf("the startup time zone is %s: the cases show nothing", tokyo)
+	}
+	q := func(sql string) []pgproto3.FrontendMessage {
+		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
+	}
+	cases := []struct {
+		name    string
+		batches [][]pgproto3.FrontendMessage
+		// own is hq's time zone afterwards.
+		own string
+	}{
+		{"a RESET parsed in a committed block and never run leaves the session's time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			q("BEGIN"),
+			{&pgproto3.Parse{Query: "RESET TimeZone"}, &pgproto3.Sync{}},
+			q("COMMIT"),
+		}, tokyo},
+		{"a RESET parsed, then passed over for another statement's SET tag, leaves the session's time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			{
+				&pgproto3.Parse{Query: "RESET TimeZone"},
+				&pgproto3.Parse{Name: "local18", Query: "SET LOCAL work_mem = '8MB'"},
+				&pgproto3.Bind{PreparedStatement: "local18"}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			},
+		}, tokyo},
+		{"a SET whose portal runs in a later batch of its block, after a RESET, leaves its time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("BEGIN"),
+			{&pgproto3.Parse{Query: "SET TimeZone = 'Asia/Tokyo'"}, &pgproto3.Bind{DestinationPortal: "later18"}, &pgproto3.Sync{}},
+			q("RESET TimeZone"),
+			{&pgproto3.Execute{Portal: "later18"}, &pgproto3.Sync{}},
+			q("COMMIT"),
+		}, tokyo},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hq, tom := p.connect(t, "hq"), p.connect(t, "tom")
+			defer hq.Close(ctx)
+			defer tom.Close(ctx)
+			for _, b := range tc.batches {
+				if _, err := roundTrip(t, hq, b...); err != nil {
+					t.Logf("hq: %v", err)
+				}
+			}
+			rows, err := roundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
+			if err != nil && strings.Contains(err.Error(), "53300") {
+				t.Logf("hq kept the backend: %v", err)
+			} else if err != nil || len(rows) != 1 || rows[0] != startup {
+				t.Errorf("another user's session: TimeZone %q, %v; want %q", rows, err, startup)
+			}
+			rows, err = roundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
+			if err != nil || len(rows) != 1 || rows[0] != tc.own {
+				t.Errorf("the session itself: TimeZone %q, %v; want %q", rows, err, tc.own)
+			}
+		})
+	}
+}

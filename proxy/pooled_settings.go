@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -29,6 +30,11 @@ import (
 // the block's settings, a ROLLBACK drops them; a block rewound to a
 // savepoint, chained or prepared leaves what PostgreSQL kept unknown,
 // and the session keeps its backend.
+//
+// A SET or RESET of the extended protocol is noted at its Parse and
+// takes effect at the first Execute of a portal bound from it
+// (pooledExecute), in that Execute's place among the session's settings:
+// one never run changes nothing.
 //
 // Any other SET keeps the session on its backend (keepBackend), which is
 // closed at the session's end.
@@ -59,6 +65,16 @@ type pendingSetting struct {
 	// are resets (rewrite.Result.Resets).
 	set    *pooledSetting
 	resets []string
+	// parsed reports a SET or RESET of the extended protocol, noted at
+	// its Parse: it takes effect only if a portal of it runs, and then
+	// in the order of that Execute (pooledExecute), which ran reports.
+	// NOTE: ran is guarded by poolLink.mu. Before 2026-12 the setting
+	// counted from its Parse, and a RESET parsed and never run, or a SET
+	// run in a later batch of its block after a RESET, left the session
+	// believing the backend's settings were its texts while they were
+	// not: another user's session of those texts took the backend, and
+	// the first session's time zone with it.
+	parsed, ran bool
 }
 
 // resetAll is the Query that returns a backend to its startup settings.
@@ -108,6 +124,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 	unnamed := src == SourceParse && parseName == ""
 	if unnamed {
 		pl.unnamedSet = 0
+		ss.unnamedParsed()
 	}
 	if res.Act != nil {
 		ss.keepBackend("a change of the acting user")
@@ -120,7 +137,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 	isReset := len(res.Keeps) == 0 && len(res.Resets) > 0 && leavesNoState(res.Kinds)
 	switch {
 	case isSet || isReset:
-		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load()}
+		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load(), parsed: src == SourceParse}
 		if src != SourceQuery {
 			p.batch++
 		}
@@ -141,6 +158,10 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 				what = "RESET"
 			}
 			ss.keepBackend(what + " pipelined after other statements")
+		} else if unnamed {
+			pl.mu.Lock()
+			pl.unnamedPend = p
+			pl.mu.Unlock()
 		}
 	case len(res.Keeps) > 0:
 		ss.keepBackend(res.Keeps[0])
@@ -157,6 +178,63 @@ func (ss *session) bindUnnamed() {
 	if b := ss.pl.unnamedSet; b != 0 && b != ss.sent.Load()+1 {
 		ss.keepBackend("SET or RESET of the unnamed statement run again in a later batch")
 	}
+}
+
+// unnamedParsed forgets, at a Parse of the unnamed statement, the
+// setting noted for the one it replaces: a Bind of the unnamed statement
+// binds another statement from now on (client relay).
+func (ss *session) unnamedParsed() {
+	if pl := ss.pl; pl != nil {
+		pl.mu.Lock()
+		pl.unnamedPend = nil
+		pl.mu.Unlock()
+	}
+}
+
+// pooledBind follows a Bind of portal from the statement stmt (client
+// relay): a portal of the unnamed statement noted as a setting runs that
+// setting when executed; any other Bind of the portal's name makes it
+// another statement's.
+func (ss *session) pooledBind(portal, stmt string) {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if stmt == "" && pl.unnamedPend != nil {
+		if pl.setPortals == nil {
+			pl.setPortals = map[string]*pendingSetting{}
+		}
+		pl.setPortals[portal] = pl.unnamedPend
+		return
+	}
+	delete(pl.setPortals, portal)
+}
+
+// pooledExecute follows an Execute of portal forwarded upstream (client
+// relay): when the portal is of a noted SET or RESET, the setting takes
+// effect there, after those noted before this Execute. A portal runs a
+// SET once: PostgreSQL refuses to run it again.
+func (ss *session) pooledExecute(portal string) {
+	pl := ss.pl
+	if pl == nil {
+		return
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	p := pl.setPortals[portal]
+	if p == nil {
+		return
+	}
+	delete(pl.setPortals, portal)
+	if p.ran {
+		return
+	}
+	i := slices.Index(pl.txSets, p)
+	if i < 0 {
+		// Its transaction already ended, and the portal with it.
+		return
+	}
+	p.ran = true
+	pl.txSets = append(slices.Delete(pl.txSets, i, i+1), p)
 }
 
 // pendSetting notes p when its statement runs alone at the start of an
@@ -356,9 +434,10 @@ func (ss *session) onCommandComplete(msg []byte) {
 //     back, and the settings with it;
 //   - no tag, ending idle: an implicit transaction committed, or rolled
 //     back on an error, its setting with it; a block cannot end so. A
-//     SET prepared and never run there (Parse, Sync) is no setting: its
-//     portals ended with the transaction, and a Bind of it in a later
-//     batch keeps the backend (bindUnnamed);
+//     SET prepared and never run (Parse, Sync), in a block or not, is no
+//     setting (pendingSetting.ran): its portals ended with the
+//     transaction, and a Bind of it in a later batch keeps the backend
+//     (bindUnnamed);
 //   - no tag, in a block: the block is still open, or, for an implicit
 //     transaction, a BEGIN later in its batch made it a block, which now
 //     decides;
@@ -392,6 +471,10 @@ func (ss *session) settleSettings(done int64) {
 	why := ""
 	if apply {
 		for _, p := range pl.txSets {
+			if p.parsed && !p.ran {
+				// Parsed, never run: nothing changed upstream.
+				continue
+			}
 			if w := pl.applySetting(p); w != "" && why == "" {
 				why = w
 			}
@@ -400,6 +483,8 @@ func (ss *session) settleSettings(done int64) {
 	}
 	clear(pl.txSets)
 	pl.txSets, pl.txEnd, pl.txImplicit = pl.txSets[:0], txEnd{}, false
+	pl.unnamedPend = nil
+	clear(pl.setPortals)
 	pl.watchTags.Store(false)
 	if unknown {
 		why = "SET in a transaction that was not simply committed or rolled back"

@@ -607,7 +607,18 @@ func (pl *poolLink) closeStmt(name string, batch int64) string {
 // mode (client relay).
 func (ss *session) forwardNamed(typ byte, total int) error {
 	pl := ss.pl
-	if pl == nil || typ == 'E' {
+	if pl == nil {
+		return ss.cin.Forward(total, ss.uout)
+	}
+	if typ == 'E' {
+		b, err := ss.cin.PeekStrings(total, 0, 1)
+		if err != nil {
+			return err
+		}
+		defer ss.cin.Release()
+		if portal, _, ok := cstring(b[wire.HeaderLen:]); ok {
+			ss.pooledExecute(portal)
+		}
 		return ss.cin.Forward(total, ss.uout)
 	}
 	skip, n := 1, 1
@@ -629,6 +640,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		if !ok || !ok2 {
 			return ss.cin.Forward(total, ss.uout)
 		}
+		ss.pooledBind(portal, s)
 		head, name = body[:len(portal)+1], s
 	default:
 		s, _, ok := "", []byte(nil), false

@@ -94,12 +94,13 @@ func TestPoolIsolation18Settings(t *testing.T) {
 }
 
 // TestPoolIsolation18UnrunSettings holds transaction pooling, on a pool
-// of one backend, to counting an extended-protocol SET or RESET among a
-// session's settings when, and where, its portal runs: a Parse of one
-// that is never executed changes nothing upstream, and one executed in
-// a later batch of its block changes the setting after what the session
-// sent in between. Each case runs hq's batches, then reads TimeZone as
-// tom, who set nothing, and as hq.
+// of one backend, to counting a SET or RESET among a session's settings
+// when, and where, it runs: a Parse of one that is never executed
+// changes nothing upstream, one executed in a later batch of its block
+// changes the setting after what the session sent in between, and a
+// Query after a ROLLBACK of its batch runs outside the block. Each case
+// runs hq's batches, then reads TimeZone as tom, who set nothing, and
+// as hq.
 func TestPoolIsolation18UnrunSettings(t *testing.T) {
 	path := pooledDemo(t, 1)
 	p, _ := startDemoFrom(t, path)
@@ -131,6 +132,10 @@ func TestPoolIsolation18UnrunSettings(t *testing.T) {
 				&pgproto3.Parse{Name: "local18", Query: "SET LOCAL work_mem = '8MB'"},
 				&pgproto3.Bind{PreparedStatement: "local18"}, &pgproto3.Execute{}, &pgproto3.Sync{},
 			},
+		}, tokyo},
+		{"a SET Query after a ROLLBACK executed in its batch runs outside the block, and leaves its time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("BEGIN"),
+			{&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Query{String: "SET TimeZone = 'Asia/Tokyo'"}},
 		}, tokyo},
 		{"a SET whose portal runs in a later batch of its block, after a RESET, leaves its time zone to no other user", [][]pgproto3.FrontendMessage{
 			q("BEGIN"),

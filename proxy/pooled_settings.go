@@ -268,7 +268,8 @@ func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) 
 
 // pendTxSetting notes p as a setting of the open transaction block when
 // its statement surely runs there, and reports whether it did: it is
-// alone in flight, and the block was open at the last ReadyForQuery or,
+// alone in flight, first of its batch for a Query, and the block was
+// open at the last ReadyForQuery or,
 // for the unnamed statement of the extended protocol, only BEGINs
 // precede it in its batch. (A batch whose BEGIN did not open a block
 // ends idle with no COMMIT seen: settleSettings then keeps the
@@ -296,7 +297,10 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if pl.txImplicit {
+	// NOTE: a Query after extended-protocol messages of its batch runs
+	// after them: a ROLLBACK among them leaves it outside the block, in
+	// an implicit transaction of its own that commits it (wasOpen).
+	if pl.txImplicit || src == SourceQuery && pl.wasOpen {
 		return false
 	}
 	pl.noteSetting(p, false)

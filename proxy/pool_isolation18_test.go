@@ -137,6 +137,24 @@ func TestPoolIsolation18UnrunSettings(t *testing.T) {
 			q("BEGIN"),
 			{&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Query{String: "SET TimeZone = 'Asia/Tokyo'"}},
 		}, tokyo},
+		{"a RESET whose portal is executed only after its implicit transaction ended leaves the session's time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			{
+				&pgproto3.Parse{Query: "RESET TimeZone"}, &pgproto3.Bind{DestinationPortal: "late18"},
+				&pgproto3.Parse{Name: "local18b", Query: "SET LOCAL work_mem = '8MB'"},
+				&pgproto3.Bind{PreparedStatement: "local18b"}, &pgproto3.Execute{}, &pgproto3.Sync{},
+				&pgproto3.Execute{Portal: "late18"}, &pgproto3.Sync{},
+			},
+		}, tokyo},
+		{"a RESET whose portal is executed only after a COMMIT in its batch leaves the session's time zone to no other user", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			q("BEGIN"),
+			{
+				&pgproto3.Parse{Query: "RESET TimeZone"}, &pgproto3.Bind{DestinationPortal: "late18"},
+				&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Execute{Portal: "late18"}, &pgproto3.Sync{},
+			},
+		}, tokyo},
 		{"a SET whose portal runs in a later batch of its block, after a RESET, leaves its time zone to no other user", [][]pgproto3.FrontendMessage{
 			q("BEGIN"),
 			{&pgproto3.Parse{Query: "SET TimeZone = 'Asia/Tokyo'"}, &pgproto3.Bind{DestinationPortal: "later18"}, &pgproto3.Sync{}},

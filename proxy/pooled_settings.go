@@ -210,20 +210,29 @@ func (ss *session) pooledBind(portal, stmt string) {
 }
 
 // pooledExecute follows an Execute of portal forwarded upstream (client
-// relay): when the portal is of a noted SET or RESET, the setting takes
-// effect there, after those noted before this Execute. A portal runs a
-// SET once: PostgreSQL refuses to run it again.
-func (ss *session) pooledExecute(portal string) {
+// relay); res is the statement the portal runs, nil when not known. When
+// the portal is of a noted SET or RESET, the setting takes effect there,
+// after those noted before this Execute. A portal runs a SET once:
+// PostgreSQL refuses to run it again.
+//
+// NOTE: an Execute that may end the transaction, while a portal of a
+// noted SET waits for its own, may leave that portal to fail: the
+// session keeps its backend (setPortalsEnd).
+func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	pl := ss.pl
 	if pl == nil {
 		return
 	}
 	pl.mu.Lock()
-	defer pl.mu.Unlock()
 	p := pl.setPortals[portal]
 	if p == nil {
+		pl.mu.Unlock()
+		if res == nil || res.EndsTransaction {
+			ss.setPortalsEnd("an Execute that may end the transaction")
+		}
 		return
 	}
+	defer pl.mu.Unlock()
 	delete(pl.setPortals, portal)
 	if p.ran {
 		return
@@ -235,6 +244,26 @@ func (ss *session) pooledExecute(portal string) {
 	}
 	p.ran = true
 	pl.txSets = append(slices.Delete(pl.txSets, i, i+1), p)
+}
+
+// setPortalsEnd follows a client message that may end the transaction,
+// and its portals with it (a Sync, a Query, a COMMIT or ROLLBACK
+// executed), named by what (client relay): a portal of a noted SET or
+// RESET not executed yet may then run, or fail, after the client relay
+// counted it, and whether the setting took effect is no longer known
+// from the client's messages. The session keeps its backend.
+func (ss *session) setPortalsEnd(what string) {
+	pl := ss.pl
+	if pl == nil {
+		return
+	}
+	pl.mu.Lock()
+	n := len(pl.setPortals)
+	clear(pl.setPortals)
+	pl.mu.Unlock()
+	if n > 0 {
+		ss.keepBackend("a portal of a SET or RESET not executed before " + what)
+	}
 }
 
 // pendSetting notes p when its statement runs alone at the start of an

@@ -617,7 +617,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		}
 		defer ss.cin.Release()
 		if portal, _, ok := cstring(b[wire.HeaderLen:]); ok {
-			ss.pooledExecute(portal)
+			ss.pooledExecute(portal, nil)
 		}
 		return ss.cin.Forward(total, ss.uout)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -102,8 +103,11 @@ func TestPoolIsolation18Settings(t *testing.T) {
 // runs hq's batches, then reads TimeZone as tom, who set nothing, and
 // as hq.
 func TestPoolIsolation18UnrunSettings(t *testing.T) {
-	path := pooledDemo(t, 1)
-	p, _ := startDemoFrom(t, path)
+	onEveryRelay(t, testPoolIsolation18UnrunSettings)
+}
+
+func testPoolIsolation18UnrunSettings(t *testing.T, relay string) {
+	p := startPooled(t, relay, 1, 500*time.Millisecond)
 	ctx := context.Background()
 	const tokyo = "Asia/Tokyo"
 	startup := direct(t, "SHOW TimeZone")[0][0]

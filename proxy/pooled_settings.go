@@ -409,7 +409,8 @@ func (pl *poolLink) noteSetting(p *pendingSetting, implicit bool) {
 // txEnd is what the CommandComplete tags said of the transaction since
 // its first noted setting: commit and rollback report a COMMIT or
 // ROLLBACK tag (ROLLBACK TO SAVEPOINT's too, and COMMIT's in a failed
-// block), other a PREPARE TRANSACTION, and set a SET or RESET run.
+// block), other a PREPARE TRANSACTION or a tag not read (tagUnread),
+// and set a SET or RESET run.
 type txEnd struct {
 	commit, rollback, other, set bool
 }
@@ -427,6 +428,22 @@ func (ss *session) decodesTag(total int) bool {
 func (ss *session) watchesTags() bool {
 	pl := ss.pl
 	return pl != nil && pl.watchTags.Load() || ss.actTrack.watching.Load()
+}
+
+// tagUnread notes a CommandComplete the backend relay forwards unread
+// while noted settings await their transaction's end (an event loop's
+// read ended inside it): what it said is not known, and settleSettings
+// keeps the backend rather than guess (backend relay).
+// NOTE: a SET tag missed would drop a setting PostgreSQL kept, and
+// leave it to the next session on the backend.
+func (ss *session) tagUnread() {
+	pl := ss.pl
+	if pl == nil || !pl.watchTags.Load() {
+		return
+	}
+	pl.mu.Lock()
+	pl.txEnd.other = true
+	pl.mu.Unlock()
 }
 
 // onCommandComplete notes the tag of msg, a CommandComplete (header

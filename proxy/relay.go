@@ -899,6 +899,8 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			// Its tag may end a transaction block whose settings a
 			// transaction-mode session awaits (pooled_settings.go).
 			how = upstreamDecode
+		} else {
+			ss.tagUnread()
 		}
 	case 'W':
 		return upstreamEnds, &sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),

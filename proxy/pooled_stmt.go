@@ -453,6 +453,9 @@ func (ss *session) dropUnnamed() {
 	if pl := ss.pl; pl != nil {
 		pl.mu.Lock()
 		pl.setUnnamed(nil)
+		// A Bind of the unnamed statement now binds none: no portal of
+		// a noted SET comes of it (pooledBind).
+		pl.unnamedPend = nil
 		pl.mu.Unlock()
 	}
 }

@@ -166,6 +166,14 @@ type poolLink struct {
 	// (bindUnnamed).
 	// NOTE: the client relay's own.
 	unnamedSet int64
+	// unnamedPend is the setting noted for the client's last Parse of
+	// the unnamed statement, nil when it noted none; setPortals maps each
+	// portal bound from it to it. The setting takes effect at the first
+	// Execute of one of them (pooledExecute), not at its Parse.
+	// NOTE: guarded by mu; both forgotten with the noted settings, at
+	// the end of their transaction, which ends the portals too.
+	unnamedPend *pendingSetting
+	setPortals  map[string]*pendingSetting
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {

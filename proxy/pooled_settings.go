@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -29,6 +30,11 @@ import (
 // the block's settings, a ROLLBACK drops them; a block rewound to a
 // savepoint, chained or prepared leaves what PostgreSQL kept unknown,
 // and the session keeps its backend.
+//
+// A SET or RESET of the extended protocol is noted at its Parse and
+// takes effect at the first Execute of a portal bound from it
+// (pooledExecute), in that Execute's place among the session's settings:
+// one never run changes nothing.
 //
 // Any other SET keeps the session on its backend (keepBackend), which is
 // closed at the session's end.
@@ -59,6 +65,16 @@ type pendingSetting struct {
 	// are resets (rewrite.Result.Resets).
 	set    *pooledSetting
 	resets []string
+	// parsed reports a SET or RESET of the extended protocol, noted at
+	// its Parse: it takes effect only if a portal of it runs, and then
+	// in the order of that Execute (pooledExecute), which ran reports.
+	// NOTE: ran is guarded by poolLink.mu. Before 2026-12 the setting
+	// counted from its Parse, and a RESET parsed and never run, or a SET
+	// run in a later batch of its block after a RESET, left the session
+	// believing the backend's settings were its texts while they were
+	// not: another user's session of those texts took the backend, and
+	// the first session's time zone with it.
+	parsed, ran bool
 }
 
 // resetAll is the Query that returns a backend to its startup settings.
@@ -108,6 +124,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 	unnamed := src == SourceParse && parseName == ""
 	if unnamed {
 		pl.unnamedSet = 0
+		ss.unnamedParsed()
 	}
 	if res.Act != nil {
 		ss.keepBackend("a change of the acting user")
@@ -120,7 +137,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 	isReset := len(res.Keeps) == 0 && len(res.Resets) > 0 && leavesNoState(res.Kinds)
 	switch {
 	case isSet || isReset:
-		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load()}
+		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load(), parsed: src == SourceParse}
 		if src != SourceQuery {
 			p.batch++
 		}
@@ -141,6 +158,10 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 				what = "RESET"
 			}
 			ss.keepBackend(what + " pipelined after other statements")
+		} else if unnamed {
+			pl.mu.Lock()
+			pl.unnamedPend = p
+			pl.mu.Unlock()
 		}
 	case len(res.Keeps) > 0:
 		ss.keepBackend(res.Keeps[0])
@@ -156,6 +177,92 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 func (ss *session) bindUnnamed() {
 	if b := ss.pl.unnamedSet; b != 0 && b != ss.sent.Load()+1 {
 		ss.keepBackend("SET or RESET of the unnamed statement run again in a later batch")
+	}
+}
+
+// unnamedParsed forgets, at a Parse of the unnamed statement, the
+// setting noted for the one it replaces: a Bind of the unnamed statement
+// binds another statement from now on (client relay).
+func (ss *session) unnamedParsed() {
+	if pl := ss.pl; pl != nil {
+		pl.mu.Lock()
+		pl.unnamedPend = nil
+		pl.mu.Unlock()
+	}
+}
+
+// pooledBind follows a Bind of portal from the statement stmt (client
+// relay): a portal of the unnamed statement noted as a setting runs that
+// setting when executed; any other Bind of the portal's name makes it
+// another statement's.
+func (ss *session) pooledBind(portal, stmt string) {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if stmt == "" && pl.unnamedPend != nil {
+		if pl.setPortals == nil {
+			pl.setPortals = map[string]*pendingSetting{}
+		}
+		pl.setPortals[portal] = pl.unnamedPend
+		return
+	}
+	delete(pl.setPortals, portal)
+}
+
+// pooledExecute follows an Execute of portal forwarded upstream (client
+// relay); res is the statement the portal runs, nil when not known. When
+// the portal is of a noted SET or RESET, the setting takes effect there,
+// after those noted before this Execute. A portal runs a SET once:
+// PostgreSQL refuses to run it again.
+//
+// NOTE: an Execute that may end the transaction, while a portal of a
+// noted SET waits for its own, may leave that portal to fail: the
+// session keeps its backend (setPortalsEnd).
+func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
+	pl := ss.pl
+	if pl == nil {
+		return
+	}
+	pl.mu.Lock()
+	p := pl.setPortals[portal]
+	if p == nil {
+		pl.mu.Unlock()
+		if res == nil || res.EndsTransaction {
+			ss.setPortalsEnd("an Execute that may end the transaction")
+		}
+		return
+	}
+	defer pl.mu.Unlock()
+	delete(pl.setPortals, portal)
+	if p.ran {
+		return
+	}
+	i := slices.Index(pl.txSets, p)
+	if i < 0 {
+		// Its transaction already ended, and the portal with it.
+		return
+	}
+	p.ran = true
+	pl.txSets = append(slices.Delete(pl.txSets, i, i+1), p)
+}
+
+// setPortalsEnd follows a client message that may end the transaction,
+// and its portals with it (a Sync, a Query, a COMMIT or ROLLBACK
+// executed), named by what (client relay): a portal of a noted SET or
+// RESET not executed yet may then run, or fail, after the client relay
+// counted it, and whether the setting took effect is no longer known
+// from the client's messages. The session keeps its backend.
+func (ss *session) setPortalsEnd(what string) {
+	pl := ss.pl
+	if pl == nil {
+		return
+	}
+	pl.mu.Lock()
+	n := len(pl.setPortals)
+	clear(pl.setPortals)
+	pl.mu.Unlock()
+	if n > 0 {
+		ss.keepBackend("a portal of a SET or RESET not executed before " + what)
 	}
 }
 
@@ -190,7 +297,8 @@ func (ss *session) pendSetting(p *pendingSetting, src Source, parseName string) 
 
 // pendTxSetting notes p as a setting of the open transaction block when
 // its statement surely runs there, and reports whether it did: it is
-// alone in flight, and the block was open at the last ReadyForQuery or,
+// alone in flight, first of its batch for a Query, and the block was
+// open at the last ReadyForQuery or,
 // for the unnamed statement of the extended protocol, only BEGINs
 // precede it in its batch. (A batch whose BEGIN did not open a block
 // ends idle with no COMMIT seen: settleSettings then keeps the
@@ -218,7 +326,10 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if pl.txImplicit {
+	// NOTE: a Query after extended-protocol messages of its batch runs
+	// after them: a ROLLBACK among them leaves it outside the block, in
+	// an implicit transaction of its own that commits it (wasOpen).
+	if pl.txImplicit || src == SourceQuery && pl.wasOpen {
 		return false
 	}
 	pl.noteSetting(p, false)
@@ -298,7 +409,8 @@ func (pl *poolLink) noteSetting(p *pendingSetting, implicit bool) {
 // txEnd is what the CommandComplete tags said of the transaction since
 // its first noted setting: commit and rollback report a COMMIT or
 // ROLLBACK tag (ROLLBACK TO SAVEPOINT's too, and COMMIT's in a failed
-// block), other a PREPARE TRANSACTION, and set a SET or RESET run.
+// block), other a PREPARE TRANSACTION or a tag not read (tagUnread),
+// and set a SET or RESET run.
 type txEnd struct {
 	commit, rollback, other, set bool
 }
@@ -316,6 +428,22 @@ func (ss *session) decodesTag(total int) bool {
 func (ss *session) watchesTags() bool {
 	pl := ss.pl
 	return pl != nil && pl.watchTags.Load() || ss.actTrack.watching.Load()
+}
+
+// tagUnread notes a CommandComplete the backend relay forwards unread
+// while noted settings await their transaction's end (an event loop's
+// read ended inside it): what it said is not known, and settleSettings
+// keeps the backend rather than guess (backend relay).
+// NOTE: a SET tag missed would drop a setting PostgreSQL kept, and
+// leave it to the next session on the backend.
+func (ss *session) tagUnread() {
+	pl := ss.pl
+	if pl == nil || !pl.watchTags.Load() {
+		return
+	}
+	pl.mu.Lock()
+	pl.txEnd.other = true
+	pl.mu.Unlock()
 }
 
 // onCommandComplete notes the tag of msg, a CommandComplete (header
@@ -356,9 +484,10 @@ func (ss *session) onCommandComplete(msg []byte) {
 //     back, and the settings with it;
 //   - no tag, ending idle: an implicit transaction committed, or rolled
 //     back on an error, its setting with it; a block cannot end so. A
-//     SET prepared and never run there (Parse, Sync) is no setting: its
-//     portals ended with the transaction, and a Bind of it in a later
-//     batch keeps the backend (bindUnnamed);
+//     SET prepared and never run (Parse, Sync), in a block or not, is no
+//     setting (pendingSetting.ran): its portals ended with the
+//     transaction, and a Bind of it in a later batch keeps the backend
+//     (bindUnnamed);
 //   - no tag, in a block: the block is still open, or, for an implicit
 //     transaction, a BEGIN later in its batch made it a block, which now
 //     decides;
@@ -392,6 +521,10 @@ func (ss *session) settleSettings(done int64) {
 	why := ""
 	if apply {
 		for _, p := range pl.txSets {
+			if p.parsed && !p.ran {
+				// Parsed, never run: nothing changed upstream.
+				continue
+			}
 			if w := pl.applySetting(p); w != "" && why == "" {
 				why = w
 			}
@@ -400,6 +533,8 @@ func (ss *session) settleSettings(done int64) {
 	}
 	clear(pl.txSets)
 	pl.txSets, pl.txEnd, pl.txImplicit = pl.txSets[:0], txEnd{}, false
+	pl.unnamedPend = nil
+	clear(pl.setPortals)
 	pl.watchTags.Store(false)
 	if unknown {
 		why = "SET in a transaction that was not simply committed or rolled back"

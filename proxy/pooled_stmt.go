@@ -453,6 +453,9 @@ func (ss *session) dropUnnamed() {
 	if pl := ss.pl; pl != nil {
 		pl.mu.Lock()
 		pl.setUnnamed(nil)
+		// A Bind of the unnamed statement now binds none: no portal of
+		// a noted SET comes of it (pooledBind).
+		pl.unnamedPend = nil
 		pl.mu.Unlock()
 	}
 }
@@ -607,7 +610,18 @@ func (pl *poolLink) closeStmt(name string, batch int64) string {
 // mode (client relay).
 func (ss *session) forwardNamed(typ byte, total int) error {
 	pl := ss.pl
-	if pl == nil || typ == 'E' {
+	if pl == nil {
+		return ss.cin.Forward(total, ss.uout)
+	}
+	if typ == 'E' {
+		b, err := ss.cin.PeekStrings(total, 0, 1)
+		if err != nil {
+			return err
+		}
+		defer ss.cin.Release()
+		if portal, _, ok := cstring(b[wire.HeaderLen:]); ok {
+			ss.pooledExecute(portal, nil)
+		}
 		return ss.cin.Forward(total, ss.uout)
 	}
 	skip, n := 1, 1
@@ -629,6 +643,7 @@ func (ss *session) forwardNamed(typ byte, total int) error {
 		if !ok || !ok2 {
 			return ss.cin.Forward(total, ss.uout)
 		}
+		ss.pooledBind(portal, s)
 		head, name = body[:len(portal)+1], s
 	default:
 		s, _, ok := "", []byte(nil), false

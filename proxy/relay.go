@@ -123,6 +123,7 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 		err = ss.cin.Forward(total, ss.uout)
 	case 'S':
 		ss.othersInBatch, ss.batchRefused = 0, false
+		ss.setPortalsEnd("a Sync")
 		ss.actBatchClosed()
 		ss.batchSent(true)
 		inCopy := ss.serverCopyIn.Load()
@@ -304,6 +305,7 @@ func (ss *session) relayQuery(total int) error {
 		return rerr
 	}
 	ss.batchSent(false)
+	ss.setPortalsEnd("a Query")
 	// NOTE: after actGate: a Query after an Execute ending a transaction
 	// without a Sync between is of the same batch.
 	defer ss.actBatchClosed()
@@ -897,6 +899,8 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			// Its tag may end a transaction block whose settings a
 			// transaction-mode session awaits (pooled_settings.go).
 			how = upstreamDecode
+		} else {
+			ss.tagUnread()
 		}
 	case 'W':
 		return upstreamEnds, &sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),

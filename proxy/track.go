@@ -189,6 +189,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	t.OnExecuteDecided(p, nil)
 	ss.noteGated(res, batch)
+	ss.pooledExecute(portal, res)
 	if act != nil {
 		ss.applyAct(act)
 	} else if p.Bound {

@@ -23,6 +23,8 @@ func TestKeeps(t *testing.T) {
 		{"SET LOCAL leaves nothing", "SET LOCAL work_mem = '8MB'", nil, nil},
 		{"SET LOCAL DateStyle, which a later SET DateStyle keeps part of, keeps the backend", "SET LOCAL DateStyle = 'German'", []string{"a SET LOCAL of datestyle, which a later SET in its transaction may read"}, nil},
 		{"SET LOCAL IntervalStyle, which a later SET TIME ZONE INTERVAL reads, keeps the backend", "SET LOCAL IntervalStyle = 'sql_standard'", []string{"a SET LOCAL of intervalstyle, which a later SET in its transaction may read"}, nil},
+		{"SET LOCAL DateStyle TO DEFAULT, which a later SET DateStyle keeps part of, keeps the backend", "SET LOCAL DateStyle TO DEFAULT", []string{"a SET LOCAL of datestyle, which a later SET in its transaction may read"}, nil},
+		{"SET LOCAL IntervalStyle TO DEFAULT, which a later SET TIME ZONE INTERVAL reads, keeps the backend", "SET LOCAL IntervalStyle TO DEFAULT", []string{"a SET LOCAL of intervalstyle, which a later SET in its transaction may read"}, nil},
 		{"SET TRANSACTION leaves nothing", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", nil, nil},
 		{"SET SESSION CHARACTERISTICS leaves the default", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", []string{"SET session characteristics"}, nil},
 		{"RESET leaves nothing", "RESET DateStyle", nil, []string{"datestyle"}},

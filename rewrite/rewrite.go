@@ -745,8 +745,12 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 		return deny("pinned_settings", "SET %s FROM CURRENT is not allowed through pgveil: SET a value", s.Name)
 	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
 		// Back to the startup value: nothing is left behind.
-		if !s.IsLocal {
-			w.resets = append(w.resets, strings.ToLower(s.Name))
+		if name := strings.ToLower(s.Name); !s.IsLocal {
+			w.resets = append(w.resets, name)
+		} else if readLater[name] {
+			// SET LOCAL DateStyle TO DEFAULT changes what a later SET
+			// in its transaction keeps, as a SET LOCAL of a value does.
+			w.keep("a SET LOCAL of " + name + ", which a later SET in its transaction may read")
 		}
 		if pinnedSettings[strings.ToLower(s.Name)] {
 			// pgveil set the pinned value at startup: RESET search_path
@@ -800,9 +804,10 @@ func (w *walker) set(s *pg_query.VariableSetStmt) error {
 // readLater are the settings whose value a SET of a setting, that
 // outlives the transaction, may read: SET DateStyle = 'ISO' keeps the
 // field order before it, SET TIME ZONE INTERVAL '…' reads its interval
-// as IntervalStyle says. A SET LOCAL of one of them, in the transaction
-// of such a SET, changes what the SET leaves for the session, which its
-// text alone no longer tells: a transaction pool, which replays a
+// as IntervalStyle says. A SET LOCAL of one of them (to a value or TO
+// DEFAULT), in the transaction of such a SET, changes what the SET
+// leaves for the session, which its text alone no longer tells: a
+// transaction pool, which replays a
 // session's SETs and gives a backend whose SETs read the same to another
 // session without them, keeps the backend instead (Keeps).
 // NOTE: as proxy's partialSettings and readsSetting say. The Keeps

@@ -58,3 +58,31 @@ func TestWantsTag(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCompletion measures an audited execution's completion: a
+// SELECT's CommandComplete accounted undecoded (OnAnswer), and a
+// write's, whose tag the relay decodes (WantsTag, OnCommandComplete).
+func BenchmarkCompletion(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		kinds []string
+		tag   []byte
+	}{
+		{"select", []string{"select"}, nil},
+		{"delete", []string{"delete"}, []byte("DELETE 5000")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := NewTracker(true, nil)
+			info := &Info{Result: &rewrite.Result{Kinds: c.kinds}}
+			for range b.N {
+				tr.pending = append(tr.pending, &Execution{Info: info, batch: tr.done + 1})
+				if tr.WantsTag() {
+					tr.OnCommandComplete(16, c.tag)
+				} else {
+					tr.OnAnswer('C', 16, "", "", false)
+				}
+				tr.OnReadyForQuery(6, 1, 'I')
+			}
+		})
+	}
+}

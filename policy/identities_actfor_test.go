@@ -18,7 +18,7 @@ func TestMayActFor(t *testing.T) {
 		{name: "a service acts for a login its act_for lists", service: "metabase", target: "hq"},
 		{name: "a service acts for a user holding a role its act_for lists", service: "metabase", target: "marie"},
 		{name: "a service never acts for a user outside its list", service: "metabase", target: "survey_admin",
-			refused: `metabase may not act for "survey_admin": neither the login nor its roles or groups are in its act_for`},
+			refused: `metabase may not act for survey_admin: neither the login nor its roles or groups are in its act_for`},
 		{name: "a service never acts for an unknown login", service: "metabase", target: "nobody",
 			refused: `metabase may not act for "nobody": it is defined by no user block and no identity row`},
 		{name: "a login without act_for acts for nobody", service: "hq", target: "marie",

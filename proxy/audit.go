@@ -90,6 +90,7 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Time = end
 	}
 	r.Rows, r.Bytes, r.Duration = x.Rows, x.Bytes, end.Sub(x.Start)
+	r.Affected = x.Affected
 	refusal := info.Refusal
 	if refusal == nil {
 		// A statement pgveil prepared in its place failed with the

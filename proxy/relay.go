@@ -898,9 +898,16 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 		if ss.decodesTag(total) {
 			// Its tag may end a transaction block whose settings a
 			// transaction-mode session awaits (pooled_settings.go).
-			how = upstreamDecode
+			how, ss.tagFor = upstreamDecode, tagWatched
 		} else {
 			ss.tagUnread()
+		}
+		if ss.track != nil && ss.auditsTag(total) {
+			// Its tag says the rows a write changed, for its audit
+			// record: upstreamMessage accounts it, tag and all.
+			// NOTE: upstreamMessage clears tagFor.
+			ss.tagFor |= tagAudited
+			return upstreamDecode, nil
 		}
 	case 'W':
 		return upstreamEnds, &sessionEnd{resp: fatal(CodeFeatureNotSupported, "COPY BOTH is not supported through pgveil", ""),
@@ -926,6 +933,46 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 	return how, nil
 }
 
+// tagReason says why the backend relay decodes a CommandComplete.
+type tagReason uint8
+
+const (
+	// tagWatched: for the end of a transaction (watchesTags).
+	tagWatched tagReason = 1 << iota
+	// tagAudited: for the rows a write changed (auditsTag).
+	tagAudited
+)
+
+// auditsTag reports whether the backend relay decodes a CommandComplete
+// of total bytes for the audit trail: in an audited session, when it
+// ends an execution of a write (statement.Tracker.WantsTag), and on an
+// event loop only when it is buffered whole. Unaudited sessions, and
+// every other CommandComplete, pay nothing more.
+func (ss *session) auditsTag(total int) bool {
+	t := ss.track
+	return t != nil && t.Audit() && total <= maxDecodedUpstream && (ss.lp == nil || ss.uin.Buffered() >= total) && t.WantsTag()
+}
+
+// auditsTags reports whether an event loop waits for a CommandComplete
+// to be buffered whole, for auditsTag to decide on it: in an audited
+// session (no lock: a CommandComplete is small).
+func (ss *session) auditsTags() bool {
+	t := ss.track
+	return t != nil && t.Audit()
+}
+
+// auditTag accounts msg, a CommandComplete upstreamHeader left to
+// upstreamMessage (tagAudited), to the execution it ends, with the rows
+// its tag says a write changed.
+func (ss *session) auditTag(msg []byte) {
+	ss.extSkips.answer('C')
+	tag, _, _ := bytes.Cut(msg[wire.HeaderLen:], []byte{0})
+	if done := ss.track.OnCommandComplete(len(msg), tag); done != nil {
+		ss.finish(done, "")
+	}
+	ss.bytesOut += int64(len(msg))
+}
+
 // upstreamMessage handles a message upstreamHeader chose to decode, msg
 // (header included): the end of the session when it ends it, or an error
 // writing to the client.
@@ -936,7 +983,14 @@ func (ss *session) upstreamMessage(typ byte, msg []byte) (*sessionEnd, error) {
 	case 'E':
 		return nil, ss.onError(msg)
 	case 'C':
-		ss.onCommandComplete(msg)
+		why := ss.tagFor
+		ss.tagFor = 0
+		if why&tagAudited != 0 {
+			ss.auditTag(msg)
+		}
+		if why&tagWatched != 0 {
+			ss.onCommandComplete(msg)
+		}
 		return nil, ss.writeClient(msg)
 	default:
 		return ss.onParameterStatus(msg)

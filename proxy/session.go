@@ -178,6 +178,12 @@ type session struct {
 	// the client since the last ReadyForQuery (backend relay only).
 	batchTimes [64]atomic.Int64
 	bytesOut   int64
+	// tagFor says why upstreamHeader chose to decode the CommandComplete
+	// upstreamMessage then reads: tagWatched for the transaction's end
+	// (decodesTag), tagAudited for the rows a write changed
+	// (auditsTag), which upstreamMessage, not upstreamHeader, accounts
+	// to its execution (backend relay only).
+	tagFor tagReason
 
 	// appName is the client's application_name since it last changed
 	// it (SET application_name, as the upstream reported it in a

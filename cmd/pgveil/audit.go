@@ -215,6 +215,9 @@ type searchFilter struct {
 	table, column, masked string
 	// since and until bound the record's time: since <= time < until.
 	since, until time.Time
+	// minAffected, when above 0, keeps the records of writes that
+	// changed at least that many rows (affected).
+	minAffected int64
 }
 
 // matches reports whether e passes every filter.
@@ -230,7 +233,8 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.column != "" && !containsName(e.Columns, f.column),
 		f.masked != "" && !containsName(e.Masked, f.masked),
 		!f.since.IsZero() && e.Time.Before(f.since),
-		!f.until.IsZero() && !e.Time.Before(f.until):
+		!f.until.IsZero() && !e.Time.Before(f.until),
+		f.minAffected > 0 && e.Affected < f.minAffected:
 		return false
 	}
 	return true
@@ -307,6 +311,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")
 	fs.StringVar(&f.masked, "masked-column", "", "a column the statement read masked, schema.table.column (or table.column, column)")
 	fs.StringVar(&f.rule, "rule", "", "a policy rule that fired, or the firewall rule that denied the statement (e.g. ungoverned_table)")
+	fs.Int64Var(&f.minAffected, "min-affected", 0, "writes that changed at least this many rows (INSERT, UPDATE, DELETE, COPY FROM, as their tags said; 1: any row)")
 	since := fs.String("since", "", "records at or after: RFC 3339, YYYY-MM-DD (UTC), or an age such as 7d or 24h")
 	until := fs.String("until", "", "records before: RFC 3339, YYYY-MM-DD (UTC, the whole day included), or an age")
 	format := fs.String("format", "table", "table or json (the lines as written)")
@@ -319,6 +324,10 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	}
 	if fs.NArg() == 0 || (*format != "table" && *format != "json") {
 		fs.Usage()
+		return 2
+	}
+	if f.minAffected < 0 {
+		fmt.Fprintf(stderr, "pgveil audit search: --min-affected %d: want a count of rows, 0 or more\n", f.minAffected)
 		return 2
 	}
 	if f.decision != "" && !slices.Contains(decisions, f.decision) {
@@ -350,7 +359,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %-11s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "KIND", "SQL", "WHY DENIED / ERROR")
+		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %8s  %-11s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "CHANGED", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -394,16 +403,20 @@ func tableRow(e *audit.Entry) string {
 	if decision == "" {
 		decision = e.Event
 	}
-	rows := ""
+	rows, changed := "", ""
 	if e.Event == audit.EventStatement {
 		rows = strconv.FormatInt(e.Rows, 10)
+	}
+	if e.Affected != 0 {
+		// NOTE: blank for a write that changed no row, as for a read.
+		changed = strconv.FormatInt(e.Affected, 10)
 	}
 	user := userColumn(e.User)
 	if e.ActingFor != "" {
 		user += " as " + userColumn(e.ActingFor)
 	}
-	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
-		printableText(decision), rows, printableText(e.Kind), shorten(e.SQL, 80))
+	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
+		printableText(decision), rows, changed, printableText(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
 		if n := utf8.RuneCountInString(row); n < sqlColumnEnd {
@@ -436,7 +449,7 @@ func userColumn(s string) string {
 
 // sqlColumnEnd is where the SQL column of the table format ends: the
 // widths of the columns before it and their separators, and 80.
-const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 11 + 2 + 80
+const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 8 + 2 + 11 + 2 + 80
 
 // whyColumn is the last column of the table format, shortened: for a
 // denied statement, the firewall rule, its SQLSTATE and the refusal's

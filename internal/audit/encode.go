@@ -46,6 +46,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = appendStringField(b, "sqlstate", e.SQLState)
 	b = appendStringField(b, "message", e.Message)
 	b = appendIntField(b, "rows", e.Rows)
+	b = appendIntField(b, "affected", e.Affected)
 	b = appendIntField(b, "bytes", e.Bytes)
 	if e.Duration != 0 {
 		b = append(b, `,"duration_ms":`...)

@@ -45,6 +45,7 @@ type wireEntry struct {
 	SQLState         string      `json:"sqlstate"`
 	Message          string      `json:"message"`
 	Rows             int64       `json:"rows"`
+	Affected         int64       `json:"affected"`
 	Bytes            int64       `json:"bytes"`
 	DurationMS       json.Number `json:"duration_ms"`
 	UpstreamError    string      `json:"upstream_error"`
@@ -93,6 +94,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			SQLState:         w.SQLState,
 			Message:          w.Message,
 			Rows:             w.Rows,
+			Affected:         w.Affected,
 			Bytes:            w.Bytes,
 			UpstreamError:    w.UpstreamError,
 			PolicyVersion:    w.PolicyVersion,

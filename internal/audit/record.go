@@ -119,8 +119,20 @@ type Record struct {
 	SQLState string
 	// Message is the message of a denial or a failure.
 	Message string
-	// Rows counts the DataRow messages returned.
+	// Rows counts the DataRow messages returned (the CopyData of a COPY
+	// TO STDOUT): what the client read.
 	Rows int64
+	// Affected is, for a statement record of a write, the rows it
+	// changed as its CommandComplete tags say (INSERT 0 n, UPDATE n,
+	// DELETE n, MERGE n, COPY n of a COPY FROM STDIN), summed over the
+	// writes of a Query's text: what an EXECUTE of a prepared write did
+	// too. Written as "affected", left out when 0: a write's record
+	// without it changed no row, or failed before its tag.
+	// NOTE: what the statement did, not whether it lasted: a write
+	// rolled back later (its transaction block's ROLLBACK, a failed
+	// COMMIT) keeps its count; only a write its own batch rolled back
+	// says so (Message "rolled back…").
+	Affected int64
 	// Bytes counts the bytes sent to the client for the statement.
 	Bytes int64
 	// Duration is how long the statement took; written as "duration_ms",

@@ -1,6 +1,8 @@
 package statement
 
 import (
+	"bytes"
+	"strconv"
 	"time"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -56,6 +58,85 @@ func (t *Tracker) OnAnswer(typ byte, total int, errCode, errMsg string, refused 
 		done = t.account(typ, total, errCode, errMsg, refused)
 	}
 	return false, done
+}
+
+// WantsTag reports whether the CommandComplete the upstream sends next
+// should reach OnCommandComplete with its tag: it ends, in an audited
+// session, an execution of a write (insert, update, delete, copy,
+// execute), whose record says the rows it changed (Execution.Affected).
+// Every other CommandComplete goes to OnAnswer undecoded: a SELECT's
+// record counts its DataRows.
+func (t *Tracker) WantsTag() bool {
+	if !t.audit {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	x := t.cur
+	if x == nil && len(t.pending) > 0 && t.pending[0].batch <= t.done+1 {
+		x = t.pending[0]
+	}
+	return x != nil && x.Info.Result != nil && writes(x.Info.Result.Kinds)
+}
+
+// writes reports whether kinds hold a statement whose CommandComplete
+// tag counts rows it changed: INSERT, UPDATE, DELETE, COPY (FROM STDIN;
+// a COPY TO's rows are its CopyData), and EXECUTE of a statement
+// prepared with SQL, which may be any of them.
+func writes(kinds []string) bool {
+	for _, k := range kinds {
+		switch k {
+		case "insert", "update", "delete", "copy", "execute":
+			return true
+		}
+	}
+	return false
+}
+
+// OnCommandComplete is OnAnswer of a CommandComplete of total bytes
+// whose tag WantsTag asked for: the rows a write's tag says it changed
+// are added to its execution's Affected.
+func (t *Tracker) OnCommandComplete(total int, tag []byte) (done *Execution) {
+	if !t.audit {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if x := t.next(); x != nil {
+		x.Affected += affectedOf(tag, x.copyIn)
+		x.copyIn = false
+	}
+	return t.account('C', total, "", "", false)
+}
+
+// affectedOf is the count of rows a CommandComplete tag of a write
+// says it changed: INSERT oid n, UPDATE n, DELETE n, MERGE n, and COPY
+// n when copyIn (a COPY FROM STDIN: a COPY TO's n is the rows the
+// client read); 0 for any other tag, or one whose count does not parse.
+func affectedOf(tag []byte, copyIn bool) int64 {
+	verb, rest, ok := bytes.Cut(tag, []byte{' '})
+	if !ok {
+		return 0
+	}
+	switch string(verb) {
+	case "INSERT":
+		// INSERT oid rows: the oid is always 0 since PostgreSQL 12.
+		if _, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+			return 0
+		}
+	case "UPDATE", "DELETE", "MERGE":
+	case "COPY":
+		if !copyIn {
+			return 0
+		}
+	default:
+		return 0
+	}
+	n, err := strconv.ParseInt(string(rest), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // SetBackend tells the Tracker the process id of the upstream backend
@@ -344,6 +425,9 @@ func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused b
 	case 'D', 'd':
 		// DataRow, or CopyData of COPY TO STDOUT: one row each.
 		x.Rows++
+	case 'G':
+		// CopyInResponse: the COPY's tag counts the rows it wrote.
+		x.copyIn = true
 	case 'E':
 		if !refused && x.SQLState == "" {
 			x.SQLState, x.UpstreamError = errCode, errMsg
@@ -430,9 +514,14 @@ type Execution struct {
 	// held is the bytes counted in its batch's load until its answers
 	// start; simple marks the Query of a simple batch, not counted
 	// (OnSimpleBatchClosed).
-	held                    int64
-	simple                  bool
-	Rows, Bytes             int64
+	held        int64
+	simple      bool
+	Rows, Bytes int64
+	// Affected is the rows its writes changed, as their CommandComplete
+	// tags say (OnCommandComplete); copyIn marks a COPY FROM STDIN under
+	// way, whose tag counts rows written, not read.
+	Affected                int64
+	copyIn                  bool
 	SQLState, UpstreamError string
 	// Refusal is the refusal whose marker answered it when its Info has
 	// none (OnRefusedAnswer): the client was sent that refusal.

@@ -1,0 +1,67 @@
+package proxy_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+)
+
+// TestAuditRefusedActForNamesAKnownTarget checks that, with
+// redact_literals, the record of a refused change of the acting user
+// still names whom a BI service tried to act for when the policy knows
+// that user (no secret typed by mistake: a login pgveil serves), so that
+// an auditor sees the attempt; an unknown name stays redacted, as
+// anything a client typed may be a password. Extended protocol too, on
+// both relays and in a transaction pool.
+func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
+	pooled := policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}
+	for _, c := range []struct {
+		name  string
+		relay string
+		pool  policy.Pool
+	}{
+		{"on event loops", policy.RelayEventLoop, policy.Pool{}},
+		{"on goroutines", policy.RelayGoroutines, policy.Pool{}},
+		{"in a transaction pool", policy.RelayEventLoop, pooled},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = alog.Close() })
+			p := startDemoPool(t, c.relay, c.pool, func(po *proxy.Options) { po.Audit = alog })
+			a := actConn{c: p.connect(t, "metabase")}
+			refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
+			refusedBy(t, a.execExtended("SET pgveil.act_for = 'survey_admin'"), "act_for")
+			refusedBy(t, a.exec("SET ROLE \"hunter2-typo\""), "act_for")
+			a.c.Close(context.Background())
+			waitSessions(t, p, 0)
+			var msgs []string
+			for _, e := range readAudit(t, alog, path) {
+				if e.Event == audit.EventStatement && e.Decision == audit.DecisionDenied && e.Reason == "act_for" {
+					msgs = append(msgs, e.Message)
+				}
+			}
+			// NOTE: the extended one has two: its Parse's and its Execute's.
+			if len(msgs) < 3 {
+				t.Fatalf("refusal records %q", msgs)
+			}
+			for i, m := range msgs[:len(msgs)-1] {
+				if !strings.Contains(m, "may not act for survey_admin") {
+					t.Errorf("refusal %d does not name the user the policy knows: %q", i+1, m)
+				}
+			}
+			if last := msgs[len(msgs)-1]; strings.Contains(last, "hunter2") || !strings.Contains(last, "no user block") {
+				t.Errorf("the refusal of an unknown name: %q", last)
+			}
+		})
+	}
+}

@@ -158,8 +158,16 @@ func castBoolTestArgs(tree *pg_query.ParseResult) bool {
 // unfaithful, and holds the new deparse to the changed tree
 // (deparsedFaithfully): a statement the deparser prints right is
 // forwarded as before.
+//
+// NOTE: nor is an operand wrapped, in a COALESCE or a cast, where it
+// names an output column (outputNamePaths): PostgreSQL names a column
+// of no alias after what is under its COLLATE, cast, subscript or CASE's
+// ELSE, and COALESCE or a cast would rename it (coalesce, bool), which a
+// client, a NATURAL or USING join over a derived table and ORDER BY name
+// read. The AT TIME ZONE and IS NORMALIZED calls keep their names.
 func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 	changed := false
+	naming := outputNamePaths(tree)
 	wrap := func(arg **pg_query.Node, indirection bool) {
 		a := *arg
 		if a == nil {
@@ -170,6 +178,9 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 				fc.Funcformat = pg_query.CoercionForm_COERCE_EXPLICIT_CALL
 				changed = true
 			}
+			return
+		}
+		if naming[a] {
 			return
 		}
 		if booleanByGrammar(a) && parenthesizedUnderCast(a) {
@@ -273,6 +284,57 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 		}
 	}
 	return changed
+}
+
+// outputNamePaths returns the nodes of tree that PostgreSQL reads to
+// name an output column (FigureColname): the value of each target of no
+// alias (a SELECT's, a RETURNING's), and below it, as long as it is one,
+// the operand of a COLLATE, of a cast, of a subscript with no field name
+// after it, and the ELSE of a CASE. Wrapping one of them in COALESCE or
+// a cast renames the column: SELECT name COLLATE "C" COLLATE "C" names
+// it name, SELECT COALESCE(name COLLATE "C") COLLATE "C" coalesce.
+//
+// NOTE: it may hold more than FigureColname reads (a cast of a named
+// operand takes the operand's name, not the type's): a node it holds is
+// only left unwrapped, and a deparse that needed it wrapped refused.
+func outputNamePaths(tree *pg_query.ParseResult) map[*pg_query.Node]bool {
+	out := map[*pg_query.Node]bool{}
+	var path func(n *pg_query.Node)
+	path = func(n *pg_query.Node) {
+		for n != nil {
+			out[n] = true
+			switch v := n.GetNode().(type) {
+			case *pg_query.Node_TypeCast:
+				n = v.TypeCast.Arg
+			case *pg_query.Node_CollateClause:
+				n = v.CollateClause.Arg
+			case *pg_query.Node_CaseExpr:
+				n = v.CaseExpr.Defresult
+			case *pg_query.Node_AIndirection:
+				for _, i := range v.AIndirection.Indirection {
+					if i.GetString_() != nil {
+						return
+					}
+				}
+				n = v.AIndirection.Arg
+			default:
+				return
+			}
+		}
+	}
+	var visit func(m proto.Message)
+	visit = func(m proto.Message) {
+		if rt, ok := m.(*pg_query.ResTarget); ok && rt.Name == "" {
+			path(rt.Val)
+		}
+		pgtree.Children(m, visit)
+	}
+	for _, st := range tree.GetStmts() {
+		if st.GetStmt() != nil {
+			visit(st.GetStmt())
+		}
+	}
+	return out
 }
 
 // mayBeUnknown reports whether n, the operand of a COLLATE, may have

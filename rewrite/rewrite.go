@@ -683,10 +683,23 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 		return r
 	}
 	targets := c.Attlist
-	if len(targets) == 0 {
+	switch {
+	case len(targets) == 0 && len(rel.Generated) > 0:
+		// NOTE: PostgreSQL's COPY table TO copies every column but the
+		// generated ones (CopyGetAttnums), which * would read.
+		for _, col := range rel.Columns {
+			if _, generated := rel.Generated[col.Name]; !generated {
+				targets = append(targets, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+					Fields: []*pg_query.Node{pg_query.MakeStrNode(col.Name)}}}})
+			}
+		}
+		if len(targets) == 0 {
+			return deny("copy_columns", "relation %q has no column but generated ones to copy", rel.Name)
+		}
+	case len(targets) == 0:
 		targets = []*pg_query.Node{{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
 			Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}
-	} else {
+	default:
 		cols := make([]*pg_query.Node, 0, len(targets))
 		seen := map[string]bool{}
 		for _, a := range targets {
@@ -701,6 +714,11 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 			if seen[name] {
 				r := deny("copy_columns", "column %q specified more than once", name)
 				r.Code = CodeDuplicateColumn
+				return r
+			}
+			if _, generated := rel.Generated[name]; generated {
+				r := deny("copy_columns", "column %q is a generated column", name)
+				r.Code = sqlstate.InvalidColumnReference
 				return r
 			}
 			seen[name] = true

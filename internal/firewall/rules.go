@@ -49,7 +49,7 @@ var Rules = []Rule{
 		Hint: "Use COPY … TO STDOUT (psql's \\copy) instead of a server file or program.",
 		Doc:  "COPY to or from files and programs"},
 	{Name: "copy_columns", Code: sqlstate.UndefinedColumn,
-		Doc: "a column list of COPY … TO naming something other than a column of the governed table (42703), or a column twice (42701), as PostgreSQL refuses it: pgveil copies through a SELECT, where the name could read the whole row or call a function"},
+		Doc: "a column list of COPY … TO naming something other than a column of the governed table (42703), a column twice (42701), or a generated column (42P10), as PostgreSQL refuses it: pgveil copies through a SELECT, where the name could read the whole row or call a function"},
 	{Name: "copy_relation", Code: sqlstate.WrongObjectType,
 		Hint: "Use COPY (SELECT * FROM …) TO STDOUT, which reads the relation as a query does.",
 		Doc:  "COPY … TO of a governed relation that is not a plain table (a partitioned table, a view, a materialized view, a foreign table), as PostgreSQL refuses it: pgveil copies through a SELECT, which would read it"},

@@ -1034,7 +1034,7 @@ func (g *smith) expr(sc *sscope, t styp, d int) string {
 			return "array_length(" + e(tArr) + ", 1)"
 		}
 	case tText:
-		switch g.r.Intn(20) {
+		switch g.r.Intn(23) {
 		case 0:
 			return "upper(" + e(tText) + ")"
 		case 1:
@@ -1076,6 +1076,16 @@ func (g *smith) expr(sc *sscope, t styp, d int) string {
 			return "md5(" + e(tText) + ")"
 		case 18:
 			return "(" + e(tTs) + ")::date::text"
+		case 19:
+			// A COLLATE, which names an output column after what it is
+			// over, and an operator under one: the deparse wraps such
+			// operands where the deparser drops their parentheses
+			// (parenthesizeOperands).
+			return "((" + e(tText) + ") COLLATE \"C\")"
+		case 20:
+			return "((" + e(tText) + " || " + e(tText) + ") COLLATE \"C\")"
+		case 21:
+			return "CASE WHEN " + g.bool(sc, d+1) + " THEN " + e(tText) + " ELSE (" + e(tText) + ") COLLATE \"C\" END"
 		default:
 			return "lower(" + e(tText) + ")::varchar(6)::text"
 		}
@@ -1177,6 +1187,16 @@ func (g *smith) bool(sc *sscope, d int) string {
 		return "(" + g.expr(sc, tText, d+1) + ") IN (" + g.literal(tText) + ", " + g.literal(tText) + ")"
 	case 17:
 		return "starts_with(" + g.expr(sc, tText, d+1) + ", " + g.literal(tText) + ")"
+	case 18:
+		// Operands pg_query's deparser prints without the parentheses
+		// they need: the rewriter casts or wraps them, or refuses.
+		return "((" + g.expr(sc, tText, d+1) + ") BETWEEN ((" + g.expr(sc, tText, d+1) + ") COLLATE \"C\") AND " + g.literal(tText) + ")"
+	case 19:
+		return "((" + g.bool(sc, d+1) + " OR " + g.bool(sc, d+1) + ") IS NOT DISTINCT FROM (" + g.bool(sc, d+1) + "))"
+	case 20:
+		return "(((" + g.expr(sc, tText, d+1) + ") LIKE 'F%') IS DISTINCT FROM ((" + g.expr(sc, tNum, d+1) + ") = 1))"
+	case 21:
+		return "((" + g.expr(sc, tTs, d+1) + ")::timestamp BETWEEN ((" + g.expr(sc, tTs, d+1) + ") AT TIME ZONE 'UTC') AND timestamp '2026-01-01')"
 	}
 	return g.cmp(sc, d)
 }

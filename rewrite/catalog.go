@@ -31,7 +31,8 @@ ORDER BY c.oid, a.attnum`
 // its expressions and predicate depend on); 'f' for a column of a foreign
 // key, with the schema and name of the relation referenced; 'r' for a
 // column a foreign key references, with the referencing relation; 'g'
-// for a generated column, with a column its expression reads; 'x' for a
+// for a generated column, with a column its expression reads (NULL, once,
+// for one that reads none); 'x' for a
 // column of an index of any kind, with another column the same index
 // reads (its key columns, and those its expressions and predicate depend
 // on).
@@ -83,11 +84,12 @@ UNION
 SELECT a.attrelid, 'g', a.attname, b.attname, ''
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid
+LEFT JOIN (pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_attribute b ON b.attrelid = d.refobjid AND b.attnum = d.refobjsubid AND NOT b.attisdropped)
+  ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
   AND d.refobjid = a.attrelid AND d.refobjsubid <> a.attnum
-JOIN pg_catalog.pg_attribute b ON b.attrelid = a.attrelid AND b.attnum = d.refobjsubid
-WHERE a.attgenerated <> '' AND a.attnum > 0 AND NOT a.attisdropped AND NOT b.attisdropped
+WHERE a.attgenerated <> '' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
@@ -290,6 +292,14 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		case "g":
 			if rel.Generated == nil {
 				rel.Generated = map[string][]string{}
+			}
+			// NOTE: a generated column that reads no other column is
+			// one all the same (COPY leaves it out: copyStmt).
+			if other.Schema == "" {
+				if _, ok := rel.Generated[col]; !ok {
+					rel.Generated[col] = nil
+				}
+				continue
 			}
 			rel.Generated[col] = append(rel.Generated[col], other.Schema)
 		}

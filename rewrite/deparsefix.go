@@ -158,8 +158,31 @@ func castBoolTestArgs(tree *pg_query.ParseResult) bool {
 // unfaithful, and holds the new deparse to the changed tree
 // (deparsedFaithfully): a statement the deparser prints right is
 // forwarded as before.
+//
+// NOTE: it changes nothing, and the statement stays refused, when it
+// would wrap, in a COALESCE or a cast, an operand that names an output
+// column (outputNamePaths): PostgreSQL names a column of no alias after
+// what is under its COLLATE, cast, subscript or CASE's ELSE, and COALESCE
+// or a cast would rename it (coalesce, bool), which a client, a NATURAL
+// or USING join over a derived table and ORDER BY name read. Leaving that
+// one operand alone would not do: the same expression wrapped elsewhere
+// (GROUP BY, DISTINCT ON) would no longer match it. The AT TIME ZONE and
+// IS NORMALIZED calls keep their names.
 func parenthesizeOperands(tree *pg_query.ParseResult) bool {
-	changed := false
+	if _, blocked := wrapOperands(tree, outputNamePaths(tree), true); blocked {
+		return false
+	}
+	changed, _ := wrapOperands(tree, nil, false)
+	return changed
+}
+
+// wrapOperands is parenthesizeOperands' walk. With dry, it changes
+// nothing and reports whether it would wrap a node of naming (blocked).
+//
+// NOTE: a dry walk meets the nodes the other one does: a wrap only puts
+// a COALESCE or a cast, which the walk does not wrap into, over the node
+// it then goes down into.
+func wrapOperands(tree *pg_query.ParseResult, naming map[*pg_query.Node]bool, dry bool) (changed, blocked bool) {
 	wrap := func(arg **pg_query.Node, indirection bool) {
 		a := *arg
 		if a == nil {
@@ -167,13 +190,20 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 		}
 		if fc := a.GetFuncCall(); fc != nil {
 			if fc.Funcformat == pg_query.CoercionForm_COERCE_SQL_SYNTAX && sqlSyntaxInfix(fc) {
-				fc.Funcformat = pg_query.CoercionForm_COERCE_EXPLICIT_CALL
+				if !dry {
+					fc.Funcformat = pg_query.CoercionForm_COERCE_EXPLICIT_CALL
+				}
 				changed = true
 			}
 			return
 		}
 		if booleanByGrammar(a) && parenthesizedUnderCast(a) {
-			*arg = castToBool(a)
+			switch {
+			case naming[a]:
+				blocked = true
+			case !dry:
+				*arg = castToBool(a)
+			}
 			changed = true
 			return
 		}
@@ -195,9 +225,14 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 			}
 		}
 		if coalesce {
-			*arg = &pg_query.Node{Node: &pg_query.Node_CoalesceExpr{CoalesceExpr: &pg_query.CoalesceExpr{
-				Args: []*pg_query.Node{a}, Location: -1,
-			}}}
+			switch {
+			case naming[a]:
+				blocked = true
+			case !dry:
+				*arg = &pg_query.Node{Node: &pg_query.Node_CoalesceExpr{CoalesceExpr: &pg_query.CoalesceExpr{
+					Args: []*pg_query.Node{a}, Location: -1,
+				}}}
+			}
 			changed = true
 		}
 	}
@@ -272,7 +307,58 @@ func parenthesizeOperands(tree *pg_query.ParseResult) bool {
 			visit(st.GetStmt())
 		}
 	}
-	return changed
+	return changed, blocked
+}
+
+// outputNamePaths returns the nodes of tree that PostgreSQL reads to
+// name an output column (FigureColname): the value of each target of no
+// alias (a SELECT's, a RETURNING's), and below it, as long as it is one,
+// the operand of a COLLATE, of a cast, of a subscript with no field name
+// after it, and the ELSE of a CASE. Wrapping one of them in COALESCE or
+// a cast renames the column: SELECT name COLLATE "C" COLLATE "C" names
+// it name, SELECT COALESCE(name COLLATE "C") COLLATE "C" coalesce.
+//
+// NOTE: it may hold more than FigureColname reads (a cast of a named
+// operand takes the operand's name, not the type's): that only refuses a
+// statement parenthesizeOperands would have wrapped such a node of.
+func outputNamePaths(tree *pg_query.ParseResult) map[*pg_query.Node]bool {
+	out := map[*pg_query.Node]bool{}
+	var path func(n *pg_query.Node)
+	path = func(n *pg_query.Node) {
+		for n != nil {
+			out[n] = true
+			switch v := n.GetNode().(type) {
+			case *pg_query.Node_TypeCast:
+				n = v.TypeCast.Arg
+			case *pg_query.Node_CollateClause:
+				n = v.CollateClause.Arg
+			case *pg_query.Node_CaseExpr:
+				n = v.CaseExpr.Defresult
+			case *pg_query.Node_AIndirection:
+				for _, i := range v.AIndirection.Indirection {
+					if i.GetString_() != nil {
+						return
+					}
+				}
+				n = v.AIndirection.Arg
+			default:
+				return
+			}
+		}
+	}
+	var visit func(m proto.Message)
+	visit = func(m proto.Message) {
+		if rt, ok := m.(*pg_query.ResTarget); ok && rt.Name == "" {
+			path(rt.Val)
+		}
+		pgtree.Children(m, visit)
+	}
+	for _, st := range tree.GetStmts() {
+		if st.GetStmt() != nil {
+			visit(st.GetStmt())
+		}
+	}
+	return out
 }
 
 // mayBeUnknown reports whether n, the operand of a COLLATE, may have

@@ -52,11 +52,21 @@ var (
 // level, between parentheses, as the operand of every other, in a target
 // list, a WHERE, an INSERT's VALUES and an UPDATE's SET, deparses into
 // text that parses back into the tree it printed, but for a COLLATE of a
-// literal where the grammar wants parentheses, which parenthesizeOperands
-// leaves as it is: it stays refused.
+// literal where the grammar wants parentheses, and a COLLATE of a boolean
+// naming an output column, which parenthesizeOperands leaves as they are:
+// they stay refused.
 func TestDeparseOperandsHeldToTheirTree(t *testing.T) {
-	refused := func(outer, inner string) bool {
-		return inner == "'x' COLLATE \"C\"" && (outer == "- X" || outer == "@ X" || outer == "y BETWEEN X AND z")
+	refused := func(place, outer, inner string) bool {
+		switch {
+		case inner == "'x' COLLATE \"C\"" && (outer == "- X" || outer == "@ X" || outer == "y BETWEEN X AND z"):
+			return true
+		case place == "SELECT @" && outer == "X COLLATE \"C\"" && (inner == "a OR b" || inner == "a AND b" || inner == "NOT a"):
+			// It names the output column: cast to boolean, the column
+			// would be named bool (outputNamePaths). PostgreSQL refuses a
+			// COLLATE of a boolean anyway.
+			return true
+		}
+		return false
 	}
 	for _, place := range []string{"SELECT @", "SELECT 1 WHERE @", "INSERT INTO t VALUES (@)", "UPDATE t SET c = @"} {
 		for _, o := range operandOuter {
@@ -67,7 +77,7 @@ func TestDeparseOperandsHeldToTheirTree(t *testing.T) {
 					continue
 				}
 				out, ok := deparseText(t, sql)
-				if !ok && !refused(o, in) {
+				if !ok && !refused(place, o, in) {
 					t.Errorf("%s\n  is deparsed %s", sql, out)
 				}
 			}
@@ -118,5 +128,51 @@ func TestDeparseKeepsUnknownCollateOperands(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDeparseKeepsOutputNames: where another operand of the statement
+// needs wrapping (the AT TIME ZONE bound of a BETWEEN), an operand that
+// names an output column (under a COLLATE, a cast, a subscript or a
+// CASE's ELSE, of a target of no alias) and would be wrapped makes the
+// deparse unfaithful, and the statement refused: in COALESCE, the column
+// would be named coalesce, and ORDER BY name, a NATURAL or USING join over
+// the derived table, or the client would read another column; left alone
+// while the same expression in GROUP BY is wrapped, it would no longer be
+// the grouped one. An alias names the column itself: under it, the
+// operand is wrapped; so is an AT TIME ZONE, whose call keeps its name.
+func TestDeparseKeepsOutputNames(t *testing.T) {
+	const bound = "now() BETWEEN (ts AT TIME ZONE 'UTC') AND now()"
+	const printed = "now() BETWEEN pg_catalog.timezone('UTC', ts) AND now()"
+	for _, tc := range []struct{ name, expr, tail, want string }{
+		{"a COLLATE of a COLLATE", `name COLLATE "C" COLLATE "POSIX"`, "", ""},
+		{"a COLLATE of an operator", `(name || 'x') COLLATE "C"`, "", ""},
+		{"a COLLATE of an operator, grouped by", `(name || 'x') COLLATE "C"`, ` GROUP BY (name || 'x') COLLATE "C"`, ""},
+		{"a cast of EXISTS", `EXISTS (SELECT 1)::int`, "", ""},
+		{"a cast of op ANY (subquery)", `(x = ANY (SELECT 1))::int`, "", ""},
+		{"a CASE's ELSE", `CASE WHEN x THEN 'z' ELSE name COLLATE "C" COLLATE "C" END`, "", ""},
+		{"a subscript", `(a COLLATE "C" COLLATE "C")[1]`, "", ""},
+		{"a target of a subquery", `(SELECT name COLLATE "C" COLLATE "C")`, "", ""},
+		{"a target of a derived table", `1 FROM (SELECT name COLLATE "C" COLLATE "C") s, t`, "", ""},
+		{"an aliased target", `name COLLATE "C" COLLATE "C" AS n`, "", `COALESCE(name COLLATE "C") COLLATE "C" AS n`},
+		{"an AT TIME ZONE under a COLLATE", `(ts AT TIME ZONE 'UTC')::text COLLATE "C"`, "", `pg_catalog.timezone('UTC', ts)::text COLLATE "C"`},
+		{"an operator under a function", `lower((name || 'x') COLLATE "C")`, "", `lower(COALESCE(name || 'x') COLLATE "C")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sql := "SELECT " + tc.expr + ", " + bound + " FROM t" + tc.tail
+			if strings.Contains(tc.expr, " FROM ") {
+				sql = "SELECT " + bound + ", " + tc.expr + tc.tail
+			}
+			out, ok := deparseText(t, sql)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("%s\n  is deparsed, faithfully, %s", sql, out)
+				}
+				return
+			}
+			if want := "SELECT " + tc.want + ", " + printed + " FROM t" + tc.tail; !ok || out != want {
+				t.Fatalf("%s\n  is deparsed %s (faithful: %v)\n  want %s", sql, out, ok, want)
+			}
+		})
 	}
 }

@@ -194,7 +194,8 @@ func describeKeyword(k keyword) string {
 }
 
 // problem returns a refusal when sql uses, unquoted, a word the two
-// grammars read differently, or nil. A nil GrammarDiff (no upstream, as
+// grammars read differently, or a number only pgveil's parser reads
+// (newNumbers), or nil. A nil GrammarDiff (no upstream, as
 // in offline tools) checks nothing.
 //
 // NOTE: the text is scanned by pgveil's own scanner, so words inside
@@ -202,7 +203,15 @@ func describeKeyword(k keyword) string {
 // keyword and identifier tokens do. The scan runs only when the text
 // holds a differing word at all.
 func (g *GrammarDiff) problem(sql string) *Refused {
-	if g == nil || len(g.words) == 0 {
+	if g == nil {
+		return nil
+	}
+	if g.Upstream < 160000 && mayHoldNewNumber(sql) {
+		if r := newNumbers(sql, g.Upstream); r != nil {
+			return r
+		}
+	}
+	if len(g.words) == 0 {
 		return nil
 	}
 	lower := strings.ToLower(sql)
@@ -272,4 +281,57 @@ func neutralPlace(tokens []*pg_query.ScanToken, i int, word string) bool {
 		}
 	}
 	return false
+}
+
+// mayHoldNewNumber reports whether sql may hold a number written as only
+// PostgreSQL 16 and later read it (newNumbers): a 0 followed by x, o or
+// b, or a digit followed by an underscore. It is the quick test before
+// the scan; identifiers (col1_x, t0b) pass it too.
+func mayHoldNewNumber(sql string) bool {
+	for i := 0; i+1 < len(sql); i++ {
+		if sql[i] < '0' || sql[i] > '9' {
+			continue
+		}
+		switch sql[i+1] {
+		case '_':
+			return true
+		case 'x', 'X', 'o', 'O', 'b', 'B':
+			if sql[i] == '0' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// newNumbers refuses sql when it holds a number PostgreSQL 16 introduced:
+// a hexadecimal, octal or binary integer (0x1F, 0o17, 0b101) or digits
+// grouped by underscores (1_000). pgveil's parser (PostgreSQL 17) reads
+// them as numbers, and the rewriter's deparse and templates print their
+// value (31, 1000); an upstream before 16 rejects the client's text as a
+// syntax error ("trailing junk after numeric literal"), so that the
+// forwarded statement would run where the client's does not. version is
+// the upstream's server_version_num.
+//
+// NOTE: the text is scanned by pgveil's own scanner: such a number in a
+// string constant, a comment or a quoted identifier does not count.
+func newNumbers(sql string, version int) *Refused {
+	res, err := pg_query.Scan(sql)
+	if err != nil {
+		return denySyntax("%v", err)
+	}
+	for _, tok := range res.Tokens {
+		if tok.Token != pg_query.Token_ICONST && tok.Token != pg_query.Token_FCONST {
+			continue
+		}
+		if tok.Start < 0 || tok.End > int32(len(sql)) || tok.Start >= tok.End {
+			continue
+		}
+		num := sql[tok.Start:tok.End]
+		if !strings.Contains(num, "_") && !(len(num) > 1 && num[0] == '0' && strings.ContainsRune("xXoObB", rune(num[1]))) {
+			continue
+		}
+		return deny("grammar_version", "the number %s is read differently by the upstream: PostgreSQL 16 and later read it as a number, the upstream (server_version_num %d) as a syntax error", num, version)
+	}
+	return nil
 }

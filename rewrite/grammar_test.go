@@ -146,6 +146,37 @@ func TestGrammarDifferences(t *testing.T) {
 		}
 	})
 	if g.Upstream < 160000 {
+		t.Run("a number only PostgreSQL 16 reads is refused, where the upstream reads a syntax error", func(t *testing.T) {
+			for _, sql := range []string{
+				"SELECT 0x10",
+				"SELECT 0X1f, 1",
+				"SELECT 0o17",
+				"SELECT 0B101",
+				"SELECT 1_000",
+				"SELECT 1_000.5",
+				"SELECT 1.000_5",
+				"SELECT id FROM responses WHERE nps = 0x5",
+				"SELECT id FROM responses LIMIT 0x2",
+				"SELECT id FROM responses WHERE id = -0x1",
+			} {
+				if got := refusedBy(sql); got != "grammar_version" {
+					t.Errorf("%s: rule %q, want grammar_version", sql, got)
+				}
+			}
+		})
+		t.Run("a decimal number, or the form in a name, a string or a comment, is not such a number", func(t *testing.T) {
+			for _, sql := range []string{
+				"SELECT 0, 10, 0.5, 1e5, 00012",
+				"SELECT 1 AS col1_x, 2 AS t0b, 3 AS c0x10",
+				`SELECT 1 AS "1_000"`,
+				"SELECT '0x10', $q$1_000$q$",
+				"SELECT 1 /* 0x10 */ -- 1_000",
+			} {
+				if got := refusedBy(sql); got == "grammar_version" {
+					t.Errorf("%s: refused", sql)
+				}
+			}
+		})
 		t.Run("SYSTEM_USER as an alias cannot hide a whole-row reference", func(t *testing.T) {
 			for _, sql := range []string{
 				`SELECT SYSTEM_USER FROM responses "system_user"`,

@@ -70,7 +70,7 @@ func TestScopedSubqueryQualifiesColumns(t *testing.T) {
 			[]string{"FROM public.responses WHERE responses.country = 'France'"}},
 		{"COPY TO",
 			"COPY responses (id, email) TO STDOUT",
-			[]string{"COPY (SELECT id, email FROM (SELECT responses.id,", "FROM public.responses WHERE responses.country = 'France'"}},
+			[]string{"COPY (SELECT id, email FROM (SELECT responses.id,", "FROM ONLY public.responses WHERE responses.country = 'France'"}},
 		{"a scoped DELETE's row identities",
 			"DELETE FROM responses WHERE nps < 2",
 			[]string{"FROM (SELECT responses.tableoid AS pgveil_tableoid, responses.ctid AS pgveil_ctid, responses.id,",

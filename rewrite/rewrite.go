@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
+	"github.com/pgveil/pgveil/internal/sqlstate"
 )
 
 // The values of Result.TransactionEnd: COMMIT (END, and COMMIT AND
@@ -671,11 +672,34 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 	} else if acc.Mode == Denied {
 		return deny(denyRule(rel), "%s", acc.Reason)
 	}
+	// NOTE: PostgreSQL's COPY table TO copies the rows of a plain table
+	// alone, never those of the tables inheriting from it, and refuses
+	// every other kind of relation. The SELECT reads the table ONLY, and
+	// another kind is refused: a SELECT would read a partitioned table's
+	// partitions, a view's or a foreign table's rows.
+	if rel.Kind != 'r' {
+		r := deny("copy_relation", "cannot copy from %s %q", relationKindName(rel.Kind), rel.Name)
+		r.Code = sqlstate.WrongObjectType
+		return r
+	}
 	targets := c.Attlist
-	if len(targets) == 0 {
+	switch {
+	case len(targets) == 0 && len(rel.Generated) > 0:
+		// NOTE: PostgreSQL's COPY table TO copies every column but the
+		// generated ones (CopyGetAttnums), which * would read.
+		for _, col := range rel.Columns {
+			if _, generated := rel.Generated[col.Name]; !generated {
+				targets = append(targets, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
+					Fields: []*pg_query.Node{pg_query.MakeStrNode(col.Name)}}}})
+			}
+		}
+		if len(targets) == 0 {
+			return deny("copy_columns", "relation %q has no column but generated ones to copy", rel.Name)
+		}
+	case len(targets) == 0:
 		targets = []*pg_query.Node{{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{
 			Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}
-	} else {
+	default:
 		cols := make([]*pg_query.Node, 0, len(targets))
 		seen := map[string]bool{}
 		for _, a := range targets {
@@ -692,6 +716,11 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 				r.Code = CodeDuplicateColumn
 				return r
 			}
+			if _, generated := rel.Generated[name]; generated {
+				r := deny("copy_columns", "column %q is a generated column", name)
+				r.Code = sqlstate.InvalidColumnReference
+				return r
+			}
 			seen[name] = true
 			cols = append(cols, &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{a}}}})
 		}
@@ -701,6 +730,7 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 	for _, t := range targets {
 		tl = append(tl, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: t}}})
 	}
+	c.Relation.Inh = false
 	sel := &pg_query.SelectStmt{
 		Op:          pg_query.SetOperation_SETOP_NONE,
 		TargetList:  tl,
@@ -711,6 +741,22 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 	c.Relation, c.Attlist = nil, nil
 	w.changed = true
 	return w.walkSelect(sel)
+}
+
+// relationKindName names a pg_class.relkind as PostgreSQL's COPY error
+// does.
+func relationKindName(kind byte) string {
+	switch kind {
+	case 'p':
+		return "partitioned table"
+	case 'v':
+		return "view"
+	case 'm':
+		return "materialized view"
+	case 'f':
+		return "foreign table"
+	}
+	return "relation"
 }
 
 // explain allows EXPLAIN of statements that touch no governed relation:

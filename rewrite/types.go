@@ -143,7 +143,8 @@ type Relation struct {
 	Keys                     map[string]bool
 	References, ReferencedBy map[string][]QName
 	// Generated maps each generated column to the columns its expression
-	// reads: writing one of those changes it. Keys, References and
+	// reads (none, an empty list, for a constant): writing one of those
+	// changes it. Keys, References and
 	// ReferencedBy hold those columns too, as their generated column's.
 	Generated map[string][]string
 	// IndexPeers maps each column an index reads (as a key, in an

@@ -204,10 +204,12 @@ func TestRegistry(t *testing.T) {
 	// FeatureNotSupported: what a pooling mode cannot keep for the
 	// session is a missing feature, not a policy's decision.
 	// UndefinedColumn: a name PostgreSQL itself refuses as no column.
+	// WrongObjectType: a relation PostgreSQL's COPY TO itself refuses.
 	// IOError: the audit trail cannot be written (audit_unavailable), a
 	// failure of the system, not a decision on the statement.
 	codes := map[string]bool{sqlstate.InsufficientPrivilege: true, sqlstate.SyntaxError: true, sqlstate.UndefinedTable: true,
-		sqlstate.FeatureNotSupported: true, sqlstate.UndefinedColumn: true, sqlstate.IOError: true}
+		sqlstate.FeatureNotSupported: true, sqlstate.UndefinedColumn: true, sqlstate.IOError: true,
+		sqlstate.WrongObjectType: true}
 	seen := map[string]bool{}
 	for _, r := range firewall.Rules {
 		switch {

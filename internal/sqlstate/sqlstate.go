@@ -20,6 +20,12 @@ const (
 	// DuplicateColumn (42701) is a column named twice where each name
 	// must be one column.
 	DuplicateColumn = "42701"
+	// InvalidColumnReference (42P10) is, among others, a generated
+	// column named in COPY's column list.
+	InvalidColumnReference = "42P10"
+	// WrongObjectType (42809) is a relation of a kind the statement does
+	// not take (COPY TO of a view or a partitioned table).
+	WrongObjectType = "42809"
 	// ProtocolViolation (08P01) is a malformed or unexpected message.
 	ProtocolViolation = "08P01"
 	// ConnectionFailure (08006) is a lost upstream connection.

@@ -320,11 +320,51 @@ var informationSchemaHelpers = map[string]bool{
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
 	acc := p.relation(rel, nil)
-	if acc.Mode != rewrite.Denied && p.cfg.policyInputTree(rel) {
-		acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
-			"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)
+	if acc.Mode != rewrite.Denied {
+		if p.cfg.policyInputTree(rel) {
+			acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
+				"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)
+		} else if in := p.cfg.writesPolicyInput(rel); in != nil {
+			acc.ReadOnly = fmt.Sprintf("a write of %s may write %s (a rule of it, or a view's base table), which is read by "+
+				"the policy itself: writing it could change what users may see, so pgveil refuses every write of it", rel.QName, in.QName)
+		}
 	}
 	return acc
+}
+
+// writesPolicyInput returns a policy input (policyInputTree) a write of
+// rel may write, or nil: what a rule of rel names (CREATE RULE … DO ALSO
+// UPDATE), the base relations of a view (an automatically updatable
+// view, an INSTEAD rule), at any depth.
+//
+// NOTE: rel's Reads, followed down only: a relation that merely reads
+// the same table as a view of a policy input is not one. It errs on the
+// safe side: a rule that only reads a policy input makes rel read-only
+// too. A materialized view is not written through (REFRESH writes the
+// view alone). Triggers are not in the catalog snapshot: a trigger
+// function writing a policy input is the DBA's to avoid.
+func (c *Config) writesPolicyInput(rel *rewrite.Relation) *rewrite.Relation {
+	seen := map[*rewrite.Relation]bool{rel: true}
+	var walk func(r *rewrite.Relation) *rewrite.Relation
+	walk = func(r *rewrite.Relation) *rewrite.Relation {
+		if r.Kind == 'm' {
+			return nil
+		}
+		for _, w := range r.Reads {
+			if seen[w] {
+				continue
+			}
+			seen[w] = true
+			if c.policyInputTree(w) {
+				return w
+			}
+			if in := walk(w); in != nil {
+				return in
+			}
+		}
+		return nil
+	}
+	return walk(rel)
 }
 
 // policyInput reports whether the policy itself reads the relation q: the

@@ -149,7 +149,9 @@ var pinnedComparisons = map[string]bool{"=": true, "<>": true, "<": true, "<=": 
 // constant compared with a date, timestamp or timestamptz column of rel
 // (directly, through a cast to a date/time type, or as an element of =
 // ANY(ARRAY[…])) is rendered by renderDatetime, and every comparison with
-// a constant that is not ISO 8601 is NULL; ok is false when there was one.
+// a constant that is not ISO 8601 is NULL, as is a date or timestamp
+// cast of one, or a negative interval cast, anywhere else in filter; ok
+// is false when there was one.
 //
 // NOTE: the NULL only keeps a comparison from being true: a caller given
 // ok false must drop the whole expression (a rule grants no row, a mask
@@ -180,6 +182,31 @@ func pinDatetimes(filter *pg_query.Node, rel *rewrite.Relation) (pinned *pg_quer
 					ok = false
 				}
 				x.Node = r.Node
+			}
+			return
+		}
+		if tc := x.GetTypeCast(); tc != nil {
+			// NOTE: a date or timestamp constant read outside a
+			// comparison with a column (me.since::date + 1) is not
+			// rendered anew, but DateStyle decides how one that is not
+			// ISO 8601 reads, and IntervalStyle a negative interval: as
+			// the load-time checks refuse such constants in the files
+			// (constantProblem), one an attribute's value brings is NULL
+			// and fails the expression (ok false).
+			c := tc.Arg.GetAConst()
+			if c == nil || c.GetSval() == nil {
+				return
+			}
+			s := c.GetSval().GetSval()
+			switch k := typeKind(tc.TypeName); {
+			case k != "":
+				if _, read := renderDatetime(s, k); !read {
+					x.Node = typeCast(nullConst(), scalarType(k)).Node
+					ok = false
+				}
+			case isIntervalType(tc.TypeName) && constantProblem(s, "interval") != "":
+				x.Node = typeCast(nullConst(), scalarType("interval")).Node
+				ok = false
 			}
 			return
 		}
@@ -258,6 +285,13 @@ func typeKind(t *pg_query.TypeName) string {
 		return k
 	}
 	return ""
+}
+
+// isIntervalType reports whether t names interval, however spelled,
+// without array bounds.
+func isIntervalType(t *pg_query.TypeName) bool {
+	return t != nil && len(t.Names) > 0 && len(t.ArrayBounds) == 0 &&
+		t.Names[len(t.Names)-1].GetString_().GetSval() == "interval"
 }
 
 // kindRank orders the pinned kinds by precision.

@@ -1,0 +1,61 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestPolicyInputWrittenThroughAnotherRelationIsReadOnly: a write of a
+// relation the policy does not read can write one it reads: a rule
+// (CREATE RULE … DO ALSO UPDATE, run with the rule owner's rights) or an
+// automatically updatable view. Lea, who may write the first, must not
+// move herself to another team through it, which the next identity load
+// would give her.
+func TestPolicyInputWrittenThroughAnotherRelationIsReadOnly(t *testing.T) {
+	setupDemo(t)
+	direct(t, "CREATE TABLE public.team_requests (login text, team_id int)")
+	t.Cleanup(func() { direct(t, "DROP TABLE public.team_requests") })
+	direct(t, "CREATE RULE apply_request AS ON INSERT TO public.team_requests DO ALSO "+
+		"UPDATE public.employees SET team_id = NEW.team_id WHERE login = NEW.login")
+	direct(t, "GRANT SELECT, INSERT, UPDATE ON public.team_requests TO pgveil_svc")
+	t.Cleanup(func() { direct(t, "UPDATE public.employees SET team_id = 11 WHERE login = 'lea'") })
+	direct(t, "CREATE VIEW public.staff AS SELECT login, team_id FROM public.employees")
+	t.Cleanup(func() { direct(t, "DROP VIEW public.staff") })
+	direct(t, "GRANT SELECT, UPDATE ON public.staff TO pgveil_svc")
+	path := demoWith(t, `role "team_lead" {
+  statements = ["select", "copy_out"]`, `role "team_lead" {
+  statements = ["select", "copy_out", "insert", "update"]`,
+		`table "public.countries" {`, `table "public.team_requests" {
+  reference = true
+}
+table "public.staff" {
+  reference = true
+}
+rule "requests_and_staff" {
+  tables = ["public.team_requests", "public.staff"]
+  roles  = ["team_lead"]
+  scope  = "all"
+}
+table "public.countries" {`)
+	p, _ := startDemoFrom(t, path)
+	for _, tt := range []struct{ name, sql, via string }{
+		{"a rule of the table written", "INSERT INTO team_requests VALUES ('lea', 1)", "team_requests"},
+		{"an automatically updatable view", "UPDATE staff SET team_id = 1 WHERE login = 'lea'", "staff"},
+	} {
+		t.Run("lea may not write public.employees through "+tt.name, func(t *testing.T) {
+			c := p.connect(t, "lea")
+			_, err := c.Exec(context.Background(), tt.sql)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "may write public.employees") {
+				t.Fatalf("%s: %v, want a policy_input refusal", tt.sql, err)
+			}
+			if got := direct(t, "SELECT team_id FROM public.employees WHERE login = 'lea'")[0][0]; got != "11" {
+				t.Errorf("lea moved to team %s", got)
+			}
+		})
+	}
+}

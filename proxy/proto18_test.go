@@ -1,0 +1,303 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/internal/audit"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// startCopyAudited starts the demo on relay, where hq may insert into
+// pool_scratch.sink, auditing to a fresh trail.
+func startCopyAudited(t *testing.T, relay string, pool bool) (*testProxy, *audit.Log, string) {
+	t.Helper()
+	setupDemo(t)
+	for _, q := range []string{
+		"CREATE SCHEMA IF NOT EXISTS pool_scratch",
+		"CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)",
+		"GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc",
+		"GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc",
+	} {
+		direct(t, q)
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		if pool {
+			c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: time.Second, IdleTimeout: time.Minute}
+		}
+		c.Listen.Relay = relay
+		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
+		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
+	}, func(po *proxy.Options) { po.Audit = alog })
+	return p, alog, path
+}
+
+// A CopyDone or CopyFail the client sends outside any COPY is ignored by
+// PostgreSQL. It must not count as the end of a later COPY FROM STDIN:
+// a Query sent inside that COPY is read by the server as a protocol
+// violation and never runs, and pgveil must not forward it as if it ran
+// (its record, and those of every later statement, would be off by one).
+func TestProto18StrayCopyEndDoesNotOpenALaterCopy(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		for _, stray := range []pgproto3.FrontendMessage{&pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "x"}} {
+			p, alog, path := startCopyAudited(t, relay, false)
+			c := p.connect(t, "hq")
+			fe := c.PgConn().Frontend()
+			_ = c.PgConn().Conn().SetDeadline(time.Now().Add(20 * time.Second))
+			const (
+				inside = "SELECT id, email FROM responses ORDER BY id LIMIT 10"
+				after  = "SELECT id, email FROM responses ORDER BY id LIMIT 3"
+			)
+			if rows, codes := sendBatch(t, fe, stray, &pgproto3.Query{String: "SELECT 'before'"}); rows != 1 || len(codes) != 0 {
+				t.Fatalf("before: rows %d codes %v", rows, codes)
+			}
+			fe.Send(&pgproto3.Query{String: "COPY pool_scratch.sink FROM STDIN"})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+			fe.Send(&pgproto3.Query{String: inside})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			var msgs []string
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Logf("inside: %v after %v", err, msgs)
+					break
+				}
+				switch m := m.(type) {
+				case *pgproto3.ErrorResponse:
+					msgs = append(msgs, m.Code+" "+m.Message)
+				case *pgproto3.DataRow:
+					msgs = append(msgs, "row")
+				}
+				if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+					break
+				}
+			}
+			t.Logf("inside the COPY: %v", msgs)
+			rows, codes := sendBatch(t, fe, &pgproto3.Query{String: after})
+			t.Logf("after: rows %d codes %v", rows, codes)
+			c.Close(context.Background())
+			waitSessions(t, p, 0)
+			for _, e := range readAudit(t, alog, path) {
+				if e.Event == "statement" {
+					t.Logf("record %q decision=%s rows=%d sqlstate=%q message=%q", e.SQL, e.Decision, e.Rows, e.SQLState, e.Message)
+				}
+			}
+		}
+	})
+}
+
+// proto18Case is a message sequence a hostile client sends, after which
+// its session must still answer, scoped and masked.
+type proto18Case struct {
+	name string
+	msgs []pgproto3.FrontendMessage
+}
+
+func proto18Cases() []proto18Case {
+	deny := "SELECT pg_catalog.pg_read_file('/etc/passwd')"
+	raw := "SELECT email FROM responses"
+	return []proto18Case{
+		{"a Bind before any Parse", []pgproto3.FrontendMessage{&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"an Execute of an unknown portal", []pgproto3.FrontendMessage{&pgproto3.Execute{Portal: "nope"}, &pgproto3.Sync{}}},
+		{"a Describe and a Close of a refused statement", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "r", Query: deny}, &pgproto3.Sync{},
+			&pgproto3.Describe{ObjectType: 'S', Name: "r"}, &pgproto3.Sync{},
+			&pgproto3.Close{ObjectType: 'S', Name: "r"}, &pgproto3.Sync{},
+			&pgproto3.Bind{PreparedStatement: "r"}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"two Parses of the unnamed statement, the first refused", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: deny}, &pgproto3.Parse{Query: raw}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"an allowed named statement Parsed again with a refused text", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s", Query: raw}, &pgproto3.Sync{},
+			&pgproto3.Parse{Name: "s", Query: deny}, &pgproto3.Sync{},
+			&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Close{ObjectType: 'S', Name: "s"}, &pgproto3.Sync{}}},
+		{"declared parameter types", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "d", Query: "SELECT count(*) FROM responses WHERE email = $1 OR $2::text IS NOT NULL OR id = $3", ParameterOIDs: []uint32{2205, 705, 0}},
+			&pgproto3.Bind{PreparedStatement: "d", Parameters: [][]byte{[]byte("responses"), []byte("x"), []byte("1")}}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Close{ObjectType: 'S', Name: "d"}, &pgproto3.Sync{}}},
+		{"a Bind with the wrong counts", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: "SELECT count(*) FROM responses WHERE id = $1"},
+			&pgproto3.Bind{ParameterFormatCodes: []int16{1, 0, 1}, Parameters: [][]byte{[]byte("1")}}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Bind{Parameters: [][]byte{[]byte("1"), []byte("2")}}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"an Execute with max_rows, then Sync and Close", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: raw}, &pgproto3.Bind{DestinationPortal: "p"}, &pgproto3.Execute{Portal: "p", MaxRows: 1}, &pgproto3.Sync{},
+			&pgproto3.Execute{Portal: "p", MaxRows: 1}, &pgproto3.Close{ObjectType: 'P', Name: "p"}, &pgproto3.Sync{}}},
+		{"Flush without Sync, then a Query", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: raw}, &pgproto3.Bind{}, &pgproto3.Execute{MaxRows: 1}, &pgproto3.Flush{},
+			&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Sync{}}},
+		{"copy messages outside COPY", []pgproto3.FrontendMessage{
+			&pgproto3.CopyData{Data: []byte("x")}, &pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "x"}, &pgproto3.Sync{}}},
+		{"a FunctionCall inside a batch", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: raw}, &pgproto3.FunctionCall{Function: 2624, Arguments: [][]byte{[]byte("/etc/passwd")}}, &pgproto3.Sync{}}},
+		{"a COPY TO STDOUT of the extended protocol, refused or rewritten", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: "COPY responses TO STDOUT"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Parse{Query: "COPY (SELECT email FROM responses) TO STDOUT"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+		{"a portal of a cursor declared by SQL", []pgproto3.FrontendMessage{
+			&pgproto3.Query{String: "BEGIN"}, &pgproto3.Query{String: "DECLARE c CURSOR FOR SELECT email FROM responses"},
+			&pgproto3.Execute{Portal: "c"}, &pgproto3.Describe{ObjectType: 'P', Name: "c"}, &pgproto3.Sync{}, &pgproto3.Query{String: "COMMIT"}}},
+	}
+}
+
+// After each hostile sequence the session still answers, with marie's
+// rows only and her masked column NULL, on every relay, in session mode
+// and in a transaction pool of one backend. Whatever the sequence got
+// back, no email came with it.
+func TestProto18HostileSequencesLeaveTheSessionSound(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		for _, pooled := range []bool{false, true} {
+			mode := "session mode"
+			if pooled {
+				mode = "transaction pool"
+			}
+			t.Run(mode, func(t *testing.T) {
+				var p *testProxy
+				if pooled {
+					p = startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute})
+				} else {
+					p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+				}
+				want := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]
+				emails := direct(t, "SELECT string_agg(email, ' ') FROM responses WHERE email IS NOT NULL")[0][0]
+				for _, c := range proto18Cases() {
+					t.Run(c.name, func(t *testing.T) {
+						conn := p.connect(t, "marie")
+						defer conn.Close(context.Background())
+						_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+						fe := conn.PgConn().Frontend()
+						for _, m := range c.msgs {
+							fe.Send(m)
+						}
+						fe.Send(&pgproto3.Query{String: "SELECT 'end of sequence'"})
+						if err := fe.Flush(); err != nil {
+							t.Fatal(err)
+						}
+						var got []string
+						for {
+							m, err := fe.Receive()
+							if err != nil {
+								t.Fatalf("after %q: %v", got, err)
+							}
+							if d, ok := m.(*pgproto3.DataRow); ok {
+								for _, v := range d.Values {
+									if len(v) > 3 && bytes.Contains([]byte(emails), v) {
+										t.Errorf("an email came back: %q", v)
+									}
+								}
+								if string(d.Values[0]) == "end of sequence" {
+									break
+								}
+							}
+							if e, ok := m.(*pgproto3.ErrorResponse); ok {
+								got = append(got, e.Code+" "+e.Message)
+							}
+						}
+						receiveUntil(t, fe, func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.ReadyForQuery); return ok })
+						t.Logf("errors: %q", got)
+						_ = conn.PgConn().Conn().SetDeadline(time.Time{})
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						defer cancel()
+						n, err := one(ctx, conn, "SELECT count(*)::text FROM responses")
+						if err != nil || n != want {
+							t.Errorf("afterwards marie counts %q (%v), want %s", n, err, want)
+						}
+						m, err := one(ctx, conn, "SELECT count(email)::text FROM responses")
+						if err != nil || m != "0" {
+							t.Errorf("afterwards marie counts %q emails (%v), want 0", m, err)
+						}
+					})
+				}
+			})
+		}
+	})
+}
+
+// A startup-phase packet sent mid-session (a client retrying its
+// SSLRequest, GSSENCRequest or StartupMessage on a connection already
+// set up) reads as a message of type 0: PostgreSQL refuses it at its
+// type byte, with FATAL 08P01, before reading the length the packet's
+// next bytes make. So must pgveil on every relay: a relay that waits for
+// that length's bytes first leaves the client, which waits for its
+// one-byte answer, hanging without an answer.
+func TestProto18StartupPacketMidSessionIsRefusedAtOnce(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		t.Run("in session mode", func(t *testing.T) {
+			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+			startupPacketMidSession(t, p, nil)
+		})
+		t.Run("in a transaction pool", func(t *testing.T) {
+			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute})
+			startupPacketMidSession(t, p, nil)
+		})
+		t.Run("in a transaction pool, holding the backend", func(t *testing.T) {
+			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute})
+			startupPacketMidSession(t, p, []string{"BEGIN"})
+		})
+		t.Run("in a transaction pool, waiting for the backend", func(t *testing.T) {
+			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute})
+			other := p.connect(t, "hq")
+			if _, err := other.Exec(context.Background(), "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			startupPacketMidSession(t, p, nil)
+		})
+	})
+}
+
+// startupPacketMidSession sends each startup packet on a fresh session
+// of marie's that ran before first, and expects FATAL 08P01 for it.
+func startupPacketMidSession(t *testing.T, p *testProxy, before []string) {
+	{
+		for _, c := range []struct {
+			name   string
+			packet []byte
+		}{
+			{"an SSLRequest", []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}},
+			{"a GSSENCRequest", []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30}},
+			{"a StartupMessage", append([]byte{0, 0, 0, 23, 0, 3, 0, 0}, "user\x00marie\x00\x00"...)},
+			{"a message of an unknown type announcing a large body", []byte{'~', 0, 0x10, 0, 0}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				conn := p.connect(t, "marie")
+				defer conn.Close(context.Background())
+				for _, q := range before {
+					if _, err := conn.Exec(context.Background(), q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				raw := conn.PgConn().Conn()
+				// NOTE: a bound on a hang, not a timing assertion.
+				_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := raw.Write(c.packet); err != nil {
+					t.Fatal(err)
+				}
+				m, err := conn.PgConn().Frontend().Receive()
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				e, ok := m.(*pgproto3.ErrorResponse)
+				if !ok || e.Code != "08P01" || e.Severity != "FATAL" {
+					t.Fatalf("answered %#v, want FATAL 08P01", m)
+				}
+			})
+		}
+	}
+}

@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -305,4 +307,77 @@ func startupPacketMidSession(t *testing.T, p *testProxy, before []string) {
 			})
 		}
 	}
+}
+
+// A client asking for protocol 3.2 (PostgreSQL 18's libpq with
+// max_protocol_version=3.2) or a later minor, or for _pq_. protocol
+// options, is told with NegotiateProtocolVersion, before authentication,
+// that pgveil speaks 3.0 and none of those options, as PostgreSQL does;
+// it then authenticates as any other client. A major version other than
+// 3 is refused.
+func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
+	p := startDemo(t)
+	for _, c := range []struct {
+		name    string
+		version uint32
+		options []string
+	}{
+		{"protocol 3.2", 3<<16 | 2, nil},
+		{"protocol 3.2 with _pq_. options", 3<<16 | 2, []string{"_pq_.test_protocol_negotiation", "_pq_.other"}},
+		{"protocol 3.0 with a _pq_. option", 3 << 16, []string{"_pq_.x"}},
+		{"protocol 3.65535", 3<<16 | 0xffff, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			params := map[string]string{"user": "marie", "database": "feedback"}
+			for _, o := range c.options {
+				params[o] = "1"
+			}
+			conn, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fe := pgproto3.NewFrontend(conn, conn)
+			fe.Send(&pgproto3.StartupMessage{ProtocolVersion: c.version, Parameters: params})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			npv, ok := m.(*pgproto3.NegotiateProtocolVersion)
+			if !ok {
+				t.Fatalf("first message %#v, want NegotiateProtocolVersion", m)
+			}
+			got := append([]string(nil), npv.UnrecognizedOptions...)
+			want := append([]string(nil), c.options...)
+			slices.Sort(got)
+			slices.Sort(want)
+			if npv.NewestMinorProtocol != 0 || !slices.Equal(got, want) {
+				t.Fatalf("NegotiateProtocolVersion %d %q, want 0 %q", npv.NewestMinorProtocol, got, want)
+			}
+			if m, err = fe.Receive(); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
+				t.Fatalf("then %#v, want AuthenticationSASL", m)
+			}
+		})
+	}
+	t.Run("protocol 4.0 is refused", func(t *testing.T) {
+		conn, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := pgproto3.NewFrontend(conn, conn)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: 4 << 16, Parameters: map[string]string{"user": "marie"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		expectFatal(t, fe, "0A000", "unsupported frontend protocol 4.0")
+	})
 }

@@ -381,3 +381,47 @@ func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
 		expectFatal(t, fe, "0A000", "unsupported frontend protocol 4.0")
 	})
 }
+
+// In a transaction pool, the unnamed statement a session prepared stays
+// on the backend after its batch. Another session's Bind of the unnamed
+// statement, with no Parse of its own, must not run it: hq's statement,
+// rewritten for hq's rows, would answer marie.
+func TestProto18UnnamedStatementStaysWithItsSession(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: time.Minute})
+		hq, marie := p.connect(t, "hq"), p.connect(t, "marie")
+		defer hq.Close(context.Background())
+		defer marie.Close(context.Background())
+		all := direct(t, "SELECT count(*) FROM responses")[0][0]
+		hfe, mfe := hq.PgConn().Frontend(), marie.PgConn().Frontend()
+		_ = hq.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+		_ = marie.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+		if rows, codes := sendBatch(t, hfe, &pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{}); rows != 0 || len(codes) != 0 {
+			t.Fatalf("hq's Parse: rows %d codes %v", rows, codes)
+		}
+		for _, batch := range [][]pgproto3.FrontendMessage{
+			{&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			{&pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			{&pgproto3.Bind{DestinationPortal: "p"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{}},
+		} {
+			for _, m := range batch {
+				mfe.Send(m)
+			}
+			if err := mfe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				m, err := mfe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d, ok := m.(*pgproto3.DataRow); ok {
+					t.Errorf("marie's Bind of no statement of hers returned %q (hq's count is %s)", d.Values[0], all)
+				}
+				if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+					break
+				}
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -422,6 +423,60 @@ func TestProto18UnnamedStatementStaysWithItsSession(t *testing.T) {
 					break
 				}
 			}
+		}
+	})
+}
+
+// A Bind of a portal that exists fails (42P03), and so does one with the
+// wrong number of parameters, before it makes its portal: PostgreSQL
+// keeps the portal as it was, and a ROLLBACK TO SAVEPOINT undoes the
+// error but not the portal. The trail must credit a later Execute of the
+// portal to the statement the portal runs, the first Bind's, not to the
+// failed Bind's: otherwise a client reads with one statement and the
+// trail records another (what it read, its columns, its rows).
+func TestProto18FailedBindLeavesThePortalItsStatement(t *testing.T) {
+	const (
+		reads = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
+		other = "SELECT 'cover' FROM responses WHERE id = $1"
+	)
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		for _, c := range []struct {
+			name   string
+			portal string
+			// again is the Bind that fails.
+			again *pgproto3.Bind
+		}{
+			{"a named portal bound again", "r", &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "other", Parameters: [][]byte{[]byte("1")}}},
+			{"the unnamed portal bound with a parameter too many", "", &pgproto3.Bind{PreparedStatement: "other", Parameters: [][]byte{[]byte("1"), []byte("2")}}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				recs := auditedRunOn(t, relay, nil, func(ctx context.Context, conn *pgx.Conn) {
+					fe := conn.PgConn().Frontend()
+					_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+					for _, batch := range [][]pgproto3.FrontendMessage{
+						{&pgproto3.Parse{Name: "reads", Query: reads}, &pgproto3.Parse{Name: "other", Query: other}, &pgproto3.Sync{}},
+						{&pgproto3.Query{String: "BEGIN"}},
+						{&pgproto3.Bind{DestinationPortal: c.portal, PreparedStatement: "reads"}, &pgproto3.Execute{Portal: c.portal, MaxRows: 1}, &pgproto3.Sync{}},
+						// A Query would replace the unnamed portal.
+						{&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Bind{DestinationPortal: "ctl", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "ctl"}, &pgproto3.Sync{}},
+						{c.again, &pgproto3.Sync{}},
+						{&pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Bind{DestinationPortal: "ctl2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "ctl2"}, &pgproto3.Sync{}},
+						{&pgproto3.Execute{Portal: c.portal}, &pgproto3.Sync{}},
+						{&pgproto3.Query{String: "COMMIT"}},
+					} {
+						sendBatch(t, fe, batch...)
+					}
+				})
+				// Its Bind failed, and nothing executed it.
+				if e := recs[other]; e != nil && e.Rows != 0 {
+					t.Errorf("the trail credits %q, whose Bind failed, with %d rows", other, e.Rows)
+				}
+				// The last record of reads is the second Execute's: the
+				// three rows the portal had left.
+				if e := recordOf(t, recs, reads); e.Rows != 3 {
+					t.Errorf("the trail credits %q with %d rows, want the 3 its portal returned last", reads, e.Rows)
+				}
+			})
 		}
 	})
 }

@@ -339,9 +339,21 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	defer t.mu.Unlock()
 	p := ExecPlan{batch: t.sent + 1}
 	e := t.portals[portal]
-	p.Bound = e != nil && !e.closed
+	// What the portal runs, as far as the answers tell: a Bind or a
+	// Close of an answered batch that no answer confirmed failed or was
+	// skipped, and left the portal as it was (portalEntry), which a
+	// ROLLBACK TO SAVEPOINT lets the client execute. The trail credits
+	// the Execute to that statement, not to the failed Bind's.
+	// NOTE: the latest entry stays e, for staleExecute.
+	run := e
+	if t.versions != nil {
+		for run != nil && !run.confirmed && run.batch <= t.done {
+			run = run.prev
+		}
+	}
+	p.Bound = run != nil && !run.closed
 	if p.Bound {
-		p.Info, p.params = e.Info, e.params
+		p.Info, p.params = run.Info, run.params
 	} else {
 		// A cursor declared with SQL is a portal too.
 		p.Info = t.sqlNamed(nsPortal, portal, p.batch)

@@ -480,3 +480,45 @@ func TestProto18FailedBindLeavesThePortalItsStatement(t *testing.T) {
 		}
 	})
 }
+
+// The same with a switch of the viewer: a BI service binds a portal to
+// its switch, then fails to bind it to a plain SELECT, and executes it
+// after ROLLBACK TO SAVEPOINT. The server switches; so must pgveil,
+// which scopes the next statements for the viewer SHOW names.
+func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+		a := actConn{c: p.connect(t, "metabase")}
+		france, service := directCount(t, scopes["marie"]), a.responses(t)
+		if france == service {
+			t.Fatalf("demo data: the service sees the %d French responses", france)
+		}
+		fe := a.c.PgConn().Frontend()
+		_ = a.c.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+		for _, batch := range [][]pgproto3.FrontendMessage{
+			{&pgproto3.Parse{Name: "sw", Query: "SET pgveil.act_for = 'marie'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
+				&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{}},
+			{&pgproto3.Query{String: "BEGIN"}},
+			{&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "sw"}, &pgproto3.Sync{}},
+			{&pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{}},
+			{&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "plain"}, &pgproto3.Sync{}},
+			{&pgproto3.Bind{DestinationPortal: "c2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "c2"}, &pgproto3.Sync{}},
+			{&pgproto3.Execute{Portal: "r"}, &pgproto3.Sync{}},
+			{&pgproto3.Query{String: "COMMIT"}},
+		} {
+			sendBatch(t, fe, batch...)
+		}
+		_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
+		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
+		}
+		n := a.responses(t)
+		switch {
+		case rows[0] == "marie" && n != france:
+			t.Errorf("the upstream acts for marie, pgveil scopes %d responses (hers: %d)", n, france)
+		case rows[0] != "marie" && n == france:
+			t.Errorf("the upstream acts for %q, pgveil scopes marie's %d responses", rows[0], n)
+		}
+	})
+}

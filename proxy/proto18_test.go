@@ -522,3 +522,51 @@ func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
 		}
 	})
 }
+
+// The same, pipelined: every batch sent before any answer. At the
+// Execute, the failed Bind is not answered yet, and the Tracker takes the
+// portal to run its statement: the server switches to marie, pgveil does
+// not, and the trail credits the Execute to the SELECT. Not fixed (see
+// the proto18 report): the Execute's plan is decided before the answer
+// that settles it.
+func TestProto18PipelinedFailedBindLeavesThePortalItsSwitch(t *testing.T) {
+	t.Skip("known: an Execute pipelined after a Bind of its portal that fails, unanswered yet, is planned for the failed Bind's statement")
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayGoroutines })
+	a := actConn{c: p.connect(t, "metabase")}
+	france := directCount(t, scopes["marie"])
+	fe := a.c.PgConn().Frontend()
+	_ = a.c.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+	sendBatch(t, fe, &pgproto3.Parse{Name: "sw", Query: "SET pgveil.act_for = 'marie'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
+		&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{})
+	for _, m := range []pgproto3.FrontendMessage{
+		&pgproto3.Query{String: "BEGIN"},
+		&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "sw"}, &pgproto3.Sync{},
+		&pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{},
+		&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "plain"}, &pgproto3.Sync{},
+		&pgproto3.Bind{DestinationPortal: "c2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "c2"}, &pgproto3.Sync{},
+		&pgproto3.Execute{Portal: "r"}, &pgproto3.Sync{},
+		&pgproto3.Query{String: "COMMIT"},
+	} {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for z := 0; z < 7; {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			z++
+		}
+	}
+	_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
+	rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
+	}
+	if n := a.responses(t); (rows[0] == "marie") != (n == france) {
+		t.Errorf("the upstream acts for %q, pgveil scopes %d responses (marie's: %d)", rows[0], n, france)
+	}
+}

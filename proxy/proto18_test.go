@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -530,8 +532,11 @@ func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
 // the proto18 report): the Execute's plan is decided before the answer
 // that settles it.
 func TestProto18PipelinedFailedBindLeavesThePortalItsSwitch(t *testing.T) {
-	t.Skip("known: an Execute pipelined after a Bind of its portal that fails, unanswered yet, is planned for the failed Bind's statement")
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayGoroutines })
+	onEveryRelay(t, testPipelinedFailedBindSwitch)
+}
+
+func testPipelinedFailedBindSwitch(t *testing.T, relay string) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
 	a := actConn{c: p.connect(t, "metabase")}
 	france := directCount(t, scopes["marie"])
 	fe := a.c.PgConn().Frontend()
@@ -552,17 +557,28 @@ func TestProto18PipelinedFailedBindLeavesThePortalItsSwitch(t *testing.T) {
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	var codes []string
 	for z := 0; z < 7; {
 		m, err := fe.Receive()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			codes = append(codes, m.Code)
+		case *pgproto3.ReadyForQuery:
 			z++
 		}
 	}
+	// The failed Bind's 42P03, and the Execute refused (act_for) or run.
+	t.Logf("errors: %v", codes)
 	_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
 	rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42704" {
+		// Never set upstream: acting for nobody.
+		rows, err = []string{""}, nil
+	}
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
 	}

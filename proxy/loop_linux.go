@@ -699,6 +699,12 @@ func (l *eventLoop) pumpClient(ss *session) {
 			ss.end(ss.clientReadFailed(err))
 			return
 		}
+		if !frontendType(typ) {
+			// Refused at its type, as the goroutine relay does: its
+			// body may never come (frontendType).
+			ss.end(invalidFrontendType(typ))
+			return
+		}
 		if ss.cin.Buffered() < total {
 			switch {
 			case ss.clientPassThrough(typ):

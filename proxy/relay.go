@@ -64,6 +64,12 @@ func (ss *session) clientRelay() sessionEnd {
 // clientHeader checks the type of the next client message before it is
 // read: the end of the session when it must end there.
 func (ss *session) clientHeader(typ byte) *sessionEnd {
+	if !frontendType(typ) {
+		// NOTE: before anything waits for its body, a backend or a
+		// skipped batch's end (frontendType).
+		e := invalidFrontendType(typ)
+		return &e
+	}
 	if ss.draining.Load() && ss.idle() {
 		e := endAdminShutdown()
 		return &e
@@ -88,6 +94,27 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 		ss.copySyncs.taint()
 	}
 	return nil
+}
+
+// frontendType reports whether typ is the type of a client message
+// pgveil accepts after authentication: those clientMessage handles.
+//
+// NOTE: an event loop checks it before it waits for a message's body:
+// PostgreSQL refuses a message of another type at its type byte, and a
+// startup packet sent mid-session (a retried SSLRequest) reads as one of
+// type 0 announcing a length its client never sends.
+func frontendType(typ byte) bool {
+	switch typ {
+	case 'Q', 'P', 'B', 'E', 'C', 'D', 'H', 'S', 'd', 'c', 'f', 'F', 'X':
+		return true
+	}
+	return false
+}
+
+// invalidFrontendType ends a session at a message of a type
+// frontendType refuses.
+func invalidFrontendType(typ byte) sessionEnd {
+	return protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
 }
 
 // clientMessage handles the next client message, of type typ and total
@@ -163,7 +190,8 @@ func (ss *session) clientMessage(typ byte, total int) (*sessionEnd, error) {
 			return &sessionEnd{reason: "client terminated the session"}, nil
 		}
 	default:
-		e := protocolViolation(fmt.Sprintf("invalid frontend message type %q", typ))
+		// NOTE: every type frontendType refuses.
+		e := invalidFrontendType(typ)
 		return &e, nil
 	}
 	if err == nil {

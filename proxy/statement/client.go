@@ -1,6 +1,7 @@
 package statement
 
 import (
+	"github.com/pgveil/pgveil/internal/firewall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -339,9 +340,21 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	defer t.mu.Unlock()
 	p := ExecPlan{batch: t.sent + 1}
 	e := t.portals[portal]
-	p.Bound = e != nil && !e.closed
+	// What the portal runs, as far as the answers tell: a Bind or a
+	// Close of an answered batch that no answer confirmed failed or was
+	// skipped, and left the portal as it was (portalEntry), which a
+	// ROLLBACK TO SAVEPOINT lets the client execute. The trail credits
+	// the Execute to that statement, not to the failed Bind's.
+	// NOTE: the latest entry stays e, for staleExecute.
+	run := e
+	if t.versions != nil {
+		for run != nil && !run.confirmed && run.batch <= t.done {
+			run = run.prev
+		}
+	}
+	p.Bound = run != nil && !run.closed
 	if p.Bound {
-		p.Info, p.params = e.Info, e.params
+		p.Info, p.params = run.Info, run.params
 	} else {
 		// A cursor declared with SQL is a portal too.
 		p.Info = t.sqlNamed(nsPortal, portal, p.batch)
@@ -350,12 +363,43 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 		cur := t.versions.PolicyVersion()
 		if t.staleExecute(portal, e, p.batch, cur) {
 			p.Refusal = policyChanged("this portal")
+		} else if unsettledSwitch(run, p.batch, t.done) {
+			p.Refusal = firewall.New("act_for", "pgveil refused the statement: the portal's last Bind is not answered yet, and the portal may run a switch of the viewer or another statement: wait for the Bind's answer (firewall rule act_for)")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
 			p.Refusal = t.staleObjects(p.Info.Result, p.batch, cur)
 		}
 	}
 	return p
+}
+
+// unsettledSwitch reports whether run, the entry of a portal as far as
+// the answers tell when an Execute of batch at plans, is a Bind of an
+// earlier batch not answered yet, which may fail and leave the portal
+// running an earlier Bind's statement (portalEntry), and whether one of
+// them switches the viewer (rewrite.Act) and another does not: whom
+// the session acts for after the Execute is then not known. A Bind of
+// the Execute's own batch that fails makes the server skip the Execute
+// (mu held).
+func unsettledSwitch(run *portalEntry, at, done int64) bool {
+	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
+		return false
+	}
+	acts := func(e *portalEntry) bool {
+		return !e.closed && e.Info != nil && e.Info.Result != nil && e.Info.Result.Act != nil
+	}
+	for x := run.prev; x != nil; x = x.prev {
+		if x.confirmed || x.batch > done {
+			// A candidate: confirmed, or not answered yet either.
+			if acts(x) != acts(run) {
+				return true
+			}
+			if x.confirmed {
+				break
+			}
+		}
+	}
+	return false
 }
 
 // OnExecuteDecided is the event of the Execute planned by p going

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -195,8 +196,16 @@ func (ss *session) unnamedParsed() {
 // relay): a portal of the unnamed statement noted as a setting runs that
 // setting when executed; any other Bind of the portal's name makes it
 // another statement's.
+//
+// NOTE: setPortals is keyed by the name PostgreSQL keys the portal by
+// (statement.ServerName): two spellings of a name longer than 63 bytes
+// are one portal upstream. Keyed by the client's spelling, a RESET
+// portal closed and rebound under the other spelling counted as run
+// when its name ran a SET LOCAL, and a SET run under the other spelling
+// did not count: the session's time zone reached the next user.
 func (ss *session) pooledBind(portal, stmt string) {
 	pl := ss.pl
+	portal = statement.ServerName(portal)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if stmt == "" && pl.unnamedPend != nil {
@@ -223,6 +232,7 @@ func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	if pl == nil {
 		return
 	}
+	portal = statement.ServerName(portal)
 	pl.mu.Lock()
 	p := pl.setPortals[portal]
 	if p == nil {

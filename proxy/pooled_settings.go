@@ -528,6 +528,16 @@ func (ss *session) settleSettings(done int64) {
 		pl.txImplicit = false
 		return
 	}
+	if pl.txSets[len(pl.txSets)-1].batch > done {
+		// NOTE: the client relay saw done counted at the ReadyForQuery
+		// and noted its next batch's setting before this settle: that
+		// setting is not of the transaction that ended, and its portal
+		// may run after the portals are forgotten below. Before
+		// 2026-12 it was dropped, or counted unrun, with the ended
+		// transaction's settings, and a SET it ran after reached the
+		// next session on the backend.
+		apply, unknown = false, true
+	}
 	why := ""
 	if apply {
 		for _, p := range pl.txSets {

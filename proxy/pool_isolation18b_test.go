@@ -83,3 +83,76 @@ func testPoolIsolation18bPortalNames(t *testing.T, relay string) {
 		})
 	}
 }
+
+// TestPoolIsolation18bResetAllAfterOthers holds transaction pooling, on
+// a pool of one backend, to following a RESET ALL of the extended
+// protocol that runs after another statement of its batch: its Parse is
+// not counted among the batch's statements (it may end acting for a
+// user), and a ROLLBACK run before it left it outside the block, run and
+// committed, while the session dropped it with the block. The backend,
+// recorded as holding hq's time zone, then went without it to tom, who
+// sent the same SET.
+func TestPoolIsolation18bResetAllAfterOthers(t *testing.T) {
+	onEveryRelay(t, testPoolIsolation18bResetAllAfterOthers)
+}
+
+func testPoolIsolation18bResetAllAfterOthers(t *testing.T, relay string) {
+	p := startPooled(t, relay, 1, 500*time.Millisecond)
+	ctx := context.Background()
+	const tokyo = "Asia/Tokyo"
+	startup := direct(t, "SHOW TimeZone")[0][0]
+	if startup == tokyo {
+		t.Fatalf("the startup time zone is %s: the cases show nothing", tokyo)
+	}
+	q := func(sql string) []pgproto3.FrontendMessage {
+		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
+	}
+	cases := []struct {
+		name string
+		hq   [][]pgproto3.FrontendMessage
+	}{
+		{"a RESET ALL parsed after a ROLLBACK's Parse, executed after it, is the session's", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			q("BEGIN"),
+			{
+				&pgproto3.Parse{Name: "rb18b", Query: "ROLLBACK"}, &pgproto3.Parse{Query: "RESET ALL"},
+				&pgproto3.Bind{PreparedStatement: "rb18b"}, &pgproto3.Execute{},
+				&pgproto3.Bind{DestinationPortal: "all18b"}, &pgproto3.Execute{Portal: "all18b"}, &pgproto3.Sync{},
+			},
+		}},
+		{"a RESET ALL parsed after a ROLLBACK executed in its batch is the session's", [][]pgproto3.FrontendMessage{
+			q("SET TimeZone = 'Asia/Tokyo'"),
+			{&pgproto3.Parse{Name: "rb18c", Query: "ROLLBACK"}, &pgproto3.Sync{}},
+			q("BEGIN"),
+			{
+				&pgproto3.Bind{PreparedStatement: "rb18c"}, &pgproto3.Execute{},
+				&pgproto3.Parse{Query: "RESET ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hq, tom := p.connect(t, "hq"), p.connect(t, "tom")
+			defer hq.Close(ctx)
+			defer tom.Close(ctx)
+			if _, err := roundTrip(t, tom, q("SET TimeZone = 'Asia/Tokyo'")...); err != nil {
+				t.Fatalf("tom: %v", err)
+			}
+			for _, b := range tc.hq {
+				if _, err := roundTrip(t, hq, b...); err != nil {
+					t.Fatalf("hq: %v", err)
+				}
+			}
+			rows, err := roundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
+			if err != nil && strings.Contains(err.Error(), "53300") {
+				t.Logf("hq kept the backend: %v", err)
+			} else if err != nil || len(rows) != 1 || rows[0] != tokyo {
+				t.Errorf("tom's session: TimeZone %q, %v; want %q", rows, err, tokyo)
+			}
+			rows, err = roundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
+			if err != nil || len(rows) != 1 || rows[0] != startup {
+				t.Errorf("the session itself: TimeZone %q, %v; want %q", rows, err, startup)
+			}
+		})
+	}
+}

@@ -324,8 +324,18 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 			return false
 		}
 	case SourceParse:
-		// NOTE: othersInBatch counts this Parse already, and no BEGIN.
-		if parseName != "" || ss.othersInBatch != 1 || ss.batchRefused || status == 'E' {
+		// NOTE: othersInBatch counts this Parse already, and no BEGIN;
+		// a RESET ALL's Parse it does not count (relayParse). Before
+		// 2026-12 a RESET ALL parsed after one other statement of its
+		// batch passed for the first: run after a ROLLBACK there, it
+		// was dropped with the block while PostgreSQL committed it, and
+		// the backend, recorded as holding the session's settings,
+		// went without them to another user who sent the same texts.
+		first := 1
+		if slices.Contains(p.resets, rewrite.ResetAll) {
+			first = 0
+		}
+		if parseName != "" || ss.othersInBatch != first || ss.batchRefused || status == 'E' {
 			return false
 		}
 	default:

@@ -168,7 +168,8 @@ type poolLink struct {
 	unnamedSet int64
 	// unnamedPend is the setting noted for the client's last Parse of
 	// the unnamed statement, nil when it noted none; setPortals maps each
-	// portal bound from it to it. The setting takes effect at the first
+	// portal bound from it, by the name the server keys it by
+	// (statement.ServerName), to it. The setting takes effect at the first
 	// Execute of one of them (pooledExecute), not at its Parse.
 	// NOTE: guarded by mu; both forgotten with the noted settings, at
 	// the end of their transaction, which ends the portals too.

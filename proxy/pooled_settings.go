@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgveil/pgveil/proxy/statement"
 	"github.com/pgveil/pgveil/proxy/wire"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -195,8 +196,16 @@ func (ss *session) unnamedParsed() {
 // relay): a portal of the unnamed statement noted as a setting runs that
 // setting when executed; any other Bind of the portal's name makes it
 // another statement's.
+//
+// NOTE: setPortals is keyed by the name PostgreSQL keys the portal by
+// (statement.ServerName): two spellings of a name longer than 63 bytes
+// are one portal upstream. Keyed by the client's spelling, a RESET
+// portal closed and rebound under the other spelling counted as run
+// when its name ran a SET LOCAL, and a SET run under the other spelling
+// did not count: the session's time zone reached the next user.
 func (ss *session) pooledBind(portal, stmt string) {
 	pl := ss.pl
+	portal = statement.ServerName(portal)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if stmt == "" && pl.unnamedPend != nil {
@@ -223,6 +232,7 @@ func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	if pl == nil {
 		return
 	}
+	portal = statement.ServerName(portal)
 	pl.mu.Lock()
 	p := pl.setPortals[portal]
 	if p == nil {
@@ -314,8 +324,18 @@ func (ss *session) pendTxSetting(p *pendingSetting, src Source, parseName string
 			return false
 		}
 	case SourceParse:
-		// NOTE: othersInBatch counts this Parse already, and no BEGIN.
-		if parseName != "" || ss.othersInBatch != 1 || ss.batchRefused || status == 'E' {
+		// NOTE: othersInBatch counts this Parse already, and no BEGIN;
+		// a RESET ALL's Parse it does not count (relayParse). Before
+		// 2026-12 a RESET ALL parsed after one other statement of its
+		// batch passed for the first: run after a ROLLBACK there, it
+		// was dropped with the block while PostgreSQL committed it, and
+		// the backend, recorded as holding the session's settings,
+		// went without them to another user who sent the same texts.
+		first := 1
+		if slices.Contains(p.resets, rewrite.ResetAll) {
+			first = 0
+		}
+		if parseName != "" || ss.othersInBatch != first || ss.batchRefused || status == 'E' {
 			return false
 		}
 	default:
@@ -517,6 +537,16 @@ func (ss *session) settleSettings(done int64) {
 	default:
 		pl.txImplicit = false
 		return
+	}
+	if pl.txSets[len(pl.txSets)-1].batch > done {
+		// NOTE: the client relay saw done counted at the ReadyForQuery
+		// and noted its next batch's setting before this settle: that
+		// setting is not of the transaction that ended, and its portal
+		// may run after the portals are forgotten below. Before
+		// 2026-12 it was dropped, or counted unrun, with the ended
+		// transaction's settings, and a SET it ran after reached the
+		// next session on the backend.
+		apply, unknown = false, true
 	}
 	why := ""
 	if apply {

@@ -55,10 +55,12 @@ import (
 // fails as PostgreSQL's GROUP BY does on it (42883), where the direct
 // statement would pass: fail closed. A changed statement is deparsed,
 // never spliced (rewriteText), and its deparse held to the tree as every
-// other.
-func (w *walker) widenGroupings(stmts []*pg_query.RawStmt) {
+// other. It reports whether a decision read a constant's value (GROUP BY
+// 1, a position): the rewrite then holds for this text only, not for its
+// literal shape (Result.constantBound).
+func (w *walker) widenGroupings(stmts []*pg_query.RawStmt) (readsConstant bool) {
 	if len(w.scoped) == 0 {
-		return
+		return false
 	}
 	items := make(map[*pg_query.Node]*scopedRef, len(w.scoped))
 	for i := range w.scoped {
@@ -68,23 +70,25 @@ func (w *walker) widenGroupings(stmts []*pg_query.RawStmt) {
 		}
 	}
 	if len(items) == 0 {
-		return
+		return false
 	}
 	for _, raw := range stmts {
 		pgtree.Walk(raw.Stmt, func(m proto.Message) bool {
 			if sel, ok := m.(*pg_query.SelectStmt); ok && len(sel.GroupClause) > 0 {
-				if widenGrouping(sel, items) {
-					w.changed = true
-				}
+				added, positions := widenGrouping(sel, items)
+				w.changed = w.changed || added
+				readsConstant = readsConstant || positions
 			}
 			return true
 		})
 	}
+	return readsConstant
 }
 
 // widenGrouping widens the GROUP BY of sel for the FROM items of items at
-// its level (widenGroupings), and reports whether it added any column.
-func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef) bool {
+// its level (widenGroupings), and reports whether it added any column,
+// and whether it read a position (GROUP BY 1).
+func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef) (added, positions bool) {
 	var level []*scopedRef
 	var from func(n *pg_query.Node)
 	from = func(n *pg_query.Node) {
@@ -101,13 +105,14 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		from(n)
 	}
 	if len(level) == 0 {
-		return false
+		return false, false
 	}
 	single := len(sel.FromClause) == 1 && len(level) == 1 && level[0].node == sel.FromClause[0]
 	// grouped holds the columns every grouping set of the GROUP BY holds.
 	grouped := map[[2]string]bool{}
 	for _, g := range sel.GroupClause {
 		if c := g.GetAConst(); c != nil && c.GetIval() != nil {
+			positions = true
 			// NOTE: a position at the top level only.
 			if i := int(c.GetIval().Ival); i >= 1 && i <= len(sel.TargetList) {
 				g = sel.TargetList[i-1].GetResTarget().GetVal()
@@ -117,7 +122,6 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 			grouped[k] = true
 		}
 	}
-	added := false
 	for _, s := range level {
 		alias := s.rs.Alias.GetAliasname()
 		if len(s.rs.Alias.GetColnames()) > 0 || s.rel.Kind == 'r' && s.rv.Inh && len(s.rel.Descendants) > 0 {
@@ -141,7 +145,7 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 			}
 		}
 	}
-	return added
+	return added, positions
 }
 
 // readAbove returns the columns of s's relation that sel reads after its

@@ -210,3 +210,40 @@ func TestMaskedDomainColumns(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupByPrimaryKeyThroughTheEngine: a widened GROUP BY is deparsed,
+// never spliced from the client's text, and a shape seen again (templates,
+// shape.go) gives the same rewrite as a cold one; a position (GROUP BY 1)
+// decides for its text only.
+func TestGroupByPrimaryKeyThroughTheEngine(t *testing.T) {
+	conn, cat := freshCatalog(t, "groupbyengine", groupingDDL)
+	p := &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.orders": {Mode: rewrite.Governed, Filter: expr(t, "region = 'eu'"), Rules: []string{"eu"},
+				Masks: map[string]*pg_query.Node{"note": nil}},
+			"public.lines": {Mode: rewrite.Governed, Rules: []string{"all"}},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true},
+	}
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	ctx := context.Background()
+	for _, tc := range []struct{ sql, want string }{
+		{"SELECT o.id, o.note, sum(l.qty) FROM orders o JOIN lines l ON l.order_id = o.id WHERE l.qty > 0 GROUP BY o.id ORDER BY o.id", "1|NULL|5;2|NULL|1"},
+		{"SELECT o.id, o.note, sum(l.qty) FROM orders o JOIN lines l ON l.order_id = o.id WHERE l.qty > 2 GROUP BY o.id ORDER BY o.id", "1|NULL|3"},
+		{"SELECT o.id, o.note, sum(l.qty) FROM orders o JOIN lines l ON l.order_id = o.id WHERE l.qty > 1 GROUP BY o.id ORDER BY o.id", "1|NULL|5"},
+		{"SELECT o.id, o.region FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 1 ORDER BY 1", "1|eu;2|eu"},
+		{"SELECT o.id, o.region FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 2 ORDER BY 1", "ERROR 42803"},
+		{"SELECT o.id, o.region FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 1 ORDER BY 1", "1|eu;2|eu"},
+	} {
+		t.Run(tc.sql, func(t *testing.T) {
+			res, err := e.Rewrite(ctx, "u", 'Q', tc.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, out := groupingRun(t, conn, cat, nil, res.SQL)
+			if got != tc.want {
+				t.Errorf("got %q, want %q\nrewritten: %s", got, tc.want, out)
+			}
+		})
+	}
+}

@@ -194,10 +194,7 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 		}
 		// NOTE: a domain's base type, not the domain: its NOT NULL or
 		// CHECK would fail on the masked value (Column.MaskType).
-		typ := col.TypeName
-		if col.MaskTypeName != nil {
-			typ = col.MaskTypeName
-		}
+		_, typ := col.MaskCast()
 		val = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 			Arg: val, TypeName: proto.Clone(typ).(*pg_query.TypeName), Location: -1,
 		}}}

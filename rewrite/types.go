@@ -194,6 +194,15 @@ type Column struct {
 	Num int16
 }
 
+// MaskCast returns the type a masked value of the column is cast to, as
+// format_type writes it and parsed: MaskType when set, Type otherwise.
+func (c Column) MaskCast() (string, *pg_query.TypeName) {
+	if c.MaskTypeName != nil {
+		return c.MaskType, c.MaskTypeName
+	}
+	return c.Type, c.TypeName
+}
+
 // StatementKind is a kind of statement a role may run on governed data.
 type StatementKind string
 

@@ -51,6 +51,9 @@ import (
 // an input column first, and the subquery's columns are the snapshot's),
 // or as the position of a target that is one of those.
 //
+// NOTE: a masked column added is a function of the row only if its mask
+// is: a DBA's mask expression calling a volatile function (random())
+// would split the groups. The built-in masks are functions of the value.
 // NOTE: a column added whose type has no equality operator (json, point)
 // fails as PostgreSQL's GROUP BY does on it (42883), where the direct
 // statement would pass: fail closed. A changed statement is deparsed,

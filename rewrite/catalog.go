@@ -43,7 +43,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN base_of b ON b.oid = a.atttypid
 LEFT JOIN pg_catalog.pg_type at ON at.oid = coalesce(b.base, a.atttypid)
-LEFT JOIN base_of e ON e.oid = at.typelem AND at.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+LEFT JOIN base_of e ON e.oid = at.typelem AND at.typcategory = 'A'
 LEFT JOIN pg_catalog.pg_type et ON et.oid = e.base
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'

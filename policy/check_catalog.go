@@ -673,6 +673,9 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 	first := ""
 	for _, rel := range rels {
 		c := columnOf(rel, col.Name)
+		// NOTE: the type the rewriter casts the mask to: a domain's
+		// base type (rewrite.Column.MaskCast).
+		castType, castTypeName := c.MaskCast()
 		problem := ""
 		if e := col.Mask.expr; e != nil {
 			if missing := missingColumns(rel, e.columns); len(missing) > 0 {
@@ -686,9 +689,9 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 		}
 		switch col.Mask.Kind {
 		case MaskPartial, MaskHash:
-			if !isStringType(c.Type) {
+			if !isStringType(castType) {
 				problem = fmt.Sprintf("a %s mask produces text (stars, or a hex digest), which a column of type %s cannot hold", col.Mask.Kind, c.Type)
-			} else if n := typeLength(c.Type); col.Mask.Kind == MaskHash && n > 0 && n < hashLength {
+			} else if n := typeLength(castType); col.Mask.Kind == MaskHash && n > 0 && n < hashLength {
 				ck.report(hcl.DiagWarning, rng, "Hash mask truncated", fmt.Sprintf(
 					"Column %s of %s is %s: the %d-character hash is cut to %d characters, so different values may look equal.",
 					col.Name, rel.QName, c.Type, hashLength, n))
@@ -697,7 +700,7 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 		if problem == "" {
 			mask := maskNode(&col.Mask, col.Name, bound, hasFunc(rel))
 			var ok bool
-			problem, ok = ck.typeCheck(rng, fmt.Sprintf("the %s mask of column %s", col.Mask.Kind, col.Name), explainSelect(typeCast(mask, proto.Clone(c.TypeName).(*pg_query.TypeName)), rel, boolConst(false)))
+			problem, ok = ck.typeCheck(rng, fmt.Sprintf("the %s mask of column %s", col.Mask.Kind, col.Name), explainSelect(typeCast(mask, proto.Clone(castTypeName).(*pg_query.TypeName)), rel, boolConst(false)))
 			if !ok {
 				return false
 			}

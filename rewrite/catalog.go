@@ -15,12 +15,36 @@ import (
 )
 
 // catalogRelationsSQL lists relations and their live columns. Relations
-// without columns still appear once (attnum NULL).
+// without columns still appear once (attnum NULL). The eighth column is
+// the type a masked value of the column is cast to (Column.MaskType)
+// when it differs from the column's: the column's type with a domain
+// replaced by its base type (through domains over domains, with the
+// typmod of the domain that has one, as getBaseTypeAndTypmod), and an
+// array of a domain by the array of that domain's base type; NULL when
+// the type involves no domain, or when the base's array type is missing
+// (a domain over an array of a domain, read as an array: the column's
+// own type then, whose constraints PostgreSQL keeps checking).
 const catalogRelationsSQL = `
-SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnum
+WITH RECURSIVE domain_base (oid, base, typmod) AS (
+  SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  UNION ALL
+  SELECT d.oid, t.typbasetype, pg_catalog.int4larger(d.typmod, t.typtypmod)
+  FROM domain_base d JOIN pg_catalog.pg_type t ON t.oid = d.base WHERE t.typtype = 'd'
+), base_of (oid, base, typmod) AS (
+  SELECT d.oid, d.base, d.typmod FROM domain_base d
+  JOIN pg_catalog.pg_type t ON t.oid = d.base WHERE t.typtype <> 'd'
+)
+SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnum,
+  CASE WHEN e.oid IS NOT NULL THEN
+    CASE WHEN et.typarray <> 0 THEN pg_catalog.format_type(et.typarray, e.typmod) END
+  WHEN b.oid IS NOT NULL THEN pg_catalog.format_type(b.base, b.typmod) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN base_of b ON b.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type at ON at.oid = coalesce(b.base, a.atttypid)
+LEFT JOIN base_of e ON e.oid = at.typelem AND at.typcategory = 'A'
+LEFT JOIN pg_catalog.pg_type et ON et.oid = e.base
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 ORDER BY c.oid, a.attnum`
@@ -32,7 +56,9 @@ ORDER BY c.oid, a.attnum`
 // key, with the schema and name of the relation referenced; 'r' for a
 // column a foreign key references, with the referencing relation; 'g'
 // for a generated column, with a column its expression reads (NULL, once,
-// for one that reads none); 'x' for a
+// for one that reads none); 'p' for a column of the relation's primary
+// key, when not deferrable (the constraint check_functional_grouping
+// reads); 'x' for a
 // column of an index of any kind, with another column the same index
 // reads (its key columns, and those its expressions and predicate depend
 // on).
@@ -80,6 +106,11 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = x.rel AND a.attnum = ANY (x.cols)
 JOIN pg_catalog.pg_class r ON r.oid = x.other
 JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
 WHERE c.contype = 'f'
+UNION
+SELECT c.conrelid, 'p', a.attname, '', ''
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+WHERE c.contype = 'p' AND NOT c.condeferrable
 UNION
 SELECT a.attrelid, 'g', a.attname, b.attname, ''
 FROM pg_catalog.pg_attribute a
@@ -248,7 +279,18 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			rr.Close()
 			return nil, fmt.Errorf("reading catalog: column %s.%s: bad attnum %q", rel.QName, v[4], v[6])
 		}
-		rel.Columns = append(rel.Columns, Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num)})
+		col := Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num)}
+		if v[7] != nil {
+			col.MaskType = string(v[7])
+			if col.MaskTypeName, ok = types[col.MaskType]; !ok {
+				if col.MaskTypeName, err = parseTypeName(col.MaskType); err != nil {
+					rr.Close()
+					return nil, fmt.Errorf("reading catalog: column %s.%s: %w", rel.QName, v[4], err)
+				}
+				types[col.MaskType] = col.MaskTypeName
+			}
+		}
+		rel.Columns = append(rel.Columns, col)
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog relations: %w", err)
@@ -274,6 +316,8 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.Keys = map[string]bool{}
 			}
 			rel.Keys[col] = true
+		case "p":
+			rel.PrimaryKey = append(rel.PrimaryKey, col)
 		case "f":
 			if rel.References == nil {
 				rel.References = map[string][]QName{}

@@ -192,8 +192,11 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 		if col.TypeName == nil {
 			panic("rewrite: catalog column " + rel.QName.String() + "." + col.Name + " has no TypeName")
 		}
+		// NOTE: a domain's base type, not the domain: its NOT NULL or
+		// CHECK would fail on the masked value (Column.MaskType).
+		_, typ := col.MaskCast()
 		val = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-			Arg: val, TypeName: proto.Clone(col.TypeName).(*pg_query.TypeName), Location: -1,
+			Arg: val, TypeName: proto.Clone(typ).(*pg_query.TypeName), Location: -1,
 		}}}
 		targets = append(targets, resTarget(col.Name, val))
 	}

@@ -155,6 +155,13 @@ type Relation struct {
 	// its children's, and a generated column's are its bases' too.
 	// NOTE: a column may repeat in a list (several indexes, children).
 	IndexPeers map[string][]string
+	// PrimaryKey holds the columns of the relation's own primary key
+	// (not deferrable), in name order; none without one. PostgreSQL
+	// takes the other columns of a relation whose primary key a GROUP BY
+	// holds as grouped (functionally dependent); a subquery loses that,
+	// which widenGroupings makes up for (grouping.go).
+	// NOTE: a relation's own: unlike Keys, never its children's.
+	PrimaryKey []string
 	// Refused, when set, says why no user may read or write the relation
 	// in this snapshot: DDL since the policy was loaded left the policy
 	// not matching it (a governed table renamed, a classified column
@@ -171,10 +178,29 @@ type Column struct {
 	Type string
 	// TypeName is Type parsed, for casts the rewriter writes.
 	TypeName *pg_query.TypeName
+	// MaskType is the type a masked value of the column is cast to when
+	// it is not Type: Type with its domains replaced by their base types
+	// (catalogRelationsSQL). A domain's NOT NULL or CHECK would reject
+	// the NULL of a null mask, or a hash or partial mask's value, on
+	// every row read: a masked column of a domain reads as its base
+	// type. "" (and MaskTypeName nil) when Type involves no domain.
+	// NOTE: the masked value is the only value either way; only its
+	// type's constraints are not checked on it.
+	MaskType     string
+	MaskTypeName *pg_query.TypeName
 	// Num is pg_attribute.attnum: renaming a column keeps it, so it
 	// tells a column renamed from one dropped and added again
 	// (policy.Config.Drift).
 	Num int16
+}
+
+// MaskCast returns the type a masked value of the column is cast to, as
+// format_type writes it and parsed: MaskType when set, Type otherwise.
+func (c Column) MaskCast() (string, *pg_query.TypeName) {
+	if c.MaskTypeName != nil {
+		return c.MaskType, c.MaskTypeName
+	}
+	return c.Type, c.TypeName
 }
 
 // StatementKind is a kind of statement a role may run on governed data.

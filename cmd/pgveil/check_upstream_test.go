@@ -98,6 +98,9 @@ CREATE TABLE vault (id int, secret text);
 CREATE TABLE owned (id int);
 ALTER TABLE owned OWNER TO %[2]s;
 GRANT SELECT ON tickets TO %[1]s, %[2]s, %[5]s;
+CREATE DOMAIN badge_code AS varchar(40) NOT NULL CHECK (VALUE ~ '^[A-Z]+$');
+CREATE TABLE badges (id int, code badge_code);
+GRANT SELECT ON badges TO %[1]s, %[2]s, %[5]s;
 GRANT CREATE ON SCHEMA public TO %[2]s;
 GRANT TEMP ON DATABASE %[4]s TO %[2]s;
 `, checkSvc, checkOwnerSvc, checkSvcPassword, checkDB, checkMemberSvc))
@@ -221,6 +224,17 @@ table "public.tickets" {
   }
 }`,
 			code: 0,
+		},
+		{
+			name: "a partial mask on a column of a domain over varchar fits: it is cast to the base type",
+			body: `table "public.badges" {
+  column "code" {
+    class = "finance"
+    mask  = "partial"
+  }
+}`,
+			code:    0,
+			wantNot: []string{"Mask does not fit column type"},
 		},
 		{
 			name: "a partial mask on a numeric column is an error",

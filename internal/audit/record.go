@@ -126,7 +126,10 @@ type Record struct {
 	// changed as its CommandComplete tags say (INSERT 0 n, UPDATE n,
 	// DELETE n, MERGE n, COPY n of a COPY FROM STDIN), summed over the
 	// writes of a Query's text: what an EXECUTE of a prepared write did
-	// too. Written as "affected", left out when 0: a write's record
+	// too. An INSERT, UPDATE or DELETE whose RETURNING rows the client
+	// reads in chunks (Execute with a row limit) has a record per chunk,
+	// each counting the rows it returned: PostgreSQL's last tag counts
+	// its own chunk's. Written as "affected", left out when 0: a write's record
 	// without it changed no row, or failed before its tag.
 	// NOTE: what the statement did, not whether it lasted: a write
 	// rolled back later (its transaction block's ROLLBACK, a failed

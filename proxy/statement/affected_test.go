@@ -1,6 +1,7 @@
 package statement
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -82,6 +83,49 @@ func BenchmarkCompletion(b *testing.B) {
 					tr.OnAnswer('C', 16, "", "", false)
 				}
 				tr.OnReadyForQuery(6, 1, 'I')
+			}
+		})
+	}
+}
+
+// TestAffectedOfASuspendedPortal checks the count of a write whose
+// RETURNING rows the client reads in chunks (Execute with a row limit,
+// PortalSuspended): PostgreSQL's CommandComplete of the last Execute
+// counts the rows of that fetch alone (UPDATE 1 after 2 and 2), so each
+// execution of the portal counts the rows it returned, each a row the
+// write changed, and the portal's records sum to what it changed.
+func TestAffectedOfASuspendedPortal(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		kinds []string
+		want  []int64
+	}{
+		{"an UPDATE … RETURNING read 2, 2 and 1 rows at a time", []string{"update"}, []int64{2, 2, 1}},
+		{"a SELECT read the same way changes nothing", []string{"select"}, []int64{0, 0, 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := NewTracker(true, nil)
+			info := &Info{Result: &rewrite.Result{Kinds: c.kinds}}
+			for range 3 {
+				tr.pending = append(tr.pending, &Execution{Info: info, batch: 1})
+			}
+			var got []int64
+			for i, rows := range []int{2, 2, 1} {
+				for range rows {
+					tr.OnAnswer('D', 10, "", "", false)
+				}
+				x := tr.cur
+				if i < 2 {
+					tr.OnAnswer('s', 5, "", "", false)
+				} else if tr.WantsTag() {
+					tr.OnCommandComplete(14, []byte("UPDATE 1"))
+				} else {
+					tr.OnAnswer('C', 14, "", "", false)
+				}
+				got = append(got, x.Affected)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("affected %v, want %v", got, c.want)
 			}
 		})
 	}

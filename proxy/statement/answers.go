@@ -93,6 +93,21 @@ func writes(kinds []string) bool {
 	return false
 }
 
+// returnsChanged reports whether kinds are those of one INSERT, UPDATE
+// or DELETE, whose RETURNING rows, read in chunks through a suspended
+// portal, are the rows it changed.
+// NOTE: not an EXECUTE, whose prepared statement may be a SELECT.
+func returnsChanged(kinds []string) bool {
+	if len(kinds) != 1 {
+		return false
+	}
+	switch kinds[0] {
+	case "insert", "update", "delete":
+		return true
+	}
+	return false
+}
+
 // OnCommandComplete is OnAnswer of a CommandComplete of total bytes
 // whose tag WantsTag asked for: the rows a write's tag says it changed
 // are added to its execution's Affected.
@@ -435,7 +450,18 @@ func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused b
 		if !x.untilReady {
 			return t.ended(x)
 		}
-	case 'C', 'I', 's':
+	case 's':
+		// PortalSuspended: the CommandComplete of the portal's last
+		// Execute counts the rows of its own fetch alone, so each
+		// Execute of a write counts the rows it returned (RETURNING
+		// returns each row the write changed, once).
+		if x.Info != nil && x.Info.Result != nil && returnsChanged(x.Info.Result.Kinds) {
+			x.Affected += x.Rows
+		}
+		if !x.untilReady {
+			return t.ended(x)
+		}
+	case 'C', 'I':
 		if !x.untilReady {
 			return t.ended(x)
 		}
@@ -518,7 +544,8 @@ type Execution struct {
 	simple      bool
 	Rows, Bytes int64
 	// Affected is the rows its writes changed, as their CommandComplete
-	// tags say (OnCommandComplete); copyIn marks a COPY FROM STDIN under
+	// tags say (OnCommandComplete), or, for an Execute of a write its
+	// portal's row limit suspended, the rows it returned; copyIn marks a COPY FROM STDIN under
 	// way, whose tag counts rows written, not read.
 	Affected                int64
 	copyIn                  bool

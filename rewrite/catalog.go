@@ -240,13 +240,16 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	types := map[string]*pg_query.TypeName{}
 
 	d := sha256.New()
-	digestRow(d, 'v', [][]byte{[]byte(conn.ParameterStatus("server_version_num"))})
-	res := conn.ExecParams(ctx, "SELECT pg_catalog.current_database()", nil, nil, nil, nil).Read()
-	if res.Err != nil || len(res.Rows) != 1 {
+	// NOTE: the version is read, not taken from the startup's
+	// ParameterStatus: PostgreSQL reports server_version there, not
+	// server_version_num, and the snapshot must change with the server.
+	res := conn.ExecParams(ctx, "SELECT pg_catalog.current_database(), pg_catalog.current_setting('server_version_num')", nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
 		return nil, fmt.Errorf("reading the current database: %v", res.Err)
 	}
 	cat.Database = string(res.Rows[0][0])
-	digestRow(d, 'd', res.Rows[0])
+	digestRow(d, 'v', res.Rows[0][1:])
+	digestRow(d, 'd', res.Rows[0][:1])
 	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()

@@ -44,6 +44,9 @@ BEGIN
   IF NEW.nps = 2 THEN
     PERFORM NEW.email::int;
   END IF;
+  IF NEW.nps = 3 THEN
+    RAISE EXCEPTION 'bad %', OLD.email USING ERRCODE = 'check_violation';
+  END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER notice18_before BEFORE UPDATE ON responses FOR EACH ROW
@@ -129,11 +132,15 @@ DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_sql(text)`
 					}
 				})
 
-				for _, tc := range []struct{ name, sql, code string }{
-					{"a trigger's exception does not name the row's masked values", "UPDATE responses SET nps = 0 WHERE id = 990011", "P0001"},
-					{"an error of an SQL function a trigger calls does not either", "UPDATE responses SET nps = 1 WHERE id = 990012", "22012"},
-					{"nor a cast error in a trigger", "UPDATE responses SET nps = 2 WHERE id = 990012", "22P02"},
-					{"a CHECK violation's failing row is not shown", "UPDATE responses SET nps = 42 WHERE id = 990011", "23514"},
+				for _, tc := range []struct {
+					name, sql, code string
+					withheld        bool
+				}{
+					{"a trigger's exception does not name the row's masked values", "UPDATE responses SET nps = 0 WHERE id = 990011", "P0001", true},
+					{"an error of an SQL function a trigger calls does not either", "UPDATE responses SET nps = 1 WHERE id = 990012", "22012", true},
+					{"nor a cast error in a trigger", "UPDATE responses SET nps = 2 WHERE id = 990012", "22P02", true},
+					{"nor a trigger's exception under a data error's SQLSTATE", "UPDATE responses SET nps = 3 WHERE id = 990012", "23514", true},
+					{"a CHECK violation's failing row is not shown", "UPDATE responses SET nps = 42 WHERE id = 990011", "23514", false},
 				} {
 					t.Run(tc.name, func(t *testing.T) {
 						taken()
@@ -144,6 +151,9 @@ DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_sql(text)`
 						}
 						if secret(all(pe)) {
 							t.Errorf("the error names a masked value:\n%s", all(pe))
+						}
+						if tc.withheld && !strings.Contains(pe.Detail, "pgveil") {
+							t.Errorf("the error does not say pgveil withheld it: %+v", pe)
 						}
 						for _, n := range taken() {
 							if pe := (*pgconn.PgError)(n); secret(all(pe)) {

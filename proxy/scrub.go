@@ -95,14 +95,19 @@ func scrubQuoted(msg string) string {
 	}
 }
 
-// scrubAll is scrubError, then, in a session that named a governed
-// relation (governed), scrubRaised: whether either changed er.
+// scrubAll is, in a session that named a governed relation (governed),
+// scrubRaised, or else scrubError: whether it changed er.
+//
+// NOTE: scrubRaised first: it reads the CONTEXT, which scrubError clears
+// for data errors, and a trigger may raise its own text under any
+// SQLSTATE (RAISE … USING ERRCODE = 'check_violation').
+// A withheld message holds nothing scrubError would remove, and keeps
+// its DETAIL, which says why.
 func scrubAll(er *pgproto3.ErrorResponse, governed bool) bool {
-	changed := scrubError(er)
 	if governed && scrubRaised(er) {
-		changed = true
+		return true
 	}
-	return changed
+	return scrubError(er)
 }
 
 // raisedBy matches a line of a CONTEXT that PostgreSQL adds to a message

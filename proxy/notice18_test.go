@@ -44,6 +44,9 @@ BEGIN
   IF NEW.nps = 2 THEN
     PERFORM NEW.email::int;
   END IF;
+  IF NEW.nps = 4 THEN
+    RAISE NOTICE 'long %', repeat(NEW.email, 20000);
+  END IF;
   IF NEW.nps = 3 THEN
     RAISE EXCEPTION 'bad %', OLD.email USING ERRCODE = 'check_violation';
   END IF;
@@ -129,6 +132,33 @@ DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_sql(text)`
 						if !strings.Contains(pe.Detail, "pgveil") {
 							t.Errorf("the notice does not say pgveil withheld it: %+v", pe)
 						}
+					}
+				})
+
+				t.Run("a notice larger than a read buffer is withheld whole", func(t *testing.T) {
+					taken()
+					if _, err := c.Exec(ctx, "UPDATE responses SET nps = 4 WHERE id = 990012"); err != nil {
+						t.Fatal(err)
+					}
+					got := taken()
+					if len(got) != 3 {
+						t.Fatalf("want the triggers' three notices, got %d", len(got))
+					}
+					for _, n := range got {
+						if pe := (*pgconn.PgError)(n); secret(all(pe)) || !strings.Contains(pe.Detail, "pgveil") {
+							t.Errorf("a notice is not withheld: %.200s", all(pe))
+						}
+					}
+				})
+
+				t.Run("PostgreSQL's own notices pass unchanged", func(t *testing.T) {
+					taken()
+					if _, err := c.Exec(ctx, "SELECT to_tsquery('english', 'the')"); err != nil {
+						t.Fatal(err)
+					}
+					got := taken()
+					if len(got) != 1 || !strings.Contains(got[0].Message, "stop words") || got[0].Code != "00000" {
+						t.Fatalf("want the stop-word notice, got %+v", got)
 					}
 				})
 

@@ -107,7 +107,15 @@ func scrubAll(er *pgproto3.ErrorResponse, governed bool) bool {
 	if governed && scrubRaised(er) {
 		return true
 	}
+	if withheld(er) {
+		return false
+	}
 	return scrubError(er)
+}
+
+// withheld reports a message scrubRaised withheld.
+func withheld(er *pgproto3.ErrorResponse) bool {
+	return er.Message == withheldMessage && er.Detail == withheldDetail && er.Hint == "" && er.Where == ""
 }
 
 // raisedBy matches a line of a CONTEXT that PostgreSQL adds to a message
@@ -144,7 +152,7 @@ func scrubRaised(er *pgproto3.ErrorResponse) bool {
 	if !strings.HasPrefix(er.Code, "P0") && !raisedBy.MatchString(er.Where) {
 		return false
 	}
-	if er.Message == withheldMessage && er.Detail == withheldDetail && er.Hint == "" && er.Where == "" {
+	if withheld(er) {
 		return false
 	}
 	er.Message, er.Detail, er.Hint, er.Where = withheldMessage, withheldDetail, "", ""

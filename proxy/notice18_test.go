@@ -52,6 +52,15 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
+CREATE FUNCTION notice18_deferred() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.nps = 5 THEN
+    RAISE WARNING 'at commit %', OLD.email;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER notice18_deferred AFTER UPDATE ON responses DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  WHEN (OLD.id IN (990011, 990012)) EXECUTE FUNCTION notice18_deferred();
 CREATE TRIGGER notice18_before BEFORE UPDATE ON responses FOR EACH ROW
   WHEN (OLD.id IN (990011, 990012)) EXECUTE FUNCTION notice18_before();
 CREATE TRIGGER notice18_after AFTER UPDATE ON responses FOR EACH ROW
@@ -62,7 +71,8 @@ CREATE TRIGGER notice18_after AFTER UPDATE ON responses FOR EACH ROW
 	t.Cleanup(func() {
 		if err := cluster.Exec(ctx, demoDB, `DROP TRIGGER IF EXISTS notice18_before ON responses;
 DROP TRIGGER IF EXISTS notice18_after ON responses;
-DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_sql(text)`); err != nil {
+DROP TRIGGER IF EXISTS notice18_deferred ON responses;
+DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_deferred(), notice18_sql(text)`); err != nil {
 			t.Errorf("dropping the triggers: %v", err)
 		}
 	})
@@ -148,6 +158,30 @@ DROP FUNCTION IF EXISTS notice18_before(), notice18_after(), notice18_sql(text)`
 						if pe := (*pgconn.PgError)(n); secret(all(pe)) || !strings.Contains(pe.Detail, "pgveil") {
 							t.Errorf("a notice is not withheld: %.200s", all(pe))
 						}
+					}
+				})
+
+				t.Run("a deferred trigger's warning at COMMIT is withheld", func(t *testing.T) {
+					taken()
+					for _, q := range []string{"BEGIN", "UPDATE responses SET nps = 5 WHERE id = 990011"} {
+						if _, err := c.Exec(ctx, q); err != nil {
+							t.Fatal(err)
+						}
+					}
+					taken()
+					if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+						t.Fatal(err)
+					}
+					got := taken()
+					// Back to its seeded value, for the next relay's run.
+					if _, err := c.Exec(ctx, "UPDATE responses SET nps = 8 WHERE id = 990011"); err != nil {
+						t.Fatal(err)
+					}
+					if len(got) != 1 {
+						t.Fatalf("want the deferred trigger's warning, got %d notices", len(got))
+					}
+					if pe := (*pgconn.PgError)(got[0]); secret(all(pe)) || pe.Severity != "WARNING" {
+						t.Errorf("the warning at COMMIT is not withheld:\n%s", all(pe))
 					}
 				})
 

@@ -959,7 +959,8 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			reason: fmt.Sprintf("unexpected upstream message %q", typ), warn: true}
 	}
 	// Everything else — DataRow, RowDescription, CommandComplete,
-	// CopyData, notices, notifications… — passes through undecoded.
+	// CopyData, notifications, notices when nothing is scrubbed… —
+	// passes through undecoded.
 	ss.extSkips.answer(typ)
 	if t := ss.track; t != nil {
 		swallow, done := t.OnAnswer(typ, total, "", "", false)

@@ -53,7 +53,8 @@ func fuzzServer(t testing.TB) *Server {
 			Users: map[string]*policy.User{"alice": {Login: "alice", Verifier: v}},
 		}
 		var err error
-		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry())}
+		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry()),
+			ScrubDataErrors: true}
 		StaticIdentities(cfg, &opts)
 		if fuzzSrv, err = New(ConfigOf(cfg), opts); err != nil {
 			panic(err)
@@ -291,10 +292,17 @@ func FuzzBackendRelay(f *testing.F) {
 	seed, _ = (&pgproto3.CopyInResponse{}).Encode(seed)
 	seed, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(seed)
 	f.Add(seed)
+	// Notices, one a trigger raised (withheld), and an exception.
+	seed, _ = (&pgproto3.NoticeResponse{Severity: "NOTICE", Code: "00000", Message: "row (1,x)", Where: "PL/pgSQL function f() line 3 at RAISE"}).Encode(nil)
+	seed, _ = (&pgproto3.NoticeResponse{Severity: "WARNING", Code: "01000", Message: "while locking tuple (1,2)"}).Encode(seed)
+	seed, _ = (&pgproto3.ErrorResponse{Severity: "ERROR", Code: "P0001", Message: "bad x", Detail: "y", Hint: "z"}).Encode(seed)
+	seed, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(seed)
+	f.Add(seed)
 	f.Add([]byte{'Z', 0, 0, 0, 5, 'I', 'S', 0, 0, 0, 4})
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ss := fuzzSession(srv, bytes.NewReader(data), io.Discard)
+		ss.governed.Store(len(data)%2 == 0)
 		ss.refusals[1] = pendingRefusal{r: &Refusal{Message: "x"}, batch: 1}
 		// Answers awaited, made by the tracker's own events: a statement
 		// prepared again under a newer policy (its Close and Parse

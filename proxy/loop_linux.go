@@ -851,7 +851,7 @@ func (l *eventLoop) pumpUpstream(ss *session) {
 			ss.end(ss.upstreamReadFailed(err))
 			return
 		}
-		if typ == 'Z' || typ == 'E' || typ == 'S' || typ == 'C' && (ss.watchesTags() || ss.auditsTags()) {
+		if typ == 'Z' || typ == 'E' || typ == 'S' || typ == 'N' && ss.srv.scrub || typ == 'C' && (ss.watchesTags() || ss.auditsTags()) {
 			if total <= maxDecodedUpstream && ss.uin.Buffered() < total {
 				lp.uWant = total
 				break

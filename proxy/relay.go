@@ -586,6 +586,10 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 	if strings.IndexByte(res.SQL, 0) >= 0 {
 		return nil, &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte", Rule: "syntax"}
 	}
+	if len(res.Tables) > 0 && !ss.governed.Load() {
+		// Before the statement goes upstream: its triggers may speak.
+		ss.governed.Store(true)
+	}
 	return res, nil
 }
 
@@ -913,6 +917,16 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			ss.extSkips.answer(typ)
 		}
 		return upstreamDecode, nil
+	case 'N':
+		// NoticeResponse: decoded, to be scrubbed as an error is
+		// (onNotice). Notices are rare and small; one too large to
+		// decode is dropped, unread (fail closed).
+		if ss.srv.scrub {
+			how = upstreamDecode
+			if total > maxDecodedUpstream {
+				how = upstreamSkip
+			}
+		}
 	case 'G':
 		// CopyInResponse: the client may now send copy data only.
 		ss.copyStarts.Add(1)
@@ -945,7 +959,8 @@ func (ss *session) upstreamHeader(typ byte, total int) (upstreamHow, *sessionEnd
 			reason: fmt.Sprintf("unexpected upstream message %q", typ), warn: true}
 	}
 	// Everything else — DataRow, RowDescription, CommandComplete,
-	// CopyData, notices, notifications… — passes through undecoded.
+	// CopyData, notifications, notices when nothing is scrubbed… —
+	// passes through undecoded.
 	ss.extSkips.answer(typ)
 	if t := ss.track; t != nil {
 		swallow, done := t.OnAnswer(typ, total, "", "", false)
@@ -1010,6 +1025,8 @@ func (ss *session) upstreamMessage(typ byte, msg []byte) (*sessionEnd, error) {
 		return ss.onReadyForQuery(msg)
 	case 'E':
 		return nil, ss.onError(msg)
+	case 'N':
+		return nil, ss.onNotice(msg)
 	case 'C':
 		why := ss.tagFor
 		ss.tagFor = 0
@@ -1176,7 +1193,7 @@ func (ss *session) onError(msg []byte) error {
 			return ss.writeClient(ss.scratch)
 		}
 	}
-	if ss.srv.scrub && scrubError(&er) {
+	if ss.srv.scrub && scrubAll(&er, ss.governed.Load()) {
 		var err error
 		if ss.scratch, err = er.Encode(ss.scratch[:0]); err != nil {
 			return fmt.Errorf("encoding scrubbed error: %w", err)
@@ -1204,6 +1221,26 @@ func (ss *session) onError(msg []byte) error {
 		return ss.writeClient(ss.scratch)
 	}
 	return ss.writeClient(msg)
+}
+
+// onNotice forwards a NoticeResponse upstreamHeader decoded, scrubbed as
+// an error is: a notice or warning may name values too (a DBA's trigger
+// that raises NEW, a lock wait's row position). A notice pgveil cannot
+// decode is dropped: it may carry anything (fail closed).
+func (ss *session) onNotice(msg []byte) error {
+	var n pgproto3.NoticeResponse
+	if err := n.Decode(msg[wire.HeaderLen:]); err != nil {
+		return nil
+	}
+	er := (*pgproto3.ErrorResponse)(&n)
+	if !scrubAll(er, ss.governed.Load()) {
+		return ss.writeClient(msg)
+	}
+	var err error
+	if ss.scratch, err = n.Encode(ss.scratch[:0]); err != nil {
+		return fmt.Errorf("encoding scrubbed notice: %w", err)
+	}
+	return ss.writeClient(ss.scratch)
 }
 
 // pinned lists the settings that must never change during a session and

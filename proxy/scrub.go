@@ -94,3 +94,69 @@ func scrubQuoted(msg string) string {
 		msg = msg[i+1+j+1:]
 	}
 }
+
+// scrubAll is, in a session that named a governed relation (governed),
+// scrubRaised, or else scrubError: whether it changed er.
+//
+// NOTE: scrubRaised first: it reads the CONTEXT, which scrubError clears
+// for data errors, and a trigger may raise its own text under any
+// SQLSTATE (RAISE … USING ERRCODE = 'check_violation').
+// A withheld message holds nothing scrubError would remove, and keeps
+// its DETAIL, which says why.
+func scrubAll(er *pgproto3.ErrorResponse, governed bool) bool {
+	if governed && scrubRaised(er) {
+		return true
+	}
+	if withheld(er) {
+		return false
+	}
+	return scrubError(er)
+}
+
+// withheld reports a message scrubRaised withheld.
+func withheld(er *pgproto3.ErrorResponse) bool {
+	return er.Message == withheldMessage && er.Detail == withheldDetail && er.Hint == "" && er.Where == ""
+}
+
+// raisedBy matches a line of a CONTEXT that PostgreSQL adds to a message
+// raised while code of a function runs: PL/pgSQL ("PL/pgSQL function
+// f() line 3 at RAISE"), any procedural language ("PL/Python function
+// \"f\""), SQL functions ("SQL function \"f\" statement 1") and the
+// statements they run ("SQL statement \"…\"").
+var raisedBy = regexp.MustCompile(`(?m)^(PL/\S+ (function|anonymous code block)|SQL function|SQL statement) `)
+
+// withheldMessage and withheldDetail replace the text of a message
+// scrubRaised withholds.
+const (
+	withheldMessage = "pgveil withheld a message raised by a function or trigger"
+	withheldDetail  = "The code that raised it ran on rows of a governed relation, where it may read values your policy masks and rows it filters: pgveil forwards only the message's SQLSTATE and severity."
+)
+
+// scrubRaised withholds the text of a message raised by code that runs
+// in the server during the user's statement, and reports whether it
+// changed er: a DBA's trigger or a function reads the real row, masked
+// columns and filtered rows included, and what it raises ("RAISE NOTICE
+// '%', NEW", "RAISE EXCEPTION 'bad %', OLD.email", an error in a
+// statement it runs) may quote any of it. Such a message is one whose
+// CONTEXT names a function (raisedBy), or of class P0 (PL/pgSQL's RAISE
+// and ASSERT), whatever its CONTEXT says. Its message, DETAIL, HINT,
+// CONTEXT, internal query and the names of the schema, table, column,
+// type and constraint it concerns are replaced or removed; the SQLSTATE
+// and the severity stay, so a client still knows what failed.
+//
+// NOTE: a message whose code carries no CONTEXT (a C function's) cannot
+// be told apart from PostgreSQL's own: it is scrubbed by scrubError
+// alone. Idempotent: a withheld message has no CONTEXT and is withheld
+// again unchanged.
+func scrubRaised(er *pgproto3.ErrorResponse) bool {
+	if !strings.HasPrefix(er.Code, "P0") && !raisedBy.MatchString(er.Where) {
+		return false
+	}
+	if withheld(er) {
+		return false
+	}
+	er.Message, er.Detail, er.Hint, er.Where = withheldMessage, withheldDetail, "", ""
+	er.InternalQuery, er.InternalPosition = "", 0
+	er.SchemaName, er.TableName, er.ColumnName, er.DataTypeName, er.ConstraintName = "", "", "", "", ""
+	return true
+}

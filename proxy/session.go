@@ -144,6 +144,18 @@ type session struct {
 	// (ext_skip.go).
 	extSkips extSkips
 
+	// governed is set, by the client relay, once a statement of the
+	// session named a governed relation: from then on a message raised by
+	// code that runs in the server on the real rows (a DBA's trigger or
+	// function) is withheld from the client (scrubRaised).
+	//
+	// NOTE: it never clears. A prepared statement runs long after the
+	// Parse that was checked, a deferred trigger fires at COMMIT, a
+	// pipeline mixes statements: none of them can be told apart from
+	// the message alone, so the session, not the statement, decides
+	// (fail closed). It is set before the statement goes upstream.
+	governed atomic.Bool
+
 	// upstreamFatal is set by the backend relay once it forwarded a FATAL
 	// from the upstream: the connection loss that follows is expected.
 	upstreamFatal bool

@@ -98,7 +98,7 @@ var Rules = []Rule{
 	{Name: "write_governed", Code: sqlstate.InsufficientPrivilege,
 		Doc: "ON CONFLICT, UPDATE … FROM, DELETE … USING and other writes pgveil cannot scope on governed tables; in a scoped UPDATE or DELETE's WHERE, a column reference naming a database or another schema, or a system column (`ctid`, `xmin`, …), which would read the real table; a system column in SET or RETURNING, which reads the real row (a transaction id, the table's size in pages); the target's whole row in SET or RETURNING, and a bare name pgveil cannot place in a governed write (both could read columns added upstream since the catalog snapshot)"},
 	{Name: "policy_input", Code: sqlstate.InsufficientPrivilege,
-		Hint: "The policy reads this table: change it upstream, as its owner.",
+		Hint: "The policy reads this table, or a table a write of it would write through a rule or as a view's base table: change it upstream, as its owner.",
 		Doc:  "any write of a table the policy itself reads: the `teams` table, a table of an identity query, of a rule's or a mask's subquery, the tables such a relation reads when it is a view (a manager who may update could otherwise rewrite the tree her scope walks); and any write of a table or view whose write may write one of them, through a rule (`CREATE RULE … DO ALSO UPDATE`) or as a view's base table (triggers are not followed)"},
 	{Name: "write_scope", Code: sqlstate.InsufficientPrivilege,
 		Doc: "writes that could leave the scope: INSERT and COPY FROM into a table with a row scope, UPDATE of a column the scope reads, or of one a generated column the scope reads is computed from"},

@@ -134,6 +134,20 @@ func ActRefusal(why string) *Refusal {
 	return firewall.New("act_for", "pgveil refused the statement: "+why+" (firewall rule act_for)")
 }
 
+// withKind returns r with the kinds of res, the statement it refuses,
+// when r names none (the proxy's own refusals, as act_for's, are made
+// without the rewriter's kind): the audit trail's kind field says what
+// a denied statement was, and `audit search --kind set` finds refused
+// switches. A copy: r may be shared.
+func withKind(r *Refusal, res *rewrite.Result) *Refusal {
+	if r == nil || r.Kind != "" || res == nil || len(res.Kinds) == 0 {
+		return r
+	}
+	cp := *r
+	cp.Kind = strings.Join(res.Kinds, ",")
+	return &cp
+}
+
 // mayAct returns a refusal when the session may not make the change a
 // (client relay).
 func (ss *session) mayAct(a *rewrite.Act) *Refusal {

@@ -65,3 +65,36 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRefusedActForKeepsItsKind checks that the record of a change
+// of the acting user pgveil refuses says what kind of statement it was,
+// as every other refusal's does: `audit search --kind set` finds the
+// attempts, in simple and extended protocol.
+func TestAuditRefusedActForKeepsItsKind(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = alog.Close() })
+		p := startDemoPool(t, relay, policy.Pool{}, func(po *proxy.Options) { po.Audit = alog })
+		a := actConn{c: p.connect(t, "metabase")}
+		refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
+		refusedBy(t, a.execExtended("SET pgveil.act_for = 'nobody'"), "act_for")
+		a.c.Close(context.Background())
+		waitSessions(t, p, 0)
+		n := 0
+		for _, e := range readAudit(t, alog, path) {
+			if e.Event == audit.EventStatement && e.Reason == "act_for" {
+				n++
+				if e.Kind != "set" {
+					t.Errorf("the refusal of %q is recorded of kind %q, not set", e.SQL, e.Kind)
+				}
+			}
+		}
+		if n < 2 {
+			t.Fatalf("%d act_for refusal records", n)
+		}
+	})
+}

@@ -375,6 +375,7 @@ func (ss *session) relayQuery(total int) error {
 			r = ss.switchReady(false)
 		}
 		if r != nil {
+			r = withKind(r, res)
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceQuery, "", r)
 		}
@@ -461,13 +462,14 @@ func (ss *session) relayParse(total int) error {
 	}
 	if gen != ss.actTrack.gen.Load() {
 		// Checked for one viewer, recorded for another (actGate).
-		r := ActRefusal("the acting user changed while the statement was checked (a transaction that changed it ended): send it again")
+		r := withKind(ActRefusal("the acting user changed while the statement was checked (a transaction that changed it ended): send it again"), res)
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
 	if res.Act != nil {
 		// Checked now for a clear error; made at its Execute.
 		if r := ss.mayAct(res.Act); r != nil {
+			r = withKind(r, res)
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}

@@ -184,6 +184,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 		if err := ss.cin.Skip(total); err != nil {
 			return err
 		}
+		r = withKind(r, res)
 		t.OnExecuteDecided(p, r)
 		return ss.refuse(sourceExecute, "", r)
 	}

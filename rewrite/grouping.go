@@ -116,8 +116,11 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 	for _, g := range sel.GroupClause {
 		if c := g.GetAConst(); c != nil && c.GetIval() != nil {
 			positions = true
-			// NOTE: a position at the top level only.
-			if i := int(c.GetIval().Ival); i >= 1 && i <= len(sel.TargetList) {
+			// NOTE: a position at the top level only, and only before
+			// the first target a star expands (targetsExpand): PostgreSQL
+			// counts the columns a * stands for, so the raw target at
+			// that index is another one.
+			if i := int(c.GetIval().Ival); i >= 1 && i <= len(sel.TargetList) && !targetsExpand(sel.TargetList[:i]) {
 				g = sel.TargetList[i-1].GetResTarget().GetVal()
 			}
 		}
@@ -149,6 +152,25 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		}
 	}
 	return added, positions
+}
+
+// targetsExpand reports whether one of targets is a star PostgreSQL
+// expands to a number of columns (alias.*, *, (expr).*), after which a
+// GROUP BY position no longer names the raw target at its index.
+func targetsExpand(targets []*pg_query.Node) bool {
+	for _, t := range targets {
+		switch v := t.GetResTarget().GetVal().GetNode().(type) {
+		case *pg_query.Node_ColumnRef:
+			if f := v.ColumnRef.Fields; len(f) > 0 && f[len(f)-1].GetAStar() != nil {
+				return true
+			}
+		case *pg_query.Node_AIndirection:
+			if ind := v.AIndirection.Indirection; len(ind) > 0 && ind[len(ind)-1].GetAStar() != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readAbove returns the columns of s's relation that sel reads after its

@@ -247,3 +247,31 @@ func TestGroupByPrimaryKeyThroughTheEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupByPositionAfterStar: a GROUP BY position counts the targets a
+// star expands to, as PostgreSQL does; the one after a * is not the raw
+// target at that index, and pgveil does not read it as that target: the
+// statement gives what PostgreSQL gives on the tables, or 42803.
+func TestGroupByPositionAfterStar(t *testing.T) {
+	conn, cat := freshCatalog(t, "groupbystar", groupingDDL)
+	open := &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.orders": {Mode: rewrite.Governed, Rules: []string{"all"}},
+			"public.lines":  {Mode: rewrite.Governed, Rules: []string{"all"}},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true},
+	}
+	for _, sql := range []string{
+		"SELECT l.*, o.id, o.region, count(*) FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 2, GROUPING SETS ((o.id, l.order_id), ()) ORDER BY 1, 2, 3, 4",
+		"SELECT (l).*, o.id, o.region, count(*) FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 2, GROUPING SETS ((o.id, l.order_id), ()) ORDER BY 1, 2, 3, 4",
+		"SELECT l.*, o.id, o.region, count(*) FROM orders o JOIN lines l ON l.order_id = o.id GROUP BY 3, 1, 2 ORDER BY 1, 2, 3",
+	} {
+		t.Run(sql, func(t *testing.T) {
+			want, _ := groupingRun(t, conn, cat, nil, sql)
+			got, out := groupingRun(t, conn, cat, open, sql)
+			if got != want && got != "ERROR 42803" {
+				t.Errorf("through pgveil %q, directly %q (or ERROR 42803)\nrewritten: %s", got, want, out)
+			}
+		})
+	}
+}

@@ -1,13 +1,13 @@
 package statement
 
 import (
-	"github.com/pgveil/pgveil/internal/firewall"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
-
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -385,8 +385,15 @@ func unsettledSwitch(run *portalEntry, at, done int64) bool {
 	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
 		return false
 	}
+	// NOTE: a RESET ALL switches too, back to the login, while the
+	// session acts for a user (proxy's resetAct): it has no Act, and
+	// counts whether the session acts for one or not.
 	acts := func(e *portalEntry) bool {
-		return !e.closed && e.Info != nil && e.Info.Result != nil && e.Info.Result.Act != nil
+		if e.closed || e.Info == nil || e.Info.Result == nil {
+			return false
+		}
+		res := e.Info.Result
+		return res.Act != nil || slices.Contains(res.Resets, rewrite.ResetAll)
 	}
 	for x := run.prev; x != nil; x = x.prev {
 		if x.confirmed || x.batch > done {

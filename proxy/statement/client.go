@@ -363,8 +363,10 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 		cur := t.versions.PolicyVersion()
 		if t.staleExecute(portal, e, p.batch, cur) {
 			p.Refusal = policyChanged("this portal")
-		} else if unsettledSwitch(run, p.batch, t.done) {
+		} else if differs, switches := t.unsettledPortal(run, portal, p.batch); switches {
 			p.Refusal = firewall.New("act_for", "pgveil refused the statement: the portal's last Bind is not answered yet, and the portal may run a switch of the viewer or another statement: wait for the Bind's answer (firewall rule act_for)")
+		} else if differs {
+			p.Refusal = firewall.Deny("unsettled_portal", "the portal's last Bind is not answered yet, and the portal may run another statement if it failed: wait for the Bind's answer")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
 			p.Refusal = t.staleObjects(p.Info.Result, p.batch, cur)
@@ -373,17 +375,25 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	return p
 }
 
-// unsettledSwitch reports whether run, the entry of a portal as far as
-// the answers tell when an Execute of batch at plans, is a Bind of an
-// earlier batch not answered yet, which may fail and leave the portal
-// running an earlier Bind's statement (portalEntry), and whether one of
-// them switches the viewer (rewrite.Act) and another does not: whom
-// the session acts for after the Execute is then not known. A Bind of
-// the Execute's own batch that fails makes the server skip the Execute
-// (mu held).
-func unsettledSwitch(run *portalEntry, at, done int64) bool {
+// unsettledPortal reports, of run, the entry of portal as far as the
+// answers tell when an Execute of batch at plans, whether it is a Bind of
+// an earlier batch not answered yet, which may fail and leave the portal
+// running another statement (an earlier Bind's, portalEntry, or a cursor
+// DECLAREd under its name, on which PostgreSQL's Bind fails too): differs
+// when one of them is not the Bind's statement with its values (the
+// audit trail, the acting user and a pool's settings would follow the
+// wrong one), switches when one of them switches the viewer
+// (rewrite.Act, or a RESET ALL, resetAct) and another does not. A Bind
+// of the Execute's own batch that fails makes the server skip the
+// Execute (mu held).
+//
+// NOTE: a portal a transaction's end destroyed still has its entry: a
+// client pipelining a Bind of its name, then an Execute in a later batch,
+// is refused, and waits for the Bind's answer instead.
+func (t *Tracker) unsettledPortal(run *portalEntry, portal string, at int64) (differs, switches bool) {
+	done := t.done
 	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
-		return false
+		return false, false
 	}
 	// NOTE: a RESET ALL switches too, back to the login, while the
 	// session acts for a user (proxy's resetAct): it has no Act, and
@@ -399,14 +409,21 @@ func unsettledSwitch(run *portalEntry, at, done int64) bool {
 		if x.confirmed || x.batch > done {
 			// A candidate: confirmed, or not answered yet either.
 			if acts(x) != acts(run) {
-				return true
+				switches = true
+			}
+			if !x.closed && (x.Info != run.Info || x.params != run.params) {
+				differs = true
 			}
 			if x.confirmed {
 				break
 			}
 		}
 	}
-	return false
+	t.applyObjects()
+	if t.SQL[nsPortal][portal] != nil || t.creating[historyKey{name: portal, portal: true}] != nil {
+		differs = true
+	}
+	return differs, switches
 }
 
 // OnExecuteDecided is the event of the Execute planned by p going

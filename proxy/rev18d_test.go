@@ -215,3 +215,52 @@ func TestRev18dPooledPipelinedFailedBindLeavesThePortalItsSetting(t *testing.T) 
 		t.Errorf("tom's session reads DateStyle %q after hq's hidden SET, want its own %q", got, want)
 	}
 }
+
+// A COMMIT destroys a protocol portal, whose entry pgveil keeps; a
+// cursor DECLAREd under its name, pipelined before an Execute of the
+// name, is what the Execute runs. The trail must not credit the rows the
+// cursor returned to the portal's old statement.
+func TestRev18dPipelinedCursorOverADestroyedPortal(t *testing.T) {
+	const (
+		reads = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
+		other = "SELECT 'cover' FROM responses WHERE id = $1"
+	)
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		var codes []string
+		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, conn *pgx.Conn) {
+			fe := conn.PgConn().Frontend()
+			_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
+			sendBatch(t, fe, &pgproto3.Parse{Name: "other", Query: other}, &pgproto3.Sync{})
+			sendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
+			sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "other", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Sync{})
+			sendBatch(t, fe, &pgproto3.Query{String: "COMMIT"})
+			for _, m := range []pgproto3.FrontendMessage{
+				&pgproto3.Query{String: "BEGIN"},
+				&pgproto3.Query{String: "DECLARE r CURSOR FOR " + reads},
+				&pgproto3.Execute{Portal: "r"}, &pgproto3.Sync{},
+				&pgproto3.Query{String: "COMMIT"},
+			} {
+				fe.Send(m)
+			}
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for z := 0; z < 4; {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch m := m.(type) {
+				case *pgproto3.ErrorResponse:
+					codes = append(codes, m.Code)
+				case *pgproto3.ReadyForQuery:
+					z++
+				}
+			}
+		})
+		t.Logf("errors: %v", codes)
+		if e := recs[other]; e != nil && e.Rows != 0 {
+			t.Errorf("the trail credits %q, whose portal a COMMIT destroyed, with the %d rows the cursor read", other, e.Rows)
+		}
+	})
+}

@@ -366,7 +366,7 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 		} else if differs, switches := t.unsettledPortal(run, portal, p.batch); switches {
 			p.Refusal = firewall.New("act_for", "pgveil refused the statement: the portal's last Bind is not answered yet, and the portal may run a switch of the viewer or another statement: wait for the Bind's answer (firewall rule act_for)")
 		} else if differs {
-			p.Refusal = firewall.Deny("unsettled_portal", "the portal's last Bind is not answered yet, and the portal may run another statement if it failed: wait for the Bind's answer")
+			p.Refusal = firewall.Deny("unsettled_portal", "the portal may run another statement than its last Bind's (that Bind not answered yet, or a cursor declared under its name): wait for the answers first, or bind a portal of another name")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
 			p.Refusal = t.staleObjects(p.Info.Result, p.batch, cur)
@@ -376,11 +376,13 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 }
 
 // unsettledPortal reports, of run, the entry of portal as far as the
-// answers tell when an Execute of batch at plans, whether it is a Bind of
-// an earlier batch not answered yet, which may fail and leave the portal
-// running another statement (an earlier Bind's, portalEntry, or a cursor
-// DECLAREd under its name, on which PostgreSQL's Bind fails too): differs
-// when one of them is not the Bind's statement with its values (the
+// answers tell when an Execute of batch at plans, whether the portal may
+// run another statement: a cursor DECLAREd under its name since run's
+// Bind, or in flight; or, when run is a Bind of an earlier batch not
+// answered yet, which may fail and leave the portal as it was, an
+// earlier Bind's statement (portalEntry) or a cursor of the name (on
+// which PostgreSQL's Bind fails too). differs when one of them is not
+// the Bind's statement with its values (the
 // audit trail, the acting user and a pool's settings would follow the
 // wrong one), switches when one of them switches the viewer
 // (rewrite.Act, or a RESET ALL, resetAct) and another does not. A Bind
@@ -391,9 +393,18 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 // client pipelining a Bind of its name, then an Execute in a later batch,
 // is refused, and waits for the Bind's answer instead.
 func (t *Tracker) unsettledPortal(run *portalEntry, portal string, at int64) (differs, switches bool) {
+	t.applyObjects()
+	cursor := t.SQL[nsPortal][portal]
+	declaring := t.creating[historyKey{name: portal, portal: true}] != nil
+	if run != nil && !run.closed && (cursor != nil && cursor.batch > run.batch || declaring) {
+		// A cursor DECLAREd under the name since the Bind, which a
+		// COMMIT made room for (pgveil keeps the portal's entry), or
+		// one in flight: the Execute fetches from it.
+		differs = true
+	}
 	done := t.done
 	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
-		return false, false
+		return differs, false
 	}
 	// NOTE: a RESET ALL switches too, back to the login, while the
 	// session acts for a user (proxy's resetAct): it has no Act, and
@@ -419,8 +430,7 @@ func (t *Tracker) unsettledPortal(run *portalEntry, portal string, at int64) (di
 			}
 		}
 	}
-	t.applyObjects()
-	if t.SQL[nsPortal][portal] != nil || t.creating[historyKey{name: portal, portal: true}] != nil {
+	if cursor != nil || declaring {
 		differs = true
 	}
 	return differs, switches

@@ -1,13 +1,13 @@
 package statement
 
 import (
-	"github.com/pgveil/pgveil/internal/firewall"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
-
+	"github.com/pgveil/pgveil/internal/firewall"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -363,8 +363,10 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 		cur := t.versions.PolicyVersion()
 		if t.staleExecute(portal, e, p.batch, cur) {
 			p.Refusal = policyChanged("this portal")
-		} else if unsettledSwitch(run, p.batch, t.done) {
+		} else if differs, switches := t.unsettledPortal(run, portal, p.batch); switches {
 			p.Refusal = firewall.New("act_for", "pgveil refused the statement: the portal's last Bind is not answered yet, and the portal may run a switch of the viewer or another statement: wait for the Bind's answer (firewall rule act_for)")
+		} else if differs {
+			p.Refusal = firewall.Deny("unsettled_portal", "the portal may run another statement than its last Bind's (that Bind not answered yet, or a cursor declared under its name): wait for the answers first, or bind a portal of another name")
 		} else if p.Bound && p.Info.Result != nil && len(p.Info.Result.Objects) > 0 {
 			// A Parse of EXECUTE or FETCH runs what the name holds now.
 			p.Refusal = t.staleObjects(p.Info.Result, p.batch, cur)
@@ -373,33 +375,65 @@ func (t *Tracker) OnExecute(portal string) ExecPlan {
 	return p
 }
 
-// unsettledSwitch reports whether run, the entry of a portal as far as
-// the answers tell when an Execute of batch at plans, is a Bind of an
-// earlier batch not answered yet, which may fail and leave the portal
-// running an earlier Bind's statement (portalEntry), and whether one of
-// them switches the viewer (rewrite.Act) and another does not: whom
-// the session acts for after the Execute is then not known. A Bind of
-// the Execute's own batch that fails makes the server skip the Execute
-// (mu held).
-func unsettledSwitch(run *portalEntry, at, done int64) bool {
-	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
-		return false
+// unsettledPortal reports, of run, the entry of portal as far as the
+// answers tell when an Execute of batch at plans, whether the portal may
+// run another statement: a cursor DECLAREd under its name since run's
+// Bind, or in flight; or, when run is a Bind of an earlier batch not
+// answered yet, which may fail and leave the portal as it was, an
+// earlier Bind's statement (portalEntry) or a cursor of the name (on
+// which PostgreSQL's Bind fails too). differs when one of them is not
+// the Bind's statement with its values (the
+// audit trail, the acting user and a pool's settings would follow the
+// wrong one), switches when one of them switches the viewer
+// (rewrite.Act, or a RESET ALL, resetAct) and another does not. A Bind
+// of the Execute's own batch that fails makes the server skip the
+// Execute (mu held).
+//
+// NOTE: a portal a transaction's end destroyed still has its entry: a
+// client pipelining a Bind of its name, then an Execute in a later batch,
+// is refused, and waits for the Bind's answer instead.
+func (t *Tracker) unsettledPortal(run *portalEntry, portal string, at int64) (differs, switches bool) {
+	t.applyObjects()
+	cursor := t.SQL[nsPortal][portal]
+	declaring := t.creating[historyKey{name: portal, portal: true}] != nil
+	if run != nil && !run.closed && (cursor != nil && cursor.batch > run.batch || declaring) {
+		// A cursor DECLAREd under the name since the Bind, which a
+		// COMMIT made room for (pgveil keeps the portal's entry), or
+		// one in flight: the Execute fetches from it.
+		differs = true
 	}
+	done := t.done
+	if run == nil || run.confirmed || run.batch <= done || run.batch >= at {
+		return differs, false
+	}
+	// NOTE: a RESET ALL switches too, back to the login, while the
+	// session acts for a user (proxy's resetAct): it has no Act, and
+	// counts whether the session acts for one or not.
 	acts := func(e *portalEntry) bool {
-		return !e.closed && e.Info != nil && e.Info.Result != nil && e.Info.Result.Act != nil
+		if e.closed || e.Info == nil || e.Info.Result == nil {
+			return false
+		}
+		res := e.Info.Result
+		return res.Act != nil || slices.Contains(res.Resets, rewrite.ResetAll)
 	}
 	for x := run.prev; x != nil; x = x.prev {
 		if x.confirmed || x.batch > done {
 			// A candidate: confirmed, or not answered yet either.
 			if acts(x) != acts(run) {
-				return true
+				switches = true
+			}
+			if !x.closed && (x.Info != run.Info || x.params != run.params) {
+				differs = true
 			}
 			if x.confirmed {
 				break
 			}
 		}
 	}
-	return false
+	if cursor != nil || declaring {
+		differs = true
+	}
+	return differs, switches
 }
 
 // OnExecuteDecided is the event of the Execute planned by p going

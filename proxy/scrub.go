@@ -145,10 +145,11 @@ const (
 // statement it runs) may quote any of it. Such a message is one whose
 // CONTEXT names a function (raisedBy), or of class P0 (PL/pgSQL's RAISE
 // and ASSERT) or 38 (external routine exception: what PL/Tcl's elog
-// raises, at every level, with no CONTEXT), whatever its CONTEXT says. Its message, DETAIL, HINT,
-// CONTEXT, internal query and the names of the schema, table, column,
-// type and constraint it concerns are replaced or removed; the SQLSTATE
-// and the severity stay, so a client still knows what failed.
+// raises, at every level, with no CONTEXT), whatever its CONTEXT says.
+// Its message, DETAIL, HINT, CONTEXT, internal query and the names of
+// the schema, table, column, type and constraint it concerns are
+// replaced or removed; the SQLSTATE and the severity stay, so a client
+// still knows what failed.
 //
 // NOTE: a message whose code carries no CONTEXT (a C function's) cannot
 // be told apart from PostgreSQL's own: it is scrubbed by scrubError

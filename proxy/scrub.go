@@ -118,12 +118,17 @@ func withheld(er *pgproto3.ErrorResponse) bool {
 	return er.Message == withheldMessage && er.Detail == withheldDetail && er.Hint == "" && er.Where == ""
 }
 
-// raisedBy matches a line of a CONTEXT that PostgreSQL adds to a message
-// raised while code of a function runs: PL/pgSQL ("PL/pgSQL function
-// f() line 3 at RAISE"), any procedural language ("PL/Python function
-// \"f\""), SQL functions ("SQL function \"f\" statement 1") and the
-// statements they run ("SQL statement \"…\"").
-var raisedBy = regexp.MustCompile(`(?m)^(PL/\S+ (function|anonymous code block)|SQL function|SQL statement) `)
+// raisedBy matches a CONTEXT that PostgreSQL adds to a message raised
+// while code of a function runs: PL/pgSQL ("PL/pgSQL function f() line
+// 3 at RAISE"), any procedural language ("PL/Python function \"f\""),
+// SQL functions ("SQL function \"f\" statement 1") and the statements
+// they run ("SQL statement \"…\"").
+//
+// NOTE: anywhere in a line, not at its start only: PL/Tcl puts its
+// function last, after the Tcl trace ("…\nin PL/Tcl function \"f\""),
+// and PL/R writes "In PL/R function f". A value quoted in PostgreSQL's
+// own CONTEXT that reads like one only withholds more (fail closed).
+var raisedBy = regexp.MustCompile(`(PL/\S+ (function|anonymous code block)|SQL function|SQL statement) `)
 
 // withheldMessage and withheldDetail replace the text of a message
 // scrubRaised withholds.
@@ -139,17 +144,19 @@ const (
 // '%', NEW", "RAISE EXCEPTION 'bad %', OLD.email", an error in a
 // statement it runs) may quote any of it. Such a message is one whose
 // CONTEXT names a function (raisedBy), or of class P0 (PL/pgSQL's RAISE
-// and ASSERT), whatever its CONTEXT says. Its message, DETAIL, HINT,
-// CONTEXT, internal query and the names of the schema, table, column,
-// type and constraint it concerns are replaced or removed; the SQLSTATE
-// and the severity stay, so a client still knows what failed.
+// and ASSERT) or 38 (external routine exception: what PL/Tcl's elog
+// raises, at every level, with no CONTEXT), whatever its CONTEXT says.
+// Its message, DETAIL, HINT, CONTEXT, internal query and the names of
+// the schema, table, column, type and constraint it concerns are
+// replaced or removed; the SQLSTATE and the severity stay, so a client
+// still knows what failed.
 //
 // NOTE: a message whose code carries no CONTEXT (a C function's) cannot
 // be told apart from PostgreSQL's own: it is scrubbed by scrubError
 // alone. Idempotent: a withheld message has no CONTEXT and is withheld
 // again unchanged.
 func scrubRaised(er *pgproto3.ErrorResponse) bool {
-	if !strings.HasPrefix(er.Code, "P0") && !raisedBy.MatchString(er.Where) {
+	if !strings.HasPrefix(er.Code, "P0") && !strings.HasPrefix(er.Code, "38") && !raisedBy.MatchString(er.Where) {
 		return false
 	}
 	if withheld(er) {

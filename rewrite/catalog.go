@@ -31,13 +31,16 @@ import (
 // coercible to implicitly (GetDefaultOpClass); then, up type_parts, a
 // domain over one (its base's), an array of one (array_eq needs its
 // element's) and a composite type with a field of one (record_eq needs
-// every field's). Enums, ranges and multiranges have theirs.
+// every field's). Enums, ranges and multiranges have theirs. An array is
+// a type with an element and a variable length (typelem, typlen -1:
+// PostgreSQL 13 has no typsubscript); point and name, fixed-length with an
+// element, are not.
 const catalogRelationsSQL = `
 WITH RECURSIVE type_parts (oid, part) AS (
   SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
   UNION ALL
   SELECT t.oid, t.typelem FROM pg_catalog.pg_type t
-  WHERE t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+  WHERE t.typelem <> 0 AND t.typlen = -1
   UNION ALL
   SELECT t.oid, a.atttypid FROM pg_catalog.pg_type t
   JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
@@ -45,7 +48,7 @@ WITH RECURSIVE type_parts (oid, part) AS (
 ), ungroupable (oid) AS (
   SELECT t.oid FROM pg_catalog.pg_type t
   WHERE t.typtype IN ('b', 'p')
-    AND NOT (t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc)
+    AND NOT (t.typelem <> 0 AND t.typlen = -1)
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass oc
       JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
       WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')

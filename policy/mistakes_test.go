@@ -114,15 +114,15 @@ user "marie" {`,
 				`Rule "france_only" builds a LIKE pattern from me.country: a value holding % or _ matches more than itself, and an empty one matches every row`},
 		},
 		{
-			name: "a mask reading another masked column is pointed at",
+			name: "a mask reading another classified column is refused, pointed at",
 			old:  `column "email" {`, new: `column "contact" {
     class      = "pii"
     mask       = "expression"
     expression = "left(email, 3)"
   }
   column "email" {`,
-			want: []string{"pgveil.hcl:13:24: warning: Mask reads a masked column",
-				`The mask of column contact of public.responses reads email, which role "country_analyst" sees masked (class "pii")`},
+			want: []string{"pgveil.hcl:13:24: error: Mask reads a classified column",
+				`The mask of column contact of public.responses reads column email, which is classified too (class "pii"`},
 		},
 		{
 			name: "a where that is not SQL points into the string",

@@ -98,7 +98,6 @@ func (d *decoder) crossCheck() {
 				where := fmt.Sprintf("The mask of column %s of %s", cname, t.Pattern)
 				d.checkFunctions(e, where)
 				d.checkAttributes(e, where, fromFilesOnly)
-				d.maskedInMask(t, cname)
 			}
 		}
 	}
@@ -250,41 +249,6 @@ func (d *decoder) attributePatterns(r *Rule) {
 			})
 		})
 	})
-}
-
-// maskedInMask warns when the mask expression of column cname of t reads
-// another column of t that a role seeing the mask sees masked too: the
-// mask shows it something of that column's real value (left(email, 3)).
-func (d *decoder) maskedInMask(t *Table, cname string) {
-	cfg := d.cfg
-	col := t.Columns[cname]
-	e := col.Mask.expr
-	for _, name := range e.columns {
-		other := t.Columns[name]
-		if name == cname || other == nil {
-			continue
-		}
-		var blind []string
-		for _, n := range sortedKeys(cfg.Roles) {
-			r := cfg.Roles[n]
-			if !slices.Contains(r.Columns, col.Class) && !slices.Contains(r.Columns, other.Class) {
-				blind = append(blind, fmt.Sprintf("role %q", n))
-			}
-		}
-		if len(blind) == 0 {
-			continue
-		}
-		rng := e.columnAt[name]
-		d.diags = append(d.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagWarning,
-			Summary:  "Mask reads a masked column",
-			Detail: fmt.Sprintf("The mask of column %s of %s reads %s, which %s %s masked (class %q): the mask shows them "+
-				"what it computes from %s's real value. Read only %s and columns they see, or give them the class.",
-				cname, t.Pattern, name, strings.Join(blind, ", "), map[bool]string{true: "sees", false: "see"}[len(blind) == 1],
-				other.Class, name, cname),
-			Subject: rng.Ptr(),
-		})
-	}
 }
 
 // maskedInRule warns when rule r's where reads a column of table t that

@@ -23,9 +23,40 @@ import (
 // array of a domain by the array of that domain's base type; NULL when
 // the type involves no domain, or when the base's array type is missing
 // (a domain over an array of a domain, read as an array: the column's
-// own type then, whose constraints PostgreSQL keeps checking).
+// own type then, whose constraints PostgreSQL keeps checking). The ninth
+// says whether the column's type cannot be grouped (Column.Ungroupable):
+// ungroupable holds the types without an equality operator for GROUP BY,
+// as lookup_type_cache finds one: a base or pseudo-type without a default
+// btree or hash operator class for it or for a type it is binary
+// coercible to implicitly (GetDefaultOpClass); then, up type_parts, a
+// domain over one (its base's), an array of one (array_eq needs its
+// element's) and a composite type with a field of one (record_eq needs
+// every field's). Enums, ranges and multiranges have theirs. An array is
+// a type with an element and a variable length (typelem, typlen -1:
+// PostgreSQL 13 has no typsubscript); point and name, fixed-length with an
+// element, are not.
 const catalogRelationsSQL = `
-WITH RECURSIVE domain_base (oid, base, typmod) AS (
+WITH RECURSIVE type_parts (oid, part) AS (
+  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  UNION ALL
+  SELECT t.oid, t.typelem FROM pg_catalog.pg_type t
+  WHERE t.typelem <> 0 AND t.typlen = -1
+  UNION ALL
+  SELECT t.oid, a.atttypid FROM pg_catalog.pg_type t
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE t.typtype = 'c'
+), ungroupable (oid) AS (
+  SELECT t.oid FROM pg_catalog.pg_type t
+  WHERE t.typtype IN ('b', 'p')
+    AND NOT (t.typelem <> 0 AND t.typlen = -1)
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass oc
+      JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
+      WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+        AND (oc.opcintype = t.oid OR EXISTS (SELECT FROM pg_catalog.pg_cast k
+          WHERE k.castsource = t.oid AND k.casttarget = oc.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i')))
+  UNION
+  SELECT p.oid FROM ungroupable u JOIN type_parts p ON p.part = u.oid
+), domain_base (oid, base, typmod) AS (
   SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
   UNION ALL
   SELECT d.oid, t.typbasetype, pg_catalog.int4larger(d.typmod, t.typtypmod)
@@ -37,7 +68,8 @@ WITH RECURSIVE domain_base (oid, base, typmod) AS (
 SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnum,
   CASE WHEN e.oid IS NOT NULL THEN
     CASE WHEN et.typarray <> 0 THEN pg_catalog.format_type(et.typarray, e.typmod) END
-  WHEN b.oid IS NOT NULL THEN pg_catalog.format_type(b.base, b.typmod) END
+  WHEN b.oid IS NOT NULL THEN pg_catalog.format_type(b.base, b.typmod) END,
+  a.atttypid IN (SELECT u.oid FROM ungroupable u)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -282,7 +314,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			rr.Close()
 			return nil, fmt.Errorf("reading catalog: column %s.%s: bad attnum %q", rel.QName, v[4], v[6])
 		}
-		col := Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num)}
+		col := Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num), Ungroupable: string(v[8]) == "t"}
 		if v[7] != nil {
 			col.MaskType = string(v[7])
 			if col.MaskTypeName, ok = types[col.MaskType]; !ok {

@@ -51,14 +51,22 @@ import (
 // an input column first, and the subquery's columns are the snapshot's),
 // or as the position of a target that is one of those.
 //
+// A column whose type has no equality operator GROUP BY can use (json,
+// xml, point, through domains, arrays and composite types:
+// Column.Ungroupable) is not added: grouping by it fails (42883). The
+// other columns still are: each is a function of the key, so adding some
+// changes no group. A statement that reads it in an aggregate only then
+// passes as on the table; one that reads it ungrouped fails with
+// PostgreSQL's 42803 naming it, where the direct statement passes on the
+// key's functional dependency, which the subquery has not: fail closed.
+// Leaving the whole relation unwidened would fail the first as well.
+//
 // NOTE: a masked column added is a function of the row only if its mask
 // is: a DBA's mask expression calling a volatile function (random())
 // would split the groups. The built-in masks are functions of the value.
-// NOTE: a column added whose type has no equality operator (json, point)
-// fails as PostgreSQL's GROUP BY does on it (42883), where the direct
-// statement would pass: fail closed. A changed statement is deparsed,
-// never spliced (rewriteText), and its deparse held to the tree as every
-// other. It reports whether a decision read a constant's value (GROUP BY
+//
+// A changed statement is deparsed, never spliced (rewriteText), and its
+// deparse held to the tree as every other. It reports whether a decision read a constant's value (GROUP BY
 // 1, a position): the rewrite then holds for this text only, not for its
 // literal shape (Result.constantBound).
 func (w *walker) widenGroupings(stmts []*pg_query.RawStmt) (readsConstant bool) {
@@ -145,7 +153,7 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		}
 		read := readAbove(sel, s, single)
 		for _, c := range s.rel.Columns {
-			if read[c.Name] && !grouped[[2]string{alias, c.Name}] {
+			if read[c.Name] && !grouped[[2]string{alias, c.Name}] && !c.Ungroupable {
 				sel.GroupClause = append(sel.GroupClause, qualifiedRef(alias, c.Name))
 				added = true
 			}

@@ -192,6 +192,16 @@ type Column struct {
 	// tells a column renamed from one dropped and added again
 	// (policy.Config.Drift).
 	Num int16
+	// Ungroupable: the column's type has no equality operator GROUP BY
+	// can use (no default btree or hash operator class: json, xml,
+	// point), through domains, arrays and composite types' fields, as
+	// PostgreSQL's type cache reads it (catalogRelationsSQL).
+	// widenGroupings does not add such a column to a GROUP BY.
+	// NOTE: the zero value says groupable (a catalog built by hand): a
+	// column added that is not fails as PostgreSQL's GROUP BY does on it
+	// (42883), and one left out that is fails with 42803 if the SELECT
+	// reads it ungrouped; neither changes a statement's rows.
+	Ungroupable bool
 }
 
 // MaskCast returns the type a masked value of the column is cast to, as

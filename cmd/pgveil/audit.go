@@ -359,7 +359,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if *format == "table" {
-		fmt.Fprintf(stdout, "%-20s  %-12s  %-10s  %8s  %8s  %-11s  %-80s  %s\n", "TIME", "USER", "DECISION", "ROWS", "CHANGED", "KIND", "SQL", "WHY DENIED / ERROR")
+		fmt.Fprintf(stdout, "%-20s  %-*s  %-10s  %8s  %8s  %-11s  %-80s  %s\n", "TIME", userColumnWidth, "USER", "DECISION", "ROWS", "CHANGED", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
 	for _, file := range files {
@@ -415,7 +415,7 @@ func tableRow(e *audit.Entry) string {
 	if e.ActingFor != "" {
 		user += " as " + userColumn(e.ActingFor)
 	}
-	row := fmt.Sprintf("%-20s  %-12s  %-10s  %8s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), user,
+	row := fmt.Sprintf("%-20s  %-*s  %-10s  %8s  %8s  %-11s  %s", e.Time.UTC().Format(time.RFC3339), userColumnWidth, user,
 		printableText(decision), rows, changed, printableText(e.Kind), shorten(e.SQL, 80))
 	if why := whyColumn(e); why != "" {
 		// NOTE: padded by characters, as shorten counts them.
@@ -426,6 +426,13 @@ func tableRow(e *audit.Entry) string {
 	}
 	return row
 }
+
+// userColumnWidth is the width of the table format's USER column: two
+// names of 12 characters joined by " as ", so that a BI service acting
+// for an end user ("metabase as marie") lines up with a plain login.
+// NOTE: a longer name is shown whole (maxUserColumn) and pushes its
+// row's later columns right; the json format is the one to parse.
+const userColumnWidth = 12 + len(" as ") + 12
 
 // maxUserColumn is the most characters of a user name the table shows:
 // pgveil's longest login (256 bytes; an e-mail address may be one), so
@@ -449,7 +456,7 @@ func userColumn(s string) string {
 
 // sqlColumnEnd is where the SQL column of the table format ends: the
 // widths of the columns before it and their separators, and 80.
-const sqlColumnEnd = 20 + 2 + 12 + 2 + 10 + 2 + 8 + 2 + 8 + 2 + 11 + 2 + 80
+const sqlColumnEnd = 20 + 2 + userColumnWidth + 2 + 10 + 2 + 8 + 2 + 8 + 2 + 11 + 2 + 80
 
 // whyColumn is the last column of the table format, shortened: for a
 // denied statement, the firewall rule, its SQLSTATE and the refusal's

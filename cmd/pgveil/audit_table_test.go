@@ -45,6 +45,50 @@ func TestAuditSearchTableSaysWhatWentWrong(t *testing.T) {
 	}
 }
 
+// TestAuditSearchTableLinesUpActingUsers: a BI service's row shows the
+// service and the end user it acted for ("metabase as marie"), and its
+// later columns start where the header's do, as a plain login's.
+func TestAuditSearchTableLinesUpActingUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(audit.Options{File: path, Key: []byte(auditKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []audit.Record{
+		{Event: audit.EventStatement, User: "marie", Kind: "select", SQL: "SELECT 1", Decision: audit.DecisionAllowed, Rows: 1},
+		{Event: audit.EventStatement, User: "metabase", ActingFor: "marie", Kind: "select", SQL: "SELECT 2", Decision: audit.DecisionAllowed, Rows: 1},
+		{Event: audit.EventStatement, User: "superset_svc", ActingFor: "hq_reports", Kind: "select", SQL: "SELECT 1/0",
+			Decision: audit.DecisionAllowed, SQLState: "22012", UpstreamError: "22012: division by zero"},
+	} {
+		l.Write(&r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI("", "audit", "search", path)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 4 {
+		t.Fatalf("%d %q", code, out)
+	}
+	for _, tt := range []struct {
+		row  int
+		user string
+	}{{1, "marie"}, {2, "metabase as marie"}, {3, "superset_svc as hq_reports"}} {
+		row := lines[tt.row]
+		if !strings.Contains(row, "  "+tt.user+" ") {
+			t.Errorf("row %q: want the user %q", row, tt.user)
+		}
+		for _, h := range []string{"DECISION", "KIND", "SQL"} {
+			if strings.Index(lines[0], h) != strings.Index(row, map[string]string{"DECISION": "allowed", "KIND": "select", "SQL": "SELECT"}[h]) {
+				t.Errorf("row %q: %s not under the header's\n%s", row, h, lines[0])
+			}
+		}
+		if tt.row == 3 && strings.Index(row, "error 22012") != strings.Index(lines[0], "WHY DENIED / ERROR") {
+			t.Errorf("row %q: the error not under its header", row)
+		}
+	}
+}
+
 // TestAuditSearchTableUserCannotFakeColumns: a login name a failed
 // startup gave is the client's choice, and cannot pose as the columns
 // after it or push the real decision off the auditor's screen.
@@ -58,10 +102,10 @@ func TestAuditSearchTableUserCannotFakeColumns(t *testing.T) {
 	}{
 		{"a login padded with spaces shows its decision next to it",
 			audit.Entry{Record: audit.Record{Event: audit.EventAuthFailure, User: fake, Reason: "password authentication failed"}},
-			"auth_failure", strings.Repeat(" ", 20)},
+			"auth_failure", strings.Repeat(" ", userColumnWidth+2)},
 		{"an acting user padded with spaces shows its decision next to it",
 			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: "bi", ActingFor: fake, Decision: audit.DecisionDenied, Kind: "select"}},
-			"denied", strings.Repeat(" ", 20)},
+			"denied", strings.Repeat(" ", userColumnWidth+2)},
 		{"a login of 256 characters, pgveil's longest, is shown whole",
 			audit.Entry{Record: audit.Record{Event: audit.EventStatement, User: strings.Repeat("m", 256), Decision: audit.DecisionAllowed}},
 			strings.Repeat("m", 256) + "  allowed", "…"},

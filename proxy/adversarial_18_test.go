@@ -1,0 +1,163 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestAdversarial18 holds the angles of the eighteenth red team on the
+// GROUP BY widening (rewrite/grouping.go) and classic tricks, each run
+// through pgveil against the real PostgreSQL as marie (France rows only;
+// email, contact and score masked as NULL), on both protocols. None
+// reached a masked value or a filtered row: the columns a GROUP BY on
+// the key gets are the scoped subquery's own, so whatever steers them
+// (sublinks, windows, GROUPING(), DISTINCT ON, set operations, LATERAL,
+// CTEs, positions) groups and compares by the masked value only.
+func TestAdversarial18(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	p := startDemo(t)
+	advSeed(t)
+	conn := p.connect(t, "marie")
+
+	// rows runs sql on both protocols and returns the rows as text, or
+	// the error.
+	rows := func(t *testing.T, sql string) (out [2]string, errs [2]error) {
+		t.Helper()
+		for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			rs, err := conn.Query(ctx, sql, mode)
+			var b strings.Builder
+			if err == nil {
+				for rs.Next() {
+					v, _ := rs.Values()
+					fmt.Fprintf(&b, "%v\n", v)
+				}
+				rs.Close()
+				err = rs.Err()
+			}
+			out[i], errs[i] = b.String(), err
+		}
+		return out, errs
+	}
+	noSecret := func(t *testing.T, what string) {
+		t.Helper()
+		for _, s := range []string{"MARKER", "987.65", "876.54", "USA", "Germany"} {
+			if strings.Contains(what, s) {
+				t.Errorf("the answer holds %q:\n%s", s, what)
+			}
+		}
+	}
+
+	cases := []struct {
+		name, sql string
+		// want is the answer on each protocol; "" with wantErr for an
+		// error holding wantErr.
+		want, wantErr string
+	}{
+		{
+			name: "a GROUP BY on the key reads the masked columns it adds as NULL",
+			sql:  "SELECT r.id, r.email, r.contact, r.score, count(*) FROM responses r WHERE r.id IN (990011, 990012, 990001) GROUP BY r.id ORDER BY r.id",
+			want: "[990011 <nil> <nil> <nil> 1]\n[990012 <nil> <nil> <nil> 1]\n",
+		},
+		{
+			name: "a sublink correlated to the grouped table compares masked values",
+			sql:  "SELECT r.id, (SELECT count(*) FROM responses r2 WHERE r2.email = r.email OR r2.contact = r.contact) FROM responses r WHERE r.id = 990011 GROUP BY r.id",
+			want: "[990011 0]\n",
+		},
+		{
+			name: "HAVING with a sublink and GROUPING() sees the masked value",
+			sql:  "SELECT id, grouping(id) FROM responses WHERE id = 990011 GROUP BY id HAVING EXISTS (SELECT 1 WHERE email LIKE 'MARKER%') OR max(contact) IS NOT NULL",
+			want: "",
+		},
+		{
+			name: "DISTINCT ON a masked column added to the GROUP BY collapses the masked values",
+			sql:  "SELECT DISTINCT ON (email) id FROM responses WHERE id IN (990011, 990012) GROUP BY id ORDER BY email, id",
+			want: "[990011]\n",
+		},
+		{
+			name: "a window over the grouped result partitions by the masked value",
+			sql:  "SELECT id, row_number() OVER (PARTITION BY email ORDER BY contact, id) FROM responses WHERE id IN (990011, 990012) GROUP BY id ORDER BY id",
+			want: "[990011 1]\n[990012 2]\n",
+		},
+		{
+			name: "ORDER BY a masked column's alias orders by the masked value",
+			sql:  "SELECT id, email AS e FROM responses WHERE id IN (990011, 990012) GROUP BY id ORDER BY e, contact, id",
+			want: "[990011 <nil>]\n[990012 <nil>]\n",
+		},
+		{
+			name: "a set operation of two grouped arms reaches no filtered row",
+			sql:  "SELECT id, email FROM responses WHERE id = 990011 GROUP BY id UNION SELECT id, email FROM responses WHERE id = 990001 GROUP BY id",
+			want: "[990011 <nil>]\n",
+		},
+		{
+			name: "a grouped CTE read twice and a LATERAL item read the masked value",
+			sql:  "WITH g AS (SELECT id, email FROM responses WHERE id IN (990011, 990001) GROUP BY id) SELECT a.id, b.email, l.e FROM g a JOIN g b USING (id), LATERAL (SELECT a.email AS e) l",
+			want: "[990011 <nil> <nil>]\n",
+		},
+		{
+			name: "grouping sets that all hold the key add the masked columns as NULL",
+			sql:  "SELECT id, email, count(*) FROM responses WHERE id = 990011 GROUP BY GROUPING SETS ((id), (id, branch))",
+			want: "[990011 <nil> 1]\n[990011 <nil> 1]\n",
+		},
+		{
+			name:    "ROLLUP on the key keeps PostgreSQL's own refusal",
+			sql:     "SELECT id, email FROM responses WHERE id = 990011 GROUP BY ROLLUP (id)",
+			wantErr: "42803",
+		},
+		{
+			name: "a whole row compared with the real values matches nothing",
+			sql:  "SELECT count(*) FROM responses r WHERE r::text LIKE '%MARKER%' OR to_jsonb(r)::text LIKE '%MARKER%' OR row_to_json(r)::text LIKE '%987.65%'",
+			want: "[0]\n",
+		},
+		{
+			name: "pg_sleep in a CASE on a masked value never runs",
+			sql:  "SELECT CASE WHEN email LIKE 'MARKER%' THEN pg_sleep(30) END FROM responses WHERE id = 990011",
+			want: "[<nil>]\n",
+		},
+		{
+			name: "a failing cast on a filtered row's column never runs",
+			sql:  "SELECT count(*) FROM responses WHERE id = 990001 AND comment::int = 1",
+			want: "[0]\n",
+		},
+		{
+			name:    "TABLESAMPLE of a governed table is refused",
+			sql:     "SELECT count(*) FROM responses TABLESAMPLE BERNOULLI (100) REPEATABLE (1)",
+			wantErr: "42501",
+		},
+		{
+			name:    "EXPLAIN EXECUTE of a prepared statement is refused",
+			sql:     "EXPLAIN EXECUTE s18",
+			wantErr: "42501",
+		},
+		{
+			name: "the table's size in the catalog reads as unknown",
+			sql:  "SELECT reltuples, relpages, pg_relation_size('responses') FROM pg_class WHERE relname = 'responses'",
+			want: "[-1 0 <nil>]\n",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, errs := rows(t, c.sql)
+			for i := range out {
+				noSecret(t, out[i])
+				if errs[i] != nil {
+					noSecret(t, errs[i].Error())
+				}
+				switch {
+				case c.wantErr != "":
+					if errs[i] == nil || !strings.Contains(errs[i].Error(), c.wantErr) {
+						t.Errorf("protocol %d: want an error %s, got %v (%q)", i, c.wantErr, errs[i], out[i])
+					}
+				case errs[i] != nil:
+					t.Errorf("protocol %d: %v", i, errs[i])
+				case out[i] != c.want:
+					t.Errorf("protocol %d: got\n%swant\n%s", i, out[i], c.want)
+				}
+			}
+		})
+	}
+}

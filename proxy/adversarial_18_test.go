@@ -2,11 +2,15 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestAdversarial18 holds the angles of the eighteenth red team on the
@@ -160,4 +164,75 @@ func TestAdversarial18(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdversarial18MaskedKey: a GROUP BY holding a primary key one of
+// whose columns is masked (partial) groups by the masked value, no key:
+// no column is added for it, PostgreSQL's own 42803 stands, and two rows
+// whose masked values agree are one group, never split by the real one.
+func TestAdversarial18MaskedKey(t *testing.T) {
+	setupDemo(t)
+	ctx := context.Background()
+	drop := `DROP TABLE IF EXISTS public.adv18_k`
+	for _, sql := range []string{drop,
+		`CREATE TABLE public.adv18_k (a int, b text, country text, v text, PRIMARY KEY (a, b))`,
+		`INSERT INTO public.adv18_k VALUES (1, 'SECRET-B1', 'France', 'x'), (1, 'SECRET-B2', 'France', 'y'), (2, 'SECRET-B3', 'USA', 'SECRET-hidden')`,
+		`GRANT SELECT ON public.adv18_k TO pgveil_svc`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	raw, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	extra := `
+table "public.adv18_k" {
+  column "b" {
+    class      = "pii"
+    mask       = "partial"
+    keep_start = 1
+  }
+}
+rule "adv18_k_own_country" {
+  tables = ["public.adv18_k"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+`
+	if err := os.WriteFile(path, append(raw, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoWith(t, path, nil)
+	conn := p.connect(t, "marie")
+
+	for _, sql := range []string{
+		"SELECT a, b, v FROM adv18_k GROUP BY a, b",
+		"SELECT k.a, k.v FROM adv18_k k GROUP BY 1, k.b",
+		"SELECT a, b, v FROM adv18_k GROUP BY GROUPING SETS ((a, b))",
+	} {
+		t.Run("a masked key column adds nothing: "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, sql)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42803" {
+				t.Fatalf("want PostgreSQL's 42803, got %v", err)
+			}
+			if strings.Contains(pe.Error(), "SECRET") {
+				t.Errorf("the error holds a real value: %v", pe)
+			}
+		})
+	}
+	t.Run("rows whose masked key agrees are one group", func(t *testing.T) {
+		var a, n int
+		var b string
+		if err := conn.QueryRow(ctx, "SELECT a, b, count(*) FROM adv18_k GROUP BY a, b").Scan(&a, &b, &n); err != nil {
+			t.Fatal(err)
+		}
+		if a != 1 || b != "S********" || n != 2 {
+			t.Errorf("got (%d, %q, %d), want (1, %q, 2)", a, b, n, "S********")
+		}
+	})
 }

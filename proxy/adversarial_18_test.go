@@ -11,6 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // TestAdversarial18 holds the angles of the eighteenth red team on the
@@ -322,4 +325,63 @@ func deref(s *string) string {
 		return "NULL"
 	}
 	return *s
+}
+
+// TestAdversarial18CheckOracle: a CHECK constraint that reads a column
+// the user may write beside one masked for her answers, on each UPDATE,
+// a question about the real masked value (bonus <= salary: is the salary
+// at least the bonus written?); a few writes find it. Such an UPDATE is
+// refused, as one of a column an index holds with a masked one is.
+func TestAdversarial18CheckOracle(t *testing.T) {
+	setupDemo(t)
+	ctx := context.Background()
+	drop := `DROP TABLE IF EXISTS public.adv18_c`
+	for _, sql := range []string{drop,
+		`CREATE TABLE public.adv18_c (id int PRIMARY KEY, country text, salary int, bonus int, note text,
+			CONSTRAINT adv18_bonus_le_salary CHECK (bonus <= salary))`,
+		`INSERT INTO public.adv18_c VALUES (1, 'France', 4242, 0, 'n')`,
+		`GRANT SELECT, UPDATE ON public.adv18_c TO pgveil_svc`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	raw, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	extra := `
+table "public.adv18_c" {
+  column "salary" { class = "pii" }
+}
+rule "adv18_c_own_country" {
+  tables = ["public.adv18_c"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+`
+	if err := os.WriteFile(path, append(raw, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoWith(t, path, func(c *policy.Config) {
+		c.Roles["country_analyst"].Statements = append(c.Roles["country_analyst"].Statements, rewrite.KindUpdate)
+	})
+	marie := p.connect(t, "marie")
+
+	t.Run("an UPDATE whose CHECK reads a masked column is refused", func(t *testing.T) {
+		for _, bonus := range []string{"4242", "4243"} {
+			_, err := marie.Exec(ctx, "UPDATE adv18_c SET bonus = "+bonus+" WHERE id = 1")
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Fatalf("bonus %s: want a refusal (42501), got %v: the CHECK's answer tells the salary", bonus, err)
+			}
+		}
+	})
+	t.Run("an UPDATE of a column no such CHECK reads passes", func(t *testing.T) {
+		if _, err := marie.Exec(ctx, "UPDATE adv18_c SET note = 'm' WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -551,6 +551,22 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		}
 		acc.Masks[c.Name] = m
 	}
+	// NOTE: a stored generated column computed from a masked column is a
+	// function of the real value (upper(email), a tsvector of a comment
+	// and a contact): unless its own class masks it already, it is
+	// masked as NULL for this user too, in the result, in comparisons
+	// and in RETURNING.
+	for _, c := range rel.Columns {
+		if _, masked := acc.Masks[c.Name]; masked {
+			continue
+		}
+		for _, base := range rel.Generated[c.Name] {
+			if _, masked := acc.Masks[base]; masked {
+				acc.Masks[c.Name] = nullConst()
+				break
+			}
+		}
+	}
 	return acc
 }
 

@@ -93,7 +93,8 @@ ORDER BY c.oid, a.attnum`
 // reads); 'x' for a
 // column of an index of any kind, with another column the same index
 // reads (its key columns, and those its expressions and predicate depend
-// on).
+// on); 'c' for a column a CHECK constraint reads, with another column it
+// reads (every other column when it reads the whole row).
 //
 // NOTE: an expression or a predicate that reads the whole row (an
 // IMMUTABLE function of the table's row type: CREATE INDEX ON t (f(t)))
@@ -143,6 +144,14 @@ SELECT c.conrelid, 'p', a.attname, '', ''
 FROM pg_catalog.pg_constraint c
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
 WHERE c.contype = 'p' AND NOT c.condeferrable
+UNION
+SELECT c.conrelid, 'c', a.attname, b.attname, ''
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_attribute b ON b.attrelid = c.conrelid AND b.attnum > 0 AND NOT b.attisdropped AND b.attnum <> a.attnum
+WHERE c.contype = 'c' AND c.conrelid <> 0
+  AND (c.conbin::pg_catalog.text LIKE '% :varattno 0 %'
+    OR a.attnum = ANY (c.conkey) AND b.attnum = ANY (c.conkey))
 UNION
 SELECT a.attrelid, 'g', a.attname, b.attname, ''
 FROM pg_catalog.pg_attribute a
@@ -368,6 +377,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.IndexPeers = map[string][]string{}
 			}
 			rel.IndexPeers[col] = append(rel.IndexPeers[col], other.Schema)
+		case "c":
+			if rel.CheckPeers == nil {
+				rel.CheckPeers = map[string][]string{}
+			}
+			rel.CheckPeers[col] = append(rel.CheckPeers[col], other.Schema)
 		case "g":
 			if rel.Generated == nil {
 				rel.Generated = map[string][]string{}
@@ -600,6 +614,12 @@ func (rel *Relation) keysOfGenerated() {
 				}
 				rel.IndexPeers[b] = append(rel.IndexPeers[b], ps...)
 			}
+			if ps := rel.CheckPeers[g]; len(ps) > 0 {
+				if rel.CheckPeers == nil {
+					rel.CheckPeers = map[string][]string{}
+				}
+				rel.CheckPeers[b] = append(rel.CheckPeers[b], ps...)
+			}
 		}
 	}
 }
@@ -628,5 +648,11 @@ func (rel *Relation) mergeKeys(child *Relation) {
 			rel.IndexPeers = map[string][]string{}
 		}
 		rel.IndexPeers[c] = append(rel.IndexPeers[c], ps...)
+	}
+	for c, ps := range child.CheckPeers {
+		if rel.CheckPeers == nil {
+			rel.CheckPeers = map[string][]string{}
+		}
+		rel.CheckPeers[c] = append(rel.CheckPeers[c], ps...)
 	}
 }

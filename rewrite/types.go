@@ -155,6 +155,15 @@ type Relation struct {
 	// its children's, and a generated column's are its bases' too.
 	// NOTE: a column may repeat in a list (several indexes, children).
 	IndexPeers map[string][]string
+	// CheckPeers maps each column a CHECK constraint of the relation
+	// reads to the other columns that constraint reads (every column for
+	// one reading the whole row): a write of the column makes PostgreSQL
+	// check the written value against the real values of them all, and
+	// the check's verdict answers a question about each (checkChecked).
+	// Like IndexPeers, a relation's own include its children's, and a
+	// generated column's are its bases' too.
+	// NOTE: a column may repeat in a list (several constraints, children).
+	CheckPeers map[string][]string
 	// PrimaryKey holds the columns of the relation's own primary key
 	// (not deferrable), in name order; none without one. PostgreSQL
 	// takes the other columns of a relation whose primary key a GROUP BY

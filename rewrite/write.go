@@ -185,6 +185,9 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		if err := indexChecked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
 			return err
 		}
+		if err := checkChecked(upd.TargetList, rel, acc, "UPDATE"); err != nil {
+			return err
+		}
 		var err error
 		w.withScope(upd.WithClause, func() {
 			var where *pg_query.Node
@@ -549,6 +552,28 @@ func indexChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause strin
 		for _, peer := range rel.IndexPeers[n] {
 			if _, masked := acc.Masks[peer]; masked {
 				return deny("write_key", "%s of %s.%s is not allowed: an index holds the column with %s, which you may not read, and whether the index row fits its size limit would tell that value's length", clause, rel.QName, n, peer)
+			}
+		}
+	}
+	return nil
+}
+
+// checkChecked refuses an UPDATE of a column that a CHECK constraint
+// reads with a column masked for the user (Relation.CheckPeers): the
+// constraint runs on the written value and the real masked one, and
+// whether it fails (23514) answers a question about the masked value
+// (CHECK (bonus <= salary): is the salary at least the bonus written?).
+// An INSERT or a COPY FROM checks the masked column's default, not a
+// real value: they are not refused.
+// cols are as writtenColumns reads them.
+func checkChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
+	if len(rel.CheckPeers) == 0 || len(acc.Masks) == 0 {
+		return nil
+	}
+	for _, n := range writtenColumns(cols, rel) {
+		for _, peer := range rel.CheckPeers[n] {
+			if _, masked := acc.Masks[peer]; masked {
+				return deny("write_key", "%s of %s.%s is not allowed: a CHECK constraint reads the column with %s, which you may not read, and whether it fails would tell that value", clause, rel.QName, n, peer)
 			}
 		}
 	}

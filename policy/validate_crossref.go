@@ -163,15 +163,7 @@ func (c *Config) referenceOnly(r *Rule) bool {
 // rule r's where (country = country): true on every row where the column
 // is not NULL, it is most likely me.country mistyped.
 func (d *decoder) selfComparisons(r *Rule) {
-	known := map[string]bool{}
-	for _, n := range builtinAttributes {
-		known[n] = true
-	}
-	for _, u := range d.cfg.Users {
-		for n := range u.Attributes {
-			known[n] = true
-		}
-	}
+	known := d.knownAttributes()
 	seen := map[string]bool{}
 	walkNodes(r.where.node, func(x *pg_query.Node) {
 		e := x.GetAExpr()
@@ -428,15 +420,7 @@ func (d *decoder) checkAttributes(e *sqlExpr, where string, fromFilesOnly bool) 
 	if !fromFilesOnly {
 		return
 	}
-	known := map[string]bool{}
-	for _, n := range builtinAttributes {
-		known[n] = true
-	}
-	for _, u := range d.cfg.Users {
-		for n := range u.Attributes {
-			known[n] = true
-		}
-	}
+	known := d.knownAttributes()
 	for _, name := range sortedKeys(e.attrs) {
 		if known[name] {
 			continue
@@ -501,4 +485,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// knownAttributes returns the names me.<name> may read that some user
+// block gives, with the built-in ones (me.login, me.team…).
+func (d *decoder) knownAttributes() map[string]bool {
+	known := map[string]bool{}
+	for _, n := range builtinAttributes {
+		known[n] = true
+	}
+	for _, u := range d.cfg.Users {
+		for n := range u.Attributes {
+			known[n] = true
+		}
+	}
+	return known
 }

@@ -545,17 +545,8 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 // real value: they are not refused.
 // cols are as writtenColumns reads them.
 func indexChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
-	if len(rel.IndexPeers) == 0 || len(acc.Masks) == 0 {
-		return nil
-	}
-	for _, n := range writtenColumns(cols, rel) {
-		for _, peer := range rel.IndexPeers[n] {
-			if _, masked := acc.Masks[peer]; masked {
-				return deny("write_key", "%s of %s.%s is not allowed: an index holds the column with %s, which you may not read, and whether the index row fits its size limit would tell that value's length", clause, rel.QName, n, peer)
-			}
-		}
-	}
-	return nil
+	return peersChecked(cols, rel, rel.IndexPeers, acc, clause,
+		"an index holds the column with %s, which you may not read, and whether the index row fits its size limit would tell that value's length")
 }
 
 // checkChecked refuses an UPDATE of a column that a CHECK constraint
@@ -567,13 +558,22 @@ func indexChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause strin
 // real value: they are not refused.
 // cols are as writtenColumns reads them.
 func checkChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
-	if len(rel.CheckPeers) == 0 || len(acc.Masks) == 0 {
+	return peersChecked(cols, rel, rel.CheckPeers, acc, clause,
+		"a CHECK constraint reads the column with %s, which you may not read, and whether it fails would tell that value")
+}
+
+// peersChecked refuses, under write_key, a write of a column of cols
+// (as writtenColumns reads them) that peers pairs with a column masked
+// for the user; why says what the pairing would tell, %s the masked
+// column (indexChecked, checkChecked).
+func peersChecked(cols []*pg_query.Node, rel *Relation, peers map[string][]string, acc Access, clause, why string) error {
+	if len(peers) == 0 || len(acc.Masks) == 0 {
 		return nil
 	}
 	for _, n := range writtenColumns(cols, rel) {
-		for _, peer := range rel.CheckPeers[n] {
+		for _, peer := range peers[n] {
 			if _, masked := acc.Masks[peer]; masked {
-				return deny("write_key", "%s of %s.%s is not allowed: a CHECK constraint reads the column with %s, which you may not read, and whether it fails would tell that value", clause, rel.QName, n, peer)
+				return deny("write_key", "%s of %s.%s is not allowed: "+why, clause, rel.QName, n, peer)
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgveil/pgveil/internal/scrub"
 )
 
 // scrubError removes from an upstream error what it may tell of data the
@@ -32,10 +34,10 @@ func scrubError(er *pgproto3.ErrorResponse) bool {
 	switch {
 	case strings.HasPrefix(er.Code, "22"), strings.HasPrefix(er.Code, "23"):
 		er.Detail, er.Where, er.InternalQuery = "", "", ""
-		er.Message, changed = scrubQuoted(er.Message), true
+		er.Message, changed = scrub.Quoted(er.Message), true
 	case strings.HasPrefix(er.Code, "54"):
 		er.Detail, er.Where, er.InternalQuery = "", "", ""
-		er.Message, changed = scrubNumbers(scrubQuoted(er.Message)), true
+		er.Message, changed = scrubNumbers(scrub.Quoted(er.Message)), true
 	case er.Code == codeDeadlock:
 		if er.Detail != "" {
 			er.Detail, changed = "", true
@@ -70,29 +72,6 @@ var digits = regexp.MustCompile(`[0-9]+`)
 // scrubNumbers replaces every number in msg with an ellipsis.
 func scrubNumbers(msg string) string {
 	return digits.ReplaceAllString(msg, "…")
-}
-
-// scrubQuoted replaces the content of every double-quoted part of msg
-// with an ellipsis: PostgreSQL quotes the values it echoes.
-func scrubQuoted(msg string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(msg, '"')
-		if i < 0 {
-			b.WriteString(msg)
-			return b.String()
-		}
-		j := strings.IndexByte(msg[i+1:], '"')
-		if j < 0 {
-			// An unterminated quote: drop the rest, it may be a value.
-			b.WriteString(msg[:i])
-			b.WriteString(`"…"`)
-			return b.String()
-		}
-		b.WriteString(msg[:i])
-		b.WriteString(`"…"`)
-		msg = msg[i+1+j+1:]
-	}
 }
 
 // scrubAll is, in a session that named a governed relation (governed),

@@ -53,3 +53,20 @@ func TestScrubRaised(t *testing.T) {
 		}
 	})
 }
+
+func TestScrubErrorQuotedValues(t *testing.T) {
+	t.Run("a value holding double quotes is scrubbed whole", func(t *testing.T) {
+		// PostgreSQL echoes a value's double quotes unescaped: scrubbing
+		// each pair of quotes kept " secret " of 'a" secret "b'.
+		er := pgproto3.ErrorResponse{Code: "22P02", Message: `invalid input syntax for type integer: "a" secret "b"`}
+		if !scrubError(&er) || er.Message != `invalid input syntax for type integer: "…"` {
+			t.Fatalf("got %q", er.Message)
+		}
+	})
+	t.Run("a value holding one double quote is scrubbed whole", func(t *testing.T) {
+		er := pgproto3.ErrorResponse{Code: "22P02", Message: `invalid input syntax for type integer: "a"secret"`}
+		if !scrubError(&er) || er.Message != `invalid input syntax for type integer: "…"` {
+			t.Fatalf("got %q", er.Message)
+		}
+	})
+}

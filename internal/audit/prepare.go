@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pgveil/pgveil/internal/pgtree"
+	"github.com/pgveil/pgveil/internal/scrub"
 	"github.com/pgveil/pgveil/internal/sqlguard"
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -502,14 +503,14 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		// of the statement among them (set_config's setting name, the
 		// user SET pgveil.act_for names, application_name's value): the
 		// rule, tables and columns stay in their own fields.
-		e.Message = scrubQuoted(r.Message)
+		e.Message = scrub.Quoted(r.Message)
 	}
 	if o.RedactLiterals && r.UpstreamError != "" {
 		// NOTE: PostgreSQL quotes the values it echoes, literals of the
 		// statement among them (relation "<a regclass literal>" does not
 		// exist, unrecognized configuration parameter "<a literal>"):
 		// the proxy scrubs those of classes 22 and 23 only.
-		e.UpstreamError = scrubQuoted(r.UpstreamError)
+		e.UpstreamError = scrub.Quoted(r.UpstreamError)
 	}
 	switch {
 	case r.rewrittenSHA256 != "":
@@ -530,24 +531,4 @@ func (c *textCache) prepare(r *Record, o *Options) Entry {
 		e.Rewritten = c.normalize(c.get(r.Rewritten, ""), r.Rewritten)
 	}
 	return e
-}
-
-// scrubQuoted replaces everything from the first double quote of msg to
-// its last with one quoted ellipsis, and drops what follows an
-// unterminated quote.
-//
-// NOTE: PostgreSQL does not escape the double quotes of a value it
-// echoes: a literal 'a" secret "b' makes a message of three quoted
-// parts, and scrubbing each pair would keep the middle of the literal.
-// Two values in one message are scrubbed with the text between them.
-func scrubQuoted(msg string) string {
-	i := strings.IndexByte(msg, '"')
-	if i < 0 {
-		return msg
-	}
-	j := strings.LastIndexByte(msg, '"')
-	if j == i {
-		return msg[:i] + `"…"`
-	}
-	return msg[:i] + `"…"` + msg[j+1:]
 }

@@ -95,6 +95,22 @@ user "marie" {`,
 				`rule handled`},
 		},
 		{
+			name: "a rule granting a role whose ceiling needs a column the table lacks is pointed at",
+			old:  `user "marie" {`,
+			new: `role "lead" {
+  statements = ["select"]
+  scope      = "own_team"
+}
+rule "team_rows" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  where  = "true"
+}
+user "marie" {`,
+			want: []string{"pgveil.hcl:27:13: warning: Ceiling grants no row",
+				`Rule "team_rows" grants role "lead" rows of public.responses, but the role's ceiling scope = "own_team" needs the team of each row, and the table block "public.responses" (at pgveil.hcl:8:1) has no team_column`},
+		},
+		{
 			name: "a rule reading a column its role sees masked points at the column",
 			old:  `where  = "country = me.country"`, new: `where  = "country = me.country AND email LIKE '%@acme.com'"`,
 			want: []string{"pgveil.hcl:19:38: warning: Rule reads a masked column",

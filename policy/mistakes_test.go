@@ -54,6 +54,12 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
 		},
 		{
+			name: "a misspelt table block label is pointed at from the rule naming the table",
+			old:  `table "public.responses" {`, new: `table "public.response" {`,
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.response"?`,
+				`Or, if the label of the table block "public.response" (at pgveil.hcl:8:1), which no rule names, is the misspelt one, correct it there.`},
+		},
+		{
 			name: "a role typo in a user suggests the role",
 			old:  `roles      = ["country_analyst"]`, new: `roles      = ["country_analysts"]`,
 			want: []string{"pgveil.hcl:23:17: error: Unknown role", `Did you mean "country_analyst"?`},

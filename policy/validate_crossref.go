@@ -340,7 +340,14 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 			// NOTE: a misspelt name is the likelier mistake than a missing
 			// block: suggest the governed name it is close to first.
 			if s := suggest(p.String(), cfg.tableNames()); s != "" {
-				detail += fmt.Sprintf(" Did you mean %q? Or add table %q { … }.", s, p.String())
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+				// NOTE: when no rule names the near block, the block's
+				// label may be the misspelt name (table "public.customer"
+				// for the table public.customers): say where it is.
+				if t := cfg.tableBlock(s); t != nil && !cfg.ruleNames(s) {
+					detail += fmt.Sprintf(" Or, if the label of the table block %q (at %s), which no rule names, is the misspelt one, correct it there.", s, position(t.DeclRange))
+				}
+				detail += fmt.Sprintf(" Or add table %q { … }.", p.String())
 			} else {
 				detail += fmt.Sprintf(" Add table %q { … }.", p.String())
 			}
@@ -546,4 +553,27 @@ func (d *decoder) knownAttributes() map[string]bool {
 		}
 	}
 	return known
+}
+
+// tableBlock returns the table block whose label is exactly name, or nil.
+func (c *Config) tableBlock(name string) *Table {
+	for _, t := range c.Tables {
+		if t.Pattern.Exact() && t.Pattern.String() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// ruleNames reports whether some rule's tables name the table name
+// exactly.
+func (c *Config) ruleNames(name string) bool {
+	for _, r := range c.Rules {
+		for _, p := range r.Tables {
+			if p.Exact() && p.String() == name {
+				return true
+			}
+		}
+	}
+	return false
 }

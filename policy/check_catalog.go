@@ -780,12 +780,46 @@ func missingColumns(rel *rewrite.Relation, cols []string) []string {
 }
 
 // suggestionFor returns ` (did you mean "x"?)` for a column rel lacks,
-// or "".
+// or "". The column is one a policy expression reads, SQL text: a
+// suggested name SQL would not read back unquoted (capitals, spaces) is
+// shown as it must be written there, quoted.
+//
+// NOTE: PostgreSQL folds an unquoted name to lower case, so a rule
+// written `region = me.region` on a column created as "Region" reads a
+// column that does not exist; suggesting "Region" alone sends the DBA
+// back to the same mistake.
 func suggestionFor(column string, rel *rewrite.Relation) string {
-	if s := suggest(column, columnNames(rel)); s != "" {
-		return fmt.Sprintf(" (did you mean %q?)", s)
+	s := suggest(column, columnNames(rel))
+	if s == "" {
+		return ""
 	}
-	return ""
+	if !plainIdentifier(s) {
+		return fmt.Sprintf(" (did you mean %q? SQL reads that name only quoted (it folds unquoted names to lower case): write %s, which is %s inside an HCL string)",
+			s, quoteIdent(s), strings.ReplaceAll(quoteIdent(s), `"`, `\"`))
+	}
+	return fmt.Sprintf(" (did you mean %q?)", s)
+}
+
+// plainIdentifier reports whether SQL reads name written unquoted as
+// name itself: lower-case letters, digits, underscores and dollar signs,
+// not starting with a digit or a dollar sign. (Keywords are not
+// considered: a near miss of one is rare, and the SQL check reports it.)
+func plainIdentifier(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case (r >= '0' && r <= '9') || r == '$':
+			if i == 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // samplePolicy returns the compiled policy of the first login (in name

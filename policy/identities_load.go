@@ -58,7 +58,7 @@ func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, h
 			return nil, append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Identity query failed",
-				Detail:   fmt.Sprintf("The query of identity %q failed upstream: %s.", src.Name, err),
+				Detail:   fmt.Sprintf("The query of identity %q failed upstream: %s.%s", src.Name, err, hintSentence(err)),
 				Subject:  src.QueryRange.Ptr(),
 			})
 		}
@@ -298,4 +298,21 @@ func (c *Config) unusedAttributes(ids *Identities) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// hintSentence returns PostgreSQL's hint for err as a sentence to append
+// to a diagnostic (" Hint: Perhaps you meant …"), or "".
+//
+// NOTE: the server's hint is where PostgreSQL says which column a
+// misspelt one probably is; without it a DBA whose identity query names
+// "regoin" is told only that it does not exist.
+func hintSentence(err error) string {
+	h := strings.TrimSpace(serverHint(err))
+	if h == "" {
+		return ""
+	}
+	if !strings.HasSuffix(h, ".") {
+		h += "."
+	}
+	return " PostgreSQL's hint: " + h
 }

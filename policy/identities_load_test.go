@@ -225,6 +225,8 @@ func TestLoadIdentitiesErrors(t *testing.T) {
 	cases := []struct{ name, query, extra, want string }{
 		{"a failing query is an error", "SELECT login FROM public.nowhere", "",
 			`error: Identity query failed: The query of identity "people" failed upstream: ERROR: relation "public.nowhere" does not exist (SQLSTATE 42P01).`},
+		{"a misspelt column of a failing query carries PostgreSQL's suggestion", "SELECT login, regoin FROM public.people", "",
+			`error: Identity query failed: The query of identity "people" failed upstream: ERROR: column "regoin" does not exist (SQLSTATE 42703). PostgreSQL's hint: Perhaps you meant to reference the column "people.region".`},
 		{"a query that writes fails in the read-only transaction", "SELECT login, nextval('public.counter') AS n FROM public.people", "",
 			`error: Identity query failed: The query of identity "people" failed upstream: ERROR: cannot execute nextval() in a read-only transaction (SQLSTATE 25006).`},
 		{"a query without login column is an error", "SELECT team FROM public.people", "",

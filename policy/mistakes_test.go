@@ -54,6 +54,12 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
 		},
 		{
+			name: "a misspelt table block label is pointed at from the rule naming the table",
+			old:  `table "public.responses" {`, new: `table "public.response" {`,
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.response"?`,
+				`Or, if the label of the table block "public.response" (at pgveil.hcl:8:1), which no rule names, is the misspelt one, correct it there.`},
+		},
+		{
 			name: "a role typo in a user suggests the role",
 			old:  `roles      = ["country_analyst"]`, new: `roles      = ["country_analysts"]`,
 			want: []string{"pgveil.hcl:23:17: error: Unknown role", `Did you mean "country_analyst"?`},
@@ -93,6 +99,22 @@ user "marie" {`,
 			want: []string{"pgveil.hcl:32:24: warning: Ceiling lifted",
 				`User "tom" holds role "country_analyst", whose scope is "all", and role "agent", whose scope is "self"`,
 				`rule handled`},
+		},
+		{
+			name: "a rule granting a role whose ceiling needs a column the table lacks is pointed at",
+			old:  `user "marie" {`,
+			new: `role "lead" {
+  statements = ["select"]
+  scope      = "own_team"
+}
+rule "team_rows" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  where  = "true"
+}
+user "marie" {`,
+			want: []string{"pgveil.hcl:27:13: warning: Ceiling grants no row",
+				`Rule "team_rows" grants role "lead" rows of public.responses, but the role's ceiling scope = "own_team" needs the team of each row, and the table block "public.responses" (at pgveil.hcl:8:1) has no team_column`},
 		},
 		{
 			name: "a rule reading a column its role sees masked points at the column",

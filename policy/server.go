@@ -61,3 +61,13 @@ func rejection(err error) (msg string, ok bool) {
 	}
 	return msg, true
 }
+
+// serverHint returns the hint PostgreSQL gave with the rejection err,
+// or "" (the Server's errors need not carry one).
+func serverHint(err error) string {
+	var h interface{ ServerHint() string }
+	if !errors.As(err, &h) {
+		return ""
+	}
+	return h.ServerHint()
+}

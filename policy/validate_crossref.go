@@ -340,7 +340,14 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 			// NOTE: a misspelt name is the likelier mistake than a missing
 			// block: suggest the governed name it is close to first.
 			if s := suggest(p.String(), cfg.tableNames()); s != "" {
-				detail += fmt.Sprintf(" Did you mean %q? Or add table %q { … }.", s, p.String())
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+				// NOTE: when no rule names the near block, the block's
+				// label may be the misspelt name (table "public.customer"
+				// for the table public.customers): say where it is.
+				if t := cfg.tableBlock(s); t != nil && !cfg.ruleNames(s) {
+					detail += fmt.Sprintf(" Or, if the label of the table block %q (at %s), which no rule names, is the misspelt one, correct it there.", s, position(t.DeclRange))
+				}
+				detail += fmt.Sprintf(" Or add table %q { … }.", p.String())
 			} else {
 				detail += fmt.Sprintf(" Add table %q { … }.", p.String())
 			}
@@ -351,8 +358,10 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 				p, tableLabels(gov)))
 		case src.scope != nil:
 			d.scopeColumns(r, gov[0], p)
+			d.ceilingColumns(r, gov[0], p)
 		case r.where != nil:
 			d.maskedInRule(r, gov[0])
+			d.ceilingColumns(r, gov[0], p)
 		}
 	}
 	if r.where != nil {
@@ -382,6 +391,50 @@ func (d *decoder) scopeColumns(r *Rule, t *Table, p Pattern) {
 		"Rule %q has scope = %q on %s, which needs to know the %s of each row, but the table block %q (at %s) has no %s.",
 		r.Name, r.Scope, p, map[string]string{"owner_column": "login", "team_column": "team"}[setting],
 		t.Pattern.String(), position(t.DeclRange), setting))
+}
+
+// ceilingColumns warns about a rule granting rows of the table p names
+// exactly to a role whose ceiling needs a column the table block governing
+// it lacks: the ceiling is then FALSE there (see compile), so the rule
+// grants the role's users no row of the table, unless another of their
+// roles lifts the ceiling.
+//
+// NOTE: a warning, not an error: a user holding another role with
+// scope = "all", or a ceiling the table can serve, still gets the rule's
+// rows. Reference tables are not bounded by ceilings.
+func (d *decoder) ceilingColumns(r *Rule, t *Table, p Pattern) {
+	if t.Reference || r.Restrictive || r.src.rolesAttr == nil {
+		return
+	}
+	for _, name := range r.Roles {
+		role := d.cfg.Roles[name]
+		if role == nil {
+			continue
+		}
+		setting, have, what := "", "", ""
+		switch role.Scope {
+		case ScopeSelf, ScopeOwnGroups:
+			setting, have, what = "owner_column", t.OwnerColumn, "login"
+		case ScopeOwnTeam, ScopeTeamSubtree:
+			setting, have, what = "team_column", t.TeamColumn, "team"
+		default:
+			continue
+		}
+		if have != "" {
+			continue
+		}
+		rng := d.elementRange(r.src.rolesAttr, name)
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Ceiling grants no row",
+			Detail: fmt.Sprintf(
+				"Rule %q grants role %q rows of %s, but the role's ceiling scope = %q needs the %s of each row, and the table block %q (at %s) has no %s: "+
+					"the role's users see no row of it, unless another of their roles lifts the ceiling. Add %s to the table block, or reference = true if the ceiling should not bound this table.",
+				r.Name, name, p, role.Scope, what, t.Pattern.String(), position(t.DeclRange), setting, setting),
+			Subject: rng.Ptr(),
+			Context: r.src.rolesAttr.Range.Ptr(),
+		})
+	}
 }
 
 // needTeams reports a team_subtree scope without a team tree.
@@ -500,4 +553,27 @@ func (d *decoder) knownAttributes() map[string]bool {
 		}
 	}
 	return known
+}
+
+// tableBlock returns the table block whose label is exactly name, or nil.
+func (c *Config) tableBlock(name string) *Table {
+	for _, t := range c.Tables {
+		if t.Pattern.Exact() && t.Pattern.String() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// ruleNames reports whether some rule's tables name the table name
+// exactly.
+func (c *Config) ruleNames(name string) bool {
+	for _, r := range c.Rules {
+		for _, p := range r.Tables {
+			if p.Exact() && p.String() == name {
+				return true
+			}
+		}
+	}
+	return false
 }

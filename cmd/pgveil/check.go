@@ -31,7 +31,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pgveil check: --config is required")
 		return 2
 	}
-	cfg, files, ok := loadConfigFiles(*configPath, stderr)
+	cfg, files, loadWarns, ok := loadConfigCounted(*configPath, stderr)
 	if !ok {
 		return 1
 	}
@@ -43,7 +43,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil check: warning: %s\n", w)
 	}
 	if *upstream {
-		return checkUpstream(context.Background(), *configPath, cfg, files, stdout, stderr)
+		return checkUpstream(context.Background(), *configPath, cfg, files, loadWarns, stdout, stderr)
 	}
 	tls := "off"
 	if cfg.Listen.TLS != nil {
@@ -52,8 +52,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			tls = "required"
 		}
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %d users\n",
-		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, len(cfg.Users))
+	// NOTE: the warnings printed above the line are counted in it, as
+	// --upstream counts them, so that a DBA skimming the last line does
+	// not read "valid" as "nothing to look at".
+	counted := ""
+	if loadWarns > 0 {
+		counted = ", " + plural(loadWarns, "warning")
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %d users%s\n",
+		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, len(cfg.Users), counted)
 	return 0
 }
 
@@ -67,6 +74,13 @@ func loadConfig(path string, stderr io.Writer) (*policy.Config, bool) {
 // loadConfigFiles is loadConfig, also returning the parsed files, so that
 // later diagnostics can be printed with their source lines.
 func loadConfigFiles(path string, stderr io.Writer) (*policy.Config, map[string]*hcl.File, bool) {
+	cfg, files, _, ok := loadConfigCounted(path, stderr)
+	return cfg, files, ok
+}
+
+// loadConfigCounted is loadConfigFiles, also returning how many warnings
+// it printed.
+func loadConfigCounted(path string, stderr io.Writer) (*policy.Config, map[string]*hcl.File, int, bool) {
 	l := policy.NewLoader()
 	cfg, diags := l.Load(path)
 	if len(diags) > 0 {
@@ -75,9 +89,15 @@ func loadConfigFiles(path string, stderr io.Writer) (*policy.Config, map[string]
 		}
 	}
 	if diags.HasErrors() || cfg == nil {
-		return nil, l.Files(), false
+		return nil, l.Files(), 0, false
 	}
-	return cfg, l.Files(), true
+	warns := 0
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning {
+			warns++
+		}
+	}
+	return cfg, l.Files(), warns, true
 }
 
 // auditFileWarnings reports why pgveil serve, run as the current user,

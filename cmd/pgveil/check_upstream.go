@@ -20,7 +20,10 @@ import (
 // columns, masks and rules PostgreSQL rejects, privileges the service
 // account should not have, and test blocks naming unknown users. Exit
 // status 1 on any error.
-func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files map[string]*hcl.File, stdout, stderr io.Writer) int {
+//
+// loadWarns is the number of warnings loading the files printed: they
+// count in the summary line with the database's own.
+func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files map[string]*hcl.File, loadWarns int, stdout, stderr io.Writer) int {
 	up := fmt.Sprintf("%s/%s as %s", cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User)
 	conn, err := proxy.ConnectService(ctx, cfg, "check")
 	if err != nil {
@@ -54,7 +57,7 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 	}
 	writeDiags(stderr, files, diags)
 
-	errs, warns := 0, 0
+	errs, warns := 0, loadWarns
 	for _, d := range diags {
 		if d.Severity == hcl.DiagError {
 			errs++

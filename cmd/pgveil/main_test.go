@@ -169,9 +169,20 @@ upstream {
   password = "plain"
 }
 `)
-		code, _, errOut := runCLI("", "check", "--config", path)
+		code, out, errOut := runCLI("", "check", "--config", path)
 		if code != 0 || !strings.Contains(errOut, "warning:") {
 			t.Fatalf("%d %q", code, errOut)
+		}
+		// NOTE: the last line counts the warnings printed above it, as
+		// the --upstream summary does.
+		if !strings.Contains(out, "0 users, 1 warning\n") {
+			t.Errorf("the summary does not count the warning: %q", out)
+		}
+	})
+	t.Run("a configuration without warnings does not count them", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig)
+		if _, out, _ := runCLI("", "check", "--config", path); !strings.HasSuffix(out, " 0 users\n") {
+			t.Errorf("the summary mentions warnings: %q", out)
 		}
 	})
 }

@@ -80,6 +80,11 @@ func (e *Error) Unwrap() error { return e.err }
 // puts in diagnostics.
 func (e *Error) ServerMessage() (message, detail string) { return e.pg.Message, e.pg.Detail }
 
+// ServerHint returns the server's hint ("Perhaps you meant to reference
+// the column …"), which policy adds to the diagnostics of queries a DBA
+// wrote.
+func (e *Error) ServerHint() string { return e.pg.Hint }
+
 // rejected wraps an error holding a PgError about the statement in an
 // Error; other errors (a failed connection) and nil are returned as they
 // are. An error of the server's state, not of the statement — a lock not

@@ -372,34 +372,42 @@ func (c *Config) writesPolicyInput(rel *rewrite.Relation) *rewrite.Relation {
 // subquery names. An identity query's unqualified name matches q in any
 // schema.
 func (c *Config) policyInput(q rewrite.QName) bool {
-	c.inputsOnce.Do(func() {
-		c.inputs = map[rewrite.QName]bool{}
-		if t := c.Teams; t != nil && t.Table != nil {
-			c.inputs[*t.Table] = true
-		}
-		for _, src := range c.IdentitySources {
-			for _, n := range queryRelations(src.Query) {
-				c.inputs[n] = true
-			}
-		}
-		for _, r := range c.Rules {
-			if r.where != nil {
-				for _, n := range r.where.tables {
-					c.inputs[n] = true
-				}
-			}
-		}
-		for _, t := range c.Tables {
-			for _, col := range t.Columns {
-				if e := col.Mask.expr; e != nil {
-					for _, n := range e.tables {
-						c.inputs[n] = true
-					}
-				}
-			}
-		}
-	})
+	c.inputsOnce.Do(func() { c.inputs = c.policyInputs() })
 	return c.inputs[q] || c.inputs[rewrite.QName{Name: q.Name}]
+}
+
+// policyInputs returns the relations the policy itself reads (see
+// policyInput), as the configuration holds them now.
+//
+// NOTE: uncached, for the decoder's warnings while the configuration is
+// still being built; serving reads policyInput's cached set.
+func (c *Config) policyInputs() map[rewrite.QName]bool {
+	inputs := map[rewrite.QName]bool{}
+	if t := c.Teams; t != nil && t.Table != nil {
+		inputs[*t.Table] = true
+	}
+	for _, src := range c.IdentitySources {
+		for _, n := range queryRelations(src.Query) {
+			inputs[n] = true
+		}
+	}
+	for _, r := range c.Rules {
+		if r.where != nil {
+			for _, n := range r.where.tables {
+				inputs[n] = true
+			}
+		}
+	}
+	for _, t := range c.Tables {
+		for _, col := range t.Columns {
+			if e := col.Mask.expr; e != nil {
+				for _, n := range e.tables {
+					inputs[n] = true
+				}
+			}
+		}
+	}
+	return inputs
 }
 
 // policyInputTree reports whether rel, one of its ancestors or one of its

@@ -117,6 +117,19 @@ user "marie" {`,
 				`Rule "team_rows" grants role "lead" rows of public.responses, but the role's ceiling scope = "own_team" needs the team of each row, and the table block "public.responses" (at pgveil.hcl:8:1) has no team_column`},
 		},
 		{
+			name: "a role that may write a table the policy reads is told its writes are refused",
+			old:  `role "country_analyst" { statements = ["select"] }`,
+			new: `role "country_analyst" { statements = ["select", "update"] }
+table "public.surveys" {}
+rule "surveys_answered" {
+  tables = ["public.surveys"]
+  roles  = ["country_analyst"]
+  where  = "id IN (SELECT r.survey_id FROM public.responses r WHERE r.country = me.country)"
+}`,
+			want: []string{"pgveil.hcl:23:13: warning: Writes refused",
+				`Rule "france_only" grants role "country_analyst" rows of public.responses, and the role lists update, but a rule's or a mask's subquery reads public.responses`},
+		},
+		{
 			name: "a rule reading a column its role sees masked points at the column",
 			old:  `where  = "country = me.country"`, new: `where  = "country = me.country AND email LIKE '%@acme.com'"`,
 			want: []string{"pgveil.hcl:19:38: warning: Rule reads a masked column",

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/pgveil/pgveil/rewrite"
 )
 
 // crossCheck checks what blocks say about each other: roles, users,
@@ -104,7 +106,76 @@ func (d *decoder) crossCheck() {
 	for _, r := range cfg.Rules {
 		d.checkRule(r, roleNames, fromFilesOnly)
 	}
+	d.readOnlyWrites()
 	d.checkActFor(fromFilesOnly)
+}
+
+// readOnlyWrites warns, once per table, about a rule granting rows of a
+// table a rule's or a mask's subquery reads to a role that lists a
+// write: pgveil refuses every write of such a table (policy_input), so
+// the role's writes of it never run.
+//
+// NOTE: a warning, not an error: the role's writes of other tables still
+// run, and the refusal is what keeps users from changing what the policy
+// reads. The names are the files' (a view or rule found upstream is
+// policy_input's too, but only serving knows it).
+func (d *decoder) readOnlyWrites() {
+	inputs := d.cfg.policyInputs()
+	// NOTE: the teams table and identity tables are plainly the policy's
+	// own: a role's writes are meant for the data tables, and one warning
+	// per such table would be noise. A data table a subquery reads is the
+	// surprise.
+	warned := map[rewrite.QName]bool{}
+	if t := d.cfg.Teams; t != nil && t.Table != nil {
+		warned[*t.Table] = true
+	}
+	for _, src := range d.cfg.IdentitySources {
+		for _, n := range queryRelations(src.Query) {
+			warned[n] = true
+		}
+	}
+	for _, r := range d.cfg.Rules {
+		if r.Restrictive {
+			continue
+		}
+		for i, p := range r.Tables {
+			if !p.Exact() || i >= len(r.src.tables) {
+				continue
+			}
+			q := p.QName()
+			if warned[q] || warned[rewrite.QName{Name: q.Name}] || !(inputs[q] || inputs[rewrite.QName{Name: q.Name}]) {
+				continue
+			}
+			for _, name := range r.Roles {
+				role := d.cfg.Roles[name]
+				if role == nil {
+					continue
+				}
+				var writes []string
+				for _, k := range role.Statements {
+					if k == rewrite.KindInsert || k == rewrite.KindUpdate || k == rewrite.KindDelete {
+						writes = append(writes, string(k))
+					}
+				}
+				if len(writes) == 0 {
+					continue
+				}
+				warned[q] = true
+				d.diags = append(d.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Writes refused",
+					Detail: fmt.Sprintf(
+						"Rule %q grants role %q rows of %s, and the role lists %s, but a rule's or a mask's subquery reads %s, "+
+							"and pgveil refuses every write of a table the policy reads (policy_input), so that users cannot change what they may see. "+
+							"Write it upstream as its owner, or scope the subquery by another table.",
+						r.Name, name, p, strings.Join(writes, ", "), p),
+					Subject: r.src.tables[i].Ptr(),
+					Context: r.src.tablesAttr.Range.Ptr(),
+				})
+				break
+			}
+		}
+	}
 }
 
 // liftedCeiling reports whether a user holding roles escapes the ceiling

@@ -161,7 +161,10 @@ type Relation struct {
 	// check the written value against the real values of them all, and
 	// the check's verdict answers a question about each (checkChecked).
 	// Like IndexPeers, a relation's own include its children's, and a
-	// generated column's are its bases' too.
+	// generated column's are its bases' too. The columns of the partition
+	// keys of the relation's partition tree (its own, its ancestors' and
+	// its descendants') count as read by one constraint: where an UPDATE
+	// sends the row, or whether it fails, answers the same question.
 	// NOTE: a column may repeat in a list (several constraints, children).
 	CheckPeers map[string][]string
 	// PrimaryKey holds the columns of the relation's own primary key

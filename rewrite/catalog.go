@@ -434,19 +434,29 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	for oid, rel := range byOID {
 		// Breadth-first: nearest ancestors first.
+		type step struct {
+			oid        uint32
+			generation int
+		}
 		seen := map[uint32]bool{oid: true}
-		queue := append([]uint32(nil), parents[oid]...)
+		var queue []step
+		for _, p := range parents[oid] {
+			queue = append(queue, step{p, 1})
+		}
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
-			if seen[p] {
+			if seen[p.oid] {
 				continue
 			}
-			seen[p] = true
-			if pr := byOID[p]; pr != nil {
+			seen[p.oid] = true
+			if pr := byOID[p.oid]; pr != nil {
 				rel.Ancestors = append(rel.Ancestors, pr.QName)
+				rel.AncestorGenerations = append(rel.AncestorGenerations, p.generation)
 			}
-			queue = append(queue, parents[p]...)
+			for _, pp := range parents[p.oid] {
+				queue = append(queue, step{pp, p.generation + 1})
+			}
 		}
 	}
 	// A write of a table reaches its inheritance children and partitions:

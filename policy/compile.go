@@ -708,26 +708,43 @@ func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) st
 // tableFor returns the table block governing rel: the most specific block
 // matching rel or one of its ancestors; on a tie, the one matching the
 // nearest relation (rel itself first). Two equally specific blocks
-// matching the same relation are ambiguous: problem says so. A relation
+// matching the same relation are ambiguous: problem says so; so are two
+// equally specific blocks of ancestors equally near (the parents of a
+// table inheriting from both), whose scans both read its rows. A relation
 // the snapshot refuses (Relation.Refused) has none, and problem says why.
 func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
 	if rel.Refused != "" {
 		return nil, rel.Refused
 	}
+	names := append([]rewrite.QName{rel.QName}, rel.Ancestors...)
+	generation := func(i int) int {
+		if i > 0 && i <= len(rel.AncestorGenerations) {
+			return rel.AncestorGenerations[i-1]
+		}
+		return i
+	}
 	var best []*Table
-	bestRank, bestDepth := -1, 0
-	for depth, q := range append([]rewrite.QName{rel.QName}, rel.Ancestors...) {
+	bestRank, bestDepth, tied := -1, 0, -1
+	for depth, q := range names {
 		gov := c.governing(q)
 		if len(gov) == 0 {
 			continue
 		}
-		if r := gov[0].Pattern.specificity(); r > bestRank {
-			best, bestRank, bestDepth = gov, r, depth
+		switch r := gov[0].Pattern.specificity(); {
+		case r > bestRank:
+			best, bestRank, bestDepth, tied = gov, r, depth, -1
+		case r == bestRank && tied < 0 && generation(depth) == generation(bestDepth) && gov[0] != best[0]:
+			tied = depth
 		}
 	}
 	if len(best) > 1 {
 		return nil, fmt.Sprintf("table %s is matched by equally specific table blocks %s: "+
-			"add a table block naming it exactly", append([]rewrite.QName{rel.QName}, rel.Ancestors...)[bestDepth], tableLabels(best))
+			"add a table block naming it exactly", names[bestDepth], tableLabels(best))
+	}
+	if tied >= 0 {
+		return nil, fmt.Sprintf("table %s inherits from %s and %s, governed by equally specific table blocks %s and %s: "+
+			"add a table block naming it exactly", rel.QName, names[bestDepth], names[tied],
+			tableLabels(best), tableLabels(c.governing(names[tied])))
 	}
 	if len(best) == 0 {
 		return nil, ""

@@ -94,7 +94,10 @@ ORDER BY c.oid, a.attnum`
 // column of an index of any kind, with another column the same index
 // reads (its key columns, and those its expressions and predicate depend
 // on); 'c' for a column a CHECK constraint reads, with another column it
-// reads (every other column when it reads the whole row).
+// reads (every other column when it reads the whole row); 't' for a
+// column of a partitioned table's partition key (a key column, or one its
+// expressions read: every column when one reads the whole row), which
+// LoadCatalog pairs across the partition tree (partitionPeers).
 //
 // NOTE: an expression or a predicate that reads the whole row (an
 // IMMUTABLE function of the table's row type: CREATE INDEX ON t (f(t)))
@@ -162,6 +165,13 @@ LEFT JOIN (pg_catalog.pg_depend d
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
   AND d.refobjid = a.attrelid AND d.refobjsubid <> a.attnum
 WHERE a.attgenerated <> '' AND a.attnum > 0 AND NOT a.attisdropped
+UNION
+SELECT p.partrelid, 't', a.attname, '', ''
+FROM pg_catalog.pg_partitioned_table p
+JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attnum = ANY (p.partattrs::pg_catalog.int2[])
+    OR p.partexprs::pg_catalog.text LIKE '% :varattno 0 %'
+    OR p.partexprs::pg_catalog.text LIKE ('% :varattno ' || a.attnum || ' %'))
 ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
@@ -340,6 +350,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading catalog relations: %w", err)
 	}
 
+	partKeys := map[*Relation][]string{}
 	rr = conn.ExecParams(ctx, catalogKeysSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -382,6 +393,8 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.CheckPeers = map[string][]string{}
 			}
 			rel.CheckPeers[col] = append(rel.CheckPeers[col], other.Schema)
+		case "t":
+			partKeys[rel] = append(partKeys[rel], col)
 		case "g":
 			if rel.Generated == nil {
 				rel.Generated = map[string][]string{}
@@ -421,19 +434,29 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	for oid, rel := range byOID {
 		// Breadth-first: nearest ancestors first.
+		type step struct {
+			oid        uint32
+			generation int
+		}
 		seen := map[uint32]bool{oid: true}
-		queue := append([]uint32(nil), parents[oid]...)
+		var queue []step
+		for _, p := range parents[oid] {
+			queue = append(queue, step{p, 1})
+		}
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
-			if seen[p] {
+			if seen[p.oid] {
 				continue
 			}
-			seen[p] = true
-			if pr := byOID[p]; pr != nil {
+			seen[p.oid] = true
+			if pr := byOID[p.oid]; pr != nil {
 				rel.Ancestors = append(rel.Ancestors, pr.QName)
+				rel.AncestorGenerations = append(rel.AncestorGenerations, p.generation)
 			}
-			queue = append(queue, parents[p]...)
+			for _, pp := range parents[p.oid] {
+				queue = append(queue, step{pp, p.generation + 1})
+			}
 		}
 	}
 	// A write of a table reaches its inheritance children and partitions:
@@ -450,6 +473,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		slices.SortFunc(rel.Descendants, func(a, b *Relation) int {
 			return cmp.Or(cmp.Compare(a.Schema, b.Schema), cmp.Compare(a.Name, b.Name))
 		})
+	}
+	if len(partKeys) > 0 {
+		for _, rel := range byOID {
+			rel.partitionPeers(cat, partKeys)
+		}
 	}
 
 	rr = conn.ExecParams(ctx, catalogViewReadsSQL, nil, nil, nil, nil)
@@ -619,6 +647,50 @@ func (rel *Relation) keysOfGenerated() {
 					rel.CheckPeers = map[string][]string{}
 				}
 				rel.CheckPeers[b] = append(rel.CheckPeers[b], ps...)
+			}
+		}
+	}
+}
+
+// partitionPeers adds to rel's CheckPeers the columns of the partition
+// keys (partKeys, by partitioned table) of rel, its ancestors and its
+// descendants, each paired with the others: an UPDATE of rel routes the
+// new row by its own and its descendants' keys, and meets its
+// ancestors' in its partition constraint, so whether the row moves or
+// fails (23514, no partition found, or the partition constraint) answers
+// a question about every key column's real value, as a CHECK's verdict
+// does (checkChecked).
+//
+// NOTE: conservative: columns of keys at different levels are paired
+// too, as a row routed by one level's key meets the next level's.
+func (rel *Relation) partitionPeers(cat *Catalog, partKeys map[*Relation][]string) {
+	var key []string
+	add := func(r *Relation) {
+		for _, c := range partKeys[r] {
+			if !slices.Contains(key, c) {
+				key = append(key, c)
+			}
+		}
+	}
+	add(rel)
+	for _, a := range rel.Ancestors {
+		if r := cat.Relations[a]; r != nil {
+			add(r)
+		}
+	}
+	for _, d := range rel.Descendants {
+		add(d)
+	}
+	if len(key) < 2 {
+		return
+	}
+	if rel.CheckPeers == nil {
+		rel.CheckPeers = map[string][]string{}
+	}
+	for _, a := range key {
+		for _, b := range key {
+			if a != b {
+				rel.CheckPeers[a] = append(rel.CheckPeers[a], b)
 			}
 		}
 	}

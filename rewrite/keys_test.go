@@ -446,3 +446,40 @@ func TestCatalogWritesRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionKeyPeers: the columns of a partition tree's keys (a key
+// column, a column a key expression reads, at any level) are CHECK peers
+// of one another on every relation of the tree, as where an UPDATE routes
+// the row answers a question about each; a column no key reads has none,
+// nor does a partition whose own tree (ancestors, descendants) reads it
+// alone.
+func TestPartitionKeyPeers(t *testing.T) {
+	_, cat := freshCatalog(t, "partkeys", `CREATE TABLE l (id int, grade int, salary int, bonus int, note text) PARTITION BY LIST (grade);
+		CREATE TABLE l1 PARTITION OF l FOR VALUES IN (1) PARTITION BY RANGE ((salary / 1000));
+		CREATE TABLE l1a PARTITION OF l1 FOR VALUES FROM (0) TO (5);
+		CREATE TABLE l2 PARTITION OF l FOR VALUES IN (2);
+		CREATE TABLE e (id int, grade int, salary int, note text) PARTITION BY RANGE ((grade * 100000 + salary));
+		CREATE TABLE e1 PARTITION OF e FOR VALUES FROM (0) TO (MAXVALUE);
+		CREATE TABLE s (id int, salary int, note text) PARTITION BY RANGE (salary);`)
+	for _, tc := range []struct {
+		rel, col string
+		peers    []string
+	}{
+		{"l", "grade", []string{"salary"}},
+		{"l", "salary", []string{"grade"}},
+		{"l1a", "grade", []string{"salary"}},
+		{"l2", "grade", nil}, // a leaf beside l1: its constraint reads grade alone
+		{"l", "note", nil},
+		{"e", "grade", []string{"salary"}},
+		{"e1", "salary", []string{"grade"}},
+		{"s", "salary", nil},
+	} {
+		t.Run(tc.rel+"."+tc.col+" pairs with the other key columns of its tree", func(t *testing.T) {
+			r := cat.Relations[rewrite.QName{Schema: "public", Name: tc.rel}]
+			got := slices.Compact(slices.Sorted(slices.Values(r.CheckPeers[tc.col])))
+			if !slices.Equal(got, tc.peers) {
+				t.Fatalf("CheckPeers[%s] = %v, want %v", tc.col, got, tc.peers)
+			}
+		})
+	}
+}

@@ -115,6 +115,12 @@ type Relation struct {
 	// partition of, nearest first: a child of a governed table is
 	// governed by its ancestor's policy.
 	Ancestors []QName
+	// AncestorGenerations holds, for each of Ancestors, how many
+	// inheritance steps away it is (1 for a parent): a child of two
+	// parents has two ancestors equally near, whose table blocks are
+	// then ambiguous for it.
+	// NOTE: the nearest path counts, as breadth-first search finds it.
+	AncestorGenerations []int
 	// Descendants are the relations that inherit from this one or are its
 	// partitions, at any depth, in name order: a scan of this one without
 	// ONLY reads their rows too.
@@ -161,7 +167,10 @@ type Relation struct {
 	// check the written value against the real values of them all, and
 	// the check's verdict answers a question about each (checkChecked).
 	// Like IndexPeers, a relation's own include its children's, and a
-	// generated column's are its bases' too.
+	// generated column's are its bases' too. The columns of the partition
+	// keys of the relation's partition tree (its own, its ancestors' and
+	// its descendants') count as read by one constraint: where an UPDATE
+	// sends the row, or whether it fails, answers the same question.
 	// NOTE: a column may repeat in a list (several constraints, children).
 	CheckPeers map[string][]string
 	// PrimaryKey holds the columns of the relation's own primary key

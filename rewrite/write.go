@@ -559,7 +559,7 @@ func indexChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause strin
 // cols are as writtenColumns reads them.
 func checkChecked(cols []*pg_query.Node, rel *Relation, acc Access, clause string) error {
 	return peersChecked(cols, rel, rel.CheckPeers, acc, clause,
-		"a CHECK constraint reads the column with %s, which you may not read, and whether it fails would tell that value")
+		"a CHECK constraint or a partition key reads the column with %s, which you may not read, and whether it fails (or where the row goes) would tell that value")
 }
 
 // peersChecked refuses, under write_key, a write of a column of cols

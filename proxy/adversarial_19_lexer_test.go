@@ -178,4 +178,33 @@ func TestAdversarial19Lexer(t *testing.T) {
 			}
 		})
 	}
+
+	// The lexer pgveil reads statements with assumes the settings it pins;
+	// a SET that repeats a pinned value passes, and must not make another
+	// value of the same shape pass.
+	t.Run("a SET of a pinned setting seen with the pinned value does not pass with another", func(t *testing.T) {
+		for _, c := range []struct{ learnt, sent string }{
+			{"SET standard_conforming_strings = on", "SET standard_conforming_strings = off"},
+			{"SET standard_conforming_strings TO 'on'", "SET standard_conforming_strings TO 'off'"},
+			{"SET standard_conforming_strings = 1", "SET standard_conforming_strings = 0"},
+			{"SET client_encoding = 'UTF8'", "SET client_encoding = 'SJIS'"},
+			{"SET NAMES 'UTF8'", "SET NAMES 'BIG5'"},
+			{"SET client_encoding = UTF8", "SET client_encoding = GBK"},
+			{"SET search_path = public", "SET search_path = pg_temp"},
+		} {
+			for _, extended := range []bool{false, true} {
+				for range 2 {
+					answer(conn, c.learnt, extended)
+				}
+				if got := answer(conn, c.sent, extended); got != "error 42501" {
+					t.Errorf("extended %v: %q after %q: %s", extended, c.sent, c.learnt, got)
+				}
+			}
+		}
+		for _, show := range []string{"SHOW standard_conforming_strings", "SHOW client_encoding"} {
+			if got := answer(conn, show, false); got != "[\"on\"]\n" && got != "[\"UTF8\"]\n" {
+				t.Errorf("%s: %s", show, got)
+			}
+		}
+	})
 }

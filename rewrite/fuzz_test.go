@@ -267,6 +267,15 @@ func FuzzEngineCache(f *testing.F) {
 		[3]string{"SELECT nps FROM ONLY responses WHERE id = 1", "SELECT nps FROM ONLY responses WHERE id = 2", "SELECT nps FROM responses WHERE id = 3"},
 		[3]string{"SELECT name FROM ONLY (countries) c WHERE code = 'FR'", "SELECT name FROM ONLY (countries) c WHERE code = 'DE'", "SELECT name FROM countries * c WHERE code = 'IT'"},
 		[3]string{"DELETE FROM countries c WHERE c.code BETWEEN 'A' AND 'F' AND code IN ('FR')", "DELETE FROM countries c WHERE c.code BETWEEN 'B' AND 'G' AND code IN ('DE')", "DELETE FROM countries c WHERE c.code BETWEEN '' AND '' AND code IN ('')"},
+		// The nineteenth red team's: strings whose backslashes, comment
+		// openers or quotes would end them elsewhere if misread, number
+		// spellings, operators that end in a sign, a \v that PostgreSQL
+		// 17 skips (15 refuses it).
+		[3]string{"SELECT id FROM responses WHERE comment = 'x' OR id = 1", "SELECT id FROM responses WHERE comment = 'y' OR id = 2", `SELECT id FROM responses WHERE comment = 'x\' OR id = 3`},
+		[3]string{"SELECT id FROM responses WHERE comment = '/*' OR id = 1 -- c\n", "SELECT id FROM responses WHERE comment = '*/' OR id = 2 -- c\n", "SELECT id FROM responses WHERE comment = '--''$$' OR id = 3 -- c\n"},
+		[3]string{"SELECT id FROM responses WHERE nps > -\v1", "SELECT id FROM responses WHERE nps > -\v2", "SELECT id FROM responses WHERE nps > -\v0"},
+		[3]string{"SELECT id FROM responses WHERE id = 1 OR score < 1.5", "SELECT id FROM responses WHERE id = 2 OR score < .5", "SELECT id FROM responses WHERE id = 00003 OR score < 1e400"},
+		[3]string{"SELECT id FROM responses WHERE nps+-1 = 3 AND nps <>-1", "SELECT id FROM responses WHERE nps+-2 = 4 AND nps <>-2", "SELECT id FROM responses WHERE nps+-0 = 0 AND nps <>-0"},
 	)
 	for _, p := range triples {
 		f.Add(p[0], p[1], p[2])

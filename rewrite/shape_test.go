@@ -26,6 +26,16 @@ func TestLiteralShape(t *testing.T) {
 		{"SELECT -5", "SELECT -$1", "i"},
 		{"-- q '1'\nSELECT 2 /* '3' /* 4 */ 5 */ - 6--7", "-- q '1'\nSELECT $1 /* '3' /* 4 */ 5 */ - $2--7", "ii"},
 		{"SELECT 1 */* 2 */ 3 +-- 4\r5", "SELECT $1 */* 2 */ $2 +-- 4\r$3", "iii"},
+		// Operators keep their bytes: ^- and !=- are operators of their
+		// own, +- and <>- a + or <> and a minus; the number is the same
+		// token either way.
+		{"SELECT 2^-1, x!=-1, x+-1, x<>-1, x-1, 1::int-1", "SELECT $1^-$2, x!=-$3, x+-$4, x<>-$5, x-$6, $7::int-$8", "iiiiiiii"},
+		// \v is a space to PostgreSQL 17 (pg_query) and a syntax error
+		// to 15: the scanner reads what 17 reads, and 15 refuses the
+		// text whatever its literals.
+		{"SELECT - \v5", "SELECT - \v$1", "i"},
+		{"SELECT 'a'/**/'b', ..5, $1..2", "SELECT $2/**/$3, ..$4, $1..$5", "ssii"},
+		{"SELECT 00000000000000000000001, 0002147483648", "SELECT $1, $2", "ib"},
 	} {
 		t.Run(tc.text, func(t *testing.T) {
 			norm, kinds := tc.text, ""
@@ -69,6 +79,8 @@ func TestLiteralShapeGivesUpOnWhatItDoesNotKnow(t *testing.T) {
 		`SELECT "unterminated`,
 		"SELECT x'1'",
 		"SELECT 5'x'",
+		"SELECT $1$", "SELECT $1_", "SELECT 5..", "SELECT 1.e", "SELECT $_$ $$ $_$",
+		"SELECT 'a'\f\n'b'", "SELECT 'a'\v\n'b'", "SELECT 'a'\r'b'", `SELECT ""`, "SELECT é'x'", "SELECT x&'a'",
 	} {
 		if shape, _, ok := literalShape(text); ok {
 			t.Errorf("%q: got %q, want no shape", text, shape)
@@ -186,6 +198,14 @@ func FuzzScanLiterals(f *testing.F) {
 		"SELECT 'a'\n'b'", "SELECT E'\\'' -- '", "SELECT 0x1F, 1_000, 1..2",
 		"SELECT U&'\\0041' UESCAPE '!'", "SELECT $q$'$q$", "SELECT 'a' /* ' */",
 		"-- q '1'\nSELECT 1 /* 2 /* 3 */ '4' */ + 5--6\n", "SELECT 'a' -- x\n'b'", "SELECT 'a'\n/* x */ 'b'", "SELECT 1 */* 2 */ 3 +-- 4\r5",
+		// The nineteenth red team's classes: PostgreSQL 15 and 17 lex
+		// them apart (\v is a space to 17 only) or pgveil must give up.
+		"SELECT 1\v+ 2", "SELECT - \v5", "SELECT 'a'\v\n'b'", "SELECT 'a'\f\n'b'", "SELECT 'a'\r'b'",
+		"SELECT $1a, $1$, a$1, $0, $01", "SELECT 1e, 1e+, 1.e5, .5, 5., t.5, ..5, $1..2, 1.5.", "SELECT 0o7, 0b1, 0x, 1_",
+		"SELECT @-1, +-1, !=-1, <>-1, 2^-1, x-1, x -1, 1::int-1", "SELECT 'a'/**/'b', 1/**/'a', 'a'1",
+		"SELECT \"\", \"a\"\"b\", U&\"d\\0061t\\+000061\" UESCAPE '!'", "SELECT B'01', X'1F', N'x', e'x', u&'x', é'x'",
+		"SELECT $$a$$, $_$ $$ $_$, $a$b$a$, 'x'$$y$$", "SELECT :var, :'var', \\x 1", "SELECT \x81' 1", "SELECT 00000000000000000000001, 0002147483648",
+		"SELECT " + strings.Repeat("a", 70) + " 1, \"" + strings.Repeat("é", 40) + "\" 2",
 	} {
 		f.Add(s)
 	}

@@ -777,12 +777,22 @@ func (d *decoder) tlsMode(a *hcl.Attribute) (string, bool) {
 // suggest returns the candidate closest to given when it is close enough
 // to be a typo, like HCL's own "Did you mean" suggestions.
 // A name of a few letters is too short to guess at: at most half of
-// its characters may differ (one for any name), and never three.
+// its characters may differ (one for any name longer than one), and
+// never three; a name differing only in case is always suggested.
 // Swapping two neighbouring letters counts as one edit (editDistance).
+//
+// NOTE: a one-letter name is one edit from every other one-letter name:
+// team "D" is no typo of team "A".
 func suggest(given string, candidates []string) string {
-	best, bestDist := "", min(2, max(1, utf8.RuneCountInString(given)/2))+1
 	for _, c := range candidates {
-		if d := editDistance(given, c); d < bestDist {
+		if c != given && strings.EqualFold(c, given) {
+			return c
+		}
+	}
+	n := utf8.RuneCountInString(given)
+	best, bestDist := "", min(2, max(1, n/2))+1
+	for _, c := range candidates {
+		if d := editDistance(given, c); d < bestDist && d < n {
 			best, bestDist = c, d
 		}
 	}

@@ -43,6 +43,9 @@ func TestSuggest(t *testing.T) {
 		{"a long name three edits away is not", "commnet_txt", []string{"comment"}, ""},
 		{"the closest candidate wins", "scor", []string{"scores", "score"}, "score"},
 		{"no candidate, no suggestion", "nps", nil, ""},
+		{"a one-letter name is no typo of another", "D", []string{"A", "B"}, ""},
+		{"a name differing only in case is suggested", "d", []string{"A", "D"}, "D"},
+		{"a two-letter name one edit away is suggested", "ia", []string{"id"}, "id"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := suggest(tt.given, tt.candidates); got != tt.want {

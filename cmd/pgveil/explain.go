@@ -47,7 +47,8 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
 		return 1
 	}
-	if _, err := cfg.Compile(*user, enf.Identities); err != nil {
+	up, err := cfg.Compile(*user, enf.Identities)
+	if err != nil {
 		// NOTE: Compile's errors wrap ErrNoAccess, whose text opens them.
 		if errors.Is(err, policy.ErrNoAccess) {
 			fmt.Fprintf(stdout, "user %s: %v\n", *user, err)
@@ -73,6 +74,13 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
 	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
+	if none := noRowTables(up, enf.Engine.Catalog(), res.Tables); len(none) > 0 {
+		// NOTE: a DBA reading "0 rows" from a join cannot tell a rule that
+		// matched nothing from no rule at all: say which tables the user
+		// may read no row of, whatever the data.
+		fmt.Fprintf(stdout, "no row of: %s (no rule grants %s rows of them, or the roles' ceilings exclude every row)\n",
+			strings.Join(none, ", "), *user)
+	}
 	if res.Rewritten {
 		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", printableSQL(res.SQL))
 		// A statement of a shape seen before is served from the shape's
@@ -94,6 +102,34 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 // literals are the user's, and must not act on the operator's terminal.
 func printableSQL(s string) string {
 	return printable.Escape(s, func(r rune) bool { return r == '\n' || r == '\t' })
+}
+
+// noRowTables returns the tables of names (as the engine lists governed
+// tables) whose row scope for the user is the constant FALSE: no
+// permissive rule applies, or every role's ceiling is FALSE there.
+func noRowTables(up rewrite.Policy, cat *rewrite.Catalog, names []string) []string {
+	if cat == nil {
+		return nil
+	}
+	var none []string
+	for _, n := range names {
+		schema, name, ok := strings.Cut(n, ".")
+		if !ok {
+			continue
+		}
+		rel := cat.Relations[rewrite.QName{Schema: schema, Name: name}]
+		if rel == nil {
+			continue
+		}
+		acc := up.Relation(rel)
+		if acc.Mode != rewrite.Governed || acc.Filter == nil {
+			continue
+		}
+		if c := acc.Filter.GetAConst(); c != nil && c.GetBoolval() != nil && !c.GetBoolval().Boolval {
+			none = append(none, n)
+		}
+	}
+	return none
 }
 
 func listOrNone(l []string) string {

@@ -438,7 +438,7 @@ func (s *syncBuffer) String() string {
 func TestExplain(t *testing.T) {
 	pgtest.Require(t, cluster)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text)"); err != nil {
+	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags, labels; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text); CREATE TABLE labels (id int)"); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := scram.NewVerifier("pw", 4096)
@@ -465,6 +465,7 @@ table "public.notes" {
 table "public.tags" {
   owner_column = "owner"
 }
+table "public.labels" {}
 rule "own_notes" {
   tables = ["public.notes", "public.tags"]
   roles  = ["reader"]
@@ -482,6 +483,16 @@ user "dana" {
 			if code != 0 || !strings.Contains(out, want) {
 				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
 			}
+		}
+	})
+	t.Run("a table no rule grants the user rows of is named", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT n.id FROM notes n JOIN labels l ON l.id = n.id")
+		if want := "no row of: public.labels (no rule grants dana rows of them"; code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
+		}
+		code, out, errOut = runCLI("", "explain", "--config", path, "--user", "dana", "SELECT id FROM notes")
+		if code != 0 || strings.Contains(out, "no row of") {
+			t.Fatalf("%d, a table a rule grants is not named:\n%s%s", code, out, errOut)
 		}
 	})
 	t.Run("a statement of a shape seen before shows the form its template gives", func(t *testing.T) {

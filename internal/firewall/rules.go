@@ -109,7 +109,7 @@ var Rules = []Rule{
 	{Name: "internal", Code: sqlstate.InsufficientPrivilege,
 		Hint: "The schema pgveil holds pgveil's own keys and functions; no statement may use it.",
 		Doc:  "functions of the schema `pgveil`, which holds the hash masks' keys (its relations are refused as `ungoverned_table`)"},
-	{Name: "grammar_version", Code: sqlstate.InsufficientPrivilege,
+	{Name: "grammar_version", Code: sqlstate.SyntaxError,
 		Hint: "pgveil parses with a newer PostgreSQL grammar than the server's, and the two read this word or number differently. Quote a word as an identifier (\"word\") if it names a column, table or alias; write a number in decimal (31, not 0x1F; 1000, not 1_000); otherwise the construct is not available through pgveil on this server version.",
 		Doc:  "words the upstream's grammar reads differently from pgveil's parser (PostgreSQL 17), used unquoted where the two grammars may read them apart: with PostgreSQL 15 upstream, SYSTEM_USER and the SQL/JSON words (JSON, JSON_OBJECT, JSON_TABLE, …), except as a type after `::` or `AS` (`x::json`, `CAST(x AS JSON)`), a typed literal `json '…'`, an alias after `AS` or a name after a dot; with an upstream before PostgreSQL 16, the numbers it introduced (`0x1F`, `0o17`, `0b101`, `1_000`), which it reads as a syntax error and a rebuilt statement would forward as their value; see [SECURITY.md](SECURITY.md)"},
 	{Name: "tablesample", Code: sqlstate.InsufficientPrivilege,

@@ -575,6 +575,17 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			}
 		}
 	}
+	// NOTE: a partition holds the rows whose key values its bound (and
+	// its ancestors') admits, and the bounds are in the catalog: reading
+	// it by name, ONLY or not, is a predicate on a masked key column's
+	// real value.
+	for _, c := range rel.BoundBy {
+		if _, masked := acc.Masks[c]; masked {
+			return rewrite.Access{Mode: rewrite.Denied, Reason: fmt.Sprintf(
+				"table %s is a partition, and a partition key above it reads the column %s, which you may not read: "+
+					"which rows it holds would tell that value (query the partitioned table)", rel.QName, c)}
+		}
+	}
 	return acc
 }
 

@@ -87,3 +87,48 @@ rule "adv19_ev_country" {
 		})
 	}
 }
+
+// TestAdversarial19PartitionMembership: a partition's bound over a
+// masked column (salary below 5000) is in the catalog, so which rows a
+// partition read by name holds, or which partition a row's tableoid
+// names, tells the masked value's range.
+func TestAdversarial19PartitionMembership(t *testing.T) {
+	ctx := context.Background()
+	p := adv19Schema(t, `
+table "public.adv19_s" {
+  column "salary" { class = "pii" }
+}
+rule "adv19_s_country" {
+  tables = ["public.adv19_s"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+`, `CREATE TABLE public.adv19_s (id int, country text, grade int, salary int) PARTITION BY RANGE (salary)`,
+		`CREATE TABLE public.adv19_s_low PARTITION OF public.adv19_s FOR VALUES FROM (MINVALUE) TO (5000)`,
+		`CREATE TABLE public.adv19_s_high PARTITION OF public.adv19_s FOR VALUES FROM (5000) TO (MAXVALUE)`,
+		`INSERT INTO public.adv19_s VALUES (1, 'France', 1, 4242), (2, 'France', 1, 6000)`,
+		`GRANT SELECT ON public.adv19_s, public.adv19_s_low, public.adv19_s_high TO pgveil_svc`)
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, `DROP TABLE IF EXISTS public.adv19_s CASCADE`) })
+	marie := p.connect(t, "marie")
+	for _, sql := range []string{
+		"SELECT id FROM adv19_s_low",
+		"SELECT id FROM ONLY adv19_s_high",
+		"SELECT tableoid::regclass::text FROM adv19_s WHERE id = 1", // a system column is unknown (42703)
+		"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT id FROM adv19_s WHERE id = 1",
+	} {
+		t.Run(sql+" does not tell the salary's range", func(t *testing.T) {
+			var got any
+			err := marie.QueryRow(ctx, sql).Scan(&got)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || (pe.Code != "42501" && pe.Code != "42703") {
+				t.Fatalf("got %v, %v; want a refusal (42501)", got, err)
+			}
+		})
+	}
+	t.Run("the partitioned table is read whole", func(t *testing.T) {
+		var n int
+		if err := marie.QueryRow(ctx, "SELECT count(*) FROM adv19_s").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("%d rows, %v; want 2", n, err)
+		}
+	})
+}

@@ -472,6 +472,13 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	if len(partKeys) > 0 {
 		for _, rel := range byOID {
 			rel.partitionPeers(cat, partKeys)
+			for _, a := range rel.Ancestors {
+				for _, c := range partKeys[cat.Relations[a]] {
+					if !slices.Contains(rel.BoundBy, c) {
+						rel.BoundBy = append(rel.BoundBy, c)
+					}
+				}
+			}
 		}
 	}
 

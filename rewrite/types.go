@@ -115,6 +115,12 @@ type Relation struct {
 	// partition of, nearest first: a child of a governed table is
 	// governed by its ancestor's policy.
 	Ancestors []QName
+	// BoundBy holds the columns the partition keys of the relation's
+	// ancestors read (partitionPeers' keys, by name): which rows a
+	// partition holds is decided by them, so reading it by name answers a
+	// question about each of its rows' values of them.
+	// NOTE: empty for a relation that is no partition, and for a root.
+	BoundBy []string
 	// Parents are the relations this one inherits from or is a partition
 	// of directly, in pg_inherits order: each is a line of inheritance
 	// whose scan reads this one's rows under the block governing that

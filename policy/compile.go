@@ -575,6 +575,17 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			}
 		}
 	}
+	// NOTE: a partition holds the rows whose key values its bound (and
+	// its ancestors') admits, and the bounds are in the catalog: reading
+	// it by name, ONLY or not, is a predicate on a masked key column's
+	// real value.
+	for _, c := range rel.BoundBy {
+		if _, masked := acc.Masks[c]; masked {
+			return rewrite.Access{Mode: rewrite.Denied, Reason: fmt.Sprintf(
+				"table %s is a partition, and a partition key above it reads the column %s, which you may not read: "+
+					"which rows it holds would tell that value (query the partitioned table)", rel.QName, c)}
+		}
+	}
 	return acc
 }
 
@@ -709,45 +720,90 @@ func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) st
 // matching rel or one of its ancestors; on a tie, the one matching the
 // nearest relation (rel itself first). Two equally specific blocks
 // matching the same relation are ambiguous: problem says so; so are two
-// equally specific blocks of ancestors equally near (the parents of a
-// table inheriting from both), whose scans both read its rows. A relation
-// the snapshot refuses (Relation.Refused) has none, and problem says why.
+// lines of inheritance (through two parents) whose blocks disagree and
+// are equally specific, however near: both lines' scans read rel's rows,
+// each under its own block. A relation the snapshot refuses
+// (Relation.Refused) has none, and problem says why.
 func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
 	if rel.Refused != "" {
 		return nil, rel.Refused
 	}
-	names := append([]rewrite.QName{rel.QName}, rel.Ancestors...)
-	generation := func(i int) int {
-		if i > 0 && i <= len(rel.AncestorGenerations) {
-			return rel.AncestorGenerations[i-1]
-		}
-		return i
-	}
-	var best []*Table
-	bestRank, bestDepth, tied := -1, 0, -1
-	for depth, q := range names {
-		gov := c.governing(q)
-		if len(gov) == 0 {
-			continue
-		}
-		switch r := gov[0].Pattern.specificity(); {
-		case r > bestRank:
-			best, bestRank, bestDepth, tied = gov, r, depth, -1
-		case r == bestRank && tied < 0 && generation(depth) == generation(bestDepth) && gov[0] != best[0]:
-			tied = depth
-		}
-	}
-	if len(best) > 1 {
+	l := c.lineOf(rel, map[*rewrite.Relation]line{})
+	if len(l.best) > 1 {
 		return nil, fmt.Sprintf("table %s is matched by equally specific table blocks %s: "+
-			"add a table block naming it exactly", names[bestDepth], tableLabels(best))
+			"add a table block naming it exactly", l.at, tableLabels(l.best))
 	}
-	if tied >= 0 {
+	if l.tied != nil {
 		return nil, fmt.Sprintf("table %s inherits from %s and %s, governed by equally specific table blocks %s and %s: "+
-			"add a table block naming it exactly", rel.QName, names[bestDepth], names[tied],
-			tableLabels(best), tableLabels(c.governing(names[tied])))
+			"add a table block naming it exactly", rel.QName, l.at, l.tiedAt, tableLabels(l.best), tableLabels(l.tied))
 	}
-	if len(best) == 0 {
+	if len(l.best) == 0 {
 		return nil, ""
 	}
-	return best[0], ""
+	return l.best[0], ""
+}
+
+// line is the table blocks governing a relation through its lines of
+// inheritance (tableFor).
+type line struct {
+	// best are the most specific blocks, matching at; none when rank is
+	// -1.
+	best []*Table
+	rank int
+	at   rewrite.QName
+	// tied, when not nil, are equally specific blocks other than best's,
+	// matching tiedAt on another line of inheritance.
+	tied   []*Table
+	tiedAt rewrite.QName
+}
+
+// lineOf returns rel's line: its own blocks when they are as specific as
+// any of its parents' lines', else the most specific of those.
+// NOTE: memo keeps a diamond's shared ancestors to one visit each. A
+// relation without Parents but with Ancestors (built by hand, not read
+// from a catalog) is read as one line, nearest first.
+func (c *Config) lineOf(rel *rewrite.Relation, memo map[*rewrite.Relation]line) line {
+	if l, ok := memo[rel]; ok {
+		return l
+	}
+	var parents []line
+	switch {
+	case rel.Parents != nil:
+		for _, p := range rel.Parents {
+			parents = append(parents, c.lineOf(p, memo))
+		}
+	case len(rel.Ancestors) > 0:
+		l := line{rank: -1}
+		for i := len(rel.Ancestors) - 1; i >= 0; i-- {
+			l = c.joinLines(rel.Ancestors[i], []line{l})
+		}
+		parents = []line{l}
+	}
+	l := c.joinLines(rel.QName, parents)
+	memo[rel] = l
+	return l
+}
+
+// joinLines returns the line of q given its parents' lines: q's own
+// blocks win a tie (nearest first); two parents' lines of equal rank
+// whose blocks differ are tied.
+func (c *Config) joinLines(q rewrite.QName, parents []line) line {
+	l := line{rank: -1}
+	if gov := c.governing(q); len(gov) > 0 {
+		l = line{best: gov, rank: gov[0].Pattern.specificity(), at: q}
+	}
+	own := l.rank
+	for _, p := range parents {
+		switch {
+		case p.rank > l.rank:
+			l = p
+		case p.rank == l.rank && p.rank > own && l.tied == nil:
+			if p.tied != nil {
+				l = p
+			} else if p.best[0] != l.best[0] {
+				l.tied, l.tiedAt = p.best, p.at
+			}
+		}
+	}
+	return l
 }

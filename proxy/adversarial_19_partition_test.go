@@ -143,7 +143,9 @@ func TestAdversarial19PartitionKeyOracle(t *testing.T) {
 		})
 	}
 	t.Run("an UPDATE of a column no partition key reads passes", func(t *testing.T) {
-		for _, tab := range []string{"adv19_r", "adv19_l", "adv19_e", "adv19_e1"} {
+		// NOTE: adv19_e1, whose bound reads the masked salary, is not
+		// read by name at all (TestAdversarial19PartitionMembership).
+		for _, tab := range []string{"adv19_r", "adv19_l", "adv19_e"} {
 			if _, err := marie.Exec(ctx, "UPDATE "+tab+" SET note = 'm' WHERE id = 1"); err != nil {
 				t.Fatalf("%s: %v", tab, err)
 			}

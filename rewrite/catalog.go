@@ -433,30 +433,25 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading catalog inheritance: %w", err)
 	}
 	for oid, rel := range byOID {
-		// Breadth-first: nearest ancestors first.
-		type step struct {
-			oid        uint32
-			generation int
-		}
-		seen := map[uint32]bool{oid: true}
-		var queue []step
 		for _, p := range parents[oid] {
-			queue = append(queue, step{p, 1})
+			if pr := byOID[p]; pr != nil {
+				rel.Parents = append(rel.Parents, pr)
+			}
 		}
+		// Breadth-first: nearest ancestors first.
+		seen := map[uint32]bool{oid: true}
+		queue := append([]uint32(nil), parents[oid]...)
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
-			if seen[p.oid] {
+			if seen[p] {
 				continue
 			}
-			seen[p.oid] = true
-			if pr := byOID[p.oid]; pr != nil {
+			seen[p] = true
+			if pr := byOID[p]; pr != nil {
 				rel.Ancestors = append(rel.Ancestors, pr.QName)
-				rel.AncestorGenerations = append(rel.AncestorGenerations, p.generation)
 			}
-			for _, pp := range parents[p.oid] {
-				queue = append(queue, step{pp, p.generation + 1})
-			}
+			queue = append(queue, parents[p]...)
 		}
 	}
 	// A write of a table reaches its inheritance children and partitions:
@@ -477,6 +472,13 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	if len(partKeys) > 0 {
 		for _, rel := range byOID {
 			rel.partitionPeers(cat, partKeys)
+			for _, a := range rel.Ancestors {
+				for _, c := range partKeys[cat.Relations[a]] {
+					if !slices.Contains(rel.BoundBy, c) {
+						rel.BoundBy = append(rel.BoundBy, c)
+					}
+				}
+			}
 		}
 	}
 

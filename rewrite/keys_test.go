@@ -483,3 +483,31 @@ func TestPartitionKeyPeers(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionBoundBy: a partition's rows are those its ancestors' keys
+// admit, so BoundBy lists the columns those keys read (by name, whatever
+// the partition's own attnums); a root and a table no key bounds have none.
+func TestPartitionBoundBy(t *testing.T) {
+	_, cat := freshCatalog(t, "partbound", `CREATE TABLE l (id int, grade int, salary int, note text) PARTITION BY LIST (grade);
+		CREATE TABLE l1 (x int, salary int, note text, grade int, id int) PARTITION BY RANGE ((salary / 1000));
+		ALTER TABLE l1 DROP COLUMN x;
+		ALTER TABLE l ATTACH PARTITION l1 FOR VALUES IN (1);
+		CREATE TABLE l1a PARTITION OF l1 FOR VALUES FROM (0) TO (5);
+		CREATE TABLE plain (id int, salary int);`)
+	for _, tc := range []struct {
+		rel  string
+		want []string
+	}{
+		{"l", nil},
+		{"l1", []string{"grade"}},
+		{"l1a", []string{"grade", "salary"}},
+		{"plain", nil},
+	} {
+		t.Run(tc.rel+" is bound by its ancestors' key columns", func(t *testing.T) {
+			r := cat.Relations[rewrite.QName{Schema: "public", Name: tc.rel}]
+			if got := slices.Sorted(slices.Values(r.BoundBy)); !slices.Equal(got, tc.want) {
+				t.Fatalf("BoundBy = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -115,12 +115,18 @@ type Relation struct {
 	// partition of, nearest first: a child of a governed table is
 	// governed by its ancestor's policy.
 	Ancestors []QName
-	// AncestorGenerations holds, for each of Ancestors, how many
-	// inheritance steps away it is (1 for a parent): a child of two
-	// parents has two ancestors equally near, whose table blocks are
-	// then ambiguous for it.
-	// NOTE: the nearest path counts, as breadth-first search finds it.
-	AncestorGenerations []int
+	// BoundBy holds the columns the partition keys of the relation's
+	// ancestors read (partitionPeers' keys, by name): which rows a
+	// partition holds is decided by them, so reading it by name answers a
+	// question about each of its rows' values of them.
+	// NOTE: empty for a relation that is no partition, and for a root.
+	BoundBy []string
+	// Parents are the relations this one inherits from or is a partition
+	// of directly, in pg_inherits order: each is a line of inheritance
+	// whose scan reads this one's rows under the block governing that
+	// line, so blocks that disagree along two lines are ambiguous for it.
+	// NOTE: a parent the snapshot lacks is left out, as from Ancestors.
+	Parents []*Relation
 	// Descendants are the relations that inherit from this one or are its
 	// partitions, at any depth, in name order: a scan of this one without
 	// ONLY reads their rows too.

@@ -189,3 +189,7 @@ func SkeletonMatches(sql string, cat *Catalog, p Policy, tamper func(string) str
 	}
 	return skeleton, w.skeletonMatches(skeleton, tree), w.skeletonMatches(tamper(skeleton), tree), nil
 }
+
+// ReadAboveWalked returns how many nodes the widening of GROUP BY
+// clauses has walked so far (grouping.go).
+func ReadAboveWalked() int64 { return readAboveWalked.Load() }

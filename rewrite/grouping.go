@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"sync/atomic"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
@@ -119,6 +121,10 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		return false, false
 	}
 	single := len(sel.FromClause) == 1 && len(level) == 1 && level[0].node == sel.FromClause[0]
+	// NOTE: read once for every item of the level: walked again for
+	// each, 1,000 FROM items grouped by their keys under a target of
+	// 20,000 constants took seconds (a red team's).
+	var above *refsAbove
 	// grouped holds the columns every grouping set of the GROUP BY holds.
 	grouped := map[[2]string]bool{}
 	for _, g := range sel.GroupClause {
@@ -151,7 +157,10 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		if !keyed {
 			continue
 		}
-		read := readAbove(sel, s, single)
+		if above == nil {
+			above = columnRefsAbove(sel)
+		}
+		read := above.read(s, single)
 		for _, c := range s.rel.Columns {
 			if read[c.Name] && !grouped[[2]string{alias, c.Name}] && !c.Ungroupable {
 				sel.GroupClause = append(sel.GroupClause, qualifiedRef(alias, c.Name))
@@ -181,25 +190,35 @@ func targetsExpand(targets []*pg_query.Node) bool {
 	return false
 }
 
-// readAbove returns the columns of s's relation that sel reads after its
-// FROM and WHERE: in its targets, HAVING, ORDER BY, DISTINCT ON and
-// WINDOW clauses, sublinks included; "*" marks every column.
+// refsAbove are the column references a SELECT reads after its FROM and
+// WHERE: in its targets, HAVING, ORDER BY, DISTINCT ON and WINDOW
+// clauses, sublinks included.
 //
-// NOTE: it may say too much (a name a sublink's own FROM item shadows):
-// a column added for nothing is still a function of the key.
-func readAbove(sel *pg_query.SelectStmt, s *scopedRef, single bool) map[string]bool {
-	read := map[string]bool{}
+// NOTE: indexed by their first name (a FROM item's alias, or a bare
+// column; "" for a bare *), so that the items of a level each look at
+// the references that may name them only: the level may hold 1,000
+// items (maxRelations), the clauses 20,000 references.
+type refsAbove struct {
+	// byFirst holds the references by their first name; all holds them
+	// all, in the order read.
+	byFirst map[string][]*pg_query.ColumnRef
+	all     []*pg_query.ColumnRef
+}
+
+// columnRefsAbove returns the column references sel reads after its FROM
+// and WHERE (refsAbove).
+func columnRefsAbove(sel *pg_query.SelectStmt) *refsAbove {
+	r := &refsAbove{byFirst: map[string][]*pg_query.ColumnRef{}}
+	walked := 0
 	visit := func(m proto.Message) bool {
+		walked++
 		if cr, ok := m.(*pg_query.ColumnRef); ok {
-			if col, ok := refColumn(cr, s, single); ok {
-				if col == "" {
-					for _, c := range s.rel.Columns {
-						read[c.Name] = true
-					}
-				} else {
-					read[col] = true
-				}
+			first := ""
+			if len(cr.Fields) > 0 {
+				first = cr.Fields[0].GetString_().GetSval()
 			}
+			r.byFirst[first] = append(r.byFirst[first], cr)
+			r.all = append(r.all, cr)
 			return false
 		}
 		return true
@@ -213,6 +232,39 @@ func readAbove(sel *pg_query.SelectStmt, s *scopedRef, single bool) map[string]b
 	for _, p := range parts {
 		if p != nil {
 			pgtree.Walk(p, visit)
+		}
+	}
+	readAboveWalked.Add(int64(walked))
+	return r
+}
+
+// readAboveWalked counts the nodes columnRefsAbove visited, for tests
+// that hold the widening of a GROUP BY to one walk of its SELECT.
+var readAboveWalked atomic.Int64
+
+// read returns the columns of s's relation the references read; "*"
+// marks every column.
+//
+// NOTE: it may say too much (a name a sublink's own FROM item shadows):
+// a column added for nothing is still a function of the key.
+func (r *refsAbove) read(s *scopedRef, single bool) map[string]bool {
+	read := map[string]bool{}
+	// A reference names s as alias.col, alias.* or a whole-row alias,
+	// all under the alias; as a bare col or * only when s is its
+	// SELECT's only FROM item (single).
+	refs := r.byFirst[s.rs.Alias.GetAliasname()]
+	if single {
+		refs = r.all
+	}
+	for _, cr := range refs {
+		if col, ok := refColumn(cr, s, single); ok {
+			if col == "" {
+				for _, c := range s.rel.Columns {
+					read[c.Name] = true
+				}
+			} else {
+				read[col] = true
+			}
 		}
 	}
 	return read

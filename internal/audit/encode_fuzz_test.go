@@ -81,6 +81,25 @@ func BenchmarkAppendSignedAccented(b *testing.B) {
 // BenchmarkPrepareNewTexts measures what the writer does with the record
 // of a simple-protocol statement: a new text each time (an inlined
 // value), with the rewriter's fingerprint, kept as it came.
+// BenchmarkPrepareSeenText prepares records of one text, as a prepared
+// statement's executions give: every record after the first finds its
+// text in the cache.
+func BenchmarkPrepareSeenText(b *testing.B) {
+	var parses atomic.Uint64
+	c := newTextCache(&parses)
+	o := &Options{}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := Record{Event: EventStatement, SQL: seenSQL, Rewritten: seenRewritten, Fingerprint: "feedc0de"}
+		c.prepare(&r, o)
+	}
+}
+
+// seenSQL and seenRewritten are pgbench -S's statement and its rewrite
+// under a row rule, as pgveil's audit records carry them.
+var seenSQL, seenRewritten = "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+	"SELECT abalance FROM (SELECT aid, bid, abalance, filler FROM public.pgbench_accounts WHERE bid <= 5 AND aid = $1) pgbench_accounts WHERE aid = $1"
+
 func BenchmarkPrepareNewTexts(b *testing.B) {
 	var parses atomic.Uint64
 	c := newTextCache(&parses)

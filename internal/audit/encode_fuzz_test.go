@@ -53,6 +53,28 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
+// TestAppendStringWordSkip: appendString skips eight plain bytes at a
+// time (plainWord); every byte value, at every offset of a word, still
+// comes out as encoding/json keeps it.
+func TestAppendStringWordSkip(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for off := 0; off < 16; off++ {
+			raw := []byte("SELECT a FROM t WHERE b = 'xyz'")
+			raw[off] = byte(c)
+			s := string(raw)
+			var got, want string
+			if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
+				t.Fatalf("byte %#x at %d: %v", c, off, err)
+			}
+			std, _ := json.Marshal(s)
+			_ = json.Unmarshal(std, &want)
+			if got != want {
+				t.Fatalf("byte %#x at %d: %+q decodes to %+q, encoding/json keeps %+q", c, off, s, got, want)
+			}
+		}
+	}
+}
+
 // BenchmarkAppendSigned measures the encoding of a plain ASCII statement
 // record, the writer's common case.
 func BenchmarkAppendSigned(b *testing.B) {

@@ -111,6 +111,10 @@ func (e *Engine) ParseSlots(login string) (held, waiting, share int) {
 // CacheStats returns the cache hits and misses so far.
 func (e *Engine) CacheStats() (hits, misses uint64) { return e.hits.Load(), e.misses.Load() }
 
+// shapeOnStack is the size of the array Engine.find builds a literal
+// shape in: a longer shape is built on the heap.
+const shapeOnStack = 512
+
 // cached is a cache entry: a rewrite or a refusal.
 //
 // NOTE: a cached *Result is shared by every statement that hits it and
@@ -201,14 +205,28 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 	if !utf8.ValidString(text) {
 		return nil, false
 	}
-	shape, sp, ok := literalShapeSpans(text, spans)
+	var shapeBuf [shapeOnStack]byte
+	b, sp, ok := appendLiteralShape(shapeBuf[:0], text, spans)
 	if !ok || len(sp) == 0 {
 		return nil, false
 	}
-	l.litNorm = shape[len(sp)+1:]
-	l.litKey = cacheKey{policy: p.Key(), kind: literalsKind | source, text: shape}
-	c, ok := e.cache.get(l.litKey)
+	// NOTE: the shape is looked up as a string over b, in the array above
+	// or in what append made of it: the lookup keeps nothing of its key.
+	// Only what l keeps for the rewrite of a miss is copied, so that a
+	// hit (every statement of a known shape) allocates no shape.
+	// NOTE: keep builds l.litKey from parts, never from litKey: escape
+	// analysis follows a struct whole, and would move the array to the
+	// heap with it.
+	policy, kind := p.Key(), literalsKind|source
+	litKey := cacheKey{policy: policy, kind: kind, text: unsafe.String(unsafe.SliceData(b), len(b))}
+	keep := func() {
+		shape := string(b)
+		l.litNorm = shape[len(sp)+1:]
+		l.litKey = cacheKey{policy: policy, kind: kind, text: shape}
+	}
+	c, ok := e.cache.get(litKey)
 	if !ok {
+		keep()
 		return sp, false
 	}
 	switch {
@@ -217,7 +235,8 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 		// template.
 		// NOTE: one longer than maxRewritten is refused on the cold
 		// path.
-		if sql, ok := c.tmpl.splice(text, sp); ok && len(sql) <= maxRewritten {
+		// NOTE: text was found valid UTF-8 above.
+		if sql, ok := c.tmpl.spliceValid(text, sp); ok && len(sql) <= maxRewritten {
 			e.hits.Add(1)
 			res := *c.res
 			res.SQL = sql
@@ -234,6 +253,7 @@ func (e *Engine) find(l *lookup, spans []literalSpan, login string, source byte,
 		l.res = &res
 		return sp, true
 	}
+	keep()
 	return sp, false
 }
 

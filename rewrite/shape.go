@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -54,26 +55,32 @@ func literalShape(text string) (shape string, kinds int, ok bool) {
 // literalShapeSpans is literalShape, appending the literals' spans to
 // spans.
 func literalShapeSpans(text string, spans []literalSpan) (shape string, _ []literalSpan, ok bool) {
+	b, spans, ok := appendLiteralShape(nil, text, spans)
+	return string(b), spans, ok
+}
+
+// appendLiteralShape is literalShapeSpans appending the shape to dst:
+// Engine.find builds it in an array on its stack, to look it up without
+// an allocation per statement.
+func appendLiteralShape(dst []byte, text string, spans []literalSpan) (shape []byte, _ []literalSpan, ok bool) {
 	spans, maxParam, ok := scanLiterals(text, spans)
 	if !ok || len(spans) == 0 {
-		return "", spans, ok
+		return dst, spans, ok
 	}
-	var b strings.Builder
-	b.Grow(len(spans) + 1 + len(text) + 3*len(spans))
+	b := slices.Grow(dst, len(spans)+1+len(text)+3*len(spans))
 	for _, s := range spans {
-		b.WriteByte(s.kind)
+		b = append(b, s.kind)
 	}
-	b.WriteByte(0)
+	b = append(b, 0)
 	last := 0
-	var num [20]byte
 	for i, s := range spans {
-		b.WriteString(text[last:s.start])
-		b.WriteByte('$')
-		b.Write(strconv.AppendInt(num[:0], int64(maxParam+i+1), 10))
+		b = append(b, text[last:s.start]...)
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(maxParam+i+1), 10)
 		last = s.end
 	}
-	b.WriteString(text[last:])
-	return b.String(), spans, true
+	b = append(b, text[last:]...)
+	return b, spans, true
 }
 
 // scanLiterals appends to spans the literal constants of text, read as

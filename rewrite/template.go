@@ -276,7 +276,17 @@ func cutTemplate(out string, sentinels map[string]int, literals int) *template {
 func (t *template) splice(text string, spans []literalSpan) (string, bool) {
 	// NOTE: pg_query refuses a text that is not UTF-8; so must a splice,
 	// whose literals would carry the bytes upstream.
-	if len(spans) != t.literals || !utf8.ValidString(text) {
+	if !utf8.ValidString(text) {
+		return "", false
+	}
+	return t.spliceValid(text, spans)
+}
+
+// spliceValid is splice for a text its caller has found valid UTF-8
+// (Engine.find checks it before scanning the literals): the check is not
+// made twice per statement.
+func (t *template) spliceValid(text string, spans []literalSpan) (string, bool) {
+	if len(spans) != t.literals {
 		return "", false
 	}
 	var rendered [16]string
@@ -303,6 +313,12 @@ func renderLiteral(tok string, kind byte) (string, bool) {
 		v, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil {
 			return "", false
+		}
+		// NOTE: a token of digits that parsed, without a leading zero,
+		// is its value's decimal form already: FormatInt would return
+		// a copy of it (an allocation per literal on the hot path).
+		if tok[0] != '0' && tok[0] != '+' {
+			return tok, true
 		}
 		return strconv.FormatInt(v, 10), true
 	case kindBigInt, kindNumeric:

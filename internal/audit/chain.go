@@ -33,6 +33,15 @@ func (c *chain) mac(signed []byte) string {
 	return hex.EncodeToString(c.sum)
 }
 
+// macInto writes the hex MAC of a line's signed bytes into dst: mac
+// without the allocation of its string, for the writer's every record.
+func (c *chain) macInto(dst *[2 * sha256.Size]byte, signed []byte) {
+	c.h.Reset()
+	c.h.Write(signed)
+	c.sum = c.h.Sum(c.sum[:0])
+	hex.Encode(dst[:], c.sum)
+}
+
 // isHexMAC reports whether s is 64 lower-case hex digits.
 func isHexMAC(s string) bool {
 	if len(s) != 2*sha256.Size {

@@ -153,7 +153,22 @@ const hexDigits = "0123456789abcdef"
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
+	// NOTE: words are tried again only from wordAt, 8 bytes past the
+	// word that failed, so that a text of accented letters is not
+	// checked a word per byte.
+	wordAt := 0
 	for i := 0; i < len(s); {
+		if i >= wordAt {
+			// Eight bytes at a time while none is escaped or starts a
+			// multi-byte character: most of a statement's text.
+			for i+8 <= len(s) && plainWord(s[i:i+8]) {
+				i += 8
+			}
+			if i >= len(s) {
+				break
+			}
+			wordAt = i + 8
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != 0x7f && c != '"' && c != '\\' {
@@ -202,6 +217,24 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// plainWord reports whether each of the 8 bytes of w is one appendString
+// copies as is without decoding it: ASCII from 0x20 to 0x7e but the
+// double quote and the backslash.
+//
+// NOTE: SWAR: (x - 0x01…01*n) &^ x & 0x80…80 is nonzero exactly when a
+// byte of x is below n (n <= 0x80), and (v - 0x01…01) &^ v & 0x80…80
+// when a byte of v is zero; a byte of x equal to c is a zero byte of
+// x ^ (0x01…01*c). FuzzAppendString holds the result to encoding/json's.
+func plainWord(w string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	_ = w[7]
+	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	bad := x&highs | (x-ones*0x20)&^x&highs | zero(x^(ones*'"')) | zero(x^(ones*'\\')) | zero(x^(ones*0x7f))
+	return bad == 0
 }
 
 // escapedRune reports whether appendString escapes r, a character of

@@ -53,6 +53,28 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
+// TestAppendStringWordSkip: appendString skips eight plain bytes at a
+// time (plainWord); every byte value, at every offset of a word, still
+// comes out as encoding/json keeps it.
+func TestAppendStringWordSkip(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for off := 0; off < 16; off++ {
+			raw := []byte("SELECT a FROM t WHERE b = 'xyz'")
+			raw[off] = byte(c)
+			s := string(raw)
+			var got, want string
+			if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
+				t.Fatalf("byte %#x at %d: %v", c, off, err)
+			}
+			std, _ := json.Marshal(s)
+			_ = json.Unmarshal(std, &want)
+			if got != want {
+				t.Fatalf("byte %#x at %d: %+q decodes to %+q, encoding/json keeps %+q", c, off, s, got, want)
+			}
+		}
+	}
+}
+
 // BenchmarkAppendSigned measures the encoding of a plain ASCII statement
 // record, the writer's common case.
 func BenchmarkAppendSigned(b *testing.B) {
@@ -81,6 +103,25 @@ func BenchmarkAppendSignedAccented(b *testing.B) {
 // BenchmarkPrepareNewTexts measures what the writer does with the record
 // of a simple-protocol statement: a new text each time (an inlined
 // value), with the rewriter's fingerprint, kept as it came.
+// BenchmarkPrepareSeenText prepares records of one text, as a prepared
+// statement's executions give: every record after the first finds its
+// text in the cache.
+func BenchmarkPrepareSeenText(b *testing.B) {
+	var parses atomic.Uint64
+	c := newTextCache(&parses)
+	o := &Options{}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := Record{Event: EventStatement, SQL: seenSQL, Rewritten: seenRewritten, Fingerprint: "feedc0de"}
+		c.prepare(&r, o)
+	}
+}
+
+// seenSQL and seenRewritten are pgbench -S's statement and its rewrite
+// under a row rule, as pgveil's audit records carry them.
+var seenSQL, seenRewritten = "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+	"SELECT abalance FROM (SELECT aid, bid, abalance, filler FROM public.pgbench_accounts WHERE bid <= 5 AND aid = $1) pgbench_accounts WHERE aid = $1"
+
 func BenchmarkPrepareNewTexts(b *testing.B) {
 	var parses atomic.Uint64
 	c := newTextCache(&parses)

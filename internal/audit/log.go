@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -359,8 +361,13 @@ type writer struct {
 	// cache remembers parsed statement texts.
 	cache *textCache
 	// seq and prev are the seq and mac of the last record added.
-	seq  uint64
-	prev string
+	//
+	// NOTE: after add, prev is a string over lastMAC, which the next add
+	// overwrites once prev has been copied into its line: nothing else
+	// reads prev (resume sets it to a string of its own).
+	seq     uint64
+	prev    string
+	lastMAC [2 * sha256.Size]byte
 	// chainID is Entry.Chain: made when the chain's first record is
 	// added, read back by resume.
 	chainID string
@@ -404,7 +411,8 @@ func (w *writer) add(r *Record) {
 	}
 	e.Seq, e.Prev, e.Chain = w.seq+1, w.prev, w.chainID
 	w.line = appendSigned(w.line[:0], &e)
-	mac := w.chain.mac(w.line)
+	w.chain.macInto(&w.lastMAC, w.line)
+	mac := unsafe.String(&w.lastMAC[0], len(w.lastMAC))
 	w.line = appendLineEnd(w.line, mac)
 	if w.out == nil && w.o.MaxSize > 0 && w.size+int64(len(w.buf)) > 0 &&
 		w.size+int64(len(w.buf)+len(w.line)) > w.o.MaxSize {

@@ -110,7 +110,10 @@ func newTextCache(parses *atomic.Uint64) *textCache {
 // text is not copied whole.
 func (c *textCache) key(text string) textKey {
 	if len(text) <= 4<<10 {
-		return sha256.Sum256([]byte(text))
+		// NOTE: copied into buf, not converted: []byte(text) would
+		// allocate a copy per record.
+		c.buf = append(c.buf[:0], text...)
+		return sha256.Sum256(c.buf)
 	}
 	var k textKey
 	sha256Into(k[:0], text, &c.buf)

@@ -700,9 +700,13 @@ type inheritedEntry struct {
 }
 
 // descendantGovernedOtherwise is inheritedOtherwise, uncached.
+// NOTE: one memo of lines for all the descendants: they share their
+// ancestors, and a lattice of multiple inheritance would otherwise cost
+// each descendant's walk of its own ancestors again.
 func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) string {
+	memo := map[*rewrite.Relation]line{}
 	for _, d := range rel.Descendants {
-		dt, problem := c.tableFor(d)
+		dt, problem := c.tableIn(d, memo)
 		// NOTE: ungoverned both, they must be in schemas alike: an
 		// open parent would show a partition its schema denies.
 		alike := dt != nil || c.allows(d.Schema) == c.allows(rel.Schema)
@@ -725,10 +729,16 @@ func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) st
 // each under its own block. A relation the snapshot refuses
 // (Relation.Refused) has none, and problem says why.
 func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
+	return c.tableIn(rel, map[*rewrite.Relation]line{})
+}
+
+// tableIn is tableFor with the lines of relations already walked (memo,
+// see lineOf), which depend on c and the snapshot alone.
+func (c *Config) tableIn(rel *rewrite.Relation, memo map[*rewrite.Relation]line) (*Table, string) {
 	if rel.Refused != "" {
 		return nil, rel.Refused
 	}
-	l := c.lineOf(rel, map[*rewrite.Relation]line{})
+	l := c.lineOf(rel, memo)
 	if len(l.best) > 1 {
 		return nil, fmt.Sprintf("table %s is matched by equally specific table blocks %s: "+
 			"add a table block naming it exactly", l.at, tableLabels(l.best))

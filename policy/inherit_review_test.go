@@ -1,0 +1,89 @@
+package policy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestInheritanceLattice: a lattice of inheritance, every relation of a
+// level a child of every relation of the level above, has exponentially
+// many lines from its bottom to its top; tableFor follows each relation
+// once (lineOf's memo), so a deep and wide lattice compiles. The time is
+// logged, not asserted.
+func TestInheritanceLattice(t *testing.T) {
+	cfg := loadPolicy(t, users+`
+table "public.top0" {
+  column "email" {
+    class = "pii"
+    mask  = "redact"
+  }
+}
+table "public.*" {}
+rule "everything" {
+  tables = ["public.*"]
+  roles  = ["analyst"]
+  scope  = "all"
+}
+`)
+	p, err := cfg.compile("marie", cfg.HCLIdentities())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shape := range []struct{ levels, width int }{{20, 2}, {40, 2}, {20, 8}} {
+		t.Run(fmt.Sprintf("a lattice %d deep and %d wide compiles", shape.levels, shape.width), func(t *testing.T) {
+			var above, all []*rewrite.Relation
+			for l := 0; l < shape.levels; l++ {
+				var level []*rewrite.Relation
+				for w := 0; w < shape.width; w++ {
+					name := fmt.Sprintf("l%dw%d", l, w)
+					if l == 0 {
+						name = fmt.Sprintf("top%d", w)
+					}
+					r := relation("public", name, []string{"email"})
+					r.Parents = above
+					level = append(level, r)
+				}
+				above, all = level, append(all, level...)
+			}
+			// Ancestors and Descendants, as LoadCatalog would (breadth-first).
+			for i, r := range all {
+				seen := map[*rewrite.Relation]bool{}
+				queue := append([]*rewrite.Relation(nil), r.Parents...)
+				for len(queue) > 0 {
+					a := queue[0]
+					queue = queue[1:]
+					if seen[a] {
+						continue
+					}
+					seen[a] = true
+					r.Ancestors = append(r.Ancestors, a.QName)
+					queue = append(queue, a.Parents...)
+				}
+				all[i].OID = uint32(i + 1)
+			}
+			for i, r := range all {
+				for _, d := range all[i+1:] {
+					for _, a := range d.Ancestors {
+						if a == r.QName {
+							r.Descendants = append(r.Descendants, d)
+							break
+						}
+					}
+				}
+			}
+			start := time.Now()
+			for _, r := range all {
+				p.Relation(r)
+			}
+			t.Logf("%d relations compiled in %v", len(all), time.Since(start))
+			bottom := all[len(all)-1]
+			if got := accessSQL(t, bottom, p.Relation(bottom)); got[:7] == "denied:" {
+				t.Errorf("the bottom, inheriting top0's block and public.*'s by two lines, is denied: %s (top0's exact block beats public.*)", got)
+			}
+		})
+	}
+}
+

@@ -796,7 +796,7 @@ func (c *Config) lineOf(rel *rewrite.Relation, memo map[*rewrite.Relation]line) 
 
 // joinLines returns the line of q given its parents' lines: q's own
 // blocks win a tie (nearest first); two parents' lines of equal rank
-// whose blocks differ are tied.
+// whose blocks differ (any of them, not only the first) are tied.
 func (c *Config) joinLines(q rewrite.QName, parents []line) line {
 	l := line{rank: -1}
 	if gov := c.governing(q); len(gov) > 0 {
@@ -810,7 +810,10 @@ func (c *Config) joinLines(q rewrite.QName, parents []line) line {
 		case p.rank == l.rank && p.rank > own && l.tied == nil:
 			if p.tied != nil {
 				l = p
-			} else if p.best[0] != l.best[0] {
+			} else if !slices.Equal(p.best, l.best) {
+				// NOTE: all of best, not its first: a parent two
+				// blocks match alike is ambiguous whichever line
+				// pg_inherits lists first.
 				l.tied, l.tiedAt = p.best, p.at
 			}
 		}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,3 +88,50 @@ rule "everything" {
 	}
 }
 
+// TestCompileAmbiguousParentLine: a parent matched by two equally
+// specific blocks is ambiguous, and so is its child on that line alone;
+// a second parent governed by one of the two blocks does not settle it,
+// whichever order pg_inherits lists the parents in.
+func TestCompileAmbiguousParentLine(t *testing.T) {
+	cfg := loadPolicy(t, users+`
+table "public.p*" {}
+table "public.*b" {
+  column "email" {
+    class = "pii"
+    mask  = "redact"
+  }
+}
+rule "everything" {
+  tables = ["public.*"]
+  roles  = ["analyst"]
+  scope  = "all"
+}
+`)
+	p, err := cfg.compile("marie", cfg.HCLIdentities())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := func(name string, parents ...*rewrite.Relation) *rewrite.Relation {
+		r := relation("public", name, []string{"email"})
+		r.Parents = parents
+		for _, p := range parents {
+			r.Ancestors = append(r.Ancestors, p.QName)
+		}
+		return r
+	}
+	pa, pb := rel("pa"), rel("pb")
+	for _, tc := range []struct {
+		name string
+		rel  *rewrite.Relation
+	}{
+		{"a child of the ambiguous parent alone is denied", rel("c", pb)},
+		{"a child of the ambiguous parent listed first is denied", rel("c", pb, pa)},
+		{"a child of the ambiguous parent listed second is denied", rel("c", pa, pb)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := accessSQL(t, tc.rel, p.Relation(tc.rel)); !strings.HasPrefix(got, "denied:") {
+				t.Errorf("got %s; want denied: public.pb's rows are matched by public.p* and public.*b alike", got)
+			}
+		})
+	}
+}

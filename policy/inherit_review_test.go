@@ -135,3 +135,41 @@ rule "everything" {
 		})
 	}
 }
+
+// TestCompileParentOfAmbiguousChild: a scan of a parent reads its
+// descendants' rows under its own block, so a parent one of whose
+// children is ambiguous (two lines of inheritance governed otherwise) is
+// denied, as the rewriter would otherwise read the child's rows past the
+// other line's block.
+func TestCompileParentOfAmbiguousChild(t *testing.T) {
+	cfg := loadPolicy(t, users+`
+table "public.pa" {}
+table "public.pb" {
+  column "email" {
+    class = "pii"
+    mask  = "redact"
+  }
+}
+rule "everything" {
+  tables = ["public.pa", "public.pb"]
+  roles  = ["analyst"]
+  scope  = "all"
+}
+`)
+	p, err := cfg.compile("marie", cfg.HCLIdentities())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := relation("public", "pa", []string{"email"}), relation("public", "pb", []string{"email"})
+	pa.OID, pb.OID = 1, 2
+	c := relation("public", "c", []string{"email"}, pa.QName, pb.QName)
+	c.OID, c.Parents = 3, []*rewrite.Relation{pa, pb}
+	pa.Descendants, pb.Descendants = []*rewrite.Relation{c}, []*rewrite.Relation{c}
+	for _, r := range []*rewrite.Relation{c, pa, pb} {
+		t.Run(r.Name+" is denied", func(t *testing.T) {
+			if got := accessSQL(t, r, p.Relation(r)); !strings.HasPrefix(got, "denied:") {
+				t.Errorf("got %s; want denied: public.c's rows are pa's and pb's", got)
+			}
+		})
+	}
+}

@@ -111,6 +111,8 @@ rule "adv19_t_all" {
 		"SELECT count(*) FROM pg_partition_tree('adv19_t')",
 		"SELECT count(*) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition AND c.relname LIKE 'adv19_t%'",
 		"SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'adv19_t%'",
+		"SELECT count(pg_get_expr(c.relpartbound, c.oid)) FROM pg_class c WHERE c.relname LIKE 'adv19_t%'",
+		"SELECT count(pg_get_partkeydef(c.oid)) FROM pg_class c WHERE c.relname = 'adv19_t'",
 		"SELECT count(*) FROM adv19_t",
 	} {
 		t.Run("marie lists and reads whole: "+sql, func(t *testing.T) {

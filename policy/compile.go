@@ -700,9 +700,13 @@ type inheritedEntry struct {
 }
 
 // descendantGovernedOtherwise is inheritedOtherwise, uncached.
+// NOTE: one memo of lines for all the descendants: they share their
+// ancestors, and a lattice of multiple inheritance would otherwise cost
+// each descendant's walk of its own ancestors again.
 func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) string {
+	memo := map[*rewrite.Relation]line{}
 	for _, d := range rel.Descendants {
-		dt, problem := c.tableFor(d)
+		dt, problem := c.tableIn(d, memo)
 		// NOTE: ungoverned both, they must be in schemas alike: an
 		// open parent would show a partition its schema denies.
 		alike := dt != nil || c.allows(d.Schema) == c.allows(rel.Schema)
@@ -725,10 +729,16 @@ func (c *Config) descendantGovernedOtherwise(rel *rewrite.Relation, t *Table) st
 // each under its own block. A relation the snapshot refuses
 // (Relation.Refused) has none, and problem says why.
 func (c *Config) tableFor(rel *rewrite.Relation) (*Table, string) {
+	return c.tableIn(rel, map[*rewrite.Relation]line{})
+}
+
+// tableIn is tableFor with the lines of relations already walked (memo,
+// see lineOf), which depend on c and the snapshot alone.
+func (c *Config) tableIn(rel *rewrite.Relation, memo map[*rewrite.Relation]line) (*Table, string) {
 	if rel.Refused != "" {
 		return nil, rel.Refused
 	}
-	l := c.lineOf(rel, map[*rewrite.Relation]line{})
+	l := c.lineOf(rel, memo)
 	if len(l.best) > 1 {
 		return nil, fmt.Sprintf("table %s is matched by equally specific table blocks %s: "+
 			"add a table block naming it exactly", l.at, tableLabels(l.best))
@@ -786,7 +796,7 @@ func (c *Config) lineOf(rel *rewrite.Relation, memo map[*rewrite.Relation]line) 
 
 // joinLines returns the line of q given its parents' lines: q's own
 // blocks win a tie (nearest first); two parents' lines of equal rank
-// whose blocks differ are tied.
+// whose blocks differ (any of them, not only the first) are tied.
 func (c *Config) joinLines(q rewrite.QName, parents []line) line {
 	l := line{rank: -1}
 	if gov := c.governing(q); len(gov) > 0 {
@@ -800,7 +810,10 @@ func (c *Config) joinLines(q rewrite.QName, parents []line) line {
 		case p.rank == l.rank && p.rank > own && l.tied == nil:
 			if p.tied != nil {
 				l = p
-			} else if p.best[0] != l.best[0] {
+			} else if !slices.Equal(p.best, l.best) {
+				// NOTE: all of best, not its first: a parent two
+				// blocks match alike is ambiguous whichever line
+				// pg_inherits lists first.
 				l.tied, l.tiedAt = p.best, p.at
 			}
 		}

@@ -401,6 +401,7 @@ func (ck *catalogChecker) table(t *Table) bool {
 			}
 		}
 	}
+	ck.maskedPartitionKeys(t, rels)
 	for _, name := range sortedKeys(t.Columns) {
 		col := t.Columns[name]
 		present := ck.missingColumn(t, rels, col.DeclRange.Ptr(), name, fmt.Sprintf("column %q", name), "it is never masked there")
@@ -412,6 +413,40 @@ func (ck *catalogChecker) table(t *Table) bool {
 		}
 	}
 	return true
+}
+
+// maskedPartitionKeys warns about a classified (so maskable) column of
+// t that a partition key of one of rels reads: each partition is refused
+// by name to the users who see it masked, and a read of the partitioned
+// table returns its rows grouped by partition, in bound order, which
+// tells the masked values' ranges (SECURITY.md, Metadata).
+func (ck *catalogChecker) maskedPartitionKeys(t *Table, rels []*rewrite.Relation) {
+	for _, name := range sortedKeys(t.Columns) {
+		col := t.Columns[name]
+		if col.Class == "" {
+			continue
+		}
+		var parted []string
+		for _, rel := range rels {
+			if rel.Kind != 'p' {
+				continue
+			}
+			for _, d := range rel.Descendants {
+				if slices.Contains(d.BoundBy, name) {
+					parted = append(parted, rel.QName.String())
+					break
+				}
+			}
+		}
+		if len(parted) == 0 {
+			continue
+		}
+		ck.report(hcl.DiagWarning, col.DeclRange.Ptr(), "Partition key reads a masked column", fmt.Sprintf(
+			"%s %s partitioned by a key reading column %q, which roles without class %q see masked: pgveil refuses them each partition by name, "+
+				"but a read of the table returns its rows grouped by partition, in bound order, which tells the ranges of the masked values "+
+				"(and a LIMIT takes the lowest partition's rows first). Partition by columns no user has masked.",
+			strings.Join(parted, ", "), map[bool]string{true: "is", false: "are"}[len(parted) == 1], name, col.Class))
+	}
 }
 
 // scopeColumn type-checks the comparison pgveil builds with a table

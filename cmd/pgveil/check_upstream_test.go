@@ -103,6 +103,10 @@ CREATE TABLE badges (id int, code badge_code);
 GRANT SELECT ON badges TO %[1]s, %[2]s, %[5]s;
 GRANT CREATE ON SCHEMA public TO %[2]s;
 GRANT TEMP ON DATABASE %[4]s TO %[2]s;
+CREATE TABLE payroll (id int, grade int, salary int) PARTITION BY RANGE (salary);
+CREATE TABLE payroll_low PARTITION OF payroll FOR VALUES FROM (0) TO (5000);
+CREATE TABLE payroll_high PARTITION OF payroll FOR VALUES FROM (5000) TO (MAXVALUE);
+GRANT SELECT ON payroll, payroll_low, payroll_high TO %[1]s, %[2]s, %[5]s;
 `, checkSvc, checkOwnerSvc, checkSvcPassword, checkDB, checkMemberSvc))
 	})
 	if checkErr != nil {
@@ -522,6 +526,16 @@ rule "all" {
 }`,
 			code: 0,
 			want: []string{`PATH:8:31: warning: Rule names no table`, `it grants nothing there (yet)`},
+		},
+		{
+			name: "a classified column a partition key reads is a warning",
+			body: `table "public.payroll" {
+  column "salary" { class = "pay" }
+  column "grade" { class = "hr" }
+}`,
+			code:    0,
+			want:    []string{`PATH:2:3: warning: Partition key reads a masked column`, `public.payroll is partitioned by a key reading column "salary"`},
+			wantNot: []string{`column "grade"`},
 		},
 		{
 			name: "a pattern matching no table is a warning",

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -132,7 +131,7 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		// NOTE: within PostgreSQL's range, which the decoder checks; a
 		// Config built in Go is clamped, as a refused value would refuse
 		// every connection.
-		rp[checkIntervalParam] = strconv.FormatInt(min(max(iv.Milliseconds(), 1), math.MaxInt32), 10)
+		rp[checkIntervalParam] = checkIntervalValue(iv)
 	}
 	cfg.RuntimeParams = rp
 
@@ -148,7 +147,7 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		pc, err = pgconn.ConnectConfig(ctx, cfg)
 	}
 	if err != nil {
-		return nil, err
+		return nil, poolerHint(err)
 	}
 	if check {
 		if err := s.checkPinned(ctx, pc); err != nil {
@@ -327,6 +326,12 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
+	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 {
+		// NOTE: pinned here too, though pgveil's own statements need it
+		// less, so that a pooler refusing or dropping it stops the start
+		// rather than every session.
+		base.RuntimeParams[checkIntervalParam] = checkIntervalValue(iv)
+	}
 	// NOTE: only messagesProbe's notice is read; later ones are ignored,
 	// as they were before.
 	var probing bool
@@ -339,23 +344,43 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, base)
+	if unknownParam(err, checkIntervalParam) {
+		// PostgreSQL 13 or older: it has no such setting.
+		delete(base.RuntimeParams, checkIntervalParam)
+		pc, err = pgconn.ConnectConfig(ctx, base)
+	}
 	if err != nil {
-		return nil, err
+		return nil, poolerHint(err)
 	}
 	if err := checkEncoding(pc); err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('lc_messages')").ReadAll()
-	if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1) {
+	res, err := pc.Exec(ctx, serviceReadback).ReadAll()
+	if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 6) {
 		err = errors.New("unexpected answer")
 	}
 	if err != nil {
 		pc.Close(context.Background())
-		return nil, fmt.Errorf("reading the upstream's lc_messages: %w", err)
+		return nil, fmt.Errorf("reading back the upstream connection's settings: %w", err)
 	}
-	lc := string(res[0].Rows[0][0])
+	row := res[0].Rows[0]
+	lc := string(row[0])
 	if err := checkMessages(lc, cfg.Upstream.User); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	if err := checkServicePins(cfg, row); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	pid, err := backendPID(row)
+	if err == nil && pid != pc.PID() {
+		// The process id announced is not the backend's: a pooler's
+		// cancel key.
+		err = checkSharedBackends(ctx, base, pc, pid)
+	}
+	if err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}

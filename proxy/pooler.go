@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -85,13 +86,25 @@ func poolerHint(err error) error {
 	return err
 }
 
-// backendPID reads serviceReadback's process id.
-func backendPID(row [][]byte) (uint32, error) {
-	v, err := strconv.ParseUint(string(row[1]), 10, 32)
+// poolers maps an upstream address to whether the last service
+// connection found a pooler there (ConnectService, at each start and
+// reload): its sessions' connections are then read back too.
+var poolers sync.Map
+
+// behindPooler reports whether the upstream at address is a pooler.
+func behindPooler(address string) bool {
+	v, ok := poolers.Load(address)
+	return ok && v.(bool)
+}
+
+// backendPID reads a process id as serviceReadback and checkPinned
+// answer it: text.
+func backendPID(v []byte) (uint32, error) {
+	pid, err := strconv.ParseUint(string(v), 10, 32)
 	if err != nil {
 		return 0, fmt.Errorf("reading the upstream backend's process id: %w", err)
 	}
-	return uint32(v), nil
+	return uint32(pid), nil
 }
 
 // checkSharedBackends refuses a pooler that runs the statements of

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy"
@@ -239,5 +241,29 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 	}
 	if !seen {
 		t.Fatal("no record of the marker statement")
+	}
+}
+
+// TestSessionRefusedWhenPgBouncerLosesThePins checks that a session is
+// refused, not served, on a connection where a setting pgveil pins no
+// longer holds: PgBouncer pinning them by connect_query only loses them
+// at the first release (DISCARD ALL resets to the role's settings), after
+// pgveil started on a new server connection where they held.
+func TestSessionRefusedWhenPgBouncerLosesThePins(t *testing.T) {
+	setupDemo(t)
+	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
+	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins},
+		map[string]string{"pgveil_svc": "demo-service-account"})
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+	if err == nil {
+		rows := through(t, c, "SHOW search_path")
+		c.Close(ctx)
+		t.Fatalf("marie's session was served, its search_path %v", rows)
+	}
+	if !strings.Contains(err.Error(), "08001") {
+		t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
 	}
 }

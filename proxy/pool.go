@@ -242,7 +242,7 @@ func (p *pool) give(g poolGrant) {
 	}
 	if !b.alive() {
 		b.close()
-		p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.pid), zap.String("reason", "it was closed while idle"))
+		p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.backend()), zap.String("reason", "it was closed while idle"))
 		g.w.give(nil)
 		return
 	}
@@ -800,7 +800,7 @@ func (p *pool) dial(ctx context.Context, key string, forward map[string]string, 
 	}
 	p.mu.Unlock()
 	if ce := p.log.Check(zap.DebugLevel, "upstream connection opened"); ce != nil {
-		ce.Write(zap.Uint32("backend_pid", up.pid))
+		ce.Write(zap.Uint32("backend_pid", up.backend()))
 	}
 	return b, nil
 }
@@ -875,7 +875,7 @@ func (p *pool) drop(b *backend, why string) {
 	lg := b.login
 	b.login = nil
 	b.close()
-	p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.pid), zap.String("reason", why))
+	p.log.Info("upstream connection closed", zap.Uint32("backend_pid", b.up.backend()), zap.String("reason", why))
 	p.freeSlot(lg)
 }
 

@@ -411,7 +411,7 @@ func (ss *session) attach(b *backend, typ byte, parseName string) (bool, *sessio
 	}
 	pl.b, pl.open, pl.wasOpen = b, true, false
 	if ss.track != nil {
-		ss.track.SetBackend(b.up.pid)
+		ss.track.SetBackend(b.up.backend())
 	}
 	ss.uout = b.out
 	ss.uin = b.in

@@ -476,7 +476,7 @@ func (ss *session) start(res *startupResult) error {
 		}
 		ss.up = up
 		if ss.track != nil {
-			ss.track.SetBackend(up.pid)
+			ss.track.SetBackend(up.backend())
 		}
 		upIO := wire.NewRawIO(up.conn)
 		ss.uin = wire.NewReader(upIO, upstreamReadBuf, maxUpstreamMessage)

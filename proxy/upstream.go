@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -76,6 +75,20 @@ type upstreamConn struct {
 	tlsCfg   *tls.Config
 	// kept reports that an earlier session used it (spares).
 	kept bool
+	// backendPID is the backend's own process id, read back when a
+	// pooler in between announced its own cancel key as pid (see
+	// behindPooler); 0 otherwise.
+	// NOTE: pid stays the cancel key: a cancel goes through the pooler.
+	backendPID uint32
+}
+
+// backend returns the upstream backend's process id, as the audit trail
+// and the logs name it.
+func (uc *upstreamConn) backend() uint32 {
+	if uc.backendPID != 0 {
+		return uc.backendPID
+	}
+	return uc.pid
 }
 
 // dialUpstream opens the upstream session for one client: the service
@@ -132,7 +145,7 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		// NOTE: within PostgreSQL's range, which the decoder checks; a
 		// Config built in Go is clamped, as a refused value would refuse
 		// every connection.
-		rp[checkIntervalParam] = strconv.FormatInt(min(max(iv.Milliseconds(), 1), math.MaxInt32), 10)
+		rp[checkIntervalParam] = checkIntervalValue(iv)
 	}
 	cfg.RuntimeParams = rp
 
@@ -148,12 +161,18 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		pc, err = pgconn.ConnectConfig(ctx, cfg)
 	}
 	if err != nil {
-		return nil, err
+		return nil, poolerHint(err)
 	}
-	if check {
-		if err := s.checkPinned(ctx, pc); err != nil {
+	var backendPID uint32
+	if check || behindPooler(s.cfg.Upstream.Address) {
+		// NOTE: behind a pooler, every new connection is read back: the
+		// pooler's configuration may change while pgveil runs.
+		if backendPID, err = s.checkPinned(ctx, pc); err != nil {
 			pc.Close(context.Background())
 			return nil, err
+		}
+		if backendPID == pc.PID() {
+			backendPID = 0
 		}
 	}
 	if err := pc.SyncConn(ctx); err != nil {
@@ -172,6 +191,8 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		params: hj.ParameterStatuses,
 		cfg:    hj.Config,
 		tlsCfg: hj.TLSConfig,
+
+		backendPID: backendPID,
 	}
 	// NOTE: pgconn reads through its own buffer. Anything it read past the
 	// final ReadyForQuery must reach the relay first, or it would be lost.
@@ -204,31 +225,32 @@ func unknownParam(err error, name string) bool {
 	return errors.As(err, &pe) && pe.Code == "42704" && strings.Contains(pe.Message, `"`+name+`"`)
 }
 
-// checkPinned reads back the pinned settings of a new backend.
-func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) error {
+// checkPinned reads back the pinned settings of a new backend, and
+// returns its process id.
+func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, error) {
 	for k, v := range map[string]string{"client_encoding": "UTF8", "standard_conforming_strings": "on", "server_encoding": "UTF8"} {
 		if got := pc.ParameterStatus(k); got != v {
-			return fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
+			return 0, fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
 		}
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), pg_catalog.current_setting('lc_messages')").ReadAll()
+	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text").ReadAll()
 	if err != nil {
-		return fmt.Errorf("reading back the pinned settings: %w", err)
+		return 0, fmt.Errorf("reading back the pinned settings: %w", err)
 	}
-	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 3 {
-		return errors.New("reading back the pinned settings: unexpected answer")
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 4 {
+		return 0, errors.New("reading back the pinned settings: unexpected answer")
 	}
 	row := res[0].Rows[0]
 	if err := checkMessages(string(row[2]), s.cfg.Upstream.User); err != nil {
-		return err
+		return 0, err
 	}
 	if got, want := SearchPath(string(row[0]), s.cfg.Upstream.User), SearchPath(s.cfg.Upstream.SearchPath, s.cfg.Upstream.User); !slices.Equal(got, want) {
-		return fmt.Errorf("the upstream connection's search_path is %q, not %q: a role or database setting overrides it", row[0], s.cfg.Upstream.SearchPath)
+		return 0, fmt.Errorf("the upstream connection's search_path is %q, not %q: a role or database setting overrides it, or a pooler dropped the startup parameter; %s", row[0], s.cfg.Upstream.SearchPath, poolerAdvice)
 	}
 	if got := string(row[1]); got != "notice" {
-		return fmt.Errorf("the upstream connection's client_min_messages is %q, not \"notice\"", got)
+		return 0, fmt.Errorf("the upstream connection's client_min_messages is %q, not \"notice\"; %s", got, poolerAdvice)
 	}
-	return nil
+	return backendPID(row[3])
 }
 
 // truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1
@@ -327,6 +349,12 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
+	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 {
+		// NOTE: pinned here too, though pgveil's own statements need it
+		// less, so that a pooler refusing or dropping it stops the start
+		// rather than every session.
+		base.RuntimeParams[checkIntervalParam] = checkIntervalValue(iv)
+	}
 	// NOTE: only messagesProbe's notice is read; later ones are ignored,
 	// as they were before.
 	var probing bool
@@ -339,23 +367,46 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 	ctx, cancel := context.WithTimeout(ctx, cfg.Upstream.ConnectTimeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, base)
+	if unknownParam(err, checkIntervalParam) {
+		// PostgreSQL 13 or older: it has no such setting.
+		delete(base.RuntimeParams, checkIntervalParam)
+		pc, err = pgconn.ConnectConfig(ctx, base)
+	}
 	if err != nil {
-		return nil, err
+		return nil, poolerHint(err)
 	}
 	if err := checkEncoding(pc); err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('lc_messages')").ReadAll()
-	if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1) {
+	res, err := pc.Exec(ctx, serviceReadback).ReadAll()
+	if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 6) {
 		err = errors.New("unexpected answer")
 	}
 	if err != nil {
 		pc.Close(context.Background())
-		return nil, fmt.Errorf("reading the upstream's lc_messages: %w", err)
+		return nil, fmt.Errorf("reading back the upstream connection's settings: %w", err)
 	}
-	lc := string(res[0].Rows[0][0])
+	row := res[0].Rows[0]
+	lc := string(row[0])
 	if err := checkMessages(lc, cfg.Upstream.User); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	if err := checkServicePins(cfg, row); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	pid, err := backendPID(row[1])
+	if err == nil {
+		poolers.Store(cfg.Upstream.Address, pid != pc.PID())
+	}
+	if err == nil && pid != pc.PID() {
+		// The process id announced is not the backend's: a pooler's
+		// cancel key.
+		err = checkSharedBackends(ctx, base, pc, pid)
+	}
+	if err != nil {
 		pc.Close(context.Background())
 		return nil, err
 	}

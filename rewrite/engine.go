@@ -696,6 +696,13 @@ func newLRU(max int) *lruCache {
 	return &lruCache{max: max, maxBytes: maxCacheBytes, ll: list.New(), items: map[cacheKey]*list.Element{}, shares: map[string]*policyShare{}}
 }
 
+// get returns the entry of key, making it the most recently used.
+//
+// NOTE: get keeps nothing of key, not even on a hit: Engine.find looks
+// up a literal shape as a string over an array on its stack (unsafe), so
+// that storing key.text here (a "last looked up" field, a miss counter
+// by key, a key put on a hit) would keep a string over a reused or freed
+// stack. Only put and putAt may keep a key.
 func (c *lruCache) get(key cacheKey) (cached, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -426,8 +426,11 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	}
 	// NOTE: pg_query.Normalize reads a text that is not UTF-8, which its
 	// parse refuses: such a text must not share another's decision.
+	// NOTE: nor may a number only pgveil's parser reads (0x1F, 1_000),
+	// which the normalisation replaces like any other: the cold path
+	// refuses it for an older upstream (grammar_version).
 	shallow := counts.Ops <= maxEarlyNormalize && counts.Depth <= maxEarlyNormalize
-	if cacheable && litKey.text == "" && shallow && utf8.ValidString(text) {
+	if cacheable && litKey.text == "" && shallow && utf8.ValidString(text) && e.catalog.Load().Grammar.numberProblem(text) == nil {
 		if n := normalized(); n != "" && n != text {
 			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {
@@ -693,6 +696,13 @@ func newLRU(max int) *lruCache {
 	return &lruCache{max: max, maxBytes: maxCacheBytes, ll: list.New(), items: map[cacheKey]*list.Element{}, shares: map[string]*policyShare{}}
 }
 
+// get returns the entry of key, making it the most recently used.
+//
+// NOTE: get keeps nothing of key, not even on a hit: Engine.find looks
+// up a literal shape as a string over an array on its stack (unsafe), so
+// that storing key.text here (a "last looked up" field, a miss counter
+// by key, a key put on a hit) would keep a string over a reused or freed
+// stack. Only put and putAt may keep a key.
 func (c *lruCache) get(key cacheKey) (cached, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

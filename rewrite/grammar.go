@@ -206,10 +206,8 @@ func (g *GrammarDiff) problem(sql string) *Refused {
 	if g == nil {
 		return nil
 	}
-	if g.Upstream < 160000 && mayHoldNewNumber(sql) {
-		if r := newNumbers(sql, g.Upstream); r != nil {
-			return r
-		}
+	if r := g.numberProblem(sql); r != nil {
+		return r
 	}
 	if len(g.words) == 0 {
 		return nil
@@ -281,6 +279,20 @@ func neutralPlace(tokens []*pg_query.ScanToken, i int, word string) bool {
 		}
 	}
 	return false
+}
+
+// numberProblem is problem for the numbers of sql only (newNumbers): nil
+// for a nil GrammarDiff and an upstream of PostgreSQL 16 or later.
+//
+// NOTE: the engine asks it before serving a text from the normalised-text
+// cache too: pg_query normalises 0x1F as it does 31, so a text whose
+// number the upstream reads otherwise shares the normalisation of one
+// forwarded unchanged before.
+func (g *GrammarDiff) numberProblem(sql string) *Refused {
+	if g == nil || g.Upstream >= 160000 || !mayHoldNewNumber(sql) {
+		return nil
+	}
+	return newNumbers(sql, g.Upstream)
 }
 
 // mayHoldNewNumber reports whether sql may hold a number written as only

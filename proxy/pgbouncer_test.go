@@ -192,14 +192,22 @@ func TestBehindPgBouncer(t *testing.T) {
 }
 
 // TestSessionsBehindPgBouncer checks sessions through a session-mode
-// PgBouncer pinning pgveil's settings itself (connect_query, and again
-// after each release's DISCARD ALL): rows are scoped, and the audit
-// trail names the backend that ran a statement, not the cancel key
-// PgBouncer announces in its place.
+// PgBouncer, pgveil's settings pinned on the service account as
+// configs/README.md says: rows are scoped, and the audit trail names the
+// backend that ran a statement, not the cancel key PgBouncer announces
+// in its place.
+// NOTE: pinned by PgBouncer's connect_query instead, a RESET ALL would
+// lose them (TestPinsBehindPgBouncerSurviveReset).
 func TestSessionsBehindPgBouncer(t *testing.T) {
 	setupDemo(t)
-	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
-	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
+	ctx := context.Background()
+	for _, s := range []string{"search_path = public", "client_min_messages = notice", "lock_timeout = '5s'", "client_connection_check_interval = '10s'"} {
+		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
+	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
 	path := t.TempDir() + "/audit.log"
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
@@ -209,7 +217,6 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 	t.Cleanup(func() { _ = alog.Close() })
 	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr },
 		func(po *proxy.Options) { po.Audit = alog })
-	ctx := context.Background()
 	for range 2 {
 		// NOTE: twice: the second session takes the backend the first
 		// released.
@@ -217,6 +224,12 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 		rows := through(t, c, "SELECT DISTINCT country FROM responses")
 		if len(rows) != 1 || rows[0][0] != "France" {
 			t.Fatalf("marie sees the countries %v, not France only", rows)
+		}
+		if _, err := c.PgConn().Exec(ctx, "RESET ALL").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+			t.Fatalf("after RESET ALL, the session's search_path is %v, not public", rows)
 		}
 		c.Close(ctx)
 	}
@@ -265,5 +278,46 @@ func TestSessionRefusedWhenPgBouncerLosesThePins(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "08001") {
 		t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
+	}
+}
+
+// TestPinsBehindPgBouncerSurviveReset checks that a session served
+// through a PgBouncer keeps pgveil's search_path after a RESET ALL (a
+// client's own, asyncpg's reset) and on the backend a session ended with
+// Terminate left for the next (pgveil resets it with DISCARD ALL):
+// PostgreSQL resets to the startup packet's values, which a pooler does
+// not pass on; a setting PgBouncer's connect_query SET is lost there, and
+// the service account's own schema, first in "$user", public, would
+// shadow what the rewriter resolved. Such a session is refused instead.
+func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
+	setupDemo(t)
+	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
+	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
+		map[string]string{"pgveil_svc": "demo-service-account"})
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, step := range []struct{ name, reset string }{
+		{"a client's RESET ALL", "RESET ALL"},
+		{"pgveil's DISCARD ALL of a kept backend", ""},
+	} {
+		t.Run("the pins hold after "+step.name+", or the session is refused", func(t *testing.T) {
+			c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+			if err != nil {
+				if !strings.Contains(err.Error(), "08001") {
+					t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
+				}
+				return
+			}
+			defer c.Close(ctx)
+			if step.reset != "" {
+				if _, err := c.PgConn().Exec(ctx, step.reset).ReadAll(); err != nil {
+					t.Fatalf("%s: %v", step.reset, err)
+				}
+			}
+			if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+				t.Fatalf("the session's search_path is %v, not public as pgveil pins it", rows)
+			}
+		})
 	}
 }

@@ -233,11 +233,11 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, er
 			return 0, fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
 		}
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text").ReadAll()
+	res, err := pc.Exec(ctx, pinnedReadback).ReadAll()
 	if err != nil {
 		return 0, fmt.Errorf("reading back the pinned settings: %w", err)
 	}
-	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 4 {
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 6 {
 		return 0, errors.New("reading back the pinned settings: unexpected answer")
 	}
 	row := res[0].Rows[0]
@@ -250,8 +250,27 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, er
 	if got := string(row[1]); got != "notice" {
 		return 0, fmt.Errorf("the upstream connection's client_min_messages is %q, not \"notice\"; %s", got, poolerAdvice)
 	}
+	// NOTE: what RESET ALL and DISCARD ALL restore (a client's own, a
+	// kept backend's reset, the pool's before replaying settings) is the
+	// startup packet's value, or the role's a pooler left in force; not
+	// one a pooler SET after connecting (PgBouncer's connect_query).
+	if got, want := SearchPath(string(row[4]), s.cfg.Upstream.User), SearchPath(s.cfg.Upstream.SearchPath, s.cfg.Upstream.User); !slices.Equal(got, want) {
+		return 0, fmt.Errorf("the upstream connection's search_path resets to %q, not %q: a pooler set it after connecting, and a RESET ALL would lose it; %s", row[4], s.cfg.Upstream.SearchPath, poolerAdvice)
+	}
+	if got := string(row[5]); got != "notice" {
+		return 0, fmt.Errorf("the upstream connection's client_min_messages resets to %q, not \"notice\": a pooler set it after connecting, and a RESET ALL would lose it; %s", got, poolerAdvice)
+	}
 	return backendPID(row[3])
 }
+
+// pinnedReadback reads back, on a new session or pool connection, the
+// pinned settings the server does not report, lc_messages and the
+// backend's process id, then the values RESET ALL would restore of the
+// pinned settings.
+const pinnedReadback = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), ` +
+	`pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text, ` +
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), ` +
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'client_min_messages')`
 
 // truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1
 // bytes without splitting a UTF-8 sequence.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -368,7 +369,7 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
-	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 {
+	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 && !noServiceCheckInterval(cfg.Upstream.Address) {
 		// NOTE: pinned here too, though pgveil's own statements need it
 		// less, so that a pooler refusing or dropping it stops the start
 		// rather than every session.
@@ -388,6 +389,7 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 	pc, err := pgconn.ConnectConfig(ctx, base)
 	if unknownParam(err, checkIntervalParam) {
 		// PostgreSQL 13 or older: it has no such setting.
+		noCheckIntervalAt.Store(cfg.Upstream.Address, true)
 		delete(base.RuntimeParams, checkIntervalParam)
 		pc, err = pgconn.ConnectConfig(ctx, base)
 	}
@@ -445,6 +447,21 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		}
 	}
 	return pc, nil
+}
+
+// noCheckIntervalAt holds the upstream addresses whose server refused
+// client_connection_check_interval at startup (PostgreSQL 13 or older):
+// ConnectService pins it there no more, as dialBackend does after its
+// first refusal (Server.noCheckInterval).
+// NOTE: each refusal is a FATAL in the server's log and a connection
+// more, and /readyz connects as often as an orchestrator asks.
+var noCheckIntervalAt sync.Map
+
+// noServiceCheckInterval reports whether the server at address refused
+// client_connection_check_interval.
+func noServiceCheckInterval(address string) bool {
+	_, ok := noCheckIntervalAt.Load(address)
+	return ok
 }
 
 // messagesProbe has the server say a message of its own, which it does

@@ -27,6 +27,8 @@ import (
 // connection and at each release (connect_query, server_reset_query).
 type bouncer struct {
 	mode, ignore, connectQuery, resetQuery string
+	// extra is more lines of the [pgbouncer] section.
+	extra string
 }
 
 // startPgbouncer starts a PgBouncer 1.18+ in front of the test cluster's
@@ -75,6 +77,7 @@ func startPgbouncer(t *testing.T, db string, b bouncer, logins map[string]string
 	if b.resetQuery != "" {
 		ini += "server_reset_query = " + b.resetQuery + "\n"
 	}
+	ini += b.extra
 	files := map[string]string{"userlist.txt": users.String(), "pgbouncer.ini": ini}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -184,6 +187,19 @@ func TestBehindPgBouncer(t *testing.T) {
 			t.Fatal(err)
 		}
 		pc.Close(ctx)
+	})
+	t.Run("a session-mode pool of one backend fails the start within connect_timeout, saying the pool may be too small", func(t *testing.T) {
+		pin(t)
+		cfg := config(startPgbouncer(t, db, bouncer{mode: "session", ignore: pgveilPins, extra: "default_pool_size = 1\nquery_wait_timeout = 60\n"}, logins))
+		cfg.Upstream.ConnectTimeout = 2 * time.Second
+		pc, err := proxy.ConnectService(ctx, cfg, "test")
+		if err == nil {
+			pc.Close(ctx)
+			t.Fatal("pgveil connected through a PgBouncer with one backend")
+		}
+		if !strings.Contains(err.Error(), "default_pool_size") {
+			t.Errorf("the refusal does not say that the pooler's pool may be too small: %v", err)
+		}
 	})
 	t.Run("transaction mode is refused though every setting holds, naming pool_mode = session", func(t *testing.T) {
 		pin(t)

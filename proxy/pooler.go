@@ -129,6 +129,13 @@ func checkSharedBackends(ctx context.Context, base *pgconn.Config, pc *pgconn.Pg
 		if err == nil && (len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1) {
 			err = errors.New("unexpected answer")
 		}
+		if err != nil && c == other && errors.Is(err, context.DeadlineExceeded) {
+			// NOTE: pc holds its backend: in session mode the pooler has
+			// to give the second connection another.
+			return fmt.Errorf("checking how the pooler upstream shares backends: it gave a second connection no backend within connect_timeout; "+
+				"pgveil's start, reloads, catalog reads and /readyz need two at once: is its pool (PgBouncer's default_pool_size, "+
+				"max_db_connections) full? %w", err)
+		}
 		if err != nil {
 			return fmt.Errorf("checking how the pooler upstream shares backends: %w", err)
 		}

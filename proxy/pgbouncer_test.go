@@ -337,3 +337,37 @@ func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
 		})
 	}
 }
+
+// TestPinsOverRoleSettingsDirectly checks that, straight to PostgreSQL,
+// the service account's role settings for what pgveil pins refuse
+// nothing: the startup packet's values win, and they are also what
+// RESET ALL restores, which the pool's connections read back.
+func TestPinsOverRoleSettingsDirectly(t *testing.T) {
+	setupDemo(t)
+	ctx := context.Background()
+	for _, s := range []string{"search_path = pg_temp, \"$user\"", "client_min_messages = error"} {
+		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run("a "+mode+"-mode session is served with the pinned search_path, after RESET ALL too", func(t *testing.T) {
+			cfgPath := "../configs/demo.hcl"
+			if mode == "transaction" {
+				cfgPath = pooledDemo(t, 2)
+			}
+			p, _ := startDemoFrom(t, cfgPath)
+			c := p.connect(t, "marie")
+			defer c.Close(ctx)
+			for _, sql := range []string{"SELECT 1", "RESET ALL"} {
+				if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+				if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+					t.Fatalf("after %s, the session's search_path is %v, not public", sql, rows)
+				}
+			}
+		})
+	}
+}

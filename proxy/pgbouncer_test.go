@@ -173,7 +173,7 @@ func TestBehindPgBouncer(t *testing.T) {
 	})
 	pin := func(t *testing.T) {
 		t.Helper()
-		for _, s := range []string{"search_path = public", "client_min_messages = notice", "lock_timeout = '5s'", "client_connection_check_interval = '10s'"} {
+		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
 			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
 				t.Fatal(err)
 			}
@@ -187,6 +187,26 @@ func TestBehindPgBouncer(t *testing.T) {
 			t.Fatal(err)
 		}
 		pc.Close(ctx)
+	})
+	t.Run("lock_timeout, pgveil's own connections' setting, is set on them, not asked of the role the sessions share", func(t *testing.T) {
+		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
+			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { _ = cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db)) })
+		pc, err := proxy.ConnectService(ctx, config(startPgbouncer(t, db, bouncer{mode: "session", ignore: pgveilPins}, logins)), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close(ctx)
+		res, err := pc.Exec(ctx, "SHOW lock_timeout").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(res[0].Rows[0][0]); got != "5s" {
+			t.Fatalf("the service connection's lock_timeout is %q, not 5s", got)
+		}
 	})
 	t.Run("a session-mode pool of one backend fails the start within connect_timeout, saying the pool may be too small", func(t *testing.T) {
 		pin(t)
@@ -217,7 +237,7 @@ func TestBehindPgBouncer(t *testing.T) {
 func TestSessionsBehindPgBouncer(t *testing.T) {
 	setupDemo(t)
 	ctx := context.Background()
-	for _, s := range []string{"search_path = public", "client_min_messages = notice", "lock_timeout = '5s'", "client_connection_check_interval = '10s'"} {
+	for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
 		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
 			t.Fatal(err)
 		}

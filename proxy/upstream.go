@@ -427,6 +427,11 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// cancel key.
 		err = checkSharedBackends(ctx, base, pc, pid)
 	}
+	if err == nil && string(row[4]) != "5s" {
+		if err = pc.Exec(ctx, serviceLockTimeout).Close(); err != nil {
+			err = fmt.Errorf("setting lock_timeout on the upstream connection: %w", err)
+		}
+	}
 	if err != nil {
 		pc.Close(context.Background())
 		return nil, err

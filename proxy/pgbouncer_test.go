@@ -245,13 +245,28 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
 	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run("in pgveil's "+mode+" mode", func(t *testing.T) {
+			cfgPath := "../configs/demo.hcl"
+			if mode == "transaction" {
+				cfgPath = pooledDemo(t, 2)
+			}
+			sessionsBehindPgBouncer(t, cfgPath, addr)
+		})
+	}
+}
+
+// sessionsBehindPgBouncer runs TestSessionsBehindPgBouncer's sessions
+// with pgveil's configuration cfgPath, upstream the PgBouncer at addr.
+func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
+	ctx := context.Background()
 	path := t.TempDir() + "/audit.log"
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr },
+	p, _ := startDemoWith(t, cfgPath, func(c *policy.Config) { c.Upstream.Address = addr },
 		func(po *proxy.Options) { po.Audit = alog })
 	for range 2 {
 		// NOTE: twice: the second session takes the backend the first

@@ -27,6 +27,8 @@ import (
 // connection and at each release (connect_query, server_reset_query).
 type bouncer struct {
 	mode, ignore, connectQuery, resetQuery string
+	// extra is more lines of the [pgbouncer] section.
+	extra string
 }
 
 // startPgbouncer starts a PgBouncer 1.18+ in front of the test cluster's
@@ -75,6 +77,7 @@ func startPgbouncer(t *testing.T, db string, b bouncer, logins map[string]string
 	if b.resetQuery != "" {
 		ini += "server_reset_query = " + b.resetQuery + "\n"
 	}
+	ini += b.extra
 	files := map[string]string{"userlist.txt": users.String(), "pgbouncer.ini": ini}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -170,7 +173,7 @@ func TestBehindPgBouncer(t *testing.T) {
 	})
 	pin := func(t *testing.T) {
 		t.Helper()
-		for _, s := range []string{"search_path = public", "client_min_messages = notice", "lock_timeout = '5s'", "client_connection_check_interval = '10s'"} {
+		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
 			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
 				t.Fatal(err)
 			}
@@ -185,6 +188,39 @@ func TestBehindPgBouncer(t *testing.T) {
 		}
 		pc.Close(ctx)
 	})
+	t.Run("lock_timeout, pgveil's own connections' setting, is set on them, not asked of the role the sessions share", func(t *testing.T) {
+		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
+			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { _ = cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db)) })
+		pc, err := proxy.ConnectService(ctx, config(startPgbouncer(t, db, bouncer{mode: "session", ignore: pgveilPins}, logins)), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close(ctx)
+		res, err := pc.Exec(ctx, "SHOW lock_timeout").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(res[0].Rows[0][0]); got != "5s" {
+			t.Fatalf("the service connection's lock_timeout is %q, not 5s", got)
+		}
+	})
+	t.Run("a session-mode pool of one backend fails the start within connect_timeout, saying the pool may be too small", func(t *testing.T) {
+		pin(t)
+		cfg := config(startPgbouncer(t, db, bouncer{mode: "session", ignore: pgveilPins, extra: "default_pool_size = 1\nquery_wait_timeout = 60\n"}, logins))
+		cfg.Upstream.ConnectTimeout = 2 * time.Second
+		pc, err := proxy.ConnectService(ctx, cfg, "test")
+		if err == nil {
+			pc.Close(ctx)
+			t.Fatal("pgveil connected through a PgBouncer with one backend")
+		}
+		if !strings.Contains(err.Error(), "default_pool_size") {
+			t.Errorf("the refusal does not say that the pooler's pool may be too small: %v", err)
+		}
+	})
 	t.Run("transaction mode is refused though every setting holds, naming pool_mode = session", func(t *testing.T) {
 		pin(t)
 		refused(t, startPgbouncer(t, db, bouncer{mode: "transaction", ignore: pgveilPins}, logins), "shares a backend", "pool_mode = session")
@@ -192,24 +228,46 @@ func TestBehindPgBouncer(t *testing.T) {
 }
 
 // TestSessionsBehindPgBouncer checks sessions through a session-mode
-// PgBouncer pinning pgveil's settings itself (connect_query, and again
-// after each release's DISCARD ALL): rows are scoped, and the audit
-// trail names the backend that ran a statement, not the cancel key
-// PgBouncer announces in its place.
+// PgBouncer, pgveil's settings pinned on the service account as
+// configs/README.md says: rows are scoped, and the audit trail names the
+// backend that ran a statement, not the cancel key PgBouncer announces
+// in its place.
+// NOTE: pinned by PgBouncer's connect_query instead, a RESET ALL would
+// lose them (TestPinsBehindPgBouncerSurviveReset).
 func TestSessionsBehindPgBouncer(t *testing.T) {
 	setupDemo(t)
-	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
-	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
+	ctx := context.Background()
+	for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
+		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
+	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run("in pgveil's "+mode+" mode", func(t *testing.T) {
+			cfgPath := "../configs/demo.hcl"
+			if mode == "transaction" {
+				cfgPath = pooledDemo(t, 2)
+			}
+			sessionsBehindPgBouncer(t, cfgPath, addr)
+		})
+	}
+}
+
+// sessionsBehindPgBouncer runs TestSessionsBehindPgBouncer's sessions
+// with pgveil's configuration cfgPath, upstream the PgBouncer at addr.
+func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
+	ctx := context.Background()
 	path := t.TempDir() + "/audit.log"
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr },
+	p, _ := startDemoWith(t, cfgPath, func(c *policy.Config) { c.Upstream.Address = addr },
 		func(po *proxy.Options) { po.Audit = alog })
-	ctx := context.Background()
 	for range 2 {
 		// NOTE: twice: the second session takes the backend the first
 		// released.
@@ -217,6 +275,12 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 		rows := through(t, c, "SELECT DISTINCT country FROM responses")
 		if len(rows) != 1 || rows[0][0] != "France" {
 			t.Fatalf("marie sees the countries %v, not France only", rows)
+		}
+		if _, err := c.PgConn().Exec(ctx, "RESET ALL").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+			t.Fatalf("after RESET ALL, the session's search_path is %v, not public", rows)
 		}
 		c.Close(ctx)
 	}
@@ -265,5 +329,80 @@ func TestSessionRefusedWhenPgBouncerLosesThePins(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "08001") {
 		t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
+	}
+}
+
+// TestPinsBehindPgBouncerSurviveReset checks that a session served
+// through a PgBouncer keeps pgveil's search_path after a RESET ALL (a
+// client's own, asyncpg's reset) and on the backend a session ended with
+// Terminate left for the next (pgveil resets it with DISCARD ALL):
+// PostgreSQL resets to the startup packet's values, which a pooler does
+// not pass on; a setting PgBouncer's connect_query SET is lost there, and
+// the service account's own schema, first in "$user", public, would
+// shadow what the rewriter resolved. Such a session is refused instead.
+func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
+	setupDemo(t)
+	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
+	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
+		map[string]string{"pgveil_svc": "demo-service-account"})
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, step := range []struct{ name, reset string }{
+		{"a client's RESET ALL", "RESET ALL"},
+		{"pgveil's DISCARD ALL of a kept backend", ""},
+	} {
+		t.Run("the pins hold after "+step.name+", or the session is refused", func(t *testing.T) {
+			c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+			if err != nil {
+				if !strings.Contains(err.Error(), "08001") {
+					t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
+				}
+				return
+			}
+			defer c.Close(ctx)
+			if step.reset != "" {
+				if _, err := c.PgConn().Exec(ctx, step.reset).ReadAll(); err != nil {
+					t.Fatalf("%s: %v", step.reset, err)
+				}
+			}
+			if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+				t.Fatalf("the session's search_path is %v, not public as pgveil pins it", rows)
+			}
+		})
+	}
+}
+
+// TestPinsOverRoleSettingsDirectly checks that, straight to PostgreSQL,
+// the service account's role settings for what pgveil pins refuse
+// nothing: the startup packet's values win, and they are also what
+// RESET ALL restores, which the pool's connections read back.
+func TestPinsOverRoleSettingsDirectly(t *testing.T) {
+	setupDemo(t)
+	ctx := context.Background()
+	for _, s := range []string{"search_path = pg_temp, \"$user\"", "client_min_messages = error"} {
+		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run("a "+mode+"-mode session is served with the pinned search_path, after RESET ALL too", func(t *testing.T) {
+			cfgPath := "../configs/demo.hcl"
+			if mode == "transaction" {
+				cfgPath = pooledDemo(t, 2)
+			}
+			p, _ := startDemoFrom(t, cfgPath)
+			c := p.connect(t, "marie")
+			defer c.Close(ctx)
+			for _, sql := range []string{"SELECT 1", "RESET ALL"} {
+				if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+				if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+					t.Fatalf("after %s, the session's search_path is %v, not public", sql, rows)
+				}
+			}
+		})
 	}
 }

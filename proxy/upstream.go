@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -233,11 +234,11 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, er
 			return 0, fmt.Errorf("the upstream connection reports %s = %q, not %q", k, got, v)
 		}
 	}
-	res, err := pc.Exec(ctx, "SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text").ReadAll()
+	res, err := pc.Exec(ctx, pinnedReadback).ReadAll()
 	if err != nil {
 		return 0, fmt.Errorf("reading back the pinned settings: %w", err)
 	}
-	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 4 {
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 6 {
 		return 0, errors.New("reading back the pinned settings: unexpected answer")
 	}
 	row := res[0].Rows[0]
@@ -250,8 +251,27 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, er
 	if got := string(row[1]); got != "notice" {
 		return 0, fmt.Errorf("the upstream connection's client_min_messages is %q, not \"notice\"; %s", got, poolerAdvice)
 	}
+	// NOTE: what RESET ALL and DISCARD ALL restore (a client's own, a
+	// kept backend's reset, the pool's before replaying settings) is the
+	// startup packet's value, or the role's a pooler left in force; not
+	// one a pooler SET after connecting (PgBouncer's connect_query).
+	if got, want := SearchPath(string(row[4]), s.cfg.Upstream.User), SearchPath(s.cfg.Upstream.SearchPath, s.cfg.Upstream.User); !slices.Equal(got, want) {
+		return 0, fmt.Errorf("the upstream connection's search_path resets to %q, not %q: a pooler set it after connecting, and a RESET ALL would lose it; %s", row[4], s.cfg.Upstream.SearchPath, poolerAdvice)
+	}
+	if got := string(row[5]); got != "notice" {
+		return 0, fmt.Errorf("the upstream connection's client_min_messages resets to %q, not \"notice\": a pooler set it after connecting, and a RESET ALL would lose it; %s", got, poolerAdvice)
+	}
 	return backendPID(row[3])
 }
+
+// pinnedReadback reads back, on a new session or pool connection, the
+// pinned settings the server does not report, lc_messages and the
+// backend's process id, then the values RESET ALL would restore of the
+// pinned settings.
+const pinnedReadback = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), ` +
+	`pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text, ` +
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), ` +
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'client_min_messages')`
 
 // truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1
 // bytes without splitting a UTF-8 sequence.
@@ -349,7 +369,7 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
-	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 {
+	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 && !noServiceCheckInterval(cfg.Upstream.Address) {
 		// NOTE: pinned here too, though pgveil's own statements need it
 		// less, so that a pooler refusing or dropping it stops the start
 		// rather than every session.
@@ -369,6 +389,7 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 	pc, err := pgconn.ConnectConfig(ctx, base)
 	if unknownParam(err, checkIntervalParam) {
 		// PostgreSQL 13 or older: it has no such setting.
+		noCheckIntervalAt.Store(cfg.Upstream.Address, true)
 		delete(base.RuntimeParams, checkIntervalParam)
 		pc, err = pgconn.ConnectConfig(ctx, base)
 	}
@@ -406,6 +427,11 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// cancel key.
 		err = checkSharedBackends(ctx, base, pc, pid)
 	}
+	if err == nil && string(row[4]) != "5s" {
+		if err = pc.Exec(ctx, serviceLockTimeout).Close(); err != nil {
+			err = fmt.Errorf("setting lock_timeout on the upstream connection: %w", err)
+		}
+	}
 	if err != nil {
 		pc.Close(context.Background())
 		return nil, err
@@ -426,6 +452,21 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		}
 	}
 	return pc, nil
+}
+
+// noCheckIntervalAt holds the upstream addresses whose server refused
+// client_connection_check_interval at startup (PostgreSQL 13 or older):
+// ConnectService pins it there no more, as dialBackend does after its
+// first refusal (Server.noCheckInterval).
+// NOTE: each refusal is a FATAL in the server's log and a connection
+// more, and /readyz connects as often as an orchestrator asks.
+var noCheckIntervalAt sync.Map
+
+// noServiceCheckInterval reports whether the server at address refused
+// client_connection_check_interval.
+func noServiceCheckInterval(address string) bool {
+	_, ok := noCheckIntervalAt.Load(address)
+	return ok
 }
 
 // messagesProbe has the server say a message of its own, which it does

@@ -426,11 +426,13 @@ func (e *Engine) rewrite(ctx context.Context, login string, source byte, text st
 	}
 	// NOTE: pg_query.Normalize reads a text that is not UTF-8, which its
 	// parse refuses: such a text must not share another's decision.
-	// NOTE: nor may a number only pgveil's parser reads (0x1F, 1_000),
-	// which the normalisation replaces like any other: the cold path
-	// refuses it for an older upstream (grammar_version).
+	// NOTE: nor may a text the cold path refuses for an older upstream
+	// (grammar_version), a check of spelling the normalisation folds: it
+	// replaces a number only pgveil's parser reads (0x1F, 1_000) like any
+	// other, and the word SET takes as its value (SET datestyle = json)
+	// like a string constant.
 	shallow := counts.Ops <= maxEarlyNormalize && counts.Depth <= maxEarlyNormalize
-	if cacheable && litKey.text == "" && shallow && utf8.ValidString(text) && e.catalog.Load().Grammar.numberProblem(text) == nil {
+	if cacheable && litKey.text == "" && shallow && utf8.ValidString(text) && e.catalog.Load().Grammar.problem(text) == nil {
 		if n := normalized(); n != "" && n != text {
 			shapeKey = cacheKey{policy: p.Key(), kind: shapeKind, text: n}
 			if c, ok := e.cache.get(shapeKey); ok {

@@ -202,6 +202,9 @@ func describeKeyword(k keyword) string {
 // string constants, comments and quoted identifiers do not count: only
 // keyword and identifier tokens do. The scan runs only when the text
 // holds a differing word at all.
+// NOTE: a word may stand where pg_query's normalisation puts a $n (the
+// value of SET datestyle = json is a constant in the tree): the engine
+// asks problem before serving a text from the normalised-text cache.
 func (g *GrammarDiff) problem(sql string) *Refused {
 	if g == nil {
 		return nil
@@ -284,10 +287,10 @@ func neutralPlace(tokens []*pg_query.ScanToken, i int, word string) bool {
 // numberProblem is problem for the numbers of sql only (newNumbers): nil
 // for a nil GrammarDiff and an upstream of PostgreSQL 16 or later.
 //
-// NOTE: the engine asks it before serving a text from the normalised-text
-// cache too: pg_query normalises 0x1F as it does 31, so a text whose
-// number the upstream reads otherwise shares the normalisation of one
-// forwarded unchanged before.
+// NOTE: the engine asks problem, which asks it, before serving a text
+// from the normalised-text cache too: pg_query normalises 0x1F as it does
+// 31, so a text whose number the upstream reads otherwise shares the
+// normalisation of one forwarded unchanged before.
 func (g *GrammarDiff) numberProblem(sql string) *Refused {
 	if g == nil || g.Upstream >= 160000 || !mayHoldNewNumber(sql) {
 		return nil

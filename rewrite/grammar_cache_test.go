@@ -3,6 +3,7 @@ package rewrite_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -46,4 +47,41 @@ func TestGrammarVersionServedFromCache(t *testing.T) {
 func isGrammarVersion(err error) bool {
 	var r *rewrite.Refused
 	return errors.As(err, &r) && r.Rule == "grammar_version"
+}
+
+// TestGrammarWordServedFromCache: a word the upstream's grammar reads
+// otherwise (JSON, for PostgreSQL 15) is refused (grammar_version) by an
+// engine that forwarded a statement of the same normalisation unchanged
+// before, as by a cold one: where SET takes a value, pg_query's
+// normalisation replaces the word, as it replaces any constant, so that
+// SET datestyle = json normalises as SET datestyle = E'ISO' does.
+func TestGrammarWordServedFromCache(t *testing.T) {
+	env := demoEnvironment(t)
+	if env.cat.Grammar == nil || !slices.Contains(env.cat.Grammar.Words(), "json") {
+		t.Skip("the upstream reads JSON as pgveil's parser does")
+	}
+	p := env.policy(t, "marie")
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	for _, tc := range []struct{ before, text string }{
+		{"SET datestyle = E'ISO'", "SET datestyle = json"},
+		{"SET xmloption = content", "SET xmloption = json"},
+		{"SET LOCAL timezone = E'UTC'", "SET LOCAL timezone = json"},
+		{"SET datestyle = E'ISO', E'DMY'", "SET datestyle = iso, json"},
+	} {
+		t.Run(tc.text+" after "+tc.before, func(t *testing.T) {
+			ctx := context.Background()
+			if _, err := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, "marie", 'Q', tc.text); !isGrammarVersion(err) {
+				t.Fatalf("a cold engine answers %v, want a grammar_version refusal", err)
+			}
+			warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+			for _, src := range []byte{'Q', 'P'} {
+				if _, err := warm.Rewrite(ctx, "marie", src, tc.before); err != nil {
+					t.Fatalf("%q: %v", tc.before, err)
+				}
+				if _, err := warm.Rewrite(ctx, "marie", src, tc.text); !isGrammarVersion(err) {
+					t.Fatalf("after %q, the engine answers %q with %v, want a grammar_version refusal", tc.before, tc.text, err)
+				}
+			}
+		})
+	}
 }

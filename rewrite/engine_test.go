@@ -579,3 +579,30 @@ func TestEngineKeepsNothingOfASnapshotReplacedMidRewrite(t *testing.T) {
 		t.Fatalf("the rewrite made on the snapshot in force was not kept (%d misses, want %d)", misses, missesBefore)
 	}
 }
+
+// TestEngineNewNumberSpelling: the normalised-text cache shares one
+// decision among texts that differ in their constants only, but the
+// upstream's grammar check (newNumbers) reads a number's spelling, which
+// normalisation drops: a warm engine refuses 0X0 and 1_000 as a cold one
+// does, after SELECT 0 was forwarded (PostgreSQL 15 upstream).
+func TestEngineNewNumberSpelling(t *testing.T) {
+	ctx := context.Background()
+	env := demoEnvironment(t)
+	p := env.policy(t, "marie")
+	policy := func(string) (rewrite.Policy, error) { return p, nil }
+	for _, c := range []string{"SELECT 0X0", "SELECT 1_000", "SELECT 0 , 0b1"} {
+		t.Run(c+" is refused after its normalisation was forwarded", func(t *testing.T) {
+			warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+			for _, s := range []string{"SELECT 0", "SELECT 1", "SELECT 0 , 1", "SELECT 2 , 3"} {
+				if _, err := warm.Rewrite(ctx, "marie", 'Q', s); err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+			}
+			_, err := warm.Rewrite(ctx, "marie", 'Q', c)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "grammar_version" {
+				t.Fatalf("warm engine: %v, want the grammar_version refusal", err)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -125,6 +126,20 @@ rule "adv19_s_country" {
 			}
 		})
 	}
+	t.Run("a partition refused by name says to query the partitioned table, and no hint contradicts it", func(t *testing.T) {
+		// NOTE: a table block naming the partition would not open it (a
+		// parent with a child governed otherwise is denied): the hint of
+		// ungoverned_table must not tell the BI user to ask for one.
+		var got any
+		err := marie.QueryRow(ctx, "SELECT id FROM adv19_s_low").Scan(&got)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || !strings.Contains(pe.Message, "query the partitioned table") {
+			t.Fatalf("got %v, %v; want a refusal saying to query the partitioned table", got, err)
+		}
+		if strings.Contains(pe.Hint, "add a table block") {
+			t.Fatalf("hint %q tells the user to ask for a table block, which would not open a partition", pe.Hint)
+		}
+	})
 	t.Run("the partitioned table is read whole", func(t *testing.T) {
 		var n int
 		if err := marie.QueryRow(ctx, "SELECT count(*) FROM adv19_s").Scan(&n); err != nil || n != 2 {

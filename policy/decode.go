@@ -799,6 +799,10 @@ func suggest(given string, candidates []string) string {
 	return best
 }
 
+// Suggest is suggest, for the other commands' "Did you mean" (pgveil
+// test's logins): one rule of what a near miss is everywhere.
+func Suggest(given string, candidates []string) string { return suggest(given, candidates) }
+
 // editDistance is the optimal string alignment distance between a and b,
 // in runes: the fewest insertions, deletions, substitutions and swaps of
 // two adjacent runes that make a into b, no rune being edited twice.

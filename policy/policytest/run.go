@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -146,11 +145,8 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) Outcome {
 	if env.offline() {
 		if cfg.Users[t.User] == nil {
 			hint := ""
-			for _, login := range slices.Sorted(maps.Keys(cfg.Users)) {
-				if levenshtein.Distance(t.User, login, nil) < 3 {
-					hint = fmt.Sprintf("; did you mean %q?", login)
-					break
-				}
+			if login := policy.Suggest(t.User, slices.Sorted(maps.Keys(cfg.Users))); login != "" {
+				hint = fmt.Sprintf("; did you mean %q?", login)
 			}
 			return skip("no user block defines %s, identity rows may (needs --upstream)%s", t.User, hint)
 		}

@@ -354,6 +354,12 @@ func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
 // the pinned session settings, for pgveil's own queries; purpose names it
 // in application_name.
 func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*pgconn.PgConn, error) {
+	return connectService(ctx, cfg, purpose, true)
+}
+
+// connectService is ConnectService; retry says whether a memo of a
+// refused check interval found stale may connect once more.
+func connectService(ctx context.Context, cfg *policy.Config, purpose string, retry bool) (*pgconn.PgConn, error) {
 	base, err := upstreamConfig(&cfg.Upstream)
 	if err != nil {
 		return nil, err
@@ -369,7 +375,9 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
-	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 && !noServiceCheckInterval(cfg.Upstream.Address) {
+	iv := cfg.Upstream.ClientConnectionCheckInterval
+	memoSkipped := iv > 0 && noServiceCheckInterval(cfg.Upstream.Address)
+	if iv > 0 && !memoSkipped {
 		// NOTE: pinned here too, though pgveil's own statements need it
 		// less, so that a pooler refusing or dropping it stops the start
 		// rather than every session.
@@ -409,6 +417,15 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		return nil, fmt.Errorf("reading back the upstream connection's settings: %w", err)
 	}
 	row := res[0].Rows[0]
+	if memoSkipped && row[5] != nil && retry {
+		// NOTE: the server at this address has the setting, though one
+		// there refused it: a failover or an upgrade (PostgreSQL 13 to
+		// 14 or later). Forget the refusal and pin it, rather than
+		// refuse this connection for a pin it was not asked to hold.
+		noCheckIntervalAt.Delete(cfg.Upstream.Address)
+		pc.Close(context.Background())
+		return connectService(ctx, cfg, purpose, false)
+	}
 	lc := string(row[0])
 	if err := checkMessages(lc, cfg.Upstream.User); err != nil {
 		pc.Close(context.Background())
@@ -460,6 +477,9 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 // first refusal (Server.noCheckInterval).
 // NOTE: each refusal is a FATAL in the server's log and a connection
 // more, and /readyz connects as often as an orchestrator asks.
+// NOTE: forgotten when a connection made without the pin reads the
+// setting back (connectService): the address now reaches PostgreSQL 14
+// or later, after a failover or an upgrade.
 var noCheckIntervalAt sync.Map
 
 // noServiceCheckInterval reports whether the server at address refused

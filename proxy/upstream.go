@@ -161,6 +161,21 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		delete(rp, checkIntervalParam)
 		pc, err = pgconn.ConnectConfig(ctx, cfg)
 	}
+	if err == nil && iv > 0 && !pinCheck && serverMajor(pc) >= 14 && s.noCheckInterval.Swap(false) {
+		// NOTE: the server at the address has the setting now (a
+		// failover or an upgrade from PostgreSQL 13): this session and
+		// the next pin it again, rather than leave statements of ended
+		// sessions running until a restart.
+		s.log.Info("the upstream server now has client_connection_check_interval (PostgreSQL 14 or later): pinning it again")
+		pc.Close(context.Background())
+		rp[checkIntervalParam] = checkIntervalValue(iv)
+		pc, err = pgconn.ConnectConfig(ctx, cfg)
+		if unknownParam(err, checkIntervalParam) {
+			s.noCheckInterval.Store(true)
+			delete(rp, checkIntervalParam)
+			pc, err = pgconn.ConnectConfig(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return nil, poolerHint(err)
 	}
@@ -218,6 +233,20 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 // connection, though the cancel request sent for it was ignored (a
 // function that catches query_canceled) or never delivered.
 const checkIntervalParam = "client_connection_check_interval"
+
+// serverMajor returns the major version the server reported at startup
+// (server_version), 0 when it reported none pgveil reads.
+func serverMajor(pc *pgconn.PgConn) int {
+	v := pc.ParameterStatus("server_version")
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		v = v[:i]
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // unknownParam reports whether err is a server's refusal of the
 // startup parameter name: 42704, unrecognized configuration parameter.

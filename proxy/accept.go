@@ -148,6 +148,8 @@ type Server struct {
 	// noCheckInterval is set once the upstream refused
 	// client_connection_check_interval (PostgreSQL 13 or older): it is
 	// pinned no more (dialBackend).
+	// NOTE: cleared when a server at the address reports PostgreSQL 14 or
+	// later (a failover, an upgrade): it is pinned again.
 	noCheckInterval atomic.Bool
 	// spares keeps the backends of ended sessions in session mode; nil
 	// in transaction mode, or when upstream.pool.keep_idle is 0.

@@ -161,6 +161,21 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 		delete(rp, checkIntervalParam)
 		pc, err = pgconn.ConnectConfig(ctx, cfg)
 	}
+	if err == nil && iv > 0 && !pinCheck && serverMajor(pc) >= 14 && s.noCheckInterval.Swap(false) {
+		// NOTE: the server at the address has the setting now (a
+		// failover or an upgrade from PostgreSQL 13): this session and
+		// the next pin it again, rather than leave statements of ended
+		// sessions running until a restart.
+		s.log.Info("the upstream server now has client_connection_check_interval (PostgreSQL 14 or later): pinning it again")
+		pc.Close(context.Background())
+		rp[checkIntervalParam] = checkIntervalValue(iv)
+		pc, err = pgconn.ConnectConfig(ctx, cfg)
+		if unknownParam(err, checkIntervalParam) {
+			s.noCheckInterval.Store(true)
+			delete(rp, checkIntervalParam)
+			pc, err = pgconn.ConnectConfig(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return nil, poolerHint(err)
 	}
@@ -218,6 +233,20 @@ func (s *Server) dialBackend(ctx context.Context, appName string, forward map[st
 // connection, though the cancel request sent for it was ignored (a
 // function that catches query_canceled) or never delivered.
 const checkIntervalParam = "client_connection_check_interval"
+
+// serverMajor returns the major version the server reported at startup
+// (server_version), 0 when it reported none pgveil reads.
+func serverMajor(pc *pgconn.PgConn) int {
+	v := pc.ParameterStatus("server_version")
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		v = v[:i]
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // unknownParam reports whether err is a server's refusal of the
 // startup parameter name: 42704, unrecognized configuration parameter.
@@ -354,6 +383,12 @@ func (uc *upstreamConn) cancelUpstream(ctx context.Context) error {
 // the pinned session settings, for pgveil's own queries; purpose names it
 // in application_name.
 func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*pgconn.PgConn, error) {
+	return connectService(ctx, cfg, purpose, true)
+}
+
+// connectService is ConnectService; retry says whether a memo of a
+// refused check interval found stale may connect once more.
+func connectService(ctx context.Context, cfg *policy.Config, purpose string, retry bool) (*pgconn.PgConn, error) {
 	base, err := upstreamConfig(&cfg.Upstream)
 	if err != nil {
 		return nil, err
@@ -369,7 +404,9 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		// long: a DDL holding one must not hang a start or a reload.
 		"lock_timeout": "5s",
 	}
-	if iv := cfg.Upstream.ClientConnectionCheckInterval; iv > 0 && !noServiceCheckInterval(cfg.Upstream.Address) {
+	iv := cfg.Upstream.ClientConnectionCheckInterval
+	memoSkipped := iv > 0 && noServiceCheckInterval(cfg.Upstream.Address)
+	if iv > 0 && !memoSkipped {
 		// NOTE: pinned here too, though pgveil's own statements need it
 		// less, so that a pooler refusing or dropping it stops the start
 		// rather than every session.
@@ -409,6 +446,15 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 		return nil, fmt.Errorf("reading back the upstream connection's settings: %w", err)
 	}
 	row := res[0].Rows[0]
+	if memoSkipped && row[5] != nil && retry {
+		// NOTE: the server at this address has the setting, though one
+		// there refused it: a failover or an upgrade (PostgreSQL 13 to
+		// 14 or later). Forget the refusal and pin it, rather than
+		// refuse this connection for a pin it was not asked to hold.
+		noCheckIntervalAt.Delete(cfg.Upstream.Address)
+		pc.Close(context.Background())
+		return connectService(ctx, cfg, purpose, false)
+	}
 	lc := string(row[0])
 	if err := checkMessages(lc, cfg.Upstream.User); err != nil {
 		pc.Close(context.Background())
@@ -460,6 +506,9 @@ func ConnectService(ctx context.Context, cfg *policy.Config, purpose string) (*p
 // first refusal (Server.noCheckInterval).
 // NOTE: each refusal is a FATAL in the server's log and a connection
 // more, and /readyz connects as often as an orchestrator asks.
+// NOTE: forgotten when a connection made without the pin reads the
+// setting back (connectService): the address now reaches PostgreSQL 14
+// or later, after a failover or an upgrade.
 var noCheckIntervalAt sync.Map
 
 // noServiceCheckInterval reports whether the server at address refused

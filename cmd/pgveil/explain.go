@@ -74,12 +74,18 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
 	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
-	if none := noRowTables(up, enf.Engine.Catalog(), res.Tables); len(none) > 0 {
-		// NOTE: a DBA reading "0 rows" from a join cannot tell a rule that
-		// matched nothing from no rule at all: say which tables the user
-		// may read no row of, whatever the data.
-		fmt.Fprintf(stdout, "no row of: %s (no rule grants %s rows of them, or the roles' ceilings exclude every row)\n",
-			strings.Join(none, ", "), *user)
+	ungranted, emptied := noRowTables(cfg, up, enf.Engine.Catalog(), res.Tables)
+	// NOTE: a DBA reading "0 rows" from a join cannot tell a rule that
+	// matched nothing from no rule at all: say which tables the user may
+	// read no row of, whatever the data, and whether a rule applies.
+	if len(ungranted) > 0 {
+		fmt.Fprintf(stdout, "no row of: %s (no rule grants %s rows of them)\n", strings.Join(ungranted, ", "), *user)
+	}
+	for _, e := range emptied {
+		fmt.Fprintf(stdout, "no row of: %s (%s %s %s, but %s %s no row whatever the data: a scope or where reading an attribute %s lacks, "+
+			"such as a team or groups, a column the table lacks, or the roles' ceilings)\n",
+			e.table, oneOrMany(len(e.rules), "rule", "rules"), strings.Join(e.rules, ", "),
+			oneOrMany(len(e.rules), "applies", "apply"), oneOrMany(len(e.rules), "grants", "grant"), *user, *user)
 	}
 	if res.Rewritten {
 		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", printableSQL(res.SQL))
@@ -104,14 +110,31 @@ func printableSQL(s string) string {
 	return printable.Escape(s, func(r rune) bool { return r == '\n' || r == '\t' })
 }
 
+// noRowTable is a table of noRowTables' whose permissive rules apply to
+// the user but give the constant FALSE.
+type noRowTable struct {
+	table string
+	// rules are the permissive rules that apply, in the policy's order.
+	rules []string
+}
+
 // noRowTables returns the tables of names (as the engine lists governed
-// tables) whose row scope for the user is the constant FALSE: no
-// permissive rule applies, or every role's ceiling is FALSE there.
-func noRowTables(up rewrite.Policy, cat *rewrite.Catalog, names []string) []string {
+// tables) whose row scope for the user is the constant FALSE: ungranted
+// where no permissive rule applies, emptied where one does but gives no
+// row (a scope needing an attribute the user lacks, a where reading a
+// column the table lacks, a role's ceiling).
+// NOTE: the two are told apart because "no rule grants" sends a DBA to
+// write a rule that already exists when the user's attribute is missing.
+func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, names []string) (ungranted []string, emptied []noRowTable) {
 	if cat == nil {
-		return nil
+		return nil, nil
 	}
-	var none []string
+	permissive := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if !r.Restrictive {
+			permissive[r.Name] = true
+		}
+	}
 	for _, n := range names {
 		schema, name, ok := strings.Cut(n, ".")
 		if !ok {
@@ -125,11 +148,30 @@ func noRowTables(up rewrite.Policy, cat *rewrite.Catalog, names []string) []stri
 		if acc.Mode != rewrite.Governed || acc.Filter == nil {
 			continue
 		}
-		if c := acc.Filter.GetAConst(); c != nil && c.GetBoolval() != nil && !c.GetBoolval().Boolval {
-			none = append(none, n)
+		if c := acc.Filter.GetAConst(); c == nil || c.GetBoolval() == nil || c.GetBoolval().Boolval {
+			continue
+		}
+		var rules []string
+		for _, r := range acc.Rules {
+			if permissive[r] {
+				rules = append(rules, r)
+			}
+		}
+		if len(rules) == 0 {
+			ungranted = append(ungranted, n)
+		} else {
+			emptied = append(emptied, noRowTable{table: n, rules: rules})
 		}
 	}
-	return none
+	return ungranted, emptied
+}
+
+// oneOrMany returns one when n is 1, else many.
+func oneOrMany(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func listOrNone(l []string) string {

@@ -438,7 +438,7 @@ func (s *syncBuffer) String() string {
 func TestExplain(t *testing.T) {
 	pgtest.Require(t, cluster)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags, labels; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text); CREATE TABLE labels (id int)"); err != nil {
+	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags, labels; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text); CREATE TABLE labels (id int); DROP TABLE IF EXISTS team_notes; CREATE TABLE team_notes (id int, team_id int)"); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := scram.NewVerifier("pw", 4096)
@@ -466,6 +466,14 @@ table "public.tags" {
   owner_column = "owner"
 }
 table "public.labels" {}
+table "public.team_notes" {
+  team_column = "team_id"
+}
+rule "team_notes" {
+  tables = ["public.team_notes"]
+  roles  = ["reader"]
+  scope  = "own_team"
+}
 rule "own_notes" {
   tables = ["public.notes", "public.tags"]
   roles  = ["reader"]
@@ -493,6 +501,20 @@ user "dana" {
 		code, out, errOut = runCLI("", "explain", "--config", path, "--user", "dana", "SELECT id FROM notes")
 		if code != 0 || strings.Contains(out, "no row of") {
 			t.Fatalf("%d, a table a rule grants is not named:\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("a table a rule grants but the user's missing attribute empties is not said to have no rule", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT id FROM team_notes")
+		if code != 0 || !strings.Contains(out, "no row of: public.team_notes") {
+			t.Fatalf("%d, the table is not named:\n%s%s", code, out, errOut)
+		}
+		if strings.Contains(out, "no rule grants") {
+			t.Fatalf("rule team_notes grants dana rows, but explain says no rule does:\n%s", out)
+		}
+		for _, want := range []string{"rule team_notes applies, but grants dana no row", "an attribute dana lacks"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("missing %q in:\n%s", want, out)
+			}
 		}
 	})
 	t.Run("a statement of a shape seen before shows the form its template gives", func(t *testing.T) {

@@ -161,6 +161,10 @@ type decoder struct {
 	ctx *hcl.EvalContext
 	// diags collects every problem found.
 	diags hcl.Diagnostics
+	// testsFrom and testsTo delimit the diagnostics of test blocks in
+	// diags (decodeFiles decodes them last, and they have no effect on
+	// serving): errors only there leave the policy whole (Loader.WithoutTests).
+	testsFrom, testsTo int
 	// cfg is the configuration being built.
 	cfg *Config
 	// attrs remembers the attribute behind each setting, keyed by its
@@ -254,9 +258,11 @@ func (d *decoder) decodeFiles(files []*hcl.File) {
 		d.decodeRule(b)
 	}
 	d.crossCheck()
+	d.testsFrom = len(d.diags)
 	for _, b := range byType["test"] {
 		d.decodeTest(b)
 	}
+	d.testsTo = len(d.diags)
 	d.cfg.attrs = d.attrs
 }
 

@@ -58,8 +58,9 @@ type Test struct {
 	// Rule is the firewall rule expected to refuse the statement
 	// (Denied true); "" accepts any.
 	Rule string
-	// DeclRange is where the block starts; UserRange is its user.
-	DeclRange, UserRange hcl.Range
+	// DeclRange is where the block starts; UserRange is its user, and
+	// QueryRange its query (DeclRange when either is missing).
+	DeclRange, UserRange, QueryRange hcl.Range
 }
 
 // ExpectsDenied reports whether the test expects a refusal.
@@ -82,7 +83,7 @@ func (d *decoder) decodeTest(b *hcl.Block) {
 			return
 		}
 	}
-	t := &Test{Name: name, DeclRange: b.DefRange, UserRange: b.DefRange}
+	t := &Test{Name: name, DeclRange: b.DefRange, UserRange: b.DefRange, QueryRange: b.DefRange}
 	d.cfg.Tests = append(d.cfg.Tests, t)
 	if a := c.Attributes["user"]; a != nil {
 		t.UserRange = a.Expr.Range()
@@ -97,6 +98,7 @@ func (d *decoder) decodeTest(b *hcl.Block) {
 		}
 	}
 	if a := c.Attributes["query"]; a != nil {
+		t.QueryRange = a.Expr.Range()
 		t.Query, _ = d.nonEmptyString(a, "query")
 	}
 	if a := c.Attributes["rows"]; a != nil {

@@ -19,7 +19,19 @@ import (
 type Loader struct {
 	// parser parses files and remembers them by name.
 	parser *hclparse.Parser
+	// withoutTests is the configuration of the last Load whose only
+	// errors were in test blocks, without them; nil otherwise.
+	// NOTE: never served: Load returns nil for it, as for any error.
+	withoutTests *Config
 }
+
+// WithoutTests returns the configuration of the last Load when its only
+// errors were in test blocks: provisioned and validated as serve would
+// load it, the test blocks dropped (they have no effect on serving), so
+// that pgveil check --upstream can still check the policy against the
+// database. nil when the last Load succeeded or had other errors: then
+// no part of the policy was validated.
+func (l *Loader) WithoutTests() *Config { return l.withoutTests }
 
 // NewLoader returns a Loader with no files parsed yet.
 func NewLoader() *Loader {
@@ -37,6 +49,7 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 
 // Load is the package-level Load, remembering the files it parsed.
 func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
+	l.withoutTests = nil
 	paths, diags := configFiles(path)
 	if diags.HasErrors() {
 		return nil, diags
@@ -73,12 +86,19 @@ func (l *Loader) Load(path string) (*Config, hcl.Diagnostics) {
 	d.cfg.digest = filesDigest(paths, files)
 	d.decodeFiles(files)
 	d.cfg.envDigest = d.env.digest()
-	if !d.diags.HasErrors() {
+	// NOTE: errors in test blocks alone do not stop the policy's own
+	// checks: a DBA sees every problem in one run.
+	policyWhole := !d.diags[:d.testsFrom].HasErrors()
+	if policyWhole {
 		d.provision()
 		d.validate()
 	}
 	diags = append(diags, d.diags...)
 	if diags.HasErrors() {
+		if policyWhole && !d.diags[d.testsTo:].HasErrors() {
+			d.cfg.Tests = nil
+			l.withoutTests = d.cfg
+		}
 		return nil, diags
 	}
 	return d.cfg, diags

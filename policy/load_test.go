@@ -477,3 +477,58 @@ func sparseFile(t *testing.T, path string, size int64) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoaderWithoutTests(t *testing.T) {
+	const base = `
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+  password = "plain"
+  UPSTREAM
+}
+role "reader" { statements = ["select"] }
+`
+	brokenTest := "test \"t\" {\n  user  = \"nobody\"\n  query = \"SELECT 1\"\n}\n"
+	cases := []struct {
+		name, upstream, extra string
+		// whole says whether WithoutTests returns a configuration, and
+		// want is a summary the diagnostics must hold.
+		whole bool
+		want  string
+	}{
+		{"a configuration without errors needs no policy without tests", "", "", false, ""},
+		{"errors only in test blocks leave the policy whole", "", brokenTest, true, "Unknown user"},
+		{"a validation error beside them is reported, and the policy is not whole", `tls {
+    mode        = "require"
+    server_name = "db"
+  }`, brokenTest, false, "Setting without effect"},
+		{"an error in a role block beside them leaves no policy", "", brokenTest + `role "typo" { statements = ["selec"] }`, false, "Unknown user"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "pgveil.hcl")
+			writeFile(t, path, []byte(strings.Replace(base, "UPSTREAM", c.upstream, 1)+c.extra))
+			l := NewLoader()
+			cfg, diags := l.Load(path)
+			if (cfg == nil) != diags.HasErrors() {
+				t.Fatalf("configuration %v with diagnostics %v", cfg != nil, diags)
+			}
+			got := l.WithoutTests()
+			if (got != nil) != c.whole {
+				t.Fatalf("WithoutTests() = %v, want a configuration: %v\n%v", got != nil, c.whole, diags)
+			}
+			if got != nil && (len(got.Tests) != 0 || got.Roles["reader"] == nil) {
+				t.Errorf("the policy without tests holds %d tests, roles %v", len(got.Tests), got.Roles)
+			}
+			found := c.want == ""
+			for _, d := range diags {
+				found = found || d.Summary == c.want
+			}
+			if !found {
+				t.Errorf("diagnostics lack %q: %v", c.want, diags)
+			}
+		})
+	}
+}

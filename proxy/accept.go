@@ -422,11 +422,23 @@ func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 	return len(gone)
 }
 
-// SessionCount reports how many sessions are relaying.
+// SessionCount reports how many client connections the server holds:
+// those still in their startup (negotiation, authentication, the
+// upstream connection, a CancelRequest) and the sessions relaying.
+// NOTE: a connection is counted from its accept until its last log line
+// and audit record are written, without a gap: handle moves it from
+// conns to sessions under mu. So, once a client has closed, a count of 0
+// means the server is done with it, and the count always sees a session
+// whose client had its first ReadyForQuery (sent before the session
+// joins sessions). Connections closed unread past a cap (admitConn,
+// addressFull) are never counted; as with listen.max_connections, which
+// counts the same connections.
+// The pgveil_sessions gauge counts less: sessions only, from just before
+// their first ReadyForQuery (session.open) to their end.
 func (s *Server) SessionCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return len(s.conns) + len(s.sessions)
 }
 
 // handle runs one client connection from its first byte to its end; over

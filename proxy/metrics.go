@@ -87,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refusedAddr:   refused.WithLabelValues("address"),
 		refusedAuth:   refused.WithLabelValues("auth_failures"),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pgveil_sessions", Help: "Client sessions relaying now.",
+			Name: "pgveil_sessions", Help: "Client sessions open now, each counted from just before its first ReadyForQuery until it ends; connections still in their startup (authentication, the upstream connection) are not.",
 		}),
 		sessionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgveil_sessions_total", Help: "Client sessions started.",

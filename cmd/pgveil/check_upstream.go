@@ -21,9 +21,11 @@ import (
 // account should not have, and test blocks naming unknown users. Exit
 // status 1 on any error.
 //
-// loadWarns is the number of warnings loading the files printed: they
-// count in the summary line with the database's own.
-func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files map[string]*hcl.File, loadWarns int, stdout, stderr io.Writer) int {
+// loadErrs and loadWarns are the numbers of errors and warnings loading
+// the files printed: they count in the summary line with the database's
+// own. loadErrs is not 0 only for errors in test blocks, which leave the
+// rest of cfg whole (policy.Loader.WithoutTests).
+func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files map[string]*hcl.File, loadErrs, loadWarns int, stdout, stderr io.Writer) int {
 	up := fmt.Sprintf("%s/%s as %s", cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User)
 	conn, err := proxy.ConnectService(ctx, cfg, "check")
 	if err != nil {
@@ -57,7 +59,7 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 	}
 	writeDiags(stderr, files, diags)
 
-	errs, warns := 0, loadWarns
+	errs, warns := loadErrs, loadWarns
 	for _, d := range diags {
 		if d.Severity == hcl.DiagError {
 			errs++

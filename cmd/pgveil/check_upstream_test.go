@@ -659,6 +659,28 @@ user "ann" { password = "VERIFIER" }`,
 		}
 	})
 
+	t.Run("errors in test blocks alone leave the rest checked against the catalog", func(t *testing.T) {
+		path := checkConfig(t, checkSvc, `table "public.tickts" {}
+test "t" {
+  user  = "ann"
+  query = "SELECT 1"
+}`)
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		for _, w := range []string{
+			path + ":2:1: error: Test without expectation",
+			"the errors above are in test blocks only: checking the rest against the upstream",
+			path + `:1:1: error: Unknown table`, `Did you mean "public.tickets"?`,
+		} {
+			if !strings.Contains(flat, w) {
+				t.Errorf("stderr lacks %q", w)
+			}
+		}
+		if code != 1 || out != "" || !strings.Contains(lastLine(errOut), "errors, ") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+
 	t.Run("an unreachable upstream exits 1", func(t *testing.T) {
 		t.Setenv("PGVEIL_TEST_SVC_PW", "wrong")
 		path := checkConfig(t, checkSvc, "")
@@ -682,4 +704,23 @@ func installMaskKeys(t *testing.T, path string) {
 		t.Fatalf("installing the keys: %v", err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, "DROP SCHEMA pgveil CASCADE") })
+}
+
+func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
+	t.Setenv("PGVEIL_TEST_SVC_PW", "x")
+	cases := []struct{ name, block string }{
+		{"an error in a role block", `role "typo" { statements = ["selec"] }`},
+		{"an error in a table block beside a test block's", "table \"public.tickets\" { owner_column = 1 }\ntest \"t\" {\n  user  = \"ann\"\n  query = \"SELECT 1\"\n}"},
+	}
+	for _, c := range cases {
+		t.Run("after "+c.name, func(t *testing.T) {
+			path := writeConfig(t, c.block+"\n"+testPolicyTail)
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			if code != 1 || out != "" || !strings.Contains(errOut, "error: ") ||
+				!strings.Contains(errOut, "pgveil check: catalog checks skipped: fix the errors above first") ||
+				strings.Contains(errOut, "connecting upstream") {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+		})
+	}
 }

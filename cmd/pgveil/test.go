@@ -7,6 +7,8 @@ import (
 	"io"
 	"regexp"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/policy/live"
 	"github.com/pgveil/pgveil/policy/policytest"
@@ -87,6 +89,9 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 
 	sum := env.RunAll(ctx, tests, func(t *policy.Test, o policytest.Outcome) {
 		fmt.Fprintln(stdout, o.String(t.Name))
+		if o.Diag != nil {
+			writeDiags(stderr, files, hcl.Diagnostics{o.Diag})
+		}
 	})
 	if env.Broken() {
 		fmt.Fprintln(stderr, "pgveil test: the upstream connection failed; stopping")

@@ -65,30 +65,76 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
 	})
-	t.Run("an unknown user is a diagnostic with a suggestion once identities are loaded", func(t *testing.T) {
+	t.Run("an unknown user or relation is a diagnostic with a suggestion once identities and the catalog are loaded", func(t *testing.T) {
 		dir := t.TempDir()
 		demo, err := os.ReadFile("../../configs/demo.hcl")
 		if err != nil {
 			t.Fatal(err)
 		}
 		extra := "test \"a misspelt login\" {\n  user   = \"mari\"\n  query  = \"SELECT 1\"\n  denied = true\n}\n"
+		// A relation the catalog does not hold, near one it does; and one
+		// a test expects refused, which passes without a diagnostic.
+		extra += "test \"a misspelt relation\" {\n  user   = \"marie\"\n  query  = \"SELECT id FROM respones\"\n  masked = []\n}\n"
+		extra += "test \"a misspelt relation refused\" {\n  user   = \"marie\"\n  query  = \"SELECT id FROM respones\"\n  denied = true\n}\n"
 		for name, body := range map[string]string{"demo.hcl": string(demo), "extra.hcl": extra} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
-		code, out, errOut := runCLI("", "test", "--config", dir, "--upstream", "--run", "misspelt")
+		code, out, errOut := runCLI("", "test", "--config", dir, "--upstream", "--run", "misspelt login")
 		extraPath := filepath.Join(dir, "extra.hcl")
 		if code != 1 || !strings.Contains(errOut, extraPath+":2:12: error: Unknown user") ||
 			!strings.Contains(errOut, `Did you mean "marie"?`) ||
 			!strings.Contains(out, "FAIL a misspelt login: ") || lastLine(out) != "0 passed, 1 failed" {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		code, out, _ = runCLI("", "test", "--config", dir, "--run", "misspelt")
+		code, out, _ = runCLI("", "test", "--config", dir, "--run", "misspelt login")
 		if code != 0 || !strings.Contains(out, `SKIP a misspelt login: no user block defines mari, identity rows may (needs --upstream); did you mean "marie"?`) {
 			t.Fatalf("offline: exit %d\n%s", code, out)
 		}
+		code, out, errOut = runCLI("", "test", "--config", dir, "--upstream", "--run", "misspelt relation")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		if code != 1 || !strings.Contains(flat, extraPath+":8:12: error: Unknown relation") ||
+			!strings.Contains(flat, `Test "a misspelt relation"'s query names respones, which the catalog does not hold. Did you mean "responses"?`) ||
+			strings.Contains(flat, `"a misspelt relation refused"`) ||
+			!strings.Contains(out, "FAIL a misspelt relation: ") || lastLine(out) != "1 passed, 1 failed" {
+			t.Fatalf("relation: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
 	})
+}
+
+func TestTestCommandSuggestsARelation(t *testing.T) {
+	t.Setenv("PGVEIL_TEST_SVC_PW", "x")
+	cases := []struct {
+		name, query string
+		// want is what stderr must hold, nothing when empty.
+		want []string
+	}{
+		{"a near miss of a table block's relation is a warning with a suggestion", "SELECT id FROM tickts",
+			[]string{"PATH:3:12: warning: Unknown relation", `Test "t"'s query names tickts, which no table block names exactly. Did you mean "tickets"?`}},
+		{"a qualified near miss is suggested qualified", "SELECT id FROM public.tikcets",
+			[]string{"PATH:3:12: warning: Unknown relation", `Did you mean "public.tickets"?`}},
+		{"a relation far from every table block's is no diagnostic", "SELECT id FROM employees", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			block := "test \"t\" {\n  user   = \"ann\"\n  query  = \"" + c.query + "\"\n  masked = []\n}\n"
+			path := writeConfig(t, block+testPolicyTail)
+			code, out, errOut := runCLI("", "test", "--config", path)
+			if code != 0 || !strings.HasPrefix(out, "SKIP t: no table block names") {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+			flat := strings.Join(strings.Fields(errOut), " ")
+			for _, w := range c.want {
+				if w = strings.ReplaceAll(w, "PATH", path); !strings.Contains(flat, w) {
+					t.Fatalf("stderr lacks %q\nstderr:\n%s", w, errOut)
+				}
+			}
+			if c.want == nil && errOut != "" {
+				t.Fatalf("want no diagnostic, stderr:\n%s", errOut)
+			}
+		})
+	}
 }
 
 func TestTestBlockMistakes(t *testing.T) {

@@ -40,6 +40,10 @@ type Outcome struct {
 	Status Status
 	// Reason says why, "" for most passes.
 	Reason string
+	// Diag, when not nil, points at what in the test block the outcome
+	// is about (file:line:col), with a suggestion: a relation the
+	// catalog does not hold, near a name it does.
+	Diag *hcl.Diagnostic
 }
 
 // String renders the outcome of the block named name as pgveil test
@@ -53,15 +57,15 @@ func (o Outcome) String(name string) string {
 }
 
 func pass(format string, args ...any) Outcome {
-	return Outcome{Pass, fmt.Sprintf(format, args...)}
+	return Outcome{Status: Pass, Reason: fmt.Sprintf(format, args...)}
 }
 
 func fail(format string, args ...any) Outcome {
-	return Outcome{Fail, fmt.Sprintf(format, args...)}
+	return Outcome{Status: Fail, Reason: fmt.Sprintf(format, args...)}
 }
 
 func skip(format string, args ...any) Outcome {
-	return Outcome{Skip, fmt.Sprintf(format, args...)}
+	return Outcome{Status: Skip, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Summary counts the outcomes of a run.
@@ -140,7 +144,7 @@ func (env *Env) RunAll(ctx context.Context, tests []*policy.Test, report func(*p
 func (env *Env) offline() bool { return env.conn == nil }
 
 // Run runs one test block.
-func (env *Env) Run(ctx context.Context, t *policy.Test) Outcome {
+func (env *Env) Run(ctx context.Context, t *policy.Test) (out Outcome) {
 	cfg := env.cfg
 	if env.offline() {
 		if cfg.Users[t.User] == nil {
@@ -177,9 +181,18 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) Outcome {
 		case err == nil:
 		case errors.As(err, &unknown):
 			if env.offline() {
-				return skip("no table block names %s exactly: only the live catalog knows it (needs --upstream)", unknown.Name)
+				o := skip("no table block names %s exactly: only the live catalog knows it (needs --upstream)", unknown.Name)
+				o.Diag = env.unknownRelation(t, unknown)
+				return o
 			}
 			refused = unknown.Refusal()
+			// NOTE: only a failing test shows it: denied = true may be
+			// about a relation that does not exist.
+			defer func() {
+				if out.Status == Fail {
+					out.Diag = env.unknownRelation(t, unknown)
+				}
+			}()
 		case errors.As(err, &refused):
 		default:
 			refused = &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "rewrite", Message: err.Error()}
@@ -305,4 +318,55 @@ func (env *Env) execute(ctx context.Context, t *policy.Test, res *rewrite.Result
 func (env *Env) connFailure(err error) Outcome {
 	env.broken = true
 	return fail("the upstream connection failed: %v", err)
+}
+
+// unknownRelation is the diagnostic of a test whose query names a
+// relation the catalog does not hold, at the test's query, suggesting
+// the near miss (policy.Suggest) of a relation the catalog does hold,
+// qualified as the query qualifies it. nil for an unknown operator, type
+// or column, and offline (a warning then) when there is no near miss: a
+// relation no table block names is usual offline, a near miss of one
+// likely a typo.
+func (env *Env) unknownRelation(t *policy.Test, unknown *rewrite.UnknownRelationError) *hcl.Diagnostic {
+	if unknown.Kind != "" {
+		return nil
+	}
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Unknown relation",
+		Detail:   fmt.Sprintf("Test %q's query names %s, which the catalog does not hold.", t.Name, unknown.Name),
+		Subject:  t.QueryRange.Ptr(),
+	}
+	if env.offline() {
+		d.Severity = hcl.DiagWarning
+		d.Detail = fmt.Sprintf("Test %q's query names %s, which no table block names exactly.", t.Name, unknown.Name)
+	}
+	s := policy.Suggest(unknown.Name, relationNames(env.cat, strings.Contains(unknown.Name, ".")))
+	if s == "" && env.offline() {
+		return nil
+	}
+	if s != "" {
+		d.Detail += fmt.Sprintf(" Did you mean %q?", s)
+	}
+	return d
+}
+
+// relationNames lists the relations of cat: schema.name when qualified,
+// else the names of those in a schema of its search_path, sorted.
+func relationNames(cat *rewrite.Catalog, qualified bool) []string {
+	inPath := map[string]bool{}
+	for _, s := range cat.SearchPath {
+		inPath[s] = true
+	}
+	var names []string
+	for q := range cat.Relations {
+		switch {
+		case qualified:
+			names = append(names, q.String())
+		case inPath[q.Schema]:
+			names = append(names, q.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

@@ -76,7 +76,7 @@ var cve20Corpus = []cve20Case{
 		sql:   "SELECT count(*) FROM (SELECT * FROM responses ORDER BY 1/(CASE WHEN country = 'USA' THEN 0 ELSE 1 END)) s",
 		truth: "SELECT count(*) FROM responses WHERE " + scopes["marie"]},
 	{technique: "a GROUP BY failing on hidden rows", user: "marie",
-		sql: "SELECT count(*) FROM responses GROUP BY 1/(CASE WHEN country = 'USA' THEN 0 ELSE 1 END)",
+		sql:   "SELECT count(*) FROM responses GROUP BY 1/(CASE WHEN country = 'USA' THEN 0 ELSE 1 END)",
 		truth: "SELECT count(*) FROM responses WHERE " + scopes["marie"]},
 	{technique: "a failing expression on hidden reference rows", user: "marie",
 		sql: "SELECT count(*) FROM countries WHERE 1/(CASE WHEN name = 'Germany' THEN 0 ELSE 1 END) = 1", truth: "SELECT 1"},

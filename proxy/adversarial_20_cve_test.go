@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/rewrite"
@@ -296,4 +299,122 @@ func cve20ErrText(err error) string {
 		return pe.Message + " " + pe.Detail + " " + pe.Hint + " " + pe.Where
 	}
 	return err.Error()
+}
+
+// TestAdversarial20CVEIdentityChanges holds pgveil to what PostgreSQL's
+// CVE-2023-2455 and CVE-2024-10976 got wrong: a plan, a prepared
+// statement or a cached statement made for one user must never run for
+// another. Two country analysts (marie, France; hans, Germany) send the
+// same text; the BI service acts for one, then the other, with pgx's
+// statement cache on; a statement prepared acting for marie is executed
+// acting for hans; and in transaction pooling one session's statement
+// and cursor names are not another's.
+func TestAdversarial20CVEIdentityChanges(t *testing.T) {
+	ctx := context.Background()
+	src, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marie := `user "marie" {
+  password = "SCRAM-SHA-256$4096:UhSmBtEvd3peBj1P+aiWVQ==$m1CEsm/JM1LTWyYa7PjZhlruMkwsJtDCrvwQ1+Do+8Q=:sJ1/SRpjmzujYW5rhvGW9Ht0EBUXt1WgDUar42e3Idw="
+  roles      = ["country_analyst"]
+  attributes = { country = "France" }
+}`
+	if !strings.Contains(string(src), marie) {
+		t.Fatal("configs/demo.hcl no longer holds marie's block as this test expects")
+	}
+	// hans has marie's password and Germany for country.
+	hans := strings.Replace(strings.Replace(marie, `"marie"`, `"hans"`, 1), "France", "Germany", 1)
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(src), marie, marie+"\n"+hans, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoFrom(t, path)
+	const q = "SELECT country, count(*) FROM responses GROUP BY country ORDER BY 1"
+	truth := func(country string) string {
+		return cve20Text(direct(t, "SELECT country, count(*) FROM responses WHERE country = '"+country+"' GROUP BY country"))
+	}
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec,
+		pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe}
+
+	t.Run("two analysts sending the same text each read their own country", func(t *testing.T) {
+		for _, u := range []struct{ login, country string }{{"marie", "France"}, {"hans", "Germany"}, {"marie", "France"}} {
+			c, err := pgx.Connect(ctx, p.url(u.login, "demo-marie", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range modes {
+				got, err := cve20Query(ctx, c, q, mode)
+				if want := truth(u.country); err != nil || got != want {
+					t.Errorf("%s, %v: got %q, %v; want %q", u.login, mode, got, err, want)
+				}
+			}
+			c.Close(ctx)
+		}
+	})
+	t.Run("the BI service's cached statements follow each change of viewer", func(t *testing.T) {
+		c := p.connect(t, "metabase")
+		for _, step := range []struct{ viewer, want string }{
+			{"marie", truth("France")}, {"hans", truth("Germany")}, {"hq", cve20Text(direct(t, q))}, {"marie", truth("France")},
+		} {
+			if _, err := c.Exec(ctx, "SET ROLE "+step.viewer); err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range modes {
+				if got, err := cve20Query(ctx, c, q, mode); err != nil || got != step.want {
+					t.Errorf("acting for %s, %v: got %q, %v; want %q", step.viewer, mode, got, err, step.want)
+				}
+			}
+		}
+	})
+	t.Run("a statement prepared acting for marie runs for hans as hans's", func(t *testing.T) {
+		c := p.connect(t, "metabase")
+		if _, err := c.Exec(ctx, "SET ROLE marie"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Prepare(ctx, "cve20s", "SELECT DISTINCT country FROM responses WHERE country <> $1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "SET ROLE hans"); err != nil {
+			t.Fatal(err)
+		}
+		// pgx runs a name it prepared as that statement.
+		var got string
+		rs, err := c.Query(ctx, "cve20s", "x")
+		if err == nil {
+			for rs.Next() {
+				v, _ := rs.Values()
+				got += fmt.Sprint(v...) + "\n"
+			}
+			rs.Close()
+			err = rs.Err()
+		}
+		if err == nil && got != "Germany\n" {
+			t.Errorf("acting for hans, marie's statement read %q", got)
+		}
+		if err != nil && !strings.Contains(err.Error(), "policy_changed") {
+			t.Errorf("want hans's rows or a policy_changed refusal, got %v", err)
+		}
+	})
+	t.Run("in transaction pooling one session cannot reach another's statements or cursors", func(t *testing.T) {
+		pp, _ := startDemoFrom(t, pooledDemo(t, 1))
+		hq, marie := pp.connect(t, "hq"), pp.connect(t, "marie")
+		const hidden = "SELECT country FROM responses WHERE country <> 'France' LIMIT 1"
+		if _, err := roundTrip(t, hq, &pgproto3.Parse{Name: "cve20", Query: hidden}, &pgproto3.Sync{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, msgs := range [][]pgproto3.FrontendMessage{
+			{&pgproto3.Bind{PreparedStatement: "cve20"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			{&pgproto3.Describe{ObjectType: 'S', Name: "cve20"}, &pgproto3.Sync{}},
+			{&pgproto3.Query{String: "EXECUTE cve20"}},
+		} {
+			rows, err := roundTrip(t, marie, msgs...)
+			if len(rows) > 0 || err == nil {
+				t.Errorf("marie reached hq's statement: %q, %v", rows, err)
+			}
+		}
+		if rows, err := roundTrip(t, hq, &pgproto3.Bind{PreparedStatement: "cve20"}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil || len(rows) != 1 {
+			t.Errorf("hq's own statement: %q, %v", rows, err)
+		}
+	})
 }

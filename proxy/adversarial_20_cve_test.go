@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,6 +177,26 @@ var cve20Writes = []cve20Case{
 		sql: "UPDATE responses SET nps = 11 WHERE id = 990011", state: "23514"},
 	{technique: "UPDATE of a hidden row changes nothing", user: "marie",
 		sql: "UPDATE responses SET nps = 1 WHERE id = 990001 RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a write's WHERE testing a masked column of the target", user: "marie",
+		sql: "UPDATE responses SET tags = tags WHERE id = 990011 AND email IS NOT NULL RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a write's WHERE testing the target's whole row", user: "marie",
+		sql: "UPDATE responses SET tags = tags WHERE id = 990011 AND responses::text LIKE '%MARKER%' RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a write's WHERE sublink correlated to a masked column", user: "marie",
+		sql: "UPDATE responses SET tags = tags WHERE id = 990011 AND EXISTS (SELECT 1 WHERE responses.email LIKE 'MARKER%') RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a write's WHERE on the row constructor of masked columns", user: "marie",
+		sql: "UPDATE responses SET tags = tags WHERE id = 990011 AND ROW(responses.contact, responses.email) IS NOT NULL RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a DELETE's WHERE testing a masked column", user: "marie",
+		sql: "DELETE FROM responses r WHERE r.id = 990011 AND r::text LIKE '%MARKER%' RETURNING r.id", truth: "SELECT 1 WHERE false"},
+	{technique: "SET from a VALUES list of a masked column (CVE-2021-20229)", user: "marie",
+		sql: "UPDATE responses SET comment = (SELECT x FROM (VALUES (responses.email)) v(x)) WHERE id = 990011 RETURNING comment", refused: "masked_write"},
+	{technique: "RETURNING a sublink on a masked column", user: "marie",
+		sql: "UPDATE responses SET tags = tags WHERE id = 990011 RETURNING (SELECT 1 WHERE responses.email LIKE 'MARKER%')", refused: "masked_write"},
+	{technique: "a write's WHERE failing only on hidden rows", user: "marie",
+		sql: "UPDATE responses SET nps = nps WHERE country = 'USA' AND (comment)::int = 0 RETURNING id", truth: "SELECT 1 WHERE false"},
+	{technique: "a NOT NULL failure names no row", user: "marie",
+		sql: "UPDATE responses SET submitted_at = NULL WHERE id = 990011", state: "23502"},
+	{technique: "a foreign-key failure to a reference table", user: "marie",
+		sql: "UPDATE responses SET survey_id = 999 WHERE id = 990011", state: "23503"},
 	{technique: "an array subscript at the limit (CVE-2021-32027)", user: "marie",
 		sql: "UPDATE responses SET tags[2147483647] = 'x' WHERE id = 990011", state: "54000"},
 }
@@ -394,6 +415,29 @@ func TestAdversarial20CVEIdentityChanges(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "policy_changed") {
 			t.Errorf("want hans's rows or a policy_changed refusal, got %v", err)
+		}
+	})
+	t.Run("no startup parameter chooses the role, the viewer or a pinned setting", func(t *testing.T) {
+		for _, c := range []struct{ user, key, value string }{
+			{"marie", "role", "hq"},
+			{"marie", "options", "-c role=hq"},
+			{"marie", "pgveil.act_for", "hq"},
+			{"metabase", "options", "-c pgveil.act_for=tom"},
+			{"metabase", "options", "--role=tom"},
+			{"metabase", "session_authorization", "tom"},
+			{"marie", "search_path", "pg_temp"},
+			{"marie", "options", "-c search_path=pg_temp,public"},
+			{"marie", "options", "-c row_security=off"},
+			{"marie", "options", "-c client_min_messages=debug5"},
+		} {
+			conn, err := pgx.Connect(ctx, p.url(c.user, "demo-"+c.user, url.Values{c.key: {c.value}}))
+			var pe *pgconn.PgError
+			if err == nil {
+				conn.Close(ctx)
+			}
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("%s connecting with %s=%q: got %v, want a 42501 refusal", c.user, c.key, c.value, err)
+			}
 		}
 	})
 	t.Run("in transaction pooling one session cannot reach another's statements or cursors", func(t *testing.T) {

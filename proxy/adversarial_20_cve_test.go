@@ -110,7 +110,7 @@ var cve20Corpus = []cve20Case{
 	{technique: "pg_class.reltuples and relpages", user: "marie",
 		sql: "SELECT reltuples, relpages FROM pg_class WHERE relname = 'responses'", truth: "SELECT -1::real, 0"},
 	{technique: "pages, tuples or all-visible pages in pg_class of a relation outside the catalogs", user: "marie",
-		sql: "SELECT count(*) FROM pg_class WHERE (relpages > 0 OR reltuples >= 0 OR relallvisible > 0) AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema')",
+		sql:   "SELECT count(*) FROM pg_class WHERE (relpages > 0 OR reltuples >= 0 OR relallvisible > 0) AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema')",
 		truth: "SELECT 0"},
 	{technique: "pages and tuples of the governed table's TOAST relation", user: "marie",
 		sql: "SELECT t.relpages, t.reltuples FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.relname = 'responses'", truth: "SELECT 0, -1::real"},

@@ -98,6 +98,21 @@ var cve20Corpus = []cve20Case{
 	{technique: "a sublink failing on a constant fails whatever the rows hold", user: "marie",
 		sql: "SELECT count(*) FROM responses WHERE EXISTS (SELECT 1 FROM responses r2 WHERE r2.country = 'USA' AND 1/0 = 1)", state: "22012"},
 
+	// The policy's own inputs (CVE-2019-10208's search_path, for a
+	// rewriter: names): a CTE named like a table the scope reads does
+	// not stand in for it.
+	{technique: "a CTE named teams beside the team-subtree scope", user: "paul",
+		sql:  "WITH teams AS (SELECT id, NULL::int AS parent_id, name FROM public.teams) SELECT count(DISTINCT team_id) FROM responses",
+		same: "SELECT count(DISTINCT team_id) FROM responses"},
+	{technique: "a CTE named employees beside the group scope", user: "ops",
+		sql:  "WITH employees AS (SELECT 'x' AS login, 'vendor_a' AS group_name) SELECT count(DISTINCT agent_login) FROM responses",
+		same: "SELECT count(DISTINCT agent_login) FROM responses"},
+	{technique: "a CTE named team_surveys beside the restrictive rule", user: "lea",
+		sql:  "WITH team_surveys AS (SELECT 11 AS team_id, s AS survey_id FROM generate_series(1, 10) s) SELECT count(*) FROM responses",
+		same: "SELECT count(*) FROM responses"},
+	{technique: "a LATERAL item named teams", user: "paul",
+		sql: "SELECT count(*) FROM responses r, LATERAL (SELECT 1) teams", same: "SELECT count(*) FROM responses"},
+
 	// Statistics and sizes (CVE-2017-7484, CVE-2024-4317, and the
 	// non-EXPLAIN ways to count rows).
 	{technique: "EXPLAIN row estimates", user: "marie", sql: "EXPLAIN SELECT * FROM responses", refused: "explain_governed"},

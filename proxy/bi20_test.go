@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -53,6 +55,76 @@ ORDER BY 1`
 		}
 		if pgErr.Hint == "" {
 			t.Errorf("the refusal %q has no hint", pgErr.Message)
+		}
+	})
+}
+
+// TestBI20MissingValue: a column added with a default that is not
+// volatile is not written to the rows already there; PostgreSQL keeps
+// the default's value, computed once by the ALTER TABLE, in
+// pg_attribute.attmissingval, and reads it as the column's value of
+// those rows. Where the column is masked, attmissingval is the real
+// value of every such row, which pg_attrdef's expression
+// (current_setting(…)) does not tell: pg_attribute serves it NULL.
+func TestBI20MissingValue(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	drop := `DROP TABLE IF EXISTS public.bi20_staff`
+	for _, sql := range []string{drop,
+		`CREATE TABLE public.bi20_staff (id int, country text)`,
+		`INSERT INTO public.bi20_staff VALUES (1, 'France'), (2, 'USA')`,
+		`SET app.bonus = '4242'; ALTER TABLE public.bi20_staff ADD COLUMN bonus int DEFAULT current_setting('app.bonus')::int`,
+		`GRANT SELECT ON public.bi20_staff TO pgveil_svc`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	if got := direct(t, `SELECT attmissingval::text FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`); !reflect.DeepEqual(got, [][]string{{"{4242}"}}) {
+		t.Fatalf("upstream, attmissingval is %v, want {4242}: the test proves nothing", got)
+	}
+	raw, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	extra := `
+table "public.bi20_staff" {
+  column "bonus" { class = "pii" }
+}
+rule "bi20_own_country" {
+  tables = ["public.bi20_staff"]
+  roles  = ["country_analyst"]
+  where  = "country = me.country"
+}
+`
+	if err := os.WriteFile(path, append(raw, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startDemoFrom(t, path)
+	marie := p.connect(t, "marie")
+
+	t.Run("the masked column reads NULL", func(t *testing.T) {
+		if got := through(t, marie, `SELECT id, bonus FROM bi20_staff`); !reflect.DeepEqual(got, [][]string{{"1", "NULL"}}) {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("pg_attribute does not tell the masked column's value of the rows older than it", func(t *testing.T) {
+		for _, q := range []string{
+			`SELECT attmissingval::text FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`,
+			`SELECT a.attmissingval::text FROM pg_catalog.pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'bi20_staff' AND a.attname = 'bonus'`,
+			`SELECT (to_jsonb(a) ->> 'attmissingval') FROM pg_attribute a WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`,
+		} {
+			if got := through(t, marie, q); !reflect.DeepEqual(got, [][]string{{"NULL"}}) {
+				t.Errorf("%s: got %v, the real bonus of the rows older than the column", q, got)
+			}
+		}
+	})
+	t.Run("the rest of pg_attribute is served as upstream", func(t *testing.T) {
+		const q = `SELECT attname, atttypid::regtype::text, attnum, attnotnull, atthasdef, atthasmissing, attisdropped FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass ORDER BY attnum`
+		if got, want := through(t, marie, q), direct(t, q); !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v, want %v", got, want)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,6 +44,21 @@ ORDER BY 1`
 		got := through(t, c, `SELECT pg_typeof(pg_tablespace_location(oid))::text, pg_tablespace_location(oid) IS NULL, coalesce(pg_catalog.pg_tablespace_location(oid), 'unknown') FROM pg_tablespace WHERE spcname = 'pg_default'`)
 		if want := [][]string{{"text", "t", "unknown"}}; !reflect.DeepEqual(got, want) {
 			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("psql's \\deu is refused with a hint that names user mappings", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		err := c.PgConn().Exec(context.Background(), `SELECT um.srvname AS "Server",
+  um.usename AS "User name"
+FROM pg_catalog.pg_user_mappings um
+ORDER BY 1, 2`).Close()
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Fatalf("got %v, want a 42501 refusal: the service account's mappings hold its credentials", err)
+		}
+		if !strings.Contains(pgErr.Hint, "user mappings") {
+			t.Errorf("the hint %q does not say why user mappings are hidden", pgErr.Hint)
 		}
 	})
 

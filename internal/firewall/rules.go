@@ -80,7 +80,7 @@ var Rules = []Rule{
 		Hint: "pgveil hides the text of statements (cursors, prepared statements, activity, pg_stat_statements): it holds the rewritten SQL. Keep the statement text on the client side.",
 		Doc:  "the text of statements, which holds the rewritten SQL: pg_cursor(), pg_prepared_statement(), current_query(), pg_cursors, pg_prepared_statements, pg_stat_activity, pg_backend_memory_contexts; pg_stat_statements, pg_stat_monitor and similar extensions by name in any schema, whatever the policy allows"},
 	{Name: "server_state", Code: sqlstate.InsufficientPrivilege,
-		Hint: "pgveil hides other sessions and server internals. Turn off the tool's session or lock monitor for this connection.",
+		Hint: "pgveil hides other sessions, server internals and user mappings (whose options hold the upstream account's credentials). Turn off the tool's session or lock monitor for this connection; ask the DBA which foreign servers are mapped.",
 		Doc:  "other sessions and server internals: pg_locks and pg_lock_status(), blocking pids, transaction ids and snapshots (txid_current, pg_current_snapshot, pg_xact_status…), WAL positions and the control file, pg_backend_pid, server addresses, start time, shared memory, replication slots, pg_config, user mappings and their options (pg_user_mappings, information_schema.user_mapping_options: the upstream account's credentials)"},
 	{Name: "advisory_locks", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Advisory locks are shared by every session of the server, across users, so pgveil does not allow them. Coordinate through a table instead.",

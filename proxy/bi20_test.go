@@ -62,15 +62,22 @@ ORDER BY 1, 2`).Close()
 		}
 	})
 
-	t.Run("a refused file function says what to do in its hint", func(t *testing.T) {
+	t.Run("each refusal an introspecting user meets says what to do in its hint", func(t *testing.T) {
 		c := p.connect(t, "marie")
-		err := c.PgConn().Exec(context.Background(), "SELECT pg_ls_dir('.')").Close()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
-			t.Fatalf("got %v, want a 42501 refusal", err)
-		}
-		if pgErr.Hint == "" {
-			t.Errorf("the refusal %q has no hint", pgErr.Message)
+		for _, tc := range []struct{ name, sql string }{
+			{"a file function", "SELECT pg_ls_dir('.')"},
+			{"psql's \\dl", `SELECT oid as "ID", pg_catalog.pg_get_userbyid(lomowner) as "Owner", pg_catalog.obj_description(oid, 'pg_largeobject') as "Description" FROM pg_catalog.pg_largeobject_metadata ORDER BY oid`},
+			{"a row count through query_to_xml", `SELECT query_to_xml('SELECT count(*) FROM responses', false, true, '')`},
+		} {
+			err := c.PgConn().Exec(context.Background(), tc.sql).Close()
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+				t.Errorf("%s: got %v, want a 42501 refusal", tc.name, err)
+				continue
+			}
+			if pgErr.Hint == "" {
+				t.Errorf("%s: the refusal %q has no hint", tc.name, pgErr.Message)
+			}
 		}
 	})
 }

@@ -45,6 +45,18 @@ var maskedCatalogRelations = map[string]catalogMask{
 		"relpages":      "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relpages ELSE 0 END",
 		"relallvisible": "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
 	})},
+	// pg_attribute's attmissingval: a column added with a default that
+	// is not volatile is not written to the rows already there, and
+	// PostgreSQL keeps the default's value, computed once by the ALTER
+	// TABLE, there: it is the column's real value of each such row,
+	// which the default's expression in pg_attrdef need not tell
+	// (current_setting(…), a stable function). Served NULL, as for a
+	// column added with no default, for every relation.
+	//
+	// NOTE: atthasmissing still says that such a value exists.
+	"pg_attribute": {exprs: parseMasks("pg_attribute", map[string]string{
+		"attmissingval": "NULL",
+	})},
 	// The per-table activity views: which tables exist is already in
 	// pg_class; every counter (n_live_tup, n_dead_tup, n_tup_*, seq_scan,
 	// idx_scan, heap_blks_*, …), timestamp (last_vacuum, last_analyze, …)

@@ -23,7 +23,7 @@ type class string
 const (
 	classAllow  class = "allow"  // called or read as it is
 	classRefuse class = "refuse" // the statement is refused by the entry's rule
-	classNull   class = "null"   // a function call answered NULL::bigint (sizes)
+	classNull   class = "null"   // a function call answered NULL of its type (sizes, nullTypes)
 	classMasked class = "masked" // a relation served by maskedCatalogRelations
 )
 

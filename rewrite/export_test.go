@@ -193,3 +193,7 @@ func SkeletonMatches(sql string, cat *Catalog, p Policy, tamper func(string) str
 // ReadAboveWalked returns how many nodes the widening of GROUP BY
 // clauses has walked so far (grouping.go).
 func ReadAboveWalked() int64 { return readAboveWalked.Load() }
+
+// NullType is nullType: the type, in pg_catalog, of the NULL a call of a
+// function classified null is answered with.
+func NullType(name string) string { return nullType(name) }

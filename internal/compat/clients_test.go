@@ -186,7 +186,7 @@ var scriptClients = []scriptClient{
 			return nil, py, []string{filepath.Join("testdata", "python", "sqlalchemy_pandas.py"), e.url("postgresql+psycopg2")}
 		},
 		checks:   []string{"core_query", "param", "read_sql", "read_sql_table"},
-		metadata: []string{"table_names", "reflected_columns", "primary_key", "foreign_keys", "indexes"},
+		metadata: []string{"table_names", "reflected_columns", "primary_key", "foreign_keys", "indexes", "reflection"},
 	},
 	{
 		name:    "PgJDBC",

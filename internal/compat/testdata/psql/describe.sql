@@ -9,3 +9,17 @@
 \df
 \dT
 \l
+\d+ employees
+\d+ responses_id_seq
+\dv
+\dm
+\ds
+\di
+\dn+
+\dT+
+\dD
+\du
+\dx
+\dp responses
+\dd
+\db

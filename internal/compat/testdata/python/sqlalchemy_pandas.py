@@ -27,6 +27,15 @@ def main(url):
     out("primary_key", columns=insp.get_pk_constraint("responses", schema="public")["constrained_columns"])
     out("foreign_keys", referred=sorted(fk["referred_table"] for fk in insp.get_foreign_keys("responses", schema="public")))
     out("indexes", names=sorted(i["name"] for i in insp.get_indexes("responses", schema="public")))
+    # The rest of what Superset's and Metabase-like syncs reflect, for
+    # every table: the same as upstream, governed tables included.
+    tables = sorted(insp.get_table_names(schema="public"))
+    out("reflection", has_table=[insp.has_table(t, schema="public") for t in tables],
+        views=sorted(insp.get_view_names(schema="public")),
+        unique=[sorted(u["name"] for u in insp.get_unique_constraints(t, schema="public")) for t in tables],
+        checks=[sorted((c["name"], c["sqltext"]) for c in insp.get_check_constraints(t, schema="public")) for t in tables],
+        comment=[insp.get_table_comment(t, schema="public")["text"] for t in tables],
+        defaults=[[c.get("default") for c in insp.get_columns(t, schema="public")] for t in tables])
 
     # A reflected Table, then a Core query built from it.
     md = sqlalchemy.MetaData()

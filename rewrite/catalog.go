@@ -205,12 +205,24 @@ ORDER BY 1, 2, 3`
 // row as its one argument, which attribute notation (t.f for f(t)) needs:
 // a first argument of a composite or pseudo-type (record, anyelement,
 // "any", …), the others defaulted.
+//
+// NOTE: a domain counts by its base type, through domains over domains:
+// PostgreSQL coerces a row to a domain over its composite type
+// implicitly, so r.f calls f(d) where d is such a domain (a red team
+// read every row's email through one).
 const catalogFunctionsSQL = `
 SELECT n.nspname, p.proname,
   pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
-    AND t.typtype IN ('c', 'p'))
+    AND b.typtype IN ('c', 'p'))
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-LEFT JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+LEFT JOIN LATERAL (
+  WITH RECURSIVE base(typtype, typbasetype, depth) AS (
+    SELECT t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t WHERE t.oid = p.proargtypes[0]
+    UNION ALL
+    SELECT t.typtype, t.typbasetype, base.depth + 1
+    FROM base JOIN pg_catalog.pg_type t ON t.oid = base.typbasetype
+    WHERE base.typtype = 'd' AND base.depth < 100)
+  SELECT base.typtype FROM base WHERE base.typtype <> 'd') b ON true
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 GROUP BY 1, 2
 ORDER BY 1, 2`

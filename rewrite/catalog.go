@@ -209,7 +209,9 @@ ORDER BY 1, 2, 3`
 // NOTE: a domain counts by its base type, through domains over domains:
 // PostgreSQL coerces a row to a domain over its composite type
 // implicitly, so r.f calls f(d) where d is such a domain (a red team
-// read every row's email through one).
+// read every row's email through one). A function whose one argument is
+// VARIADIC counts by its element type too: r.f calls f(VARIADIC
+// rows t[]) with the array {r}.
 const catalogFunctionsSQL = `
 SELECT n.nspname, p.proname,
   pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
@@ -217,7 +219,8 @@ SELECT n.nspname, p.proname,
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN LATERAL (
   WITH RECURSIVE base(typtype, typbasetype, depth) AS (
-    SELECT t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t WHERE t.oid = p.proargtypes[0]
+    SELECT t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t
+    WHERE t.oid IN (p.proargtypes[0], CASE WHEN p.pronargs = 1 THEN p.provariadic END)
     UNION ALL
     SELECT t.typtype, t.typbasetype, base.depth + 1
     FROM base JOIN pg_catalog.pg_type t ON t.oid = base.typbasetype

@@ -38,7 +38,8 @@ func adv20Answer(ctx context.Context, c *pgconn.PgConn, sql string) string {
 // TestAdversarial20DomainRowFunction: PostgreSQL reads r.f as f(r) when
 // r has no column f, coercing the row implicitly to the function's
 // argument type, a domain over the row's composite type included, or
-// into the array of a function whose one argument is VARIADIC. Such
+// into the array of a function whose one argument is VARIADIC; and it
+// reads (x).f as f(x) for x of any type, a text column's value too. Such
 // a function, outside every role's list, must be refused through
 // attribute notation as it is when called by name: a SQL function
 // running as the service account reads every row of the table.
@@ -46,13 +47,17 @@ func TestAdversarial20DomainRowFunction(t *testing.T) {
 	ctx := context.Background()
 	setupDemo(t)
 	advSeed(t)
-	drop := `DROP DOMAIN IF EXISTS public.adv20_row, public.adv20_row2 CASCADE; DROP FUNCTION IF EXISTS public.adv20_leakv`
+	drop := `DROP DOMAIN IF EXISTS public.adv20_row, public.adv20_row2 CASCADE; DROP FUNCTION IF EXISTS public.adv20_leakv, public.adv20_text(text), public.adv20_big(bigint)`
 	for _, sql := range []string{drop,
 		`CREATE DOMAIN public.adv20_row AS public.responses`,
 		`CREATE DOMAIN public.adv20_row2 AS public.adv20_row`,
 		`CREATE FUNCTION public.adv20_leak(r public.adv20_row) RETURNS text LANGUAGE sql STABLE
 		   AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`,
 		`CREATE FUNCTION public.adv20_leakv(VARIADIC r public.responses[]) RETURNS text LANGUAGE sql STABLE
+		   AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`,
+		`CREATE FUNCTION public.adv20_text(x text) RETURNS text LANGUAGE sql STABLE
+		   AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`,
+		`CREATE FUNCTION public.adv20_big(x bigint) RETURNS text LANGUAGE sql STABLE
 		   AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`,
 		`CREATE FUNCTION public.adv20_leak2(r public.adv20_row2) RETURNS text LANGUAGE sql STABLE
 		   AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`,
@@ -68,6 +73,9 @@ func TestAdversarial20DomainRowFunction(t *testing.T) {
 		{"a function of a domain over the row's type is refused as (r).f", "SELECT (r).adv20_leak FROM responses r WHERE id = 1"},
 		{"a function of a domain over such a domain is refused as r.f", "SELECT r.adv20_leak2 FROM responses r WHERE id = 1"},
 		{"a variadic function of the row's type is refused as r.f", "SELECT r.adv20_leakv FROM responses r WHERE id = 1"},
+		{"a function of a column's type is refused as a field selection", "SELECT (r.comment).adv20_text FROM responses r WHERE id = 1"},
+		{"a function of a type a column casts to implicitly is refused as a field selection", "SELECT (r.id).adv20_big FROM responses r WHERE id = 1"},
+		{"a function of a scalar is refused as a field selection of an expression", "SELECT (r.country || '').adv20_text FROM responses r WHERE id = 1"},
 		{"a function of a domain over the row's type is refused by name", "SELECT adv20_leak(r) FROM responses r WHERE id = 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -201,8 +201,10 @@ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
   WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 1, 2, 3`
 
-// The third column says whether some function of that name may take a
-// row as its one argument, which attribute notation (t.f for f(t)) needs:
+// The fourth column says whether some function of that name may take one
+// argument of any type, which a field selection ((x).f for f(x), x of any
+// type) needs. The third says whether one may take a row as its one
+// argument, which attribute notation on a table (t.f for f(t)) needs:
 // a first argument of a composite or pseudo-type (record, anyelement,
 // "any", …), the others defaulted.
 //
@@ -215,7 +217,8 @@ ORDER BY 1, 2, 3`
 const catalogFunctionsSQL = `
 SELECT n.nspname, p.proname,
   pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
-    AND b.typtype IN ('c', 'p'))
+    AND b.typtype IN ('c', 'p')),
+  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN LATERAL (
   WITH RECURSIVE base(typtype, typbasetype, depth) AS (
@@ -300,7 +303,8 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		Relations:  map[QName]*Relation{},
 		Functions:  map[string]map[string]bool{},
 
-		RowFunctions: map[string]map[string]bool{},
+		RowFunctions:   map[string]map[string]bool{},
+		FieldFunctions: map[string]map[string]bool{},
 	}
 	byOID := map[uint32]*Relation{}
 	types := map[string]*pg_query.TypeName{}
@@ -547,6 +551,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				cat.RowFunctions[schema] = map[string]bool{}
 			}
 			cat.RowFunctions[schema][name] = true
+		}
+		if string(rr.Values()[3]) == "t" {
+			if cat.FieldFunctions[schema] == nil {
+				cat.FieldFunctions[schema] = map[string]bool{}
+			}
+			cat.FieldFunctions[schema][name] = true
 		}
 	}
 	if _, err := rr.Close(); err != nil {

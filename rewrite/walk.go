@@ -225,7 +225,7 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(v.ColumnRef)
 		if f := v.ColumnRef.Fields; len(f) >= 2 {
-			w.attributeCall(f[len(f)-1])
+			w.attributeCall(f[len(f)-1], w.cat.RowFunctions)
 		}
 	case *pg_query.Node_ParamRef:
 		// $0 does not exist, and pg_query deparses it as "?".
@@ -241,7 +241,7 @@ func (w *walker) visitNode(n *pg_query.Node) {
 			return
 		}
 		for _, ind := range v.AIndirection.Indirection {
-			w.attributeCall(ind)
+			w.attributeCall(ind, w.cat.FieldFunctions)
 		}
 	case *pg_query.Node_RangeTableSample:
 		if rv, ok := v.RangeTableSample.Relation.GetNode().(*pg_query.Node_RangeVar); ok {
@@ -580,9 +580,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 //
 // NOTE: the walker does not resolve columns, so a real column that
 // shares its name with such a function the user may not call is refused
-// too; outside pg_catalog only functions that may take a row count
-// (Catalog.RowFunctions).
-func (w *walker) attributeCall(field *pg_query.Node) {
+// too; outside pg_catalog only the functions of callable count:
+// Catalog.RowFunctions for t.f, where t is a table's row, and
+// Catalog.FieldFunctions for (x).f, where x may be of any type.
+func (w *walker) attributeCall(field *pg_query.Node, callable map[string]map[string]bool) {
 	name := field.GetString_().GetSval()
 	if name == "" || w.err != nil {
 		return
@@ -593,8 +594,9 @@ func (w *walker) attributeCall(field *pg_query.Node) {
 		w.function(fc)
 	default:
 		// pg_catalog's functions as catalogFunctions classifies them;
-		// the others only where one may take a row: a column named
-		// geometry is no call of PostGIS's geometry(text).
+		// the others only where one may take what precedes the name:
+		// t.geometry is no call of PostGIS's geometry(text), but
+		// (x).geometry may be, x being of any type.
 		for _, s := range w.path {
 			switch {
 			case w.err != nil:
@@ -602,7 +604,7 @@ func (w *walker) attributeCall(field *pg_query.Node) {
 				if w.cat.Functions[s][name] {
 					w.catalogFunction(name, fc)
 				}
-			case w.cat.RowFunctions[s][name]:
+			case callable[s][name]:
 				w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{pg_query.MakeStrNode(s), field}})
 			}
 		}

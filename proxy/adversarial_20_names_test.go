@@ -39,7 +39,8 @@ func adv20Answer(ctx context.Context, c *pgconn.PgConn, sql string) string {
 // r has no column f, coercing the row implicitly to the function's
 // argument type, a domain over the row's composite type included, or
 // into the array of a function whose one argument is VARIADIC; and it
-// reads (x).f as f(x) for x of any type, a text column's value too. Such
+// reads (x).f as f(x) for x of any type, a text column's value too, and
+// g.f as f(g) where g is a scalar function's FROM item, of its type. Such
 // a function, outside every role's list, must be refused through
 // attribute notation as it is when called by name: a SQL function
 // running as the service account reads every row of the table.
@@ -76,6 +77,8 @@ func TestAdversarial20DomainRowFunction(t *testing.T) {
 		{"a function of a column's type is refused as a field selection", "SELECT (r.comment).adv20_text FROM responses r WHERE id = 1"},
 		{"a function of a type a column casts to implicitly is refused as a field selection", "SELECT (r.id).adv20_big FROM responses r WHERE id = 1"},
 		{"a function of a scalar is refused as a field selection of an expression", "SELECT (r.country || '').adv20_text FROM responses r WHERE id = 1"},
+		{"a function of a scalar function's row is refused as g.f", "SELECT g.adv20_big FROM generate_series(1, 1) g"},
+		{"a function of an unnested column's row is refused as u.f", "SELECT u.adv20_text FROM responses r, unnest(ARRAY[r.comment]) u WHERE r.id = 1"},
 		{"a function of a domain over the row's type is refused by name", "SELECT adv20_leak(r) FROM responses r WHERE id = 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

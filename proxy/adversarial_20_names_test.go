@@ -157,6 +157,7 @@ rule "adv20_%d" {
 		{"a quoted spelling past 63 bytes is cut at the same character", `SELECT "` + longCol + `" FROM "` + longTab + `"` + ids, ok},
 		{"a four-byte character across byte 63 is dropped whole", "SELECT " + longCol + " FROM " + quadTab + ids, ok},
 		{"a Unicode-escaped spelling is cut after unescaping", "SELECT " + uCol + " FROM " + uTab + ids, ok},
+		{"a Unicode-escaped four-byte character across byte 63 is dropped whole", "SELECT " + longCol + ` FROM U&"` + short + `\+01F600zz"` + ids, ok},
 		{"a long alias reads the same masked column", "SELECT a" + strings.Repeat("b", 70) + "." + longCol + " FROM " + longTab + " a" + strings.Repeat("b", 80) + ids, ok},
 		{"a CTE named by a long spelling shadows the table only where PostgreSQL's does",
 			"WITH " + longTab + " AS (SELECT * FROM public." + tab + ids + ") SELECT " + col + " FROM " + tab, ok},

@@ -78,6 +78,7 @@ func TestAdversarial20DomainRowFunction(t *testing.T) {
 		{"a function of a type a column casts to implicitly is refused as a field selection", "SELECT (r.id).adv20_big FROM responses r WHERE id = 1"},
 		{"a function of a scalar is refused as a field selection of an expression", "SELECT (r.country || '').adv20_text FROM responses r WHERE id = 1"},
 		{"a function of a scalar function's row is refused as g.f", "SELECT g.adv20_big FROM generate_series(1, 1) g"},
+		{"a function of an unaliased scalar function's row is refused as f.g", "SELECT generate_series.adv20_big FROM generate_series(1, 1)"},
 		{"a function of an unnested column's row is refused as u.f", "SELECT u.adv20_text FROM responses r, unnest(ARRAY[r.comment]) u WHERE r.id = 1"},
 		{"a function of a domain over the row's type is refused by name", "SELECT adv20_leak(r) FROM responses r WHERE id = 1"},
 	} {
@@ -175,6 +176,7 @@ rule "adv20_%d" {
 		{"a quoted name holding a dot is one unknown relation", `SELECT email FROM "public.responses"` + ids, "error 42P01"},
 		{"a quoted name holding a space is another unknown relation", `SELECT email FROM "responses "` + ids, "error 42P01"},
 		{"columns renamed by an alias list stay masked", "SELECT r.a, r.b FROM responses AS r(x, y, a, b) WHERE x IN (1, 2, 990001)", ok},
+		{"a table's columns beside a function's FROM item are read as columns", "SELECT r.email, g FROM responses r, generate_series(1, 1) g" + ids, ok},
 		{"a function's FROM item named like the governed table reads nothing of it", "SELECT responses FROM generate_series(1, 1) responses", ok},
 		{"a field of the whole row is masked", "SELECT (r).email, (r.*).email, r.email FROM responses r" + ids, ok},
 		{"row_to_json of the alias is masked", "SELECT row_to_json(r)::text FROM responses r" + ids, ok},

@@ -201,16 +201,34 @@ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
   WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 1, 2, 3`
 
-// The third column says whether some function of that name may take a
-// row as its one argument, which attribute notation (t.f for f(t)) needs:
+// The fourth column says whether some function of that name may take one
+// argument of any type, which a field selection ((x).f for f(x), x of any
+// type) needs. The third says whether one may take a row as its one
+// argument, which attribute notation on a table (t.f for f(t)) needs:
 // a first argument of a composite or pseudo-type (record, anyelement,
 // "any", …), the others defaulted.
+//
+// NOTE: a domain counts by its base type, through domains over domains:
+// PostgreSQL coerces a row to a domain over its composite type
+// implicitly, so r.f calls f(d) where d is such a domain (a red team
+// read every row's email through one). A function whose one argument is
+// VARIADIC counts by its element type too: r.f calls f(VARIADIC
+// rows t[]) with the array {r}.
 const catalogFunctionsSQL = `
 SELECT n.nspname, p.proname,
   pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
-    AND t.typtype IN ('c', 'p'))
+    AND b.typtype IN ('c', 'p')),
+  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-LEFT JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+LEFT JOIN LATERAL (
+  WITH RECURSIVE base(typtype, typbasetype, depth) AS (
+    SELECT t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t
+    WHERE t.oid IN (p.proargtypes[0], CASE WHEN p.pronargs = 1 THEN p.provariadic END)
+    UNION ALL
+    SELECT t.typtype, t.typbasetype, base.depth + 1
+    FROM base JOIN pg_catalog.pg_type t ON t.oid = base.typbasetype
+    WHERE base.typtype = 'd' AND base.depth < 100)
+  SELECT base.typtype FROM base WHERE base.typtype <> 'd') b ON true
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 GROUP BY 1, 2
 ORDER BY 1, 2`
@@ -285,7 +303,8 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		Relations:  map[QName]*Relation{},
 		Functions:  map[string]map[string]bool{},
 
-		RowFunctions: map[string]map[string]bool{},
+		RowFunctions:   map[string]map[string]bool{},
+		FieldFunctions: map[string]map[string]bool{},
 	}
 	byOID := map[uint32]*Relation{}
 	types := map[string]*pg_query.TypeName{}
@@ -532,6 +551,12 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				cat.RowFunctions[schema] = map[string]bool{}
 			}
 			cat.RowFunctions[schema][name] = true
+		}
+		if string(rr.Values()[3]) == "t" {
+			if cat.FieldFunctions[schema] == nil {
+				cat.FieldFunctions[schema] = map[string]bool{}
+			}
+			cat.FieldFunctions[schema][name] = true
 		}
 	}
 	if _, err := rr.Close(); err != nil {

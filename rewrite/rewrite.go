@@ -169,6 +169,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	res := &Result{SQL: sql}
 	for _, raw := range tree.Stmts {
 		w.stmt, w.params = raw.Stmt, nil
+		w.noteFuncAliases(raw.Stmt)
 		kind, err := w.statement(raw.Stmt)
 		if err != nil {
 			var r *Refused

@@ -39,6 +39,12 @@ type Catalog struct {
 	// function may take a row as its one argument: the functions that
 	// attribute notation (t.f for f(t)) may call.
 	RowFunctions map[string]map[string]bool
+	// FieldFunctions is Functions restricted to the names of which some
+	// function may take one argument, of any type: the functions a field
+	// selection ((x).f for f(x)) may call.
+	// NOTE: PostgreSQL reads (x).f as f(x) whatever x's type, coercing x
+	// implicitly: (t.note).f calls f(text), (t.id).f calls f(bigint).
+	FieldFunctions map[string]map[string]bool
 	// OperatorCalls maps an operator name to the functions outside
 	// pg_catalog that operators of that name call, with the operator's
 	// schema, and CastCalls a type name to those that casts to a type

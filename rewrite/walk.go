@@ -25,6 +25,15 @@ type walker struct {
 	readsConstant bool
 	// path is the effective search path (see effectivePath).
 	path []string
+	// funcAliases names the FROM items of the statement being walked
+	// that are function calls (FROM f() g: g), whose whole row t in t.f
+	// may be of any type; anyFuncAlias reports one whose name the walker
+	// cannot tell.
+	// NOTE: PostgreSQL reads t.f as f(t) where t is a scalar function's
+	// row, of the function's scalar type: such a t.f may call any
+	// function of one argument, not only one of a row.
+	funcAliases  map[string]bool
+	anyFuncAlias bool
 	// ctes is the stack of CTE names visible at the current query level,
 	// innermost last.
 	ctes []map[string]bool
@@ -225,7 +234,11 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_ColumnRef:
 		w.columnRef(v.ColumnRef)
 		if f := v.ColumnRef.Fields; len(f) >= 2 {
-			w.attributeCall(f[len(f)-1])
+			callable := w.cat.RowFunctions
+			if q := f[0].GetString_().GetSval(); len(f) == 2 && (w.anyFuncAlias || w.funcAliases[q]) {
+				callable = w.cat.FieldFunctions
+			}
+			w.attributeCall(f[len(f)-1], callable)
 		}
 	case *pg_query.Node_ParamRef:
 		// $0 does not exist, and pg_query deparses it as "?".
@@ -241,7 +254,7 @@ func (w *walker) visitNode(n *pg_query.Node) {
 			return
 		}
 		for _, ind := range v.AIndirection.Indirection {
-			w.attributeCall(ind)
+			w.attributeCall(ind, w.cat.FieldFunctions)
 		}
 	case *pg_query.Node_RangeTableSample:
 		if rv, ok := v.RangeTableSample.Relation.GetNode().(*pg_query.Node_RangeVar); ok {
@@ -580,9 +593,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 //
 // NOTE: the walker does not resolve columns, so a real column that
 // shares its name with such a function the user may not call is refused
-// too; outside pg_catalog only functions that may take a row count
-// (Catalog.RowFunctions).
-func (w *walker) attributeCall(field *pg_query.Node) {
+// too; outside pg_catalog only the functions of callable count:
+// Catalog.RowFunctions for t.f, where t is a table's row, and
+// Catalog.FieldFunctions for (x).f, where x may be of any type.
+func (w *walker) attributeCall(field *pg_query.Node, callable map[string]map[string]bool) {
 	name := field.GetString_().GetSval()
 	if name == "" || w.err != nil {
 		return
@@ -593,8 +607,9 @@ func (w *walker) attributeCall(field *pg_query.Node) {
 		w.function(fc)
 	default:
 		// pg_catalog's functions as catalogFunctions classifies them;
-		// the others only where one may take a row: a column named
-		// geometry is no call of PostGIS's geometry(text).
+		// the others only where one may take what precedes the name:
+		// t.geometry is no call of PostGIS's geometry(text), but
+		// (x).geometry may be, x being of any type.
 		for _, s := range w.path {
 			switch {
 			case w.err != nil:
@@ -602,7 +617,7 @@ func (w *walker) attributeCall(field *pg_query.Node) {
 				if w.cat.Functions[s][name] {
 					w.catalogFunction(name, fc)
 				}
-			case w.cat.RowFunctions[s][name]:
+			case callable[s][name]:
 				w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{pg_query.MakeStrNode(s), field}})
 			}
 		}
@@ -804,4 +819,39 @@ func (w *walker) readable(cols map[string]bool) []string {
 		}
 	}
 	return keys(out)
+}
+
+// noteFuncAliases sets the walker's funcAliases and anyFuncAlias for the
+// statement stmt: the names of its FROM items that are function calls,
+// at any level.
+func (w *walker) noteFuncAliases(stmt *pg_query.Node) {
+	w.funcAliases, w.anyFuncAlias = map[string]bool{}, false
+	pgtree.Walk(stmt, func(m proto.Message) bool {
+		rf, ok := m.(*pg_query.RangeFunction)
+		if !ok {
+			return true
+		}
+		if a := rf.GetAlias().GetAliasname(); a != "" {
+			w.funcAliases[a] = true
+			return true
+		}
+		// Without an alias PostgreSQL names the item after its function;
+		// a ROWS FROM item or an expression (COALESCE, CAST) is named by
+		// rules not followed here.
+		if len(rf.Functions) != 1 {
+			w.anyFuncAlias = true
+			return true
+		}
+		items := rf.Functions[0].GetList().GetItems()
+		fc := (*pg_query.FuncCall)(nil)
+		if len(items) > 0 {
+			fc = items[0].GetFuncCall()
+		}
+		if fc == nil || len(fc.Funcname) == 0 {
+			w.anyFuncAlias = true
+			return true
+		}
+		w.funcAliases[fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()] = true
+		return true
+	})
 }

@@ -213,7 +213,7 @@ var cve20Writes = []cve20Case{
 	{technique: "DELETE of a hidden row RETURNING it", user: "marie",
 		sql: "DELETE FROM responses WHERE id = 990001 RETURNING *", refused: "masked_write"},
 	{technique: "DELETE of a referenced reference row (foreign-key oracle)", user: "marie",
-		sql: "DELETE FROM countries WHERE name = 'France'", truth: "SELECT 1 WHERE false"},
+		sql: "DELETE FROM countries WHERE name IN ('France', 'Germany') RETURNING name", truth: "SELECT 'France'"},
 	{technique: "UPDATE from a sublink on a hidden row reads it as absent", user: "marie",
 		sql: "UPDATE responses SET comment = (SELECT comment FROM responses WHERE id = 990001) WHERE id = 990011 RETURNING comment", truth: "SELECT NULL::text"},
 	{technique: "a CHECK failure names no row", user: "marie",
@@ -257,6 +257,13 @@ func TestAdversarial20CVE(t *testing.T) {
 			rewrite.KindInsert, rewrite.KindUpdate, rewrite.KindDelete)
 	})
 	advSeed(t)
+	// NOTE: the write corpus deletes France from countries as marie (the
+	// demo has no foreign key to it, so nothing refuses the DELETE); put
+	// it back for the tests that share this cluster.
+	t.Cleanup(func() {
+		_ = cluster.Exec(context.Background(), demoDB,
+			"INSERT INTO countries (code, name) SELECT 'FR', 'France' WHERE NOT EXISTS (SELECT FROM countries WHERE code = 'FR')")
+	})
 	conns := map[string]*pgx.Conn{}
 	conn := func(user string) *pgx.Conn {
 		if c, ok := conns[user]; ok {

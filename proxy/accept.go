@@ -468,7 +468,7 @@ func (s *Server) handle(conn net.Conn, over bool) {
 		return
 	}
 	ss := newSession(s, res, log)
-	if err := ss.start(res); err != nil {
+	if err := ss.startContained(res); err != nil {
 		ss.failStartup(err)
 		return
 	}

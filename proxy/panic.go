@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -38,6 +39,28 @@ func (ss *session) panicked(relay string, p any) sessionEnd {
 		reason: reason,
 		warn:   true,
 	}
+}
+
+// errStartPanicked ends a start that panicked (startContained).
+var errStartPanicked = errors.New("internal error during startup")
+
+// startContained is ss.start with a panic in it (a bug in pgveil)
+// recorded as containStartup records one, and returned as an error, so
+// that failStartup gives back what the start took: the login's place
+// under its cap (admitUser), its pooled login, its cancel key and its
+// upstream connection.
+// NOTE: errStartPanicked is no clientError: the client gets no message,
+// as with containStartup.
+func (ss *session) startContained(res *startupResult) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ss.log.Error("connection ended by an internal error during startup",
+				zap.String("panic", fmt.Sprint(p)), zap.StackSkip("stack", 2))
+			ss.srv.metrics.panicked()
+			err = errStartPanicked
+		}
+	}()
+	return ss.start(res)
 }
 
 // containStartup is handle's last resort for a panic before the session

@@ -401,21 +401,7 @@ func (ss *session) start(res *startupResult) error {
 		// turn comes when one ends.
 		time.Sleep(10 * time.Millisecond)
 	}
-	err := ss.authenticate(res)
-	var af *authFailure
-	if throttled {
-		o := attemptAborted
-		switch {
-		case err == nil:
-			o = attemptSucceeded
-		case errors.As(err, &af):
-			o = attemptFailed
-		}
-		if ss.srv.throttle.done(key, o, limit) {
-			af.throttles = true
-		}
-	}
-	if err != nil {
+	if err := ss.authenticateTurn(res, key, limit, throttled); err != nil {
 		return err
 	}
 	ss.authenticated = true
@@ -508,6 +494,33 @@ func (ss *session) start(res *startupResult) error {
 		&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	ss.open()
 	return ss.sendClient(msgs...)
+}
+
+// authenticateTurn runs authenticate in the turn the throttle gave the
+// attempt (when throttled), and ends the turn however authenticate ends.
+// NOTE: a panic included (containStartup ends the connection only): a
+// turn never given back counts as under way until the key's window
+// passes, and the login's next attempts from the address wait for it
+// and are refused.
+func (ss *session) authenticateTurn(res *startupResult, key throttleKey, limit int, throttled bool) (err error) {
+	if !throttled {
+		return ss.authenticate(res)
+	}
+	o := attemptAborted
+	defer func() {
+		var af *authFailure
+		if ss.srv.throttle.done(key, o, limit) && errors.As(err, &af) {
+			af.throttles = true
+		}
+	}()
+	err = ss.authenticate(res)
+	switch {
+	case err == nil:
+		o = attemptSucceeded
+	case errors.As(err, new(*authFailure)):
+		o = attemptFailed
+	}
+	return err
 }
 
 // open counts the session as started in the log, the audit trail and the

@@ -725,7 +725,11 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 		switch col.Mask.Kind {
 		case MaskPartial, MaskHash:
 			if !isStringType(castType) {
-				problem = fmt.Sprintf("a %s mask produces text (stars, or a hex digest), which a column of type %s cannot hold", col.Mask.Kind, c.Type)
+				what := "the value with characters replaced by stars"
+				if col.Mask.Kind == MaskHash {
+					what = "a hex digest"
+				}
+				problem = fmt.Sprintf("a %s mask produces text (%s), which a column of type %s cannot hold", col.Mask.Kind, what, c.Type)
 			} else if n := typeLength(castType); col.Mask.Kind == MaskHash && n > 0 && n < hashLength {
 				ck.report(hcl.DiagWarning, rng, "Hash mask truncated", fmt.Sprintf(
 					"Column %s of %s is %s: the %d-character hash is cut to %d characters, so different values may look equal.",

@@ -160,7 +160,7 @@ func (c *Config) checkTeamsTable(ctx context.Context, srv Server) hcl.Diagnostic
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read the teams table",
-			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.", t.Table, t.IDColumn, t.ParentColumn, err),
+			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.%s", t.Table, t.IDColumn, t.ParentColumn, err, hintSentence(err)),
 			Subject:  t.DeclRange.Ptr(),
 		}}
 	}

@@ -237,12 +237,12 @@ func TestLoadIdentitiesErrors(t *testing.T) {
 			`error: Invalid identity column: Identity "people": the groups column must be text or text[] (one name, or an array of names), not int4[].`},
 		{"two columns with one name are an error", "SELECT login, team, level AS team FROM public.people", "",
 			`error: Invalid identity column: Identity "people": the query returns two columns named team; give them distinct names with AS.`},
-		{"a teams table that cannot be read is an error", "SELECT login FROM public.extra", `
+		{"a teams table that cannot be read is an error, with PostgreSQL's suggestion for a misspelt column", "SELECT login FROM public.extra", `
 teams {
   table         = "public.teams"
   id_column     = "id"
   parent_column = "parent_id"
-}`, `error: Cannot read the teams table: Reading public.teams (id, parent_id) failed upstream: ERROR: column "parent_id" does not exist (SQLSTATE 42703).`},
+}`, `error: Cannot read the teams table: Reading public.teams (id, parent_id) failed upstream: ERROR: column "parent_id" does not exist (SQLSTATE 42703). PostgreSQL's hint: Perhaps you meant to reference the column "teams.parent".`},
 		{"a teams table column that is not an integer is an error", "SELECT login FROM public.extra", `
 teams {
   table         = "public.teams"

@@ -248,8 +248,23 @@ table "public.tickets" {
     mask  = "partial"
   }
 }`,
-			code: 1,
-			want: []string{`PATH:4:13: error: Mask does not fit column type`, "a partial mask produces text"},
+			code:    1,
+			want:    []string{`PATH:4:13: error: Mask does not fit column type`, "a partial mask produces text (the value with characters replaced by stars)"},
+			wantNot: []string{"hex digest"},
+		},
+		{
+			name: "a hash mask on a numeric column is an error that speaks of a digest, not stars",
+			body: `table "public.tickets" {
+  column "amount" {
+    class  = "finance"
+    mask   = "hash"
+    secret = env("PGVEIL_TEST_SVC_PW")
+  }
+}`,
+			maskKeys: true,
+			code:     1,
+			want:     []string{`PATH:4:14: error: Mask does not fit column type`, "a hash mask produces text (a hex digest)"},
+			wantNot:  []string{"stars"},
 		},
 		{
 			name: "a hash mask on a short varchar column is a warning",

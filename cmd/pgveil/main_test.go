@@ -538,6 +538,12 @@ user "dana" {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})
+	t.Run("a misspelt login is answered with the login meant", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dann", "SELECT 1")
+		if code != 1 || !strings.HasPrefix(out, `user dann: no access: login "dann"`) || !strings.HasSuffix(out, ` (did you mean "dana"?)`+"\n") {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+	})
 	t.Run("a statement copied from the trail shows its control characters as escapes", func(t *testing.T) {
 		// NOTE: the operator explains what a governed user sent: its
 		// comments and literals must not act on the operator's terminal.

@@ -70,8 +70,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if loadWarns > 0 {
 		counted = ", " + plural(loadWarns, "warning")
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %d users%s\n",
-		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, len(cfg.Users), counted)
+	// NOTE: identity blocks' users are read upstream only: "0 users"
+	// alone reads as a policy that lets no one in.
+	users := plural(len(cfg.Users), "user")
+	if n := len(cfg.IdentitySources); n > 0 {
+		users = fmt.Sprintf("%s, and those of %s (read with --upstream)", plural(len(cfg.Users), "user block"), plural(n, "identity block"))
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %s%s\n",
+		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, users, counted)
 	return 0
 }
 

@@ -179,6 +179,17 @@ upstream {
 			t.Errorf("the summary does not count the warning: %q", out)
 		}
 	})
+	t.Run("a configuration with identity blocks says its users are read upstream", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig+`
+identity "staff" {
+  query = "SELECT login FROM public.staff"
+}
+`)
+		code, out, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.HasSuffix(out, " 0 user blocks, and those of 1 identity block (read with --upstream)\n") {
+			t.Errorf("%d %q %q", code, out, errOut)
+		}
+	})
 	t.Run("a configuration without warnings does not count them", func(t *testing.T) {
 		path := writeConfig(t, minimalConfig)
 		if _, out, _ := runCLI("", "check", "--config", path); !strings.HasSuffix(out, " 0 users\n") {

@@ -120,6 +120,7 @@ func (ck *catalogChecker) check() hcl.Diagnostics {
 		}
 	}
 	ck.shadowedColumns()
+	ck.viewColumnsUnclassified()
 	for _, t := range c.Tables {
 		ck.owner = t
 		if !ck.table(t) {
@@ -187,6 +188,68 @@ func (ck *catalogChecker) shadowedColumns() {
 				strings.Join(classes, ", "), plural(len(names), "is", "are"),
 				plural(len(names), "its column block", "their column blocks"), k.governing.Pattern.String(), plural(len(names), "it", "them")),
 			Subject: k.governing.DeclRange.Ptr(),
+		})
+	}
+}
+
+// viewColumnsUnclassified warns when a table block governing a view or
+// materialized view leaves unclassified a column named like one that a
+// relation it reads has classified, or generated from a classified one
+// (a directory view's full_name of a table whose first_name is masked):
+// the view reads its relations as the service account, so its own block
+// is its whole policy, and every user its rules grant rows sees that
+// column. Names are the only link pgveil has between a view's columns
+// and what they show, so the warning may name a column that shows
+// something else: classify it anyway, or ignore it. One warning per
+// view, at its table block.
+func (ck *catalogChecker) viewColumnsUnclassified() {
+	for _, rel := range ck.relations {
+		if len(rel.Reads) == 0 {
+			continue
+		}
+		t, _ := ck.cfg.tableFor(rel)
+		if t == nil {
+			continue
+		}
+		var found []string
+		for _, col := range rel.Columns {
+			if t.Columns[col.Name] != nil {
+				continue
+			}
+			for _, r := range rel.Reads {
+				u, _ := ck.cfg.tableFor(r)
+				if u == nil || u == t {
+					continue
+				}
+				why := ""
+				if uc := u.Columns[col.Name]; uc != nil && hasColumn(r, col.Name) {
+					why = fmt.Sprintf("%s.%s (class %q)", r.QName, col.Name, uc.Class)
+				} else {
+					for _, base := range r.Generated[col.Name] {
+						if bc := u.Columns[base]; bc != nil {
+							why = fmt.Sprintf("%s.%s (generated from %s, class %q)", r.QName, col.Name, base, bc.Class)
+							break
+						}
+					}
+				}
+				if why != "" {
+					found = append(found, fmt.Sprintf("%s, named like %s", col.Name, why))
+					break
+				}
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		ck.diags = append(ck.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "View column left unclassified",
+			Detail: fmt.Sprintf("The table block %q governs the view %s, which reads its relations as the service account, "+
+				"past their masks: its own block is its whole policy, and it leaves unclassified %s, seen by every user "+
+				"its rules grant rows. Classify %s in %q if %s that value.",
+				t.Pattern.String(), rel.QName, strings.Join(found, "; "),
+				plural(len(found), "that column", "those columns"), t.Pattern.String(), plural(len(found), "it shows", "they show")),
+			Subject: t.DeclRange.Ptr(),
 		})
 	}
 }

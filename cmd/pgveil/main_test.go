@@ -179,6 +179,13 @@ upstream {
 			t.Errorf("the summary does not count the warning: %q", out)
 		}
 	})
+	t.Run("a stray argument is refused rather than ignored, with the usage", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig)
+		code, out, errOut := runCLI("", "check", "--config", path, "other.hcl")
+		if code != 2 || out != "" || !strings.Contains(errOut, `unexpected argument "other.hcl"`) || !strings.Contains(errOut, "usage: pgveil check --config FILE [--upstream]") {
+			t.Errorf("%d %q %q", code, out, errOut)
+		}
+	})
 	t.Run("a configuration with identity blocks says its users are read upstream", func(t *testing.T) {
 		path := writeConfig(t, minimalConfig+`
 identity "staff" {

@@ -561,13 +561,12 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	}
 	// NOTE: a stored generated column computed from a masked column is a
 	// function of the real value (upper(email), a tsvector of a comment
-	// and a contact): unless its own class masks it already, it is
-	// masked as NULL for this user too, in the result, in comparisons
-	// and in RETURNING.
+	// and a contact): it is masked as NULL for this user too, in the
+	// result, in comparisons and in RETURNING, whatever its own block
+	// says: its own partial, hash or expression mask would run on that
+	// real value (the first characters of a name masked NULL). Bases are
+	// never generated (PostgreSQL forbids it), so their masks are final.
 	for _, c := range rel.Columns {
-		if _, masked := acc.Masks[c.Name]; masked {
-			continue
-		}
 		for _, base := range rel.Generated[c.Name] {
 			if _, masked := acc.Masks[base]; masked {
 				acc.Masks[c.Name] = nullConst()

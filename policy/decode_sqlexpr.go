@@ -496,9 +496,13 @@ func (c *exprChecker) sessionValue(f *pg_query.SQLValueFunction) {
 	switch f.Op {
 	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_USER, pg_query.SQLValueFunctionOp_SVFOP_SESSION_USER,
 		pg_query.SQLValueFunctionOp_SVFOP_USER, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_ROLE:
-		c.fail(f.Location, "Session user in policy expression",
-			"Upstream, every statement runs as pgveil's service account, so CURRENT_USER and SESSION_USER name it, "+
-				"not the client: write me.login for the user's login.")
+		detail := "Upstream, every statement runs as pgveil's service account, so CURRENT_USER and SESSION_USER name it, " +
+			"not the client: write me.login for the user's login."
+		if f.Op == pg_query.SQLValueFunctionOp_SVFOP_USER {
+			// NOTE: USER is a keyword; a column so named reads as it unless quoted.
+			detail += ` A column named user must be quoted: "user".`
+		}
+		c.fail(f.Location, "Session user in policy expression", "%s", detail)
 	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME,
 		pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME_N, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME,
 		pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME_N, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP,

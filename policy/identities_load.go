@@ -160,7 +160,7 @@ func (c *Config) checkTeamsTable(ctx context.Context, srv Server) hcl.Diagnostic
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read the teams table",
-			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.", t.Table, t.IDColumn, t.ParentColumn, err),
+			Detail:   fmt.Sprintf("Reading %s (%s, %s) failed upstream: %s.%s", t.Table, t.IDColumn, t.ParentColumn, err, hintSentence(err)),
 			Subject:  t.DeclRange.Ptr(),
 		}}
 	}
@@ -246,8 +246,9 @@ func (c *Config) liftedCeilings(ids *Identities) hcl.Diagnostics {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "Ceiling lifted",
-			Detail: fmt.Sprintf("%d users (%s) hold role %q, whose scope is \"all\", and role %q, whose scope is %q: %s",
-				len(l), names, k.unbounded, k.bounded, c.Roles[k.bounded].Scope, k.detail),
+			Detail: fmt.Sprintf("%d %s (%s) %s role %q, whose scope is \"all\", and role %q, whose scope is %q: %s",
+				len(l), plural(len(l), "user", "users"), names, plural(len(l), "holds", "hold"), k.unbounded, k.bounded, c.Roles[k.bounded].Scope,
+				strings.Replace(k.detail, "this user", plural(len(l), "this user", "these users"), 1)),
 			Subject: ranges[k].Ptr(),
 		})
 	}

@@ -127,7 +127,7 @@ func TestLoadIdentities(t *testing.T) {
 			`warning: Invalid identity row: Identity "people": login "grid": column grid: multi-dimensional arrays are not supported; it has no access until the row is fixed.`,
 			`warning: Invalid identity row: Identity "people": login "badpw": the password is not a SCRAM-SHA-256 verifier; it has no access until the row is fixed.`,
 			`warning: Invalid identity row: Identity "people": row 9 has no login; it is ignored.`,
-			`warning: Unknown role: Identity "people" gives role "ghost" to 1 users (ann), but no role block defines it: they do not get it.`,
+			`warning: Unknown role: Identity "people" gives role "ghost" to 1 user (ann), but no role block defines it: they do not get it.`,
 		}, "\n")
 		if got := diagText(diags); got != want {
 			t.Errorf("diagnostics:\n%s\nwant:\n%s", got, want)
@@ -237,12 +237,12 @@ func TestLoadIdentitiesErrors(t *testing.T) {
 			`error: Invalid identity column: Identity "people": the groups column must be text or text[] (one name, or an array of names), not int4[].`},
 		{"two columns with one name are an error", "SELECT login, team, level AS team FROM public.people", "",
 			`error: Invalid identity column: Identity "people": the query returns two columns named team; give them distinct names with AS.`},
-		{"a teams table that cannot be read is an error", "SELECT login FROM public.extra", `
+		{"a teams table that cannot be read is an error, with PostgreSQL's suggestion for a misspelt column", "SELECT login FROM public.extra", `
 teams {
   table         = "public.teams"
   id_column     = "id"
   parent_column = "parent_id"
-}`, `error: Cannot read the teams table: Reading public.teams (id, parent_id) failed upstream: ERROR: column "parent_id" does not exist (SQLSTATE 42703).`},
+}`, `error: Cannot read the teams table: Reading public.teams (id, parent_id) failed upstream: ERROR: column "parent_id" does not exist (SQLSTATE 42703). PostgreSQL's hint: Perhaps you meant to reference the column "teams.parent".`},
 		{"a teams table column that is not an integer is an error", "SELECT login FROM public.extra", `
 teams {
   table         = "public.teams"
@@ -289,7 +289,7 @@ rule "everything" {
   tables = ["public.t"]
   roles  = ["agent"]
   scope  = "all"
-}`, `warning: Ceiling lifted: 1 users (bob) hold role "analyst", whose scope is "all", and role "agent", whose scope is "self": a role with scope "all" leaves out the ceilings of the others, so "agent" does not bound what its rules grant this user (rule everything). Give "analyst" a scope, or grant the rows of "agent" by rules of their own.`},
+}`, `warning: Ceiling lifted: 1 user (bob) holds role "analyst", whose scope is "all", and role "agent", whose scope is "self": a role with scope "all" leaves out the ceilings of the others, so "agent" does not bound what its rules grant this user (rule everything). Give "analyst" a scope, or grant the rows of "agent" by rules of their own.`},
 		{"an empty group of a restrictive rule lets no row pass", "SELECT login FROM public.extra", `
 table "public.t" { owner_column = "owner" }
 rule "fence" {

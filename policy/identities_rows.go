@@ -154,8 +154,8 @@ func (c *Config) identityRows(src *IdentitySource, fields []Field, raws [][][]by
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "Unknown role",
-			Detail: fmt.Sprintf("Identity %q gives role %q to %d users (%s), but no role block defines it: "+
-				"they do not get it.", src.Name, r, len(logins), strings.Join(logins[:min(len(logins), 5)], ", ")+
+			Detail: fmt.Sprintf("Identity %q gives role %q to %d %s (%s), but no role block defines it: "+
+				"they do not get it.", src.Name, r, len(logins), plural(len(logins), "user", "users"), strings.Join(logins[:min(len(logins), 5)], ", ")+
 				map[bool]string{true: ", …", false: ""}[len(logins) > 5]),
 			Subject: src.DeclRange.Ptr(),
 		})

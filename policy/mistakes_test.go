@@ -54,6 +54,11 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
 		},
 		{
+			name: "a column named user written unquoted is told to be quoted",
+			old:  `where  = "country = me.country"`, new: `where  = "user = me.login"`,
+			want: []string{"pgveil.hcl:19:13: error: Session user in policy expression", `A column named user must be quoted: "user".`},
+		},
+		{
 			name: "a misspelt table block label is pointed at from the rule naming the table",
 			old:  `table "public.responses" {`, new: `table "public.response" {`,
 			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.response"?`,

@@ -24,11 +24,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file or directory of *.hcl files (required)")
 	upstream := fs.Bool("upstream", false, "also check tables, columns, masks, rules and the service account against the upstream database")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgveil check --config FILE [--upstream]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *configPath == "" {
 		fmt.Fprintln(stderr, "pgveil check: --config is required")
+		return 2
+	}
+	// NOTE: "pgveil check --config a.hcl b.hcl" would check a.hcl alone
+	// and say "valid": a directory of *.hcl files is how several load.
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "pgveil check: unexpected argument %q (to check several files, pass their directory to --config)\n", fs.Arg(0))
+		fs.Usage()
 		return 2
 	}
 	l := policy.NewLoader()
@@ -70,8 +81,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if loadWarns > 0 {
 		counted = ", " + plural(loadWarns, "warning")
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %d users%s\n",
-		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, len(cfg.Users), counted)
+	// NOTE: identity blocks' users are read upstream only: "0 users"
+	// alone reads as a policy that lets no one in.
+	users := plural(len(cfg.Users), "user")
+	if n := len(cfg.IdentitySources); n > 0 {
+		users = fmt.Sprintf("%s, and those of %s (read with --upstream)", plural(len(cfg.Users), "user block"), plural(n, "identity block"))
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %s%s\n",
+		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, users, counted)
 	return 0
 }
 

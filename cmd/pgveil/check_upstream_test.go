@@ -248,8 +248,23 @@ table "public.tickets" {
     mask  = "partial"
   }
 }`,
-			code: 1,
-			want: []string{`PATH:4:13: error: Mask does not fit column type`, "a partial mask produces text"},
+			code:    1,
+			want:    []string{`PATH:4:13: error: Mask does not fit column type`, "a partial mask produces text (the value with characters replaced by stars)"},
+			wantNot: []string{"hex digest"},
+		},
+		{
+			name: "a hash mask on a numeric column is an error that speaks of a digest, not stars",
+			body: `table "public.tickets" {
+  column "amount" {
+    class  = "finance"
+    mask   = "hash"
+    secret = env("PGVEIL_TEST_SVC_PW")
+  }
+}`,
+			maskKeys: true,
+			code:     1,
+			want:     []string{`PATH:4:14: error: Mask does not fit column type`, "a hash mask produces text (a hex digest)"},
+			wantNot:  []string{"stars"},
 		},
 		{
 			name: "a hash mask on a short varchar column is a warning",
@@ -265,16 +280,17 @@ table "public.tickets" {
 			want:     []string{`PATH:4:14: warning: Hash mask truncated`, "character varying(10)"},
 		},
 		{
-			name: "a hash mask whose key is not installed upstream is an error",
+			name: "a hash mask whose key is not installed upstream is one error, not also a mask that does not fit",
 			body: `table "public.tickets" {
-  column "title" {
+  column "email" {
     class  = "pii"
     mask   = "hash"
     secret = env("PGVEIL_TEST_SVC_PW")
   }
 }`,
-			code: 1,
-			want: []string{`error: Hash mask keys are not installed`, "pgveil mask-keys"},
+			code:    1,
+			want:    []string{`error: Hash mask keys are not installed`, "pgveil mask-keys"},
+			wantNot: []string{"Mask does not fit column type", "Unknown column"},
 		},
 		{
 			name: "a mask expression that cannot be cast to the column's type is an error",
@@ -720,6 +736,65 @@ func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
 				!strings.Contains(errOut, "pgveil check: catalog checks skipped: fix the errors above first") ||
 				strings.Contains(errOut, "connecting upstream") {
 				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+		})
+	}
+}
+
+// TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified: a view's table
+// block is its whole policy (the view reads its tables as the service
+// account), so a column named like one the table it reads classifies, or
+// generates from a classified one, and left unclassified in the view's
+// block is shown to every user its rules grant rows.
+func TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified(t *testing.T) {
+	setupCheckDB(t)
+	ctx := context.Background()
+	drop := "DROP VIEW IF EXISTS staff_directory; DROP TABLE IF EXISTS staff"
+	if err := cluster.Exec(ctx, checkDB, drop+`;
+CREATE TABLE staff (id int, first_name text, last_name text, email text,
+  full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED);
+CREATE VIEW staff_directory WITH (security_barrier) AS SELECT id, full_name, email FROM staff;
+GRANT SELECT ON staff, staff_directory TO `+checkSvc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
+	staff := `table "public.staff" {
+  column "first_name" { class = "person" }
+  column "email" { class = "person" }
+}
+`
+	for _, c := range []struct {
+		name, view string
+		want       []string
+	}{
+		{
+			name: "a view block without column blocks is warned about, naming each column",
+			view: `table "public.staff_directory" {}`,
+			want: []string{"PATH:5:1: warning: View column left unclassified",
+				`full_name, named like public.staff.full_name (generated from first_name, class "person"); email, named like public.staff.email (class "person")`},
+		},
+		{
+			name: "a view block classifying those columns is not",
+			view: `table "public.staff_directory" {
+  column "full_name" { class = "person" }
+  column "email" { class = "person" }
+}`,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := checkConfig(t, checkSvc, staff+c.view)
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			flat := strings.Join(strings.Fields(errOut), " ")
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			for _, w := range c.want {
+				if w = strings.ReplaceAll(w, "PATH", path); !strings.Contains(flat, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			if len(c.want) == 0 && strings.Contains(errOut, "View column left unclassified") {
+				t.Errorf("warned:\n%s", errOut)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/pgveil/pgveil/internal/printable"
@@ -51,10 +52,18 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		// NOTE: Compile's errors wrap ErrNoAccess, whose text opens them.
 		if errors.Is(err, policy.ErrNoAccess) {
-			fmt.Fprintf(stdout, "user %s: %v\n", *user, err)
+			fmt.Fprintf(stdout, "user %s: %v", *user, err)
 		} else {
-			fmt.Fprintf(stdout, "user %s: no access: %v\n", *user, err)
+			fmt.Fprintf(stdout, "user %s: no access: %v", *user, err)
 		}
+		// NOTE: a DBA's typo of a login (the CLI only: a client failing
+		// authentication is never told of other logins).
+		if logins := enf.Identities.Logins(); !slices.Contains(logins, *user) {
+			if s := policy.Suggest(*user, logins); s != "" && s != *user {
+				fmt.Fprintf(stdout, " (did you mean %q?)", s)
+			}
+		}
+		fmt.Fprintln(stdout)
 		return 1
 	}
 	// NOTE: through the engine, as a session's statement: the text shown

@@ -179,6 +179,24 @@ upstream {
 			t.Errorf("the summary does not count the warning: %q", out)
 		}
 	})
+	t.Run("a stray argument is refused rather than ignored, with the usage", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig)
+		code, out, errOut := runCLI("", "check", "--config", path, "other.hcl")
+		if code != 2 || out != "" || !strings.Contains(errOut, `unexpected argument "other.hcl"`) || !strings.Contains(errOut, "usage: pgveil check --config FILE [--upstream]") {
+			t.Errorf("%d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("a configuration with identity blocks says its users are read upstream", func(t *testing.T) {
+		path := writeConfig(t, minimalConfig+`
+identity "staff" {
+  query = "SELECT login FROM public.staff"
+}
+`)
+		code, out, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.HasSuffix(out, " 0 user blocks, and those of 1 identity block (read with --upstream)\n") {
+			t.Errorf("%d %q %q", code, out, errOut)
+		}
+	})
 	t.Run("a configuration without warnings does not count them", func(t *testing.T) {
 		path := writeConfig(t, minimalConfig)
 		if _, out, _ := runCLI("", "check", "--config", path); !strings.HasSuffix(out, " 0 users\n") {
@@ -535,6 +553,12 @@ user "dana" {
 	t.Run("a login without access says so once", func(t *testing.T) {
 		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "nobody", "SELECT 1")
 		if code != 1 || !strings.HasPrefix(out, `user nobody: no access: login "nobody"`) || strings.Count(out, "no access") != 1 {
+			t.Fatalf("%d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("a misspelt login is answered with the login meant", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dann", "SELECT 1")
+		if code != 1 || !strings.HasPrefix(out, `user dann: no access: login "dann"`) || !strings.HasSuffix(out, ` (did you mean "dana"?)`+"\n") {
 			t.Fatalf("%d %q %q", code, out, errOut)
 		}
 	})

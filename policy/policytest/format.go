@@ -2,6 +2,7 @@ package policytest
 
 import (
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,4 +75,27 @@ func sortedCopy(l []string) []string {
 	out := append([]string{}, l...)
 	slices.Sort(out)
 	return out
+}
+
+// numberTextHint explains a failure where an expected number equals the
+// value got but for its text (75000 against numeric's "75000.00"):
+// numbers in rows are compared as written in decimal, which a DBA
+// copying a value from psql does not expect. "" when no cell is so.
+func numberTextHint(want, got [][]*string) string {
+	for i := range min(len(want), len(got)) {
+		for j := range min(len(want[i]), len(got[i])) {
+			w, g := want[i][j], got[i][j]
+			if w == nil || g == nil || *w == *g {
+				continue
+			}
+			var a, b big.Rat
+			if _, ok := a.SetString(*w); !ok {
+				continue
+			}
+			if _, ok := b.SetString(*g); ok && a.Cmp(&b) == 0 {
+				return fmt.Sprintf(" (values are compared as PostgreSQL prints them: write %q, a string, not %s)", *g, *w)
+			}
+		}
+	}
+	return ""
 }

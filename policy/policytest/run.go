@@ -307,7 +307,7 @@ func (env *Env) execute(ctx context.Context, t *policy.Test, res *rewrite.Result
 			want, got = sortedRows(want), sortedRows(got)
 		}
 		if !slices.EqualFunc(want, got, equalRow) {
-			return fail("rows: expected %s, got %s", formatRows(t.Rows, len(t.Rows)), formatRows(rows, count))
+			return fail("rows: expected %s, got %s%s", formatRows(t.Rows, len(t.Rows)), formatRows(rows, count), numberTextHint(want, got))
 		}
 	}
 	return pass("")

@@ -215,6 +215,16 @@ func TestRun(t *testing.T) {
 			online: `FAIL t: rows: expected [["bob@example.org"]] (1 row), got [[null]] (1 row)`,
 		},
 		{
+			name: "a number that differs from the value only in its text fails, saying to write the text",
+			block: `test "t" {
+  user  = "ann"
+  query = "SELECT 75000::numeric(10, 2)"
+  rows  = [[75000.00]]
+}`,
+			online:  `FAIL t: rows: expected [["75000"]] (1 row), got [["75000.00"]] (1 row) (values are compared as PostgreSQL prints them: write "75000.00", a string, not 75000)`,
+			offline: "SKIP t: comparing rows needs --upstream (offline, pgveil accepts the statement)",
+		},
+		{
 			name: "a row count that differs fails",
 			block: `test "t" {
   user      = "ann"

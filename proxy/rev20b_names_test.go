@@ -1,0 +1,73 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// TestRev20bAttributeNotation: PostgreSQL reads r.f as f(r) coercing the
+// row implicitly to f's argument type, which an implicit cast a DBA
+// created from the row's composite type reaches too (CREATE CAST
+// (open AS text) WITH INOUT AS IMPLICIT makes o.f call f(text), o a
+// table the policy leaves as written);
+// it calls aggregates that way as well ((x).count, r.count). Each such
+// function, outside every role's list, must be refused through attribute
+// notation as it is when called by name: a SQL function running as the
+// service account reads every row of the table.
+func TestRev20bAttributeNotation(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	advSeed(t)
+	const body = `AS $$SELECT string_agg(email, ',' ORDER BY id) FROM public.responses WHERE id IN (1, 990001)$$`
+	drop := `DROP CAST IF EXISTS (rev20b.open AS text); DROP SCHEMA IF EXISTS rev20b CASCADE;
+	  DROP AGGREGATE IF EXISTS public.rev20b_agg(text), public.rev20b_agga(anyelement);
+	  DROP FUNCTION IF EXISTS public.rev20b_text(text), public.rev20b_dom(public.rev20b_txt), public.rev20b_sf(text, text), public.rev20b_sfa(text, anyelement);
+	  DROP DOMAIN IF EXISTS public.rev20b_txt`
+	for _, sql := range []string{drop,
+		`CREATE FUNCTION public.rev20b_text(x text) RETURNS text LANGUAGE sql STABLE ` + body,
+		`CREATE DOMAIN public.rev20b_txt AS text`,
+		`CREATE FUNCTION public.rev20b_dom(x public.rev20b_txt) RETURNS text LANGUAGE sql STABLE ` + body,
+		`CREATE SCHEMA rev20b`,
+		`CREATE TABLE rev20b.open (id int)`,
+		`INSERT INTO rev20b.open VALUES (1)`,
+		`GRANT USAGE ON SCHEMA rev20b TO pgveil_svc`,
+		`GRANT SELECT ON rev20b.open TO pgveil_svc`,
+		`CREATE CAST (rev20b.open AS text) WITH INOUT AS IMPLICIT`,
+		`CREATE FUNCTION public.rev20b_sf(s text, x text) RETURNS text LANGUAGE sql STABLE ` + body,
+		`CREATE AGGREGATE public.rev20b_agg(text) (sfunc = public.rev20b_sf, stype = text)`,
+		`CREATE FUNCTION public.rev20b_sfa(s text, x anyelement) RETURNS text LANGUAGE sql STABLE ` + body,
+		`CREATE AGGREGATE public.rev20b_agga(anyelement) (sfunc = public.rev20b_sfa, stype = text)`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
+		cfg.Schemas["rev20b"] = &policy.Schema{Name: "rev20b", Allow: true}
+	})
+	conn := p.connect(t, "marie").PgConn()
+	for _, c := range []struct{ name, sql string }{
+		{"a function of a type the row casts to implicitly is refused as o.f", "SELECT o.rev20b_text FROM rev20b.open o"},
+		{"a function of a domain over such a type is refused as o.f", "SELECT o.rev20b_dom FROM rev20b.open o"},
+		{"a function of such a type is refused as open.f", "SELECT open.rev20b_text FROM rev20b.open"},
+		{"an aggregate of a column's type is refused as a field selection", "SELECT (r.comment).rev20b_agg FROM responses r"},
+		{"a polymorphic aggregate is refused as r.f", "SELECT r.rev20b_agga FROM responses r"},
+		{"a function of an ordinality row is refused as g.f", "SELECT g.rev20b_text FROM responses r, LATERAL unnest(ARRAY[r.comment]) WITH ORDINALITY g WHERE r.id = 1"},
+		{"a function of a ROWS FROM row is refused as g.f", "SELECT g.rev20b_text FROM ROWS FROM (unnest(ARRAY['a'])) g"},
+		{"a function of an unaliased ROWS FROM row is refused as unnest.f", "SELECT unnest.rev20b_text FROM ROWS FROM (unnest(ARRAY['a']))"},
+		{"a function of a function's row aliased with a column is refused as g.f", "SELECT g.rev20b_text FROM unnest(ARRAY['a']) g(a)"},
+		{"a function of an inner function item named like the outer table is refused", "SELECT (SELECT r.rev20b_text FROM unnest(ARRAY['a']) r) FROM responses r WHERE r.id = 1"},
+		{"a function of a subquery's row of a function is refused as (x).f", "SELECT (s.x).rev20b_text FROM (SELECT comment AS x FROM responses) s"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := adv20Answer(ctx, conn, c.sql)
+			if strings.Contains(got, "MARKER") || !strings.HasPrefix(got, "error 42501") {
+				t.Fatalf("%s\n  => %s\nwant a refusal (42501): the function reads every row as the service account", c.sql, got)
+			}
+		})
+	}
+}

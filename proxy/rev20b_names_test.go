@@ -71,3 +71,45 @@ func TestRev20bAttributeNotation(t *testing.T) {
 		})
 	}
 }
+
+// TestRev20bFunctionItemColumns: g.c, where g is a function's FROM item
+// given column names (g(c), AS g(c text)), reads the column c: PostgreSQL
+// looks for a column before a function, so a DBA's function named like
+// the column (country, id) is not called, and the statement is answered.
+func TestRev20bFunctionItemColumns(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	drop := `DROP FUNCTION IF EXISTS public.country(text), public.id(int)`
+	for _, sql := range []string{drop,
+		`CREATE FUNCTION public.country(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'MARKER-CALLED'$$`,
+		`CREATE FUNCTION public.id(x int) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'MARKER-CALLED'$$`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	conn := startDemo(t).connect(t, "marie").PgConn()
+	for _, c := range []struct{ name, sql, want string }{
+		{"a column of a column definition list is read", `SELECT x.country FROM json_to_recordset('[{"country": "France"}]') AS x(country text)`, "[\"France\"]\n"},
+		{"a column of an alias's column names is read", `SELECT u.id FROM unnest(ARRAY[7]) AS u(id)`, "[\"7\"]\n"},
+		{"a column of an item named in two scopes alike is read", `SELECT u.id, (SELECT v.id FROM unnest(ARRAY[8]) v(id)) FROM unnest(ARRAY[7]) u(id)`, "[\"7\" \"8\"]\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := adv20Answer(ctx, conn, c.sql); got != c.want {
+				t.Fatalf("%s\n  => %s\nwant %s", c.sql, got, c.want)
+			}
+		})
+	}
+	for _, c := range []struct{ name, sql string }{
+		{"a function of an item's row is still refused where the item lacks the column", `SELECT u.id FROM unnest(ARRAY[7]) AS u(n)`},
+		{"a function is still refused where another item of that name lacks the column", `SELECT (SELECT u.id FROM unnest(ARRAY[8]) u) FROM unnest(ARRAY[7]) u(id)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := adv20Answer(ctx, conn, c.sql)
+			if strings.Contains(got, "MARKER") || !strings.HasPrefix(got, "error 42501") {
+				t.Fatalf("%s\n  => %s\nwant a refusal (42501)", c.sql, got)
+			}
+		})
+	}
+}

@@ -103,4 +103,11 @@ func TestRev20bAttributeSystemColumns(t *testing.T) {
 			}
 		})
 	}
+	t.Run("pg_tablespace_location through attribute notation is refused, not run", func(t *testing.T) {
+		// Only a call pgveil sees as one is answered NULL::text.
+		const q = `SELECT (oid).pg_tablespace_location FROM pg_tablespace`
+		if got := adv20Answer(ctx, conn, q); !strings.HasPrefix(got, "error 42501") {
+			t.Errorf("%s\n  => %s, want a refusal (42501)", q, got)
+		}
+	})
 }

@@ -61,6 +61,8 @@ func TestRev20bAttributeNotation(t *testing.T) {
 		{"a function of an unaliased ROWS FROM row is refused as unnest.f", "SELECT unnest.rev20b_text FROM ROWS FROM (unnest(ARRAY['a']))"},
 		{"a function of a function's row aliased with a column is refused as g.f", "SELECT g.rev20b_text FROM unnest(ARRAY['a']) g(a)"},
 		{"a function of an inner function item named like the outer table is refused", "SELECT (SELECT r.rev20b_text FROM unnest(ARRAY['a']) r) FROM responses r WHERE r.id = 1"},
+		{"a function of a function item whose alias PostgreSQL cuts at 63 bytes is refused as g.f", "SELECT " + strings.Repeat("g", 63) + "b.rev20b_text FROM unnest(ARRAY['a']) AS " + strings.Repeat("g", 63) + "a"},
+		{"a function of a function item whose alias is quoted with upper case is refused as g.f", `SELECT "G".rev20b_text FROM unnest(ARRAY['a']) AS "G"`},
 		{"a function of a subquery's row of a function is refused as (x).f", "SELECT (s.x).rev20b_text FROM (SELECT comment AS x FROM responses) s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

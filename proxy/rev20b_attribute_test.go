@@ -78,13 +78,20 @@ rule "rev20b_own_country" {
 			}
 		})
 	}
-	t.Run("through COPY", func(t *testing.T) {
-		var b bytes.Buffer
-		_, err := conn.CopyTo(ctx, &b, `COPY (SELECT attmissingval::text FROM pg_attribute WHERE `+rel+`) TO STDOUT`)
-		if strings.Contains(b.String(), "MARKER") {
-			t.Fatalf("COPY gave %q (%v)", b.String(), err)
-		}
-	})
+	for _, q := range []string{
+		`COPY (SELECT attmissingval::text FROM pg_attribute WHERE ` + rel + `) TO STDOUT`,
+		`COPY pg_catalog.pg_attribute TO STDOUT`,
+		`COPY pg_attribute (attrelid, attmissingval) TO STDOUT`,
+	} {
+		t.Run("through "+q, func(t *testing.T) {
+			var b bytes.Buffer
+			_, err := conn.CopyTo(ctx, &b, q)
+			if strings.Contains(b.String(), "MARKER") {
+				t.Fatalf("COPY gave the missing value (%v)", err)
+			}
+			t.Logf("%d bytes, %v", b.Len(), err)
+		})
+	}
 }
 
 // TestRev20bAttributeSystemColumns: the IDEs read the xmin of catalogs

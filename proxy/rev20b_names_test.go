@@ -115,3 +115,26 @@ func TestRev20bFunctionItemColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestRev20bProcedureNamedLikeAField: PostgreSQL never calls a procedure
+// through attribute notation (only CALL runs one), so a field named like
+// a DBA's procedure is read as the field.
+func TestRev20bProcedureNamedLikeAField(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	drop := `DROP PROCEDURE IF EXISTS public.country(text); DROP TYPE IF EXISTS public.rev20b_addr`
+	for _, sql := range []string{drop,
+		`CREATE PROCEDURE public.country(x text) LANGUAGE sql AS $$SELECT 1$$`,
+		`CREATE TYPE public.rev20b_addr AS (country text)`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	conn := startDemo(t).connect(t, "marie").PgConn()
+	const q = `SELECT (s.a).country FROM (SELECT ROW('France')::public.rev20b_addr AS a) s`
+	if got, want := adv20Answer(ctx, conn, q), "[\"France\"]\n"; got != want {
+		t.Fatalf("%s\n  => %s\nwant %s", q, got, want)
+	}
+}

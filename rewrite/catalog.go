@@ -218,7 +218,8 @@ ORDER BY 1, 2, 3`
 // INOUT AS IMPLICIT makes r.f call f(text)), and a domain over it: such
 // a cast calls no function outside pg_catalog, so nothing else warns
 // of it. Domains' base types are found once for the whole catalog, not
-// per function.
+// per function. A procedure never counts: PostgreSQL runs one only by
+// CALL, and a field or column named like it is read as such.
 const catalogFunctionsSQL = `
 WITH RECURSIVE dom(oid, base, depth) AS (
   SELECT t.oid, t.typbasetype, 1 FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
@@ -236,10 +237,10 @@ rowarg(oid) AS (
   UNION
   SELECT dom.oid FROM dom JOIN rowtype ON rowtype.oid = dom.base)
 SELECT n.nspname, p.proname,
-  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
     AND (p.proargtypes[0] IN (SELECT rowarg.oid FROM rowarg)
       OR p.pronargs = 1 AND p.provariadic IN (SELECT rowarg.oid FROM rowarg))),
-  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
+  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 GROUP BY 1, 2

@@ -213,22 +213,35 @@ ORDER BY 1, 2, 3`
 // implicitly, so r.f calls f(d) where d is such a domain (a red team
 // read every row's email through one). A function whose one argument is
 // VARIADIC counts by its element type too: r.f calls f(VARIADIC
-// rows t[]) with the array {r}.
+// rows t[]) with the array {r}. A type an implicit cast a DBA created
+// from a composite type reaches counts too (CREATE CAST (t AS text) WITH
+// INOUT AS IMPLICIT makes r.f call f(text)), and a domain over it: such
+// a cast calls no function outside pg_catalog, so nothing else warns
+// of it. Domains' base types are found once for the whole catalog, not
+// per function. A procedure never counts: PostgreSQL runs one only by
+// CALL, and a field or column named like it is read as such.
 const catalogFunctionsSQL = `
+WITH RECURSIVE dom(oid, base, depth) AS (
+  SELECT t.oid, t.typbasetype, 1 FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  UNION ALL
+  SELECT dom.oid, t.typbasetype, dom.depth + 1
+  FROM dom JOIN pg_catalog.pg_type t ON t.oid = dom.base AND t.typtype = 'd'
+  WHERE dom.depth < 100),
+rowtype(oid) AS (
+  SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typtype IN ('c', 'p')
+  UNION
+  SELECT c.casttarget FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type s ON s.oid = c.castsource
+  WHERE c.castcontext = 'i' AND s.typtype = 'c'),
+rowarg(oid) AS (
+  SELECT rowtype.oid FROM rowtype
+  UNION
+  SELECT dom.oid FROM dom JOIN rowtype ON rowtype.oid = dom.base)
 SELECT n.nspname, p.proname,
-  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
-    AND b.typtype IN ('c', 'p')),
-  pg_catalog.bool_or(p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
+  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+    AND (p.proargtypes[0] IN (SELECT rowarg.oid FROM rowarg)
+      OR p.pronargs = 1 AND p.provariadic IN (SELECT rowarg.oid FROM rowarg))),
+  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-LEFT JOIN LATERAL (
-  WITH RECURSIVE base(typtype, typbasetype, depth) AS (
-    SELECT t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t
-    WHERE t.oid IN (p.proargtypes[0], CASE WHEN p.pronargs = 1 THEN p.provariadic END)
-    UNION ALL
-    SELECT t.typtype, t.typbasetype, base.depth + 1
-    FROM base JOIN pg_catalog.pg_type t ON t.oid = base.typbasetype
-    WHERE base.typtype = 'd' AND base.depth < 100)
-  SELECT base.typtype FROM base WHERE base.typtype <> 'd') b ON true
 WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
 GROUP BY 1, 2
 ORDER BY 1, 2`

@@ -34,6 +34,13 @@ type walker struct {
 	// function of one argument, not only one of a row.
 	funcAliases  map[string]bool
 	anyFuncAlias bool
+	// funcItemCols maps a name of funcAliases to the columns that every
+	// function item of that name declares (g(a), AS g(a text)): g.a
+	// reads the column, never a function a, PostgreSQL looking for a
+	// column first.
+	// NOTE: only where anyFuncAlias is false; a table of that name in
+	// another scope still has t.a checked against RowFunctions.
+	funcItemCols map[string]map[string]bool
 	// ctes is the stack of CTE names visible at the current query level,
 	// innermost last.
 	ctes []map[string]bool
@@ -235,7 +242,8 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.columnRef(v.ColumnRef)
 		if f := v.ColumnRef.Fields; len(f) >= 2 {
 			callable := w.cat.RowFunctions
-			if q := f[0].GetString_().GetSval(); len(f) == 2 && (w.anyFuncAlias || w.funcAliases[q]) {
+			q, name := f[0].GetString_().GetSval(), f[len(f)-1].GetString_().GetSval()
+			if len(f) == 2 && (w.anyFuncAlias || w.funcAliases[q] && !w.funcItemCols[q][name]) {
 				callable = w.cat.FieldFunctions
 			}
 			w.attributeCall(f[len(f)-1], callable)
@@ -821,17 +829,34 @@ func (w *walker) readable(cols map[string]bool) []string {
 	return keys(out)
 }
 
-// noteFuncAliases sets the walker's funcAliases and anyFuncAlias for the
-// statement stmt: the names of its FROM items that are function calls,
-// at any level.
+// noteFuncAliases sets the walker's funcAliases, anyFuncAlias and
+// funcItemCols for the statement stmt: the names of its FROM items that
+// are function calls, at any level, and the columns they declare.
 func (w *walker) noteFuncAliases(stmt *pg_query.Node) {
-	w.funcAliases, w.anyFuncAlias = map[string]bool{}, false
+	w.funcAliases, w.anyFuncAlias, w.funcItemCols = map[string]bool{}, false, map[string]map[string]bool{}
 	pgtree.Walk(stmt, func(m proto.Message) bool {
 		rf, ok := m.(*pg_query.RangeFunction)
 		if !ok {
 			return true
 		}
 		if a := rf.GetAlias().GetAliasname(); a != "" {
+			cols := map[string]bool{}
+			for _, c := range rf.GetAlias().GetColnames() {
+				cols[c.GetString_().GetSval()] = true
+			}
+			for _, d := range rf.Coldeflist {
+				cols[d.GetColumnDef().GetColname()] = true
+			}
+			if seen, ok := w.funcItemCols[a]; ok || w.funcAliases[a] {
+				// Another item of that name: only the columns both declare.
+				for c := range seen {
+					if !cols[c] {
+						delete(seen, c)
+					}
+				}
+			} else {
+				w.funcItemCols[a] = cols
+			}
 			w.funcAliases[a] = true
 			return true
 		}
@@ -851,7 +876,10 @@ func (w *walker) noteFuncAliases(stmt *pg_query.Node) {
 			w.anyFuncAlias = true
 			return true
 		}
-		w.funcAliases[fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()] = true
+		name := fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()
+		w.funcAliases[name] = true
+		// Its columns are not declared: none of that name is known.
+		w.funcItemCols[name] = map[string]bool{}
 		return true
 	})
 }

@@ -194,7 +194,8 @@ func (ck *catalogChecker) shadowedColumns() {
 
 // viewColumnsUnclassified warns when a table block governing a view or
 // materialized view leaves unclassified a column named like one that a
-// relation it reads has classified, or generated from a classified one
+// relation it reads (directly or through other views: viewReads) has
+// classified, or generated from a classified one
 // (a directory view's full_name of a table whose first_name is masked):
 // the view reads its relations as the service account, so its own block
 // is its whole policy, and every user its rules grant rows sees that
@@ -211,12 +212,13 @@ func (ck *catalogChecker) viewColumnsUnclassified() {
 		if t == nil {
 			continue
 		}
+		reads := viewReads(rel)
 		var found []string
 		for _, col := range rel.Columns {
 			if t.Columns[col.Name] != nil {
 				continue
 			}
-			for _, r := range rel.Reads {
+			for _, r := range reads {
 				u, _ := ck.cfg.tableFor(r)
 				if u == nil || u == t {
 					continue
@@ -252,6 +254,29 @@ func (ck *catalogChecker) viewColumnsUnclassified() {
 			Subject: t.DeclRange.Ptr(),
 		})
 	}
+}
+
+// viewReads returns the relations the view rel reads, directly or
+// through the views it reads, in that order (each once, rel excluded).
+// NOTE: through every view, governed or not: a view reads another as the
+// service account, so what the inner one reads reaches the outer one's
+// columns past every policy but the outer one's own block.
+func viewReads(rel *rewrite.Relation) []*rewrite.Relation {
+	seen := map[*rewrite.Relation]bool{rel: true}
+	var out []*rewrite.Relation
+	for next := rel.Reads; len(next) > 0; {
+		var more []*rewrite.Relation
+		for _, r := range next {
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+			out = append(out, r)
+			more = append(more, r.Reads...)
+		}
+		next = more
+	}
+	return out
 }
 
 // plural returns one when n is 1, else many.

@@ -317,6 +317,26 @@ rule "adv18_g_all" {
 			t.Errorf("email_lower %v: want NULL", deref(lower))
 		}
 	})
+	t.Run("one text read by users of different masks in turn reads each one's own", func(t *testing.T) {
+		// NOTE: the rewrite cache must not serve marie's NULL to the
+		// survey admin, who sees the email and so email_lower, nor hers
+		// to marie.
+		admin := p.connect(t, "survey_admin")
+		const q = "SELECT email_lower FROM adv18_g WHERE id = 1"
+		for i, c := range []struct {
+			user string
+			conn *pgx.Conn
+			want string
+		}{{"marie", marie, "NULL"}, {"survey_admin", admin, "secret-mail@example.com"}, {"marie", marie, "NULL"}, {"survey_admin", admin, "secret-mail@example.com"}} {
+			var lower *string
+			if err := c.conn.QueryRow(ctx, q).Scan(&lower); err != nil {
+				t.Fatal(err)
+			}
+			if got := deref(lower); got != c.want {
+				t.Errorf("read %d, by %s: email_lower %s, want %s", i+1, c.user, got, c.want)
+			}
+		}
+	})
 	t.Run("a comparison with such a column compares the masked value", func(t *testing.T) {
 		var n int
 		if err := marie.QueryRow(ctx, "SELECT count(*) FROM adv18_g WHERE email_upper = 'SECRET-MAIL@EXAMPLE.COM' OR email_upper LIKE 'S%'").Scan(&n); err != nil {

@@ -749,12 +749,14 @@ func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
 func TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified(t *testing.T) {
 	setupCheckDB(t)
 	ctx := context.Background()
-	drop := "DROP VIEW IF EXISTS staff_directory; DROP TABLE IF EXISTS staff"
+	drop := "DROP VIEW IF EXISTS staff_emails, staff_directory, staff_all; DROP TABLE IF EXISTS staff"
 	if err := cluster.Exec(ctx, checkDB, drop+`;
 CREATE TABLE staff (id int, first_name text, last_name text, email text,
   full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED);
 CREATE VIEW staff_directory WITH (security_barrier) AS SELECT id, full_name, email FROM staff;
-GRANT SELECT ON staff, staff_directory TO `+checkSvc); err != nil {
+CREATE VIEW staff_all AS SELECT * FROM staff;
+CREATE VIEW staff_emails WITH (security_barrier) AS SELECT id, email FROM staff_all;
+GRANT SELECT ON staff, staff_directory, staff_all, staff_emails TO `+checkSvc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
@@ -772,6 +774,12 @@ GRANT SELECT ON staff, staff_directory TO `+checkSvc); err != nil {
 			view: `table "public.staff_directory" {}`,
 			want: []string{"PATH:5:1: warning: View column left unclassified",
 				`full_name, named like public.staff.full_name (generated from first_name, class "person"); email, named like public.staff.email (class "person")`},
+		},
+		{
+			name: "a view block of a view reading the table through an ungoverned view is warned about",
+			view: `table "public.staff_emails" {}`,
+			want: []string{"PATH:5:1: warning: View column left unclassified",
+				`email, named like public.staff.email (class "person")`},
 		},
 		{
 			name: "a view block classifying those columns is not",

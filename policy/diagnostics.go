@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -28,10 +29,15 @@ const diagnosticWidth = 78
 //	  "PGVEIL_UPSTREAM_PASSWORD" is not set.
 //
 // files (see Loader.Files) supplies the source lines; a diagnostic whose
-// file is not there is printed without them.
+// file is not there is printed without them. Diagnostics come in the
+// order of the files they point at, line by line, as an editor lists
+// them (those pointing nowhere last, in the order found: they are
+// mostly what follows from the others, as a missing block from a
+// misspelt one); diags itself
+// is left as it is.
 func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) error {
 	bw := bufio.NewWriter(w)
-	for i, d := range diags {
+	for i, d := range inFileOrder(diags) {
 		if i > 0 {
 			bw.WriteByte('\n')
 		}
@@ -60,6 +66,31 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 		return fmt.Errorf("writing diagnostics: %w", err)
 	}
 	return nil
+}
+
+// inFileOrder returns diags sorted by where they point: those with no
+// subject last, then by file name, line and column; a stable sort, so
+// diagnostics at one place keep the order they were found in.
+func inFileOrder(diags hcl.Diagnostics) hcl.Diagnostics {
+	sorted := slices.Clone(diags)
+	slices.SortStableFunc(sorted, func(a, b *hcl.Diagnostic) int {
+		switch {
+		case a.Subject == nil && b.Subject == nil:
+			return 0
+		case a.Subject == nil:
+			return 1
+		case b.Subject == nil:
+			return -1
+		}
+		if c := strings.Compare(a.Subject.Filename, b.Subject.Filename); c != 0 {
+			return c
+		}
+		if c := a.Subject.Start.Line - b.Subject.Start.Line; c != 0 {
+			return c
+		}
+		return a.Subject.Start.Column - b.Subject.Start.Column
+	})
+	return sorted
 }
 
 // isNewline and isTab are the characters diagnostics keep unescaped

@@ -578,6 +578,13 @@ CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != n
 		"SELECT 'ana@example.com'::known_email",
 		// Its CHECK calls public.peek through the operator =~=.
 		"SELECT 'a'::peeking",
+		// A type's name called as a function, or selected as a field
+		// (PostgreSQL's attribute notation), is the same cast to the
+		// domain when the value needs no function to become its base
+		// type: the CHECK runs.
+		"SELECT (comment).known_email FROM responses",
+		"SELECT (r.comment).peeking FROM responses r",
+		"SELECT u.known_email FROM unnest(ARRAY['ana@example.com']) u",
 	}
 	for _, sql := range refused {
 		t.Run(sql, func(t *testing.T) {
@@ -588,6 +595,15 @@ CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != n
 			}
 		})
 	}
+	t.Run("a domain's name called as a function is refused as an unknown function", func(t *testing.T) {
+		for _, sql := range []string{"SELECT known_email(comment) FROM responses", "SELECT public.known_email(comment) FROM responses"} {
+			_, err := rewrite.Rewrite(sql, cat, marie(t))
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" {
+				t.Errorf("%s: want a refusal by rule function, got %v", sql, err)
+			}
+		}
+	})
 	t.Run("with the function allowed, the operator and the cast run", func(t *testing.T) {
 		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.peek": true, "public.toprobe": true, "public.known": true}}
 		for _, sql := range refused {

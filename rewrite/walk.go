@@ -629,6 +629,14 @@ func (w *walker) attributeCall(field *pg_query.Node, callable map[string]map[str
 				w.function(&pg_query.FuncCall{Funcname: []*pg_query.Node{pg_query.MakeStrNode(s), field}})
 			}
 		}
+		// x.d and (x).d, d a type's name, cast x to d where no function
+		// need run for it (a domain over x's type, or over a type x
+		// converts to by its text): a domain's CHECK runs, and it may
+		// call functions. Every cast to such a name counts, as for
+		// x::d (castCalls).
+		for _, c := range w.cat.CastCalls[name] {
+			w.implicitCall("the reference x."+name+", a cast to "+name+",", c.Function)
+		}
 	}
 	if r, ok := w.err.(*Refused); ok && r.Detail == "" {
 		r.Detail = fmt.Sprintf("The reference x.%s or (x).%s may call %s(x) when x has no column %s (PostgreSQL's attribute notation).", name, name, name, name)

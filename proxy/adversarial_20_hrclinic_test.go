@@ -24,8 +24,8 @@ import (
 // reading me.login and banding salaries, a hash mask over a domain, a
 // generated column of masked columns, a composite column, a governed
 // security_barrier view and materialized view, public.employees beside
-// hr.employees, an identity table). Every login's password is
-// "demo-<login>".
+// hr.employees, an identity table, a login with no employee row). Every
+// login's password is "demo-<login>".
 //
 // NOTE: values no user may read carry HIDDEN (another's ssn, an
 // out-of-scope patient's name, a masked name) or are odd salaries
@@ -80,6 +80,7 @@ INSERT INTO hr.logins VALUES
  ('dr_ana','{doctor,employee}',NULL,'SCRAM-SHA-256$4096:VuetnulOtdmm9lz2IX7Qkw==$wtPnOTlz/s/0L+wz46uJY6vXLvNkpk5TlorbBJXE+V8=:otrkgntzXSykRW96txJ2E9PPi34qSuVvL5tIPGFUO0w='),
  ('sm_lyon','{site_manager,employee}','Lyon','SCRAM-SHA-256$4096:ywSzefIq3+4/TxJeN+4I2w==$RPmyCF5tuGi50FhqSNwk7vNETOe6YcPZbnpLzyu8tNg=:lxokp3WWl0CkOPYY4H1Wwm7vxSN014oBGuvB/+hJleo='),
  ('analyst_al','{analyst,employee}',NULL,'SCRAM-SHA-256$4096:fB7j1w+FU9bVCUdq1//EEA==$9ssjDFSNpy8w/q4LjDSRDTvTlsVF5uGn0kuy5O7pxmg=:N9ynHfovrd0g+mUbxcrH22omwJEsVpBypsGfndouDTU='),
+ ('ghost_mgr','{manager,employee}',NULL,'SCRAM-SHA-256$4096:dpJITleuEExxNHe3W4EV7g==$9052UGbKUdCtekbhm5adEYMzVuHWc0ol1EWB51W5XlY=:m64ODqc50ZQ2BXcgrduops8TT6NkmIVxzOW37XdVvNQ='),
  ('emp_eve','{employee}',NULL,'SCRAM-SHA-256$4096:QRULehjeF3JLQsAaibqNCg==$OckytHuQPPYs26xLTcYTjI50b5Pni5a1TvEQeGZoF4k=:/tYS+xRxOnbCMyKURKcz9qW/5tpAOnfOJzId7gcQna0=');
 GRANT USAGE ON SCHEMA hr, clinic TO pgveil_svc;
 GRANT SELECT ON ALL TABLES IN SCHEMA hr, clinic, public TO pgveil_svc;
@@ -321,6 +322,10 @@ func TestAdversarial20HRClinic(t *testing.T) {
 			`WITH RECURSIVE up(id, m) AS (SELECT id, manager_id FROM hr.employees UNION SELECT e.id, e.manager_id FROM hr.employees e JOIN up ON e.id = up.m) SELECT count(*) FROM up`, "[1]\n"},
 		{"a CTE named like the subtree's own changes nothing", "mgr_maya",
 			`WITH pgveil_subtree(id) AS (SELECT 1 UNION SELECT 10) SELECT count(*) FROM hr.employees`, "[4]\n"},
+		{"a manager with no employee row (a NULL team) reads no employee", "ghost_mgr",
+			`SELECT count(*) FROM hr.employees`, "[0]\n"},
+		{"a manager with no employee row reads no absence, self-managed ones included", "ghost_mgr",
+			`SELECT count(*) FROM hr.absences WHERE employee_id IS NULL OR employee_id = 10 OR true`, "[0]\n"},
 		{"writing the teams tree is refused", "mgr_maya",
 			`UPDATE hr.employees SET manager_id = 3 WHERE id = 1`, "ERROR 42501"},
 		// Expression masks reading me.*.

@@ -199,10 +199,15 @@ func (ck *catalogChecker) shadowedColumns() {
 // (a directory view's full_name of a table whose first_name is masked):
 // the view reads its relations as the service account, so its own block
 // is its whole policy, and every user its rules grant rows sees that
-// column. Names are the only link pgveil has between a view's columns
-// and what they show, so the warning may name a column that shows
-// something else: classify it anyway, or ignore it. One warning per
-// view, at its table block.
+// column. It warns too when the view's query reads such a column (by
+// pg_depend) that none of the view's columns is named like (full_name AS
+// display, upper(first_name)), unless the block classifies a column
+// named like none of that relation's, showing the DBA looked at renamed
+// ones. Names and those dependencies are the only link pgveil has
+// between a view's columns and what they show, so the warning may name
+// a column that shows something else, or one the view reads only in a
+// condition: classify it anyway, or ignore it. One warning per view, at
+// its table block.
 func (ck *catalogChecker) viewColumnsUnclassified() {
 	for _, rel := range ck.relations {
 		if len(rel.Reads) == 0 {
@@ -212,46 +217,58 @@ func (ck *catalogChecker) viewColumnsUnclassified() {
 		if t == nil {
 			continue
 		}
-		reads := viewReads(rel)
-		var found []string
+		via := viewReads(rel)
+		var found, reads []string
 		for _, col := range rel.Columns {
 			if t.Columns[col.Name] != nil {
 				continue
 			}
-			for _, r := range reads {
+			for _, r := range via {
 				u, _ := ck.cfg.tableFor(r)
 				if u == nil || u == t {
 					continue
 				}
-				why := ""
-				if uc := u.Columns[col.Name]; uc != nil && hasColumn(r, col.Name) {
-					why = fmt.Sprintf("%s.%s (class %q)", r.QName, col.Name, uc.Class)
-				} else {
-					for _, base := range r.Generated[col.Name] {
-						if bc := u.Columns[base]; bc != nil {
-							why = fmt.Sprintf("%s.%s (generated from %s, class %q)", r.QName, col.Name, base, bc.Class)
-							break
-						}
-					}
-				}
-				if why != "" {
-					found = append(found, fmt.Sprintf("%s, named like %s", col.Name, why))
+				if why := classifiedAs(u, r, col.Name); why != "" {
+					found = append(found, fmt.Sprintf("%s, named like %s.%s %s", col.Name, r.QName, col.Name, why))
 					break
 				}
 			}
 		}
-		if len(found) == 0 {
+		for _, r := range rel.Reads {
+			u, _ := ck.cfg.tableFor(r)
+			if u == nil || u == t || renamedClassified(t, rel, r) {
+				continue
+			}
+			for _, col := range rel.ReadColumns[r.QName] {
+				if hasColumn(rel, col) {
+					continue // the names' pass above
+				}
+				if why := classifiedAs(u, r, col); why != "" {
+					reads = append(reads, fmt.Sprintf("%s.%s %s", r.QName, col, why))
+				}
+			}
+		}
+		if len(found) == 0 && len(reads) == 0 {
 			continue
+		}
+		detail := fmt.Sprintf("The table block %q governs the view %s, which reads its relations as the service account, "+
+			"past their masks: its own block is its whole policy.", t.Pattern.String(), rel.QName)
+		if len(found) > 0 {
+			detail += fmt.Sprintf(" It leaves unclassified %s, seen by every user its rules grant rows. Classify %s in %q if %s that value.",
+				strings.Join(found, "; "), plural(len(found), "that column", "those columns"), t.Pattern.String(),
+				plural(len(found), "it shows", "they show"))
+		}
+		if len(reads) > 0 {
+			detail += fmt.Sprintf(" Its query reads %s, which none of its columns is named like: a column showing %s "+
+				"under another name or through an expression is seen by every user its rules grant rows. Classify such "+
+				"a column in %q (a column read only in a condition filters rows and shows nothing).",
+				joinAnd(reads), plural(len(reads), "it", "them"), t.Pattern.String())
 		}
 		ck.diags = append(ck.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "View column left unclassified",
-			Detail: fmt.Sprintf("The table block %q governs the view %s, which reads its relations as the service account, "+
-				"past their masks: its own block is its whole policy, and it leaves unclassified %s, seen by every user "+
-				"its rules grant rows. Classify %s in %q if %s that value.",
-				t.Pattern.String(), rel.QName, strings.Join(found, "; "),
-				plural(len(found), "that column", "those columns"), t.Pattern.String(), plural(len(found), "it shows", "they show")),
-			Subject: t.DeclRange.Ptr(),
+			Detail:   detail,
+			Subject:  t.DeclRange.Ptr(),
 		})
 	}
 }
@@ -277,6 +294,41 @@ func viewReads(rel *rewrite.Relation) []*rewrite.Relation {
 		next = more
 	}
 	return out
+}
+
+// classifiedAs says how u, the block governing r, classifies r's column
+// name, "(class …)" or "(generated from …, class …)" for a generated
+// column of a classified one, or "" when it does not.
+func classifiedAs(u *Table, r *rewrite.Relation, name string) string {
+	if uc := u.Columns[name]; uc != nil && hasColumn(r, name) {
+		return fmt.Sprintf("(class %q)", uc.Class)
+	}
+	for _, base := range r.Generated[name] {
+		if bc := u.Columns[base]; bc != nil {
+			return fmt.Sprintf("(generated from %s, class %q)", base, bc.Class)
+		}
+	}
+	return ""
+}
+
+// renamedClassified reports whether t, the block governing the view
+// rel, classifies a column of rel that r, a relation rel reads, has no
+// column named like.
+func renamedClassified(t *Table, rel, r *rewrite.Relation) bool {
+	for _, col := range rel.Columns {
+		if t.Columns[col.Name] != nil && !hasColumn(r, col.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinAnd joins items as "a", "a and b", "a, b and c".
+func joinAnd(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // plural returns one when n is 1, else many.

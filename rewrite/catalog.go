@@ -177,13 +177,16 @@ ORDER BY 1, 2, 3, 4, 5`
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
 
 // catalogViewReadsSQL lists, per view or materialized view, the relations
-// its query names (the dependencies of its rewrite rule).
+// its query names (the dependencies of its rewrite rule), each with every
+// column of it the query names, or NULL.
 const catalogViewReadsSQL = `
-SELECT DISTINCT r.ev_class, d.refobjid
+SELECT DISTINCT r.ev_class, d.refobjid, a.attname
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
-ORDER BY 1, 2`
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  AND d.refobjsubid > 0 AND NOT a.attisdropped
+ORDER BY 1, 2, 3`
 
 // catalogViewCallsSQL lists, per view or materialized view, the functions
 // its query calls by name or through an operator (the dependencies of
@@ -523,12 +526,24 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			rr.Close()
 			return nil, fmt.Errorf("reading catalog: bad view dependency row")
 		}
-		if v, r := byOID[uint32(view)], byOID[uint32(read)]; v != nil && r != nil {
+		v, r := byOID[uint32(view)], byOID[uint32(read)]
+		if v == nil || r == nil {
+			continue
+		}
+		// NOTE: rows come by view, relation and column: a relation's
+		// first row adds it, NULLs (no column) sorting last.
+		if n := len(v.Reads); n == 0 || v.Reads[n-1] != r {
 			v.Reads = append(v.Reads, r)
 			// NOTE: a view of a parent reads its partitions' rows too.
 			for _, w := range append([]*Relation{r}, r.Descendants...) {
 				w.ReadBy = append(w.ReadBy, v)
 			}
+		}
+		if col := rr.Values()[2]; col != nil {
+			if v.ReadColumns == nil {
+				v.ReadColumns = map[QName][]string{}
+			}
+			v.ReadColumns[r.QName] = append(v.ReadColumns[r.QName], string(col))
 		}
 	}
 	if _, err := rr.Close(); err != nil {

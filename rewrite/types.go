@@ -141,6 +141,13 @@ type Relation struct {
 	// query names (pg_depend), in OID order: reading it reads them with
 	// the service account's rights, past their policies.
 	Reads []*Relation
+	// ReadColumns are, for a view or a materialized view, the columns of
+	// each relation of Reads that its query names, by name, in name
+	// order (pg_depend): check's only link between what a view shows and
+	// the classified columns it reads under another name or in an
+	// expression.
+	// NOTE: a whole-row reference or count(*) names no column.
+	ReadColumns map[QName][]string
 	// ReadBy are the views and materialized views whose Reads hold this
 	// relation or one of its ancestors, in OID order: a write of this
 	// one changes what they show (a table the policy reads through a

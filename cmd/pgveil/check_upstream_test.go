@@ -749,14 +749,15 @@ func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
 func TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified(t *testing.T) {
 	setupCheckDB(t)
 	ctx := context.Background()
-	drop := "DROP VIEW IF EXISTS staff_emails, staff_directory, staff_all; DROP TABLE IF EXISTS staff"
+	drop := "DROP VIEW IF EXISTS staff_emails, staff_directory, staff_renamed, staff_all; DROP TABLE IF EXISTS staff"
 	if err := cluster.Exec(ctx, checkDB, drop+`;
 CREATE TABLE staff (id int, first_name text, last_name text, email text,
   full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED);
 CREATE VIEW staff_directory WITH (security_barrier) AS SELECT id, full_name, email FROM staff;
 CREATE VIEW staff_all AS SELECT * FROM staff;
 CREATE VIEW staff_emails WITH (security_barrier) AS SELECT id, email FROM staff_all;
-GRANT SELECT ON staff, staff_directory, staff_all, staff_emails TO `+checkSvc); err != nil {
+CREATE VIEW staff_renamed AS SELECT id, full_name AS display, upper(first_name) AS given, last_name FROM staff;
+GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed TO `+checkSvc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
@@ -786,6 +787,27 @@ GRANT SELECT ON staff, staff_directory, staff_all, staff_emails TO `+checkSvc); 
 			view: `table "public.staff_directory" {
   column "full_name" { class = "person" }
   column "email" { class = "person" }
+}`,
+		},
+		{
+			name: "a view reading a classified column under another name is warned about, naming what it reads",
+			view: `table "public.staff_directory" {
+  column "full_name" { class = "person" }
+  column "email" { class = "person" }
+}
+table "public.staff_renamed" {}`,
+			want: []string{"PATH:9:1: warning: View column left unclassified",
+				`reads public.staff.first_name (class "person") and public.staff.full_name (generated from first_name, class "person"), which none of its columns is named like`},
+		},
+		{
+			name: "a view block classifying a renamed column is taken to have looked at them",
+			view: `table "public.staff_directory" {
+  column "full_name" { class = "person" }
+  column "email" { class = "person" }
+}
+table "public.staff_renamed" {
+  column "display" { class = "person" }
+  column "given" { class = "person" }
 }`,
 		},
 	} {

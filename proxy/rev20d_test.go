@@ -66,3 +66,37 @@ func TestRev20dFunctionItemColumnScopes(t *testing.T) {
 		})
 	}
 }
+
+// TestRev20dFunctionItemColumnsCut: PostgreSQL cuts names at 63 bytes, so
+// two aliases alike in their first 63 bytes name one item; the columns
+// one declares must not make g.c a column of the other.
+func TestRev20dFunctionItemColumnsCut(t *testing.T) {
+	ctx := context.Background()
+	setupDemo(t)
+	drop := `DROP FUNCTION IF EXISTS public.country(text)`
+	for _, sql := range []string{drop,
+		`CREATE FUNCTION public.country(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'MARKER-CALLED'$$`,
+	} {
+		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
+	conn := startDemo(t).connect(t, "marie").PgConn()
+	g := strings.Repeat("g", 63)
+	for _, c := range []struct{ name, sql string }{
+		{"an alias declaring the column elsewhere, alike in 63 bytes, is refused",
+			"WITH x AS (SELECT * FROM unnest(ARRAY['a']) AS " + g + "a(country)) SELECT " + g + "a.country FROM unnest(ARRAY['b']) AS " + g + "b"},
+		{"an alias declaring the column elsewhere, alike in 63 bytes, is refused the other way round",
+			"WITH x AS (SELECT * FROM unnest(ARRAY['a']) AS " + g + "a(country)) SELECT " + g + ".country FROM unnest(ARRAY['b']) AS " + g + "b"},
+		{"a quoted alias declaring the column elsewhere, alike in 63 bytes, is refused",
+			`WITH x AS (SELECT * FROM unnest(ARRAY['a']) AS "` + g + `a"(country)) SELECT "` + g + `a".country FROM unnest(ARRAY['b']) AS "` + g + `b"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := adv20Answer(ctx, conn, c.sql)
+			if strings.Contains(got, "MARKER") || !strings.HasPrefix(got, "error 42501") {
+				t.Fatalf("%s\n  => %s\nwant a refusal (42501)", c.sql, got)
+			}
+		})
+	}
+}

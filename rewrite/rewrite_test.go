@@ -507,6 +507,74 @@ SELECT r.email_of FROM (SELECT id, survey_id, NULL::text AS contact, NULL::text 
 	})
 }
 
+// TestCastsRunTheChecksOfTheDomainsATypeIsMadeOf: a cast to a domain
+// over a domain, to an array, a range or a multirange of a domain, or to
+// a domain over such an array runs the inner domain's CHECK (PostgreSQL's
+// domain_check, array_in, range_in), whether written x::t or as
+// attribute notation x.t: its functions are checked as for x::d.
+func TestCastsRunTheChecksOfTheDomainsATypeIsMadeOf(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.known(text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT FROM public.responses WHERE email = $1)';
+CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
+CREATE DOMAIN public.outer_email AS public.known_email;
+CREATE DOMAIN public.email_list AS public.known_email[];
+CREATE TYPE public.email_range AS RANGE (subtype = public.known_email);
+CREATE TYPE public.email_pair AS (e public.known_email)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{
+		"SELECT 'a'::outer_email",
+		"SELECT (comment).outer_email FROM responses",
+		"SELECT ARRAY['a']::email_list",
+		"SELECT '{a}'::_known_email",
+		"SELECT (comment)._known_email FROM responses",
+		"SELECT '[a,b]'::email_range",
+		"SELECT '{[a,b]}'::email_multirange",
+		"SELECT '(a)'::email_pair",
+	}
+	for _, sql := range refused {
+		t.Run(sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, cat, marie(t))
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" {
+				t.Fatalf("want a refusal by rule function, got %v", err)
+			}
+		})
+	}
+	t.Run("the configuration checks list the domain itself once", func(t *testing.T) {
+		var n int
+		for _, c := range cat.UnseenCalls {
+			if c.Function.Name == "known" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("UnseenCalls = %+v, want known_email's CHECK once", cat.UnseenCalls)
+		}
+	})
+	t.Run("with the function allowed, the casts run", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.known": true, "public.email_multirange": true}}
+		// NOTE: the multirange type's constructor, its cast from the range, is a function of public too.
+		for _, sql := range refused {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}
+
 // TestOperatorsAndCastsCallFunctions: an operator or a cast a DBA
 // creates calls its function without the statement naming it, and that
 // function reads tables as the service account. Such calls pass only

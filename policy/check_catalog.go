@@ -203,7 +203,8 @@ func (ck *catalogChecker) shadowedColumns() {
 // pg_depend) that none of the view's columns is named like (full_name AS
 // display, upper(first_name)), unless the block classifies a column
 // named like none of that relation's, showing the DBA looked at renamed
-// ones. Names and those dependencies are the only link pgveil has
+// ones; a column of a view no block governs counts as what it is named
+// like in the relations that view reads. Names and those dependencies are the only link pgveil has
 // between a view's columns and what they show, so the warning may name
 // a column that shows something else, or one the view reads only in a
 // condition: classify it anyway, or ignore it. One warning per view, at
@@ -236,15 +237,31 @@ func (ck *catalogChecker) viewColumnsUnclassified() {
 		}
 		for _, r := range rel.Reads {
 			u, _ := ck.cfg.tableFor(r)
-			if u == nil || u == t || renamedClassified(t, rel, r) {
+			if u == t || renamedClassified(t, rel, r) {
 				continue
 			}
 			for _, col := range rel.ReadColumns[r.QName] {
 				if hasColumn(rel, col) {
 					continue // the names' pass above
 				}
-				if why := classifiedAs(u, r, col); why != "" {
-					reads = append(reads, fmt.Sprintf("%s.%s %s", r.QName, col, why))
+				if u != nil {
+					if why := classifiedAs(u, r, col); why != "" {
+						reads = append(reads, fmt.Sprintf("%s.%s %s", r.QName, col, why))
+					}
+					continue
+				}
+				// NOTE: r, a view no block governs, shows what it reads
+				// past every policy: its column is linked by name to
+				// those, as in the names' pass.
+				for _, x := range viewReads(r) {
+					ux, _ := ck.cfg.tableFor(x)
+					if ux == nil || ux == t {
+						continue
+					}
+					if why := classifiedAs(ux, x, col); why != "" {
+						reads = append(reads, fmt.Sprintf("%s.%s (named like %s.%s %s)", r.QName, col, x.QName, col, why))
+						break
+					}
 				}
 			}
 		}

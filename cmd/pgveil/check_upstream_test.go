@@ -749,7 +749,7 @@ func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
 func TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified(t *testing.T) {
 	setupCheckDB(t)
 	ctx := context.Background()
-	drop := "DROP VIEW IF EXISTS staff_emails, staff_directory, staff_renamed, staff_all; DROP TABLE IF EXISTS staff"
+	drop := "DROP MATERIALIZED VIEW IF EXISTS staff_mails; DROP VIEW IF EXISTS staff_emails, staff_contact, staff_tree, staff_json, staff_directory, staff_renamed, staff_all; DROP TABLE IF EXISTS staff"
 	if err := cluster.Exec(ctx, checkDB, drop+`;
 CREATE TABLE staff (id int, first_name text, last_name text, email text,
   full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED);
@@ -757,7 +757,11 @@ CREATE VIEW staff_directory WITH (security_barrier) AS SELECT id, full_name, ema
 CREATE VIEW staff_all AS SELECT * FROM staff;
 CREATE VIEW staff_emails WITH (security_barrier) AS SELECT id, email FROM staff_all;
 CREATE VIEW staff_renamed AS SELECT id, full_name AS display, upper(first_name) AS given, last_name FROM staff;
-GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed TO `+checkSvc); err != nil {
+CREATE VIEW staff_contact AS SELECT id, upper(email) AS contact FROM staff_all;
+CREATE MATERIALIZED VIEW staff_mails AS SELECT id, lower(email) AS mail FROM staff;
+CREATE RECURSIVE VIEW staff_tree (id, contact) AS SELECT id, email FROM staff UNION ALL SELECT id + 1, contact FROM staff_tree WHERE id < 0;
+CREATE VIEW staff_json AS SELECT id, row_to_json(s)::text AS info FROM staff s;
+GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed, staff_contact, staff_mails, staff_tree, staff_json TO `+checkSvc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
@@ -798,6 +802,22 @@ GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed T
 table "public.staff_renamed" {}`,
 			want: []string{"PATH:9:1: warning: View column left unclassified",
 				`reads public.staff.first_name (class "person") and public.staff.full_name (generated from first_name, class "person"), which none of its columns is named like`},
+		},
+		{
+			name: "a view reading a classified column under another name through an ungoverned view is warned about",
+			view: `table "public.staff_contact" {}`,
+			want: []string{"PATH:5:1: warning: View column left unclassified",
+				`reads public.staff_all.email (named like public.staff.email (class "person")), which none of its columns is named like`},
+		},
+		{
+			name: "a materialized view reading a classified column under another name is warned about",
+			view: `table "public.staff_mails" {}`,
+			want: []string{"PATH:5:1: warning: View column left unclassified", `reads public.staff.email (class "person")`},
+		},
+		{
+			name: "a recursive view reading a classified column under another name is warned about",
+			view: `table "public.staff_tree" {}`,
+			want: []string{"PATH:5:1: warning: View column left unclassified", `reads public.staff.email (class "person")`},
 		},
 		{
 			name: "a view block classifying a renamed column is taken to have looked at them",

@@ -663,6 +663,21 @@ CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != n
 			}
 		})
 	}
+	t.Run("a cast by attribute notation says so, and how to read a column named like the type", func(t *testing.T) {
+		_, err := rewrite.Rewrite("SELECT (r.comment).known_email FROM responses r", cat, marie(t))
+		var r *rewrite.Refused
+		if !errors.As(err, &r) {
+			t.Fatalf("want a refusal, got %v", err)
+		}
+		if !strings.Contains(r.Detail, "casts x to the type known_email") || !strings.Contains(r.Detail, "written unqualified") {
+			t.Fatalf("want a detail naming the cast, got %q", r.Detail)
+		}
+	})
+	t.Run("a column named like a domain reads unqualified", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("SELECT known_email FROM (SELECT comment AS known_email FROM responses) r", cat, marie(t)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("a domain's name called as a function is refused as an unknown function", func(t *testing.T) {
 		for _, sql := range []string{"SELECT known_email(comment) FROM responses", "SELECT public.known_email(comment) FROM responses"} {
 			_, err := rewrite.Rewrite(sql, cat, marie(t))

@@ -634,8 +634,14 @@ func (w *walker) attributeCall(field *pg_query.Node, callable map[string]map[str
 		// converts to by its text): a domain's CHECK runs, and it may
 		// call functions. Every cast to such a name counts, as for
 		// x::d (castCalls).
-		for _, c := range w.cat.CastCalls[name] {
-			w.implicitCall("the reference x."+name+", a cast to "+name+",", c.Function)
+		if w.err == nil {
+			for _, c := range w.cat.CastCalls[name] {
+				w.implicitCall("the reference x."+name+", a cast to "+name+",", c.Function)
+			}
+			if r, ok := w.err.(*Refused); ok && r.Detail == "" {
+				r.Detail = fmt.Sprintf("The reference x.%s or (x).%s casts x to the type %s when x has no column %s (PostgreSQL's attribute notation). "+
+					"A column named %s may be written unqualified, which is never a cast.", name, name, name, name, name)
+			}
 		}
 	}
 	if r, ok := w.err.(*Refused); ok && r.Detail == "" {

@@ -749,7 +749,7 @@ func TestCheckUpstreamSaysWhenFileErrorsSkipTheCatalogChecks(t *testing.T) {
 func TestCheckUpstreamWarnsOfViewColumnsLeftUnclassified(t *testing.T) {
 	setupCheckDB(t)
 	ctx := context.Background()
-	drop := "DROP MATERIALIZED VIEW IF EXISTS staff_mails; DROP VIEW IF EXISTS staff_emails, staff_contact, staff_tree, staff_json, staff_directory, staff_renamed, staff_all; DROP TABLE IF EXISTS staff"
+	drop := "DROP MATERIALIZED VIEW IF EXISTS staff_mails; DROP VIEW IF EXISTS staff_emails, staff_contact, staff_tree, staff_parts_view, staff_directory, staff_renamed, staff_all; DROP TABLE IF EXISTS staff, staff_parts"
 	if err := cluster.Exec(ctx, checkDB, drop+`;
 CREATE TABLE staff (id int, first_name text, last_name text, email text,
   full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED);
@@ -760,8 +760,10 @@ CREATE VIEW staff_renamed AS SELECT id, full_name AS display, upper(first_name) 
 CREATE VIEW staff_contact AS SELECT id, upper(email) AS contact FROM staff_all;
 CREATE MATERIALIZED VIEW staff_mails AS SELECT id, lower(email) AS mail FROM staff;
 CREATE RECURSIVE VIEW staff_tree (id, contact) AS SELECT id, email FROM staff UNION ALL SELECT id + 1, contact FROM staff_tree WHERE id < 0;
-CREATE VIEW staff_json AS SELECT id, row_to_json(s)::text AS info FROM staff s;
-GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed, staff_contact, staff_mails, staff_tree, staff_json TO `+checkSvc); err != nil {
+CREATE TABLE staff_parts (id int, email text) PARTITION BY RANGE (id);
+CREATE TABLE staff_parts_1 PARTITION OF staff_parts FOR VALUES FROM (0) TO (100);
+CREATE VIEW staff_parts_view AS SELECT id, lower(email) AS mail FROM staff_parts;
+GRANT SELECT ON staff, staff_directory, staff_all, staff_emails, staff_renamed, staff_contact, staff_mails, staff_tree, staff_parts, staff_parts_1, staff_parts_view TO `+checkSvc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
@@ -818,6 +820,14 @@ table "public.staff_renamed" {}`,
 			name: "a recursive view reading a classified column under another name is warned about",
 			view: `table "public.staff_tree" {}`,
 			want: []string{"PATH:5:1: warning: View column left unclassified", `reads public.staff.email (class "person")`},
+		},
+		{
+			name: "a view of a partitioned table reading a classified column under another name is warned about",
+			view: `table "public.staff_parts*" {
+  column "email" { class = "person" }
+}
+table "public.staff_parts_view" {}`,
+			want: []string{"PATH:8:1: warning: View column left unclassified", `reads public.staff_parts.email (class "person")`},
 		},
 		{
 			name: "a view block classifying a renamed column is taken to have looked at them",

@@ -263,7 +263,8 @@ ORDER BY 1, 2`
 // composite type of one, as domain_check, array_in, range_in and
 // record_in run them): those count as casts to it too, with an empty
 // castcontext (the direct domain's row, 'd', is the one
-// Catalog.UnseenCalls lists).
+// Catalog.UnseenCalls lists), and the type's OID last (Catalog.InputCalls:
+// reading a value of the type runs them too); the other rows have "".
 // NOTE: made_of is computed once (MATERIALIZED) and joined by equality:
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
@@ -292,7 +293,7 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   UNION
   SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part = c.top
 )
-SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname, '', '', ''
+SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname, '', '', '', ''
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
@@ -302,7 +303,7 @@ WHERE fn.nspname <> 'pg_catalog'
     WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = o.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
-  pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL)
+  pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), ''
 FROM pg_catalog.pg_cast c
 JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
 JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
@@ -312,7 +313,7 @@ WHERE fn.nspname <> 'pg_catalog'
     WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, CASE WHEN ch.top = ch.part THEN 'd' ELSE '' END, '',
-  pg_catalog.format_type(t.oid, NULL)
+  pg_catalog.format_type(t.oid, NULL), t.oid::pg_catalog.text
 FROM checked ch
 JOIN pg_catalog.pg_type t ON t.oid = ch.top
 JOIN pg_catalog.pg_type dt ON dt.oid = ch.part
@@ -329,7 +330,7 @@ JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE dt.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = dt.oid AND e.deptype = 'e')
-ORDER BY 1, 2, 3, 4, 5, 6, 7, 8`
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
 // ('t'), and the schema-qualified names of sequences ('s').
@@ -641,6 +642,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading catalog operator and type names: %w", err)
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
+	cat.InputCalls = map[uint32][]ImplicitCall{}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -651,6 +653,13 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			continue
 		}
 		cat.CastCalls[string(v[2])] = append(cat.CastCalls[string(v[2])], call)
+		if len(v[8]) > 0 {
+			oid, err := strconv.ParseUint(string(v[8]), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("reading the oid of the type %s: %w", v[7], err)
+			}
+			cat.InputCalls[uint32(oid)] = append(cat.InputCalls[uint32(oid)], call)
+		}
 		switch string(v[5]) {
 		case "i", "a":
 			cat.UnseenCalls = append(cat.UnseenCalls, UnseenCall{Kind: 'c', Source: string(v[6]), Target: string(v[7]), Function: call.Function})

@@ -373,6 +373,9 @@ const (
 // kind. Anything not listed here is refused: the allow-list is the
 // firewall's default deny.
 func (w *walker) statement(n *pg_query.Node) (string, error) {
+	if err := w.declaredInputs(); err != nil {
+		return "", err
+	}
 	switch s := n.Node.(type) {
 	case *pg_query.Node_SelectStmt:
 		if hasInto(s.SelectStmt) {
@@ -410,6 +413,11 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 	case *pg_query.Node_PrepareStmt:
 		w.object("prepare", s.PrepareStmt.Name)
 		w.keep("PREPARE " + s.PrepareStmt.Name)
+		// NOTE: EXECUTE converts its arguments to the declared types,
+		// running their domains' CHECKs: the types count as casts.
+		if err := w.walkList(s.PrepareStmt.Argtypes); err != nil {
+			return "", err
+		}
 		w.prepared = s.PrepareStmt.Argtypes
 		defer func() { w.prepared = nil }()
 		return "prepare", w.walkQuery(s.PrepareStmt.Query)
@@ -878,3 +886,16 @@ const ResetAll = "all"
 // cursorOptHold is PostgreSQL's CURSOR_OPT_HOLD, the bit of
 // DeclareCursorStmt.Options for WITH HOLD (parsenodes.h).
 const cursorOptHold = 0x0020
+
+// declaredInputs checks the functions that reading a parameter of the
+// types a Parse message declares calls: Bind reads the value of $n as a
+// value of its declared type, running the CHECKs of the domains the
+// type is made of (Catalog.InputCalls), as the cast $n::t would.
+func (w *walker) declaredInputs() error {
+	for i, oid := range w.declared {
+		for _, c := range w.cat.InputCalls[oid] {
+			w.implicitCall(fmt.Sprintf("the parameter $%d, of a declared type whose domain CHECKs call functions,", i+1), c.Function)
+		}
+	}
+	return w.err
+}

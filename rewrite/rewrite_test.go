@@ -575,6 +575,69 @@ CREATE TYPE public.email_pair AS (e public.known_email)`).ReadAll(); err != nil 
 	})
 }
 
+// TestTypeNamesOutsideCastsRunTheirDomainsChecks: a type name PostgreSQL
+// converts a value the user writes to runs that type's domain CHECKs as
+// a cast does, where no :: shows it: a column of XMLTABLE, a column
+// definition list of a function returning record (json_to_record), the
+// type of XMLSERIALIZE, the parameter types of PREPARE (at EXECUTE).
+// Each is checked as x::d.
+func TestTypeNamesOutsideCastsRunTheirDomainsChecks(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.known(text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT FROM public.responses WHERE email = $1)';
+CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
+CREATE TYPE public.email_pair AS (e public.known_email)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{
+		"SELECT * FROM xmltable('/a' PASSING '<a>x</a>' COLUMNS e known_email PATH '.')",
+		`SELECT * FROM json_to_record('{"e":"x"}') AS x(e known_email)`,
+		`SELECT * FROM jsonb_to_recordset('[{"e":"x"}]') AS x(e known_email[])`,
+		`SELECT * FROM ROWS FROM (json_to_record('{"e":"x"}') AS (e email_pair))`,
+		"SELECT XMLSERIALIZE(CONTENT '<a/>'::xml AS known_email)",
+		"PREPARE p(known_email) AS SELECT $1",
+	}
+	for _, sql := range refused {
+		t.Run(sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, cat, marie(t))
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" {
+				t.Fatalf("want a refusal by rule function, got %v", err)
+			}
+		})
+	}
+	t.Run("with the function allowed, they run", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.known": true}}
+		for _, sql := range refused {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	t.Run("a type name no cast calls a function for passes", func(t *testing.T) {
+		for _, sql := range []string{
+			`SELECT * FROM json_to_record('{"e":"x"}') AS x(e text, n int)`,
+			"SELECT * FROM xmltable('/a' PASSING '<a>x</a>' COLUMNS e varchar(10) PATH '.')",
+			"PREPARE q(int, text) AS SELECT $1, $2",
+		} {
+			if _, err := rewrite.Rewrite(sql, cat, marie(t)); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}
+
 // TestOperatorsAndCastsCallFunctions: an operator or a cast a DBA
 // creates calls its function without the statement naming it, and that
 // function reads tables as the service account. Such calls pass only

@@ -53,6 +53,13 @@ type Catalog struct {
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall
 	CastCalls     map[string][]ImplicitCall
+	// InputCalls maps the OID of a type made of a domain with a CHECK
+	// to the functions those CHECKs call: reading a value of the type,
+	// as Bind reads a parameter a Parse message declares of it, runs
+	// them (the OID-keyed CastCalls of domains).
+	// NOTE: a type created since the snapshot is missing until the next
+	// catalog read, like a domain reached by name.
+	InputCalls map[uint32][]ImplicitCall
 	// UnseenCalls are the functions outside pg_catalog that implicit and
 	// assignment casts and domain CHECK constraints a DBA created call:
 	// PostgreSQL runs them where no syntax of the statement shows them,

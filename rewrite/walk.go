@@ -220,8 +220,6 @@ func (w *walker) visitNode(n *pg_query.Node) {
 		w.operator(v.SubLink.OperName)
 	case *pg_query.Node_SortBy:
 		w.operator(v.SortBy.UseOp)
-	case *pg_query.Node_TypeCast:
-		w.castCalls(v.TypeCast.TypeName)
 	case *pg_query.Node_CaseExpr:
 		if v.CaseExpr.Arg != nil {
 			// CASE x WHEN v compares with =.
@@ -305,6 +303,14 @@ func (w *walker) visitMessage(m proto.Message) {
 		if err := w.walkSelect(v); err != nil && w.err == nil {
 			w.err = err
 		}
+	case *pg_query.TypeName:
+		// x::t, and every other place PostgreSQL converts a value to a
+		// type the statement names: an XMLTABLE column, a column
+		// definition list (json_to_record(…) AS x(e t)), XMLSERIALIZE's
+		// type, a PREPARE's parameter types. Each runs the CHECKs of
+		// the domains t is made of.
+		w.castCalls(v)
+		w.visitChildren(v, nil)
 	case *pg_query.RangeVar:
 		if v == w.skipTarget {
 			return

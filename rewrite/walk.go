@@ -679,7 +679,41 @@ func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 		w.err = deny(c.rule, "the function %s is not allowed", name)
 		return false
 	}
+	if populateFunctions[name] {
+		w.populateCalls(name, fc)
+		return w.err == nil
+	}
 	return true
+}
+
+// populateFunctions are the functions of pg_catalog that read a value of
+// the row type of their first argument from JSON the user writes: each
+// field's value is read as a value of its type, running the CHECKs of
+// the domains it is made of.
+var populateFunctions = map[string]bool{
+	"json_populate_record": true, "json_populate_recordset": true,
+	"jsonb_populate_record": true, "jsonb_populate_recordset": true,
+}
+
+// populateCalls checks the domain CHECKs a call fc of a populate function
+// runs. When its first argument is a cast (NULL::t), t names the type,
+// whose casts' functions castCalls checks; any other argument (a row
+// r of FROM, a composite column) has a type the walker does not know:
+// every function a domain's CHECK calls counts (Catalog.InputCalls).
+func (w *walker) populateCalls(name string, fc *pg_query.FuncCall) {
+	if len(fc.Args) > 0 && fc.Args[0].GetTypeCast() != nil {
+		return
+	}
+	oids := make([]uint32, 0, len(w.cat.InputCalls))
+	for oid := range w.cat.InputCalls {
+		oids = append(oids, oid)
+	}
+	slices.Sort(oids)
+	for _, oid := range oids {
+		for _, c := range w.cat.InputCalls[oid] {
+			w.implicitCall(name+" of a row of a type the statement does not name (write its first argument NULL::type)", c.Function)
+		}
+	}
 }
 
 // setConfigProblem says why a call of set_config(name, value, is_local)

@@ -997,7 +997,7 @@ func (g *smith) literal(t styp) string {
 
 // expr returns a row-level expression of type t; d is the nesting.
 func (g *smith) expr(sc *sscope, t styp, d int) string {
-	if s, ok := g.widen(5, func() string { return g.attrForm(sc, t) }); ok {
+	if s, ok := g.widen(g.attrPct(sc), func() string { return g.attrForm(sc, t) }); ok {
 		return s
 	}
 	if d > 2 || g.p(35+15*d) {

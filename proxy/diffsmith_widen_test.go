@@ -90,6 +90,17 @@ func (g *smith) anyRef(sc *sscope, t styp) string {
 	return g.column(sc, t)
 }
 
+// attrPct is the chance of attribute notation in an expression: more
+// where a scalar function item is in scope, which only it reads as g.fn.
+func (g *smith) attrPct(sc *sscope) int {
+	for _, r := range sc.rels {
+		if r.scalarOK {
+			return 20
+		}
+	}
+	return 2
+}
+
 // attrForm returns attribute notation: a function applied to a column as
 // if it were a field of it ((c).length), to a scalar function item
 // (g.upper), or to a whole row (r.to_jsonb); "" when none fits t.
@@ -175,6 +186,10 @@ func (g *smith) fieldFunc(sc *sscope) string {
 		}
 		return g.colRef(sc, rr, rr.cols[12]) // comment
 	}
+	// NOTE: rows is 1 whatever the function returns (up to four rows
+	// per responses row): join bounds a FROM clause by its estimate, which
+	// would leave every item of more than one row out of a FROM that reads
+	// responses.
 	alias := g.fresh("f")
 	rel := srel{alias: alias, whole: true}
 	var s string
@@ -186,11 +201,11 @@ func (g *smith) fieldFunc(sc *sscope) string {
 	switch x {
 	case 0:
 		s = fmt.Sprintf("unnest(ARRAY[%s, %s]) AS %s(x)", text(), text(), alias)
-		rel.cols, rel.rows, rel.whole = []scol{{"x", tText, "", false}}, 2, false
+		rel.cols, rel.rows, rel.whole = []scol{{"x", tText, "", false}}, 1, false
 		rel.scalar, rel.scalarOK = tText, true
 	case 1:
 		s = fmt.Sprintf("unnest(ARRAY[%s, %s]) WITH ORDINALITY AS %s(x, n)", text(), text(), alias)
-		rel.cols, rel.rows, rel.key = []scol{{"x", tText, "", false}, {"n", tNum, "", false}}, 2, []string{alias + ".n"}
+		rel.cols, rel.rows, rel.key = []scol{{"x", tText, "", false}, {"n", tNum, "", false}}, 1, []string{alias + ".n"}
 	case 2:
 		s = fmt.Sprintf("jsonb_to_record(to_jsonb(%s)) AS %s(email text, nps int, score numeric, contact text)", g.whole(sc, rr), alias)
 		rel.cols, rel.rows, rel.key = []scol{{"email", tText, "", false}, {"nps", tNum, "", false}, {"score", tNum, "", false}, {"contact", tText, "", false}}, 1, []string{}
@@ -202,10 +217,10 @@ func (g *smith) fieldFunc(sc *sscope) string {
 		rel.rows, rel.key = 1, []string{}
 	case 4:
 		s = fmt.Sprintf("string_to_table(%s, '.') WITH ORDINALITY AS %s(part, n)", text(), alias)
-		rel.cols, rel.rows, rel.key = []scol{{"part", tText, "", false}, {"n", tNum, "", false}}, 3, []string{alias + ".n"}
+		rel.cols, rel.rows, rel.key = []scol{{"part", tText, "", false}, {"n", tNum, "", false}}, 1, []string{alias + ".n"}
 	case 5:
 		s = fmt.Sprintf("regexp_matches(%s, '([a-z]+)', 'g') WITH ORDINALITY AS %s(m, n)", text(), alias)
-		rel.cols, rel.rows, rel.key = []scol{{"m", tArr, "", false}, {"n", tNum, "", false}}, 4, []string{alias + ".n"}
+		rel.cols, rel.rows, rel.key = []scol{{"m", tArr, "", false}, {"n", tNum, "", false}}, 1, []string{alias + ".n"}
 	case 6:
 		s = fmt.Sprintf("ROWS FROM (unnest(ARRAY[%s]), jsonb_to_record(%s) AS (email text, nps int)) AS %s(x, email, nps)",
 			text(), g.pick("to_jsonb("+g.whole(sc, rr)+")", rr.alias+".to_jsonb"), alias)
@@ -215,7 +230,7 @@ func (g *smith) fieldFunc(sc *sscope) string {
 		rel.cols, rel.rows, rel.key = []scol{{"x", tText, "", false}, {"email", tText, "", false}, {"nps", tNum, "", false}}, 1, []string{}
 	default:
 		s = fmt.Sprintf("LATERAL (SELECT %s AS x UNION ALL SELECT upper(%s)) AS %s(x)", text(), text(), alias)
-		rel.cols, rel.rows = []scol{{"x", tText, "", false}}, 2
+		rel.cols, rel.rows = []scol{{"x", tText, "", false}}, 1
 	}
 	if rr.key == nil {
 		rel.key = nil

@@ -38,8 +38,15 @@ const (
 //   - the whole row of a governed table given column aliases in FROM
 //     (surveys AS s(a, b)): PostgreSQL types it as the table's row, whose
 //     field names (to_json's keys) are the table's column names; pgveil's
-//     scoped subquery is a record named by the aliases.
-const smithKnownDifferences = 1
+//     scoped subquery is a record named by the aliases;
+//   - the whole row of a governed table where PostgreSQL needs its named
+//     row type: json_populate_record(r, '{}'), (jsonb_populate_record(r,
+//     …)).*, unnest(ARRAY[r]) AS x with x.email fail through pgveil only
+//     (42601 "a column definition list is required", 42703, 42809), on
+//     every row alike: the scoped subquery's row is an anonymous record.
+//     The generator passes a row to a function of a row type only with
+//     NULL::responses for the type (json_populate_record(NULL::…, r)).
+const smithKnownDifferences = 2
 
 // smithText returns stmt with the schema placeholders replaced by schema.
 func smithText(stmt, schema string) string {

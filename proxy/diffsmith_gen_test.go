@@ -38,8 +38,15 @@ const (
 //   - the whole row of a governed table given column aliases in FROM
 //     (surveys AS s(a, b)): PostgreSQL types it as the table's row, whose
 //     field names (to_json's keys) are the table's column names; pgveil's
-//     scoped subquery is a record named by the aliases.
-const smithKnownDifferences = 1
+//     scoped subquery is a record named by the aliases;
+//   - the whole row of a governed table where PostgreSQL needs its named
+//     row type: json_populate_record(r, '{}'), (jsonb_populate_record(r,
+//     …)).*, unnest(ARRAY[r]) AS x with x.email fail through pgveil only
+//     (42601 "a column definition list is required", 42703, 42809), on
+//     every row alike: the scoped subquery's row is an anonymous record.
+//     The generator passes a row to a function of a row type only with
+//     NULL::responses for the type (json_populate_record(NULL::…, r)).
+const smithKnownDifferences = 2
 
 // smithText returns stmt with the schema placeholders replaced by schema.
 func smithText(stmt, schema string) string {
@@ -86,6 +93,11 @@ type srel struct {
 	// renamed reports column aliases on a governed table: its whole row
 	// is then left alone (see smithKnownDifferences).
 	renamed bool
+	// scalar is the type of a function item's value when the function
+	// returns a scalar (unnest(…) AS g(x)): g is then that value, which
+	// attribute notation (g.upper) reads; scalarOK reports one.
+	scalar   styp
+	scalarOK bool
 }
 
 // sscope is the FROM of one query level, and the levels around it.
@@ -168,10 +180,18 @@ type smith struct {
 	// small keeps responses out of a subquery run once per row of a
 	// large enclosing query.
 	small bool
+	// x draws the widened forms (diffsmith_widen_test.go) apart from r,
+	// so that a statement none of them enters stays what it was before
+	// they came.
+	// NOTE: a widened form swaps x for r while it writes (widen), so that
+	// its own draws leave r where it was too.
+	x *rand.Rand
+	// widening reports that a widened form is being written.
+	widening bool
 }
 
 func newSmith(seed int64) *smith {
-	return &smith{r: rand.New(rand.NewSource(seed)), used: map[string]bool{}, budget: 4}
+	return &smith{r: rand.New(rand.NewSource(seed)), x: rand.New(rand.NewSource(seed ^ 0x5eed20)), used: map[string]bool{}, budget: 4}
 }
 
 func (g *smith) p(pct int) bool          { return g.r.Intn(100) < pct }
@@ -589,6 +609,9 @@ func (g *smith) onlyCommon(sc *sscope, before int, name string) bool {
 
 // fromItem returns one FROM item and appends its relation to sc.
 func (g *smith) fromItem(sc *sscope, lateral bool) string {
+	if s, ok := g.widen(10, func() string { return g.fieldFunc(sc) }); ok {
+		return s
+	}
 	x := g.r.Intn(100)
 	switch {
 	case x < 8 && len(sc.rels) > 0 && g.hasBase(sc, "responses"):
@@ -981,6 +1004,9 @@ func (g *smith) literal(t styp) string {
 
 // expr returns a row-level expression of type t; d is the nesting.
 func (g *smith) expr(sc *sscope, t styp, d int) string {
+	if s, ok := g.widen(g.attrPct(sc), func() string { return g.attrForm(sc, t) }); ok {
+		return s
+	}
 	if d > 2 || g.p(35+15*d) {
 		if c := g.column(sc, t); c != "" && g.p(85) {
 			return c
@@ -1265,6 +1291,9 @@ func (g *smith) arraySub(sc *sscope) string {
 // output returns a select-list item of type t of an ungrouped query:
 // sometimes a window function.
 func (g *smith) output(sc *sscope, t styp, top bool) string {
+	if s, ok := g.widen(6, func() string { return g.maskedOutput(sc, t) }); ok {
+		return s
+	}
 	if t == tNum && g.p(12) {
 		return g.window(sc)
 	}
@@ -1357,6 +1386,9 @@ func (g *smith) groupedOutputs(sc *sscope, sig []styp) []string {
 
 // groupKey returns a grouping expression of few values.
 func (g *smith) groupKey(sc *sscope, t styp) string {
+	if s, ok := g.widen(25, func() string { return g.maskedKey(sc, t) }); ok {
+		return s
+	}
 	if c := g.column(sc, t); c != "" && g.p(70) {
 		return c
 	}
@@ -1374,6 +1406,9 @@ func (g *smith) groupKey(sc *sscope, t styp) string {
 
 // aggregate returns an aggregate of type t.
 func (g *smith) aggregate(sc *sscope, t styp) string {
+	if s, ok := g.widen(15, func() string { return g.maskedAggregate(sc, t) }); ok {
+		return s
+	}
 	filter := ""
 	if g.p(15) {
 		filter = " FILTER (WHERE " + g.bool(sc, 2) + ")"

@@ -39,7 +39,9 @@ import (
 //     goes (it reads only the columns every grouping set holds): ROLLUP
 //     and CUBE hold the empty set (commonColumns). Where every set holds
 //     the key, the columns are added as plain items, which join every
-//     set;
+//     set, but for a column some set holds (setColumns): PostgreSQL
+//     reads it NULL in the rows of the sets that lack it, which a plain
+//     item would undo, and it needs no dependency on the key;
 //   - the FROM item renames the columns (AS c(a, b)), or is a table with
 //     inheritance children read without ONLY: its key is its own rows'
 //     only, the children may repeat it. A partitioned table's key holds
@@ -127,6 +129,10 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 	var above *refsAbove
 	// grouped holds the columns every grouping set of the GROUP BY holds.
 	grouped := map[[2]string]bool{}
+	// inSets holds the columns some grouping set holds: PostgreSQL reads
+	// one NULL in the rows of the sets that lack it, which the column
+	// added as a plain item, joining every set, would undo.
+	inSets := map[[2]string]bool{}
 	for _, g := range sel.GroupClause {
 		if c := g.GetAConst(); c != nil && c.GetIval() != nil {
 			positions = true
@@ -140,6 +146,9 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		}
 		for k := range commonColumns(g, level, single, true) {
 			grouped[k] = true
+		}
+		for k := range setColumns(g, level, single, true) {
+			inSets[k] = true
 		}
 	}
 	for _, s := range level {
@@ -162,7 +171,7 @@ func widenGrouping(sel *pg_query.SelectStmt, items map[*pg_query.Node]*scopedRef
 		}
 		read := above.read(s, single)
 		for _, c := range s.rel.Columns {
-			if read[c.Name] && !grouped[[2]string{alias, c.Name}] && !c.Ungroupable {
+			if read[c.Name] && !grouped[[2]string{alias, c.Name}] && !inSets[[2]string{alias, c.Name}] && !c.Ungroupable {
 				sel.GroupClause = append(sel.GroupClause, qualifiedRef(alias, c.Name))
 				added = true
 			}
@@ -308,6 +317,33 @@ func refColumn(cr *pg_query.ColumnRef, s *scopedRef, single bool) (string, bool)
 		}
 	}
 	return "", false
+}
+
+// setColumns returns the columns of the relations of level, as (alias,
+// column), that some grouping set g stands for holds as a column
+// reference (commonColumns' union where it takes the intersection, the
+// sets of ROLLUP and CUBE included): PostgreSQL takes a target that is
+// one for that grouping column, NULL in the rows of the sets that lack
+// it, and needs no functional dependency for it.
+func setColumns(g *pg_query.Node, level []*scopedRef, single, toplevel bool) map[[2]string]bool {
+	out := map[[2]string]bool{}
+	switch {
+	case g.GetColumnRef() != nil:
+		return commonColumns(g, level, single, toplevel)
+	case g.GetRowExpr() != nil && !toplevel && g.GetRowExpr().RowFormat == pg_query.CoercionForm_COERCE_IMPLICIT_CAST:
+		for _, a := range g.GetRowExpr().Args {
+			for k := range setColumns(a, level, single, false) {
+				out[k] = true
+			}
+		}
+	case g.GetGroupingSet() != nil:
+		for _, c := range g.GetGroupingSet().Content {
+			for k := range setColumns(c, level, single, false) {
+				out[k] = true
+			}
+		}
+	}
+	return out
 }
 
 // commonColumns returns the columns of the relations of level, as (alias,

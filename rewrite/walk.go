@@ -679,11 +679,25 @@ func (w *walker) catalogFunction(name string, fc *pg_query.FuncCall) bool {
 		w.err = deny(c.rule, "the function %s is not allowed", name)
 		return false
 	}
-	if populateFunctions[name] {
+	if populateFunctions[name] || typedInputFunctions[name] {
 		w.populateCalls(name, fc)
 		return w.err == nil
 	}
 	return true
+}
+
+// typedInputFunctions are the functions of pg_catalog that read the
+// text the user writes as a value of a type an argument gives by its OID
+// or name (domain_in('x', 'd'::regtype, -1), record_in, and
+// pg_input_is_valid('x', 'd') of PostgreSQL 16 on): the CHECKs of the
+// domains the type is made of run, and no type name of the statement
+// shows it ('d'::regtype is a cast to regtype). Every function a domain
+// CHECK calls counts (Catalog.InputCalls).
+// NOTE: the functions that take a type's OID besides a value of type
+// internal (domain_recv, record_recv) cannot be called from SQL.
+var typedInputFunctions = map[string]bool{
+	"array_in": true, "domain_in": true, "multirange_in": true, "range_in": true, "record_in": true,
+	"pg_input_error_info": true, "pg_input_is_valid": true,
 }
 
 // populateFunctions are the functions of pg_catalog that read a value of
@@ -696,12 +710,18 @@ var populateFunctions = map[string]bool{
 }
 
 // populateCalls checks the domain CHECKs a call fc of a populate function
-// runs. When its first argument is a cast (NULL::t), t names the type,
-// whose casts' functions castCalls checks; any other argument (a row
-// r of FROM, a composite column) has a type the walker does not know:
-// every function a domain's CHECK calls counts (Catalog.InputCalls).
+// or of a typed input function runs. When a populate function's first
+// argument is a cast (NULL::t), t names the type, whose casts' functions
+// castCalls checks; any other argument (a row r of FROM, a composite
+// column), and the type argument of an input function, gives a type the
+// walker does not know: every function a domain's CHECK calls counts
+// (Catalog.InputCalls).
 func (w *walker) populateCalls(name string, fc *pg_query.FuncCall) {
-	if len(fc.Args) > 0 && fc.Args[0].GetTypeCast() != nil {
+	what := name + " of a row of a type the statement does not name (write its first argument NULL::type)"
+	switch {
+	case typedInputFunctions[name]:
+		what = name + ", reading a value of a type given by its OID or name,"
+	case len(fc.Args) > 0 && fc.Args[0].GetTypeCast() != nil:
 		return
 	}
 	oids := make([]uint32, 0, len(w.cat.InputCalls))
@@ -711,7 +731,7 @@ func (w *walker) populateCalls(name string, fc *pg_query.FuncCall) {
 	slices.Sort(oids)
 	for _, oid := range oids {
 		for _, c := range w.cat.InputCalls[oid] {
-			w.implicitCall(name+" of a row of a type the statement does not name (write its first argument NULL::type)", c.Function)
+			w.implicitCall(what, c.Function)
 		}
 	}
 }

@@ -1,0 +1,117 @@
+package rewrite_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestValuesReadAsATypeNoNameShowsRunItsDomainsChecks: a Parse may
+// declare, by OID, any type made of a checked domain (a composite type
+// with a field of it, its array, a range or multirange over it, a domain
+// over such a row), and pg_catalog's typed input functions take the type
+// as an argument: each reads the user's text through the domain's
+// CHECK, which counts as a call of the functions it calls. Ordinary
+// declared types (pgjdbc's, an unknown OID, an extension's) pass.
+func TestValuesReadAsATypeNoNameShowsRunItsDomainsChecks(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.known(text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT FROM public.responses WHERE email = $1)';
+CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
+CREATE TYPE public.email_pair AS (e public.known_email);
+CREATE DOMAIN public.pair_dom AS public.email_pair;
+CREATE TYPE public.erange AS RANGE (subtype = public.known_email)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid := func(n string) uint32 {
+		r := conn.ExecParams(ctx, "SELECT '"+n+"'::regtype::oid", nil, nil, nil, nil).Read()
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		v, err := strconv.ParseUint(string(r.Rows[0][0]), 10, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint32(v)
+	}
+	p := marie(t)
+	e := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
+	refused := func(t *testing.T, what string, err error) {
+		t.Helper()
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "function" {
+			t.Errorf("%s: want a refusal by rule function, got %v", what, err)
+		}
+	}
+	t.Run("a Parse declaring a type made of the domain is refused", func(t *testing.T) {
+		for _, n := range []string{"known_email", "email_pair", "_known_email", "_email_pair", "pair_dom", "_pair_dom", "erange", "_erange", "emultirange", "_emultirange"} {
+			_, err := e.RewriteParse(ctx, "marie", "SELECT 1", []uint32{0, oid(n)})
+			refused(t, "declared "+n, err)
+		}
+	})
+	t.Run("a Parse declaring ordinary, unknown or unused OIDs passes", func(t *testing.T) {
+		for _, types := range [][]uint32{{1043, 23, 1184, 0, 1007, 1009}, {99999}, {16385, 20000}, {705, 25}, {20, 1700, 16, 17, 1114, 2950, 3802}} {
+			if _, err := e.RewriteParse(ctx, "marie", "SELECT count(*) FROM responses WHERE email = $1", types); err != nil {
+				t.Errorf("declared %v: %v", types, err)
+			}
+		}
+	})
+	t.Run("a typed input function is refused", func(t *testing.T) {
+		for _, sql := range []string{
+			"SELECT record_in('(x)', 'email_pair'::regtype, -1)",
+			"SELECT domain_in('x', 'known_email'::regtype, -1)",
+			"SELECT array_in('{x}', 'known_email'::regtype, -1)",
+			"SELECT range_in('[x,y]', 'erange'::regtype, -1)",
+			"SELECT multirange_in('{[x,y]}', 'emultirange'::regtype, -1)",
+			"SELECT pg_catalog.record_in('(x)'::cstring, 'email_pair'::regtype::oid, -1)",
+			"SELECT pg_input_is_valid('x', 'known_email')",
+			"SELECT * FROM pg_input_error_info('x', 'known_email')",
+		} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			refused(t, sql, err)
+		}
+	})
+	t.Run("type names in sublinks, CTEs, LATERAL and ROWS FROM are refused", func(t *testing.T) {
+		for _, sql := range []string{
+			`SELECT (SELECT e FROM json_to_record('{"e":"x"}') AS x(e known_email))`,
+			`WITH c AS (SELECT * FROM json_to_record('{"e":"x"}') AS x(e known_email)) SELECT * FROM c`,
+			`SELECT * FROM countries, LATERAL json_to_record('{"e":"x"}') AS x(e known_email)`,
+			`SELECT * FROM ROWS FROM (json_to_record('{"e":"x"}') AS (e known_email), generate_series(1,2))`,
+			`SELECT * FROM json_to_record('{"e":"x"}') AS x(e erange)`,
+			`SELECT jsonb_populate_record(base => NULL::countries, from_json => '{}')`,
+			`SELECT jsonb_populate_record(NULL::pair_dom, '{"e":"x"}')`,
+			`DECLARE c CURSOR FOR SELECT * FROM json_to_record('{"e":"x"}') AS x(e known_email)`,
+			`EXPLAIN SELECT * FROM json_to_record('{"e":"x"}') AS x(e known_email)`,
+			`COPY (SELECT * FROM json_to_record('{"e":"x"}') AS x(e known_email)) TO STDOUT`,
+			`PREPARE pp(known_email[]) AS SELECT 1`,
+		} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			refused(t, sql, err)
+		}
+	})
+	t.Run("with the function allowed, they run", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.known": true}}
+		for _, sql := range []string{
+			"SELECT domain_in('x', 'known_email'::regtype, -1)",
+			"SELECT record_in('(x)', 'email_pair'::regtype, -1)",
+		} {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}

@@ -1108,9 +1108,31 @@ func (ck *catalogChecker) rule(r *Rule) bool {
 		if len(failed) > 1 {
 			detail += fmt.Sprintf(" It fails on %d tables: %s.", len(failed), relationList(failed))
 		}
+		if r.where != nil && strings.Contains(first, "operator does not exist") && strings.Contains(first, "[]") {
+			detail += listAttributeHint(r.where, p)
+		}
 		ck.report(hcl.DiagError, rng, "Rule does not type-check", detail)
 	}
 	return true
+}
+
+// listAttributeHint tells how to compare with the list attributes that
+// where reads, bound for p, for a predicate PostgreSQL refused with an
+// operator taking an array: `tenant_id = me.tenants` and `tenant_id IN
+// (me.tenants)` compare a value with the whole list. Empty when where
+// reads no list attribute.
+func listAttributeHint(where *sqlExpr, p *UserPolicy) string {
+	var lists []string
+	for _, name := range sortedKeys(where.attrs) {
+		if p.attr(name).kind == kindList {
+			lists = append(lists, "me."+name)
+		}
+	}
+	if len(lists) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %s is a list (an array in SQL): compare a column with its elements as column = ANY(%s) (or <> ALL), not with = or IN (…).",
+		strings.Join(lists, ", "), lists[0])
 }
 
 // ruleTables reports the tables entries of rule r that name no relation

@@ -352,6 +352,47 @@ rule "by_country" {
 			want: []string{`PATH:11:12: error: Rule does not type-check`, `bound for user "ann"`, `invalid input syntax for type integer: "France"`},
 		},
 		{
+			name: "a rule comparing a column with a list attribute by = or IN says to write = ANY",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password   = "VERIFIER"
+  roles      = ["clerk"]
+  attributes = { teams = [1, 2] }
+}
+table "public.tickets" {}
+rule "by_team_eq" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "team = me.teams"
+}
+rule "by_team_in" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "team IN (me.teams)"
+}`,
+			code: 1,
+			want: []string{`PATH:11:12: error: Rule does not type-check`, `PATH:16:12: error: Rule does not type-check`,
+				`operator does not exist: integer pg_catalog.= integer[]`, `me.teams is a list`, `= ANY(me.teams)`},
+		},
+		{
+			name: "a rule failing on a scalar attribute gets no list hint",
+			body: `role "clerk" { statements = ["select"] }
+user "ann" {
+  password   = "VERIFIER"
+  roles      = ["clerk"]
+  attributes = { teams = [1, 2], country = "France" }
+}
+table "public.tickets" {}
+rule "by_country" {
+  tables = ["public.tickets"]
+  roles  = ["clerk"]
+  where  = "team = me.country AND team = ANY(me.teams)"
+}`,
+			code:    1,
+			want:    []string{`PATH:11:12: error: Rule does not type-check`},
+			wantNot: []string{"is a list"},
+		},
+		{
 			// The deparser prints now() AT TIME ZONE ('Europe/' || owner)
 			// as now() AT TIME ZONE 'Europe/' || owner, which reads
 			// (now() AT TIME ZONE 'Europe/') || owner, a text, which has

@@ -154,6 +154,12 @@ rule "surveys_answered" {
 				`Rule "france_only" builds a LIKE pattern from me.country: a value holding % or _ matches more than itself, and an empty one matches every row`},
 		},
 		{
+			name: "a time window of days after now() is pointed at",
+			old:  `where  = "country = me.country"`, new: `where  = "country = me.country AND submitted_at > now() - interval '90 days'"`,
+			want: []string{"pgveil.hcl:19:12: warning: Time window follows the session's TimeZone",
+				`Rule "france_only" adds interval '90 days' to now()`, `interval '2160 hours'`},
+		},
+		{
 			name: "a mask reading another classified column is refused, pointed at",
 			old:  `column "email" {`, new: `column "contact" {
     class      = "pii"
@@ -273,5 +279,46 @@ ldap {
 	if !strings.Contains(got, "pgveil.hcl:45:23: warning: Ceiling lifted") || !strings.Contains(got, want) ||
 		!strings.Contains(got, "what its rules grant its members (rule handled)") {
 		t.Errorf("diagnostics lack %q:\n%s", want, out.String())
+	}
+}
+
+func TestTimeWindowsFollowingTheTimeZoneAreWarnedOf(t *testing.T) {
+	for _, c := range []struct {
+		where string
+		warn  bool
+	}{
+		{"submitted_at > now() - interval '90 days'", true},
+		{"submitted_at > CURRENT_TIMESTAMP - '3 mons'::interval", true},
+		{"submitted_at > now() - interval '1 year 2 hours'", true},
+		{"submitted_at > interval 'P2W' + pg_catalog.now()", true},
+		{"submitted_at > now() - interval '90' day", true},
+		{"submitted_at > now() - interval '2160 hours'", false},
+		{"submitted_at > now() - interval '30 minutes'", false},
+		{"submitted_at > now() - interval 'PT36H'", false},
+		{"submitted_at > now() - '01:30:00'::interval", false},
+		{"submitted_at > '2025-03-02 10:00:00+00'::timestamptz - interval '1 day'", false},
+	} {
+		name := "a window of " + c.where + " is left alone"
+		if c.warn {
+			name = "a window of " + c.where + " is warned of"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+			src := strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier)
+			src = strings.Replace(src, `where  = "country = me.country"`, `where  = "country = me.country AND `+c.where+`"`, 1)
+			path := filepath.Join(t.TempDir(), "pgveil.hcl")
+			writeFile(t, path, []byte(src))
+			_, diags := NewLoader().Load(path)
+			if diags.HasErrors() {
+				t.Fatalf("errors: %s", diags.Error())
+			}
+			got := false
+			for _, d := range diags {
+				got = got || d.Summary == "Time window follows the session's TimeZone"
+			}
+			if got != c.warn {
+				t.Fatalf("warned %v, want %v: %s", got, c.warn, diags.Error())
+			}
+		})
 	}
 }

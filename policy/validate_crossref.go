@@ -314,6 +314,107 @@ func (d *decoder) attributePatterns(r *Rule) {
 	})
 }
 
+// nowFunctions are the pg_catalog functions giving the current instant.
+var nowFunctions = map[string]bool{"now": true, "statement_timestamp": true, "transaction_timestamp": true, "clock_timestamp": true}
+
+// isNow tells whether n is now(), CURRENT_TIMESTAMP or a function like it.
+func isNow(n *pg_query.Node) bool {
+	if f := n.GetSqlvalueFunction(); f != nil {
+		return f.Op == pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP || f.Op == pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N
+	}
+	f := n.GetFuncCall()
+	if f == nil || len(f.Args) > 0 || len(f.Funcname) == 0 {
+		return false
+	}
+	if len(f.Funcname) == 2 && f.Funcname[0].GetString_().GetSval() != "pg_catalog" {
+		return false
+	}
+	return nowFunctions[f.Funcname[len(f.Funcname)-1].GetString_().GetSval()]
+}
+
+// calendarInterval returns the text of n when it is an interval constant
+// counting days, weeks, months or years (`interval '90 days'`,
+// `'P3M'::interval`), which PostgreSQL adds to a timestamptz in the
+// session's TimeZone.
+func calendarInterval(n *pg_query.Node) (string, bool) {
+	tc := n.GetTypeCast()
+	if tc == nil || tc.TypeName == nil || len(tc.TypeName.Names) == 0 ||
+		tc.TypeName.Names[len(tc.TypeName.Names)-1].GetString_().GetSval() != "interval" {
+		return "", false
+	}
+	k := tc.Arg.GetAConst()
+	if k == nil || k.GetSval() == nil {
+		return "", false
+	}
+	text := k.GetSval().GetSval()
+	if len(tc.TypeName.Typmods) > 0 {
+		// interval '90' day: the field decides; a time field (hour,
+		// minute, second) is exact.
+		return text, !strings.ContainsAny(text, ":")
+	}
+	low := strings.ToLower(text)
+	if strings.HasPrefix(low, "p") {
+		date, _, _ := strings.Cut(low, "t")
+		return text, strings.ContainsAny(date, "dwmy")
+	}
+	for _, unit := range []string{"d", "w", "mon", "y", "decade", "centur", "millen"} {
+		for i := 0; ; {
+			j := strings.Index(low[i:], unit)
+			if j < 0 {
+				break
+			}
+			j += i
+			// A unit follows a number or a space ("90 days", "3mons"),
+			// which no letter of hour, minute or second does.
+			if j > 0 && (low[j-1] == ' ' || (low[j-1] >= '0' && low[j-1] <= '9')) {
+				return text, true
+			}
+			i = j + 1
+		}
+	}
+	return text, false
+}
+
+// zonedIntervals warns about now() plus or minus an interval of days,
+// weeks, months or years in rule r's where: PostgreSQL computes it in the
+// session's TimeZone, which the client may SET, so the window moves with
+// it (an hour across a DST change for days, days for months).
+func (d *decoder) zonedIntervals(r *Rule) {
+	seen := map[string]bool{}
+	walkNodes(r.where.node, func(x *pg_query.Node) {
+		e := x.GetAExpr()
+		if e == nil || e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 || e.Lexpr == nil || e.Rexpr == nil {
+			return
+		}
+		if op := e.Name[len(e.Name)-1].GetString_().GetSval(); op != "+" && op != "-" {
+			return
+		}
+		text, ok := calendarInterval(e.Rexpr)
+		if !ok || !isNow(e.Lexpr) {
+			if text, ok = calendarInterval(e.Lexpr); !ok || !isNow(e.Rexpr) {
+				return
+			}
+		}
+		if seen[text] {
+			return
+		}
+		seen[text] = true
+		var rng *hcl.Range
+		if a := d.attrs["rule."+r.Name+".where"]; a != nil {
+			rng = a.Expr.Range().Ptr()
+		}
+		d.diags = append(d.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Time window follows the session's TimeZone",
+			Detail: fmt.Sprintf("Rule %q adds interval '%s' to now(): PostgreSQL adds days, weeks, months and years to a "+
+				"timestamptz in the session's TimeZone, which the client may SET, so the window it grants moves with the client's "+
+				"setting (an hour across a daylight-saving change for days, up to days for months). Write the interval in hours "+
+				"(interval '2160 hours' for 90 days), which every TimeZone adds alike.", r.Name, text),
+			Subject: rng,
+		})
+	})
+}
+
 // maskedInRule warns when rule r's where reads a column of table t that
 // some of the roles or users it applies to see masked: the rule's filter
 // reads the real value, so the rows it shows them tell whether that value
@@ -438,6 +539,7 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 	if r.where != nil {
 		d.selfComparisons(r)
 		d.attributePatterns(r)
+		d.zonedIntervals(r)
 		d.checkFunctions(r.where, fmt.Sprintf("Rule %q", r.Name))
 		d.checkAttributes(r.where, fmt.Sprintf("Rule %q", r.Name), fromFilesOnly)
 	}

@@ -38,7 +38,15 @@ func parsePattern(s string) (Pattern, string) {
 	case strings.ContainsAny(s, "?[]"):
 		return Pattern{}, fmt.Sprintf("%q uses a wildcard pgveil does not support: only * (any run of characters) is.", s)
 	case strings.ContainsAny(s, "\" \t\r\n\x00"):
-		return Pattern{}, fmt.Sprintf("%q holds quotes or white space: write names as the catalog stores them, unquoted.", s)
+		msg := fmt.Sprintf("%q holds quotes or white space: write names as the catalog stores them, unquoted.", s)
+		// "Billing"."Subscriptions", quoted as in SQL: the names as the
+		// catalog stores them are the same without the quotes.
+		if unquoted := strings.ReplaceAll(s, `"`, ""); unquoted != s {
+			if _, problem := parsePattern(unquoted); problem == "" {
+				msg += fmt.Sprintf(" Did you mean %q?", unquoted)
+			}
+		}
+		return Pattern{}, msg
 	}
 	return Pattern{Schema: schema, Name: name}, ""
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -46,5 +47,32 @@ func TestPatternSpecificity(t *testing.T) {
 		if a.specificity() <= b.specificity() {
 			t.Errorf("%s should be more specific than %s", a, b)
 		}
+	}
+}
+
+func TestQuotedTableNamesSuggestTheCatalogName(t *testing.T) {
+	for _, c := range []struct {
+		name, pattern, suggestion string
+	}{
+		{"a name quoted as in SQL suggests it unquoted", `"Billing"."Subscriptions"`, `Did you mean "Billing.Subscriptions"?`},
+		{"a quoted table of a plain schema suggests it unquoted", `app."Events"`, `Did you mean "app.Events"?`},
+		{"a name with a space suggests nothing", `app.daily active`, ""},
+		{"a quoted name that stays invalid unquoted suggests nothing", `"app".`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, problem := parsePattern(c.pattern)
+			if problem == "" {
+				t.Fatalf("%s is accepted", c.pattern)
+			}
+			if c.suggestion == "" {
+				if strings.Contains(problem, "Did you mean") {
+					t.Fatalf("problem suggests a name: %s", problem)
+				}
+				return
+			}
+			if !strings.Contains(problem, c.suggestion) {
+				t.Fatalf("problem lacks %q: %s", c.suggestion, problem)
+			}
+		})
 	}
 }

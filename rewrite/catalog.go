@@ -642,7 +642,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading catalog operator and type names: %w", err)
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
-	cat.InputCalls = map[uint32][]ImplicitCall{}
+	cat.InputCalls, cat.CheckCalls = map[uint32][]ImplicitCall{}, map[string][]ImplicitCall{}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -659,6 +659,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				return nil, fmt.Errorf("reading the oid of the type %s: %w", v[7], err)
 			}
 			cat.InputCalls[uint32(oid)] = append(cat.InputCalls[uint32(oid)], call)
+			cat.CheckCalls[string(v[2])] = append(cat.CheckCalls[string(v[2])], call)
 		}
 		switch string(v[5]) {
 		case "i", "a":

@@ -616,6 +616,13 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 		return deny("catalog", "writing %s is not allowed: pgveil refuses every write of the server's catalogs", rel.QName)
 	}
 	acc := w.access(rel)
+	if rel != nil && acc.Mode != Denied {
+		// The target's columns meet the values the statement writes,
+		// in SET, VALUES and WHERE alike.
+		if w.columnTypeCalls(rel); w.err != nil {
+			return w.err
+		}
+	}
 	switch {
 	case acc.Mode == Denied:
 		return deny(denyRule(rel), "%s", acc.Reason)

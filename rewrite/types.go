@@ -60,6 +60,15 @@ type Catalog struct {
 	// NOTE: a type created since the snapshot is missing until the next
 	// catalog read, like a domain reached by name.
 	InputCalls map[uint32][]ImplicitCall
+	// CheckCalls is InputCalls keyed by the type's name (pg_type.typname,
+	// of any schema): a relation with a column of such a type lets a
+	// value the statement writes become the column's type with no type
+	// name in the statement (array_position(ARRAY[col], 'x'), arr @>
+	// '{x}', a UNION with the column, a parameter PostgreSQL infers from
+	// it), running the CHECKs (walker.columnTypeCalls).
+	// NOTE: keyed by name as CastCalls is, so a type of that name in
+	// another schema counts too: a refusal more, never one less.
+	CheckCalls map[string][]ImplicitCall
 	// UnseenCalls are the functions outside pg_catalog that implicit and
 	// assignment casts and domain CHECK constraints a DBA created call:
 	// PostgreSQL runs them where no syntax of the statement shows them,

@@ -493,8 +493,35 @@ func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
 	switch acc.Mode {
 	case Denied:
 		w.err = deny(denyRule(rel), "%s", acc.Reason)
+		return
 	case Governed:
 		w.substitute(n, rv, rel, acc)
+	}
+	w.columnTypeCalls(rel)
+}
+
+// columnTypeCalls checks the functions the domain CHECKs of rel's
+// column types call (Catalog.CheckCalls). PostgreSQL gives a value the
+// user writes the type of a column it meets, with no type name in the
+// statement: array_position(ARRAY[c], 'x') reads 'x' as a value of c's
+// domain, a @> '{x}' and a UNION with a read ARRAY['x'] as a's array of
+// it, and a parameter of undeclared type is inferred so (Bind reads it
+// as the domain). Each runs the CHECKs, and the functions they call as
+// the service account: reading the relation counts them, as the cast
+// x::t to a column's type t would (castCalls).
+// NOTE: the walker does not resolve columns, so every column of rel
+// counts, read by the statement or not, masked (read as its base type)
+// or not: a refusal more, never one less. A DBA lets the role call the
+// CHECK's function (role.functions) to read the relation.
+func (w *walker) columnTypeCalls(rel *Relation) {
+	for _, col := range rel.Columns {
+		if w.err != nil || col.TypeName == nil || len(col.TypeName.Names) == 0 {
+			return
+		}
+		typ := col.TypeName.Names[len(col.TypeName.Names)-1].GetString_().GetSval()
+		for _, c := range w.cat.CheckCalls[typ] {
+			w.implicitCall(fmt.Sprintf("the column %s of %s, of a type whose domain CHECKs call functions (a value the statement writes may become its type),", col.Name, rel.QName), c.Function)
+		}
 	}
 }
 

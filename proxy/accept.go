@@ -134,6 +134,16 @@ type Server struct {
 	// connections closed unread since the last log line saying so, and
 	// when that line was written.
 	userSessions  map[string]int
+	// reloadGen counts the calls of EndSessionsOf, and keep is the
+	// last one's (nil before the first).
+	// NOTE: both written under mu, after the reload swapped its policy
+	// in; reloadGen is read without mu by newSession, before the login
+	// is looked up. So a session made before a reload's EndSessionsOf
+	// but registered after it (its login checked under the old policy)
+	// has an older reloadGen, and handle applies keep to it under mu as
+	// it registers: no session of a login a reload removed survives it.
+	reloadGen     atomic.Uint64
+	keep          func(login string) bool
 	droppedConns  int
 	droppedAddr   int
 	droppedLogged time.Time
@@ -395,31 +405,46 @@ func (s *Server) stopAccepting() []*session {
 // EndSessionsOf ends, with a FATAL error, every session whose user
 // keep rejects: after a reload, the sessions of removed users. It
 // returns how many it ended.
+// Sessions still starting are checked against keep as they register
+// (handle).
 func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 	s.mu.Lock()
+	s.keep = keep
+	s.reloadGen.Add(1)
 	var gone []*session
 	for ss := range s.sessions {
-		kept := keep(ss.info.User)
-		if ss.info.Directory {
-			// A directory login is kept while its groups (read at login,
-			// or again by RefreshDirectory) still give it a role under
-			// the new configuration.
-			groups, _ := ss.directoryGroups()
-			_, kept = s.directory.DirectoryUser(ss.info.User, groups)
-		}
-		if !kept {
+		if !s.keeps(keep, ss) {
 			gone = append(gone, ss)
 		}
 	}
 	s.mu.Unlock()
 	for _, ss := range gone {
 		ss.end(sessionEnd{
-			resp: fatal(CodeInvalidAuthorization,
-				fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), ""),
+			resp:   removedByReload(ss),
 			reason: "user removed by a policy reload",
 		})
 	}
 	return len(gone)
+}
+
+// keeps reports whether keep, a reload's (EndSessionsOf), keeps ss.
+func (s *Server) keeps(keep func(login string) bool, ss *session) bool {
+	if ss.info.Directory {
+		// A directory login is kept while its groups (read at login,
+		// or again by RefreshDirectory) still give it a role under
+		// the new configuration.
+		groups, _ := ss.directoryGroups()
+		_, kept := s.directory.DirectoryUser(ss.info.User, groups)
+		return kept
+	}
+	return keep(ss.info.User)
+}
+
+// removedByReload is the error that ends a session of a login a reload
+// removed.
+func removedByReload(ss *session) *pgproto3.ErrorResponse {
+	return fatal(CodeInvalidAuthorization,
+		fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), "")
 }
 
 // SessionCount reports how many client connections the server holds:
@@ -479,6 +504,13 @@ func (s *Server) handle(conn net.Conn, over bool) {
 		s.mu.Unlock()
 		ss.failStartup(fatalErr(CodeAdminShutdown, "the server is shutting down", "", nil))
 		ss.closeUpstream()
+		return
+	}
+	if ss.reloadGen != s.reloadGen.Load() && !s.keeps(s.keep, ss) {
+		// Started under a policy a reload replaced, whose EndSessionsOf
+		// ran before the session registered.
+		s.mu.Unlock()
+		ss.failStartup(&clientError{resp: removedByReload(ss)})
 		return
 	}
 	s.startupDone(conn)

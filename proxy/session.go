@@ -55,6 +55,11 @@ type session struct {
 	srv  *Server
 	log  *zap.Logger
 	info SessionInfo
+	// reloadGen is Server.reloadGen when the session was made, before
+	// its login was looked up: a reload's EndSessionsOf that ran since,
+	// before the session joined Server.sessions, did not see it, and
+	// handle checks it against that reload's keep instead.
+	reloadGen uint64
 	// ctx is cancelled when the session ends; the Rewriter gets it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -314,7 +319,8 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	clientIO := wire.NewRawIO(res.conn)
 	ss := &session{
-		srv: s,
+		srv:       s,
+		reloadGen: s.reloadGen.Load(),
 		info: SessionInfo{
 			ID:              hex.EncodeToString(id[:]),
 			User:            res.params.user,

@@ -133,7 +133,7 @@ type Server struct {
 	// NOTE: guarded by mu, like droppedConns and droppedLogged: the
 	// connections closed unread since the last log line saying so, and
 	// when that line was written.
-	userSessions  map[string]int
+	userSessions map[string]int
 	// reloadGen counts the calls of EndSessionsOf, and keep is the
 	// last one's (nil before the first).
 	// NOTE: both written under mu, after the reload swapped its policy

@@ -560,11 +560,16 @@ func (ss *session) failStartup(err error) {
 		// The client had its ReadyForQuery (or was being sent it): this
 		// ends a session that never relayed — the server began shutting
 		// down, or the client left — rather than refusing a connection.
-		reason := "client disconnected"
-		if ce != nil {
+		reason, logEnd := "client disconnected", ss.log.Info
+		switch {
+		case ce != nil:
 			reason = ce.resp.Message
+		case errors.Is(err, errStartPanicked):
+			// The panic itself is logged at error level, with its
+			// stack, by startContained.
+			reason, logEnd = errStartPanicked.Error(), ss.log.Warn
 		}
-		ss.log.Info("session ended", zap.String("reason", reason))
+		logEnd("session ended", zap.String("reason", reason))
 		ss.srv.metrics.sessionEnded()
 		ss.auditEvent("disconnect", reason, time.Since(ss.info.Started))
 		return

@@ -118,6 +118,15 @@ type Server struct {
 	// (refused.go), and authFailures those of failed logins alike.
 	refusals, authFailures refusalAudit
 
+	// base is the context every session's derives from; stop cancels
+	// it when the server closes (Close, or Shutdown past its deadline).
+	// NOTE: so the dials a start runs (upstream, the pool, LDAP) and
+	// its waits (the throttle, the pool's queue) end with the server:
+	// Shutdown waits for no start past its deadline, whatever the
+	// upstream's connect_timeout or the directory's timeout.
+	base context.Context
+	stop context.CancelFunc
+
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
 	// connections still in their startup phase, with their client's
@@ -188,6 +197,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 
 		userSessions: map[string]int{},
 	}
+	s.base, s.stop = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -364,14 +374,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes every listener and connection at once.
+// Close closes every listener and connection at once, and ends the
+// dials and waits of the connections still starting.
 func (s *Server) Close() error {
-	for _, ss := range s.stopAccepting() {
+	sessions := s.stopAccepting()
+	// NOTE: after stopAccepting: a start that registers from now on
+	// finds the server closing and ends.
+	s.stop()
+	for _, ss := range sessions {
 		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
 	}
 	// The loops stop once the sessions they hold are finished.
 	go func() { s.wg.Wait(); s.loops.stopAll(); s.closePool() }()
 	return nil
+}
+
+// baseContext is the context sessions derive theirs from: base, or the
+// background for a Server New did not make.
+func (s *Server) baseContext() context.Context {
+	if s.base == nil {
+		return context.Background()
+	}
+	return s.base
 }
 
 // closePool closes the transaction pool's free backends, or the

@@ -316,7 +316,7 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		panic("pgveil: crypto/rand failed: " + err.Error())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.baseContext())
 	clientIO := wire.NewRawIO(res.conn)
 	ss := &session{
 		srv:       s,

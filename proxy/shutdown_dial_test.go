@@ -83,6 +83,23 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			},
 			user: "dana", pw: "dana-pw", extra: url.Values{"sslmode": {"require"}},
 		},
+		{
+			name: "a start whose directory never answers its TLS handshake (ldaps)",
+			opt: func(silent string) proxyOption {
+				return func(c *policy.Config, o *proxy.Options) { withLDAP(t, "ldaps://"+silent, time.Minute)(c, o) }
+			},
+			user: "dana", pw: "dana-pw", extra: url.Values{"sslmode": {"require"}},
+		},
+		{
+			name: "a start whose directory never answers its StartTLS",
+			opt: func(silent string) proxyOption {
+				return func(c *policy.Config, o *proxy.Options) {
+					withLDAP(t, "ldap://"+silent, time.Minute)(c, o)
+					c.LDAP.Directory.StartTLS = true
+				}
+			},
+			user: "dana", pw: "dana-pw", extra: url.Values{"sslmode": {"require"}},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" ends at the shutdown deadline", func(t *testing.T) {

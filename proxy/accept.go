@@ -118,6 +118,15 @@ type Server struct {
 	// (refused.go), and authFailures those of failed logins alike.
 	refusals, authFailures refusalAudit
 
+	// base is the context every session's derives from; stop cancels
+	// it when the server closes (Close, or Shutdown past its deadline).
+	// NOTE: so the dials a start runs (upstream, the pool, LDAP) and
+	// its waits (the throttle, the pool's queue) end with the server:
+	// Shutdown waits for no start past its deadline, whatever the
+	// upstream's connect_timeout or the directory's timeout.
+	base context.Context
+	stop context.CancelFunc
+
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
 	// connections still in their startup phase, with their client's
@@ -133,7 +142,17 @@ type Server struct {
 	// NOTE: guarded by mu, like droppedConns and droppedLogged: the
 	// connections closed unread since the last log line saying so, and
 	// when that line was written.
-	userSessions  map[string]int
+	userSessions map[string]int
+	// reloadGen counts the calls of EndSessionsOf, and keep is the
+	// last one's (nil before the first).
+	// NOTE: both written under mu, after the reload swapped its policy
+	// in; reloadGen is read without mu by newSession, before the login
+	// is looked up. So a session made before a reload's EndSessionsOf
+	// but registered after it (its login checked under the old policy)
+	// has an older reloadGen, and handle applies keep to it under mu as
+	// it registers: no session of a login a reload removed survives it.
+	reloadGen     atomic.Uint64
+	keep          func(login string) bool
 	droppedConns  int
 	droppedAddr   int
 	droppedLogged time.Time
@@ -178,6 +197,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 
 		userSessions: map[string]int{},
 	}
+	s.base, s.stop = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -354,14 +374,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes every listener and connection at once.
+// Close closes every listener and connection at once, and ends the
+// dials and waits of the connections still starting.
 func (s *Server) Close() error {
-	for _, ss := range s.stopAccepting() {
+	sessions := s.stopAccepting()
+	// NOTE: after stopAccepting: a start that registers from now on
+	// finds the server closing and ends.
+	s.stop()
+	for _, ss := range sessions {
 		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
 	}
 	// The loops stop once the sessions they hold are finished.
 	go func() { s.wg.Wait(); s.loops.stopAll(); s.closePool() }()
 	return nil
+}
+
+// baseContext is the context sessions derive theirs from: base, or the
+// background for a Server New did not make.
+func (s *Server) baseContext() context.Context {
+	if s.base == nil {
+		return context.Background()
+	}
+	return s.base
 }
 
 // closePool closes the transaction pool's free backends, or the
@@ -395,31 +429,46 @@ func (s *Server) stopAccepting() []*session {
 // EndSessionsOf ends, with a FATAL error, every session whose user
 // keep rejects: after a reload, the sessions of removed users. It
 // returns how many it ended.
+// Sessions still starting are checked against keep as they register
+// (handle).
 func (s *Server) EndSessionsOf(keep func(login string) bool) int {
 	s.mu.Lock()
+	s.keep = keep
+	s.reloadGen.Add(1)
 	var gone []*session
 	for ss := range s.sessions {
-		kept := keep(ss.info.User)
-		if ss.info.Directory {
-			// A directory login is kept while its groups (read at login,
-			// or again by RefreshDirectory) still give it a role under
-			// the new configuration.
-			groups, _ := ss.directoryGroups()
-			_, kept = s.directory.DirectoryUser(ss.info.User, groups)
-		}
-		if !kept {
+		if !s.keeps(keep, ss) {
 			gone = append(gone, ss)
 		}
 	}
 	s.mu.Unlock()
 	for _, ss := range gone {
 		ss.end(sessionEnd{
-			resp: fatal(CodeInvalidAuthorization,
-				fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), ""),
+			resp:   removedByReload(ss),
 			reason: "user removed by a policy reload",
 		})
 	}
 	return len(gone)
+}
+
+// keeps reports whether keep, a reload's (EndSessionsOf), keeps ss.
+func (s *Server) keeps(keep func(login string) bool, ss *session) bool {
+	if ss.info.Directory {
+		// A directory login is kept while its groups (read at login,
+		// or again by RefreshDirectory) still give it a role under
+		// the new configuration.
+		groups, _ := ss.directoryGroups()
+		_, kept := s.directory.DirectoryUser(ss.info.User, groups)
+		return kept
+	}
+	return keep(ss.info.User)
+}
+
+// removedByReload is the error that ends a session of a login a reload
+// removed.
+func removedByReload(ss *session) *pgproto3.ErrorResponse {
+	return fatal(CodeInvalidAuthorization,
+		fmt.Sprintf("pgveil ended the session: the user %q is no longer in the configuration", ss.info.User), "")
 }
 
 // SessionCount reports how many client connections the server holds:
@@ -479,6 +528,13 @@ func (s *Server) handle(conn net.Conn, over bool) {
 		s.mu.Unlock()
 		ss.failStartup(fatalErr(CodeAdminShutdown, "the server is shutting down", "", nil))
 		ss.closeUpstream()
+		return
+	}
+	if ss.reloadGen != s.reloadGen.Load() && !s.keeps(s.keep, ss) {
+		// Started under a policy a reload replaced, whose EndSessionsOf
+		// ran before the session registered.
+		s.mu.Unlock()
+		ss.failStartup(&clientError{resp: removedByReload(ss)})
 		return
 	}
 	s.startupDone(conn)

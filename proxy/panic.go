@@ -50,13 +50,21 @@ var errStartPanicked = errors.New("internal error during startup")
 // under its cap (admitUser), its pooled login, its cancel key and its
 // upstream connection.
 // NOTE: errStartPanicked is no clientError: the client gets no message,
-// as with containStartup.
+// as with containStartup. A panic once the session counts as started
+// (session.open: the last sendClient of a start) ends it as the panic
+// it is, in the log and the audit trail, never as a client that
+// disconnected (failStartup).
 func (ss *session) startContained(res *startupResult) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			ss.log.Error("connection ended by an internal error during startup",
 				zap.String("panic", fmt.Sprint(p)), zap.StackSkip("stack", 2))
 			ss.srv.metrics.panicked()
+			if ss.opened {
+				// The audit trail has the session's connect record: it
+				// gets the panic, as a relay's (panicked).
+				ss.auditEvent(audit.EventPanic, errStartPanicked.Error(), 0)
+			}
 			err = errStartPanicked
 		}
 	}()

@@ -442,48 +442,28 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 		}
 	}()
 	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, errors.New("the server is shutting down")
-		}
-		capped := !lg.take()
-		if !capped {
-			if b := p.popIdle(key); b != nil {
-				p.mu.Unlock()
-				b.login = lg
-				if b.alive() {
-					return b, nil
-				}
-				p.drop(b, "it was closed while idle")
-				continue
+		st := p.acquireStep(key, lg)
+		switch {
+		case st.err != nil:
+			return nil, st.err
+		case st.idle != nil:
+			b := st.idle
+			b.login = lg
+			if b.alive() {
+				return b, nil
 			}
-			var victim *backend
-			if p.open >= p.size && p.nidle > 0 {
-				// Full, but with free backends of other keys: the least
-				// recently used makes room.
-				victim = p.popOldest()
-				p.open--
+			p.drop(b, "it was closed while idle")
+			continue
+		case st.dial:
+			if st.victim != nil {
+				st.victim.close()
 			}
-			if p.open < p.size {
-				p.open++
-				p.mu.Unlock()
-				if victim != nil {
-					victim.close()
-				}
-				return p.dial(ctx, key, forward, lg)
-			}
-			lg.put()
-		}
-		w := &poolWaiter{key: key, login: lg, grant: make(chan *backend, 1), capped: capped}
-		p.addWaiter(w)
-		if capped && lg.room() {
+			return p.dial(ctx, key, forward, lg)
+		case st.wait == nil:
 			// Its login let a backend go meanwhile (poolLogin).
-			p.removeWaiter(len(p.waiters) - 1)
-			p.mu.Unlock()
 			continue
 		}
-		p.mu.Unlock()
+		w, capped := st.wait, st.capped
 		if !capped {
 			p.reclaim()
 		}
@@ -522,6 +502,63 @@ func (p *pool) acquireFor(ctx context.Context, key string, forward map[string]st
 			return nil, errPoolTimeout
 		}
 	}
+}
+
+// acquireNext is what acquireFor does next, as acquireStep decided it
+// under the pool's lock: return err; take idle, a free backend of the
+// key (counted for the login); dial, in a slot counted in open, once
+// victim (a free backend of another key making room, if any) is closed;
+// wait on wait, queued (capped: at the login's cap); or, none of these,
+// try again.
+// NOTE: capped is a copy: once queued, wait.capped is guarded by the
+// pool's lock, which the caller no longer holds.
+type acquireNext struct {
+	err    error
+	idle   *backend
+	dial   bool
+	victim *backend
+	wait   *poolWaiter
+	capped bool
+}
+
+// acquireStep takes, under the pool's lock, the next step of an acquire
+// of a backend of key for the login lg counts (acquireFor).
+// NOTE: the lock is released by a defer, on every path, a panic
+// included: a panic under it would otherwise leave the pool locked for
+// every session. Nothing here dials, closes or waits: the caller does
+// that with the lock released.
+func (p *pool) acquireStep(key string, lg *poolLogin) (next acquireNext) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return acquireNext{err: errors.New("the server is shutting down")}
+	}
+	capped := !lg.take()
+	if !capped {
+		if b := p.popIdle(key); b != nil {
+			return acquireNext{idle: b}
+		}
+		if p.open >= p.size && p.nidle > 0 {
+			// Full, but with free backends of other keys: the least
+			// recently used makes room.
+			next.victim = p.popOldest()
+			p.open--
+		}
+		if p.open < p.size {
+			p.open++
+			next.dial = true
+			return next
+		}
+		lg.put()
+	}
+	w := &poolWaiter{key: key, login: lg, grant: make(chan *backend, 1), capped: capped}
+	p.addWaiter(w)
+	if capped && lg.room() {
+		// Its login let a backend go meanwhile (poolLogin): try again.
+		p.removeWaiter(len(p.waiters) - 1)
+		return acquireNext{}
+	}
+	return acquireNext{wait: w, capped: capped}
 }
 
 // acquireNow is acquireFor for a session on an event loop, which must not

@@ -55,6 +55,11 @@ type session struct {
 	srv  *Server
 	log  *zap.Logger
 	info SessionInfo
+	// reloadGen is Server.reloadGen when the session was made, before
+	// its login was looked up: a reload's EndSessionsOf that ran since,
+	// before the session joined Server.sessions, did not see it, and
+	// handle checks it against that reload's keep instead.
+	reloadGen uint64
 	// ctx is cancelled when the session ends; the Rewriter gets it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -311,10 +316,11 @@ func newSession(s *Server, res *startupResult, log *zap.Logger) *session {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		panic("pgveil: crypto/rand failed: " + err.Error())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.baseContext())
 	clientIO := wire.NewRawIO(res.conn)
 	ss := &session{
-		srv: s,
+		srv:       s,
+		reloadGen: s.reloadGen.Load(),
 		info: SessionInfo{
 			ID:              hex.EncodeToString(id[:]),
 			User:            res.params.user,
@@ -554,11 +560,16 @@ func (ss *session) failStartup(err error) {
 		// The client had its ReadyForQuery (or was being sent it): this
 		// ends a session that never relayed — the server began shutting
 		// down, or the client left — rather than refusing a connection.
-		reason := "client disconnected"
-		if ce != nil {
+		reason, logEnd := "client disconnected", ss.log.Info
+		switch {
+		case ce != nil:
 			reason = ce.resp.Message
+		case errors.Is(err, errStartPanicked):
+			// The panic itself is logged at error level, with its
+			// stack, by startContained.
+			reason, logEnd = errStartPanicked.Error(), ss.log.Warn
 		}
-		ss.log.Info("session ended", zap.String("reason", reason))
+		logEnd("session ended", zap.String("reason", reason))
 		ss.srv.metrics.sessionEnded()
 		ss.auditEvent("disconnect", reason, time.Since(ss.info.Started))
 		return

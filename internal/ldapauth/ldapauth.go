@@ -147,6 +147,12 @@ func (c *Config) exchange(ctx context.Context, run func(*ldap.Conn) (*Result, er
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	deadline, _ := ctx.Deadline()
+	if err := c.startTLS(conn, deadline); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
+		}
+		return nil, err
+	}
 	conn.SetTimeout(time.Until(deadline))
 
 	res, err := run(conn)
@@ -347,34 +353,70 @@ func (c *Config) groups(conn *ldap.Conn, dn, login string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// dial connects to the directory and sets up TLS as configured.
+// dial connects to the directory: TCP, and TLS for ldaps://. The
+// caller runs startTLS once it bounds the connection by ctx.
+// NOTE: ldap:// and ldaps:// are dialled here, under ctx: go-ldap's
+// DialURL takes no context, so a directory that does not answer the
+// connection or the TLS handshake would hold the caller to the
+// timeout, past ctx's end (the server shutting down).
 func (c *Config) dial(ctx context.Context) (*ldap.Conn, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: invalid URL %q: %v", ErrUnavailable, c.URL, err)
 	}
+	port := map[string]string{"ldap": ldap.DefaultLdapPort, "ldaps": ldap.DefaultLdapsPort}[u.Scheme]
+	if port == "" {
+		deadline, _ := ctx.Deadline()
+		conn, err := ldap.DialURL(c.URL, ldap.DialWithDialer(&net.Dialer{Deadline: deadline}), ldap.DialWithTLSConfig(c.tlsConfig(u)))
+		if err != nil {
+			return nil, unavailable("connecting to "+c.URL, err)
+		}
+		return conn, nil
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return nil, unavailable("connecting to "+c.URL, err)
+	}
+	if u.Scheme == "ldaps" {
+		tc := tls.Client(nc, c.tlsConfig(u))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, unavailable("connecting to "+c.URL, err)
+		}
+		nc = tc
+	}
+	conn := ldap.NewConn(nc, u.Scheme == "ldaps")
+	conn.Start()
+	return conn, nil
+}
+
+// startTLS upgrades conn with StartTLS when configured so, within
+// deadline.
+func (c *Config) startTLS(conn *ldap.Conn, deadline time.Time) error {
+	u, err := url.Parse(c.URL)
+	if err != nil || !c.StartTLS || u.Scheme != "ldap" {
+		return nil
+	}
+	conn.SetTimeout(time.Until(deadline))
+	if err := conn.StartTLS(c.tlsConfig(u)); err != nil {
+		return unavailable("StartTLS with "+c.URL, err)
+	}
+	return nil
+}
+
+// tlsConfig is the TLS configuration for the directory at u.
+func (c *Config) tlsConfig(u *url.URL) *tls.Config {
 	name := c.ServerName
 	if name == "" {
 		name = u.Hostname()
 	}
-	tc := &tls.Config{RootCAs: c.RootCAs, ServerName: name, MinVersion: tls.VersionTLS12}
-	deadline, _ := ctx.Deadline()
-	d := &net.Dialer{Deadline: deadline}
-	conn, err := ldap.DialURL(c.URL, ldap.DialWithDialer(d), ldap.DialWithTLSConfig(tc))
-	if err != nil {
-		return nil, unavailable("connecting to "+c.URL, err)
-	}
-	if c.StartTLS && u.Scheme == "ldap" {
-		conn.SetTimeout(time.Until(deadline))
-		if err := conn.StartTLS(tc); err != nil {
-			conn.Close()
-			return nil, unavailable("StartTLS with "+c.URL, err)
-		}
-	}
-	return conn, nil
+	return &tls.Config{RootCAs: c.RootCAs, ServerName: name, MinVersion: tls.VersionTLS12}
 }
 
-// unavailable wraps err, from doing what, as ErrUnavailable.
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
 }

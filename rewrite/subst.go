@@ -195,6 +195,9 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 		// NOTE: a domain's base type, not the domain: its NOT NULL or
 		// CHECK would fail on the masked value (Column.MaskType).
 		_, typ := col.MaskCast()
+		if t := acc.MaskTypes[col.Name]; t != nil {
+			typ = t
+		}
 		val = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 			Arg: val, TypeName: proto.Clone(typ).(*pg_query.TypeName), Location: -1,
 		}}}

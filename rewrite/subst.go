@@ -160,8 +160,9 @@ func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, p
 }
 
 // buildScopedArm builds the SELECT that reads rel: its columns in order,
-// masked ones cast back to their type, the scope and the pushed
-// conditions as WHERE, OFFSET 0.
+// masked ones cast back to their type (or to the one Access.MaskTypes
+// names: a hash pseudonym's), the scope and the pushed conditions as
+// WHERE, OFFSET 0.
 //
 // Every reference to the relation's columns in it, the targets, the masks,
 // the scope and the pushed conditions, is qualified by the relation's name

@@ -818,8 +818,8 @@ func sqlName(name string) string {
 	return quoteIdent(name)
 }
 
-// isStringType reports whether a partial or hash mask (text) fits a
-// column of type typ (format_type's output).
+// isStringType reports whether a partial mask or a hash mask's hex
+// digest (text) fits a column of type typ (format_type's output).
 func isStringType(typ string) bool {
 	base, _, _ := strings.Cut(typ, "(")
 	switch strings.TrimSpace(base) {
@@ -844,9 +844,10 @@ func typeLength(typ string) int {
 const hashLength = 64
 
 // mask checks the mask of col on the relations that have the column:
-// the server type-checks CAST(<mask> AS <column type>), and partial and
-// hash masks, whose values are text, need a text column. false when the
-// connection failed.
+// the server type-checks CAST(<mask> AS <column type>), partial masks,
+// whose values are text, need a text column, and hash masks a text,
+// integer or uuid column (hashPseudonym). false when the connection
+// failed.
 func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) bool {
 	prefix := "table." + t.Pattern.String() + ".column." + col.Name
 	rng := ck.attrRange(prefix+".mask", col.DeclRange)
@@ -879,28 +880,34 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 				continue
 			}
 		}
+		_, pseudonym := hashPseudonym(castType)
 		switch col.Mask.Kind {
-		case MaskPartial, MaskHash:
-			if !isStringType(castType) {
-				what := "the value with characters replaced by stars"
-				if col.Mask.Kind == MaskHash {
-					what = "a hex digest"
-				}
-				problem = fmt.Sprintf("a %s mask produces text (%s), which a column of type %s cannot hold", col.Mask.Kind, what, c.Type)
-			} else if n := typeLength(castType); col.Mask.Kind == MaskHash && n > 0 && n < hashLength {
+		case MaskHash:
+			// NOTE: an integer or uuid column gets a pseudonym of its own
+			// type (hashPseudonym), a string column the hex digest.
+			if !isStringType(castType) && pseudonym == nil {
+				problem = fmt.Sprintf("a hash mask produces text (a hex digest) for a string column (text, character varying, character, name, citext), "+
+					"%s; a column of type %s is none of these", hashPseudonymTypes, c.Type)
+			} else if n := typeLength(castType); n > 0 && n < hashLength {
 				ck.report(hcl.DiagWarning, rng, "Hash mask truncated", fmt.Sprintf(
 					"Column %s of %s is %s: the %d-character hash is cut to %d characters, so different values may look equal.",
 					col.Name, rel.QName, c.Type, hashLength, n))
 			}
+		case MaskPartial:
+			if !isStringType(castType) {
+				problem = fmt.Sprintf("a partial mask produces text (the value with characters replaced by stars), which a column of type %s cannot hold", c.Type)
+			}
 		}
 		// NOTE: a hash mask of a string column is pgveil.mask_hash(col::text,
-		// id) cast to that string type, which always fits: type-checking it
+		// id) cast to that string type, which always fits, and of an
+		// integer or uuid column a pseudonym served as its own type
+		// (hashPseudonym), which fits by construction: type-checking it
 		// upstream only tells whether the keys are installed, which
 		// CheckMaskKeys reports, with what to run. Without the keys it
 		// would also report "schema pgveil does not exist" here, as if the
 		// mask did not fit the column.
 		if problem == "" && col.Mask.Kind != MaskHash {
-			mask := maskNode(&col.Mask, col.Name, bound, hasFunc(rel))
+			mask := maskNode(&col.Mask, col.Name, castType, bound, hasFunc(rel))
 			var ok bool
 			problem, ok = ck.typeCheck(rng, fmt.Sprintf("the %s mask of column %s", col.Mask.Kind, col.Name), explainSelect(typeCast(mask, proto.Clone(castTypeName).(*pg_query.TypeName)), rel, boolConst(false)))
 			if !ok {

@@ -553,11 +553,20 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		if acc.Masks == nil {
 			acc.Masks = map[string]*pg_query.Node{}
 		}
-		m, ok := pinDatetimes(maskNode(&col.Mask, c.Name, p.maskExprs[col], has), rel)
+		typ, _ := c.MaskCast()
+		m, ok := pinDatetimes(maskNode(&col.Mask, c.Name, typ, p.maskExprs[col], has), rel)
 		if !ok {
 			m = nullConst()
 		}
 		acc.Masks[c.Name] = m
+		// NOTE: a hash mask of an integer or uuid column is a pseudonym
+		// of its own type (hashPseudonym), served as that type.
+		if _, pt := hashPseudonym(typ); col.Mask.Kind == MaskHash && pt != nil {
+			if acc.MaskTypes == nil {
+				acc.MaskTypes = map[string]*pg_query.TypeName{}
+			}
+			acc.MaskTypes[c.Name] = pt
+		}
 	}
 	// NOTE: a stored generated column computed from a masked column is a
 	// function of the real value (upper(email), a tsvector of a comment
@@ -570,6 +579,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		for _, base := range rel.Generated[c.Name] {
 			if _, masked := acc.Masks[base]; masked {
 				acc.Masks[c.Name] = nullConst()
+				delete(acc.MaskTypes, c.Name)
 				break
 			}
 		}

@@ -577,6 +577,42 @@ rule "all" {
 			t.Errorf("\n got: %s\nwant: %s", got, want)
 		}
 	})
+	t.Run("a hash mask of an integer or uuid column is a pseudonym of the same HMAC, served as bigint or uuid", func(t *testing.T) {
+		p := compile(t, policy, "marie")
+		keyID := maskKeyID(hmacPads([]byte("k")))
+		digest := `pgveil.mask_hash(e::pg_catalog.text, '` + keyID + `')`
+		for _, tc := range []struct{ typ, maskType, want, served string }{
+			{"integer", "", `('x'::pg_catalog.text OPERATOR(pg_catalog.||) pg_catalog."left"(` + digest + `, 16))::pg_catalog.bit(64)::bigint ` +
+				`OPERATOR(pg_catalog.&) 9223372036854775807`, "pg_catalog.int8"},
+			{"smallint", "", "", "pg_catalog.int8"},
+			{"bigint", "", "", "pg_catalog.int8"},
+			{"customer_ref", "integer", "", "pg_catalog.int8"},
+			{"uuid", "", `pg_catalog."left"(` + digest + `, 32)::pg_catalog.uuid`, "pg_catalog.uuid"},
+			{"text", "", digest, ""},
+			{"character varying(80)", "", digest, ""},
+			{"integer[]", "", digest, ""},
+		} {
+			rel := relation("public", "people", nil)
+			rel.Columns = []rewrite.Column{{Name: "e", Type: tc.typ}}
+			if tc.maskType != "" {
+				// A domain: its base type is the masked value's.
+				rel.Columns[0].MaskType, rel.Columns[0].MaskTypeName = tc.maskType, scalarType("int4")
+			}
+			acc := p.Relation(rel)
+			if tc.want != "" {
+				if got, want := accessSQL(t, rel, acc), "SELECT "+tc.want+" AS e FROM public.people"; got != want {
+					t.Errorf("%s:\n got: %s\nwant: %s", tc.typ, got, want)
+				}
+			}
+			var served []string
+			for _, n := range acc.MaskTypes["e"].GetNames() {
+				served = append(served, n.GetString_().GetSval())
+			}
+			if got := strings.Join(served, "."); got != tc.served {
+				t.Errorf("%s: served as %q, want %q", tc.typ, got, tc.served)
+			}
+		}
+	})
 	t.Run("a class listed by any role of the user is visible", func(t *testing.T) {
 		p := compile(t, strings.Replace(policy, `role "manager" {`, "role \"manager\" {\n  columns = [\"pii\"]", 1), "paul")
 		want := "SELECT a, b, c, d, e, f, g, NULL AS h, plain FROM public.people"

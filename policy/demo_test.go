@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy/live"
@@ -375,6 +377,48 @@ rule "all" {
 			}
 		}
 	})
+	t.Run("integer and uuid columns get pseudonyms of the same HMAC, exactly", func(t *testing.T) {
+		typed := &rewrite.Relation{QName: rel.QName, Columns: []rewrite.Column{{Name: "short", Type: "integer"}, {Name: "long", Type: "uuid"}}}
+		acc := p.Relation(typed)
+		if got := fmt.Sprint(typeNameString(acc.MaskTypes["short"]), " ", typeNameString(acc.MaskTypes["long"])); got != "pg_catalog.int8 pg_catalog.uuid" {
+			t.Errorf("served types %s, want pg_catalog.int8 pg_catalog.uuid", got)
+		}
+		typedSQL := accessSQL(t, typed, acc)
+		// NOTE: -20…20 covers digests whose first bit is set (the sign
+		// bit, cleared) and ones whose first bit is not.
+		res := service.ExecParams(ctx, "WITH people(short, long, v, u) AS (SELECT g::int4, u, g, u FROM pg_catalog.generate_series(-20, 20) g, "+
+			"LATERAL (SELECT ('00000000-0000-0000-0000-' || pg_catalog.lpad(pg_catalog.abs(g)::text, 12, '0'))::uuid AS u) x) "+
+			strings.Replace(strings.Replace(typedSQL, "FROM public.people", "FROM people", 1), "SELECT ", "SELECT v, u, ", 1)+
+			" ORDER BY v", nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, typedSQL)
+		}
+		if len(res.Rows) != 41 {
+			t.Fatalf("%d rows, want 41", len(res.Rows))
+		}
+		cleared := 0
+		for _, row := range res.Rows {
+			v, u := string(row[0]), string(row[1])
+			digest := hmacHex("key", v)
+			n, err := strconv.ParseUint(digest[:16], 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n>>63 == 1 {
+				cleared++
+			}
+			if got, want := string(row[2]), strconv.FormatUint(n&(1<<63-1), 10); got != want {
+				t.Errorf("pseudonym of %s: %s, want %s (digest %s)", v, got, want, digest)
+			}
+			d := hmacHex(long, u)
+			if got, want := string(row[3]), d[:8]+"-"+d[8:12]+"-"+d[12:16]+"-"+d[16:20]+"-"+d[20:32]; got != want {
+				t.Errorf("pseudonym of %s: %s, want %s", u, got, want)
+			}
+		}
+		if cleared == 0 || cleared == len(res.Rows) {
+			t.Errorf("%d of %d digests have their first bit set: the sign bit is not exercised", cleared, len(res.Rows))
+		}
+	})
 	t.Run("the service account cannot read the keys", func(t *testing.T) {
 		if err := service.Exec(ctx, "SELECT * FROM pgveil.mask_keys").Close(); err == nil {
 			t.Fatal("the keys' table is readable by the service account")
@@ -473,4 +517,13 @@ func hmacHex(key, value string) string {
 	mac := hmac.New(sha256.New, []byte(key))
 	mac.Write([]byte(value))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// typeNameString renders a type name's qualified name, "" for nil.
+func typeNameString(tn *pg_query.TypeName) string {
+	var parts []string
+	for _, n := range tn.GetNames() {
+		parts = append(parts, n.GetString_().GetSval())
+	}
+	return strings.Join(parts, ".")
 }

@@ -45,13 +45,24 @@ user "marie" {
 func TestCommonMistakesArePointedAt(t *testing.T) {
 	for _, c := range []struct {
 		name, old, new string
-		// want are texts the printed diagnostics hold.
-		want []string
+		// want are texts the printed diagnostics hold, wantNot texts
+		// they do not.
+		want, wantNot []string
 	}{
 		{
 			name: "a misspelt table in a rule suggests the governed table",
 			old:  `tables = ["public.responses"]`, new: `tables = ["public.respones"]`,
-			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table",
+				`The table block "public.responses" (at pgveil.hcl:8:1), which no rule names, is close: ` +
+					`if the table is "public.responses", write that here; if it is "public.respones", correct the block's label.`},
+		},
+		{
+			name: "a misspelt table in a rule beside another rule naming the table suggests it",
+			old:  "tables = [\"public.responses\"]\n  roles  = [\"country_analyst\"]\n  where  = \"country = me.country\"\n}",
+			new: "tables = [\"public.respones\"]\n  roles  = [\"country_analyst\"]\n  where  = \"country = me.country\"\n}\n" +
+				"rule \"all\" {\n  tables = [\"public.responses\"]\n  roles = [\"country_analyst\"]\n  where = \"true\"\n}",
+			want:    []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.responses"?`},
+			wantNot: []string{"which no rule names"},
 		},
 		{
 			name: "a column named user written unquoted is told to be quoted",
@@ -61,8 +72,10 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 		{
 			name: "a misspelt table block label is pointed at from the rule naming the table",
 			old:  `table "public.responses" {`, new: `table "public.response" {`,
-			want: []string{"pgveil.hcl:17:13: error: Ungoverned table", `Did you mean "public.response"?`,
-				`Or, if the label of the table block "public.response" (at pgveil.hcl:8:1), which no rule names, is the misspelt one, correct it there.`},
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table",
+				`The table block "public.response" (at pgveil.hcl:8:1), which no rule names, is close: ` +
+					`if the table is "public.response", write that here; if it is "public.responses", correct the block's label.`},
+			wantNot: []string{`Did you mean "public.response"?`},
 		},
 		{
 			name: "a role typo in a user suggests the role",
@@ -196,6 +209,11 @@ rule "surveys_answered" {
 			for _, w := range c.want {
 				if !strings.Contains(got, strings.Join(strings.Fields(w), " ")) {
 					t.Errorf("diagnostics lack %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(got, strings.Join(strings.Fields(w), " ")) {
+					t.Errorf("diagnostics hold %q:\n%s", w, out.String())
 				}
 			}
 		})

@@ -512,12 +512,17 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 			// NOTE: a misspelt name is the likelier mistake than a missing
 			// block: suggest the governed name it is close to first.
 			if s := suggest(p.String(), cfg.tableNames()); s != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", s)
-				// NOTE: when no rule names the near block, the block's
-				// label may be the misspelt name (table "public.customer"
-				// for the table public.customers): say where it is.
+				// NOTE: when no rule names the near block, its label is as
+				// likely the misspelt name (table "public.customer" for
+				// the table public.customers) as the rule's, and nothing
+				// offline tells which: "Did you mean" would offer the
+				// block's misspelling as the fix. Name the block, and both
+				// corrections.
 				if t := cfg.tableBlock(s); t != nil && !cfg.ruleNames(s) {
-					detail += fmt.Sprintf(" Or, if the label of the table block %q (at %s), which no rule names, is the misspelt one, correct it there.", s, position(t.DeclRange))
+					detail += fmt.Sprintf(" The table block %q (at %s), which no rule names, is close: if the table is %q, write that here; "+
+						"if it is %q, correct the block's label.", s, position(t.DeclRange), s, p.String())
+				} else {
+					detail += fmt.Sprintf(" Did you mean %q?", s)
 				}
 				detail += fmt.Sprintf(" Or add table %q { … }.", p.String())
 			} else {

@@ -314,3 +314,30 @@ func TestGroupByPositionAfterStar(t *testing.T) {
 		})
 	}
 }
+
+// TestMaskTypes: a mask whose value has a type of its own (a hash
+// mask's bigint pseudonym of an integer column, Access.MaskTypes) is
+// served as that type, not cast back to the column's, which would fail
+// on a value the column's type cannot hold.
+func TestMaskTypes(t *testing.T) {
+	conn, cat := freshCatalog(t, "masktypes", groupingDDL)
+	p := &fakePolicy{
+		access: map[string]rewrite.Access{
+			"public.lines": {Mode: rewrite.Governed, Rules: []string{"all"},
+				Masks:     map[string]*pg_query.Node{"order_id": expr(t, "order_id::int8 * 10000000000"), "qty": expr(t, "qty + 1")},
+				MaskTypes: map[string]*pg_query.TypeName{"order_id": {Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("int8")}, Typemod: -1}}},
+		},
+		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true},
+	}
+	for _, tc := range []struct{ name, sql, want string }{
+		{"the masked column reads as the mask's type", "SELECT pg_typeof(order_id), pg_typeof(qty) FROM lines LIMIT 1", "bigint|integer"},
+		{"a value its column's type cannot hold is served whole", "SELECT max(order_id) FROM lines", "30000000000"},
+		{"a join on it compares the served values", "SELECT count(*) FROM lines a JOIN lines b ON a.order_id = b.order_id", "6"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, out := groupingRun(t, conn, cat, p, tc.sql); got != tc.want {
+				t.Errorf("got %q, want %q\nrewritten: %s", got, tc.want, out)
+			}
+		})
+	}
+}

@@ -160,8 +160,9 @@ func (w *walker) buildScopedSelect(rel *Relation, acc Access, inh, rowID bool, p
 }
 
 // buildScopedArm builds the SELECT that reads rel: its columns in order,
-// masked ones cast back to their type, the scope and the pushed
-// conditions as WHERE, OFFSET 0.
+// masked ones cast back to their type (or to the one Access.MaskTypes
+// names: a hash pseudonym's), the scope and the pushed conditions as
+// WHERE, OFFSET 0.
 //
 // Every reference to the relation's columns in it, the targets, the masks,
 // the scope and the pushed conditions, is qualified by the relation's name
@@ -195,6 +196,9 @@ func (w *walker) buildScopedArm(rel *Relation, acc Access, inh, rowID bool, push
 		// NOTE: a domain's base type, not the domain: its NOT NULL or
 		// CHECK would fail on the masked value (Column.MaskType).
 		_, typ := col.MaskCast()
+		if t := acc.MaskTypes[col.Name]; t != nil {
+			typ = t
+		}
 		val = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
 			Arg: val, TypeName: proto.Clone(typ).(*pg_query.TypeName), Location: -1,
 		}}}

@@ -303,8 +303,19 @@ type Access struct {
 	Filter *pg_query.Node
 	// Masks maps a column name to the expression that replaces its value
 	// (over the unqualified column names); the rewriter casts it to the
-	// column's type. A column not in Masks is visible.
+	// column's type (Column.MaskCast), or to MaskTypes' type when it
+	// names one. A column not in Masks is visible.
 	Masks map[string]*pg_query.Node
+	// MaskTypes maps a masked column to the type its mask's value is
+	// served as when that is not the column's own: a hash mask of an
+	// integer column is a bigint pseudonym, of a uuid column a uuid
+	// (policy's hash templates). The rewriter casts the mask to it, so a
+	// client reads (and describes) that type for the column.
+	// NOTE: only for columns in Masks; the pseudonym's type is wider
+	// than the column's (int4 to int8), since a cast back to the
+	// column's type would fail on most pseudonyms (22003), or make
+	// different values equal.
+	MaskTypes map[string]*pg_query.TypeName
 	// Rules names the rules that contributed to Filter, for the audit log.
 	Rules []string
 	// NoPushdown keeps every predicate of the client's outside the scope

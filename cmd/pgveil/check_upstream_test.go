@@ -263,8 +263,22 @@ table "public.tickets" {
 }`,
 			maskKeys: true,
 			code:     1,
-			want:     []string{`PATH:4:14: error: Mask does not fit column type`, "a hash mask produces text (a hex digest)"},
-			wantNot:  []string{"stars"},
+			want: []string{`PATH:4:14: error: Mask does not fit column type`, "a hash mask produces text (a hex digest)",
+				"a bigint pseudonym for smallint, integer or bigint, a uuid pseudonym for uuid", "a column of type numeric(8,2) is none of these"},
+			wantNot: []string{"stars"},
+		},
+		{
+			name: "a hash mask on an integer column is valid: its value is a bigint pseudonym",
+			body: `table "public.tickets" {
+  column "team" {
+    class  = "org"
+    mask   = "hash"
+    secret = env("PGVEIL_TEST_SVC_PW")
+  }
+}`,
+			maskKeys: true,
+			code:     0,
+			wantNot:  []string{"Mask does not fit column type", "Hash mask truncated", "PATH:4"},
 		},
 		{
 			name: "a hash mask on a short varchar column is a warning",

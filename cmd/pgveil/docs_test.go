@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/pgveil/pgveil/internal/testcert"
+	"github.com/pgveil/pgveil/policy"
 )
 
 // docFiles are the documents DBAs write their policies from, relative to
@@ -182,6 +184,7 @@ func TestDocumentedConfigurationsLoad(t *testing.T) {
 	t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
 	t.Setenv("PGVEIL_LDAP_PASSWORD", "x")
 	t.Setenv("PGVEIL_AUDIT_KEY", "x")
+	t.Setenv("PGVEIL_HASH_SECRET", "x")
 	certPEM, keyPEM := testcert.PEM(t, testcert.New(t))
 	for _, doc := range docFiles {
 		for _, b := range docBlocks(t, doc) {
@@ -213,6 +216,9 @@ func TestDocumentedConfigurationsLoad(t *testing.T) {
 				if !complete {
 					args = append(args, "--upstream")
 				}
+				if !complete {
+					installDocMaskKeys(t, path)
+				}
 				code, out, errOut := runCLI("", args...)
 				all := docLocation(out+errOut, b)
 				switch {
@@ -233,4 +239,25 @@ func writeDocFile(t *testing.T, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// installDocMaskKeys installs the keys of the hash masks of the
+// configuration at path in the demo database, as its owner would (pgveil
+// mask-keys), for check --upstream to find them, and drops them when t
+// ends. Nothing when the configuration does not load or has no hash mask.
+func installDocMaskKeys(t *testing.T, path string) {
+	t.Helper()
+	cfg, diags := policy.NewLoader().Load(path)
+	if diags.HasErrors() || cfg == nil || !cfg.HasHashMasks() {
+		return
+	}
+	ctx := context.Background()
+	if err := cluster.Exec(ctx, "feedback", cfg.MaskKeysSQL()); err != nil {
+		t.Fatalf("installing the hash masks' keys: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cluster.Exec(context.Background(), "feedback", "DROP SCHEMA IF EXISTS pgveil CASCADE"); err != nil {
+			t.Errorf("dropping the hash masks' keys: %v", err)
+		}
+	})
 }

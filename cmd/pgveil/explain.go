@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
 	"github.com/pgveil/pgveil/internal/printable"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy/server"
@@ -83,6 +85,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
 	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
+	// NOTE: a hash mask of an integer or uuid key reads as its
+	// pseudonym's type, not the column's: say so, or a DBA reading the
+	// rewritten CAST wonders why a client sees bigint.
+	for _, n := range servedTypes(up, enf.Engine.Catalog(), res.Masked) {
+		fmt.Fprintf(stdout, "masked column type: %s\n", n)
+	}
 	ungranted, emptied := noRowTables(cfg, up, enf.Engine.Catalog(), res.Tables)
 	// NOTE: a DBA reading "0 rows" from a join cannot tell a rule that
 	// matched nothing from no rule at all: say which tables the user may
@@ -125,6 +133,52 @@ type noRowTable struct {
 	table string
 	// rules are the permissive rules that apply, in the policy's order.
 	rules []string
+}
+
+// servedTypes describes the masked columns, of masked (as
+// schema.table.column), whose masked value a client reads as another type
+// than the column's (rewrite.Access.MaskTypes): "public.orders.customer_id
+// reads as bigint (a hash pseudonym; the column is integer)".
+func servedTypes(up rewrite.Policy, cat *rewrite.Catalog, masked []string) []string {
+	if cat == nil {
+		return nil
+	}
+	var notes []string
+	for _, m := range masked {
+		i := strings.LastIndexByte(m, '.')
+		schema, name, ok := strings.Cut(m[:max(i, 0)], ".")
+		if i < 0 || !ok {
+			continue
+		}
+		rel := cat.Relations[rewrite.QName{Schema: schema, Name: name}]
+		if rel == nil {
+			continue
+		}
+		typ := up.Relation(rel).MaskTypes[m[i+1:]]
+		if typ == nil {
+			continue
+		}
+		for _, c := range rel.Columns {
+			if c.Name == m[i+1:] {
+				notes = append(notes, fmt.Sprintf("%s reads as %s (a hash pseudonym; the column is %s)", m, typeName(typ), c.Type))
+			}
+		}
+	}
+	return notes
+}
+
+// typeName renders a type name of pg_catalog as format_type would:
+// int8 as bigint.
+func typeName(tn *pg_query.TypeName) string {
+	names := tn.GetNames()
+	if len(names) == 0 {
+		return "?"
+	}
+	n := names[len(names)-1].GetString_().GetSval()
+	if n == "int8" {
+		return "bigint"
+	}
+	return n
 }
 
 // noRowTables returns the tables of names (as the engine lists governed

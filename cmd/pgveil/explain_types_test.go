@@ -1,0 +1,40 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// accessPolicy answers every relation with one access.
+type accessPolicy struct {
+	rewrite.Policy
+	acc rewrite.Access
+}
+
+func (p accessPolicy) Relation(*rewrite.Relation) rewrite.Access { return p.acc }
+
+func TestServedTypes(t *testing.T) {
+	orders := &rewrite.Relation{QName: rewrite.QName{Schema: "public", Name: "orders"},
+		Columns: []rewrite.Column{{Name: "customer_id", Type: "integer"}, {Name: "email", Type: "text"}}}
+	cat := &rewrite.Catalog{Relations: map[rewrite.QName]*rewrite.Relation{orders.QName: orders}}
+	int8 := &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("int8")}}
+	up := accessPolicy{acc: rewrite.Access{Mode: rewrite.Governed,
+		Masks:     map[string]*pg_query.Node{"customer_id": nil, "email": nil},
+		MaskTypes: map[string]*pg_query.TypeName{"customer_id": int8}}}
+	t.Run("a hash pseudonym of an integer column is said to read as bigint, other masks are not named", func(t *testing.T) {
+		got := servedTypes(up, cat, []string{"public.orders.customer_id", "public.orders.email", "public.gone.x", "nodots"})
+		want := []string{"public.orders.customer_id reads as bigint (a hash pseudonym; the column is integer)"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("without a catalog nothing is said", func(t *testing.T) {
+		if got := servedTypes(up, nil, []string{"public.orders.customer_id"}); got != nil {
+			t.Errorf("got %q", got)
+		}
+	})
+}

@@ -679,6 +679,8 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 	if ok, reason := w.pol.AllowStatement(KindCopyOut); !ok {
 		return deny("statement_kind", "COPY TO (export) is not allowed: %s", reason)
 	}
+	w.copyingOut = true
+	defer func() { w.copyingOut = false }()
 	if c.Query != nil {
 		return w.walkQuery(c.Query)
 	}

@@ -59,6 +59,10 @@ type walker struct {
 	// skipTarget is the target relation of the write being walked: it is
 	// checked by write, not substituted.
 	skipTarget *pg_query.RangeVar
+	// copyingOut reports whether the query being walked is a COPY … TO's:
+	// its reads of governed tables need the copy_out statement kind,
+	// which copyStmt checked, instead of select.
+	copyingOut bool
 	// access caches Policy.Relation per relation.
 	accessCache map[*Relation]Access
 	// changed reports whether the tree was modified other than by
@@ -495,9 +499,30 @@ func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
 		w.err = deny(denyRule(rel), "%s", acc.Reason)
 		return
 	case Governed:
+		if !w.mayRead(rel) {
+			return
+		}
 		w.substitute(n, rv, rel, acc)
 	}
 	w.columnTypeCalls(rel)
+}
+
+// mayRead checks that the user may read the governed relation rel: one
+// of their roles lists select (copy_out in a COPY … TO, which copyStmt
+// checked). A role listing only writes (an ingestion service given a
+// rule of every row so that it may INSERT) reads no governed table.
+// NOTE: the catalog relations pgveil serves through its own subqueries
+// (pg_class, pg_attribute…) are the clients' introspection, not the
+// policy's tables: every login reads them.
+func (w *walker) mayRead(rel *Relation) bool {
+	if w.copyingOut || rel.Schema == "pg_catalog" || rel.Schema == "information_schema" {
+		return true
+	}
+	if ok, reason := w.pol.AllowStatement(KindSelect); !ok {
+		w.err = deny("statement_kind", "reading %s is not allowed: %s", rel.QName, reason)
+		return false
+	}
+	return true
 }
 
 // columnTypeCalls checks the functions the domain CHECKs of rel's

@@ -206,3 +206,25 @@ FROM generate_series(0, 23) g`); err != nil {
 		})
 	}
 }
+
+// TestTransactionInstantsBecomeTheStatementStart: now() and its
+// spellings are the start of the transaction, which a client holding a
+// transaction open keeps in the past; a rule's window relative to now
+// reads the start of each statement instead.
+func TestTransactionInstantsBecomeTheStatementStart(t *testing.T) {
+	for _, tt := range []struct{ name, where, want string }{
+		{"now() is the statement's start", "tz > now() - interval '2160 hours'", "pg_catalog.statement_timestamp()"},
+		{"pg_catalog.now() is the statement's start", "tz > pg_catalog.now()", "pg_catalog.statement_timestamp()"},
+		{"transaction_timestamp() is the statement's start", "tz > transaction_timestamp()", "pg_catalog.statement_timestamp()"},
+		{"CURRENT_TIMESTAMP is the statement's start", "tz > CURRENT_TIMESTAMP", "pg_catalog.statement_timestamp()"},
+		{"CURRENT_TIMESTAMP(0) is the statement's start rounded", "tz > CURRENT_TIMESTAMP(0)", "pg_catalog.statement_timestamp()::timestamp (0) with time zone"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := compile(t, datedPolicy("{}", tt.where), "marie")
+			got := accessSQL(t, datedRel, p.Relation(datedRel))
+			if !strings.Contains(got, tt.want) || strings.Contains(got, "now()") || strings.Contains(got, "CURRENT_TIMESTAMP") {
+				t.Errorf("got: %s\nwant: …%s…", got, tt.want)
+			}
+		})
+	}
+}

@@ -307,6 +307,7 @@ func (c *exprChecker) check(n *pg_query.Node, sc *rangeScope, inSub bool) {
 		c.constant(x.AConst, nil)
 	case *pg_query.Node_SqlvalueFunction:
 		c.sessionValue(x.SqlvalueFunction)
+		statementInstant(n)
 	case *pg_query.Node_ColumnRef:
 		c.columnRef(x.ColumnRef, sc)
 	case *pg_query.Node_AExpr:
@@ -513,6 +514,40 @@ func (c *exprChecker) sessionValue(f *pg_query.SQLValueFunction) {
 	}
 }
 
+// transactionInstants are the pg_catalog functions giving the start of the
+// transaction, which statementInstant replaces by statement_timestamp().
+var transactionInstants = map[string]bool{"now": true, "transaction_timestamp": true}
+
+// statementInstant replaces CURRENT_TIMESTAMP in n by
+// pg_catalog.statement_timestamp() (CURRENT_TIMESTAMP(p) by its cast to
+// timestamptz(p)); funcCall does the same with now() and
+// transaction_timestamp().
+//
+// NOTE: all of them are the start of the transaction, which the client
+// decides: a rule's window relative to now (occurred_at > now() - interval
+// '2160 hours') would stay where it was when a transaction began for as
+// long as the client keeps the transaction open (a statement every few
+// minutes keeps idle_transaction_timeout away), and show, statement after
+// statement, rows written or changed since that left the window before
+// the statement. The start of the statement moves on with every one; it
+// stays one instant within a statement, as now() does.
+func statementInstant(n *pg_query.Node) {
+	f := n.GetSqlvalueFunction()
+	if f == nil || (f.Op != pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP && f.Op != pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N) {
+		return
+	}
+	call := pg_query.MakeFuncCallNode([]*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("statement_timestamp")}, nil, f.Location)
+	if f.Op == pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N {
+		tn := &pg_query.TypeName{
+			Names:   []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("timestamptz")},
+			Typmods: []*pg_query.Node{pg_query.MakeAConstIntNode(int64(f.Typmod), -1)},
+			Typemod: -1, Location: -1,
+		}
+		call = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: call, TypeName: tn, Location: f.Location}}}
+	}
+	n.Node = call.Node
+}
+
 // funcCall checks a function call and qualifies an unqualified name with
 // pg_catalog.
 //
@@ -529,6 +564,11 @@ func (c *exprChecker) funcCall(f *pg_query.FuncCall, sc *rangeScope, inSub bool)
 		c.fail(f.Location, "Session setting in policy expression",
 			"%s reads or changes a session setting, which the client controls with SET: a policy depending on it "+
 				"could be bypassed. Give users attributes and write me.<attribute> instead.", fn)
+	}
+	if fn := names[len(names)-1]; transactionInstants[fn] && len(f.Args) == 0 && (len(names) == 1 || names[0] == "pg_catalog") {
+		// See statementInstant.
+		names = []string{"statement_timestamp"}
+		f.Funcname = []*pg_query.Node{pg_query.MakeStrNode("statement_timestamp")}
 	}
 	switch {
 	case len(names) == 1:

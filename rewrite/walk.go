@@ -562,6 +562,15 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		w.err = deny("function", "function names with a database are not allowed")
 		return
 	}
+	// Its result meets the statement's values as a column does
+	// (columnTypeCalls): array_position(f(), 'x') reads 'x' through
+	// the CHECKs of the domains its type is made of.
+	for _, c := range w.cat.ResultCalls[name] {
+		w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type whose domain CHECKs call functions (a value the statement writes may become its type),", name), c.Function)
+	}
+	if w.err != nil {
+		return
+	}
 	if name == "set_config" {
 		w.readsConstant = true
 	}

@@ -515,14 +515,23 @@ func (w *walker) relationRef(n *pg_query.Node, rv *pg_query.RangeVar) {
 // CHECK's function (role.functions) to read the relation.
 func (w *walker) columnTypeCalls(rel *Relation) {
 	for _, col := range rel.Columns {
-		if w.err != nil || col.TypeName == nil || len(col.TypeName.Names) == 0 {
+		if w.err != nil {
 			return
 		}
-		typ := col.TypeName.Names[len(col.TypeName.Names)-1].GetString_().GetSval()
-		for _, c := range w.cat.CheckCalls[typ] {
+		for _, c := range w.cat.ColumnCheckCalls(col) {
 			w.implicitCall(fmt.Sprintf("the column %s of %s, of a type whose domain CHECKs call functions (a value the statement writes may become its type),", col.Name, rel.QName), c.Function)
 		}
 	}
+}
+
+// ColumnCheckCalls returns the functions the domain CHECKs of col's
+// type call (CheckCalls, by the type's name): a statement reading or
+// writing col's relation counts them (walker.columnTypeCalls).
+func (c *Catalog) ColumnCheckCalls(col Column) []ImplicitCall {
+	if col.TypeName == nil || len(col.TypeName.Names) == 0 {
+		return nil
+	}
+	return c.CheckCalls[col.TypeName.Names[len(col.TypeName.Names)-1].GetString_().GetSval()]
 }
 
 // denyRule names the firewall rule behind a denied relation.

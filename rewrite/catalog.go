@@ -270,7 +270,9 @@ ORDER BY 1, 2`
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
 // dependency: PostgreSQL 13 has no pg_range.rngmultitypid.
-// Those an extension installed are left out: they call that extension's
+// Those an extension installed are left out, and so are an extension's
+// operators and casts a DBA's domain CHECK uses (citext's ~ in
+// CHECK (VALUE ~ '…') over citext): they call that extension's
 // own code (citext, hstore, PostGIS, pg_trgm), where a DBA's operator or
 // cast may call a function that reads any table as the service account.
 const catalogCallsSQL = `
@@ -323,9 +325,13 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalo
 JOIN pg_catalog.pg_proc p ON p.oid = CASE d.refclassid
     WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
     WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
-      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid)
+      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
+          AND e.objid = o.oid AND e.deptype = 'e'))
     WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
-      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid)
+      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
+          AND e.objid = c.oid AND e.deptype = 'e'))
   END
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE dt.typtype = 'd' AND fn.nspname <> 'pg_catalog'

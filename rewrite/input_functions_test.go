@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -111,6 +112,10 @@ CREATE FUNCTION public.rev21d_table() RETURNS TABLE (n int, e public.known_email
 	t.Run("a relation with a column of a type made of the domain is refused", func(t *testing.T) {
 		// PostgreSQL gives 'x' the type of the column it meets: the
 		// domain's CHECK runs on it with no type name in the statement.
+		_, err := rewrite.Rewrite("SELECT rev21a_tags FROM countries", cat, p)
+		if err == nil || !strings.Contains(err.Error(), "of the type known_email[] whose") || !strings.Contains(err.Error(), "public.known") {
+			t.Errorf("the refusal names neither the column's type nor the function to list: %v", err)
+		}
 		for _, sql := range []string{
 			"SELECT array_position(rev21a_tags, 'x') FROM countries",
 			"SELECT (SELECT count(*) FROM countries c WHERE c.rev21a_tags @> '{x}')",

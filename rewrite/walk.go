@@ -519,7 +519,7 @@ func (w *walker) columnTypeCalls(rel *Relation) {
 			return
 		}
 		for _, c := range w.cat.ColumnCheckCalls(col) {
-			w.implicitCall(fmt.Sprintf("the column %s of %s, of a type whose domain CHECKs call functions (a value the statement writes may become its type),", col.Name, rel.QName), c.Function)
+			w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s whose domain CHECKs call functions (a value the statement writes may become its type; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type), c.Function)
 		}
 	}
 }

@@ -43,6 +43,14 @@ func (c *Config) CheckUnseenCalls(cat *rewrite.Catalog) hcl.Diagnostics {
 				"statement shows it, so pgveil cannot refuse it: a user of these roles who may write such a "+
 				"column runs %s. Use a CHECK without that function, or list %s in the roles' functions if "+
 				"they may call it.", call.Target, fn, roles, fn, fn)
+			if rels := checkedRelations(cat, call.Function); rels != "" {
+				d.Detail = fmt.Sprintf("A CHECK constraint of the domain %s calls %s, which %s may not call. "+
+					"pgveil refuses these roles every statement that reads or writes %s, whose columns are of a "+
+					"type made of that domain: a value the statement writes may take the column's type and run "+
+					"the CHECK. List %s in the roles' functions if they may call it, or use a CHECK without "+
+					"that function. PostgreSQL also runs it on values a function or trigger stores in such a "+
+					"column, where no syntax shows it.", call.Target, fn, roles, rels, fn)
+			}
 		default:
 			d.Summary = "Implicit cast calls a function"
 			d.Detail = fmt.Sprintf("The cast from %s to %s, implicit or on assignment, calls %s, which %s "+
@@ -55,4 +63,27 @@ func (c *Config) CheckUnseenCalls(cat *rewrite.Catalog) hcl.Diagnostics {
 		diags = append(diags, d)
 	}
 	return diags
+}
+
+// checkedRelations names the relations outside pg_catalog and
+// information_schema with a column whose type's domain CHECKs call fn
+// (rewrite.Catalog.ColumnCheckCalls), which pgveil refuses a role that
+// may not call fn: at most five, and how many more.
+func checkedRelations(cat *rewrite.Catalog, fn rewrite.QName) string {
+	var names []string
+	for q, rel := range cat.Relations {
+		if q.Schema == "pg_catalog" || q.Schema == "information_schema" {
+			continue
+		}
+		if slices.ContainsFunc(rel.Columns, func(col rewrite.Column) bool {
+			return slices.ContainsFunc(cat.ColumnCheckCalls(col), func(c rewrite.ImplicitCall) bool { return c.Function == fn })
+		}) {
+			names = append(names, q.String())
+		}
+	}
+	slices.Sort(names)
+	if len(names) > 5 {
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
+	}
+	return strings.Join(names, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgveil/pgveil/rewrite"
 )
@@ -35,6 +36,29 @@ func TestCheckUnseenCalls(t *testing.T) {
 		if diags[1].Summary != "Domain check calls a function" || !strings.Contains(diags[1].Detail, `role "analyst" may not`) ||
 			!strings.Contains(diags[1].Detail, "known_email") {
 			t.Fatalf("diagnostic = %v", diags[1])
+		}
+	})
+	t.Run("a domain's CHECK names the relations its roles cannot read", func(t *testing.T) {
+		col := func(name string, typ ...string) rewrite.Column {
+			tn := &pg_query.TypeName{}
+			for _, n := range typ {
+				tn.Names = append(tn.Names, pg_query.MakeStrNode(n))
+			}
+			return rewrite.Column{Name: name, TypeName: tn}
+		}
+		people := rewrite.QName{Schema: "crm", Name: "people"}
+		plain := rewrite.QName{Schema: "crm", Name: "plain"}
+		cat := &rewrite.Catalog{
+			UnseenCalls: cat.UnseenCalls[1:],
+			CheckCalls:  map[string][]rewrite.ImplicitCall{"known_email": {{Function: rewrite.QName{Schema: "public", Name: "known"}}}},
+			Relations: map[rewrite.QName]*rewrite.Relation{
+				people: {QName: people, Columns: []rewrite.Column{col("id", "pg_catalog", "int4"), col("emails", "public", "known_email")}},
+				plain:  {QName: plain, Columns: []rewrite.Column{col("id", "pg_catalog", "int4")}},
+			},
+		}
+		d := cfg.CheckUnseenCalls(cat)
+		if len(d) != 1 || !strings.Contains(d[0].Detail, "reads or writes crm.people,") || strings.Contains(d[0].Detail, "crm.plain") {
+			t.Fatalf("diagnostics = %v", d)
 		}
 	})
 	t.Run("a function every role may call warns no one", func(t *testing.T) {

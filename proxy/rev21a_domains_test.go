@@ -36,6 +36,8 @@ func TestRev21aColumnTypesRunDomainChecks(t *testing.T) {
 		`INSERT INTO rev21a.tagged VALUES (1, 'ok1', '{ok2}')`,
 		`INSERT INTO rev21a.plain VALUES (1, 'x')`,
 		`CREATE VIEW rev21a.tagged_view AS SELECT id, tags FROM rev21a.tagged`,
+		`CREATE FUNCTION rev21a.all_tagged() RETURNS SETOF rev21a.tagged LANGUAGE sql STABLE AS 'SELECT * FROM rev21a.tagged'`,
+		`GRANT EXECUTE ON FUNCTION rev21a.all_tagged() TO pgveil_svc`,
 		`GRANT USAGE ON SCHEMA rev21a TO pgveil_svc`,
 		`GRANT SELECT, UPDATE ON rev21a.tagged, rev21a.plain TO pgveil_svc; GRANT SELECT ON rev21a.tagged_view TO pgveil_svc`,
 	} {
@@ -111,6 +113,21 @@ func TestRev21aColumnTypesRunDomainChecks(t *testing.T) {
 		sql := `SELECT array_position(ARRAY[note], 'x') FROM rev21a.plain`
 		if got := adv20Answer(ctx, conn, sql); got != "[\"1\"]\n" {
 			t.Fatalf("%s => %s", sql, got)
+		}
+	})
+	t.Run("a listed function returning rows of the table is refused", func(t *testing.T) {
+		// Listing all_tagged lets its body run, not the domain's CHECK
+		// on the 'x' the statement writes beside its rows.
+		p, _ := startDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
+			schema(cfg)
+			cfg.Roles["country_analyst"].Functions = append(cfg.Roles["country_analyst"].Functions, "rev21a.all_tagged")
+		})
+		conn := p.connect(t, "marie").PgConn()
+		for _, sql := range []string{
+			`SELECT tags @> '{x}' FROM rev21a.all_tagged()`,
+			`SELECT array_position(ARRAY[r.tag], 'x') FROM ROWS FROM (rev21a.all_tagged()) r`,
+		} {
+			refused(t, adv20Answer(ctx, conn, sql), sql)
 		}
 	})
 	t.Run("the column reads where the role may call the CHECK's function", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -269,7 +270,9 @@ ORDER BY 1, 2`
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
 // dependency: PostgreSQL 13 has no pg_range.rngmultitypid.
-// Those an extension installed are left out: they call that extension's
+// Those an extension installed are left out, and so are an extension's
+// operators and casts a DBA's domain CHECK uses (citext's ~ in
+// CHECK (VALUE ~ '…') over citext): they call that extension's
 // own code (citext, hstore, PostGIS, pg_trgm), where a DBA's operator or
 // cast may call a function that reads any table as the service account.
 const catalogCallsSQL = `
@@ -322,15 +325,33 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalo
 JOIN pg_catalog.pg_proc p ON p.oid = CASE d.refclassid
     WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
     WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
-      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid)
+      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
+          AND e.objid = o.oid AND e.deptype = 'e'))
     WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
-      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid)
+      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
+          AND e.objid = c.oid AND e.deptype = 'e'))
   END
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE dt.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = dt.oid AND e.deptype = 'e')
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9`
+
+// catalogResultsSQL lists the functions whose result type, or the type
+// of an OUT, INOUT or TABLE argument, is one of $1 (the types made of a
+// checked domain, Catalog.InputCalls), with that type's OID
+// (Catalog.ResultCalls). A SETOF table's row type is its result type.
+const catalogResultsSQL = `
+SELECT DISTINCT p.proname, t.oid::pg_catalog.text
+FROM pg_catalog.pg_proc p
+CROSS JOIN LATERAL (SELECT p.prorettype
+  UNION ALL
+  SELECT u.a FROM ROWS FROM (pg_catalog.unnest(p.proallargtypes), pg_catalog.unnest(p.proargmodes)) u(a, m)
+  WHERE u.m IN ('o', 'b', 't')) t(oid)
+WHERE t.oid = ANY ($1::pg_catalog.oid[])
+ORDER BY 1, 2`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
 // ('t'), and the schema-qualified names of sequences ('s').
@@ -670,6 +691,29 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
+	}
+	cat.ResultCalls = map[string][]ImplicitCall{}
+	if len(cat.InputCalls) > 0 {
+		oids := make([]string, 0, len(cat.InputCalls))
+		for oid := range cat.InputCalls {
+			oids = append(oids, strconv.FormatUint(uint64(oid), 10))
+		}
+		slices.Sort(oids)
+		rr = conn.ExecParams(ctx, catalogResultsSQL, [][]byte{[]byte("{" + strings.Join(oids, ",") + "}")}, nil, nil, nil)
+		for rr.NextRow() {
+			v := rr.Values()
+			digestRow(d, 'f', v)
+			oid, err := strconv.ParseUint(string(v[1]), 10, 32)
+			if err != nil {
+				rr.Close()
+				return nil, fmt.Errorf("reading the result type of the function %s: %w", v[0], err)
+			}
+			name := string(v[0])
+			cat.ResultCalls[name] = append(cat.ResultCalls[name], cat.InputCalls[uint32(oid)]...)
+		}
+		if _, err := rr.Close(); err != nil {
+			return nil, fmt.Errorf("reading the result types of functions: %w", err)
+		}
 	}
 	g, err := LoadGrammarDiff(ctx, conn)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -31,7 +32,10 @@ CREATE TYPE public.email_pair AS (e public.known_email);
 CREATE DOMAIN public.pair_dom AS public.email_pair;
 CREATE TYPE public.erange AS RANGE (subtype = public.known_email);
 ALTER TABLE public.countries ADD COLUMN rev21a_tags public.known_email[];
-ALTER TABLE public.countries ADD COLUMN rev21a_pair public.email_pair`).ReadAll(); err != nil {
+ALTER TABLE public.countries ADD COLUMN rev21a_pair public.email_pair;
+CREATE FUNCTION public.rev21d_rows() RETURNS SETOF public.countries LANGUAGE sql AS 'SELECT * FROM public.countries';
+CREATE FUNCTION public.rev21d_tags() RETURNS public.known_email[] LANGUAGE sql AS 'SELECT NULL::public.known_email[]';
+CREATE FUNCTION public.rev21d_table() RETURNS TABLE (n int, e public.known_email) LANGUAGE sql AS 'SELECT 1, NULL::public.known_email'`).ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
@@ -108,6 +112,10 @@ ALTER TABLE public.countries ADD COLUMN rev21a_pair public.email_pair`).ReadAll(
 	t.Run("a relation with a column of a type made of the domain is refused", func(t *testing.T) {
 		// PostgreSQL gives 'x' the type of the column it meets: the
 		// domain's CHECK runs on it with no type name in the statement.
+		_, err := rewrite.Rewrite("SELECT rev21a_tags FROM countries", cat, p)
+		if err == nil || !strings.Contains(err.Error(), "of the type known_email[] whose") || !strings.Contains(err.Error(), "public.known") {
+			t.Errorf("the refusal names neither the column's type nor the function to list: %v", err)
+		}
 		for _, sql := range []string{
 			"SELECT array_position(rev21a_tags, 'x') FROM countries",
 			"SELECT (SELECT count(*) FROM countries c WHERE c.rev21a_tags @> '{x}')",
@@ -116,6 +124,30 @@ ALTER TABLE public.countries ADD COLUMN rev21a_pair public.email_pair`).ReadAll(
 		} {
 			_, err := rewrite.Rewrite(sql, cat, p)
 			refused(t, sql, err)
+		}
+	})
+	t.Run("a function whose result is of a type made of the domain is refused, listed or not", func(t *testing.T) {
+		// Listing rev21d_rows lets its body run, not the domain's
+		// CHECK on the 'x' the statement writes beside its result.
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{
+			"public.rev21d_rows": true, "public.rev21d_tags": true, "public.rev21d_table": true}}
+		for _, sql := range []string{
+			"SELECT array_position(rev21a_tags, 'x') FROM rev21d_rows()",
+			"SELECT r.rev21a_tags @> '{x}' FROM ROWS FROM (public.rev21d_rows()) r",
+			"SELECT array_position(rev21d_tags(), 'x')",
+			"SELECT coalesce(e, 'x') FROM rev21d_table()",
+		} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			refused(t, sql, err)
+		}
+		p.allowed["public.known"] = true
+		for _, sql := range []string{
+			"SELECT array_position(rev21a_tags, 'x') FROM rev21d_rows()",
+			"SELECT coalesce(e, 'x') FROM rev21d_table()",
+		} {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
 		}
 	})
 	t.Run("with the function allowed, they run", func(t *testing.T) {

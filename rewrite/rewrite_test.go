@@ -670,7 +670,9 @@ CREATE DOMAIN public.known_email AS text CHECK (public.known(VALUE));
 CREATE TYPE public.hidden AS (n bigint);
 CREATE FUNCTION public.tohidden(int) RETURNS public.hidden LANGUAGE sql AS 'SELECT ROW((SELECT count(*) FROM public.responses))::public.hidden';
 CREATE CAST (int AS public.hidden) WITH FUNCTION public.tohidden(int) AS IMPLICIT;
-CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != nil {
+CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x');
+CREATE DOMAIN public.ci_email AS public.citext CHECK (VALUE ~ '^[^@]+@[^@]+$' AND length(VALUE) < 100);
+ALTER TABLE public.countries ADD COLUMN rev21d_email public.ci_email`).ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
@@ -689,6 +691,14 @@ CREATE DOMAIN public.peeking AS text CHECK (VALUE =~= 'x')`).ReadAll(); err != n
 	}
 	if got := cat.OperatorCalls["="]; len(got) != 0 {
 		t.Fatalf("citext's = is listed: %v", got)
+	}
+	// Its ~ is citext's texticregexeq: the domain's CHECK calls only
+	// the extension's code, and a table with a column of it reads.
+	if got := cat.CastCalls["ci_email"]; len(got) != 0 {
+		t.Fatalf("casts to the domain ci_email over citext call %v, want none: its CHECK's ~ is citext's", got)
+	}
+	if _, err := rewrite.Rewrite("SELECT name, rev21d_email FROM countries WHERE rev21d_email = 'a@b'", cat, marie(t)); err != nil {
+		t.Fatalf("a table with a column of a domain over citext checked by ~: %v", err)
 	}
 	if got := cat.CastCalls["peeking"]; len(got) != 1 || got[0].Function.Name != "peek" {
 		t.Fatalf("casts to the domain peeking call %v, want public.peek through its CHECK's operator", got)

@@ -69,6 +69,15 @@ type Catalog struct {
 	// NOTE: keyed by name as CastCalls is, so a type of that name in
 	// another schema counts too: a refusal more, never one less.
 	CheckCalls map[string][]ImplicitCall
+	// ResultCalls is InputCalls keyed by the name of a function
+	// (pg_proc.proname, of any schema) whose result, a column of its
+	// SETOF table or an OUT or TABLE column is of such a type: its value
+	// meets the statement's values as a column's does (array_position(
+	// f(), 'x'), SELECT c @> '{x}' FROM f()), running the CHECKs
+	// (walker.function).
+	// NOTE: keyed by name, every overload counts: a refusal more, never
+	// one less. Argument types do not count: listing f trusts it.
+	ResultCalls map[string][]ImplicitCall
 	// UnseenCalls are the functions outside pg_catalog that implicit and
 	// assignment casts and domain CHECK constraints a DBA created call:
 	// PostgreSQL runs them where no syntax of the statement shows them,

@@ -540,14 +540,23 @@ func (w *walker) mayRead(rel *Relation) bool {
 // CHECK's function (role.functions) to read the relation.
 func (w *walker) columnTypeCalls(rel *Relation) {
 	for _, col := range rel.Columns {
-		if w.err != nil || col.TypeName == nil || len(col.TypeName.Names) == 0 {
+		if w.err != nil {
 			return
 		}
-		typ := col.TypeName.Names[len(col.TypeName.Names)-1].GetString_().GetSval()
-		for _, c := range w.cat.CheckCalls[typ] {
-			w.implicitCall(fmt.Sprintf("the column %s of %s, of a type whose domain CHECKs call functions (a value the statement writes may become its type),", col.Name, rel.QName), c.Function)
+		for _, c := range w.cat.ColumnCheckCalls(col) {
+			w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s whose domain CHECKs call functions (a value the statement writes may become its type; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type), c.Function)
 		}
 	}
+}
+
+// ColumnCheckCalls returns the functions the domain CHECKs of col's
+// type call (CheckCalls, by the type's name): a statement reading or
+// writing col's relation counts them (walker.columnTypeCalls).
+func (c *Catalog) ColumnCheckCalls(col Column) []ImplicitCall {
+	if col.TypeName == nil || len(col.TypeName.Names) == 0 {
+		return nil
+	}
+	return c.CheckCalls[col.TypeName.Names[len(col.TypeName.Names)-1].GetString_().GetSval()]
 }
 
 // denyRule names the firewall rule behind a denied relation.
@@ -585,6 +594,15 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 		schema, name = fc.Funcname[0].GetString_().GetSval(), fc.Funcname[1].GetString_().GetSval()
 	default:
 		w.err = deny("function", "function names with a database are not allowed")
+		return
+	}
+	// Its result meets the statement's values as a column does
+	// (columnTypeCalls): array_position(f(), 'x') reads 'x' through
+	// the CHECKs of the domains its type is made of.
+	for _, c := range w.cat.ResultCalls[name] {
+		w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type whose domain CHECKs call functions (a value the statement writes may become its type),", name), c.Function)
+	}
+	if w.err != nil {
 		return
 	}
 	if name == "set_config" {

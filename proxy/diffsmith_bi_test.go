@@ -255,13 +255,16 @@ func (g *smith) biSetOp() string {
 			if t {
 				return "SELECT " + tb + ".name FROM " + g.pick("teams", "countries", "surveys") + " " + tb
 			}
-			return "SELECT " + tb + ".id::numeric FROM " + g.pick("teams", "surveys") + " " + tb
+			return "SELECT " + tb + ".id::numeric(8, 2) FROM " + g.pick("teams", "surveys") + " " + tb
 		}
 		from, a := g.biResp()
 		if t {
 			return "SELECT " + g.biText(a) + " FROM " + from + strings.ReplaceAll(g.biWhere(a), "\n", " ")
 		}
-		return "SELECT " + g.pick(a+".score", a+".nps::numeric", "round("+a+".score, 0)") + " FROM " + from + strings.ReplaceAll(g.biWhere(a), "\n", " ")
+		// NOTE: of one scale: equal numerics of different scales (48,
+		// 48.00) meet in a set operation as whichever the plan reads
+		// first.
+		return "SELECT (" + g.pick(a+".score", a+".nps", "round("+a+".score, 0)") + ")::numeric(8, 2) FROM " + from + strings.ReplaceAll(g.biWhere(a), "\n", " ")
 	}
 	t := g.p(60)
 	op := g.pick("UNION", "UNION ALL", "INTERSECT", "INTERSECT ALL", "EXCEPT", "EXCEPT ALL")

@@ -99,11 +99,14 @@ func (g *smith) biWindow() string {
 			fn = g.pick("sum("+g.biNum(a)+")", "count("+g.biText(a)+")", "max("+g.biText(a)+")", "first_value("+g.biText(a)+")",
 				"last_value("+g.biNum(a)+")", "nth_value("+g.biText(a)+", 2)", "avg("+a+".nps)", "string_agg("+g.biText(a)+", ',')")
 			frame := g.pick("ROWS BETWEEN 2 PRECEDING AND CURRENT ROW", "ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING EXCLUDE CURRENT ROW",
-				"ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE TIES", "ROWS 3 PRECEDING EXCLUDE GROUP", "ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING EXCLUDE NO OTHERS")
+				"ROWS BETWEEN 5 PRECEDING AND 5 FOLLOWING EXCLUDE TIES", "ROWS 3 PRECEDING EXCLUDE GROUP", "ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING EXCLUDE NO OTHERS")
 			if g.p(25) {
 				fn = g.pick("lag("+g.biText(a)+")", "lead("+g.biNum(a)+", 2, -1)", "row_number()", "ntile(4)", "lag("+g.biNum(a)+", 1, 0)")
 				frame = ""
 			}
+			// NOTE: EXCLUDE makes PostgreSQL aggregate each frame anew:
+			// no frame spans a whole partition both ways, which
+			// string_agg over three thousand rows would make quadratic.
 			over = part + "ORDER BY " + ord + " " + frame
 		case 1:
 			// RANGE with an offset: one numeric ordering column.
@@ -303,11 +306,13 @@ func (g *smith) biRecursive() string {
 		return q + sel
 	}
 	// A chain of responses that steps on masked values: each step takes
-	// the next id whose masked value passes the condition.
+	// the next id whose masked value passes the condition, among the
+	// next forty (the native views' scopes are subqueries, which a step
+	// over every row would run thousands of times).
 	step := g.pick("r2.score > chain.score", "r2.email > chain.email", "r2.contact IS NOT NULL", "coalesce(r2.score, 0) >= coalesce(chain.score, 0)", "r2.nps >= chain.nps")
 	cycle := g.pick("", "\n CYCLE id SET is_cycle USING path", "\n SEARCH DEPTH FIRST BY n SET ord")
 	q := fmt.Sprintf(`WITH RECURSIVE chain(n, id, nps, email, score) AS (SELECT 1, id, nps, email, score FROM responses WHERE id = (SELECT min(id) FROM responses)
- UNION ALL SELECT chain.n + 1, r.id, r.nps, r.email, r.score FROM chain JOIN responses r ON r.id = (SELECT min(r2.id) FROM responses r2 WHERE r2.id > chain.id AND %s) WHERE chain.n < %d)%s
+ UNION ALL SELECT chain.n + 1, r.id, r.nps, r.email, r.score FROM chain JOIN responses r ON r.id = (SELECT min(r2.id) FROM responses r2 WHERE r2.id > chain.id AND r2.id <= chain.id + 40 AND %s) WHERE chain.n < %d)%s
 `, step, 3+g.r.Intn(8), cycle)
 	return q + g.pick("SELECT n, id, nps, email, score FROM chain", "SELECT count(*), max(n), sum(nps), max(score) FROM chain",
 		"SELECT chain.n, t.name FROM chain JOIN responses r ON r.id = chain.id JOIN teams t ON t.id = r.team_id")

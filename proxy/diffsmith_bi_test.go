@@ -30,7 +30,9 @@ import (
 // lag/lead, ntile, row_number and LIMIT follow a total order (the
 // responses id last); RANGE and GROUPS frames, whose frames are whole
 // peer groups, take any order; nth_value and first_value read the
-// ordering expression itself when the order is partial.
+// ordering expression itself when the order is partial; mode() returns
+// the first of equally frequent values in its sort order; the numerics
+// a set operation meets are of one scale.
 //
 // NOTE: a BI statement is drawn from g.y (biPct percent of statements),
 // and written from g.y alone: a seed none enters writes the statement it

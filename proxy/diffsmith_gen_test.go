@@ -188,10 +188,13 @@ type smith struct {
 	x *rand.Rand
 	// widening reports that a widened form is being written.
 	widening bool
+	// y draws the BI statements (diffsmith_bi_test.go) apart from r and
+	// x, for the same reason.
+	y *rand.Rand
 }
 
 func newSmith(seed int64) *smith {
-	return &smith{r: rand.New(rand.NewSource(seed)), x: rand.New(rand.NewSource(seed ^ 0x5eed20)), used: map[string]bool{}, budget: 4}
+	return &smith{r: rand.New(rand.NewSource(seed)), x: rand.New(rand.NewSource(seed ^ 0x5eed20)), y: rand.New(rand.NewSource(seed ^ 0x5eed21)), used: map[string]bool{}, budget: 4}
 }
 
 func (g *smith) p(pct int) bool          { return g.r.Intn(100) < pct }
@@ -206,6 +209,9 @@ func (g *smith) fresh(prefix string) string {
 
 // Statement returns one top-level statement.
 func (g *smith) Statement() string {
+	if s, ok := g.biStatement(); ok {
+		return s
+	}
 	var b strings.Builder
 	if g.p(30) {
 		b.WriteString(g.with())

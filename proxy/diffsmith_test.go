@@ -28,8 +28,9 @@ import (
 //
 // By default it runs a short deterministic corpus. PGVEIL_DIFFSMITH=N
 // runs N statements, PGVEIL_DIFFSMITH_SEED=S starts from another seed,
-// and PGVEIL_DIFFSMITH_ONLY=i runs statement i alone (as the report of a
-// mismatch names it).
+// PGVEIL_DIFFSMITH_ONLY=i runs statement i alone (as the report of a
+// mismatch names it), and PGVEIL_DIFFSMITH_BI=1 runs BI statements only
+// (diffsmith_bi_test.go).
 func TestDiffsmith(t *testing.T) {
 	n, seed, only := 300, int64(1), int64(-1)
 	if v := os.Getenv("PGVEIL_DIFFSMITH"); v != "" {
@@ -40,6 +41,10 @@ func TestDiffsmith(t *testing.T) {
 	}
 	if v := os.Getenv("PGVEIL_DIFFSMITH_SEED"); v != "" {
 		seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if os.Getenv("PGVEIL_DIFFSMITH_BI") != "" {
+		biPct = 100
+		t.Cleanup(func() { biPct = 12 })
 	}
 	if v := os.Getenv("PGVEIL_DIFFSMITH_ONLY"); v != "" {
 		only, _ = strconv.ParseInt(v, 10, 64)

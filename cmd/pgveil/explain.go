@@ -159,7 +159,10 @@ func servedTypes(up rewrite.Policy, cat *rewrite.Catalog, masked []string) []str
 			continue
 		}
 		for _, c := range rel.Columns {
-			if c.Name == m[i+1:] {
+			// NOTE: a bigint or uuid column's pseudonym is served as the
+			// column's own type: nothing to tell (a domain over one reads
+			// as its base type, which is told).
+			if c.Name == m[i+1:] && c.Type != typeName(typ) {
 				notes = append(notes, fmt.Sprintf("%s reads as %s (a hash pseudonym; the column is %s)", m, typeName(typ), c.Type))
 			}
 		}

@@ -32,6 +32,20 @@ func TestServedTypes(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+	t.Run("a pseudonym of a uuid or bigint column, served as the column's own type, is not named", func(t *testing.T) {
+		keys := &rewrite.Relation{QName: rewrite.QName{Schema: "public", Name: "keys"},
+			Columns: []rewrite.Column{{Name: "ref", Type: "uuid"}, {Name: "big", Type: "bigint"}, {Name: "small", Type: "smallint"}}}
+		cat := &rewrite.Catalog{Relations: map[rewrite.QName]*rewrite.Relation{keys.QName: keys}}
+		uuid := &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("uuid")}}
+		up := accessPolicy{acc: rewrite.Access{Mode: rewrite.Governed,
+			Masks:     map[string]*pg_query.Node{"ref": nil, "big": nil, "small": nil},
+			MaskTypes: map[string]*pg_query.TypeName{"ref": uuid, "big": int8, "small": int8}}}
+		got := servedTypes(up, cat, []string{"public.keys.ref", "public.keys.big", "public.keys.small"})
+		want := []string{"public.keys.small reads as bigint (a hash pseudonym; the column is smallint)"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
 	t.Run("without a catalog nothing is said", func(t *testing.T) {
 		if got := servedTypes(up, nil, []string{"public.orders.customer_id"}); got != nil {
 			t.Errorf("got %q", got)

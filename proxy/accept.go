@@ -378,12 +378,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // dials and waits of the connections still starting.
 func (s *Server) Close() error {
 	sessions := s.stopAccepting()
-	// NOTE: after stopAccepting: a start that registers from now on
-	// finds the server closing and ends.
-	s.stop()
 	for _, ss := range sessions {
 		ss.terminate(fatal(CodeAdminShutdown, "terminating connection due to administrator command", ""), "server closed")
 	}
+	// NOTE: after stopAccepting: a start that registers from now on
+	// finds the server closing and ends. And after the sessions are
+	// ended: their contexts derive from base, and a session whose wait
+	// (the pool's queue) ended with its context first would end as
+	// sessionGone, its client told nothing, not as the shutdown.
+	s.stop()
 	// The loops stop once the sessions they hold are finished.
 	go func() { s.wg.Wait(); s.loops.stopAll(); s.closePool() }()
 	return nil

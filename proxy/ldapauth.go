@@ -44,6 +44,11 @@ func (ss *session) authenticateLDAP(res *startupResult, l *policy.LDAP) error {
 		return fatalErr(CodeProtocolViolation, "malformed password packet", "", err)
 	}
 	r, err := l.Directory.Authenticate(ss.ctx, user, pm.Password)
+	if errors.Is(err, ldapauth.ErrUnavailable) {
+		if ce := ss.startCut(err); ce != nil {
+			return ce
+		}
+	}
 	switch {
 	case errors.Is(err, ldapauth.ErrUnavailable):
 		return failed(err.Error(), "pgveil could not reach the LDAP directory; try again later.")

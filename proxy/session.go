@@ -398,7 +398,10 @@ func (ss *session) start(res *startupResult) error {
 				fmt.Sprintf("too many failed logins for user %q from this address", res.params.user),
 				fmt.Sprintf("Try again after %s.", until.UTC().Format(time.RFC3339)), nil)}
 		}
-		if time.Now().After(waitUntil) || ss.ctx.Err() != nil {
+		if ce := ss.startCut(nil); ce != nil {
+			return ce
+		}
+		if time.Now().After(waitUntil) {
 			ss.srv.metrics.authThrottled()
 			return &throttledError{fatalErr(CodeInvalidAuthorization,
 				fmt.Sprintf("too many logins of user %q from this address are under way after failed ones", res.params.user), "", nil)}
@@ -447,6 +450,11 @@ func (ss *session) start(res *startupResult) error {
 			if errors.Is(err, errClientGone) {
 				return err
 			}
+			if err != nil {
+				if ce := ss.startCut(err); ce != nil {
+					return ce
+				}
+			}
 			if errors.Is(err, errPoolTimeout) {
 				_, setting := ss.srv.poolUserLimit(ss.info.User)
 				ce, _ := pl.pool.timeoutError(ss.info.User, pl.login, setting, err)
@@ -464,6 +472,9 @@ func (ss *session) start(res *startupResult) error {
 		}
 		up, err := ss.srv.dialUpstream(ss.ctx, ss.spareKey, ss.info.User, res.params)
 		if err != nil {
+			if ce := ss.startCut(err); ce != nil {
+				return ce
+			}
 			return upstreamFailure("FATAL", err)
 		}
 		ss.up = up
@@ -540,6 +551,20 @@ func (ss *session) open() {
 	ss.auditEvent("connect", "", 0)
 	ss.srv.metrics.sessionStarted()
 	ss.opened = true
+}
+
+// startCut is the error of a start whose dial or wait (upstream, the
+// pool, the directory, the throttle) ended with cause because the server
+// closed (Server.base): the shutdown's, as handle gives a start that
+// finds the server closing; nil while the server runs.
+// NOTE: not cause's own: a dial or a directory cut short by the shutdown
+// is no upstream failure (logged at error level, audited connect_failed)
+// and no failed login (auth_failure, counted by the throttle).
+func (ss *session) startCut(cause error) *clientError {
+	if ss.srv.baseContext().Err() == nil {
+		return nil
+	}
+	return fatalErr(CodeAdminShutdown, "the server is shutting down", "", cause)
 }
 
 // failStartup tells the client why its session could not start.

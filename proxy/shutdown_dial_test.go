@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -77,6 +80,16 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			user: "alice", pw: users["alice"],
 		},
 		{
+			name: "a pooled start dialling an upstream that never answers",
+			opt: func(silent string) proxyOption {
+				return func(c *policy.Config, _ *proxy.Options) {
+					c.Upstream.Address, c.Upstream.ConnectTimeout = silent, time.Minute
+					c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Minute}
+				}
+			},
+			user: "alice", pw: users["alice"],
+		},
+		{
 			name: "a start asking a directory that never answers",
 			opt: func(silent string) proxyOption {
 				return func(c *policy.Config, o *proxy.Options) { withLDAP(t, "ldap://"+silent, time.Minute)(c, o) }
@@ -104,7 +117,11 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name+" ends at the shutdown deadline", func(t *testing.T) {
 			silent := startSilentServer(t)
-			p := startProxy(t, tc.opt(silent.addr))
+			core, logs := observer.New(zapcore.InfoLevel)
+			aud := &recordingAuditor{}
+			p := startProxy(t, tc.opt(silent.addr), func(_ *policy.Config, o *proxy.Options) {
+				o.Logger, o.Audit = zap.New(core), aud
+			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			connected := make(chan error, 1)
@@ -135,6 +152,23 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			if err := <-connected; err == nil {
 				t.Error("the start was served after the shutdown")
 			}
+			waitSessions(t, p, 0)
+			t.Run("its end is the shutdown's, not a failed login or upstream", func(t *testing.T) {
+				for _, e := range logs.All() {
+					if e.Level >= zapcore.WarnLevel {
+						t.Errorf("logged at %s: %s %v", e.Level, e.Message, e.ContextMap())
+					}
+				}
+				for _, ev := range []string{"auth_failure", "connect_failed"} {
+					for _, r := range aud.events(ev) {
+						t.Errorf("audited as %s: %q", ev, r.Reason)
+					}
+				}
+				refused := aud.events("connect_refused")
+				if len(refused) != 1 || refused[0].SQLState != proxy.CodeAdminShutdown {
+					t.Errorf("want one connect_refused record with SQLSTATE %s, got %d", proxy.CodeAdminShutdown, len(refused))
+				}
+			})
 		})
 	}
 }

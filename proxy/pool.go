@@ -572,51 +572,64 @@ func (p *pool) acquireStep(key string, lg *poolLogin) (next acquireNext) {
 // returned true.
 func (p *pool) acquireNow(key string, w *poolWaiter) (*backend, bool, error) {
 	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, false, errors.New("the server is shutting down")
-		}
-		capped := !w.login.take()
-		if !capped {
-			if b := p.popIdle(key); b != nil {
-				p.mu.Unlock()
-				b.login = w.login
-				if b.alive() {
-					return b, false, nil
-				}
-				p.drop(b, "it was closed while idle")
-				continue
-			}
-			// NOTE: not kept: the worker counts it again (acquireFor).
-			w.login.put()
-			if p.open < p.size || p.nidle > 0 {
-				p.mu.Unlock()
-				return nil, false, nil
-			}
-		}
-		w.key, w.deadline, w.capped = key, time.Now().Add(p.wait), capped
-		p.addWaiter(w)
-		if capped && w.login.room() {
-			// Its login let a backend go meanwhile (poolLogin).
-			p.removeWaiter(len(p.waiters) - 1)
-			p.mu.Unlock()
+		b, queued, capped, again, err := p.acquireNowStep(key, w)
+		switch {
+		case again:
 			continue
-		}
-		if !p.expiryArmed {
-			p.expiryArmed = true
-			if p.expiry == nil {
-				p.expiry = time.AfterFunc(p.wait, p.expire)
-			} else {
-				p.expiry.Reset(p.wait)
+		case b != nil:
+			b.login = w.login
+			if b.alive() {
+				return b, false, nil
 			}
-		}
-		p.mu.Unlock()
-		if !capped {
+			p.drop(b, "it was closed while idle")
+			continue
+		case queued && !capped:
 			p.reclaim()
 		}
-		return nil, true, nil
+		return nil, queued, err
 	}
+}
+
+// acquireNowStep takes, under the pool's lock, one step of acquireNow:
+// an idle backend of key (b), w queued (queued; capped: at its login's
+// cap), nothing (the pool has room: a worker dials), or again when w's
+// login let a backend go meanwhile.
+// NOTE: the lock is released by a defer, on every path, a panic
+// included (see acquireStep). capped is a copy: once queued, w.capped is
+// guarded by the pool's lock, which the caller no longer holds.
+func (p *pool) acquireNowStep(key string, w *poolWaiter) (b *backend, queued, capped, again bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false, false, false, errors.New("the server is shutting down")
+	}
+	capped = !w.login.take()
+	if !capped {
+		if b := p.popIdle(key); b != nil {
+			return b, false, false, false, nil
+		}
+		// NOTE: not kept: the worker counts it again (acquireFor).
+		w.login.put()
+		if p.open < p.size || p.nidle > 0 {
+			return nil, false, false, false, nil
+		}
+	}
+	w.key, w.deadline, w.capped = key, time.Now().Add(p.wait), capped
+	p.addWaiter(w)
+	if capped && w.login.room() {
+		// Its login let a backend go meanwhile (poolLogin).
+		p.removeWaiter(len(p.waiters) - 1)
+		return nil, false, capped, true, nil
+	}
+	if !p.expiryArmed {
+		p.expiryArmed = true
+		if p.expiry == nil {
+			p.expiry = time.AfterFunc(p.wait, p.expire)
+		} else {
+			p.expiry.Reset(p.wait)
+		}
+	}
+	return nil, true, capped, false, nil
 }
 
 // expire ends the waits of event-loop sessions whose deadline passed,

@@ -27,4 +27,26 @@ func TestAcquireReleasesThePoolLockOnPanic(t *testing.T) {
 		}
 		p.mu.Unlock()
 	})
+
+	t.Run("a panic under the lock of an event loop's acquire leaves the pool unlocked", func(t *testing.T) {
+		// A login counted below zero: giving back its count, the
+		// pool having no idle backend of the key, panics under the
+		// lock (poolLogin.put).
+		lg := &poolLogin{}
+		lg.max.Store(5)
+		lg.held.Store(-1)
+		p := &pool{size: 1, idle: map[string][]*backend{}, logins: map[string]*poolLogin{}}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the acquire did not panic")
+				}
+			}()
+			_, _, _ = p.acquireNow("key", &poolWaiter{login: lg})
+		}()
+		if !p.mu.TryLock() {
+			t.Fatal("the pool's lock is still held after the panic")
+		}
+		p.mu.Unlock()
+	})
 }

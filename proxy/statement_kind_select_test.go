@@ -73,3 +73,66 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 		}
 	})
 }
+
+// TestWritesReadingGovernedTablesNeedSelect holds writes to PostgreSQL's
+// own rule: an UPDATE or DELETE needs SELECT on the columns its WHERE, SET
+// values and RETURNING read. A role listing update or delete but not
+// select otherwise reads every row its rules grant: RETURNING * hands the
+// rows back, and the row count of DELETE … WHERE email LIKE 'a%' (or of an
+// UPDATE rolled back) answers any question about them.
+func TestWritesReadingGovernedTablesNeedSelect(t *testing.T) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Roles["central_analyst"].Statements = []rewrite.StatementKind{
+			rewrite.KindInsert, rewrite.KindUpdate, rewrite.KindDelete}
+	})
+	ctx := context.Background()
+	c := p.connect(t, "hq")
+
+	t.Run("a write that reads the table is refused a role without select", func(t *testing.T) {
+		for _, sql := range []string{
+			"DELETE FROM responses WHERE score > 3",
+			"DELETE FROM responses WHERE id = 1",
+			"DELETE FROM responses RETURNING *",
+			"DELETE FROM responses r WHERE EXISTS (SELECT WHERE r.score > 3)",
+			"UPDATE responses SET score = 1 WHERE score > 3",
+			"UPDATE responses SET score = score + 1",
+			"UPDATE responses SET score = CASE WHEN score > 3 THEN 1/0 ELSE 1 END",
+			"UPDATE responses SET score = 1 RETURNING id, score",
+			"UPDATE responses SET score = 1 RETURNING 1",
+			"INSERT INTO responses (score) VALUES (1) RETURNING id",
+		} {
+			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Exec(ctx, sql)
+			if _, rerr := c.Exec(ctx, "ROLLBACK"); rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err == nil {
+				t.Fatalf("%s: not refused", sql)
+			}
+			refusedBy(t, err, "statement_kind")
+			if !strings.Contains(err.Error(), `lists "select"`) {
+				t.Errorf("%s: the refusal does not say what to list: %v", sql, err)
+			}
+		}
+	})
+
+	t.Run("a write that reads nothing of the table runs without select", func(t *testing.T) {
+		for _, sql := range []string{
+			"UPDATE responses SET score = 1",
+			"DELETE FROM responses",
+		} {
+			if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Exec(ctx, sql)
+			if _, rerr := c.Exec(ctx, "ROLLBACK"); rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}

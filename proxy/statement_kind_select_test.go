@@ -2,8 +2,11 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/rewrite"
@@ -48,6 +51,15 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 		} {
 			if _, err := c.Exec(ctx, sql); err != nil {
 				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+
+	t.Run("a role without select still describes governed tables in psql", func(t *testing.T) {
+		for _, cmd := range []string{`\d responses`, `\d+ responses`, `\dt`, `\dv`} {
+			out, err := psql(t, p.url("marie", "demo-marie", nil), "-c", cmd)
+			if err != nil {
+				t.Errorf("%s: %v: %s", cmd, err, out)
 			}
 		}
 	})
@@ -133,6 +145,74 @@ func TestWritesReadingGovernedTablesNeedSelect(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %v", sql, err)
 			}
+		}
+	})
+}
+
+// TestSelectKindHeldOnEveryReadPath: the select statement kind holds on
+// the other ways a statement reads a governed table — writes' queries,
+// cursors, prepared statements, the extended protocol, a whole-row
+// reference, LATERAL — and behind the caches: a literal shape rewritten
+// for a login with select is never served to one without (the cache is
+// keyed by the compiled policy), nor to a BI service acting for one.
+func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
+	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		c.Roles["country_analyst"].Statements = []rewrite.StatementKind{rewrite.KindInsert, rewrite.KindUpdate}
+	})
+	ctx := context.Background()
+
+	t.Run("every read path of a governed table is refused a role without select", func(t *testing.T) {
+		c := p.connect(t, "marie")
+		for _, sql := range []string{
+			"INSERT INTO responses (score) SELECT score FROM responses",
+			"UPDATE responses SET score = 1 WHERE 1 IN (SELECT 1 FROM responses)",
+			"UPDATE responses SET score = 1 WHERE EXISTS (SELECT FROM countries)",
+			"SELECT r FROM responses r",
+			"SELECT * FROM countries c, LATERAL (SELECT score FROM responses WHERE country = c.code) x",
+			"EXPLAIN SELECT * FROM responses",
+			"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM responses",
+			"PREPARE p AS SELECT count(*) FROM responses",
+		} {
+			_, err := c.PgConn().Exec(ctx, sql).ReadAll()
+			if err == nil {
+				t.Fatalf("%s: not refused", sql)
+			}
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("%s: want a 42501 refusal, got %v", sql, err)
+			}
+		}
+		if err := c.PgConn().ExecParams(ctx, "SELECT count(*) FROM responses WHERE score > $1", [][]byte{[]byte("1")}, nil, nil, nil).Read().Err; err == nil {
+			t.Error("the extended protocol read responses")
+		}
+	})
+
+	t.Run("a shape rewritten for a login with select is refused a login without", func(t *testing.T) {
+		paul, marie := p.connect(t, "paul"), p.connect(t, "marie")
+		for _, v := range []string{"1", "2", "3"} {
+			if _, err := paul.Exec(ctx, "SELECT count(*) FROM responses WHERE score > "+v); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := paul.Exec(ctx, "SELECT count(*) FROM responses WHERE score > $1", v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := marie.Exec(ctx, "SELECT count(*) FROM responses WHERE score > 4")
+		refusedBy(t, err, "statement_kind")
+		_, err = marie.Exec(ctx, "SELECT count(*) FROM responses WHERE score > $1", 4)
+		refusedBy(t, err, "statement_kind")
+	})
+
+	t.Run("a BI service acting for a user without select reads as that user", func(t *testing.T) {
+		a := actConn{c: p.connect(t, "metabase")}
+		must(t, a.exec("SET ROLE hq"))
+		a.responses(t)
+		must(t, a.exec("SET ROLE marie"))
+		if err := a.exec("SELECT count(*) FROM responses"); err == nil {
+			t.Error("acting for marie, the service read responses (simple protocol)")
+		}
+		if err := a.execExtended("SELECT count(*) FROM responses"); err == nil {
+			t.Error("acting for marie, the service read responses (extended protocol)")
 		}
 	})
 }

@@ -216,3 +216,20 @@ func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
 		}
 	})
 }
+
+// TestSelectKindHeldInPooledSessions: sessions sharing pooled upstream
+// connections are checked each for its own login.
+func TestSelectKindHeldInPooledSessions(t *testing.T) {
+	p, _ := startDemoWith(t, pooledDemo(t, 1), func(c *policy.Config) {
+		c.Roles["country_analyst"].Statements = []rewrite.StatementKind{rewrite.KindInsert}
+	})
+	ctx := context.Background()
+	paul, marie := p.connect(t, "paul"), p.connect(t, "marie")
+	for i := 0; i < 2; i++ {
+		if _, err := paul.Exec(ctx, "SELECT count(*) FROM responses"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := marie.Exec(ctx, "SELECT count(*) FROM responses")
+		refusedBy(t, err, "statement_kind")
+	}
+}

@@ -35,7 +35,12 @@ ALTER TABLE public.countries ADD COLUMN rev21a_tags public.known_email[];
 ALTER TABLE public.countries ADD COLUMN rev21a_pair public.email_pair;
 CREATE FUNCTION public.rev21d_rows() RETURNS SETOF public.countries LANGUAGE sql AS 'SELECT * FROM public.countries';
 CREATE FUNCTION public.rev21d_tags() RETURNS public.known_email[] LANGUAGE sql AS 'SELECT NULL::public.known_email[]';
-CREATE FUNCTION public.rev21d_table() RETURNS TABLE (n int, e public.known_email) LANGUAGE sql AS 'SELECT 1, NULL::public.known_email'`).ReadAll(); err != nil {
+CREATE FUNCTION public.rev21d_table() RETURNS TABLE (n int, e public.known_email) LANGUAGE sql AS 'SELECT 1, NULL::public.known_email';
+CREATE FUNCTION public.rev21e_any() RETURNS SETOF record LANGUAGE sql AS 'SELECT NULL::text[]';
+CREATE FUNCTION public.rev21e_op(text, text) RETURNS public.known_email[] LANGUAGE sql AS 'SELECT NULL::public.known_email[]';
+CREATE OPERATOR public.### (leftarg = text, rightarg = text, function = public.rev21e_op);
+CREATE SCHEMA rev21e;
+CREATE FUNCTION rev21e.rev21d_tags(int) RETURNS int LANGUAGE sql AS 'SELECT $1'`).ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
@@ -148,6 +153,19 @@ CREATE FUNCTION public.rev21d_table() RETURNS TABLE (n int, e public.known_email
 			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
 				t.Errorf("%s: %v", sql, err)
 			}
+		}
+	})
+	t.Run("a value of the domain by a column definition list or an operator's function is refused", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{
+			"public.rev21e_any": true, "public.rev21e_op": true, "rev21e.rev21d_tags": true}}
+		for _, sql := range []string{
+			"SELECT array_position(x.t, 'x') FROM rev21e_any() AS x(t public.known_email[])",
+			"SELECT array_position(x.t, 'x') FROM ROWS FROM (rev21e_any() AS (t known_email[])) x",
+			"SELECT array_position('a' ### 'b', 'x')",
+			"SELECT rev21e.rev21d_tags(1)",
+		} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			refused(t, sql, err)
 		}
 	})
 	t.Run("with the function allowed, they run", func(t *testing.T) {

@@ -32,6 +32,11 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 	if ok, reason := w.pol.AllowStatement(k); !ok {
 		return deny("statement_kind", "%s is not allowed: %s", k, reason)
 	}
+	if clause := writeReads(n); clause != "" {
+		if ok, reason := w.pol.AllowStatement(KindSelect); !ok {
+			return deny("statement_kind", "%s on %s reads it (%s), which needs select: %s", k, rel.QName, clause, reason)
+		}
+	}
 	w.governedSeen = true
 	w.tables[rel.QName.String()] = true
 	for _, r := range acc.Rules {
@@ -209,6 +214,59 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		return err
 	}
 	return deny("write_governed", "%s on the governed table %s is not supported", k, rel.QName)
+}
+
+// writeReads names the clause of the write n that reads its target, as
+// PostgreSQL requires SELECT for: a RETURNING (any, which hands rows
+// back), or a column reference in an UPDATE's SET values or subscripts or
+// in an UPDATE's or DELETE's WHERE; "" when it reads none.
+// NOTE: without select, a role listing update or delete would read
+// every row its rules grant: RETURNING * shows them, and the row count of
+// DELETE … WHERE email LIKE 'a%', or of an UPDATE rolled back, or an
+// error a SET value raises on some rows (1/0), answers any question about
+// them. Any column reference counts, one of another relation in a
+// subquery too: a false refusal, never a read.
+func writeReads(n *pg_query.Node) string {
+	var where *pg_query.Node
+	var values []*pg_query.Node
+	switch s := n.Node.(type) {
+	case *pg_query.Node_InsertStmt:
+		if len(s.InsertStmt.ReturningList) > 0 {
+			return "RETURNING"
+		}
+		return ""
+	case *pg_query.Node_DeleteStmt:
+		if len(s.DeleteStmt.ReturningList) > 0 {
+			return "RETURNING"
+		}
+		where = s.DeleteStmt.WhereClause
+	case *pg_query.Node_UpdateStmt:
+		if len(s.UpdateStmt.ReturningList) > 0 {
+			return "RETURNING"
+		}
+		where = s.UpdateStmt.WhereClause
+		for _, t := range s.UpdateStmt.TargetList {
+			if rt := t.GetResTarget(); rt != nil {
+				values = append(append(values, rt.Val), rt.Indirection...)
+			}
+		}
+	default:
+		return ""
+	}
+	reads := func(e *pg_query.Node) bool {
+		found := false
+		visitColumnRefs(e, func(*pg_query.ColumnRef) { found = true })
+		return found
+	}
+	for _, v := range values {
+		if reads(v) {
+			return "SET"
+		}
+	}
+	if reads(where) {
+		return "WHERE"
+	}
+	return ""
 }
 
 // scopedRows returns the WHERE of the UPDATE or DELETE n on target: its

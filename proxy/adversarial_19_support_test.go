@@ -4,20 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/pgveil/pgveil/policy"
-	"github.com/pgveil/pgveil/proxy"
-	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // support19DB is the database of TestAdversarial19Support: a small copy
@@ -149,45 +140,13 @@ rule "teams_visible" {
 }
 `
 
-var (
-	support19Once sync.Once
-	support19Err  error
-)
+// support19Data is the database and policy startSupport19 serves.
+var support19Data = &policyDB{db: support19DB, what: "support", schema: support19Schema, policy: support19Policy}
 
-// startSupport19 loads support19DB once and serves support19Policy
-// in front of it.
+// startSupport19 loads support19DB once and serves support19Policy in front of it.
 func startSupport19(t *testing.T) *testProxy {
 	t.Helper()
-	setupDemo(t) // creates pgveil_svc and sets its password
-	ctx := context.Background()
-	support19Once.Do(func() {
-		if support19Err = cluster.CreateDatabase(ctx, support19DB); support19Err == nil {
-			support19Err = cluster.Exec(ctx, support19DB, support19Schema)
-		}
-	})
-	if support19Err != nil {
-		t.Fatalf("loading %s: %v", support19DB, support19Err)
-	}
-	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
-	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
-	path := filepath.Join(t.TempDir(), "support.hcl")
-	if err := os.WriteFile(path, []byte(support19Policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l := policy.NewLoader()
-	cfg, diags := l.Load(path)
-	if diags.HasErrors() {
-		var b strings.Builder
-		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		t.Fatalf("loading the support policy:\n%s", b.String())
-	}
-	enf, _, err := server.LoadEnforcement(ctx, cfg)
-	if err != nil {
-		t.Fatalf("loading enforcement: %v", err)
-	}
-	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	server.NewPolicies(enf).Apply(&po)
-	return serve(t, cfg, po)
+	return support19Data.start(t)
 }
 
 // TestAdversarial19Support holds the nineteenth red team's angles on a

@@ -3,19 +3,10 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/pgveil/pgveil/policy"
-	"github.com/pgveil/pgveil/proxy"
-	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // hrclinic20DB is the database of TestAdversarial20HRClinic: a small copy
@@ -209,47 +200,13 @@ rule "analyst_all" {
 }
 `
 
-var (
-	hrclinic20Once sync.Once
-	hrclinic20Err  error
-)
+// hrclinic20Data is the database and policy startHRClinic20 serves.
+var hrclinic20Data = &policyDB{db: hrclinic20DB, what: "hr and clinic", schema: hrclinic20Schema, policy: hrclinic20Policy, maskKeys: true}
 
-// startHRClinic20 loads hrclinic20DB once, installs the policy's hash
-// key upstream, and serves hrclinic20Policy in front of it.
+// startHRClinic20 loads hrclinic20DB once and serves hrclinic20Policy in front of it.
 func startHRClinic20(t *testing.T) *testProxy {
 	t.Helper()
-	setupDemo(t) // creates pgveil_svc and sets its password
-	ctx := context.Background()
-	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
-	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
-	path := filepath.Join(t.TempDir(), "hrclinic.hcl")
-	if err := os.WriteFile(path, []byte(hrclinic20Policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l := policy.NewLoader()
-	cfg, diags := l.Load(path)
-	if diags.HasErrors() {
-		var b strings.Builder
-		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		t.Fatalf("loading the hr and clinic policy:\n%s", b.String())
-	}
-	hrclinic20Once.Do(func() {
-		if hrclinic20Err = cluster.CreateDatabase(ctx, hrclinic20DB); hrclinic20Err == nil {
-			if hrclinic20Err = cluster.Exec(ctx, hrclinic20DB, hrclinic20Schema); hrclinic20Err == nil {
-				hrclinic20Err = cluster.Exec(ctx, hrclinic20DB, cfg.MaskKeysSQL())
-			}
-		}
-	})
-	if hrclinic20Err != nil {
-		t.Fatalf("loading %s: %v", hrclinic20DB, hrclinic20Err)
-	}
-	enf, _, err := server.LoadEnforcement(ctx, cfg)
-	if err != nil {
-		t.Fatalf("loading enforcement: %v", err)
-	}
-	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	server.NewPolicies(enf).Apply(&po)
-	return serve(t, cfg, po)
+	return hrclinic20Data.start(t)
 }
 
 // hrclinic20Leaks are the texts no answer of TestAdversarial20HRClinic may

@@ -7,20 +7,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/pgveil/pgveil/policy"
-	"github.com/pgveil/pgveil/proxy"
-	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // pseudonymDB is the database of TestHashPseudonyms: customers and their
@@ -119,47 +110,13 @@ rule "all" {
 }
 `
 
-var (
-	pseudonymOnce sync.Once
-	pseudonymErr  error
-)
+// pseudonymData is the database and policy startPseudonyms serves.
+var pseudonymData = &policyDB{db: pseudonymDB, what: "pseudonym", schema: pseudonymSchema, policy: pseudonymPolicy, maskKeys: true}
 
-// startPseudonyms loads pseudonymDB once, installs the policy's hash key
-// upstream, and serves pseudonymPolicy in front of it.
+// startPseudonyms loads pseudonymDB once and serves pseudonymPolicy in front of it.
 func startPseudonyms(t *testing.T) *testProxy {
 	t.Helper()
-	setupDemo(t) // creates pgveil_svc and sets its password
-	ctx := context.Background()
-	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
-	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
-	path := filepath.Join(t.TempDir(), "pseudo21.hcl")
-	if err := os.WriteFile(path, []byte(pseudonymPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l := policy.NewLoader()
-	cfg, diags := l.Load(path)
-	if diags.HasErrors() {
-		var b strings.Builder
-		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		t.Fatalf("loading the pseudonym policy:\n%s", b.String())
-	}
-	pseudonymOnce.Do(func() {
-		if pseudonymErr = cluster.CreateDatabase(ctx, pseudonymDB); pseudonymErr == nil {
-			if pseudonymErr = cluster.Exec(ctx, pseudonymDB, pseudonymSchema); pseudonymErr == nil {
-				pseudonymErr = cluster.Exec(ctx, pseudonymDB, cfg.MaskKeysSQL())
-			}
-		}
-	})
-	if pseudonymErr != nil {
-		t.Fatalf("loading %s: %v", pseudonymDB, pseudonymErr)
-	}
-	enf, _, err := server.LoadEnforcement(ctx, cfg)
-	if err != nil {
-		t.Fatalf("loading enforcement: %v", err)
-	}
-	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	server.NewPolicies(enf).Apply(&po)
-	return serve(t, cfg, po)
+	return pseudonymData.start(t)
 }
 
 // intPseudonym is the documented pseudonym of an integer under

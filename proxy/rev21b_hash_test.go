@@ -6,20 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/pgveil/pgveil/policy"
-	"github.com/pgveil/pgveil/proxy"
-	"github.com/pgveil/pgveil/proxy/server"
 )
 
 // rev21bDB is the database of TestHashPseudonymsReview: a hash-masked
@@ -96,46 +87,13 @@ rule "all" {
 }
 `
 
-var (
-	rev21bOnce sync.Once
-	rev21bErr  error
-)
+// rev21bData is the database and policy startRev21b serves.
+var rev21bData = &policyDB{db: rev21bDB, what: "rev21b", schema: rev21bSchema, policy: rev21bPolicy, maskKeys: true}
 
 // startRev21b loads rev21bDB once and serves rev21bPolicy in front of it.
 func startRev21b(t *testing.T) *testProxy {
 	t.Helper()
-	setupDemo(t)
-	ctx := context.Background()
-	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
-	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
-	path := filepath.Join(t.TempDir(), "rev21b.hcl")
-	if err := os.WriteFile(path, []byte(rev21bPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l := policy.NewLoader()
-	cfg, diags := l.Load(path)
-	if diags.HasErrors() {
-		var b strings.Builder
-		_ = policy.WriteDiagnostics(&b, l.Files(), diags)
-		t.Fatalf("loading:\n%s", b.String())
-	}
-	rev21bOnce.Do(func() {
-		if rev21bErr = cluster.CreateDatabase(ctx, rev21bDB); rev21bErr == nil {
-			if rev21bErr = cluster.Exec(ctx, rev21bDB, rev21bSchema); rev21bErr == nil {
-				rev21bErr = cluster.Exec(ctx, rev21bDB, cfg.MaskKeysSQL())
-			}
-		}
-	})
-	if rev21bErr != nil {
-		t.Fatalf("loading %s: %v", rev21bDB, rev21bErr)
-	}
-	enf, _, err := server.LoadEnforcement(ctx, cfg)
-	if err != nil {
-		t.Fatalf("loading enforcement: %v", err)
-	}
-	po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
-	server.NewPolicies(enf).Apply(&po)
-	return serve(t, cfg, po)
+	return rev21bData.start(t)
 }
 
 // rev21bPseudonym is the documented pseudonym of an integer under

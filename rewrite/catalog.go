@@ -270,6 +270,9 @@ ORDER BY 1, 2`
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
 // dependency: PostgreSQL 13 has no pg_range.rngmultitypid.
+// An operator's row lists its commutator's and its negator's functions
+// too: the planner runs them in its place, NOT (a op b) as a's negator
+// with b, b op a as the commutator to match an index or a join.
 // Those an extension installed are left out, and so are an extension's
 // operators and casts a DBA's domain CHECK uses (citext's ~ in
 // CHECK (VALUE ~ '…') over citext): they call that extension's
@@ -296,14 +299,17 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   UNION
   SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part = c.top
 )
-SELECT 'o', n.nspname, o.oprname, fn.nspname, p.proname, '', '', '', ''
+SELECT DISTINCT 'o', n.nspname, o.oprname, fn.nspname, p.proname,
+  CASE WHEN x.oid = o.oid THEN '' WHEN x.oid = o.oprnegate THEN 'the negator ' || x.oprname
+    ELSE 'the commutator ' || x.oprname END, '', '', ''
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+JOIN pg_catalog.pg_operator x ON x.oid IN (o.oid, o.oprcom, o.oprnegate)
+JOIN pg_catalog.pg_proc p ON p.oid = x.oprcode
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = o.oid AND d.deptype = 'e')
+    WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
   pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), ''
@@ -670,6 +676,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		digestRow(d, 'c', v)
 		call := ImplicitCall{Schema: string(v[1]), Function: QName{string(v[3]), string(v[4])}}
 		if string(v[0]) == "o" {
+			call.Via = string(v[5])
 			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
 			continue
 		}

@@ -181,3 +181,79 @@ CREATE FUNCTION rev21e.rev21d_tags(int) RETURNS int LANGUAGE sql AS 'SELECT $1'`
 		}
 	})
 }
+
+// TestOperatorsCommutatorsAndNegatorsCount: the planner runs a DBA
+// operator's negator in its place for NOT (a op b), and may commute
+// a op b to match an index or a join: their functions are called as the
+// service account although the statement names only op. The function
+// policy counts them as the operator's own.
+func TestOperatorsCommutatorsAndNegatorsCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21f_lt(text, text) RETURNS boolean LANGUAGE plpgsql AS 'BEGIN RETURN $1 < $2; END';
+CREATE FUNCTION public.rev21f_ge(text, text) RETURNS boolean LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21f_ge read %'', $1; END';
+CREATE FUNCTION public.rev21f_gt(text, text) RETURNS boolean LANGUAGE plpgsql AS 'BEGIN RETURN $1 > $2; END';
+CREATE OPERATOR public.#<# (leftarg = text, rightarg = text, function = public.rev21f_lt, negator = #>=#, commutator = #>#);
+CREATE OPERATOR public.#>=# (leftarg = text, rightarg = text, function = public.rev21f_ge);
+CREATE OPERATOR public.#># (leftarg = text, rightarg = text, function = public.rev21f_gt)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+
+	t.Run("PostgreSQL runs the negator's function for NOT", func(t *testing.T) {
+		_, err := conn.Exec(ctx, "SAVEPOINT s; SELECT 1 FROM countries WHERE NOT (name #<# 'b')").ReadAll()
+		if err == nil || !strings.Contains(err.Error(), "rev21f_ge read") {
+			t.Errorf("want the negator's function to run, got %v", err)
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{
+		"SELECT 1 FROM countries WHERE NOT (name #<# 'b')",
+		"SELECT NOT ('a' #<# 'b')",
+		"SELECT 'a' #<# 'b'",
+	}
+	for _, tc := range []struct {
+		name    string
+		allowed []string
+		refuses string
+	}{
+		{"with the negator's function not listed, the operator is refused", []string{"public.rev21f_lt", "public.rev21f_gt"}, "the negator #>=#"},
+		{"with the commutator's function not listed, the operator is refused", []string{"public.rev21f_lt", "public.rev21f_ge"}, "the commutator #>#"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+			for _, f := range tc.allowed {
+				p.allowed[f] = true
+			}
+			for _, sql := range stmts {
+				_, err := rewrite.Rewrite(sql, cat, p)
+				var r *rewrite.Refused
+				if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), tc.refuses) {
+					t.Errorf("%s: want a refusal by rule function naming %s, got %v", sql, tc.refuses, err)
+				}
+			}
+		})
+	}
+	t.Run("with the three functions listed, the operator runs", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{
+			"public.rev21f_lt": true, "public.rev21f_ge": true, "public.rev21f_gt": true}}
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}

@@ -49,6 +49,9 @@ type Catalog struct {
 	// pg_catalog that operators of that name call, with the operator's
 	// schema, and CastCalls a type name to those that casts to a type
 	// of that name call: a statement runs them without naming them.
+	// NOTE: an operator's commutator's and negator's functions count as
+	// its own: the planner rewrites NOT (a op b) to the negator, and may
+	// commute a op b to match an index or a join.
 	// Operators and casts of extensions are not listed (see
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall
@@ -114,6 +117,11 @@ type UnseenCall struct {
 	Source, Target string
 	// Function is the function called.
 	Function QName
+	// Via names, for an operator's function, the operator of another
+	// name whose function it is ("the negator #>=#"), "" when the
+	// operator's own: the planner may run a commutator or a negator in
+	// the operator's place.
+	Via string
 }
 
 // ImplicitCall is a function an operator or a cast calls.
@@ -123,6 +131,11 @@ type ImplicitCall struct {
 	Schema string
 	// Function is the function called.
 	Function QName
+	// Via names, for an operator's function, the operator of another
+	// name whose function it is ("the negator #>=#"), "" when the
+	// operator's own: the planner may run a commutator or a negator in
+	// the operator's place.
+	Via string
 }
 
 // InternalSchema is the upstream schema of pgveil's own objects: the

@@ -890,12 +890,18 @@ func (w *walker) operatorCalls(op string) {
 	}
 	for _, c := range w.cat.OperatorCalls[op] {
 		if slices.Contains(w.path, c.Schema) {
-			w.implicitCall("the operator "+c.Schema+"."+op, c.Function)
+			what := "the operator " + c.Schema + "." + op
+			if c.Via != "" {
+				// NOT (a op b) runs the negator, and the planner
+				// may commute a op b to match an index or a join.
+				what += ", through " + c.Via + " the planner may run in its place,"
+			}
+			w.implicitCall(what, c.Function)
 			// Its function's result meets the statement's values as a
 			// call's does (function): 'a' ### 'b' of a checked domain's
 			// array reads 'x' through the CHECKs in array_position(…, 'x').
 			for _, r := range w.cat.ResultCalls[c.Function.Name] {
-				w.implicitCall("the operator "+c.Schema+"."+op+", whose result is of a type whose domain CHECKs call functions,", r.Function)
+				w.implicitCall(what+" whose function's result is of a type whose domain CHECKs call functions", r.Function)
 			}
 		}
 	}

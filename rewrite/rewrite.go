@@ -629,6 +629,15 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 	case acc.ReadOnly != "":
 		return deny("policy_input", "%s", acc.ReadOnly)
 	case acc.Mode == Governed:
+		// An UPDATE's or DELETE's RETURNING reads the rows it finds
+		// (UPDATE t SET c = c RETURNING … reads every row in scope):
+		// it needs select, as a read does. An INSERT's returns the
+		// rows the client wrote.
+		if len(n.GetUpdateStmt().GetReturningList()) > 0 || len(n.GetDeleteStmt().GetReturningList()) > 0 {
+			if !w.mayRead(rel) {
+				return w.err
+			}
+		}
 		return w.writeGoverned(k, n, rel, acc)
 	}
 	if ok, reason := w.pol.AllowStatement(k); !ok {

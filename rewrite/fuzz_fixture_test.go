@@ -2,6 +2,7 @@ package rewrite_test
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -101,8 +102,9 @@ func (w noSelectPolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
 }
 
 // governedReads returns the governed relations sql reads other than as
-// the target of an INSERT, UPDATE, DELETE or MERGE (or in the row-identity
-// subquery that scopes it): for a policy without
+// the target of an INSERT, UPDATE without RETURNING, DELETE without
+// RETURNING or MERGE (or in the row-identity subquery that scopes it):
+// for a policy without
 // select, an allowed statement's output must read none.
 // NOTE: an unqualified name counts only when no CTE of the statement
 // bears it.
@@ -113,7 +115,9 @@ func governedReads(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []strin
 	}
 	targets := map[*pg_query.RangeVar]bool{}
 	ctes := map[string]bool{}
-	var rvs []*pg_query.RangeVar
+	// returning holds the targets of UPDATEs and DELETEs with a
+	// RETURNING, which reads the rows they find.
+	var rvs, returning []*pg_query.RangeVar
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
@@ -121,8 +125,14 @@ func governedReads(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []strin
 			targets[x.Relation] = true
 		case *pg_query.UpdateStmt:
 			targets[x.Relation] = true
+			if len(x.ReturningList) > 0 {
+				returning = append(returning, x.Relation)
+			}
 		case *pg_query.DeleteStmt:
 			targets[x.Relation] = true
+			if len(x.ReturningList) > 0 {
+				returning = append(returning, x.Relation)
+			}
 		case *pg_query.MergeStmt:
 			targets[x.Relation] = true
 		case *pg_query.SelectStmt:
@@ -161,7 +171,7 @@ func governedReads(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []strin
 	}
 	var out []string
 	for _, rv := range rvs {
-		if targets[rv] || rv.Catalogname != "" {
+		if (targets[rv] && !slices.Contains(returning, rv)) || rv.Catalogname != "" {
 			continue
 		}
 		schema := rv.Schemaname

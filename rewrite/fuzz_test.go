@@ -157,6 +157,8 @@ var fuzzSeeds = []string{
 	`SELECT id FROM responses WHERE id = 5 AND submitted_at > statement_timestamp() - interval '2160 hours'`,
 	`SELECT tableoid FROM responses`,
 	`UPDATE responses SET comment = comment WHERE team_id IN (SELECT id FROM teams)`,
+	`UPDATE responses SET nps = nps RETURNING id, comment`,
+	`DELETE FROM countries WHERE code = 'XX' RETURNING name`,
 	`WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2) SELECT n, (SELECT count(*) FROM responses e WHERE e.team_id = r.n) FROM r ORDER BY n`,
 }
 
@@ -356,6 +358,10 @@ func FuzzEngineCache(f *testing.F) {
 		[3]string{"UPDATE responses SET score = 1.5 WHERE id = 1", "UPDATE responses SET score = 2.5 WHERE id = 2", "UPDATE responses SET score = 3 WHERE id = 3"},
 		[3]string{"INSERT INTO countries VALUES ('a', 'b')", "INSERT INTO countries VALUES ('c', 'd')", "INSERT INTO countries VALUES ('e', 'f''g')"},
 		[3]string{"DELETE FROM responses WHERE team_id = 1", "DELETE FROM responses WHERE team_id = 2", "DELETE FROM responses WHERE team_id = 3"},
+		// Constants equal to the hash mask's own (16, 9223372036854775807,
+		// 'x', 'k1'): a template's slot must be the client's only.
+		[3]string{"SELECT id FROM responses WHERE nps = 16 AND comment = 'k1'", "SELECT id FROM responses WHERE nps = 32 AND comment = 'x'", "SELECT id FROM responses WHERE nps = 9223372036854775807 AND comment = 'k1'"},
+		[3]string{"SELECT team_id & 9223372036854775807 FROM responses WHERE branch = 'x' LIMIT 16", "SELECT team_id & 9223372036854775806 FROM responses WHERE branch = 'y' LIMIT 15", "SELECT team_id & 1 FROM responses WHERE branch = 'k1' LIMIT 16"},
 	)
 	for _, p := range triples {
 		f.Add(p[0], p[1], p[2])

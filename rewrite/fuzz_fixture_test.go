@@ -147,6 +147,13 @@ func governedReads(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []strin
 					}
 				}
 			}
+		case *pg_query.LockingClause:
+			// FOR UPDATE OF r names a FROM item, not a relation.
+			for _, n := range x.LockedRels {
+				if rv := n.GetRangeVar(); rv != nil {
+					targets[rv] = true
+				}
+			}
 		case *pg_query.CommonTableExpr:
 			ctes[x.Ctename] = true
 		case *pg_query.RangeVar:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -17,6 +18,19 @@ import (
 // go test -run '^$' -fuzz FuzzLoad -parallel 1 ./policy
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(mistakesBase))
+	// The twenty-first round's: hash masks on integer and uuid keys, a
+	// rule's now() window in days, a near-miss table block, a table
+	// block quoted as in SQL, a role listing writes but not select.
+	for _, r := range [][2]string{
+		{`mask  = "partial"`, "mask  = \"hash\"\n  }\n  column \"team_id\" {\n    class = \"internal\"\n    mask  = \"hash\""},
+		{`where  = "country = me.country"`, `where  = "country = me.country AND submitted_at > now() - interval '90 days'"`},
+		{`where  = "country = me.country"`, `where  = "submitted_at > CURRENT_TIMESTAMP(0) - '3 mons'::interval OR submitted_at > interval 'P2W' + pg_catalog.now()"`},
+		{`tables = ["public.responses"]`, `tables = ["public.respones"]`},
+		{`table "public.responses"`, `table "\"public\".\"Responses\""`},
+		{`statements = ["select"]`, `statements = ["insert", "update", "delete"]`},
+	} {
+		f.Add([]byte(strings.Replace(mistakesBase, r[0], r[1], 1)))
+	}
 	for _, pattern := range []string{"../configs/*.hcl", "../configs/*/*.hcl", "testdata/*.hcl"} {
 		paths, err := filepath.Glob(pattern)
 		if err != nil {

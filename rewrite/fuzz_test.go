@@ -115,6 +115,51 @@ var fuzzSeeds = []string{
 	`SELECT * FROM pg_toast.pg_toast_1`,
 	`SELECT * FROM pg_temp_3.t`,
 	`SELECT nextval('responses_id_seq'), currval('responses_id_seq'), lastval()`,
+	// The twenty-first round's, in the demo's names: a column of a
+	// checked domain's type meeting the statement's values (score, in
+	// the fixture's checked catalog; unnest's result), reads without
+	// select, hash pseudonyms of team_id and id, and the red team's.
+	`SELECT array_position(ARRAY[score], 1.5) FROM responses`,
+	`SELECT (SELECT count(*) FROM responses r WHERE ARRAY[r.score] @> '{1}')`,
+	`WITH c AS (SELECT score FROM responses) SELECT coalesce(score, 2) FROM c`,
+	`SELECT score FROM responses UNION SELECT 1.5`,
+	`SELECT coalesce(u, 'x') FROM unnest(ARRAY['a']) u`,
+	`SELECT array_position(ARRAY(SELECT unnest(tags) FROM responses), 'x')`,
+	`UPDATE responses SET score = 1.5 WHERE id = 1`,
+	`INSERT INTO responses (score, country, submitted_at) VALUES ($1, 'France', now())`,
+	`SELECT name FROM countries WHERE code = $1`,
+	`SELECT 1 WHERE EXISTS (SELECT FROM responses)`,
+	`WITH r AS (SELECT * FROM responses) SELECT count(*) FROM r`,
+	`SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = 'responses'::regclass`,
+	`SELECT count(*) FROM information_schema.columns WHERE table_name = 'responses'`,
+	`COPY responses (id) TO STDOUT`,
+	`COPY (SELECT id FROM responses) TO STDOUT`,
+	`INSERT INTO countries SELECT code, name FROM countries`,
+	`INSERT INTO responses (country, submitted_at) SELECT name, now() FROM countries RETURNING *`,
+	`UPDATE responses SET nps = 1 WHERE id IN (SELECT r.id FROM responses r)`,
+	`UPDATE responses SET nps = 1 FROM countries c WHERE c.name = responses.country`,
+	`DELETE FROM responses USING responses r2 WHERE r2.id = responses.id`,
+	`UPDATE responses SET comment = (SELECT name FROM countries LIMIT 1) WHERE id = 1 RETURNING (SELECT count(*) FROM responses)`,
+	`MERGE INTO countries c USING responses r ON r.country = c.name WHEN MATCHED THEN DELETE`,
+	`SELECT DISTINCT team_id FROM responses WHERE nps = 10`,
+	`SELECT count(*) FROM responses a JOIN responses b ON a.team_id = b.id`,
+	`SELECT pg_typeof(team_id), pg_typeof(id) FROM responses LIMIT 1`,
+	`SELECT count(DISTINCT team_id) FROM responses GROUP BY team_id ORDER BY 1`,
+	`SELECT count(*) FROM responses WHERE team_id = 42 OR team_id::text = '42' OR team_id + 0 = 42 OR id BETWEEN 1 AND 100`,
+	`SELECT team_id / 0, team_id::int4, to_hex(id) FROM responses`,
+	`SELECT amount FROM (SELECT nps AS amount, team_id FROM responses) o ORDER BY team_id, amount`,
+	`SELECT count(*) FROM responses WHERE ('x' || left(comment, 16))::bit(64)::int8 & 9223372036854775807 = id`,
+	`SELECT DISTINCT ON (id) min(id) OVER () FROM responses ORDER BY id LIMIT 1`,
+	`SELECT count(*) FROM responses a JOIN generate_series(1, 100) g ON g = a.team_id`,
+	`SELECT count(*) FROM responses WHERE team_id = ANY('{2,3}'::int[])`,
+	`SELECT count(*) FROM responses e WHERE to_jsonb(e)::text LIKE '%3333%' OR e::text LIKE '%3333%'`,
+	`SELECT count(*) FROM responses, jsonb_each(to_jsonb(responses)) k WHERE k.key = 'email'`,
+	`SELECT id FROM responses WHERE id = 5 AND submitted_at > statement_timestamp() - interval '2160 hours'`,
+	`SELECT tableoid FROM responses`,
+	`UPDATE responses SET comment = comment WHERE team_id IN (SELECT id FROM teams)`,
+	`UPDATE responses SET nps = nps RETURNING id, comment`,
+	`DELETE FROM countries WHERE code = 'XX' RETURNING name`,
+	`WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2) SELECT n, (SELECT count(*) FROM responses e WHERE e.team_id = r.n) FROM r ORDER BY n`,
 }
 
 // fuzzUsers are the policies FuzzRewrite checks each input against: the
@@ -155,8 +200,8 @@ func FuzzRewrite(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
 	}
-	policies := make([]rewrite.Policy, 0, len(fuzzUsers))
-	names := make([]string, 0, len(fuzzUsers))
+	policies := make([]rewrite.Policy, 0, len(fuzzUsers)+4)
+	names := make([]string, 0, len(fuzzUsers)+4)
 	for _, u := range fuzzUsers {
 		var p rewrite.Policy = env.policy(f, u.login)
 		name := u.login
@@ -170,11 +215,34 @@ func FuzzRewrite(f *testing.F) {
 		policies = append(policies, p)
 		names = append(names, name)
 	}
+	cats := make([]*rewrite.Catalog, len(policies), len(policies)+4)
+	for i := range cats {
+		cats[i] = env.cat
+	}
+	// The fixture of fuzz_fixture_test.go: marie with responses.id and
+	// team_id hash-masked as bigint pseudonyms; marie writing without
+	// select; responses.score of a checked domain, its function listed
+	// (marie) or not (hq, writing).
+	checked := checkedCatalog(env.cat)
+	marie := env.policy(f, "marie")
+	for _, x := range []struct {
+		name string
+		cat  *rewrite.Catalog
+		pol  rewrite.Policy
+	}{
+		{"marie+hashed", env.cat, newHashedPolicy(f, marie)},
+		{"marie+writer", env.cat, noSelectPolicy{marie}},
+		{"marie+checked+known", checked, allowChecked{marie}},
+		{"hq+writes+checked", checked, policies[3]},
+	} {
+		names, cats, policies = append(names, x.name), append(cats, x.cat), append(policies, x.pol)
+	}
 
 	splicer := rewrite.NewSplicer()
 	f.Fuzz(func(t *testing.T, sql string) {
 		for i, pol := range policies {
-			res, err := rewrite.Rewrite(sql, env.cat, pol)
+			cat := cats[i]
+			res, err := rewrite.Rewrite(sql, cat, pol)
 			if err != nil {
 				var r *rewrite.Refused
 				var u *rewrite.UnknownRelationError
@@ -196,20 +264,25 @@ func FuzzRewrite(f *testing.F) {
 			if len(tree.Stmts) != len(res.Kinds) {
 				t.Fatalf("%s: the output has %d statements, the input %d:\n%s", names[i], len(tree.Stmts), len(res.Kinds), res.SQL)
 			}
-			if problems := verifyOutput(res.SQL, env.cat, pol); len(problems) > 0 {
+			if problems := verifyOutput(res.SQL, cat, pol); len(problems) > 0 {
 				t.Fatalf("%s: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
+			}
+			if ok, _ := pol.AllowStatement(rewrite.KindSelect); !ok {
+				if problems := governedReads(res.SQL, cat, pol); len(problems) > 0 {
+					t.Fatalf("%s: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
+				}
 			}
 			// The engine's cold path: the same statement in meaning as
 			// the fenced rewrite, since it never reads directly.
-			sres, serr := splicer.Rewrite(sql, env.cat, pol)
+			sres, serr := splicer.Rewrite(sql, cat, pol)
 			if serr != nil {
 				t.Fatalf("%s: Rewrite rewrites it, the cold path refuses it: %v", names[i], serr)
 			}
 			if rewrite.Direct(res) {
-				if res, err = rewrite.RewriteFenced(sql, env.cat, pol); err != nil {
+				if res, err = rewrite.RewriteFenced(sql, cat, pol); err != nil {
 					t.Fatalf("%s: Rewrite reads it directly, the fenced rewrite refuses it: %v", names[i], err)
 				}
-				if problems := verifyOutput(res.SQL, env.cat, pol); len(problems) > 0 {
+				if problems := verifyOutput(res.SQL, cat, pol); len(problems) > 0 {
 					t.Fatalf("%s, fenced: %s\ninput:  %s\noutput: %s", names[i], strings.Join(problems, "\n"), sql, res.SQL)
 				}
 			}
@@ -277,6 +350,19 @@ func FuzzEngineCache(f *testing.F) {
 		[3]string{"SELECT id FROM responses WHERE id = 1 OR score < 1.5", "SELECT id FROM responses WHERE id = 2 OR score < .5", "SELECT id FROM responses WHERE id = 00003 OR score < 1e400"},
 		[3]string{"SELECT id FROM responses WHERE nps+-1 = 3 AND nps <>-1", "SELECT id FROM responses WHERE nps+-2 = 4 AND nps <>-2", "SELECT id FROM responses WHERE nps+-0 = 0 AND nps <>-0"},
 	)
+	// The twenty-first round's: a hash pseudonym compared with a
+	// constant, a checked domain's column, writes without select.
+	triples = append(triples,
+		[3]string{"SELECT team_id FROM responses WHERE team_id = 1 AND id = 2", "SELECT team_id FROM responses WHERE team_id = 3 AND id = 4", "SELECT team_id FROM responses WHERE team_id = 5000000000 AND id = -1"},
+		[3]string{"SELECT score FROM responses WHERE score > 1.5", "SELECT score FROM responses WHERE score > 2.5", "SELECT score FROM responses WHERE score > 'x'"},
+		[3]string{"UPDATE responses SET score = 1.5 WHERE id = 1", "UPDATE responses SET score = 2.5 WHERE id = 2", "UPDATE responses SET score = 3 WHERE id = 3"},
+		[3]string{"INSERT INTO countries VALUES ('a', 'b')", "INSERT INTO countries VALUES ('c', 'd')", "INSERT INTO countries VALUES ('e', 'f''g')"},
+		[3]string{"DELETE FROM responses WHERE team_id = 1", "DELETE FROM responses WHERE team_id = 2", "DELETE FROM responses WHERE team_id = 3"},
+		// Constants equal to the hash mask's own (16, 9223372036854775807,
+		// 'x', 'k1'): a template's slot must be the client's only.
+		[3]string{"SELECT id FROM responses WHERE nps = 16 AND comment = 'k1'", "SELECT id FROM responses WHERE nps = 32 AND comment = 'x'", "SELECT id FROM responses WHERE nps = 9223372036854775807 AND comment = 'k1'"},
+		[3]string{"SELECT team_id & 9223372036854775807 FROM responses WHERE branch = 'x' LIMIT 16", "SELECT team_id & 9223372036854775806 FROM responses WHERE branch = 'y' LIMIT 15", "SELECT team_id & 1 FROM responses WHERE branch = 'k1' LIMIT 16"},
+	)
 	for _, p := range triples {
 		f.Add(p[0], p[1], p[2])
 	}
@@ -313,6 +399,19 @@ func FuzzEngineCache(f *testing.F) {
 		},
 		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindDelete: true},
 	}})
+	// The fixture of fuzz_fixture_test.go: marie with hash pseudonyms,
+	// writing without select, and reading a table with a column of a
+	// checked domain, its function listed.
+	marie := env.policy(f, "marie")
+	users = append(users, []struct {
+		login string
+		p     rewrite.Policy
+	}{
+		{"marie-hashed", newHashedPolicy(f, marie)},
+		{"marie-writer", noSelectPolicy{marie}},
+		{"marie-checked", allowChecked{marie}},
+	}...)
+	checked := checkedCatalog(env.cat)
 	for _, p := range [][3]string{
 		{"SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 7"},
 		{"SELECT id FROM responses WHERE nps <> 3 AND team_id = 1000000001", "SELECT id FROM responses WHERE nps <> 1500000000 AND team_id = 1500000001", "SELECT id FROM responses WHERE nps <> 3 AND team_id = 7"},
@@ -327,21 +426,25 @@ func FuzzEngineCache(f *testing.F) {
 			return
 		}
 		for _, u := range users {
-			checkEngineCache(t, env, u.login, u.p, a, b, c)
+			cat := env.cat
+			if u.login == "marie-checked" {
+				cat = checked
+			}
+			checkEngineCache(t, cat, u.login, u.p, a, b, c)
 		}
 	})
 }
 
 // checkEngineCache is FuzzEngineCache's check for one user.
-func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy, a, b, c string) {
+func checkEngineCache(t *testing.T, cat *rewrite.Catalog, login string, p rewrite.Policy, a, b, c string) {
 	policy := func(string) (rewrite.Policy, error) { return p, nil }
 	ctx := context.Background()
-	warm := rewrite.NewEngine(env.cat, policy, nil, 100)
+	warm := rewrite.NewEngine(cat, policy, nil, 100)
 	warm.SetFingerprints(true)
 	_, _ = warm.Rewrite(ctx, login, 'Q', a)
 	_, _ = warm.Rewrite(ctx, login, 'Q', b)
 	got, gerr := warm.Rewrite(ctx, login, 'Q', c)
-	want, werr := rewrite.NewEngine(env.cat, policy, nil, 100).Rewrite(ctx, login, 'Q', c)
+	want, werr := rewrite.NewEngine(cat, policy, nil, 100).Rewrite(ctx, login, 'Q', c)
 	if (gerr == nil) != (werr == nil) {
 		t.Fatalf("%s, after %q, %q, %q: warm engine %v, cold engine %v", login, a, b, c, gerr, werr)
 	}
@@ -358,7 +461,7 @@ func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy
 	// The cold engine splices what it can; the warm one may serve c
 	// from a template, which gives the deparse-based rewrite byte
 	// for byte. Both are that rewrite in meaning.
-	direct, derr := rewrite.Rewrite(c, env.cat, p)
+	direct, derr := rewrite.Rewrite(c, cat, p)
 	var r *rewrite.Refused
 	if errors.As(derr, &r) && r.Rule == "rewrite" && rewrite.Spliced(want) {
 		// The deparser is not faithful to c; the splice keeps the
@@ -374,7 +477,7 @@ func checkEngineCache(t *testing.T, env *demoEnv, login string, p rewrite.Policy
 	// A template reads directly where Rewrite does; the cold engine
 	// never does (rewriteText): it is held to the fenced rewrite.
 	if rewrite.Direct(direct) {
-		if direct, derr = rewrite.RewriteFenced(c, env.cat, p); derr != nil {
+		if direct, derr = rewrite.RewriteFenced(c, cat, p); derr != nil {
 			t.Fatalf("%q: Rewrite reads it directly, the fenced rewrite refuses it: %v", c, derr)
 		}
 	}

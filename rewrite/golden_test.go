@@ -1098,7 +1098,7 @@ func (v *verifier) arm(rs *pg_query.RangeSubselect, s *pg_query.SelectStmt, rowI
 
 // policyTargets checks that tl lists rel's columns in order, qualified
 // by q, the masked ones replaced by their mask (its columns qualified by
-// q) cast to the column's type.
+// q) cast to the column's type, or to the one Access.MaskTypes names.
 func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc rewrite.Access, q string) {
 	want := make([]*pg_query.Node, 0, len(rel.Columns))
 	for _, col := range rel.Columns {
@@ -1112,8 +1112,12 @@ func (v *verifier) policyTargets(tl []*pg_query.Node, rel *rewrite.Relation, acc
 		} else {
 			mask = qualifiedExpr(mask, q)
 		}
+		typ := col.TypeName
+		if t := acc.MaskTypes[col.Name]; t != nil {
+			typ = t // a hash pseudonym's type (Access.MaskTypes)
+		}
 		want = append(want, target(col.Name, &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-			Arg: mask, TypeName: col.TypeName}}}))
+			Arg: mask, TypeName: typ}}}))
 	}
 	if got, exp := targetsSQL(tl), targetsSQL(want); got != exp {
 		v.problem("the columns of the subquery around %s are\n  %s\nwant\n  %s", rel.QName, got, exp)

@@ -23,8 +23,8 @@ func TestEngineCacheLongShape(t *testing.T) {
 			return comment + "SELECT id, nps FROM responses WHERE id = " + id + " AND country = '" + country + "'"
 		}
 		t.Run("pad "+strconv.Itoa(pad), func(t *testing.T) {
-			checkEngineCache(t, env, "marie", p, stmt("1", "FR"), stmt("2", "DE"), stmt("123456", "x''y"))
-			checkEngineCache(t, env, "marie", p, stmt("1", "FR"), stmt("2", "DE"), stmt("0042", "IT"))
+			checkEngineCache(t, env.cat, "marie", p, stmt("1", "FR"), stmt("2", "DE"), stmt("123456", "x''y"))
+			checkEngineCache(t, env.cat, "marie", p, stmt("1", "FR"), stmt("2", "DE"), stmt("0042", "IT"))
 			e := rewrite.NewEngine(env.cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)
 			for _, text := range []string{stmt("1", "FR"), stmt("2", "DE"), stmt("3", "IT")} {
 				if _, err := e.Rewrite(context.Background(), "marie", 'Q', text); err != nil {

@@ -544,6 +544,10 @@ func (w *walker) columnTypeCalls(rel *Relation) {
 			return
 		}
 		for _, c := range w.cat.ColumnCheckCalls(col) {
+			if c.Via != "" {
+				w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s, through %s (ORDER BY, GROUP BY, DISTINCT, UNION, a join or a window on it runs it; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type, c.Via), c.Function)
+				continue
+			}
 			w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s whose domain CHECKs call functions (a value the statement writes may become its type; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type), c.Function)
 		}
 	}
@@ -600,6 +604,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	// (columnTypeCalls): array_position(f(), 'x') reads 'x' through
 	// the CHECKs of the domains its type is made of.
 	for _, c := range w.cat.ResultCalls[name] {
+		if c.Via != "" {
+			w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type, through %s (sorting, grouping, comparing or, for a range, building its values runs it),", name, c.Via), c.Function)
+			continue
+		}
 		w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type whose domain CHECKs call functions (a value the statement writes may become its type),", name), c.Function)
 	}
 	if w.err != nil {
@@ -919,6 +927,11 @@ func (w *walker) castCalls(tn *pg_query.TypeName) {
 		return
 	}
 	for _, c := range w.cat.CastCalls[typ] {
+		if c.Via != "" {
+			// Sorting, grouping or comparing a value of it runs them.
+			w.implicitCall("a cast to "+typ+", through "+c.Via+" (sorting, grouping, comparing or, for a range, building its values runs it),", c.Function)
+			continue
+		}
 		w.implicitCall("a cast to "+typ, c.Function)
 	}
 }

@@ -280,7 +280,13 @@ ORDER BY 1, 2`
 // functions are left out.
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
-// with b, b op a as the commutator to match an index or a join.
+// with b, b op a as the commutator to match an index or a join; and so,
+// through chains of them (opr_chain: NOT (b op a) in a hash join ran
+// the negator's commutator), with the support functions of the btree
+// and hash operator families of each (a merge join sorts, a hash join
+// hashes by them). The chain is walked back from the operators that
+// call such a function (opr_fn): walked forward from every operator it
+// took two seconds on the demo.
 // Those an extension installed are left out, and so are an extension's
 // operators and casts a DBA's domain CHECK uses (citext's ~ in
 // CHECK (VALUE ~ '…') over citext): they call that extension's
@@ -306,6 +312,35 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   SELECT DISTINCT k.contypid, k.contypid FROM pg_catalog.pg_constraint k WHERE k.contypid <> 0
   UNION
   SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part = c.top
+), opr_fn (oid, fn, via) AS (
+  SELECT x.oid, f.fn, f.via
+  FROM pg_catalog.pg_operator x
+  CROSS JOIN LATERAL (
+    SELECT x.oprcode::pg_catalog.oid, ''::pg_catalog.text
+    UNION ALL
+    SELECT ap.amproc::pg_catalog.oid, 'the operator family ' || fam.opfname COLLATE "default"
+    FROM pg_catalog.pg_amop ao
+    JOIN pg_catalog.pg_opfamily fam ON fam.oid = ao.amopfamily
+    JOIN pg_catalog.pg_am am ON am.oid = ao.amopmethod AND am.amname IN ('btree', 'hash')
+    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = ao.amopfamily
+    WHERE ao.amopopr = x.oid
+  ) f (fn, via)
+  JOIN pg_catalog.pg_proc p ON p.oid = f.fn
+  WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
+), opr_chain (top, oid, via, path) AS (
+  SELECT DISTINCT f.oid, f.oid, ''::pg_catalog.text, ARRAY[f.oid] FROM opr_fn f
+  UNION ALL
+  SELECT o.oid, c.oid, 'the ' || CASE WHEN o.oprnegate = c.top THEN 'negator ' ELSE 'commutator ' END
+    || t.oprname COLLATE "default" || CASE WHEN c.via = '' THEN '' ELSE '''s ' || pg_catalog.substr(c.via, 5) END,
+    c.path || o.oid
+  FROM opr_chain c
+  JOIN pg_catalog.pg_operator t ON t.oid = c.top
+  JOIN pg_catalog.pg_operator o ON c.top IN (o.oprcom, o.oprnegate)
+  WHERE o.oid <> ALL (c.path)
 ), opclass_fn (typ, fn, via) AS (
   SELECT oc.opcintype, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
   FROM pg_catalog.pg_opclass oc
@@ -336,16 +371,14 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   SELECT m.oid, c.fn, c.via FROM classed c JOIN made_of m ON m.part = c.top
 )
 SELECT DISTINCT 'o', n.nspname, o.oprname, fn.nspname, p.proname,
-  CASE WHEN x.oid = o.oid THEN '' WHEN x.oid = o.oprnegate THEN 'the negator ' || x.oprname
-    ELSE 'the commutator ' || x.oprname END, '', '', ''
-FROM pg_catalog.pg_operator o
+  CASE WHEN f.via = '' THEN ch.via WHEN ch.via = '' THEN f.via || ' of the operator' ELSE f.via || ' of ' || ch.via END,
+  '', '', ''
+FROM opr_chain ch
+JOIN opr_fn f ON f.oid = ch.oid
+JOIN pg_catalog.pg_operator o ON o.oid = ch.top
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-JOIN pg_catalog.pg_operator x ON x.oid IN (o.oid, o.oprcom, o.oprnegate)
-JOIN pg_catalog.pg_proc p ON p.oid = x.oprcode
+JOIN pg_catalog.pg_proc p ON p.oid = f.fn
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE fn.nspname <> 'pg_catalog'
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
   pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), ''

@@ -106,3 +106,76 @@ func TestOperatorClassesCount(t *testing.T) {
 		}
 	})
 }
+
+// TestOperatorsChainsCount: the planner rewrites NOT (a op b) to op's
+// negator, then commutes that to put a hash join's sides in place: the
+// negator's commutator's function runs, and the hash function of the
+// operator family that makes it hashable, though the statement names
+// only op. The function policy counts the chain and the families.
+func TestOperatorsChainsCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21g_ne(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN $1 <> $2; END';
+CREATE FUNCTION public.rev21g_eq2(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN $1 = $2; END';
+CREATE FUNCTION public.rev21g_com(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21g_com read % %'', $1, $2; END';
+CREATE FUNCTION public.rev21g_h(text) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN hashtext($1); END';
+CREATE OPERATOR public.#==# (leftarg = text, rightarg = text, function = public.rev21g_com);
+CREATE OPERATOR public.#=# (leftarg = text, rightarg = text, function = public.rev21g_eq2, commutator = #==#, hashes);
+CREATE OPERATOR public.#<># (leftarg = text, rightarg = text, function = public.rev21g_ne, negator = #=#);
+CREATE OPERATOR CLASS public.rev21g_th FOR TYPE text USING hash AS OPERATOR 1 public.#=#, FUNCTION 1 public.rev21g_h(text);
+CREATE OPERATOR CLASS public.rev21g_th2 FOR TYPE text USING hash AS OPERATOR 1 public.#==#, FUNCTION 1 pg_catalog.hashtext(text);
+SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	const sql = "SELECT count(*) FROM countries a JOIN countries b ON NOT (b.name #<># a.name)"
+	t.Run("PostgreSQL runs the negator's commutator's function", func(t *testing.T) {
+		_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+		if err == nil || !strings.Contains(err.Error(), "rev21g_com read") {
+			t.Errorf("want the negator's commutator's function to run, got %v", err)
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"public.rev21g_ne", "public.rev21g_eq2", "public.rev21g_com", "public.rev21g_h"}
+	for _, tc := range []struct {
+		name    string
+		missing string
+		refuses string
+	}{
+		{"with the negator's commutator's function not listed, the operator is refused", "public.rev21g_com", "the negator #=#'s commutator #==#"},
+		{"with the negator's hash family's function not listed, the operator is refused", "public.rev21g_h", "the operator family rev21g_th of the negator #=#"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+			for _, f := range all {
+				p.allowed[f] = f != tc.missing
+			}
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), tc.refuses) {
+				t.Errorf("want a refusal by rule function naming %s, got %v", tc.refuses, err)
+			}
+		})
+	}
+	t.Run("with every function listed, the operator runs", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+		for _, f := range all {
+			p.allowed[f] = true
+		}
+		if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+			t.Error(err)
+		}
+	})
+}

@@ -51,7 +51,10 @@ type Catalog struct {
 	// of that name call: a statement runs them without naming them.
 	// NOTE: an operator's commutator's and negator's functions count as
 	// its own: the planner rewrites NOT (a op b) to the negator, and may
-	// commute a op b to match an index or a join.
+	// commute a op b to match an index or a join; so do those of their
+	// commutators and negators, through any chain, and the support
+	// functions of the btree and hash operator families of each, which a
+	// merge or hash join runs.
 	// Operators and casts of extensions are not listed (see
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall

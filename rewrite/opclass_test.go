@@ -169,6 +169,33 @@ SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off`).ReadAll(); e
 			}
 		})
 	}
+	t.Run("a pg_catalog operator given a DBA's negator counts it, qualified or not", func(t *testing.T) {
+		if _, err := conn.Exec(ctx, `SAVEPOINT q;
+CREATE OPERATOR public.#^# (leftarg = text, rightarg = text, function = public.rev21g_com, negator = OPERATOR(pg_catalog.^@))`).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = conn.Exec(ctx, "ROLLBACK TO SAVEPOINT q").ReadAll() }()
+		for _, sql := range []string{"SELECT 1 FROM countries WHERE NOT (name ^@ 'F')", "SELECT 1 FROM countries WHERE NOT (name OPERATOR(pg_catalog.^@) 'F')"} {
+			if _, err := conn.Exec(ctx, "SAVEPOINT r; "+sql).ReadAll(); err == nil || !strings.Contains(err.Error(), "rev21g_com read") {
+				t.Errorf("%s: want the negator's function to run, got %v", sql, err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT r").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+		for _, sql := range []string{"SELECT 1 FROM countries WHERE NOT (name ^@ 'F')", "SELECT 1 FROM countries WHERE NOT (name OPERATOR(pg_catalog.^@) 'F')"} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "the negator #^#") {
+				t.Errorf("%s: want a refusal by rule function naming the negator #^#, got %v", sql, err)
+			}
+		}
+	})
 	t.Run("with every function listed, the operator runs", func(t *testing.T) {
 		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
 		for _, f := range all {

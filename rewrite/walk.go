@@ -227,12 +227,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_CaseExpr:
 		if v.CaseExpr.Arg != nil {
 			// CASE x WHEN v compares with =.
-			w.operatorCalls("=")
+			w.operatorCalls("=", w.path)
 		}
 	case *pg_query.Node_JoinExpr:
 		if len(v.JoinExpr.UsingClause) > 0 || v.JoinExpr.IsNatural {
 			// USING and NATURAL joins compare with =.
-			w.operatorCalls("=")
+			w.operatorCalls("=", w.path)
 		}
 		for _, u := range v.JoinExpr.UsingClause {
 			w.refs[u.GetString_().GetSval()] = true
@@ -869,7 +869,14 @@ func (w *walker) operator(name []*pg_query.Node) {
 		return
 	}
 	if len(name) == 1 {
-		w.operatorCalls(name[0].GetString_().GetSval())
+		w.operatorCalls(name[0].GetString_().GetSval(), w.path)
+		return
+	}
+	if len(name) == 2 {
+		// A pg_catalog operator's commutator or negator may be a DBA's
+		// (CREATE OPERATOR … NEGATOR = OPERATOR(pg_catalog.^@) fills in
+		// ^@'s): OPERATOR(pg_catalog.^@) runs it too.
+		w.operatorCalls(name[1].GetString_().GetSval(), []string{"pg_catalog"})
 	}
 }
 
@@ -880,8 +887,8 @@ func (w *walker) exprOperator(e *pg_query.A_Expr) {
 	switch e.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
 		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
-		w.operatorCalls(">=")
-		w.operatorCalls("<=")
+		w.operatorCalls(">=", w.path)
+		w.operatorCalls("<=", w.path)
 		return
 	}
 	w.operator(e.Name)
@@ -890,14 +897,16 @@ func (w *walker) exprOperator(e *pg_query.A_Expr) {
 // operatorCalls checks, for an unqualified operator op, the functions
 // that operators of that name outside pg_catalog call, where the search
 // path finds them: PostgreSQL picks among every operator of that name on
-// the path by argument types, which pgveil does not know.
-func (w *walker) operatorCalls(op string) {
+// the path by argument types, which pgveil does not know. path is the
+// search path for an unqualified operator, pg_catalog alone for one
+// qualified with it.
+func (w *walker) operatorCalls(op string, path []string) {
 	if w.cat.OperatorNames != nil && !w.cat.OperatorNames[op] && w.err == nil {
 		w.err = &UnknownRelationError{Name: op, Kind: KindOperator}
 		return
 	}
 	for _, c := range w.cat.OperatorCalls[op] {
-		if slices.Contains(w.path, c.Schema) {
+		if slices.Contains(path, c.Schema) {
 			what := "the operator " + c.Schema + "." + op
 			if c.Via != "" {
 				// NOT (a op b) runs the negator, and the planner

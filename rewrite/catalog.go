@@ -270,9 +270,23 @@ ORDER BY 1, 2`
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
 // dependency: PostgreSQL 13 has no pg_range.rngmultitypid.
+// A type's rows ('o' castcontext, the class in the source's place) list
+// too the functions outside pg_catalog of the default btree and hash
+// operator classes of the types it is made of (classed), and of a
+// range's subtype operator class, canonical and subtype_diff: sorting,
+// grouping, hashing, comparing and building its values run them with no
+// operator in the statement (ORDER BY c on a DBA's enum with a DBA's
+// default btree class ran its support function); an extension's
+// functions are left out.
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
-// with b, b op a as the commutator to match an index or a join.
+// with b, b op a as the commutator to match an index or a join; and so,
+// through chains of them (opr_chain: NOT (b op a) in a hash join ran
+// the negator's commutator), with the support functions of the btree
+// and hash operator families of each (a merge join sorts, a hash join
+// hashes by them). The chain is walked back from the operators that
+// call such a function (opr_fn): walked forward from every operator it
+// took two seconds on the demo.
 // Those an extension installed are left out, and so are an extension's
 // operators and casts a DBA's domain CHECK uses (citext's ~ in
 // CHECK (VALUE ~ '…') over citext): they call that extension's
@@ -298,18 +312,73 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   SELECT DISTINCT k.contypid, k.contypid FROM pg_catalog.pg_constraint k WHERE k.contypid <> 0
   UNION
   SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part = c.top
+), opr_fn (oid, fn, via) AS (
+  SELECT x.oid, f.fn, f.via
+  FROM pg_catalog.pg_operator x
+  CROSS JOIN LATERAL (
+    SELECT x.oprcode::pg_catalog.oid, ''::pg_catalog.text
+    UNION ALL
+    SELECT ap.amproc::pg_catalog.oid, 'the operator family ' || fam.opfname COLLATE "default"
+    FROM pg_catalog.pg_amop ao
+    JOIN pg_catalog.pg_opfamily fam ON fam.oid = ao.amopfamily
+    JOIN pg_catalog.pg_am am ON am.oid = ao.amopmethod AND am.amname IN ('btree', 'hash')
+    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = ao.amopfamily
+    WHERE ao.amopopr = x.oid
+  ) f (fn, via)
+  JOIN pg_catalog.pg_proc p ON p.oid = f.fn
+  WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
+), opr_chain (top, oid, via, path) AS (
+  SELECT DISTINCT f.oid, f.oid, ''::pg_catalog.text, ARRAY[f.oid] FROM opr_fn f
+  UNION ALL
+  SELECT o.oid, c.oid, 'the ' || CASE WHEN o.oprnegate = c.top THEN 'negator ' ELSE 'commutator ' END
+    || t.oprname COLLATE "default" || CASE WHEN c.via = '' THEN '' ELSE '''s ' || pg_catalog.substr(c.via, 5) END,
+    c.path || o.oid
+  FROM opr_chain c
+  JOIN pg_catalog.pg_operator t ON t.oid = c.top
+  JOIN pg_catalog.pg_operator o ON c.top IN (o.oprcom, o.oprnegate)
+  WHERE o.oid <> ALL (c.path)
+), opclass_fn (typ, fn, via) AS (
+  SELECT oc.opcintype, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
+  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+  WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+  UNION ALL
+  SELECT oc.opcintype, op.oprcode::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
+  JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily
+  JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
+  WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+  UNION ALL
+  SELECT g.rngtypid, ap.amproc::pg_catalog.oid, 'its subtype operator class ' || oc.opcname
+  FROM pg_catalog.pg_range g
+  JOIN pg_catalog.pg_opclass oc ON oc.oid = g.rngsubopc
+  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+  UNION ALL
+  SELECT g.rngtypid, f.fn, 'its range functions'
+  FROM pg_catalog.pg_range g, LATERAL (VALUES (g.rngcanonical::pg_catalog.oid), (g.rngsubdiff::pg_catalog.oid)) f (fn)
+  WHERE f.fn <> 0
+), classed (top, fn, via) AS (
+  SELECT o.typ, o.fn, o.via FROM opclass_fn o
+  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = o.fn AND e.deptype = 'e')
+  UNION
+  SELECT m.oid, c.fn, c.via FROM classed c JOIN made_of m ON m.part = c.top
 )
 SELECT DISTINCT 'o', n.nspname, o.oprname, fn.nspname, p.proname,
-  CASE WHEN x.oid = o.oid THEN '' WHEN x.oid = o.oprnegate THEN 'the negator ' || x.oprname
-    ELSE 'the commutator ' || x.oprname END, '', '', ''
-FROM pg_catalog.pg_operator o
+  CASE WHEN f.via = '' THEN ch.via WHEN ch.via = '' THEN f.via || ' of the operator' ELSE f.via || ' of ' || ch.via END,
+  '', '', ''
+FROM opr_chain ch
+JOIN opr_fn f ON f.oid = ch.oid
+JOIN pg_catalog.pg_operator o ON o.oid = ch.top
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-JOIN pg_catalog.pg_operator x ON x.oid IN (o.oid, o.oprcom, o.oprnegate)
-JOIN pg_catalog.pg_proc p ON p.oid = x.oprcode
+JOIN pg_catalog.pg_proc p ON p.oid = f.fn
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE fn.nspname <> 'pg_catalog'
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
   pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), ''
@@ -343,6 +412,13 @@ JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 WHERE dt.typtype = 'd' AND fn.nspname <> 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = dt.oid AND e.deptype = 'e')
+UNION ALL
+SELECT 'c', '', t.typname, fn.nspname, p.proname, 'o', cl.via, pg_catalog.format_type(t.oid, NULL), t.oid::pg_catalog.text
+FROM classed cl
+JOIN pg_catalog.pg_type t ON t.oid = cl.top
+JOIN pg_catalog.pg_proc p ON p.oid = cl.fn
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+WHERE fn.nspname <> 'pg_catalog'
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9`
 
 // catalogResultsSQL lists the functions whose result type, or the type
@@ -679,6 +755,9 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			call.Via = string(v[5])
 			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
 			continue
+		}
+		if string(v[5]) == "o" {
+			call.Via = string(v[6])
 		}
 		cat.CastCalls[string(v[2])] = append(cat.CastCalls[string(v[2])], call)
 		if len(v[8]) > 0 {

@@ -51,7 +51,10 @@ type Catalog struct {
 	// of that name call: a statement runs them without naming them.
 	// NOTE: an operator's commutator's and negator's functions count as
 	// its own: the planner rewrites NOT (a op b) to the negator, and may
-	// commute a op b to match an index or a join.
+	// commute a op b to match an index or a join; so do those of their
+	// commutators and negators, through any chain, and the support
+	// functions of the btree and hash operator families of each, which a
+	// merge or hash join runs.
 	// Operators and casts of extensions are not listed (see
 	// catalogCallsSQL).
 	OperatorCalls map[string][]ImplicitCall
@@ -71,6 +74,13 @@ type Catalog struct {
 	// it), running the CHECKs (walker.columnTypeCalls).
 	// NOTE: keyed by name as CastCalls is, so a type of that name in
 	// another schema counts too: a refusal more, never one less.
+	// NOTE: CastCalls, InputCalls, CheckCalls and ResultCalls also hold,
+	// with Via naming the class, the functions outside pg_catalog of the
+	// default btree and hash operator classes of the types a type is made
+	// of, and of a range's subtype operator class, canonical and
+	// subtype_diff functions: ORDER BY, DISTINCT, GROUP BY, UNION, a
+	// window, a join and building a range run them with no operator or
+	// type name in the statement.
 	CheckCalls map[string][]ImplicitCall
 	// ResultCalls is InputCalls keyed by the name of a function
 	// (pg_proc.proname, of any schema) whose result, a column of its
@@ -134,7 +144,9 @@ type ImplicitCall struct {
 	// Via names, for an operator's function, the operator of another
 	// name whose function it is ("the negator #>=#"), "" when the
 	// operator's own: the planner may run a commutator or a negator in
-	// the operator's place.
+	// the operator's place. For a type's, the operator class or range
+	// whose function it is ("its default btree operator class c"), ""
+	// when a domain CHECK's.
 	Via string
 }
 

@@ -227,12 +227,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_CaseExpr:
 		if v.CaseExpr.Arg != nil {
 			// CASE x WHEN v compares with =.
-			w.operatorCalls("=")
+			w.operatorCalls("=", w.path)
 		}
 	case *pg_query.Node_JoinExpr:
 		if len(v.JoinExpr.UsingClause) > 0 || v.JoinExpr.IsNatural {
 			// USING and NATURAL joins compare with =.
-			w.operatorCalls("=")
+			w.operatorCalls("=", w.path)
 		}
 		for _, u := range v.JoinExpr.UsingClause {
 			w.refs[u.GetString_().GetSval()] = true
@@ -544,6 +544,10 @@ func (w *walker) columnTypeCalls(rel *Relation) {
 			return
 		}
 		for _, c := range w.cat.ColumnCheckCalls(col) {
+			if c.Via != "" {
+				w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s, through %s (ORDER BY, GROUP BY, DISTINCT, UNION, a join or a window on it runs it; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type, c.Via), c.Function)
+				continue
+			}
 			w.implicitCall(fmt.Sprintf("the column %s of %s, of the type %s whose domain CHECKs call functions (a value the statement writes may become its type; list the function in the role's functions to read it),", col.Name, rel.QName, col.Type), c.Function)
 		}
 	}
@@ -600,6 +604,10 @@ func (w *walker) function(fc *pg_query.FuncCall) {
 	// (columnTypeCalls): array_position(f(), 'x') reads 'x' through
 	// the CHECKs of the domains its type is made of.
 	for _, c := range w.cat.ResultCalls[name] {
+		if c.Via != "" {
+			w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type, through %s (sorting, grouping, comparing or, for a range, building its values runs it),", name, c.Via), c.Function)
+			continue
+		}
 		w.implicitCall(fmt.Sprintf("the function %s, whose result is of a type whose domain CHECKs call functions (a value the statement writes may become its type),", name), c.Function)
 	}
 	if w.err != nil {
@@ -861,7 +869,14 @@ func (w *walker) operator(name []*pg_query.Node) {
 		return
 	}
 	if len(name) == 1 {
-		w.operatorCalls(name[0].GetString_().GetSval())
+		w.operatorCalls(name[0].GetString_().GetSval(), w.path)
+		return
+	}
+	if len(name) == 2 {
+		// A pg_catalog operator's commutator or negator may be a DBA's
+		// (CREATE OPERATOR … NEGATOR = OPERATOR(pg_catalog.^@) fills in
+		// ^@'s): OPERATOR(pg_catalog.^@) runs it too.
+		w.operatorCalls(name[1].GetString_().GetSval(), []string{"pg_catalog"})
 	}
 }
 
@@ -872,8 +887,8 @@ func (w *walker) exprOperator(e *pg_query.A_Expr) {
 	switch e.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
 		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
-		w.operatorCalls(">=")
-		w.operatorCalls("<=")
+		w.operatorCalls(">=", w.path)
+		w.operatorCalls("<=", w.path)
 		return
 	}
 	w.operator(e.Name)
@@ -882,14 +897,16 @@ func (w *walker) exprOperator(e *pg_query.A_Expr) {
 // operatorCalls checks, for an unqualified operator op, the functions
 // that operators of that name outside pg_catalog call, where the search
 // path finds them: PostgreSQL picks among every operator of that name on
-// the path by argument types, which pgveil does not know.
-func (w *walker) operatorCalls(op string) {
+// the path by argument types, which pgveil does not know. path is the
+// search path for an unqualified operator, pg_catalog alone for one
+// qualified with it.
+func (w *walker) operatorCalls(op string, path []string) {
 	if w.cat.OperatorNames != nil && !w.cat.OperatorNames[op] && w.err == nil {
 		w.err = &UnknownRelationError{Name: op, Kind: KindOperator}
 		return
 	}
 	for _, c := range w.cat.OperatorCalls[op] {
-		if slices.Contains(w.path, c.Schema) {
+		if slices.Contains(path, c.Schema) {
 			what := "the operator " + c.Schema + "." + op
 			if c.Via != "" {
 				// NOT (a op b) runs the negator, and the planner
@@ -919,6 +936,11 @@ func (w *walker) castCalls(tn *pg_query.TypeName) {
 		return
 	}
 	for _, c := range w.cat.CastCalls[typ] {
+		if c.Via != "" {
+			// Sorting, grouping or comparing a value of it runs them.
+			w.implicitCall("a cast to "+typ+", through "+c.Via+" (sorting, grouping, comparing or, for a range, building its values runs it),", c.Function)
+			continue
+		}
 		w.implicitCall("a cast to "+typ, c.Function)
 	}
 }

@@ -1,0 +1,208 @@
+package rewrite_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// rev21gSetup: a DBA enum type whose default btree and hash operator
+// classes, and a range type whose subtype operator class, call SQL
+// functions that raise an error naming the value they read.
+const rev21gSetup = `BEGIN;
+CREATE TYPE public.rev21g_mood AS ENUM ('calm', 'cross');
+CREATE FUNCTION public.rev21g_cmp(public.rev21g_mood, public.rev21g_mood) RETURNS int LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21g_cmp read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev21g_hash(public.rev21g_mood) RETURNS int LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21g_hash read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev21g_eq(public.rev21g_mood, public.rev21g_mood) RETURNS boolean LANGUAGE sql AS 'SELECT $1::text = $2::text';
+CREATE FUNCTION public.rev21g_lt(public.rev21g_mood, public.rev21g_mood) RETURNS boolean LANGUAGE sql AS 'SELECT $1::text < $2::text';
+CREATE OPERATOR public.<<~ (leftarg = public.rev21g_mood, rightarg = public.rev21g_mood, function = public.rev21g_lt);
+CREATE OPERATOR public.=~ (leftarg = public.rev21g_mood, rightarg = public.rev21g_mood, function = public.rev21g_eq, hashes, merges);
+CREATE OPERATOR CLASS public.rev21g_btree DEFAULT FOR TYPE public.rev21g_mood USING btree AS
+  OPERATOR 1 public.<<~, OPERATOR 3 public.=~,
+  FUNCTION 1 public.rev21g_cmp(public.rev21g_mood, public.rev21g_mood);
+CREATE OPERATOR CLASS public.rev21g_hash DEFAULT FOR TYPE public.rev21g_mood USING hash AS
+  OPERATOR 1 public.=~, FUNCTION 1 public.rev21g_hash(public.rev21g_mood);
+CREATE FUNCTION public.rev21g_tcmp(text, text) RETURNS int LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21g_tcmp read %'', $1; END';
+CREATE OPERATOR CLASS public.rev21g_text FOR TYPE text USING btree AS
+  OPERATOR 1 pg_catalog.<, OPERATOR 3 pg_catalog.=, FUNCTION 1 public.rev21g_tcmp(text, text);
+CREATE TYPE public.rev21g_span AS RANGE (subtype = text, subtype_opclass = public.rev21g_text);
+ALTER TABLE public.countries ADD COLUMN rev21g_m public.rev21g_mood DEFAULT 'calm';
+ALTER TABLE public.countries ADD COLUMN rev21g_s public.rev21g_span`
+
+// TestOperatorClassesCount: PostgreSQL sorts, groups, hashes and
+// compares a value by its type's default btree and hash operator
+// classes (a range by its subtype's operator class, also when it builds
+// one), with no operator in the statement: a DBA's class over an enum
+// or a range type runs the DBA's functions as the service account. A
+// relation with a column of such a type, a cast to it and a function
+// returning it count them.
+func TestOperatorClassesCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, rev21gSetup).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	for _, tc := range []struct{ sql, runs, refuses string }{
+		{"SELECT rev21g_m FROM countries ORDER BY rev21g_m", "rev21g_cmp read France", "operator class rev21g_btree"},
+		{"SELECT DISTINCT rev21g_m FROM countries", "rev21g_hash read France", "operator class rev21g_"},
+		{"SELECT rev21g_m FROM countries GROUP BY rev21g_m", "rev21g_hash read France", "operator class rev21g_"},
+		{"SELECT rev21g_m FROM countries UNION SELECT rev21g_m FROM countries", "rev21g_hash read France", "operator class rev21g_"},
+		{"SELECT array_agg(rev21g_m ORDER BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class rev21g_"},
+		{"SELECT count(*) OVER (PARTITION BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class rev21g_"},
+		{"SELECT '[a,b]'::rev21g_span", "rev21g_tcmp read a", "subtype operator class rev21g_text"},
+		{"SELECT x FROM (VALUES ('calm'::rev21g_mood), ('cross')) v (x) ORDER BY 1", "rev21g_cmp read France", "a cast to rev21g_mood"},
+	} {
+		t.Run("PostgreSQL runs the class's function for "+tc.sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+tc.sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), tc.runs) {
+				t.Errorf("want %q, got %v", tc.runs, err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{
+		"SELECT rev21g_m FROM countries ORDER BY rev21g_m",
+		"SELECT DISTINCT rev21g_m FROM countries",
+		"SELECT count(*) OVER (PARTITION BY rev21g_m) FROM countries",
+		"SELECT '[a,b]'::rev21g_span",
+		"SELECT x FROM (VALUES ('calm'::rev21g_mood), ('cross')) v (x) ORDER BY 1",
+		"SELECT rev21g_span('a', 'b')",
+	}
+	t.Run("with the classes' functions not listed, pgveil refuses", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{
+			"public.rev21g_lt": true, "public.rev21g_eq": true, "public.rev21g_span": true}}
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "operator class") {
+				t.Errorf("%s: want a refusal by rule function naming the operator class, got %v", sql, err)
+			}
+		}
+	})
+	t.Run("with every function listed, pgveil rewrites", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+		for _, f := range []string{"lt", "eq", "cmp", "hash", "tcmp", "span"} {
+			p.allowed["public.rev21g_"+f] = true
+		}
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}
+
+// TestOperatorsChainsCount: the planner rewrites NOT (a op b) to op's
+// negator, then commutes that to put a hash join's sides in place: the
+// negator's commutator's function runs, and the hash function of the
+// operator family that makes it hashable, though the statement names
+// only op. The function policy counts the chain and the families.
+func TestOperatorsChainsCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21g_ne(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN $1 <> $2; END';
+CREATE FUNCTION public.rev21g_eq2(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN $1 = $2; END';
+CREATE FUNCTION public.rev21g_com(text, text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''rev21g_com read % %'', $1, $2; END';
+CREATE FUNCTION public.rev21g_h(text) RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGIN RETURN hashtext($1); END';
+CREATE OPERATOR public.#==# (leftarg = text, rightarg = text, function = public.rev21g_com);
+CREATE OPERATOR public.#=# (leftarg = text, rightarg = text, function = public.rev21g_eq2, commutator = #==#, hashes);
+CREATE OPERATOR public.#<># (leftarg = text, rightarg = text, function = public.rev21g_ne, negator = #=#);
+CREATE OPERATOR CLASS public.rev21g_th FOR TYPE text USING hash AS OPERATOR 1 public.#=#, FUNCTION 1 public.rev21g_h(text);
+CREATE OPERATOR CLASS public.rev21g_th2 FOR TYPE text USING hash AS OPERATOR 1 public.#==#, FUNCTION 1 pg_catalog.hashtext(text);
+SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	const sql = "SELECT count(*) FROM countries a JOIN countries b ON NOT (b.name #<># a.name)"
+	t.Run("PostgreSQL runs the negator's commutator's function", func(t *testing.T) {
+		_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+		if err == nil || !strings.Contains(err.Error(), "rev21g_com read") {
+			t.Errorf("want the negator's commutator's function to run, got %v", err)
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"public.rev21g_ne", "public.rev21g_eq2", "public.rev21g_com", "public.rev21g_h"}
+	for _, tc := range []struct {
+		name    string
+		missing string
+		refuses string
+	}{
+		{"with the negator's commutator's function not listed, the operator is refused", "public.rev21g_com", "the negator #=#'s commutator #==#"},
+		{"with the negator's hash family's function not listed, the operator is refused", "public.rev21g_h", "the operator family rev21g_th of the negator #=#"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+			for _, f := range all {
+				p.allowed[f] = f != tc.missing
+			}
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), tc.refuses) {
+				t.Errorf("want a refusal by rule function naming %s, got %v", tc.refuses, err)
+			}
+		})
+	}
+	t.Run("a pg_catalog operator given a DBA's negator counts it, qualified or not", func(t *testing.T) {
+		if _, err := conn.Exec(ctx, `SAVEPOINT q;
+CREATE OPERATOR public.#^# (leftarg = text, rightarg = text, function = public.rev21g_com, negator = OPERATOR(pg_catalog.^@))`).ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = conn.Exec(ctx, "ROLLBACK TO SAVEPOINT q").ReadAll() }()
+		for _, sql := range []string{"SELECT 1 FROM countries WHERE NOT (name ^@ 'F')", "SELECT 1 FROM countries WHERE NOT (name OPERATOR(pg_catalog.^@) 'F')"} {
+			if _, err := conn.Exec(ctx, "SAVEPOINT r; "+sql).ReadAll(); err == nil || !strings.Contains(err.Error(), "rev21g_com read") {
+				t.Errorf("%s: want the negator's function to run, got %v", sql, err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT r").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+		for _, sql := range []string{"SELECT 1 FROM countries WHERE NOT (name ^@ 'F')", "SELECT 1 FROM countries WHERE NOT (name OPERATOR(pg_catalog.^@) 'F')"} {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "the negator #^#") {
+				t.Errorf("%s: want a refusal by rule function naming the negator #^#, got %v", sql, err)
+			}
+		}
+	})
+	t.Run("with every function listed, the operator runs", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}
+		for _, f := range all {
+			p.allowed[f] = true
+		}
+		if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+			t.Error(err)
+		}
+	})
+}

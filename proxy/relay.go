@@ -70,7 +70,7 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 		e := invalidFrontendType(typ)
 		return &e
 	}
-	if ss.draining.Load() && ss.idle() {
+	if ss.draining.Load() && ss.quiet() {
 		e := endAdminShutdown()
 		return &e
 	}
@@ -82,6 +82,9 @@ func (ss *session) clientHeader(typ byte) *sessionEnd {
 	// copy data and an Execute it streams (copy_sync.go).
 	switch typ {
 	case 'Q', 'E':
+		if typ == 'E' {
+			ss.unsynced.Store(true)
+		}
 		ss.execsSent++
 		done := ss.done.Load()
 		quiet := ss.sent.Load() == done && !ss.serverCopyIn.Load()
@@ -508,6 +511,8 @@ func (ss *session) relayParse(total int) error {
 // failed extended batch skips (ext_skip.go).
 func (ss *session) batchSent(sync bool) {
 	n := ss.sent.Add(1)
+	// NOTE: after sent: see session.unsynced.
+	ss.unsynced.Store(false)
 	ss.batchExecs[n%int64(len(ss.batchExecs))] = ss.execsSent
 	ss.extSkips.boundary(n, sync)
 	if ss.srv.metrics != nil {
@@ -1132,7 +1137,7 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 	if err := ss.writeClient(msg); err != nil {
 		return nil, err
 	}
-	if ss.draining.Load() && ss.idle() {
+	if ss.draining.Load() && ss.quiet() {
 		e := endAdminShutdown()
 		return &e, nil
 	}

@@ -165,7 +165,15 @@ type session struct {
 	// from the upstream: the connection loss that follows is expected.
 	upstreamFatal bool
 	draining      atomic.Bool
-	endOnce       sync.Once
+	// unsynced reports that an Execute was forwarded since the last batch
+	// boundary (batchSent): the server may be running it although no
+	// batch is counted in sent yet, so the session is not quiet. Set by
+	// clientHeader before the Execute goes upstream, cleared by batchSent
+	// after it counts the batch.
+	// NOTE: quiet reads it before sent and done: a clear seen means the
+	// batch is counted already.
+	unsynced atomic.Bool
+	endOnce  sync.Once
 	// scratch is the backend relay's encoding buffer; cscratch the client
 	// relay's.
 	scratch, cscratch []byte
@@ -738,10 +746,17 @@ func (ss *session) auditing() bool { return ss.track != nil && ss.track.Audit() 
 // idle reports whether every batch sent upstream has been answered.
 func (ss *session) idle() bool { return ss.done.Load() >= ss.sent.Load() }
 
-// drain ends the session as soon as it is idle (now, if it is).
+// quiet reports that nothing the session sent upstream is running:
+// every batch answered (idle) and no Execute sent since the last one
+// (unsynced). A drain ends a session only when it is quiet: an Execute
+// the server runs before its Sync comes (a client's Sync in a later
+// read) is a running statement.
+func (ss *session) quiet() bool { return !ss.unsynced.Load() && ss.idle() }
+
+// drain ends the session as soon as it is quiet (now, if it is).
 func (ss *session) drain() {
 	ss.draining.Store(true)
-	if ss.idle() {
+	if ss.quiet() {
 		ss.end(endAdminShutdown())
 	}
 }

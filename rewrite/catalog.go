@@ -293,6 +293,10 @@ ORDER BY 1, 2`
 // made of theirs (every catalog's row type is made of classed types):
 // together a second on a bare catalog, three with two hundred DBA types
 // (TestCatalogCallsCost).
+// An operator's 'r' rows, its result type in the source's place, list
+// the classed functions of the type it returns, of any schema's
+// operator: DISTINCT @@ b::box sorts the points pg_catalog's @@
+// returns by a DBA's default btree class of point.
 // Those an extension installed are left out, and so are an extension's
 // operators and casts a DBA's domain CHECK uses (citext's ~ in
 // CHECK (VALUE ~ '…') over citext): they call that extension's
@@ -390,6 +394,13 @@ JOIN opr_fn f ON f.oid = ch.oid
 JOIN pg_catalog.pg_operator o ON o.oid = ch.top
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 JOIN pg_catalog.pg_proc p ON p.oid = f.fn
+JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+UNION ALL
+SELECT DISTINCT 'r', n.nspname, o.oprname, fn.nspname, p.proname, cl.via, pg_catalog.format_type(o.oprresult, NULL), '', ''
+FROM pg_catalog.pg_operator o
+JOIN classed cl ON cl.top = o.oprresult
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = cl.fn
 JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
@@ -763,8 +774,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		v := rr.Values()
 		digestRow(d, 'c', v)
 		call := ImplicitCall{Schema: string(v[1]), Function: QName{string(v[3]), string(v[4])}}
-		if string(v[0]) == "o" {
+		if string(v[0]) == "o" || string(v[0]) == "r" {
 			call.Via = string(v[5])
+			if string(v[0]) == "r" {
+				call.Result = string(v[6])
+			}
 			cat.OperatorCalls[string(v[2])] = append(cat.OperatorCalls[string(v[2])], call)
 			continue
 		}

@@ -206,3 +206,66 @@ CREATE OPERATOR public.#^# (leftarg = text, rightarg = text, function = public.r
 		}
 	})
 }
+
+// TestOperatorResultClassesCount: a value no column, cast or function
+// names may come from an operator, pg_catalog's among them: @@ returns
+// a box's center as a point, which has no default btree class until a
+// DBA gives it one, and DISTINCT or ORDER BY on it then runs the DBA's
+// support function as the service account. The operator counts the
+// classes of the type it returns.
+func TestOperatorResultClassesCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21h_pcmp(point, point) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev21h_pcmp read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev21h_plt(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1[0] < $2[0]';
+CREATE OPERATOR public.<^^ (leftarg = point, rightarg = point, function = public.rev21h_plt);
+CREATE OPERATOR CLASS public.rev21h_point DEFAULT FOR TYPE point USING btree AS
+  OPERATOR 1 public.<^^, OPERATOR 3 pg_catalog.~=, FUNCTION 1 public.rev21h_pcmp(point, point)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT DISTINCT @@ (b::box) FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b)",
+		"SELECT b FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b) ORDER BY @@ (b::box)",
+		"SELECT DISTINCT ROW(@@ (b::box)) FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs the class's function for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), "rev21h_pcmp read France") {
+				t.Errorf("want rev21h_pcmp to read the countries, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("with the class's function not listed, pgveil refuses", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_plt": true}}
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "whose result is of the type point, through its default btree operator class rev21h_point") {
+				t.Errorf("%s: want a refusal by rule function naming @@'s result's class, got %v", sql, err)
+			}
+		}
+	})
+	t.Run("with it listed, pgveil rewrites", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_plt": true, "public.rev21h_pcmp": true}}
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}

@@ -908,6 +908,10 @@ func (w *walker) operatorCalls(op string, path []string) {
 	for _, c := range w.cat.OperatorCalls[op] {
 		if slices.Contains(path, c.Schema) {
 			what := "the operator " + c.Schema + "." + op
+			if c.Result != "" {
+				w.implicitCall(what+", whose result is of the type "+c.Result+", through "+c.Via+" (sorting, grouping, comparing or, for a range, building its values runs it),", c.Function)
+				continue
+			}
 			if c.Via != "" {
 				// NOT (a op b) runs the negator, and the planner
 				// may commute a op b to match an index or a join.

@@ -269,3 +269,55 @@ CREATE OPERATOR CLASS public.rev21h_point DEFAULT FOR TYPE point USING btree AS
 		}
 	})
 }
+
+// TestInSubqueryCountsEquals: x IN (SELECT …) names no operator (its
+// SubLink has no operator name) but compares with =, which the search
+// path resolves to a DBA's = over the two sides' types: its function
+// counts as x = ANY (SELECT …) counts it.
+func TestInSubqueryCountsEquals(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21h_ieq(int, text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev21h_ieq read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE OPERATOR public.= (leftarg = int, rightarg = text, function = public.rev21h_ieq)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT 1 WHERE 1 IN (SELECT 'x'::text)",
+		"SELECT 1 WHERE 1 NOT IN (SELECT 'x'::text)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs the DBA's = for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), "rev21h_ieq read France") {
+				t.Errorf("want rev21h_ieq to read the countries, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil refuses each unless the role may call the function", func(t *testing.T) {
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "the operator public.=") {
+				t.Errorf("%s: want a refusal by rule function naming public.=, got %v", sql, err)
+			}
+			ok := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_ieq": true}}
+			if _, err := rewrite.Rewrite(sql, cat, ok); err != nil {
+				t.Errorf("%s with the function listed: %v", sql, err)
+			}
+		}
+	})
+}

@@ -221,6 +221,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_AExpr:
 		w.exprOperator(v.AExpr)
 	case *pg_query.Node_SubLink:
+		if v.SubLink.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK && len(v.SubLink.OperName) == 0 {
+			// x IN (SELECT …) has no operator name: it compares with
+			// =, which the search path may resolve to a DBA's.
+			w.operatorCalls("=", w.path)
+			break
+		}
 		w.operator(v.SubLink.OperName)
 	case *pg_query.Node_SortBy:
 		w.operator(v.SortBy.UseOp)

@@ -277,7 +277,11 @@ ORDER BY 1, 2`
 // grouping, hashing, comparing and building its values run them with no
 // operator in the statement (ORDER BY c on a DBA's enum with a DBA's
 // default btree class ran its support function); an extension's
-// functions are left out.
+// functions are left out. A default class counts for the types binary
+// coercible to its type by an implicit cast too (default_for), as
+// GetDefaultOpClass takes it for a type with no class of its own:
+// CREATE CAST (point AS t) WITHOUT FUNCTION AS IMPLICIT gave DISTINCT
+// on points t's class.
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
 // with b, b op a as the commutator to match an index or a join; and so,
@@ -355,15 +359,23 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   JOIN pg_catalog.pg_operator t ON t.oid = c.top
   JOIN opr_link l ON l.next = c.top
   WHERE l.oid <> ALL (c.path)
+), default_for (opc, typ) AS (
+  SELECT oc.oid, oc.opcintype FROM pg_catalog.pg_opclass oc WHERE oc.opcdefault
+  UNION
+  SELECT oc.oid, bc.castsource FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_cast bc ON bc.casttarget = oc.opcintype AND bc.castmethod = 'b' AND bc.castcontext = 'i'
+  WHERE oc.opcdefault
 ), opclass_fn (typ, fn, via) AS (
-  SELECT oc.opcintype, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
   FROM pg_catalog.pg_opclass oc
+  JOIN default_for ty ON ty.opc = oc.oid
   JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
   JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily
   WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
   UNION ALL
-  SELECT oc.opcintype, op.oprcode::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  SELECT ty.typ, op.oprcode::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
   FROM pg_catalog.pg_opclass oc
+  JOIN default_for ty ON ty.opc = oc.oid
   JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
   JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily
   JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr

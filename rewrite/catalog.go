@@ -781,6 +781,15 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
 	cat.InputCalls, cat.CheckCalls = map[uint32][]ImplicitCall{}, map[string][]ImplicitCall{}
+	// NOTE: catalogCallsSQL's recursive CTEs are estimated far above
+	// jit_above_cost once a DBA has made types and operators (eleven
+	// million with two hundred of each) though they run in a tenth of a
+	// second: compiling them took three. It runs with jit off, and the
+	// session's setting is put back after it.
+	jit, err := setJIT(ctx, conn, "off")
+	if err != nil {
+		return nil, err
+	}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -815,6 +824,9 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
+	}
+	if _, err := setJIT(ctx, conn, jit); err != nil {
+		return nil, err
 	}
 	cat.ResultCalls = map[string][]ImplicitCall{}
 	if len(cat.InputCalls) > 0 {
@@ -993,4 +1005,17 @@ func (rel *Relation) mergeKeys(child *Relation) {
 		}
 		rel.CheckPeers[c] = append(rel.CheckPeers[c], ps...)
 	}
+}
+
+// setJIT sets the session's jit to value and returns what it was.
+func setJIT(ctx context.Context, conn *pgconn.PgConn, value string) (string, error) {
+	res := conn.ExecParams(ctx, "SELECT pg_catalog.current_setting('jit'), pg_catalog.set_config('jit', $1, false)",
+		[][]byte{[]byte(value)}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return "", fmt.Errorf("setting jit to %s for the catalog read: %w", value, res.Err)
+	}
+	if len(res.Rows) != 1 {
+		return "", fmt.Errorf("setting jit to %s for the catalog read: %d rows", value, len(res.Rows))
+	}
+	return string(res.Rows[0][0]), nil
 }

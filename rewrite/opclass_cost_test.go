@@ -73,3 +73,33 @@ CREATE OPERATOR public.#<># (leftarg = text, rightarg = text, function = public.
 		}
 	})
 }
+
+// TestCatalogReadPutsJITBack: the catalog read turns jit off for
+// catalogCallsSQL (compiling its over-estimated plan took seconds) and
+// puts the session's setting back.
+func TestCatalogReadPutsJITBack(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, jit := range []string{"on", "off"} {
+		t.Run("jit "+jit+" stays "+jit, func(t *testing.T) {
+			if _, err := conn.Exec(ctx, "SET jit = "+jit).ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rewrite.LoadCatalog(ctx, conn, []string{"public"}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := conn.Exec(ctx, "SHOW jit").ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(res[0].Rows[0][0]); got != jit {
+				t.Errorf("jit is %s after the catalog read, want %s", got, jit)
+			}
+		})
+	}
+}

@@ -197,3 +197,6 @@ func ReadAboveWalked() int64 { return readAboveWalked.Load() }
 // NullType is nullType: the type, in pg_catalog, of the NULL a call of a
 // function classified null is answered with.
 func NullType(name string) string { return nullType(name) }
+
+// CatalogCallsSQL is catalogCallsSQL, for a test of its plan.
+const CatalogCallsSQL = catalogCallsSQL

@@ -206,3 +206,173 @@ CREATE OPERATOR public.#^# (leftarg = text, rightarg = text, function = public.r
 		}
 	})
 }
+
+// TestOperatorResultClassesCount: a value no column, cast or function
+// names may come from an operator, pg_catalog's among them: @@ returns
+// a box's center as a point, which has no default btree class until a
+// DBA gives it one, and DISTINCT or ORDER BY on it then runs the DBA's
+// support function as the service account. The operator counts the
+// classes of the type it returns.
+func TestOperatorResultClassesCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21h_pcmp(point, point) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev21h_pcmp read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev21h_plt(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1[0] < $2[0]';
+CREATE OPERATOR public.<^^ (leftarg = point, rightarg = point, function = public.rev21h_plt);
+CREATE OPERATOR CLASS public.rev21h_point DEFAULT FOR TYPE point USING btree AS
+  OPERATOR 1 public.<^^, OPERATOR 3 pg_catalog.~=, FUNCTION 1 public.rev21h_pcmp(point, point)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT DISTINCT @@ (b::box) FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b)",
+		"SELECT b FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b) ORDER BY @@ (b::box)",
+		"SELECT DISTINCT ROW(@@ (b::box)) FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs the class's function for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), "rev21h_pcmp read France") {
+				t.Errorf("want rev21h_pcmp to read the countries, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("with the class's function not listed, pgveil refuses", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_plt": true}}
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "whose result is of the type point, through its default btree operator class rev21h_point") {
+				t.Errorf("%s: want a refusal by rule function naming @@'s result's class, got %v", sql, err)
+			}
+		}
+	})
+	t.Run("with it listed, pgveil rewrites", func(t *testing.T) {
+		p := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_plt": true, "public.rev21h_pcmp": true}}
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, p); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+}
+
+// TestInSubqueryCountsEquals: x IN (SELECT …) names no operator (its
+// SubLink has no operator name) but compares with =, which the search
+// path resolves to a DBA's = over the two sides' types: its function
+// counts as x = ANY (SELECT …) counts it.
+func TestInSubqueryCountsEquals(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev21h_ieq(int, text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev21h_ieq read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE OPERATOR public.= (leftarg = int, rightarg = text, function = public.rev21h_ieq)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT 1 WHERE 1 IN (SELECT 'x'::text)",
+		"SELECT 1 WHERE 1 NOT IN (SELECT 'x'::text)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs the DBA's = for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), "rev21h_ieq read France") {
+				t.Errorf("want rev21h_ieq to read the countries, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil refuses each unless the role may call the function", func(t *testing.T) {
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "the operator public.=") {
+				t.Errorf("%s: want a refusal by rule function naming public.=, got %v", sql, err)
+			}
+			ok := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_ieq": true}}
+			if _, err := rewrite.Rewrite(sql, cat, ok); err != nil {
+				t.Errorf("%s with the function listed: %v", sql, err)
+			}
+		}
+	})
+}
+
+// TestBinaryCoercibleDefaultClassCounts: PostgreSQL takes, for a type
+// with no default class of its own, the default class of a type it is
+// binary coercible to by an implicit cast (GetDefaultOpClass): a DBA's
+// CREATE CAST (point AS t) WITHOUT FUNCTION AS IMPLICIT and a default
+// btree class over t sort every point by the DBA's function.
+func TestBinaryCoercibleDefaultClassCounts(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE TYPE public.rev21h_bpt;
+CREATE FUNCTION public.rev21h_bpt_in(cstring) RETURNS public.rev21h_bpt LANGUAGE internal IMMUTABLE STRICT AS 'point_in';
+CREATE FUNCTION public.rev21h_bpt_out(public.rev21h_bpt) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'point_out';
+CREATE TYPE public.rev21h_bpt (input = public.rev21h_bpt_in, output = public.rev21h_bpt_out, like = point);
+CREATE CAST (point AS public.rev21h_bpt) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION public.rev21h_bcmp(public.rev21h_bpt, public.rev21h_bpt) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev21h_bcmp read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev21h_beq(public.rev21h_bpt, public.rev21h_bpt) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.=% (leftarg = public.rev21h_bpt, rightarg = public.rev21h_bpt, function = public.rev21h_beq);
+CREATE OPERATOR public.<% (leftarg = public.rev21h_bpt, rightarg = public.rev21h_bpt, function = public.rev21h_beq);
+CREATE OPERATOR CLASS public.rev21h_bops DEFAULT FOR TYPE public.rev21h_bpt USING btree AS
+  OPERATOR 1 public.<%, OPERATOR 3 public.=%, FUNCTION 1 public.rev21h_bcmp(public.rev21h_bpt, public.rev21h_bpt)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	const sql = "SELECT DISTINCT p FROM (VALUES (point '(1,2)'), (point '(3,4)')) v (p)"
+	t.Run("PostgreSQL sorts the points by the DBA's class", func(t *testing.T) {
+		_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+		if err == nil || !strings.Contains(err.Error(), "rev21h_bcmp read France") {
+			t.Errorf("want rev21h_bcmp to read the countries, got %v", err)
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil refuses a cast to point unless the role may call it", func(t *testing.T) {
+		_, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "operator class rev21h_bops") {
+			t.Errorf("want a refusal by rule function naming rev21h_bops, got %v", err)
+		}
+		ok := &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev21h_bcmp": true, "public.rev21h_beq": true}}
+		if _, err := rewrite.Rewrite(sql, cat, ok); err != nil {
+			t.Errorf("with the functions listed: %v", err)
+		}
+	})
+}

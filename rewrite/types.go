@@ -148,6 +148,12 @@ type ImplicitCall struct {
 	// whose function it is ("its default btree operator class c"), ""
 	// when a domain CHECK's.
 	Via string
+	// Result is, for an operator's, the type of its result whose operator
+	// class (Via) the function is of, "" otherwise: sorting, grouping or
+	// comparing what the operator returns runs it, also when the operator
+	// is pg_catalog's (@@ box returns a point, which a DBA may have given a
+	// default btree class).
+	Result string
 }
 
 // InternalSchema is the upstream schema of pgveil's own objects: the

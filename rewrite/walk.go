@@ -221,6 +221,12 @@ func (w *walker) visitNode(n *pg_query.Node) {
 	case *pg_query.Node_AExpr:
 		w.exprOperator(v.AExpr)
 	case *pg_query.Node_SubLink:
+		if v.SubLink.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK && len(v.SubLink.OperName) == 0 {
+			// x IN (SELECT …) has no operator name: it compares with
+			// =, which the search path may resolve to a DBA's.
+			w.operatorCalls("=", w.path)
+			break
+		}
 		w.operator(v.SubLink.OperName)
 	case *pg_query.Node_SortBy:
 		w.operator(v.SortBy.UseOp)
@@ -908,6 +914,10 @@ func (w *walker) operatorCalls(op string, path []string) {
 	for _, c := range w.cat.OperatorCalls[op] {
 		if slices.Contains(path, c.Schema) {
 			what := "the operator " + c.Schema + "." + op
+			if c.Result != "" {
+				w.implicitCall(what+", whose result is of the type "+c.Result+", through "+c.Via+" (sorting, grouping, comparing or, for a range, building its values runs it),", c.Function)
+				continue
+			}
 			if c.Via != "" {
 				// NOT (a op b) runs the negator, and the planner
 				// may commute a op b to match an index or a join.

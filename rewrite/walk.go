@@ -374,6 +374,13 @@ func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
 			return
 		}
 		if cte := c.GetCommonTableExpr(); cte != nil {
+			if kind := modifyingKind(cte.Ctequery); kind != "" {
+				// PostgreSQL runs a write in WITH whether or not the
+				// statement reads its output; pgveil scopes writes only
+				// as statements of their own.
+				w.err = deny("statement_kind", "%s in WITH (%s) is not supported: run it as a statement of its own", kind, cte.Ctename)
+				return
+			}
 			w.visitChildren(cte, nil)
 			frame[names[i]] = true
 		}
@@ -381,6 +388,22 @@ func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
 	if w.err == nil {
 		body()
 	}
+}
+
+// modifyingKind names the write a WITH query is (INSERT, UPDATE, DELETE,
+// MERGE), or returns "" for a query that only reads.
+func modifyingKind(n *pg_query.Node) string {
+	switch n.GetNode().(type) {
+	case *pg_query.Node_InsertStmt:
+		return "INSERT"
+	case *pg_query.Node_UpdateStmt:
+		return "UPDATE"
+	case *pg_query.Node_DeleteStmt:
+		return "DELETE"
+	case *pg_query.Node_MergeStmt:
+		return "MERGE"
+	}
+	return ""
 }
 
 // isCTE reports whether an unqualified name refers to a visible CTE.

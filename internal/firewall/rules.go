@@ -23,7 +23,7 @@ type Rule struct {
 var Rules = []Rule{
 	{Name: "statement_kind", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil only forwards the statement kinds your roles allow: reads, and for some roles exports and scoped writes. Ask the DBA who maintains the pgveil policy if you need more.",
-		Doc:  "statement kinds not on the allow-list (DDL, VACUUM, …) and kinds the user's roles do not allow"},
+		Doc:  "statement kinds not on the allow-list (DDL, VACUUM, …), kinds the user's roles do not allow, and writes inside WITH (run them as statements of their own)"},
 	{Name: "procedural_code", Code: sqlstate.InsufficientPrivilege,
 		Doc: "DO and CALL"},
 	{Name: "ddl", Code: sqlstate.InsufficientPrivilege,

@@ -1,0 +1,41 @@
+package rewrite_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// everyKind lets a policy run every statement kind, so that only the
+// statement's shape decides.
+type everyKind struct{ rewrite.Policy }
+
+func (w everyKind) Key() string                                         { return w.Policy.Key() + "+every" }
+func (w everyKind) AllowStatement(rewrite.StatementKind) (bool, string) { return true, "" }
+
+// TestWriteInWithIsRefusedByName: a data-modifying WITH is refused with a
+// message naming the write and the WITH query, not the table it writes.
+func TestWriteInWithIsRefusedByName(t *testing.T) {
+	env := demoEnvironment(t)
+	p := everyKind{env.policy(t, "hq")}
+	for sql, want := range map[string]string{
+		"WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d":                        "DELETE in WITH (d)",
+		"WITH u AS (UPDATE responses SET nps = 1 WHERE id = 1 RETURNING id) SELECT * FROM u":                 "UPDATE in WITH (u)",
+		"WITH i AS (INSERT INTO countries VALUES ('ZZ', 'Zed') RETURNING code) SELECT 1":                     "INSERT in WITH (i)",
+		"WITH r AS (SELECT 1), d AS (DELETE FROM countries) DELETE FROM countries":                           "DELETE in WITH (d)",
+		"WITH m AS (MERGE INTO countries c USING countries s ON true WHEN MATCHED THEN DO NOTHING) SELECT 1": "",
+	} {
+		t.Run("refuses "+sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, env.cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) {
+				t.Fatalf("got %v, want a refusal", err)
+			}
+			if want != "" && (r.Rule != "statement_kind" || !strings.Contains(err.Error(), want)) {
+				t.Fatalf("got %v, want a statement_kind refusal naming %q", err, want)
+			}
+		})
+	}
+}

@@ -282,6 +282,15 @@ ORDER BY 1, 2`
 // GetDefaultOpClass takes it for a type with no class of its own:
 // CREATE CAST (point AS t) WITHOUT FUNCTION AS IMPLICIT gave DISTINCT
 // on points t's class.
+// NOTE: as GetDefaultOpClass does, a type's own default class wins: an
+// implicit binary cast from text to a DBA's type with a class of its
+// own leaves text sorted by text_ops (every text column was refused,
+// TestOwnDefaultClassWinsOverCoercible). A class over a pseudo-type
+// (a DBA's DEFAULT FOR TYPE anyelement: anything is coercible to it)
+// counts for every type without a default class of its own for that
+// method, json and point among them (TestPolymorphicDefaultClassCounts);
+// pg_catalog's (anyarray, anyenum, anyrange, record) are left out
+// first, their functions being pg_catalog's, lest every type carry them.
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
 // with b, b op a as the commutator to match an index or a join; and so,
@@ -364,7 +373,20 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   UNION
   SELECT oc.oid, bc.castsource FROM pg_catalog.pg_opclass oc
   JOIN pg_catalog.pg_cast bc ON bc.casttarget = oc.opcintype AND bc.castmethod = 'b' AND bc.castcontext = 'i'
+  WHERE oc.opcdefault AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
+    WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = bc.castsource)
+  UNION
+  SELECT oc.oid, s.oid FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype AND it.typtype = 'p'
+  JOIN pg_catalog.pg_type s ON s.typtype NOT IN ('p', 'd')
   WHERE oc.opcdefault
+    AND (EXISTS (SELECT FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid = ap.amproc
+        WHERE ap.amprocfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)
+      OR EXISTS (SELECT FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
+        JOIN pg_catalog.pg_proc p ON p.oid = op.oprcode
+        WHERE ao.amopfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace))
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
+      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = s.oid)
 ), opclass_fn (typ, fn, via) AS (
   SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
   FROM pg_catalog.pg_opclass oc

@@ -124,3 +124,53 @@ CREATE OPERATOR CLASS public.rev22a_aops DEFAULT FOR TYPE anyelement USING btree
 		}
 	})
 }
+
+// TestFixedLengthElementClassesCount: subscripting a box or an lseg
+// gives a point, with no cast, function or operator naming point: a
+// DBA's default btree class over point sorts it.
+func TestFixedLengthElementClassesCount(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev22a_pcmp(point, point) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev22a_pcmp read %'', (SELECT string_agg(name, '','') FROM public.countries); END';
+CREATE FUNCTION public.rev22a_plt(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1[0] < $2[0]';
+CREATE OPERATOR public.<^^ (leftarg = point, rightarg = point, function = public.rev22a_plt);
+CREATE OPERATOR CLASS public.rev22a_point DEFAULT FOR TYPE point USING btree AS
+  OPERATOR 1 public.<^^, OPERATOR 3 pg_catalog.~=, FUNCTION 1 public.rev22a_pcmp(point, point)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT DISTINCT (b::box)[0] FROM (VALUES ('(1,0),(0,0)'), ('(2,0),(0,0)')) v (b)",
+		"SELECT (b::lseg)[1] FROM (VALUES ('[(1,0),(0,0)]'), ('[(2,0),(0,0)]')) v (b) ORDER BY 1",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs the class's function for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), "rev22a_pcmp read France") {
+				t.Errorf("want rev22a_pcmp to read the countries, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil refuses each unless the role may call it", func(t *testing.T) {
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{"public.rev22a_plt": true}})
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "rev22a_point") {
+				t.Errorf("%s: want a refusal by rule function naming rev22a_point, got %v", sql, err)
+			}
+		}
+	})
+}

@@ -510,7 +510,7 @@ ORDER BY 1, 3, 2`
 // rewriter resolves names against. conn must run with the pinned
 // search_path, so that format_type writes type names as statements see
 // them.
-func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (*Catalog, error) {
+func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (loaded *Catalog, err error) {
 	cat := &Catalog{
 		SearchPath: searchPath,
 		Relations:  map[QName]*Relation{},
@@ -531,6 +531,26 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading the current database: %v", res.Err)
 	}
 	cat.Database = string(res.Rows[0][0])
+	// NOTE: the catalog's queries are estimated far above jit_above_cost
+	// once a DBA has made types and operators though they run in tens of
+	// milliseconds: with two hundred DBA types, ranges and operators,
+	// catalogCallsSQL (24 million) took 5 to 8 s compiled, under 0.6 s
+	// not, and catalogRelationsSQL (125 thousand) 0.13 to 1.5 s, under
+	// 40 ms not (jit was off for catalogCallsSQL alone). The whole read
+	// runs with jit off, and the session's setting is put back after it,
+	// on an error too while the connection is open.
+	jit, err := setJIT(ctx, conn, "off")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if conn.IsClosed() {
+			return
+		}
+		if _, rerr := setJIT(context.WithoutCancel(ctx), conn, jit); rerr != nil && err == nil {
+			loaded, err = nil, rerr
+		}
+	}()
 	digestRow(d, 'v', res.Rows[0][1:])
 	digestRow(d, 'd', res.Rows[0][:1])
 	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
@@ -806,15 +826,6 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
 	cat.InputCalls, cat.CheckCalls = map[uint32][]ImplicitCall{}, map[string][]ImplicitCall{}
-	// NOTE: catalogCallsSQL's recursive CTEs are estimated far above
-	// jit_above_cost once a DBA has made types and operators (eleven
-	// million with two hundred of each) though they run in a tenth of a
-	// second: compiling them took three. It runs with jit off, and the
-	// session's setting is put back after it.
-	jit, err := setJIT(ctx, conn, "off")
-	if err != nil {
-		return nil, err
-	}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -849,9 +860,6 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
-	}
-	if _, err := setJIT(ctx, conn, jit); err != nil {
-		return nil, err
 	}
 	cat.ResultCalls = map[string][]ImplicitCall{}
 	if len(cat.InputCalls) > 0 {

@@ -266,6 +266,9 @@ ORDER BY 1, 2`
 // castcontext (the direct domain's row, 'd', is the one
 // Catalog.UnseenCalls lists), and the type's OID last (Catalog.InputCalls:
 // reading a value of the type runs them too); the other rows have "".
+// NOTE: made_of counts a fixed-length type's element too (box's and
+// lseg's point): (b::box)[0] is a point, sorted by a DBA's default class
+// over point (TestFixedLengthElementClassesCount).
 // NOTE: made_of is computed once (MATERIALIZED) and joined by equality:
 // an OR of joins against pg_type in the recursive term took a second
 // on the demo. A multirange is made of its range by its internal
@@ -282,6 +285,15 @@ ORDER BY 1, 2`
 // GetDefaultOpClass takes it for a type with no class of its own:
 // CREATE CAST (point AS t) WITHOUT FUNCTION AS IMPLICIT gave DISTINCT
 // on points t's class.
+// NOTE: as GetDefaultOpClass does, a type's own default class wins: an
+// implicit binary cast from text to a DBA's type with a class of its
+// own leaves text sorted by text_ops (every text column was refused,
+// TestOwnDefaultClassWinsOverCoercible). A class over a pseudo-type
+// (a DBA's DEFAULT FOR TYPE anyelement: anything is coercible to it)
+// counts for every type without a default class of its own for that
+// method, json and point among them (TestPolymorphicDefaultClassCounts);
+// pg_catalog's (anyarray, anyenum, anyrange, record) are left out
+// first, their functions being pg_catalog's, lest every type carry them.
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
 // with b, b op a as the commutator to match an index or a join; and so,
@@ -310,7 +322,7 @@ const catalogCallsSQL = `
 WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
   UNION ALL
-  SELECT t.oid, t.typelem FROM pg_catalog.pg_type t WHERE t.typelem <> 0 AND t.typlen = -1
+  SELECT t.oid, t.typelem FROM pg_catalog.pg_type t WHERE t.typelem <> 0
   UNION ALL
   SELECT g.rngtypid, g.rngsubtype FROM pg_catalog.pg_range g
   UNION ALL
@@ -364,7 +376,20 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   UNION
   SELECT oc.oid, bc.castsource FROM pg_catalog.pg_opclass oc
   JOIN pg_catalog.pg_cast bc ON bc.casttarget = oc.opcintype AND bc.castmethod = 'b' AND bc.castcontext = 'i'
+  WHERE oc.opcdefault AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
+    WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = bc.castsource)
+  UNION
+  SELECT oc.oid, s.oid FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype AND it.typtype = 'p'
+  JOIN pg_catalog.pg_type s ON s.typtype NOT IN ('p', 'd')
   WHERE oc.opcdefault
+    AND (EXISTS (SELECT FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid = ap.amproc
+        WHERE ap.amprocfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)
+      OR EXISTS (SELECT FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
+        JOIN pg_catalog.pg_proc p ON p.oid = op.oprcode
+        WHERE ao.amopfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace))
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
+      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = s.oid)
 ), opclass_fn (typ, fn, via) AS (
   SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
   FROM pg_catalog.pg_opclass oc
@@ -485,7 +510,7 @@ ORDER BY 1, 3, 2`
 // rewriter resolves names against. conn must run with the pinned
 // search_path, so that format_type writes type names as statements see
 // them.
-func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (*Catalog, error) {
+func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (loaded *Catalog, err error) {
 	cat := &Catalog{
 		SearchPath: searchPath,
 		Relations:  map[QName]*Relation{},
@@ -506,6 +531,26 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 		return nil, fmt.Errorf("reading the current database: %v", res.Err)
 	}
 	cat.Database = string(res.Rows[0][0])
+	// NOTE: the catalog's queries are estimated far above jit_above_cost
+	// once a DBA has made types and operators though they run in tens of
+	// milliseconds: with two hundred DBA types, ranges and operators,
+	// catalogCallsSQL (24 million) took 5 to 8 s compiled, under 0.6 s
+	// not, and catalogRelationsSQL (125 thousand) 0.13 to 1.5 s, under
+	// 40 ms not (jit was off for catalogCallsSQL alone). The whole read
+	// runs with jit off, and the session's setting is put back after it,
+	// on an error too while the connection is open.
+	jit, err := setJIT(ctx, conn, "off")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if conn.IsClosed() {
+			return
+		}
+		if _, rerr := setJIT(context.WithoutCancel(ctx), conn, jit); rerr != nil && err == nil {
+			loaded, err = nil, rerr
+		}
+	}()
 	digestRow(d, 'v', res.Rows[0][1:])
 	digestRow(d, 'd', res.Rows[0][:1])
 	rr := conn.ExecParams(ctx, catalogRelationsSQL, nil, nil, nil, nil)
@@ -781,15 +826,6 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	cat.OperatorCalls, cat.CastCalls = map[string][]ImplicitCall{}, map[string][]ImplicitCall{}
 	cat.InputCalls, cat.CheckCalls = map[uint32][]ImplicitCall{}, map[string][]ImplicitCall{}
-	// NOTE: catalogCallsSQL's recursive CTEs are estimated far above
-	// jit_above_cost once a DBA has made types and operators (eleven
-	// million with two hundred of each) though they run in a tenth of a
-	// second: compiling them took three. It runs with jit off, and the
-	// session's setting is put back after it.
-	jit, err := setJIT(ctx, conn, "off")
-	if err != nil {
-		return nil, err
-	}
 	rr = conn.ExecParams(ctx, catalogCallsSQL, nil, nil, nil, nil)
 	for rr.NextRow() {
 		v := rr.Values()
@@ -824,9 +860,6 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, fmt.Errorf("reading catalog operators and casts: %w", err)
-	}
-	if _, err := setJIT(ctx, conn, jit); err != nil {
-		return nil, err
 	}
 	cat.ResultCalls = map[string][]ImplicitCall{}
 	if len(cat.InputCalls) > 0 {

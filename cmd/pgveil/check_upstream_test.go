@@ -914,3 +914,54 @@ table "public.staff_renamed" {
 		})
 	}
 }
+
+// TestCheckUpstreamTellsWhatARedactValueOfAnEnumCanBe: a redact value
+// that does not fit an enum column is told to be one of the enum's
+// labels, which the hint names, not "0 for a number", which no enum
+// takes.
+func TestCheckUpstreamTellsWhatARedactValueOfAnEnumCanBe(t *testing.T) {
+	setupCheckDB(t)
+	ctx := context.Background()
+	drop := "DROP TABLE IF EXISTS plans; DROP TYPE IF EXISTS plan_kind"
+	if err := cluster.Exec(ctx, checkDB, drop+`;
+CREATE TYPE plan_kind AS ENUM ('free', 'pro', 'enterprise');
+CREATE TABLE plans (id int, plan plan_kind, seats int);
+GRANT SELECT ON plans TO `+checkSvc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
+	for _, c := range []struct {
+		name, column, value string
+		want, wantNot       []string
+	}{
+		{
+			name: "a redact value that is no label of an enum column names the enum's labels", column: "plan", value: `"hidden"`,
+			want:    []string{"error: Mask does not fit column type", `plan_kind is an enum: give the redact mask one of its labels as a string (value = "free"; its labels are free, pro, enterprise), or use mask = "null".`},
+			wantNot: []string{"value = 0 for a number"},
+		},
+		{
+			name: "a redact value that does not fit a number column still says a number", column: "seats", value: `"hidden"`,
+			want:    []string{"error: Mask does not fit column type", "(value = 0 for a number)"},
+			wantNot: []string{"is an enum"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := checkConfig(t, checkSvc, fmt.Sprintf("table \"public.plans\" {\n  column %q {\n    class = \"billing\"\n    mask  = \"redact\"\n    value = %s\n  }\n}\n", c.column, c.value))
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			flat := strings.Join(strings.Fields(errOut), " ")
+			if code != 1 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(flat, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(flat, w) {
+					t.Errorf("stderr holds %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}

@@ -511,14 +511,14 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 			detail := fmt.Sprintf("Rule %q names %s, which no table block governs: the rule would never apply.", r.Name, p)
 			// NOTE: a partition (app.events_2026_11) is read under its
 			// partitioned table's block and rules, and a block of its
-			// own is refused beside the parent's: "Add table" or "Did
+			// own that differs refuses reads of the parent: "Add table" or "Did
 			// you mean" another partition's name would be the wrong
 			// fix. Offline the catalog is unknown, so a governed name
 			// the rule's name extends (app.events + "_2026_11") is
 			// taken as its likely parent, checked before a near miss.
 			if parent := partitionParent(p.String(), cfg.tableNames()); parent != "" {
 				detail += fmt.Sprintf(" If %s is a partition of %s, name the partitioned table here: write %q. "+
-					"A partition is read under its partitioned table's table block and rules; it takes no table block or rule of its own.", p, parent, parent)
+					"A partition is read under its partitioned table's table block and rules; a block or rule of its own that differs from its parent's makes pgveil refuse reads of the partitioned table.", p, parent, parent)
 				d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", detail)
 				continue
 			}

@@ -863,7 +863,7 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 		bound = bind(col.Mask.expr, p.attr)
 	}
 	var failed []*rewrite.Relation
-	first := ""
+	first, firstType := "", ""
 	for _, rel := range rels {
 		c := columnOf(rel, col.Name)
 		// NOTE: the type the rewriter casts the mask to: a domain's
@@ -923,6 +923,7 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 			failed = append(failed, rel)
 			if first == "" {
 				first = fmt.Sprintf("on %s (type %s): %s", rel.QName, c.Type, problem)
+				firstType = castType
 			}
 		}
 	}
@@ -932,11 +933,35 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 			detail += fmt.Sprintf(" It fails on %d tables: %s.", len(failed), relationList(failed))
 		}
 		if col.Mask.Kind == MaskRedact {
-			detail += " Give the redact mask a value of the column's type (value = 0 for a number), or use mask = \"null\"."
+			detail += ck.redactHint(firstType)
 		}
 		ck.report(hcl.DiagError, rng, "Mask does not fit column type", detail)
 	}
 	return true
+}
+
+// redactHint tells what value a redact mask of a column of type typ
+// (format_type's, as the rewriter casts to) can be: one of an enum's
+// labels, which it names, a number for any other type.
+//
+// NOTE: asked only once the mask failed; a failed lookup gives the
+// general hint.
+func (ck *catalogChecker) redactHint(typ string) string {
+	_, rows, err := ck.srv.Query(ck.ctx, `SELECT e.enumlabel FROM pg_catalog.pg_enum e
+  WHERE e.enumtypid = $1::pg_catalog.regtype ORDER BY e.enumsortorder`, typ)
+	if err == nil && len(rows) > 0 {
+		labels := make([]string, 0, len(rows))
+		for _, r := range rows {
+			labels = append(labels, string(r[0]))
+		}
+		more := ""
+		if len(labels) > 8 {
+			labels, more = labels[:8], ", …"
+		}
+		return fmt.Sprintf(" %s is an enum: give the redact mask one of its labels as a string (value = %q; its labels are %s%s), or use mask = \"null\".",
+			typ, labels[0], strings.Join(labels, ", "), more)
+	}
+	return " Give the redact mask a value of the column's type (value = 0 for a number), or use mask = \"null\"."
 }
 
 // expressionType warns when an expression mask's type is not the

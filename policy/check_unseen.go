@@ -62,7 +62,99 @@ func (c *Config) CheckUnseenCalls(cat *rewrite.Catalog) hcl.Diagnostics {
 		}
 		diags = append(diags, d)
 	}
+	return append(diags, c.classCallWarnings(cat)...)
+}
+
+// classCall is what classCallWarnings gathers of one function: the
+// types whose operator class or range calls it, each with how ("plan_kind,
+// through its default btree operator class plan_ops"), and the relations
+// with a column of one.
+type classCall struct {
+	fn    rewrite.QName
+	types map[string]bool
+	rels  map[string]bool
+}
+
+// classCallWarnings warns, once per function, about the functions outside
+// pg_catalog that the default btree or hash operator class of a column's
+// type, or a range type's subtype operator class, canonical or
+// subtype_diff function, call (rewrite.Catalog.ColumnCheckCalls, the
+// calls with a Via) when some role may not call them: the walker refuses
+// those roles every statement reading or writing a relation with such a
+// column (sorting, grouping, comparing or hashing its values runs the
+// function where no syntax shows it), and the DBA is told which relations,
+// and which function to list under which role's functions.
+// NOTE: pg_catalog and information_schema relations are left out, as
+// checkedRelations leaves them: their refusals are the catalog's.
+func (c *Config) classCallWarnings(cat *rewrite.Catalog) hcl.Diagnostics {
+	calls := map[rewrite.QName]*classCall{}
+	for q, rel := range cat.Relations {
+		if q.Schema == "pg_catalog" || q.Schema == "information_schema" {
+			continue
+		}
+		for _, col := range rel.Columns {
+			for _, call := range cat.ColumnCheckCalls(col) {
+				if call.Via == "" {
+					continue
+				}
+				cc := calls[call.Function]
+				if cc == nil {
+					cc = &classCall{fn: call.Function, types: map[string]bool{}, rels: map[string]bool{}}
+					calls[call.Function] = cc
+				}
+				cc.types[fmt.Sprintf("%s, through %s", col.Type, call.Via)] = true
+				cc.rels[q.String()] = true
+			}
+		}
+	}
+	fns := make([]rewrite.QName, 0, len(calls))
+	for fn := range calls {
+		fns = append(fns, fn)
+	}
+	slices.SortFunc(fns, func(a, b rewrite.QName) int { return strings.Compare(a.String(), b.String()) })
+	var diags hcl.Diagnostics
+	for _, f := range fns {
+		cc := calls[f]
+		fn := f.Schema + "." + f.Name
+		var refused []string
+		for _, name := range sortedKeys(c.Roles) {
+			if !slices.Contains(c.Roles[name].Functions, fn) {
+				refused = append(refused, fmt.Sprintf("%q", name))
+			}
+		}
+		if len(refused) == 0 {
+			continue
+		}
+		roles := "role " + refused[0]
+		if len(refused) > 1 {
+			roles = "roles " + strings.Join(refused, ", ")
+		}
+		types := sortedKeys(cc.types)
+		how, verb := "The type "+types[0]+",", "calls"
+		if len(types) > 1 {
+			how, verb = fmt.Sprintf("%s and %d other %s likewise,", how, len(types)-1, plural(len(types)-1, "column type", "column types")), "call"
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Operator class calls a function",
+			Detail: fmt.Sprintf("%s %s %s, which %s may not call. pgveil refuses these roles every statement that "+
+				"reads or writes %s, whose columns are of such a type: sorting, grouping, DISTINCT, a join, a "+
+				"comparison or a UNION on such a column runs %s where no syntax of the statement shows it. "+
+				"To let them read these relations, add it to the functions key of their role blocks: "+
+				"functions = [%q] in %s (a user needs it in one of their roles). Or give the type an operator "+
+				"class without that function.",
+				how, verb, fn, roles, relationNames(sortedKeys(cc.rels)), fn, fn, roles),
+		})
+	}
 	return diags
+}
+
+// relationNames lists names, at most five, and how many more.
+func relationNames(names []string) string {
+	if len(names) > 5 {
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:5], ", "), len(names)-5)
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkedRelations names the relations outside pg_catalog and

@@ -65,6 +65,20 @@ func TestCommonMistakesArePointedAt(t *testing.T) {
 			wantNot: []string{"which no rule names"},
 		},
 		{
+			name: "a partition named in a rule is told to name its partitioned table",
+			old:  `tables = ["public.responses"]`, new: `tables = ["public.responses_2026_11"]`,
+			want: []string{"pgveil.hcl:17:13: error: Ungoverned table",
+				`If public.responses_2026_11 is a partition of public.responses, name the partitioned table here: write "public.responses".`},
+			wantNot: []string{`Add table "public.responses_2026_11"`, "Did you mean"},
+		},
+		{
+			name:    "a partition named in a rule beside another partition's block is not pointed at that partition",
+			old:     "rule \"france_only\" {\n  tables = [\"public.responses\"]",
+			new:     "table \"public.responses_2026_10\" {}\nrule \"france_only\" {\n  tables = [\"public.responses_2026_11\"]",
+			want:    []string{"Ungoverned table", `write "public.responses"`},
+			wantNot: []string{`Did you mean "public.responses_2026_10"`},
+		},
+		{
 			name: "a column named user written unquoted is told to be quoted",
 			old:  `where  = "country = me.country"`, new: `where  = "user = me.login"`,
 			want: []string{"pgveil.hcl:19:13: error: Session user in policy expression", `A column named user must be quoted: "user".`},

@@ -509,6 +509,19 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 		switch {
 		case len(gov) == 0:
 			detail := fmt.Sprintf("Rule %q names %s, which no table block governs: the rule would never apply.", r.Name, p)
+			// NOTE: a partition (app.events_2026_11) is read under its
+			// partitioned table's block and rules, and a block of its
+			// own that differs refuses reads of the parent: "Add table" or "Did
+			// you mean" another partition's name would be the wrong
+			// fix. Offline the catalog is unknown, so a governed name
+			// the rule's name extends (app.events + "_2026_11") is
+			// taken as its likely parent, checked before a near miss.
+			if parent := partitionParent(p.String(), cfg.tableNames()); parent != "" {
+				detail += fmt.Sprintf(" If %s is a partition of %s, name the partitioned table here: write %q. "+
+					"A partition is read under its partitioned table's table block and rules; a block or rule of its own that differs from its parent's makes pgveil refuse reads of the partitioned table.", p, parent, parent)
+				d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", detail)
+				continue
+			}
 			// NOTE: a misspelt name is the likelier mistake than a missing
 			// block: suggest the governed name it is close to first.
 			if s := suggest(p.String(), cfg.tableNames()); s != "" {
@@ -526,7 +539,7 @@ func (d *decoder) checkRule(r *Rule, roleNames []string, fromFilesOnly bool) {
 				}
 				detail += fmt.Sprintf(" Or add table %q { … }.", p.String())
 			} else {
-				detail += fmt.Sprintf(" Add table %q { … }.", p.String())
+				detail += fmt.Sprintf(" Add table %q { … } (if it is a partition, name its partitioned table instead: a partition is read under its parent's table block and rules).", p.String())
 			}
 			d.errorRange(src.tables[i], src.tablesAttr, "Ungoverned table", detail)
 		case len(gov) > 1:
@@ -741,6 +754,22 @@ func (c *Config) tableBlock(name string) *Table {
 		}
 	}
 	return nil
+}
+
+// partitionParent returns the longest of names that name extends by an
+// underscore and more (app.events for app.events_2026_11), the table a
+// partition named after its parent likely belongs to, or "".
+//
+// NOTE: a guess from names only, offered as "if it is a partition": the
+// catalog, which would tell, is not read offline.
+func partitionParent(name string, names []string) string {
+	best := ""
+	for _, n := range names {
+		if len(n) > len(best) && len(name) > len(n)+1 && strings.HasPrefix(name, n+"_") {
+			best = n
+		}
+	}
+	return best
 }
 
 // ruleNames reports whether some rule's tables name the table name

@@ -58,3 +58,21 @@ func TestErrorPosition(t *testing.T) {
 		}
 	})
 }
+
+func TestSystemColumnMissing(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`column "tableoid" does not exist`:  true,
+		`column e.xmin does not exist`:      true,
+		`column Events.ctid does not exist`: true,
+		`column "cmax" does not exist`:      true,
+		`column "a.ctid" does not exist`:    false,
+		`column "id" does not exist`:        false,
+		`column e.ctidx does not exist`:     false,
+		`relation "ctid" does not exist`:    false,
+		`column "ctid" is ambiguous`:        false,
+	} {
+		if got := systemColumnMissing(msg); got != want {
+			t.Errorf("systemColumnMissing(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}

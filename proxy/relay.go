@@ -1178,6 +1178,13 @@ func (ss *session) onError(msg []byte) error {
 		moved = pos != er.Position
 		er.Position = pos
 	}
+	if er.Code == codeUndefinedColumn && ss.governed.Load() && systemColumnMissing(er.Message) {
+		// A governed table is read through a scoped subquery, which has
+		// no system columns: say why, or "does not exist" reads as a
+		// broken table. PostgreSQL's own hint, a near column name, is
+		// replaced.
+		er.Hint, moved = systemColumnHint, true
+	}
 	if pl := ss.pl; pl != nil && (er.Code == codeUndefinedStatement || er.Code == codeDuplicateStatement) {
 		// The session's statements have other names upstream
 		// (pooled_stmt.go).
@@ -1228,6 +1235,38 @@ func (ss *session) onError(msg []byte) error {
 		return ss.writeClient(ss.scratch)
 	}
 	return ss.writeClient(msg)
+}
+
+// systemColumnHint is the HINT of an undefined-column error naming a
+// system column, in a session that named a governed relation.
+//
+// NOTE: it says what holds of every governed table, nothing of the
+// statement's: no relation, scope or column of the policy.
+const systemColumnHint = "System columns (tableoid, ctid, xmin, xmax, cmin, cmax) are not available on tables pgveil governs: " +
+	"each is read through a subquery, which has none (as a view has none)."
+
+// systemColumnMissing reports whether msg, the message of an
+// undefined-column error as PostgreSQL writes it (column "ctid" does not
+// exist, column e.xmin does not exist), names a system column.
+//
+// NOTE: called on the error path only. A message in another language
+// (lc_messages) does not match: the error goes without the hint.
+func systemColumnMissing(msg string) bool {
+	name, ok := strings.CutPrefix(msg, "column ")
+	if !ok {
+		return false
+	}
+	if name, ok = strings.CutSuffix(name, " does not exist"); !ok {
+		return false
+	}
+	if i := strings.LastIndexByte(name, '.'); i >= 0 && !strings.HasPrefix(name, `"`) {
+		name = name[i+1:]
+	}
+	switch strings.Trim(name, `"`) {
+	case "tableoid", "ctid", "xmin", "xmax", "cmin", "cmax":
+		return true
+	}
+	return false
 }
 
 // onNotice forwards a NoticeResponse upstreamHeader decoded, scrubbed as

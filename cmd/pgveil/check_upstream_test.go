@@ -914,3 +914,119 @@ table "public.staff_renamed" {
 		})
 	}
 }
+
+// TestCheckUpstreamTellsWhatARedactValueOfAnEnumCanBe: a redact value
+// that does not fit an enum column is told to be one of the enum's
+// labels, which the hint names, not "0 for a number", which no enum
+// takes.
+func TestCheckUpstreamTellsWhatARedactValueOfAnEnumCanBe(t *testing.T) {
+	setupCheckDB(t)
+	ctx := context.Background()
+	drop := "DROP TABLE IF EXISTS plans; DROP TYPE IF EXISTS plan_kind"
+	if err := cluster.Exec(ctx, checkDB, drop+`;
+CREATE TYPE plan_kind AS ENUM ('free', 'pro', 'enterprise');
+CREATE TABLE plans (id int, plan plan_kind, seats int);
+GRANT SELECT ON plans TO `+checkSvc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
+	for _, c := range []struct {
+		name, column, value string
+		want, wantNot       []string
+	}{
+		{
+			name: "a redact value that is no label of an enum column names the enum's labels", column: "plan", value: `"hidden"`,
+			want:    []string{"error: Mask does not fit column type", `plan_kind is an enum: give the redact mask one of its labels as a string (value = "free"; its labels are free, pro, enterprise), or use mask = "null".`},
+			wantNot: []string{"value = 0 for a number"},
+		},
+		{
+			name: "a redact value that does not fit a number column still says a number", column: "seats", value: `"hidden"`,
+			want:    []string{"error: Mask does not fit column type", "(value = 0 for a number)"},
+			wantNot: []string{"is an enum"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := checkConfig(t, checkSvc, fmt.Sprintf("table \"public.plans\" {\n  column %q {\n    class = \"billing\"\n    mask  = \"redact\"\n    value = %s\n  }\n}\n", c.column, c.value))
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			flat := strings.Join(strings.Fields(errOut), " ")
+			if code != 1 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(flat, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(flat, w) {
+					t.Errorf("stderr holds %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckUpstreamWarnsOfRelationsRefusedForAnOperatorClassFunction: a
+// range type's subtype_diff and a default hash operator class of a DBA's
+// type call functions the walker refuses to roles that do not list them,
+// on every statement reading a relation with such a column; check names
+// the relation, the function and the key to list it under.
+func TestCheckUpstreamWarnsOfRelationsRefusedForAnOperatorClassFunction(t *testing.T) {
+	setupCheckDB(t)
+	ctx := context.Background()
+	drop := `DROP TABLE IF EXISTS quotas; DROP TYPE IF EXISTS seat_range; DROP FUNCTION IF EXISTS seat_diff(int4, int4);
+DROP OPERATOR CLASS IF EXISTS money2_hash USING hash; DROP OPERATOR FAMILY IF EXISTS money2_hash USING hash;
+DROP OPERATOR IF EXISTS = (money2, money2); DROP FUNCTION IF EXISTS m_hash(money2), m_eq(money2, money2); DROP TYPE IF EXISTS money2`
+	if err := cluster.Exec(ctx, checkDB, drop+`;
+CREATE FUNCTION seat_diff(int4, int4) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT ($1 - $2)::float8';
+CREATE TYPE seat_range AS RANGE (subtype = int4, subtype_diff = seat_diff);
+CREATE TYPE money2 AS (amount numeric, cur text);
+CREATE FUNCTION m_eq(money2, money2) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1.amount = $2.amount AND $1.cur = $2.cur';
+CREATE OPERATOR = (LEFTARG = money2, RIGHTARG = money2, FUNCTION = m_eq, HASHES);
+CREATE FUNCTION m_hash(money2) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT hashtext($1.cur)';
+CREATE OPERATOR CLASS money2_hash DEFAULT FOR TYPE money2 USING hash AS OPERATOR 1 =(money2, money2), FUNCTION 1 m_hash(money2);
+CREATE TABLE quotas (id int, seats seat_range, price money2);
+GRANT SELECT ON quotas TO `+checkSvc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
+	for _, c := range []struct {
+		name, roles   string
+		want, wantNot []string
+	}{
+		{
+			name: "a role that lists none of the functions is told each, with the relation and the key",
+			want: []string{
+				`warning: Operator class calls a function`,
+				`The type seat_range, through its range functions, calls public.seat_diff, which role "reader" may not call. pgveil refuses these roles every statement that reads or writes public.quotas,`,
+				`functions = ["public.seat_diff"] in role "reader"`,
+				`The type money2, through its default hash operator class money2_hash, calls public.m_hash`,
+			},
+		},
+		{
+			name:    "a function the role lists is not warned about",
+			roles:   `functions = ["public.seat_diff"]`,
+			want:    []string{`calls public.m_hash, which role "reader" may not call`},
+			wantNot: []string{`calls public.seat_diff`},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := checkConfig(t, checkSvc, "table \"public.quotas\" {}\nrole \"reader\" {\n  statements = [\"select\"]\n  "+c.roles+"\n}\n")
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			flat := strings.Join(strings.Fields(errOut), " ")
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(flat, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(flat, w) {
+					t.Errorf("stderr holds %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}

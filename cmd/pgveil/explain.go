@@ -145,29 +145,73 @@ func servedTypes(up rewrite.Policy, cat *rewrite.Catalog, masked []string) []str
 	}
 	var notes []string
 	for _, m := range masked {
-		i := strings.LastIndexByte(m, '.')
-		schema, name, ok := strings.Cut(m[:max(i, 0)], ".")
-		if i < 0 || !ok {
-			continue
-		}
-		rel := cat.Relations[rewrite.QName{Schema: schema, Name: name}]
-		if rel == nil {
-			continue
-		}
-		typ := up.Relation(rel).MaskTypes[m[i+1:]]
-		if typ == nil {
-			continue
-		}
-		for _, c := range rel.Columns {
+		// NOTE: of the relations and columns m may name, the first that
+		// the user's access masks to another type.
+		for _, rc := range columnsOfName(cat, m) {
+			typ := up.Relation(rc.rel).MaskTypes[rc.col.Name]
+			if typ == nil {
+				continue
+			}
 			// NOTE: a bigint or uuid column's pseudonym is served as the
 			// column's own type: nothing to tell (a domain over one reads
 			// as its base type, which is told).
-			if c.Name == m[i+1:] && c.Type != typeName(typ) {
-				notes = append(notes, fmt.Sprintf("%s reads as %s (a hash pseudonym; the column is %s)", m, typeName(typ), c.Type))
+			if rc.col.Type != typeName(typ) {
+				notes = append(notes, fmt.Sprintf("%s reads as %s (a hash pseudonym; the column is %s)", m, typeName(typ), rc.col.Type))
 			}
+			break
 		}
 	}
 	return notes
+}
+
+// relColumn is a relation and one of its columns.
+type relColumn struct {
+	rel *rewrite.Relation
+	col rewrite.Column
+}
+
+// columnsOfName returns the relations and columns of cat that m, written
+// schema.table.column unquoted (rewrite.Result.Masked), may name.
+//
+// NOTE: a quoted schema, table or column may hold dots ("Billing.EU"),
+// so the name is not cut at its first or last dot but at each pair of
+// dots in turn; more than one cut may name a column of the catalog.
+func columnsOfName(cat *rewrite.Catalog, m string) []relColumn {
+	var found []relColumn
+	for i := 0; i < len(m); i++ {
+		if m[i] != '.' {
+			continue
+		}
+		for j := i + 1; j < len(m); j++ {
+			if m[j] != '.' {
+				continue
+			}
+			rel := cat.Relations[rewrite.QName{Schema: m[:i], Name: m[i+1 : j]}]
+			if rel == nil {
+				continue
+			}
+			for _, c := range rel.Columns {
+				if c.Name == m[j+1:] {
+					found = append(found, relColumn{rel, c})
+				}
+			}
+		}
+	}
+	return found
+}
+
+// relationOfName finds the relation that n, written schema.table
+// unquoted, names in cat, cutting it at each dot in turn (columnsOfName):
+// nil when none does.
+func relationOfName(cat *rewrite.Catalog, n string) *rewrite.Relation {
+	for i := 0; i < len(n); i++ {
+		if n[i] == '.' {
+			if rel := cat.Relations[rewrite.QName{Schema: n[:i], Name: n[i+1:]}]; rel != nil {
+				return rel
+			}
+		}
+	}
+	return nil
 }
 
 // typeName renders a type name of pg_catalog as format_type would:
@@ -202,11 +246,7 @@ func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, na
 		}
 	}
 	for _, n := range names {
-		schema, name, ok := strings.Cut(n, ".")
-		if !ok {
-			continue
-		}
-		rel := cat.Relations[rewrite.QName{Schema: schema, Name: name}]
+		rel := relationOfName(cat, n)
 		if rel == nil {
 			continue
 		}

@@ -46,6 +46,21 @@ func TestServedTypes(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+	t.Run("a schema, table or column with a dot in its quoted name is found, not cut at a dot", func(t *testing.T) {
+		for _, q := range []rewrite.QName{{Schema: "Billing.EU", Name: "orders"}, {Schema: "public", Name: "v1.orders"}, {Schema: "a.b", Name: "c.d"}} {
+			rel := &rewrite.Relation{QName: q, Columns: []rewrite.Column{{Name: "customer.id", Type: "integer"}, {Name: "customer_id", Type: "integer"}}}
+			decoy := &rewrite.Relation{QName: rewrite.QName{Schema: "public", Name: "v1"}, Columns: []rewrite.Column{{Name: "orders.customer.id", Type: "bigint"}}}
+			cat := &rewrite.Catalog{Relations: map[rewrite.QName]*rewrite.Relation{q: rel, decoy.QName: decoy}}
+			up := accessPolicy{acc: rewrite.Access{Mode: rewrite.Governed,
+				MaskTypes: map[string]*pg_query.TypeName{"customer.id": int8, "customer_id": int8}}}
+			got := servedTypes(up, cat, []string{q.String() + ".customer.id", q.String() + ".customer_id"})
+			want := []string{q.String() + ".customer.id reads as bigint (a hash pseudonym; the column is integer)",
+				q.String() + ".customer_id reads as bigint (a hash pseudonym; the column is integer)"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: got %q, want %q", q, got, want)
+			}
+		}
+	})
 	t.Run("without a catalog nothing is said", func(t *testing.T) {
 		if got := servedTypes(up, nil, []string{"public.orders.customer_id"}); got != nil {
 			t.Errorf("got %q", got)

@@ -121,4 +121,4 @@ func (c *Config) rolesFromDirectoryOnly(u *User) bool {
 // directoryRolesHint is what a refusal of a user rolesFromDirectoryOnly
 // reports adds.
 const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads only at its own login: " +
-	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for and pgveil test to see them"
+	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"

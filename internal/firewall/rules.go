@@ -57,7 +57,7 @@ var Rules = []Rule{
 		Doc: "COPY options other than HEADER and FREEZE given without a value (pg_query's deparser cannot print them)"},
 	{Name: "function", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Only PostgreSQL's built-in functions and those a role lists may be called through pgveil.",
-		Doc:  "functions and operators outside pg_catalog not allowed by a role; function names with a database"},
+		Doc:  "functions and operators outside pg_catalog not allowed by a role; function names with a database; an operator qualified with a schema other than pg_catalog (`OPERATOR(public.<@)`: write it unqualified, its schema on `upstream.search_path`, as an extension's operators such as ltree's `<@` are used)"},
 	{Name: "unclassified_function", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil classifies every function of the PostgreSQL versions it knows; this one is newer, so it is refused until pgveil's classification (rewrite/functions.tsv) names it.",
 		Doc:  "pg_catalog functions that [rewrite/functions.tsv](rewrite/functions.tsv) does not name (a newer PostgreSQL's); it classifies every pg_catalog function of PostgreSQL 15 as allowed, refused by one of the rules below, or answered NULL, and a test fails when the upstream has a function it lacks"},

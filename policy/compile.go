@@ -123,6 +123,9 @@ func (c *Config) compileUser(u *User, ids *Identities) (*UserPolicy, error) {
 	slices.SortFunc(p.roles, func(a, b *Role) int { return cmp.Compare(a.Name, b.Name) })
 	p.roles = slices.Compact(p.roles)
 	if len(p.roles) == 0 {
+		if c.rolesFromDirectoryOnly(u) {
+			return nil, fmt.Errorf("%w: login %q has no role outside its own session: %s", ErrNoAccess, login, directoryRolesHint)
+		}
 		return nil, fmt.Errorf("%w: login %q has no role", ErrNoAccess, login)
 	}
 	unbounded := false

@@ -33,6 +33,9 @@ func (ids *Identities) MayActFor(service, target string) error {
 	if t.IsService() {
 		return fmt.Errorf("%s may not act for %s: it is a BI service itself", service, target)
 	}
+	if ids.cfg.rolesFromDirectoryOnly(t) {
+		return fmt.Errorf("%s may not act for %s: %s", service, target, directoryRolesHint)
+	}
 	listed := slices.ContainsFunc(s.ActFor, func(e string) bool {
 		if r, ok := strings.CutPrefix(e, actForRole); ok {
 			return slices.Contains(t.Roles, r)

@@ -98,3 +98,27 @@ func (ids *Identities) DirectoryUser(login string, groupDNs []string) (*User, bo
 	}
 	return u, true
 }
+
+// rolesFromDirectoryOnly reports whether u, a user of the configuration
+// or of identity rows without any role, logs in through the ldap block, so
+// that its roles may come from directory groups: those are read with the
+// person's own bind at login, and exist for that session only.
+//
+// NOTE: act_for and pgveil test see the user without them, and say so
+// rather than "no role", which a DBA whose group blocks give the role
+// would not understand.
+func (c *Config) rolesFromDirectoryOnly(u *User) bool {
+	if c.LDAP == nil || u.directory || len(c.LDAP.Groups) == 0 {
+		return false
+	}
+	if slices.ContainsFunc(u.Roles, func(r string) bool { return c.Roles[r] != nil }) {
+		return false
+	}
+	_, block := c.Users[u.Login]
+	return u.Method() == AuthLDAP || (!block && !u.HasPassword())
+}
+
+// directoryRolesHint is what a refusal of a user rolesFromDirectoryOnly
+// reports adds.
+const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads only at its own login: " +
+	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"

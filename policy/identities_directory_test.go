@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 // TestDirectoryUserSpelledLikeAKnownLogin: a directory matches logins
 // ignoring case and insignificant characters, so DANA binds dana's entry;
@@ -40,4 +44,51 @@ func TestDirectoryUserSpelledLikeAKnownLogin(t *testing.T) {
 			t.Errorf("%q: a directory user %v, want %v", tt.login, ok, tt.ok)
 		}
 	}
+}
+
+// TestRolesFromDirectoryGroupsOnly: a person whose roles only LDAP group
+// blocks give has none outside a session of her own, so a BI service
+// cannot act for her and pgveil test cannot compile her policy; both
+// refusals say why and what to do, not just "no role".
+func TestRolesFromDirectoryGroupsOnly(t *testing.T) {
+	const managers = "cn=managers,ou=groups,dc=example,dc=org"
+	c := &Config{
+		Roles: map[string]*Role{"manager": {Name: "manager"}},
+		LDAP:  &LDAP{Groups: []*LDAPGroup{{DN: managers, Roles: []string{"manager"}}}},
+		Users: map[string]*User{
+			"superset": {Login: "superset", Auth: AuthCert, Roles: []string{"manager"}, ActFor: []string{"role:manager"}},
+			"fanny":    {Login: "fanny", Auth: AuthLDAP},
+			"erik":     {Login: "erik", Auth: AuthLDAP, Roles: []string{"manager"}},
+			"tom":      {Login: "tom", Auth: AuthCert},
+		},
+	}
+	ids := c.HCLIdentities()
+	const hint = "its roles come from its LDAP groups, which pgveil reads only at its own login"
+	t.Run("a service is told why it cannot act for a person whose groups give her roles", func(t *testing.T) {
+		err := ids.MayActFor("superset", "fanny")
+		if err == nil || !strings.Contains(err.Error(), hint) {
+			t.Errorf("got %v, want a refusal saying %q", err, hint)
+		}
+	})
+	t.Run("a service acts for a directory person whose user block gives roles", func(t *testing.T) {
+		if err := ids.MayActFor("superset", "erik"); err != nil {
+			t.Errorf("refused: %v", err)
+		}
+	})
+	t.Run("a certificate user without a role gets no directory hint", func(t *testing.T) {
+		err := ids.MayActFor("superset", "tom")
+		if err == nil || strings.Contains(err.Error(), hint) {
+			t.Errorf("got %v, want a refusal without %q", err, hint)
+		}
+	})
+	t.Run("compiling her policy outside her session says where her roles come from", func(t *testing.T) {
+		_, err := c.Compile("fanny", ids)
+		if err == nil || !errors.Is(err, ErrNoAccess) || !strings.Contains(err.Error(), hint) {
+			t.Errorf("got %v, want no access saying %q", err, hint)
+		}
+		_, err = c.Compile("tom", ids)
+		if err == nil || strings.Contains(err.Error(), hint) {
+			t.Errorf("tom: got %v, want no access without the hint", err)
+		}
+	})
 }

@@ -354,3 +354,68 @@ func TestTimeWindowsFollowingTheTimeZoneAreWarnedOf(t *testing.T) {
 		})
 	}
 }
+
+// TestLDAPGroupsTogetherLiftingACeilingAreAWarning: a person's roles are
+// the union of her groups', known only at her login; a group giving a
+// role that only unmasks columns (scope "all" by default) lifts the
+// ceiling another group's role keeps, for the members of both.
+func TestLDAPGroupsTogetherLiftingACeilingAreAWarning(t *testing.T) {
+	const base = `
+role "manager" {
+  statements = ["select"]
+  scope      = "own_team"
+}
+role "pii" {
+  columns = ["pii"]
+  SCOPE
+}
+rule "detractors" {
+  tables = ["public.responses"]
+  roles  = ["manager"]
+  RULE
+}
+ldap {
+  url             = "ldaps://ldap.example.org"
+  base_dn         = "ou=people,dc=example,dc=org"
+  bind_dn         = "cn=pgveil,dc=example,dc=org"
+  bind_password   = env("PGVEIL_UPSTREAM_PASSWORD")
+  member_of_attribute = "memberOf"
+
+  group "cn=managers,ou=groups,dc=example,dc=org" { roles = ["manager"] }
+  group "cn=pii,ou=groups,dc=example,dc=org"      { roles = ["pii"] }
+}
+`
+	for _, c := range []struct {
+		name, scope, rule string
+		warn              bool
+	}{
+		{"a columns-only role with the default scope lifting a manager's ceiling is warned of", "", `where = "nps <= 6"`, true},
+		{"a columns-only role with scope none is left alone", `scope = "none"`, `where = "nps <= 6"`, false},
+		{"a rule whose scope is the ceiling itself is left alone", "", `scope = "own_team"`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("PGVEIL_UPSTREAM_PASSWORD", "x")
+			src := strings.ReplaceAll(mistakesBase, "VERIFIER", testVerifier) +
+				strings.NewReplacer("SCOPE", c.scope, "RULE", c.rule).Replace(base)
+			src = strings.Replace(src, `table "public.responses" {`, `table "public.responses" {
+  team_column = "team_id"`, 1)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "pgveil.hcl"), []byte(src))
+			t.Chdir(dir)
+			l := NewLoader()
+			_, diags := l.Load("pgveil.hcl")
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var out bytes.Buffer
+			if err := WriteDiagnostics(&out, l.Files(), diags); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(strings.Fields(out.String()), " ")
+			want := `A member of LDAP groups "cn=pii,ou=groups,dc=example,dc=org" and "cn=managers,ou=groups,dc=example,dc=org" holds role "pii", whose scope is "all", and role "manager", whose scope is "own_team"`
+			if strings.Contains(got, want) != c.warn {
+				t.Errorf("warning %q given: %v, want %v:\n%s", want, !c.warn, c.warn, out.String())
+			}
+		})
+	}
+}

@@ -75,6 +75,7 @@ func (d *decoder) crossCheck() {
 			}
 		}
 	}
+	d.groupPairCeilings()
 	classes := map[string]bool{}
 	for _, t := range cfg.Tables {
 		for _, c := range t.Columns {
@@ -206,7 +207,9 @@ func (c *Config) liftedCeiling(roles []string) (unbounded, bounded, detail strin
 		}
 		var rules []string
 		for _, rule := range c.Rules {
-			if rule.Enabled && !rule.Restrictive && slices.Contains(rule.Roles, n) && !c.referenceOnly(rule) {
+			// NOTE: a rule whose built-in scope is the role's ceiling
+			// grants the same rows with the ceiling lifted.
+			if rule.Enabled && !rule.Restrictive && slices.Contains(rule.Roles, n) && !c.referenceOnly(rule) && rule.Scope != r.Scope {
 				rules = append(rules, rule.Name)
 			}
 		}
@@ -783,4 +786,49 @@ func (c *Config) ruleNames(name string) bool {
 		}
 	}
 	return false
+}
+
+// groupPairCeilings warns about two LDAP groups each of whose roles keep
+// their ceilings, but whose members of both hold a role with scope "all"
+// and a bounded role with rules: a role that only unmasks columns (a pii
+// group) lifts a manager's ceiling for the managers in it.
+//
+// NOTE: a person's roles are the union of her groups' roles, known only
+// at her login; the per-user check cannot see them, so the pairs are
+// checked here, once per pair, the unbounded group first.
+func (d *decoder) groupPairCeilings() {
+	cfg := d.cfg
+	if cfg.LDAP == nil {
+		return
+	}
+	gs := cfg.LDAP.Groups
+	for _, a := range gs {
+		for _, b := range gs {
+			if a == b {
+				continue
+			}
+			if _, _, alone := cfg.liftedCeiling(a.Roles); alone != "" {
+				continue
+			}
+			if _, _, alone := cfg.liftedCeiling(b.Roles); alone != "" {
+				continue
+			}
+			unbounded, bounded, detail := cfg.liftedCeiling(append(slices.Clone(a.Roles), b.Roles...))
+			if detail == "" || !slices.Contains(a.Roles, unbounded) || !slices.Contains(b.Roles, bounded) {
+				continue
+			}
+			attr := d.attrs["ldap.group."+a.DN+".roles"]
+			if attr == nil {
+				continue
+			}
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Ceiling lifted",
+				Detail: fmt.Sprintf("A member of LDAP groups %q and %q holds role %q, whose scope is \"all\", and role %q, whose scope is %q: %s "+
+					"(A role that only unmasks columns can say scope = \"none\": it then lifts no other role's ceiling.)",
+					a.DN, b.DN, unbounded, bounded, cfg.Roles[bounded].Scope, strings.Replace(detail, "this user", "such members", 1)),
+				Subject: d.elementRange(attr, unbounded).Ptr(),
+			})
+		}
+	}
 }

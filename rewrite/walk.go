@@ -894,7 +894,11 @@ func (w *walker) functionSchemas(name string) []string {
 // call there must pass the function policy (operatorCalls).
 func (w *walker) operator(name []*pg_query.Node) {
 	if len(name) > 2 || len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
-		w.err = deny("function", "operators outside pg_catalog are not allowed")
+		// NOTE: the operator is named, and the way out said: an
+		// extension's operator (ltree's <@, pg_trgm's %) passes unqualified
+		// with its schema on upstream.search_path, checked by operatorCalls.
+		w.err = deny("function", "operators qualified with a schema other than pg_catalog are not allowed (OPERATOR(%s)): "+
+			"write the operator without its schema, which must be on the search path", qualifiedOperatorName(name))
 		return
 	}
 	if len(name) == 1 {
@@ -1093,4 +1097,14 @@ func (w *walker) noteFuncAliases(stmt *pg_query.Node) {
 		w.funcItemCols[name] = map[string]bool{}
 		return true
 	})
+}
+
+// qualifiedOperatorName prints an operator's qualified name as written,
+// its parts joined by dots, for a refusal's message.
+func qualifiedOperatorName(name []*pg_query.Node) string {
+	parts := make([]string, 0, len(name))
+	for _, n := range name {
+		parts = append(parts, n.GetString_().GetSval())
+	}
+	return strings.Join(parts, ".")
 }

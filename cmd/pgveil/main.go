@@ -12,8 +12,8 @@ var version = "dev"
 const usage = `pgveil — a data firewall for PostgreSQL
 
 Usage:
-  pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL]
-                 run the proxy
+  pgveil serve   --config FILE [--log-format json|console] [--log-level LEVEL] [--watch 5s]
+                 run the proxy; SIGHUP (or, with --watch, a changed file) reloads
   pgveil check   --config FILE [--upstream]
                  load and validate a configuration; exit 1 on any error;
                  --upstream also checks it against the live database
@@ -26,7 +26,7 @@ Usage:
                  for the database owner to run
   pgveil passwd  [--iterations N]
                  read a password and print its SCRAM-SHA-256 verifier
-  pgveil audit   verify [--key-env NAME] FILE...
+  pgveil audit   verify [--key-env NAME]... [--unkeyed] [--from-start] [--complete] FILE...
                  check the chain of audit log files; exit 1 on a problem
   pgveil audit   search [filters] [--format table|json] FILE...
                  print the audit records matching --user, --column, --since, …

@@ -57,7 +57,7 @@ var Rules = []Rule{
 		Doc: "COPY options other than HEADER and FREEZE given without a value (pg_query's deparser cannot print them)"},
 	{Name: "function", Code: sqlstate.InsufficientPrivilege,
 		Hint: "Only PostgreSQL's built-in functions and those a role lists may be called through pgveil.",
-		Doc:  "functions and operators outside pg_catalog not allowed by a role; function names with a database"},
+		Doc:  "functions and operators outside pg_catalog not allowed by a role; function names with a database; an operator qualified with a schema other than pg_catalog (`OPERATOR(public.<@)`: write it unqualified, its schema on `upstream.search_path`, as an extension's operators such as ltree's `<@` are used)"},
 	{Name: "unclassified_function", Code: sqlstate.InsufficientPrivilege,
 		Hint: "pgveil classifies every function of the PostgreSQL versions it knows; this one is newer, so it is refused until pgveil's classification (rewrite/functions.tsv) names it.",
 		Doc:  "pg_catalog functions that [rewrite/functions.tsv](rewrite/functions.tsv) does not name (a newer PostgreSQL's); it classifies every pg_catalog function of PostgreSQL 15 as allowed, refused by one of the rules below, or answered NULL, and a test fails when the upstream has a function it lacks"},
@@ -152,7 +152,7 @@ var Rules = []Rule{
 		Hint: "Wait for the answer to the portal's Bind (its Sync's ReadyForQuery) before executing it in a later batch, and give protocol portals and SQL cursors different names.",
 		Doc:  "an Execute of a portal that may run another statement than its last Bind's, which pgveil could not tell apart for the audit trail, the acting user or a transaction pool's settings: pipelined in a later batch than that Bind, not answered yet, which may fail (a named portal that exists, a wrong parameter) and leave the portal as it was; or of a name a cursor was DECLAREd under since that Bind (a COMMIT destroyed its portal), or is being declared under"},
 	{Name: "policy_changed", Code: sqlstate.InsufficientPrivilege,
-		Hint: "Reconnect, or prepare the statement again, to run it under the policy in force.",
+		Hint: "A reload, a switch of the user a BI service acts for (SET ROLE), or a change of a directory login's groups changed the policy in force: DECLARE the cursor or prepare the statement again (or reconnect) to run it under that policy.",
 		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for, or a reload changed a directory login's groups"},
 }
 

@@ -348,3 +348,16 @@ func collectClassificationRules(t *testing.T, path string, used map[string]strin
 		t.Fatalf("reading %s: %v", path, err)
 	}
 }
+
+// TestPolicyChangedHint: a BI tool whose cursor is refused after it
+// switched the user it acts for was told to reconnect, as after a reload;
+// the hint says what changes the policy and that a cursor is declared
+// again.
+func TestPolicyChangedHint(t *testing.T) {
+	r := firewall.Deny("policy_changed", "the policy changed since the cursor %q was checked", "h")
+	for _, want := range []string{"BI service acts for", "DECLARE the cursor", "prepare the statement again"} {
+		if !strings.Contains(r.Hint, want) {
+			t.Errorf("hint %q does not say %q", r.Hint, want)
+		}
+	}
+}

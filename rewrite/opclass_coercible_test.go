@@ -174,3 +174,56 @@ CREATE OPERATOR CLASS public.rev22a_point DEFAULT FOR TYPE point USING btree AS
 		}
 	})
 }
+
+// TestPolymorphicDefaultClassCountsForPseudoTypedValues: a value of a
+// pseudo-type a statement can make (void from pg_sleep, cstring from an
+// output function) has no default class of its own and is coercible to
+// anyelement: a DBA's default btree class FOR TYPE anyelement sorts it
+// by the DBA's function, as it does json.
+func TestPolymorphicDefaultClassCountsForPseudoTypedValues(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev22b_acmp(anyelement, anyelement) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN 0; END';
+CREATE FUNCTION public.rev22b_alt(anyelement, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.<<% (leftarg = anyelement, rightarg = anyelement, function = public.rev22b_alt);
+CREATE OPERATOR public.=%% (leftarg = anyelement, rightarg = anyelement, function = public.rev22b_alt);
+CREATE OPERATOR CLASS public.rev22b_aops DEFAULT FOR TYPE anyelement USING btree AS
+  OPERATOR 1 public.<<%, OPERATOR 3 public.=%%, FUNCTION 1 public.rev22b_acmp(anyelement, anyelement)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT DISTINCT pg_sleep(0) FROM generate_series(1, 2)",
+		"SELECT DISTINCT textout(name) FROM countries",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL calls the DBA's function for "+sql, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SAVEPOINT s; "+sql).ReadAll()
+			if err == nil || !strings.Contains(err.Error(), `polymorphic function "rev22b_acmp"`) {
+				t.Errorf("want rev22b_acmp called, got %v", err)
+			}
+			if _, err := conn.Exec(ctx, "ROLLBACK TO SAVEPOINT s").ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil refuses each unless the role may call it", func(t *testing.T) {
+		for _, sql := range stmts {
+			_, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "rev22b_aops") {
+				t.Errorf("%s: want a refusal by rule function naming rev22b_aops, got %v", sql, err)
+			}
+		}
+	})
+}

@@ -227,3 +227,68 @@ CREATE OPERATOR CLASS public.rev22b_aops DEFAULT FOR TYPE anyelement USING btree
 		}
 	})
 }
+
+// TestPreferredCoercibleClassWinsOverDBAs: with no default class of its
+// own, a type takes the one class of a preferred type of its category it
+// is binary coercible to (varchar text's, cidr inet's) before any other
+// it is coercible to: a DBA's class FOR TYPE anyelement, or over a
+// DBA's type varchar casts to, does not sort varchar or cidr, and they
+// must not be refused.
+func TestPreferredCoercibleClassWinsOverDBAs(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev22b_acmp(anyelement, anyelement) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev22b_acmp ran''; END';
+CREATE FUNCTION public.rev22b_alt(anyelement, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.<<% (leftarg = anyelement, rightarg = anyelement, function = public.rev22b_alt);
+CREATE OPERATOR public.=%% (leftarg = anyelement, rightarg = anyelement, function = public.rev22b_alt);
+CREATE OPERATOR CLASS public.rev22b_aops DEFAULT FOR TYPE anyelement USING btree AS
+  OPERATOR 1 public.<<%, OPERATOR 3 public.=%%, FUNCTION 1 public.rev22b_acmp(anyelement, anyelement);
+CREATE TYPE public.rev22b_txt;
+CREATE FUNCTION public.rev22b_txt_in(cstring) RETURNS public.rev22b_txt LANGUAGE internal IMMUTABLE STRICT AS 'textin';
+CREATE FUNCTION public.rev22b_txt_out(public.rev22b_txt) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'textout';
+CREATE TYPE public.rev22b_txt (input = public.rev22b_txt_in, output = public.rev22b_txt_out, like = text);
+CREATE CAST (varchar AS public.rev22b_txt) WITHOUT FUNCTION AS IMPLICIT;
+CREATE FUNCTION public.rev22b_tcmp(public.rev22b_txt, public.rev22b_txt) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev22b_tcmp ran''; END';
+CREATE FUNCTION public.rev22b_teq(public.rev22b_txt, public.rev22b_txt) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.=% (leftarg = public.rev22b_txt, rightarg = public.rev22b_txt, function = public.rev22b_teq);
+CREATE OPERATOR CLASS public.rev22b_tops DEFAULT FOR TYPE public.rev22b_txt USING btree AS
+  OPERATOR 3 public.=%, FUNCTION 1 public.rev22b_tcmp(public.rev22b_txt, public.rev22b_txt)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT v FROM (VALUES ('b'::varchar), ('a')) x (v) ORDER BY v",
+		"SELECT DISTINCT v FROM (VALUES ('10.0.0.0/8'::cidr), ('11.0.0.0/8')) x (v)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL sorts by pg_catalog's class for "+sql, func(t *testing.T) {
+			if _, err := conn.Exec(ctx, "SET LOCAL enable_hashagg = off; "+sql).ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil rewrites them with no function listed", func(t *testing.T) {
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	t.Run("json, with no preferred class to take, still counts the DBA's", func(t *testing.T) {
+		_, err := rewrite.Rewrite(`SELECT DISTINCT j FROM (VALUES ('{}'::json)) v (j)`, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "rev22b_aops") {
+			t.Errorf("want a refusal by rule function naming rev22b_aops, got %v", err)
+		}
+	})
+}

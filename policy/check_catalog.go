@@ -942,26 +942,42 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 
 // redactHint tells what value a redact mask of a column of type typ
 // (format_type's, as the rewriter casts to) can be: one of an enum's
-// labels, which it names, a number for any other type.
+// labels, which it names, a number for any other type; and, first, that
+// the service account lacks USAGE on the type's schema, when it does:
+// the rewriter's cast then fails whatever the value.
 //
 // NOTE: asked only once the mask failed; a failed lookup gives the
-// general hint.
+// general hint. The type is found by its schema's and its own name in
+// the catalogs, which need no USAGE (a regtype cast of a qualified name
+// does); an unqualified name is one on the search path.
 func (ck *catalogChecker) redactHint(typ string) string {
-	_, rows, err := ck.srv.Query(ck.ctx, `SELECT e.enumlabel FROM pg_catalog.pg_enum e
-  WHERE e.enumtypid = $1::pg_catalog.regtype ORDER BY e.enumsortorder`, typ)
-	if err == nil && len(rows) > 0 {
+	_, rows, err := ck.srv.Query(ck.ctx, `WITH n AS (SELECT pg_catalog.parse_ident($1) AS p)
+SELECT pg_catalog.has_schema_privilege(s.oid, 'USAGE')::text, s.nspname, e.enumlabel
+  FROM n, pg_catalog.pg_type t JOIN pg_catalog.pg_namespace s ON s.oid = t.typnamespace
+  LEFT JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
+ WHERE CASE pg_catalog.cardinality(n.p)
+         WHEN 1 THEN t.oid = pg_catalog.to_regtype($1)
+         WHEN 2 THEN s.nspname = n.p[1] AND t.typname = n.p[2]
+         ELSE false END
+ ORDER BY e.enumsortorder`, typ)
+	hint := ""
+	if err == nil && len(rows) > 0 && string(rows[0][0]) == "false" {
+		hint = fmt.Sprintf(" The service account has no USAGE on schema %s, so the cast of the mask to %s fails whatever its value: "+
+			"GRANT USAGE ON SCHEMA %s TO the service account.", quoteIdent(string(rows[0][1])), typ, quoteIdent(string(rows[0][1])))
+	}
+	if err == nil && len(rows) > 0 && rows[0][2] != nil {
 		labels := make([]string, 0, len(rows))
 		for _, r := range rows {
-			labels = append(labels, string(r[0]))
+			labels = append(labels, string(r[2]))
 		}
 		more := ""
 		if len(labels) > 8 {
 			labels, more = labels[:8], ", …"
 		}
-		return fmt.Sprintf(" %s is an enum: give the redact mask one of its labels as a string (value = %q; its labels are %s%s), or use mask = \"null\".",
+		return hint + fmt.Sprintf(" %s is an enum: give the redact mask one of its labels as a string (value = %q; its labels are %s%s), or use mask = \"null\".",
 			typ, labels[0], strings.Join(labels, ", "), more)
 	}
-	return " Give the redact mask a value of the column's type (value = 0 for a number), or use mask = \"null\"."
+	return hint + " Give the redact mask a value of the column's type (value = 0 for a number), or use mask = \"null\"."
 }
 
 // expressionType warns when an expression mask's type is not the

@@ -33,9 +33,6 @@ func (ids *Identities) MayActFor(service, target string) error {
 	if t.IsService() {
 		return fmt.Errorf("%s may not act for %s: it is a BI service itself", service, target)
 	}
-	if ids.cfg.rolesFromDirectoryOnly(t) {
-		return fmt.Errorf("%s may not act for %s: %s", service, target, directoryRolesHint)
-	}
 	listed := slices.ContainsFunc(s.ActFor, func(e string) bool {
 		if r, ok := strings.CutPrefix(e, actForRole); ok {
 			return slices.Contains(t.Roles, r)
@@ -46,9 +43,19 @@ func (ids *Identities) MayActFor(service, target string) error {
 		return e == target
 	})
 	if !listed {
+		// NOTE: the same words for every target the service may not act
+		// for: whether her roles come from LDAP groups is hers, not the
+		// service's, to learn. A service listing roles is told, whoever
+		// the target, that roles of LDAP groups are not known here.
+		if ids.cfg.directoryGroupRoles() && slices.ContainsFunc(s.ActFor, func(e string) bool { return strings.HasPrefix(e, actForRole) }) {
+			return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for; %s", service, target, directoryRolesActForNote)
+		}
 		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, target)
 	}
 	if !slices.ContainsFunc(t.Roles, func(r string) bool { return ids.cfg.Roles[r] != nil }) {
+		if ids.cfg.rolesFromDirectoryOnly(t) {
+			return fmt.Errorf("%s may not act for %s: %s", service, target, directoryRolesHint)
+		}
 		return fmt.Errorf("%s may not act for %s: the user has no role", service, target)
 	}
 	return nil

@@ -122,3 +122,16 @@ func (c *Config) rolesFromDirectoryOnly(u *User) bool {
 // reports adds.
 const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads only at its own login: " +
 	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"
+
+// directoryGroupRoles reports whether the ldap block has group blocks,
+// which give roles at a person's own login only.
+func (c *Config) directoryGroupRoles() bool {
+	return c.LDAP != nil && len(c.LDAP.Groups) > 0
+}
+
+// directoryRolesActForNote is what a refusal of act_for for a target not
+// listed adds, when act_for lists roles and LDAP group blocks give roles.
+//
+// NOTE: it says nothing of the target: it is the same for every target.
+const directoryRolesActForNote = "roles that LDAP groups give are read only at a person's own login, " +
+	"so act_for's role: entries match only roles of a user block or an identity row's roles column"

@@ -60,16 +60,35 @@ func TestRolesFromDirectoryGroupsOnly(t *testing.T) {
 			"fanny":    {Login: "fanny", Auth: AuthLDAP},
 			"erik":     {Login: "erik", Auth: AuthLDAP, Roles: []string{"manager"}},
 			"tom":      {Login: "tom", Auth: AuthCert},
+			"metabase": {Login: "metabase", Auth: AuthCert, Roles: []string{"manager"}, ActFor: []string{"fanny"}},
+			"looker":   {Login: "looker", Auth: AuthCert, Roles: []string{"manager"}, ActFor: []string{"erik"}},
 		},
 	}
 	ids := c.HCLIdentities()
 	const hint = "its roles come from its LDAP groups, which pgveil reads only at its own login"
-	t.Run("a service is told why it cannot act for a person whose groups give her roles", func(t *testing.T) {
+	t.Run("a service listing roles is told that roles of LDAP groups are not known to act_for", func(t *testing.T) {
 		err := ids.MayActFor("superset", "fanny")
+		if err == nil || !strings.Contains(err.Error(), "roles that LDAP groups give are read only at a person's own login") {
+			t.Errorf("got %v, want a refusal saying LDAP group roles are unknown here", err)
+		}
+	})
+	t.Run("a service listing a person by login is told why she has no role", func(t *testing.T) {
+		err := ids.MayActFor("metabase", "fanny")
 		if err == nil || !strings.Contains(err.Error(), hint) {
 			t.Errorf("got %v, want a refusal saying %q", err, hint)
 		}
 	})
+	for _, svc := range []string{"superset", "looker"} {
+		t.Run(svc+" learns nothing of how a person it may not act for gets her roles", func(t *testing.T) {
+			fanny, tom := ids.MayActFor(svc, "fanny"), ids.MayActFor(svc, "tom")
+			if fanny == nil || tom == nil {
+				t.Fatalf("fanny: %v, tom: %v: want both refused", fanny, tom)
+			}
+			if f := strings.ReplaceAll(fanny.Error(), "fanny", "X"); f != strings.ReplaceAll(tom.Error(), "tom", "X") {
+				t.Errorf("the refusals differ:\n fanny: %v\n tom:   %v", fanny, tom)
+			}
+		})
+	}
 	t.Run("a service acts for a directory person whose user block gives roles", func(t *testing.T) {
 		if err := ids.MayActFor("superset", "erik"); err != nil {
 			t.Errorf("refused: %v", err)

@@ -922,11 +922,15 @@ table "public.staff_renamed" {
 func TestCheckUpstreamTellsWhatARedactValueOfAnEnumCanBe(t *testing.T) {
 	setupCheckDB(t)
 	ctx := context.Background()
-	drop := "DROP TABLE IF EXISTS plans; DROP TYPE IF EXISTS plan_kind"
+	drop := `DROP TABLE IF EXISTS plans; DROP TYPE IF EXISTS plan_kind; DROP SCHEMA IF EXISTS "Billing" CASCADE; DROP SCHEMA IF EXISTS "Hidden" CASCADE`
 	if err := cluster.Exec(ctx, checkDB, drop+`;
 CREATE TYPE plan_kind AS ENUM ('free', 'pro', 'enterprise');
-CREATE TABLE plans (id int, plan plan_kind, seats int);
-GRANT SELECT ON plans TO `+checkSvc); err != nil {
+CREATE SCHEMA "Billing";
+CREATE TYPE "Billing"."Tier Kind" AS ENUM ('Gold', 'say "hi"');
+CREATE SCHEMA "Hidden";
+CREATE TYPE "Hidden".region AS ENUM ('eu', 'us');
+CREATE TABLE plans (id int, plan plan_kind, seats int, tier "Billing"."Tier Kind", region "Hidden".region);
+GRANT SELECT ON plans TO `+checkSvc+`; GRANT USAGE ON SCHEMA "Billing" TO `+checkSvc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, drop) })
@@ -937,6 +941,17 @@ GRANT SELECT ON plans TO `+checkSvc); err != nil {
 		{
 			name: "a redact value that is no label of an enum column names the enum's labels", column: "plan", value: `"hidden"`,
 			want:    []string{"error: Mask does not fit column type", `plan_kind is an enum: give the redact mask one of its labels as a string (value = "free"; its labels are free, pro, enterprise), or use mask = "null".`},
+			wantNot: []string{"value = 0 for a number"},
+		},
+		{
+			name: "an enum of another schema, quoted and mixed-case, names its labels", column: "tier", value: `"hidden"`,
+			want:    []string{"error: Mask does not fit column type", `"Billing"."Tier Kind" is an enum: give the redact mask one of its labels as a string (value = "Gold"; its labels are Gold, say "hi"), or use mask = "null".`},
+			wantNot: []string{"value = 0 for a number"},
+		},
+		{
+			name: "an enum of a schema the service account may not use says to grant USAGE, and its labels", column: "region", value: `"eu"`,
+			want: []string{"error: Mask does not fit column type", `The service account has no USAGE on schema "Hidden", so the cast of the mask to "Hidden".region fails whatever its value: GRANT USAGE ON SCHEMA "Hidden" TO the service account.`,
+				`"Hidden".region is an enum: give the redact mask one of its labels as a string (value = "eu"; its labels are eu, us)`},
 			wantNot: []string{"value = 0 for a number"},
 		},
 		{

@@ -34,12 +34,33 @@ import (
 var (
 	fuzzOnce sync.Once
 	fuzzSrv  *Server
+	// fuzzClosed is a second fuzzServer, closed (Close) at once: every
+	// start it handles is a start the shutdown cut.
+	fuzzClosedOnce sync.Once
+	fuzzClosed     *Server
 )
+
+// fuzzClosedServer is a Server like fuzzServer's, closed before any
+// connection comes: its starts must end as the shutdown's (57P01) or
+// their own failure, never hang.
+func fuzzClosedServer(t testing.TB) *Server {
+	fuzzClosedOnce.Do(func() {
+		fuzzClosed = newFuzzServer()
+		fuzzClosed.Close()
+	})
+	return fuzzClosed
+}
 
 // fuzzServer is a Server whose upstream is never reached: no fuzz input
 // can authenticate.
 func fuzzServer(t testing.TB) *Server {
-	fuzzOnce.Do(func() {
+	fuzzOnce.Do(func() { fuzzSrv = newFuzzServer() })
+	return fuzzSrv
+}
+
+// newFuzzServer makes a fuzzServer.
+func newFuzzServer() *Server {
+	{
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
 		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -52,15 +73,15 @@ func fuzzServer(t testing.TB) *Server {
 				ConnectTimeout: 100 * time.Millisecond},
 			Users: map[string]*policy.User{"alice": {Login: "alice", Verifier: v}},
 		}
-		var err error
 		opts := Options{Logger: zap.NewNop(), Rewriter: &refuseWord{}, Audit: discardAudit{}, Metrics: NewMetrics(prometheus.NewRegistry()),
 			ScrubDataErrors: true}
 		StaticIdentities(cfg, &opts)
-		if fuzzSrv, err = New(ConfigOf(cfg), opts); err != nil {
+		srv, err := New(ConfigOf(cfg), opts)
+		if err != nil {
 			panic(err)
 		}
-	})
-	return fuzzSrv
+		return srv
+	}
 }
 
 // refuseWord refuses statements containing "deny" and rewrites "old".
@@ -124,20 +145,24 @@ func FuzzStartup(f *testing.F) {
 	// then the same after an SSLRequest.
 	f.Add([]byte{0x16, 3, 1, 0, 0x20, 1, 0, 0, 0x1c, 3, 3})
 	f.Add(append(ssl, 0x16, 3, 1, 0, 5))
-	srv := fuzzServer(f)
+	srv, closed := fuzzServer(f), fuzzClosedServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		client, server := net.Pipe()
-		done := make(chan struct{})
-		srv.wg.Add(1)
-		go func() { srv.handle(server, false); close(done) }()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("startup handler did not return")
+		// Each input starts on the running server, then on the closed one,
+		// where every start is one the shutdown cut.
+		for _, srv := range []*Server{srv, closed} {
+			client, server := net.Pipe()
+			done := make(chan struct{})
+			srv.wg.Add(1)
+			go func() { srv.handle(server, false); close(done) }()
+			go func() { _, _ = io.Copy(io.Discard, client) }()
+			_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = client.Write(data)
+			client.Close()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("startup handler did not return")
+			}
 		}
 	})
 }
@@ -299,6 +324,12 @@ func FuzzBackendRelay(f *testing.F) {
 	seed, _ = (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(seed)
 	f.Add(seed)
 	f.Add([]byte{'Z', 0, 0, 0, 5, 'I', 'S', 0, 0, 0, 4})
+	// Both batches answered under a drain (13 bytes: length 1 mod 3),
+	// then the same with an Execute sent before its Sync (14 bytes).
+	rfq, _ := (&pgproto3.ReadyForQuery{TxStatus: 'I'}).Encode(nil)
+	rfq2 := append(append([]byte(nil), rfq...), rfq...)
+	f.Add(append(append([]byte(nil), rfq2...), 'N'))
+	f.Add(append(append([]byte(nil), rfq2...), 'N', 0))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ss := fuzzSession(srv, bytes.NewReader(data), io.Discard)
@@ -318,7 +349,27 @@ func FuzzBackendRelay(f *testing.F) {
 		tr.OnBatchClosed(1)
 		tr.OnBatchClosed(2)
 		tr.OnStatement(&Statement{Source: SourceQuery, Text: "SELECT 1"}, res, nil)
-		_ = ss.backendRelay()
+		// A drain under way, by the input's length: with the two batches
+		// sent, and with an Execute sent after them, before its Sync
+		// (session.unsynced), which no answer makes quiet.
+		drain := len(data) % 3
+		if drain > 0 {
+			ss.sent.Store(2)
+			ss.draining.Store(true)
+			ss.unsynced.Store(drain == 2)
+		}
+		e := ss.backendRelay()
+		if e.resp != nil && e.resp.Code == CodeAdminShutdown {
+			if drain == 0 {
+				t.Fatalf("the session ended as drained, with no drain: %q", e.resp.Message)
+			}
+			if drain == 2 {
+				t.Fatal("the drain ended a session with an Execute sent before its Sync")
+			}
+			if done, sent := ss.done.Load(), ss.sent.Load(); done < sent {
+				t.Fatalf("the drain ended a session with %d of %d batches answered", done, sent)
+			}
+		}
 	})
 }
 
@@ -344,10 +395,23 @@ func FuzzPooledClientRelay(f *testing.F) {
 	f.Add(encodeAll(&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Describe{ObjectType: 'S', Name: "s"},
 		&pgproto3.Bind{PreparedStatement: "held"}, &pgproto3.Parse{Name: "s", Query: "SELECT 2"}, &pgproto3.Sync{},
 		&pgproto3.Close{ObjectType: 'S', Name: "s"}, &pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Sync{}))
+	// Under a drain begun halfway (odd length): an Execute whose Sync
+	// comes later, a Parse and Bind with none, and a Flush after an
+	// Execute.
+	f.Add(append(encodeAll(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Flush{}, &pgproto3.Sync{}, &pgproto3.Sync{}, &pgproto3.Sync{}), 'S'))
+	f.Add(append(encodeAll(&pgproto3.Parse{Name: "s", Query: "SELECT 2"}, &pgproto3.Bind{PreparedStatement: "s"},
+		&pgproto3.Describe{ObjectType: 'P'}), 'H'))
 	srv := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		ss := fuzzSession(srv, bytes.NewReader(data), &out)
+		// A drain begins, for inputs of odd length, once the relay reads
+		// past half the input.
+		in := &drainAt{r: bytes.NewReader(data), left: len(data) / 2}
+		ss := fuzzSession(srv, in, &out)
+		if len(data)%2 == 1 {
+			in.ss = ss
+		}
 		pl := newPoolLink(nil, "fuzzsession")
 		pl.b = &backend{prepared: newBackendStmts(), out: ss.uout}
 		// Statements the session holds: "s" the backend lacks (prepared
@@ -361,8 +425,16 @@ func FuzzPooledClientRelay(f *testing.F) {
 		}
 		pl.b.prepared.use(pl.stmts["held"])
 		ss.pl = pl
-		_ = ss.clientRelay()
+		// Nothing answers, so a session may end as drained only before it
+		// sent a batch boundary or an Execute (session.quiet).
+		e := ss.clientRelay()
 		_ = ss.uout.Flush()
+		if e.resp != nil && e.resp.Code == CodeAdminShutdown {
+			if !ss.draining.Load() {
+				t.Fatalf("the session ended as drained, with no drain: %q", e.resp.Message)
+			}
+			checkDrainedQuiet(t, withoutLazy(out.Bytes(), lazy))
+		}
 		fr := wire.NewReader(bytes.NewReader(out.Bytes()), 1024, 1<<30)
 		for {
 			typ, total, err := fr.Header()
@@ -425,4 +497,45 @@ func withoutLazy(out []byte, lazy [][]byte) []byte {
 		kept = append(kept, m...)
 	}
 	return append(kept, rest...)
+}
+
+// checkDrainedQuiet checks out, what a session that ended as drained
+// wrote upstream while nothing was answered: no batch boundary and no
+// Execute, either of which leaves something running (session.quiet).
+func checkDrainedQuiet(t *testing.T, out []byte) {
+	t.Helper()
+	fr := wire.NewReader(bytes.NewReader(out), 1024, 1<<30)
+	for {
+		typ, total, err := fr.Header()
+		if err != nil {
+			return
+		}
+		if strings.ContainsRune("QSEF", rune(typ)) {
+			t.Fatalf("the drain ended a session with a %q sent and unanswered", typ)
+		}
+		if _, err := fr.Message(total); err != nil {
+			return
+		}
+	}
+}
+
+// drainAt reads r, left bytes at most in a first read, and drains ss, if
+// not nil, at the first read after those: the drain begins while the
+// relay holds no message it did not start.
+type drainAt struct {
+	r    io.Reader
+	left int
+	ss   *session
+}
+
+func (d *drainAt) Read(p []byte) (int, error) {
+	if d.left <= 0 {
+		if d.ss != nil {
+			d.ss.draining.Store(true)
+		}
+		return d.r.Read(p)
+	}
+	n, err := d.r.Read(p[:min(len(p), d.left)])
+	d.left -= n
+	return n, err
 }

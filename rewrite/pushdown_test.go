@@ -120,3 +120,41 @@ func innerWhere(t *testing.T, sql string) string {
 	}
 	return where
 }
+
+// TestPushDownBound checks that the comparisons copied into one scope
+// subquery are bounded: each is built, deparsed and parsed again, more
+// times for the splice's template, and 10,000 of them cost seconds of
+// CPU on their first sight. The client's own stay outside, all of them.
+func TestPushDownBound(t *testing.T) {
+	cat := demoCatalog(t)
+	p := marie(t)
+	p.kinds[rewrite.KindUpdate] = true
+	const copied = "responses.id OPERATOR(pg_catalog.>) "
+	cases := []struct {
+		name, sql string
+		want      int
+	}{
+		{"a WHERE of 100 comparisons has all copied", repeated("SELECT nps FROM responses WHERE ", "id > #", " AND ", "", 100), 100},
+		{"one of 150 has the first 100 copied", repeated("SELECT nps FROM responses WHERE ", "id > #", " AND ", "", 150), 100},
+		{"so does an UPDATE's", repeated("UPDATE responses SET nps = 1 WHERE ", "id > #", " AND ", "", 150), 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for path, rw := range map[string]func() (*rewrite.Result, error){
+				"deparse": func() (*rewrite.Result, error) { return rewrite.Rewrite(tc.sql, cat, p) },
+				"splice":  func() (*rewrite.Result, error) { return rewrite.NewSplicer().Rewrite(tc.sql, cat, p) },
+			} {
+				res, err := rw()
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				if got := strings.Count(res.SQL, copied); got != tc.want {
+					t.Errorf("%s: %d comparisons copied, want %d:\n%s", path, got, tc.want, res.SQL)
+				}
+				if !strings.Contains(res.SQL, "id > 149") && !strings.Contains(res.SQL, "id > 99") {
+					t.Errorf("%s: the client's own comparisons are gone:\n%s", path, res.SQL)
+				}
+			}
+		})
+	}
+}

@@ -451,16 +451,34 @@ func (w *walker) pushDown(alias *pg_query.Alias, rel *Relation, acc Access) (out
 		catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog",
 		declared:     w.declaredParam,
 	}
+	return pu.conjuncts(sel.WhereClause)
+}
+
+// conjuncts copies the conjuncts of where pu may copy, maxPushed at most;
+// all reports whether every one was copied.
+func (pu pusher) conjuncts(where *pg_query.Node) (out []*pg_query.Node, all bool) {
 	all = true
-	for _, c := range conjuncts(sel.WhereClause) {
+	for _, c := range conjuncts(where) {
 		copies := pu.conjunct(c)
-		if copies == nil {
+		if copies == nil || len(out)+len(copies) > maxPushed {
 			all = false
+			continue
 		}
 		out = append(out, copies...)
 	}
 	return out, all
 }
+
+// maxPushed bounds the comparisons pushDown copies into one scoped
+// subquery. Each copy is built, deparsed and parsed again by the rewrite,
+// and three times more for the splice's subquery template (sentinel
+// probes, splice.go): a WHERE of 10,000 comparisons of a masked column
+// (the operator limit of sqlguard) cost 1.4 s of CPU on its first
+// sight, twice the rewrite's, with the copies the most of it. A filter
+// for an index needs a few; the client's comparisons stay outside.
+// NOTE: a conjunct past it is not copied (all is false: flatten leaves
+// the reference alone).
+const maxPushed = 100
 
 // maxPushedIn is the longest IN list pushDown copies.
 const maxPushedIn = 100

@@ -306,14 +306,7 @@ func (w *walker) scopedRows(n *pg_query.Node, target *pg_query.RangeVar, where *
 		pu := pusher{alias: alias.Aliasname, rel: rel, acc: acc, single: true,
 			catalogFirst: len(w.path) > 0 && w.path[0] == "pg_catalog",
 			declared:     w.declaredParam}
-		pushedAll = true
-		for _, c := range conjuncts(where) {
-			copies := pu.conjunct(c)
-			if copies == nil {
-				pushedAll = false
-			}
-			pushed = append(pushed, copies...)
-		}
+		pushed, pushedAll = pu.conjuncts(where)
 	}
 	if n == w.topWrite {
 		w.writes = append(w.writes, scopedWrite{stmt: n, target: target, where: where,

@@ -303,8 +303,10 @@ ORDER BY 1, 2`
 // NOTE: pseudo-types count among the types it covers: pg_sleep's void
 // and an output function's cstring have no class of their own, and
 // DISTINCT pg_sleep(0) ran a DBA's anyelement class
-// (TestPolymorphicDefaultClassCountsForPseudoTypedValues); record,
-// anyarray, anyenum and anyrange keep their own.
+// (TestPolymorphicDefaultClassCountsForPseudoTypedValues).
+// NOTE: with a DBA's default btree and hash classes over anyelement,
+// oid[] has neither: nothing here may sort, hash or DISTINCT an array
+// (opr_chain's first path once did: TestCatalogReadsBesidePolymorphicBtreeAndHashClasses).
 // An operator's row lists its commutator's and its negator's functions
 // too: the planner runs them in its place, NOT (a op b) as a's negator
 // with b, b op a as the commutator to match an index or a join; and so,
@@ -373,7 +375,7 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
   UNION ALL
   SELECT o.oid, o.oprcom, 'commutator ' FROM pg_catalog.pg_operator o WHERE o.oprcom <> 0 AND o.oprcom <> o.oprnegate
 ), opr_chain (top, oid, via, path) AS (
-  SELECT DISTINCT f.oid, f.oid, ''::pg_catalog.text, ARRAY[f.oid] FROM opr_fn f
+  SELECT f.oid, f.oid, ''::pg_catalog.text, ARRAY[f.oid] FROM (SELECT DISTINCT oid FROM opr_fn) f
   UNION ALL
   SELECT l.oid, c.oid, 'the ' || l.kind
     || t.oprname COLLATE "default" || CASE WHEN c.via = '' THEN '' ELSE '''s ' || pg_catalog.substr(c.via, 5) END,

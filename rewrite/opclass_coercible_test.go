@@ -292,3 +292,100 @@ CREATE OPERATOR CLASS public.rev22b_tops DEFAULT FOR TYPE public.rev22b_txt USIN
 		}
 	})
 }
+
+// TestPolymorphicDefaultClassLosesToAnotherCandidate: GetDefaultOpClass
+// takes a class reached by coercion only when it is the one candidate:
+// an array is coercible to anyarray (array_ops) and a range to anyrange
+// (range_ops) as well as to anyelement, so a DBA's default btree class
+// FOR TYPE anyelement gives them no default btree class at all
+// (DISTINCT hashes them by pg_catalog's hash classes) and never runs the
+// DBA's function; pgveil must not refuse them, and json, with no other
+// candidate, still counts it.
+func TestPolymorphicDefaultClassLosesToAnotherCandidate(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev22d_acmp(anyelement, anyelement) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RAISE EXCEPTION ''rev22d_acmp ran''; END';
+CREATE FUNCTION public.rev22d_alt(anyelement, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.<<% (leftarg = anyelement, rightarg = anyelement, function = public.rev22d_alt);
+CREATE OPERATOR public.=%% (leftarg = anyelement, rightarg = anyelement, function = public.rev22d_alt);
+CREATE OPERATOR CLASS public.rev22d_aops DEFAULT FOR TYPE anyelement USING btree AS
+  OPERATOR 1 public.<<%, OPERATOR 3 public.=%%, FUNCTION 1 public.rev22d_acmp(anyelement, anyelement)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	stmts := []string{
+		"SELECT DISTINCT a FROM (VALUES (ARRAY[1]), (ARRAY[2])) v (a)",
+		"SELECT DISTINCT r FROM (VALUES (int4range(1, 2)), (int4range(2, 3))) v (r)",
+	}
+	for _, sql := range stmts {
+		t.Run("PostgreSQL runs no DBA function for "+sql, func(t *testing.T) {
+			if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pgveil rewrites them with no function listed", func(t *testing.T) {
+		for _, sql := range stmts {
+			if _, err := rewrite.Rewrite(sql, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}}); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	t.Run("json, the class's one candidate, still counts it", func(t *testing.T) {
+		_, err := rewrite.Rewrite(`SELECT DISTINCT j FROM (VALUES ('{}'::json)) v (j)`, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "rev22d_aops") {
+			t.Errorf("want a refusal by rule function naming rev22d_aops, got %v", err)
+		}
+	})
+}
+
+// TestCatalogReadsBesidePolymorphicBtreeAndHashClasses: with a DBA's
+// default btree and hash classes FOR TYPE anyelement, oid[] has neither
+// (array_ops is a second candidate for both), so the catalog read must
+// not sort or hash an array: its DISTINCT over opr_chain's path failed
+// ("could not identify an equality operator for type oid[]") and no
+// catalog could be read.
+func TestCatalogReadsBesidePolymorphicBtreeAndHashClasses(t *testing.T) {
+	demoCatalog(t)
+	ctx := context.Background()
+	conn, err := cluster.Connect(ctx, "feedback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `BEGIN;
+CREATE FUNCTION public.rev22d_acmp(anyelement, anyelement) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN 0; END';
+CREATE FUNCTION public.rev22d_ahash(anyelement) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN 0; END';
+CREATE FUNCTION public.rev22d_alt(anyelement, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR public.<<% (leftarg = anyelement, rightarg = anyelement, function = public.rev22d_alt);
+CREATE OPERATOR public.=%% (leftarg = anyelement, rightarg = anyelement, function = public.rev22d_alt);
+CREATE OPERATOR CLASS public.rev22d_aops DEFAULT FOR TYPE anyelement USING btree AS
+  OPERATOR 1 public.<<%, OPERATOR 3 public.=%%, FUNCTION 1 public.rev22d_acmp(anyelement, anyelement);
+CREATE OPERATOR CLASS public.rev22d_hops DEFAULT FOR TYPE anyelement USING hash AS
+  OPERATOR 1 public.=%%, FUNCTION 1 public.rev22d_ahash(anyelement)`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
+	cat, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("and json still counts both classes", func(t *testing.T) {
+		_, err := rewrite.Rewrite(`SELECT DISTINCT j FROM (VALUES ('{}'::json)) v (j)`, cat, &allowFunctions{fakePolicy: marie(t), allowed: map[string]bool{}})
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "function" || !strings.Contains(err.Error(), "rev22d_") {
+			t.Errorf("want a refusal by rule function naming a rev22d class, got %v", err)
+		}
+	})
+}

@@ -120,5 +120,6 @@ func (c *Config) rolesFromDirectoryOnly(u *User) bool {
 
 // directoryRolesHint is what a refusal of a user rolesFromDirectoryOnly
 // reports adds.
-const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads only at its own login: " +
-	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"
+const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads at its own login, " +
+	"and for a service acting for it only with the ldap block's base_dn and bind_dn: set them for act_for, or give it roles in its user block " +
+	"(auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"

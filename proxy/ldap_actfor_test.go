@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,18 @@ func addMember(t *testing.T, dir *ldaptest.Server, name, login string) {
 // usable; a reload forgets the directory's answers and reads the acting
 // person's groups again.
 func TestServiceActsForDirectoryPeople(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		pool policy.Pool
+	}{
+		{"in session mode", policy.Pool{}},
+		{"with a transaction pool", policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { serviceActsForDirectoryPeople(t, mode.pool) })
+	}
+}
+
+func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 	onEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
 			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "filler": "x"},
@@ -76,7 +89,9 @@ func TestServiceActsForDirectoryPeople(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		p, pols := startDemoWith(t, cfgDir, func(c *policy.Config) { c.Listen.Relay = relay })
+		p, pols := startDemoWith(t, cfgDir, func(c *policy.Config) {
+			c.Listen.Relay, c.Upstream.Pool = relay, pool
+		})
 		rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.NewNop()}
 		ctx := context.Background()
 		connect := func(t *testing.T, user, password string) *pgx.Conn {

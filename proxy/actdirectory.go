@@ -52,7 +52,8 @@ type actDirectory struct {
 }
 
 // actLookup is one lookup of a login, in flight until done is closed.
-// NOTE: res, err and at are written before done is closed, never after.
+// NOTE: res and err are written before done is closed, never after; at
+// is read and written under actDirectory.mu only.
 type actLookup struct {
 	done  chan struct{}
 	epoch uint64

@@ -257,6 +257,7 @@ func (ss *session) actAs(login string, t *actTarget, reason string) {
 		login = ""
 	}
 	if login == prev {
+		ss.actAgain(login, t)
 		return
 	}
 	defer ss.auditActFor(login, prev, reason)
@@ -267,6 +268,26 @@ func (ss *session) actAs(login string, t *actTarget, reason string) {
 		ss.acting.Store(ss.actStateFor(login, t))
 	}
 	ss.log.Info("acting user changed", zap.String("acting_for", login), zap.String("previous", prev))
+}
+
+// actAgain applies a switch to the end user the session already acts
+// for, login, when the directory's answer about her, t, differs from the
+// one the session acts under: a BI tool switches to its viewer before
+// every query, and the groups she left in the directory stop applying
+// once the answer it acts under is older than actLookupAge, not only at
+// a reload. Not a change of the acting user: no act_for record.
+func (ss *session) actAgain(login string, t *actTarget) {
+	cur := ss.acting.Load()
+	if login == "" || t == nil || t.login != login || cur == nil || cur.dir == nil {
+		return
+	}
+	if cur.info.ActingRefused == "" && cur.dir.epoch == t.epoch && slices.Equal(cur.dir.groups, t.groups) {
+		return
+	}
+	ss.actTrack.gen.Add(1)
+	ss.acting.Store(ss.actStateFor(login, t))
+	ss.log.Info("directory groups of the acting user read again at a switch",
+		zap.String("acting_for", login), zap.Strings("groups", t.groups), zap.Strings("previous", cur.dir.groups))
 }
 
 // resetAct returns the change of the acting user res makes when it holds

@@ -221,6 +221,23 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			}
 			_ = bi.exec("RESET ROLE")
 		})
+		t.Run("a prepared switch executed after the answer aged reads the directory again", func(t *testing.T) {
+			if _, err := bi.c.Prepare(ctx, "to_zoe", "SET ROLE zoe"); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = bi.c.Deallocate(ctx, "to_zoe") }()
+			proxy.ExpireActLookups(p.srv)
+			if _, err := bi.c.Exec(ctx, "to_zoe"); err != nil {
+				t.Fatal(err)
+			}
+			own := view(t, connect(t, "zoe", "zoe-pw"))
+			if got := view(t, bi.c); got != own {
+				t.Errorf("acting for zoe: %s, her own session: %s", got, own)
+			}
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+		})
 		t.Run("a rolled back switch acts for the person before it with her groups", func(t *testing.T) {
 			own := view(t, connect(t, "zoe", "zoe-pw"))
 			if err := bi.exec("SET ROLE zoe"); err != nil {

@@ -14,12 +14,9 @@ func (u *User) IsService() bool { return len(u.ActFor) > 0 }
 // its groups in act_for, and target is a user with access. The error
 // says why not, for the client; it never names who else is listed.
 func (ids *Identities) MayActFor(service, target string) error {
-	s, why := ids.lookup(service)
-	if s == nil {
-		return fmt.Errorf("%s may not act for other users: %s", service, why)
-	}
-	if !s.IsService() {
-		return fmt.Errorf("%s is not a BI service: its user block has no act_for", service)
+	s, err := ids.actingService(service)
+	if err != nil {
+		return err
 	}
 	t, why := ids.lookup(target)
 	if t == nil {
@@ -33,6 +30,24 @@ func (ids *Identities) MayActFor(service, target string) error {
 	if t.IsService() {
 		return fmt.Errorf("%s may not act for %s: it is a BI service itself", service, target)
 	}
+	return ids.actForListed(s, t, service, target)
+}
+
+// actingService returns the user service, when it may act for others.
+func (ids *Identities) actingService(service string) (*User, error) {
+	s, why := ids.lookup(service)
+	if s == nil {
+		return nil, fmt.Errorf("%s may not act for other users: %s", service, why)
+	}
+	if !s.IsService() {
+		return nil, fmt.Errorf("%s is not a BI service: its user block has no act_for", service)
+	}
+	return s, nil
+}
+
+// actForListed returns nil when s's act_for lists t (target) by login,
+// role or group, and t has a role.
+func (ids *Identities) actForListed(s, t *User, service, target string) error {
 	listed := slices.ContainsFunc(s.ActFor, func(e string) bool {
 		if r, ok := strings.CutPrefix(e, actForRole); ok {
 			return slices.Contains(t.Roles, r)
@@ -59,4 +74,55 @@ func (ids *Identities) MayActFor(service, target string) error {
 		return fmt.Errorf("%s may not act for %s: the user has no role", service, target)
 	}
 	return nil
+}
+
+// ActsThroughDirectory reports whether a service acting for target must
+// read target's groups in the directory first (MayActForDirectory): the
+// ldap block has group blocks and can look people up without their
+// password (base_dn and bind_dn), and target logs in through it, as
+// DirectoryUser takes it: a user block with auth = "ldap", identity rows
+// without a password, or a login pgveil does not know otherwise (and
+// not spelled like a known one).
+//
+// NOTE: then the person's roles, groups and attributes when a service
+// acts for her are exactly those of her own login: user block, identity
+// rows and the groups the directory holds now. Without a bind DN,
+// MayActFor sees only the first two, and says so when only groups give
+// her a role (directoryRolesHint).
+func (ids *Identities) ActsThroughDirectory(target string) bool {
+	l := ids.cfg.LDAP
+	if l == nil || len(l.Groups) == 0 || !l.Directory.CanLookup() {
+		return false
+	}
+	if _, bad := ids.broken[target]; bad {
+		return false
+	}
+	if !ids.knows(target) {
+		return !ids.folded[looseLogin(target)]
+	}
+	u, ok := ids.users[target]
+	if !ok || u.IsService() {
+		return false
+	}
+	_, block := ids.cfg.Users[target]
+	return u.Method() == AuthLDAP || (!block && !u.HasPassword())
+}
+
+// MayActForDirectory is MayActFor for a target ActsThroughDirectory
+// holds, whose directory groups groupDNs were read as the bind DN: the
+// target is the user DirectoryUser makes of them, refused when they give
+// it no role, as its own login would be.
+func (ids *Identities) MayActForDirectory(service, target string, groupDNs []string) error {
+	s, err := ids.actingService(service)
+	if err != nil {
+		return err
+	}
+	if !ids.ActsThroughDirectory(target) {
+		return fmt.Errorf("%s may not act for %q: it does not log in through the directory", service, target)
+	}
+	t, ok := ids.DirectoryUser(target, groupDNs)
+	if !ok {
+		return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+	}
+	return ids.actForListed(s, t, service, target)
 }

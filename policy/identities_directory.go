@@ -120,18 +120,22 @@ func (c *Config) rolesFromDirectoryOnly(u *User) bool {
 
 // directoryRolesHint is what a refusal of a user rolesFromDirectoryOnly
 // reports adds.
-const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads only at its own login: " +
-	"give it roles in its user block (auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"
+const directoryRolesHint = "its roles come from its LDAP groups, which pgveil reads at its own login, " +
+	"and for a service acting for it only with the ldap block's base_dn and bind_dn: set them for act_for, or give it roles in its user block " +
+	"(auth = \"ldap\") or an identity row's roles column for act_for, pgveil test and pgveil explain to see them"
 
 // directoryGroupRoles reports whether the ldap block has group blocks,
-// which give roles at a person's own login only.
+// which give roles at a person's own login, and cannot look people up
+// without them (no base_dn and bind_dn): a service acting for a person
+// then sees none of her groups' roles.
 func (c *Config) directoryGroupRoles() bool {
-	return c.LDAP != nil && len(c.LDAP.Groups) > 0
+	return c.LDAP != nil && len(c.LDAP.Groups) > 0 && !c.LDAP.Directory.CanLookup()
 }
 
 // directoryRolesActForNote is what a refusal of act_for for a target not
-// listed adds, when act_for lists roles and LDAP group blocks give roles.
+// listed adds, when act_for lists roles and LDAP group blocks give roles
+// the service cannot see (directoryGroupRoles).
 //
 // NOTE: it says nothing of the target: it is the same for every target.
-const directoryRolesActForNote = "roles that LDAP groups give are read only at a person's own login, " +
+const directoryRolesActForNote = "roles that LDAP groups give are read only at a person's own login unless the ldap block has base_dn and bind_dn, " +
 	"so act_for's role: entries match only roles of a user block or an identity row's roles column"

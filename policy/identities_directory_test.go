@@ -65,7 +65,7 @@ func TestRolesFromDirectoryGroupsOnly(t *testing.T) {
 		},
 	}
 	ids := c.HCLIdentities()
-	const hint = "its roles come from its LDAP groups, which pgveil reads only at its own login"
+	const hint = "its roles come from its LDAP groups, which pgveil reads at its own login"
 	t.Run("a service listing roles is told that roles of LDAP groups are not known to act_for", func(t *testing.T) {
 		err := ids.MayActFor("superset", "fanny")
 		if err == nil || !strings.Contains(err.Error(), "roles that LDAP groups give are read only at a person's own login") {
@@ -108,6 +108,54 @@ func TestRolesFromDirectoryGroupsOnly(t *testing.T) {
 		_, err = c.Compile("tom", ids)
 		if err == nil || strings.Contains(err.Error(), hint) {
 			t.Errorf("tom: got %v, want no access without the hint", err)
+		}
+	})
+}
+
+// TestActForThroughTheDirectory: with a bind DN, a service acts for a
+// directory person with the roles her groups give, as her login would;
+// a person her groups give no role is refused, and so is a login spelled
+// like a known one, or one not logging in through the directory.
+func TestActForThroughTheDirectory(t *testing.T) {
+	const managers = "cn=managers,ou=groups,dc=example,dc=org"
+	c := &Config{
+		Roles: map[string]*Role{"manager": {Name: "manager"}, "analyst": {Name: "analyst"}},
+		LDAP:  &LDAP{Groups: []*LDAPGroup{{DN: managers, Roles: []string{"manager"}}}},
+		Users: map[string]*User{
+			"superset": {Login: "superset", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"role:manager"}},
+			"fanny":    {Login: "fanny", Auth: AuthLDAP},
+			"tom":      {Login: "tom", Auth: AuthCert, Roles: []string{"manager"}},
+		},
+	}
+	c.LDAP.Directory.BaseDN, c.LDAP.Directory.BindDN = "ou=people,dc=example,dc=org", "cn=reader,dc=example,dc=org"
+	ids := c.HCLIdentities()
+	for _, tc := range []struct {
+		name, target string
+		groups       []string
+		through      bool
+		admitted     bool
+	}{
+		{"a person whose group gives a listed role is admitted", "fanny", []string{managers}, true, true},
+		{"a person in no mapped group is refused", "fanny", nil, true, false},
+		{"a person only the directory knows is admitted by her groups", "erik", []string{strings.ToUpper(managers)}, true, true},
+		{"a login spelled like a known one is not looked up", "FANNY", []string{managers}, false, false},
+		{"a certificate user is not looked up", "tom", []string{managers}, false, false},
+		{"the service itself is not looked up", "superset", []string{managers}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ids.ActsThroughDirectory(tc.target); got != tc.through {
+				t.Errorf("ActsThroughDirectory(%q) = %v", tc.target, got)
+			}
+			err := ids.MayActForDirectory("superset", tc.target, tc.groups)
+			if (err == nil) != tc.admitted {
+				t.Errorf("MayActForDirectory(%q, %q) = %v", tc.target, tc.groups, err)
+			}
+		})
+	}
+	t.Run("without a bind DN nobody is looked up", func(t *testing.T) {
+		c.LDAP.Directory.BindDN = ""
+		if ids.ActsThroughDirectory("fanny") {
+			t.Error("looked up without a bind DN")
 		}
 	})
 }

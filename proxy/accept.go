@@ -127,6 +127,10 @@ type Server struct {
 	base context.Context
 	stop context.CancelFunc
 
+	// actDir caches the directory's answers about the end users BI
+	// services act for (actdirectory.go).
+	actDir actDirectory
+
 	mu sync.Mutex
 	// NOTE: listeners, conns and sessions are guarded by mu. conns holds
 	// connections still in their startup phase, with their client's

@@ -27,6 +27,11 @@ type actState struct {
 	// info is the session's SessionInfo as the Rewriter sees it while
 	// acting: User is the end user, Service the session's login.
 	info *SessionInfo
+	// dir is the directory's answer about login when it logs in through
+	// the directory (info.ActingDirectory), nil otherwise; gen, unique in
+	// the session, tags the version of statements checked under it.
+	dir *actTarget
+	gen uint64
 }
 
 // actTag separates, in the version a tracked statement was checked
@@ -67,12 +72,9 @@ type actVersions struct {
 // time.
 func (v actVersions) PolicyVersion() string {
 	base := v.base.PolicyVersion()
-	var gen uint64
 	d := v.ss.directory.Load()
-	if d != nil {
-		gen = d.gen
-	}
 	a := v.ss.acting.Load()
+	gen := groupsGen(d, a)
 	if d == nil && a == nil {
 		// The policy's version, untagged.
 		return base
@@ -116,17 +118,35 @@ func (ss *session) actingFor() string {
 // in force, whose generation it returns too (see groupsVersion).
 func (ss *session) rewriterInfo() (*SessionInfo, uint64) {
 	info := &ss.info
-	if a := ss.acting.Load(); a != nil {
+	a := ss.acting.Load()
+	if a != nil {
 		info = a.info
 	}
-	if d := ss.directory.Load(); d != nil {
-		// NOTE: one load, so the groups checked and the generation the
-		// statement is tagged with are the same.
+	// NOTE: one load of each, so the groups checked and the generation
+	// the statement is tagged with are the same.
+	d := ss.directory.Load()
+	if d != nil {
 		c := *info
 		c.DirectoryGroups = d.groups
-		return &c, d.gen
+		return &c, groupsGen(d, a)
 	}
-	return info, 0
+	return info, groupsGen(d, a)
+}
+
+// groupsGen is the generation of the directory groups a statement is
+// checked under: the session's own (d) and those of the end user it acts
+// for (a). Each only grows in a session, so their sum changes at each
+// change of either, and a statement prepared under other groups is
+// checked again.
+func groupsGen(d *directoryGroups, a *actState) uint64 {
+	var gen uint64
+	if d != nil {
+		gen = d.gen
+	}
+	if a != nil {
+		gen += a.gen
+	}
+	return gen
 }
 
 // ActRefusal is a refusal of the firewall rule act_for.
@@ -151,6 +171,7 @@ func withKind(r *Refusal, res *rewrite.Result) *Refusal {
 // mayAct returns a refusal when the session may not make the change a
 // (client relay).
 func (ss *session) mayAct(a *rewrite.Act) *Refusal {
+	ss.actFound = nil
 	auth, ok := ss.srv.rewriter.(actAuthorizer)
 	if !ok || ss.track == nil || ss.track.Versions() == nil {
 		return ActRefusal("this server does not let sessions act for other users")
@@ -168,6 +189,9 @@ func (ss *session) mayAct(a *rewrite.Act) *Refusal {
 			return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for")
 		}
 		return nil
+	}
+	if r, ok := ss.mayActThroughDirectory(a.Login); ok {
+		return r
 	}
 	if err := auth.MayActFor(ss.info.User, a.Login); err != nil {
 		return ActRefusal(err.Error())
@@ -205,7 +229,7 @@ func (ss *session) applyAct(a *rewrite.Act) {
 		return
 	}
 	ss.noteSwitch()
-	ss.actAs(a.Login, actReason(a))
+	ss.actAs(a.Login, ss.actFound, actReason(a))
 }
 
 // actReason is the reason an act_for record gives for the change a:
@@ -225,12 +249,15 @@ func actReason(a *rewrite.Act) string {
 // impersonation (client relay; backend relay for a rollback, actSettle).
 // A change is an act_for record of the audit trail, reason saying what
 // made it (auditActFor).
-func (ss *session) actAs(login, reason string) {
+// t is the directory's answer about login when it logs in through the
+// directory (mayActThroughDirectory), nil otherwise.
+func (ss *session) actAs(login string, t *actTarget, reason string) {
 	prev := ss.actingFor()
 	if login == ss.info.User {
 		login = ""
 	}
 	if login == prev {
+		ss.actAgain(login, t)
 		return
 	}
 	defer ss.auditActFor(login, prev, reason)
@@ -238,11 +265,29 @@ func (ss *session) actAs(login, reason string) {
 	if login == "" {
 		ss.acting.Store(nil)
 	} else {
-		info := ss.info
-		info.User, info.Service, info.Roles = login, ss.info.User, nil
-		ss.acting.Store(&actState{login: login, info: &info})
+		ss.acting.Store(ss.actStateFor(login, t))
 	}
 	ss.log.Info("acting user changed", zap.String("acting_for", login), zap.String("previous", prev))
+}
+
+// actAgain applies a switch to the end user the session already acts
+// for, login, when the directory's answer about her, t, differs from the
+// one the session acts under: a BI tool switches to its viewer before
+// every query, and the groups she left in the directory stop applying
+// once the answer it acts under is older than actLookupAge, not only at
+// a reload. Not a change of the acting user: no act_for record.
+func (ss *session) actAgain(login string, t *actTarget) {
+	cur := ss.acting.Load()
+	if login == "" || t == nil || t.login != login || cur == nil || cur.dir == nil {
+		return
+	}
+	if cur.info.ActingRefused == "" && cur.dir.epoch == t.epoch && slices.Equal(cur.dir.groups, t.groups) {
+		return
+	}
+	ss.actTrack.gen.Add(1)
+	ss.acting.Store(ss.actStateFor(login, t))
+	ss.log.Info("directory groups of the acting user read again at a switch",
+		zap.String("acting_for", login), zap.Strings("groups", t.groups), zap.Strings("previous", cur.dir.groups))
 }
 
 // resetAct returns the change of the acting user res makes when it holds
@@ -303,7 +348,7 @@ func resetsAll(res *rewrite.Result) bool {
 // the end user, the narrower choice (client relay).
 func (ss *session) discardEnds(res *rewrite.Result, pending bool) {
 	if ss.acting.Load() != nil && discardsAll(res) && ss.switchReady(pending) == nil && ss.txStatus.Load() == 'I' {
-		ss.actAs("", "discard all")
+		ss.actAs("", nil, "discard all")
 	}
 }
 

@@ -42,6 +42,9 @@ type actTx struct {
 	// ("" for its login); beforeUnknown that it was not known then.
 	before        string
 	beforeUnknown bool
+	// beforeDir and prevDir are the directory's answers about before and
+	// prev when they log in through it (actState.dir).
+	beforeDir, prevDir *actTarget
 	// prev and prevUnknown are whom the session acted for before the
 	// last switch; awaitSet reports that the switch's own SET or RESET
 	// has not answered yet.
@@ -88,12 +91,16 @@ type actTracking struct {
 func (ss *session) noteSwitch() {
 	a := &ss.actTrack
 	acting, unknown := ss.actingFor(), a.unknown.Load()
+	var dir *actTarget
+	if st := ss.acting.Load(); st != nil {
+		dir = st.dir
+	}
 	a.mu.Lock()
 	if a.tx == nil {
-		a.tx = &actTx{before: acting, beforeUnknown: unknown}
+		a.tx = &actTx{before: acting, beforeUnknown: unknown, beforeDir: dir}
 		a.watching.Store(true)
 	}
-	a.tx.prev, a.tx.prevUnknown, a.tx.awaitSet = acting, unknown, true
+	a.tx.prev, a.tx.prevUnknown, a.tx.prevDir, a.tx.awaitSet = acting, unknown, dir, true
 	a.mu.Unlock()
 	a.unknown.Store(false)
 }
@@ -226,7 +233,7 @@ func (ss *session) actSettle(status byte) {
 		// The batch ended without the switch's answer: the server
 		// skipped it, or it failed. It did not happen.
 		t.awaitSet = false
-		ss.actAs(t.prev, "not made upstream")
+		ss.actAs(t.prev, t.prevDir, "not made upstream")
 		a.unknown.Store(t.prevUnknown)
 		ss.log.Info("change of the acting user not made upstream", zap.String("acting_for", t.prev))
 	}
@@ -247,7 +254,7 @@ func (ss *session) actSettle(status byte) {
 		if ss.actingFor() != t.before || a.unknown.Load() != t.beforeUnknown {
 			ss.log.Info("change of the acting user rolled back with its transaction", zap.String("acting_for", t.before))
 		}
-		ss.actAs(t.before, "rolled back")
+		ss.actAs(t.before, t.beforeDir, "rolled back")
 		a.unknown.Store(t.beforeUnknown)
 	case outcomeCommit:
 		if a.unknown.Load() {

@@ -32,11 +32,11 @@ func TestActVersionsMemo(t *testing.T) {
 		{"a session as its login has the policy's version", func() {}, "v1"},
 		{"a reload is seen at the next call", func() { base.v = "v2" }, "v2"},
 		{"a reload of the directory groups is seen", func() { ss.directory.Store(&directoryGroups{gen: 1}) }, groupsVersion("v2", 1)},
-		{"acting for an end user is seen", func() { ss.actAs("alice", "set role") }, versionFor(groupsVersion("v2", 1), "alice")},
+		{"acting for an end user is seen", func() { ss.actAs("alice", nil, "set role") }, versionFor(groupsVersion("v2", 1), "alice")},
 		{"a reload while acting is seen", func() { base.v = "v3" }, versionFor(groupsVersion("v3", 1), "alice")},
-		{"another end user is seen", func() { ss.actAs("bob", "set role") }, versionFor(groupsVersion("v3", 1), "bob")},
+		{"another end user is seen", func() { ss.actAs("bob", nil, "set role") }, versionFor(groupsVersion("v3", 1), "bob")},
 		{"the directory's next generation is seen", func() { ss.directory.Store(&directoryGroups{gen: 2}) }, versionFor(groupsVersion("v3", 2), "bob")},
-		{"back to the login is seen", func() { ss.actAs("", "reset role") }, groupsVersion("v3", 2)},
+		{"back to the login is seen", func() { ss.actAs("", nil, "reset role") }, groupsVersion("v3", 2)},
 	}
 	ss.log = zap.NewNop()
 	for _, s := range steps {
@@ -47,7 +47,7 @@ func TestActVersionsMemo(t *testing.T) {
 		})
 	}
 	t.Run("the same version again makes no string", func(t *testing.T) {
-		ss.actAs("alice", "set role")
+		ss.actAs("alice", nil, "set role")
 		if n := testing.AllocsPerRun(100, func() { _ = v.PolicyVersion() }); n != 0 {
 			t.Fatalf("%v allocations per call", n)
 		}

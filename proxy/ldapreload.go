@@ -69,19 +69,33 @@ const directoryLookups = 8
 // Without a bind DN (simple bind, or an anonymous search) the groups
 // cannot be read without the person's password: they change at the next
 // login only, and the log says so once.
+//
+// The directory's answers about the end users BI services act for are
+// forgotten, and the groups of those sessions act for now are read
+// again with the others' (refreshActing).
 func (s *Server) RefreshDirectory(ctx context.Context, l *policy.LDAP, log *zap.Logger) int {
+	s.actDir.clear()
+	epoch := s.actDir.currentEpoch()
 	s.mu.Lock()
-	var sessions []*session
+	var sessions, acting []*session
 	for ss := range s.sessions {
 		if ss.info.Directory {
 			sessions = append(sessions, ss)
 		}
+		if a := ss.acting.Load(); a != nil && a.dir != nil {
+			acting = append(acting, ss)
+		}
 	}
 	s.mu.Unlock()
-	if len(sessions) == 0 || l == nil {
+	if len(sessions)+len(acting) == 0 || l == nil {
 		return 0
 	}
 	if !l.Directory.CanLookup() {
+		// NOTE: a session acting for a directory person then falls back
+		// to her roles without groups (server.Policies), as before.
+		if len(sessions) == 0 {
+			return 0
+		}
 		log.Warn("the directory groups of running sessions are not read again at a reload: "+
 			"without base_dn and bind_dn pgveil needs the person's password to read them; group changes apply at the next login",
 			zap.Int("directory_sessions", len(sessions)))
@@ -96,6 +110,11 @@ func (s *Server) RefreshDirectory(ctx context.Context, l *policy.LDAP, log *zap.
 	var logins []string
 	for _, ss := range sessions {
 		logins = append(logins, ss.info.User)
+	}
+	for _, ss := range acting {
+		if a := ss.acting.Load(); a != nil {
+			logins = append(logins, a.login)
+		}
 	}
 	slices.Sort(logins)
 	logins = slices.Compact(logins)
@@ -131,6 +150,12 @@ func (s *Server) RefreshDirectory(ctx context.Context, l *policy.LDAP, log *zap.
 	}
 	wg.Wait()
 
+	refreshActing(acting, func(login string) (*ldapauth.Result, error) {
+		if f := results[login]; f != nil {
+			return f.res, f.err
+		}
+		return nil, ldapauth.ErrUnavailable
+	}, epoch)
 	var failed []string
 	var firstErr error
 	ended := 0

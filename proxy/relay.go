@@ -569,6 +569,11 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 		if res, hit, err = cr.RewriteCached(info, st); !hit {
 			return nil, errDeferred
 		}
+		if err == nil && res.Act != nil && ss.actWouldLookUp(res.Act.Login) {
+			// The switch waits for the directory: on a worker, not on
+			// the loop every session of it shares.
+			return nil, errDeferred
+		}
 	} else {
 		res, err = ss.srv.rewriter.Rewrite(ss.ctx, info, st)
 	}

@@ -53,6 +53,16 @@ type SessionInfo struct {
 	// DirectoryGroups are the DNs of the user's directory groups: read at
 	// login, or again at a policy reload (Server.RefreshDirectory).
 	DirectoryGroups []string
+	// ActingDirectory reports, for the Rewriter of a session acting for
+	// an end user who logs in through the LDAP directory, that
+	// ActingGroups are her groups' DNs, read as the ldap block's bind DN
+	// when the service switched to her (or again at a reload): her roles
+	// are those her own login would get. ActingRefused, when set, is why
+	// the session may not act for her with them.
+	// NOTE: DirectoryGroups stay the service's own.
+	ActingDirectory bool
+	ActingGroups    []string
+	ActingRefused   string
 }
 
 // Rewriter is the statement hook: every statement text from a Query or a

@@ -219,6 +219,12 @@ type session struct {
 	// SET pgveil.act_for), nil while it acts as its login. The client
 	// relay changes it; the backend relay reads it.
 	acting atomic.Pointer[actState]
+	// actFound is the directory's answer about the end user the switch
+	// mayAct checked last is to, for applyAct (client relay only).
+	actFound *actTarget
+	// actGroupsGen counts the directory answers the session acted under
+	// (actStateFor).
+	actGroupsGen atomic.Uint64
 	// actTrack follows the transaction of a change of acting, which a
 	// rollback undoes (actfor_tx.go).
 	actTrack actTracking

@@ -139,6 +139,13 @@ func (ss *session) trackBind(portal, name, params string, ok bool) error {
 // and in both cases the tracker is told (OnExecuteDecided).
 func (ss *session) trackExecute(portal string, total int) error {
 	t := ss.track
+	if ss.lp != nil && ss.lp.inline {
+		if a := t.PortalAct(portal); a != nil && ss.actWouldLookUp(a.Login) {
+			// Its switch waits for the directory: on a worker, not on
+			// the loop (nothing was read or changed yet).
+			return errDeferred
+		}
+	}
 	gen := ss.actTrack.gen.Load()
 	p := t.OnExecute(portal)
 	r := p.Refusal

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,8 +91,26 @@ func (e *Enforcement) rewriteLogin(s *proxy.SessionInfo) (string, error) {
 	if s.Service != "" {
 		// Checked again at each statement: a reload may have taken the
 		// end user off the service's act_for.
-		// NOTE: a viewer a service acts for is a user of the
-		// configuration, never one known only to the directory.
+		through := e.Identities.ActsThroughDirectory(s.User)
+		switch {
+		case s.ActingDirectory && through:
+			// Her roles, groups and attributes as her own login gets
+			// them, with the groups the directory held at the switch
+			// (or at the last reload).
+			if s.ActingRefused != "" {
+				return "", fmt.Errorf("%s may not act for %s: %s", s.Service, s.User, s.ActingRefused)
+			}
+			if err := e.Identities.MayActForDirectory(s.Service, s.User, s.ActingGroups); err != nil {
+				return "", err
+			}
+			return e.directoryLogin(s.User, s.ActingGroups), nil
+		case through:
+			// A reload gave the ldap block a bind DN since the switch:
+			// her groups were not read.
+			return "", fmt.Errorf("%s may not act for %s: its directory groups were not read at the switch; switch to it again", s.Service, s.User)
+		}
+		// NOTE: without a bind DN, a viewer a service acts for is a user
+		// of the configuration, never one known only to the directory.
 		if err := e.Identities.MayActFor(s.Service, s.User); err != nil {
 			return "", err
 		}
@@ -123,6 +142,19 @@ func (p *Policies) DirectoryUser(login string, groupDNs []string) (*policy.User,
 // MayActFor lets the proxy check act_for with the identities in force.
 func (p *Policies) MayActFor(service, target string) error {
 	return p.cur.Load().Identities.MayActFor(service, target)
+}
+
+// ActsThroughDirectory lets the proxy know, with the identities in force,
+// which end users a service acting for must be looked up in the
+// directory.
+func (p *Policies) ActsThroughDirectory(target string) bool {
+	return p.cur.Load().Identities.ActsThroughDirectory(target)
+}
+
+// MayActForDirectory lets the proxy check act_for for such an end user
+// with the identities in force.
+func (p *Policies) MayActForDirectory(service, target string, groupDNs []string) error {
+	return p.cur.Load().Identities.MayActForDirectory(service, target, groupDNs)
 }
 
 // PolicyVersion returns the version of the policies in force.

@@ -587,3 +587,22 @@ func (t *Tracker) held(name string, info *Info) (held *Info, sure bool) {
 	}
 	return nil, false
 }
+
+// PortalAct returns the change of the acting user an Execute of portal
+// would make, as far as the tracker knows now, nil for none; it changes
+// nothing (an event loop asks before handling the Execute, see OnExecute).
+func (t *Tracker) PortalAct(portal string) *rewrite.Act {
+	portal = ServerName(portal)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	run := t.portals[portal]
+	if t.versions != nil {
+		for run != nil && !run.confirmed && run.batch <= t.done {
+			run = run.prev
+		}
+	}
+	if run == nil || run.closed || run.Info == nil || run.Info.Result == nil {
+		return nil
+	}
+	return run.Info.Result.Act
+}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pgveil/pgveil/internal/ldapauth"
+	"github.com/pgveil/pgveil/internal/ldaptest"
+	"github.com/pgveil/pgveil/policy"
+)
+
+// TestActDirectoryCache: the answers about the people BI services act
+// for are kept per login, found or not found, for actLookupAge at most,
+// forgotten at a reload, never when the directory was unavailable, and
+// bounded in number.
+func TestActDirectoryCache(t *testing.T) {
+	dir := ldaptest.Start(t, map[string]string{"zoe": "zoe-pw"}, map[string][]string{"central": {"zoe"}})
+	cfg := ldapauth.Config{URL: dir.URL, BaseDN: ldaptest.PeopleDN, BindDN: ldaptest.ReaderDN,
+		BindPassword: ldaptest.ReaderPassword, MemberOfAttribute: "memberOf", Timeout: time.Second}
+	l := &policy.LDAP{Directory: cfg}
+	ctx := context.Background()
+	t.Run("a person found, and a name not found, are kept until a reload", func(t *testing.T) {
+		var d actDirectory
+		for _, login := range []string{"zoe", "nobody"} {
+			e, err := d.lookup(ctx, l, login)
+			if login == "zoe" && (err != nil || len(e.res.Groups) != 1) {
+				t.Fatalf("zoe: %v", err)
+			}
+			if login == "nobody" && !errors.Is(err, ldapauth.ErrNotFound) {
+				t.Fatalf("nobody: %v", err)
+			}
+			if !d.cached(login) {
+				t.Errorf("%s not kept", login)
+			}
+		}
+		d.clear()
+		if d.cached("zoe") || d.cached("nobody") {
+			t.Error("kept across a reload")
+		}
+	})
+	t.Run("an answer older than actLookupAge is asked again", func(t *testing.T) {
+		var d actDirectory
+		e, err := d.lookup(ctx, l, "zoe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.at = e.at.Add(-actLookupAge)
+		if d.cached("zoe") {
+			t.Error("an old answer is fresh")
+		}
+		if again, err := d.lookup(ctx, l, "zoe"); err != nil || again == e {
+			t.Errorf("old answer served: %v", err)
+		}
+	})
+	t.Run("a directory that does not answer is asked again at the next switch", func(t *testing.T) {
+		var d actDirectory
+		down := &policy.LDAP{Directory: cfg}
+		down.Directory.URL = ldaptest.DownURL(t)
+		if _, err := d.lookup(ctx, down, "zoe"); !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Fatalf("got %v", err)
+		}
+		if d.cached("zoe") || len(d.entries) != 0 {
+			t.Error("an outage is kept")
+		}
+	})
+	t.Run("the answers kept are bounded", func(t *testing.T) {
+		var d actDirectory
+		d.entries = map[string]*actLookup{}
+		done := make(chan struct{})
+		close(done)
+		for i := range actLookupEntries {
+			d.entries[fmt.Sprint("p", i)] = &actLookup{done: done, at: time.Now()}
+		}
+		if _, err := d.lookup(ctx, l, "zoe"); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.entries) > actLookupEntries || !d.cached("zoe") {
+			t.Errorf("%d entries, zoe kept: %v", len(d.entries), d.cached("zoe"))
+		}
+	})
+	t.Run("a lookup ends with its session's context", func(t *testing.T) {
+		var d actDirectory
+		dir.Pause(t)
+		defer dir.Resume(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := d.lookup(cctx, l, "zoe"); !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("got %v", err)
+		}
+	})
+}

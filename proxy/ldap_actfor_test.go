@@ -1,0 +1,279 @@
+package proxy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/pgveil/pgveil/internal/ldaptest"
+	"github.com/pgveil/pgveil/policy"
+	"github.com/pgveil/pgveil/proxy"
+	"github.com/pgveil/pgveil/proxy/server"
+)
+
+// ldapActForHCL is an ldap block searching people as the reader (bind
+// DN) for the demo, mapping central to central_analyst and admins to
+// survey_admin, and a BI service "bi" (metabase's password) that may act
+// for both roles.
+func ldapActForHCL(dirURL string) string {
+	return `
+ldap {
+  url                 = "` + dirURL + `"
+  base_dn             = "` + ldaptest.PeopleDN + `"
+  bind_dn             = "` + ldaptest.ReaderDN + `"
+  bind_password       = "` + ldaptest.ReaderPassword + `"
+  member_of_attribute = "memberOf"
+  timeout             = "1s"
+  allow_cleartext     = true   # the demo listens without TLS
+  group "` + ldaptest.GroupDN("central") + `" { roles = ["central_analyst"] }
+  group "` + ldaptest.GroupDN("admins") + `"  { roles = ["survey_admin"] }
+}
+
+user "bi" {
+  password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
+  roles    = ["bi_service"]
+  act_for  = ["role:central_analyst", "role:survey_admin"]
+}
+`
+}
+
+// addMember adds login to the directory group name.
+func addMember(t *testing.T, dir *ldaptest.Server, name, login string) {
+	t.Helper()
+	c := dir.Admin(t)
+	defer c.Close()
+	r := ldap.NewModifyRequest(ldaptest.GroupDN(name), nil)
+	r.Add("member", []string{ldaptest.PersonDN(login)})
+	if err := c.Modify(r); err != nil {
+		t.Fatalf("adding %s to %s: %v", login, name, err)
+	}
+}
+
+// TestServiceActsForDirectoryPeople: with a bind DN, a BI service acts
+// for people whose roles only their LDAP groups give, with exactly the
+// policy of their own logins; people the directory gives no role, or
+// does not hold, and names that are LDAP filter syntax are refused; a
+// directory that is down refuses the switch and leaves the session
+// usable; a reload forgets the directory's answers and reads the acting
+// person's groups again.
+func TestServiceActsForDirectoryPeople(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		pool policy.Pool
+	}{
+		{"in session mode", policy.Pool{}},
+		{"with a transaction pool", policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { serviceActsForDirectoryPeople(t, mode.pool) })
+	}
+}
+
+func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		dir := ldaptest.Start(t,
+			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "filler": "x"},
+			map[string][]string{"central": {"zoe", "omar", "kim", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
+		demo, err := os.ReadFile("../configs/demo.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgDir := t.TempDir()
+		for name, body := range map[string]string{"demo.hcl": string(demo), "ldap.hcl": ldapActForHCL(dir.URL)} {
+			if err := os.WriteFile(filepath.Join(cfgDir, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, pols := startDemoWith(t, cfgDir, func(c *policy.Config) {
+			c.Listen.Relay, c.Upstream.Pool = relay, pool
+		})
+		rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.NewNop()}
+		ctx := context.Background()
+		connect := func(t *testing.T, user, password string) *pgx.Conn {
+			t.Helper()
+			c, err := pgx.Connect(ctx, p.url(user, password, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close(ctx) })
+			return c
+		}
+		// view is what a policy shows of responses: rows, scores and
+		// e-mail addresses.
+		view := func(t *testing.T, c *pgx.Conn) string {
+			t.Helper()
+			var v string
+			if err := c.QueryRow(ctx, "SELECT count(*) || ' rows, ' || count(score) || ' scores, ' || count(email) || ' emails' FROM responses").Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		bi := actConn{c: connect(t, "bi", "demo-metabase")}
+
+		t.Run("a service acting for a person only her groups give a role sees what her own login sees", func(t *testing.T) {
+			own := view(t, connect(t, "zoe", "zoe-pw"))
+			for _, sw := range []func(string) error{bi.exec, bi.execExtended} {
+				if err := sw("SET ROLE zoe"); err != nil {
+					t.Fatalf("switch refused: %v", err)
+				}
+				if got := view(t, bi.c); got != own {
+					t.Errorf("acting for zoe: %s, her own session: %s", got, own)
+				}
+				if err := bi.exec("RESET ROLE"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.Contains(own, " 0 scores") {
+				t.Errorf("central_analyst reads no score: %s", own)
+			}
+		})
+		t.Run("a person her groups give no role is refused, as at her login", func(t *testing.T) {
+			err := bi.exec("SET ROLE yan")
+			refusedBy(t, err, "act_for")
+			if err == nil || !strings.Contains(err.Error(), "give it no role") {
+				t.Errorf("got %v", err)
+			}
+		})
+		t.Run("names that are LDAP filter syntax, or spell a person otherwise, find no one", func(t *testing.T) {
+			for _, name := range []string{"*", "zoe)(uid=*", "z*", `zoe\2a`, "ZOE", "zoé", "nobody"} {
+				err := bi.execExtended("SET pgveil.act_for = '" + strings.ReplaceAll(name, "'", "''") + "'")
+				refusedBy(t, err, "act_for")
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
+		t.Run("a switch while the directory hangs is refused with a clear message, and the session stays usable", func(t *testing.T) {
+			dir.Pause(t)
+			err := bi.exec("SET ROLE kim")
+			dir.Resume(t)
+			refusedBy(t, err, "act_for")
+			if err == nil || !strings.Contains(err.Error(), "could not read its groups in the LDAP directory") {
+				t.Errorf("got %v", err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+			if err := bi.exec("SET ROLE kim"); err != nil {
+				t.Errorf("refused once the directory answers: %v", err)
+			}
+			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a reload forgets the directory's answers and reads the acting person's groups again", func(t *testing.T) {
+			if err := bi.exec("SET ROLE omar"); err != nil {
+				t.Fatal(err)
+			}
+			before := view(t, bi.c)
+			if strings.Contains(before, " 0 scores") {
+				t.Fatalf("omar reads no score before: %s", before)
+			}
+			dir.RemoveMember(t, "central", "omar")
+			addMember(t, dir, "admins", "omar")
+			if err := rl.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			own := view(t, connect(t, "omar", "omar-pw"))
+			if got := view(t, bi.c); got != own || got == before {
+				t.Errorf("the session acting for omar before the reload: %s, his own: %s, before: %s", got, own, before)
+			}
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+			if err := bi.exec("SET ROLE omar"); err != nil {
+				t.Fatal(err)
+			}
+			if got := view(t, bi.c); got != own {
+				t.Errorf("a switch after the reload: %s, his own: %s", got, own)
+			}
+			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a switch again to the same person applies the groups the directory holds once its answer aged", func(t *testing.T) {
+			if err := bi.exec("SET ROLE zoe"); err != nil {
+				t.Fatal(err)
+			}
+			before := view(t, bi.c)
+			addMember(t, dir, "admins", "zoe")
+			dir.RemoveMember(t, "central", "zoe")
+			own := view(t, connect(t, "zoe", "zoe-pw"))
+			if own == before {
+				t.Fatalf("moving zoe changed nothing: %s", own)
+			}
+			if err := bi.exec("SET ROLE zoe"); err != nil {
+				t.Fatal(err)
+			}
+			if got := view(t, bi.c); got != before {
+				t.Errorf("the answer of the last minute was not used: %s, want %s", got, before)
+			}
+			proxy.ExpireActLookups(p.srv)
+			for _, sw := range []func(string) error{bi.exec, bi.execExtended} {
+				if err := sw("SET ROLE zoe"); err != nil {
+					t.Fatal(err)
+				}
+				if got := view(t, bi.c); got != own {
+					t.Errorf("acting for zoe after the answer aged: %s, her own session: %s", got, own)
+				}
+			}
+			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a prepared switch executed after the answer aged reads the directory again", func(t *testing.T) {
+			if _, err := bi.c.Prepare(ctx, "to_zoe", "SET ROLE zoe"); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = bi.c.Deallocate(ctx, "to_zoe") }()
+			proxy.ExpireActLookups(p.srv)
+			if _, err := bi.c.Exec(ctx, "to_zoe"); err != nil {
+				t.Fatal(err)
+			}
+			own := view(t, connect(t, "zoe", "zoe-pw"))
+			if got := view(t, bi.c); got != own {
+				t.Errorf("acting for zoe: %s, her own session: %s", got, own)
+			}
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("a rolled back switch acts for the person before it with her groups", func(t *testing.T) {
+			own := view(t, connect(t, "zoe", "zoe-pw"))
+			if err := bi.exec("SET ROLE zoe"); err != nil {
+				t.Fatal(err)
+			}
+			for _, sql := range []string{"BEGIN", "SET ROLE kim"} {
+				if err := bi.exec(sql); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+			}
+			if got := view(t, bi.c); got == own {
+				t.Errorf("acting for kim shows zoe's view: %s", got)
+			}
+			if err := bi.exec("ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+			if got := view(t, bi.c); got != own {
+				t.Errorf("after the rollback: %s, zoe's own: %s", got, own)
+			}
+			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a person removed from the directory is refused at the next statement after a reload", func(t *testing.T) {
+			if err := bi.exec("SET ROLE kim"); err != nil {
+				t.Fatal(err)
+			}
+			dir.RemovePerson(t, "kim")
+			if err := rl.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
+			refusedBy(t, err, "act_for")
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+			refusedBy(t, bi.exec("SET ROLE kim"), "act_for")
+		})
+	})
+}

@@ -90,6 +90,10 @@ func actPool22(t *testing.T, relay string) {
 						{"", "SET ROLE NONE"},
 						{viewer, "SET pgveil.act_for = '" + viewer + "'"},
 						{"", "RESET ROLE"},
+						{viewer, "SET SESSION ROLE " + viewer},
+						{"", "RESET ALL"},
+						{viewer, "SET ROLE " + viewer},
+						{"", "RESET pgveil.act_for"},
 					}
 					for _, s := range steps {
 						if err := actExec(ctx, c, s.sql, extended); err != nil {

@@ -37,6 +37,14 @@ import (
 // (pooledExecute), in that Execute's place among the session's settings:
 // one never run changes nothing.
 //
+// A change of the acting user (actfor.go) is the SET or RESET of
+// pgveil.act_for pgveil forwards in its place, and follows the session
+// the same way when sent alone outside a transaction block with nothing
+// else in flight (pendingSetting.act), as Metabase, Superset and PgJDBC
+// send it: before 2026-12 every switch kept the backend, and a BI service
+// bracketing each query with SET ROLE … SET ROLE NONE held one per
+// connection. A switch in any other shape keeps the backend.
+//
 // Any other SET keeps the session on its backend (keepBackend), which is
 // closed at the session's end.
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/proxy"
 )
@@ -202,6 +203,14 @@ func actPool22(t *testing.T, relay string) {
 				return err
 			}
 		}
+		// endsBatch sends the switch, then end, in one extended batch.
+		endsBatch := func(end string) func(c *pgx.Conn) error {
+			return func(c *pgx.Conn) error {
+				_, err := roundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+					&pgproto3.Parse{Query: end}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+				return err
+			}
+		}
 		for _, tc := range []struct {
 			name   string
 			change func(c *pgx.Conn) error
@@ -213,8 +222,9 @@ func actPool22(t *testing.T, relay string) {
 			{"rewound to a savepoint, set again", simple("BEGIN", "SAVEPOINT s", "SET ROLE marie", "ROLLBACK TO SAVEPOINT s", "SET ROLE marie", "COMMIT"), "marie"},
 			{"after BEGIN in its extended batch, committed", afterBegin("COMMIT"), "marie"},
 			{"after BEGIN in its extended batch, rolled back", afterBegin("ROLLBACK"), ""},
+			{"followed by COMMIT in its extended batch", endsBatch("COMMIT"), "marie"},
 		} {
-			t.Run(tc.name, func(t *testing.T) {
+			t.Run(tc.name+" keeps its backend", func(t *testing.T) {
 				c := p.connect(outer, "metabase")
 				before := kept(t, p)
 				if err := tc.change(c); err != nil {
@@ -231,6 +241,26 @@ func actPool22(t *testing.T, relay string) {
 					t.Fatalf("acting for marie the session read %d responses, want %s", n, want["marie"])
 				}
 			})
+		}
+	})
+
+	t.Run("a switch its extended batch rolls back changes nothing and keeps no backend", func(t *testing.T) {
+		p := startPooled(t, relay, 2, 5*time.Second)
+		c := p.connect(t, "metabase")
+		_, err := roundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act, err := actShow(ctx, c); err != nil || act != "" {
+			t.Fatalf("pgveil.act_for upstream is %q (%v), want none", act, err)
+		}
+		service := count(t, p.connect(t, "metabase"), "SELECT count(*) FROM responses")
+		if got := count(t, c, "SELECT count(*) FROM responses"); got != service {
+			t.Fatalf("the session read %d responses, want the service's %d", got, service)
+		}
+		if n, why := proxy.KeptBackends(p.srv); n != 0 {
+			t.Errorf("%d sessions keep their backend: %q", n, why)
 		}
 	})
 }

@@ -133,6 +133,9 @@ func actPool22(t *testing.T, relay string) {
 
 	t.Run("a viewer set by one session is never seen by the next on its backend, and follows its own session to another", func(t *testing.T) {
 		p := startPooled(t, relay, 2, 5*time.Second)
+		service := p.connect(t, "metabase")
+		want[""] = fmt.Sprint(count(t, service, "SELECT count(*) FROM responses"))
+		service.Close(ctx)
 		for _, extended := range []bool{false, true} {
 			a := p.connect(t, "metabase")
 			if err := actExec(ctx, a, "SET ROLE marie", extended); err != nil {

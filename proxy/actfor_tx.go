@@ -157,7 +157,7 @@ func (ss *session) noteGated(res *rewrite.Result, batch int64) {
 
 // actBatchClosed follows a Sync or Query: a new batch begins (client
 // relay).
-func (ss *session) actBatchClosed() { ss.actTrack.endInBatch = false }
+func (ss *session) actBatchClosed() { ss.actTrack.endInBatch, ss.batchBegins = false, false }
 
 // transactionControl reports whether res is transaction control only
 // (BEGIN, COMMIT, ROLLBACK, SAVEPOINT…).

@@ -52,3 +52,21 @@ func ExpireActLookups(s *Server) {
 		e.at = e.at.Add(-actLookupAge)
 	}
 }
+
+// KeptBackends returns how many transaction-mode sessions of s keep
+// their backend to their end (poolLink.keeps), and why each does.
+func KeptBackends(s *Server) (n int, why []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if pl := ss.pl; pl != nil {
+			pl.mu.Lock()
+			if pl.keeps != "" {
+				n++
+				why = append(why, pl.keeps)
+			}
+			pl.mu.Unlock()
+		}
+	}
+	return n, why
+}

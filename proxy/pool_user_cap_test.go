@@ -138,8 +138,12 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 	})
 	t.Run("a service account's pinned session holds its own login's backend, not the user's it acts for", func(t *testing.T) {
 		mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
-		if _, err := mb1.Exec(ctx, "SET ROLE marie"); err != nil {
-			t.Fatal(err)
+		// NOTE: a switch in a transaction block keeps the backend; one
+		// sent alone follows the session instead (actpool22_test.go).
+		for _, q := range []string{"BEGIN", "SET ROLE marie", "COMMIT"} {
+			if _, err := mb1.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
 		}
 		_, err := one(ctx, mb2, "SELECT 'over the cap'")
 		capped(t, err, "metabase")

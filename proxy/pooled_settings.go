@@ -37,6 +37,14 @@ import (
 // (pooledExecute), in that Execute's place among the session's settings:
 // one never run changes nothing.
 //
+// A change of the acting user (actfor.go) is the SET or RESET of
+// pgveil.act_for pgveil forwards in its place, and follows the session
+// the same way when sent alone outside a transaction block with nothing
+// else in flight (pendingSetting.act), as Metabase, Superset and PgJDBC
+// send it: before 2026-12 every switch kept the backend, and a BI service
+// bracketing each query with SET ROLE … SET ROLE NONE held one per
+// connection. A switch in any other shape keeps the backend.
+//
 // Any other SET keeps the session on its backend (keepBackend), which is
 // closed at the session's end.
 //
@@ -76,6 +84,19 @@ type pendingSetting struct {
 	// not: another user's session of those texts took the backend, and
 	// the first session's time zone with it.
 	parsed, ran bool
+	// act reports a change of the acting user: a switch, whose set or
+	// resets are of pgveil.act_for, or a RESET ALL while acting for a
+	// user (resetAct). It is noted only alone in an implicit
+	// transaction (pendSetting), and kept only when that implicit
+	// transaction committed (settleSettings): in any other shape the
+	// session keeps its backend, whose pgveil.act_for then follows
+	// ss.acting as it did before 2026-12.
+	// NOTE: ss.acting decides the rows; the backend's pgveil.act_for,
+	// among the session's settings, is replayed on every backend it
+	// takes, and a backend of other texts gets RESET ALL first, so that
+	// SHOW pgveil.act_for answers the viewer on each and no other
+	// session sees it.
+	act bool
 }
 
 // resetAll is the Query that returns a backend to its startup settings.
@@ -127,18 +148,31 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		pl.unnamedSet = 0
 		ss.unnamedParsed()
 	}
-	if res.Act != nil {
-		ss.keepBackend("a change of the acting user")
+	act := res.Act != nil || ss.acting.Load() != nil && slices.Contains(res.Resets, rewrite.ResetAll)
+	if res.Act != nil && len(res.Kinds) != 1 {
+		// After a BEGIN, SAVEPOINT or RELEASE in its text: in a block.
+		ss.keepBackend("a change of the acting user in a transaction block")
 		return
 	}
-	if src == SourceQuery && ss.pendSetList(res) {
+	if src == SourceQuery && res.Act == nil && ss.pendSetList(res) {
 		return
 	}
 	name, isSet := singleSet(res)
 	isReset := len(res.Keeps) == 0 && len(res.Resets) > 0 && leavesNoState(res.Kinds)
+	resets := res.Resets
+	if res.Act != nil {
+		// What pgveil forwards in its place: SET pgveil.act_for = '…',
+		// or, back to the login, its RESET (or SET … TO DEFAULT).
+		name, isSet = rewrite.ActSetting, res.Act.Login != ""
+		isReset = !isSet
+		resets = nil
+		if isReset {
+			resets = []string{rewrite.ActSetting}
+		}
+	}
 	switch {
 	case isSet || isReset:
-		p := &pendingSetting{resets: res.Resets, batch: ss.sent.Load(), parsed: src == SourceParse}
+		p := &pendingSetting{resets: resets, batch: ss.sent.Load(), parsed: src == SourceParse, act: act}
 		if src != SourceQuery {
 			p.batch++
 		}
@@ -153,7 +187,11 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 			}
 			p.set = &pooledSetting{name: name, query: q}
 		}
-		if !ss.pendSetting(p, src, parseName) && !ss.pendTxSetting(p, src, parseName) {
+		if act && (ss.batchBegins || !ss.pendSetting(p, src, parseName)) {
+			// NOTE: only the shape BI tools send (pendSetting); in a
+			// block or pipelined, the backend stays the session's.
+			ss.keepBackend("a change of the acting user in a transaction block or pipelined after other statements")
+		} else if !act && !ss.pendSetting(p, src, parseName) && !ss.pendTxSetting(p, src, parseName) {
 			what := "SET " + name
 			if isReset {
 				what = "RESET"
@@ -246,6 +284,13 @@ func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	delete(pl.setPortals, portal)
 	if p.ran {
 		return
+	}
+	if p.act && ss.batchBegins {
+		// Run in the block a BEGIN of its batch opened.
+		if pl.keeps == "" {
+			pl.keeps = "a change of the acting user in a transaction block"
+			ss.log.Info("session keeps its upstream connection to its end", zap.String("because", pl.keeps))
+		}
 	}
 	i := slices.Index(pl.txSets, p)
 	if i < 0 {
@@ -523,12 +568,15 @@ func (ss *session) settleSettings(done int64) {
 	}
 	e := pl.txEnd
 	idle := ss.txStatus.Load() == 'I'
-	apply, unknown := false, false
+	apply, unknown, actInBlock := false, false, false
 	switch {
 	case e.other || e.commit && e.rollback:
 		unknown = true
 	case e.commit:
+		// NOTE: a switch committed in a block (a BEGIN later in its
+		// batch) is not the shape a switch follows the session in.
 		apply = true
+		actInBlock = slices.ContainsFunc(pl.txSets, func(p *pendingSetting) bool { return p.act })
 	case e.rollback:
 		unknown = !idle
 	case idle:
@@ -568,6 +616,8 @@ func (ss *session) settleSettings(done int64) {
 	pl.watchTags.Store(false)
 	if unknown {
 		why = "SET in a transaction that was not simply committed or rolled back"
+	} else if actInBlock {
+		why = "a change of the acting user in a transaction block"
 	}
 	if why != "" && pl.keeps == "" {
 		pl.keeps = why

@@ -476,7 +476,9 @@ func (ss *session) relayParse(total int) error {
 			ss.noteStatement(st, nil, r)
 			return ss.refuse(SourceParse, p.Name, r)
 		}
-	} else if !res.Begins && !discardsAll(res) && !resetsAll(res) {
+	} else if res.Begins {
+		ss.batchBegins = true
+	} else if !discardsAll(res) && !resetsAll(res) {
 		// NOTE: a RESET ALL may end acting for a user at its Execute
 		// (resetAct), as a switch does: its Parse does not count either.
 		ss.othersInBatch++

@@ -246,6 +246,11 @@ type session struct {
 	// (client relay only).
 	othersInBatch int
 	batchRefused  bool
+	// batchBegins reports a Parse or Execute of BEGIN since the last
+	// Sync or Query: a switch after it in its batch runs in the block it
+	// opens, where it keeps the session's backend (notePoolState,
+	// pooledExecute) (client relay only).
+	batchBegins bool
 	// execsSent counts the Execute and Query messages read from the
 	// client, streamed ones included (clientHeader), and batchExecs holds
 	// execsSent when batch n was sent, at n % len (batchSent): the

@@ -186,6 +186,8 @@ func (ss *session) trackExecute(portal string, total int) error {
 	// BEGIN does not count (see rewrite.Result.Begins).
 	if !p.Bound || info.Result == nil || !info.Result.Begins {
 		defer func() { ss.othersInBatch++ }()
+	} else {
+		defer func() { ss.batchBegins = true }()
 	}
 	if r != nil {
 		if err := ss.cin.Skip(total); err != nil {

@@ -322,7 +322,17 @@ var informationSchemaHelpers = map[string]bool{
 // me.login when a role has own_rows. No permissive rule means no row, not
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
-	acc := p.relation(rel, nil)
+	return p.RelationIn(nil, rel)
+}
+
+// UserPolicy implements rewrite.CatalogPolicy.
+var _ rewrite.CatalogPolicy = (*UserPolicy)(nil)
+
+// RelationIn is Relation, rel a relation of the snapshot cat: a table
+// that follows another (Table.Follows) is scoped by the parent as cat
+// holds it. Without cat (nil), such a table shows no row.
+func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rewrite.Access {
+	acc := p.relation(rel, nil, &follower{cat: cat})
 	if acc.Mode != rewrite.Denied {
 		if p.cfg.policyInputTree(rel) {
 			acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
@@ -457,7 +467,7 @@ func queryRelations(sql string) []rewrite.QName {
 
 // relation is Relation; seen holds the views whose reads are being
 // followed (readsPastPolicy).
-func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) rewrite.Access {
+func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]bool, fw *follower) rewrite.Access {
 	if catalogSchemas[rel.Schema] {
 		return rewrite.Access{Mode: rewrite.Open}
 	}
@@ -524,16 +534,27 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			perm = append(perm, pred)
 		}
 	}
-	conj := append([]*pg_query.Node{or(perm...)}, restr...)
+	granted := or(perm...)
 	if p.ceiling != nil && !t.Reference {
 		var ceil []*pg_query.Node
 		for _, r := range p.ceiling {
 			ceil = append(ceil, sc.predicate(r.Scope, nil))
 			names = append(names, "role."+r.Name+".scope")
 		}
-		conj = append(conj, or(ceil...))
+		granted = and(granted, or(ceil...))
 	}
-	filter := and(conj...)
+	if t.Follows != nil {
+		follow := boolConst(false)
+		if has(t.Follows.Column) {
+			follow = fw.predicate(p, t.Follows)
+		}
+		// NOTE: the parent's scope holds its ceilings: the follow is not
+		// bounded again by the child's own, which, without a team or
+		// owner column, would be FALSE.
+		granted = or(follow, granted)
+		names = append(names, "follows."+t.Follows.Table.String())
+	}
+	filter := and(append([]*pg_query.Node{granted}, restr...)...)
 	if len(p.ownRows) > 0 {
 		if own := sc.owner(); own != nil {
 			filter = or(filter, eq(own, literal(p.attr("login"))))
@@ -647,7 +668,7 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, t *Table, seen map[*
 			switch {
 			case problem != "":
 			case rt == nil:
-				if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
+				if acc := p.relation(r, seen, &follower{}); acc.Mode == rewrite.Open {
 					continue
 				}
 			}

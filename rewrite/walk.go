@@ -500,16 +500,25 @@ func (w *walker) access(rel *Relation) Access {
 		} else if rel.Schema == "information_schema" && informationSchemaRefused[rel.Name] != "" {
 			a = Access{Mode: Denied, Reason: informationSchemaReason(rel.Name)}
 		} else {
-			a = w.pol.Relation(rel)
+			a = w.policyRelation(rel)
 			if a.Mode == Denied && a.Reason == "" {
 				a.Reason = "access to " + rel.QName.String() + " is denied"
 			}
 		}
 	} else {
-		a = w.pol.Relation(rel)
+		a = w.policyRelation(rel)
 	}
 	w.accessCache[rel] = a
 	return a
+}
+
+// policyRelation asks the policy how rel is governed, with the walker's
+// snapshot when the policy reads other relations of it (CatalogPolicy).
+func (w *walker) policyRelation(rel *Relation) Access {
+	if cp, ok := w.pol.(CatalogPolicy); ok {
+		return cp.RelationIn(w.cat, rel)
+	}
+	return w.pol.Relation(rel)
 }
 
 // relationRef checks a FROM item and substitutes it when governed.

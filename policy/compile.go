@@ -534,15 +534,16 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			perm = append(perm, pred)
 		}
 	}
-	granted := or(perm...)
+	var ceil []*pg_query.Node
 	if p.ceiling != nil && !t.Reference {
-		var ceil []*pg_query.Node
+		var scopes []*pg_query.Node
 		for _, r := range p.ceiling {
-			ceil = append(ceil, sc.predicate(r.Scope, nil))
+			scopes = append(scopes, sc.predicate(r.Scope, nil))
 			names = append(names, "role."+r.Name+".scope")
 		}
-		granted = and(granted, or(ceil...))
+		ceil = []*pg_query.Node{or(scopes...)}
 	}
+	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
 	if t.Follows != nil {
 		follow := boolConst(false)
 		if has(t.Follows.Column) {
@@ -550,11 +551,15 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		}
 		// NOTE: the parent's scope holds its ceilings: the follow is not
 		// bounded again by the child's own, which, without a team or
-		// owner column, would be FALSE.
-		granted = or(follow, granted)
+		// owner column, would be FALSE. The child's rules' rows are.
+		// Flattened: PostgreSQL's parser merges an AND (an OR) that is
+		// the left operand of another, so a nested one would not parse
+		// back into the tree the rewriter checked.
+		granted := or(flatten(pg_query.BoolExprType_OR_EXPR, follow, and(append([]*pg_query.Node{or(perm...)}, ceil...)...))...)
+		conj = append(flatten(pg_query.BoolExprType_AND_EXPR, granted), restr...)
 		names = append(names, "follows."+t.Follows.Table.String())
 	}
-	filter := and(append([]*pg_query.Node{granted}, restr...)...)
+	filter := and(conj...)
 	if len(p.ownRows) > 0 {
 		if own := sc.owner(); own != nil {
 			filter = or(filter, eq(own, literal(p.attr("login"))))

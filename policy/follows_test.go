@@ -134,6 +134,55 @@ rule "managed"`, 1), "tom", ""},
 			}
 		})
 	}
+	t.Run("a parent's restrictive rules, ceiling and own rows deparse back into the tree", func(t *testing.T) {
+		p := compile(t, followsPolicy+`
+role "lead" {
+  statements = ["select"]
+  scope      = "own_team"
+  own_rows   = true
+}
+user "lea" {
+  password = "VERIFIER"
+  roles    = ["lead"]
+  team     = 11
+}
+rule "lead_team" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  scope  = "own_team"
+}
+rule "lead_low" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  where  = "score <= 3"
+}
+rule "lead_surveys" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  kind   = "restrictive"
+  where  = "email IS NOT NULL OR country IN (SELECT c.name FROM public.countries c WHERE c.team = me.team)"
+}
+rule "lead_tags" {
+  tables = ["public.tags"]
+  roles  = ["lead"]
+  where  = "tag = 'x' AND tag <> 'y'"
+}
+rule "lead_tags_restricted" {
+  tables = ["public.tags"]
+  roles  = ["lead"]
+  kind   = "restrictive"
+  where  = "tag <> 'z' OR tag IS NULL"
+}
+`, "lea")
+		// NOTE: whereOf fails unless the deparse parses back into the
+		// same tree: PostgreSQL merges a left-nested AND or OR.
+		got := whereOf(t, tags, p.RelationIn(cat, tags))
+		for _, want := range []string{"OR responses.agent_login OPERATOR(pg_catalog.=) 'lea')", "responses.country OPERATOR(pg_catalog.=) ANY (SELECT c.name"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("filter %s lacks %s", got, want)
+			}
+		}
+	})
 	t.Run("without the snapshot the child shows no row", func(t *testing.T) {
 		p := compile(t, followsPolicy, "cora")
 		if got := whereOf(t, tags, p.Relation(tags)); got != "false" {

@@ -59,6 +59,13 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) *pg_query.Node {
 		// be compared by its real value.
 		return boolConst(false)
 	}
+	return followNode(f, parent.Name, acc.Filter)
+}
+
+// followNode returns followTemplate for f, the parent's FROM item known
+// by its name parentName, with scope (nil for none), qualified by that
+// name, as its WHERE.
+func followNode(f *Follows, parentName string, scope *pg_query.Node) *pg_query.Node {
 	n := proto.Clone(followTemplate).(*pg_query.Node)
 	walkNodes(n, func(x *pg_query.Node) {
 		if rv := x.GetRangeVar(); rv != nil && rv.Relname == "pgveil_parent" {
@@ -74,7 +81,7 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) *pg_query.Node {
 					case "pgveil_key":
 						s.Sval = f.Key
 					case "pgveil_parent":
-						s.Sval = parent.Name
+						s.Sval = parentName
 					}
 				}
 			}
@@ -82,8 +89,8 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) *pg_query.Node {
 	})
 	sel := n.GetSubLink().GetSubselect().GetSelectStmt()
 	sel.WhereClause = nil
-	if acc.Filter != nil {
-		sel.WhereClause = qualifiedScope(acc.Filter, parent.Name)
+	if scope != nil {
+		sel.WhereClause = qualifiedScope(scope, parentName)
 	}
 	return n
 }

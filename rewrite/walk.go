@@ -515,10 +515,17 @@ func (w *walker) access(rel *Relation) Access {
 // policyRelation asks the policy how rel is governed, with the walker's
 // snapshot when the policy reads other relations of it (CatalogPolicy).
 func (w *walker) policyRelation(rel *Relation) Access {
-	if cp, ok := w.pol.(CatalogPolicy); ok {
-		return cp.RelationIn(w.cat, rel)
+	return AccessIn(w.pol, w.cat, rel)
+}
+
+// AccessIn returns how rel, a relation of the snapshot cat, is governed
+// by p: RelationIn when p is a CatalogPolicy, Relation otherwise. Tools
+// showing a user's access (pgveil explain) ask it as the rewriter does.
+func AccessIn(p Policy, cat *Catalog, rel *Relation) Access {
+	if cp, ok := p.(CatalogPolicy); ok {
+		return cp.RelationIn(cat, rel)
 	}
-	return w.pol.Relation(rel)
+	return p.Relation(rel)
 }
 
 // relationRef checks a FROM item and substitutes it when governed.

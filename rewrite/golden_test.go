@@ -294,7 +294,7 @@ func loadEnvFrom(cat *rewrite.Catalog, path string) (*demoEnv, error) {
 
 // with returns the environment of configs/demo.hcl followed by extra (a
 // case's section config), loaded once per text.
-func (e *demoEnv) with(t *testing.T, extra string) *demoEnv {
+func (e *demoEnv) with(t testing.TB, extra string) *demoEnv {
 	t.Helper()
 	extraEnvs.Lock()
 	defer extraEnvs.Unlock()

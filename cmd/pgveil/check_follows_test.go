@@ -36,7 +36,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 	}{
 		{"a follow over a foreign key is valid",
 			`follows = { table = "fol.orders", column = "order_id", key = "id" }`, 0,
-			[]string{"2 tables governed, 0 rules, 0 users, 0 warnings"}, []string{"Follows"}},
+			[]string{"2 tables governed (fol.lines follows fol.orders), 0 rules, 0 users, 0 warnings"}, []string{"Follows"}},
 		{"a key the parent lacks is an error with a suggestion",
 			`follows = { table = "fol.orders", column = "order_id", key = "idd" }`, 1,
 			[]string{"PATH:5:13: error: Unknown follows key", `Table fol.orders has no column "idd"`, `Did you mean "id"?`}, nil},
@@ -66,6 +66,13 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 			}
 		})
 	}
+	t.Run("the offline summary names each follower", func(t *testing.T) {
+		path := checkConfig(t, checkSvc, parent+"table \"fol.lines\" {\n  follows = { table = \"fol.orders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.Contains(out, ", fol.lines follows fol.orders") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
 	t.Run("a follow without a foreign key is a warning", func(t *testing.T) {
 		path := checkConfig(t, checkSvc, parent+"table \"fol.loose\" {\n  follows = { table = \"fol.orders\", column = \"order_id\", key = \"id\" }\n}\n")
 		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")

@@ -546,8 +546,9 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
 	if t.Follows != nil {
 		follow := boolConst(false)
+		var parentRules []string
 		if has(t.Follows.Column) {
-			follow = fw.predicate(p, t.Follows)
+			follow, parentRules = fw.predicate(p, t.Follows)
 		}
 		// NOTE: the parent's scope holds its ceilings: the follow is not
 		// bounded again by the child's own, which, without a team or
@@ -557,7 +558,9 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		// back into the tree the rewriter checked.
 		granted := or(flatten(pg_query.BoolExprType_OR_EXPR, follow, and(append([]*pg_query.Node{or(perm...)}, ceil...)...))...)
 		conj = append(flatten(pg_query.BoolExprType_AND_EXPR, granted), restr...)
-		names = append(names, "follows."+t.Follows.Table.String())
+		// NOTE: the parent's rules decide the child's rows too: the
+		// audit and explain name them.
+		names = append(append(names, "follows."+t.Follows.Table.String()), parentRules...)
 	}
 	filter := and(conj...)
 	if len(p.ownRows) > 0 {

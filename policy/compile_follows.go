@@ -30,17 +30,19 @@ type follower struct {
 // NULL column matches no parent row. FALSE (no row) when the parent is
 // not in the snapshot, is not governed for the user (denied, open), lacks
 // the key column, masks it for the user, or is already on the chain.
-func (fw *follower) predicate(p *UserPolicy, f *Follows) *pg_query.Node {
+// rules are the parent's rules that apply to the user (its Access.Rules),
+// which decide the child's rows too: the audit and explain name them.
+func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, rules []string) {
 	if fw == nil || fw.cat == nil {
-		return boolConst(false)
+		return boolConst(false), nil
 	}
 	parent := fw.cat.Relations[f.Table]
 	if parent == nil {
-		return boolConst(false)
+		return boolConst(false), nil
 	}
 	for _, seen := range fw.parents {
 		if seen == parent {
-			return boolConst(false)
+			return boolConst(false), nil
 		}
 	}
 	hasKey := false
@@ -48,18 +50,18 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) *pg_query.Node {
 		hasKey = hasKey || c.Name == f.Key
 	}
 	if !hasKey {
-		return boolConst(false)
+		return boolConst(false), nil
 	}
 	acc := p.relation(parent, nil, &follower{cat: fw.cat, parents: append(fw.parents[:len(fw.parents):len(fw.parents)], parent)})
 	if acc.Mode != rewrite.Governed {
-		return boolConst(false)
+		return boolConst(false), nil
 	}
 	if _, masked := acc.Masks[f.Key]; masked {
 		// NOTE: load refuses a classified key; a masked one here would
 		// be compared by its real value.
-		return boolConst(false)
+		return boolConst(false), nil
 	}
-	return followNode(f, parent.Name, acc.Filter)
+	return followNode(f, parent.Name, acc.Filter), acc.Rules
 }
 
 // followNode returns followTemplate for f, the parent's FROM item known

@@ -203,10 +203,13 @@ rule "lead_tags_restricted" {
 			t.Errorf("filter %s, want false", got)
 		}
 	})
-	t.Run("the follow is named among the rules for the audit", func(t *testing.T) {
+	t.Run("the follow and the parent's rules are named among the rules for the audit", func(t *testing.T) {
 		p := compile(t, followsPolicy, "paul")
-		if got := p.RelationIn(cat, tags).Rules; !strings.Contains(strings.Join(got, ","), "follows.public.responses") {
-			t.Errorf("rules %v lack follows.public.responses", got)
+		got := strings.Join(p.RelationIn(cat, tags).Rules, ",")
+		for _, want := range []string{"follows.public.responses", "managed", "role.manager.scope"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("rules %v lack %s", got, want)
+			}
 		}
 	})
 }

@@ -258,3 +258,33 @@ func TestFollowsMistakesArePointedAt(t *testing.T) {
 	}
 	t.Run("the base policy loads", func(t *testing.T) { loadPolicy(t, followsPolicy) })
 }
+
+func TestFollowsWritesOfTheChild(t *testing.T) {
+	cat, _ := followsCatalog()
+	cat.SearchPath = []string{"public"}
+	policy := strings.Replace(followsPolicy, `role "manager" {
+  statements = ["select"]`, `role "manager" {
+  statements = ["select", "insert", "update", "delete"]`, 1)
+	p := compile(t, policy, "paul")
+	for _, c := range []struct{ name, sql, want string }{
+		{"moving a tag to another response is refused: it could move it out of scope",
+			"UPDATE public.tags SET response_id = 3 WHERE tag = 'x'", "write_scope"},
+		{"an insert is refused: new rows cannot be checked against the scope",
+			"INSERT INTO public.tags VALUES (3, 'x')", "write_scope"},
+		{"an update of another column is scoped by the follow",
+			"UPDATE public.tags SET tag = 'y' WHERE tag = 'x'", "response_id OPERATOR(pg_catalog.=) ANY (SELECT responses.id FROM public.responses WHERE"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := rewrite.Rewrite(c.sql, cat, p)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
+				got = res.SQL
+			}
+			if !strings.Contains(got, c.want) {
+				t.Errorf("%s:\n got: %s\nwant: …%s…", c.sql, got, c.want)
+			}
+		})
+	}
+}

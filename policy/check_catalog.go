@@ -558,6 +558,9 @@ func (ck *catalogChecker) table(t *Table) bool {
 			}
 		}
 	}
+	if t.Follows != nil && !ck.follows(t, rels) {
+		return false
+	}
 	ck.maskedPartitionKeys(t, rels)
 	for _, name := range sortedKeys(t.Columns) {
 		col := t.Columns[name]

@@ -59,6 +59,16 @@ func (c *Config) protection(rel *rewrite.Relation) (baselineRelation, bool) {
 	}
 	e := baselineRelation{qname: rel.QName, pattern: t.Pattern.String(), named: map[string]int16{}}
 	names := map[string]bool{t.OwnerColumn: true, t.TeamColumn: true}
+	// NOTE: a follower's column, and the key a follower of rel reads,
+	// scope rows as a team column does.
+	if f := t.Follows; f != nil {
+		names[f.Column] = true
+	}
+	for _, o := range c.Tables {
+		if f := o.Follows; f != nil && f.Table == rel.QName {
+			names[f.Key] = true
+		}
+	}
 	for name, col := range t.Columns {
 		names[name] = true
 		if col.Mask.expr != nil {

@@ -322,7 +322,17 @@ var informationSchemaHelpers = map[string]bool{
 // me.login when a role has own_rows. No permissive rule means no row, not
 // a denial. Columns whose class none of the user's roles lists are masked.
 func (p *UserPolicy) Relation(rel *rewrite.Relation) rewrite.Access {
-	acc := p.relation(rel, nil)
+	return p.RelationIn(nil, rel)
+}
+
+// UserPolicy implements rewrite.CatalogPolicy.
+var _ rewrite.CatalogPolicy = (*UserPolicy)(nil)
+
+// RelationIn is Relation, rel a relation of the snapshot cat: a table
+// that follows another (Table.Follows) is scoped by the parent as cat
+// holds it. Without cat (nil), such a table shows no row.
+func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rewrite.Access {
+	acc := p.relation(rel, nil, &follower{cat: cat})
 	if acc.Mode != rewrite.Denied {
 		if p.cfg.policyInputTree(rel) {
 			acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
@@ -457,7 +467,7 @@ func queryRelations(sql string) []rewrite.QName {
 
 // relation is Relation; seen holds the views whose reads are being
 // followed (readsPastPolicy).
-func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]bool) rewrite.Access {
+func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]bool, fw *follower) rewrite.Access {
 	if catalogSchemas[rel.Schema] {
 		return rewrite.Access{Mode: rewrite.Open}
 	}
@@ -524,14 +534,33 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 			perm = append(perm, pred)
 		}
 	}
-	conj := append([]*pg_query.Node{or(perm...)}, restr...)
+	var ceil []*pg_query.Node
 	if p.ceiling != nil && !t.Reference {
-		var ceil []*pg_query.Node
+		var scopes []*pg_query.Node
 		for _, r := range p.ceiling {
-			ceil = append(ceil, sc.predicate(r.Scope, nil))
+			scopes = append(scopes, sc.predicate(r.Scope, nil))
 			names = append(names, "role."+r.Name+".scope")
 		}
-		conj = append(conj, or(ceil...))
+		ceil = []*pg_query.Node{or(scopes...)}
+	}
+	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
+	if t.Follows != nil {
+		follow := boolConst(false)
+		var parentRules []string
+		if has(t.Follows.Column) {
+			follow, parentRules = fw.predicate(p, t.Follows)
+		}
+		// NOTE: the parent's scope holds its ceilings: the follow is not
+		// bounded again by the child's own, which, without a team or
+		// owner column, would be FALSE. The child's rules' rows are.
+		// Flattened: PostgreSQL's parser merges an AND (an OR) that is
+		// the left operand of another, so a nested one would not parse
+		// back into the tree the rewriter checked.
+		granted := or(flatten(pg_query.BoolExprType_OR_EXPR, follow, and(append([]*pg_query.Node{or(perm...)}, ceil...)...))...)
+		conj = append(flatten(pg_query.BoolExprType_AND_EXPR, granted), restr...)
+		// NOTE: the parent's rules decide the child's rows too: the
+		// audit and explain name them.
+		names = append(append(names, "follows."+t.Follows.Table.String()), parentRules...)
 	}
 	filter := and(conj...)
 	if len(p.ownRows) > 0 {
@@ -647,7 +676,7 @@ func (p *UserPolicy) readsPastPolicy(rel *rewrite.Relation, t *Table, seen map[*
 			switch {
 			case problem != "":
 			case rt == nil:
-				if acc := p.relation(r, seen); acc.Mode == rewrite.Open {
+				if acc := p.relation(r, seen, &follower{}); acc.Mode == rewrite.Open {
 					continue
 				}
 			}

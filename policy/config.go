@@ -486,8 +486,31 @@ type Table struct {
 	// outside: slower, but the time a statement takes no longer tells
 	// whether a hidden row matches.
 	Pushdown bool
+	// Follows, when not nil, makes the table a child of another governed
+	// table: a row is visible exactly when its parent row is, as a read of
+	// the parent would show it to the user (its rules, ceilings and
+	// restrictive rules), and the table's own rules may add rows (bounded
+	// by its own ceiling) or restrict them.
+	//
+	// NOTE: the parent is named exactly by a table block (crossCheck),
+	// its key column is not classified (a masked key would be compared
+	// by its real value), and follows do not loop.
+	Follows *Follows
 	// DeclRange is where the block starts.
 	DeclRange hcl.Range
+}
+
+// Follows is a table block's follows attribute: the table's rows follow
+// those of Table, joined on Column = Key.
+type Follows struct {
+	// Table is the parent, a schema-qualified name.
+	Table rewrite.QName
+	// Column is the child's column holding the parent's key; Key the
+	// parent's column it matches. A row whose Column is NULL matches no
+	// parent and is never visible through the follow.
+	Column, Key string
+	// Range is where the attribute's value is, for diagnostics.
+	Range hcl.Range
 }
 
 // Column is a `column "name" { … }` block of a table block.

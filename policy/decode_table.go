@@ -21,6 +21,7 @@ var (
 			{Name: "team_column"},
 			{Name: "reference"},
 			{Name: "pushdown"},
+			{Name: "follows"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "column", LabelNames: []string{"name"}}},
 	}
@@ -103,10 +104,38 @@ func (d *decoder) decodeTable(b *hcl.Block) {
 			t.Pushdown = v
 		}
 	}
+	if a := c.Attributes["follows"]; a != nil {
+		t.Follows = d.follows(a)
+	}
 	for _, cb := range c.Blocks {
 		d.decodeColumn(t, cb)
 	}
 	d.checkMaskReads(t)
+}
+
+// follows decodes a table block's follows attribute, an object of three
+// strings: table (schema.name), column and key; nil when invalid.
+func (d *decoder) follows(a *hcl.Attribute) *Follows {
+	v, ok := d.value(a, cty.Object(map[string]cty.Type{"table": cty.String, "column": cty.String, "key": cty.String}))
+	if !ok {
+		return nil
+	}
+	f := &Follows{Column: v.GetAttr("column").AsString(), Key: v.GetAttr("key").AsString(), Range: a.Expr.Range()}
+	table := v.GetAttr("table").AsString()
+	p, problem := parsePattern(table)
+	switch {
+	case problem != "":
+	case !p.Exact():
+		problem = "follows.table must name one table exactly, schema.table, without a pattern."
+	case f.Column == "" || f.Key == "":
+		problem = "follows.column and follows.key must not be empty."
+	}
+	if problem != "" {
+		d.errorAt(a, "Invalid follows", problem)
+		return nil
+	}
+	f.Table = p.QName()
+	return f
 }
 
 // dropTable records the column classes of a table block dropped as a

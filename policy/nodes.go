@@ -102,6 +102,21 @@ func and(ns ...*pg_query.Node) *pg_query.Node {
 	return boolOp(pg_query.BoolExprType_AND_EXPR, true, ns)
 }
 
+// flatten returns ns with the operands of each that is a BoolExpr of op
+// in its place, so that or or and builds one level where PostgreSQL's
+// parser would read one.
+func flatten(op pg_query.BoolExprType, ns ...*pg_query.Node) []*pg_query.Node {
+	var out []*pg_query.Node
+	for _, n := range ns {
+		if b := n.GetBoolExpr(); b != nil && b.Boolop == op {
+			out = append(out, b.Args...)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 // boolOp combines ns with op, whose neutral element is unit.
 func boolOp(op pg_query.BoolExprType, unit bool, ns []*pg_query.Node) *pg_query.Node {
 	var args []*pg_query.Node

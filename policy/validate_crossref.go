@@ -76,6 +76,7 @@ func (d *decoder) crossCheck() {
 		}
 	}
 	d.groupPairCeilings()
+	d.checkFollows()
 	classes := map[string]bool{}
 	for _, t := range cfg.Tables {
 		for _, c := range t.Columns {

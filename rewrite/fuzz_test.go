@@ -411,8 +411,17 @@ func FuzzEngineCache(f *testing.F) {
 		{"marie-writer", noSelectPolicy{marie}},
 		{"marie-checked", allowChecked{marie}},
 	}...)
+	// paul (team_subtree, read live) with public.team_surveys following
+	// public.responses: the follower's scope is a subquery of its
+	// parent's, in templates too.
+	users = append(users, struct {
+		login string
+		p     rewrite.Policy
+	}{"paul-follows", env.with(f, followsConfig).policy(f, "paul")})
 	checked := checkedCatalog(env.cat)
 	for _, p := range [][3]string{
+		{"SELECT survey_id FROM team_surveys WHERE team_id = 7", "SELECT survey_id FROM team_surveys WHERE team_id = 8", "SELECT survey_id FROM team_surveys WHERE team_id = 1000000000"},
+		{"SELECT ts.survey_id FROM team_surveys ts JOIN responses r ON r.team_id = ts.team_id WHERE r.nps > 1", "SELECT ts.survey_id FROM team_surveys ts JOIN responses r ON r.team_id = ts.team_id WHERE r.nps > 2", "SELECT ts.survey_id FROM team_surveys ts JOIN responses r ON r.team_id = ts.team_id WHERE r.nps > 9223372036854775807"},
 		{"SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 1000000000", "SELECT id FROM responses WHERE team_id = 7"},
 		{"SELECT id FROM responses WHERE nps <> 3 AND team_id = 1000000001", "SELECT id FROM responses WHERE nps <> 1500000000 AND team_id = 1500000001", "SELECT id FROM responses WHERE nps <> 3 AND team_id = 7"},
 		{"DELETE FROM responses WHERE id = 10000000000", "DELETE FROM responses WHERE id = 10000000001", "DELETE FROM responses WHERE id = 20000000000"},
@@ -434,6 +443,14 @@ func FuzzEngineCache(f *testing.F) {
 		}
 	})
 }
+
+// followsConfig makes public.team_surveys follow public.responses on
+// team_id, for FuzzEngineCache (the golden cases follows_*.txtar show
+// it).
+const followsConfig = `table "public.team_surveys" {
+  follows = { table = "public.responses", column = "team_id", key = "team_id" }
+}
+`
 
 // checkEngineCache is FuzzEngineCache's check for one user.
 func checkEngineCache(t *testing.T, cat *rewrite.Catalog, login string, p rewrite.Policy, a, b, c string) {

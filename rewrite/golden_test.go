@@ -34,7 +34,8 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected sections of 
 // TestGolden runs every testdata/rewrite/*.txtar case: the statement of
 // section sql, rewritten for the demo user of section user under
 // configs/demo.hcl (with pushdown = false on every table when the case has
-// a section nopushdown), must give section want (the rewritten text, or
+// a section nopushdown, and followed by the text of section config when
+// the case has one), must give section want (the rewritten text, or
 // "REFUSED <code> <rule>: <message>"), and, when present, the rules that
 // fired (section rules), the masked columns (section masked) and what
 // PostgreSQL answered when the output ran on the demo data as the service
@@ -73,6 +74,10 @@ func TestGolden(t *testing.T) {
 			sql := strings.TrimSpace(ar.get("sql"))
 			if user == "" || sql == "" {
 				t.Fatalf("%s: sections user and sql are required", file)
+			}
+			env := env
+			if ar.has("config") {
+				env = env.with(t, ar.get("config"))
 			}
 			pol := env.policy(t, user)
 			if ar.has("grant") {
@@ -261,12 +266,17 @@ func loadDemoEnv(cat *rewrite.Catalog) (*demoEnv, error) {
 			os.Setenv(name, val)
 		}
 	}
+	return loadEnvFrom(cat, "../configs/demo.hcl")
+}
+
+// loadEnvFrom is loadDemoEnv with the configuration at path.
+func loadEnvFrom(cat *rewrite.Catalog, path string) (*demoEnv, error) {
 	l := policy.NewLoader()
-	cfg, diags := l.Load("../configs/demo.hcl")
+	cfg, diags := l.Load(path)
 	if diags.HasErrors() || cfg == nil {
 		var out bytes.Buffer
 		_ = policy.WriteDiagnostics(&out, l.Files(), diags)
-		return nil, fmt.Errorf("configs/demo.hcl:\n%s", out.String())
+		return nil, fmt.Errorf("%s:\n%s", path, out.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -280,6 +290,40 @@ func loadDemoEnv(cat *rewrite.Catalog) (*demoEnv, error) {
 		return nil, fmt.Errorf("LoadIdentities: %v", diags)
 	}
 	return &demoEnv{cat: cat, cfg: cfg, ids: ids, policies: map[string]rewrite.Policy{}}, nil
+}
+
+// with returns the environment of configs/demo.hcl followed by extra (a
+// case's section config), loaded once per text.
+func (e *demoEnv) with(t testing.TB, extra string) *demoEnv {
+	t.Helper()
+	extraEnvs.Lock()
+	defer extraEnvs.Unlock()
+	if x := extraEnvs.m[extra]; x != nil {
+		return x
+	}
+	demo, err := os.ReadFile("../configs/demo.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.hcl")
+	if err := os.WriteFile(path, append(demo, "\n"+extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x, err := loadEnvFrom(e.cat, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extraEnvs.m == nil {
+		extraEnvs.m = map[string]*demoEnv{}
+	}
+	extraEnvs.m[extra] = x
+	return x
+}
+
+// extraEnvs are the environments demoEnv.with loaded.
+var extraEnvs struct {
+	sync.Mutex
+	m map[string]*demoEnv
 }
 
 // policy returns login's compiled policy.
@@ -526,7 +570,7 @@ func verifyOutput(sql string, cat *rewrite.Catalog, pol rewrite.Policy) []string
 	if err != nil {
 		return []string{"output does not parse: " + err.Error()}
 	}
-	v := &verifier{cat: cat, pol: pol, direct: map[*pg_query.RangeVar]bool{}}
+	v := &verifier{cat: cat, pol: pol, direct: map[*pg_query.RangeVar]bool{}, policyConds: map[*pg_query.Node]bool{}}
 	for _, raw := range tree.Stmts {
 		if sel := raw.Stmt.GetSelectStmt(); sel != nil {
 			v.directRead(sel)
@@ -544,6 +588,10 @@ type verifier struct {
 	// direct holds the FROM items directRead found governed relations
 	// may be read through directly.
 	direct map[*pg_query.RangeVar]bool
+	// policyConds holds the conjuncts of a direct read's WHERE that are
+	// the policy's filter (clientConjuncts), read as the service
+	// account: a follower's reads its parent, a team_subtree the teams.
+	policyConds map[*pg_query.Node]bool
 }
 
 // directRead accepts the one form in which the output may read a
@@ -567,7 +615,7 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 	if rel == nil || rel.Schema == "pg_catalog" {
 		return
 	}
-	acc := v.pol.Relation(rel)
+	acc := rewrite.AccessIn(v.pol, v.cat, rel)
 	if acc.Mode != rewrite.Governed || len(acc.Masks) > 0 || acc.NoPushdown {
 		return
 	}
@@ -603,6 +651,11 @@ func (v *verifier) directRead(sel *pg_query.SelectStmt) {
 	}
 	if ok {
 		v.direct[rv] = true
+		if conds := andArgs(where); len(conds) > len(client) {
+			for _, c := range conds[:len(conds)-len(client)] {
+				v.policyConds[c] = true
+			}
+		}
 	}
 }
 
@@ -769,7 +822,7 @@ func (v *verifier) message(m protoreflect.Message) {
 }
 
 func (v *verifier) node(n *pg_query.Node) {
-	if n == nil || n.Node == nil {
+	if n == nil || n.Node == nil || v.policyConds[n] {
 		return
 	}
 	// NOTE: the Node wrapper's one set field is the node itself.
@@ -918,7 +971,7 @@ func (v *verifier) access(rel *rewrite.Relation) rewrite.Access {
 	if (rel.Schema == "pg_catalog" || rel.Schema == "information_schema") && catalogDenied(rel.Name) {
 		return rewrite.Access{Mode: rewrite.Denied}
 	}
-	return v.pol.Relation(rel)
+	return rewrite.AccessIn(v.pol, v.cat, rel)
 }
 
 // rangeVar checks a relation reference outside any rewriter subquery.

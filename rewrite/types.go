@@ -386,3 +386,17 @@ type Policy interface {
 	// pg_catalog.
 	AllowFunction(schema, name string) bool
 }
+
+// CatalogPolicy is a Policy whose access to a relation may depend on
+// other relations of the catalog snapshot: a table whose rows follow
+// those of another (policy's follows), whose scope is a subquery over
+// the parent as the user may read it. The rewriter asks RelationIn, with
+// the snapshot it rewrites against, in place of Relation.
+//
+// NOTE: RelationIn(cat, r) depends on cat and r only as the snapshot
+// holds them: the rewrite caches, keyed by policy and snapshot, stay
+// exact.
+type CatalogPolicy interface {
+	Policy
+	RelationIn(cat *Catalog, r *Relation) Access
+}

@@ -500,16 +500,32 @@ func (w *walker) access(rel *Relation) Access {
 		} else if rel.Schema == "information_schema" && informationSchemaRefused[rel.Name] != "" {
 			a = Access{Mode: Denied, Reason: informationSchemaReason(rel.Name)}
 		} else {
-			a = w.pol.Relation(rel)
+			a = w.policyRelation(rel)
 			if a.Mode == Denied && a.Reason == "" {
 				a.Reason = "access to " + rel.QName.String() + " is denied"
 			}
 		}
 	} else {
-		a = w.pol.Relation(rel)
+		a = w.policyRelation(rel)
 	}
 	w.accessCache[rel] = a
 	return a
+}
+
+// policyRelation asks the policy how rel is governed, with the walker's
+// snapshot when the policy reads other relations of it (CatalogPolicy).
+func (w *walker) policyRelation(rel *Relation) Access {
+	return AccessIn(w.pol, w.cat, rel)
+}
+
+// AccessIn returns how rel, a relation of the snapshot cat, is governed
+// by p: RelationIn when p is a CatalogPolicy, Relation otherwise. Tools
+// showing a user's access (pgveil explain) ask it as the rewriter does.
+func AccessIn(p Policy, cat *Catalog, rel *Relation) Access {
+	if cp, ok := p.(CatalogPolicy); ok {
+		return cp.RelationIn(cat, rel)
+	}
+	return p.Relation(rel)
 }
 
 // relationRef checks a FROM item and substitutes it when governed.

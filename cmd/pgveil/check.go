@@ -87,8 +87,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if n := len(cfg.IdentitySources); n > 0 {
 		users = fmt.Sprintf("%s, and those of %s (read with --upstream)", plural(len(cfg.Users), "user block"), plural(n, "identity block"))
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %s%s\n",
-		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, users, counted)
+	following := ""
+	for _, f := range followers(cfg) {
+		following += ", " + f
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid: listen %s (TLS %s), upstream %s/%s as %s, %s%s%s\n",
+		*configPath, cfg.Listen.Address, tls, cfg.Upstream.Address, cfg.Upstream.Database, cfg.Upstream.User, users, following, counted)
 	return 0
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -71,10 +72,27 @@ func checkUpstream(ctx context.Context, path string, cfg *policy.Config, files m
 		fmt.Fprintf(stderr, "%s: %s, %s against upstream %s\n", path, plural(errs, "error"), plural(warns, "warning"), up)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: configuration is valid against upstream %s: %s governed, %s, %s, %s\n",
-		path, up, plural(len(cfg.GovernedRelations(cat)), "table"), plural(len(cfg.Rules), "rule"),
+	following := ""
+	if fs := followers(cfg); len(fs) > 0 {
+		following = " (" + strings.Join(fs, ", ") + ")"
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid against upstream %s: %s governed%s, %s, %s, %s\n",
+		path, up, plural(len(cfg.GovernedRelations(cat)), "table"), following, plural(len(cfg.Rules), "rule"),
 		plural(len(ids.Logins()), "user"), plural(warns, "warning"))
 	return 0
+}
+
+// followers lists the table blocks that follow another ("fb.tags
+// follows fb.responses"), for the summaries: a follower has no rule of
+// its own, and they would otherwise not say why its rows show.
+func followers(cfg *policy.Config) []string {
+	var fs []string
+	for _, t := range cfg.Tables {
+		if f := t.Follows; f != nil {
+			fs = append(fs, t.Pattern.String()+" follows "+f.Table.String())
+		}
+	}
+	return fs
 }
 
 // writeDiags prints diagnostics with their source lines.

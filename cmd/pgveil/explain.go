@@ -148,7 +148,7 @@ func servedTypes(up rewrite.Policy, cat *rewrite.Catalog, masked []string) []str
 		// NOTE: of the relations and columns m may name, the first that
 		// the user's access masks to another type.
 		for _, rc := range columnsOfName(cat, m) {
-			typ := up.Relation(rc.rel).MaskTypes[rc.col.Name]
+			typ := rewrite.AccessIn(up, cat, rc.rel).MaskTypes[rc.col.Name]
 			if typ == nil {
 				continue
 			}
@@ -250,7 +250,7 @@ func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, na
 		if rel == nil {
 			continue
 		}
-		acc := up.Relation(rel)
+		acc := rewrite.AccessIn(up, cat, rel)
 		if acc.Mode != rewrite.Governed || acc.Filter == nil {
 			continue
 		}

@@ -22,7 +22,8 @@ var textType = &pg_query.TypeName{
 
 // OfflineCatalog is what pgveil test assumes without the upstream: the
 // tables named exactly by table blocks exist, with the columns the blocks
-// name (owner_column, team_column, column blocks), and searchPath is the
+// name (owner_column, team_column, column blocks, follows' column and
+// key), and searchPath is the
 // search_path. That is enough to decide refusals and masks, not rows.
 func OfflineCatalog(cfg *policy.Config, searchPath []string) *rewrite.Catalog {
 	cat := &rewrite.Catalog{
@@ -36,7 +37,18 @@ func OfflineCatalog(cfg *policy.Config, searchPath []string) *rewrite.Catalog {
 		}
 		rel := &rewrite.Relation{QName: t.Pattern.QName(), Kind: 'r'}
 		var names []string
-		for _, c := range []string{t.OwnerColumn, t.TeamColumn} {
+		// NOTE: a follower's column, and the key of each table another
+		// follows, are columns too (Table.Follows).
+		cols := []string{t.OwnerColumn, t.TeamColumn}
+		if f := t.Follows; f != nil {
+			cols = append(cols, f.Column)
+		}
+		for _, o := range cfg.Tables {
+			if f := o.Follows; f != nil && f.Table == t.Pattern.QName() {
+				cols = append(cols, f.Key)
+			}
+		}
+		for _, c := range cols {
 			if c != "" {
 				names = append(names, c)
 			}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pgveil/pgveil/internal/pgtest"
+)
+
+func TestCheckUpstreamVerifiesFollows(t *testing.T) {
+	pgtest.Require(t, cluster)
+	setupCheckDB(t)
+	ctx := context.Background()
+	if err := cluster.Exec(ctx, checkDB, fmt.Sprintf(`
+CREATE SCHEMA fol;
+GRANT USAGE ON SCHEMA fol TO %[1]s;
+CREATE TABLE fol.orders (id int PRIMARY KEY, team int, note text);
+CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, code text);
+CREATE TABLE fol.loose (order_id int, label text);
+GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
+`, checkSvc)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Exec(ctx, checkDB, `DROP SCHEMA fol CASCADE`) })
+	const parent = `table "fol.orders" {
+  team_column = "team"
+}
+`
+	for _, c := range []struct {
+		name, child string
+		code        int
+		want        []string
+		wantNot     []string
+	}{
+		{"a follow over a foreign key is valid",
+			`follows = { table = "fol.orders", column = "order_id", key = "id" }`, 0,
+			[]string{"2 tables governed (fol.lines follows fol.orders), 0 rules, 0 users, 0 warnings"}, []string{"Follows"}},
+		{"a key the parent lacks is an error with a suggestion",
+			`follows = { table = "fol.orders", column = "order_id", key = "idd" }`, 1,
+			[]string{"PATH:5:13: error: Unknown follows key", `Table fol.orders has no column "idd"`, `Did you mean "id"?`}, nil},
+		{"a column the child lacks is an error with a suggestion",
+			`follows = { table = "fol.orders", column = "orderid", key = "id" }`, 1,
+			[]string{"PATH:5:13: error: Unknown column", `Did you mean "order_id"?`}, nil},
+		{"a column of another type than the key is an error",
+			`follows = { table = "fol.orders", column = "code", key = "id" }`, 1,
+			[]string{"PATH:5:13: error: Follows column of the wrong type", "PostgreSQL rejects code = fol.orders.id on fol.lines"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := checkConfig(t, checkSvc, parent+"table \"fol.lines\" {\n  "+c.child+"\n}\n")
+			code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errOut)
+			}
+			flat := strings.Join(strings.Fields(out+" "+errOut), " ")
+			for _, w := range c.want {
+				if w = strings.ReplaceAll(w, "PATH", path); !strings.Contains(flat, w) {
+					t.Errorf("output lacks %q:\n%s%s", w, out, errOut)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(errOut, w) {
+					t.Errorf("stderr holds %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+	t.Run("the offline summary names each follower", func(t *testing.T) {
+		path := checkConfig(t, checkSvc, parent+"table \"fol.lines\" {\n  follows = { table = \"fol.orders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path)
+		if code != 0 || !strings.Contains(out, ", fol.lines follows fol.orders") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+	t.Run("a follow without a foreign key is a warning", func(t *testing.T) {
+		path := checkConfig(t, checkSvc, parent+"table \"fol.loose\" {\n  follows = { table = \"fol.orders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		if code != 0 || !strings.Contains(flat, path+":5:13: warning: Follows without foreign key") ||
+			!strings.Contains(flat, "Add FOREIGN KEY (order_id) REFERENCES fol.orders (id)") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+}

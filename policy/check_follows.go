@@ -1,0 +1,67 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// follows checks t's follows against the catalog: the parent exists and
+// has the key column, each of rels (the relations t governs) has the
+// column, PostgreSQL compares the column with the key (the follow's
+// subquery type-checks on each), and a foreign key from the column to the
+// parent's key exists (a warning otherwise: a row whose column matches no
+// parent row is hidden, until someone who may write the parent inserts a
+// row with that key, or changes a key to it, and so adopts it). It
+// returns false when the database could not be asked.
+func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
+	f := t.Follows
+	parent := ck.cat.Relations[f.Table]
+	if parent == nil {
+		detail := fmt.Sprintf("No table, view or foreign table named %s exists in database %s (as the service account %s sees it): %s follows it, and shows no row.",
+			f.Table, ck.cfg.Upstream.Database, ck.cfg.Upstream.User, t.Pattern)
+		if s := suggest(f.Table.String(), ck.relationNames()); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		ck.report(hcl.DiagError, f.Range.Ptr(), "Unknown follows table", detail)
+		return true
+	}
+	if !hasColumn(parent, f.Key) {
+		detail := fmt.Sprintf("Table %s has no column %q: %s follows it on that key, and shows no row.", f.Table, f.Key, t.Pattern)
+		names := make([]string, len(parent.Columns))
+		for i, c := range parent.Columns {
+			names[i] = c.Name
+		}
+		if s := suggest(f.Key, names); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		ck.report(hcl.DiagError, f.Range.Ptr(), "Unknown follows key", detail)
+		return true
+	}
+	have := ck.missingColumn(t, rels, f.Range.Ptr(), f.Column, fmt.Sprintf("follows.column = %q", f.Column), "no row is visible through the follow")
+	for _, rel := range have {
+		problem, ok := ck.typeCheck(f.Range.Ptr(), fmt.Sprintf("the comparison of column %s with %s.%s", f.Column, f.Table, f.Key),
+			explainSelect(pg_query.MakeAConstIntNode(1, -1), rel, followNode(f, parent.Name, nil)))
+		if !ok {
+			return false
+		}
+		if problem != "" {
+			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column of the wrong type", fmt.Sprintf(
+				"PostgreSQL rejects %s = %s.%s on %s: %s. Every statement reading %s fails: follow a key of the column's type.",
+				f.Column, f.Table, f.Key, rel.QName, problem, rel.QName))
+			continue
+		}
+		if !slices.Contains(rel.References[f.Column], f.Table) {
+			ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows without foreign key", fmt.Sprintf(
+				"No foreign key of %s references %s from column %s: a row whose %s matches no row of %s is hidden from everyone, "+
+					"until a user who may write %s inserts a row with that %s, or changes a %s to it, and so sees it. "+
+					"Add FOREIGN KEY (%s) REFERENCES %s (%s) (ON DELETE CASCADE), or keep writes of %s to trusted roles.",
+				rel.QName, f.Table, f.Column, f.Column, f.Table, f.Table, f.Key, f.Key, f.Column, f.Table, f.Key, f.Table))
+		}
+	}
+	return true
+}

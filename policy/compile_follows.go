@@ -1,0 +1,133 @@
+package policy
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgveil/pgveil/internal/pgtree"
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// follower is what relation needs to scope a table that follows another
+// (Table.Follows): the snapshot the parent is read from, and the parents
+// already on the way down a chain of follows.
+//
+// NOTE: a zero follower (no snapshot) scopes every follower to no row:
+// fail closed where the parent cannot be seen.
+type follower struct {
+	cat     *rewrite.Catalog
+	parents []*rewrite.Relation
+}
+
+// predicate returns the follow of f for the user as an expression over
+// the child's columns, bare:
+//
+//	column OPERATOR(pg_catalog.=) ANY (SELECT parent.key FROM schema.parent WHERE <parent's scope>)
+//
+// the parent's scope being its filter exactly as a read of the parent by
+// the user applies it (its rules, ceilings, restrictive rules, own rows,
+// and its own follows), its columns qualified by the parent's name. A
+// NULL column matches no parent row. FALSE (no row) when the parent is
+// not in the snapshot, is not governed for the user (denied, open), lacks
+// the key column, masks it for the user, or is already on the chain.
+// rules are the parent's rules that apply to the user (its Access.Rules),
+// which decide the child's rows too: the audit and explain name them.
+func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, rules []string) {
+	if fw == nil || fw.cat == nil {
+		return boolConst(false), nil
+	}
+	parent := fw.cat.Relations[f.Table]
+	if parent == nil {
+		return boolConst(false), nil
+	}
+	for _, seen := range fw.parents {
+		if seen == parent {
+			return boolConst(false), nil
+		}
+	}
+	hasKey := false
+	for _, c := range parent.Columns {
+		hasKey = hasKey || c.Name == f.Key
+	}
+	if !hasKey {
+		return boolConst(false), nil
+	}
+	acc := p.relation(parent, nil, &follower{cat: fw.cat, parents: append(fw.parents[:len(fw.parents):len(fw.parents)], parent)})
+	if acc.Mode != rewrite.Governed {
+		return boolConst(false), nil
+	}
+	if _, masked := acc.Masks[f.Key]; masked {
+		// NOTE: load refuses a classified key; a masked one here would
+		// be compared by its real value.
+		return boolConst(false), nil
+	}
+	return followNode(f, parent.Name, acc.Filter), acc.Rules
+}
+
+// followNode returns followTemplate for f, the parent's FROM item known
+// by its name parentName, with scope (nil for none), qualified by that
+// name, as its WHERE.
+func followNode(f *Follows, parentName string, scope *pg_query.Node) *pg_query.Node {
+	n := proto.Clone(followTemplate).(*pg_query.Node)
+	walkNodes(n, func(x *pg_query.Node) {
+		if rv := x.GetRangeVar(); rv != nil && rv.Relname == "pgveil_parent" {
+			rv.Schemaname, rv.Relname = f.Table.Schema, f.Table.Name
+			return
+		}
+		if ref := x.GetColumnRef(); ref != nil {
+			for _, fl := range ref.Fields {
+				if s := fl.GetString_(); s != nil {
+					switch s.Sval {
+					case "pgveil_column":
+						s.Sval = f.Column
+					case "pgveil_key":
+						s.Sval = f.Key
+					case "pgveil_parent":
+						s.Sval = parentName
+					}
+				}
+			}
+		}
+	})
+	sel := n.GetSubLink().GetSubselect().GetSelectStmt()
+	sel.WhereClause = nil
+	if scope != nil {
+		sel.WhereClause = qualifiedScope(scope, parentName)
+	}
+	return n
+}
+
+// followTemplate is a follow (follower.predicate); placeholders (pgveil_*)
+// are replaced by AST fields, and the WHERE by the parent's scope.
+var followTemplate = mustParseExpr(`pgveil_column IN (SELECT pgveil_parent.pgveil_key FROM pgveil_schema.pgveil_parent WHERE true)`)
+
+// qualifiedScope returns a copy of filter, a relation's scope naming its
+// columns bare outside its subqueries (as the rewriter's qualifiedCopy
+// reads it), with each such column written q.column: in the follow's
+// subquery, q is the parent's FROM item, and a bare name could resolve
+// to a column of the child or of the client's query instead.
+func qualifiedScope(filter *pg_query.Node, q string) *pg_query.Node {
+	n := proto.Clone(filter).(*pg_query.Node)
+	var walk func(m proto.Message)
+	walk = func(m proto.Message) {
+		pgtree.Walk(m, func(m proto.Message) bool {
+			switch v := m.(type) {
+			case *pg_query.ColumnRef:
+				if len(v.Fields) == 1 && v.Fields[0].GetString_() != nil {
+					v.Fields = []*pg_query.Node{pg_query.MakeStrNode(q), v.Fields[0]}
+				}
+				return false
+			case *pg_query.SubLink:
+				if v.Testexpr != nil {
+					walk(v.Testexpr)
+				}
+				return false
+			case *pg_query.SelectStmt, *pg_query.RangeSubselect:
+				return false
+			}
+			return true
+		})
+	}
+	walk(n)
+	return n
+}

@@ -773,7 +773,7 @@ func (ck *catalogChecker) unreadable(t *Table, rels []*rewrite.Relation) map[*re
 	}
 	_, rows, err := ck.srv.Query(ck.ctx,
 		`SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
-		 WHERE c.oid = ANY($1::pg_catalog.oid[]) AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')`,
+		 WHERE c.oid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[]) AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')`,
 		"{"+strings.Join(oids, ",")+"}")
 	if err != nil || len(rows) == 0 {
 		return nil
@@ -956,11 +956,11 @@ func (ck *catalogChecker) mask(t *Table, col *Column, rels []*rewrite.Relation) 
 func (ck *catalogChecker) redactHint(typ string) string {
 	_, rows, err := ck.srv.Query(ck.ctx, `WITH n AS (SELECT pg_catalog.parse_ident($1) AS p)
 SELECT pg_catalog.has_schema_privilege(s.oid, 'USAGE')::text, s.nspname, e.enumlabel
-  FROM n, pg_catalog.pg_type t JOIN pg_catalog.pg_namespace s ON s.oid = t.typnamespace
-  LEFT JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
- WHERE CASE pg_catalog.cardinality(n.p)
-         WHEN 1 THEN t.oid = pg_catalog.to_regtype($1)
-         WHEN 2 THEN s.nspname = n.p[1] AND t.typname = n.p[2]
+  FROM n, pg_catalog.pg_type t JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) t.typnamespace
+  LEFT JOIN pg_catalog.pg_enum e ON e.enumtypid OPERATOR(pg_catalog.=) t.oid
+ WHERE CASE
+         WHEN pg_catalog.cardinality(n.p) OPERATOR(pg_catalog.=) 1 THEN t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype($1)
+         WHEN pg_catalog.cardinality(n.p) OPERATOR(pg_catalog.=) 2 THEN s.nspname OPERATOR(pg_catalog.=) n.p[1] AND t.typname OPERATOR(pg_catalog.=) n.p[2]
          ELSE false END
  ORDER BY e.enumsortorder`, typ)
 	hint := ""
@@ -1009,8 +1009,8 @@ func (ck *catalogChecker) expressionType(rng *hcl.Range, col *Column, rel *rewri
 	}
 	oid := func(i int) string { return strconv.FormatUint(uint64(fields[i].OID), 10) }
 	_, rows, err := ck.srv.Query(ck.ctx, `SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL), pg_catalog.format_type($2::pg_catalog.oid, NULL),
-		EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource = $1::pg_catalog.oid AND c.casttarget = $2::pg_catalog.oid
-		        AND c.castcontext IN ('i', 'a'))`, oid(0), oid(1))
+		EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND c.casttarget OPERATOR(pg_catalog.=) $2::pg_catalog.oid
+		        AND (c.castcontext OPERATOR(pg_catalog.=) 'i' OR c.castcontext OPERATOR(pg_catalog.=) 'a'))`, oid(0), oid(1))
 	if err != nil || len(rows) != 1 || string(rows[0][2]) == "t" {
 		return true
 	}

@@ -28,7 +28,7 @@ func (c *Config) CheckServiceAccount(ctx context.Context, srv Server, cat *rewri
 	}
 	_, rows, err := srv.Query(ctx, `SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
 		pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')
-		FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER`)
+		FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER`)
 	if err != nil {
 		return hcl.Diagnostics{ck.cannot(err)}
 	}
@@ -119,9 +119,9 @@ func (ck *catalogChecker) predefinedRoles(rng *hcl.Range) {
 		names[i] = r.name
 	}
 	_, rows, err := ck.srv.Query(ck.ctx, `SELECT r.rolname, d.rolname
-		FROM pg_catalog.pg_roles r, pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles d ON d.oid = m.roleid
-		WHERE r.rolname = ANY($1::pg_catalog.text[])
-		AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER)
+		FROM pg_catalog.pg_roles r, pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles d ON d.oid OPERATOR(pg_catalog.=) m.roleid
+		WHERE r.rolname OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])
+		AND m.member OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER)
 		AND pg_catalog.pg_has_role(d.oid, r.oid, 'MEMBER')
 		ORDER BY d.rolname`, "{"+strings.Join(names, ",")+"}")
 	if err != nil {
@@ -167,7 +167,7 @@ func (ck *catalogChecker) owned() {
 		return
 	}
 	_, rows, err := ck.srv.Query(ck.ctx, `SELECT c.oid::pg_catalog.text FROM pg_catalog.pg_class c
-		WHERE c.oid = ANY($1::pg_catalog.oid[]) AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')`,
+		WHERE c.oid OPERATOR(pg_catalog.=) ANY($1::pg_catalog.oid[]) AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')`,
 		"{"+strings.Join(oids, ",")+"}")
 	if err != nil {
 		ck.diags = append(ck.diags, ck.cannot(err))

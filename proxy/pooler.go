@@ -23,7 +23,7 @@ import (
 const serviceReadback = `SELECT pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text, ` +
 	`pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), ` +
 	`pg_catalog.current_setting('lock_timeout'), ` +
-	`(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'client_connection_check_interval')`
+	`(SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'client_connection_check_interval')`
 
 // checkIntervalValue is upstream.client_connection_check_interval as
 // the startup parameter and pg_settings say it: milliseconds.

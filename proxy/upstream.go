@@ -299,8 +299,8 @@ func (s *Server) checkPinned(ctx context.Context, pc *pgconn.PgConn) (uint32, er
 // pinned settings.
 const pinnedReadback = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('client_min_messages'), ` +
 	`pg_catalog.current_setting('lc_messages'), pg_catalog.pg_backend_pid()::pg_catalog.text, ` +
-	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path'), ` +
-	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'client_min_messages')`
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'search_path'), ` +
+	`(SELECT reset_val FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'client_min_messages')`
 
 // truncateAppName keeps application_name within PostgreSQL's NAMEDATALEN-1
 // bytes without splitting a UTF-8 sequence.

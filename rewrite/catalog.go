@@ -38,48 +38,48 @@ import (
 // element, are not.
 const catalogRelationsSQL = `
 WITH RECURSIVE type_parts (oid, part) AS (
-  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
   UNION ALL
   SELECT t.oid, t.typelem FROM pg_catalog.pg_type t
-  WHERE t.typelem <> 0 AND t.typlen = -1
+  WHERE t.typelem OPERATOR(pg_catalog.<>) 0 AND t.typlen OPERATOR(pg_catalog.=) -1
   UNION ALL
   SELECT t.oid, a.atttypid FROM pg_catalog.pg_type t
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-  WHERE t.typtype = 'c'
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  WHERE t.typtype OPERATOR(pg_catalog.=) 'c'
 ), ungroupable (oid) AS (
   SELECT t.oid FROM pg_catalog.pg_type t
-  WHERE t.typtype IN ('b', 'p')
-    AND NOT (t.typelem <> 0 AND t.typlen = -1)
+  WHERE (t.typtype OPERATOR(pg_catalog.=) 'b' OR t.typtype OPERATOR(pg_catalog.=) 'p')
+    AND NOT (t.typelem OPERATOR(pg_catalog.<>) 0 AND t.typlen OPERATOR(pg_catalog.=) -1)
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass oc
-      JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
-      WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
-        AND (oc.opcintype = t.oid OR EXISTS (SELECT FROM pg_catalog.pg_cast k
-          WHERE k.castsource = t.oid AND k.casttarget = oc.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i')))
+      JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
+      WHERE oc.opcdefault AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
+        AND (oc.opcintype OPERATOR(pg_catalog.=) t.oid OR EXISTS (SELECT FROM pg_catalog.pg_cast k
+          WHERE k.castsource OPERATOR(pg_catalog.=) t.oid AND k.casttarget OPERATOR(pg_catalog.=) oc.opcintype AND k.castmethod OPERATOR(pg_catalog.=) 'b' AND k.castcontext OPERATOR(pg_catalog.=) 'i')))
   UNION
-  SELECT p.oid FROM ungroupable u JOIN type_parts p ON p.part = u.oid
+  SELECT p.oid FROM ungroupable u JOIN type_parts p ON p.part OPERATOR(pg_catalog.=) u.oid
 ), domain_base (oid, base, typmod) AS (
-  SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
   UNION ALL
   SELECT d.oid, t.typbasetype, pg_catalog.int4larger(d.typmod, t.typtypmod)
-  FROM domain_base d JOIN pg_catalog.pg_type t ON t.oid = d.base WHERE t.typtype = 'd'
+  FROM domain_base d JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.base WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
 ), base_of (oid, base, typmod) AS (
   SELECT d.oid, d.base, d.typmod FROM domain_base d
-  JOIN pg_catalog.pg_type t ON t.oid = d.base WHERE t.typtype <> 'd'
+  JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.base WHERE t.typtype OPERATOR(pg_catalog.<>) 'd'
 )
-SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnum,
+SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum,
   CASE WHEN e.oid IS NOT NULL THEN
-    CASE WHEN et.typarray <> 0 THEN pg_catalog.format_type(et.typarray, e.typmod) END
+    CASE WHEN et.typarray OPERATOR(pg_catalog.<>) 0 THEN pg_catalog.format_type(et.typarray, e.typmod) END
   WHEN b.oid IS NOT NULL THEN pg_catalog.format_type(b.base, b.typmod) END,
-  a.atttypid IN (SELECT u.oid FROM ungroupable u)
+  a.atttypid OPERATOR(pg_catalog.=) ANY (SELECT u.oid FROM ungroupable u)
 FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN base_of b ON b.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type at ON at.oid = coalesce(b.base, a.atttypid)
-LEFT JOIN base_of e ON e.oid = at.typelem AND at.typcategory = 'A'
-LEFT JOIN pg_catalog.pg_type et ON et.oid = e.base
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+LEFT JOIN base_of b ON b.oid OPERATOR(pg_catalog.=) a.atttypid
+LEFT JOIN pg_catalog.pg_type at ON at.oid OPERATOR(pg_catalog.=) coalesce(b.base, a.atttypid)
+LEFT JOIN base_of e ON e.oid OPERATOR(pg_catalog.=) at.typelem AND at.typcategory OPERATOR(pg_catalog.=) 'A'
+LEFT JOIN pg_catalog.pg_type et ON et.oid OPERATOR(pg_catalog.=) e.base
+WHERE (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p' OR c.relkind OPERATOR(pg_catalog.=) 'v' OR c.relkind OPERATOR(pg_catalog.=) 'm' OR c.relkind OPERATOR(pg_catalog.=) 'f')
+  AND n.nspname OPERATOR(pg_catalog.!~) '^pg_toast' AND n.nspname OPERATOR(pg_catalog.!~) '^pg_temp'
 ORDER BY c.oid, a.attnum`
 
 // catalogKeysSQL lists the columns whose constraints PostgreSQL checks
@@ -110,69 +110,69 @@ const catalogKeysSQL = `
 WITH index_columns (indexrelid, indrelid, attnum) AS (
   SELECT i.indexrelid, i.indrelid, c.attnum
   FROM pg_catalog.pg_index i
-  CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum > 0
+  CROSS JOIN LATERAL (SELECT k.attnum FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) AS k (attnum) WHERE k.attnum OPERATOR(pg_catalog.>) 0
     UNION SELECT d.refobjsubid FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
-      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
-      AND d.refobjsubid > 0
+    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
+      AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.=) i.indrelid
+      AND d.refobjsubid OPERATOR(pg_catalog.>) 0
     UNION SELECT w.attnum FROM pg_catalog.pg_attribute w
-    WHERE w.attrelid = i.indrelid AND w.attnum > 0
-      AND (i.indexprs::pg_catalog.text LIKE '% :varattno 0 %' OR i.indpred::pg_catalog.text LIKE '% :varattno 0 %')) AS c (attnum))
+    WHERE w.attrelid OPERATOR(pg_catalog.=) i.indrelid AND w.attnum OPERATOR(pg_catalog.>) 0
+      AND (i.indexprs::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %' OR i.indpred::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %')) AS c (attnum))
 SELECT i.indrelid, 'u', a.attname, '', ''
 FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
-  AND (a.attnum = ANY (i.indkey::pg_catalog.int2[])
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.>) 0
+  AND (a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])
     OR EXISTS (SELECT FROM pg_catalog.pg_depend d
-      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid
-        AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid
-        AND d.refobjsubid = a.attnum)
-    OR i.indexprs::pg_catalog.text LIKE '% :varattno 0 %' OR i.indpred::pg_catalog.text LIKE '% :varattno 0 %')
+      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) i.indexrelid
+        AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.=) i.indrelid
+        AND d.refobjsubid OPERATOR(pg_catalog.=) a.attnum)
+    OR i.indexprs::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %' OR i.indpred::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %')
 WHERE i.indisunique OR i.indisexclusion
 UNION
 SELECT x.indrelid, 'x', a.attname, b.attname, ''
 FROM index_columns AS x
-JOIN index_columns AS y ON y.indexrelid = x.indexrelid AND y.attnum <> x.attnum
-JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.attnum AND NOT a.attisdropped
-JOIN pg_catalog.pg_attribute b ON b.attrelid = x.indrelid AND b.attnum = y.attnum AND NOT b.attisdropped
+JOIN index_columns AS y ON y.indexrelid OPERATOR(pg_catalog.=) x.indexrelid AND y.attnum OPERATOR(pg_catalog.<>) x.attnum
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) x.attnum AND NOT a.attisdropped
+JOIN pg_catalog.pg_attribute b ON b.attrelid OPERATOR(pg_catalog.=) x.indrelid AND b.attnum OPERATOR(pg_catalog.=) y.attnum AND NOT b.attisdropped
 UNION
 SELECT x.rel, x.kind, a.attname, n.nspname, r.relname
 FROM pg_catalog.pg_constraint c
 CROSS JOIN LATERAL (VALUES (c.conrelid, 'f', c.conkey, c.confrelid), (c.confrelid, 'r', c.confkey, c.conrelid))
   AS x (rel, kind, cols, other)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = x.rel AND a.attnum = ANY (x.cols)
-JOIN pg_catalog.pg_class r ON r.oid = x.other
-JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-WHERE c.contype = 'f'
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.rel AND a.attnum OPERATOR(pg_catalog.=) ANY (x.cols)
+JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) x.other
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+WHERE c.contype OPERATOR(pg_catalog.=) 'f'
 UNION
 SELECT c.conrelid, 'p', a.attname, '', ''
 FROM pg_catalog.pg_constraint c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-WHERE c.contype = 'p' AND NOT c.condeferrable
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (c.conkey)
+WHERE c.contype OPERATOR(pg_catalog.=) 'p' AND NOT c.condeferrable
 UNION
 SELECT c.conrelid, 'c', a.attname, b.attname, ''
 FROM pg_catalog.pg_constraint c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_catalog.pg_attribute b ON b.attrelid = c.conrelid AND b.attnum > 0 AND NOT b.attisdropped AND b.attnum <> a.attnum
-WHERE c.contype = 'c' AND c.conrelid <> 0
-  AND (c.conbin::pg_catalog.text LIKE '% :varattno 0 %'
-    OR a.attnum = ANY (c.conkey) AND b.attnum = ANY (c.conkey))
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_attribute b ON b.attrelid OPERATOR(pg_catalog.=) c.conrelid AND b.attnum OPERATOR(pg_catalog.>) 0 AND NOT b.attisdropped AND b.attnum OPERATOR(pg_catalog.<>) a.attnum
+WHERE c.contype OPERATOR(pg_catalog.=) 'c' AND c.conrelid OPERATOR(pg_catalog.<>) 0
+  AND (c.conbin::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %'
+    OR a.attnum OPERATOR(pg_catalog.=) ANY (c.conkey) AND b.attnum OPERATOR(pg_catalog.=) ANY (c.conkey))
 UNION
 SELECT a.attrelid, 'g', a.attname, b.attname, ''
 FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+JOIN pg_catalog.pg_attrdef ad ON ad.adrelid OPERATOR(pg_catalog.=) a.attrelid AND ad.adnum OPERATOR(pg_catalog.=) a.attnum
 LEFT JOIN (pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_attribute b ON b.attrelid = d.refobjid AND b.attnum = d.refobjsubid AND NOT b.attisdropped)
-  ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid = ad.oid
-  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-  AND d.refobjid = a.attrelid AND d.refobjsubid <> a.attnum
-WHERE a.attgenerated <> '' AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_catalog.pg_attribute b ON b.attrelid OPERATOR(pg_catalog.=) d.refobjid AND b.attnum OPERATOR(pg_catalog.=) d.refobjsubid AND NOT b.attisdropped)
+  ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) ad.oid
+  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.refobjid OPERATOR(pg_catalog.=) a.attrelid AND d.refobjsubid OPERATOR(pg_catalog.<>) a.attnum
+WHERE a.attgenerated OPERATOR(pg_catalog.<>) '' AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
 UNION
 SELECT p.partrelid, 't', a.attname, '', ''
 FROM pg_catalog.pg_partitioned_table p
-JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum > 0 AND NOT a.attisdropped
-  AND (a.attnum = ANY (p.partattrs::pg_catalog.int2[])
-    OR p.partexprs::pg_catalog.text LIKE '% :varattno 0 %'
-    OR p.partexprs::pg_catalog.text LIKE ('% :varattno ' || a.attnum || ' %'))
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.partrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  AND (a.attnum OPERATOR(pg_catalog.=) ANY (p.partattrs::pg_catalog.int2[])
+    OR p.partexprs::pg_catalog.text OPERATOR(pg_catalog.~~) '% :varattno 0 %'
+    OR p.partexprs::pg_catalog.text OPERATOR(pg_catalog.~~) ('% :varattno ' OPERATOR(pg_catalog.||) a.attnum OPERATOR(pg_catalog.||) ' %'))
 ORDER BY 1, 2, 3, 4, 5`
 
 const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits ORDER BY inhrelid, inhseqno`
@@ -183,10 +183,10 @@ const catalogInheritsSQL = `SELECT inhrelid, inhparent FROM pg_catalog.pg_inheri
 const catalogViewReadsSQL = `
 SELECT DISTINCT r.ev_class, d.refobjid, a.attname
 FROM pg_catalog.pg_rewrite r
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
-LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-  AND d.refobjsubid > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) r.oid
+  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.<>) r.ev_class
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.refobjid AND a.attnum OPERATOR(pg_catalog.=) d.refobjsubid
+  AND d.refobjsubid OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
 ORDER BY 1, 2, 3`
 
 // catalogViewCallsSQL lists, per view or materialized view, the functions
@@ -196,13 +196,13 @@ ORDER BY 1, 2, 3`
 const catalogViewCallsSQL = `
 SELECT DISTINCT r.ev_class, n.nspname, p.proname
 FROM pg_catalog.pg_rewrite r
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
-JOIN pg_catalog.pg_proc p ON p.oid = CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) r.oid
+LEFT JOIN pg_catalog.pg_operator o ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid OPERATOR(pg_catalog.=) d.refobjid
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
   THEN d.refobjid ELSE o.oprcode END
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-  WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')
+  WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid OPERATOR(pg_catalog.=) p.oid AND e.deptype OPERATOR(pg_catalog.=) 'e')
 ORDER BY 1, 2, 3`
 
 // The fourth column says whether some function of that name may take one
@@ -226,27 +226,27 @@ ORDER BY 1, 2, 3`
 // CALL, and a field or column named like it is read as such.
 const catalogFunctionsSQL = `
 WITH RECURSIVE dom(oid, base, depth) AS (
-  SELECT t.oid, t.typbasetype, 1 FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  SELECT t.oid, t.typbasetype, 1 FROM pg_catalog.pg_type t WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
   UNION ALL
-  SELECT dom.oid, t.typbasetype, dom.depth + 1
-  FROM dom JOIN pg_catalog.pg_type t ON t.oid = dom.base AND t.typtype = 'd'
-  WHERE dom.depth < 100),
+  SELECT dom.oid, t.typbasetype, dom.depth OPERATOR(pg_catalog.+) 1
+  FROM dom JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) dom.base AND t.typtype OPERATOR(pg_catalog.=) 'd'
+  WHERE dom.depth OPERATOR(pg_catalog.<) 100),
 rowtype(oid) AS (
-  SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typtype IN ('c', 'p')
+  SELECT t.oid FROM pg_catalog.pg_type t WHERE (t.typtype OPERATOR(pg_catalog.=) 'c' OR t.typtype OPERATOR(pg_catalog.=) 'p')
   UNION
-  SELECT c.casttarget FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type s ON s.oid = c.castsource
-  WHERE c.castcontext = 'i' AND s.typtype = 'c'),
+  SELECT c.casttarget FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type s ON s.oid OPERATOR(pg_catalog.=) c.castsource
+  WHERE c.castcontext OPERATOR(pg_catalog.=) 'i' AND s.typtype OPERATOR(pg_catalog.=) 'c'),
 rowarg(oid) AS (
   SELECT rowtype.oid FROM rowtype
   UNION
-  SELECT dom.oid FROM dom JOIN rowtype ON rowtype.oid = dom.base)
+  SELECT dom.oid FROM dom JOIN rowtype ON rowtype.oid OPERATOR(pg_catalog.=) dom.base)
 SELECT n.nspname, p.proname,
-  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
-    AND (p.proargtypes[0] IN (SELECT rowarg.oid FROM rowarg)
-      OR p.pronargs = 1 AND p.provariadic IN (SELECT rowarg.oid FROM rowarg))),
-  pg_catalog.bool_or(p.prokind <> 'p' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1)
-FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+  pg_catalog.bool_or(p.prokind OPERATOR(pg_catalog.<>) 'p' AND p.pronargs OPERATOR(pg_catalog.>=) 1 AND p.pronargs OPERATOR(pg_catalog.-) p.pronargdefaults OPERATOR(pg_catalog.<=) 1
+    AND (p.proargtypes[0] OPERATOR(pg_catalog.=) ANY (SELECT rowarg.oid FROM rowarg)
+      OR p.pronargs OPERATOR(pg_catalog.=) 1 AND p.provariadic OPERATOR(pg_catalog.=) ANY (SELECT rowarg.oid FROM rowarg))),
+  pg_catalog.bool_or(p.prokind OPERATOR(pg_catalog.<>) 'p' AND p.pronargs OPERATOR(pg_catalog.>=) 1 AND p.pronargs OPERATOR(pg_catalog.-) p.pronargdefaults OPERATOR(pg_catalog.<=) 1)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+WHERE n.nspname OPERATOR(pg_catalog.!~) '^pg_toast' AND n.nspname OPERATOR(pg_catalog.!~) '^pg_temp'
 GROUP BY 1, 2
 ORDER BY 1, 2`
 
@@ -343,190 +343,190 @@ ORDER BY 1, 2`
 // cast may call a function that reads any table as the service account.
 const catalogCallsSQL = `
 WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
-  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
   UNION ALL
-  SELECT t.oid, t.typelem FROM pg_catalog.pg_type t WHERE t.typelem <> 0
+  SELECT t.oid, t.typelem FROM pg_catalog.pg_type t WHERE t.typelem OPERATOR(pg_catalog.<>) 0
   UNION ALL
   SELECT g.rngtypid, g.rngsubtype FROM pg_catalog.pg_range g
   UNION ALL
   SELECT d.objid, d.refobjid FROM pg_catalog.pg_depend d
-  JOIN pg_catalog.pg_type t ON t.oid = d.objid AND t.typtype = 'm'
-  WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-    AND d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.deptype = 'i'
+  JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid AND t.typtype OPERATOR(pg_catalog.=) 'm'
+  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'i'
   UNION ALL
   SELECT t.oid, a.atttypid FROM pg_catalog.pg_type t
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-  WHERE t.typtype = 'c'
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  WHERE t.typtype OPERATOR(pg_catalog.=) 'c'
 ), checked (top, part) AS (
-  SELECT DISTINCT k.contypid, k.contypid FROM pg_catalog.pg_constraint k WHERE k.contypid <> 0
+  SELECT DISTINCT k.contypid, k.contypid FROM pg_catalog.pg_constraint k WHERE k.contypid OPERATOR(pg_catalog.<>) 0
   UNION
-  SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part = c.top
+  SELECT m.oid, c.part FROM checked c JOIN made_of m ON m.part OPERATOR(pg_catalog.=) c.top
 ), opr_fn (oid, fn, via) AS (
   SELECT x.oid, f.fn, f.via
   FROM pg_catalog.pg_operator x
   CROSS JOIN LATERAL (
     SELECT x.oprcode::pg_catalog.oid, ''::pg_catalog.text
     UNION ALL
-    SELECT ap.amproc::pg_catalog.oid, 'the operator family ' || fam.opfname COLLATE "default"
+    SELECT ap.amproc::pg_catalog.oid, 'the operator family ' OPERATOR(pg_catalog.||) fam.opfname COLLATE pg_catalog."default"
     FROM pg_catalog.pg_amop ao
-    JOIN pg_catalog.pg_opfamily fam ON fam.oid = ao.amopfamily
-    JOIN pg_catalog.pg_am am ON am.oid = ao.amopmethod AND am.amname IN ('btree', 'hash')
-    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = ao.amopfamily
-    WHERE ao.amopopr = x.oid
+    JOIN pg_catalog.pg_opfamily fam ON fam.oid OPERATOR(pg_catalog.=) ao.amopfamily
+    JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) ao.amopmethod AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
+    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily OPERATOR(pg_catalog.=) ao.amopfamily
+    WHERE ao.amopopr OPERATOR(pg_catalog.=) x.oid
   ) f (fn, via)
-  JOIN pg_catalog.pg_proc p ON p.oid = f.fn
-  WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn
+  WHERE p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-      WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid = x.oid AND d.deptype = 'e')
+      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) x.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e')
+      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
 ), opr_link (oid, next, kind) AS MATERIALIZED (
-  SELECT o.oid, o.oprnegate, 'negator ' FROM pg_catalog.pg_operator o WHERE o.oprnegate <> 0
+  SELECT o.oid, o.oprnegate, 'negator ' FROM pg_catalog.pg_operator o WHERE o.oprnegate OPERATOR(pg_catalog.<>) 0
   UNION ALL
-  SELECT o.oid, o.oprcom, 'commutator ' FROM pg_catalog.pg_operator o WHERE o.oprcom <> 0 AND o.oprcom <> o.oprnegate
+  SELECT o.oid, o.oprcom, 'commutator ' FROM pg_catalog.pg_operator o WHERE o.oprcom OPERATOR(pg_catalog.<>) 0 AND o.oprcom OPERATOR(pg_catalog.<>) o.oprnegate
 ), opr_chain (top, oid, via, path) AS (
   SELECT f.oid, f.oid, ''::pg_catalog.text, ARRAY[f.oid] FROM (SELECT DISTINCT oid FROM opr_fn) f
   UNION ALL
-  SELECT l.oid, c.oid, 'the ' || l.kind
-    || t.oprname COLLATE "default" || CASE WHEN c.via = '' THEN '' ELSE '''s ' || pg_catalog.substr(c.via, 5) END,
-    c.path || l.oid
+  SELECT l.oid, c.oid, 'the ' OPERATOR(pg_catalog.||) l.kind
+    OPERATOR(pg_catalog.||) t.oprname COLLATE pg_catalog."default" OPERATOR(pg_catalog.||) CASE WHEN c.via OPERATOR(pg_catalog.=) '' THEN '' ELSE '''s ' OPERATOR(pg_catalog.||) pg_catalog.substr(c.via, 5) END,
+    c.path OPERATOR(pg_catalog.||) l.oid
   FROM opr_chain c
-  JOIN pg_catalog.pg_operator t ON t.oid = c.top
-  JOIN opr_link l ON l.next = c.top
-  WHERE l.oid <> ALL (c.path)
+  JOIN pg_catalog.pg_operator t ON t.oid OPERATOR(pg_catalog.=) c.top
+  JOIN opr_link l ON l.next OPERATOR(pg_catalog.=) c.top
+  WHERE l.oid OPERATOR(pg_catalog.<>) ALL (c.path)
 ), default_for (opc, typ) AS (
   SELECT oc.oid, oc.opcintype FROM pg_catalog.pg_opclass oc WHERE oc.opcdefault
   UNION
   SELECT oc.oid, bc.castsource FROM pg_catalog.pg_opclass oc
-  JOIN pg_catalog.pg_cast bc ON bc.casttarget = oc.opcintype AND bc.castmethod = 'b' AND bc.castcontext = 'i'
+  JOIN pg_catalog.pg_cast bc ON bc.casttarget OPERATOR(pg_catalog.=) oc.opcintype AND bc.castmethod OPERATOR(pg_catalog.=) 'b' AND bc.castcontext OPERATOR(pg_catalog.=) 'i'
   WHERE oc.opcdefault AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
-    WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = bc.castsource)
+    WHERE x.opcdefault AND x.opcmethod OPERATOR(pg_catalog.=) oc.opcmethod AND x.opcintype OPERATOR(pg_catalog.=) bc.castsource)
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
-      JOIN pg_catalog.pg_cast xc ON xc.casttarget = x.opcintype AND xc.castmethod = 'b' AND xc.castcontext = 'i'
-      JOIN pg_catalog.pg_type xt ON xt.oid = x.opcintype AND xt.typispreferred
-      JOIN pg_catalog.pg_type st ON st.oid = xc.castsource AND st.typcategory = xt.typcategory
-      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND xc.castsource = bc.castsource AND x.oid <> oc.oid)
+      JOIN pg_catalog.pg_cast xc ON xc.casttarget OPERATOR(pg_catalog.=) x.opcintype AND xc.castmethod OPERATOR(pg_catalog.=) 'b' AND xc.castcontext OPERATOR(pg_catalog.=) 'i'
+      JOIN pg_catalog.pg_type xt ON xt.oid OPERATOR(pg_catalog.=) x.opcintype AND xt.typispreferred
+      JOIN pg_catalog.pg_type st ON st.oid OPERATOR(pg_catalog.=) xc.castsource AND st.typcategory OPERATOR(pg_catalog.=) xt.typcategory
+      WHERE x.opcdefault AND x.opcmethod OPERATOR(pg_catalog.=) oc.opcmethod AND xc.castsource OPERATOR(pg_catalog.=) bc.castsource AND x.oid OPERATOR(pg_catalog.<>) oc.oid)
   UNION
   SELECT oc.oid, s.oid FROM pg_catalog.pg_opclass oc
-  JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype AND it.typtype = 'p'
-  JOIN pg_catalog.pg_type s ON s.typtype <> 'd'
+  JOIN pg_catalog.pg_type it ON it.oid OPERATOR(pg_catalog.=) oc.opcintype AND it.typtype OPERATOR(pg_catalog.=) 'p'
+  JOIN pg_catalog.pg_type s ON s.typtype OPERATOR(pg_catalog.<>) 'd'
   WHERE oc.opcdefault
-    AND (EXISTS (SELECT FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid = ap.amproc
-        WHERE ap.amprocfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)
-      OR EXISTS (SELECT FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
-        JOIN pg_catalog.pg_proc p ON p.oid = op.oprcode
-        WHERE ao.amopfamily = oc.opcfamily AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace))
+    AND (EXISTS (SELECT FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) ap.amproc
+        WHERE ap.amprocfamily OPERATOR(pg_catalog.=) oc.opcfamily AND p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace)
+      OR EXISTS (SELECT FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
+        JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) op.oprcode
+        WHERE ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily AND p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace))
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
-      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.opcintype = s.oid)
+      WHERE x.opcdefault AND x.opcmethod OPERATOR(pg_catalog.=) oc.opcmethod AND x.opcintype OPERATOR(pg_catalog.=) s.oid)
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
-      JOIN pg_catalog.pg_cast xc ON xc.casttarget = x.opcintype AND xc.castmethod = 'b' AND xc.castcontext = 'i'
-      JOIN pg_catalog.pg_type xt ON xt.oid = x.opcintype AND xt.typispreferred AND xt.typcategory = s.typcategory
-      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND xc.castsource = s.oid)
+      JOIN pg_catalog.pg_cast xc ON xc.casttarget OPERATOR(pg_catalog.=) x.opcintype AND xc.castmethod OPERATOR(pg_catalog.=) 'b' AND xc.castcontext OPERATOR(pg_catalog.=) 'i'
+      JOIN pg_catalog.pg_type xt ON xt.oid OPERATOR(pg_catalog.=) x.opcintype AND xt.typispreferred AND xt.typcategory OPERATOR(pg_catalog.=) s.typcategory
+      WHERE x.opcdefault AND x.opcmethod OPERATOR(pg_catalog.=) oc.opcmethod AND xc.castsource OPERATOR(pg_catalog.=) s.oid)
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_opclass x
-      JOIN pg_catalog.pg_type xt ON xt.oid = x.opcintype
-      WHERE x.opcdefault AND x.opcmethod = oc.opcmethod AND x.oid <> oc.oid
-        AND (EXISTS (SELECT FROM pg_catalog.pg_cast xc WHERE xc.castsource = s.oid AND xc.casttarget = x.opcintype
-            AND xc.castmethod = 'b' AND xc.castcontext = 'i')
-          OR xt.typtype = 'p' AND xt.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND CASE xt.typname
-            WHEN 'any' THEN true WHEN 'anyelement' THEN true WHEN 'anycompatible' THEN true
-            WHEN 'anyarray' THEN EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.oid = s.typelem AND e.typarray = s.oid)
-            WHEN 'anycompatiblearray' THEN EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.oid = s.typelem AND e.typarray = s.oid)
-            WHEN 'anynonarray' THEN s.typelem = 0 OR s.typlen <> -1
-            WHEN 'anycompatiblenonarray' THEN s.typelem = 0 OR s.typlen <> -1
-            WHEN 'anyenum' THEN s.typtype = 'e'
-            WHEN 'anyrange' THEN s.typtype = 'r' WHEN 'anycompatiblerange' THEN s.typtype = 'r'
-            WHEN 'anymultirange' THEN s.typtype = 'm' WHEN 'anycompatiblemultirange' THEN s.typtype = 'm'
-            WHEN 'record' THEN s.typrelid <> 0
+      JOIN pg_catalog.pg_type xt ON xt.oid OPERATOR(pg_catalog.=) x.opcintype
+      WHERE x.opcdefault AND x.opcmethod OPERATOR(pg_catalog.=) oc.opcmethod AND x.oid OPERATOR(pg_catalog.<>) oc.oid
+        AND (EXISTS (SELECT FROM pg_catalog.pg_cast xc WHERE xc.castsource OPERATOR(pg_catalog.=) s.oid AND xc.casttarget OPERATOR(pg_catalog.=) x.opcintype
+            AND xc.castmethod OPERATOR(pg_catalog.=) 'b' AND xc.castcontext OPERATOR(pg_catalog.=) 'i')
+          OR xt.typtype OPERATOR(pg_catalog.=) 'p' AND xt.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace AND CASE
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'any' THEN true WHEN xt.typname OPERATOR(pg_catalog.=) 'anyelement' THEN true WHEN xt.typname OPERATOR(pg_catalog.=) 'anycompatible' THEN true
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anyarray' THEN EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.oid OPERATOR(pg_catalog.=) s.typelem AND e.typarray OPERATOR(pg_catalog.=) s.oid)
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anycompatiblearray' THEN EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.oid OPERATOR(pg_catalog.=) s.typelem AND e.typarray OPERATOR(pg_catalog.=) s.oid)
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anynonarray' THEN s.typelem OPERATOR(pg_catalog.=) 0 OR s.typlen OPERATOR(pg_catalog.<>) -1
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anycompatiblenonarray' THEN s.typelem OPERATOR(pg_catalog.=) 0 OR s.typlen OPERATOR(pg_catalog.<>) -1
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anyenum' THEN s.typtype OPERATOR(pg_catalog.=) 'e'
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anyrange' THEN s.typtype OPERATOR(pg_catalog.=) 'r' WHEN xt.typname OPERATOR(pg_catalog.=) 'anycompatiblerange' THEN s.typtype OPERATOR(pg_catalog.=) 'r'
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'anymultirange' THEN s.typtype OPERATOR(pg_catalog.=) 'm' WHEN xt.typname OPERATOR(pg_catalog.=) 'anycompatiblemultirange' THEN s.typtype OPERATOR(pg_catalog.=) 'm'
+            WHEN xt.typname OPERATOR(pg_catalog.=) 'record' THEN s.typrelid OPERATOR(pg_catalog.<>) 0
             ELSE false END))
 ), opclass_fn (typ, fn, via) AS (
-  SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) oc.opcname
   FROM pg_catalog.pg_opclass oc
-  JOIN default_for ty ON ty.opc = oc.oid
-  JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
-  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily
-  WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+  JOIN default_for ty ON ty.opc OPERATOR(pg_catalog.=) oc.oid
+  JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
+  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily OPERATOR(pg_catalog.=) oc.opcfamily
+  WHERE oc.opcdefault AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
   UNION ALL
-  SELECT ty.typ, op.oprcode::pg_catalog.oid, 'its default ' || am.amname || ' operator class ' || oc.opcname
+  SELECT ty.typ, op.oprcode::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) oc.opcname
   FROM pg_catalog.pg_opclass oc
-  JOIN default_for ty ON ty.opc = oc.oid
-  JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
-  JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily
-  JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
-  WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+  JOIN default_for ty ON ty.opc OPERATOR(pg_catalog.=) oc.oid
+  JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
+  JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
+  JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
+  WHERE oc.opcdefault AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
   UNION ALL
-  SELECT g.rngtypid, ap.amproc::pg_catalog.oid, 'its subtype operator class ' || oc.opcname
+  SELECT g.rngtypid, ap.amproc::pg_catalog.oid, 'its subtype operator class ' OPERATOR(pg_catalog.||) oc.opcname
   FROM pg_catalog.pg_range g
-  JOIN pg_catalog.pg_opclass oc ON oc.oid = g.rngsubopc
-  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+  JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) g.rngsubopc
+  JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily OPERATOR(pg_catalog.=) oc.opcfamily
   UNION ALL
   SELECT g.rngtypid, f.fn, 'its range functions'
   FROM pg_catalog.pg_range g, LATERAL (VALUES (g.rngcanonical::pg_catalog.oid), (g.rngsubdiff::pg_catalog.oid)) f (fn)
-  WHERE f.fn <> 0
+  WHERE f.fn OPERATOR(pg_catalog.<>) 0
 ), classed (top, fn, via) AS (
   SELECT o.typ, o.fn, o.via FROM opclass_fn o
-  JOIN pg_catalog.pg_proc p ON p.oid = o.fn
-  WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.fn
+  WHERE p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = o.fn AND e.deptype = 'e')
+    WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid OPERATOR(pg_catalog.=) o.fn AND e.deptype OPERATOR(pg_catalog.=) 'e')
   UNION
-  SELECT m.oid, c.fn, c.via FROM classed c JOIN made_of m ON m.part = c.top
+  SELECT m.oid, c.fn, c.via FROM classed c JOIN made_of m ON m.part OPERATOR(pg_catalog.=) c.top
 )
 SELECT DISTINCT 'o', n.nspname, o.oprname, fn.nspname, p.proname,
-  CASE WHEN f.via = '' THEN ch.via WHEN ch.via = '' THEN f.via || ' of the operator' ELSE f.via || ' of ' || ch.via END,
+  CASE WHEN f.via OPERATOR(pg_catalog.=) '' THEN ch.via WHEN ch.via OPERATOR(pg_catalog.=) '' THEN f.via OPERATOR(pg_catalog.||) ' of the operator' ELSE f.via OPERATOR(pg_catalog.||) ' of ' OPERATOR(pg_catalog.||) ch.via END,
   '', '', ''
 FROM opr_chain ch
-JOIN opr_fn f ON f.oid = ch.oid
-JOIN pg_catalog.pg_operator o ON o.oid = ch.top
-JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-JOIN pg_catalog.pg_proc p ON p.oid = f.fn
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+JOIN opr_fn f ON f.oid OPERATOR(pg_catalog.=) ch.oid
+JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) ch.top
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn
+JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) p.pronamespace
 UNION ALL
 SELECT DISTINCT 'r', n.nspname, o.oprname, fn.nspname, p.proname, cl.via, pg_catalog.format_type(o.oprresult, NULL), '', ''
 FROM pg_catalog.pg_operator o
-JOIN classed cl ON cl.top = o.oprresult
-JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-JOIN pg_catalog.pg_proc p ON p.oid = cl.fn
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
+JOIN classed cl ON cl.top OPERATOR(pg_catalog.=) o.oprresult
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) cl.fn
+JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) p.pronamespace
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, c.castcontext::pg_catalog.text,
   pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL), ''
 FROM pg_catalog.pg_cast c
-JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
-JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE fn.nspname <> 'pg_catalog'
+JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) c.casttarget
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) c.castfunc
+JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) p.pronamespace
+WHERE fn.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_cast'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
 UNION ALL
-SELECT 'c', '', t.typname, fn.nspname, p.proname, CASE WHEN ch.top = ch.part THEN 'd' ELSE '' END, '',
+SELECT 'c', '', t.typname, fn.nspname, p.proname, CASE WHEN ch.top OPERATOR(pg_catalog.=) ch.part THEN 'd' ELSE '' END, '',
   pg_catalog.format_type(t.oid, NULL), t.oid::pg_catalog.text
 FROM checked ch
-JOIN pg_catalog.pg_type t ON t.oid = ch.top
-JOIN pg_catalog.pg_type dt ON dt.oid = ch.part
-JOIN pg_catalog.pg_constraint k ON k.contypid = dt.oid
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = k.oid
-JOIN pg_catalog.pg_proc p ON p.oid = CASE d.refclassid
-    WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
-    WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
-      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid
-        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
-          AND e.objid = o.oid AND e.deptype = 'e'))
-    WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
-      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid = d.refobjid
-        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = d.refclassid
-          AND e.objid = c.oid AND e.deptype = 'e'))
+JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ch.top
+JOIN pg_catalog.pg_type dt ON dt.oid OPERATOR(pg_catalog.=) ch.part
+JOIN pg_catalog.pg_constraint k ON k.contypid OPERATOR(pg_catalog.=) dt.oid
+JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) k.oid
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) CASE
+    WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
+    WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+      (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid OPERATOR(pg_catalog.=) d.refclassid
+          AND e.objid OPERATOR(pg_catalog.=) o.oid AND e.deptype OPERATOR(pg_catalog.=) 'e'))
+    WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_cast'::pg_catalog.regclass THEN
+      (SELECT c.castfunc FROM pg_catalog.pg_cast c WHERE c.oid OPERATOR(pg_catalog.=) d.refobjid
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid OPERATOR(pg_catalog.=) d.refclassid
+          AND e.objid OPERATOR(pg_catalog.=) c.oid AND e.deptype OPERATOR(pg_catalog.=) 'e'))
   END
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE dt.typtype = 'd' AND fn.nspname <> 'pg_catalog'
+JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) p.pronamespace
+WHERE dt.typtype OPERATOR(pg_catalog.=) 'd' AND fn.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid = dt.oid AND e.deptype = 'e')
+    WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass AND e.objid OPERATOR(pg_catalog.=) dt.oid AND e.deptype OPERATOR(pg_catalog.=) 'e')
 UNION ALL
 SELECT 'c', '', t.typname, fn.nspname, p.proname, 'o', cl.via, pg_catalog.format_type(t.oid, NULL), t.oid::pg_catalog.text
 FROM classed cl
-JOIN pg_catalog.pg_type t ON t.oid = cl.top
-JOIN pg_catalog.pg_proc p ON p.oid = cl.fn
-JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace
-WHERE fn.nspname <> 'pg_catalog'
+JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) cl.top
+JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) cl.fn
+JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) p.pronamespace
+WHERE fn.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9`
 
 // catalogResultsSQL lists the functions whose result type, or the type
@@ -539,8 +539,8 @@ FROM pg_catalog.pg_proc p
 CROSS JOIN LATERAL (SELECT p.prorettype
   UNION ALL
   SELECT u.a FROM ROWS FROM (pg_catalog.unnest(p.proallargtypes), pg_catalog.unnest(p.proargmodes)) u(a, m)
-  WHERE u.m IN ('o', 'b', 't')) t(oid)
-WHERE t.oid = ANY ($1::pg_catalog.oid[])
+  WHERE (u.m OPERATOR(pg_catalog.=) 'o' OR u.m OPERATOR(pg_catalog.=) 'b' OR u.m OPERATOR(pg_catalog.=) 't')) t(oid)
+WHERE t.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])
 ORDER BY 1, 2`
 
 // catalogNamesSQL lists the names of every operator ('o') and type
@@ -551,13 +551,22 @@ UNION ALL
 SELECT DISTINCT 't', typname, '' FROM pg_catalog.pg_type
 UNION ALL
 SELECT 's', c.relname, n.nspname FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S'
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind OPERATOR(pg_catalog.=) 'S'
 ORDER BY 1, 3, 2`
 
 // LoadCatalog reads the snapshot of relations, columns and functions the
 // rewriter resolves names against. conn must run with the pinned
 // search_path, so that format_type writes type names as statements see
 // them.
+//
+// NOTE: the queries name nothing along that search_path: every operator
+// is OPERATOR(pg_catalog.op), every function, type and collation
+// pg_catalog's, and IN, LIKE and CASE x WHEN are spelled with qualified
+// operators. A DBA's public.<> (oid, regnamespace), a better match than
+// pg_catalog's oid <> oid, ran on every row of the read as the service
+// account and could hide the DBA's own functions from the snapshot
+// (TestCatalogReadIgnoresOperatorsOnTheSearchPath,
+// TestCatalogSQLNamesOnlyPGCatalog).
 func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) (loaded *Catalog, err error) {
 	cat := &Catalog{
 		SearchPath: searchPath,

@@ -40,10 +40,10 @@ var maskedCatalogRelations = map[string]catalogMask{
 	// a session rewrites the table (TRUNCATE, VACUUM FULL, CLUSTER), as
 	// with any DDL: that it happened is told, not the file.
 	"pg_class": {exprs: parseMasks("pg_class", map[string]string{
-		"relfilenode":   "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relfilenode ELSE 0 END",
-		"reltuples":     "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN reltuples ELSE -1 END",
-		"relpages":      "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relpages ELSE 0 END",
-		"relallvisible": "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::regnamespace THEN relallvisible ELSE 0 END",
+		"relfilenode":   "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::pg_catalog.regnamespace THEN relfilenode ELSE 0 END",
+		"reltuples":     "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::pg_catalog.regnamespace THEN reltuples ELSE -1 END",
+		"relpages":      "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::pg_catalog.regnamespace THEN relpages ELSE 0 END",
+		"relallvisible": "CASE WHEN relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace OR relnamespace OPERATOR(pg_catalog.=) 'information_schema'::pg_catalog.regnamespace THEN relallvisible ELSE 0 END",
 	})},
 	// pg_attribute's attmissingval: a column added with a default that
 	// is not volatile is not written to the rows already there, and

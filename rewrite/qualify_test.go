@@ -86,7 +86,7 @@ func TestScopedSubqueryQualifiesColumns(t *testing.T) {
 			[]string{"FROM ONLY public.responses WHERE responses.country = 'France'", "responses.id OPERATOR(pg_catalog.>) 5 OFFSET 0) responses"}},
 		{"pg_class, its masks and its xmin",
 			"SELECT c.relname, c.xmin FROM pg_catalog.pg_class c WHERE c.relname = 'responses'",
-			[]string{"CASE WHEN pg_class.relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace", "THEN pg_class.reltuples ELSE -1 END::real AS reltuples",
+			[]string{"CASE WHEN pg_class.relnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace", "THEN pg_class.reltuples ELSE -1 END::real AS reltuples",
 				", pg_class.xmin FROM pg_catalog.pg_class WHERE pg_class.relname OPERATOR(pg_catalog.=) 'responses' OFFSET 0) c"}},
 	}
 	engine := rewrite.NewEngine(cat, func(string) (rewrite.Policy, error) { return p, nil }, nil, 100)

@@ -60,7 +60,16 @@ type actLookup struct {
 	at    time.Time
 	res   *ldapauth.Result
 	err   error
+	// abandoned reports that the lookup ended with the context of the
+	// session that ran it (its session ended): no answer about the
+	// login, which those waiting on it ask again on their own context.
+	// NOTE: written before done is closed, as res and err.
+	abandoned bool
 }
+
+// actLookupWaiting, when set (tests), is called when a session waits
+// for a lookup of login another session runs.
+var actLookupWaiting func(login string)
 
 // answered reports whether e's lookup ended.
 func (e *actLookup) answered() bool {
@@ -104,8 +113,21 @@ func (d *actDirectory) cached(login string) bool {
 
 // lookup returns the directory's answer about login: a fresh one kept,
 // the one of a lookup in flight, or its own, read as l's bind DN under
-// ctx. The error is ctx's end, or the lookup's.
+// ctx. The error is ctx's end, or the lookup's; a lookup in flight
+// that ends with its own session's context is no answer, and is asked
+// again under ctx.
 func (d *actDirectory) lookup(ctx context.Context, l *policy.LDAP, login string) (*actLookup, error) {
+	for {
+		e, err, again := d.lookupOnce(ctx, l, login)
+		if !again {
+			return e, err
+		}
+	}
+}
+
+// lookupOnce is one attempt of lookup; again reports that it waited for
+// a lookup abandoned by the session that ran it, to be asked again.
+func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login string) (_ *actLookup, _ error, again bool) {
 	d.mu.Lock()
 	e := d.entries[login]
 	if e != nil && e.answered() && !e.fresh() {
@@ -125,17 +147,31 @@ func (d *actDirectory) lookup(ctx context.Context, l *policy.LDAP, login string)
 		res, err := l.Directory.Lookup(ctx, login)
 		d.mu.Lock()
 		e.res, e.err, e.at = res, err, time.Now()
+		e.abandoned = err != nil && !errors.Is(err, ldapauth.ErrNotFound) && ctx.Err() != nil
 		if err != nil && !errors.Is(err, ldapauth.ErrNotFound) && d.entries[login] == e {
 			delete(d.entries, login)
 		}
 		d.mu.Unlock()
 		close(e.done)
+		return e, e.err, false
+	}
+	if actLookupWaiting != nil {
+		actLookupWaiting(login)
 	}
 	select {
 	case <-e.done:
-		return e, e.err
+		if e.abandoned {
+			// NOTE: the session that looked up ended; this one must not
+			// be refused for it (nor wait forever: the entry is gone,
+			// and it asks the directory itself), unless it ended too.
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, err), false
+			}
+			return nil, nil, true
+		}
+		return e, e.err, false
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, ctx.Err()), false
 	}
 }
 

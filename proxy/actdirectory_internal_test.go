@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +93,53 @@ func TestActDirectoryCache(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+	t.Run("those waiting on a lookup whose session ended ask the directory themselves", func(t *testing.T) {
+		var d actDirectory
+		slow := &policy.LDAP{Directory: cfg}
+		slow.Directory.Timeout = time.Minute // the leader ends with its session, not by timing out
+		waiting := make(chan struct{})
+		var once sync.Once
+		actLookupWaiting = func(string) { once.Do(func() { close(waiting) }) }
+		defer func() { actLookupWaiting = nil }()
+		dir.Pause(t)
+		resumed := false
+		defer func() {
+			if !resumed {
+				dir.Resume(t)
+			}
+		}()
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		leader := make(chan error, 1)
+		go func() {
+			_, err := d.lookup(lctx, slow, "zoe")
+			leader <- err
+		}()
+		for inFlight := false; !inFlight; {
+			d.mu.Lock()
+			inFlight = d.entries["zoe"] != nil
+			d.mu.Unlock()
+			runtime.Gosched()
+		}
+		type answer struct {
+			e   *actLookup
+			err error
+		}
+		waiter := make(chan answer, 1)
+		go func() {
+			e, err := d.lookup(ctx, slow, "zoe")
+			waiter <- answer{e, err}
+		}()
+		<-waiting
+		cancel()
+		if err := <-leader; !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("the ended session's lookup: %v", err)
+		}
+		dir.Resume(t)
+		resumed = true
+		if a := <-waiter; a.err != nil || len(a.e.res.Groups) != 1 {
+			t.Errorf("the session still waiting was refused: %v", a.err)
+		}
+	})
+
 }

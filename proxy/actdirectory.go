@@ -212,7 +212,7 @@ type actTarget struct {
 // directory: an event loop hands the statement to a worker first.
 func (ss *session) actWouldLookUp(login string) bool {
 	da, ok := ss.srv.rewriter.(actDirectoryAuthorizer)
-	if !ok || login == "" || login == ss.info.User || !da.ActsThroughDirectory(login) {
+	if !ok || login == "" || login == ss.info.User || len(login) > maxLoginLen || !da.ActsThroughDirectory(login) {
 		return false
 	}
 	return !ss.srv.actDir.cached(login)
@@ -232,6 +232,12 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	// must not make pgveil look people up.
 	if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
 		return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for"), true
+	}
+	if len(login) > maxLoginLen {
+		// NOTE: no one logs in under it (startup refuses longer logins),
+		// so no one is acted for under it either; nor may a service
+		// make pgveil send the directory, and keep, names of any length.
+		return ActRefusal(fmt.Sprintf("%s may not act for a login of %d bytes: logins have at most %d", ss.info.User, len(login), maxLoginLen)), true
 	}
 	l := ss.srv.directory.LDAP()
 	if l == nil {

@@ -52,3 +52,11 @@ func ExpireActLookups(s *Server) {
 		e.at = e.at.Add(-actLookupAge)
 	}
 }
+
+// ActLookups returns how many directory answers about the people BI
+// services act for are kept.
+func ActLookups(s *Server) int {
+	s.actDir.mu.Lock()
+	defer s.actDir.mu.Unlock()
+	return len(s.actDir.entries)
+}

@@ -149,6 +149,19 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
+		t.Run("a name longer than any login is refused without asking the directory or keeping it", func(t *testing.T) {
+			before := proxy.ActLookups(p.srv)
+			for _, n := range []int{257, 10 << 10} {
+				err := bi.execExtended("SET pgveil.act_for = '" + strings.Repeat("z", n) + "'")
+				refusedBy(t, err, "act_for")
+			}
+			if got := proxy.ActLookups(p.srv); got != before {
+				t.Errorf("%d answers kept, %d before", got, before)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
 		t.Run("a switch while the directory hangs is refused with a clear message, and the session stays usable", func(t *testing.T) {
 			dir.Pause(t)
 			err := bi.exec("SET ROLE kim")

@@ -126,3 +126,33 @@ func (ids *Identities) MayActForDirectory(service, target string, groupDNs []str
 	}
 	return ids.actForListed(s, t, service, target)
 }
+
+// ActForReachesDirectory returns nil when some directory groups could
+// let service act for target, a person ActsThroughDirectory holds: its
+// act_for lists her login, or a role or group that her user block,
+// identity rows or any group block gives. Otherwise the refusal, the one
+// MayActForDirectory would give whatever her groups, so that the
+// directory need not be asked.
+//
+// NOTE: asked before the lookup: a service whose act_for no directory
+// group can satisfy must not learn, from which refusal it gets, who is
+// in the directory (or in which groups); groups only add roles and
+// groups, so her user with every group block's is the most it could
+// reach.
+func (ids *Identities) ActForReachesDirectory(service, target string) error {
+	s, err := ids.actingService(service)
+	if err != nil {
+		return err
+	}
+	var all []string
+	if l := ids.cfg.LDAP; l != nil {
+		for _, g := range l.Groups {
+			all = append(all, g.DN)
+		}
+	}
+	t, ok := ids.DirectoryUser(target, all)
+	if !ok {
+		return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+	}
+	return ids.actForListed(s, t, service, target)
+}

@@ -21,6 +21,10 @@ type actDirectoryAuthorizer interface {
 	// ActsThroughDirectory reports whether target's groups must be read
 	// in the directory before a service may act for it.
 	ActsThroughDirectory(target string) bool
+	// ActForReachesDirectory returns the refusal MayActForDirectory
+	// would give whatever target's groups, nil when some could admit
+	// her: then only is the directory asked.
+	ActForReachesDirectory(service, target string) error
 	// MayActForDirectory is MayActFor for such a target, whose
 	// directory groups are groupDNs.
 	MayActForDirectory(service, target string, groupDNs []string) error
@@ -212,7 +216,8 @@ type actTarget struct {
 // directory: an event loop hands the statement to a worker first.
 func (ss *session) actWouldLookUp(login string) bool {
 	da, ok := ss.srv.rewriter.(actDirectoryAuthorizer)
-	if !ok || login == "" || login == ss.info.User || len(login) > maxLoginLen || !da.ActsThroughDirectory(login) {
+	if !ok || login == "" || login == ss.info.User || len(login) > maxLoginLen || !da.ActsThroughDirectory(login) ||
+		da.ActForReachesDirectory(ss.info.User, login) != nil {
 		return false
 	}
 	return !ss.srv.actDir.cached(login)
@@ -238,6 +243,10 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 		// so no one is acted for under it either; nor may a service
 		// make pgveil send the directory, and keep, names of any length.
 		return ActRefusal(fmt.Sprintf("%s may not act for a login of %d bytes: logins have at most %d", ss.info.User, len(login), maxLoginLen)), true
+	}
+	if err := da.ActForReachesDirectory(ss.info.User, login); err != nil {
+		// NOTE: the same refusal for a name the directory holds or not.
+		return ActRefusal(err.Error()), true
 	}
 	l := ss.srv.directory.LDAP()
 	if l == nil {

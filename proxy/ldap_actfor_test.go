@@ -21,7 +21,8 @@ import (
 // ldapActForHCL is an ldap block searching people as the reader (bind
 // DN) for the demo, mapping central to central_analyst and admins to
 // survey_admin, and a BI service "bi" (metabase's password) that may act
-// for both roles.
+// for both roles, and "narrow" (the same password) that may act for kim
+// alone.
 func ldapActForHCL(dirURL string) string {
 	return `
 ldap {
@@ -40,6 +41,12 @@ user "bi" {
   password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
   roles    = ["bi_service"]
   act_for  = ["role:central_analyst", "role:survey_admin"]
+}
+
+user "narrow" {
+  password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
+  roles    = ["bi_service"]
+  act_for  = ["kim"]
 }
 `
 }
@@ -161,6 +168,28 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if n := count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
+		})
+		t.Run("a service no directory group lets act for a name does not learn whether the directory holds it", func(t *testing.T) {
+			narrow := actConn{c: connect(t, "narrow", "demo-metabase")}
+			before := proxy.ActLookups(p.srv)
+			var msgs []string
+			for _, name := range []string{"zoe", "yan", "nobody"} {
+				err := narrow.exec("SET ROLE " + name)
+				refusedBy(t, err, "act_for")
+				if err != nil {
+					msgs = append(msgs, strings.ReplaceAll(strings.ReplaceAll(err.Error(), `"`+name+`"`, "NAME"), name, "NAME"))
+				}
+			}
+			if len(msgs) != 3 || msgs[0] != msgs[1] || msgs[1] != msgs[2] {
+				t.Errorf("refusals differ: %q", msgs)
+			}
+			if got := proxy.ActLookups(p.srv); got != before {
+				t.Errorf("the directory was asked: %d answers kept, %d before", got, before)
+			}
+			if err := narrow.exec("SET ROLE kim"); err != nil {
+				t.Errorf("the person it lists by login: %v", err)
+			}
+			proxy.ExpireActLookups(p.srv) // kim is looked up again below
 		})
 		t.Run("a switch while the directory hangs is refused with a clear message, and the session stays usable", func(t *testing.T) {
 			dir.Pause(t)

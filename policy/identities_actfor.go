@@ -122,9 +122,22 @@ func (ids *Identities) MayActForDirectory(service, target string, groupDNs []str
 	}
 	t, ok := ids.DirectoryUser(target, groupDNs)
 	if !ok {
-		return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+		return noDirectoryRole(s, service, target)
 	}
 	return ids.actForListed(s, t, service, target)
+}
+
+// noDirectoryRole is the refusal of a switch of s to target, a person
+// whose directory groups give no role.
+//
+// NOTE: as MayActFor: a service learns why a person has no role only
+// when act_for lists her login; otherwise she is not listed, in the
+// words given one whose groups give roles it does not list.
+func noDirectoryRole(s *User, service, target string) error {
+	if !slices.Contains(s.ActFor, target) {
+		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, target)
+	}
+	return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
 }
 
 // ActForReachesDirectory returns nil when some directory groups could
@@ -152,7 +165,7 @@ func (ids *Identities) ActForReachesDirectory(service, target string) error {
 	}
 	t, ok := ids.DirectoryUser(target, all)
 	if !ok {
-		return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+		return noDirectoryRole(s, service, target)
 	}
 	return ids.actForListed(s, t, service, target)
 }

@@ -152,6 +152,18 @@ func TestActForThroughTheDirectory(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a service learns that her groups give no role only when it lists her login", func(t *testing.T) {
+		err := ids.MayActForDirectory("superset", "erik", nil)
+		if err == nil || strings.Contains(err.Error(), "no role") || !strings.Contains(err.Error(), "act_for") {
+			t.Errorf("not listed: %v", err)
+		}
+		c.Users["looker"] = &User{Login: "looker", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"erik"}}
+		defer delete(c.Users, "looker")
+		ids := c.HCLIdentities()
+		if err := ids.MayActForDirectory("looker", "erik", nil); err == nil || !strings.Contains(err.Error(), "give it no role") {
+			t.Errorf("listed: %v", err)
+		}
+	})
 	t.Run("without a bind DN nobody is looked up", func(t *testing.T) {
 		c.LDAP.Directory.BindDN = ""
 		if ids.ActsThroughDirectory("fanny") {

@@ -140,10 +140,10 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Errorf("central_analyst reads no score: %s", own)
 			}
 		})
-		t.Run("a person her groups give no role is refused, as at her login", func(t *testing.T) {
+		t.Run("a person her groups give no role is refused, as at her login, as one act_for does not list", func(t *testing.T) {
 			err := bi.exec("SET ROLE yan")
 			refusedBy(t, err, "act_for")
-			if err == nil || !strings.Contains(err.Error(), "give it no role") {
+			if err == nil || !strings.Contains(err.Error(), "are in its act_for") {
 				t.Errorf("got %v", err)
 			}
 		})

@@ -260,16 +260,34 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
 	switch {
 	case errors.Is(err, ldapauth.ErrNotFound):
+		ss.actNoLonger(login, e)
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no such person in the directory", ss.info.User, login)), true
 	case err != nil:
 		ss.log.Warn("could not read the directory groups of a user a service acts for", zap.String("acting_for", login), zap.Error(err))
 		return ActRefusal(fmt.Sprintf("%s may not act for %s: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
 	}
 	if err := da.MayActForDirectory(ss.info.User, login, e.res.Groups); err != nil {
+		ss.actNoLonger(login, e)
 		return ActRefusal(err.Error()), true
 	}
 	ss.actFound = &actTarget{login: login, groups: e.res.Groups, epoch: e.epoch}
 	return nil, true
+}
+
+// actNoLonger refuses, until it switches again, the statements of a
+// session acting for login through the directory when a switch to her
+// again was refused by the directory's answer e (she left it, or the
+// groups she left no longer let the service act for her): the groups the
+// session acted under are older than e, and must not serve on.
+// NOTE: not for an unavailable directory: then the session keeps them,
+// as a directory login's own session does.
+func (ss *session) actNoLonger(login string, e *actLookup) {
+	cur := ss.acting.Load()
+	if e == nil || cur == nil || cur.dir == nil || cur.login != login {
+		return
+	}
+	ss.actAgain(login, &actTarget{login: login, groups: cur.dir.groups, epoch: e.epoch,
+		refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"})
 }
 
 // actStateFor returns the state of a session acting for login, with

@@ -85,8 +85,8 @@ func TestServiceActsForDirectoryPeople(t *testing.T) {
 func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 	onEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
-			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "filler": "x"},
-			map[string][]string{"central": {"zoe", "omar", "kim", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
+			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "vic": "vic-pw", "filler": "x"},
+			map[string][]string{"central": {"zoe", "omar", "kim", "vic", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
 		demo, err := os.ReadFile("../configs/demo.hcl")
 		if err != nil {
 			t.Fatal(err)
@@ -262,6 +262,23 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				}
 			}
 			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a switch again refused by a newer answer stops the groups the session acts under", func(t *testing.T) {
+			if err := bi.exec("SET ROLE vic"); err != nil {
+				t.Fatal(err)
+			}
+			dir.RemoveMember(t, "central", "vic")
+			proxy.ExpireActLookups(p.srv)
+			refusedBy(t, bi.exec("SET ROLE vic"), "act_for")
+			var n int
+			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
+			refusedBy(t, err, "act_for")
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
 		})
 		t.Run("a prepared switch executed after the answer aged reads the directory again", func(t *testing.T) {
 			if _, err := bi.c.Prepare(ctx, "to_zoe", "SET ROLE zoe"); err != nil {

@@ -69,6 +69,10 @@ type actLookup struct {
 	// login, which those waiting on it ask again on their own context.
 	// NOTE: written before done is closed, as res and err.
 	abandoned bool
+	// ldap is the ldap block the lookup reads the directory with: its
+	// answer serves only lookups with the same block (not one a reload
+	// replaced, whatever the order of the reload and the lookup).
+	ldap *policy.LDAP
 }
 
 // actLookupWaiting, when set (tests), is called when a session waits
@@ -134,12 +138,12 @@ func (d *actDirectory) lookup(ctx context.Context, l *policy.LDAP, login string)
 func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login string) (_ *actLookup, _ error, again bool) {
 	d.mu.Lock()
 	e := d.entries[login]
-	if e != nil && e.answered() && !e.fresh() {
+	if e != nil && (e.ldap != l || e.answered() && !e.fresh()) {
 		e = nil
 	}
 	leader := e == nil
 	if leader {
-		e = &actLookup{done: make(chan struct{}), epoch: d.epoch}
+		e = &actLookup{done: make(chan struct{}), epoch: d.epoch, ldap: l}
 		if d.entries == nil {
 			d.entries = make(map[string]*actLookup)
 		}
@@ -258,6 +262,14 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 		return ActRefusal(fmt.Sprintf("%s may not act for %s: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
 	}
 	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
+	for err == nil && ss.srv.directory.LDAP() != l {
+		// A reload replaced the ldap block during the lookup (maybe
+		// after it forgot the answers): ask again with the new one.
+		if l = ss.srv.directory.LDAP(); l == nil {
+			return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
+		}
+		e, err = ss.srv.actDir.lookup(ss.ctx, l, login)
+	}
 	switch {
 	case errors.Is(err, ldapauth.ErrNotFound):
 		ss.actNoLonger(login, e)

@@ -142,4 +142,17 @@ func TestActDirectoryCache(t *testing.T) {
 		}
 	})
 
+	t.Run("an answer read with another ldap block than the one in force is not served", func(t *testing.T) {
+		var d actDirectory
+		if _, err := d.lookup(ctx, l, "zoe"); err != nil {
+			t.Fatal(err)
+		}
+		edited := &policy.LDAP{Directory: cfg} // a reload that took member_of_attribute off
+		edited.Directory.MemberOfAttribute = ""
+		e, err := d.lookup(ctx, edited, "zoe")
+		if err != nil || len(e.res.Groups) != 0 {
+			t.Errorf("the old block's answer served: %v %v", e.res.Groups, err)
+		}
+	})
+
 }

@@ -110,13 +110,14 @@ func (d *actDirectory) currentEpoch() uint64 {
 	return d.epoch
 }
 
-// cached reports whether a fresh answer about login is at hand, so that
-// a lookup would not wait for the directory.
-func (d *actDirectory) cached(login string) bool {
+// cached reports whether a fresh answer about login, read with the
+// ldap block l, is at hand, so that a lookup would not wait for the
+// directory.
+func (d *actDirectory) cached(l *policy.LDAP, login string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.entries[login]
-	return e != nil && e.fresh()
+	return e != nil && e.ldap == l && e.fresh()
 }
 
 // lookup returns the directory's answer about login: a fresh one kept,
@@ -224,7 +225,7 @@ func (ss *session) actWouldLookUp(login string) bool {
 		da.ActForReachesDirectory(ss.info.User, login) != nil {
 		return false
 	}
-	return !ss.srv.actDir.cached(login)
+	return !ss.srv.actDir.cached(ss.srv.directory.LDAP(), login)
 }
 
 // mayActThroughDirectory returns a refusal when the session may not act
@@ -256,7 +257,7 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	if l == nil {
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	}
-	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(login) {
+	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(l, login) {
 		// NOTE: not reached (check and trackExecute hand the message to
 		// a worker first); an event loop never waits for the directory.
 		return ActRefusal(fmt.Sprintf("%s may not act for %s: its directory groups are not read yet; send the switch again", ss.info.User, login)), true

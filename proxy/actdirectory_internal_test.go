@@ -34,12 +34,12 @@ func TestActDirectoryCache(t *testing.T) {
 			if login == "nobody" && !errors.Is(err, ldapauth.ErrNotFound) {
 				t.Fatalf("nobody: %v", err)
 			}
-			if !d.cached(login) {
+			if !d.cached(l, login) {
 				t.Errorf("%s not kept", login)
 			}
 		}
 		d.clear()
-		if d.cached("zoe") || d.cached("nobody") {
+		if d.cached(l, "zoe") || d.cached(l, "nobody") {
 			t.Error("kept across a reload")
 		}
 	})
@@ -50,7 +50,7 @@ func TestActDirectoryCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.at = e.at.Add(-actLookupAge)
-		if d.cached("zoe") {
+		if d.cached(l, "zoe") {
 			t.Error("an old answer is fresh")
 		}
 		if again, err := d.lookup(ctx, l, "zoe"); err != nil || again == e {
@@ -64,7 +64,7 @@ func TestActDirectoryCache(t *testing.T) {
 		if _, err := d.lookup(ctx, down, "zoe"); !errors.Is(err, ldapauth.ErrUnavailable) {
 			t.Fatalf("got %v", err)
 		}
-		if d.cached("zoe") || len(d.entries) != 0 {
+		if d.cached(down, "zoe") || len(d.entries) != 0 {
 			t.Error("an outage is kept")
 		}
 	})
@@ -79,8 +79,8 @@ func TestActDirectoryCache(t *testing.T) {
 		if _, err := d.lookup(ctx, l, "zoe"); err != nil {
 			t.Fatal(err)
 		}
-		if len(d.entries) > actLookupEntries || !d.cached("zoe") {
-			t.Errorf("%d entries, zoe kept: %v", len(d.entries), d.cached("zoe"))
+		if len(d.entries) > actLookupEntries || !d.cached(l, "zoe") {
+			t.Errorf("%d entries, zoe kept: %v", len(d.entries), d.cached(l, "zoe"))
 		}
 	})
 	t.Run("a lookup ends with its session's context", func(t *testing.T) {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -122,7 +123,7 @@ func (ids *Identities) MayActForDirectory(service, target string, groupDNs []str
 	}
 	t, ok := ids.DirectoryUser(target, groupDNs)
 	if !ok {
-		return noDirectoryRole(s, service, target)
+		return noDirectoryRole(s, service, target, target)
 	}
 	return ids.actForListed(s, t, service, target)
 }
@@ -133,11 +134,12 @@ func (ids *Identities) MayActForDirectory(service, target string, groupDNs []str
 // NOTE: as MayActFor: a service learns why a person has no role only
 // when act_for lists her login; otherwise she is not listed, in the
 // words given one whose groups give roles it does not list.
-func noDirectoryRole(s *User, service, target string) error {
+// shown is target as the refusal names it.
+func noDirectoryRole(s *User, service, target, shown string) error {
 	if !slices.Contains(s.ActFor, target) {
-		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, target)
+		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, shown)
 	}
-	return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+	return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, shown)
 }
 
 // ActForReachesDirectory returns nil when some directory groups could
@@ -163,9 +165,18 @@ func (ids *Identities) ActForReachesDirectory(service, target string) error {
 			all = append(all, g.DN)
 		}
 	}
+	// NOTE: quoted unless the policy knows it, as MayActFor's: a name
+	// the directory was not asked about may be a secret typed by mistake.
+	shown := target
+	if !ids.knows(target) {
+		shown = strconv.Quote(target)
+	}
 	t, ok := ids.DirectoryUser(target, all)
 	if !ok {
-		return noDirectoryRole(s, service, target)
+		return noDirectoryRole(s, service, target, shown)
 	}
-	return ids.actForListed(s, t, service, target)
+	if ids.actForListed(s, t, service, target) != nil {
+		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, shown)
+	}
+	return nil
 }

@@ -163,6 +163,11 @@ func TestActForThroughTheDirectory(t *testing.T) {
 		if err := ids.MayActForDirectory("looker", "erik", nil); err == nil || !strings.Contains(err.Error(), "give it no role") {
 			t.Errorf("listed: %v", err)
 		}
+		// A name the directory is not asked about is quoted, as an unknown
+		// one's by MayActFor (a redacted audit trail scrubs it).
+		if err := ids.ActForReachesDirectory("looker", "hunter2"); err == nil || !strings.Contains(err.Error(), `"hunter2"`) {
+			t.Errorf("unreachable: %v", err)
+		}
 	})
 	t.Run("without a bind DN nobody is looked up", func(t *testing.T) {
 		c.LDAP.Directory.BindDN = ""

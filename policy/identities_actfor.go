@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -122,7 +123,60 @@ func (ids *Identities) MayActForDirectory(service, target string, groupDNs []str
 	}
 	t, ok := ids.DirectoryUser(target, groupDNs)
 	if !ok {
-		return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, target)
+		return noDirectoryRole(s, service, target, target)
 	}
 	return ids.actForListed(s, t, service, target)
+}
+
+// noDirectoryRole is the refusal of a switch of s to target, a person
+// whose directory groups give no role.
+//
+// NOTE: as MayActFor: a service learns why a person has no role only
+// when act_for lists her login; otherwise she is not listed, in the
+// words given one whose groups give roles it does not list.
+// shown is target as the refusal names it.
+func noDirectoryRole(s *User, service, target, shown string) error {
+	if !slices.Contains(s.ActFor, target) {
+		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, shown)
+	}
+	return fmt.Errorf("%s may not act for %s: its directory groups give it no role, so it could not log in", service, shown)
+}
+
+// ActForReachesDirectory returns nil when some directory groups could
+// let service act for target, a person ActsThroughDirectory holds: its
+// act_for lists her login, or a role or group that her user block,
+// identity rows or any group block gives. Otherwise the refusal, the one
+// MayActForDirectory would give whatever her groups, so that the
+// directory need not be asked.
+//
+// NOTE: asked before the lookup: a service whose act_for no directory
+// group can satisfy must not learn, from which refusal it gets, who is
+// in the directory (or in which groups); groups only add roles and
+// groups, so her user with every group block's is the most it could
+// reach.
+func (ids *Identities) ActForReachesDirectory(service, target string) error {
+	s, err := ids.actingService(service)
+	if err != nil {
+		return err
+	}
+	var all []string
+	if l := ids.cfg.LDAP; l != nil {
+		for _, g := range l.Groups {
+			all = append(all, g.DN)
+		}
+	}
+	// NOTE: quoted unless the policy knows it, as MayActFor's: a name
+	// the directory was not asked about may be a secret typed by mistake.
+	shown := target
+	if !ids.knows(target) {
+		shown = strconv.Quote(target)
+	}
+	t, ok := ids.DirectoryUser(target, all)
+	if !ok {
+		return noDirectoryRole(s, service, target, shown)
+	}
+	if ids.actForListed(s, t, service, target) != nil {
+		return fmt.Errorf("%s may not act for %s: neither the login nor its roles or groups are in its act_for", service, shown)
+	}
+	return nil
 }

@@ -152,6 +152,23 @@ func TestActForThroughTheDirectory(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a service learns that her groups give no role only when it lists her login", func(t *testing.T) {
+		err := ids.MayActForDirectory("superset", "erik", nil)
+		if err == nil || strings.Contains(err.Error(), "no role") || !strings.Contains(err.Error(), "act_for") {
+			t.Errorf("not listed: %v", err)
+		}
+		c.Users["looker"] = &User{Login: "looker", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"erik"}}
+		defer delete(c.Users, "looker")
+		ids := c.HCLIdentities()
+		if err := ids.MayActForDirectory("looker", "erik", nil); err == nil || !strings.Contains(err.Error(), "give it no role") {
+			t.Errorf("listed: %v", err)
+		}
+		// A name the directory is not asked about is quoted, as an unknown
+		// one's by MayActFor (a redacted audit trail scrubs it).
+		if err := ids.ActForReachesDirectory("looker", "hunter2"); err == nil || !strings.Contains(err.Error(), `"hunter2"`) {
+			t.Errorf("unreachable: %v", err)
+		}
+	})
 	t.Run("without a bind DN nobody is looked up", func(t *testing.T) {
 		c.LDAP.Directory.BindDN = ""
 		if ids.ActsThroughDirectory("fanny") {

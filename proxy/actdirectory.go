@@ -21,6 +21,10 @@ type actDirectoryAuthorizer interface {
 	// ActsThroughDirectory reports whether target's groups must be read
 	// in the directory before a service may act for it.
 	ActsThroughDirectory(target string) bool
+	// ActForReachesDirectory returns the refusal MayActForDirectory
+	// would give whatever target's groups, nil when some could admit
+	// her: then only is the directory asked.
+	ActForReachesDirectory(service, target string) error
 	// MayActForDirectory is MayActFor for such a target, whose
 	// directory groups are groupDNs.
 	MayActForDirectory(service, target string, groupDNs []string) error
@@ -60,7 +64,20 @@ type actLookup struct {
 	at    time.Time
 	res   *ldapauth.Result
 	err   error
+	// abandoned reports that the lookup ended with the context of the
+	// session that ran it (its session ended): no answer about the
+	// login, which those waiting on it ask again on their own context.
+	// NOTE: written before done is closed, as res and err.
+	abandoned bool
+	// ldap is the ldap block the lookup reads the directory with: its
+	// answer serves only lookups with the same block (not one a reload
+	// replaced, whatever the order of the reload and the lookup).
+	ldap *policy.LDAP
 }
+
+// actLookupWaiting, when set (tests), is called when a session waits
+// for a lookup of login another session runs.
+var actLookupWaiting func(login string)
 
 // answered reports whether e's lookup ended.
 func (e *actLookup) answered() bool {
@@ -93,27 +110,41 @@ func (d *actDirectory) currentEpoch() uint64 {
 	return d.epoch
 }
 
-// cached reports whether a fresh answer about login is at hand, so that
-// a lookup would not wait for the directory.
-func (d *actDirectory) cached(login string) bool {
+// cached reports whether a fresh answer about login, read with the
+// ldap block l, is at hand, so that a lookup would not wait for the
+// directory.
+func (d *actDirectory) cached(l *policy.LDAP, login string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.entries[login]
-	return e != nil && e.fresh()
+	return e != nil && e.ldap == l && e.fresh()
 }
 
 // lookup returns the directory's answer about login: a fresh one kept,
 // the one of a lookup in flight, or its own, read as l's bind DN under
-// ctx. The error is ctx's end, or the lookup's.
+// ctx. The error is ctx's end, or the lookup's; a lookup in flight
+// that ends with its own session's context is no answer, and is asked
+// again under ctx.
 func (d *actDirectory) lookup(ctx context.Context, l *policy.LDAP, login string) (*actLookup, error) {
+	for {
+		e, err, again := d.lookupOnce(ctx, l, login)
+		if !again {
+			return e, err
+		}
+	}
+}
+
+// lookupOnce is one attempt of lookup; again reports that it waited for
+// a lookup abandoned by the session that ran it, to be asked again.
+func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login string) (_ *actLookup, _ error, again bool) {
 	d.mu.Lock()
 	e := d.entries[login]
-	if e != nil && e.answered() && !e.fresh() {
+	if e != nil && (e.ldap != l || e.answered() && !e.fresh()) {
 		e = nil
 	}
 	leader := e == nil
 	if leader {
-		e = &actLookup{done: make(chan struct{}), epoch: d.epoch}
+		e = &actLookup{done: make(chan struct{}), epoch: d.epoch, ldap: l}
 		if d.entries == nil {
 			d.entries = make(map[string]*actLookup)
 		}
@@ -125,17 +156,31 @@ func (d *actDirectory) lookup(ctx context.Context, l *policy.LDAP, login string)
 		res, err := l.Directory.Lookup(ctx, login)
 		d.mu.Lock()
 		e.res, e.err, e.at = res, err, time.Now()
+		e.abandoned = err != nil && !errors.Is(err, ldapauth.ErrNotFound) && ctx.Err() != nil
 		if err != nil && !errors.Is(err, ldapauth.ErrNotFound) && d.entries[login] == e {
 			delete(d.entries, login)
 		}
 		d.mu.Unlock()
 		close(e.done)
+		return e, e.err, false
+	}
+	if actLookupWaiting != nil {
+		actLookupWaiting(login)
 	}
 	select {
 	case <-e.done:
-		return e, e.err
+		if e.abandoned {
+			// NOTE: the session that looked up ended; this one must not
+			// be refused for it (nor wait forever: the entry is gone,
+			// and it asks the directory itself), unless it ended too.
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, err), false
+			}
+			return nil, nil, true
+		}
+		return e, e.err, false
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: %v", ldapauth.ErrUnavailable, ctx.Err()), false
 	}
 }
 
@@ -176,10 +221,11 @@ type actTarget struct {
 // directory: an event loop hands the statement to a worker first.
 func (ss *session) actWouldLookUp(login string) bool {
 	da, ok := ss.srv.rewriter.(actDirectoryAuthorizer)
-	if !ok || login == "" || login == ss.info.User || !da.ActsThroughDirectory(login) {
+	if !ok || login == "" || login == ss.info.User || len(login) > maxLoginLen || !da.ActsThroughDirectory(login) ||
+		da.ActForReachesDirectory(ss.info.User, login) != nil {
 		return false
 	}
-	return !ss.srv.actDir.cached(login)
+	return !ss.srv.actDir.cached(ss.srv.directory.LDAP(), login)
 }
 
 // mayActThroughDirectory returns a refusal when the session may not act
@@ -197,28 +243,64 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	if u, ok := ss.srv.users(ss.info.User); !ok || !u.IsService() {
 		return ActRefusal(ss.info.User + " is not a BI service: its user block has no act_for"), true
 	}
+	if len(login) > maxLoginLen {
+		// NOTE: no one logs in under it (startup refuses longer logins),
+		// so no one is acted for under it either; nor may a service
+		// make pgveil send the directory, and keep, names of any length.
+		return ActRefusal(fmt.Sprintf("%s may not act for a login of %d bytes: logins have at most %d", ss.info.User, len(login), maxLoginLen)), true
+	}
+	if err := da.ActForReachesDirectory(ss.info.User, login); err != nil {
+		// NOTE: the same refusal for a name the directory holds or not.
+		return ActRefusal(err.Error()), true
+	}
 	l := ss.srv.directory.LDAP()
 	if l == nil {
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	}
-	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(login) {
+	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(l, login) {
 		// NOTE: not reached (check and trackExecute hand the message to
 		// a worker first); an event loop never waits for the directory.
 		return ActRefusal(fmt.Sprintf("%s may not act for %s: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
 	}
 	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
+	for err == nil && ss.srv.directory.LDAP() != l {
+		// A reload replaced the ldap block during the lookup (maybe
+		// after it forgot the answers): ask again with the new one.
+		if l = ss.srv.directory.LDAP(); l == nil {
+			return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
+		}
+		e, err = ss.srv.actDir.lookup(ss.ctx, l, login)
+	}
 	switch {
 	case errors.Is(err, ldapauth.ErrNotFound):
+		ss.actNoLonger(login, e)
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no such person in the directory", ss.info.User, login)), true
 	case err != nil:
 		ss.log.Warn("could not read the directory groups of a user a service acts for", zap.String("acting_for", login), zap.Error(err))
 		return ActRefusal(fmt.Sprintf("%s may not act for %s: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
 	}
 	if err := da.MayActForDirectory(ss.info.User, login, e.res.Groups); err != nil {
+		ss.actNoLonger(login, e)
 		return ActRefusal(err.Error()), true
 	}
 	ss.actFound = &actTarget{login: login, groups: e.res.Groups, epoch: e.epoch}
 	return nil, true
+}
+
+// actNoLonger refuses, until it switches again, the statements of a
+// session acting for login through the directory when a switch to her
+// again was refused by the directory's answer e (she left it, or the
+// groups she left no longer let the service act for her): the groups the
+// session acted under are older than e, and must not serve on.
+// NOTE: not for an unavailable directory: then the session keeps them,
+// as a directory login's own session does.
+func (ss *session) actNoLonger(login string, e *actLookup) {
+	cur := ss.acting.Load()
+	if e == nil || cur == nil || cur.dir == nil || cur.login != login {
+		return
+	}
+	ss.actAgain(login, &actTarget{login: login, groups: cur.dir.groups, epoch: e.epoch,
+		refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"})
 }
 
 // actStateFor returns the state of a session acting for login, with

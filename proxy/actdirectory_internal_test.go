@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,12 +34,12 @@ func TestActDirectoryCache(t *testing.T) {
 			if login == "nobody" && !errors.Is(err, ldapauth.ErrNotFound) {
 				t.Fatalf("nobody: %v", err)
 			}
-			if !d.cached(login) {
+			if !d.cached(l, login) {
 				t.Errorf("%s not kept", login)
 			}
 		}
 		d.clear()
-		if d.cached("zoe") || d.cached("nobody") {
+		if d.cached(l, "zoe") || d.cached(l, "nobody") {
 			t.Error("kept across a reload")
 		}
 	})
@@ -48,7 +50,7 @@ func TestActDirectoryCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.at = e.at.Add(-actLookupAge)
-		if d.cached("zoe") {
+		if d.cached(l, "zoe") {
 			t.Error("an old answer is fresh")
 		}
 		if again, err := d.lookup(ctx, l, "zoe"); err != nil || again == e {
@@ -62,7 +64,7 @@ func TestActDirectoryCache(t *testing.T) {
 		if _, err := d.lookup(ctx, down, "zoe"); !errors.Is(err, ldapauth.ErrUnavailable) {
 			t.Fatalf("got %v", err)
 		}
-		if d.cached("zoe") || len(d.entries) != 0 {
+		if d.cached(down, "zoe") || len(d.entries) != 0 {
 			t.Error("an outage is kept")
 		}
 	})
@@ -77,8 +79,8 @@ func TestActDirectoryCache(t *testing.T) {
 		if _, err := d.lookup(ctx, l, "zoe"); err != nil {
 			t.Fatal(err)
 		}
-		if len(d.entries) > actLookupEntries || !d.cached("zoe") {
-			t.Errorf("%d entries, zoe kept: %v", len(d.entries), d.cached("zoe"))
+		if len(d.entries) > actLookupEntries || !d.cached(l, "zoe") {
+			t.Errorf("%d entries, zoe kept: %v", len(d.entries), d.cached(l, "zoe"))
 		}
 	})
 	t.Run("a lookup ends with its session's context", func(t *testing.T) {
@@ -91,4 +93,66 @@ func TestActDirectoryCache(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+	t.Run("those waiting on a lookup whose session ended ask the directory themselves", func(t *testing.T) {
+		var d actDirectory
+		slow := &policy.LDAP{Directory: cfg}
+		slow.Directory.Timeout = time.Minute // the leader ends with its session, not by timing out
+		waiting := make(chan struct{})
+		var once sync.Once
+		actLookupWaiting = func(string) { once.Do(func() { close(waiting) }) }
+		defer func() { actLookupWaiting = nil }()
+		dir.Pause(t)
+		resumed := false
+		defer func() {
+			if !resumed {
+				dir.Resume(t)
+			}
+		}()
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		leader := make(chan error, 1)
+		go func() {
+			_, err := d.lookup(lctx, slow, "zoe")
+			leader <- err
+		}()
+		for inFlight := false; !inFlight; {
+			d.mu.Lock()
+			inFlight = d.entries["zoe"] != nil
+			d.mu.Unlock()
+			runtime.Gosched()
+		}
+		type answer struct {
+			e   *actLookup
+			err error
+		}
+		waiter := make(chan answer, 1)
+		go func() {
+			e, err := d.lookup(ctx, slow, "zoe")
+			waiter <- answer{e, err}
+		}()
+		<-waiting
+		cancel()
+		if err := <-leader; !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("the ended session's lookup: %v", err)
+		}
+		dir.Resume(t)
+		resumed = true
+		if a := <-waiter; a.err != nil || len(a.e.res.Groups) != 1 {
+			t.Errorf("the session still waiting was refused: %v", a.err)
+		}
+	})
+
+	t.Run("an answer read with another ldap block than the one in force is not served", func(t *testing.T) {
+		var d actDirectory
+		if _, err := d.lookup(ctx, l, "zoe"); err != nil {
+			t.Fatal(err)
+		}
+		edited := &policy.LDAP{Directory: cfg} // a reload that took member_of_attribute off
+		edited.Directory.MemberOfAttribute = ""
+		e, err := d.lookup(ctx, edited, "zoe")
+		if err != nil || len(e.res.Groups) != 0 {
+			t.Errorf("the old block's answer served: %v %v", e.res.Groups, err)
+		}
+	})
+
 }

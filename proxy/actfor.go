@@ -281,7 +281,7 @@ func (ss *session) actAgain(login string, t *actTarget) {
 	if login == "" || t == nil || t.login != login || cur == nil || cur.dir == nil {
 		return
 	}
-	if cur.info.ActingRefused == "" && cur.dir.epoch == t.epoch && slices.Equal(cur.dir.groups, t.groups) {
+	if cur.info.ActingRefused == "" && t.refused == "" && cur.dir.epoch == t.epoch && slices.Equal(cur.dir.groups, t.groups) {
 		return
 	}
 	ss.actTrack.gen.Add(1)

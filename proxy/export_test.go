@@ -70,3 +70,11 @@ func KeptBackends(s *Server) (n int, why []string) {
 	}
 	return n, why
 }
+
+// ActLookups returns how many directory answers about the people BI
+// services act for are kept.
+func ActLookups(s *Server) int {
+	s.actDir.mu.Lock()
+	defer s.actDir.mu.Unlock()
+	return len(s.actDir.entries)
+}

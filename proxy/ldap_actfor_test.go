@@ -21,7 +21,8 @@ import (
 // ldapActForHCL is an ldap block searching people as the reader (bind
 // DN) for the demo, mapping central to central_analyst and admins to
 // survey_admin, and a BI service "bi" (metabase's password) that may act
-// for both roles.
+// for both roles, and "narrow" (the same password) that may act for kim
+// alone.
 func ldapActForHCL(dirURL string) string {
 	return `
 ldap {
@@ -40,6 +41,12 @@ user "bi" {
   password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
   roles    = ["bi_service"]
   act_for  = ["role:central_analyst", "role:survey_admin"]
+}
+
+user "narrow" {
+  password = "SCRAM-SHA-256$4096:dqGsuE5+431/ACUMnYbinw==$9Y9ESNwXJLMjG3NpJX6H/JvNcpofKomXxZGB4HTdnik=:ngnxLLsvY7SYhYyC2fMJjId1VgBVK8bPUt6M4bESKnQ="
+  roles    = ["bi_service"]
+  act_for  = ["kim"]
 }
 `
 }
@@ -78,8 +85,8 @@ func TestServiceActsForDirectoryPeople(t *testing.T) {
 func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 	onEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
-			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "filler": "x"},
-			map[string][]string{"central": {"zoe", "omar", "kim", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
+			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "vic": "vic-pw", "filler": "x"},
+			map[string][]string{"central": {"zoe", "omar", "kim", "vic", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
 		demo, err := os.ReadFile("../configs/demo.hcl")
 		if err != nil {
 			t.Fatal(err)
@@ -133,10 +140,10 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Errorf("central_analyst reads no score: %s", own)
 			}
 		})
-		t.Run("a person her groups give no role is refused, as at her login", func(t *testing.T) {
+		t.Run("a person her groups give no role is refused, as at her login, as one act_for does not list", func(t *testing.T) {
 			err := bi.exec("SET ROLE yan")
 			refusedBy(t, err, "act_for")
-			if err == nil || !strings.Contains(err.Error(), "give it no role") {
+			if err == nil || !strings.Contains(err.Error(), "are in its act_for") {
 				t.Errorf("got %v", err)
 			}
 		})
@@ -148,6 +155,41 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if n := count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
+		})
+		t.Run("a name longer than any login is refused without asking the directory or keeping it", func(t *testing.T) {
+			before := proxy.ActLookups(p.srv)
+			for _, n := range []int{257, 10 << 10} {
+				err := bi.execExtended("SET pgveil.act_for = '" + strings.Repeat("z", n) + "'")
+				refusedBy(t, err, "act_for")
+			}
+			if got := proxy.ActLookups(p.srv); got != before {
+				t.Errorf("%d answers kept, %d before", got, before)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
+		t.Run("a service no directory group lets act for a name does not learn whether the directory holds it", func(t *testing.T) {
+			narrow := actConn{c: connect(t, "narrow", "demo-metabase")}
+			before := proxy.ActLookups(p.srv)
+			var msgs []string
+			for _, name := range []string{"zoe", "yan", "nobody"} {
+				err := narrow.exec("SET ROLE " + name)
+				refusedBy(t, err, "act_for")
+				if err != nil {
+					msgs = append(msgs, strings.ReplaceAll(strings.ReplaceAll(err.Error(), `"`+name+`"`, "NAME"), name, "NAME"))
+				}
+			}
+			if len(msgs) != 3 || msgs[0] != msgs[1] || msgs[1] != msgs[2] {
+				t.Errorf("refusals differ: %q", msgs)
+			}
+			if got := proxy.ActLookups(p.srv); got != before {
+				t.Errorf("the directory was asked: %d answers kept, %d before", got, before)
+			}
+			if err := narrow.exec("SET ROLE kim"); err != nil {
+				t.Errorf("the person it lists by login: %v", err)
+			}
+			proxy.ExpireActLookups(p.srv) // kim is looked up again below
 		})
 		t.Run("a switch while the directory hangs is refused with a clear message, and the session stays usable", func(t *testing.T) {
 			dir.Pause(t)
@@ -220,6 +262,23 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				}
 			}
 			_ = bi.exec("RESET ROLE")
+		})
+		t.Run("a switch again refused by a newer answer stops the groups the session acts under", func(t *testing.T) {
+			if err := bi.exec("SET ROLE vic"); err != nil {
+				t.Fatal(err)
+			}
+			dir.RemoveMember(t, "central", "vic")
+			proxy.ExpireActLookups(p.srv)
+			refusedBy(t, bi.exec("SET ROLE vic"), "act_for")
+			var n int
+			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
+			refusedBy(t, err, "act_for")
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
 		})
 		t.Run("a prepared switch executed after the answer aged reads the directory again", func(t *testing.T) {
 			if _, err := bi.c.Prepare(ctx, "to_zoe", "SET ROLE zoe"); err != nil {

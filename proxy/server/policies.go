@@ -151,6 +151,13 @@ func (p *Policies) ActsThroughDirectory(target string) bool {
 	return p.cur.Load().Identities.ActsThroughDirectory(target)
 }
 
+// ActForReachesDirectory lets the proxy know, with the identities in
+// force, whether a lookup of such an end user could let service act for
+// her.
+func (p *Policies) ActForReachesDirectory(service, target string) error {
+	return p.cur.Load().Identities.ActForReachesDirectory(service, target)
+}
+
 // MayActForDirectory lets the proxy check act_for for such an end user
 // with the identities in force.
 func (p *Policies) MayActForDirectory(service, target string, groupDNs []string) error {

@@ -21,18 +21,9 @@ func (c *Config) CheckUnseenCalls(cat *rewrite.Catalog) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, call := range cat.UnseenCalls {
 		fn := call.Function.Schema + "." + call.Function.Name
-		var refused []string
-		for _, name := range sortedKeys(c.Roles) {
-			if !slices.Contains(c.Roles[name].Functions, fn) {
-				refused = append(refused, fmt.Sprintf("%q", name))
-			}
-		}
-		if len(refused) == 0 {
+		roles := c.rolesWithout(fn)
+		if roles == "" {
 			continue
-		}
-		roles := "role " + refused[0]
-		if len(refused) > 1 {
-			roles = "roles " + strings.Join(refused, ", ")
 		}
 		d := &hcl.Diagnostic{Severity: hcl.DiagWarning}
 		switch call.Kind {
@@ -63,6 +54,25 @@ func (c *Config) CheckUnseenCalls(cat *rewrite.Catalog) hcl.Diagnostics {
 		diags = append(diags, d)
 	}
 	return append(diags, c.classCallWarnings(cat)...)
+}
+
+// rolesWithout names the roles whose functions do not list fn, for a
+// warning ("role \"a\"", "roles \"a\", \"b\""), or returns "" when every
+// role lists it.
+func (c *Config) rolesWithout(fn string) string {
+	var refused []string
+	for _, name := range sortedKeys(c.Roles) {
+		if !slices.Contains(c.Roles[name].Functions, fn) {
+			refused = append(refused, fmt.Sprintf("%q", name))
+		}
+	}
+	switch len(refused) {
+	case 0:
+		return ""
+	case 1:
+		return "role " + refused[0]
+	}
+	return "roles " + strings.Join(refused, ", ")
 }
 
 // classCall is what classCallWarnings gathers of one function: the
@@ -116,18 +126,9 @@ func (c *Config) classCallWarnings(cat *rewrite.Catalog) hcl.Diagnostics {
 	for _, f := range fns {
 		cc := calls[f]
 		fn := f.Schema + "." + f.Name
-		var refused []string
-		for _, name := range sortedKeys(c.Roles) {
-			if !slices.Contains(c.Roles[name].Functions, fn) {
-				refused = append(refused, fmt.Sprintf("%q", name))
-			}
-		}
-		if len(refused) == 0 {
+		roles := c.rolesWithout(fn)
+		if roles == "" {
 			continue
-		}
-		roles := "role " + refused[0]
-		if len(refused) > 1 {
-			roles = "roles " + strings.Join(refused, ", ")
 		}
 		types := sortedKeys(cc.types)
 		how, verb := "The type "+types[0]+",", "calls"

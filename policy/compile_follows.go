@@ -4,7 +4,6 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pgveil/pgveil/internal/pgtree"
 	"github.com/pgveil/pgveil/rewrite"
 )
 
@@ -92,7 +91,7 @@ func followNode(f *Follows, parentName string, scope *pg_query.Node) *pg_query.N
 	sel := n.GetSubLink().GetSubselect().GetSelectStmt()
 	sel.WhereClause = nil
 	if scope != nil {
-		sel.WhereClause = qualifiedScope(scope, parentName)
+		sel.WhereClause = rewrite.QualifiedCopy(scope, parentName)
 	}
 	return n
 }
@@ -100,34 +99,3 @@ func followNode(f *Follows, parentName string, scope *pg_query.Node) *pg_query.N
 // followTemplate is a follow (follower.predicate); placeholders (pgveil_*)
 // are replaced by AST fields, and the WHERE by the parent's scope.
 var followTemplate = mustParseExpr(`pgveil_column IN (SELECT pgveil_parent.pgveil_key FROM pgveil_schema.pgveil_parent WHERE true)`)
-
-// qualifiedScope returns a copy of filter, a relation's scope naming its
-// columns bare outside its subqueries (as the rewriter's qualifiedCopy
-// reads it), with each such column written q.column: in the follow's
-// subquery, q is the parent's FROM item, and a bare name could resolve
-// to a column of the child or of the client's query instead.
-func qualifiedScope(filter *pg_query.Node, q string) *pg_query.Node {
-	n := proto.Clone(filter).(*pg_query.Node)
-	var walk func(m proto.Message)
-	walk = func(m proto.Message) {
-		pgtree.Walk(m, func(m proto.Message) bool {
-			switch v := m.(type) {
-			case *pg_query.ColumnRef:
-				if len(v.Fields) == 1 && v.Fields[0].GetString_() != nil {
-					v.Fields = []*pg_query.Node{pg_query.MakeStrNode(q), v.Fields[0]}
-				}
-				return false
-			case *pg_query.SubLink:
-				if v.Testexpr != nil {
-					walk(v.Testexpr)
-				}
-				return false
-			case *pg_query.SelectStmt, *pg_query.RangeSubselect:
-				return false
-			}
-			return true
-		})
-	}
-	walk(n)
-	return n
-}

@@ -307,6 +307,11 @@ func qualifiedCopy(n *pg_query.Node, q string) *pg_query.Node {
 	return n
 }
 
+// QualifiedCopy is qualifiedCopy, for the policy's own compositions: a
+// follower's filter holds its parent's scope, whose bare columns must name
+// the parent's FROM item in the follow's subquery.
+func QualifiedCopy(n *pg_query.Node, q string) *pg_query.Node { return qualifiedCopy(n, q) }
+
 // qualifyColumns is qualifiedCopy in place.
 func qualifyColumns(m proto.Message, q string) {
 	pgtree.Walk(m, func(m proto.Message) bool {

@@ -334,6 +334,16 @@ var _ rewrite.CatalogPolicy = (*UserPolicy)(nil)
 func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rewrite.Access {
 	acc := p.relation(rel, nil, &follower{cat: cat})
 	if acc.Mode != rewrite.Denied {
+		// NOTE: the keys other tables follow this one on: a scoped
+		// writer may not move them (rewrite.Access.FollowedKeys).
+		for _, t := range p.cfg.Tables {
+			if f := t.Follows; f != nil && f.Table == rel.QName {
+				if acc.FollowedKeys == nil {
+					acc.FollowedKeys = map[string]bool{}
+				}
+				acc.FollowedKeys[f.Key] = true
+			}
+		}
 		if p.cfg.policyInputTree(rel) {
 			acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
 				"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)

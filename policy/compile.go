@@ -554,11 +554,17 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		ceil = []*pg_query.Node{or(scopes...)}
 	}
 	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
+	fence := !t.Pushdown
 	if t.Follows != nil {
 		follow := boolConst(false)
 		var parentRules []string
 		if has(t.Follows.Column) {
-			follow, parentRules = fw.predicate(p, t.Follows)
+			var parentFence bool
+			follow, parentRules, parentFence = fw.predicate(p, t.Follows)
+			// NOTE: a comparison of the child's column pushed into its
+			// scope reaches the parent's key through the follow: a
+			// fenced parent fences its children (Table.Pushdown).
+			fence = fence || parentFence
 		}
 		// NOTE: the parent's scope holds its ceilings: the follow is not
 		// bounded again by the child's own, which, without a team or
@@ -583,7 +589,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	}
 	// NOTE: the rules' date and time constants are pinned above; the
 	// scopes, ceilings and own rows hold none.
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: !t.Pushdown}
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: fence}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}

@@ -335,9 +335,11 @@ func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rew
 	acc := p.relation(rel, nil, &follower{cat: cat})
 	if acc.Mode != rewrite.Denied {
 		// NOTE: the keys other tables follow this one on: a scoped
-		// writer may not move them (rewrite.Access.FollowedKeys).
+		// writer may not move them (rewrite.Access.FollowedKeys). The
+		// follow reads a parent's partitions and inheritance children
+		// too (FROM without ONLY): theirs are followed keys as well.
 		for _, t := range p.cfg.Tables {
-			if f := t.Follows; f != nil && f.Table == rel.QName {
+			if f := t.Follows; f != nil && (f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table)) {
 				if acc.FollowedKeys == nil {
 					acc.FollowedKeys = map[string]bool{}
 				}

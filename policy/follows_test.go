@@ -325,5 +325,10 @@ func TestFollowsKeepsTheParentsFence(t *testing.T) {
 		if got := p.RelationIn(cat, tags).FollowedKeys; len(got) != 0 {
 			t.Errorf("tags: FollowedKeys %v, want none", got)
 		}
+		part := relation("public", "responses_2026", []string{"id", "team_id", "agent_login"})
+		part.Ancestors = []rewrite.QName{responses.QName}
+		if got := p.RelationIn(cat, part).FollowedKeys; !got["id"] {
+			t.Errorf("a partition of responses: FollowedKeys %v, want id", got)
+		}
 	})
 }

@@ -334,6 +334,18 @@ var _ rewrite.CatalogPolicy = (*UserPolicy)(nil)
 func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rewrite.Access {
 	acc := p.relation(rel, nil, &follower{cat: cat})
 	if acc.Mode != rewrite.Denied {
+		// NOTE: the keys other tables follow this one on: a scoped
+		// writer may not move them (rewrite.Access.FollowedKeys). The
+		// follow reads a parent's partitions and inheritance children
+		// too (FROM without ONLY): theirs are followed keys as well.
+		for _, t := range p.cfg.Tables {
+			if f := t.Follows; f != nil && (f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table)) {
+				if acc.FollowedKeys == nil {
+					acc.FollowedKeys = map[string]bool{}
+				}
+				acc.FollowedKeys[f.Key] = true
+			}
+		}
 		if p.cfg.policyInputTree(rel) {
 			acc.ReadOnly = fmt.Sprintf("table %s is read by the policy itself (the teams tree, an identity query or a "+
 				"rule's subquery): writing it could change what users may see, so pgveil refuses every write of it", rel.QName)
@@ -544,11 +556,17 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		ceil = []*pg_query.Node{or(scopes...)}
 	}
 	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
+	fence := !t.Pushdown
 	if t.Follows != nil {
 		follow := boolConst(false)
 		var parentRules []string
 		if has(t.Follows.Column) {
-			follow, parentRules = fw.predicate(p, t.Follows)
+			var parentFence bool
+			follow, parentRules, parentFence = fw.predicate(p, t.Follows)
+			// NOTE: a comparison of the child's column pushed into its
+			// scope reaches the parent's key through the follow: a
+			// fenced parent fences its children (Table.Pushdown).
+			fence = fence || parentFence
 		}
 		// NOTE: the parent's scope holds its ceilings: the follow is not
 		// bounded again by the child's own, which, without a team or
@@ -573,7 +591,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	}
 	// NOTE: the rules' date and time constants are pinned above; the
 	// scopes, ceilings and own rows hold none.
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: !t.Pushdown}
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: fence}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}

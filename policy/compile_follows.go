@@ -30,18 +30,20 @@ type follower struct {
 // not in the snapshot, is not governed for the user (denied, open), lacks
 // the key column, masks it for the user, or is already on the chain.
 // rules are the parent's rules that apply to the user (its Access.Rules),
-// which decide the child's rows too: the audit and explain name them.
-func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, rules []string) {
+// which decide the child's rows too: the audit and explain name them;
+// fence is the parent's NoPushdown (its own parent's, up the chain),
+// which the child keeps.
+func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, rules []string, fence bool) {
 	if fw == nil || fw.cat == nil {
-		return boolConst(false), nil
+		return boolConst(false), nil, false
 	}
 	parent := fw.cat.Relations[f.Table]
 	if parent == nil {
-		return boolConst(false), nil
+		return boolConst(false), nil, false
 	}
 	for _, seen := range fw.parents {
 		if seen == parent {
-			return boolConst(false), nil
+			return boolConst(false), nil, false
 		}
 	}
 	hasKey := false
@@ -49,18 +51,18 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, r
 		hasKey = hasKey || c.Name == f.Key
 	}
 	if !hasKey {
-		return boolConst(false), nil
+		return boolConst(false), nil, false
 	}
 	acc := p.relation(parent, nil, &follower{cat: fw.cat, parents: append(fw.parents[:len(fw.parents):len(fw.parents)], parent)})
 	if acc.Mode != rewrite.Governed {
-		return boolConst(false), nil
+		return boolConst(false), nil, false
 	}
 	if _, masked := acc.Masks[f.Key]; masked {
 		// NOTE: load refuses a classified key; a masked one here would
 		// be compared by its real value.
-		return boolConst(false), nil
+		return boolConst(false), nil, false
 	}
-	return followNode(f, parent.Name, acc.Filter), acc.Rules
+	return followNode(f, parent.Name, acc.Filter), acc.Rules, acc.NoPushdown
 }
 
 // followNode returns followTemplate for f, the parent's FROM item known

@@ -288,3 +288,47 @@ func TestFollowsWritesOfTheChild(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowsKeepsTheParentsFence: a parent with pushdown = false keeps
+// the client's comparisons away from its hidden rows; a child following
+// it must too, or a comparison of the child's column pushed into the
+// child's scope would reach the parent's key through the follow (an
+// equivalence PostgreSQL derives), and the plan and duration would tell
+// which hidden parent rows hold a key. A parent a child follows has
+// its keys in FollowedKeys, which a scoped UPDATE may not write.
+func TestFollowsKeepsTheParentsFence(t *testing.T) {
+	cat, tags := followsCatalog()
+	fenced := strings.Replace(followsPolicy, `  team_column  = "team_id"
+`, `  team_column  = "team_id"
+  pushdown     = false
+`, 1)
+	for _, c := range []struct {
+		name, policy string
+		fence        bool
+	}{
+		{"a child of a fenced parent is fenced", fenced, true},
+		{"a child of a parent with pushdown is not", followsPolicy, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, login := range []string{"paul", "tom", "cora"} {
+				if got := compile(t, c.policy, login).RelationIn(cat, tags).NoPushdown; got != c.fence {
+					t.Errorf("%s: NoPushdown %v, want %v", login, got, c.fence)
+				}
+			}
+		})
+	}
+	t.Run("the parent's key is followed, the child's column is not", func(t *testing.T) {
+		p := compile(t, followsPolicy, "paul")
+		if got := p.RelationIn(cat, responses).FollowedKeys; !got["id"] || len(got) != 1 {
+			t.Errorf("responses: FollowedKeys %v, want id", got)
+		}
+		if got := p.RelationIn(cat, tags).FollowedKeys; len(got) != 0 {
+			t.Errorf("tags: FollowedKeys %v, want none", got)
+		}
+		part := relation("public", "responses_2026", []string{"id", "team_id", "agent_login"})
+		part.Ancestors = []rewrite.QName{responses.QName}
+		if got := p.RelationIn(cat, part).FollowedKeys; !got["id"] {
+			t.Errorf("a partition of responses: FollowedKeys %v, want id", got)
+		}
+	})
+}

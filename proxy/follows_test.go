@@ -1,9 +1,13 @@
 package proxy_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // startFollowsDemo creates public.response_tags upstream, one tag per
@@ -77,6 +81,73 @@ func TestFollowsShowsATagExactlyWhenItsResponseIs(t *testing.T) {
 		c := p.connect(t, "paul")
 		if n := count(t, c, `SELECT count(*) FROM responses r JOIN response_tags g ON g.response_id = r.id`); n != count(t, c, `SELECT count(*) FROM responses`) {
 			t.Errorf("the join shows %d rows", n)
+		}
+	})
+}
+
+// TestFollowsKeyIsNotWrittenUnderAScope: a follow reads the parent's
+// key, which a scoped writer of the parent could change when no unique
+// index holds it (writeChecked refuses only a unique key's write). Lea,
+// who may update the tickets of her team, must not give her ticket the
+// key of another team's (or an orphan's) and so read its notes.
+func TestFollowsKeyIsNotWrittenUnderAScope(t *testing.T) {
+	setupDemo(t)
+	direct(t, `CREATE TABLE public.tickets (id int, team_id int, title text)`)
+	t.Cleanup(func() { direct(t, `DROP TABLE public.tickets`) })
+	direct(t, `CREATE TABLE public.ticket_notes (ticket_id int, note text)`)
+	t.Cleanup(func() { direct(t, `DROP TABLE public.ticket_notes`) })
+	direct(t, `INSERT INTO public.tickets VALUES (1, 11, 'lea''s'), (2, 12, 'hidden')`)
+	direct(t, `INSERT INTO public.ticket_notes VALUES (1, 'visible'), (2, 'secret of team 12'), (3, 'orphan')`)
+	direct(t, `GRANT SELECT, UPDATE ON public.tickets TO pgveil_svc`)
+	direct(t, `GRANT SELECT ON public.ticket_notes TO pgveil_svc`)
+	path := demoWith(t, `role "team_lead" {
+  statements = ["select", "copy_out"]`, `role "team_lead" {
+  statements = ["select", "copy_out", "update"]`,
+		`table "public.countries" {`, `table "public.tickets" {
+  team_column = "team_id"
+}
+table "public.ticket_notes" {
+  follows = { table = "public.tickets", column = "ticket_id", key = "id" }
+}
+rule "team_tickets" {
+  tables = ["public.tickets"]
+  roles  = ["team_lead"]
+  scope  = "own_team"
+}
+table "public.countries" {`)
+	p, _ := startDemoFrom(t, path)
+	c := p.connect(t, "lea")
+	for _, key := range []string{"2", "3"} {
+		t.Run("lea may not move her ticket to key "+key+", nor read a note of it", func(t *testing.T) {
+			_, err := c.Exec(context.Background(), `UPDATE tickets SET id = `+key+` WHERE id = 1`)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+				t.Errorf("moving the key: %v, want a write_scope refusal", err)
+				t.Cleanup(func() { direct(t, `UPDATE public.tickets SET id = 1 WHERE team_id = 11`) })
+			}
+			if n := count(t, c, `SELECT count(*) FROM ticket_notes WHERE ticket_id <> 1`); n != 0 {
+				t.Errorf("lea reads %d notes of tickets she may not see (update: %v)", n, err)
+			}
+		})
+	}
+	t.Run("lea reads her ticket's note, and may update its title", func(t *testing.T) {
+		if n := count(t, c, `SELECT count(*) FROM ticket_notes`); n != 1 {
+			t.Errorf("lea reads %d notes, want her ticket's one", n)
+		}
+		if _, err := c.Exec(context.Background(), `UPDATE tickets SET title = 'mine' WHERE id = 1`); err != nil {
+			t.Errorf("updating the title: %v", err)
+		}
+	})
+	t.Run("with a unique key, lea reads her ticket's note and may not move the key", func(t *testing.T) {
+		direct(t, `CREATE UNIQUE INDEX ON public.tickets (id)`)
+		p, _ := startDemoFrom(t, path) // NOTE: a snapshot that holds the index
+		c := p.connect(t, "lea")
+		if n := count(t, c, `SELECT count(*) FROM ticket_notes`); n != 1 {
+			t.Errorf("lea reads %d notes, want her ticket's one", n)
+		}
+		var pgErr *pgconn.PgError
+		if _, err := c.Exec(context.Background(), `UPDATE tickets SET id = 3 WHERE id = 1`); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("moving the key: %v, want a refusal", err)
 		}
 	})
 }

@@ -367,6 +367,15 @@ type Access struct {
 	// query or of a rule's subquery), so a write would change what users
 	// may see, the writer's own scope included.
 	ReadOnly string
+	// FollowedKeys holds the columns of the relation another relation's
+	// scope reads as a key (policy's follows: a child row is visible
+	// when a visible row's key equals its column). Under a row scope an
+	// UPDATE of one is refused as one of a column Filter reads: giving a
+	// visible row the key of a hidden one, or of orphans, would show the
+	// writer their children.
+	// NOTE: the key need not be unique; a unique one is refused anyway
+	// (writeChecked), whatever FollowedKeys holds.
+	FollowedKeys map[string]bool
 }
 
 // Policy is one user's compiled policy, as the rewriter consults it.

@@ -142,6 +142,11 @@ func (w *walker) writeGoverned(k StatementKind, n *pg_query.Node, rel *Relation,
 		scopeCols := map[string]bool{}
 		if acc.Filter != nil {
 			collectColumns(acc.Filter, scopeCols)
+			// A followed key decides another relation's rows by the
+			// row it is in, as the scope decides this one's.
+			for k := range acc.FollowedKeys {
+				scopeCols[k] = true
+			}
 			// A generated column the scope reads changes with the
 			// columns it is computed from.
 			for g, bases := range rel.Generated {

@@ -65,6 +65,17 @@ func rev22hPooledSwitch(t *testing.T, relay string) {
 		}
 		check(t, a, b, "marie")
 		check(t, a, b, "marie")
+		// As PgJDBC pipelines: the switch's batch, then a query's.
+		rows, err = roundTrip(t, a, &pgproto3.Parse{Query: "SET ROLE NONE"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+			&pgproto3.Parse{Query: "SELECT coalesce(current_setting('pgveil.act_for', true), '')"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rows) != fmt.Sprint([]string{want[""], ""}) {
+			t.Fatalf("pipelined after the extended switch: %v, want [%s ]", rows, want[""])
+		}
+		check(t, a, b, "")
 		noneKept(t, p)
 	})
 

@@ -59,6 +59,14 @@ type actTx struct {
 	// goes on. failed records an error of the batch being answered.
 	outcome string
 	failed  bool
+	// tagMissed reports a CommandComplete forwarded unread since the
+	// switch (tagUnread): whether the switch's SET, or the COMMIT or
+	// ROLLBACK, answered is not known, and so is not whom PostgreSQL's
+	// pgveil.act_for names (actSettle).
+	// NOTE: an event loop waits for a whole CommandComplete while a
+	// switch is followed (watchesTags); this keeps a tag it missed from
+	// passing for a switch not made.
+	tagMissed bool
 }
 
 // The values of actTx.outcome.
@@ -205,6 +213,17 @@ func (ss *session) actTag(tag string) {
 	}
 }
 
+// actTagUnread notes a CommandComplete forwarded unread while a switch
+// is unsettled (backend relay).
+func (ss *session) actTagUnread() {
+	a := &ss.actTrack
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		t.tagMissed = true
+	}
+	a.mu.Unlock()
+}
+
 // actError notes an ErrorResponse while a switch is unsettled (backend
 // relay).
 func (ss *session) actError() {
@@ -229,6 +248,20 @@ func (ss *session) actSettle(status byte) {
 	}
 	failed := t.failed
 	t.failed = false
+	if t.tagMissed {
+		// Made or not, committed or not: not known. Every statement
+		// but a switch and transaction control is refused until the
+		// client switches again (actGate); a ROLLBACK of the block
+		// still returns to before.
+		t.tagMissed, t.awaitSet = false, false
+		a.unknown.Store(true)
+		ss.log.Warn("acting user not known: an answer of the transaction that changed it was not read")
+		if status == 'I' {
+			a.tx = nil
+			a.watching.Store(false)
+		}
+		return
+	}
 	if t.awaitSet {
 		// The batch ended without the switch's answer: the server
 		// skipped it, or it failed. It did not happen.

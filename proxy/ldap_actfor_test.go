@@ -207,6 +207,55 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			}
 			_ = bi.exec("RESET ROLE")
 		})
+		if pool.Mode == policy.PoolTransaction {
+			t.Run("in a transaction pool the person a switch looked up follows the session to other backends, with no lookup there", func(t *testing.T) {
+				own := view(t, connect(t, "zoe", "zoe-pw"))
+				for _, extended := range []bool{false, true} {
+					s := actConn{c: connect(t, "bi", "demo-metabase")}
+					sw := s.exec
+					if extended {
+						sw = s.execExtended
+					}
+					if err := sw("SET ROLE zoe"); err != nil {
+						t.Fatal(err)
+					}
+					// The directory answers no more: a lookup would be
+					// refused. Two other sessions take both backends,
+					// then one gives its own back.
+					dir.Pause(t)
+					var others []*pgx.Conn
+					for range 2 {
+						o := connect(t, "bi", "demo-metabase")
+						if _, err := o.Exec(ctx, "BEGIN"); err != nil {
+							t.Fatal(err)
+						}
+						if n := count(t, o, "SELECT 1"); n != 1 {
+							t.Fatalf("SELECT 1: %d", n)
+						}
+						others = append(others, o)
+					}
+					if _, err := others[0].Exec(ctx, "COMMIT"); err != nil {
+						t.Fatal(err)
+					}
+					got := view(t, s.c)
+					var act string
+					err := s.c.QueryRow(ctx, "SELECT current_setting('pgveil.act_for')").Scan(&act)
+					dir.Resume(t)
+					if got != own || err != nil || act != "zoe" {
+						t.Errorf("on another backend, the session acting for zoe reads %s (her own %s), pgveil.act_for %q (%v)", got, own, act, err)
+					}
+					if _, err := others[1].Exec(ctx, "COMMIT"); err != nil {
+						t.Fatal(err)
+					}
+					if n, why := proxy.KeptBackends(p.srv); n != 0 {
+						t.Errorf("%d sessions keep their backend: %q", n, why)
+					}
+					if err := s.exec("RESET ROLE"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+		}
 		t.Run("a reload forgets the directory's answers and reads the acting person's groups again", func(t *testing.T) {
 			if err := bi.exec("SET ROLE omar"); err != nil {
 				t.Fatal(err)

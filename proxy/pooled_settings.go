@@ -502,6 +502,9 @@ func (ss *session) watchesTags() bool {
 // NOTE: a SET tag missed would drop a setting PostgreSQL kept, and
 // leave it to the next session on the backend.
 func (ss *session) tagUnread() {
+	if ss.actTrack.watching.Load() {
+		ss.actTagUnread()
+	}
 	pl := ss.pl
 	if pl == nil || !pl.watchTags.Load() {
 		return

@@ -293,14 +293,35 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 // groups she left no longer let the service act for her): the groups the
 // session acted under are older than e, and must not serve on.
 // NOTE: not for an unavailable directory: then the session keeps them,
-// as a directory login's own session does.
+// as a directory login's own session does. The transaction of a switch
+// (actTx) that would give her back her older groups at its rollback, or
+// when the switch is not made upstream, gives her back refused too: a
+// block that switched away from her, then to her again refused, must not
+// act for her with them after its ROLLBACK.
 func (ss *session) actNoLonger(login string, e *actLookup) {
-	cur := ss.acting.Load()
-	if e == nil || cur == nil || cur.dir == nil || cur.login != login {
+	if e == nil {
 		return
 	}
-	ss.actAgain(login, &actTarget{login: login, groups: cur.dir.groups, epoch: e.epoch,
-		refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"})
+	refused := func(old *actTarget) *actTarget {
+		return &actTarget{login: login, groups: old.groups, epoch: e.epoch,
+			refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"}
+	}
+	a := &ss.actTrack
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		if t.before == login && t.beforeDir != nil && t.beforeDir.refused == "" {
+			t.beforeDir = refused(t.beforeDir)
+		}
+		if t.prev == login && t.prevDir != nil && t.prevDir.refused == "" {
+			t.prevDir = refused(t.prevDir)
+		}
+	}
+	a.mu.Unlock()
+	cur := ss.acting.Load()
+	if cur == nil || cur.dir == nil || cur.login != login {
+		return
+	}
+	ss.actAgain(login, refused(cur.dir))
 }
 
 // actStateFor returns the state of a session acting for login, with

@@ -260,7 +260,7 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(l, login) {
 		// NOTE: not reached (check and trackExecute hand the message to
 		// a worker first); an event loop never waits for the directory.
-		return ActRefusal(fmt.Sprintf("%s may not act for %s: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
 	}
 	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
 	for err == nil && ss.srv.directory.LDAP() != l {
@@ -276,8 +276,11 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 		ss.actNoLonger(login, e)
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no such person in the directory", ss.info.User, login)), true
 	case err != nil:
+		// NOTE: quoted, as a name the directory did not answer about
+		// may be a secret typed by mistake: a redacted audit trail
+		// (redact_literals) scrubs the quoted parts of a refusal.
 		ss.log.Warn("could not read the directory groups of a user a service acts for", zap.String("acting_for", login), zap.Error(err))
-		return ActRefusal(fmt.Sprintf("%s may not act for %s: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
 	}
 	if err := da.MayActForDirectory(ss.info.User, login, e.res.Groups); err != nil {
 		ss.actNoLonger(login, e)

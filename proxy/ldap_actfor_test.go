@@ -207,6 +207,18 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			}
 			_ = bi.exec("RESET ROLE")
 		})
+		t.Run("a name the directory could not be asked about is quoted in the refusal, for a redacted audit trail", func(t *testing.T) {
+			dir.Pause(t)
+			err := bi.exec("SET pgveil.act_for = 'hunter2 typed here'")
+			dir.Resume(t)
+			refusedBy(t, err, "act_for")
+			if err == nil || !strings.Contains(err.Error(), `"hunter2 typed here"`) {
+				t.Errorf("the guessed name is not quoted: %v", err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
 		t.Run("a reload forgets the directory's answers and reads the acting person's groups again", func(t *testing.T) {
 			if err := bi.exec("SET ROLE omar"); err != nil {
 				t.Fatal(err)

@@ -184,6 +184,37 @@ func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login str
 	}
 }
 
+// actLookupTries bounds the lookups of one switch that a reload
+// replacing the ldap block during each makes it ask again.
+const actLookupTries = 3
+
+// errNoLDAPBlock is lookupCurrent's error when a reload removed the ldap
+// block during the lookup.
+var errNoLDAPBlock = errors.New("no ldap block")
+
+// lookupCurrent is lookup with l, the ldap block in force (current) when
+// the switch came: when a reload replaced it during the lookup (maybe
+// after it forgot the answers), it asks again with the new one.
+// NOTE: actLookupTries times at most, then the directory is unavailable
+// for this switch: reloads coming faster than the directory answers
+// must not keep a session asking forever.
+func (d *actDirectory) lookupCurrent(ctx context.Context, l *policy.LDAP, current func() *policy.LDAP, login string) (*actLookup, error) {
+	for try := 1; ; try++ {
+		e, err := d.lookup(ctx, l, login)
+		next := current()
+		if err != nil || next == l {
+			return e, err
+		}
+		if next == nil {
+			return nil, errNoLDAPBlock
+		}
+		if try == actLookupTries {
+			return nil, fmt.Errorf("%w: the ldap block was replaced by a reload during each of %d lookups", ldapauth.ErrUnavailable, try)
+		}
+		l = next
+	}
+}
+
 // evict makes room for one entry: answers too old first, then any
 // answered one (mu held).
 func (d *actDirectory) evict() {
@@ -262,16 +293,10 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 		// a worker first); an event loop never waits for the directory.
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
 	}
-	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
-	for err == nil && ss.srv.directory.LDAP() != l {
-		// A reload replaced the ldap block during the lookup (maybe
-		// after it forgot the answers): ask again with the new one.
-		if l = ss.srv.directory.LDAP(); l == nil {
-			return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
-		}
-		e, err = ss.srv.actDir.lookup(ss.ctx, l, login)
-	}
+	e, err := ss.srv.actDir.lookupCurrent(ss.ctx, l, ss.srv.directory.LDAP, login)
 	switch {
+	case errors.Is(err, errNoLDAPBlock):
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	case errors.Is(err, ldapauth.ErrNotFound):
 		ss.actNoLonger(login, e)
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no such person in the directory", ss.info.User, login)), true

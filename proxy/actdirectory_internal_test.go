@@ -142,6 +142,26 @@ func TestActDirectoryCache(t *testing.T) {
 		}
 	})
 
+	t.Run("reloads replacing the ldap block during every lookup do not keep a switch asking forever", func(t *testing.T) {
+		var d actDirectory
+		calls := 0
+		current := func() *policy.LDAP {
+			if calls++; calls > 10*actLookupTries {
+				t.Fatalf("still asking after %d reloads", calls)
+			}
+			return &policy.LDAP{Directory: cfg}
+		}
+		_, err := d.lookupCurrent(ctx, l, current, "zoe")
+		if !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("got %v, want the directory unavailable for this switch", err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, func() *policy.LDAP { return l }, "zoe"); err != nil {
+			t.Errorf("without a reload: %v", err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, func() *policy.LDAP { return nil }, "zoe"); !errors.Is(err, errNoLDAPBlock) {
+			t.Errorf("the ldap block removed: %v", err)
+		}
+	})
 	t.Run("an answer read with another ldap block than the one in force is not served", func(t *testing.T) {
 		var d actDirectory
 		if _, err := d.lookup(ctx, l, "zoe"); err != nil {

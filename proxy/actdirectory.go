@@ -188,6 +188,23 @@ func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login str
 // replacing the ldap block during each makes it ask again.
 const actLookupTries = 3
 
+// errNotKept is lookupCurrent's error when it may take only an answer
+// kept and none is.
+var errNotKept = errors.New("no fresh answer kept")
+
+// kept returns the fresh answer about login read with l, and its error
+// (nil or ldapauth.ErrNotFound), or errNotKept: it never waits, for the
+// directory or a lookup in flight.
+func (d *actDirectory) kept(l *policy.LDAP, login string) (*actLookup, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.entries[login]
+	if e == nil || e.ldap != l || !e.fresh() {
+		return nil, errNotKept
+	}
+	return e, e.err
+}
+
 // errNoLDAPBlock is lookupCurrent's error when a reload removed the ldap
 // block during the lookup.
 var errNoLDAPBlock = errors.New("no ldap block")
@@ -198,9 +215,18 @@ var errNoLDAPBlock = errors.New("no ldap block")
 // NOTE: actLookupTries times at most, then the directory is unavailable
 // for this switch: reloads coming faster than the directory answers
 // must not keep a session asking forever.
-func (d *actDirectory) lookupCurrent(ctx context.Context, l *policy.LDAP, current func() *policy.LDAP, login string) (*actLookup, error) {
+//
+// keptOnly (an event loop) takes only a fresh answer kept, never waits:
+// errNotKept when there is none.
+func (d *actDirectory) lookupCurrent(ctx context.Context, l *policy.LDAP, current func() *policy.LDAP, login string, keptOnly bool) (*actLookup, error) {
 	for try := 1; ; try++ {
-		e, err := d.lookup(ctx, l, login)
+		var e *actLookup
+		var err error
+		if keptOnly {
+			e, err = d.kept(l, login)
+		} else {
+			e, err = d.lookup(ctx, l, login)
+		}
 		next := current()
 		if err != nil || next == l {
 			return e, err
@@ -288,13 +314,15 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	if l == nil {
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	}
-	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(l, login) {
-		// NOTE: not reached (check and trackExecute hand the message to
-		// a worker first); an event loop never waits for the directory.
-		return ActRefusal(fmt.Sprintf("%s may not act for %q: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
-	}
-	e, err := ss.srv.actDir.lookupCurrent(ss.ctx, l, ss.srv.directory.LDAP, login)
+	// NOTE: an event loop never waits for the directory, nor for a
+	// lookup in flight: it takes a fresh answer kept, or refuses (check
+	// and trackExecute hand the message to a worker first when none is,
+	// but the answer may age, or a reload forget it, meanwhile).
+	inline := ss.lp != nil && ss.lp.inline
+	e, err := ss.srv.actDir.lookupCurrent(ss.ctx, l, ss.srv.directory.LDAP, login, inline)
 	switch {
+	case errors.Is(err, errNotKept):
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
 	case errors.Is(err, errNoLDAPBlock):
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	case errors.Is(err, ldapauth.ErrNotFound):

@@ -169,6 +169,33 @@ func TestActForThroughTheDirectory(t *testing.T) {
 			t.Errorf("unreachable: %v", err)
 		}
 	})
+	t.Run("whatever her groups, a lookup that would admit her is never skipped", func(t *testing.T) {
+		const analysts = "cn=analysts,ou=groups,dc=example,dc=org"
+		c.LDAP.Groups = append(c.LDAP.Groups, &LDAPGroup{DN: analysts, Roles: []string{"analyst"}, Groups: []string{"north"}})
+		c.Users["by-group"] = &User{Login: "by-group", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"group:north"}}
+		c.Users["by-role"] = &User{Login: "by-role", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"role:analyst"}}
+		c.Users["by-login"] = &User{Login: "by-login", Auth: AuthCert, Roles: []string{"analyst"}, ActFor: []string{"erik", "nina"}}
+		c.Users["nina"] = &User{Login: "nina", Auth: AuthLDAP, Roles: []string{"analyst"}, Groups: []string{"north"}}
+		defer func() {
+			c.LDAP.Groups = c.LDAP.Groups[:1]
+			for _, u := range []string{"by-group", "by-role", "by-login", "nina"} {
+				delete(c.Users, u)
+			}
+		}()
+		ids := c.HCLIdentities()
+		for _, service := range []string{"superset", "by-group", "by-role", "by-login"} {
+			for _, target := range []string{"fanny", "erik", "nina"} {
+				for _, groups := range [][]string{nil, {managers}, {analysts}, {managers, analysts}} {
+					if ids.MayActForDirectory(service, target, groups) != nil {
+						continue
+					}
+					if err := ids.ActForReachesDirectory(service, target); err != nil {
+						t.Errorf("%s for %s in %v: admitted after a lookup, refused before it: %v", service, target, groups, err)
+					}
+				}
+			}
+		}
+	})
 	t.Run("without a bind DN nobody is looked up", func(t *testing.T) {
 		c.LDAP.Directory.BindDN = ""
 		if ids.ActsThroughDirectory("fanny") {

@@ -184,6 +184,63 @@ func (d *actDirectory) lookupOnce(ctx context.Context, l *policy.LDAP, login str
 	}
 }
 
+// actLookupTries bounds the lookups of one switch that a reload
+// replacing the ldap block during each makes it ask again.
+const actLookupTries = 3
+
+// errNotKept is lookupCurrent's error when it may take only an answer
+// kept and none is.
+var errNotKept = errors.New("no fresh answer kept")
+
+// kept returns the fresh answer about login read with l, and its error
+// (nil or ldapauth.ErrNotFound), or errNotKept: it never waits, for the
+// directory or a lookup in flight.
+func (d *actDirectory) kept(l *policy.LDAP, login string) (*actLookup, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.entries[login]
+	if e == nil || e.ldap != l || !e.fresh() {
+		return nil, errNotKept
+	}
+	return e, e.err
+}
+
+// errNoLDAPBlock is lookupCurrent's error when a reload removed the ldap
+// block during the lookup.
+var errNoLDAPBlock = errors.New("no ldap block")
+
+// lookupCurrent is lookup with l, the ldap block in force (current) when
+// the switch came: when a reload replaced it during the lookup (maybe
+// after it forgot the answers), it asks again with the new one.
+// NOTE: actLookupTries times at most, then the directory is unavailable
+// for this switch: reloads coming faster than the directory answers
+// must not keep a session asking forever.
+//
+// keptOnly (an event loop) takes only a fresh answer kept, never waits:
+// errNotKept when there is none.
+func (d *actDirectory) lookupCurrent(ctx context.Context, l *policy.LDAP, current func() *policy.LDAP, login string, keptOnly bool) (*actLookup, error) {
+	for try := 1; ; try++ {
+		var e *actLookup
+		var err error
+		if keptOnly {
+			e, err = d.kept(l, login)
+		} else {
+			e, err = d.lookup(ctx, l, login)
+		}
+		next := current()
+		if err != nil || next == l {
+			return e, err
+		}
+		if next == nil {
+			return nil, errNoLDAPBlock
+		}
+		if try == actLookupTries {
+			return nil, fmt.Errorf("%w: the ldap block was replaced by a reload during each of %d lookups", ldapauth.ErrUnavailable, try)
+		}
+		l = next
+	}
+}
+
 // evict makes room for one entry: answers too old first, then any
 // answered one (mu held).
 func (d *actDirectory) evict() {
@@ -257,27 +314,26 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 	if l == nil {
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	}
-	if ss.lp != nil && ss.lp.inline && !ss.srv.actDir.cached(l, login) {
-		// NOTE: not reached (check and trackExecute hand the message to
-		// a worker first); an event loop never waits for the directory.
-		return ActRefusal(fmt.Sprintf("%s may not act for %s: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
-	}
-	e, err := ss.srv.actDir.lookup(ss.ctx, l, login)
-	for err == nil && ss.srv.directory.LDAP() != l {
-		// A reload replaced the ldap block during the lookup (maybe
-		// after it forgot the answers): ask again with the new one.
-		if l = ss.srv.directory.LDAP(); l == nil {
-			return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
-		}
-		e, err = ss.srv.actDir.lookup(ss.ctx, l, login)
-	}
+	// NOTE: an event loop never waits for the directory, nor for a
+	// lookup in flight: it takes a fresh answer kept, or refuses (check
+	// and trackExecute hand the message to a worker first when none is,
+	// but the answer may age, or a reload forget it, meanwhile).
+	inline := ss.lp != nil && ss.lp.inline
+	e, err := ss.srv.actDir.lookupCurrent(ss.ctx, l, ss.srv.directory.LDAP, login, inline)
 	switch {
+	case errors.Is(err, errNotKept):
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: its directory groups are not read yet; send the switch again", ss.info.User, login)), true
+	case errors.Is(err, errNoLDAPBlock):
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: no ldap block", ss.info.User, login)), true
 	case errors.Is(err, ldapauth.ErrNotFound):
 		ss.actNoLonger(login, e)
 		return ActRefusal(fmt.Sprintf("%s may not act for %q: no such person in the directory", ss.info.User, login)), true
 	case err != nil:
+		// NOTE: quoted, as a name the directory did not answer about
+		// may be a secret typed by mistake: a redacted audit trail
+		// (redact_literals) scrubs the quoted parts of a refusal.
 		ss.log.Warn("could not read the directory groups of a user a service acts for", zap.String("acting_for", login), zap.Error(err))
-		return ActRefusal(fmt.Sprintf("%s may not act for %s: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
+		return ActRefusal(fmt.Sprintf("%s may not act for %q: pgveil could not read its groups in the LDAP directory; try again later", ss.info.User, login)), true
 	}
 	if err := da.MayActForDirectory(ss.info.User, login, e.res.Groups); err != nil {
 		ss.actNoLonger(login, e)
@@ -293,14 +349,35 @@ func (ss *session) mayActThroughDirectory(login string) (*Refusal, bool) {
 // groups she left no longer let the service act for her): the groups the
 // session acted under are older than e, and must not serve on.
 // NOTE: not for an unavailable directory: then the session keeps them,
-// as a directory login's own session does.
+// as a directory login's own session does. The transaction of a switch
+// (actTx) that would give her back her older groups at its rollback, or
+// when the switch is not made upstream, gives her back refused too: a
+// block that switched away from her, then to her again refused, must not
+// act for her with them after its ROLLBACK.
 func (ss *session) actNoLonger(login string, e *actLookup) {
-	cur := ss.acting.Load()
-	if e == nil || cur == nil || cur.dir == nil || cur.login != login {
+	if e == nil {
 		return
 	}
-	ss.actAgain(login, &actTarget{login: login, groups: cur.dir.groups, epoch: e.epoch,
-		refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"})
+	refused := func(old *actTarget) *actTarget {
+		return &actTarget{login: login, groups: old.groups, epoch: e.epoch,
+			refused: "a switch to it again was refused by the directory's newer answer: switch to it again, or to another user"}
+	}
+	a := &ss.actTrack
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		if t.before == login && t.beforeDir != nil && t.beforeDir.refused == "" {
+			t.beforeDir = refused(t.beforeDir)
+		}
+		if t.prev == login && t.prevDir != nil && t.prevDir.refused == "" {
+			t.prevDir = refused(t.prevDir)
+		}
+	}
+	a.mu.Unlock()
+	cur := ss.acting.Load()
+	if cur == nil || cur.dir == nil || cur.login != login {
+		return
+	}
+	ss.actAgain(login, refused(cur.dir))
 }
 
 // actStateFor returns the state of a session acting for login, with

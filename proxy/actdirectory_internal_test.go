@@ -142,6 +142,53 @@ func TestActDirectoryCache(t *testing.T) {
 		}
 	})
 
+	t.Run("reloads replacing the ldap block during every lookup do not keep a switch asking forever", func(t *testing.T) {
+		var d actDirectory
+		calls := 0
+		current := func() *policy.LDAP {
+			if calls++; calls > 10*actLookupTries {
+				t.Fatalf("still asking after %d reloads", calls)
+			}
+			return &policy.LDAP{Directory: cfg}
+		}
+		_, err := d.lookupCurrent(ctx, l, current, "zoe", false)
+		if !errors.Is(err, ldapauth.ErrUnavailable) {
+			t.Errorf("got %v, want the directory unavailable for this switch", err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, func() *policy.LDAP { return l }, "zoe", false); err != nil {
+			t.Errorf("without a reload: %v", err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, func() *policy.LDAP { return nil }, "zoe", false); !errors.Is(err, errNoLDAPBlock) {
+			t.Errorf("the ldap block removed: %v", err)
+		}
+	})
+	t.Run("an event loop takes only a fresh answer kept, never waits for the directory or a lookup in flight", func(t *testing.T) {
+		var d actDirectory
+		same := func() *policy.LDAP { return l }
+		if _, err := d.lookupCurrent(ctx, l, same, "zoe", true); !errors.Is(err, errNotKept) {
+			t.Errorf("nothing kept: %v", err)
+		}
+		if d.cached(l, "zoe") {
+			t.Error("the directory was asked")
+		}
+		d.entries = map[string]*actLookup{"zoe": {done: make(chan struct{}), ldap: l}}
+		if _, err := d.lookupCurrent(ctx, l, same, "zoe", true); !errors.Is(err, errNotKept) {
+			t.Errorf("a lookup in flight: %v", err)
+		}
+		d.entries = nil
+		if _, err := d.lookupCurrent(ctx, l, same, "zoe", false); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := d.lookupCurrent(ctx, l, same, "zoe", true); err != nil || len(e.res.Groups) != 1 {
+			t.Errorf("a fresh answer kept: %v", err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, same, "nobody", false); !errors.Is(err, ldapauth.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if _, err := d.lookupCurrent(ctx, l, same, "nobody", true); !errors.Is(err, ldapauth.ErrNotFound) {
+			t.Errorf("a name not found, kept: %v", err)
+		}
+	})
 	t.Run("an answer read with another ldap block than the one in force is not served", func(t *testing.T) {
 		var d actDirectory
 		if _, err := d.lookup(ctx, l, "zoe"); err != nil {

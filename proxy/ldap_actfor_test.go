@@ -85,8 +85,8 @@ func TestServiceActsForDirectoryPeople(t *testing.T) {
 func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 	onEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
-			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "vic": "vic-pw", "filler": "x"},
-			map[string][]string{"central": {"zoe", "omar", "kim", "vic", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
+			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "vic": "vic-pw", "una": "una-pw", "filler": "x"},
+			map[string][]string{"central": {"zoe", "omar", "kim", "vic", "una", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
 		demo, err := os.ReadFile("../configs/demo.hcl")
 		if err != nil {
 			t.Fatal(err)
@@ -256,6 +256,18 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				}
 			})
 		}
+		t.Run("a name the directory could not be asked about is quoted in the refusal, for a redacted audit trail", func(t *testing.T) {
+			dir.Pause(t)
+			err := bi.exec("SET pgveil.act_for = 'hunter2 typed here'")
+			dir.Resume(t)
+			refusedBy(t, err, "act_for")
+			if err == nil || !strings.Contains(err.Error(), `"hunter2 typed here"`) {
+				t.Errorf("the guessed name is not quoted: %v", err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
 		t.Run("a reload forgets the directory's answers and reads the acting person's groups again", func(t *testing.T) {
 			if err := bi.exec("SET ROLE omar"); err != nil {
 				t.Fatal(err)
@@ -319,6 +331,31 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			dir.RemoveMember(t, "central", "vic")
 			proxy.ExpireActLookups(p.srv)
 			refusedBy(t, bi.exec("SET ROLE vic"), "act_for")
+			var n int
+			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
+			refusedBy(t, err, "act_for")
+			if err := bi.exec("RESET ROLE"); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+				t.Errorf("session unusable: %d", n)
+			}
+		})
+		t.Run("a switch again refused inside a block that switched away still stops her groups after its rollback", func(t *testing.T) {
+			if err := bi.exec("SET ROLE una"); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{"BEGIN", "RESET ROLE"} {
+				if err := bi.exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			dir.RemoveMember(t, "central", "una")
+			proxy.ExpireActLookups(p.srv)
+			refusedBy(t, bi.exec("SET ROLE una"), "act_for")
+			if err := bi.exec("ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
 			var n int
 			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
 			refusedBy(t, err, "act_for")

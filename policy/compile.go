@@ -562,7 +562,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		var parentRules []string
 		if has(t.Follows.Column) {
 			var parentFence bool
-			follow, parentRules, parentFence = fw.predicate(p, t.Follows)
+			follow, parentRules, parentFence = fw.predicate(p, t.Follows, columnOf(rel, t.Follows.Column))
 			// NOTE: a comparison of the child's column pushed into its
 			// scope reaches the parent's key through the follow: a
 			// fenced parent fences its children (Table.Pushdown).

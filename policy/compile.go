@@ -337,9 +337,19 @@ func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rew
 		// NOTE: the keys other tables follow this one on: a scoped
 		// writer may not move them (rewrite.Access.FollowedKeys). The
 		// follow reads a parent's partitions and inheritance children
-		// too (FROM without ONLY): theirs are followed keys as well.
+		// too (FROM without ONLY): theirs are followed keys as well. A
+		// followed partition's rows are its root's (and its ancestors'),
+		// which an UPDATE of the root writes: theirs too.
 		for _, t := range p.cfg.Tables {
-			if f := t.Follows; f != nil && (f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table)) {
+			f := t.Follows
+			if f == nil {
+				continue
+			}
+			followsDescendant := false
+			if cat != nil && cat.Relations[f.Table] != nil {
+				followsDescendant = slices.Contains(cat.Relations[f.Table].Ancestors, rel.QName)
+			}
+			if f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table) || followsDescendant {
 				if acc.FollowedKeys == nil {
 					acc.FollowedKeys = map[string]bool{}
 				}

@@ -332,3 +332,24 @@ func TestFollowsKeepsTheParentsFence(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowsKeyOfAFollowedPartitionIsTheRootsToo: a follow of a
+// partition (or inheritance child) reads rows an UPDATE of its root
+// writes: a scoped writer of the root may not move the key either.
+func TestFollowsKeyOfAFollowedPartitionIsTheRootsToo(t *testing.T) {
+	cat, _ := followsCatalog()
+	part := relation("public", "responses_2026", []string{"id", "team_id", "agent_login"}, responses.QName)
+	cat.Relations[part.QName] = part
+	policy := strings.Replace(followsPolicy, `table "public.tags" {
+  follows = { table = "public.responses", column = "response_id", key = "id" }`, `table "public.responses_2026" {
+  team_column = "team_id"
+}
+table "public.tags" {
+  follows = { table = "public.responses_2026", column = "response_id", key = "id" }`, 1)
+	p := compile(t, policy, "paul")
+	for _, rel := range []*rewrite.Relation{part, responses} {
+		if got := p.RelationIn(cat, rel).FollowedKeys; !got["id"] {
+			t.Errorf("%s: FollowedKeys %v, want id", rel.QName, got)
+		}
+	}
+}

@@ -353,3 +353,25 @@ table "public.tags" {
 		}
 	}
 }
+
+// TestFollowsFenceReachesTheEndOfAChain: a follower of a follower of a
+// fenced parent is fenced, whatever its own pushdown says.
+func TestFollowsFenceReachesTheEndOfAChain(t *testing.T) {
+	cat, _ := followsCatalog()
+	notes := relation("public", "tag_notes", []string{"tag", "note"})
+	cat.Relations[notes.QName] = notes
+	policy := strings.Replace(followsPolicy, `  team_column  = "team_id"
+`, `  team_column  = "team_id"
+  pushdown     = false
+`, 1) + `
+table "public.tag_notes" {
+  pushdown = true
+  follows  = { table = "public.tags", column = "tag", key = "tag" }
+}
+`
+	for _, login := range []string{"paul", "tom", "cora"} {
+		if acc := compile(t, policy, login).RelationIn(cat, notes); acc.Mode != rewrite.Governed || !acc.NoPushdown {
+			t.Errorf("%s: tag_notes %v, NoPushdown %v, want a fenced follow", login, modeName(acc.Mode), acc.NoPushdown)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -373,5 +374,37 @@ table "public.tag_notes" {
 		if acc := compile(t, policy, login).RelationIn(cat, notes); acc.Mode != rewrite.Governed || !acc.NoPushdown {
 			t.Errorf("%s: tag_notes %v, NoPushdown %v, want a fenced follow", login, modeName(acc.Mode), acc.NoPushdown)
 		}
+	}
+}
+
+// TestFollowsNoPairComparedByACast: a snapshot whose column and key
+// PostgreSQL compares by a cast (a type changed since load) scopes the
+// child to no row; types compared by an operator of their own follow.
+func TestFollowsNoPairComparedByACast(t *testing.T) {
+	for _, c := range []struct {
+		column, key string
+		follows     bool
+	}{
+		{"double precision", "numeric", false},
+		{"numeric", "double precision", false},
+		{"integer", "text", false},
+		{"integer", "integer", true},
+	} {
+		t.Run(c.column+" against a "+c.key+" key", func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Columns = slices.Clone(parent.Columns)
+			for i := range parent.Columns {
+				if parent.Columns[i].Name == "id" {
+					parent.Columns[i].Type = c.key
+				}
+			}
+			cat.Relations[responses.QName] = &parent
+			tags.Columns[0].Type = c.column
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
 	}
 }

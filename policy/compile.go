@@ -345,15 +345,20 @@ func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rew
 			if f == nil {
 				continue
 			}
-			followsDescendant := false
-			if cat != nil && cat.Relations[f.Table] != nil {
-				followsDescendant = slices.Contains(cat.Relations[f.Table].Ancestors, rel.QName)
+			// NOTE: an UPDATE of the root's partition keys moves a row
+			// into the followed partition, its key with it: the columns
+			// that decide a partition's rows (BoundBy) are followed too.
+			var bound []string
+			if cat != nil && cat.Relations[f.Table] != nil && slices.Contains(cat.Relations[f.Table].Ancestors, rel.QName) {
+				bound = append([]string{f.Key}, cat.Relations[f.Table].BoundBy...)
+			} else if f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table) {
+				bound = []string{f.Key}
 			}
-			if f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table) || followsDescendant {
+			for _, k := range bound {
 				if acc.FollowedKeys == nil {
 					acc.FollowedKeys = map[string]bool{}
 				}
-				acc.FollowedKeys[f.Key] = true
+				acc.FollowedKeys[k] = true
 			}
 		}
 		if p.cfg.policyInputTree(rel) {

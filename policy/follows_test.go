@@ -336,11 +336,13 @@ func TestFollowsKeepsTheParentsFence(t *testing.T) {
 
 // TestFollowsKeyOfAFollowedPartitionIsTheRootsToo: a follow of a
 // partition (or inheritance child) reads rows an UPDATE of its root
-// writes: a scoped writer of the root may not move the key either.
+// writes: a scoped writer of the root may not move the key either, nor
+// move a row into the partition by its partition key.
 func TestFollowsKeyOfAFollowedPartitionIsTheRootsToo(t *testing.T) {
 	cat, _ := followsCatalog()
 	part := relation("public", "responses_2026", []string{"id", "team_id", "agent_login"}, responses.QName)
 	cat.Relations[part.QName] = part
+	part.BoundBy = []string{"created"}
 	policy := strings.Replace(followsPolicy, `table "public.tags" {
   follows = { table = "public.responses", column = "response_id", key = "id" }`, `table "public.responses_2026" {
   team_column = "team_id"
@@ -352,6 +354,11 @@ table "public.tags" {
 		if got := p.RelationIn(cat, rel).FollowedKeys; !got["id"] {
 			t.Errorf("%s: FollowedKeys %v, want id", rel.QName, got)
 		}
+	}
+	// An UPDATE of the root's partition key moves a row, key and all,
+	// into the followed partition.
+	if got := p.RelationIn(cat, responses).FollowedKeys; !got["created"] {
+		t.Errorf("%s: FollowedKeys %v, want the partition key created too", responses.QName, got)
 	}
 }
 

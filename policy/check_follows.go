@@ -13,7 +13,7 @@ import (
 // follows checks t's follows against the catalog: the parent exists and
 // has the key column, each of rels (the relations t governs) has the
 // column, PostgreSQL compares the column with the key (the follow's
-// subquery type-checks on each), and a foreign key from the column to the
+// subquery type-checks on each) without a cast (followComparable), and a foreign key from the column to the
 // parent's key exists (a warning otherwise: a row whose column matches no
 // parent row is hidden, until someone who may write the parent inserts a
 // row with that key, or changes a key to it, and so adopts it). It
@@ -53,6 +53,14 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column of the wrong type", fmt.Sprintf(
 				"PostgreSQL rejects %s = %s.%s on %s: %s. Every statement reading %s fails: follow a key of the column's type.",
 				f.Column, f.Table, f.Key, rel.QName, problem, rel.QName))
+			continue
+		}
+		if col, key := columnOf(rel, f.Column), columnOf(parent, f.Key); !followComparable(*col, *key) {
+			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column cast", fmt.Sprintf(
+				"PostgreSQL compares %s.%s (%s) and %s.%s (%s) by casting one of them, on hidden rows too, where a cast that fails "+
+					"would raise an error telling the row: pgveil follows no such pair, and %s shows no row. "+
+					"Give the column the key's type (integers of any size, text and varchar, and domains over them, compare without a cast).",
+				rel.QName, f.Column, col.Type, f.Table, f.Key, key.Type, rel.QName))
 			continue
 		}
 		if !slices.Contains(rel.References[f.Column], f.Table) {

@@ -337,13 +337,28 @@ func (p *UserPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rew
 		// NOTE: the keys other tables follow this one on: a scoped
 		// writer may not move them (rewrite.Access.FollowedKeys). The
 		// follow reads a parent's partitions and inheritance children
-		// too (FROM without ONLY): theirs are followed keys as well.
+		// too (FROM without ONLY): theirs are followed keys as well. A
+		// followed partition's rows are its root's (and its ancestors'),
+		// which an UPDATE of the root writes: theirs too.
 		for _, t := range p.cfg.Tables {
-			if f := t.Follows; f != nil && (f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table)) {
+			f := t.Follows
+			if f == nil {
+				continue
+			}
+			// NOTE: an UPDATE of the root's partition keys moves a row
+			// into the followed partition, its key with it: the columns
+			// that decide a partition's rows (BoundBy) are followed too.
+			var bound []string
+			if cat != nil && cat.Relations[f.Table] != nil && slices.Contains(cat.Relations[f.Table].Ancestors, rel.QName) {
+				bound = append([]string{f.Key}, cat.Relations[f.Table].BoundBy...)
+			} else if f.Table == rel.QName || slices.Contains(rel.Ancestors, f.Table) {
+				bound = []string{f.Key}
+			}
+			for _, k := range bound {
 				if acc.FollowedKeys == nil {
 					acc.FollowedKeys = map[string]bool{}
 				}
-				acc.FollowedKeys[f.Key] = true
+				acc.FollowedKeys[k] = true
 			}
 		}
 		if p.cfg.policyInputTree(rel) {
@@ -562,7 +577,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		var parentRules []string
 		if has(t.Follows.Column) {
 			var parentFence bool
-			follow, parentRules, parentFence = fw.predicate(p, t.Follows)
+			follow, parentRules, parentFence = fw.predicate(p, t.Follows, columnOf(rel, t.Follows.Column))
 			// NOTE: a comparison of the child's column pushed into its
 			// scope reaches the parent's key through the follow: a
 			// fenced parent fences its children (Table.Pushdown).

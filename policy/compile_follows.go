@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"slices"
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
@@ -28,12 +31,14 @@ type follower struct {
 // and its own follows), its columns qualified by the parent's name. A
 // NULL column matches no parent row. FALSE (no row) when the parent is
 // not in the snapshot, is not governed for the user (denied, open), lacks
-// the key column, masks it for the user, or is already on the chain.
+// the key column, masks it for the user, or is already on the chain, and
+// when the key's type is not one column (the child's) compares with
+// without a cast (followComparable).
 // rules are the parent's rules that apply to the user (its Access.Rules),
 // which decide the child's rows too: the audit and explain name them;
 // fence is the parent's NoPushdown (its own parent's, up the chain),
 // which the child keeps.
-func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, rules []string, fence bool) {
+func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column) (pred *pg_query.Node, rules []string, fence bool) {
 	if fw == nil || fw.cat == nil {
 		return boolConst(false), nil, false
 	}
@@ -46,11 +51,8 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, r
 			return boolConst(false), nil, false
 		}
 	}
-	hasKey := false
-	for _, c := range parent.Columns {
-		hasKey = hasKey || c.Name == f.Key
-	}
-	if !hasKey {
+	key := columnOf(parent, f.Key)
+	if key == nil || column == nil || !followComparable(*column, *key) {
 		return boolConst(false), nil, false
 	}
 	acc := p.relation(parent, nil, &follower{cat: fw.cat, parents: append(fw.parents[:len(fw.parents):len(fw.parents)], parent)})
@@ -63,6 +65,51 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows) (pred *pg_query.Node, r
 		return boolConst(false), nil, false
 	}
 	return followNode(f, parent.Name, acc.Filter), acc.Rules, acc.NoPushdown
+}
+
+// followComparable tells whether PostgreSQL compares column with key by
+// an operator of their own types, casting neither (through domains, which
+// it reads as their base types): the same type, two integer types (a
+// cross-type operator), or text and varchar (the same representation).
+//
+// NOTE: any other pair is compared by casting one side, on every row of
+// that side, before the parent's scope has decided anything (the child's
+// rows are the ones the follow decides; the parent's, wherever the
+// planner evaluates the join clause): a cast that can fail, numeric to
+// float8 out of its range, would raise an error on a hidden row and tell
+// it. No such pair is followed, and pgveil check --upstream says so.
+func followComparable(column, key rewrite.Column) bool {
+	c, k := followType(column), followType(key)
+	if c == k {
+		return true
+	}
+	for _, family := range [][]string{
+		{"pg_catalog.int2", "pg_catalog.int4", "pg_catalog.int8"},
+		{"text", "pg_catalog.text", "pg_catalog.varchar"},
+	} {
+		if slices.Contains(family, c) && slices.Contains(family, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// followType is the name of c's type, its domains replaced by their base
+// types and without modifiers (numeric(5,2) compares as numeric), with
+// "[]" for each array dimension; c.Type when the catalog parsed none.
+func followType(c rewrite.Column) string {
+	tn := c.MaskTypeName
+	if tn == nil {
+		tn = c.TypeName
+	}
+	if tn == nil {
+		return c.Type
+	}
+	var names []string
+	for _, n := range tn.Names {
+		names = append(names, n.GetString_().GetSval())
+	}
+	return strings.Join(names, ".") + strings.Repeat("[]", len(tn.ArrayBounds))
 }
 
 // followNode returns followTemplate for f, the parent's FROM item known

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -331,4 +332,86 @@ func TestFollowsKeepsTheParentsFence(t *testing.T) {
 			t.Errorf("a partition of responses: FollowedKeys %v, want id", got)
 		}
 	})
+}
+
+// TestFollowsKeyOfAFollowedPartitionIsTheRootsToo: a follow of a
+// partition (or inheritance child) reads rows an UPDATE of its root
+// writes: a scoped writer of the root may not move the key either, nor
+// move a row into the partition by its partition key.
+func TestFollowsKeyOfAFollowedPartitionIsTheRootsToo(t *testing.T) {
+	cat, _ := followsCatalog()
+	part := relation("public", "responses_2026", []string{"id", "team_id", "agent_login"}, responses.QName)
+	cat.Relations[part.QName] = part
+	part.BoundBy = []string{"created"}
+	policy := strings.Replace(followsPolicy, `table "public.tags" {
+  follows = { table = "public.responses", column = "response_id", key = "id" }`, `table "public.responses_2026" {
+  team_column = "team_id"
+}
+table "public.tags" {
+  follows = { table = "public.responses_2026", column = "response_id", key = "id" }`, 1)
+	p := compile(t, policy, "paul")
+	for _, rel := range []*rewrite.Relation{part, responses} {
+		if got := p.RelationIn(cat, rel).FollowedKeys; !got["id"] {
+			t.Errorf("%s: FollowedKeys %v, want id", rel.QName, got)
+		}
+	}
+	// An UPDATE of the root's partition key moves a row, key and all,
+	// into the followed partition.
+	if got := p.RelationIn(cat, responses).FollowedKeys; !got["created"] {
+		t.Errorf("%s: FollowedKeys %v, want the partition key created too", responses.QName, got)
+	}
+}
+
+// TestFollowsFenceReachesTheEndOfAChain: a follower of a follower of a
+// fenced parent is fenced, whatever its own pushdown says.
+func TestFollowsFenceReachesTheEndOfAChain(t *testing.T) {
+	cat, _ := followsCatalog()
+	notes := relation("public", "tag_notes", []string{"tag", "note"})
+	cat.Relations[notes.QName] = notes
+	policy := strings.Replace(followsPolicy, `  team_column  = "team_id"
+`, `  team_column  = "team_id"
+  pushdown     = false
+`, 1) + `
+table "public.tag_notes" {
+  pushdown = true
+  follows  = { table = "public.tags", column = "tag", key = "tag" }
+}
+`
+	for _, login := range []string{"paul", "tom", "cora"} {
+		if acc := compile(t, policy, login).RelationIn(cat, notes); acc.Mode != rewrite.Governed || !acc.NoPushdown {
+			t.Errorf("%s: tag_notes %v, NoPushdown %v, want a fenced follow", login, modeName(acc.Mode), acc.NoPushdown)
+		}
+	}
+}
+
+// TestFollowsNoPairComparedByACast: a snapshot whose column and key
+// PostgreSQL compares by a cast (a type changed since load) scopes the
+// child to no row; types compared by an operator of their own follow.
+func TestFollowsNoPairComparedByACast(t *testing.T) {
+	for _, c := range []struct {
+		column, key string
+		follows     bool
+	}{
+		{"double precision", "numeric", false},
+		{"numeric", "double precision", false},
+		{"integer", "text", false},
+		{"integer", "integer", true},
+	} {
+		t.Run(c.column+" against a "+c.key+" key", func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Columns = slices.Clone(parent.Columns)
+			for i := range parent.Columns {
+				if parent.Columns[i].Name == "id" {
+					parent.Columns[i].Type = c.key
+				}
+			}
+			cat.Relations[responses.QName] = &parent
+			tags.Columns[0].Type = c.column
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
+	}
 }

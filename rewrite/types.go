@@ -373,6 +373,8 @@ type Access struct {
 	// UPDATE of one is refused as one of a column Filter reads: giving a
 	// visible row the key of a hidden one, or of orphans, would show the
 	// writer their children.
+	// For an ancestor of a followed partition it holds the partition's
+	// key and the columns that route rows into it (Relation.BoundBy).
 	// NOTE: the key need not be unique; a unique one is refused anyway
 	// (writeChecked), whatever FollowedKeys holds.
 	FollowedKeys map[string]bool

@@ -16,8 +16,8 @@ func TestCheckUpstreamVerifiesFollows(t *testing.T) {
 	if err := cluster.Exec(ctx, checkDB, fmt.Sprintf(`
 CREATE SCHEMA fol;
 GRANT USAGE ON SCHEMA fol TO %[1]s;
-CREATE TABLE fol.orders (id int PRIMARY KEY, team int, note text);
-CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, code text);
+CREATE TABLE fol.orders (id int PRIMARY KEY, team int, note text, total numeric);
+CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, code text, amount float8);
 CREATE TABLE fol.loose (order_id int, label text);
 GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 `, checkSvc)); err != nil {
@@ -46,6 +46,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 		{"a column of another type than the key is an error",
 			`follows = { table = "fol.orders", column = "code", key = "id" }`, 1,
 			[]string{"PATH:5:13: error: Follows column of the wrong type", "PostgreSQL rejects code = fol.orders.id on fol.lines"}, nil},
+		{"a column PostgreSQL compares with the key by a cast is an error",
+			`follows = { table = "fol.orders", column = "amount", key = "total" }`, 1,
+			[]string{"PATH:5:13: error: Follows column cast", "fol.lines.amount (double precision) and fol.orders.total (numeric)"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := checkConfig(t, checkSvc, parent+"table \"fol.lines\" {\n  "+c.child+"\n}\n")

@@ -450,15 +450,13 @@ func (pl *poolLink) setUnnamed(parse []byte) {
 // statement, forwarded in a transaction-mode session: PostgreSQL drops
 // the unnamed statement there (client relay).
 //
-// NOTE: a Bind of the unnamed statement then runs no SET or RESET
-// parsed earlier: it fails upstream (unnamedSet). Before 2026-12 a
-// refused Parse left unnamedSet naming the SET parsed before it, and
-// the client's Bind after the refusal kept the backend: a PgJDBC
-// session (Metabase) with one statement refused after a switch held a
-// backend of the pool to its end.
+// NOTE: it leaves unnamedSet: the server skips a Query sent after an
+// error of the extended protocol, up to the Sync, and the backend then
+// keeps the SET or RESET parsed earlier, which a Bind of the unnamed
+// statement in a later batch runs again (bindUnnamed keeps the
+// backend). A refused Parse forgets it (refuse).
 func (ss *session) dropUnnamed() {
 	if pl := ss.pl; pl != nil {
-		pl.unnamedSet = 0
 		pl.mu.Lock()
 		pl.setUnnamed(nil)
 		// A Bind of the unnamed statement now binds none: no portal of

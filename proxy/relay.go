@@ -637,6 +637,15 @@ func (ss *session) refuse(src Source, name string, r *Refusal) error {
 		// statement upstream.
 		ss.dropUnnamed()
 	}
+	if src == SourceParse && name == "" && ss.pl != nil {
+		// NOTE: a Bind of the unnamed statement then runs no SET or
+		// RESET parsed earlier: it fails upstream or, when the server
+		// skipped the marker after an error, the tracker refuses it as
+		// the refused statement's. A PgJDBC session (Metabase) refused
+		// once after a switch keeps no backend (bindUnnamed). Not for a
+		// Query (dropUnnamed).
+		ss.pl.unnamedSet = 0
+	}
 	var err error
 	switch src {
 	case SourceParse:

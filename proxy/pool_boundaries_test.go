@@ -13,7 +13,7 @@ import (
 // server's answers, and checks after each that another user's session
 // on that backend has the startup DateStyle, and the session its own.
 func TestPoolSettingsAcrossBoundaries(t *testing.T) {
-	path := pooledDemo(t, 1)
+	path := pooledDemoWait(t, 1, "1s")
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()
 	const startup = "ISO, MDY"

@@ -19,7 +19,7 @@ import (
 // on a connection of its own upstream (or wait in vain for the backend
 // the other keeps: 53300).
 func TestPoolIsolation18Settings(t *testing.T) {
-	path := pooledDemo(t, 1)
+	path := pooledDemoWait(t, 1, "1s")
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()
 	type step struct{ user, sql string }

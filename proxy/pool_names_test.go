@@ -70,11 +70,22 @@ func TestTransactionPoolLongNameReprepare(t *testing.T) {
 // backends to a temporary file, and returns its path.
 func pooledDemo(t *testing.T, size int) string {
 	t.Helper()
+	return pooledDemoWait(t, size, "")
+}
+
+// pooledDemoWait is pooledDemo with the pool's wait_timeout set to wait
+// (the default when empty): a test that accepts a client waiting in
+// vain (53300) for the backend another session keeps waits less.
+func pooledDemoWait(t *testing.T, size int, wait string) string {
+	t.Helper()
 	src, err := os.ReadFile("../configs/demo.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := fmt.Sprintf("upstream {\n  pool {\n    mode = \"transaction\"\n    size = %d\n  }", size)
+	if wait != "" {
+		pool = fmt.Sprintf("upstream {\n  pool {\n    mode = \"transaction\"\n    size = %d\n    wait_timeout = %q\n  }", size, wait)
+	}
 	path := filepath.Join(t.TempDir(), "demo.hcl")
 	if err := os.WriteFile(path, []byte(strings.Replace(string(src), "upstream {", pool, 1)), 0o600); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 func TestPooledIsolation17Settings(t *testing.T) {
 	// psqlODBCSets is what psqlODBC sends on connecting.
 	const psqlODBCSets = "SET DateStyle = 'ISO';SET extra_float_digits = 2;show transaction_isolation"
-	path := pooledDemo(t, 1)
+	path := pooledDemoWait(t, 1, "1s")
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()
 	type step struct {
@@ -122,7 +122,7 @@ func TestPooledIsolation17IntervalTimeZone(t *testing.T) {
 		standard = "SET IntervalStyle = 'sql_standard'"
 		postgres = "SET IntervalStyle = 'postgres'"
 	)
-	path := pooledDemo(t, 1)
+	path := pooledDemoWait(t, 1, "1s")
 	p, _ := startDemoFrom(t, path)
 	ctx := context.Background()
 	// as reads TimeZone after steps, on a connection of its own upstream.

@@ -176,7 +176,7 @@ func TestReloadUnderLoadLosesNoStatement(t *testing.T) {
 			}
 		}()
 	}
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 30; i++ {
 		if err := rl.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}

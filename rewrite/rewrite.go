@@ -677,6 +677,9 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 		return w.write(KindInsert, c.Relation, n)
 	}
 	if ok, reason := w.pol.AllowStatement(KindCopyOut); !ok {
+		// NOTE: the table named, for the audit trail (Refused.Tables):
+		// a search for the table finds the export refused.
+		_, _ = w.resolve(c.Relation)
 		return deny("statement_kind", "COPY TO (export) is not allowed: %s", reason)
 	}
 	w.copyingOut = true

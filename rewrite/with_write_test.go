@@ -73,3 +73,29 @@ func TestWriteInWithRefusalNamesItsTable(t *testing.T) {
 		}
 	})
 }
+
+// noExport is a policy that refuses COPY TO.
+type noExport struct{ rewrite.Policy }
+
+func (w noExport) Key() string { return w.Policy.Key() + "-export" }
+func (w noExport) AllowStatement(k rewrite.StatementKind) (bool, string) {
+	if k == rewrite.KindCopyOut {
+		return false, "no export"
+	}
+	return w.Policy.AllowStatement(k)
+}
+
+// TestExportRefusalNamesItsTable: COPY table TO refused names the table
+// it would have exported, for the audit trail's tables.
+func TestExportRefusalNamesItsTable(t *testing.T) {
+	env := demoEnvironment(t)
+	p := noExport{env.policy(t, "hq")}
+	_, err := rewrite.Rewrite("COPY responses (id) TO STDOUT", env.cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "statement_kind" {
+		t.Fatalf("got %v, want the statement_kind refusal", err)
+	}
+	if !slices.Contains(r.Tables, "public.responses") {
+		t.Errorf("refusal names tables %v, want public.responses", r.Tables)
+	}
+}

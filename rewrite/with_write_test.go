@@ -90,12 +90,22 @@ func (w noExport) AllowStatement(k rewrite.StatementKind) (bool, string) {
 func TestExportRefusalNamesItsTable(t *testing.T) {
 	env := demoEnvironment(t)
 	p := noExport{env.policy(t, "hq")}
-	_, err := rewrite.Rewrite("COPY responses (id) TO STDOUT", env.cat, p)
-	var r *rewrite.Refused
-	if !errors.As(err, &r) || r.Rule != "statement_kind" {
-		t.Fatalf("got %v, want the statement_kind refusal", err)
-	}
-	if !slices.Contains(r.Tables, "public.responses") {
-		t.Errorf("refusal names tables %v, want public.responses", r.Tables)
+	for sql, want := range map[string][]string{
+		"COPY responses (id) TO STDOUT": {"public.responses"},
+		"COPY (SELECT r.id FROM responses r JOIN (SELECT code FROM countries) c ON true WHERE r.id IN (SELECT 1 FROM nosuch)) TO STDOUT": {
+			"public.responses", "public.countries"},
+	} {
+		t.Run("names "+strings.Join(want, ", ")+" for "+sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, env.cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "statement_kind" {
+				t.Fatalf("got %v, want the statement_kind refusal", err)
+			}
+			for _, table := range want {
+				if !slices.Contains(r.Tables, table) {
+					t.Errorf("refusal names tables %v, want %s among them", r.Tables, table)
+				}
+			}
+		})
 	}
 }

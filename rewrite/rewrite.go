@@ -659,6 +659,22 @@ func (w *walker) write(k StatementKind, target *pg_query.RangeVar, n *pg_query.N
 	return w.walk(n)
 }
 
+// nameRelations adds the relations every name under m resolves to to
+// the names a refusal tells the audit trail (walker.named), without
+// walking m: for a statement refused before its walk. A name that does
+// not resolve is left out.
+//
+// NOTE: it knows no WITH query's name: a CTE named as a table is named
+// as that table, more than the statement read, never fewer. Its depth
+// is bounded by the tree's (maxTreeDepth), checked before any walk.
+func (w *walker) nameRelations(m proto.Message) {
+	if rv, ok := m.(*pg_query.RangeVar); ok {
+		_, _ = w.resolve(rv)
+		return
+	}
+	pgtree.Children(m, w.nameRelations)
+}
+
 // copyStmt allows COPY … TO STDOUT and COPY … FROM STDIN into open
 // tables. A governed table copied out becomes COPY (SELECT …) TO STDOUT
 // when the user may export.
@@ -677,6 +693,13 @@ func (w *walker) copyStmt(n *pg_query.Node, c *pg_query.CopyStmt) error {
 		return w.write(KindInsert, c.Relation, n)
 	}
 	if ok, reason := w.pol.AllowStatement(KindCopyOut); !ok {
+		// NOTE: the tables named, for the audit trail (Refused.Tables):
+		// a search for a table finds the export refused.
+		if c.Query != nil {
+			w.nameRelations(c.Query)
+		} else {
+			_, _ = w.resolve(c.Relation)
+		}
 		return deny("statement_kind", "COPY TO (export) is not allowed: %s", reason)
 	}
 	w.copyingOut = true

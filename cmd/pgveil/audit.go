@@ -362,6 +362,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "%-20s  %-*s  %-10s  %8s  %8s  %-11s  %-80s  %s\n", "TIME", userColumnWidth, "USER", "DECISION", "ROWS", "CHANGED", "KIND", "SQL", "WHY DENIED / ERROR")
 	}
 	matched, skipped := 0, 0
+	gaps := gapWatch{last: map[string]uint64{}}
 	for _, file := range files {
 		err := audit.ReadLines(file, func(n int, line []byte) error {
 			e, err := audit.ParseLine(line)
@@ -370,6 +371,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 				fmt.Fprintf(stderr, "%s:%d: skipped: %v\n", file, n, err)
 				return nil
 			}
+			gaps.see(stderr, file, n, e)
 			if !f.matches(e) {
 				return nil
 			}
@@ -391,10 +393,52 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	if skipped > 0 {
 		fmt.Fprintf(stderr, "pgveil audit search: %d lines could not be read; run pgveil audit verify\n", skipped)
 	}
+	if gaps.missing > 0 {
+		fmt.Fprintf(stderr, "pgveil audit search: %d records missing from the files given (seq gaps: %d); "+
+			"their statements are not searched: run pgveil audit verify\n", gaps.missing, gaps.gaps)
+	}
 	if matched == 0 {
 		return 1
 	}
 	return 0
+}
+
+// gapWatch notices, while pgveil audit search reads the files in chain
+// order, the records missing between two it read: a search that finds
+// nothing must not read as "nothing happened" when the trail has holes
+// (records removed, a rotated file not given).
+//
+// NOTE: it only counts seq numbers, per chain (one per pgveil instance):
+// it verifies no MAC, and a record that goes back (a new chain, a line
+// out of order) is left to pgveil audit verify.
+type gapWatch struct {
+	// last is the seq of the last record read of each chain.
+	last map[string]uint64
+	// missing and gaps count the records missing and the holes.
+	missing, gaps uint64
+}
+
+// maxGapLines bounds the gaps gapWatch names one by one.
+const maxGapLines = 10
+
+// see takes e, the record at line n of file, and names on stderr the
+// records missing before it in its chain.
+func (g *gapWatch) see(stderr io.Writer, file string, n int, e *audit.Entry) {
+	last, ok := g.last[e.Chain]
+	if ok && e.Seq <= last && e.Seq != 1 {
+		// A line repeated or moved: the next goes on from last.
+		return
+	}
+	g.last[e.Chain] = e.Seq
+	if !ok || e.Seq <= last+1 {
+		return
+	}
+	g.gaps++
+	g.missing += e.Seq - last - 1
+	if g.gaps <= maxGapLines {
+		fmt.Fprintf(stderr, "%s:%d: %d records missing before seq %d (the one before was seq %d)\n",
+			file, n, e.Seq-last-1, e.Seq, last)
+	}
 }
 
 // tableRow renders a record as a row of the table format.

@@ -597,6 +597,12 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 		}
 		return nil, err
 	}
+	if res.Act != nil && res.Act.Login != "" && res.Act.Login == ss.info.User {
+		// SET ROLE <its own login>: forwarded as SET ROLE NONE is.
+		if res, err = rewrite.ActToLogin(res); err != nil {
+			return nil, ActRefusal(err.Error())
+		}
+	}
 	if strings.IndexByte(res.SQL, 0) >= 0 {
 		return nil, &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte", Rule: "syntax"}
 	}

@@ -1156,6 +1156,13 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		m.batchDone(took, ss.bytesOut+int64(len(msg)))
 		ss.bytesOut = 0
 	}
+	if ss.pl != nil && len(msg) > wire.HeaderLen {
+		if n := ss.holdNotices(done, msg[wire.HeaderLen]); len(n) > 0 {
+			if err := ss.writeClient(n); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := ss.writeClient(msg); err != nil {
 		return nil, err
 	}
@@ -1174,6 +1181,9 @@ func (ss *session) onError(msg []byte) error {
 	}
 	if ss.track != nil {
 		ss.track.OnError()
+	}
+	if ss.pl != nil {
+		ss.dropHolds(ss.done.Load() + 1)
 	}
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {

@@ -576,6 +576,10 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 			// the loop every session of it shares.
 			return nil, errDeferred
 		}
+		if err == nil && res.Act != nil && res.Act.Login != "" && res.Act.Login == ss.info.User {
+			// rewrite.ActToLogin parses: on a worker.
+			return nil, errDeferred
+		}
 	} else {
 		res, err = ss.srv.rewriter.Rewrite(ss.ctx, info, st)
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -63,6 +64,7 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 				rel.QName, f.Column, col.Type, f.Table, f.Key, key.Type, rel.QName))
 			continue
 		}
+		ck.followCollations(f, rel, parent)
 		if !slices.Contains(rel.References[f.Column], f.Table) {
 			ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows without foreign key", fmt.Sprintf(
 				"No foreign key of %s references %s from column %s: a row whose %s matches no row of %s is hidden from everyone, "+
@@ -72,4 +74,37 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 		}
 	}
 	return true
+}
+
+// followCollations warns when the follows column of rel and the parent's
+// key have different collations, neither the database's default:
+// PostgreSQL cannot choose one for the follow's comparison (a default
+// collation gives way to the other), and fails every statement reading
+// rel's rows with "could not determine which collation to use" (42P22),
+// which EXPLAIN does not show. Nothing when the database cannot say.
+// NOTE: 100 is DEFAULT_COLLATION_OID (regcollation is PostgreSQL 13's).
+func (ck *catalogChecker) followCollations(f *Follows, rel, parent *rewrite.Relation) {
+	_, rows, err := ck.srv.Query(ck.ctx, `SELECT
+  pg_catalog.quote_ident(n1.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c1.collname),
+  pg_catalog.quote_ident(n2.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c2.collname)
+FROM pg_catalog.pg_attribute a1
+JOIN pg_catalog.pg_collation c1 ON c1.oid OPERATOR(pg_catalog.=) a1.attcollation
+JOIN pg_catalog.pg_namespace n1 ON n1.oid OPERATOR(pg_catalog.=) c1.collnamespace,
+  pg_catalog.pg_attribute a2
+JOIN pg_catalog.pg_collation c2 ON c2.oid OPERATOR(pg_catalog.=) a2.attcollation
+JOIN pg_catalog.pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c2.collnamespace
+WHERE a1.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND a1.attname OPERATOR(pg_catalog.=) $2
+  AND a2.attrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND a2.attname OPERATOR(pg_catalog.=) $4
+  AND a1.attcollation OPERATOR(pg_catalog.<>) a2.attcollation
+  AND a1.attcollation OPERATOR(pg_catalog.<>) 100
+  AND a2.attcollation OPERATOR(pg_catalog.<>) 100`,
+		strconv.FormatUint(uint64(rel.OID), 10), f.Column, strconv.FormatUint(uint64(parent.OID), 10), f.Key)
+	if err != nil || len(rows) != 1 {
+		return
+	}
+	ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows column collation", fmt.Sprintf(
+		"PostgreSQL cannot choose between the collations of %s.%s (collation %s) and %s.%s (collation %s) to compare them: "+
+			"every statement reading rows of %s through pgveil fails with \"could not determine which collation to use\". "+
+			"Give the column the key's collation (ALTER TABLE %s ALTER COLUMN %s TYPE … COLLATE %s), or the database's default to both.",
+		rel.QName, f.Column, rows[0][0], f.Table, f.Key, rows[0][1], rel.QName, rel.QName, sqlName(f.Column), rows[0][1]))
 }

@@ -156,6 +156,9 @@ func (d *decoder) decodeTest(b *hcl.Block) {
 				"rule names the firewall rule expected to refuse the statement: it needs denied = true.")
 		}
 	}
+	if a := c.Attributes["denied"]; a != nil && t.ExpectsDenied() && t.Rule == "" {
+		d.deniedWithoutRole(t, a)
+	}
 	if !t.ExpectRows && c.Attributes["row_count"] == nil && !t.ExpectMasked && c.Attributes["denied"] == nil {
 		d.diags = append(d.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -301,4 +304,27 @@ func (d *decoder) maskedColumn(rng hcl.Range, a *hcl.Attribute, s string) bool {
 	}
 	d.errorRange(rng, a, "Column never masked", detail)
 	return false
+}
+
+// deniedWithoutRole warns of a test expecting a refusal, with no rule,
+// whose user has no role in the files: pgveil refuses every statement of
+// such a login (no_policy), so the test passes whatever the policy says
+// about the statement. Not when identity rows may give its roles
+// (RolesFromFiles false); a user block without roles that only LDAP
+// groups fill is warned of, pgveil test never reading the directory.
+func (d *decoder) deniedWithoutRole(t *Test, a *hcl.Attribute) {
+	u := d.cfg.Users[t.User]
+	if u == nil || len(u.Roles) > 0 || !d.cfg.RolesFromFiles(t.User) {
+		return
+	}
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  "Test passes for any statement",
+		Detail: fmt.Sprintf(`Test %q expects a refusal, but user %q has no role: pgveil refuses every statement `+
+			`of a login without a role (firewall rule no_policy), so the test passes whatever the policy says. `+
+			`Give the user a role, or write rule = "…" naming the firewall rule that must refuse the statement `+
+			`(rule = "no_policy" if that is the point).`, t.Name, t.User),
+		Subject: a.Expr.Range().Ptr(),
+		Context: a.Range.Ptr(),
+	})
 }

@@ -233,7 +233,8 @@ func (ss *session) applyAct(a *rewrite.Act) {
 }
 
 // actReason is the reason an act_for record gives for the change a:
-// "set role", "reset role" (RESET ROLE, SET ROLE NONE or DEFAULT), "set
+// "set role", "reset role" (RESET ROLE, SET ROLE NONE, DEFAULT or the
+// login itself, rewrite.ActToLogin), "set
 // pgveil.act_for", "reset pgveil.act_for" or "reset all".
 func actReason(a *rewrite.Act) string {
 	switch {

@@ -63,6 +63,11 @@ type poolLink struct {
 	// it does not): state left on the backend (rewrite.Result.Keeps) or
 	// a change of the acting user.
 	keeps string
+	// holds are the WITH HOLD cursors declared and not yet told of to the
+	// client, each with the batch that declared it (noteHolds): the
+	// backend relay sends a NoticeResponse for each once its batch is
+	// answered outside a transaction block (holdNotices).
+	holds []heldCursor
 	ended bool
 	// parked reports that the backend relay found the session done with
 	// its answers at a ReadyForQuery but could not let the backend go

@@ -143,6 +143,7 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		ss.keepBackend("statements forwarded unparsed")
 		return
 	}
+	ss.noteHolds(res, src)
 	unnamed := src == SourceParse && parseName == ""
 	if unnamed {
 		pl.unnamedSet = 0
@@ -835,4 +836,84 @@ func (pl *poolLink) hasSetting(name string) bool {
 		}
 	}
 	return false
+}
+
+// heldCursor is a WITH HOLD cursor a transaction-mode session declared:
+// its name and the batch that declared it.
+type heldCursor struct {
+	name  string
+	batch int64
+}
+
+// noteHolds notes the WITH HOLD cursors res declares, forwarded from src,
+// for holdNotices (client relay). keepBackend keeps the backend already.
+func (ss *session) noteHolds(res *rewrite.Result, src Source) {
+	pl := ss.pl
+	batch := ss.sent.Load()
+	if src != SourceQuery {
+		batch++
+	}
+	for _, k := range res.Keeps {
+		name, ok := strings.CutPrefix(k, "DECLARE ")
+		if name, ok = strings.CutSuffix(name, " WITH HOLD"); !ok {
+			continue
+		}
+		pl.mu.Lock()
+		pl.holds = append(pl.holds, heldCursor{name: name, batch: batch})
+		pl.mu.Unlock()
+	}
+}
+
+// holdNotices returns, encoded, a NoticeResponse for each WITH HOLD
+// cursor of the batches answered up to done whose transaction has ended
+// (txStatus 'I'): the client learns, once per cursor, as its COMMIT (or
+// its own implicit transaction) is answered, that the session keeps
+// its backend to its end, which transaction pooling otherwise hides
+// (backend relay). A cursor whose transaction failed ('E') is forgotten:
+// it does not outlive it.
+func (ss *session) holdNotices(done int64, txStatus byte) []byte {
+	pl := ss.pl
+	if pl == nil || txStatus == 'T' {
+		return nil
+	}
+	pl.mu.Lock()
+	var due []heldCursor
+	kept := pl.holds[:0]
+	for _, h := range pl.holds {
+		if h.batch <= done {
+			due = append(due, h)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	pl.holds = kept
+	pl.mu.Unlock()
+	if txStatus != 'I' {
+		return nil
+	}
+	var out []byte
+	for _, h := range due {
+		n := &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000",
+			Message: "pgveil keeps this session's upstream connection until the session ends: the cursor " + rewrite.QuoteIdent(h.name) +
+				" was declared WITH HOLD, and transaction pooling cannot give a connection holding a cursor to another session"}
+		b, err := n.Encode(out)
+		if err != nil {
+			continue
+		}
+		out = b
+	}
+	return out
+}
+
+// dropHolds forgets the WITH HOLD cursors of batch, which failed: its
+// implicit transaction, or its block, rolls them back, and no notice
+// tells of them (backend relay, at an ErrorResponse).
+// NOTE: one declared before a savepoint that a later statement of its
+// batch failed and rolled back to is forgotten too: the client misses a
+// notice, never gets a false one; the backend is kept all the same.
+func (ss *session) dropHolds(batch int64) {
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.holds = slices.DeleteFunc(pl.holds, func(h heldCursor) bool { return h.batch == batch })
 }

@@ -576,6 +576,10 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 			// the loop every session of it shares.
 			return nil, errDeferred
 		}
+		if err == nil && res.Act != nil && res.Act.Login != "" && res.Act.Login == ss.info.User {
+			// rewrite.ActToLogin parses: on a worker.
+			return nil, errDeferred
+		}
 	} else {
 		res, err = ss.srv.rewriter.Rewrite(ss.ctx, info, st)
 	}
@@ -596,6 +600,12 @@ func (ss *session) check(st *Statement, cachedOnly bool) (*rewrite.Result, error
 			ce.Write(zap.String("sql", st.Text))
 		}
 		return nil, err
+	}
+	if res.Act != nil && res.Act.Login != "" && res.Act.Login == ss.info.User {
+		// SET ROLE <its own login>: forwarded as SET ROLE NONE is.
+		if res, err = rewrite.ActToLogin(res); err != nil {
+			return nil, ActRefusal(err.Error())
+		}
 	}
 	if strings.IndexByte(res.SQL, 0) >= 0 {
 		return nil, &Refusal{Code: CodeProtocolViolation, Message: "pgveil refused a statement containing a NUL byte", Rule: "syntax"}
@@ -1150,6 +1160,13 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		m.batchDone(took, ss.bytesOut+int64(len(msg)))
 		ss.bytesOut = 0
 	}
+	if ss.pl != nil && len(msg) > wire.HeaderLen {
+		if n := ss.holdNotices(done, msg[wire.HeaderLen]); len(n) > 0 {
+			if err := ss.writeClient(n); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := ss.writeClient(msg); err != nil {
 		return nil, err
 	}
@@ -1168,6 +1185,9 @@ func (ss *session) onError(msg []byte) error {
 	}
 	if ss.track != nil {
 		ss.track.OnError()
+	}
+	if ss.pl != nil {
+		ss.dropHolds(ss.done.Load() + 1)
 	}
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(msg[wire.HeaderLen:]); err != nil {

@@ -439,24 +439,27 @@ WITH RECURSIVE made_of (oid, part) AS MATERIALIZED (
             WHEN xt.typname OPERATOR(pg_catalog.=) 'record' THEN s.typrelid OPERATOR(pg_catalog.<>) 0
             ELSE false END))
 ), opclass_fn (typ, fn, via) AS (
-  SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) oc.opcname
+  SELECT ty.typ, ap.amproc::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(ocn.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(oc.opcname)
   FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_namespace ocn ON ocn.oid OPERATOR(pg_catalog.=) oc.opcnamespace
   JOIN default_for ty ON ty.opc OPERATOR(pg_catalog.=) oc.oid
   JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
   JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily OPERATOR(pg_catalog.=) oc.opcfamily
   WHERE oc.opcdefault AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
   UNION ALL
-  SELECT ty.typ, op.oprcode::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) oc.opcname
+  SELECT ty.typ, op.oprcode::pg_catalog.oid, 'its default ' OPERATOR(pg_catalog.||) am.amname OPERATOR(pg_catalog.||) ' operator class ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(ocn.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(oc.opcname)
   FROM pg_catalog.pg_opclass oc
+  JOIN pg_catalog.pg_namespace ocn ON ocn.oid OPERATOR(pg_catalog.=) oc.opcnamespace
   JOIN default_for ty ON ty.opc OPERATOR(pg_catalog.=) oc.oid
   JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
   JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily
   JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) ao.amopopr
   WHERE oc.opcdefault AND (am.amname OPERATOR(pg_catalog.=) 'btree' OR am.amname OPERATOR(pg_catalog.=) 'hash')
   UNION ALL
-  SELECT g.rngtypid, ap.amproc::pg_catalog.oid, 'its subtype operator class ' OPERATOR(pg_catalog.||) oc.opcname
+  SELECT g.rngtypid, ap.amproc::pg_catalog.oid, 'its subtype operator class ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(ocn.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(oc.opcname)
   FROM pg_catalog.pg_range g
   JOIN pg_catalog.pg_opclass oc ON oc.oid OPERATOR(pg_catalog.=) g.rngsubopc
+  JOIN pg_catalog.pg_namespace ocn ON ocn.oid OPERATOR(pg_catalog.=) oc.opcnamespace
   JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily OPERATOR(pg_catalog.=) oc.opcfamily
   UNION ALL
   SELECT g.rngtypid, f.fn, 'its range functions'

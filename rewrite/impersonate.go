@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -76,4 +78,37 @@ func (w *walker) actSet(s *pg_query.VariableSetStmt) error {
 	}
 	w.changed = true
 	return nil
+}
+
+// ActToLogin returns res with its switch turned back to the session's own
+// login: SET ROLE <login> and SET pgveil.act_for = '<login>' from a
+// service whose login that is act as it again, as SET ROLE NONE does, so
+// pgveil forwards what it forwards for SET ROLE NONE, SET pgveil.act_for
+// TO DEFAULT: the server log, SHOW pgveil.act_for and a transaction
+// pool's replay then say the session acts for no one, as pgveil's viewer
+// does. Made on the syntax tree of res.SQL (pgveil's own output: BEGIN,
+// SAVEPOINT or RELEASE at most, then the SET). A copy: res is shared.
+func ActToLogin(res *Result) (*Result, error) {
+	if res.Act == nil || res.Act.Login == "" {
+		return res, nil
+	}
+	tree, err := pg_query.Parse(res.SQL)
+	if err != nil || len(tree.Stmts) == 0 {
+		return nil, fmt.Errorf("turning a switch back to the login: parsing it: %v", err)
+	}
+	s := tree.Stmts[len(tree.Stmts)-1].Stmt.GetVariableSetStmt()
+	if s == nil || s.Name != ActSetting || s.Kind != pg_query.VariableSetKind_VAR_SET_VALUE {
+		return nil, errors.New("turning a switch back to the login: its text does not end with the SET pgveil forwards")
+	}
+	s.Kind, s.Args = pg_query.VariableSetKind_VAR_SET_DEFAULT, nil
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return nil, fmt.Errorf("turning a switch back to the login: %w", err)
+	}
+	if !deparsedFaithfully(out, tree) {
+		return nil, errors.New("turning a switch back to the login: the statement did not re-parse")
+	}
+	cp := *res
+	cp.SQL, cp.Act = out, &Act{Via: res.Act.Via}
+	return &cp, nil
 }

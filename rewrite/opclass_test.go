@@ -52,13 +52,13 @@ func TestOperatorClassesCount(t *testing.T) {
 	}
 	defer func() { _, _ = conn.Exec(ctx, "ROLLBACK").ReadAll() }()
 	for _, tc := range []struct{ sql, runs, refuses string }{
-		{"SELECT rev21g_m FROM countries ORDER BY rev21g_m", "rev21g_cmp read France", "operator class rev21g_btree"},
-		{"SELECT DISTINCT rev21g_m FROM countries", "rev21g_hash read France", "operator class rev21g_"},
-		{"SELECT rev21g_m FROM countries GROUP BY rev21g_m", "rev21g_hash read France", "operator class rev21g_"},
-		{"SELECT rev21g_m FROM countries UNION SELECT rev21g_m FROM countries", "rev21g_hash read France", "operator class rev21g_"},
-		{"SELECT array_agg(rev21g_m ORDER BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class rev21g_"},
-		{"SELECT count(*) OVER (PARTITION BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class rev21g_"},
-		{"SELECT '[a,b]'::rev21g_span", "rev21g_tcmp read a", "subtype operator class rev21g_text"},
+		{"SELECT rev21g_m FROM countries ORDER BY rev21g_m", "rev21g_cmp read France", "operator class public.rev21g_btree"},
+		{"SELECT DISTINCT rev21g_m FROM countries", "rev21g_hash read France", "operator class public.rev21g_"},
+		{"SELECT rev21g_m FROM countries GROUP BY rev21g_m", "rev21g_hash read France", "operator class public.rev21g_"},
+		{"SELECT rev21g_m FROM countries UNION SELECT rev21g_m FROM countries", "rev21g_hash read France", "operator class public.rev21g_"},
+		{"SELECT array_agg(rev21g_m ORDER BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class public.rev21g_"},
+		{"SELECT count(*) OVER (PARTITION BY rev21g_m) FROM countries", "rev21g_cmp read France", "operator class public.rev21g_"},
+		{"SELECT '[a,b]'::rev21g_span", "rev21g_tcmp read a", "subtype operator class public.rev21g_text"},
 		{"SELECT x FROM (VALUES ('calm'::rev21g_mood), ('cross')) v (x) ORDER BY 1", "rev21g_cmp read France", "a cast to rev21g_mood"},
 	} {
 		t.Run("PostgreSQL runs the class's function for "+tc.sql, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -13,6 +15,30 @@ type QName struct {
 
 // String renders the name for messages: schema.name.
 func (q QName) String() string { return q.Schema + "." + q.Name }
+
+// Quoted returns q as PostgreSQL prints it (quote_ident rules): each part
+// in double quotes when it needs them, for refusals a DBA pastes into
+// SQL. String stays the policy's key, unquoted.
+func (q QName) Quoted() string { return QuoteIdent(q.Schema) + "." + QuoteIdent(q.Name) }
+
+// QuoteIdent quotes name as PostgreSQL's quote_ident does: bare when it
+// is lower case letters, digits, _ and $ (not first) and no keyword but
+// an unreserved one; in double quotes, doubled inside, otherwise.
+func QuoteIdent(name string) string {
+	bare := name != ""
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case i > 0 && (r >= '0' && r <= '9' || r == '$'):
+		default:
+			bare = false
+		}
+	}
+	if k, ok := parserKeywords[name]; bare && (!ok || k.cat == 'U') {
+		return name
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
 
 // Catalog is a snapshot of the upstream catalog: what the rewriter
 // resolves relation and function names against.

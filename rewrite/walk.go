@@ -1029,9 +1029,9 @@ func (w *walker) implicitCall(what string, fn QName) {
 	case fn.Schema == InternalSchema:
 		w.err = deny("internal", "%s calls a function of the schema %s, pgveil's own", what, InternalSchema)
 	case statementTextName(fn.Name):
-		w.err = deny("statement_text", "%s calls the function %s, which shows the statements of sessions", what, fn)
+		w.err = deny("statement_text", "%s calls the function %s, which shows the statements of sessions", what, fn.Quoted())
 	case !w.pol.AllowFunction(fn.Schema, fn.Name):
-		w.err = deny("function", "%s calls the function %s, which the policy does not allow", what, fn)
+		w.err = deny("function", "%s calls the function %s, which the policy does not allow", what, fn.Quoted())
 	default:
 		w.keep("the function " + fn.String())
 	}

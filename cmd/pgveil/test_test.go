@@ -308,3 +308,26 @@ upstream {
   password = env("PGVEIL_TEST_SVC_PW")
 }
 `
+
+func TestTestBlockDeniedWithoutRole(t *testing.T) {
+	t.Setenv("PGVEIL_TEST_SVC_PW", "x")
+	const nobody = "\nuser \"nobody\" {\n  password = \"VERIFIER\"\n}\n"
+	for _, c := range []struct {
+		name, block string
+		warns       bool
+	}{
+		{"a denied test of a user with no role, without rule, is warned of at denied", "test \"t\" {\n  user   = \"nobody\"\n  query  = \"SELECT 1\"\n  denied = true\n}", true},
+		{"one naming its rule is not", "test \"t\" {\n  user   = \"nobody\"\n  query  = \"SELECT 1\"\n  denied = true\n  rule   = \"no_policy\"\n}", false},
+		{"one of a user with a role is not", "test \"t\" {\n  user   = \"ann\"\n  query  = \"SELECT 1\"\n  denied = true\n}", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := writeConfig(t, c.block+strings.ReplaceAll(nobody, "VERIFIER", verifier)+testPolicyTail)
+			code, out, errOut := runCLI("", "check", "--config", path)
+			flat := strings.Join(strings.Fields(errOut), " ")
+			want := path + ":4:12: warning: Test passes for any statement"
+			if code != 0 || strings.Contains(flat, want) != c.warns || c.warns && !strings.Contains(flat, `write rule = "…"`) {
+				t.Fatalf("exit %d, warning %q expected %v\nstdout:\n%s\nstderr:\n%s", code, want, c.warns, out, errOut)
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgveil/pgveil/policy"
+)
+
+// TestPooledHoldCursorNotice: in transaction pooling a WITH HOLD cursor
+// keeps the session's backend to its end; the client is told so once,
+// when the transaction that declared it ends.
+func TestPooledHoldCursorNotice(t *testing.T) {
+	onEveryRelay(t, func(t *testing.T, relay string) {
+		ctx := context.Background()
+		p, _ := startDemoWith(t, pooledDemo(t, 2), func(c *policy.Config) { c.Listen.Relay = relay })
+		var mu sync.Mutex
+		var notices []string
+		cfg, err := pgx.ParseConfig(p.url("marie", "demo-marie", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			mu.Lock()
+			notices = append(notices, n.Message)
+			mu.Unlock()
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		c, err := pgx.ConnectConfig(cctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		taken := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			n := notices
+			notices = nil
+			return n
+		}
+		run := func(sql string) {
+			t.Helper()
+			if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		t.Run("a WITH HOLD cursor declared in a block is noticed at its COMMIT, once", func(t *testing.T) {
+			run("BEGIN")
+			run("DECLARE c23 CURSOR WITH HOLD FOR SELECT country FROM responses")
+			if n := taken(); len(n) != 0 {
+				t.Fatalf("notices before the COMMIT: %q", n)
+			}
+			run("COMMIT")
+			n := taken()
+			if len(n) != 1 || !strings.Contains(n[0], "c23") || !strings.Contains(n[0], "keeps") {
+				t.Fatalf("notices at COMMIT: %q", n)
+			}
+			run("FETCH 1 FROM c23")
+			run("CLOSE c23")
+			if n := taken(); len(n) != 0 {
+				t.Fatalf("notices after the COMMIT: %q", n)
+			}
+		})
+		t.Run("one whose statement fails is not noticed: it does not exist", func(t *testing.T) {
+			if _, err := c.PgConn().Exec(ctx, "DECLARE e23 CURSOR WITH HOLD FOR SELECT 1/0").ReadAll(); err == nil {
+				t.Fatal("1/0 succeeded")
+			}
+			if n := taken(); len(n) != 0 {
+				t.Fatalf("notices: %q", n)
+			}
+		})
+		t.Run("one declared in a block that fails is not noticed at its ROLLBACK", func(t *testing.T) {
+			run("BEGIN")
+			run("DECLARE f23 CURSOR WITH HOLD FOR SELECT 1")
+			if _, err := c.PgConn().Exec(ctx, "SELECT 1/0").ReadAll(); err == nil {
+				t.Fatal("1/0 succeeded")
+			}
+			run("ROLLBACK")
+			if n := taken(); len(n) != 0 {
+				t.Fatalf("notices: %q", n)
+			}
+		})
+		t.Run("one declared alone, in its own transaction, is noticed at once, its name quoted", func(t *testing.T) {
+			run(`DECLARE "D 23" CURSOR WITH HOLD FOR SELECT 1`)
+			if n := taken(); len(n) != 1 || !strings.Contains(n[0], `the cursor "D 23" was declared WITH HOLD`) {
+				t.Fatalf("notices: %q", n)
+			}
+		})
+	})
+}

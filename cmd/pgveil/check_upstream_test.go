@@ -1015,7 +1015,7 @@ GRANT SELECT ON quotas TO `+checkSvc); err != nil {
 				`warning: Operator class calls a function`,
 				`The type seat_range, through its range functions, calls public.seat_diff, which role "reader" may not call. pgveil refuses these roles every statement that reads or writes public.quotas,`,
 				`functions = ["public.seat_diff"] in role "reader"`,
-				`The type money2, through its default hash operator class money2_hash, calls public.m_hash`,
+				`The type money2, through its default hash operator class public.money2_hash, calls public.m_hash`,
 			},
 		},
 		{

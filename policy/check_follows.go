@@ -17,8 +17,11 @@ import (
 // subquery type-checks on each) without a cast (followComparable), and a foreign key from the column to the
 // parent's key exists (a warning otherwise: a row whose column matches no
 // parent row is hidden, until someone who may write the parent inserts a
-// row with that key, or changes a key to it, and so adopts it). It
-// returns false when the database could not be asked.
+// row with that key, or changes a key to it, and so adopts it), or,
+// when no unique index of the parent holds the key alone (so that no
+// foreign key can reference it), that the key is not unique (a warning
+// too: parents sharing a key share their children). It returns false
+// when the database could not be asked.
 func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 	f := t.Follows
 	parent := ck.cat.Relations[f.Table]
@@ -66,9 +69,16 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 		}
 		ck.followCollations(f, rel, parent)
 		if !slices.Contains(rel.References[f.Column], f.Table) {
+			if unique, partKey, err := ck.uniqueKey(parent, f.Key); err != nil {
+				ck.diags = append(ck.diags, ck.cannot(err))
+				return false
+			} else if !unique {
+				ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows a key that is not unique", notUniqueDetail(rel.QName, f, partKey))
+				continue
+			}
 			ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows without foreign key", fmt.Sprintf(
 				"No foreign key of %s references %s from column %s: a row whose %s matches no row of %s is hidden from everyone, "+
-					"until a user who may write %s inserts a row with that %s, or changes a %s to it, and so sees it. "+
+					"until a user who may write %s inserts a row with that %s, or sets the %s of one of its rows to it, and so sees it. "+
 					"Add FOREIGN KEY (%s) REFERENCES %s (%s) (ON DELETE CASCADE), or keep writes of %s to trusted roles.",
 				rel.QName, f.Table, f.Column, f.Column, f.Table, f.Table, f.Key, f.Key, f.Column, f.Table, f.Key, f.Table))
 		}
@@ -107,4 +117,45 @@ WHERE a1.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND a1.attname OPERA
 			"every statement reading rows of %s through pgveil fails with \"could not determine which collation to use\". "+
 			"Give the column the key's collation (ALTER TABLE %s ALTER COLUMN %s TYPE … COLLATE %s), or the database's default to both.",
 		rel.QName, f.Column, rows[0][0], f.Table, f.Key, rows[0][1], rel.QName, rel.QName, sqlName(f.Column), rows[0][1]))
+}
+
+// uniqueKeySQL says whether a valid unique index of relation $1 (an OID)
+// has the column named $2 as its only key column, without expressions or
+// a predicate (what a foreign key may reference), and the relation's
+// partition key as pg_get_partkeydef prints it ("" when it is not
+// partitioned).
+const uniqueKeySQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+  WHERE i.indrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND i.indisunique AND i.indisvalid
+    AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 AND i.indexprs IS NULL AND i.indpred IS NULL
+    AND a.attname OPERATOR(pg_catalog.=) $2),
+  COALESCE(pg_catalog.pg_get_partkeydef($1::pg_catalog.oid), '')`
+
+// uniqueKey reports whether key is unique by itself in parent (uniqueKeySQL),
+// and parent's partition key ("" when it is not partitioned).
+func (ck *catalogChecker) uniqueKey(parent *rewrite.Relation, key string) (unique bool, partKey string, err error) {
+	_, rows, err := ck.srv.Query(ck.ctx, uniqueKeySQL, strconv.FormatUint(uint64(parent.OID), 10), key)
+	if err != nil {
+		return false, "", fmt.Errorf("reading the unique indexes of %s: %w", parent.QName, err)
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return false, "", fmt.Errorf("reading the unique indexes of %s: %d rows", parent.QName, len(rows))
+	}
+	return string(rows[0][0]) == "t", string(rows[0][1]), nil
+}
+
+// notUniqueDetail explains a follow of child on a key its parent does not
+// hold unique: which rows it shows, why no foreign key can back it, and
+// what to do. partKey is the parent's partition key, "" when it is not
+// partitioned.
+func notUniqueDetail(child rewrite.QName, f *Follows, partKey string) string {
+	detail := fmt.Sprintf("No unique index of %s holds %s alone, so no foreign key can reference it", f.Table, f.Key)
+	if partKey != "" {
+		detail += fmt.Sprintf(" (%s is partitioned by %s, and PostgreSQL requires every unique index of a partitioned table to hold the partition key's columns)", f.Table, partKey)
+	}
+	return detail + fmt.Sprintf(". A row of %[1]s is visible to whoever sees any row of %[2]s whose %[3]s equals its %[4]s: two rows of %[2]s with the same %[3]s "+
+		"(in two partitions, or in one) share their children, the children of a hidden one included, and a row whose %[4]s matches no row of %[2]s "+
+		"is hidden until an unscoped writer of %[2]s inserts that %[3]s and so sees it. Make %[3]s unique (PRIMARY KEY or UNIQUE (%[3]s); "+
+		"a partitioned table only when its partition key is %[3]s), or follow a table where it is, and keep writes of %[2]s to trusted roles.",
+		child, f.Table, f.Key, f.Column)
 }

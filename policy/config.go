@@ -3,6 +3,7 @@ package policy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"slices"
 	"sync"
 	"time"
 
@@ -562,6 +563,15 @@ func (m *Mask) Expression() string {
 	return m.expr.text
 }
 
+// Columns returns the columns of its table a MaskExpression mask reads
+// (unqualified names), sorted; nil for other masks.
+func (m *Mask) Columns() []string {
+	if m.expr == nil {
+		return nil
+	}
+	return slices.Clone(m.expr.columns)
+}
+
 // Schema is a `schema "name" { … }` block: what happens to the relations
 // of the schema that no table block governs.
 type Schema struct {
@@ -608,6 +618,16 @@ func (r *Rule) Where() string {
 		return ""
 	}
 	return r.where.text
+}
+
+// Columns returns the columns of the governed relation the rule's where
+// reads (unqualified names outside subqueries), sorted; nil for a scope
+// rule.
+func (r *Rule) Columns() []string {
+	if r.where == nil {
+		return nil
+	}
+	return slices.Clone(r.where.columns)
 }
 
 // IdentitySource is an `identity "name" { … }` block: a query listing

@@ -19,6 +19,8 @@ GRANT USAGE ON SCHEMA fol TO %[1]s;
 CREATE TABLE fol.orders (id int PRIMARY KEY, team int, note text, total numeric);
 CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, code text, amount float8);
 CREATE TABLE fol.loose (order_id int, label text);
+CREATE TABLE fol.porders (id int, at date, team int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE fol.porders_2026 PARTITION OF fol.porders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 `, checkSvc)); err != nil {
 		t.Fatal(err)
@@ -83,6 +85,22 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 		if code != 0 || !strings.Contains(flat, path+":5:13: warning: Follows without foreign key") ||
 			!strings.Contains(flat, "Add FOREIGN KEY (order_id) REFERENCES fol.orders (id)") {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+	})
+	t.Run("a follow of a key no unique index holds alone is a warning naming the partition key", func(t *testing.T) {
+		path := checkConfig(t, checkSvc, "table \"fol.porders\" {\n  team_column = \"team\"\n}\n"+
+			"table \"fol.loose\" {\n  follows = { table = \"fol.porders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		for _, w := range []string{path + ":5:13: warning: Follows a key that is not unique",
+			"No unique index of fol.porders holds id alone", "partitioned by RANGE (at)",
+			"two rows of fol.porders with the same id (in two partitions, or in one) share their children"} {
+			if code != 0 || !strings.Contains(flat, w) {
+				t.Errorf("exit %d, output lacks %q\nstdout: %s\nstderr: %s", code, w, out, errOut)
+			}
+		}
+		if strings.Contains(flat, "Add FOREIGN KEY") {
+			t.Errorf("the warning advises a foreign key PostgreSQL refuses:\n%s", errOut)
 		}
 	})
 }

@@ -23,7 +23,8 @@ var textType = &pg_query.TypeName{
 // OfflineCatalog is what pgveil test assumes without the upstream: the
 // tables named exactly by table blocks exist, with the columns the blocks
 // name (owner_column, team_column, column blocks, follows' column and
-// key), and searchPath is the
+// key) or that their mask expressions and the rules naming them exactly
+// read, and searchPath is the
 // search_path. That is enough to decide refusals and masks, not rows.
 func OfflineCatalog(cfg *policy.Config, searchPath []string) *rewrite.Catalog {
 	cat := &rewrite.Catalog{
@@ -53,8 +54,18 @@ func OfflineCatalog(cfg *policy.Config, searchPath []string) *rewrite.Catalog {
 				names = append(names, c)
 			}
 		}
-		for name := range t.Columns {
+		for name, c := range t.Columns {
 			names = append(names, name)
+			names = append(names, c.Mask.Columns()...)
+		}
+		// NOTE: the columns a rule naming the table exactly reads exist
+		// too (check --upstream reports one that does not): without them
+		// the rule would read no column, grant no row, and an UPDATE of
+		// one would pass offline where the server refuses it (write_scope).
+		for _, r := range cfg.Rules {
+			if slices.Contains(r.Tables, t.Pattern) {
+				names = append(names, r.Columns()...)
+			}
 		}
 		slices.Sort(names)
 		for _, name := range slices.Compact(names) {

@@ -1,6 +1,7 @@
 package policytest_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,4 +43,77 @@ table "public.lines" {
 			t.Errorf("the offline public.%s lacks the column %s", c.table, c.column)
 		}
 	}
+}
+
+func TestOfflineCatalogHoldsTheColumnsRulesAndMasksRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(path, []byte(`
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+}
+role "order_entry" { statements = ["select", "update"] }
+table "shop.orders" {
+  column "note" {
+    class      = "notes"
+    mask       = "expression"
+    expression = "CASE WHEN status = 'open' THEN note END"
+  }
+}
+table "shop.stores" {
+  reference = true
+}
+rule "own_store" {
+  tables = ["shop.orders"]
+  roles  = ["order_entry"]
+  where  = "store_id = me.store AND placed_at > now() - interval '2160 hours'"
+}
+rule "every_table" {
+  tables = ["shop.*"]
+  roles  = ["order_entry"]
+  where  = "region = me.region"
+}
+user "app" {
+  password   = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$Yk5bX0oQxq7g1jm4MBGzkTrhyq5Q8pDQHnw/Y2bqk04=:Yk5bX0oQxq7g1jm4MBGzkTrhyq5Q8pDQHnw/Y2bqk04="
+  roles      = ["order_entry"]
+  attributes = { store = 2, region = "north" }
+}
+test "the app may not move an order to another store" {
+  user   = "app"
+  query  = "UPDATE shop.orders SET store_id = 1 WHERE id = 4"
+  denied = true
+  rule   = "write_scope"
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := policy.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cat := policytest.OfflineCatalog(cfg, []string{"shop"})
+	has := func(table, column string) bool {
+		rel := cat.Relations[rewrite.QName{Schema: "shop", Name: table}]
+		return rel != nil && slices.ContainsFunc(rel.Columns, func(col rewrite.Column) bool { return col.Name == column })
+	}
+	t.Run("the columns of a rule naming the table exactly and of its masks exist", func(t *testing.T) {
+		for _, c := range []string{"store_id", "placed_at", "status", "note"} {
+			if !has("orders", c) {
+				t.Errorf("the offline shop.orders lacks the column %s", c)
+			}
+		}
+	})
+	t.Run("a pattern rule's columns are not assumed of every table it matches", func(t *testing.T) {
+		if has("orders", "region") || has("stores", "region") {
+			t.Error("the offline catalog took region, read by a pattern's rule, for a column")
+		}
+	})
+	t.Run("an UPDATE of a column the rule reads is refused offline as upstream", func(t *testing.T) {
+		o := policytest.Offline(cfg, []string{"shop"}).Run(context.Background(), cfg.Tests[0])
+		if o.Status != policytest.Pass {
+			t.Errorf("%s", o.String(cfg.Tests[0].Name))
+		}
+	})
 }

@@ -70,7 +70,9 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column)
 // followComparable tells whether PostgreSQL compares column with key by
 // an operator of their own types, casting neither (through domains, which
 // it reads as their base types): the same type, two integer types (a
-// cross-type operator), or text and varchar (the same representation).
+// cross-type operator), or text and varchar (the same representation);
+// and under one equality: the same nondeterministic collation, or
+// deterministic ones on both sides (which compare bytes alike).
 //
 // NOTE: any other pair is compared by casting one side, on every row of
 // that side, before the parent's scope has decided anything (the child's
@@ -79,6 +81,13 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column)
 // float8 out of its range, would raise an error on a hidden row and tell
 // it. No such pair is followed, and pgveil check --upstream says so.
 func followComparable(column, key rewrite.Column) bool {
+	if column.Nondeterministic != key.Nondeterministic {
+		// NOTE: PostgreSQL compares the two under the non-default
+		// collation of either: the child's case-insensitive column
+		// would match 'b-3', a visible key, for 'B-3', a hidden one's
+		// (the key is unique under its own collation only).
+		return false
+	}
 	c, k := followType(column), followType(key)
 	if c == k {
 		return true

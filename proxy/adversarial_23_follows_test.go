@@ -40,6 +40,11 @@ CREATE TABLE t.links(id int, ticket_code text, url text);
 CREATE TABLE t.notes(id int, ticket_id int NULL, n int);
 CREATE COLLATION t.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TABLE t.cilinks(id int, ticket_code text COLLATE t.ci, url text);
+CREATE DOMAIN t.ticket_ref AS int CHECK (VALUE > 0);
+CREATE TABLE t.dlinks(id int, ticket_id t.ticket_ref, url text);
+CREATE TABLE t.nlinks(id int, ticket_id numeric, url text);
+INSERT INTO t.dlinks VALUES (1,1,'d1'),(3,3,'HIDDEN d3');
+INSERT INTO t.nlinks VALUES (1,1,'n1'),(3,3,'HIDDEN n3');
 CREATE TABLE t.replies(id int, note_id int, txt text);
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.tickets VALUES
@@ -125,6 +130,9 @@ table "t.events" {
 }
 table "t.links" {
   follows = { table = "t.tickets", column = "ticket_code", key = "code" }
+}
+table "t.dlinks" {
+  follows = { table = "t.tickets", column = "ticket_id", key = "id" }
 }
 table "t.replies" {
   follows = { table = "t.notes", column = "note_id", key = "id" }
@@ -222,6 +230,45 @@ table "t.cilinks" {
 		}
 	})
 
+	t.Run("policy mistakes are pointed at, at load or by the upstream check", func(t *testing.T) {
+		for _, c := range []struct{ name, block, want string }{
+			{"a loop of follows", `table "t.nlinks" {
+  follows = { table = "t.nlinks", column = "ticket_id", key = "id" }
+}`, "Follows loop"},
+			{"a parent no table block governs", `table "t.nlinks" {
+  follows = { table = "t.staff", column = "url", key = "login" }
+}`, "Unknown follows table"},
+			{"a pattern for a parent", `table "t.nlinks" {
+  follows = { table = "t.*", column = "ticket_id", key = "id" }
+}`, "Invalid follows"},
+			{"a masked key", `table "t.nlinks" {
+  follows = { table = "t.tickets", column = "url", key = "secret_note" }
+}`, "Masked follows key"},
+			{"a column that does not exist", `table "t.nlinks" {
+  follows = { table = "t.tickets", column = "nope", key = "id" }
+}`, "Unknown column"},
+			{"a key that does not exist", `table "t.nlinks" {
+  follows = { table = "t.tickets", column = "ticket_id", key = "nope" }
+}`, "Unknown follows key"},
+			{"a numeric column against an int key, compared by a cast", `table "t.nlinks" {
+  follows = { table = "t.tickets", column = "ticket_id", key = "id" }
+}`, "Follows column cast"},
+			{"an int column against a varchar key", `table "t.nlinks" {
+  follows = { table = "t.tickets", column = "id", key = "code" }
+}`, "Follows column of the wrong type"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				diags, err := loadVariant23(t, "\n"+c.block+"\n")
+				if err == nil || !strings.Contains(diags, c.want) {
+					t.Errorf("loaded (%v), want %q:\n%s", err, c.want, diags)
+				}
+				if !strings.Contains(diags, "variant.hcl:") {
+					t.Errorf("no file:line:col: %v\n%s", err, diags)
+				}
+			})
+		}
+	})
+
 	const (
 		tenantA = `ticket_id IN (SELECT id FROM t.tickets WHERE tenant = 'A')`
 		agnes   = `ticket_id IN (SELECT id FROM t.tickets WHERE owner = 'agnes')`
@@ -242,6 +289,8 @@ table "t.cilinks" {
 			`SELECT id, name FROM t.attachments ORDER BY id`, `SELECT id, name FROM t.attachments WHERE ` + tenantA + ` ORDER BY id`},
 		{"a text column follows a varchar key; b-3 is not B-3", "eva",
 			`SELECT id, url FROM t.links ORDER BY id`, `SELECT id, url FROM t.links WHERE ticket_code IN (SELECT code FROM t.tickets WHERE tenant = 'A') ORDER BY id`},
+		{"a column of a domain over int follows an int key", "eva",
+			`SELECT id, url FROM t.dlinks ORDER BY id`, `SELECT id, url FROM t.dlinks WHERE ` + tenantA + ` ORDER BY id`},
 		{"reactions follow comments to the ticket", "eva",
 			`SELECT id, emoji FROM t.reactions ORDER BY id`, `SELECT id, emoji FROM t.reactions WHERE comment_id IN (SELECT id FROM t.comments WHERE ` + tenantA + `) ORDER BY id`},
 		{"replies follow notes on a key that is not unique", "agnes",
@@ -422,8 +471,6 @@ func loadVariant23(t *testing.T, extra string) (string, error) {
 		return b.String(), errors.New("the policy does not load")
 	}
 	_, warns, err := server.LoadEnforcement(context.Background(), cfg)
-	for _, d := range warns {
-		fmt.Fprintf(&b, "%s: %s\n", d.Summary, d.Detail)
-	}
+	_ = policy.WriteDiagnostics(&b, l.Files(), warns)
 	return b.String(), err
 }

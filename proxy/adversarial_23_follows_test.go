@@ -99,6 +99,12 @@ upstream {
 identity "staff" {
   query = "SELECT login, roles, region, pw AS password FROM t.staff"
 }
+user "looker" {
+  password = "SCRAM-SHA-256$4096:eHPx1kIT+uRwffsYMfROcw==$Eb8jJcR7Y4OkQj4jHrDpdZ37sjJAoge/LcI0CpCSe48=:ljhlZOzmFJMCehOuJ0nEvSmY5mU0ytsRSKi46LtRlcM="
+  roles    = ["bi_service"]
+  act_for  = ["eva", "agnes"]
+}
+role "bi_service" { statements = ["select"] }
 role "tenant_reader" {
   statements = ["select"]
 }
@@ -380,6 +386,23 @@ table "t.cilinks" {
 	t.Run("the hidden children are all still there", func(t *testing.T) {
 		if got := truth(t, `SELECT count(*) FROM t.attachments WHERE ticket_id IN (3, 4)`); got != "[2]" {
 			t.Errorf("%s hidden attachments left, want 2", got)
+		}
+	})
+	t.Run("a BI service acting for eva, agnes and itself reads each one's children", func(t *testing.T) {
+		c := p.connect(t, "looker")
+		const q = `SELECT id FROM t.comments ORDER BY id`
+		for _, step := range []struct{ switchTo, truth string }{
+			{"SET ROLE agnes", `SELECT id FROM t.comments WHERE ` + agnes + ` ORDER BY id`},
+			{"SET ROLE eva", `SELECT id FROM t.comments WHERE ` + tenantA + ` ORDER BY id`},
+			{"SET ROLE agnes", `SELECT id FROM t.comments WHERE ` + agnes + ` ORDER BY id`},
+			{"RESET ROLE", `SELECT 1 WHERE false`},
+		} {
+			if _, err := c.Exec(ctx, step.switchTo); err != nil {
+				t.Fatalf("%s: %v", step.switchTo, err)
+			}
+			if got, want := answer(t, c, q), truth(t, step.truth); got != want {
+				t.Errorf("after %s: %s, want %s", step.switchTo, got, want)
+			}
 		}
 	})
 	t.Run("COPY TO writes the visible children, masked", func(t *testing.T) {

@@ -30,6 +30,13 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 		ck.report(hcl.DiagError, f.Range.Ptr(), "Unknown follows table", detail)
 		return true
 	}
+	if !followable(parent) {
+		ck.report(hcl.DiagError, f.Range.Ptr(), "Follows a view", fmt.Sprintf(
+			"%s is a view or materialized view: its key is a column of its base tables, which a user who may write them "+
+				"could give a visible row the key of a hidden one, and so see its children. pgveil follows no view, and %s "+
+				"shows no row. Follow the table the view reads.", f.Table, t.Pattern))
+		return true
+	}
 	if !hasColumn(parent, f.Key) {
 		detail := fmt.Sprintf("Table %s has no column %q: %s follows it on that key, and shows no row.", f.Table, f.Key, t.Pattern)
 		names := make([]string, len(parent.Columns))

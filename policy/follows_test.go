@@ -450,3 +450,24 @@ func TestFollowsNoPairUnderAnotherEquality(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowsNoView: a parent the snapshot says is a view or a
+// materialized view (replaced since load) scopes the child to no row: its
+// key is written through its base tables, where no FollowedKeys guards it.
+func TestFollowsNoView(t *testing.T) {
+	for _, c := range []struct {
+		kind    byte
+		follows bool
+	}{{'v', false}, {'m', false}, {'r', true}, {'p', true}, {'f', true}} {
+		t.Run("relkind "+string(c.kind), func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Kind = c.kind
+			cat.Relations[responses.QName] = &parent
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
+	}
+}

@@ -45,6 +45,11 @@ CREATE TABLE t.dlinks(id int, ticket_id t.ticket_ref, url text);
 CREATE TABLE t.nlinks(id int, ticket_id numeric, url text);
 INSERT INTO t.dlinks VALUES (1,1,'d1'),(3,3,'HIDDEN d3');
 INSERT INTO t.nlinks VALUES (1,1,'n1'),(3,3,'HIDDEN n3');
+CREATE TABLE t.tk2(id int, tenant text);
+CREATE VIEW t.v_tk2 AS SELECT id, tenant FROM t.tk2;
+CREATE TABLE t.kids(tk int, x text);
+INSERT INTO t.tk2 VALUES (1,'A'),(3,'B');
+INSERT INTO t.kids VALUES (1,'k1'),(3,'HIDDEN k3');
 CREATE TABLE t.replies(id int, note_id int, txt text);
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.tickets VALUES
@@ -70,7 +75,7 @@ CREATE FUNCTION t.all_comments() RETURNS SETOF t.comments LANGUAGE sql STABLE AS
 GRANT USAGE ON SCHEMA t TO pgveil_svc;
 GRANT SELECT ON ALL TABLES IN SCHEMA t TO pgveil_svc;
 GRANT INSERT, UPDATE, DELETE ON t.comments, t.attachments, t.reactions, t.notes, t.links, t.events TO pgveil_svc;
-GRANT UPDATE ON t.tickets TO pgveil_svc;
+GRANT UPDATE ON t.tickets, t.tk2 TO pgveil_svc;
 REVOKE TEMP ON DATABASE follows23 FROM PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON t.cilinks, t.replies TO pgveil_svc;
 `
@@ -236,6 +241,25 @@ table "t.cilinks" {
 		}
 	})
 
+	t.Run("a child following a view is refused at load", func(t *testing.T) {
+		// NOTE: served, fanny's UPDATE t.tk2 SET id = 3 WHERE id = 1 (tk2.id
+		// is no key of the view's guarded) showed eva t.kids' HIDDEN k3.
+		diags, err := loadVariant23(t, `
+table "t.tk2" {}
+table "t.v_tk2" {}
+table "t.kids" {
+  follows = { table = "t.v_tk2", column = "tk", key = "id" }
+}
+rule "tenant_tk2" {
+  tables = ["t.tk2", "t.v_tk2"]
+  roles  = ["tenant_reader", "tenant_writer"]
+  where  = "tenant = me.region"
+}
+`)
+		if err == nil || !strings.Contains(diags, "Follows a view") {
+			t.Errorf("t.kids following the view t.v_tk2 loaded: %v\n%s", err, diags)
+		}
+	})
 	t.Run("policy mistakes are pointed at, at load or by the upstream check", func(t *testing.T) {
 		for _, c := range []struct{ name, block, want string }{
 			{"a loop of follows", `table "t.nlinks" {

@@ -34,6 +34,13 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 		ck.report(hcl.DiagError, f.Range.Ptr(), "Unknown follows table", detail)
 		return true
 	}
+	if !followable(parent) {
+		ck.report(hcl.DiagError, f.Range.Ptr(), "Follows a view", fmt.Sprintf(
+			"%s is a view or materialized view: its key is a column of its base tables, which a user who may write them "+
+				"could give a visible row the key of a hidden one, and so see its children. pgveil follows no view, and %s "+
+				"shows no row. Follow the table the view reads.", f.Table, t.Pattern))
+		return true
+	}
 	if !hasColumn(parent, f.Key) {
 		detail := fmt.Sprintf("Table %s has no column %q: %s follows it on that key, and shows no row.", f.Table, f.Key, t.Pattern)
 		names := make([]string, len(parent.Columns))
@@ -59,7 +66,14 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 				f.Column, f.Table, f.Key, rel.QName, problem, rel.QName))
 			continue
 		}
-		if col, key := columnOf(rel, f.Column), columnOf(parent, f.Key); !followComparable(*col, *key) {
+		if col, key := columnOf(rel, f.Column), columnOf(parent, f.Key); col.Nondeterministic != key.Nondeterministic {
+			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column collation", fmt.Sprintf(
+				"PostgreSQL compares %s.%s and %s.%s under a nondeterministic collation one of them has and the other lacks "+
+					"(case- or accent-insensitive), where a row of %s would match a visible key for a hidden one: pgveil follows "+
+					"no such pair, and %s shows no row. Give the column the key's collation.",
+				rel.QName, f.Column, f.Table, f.Key, rel.QName, rel.QName))
+			continue
+		} else if !followComparable(*col, *key) {
 			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column cast", fmt.Sprintf(
 				"PostgreSQL compares %s.%s (%s) and %s.%s (%s) by casting one of them, on hidden rows too, where a cast that fails "+
 					"would raise an error telling the row: pgveil follows no such pair, and %s shows no row. "+

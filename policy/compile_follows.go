@@ -30,7 +30,8 @@ type follower struct {
 // the user applies it (its rules, ceilings, restrictive rules, own rows,
 // and its own follows), its columns qualified by the parent's name. A
 // NULL column matches no parent row. FALSE (no row) when the parent is
-// not in the snapshot, is not governed for the user (denied, open), lacks
+// not in the snapshot, is a view or materialized view (followable), is
+// not governed for the user (denied, open), lacks
 // the key column, masks it for the user, or is already on the chain, and
 // when the key's type is not one column (the child's) compares with
 // without a cast (followComparable).
@@ -43,7 +44,7 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column)
 		return boolConst(false), nil, false
 	}
 	parent := fw.cat.Relations[f.Table]
-	if parent == nil {
+	if parent == nil || !followable(parent) {
 		return boolConst(false), nil, false
 	}
 	for _, seen := range fw.parents {
@@ -67,10 +68,25 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column)
 	return followNode(f, parent.Name, acc.Filter), acc.Rules, acc.NoPushdown
 }
 
+// followable tells whether rel may be followed: a table (partitioned or
+// not) or a foreign table, whose key pgveil guards where it is written
+// (FollowedKeys), not a view or a materialized view.
+//
+// NOTE: a view's key is a column of its base tables, which a writer under
+// a row scope may UPDATE without the view's FollowedKeys being asked: a
+// visible row given the key of a hidden one (or of orphans) would show
+// their children through the view's row (a materialized view at its next
+// REFRESH).
+func followable(rel *rewrite.Relation) bool {
+	return rel.Kind != 'v' && rel.Kind != 'm'
+}
+
 // followComparable tells whether PostgreSQL compares column with key by
 // an operator of their own types, casting neither (through domains, which
 // it reads as their base types): the same type, two integer types (a
-// cross-type operator), or text and varchar (the same representation).
+// cross-type operator), or text and varchar (the same representation);
+// and under one equality: the same nondeterministic collation, or
+// deterministic ones on both sides (which compare bytes alike).
 //
 // NOTE: any other pair is compared by casting one side, on every row of
 // that side, before the parent's scope has decided anything (the child's
@@ -79,6 +95,13 @@ func (fw *follower) predicate(p *UserPolicy, f *Follows, column *rewrite.Column)
 // float8 out of its range, would raise an error on a hidden row and tell
 // it. No such pair is followed, and pgveil check --upstream says so.
 func followComparable(column, key rewrite.Column) bool {
+	if column.Nondeterministic != key.Nondeterministic {
+		// NOTE: PostgreSQL compares the two under the non-default
+		// collation of either: the child's case-insensitive column
+		// would match 'b-3', a visible key, for 'B-3', a hidden one's
+		// (the key is unique under its own collation only).
+		return false
+	}
 	c, k := followType(column), followType(key)
 	if c == k {
 		return true

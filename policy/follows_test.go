@@ -415,3 +415,59 @@ func TestFollowsNoPairComparedByACast(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowsNoPairUnderAnotherEquality: a snapshot whose column and key
+// differ in a nondeterministic collation (a case-insensitive child
+// column, changed since load) scopes the child to no row: PostgreSQL
+// would compare them under it, and a child of 'B-3', a hidden key, would
+// match 'b-3', a visible one. One collation on both sides follows.
+func TestFollowsNoPairUnderAnotherEquality(t *testing.T) {
+	for _, c := range []struct {
+		name, column, key string
+		follows           bool
+	}{
+		{"a case-insensitive column against a deterministic key", "16384", "", false},
+		{"a deterministic column against a case-insensitive key", "", "16384", false},
+		{"two nondeterministic collations", "16384", "16385", false},
+		{"one case-insensitive collation on both sides", "16384", "16384", true},
+		{"deterministic collations on both sides", "", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Columns = slices.Clone(parent.Columns)
+			for i := range parent.Columns {
+				if parent.Columns[i].Name == "id" {
+					parent.Columns[i].Nondeterministic = c.key
+				}
+			}
+			cat.Relations[responses.QName] = &parent
+			tags.Columns[0].Nondeterministic = c.column
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
+	}
+}
+
+// TestFollowsNoView: a parent the snapshot says is a view or a
+// materialized view (replaced since load) scopes the child to no row: its
+// key is written through its base tables, where no FollowedKeys guards it.
+func TestFollowsNoView(t *testing.T) {
+	for _, c := range []struct {
+		kind    byte
+		follows bool
+	}{{'v', false}, {'m', false}, {'r', true}, {'p', true}, {'f', true}} {
+		t.Run("relkind "+string(c.kind), func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Kind = c.kind
+			cat.Relations[responses.QName] = &parent
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
+	}
+}

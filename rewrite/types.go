@@ -321,6 +321,15 @@ type Column struct {
 	// (42883), and one left out that is fails with 42803 if the SELECT
 	// reads it ungrouped; neither changes a statement's rows.
 	Ungroupable bool
+	// Nondeterministic is the OID of the column's collation when that
+	// collation is nondeterministic (CREATE COLLATION … deterministic =
+	// false: case- or accent-insensitive equality), "" otherwise
+	// (catalogRelationsSQL). Two text columns compare equal under the
+	// nondeterministic collation of either, where a deterministic one
+	// compares bytes: policy's follows compares a child's column with its
+	// parent's key only when both have the same.
+	// NOTE: the zero value says deterministic (a catalog built by hand).
+	Nondeterministic string
 }
 
 // MaskCast returns the type a masked value of the column is cast to, as

@@ -38,3 +38,23 @@ func TestDriftFollowsColumnRenameThenReAdd(t *testing.T) {
 	e.refresh()
 	e.wantNoClear("SELECT tag FROM drift_tags", "de tag")
 }
+
+// Found open before the fix: the child's column given a case-insensitive
+// collation after load made PostgreSQL compare it with the key under
+// that collation, and the tag of a hidden row (country FRANCE, not
+// carol's France) showed through carol's France.
+func TestDriftFollowsColumnGivenAnotherEquality(t *testing.T) {
+	const drop = "DROP TABLE IF EXISTS drift_ctags; DROP COLLATION IF EXISTS drift_ci"
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), "postgres", drop) })
+	e := startDrift(t, `
+table "public.drift_ctags" {
+  follows = { table = "public.`+driftTable+`", column = "country", key = "country" }
+}
+`, drop+"; CREATE COLLATION drift_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "+
+		"CREATE TABLE drift_ctags (country text, tag text); INSERT INTO drift_ctags VALUES ('France', 'fr tag'), ('FRANCE', 'FRANCE tag'); "+
+		"INSERT INTO "+driftTable+" (id, country) VALUES (3, 'FRANCE')")
+	e.wantRows("SELECT tag FROM drift_ctags", "fr tag")
+	e.exec("ALTER TABLE drift_ctags ALTER COLUMN country TYPE text COLLATE drift_ci")
+	e.refresh()
+	e.wantNoClear("SELECT tag FROM drift_ctags", "FRANCE tag")
+}

@@ -26,8 +26,32 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file or directory of *.hcl files (required)")
 	user := fs.String("user", "", "the login to explain the statement for (required)")
+	// NOTE: nil unless --groups or --group is given: then the directory
+	// is not asked (offline, CI), even for no group (--groups "").
+	var groupDNs []string
+	addGroups := func(v string, sep bool) error {
+		if groupDNs == nil {
+			groupDNs = []string{}
+		}
+		parts := []string{v}
+		if sep {
+			parts = strings.Split(v, ";")
+		}
+		for _, dn := range parts {
+			if dn = strings.TrimSpace(dn); dn != "" {
+				groupDNs = append(groupDNs, dn)
+			}
+		}
+		return nil
+	}
+	fs.Func("groups", "the directory groups, `DN;DN…`, of a login that logs in through the ldap block, instead of looking them up (\"\" for none)",
+		func(v string) error { return addGroups(v, true) })
+	fs.Func("group", "one directory group `DN` of the login, as --groups (repeatable)",
+		func(v string) error { return addGroups(v, false) })
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil explain --config FILE --user LOGIN \"SQL\"")
+		fmt.Fprintln(stderr, "usage: pgveil explain --config FILE --user LOGIN [--groups DN;DN… | --group DN…] \"SQL\"")
+		fmt.Fprintln(stderr, "A login that logs in through the ldap block gets the roles its directory groups give, as with serve:")
+		fmt.Fprintln(stderr, "explain looks it up as bind_dn (ldap block with base_dn and bind_dn), or takes --groups/--group.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +74,29 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
 		return 1
 	}
-	up, err := cfg.Compile(*user, enf.Identities)
+	// NOTE: login is the engine's name of the user's policy: a person of
+	// the directory's is compiled with her groups, as serve compiles her.
+	login := *user
+	var up rewrite.Policy
+	dir, err := explainDirectory(ctx, cfg, enf.Identities, *user, groupDNs)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
+		return 1
+	}
+	if dir != nil {
+		dir.write(stdout, cfg)
+	}
+	switch {
+	case dir != nil && dir.groups != nil:
+		login = enf.DirectoryLogin(*user, dir.groups)
+		if u, ok := enf.Identities.DirectoryUser(*user, dir.groups); ok {
+			up, err = cfg.CompileUser(u, enf.Identities)
+		} else {
+			err = fmt.Errorf("%w: the directory's groups give this login no role", policy.ErrNoAccess)
+		}
+	default:
+		up, err = cfg.Compile(*user, enf.Identities)
+	}
 	if err != nil {
 		// NOTE: Compile's errors wrap ErrNoAccess, whose text opens them.
 		if errors.Is(err, policy.ErrNoAccess) {
@@ -60,7 +106,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		}
 		// NOTE: a DBA's typo of a login (the CLI only: a client failing
 		// authentication is never told of other logins).
-		if logins := enf.Identities.Logins(); !slices.Contains(logins, *user) {
+		if logins := enf.Identities.Logins(); dir == nil && !slices.Contains(logins, *user) {
 			if s := policy.Suggest(*user, logins); s != "" && s != *user {
 				fmt.Fprintf(stdout, " (did you mean %q?)", s)
 			}
@@ -72,7 +118,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	// is the one pgveil forwards (and audits) the first time it sees the
 	// statement, spliced where the engine splices.
 	sql := fs.Arg(0)
-	res, err := enf.Engine.Rewrite(ctx, *user, 'Q', sql)
+	res, err := enf.Engine.Rewrite(ctx, login, 'Q', sql)
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):
@@ -108,7 +154,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", printableSQL(res.SQL))
 		// A statement of a shape seen before is served from the shape's
 		// template, which may read a governed table directly.
-		if warm, err := enf.Engine.Warm(*user, 'Q', sql); err == nil && warm != nil {
+		if warm, err := enf.Engine.Warm(login, 'Q', sql); err == nil && warm != nil {
 			fmt.Fprintf(stdout, "rewritten SQL, once a statement of this shape was seen before (reads directly):\n  %s\n", printableSQL(warm.SQL))
 		}
 	} else {

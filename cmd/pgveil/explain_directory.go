@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -32,7 +33,12 @@ type explainedDirectory struct {
 // An error when given groups for a login that does not log in through
 // the directory, or when the directory does not hold login or does not
 // answer: explain must never say "no access" for a person serve admits.
-func explainDirectory(ctx context.Context, cfg *policy.Config, ids *policy.Identities, login string, given []string) (*explainedDirectory, error) {
+//
+// With service, login is the person service acts for: she is looked up
+// only when the proxy would look her up (Identities.ActsThroughDirectory),
+// and only when some groups could let service act for her; otherwise the
+// refusal is an *actRefused.
+func explainDirectory(ctx context.Context, cfg *policy.Config, ids *policy.Identities, login, service string, given []string) (*explainedDirectory, error) {
 	l := cfg.LDAP
 	if given != nil {
 		if l == nil {
@@ -49,9 +55,24 @@ func explainDirectory(ctx context.Context, cfg *policy.Config, ids *policy.Ident
 	if !l.Directory.CanLookup() {
 		return &explainedDirectory{from: "not read: the ldap block has no base_dn and bind_dn to look people up; pass --groups"}, nil
 	}
+	if service != "" {
+		if !ids.ActsThroughDirectory(login) {
+			return nil, nil
+		}
+		if err := ids.ActForReachesDirectory(service, login); err != nil {
+			return nil, &actRefused{err}
+		}
+	}
 	res, err := l.Directory.Lookup(ctx, login)
 	if err != nil {
-		return nil, fmt.Errorf("could not look up %s in the directory at %s: %w", login, l.Directory.URL, err)
+		err = fmt.Errorf("could not look up %s in the directory at %s: %w", login, l.Directory.URL, err)
+		// NOTE: a DBA's typo of a login (the CLI only).
+		if errors.Is(err, ldapauth.ErrNotFound) {
+			if s := policy.Suggest(login, ids.Logins()); s != "" && s != login {
+				err = fmt.Errorf("%w (did you mean %q?)", err, s)
+			}
+		}
+		return nil, err
 	}
 	groups := res.Groups
 	if groups == nil {
@@ -59,6 +80,12 @@ func explainDirectory(ctx context.Context, cfg *policy.Config, ids *policy.Ident
 	}
 	return &explainedDirectory{groups: groups, from: l.Directory.URL}, nil
 }
+
+// actRefused is explainDirectory's refusal of a service acting for a
+// person, an outcome of explain (as "no access"), not a failure.
+type actRefused struct{ err error }
+
+func (e *actRefused) Error() string { return e.err.Error() }
 
 // write prints the groups and the roles and groups the ldap block's
 // group blocks map them to, a DBA's first question about a directory

@@ -44,22 +44,39 @@ role "manager" {
   statements = ["select"]
 }
 table "public.team_docs" {}
+table "public.my_docs" {
+  owner_column = "owner"
+}
+rule "own_docs" {
+  tables = ["public.my_docs"]
+  roles  = ["manager"]
+  scope  = "self"
+}
 rule "managers_read_team_7" {
   tables = ["public.team_docs"]
   roles  = ["manager"]
   where  = "team_id = 7"
 }
 user "dana" {
-  password = %q
+  password = %[7]q
   roles    = ["manager"]
+}
+role "bi_service" {
+  statements = ["select"]
+}
+user "bi" {
+  password = %[7]q
+  roles    = ["bi_service"]
+  act_for  = ["role:manager"]
 }
 `, cluster.Addr(), su, dirURL, ldaptest.PeopleDN, ldaptest.ReaderDN, ldaptest.GroupDN("managers"), v.String())
 }
 
+// NOTE: dana and bi share one verifier (%[7]q).
 func TestExplainDirectoryPerson(t *testing.T) {
 	pgtest.Require(t, cluster)
 	if err := cluster.Exec(context.Background(), "postgres",
-		"DROP TABLE IF EXISTS team_docs; CREATE TABLE team_docs (id int, team_id int)"); err != nil {
+		"DROP TABLE IF EXISTS team_docs, my_docs; CREATE TABLE team_docs (id int, team_id int); CREATE TABLE my_docs (id int, owner text)"); err != nil {
 		t.Fatal(err)
 	}
 	dir := ldaptest.Start(t, map[string]string{"erik": "erik-pw", "olga": "olga-pw"}, map[string][]string{"managers": {"erik"}, "others": {"olga"}})
@@ -75,6 +92,12 @@ func TestExplainDirectoryPerson(t *testing.T) {
 			if code != 0 || !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
 				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
 			}
+		}
+	})
+	t.Run("a directory person's own rows are hers by her login", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "erik", "SELECT id FROM my_docs")
+		if code != 0 || !strings.Contains(out, "owner OPERATOR(pg_catalog.=) 'erik'") {
+			t.Fatalf("%d\n%s%s", code, out, errOut)
 		}
 	})
 	t.Run("a person whose groups map to no role has no access, and is told which groups she is in", func(t *testing.T) {
@@ -120,6 +143,26 @@ func TestExplainDirectoryPerson(t *testing.T) {
 		code, out, errOut := runCLI("", "explain", "--config", down, "--user", "dana", sql)
 		if code != 0 || strings.Contains(out, "directory") || !strings.Contains(out, "rules applied: managers_read_team_7") {
 			t.Fatalf("%d\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("--as explains what a BI service sees acting for a directory person", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "bi", "--as", "erik", sql)
+		for _, want := range []string{"directory group " + managers + " gives roles: manager", "acting: bi acts for erik",
+			"user: erik (as bi acting for erik)", "rules applied: managers_read_team_7"} {
+			if code != 0 || !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
+				t.Fatalf("%d, missing %q in:\n%s%s", code, want, out, errOut)
+			}
+		}
+	})
+	t.Run("--as refuses a person the service may not act for, as the proxy would", func(t *testing.T) {
+		for _, c := range []struct{ service, target, want string }{
+			{"bi", "olga", "bi may not act for olga"},
+			{"dana", "erik", "dana"},
+		} {
+			code, out, errOut := runCLI("", "explain", "--config", path, "--user", c.service, "--as", c.target, sql)
+			if code != 1 || !strings.Contains(out, c.want) || strings.Contains(out, "rewritten SQL") {
+				t.Fatalf("%s as %s: %d\n%s%s", c.service, c.target, code, out, errOut)
+			}
 		}
 	})
 }

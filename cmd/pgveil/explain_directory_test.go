@@ -82,6 +82,7 @@ func TestExplainDirectoryPerson(t *testing.T) {
 	dir := ldaptest.Start(t, map[string]string{"erik": "erik-pw", "olga": "olga-pw"}, map[string][]string{"managers": {"erik"}, "others": {"olga"}})
 	path := writeConfig(t, explainDirectoryHCL(t, dir.URL))
 	down := writeConfig(t, explainDirectoryHCL(t, ldaptest.DownURL(t)))
+	noBind := writeConfig(t, strings.Replace(explainDirectoryHCL(t, dir.URL), "bind_dn ", "# bind_dn ", 1))
 	managers := ldaptest.GroupDN("managers")
 	const sql = "SELECT id FROM team_docs"
 
@@ -117,6 +118,12 @@ func TestExplainDirectoryPerson(t *testing.T) {
 		code, out, errOut := runCLI("", "explain", "--config", down, "--user", "erik", sql)
 		if code != 1 || !strings.Contains(errOut, "could not look up erik in the directory at ldap://") || strings.Contains(out, "no access") {
 			t.Fatalf("%d\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("without a bind_dn, explain says it did not read the groups and points at --groups", func(t *testing.T) {
+		code, out, _ := runCLI("", "explain", "--config", noBind, "--user", "erik", sql)
+		if code != 1 || !strings.Contains(out, "directory groups: not read") || !strings.Contains(out, "pass --groups") {
+			t.Fatalf("%d\n%s", code, out)
 		}
 	})
 	t.Run("--groups explains without the directory", func(t *testing.T) {

@@ -25,6 +25,11 @@ func (c *Config) CheckTestUser(t *Test, ids *Identities) *hcl.Diagnostic {
 	if _, ok := ids.users[t.User]; ok {
 		return nil
 	}
+	// NOTE: a test giving groups runs as a person only the directory may
+	// know, as she logs in.
+	if t.Groups != nil && ids.LogsInThroughDirectory(t.User) {
+		return nil
+	}
 	if _, ok := ids.broken[t.User]; ok {
 		return nil
 	}

@@ -24,6 +24,7 @@ var testSchema = &hcl.BodySchema{
 		{Name: "masked"},
 		{Name: "denied"},
 		{Name: "rule"},
+		{Name: "groups"},
 	},
 }
 
@@ -58,6 +59,14 @@ type Test struct {
 	// Rule is the firewall rule expected to refuse the statement
 	// (Denied true); "" accepts any.
 	Rule string
+	// Groups are the directory groups (DNs) User is in, for a user that
+	// logs in through the ldap block: the test compiles it with the roles
+	// and groups the ldap group blocks map them to, as serve does at its
+	// login (Identities.DirectoryUser). Nil when not given: the user's
+	// roles are its user block's and identity rows' alone.
+	// NOTE: a test never asks the directory: it must not depend on who
+	// is in which group today.
+	Groups []string
 	// DeclRange is where the block starts; UserRange is its user, and
 	// QueryRange its query (DeclRange when either is missing).
 	DeclRange, UserRange, QueryRange hcl.Range
@@ -85,13 +94,23 @@ func (d *decoder) decodeTest(b *hcl.Block) {
 	}
 	t := &Test{Name: name, DeclRange: b.DefRange, UserRange: b.DefRange, QueryRange: b.DefRange}
 	d.cfg.Tests = append(d.cfg.Tests, t)
+	if a := c.Attributes["groups"]; a != nil {
+		dns, _, _ := d.stringList(a, "a directory group's DN")
+		t.Groups = append([]string{}, dns...)
+		if d.cfg.LDAP == nil {
+			d.errorAt(a, "Setting without effect",
+				"groups are the directory groups of a user that logs in through the ldap block: the configuration has no ldap block.")
+		}
+	}
 	if a := c.Attributes["user"]; a != nil {
 		t.UserRange = a.Expr.Range()
 		if login, ok := d.nonEmptyString(a, "user"); ok {
 			t.User = login
 			// NOTE: with identity blocks the login may come from upstream
-			// rows: pgveil test checks it once they are loaded.
-			if !d.identityBlocks && d.cfg.Users[login] == nil {
+			// rows: pgveil test checks it once they are loaded. With
+			// groups, a login no block names is a person only the
+			// directory knows, as at her login.
+			if !d.identityBlocks && d.cfg.Users[login] == nil && (t.Groups == nil || d.cfg.LDAP == nil) {
 				d.unknown(a.Expr.Range(), a, "user", login, sortedKeys(d.cfg.Users),
 					"Define it with a user block (or list users upstream with an identity block).")
 			}

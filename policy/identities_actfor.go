@@ -95,17 +95,35 @@ func (ids *Identities) ActsThroughDirectory(target string) bool {
 	if l == nil || len(l.Groups) == 0 || !l.Directory.CanLookup() {
 		return false
 	}
-	if _, bad := ids.broken[target]; bad {
+	if u, ok := ids.users[target]; ok && u.IsService() {
 		return false
 	}
-	if !ids.knows(target) {
-		return !ids.folded[looseLogin(target)]
-	}
-	u, ok := ids.users[target]
-	if !ok || u.IsService() {
+	return ids.LogsInThroughDirectory(target)
+}
+
+// LogsInThroughDirectory reports whether login authenticates through
+// the ldap block, as DirectoryUser takes it: a user block with auth =
+// "ldap", identity rows without a password, or a login pgveil does not
+// know otherwise (and not spelled like a known one). Its roles are then
+// those DirectoryUser gives it with the groups the directory holds.
+//
+// NOTE: services too (a BI service may log in through the directory);
+// ActsThroughDirectory is about the people a service acts for.
+func (ids *Identities) LogsInThroughDirectory(login string) bool {
+	if ids.cfg.LDAP == nil {
 		return false
 	}
-	_, block := ids.cfg.Users[target]
+	if _, bad := ids.broken[login]; bad {
+		return false
+	}
+	if !ids.knows(login) {
+		return !ids.folded[looseLogin(login)]
+	}
+	u, ok := ids.users[login]
+	if !ok {
+		return false
+	}
+	_, block := ids.cfg.Users[login]
 	return u.Method() == AuthLDAP || (!block && !u.HasPassword())
 }
 

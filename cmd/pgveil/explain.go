@@ -26,8 +26,35 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file or directory of *.hcl files (required)")
 	user := fs.String("user", "", "the login to explain the statement for (required)")
+	as := fs.String("as", "", "explain what the BI service --user sees acting for this `LOGIN` (act_for)")
+	// NOTE: nil unless --groups or --group is given: then the directory
+	// is not asked (offline, CI), even for no group (--groups "").
+	var groupDNs []string
+	addGroups := func(v string, sep bool) error {
+		if groupDNs == nil {
+			groupDNs = []string{}
+		}
+		parts := []string{v}
+		if sep {
+			parts = strings.Split(v, ";")
+		}
+		for _, dn := range parts {
+			if dn = strings.TrimSpace(dn); dn != "" {
+				groupDNs = append(groupDNs, dn)
+			}
+		}
+		return nil
+	}
+	fs.Func("groups", "the directory groups, `DN;DN…`, of a login that logs in through the ldap block, instead of looking them up (\"\" for none)",
+		func(v string) error { return addGroups(v, true) })
+	fs.Func("group", "one directory group `DN` of the login, as --groups (repeatable)",
+		func(v string) error { return addGroups(v, false) })
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgveil explain --config FILE --user LOGIN \"SQL\"")
+		fmt.Fprintln(stderr, "usage: pgveil explain --config FILE --user LOGIN [--as LOGIN] [--groups DN;DN… | --group DN…] \"SQL\"")
+		fmt.Fprintln(stderr, "A login that logs in through the ldap block gets the roles its directory groups give, as with serve:")
+		fmt.Fprintln(stderr, "explain looks it up as bind_dn (ldap block with base_dn and bind_dn), or takes --groups/--group.")
+		fmt.Fprintln(stderr, "With --as, the statement is explained for that login as the service --user acting for it sees it;")
+		fmt.Fprintln(stderr, "--groups are then that login's.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -50,18 +77,65 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
 		return 1
 	}
-	up, err := cfg.Compile(*user, enf.Identities)
+	// NOTE: who is the login whose policy rewrites the statement: the
+	// person the service acts for, with --as. login is the engine's name
+	// of that policy: a person of the directory's is compiled with her
+	// groups, as serve compiles her.
+	who, service := *user, ""
+	if *as != "" {
+		who, service = *as, *user
+	}
+	login := who
+	var up rewrite.Policy
+	dir, err := explainDirectory(ctx, cfg, enf.Identities, who, service, groupDNs)
+	var refusedAct *actRefused
+	switch {
+	case errors.As(err, &refusedAct):
+		fmt.Fprintf(stdout, "%v\n", refusedAct.err)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "pgveil explain: %v\n", err)
+		return 1
+	}
+	if dir != nil {
+		dir.write(stdout, cfg)
+	}
+	if service != "" {
+		// NOTE: as the proxy checks a switch (and each statement after
+		// it): her directory groups when it reads them, else her user.
+		if dir != nil && dir.groups != nil {
+			err = enf.Identities.MayActForDirectory(service, who, dir.groups)
+		} else {
+			err = enf.Identities.MayActFor(service, who)
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "%v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "acting: %s acts for %s (act_for); its statements are rewritten with %s's policy\n", service, who, who)
+	}
+	switch {
+	case dir != nil && dir.groups != nil:
+		login = enf.DirectoryLogin(who, dir.groups)
+		if u, ok := enf.Identities.DirectoryUser(who, dir.groups); ok {
+			up, err = cfg.CompileUser(u, enf.Identities)
+		} else {
+			err = fmt.Errorf("%w: the directory's groups give this login no role", policy.ErrNoAccess)
+		}
+	default:
+		up, err = cfg.Compile(who, enf.Identities)
+	}
 	if err != nil {
 		// NOTE: Compile's errors wrap ErrNoAccess, whose text opens them.
 		if errors.Is(err, policy.ErrNoAccess) {
-			fmt.Fprintf(stdout, "user %s: %v", *user, err)
+			fmt.Fprintf(stdout, "user %s: %v", who, err)
 		} else {
-			fmt.Fprintf(stdout, "user %s: no access: %v", *user, err)
+			fmt.Fprintf(stdout, "user %s: no access: %v", who, err)
 		}
 		// NOTE: a DBA's typo of a login (the CLI only: a client failing
 		// authentication is never told of other logins).
-		if logins := enf.Identities.Logins(); !slices.Contains(logins, *user) {
-			if s := policy.Suggest(*user, logins); s != "" && s != *user {
+		if logins := enf.Identities.Logins(); dir == nil && !slices.Contains(logins, who) {
+			if s := policy.Suggest(who, logins); s != "" && s != who {
 				fmt.Fprintf(stdout, " (did you mean %q?)", s)
 			}
 		}
@@ -72,7 +146,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	// is the one pgveil forwards (and audits) the first time it sees the
 	// statement, spliced where the engine splices.
 	sql := fs.Arg(0)
-	res, err := enf.Engine.Rewrite(ctx, *user, 'Q', sql)
+	res, err := enf.Engine.Rewrite(ctx, login, 'Q', sql)
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):
@@ -82,7 +156,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "REFUSED: %s\n", printableText(err.Error()))
 		return 0
 	}
-	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, *user, strings.Join(res.Kinds, ", "))
+	shown := who
+	if service != "" {
+		shown += " (as " + service + " acting for " + who + ")"
+	}
+	fmt.Fprintf(stdout, "policy version: %s\nuser: %s\nstatements: %s\n", enf.Version, shown, strings.Join(res.Kinds, ", "))
 	fmt.Fprintf(stdout, "governed tables: %s\nrules applied: %s\nmasked columns: %s\n",
 		listOrNone(res.Tables), listOrNone(res.Rules), listOrNone(res.Masked))
 	// NOTE: a hash mask of an integer or uuid key reads as its
@@ -96,19 +174,19 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	// matched nothing from no rule at all: say which tables the user may
 	// read no row of, whatever the data, and whether a rule applies.
 	if len(ungranted) > 0 {
-		fmt.Fprintf(stdout, "no row of: %s (no rule grants %s rows of them)\n", strings.Join(ungranted, ", "), *user)
+		fmt.Fprintf(stdout, "no row of: %s (no rule grants %s rows of them)\n", strings.Join(ungranted, ", "), who)
 	}
 	for _, e := range emptied {
 		fmt.Fprintf(stdout, "no row of: %s (%s %s %s, but %s %s no row whatever the data: a scope or where reading an attribute %s lacks, "+
 			"such as a team or groups, a column the table lacks, or the roles' ceilings)\n",
 			e.table, oneOrMany(len(e.rules), "rule", "rules"), strings.Join(e.rules, ", "),
-			oneOrMany(len(e.rules), "applies", "apply"), oneOrMany(len(e.rules), "grants", "grant"), *user, *user)
+			oneOrMany(len(e.rules), "applies", "apply"), oneOrMany(len(e.rules), "grants", "grant"), who, who)
 	}
 	if res.Rewritten {
 		fmt.Fprintf(stdout, "rewritten SQL:\n  %s\n", printableSQL(res.SQL))
 		// A statement of a shape seen before is served from the shape's
 		// template, which may read a governed table directly.
-		if warm, err := enf.Engine.Warm(*user, 'Q', sql); err == nil && warm != nil {
+		if warm, err := enf.Engine.Warm(login, 'Q', sql); err == nil && warm != nil {
 			fmt.Fprintf(stdout, "rewritten SQL, once a statement of this shape was seen before (reads directly):\n  %s\n", printableSQL(warm.SQL))
 		}
 	} else {

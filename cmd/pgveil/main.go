@@ -19,8 +19,10 @@ Usage:
                  --upstream also checks it against the live database
   pgveil test    --config FILE [--upstream] [--run REGEXP]
                  run the configuration's test blocks; exit 1 if one fails
-  pgveil explain --config FILE --user LOGIN "SQL"
-                 show the statement pgveil forwards for a user, or why it refuses it
+  pgveil explain --config FILE --user LOGIN [--as LOGIN] [--groups DN;DN… | --group DN…] "SQL"
+                 show the statement pgveil forwards for a user (or a BI service acting
+                 for --as), or why it refuses it; a directory login gets its groups'
+                 roles (looked up, or --groups)
   pgveil mask-keys --config FILE
                  print the SQL installing the hash masks' secret keys upstream,
                  for the database owner to run

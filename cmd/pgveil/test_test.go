@@ -156,6 +156,16 @@ func TestTestBlockMistakes(t *testing.T) {
 			want: []string{"PATH:2:12: error: Unknown user", `Did you mean "ann"?`},
 		},
 		{
+			name: "groups without an ldap block are an error",
+			block: `test "t" {
+  user   = "ann"
+  groups = ["cn=auditors,dc=example,dc=org"]
+  query  = "SELECT 1"
+  denied = true
+}`,
+			want: []string{"PATH:3:12: error: Setting without effect", "the configuration has no ldap block"},
+		},
+		{
 			name:  "a test without expectation is an error",
 			block: "test \"t\" {\n  user  = \"ann\"\n  query = \"SELECT 1\"\n}",
 			want:  []string{"PATH:1:1: error: Test without expectation"},

@@ -146,7 +146,10 @@ func (env *Env) offline() bool { return env.conn == nil }
 // Run runs one test block.
 func (env *Env) Run(ctx context.Context, t *policy.Test) (out Outcome) {
 	cfg := env.cfg
-	if env.offline() {
+	// NOTE: a login no block names logs in through the directory with
+	// groups; offline, identity rows may still name it (with a password).
+	directoryOnly := t.Groups != nil && len(cfg.IdentitySources) == 0 && env.ids.LogsInThroughDirectory(t.User)
+	if env.offline() && !directoryOnly {
 		if cfg.Users[t.User] == nil {
 			hint := ""
 			if login := policy.Suggest(t.User, slices.Sorted(maps.Keys(cfg.Users))); login != "" {
@@ -157,14 +160,19 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) (out Outcome) {
 		if !cfg.RolesFromFiles(t.User) {
 			return skip("the roles of %s come from identity rows (needs --upstream)", t.User)
 		}
-	} else if d := cfg.CheckTestUser(t, env.ids); d != nil {
-		return fail("%s", d.Detail)
+	} else if !env.offline() {
+		if d := cfg.CheckTestUser(t, env.ids); d != nil {
+			return fail("%s", d.Detail)
+		}
+	}
+	if t.Groups != nil && !env.ids.LogsInThroughDirectory(t.User) {
+		return fail("groups: %s does not log in through the directory (its user block or identity rows give it a password or another authentication), so directory groups give it nothing", t.User)
 	}
 
 	// What pgveil does with the statement, as the engine decides it.
 	var res *rewrite.Result
 	var refused *rewrite.Refused
-	pol, err := cfg.Compile(t.User, env.ids)
+	pol, err := env.compile(t)
 	if err != nil {
 		refused = &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "no_policy", Message: err.Error()}
 	} else {
@@ -235,6 +243,20 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) (out Outcome) {
 		return pass("")
 	}
 	return env.execute(ctx, t, res)
+}
+
+// compile compiles the policy of t's user: with t's directory groups,
+// as serve compiles a person the directory authenticated, when t gives
+// them.
+func (env *Env) compile(t *policy.Test) (rewrite.Policy, error) {
+	if t.Groups == nil {
+		return env.cfg.Compile(t.User, env.ids)
+	}
+	u, ok := env.ids.DirectoryUser(t.User, t.Groups)
+	if !ok {
+		return nil, fmt.Errorf("%w: its directory groups give %s no role", policy.ErrNoAccess, t.User)
+	}
+	return env.cfg.CompileUser(u, env.ids)
 }
 
 // execute runs the rewritten statement upstream as the service account,

@@ -128,6 +128,18 @@ upstream {
 	return cfg, cfg.Tests
 }
 
+// testLDAP is an ldap block mapping the directory group auditors to
+// the role auditor; tests never ask the directory.
+const testLDAP = `
+ldap {
+  url                 = "ldap://127.0.0.1:1"
+  base_dn             = "ou=people,dc=example,dc=org"
+  member_of_attribute = "memberOf"
+  allow_cleartext     = true
+  group "cn=auditors,ou=groups,dc=example,dc=org" { roles = ["auditor"] }
+}
+`
+
 // online returns the environment of pgveil test --upstream for cfg: the
 // identities and catalog loaded over a connection as svc.
 func online(t *testing.T, ctx context.Context, cfg *policy.Config) (*policytest.Env, *pgconn.PgConn) {
@@ -336,6 +348,53 @@ func TestRun(t *testing.T) {
   rows  = [[2]]
 }`,
 			online: "FAIL t: pgveil test runs only SELECT statements upstream, and this one is select, transaction, select",
+		},
+		{
+			name: "a person only the directory knows gets the roles of the groups the test gives",
+			block: testLDAP + `test "t" {
+  user   = "erik"
+  groups = ["cn=Auditors,ou=groups,dc=example,dc=org"]
+  query  = "SELECT email FROM tickets"
+  masked = []
+}`,
+			online:  "PASS t",
+			offline: "PASS t",
+		},
+		{
+			name: "a user block with auth = ldap gets its groups' roles besides its own",
+			block: testLDAP + `user "carl" {
+  auth = "ldap"
+}
+test "t" {
+  user      = "carl"
+  groups    = ["cn=auditors,ou=groups,dc=example,dc=org", "cn=elsewhere,dc=example,dc=org"]
+  query     = "SELECT * FROM tickets"
+  row_count = 3
+}`,
+			online: "PASS t",
+		},
+		{
+			name: "groups no group block maps give no access",
+			block: testLDAP + `test "t" {
+  user   = "erik"
+  groups = ["cn=elsewhere,dc=example,dc=org"]
+  query  = "SELECT 1"
+  denied = true
+  rule   = "no_policy"
+}`,
+			online:  "PASS t",
+			offline: "PASS t",
+		},
+		{
+			name: "groups for a login with a password fail the test",
+			block: testLDAP + `test "t" {
+  user   = "ann"
+  groups = ["cn=auditors,ou=groups,dc=example,dc=org"]
+  query  = "SELECT 1"
+  denied = true
+}`,
+			online:  "FAIL t: groups: ann does not log in through the directory",
+			offline: "FAIL t: groups: ann does not log in through the directory",
 		},
 		{
 			name: "a sequence function is refused before it reaches the upstream",

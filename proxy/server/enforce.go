@@ -62,6 +62,13 @@ func (e *Enforcement) directoryLogin(login string, groupDNs []string) string {
 	return name
 }
 
+// DirectoryLogin is directoryLogin for pgveil explain: the name under
+// which Engine rewrites the statements of login, a person the directory
+// authenticated with groupDNs, as serve's sessions of her are rewritten.
+func (e *Enforcement) DirectoryLogin(login string, groupDNs []string) string {
+	return e.directoryLogin(login, groupDNs)
+}
+
 // compiled is a cached Compile outcome.
 type compiled struct {
 	p   rewrite.Policy

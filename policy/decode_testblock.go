@@ -329,11 +329,13 @@ func (d *decoder) maskedColumn(rng hcl.Range, a *hcl.Attribute, s string) bool {
 // whose user has no role in the files: pgveil refuses every statement of
 // such a login (no_policy), so the test passes whatever the policy says
 // about the statement. Not when identity rows may give its roles
-// (RolesFromFiles false); a user block without roles that only LDAP
-// groups fill is warned of, pgveil test never reading the directory.
+// (RolesFromFiles false), nor when the test gives the user directory
+// groups (groups), whose group blocks may give roles; a user block
+// without roles that only LDAP groups fill is warned of otherwise,
+// pgveil test never reading the directory.
 func (d *decoder) deniedWithoutRole(t *Test, a *hcl.Attribute) {
 	u := d.cfg.Users[t.User]
-	if u == nil || len(u.Roles) > 0 || !d.cfg.RolesFromFiles(t.User) {
+	if u == nil || len(u.Roles) > 0 || len(t.Groups) > 0 || !d.cfg.RolesFromFiles(t.User) {
 		return
 	}
 	d.diags = append(d.diags, &hcl.Diagnostic{

@@ -319,6 +319,20 @@ upstream {
 }
 `
 
+// directoryTail is an ldap block whose one group gives the role
+// clerk, and a user block of a person who logs in through it.
+const directoryTail = `
+ldap {
+  url             = "ldap://127.0.0.1:1"
+  base_dn         = "dc=example,dc=org"
+  allow_cleartext = true
+  group "cn=analysts,dc=example,dc=org" { roles = ["clerk"] }
+}
+user "dir" {
+  auth = "ldap"
+}
+`
+
 func TestTestBlockDeniedWithoutRole(t *testing.T) {
 	t.Setenv("PGVEIL_TEST_SVC_PW", "x")
 	const nobody = "\nuser \"nobody\" {\n  password = \"VERIFIER\"\n}\n"
@@ -329,9 +343,10 @@ func TestTestBlockDeniedWithoutRole(t *testing.T) {
 		{"a denied test of a user with no role, without rule, is warned of at denied", "test \"t\" {\n  user   = \"nobody\"\n  query  = \"SELECT 1\"\n  denied = true\n}", true},
 		{"one naming its rule is not", "test \"t\" {\n  user   = \"nobody\"\n  query  = \"SELECT 1\"\n  denied = true\n  rule   = \"no_policy\"\n}", false},
 		{"one of a user with a role is not", "test \"t\" {\n  user   = \"ann\"\n  query  = \"SELECT 1\"\n  denied = true\n}", false},
+		{"one giving the user directory groups is not: their group blocks may give roles", "test \"t\" {\n  user   = \"dir\"\n  query  = \"SELECT 1\"\n  denied = true\n  groups = [\"cn=analysts,dc=example,dc=org\"]\n}", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := writeConfig(t, c.block+strings.ReplaceAll(nobody, "VERIFIER", verifier)+testPolicyTail)
+			path := writeConfig(t, c.block+strings.ReplaceAll(nobody, "VERIFIER", verifier)+testPolicyTail+directoryTail)
 			code, out, errOut := runCLI("", "check", "--config", path)
 			flat := strings.Join(strings.Fields(errOut), " ")
 			want := path + ":4:12: warning: Test passes for any statement"

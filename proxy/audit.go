@@ -81,6 +81,11 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Fingerprint = info.Result.Fingerprint
 	}
 	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
+	if r.ActingFor != "" {
+		// NOTE: the roles of the statement's own rewrite, not the
+		// session's now: a switch or a reload since does not relabel it.
+		r.ActingRoles = info.Roles
+	}
 	// NOTE: an execution kept for its batch's ReadyForQuery ended
 	// before it (statement.Tracker.finished): its record says when.
 	end := x.End

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,7 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 		}
 		return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
 	}
+	st.Roles = e.loginRoles(login)
 	if st.Source == proxy.SourceParse {
 		return e.Engine.RewriteParse(ctx, login, st.Text, st.ParamOIDs)
 	}
@@ -80,8 +82,27 @@ func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*re
 	}
 	if ok {
 		st.PolicyVersion = version
+		st.Roles = e.loginRoles(login)
 	}
 	return res, ok, err
+}
+
+// loginRoles returns the roles of login, a name rewriteLogin returned,
+// as the policy that rewrites its statements gives them (for the audit
+// trail): a configured user's, or a directory login's as the mapping
+// made them from her groups; nil for one that has none.
+// NOTE: the returned slice is the identities' own: never modified.
+func (e *Enforcement) loginRoles(login string) []string {
+	if strings.HasPrefix(login, directoryPrefix) {
+		if u, ok := e.directory.Load(login); ok {
+			return u.(*policy.User).Roles
+		}
+		return nil
+	}
+	if u, ok := e.Identities.User(login); ok {
+		return u.Roles
+	}
+	return nil
 }
 
 // rewriteLogin returns the login whose policy rewrites the statements of

@@ -24,7 +24,8 @@ import (
 // directory groups gave them to that statement's rewrite) next to the
 // service's own (roles); a switch pipelined after it or a reload does
 // not relabel it; a statement refused because the service may no longer
-// act for her has its kind and the tables it names.
+// act for her has its kind and the tables it names; the Execute of one
+// refused at its Parse is told from the Parse.
 func TestAuditActingRoles(t *testing.T) {
 	onEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
@@ -97,11 +98,24 @@ func TestAuditActingRoles(t *testing.T) {
 		waitSessions(t, p, 0)
 
 		recs := map[string]*audit.Entry{}
+		var deletes []*audit.Entry
 		for _, e := range readAudit(t, alog, path) {
 			if e.Event == audit.EventStatement {
 				recs[e.SQL] = e
+				if strings.HasPrefix(e.SQL, "DELETE FROM responses WHERE 'kim removed'") {
+					deletes = append(deletes, e)
+				}
 			}
 		}
+		t.Run("the Execute of a statement refused at its Parse says so, the Parse's record does not", func(t *testing.T) {
+			if len(deletes) != 2 || strings.HasPrefix(deletes[0].Message, proxy.ExecuteOfRefusedParse) ||
+				!strings.HasPrefix(deletes[1].Message, proxy.ExecuteOfRefusedParse) || deletes[1].Kind != "delete" {
+				for _, e := range deletes {
+					t.Logf("%s %s %q", e.Decision, e.Kind, e.Message)
+				}
+				t.Errorf("%d records of the refused DELETE, want the Parse's then the Execute's", len(deletes))
+			}
+		})
 		of := func(t *testing.T, marker string) *audit.Entry {
 			t.Helper()
 			for sql, e := range recs {

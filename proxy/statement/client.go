@@ -462,7 +462,9 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 		}
 	}
 	if t.audit {
-		t.pending = append(t.pending, &Execution{Info: info, Params: p.params, Start: time.Now(), batch: p.batch})
+		x := &Execution{Info: info, Params: p.params, Start: time.Now(), batch: p.batch}
+		x.OfRefusedParse = p.Bound && info.Refusal != nil
+		t.pending = append(t.pending, x)
 	}
 }
 

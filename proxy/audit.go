@@ -71,6 +71,12 @@ func (ss *session) auditUnavailable(res *rewrite.Result) *Refusal {
 	return nil
 }
 
+// ExecuteOfRefusedParse starts the message of the record of an Execute
+// of a statement refused at its Parse: the refusal is the Parse's, whose
+// record comes first; this one is not a refusal of its own, and an
+// auditor counting denials leaves it out.
+const ExecuteOfRefusedParse = "Execute of a statement refused at its Parse (not run, not a second refusal): "
+
 // finish writes the audit record of a finished execution.
 func (ss *session) finish(x *statement.Execution, note string) {
 	info := x.Info
@@ -81,6 +87,11 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Fingerprint = info.Result.Fingerprint
 	}
 	r.PolicyVersion, r.ActingFor = splitVersion(info.Version)
+	if r.ActingFor != "" {
+		// NOTE: the roles of the statement's own rewrite, not the
+		// session's now: a switch or a reload since does not relabel it.
+		r.ActingRoles = info.Roles
+	}
 	// NOTE: an execution kept for its batch's ReadyForQuery ended
 	// before it (statement.Tracker.finished): its record says when.
 	end := x.End
@@ -106,6 +117,9 @@ func (ss *session) finish(x *statement.Execution, note string) {
 		r.Reason = refusal.Rule
 		r.SQLState = refusal.Code
 		r.Message = refusal.Message
+		if x.OfRefusedParse && refusal == info.Refusal {
+			r.Message = ExecuteOfRefusedParse + refusal.Message
+		}
 		r.Tables = refusal.Tables
 		ss.srv.audit.Write(r)
 		return

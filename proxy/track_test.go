@@ -75,6 +75,9 @@ func (a *seqAudit) Write(r *audit.Record) {
 	if r.Reason != "" {
 		s += " " + r.Reason
 	}
+	if strings.HasPrefix(r.Message, ExecuteOfRefusedParse) {
+		s += " (its Execute)"
+	}
 	a.recs = append(a.recs, s+": "+r.SQL)
 }
 
@@ -463,8 +466,9 @@ func TestTrackerSequences(t *testing.T) {
 					up: "P(s1:marker) B(p,s1) E(p) S", down: "E(42501) Z"},
 			},
 			// The Execute of the refused statement's portal is audited
-			// with the statement's refusal.
-			audit: []string{"denied statement_kind: SELECT deny", "denied statement_kind: SELECT deny"},
+			// with the statement's refusal, its message saying it is the
+			// Execute of the statement refused at its Parse.
+			audit: []string{"denied statement_kind: SELECT deny", "denied statement_kind (its Execute): SELECT deny"},
 		},
 		{
 			name: "a failed Parse of a taken name keeps the earlier statement, prepared again after a reload",

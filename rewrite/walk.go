@@ -383,7 +383,13 @@ func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
 				// the write refused; a name that does not resolve is
 				// left out, the refusal stays this one.
 				_, _ = w.resolve(modifiedRelation(cte.Ctequery))
-				w.err = deny("statement_kind", "%s in WITH (%s) is not supported: run it as a statement of its own", kind, cte.Ctename)
+				r := deny("statement_kind", "%s in WITH (%s) is not supported: run it as a statement of its own", kind, cte.Ctename)
+				// NOTE: the write's kind, not its statement's (select):
+				// the audit trail's --kind delete finds the write refused.
+				// No data-modifying WITH is ever allowed, so no allowed
+				// statement's kind says otherwise.
+				r.Kind = strings.ToLower(kind)
+				w.err = r
 				return
 			}
 			w.visitChildren(cte, nil)

@@ -74,6 +74,34 @@ func TestWriteInWithRefusalNamesItsTable(t *testing.T) {
 	})
 }
 
+// TestWriteInWithRefusalHasTheWritesKind: the refusal of a
+// data-modifying WITH has the write's kind, not its statement's, so that
+// the audit trail's kind (pgveil audit search --kind delete) finds the
+// write refused. No data-modifying WITH is ever allowed: no allowed
+// statement's kind says otherwise.
+func TestWriteInWithRefusalHasTheWritesKind(t *testing.T) {
+	env := demoEnvironment(t)
+	p := everyKind{env.policy(t, "hq")}
+	for sql, want := range map[string]string{
+		"WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d":         "delete",
+		"WITH u AS (UPDATE responses SET nps = 1 WHERE id = 1 RETURNING id) SELECT * FROM u":  "update",
+		"WITH i AS (INSERT INTO countries VALUES ('ZZ', 'Zed') RETURNING code) SELECT 1":      "insert",
+		"INSERT INTO countries WITH d AS (DELETE FROM countries RETURNING *) SELECT * FROM d": "delete",
+		"WITH d AS (DELETE FROM nosuch RETURNING 1) SELECT * FROM d":                          "delete",
+	} {
+		t.Run("kind "+want+" for "+sql, func(t *testing.T) {
+			_, err := rewrite.Rewrite(sql, env.cat, p)
+			var r *rewrite.Refused
+			if !errors.As(err, &r) || r.Rule != "statement_kind" {
+				t.Fatalf("got %v, want the statement_kind refusal", err)
+			}
+			if r.Kind != want {
+				t.Errorf("kind %q, want %q", r.Kind, want)
+			}
+		})
+	}
+}
+
 // noExport is a policy that refuses COPY TO.
 type noExport struct{ rewrite.Policy }
 

@@ -27,6 +27,7 @@ func appendSigned(b []byte, e *Entry) []byte {
 	b = appendStringField(b, "acting_for", e.ActingFor)
 	b = appendStringField(b, "acting_for_before", e.ActingForBefore)
 	b = appendListField(b, "roles", e.Roles)
+	b = appendListField(b, "acting_roles", e.ActingRoles)
 	b = appendStringField(b, "client", e.Client)
 	b = appendStringField(b, "application_name", e.ApplicationName)
 	b = appendStringField(b, "database", e.Database)

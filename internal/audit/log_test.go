@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,25 @@ func TestLineFormat(t *testing.T) {
 		}
 		e, err := ParseLine(out.Bytes())
 		if err != nil || e.User != "metabase" || e.ActingFor != "marie" {
+			t.Fatalf("parsed %+v, %v", e, err)
+		}
+	})
+	t.Run("acting_roles follow roles and parse back", func(t *testing.T) {
+		var out bytes.Buffer
+		l, err := Open(Options{File: "-", Stdout: &out, Key: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Write(&Record{Time: time.Unix(0, 0), Event: EventStatement, User: "superset", ActingFor: "anna",
+			Roles: []string{"bi_service"}, ActingRoles: []string{"analyst", "pii"}, SQL: "SELECT 1"})
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), `"roles":["bi_service"],"acting_roles":["analyst","pii"],"sql"`) {
+			t.Fatalf("line %s", out.String())
+		}
+		e, err := ParseLine(out.Bytes())
+		if err != nil || !slices.Equal(e.ActingRoles, []string{"analyst", "pii"}) || !slices.Equal(e.Roles, []string{"bi_service"}) {
 			t.Fatalf("parsed %+v, %v", e, err)
 		}
 	})

@@ -26,6 +26,7 @@ type wireEntry struct {
 	ActingFor        string      `json:"acting_for"`
 	ActingForBefore  string      `json:"acting_for_before"`
 	Roles            []string    `json:"roles"`
+	ActingRoles      []string    `json:"acting_roles"`
 	Client           string      `json:"client"`
 	ApplicationName  string      `json:"application_name"`
 	Database         string      `json:"database"`
@@ -77,6 +78,7 @@ func ParseLine(line []byte) (*Entry, error) {
 			ActingFor:        w.ActingFor,
 			ActingForBefore:  w.ActingForBefore,
 			Roles:            w.Roles,
+			ActingRoles:      w.ActingRoles,
 			Client:           w.Client,
 			ApplicationName:  w.ApplicationName,
 			Database:         w.Database,

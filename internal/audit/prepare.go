@@ -456,7 +456,7 @@ func recordSize(r *Record) int64 {
 		len(r.ApplicationName) + len(r.Database) + len(r.Kind) + len(r.SQL) + len(r.Params) + len(r.Fingerprint) +
 		len(r.Rewritten) + len(r.Decision) + len(r.Reason) + len(r.SQLState) + len(r.Message) +
 		len(r.UpstreamError) + len(r.PolicyVersion) + len(r.OldPolicyVersion) + len(r.rewrittenSHA256)
-	for _, list := range [][]string{r.Roles, r.Tables, r.Rules, r.Columns, r.Masked} {
+	for _, list := range [][]string{r.Roles, r.ActingRoles, r.Tables, r.Rules, r.Columns, r.Masked} {
 		for _, v := range list {
 			n += len(v) + 16
 		}

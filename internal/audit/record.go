@@ -65,8 +65,18 @@ type Record struct {
 	// ActingFor, both ends of the change, so that a search for either
 	// user finds it.
 	ActingForBefore string
-	// Roles are the user's roles.
+	// Roles are the roles of User, the session's login (for a BI
+	// service acting for someone, the service's).
 	Roles []string
+	// ActingRoles are, for a statement run for ActingFor, the roles of
+	// that end user under which its rewrite was decided (written as
+	// "acting_roles"): those of the statement's own policy version and
+	// directory groups, not the session's state when the record is
+	// written. What the statement could read follows them, not Roles.
+	// NOTE: left out when the session acts as its login, and in trails
+	// written before it existed; an act_for refusal has none (no
+	// policy of the end user decided).
+	ActingRoles []string
 	// Client is the client's address.
 	Client string
 	// ApplicationName is the client's application_name.

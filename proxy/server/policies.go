@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,12 +54,34 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 		if rerr == nil && res.Act != nil {
 			return res, nil
 		}
-		return nil, proxy.ActRefusal(err.Error() + "; RESET ROLE to act as " + s.Service)
+		return nil, actRefusal(err.Error()+"; RESET ROLE to act as "+s.Service, res, rerr)
 	}
+	st.Roles = e.loginRoles(login)
 	if st.Source == proxy.SourceParse {
 		return e.Engine.RewriteParse(ctx, login, st.Text, st.ParamOIDs)
 	}
 	return e.Engine.Rewrite(ctx, login, byte(st.Source), st.Text)
+}
+
+// actRefusal is the act_for refusal, for why, of a statement the
+// service's own policy checked into res or refused with rerr: with the
+// statement's kind and the relations it names, as the rewriter's
+// refusals have them, so that the audit trail's search by kind or table
+// finds it.
+// NOTE: only what the text names; nothing of what the end user's
+// policy would have shown, which no policy decided.
+func actRefusal(why string, res *rewrite.Result, rerr error) *proxy.Refusal {
+	r := proxy.ActRefusal(why)
+	var other *proxy.Refusal
+	switch {
+	case res != nil:
+		r.Kind = strings.Join(res.Kinds, ",")
+		r.Tables = res.Tables
+		r.Fingerprint = res.Fingerprint
+	case errors.As(rerr, &other):
+		r.Kind, r.Tables, r.Fingerprint = other.Kind, other.Tables, other.Fingerprint
+	}
+	return r
 }
 
 // RewriteCached is Rewrite answered from the engine's caches alone; it
@@ -80,8 +104,27 @@ func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*re
 	}
 	if ok {
 		st.PolicyVersion = version
+		st.Roles = e.loginRoles(login)
 	}
 	return res, ok, err
+}
+
+// loginRoles returns the roles of login, a name rewriteLogin returned,
+// as the policy that rewrites its statements gives them (for the audit
+// trail): a configured user's, or a directory login's as the mapping
+// made them from her groups; nil for one that has none.
+// NOTE: the returned slice is the identities' own: never modified.
+func (e *Enforcement) loginRoles(login string) []string {
+	if strings.HasPrefix(login, directoryPrefix) {
+		if u, ok := e.directory.Load(login); ok {
+			return u.(*policy.User).Roles
+		}
+		return nil
+	}
+	if u, ok := e.Identities.User(login); ok {
+		return u.Roles
+	}
+	return nil
 }
 
 // rewriteLogin returns the login whose policy rewrites the statements of

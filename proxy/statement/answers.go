@@ -563,4 +563,10 @@ type Execution struct {
 	// executes, rendered for the audit trail; "" unless
 	// audit.log_parameters.
 	Params string
+	// OfRefusedParse marks an Execute of a portal bound to a statement
+	// refused at its Parse: its Info's refusal is the Parse's, which
+	// has a record of its own already. The server skips it after the
+	// marker's error; its record says so, so that denials are not
+	// counted twice.
+	OfRefusedParse bool
 }

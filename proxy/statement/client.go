@@ -448,7 +448,7 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 	info := p.Info
 	if r != nil {
 		if t.audit {
-			t.pending = append(t.pending, &Execution{Info: &Info{SQL: info.SQL, Refusal: r, Version: info.Version}, Params: p.params, Start: time.Now(), batch: p.batch})
+			t.pending = append(t.pending, &Execution{Info: &Info{SQL: info.SQL, Refusal: r, Version: info.Version, Roles: info.Roles}, Params: p.params, Start: time.Now(), batch: p.batch})
 		}
 		return
 	}
@@ -457,12 +457,14 @@ func (t *Tracker) OnExecuteDecided(p ExecPlan, r *Refusal) {
 		t.noteObjects(info.Result, info.Version, p.batch, true)
 		if t.audit {
 			if res := t.withObjects(info.Result, p.batch); res != info.Result {
-				info = &Info{SQL: info.SQL, Result: res, Version: info.Version}
+				info = &Info{SQL: info.SQL, Result: res, Version: info.Version, Roles: info.Roles}
 			}
 		}
 	}
 	if t.audit {
-		t.pending = append(t.pending, &Execution{Info: info, Params: p.params, Start: time.Now(), batch: p.batch})
+		x := &Execution{Info: info, Params: p.params, Start: time.Now(), batch: p.batch}
+		x.OfRefusedParse = p.Bound && info.Refusal != nil
+		t.pending = append(t.pending, x)
 	}
 }
 

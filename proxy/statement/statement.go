@@ -28,6 +28,12 @@ type Statement struct {
 	// PolicyVersion is set by the Rewriter: the version of the policy
 	// that decided, for the audit trail.
 	PolicyVersion string
+	// Roles is set by the Rewriter with PolicyVersion: the roles of the
+	// user whose policy decided (the end user a BI service acts for,
+	// with her directory groups of that version), for the audit trail.
+	// NOTE: nil when the Rewriter does not know them; never modified
+	// once set (Info shares it).
+	Roles []string
 	// Replaces is the refusal of Text when pgveil sent a statement of
 	// its own upstream in its place (a refused PREPARE TRANSACTION in a
 	// transaction block, prepared as its rollbackMarker); nil otherwise.

@@ -39,6 +39,10 @@ type Info struct {
 	Replaced *Refusal
 	// version is the policy version that decided.
 	Version string
+	// Roles are the roles of the user whose policy decided, under
+	// Version (Statement.Roles): what the audit trail says were in
+	// force for an end user a BI service acts for.
+	Roles []string
 	// batch is the batch the Parse (or Close) was sent in.
 	batch int64
 	// execs is Tracker.execs when the Parse (or Close) was sent: the
@@ -80,7 +84,7 @@ func (info *Info) ownSummary() summary {
 // NewInfo returns what a decision on st says: res, or refusal, under
 // st's policy version; confirmed, as a Query's text is.
 func NewInfo(st *Statement, res *rewrite.Result, refusal *Refusal) *Info {
-	return &Info{SQL: st.Text, paramOIDs: st.ParamOIDs, Result: res, Refusal: refusal, Replaced: st.Replaces, Version: st.PolicyVersion, confirmed: true}
+	return &Info{SQL: st.Text, paramOIDs: st.ParamOIDs, Result: res, Refusal: refusal, Replaced: st.Replaces, Version: st.PolicyVersion, Roles: st.Roles, confirmed: true}
 }
 
 // Tracker is a session's bookkeeping of prepared statements, portals and

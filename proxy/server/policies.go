@@ -56,7 +56,10 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 		}
 		return nil, actRefusal(err.Error()+"; RESET ROLE to act as "+s.Service, res, rerr)
 	}
-	st.Roles = e.loginRoles(login)
+	if s.Service != "" {
+		// For the audit trail's acting_roles only.
+		st.Roles = e.loginRoles(login)
+	}
 	if st.Source == proxy.SourceParse {
 		return e.Engine.RewriteParse(ctx, login, st.Text, st.ParamOIDs)
 	}
@@ -104,7 +107,9 @@ func (p *Policies) RewriteCached(s *proxy.SessionInfo, st *proxy.Statement) (*re
 	}
 	if ok {
 		st.PolicyVersion = version
-		st.Roles = e.loginRoles(login)
+		if s.Service != "" {
+			st.Roles = e.loginRoles(login)
+		}
 	}
 	return res, ok, err
 }

@@ -204,6 +204,10 @@ type searchFilter struct {
 	// match those fields exactly. rule matches a policy rule that fired,
 	// or the firewall rule behind a denial (its reason).
 	user, session, event, decision, rule string
+	// role matches one of the record's roles or acting_roles exactly:
+	// the login's roles, or those of the end user a BI service acted
+	// for, which decided what the statement read.
+	role string
 	// kind matches one of the record's statement kinds (its kind field,
 	// comma-separated), old and new spellings alike (kindAliases).
 	kind string
@@ -227,6 +231,7 @@ func (f *searchFilter) matches(e *audit.Entry) bool {
 		f.session != "" && e.Session != f.session,
 		f.event != "" && e.Event != f.event,
 		f.decision != "" && e.Decision != f.decision,
+		f.role != "" && !slices.Contains(e.Roles, f.role) && !slices.Contains(e.ActingRoles, f.role),
 		f.kind != "" && !hasKind(e.Kind, f.kind),
 		f.rule != "" && !slices.Contains(e.Rules, f.rule) && !(e.Decision == audit.DecisionDenied && e.Reason == f.rule),
 		f.table != "" && !containsName(e.Tables, f.table),
@@ -306,6 +311,7 @@ func cmdAuditSearch(args []string, now time.Time, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.session, "session", "", "the session id")
 	fs.StringVar(&f.event, "event", "", "the event: statement, connect, auth_failure, disconnect, reload, …")
 	fs.StringVar(&f.decision, "decision", "", "allowed, rewritten or denied")
+	fs.StringVar(&f.role, "role", "", "a role of the login, or of the end user a BI service acted for (acting_roles)")
 	fs.StringVar(&f.kind, "kind", "", "a statement kind: select, insert, update, delete, copy, set, show, fetch, move, prepare, execute, transaction, … (older spellings such as VariableShowStmt too)")
 	fs.StringVar(&f.table, "table", "", "a governed table the statement touched, schema.table (without schema: in any schema)")
 	fs.StringVar(&f.column, "column", "", "a column the statement could read unmasked, schema.table.column (or table.column, column: in any schema or table)")

@@ -18,8 +18,8 @@ func TestAuditSearchFindsTheEndUserBehindAService(t *testing.T) {
 	now := time.Now()
 	for i, r := range []*audit.Record{
 		{User: "metabase", SQL: "SELECT 'as the service'"},
-		{User: "metabase", ActingFor: "marie", SQL: "SELECT 'for marie'"},
-		{User: "marie", SQL: "SELECT 'marie herself'"},
+		{User: "metabase", Roles: []string{"bi_service"}, ActingFor: "marie", ActingRoles: []string{"country_analyst", "pii"}, SQL: "SELECT 'for marie'"},
+		{User: "marie", Roles: []string{"country_analyst"}, SQL: "SELECT 'marie herself'"},
 		{User: "metabase", ActingForBefore: "marie", Event: audit.EventActFor, Reason: "reset role", Message: "no longer for marie"},
 	} {
 		r.Time = now.Add(time.Duration(i) * time.Second)
@@ -32,16 +32,19 @@ func TestAuditSearchFindsTheEndUserBehindAService(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name, user string
-		want       []string
+		name, flag, user string
+		want             []string
 	}{
-		{"--user names the end user a service acted for, or the login, and the end of acting for her", "marie",
+		{"--role names a role of the end user a service acted for (acting_roles)", "--role", "pii", []string{"for marie"}},
+		{"--role names a role of the login too", "--role", "country_analyst", []string{"for marie", "marie herself"}},
+		{"--role names the service's own roles", "--role", "bi_service", []string{"for marie"}},
+		{"--user names the end user a service acted for, or the login, and the end of acting for her", "--user", "marie",
 			[]string{"for marie", "marie herself", `"acting_for_before":"marie"`}},
-		{"--user names the service's login, acting or not", "metabase", []string{"as the service", "for marie", "reset role"}},
+		{"--user names the service's login, acting or not", "--user", "metabase", []string{"as the service", "for marie", "reset role"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := runCLI("", "audit", "search", "--format", "json", "--user", tt.user, path)
+			code, out, errOut := runCLI("", "audit", "search", "--format", "json", tt.flag, tt.user, path)
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if code != 0 || errOut != "" || len(lines) != len(tt.want) {
 				t.Fatalf("%d %q %q", code, out, errOut)

@@ -75,6 +75,8 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 					"no such pair, and %s shows no row. Give the column the key's collation.",
 				rel.QName, f.Column, f.Table, f.Key, rel.QName, rel.QName))
 			continue
+		} else if ck.followCollations(f, rel, parent) {
+			continue
 		} else if !followComparable(*col, *key) {
 			ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column cast", fmt.Sprintf(
 				"PostgreSQL compares %s.%s (%s) and %s.%s (%s) by casting one of them, on hidden rows too, where a cast that fails "+
@@ -83,7 +85,6 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 				rel.QName, f.Column, col.Type, f.Table, f.Key, key.Type, rel.QName))
 			continue
 		}
-		ck.followCollations(f, rel, parent)
 		// NOTE: asked under a foreign key too: PostgreSQL lets one
 		// reference a unique index under another collation than the
 		// key's nondeterministic one, under which the follow compares.
@@ -107,14 +108,15 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 	return true
 }
 
-// followCollations warns when the follows column of rel and the parent's
-// key have different collations, neither the database's default:
-// PostgreSQL cannot choose one for the follow's comparison (a default
-// collation gives way to the other), and fails every statement reading
-// rel's rows with "could not determine which collation to use" (42P22),
-// which EXPLAIN does not show. Nothing when the database cannot say.
-// NOTE: 100 is DEFAULT_COLLATION_OID (regcollation is PostgreSQL 13's).
-func (ck *catalogChecker) followCollations(f *Follows, rel, parent *rewrite.Relation) {
+// followCollations reports as an error, and returns true, when the
+// follows column of rel and the parent's key have different collations,
+// neither the database's default: PostgreSQL cannot choose one for the
+// follow's comparison (a default collation gives way to the other), and
+// would fail a statement reading rel's rows with "could not determine
+// which collation to use" (42P22) when a row of rel, a hidden one too,
+// meets a visible parent row, which EXPLAIN does not show; pgveil follows
+// no such pair (followComparable). False when the database cannot say.
+func (ck *catalogChecker) followCollations(f *Follows, rel, parent *rewrite.Relation) bool {
 	_, rows, err := ck.srv.Query(ck.ctx, `SELECT
   pg_catalog.quote_ident(n1.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c1.collname),
   pg_catalog.quote_ident(n2.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c2.collname)
@@ -131,13 +133,15 @@ WHERE a1.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND a1.attname OPERA
   AND a2.attcollation OPERATOR(pg_catalog.<>) 100`,
 		strconv.FormatUint(uint64(rel.OID), 10), f.Column, strconv.FormatUint(uint64(parent.OID), 10), f.Key)
 	if err != nil || len(rows) != 1 {
-		return
+		return false
 	}
-	ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows column collation", fmt.Sprintf(
-		"PostgreSQL cannot choose between the collations of %s.%s (collation %s) and %s.%s (collation %s) to compare them: "+
-			"every statement reading rows of %s through pgveil fails with \"could not determine which collation to use\". "+
+	ck.report(hcl.DiagError, f.Range.Ptr(), "Follows column collation", fmt.Sprintf(
+		"PostgreSQL cannot choose between the collations of %s.%s (collation %s) and %s.%s (collation %s) to compare them, "+
+			"and fails the comparison (\"could not determine which collation to use\") when a row of %s, a hidden one too, meets a visible "+
+			"row of %s, which would tell that %s holds rows: pgveil follows no such pair, and %s shows no row. "+
 			"Give the column the key's collation (ALTER TABLE %s ALTER COLUMN %s TYPE … COLLATE %s), or the database's default to both.",
-		rel.QName, f.Column, rows[0][0], f.Table, f.Key, rows[0][1], rel.QName, rel.QName, sqlName(f.Column), rows[0][1]))
+		rel.QName, f.Column, rows[0][0], f.Table, f.Key, rows[0][1], rel.QName, f.Table, rel.QName, rel.QName, rel.QName, sqlName(f.Column), rows[0][1]))
+	return true
 }
 
 // uniqueKeySQL says whether a valid unique index of relation $1 (an OID)

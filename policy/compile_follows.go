@@ -86,7 +86,9 @@ func followable(rel *rewrite.Relation) bool {
 // it reads as their base types): the same type, two integer types (a
 // cross-type operator), or text and varchar (the same representation);
 // and under one equality: the same nondeterministic collation, or
-// deterministic ones on both sides (which compare bytes alike).
+// deterministic ones on both sides (which compare bytes alike), one of
+// them the database's default or both the same (PostgreSQL chooses no
+// collation between two others).
 //
 // NOTE: any other pair is compared by casting one side, on every row of
 // that side, before the parent's scope has decided anything (the child's
@@ -100,6 +102,13 @@ func followComparable(column, key rewrite.Column) bool {
 		// collation of either: the child's case-insensitive column
 		// would match 'b-3', a visible key, for 'B-3', a hidden one's
 		// (the key is unique under its own collation only).
+		return false
+	}
+	if column.Collation != "" && key.Collation != "" && column.Collation != key.Collation {
+		// NOTE: PostgreSQL can choose neither, and fails the
+		// comparison (42P22) when a child row, a hidden one too,
+		// meets a visible parent row: the error would tell that the
+		// child holds rows.
 		return false
 	}
 	c, k := followType(column), followType(key)

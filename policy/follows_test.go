@@ -471,3 +471,38 @@ func TestFollowsNoView(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowsNoPairOfTwoCollations: a snapshot whose column and key have
+// two deterministic collations, neither the database's default, scopes the
+// child to no row: PostgreSQL cannot choose one, and fails the comparison
+// (42P22) only when a child row, hidden ones included, meets a visible
+// parent row, which would tell that the child holds rows. A default
+// collation on either side gives way to the other.
+func TestFollowsNoPairOfTwoCollations(t *testing.T) {
+	for _, c := range []struct {
+		name, column, key string
+		follows           bool
+	}{
+		{"\"POSIX\" against \"C\"", "951", "950", false},
+		{"\"C\" on both sides", "950", "950", true},
+		{"the default against \"C\"", "", "950", true},
+		{"\"C\" against the default", "950", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cat, tags := followsCatalog()
+			parent := *cat.Relations[responses.QName]
+			parent.Columns = slices.Clone(parent.Columns)
+			for i := range parent.Columns {
+				if parent.Columns[i].Name == "id" {
+					parent.Columns[i].Collation = c.key
+				}
+			}
+			cat.Relations[responses.QName] = &parent
+			tags.Columns[0].Collation = c.column
+			where := accessSQL(t, tags, compile(t, followsPolicy, "cora").RelationIn(cat, tags))
+			if got := strings.Contains(where, "SELECT responses.id"); got != c.follows {
+				t.Errorf("follows %v, want %v: %s", got, c.follows, where)
+			}
+		})
+	}
+}

@@ -72,7 +72,9 @@ SELECT c.oid, n.nspname, c.relname, c.relkind, a.attname, pg_catalog.format_type
   WHEN b.oid IS NOT NULL THEN pg_catalog.format_type(b.base, b.typmod) END,
   a.atttypid OPERATOR(pg_catalog.=) ANY (SELECT u.oid FROM ungroupable u),
   (SELECT co.oid::pg_catalog.text FROM pg_catalog.pg_collation co
-    WHERE co.oid OPERATOR(pg_catalog.=) a.attcollation AND NOT co.collisdeterministic)
+    WHERE co.oid OPERATOR(pg_catalog.=) a.attcollation AND NOT co.collisdeterministic),
+  CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) 0 AND a.attcollation OPERATOR(pg_catalog.<>) 100
+    THEN a.attcollation::pg_catalog.text END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
@@ -647,7 +649,7 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 			rr.Close()
 			return nil, fmt.Errorf("reading catalog: column %s.%s: bad attnum %q", rel.QName, v[4], v[6])
 		}
-		col := Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num), Ungroupable: string(v[8]) == "t", Nondeterministic: string(v[9])}
+		col := Column{Name: string(v[4]), Type: typ, TypeName: tn, Num: int16(num), Ungroupable: string(v[8]) == "t", Nondeterministic: string(v[9]), Collation: string(v[10])}
 		if v[7] != nil {
 			col.MaskType = string(v[7])
 			if col.MaskTypeName, ok = types[col.MaskType]; !ok {

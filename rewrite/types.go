@@ -330,6 +330,14 @@ type Column struct {
 	// parent's key only when both have the same.
 	// NOTE: the zero value says deterministic (a catalog built by hand).
 	Nondeterministic string
+	// Collation is the OID of the column's collation when it has one
+	// other than the database's default, "" otherwise
+	// (catalogRelationsSQL). Two columns of two such collations compare
+	// under neither: PostgreSQL fails the comparison (42P22), and only
+	// when it meets a row, so policy's follows compares a child's column
+	// with its parent's key only when at most one has one, or both the same.
+	// NOTE: the zero value says the default (a catalog built by hand).
+	Collation string
 }
 
 // MaskCast returns the type a masked value of the column is cast to, as

@@ -21,6 +21,10 @@ CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, cod
 CREATE TABLE fol.loose (order_id int, label text);
 CREATE TABLE fol.porders (id int, at date, team int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE fol.porders_2026 PARTITION OF fol.porders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE COLLATION fol.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE fol.tickets (ref text COLLATE fol.ci, team int);
+CREATE UNIQUE INDEX tickets_ref_c ON fol.tickets (ref COLLATE "C");
+CREATE TABLE fol.links (ticket_ref text COLLATE fol.ci REFERENCES fol.tickets (ref), url text);
 GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 `, checkSvc)); err != nil {
 		t.Fatal(err)
@@ -101,6 +105,21 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 		}
 		if strings.Contains(flat, "Add FOREIGN KEY") {
 			t.Errorf("the warning advises a foreign key PostgreSQL refuses:\n%s", errOut)
+		}
+	})
+	t.Run("a key unique only under another collation than the one compared is not unique, even under a foreign key", func(t *testing.T) {
+		// fol.tickets may hold 'B-3' and 'b-3' (unique under "C"): a link
+		// to the hidden B-3 matches the visible b-3 under fol.ci.
+		path := checkConfig(t, checkSvc, "table \"fol.tickets\" {\n  team_column = \"team\"\n}\n"+
+			"table \"fol.links\" {\n  follows = { table = \"fol.tickets\", column = \"ticket_ref\", key = \"ref\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		for _, w := range []string{path + ":5:13: warning: Follows a key that is not unique",
+			"No unique index of fol.tickets holds ref alone under its collation",
+			"two rows of fol.tickets with the same ref"} {
+			if code != 0 || !strings.Contains(flat, w) {
+				t.Errorf("exit %d, output lacks %q\nstdout: %s\nstderr: %s", code, w, out, errOut)
+			}
 		}
 	})
 }

@@ -17,10 +17,10 @@ import (
 // subquery type-checks on each) without a cast (followComparable), and a foreign key from the column to the
 // parent's key exists (a warning otherwise: a row whose column matches no
 // parent row is hidden, until someone who may write the parent inserts a
-// row with that key, or changes a key to it, and so adopts it), or,
-// when no unique index of the parent holds the key alone (so that no
-// foreign key can reference it), that the key is not unique (a warning
-// too: parents sharing a key share their children). It returns false
+// row with that key, or changes a key to it, and so adopts it), and,
+// first, that a unique index of the parent holds the key alone (a
+// warning otherwise, foreign key or not, as one may hold the column with
+// others: parents sharing a key share their children). It returns false
 // when the database could not be asked.
 func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 	f := t.Follows
@@ -82,14 +82,18 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 			continue
 		}
 		ck.followCollations(f, rel, parent)
+		// NOTE: uniqueness is asked whether or not a foreign key holds the
+		// column: References names the tables a key holding the column
+		// references, which may be by (order_id, placed_at), where id
+		// alone is no more unique and parents sharing it share the row.
+		if unique, partKey, err := ck.uniqueKey(parent, f.Key); err != nil {
+			ck.diags = append(ck.diags, ck.cannot(err))
+			return false
+		} else if !unique {
+			ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows a key that is not unique", notUniqueDetail(rel.QName, f, partKey))
+			continue
+		}
 		if !slices.Contains(rel.References[f.Column], f.Table) {
-			if unique, partKey, err := ck.uniqueKey(parent, f.Key); err != nil {
-				ck.diags = append(ck.diags, ck.cannot(err))
-				return false
-			} else if !unique {
-				ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows a key that is not unique", notUniqueDetail(rel.QName, f, partKey))
-				continue
-			}
 			ck.report(hcl.DiagWarning, f.Range.Ptr(), "Follows without foreign key", fmt.Sprintf(
 				"No foreign key of %s references %s from column %s: a row whose %s matches no row of %s is hidden from everyone, "+
 					"until a user who may write %s inserts a row with that %s, or sets the %s of one of its rows to it, and so sees it. "+

@@ -21,6 +21,7 @@ CREATE TABLE fol.lines (order_id int REFERENCES fol.orders (id), label text, cod
 CREATE TABLE fol.loose (order_id int, label text);
 CREATE TABLE fol.porders (id int, at date, team int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE fol.porders_2026 PARTITION OF fol.porders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE fol.plines (order_id int, at date, label text, FOREIGN KEY (order_id, at) REFERENCES fol.porders);
 GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 `, checkSvc)); err != nil {
 		t.Fatal(err)
@@ -101,6 +102,19 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 		}
 		if strings.Contains(flat, "Add FOREIGN KEY") {
 			t.Errorf("the warning advises a foreign key PostgreSQL refuses:\n%s", errOut)
+		}
+	})
+	t.Run("a follow whose foreign key holds the key with other columns is warned of as not unique", func(t *testing.T) {
+		// fol.plines references fol.porders by (order_id, at): the key id
+		// alone is no more unique for it, and parents sharing an id share
+		// its rows.
+		path := checkConfig(t, checkSvc, "table \"fol.porders\" {\n  team_column = \"team\"\n}\n"+
+			"table \"fol.plines\" {\n  follows = { table = \"fol.porders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		if code != 0 || !strings.Contains(flat, path+":5:13: warning: Follows a key that is not unique") ||
+			!strings.Contains(flat, "A row of fol.plines is visible to whoever sees any row of fol.porders whose id equals its order_id") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
 	})
 }

@@ -20,7 +20,8 @@ import (
 // row with that key, or changes a key to it, and so adopts it), or,
 // when no unique index of the parent holds the key alone under the
 // equality the follow compares by (asked under a foreign key too, which
-// PostgreSQL lets reference an index under another collation), that the
+// PostgreSQL lets reference an index under another collation, and which
+// may hold the column with others), that the
 // key is not unique (a warning too: parents sharing a key share their
 // children). It returns false
 // when the database could not be asked.
@@ -85,9 +86,11 @@ func (ck *catalogChecker) follows(t *Table, rels []*rewrite.Relation) bool {
 				rel.QName, f.Column, col.Type, f.Table, f.Key, key.Type, rel.QName))
 			continue
 		}
-		// NOTE: asked under a foreign key too: PostgreSQL lets one
-		// reference a unique index under another collation than the
-		// key's nondeterministic one, under which the follow compares.
+		// NOTE: asked under a foreign key too: one may hold the column
+		// with others (order_id, placed_at), where the key alone is no
+		// more unique, and PostgreSQL lets one reference a unique index
+		// under another collation than the key's nondeterministic one,
+		// under which the follow compares.
 		unique, otherCollation, partKey, err := ck.uniqueKey(parent, f.Key)
 		if err != nil {
 			ck.diags = append(ck.diags, ck.cannot(err))

@@ -25,6 +25,7 @@ CREATE COLLATION fol.ci (provider = icu, locale = 'und-u-ks-level2', determinist
 CREATE TABLE fol.tickets (ref text COLLATE fol.ci, team int);
 CREATE UNIQUE INDEX tickets_ref_c ON fol.tickets (ref COLLATE "C");
 CREATE TABLE fol.links (ticket_ref text COLLATE fol.ci REFERENCES fol.tickets (ref), url text);
+CREATE TABLE fol.plines (order_id int, at date, label text, FOREIGN KEY (order_id, at) REFERENCES fol.porders);
 GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 `, checkSvc)); err != nil {
 		t.Fatal(err)
@@ -120,6 +121,19 @@ GRANT SELECT ON ALL TABLES IN SCHEMA fol TO %[1]s;
 			if code != 0 || !strings.Contains(flat, w) {
 				t.Errorf("exit %d, output lacks %q\nstdout: %s\nstderr: %s", code, w, out, errOut)
 			}
+		}
+	})
+	t.Run("a follow whose foreign key holds the key with other columns is warned of as not unique", func(t *testing.T) {
+		// fol.plines references fol.porders by (order_id, at): the key id
+		// alone is no more unique for it, and parents sharing an id share
+		// its rows.
+		path := checkConfig(t, checkSvc, "table \"fol.porders\" {\n  team_column = \"team\"\n}\n"+
+			"table \"fol.plines\" {\n  follows = { table = \"fol.porders\", column = \"order_id\", key = \"id\" }\n}\n")
+		code, out, errOut := runCLI("", "check", "--config", path, "--upstream")
+		flat := strings.Join(strings.Fields(errOut), " ")
+		if code != 0 || !strings.Contains(flat, path+":5:13: warning: Follows a key that is not unique") ||
+			!strings.Contains(flat, "A row of fol.plines is visible to whoever sees any row of fol.porders whose id equals its order_id") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
 	})
 }

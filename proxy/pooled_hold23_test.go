@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -150,6 +151,23 @@ func TestPooledHoldCursorNoticeShapes(t *testing.T) {
 			t.Fatalf("notices at the Execute: %q", n)
 		}
 		run("CLOSE h23")
+	})
+	t.Run("one declared in a block rolled back, or rewound past it, is not noticed: it does not exist", func(t *testing.T) {
+		for _, end := range []string{"ROLLBACK", "ROLLBACK TO SAVEPOINT s23; COMMIT", "ROLLBACK TO SAVEPOINT s23"} {
+			run("BEGIN; SAVEPOINT s23")
+			run("DECLARE r23 CURSOR WITH HOLD FOR SELECT 1")
+			run(end)
+			run("COMMIT") // a warning outside a block
+			if n := slices.DeleteFunc(taken(), func(m string) bool { return !strings.Contains(m, "WITH HOLD") }); len(n) != 0 {
+				t.Fatalf("%s: notices: %q", end, n)
+			}
+		}
+		run("BEGIN; DECLARE k23 CURSOR WITH HOLD FOR SELECT 1")
+		run("COMMIT")
+		if n := taken(); len(n) != 1 || !strings.Contains(n[0], "k23") {
+			t.Fatalf("a COMMIT alone after them: notices: %q", n)
+		}
+		run("CLOSE k23")
 	})
 	t.Run("a block declaring many cursors gets a bounded number of notices, the last counting the rest", func(t *testing.T) {
 		var b strings.Builder

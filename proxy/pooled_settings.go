@@ -871,6 +871,22 @@ func (ss *session) noteHolds(res *rewrite.Result, src Source) {
 	if src != SourceQuery {
 		batch++
 	}
+	if mayRollBack(res) {
+		// A ROLLBACK, or ROLLBACK TO SAVEPOINT, may undo the cursors
+		// its block declared, and this text's own: none is told of.
+		// NOTE: before 2026-12 a block's ROLLBACK ended idle, and its
+		// cursors were told of as kept. Forgetting too many (one
+		// declared before the savepoint, or in an earlier transaction
+		// whose answer is still on its way) misses a notice; the
+		// backend is kept all the same.
+		if pl.held.Load() {
+			pl.mu.Lock()
+			pl.holds = pl.holds[:0]
+			pl.held.Store(false)
+			pl.mu.Unlock()
+		}
+		return
+	}
 	for _, k := range res.Keeps {
 		name, ok := strings.CutPrefix(k, "DECLARE ")
 		if name, ok = strings.CutSuffix(name, " WITH HOLD"); !ok {
@@ -886,6 +902,29 @@ func (ss *session) noteHolds(res *rewrite.Result, src Source) {
 		pl.held.Store(true)
 		pl.mu.Unlock()
 	}
+}
+
+// mayRollBack reports whether res may hold a ROLLBACK or ROLLBACK TO
+// SAVEPOINT: it ends a transaction, and not with its only transaction
+// statement, a COMMIT. Result.TransactionEnd names only the last end,
+// and every transaction statement is of kind "transaction": a text of
+// more may rewind to a savepoint before its COMMIT.
+// NOTE: so a block sent in one text (BEGIN; DECLARE … WITH HOLD;
+// COMMIT) gets no notice: a miss, never a false one.
+func mayRollBack(res *rewrite.Result) bool {
+	if !res.EndsTransaction {
+		return false
+	}
+	if res.TransactionEnd != rewrite.EndCommit {
+		return true
+	}
+	n := 0
+	for _, k := range res.Kinds {
+		if k == "transaction" {
+			n++
+		}
+	}
+	return n > 1
 }
 
 // holdNotices returns, encoded, a NoticeResponse for each WITH HOLD

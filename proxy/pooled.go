@@ -68,6 +68,10 @@ type poolLink struct {
 	// backend relay sends a NoticeResponse for each once its batch is
 	// answered outside a transaction block (holdNotices).
 	holds []heldCursor
+	// held reports that holds is not empty, read without mu on every
+	// ReadyForQuery (holdNotices).
+	// NOTE: written under mu.
+	held  atomic.Bool
 	ended bool
 	// parked reports that the backend relay found the session done with
 	// its answers at a ReadyForQuery but could not let the backend go

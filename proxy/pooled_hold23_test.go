@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,5 +95,91 @@ func TestPooledHoldCursorNotice(t *testing.T) {
 				t.Fatalf("notices: %q", n)
 			}
 		})
+	})
+}
+
+// TestPooledHoldCursorNoticeShapes: the notice tells of cursors that
+// exist, whatever protocol declared them, and a block declaring many
+// gets a bounded number of notices, not one per cursor held in memory.
+func TestPooledHoldCursorNoticeShapes(t *testing.T) {
+	ctx := context.Background()
+	p, _ := startDemoFrom(t, pooledDemo(t, 2))
+	var mu sync.Mutex
+	var notices []string
+	cfg, err := pgx.ParseConfig(p.url("marie", "demo-marie", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message)
+		mu.Unlock()
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		n := notices
+		notices = nil
+		return n
+	}
+	run := func(sql string) {
+		t.Helper()
+		if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Run("a named DECLARE parsed and not executed declares nothing, and is not noticed", func(t *testing.T) {
+		if _, err := c.PgConn().Prepare(ctx, "h23", "DECLARE h23 CURSOR WITH HOLD FOR SELECT 1", nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := taken(); len(n) != 0 {
+			t.Fatalf("notices at the Parse: %q", n)
+		}
+	})
+	t.Run("it is noticed when an Execute of it declares the cursor", func(t *testing.T) {
+		if _, err := c.PgConn().ExecPrepared(ctx, "h23", nil, nil, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := taken(); len(n) != 1 || !strings.Contains(n[0], "h23") {
+			t.Fatalf("notices at the Execute: %q", n)
+		}
+		run("CLOSE h23")
+	})
+	t.Run("one declared in a block rolled back, or rewound past it, is not noticed: it does not exist", func(t *testing.T) {
+		for _, end := range []string{"ROLLBACK", "ROLLBACK TO SAVEPOINT s23; COMMIT", "ROLLBACK TO SAVEPOINT s23"} {
+			run("BEGIN; SAVEPOINT s23")
+			run("DECLARE r23 CURSOR WITH HOLD FOR SELECT 1")
+			run(end)
+			run("COMMIT") // a warning outside a block
+			if n := slices.DeleteFunc(taken(), func(m string) bool { return !strings.Contains(m, "WITH HOLD") }); len(n) != 0 {
+				t.Fatalf("%s: notices: %q", end, n)
+			}
+		}
+		run("BEGIN; DECLARE k23 CURSOR WITH HOLD FOR SELECT 1")
+		run("COMMIT")
+		if n := taken(); len(n) != 1 || !strings.Contains(n[0], "k23") {
+			t.Fatalf("a COMMIT alone after them: notices: %q", n)
+		}
+		run("CLOSE k23")
+	})
+	t.Run("a block declaring many cursors gets a bounded number of notices, the last counting the rest", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("BEGIN;")
+		for i := range 100 {
+			fmt.Fprintf(&b, "DECLARE m23_%d CURSOR WITH HOLD FOR SELECT 1;", i)
+		}
+		run(b.String())
+		run("COMMIT")
+		n := taken()
+		if len(n) == 0 || len(n) > 20 || !strings.Contains(n[len(n)-1], "more") {
+			t.Fatalf("%d notices, the last: %q", len(n), n[len(n)-1:])
+		}
 	})
 }

@@ -143,7 +143,9 @@ func (ss *session) notePoolState(res *rewrite.Result, src Source, parseName stri
 		ss.keepBackend("statements forwarded unparsed")
 		return
 	}
-	ss.noteHolds(res, src)
+	if src == SourceQuery {
+		ss.noteHolds(res, src)
+	}
 	unnamed := src == SourceParse && parseName == ""
 	if unnamed {
 		pl.unnamedSet = 0
@@ -843,15 +845,47 @@ func (pl *poolLink) hasSetting(name string) bool {
 type heldCursor struct {
 	name  string
 	batch int64
+	// more counts the cursors declared past maxHeldNotices, which this
+	// entry, the last, stands for too; batch is then the latest of
+	// theirs.
+	// NOTE: a client may declare any number of cursors in one block:
+	// before 2026-12 each was kept here and told of in a notice of its
+	// own, all encoded into one buffer at the block's COMMIT.
+	more int64
 }
 
+// maxHeldNotices bounds the cursors told of by name at once: the rest
+// are counted in one more notice.
+const maxHeldNotices = 16
+
 // noteHolds notes the WITH HOLD cursors res declares, forwarded from src,
-// for holdNotices (client relay). keepBackend keeps the backend already.
+// for holdNotices (client relay): a Query's at once, a prepared
+// statement's at each Execute of it (track.go), not at its Parse, which
+// declares nothing. keepBackend keeps the backend already.
 func (ss *session) noteHolds(res *rewrite.Result, src Source) {
 	pl := ss.pl
+	if pl == nil || res == nil {
+		return
+	}
 	batch := ss.sent.Load()
 	if src != SourceQuery {
 		batch++
+	}
+	if mayRollBack(res) {
+		// A ROLLBACK, or ROLLBACK TO SAVEPOINT, may undo the cursors
+		// its block declared, and this text's own: none is told of.
+		// NOTE: before 2026-12 a block's ROLLBACK ended idle, and its
+		// cursors were told of as kept. Forgetting too many (one
+		// declared before the savepoint, or in an earlier transaction
+		// whose answer is still on its way) misses a notice; the
+		// backend is kept all the same.
+		if pl.held.Load() {
+			pl.mu.Lock()
+			pl.holds = pl.holds[:0]
+			pl.held.Store(false)
+			pl.mu.Unlock()
+		}
+		return
 	}
 	for _, k := range res.Keeps {
 		name, ok := strings.CutPrefix(k, "DECLARE ")
@@ -859,9 +893,38 @@ func (ss *session) noteHolds(res *rewrite.Result, src Source) {
 			continue
 		}
 		pl.mu.Lock()
-		pl.holds = append(pl.holds, heldCursor{name: name, batch: batch})
+		if n := len(pl.holds); n < maxHeldNotices {
+			pl.holds = append(pl.holds, heldCursor{name: name, batch: batch})
+		} else {
+			pl.holds[n-1].more++
+			pl.holds[n-1].batch = batch
+		}
+		pl.held.Store(true)
 		pl.mu.Unlock()
 	}
+}
+
+// mayRollBack reports whether res may hold a ROLLBACK or ROLLBACK TO
+// SAVEPOINT: it ends a transaction, and not with its only transaction
+// statement, a COMMIT. Result.TransactionEnd names only the last end,
+// and every transaction statement is of kind "transaction": a text of
+// more may rewind to a savepoint before its COMMIT.
+// NOTE: so a block sent in one text (BEGIN; DECLARE … WITH HOLD;
+// COMMIT) gets no notice: a miss, never a false one.
+func mayRollBack(res *rewrite.Result) bool {
+	if !res.EndsTransaction {
+		return false
+	}
+	if res.TransactionEnd != rewrite.EndCommit {
+		return true
+	}
+	n := 0
+	for _, k := range res.Kinds {
+		if k == "transaction" {
+			n++
+		}
+	}
+	return n > 1
 }
 
 // holdNotices returns, encoded, a NoticeResponse for each WITH HOLD
@@ -870,10 +933,13 @@ func (ss *session) noteHolds(res *rewrite.Result, src Source) {
 // its own implicit transaction) is answered, that the session keeps
 // its backend to its end, which transaction pooling otherwise hides
 // (backend relay). A cursor whose transaction failed ('E') is forgotten:
-// it does not outlive it.
+// it does not outlive it. Past maxHeldNotices, one notice counts the
+// rest.
+// NOTE: every ReadyForQuery of a pooled session comes here: with no
+// cursor noted it reads one atomic, and locks nothing.
 func (ss *session) holdNotices(done int64, txStatus byte) []byte {
 	pl := ss.pl
-	if pl == nil || txStatus == 'T' {
+	if pl == nil || txStatus == 'T' || !pl.held.Load() {
 		return nil
 	}
 	pl.mu.Lock()
@@ -887,15 +953,20 @@ func (ss *session) holdNotices(done int64, txStatus byte) []byte {
 		}
 	}
 	pl.holds = kept
+	pl.held.Store(len(kept) > 0)
 	pl.mu.Unlock()
 	if txStatus != 'I' {
 		return nil
 	}
 	var out []byte
 	for _, h := range due {
-		n := &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000",
-			Message: "pgveil keeps this session's upstream connection until the session ends: the cursor " + rewrite.QuoteIdent(h.name) +
-				" was declared WITH HOLD, and transaction pooling cannot give a connection holding a cursor to another session"}
+		msg := "pgveil keeps this session's upstream connection until the session ends: the cursor " + rewrite.QuoteIdent(h.name) +
+			" was declared WITH HOLD, and transaction pooling cannot give a connection holding a cursor to another session"
+		if h.more > 0 {
+			msg = fmt.Sprintf("pgveil keeps this session's upstream connection until the session ends: the cursor %s and %d more were declared WITH HOLD, "+
+				"and transaction pooling cannot give a connection holding a cursor to another session", rewrite.QuoteIdent(h.name), h.more)
+		}
+		n := &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: msg}
 		b, err := n.Encode(out)
 		if err != nil {
 			continue
@@ -911,9 +982,14 @@ func (ss *session) holdNotices(done int64, txStatus byte) []byte {
 // NOTE: one declared before a savepoint that a later statement of its
 // batch failed and rolled back to is forgotten too: the client misses a
 // notice, never gets a false one; the backend is kept all the same.
+// So are the earlier cursors the last entry counts (heldCursor.more).
 func (ss *session) dropHolds(batch int64) {
 	pl := ss.pl
+	if !pl.held.Load() {
+		return
+	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	pl.holds = slices.DeleteFunc(pl.holds, func(h heldCursor) bool { return h.batch == batch })
+	pl.held.Store(len(pl.holds) > 0)
 }

@@ -199,6 +199,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 	}
 	t.OnExecuteDecided(p, nil)
 	ss.noteGated(res, batch)
+	ss.noteHolds(res, SourceParse) // the cursors this Execute declares
 	ss.pooledExecute(portal, res)
 	if act != nil {
 		ss.applyAct(act)

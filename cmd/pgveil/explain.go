@@ -82,7 +82,17 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	// of that policy: a person of the directory's is compiled with her
 	// groups, as serve compiles her.
 	who, service := *user, ""
-	if *as != "" {
+	switch {
+	case *as == "":
+	case *as == *user:
+		// NOTE: --as the service's own login is the service: SET ROLE
+		// to it acts as the service again (rewrite.ActToLogin), and is
+		// refused, as any switch, to a login that is no service.
+		if u, ok := enf.Identities.User(*user); !ok || !u.IsService() {
+			fmt.Fprintf(stdout, "%s is not a BI service: its user block has no act_for\n", *user)
+			return 1
+		}
+	default:
 		who, service = *as, *user
 	}
 	login := who

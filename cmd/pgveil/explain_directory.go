@@ -47,6 +47,12 @@ func explainDirectory(ctx context.Context, cfg *policy.Config, ids *policy.Ident
 		if !ids.LogsInThroughDirectory(login) {
 			return nil, fmt.Errorf("--groups: %s does not log in through the directory (its user block or identity rows give it another authentication), so directory groups give it nothing", login)
 		}
+		if service != "" && !ids.ActsThroughDirectory(login) {
+			// NOTE: the proxy then checks the switch, and rewrites, with
+			// her user block and identity rows alone (MayActFor), as
+			// explain does without --groups.
+			return nil, fmt.Errorf("--groups: the proxy does not read %s's directory groups when %s acts for her (the ldap block has no group block, or cannot look people up, or she is a BI service), so they give her nothing there: leave --groups out", login, service)
+		}
 		return &explainedDirectory{groups: given, from: "--groups"}, nil
 	}
 	if l == nil || len(l.Groups) == 0 || !ids.LogsInThroughDirectory(login) {

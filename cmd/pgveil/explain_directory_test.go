@@ -172,4 +172,33 @@ func TestExplainDirectoryPerson(t *testing.T) {
 			}
 		}
 	})
+	t.Run("--as the service's own login explains the service, as SET ROLE to it acts as the service", func(t *testing.T) {
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "bi", "--as", "bi", sql)
+		if code != 0 || !strings.Contains(out, "user: bi\n") || strings.Contains(out, "may not act") {
+			t.Fatalf("%d\n%s%s", code, out, errOut)
+		}
+		code, out, errOut = runCLI("", "explain", "--config", path, "--user", "dana", "--as", "dana", sql)
+		if code != 1 || !strings.Contains(out, "dana is not a BI service") || strings.Contains(out, "rewritten SQL") {
+			t.Fatalf("a login that is no service: %d\n%s%s", code, out, errOut)
+		}
+	})
+	t.Run("--as with --groups takes the groups only where the proxy reads them", func(t *testing.T) {
+		// NOTE: without a bind_dn the proxy does not look erik up when bi
+		// acts for him: his user block's roles decide, as explain says
+		// without --groups.
+		ldapErik := writeConfig(t, strings.Replace(explainDirectoryHCL(t, dir.URL), "bind_dn ", "# bind_dn ", 1)+`
+user "erik" {
+  auth  = "ldap"
+  roles = ["manager"]
+}
+`)
+		code, out, errOut := runCLI("", "explain", "--config", ldapErik, "--user", "bi", "--as", "erik", sql)
+		if code != 0 || !strings.Contains(out, "acting: bi acts for erik") {
+			t.Fatalf("without --groups: %d\n%s%s", code, out, errOut)
+		}
+		code, out, errOut = runCLI("", "explain", "--config", ldapErik, "--user", "bi", "--as", "erik", "--group", managers, sql)
+		if code != 1 || !strings.Contains(errOut, "pgveil explain: --groups: ") || strings.Contains(out, "may not act") || strings.Contains(out, "rewritten SQL") {
+			t.Fatalf("with --groups: %d\n%s%s", code, out, errOut)
+		}
+	})
 }

@@ -387,8 +387,15 @@ func (w *walker) withScope(wc *pg_query.WithClause, body func()) {
 				// NOTE: the write's kind, not its statement's (select):
 				// the audit trail's --kind delete finds the write refused.
 				// No data-modifying WITH is ever allowed, so no allowed
-				// statement's kind says otherwise.
+				// statement's kind says otherwise. A statement of another
+				// kind (an INSERT, an EXPLAIN, a PREPARE…) keeps its own
+				// first: --kind insert finds the INSERT refused too.
 				r.Kind = strings.ToLower(kind)
+				if w.stmt != nil {
+					if own := kindOf(w.stmt); own != "" && own != "select" && own != r.Kind {
+						r.Kind = own + "," + r.Kind
+					}
+				}
 				w.err = r
 				return
 			}

@@ -78,16 +78,24 @@ func TestWriteInWithRefusalNamesItsTable(t *testing.T) {
 // data-modifying WITH has the write's kind, not its statement's, so that
 // the audit trail's kind (pgveil audit search --kind delete) finds the
 // write refused. No data-modifying WITH is ever allowed: no allowed
-// statement's kind says otherwise.
+// statement's kind says otherwise. A statement other than a SELECT keeps
+// its own kind before the write's, so that --kind insert or --kind
+// explain finds it too.
 func TestWriteInWithRefusalHasTheWritesKind(t *testing.T) {
 	env := demoEnvironment(t)
 	p := everyKind{env.policy(t, "hq")}
 	for sql, want := range map[string]string{
-		"WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d":         "delete",
-		"WITH u AS (UPDATE responses SET nps = 1 WHERE id = 1 RETURNING id) SELECT * FROM u":  "update",
-		"WITH i AS (INSERT INTO countries VALUES ('ZZ', 'Zed') RETURNING code) SELECT 1":      "insert",
-		"INSERT INTO countries WITH d AS (DELETE FROM countries RETURNING *) SELECT * FROM d": "delete",
-		"WITH d AS (DELETE FROM nosuch RETURNING 1) SELECT * FROM d":                          "delete",
+		"WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d":        "delete",
+		"WITH u AS (UPDATE responses SET nps = 1 WHERE id = 1 RETURNING id) SELECT * FROM u": "update",
+		"WITH i AS (INSERT INTO countries VALUES ('ZZ', 'Zed') RETURNING code) SELECT 1":     "insert",
+		// A statement that is not a SELECT keeps its own kind first:
+		// --kind insert finds the INSERT refused, --kind delete the
+		// write in its WITH.
+		"INSERT INTO countries WITH d AS (DELETE FROM countries RETURNING *) SELECT * FROM d":                                 "insert,delete",
+		"DELETE FROM countries WHERE code IN (WITH u AS (UPDATE countries SET name = 'x' RETURNING code) SELECT code FROM u)": "delete,update",
+		"EXPLAIN WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d":                                 "explain,delete",
+		"SELECT * FROM (WITH d AS (DELETE FROM responses WHERE id = 1 RETURNING id) SELECT * FROM d) s":                       "delete",
+		"WITH d AS (DELETE FROM nosuch RETURNING 1) SELECT * FROM d":                                                          "delete",
 	} {
 		t.Run("kind "+want+" for "+sql, func(t *testing.T) {
 			_, err := rewrite.Rewrite(sql, env.cat, p)

@@ -61,6 +61,19 @@ func TestAuditActingRoles(t *testing.T) {
 		must(t, bi.exec("SET ROLE zoe"))
 		must(t, bi.exec("SELECT 'as zoe' FROM responses LIMIT 1"))
 		must(t, bi.execExtended("SELECT 'as zoe, extended' FROM responses LIMIT 1"))
+		// A named statement Parsed for zoe, Executed for her, then
+		// for ali after a switch (pgveil prepares it again for her);
+		// and one prepared with SQL PREPARE, EXECUTEd for zoe.
+		if _, err := c.PgConn().Prepare(ctx, "audit_named", "SELECT 'named' FROM responses LIMIT 1", nil); err != nil {
+			t.Fatal(err)
+		}
+		must(t, c.PgConn().ExecPrepared(ctx, "audit_named", nil, nil, nil).Read().Err)
+		must(t, bi.exec("PREPARE audit_sql AS SELECT 'sql prepared' FROM responses LIMIT 1"))
+		must(t, bi.exec("EXECUTE audit_sql"))
+		must(t, bi.exec("SET ROLE ali"))
+		must(t, c.PgConn().ExecPrepared(ctx, "audit_named", nil, nil, nil).Read().Err)
+		refusedBy(t, bi.exec("EXECUTE audit_sql"), "policy_changed")
+		must(t, bi.exec("SET ROLE zoe"))
 		// Pipelined: the first statement's answer may come after the
 		// switches were read and made; or they are refused, for being
 		// pipelined after it, and the last runs for zoe still.
@@ -98,10 +111,16 @@ func TestAuditActingRoles(t *testing.T) {
 		waitSessions(t, p, 0)
 
 		recs := map[string]*audit.Entry{}
-		var deletes []*audit.Entry
+		var deletes, named, executes []*audit.Entry
 		for _, e := range readAudit(t, alog, path) {
 			if e.Event == audit.EventStatement {
 				recs[e.SQL] = e
+				switch {
+				case strings.HasPrefix(e.SQL, "SELECT 'named'"):
+					named = append(named, e)
+				case e.SQL == "EXECUTE audit_sql":
+					executes = append(executes, e)
+				}
 				if strings.HasPrefix(e.SQL, "DELETE FROM responses WHERE 'kim removed'") {
 					deletes = append(deletes, e)
 				}
@@ -114,6 +133,30 @@ func TestAuditActingRoles(t *testing.T) {
 					t.Logf("%s %s %q", e.Decision, e.Kind, e.Message)
 				}
 				t.Errorf("%d records of the refused DELETE, want the Parse's then the Execute's", len(deletes))
+			}
+		})
+		t.Run("a named statement prepared for one person and run for another carries the roles of each run's own check", func(t *testing.T) {
+			want := []struct {
+				acting string
+				roles  []string
+			}{{"zoe", []string{"central_analyst"}}, {"ali", []string{"central_analyst", "survey_admin"}}}
+			if len(named) != len(want) {
+				t.Fatalf("%d records of the named statement, want %d", len(named), len(want))
+			}
+			for i, e := range named {
+				got := slices.Clone(e.ActingRoles)
+				slices.Sort(got)
+				if e.Decision == audit.DecisionDenied || e.ActingFor != want[i].acting || !slices.Equal(got, want[i].roles) {
+					t.Errorf("run %d: %s acting_for %q acting_roles %q, want %q %q", i, e.Decision, e.ActingFor, e.ActingRoles, want[i].acting, want[i].roles)
+				}
+			}
+		})
+		t.Run("an EXECUTE of a statement prepared with SQL carries the roles of its check", func(t *testing.T) {
+			for _, e := range executes {
+				t.Logf("%s %s acting_for %q acting_roles %q", e.Decision, e.Reason, e.ActingFor, e.ActingRoles)
+			}
+			if len(executes) != 2 || executes[0].ActingFor != "zoe" || !slices.Equal(executes[0].ActingRoles, []string{"central_analyst"}) {
+				t.Errorf("the EXECUTE for zoe: want acting_for zoe, acting_roles [central_analyst]")
 			}
 		})
 		of := func(t *testing.T, marker string) *audit.Entry {

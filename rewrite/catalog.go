@@ -90,8 +90,9 @@ ORDER BY c.oid, a.attnum`
 // its expressions and predicate depend on); 'f' for a column of a foreign
 // key, with the schema and name of the relation referenced; 'r' for a
 // column a foreign key references, with the referencing relation; 'd' for
-// a column of a foreign key of several columns, or whose ON DELETE action
-// is SET NULL or SET DEFAULT, with the relation referenced; 'g'
+// a column of a foreign key of several columns, whose ON DELETE action
+// is SET NULL or SET DEFAULT, or not validated (rows may break it), with
+// the relation referenced; 'g'
 // for a generated column, with a column its expression reads (NULL, once,
 // for one that reads none); 'p' for a column of the relation's primary
 // key, when not deferrable (the constraint check_functional_grouping
@@ -154,7 +155,7 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid A
 JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.confrelid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
 WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND (pg_catalog.cardinality(c.conkey) OPERATOR(pg_catalog.<>) 1
-  OR c.confdeltype OPERATOR(pg_catalog.=) ANY ('{n,d}'::pg_catalog."char"[]))
+  OR c.confdeltype OPERATOR(pg_catalog.=) ANY ('{n,d}'::pg_catalog."char"[]) OR NOT c.convalidated)
 UNION
 SELECT c.conrelid, 'p', a.attname, '', ''
 FROM pg_catalog.pg_constraint c

@@ -250,10 +250,12 @@ type Relation struct {
 	Keys                     map[string]bool
 	References, ReferencedBy map[string][]QName
 	// SettingReferences maps each column of a foreign key of several
-	// columns, or whose ON DELETE action is SET NULL or SET DEFAULT, to
-	// the relations it references: a DELETE of a referenced row writes
-	// a value into the column (whose check, for a default, reads a
-	// parent row the user may not see), or pairs it with another.
+	// columns, whose ON DELETE action is SET NULL or SET DEFAULT, or
+	// that is not validated (NOT VALID), to the relations it
+	// references: a DELETE of a referenced row writes a value into the
+	// column (whose check, for a default, reads a parent row the user
+	// may not see), or pairs it with another; or rows may reference no
+	// row yet, which a new parent row would reach.
 	// Every other foreign key of a column checks it, or deletes the row
 	// holding it, on a DELETE (deleteChecked).
 	// NOTE: a subset of References.

@@ -657,34 +657,30 @@ func peersChecked(cols []*pg_query.Node, rel *Relation, peers map[string][]strin
 // is refused, as in writeChecked.
 // A relation that follows rel on the key (Access.Follows, see
 // followsInFull) is not read in full, but every row of it a deleted row
-// can reach is one the user sees: it is not refused for it, and its own
-// referencing relations are checked in turn, as a cascade reaches them.
+// can reach is one the user sees: it is not refused for it. The
+// relations referencing a referencing relation are checked in turn, as
+// a cascade reaches them.
 func (w *walker) deleteChecked(rel *Relation) error {
-	return w.deleteCheckedFrom(rel, nil)
+	return w.deleteCheckedFrom(rel, map[QName]bool{rel.QName: true})
 }
 
-// deleteCheckedFrom is deleteChecked, seen the followers already checked
-// on the way down a cascade.
-func (w *walker) deleteCheckedFrom(rel *Relation, seen []QName) error {
+// deleteCheckedFrom is deleteChecked, seen the relations already checked
+// (or being checked) on the way down a cascade.
+// NOTE: seen is shared by the whole walk: a relation's check does not
+// depend on the path that reached it, and a schema whose foreign keys
+// form a lattice is walked once per relation, not once per path.
+func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 	if rel.Kind == 'v' || rel.Kind == 'f' {
 		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
 	}
 	for _, c := range rel.Columns {
-		var others []QName
+		var others, next []QName
 		for _, q := range rel.ReferencedBy[c.Name] {
 			child := w.cat.Relations[q]
 			if child == nil || !w.followsInFull(child, rel, c.Name) {
 				others = append(others, q)
-				continue
 			}
-			if slices.Contains(seen, q) {
-				// NOTE: a loop of foreign keys: the cascade reaches
-				// nothing more than the first time round.
-				continue
-			}
-			if err := w.deleteCheckedFrom(child, append(seen[:len(seen):len(seen)], q)); err != nil {
-				return err
-			}
+			next = append(next, q)
 		}
 		if q, ok := w.notReadable(others); !ok {
 			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row and column, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
@@ -692,14 +688,28 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen []QName) error {
 		if q, ok := w.readOnly(rel.ReferencedBy[c.Name]); !ok {
 			return deny("policy_input", "DELETE from %s is not allowed: a foreign key of %s references it, and its cascade would write a table the policy reads", rel.QName, q)
 		}
+		// NOTE: a cascade into a referencing relation, read in full or
+		// followed in full, goes on into the relations that reference
+		// it: their keys' checks and cascades are this DELETE's too. A
+		// loop of foreign keys reaches nothing more the second time.
+		for _, q := range next {
+			if seen[q] {
+				continue
+			}
+			seen[q] = true
+			if err := w.deleteCheckedFrom(w.cat.Relations[q], seen); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 // followsInFull reports whether child follows rel on key for the user
 // (Access.Follows) by every foreign key of child that references rel:
-// keys of the one followed column, to key alone, neither setting NULL nor
-// a default on a DELETE (Relation.SettingReferences). A DELETE of rel's
+// keys of the one followed column, unmasked, to key alone, validated and
+// neither setting NULL nor a default on a DELETE
+// (Relation.SettingReferences). A DELETE of rel's
 // visible rows then checks, or deletes, only rows of child whose column
 // equals a visible row's key: rows the user sees.
 // NOTE: child and rel are tables (not partitioned, without inheritance
@@ -708,8 +718,14 @@ func (w *walker) followsInFull(child, rel *Relation, key string) bool {
 	if child.Kind != 'r' || rel.Kind != 'r' || len(child.Ancestors) > 0 || len(rel.Ancestors) > 0 {
 		return false
 	}
-	f := w.access(child).Follows
-	if w.access(child).Mode != Governed || f == nil || f.Parent != rel.QName || f.Key != key {
+	acc := w.access(child)
+	f := acc.Follows
+	if acc.Mode != Governed || f == nil || f.Parent != rel.QName || f.Key != key {
+		return false
+	}
+	if _, masked := acc.Masks[f.Column]; masked {
+		// NOTE: the key's check, or its cascade, would tell which
+		// visible rows hold the deleted row's key: the masked value.
 		return false
 	}
 	for col, qs := range child.References {

@@ -205,6 +205,14 @@ table "public.responses" {
   column "score" { class = "technical" }
 }
 
+# Follow-up notes on responses: a note is visible exactly when its response
+# is, for every user, through the responses' rules (no rule of its own).
+table "public.response_comments" {
+  follows = { table = "public.responses", column = "response_id", key = "id" }
+
+  column "author_email" { class = "pii" }
+}
+
 table "public.countries" {
   reference = true
 }
@@ -405,6 +413,24 @@ test "bank_app sees no praise" {
   user  = "bank_app"
   query = "SELECT DISTINCT sentiment FROM responses ORDER BY sentiment"
   rows  = [["negative"], ["neutral"]]
+}
+
+test "marie sees the notes on French responses only" {
+  user  = "marie"
+  query = "SELECT DISTINCT r.country FROM response_comments c JOIN responses r ON r.id = c.response_id"
+  rows  = [["France"]]
+}
+
+test "marie sees every note on a French response, no author email" {
+  user   = "marie"
+  query  = "SELECT count(*), count(author_email) FROM response_comments"
+  rows   = [[177, 0]]
+}
+
+test "tom sees the notes on his responses, his colleagues' included" {
+  user      = "tom"
+  query     = "SELECT DISTINCT author FROM response_comments ORDER BY author"
+  rows      = [["hq"], ["survey_admin"], ["tom"]]
 }
 
 test "employees are denied to everyone" {

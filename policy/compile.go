@@ -572,6 +572,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	}
 	conj := append(append([]*pg_query.Node{or(perm...)}, restr...), ceil...)
 	fence := !t.Pushdown
+	var follows *rewrite.Follow
 	if t.Follows != nil {
 		follow := boolConst(false)
 		var parentRules []string
@@ -590,6 +591,12 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 		// the left operand of another, so a nested one would not parse
 		// back into the tree the rewriter checked.
 		granted := or(flatten(pg_query.BoolExprType_OR_EXPR, follow, and(append([]*pg_query.Node{or(perm...)}, ceil...)...))...)
+		if len(restr) == 0 && !isBoolConst(follow, false) {
+			// NOTE: nothing narrows the follow: every row whose column
+			// equals a visible parent row's key is visible (a DELETE of
+			// the parent reaches no other: rewrite.Access.Follows).
+			follows = &rewrite.Follow{Parent: t.Follows.Table, Column: t.Follows.Column, Key: t.Follows.Key}
+		}
 		conj = append(flatten(pg_query.BoolExprType_AND_EXPR, granted), restr...)
 		// NOTE: the parent's rules decide the child's rows too: the
 		// audit and explain name them.
@@ -606,7 +613,7 @@ func (p *UserPolicy) relation(rel *rewrite.Relation, seen map[*rewrite.Relation]
 	}
 	// NOTE: the rules' date and time constants are pinned above; the
 	// scopes, ceilings and own rows hold none.
-	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: fence}
+	acc := rewrite.Access{Mode: rewrite.Governed, Filter: filter, Rules: names, NoPushdown: fence, Follows: follows}
 	if isBoolConst(filter, true) {
 		acc.Filter = nil
 	}

@@ -21,7 +21,8 @@ import (
 var diffUsers = []struct {
 	login string
 	// score and pii report whether the user's roles list the classes
-	// technical (score) and pii (contact, email).
+	// technical (score) and pii (contact, email, and the notes'
+	// author_email).
 	score, pii bool
 	// countries is the row scope of public.countries, reference that of
 	// public.teams and public.surveys ("" for all rows).
@@ -107,6 +108,13 @@ var diffQueries = []struct {
 		CROSS JOIN LATERAL (SELECT id, nps FROM responses r WHERE r.country = c.name ORDER BY nps, id LIMIT 2) l`, false},
 	{"grouping sets", `SELECT country, sentiment, count(*) FROM responses GROUP BY GROUPING SETS ((country), (sentiment), ())`, false},
 	{"first rows as JSON", `SELECT to_jsonb(r) FROM responses r ORDER BY id LIMIT 5`, true},
+	{"notes per response", `SELECT r.id, r.country, count(c.id) AS notes, count(c.author_email), max(c.created_at)
+		FROM responses r LEFT JOIN response_comments c ON c.response_id = r.id
+		GROUP BY r.id, r.country HAVING count(c.id) > 0`, false},
+	{"notes by author", `SELECT author, count(*), count(DISTINCT response_id), min(body) FROM response_comments
+		GROUP BY author ORDER BY author`, true},
+	{"notes without the responses", `SELECT count(*) FROM response_comments c
+		WHERE NOT EXISTS (SELECT FROM responses r WHERE r.id = c.response_id)`, false},
 	{"one country's rows", `SELECT id, branch, nps, contact, email, score FROM responses
 		WHERE country = 'France' AND nps <= 2 ORDER BY id LIMIT 10`, true},
 }
@@ -132,11 +140,14 @@ CREATE SCHEMA %[1]s;
 CREATE VIEW %[1]s.responses WITH (security_barrier) AS
 SELECT id, survey_id, %[2]s, %[3]s, country, branch, nps, %[4]s, agent_login, team_id, tags, sentiment, comment, submitted_at
 FROM public.responses WHERE %[5]s;
+CREATE VIEW %[1]s.response_comments WITH (security_barrier) AS
+SELECT id, response_id, author, %[8]s, body, created_at
+FROM public.response_comments WHERE response_id IN (SELECT id FROM %[1]s.responses);
 CREATE VIEW %[1]s.countries WITH (security_barrier) AS SELECT code, name FROM public.countries%[6]s;
 CREATE VIEW %[1]s.teams WITH (security_barrier) AS SELECT id, name, parent_id FROM public.teams%[7]s;
 CREATE VIEW %[1]s.surveys WITH (security_barrier) AS SELECT id, name, project FROM public.surveys%[7]s;`,
 		s, mask("contact", "text", pii), mask("email", "text", pii), mask("score", "numeric(5,2)", score),
-		scopes[login], where(countries), where(reference))
+		scopes[login], where(countries), where(reference), mask("author_email", "text", pii))
 }
 
 // diffResult is a result as text: column names and rows.

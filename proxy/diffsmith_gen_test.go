@@ -137,6 +137,12 @@ var smithBase = map[string]struct {
 		{"agent_login", tText, "", false}, {"team_id", tNum, "responses.team_id", false}, {"tags", tArr, "", false},
 		{"sentiment", tText, "", false}, {"comment", tText, "", false}, {"submitted_at", tTs, "", false},
 	}, key: "id", rows: 3004},
+	// The demo's child table: it follows responses on response_id.
+	"response_comments": {cols: []scol{
+		{"id", tNum, "response_comments.id", true}, {"response_id", tNum, "response_comments.response_id", false},
+		{"author", tText, "", false}, {"author_email", tText, "", false}, {"body", tText, "", false},
+		{"created_at", tTs, "", false},
+	}, key: "id", rows: 460},
 	"countries": {cols: []scol{{"code", tText, "countries.code", true}, {"name", tText, "countries.name", true}}, key: "code", rows: 6},
 	"teams":     {cols: []scol{{"id", tNum, "teams.id", true}, {"name", tText, "", true}, {"parent_id", tNum, "teams.parent_id", false}}, key: "id", rows: 14},
 	"surveys":   {cols: []scol{{"id", tNum, "surveys.id", true}, {"name", tText, "", true}, {"project", tText, "", false}}, key: "id", rows: 6},
@@ -147,15 +153,18 @@ var smithTableNames = []string{"responses", "responses", "responses", "countries
 // smithLinks are the equi-join conditions between base columns that keep
 // a join no larger than its larger side.
 var smithLinks = map[[2]string]bool{
-	{"responses.team_id", "teams.id"}:       true,
-	{"responses.survey_id", "surveys.id"}:   true,
-	{"responses.country", "countries.name"}: true,
-	{"teams.parent_id", "teams.id"}:         true,
-	{"responses.id", "responses.id"}:        true,
-	{"teams.id", "teams.id"}:                true,
-	{"countries.code", "countries.code"}:    true,
-	{"countries.name", "countries.name"}:    true,
-	{"surveys.id", "surveys.id"}:            true,
+	{"responses.team_id", "teams.id"}:                                  true,
+	{"responses.survey_id", "surveys.id"}:                              true,
+	{"responses.country", "countries.name"}:                            true,
+	{"teams.parent_id", "teams.id"}:                                    true,
+	{"responses.id", "responses.id"}:                                   true,
+	{"response_comments.response_id", "responses.id"}:                  true,
+	{"response_comments.id", "response_comments.id"}:                   true,
+	{"response_comments.response_id", "response_comments.response_id"}: true,
+	{"teams.id", "teams.id"}:                                           true,
+	{"countries.code", "countries.code"}:                               true,
+	{"countries.name", "countries.name"}:                               true,
+	{"surveys.id", "surveys.id"}:                                       true,
 }
 
 // maxRows bounds the estimated size of a FROM clause.
@@ -191,10 +200,14 @@ type smith struct {
 	// y draws the BI statements (diffsmith_bi_test.go) apart from r and
 	// x, for the same reason.
 	y *rand.Rand
+	// z draws the child table's forms (response_comments in place of
+	// responses, correlated aggregates of a response's notes) apart from
+	// r, x and y, for the same reason.
+	z *rand.Rand
 }
 
 func newSmith(seed int64) *smith {
-	return &smith{r: rand.New(rand.NewSource(seed)), x: rand.New(rand.NewSource(seed ^ 0x5eed20)), y: rand.New(rand.NewSource(seed ^ 0x5eed21)), used: map[string]bool{}, budget: 4}
+	return &smith{r: rand.New(rand.NewSource(seed)), x: rand.New(rand.NewSource(seed ^ 0x5eed20)), y: rand.New(rand.NewSource(seed ^ 0x5eed21)), z: rand.New(rand.NewSource(seed ^ 0x5eed22)), used: map[string]bool{}, budget: 4}
 }
 
 func (g *smith) p(pct int) bool          { return g.r.Intn(100) < pct }
@@ -691,7 +704,13 @@ func (g *smith) shadowed(name string) bool {
 // table returns a governed table, named in one of the ways SQL allows.
 func (g *smith) table(sc *sscope) string {
 	name := smithTableNames[g.r.Intn(len(smithTableNames))]
-	if g.small || sc.rows()*smithBase[name].rows > maxRows {
+	if name == "responses" && g.z.Intn(100) < 25 {
+		name = "response_comments"
+	}
+	// A child joined to its parent (or the parent to its child) stays
+	// small when join links them; join drops it when it does not.
+	linked := name == "response_comments" && g.hasBase(sc, "responses") || name == "responses" && g.hasBase(sc, "response_comments")
+	if g.small || sc.rows()*smithBase[name].rows > maxRows && !(linked && sc.rows() <= maxRows) {
 		name = g.pick("countries", "teams", "surveys")
 	}
 	def := smithBase[name]
@@ -1012,6 +1031,11 @@ func (g *smith) literal(t styp) string {
 func (g *smith) expr(sc *sscope, t styp, d int) string {
 	if s, ok := g.widen(g.attrPct(sc), func() string { return g.attrForm(sc, t) }); ok {
 		return s
+	}
+	if g.z.Intn(100) < 4 && g.budget > 0 {
+		if s := g.childAgg(sc, t); s != "" {
+			return s
+		}
 	}
 	if d > 2 || g.p(35+15*d) {
 		if c := g.column(sc, t); c != "" && g.p(85) {
@@ -1455,4 +1479,37 @@ func (g *smith) aggregate(sc *sscope, t styp) string {
 // aggBool returns a HAVING condition.
 func (g *smith) aggBool(sc *sscope) string {
 	return g.aggregate(sc, tNum) + g.pick(" > ", " <= ", " <> ") + g.literal(tNum)
+}
+
+// childAgg returns an aggregate of type t over the notes
+// (response_comments) of a responses relation of sc's own level,
+// correlated on its id, or "" when sc has none or t has no such
+// aggregate.
+func (g *smith) childAgg(sc *sscope, t styp) string {
+	id := ""
+	for _, r := range sc.rels {
+		for _, c := range r.cols {
+			if r.base == "responses" && c.origin == "responses.id" {
+				// Qualified: unqualified, the note's own id would take it.
+				id = r.alias + "." + c.name
+			}
+		}
+	}
+	if id == "" {
+		return ""
+	}
+	a := g.fresh("rc")
+	var agg string
+	switch t {
+	case tNum:
+		agg = g.pick("count(*)", "count(%[1]s.author_email)", "max(%[1]s.id)", "count(DISTINCT %[1]s.author)")
+	case tText:
+		agg = g.pick("string_agg(%[1]s.body, '; ' ORDER BY %[1]s.id)", "min(%[1]s.author)", "max(%[1]s.author_email)", "string_agg(%[1]s.author_email, ',' ORDER BY %[1]s.id)")
+	case tTs:
+		agg = "max(%[1]s.created_at)"
+	default:
+		return ""
+	}
+	where := g.pick("", " AND %[1]s.author <> 'hq'", " AND %[1]s.author_email IS NOT NULL", " AND %[1]s.created_at > '2025-06-01'")
+	return fmt.Sprintf("(SELECT "+agg+" FROM "+g.pick("response_comments", smithSchema+".response_comments")+" AS %[1]s WHERE %[1]s.response_id = %[2]s"+where+")", a, id)
 }

@@ -27,6 +27,14 @@ func (p adjusted) Relation(r *rewrite.Relation) rewrite.Access {
 	return acc
 }
 
+// RelationIn adjusts p's access in the snapshot (rewrite.AccessIn), so
+// that a table that follows another stays scoped by it.
+func (p adjusted) RelationIn(cat *rewrite.Catalog, r *rewrite.Relation) rewrite.Access {
+	acc := rewrite.AccessIn(p.Policy, cat, r)
+	p.adjust(&acc)
+	return acc
+}
+
 // subqueryOnly is p with relations that never take pushed comparisons,
 // so the rewriter always reads them through the fenced subquery: the
 // reference the direct read (rewrite/flatten.go) is held to.

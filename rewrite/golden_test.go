@@ -1632,6 +1632,12 @@ func (g *grantPolicy) Key() string {
 	return g.Policy.Key() + "+grant:" + strings.Join(ks, ",")
 }
 
+// RelationIn is the demo user's, so that a table that follows another
+// is scoped by it (rewrite.CatalogPolicy), as in the proxy.
+func (g *grantPolicy) RelationIn(cat *rewrite.Catalog, rel *rewrite.Relation) rewrite.Access {
+	return rewrite.AccessIn(g.Policy, cat, rel)
+}
+
 func (g *grantPolicy) AllowStatement(k rewrite.StatementKind) (bool, string) {
 	if g.kinds[k] {
 		return true, ""

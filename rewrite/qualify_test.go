@@ -30,6 +30,12 @@ func qualifyPolicy(t testing.TB) *fakePolicy {
 				Rules: []string{"france_only"}},
 			"public.countries": {Mode: rewrite.Governed, Filter: expr(t, "name = 'France'"), Rules: []string{"france_countries"}},
 			"public.teams":     {Mode: rewrite.Open},
+			// As configs/demo.hcl: the notes follow responses, so a
+			// DELETE of responses reaches only notes the user sees.
+			"public.response_comments": {Mode: rewrite.Governed,
+				Filter:  expr(t, "response_id = ANY (SELECT id FROM public.responses WHERE country = 'France')"),
+				Rules:   []string{"follows.public.responses", "france_only"},
+				Follows: &rewrite.Follow{Parent: rewrite.QName{Schema: "public", Name: "responses"}, Column: "response_id", Key: "id"}},
 		},
 		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindCopyOut: true,
 			rewrite.KindUpdate: true, rewrite.KindDelete: true},

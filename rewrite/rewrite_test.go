@@ -89,6 +89,12 @@ func marie(t testing.TB) *fakePolicy {
 				Masks: map[string]*pg_query.Node{"contact": nil, "email": nil, "score": nil}, Rules: []string{"france_only"}},
 			"public.countries": {Mode: rewrite.Governed, Filter: expr(t, "name = 'France'"), Rules: []string{"france_countries"}},
 			"public.teams":     {Mode: rewrite.Open},
+			// As configs/demo.hcl: the notes follow responses.
+			"public.response_comments": {Mode: rewrite.Governed,
+				Filter:  expr(t, "response_id = ANY (SELECT id FROM public.responses WHERE country = 'France')"),
+				Masks:   map[string]*pg_query.Node{"author_email": nil},
+				Rules:   []string{"follows.public.responses", "france_only"},
+				Follows: &rewrite.Follow{Parent: rewrite.QName{Schema: "public", Name: "responses"}, Column: "response_id", Key: "id"}},
 		},
 		kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindCopyOut: true},
 	}

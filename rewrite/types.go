@@ -249,6 +249,17 @@ type Relation struct {
 	// reaches.
 	Keys                     map[string]bool
 	References, ReferencedBy map[string][]QName
+	// SettingReferences maps each column of a foreign key of several
+	// columns, whose ON DELETE action is SET NULL or SET DEFAULT, or
+	// that is not validated (NOT VALID), to the relations it
+	// references: a DELETE of a referenced row writes a value into the
+	// column (whose check, for a default, reads a parent row the user
+	// may not see), or pairs it with another; or rows may reference no
+	// row yet, which a new parent row would reach.
+	// Every other foreign key of a column checks it, or deletes the row
+	// holding it, on a DELETE (deleteChecked).
+	// NOTE: a subset of References.
+	SettingReferences map[string][]QName
 	// Generated maps each generated column to the columns its expression
 	// reads (none, an empty list, for a constant): writing one of those
 	// changes it. Keys, References and
@@ -421,6 +432,20 @@ type Access struct {
 	// NOTE: the key need not be unique; a unique one is refused anyway
 	// (writeChecked), whatever FollowedKeys holds.
 	FollowedKeys map[string]bool
+	// Follows is set when the relation follows another (policy's
+	// follows) and shows every row whose Column equals the Key of a row
+	// of Parent the user sees: no restrictive rule of the relation's
+	// narrows the follow. A DELETE of Parent's rows then reaches, by a
+	// foreign key from Column to Key, only rows the user sees
+	// (deleteChecked). nil otherwise.
+	Follows *Follow
+}
+
+// Follow is a relation's follow of its parent (Access.Follows): its rows
+// are those whose Column equals the Key of a visible row of Parent.
+type Follow struct {
+	Parent      QName
+	Column, Key string
 }
 
 // Policy is one user's compiled policy, as the rewriter consults it.

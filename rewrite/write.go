@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"slices"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
@@ -582,7 +584,19 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		if q, ok := w.notReadable(rel.References[n]); !ok {
 			return deny("write_key", "%s of %s.%s is not allowed: its foreign key references %s, of which you may not read every row and column, and the key's check would tell whether a row exists", clause, rel.QName, n, q)
 		}
-		if q, ok := w.notReadable(rel.ReferencedBy[n]); !ok {
+		referencing := rel.ReferencedBy[n]
+		if clause == "INSERT" || clause == "COPY" {
+			// NOTE: a new row is referenced by no row yet: a child that
+			// follows rel on the column in full (followsInFull) holds no
+			// orphan its key could show, as the foreign key keeps none.
+			referencing = nil
+			for _, q := range rel.ReferencedBy[n] {
+				if child := w.cat.Relations[q]; child == nil || !w.followsInFull(child, rel, n) {
+					referencing = append(referencing, q)
+				}
+			}
+		}
+		if q, ok := w.notReadable(referencing); !ok {
 			return deny("write_key", "%s of %s.%s is not allowed: a foreign key of %s, of which you may not read every row and column, references the column, and its check or cascade would reach rows you may not see", clause, rel.QName, n, q)
 		}
 		if q, ok := w.readOnly(rel.ReferencedBy[n]); !ok {
@@ -641,19 +655,95 @@ func peersChecked(cols []*pg_query.Node, rel *Relation, peers map[string][]strin
 // would tell whether a hidden row references a deleted one, and its
 // cascade would delete or change hidden rows. A view or a foreign table
 // is refused, as in writeChecked.
+// A relation that follows rel on the key (Access.Follows, see
+// followsInFull) is not read in full, but every row of it a deleted row
+// can reach is one the user sees: it is not refused for it. The
+// relations referencing a referencing relation are checked in turn, as
+// a cascade reaches them.
 func (w *walker) deleteChecked(rel *Relation) error {
+	return w.deleteCheckedFrom(rel, map[QName]bool{rel.QName: true})
+}
+
+// deleteCheckedFrom is deleteChecked, seen the relations already checked
+// (or being checked) on the way down a cascade.
+// NOTE: seen is shared by the whole walk: a relation's check does not
+// depend on the path that reached it, and a schema whose foreign keys
+// form a lattice is walked once per relation, not once per path.
+func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 	if rel.Kind == 'v' || rel.Kind == 'f' {
 		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
 	}
 	for _, c := range rel.Columns {
-		if q, ok := w.notReadable(rel.ReferencedBy[c.Name]); !ok {
+		var others, next []QName
+		for _, q := range rel.ReferencedBy[c.Name] {
+			child := w.cat.Relations[q]
+			if child == nil || !w.followsInFull(child, rel, c.Name) {
+				others = append(others, q)
+			}
+			next = append(next, q)
+		}
+		if q, ok := w.notReadable(others); !ok {
 			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s, of which you may not read every row and column, references it, and its check or cascade would reach rows you may not see", rel.QName, q)
 		}
 		if q, ok := w.readOnly(rel.ReferencedBy[c.Name]); !ok {
 			return deny("policy_input", "DELETE from %s is not allowed: a foreign key of %s references it, and its cascade would write a table the policy reads", rel.QName, q)
 		}
+		// NOTE: a cascade into a referencing relation, read in full or
+		// followed in full, goes on into the relations that reference
+		// it: their keys' checks and cascades are this DELETE's too. A
+		// loop of foreign keys reaches nothing more the second time.
+		for _, q := range next {
+			if seen[q] {
+				continue
+			}
+			seen[q] = true
+			if err := w.deleteCheckedFrom(w.cat.Relations[q], seen); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// followsInFull reports whether child follows rel on key for the user
+// (Access.Follows) by every foreign key of child that references rel:
+// keys of the one followed column, unmasked, to key alone, validated and
+// neither setting NULL nor a default on a DELETE
+// (Relation.SettingReferences). A DELETE of rel's
+// visible rows then checks, or deletes, only rows of child whose column
+// equals a visible row's key: rows the user sees.
+// NOTE: child and rel are tables (not partitioned, without inheritance
+// parents): a partition's keys and its root's are not paired here.
+func (w *walker) followsInFull(child, rel *Relation, key string) bool {
+	if child.Kind != 'r' || rel.Kind != 'r' || len(child.Ancestors) > 0 || len(rel.Ancestors) > 0 {
+		return false
+	}
+	acc := w.access(child)
+	f := acc.Follows
+	if acc.Mode != Governed || f == nil || f.Parent != rel.QName || f.Key != key {
+		return false
+	}
+	if _, masked := acc.Masks[f.Column]; masked {
+		// NOTE: the key's check, or its cascade, would tell which
+		// visible rows hold the deleted row's key: the masked value.
+		return false
+	}
+	for col, qs := range child.References {
+		if slices.Contains(qs, rel.QName) && col != f.Column {
+			return false
+		}
+	}
+	for _, qs := range child.SettingReferences {
+		if slices.Contains(qs, rel.QName) {
+			return false
+		}
+	}
+	for col, qs := range rel.ReferencedBy {
+		if slices.Contains(qs, child.QName) && col != key {
+			return false
+		}
+	}
+	return true
 }
 
 // notReadable returns the first of rels the user may not read in full

@@ -218,6 +218,7 @@ func printWelcome(listen, logPath, admin, auditPath, auditKey, upstream, svcPass
 		fmt.Fprintf(&b, "  # %s\n  psql %q\n", u.role, connURL(listen, u.login))
 	}
 	fmt.Fprintf(&b, "\nTry: SELECT country, count(*), round(avg(nps), 1) AS nps FROM responses GROUP BY 1 ORDER BY 1;\n")
+	fmt.Fprintf(&b, "Notes follow their responses: SELECT r.country, count(*) FROM response_comments c JOIN responses r ON r.id = c.response_id GROUP BY 1;\n")
 	fmt.Fprintf(&b, "\nAudit trail: %s (one JSON line per statement). In another terminal:\n", auditPath)
 	fmt.Fprintf(&b, "  PGVEIL_AUDIT_KEY=%s go run ./cmd/pgveil audit verify %s*\n", auditKey, auditPath)
 	fmt.Fprintf(&b, "  go run ./cmd/pgveil audit search --user marie --format table %s*\n", auditPath)

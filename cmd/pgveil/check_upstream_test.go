@@ -147,7 +147,7 @@ func TestCheckUpstream(t *testing.T) {
 	t.Run("the demo configuration is valid against the demo database", func(t *testing.T) {
 		setupDemo(t)
 		code, out, errOut := runCLI("", "check", "--config", "../../configs/demo.hcl", "--upstream")
-		want := "configuration is valid against upstream " + cluster.Addr() + "/feedback as pgveil_svc: 4 tables governed, 14 rules, "
+		want := "configuration is valid against upstream " + cluster.Addr() + "/feedback as pgveil_svc: 5 tables governed (public.response_comments follows public.responses), 14 rules, "
 		if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, ", 0 warnings") || errOut != "" {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}

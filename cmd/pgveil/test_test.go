@@ -32,10 +32,10 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 	setupDemo(t)
 	t.Run("every demo test passes against the demo database", func(t *testing.T) {
 		code, out, errOut := runCLI("", "test", "--config", "../../configs/demo.hcl", "--upstream")
-		if code != 0 || lastLine(out) != "18 passed, 0 failed" || errOut != "" {
+		if code != 0 || lastLine(out) != "21 passed, 0 failed" || errOut != "" {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:18] {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[:21] {
 			if !strings.HasPrefix(line, "PASS ") {
 				t.Errorf("not a PASS line: %q", line)
 			}
@@ -49,7 +49,7 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 			"PASS procedural code is refused\n",
 			"SKIP marie sees French responses only: comparing rows needs --upstream",
 			"SKIP employees are denied to everyone: no table block names employees exactly",
-			"12 skipped: they need the live database; run pgveil test --upstream\n",
+			"15 skipped: they need the live database; run pgveil test --upstream\n",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("stdout lacks %q", want)
@@ -61,7 +61,7 @@ func TestTestCommandOnTheDemo(t *testing.T) {
 	})
 	t.Run("--run selects tests by name", func(t *testing.T) {
 		code, out, _ := runCLI("", "test", "--config", "../../configs/demo.hcl", "--upstream", "--run", "^tom ")
-		if code != 0 || out != "PASS tom sees only the responses he handled\nPASS tom may not export\n2 passed, 0 failed\n" {
+		if code != 0 || out != "PASS tom sees only the responses he handled\nPASS tom may not export\nPASS tom sees the notes on his responses, his colleagues' included\n3 passed, 0 failed\n" {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
 	})

@@ -120,6 +120,11 @@ func TestDemoDatabase(t *testing.T) {
 				"CREATE INDEX responses_survey_id_idx ON public.responses USING btree (survey_id) | " +
 				"CREATE INDEX responses_tags_idx ON public.responses USING gin (tags) | " +
 				"CREATE INDEX responses_team_id_idx ON public.responses USING btree (team_id)"},
+		{"comments", "SELECT count(*) BETWEEN 300 AND 600 FROM response_comments", "t"},
+		{"comments per response", "SELECT max(n) || '-' || count(*) FROM (SELECT count(*) AS n FROM response_comments GROUP BY response_id) x", "3-228"},
+		{"comments have responses", "SELECT count(*) FROM response_comments c WHERE NOT EXISTS (SELECT FROM responses r WHERE r.id = c.response_id)", "0"},
+		{"comment emails", "SELECT count(*) FROM response_comments c JOIN employees e ON e.login = c.author WHERE c.author_email IS DISTINCT FROM e.email", "0"},
+		{"french comments", "SELECT count(*) FROM response_comments c JOIN responses r ON r.id = c.response_id WHERE r.country = 'France'", "177"},
 		{"owners", "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'public'", "postgres"},
 		{"svc role", `SELECT rolcanlogin AND NOT rolsuper AND NOT rolcreatedb AND NOT rolcreaterole
 			AND NOT rolreplication AND NOT rolbypassrls FROM pg_roles WHERE rolname = 'pgveil_svc'`, "t"},
@@ -138,7 +143,7 @@ func TestDemoDatabase(t *testing.T) {
 	t.Run("deterministic", func(t *testing.T) {
 		loadDemo(t, ctx, "feedback_again", "svc-secret")
 		defer cluster.Exec(context.Background(), "postgres", "DROP DATABASE feedback_again")
-		const digest = "SELECT md5(string_agg(r::text, E'\\n' ORDER BY id)) FROM responses r"
+		const digest = "SELECT (SELECT md5(string_agg(r::text, E'\\n' ORDER BY id)) FROM responses r) || (SELECT md5(string_agg(c::text, E'\\n' ORDER BY id)) FROM response_comments c)"
 		again, err := cluster.Connect(ctx, "feedback_again")
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,8 @@
 -- Files in this directory run in file-name order, as the superuser, into a
 -- fresh database, each with one simple-protocol query.
 --
--- Personal data: responses.contact and responses.email.
+-- Personal data: responses.contact, responses.email and
+-- response_comments.author_email.
 -- Internal technical value: responses.score.
 
 CREATE TABLE countries (
@@ -60,3 +61,14 @@ COMMENT ON COLUMN responses.contact IS 'Personal data: the respondent''s name.';
 COMMENT ON COLUMN responses.email IS 'Personal data: the respondent''s email address.';
 COMMENT ON COLUMN responses.score IS 'Internal technical value (model score), not for end users.';
 COMMENT ON COLUMN responses.team_id IS 'The team of agent_login.';
+
+CREATE TABLE response_comments (
+    id           bigserial PRIMARY KEY,
+    response_id  bigint NOT NULL REFERENCES responses ON DELETE CASCADE,
+    author       text NOT NULL REFERENCES employees,
+    author_email text,
+    body         text NOT NULL,
+    created_at   timestamptz NOT NULL
+);
+COMMENT ON TABLE response_comments IS 'Follow-up notes of employees on a response: a child of responses, shown exactly when its response is (follows).';
+COMMENT ON COLUMN response_comments.author_email IS 'Personal data: the commenting employee''s email address.';

@@ -1,0 +1,147 @@
+package rewrite_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgveil/pgveil/rewrite"
+)
+
+// TestDeleteOfAFollowedParent holds when a DELETE of a parent may reach a
+// child that follows it (Access.Follows) by a foreign key: only when
+// every child row the key's check or cascade reaches is one the user
+// sees.
+func TestDeleteOfAFollowedParent(t *testing.T) {
+	base := demoCatalog(t)
+	parent := rewrite.QName{Schema: "public", Name: "responses"}
+	childName := rewrite.QName{Schema: "public", Name: "response_comments"}
+	follows := &rewrite.Follow{Parent: parent, Column: "response_id", Key: "id"}
+	cases := []struct {
+		name string
+		// follows is the child's Access.Follows; child adjusts a copy of
+		// the child's relation.
+		follows *rewrite.Follow
+		child   func(*rewrite.Relation)
+		// masked masks the child's followed column.
+		masked  bool
+		refused bool
+	}{
+		{name: "a child following the parent on the foreign key is reached only where the user sees it", follows: follows},
+		{name: "a child that does not follow in full (a restrictive rule of its own) is refused", refused: true},
+		{name: "a child following another table is refused", follows: &rewrite.Follow{Parent: rewrite.QName{Schema: "public", Name: "surveys"}, Column: "response_id", Key: "id"}, refused: true},
+		{name: "a child following the parent on another key is refused", follows: &rewrite.Follow{Parent: parent, Column: "response_id", Key: "survey_id"}, refused: true},
+		{name: "a child whose foreign key sets NULL or a default on a delete is refused", follows: follows, refused: true,
+			child: func(r *rewrite.Relation) { r.SettingReferences = map[string][]rewrite.QName{"response_id": {parent}} }},
+		{name: "a child whose followed column is masked is refused: the check would tell which rows hold the deleted key", follows: follows, masked: true, refused: true},
+		{name: "a child with a second foreign key to the parent, of another column, is refused", follows: follows, refused: true,
+			child: func(r *rewrite.Relation) {
+				r.References = map[string][]rewrite.QName{"response_id": {parent}, "id": {parent}}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cat := *base
+			cat.Relations = map[rewrite.QName]*rewrite.Relation{}
+			for q, r := range base.Relations {
+				cat.Relations[q] = r
+			}
+			child := *base.Relations[childName]
+			if c.child != nil {
+				c.child(&child)
+			}
+			cat.Relations[childName] = &child
+			p := marie(t)
+			p.kinds[rewrite.KindDelete] = true
+			acc := rewrite.Access{Mode: rewrite.Governed, Filter: expr(t, "response_id = 2"), Follows: c.follows}
+			if c.masked {
+				acc.Masks = map[string]*pg_query.Node{"response_id": nil}
+			}
+			p.access["public.response_comments"] = acc
+			_, err := rewrite.Rewrite("DELETE FROM responses WHERE id = 2", &cat, p)
+			var r *rewrite.Refused
+			switch {
+			case c.refused && (!errors.As(err, &r) || r.Rule != "write_key"):
+				t.Fatalf("want a refusal by rule write_key, got %v", err)
+			case !c.refused && err != nil:
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
+
+// TestDeleteCascadesAreCheckedToTheEnd holds a DELETE to the keys of the
+// relations a cascade reaches through a relation the user reads in full:
+// countries (marie's, scoped) referenced by teams (open to her),
+// referenced by team_surveys (denied): deleting France cascades into the
+// teams of France, and the check or cascade of team_surveys' key would
+// reach rows she may not see.
+func TestDeleteCascadesAreCheckedToTheEnd(t *testing.T) {
+	base := demoCatalog(t)
+	cat := *base
+	cat.Relations = map[rewrite.QName]*rewrite.Relation{}
+	for q, r := range base.Relations {
+		cat.Relations[q] = r
+	}
+	countries := rewrite.QName{Schema: "public", Name: "countries"}
+	teams := rewrite.QName{Schema: "public", Name: "teams"}
+	c := *base.Relations[countries]
+	c.ReferencedBy = map[string][]rewrite.QName{"code": {teams}}
+	cat.Relations[countries] = &c
+	tm := *base.Relations[teams]
+	tm.ReferencedBy = map[string][]rewrite.QName{"id": {{Schema: "public", Name: "team_surveys"}}}
+	cat.Relations[teams] = &tm
+	p := marie(t)
+	p.kinds[rewrite.KindDelete] = true
+	_, err := rewrite.Rewrite("DELETE FROM countries WHERE code = 'FR'", &cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.team_surveys") {
+		t.Fatalf("want a refusal by rule write_key naming public.team_surveys, got %v", err)
+	}
+	t.Run("a relation read in full that nothing references is the end of the cascade", func(t *testing.T) {
+		tm.ReferencedBy = nil
+		if _, err := rewrite.Rewrite("DELETE FROM countries WHERE code = 'FR'", &cat, p); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// TestCatalogSettingReferences holds the snapshot's SettingReferences to
+// the foreign keys a DELETE of the parent does not simply check or
+// cascade: of several columns, setting NULL or a default, or not
+// validated (a row may reference no parent yet).
+func TestCatalogSettingReferences(t *testing.T) {
+	_, cat := freshCatalog(t, "settingrefs", `CREATE TABLE parent (id int PRIMARY KEY, a int, b int, UNIQUE (a, b));
+		CREATE TABLE cascades (p int REFERENCES parent ON DELETE CASCADE);
+		CREATE TABLE restricts (p int REFERENCES parent);
+		CREATE TABLE nulls (p int REFERENCES parent ON DELETE SET NULL);
+		CREATE TABLE defaults (p int DEFAULT 0 REFERENCES parent ON DELETE SET DEFAULT);
+		CREATE TABLE pairs (x int, y int, FOREIGN KEY (x, y) REFERENCES parent (a, b));
+		CREATE TABLE unchecked (p int);
+		INSERT INTO unchecked VALUES (42);
+		ALTER TABLE unchecked ADD FOREIGN KEY (p) REFERENCES parent NOT VALID`)
+	parent := rewrite.QName{Schema: "public", Name: "parent"}
+	for _, tc := range []struct {
+		table, column string
+		setting       bool
+	}{
+		{"cascades", "p", false},
+		{"restricts", "p", false},
+		{"nulls", "p", true},
+		{"defaults", "p", true},
+		{"pairs", "x", true},
+		{"pairs", "y", true},
+		{"unchecked", "p", true},
+	} {
+		r := cat.Relations[rewrite.QName{Schema: "public", Name: tc.table}]
+		if r == nil || !slices.Contains(r.References[tc.column], parent) {
+			t.Fatalf("%s.%s: references %v, want public.parent", tc.table, tc.column, r.References)
+		}
+		if got := slices.Contains(r.SettingReferences[tc.column], parent); got != tc.setting {
+			t.Errorf("%s.%s: in SettingReferences %v, want %v", tc.table, tc.column, got, tc.setting)
+		}
+	}
+}

@@ -317,7 +317,8 @@ func typeName(tn *pg_query.TypeName) string {
 }
 
 // noRowTables returns the tables of names (as the engine lists governed
-// tables) whose row scope for the user is the constant FALSE: ungranted
+// tables) whose row scope for the user is FALSE whatever the data (noRow),
+// a follower's named "through" its parent: ungranted
 // where no permissive rule applies, emptied where one does but gives no
 // row (a scope needing an attribute the user lacks, a where reading a
 // column the table lacks, a role's ceiling).
@@ -342,7 +343,7 @@ func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, na
 		if acc.Mode != rewrite.Governed || acc.Filter == nil {
 			continue
 		}
-		if c := acc.Filter.GetAConst(); c == nil || c.GetBoolval() == nil || c.GetBoolval().Boolval {
+		if !noRow(acc.Filter) {
 			continue
 		}
 		var rules []string
@@ -351,6 +352,10 @@ func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, na
 				rules = append(rules, r)
 			}
 		}
+		if acc.Follows != nil {
+			// Its rows are its parent's: say whose scope decided.
+			n += " through " + acc.Follows.Parent.String()
+		}
 		if len(rules) == 0 {
 			ungranted = append(ungranted, n)
 		} else {
@@ -358,6 +363,36 @@ func noRowTables(cfg *policy.Config, up rewrite.Policy, cat *rewrite.Catalog, na
 		}
 	}
 	return ungranted, emptied
+}
+
+// noRow reports whether the row scope f is FALSE whatever the data: the
+// constant, an AND holding one, an OR of them only, or a follow (column =
+// ANY (SELECT key FROM parent WHERE scope)) whose parent's scope is.
+// NOTE: a follower of a parent the user may read no row of is scoped by
+// a subquery that returns none, not by the constant: without folding
+// it, explain would say nothing of the follower's empty reads.
+func noRow(f *pg_query.Node) bool {
+	switch {
+	case f == nil:
+		return false
+	case f.GetAConst() != nil:
+		b := f.GetAConst().GetBoolval()
+		return b != nil && !b.Boolval
+	case f.GetBoolExpr() != nil:
+		e := f.GetBoolExpr()
+		switch e.Boolop {
+		case pg_query.BoolExprType_AND_EXPR:
+			return slices.ContainsFunc(e.Args, noRow)
+		case pg_query.BoolExprType_OR_EXPR:
+			return len(e.Args) > 0 && !slices.ContainsFunc(e.Args, func(n *pg_query.Node) bool { return !noRow(n) })
+		}
+	case f.GetSubLink() != nil:
+		sl := f.GetSubLink()
+		sel := sl.GetSubselect().GetSelectStmt()
+		return sl.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK && sel != nil && sel.Op == pg_query.SetOperation_SETOP_NONE &&
+			len(sel.FromClause) == 1 && sel.GetWhereClause() != nil && noRow(sel.GetWhereClause())
+	}
+	return false
 }
 
 // oneOrMany returns one when n is 1, else many.

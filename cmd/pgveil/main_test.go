@@ -456,7 +456,7 @@ func (s *syncBuffer) String() string {
 func TestExplain(t *testing.T) {
 	pgtest.Require(t, cluster)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags, labels; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text); CREATE TABLE labels (id int); DROP TABLE IF EXISTS team_notes; CREATE TABLE team_notes (id int, team_id int)"); err != nil {
+	if err := cluster.Exec(ctx, "postgres", "DROP TABLE IF EXISTS notes, tags, labels; CREATE TABLE notes (id int, owner text, secret text); CREATE TABLE tags (id int, owner text); CREATE TABLE labels (id int); DROP TABLE IF EXISTS team_notes; CREATE TABLE team_notes (id int, team_id int); DROP TABLE IF EXISTS label_notes, team_note_tags, note_tags; CREATE TABLE label_notes (label_id int); CREATE TABLE team_note_tags (note_id int); CREATE TABLE note_tags (note_id int)"); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := scram.NewVerifier("pw", 4096)
@@ -486,6 +486,15 @@ table "public.tags" {
 table "public.labels" {}
 table "public.team_notes" {
   team_column = "team_id"
+}
+table "public.label_notes" {
+  follows = { table = "public.labels", column = "label_id", key = "id" }
+}
+table "public.team_note_tags" {
+  follows = { table = "public.team_notes", column = "note_id", key = "id" }
+}
+table "public.note_tags" {
+  follows = { table = "public.notes", column = "note_id", key = "id" }
 }
 rule "team_notes" {
   tables = ["public.team_notes"]
@@ -533,6 +542,21 @@ user "dana" {
 			if !strings.Contains(out, want) {
 				t.Fatalf("missing %q in:\n%s", want, out)
 			}
+		}
+	})
+	t.Run("a follower of a parent the user reads no row of is named, through its parent", func(t *testing.T) {
+		for _, c := range []struct{ sql, want string }{
+			{"SELECT count(*) FROM label_notes", "no row of: public.label_notes through public.labels (no rule grants dana rows of them"},
+			{"SELECT count(*) FROM team_note_tags", "no row of: public.team_note_tags through public.team_notes (rule team_notes applies, but grants dana no row"},
+		} {
+			code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", c.sql)
+			if code != 0 || !strings.Contains(out, c.want) {
+				t.Fatalf("%d, missing %q in:\n%s%s", code, c.want, out, errOut)
+			}
+		}
+		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT count(*) FROM note_tags")
+		if code != 0 || strings.Contains(out, "no row of") || !strings.Contains(out, "follows.public.notes") {
+			t.Fatalf("%d, a follower of a parent the user reads is not named:\n%s%s", code, out, errOut)
 		}
 	})
 	t.Run("a statement of a shape seen before shows the form its template gives", func(t *testing.T) {

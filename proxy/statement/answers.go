@@ -81,7 +81,8 @@ func (t *Tracker) WantsTag() bool {
 
 // writes reports whether kinds hold a statement whose CommandComplete
 // tag counts rows it changed: INSERT, UPDATE, DELETE, COPY (FROM STDIN;
-// a COPY TO's rows are its CopyData), and EXECUTE of a statement
+// a COPY TO's tag replaces the count of its CopyData, which a HEADER line
+// or a binary trailer adds to), and EXECUTE of a statement
 // prepared with SQL, which may be any of them.
 func writes(kinds []string) bool {
 	for _, k := range kinds {
@@ -120,6 +121,12 @@ func (t *Tracker) OnCommandComplete(total int, tag []byte) (done *Execution) {
 	if x := t.next(); x != nil {
 		x.Affected += affectedOf(tag, x.copyIn)
 		x.copyIn = false
+		if x.copyOut {
+			if n, ok := copyCount(tag); ok {
+				x.Rows += n - x.copyData
+			}
+			x.copyOut, x.copyData = false, 0
+		}
 	}
 	return t.account('C', total, "", "", false)
 }
@@ -152,6 +159,19 @@ func affectedOf(tag []byte, copyIn bool) int64 {
 		return 0
 	}
 	return n
+}
+
+// copyCount is the n of a COPY n tag: a COPY TO's rows sent.
+func copyCount(tag []byte) (int64, bool) {
+	verb, rest, ok := bytes.Cut(tag, []byte{' '})
+	if !ok || string(verb) != "COPY" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(rest), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // SetBackend tells the Tracker the process id of the upstream backend
@@ -438,8 +458,16 @@ func (t *Tracker) account(typ byte, total int, errCode, errMsg string, refused b
 	x.Bytes += int64(total)
 	switch typ {
 	case 'D', 'd':
-		// DataRow, or CopyData of COPY TO STDOUT: one row each.
+		// DataRow, or CopyData of COPY TO STDOUT: one row each, until
+		// the COPY's tag says how many rows it sent (OnCommandComplete).
 		x.Rows++
+		if x.copyOut {
+			x.copyData++
+		}
+	case 'H':
+		// CopyOutResponse: a header line (HEADER) and a binary
+		// trailer are CopyData of no row; the tag counts the rows.
+		x.copyOut, x.copyData = true, 0
 	case 'G':
 		// CopyInResponse: the COPY's tag counts the rows it wrote.
 		x.copyIn = true
@@ -547,8 +575,12 @@ type Execution struct {
 	// tags say (OnCommandComplete), or, for an Execute of a write its
 	// portal's row limit suspended, the rows it returned; copyIn marks a COPY FROM STDIN under
 	// way, whose tag counts rows written, not read.
-	Affected                int64
-	copyIn                  bool
+	Affected int64
+	copyIn   bool
+	// copyOut marks a COPY TO STDOUT under way, and copyData counts its
+	// CopyData so far, in Rows until its tag replaces them with its n.
+	copyOut                 bool
+	copyData                int64
 	SQLState, UpstreamError string
 	// Refusal is the refusal whose marker answered it when its Info has
 	// none (OnRefusedAnswer): the client was sent that refusal.

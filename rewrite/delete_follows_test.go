@@ -145,3 +145,47 @@ func TestCatalogSettingReferences(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteReachesNoMaskedKey holds a DELETE to the masked columns of
+// the rows it deletes, its own and a followed child's: a foreign key
+// referencing one is checked, or cascades, by the deleted row's real
+// value, and a cascade into a table the user reads (teams, open to
+// marie) shows it in the rows gone.
+func TestDeleteReachesNoMaskedKey(t *testing.T) {
+	base := demoCatalog(t)
+	teams := rewrite.QName{Schema: "public", Name: "teams"}
+	for _, c := range []struct {
+		name, table, column string
+	}{
+		{"the parent's masked column", "responses", "email"},
+		{"a followed child's masked column", "response_comments", "author_email"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cat := *base
+			cat.Relations = map[rewrite.QName]*rewrite.Relation{}
+			for q, r := range base.Relations {
+				cat.Relations[q] = r
+			}
+			q := rewrite.QName{Schema: "public", Name: c.table}
+			r := *base.Relations[q]
+			r.ReferencedBy = map[string][]rewrite.QName{}
+			for k, v := range base.Relations[q].ReferencedBy {
+				r.ReferencedBy[k] = v
+			}
+			r.ReferencedBy[c.column] = []rewrite.QName{teams}
+			cat.Relations[q] = &r
+			// NOTE: teams, referenced by nothing, is the end of the
+			// cascade.
+			tm := *base.Relations[teams]
+			tm.ReferencedBy = nil
+			cat.Relations[teams] = &tm
+			p := marie(t)
+			p.kinds[rewrite.KindDelete] = true
+			_, err := rewrite.Rewrite("DELETE FROM responses WHERE id = 2", &cat, p)
+			var rf *rewrite.Refused
+			if !errors.As(err, &rf) || rf.Rule != "write_key" || !strings.Contains(rf.Error(), c.column) {
+				t.Fatalf("want a refusal by rule write_key naming %s, got %v", c.column, err)
+			}
+		})
+	}
+}

@@ -673,7 +673,14 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 	if rel.Kind == 'v' || rel.Kind == 'f' {
 		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
 	}
+	acc := w.access(rel)
 	for _, c := range rel.Columns {
+		if _, masked := acc.Masks[c.Name]; masked && len(rel.ReferencedBy[c.Name]) > 0 {
+			// NOTE: the rows a deleted row's masked value reaches are
+			// checked, or deleted, by it: a cascade into a table the
+			// user reads (or a check's failure) tells the value.
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s references its column %s, which you may not read, and its check or cascade would tell a deleted row's value", rel.QName, rel.ReferencedBy[c.Name][0], c.Name)
+		}
 		var others, next []QName
 		for _, q := range rel.ReferencedBy[c.Name] {
 			child := w.cat.Relations[q]

@@ -189,3 +189,27 @@ func TestDeleteReachesNoMaskedKey(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteReachesAnInheritanceChildsKeys holds a DELETE of a parent to
+// the foreign keys referencing a column of its inheritance child's own
+// (not the parent's): DELETE FROM p deletes c's rows, and z's key
+// cascades by c.extra into rows of a table the user may not read.
+func TestDeleteReachesAnInheritanceChildsKeys(t *testing.T) {
+	_, cat := freshCatalog(t, "deleteinherits", `CREATE TABLE p (id int PRIMARY KEY, tenant text);
+		CREATE TABLE c (extra int UNIQUE) INHERITS (p);
+		CREATE TABLE z (e int REFERENCES c (extra) ON DELETE CASCADE, secret text)`)
+	p := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.c": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p WHERE id = 1", cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.z") {
+		t.Fatalf("want a refusal by rule write_key naming public.z, got %v", err)
+	}
+	t.Run("the child's own DELETE is refused as well", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("DELETE FROM c WHERE id = 1", cat, p); !errors.As(err, &r) || r.Rule != "write_key" {
+			t.Fatalf("want a refusal by rule write_key, got %v", err)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"maps"
 	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -674,6 +675,15 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
 	}
 	acc := w.access(rel)
+	// NOTE: ReferencedBy holds the keys of rel's inheritance children
+	// too, which a DELETE of rel reaches: a column of a child's own is
+	// no column of rel, and its value is one the user does not read
+	// through rel.
+	for _, name := range slices.Sorted(maps.Keys(rel.ReferencedBy)) {
+		if !slices.ContainsFunc(rel.Columns, func(c Column) bool { return c.Name == name }) && len(rel.ReferencedBy[name]) > 0 {
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s references the column %s of a relation it reaches (an inheritance child's), which you may not read through it, and its check or cascade would reach rows you may not see", rel.QName, rel.ReferencedBy[name][0], name)
+		}
+	}
 	for _, c := range rel.Columns {
 		if _, masked := acc.Masks[c.Name]; masked && len(rel.ReferencedBy[c.Name]) > 0 {
 			// NOTE: the rows a deleted row's masked value reaches are

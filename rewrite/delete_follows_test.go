@@ -213,3 +213,38 @@ func TestDeleteReachesAnInheritanceChildsKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateCascadesAreCheckedToTheEnd holds an UPDATE of a key to the
+// relations its ON UPDATE cascade reaches through a relation the user
+// reads in full, as a DELETE's is (TestDeleteCascadesAreCheckedToTheEnd):
+// p and a are open, a.pid references p and is referenced by g, which the
+// user may not read; a new p.id cascades into a.pid, then into g.
+func TestUpdateCascadesAreCheckedToTheEnd(t *testing.T) {
+	_, cat := freshCatalog(t, "updatecascades", `CREATE TABLE p (id int PRIMARY KEY, name text UNIQUE);
+		CREATE TABLE a (id int PRIMARY KEY, pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE g (e int REFERENCES a (pid) ON UPDATE CASCADE, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{
+		"UPDATE p SET id = 5 WHERE id = 1",
+		"INSERT INTO p VALUES (1, 'x') ON CONFLICT (name) DO UPDATE SET id = 5",
+	} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.g") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.g, got %v", sql, err)
+		}
+	}
+	t.Run("a column no cascade reaches passes", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("UPDATE p SET name = 'y' WHERE id = 1", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+	t.Run("a new row reaches no cascade", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO p VALUES (9, 'z')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

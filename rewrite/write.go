@@ -603,6 +603,47 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		if q, ok := w.readOnly(rel.ReferencedBy[n]); !ok {
 			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
 		}
+		if clause != "INSERT" && clause != "COPY" {
+			if err := w.updateCascadeChecked(rel, referencing, clause, map[QName]bool{rel.QName: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// updateCascadeChecked refuses a change of a key of rel that referencing
+// (read in full, as writeChecked found) reference, when an ON UPDATE
+// action would carry it on: the foreign key columns of a referencing
+// relation that reference rel may change with it (CASCADE, SET NULL,
+// SET DEFAULT), and the relations referencing those columns are checked
+// or cascaded into in turn, at any depth. seen holds the relations
+// already walked.
+// NOTE: the snapshot does not tell the ON UPDATE actions apart: every
+// foreign key column referencing rel counts, which refuses more, never
+// less.
+func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[QName]bool) error {
+	for _, q := range referencing {
+		child := w.cat.Relations[q]
+		if child == nil || seen[q] {
+			continue
+		}
+		seen[q] = true
+		for _, col := range slices.Sorted(maps.Keys(child.References)) {
+			if !slices.Contains(child.References[col], rel.QName) {
+				continue
+			}
+			next := child.ReferencedBy[col]
+			if q2, ok := w.notReadable(next); !ok {
+				return deny("write_key", "%s of %s is not allowed: its cascade may change %s.%s, which a foreign key of %s, of which you may not read every row and column, references, and that key's check or cascade would reach rows you may not see", clause, rel.QName, q, col, q2)
+			}
+			if q2, ok := w.readOnly(next); !ok {
+				return deny("policy_input", "%s of %s is not allowed: its cascade may change %s.%s, which a foreign key of %s references, and that key's cascade would write a table the policy reads", clause, rel.QName, q, col, q2)
+			}
+			if err := w.updateCascadeChecked(child, next, clause, seen); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

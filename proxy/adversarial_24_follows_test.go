@@ -27,6 +27,9 @@ const follows24DB = "follows24"
 //   - desks ← memos (follow, CASCADE) ← replies (self reference of memos
 //     from another desk's memo): a cascade into another desk's rows.
 //   - racks ← bins (follow, CASCADE) ← tags (denied, CASCADE).
+//   - lockers ← lkeys (follow, SET NULL); vaults ← coins (follow by
+//     vault_id, a foreign key by vault_code); crates ← lids (follow,
+//     NOT VALID, with an orphan).
 const follows24Schema = `
 CREATE SCHEMA t;
 CREATE SCHEMA o;
@@ -66,6 +69,22 @@ CREATE TABLE t.tags(id int, bin_id int REFERENCES t.bins ON DELETE CASCADE, labe
 INSERT INTO t.racks VALUES (1,'A'),(3,'B');
 INSERT INTO t.bins VALUES (10,1),(30,3);
 INSERT INTO t.tags VALUES (1,10,'HIDDEN tag of a visible bin');
+
+CREATE TABLE t.lockers(id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE t.lkeys(id int, locker_id int REFERENCES t.lockers ON DELETE SET NULL);
+INSERT INTO t.lockers VALUES (1,'A'),(3,'B');
+INSERT INTO t.lkeys VALUES (10,1),(30,3);
+
+CREATE TABLE t.vaults(id int PRIMARY KEY, code text UNIQUE, tenant text NOT NULL);
+CREATE TABLE t.coins(id int, vault_id int, vault_code text REFERENCES t.vaults (code) ON DELETE CASCADE, what text);
+INSERT INTO t.vaults VALUES (1,'v1','A'),(3,'v3','B');
+INSERT INTO t.coins VALUES (10,1,'v1','c10'),(30,3,'v1','HIDDEN coin of vault 3, keyed to v1');
+
+CREATE TABLE t.crates(id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE t.lids(id int, crate_id int);
+INSERT INTO t.crates VALUES (1,'A'),(3,'B');
+INSERT INTO t.lids VALUES (10,1),(99,99);
+ALTER TABLE t.lids ADD FOREIGN KEY (crate_id) REFERENCES t.crates ON DELETE CASCADE NOT VALID;
 
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.staff VALUES
@@ -124,8 +143,20 @@ table "t.racks" {}
 table "t.bins" {
   follows = { table = "t.racks", column = "rack_id", key = "id" }
 }
+table "t.lockers" {}
+table "t.lkeys" {
+  follows = { table = "t.lockers", column = "locker_id", key = "id" }
+}
+table "t.vaults" {}
+table "t.coins" {
+  follows = { table = "t.vaults", column = "vault_id", key = "id" }
+}
+table "t.crates" {}
+table "t.lids" {
+  follows = { table = "t.crates", column = "crate_id", key = "id" }
+}
 rule "tenant" {
-  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks"]
+  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates"]
   roles  = ["tenant_writer"]
   where  = "tenant = me.region"
 }
@@ -247,6 +278,13 @@ func TestAdversarial24Follows(t *testing.T) {
 			stmts: []string{`DELETE FROM t.desks WHERE id = 1`}, want: "ERROR 42501"},
 		{name: "a cascade into a followed child referenced by a denied table is refused",
 			stmts: []string{`DELETE FROM t.racks WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "a child whose key sets NULL on a DELETE is refused",
+			stmts: []string{`DELETE FROM t.lockers WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "a child following on another column than its foreign key's is refused",
+			// NOTE: coin 30 follows vault 3 (hidden) and references v1.
+			stmts: []string{`DELETE FROM t.vaults WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "a child whose foreign key is not validated is refused",
+			stmts: []string{`DELETE FROM t.crates WHERE id = 1`}, want: "ERROR 42501"},
 		{name: "a cascade into a followed child whose masked column an open table references is refused",
 			// NOTE: served, o.mail lost masked-post-email@x.io: the
 			// masked email of post 10.

@@ -29,7 +29,8 @@ const follows24DB = "follows24"
 //   - racks ← bins (follow, CASCADE) ← tags (denied, CASCADE).
 //   - lockers ← lkeys (follow, SET NULL); vaults ← coins (follow by
 //     vault_id, a foreign key by vault_code); crates ← lids (follow,
-//     NOT VALID, with an orphan).
+//     NOT VALID, with an orphan); bays ← bolts (follow, NOT VALID,
+//     an orphan of bay 2), bays' id a serial: agnes reads every bay.
 const follows24Schema = `
 CREATE SCHEMA t;
 CREATE SCHEMA o;
@@ -86,11 +87,19 @@ INSERT INTO t.crates VALUES (1,'A'),(3,'B');
 INSERT INTO t.lids VALUES (10,1),(99,99);
 ALTER TABLE t.lids ADD FOREIGN KEY (crate_id) REFERENCES t.crates ON DELETE CASCADE NOT VALID;
 
+CREATE TABLE t.bays(id serial PRIMARY KEY, label text);
+CREATE TABLE t.bolts(id int, bay_id int, what text);
+INSERT INTO t.bays (label) VALUES ('b1');
+INSERT INTO t.bolts VALUES (1,1,'bolt1'),(2,2,'HIDDEN orphan of bay 2');
+ALTER TABLE t.bolts ADD FOREIGN KEY (bay_id) REFERENCES t.bays NOT VALID;
+
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.staff VALUES
+ ('agnes','{bay_admin}','A','SCRAM-SHA-256$4096:UTz+fJGquq4PRUEKYDIJMw==$LOf73GGZR6jhuM1YWNfyE7uPU2Wy/Dr10VX4R88j+YM=:7lP36jAWJurSwNdEZjTKgW0KZzZume1P55x/oTZ/cA0='),
  ('fanny','{tenant_writer}','A','SCRAM-SHA-256$4096:8/CW685b3GgOaP2BZ1RMZQ==$hAPOssKbHH31ZRJDhKjkRRj8TZdx72ytoTx1aoiuJH0=:LkGWKQyc9KKcbNhhH/f3c4zo8c5KqtHrUQKs439Kx+8=');
 GRANT USAGE ON SCHEMA t, o TO pgveil_svc;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA t, o TO pgveil_svc;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA t TO pgveil_svc;
 REVOKE TEMP ON DATABASE follows24 FROM PUBLIC;
 `
 
@@ -112,6 +121,9 @@ identity "staff" {
 }
 role "tenant_writer" {
   statements = ["select", "insert", "update", "delete"]
+}
+role "bay_admin" {
+  statements = ["select", "insert"]
 }
 schema "t" { default = "deny" }
 schema "o" { default = "allow" }
@@ -154,6 +166,15 @@ table "t.coins" {
 table "t.crates" {}
 table "t.lids" {
   follows = { table = "t.crates", column = "crate_id", key = "id" }
+}
+table "t.bays" {}
+table "t.bolts" {
+  follows = { table = "t.bays", column = "bay_id", key = "id" }
+}
+rule "bays" {
+  tables = ["t.bays"]
+  roles  = ["bay_admin"]
+  scope  = "all"
 }
 rule "tenant" {
   tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates"]
@@ -302,6 +323,29 @@ func TestAdversarial24Follows(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an INSERT whose serial key would reach an unvalidated key's orphan is refused", func(t *testing.T) {
+		// NOTE: served, agnes's second new bay took id 2 and showed her
+		// bolt 2, an orphan.
+		agnes := p.connect(t, "agnes")
+		tx, err := agnes.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		for range 2 {
+			if _, err := tx.Exec(ctx, `INSERT INTO t.bays (label) VALUES ('new')`); err != nil {
+				if sqlState(err) != "42501" || !strings.Contains(err.Error(), "write_key") {
+					t.Fatalf("INSERT: %v, want a refusal by write_key", err)
+				}
+				return
+			}
+		}
+		var what string
+		if err := tx.QueryRow(ctx, `SELECT string_agg(what, ',' ORDER BY id) FROM t.bolts`).Scan(&what); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("two new bays passed; agnes reads the bolts %s", what)
+	})
 	t.Run("the hidden rows are all still there", func(t *testing.T) {
 		if got := truth(t, `SELECT (SELECT count(*) FROM t.tickets), (SELECT count(*) FROM t.comments), (SELECT count(*) FROM t.reactions), (SELECT count(*) FROM o.mail), (SELECT count(*) FROM o.codes)`); got != "[3 3 3 2 2]" {
 			t.Errorf("rows left: %s, want [3 3 3 2 2]", got)

@@ -248,3 +248,35 @@ func TestUpdateCascadesAreCheckedToTheEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertOfADefaultKeyReachesNoOrphan holds an INSERT (or a COPY)
+// that leaves a referenced key to its default (a sequence's next value)
+// to the foreign keys that may hold rows referencing no row yet (NOT
+// VALID): c's orphan references p.id 5, and the fifth new row of p would
+// show it through a follow.
+func TestInsertOfADefaultKeyReachesNoOrphan(t *testing.T) {
+	_, cat := freshCatalog(t, "insertorphans", `CREATE TABLE p (id serial PRIMARY KEY, tenant text);
+		CREATE TABLE c (pid int, secret text);
+		INSERT INTO c VALUES (5, 'orphan');
+		ALTER TABLE c ADD FOREIGN KEY (pid) REFERENCES p NOT VALID;
+		CREATE TABLE q (id serial PRIMARY KEY, tenant text);
+		CREATE TABLE d (qid int REFERENCES q, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Governed},
+		"public.c": {Mode: rewrite.Governed, Filter: expr(t, "pid IN (SELECT id FROM public.p)")},
+		"public.q": {Mode: rewrite.Governed},
+		"public.d": {Mode: rewrite.Governed, Filter: expr(t, "qid IN (SELECT id FROM public.q)")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{"INSERT INTO p (tenant) VALUES ('A')", "COPY p (tenant) FROM STDIN"} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.c") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.c, got %v", sql, err)
+		}
+	}
+	t.Run("a validated key holds no orphan a new row reaches", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO q (tenant) VALUES ('A')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

@@ -578,7 +578,30 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 	for c := range acc.Masks {
 		keyMasked = keyMasked || rel.Keys[c]
 	}
-	for _, n := range writtenColumns(cols, rel) {
+	written := writtenColumns(cols, rel)
+	if clause == "INSERT" || clause == "COPY" {
+		// NOTE: a column the statement does not name gets its default
+		// (a sequence's next value): a new key is referenced by no row
+		// of a validated foreign key, but an unvalidated one may hold
+		// rows referencing it already, which the new row would reach
+		// (a follow shows them). The snapshot does not tell such a key
+		// from one setting NULL or a default (SettingReferences): every
+		// one of those counts.
+		for _, c := range rel.Columns {
+			if slices.Contains(written, c.Name) {
+				continue
+			}
+			for _, q := range rel.ReferencedBy[c.Name] {
+				if child := w.cat.Relations[q]; child != nil && !settingReference(child, rel) {
+					continue
+				}
+				if _, ok := w.notReadable([]QName{q}); !ok {
+					return deny("write_key", "%s of %s is not allowed: its column %s takes its default, which a foreign key of %s, of which you may not read every row and column, references and may not have validated: a new row would reach rows you may not see", clause, rel.QName, c.Name, q)
+				}
+			}
+		}
+	}
+	for _, n := range written {
 		if rel.Keys[n] && (acc.Filter != nil || keyMasked) {
 			return deny("write_key", "%s of %s.%s is not allowed: a unique key holds the column, and its check would tell whether a row or a value you may not see has it", clause, rel.QName, n)
 		}
@@ -610,6 +633,18 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		}
 	}
 	return nil
+}
+
+// settingReference reports whether a foreign key of child that
+// references rel is one of its SettingReferences (of several columns,
+// setting NULL or a default, or not validated).
+func settingReference(child, rel *Relation) bool {
+	for _, qs := range child.SettingReferences {
+		if slices.Contains(qs, rel.QName) {
+			return true
+		}
+	}
+	return false
 }
 
 // updateCascadeChecked refuses a change of a key of rel that referencing

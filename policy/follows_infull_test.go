@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/rewrite"
@@ -49,9 +50,34 @@ rule "no_spam" {
   kind   = "restrictive"
   where  = "nope <> 'spam'"
 }`, "cora", false},
+		{"own rows and a ceiling of the child's", `
+role "lead" {
+  statements = ["select"]
+  scope      = "own_team"
+  own_rows   = true
+}
+user "lea" {
+  password = "VERIFIER"
+  roles    = ["lead"]
+  team     = 2
+}
+rule "lead_team" {
+  tables = ["public.responses"]
+  roles  = ["lead"]
+  scope  = "own_team"
+}`, "lea", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := compile(t, followsPolicy+c.extra, c.login).RelationIn(cat, tags).Follows
+			policy := followsPolicy + c.extra
+			if c.login == "lea" {
+				policy = strings.Replace(policy, `table "public.tags" {`, `table "public.tags" {
+  owner_column = "tag"`, 1)
+			}
+			acc := compile(t, policy, c.login).RelationIn(cat, tags)
+			if where := whereOf(t, tags, acc); c.login == "lea" && !strings.Contains(where, "OR tag OPERATOR(pg_catalog.=) 'lea'") {
+				t.Fatalf("lea's filter %s lacks her own rows", where)
+			}
+			got := acc.Follows
 			if c.set && (got == nil || *got != *want) {
 				t.Errorf("Follows %+v, want %+v", got, want)
 			}

@@ -145,3 +145,138 @@ func TestCatalogSettingReferences(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteReachesNoMaskedKey holds a DELETE to the masked columns of
+// the rows it deletes, its own and a followed child's: a foreign key
+// referencing one is checked, or cascades, by the deleted row's real
+// value, and a cascade into a table the user reads (teams, open to
+// marie) shows it in the rows gone.
+func TestDeleteReachesNoMaskedKey(t *testing.T) {
+	base := demoCatalog(t)
+	teams := rewrite.QName{Schema: "public", Name: "teams"}
+	for _, c := range []struct {
+		name, table, column string
+	}{
+		{"the parent's masked column", "responses", "email"},
+		{"a followed child's masked column", "response_comments", "author_email"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cat := *base
+			cat.Relations = map[rewrite.QName]*rewrite.Relation{}
+			for q, r := range base.Relations {
+				cat.Relations[q] = r
+			}
+			q := rewrite.QName{Schema: "public", Name: c.table}
+			r := *base.Relations[q]
+			r.ReferencedBy = map[string][]rewrite.QName{}
+			for k, v := range base.Relations[q].ReferencedBy {
+				r.ReferencedBy[k] = v
+			}
+			r.ReferencedBy[c.column] = []rewrite.QName{teams}
+			cat.Relations[q] = &r
+			// NOTE: teams, referenced by nothing, is the end of the
+			// cascade.
+			tm := *base.Relations[teams]
+			tm.ReferencedBy = nil
+			cat.Relations[teams] = &tm
+			p := marie(t)
+			p.kinds[rewrite.KindDelete] = true
+			_, err := rewrite.Rewrite("DELETE FROM responses WHERE id = 2", &cat, p)
+			var rf *rewrite.Refused
+			if !errors.As(err, &rf) || rf.Rule != "write_key" || !strings.Contains(rf.Error(), c.column) {
+				t.Fatalf("want a refusal by rule write_key naming %s, got %v", c.column, err)
+			}
+		})
+	}
+}
+
+// TestDeleteReachesAnInheritanceChildsKeys holds a DELETE of a parent to
+// the foreign keys referencing a column of its inheritance child's own
+// (not the parent's): DELETE FROM p deletes c's rows, and z's key
+// cascades by c.extra into rows of a table the user may not read.
+func TestDeleteReachesAnInheritanceChildsKeys(t *testing.T) {
+	_, cat := freshCatalog(t, "deleteinherits", `CREATE TABLE p (id int PRIMARY KEY, tenant text);
+		CREATE TABLE c (extra int UNIQUE) INHERITS (p);
+		CREATE TABLE z (e int REFERENCES c (extra) ON DELETE CASCADE, secret text)`)
+	p := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.c": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p WHERE id = 1", cat, p)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.z") {
+		t.Fatalf("want a refusal by rule write_key naming public.z, got %v", err)
+	}
+	t.Run("the child's own DELETE is refused as well", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("DELETE FROM c WHERE id = 1", cat, p); !errors.As(err, &r) || r.Rule != "write_key" {
+			t.Fatalf("want a refusal by rule write_key, got %v", err)
+		}
+	})
+}
+
+// TestUpdateCascadesAreCheckedToTheEnd holds an UPDATE of a key to the
+// relations its ON UPDATE cascade reaches through a relation the user
+// reads in full, as a DELETE's is (TestDeleteCascadesAreCheckedToTheEnd):
+// p and a are open, a.pid references p and is referenced by g, which the
+// user may not read; a new p.id cascades into a.pid, then into g.
+func TestUpdateCascadesAreCheckedToTheEnd(t *testing.T) {
+	_, cat := freshCatalog(t, "updatecascades", `CREATE TABLE p (id int PRIMARY KEY, name text UNIQUE);
+		CREATE TABLE a (id int PRIMARY KEY, pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE g (e int REFERENCES a (pid) ON UPDATE CASCADE, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{
+		"UPDATE p SET id = 5 WHERE id = 1",
+		"INSERT INTO p VALUES (1, 'x') ON CONFLICT (name) DO UPDATE SET id = 5",
+	} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.g") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.g, got %v", sql, err)
+		}
+	}
+	t.Run("a column no cascade reaches passes", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("UPDATE p SET name = 'y' WHERE id = 1", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+	t.Run("a new row reaches no cascade", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO p VALUES (9, 'z')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// TestInsertOfADefaultKeyReachesNoOrphan holds an INSERT (or a COPY)
+// that leaves a referenced key to its default (a sequence's next value)
+// to the foreign keys that may hold rows referencing no row yet (NOT
+// VALID): c's orphan references p.id 5, and the fifth new row of p would
+// show it through a follow.
+func TestInsertOfADefaultKeyReachesNoOrphan(t *testing.T) {
+	_, cat := freshCatalog(t, "insertorphans", `CREATE TABLE p (id serial PRIMARY KEY, tenant text);
+		CREATE TABLE c (pid int, secret text);
+		INSERT INTO c VALUES (5, 'orphan');
+		ALTER TABLE c ADD FOREIGN KEY (pid) REFERENCES p NOT VALID;
+		CREATE TABLE q (id serial PRIMARY KEY, tenant text);
+		CREATE TABLE d (qid int REFERENCES q, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Governed},
+		"public.c": {Mode: rewrite.Governed, Filter: expr(t, "pid IN (SELECT id FROM public.p)")},
+		"public.q": {Mode: rewrite.Governed},
+		"public.d": {Mode: rewrite.Governed, Filter: expr(t, "qid IN (SELECT id FROM public.q)")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{"INSERT INTO p (tenant) VALUES ('A')", "COPY p (tenant) FROM STDIN"} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.c") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.c, got %v", sql, err)
+		}
+	}
+	t.Run("a validated key holds no orphan a new row reaches", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO q (tenant) VALUES ('A')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

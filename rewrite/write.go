@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"maps"
 	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -577,7 +578,30 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 	for c := range acc.Masks {
 		keyMasked = keyMasked || rel.Keys[c]
 	}
-	for _, n := range writtenColumns(cols, rel) {
+	written := writtenColumns(cols, rel)
+	if clause == "INSERT" || clause == "COPY" {
+		// NOTE: a column the statement does not name gets its default
+		// (a sequence's next value): a new key is referenced by no row
+		// of a validated foreign key, but an unvalidated one may hold
+		// rows referencing it already, which the new row would reach
+		// (a follow shows them). The snapshot does not tell such a key
+		// from one setting NULL or a default (SettingReferences): every
+		// one of those counts.
+		for _, c := range rel.Columns {
+			if slices.Contains(written, c.Name) {
+				continue
+			}
+			for _, q := range rel.ReferencedBy[c.Name] {
+				if child := w.cat.Relations[q]; child != nil && !settingReference(child, rel) {
+					continue
+				}
+				if _, ok := w.notReadable([]QName{q}); !ok {
+					return deny("write_key", "%s of %s is not allowed: its column %s takes its default, which a foreign key of %s, of which you may not read every row and column, references and may not have validated: a new row would reach rows you may not see", clause, rel.QName, c.Name, q)
+				}
+			}
+		}
+	}
+	for _, n := range written {
 		if rel.Keys[n] && (acc.Filter != nil || keyMasked) {
 			return deny("write_key", "%s of %s.%s is not allowed: a unique key holds the column, and its check would tell whether a row or a value you may not see has it", clause, rel.QName, n)
 		}
@@ -601,6 +625,59 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 		}
 		if q, ok := w.readOnly(rel.ReferencedBy[n]); !ok {
 			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
+		}
+		if clause != "INSERT" && clause != "COPY" {
+			if err := w.updateCascadeChecked(rel, referencing, clause, map[QName]bool{rel.QName: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// settingReference reports whether a foreign key of child that
+// references rel is one of its SettingReferences (of several columns,
+// setting NULL or a default, or not validated).
+func settingReference(child, rel *Relation) bool {
+	for _, qs := range child.SettingReferences {
+		if slices.Contains(qs, rel.QName) {
+			return true
+		}
+	}
+	return false
+}
+
+// updateCascadeChecked refuses a change of a key of rel that referencing
+// (read in full, as writeChecked found) reference, when an ON UPDATE
+// action would carry it on: the foreign key columns of a referencing
+// relation that reference rel may change with it (CASCADE, SET NULL,
+// SET DEFAULT), and the relations referencing those columns are checked
+// or cascaded into in turn, at any depth. seen holds the relations
+// already walked.
+// NOTE: the snapshot does not tell the ON UPDATE actions apart: every
+// foreign key column referencing rel counts, which refuses more, never
+// less.
+func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[QName]bool) error {
+	for _, q := range referencing {
+		child := w.cat.Relations[q]
+		if child == nil || seen[q] {
+			continue
+		}
+		seen[q] = true
+		for _, col := range slices.Sorted(maps.Keys(child.References)) {
+			if !slices.Contains(child.References[col], rel.QName) {
+				continue
+			}
+			next := child.ReferencedBy[col]
+			if q2, ok := w.notReadable(next); !ok {
+				return deny("write_key", "%s of %s is not allowed: its cascade may change %s.%s, which a foreign key of %s, of which you may not read every row and column, references, and that key's check or cascade would reach rows you may not see", clause, rel.QName, q, col, q2)
+			}
+			if q2, ok := w.readOnly(next); !ok {
+				return deny("policy_input", "%s of %s is not allowed: its cascade may change %s.%s, which a foreign key of %s references, and that key's cascade would write a table the policy reads", clause, rel.QName, q, col, q2)
+			}
+			if err := w.updateCascadeChecked(child, next, clause, seen); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -673,7 +750,23 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 	if rel.Kind == 'v' || rel.Kind == 'f' {
 		return deny("write_key", "DELETE from %s is not allowed: the constraints a write of a view or a foreign table meets are not pgveil's to see", rel.QName)
 	}
+	acc := w.access(rel)
+	// NOTE: ReferencedBy holds the keys of rel's inheritance children
+	// too, which a DELETE of rel reaches: a column of a child's own is
+	// no column of rel, and its value is one the user does not read
+	// through rel.
+	for _, name := range slices.Sorted(maps.Keys(rel.ReferencedBy)) {
+		if !slices.ContainsFunc(rel.Columns, func(c Column) bool { return c.Name == name }) && len(rel.ReferencedBy[name]) > 0 {
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s references the column %s of a relation it reaches (an inheritance child's), which you may not read through it, and its check or cascade would reach rows you may not see", rel.QName, rel.ReferencedBy[name][0], name)
+		}
+	}
 	for _, c := range rel.Columns {
+		if _, masked := acc.Masks[c.Name]; masked && len(rel.ReferencedBy[c.Name]) > 0 {
+			// NOTE: the rows a deleted row's masked value reaches are
+			// checked, or deleted, by it: a cascade into a table the
+			// user reads (or a check's failure) tells the value.
+			return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s references its column %s, which you may not read, and its check or cascade would tell a deleted row's value", rel.QName, rel.ReferencedBy[c.Name][0], c.Name)
+		}
 		var others, next []QName
 		for _, q := range rel.ReferencedBy[c.Name] {
 			child := w.cat.Relations[q]

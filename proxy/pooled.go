@@ -98,8 +98,9 @@ type poolLink struct {
 	// audit trail's session), "_" and a counter (or "unknown",
 	// "refused"): no client text, nothing of another session or user.
 	// Errors quoting one reach the client with its own name instead
-	// (clientNames), and no other session can read a backend's
-	// statements (pg_prepared_statements is refused).
+	// (clientNames; one it cannot map tells the client its own session's
+	// id only), and no other session can read a backend's statements
+	// (pg_prepared_statements is refused).
 	prefix string
 	seq    int
 	// NOTE: stmts, pending, parses, unnamed and unnamedGen are guarded

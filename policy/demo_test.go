@@ -341,7 +341,7 @@ rule "all" {
 		wantKeyDiagnostic(t, d[0], "Hash mask keys are not installed", `schema "pgveil" does not exist`,
 			"pgveil mask-keys --config "+cfg.Files[0], 47)
 	})
-	if err := admin.Exec(ctx, cfg.MaskKeysSQL()).Close(); err != nil {
+	if err := pgtest.RunScript(ctx, admin, cfg.MaskKeysSQL()); err != nil {
 		t.Fatalf("installing the keys: %v\n%s", err, cfg.MaskKeysSQL())
 	}
 	p, err := cfg.compile("marie", cfg.HCLIdentities())

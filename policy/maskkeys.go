@@ -21,7 +21,10 @@ import (
 // execute the function but not read the table: even a statement that got
 // past the firewall could confirm guesses, not recover a key.
 const (
-	maskKeysTable    = rewrite.InternalSchema + ".mask_keys"
+	maskKeysTable = rewrite.InternalSchema + ".mask_keys"
+	// maskKeysLoad stages the keys MaskKeysSQL installs, within its
+	// transaction.
+	maskKeysLoad     = rewrite.InternalSchema + ".mask_keys_load"
 	maskHashFunction = rewrite.InternalSchema + ".mask_hash"
 	// maskKeyProbe is the value CheckMaskKeys hashes upstream to prove a
 	// key installed there is the configured one.
@@ -92,8 +95,9 @@ func (c *Config) HasHashMasks() bool { return len(c.maskKeys()) > 0 }
 // MaskKeysSQL returns the script a database owner runs once (and again
 // after changing a secret) to install the hash masks' keys upstream: the
 // schema, the keys' table readable by its owner only, the function, and
-// EXECUTE for the service account. It holds the secrets: pipe it to psql,
-// do not keep it.
+// EXECUTE for the service account. It holds the secrets, as the data of a
+// COPY FROM STDIN (psql reads it from the script), never in a statement:
+// pipe it to psql, do not keep it.
 func (c *Config) MaskKeysSQL() string {
 	svc := quoteIdent(c.Upstream.User)
 	var b strings.Builder
@@ -104,11 +108,27 @@ func (c *Config) MaskKeysSQL() string {
 	fmt.Fprintf(&b, "REVOKE ALL ON SCHEMA %s FROM PUBLIC;\n", rewrite.InternalSchema)
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (id text PRIMARY KEY, ipad bytea NOT NULL, opad bytea NOT NULL);\n", maskKeysTable)
 	fmt.Fprintf(&b, "REVOKE ALL ON TABLE %s FROM PUBLIC, %s;\n", maskKeysTable, svc)
-	for _, k := range c.maskKeys() {
-		fmt.Fprintf(&b, "-- %s\n", strings.Join(k.columns, ", "))
-		fmt.Fprintf(&b, "INSERT INTO %s VALUES ('%s', '\\x%s', '\\x%s') ON CONFLICT (id) DO UPDATE SET ipad = EXCLUDED.ipad, opad = EXCLUDED.opad;\n",
-			maskKeysTable, k.id, hex.EncodeToString(k.ipad), hex.EncodeToString(k.opad))
+	// The keys travel as COPY data, never in a statement's text: the
+	// server logs statements (log_statement = 'mod' or 'all', and any
+	// failing one by default, log_min_error_statement), and shows them in
+	// pg_stat_activity, but not the rows a COPY reads. A table of the
+	// transaction's own, dropped before COMMIT, stages them for the
+	// upsert.
+	keys := c.maskKeys()
+	for _, k := range keys {
+		fmt.Fprintf(&b, "-- key %s: %s\n", k.id, strings.Join(k.columns, ", "))
 	}
+	fmt.Fprintf(&b, "CREATE TABLE %s (id text NOT NULL, ipad bytea NOT NULL, opad bytea NOT NULL);\n", maskKeysLoad)
+	fmt.Fprintf(&b, "COPY %s (id, ipad, opad) FROM STDIN;\n", maskKeysLoad)
+	for _, k := range keys {
+		// NOTE: COPY's text format reads a backslash as an escape:
+		// \\x is bytea's hex input \x. The id and the pads are hex.
+		fmt.Fprintf(&b, "%s\t\\\\x%s\t\\\\x%s\n", k.id, hex.EncodeToString(k.ipad), hex.EncodeToString(k.opad))
+	}
+	b.WriteString("\\.\n")
+	fmt.Fprintf(&b, "INSERT INTO %s SELECT id, ipad, opad FROM %s ON CONFLICT (id) DO UPDATE SET ipad = EXCLUDED.ipad, opad = EXCLUDED.opad;\n",
+		maskKeysTable, maskKeysLoad)
+	fmt.Fprintf(&b, "DROP TABLE %s;\n", maskKeysLoad)
 	fmt.Fprintf(&b, `CREATE OR REPLACE FUNCTION %s(value text, key_id text) RETURNS text
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog
 AS $pgveil$

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/proxy/server"
@@ -50,10 +51,44 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 			t.Fatal("enforcement loaded without the hash mask's key")
 		}
 	})
-	if err := cluster.Exec(ctx, demoDB, cfg.MaskKeysSQL()); err != nil {
+	key := make([]byte, 64)
+	copy(key, secret)
+	ipad, opad := make([]byte, 64), make([]byte, 64)
+	for i, b := range key {
+		ipad[i], opad[i] = b^0x36, b^0x5c
+	}
+	secrets := []string{secret, hex.EncodeToString(ipad), hex.EncodeToString(opad)}
+	// The owner installs the keys as configs/README.md says (pgveil
+	// mask-keys | psql), here with every statement logged, as
+	// log_statement = 'all' (or 'mod', or an error's STATEMENT line) logs
+	// them.
+	logStart := logSize(t)
+	owner, err := cluster.Connect(ctx, demoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Exec(ctx, "SET log_statement = 'all'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.RunScript(ctx, owner, cfg.MaskKeysSQL()); err != nil {
 		t.Fatalf("installing the keys: %v", err)
 	}
+	_ = owner.Close(ctx)
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, "DROP SCHEMA pgveil CASCADE") })
+	t.Run("installing the keys puts no secret in a statement", func(t *testing.T) {
+		if cluster.External() {
+			t.Skip("the server log of an external server is not readable")
+		}
+		logged := logSince(t, logStart)
+		if !strings.Contains(logged, "mask_keys") {
+			t.Fatalf("the install's statements were not logged:\n%s", logged)
+		}
+		for _, s := range secrets {
+			if strings.Contains(logged, s) {
+				t.Errorf("the server log holds a secret of the hash mask (%.16s…):\n%s", s, logged)
+			}
+		}
+	})
 
 	rec := &recordingAuditor{}
 	p, _ := startDemoFrom(t, path, func(o *proxy.Options) { o.Audit = rec })
@@ -88,12 +123,6 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 		_, _ = tx.Exec(ctx, "FETCH 5 FROM c")
 		_ = tx.Rollback(ctx)
 		_, _ = c.Exec(ctx, "SELECT count(DISTINCT email) FROM responses WHERE email LIKE '%@%'")
-		key := make([]byte, 64)
-		copy(key, secret)
-		ipad, opad := make([]byte, 64), make([]byte, 64)
-		for i, b := range key {
-			ipad[i], opad[i] = b^0x36, b^0x5c
-		}
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		rewritten := 0
@@ -102,7 +131,7 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 				continue
 			}
 			rewritten++
-			for _, s := range []string{secret, hex.EncodeToString(ipad), hex.EncodeToString(opad)} {
+			for _, s := range secrets {
 				if strings.Contains(r.Rewritten, s) {
 					t.Errorf("a statement sent upstream holds a secret: %s", r.Rewritten)
 				}
@@ -112,4 +141,29 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 			t.Fatal("no rewritten statement recorded")
 		}
 	})
+}
+
+// logSize returns the size of the test cluster's server log, 0 for an
+// external server.
+func logSize(t *testing.T) int64 {
+	t.Helper()
+	if cluster.External() {
+		return 0
+	}
+	fi, err := os.Stat(cluster.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// logSince returns what the test cluster's server log gained past
+// offset.
+func logSince(t *testing.T, offset int64) string {
+	t.Helper()
+	b, err := os.ReadFile(cluster.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b[min(offset, int64(len(b))):])
 }

@@ -94,6 +94,13 @@ type poolLink struct {
 
 	// prefix starts the upstream names of the session's prepared
 	// statements; seq numbers them (pooled_stmt.go).
+	// NOTE: an upstream name is "pgveil_", the session's random id (its
+	// audit trail's session), "_" and a counter (or "unknown",
+	// "refused"): no client text, nothing of another session or user.
+	// Errors quoting one reach the client with its own name instead
+	// (clientNames; one it cannot map tells the client its own session's
+	// id only), and no other session can read a backend's statements
+	// (pg_prepared_statements is refused).
 	prefix string
 	seq    int
 	// NOTE: stmts, pending, parses, unnamed and unnamedGen are guarded

@@ -94,6 +94,13 @@ type session struct {
 
 	// markerPrefix names the relations of refusal markers; it holds a
 	// random nonce so that no client can produce a marker error itself.
+	// NOTE: the markers are statements sent upstream, which the user may
+	// read: no path echoes one (the marker's own error becomes the
+	// refusal; the PREPARE TRANSACTION of rollbackResult, prepared under
+	// the client's name, fails naming it, or warns without it; the
+	// statement views and functions are refused), and a user who read
+	// the nonce could only turn an error of this session into a refusal
+	// of this session: the map holds no other session's.
 	markerPrefix string
 	// refSeq numbers refusals (client relay only).
 	refSeq uint64

@@ -249,6 +249,20 @@ var forwardedParams = map[string]bool{
 }
 
 // pinnedParams are refused with a message saying pgveil pins them.
+//
+// NOTE: dialBackend's startup packet pins search_path,
+// standard_conforming_strings and client_encoding of these (read back or
+// watched); the others keep the server's, database's or service account's
+// default, which only the DBA can change (role too): a client can neither
+// send them nor SET them (allowedSettings). That holds: pgveil adds no
+// comparison with a bare NULL (transform_null_equals: a rule or mask
+// reading a missing attribute is FALSE or NULL as a whole, a date or time
+// it cannot pin a typed NULL; one a rule's text writes is the DBA's, read
+// as the DBA's server reads it), writes no array literal holding NULL
+// (array_nulls: lists are ARRAY[…]), and pin standard_conforming_strings on
+// (backslash_quote, escape_string_warning); session_replication_role needs
+// a superuser, and row_security off fails a read of a table with
+// row-level security rather than pass it.
 var pinnedParams = map[string]bool{
 	"search_path":                 true,
 	"standard_conforming_strings": true,

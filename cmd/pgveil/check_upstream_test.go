@@ -771,7 +771,7 @@ func installMaskKeys(t *testing.T, path string) {
 		t.Fatalf("pgveil mask-keys: exit %d: %s", code, errOut)
 	}
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, checkDB, script); err != nil {
+	if err := cluster.ExecScript(ctx, checkDB, script); err != nil {
 		t.Fatalf("installing the keys: %v", err)
 	}
 	t.Cleanup(func() { _ = cluster.Exec(context.Background(), checkDB, "DROP SCHEMA pgveil CASCADE") })

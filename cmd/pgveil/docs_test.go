@@ -252,7 +252,7 @@ func installDocMaskKeys(t *testing.T, path string) {
 		return
 	}
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, "feedback", cfg.MaskKeysSQL()); err != nil {
+	if err := cluster.ExecScript(ctx, "feedback", cfg.MaskKeysSQL()); err != nil {
 		t.Fatalf("installing the hash masks' keys: %v", err)
 	}
 	t.Cleanup(func() {

@@ -59,7 +59,7 @@ func (d *policyDB) start(t *testing.T) *testProxy {
 			return
 		}
 		if d.err = cluster.Exec(ctx, d.db, d.schema); d.err == nil && d.maskKeys {
-			d.err = cluster.Exec(ctx, d.db, cfg.MaskKeysSQL())
+			d.err = cluster.ExecScript(ctx, d.db, cfg.MaskKeysSQL())
 		}
 	})
 	if d.err != nil {

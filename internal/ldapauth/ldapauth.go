@@ -338,8 +338,9 @@ func (c *Config) groups(conn *ldap.Conn, dn, login string) ([]string, error) {
 		if f == "" {
 			f = "(member=$dn)"
 		}
-		f = strings.ReplaceAll(f, "$dn", ldap.EscapeFilter(dn))
-		f = strings.ReplaceAll(f, "$username", ldap.EscapeFilter(login))
+		// NOTE: one pass: a DN holding the text $username keeps it, as
+		// a login holding $dn does; neither is read as a placeholder.
+		f = strings.NewReplacer("$dn", ldap.EscapeFilter(dn), "$username", ldap.EscapeFilter(login)).Replace(f)
 		sr, err := conn.Search(ldap.NewSearchRequest(c.GroupBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 			0, 0, false, f, []string{"dn"}, nil))
 		if err != nil {

@@ -15,8 +15,8 @@ import (
 
 func TestAuthenticate(t *testing.T) {
 	dir := ldaptest.Start(t,
-		map[string]string{"marie": "marie-pw", "paul": "paul-pw"},
-		map[string][]string{"analysts": {"marie", "paul"}, "managers": {"marie", "paul"}})
+		map[string]string{"marie": "marie-pw", "paul": "paul-pw", "eve$username": "eve-pw"},
+		map[string][]string{"analysts": {"marie", "paul", "eve$username"}, "managers": {"marie", "paul"}})
 	pem, err := os.ReadFile(dir.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +101,12 @@ func TestAuthenticate(t *testing.T) {
 		c.BindPassword = "wrong"
 		if _, err := c.Authenticate(ctx, "marie", "marie-pw"); !errors.Is(err, ldapauth.ErrUnavailable) {
 			t.Errorf("%v", err)
+		}
+	})
+	t.Run("a DN holding the text $username is put in the group filter as it is", func(t *testing.T) {
+		r, err := simple.Authenticate(ctx, "eve$username", "eve-pw")
+		if err != nil || !slices.Equal(r.Groups, []string{ldaptest.GroupDN("analysts")}) {
+			t.Errorf("%+v %v", r, err)
 		}
 	})
 	t.Run("a group removed in the directory is gone at the next authentication", func(t *testing.T) {

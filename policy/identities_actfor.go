@@ -198,3 +198,26 @@ func (ids *Identities) ActForReachesDirectory(service, target string) error {
 	}
 	return nil
 }
+
+// SwitchRefusal returns why login may not make a change of the acting
+// user to target (a SET ROLE, rewrite.Act.Login; "" or login itself
+// returns to the login), as the proxy checks it for a session acting for
+// no one, or nil. For a person the proxy would ask the directory about
+// (ActsThroughDirectory) it checks what the configuration alone decides
+// (ActForReachesDirectory): her groups are the directory's answer.
+//
+// NOTE: the rewriter accepts every switch, whoever its target: the
+// proxy refuses it afterwards. pgveil explain and pgveil test ask this,
+// so that a switch they show as accepted is one serve makes.
+func (ids *Identities) SwitchRefusal(login, target string) error {
+	if target == "" || target == login || ids.ActsThroughDirectory(target) {
+		if u, ok := ids.User(login); !ok || !u.IsService() {
+			return fmt.Errorf("%s is not a BI service: its user block has no act_for", login)
+		}
+		if target == "" || target == login {
+			return nil
+		}
+		return ids.ActForReachesDirectory(login, target)
+	}
+	return ids.MayActFor(login, target)
+}

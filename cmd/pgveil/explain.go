@@ -157,6 +157,17 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	// statement, spliced where the engine splices.
 	sql := fs.Arg(0)
 	res, err := enf.Engine.Rewrite(ctx, login, 'Q', sql)
+	if err == nil && res.Act != nil {
+		// NOTE: the rewriter accepts any SET ROLE; serve refuses those of
+		// a login that may not act for its target (checked as for a
+		// session acting for no one: with --as, a switch is checked
+		// against the service's act_for all the same).
+		actor := *user
+		if why := enf.Identities.SwitchRefusal(actor, res.Act.Login); why != nil {
+			fmt.Fprintf(stdout, "REFUSED %s by firewall rule act_for\n  %s\n", rewrite.CodeInsufficientPrivilege, printableText("pgveil refused the statement: "+why.Error()+" (firewall rule act_for)"))
+			return 0
+		}
+	}
 	var refused *rewrite.Refused
 	switch {
 	case errors.As(err, &refused):

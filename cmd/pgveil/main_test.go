@@ -510,7 +510,12 @@ user "dana" {
   password = %q
   roles    = ["reader"]
 }
-`, cluster.Addr(), su, v.String()))
+user "bi" {
+  password = %q
+  roles    = ["reader"]
+  act_for  = ["dana"]
+}
+`, cluster.Addr(), su, v.String(), v.String()))
 
 	t.Run("a governed statement shows its rewrite, rules and masks", func(t *testing.T) {
 		code, out, errOut := runCLI("", "explain", "--config", path, "--user", "dana", "SELECT * FROM notes")
@@ -609,6 +614,27 @@ user "dana" {
 		code, out, _ := runCLI("", "explain", "--config", path, "--user", "dana", "DROP TABLE notes")
 		if code != 0 || !strings.Contains(out, "REFUSED 42501 by firewall rule statement_kind") {
 			t.Fatalf("%d %s", code, out)
+		}
+	})
+	// NOTE: the rewriter accepts any SET ROLE, the proxy checks act_for:
+	// explain showed as forwarded a switch serve refuses.
+	t.Run("a switch serve refuses is refused by act_for", func(t *testing.T) {
+		for _, c := range []struct{ user, sql, why string }{
+			{"dana", "SET ROLE bi", "dana is not a BI service"},
+			{"dana", "RESET ROLE", "dana is not a BI service"},
+			{"bi", "SET ROLE postgres", `bi may not act for "postgres"`},
+			{"bi", "SET pgveil.act_for = 'nobody'", `bi may not act for "nobody"`},
+		} {
+			code, out, _ := runCLI("", "explain", "--config", path, "--user", c.user, c.sql)
+			if code != 0 || !strings.Contains(out, "REFUSED 42501 by firewall rule act_for") || !strings.Contains(out, c.why) {
+				t.Errorf("%s %q: %d %s", c.user, c.sql, code, out)
+			}
+		}
+		for _, sql := range []string{"SET ROLE dana", "RESET ROLE", "SET ROLE bi"} {
+			code, out, _ := runCLI("", "explain", "--config", path, "--user", "bi", sql)
+			if code != 0 || strings.Contains(out, "REFUSED") || !strings.Contains(out, "pgveil.act_for") {
+				t.Errorf("bi %q: %d %s", sql, code, out)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pgveil/pgveil/policy"
@@ -116,4 +117,71 @@ test "the app may not move an order to another store" {
 			t.Errorf("%s", o.String(cfg.Tests[0].Name))
 		}
 	})
+}
+
+// TestSwitchesAreCheckedAsServeChecksThem: the rewriter accepts any SET
+// ROLE and leaves the act_for check to the proxy, so pgveil test (and
+// explain) check it themselves; before, a test expecting a BI service's
+// switch to a login it may not act for to be refused failed ("accepted"),
+// although serve refuses it.
+func TestSwitchesAreCheckedAsServeChecksThem(t *testing.T) {
+	const verifier = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$Yk5bX0oQxq7g1jm4MBGzkTrhyq5Q8pDQHnw/Y2bqk04=:Yk5bX0oQxq7g1jm4MBGzkTrhyq5Q8pDQHnw/Y2bqk04="
+	path := filepath.Join(t.TempDir(), "pgveil.hcl")
+	if err := os.WriteFile(path, []byte(`
+listen { address = "127.0.0.1:6432" }
+upstream {
+  address  = "127.0.0.1:5432"
+  database = "db"
+  user     = "svc"
+}
+role "viewer" { statements = ["select"] }
+role "bi"     { statements = ["select"] }
+user "metabase" {
+  password = "`+verifier+`"
+  roles    = ["bi"]
+  act_for  = ["role:viewer"]
+}
+user "marie" {
+  password = "`+verifier+`"
+  roles    = ["viewer"]
+}
+user "hr" {
+  password = "`+verifier+`"
+  roles    = ["bi"]
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := policy.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	env := policytest.Offline(cfg, []string{"public"})
+	for _, c := range []struct {
+		user, query string
+		refused     bool
+		why         string
+	}{
+		{"metabase", "SET ROLE marie", false, ""},
+		{"metabase", "RESET ROLE", false, ""},
+		{"metabase", "SET ROLE metabase", false, ""},
+		{"metabase", "SET ROLE hr", true, "metabase may not act for hr"},
+		{"metabase", "SET ROLE postgres", true, `metabase may not act for "postgres"`},
+		{"metabase", "SET pgveil.act_for = 'postgres'", true, `metabase may not act for "postgres"`},
+		{"marie", "SET ROLE metabase", true, "marie is not a BI service"},
+		{"marie", "RESET ROLE", true, "marie is not a BI service"},
+	} {
+		denied := c.refused
+		got := env.Run(context.Background(), &policy.Test{User: c.user, Query: c.query, Denied: &denied, Rule: map[bool]string{true: "act_for"}[c.refused]})
+		if got.Status != policytest.Pass {
+			t.Errorf("%s %q (refused %v): %v %s", c.user, c.query, c.refused, got.Status, got.Reason)
+		}
+		if c.refused {
+			// The refusal's text, as a test expecting rows shows it.
+			got = env.Run(context.Background(), &policy.Test{User: c.user, Query: c.query, ExpectMasked: true, Masked: []string{}})
+			if got.Status != policytest.Fail || !strings.Contains(got.Reason, c.why) || !strings.Contains(got.Reason, "act_for") {
+				t.Errorf("%s %q: %v %s, want a failure naming act_for and %q", c.user, c.query, got.Status, got.Reason, c.why)
+			}
+		}
+	}
 }

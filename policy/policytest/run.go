@@ -186,6 +186,12 @@ func (env *Env) Run(ctx context.Context, t *policy.Test) (out Outcome) {
 		res, err = rewrite.Rewrite(t.Query, cat, pol)
 		var unknown *rewrite.UnknownRelationError
 		switch {
+		case err == nil && res.Act != nil:
+			// NOTE: the rewriter accepts any SET ROLE; serve refuses
+			// those of a login that may not act for its target.
+			if why := env.ids.SwitchRefusal(t.User, res.Act.Login); why != nil {
+				refused = actRefusal(why)
+			}
 		case err == nil:
 		case errors.As(err, &unknown):
 			if env.offline() {
@@ -391,4 +397,11 @@ func relationNames(cat *rewrite.Catalog, qualified bool) []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// actRefusal is the proxy's refusal of a change of the acting user
+// (proxy.ActRefusal), which the rewriter leaves to the proxy.
+func actRefusal(why error) *rewrite.Refused {
+	return &rewrite.Refused{Code: rewrite.CodeInsufficientPrivilege, Rule: "act_for",
+		Message: "pgveil refused the statement: " + why.Error() + " (firewall rule act_for)"}
 }

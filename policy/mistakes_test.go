@@ -149,6 +149,23 @@ user "marie" {`,
 				`Rule "team_rows" grants role "lead" rows of public.responses, but the role's ceiling scope = "own_team" needs the team of each row, and the table block "public.responses" (at pgveil.hcl:8:1) has no team_column`},
 		},
 		{
+			name: "a rule granting a role whose ceiling is none is pointed at",
+			old:  `user "marie" {`,
+			new: `role "council" {
+  statements = ["select"]
+  scope      = "none"
+}
+rule "council_rows" {
+  tables = ["public.responses"]
+  roles  = ["council"]
+  where  = "true"
+}
+user "marie" {`,
+			want: []string{"pgveil.hcl:27:13: warning: Ceiling grants no row",
+				`Rule "council_rows" grants role "council" rows of public.responses, but the role's ceiling scope = "none" grants no row of a table without reference = true`,
+				`or reference = true on the table block "public.responses" (at pgveil.hcl:8:1)`},
+		},
+		{
 			name: "a role that may write a table the policy reads is told its writes are refused",
 			old:  `role "country_analyst" { statements = ["select"] }`,
 			new: `role "country_analyst" { statements = ["select", "update"] }

@@ -612,6 +612,24 @@ func (d *decoder) ceilingColumns(r *Rule, t *Table, p Pattern) {
 			setting, have, what = "owner_column", t.OwnerColumn, "login"
 		case ScopeOwnTeam, ScopeTeamSubtree:
 			setting, have, what = "team_column", t.TeamColumn, "team"
+		case ScopeNone:
+			// NOTE: a ceiling of none is FALSE on every table but
+			// reference ones: a role given it so as not to lift other
+			// roles' ceilings (one that only unmasks) is not meant to be
+			// granted rows, and a rule granting it some shows none.
+			rng := d.elementRange(r.src.rolesAttr, name)
+			d.diags = append(d.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Ceiling grants no row",
+				Detail: fmt.Sprintf(
+					"Rule %q grants role %q rows of %s, but the role's ceiling scope = %q grants no row of a table without reference = true: "+
+						"the role's users see no row of it, unless another of their roles lifts the ceiling. Give the role the scope its users' rows need (\"all\" for no ceiling), "+
+						"or reference = true on the table block %q (at %s) if the ceiling should not bound this table.",
+					r.Name, name, p, role.Scope, t.Pattern.String(), position(t.DeclRange)),
+				Subject: rng.Ptr(),
+				Context: r.src.rolesAttr.Range.Ptr(),
+			})
+			continue
 		default:
 			continue
 		}

@@ -119,6 +119,20 @@ func diagText(diags hcl.Diagnostics) string {
 	return strings.Join(lines, "\n")
 }
 
+// TestUnknownIdentityRoleSuggestsTheRole: a role misspelt in the rows
+// (a persona column kept by hand) was only said to be unknown; the
+// warning now names the role block meant, as a user block's typo does.
+func TestUnknownIdentityRoleSuggestsTheRole(t *testing.T) {
+	_, _, diags := loadIdentities(t, "SELECT 'zed' AS login, ARRAY['analist', 'ghost'] AS roles", "")
+	want := strings.Join([]string{
+		`warning: Unknown role: Identity "people" gives role "analist" to 1 user (zed), but no role block defines it: they do not get it. Did you mean "analyst"?`,
+		`warning: Unknown role: Identity "people" gives role "ghost" to 1 user (zed), but no role block defines it: they do not get it.`,
+	}, "\n")
+	if got := diagText(diags); got != want {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestLoadIdentities(t *testing.T) {
 	cfg, ids, diags := loadIdentities(t, "SELECT * FROM public.people", "")
 	t.Run("bad rows are warnings naming the login", func(t *testing.T) {

@@ -151,12 +151,18 @@ func (c *Config) identityRows(src *IdentitySource, fields []Field, raws [][][]by
 	}
 	for _, r := range sortedKeys(unknownRoles) {
 		logins := unknownRoles[r]
+		// NOTE: a role misspelt in the data (a persona column kept by
+		// hand) leaves its users without access: name the block meant.
+		hint := ""
+		if s := suggest(r, sortedKeys(c.Roles)); s != "" {
+			hint = fmt.Sprintf(" Did you mean %q?", s)
+		}
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "Unknown role",
 			Detail: fmt.Sprintf("Identity %q gives role %q to %d %s (%s), but no role block defines it: "+
-				"they do not get it.", src.Name, r, len(logins), plural(len(logins), "user", "users"), strings.Join(logins[:min(len(logins), 5)], ", ")+
-				map[bool]string{true: ", …", false: ""}[len(logins) > 5]),
+				"they do not get it.%s", src.Name, r, len(logins), plural(len(logins), "user", "users"), strings.Join(logins[:min(len(logins), 5)], ", ")+
+				map[bool]string{true: ", …", false: ""}[len(logins) > 5], hint),
 			Subject: src.DeclRange.Ptr(),
 		})
 	}

@@ -280,3 +280,58 @@ func TestInsertOfADefaultKeyReachesNoOrphan(t *testing.T) {
 		}
 	})
 }
+
+// TestCascadeWritesAreCheckedByTheColumnsOtherKeys holds the writes a
+// cascade makes into a relation the user reads in full to the foreign
+// keys of the columns it writes: a value set by ON UPDATE CASCADE (or a
+// default set by ON DELETE SET DEFAULT) is checked against every
+// relation the column references, and whether the check fails tells
+// whether a row the user may not see holds it.
+//
+//   - p and a are open; a.pid references p (ON UPDATE CASCADE) and q,
+//     scoped: UPDATE p SET id = 5 cascades 5 into a.pid, whose check
+//     against q answers whether q's hidden row 5 exists.
+//   - s is scoped, b open; b.sid DEFAULT 0 references s ON DELETE SET
+//     DEFAULT: a DELETE of a visible row of s sets 0, whose check tells
+//     whether s's row 0 (hidden) exists.
+func TestCascadeWritesAreCheckedByTheColumnsOtherKeys(t *testing.T) {
+	_, cat := freshCatalog(t, "cascadewrites", `CREATE TABLE p (id int PRIMARY KEY, name text UNIQUE);
+		CREATE TABLE q (id int PRIMARY KEY, tenant text);
+		CREATE TABLE a (pid int REFERENCES p ON UPDATE CASCADE REFERENCES q);
+		CREATE TABLE s (id int PRIMARY KEY, tenant text);
+		CREATE TABLE b (sid int DEFAULT 0 REFERENCES s ON DELETE SET DEFAULT);
+		CREATE TABLE n (id int PRIMARY KEY, tenant text);
+		CREATE TABLE m (nid int REFERENCES n ON DELETE SET NULL)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+		"public.q": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.s": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.b": {Mode: rewrite.Open},
+		"public.n": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.m": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true, rewrite.KindDelete: true}}
+	s := rewrite.QName{Schema: "public", Name: "s"}
+	if b := cat.Relations[rewrite.QName{Schema: "public", Name: "b"}]; !slices.Contains(b.DefaultReferences["sid"], s) {
+		t.Fatalf("b.DefaultReferences = %v, want sid referencing %s", b.DefaultReferences, s)
+	}
+	if m := cat.Relations[rewrite.QName{Schema: "public", Name: "m"}]; len(m.DefaultReferences) > 0 {
+		t.Fatalf("m.DefaultReferences = %v, want none (SET NULL)", m.DefaultReferences)
+	}
+	for _, c := range []struct{ sql, names string }{
+		{"UPDATE p SET id = 5 WHERE id = 1", "public.q"},
+		{"INSERT INTO p VALUES (1, 'x') ON CONFLICT (name) DO UPDATE SET id = 5", "public.q"},
+		{"DELETE FROM s WHERE id = 1", "public.s"},
+	} {
+		_, err := rewrite.Rewrite(c.sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), c.names) {
+			t.Errorf("%s: want a refusal by rule write_key naming %s, got %v", c.sql, c.names, err)
+		}
+	}
+	t.Run("a cascade that sets NULL checks nothing", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("DELETE FROM n WHERE id = 1", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

@@ -335,3 +335,37 @@ func TestCascadeWritesAreCheckedByTheColumnsOtherKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateCascadesThroughALattice holds an UPDATE's cascade walk to
+// every column it changes, not every relation once: p's key cascades
+// into a and b, and from each into its own column of c (x from a, y
+// from b); g, which the user may not read, references c.y. Reached from
+// a first, c's walk from b (its column y) must not be skipped.
+func TestUpdateCascadesThroughALattice(t *testing.T) {
+	_, cat := freshCatalog(t, "updatelattice", `CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE a (pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE b (pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE c (x int REFERENCES a (pid) ON UPDATE CASCADE, y int UNIQUE REFERENCES b (pid) ON UPDATE CASCADE);
+		CREATE TABLE g (e int REFERENCES c (y) ON UPDATE CASCADE, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+		"public.b": {Mode: rewrite.Open},
+		"public.c": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true}}
+	_, err := rewrite.Rewrite("UPDATE p SET id = 5 WHERE id = 1", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.g") {
+		t.Fatalf("want a refusal by rule write_key naming public.g, got %v", err)
+	}
+	t.Run("a self reference's column is walked, though its relation is the one written", func(t *testing.T) {
+		_, cat := freshCatalog(t, "updateselfcascade", `CREATE TABLE s (id int PRIMARY KEY, up int UNIQUE REFERENCES s (id) ON UPDATE CASCADE);
+			CREATE TABLE h (e int REFERENCES s (up) ON UPDATE CASCADE, secret text)`)
+		pol := &fakePolicy{access: map[string]rewrite.Access{"public.s": {Mode: rewrite.Open}},
+			kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true}}
+		_, err := rewrite.Rewrite("UPDATE s SET id = 5 WHERE id = 1", cat, pol)
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+			t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+		}
+	})
+}

@@ -627,7 +627,7 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
 		}
 		if clause != "INSERT" && clause != "COPY" {
-			if err := w.updateCascadeChecked(rel, referencing, clause, map[QName]bool{rel.QName: true}); err != nil {
+			if err := w.updateCascadeChecked(rel, referencing, clause, map[changedColumn]bool{{rel.QName, n}: true}); err != nil {
 				return err
 			}
 		}
@@ -652,22 +652,25 @@ func settingReference(child, rel *Relation) bool {
 // action would carry it on: the foreign key columns of a referencing
 // relation that reference rel may change with it (CASCADE, SET NULL,
 // SET DEFAULT), and the relations referencing those columns are checked
-// or cascaded into in turn, at any depth. seen holds the relations
-// already walked.
+// or cascaded into in turn, at any depth. seen holds the columns
+// already walked (the written one first).
+// NOTE: a column, not a relation: a relation reached again by another
+// path may change in another column (p cascading into a and b, and
+// each into its own column of c), whose keys are checked then.
 // NOTE: the snapshot does not tell the ON UPDATE actions apart: every
 // foreign key column referencing rel counts, which refuses more, never
 // less.
-func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[QName]bool) error {
+func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[changedColumn]bool) error {
 	for _, q := range referencing {
 		child := w.cat.Relations[q]
-		if child == nil || seen[q] {
+		if child == nil {
 			continue
 		}
-		seen[q] = true
 		for _, col := range slices.Sorted(maps.Keys(child.References)) {
-			if !slices.Contains(child.References[col], rel.QName) {
+			if !slices.Contains(child.References[col], rel.QName) || seen[changedColumn{q, col}] {
 				continue
 			}
+			seen[changedColumn{q, col}] = true
 			// NOTE: the value the cascade writes (the new key, or a
 			// default) is checked by every other foreign key of the
 			// column too: its failure would tell whether a row the
@@ -695,6 +698,12 @@ func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause
 		}
 	}
 	return nil
+}
+
+// changedColumn is a column a cascade changes (updateCascadeChecked).
+type changedColumn struct {
+	rel    QName
+	column string
 }
 
 // indexChecked refuses an UPDATE of a column that an index of any kind
@@ -839,7 +848,7 @@ func (w *walker) setDefaultChecked(rel *Relation, key string) error {
 			if q2, ok := w.notReadable(next); !ok {
 				return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s sets its column %s to its default, which a foreign key of %s, of which you may not read every row and column, references, and that key's check or cascade would reach rows you may not see", rel.QName, q, col, q2)
 			}
-			if err := w.updateCascadeChecked(child, next, "ON DELETE SET DEFAULT", map[QName]bool{child.QName: true}); err != nil {
+			if err := w.updateCascadeChecked(child, next, "ON DELETE SET DEFAULT", map[changedColumn]bool{{child.QName, col}: true}); err != nil {
 				return err
 			}
 		}

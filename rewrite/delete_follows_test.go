@@ -369,3 +369,37 @@ func TestUpdateCascadesThroughALattice(t *testing.T) {
 		}
 	})
 }
+
+// TestCascadeWritesThroughPartitions holds the checks of
+// TestCascadeWritesAreCheckedByTheColumnsOtherKeys where the relations
+// are partitioned: a key's constraint is cloned for each partition, and
+// a DELETE or an UPDATE of a partition meets its clones.
+func TestCascadeWritesThroughPartitions(t *testing.T) {
+	_, cat := freshCatalog(t, "cascadepartitions", `CREATE TABLE s (id int PRIMARY KEY, tenant text) PARTITION BY RANGE (id);
+		CREATE TABLE s1 PARTITION OF s FOR VALUES FROM (0) TO (100);
+		CREATE TABLE b (sid int DEFAULT 0 REFERENCES s ON DELETE SET DEFAULT, k int) PARTITION BY LIST (k);
+		CREATE TABLE b1 PARTITION OF b DEFAULT;
+		CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+		CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+		CREATE TABLE q (id int PRIMARY KEY, tenant text);
+		CREATE TABLE a (pid int REFERENCES p ON UPDATE CASCADE REFERENCES q, k int) PARTITION BY LIST (k);
+		CREATE TABLE a1 PARTITION OF a DEFAULT`)
+	open := rewrite.Access{Mode: rewrite.Open}
+	scoped := rewrite.Access{Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.s": scoped, "public.s1": scoped, "public.b": open, "public.b1": open,
+		"public.p": open, "public.p1": open, "public.q": scoped, "public.a": open, "public.a1": open,
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindDelete: true}}
+	for _, sql := range []string{
+		"DELETE FROM s WHERE id = 1",
+		"DELETE FROM s1 WHERE id = 1",
+		"UPDATE p SET id = 5 WHERE id = 1",
+		"UPDATE p1 SET id = 5 WHERE id = 1",
+	} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" {
+			t.Errorf("%s: want a refusal by rule write_key, got %v", sql, err)
+		}
+	}
+}

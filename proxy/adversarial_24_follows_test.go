@@ -31,6 +31,9 @@ const follows24DB = "follows24"
 //     vault_id, a foreign key by vault_code); crates ← lids (follow,
 //     NOT VALID, with an orphan); bays ← bolts (follow, NOT VALID,
 //     an orphan of bay 2), bays' id a serial: agnes reads every bay.
+//   - o.plates ← o.links (ON UPDATE CASCADE), whose pid references
+//     t.docks too; t.slips ← o.pins (ON DELETE SET DEFAULT, DEFAULT 3):
+//     a cascade writes a value a key checks against hidden rows.
 const follows24Schema = `
 CREATE SCHEMA t;
 CREATE SCHEMA o;
@@ -92,6 +95,17 @@ CREATE TABLE t.bolts(id int, bay_id int, what text);
 INSERT INTO t.bays (label) VALUES ('b1');
 INSERT INTO t.bolts VALUES (1,1,'bolt1'),(2,2,'HIDDEN orphan of bay 2');
 ALTER TABLE t.bolts ADD FOREIGN KEY (bay_id) REFERENCES t.bays NOT VALID;
+
+CREATE TABLE t.docks(id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE o.plates(id int PRIMARY KEY);
+CREATE TABLE o.links(pid int REFERENCES o.plates ON UPDATE CASCADE REFERENCES t.docks);
+INSERT INTO t.docks VALUES (1,'A'),(3,'B');
+INSERT INTO o.plates VALUES (1);
+INSERT INTO o.links VALUES (1);
+CREATE TABLE t.slips(id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE o.pins(slip_id int DEFAULT 3 REFERENCES t.slips ON DELETE SET DEFAULT);
+INSERT INTO t.slips VALUES (1,'A'),(3,'B');
+INSERT INTO o.pins VALUES (1);
 
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.staff VALUES
@@ -167,6 +181,8 @@ table "t.crates" {}
 table "t.lids" {
   follows = { table = "t.crates", column = "crate_id", key = "id" }
 }
+table "t.docks" {}
+table "t.slips" {}
 table "t.bays" {}
 table "t.bolts" {
   follows = { table = "t.bays", column = "bay_id", key = "id" }
@@ -177,7 +193,7 @@ rule "bays" {
   scope  = "all"
 }
 rule "tenant" {
-  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates"]
+  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates", "t.docks", "t.slips"]
   roles  = ["tenant_writer"]
   where  = "tenant = me.region"
 }
@@ -316,6 +332,14 @@ func TestAdversarial24Follows(t *testing.T) {
 			// code of shelf 1.
 			stmts: []string{`DELETE FROM t.shelves WHERE id = 1`},
 			after: `SELECT string_agg(code, ',' ORDER BY code) FROM o.codes`, want: "ERROR 42501"},
+		{name: "an UPDATE of an open key whose cascade writes a column a key checks against a scoped table is refused",
+			// NOTE: served, the cascade set o.links.pid to 3, which
+			// t.docks' key found: dock 3, hidden, exists (7 fails).
+			stmts: []string{`UPDATE o.plates SET id = 3 WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "a DELETE whose child sets its key's default, checked against hidden rows, is refused",
+			// NOTE: served, o.pins.slip_id took its default 3, which
+			// the key found: slip 3, hidden, exists.
+			stmts: []string{`DELETE FROM t.slips WHERE id = 1`}, want: "ERROR 42501"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := run(t, c.stmts, c.after, c.commit); got != c.want {

@@ -94,7 +94,8 @@ ORDER BY c.oid, a.attnum`
 // column a foreign key references, with the referencing relation; 'd' for
 // a column of a foreign key of several columns, whose ON DELETE action
 // is SET NULL or SET DEFAULT, or not validated (rows may break it), with
-// the relation referenced; 'g'
+// the relation referenced; 'e' for a column of a foreign key whose ON
+// DELETE action is SET DEFAULT, with the relation referenced; 'g'
 // for a generated column, with a column its expression reads (NULL, once,
 // for one that reads none); 'p' for a column of the relation's primary
 // key, when not deferrable (the constraint check_functional_grouping
@@ -158,6 +159,13 @@ JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.confrelid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
 WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND (pg_catalog.cardinality(c.conkey) OPERATOR(pg_catalog.<>) 1
   OR c.confdeltype OPERATOR(pg_catalog.=) ANY ('{n,d}'::pg_catalog."char"[]) OR NOT c.convalidated)
+UNION
+SELECT c.conrelid, 'e', a.attname, n.nspname, r.relname
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (c.conkey)
+JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.confrelid
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.confdeltype OPERATOR(pg_catalog.=) 'd'
 UNION
 SELECT c.conrelid, 'p', a.attname, '', ''
 FROM pg_catalog.pg_constraint c
@@ -710,6 +718,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.SettingReferences = map[string][]QName{}
 			}
 			rel.SettingReferences[col] = append(rel.SettingReferences[col], other)
+		case "e":
+			if rel.DefaultReferences == nil {
+				rel.DefaultReferences = map[string][]QName{}
+			}
+			rel.DefaultReferences[col] = append(rel.DefaultReferences[col], other)
 		case "r":
 			if rel.ReferencedBy == nil {
 				rel.ReferencedBy = map[string][]QName{}
@@ -1107,6 +1120,7 @@ func (rel *Relation) mergeKeys(child *Relation) {
 	merge(&rel.References, child.References)
 	merge(&rel.ReferencedBy, child.ReferencedBy)
 	merge(&rel.SettingReferences, child.SettingReferences)
+	merge(&rel.DefaultReferences, child.DefaultReferences)
 	for c, ps := range child.IndexPeers {
 		if rel.IndexPeers == nil {
 			rel.IndexPeers = map[string][]string{}

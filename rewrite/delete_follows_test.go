@@ -280,3 +280,126 @@ func TestInsertOfADefaultKeyReachesNoOrphan(t *testing.T) {
 		}
 	})
 }
+
+// TestCascadeWritesAreCheckedByTheColumnsOtherKeys holds the writes a
+// cascade makes into a relation the user reads in full to the foreign
+// keys of the columns it writes: a value set by ON UPDATE CASCADE (or a
+// default set by ON DELETE SET DEFAULT) is checked against every
+// relation the column references, and whether the check fails tells
+// whether a row the user may not see holds it.
+//
+//   - p and a are open; a.pid references p (ON UPDATE CASCADE) and q,
+//     scoped: UPDATE p SET id = 5 cascades 5 into a.pid, whose check
+//     against q answers whether q's hidden row 5 exists.
+//   - s is scoped, b open; b.sid DEFAULT 0 references s ON DELETE SET
+//     DEFAULT: a DELETE of a visible row of s sets 0, whose check tells
+//     whether s's row 0 (hidden) exists.
+func TestCascadeWritesAreCheckedByTheColumnsOtherKeys(t *testing.T) {
+	_, cat := freshCatalog(t, "cascadewrites", `CREATE TABLE p (id int PRIMARY KEY, name text UNIQUE);
+		CREATE TABLE q (id int PRIMARY KEY, tenant text);
+		CREATE TABLE a (pid int REFERENCES p ON UPDATE CASCADE REFERENCES q);
+		CREATE TABLE s (id int PRIMARY KEY, tenant text);
+		CREATE TABLE b (sid int DEFAULT 0 REFERENCES s ON DELETE SET DEFAULT);
+		CREATE TABLE n (id int PRIMARY KEY, tenant text);
+		CREATE TABLE m (nid int REFERENCES n ON DELETE SET NULL)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+		"public.q": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.s": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.b": {Mode: rewrite.Open},
+		"public.n": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.m": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindInsert: true, rewrite.KindDelete: true}}
+	s := rewrite.QName{Schema: "public", Name: "s"}
+	if b := cat.Relations[rewrite.QName{Schema: "public", Name: "b"}]; !slices.Contains(b.DefaultReferences["sid"], s) {
+		t.Fatalf("b.DefaultReferences = %v, want sid referencing %s", b.DefaultReferences, s)
+	}
+	if m := cat.Relations[rewrite.QName{Schema: "public", Name: "m"}]; len(m.DefaultReferences) > 0 {
+		t.Fatalf("m.DefaultReferences = %v, want none (SET NULL)", m.DefaultReferences)
+	}
+	for _, c := range []struct{ sql, names string }{
+		{"UPDATE p SET id = 5 WHERE id = 1", "public.q"},
+		{"INSERT INTO p VALUES (1, 'x') ON CONFLICT (name) DO UPDATE SET id = 5", "public.q"},
+		{"DELETE FROM s WHERE id = 1", "public.s"},
+	} {
+		_, err := rewrite.Rewrite(c.sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), c.names) {
+			t.Errorf("%s: want a refusal by rule write_key naming %s, got %v", c.sql, c.names, err)
+		}
+	}
+	t.Run("a cascade that sets NULL checks nothing", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("DELETE FROM n WHERE id = 1", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// TestUpdateCascadesThroughALattice holds an UPDATE's cascade walk to
+// every column it changes, not every relation once: p's key cascades
+// into a and b, and from each into its own column of c (x from a, y
+// from b); g, which the user may not read, references c.y. Reached from
+// a first, c's walk from b (its column y) must not be skipped.
+func TestUpdateCascadesThroughALattice(t *testing.T) {
+	_, cat := freshCatalog(t, "updatelattice", `CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE a (pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE b (pid int UNIQUE REFERENCES p ON UPDATE CASCADE);
+		CREATE TABLE c (x int REFERENCES a (pid) ON UPDATE CASCADE, y int UNIQUE REFERENCES b (pid) ON UPDATE CASCADE);
+		CREATE TABLE g (e int REFERENCES c (y) ON UPDATE CASCADE, secret text)`)
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": {Mode: rewrite.Open},
+		"public.a": {Mode: rewrite.Open},
+		"public.b": {Mode: rewrite.Open},
+		"public.c": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true}}
+	_, err := rewrite.Rewrite("UPDATE p SET id = 5 WHERE id = 1", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.g") {
+		t.Fatalf("want a refusal by rule write_key naming public.g, got %v", err)
+	}
+	t.Run("a self reference's column is walked, though its relation is the one written", func(t *testing.T) {
+		_, cat := freshCatalog(t, "updateselfcascade", `CREATE TABLE s (id int PRIMARY KEY, up int UNIQUE REFERENCES s (id) ON UPDATE CASCADE);
+			CREATE TABLE h (e int REFERENCES s (up) ON UPDATE CASCADE, secret text)`)
+		pol := &fakePolicy{access: map[string]rewrite.Access{"public.s": {Mode: rewrite.Open}},
+			kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true}}
+		_, err := rewrite.Rewrite("UPDATE s SET id = 5 WHERE id = 1", cat, pol)
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+			t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+		}
+	})
+}
+
+// TestCascadeWritesThroughPartitions holds the checks of
+// TestCascadeWritesAreCheckedByTheColumnsOtherKeys where the relations
+// are partitioned: a key's constraint is cloned for each partition, and
+// a DELETE or an UPDATE of a partition meets its clones.
+func TestCascadeWritesThroughPartitions(t *testing.T) {
+	_, cat := freshCatalog(t, "cascadepartitions", `CREATE TABLE s (id int PRIMARY KEY, tenant text) PARTITION BY RANGE (id);
+		CREATE TABLE s1 PARTITION OF s FOR VALUES FROM (0) TO (100);
+		CREATE TABLE b (sid int DEFAULT 0 REFERENCES s ON DELETE SET DEFAULT, k int) PARTITION BY LIST (k);
+		CREATE TABLE b1 PARTITION OF b DEFAULT;
+		CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+		CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+		CREATE TABLE q (id int PRIMARY KEY, tenant text);
+		CREATE TABLE a (pid int REFERENCES p ON UPDATE CASCADE REFERENCES q, k int) PARTITION BY LIST (k);
+		CREATE TABLE a1 PARTITION OF a DEFAULT`)
+	open := rewrite.Access{Mode: rewrite.Open}
+	scoped := rewrite.Access{Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.s": scoped, "public.s1": scoped, "public.b": open, "public.b1": open,
+		"public.p": open, "public.p1": open, "public.q": scoped, "public.a": open, "public.a1": open,
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true, rewrite.KindDelete: true}}
+	for _, sql := range []string{
+		"DELETE FROM s WHERE id = 1",
+		"DELETE FROM s1 WHERE id = 1",
+		"UPDATE p SET id = 5 WHERE id = 1",
+		"UPDATE p1 SET id = 5 WHERE id = 1",
+	} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" {
+			t.Errorf("%s: want a refusal by rule write_key, got %v", sql, err)
+		}
+	}
+}

@@ -260,6 +260,13 @@ type Relation struct {
 	// holding it, on a DELETE (deleteChecked).
 	// NOTE: a subset of References.
 	SettingReferences map[string][]QName
+	// DefaultReferences maps each column of a foreign key whose ON
+	// DELETE action is SET DEFAULT to the relations it references: a
+	// DELETE of a referenced row writes the column's default, which
+	// every foreign key of the column checks (deleteCheckedFrom).
+	// NOTE: a subset of SettingReferences; every column of the key
+	// counts (ON DELETE SET DEFAULT (column) sets fewer).
+	DefaultReferences map[string][]QName
 	// Generated maps each generated column to the columns its expression
 	// reads (none, an empty list, for a constant): writing one of those
 	// changes it. Keys, References and

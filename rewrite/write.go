@@ -627,7 +627,7 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 			return deny("policy_input", "%s of %s.%s is not allowed: a foreign key of %s references the column, and its cascade would write a table the policy reads", clause, rel.QName, n, q)
 		}
 		if clause != "INSERT" && clause != "COPY" {
-			if err := w.updateCascadeChecked(rel, referencing, clause, map[QName]bool{rel.QName: true}); err != nil {
+			if err := w.updateCascadeChecked(rel, referencing, clause, map[changedColumn]bool{{rel.QName, n}: true}); err != nil {
 				return err
 			}
 		}
@@ -652,21 +652,38 @@ func settingReference(child, rel *Relation) bool {
 // action would carry it on: the foreign key columns of a referencing
 // relation that reference rel may change with it (CASCADE, SET NULL,
 // SET DEFAULT), and the relations referencing those columns are checked
-// or cascaded into in turn, at any depth. seen holds the relations
-// already walked.
+// or cascaded into in turn, at any depth. seen holds the columns
+// already walked (the written one first).
+// NOTE: a column, not a relation: a relation reached again by another
+// path may change in another column (p cascading into a and b, and
+// each into its own column of c), whose keys are checked then.
 // NOTE: the snapshot does not tell the ON UPDATE actions apart: every
 // foreign key column referencing rel counts, which refuses more, never
 // less.
-func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[QName]bool) error {
+func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[changedColumn]bool) error {
 	for _, q := range referencing {
 		child := w.cat.Relations[q]
-		if child == nil || seen[q] {
+		if child == nil {
 			continue
 		}
-		seen[q] = true
 		for _, col := range slices.Sorted(maps.Keys(child.References)) {
-			if !slices.Contains(child.References[col], rel.QName) {
+			if !slices.Contains(child.References[col], rel.QName) || seen[changedColumn{q, col}] {
 				continue
+			}
+			seen[changedColumn{q, col}] = true
+			// NOTE: the value the cascade writes (the new key, or a
+			// default) is checked by every other foreign key of the
+			// column too: its failure would tell whether a row the
+			// user may not see holds it. rel's own rows are read in
+			// full here (a key of a scoped relation is refused
+			// before: writeChecked).
+			for _, q2 := range child.References[col] {
+				if q2 == rel.QName {
+					continue
+				}
+				if _, ok := w.notReadable([]QName{q2}); !ok {
+					return deny("write_key", "%s of %s is not allowed: its cascade may change %s.%s, whose foreign key references %s, of which you may not read every row and column, and that key's check would tell whether a row holds the value written", clause, rel.QName, q, col, q2)
+				}
 			}
 			next := child.ReferencedBy[col]
 			if q2, ok := w.notReadable(next); !ok {
@@ -681,6 +698,12 @@ func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause
 		}
 	}
 	return nil
+}
+
+// changedColumn is a column a cascade changes (updateCascadeChecked).
+type changedColumn struct {
+	rel    QName
+	column string
 }
 
 // indexChecked refuses an UPDATE of a column that an index of any kind
@@ -781,6 +804,9 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 		if q, ok := w.readOnly(rel.ReferencedBy[c.Name]); !ok {
 			return deny("policy_input", "DELETE from %s is not allowed: a foreign key of %s references it, and its cascade would write a table the policy reads", rel.QName, q)
 		}
+		if err := w.setDefaultChecked(rel, c.Name); err != nil {
+			return err
+		}
 		// NOTE: a cascade into a referencing relation, read in full or
 		// followed in full, goes on into the relations that reference
 		// it: their keys' checks and cascades are this DELETE's too. A
@@ -791,6 +817,38 @@ func (w *walker) deleteCheckedFrom(rel *Relation, seen map[QName]bool) error {
 			}
 			seen[q] = true
 			if err := w.deleteCheckedFrom(w.cat.Relations[q], seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setDefaultChecked refuses a DELETE from rel whose referencing
+// relations (by rel's column key; read in full, as deleteCheckedFrom
+// found) set a column to its default on it (Relation.DefaultReferences):
+// the default is checked against every relation the column references,
+// rel among them, and whether the check fails tells whether a row the
+// user may not see holds it; the change cascades on as an UPDATE of the
+// column does (updateCascadeChecked).
+func (w *walker) setDefaultChecked(rel *Relation, key string) error {
+	for _, q := range rel.ReferencedBy[key] {
+		child := w.cat.Relations[q]
+		if child == nil {
+			continue
+		}
+		for _, col := range slices.Sorted(maps.Keys(child.DefaultReferences)) {
+			if !slices.Contains(child.DefaultReferences[col], rel.QName) {
+				continue
+			}
+			if q2, ok := w.notReadable(child.References[col]); !ok {
+				return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s sets its column %s to its default, which a foreign key of the column checks against %s, of which you may not read every row and column: the check would tell whether a row holds the default", rel.QName, q, col, q2)
+			}
+			next := child.ReferencedBy[col]
+			if q2, ok := w.notReadable(next); !ok {
+				return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s sets its column %s to its default, which a foreign key of %s, of which you may not read every row and column, references, and that key's check or cascade would reach rows you may not see", rel.QName, q, col, q2)
+			}
+			if err := w.updateCascadeChecked(child, next, "ON DELETE SET DEFAULT", map[changedColumn]bool{{child.QName, col}: true}); err != nil {
 				return err
 			}
 		}

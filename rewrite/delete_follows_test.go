@@ -1,6 +1,7 @@
 package rewrite_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -402,4 +403,45 @@ func TestCascadeWritesThroughPartitions(t *testing.T) {
 			t.Errorf("%s: want a refusal by rule write_key, got %v", sql, err)
 		}
 	}
+}
+
+// TestSetNullCascadesOnAsAnUpdate holds a DELETE whose referencing
+// relation sets its column NULL (ON DELETE SET NULL) to the checks of an
+// UPDATE of that column: the rows referencing it meet their ON UPDATE
+// action, and SET DEFAULT there writes a default that the column's other
+// foreign keys check. p, c and g are open; c.pid references p ON DELETE
+// SET NULL; g.x DEFAULT 3 references c (pid) ON UPDATE SET DEFAULT and
+// h, scoped: DELETE FROM p WHERE id = 1 succeeds or fails (23503) by
+// whether h's hidden row 3 exists.
+func TestSetNullCascadesOnAsAnUpdate(t *testing.T) {
+	conn, cat := freshCatalog(t, "setnullcascades", `CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE c (pid int UNIQUE REFERENCES p ON DELETE SET NULL);
+		CREATE TABLE h (id int PRIMARY KEY, tenant text);
+		CREATE TABLE g (x int DEFAULT 3 REFERENCES c (pid) ON UPDATE SET DEFAULT REFERENCES h);
+		INSERT INTO p VALUES (1), (2), (3); INSERT INTO c VALUES (1), (2), (3);
+		INSERT INTO h VALUES (1, 'A'), (2, 'A'); INSERT INTO g VALUES (1), (2)`)
+	// The oracle, upstream: without h's row 3 the DELETE fails.
+	ctx := context.Background()
+	if err := conn.Exec(ctx, "DELETE FROM p WHERE id = 1").Close(); err == nil || !strings.Contains(err.Error(), "23503") {
+		t.Fatalf("DELETE without h's row 3: want 23503, got %v", err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO h VALUES (3, 'B'); DELETE FROM p WHERE id = 1").Close(); err != nil {
+		t.Fatalf("DELETE with h's row 3: %v", err)
+	}
+	open := rewrite.Access{Mode: rewrite.Open}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": open, "public.c": open, "public.g": open,
+		"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p WHERE id = 2", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+		t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+	}
+	t.Run("read in full, h refuses nothing", func(t *testing.T) {
+		pol.access["public.h"] = open
+		if _, err := rewrite.Rewrite("DELETE FROM p WHERE id = 2", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
 }

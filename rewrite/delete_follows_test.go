@@ -445,3 +445,54 @@ func TestSetNullCascadesOnAsAnUpdate(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertLeavingAMaskedKeyToItsDefault refuses an INSERT or a COPY
+// that leaves to its default a column a unique key holds with a column
+// masked for the user: the default (a constant, a sequence's next value,
+// a domain's, or a NULL an index compares) meets the real masked values
+// of every row, and a duplicate key (23505) tells whether one holds it.
+func TestInsertLeavingAMaskedKeyToItsDefault(t *testing.T) {
+	conn, cat := freshCatalog(t, "maskeddefaults", `CREATE DOMAIN mail AS text DEFAULT 'none';
+		CREATE TABLE u (id serial PRIMARY KEY, email text UNIQUE DEFAULT 'none', name text);
+		CREATE TABLE v (id serial PRIMARY KEY, email mail UNIQUE, name text);
+		CREATE TABLE w (id serial PRIMARY KEY, name text);
+		CREATE TABLE y (id serial PRIMARY KEY, email text UNIQUE NULLS NOT DISTINCT, name text);
+		CREATE TABLE z (id serial PRIMARY KEY, code text DEFAULT 'x', email text, name text);
+		CREATE UNIQUE INDEX ON z ((coalesce(email, code)));
+		CREATE TABLE x (id serial PRIMARY KEY, email text UNIQUE, name text);
+		INSERT INTO u (email, name) VALUES ('none', 'a')`)
+	// The oracle, upstream: u's hidden row holds the default.
+	if err := conn.Exec(context.Background(), "INSERT INTO u (name) VALUES ('b')").Close(); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Fatalf("INSERT leaving u.email to its default: want 23505, got %v", err)
+	}
+	masked := func(cols ...string) rewrite.Access {
+		m := map[string]*pg_query.Node{}
+		for _, c := range cols {
+			m[c] = nil
+		}
+		return rewrite.Access{Mode: rewrite.Governed, Masks: m}
+	}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.u": masked("email"), "public.v": masked("email"), "public.w": masked("id"),
+		"public.y": masked("email"), "public.z": masked("email"), "public.x": masked("email"),
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, c := range []struct{ sql, column string }{
+		{"INSERT INTO u (name) VALUES ('b')", "email"},
+		{"COPY u (name) FROM STDIN", "email"},
+		{"INSERT INTO v (name) VALUES ('b')", "email"},
+		{"INSERT INTO w (name) VALUES ('b')", "id"},
+		{"INSERT INTO y (name) VALUES ('b')", "email"},
+		{"INSERT INTO z (name) VALUES ('b')", "code"},
+	} {
+		_, err := rewrite.Rewrite(c.sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "column "+c.column+" ") {
+			t.Errorf("%s: want a refusal by rule write_key naming the column %s, got %v", c.sql, c.column, err)
+		}
+	}
+	t.Run("a NULL no key compares, and an unmasked key's default, pass", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO x (name) VALUES ('b')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

@@ -601,6 +601,31 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 			}
 		}
 	}
+	if (clause == "INSERT" || clause == "COPY") && keyMasked {
+		// NOTE: a masked column is never written (writesMasked): an
+		// INSERT leaves it to its default, which its unique key
+		// compares with every row's real value, as it does a column
+		// an index holds with it: a duplicate key (23505) would tell
+		// whether a row holds the default.
+		for _, c := range rel.Columns {
+			if !rel.Keys[c.Name] || !rel.Defaulted[c.Name] || slices.Contains(written, c.Name) {
+				continue
+			}
+			peer := c.Name
+			if _, masked := acc.Masks[c.Name]; !masked {
+				peer = ""
+				for _, p := range rel.IndexPeers[c.Name] {
+					if _, masked := acc.Masks[p]; masked {
+						peer = p
+						break
+					}
+				}
+			}
+			if peer != "" {
+				return deny("write_key", "%s of %s is not allowed: its column %s takes its default, which a unique key compares with the column %s, which you may not read: a duplicate key would tell whether a row holds it", clause, rel.QName, c.Name, peer)
+			}
+		}
+	}
 	for _, n := range written {
 		if rel.Keys[n] && (acc.Filter != nil || keyMasked) {
 			return deny("write_key", "%s of %s.%s is not allowed: a unique key holds the column, and its check would tell whether a row or a value you may not see has it", clause, rel.QName, n)

@@ -444,6 +444,24 @@ func TestSetNullCascadesOnAsAnUpdate(t *testing.T) {
 			t.Fatalf("refused: %v", err)
 		}
 	})
+	t.Run("partitioned, each partition's clone of the keys cascades on", func(t *testing.T) {
+		_, cat := freshCatalog(t, "setnullpartitions", `CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+			CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+			CREATE TABLE c (pid int, k int, UNIQUE (pid, k), FOREIGN KEY (pid) REFERENCES p ON DELETE SET NULL) PARTITION BY LIST (k);
+			CREATE TABLE c1 PARTITION OF c DEFAULT;
+			CREATE TABLE h (id int PRIMARY KEY, tenant text);
+			CREATE TABLE g (x int DEFAULT 3, k int, FOREIGN KEY (x, k) REFERENCES c (pid, k) ON UPDATE SET DEFAULT, FOREIGN KEY (x) REFERENCES h)`)
+		pol := &fakePolicy{access: map[string]rewrite.Access{
+			"public.p": open, "public.p1": open, "public.c": open, "public.c1": open, "public.g": open,
+			"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+		for _, sql := range []string{"DELETE FROM p WHERE id = 2", "DELETE FROM p1 WHERE id = 2"} {
+			_, err := rewrite.Rewrite(sql, cat, pol)
+			if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+				t.Errorf("%s: want a refusal by rule write_key naming public.h, got %v", sql, err)
+			}
+		}
+	})
 }
 
 // TestInsertLeavingAMaskedKeyToItsDefault refuses an INSERT or a COPY

@@ -514,3 +514,40 @@ func TestInsertLeavingAMaskedKeyToItsDefault(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertLeavingAReferencingColumnToItsDefault refuses an INSERT or a
+// COPY that leaves to its default a column whose foreign key references
+// a relation the user may not read in full: the default is checked as a
+// value written is, and whether the INSERT fails (23503) tells whether
+// the hidden row exists, as a SET DEFAULT cascade's default does.
+func TestInsertLeavingAReferencingColumnToItsDefault(t *testing.T) {
+	conn, cat := freshCatalog(t, "referencingdefaults", `CREATE TABLE s (id int PRIMARY KEY, tenant text);
+		CREATE TABLE pins (slip_id int DEFAULT 3 REFERENCES s, label text);
+		CREATE TABLE notes (slip_id int REFERENCES s, label text);
+		INSERT INTO s VALUES (1, 'A'), (3, 'B')`)
+	// The oracle, upstream: s's hidden row 3 lets the INSERT through.
+	ctx := context.Background()
+	if err := conn.Exec(ctx, "INSERT INTO pins (label) VALUES ('x')").Close(); err != nil {
+		t.Fatalf("INSERT with s's row 3: %v", err)
+	}
+	if err := conn.Exec(ctx, "DELETE FROM pins; DELETE FROM s WHERE id = 3; INSERT INTO pins (label) VALUES ('x')").Close(); err == nil || !strings.Contains(err.Error(), "23503") {
+		t.Fatalf("INSERT without s's row 3: want 23503, got %v", err)
+	}
+	open := rewrite.Access{Mode: rewrite.Open}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.pins": open, "public.notes": open,
+		"public.s": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{"INSERT INTO pins (label) VALUES ('x')", "COPY pins (label) FROM STDIN"} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.s") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.s, got %v", sql, err)
+		}
+	}
+	t.Run("a column left NULL checks nothing", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO notes (label) VALUES ('x')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}

@@ -591,6 +591,12 @@ func (w *walker) writeChecked(cols []*pg_query.Node, rel *Relation, acc Access, 
 			if slices.Contains(written, c.Name) {
 				continue
 			}
+			// NOTE: a default is checked by the column's foreign keys
+			// as a value written is: whether the INSERT fails tells
+			// whether the hidden row it references exists.
+			if q, ok := w.notReadable(rel.References[c.Name]); !ok && rel.Defaulted[c.Name] {
+				return deny("write_key", "%s of %s is not allowed: its column %s takes its default, which its foreign key checks against %s, of which you may not read every row and column: the check would tell whether a row holds it", clause, rel.QName, c.Name, q)
+			}
 			for _, q := range rel.ReferencedBy[c.Name] {
 				if child := w.cat.Relations[q]; child != nil && !settingReference(child, rel) {
 					continue

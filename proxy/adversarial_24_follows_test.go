@@ -37,6 +37,8 @@ const follows24DB = "follows24"
 //   - o.quays ← o.moors (ON DELETE SET NULL) ← o.ropes (ON UPDATE SET
 //     DEFAULT, DEFAULT 3), whose x references t.berths too: a NULL's
 //     change writes a default a key checks against hidden rows.
+//   - o.pegs, whose slip_id DEFAULT 3 references t.slips: an INSERT
+//     leaving it out checks the default against hidden rows.
 //   - o.cards, whose masked email is UNIQUE DEFAULT 'none@x.io', which
 //     a row holds: an INSERT leaving it out meets that row.
 const follows24Schema = `
@@ -119,6 +121,7 @@ INSERT INTO t.berths VALUES (1,'A'),(3,'B');
 INSERT INTO o.quays VALUES (1),(3);
 INSERT INTO o.moors VALUES (1),(3);
 INSERT INTO o.ropes VALUES (1);
+CREATE TABLE o.pegs(slip_id int DEFAULT 3 REFERENCES t.slips, label text);
 CREATE TABLE o.cards(id serial PRIMARY KEY, email text UNIQUE DEFAULT 'none@x.io', label text);
 INSERT INTO o.cards (email, label) VALUES ('none@x.io', 'HIDDEN holder of the default');
 
@@ -368,6 +371,9 @@ func TestAdversarial24Follows(t *testing.T) {
 			// NOTE: served, o.ropes.x took its default 3, which
 			// t.berths' key found: berth 3, hidden, exists.
 			stmts: []string{`DELETE FROM o.quays WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "an INSERT leaving a column to a default its key checks against hidden rows is refused",
+			// NOTE: served, the INSERT passed: slip 3, hidden, exists.
+			stmts: []string{`INSERT INTO o.pegs (label) VALUES ('new')`}, want: "ERROR 42501"},
 		{name: "an INSERT leaving a masked unique column to its default is refused",
 			// NOTE: served, 23505: a row's masked email is none@x.io.
 			stmts: []string{`INSERT INTO o.cards (label) VALUES ('new')`}, want: "ERROR 42501"},

@@ -34,6 +34,13 @@ const follows24DB = "follows24"
 //   - o.plates ← o.links (ON UPDATE CASCADE), whose pid references
 //     t.docks too; t.slips ← o.pins (ON DELETE SET DEFAULT, DEFAULT 3):
 //     a cascade writes a value a key checks against hidden rows.
+//   - o.quays ← o.moors (ON DELETE SET NULL) ← o.ropes (ON UPDATE SET
+//     DEFAULT, DEFAULT 3), whose x references t.berths too: a NULL's
+//     change writes a default a key checks against hidden rows.
+//   - o.pegs, whose slip_id DEFAULT 3 references t.slips: an INSERT
+//     leaving it out checks the default against hidden rows.
+//   - o.cards, whose masked email is UNIQUE DEFAULT 'none@x.io', which
+//     a row holds: an INSERT leaving it out meets that row.
 const follows24Schema = `
 CREATE SCHEMA t;
 CREATE SCHEMA o;
@@ -106,6 +113,17 @@ CREATE TABLE t.slips(id int PRIMARY KEY, tenant text NOT NULL);
 CREATE TABLE o.pins(slip_id int DEFAULT 3 REFERENCES t.slips ON DELETE SET DEFAULT);
 INSERT INTO t.slips VALUES (1,'A'),(3,'B');
 INSERT INTO o.pins VALUES (1);
+CREATE TABLE t.berths(id int PRIMARY KEY, tenant text NOT NULL);
+CREATE TABLE o.quays(id int PRIMARY KEY);
+CREATE TABLE o.moors(qid int UNIQUE REFERENCES o.quays ON DELETE SET NULL);
+CREATE TABLE o.ropes(x int DEFAULT 3 REFERENCES o.moors (qid) ON UPDATE SET DEFAULT REFERENCES t.berths);
+INSERT INTO t.berths VALUES (1,'A'),(3,'B');
+INSERT INTO o.quays VALUES (1),(3);
+INSERT INTO o.moors VALUES (1),(3);
+INSERT INTO o.ropes VALUES (1);
+CREATE TABLE o.pegs(slip_id int DEFAULT 3 REFERENCES t.slips, label text);
+CREATE TABLE o.cards(id serial PRIMARY KEY, email text UNIQUE DEFAULT 'none@x.io', label text);
+INSERT INTO o.cards (email, label) VALUES ('none@x.io', 'HIDDEN holder of the default');
 
 CREATE TABLE t.staff(login text PRIMARY KEY, roles text[], region text, pw text);
 INSERT INTO t.staff VALUES
@@ -113,7 +131,7 @@ INSERT INTO t.staff VALUES
  ('fanny','{tenant_writer}','A','SCRAM-SHA-256$4096:8/CW685b3GgOaP2BZ1RMZQ==$hAPOssKbHH31ZRJDhKjkRRj8TZdx72ytoTx1aoiuJH0=:LkGWKQyc9KKcbNhhH/f3c4zo8c5KqtHrUQKs439Kx+8=');
 GRANT USAGE ON SCHEMA t, o TO pgveil_svc;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA t, o TO pgveil_svc;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA t TO pgveil_svc;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA t, o TO pgveil_svc;
 REVOKE TEMP ON DATABASE follows24 FROM PUBLIC;
 `
 
@@ -183,6 +201,15 @@ table "t.lids" {
 }
 table "t.docks" {}
 table "t.slips" {}
+table "t.berths" {}
+table "o.cards" {
+  column "email" { class = "pii" }
+}
+rule "cards" {
+  tables = ["o.cards"]
+  roles  = ["tenant_writer"]
+  scope  = "all"
+}
 table "t.bays" {}
 table "t.bolts" {
   follows = { table = "t.bays", column = "bay_id", key = "id" }
@@ -193,7 +220,7 @@ rule "bays" {
   scope  = "all"
 }
 rule "tenant" {
-  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates", "t.docks", "t.slips"]
+  tables = ["t.tickets", "t.boards", "t.shelves", "t.boxes", "t.desks", "t.racks", "t.lockers", "t.vaults", "t.crates", "t.docks", "t.slips", "t.berths"]
   roles  = ["tenant_writer"]
   where  = "tenant = me.region"
 }
@@ -340,6 +367,18 @@ func TestAdversarial24Follows(t *testing.T) {
 			// NOTE: served, o.pins.slip_id took its default 3, which
 			// the key found: slip 3, hidden, exists.
 			stmts: []string{`DELETE FROM t.slips WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "a DELETE whose child sets NULL, which its own child meets by setting a default checked against hidden rows, is refused",
+			// NOTE: served, o.ropes.x took its default 3, which
+			// t.berths' key found: berth 3, hidden, exists.
+			stmts: []string{`DELETE FROM o.quays WHERE id = 1`}, want: "ERROR 42501"},
+		{name: "an INSERT leaving a column to a default its key checks against hidden rows is refused",
+			// NOTE: served, the INSERT passed: slip 3, hidden, exists.
+			stmts: []string{`INSERT INTO o.pegs (label) VALUES ('new')`}, want: "ERROR 42501"},
+		{name: "an INSERT leaving a masked unique column to its default is refused",
+			// NOTE: served, 23505: a row's masked email is none@x.io.
+			stmts: []string{`INSERT INTO o.cards (label) VALUES ('new')`}, want: "ERROR 42501"},
+		{name: "an INSERT naming the masked unique column is refused",
+			stmts: []string{`INSERT INTO o.cards (email, label) VALUES ('none@x.io', 'new')`}, want: "ERROR 42501"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := run(t, c.stmts, c.after, c.commit); got != c.want {

@@ -95,7 +95,12 @@ ORDER BY c.oid, a.attnum`
 // a column of a foreign key of several columns, whose ON DELETE action
 // is SET NULL or SET DEFAULT, or not validated (rows may break it), with
 // the relation referenced; 'e' for a column of a foreign key whose ON
-// DELETE action is SET DEFAULT, with the relation referenced; 'g'
+// DELETE action is SET DEFAULT, with the relation referenced; 'a' for a
+// column an INSERT leaving it out may give a value a unique key compares
+// (a default, an identity, a generated column, a domain's type, whose
+// default the snapshot does not read, or a NULL that a unique key of
+// expressions or NULLS NOT DISTINCT, read through to_jsonb as
+// PostgreSQL 13 and 14 lack it, compares); 'g'
 // for a generated column, with a column its expression reads (NULL, once,
 // for one that reads none); 'p' for a column of the relation's primary
 // key, when not deferrable (the constraint check_functional_grouping
@@ -189,6 +194,17 @@ LEFT JOIN (pg_catalog.pg_depend d
   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
   AND d.refobjid OPERATOR(pg_catalog.=) a.attrelid AND d.refobjsubid OPERATOR(pg_catalog.<>) a.attnum
 WHERE a.attgenerated OPERATOR(pg_catalog.<>) '' AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+UNION
+SELECT a.attrelid, 'a', a.attname, '', ''
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  AND (a.atthasdef OR a.attidentity OPERATOR(pg_catalog.<>) '' OR a.attgenerated OPERATOR(pg_catalog.<>) ''
+    OR t.typtype OPERATOR(pg_catalog.=) 'd'
+    OR EXISTS (SELECT FROM pg_catalog.pg_index i
+      WHERE i.indrelid OPERATOR(pg_catalog.=) a.attrelid AND (i.indisunique OR i.indisexclusion)
+        AND (i.indexprs IS NOT NULL
+          OR (pg_catalog.to_jsonb(i) OPERATOR(pg_catalog.->>) 'indnullsnotdistinct') OPERATOR(pg_catalog.=) 'true')))
 UNION
 SELECT p.partrelid, 't', a.attname, '', ''
 FROM pg_catalog.pg_partitioned_table p
@@ -723,6 +739,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.DefaultReferences = map[string][]QName{}
 			}
 			rel.DefaultReferences[col] = append(rel.DefaultReferences[col], other)
+		case "a":
+			if rel.Defaulted == nil {
+				rel.Defaulted = map[string]bool{}
+			}
+			rel.Defaulted[col] = true
 		case "r":
 			if rel.ReferencedBy == nil {
 				rel.ReferencedBy = map[string][]QName{}
@@ -1121,6 +1142,12 @@ func (rel *Relation) mergeKeys(child *Relation) {
 	merge(&rel.ReferencedBy, child.ReferencedBy)
 	merge(&rel.SettingReferences, child.SettingReferences)
 	merge(&rel.DefaultReferences, child.DefaultReferences)
+	for c := range child.Defaulted {
+		if rel.Defaulted == nil {
+			rel.Defaulted = map[string]bool{}
+		}
+		rel.Defaulted[c] = true
+	}
 	for c, ps := range child.IndexPeers {
 		if rel.IndexPeers == nil {
 			rel.IndexPeers = map[string][]string{}

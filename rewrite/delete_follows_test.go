@@ -1,6 +1,7 @@
 package rewrite_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -402,4 +403,151 @@ func TestCascadeWritesThroughPartitions(t *testing.T) {
 			t.Errorf("%s: want a refusal by rule write_key, got %v", sql, err)
 		}
 	}
+}
+
+// TestSetNullCascadesOnAsAnUpdate holds a DELETE whose referencing
+// relation sets its column NULL (ON DELETE SET NULL) to the checks of an
+// UPDATE of that column: the rows referencing it meet their ON UPDATE
+// action, and SET DEFAULT there writes a default that the column's other
+// foreign keys check. p, c and g are open; c.pid references p ON DELETE
+// SET NULL; g.x DEFAULT 3 references c (pid) ON UPDATE SET DEFAULT and
+// h, scoped: DELETE FROM p WHERE id = 1 succeeds or fails (23503) by
+// whether h's hidden row 3 exists.
+func TestSetNullCascadesOnAsAnUpdate(t *testing.T) {
+	conn, cat := freshCatalog(t, "setnullcascades", `CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE c (pid int UNIQUE REFERENCES p ON DELETE SET NULL);
+		CREATE TABLE h (id int PRIMARY KEY, tenant text);
+		CREATE TABLE g (x int DEFAULT 3 REFERENCES c (pid) ON UPDATE SET DEFAULT REFERENCES h);
+		INSERT INTO p VALUES (1), (2), (3); INSERT INTO c VALUES (1), (2), (3);
+		INSERT INTO h VALUES (1, 'A'), (2, 'A'); INSERT INTO g VALUES (1), (2)`)
+	// The oracle, upstream: without h's row 3 the DELETE fails.
+	ctx := context.Background()
+	if err := conn.Exec(ctx, "DELETE FROM p WHERE id = 1").Close(); err == nil || !strings.Contains(err.Error(), "23503") {
+		t.Fatalf("DELETE without h's row 3: want 23503, got %v", err)
+	}
+	if err := conn.Exec(ctx, "INSERT INTO h VALUES (3, 'B'); DELETE FROM p WHERE id = 1").Close(); err != nil {
+		t.Fatalf("DELETE with h's row 3: %v", err)
+	}
+	open := rewrite.Access{Mode: rewrite.Open}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.p": open, "public.c": open, "public.g": open,
+		"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p WHERE id = 2", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+		t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+	}
+	t.Run("read in full, h refuses nothing", func(t *testing.T) {
+		pol.access["public.h"] = open
+		if _, err := rewrite.Rewrite("DELETE FROM p WHERE id = 2", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+	t.Run("partitioned, each partition's clone of the keys cascades on", func(t *testing.T) {
+		_, cat := freshCatalog(t, "setnullpartitions", `CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+			CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+			CREATE TABLE c (pid int, k int, UNIQUE (pid, k), FOREIGN KEY (pid) REFERENCES p ON DELETE SET NULL) PARTITION BY LIST (k);
+			CREATE TABLE c1 PARTITION OF c DEFAULT;
+			CREATE TABLE h (id int PRIMARY KEY, tenant text);
+			CREATE TABLE g (x int DEFAULT 3, k int, FOREIGN KEY (x, k) REFERENCES c (pid, k) ON UPDATE SET DEFAULT, FOREIGN KEY (x) REFERENCES h)`)
+		pol := &fakePolicy{access: map[string]rewrite.Access{
+			"public.p": open, "public.p1": open, "public.c": open, "public.c1": open, "public.g": open,
+			"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+		for _, sql := range []string{"DELETE FROM p WHERE id = 2", "DELETE FROM p1 WHERE id = 2"} {
+			_, err := rewrite.Rewrite(sql, cat, pol)
+			if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+				t.Errorf("%s: want a refusal by rule write_key naming public.h, got %v", sql, err)
+			}
+		}
+	})
+}
+
+// TestInsertLeavingAMaskedKeyToItsDefault refuses an INSERT or a COPY
+// that leaves to its default a column a unique key holds with a column
+// masked for the user: the default (a constant, a sequence's next value,
+// a domain's, or a NULL an index compares) meets the real masked values
+// of every row, and a duplicate key (23505) tells whether one holds it.
+func TestInsertLeavingAMaskedKeyToItsDefault(t *testing.T) {
+	conn, cat := freshCatalog(t, "maskeddefaults", `CREATE DOMAIN mail AS text DEFAULT 'none';
+		CREATE TABLE u (id serial PRIMARY KEY, email text UNIQUE DEFAULT 'none', name text);
+		CREATE TABLE v (id serial PRIMARY KEY, email mail UNIQUE, name text);
+		CREATE TABLE w (id serial PRIMARY KEY, name text);
+		CREATE TABLE y (id serial PRIMARY KEY, email text UNIQUE NULLS NOT DISTINCT, name text);
+		CREATE TABLE z (id serial PRIMARY KEY, code text DEFAULT 'x', email text, name text);
+		CREATE UNIQUE INDEX ON z ((coalesce(email, code)));
+		CREATE TABLE x (id serial PRIMARY KEY, email text UNIQUE, name text);
+		INSERT INTO u (email, name) VALUES ('none', 'a')`)
+	// The oracle, upstream: u's hidden row holds the default.
+	if err := conn.Exec(context.Background(), "INSERT INTO u (name) VALUES ('b')").Close(); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Fatalf("INSERT leaving u.email to its default: want 23505, got %v", err)
+	}
+	masked := func(cols ...string) rewrite.Access {
+		m := map[string]*pg_query.Node{}
+		for _, c := range cols {
+			m[c] = nil
+		}
+		return rewrite.Access{Mode: rewrite.Governed, Masks: m}
+	}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.u": masked("email"), "public.v": masked("email"), "public.w": masked("id"),
+		"public.y": masked("email"), "public.z": masked("email"), "public.x": masked("email"),
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, c := range []struct{ sql, column string }{
+		{"INSERT INTO u (name) VALUES ('b')", "email"},
+		{"COPY u (name) FROM STDIN", "email"},
+		{"INSERT INTO v (name) VALUES ('b')", "email"},
+		{"INSERT INTO w (name) VALUES ('b')", "id"},
+		{"INSERT INTO y (name) VALUES ('b')", "email"},
+		{"INSERT INTO z (name) VALUES ('b')", "code"},
+	} {
+		_, err := rewrite.Rewrite(c.sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "column "+c.column+" ") {
+			t.Errorf("%s: want a refusal by rule write_key naming the column %s, got %v", c.sql, c.column, err)
+		}
+	}
+	t.Run("a NULL no key compares, and an unmasked key's default, pass", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO x (name) VALUES ('b')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// TestInsertLeavingAReferencingColumnToItsDefault refuses an INSERT or a
+// COPY that leaves to its default a column whose foreign key references
+// a relation the user may not read in full: the default is checked as a
+// value written is, and whether the INSERT fails (23503) tells whether
+// the hidden row exists, as a SET DEFAULT cascade's default does.
+func TestInsertLeavingAReferencingColumnToItsDefault(t *testing.T) {
+	conn, cat := freshCatalog(t, "referencingdefaults", `CREATE TABLE s (id int PRIMARY KEY, tenant text);
+		CREATE TABLE pins (slip_id int DEFAULT 3 REFERENCES s, label text);
+		CREATE TABLE notes (slip_id int REFERENCES s, label text);
+		INSERT INTO s VALUES (1, 'A'), (3, 'B')`)
+	// The oracle, upstream: s's hidden row 3 lets the INSERT through.
+	ctx := context.Background()
+	if err := conn.Exec(ctx, "INSERT INTO pins (label) VALUES ('x')").Close(); err != nil {
+		t.Fatalf("INSERT with s's row 3: %v", err)
+	}
+	if err := conn.Exec(ctx, "DELETE FROM pins; DELETE FROM s WHERE id = 3; INSERT INTO pins (label) VALUES ('x')").Close(); err == nil || !strings.Contains(err.Error(), "23503") {
+		t.Fatalf("INSERT without s's row 3: want 23503, got %v", err)
+	}
+	open := rewrite.Access{Mode: rewrite.Open}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.pins": open, "public.notes": open,
+		"public.s": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindInsert: true}}
+	for _, sql := range []string{"INSERT INTO pins (label) VALUES ('x')", "COPY pins (label) FROM STDIN"} {
+		_, err := rewrite.Rewrite(sql, cat, pol)
+		var r *rewrite.Refused
+		if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.s") {
+			t.Errorf("%s: want a refusal by rule write_key naming public.s, got %v", sql, err)
+		}
+	}
+	t.Run("a column left NULL checks nothing", func(t *testing.T) {
+		if _, err := rewrite.Rewrite("INSERT INTO notes (label) VALUES ('x')", cat, pol); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
 }

@@ -267,6 +267,13 @@ type Relation struct {
 	// NOTE: a subset of SettingReferences; every column of the key
 	// counts (ON DELETE SET DEFAULT (column) sets fewer).
 	DefaultReferences map[string][]QName
+	// Defaulted holds the columns an INSERT or a COPY leaving them out
+	// may fill with a value a unique key compares: those with a default
+	// (an identity, a sequence, a constant), generated, of a domain, or
+	// under a unique key of expressions or NULLS NOT DISTINCT, where a
+	// NULL meets others (writeChecked). A relation's own include its
+	// children's.
+	Defaulted map[string]bool
 	// Generated maps each generated column to the columns its expression
 	// reads (none, an empty list, for a constant): writing one of those
 	// changes it. Keys, References and

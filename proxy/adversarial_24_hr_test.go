@@ -399,3 +399,84 @@ func TestAdversarial24HR(t *testing.T) {
 		})
 	}
 }
+
+// TestAdversarial24HRActFor holds the BI service's switches in the
+// transaction pool (two backends; a switch in a block keeps the
+// service's backend, so the sessions sharing one come first): whom it
+// acts for after blocks that
+// fail, roll back or chain, an extended batch whose implicit
+// transaction fails, a cursor declared for another viewer, another
+// session's cursor, and what a session sharing its backend reads. Each
+// answer is who (pgveil.act_for upstream) and what that viewer counts:
+// eric 6 answers, hanna 9, tim 2, mona 7, the service itself 0.
+func TestAdversarial24HRActFor(t *testing.T) {
+	p := hr24Data.start(t)
+	ctx := context.Background()
+	const who = `SELECT current_setting('pgveil.act_for', true), (SELECT count(*) FROM answers)`
+	run := func(t *testing.T, c *pgconn.PgConn, steps [][2]string) {
+		t.Helper()
+		for _, s := range steps {
+			got := hr24Rows(c.Exec(ctx, s[0]).ReadAll())
+			if s[1] != "*" && got != s[1] {
+				t.Errorf("%s: got %s, want %s", s[0], got, s[1])
+			}
+		}
+	}
+	mb := hr24Conn(t, p, "metabase")
+	t.Run("another session's cursor and viewer stay on their backend", func(t *testing.T) {
+		h := hr24Conn(t, p, "hanna")
+		run(t, h, [][2]string{{"BEGIN", ""}, {"DECLARE hc CURSOR WITH HOLD FOR SELECT employee_login FROM answers", ""}, {"COMMIT", ""}})
+		run(t, mb, [][2]string{{"SET ROLE hanna", ""}, {"FETCH ALL FROM hc", "ERROR 34000"}})
+		e := hr24Conn(t, p, "eric")
+		for range 3 {
+			run(t, e, [][2]string{{who, "[ 6]"}, {"SHOW application_name", "[pgveil:eric:]"}})
+		}
+		run(t, mb, [][2]string{{"RESET ROLE", ""}})
+	})
+	t.Run("blocks that fail, roll back or chain", func(t *testing.T) {
+		run(t, mb, [][2]string{
+			{"SET ROLE eric", ""},
+			{"BEGIN", ""}, {"SET ROLE hanna", ""}, {"SELECT 1/0", "ERROR 22012"}, {"COMMIT", ""},
+			{who, "[eric 6]"},
+			{"BEGIN", ""}, {"SET ROLE hanna", ""}, {"ROLLBACK AND CHAIN", ""}, {who, "[eric 6]"}, {"COMMIT", ""},
+			{"BEGIN", ""}, {"SET ROLE hanna", ""}, {"COMMIT AND CHAIN", ""}, {"SET ROLE mona", ""}, {"ROLLBACK", ""},
+			{who, "[hanna 9]"},
+			{"BEGIN", ""}, {"SET ROLE tim", ""}, {"SAVEPOINT s", ""}, {"SELECT 1/0", "ERROR 22012"}, {"ROLLBACK TO s", ""},
+			{who, "ERROR 42501"}, {"ROLLBACK", ""},
+			{who, "[hanna 9]"},
+			{"START TRANSACTION", ""}, {"SET ROLE tim", ""}, {"ABORT", ""}, {who, "[hanna 9]"},
+			{"SET LOCAL ROLE tim", "ERROR 42501"},
+			{"SELECT set_config('role', 'tim', false)", "ERROR 42501"},
+			{"SET ROLE tim; " + who, "ERROR 42501"},
+			{"SET ROLE \"TIM\"", "ERROR 42501"},
+			{"SET ROLE pgveil_svc", "ERROR 42501"},
+			{who, "[hanna 9]"},
+			{"RESET ROLE", ""}, {who, "[ 0]"},
+		})
+	})
+	t.Run("an extended batch whose implicit transaction fails undoes its switch", func(t *testing.T) {
+		run(t, mb, [][2]string{{"SET ROLE eric", ""}})
+		b := &pgconn.Batch{}
+		b.ExecParams("SET ROLE hanna", nil, nil, nil, nil)
+		b.ExecParams("SELECT 1/0", nil, nil, nil, nil)
+		if _, err := mb.ExecBatch(ctx, b).ReadAll(); sqlState(err) != "22012" {
+			t.Fatalf("the batch answered %v, want division by zero", err)
+		}
+		run(t, mb, [][2]string{{who, "[eric 6]"}, {"RESET ROLE", ""}})
+	})
+	t.Run("a cursor declared for one viewer is not read for another", func(t *testing.T) {
+		// The cursor keeps m's backend for the session: m ends with the
+		// subtest.
+		m, err := pgconn.Connect(ctx, p.url("metabase", "pw-metabase", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(ctx)
+		run(t, m, [][2]string{
+			{"SET ROLE hanna", ""}, {"BEGIN", ""},
+			{"DECLARE c CURSOR WITH HOLD FOR SELECT employee_login FROM answers", ""}, {"COMMIT", ""},
+			{"SET ROLE eric", ""}, {"FETCH ALL FROM c", "ERROR 42501"},
+			{"RESET ROLE", ""}, {"FETCH ALL FROM c", "ERROR 42501"},
+		})
+	})
+}

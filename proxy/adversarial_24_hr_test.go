@@ -480,3 +480,49 @@ func TestAdversarial24HRActFor(t *testing.T) {
 		})
 	})
 }
+
+// TestAdversarial24HRReorg holds a reorganisation upstream while a
+// manager's session is open: the subtree is read when each statement
+// runs, a prepared statement's too, and a REPEATABLE READ transaction
+// keeps the tree of its snapshot. Team IT Platform (110) moves under
+// her department (10) and back.
+func TestAdversarial24HRReorg(t *testing.T) {
+	p := hr24Data.start(t)
+	ctx := context.Background()
+	dba := func(t *testing.T, sql string) {
+		t.Helper()
+		if err := cluster.Exec(ctx, hr24DB, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const (
+		units   = `SELECT array_agg(DISTINCT unit_id ORDER BY unit_id) FROM answers`
+		before  = "[{100,101}]"
+		moved   = "[{100,101,110}]"
+		restore = `UPDATE hr.org_units SET parent_id = 11 WHERE id = 110`
+	)
+	t.Cleanup(func() { _ = cluster.Exec(ctx, hr24DB, restore) })
+	m := hr24Conn(t, p, "mona")
+	if _, err := m.Prepare(ctx, "units", units, nil); err != nil {
+		t.Fatal(err)
+	}
+	read := func(t *testing.T, want string) {
+		t.Helper()
+		simple := hr24Rows(m.Exec(ctx, units).ReadAll())
+		prepared := hr24Rows([]*pgconn.Result{m.ExecPrepared(ctx, "units", nil, nil, nil).Read()}, nil)
+		if simple != want || prepared != want {
+			t.Errorf("mona reads units %s (prepared %s), want %s", simple, prepared, want)
+		}
+	}
+	read(t, before)
+	dba(t, `UPDATE hr.org_units SET parent_id = 10 WHERE id = 110`)
+	read(t, moved)
+	if got := hr24Rows(m.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ; "+units).ReadAll()); got != moved {
+		t.Errorf("in her snapshot mona reads %s, want %s", got, moved)
+	}
+	dba(t, restore)
+	if got := hr24Rows(m.Exec(ctx, units+"; COMMIT").ReadAll()); got != moved {
+		t.Errorf("later in her snapshot mona reads %s, want %s", got, moved)
+	}
+	read(t, before)
+}

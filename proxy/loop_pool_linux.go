@@ -192,7 +192,7 @@ func (l *eventLoop) takeLocal(pl *poolLink) *backend {
 func (l *eventLoop) keepOrGiveBack(pl *poolLink, b *backend, failed bool) {
 	p := pl.pool
 	b.holder = nil
-	if failed || b.spoiled || b.overfull() {
+	if failed || b.spoiled || b.stmtsUnknown || b.overfull() {
 		l.unregister(b)
 		pl.giveBack(b, failed)
 		return

@@ -306,6 +306,11 @@ type backend struct {
 	// a cancel request was sent to it (runningUpstream), or a COPY that
 	// failed left Syncs in doubt (settleCopy). It is closed, not reused.
 	spoiled bool
+	// stmtsUnknown reports that a DEALLOCATE ALL may have run on it
+	// unseen (its CommandComplete was forwarded unread): which prepared
+	// statements it holds is not known. It is closed, not reused.
+	// NOTE: the holding session's, under its poolLink.mu.
+	stmtsUnknown bool
 
 	// home is the event loop whose epoll instance has it registered, nil
 	// when none has; hslot and hgen are its slot there and the slot's

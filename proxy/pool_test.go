@@ -512,7 +512,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			pgErr.Message != `prepared statement "never_prepared" does not exist` {
 			t.Fatalf("deallocating a name never prepared: %v", err)
 		}
-		for _, sql := range []string{"DEALLOCATE ALL", "PREPARE p AS SELECT 1", "EXECUTE p", "DEALLOCATE never_prepared; SELECT 1"} {
+		for _, sql := range []string{"DEALLOCATE ALL; DEALLOCATE never_prepared", "PREPARE p AS SELECT 1", "EXECUTE p", "DEALLOCATE never_prepared; SELECT 1"} {
 			if err := exec(sql); !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "transaction_pooling") {
 				t.Fatalf("%s: want a transaction_pooling refusal, got %v", sql, err)
 			}

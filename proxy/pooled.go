@@ -191,6 +191,23 @@ type poolLink struct {
 	// the end of their transaction, which ends the portals too.
 	unnamedPend *pendingSetting
 	setPortals  map[string]*pendingSetting
+
+	// deallocs are the DEALLOCATE ALLs forwarded whose batch is not
+	// answered yet, oldest first (pooled_stmt.go); deallocUnread reports
+	// a CommandComplete forwarded unread meanwhile (tagUnread), and
+	// watchDealloc that deallocs is not empty, to the backend relay
+	// without mu: it then decodes CommandComplete.
+	// NOTE: guarded by mu, watchDealloc written under it.
+	deallocs      []pendingDealloc
+	deallocUnread bool
+	watchDealloc  atomic.Bool
+	// deallocUnnamed is the unnamedGen of the session's unnamed
+	// statement when that statement is a DEALLOCATE ALL, 0 otherwise;
+	// deallocPortals are the portals bound from it since the last Sync
+	// or Query, by the name the server keys them by.
+	// NOTE: guarded by mu.
+	deallocUnnamed uint64
+	deallocPortals map[string]bool
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {
@@ -659,6 +676,8 @@ func (pl *poolLink) giveBack(b *backend, failed bool) {
 		pl.pool.drop(b, "restoring a session's settings or statements on it failed")
 	case b.spoiled:
 		pl.pool.drop(b, "a cancel request was sent to it, or a failed COPY left answers in doubt")
+	case b.stmtsUnknown:
+		pl.pool.drop(b, "whether a DEALLOCATE ALL ran on it is not known")
 	case b.overfull():
 		pl.pool.drop(b, "it holds too many prepared statements")
 	default:

@@ -249,6 +249,15 @@ func (ss *session) pooledBind(portal, stmt string) {
 	portal = statement.ServerName(portal)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if stmt == "" && pl.deallocUnnamed != 0 && pl.deallocUnnamed == pl.unnamedGen {
+		// A portal of DEALLOCATE ALL (pooled_stmt.go).
+		if pl.deallocPortals == nil {
+			pl.deallocPortals = map[string]bool{}
+		}
+		pl.deallocPortals[portal] = true
+	} else {
+		delete(pl.deallocPortals, portal)
+	}
 	if stmt == "" && pl.unnamedPend != nil {
 		if pl.setPortals == nil {
 			pl.setPortals = map[string]*pendingSetting{}
@@ -275,6 +284,12 @@ func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	}
 	portal = statement.ServerName(portal)
 	pl.mu.Lock()
+	if pl.deallocPortals[portal] {
+		// A DEALLOCATE ALL: the session forgets its statements now,
+		// the backend at its answer (forgetAll). A portal runs it once.
+		delete(pl.deallocPortals, portal)
+		pl.forgetAll(ss.sent.Load() + 1)
+	}
 	p := pl.setPortals[portal]
 	if p == nil {
 		pl.mu.Unlock()
@@ -318,6 +333,11 @@ func (ss *session) setPortalsEnd(what string) {
 	pl.mu.Lock()
 	n := len(pl.setPortals)
 	clear(pl.setPortals)
+	// NOTE: a portal of DEALLOCATE ALL executed later, in the same
+	// transaction block, runs it unseen by the client relay: the backend
+	// still holds no statement at its answer, and the session prepares
+	// its own again there when it names them (deallocatedAll).
+	clear(pl.deallocPortals)
 	pl.mu.Unlock()
 	if n > 0 {
 		ss.keepBackend("a portal of a SET or RESET not executed before " + what)
@@ -495,7 +515,7 @@ func (ss *session) decodesTag(total int) bool {
 // change of the acting user awaiting its own (actfor_tx.go).
 func (ss *session) watchesTags() bool {
 	pl := ss.pl
-	return pl != nil && pl.watchTags.Load() || ss.actTrack.watching.Load()
+	return pl != nil && (pl.watchTags.Load() || pl.watchDealloc.Load()) || ss.actTrack.watching.Load()
 }
 
 // tagUnread notes a CommandComplete the backend relay forwards unread
@@ -509,7 +529,15 @@ func (ss *session) tagUnread() {
 		ss.actTagUnread()
 	}
 	pl := ss.pl
-	if pl == nil || !pl.watchTags.Load() {
+	if pl == nil {
+		return
+	}
+	if pl.watchDealloc.Load() {
+		pl.mu.Lock()
+		pl.deallocUnread = true
+		pl.mu.Unlock()
+	}
+	if !pl.watchTags.Load() {
 		return
 	}
 	pl.mu.Lock()
@@ -540,6 +568,8 @@ func (ss *session) onCommandComplete(msg []byte) {
 		e.other = true
 	case "SET", "RESET":
 		e.set = true
+	case "DEALLOCATE ALL":
+		pl.deallocatedAll()
 	}
 }
 

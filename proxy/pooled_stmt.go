@@ -556,6 +556,7 @@ func (ss *session) onBatchAnswered(done int64) {
 			pl.stmtBytes += len(c.st.parse)
 		}
 	}
+	pl.settleDeallocs(done)
 }
 
 // onCloseAnswer settles the oldest Close in flight at its CloseComplete:
@@ -770,8 +771,11 @@ func (ss *session) prepareOnTake(typ byte, parseName string) (int, error) {
 // reach every statement on the backend. A Query's DEALLOCATE of the
 // session's own protocol-level statements (psqlODBC's) is made instead:
 // it returns how (poolDeallocate), for applyDeallocate once the Query is
-// sure to go upstream.
-func (ss *session) poolRefusal(res *rewrite.Result, src Source) (*deallocation, *Refusal) {
+// sure to go upstream. So is a DEALLOCATE ALL, in a Query or as the
+// unnamed statement of the extended protocol (parseName the Parse's
+// statement name), as psycopg 3 sends it after a rollback
+// (parseDeallocateAll).
+func (ss *session) poolRefusal(res *rewrite.Result, src Source, parseName string) (*deallocation, *Refusal) {
 	if ss.pl == nil {
 		return nil, nil
 	}
@@ -788,11 +792,151 @@ func (ss *session) poolRefusal(res *rewrite.Result, src Source) (*deallocation, 
 	if !deallocate {
 		return nil, nil
 	}
+	if src == SourceParse && deallocatesAll(res) {
+		return nil, ss.parseDeallocateAll(parseName)
+	}
 	if src != SourceQuery {
 		return nil, firewall.Deny("transaction_pooling",
-			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query only")
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query, or as DEALLOCATE ALL, only")
 	}
 	return ss.poolDeallocate(res)
+}
+
+// deallocatesAll reports whether res is one DEALLOCATE ALL and nothing
+// else.
+func deallocatesAll(res *rewrite.Result) bool {
+	return len(res.Kinds) == 1 && res.Kinds[0] == rewrite.KindDeallocate &&
+		len(res.Objects) == 1 && res.Objects[0].Op == "deallocate" && res.Objects[0].Name == ""
+}
+
+// parseDeallocateAll refuses a Parse of DEALLOCATE ALL as the statement
+// parseName in transaction mode but as the unnamed statement, first of
+// its batch, with nothing else in flight, outside a failed transaction
+// block: as psycopg 3 sends it (Parse, Bind, Execute, Sync) after its
+// ROLLBACK is answered. The session forgets its statements at the
+// Execute of a portal of it (pooledExecute, forgetAll).
+func (ss *session) parseDeallocateAll(parseName string) *Refusal {
+	if parseName != "" {
+		return firewall.Deny("transaction_pooling",
+			"DEALLOCATE ALL is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query, or as the unnamed statement, only")
+	}
+	if ss.txStatus.Load() == 'E' {
+		return firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only outside a failed transaction block: roll it back first")
+	}
+	pl := ss.pl
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if ss.sent.Load() != ss.done.Load() || ss.othersInBatch > 0 || ss.batchBegins ||
+		len(pl.pending) > 0 || len(pl.parses) > 0 || len(pl.closes) > 0 {
+		return firewall.Deny("transaction_pooling",
+			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
+	}
+	return nil
+}
+
+// noteDeallocateAll follows a Parse of DEALLOCATE ALL as the unnamed
+// statement, forwarded (pooledParse made it the session's): a portal
+// bound from it runs it (client relay).
+func (ss *session) noteDeallocateAll() {
+	pl := ss.pl
+	pl.mu.Lock()
+	pl.deallocUnnamed = pl.unnamedGen
+	pl.mu.Unlock()
+}
+
+// pendingDealloc is a DEALLOCATE ALL forwarded, in the batch closed by
+// ReadyForQuery number batch, awaiting its answer.
+type pendingDealloc struct {
+	batch int64
+	// forgot are the session's statements it forgot (forgetAll), by the
+	// name the server keys them by; ran reports its CommandComplete.
+	forgot map[string]*pooledStmt
+	ran    bool
+}
+
+// forgetAll forgets every statement of the session, for a DEALLOCATE
+// ALL about to be forwarded in the batch closed by ReadyForQuery number
+// batch, and watches for its answer (mu held).
+//
+// NOTE: the session forgets them when it is sent, as PostgreSQL does
+// when it runs, so that a Parse pipelined after it of a name it held
+// prepares a new statement; but the backend held is known to hold none
+// only at its CommandComplete (onCommandComplete: the server's word),
+// and until then it keeps every statement it holds, the session's and
+// other sessions'. Should the server skip it (after an error earlier in
+// its batch, a cancel), the session holds the statements again at its
+// batch's end (settleDeallocs), as the backend does; should its answer
+// go unread, the backend is closed at its release (stmtsUnknown). A
+// statement pending (its Parse in flight ahead of it in the batch) is
+// forgotten for good: if the server skips the DEALLOCATE ALL, it stays
+// on the backend, counted, under a name no session reaches again, as
+// the session's statements do on the other backends it held, until
+// eviction closes them.
+func (pl *poolLink) forgetAll(batch int64) {
+	d := pendingDealloc{batch: batch, forgot: pl.stmts}
+	for _, st := range pl.stmts {
+		delete(pl.byServer, st.server)
+	}
+	for _, st := range pl.pending {
+		delete(pl.byServer, st.server)
+	}
+	pl.stmts, pl.pending = map[string]*pooledStmt{}, map[string]*pooledStmt{}
+	pl.stmtBytes = 0
+	pl.deallocs = append(pl.deallocs, d)
+	pl.watchDealloc.Store(true)
+}
+
+// deallocatedAll follows a CommandComplete of DEALLOCATE ALL: the
+// backend held holds no prepared statement, of the session or of any
+// other, which each prepares again there when it names it (ensureStmt);
+// the oldest DEALLOCATE ALL awaiting its answer ran (backend relay, mu
+// held).
+func (pl *poolLink) deallocatedAll() {
+	if b := pl.b; b != nil {
+		b.prepared = newBackendStmts()
+	}
+	for i := range pl.deallocs {
+		if !pl.deallocs[i].ran {
+			pl.deallocs[i].ran = true
+			break
+		}
+	}
+}
+
+// settleDeallocs settles the DEALLOCATE ALLs of the batches up to done,
+// answered: one that did not run (skipped, or failed) leaves the
+// session its statements again, but those it prepared again since; one
+// whose answer may have gone unread leaves the backend's statements
+// unknown, and the backend is closed at its release (backend relay, mu
+// held).
+func (pl *poolLink) settleDeallocs(done int64) {
+	for len(pl.deallocs) > 0 && pl.deallocs[0].batch <= done {
+		d := pl.deallocs[0]
+		pl.deallocs = pl.deallocs[1:]
+		switch {
+		case d.ran:
+		case pl.deallocUnread:
+			if b := pl.b; b != nil {
+				b.stmtsUnknown = true
+				b.prepared = newBackendStmts()
+			}
+		default:
+			for name, st := range d.forgot {
+				if pl.stmts[name] != nil || pl.pending[name] != nil {
+					continue
+				}
+				pl.stmts[name] = st
+				pl.byServer[st.server] = name
+				pl.stmtBytes += len(st.parse)
+			}
+		}
+	}
+	if len(pl.deallocs) == 0 {
+		pl.deallocs = nil
+		pl.deallocUnread = false
+		pl.watchDealloc.Store(false)
+	}
 }
 
 // deallocation is how a Query's DEALLOCATE of the session's statements
@@ -809,6 +953,8 @@ type deallocation struct {
 	// unknown are the names it gives that the session never prepared,
 	// for the error the client gets (noteUnknown).
 	unknown []string
+	// all reports a DEALLOCATE ALL, forwarded as it is (forgetAll).
+	all bool
 }
 
 // placeholderQuery is what a statement is prepared as, ahead of a
@@ -864,13 +1010,32 @@ func (ss *session) poolDeallocate(res *rewrite.Result) (*deallocation, *Refusal)
 	}
 	d := &deallocation{}
 	names := map[string]string{}
+	n := 0
+	for _, o := range res.Objects {
+		if o.Op == "deallocate" {
+			n++
+			d.all = d.all || o.Name == ""
+		}
+	}
+	if d.all {
+		if n > 1 {
+			// A DEALLOCATE after it would quote a name upstream the
+			// session forgot, and cannot translate back.
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE ALL with another DEALLOCATE in one text is not supported in transaction pooling (upstream.pool.mode = \"transaction\")")
+		}
+		if len(pl.lazyAt) > 0 || len(pl.parses) > 0 || len(pl.closes) > 0 {
+			return nil, firewall.Deny("transaction_pooling",
+				"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
+		}
+		// Forwarded as it is: the backend drops every statement it
+		// holds, and the session forgets its own (forgetAll).
+		d.sql = res.SQL
+		return d, nil
+	}
 	for _, o := range res.Objects {
 		if o.Op != "deallocate" {
 			continue
-		}
-		if o.Name == "" {
-			return nil, firewall.Deny("transaction_pooling",
-				"DEALLOCATE ALL is not supported in transaction pooling (upstream.pool.mode = \"transaction\"): close the session's statements one by one")
 		}
 		name := statement.ServerName(o.Name)
 		st := pl.stmts[name]
@@ -932,6 +1097,9 @@ func (ss *session) applyDeallocate(d *deallocation) error {
 	}
 	for _, name := range d.unknown {
 		pl.noteUnknown(name, batch, ss.done.Load())
+	}
+	if d.all {
+		pl.forgetAll(batch)
 	}
 	pl.mu.Unlock()
 	if pre == nil {

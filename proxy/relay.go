@@ -353,7 +353,7 @@ func (ss *session) relayQuery(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
 	}
-	dealloc, r := ss.poolRefusal(res, SourceQuery)
+	dealloc, r := ss.poolRefusal(res, SourceQuery, "")
 	if r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceQuery, "", r)
@@ -455,7 +455,7 @@ func (ss *session) relayParse(total int) error {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
-	if _, r := ss.poolRefusal(res, SourceParse); r != nil {
+	if _, r := ss.poolRefusal(res, SourceParse, p.Name); r != nil {
 		ss.noteStatement(st, nil, r)
 		return ss.refuse(SourceParse, p.Name, r)
 	}
@@ -493,6 +493,9 @@ func (ss *session) relayParse(total int) error {
 		b, err := ss.pooledParse(&p)
 		if err != nil {
 			return fmt.Errorf("encoding rewritten parse: %w", err)
+		}
+		if p.Name == "" && deallocatesAll(res) {
+			ss.noteDeallocateAll()
 		}
 		return ss.uout.Write(b)
 	}

@@ -557,6 +557,14 @@ func (ss *session) onBatchAnswered(done int64) {
 		}
 	}
 	pl.settleDeallocs(done)
+	if ss.txStatus.Load() == 'I' {
+		// Their transaction ended, and they with it.
+		for portal, batch := range pl.deallocPortals {
+			if batch <= done {
+				delete(pl.deallocPortals, portal)
+			}
+		}
+	}
 }
 
 // onCloseAnswer settles the oldest Close in flight at its CloseComplete:

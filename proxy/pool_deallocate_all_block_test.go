@@ -78,4 +78,25 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 			t.Fatalf("%s: s1 after DEALLOCATE ALL: want 26000 naming it, got %v", way.name, err)
 		}
 	}
+	// A Query the server skips, after an error of the extended
+	// protocol, leaves the unnamed statement to the backend: a Bind of
+	// it in a later batch runs the DEALLOCATE ALL again.
+	if _, err := a.Prepare(ctx, "s1", q, nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(a, "s1"))
+	must(t, run(b, "other"))
+	if _, codes := sendBatch(t, fe,
+		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
+		&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}},
+		&pgproto3.Query{String: "SELECT 1"},
+		&pgproto3.Sync{}); len(codes) != 1 || codes[0] != "08P01" {
+		t.Fatalf("a failed Bind of DEALLOCATE ALL: want 08P01 alone, got %v", codes)
+	}
+	if _, codes := sendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
+		t.Fatalf("the unnamed statement bound again: %v", codes)
+	}
+	if err := run(b, "other"); err != nil {
+		t.Fatalf("another session's statement after DEALLOCATE ALL bound again: %v", err)
+	}
 }

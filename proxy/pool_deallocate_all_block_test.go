@@ -99,4 +99,33 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	if err := run(b, "other"); err != nil {
 		t.Fatalf("another session's statement after DEALLOCATE ALL bound again: %v", err)
 	}
+
+	// Described, with a row limit, executed twice: it runs once.
+	if _, err := a.Prepare(ctx, "s1", q, nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(a, "s1"))
+	must(t, run(b, "other"))
+	_, codes := sendBatch(t, fe,
+		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
+		&pgproto3.Bind{DestinationPortal: "d"},
+		&pgproto3.Describe{ObjectType: 'P', Name: "d"},
+		&pgproto3.Execute{Portal: "d", MaxRows: 1},
+		&pgproto3.Execute{Portal: "d"},
+		&pgproto3.Sync{})
+	if len(codes) > 1 {
+		t.Fatalf("DEALLOCATE ALL executed twice: %v", codes)
+	}
+	if err := run(b, "other"); err != nil {
+		t.Fatalf("another session's statement after DEALLOCATE ALL executed twice: %v", err)
+	}
+	err := run(a, "s1")
+	if !errors.As(err, &pe) || pe.Code != "26000" || pe.Message != `prepared statement "s1" does not exist` {
+		t.Fatalf("s1 after DEALLOCATE ALL executed twice: want 26000 naming it, got %v", err)
+	}
+	if _, err := a.Prepare(ctx, "s1", q, nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t, run(a, "s1"))
+	must(t, run(b, "other"))
 }

@@ -128,4 +128,19 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	}
 	must(t, run(a, "s1"))
 	must(t, run(b, "other"))
+
+	// A Parse of the unnamed statement the server skips leaves the
+	// DEALLOCATE ALL there too.
+	must(t, run(a, "s1"))
+	if _, codes := sendBatch(t, fe,
+		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
+		&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}},
+		&pgproto3.Parse{Query: "SELECT 1"},
+		&pgproto3.Sync{}); len(codes) != 1 || codes[0] != "08P01" {
+		t.Fatalf("a failed Bind of DEALLOCATE ALL: want 08P01 alone, got %v", codes)
+	}
+	sendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if err := run(b, "other"); err != nil {
+		t.Fatalf("another session's statement after a skipped Parse: %v", err)
+	}
 }

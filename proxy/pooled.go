@@ -203,11 +203,16 @@ type poolLink struct {
 	watchDealloc  atomic.Bool
 	// deallocUnnamed is the unnamedGen of the session's unnamed
 	// statement when that statement is a DEALLOCATE ALL, 0 otherwise;
-	// deallocPortals are the portals bound from it since the last Sync
-	// or Query, by the name the server keys them by.
+	// deallocPortals are the portals bound from it, by the name the
+	// server keys them by, each with the number of the ReadyForQuery
+	// closing its Bind's batch; forgotten at a ReadyForQuery reporting
+	// their transaction ended (onBatchAnswered). One that no longer
+	// exists upstream (closed, or ended with a transaction the client
+	// relay did not see end) fails at its Execute, and the session holds
+	// its statements again (settleDeallocs).
 	// NOTE: guarded by mu.
 	deallocUnnamed uint64
-	deallocPortals map[string]bool
+	deallocPortals map[string]int64
 }
 
 func newPoolLink(p *pool, sessionID string) *poolLink {

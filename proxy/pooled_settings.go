@@ -252,9 +252,9 @@ func (ss *session) pooledBind(portal, stmt string) {
 	if stmt == "" && pl.deallocUnnamed != 0 && pl.deallocUnnamed == pl.unnamedGen {
 		// A portal of DEALLOCATE ALL (pooled_stmt.go).
 		if pl.deallocPortals == nil {
-			pl.deallocPortals = map[string]bool{}
+			pl.deallocPortals = map[string]int64{}
 		}
-		pl.deallocPortals[portal] = true
+		pl.deallocPortals[portal] = ss.sent.Load() + 1
 	} else {
 		delete(pl.deallocPortals, portal)
 	}
@@ -284,7 +284,7 @@ func (ss *session) pooledExecute(portal string, res *rewrite.Result) {
 	}
 	portal = statement.ServerName(portal)
 	pl.mu.Lock()
-	if pl.deallocPortals[portal] {
+	if _, ok := pl.deallocPortals[portal]; ok {
 		// A DEALLOCATE ALL: the session forgets its statements now,
 		// the backend at its answer (forgetAll). A portal runs it once.
 		delete(pl.deallocPortals, portal)
@@ -333,11 +333,12 @@ func (ss *session) setPortalsEnd(what string) {
 	pl.mu.Lock()
 	n := len(pl.setPortals)
 	clear(pl.setPortals)
-	// NOTE: a portal of DEALLOCATE ALL executed later, in the same
-	// transaction block, runs it unseen by the client relay: the backend
-	// still holds no statement at its answer, and the session prepares
-	// its own again there when it names them (deallocatedAll).
-	clear(pl.deallocPortals)
+	// NOTE: not the portals of DEALLOCATE ALL: one executed later in
+	// the same transaction block, after a Sync or another Execute, runs
+	// it too. Unmarked, the backend relay did not read its answer: the
+	// backend stayed marked as holding every statement it held before,
+	// another session's Bind of its own failed 26000 there. They are
+	// forgotten at the end of their transaction (onBatchAnswered).
 	pl.mu.Unlock()
 	if n > 0 {
 		ss.keepBackend("a portal of a SET or RESET not executed before " + what)

@@ -446,6 +446,24 @@ func (pl *poolLink) setUnnamed(parse []byte) {
 	}
 }
 
+// setUnnamedNone leaves the session no unnamed statement, at a Query or
+// a Close of it (mu held).
+//
+// NOTE: the server skips either after an error earlier in its batch,
+// and the backend keeps its unnamed statement: a DEALLOCATE ALL stays
+// one, so that a Bind of it in a later batch is watched (pooledBind).
+// Unwatched, it ran unseen, and the backend stayed marked as holding
+// every statement it held: another session's Bind failed 26000 there.
+// A Bind of an unnamed statement that is gone fails, and the session
+// holds its statements again (settleDeallocs).
+func (pl *poolLink) setUnnamedNone() {
+	dealloc := pl.deallocUnnamed != 0 && pl.deallocUnnamed == pl.unnamedGen
+	pl.setUnnamed(nil)
+	if dealloc {
+		pl.deallocUnnamed = pl.unnamedGen
+	}
+}
+
 // dropUnnamed follows a Query, or a refused Parse of the unnamed
 // statement, forwarded in a transaction-mode session: PostgreSQL drops
 // the unnamed statement there (client relay).
@@ -458,7 +476,7 @@ func (pl *poolLink) setUnnamed(parse []byte) {
 func (ss *session) dropUnnamed() {
 	if pl := ss.pl; pl != nil {
 		pl.mu.Lock()
-		pl.setUnnamed(nil)
+		pl.setUnnamedNone()
 		// A Bind of the unnamed statement now binds none: no portal of
 		// a noted SET comes of it (pooledBind).
 		pl.unnamedPend = nil
@@ -557,6 +575,14 @@ func (ss *session) onBatchAnswered(done int64) {
 		}
 	}
 	pl.settleDeallocs(done)
+	if ss.txStatus.Load() == 'I' {
+		// Their transaction ended, and they with it.
+		for portal, batch := range pl.deallocPortals {
+			if batch <= done {
+				delete(pl.deallocPortals, portal)
+			}
+		}
+	}
 }
 
 // onCloseAnswer settles the oldest Close in flight at its CloseComplete:
@@ -591,7 +617,7 @@ func (pl *poolLink) closeStmt(name string, batch int64) string {
 	sc := sentClose{batch: batch}
 	if name == "" {
 		// Closed on the backend held: the session has none left.
-		pl.setUnnamed(nil)
+		pl.setUnnamedNone()
 		pl.closes = append(pl.closes, sc)
 		return server
 	}

@@ -637,6 +637,10 @@ type IdentitySource struct {
 	Name string
 	// Query is the SELECT run upstream by LoadIdentities.
 	Query string
+	// Refresh is how often serve reads the identities again while it
+	// runs (the block's refresh, a minute by default), putting rows that
+	// changed in force as a reload does.
+	Refresh time.Duration
 	// DeclRange is where the block starts; QueryRange is its query.
 	DeclRange, QueryRange hcl.Range
 }

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"time"
+
 	"github.com/hashicorp/hcl/v2"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -9,8 +11,15 @@ import (
 var identitySchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "query", Required: true},
+		{Name: "refresh"},
 	},
 }
+
+// defaultIdentityRefresh is how often serve reads an identity block's
+// rows again when the block does not say: as often as the catalog
+// (upstream.catalog_refresh), so that an employee who left loses access
+// within a minute without anyone reloading pgveil.
+const defaultIdentityRefresh = time.Minute
 
 // decodeIdentity decodes one identity block into IdentitySources.
 func (d *decoder) decodeIdentity(b *hcl.Block) {
@@ -22,6 +31,13 @@ func (d *decoder) decodeIdentity(b *hcl.Block) {
 	for _, prev := range d.cfg.IdentitySources {
 		if prev.Name == name {
 			d.duplicate(b, "identity", name, prev.DeclRange)
+			return
+		}
+	}
+	refresh := defaultIdentityRefresh
+	if a := c.Attributes["refresh"]; a != nil {
+		var ok bool
+		if refresh, ok = d.duration(a, "identity."+name+".refresh"); !ok {
 			return
 		}
 	}
@@ -48,7 +64,7 @@ func (d *decoder) decodeIdentity(b *hcl.Block) {
 		return
 	}
 	d.cfg.IdentitySources = append(d.cfg.IdentitySources, &IdentitySource{
-		Name: name, Query: query, DeclRange: b.DefRange, QueryRange: a.Expr.Range(),
+		Name: name, Query: query, Refresh: refresh, DeclRange: b.DefRange, QueryRange: a.Expr.Range(),
 	})
 }
 

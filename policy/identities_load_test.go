@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -382,5 +383,24 @@ func TestAnUnknownLoginsMockExchangeAsksForTheCommonIterationCount(t *testing.T)
 				t.Fatalf("MockIterations() = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestIdentityRefreshDecodes checks an identity block's refresh: a
+// minute by default, like upstream.catalog_refresh, or what it says.
+// (Bad values are in testdata/identity_query.hcl.)
+func TestIdentityRefreshDecodes(t *testing.T) {
+	cfg := loadPolicy(t, strings.Replace(identitiesPolicy, "QUERY", "SELECT login FROM people", 1)+`
+identity "hr" {
+  query   = "SELECT login FROM extra"
+  refresh = "30s"
+}
+`)
+	got := map[string]time.Duration{}
+	for _, s := range cfg.IdentitySources {
+		got[s.Name] = s.Refresh
+	}
+	if want := map[string]time.Duration{"people": time.Minute, "hr": 30 * time.Second}; !maps.Equal(got, want) {
+		t.Errorf("refresh = %v, want %v", got, want)
 	}
 }

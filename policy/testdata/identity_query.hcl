@@ -35,3 +35,13 @@ user "marie" {
 role "analyst" {
   statements = ["select"]
 }
+
+identity "soon" {
+  query   = "SELECT login FROM public.employees"
+  refresh = "soon"
+}
+
+identity "never" {
+  query   = "SELECT login FROM public.employees"
+  refresh = "0s"
+}

@@ -80,6 +80,13 @@ type compiled struct {
 // diagnostics hold the identity sources' warnings; an error means the
 // policies cannot be enforced and pgveil must not serve.
 func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl.Diagnostics, error) {
+	return loadEnforcement(ctx, cfg, "")
+}
+
+// loadEnforcement is LoadEnforcement, but for unless: when the identities
+// read give the policy version unless, it stops there and returns nil and
+// no error (an identity refresh that found the rows as they were).
+func loadEnforcement(ctx context.Context, cfg *policy.Config, unless string) (*Enforcement, hcl.Diagnostics, error) {
 	conn, err := proxy.ConnectService(ctx, cfg, "catalog")
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting upstream to load identities and catalog: %w", err)
@@ -88,6 +95,9 @@ func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl
 	ids, diags := cfg.LoadIdentities(ctx, live.New(conn))
 	if diags.HasErrors() || ids == nil {
 		return nil, diags, fmt.Errorf("loading identities failed")
+	}
+	if unless != "" && cfg.Version(ids) == unless {
+		return nil, diags, nil
 	}
 	path := proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User)
 	cat, err := rewrite.LoadCatalog(ctx, conn, path)

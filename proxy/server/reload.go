@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -98,13 +99,30 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		_ = policy.WriteDiagnostics(&b, l.Files(), idiags)
 		return fail(err.Error(), b.String())
 	}
-	logWarnings(log, idiags)
-	enf.SetLogger(log)
-	enf.carryFrom(old)
 	if len(changes.Restart) > 0 {
 		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}
+	ended := r.putInForce(ctx, log, old, enf, idiags)
+	if r.Metrics != nil {
+		r.Metrics.Reloads.Inc()
+	}
+	if r.Audit != nil {
+		r.Audit.Write(&audit.Record{Event: audit.EventReload, PolicyVersion: enf.Version, OldPolicyVersion: old.Version, Count: int64(ended)})
+	}
+	log.Info("policies reloaded", zap.String("policy_version", enf.Version),
+		zap.String("old_policy_version", old.Version), zap.Int("sessions_ended", ended))
+	return nil
+}
 
+// putInForce puts enf, loaded with the warnings diags, in force in place
+// of old, as a reload and an identity refresh both do: sessions pick it
+// up at their next statement, the sessions of users it no longer knows
+// are ended, and directory logins have their groups read again. It
+// returns how many sessions it ended. r.mu must be held.
+func (r *Reloader) putInForce(ctx context.Context, log *zap.Logger, old, enf *Enforcement, diags hcl.Diagnostics) int {
+	logWarnings(log, diags)
+	enf.SetLogger(log)
+	enf.carryFrom(old)
 	r.Policies.Swap(enf)
 	ended := 0
 	if r.Server != nil {
@@ -117,15 +135,103 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		})
 	}
 	if r.Metrics != nil {
-		r.Metrics.Reloads.Inc()
 		r.Metrics.SetPolicyVersion(enf.Version)
 	}
-	if r.Audit != nil {
-		r.Audit.Write(&audit.Record{Event: "reload", PolicyVersion: enf.Version, OldPolicyVersion: old.Version, Count: int64(ended)})
+	return ended
+}
+
+// IdentityRefreshReason is the reason of the audit trail's reload record
+// of an identity refresh (its reload records otherwise have none: a
+// reload of the files).
+const IdentityRefreshReason = "identity refresh"
+
+// RefreshIdentities reads the identities of the configuration in force
+// again (its identity blocks' queries), one reload at a time, and, when
+// the rows changed, puts the policies with the new rows in force exactly
+// as a reload does: the files are not read again, so an edit waiting for
+// a reload stays waiting. It reports whether the policies changed.
+//
+// A read that fails (upstream unreachable, a query error), or rows that
+// the configuration refuses as a reload would (an error diagnostic, the
+// policies no longer matching the database), change nothing: the
+// identities in force keep serving, never part of a read, and the error
+// says why.
+func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	log := r.Logger
+	if log == nil {
+		log = zap.NewNop()
 	}
-	log.Info("policies reloaded", zap.String("policy_version", enf.Version),
-		zap.String("old_policy_version", old.Version), zap.Int("sessions_ended", ended))
-	return nil
+	old := r.Policies.Current()
+	enf, diags, err := loadEnforcement(ctx, old.Config, old.Version)
+	if err != nil {
+		msg := err.Error()
+		if diags.HasErrors() {
+			var b strings.Builder
+			_ = policy.WriteDiagnostics(&b, nil, diags)
+			msg += ": " + strings.TrimSpace(b.String())
+		}
+		return false, errors.New(msg)
+	}
+	if enf == nil {
+		return false, nil
+	}
+	added, removed := loginChanges(old.Identities, enf.Identities)
+	ended := r.putInForce(ctx, log, old, enf, diags)
+	if r.Audit != nil {
+		r.Audit.Write(&audit.Record{Event: audit.EventReload, Reason: IdentityRefreshReason,
+			PolicyVersion: enf.Version, OldPolicyVersion: old.Version, Count: int64(ended),
+			Message: identityChangeMessage(added, removed)})
+	}
+	log.Info("identity rows changed upstream; policies with the new rows put in force",
+		zap.String("policy_version", enf.Version), zap.String("old_policy_version", old.Version),
+		zap.Strings("logins_added", capNames(added)), zap.Strings("logins_removed", capNames(removed)),
+		zap.Int("sessions_ended", ended))
+	return true, nil
+}
+
+// loginChanges returns the logins that new has and old has not, and
+// those old has and new has not, in order.
+func loginChanges(old, new *policy.Identities) (added, removed []string) {
+	for _, l := range new.Logins() {
+		if _, ok := old.User(l); !ok {
+			added = append(added, l)
+		}
+	}
+	for _, l := range old.Logins() {
+		if _, ok := new.User(l); !ok {
+			removed = append(removed, l)
+		}
+	}
+	return added, removed
+}
+
+// maxNamedLogins bounds the logins an identity refresh names in its log
+// line and audit record: an HR import may change thousands.
+const maxNamedLogins = 20
+
+// capNames returns at most maxNamedLogins of names, and "…" after them
+// when there were more.
+func capNames(names []string) []string {
+	if len(names) <= maxNamedLogins {
+		return names
+	}
+	return append(slices.Clip(names[:maxNamedLogins]), fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+}
+
+// identityChangeMessage is the audit message of an identity refresh:
+// who was added and who removed (the users whose attributes changed are
+// not named: the new policy version says that the rows changed).
+func identityChangeMessage(added, removed []string) string {
+	msg := "identity rows changed upstream"
+	if len(added) > 0 {
+		msg += fmt.Sprintf("; logins added (%d): %s", len(added), strings.Join(capNames(added), ", "))
+	}
+	if len(removed) > 0 {
+		msg += fmt.Sprintf("; logins removed, now without access (%d): %s", len(removed), strings.Join(capNames(removed), ", "))
+	}
+	return msg
 }
 
 // logWarnings logs the warnings of diags, which no one else reads once

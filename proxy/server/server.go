@@ -51,9 +51,12 @@ type Server struct {
 	// admin serves the admin endpoints; nil without an admin block.
 	admin *Admin
 	// catalog reads the upstream catalog again while the server runs.
-	catalog   *catalogWatch
-	addr      net.Addr
-	adminAddr net.Addr
+	catalog *catalogWatch
+	// identities read the identity blocks' rows again while the server
+	// runs.
+	identities *identityWatch
+	addr       net.Addr
+	adminAddr  net.Addr
 	// served is closed when the proxy stops serving; err is why.
 	served chan struct{}
 	err    error
@@ -143,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.audit != nil {
 		s.reloader.Audit = s.audit
 	}
+	s.identities = newIdentityWatch(s.reloader, log, reg)
 	go func() {
 		err := s.proxy.Serve(ln)
 		if errors.Is(err, proxy.ErrServerClosed) {
@@ -179,8 +183,10 @@ func (s *Server) Err() error {
 func (s *Server) Reload(ctx context.Context) error {
 	err := s.reloader.Reload(ctx)
 	if err == nil {
-		// upstream.catalog_refresh may have changed.
+		// upstream.catalog_refresh and the identity blocks' refresh may
+		// have changed; the identities were just read.
 		s.catalog.rearm()
+		s.identities.rearm()
 	}
 	return err
 }
@@ -214,6 +220,8 @@ func (s *Server) Close() error {
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
 		<-s.served
+		// NOTE: before the audit log closes: a refresh writes to it.
+		s.identities.close()
 		s.catalog.close()
 		s.closeAudit()
 		if s.stopAdmin != nil {

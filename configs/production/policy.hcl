@@ -2,11 +2,15 @@
 # /etc/pgveil/policy.hcl; `systemctl reload pgveil` applies edits, and a
 # policy with an error is refused while the running one keeps serving.
 
-# Users, teams and groups come from the HR tables upstream, refreshed on
-# every reload: no login needs a block here. A `password` column holding
-# SCRAM-SHA-256 verifiers (`pgveil passwd`) lets them log in.
+# Users, teams and groups come from the HR tables upstream, read again
+# every refresh and at every reload: no login needs a block here. A
+# `password` column holding SCRAM-SHA-256 verifiers (`pgveil passwd`) lets
+# them log in.
 identity "employees" {
   query = "SELECT login, roles, team_id AS team, group_name AS groups, country, password FROM hr.pgveil_users"
+  # Read again every minute (the default): a leaver is refused, a move
+  # applies, without a reload.
+  refresh = "1m"
 }
 
 teams {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/internal/scram"
+	"github.com/pgveil/pgveil/policy"
 )
 
 // TestIdentitiesFollowTheRows holds pgveil to following the identity
@@ -271,4 +272,29 @@ func poll(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// TestIdentityWatchIntervalIsTheShortestRefresh holds the period of the
+// identity reads to the shortest refresh of the blocks in force, and to
+// none without identity blocks.
+func TestIdentityWatchIntervalIsTheShortestRefresh(t *testing.T) {
+	w := func(refresh ...time.Duration) *identityWatch {
+		cfg := &policy.Config{}
+		for i, r := range refresh {
+			cfg.IdentitySources = append(cfg.IdentitySources, &policy.IdentitySource{Name: strconv.Itoa(i), Refresh: r})
+		}
+		return &identityWatch{reloader: &Reloader{Policies: NewPolicies(&Enforcement{Config: cfg})}}
+	}
+	for _, c := range []struct {
+		refresh []time.Duration
+		want    time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{time.Minute}, time.Minute},
+		{[]time.Duration{time.Minute, 10 * time.Second, time.Hour}, 10 * time.Second},
+	} {
+		if got := w(c.refresh...).interval(); got != c.want {
+			t.Errorf("refresh %v: interval %v; want %v", c.refresh, got, c.want)
+		}
+	}
 }

@@ -39,7 +39,13 @@ type Enforcement struct {
 	log atomic.Pointer[zap.Logger]
 	// drift checks the catalog snapshots read after the first.
 	drift *drift
+	// warned holds the warnings of the load that built it (warningKey),
+	// so that an identity refresh logs only the warnings it brings.
+	warned map[string]bool
 }
+
+// warningKey identifies a warning among the warnings of loads.
+func warningKey(d *hcl.Diagnostic) string { return d.Summary + "\x00" + d.Detail }
 
 // directoryPrefix starts the engine's name of a directory login. No
 // client login holds a NUL byte (startup parameters end at one), so such
@@ -156,6 +162,12 @@ func loadEnforcement(ctx context.Context, cfg *policy.Config, unless string) (*E
 	// The audit trail records each statement's fingerprint: statements
 	// served from a shape cache bring theirs.
 	e.Engine.SetFingerprints(cfg.Audit != nil)
+	e.warned = map[string]bool{}
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning {
+			e.warned[warningKey(d)] = true
+		}
+	}
 	return e, diags, nil
 }
 

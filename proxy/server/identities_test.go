@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/internal/scram"
@@ -71,7 +73,8 @@ rule "own team" {
 `)
 	setUpstream(t, path, `catalog_refresh = "1h"`)
 	cfg := load(t, path)
-	srv, err := Start(ctx, Config{Path: path, Config: cfg, Version: "test"})
+	core, logs := observer.New(zap.InfoLevel)
+	srv, err := Start(ctx, Config{Path: path, Config: cfg, Version: "test", Logger: zap.New(core)})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -148,6 +151,11 @@ rule "own team" {
 			t.Error("the refresh kept the policy version")
 		}
 		moved = now.Version
+		// The service account's warnings were logged at start, and are
+		// not again at each change of the rows.
+		if n := logs.FilterMessage("Service account is a superuser").Len(); n != 1 {
+			t.Errorf("the superuser warning was logged %d times; want once, at start", n)
+		}
 		if metric("changed") < 1 {
 			t.Error("the change was not counted")
 		}
@@ -162,6 +170,10 @@ rule "own team" {
 		}
 		if srv.Policies().Current() != before {
 			t.Fatal("a failed read replaced the policies in force")
+		}
+		failed := logs.FilterMessageSnippet("reading the identities again failed").All()
+		if len(failed) == 0 || !strings.Contains(fmt.Sprint(failed[0].ContextMap()["error"]), `relation "public.idr_employees" does not exist`) {
+			t.Errorf("the failed read's log: %v", failed)
 		}
 		if got, err := ids(dave); err != nil || got != "2,3" {
 			t.Fatalf("after a failed read dave reads %q, %v; want 2,3", got, err)

@@ -166,19 +166,31 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 	old := r.Policies.Current()
 	enf, diags, err := loadEnforcement(ctx, old.Config, old.Version)
 	if err != nil {
-		msg := err.Error()
-		if diags.HasErrors() {
-			var b strings.Builder
-			_ = policy.WriteDiagnostics(&b, nil, diags)
-			msg += ": " + strings.TrimSpace(b.String())
+		var problems []string
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				problems = append(problems, d.Error())
+			}
 		}
-		return false, errors.New(msg)
+		if len(problems) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.Join(problems, "; "))
+		}
+		return false, err
 	}
 	if enf == nil {
 		return false, nil
 	}
+	// NOTE: only the warnings the new rows bring: those of the service
+	// account and the like were logged at the load in force, and would
+	// be again at each change of the rows.
+	var fresh hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity != hcl.DiagWarning || !old.warned[warningKey(d)] {
+			fresh = append(fresh, d)
+		}
+	}
 	added, removed := loginChanges(old.Identities, enf.Identities)
-	ended := r.putInForce(ctx, log, old, enf, diags)
+	ended := r.putInForce(ctx, log, old, enf, fresh)
 	if r.Audit != nil {
 		r.Audit.Write(&audit.Record{Event: audit.EventReload, Reason: IdentityRefreshReason,
 			PolicyVersion: enf.Version, OldPolicyVersion: old.Version, Count: int64(ended),

@@ -551,3 +551,40 @@ func TestInsertLeavingAReferencingColumnToItsDefault(t *testing.T) {
 		}
 	})
 }
+
+// TestSetNullReachesAGeneratedColumnsKey holds a DELETE under an ON
+// DELETE SET NULL key to the foreign keys of the generated columns
+// computed from the column set NULL: the NULL passes the column's own
+// keys, but a generated column computed from it (coalesce(pid, 3)) takes
+// a value its foreign key checks. p and c are open, c.pid references p
+// ON DELETE SET NULL, c.g = coalesce(pid, 3) references h (scoped):
+// DELETE FROM p failed (23503) exactly when h's hidden row 3 does not
+// exist.
+func TestSetNullReachesAGeneratedColumnsKey(t *testing.T) {
+	conn, cat := freshCatalog(t, "setnullgenerated", `CREATE TABLE h (id int PRIMARY KEY, tenant text);
+		CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE c (pid int REFERENCES p ON DELETE SET NULL, g int GENERATED ALWAYS AS (coalesce(pid, 3)) STORED REFERENCES h);
+		INSERT INTO h VALUES (1, 'A');
+		INSERT INTO p VALUES (1);
+		INSERT INTO c (pid) VALUES (1)`)
+	ctx := context.Background()
+	// Upstream, the outcome is the hidden row's: without h's row 3 the
+	// DELETE fails, with it (tenant B, out of the user's scope) it passes.
+	if _, err := conn.Exec(ctx, "BEGIN; DELETE FROM p; ROLLBACK").ReadAll(); err == nil {
+		t.Fatal("DELETE FROM p passed upstream without h's row 3")
+	}
+	_ = conn.Exec(ctx, "ROLLBACK").Close()
+	if _, err := conn.Exec(ctx, "BEGIN; INSERT INTO h VALUES (3, 'B'); DELETE FROM p; ROLLBACK").ReadAll(); err != nil {
+		t.Fatalf("DELETE FROM p failed upstream with h's row 3: %v", err)
+	}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.p": {Mode: rewrite.Open},
+		"public.c": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+		t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+	}
+}

@@ -892,6 +892,17 @@ func (w *walker) setDefaultChecked(rel *Relation, key string, seen map[changedCo
 			}
 			clause := "ON DELETE SET NULL"
 			next := child.ReferencedBy[col]
+			// NOTE: NULL passes the column's own keys, but a generated
+			// column computed from it (coalesce(pid, 3)) changes with
+			// it, and its foreign key checks the new value.
+			for _, g := range slices.Sorted(maps.Keys(child.Generated)) {
+				if !slices.Contains(child.Generated[g], col) {
+					continue
+				}
+				if q2, ok := w.notReadable(child.References[g]); !ok {
+					return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s sets its column %s, from which its generated column %s is computed, whose foreign key checks the new value against %s, of which you may not read every row and column: the check would tell whether a row holds it", rel.QName, q, col, g, q2)
+				}
+			}
 			if slices.Contains(child.DefaultReferences[col], rel.QName) {
 				clause = "ON DELETE SET DEFAULT"
 				if q2, ok := w.notReadable(child.References[col]); !ok {

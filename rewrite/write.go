@@ -688,9 +688,10 @@ func settingReference(child, rel *Relation) bool {
 // NOTE: a column, not a relation: a relation reached again by another
 // path may change in another column (p cascading into a and b, and
 // each into its own column of c), whose keys are checked then.
-// NOTE: the snapshot does not tell the ON UPDATE actions apart: every
-// foreign key column referencing rel counts, which refuses more, never
-// less.
+// NOTE: a key whose ON UPDATE action is NO ACTION or RESTRICT (not in
+// UpdateReferences) does not change its column: it only checks whether
+// a row of the referencing relation, read in full, holds the old key,
+// which the user sees. Its column is not walked on.
 func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[changedColumn]bool) error {
 	for _, q := range referencing {
 		child := w.cat.Relations[q]
@@ -699,6 +700,9 @@ func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause
 		}
 		for _, col := range slices.Sorted(maps.Keys(child.References)) {
 			if !slices.Contains(child.References[col], rel.QName) || seen[changedColumn{q, col}] {
+				continue
+			}
+			if !slices.Contains(child.UpdateReferences[col], rel.QName) {
 				continue
 			}
 			seen[changedColumn{q, col}] = true

@@ -95,7 +95,10 @@ ORDER BY c.oid, a.attnum`
 // a column of a foreign key of several columns, whose ON DELETE action
 // is SET NULL or SET DEFAULT, or not validated (rows may break it), with
 // the relation referenced; 'e' for a column of a foreign key whose ON
-// DELETE action is SET DEFAULT, with the relation referenced; 'a' for a
+// DELETE action is SET DEFAULT, with the relation referenced; 'o' for a
+// column of a foreign key whose ON UPDATE action is not NO ACTION or
+// RESTRICT (confupdtype: CASCADE, SET NULL, SET DEFAULT, or one a later
+// server adds), with the relation referenced; 'a' for a
 // column an INSERT leaving it out may give a value a unique key compares
 // (a default, an identity, a generated column, a domain's type, whose
 // default the snapshot does not read, or a NULL that a unique key of
@@ -171,6 +174,13 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid A
 JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.confrelid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
 WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.confdeltype OPERATOR(pg_catalog.=) 'd'
+UNION
+SELECT c.conrelid, 'o', a.attname, n.nspname, r.relname
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (c.conkey)
+JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.confrelid
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.confupdtype OPERATOR(pg_catalog.<>) ALL ('{a,r}'::pg_catalog."char"[])
 UNION
 SELECT c.conrelid, 'p', a.attname, '', ''
 FROM pg_catalog.pg_constraint c
@@ -739,6 +749,11 @@ func LoadCatalog(ctx context.Context, conn *pgconn.PgConn, searchPath []string) 
 				rel.DefaultReferences = map[string][]QName{}
 			}
 			rel.DefaultReferences[col] = append(rel.DefaultReferences[col], other)
+		case "o":
+			if rel.UpdateReferences == nil {
+				rel.UpdateReferences = map[string][]QName{}
+			}
+			rel.UpdateReferences[col] = append(rel.UpdateReferences[col], other)
 		case "a":
 			if rel.Defaulted == nil {
 				rel.Defaulted = map[string]bool{}
@@ -1058,6 +1073,9 @@ func (rel *Relation) keysOfGenerated() {
 			if qs := rel.References[g]; len(qs) > 0 {
 				rel.References[b] = append(rel.References[b], qs...)
 			}
+			if qs := rel.UpdateReferences[g]; len(qs) > 0 {
+				rel.UpdateReferences[b] = append(rel.UpdateReferences[b], qs...)
+			}
 			if qs := rel.ReferencedBy[g]; len(qs) > 0 {
 				rel.ReferencedBy[b] = append(rel.ReferencedBy[b], qs...)
 			}
@@ -1142,6 +1160,7 @@ func (rel *Relation) mergeKeys(child *Relation) {
 	merge(&rel.ReferencedBy, child.ReferencedBy)
 	merge(&rel.SettingReferences, child.SettingReferences)
 	merge(&rel.DefaultReferences, child.DefaultReferences)
+	merge(&rel.UpdateReferences, child.UpdateReferences)
 	for c := range child.Defaulted {
 		if rel.Defaulted == nil {
 			rel.Defaulted = map[string]bool{}

@@ -551,3 +551,107 @@ func TestInsertLeavingAReferencingColumnToItsDefault(t *testing.T) {
 		}
 	})
 }
+
+// TestSetNullReachesAGeneratedColumnsKey holds a DELETE under an ON
+// DELETE SET NULL key to the foreign keys of the generated columns
+// computed from the column set NULL: the NULL passes the column's own
+// keys, but a generated column computed from it (coalesce(pid, 3)) takes
+// a value its foreign key checks. p and c are open, c.pid references p
+// ON DELETE SET NULL, c.g = coalesce(pid, 3) references h (scoped):
+// DELETE FROM p failed (23503) exactly when h's hidden row 3 does not
+// exist.
+func TestSetNullReachesAGeneratedColumnsKey(t *testing.T) {
+	conn, cat := freshCatalog(t, "setnullgenerated", `CREATE TABLE h (id int PRIMARY KEY, tenant text);
+		CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE c (pid int REFERENCES p ON DELETE SET NULL, g int GENERATED ALWAYS AS (coalesce(pid, 3)) STORED REFERENCES h);
+		INSERT INTO h VALUES (1, 'A');
+		INSERT INTO p VALUES (1);
+		INSERT INTO c (pid) VALUES (1)`)
+	ctx := context.Background()
+	// Upstream, the outcome is the hidden row's: without h's row 3 the
+	// DELETE fails, with it (tenant B, out of the user's scope) it passes.
+	if _, err := conn.Exec(ctx, "BEGIN; DELETE FROM p; ROLLBACK").ReadAll(); err == nil {
+		t.Fatal("DELETE FROM p passed upstream without h's row 3")
+	}
+	_ = conn.Exec(ctx, "ROLLBACK").Close()
+	if _, err := conn.Exec(ctx, "BEGIN; INSERT INTO h VALUES (3, 'B'); DELETE FROM p; ROLLBACK").ReadAll(); err != nil {
+		t.Fatalf("DELETE FROM p failed upstream with h's row 3: %v", err)
+	}
+	pol := &fakePolicy{access: map[string]rewrite.Access{
+		"public.h": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")},
+		"public.p": {Mode: rewrite.Open},
+		"public.c": {Mode: rewrite.Open},
+	}, kinds: map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindDelete: true}}
+	_, err := rewrite.Rewrite("DELETE FROM p", cat, pol)
+	var r *rewrite.Refused
+	if !errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.h") {
+		t.Fatalf("want a refusal by rule write_key naming public.h, got %v", err)
+	}
+}
+
+// TestUpdateOfAKeyMeetsOnlyTheKeysThatCarryIt holds an UPDATE of a
+// referenced key to the ON UPDATE actions of the keys referencing it: a
+// NO ACTION or RESTRICT key does not change its column, so the column's
+// other keys check nothing new, and only its own rows (read in full)
+// answer its check; a CASCADE, SET NULL or SET DEFAULT key changes it,
+// and the column's key referencing q (scoped) checks the new value.
+func TestUpdateOfAKeyMeetsOnlyTheKeysThatCarryIt(t *testing.T) {
+	conn, cat := freshCatalog(t, "updateactions", `CREATE TABLE q (id int PRIMARY KEY, tenant text);
+		INSERT INTO q VALUES (0, 'A');
+		CREATE TABLE p (id int PRIMARY KEY);
+		CREATE TABLE noaction (pid int REFERENCES p REFERENCES q);
+		CREATE TABLE restricts (pid int REFERENCES p ON UPDATE RESTRICT REFERENCES q);
+		CREATE TABLE cascades (pid int REFERENCES p ON UPDATE CASCADE REFERENCES q);
+		CREATE TABLE nulls (pid int REFERENCES p ON UPDATE SET NULL REFERENCES q, g int GENERATED ALWAYS AS (coalesce(pid, 3)) STORED REFERENCES q);
+		CREATE TABLE defaults (pid int DEFAULT 0 REFERENCES p ON UPDATE SET DEFAULT REFERENCES q)`)
+	acc := map[string]rewrite.Access{"public.q": {Mode: rewrite.Governed, Filter: expr(t, "tenant = 'A'")}}
+	for _, n := range []string{"p", "noaction", "restricts", "cascades", "nulls", "defaults"} {
+		acc["public."+n] = rewrite.Access{Mode: rewrite.Open}
+	}
+	kinds := map[rewrite.StatementKind]bool{rewrite.KindSelect: true, rewrite.KindUpdate: true}
+	p := rewrite.QName{Schema: "public", Name: "p"}
+	for _, c := range []struct {
+		child   string
+		carries bool
+	}{{"noaction", false}, {"restricts", false}, {"cascades", true}, {"nulls", true}, {"defaults", true}} {
+		t.Run(c.child, func(t *testing.T) {
+			child := cat.Relations[rewrite.QName{Schema: "public", Name: c.child}]
+			if got := slices.Contains(child.UpdateReferences["pid"], p); got != c.carries {
+				t.Fatalf("%s.UpdateReferences = %v, want pid referencing p: %v", c.child, child.UpdateReferences, c.carries)
+			}
+			// Only p and this child: the others' keys are not met.
+			cat2 := *cat
+			cat2.Relations = map[rewrite.QName]*rewrite.Relation{}
+			for q, rel := range cat.Relations {
+				cat2.Relations[q] = rel
+			}
+			pr := *cat.Relations[p]
+			pr.ReferencedBy = map[string][]rewrite.QName{"id": {child.QName}}
+			cat2.Relations[p] = &pr
+			_, err := rewrite.Rewrite("UPDATE p SET id = 5 WHERE id = 1", &cat2, &fakePolicy{access: acc, kinds: kinds})
+			var r *rewrite.Refused
+			switch {
+			case c.carries && (!errors.As(err, &r) || r.Rule != "write_key" || !strings.Contains(r.Error(), "public.q")):
+				t.Fatalf("want a refusal by rule write_key naming public.q, got %v", err)
+			case !c.carries && err != nil:
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+	t.Run("the digest tells the actions apart", func(t *testing.T) {
+		ctx := context.Background()
+		if err := conn.Exec(ctx, `ALTER TABLE noaction DROP CONSTRAINT noaction_pid_fkey, ADD CONSTRAINT noaction_pid_fkey FOREIGN KEY (pid) REFERENCES p ON UPDATE CASCADE`).Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = conn.Exec(ctx, `ALTER TABLE noaction DROP CONSTRAINT noaction_pid_fkey, ADD CONSTRAINT noaction_pid_fkey FOREIGN KEY (pid) REFERENCES p`).Close()
+		})
+		again, err := rewrite.LoadCatalog(ctx, conn, []string{"public"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Digest == cat.Digest {
+			t.Fatal("the digest did not change with the key's ON UPDATE action")
+		}
+	})
+}

@@ -267,6 +267,13 @@ type Relation struct {
 	// NOTE: a subset of SettingReferences; every column of the key
 	// counts (ON DELETE SET DEFAULT (column) sets fewer).
 	DefaultReferences map[string][]QName
+	// UpdateReferences maps each column of a foreign key whose ON
+	// UPDATE action changes it (CASCADE, SET NULL, SET DEFAULT) to the
+	// relations such keys reference: an UPDATE of the referenced key
+	// carries on into the column (updateCascadeChecked). A NO ACTION or
+	// RESTRICT key only checks its rows.
+	// NOTE: a subset of References.
+	UpdateReferences map[string][]QName
 	// Defaulted holds the columns an INSERT or a COPY leaving them out
 	// may fill with a value a unique key compares: those with a default
 	// (an identity, a sequence, a constant), generated, of a domain, or

@@ -688,9 +688,10 @@ func settingReference(child, rel *Relation) bool {
 // NOTE: a column, not a relation: a relation reached again by another
 // path may change in another column (p cascading into a and b, and
 // each into its own column of c), whose keys are checked then.
-// NOTE: the snapshot does not tell the ON UPDATE actions apart: every
-// foreign key column referencing rel counts, which refuses more, never
-// less.
+// NOTE: a key whose ON UPDATE action is NO ACTION or RESTRICT (not in
+// UpdateReferences) does not change its column: it only checks whether
+// a row of the referencing relation, read in full, holds the old key,
+// which the user sees. Its column is not walked on.
 func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause string, seen map[changedColumn]bool) error {
 	for _, q := range referencing {
 		child := w.cat.Relations[q]
@@ -699,6 +700,9 @@ func (w *walker) updateCascadeChecked(rel *Relation, referencing []QName, clause
 		}
 		for _, col := range slices.Sorted(maps.Keys(child.References)) {
 			if !slices.Contains(child.References[col], rel.QName) || seen[changedColumn{q, col}] {
+				continue
+			}
+			if !slices.Contains(child.UpdateReferences[col], rel.QName) {
 				continue
 			}
 			seen[changedColumn{q, col}] = true
@@ -892,6 +896,17 @@ func (w *walker) setDefaultChecked(rel *Relation, key string, seen map[changedCo
 			}
 			clause := "ON DELETE SET NULL"
 			next := child.ReferencedBy[col]
+			// NOTE: NULL passes the column's own keys, but a generated
+			// column computed from it (coalesce(pid, 3)) changes with
+			// it, and its foreign key checks the new value.
+			for _, g := range slices.Sorted(maps.Keys(child.Generated)) {
+				if !slices.Contains(child.Generated[g], col) {
+					continue
+				}
+				if q2, ok := w.notReadable(child.References[g]); !ok {
+					return deny("write_key", "DELETE from %s is not allowed: a foreign key of %s sets its column %s, from which its generated column %s is computed, whose foreign key checks the new value against %s, of which you may not read every row and column: the check would tell whether a row holds it", rel.QName, q, col, g, q2)
+				}
+			}
 			if slices.Contains(child.DefaultReferences[col], rel.QName) {
 				clause = "ON DELETE SET DEFAULT"
 				if q2, ok := w.notReadable(child.References[col]); !ok {

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +144,23 @@ func testActForRollbackToSavepoint(t *testing.T, a actConn) {
 		acting(t, all, "hq")
 		must(t, a.exec("COMMIT"))
 		acting(t, all, "hq")
+	})
+	t.Run("long or non-ASCII names are not followed", func(t *testing.T) {
+		// The server may truncate or fold them otherwise than the
+		// rewriter: with another encoding, two names pgveil tells apart
+		// may be one savepoint upstream, or the reverse.
+		long := strings.Repeat("s", 70)
+		for _, name := range []string{long, `"é"`} {
+			from(t)
+			must(t, a.exec("BEGIN"))
+			must(t, a.exec("SET ROLE hq"))
+			must(t, a.exec("SAVEPOINT "+name))
+			must(t, a.exec("SET ROLE marie"))
+			must(t, a.exec("ROLLBACK TO "+name))
+			refusedBy(t, a.exec("SELECT count(*) FROM responses"), "act_for")
+			must(t, a.exec("ROLLBACK"))
+			acting(t, france, "marie")
+		}
 	})
 	must(t, a.exec("ROLLBACK"))
 	must(t, a.exec("RESET ROLE"))

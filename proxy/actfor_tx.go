@@ -209,9 +209,30 @@ func (ss *session) noteSavepoints(res *rewrite.Result, batch int64) {
 	if t := a.tx; t != nil {
 		for _, sp := range res.Savepoints {
 			t.savesSent = append(t.savesSent, sentSavepoint{Savepoint: sp, batch: batch})
+			if !plainSavepointName(sp.Name) {
+				// Which savepoint PostgreSQL takes it for is not known.
+				t.savesLost, t.saves = true, nil
+			}
 		}
 	}
 	a.mu.Unlock()
+}
+
+// plainSavepointName reports whether name, as the rewriter read it,
+// names the savepoint the server's parser names, whatever the server's
+// encoding: ASCII, and short of NAMEDATALEN-1 bytes, the length both
+// truncate at (a name of another encoding, or truncated, could name
+// another savepoint upstream than the one pgveil follows).
+func plainSavepointName(name string) bool {
+	if len(name) >= 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // actSavesAnswered drops the savepoint statements of the batches up to

@@ -22,10 +22,16 @@ import (
 //   - a ROLLBACK, a COMMIT the server answers ROLLBACK (a failed block), or
 //     an error ending an implicit transaction undoes it, AND CHAIN or not:
 //     the session acts for whom it acted for when the transaction began;
-//   - a ROLLBACK TO SAVEPOINT may or may not undo it: from then on, whom
-//     the session acts for is not known, and every statement but a
-//     switch and transaction control is refused until the client switches
-//     again or the transaction rolls back (actUnknown).
+//   - a ROLLBACK TO SAVEPOINT returns to whom the session acted for when
+//     that savepoint was set, as PostgreSQL undoes a SET ROLE made since
+//     (PgJDBC's autosave=always sets one before each statement of a
+//     transaction and rolls back to it after one that fails): pgveil
+//     follows the savepoints set since the switch's transaction is
+//     followed, each at its answer (actTx.saves). To one it did not
+//     follow (set before, or whose answer went unread), whom the session
+//     acts for is not known, and every statement but a switch and
+//     transaction control is refused until the client switches again or
+//     the transaction rolls back (actUnknown).
 //
 // Statements the client sends after a statement that ends the
 // transaction would be checked before the outcome is known: they are
@@ -67,6 +73,33 @@ type actTx struct {
 	// switch is followed (watchesTags); this keeps a tag it missed from
 	// passing for a switch not made.
 	tagMissed bool
+	// saves are the savepoints PostgreSQL set since the transaction is
+	// followed, oldest first, as their answers said, with whom the
+	// session acted for at each; savesSent the SAVEPOINT, RELEASE and
+	// ROLLBACK TO statements forwarded, in order, awaiting theirs
+	// (noteSavepoints, actTag), dropped when their batch is answered
+	// without (failed, or skipped after an error: actSavesAnswered).
+	// savesLost reports an answer that did not match: saves are not
+	// known, and a ROLLBACK TO leaves the acting user unknown.
+	saves     []actSavepoint
+	savesSent []sentSavepoint
+	savesLost bool
+}
+
+// actSavepoint is a savepoint set while the transaction is followed:
+// its name, and whom the session acted for then (actTx.saves).
+type actSavepoint struct {
+	name    string
+	acting  string
+	unknown bool
+	dir     *actTarget
+}
+
+// sentSavepoint is a SAVEPOINT, RELEASE or ROLLBACK TO forwarded, in the
+// batch closed by ReadyForQuery number batch (actTx.savesSent).
+type sentSavepoint struct {
+	rewrite.Savepoint
+	batch int64
 }
 
 // The values of actTx.outcome.
@@ -163,6 +196,86 @@ func (ss *session) noteGated(res *rewrite.Result, batch int64) {
 	a.mu.Unlock()
 }
 
+// noteSavepoints notes the SAVEPOINT, RELEASE and ROLLBACK TO
+// statements of res, forwarded in batch, while a switch's transaction is
+// followed (client relay, after the statement's switch, if any, was
+// made: noteSwitch starts following).
+func (ss *session) noteSavepoints(res *rewrite.Result, batch int64) {
+	a := &ss.actTrack
+	if res == nil || len(res.Savepoints) == 0 || !a.watching.Load() {
+		return
+	}
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		for _, sp := range res.Savepoints {
+			t.savesSent = append(t.savesSent, sentSavepoint{Savepoint: sp, batch: batch})
+			if !plainSavepointName(sp.Name) {
+				// Which savepoint PostgreSQL takes it for is not known.
+				t.savesLost, t.saves = true, nil
+			}
+		}
+	}
+	a.mu.Unlock()
+}
+
+// plainSavepointName reports whether name, as the rewriter read it,
+// names the savepoint the server's parser names, whatever the server's
+// encoding: ASCII, and short of NAMEDATALEN-1 bytes, the length both
+// truncate at (a name of another encoding, or truncated, could name
+// another savepoint upstream than the one pgveil follows).
+func plainSavepointName(name string) bool {
+	if len(name) >= 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// actSavesAnswered drops the savepoint statements of the batches up to
+// done that got no answer: they failed, or the server skipped them
+// (backend relay, at a ReadyForQuery).
+func (ss *session) actSavesAnswered(done int64) {
+	a := &ss.actTrack
+	a.mu.Lock()
+	if t := a.tx; t != nil {
+		i := 0
+		for i < len(t.savesSent) && t.savesSent[i].batch <= done {
+			i++
+		}
+		t.savesSent = t.savesSent[i:]
+	}
+	a.mu.Unlock()
+}
+
+// actSavepointAnswered takes the oldest savepoint statement awaiting
+// its answer, which must be of op (SAVEPOINT, RELEASE or ROLLBACK TO, by
+// its tag), and returns its name; ok false when none of op awaits it:
+// the savepoints are then not followed (a.mu held).
+func (t *actTx) actSavepointAnswered(op string) (string, bool) {
+	if len(t.savesSent) == 0 || t.savesSent[0].Op != op {
+		t.savesLost, t.saves = true, nil
+		return "", false
+	}
+	name := t.savesSent[0].Name
+	t.savesSent = t.savesSent[1:]
+	return name, !t.savesLost
+}
+
+// lastSave returns the index of the newest savepoint named name in
+// t.saves, -1 for none.
+func (t *actTx) lastSave(name string) int {
+	for i := len(t.saves) - 1; i >= 0; i-- {
+		if t.saves[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // actBatchClosed follows a Sync or Query: a new batch begins (client
 // relay).
 func (ss *session) actBatchClosed() { ss.actTrack.endInBatch, ss.batchBegins = false, false }
@@ -196,13 +309,59 @@ func (ss *session) actTag(tag string) {
 		// NOTE: only BEGINs precede the switch in its batch: the first
 		// SET or RESET answering after it is its own.
 		t.awaitSet = false
+	case "SAVEPOINT":
+		if name, ok := t.actSavepointAnswered(rewrite.SavepointSet); ok {
+			// NOTE: a switch must be the only thing in flight, after a
+			// BEGIN, SAVEPOINT or RELEASE of its own text at most: a
+			// savepoint answering before the switch's SET does is set
+			// before it, one answering after, after it, and no other
+			// switch is made until both are answered.
+			sp := actSavepoint{name: name, acting: t.prev, unknown: t.prevUnknown, dir: t.prevDir}
+			if !t.awaitSet {
+				sp.acting, sp.unknown, sp.dir = ss.actingFor(), a.unknown.Load(), nil
+				if st := ss.acting.Load(); st != nil {
+					sp.dir = st.dir
+				}
+			}
+			t.saves = append(t.saves, sp)
+		}
+	case "RELEASE":
+		if name, ok := t.actSavepointAnswered(rewrite.SavepointRelease); ok {
+			// It releases the savepoints set after it too; one not
+			// followed was set before all those followed.
+			if i := t.lastSave(name); i >= 0 {
+				t.saves = t.saves[:i]
+			} else {
+				t.saves = nil
+			}
+		}
 	case "COMMIT", "ROLLBACK":
 		ending := t.ending
 		t.ending = ""
 		switch {
 		case ending == rewrite.EndRollbackTo:
-			// It may have undone the switch, or not.
-			a.unknown.Store(true)
+			name, ok := t.actSavepointAnswered(rewrite.SavepointRollbackTo)
+			i := -1
+			if ok {
+				i = t.lastSave(name)
+			}
+			if i < 0 {
+				// To a savepoint not followed: it may have undone the
+				// switch, or not. Those followed, set after it, are
+				// gone.
+				a.unknown.Store(true)
+				t.saves = nil
+				break
+			}
+			// PostgreSQL undid what was set since the savepoint, which
+			// it keeps: the session acts for whom it did then.
+			sp := t.saves[i]
+			t.saves = t.saves[:i+1]
+			if ss.actingFor() != sp.acting || a.unknown.Load() != sp.unknown {
+				ss.log.Info("change of the acting user rolled back to a savepoint", zap.String("acting_for", sp.acting))
+			}
+			ss.actAs(sp.acting, sp.dir, "rolled back to a savepoint")
+			a.unknown.Store(sp.unknown)
 		case tag == "COMMIT":
 			t.outcome = outcomeCommit
 		default:
@@ -220,6 +379,7 @@ func (ss *session) actTagUnread() {
 	a.mu.Lock()
 	if t := a.tx; t != nil {
 		t.tagMissed = true
+		t.savesLost, t.saves = true, nil
 	}
 	a.mu.Unlock()
 }

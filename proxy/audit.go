@@ -258,9 +258,10 @@ func (ss *session) auditEvent(event, reason string, d time.Duration) {
 // rolled back does ("rolled back").
 // NOTE: user names only, unquoted: a redacted trail (redact_literals)
 // scrubs quoted parts of messages, and the change is what it must keep.
-// While a ROLLBACK TO SAVEPOINT leaves whom the session acts for
-// unknown, nothing is recorded: every statement but a switch and
-// transaction control is refused until one settles it.
+// A ROLLBACK TO SAVEPOINT returning to another user is recorded
+// ("rolled back to a savepoint"); while one leaves whom the session
+// acts for unknown, nothing is recorded: every statement but a switch
+// and transaction control is refused until one settles it.
 func (ss *session) auditActFor(login, prev, reason string) {
 	if ss.srv.audit == nil {
 		return

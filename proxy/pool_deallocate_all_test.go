@@ -158,4 +158,112 @@ func testTransactionPoolDeallocateAll(t *testing.T, relay string) {
 		works(t, a, "s1", "prepared after DEALLOCATE ALL in its pipeline")
 		works(t, b, "other", "after the pipeline")
 	})
+	t.Run("after a ROLLBACK in its batch, as psycopg 3's pipeline mode", func(t *testing.T) {
+		// pipeline sends each statement as the unnamed statement, with
+		// one Sync, and returns the first error.
+		pipeline := func(sqls ...string) error {
+			pipe := a.StartPipeline(ctx)
+			for _, sql := range sqls {
+				pipe.SendQueryParams(sql, nil, nil, nil, nil)
+			}
+			if err := pipe.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			var first error
+			for {
+				res, err := pipe.GetResults()
+				if err != nil && first == nil {
+					first = err
+				}
+				if rr, ok := res.(*pgconn.ResultReader); ok {
+					if _, err := rr.Close(); err != nil && first == nil {
+						first = err
+					}
+				}
+				if _, ok := res.(*pgconn.PipelineSync); ok || err != nil && res == nil {
+					break
+				}
+			}
+			if err := pipe.Close(); err != nil && first == nil {
+				first = err
+			}
+			return first
+		}
+		must(t, exec(a, "DEALLOCATE s1"))
+		prepare(t, a, "s1")
+		must(t, exec(a, "BEGIN"))
+		works(t, a, "s1", "in the block")
+		works(t, a, "s1", "in the block")
+		must(t, pipeline("ROLLBACK", "DEALLOCATE ALL"))
+		gone(t, a, "s1", "after ROLLBACK and DEALLOCATE ALL in one batch")
+		works(t, b, "other", "another session's, after ROLLBACK and DEALLOCATE ALL in one batch")
+		prepare(t, a, "s1")
+		works(t, a, "s1", "prepared again")
+
+		// In a failed block, after the ROLLBACK that ends it.
+		must(t, exec(a, "BEGIN"))
+		works(t, a, "s1", "in the block")
+		if err := exec(a, "SELECT 1/0"); !errors.As(err, &pe) || pe.Code != "22012" {
+			t.Fatal(err)
+		}
+		must(t, pipeline("ROLLBACK", "DEALLOCATE ALL"))
+		gone(t, a, "s1", "after ROLLBACK and DEALLOCATE ALL in one batch, in a failed block")
+		works(t, b, "other", "another session's, after ROLLBACK and DEALLOCATE ALL in a failed block")
+		prepare(t, a, "s1")
+		// In a failed block, after a statement that does not end it:
+		// the server fails it, and nothing is dropped.
+		must(t, exec(a, "BEGIN"))
+		works(t, a, "s1", "in the block")
+		if err := exec(a, "SELECT 1/0"); !errors.As(err, &pe) || pe.Code != "22012" {
+			t.Fatal(err)
+		}
+		if err := pipeline("SELECT 1", "DEALLOCATE ALL"); !errors.As(err, &pe) || pe.Code != "25P02" {
+			t.Fatalf("want 25P02, got %v", err)
+		}
+		must(t, exec(a, "ROLLBACK"))
+		works(t, a, "s1", "after a DEALLOCATE ALL failed in a failed block")
+		works(t, b, "other", "after a DEALLOCATE ALL failed in a failed block")
+
+		// Skipped after an error ahead of it in its batch: nothing dropped.
+		must(t, exec(a, "BEGIN"))
+		works(t, a, "s1", "in the block")
+		if err := pipeline("ROLLBACK TO SAVEPOINT nope", "DEALLOCATE ALL"); !errors.As(err, &pe) || pe.Code != "3B001" {
+			t.Fatalf("want 3B001, got %v", err)
+		}
+		must(t, exec(a, "ROLLBACK"))
+		works(t, a, "s1", "after a DEALLOCATE ALL skipped in a pipeline")
+		works(t, b, "other", "after a DEALLOCATE ALL skipped in a pipeline")
+
+		// A named statement prepared ahead of it in its batch: refused.
+		pipe := a.StartPipeline(ctx)
+		pipe.SendPrepare("s3", q, nil)
+		pipe.SendQueryParams("DEALLOCATE ALL", nil, nil, nil, nil)
+		if err := pipe.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		var refusal error
+		for {
+			res, err := pipe.GetResults()
+			if err != nil && refusal == nil {
+				refusal = err
+			}
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				if _, err := rr.Close(); err != nil && refusal == nil {
+					refusal = err
+				}
+			}
+			if _, ok := res.(*pgconn.PipelineSync); ok {
+				break
+			}
+		}
+		if err := pipe.Close(); err != nil && refusal == nil {
+			refusal = err
+		}
+		if !errors.As(refusal, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "transaction_pooling") {
+			t.Fatalf("after a Parse of a named statement in its batch: want a transaction_pooling refusal, got %v", refusal)
+		}
+		works(t, a, "s1", "after the refusal")
+		works(t, a, "s3", "prepared ahead of the refusal")
+		works(t, b, "other", "after the refusal")
+	})
 }

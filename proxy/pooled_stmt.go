@@ -836,27 +836,48 @@ func deallocatesAll(res *rewrite.Result) bool {
 }
 
 // parseDeallocateAll refuses a Parse of DEALLOCATE ALL as the statement
-// parseName in transaction mode but as the unnamed statement, first of
-// its batch, with nothing else in flight, outside a failed transaction
-// block: as psycopg 3 sends it (Parse, Bind, Execute, Sync) after its
-// ROLLBACK is answered. The session forgets its statements at the
-// Execute of a portal of it (pooledExecute, forgetAll).
+// parseName in transaction mode but as the unnamed statement, with
+// nothing in flight from earlier batches, outside a failed transaction
+// block unless a statement goes ahead of it in its batch, and with no
+// Parse or Close of a named statement ahead of it in
+// its batch: as psycopg 3 sends it (Parse, Bind, Execute, Sync) after
+// its ROLLBACK is answered, or in pipeline mode in the ROLLBACK's own
+// batch. The session forgets its statements at the Execute of a portal
+// of it (pooledExecute, forgetAll).
+//
+// NOTE: what goes ahead of it in its batch may fail, and the server then
+// skips it: the session holds its statements again at the batch's end
+// (settleDeallocs), as the backend does. Unnamed statements and portals
+// ahead of it (psycopg's ROLLBACK) change no named statement. A Parse of
+// a named statement ahead of it is refused all the same: one it skips
+// would leave the session without a statement PostgreSQL keeps
+// (forgetAll forgets pending ones for good); so is a lazy Parse
+// (ensureStmt) or a Close, whose answers the backend's record waits for.
 func (ss *session) parseDeallocateAll(parseName string) *Refusal {
 	if parseName != "" {
 		return firewall.Deny("transaction_pooling",
 			"DEALLOCATE ALL is supported in transaction pooling (upstream.pool.mode = \"transaction\") in a simple Query, or as the unnamed statement, only")
 	}
-	if ss.txStatus.Load() == 'E' {
+	if ss.txStatus.Load() == 'E' && ss.othersInBatch == 0 {
+		// NOTE: after a statement of its batch (psycopg's ROLLBACK in
+		// pipeline mode) it goes upstream: the server runs it if that
+		// ended the failed block, and fails it (25P02) otherwise, as
+		// in PostgreSQL; either way its answer says which.
 		return firewall.Deny("transaction_pooling",
 			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only outside a failed transaction block: roll it back first")
 	}
 	pl := ss.pl
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if ss.sent.Load() != ss.done.Load() || ss.othersInBatch > 0 || ss.batchBegins ||
-		len(pl.pending) > 0 || len(pl.parses) > 0 || len(pl.closes) > 0 {
+	if ss.sent.Load() != ss.done.Load() || len(pl.pending) > 0 || len(pl.closes) > 0 || len(pl.lazyAt) > 0 {
 		return firewall.Deny("transaction_pooling",
 			"DEALLOCATE is supported in transaction pooling (upstream.pool.mode = \"transaction\") only once earlier statements are answered")
+	}
+	for _, p := range pl.parses {
+		if p.lazy || p.name != "" {
+			return firewall.Deny("transaction_pooling",
+				"DEALLOCATE ALL is supported in transaction pooling (upstream.pool.mode = \"transaction\") only with no named statement prepared or closed ahead of it in its batch")
+		}
 	}
 	return nil
 }

@@ -399,6 +399,7 @@ func (ss *session) relayQuery(total int) error {
 	} else {
 		ss.discardEnds(res, false)
 	}
+	ss.noteSavepoints(res, batch)
 	out := res.SQL
 	if dealloc != nil {
 		if err := ss.applyDeallocate(dealloc); err != nil {
@@ -1144,6 +1145,9 @@ func (ss *session) onReadyForQuery(msg []byte) (*sessionEnd, error) {
 		}
 	}
 	done := ss.done.Add(batches)
+	if ss.actTrack.watching.Load() {
+		ss.actSavesAnswered(done)
+	}
 	// NOTE: a transaction-mode session settles in letGo, under its link's
 	// lock, as it lets the backend go: no batch of the client's may start
 	// on it in between.

@@ -206,6 +206,7 @@ func (ss *session) trackExecute(portal string, total int) error {
 	} else if p.Bound {
 		ss.discardEnds(info.Result, true)
 	}
+	ss.noteSavepoints(res, batch)
 	return ss.cin.Forward(total, ss.uout)
 }
 

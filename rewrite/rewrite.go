@@ -25,6 +25,20 @@ const (
 	EndRollbackTo = "rollback_to"
 )
 
+// Savepoint is a SAVEPOINT, RELEASE or ROLLBACK TO statement: Op is
+// SavepointSet, SavepointRelease or SavepointRollbackTo, Name the
+// savepoint's name as PostgreSQL keys it (folded, unquoted).
+type Savepoint struct {
+	Op, Name string
+}
+
+// The values of Savepoint.Op.
+const (
+	SavepointSet        = "savepoint"
+	SavepointRelease    = "release"
+	SavepointRollbackTo = "rollback_to"
+)
+
 // Result is a rewritten statement text and what the rewrite did.
 type Result struct {
 	// SQL is the text to forward upstream. It is the input text itself
@@ -73,6 +87,10 @@ type Result struct {
 	// is the last of them: EndCommit, EndRollback or EndRollbackTo.
 	EndsTransaction bool
 	TransactionEnd  string
+	// Savepoints are the SAVEPOINT, RELEASE and ROLLBACK TO statements
+	// of the text, in order: what a proxy needs to follow which
+	// savepoint a ROLLBACK TO returns to.
+	Savepoints []Savepoint
 	// Keeps names the session state the text may leave on its upstream
 	// backend past its transaction, e.g. "SET DateStyle", "PREPARE q",
 	// "DECLARE c WITH HOLD", "set_config", or nil: a transaction pool
@@ -198,6 +216,7 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	res.Act = w.act
 	res.EndsTransaction, res.TransactionEnd = w.endsTx != "", w.endsTx
+	res.Savepoints = w.savepoints
 	if len(tree.Stmts) == 1 {
 		switch tree.Stmts[0].Stmt.GetTransactionStmt().GetKind() {
 		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
@@ -261,6 +280,11 @@ func rewriteText(sql string, cat *Catalog, p Policy, sp *splicer, direct bool) (
 	}
 	res.SQL, res.Rewritten = out, true
 	return res, nil
+}
+
+// savepoint notes the savepoint statement t, of op (Result.Savepoints).
+func (w *walker) savepoint(op string, t *pg_query.TransactionStmt) {
+	w.savepoints = append(w.savepoints, Savepoint{Op: op, Name: t.GetSavepointName()})
 }
 
 // actAlone reports whether stmts, a text with a change of the acting
@@ -467,6 +491,11 @@ func (w *walker) statement(n *pg_query.Node) (string, error) {
 			w.endsTx = EndRollback
 		case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
 			w.endsTx = EndRollbackTo
+			w.savepoint(SavepointRollbackTo, s.TransactionStmt)
+		case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+			w.savepoint(SavepointSet, s.TransactionStmt)
+		case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+			w.savepoint(SavepointRelease, s.TransactionStmt)
 		}
 		return "transaction", nil
 

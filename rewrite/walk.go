@@ -111,6 +111,8 @@ type walker struct {
 	act *Act
 	// endsTx is Result.TransactionEnd.
 	endsTx string
+	// savepoints are Result.Savepoints.
+	savepoints []Savepoint
 	// keeps and resets are Result.Keeps and Result.Resets.
 	keeps, resets []string
 	// declared are the parameter types a Parse message declared

@@ -37,6 +37,23 @@ def main(dsn):
         attempt("threshold_again", lambda: [cur.execute(Q, (n,)).fetchone()[0] for n in range(7)][-1])
         attempt("rollback_again", conn.rollback)
         attempt("usable_after", lambda: conn.execute("SELECT 1").fetchone()[0])
+        attempt("commit_before_pipeline", conn.commit)
+        # In pipeline mode rollback() sends ROLLBACK and DEALLOCATE ALL in
+        # one batch: Parse, Bind, Execute of each, one Sync.
+        with conn.pipeline():
+            attempt("pipeline_prepared", lambda: cur.execute(Q, (0,), prepare=True).fetchone()[0])
+            attempt("pipeline_rollback", conn.rollback)
+            attempt("pipeline_prepared_again", lambda: cur.execute(Q, (0,), prepare=True).fetchone()[0])
+            attempt("pipeline_threshold", lambda: [cur.execute(Q, (n,)).fetchone()[0] for n in range(7)][-1])
+            attempt("pipeline_rollback_again", conn.rollback)
+            attempt("pipeline_usable_after", lambda: conn.execute("SELECT 1").fetchone()[0])
+            # After an error the block is aborted when rollback() sends
+            # its batch.
+            attempt("pipeline_prepared_before_error", lambda: cur.execute(Q, (0,), prepare=True).fetchone()[0])
+            attempt("pipeline_error", lambda: conn.execute("SELECT 1/0").fetchone()[0])
+            attempt("pipeline_rollback_after_error", conn.rollback)
+            attempt("pipeline_usable_after_error", lambda: cur.execute(Q, (0,), prepare=True).fetchone()[0])
+        attempt("usable_after_pipeline", lambda: conn.execute("SELECT 1").fetchone()[0])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
@@ -11,17 +13,17 @@ import (
 
 // TestActFor17 holds the red team's findings on acting for users.
 func TestActFor17(t *testing.T) {
-	onEveryRelay(t, actFor17ResetAll)
+	proxytest.OnEveryRelay(t, actFor17ResetAll)
 }
 
 // actFor17ResetAll checks RESET ALL while acting for a user, on relay.
 func actFor17ResetAll(t *testing.T, relay string) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-	a := actConn{c: p.connect(t, "metabase")}
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+	a := actConn{c: p.Connect(t, "metabase")}
 	all, service := directCount(t, "true"), a.responses(t)
 	show := func(t *testing.T) string {
 		t.Helper()
-		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 		if err != nil || len(rows) != 1 {
 			t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
 		}
@@ -68,7 +70,7 @@ func actFor17ResetAll(t *testing.T, relay string) {
 	})
 	t.Run("RESET ALL pipelined after another statement is refused while acting", func(t *testing.T) {
 		must(t, a.exec("SET ROLE hq"))
-		_, err := roundTrip(t, a.c,
+		_, err := proxytest.RoundTrip(t, a.c,
 			&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "RESET ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Sync{})
@@ -80,7 +82,7 @@ func actFor17ResetAll(t *testing.T, relay string) {
 	})
 	t.Run("a statement after RESET ALL in its text is refused while acting: it was checked for the viewer", func(t *testing.T) {
 		must(t, a.exec("SET ROLE hq"))
-		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "RESET ALL; SELECT count(*) FROM responses"})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "RESET ALL; SELECT count(*) FROM responses"})
 		refusedBy(t, err, "act_for")
 		if len(rows) > 0 {
 			t.Fatalf("read %v after RESET ALL", rows)
@@ -92,18 +94,18 @@ func actFor17ResetAll(t *testing.T, relay string) {
 	})
 	t.Run("RESET ALL of a login acting for no one changes nothing", func(t *testing.T) {
 		must(t, a.exec("RESET ALL"))
-		m := actConn{c: p.connect(t, "marie")}
+		m := actConn{c: p.Connect(t, "marie")}
 		must(t, m.exec("RESET ALL"))
-		if got := m.responses(t); got != directCount(t, scopes["marie"]) {
+		if got := m.responses(t); got != directCount(t, proxytest.Scopes["marie"]) {
 			t.Fatalf("marie after RESET ALL: %d responses", got)
 		}
 	})
 }
 
 func TestActFor17Pooled(t *testing.T) {
-	p, _ := startDemoFrom(t, pooledDemo(t, 2))
-	a := actConn{c: p.connect(t, "metabase")}
-	b := actConn{c: p.connect(t, "metabase")}
+	p, _ := proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 2))
+	a := actConn{c: p.Connect(t, "metabase")}
+	b := actConn{c: p.Connect(t, "metabase")}
 	all, service := directCount(t, "true"), a.responses(t)
 	t.Run("in transaction pooling RESET ALL ends acting for the viewer, and another session of the service stays as it is", func(t *testing.T) {
 		must(t, a.exec("SET pgveil.act_for = 'hq'"))
@@ -112,17 +114,17 @@ func TestActFor17Pooled(t *testing.T) {
 		if got := a.responses(t); got != service {
 			t.Fatalf("after RESET ALL: %d responses, want the service's %d (hq's: %d)", got, service, all)
 		}
-		if got, want := b.responses(t), directCount(t, scopes["marie"]); got != want {
+		if got, want := b.responses(t), directCount(t, proxytest.Scopes["marie"]); got != want {
 			t.Fatalf("the other session: %d responses, want marie's %d", got, want)
 		}
 	})
 }
 
 func TestActFor17ServiceLostOnReload(t *testing.T) {
-	p, path, rl := reloadableDemo(t)
-	a := actConn{c: p.connect(t, "metabase")}
+	p, path, rl := proxytest.ReloadableDemo(t)
+	a := actConn{c: p.Connect(t, "metabase")}
 	must(t, a.exec("SET ROLE marie"))
-	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, ``)
+	proxytest.EditConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, ``)
 	if err := rl.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
@@ -15,17 +17,17 @@ import (
 // switch's transaction from the tags after it, and the SETs after it
 // were checked for the viewer.
 func TestActFor17cResetAllText(t *testing.T) {
-	onEveryRelay(t, actFor17cResetAllText)
+	proxytest.OnEveryRelay(t, actFor17cResetAllText)
 }
 
 // actFor17cResetAllText checks the texts of a RESET ALL on relay.
 func actFor17cResetAllText(t *testing.T, relay string) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-	a := actConn{c: p.connect(t, "metabase")}
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+	a := actConn{c: p.Connect(t, "metabase")}
 	all, service := directCount(t, "true"), a.responses(t)
 	show := func(t *testing.T, setting string) string {
 		t.Helper()
-		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW " + setting})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW " + setting})
 		if err != nil || len(rows) != 1 {
 			t.Fatalf("SHOW %s: %v %v", setting, rows, err)
 		}

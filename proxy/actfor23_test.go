@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
@@ -11,7 +13,7 @@ import (
 // showActFor returns what SHOW pgveil.act_for says on a's session.
 func showActFor(t *testing.T, a actConn) string {
 	t.Helper()
-	rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+	rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
 	}
@@ -22,9 +24,9 @@ func showActFor(t *testing.T, a actConn) string {
 // login> is forwarded as SET pgveil.act_for TO DEFAULT, as SET ROLE NONE
 // is: the upstream then says the session acts for no one.
 func TestActFor23SetRoleOwnLogin(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-		a := actConn{c: p.connect(t, "metabase")}
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+		a := actConn{c: p.Connect(t, "metabase")}
 		service := a.responses(t)
 		for _, c := range []struct{ name, sql string }{
 			{"SET ROLE", "SET ROLE metabase"},
@@ -51,8 +53,8 @@ func TestActFor23SetRoleOwnLogin(t *testing.T) {
 }
 
 func TestActFor23SetRoleOwnLoginPooled(t *testing.T) {
-	p, _ := startDemoFrom(t, pooledDemo(t, 2))
-	a := actConn{c: p.connect(t, "metabase")}
+	p, _ := proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 2))
+	a := actConn{c: p.Connect(t, "metabase")}
 	t.Run("in transaction pooling SET ROLE to the service's own login is not replayed as a viewer", func(t *testing.T) {
 		must(t, a.exec("SET ROLE hq"))
 		must(t, a.exec("SET ROLE metabase"))

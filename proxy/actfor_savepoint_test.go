@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -21,17 +23,17 @@ import (
 // Directly and behind a transaction pool.
 func TestActForRollbackToSavepoint(t *testing.T) {
 	t.Run("direct", func(t *testing.T) {
-		p := startDemo(t)
-		testActForRollbackToSavepoint(t, actConn{c: p.connect(t, "metabase")})
+		p := proxytest.StartDemo(t)
+		testActForRollbackToSavepoint(t, actConn{c: p.Connect(t, "metabase")})
 	})
 	t.Run("transaction pool", func(t *testing.T) {
 		p := startPooled(t, policy.RelayEventLoop, 2, 5*time.Second)
-		testActForRollbackToSavepoint(t, actConn{c: p.simpleConn(t, "metabase")})
+		testActForRollbackToSavepoint(t, actConn{c: p.SimpleConn(t, "metabase")})
 	})
 }
 
 func testActForRollbackToSavepoint(t *testing.T, a actConn) {
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	ctx := context.Background()
 	acting := func(t *testing.T, want int, wantSetting string) {
 		t.Helper()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -42,7 +44,7 @@ func (a actConn) execExtended(sql string) error {
 // responses counts the responses the session sees now.
 func (a actConn) responses(t *testing.T) int {
 	t.Helper()
-	return count(t, a.c, "SELECT count(*) FROM responses")
+	return proxytest.Count(t, a.c, "SELECT count(*) FROM responses")
 }
 
 // must fails the test on err.
@@ -65,7 +67,7 @@ func refusedBy(t *testing.T, err error, rule string) {
 // directCount counts the demo responses matching where, as the superuser.
 func directCount(t *testing.T, where string) int {
 	t.Helper()
-	n, err := strconv.Atoi(direct(t, "SELECT count(*) FROM responses WHERE "+where)[0][0])
+	n, err := strconv.Atoi(proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+where)[0][0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +76,8 @@ func directCount(t *testing.T, where string) int {
 
 func TestActForMetabaseCheckouts(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
-	a := actConn{c: p.connect(t, "metabase")}
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	a := actConn{c: p.Connect(t, "metabase")}
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	if france == 0 || france == all {
 		t.Fatalf("demo data: %d French responses of %d", france, all)
 	}
@@ -136,7 +138,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		if got := a.responses(t); got != france {
 			t.Fatalf("as marie: %d responses, want %d", got, france)
 		}
-		if got := through(t, a.c, "SHOW pgveil.act_for"); got[0][0] != "marie" {
+		if got := proxytest.Through(t, a.c, "SHOW pgveil.act_for"); got[0][0] != "marie" {
 			t.Fatalf("SHOW pgveil.act_for = %v", got)
 		}
 		must(t, a.exec("RESET pgveil.act_for"))
@@ -245,7 +247,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 	})
 	t.Run("a switch after a refused message of its batch is refused", func(t *testing.T) {
 		must(t, a.exec("SET ROLE marie"))
-		_, err := roundTrip(t, a.c,
+		_, err := proxytest.RoundTrip(t, a.c,
 			&pgproto3.Parse{Name: "refused", Query: "SELECT * FROM employees"},
 			&pgproto3.Parse{Query: "RESET ROLE"},
 			&pgproto3.Bind{},
@@ -260,7 +262,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 	t.Run("a switch after another Parse of its batch is refused", func(t *testing.T) {
 		must(t, a.exec("SET ROLE marie"))
 		// The upstream fails the first Parse and skips the RESET.
-		_, err := roundTrip(t, a.c,
+		_, err := proxytest.RoundTrip(t, a.c,
 			&pgproto3.Parse{Name: "fails_upstream", Query: "SELECT no_such_column FROM countries"},
 			&pgproto3.Parse{Query: "RESET ROLE"},
 			&pgproto3.Bind{},
@@ -334,7 +336,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 	t.Run("a portal bound for one user is refused after a switch", func(t *testing.T) {
 		must(t, a.exec("BEGIN"))
 		must(t, a.exec("SET ROLE marie"))
-		rows, err := roundTrip(t, a.c,
+		rows, err := proxytest.RoundTrip(t, a.c,
 			&pgproto3.Parse{Name: "", Query: "SELECT country FROM responses"},
 			&pgproto3.Bind{DestinationPortal: "viewer_portal"},
 			&pgproto3.Execute{Portal: "viewer_portal", MaxRows: 1},
@@ -343,7 +345,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 			t.Fatalf("as marie: %v %v", rows, err)
 		}
 		must(t, a.exec("SET ROLE hq"))
-		_, err = roundTrip(t, a.c, &pgproto3.Execute{Portal: "viewer_portal", MaxRows: 1}, &pgproto3.Sync{})
+		_, err = proxytest.RoundTrip(t, a.c, &pgproto3.Execute{Portal: "viewer_portal", MaxRows: 1}, &pgproto3.Sync{})
 		refusedBy(t, err, "policy_changed")
 		must(t, a.exec("ROLLBACK"))
 		must(t, a.exec("RESET ROLE"))
@@ -355,7 +357,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		long, short := strings.Repeat("p", 64), strings.Repeat("p", 63)
 		must(t, a.exec("BEGIN"))
 		must(t, a.exec("SET ROLE hq"))
-		rows, err := roundTrip(t, a.c,
+		rows, err := proxytest.RoundTrip(t, a.c,
 			&pgproto3.Parse{Name: "", Query: "SELECT country FROM responses ORDER BY id"},
 			&pgproto3.Bind{DestinationPortal: long},
 			&pgproto3.Execute{Portal: long, MaxRows: 1},
@@ -369,7 +371,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 
 		long, short = strings.Repeat("s", 64), strings.Repeat("s", 63)
 		must(t, a.exec("SET ROLE hq"))
-		_, err = roundTrip(t, a.c, &pgproto3.Parse{Name: long, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
+		_, err = proxytest.RoundTrip(t, a.c, &pgproto3.Parse{Name: long, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
 		must(t, err)
 		must(t, a.exec("SET ROLE marie"))
 		refusedBy(t, a.exec("EXECUTE "+short), "policy_changed")
@@ -382,19 +384,19 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		// (22021), at every Bind after a switch.
 		name := strings.Repeat("é", 40)
 		must(t, a.exec("SET ROLE hq"))
-		_, err := roundTrip(t, a.c, &pgproto3.Parse{Name: name, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
+		_, err := proxytest.RoundTrip(t, a.c, &pgproto3.Parse{Name: name, Query: "SELECT count(*) FROM responses"}, &pgproto3.Sync{})
 		must(t, err)
 		must(t, a.exec("SET ROLE marie"))
-		rows, err := roundTrip(t, a.c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err != nil || len(rows) != 1 || rows[0] != strconv.Itoa(france) {
 			t.Fatalf("as marie: %v %v, want %d", rows, err, france)
 		}
-		_, err = roundTrip(t, a.c, &pgproto3.Close{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
+		_, err = proxytest.RoundTrip(t, a.c, &pgproto3.Close{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
 		must(t, err)
 		must(t, a.exec("RESET ROLE"))
 	})
 	t.Run("a login that is no service cannot act for anyone", func(t *testing.T) {
-		hq := actConn{c: p.connect(t, "hq")}
+		hq := actConn{c: p.Connect(t, "hq")}
 		refusedBy(t, hq.exec("SET ROLE marie"), "act_for")
 		refusedBy(t, hq.exec("RESET ROLE"), "act_for")
 		refusedBy(t, hq.exec("SET ROLE NONE"), "act_for")
@@ -436,15 +438,15 @@ func TestActForJDBCCheckouts(t *testing.T) {
 		}
 		t.Skip("javac, java or PgJDBC missing")
 	}
-	p := startDemo(t)
-	france, all := directCount(t, scopes["marie"]+" AND nps >= 0"), directCount(t, "nps >= 0")
+	p := proxytest.StartDemo(t)
+	france, all := directCount(t, proxytest.Scopes["marie"]+" AND nps >= 0"), directCount(t, "nps >= 0")
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, javac, "-cp", jdbcJar, "-d", dir, filepath.Join("testdata", "jdbc", "JdbcImpersonation.java")).CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
-	url := "jdbc:postgresql://" + p.addr + "/" + demoDB + "?sslmode=disable&prepareThreshold=2"
+	url := "jdbc:postgresql://" + p.Addr + "/" + proxytest.DemoDB + "?sslmode=disable&prepareThreshold=2"
 	out, err := exec.CommandContext(ctx, java, "-cp", dir+string(os.PathListSeparator)+jdbcJar, "JdbcImpersonation", url, "metabase", "demo-metabase").CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
@@ -462,14 +464,14 @@ func TestActForJDBCCheckouts(t *testing.T) {
 }
 
 func TestActForFollowsReloads(t *testing.T) {
-	p, path, rl := reloadableDemo(t)
+	p, path, rl := proxytest.ReloadableDemo(t)
 	ctx := context.Background()
-	a := actConn{c: p.connect(t, "metabase")}
+	a := actConn{c: p.Connect(t, "metabase")}
 	must(t, a.exec("SET ROLE marie"))
-	if got := a.responses(t); got != directCount(t, scopes["marie"]) {
+	if got := a.responses(t); got != directCount(t, proxytest.Scopes["marie"]) {
 		t.Fatalf("as marie: %d", got)
 	}
-	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, `act_for  = ["hq"]`)
+	proxytest.EditConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, `act_for  = ["hq"]`)
 	must(t, rl.Reload(ctx))
 	t.Run("a viewer taken off the list is no longer served", func(t *testing.T) {
 		refusedBy(t, a.exec("SELECT count(*) FROM responses"), "act_for")

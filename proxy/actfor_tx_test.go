@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -11,9 +13,9 @@ import (
 // transaction stays when it commits and is undone when it rolls back, as
 // PostgreSQL's SET ROLE is, on pgveil's side as upstream.
 func TestActForIsTransactional(t *testing.T) {
-	p := startDemo(t)
-	a := actConn{c: p.connect(t, "metabase")}
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	p := proxytest.StartDemo(t)
+	a := actConn{c: p.Connect(t, "metabase")}
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	ctx := context.Background()
 	// acting checks what the session sees and what the upstream says.
 	acting := func(t *testing.T, want int, wantSetting string) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -16,9 +18,9 @@ import (
 // pgveil's acting user and the server's pgveil.act_for must agree, or
 // pgveil must refuse statements until the client switches again.
 func TestActForAfterTransactionControl(t *testing.T) {
-	p := startDemo(t)
-	a := actConn{c: p.connect(t, "metabase")}
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	p := proxytest.StartDemo(t)
+	a := actConn{c: p.Connect(t, "metabase")}
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	ctx := context.Background()
 	acting := func(t *testing.T, want int, wantSetting string) {
 		t.Helper()
@@ -157,11 +159,11 @@ func TestActForAfterTransactionControl(t *testing.T) {
 // TestActForAfterTransactionControlPooled: the same in transaction
 // pooling, where the session keeps its backend from its first switch.
 func TestActForAfterTransactionControlPooled(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		p := startPooled(t, relay, 2, 5*time.Second)
-		a := actConn{c: p.simpleConn(t, "metabase")}
-		other := p.simpleConn(t, "marie")
-		france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+		a := actConn{c: p.SimpleConn(t, "metabase")}
+		other := p.SimpleConn(t, "marie")
+		france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 		ctx := context.Background()
 		acting := func(t *testing.T, want int, wantSetting string) {
 			t.Helper()
@@ -213,9 +215,9 @@ func TestActForAfterTransactionControlPooled(t *testing.T) {
 // server's 42601 leaves the acting user as it was, on both sides, and a
 // statement pipelined after it in its batch is skipped.
 func TestActForMultiStatementParse(t *testing.T) {
-	p := startDemo(t)
-	a := actConn{c: p.connect(t, "metabase")}
-	france := directCount(t, scopes["marie"])
+	p := proxytest.StartDemo(t)
+	a := actConn{c: p.Connect(t, "metabase")}
+	france := directCount(t, proxytest.Scopes["marie"])
 	must(t, a.exec("SET ROLE marie"))
 	for _, sql := range []string{"BEGIN;SET ROLE hq", "SAVEPOINT s;SET ROLE hq", "RELEASE s;SAVEPOINT s;SET ROLE hq"} {
 		fe := a.c.PgConn().Frontend()

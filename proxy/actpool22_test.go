@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -20,7 +22,7 @@ import (
 // with nothing else in flight, follows the session like a kept setting
 // instead of keeping its backend.
 func TestActPool22(t *testing.T) {
-	onEveryRelay(t, actPool22)
+	proxytest.OnEveryRelay(t, actPool22)
 }
 
 // actShow returns what the session c reads of pgveil.act_for upstream,
@@ -57,27 +59,27 @@ func actExec(ctx context.Context, c *pgx.Conn, sql string, extended bool) error 
 
 func actPool22(t *testing.T, relay string) {
 	ctx := context.Background()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	want := map[string]string{"": "", "marie": "", "hq": ""}
 	for _, u := range []string{"marie", "hq"} {
-		want[u] = direct(t, "SELECT count(*) FROM responses WHERE "+scopes[u])[0][0]
+		want[u] = proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes[u])[0][0]
 	}
-	kept := func(t *testing.T, p *testProxy) int {
+	kept := func(t *testing.T, p *proxytest.Proxy) int {
 		t.Helper()
-		n, _ := proxy.KeptBackends(p.srv)
+		n, _ := proxy.KeptBackends(p.Server)
 		return n
 	}
 
 	t.Run("a pool of two serves six metabase sessions switching viewers, none keeping a backend", func(t *testing.T) {
 		p := startPooled(t, relay, 2, 5*time.Second)
-		service := p.connect(t, "metabase")
-		want[""] = fmt.Sprint(count(t, service, "SELECT count(*) FROM responses"))
+		service := p.Connect(t, "metabase")
+		want[""] = fmt.Sprint(proxytest.Count(t, service, "SELECT count(*) FROM responses"))
 		service.Close(ctx)
 		const sessions, rounds = 6, 8
 		var wg sync.WaitGroup
 		errs := make(chan error, sessions)
 		for i := range sessions {
-			c := p.connect(t, "metabase")
+			c := p.Connect(t, "metabase")
 			// Half switch as Superset does (simple protocol), half as
 			// Metabase (PgJDBC: extended, unnamed statement).
 			extended := i%2 == 1
@@ -123,21 +125,21 @@ func actPool22(t *testing.T, relay string) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n, why := proxy.KeptBackends(p.srv); n != 0 {
+		if n, why := proxy.KeptBackends(p.Server); n != 0 {
 			t.Errorf("%d sessions keep their backend: %q", n, why)
 		}
-		if n := p.poolBackends(t); n > 2 {
+		if n := p.PoolBackends(t); n > 2 {
 			t.Errorf("%d backends upstream, want at most 2", n)
 		}
 	})
 
 	t.Run("a viewer set by one session is never seen by the next on its backend, and follows its own session to another", func(t *testing.T) {
 		p := startPooled(t, relay, 2, 5*time.Second)
-		service := p.connect(t, "metabase")
-		want[""] = fmt.Sprint(count(t, service, "SELECT count(*) FROM responses"))
+		service := p.Connect(t, "metabase")
+		want[""] = fmt.Sprint(proxytest.Count(t, service, "SELECT count(*) FROM responses"))
 		service.Close(ctx)
 		for _, extended := range []bool{false, true} {
-			a := p.connect(t, "metabase")
+			a := p.Connect(t, "metabase")
 			if err := actExec(ctx, a, "SET ROLE marie", extended); err != nil {
 				t.Fatal(err)
 			}
@@ -146,12 +148,12 @@ func actPool22(t *testing.T, relay string) {
 			others := []struct {
 				user, want string
 				c          *pgx.Conn
-			}{{"metabase", want[""], p.connect(t, "metabase")}, {"hq", want["hq"], p.simpleConn(t, "hq")}}
+			}{{"metabase", want[""], p.Connect(t, "metabase")}, {"hq", want["hq"], p.SimpleConn(t, "hq")}}
 			for _, o := range others {
 				if _, err := o.c.Exec(ctx, "BEGIN"); err != nil {
 					t.Fatal(err)
 				}
-				if got := fmt.Sprint(count(t, o.c, "SELECT count(*) FROM responses")); got != o.want {
+				if got := fmt.Sprint(proxytest.Count(t, o.c, "SELECT count(*) FROM responses")); got != o.want {
 					t.Fatalf("%s read %s responses on a shared backend, want its own %s", o.user, got, o.want)
 				}
 				if act, err := actShow(ctx, o.c); err != nil || act != "" {
@@ -161,7 +163,7 @@ func actPool22(t *testing.T, relay string) {
 			if _, err := others[0].c.Exec(ctx, "COMMIT"); err != nil {
 				t.Fatal(err)
 			}
-			if got := fmt.Sprint(count(t, a, "SELECT count(*) FROM responses")); got != want["marie"] {
+			if got := fmt.Sprint(proxytest.Count(t, a, "SELECT count(*) FROM responses")); got != want["marie"] {
 				t.Fatalf("back on a backend, the session acting for marie read %s responses, want %s", got, want["marie"])
 			}
 			if act, err := actShow(ctx, a); err != nil || act != "marie" {
@@ -173,7 +175,7 @@ func actPool22(t *testing.T, relay string) {
 				}
 				o.c.Close(ctx)
 			}
-			if n, why := proxy.KeptBackends(p.srv); n != 0 {
+			if n, why := proxy.KeptBackends(p.Server); n != 0 {
 				t.Errorf("%d sessions keep their backend: %q", n, why)
 			}
 			a.Close(ctx)
@@ -209,7 +211,7 @@ func actPool22(t *testing.T, relay string) {
 		// endsBatch sends the switch, then end, in one extended batch.
 		endsBatch := func(end string) func(c *pgx.Conn) error {
 			return func(c *pgx.Conn) error {
-				_, err := roundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				_, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 					&pgproto3.Parse{Query: end}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 				return err
 			}
@@ -228,7 +230,7 @@ func actPool22(t *testing.T, relay string) {
 			{"followed by COMMIT in its extended batch", endsBatch("COMMIT"), "marie"},
 		} {
 			t.Run(tc.name+" keeps its backend", func(t *testing.T) {
-				c := p.connect(outer, "metabase")
+				c := p.Connect(outer, "metabase")
 				before := kept(t, p)
 				if err := tc.change(c); err != nil {
 					t.Fatal(err)
@@ -239,7 +241,7 @@ func actPool22(t *testing.T, relay string) {
 				if act, err := actShow(ctx, c); err != nil || act != tc.acting {
 					t.Fatalf("pgveil.act_for upstream is %q (%v), want %q", act, err, tc.acting)
 				}
-				n := count(t, c, "SELECT count(*) FROM responses")
+				n := proxytest.Count(t, c, "SELECT count(*) FROM responses")
 				if tc.acting == "marie" && fmt.Sprint(n) != want["marie"] {
 					t.Fatalf("acting for marie the session read %d responses, want %s", n, want["marie"])
 				}
@@ -249,8 +251,8 @@ func actPool22(t *testing.T, relay string) {
 
 	t.Run("a switch its extended batch rolls back changes nothing and keeps no backend", func(t *testing.T) {
 		p := startPooled(t, relay, 2, 5*time.Second)
-		c := p.connect(t, "metabase")
-		_, err := roundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		c := p.Connect(t, "metabase")
+		_, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err != nil {
 			t.Fatal(err)
@@ -258,11 +260,11 @@ func actPool22(t *testing.T, relay string) {
 		if act, err := actShow(ctx, c); err != nil || act != "" {
 			t.Fatalf("pgveil.act_for upstream is %q (%v), want none", act, err)
 		}
-		service := count(t, p.connect(t, "metabase"), "SELECT count(*) FROM responses")
-		if got := count(t, c, "SELECT count(*) FROM responses"); got != service {
+		service := proxytest.Count(t, p.Connect(t, "metabase"), "SELECT count(*) FROM responses")
+		if got := proxytest.Count(t, c, "SELECT count(*) FROM responses"); got != service {
 			t.Fatalf("the session read %d responses, want the service's %d", got, service)
 		}
-		if n, why := proxy.KeptBackends(p.srv); n != 0 {
+		if n, why := proxy.KeptBackends(p.Server); n != 0 {
 			t.Errorf("%d sessions keep their backend: %q", n, why)
 		}
 	})

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -108,17 +110,17 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestAdminEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
-	p, pols := startDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
+	p, pols := proxytest.StartDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
 	server.RegisterPolicies(reg, pols)
 	m.SetPolicyVersion(pols.Current().Version)
-	admin := server.NewAdmin(reg, server.UpstreamReady(p.cfg, pols))
+	admin := server.NewAdmin(reg, server.UpstreamReady(p.Config, pols))
 	clock := newFakeClock()
 	admin.Now = clock.Now
 	hs := httptest.NewServer(admin.Handler())
 	defer hs.Close()
 
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	for i := 0; i < 3; i++ {
 		if _, err := c.Exec(ctx, "SELECT count(*) FROM responses"); err != nil {
 			t.Fatal(err)
@@ -162,15 +164,15 @@ func TestAdminEndpoints(t *testing.T) {
 		if code, body := get(t, hs.URL+"/readyz"); code != http.StatusOK {
 			t.Fatalf("readyz %d %s", code, body)
 		}
-		if cluster.External() {
+		if proxytest.Cluster.External() {
 			t.Skip("an external server is not stopped by tests")
 		}
 		c.Close(ctx)
-		if err := cluster.StopServer(); err != nil {
+		if err := proxytest.Cluster.StopServer(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() {
-			if err := cluster.StartServer(); err != nil {
+			if err := proxytest.Cluster.StartServer(); err != nil {
 				t.Fatal(err)
 			}
 		}()
@@ -179,7 +181,7 @@ func TestAdminEndpoints(t *testing.T) {
 		if code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "not ready: upstream unreachable" {
 			t.Fatalf("readyz with the upstream down: %d %s", code, body)
 		}
-		if err := cluster.StartServer(); err != nil {
+		if err := proxytest.Cluster.StartServer(); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(2 * time.Second)
@@ -192,9 +194,9 @@ func TestAdminEndpoints(t *testing.T) {
 func TestSessionsAreCountedBeforeTheClientIsReady(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
-	p, _ := startDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
+	p, _ := proxytest.StartDemoFrom(t, "../configs/demo.hcl", func(o *proxy.Options) { o.Metrics = m })
 	for i := 1; i <= 20; i++ {
-		p.connect(t, "marie")
+		p.Connect(t, "marie")
 		fams, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)

@@ -3,15 +3,17 @@ package proxy_test
 import (
 	"context"
 	"testing"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 )
 
 func TestApplicationNameKeepsTheUserUpstream(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	upstreamName := func(t *testing.T) string {
 		t.Helper()
-		rows := direct(t, "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pgveil:marie:%'")
+		rows := proxytest.Direct(t, "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pgveil:marie:%'")
 		if len(rows) != 1 {
 			t.Fatalf("%d upstream sessions of marie: %v", len(rows), rows)
 		}

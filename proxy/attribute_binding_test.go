@@ -2,33 +2,10 @@ package proxy_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
-)
 
-// demoWith writes the demo configuration with each of the replacements
-// (old, new, old, new…) made once, and returns its path.
-func demoWith(t *testing.T, replacements ...string) string {
-	t.Helper()
-	raw, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(raw)
-	for i := 0; i < len(replacements); i += 2 {
-		if !strings.Contains(cfg, replacements[i]) {
-			t.Fatalf("no %s in the demo configuration", replacements[i])
-		}
-		cfg = strings.Replace(cfg, replacements[i], replacements[i+1], 1)
-	}
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+)
 
 // TestMissingAttributeNeverWidens: an attribute the user lacks binds as
 // NULL, which keeps a comparison from being true, but not a call or a
@@ -37,9 +14,9 @@ func demoWith(t *testing.T, replacements ...string) string {
 // reading one grants no row, and a mask reading one shows no value.
 func TestMissingAttributeNeverWidens(t *testing.T) {
 	t.Run("a rule building a pattern with concat grants marie no row without the attribute", func(t *testing.T) {
-		path := demoWith(t, `where  = "country = me.country"`, `where  = "country LIKE concat(me.country_prefix, '%')"`)
-		p, _ := startDemoFrom(t, path)
-		c := p.connect(t, "marie")
+		path := proxytest.DemoWith(t, `where  = "country = me.country"`, `where  = "country LIKE concat(me.country_prefix, '%')"`)
+		p, _ := proxytest.StartDemoFrom(t, path)
+		c := p.Connect(t, "marie")
 		var n int
 		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM responses").Scan(&n); err != nil {
 			t.Fatal(err)
@@ -49,10 +26,10 @@ func TestMissingAttributeNeverWidens(t *testing.T) {
 		}
 	})
 	t.Run("a string attribute that reads as an array literal is one value in = ANY", func(t *testing.T) {
-		path := demoWith(t, `attributes = { country = "France" }`, `attributes = { country = "France", countries = "{France,Germany}" }`,
+		path := proxytest.DemoWith(t, `attributes = { country = "France" }`, `attributes = { country = "France", countries = "{France,Germany}" }`,
 			`where  = "country = me.country"`, `where  = "country = ANY(me.countries)"`)
-		p, _ := startDemoFrom(t, path)
-		c := p.connect(t, "marie")
+		p, _ := proxytest.StartDemoFrom(t, path)
+		c := p.Connect(t, "marie")
 		var n int
 		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM responses").Scan(&n); err != nil {
 			t.Fatal(err)
@@ -62,13 +39,13 @@ func TestMissingAttributeNeverWidens(t *testing.T) {
 		}
 	})
 	t.Run("a mask whose CASE falls to its ELSE shows marie no email without the attribute", func(t *testing.T) {
-		path := demoWith(t, `column "email" { class = "pii" }`, `column "email" {
+		path := proxytest.DemoWith(t, `column "email" { class = "pii" }`, `column "email" {
     class      = "pii"
     mask       = "expression"
     expression = "CASE WHEN me.department <> 'support' THEN NULL ELSE email END"
   }`)
-		p, _ := startDemoFrom(t, path)
-		c := p.connect(t, "marie")
+		p, _ := proxytest.StartDemoFrom(t, path)
+		c := p.Connect(t, "marie")
 		var n int
 		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM responses WHERE email IS NOT NULL").Scan(&n); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -38,7 +40,7 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = alog.Close() })
 			p := startDemoPool(t, c.relay, c.pool, func(po *proxy.Options) { po.Audit = alog })
-			a := actConn{c: p.connect(t, "metabase")}
+			a := actConn{c: p.Connect(t, "metabase")}
 			refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
 			refusedBy(t, a.execExtended("SET pgveil.act_for = 'survey_admin'"), "act_for")
 			refusedBy(t, a.exec("SET ROLE \"hunter2-typo\""), "act_for")
@@ -71,7 +73,7 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 // as every other refusal's does: `audit search --kind set` finds the
 // attempts, in simple and extended protocol.
 func TestAuditRefusedActForKeepsItsKind(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := filepath.Join(t.TempDir(), "audit.log")
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
@@ -79,7 +81,7 @@ func TestAuditRefusedActForKeepsItsKind(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = alog.Close() })
 		p := startDemoPool(t, relay, policy.Pool{}, func(po *proxy.Options) { po.Audit = alog })
-		a := actConn{c: p.connect(t, "metabase")}
+		a := actConn{c: p.Connect(t, "metabase")}
 		refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
 		refusedBy(t, a.execExtended("SET pgveil.act_for = 'nobody'"), "act_for")
 		a.c.Close(context.Background())

@@ -41,7 +41,7 @@ func TestAuditActForChanges(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = alog.Close() })
 			p := startDemoPool(t, c.relay, c.pool, func(po *proxy.Options) { po.Audit = alog })
-			a := actConn{c: p.connect(t, "metabase")}
+			a := actConn{c: p.Connect(t, "metabase")}
 			must(t, a.exec("SET ROLE marie"))
 			must(t, a.exec("RESET ROLE"))
 			must(t, a.exec("SET pgveil.act_for = 'hq'"))
@@ -86,9 +86,9 @@ func TestAuditActForChanges(t *testing.T) {
 // it.
 func TestAuditDisconnectNamesTheUserActedFor(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: true})
-	acting := actConn{c: p.connect(t, "metabase")}
+	acting := actConn{c: p.Connect(t, "metabase")}
 	must(t, acting.exec("SET ROLE marie"))
-	own := actConn{c: p.connect(t, "metabase")}
+	own := actConn{c: p.Connect(t, "metabase")}
 	must(t, own.exec("SELECT 1"))
 	acting.c.Close(context.Background())
 	own.c.Close(context.Background())

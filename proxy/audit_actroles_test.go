@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
@@ -27,7 +29,7 @@ import (
 // act for her has its kind and the tables it names; the Execute of one
 // refused at its Parse is told from the Parse.
 func TestAuditActingRoles(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
 			map[string]string{"zoe": "zoe-pw", "ali": "ali-pw", "kim": "kim-pw"},
 			map[string][]string{"central": {"zoe", "ali", "kim"}, "admins": {"ali"}})
@@ -47,11 +49,11 @@ func TestAuditActingRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
-		p, pols := startDemoWith(t, cfgDir, func(c *policy.Config) { c.Listen.Relay = relay },
+		p, pols := proxytest.StartDemoWith(t, cfgDir, func(c *policy.Config) { c.Listen.Relay = relay },
 			func(po *proxy.Options) { po.Audit = alog })
-		rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.NewNop()}
+		rl := &server.Reloader{Path: cfgDir, Base: p.Config, Policies: pols, Server: p.Server, Logger: zap.NewNop()}
 		ctx := context.Background()
-		c, err := pgx.Connect(ctx, p.url("bi", "demo-metabase", nil))
+		c, err := pgx.Connect(ctx, p.URL("bi", "demo-metabase", nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -24,33 +26,33 @@ import (
 // abandons (CopyFail) before a write, and a Query whose second
 // statement fails.
 func TestAuditAffectedRowsAfterErrors(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, q := range []string{
 		"CREATE SCHEMA IF NOT EXISTS audit_w",
 		"CREATE TABLE IF NOT EXISTS audit_w.items (id int, note text)",
 		"GRANT USAGE ON SCHEMA audit_w TO pgveil_svc",
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON audit_w.items TO pgveil_svc",
 	} {
-		direct(t, q)
+		proxytest.Direct(t, q)
 	}
-	onEveryRelay(t, func(t *testing.T, relay string) {
-		direct(t, "TRUNCATE audit_w.items")
-		direct(t, "INSERT INTO audit_w.items SELECT g, 'n' FROM generate_series(1, 50) g")
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+		proxytest.Direct(t, "TRUNCATE audit_w.items")
+		proxytest.Direct(t, "INSERT INTO audit_w.items SELECT g, 'n' FROM generate_series(1, 50) g")
 		path := filepath.Join(t.TempDir(), "audit.log")
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
 			cfg.Listen.Relay = relay
 			cfg.Schemas["audit_w"] = &policy.Schema{Name: "audit_w", Allow: true}
 			cfg.Roles["central_analyst"].Statements = append(cfg.Roles["central_analyst"].Statements,
 				rewrite.KindInsert, rewrite.KindUpdate, rewrite.KindDelete)
 		}, func(po *proxy.Options) { po.Audit = alog })
 		ctx := context.Background()
-		x := p.connect(t, "hq")
-		s := p.simpleConn(t, "hq")
+		x := p.Connect(t, "hq")
+		s := p.SimpleConn(t, "hq")
 		pipelineBatches(t, x, 2,
 			&pgproto3.Parse{Query: "UPDATE audit_w.items SET note = 'p' WHERE id <= 5"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},

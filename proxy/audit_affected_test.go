@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -27,14 +29,14 @@ import (
 // SELECT's record keeps its DataRow count, a COPY TO's the rows its tag
 // counts (a HEADER line, a binary trailer are no row). On both relays, in a transaction pool, with redact_literals.
 func TestAuditAffectedRows(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, q := range []string{
 		"CREATE SCHEMA IF NOT EXISTS audit_w",
 		"CREATE TABLE IF NOT EXISTS audit_w.items (id int, note text)",
 		"GRANT USAGE ON SCHEMA audit_w TO pgveil_svc",
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON audit_w.items TO pgveil_svc",
 	} {
-		direct(t, q)
+		proxytest.Direct(t, q)
 	}
 	pooled := policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}
 	for _, c := range []struct {
@@ -50,14 +52,14 @@ func TestAuditAffectedRows(t *testing.T) {
 		{"in a transaction pool on goroutines", policy.RelayGoroutines, pooled, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			direct(t, "TRUNCATE audit_w.items")
+			proxytest.Direct(t, "TRUNCATE audit_w.items")
 			path := filepath.Join(t.TempDir(), "audit.log")
 			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: c.redact})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = alog.Close() })
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
 				cfg.Upstream.Pool = c.pool
 				cfg.Listen.Relay = c.relay
 				cfg.Schemas["audit_w"] = &policy.Schema{Name: "audit_w", Allow: true}
@@ -65,8 +67,8 @@ func TestAuditAffectedRows(t *testing.T) {
 					rewrite.KindInsert, rewrite.KindUpdate, rewrite.KindDelete)
 			}, func(po *proxy.Options) { po.Audit = alog })
 			ctx := context.Background()
-			s := p.simpleConn(t, "hq")
-			x := p.connect(t, "hq")
+			s := p.SimpleConn(t, "hq")
+			x := p.Connect(t, "hq")
 			run := func(sql string) {
 				t.Helper()
 				if _, err := s.PgConn().Exec(ctx, sql).ReadAll(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -30,15 +32,15 @@ func TestAuditNamesTheBackend(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = alog.Close() })
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Pool = mode.pool },
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Pool = mode.pool },
 				func(po *proxy.Options) { po.Audit = alog })
 			ctx := context.Background()
-			c := p.connect(t, "marie")
+			c := p.Connect(t, "marie")
 			// NOTE: pg_backend_pid is refused (server_state): the
 			// backend is found by the statement it ran last.
 			backendOf := func(marker string) string {
 				t.Helper()
-				rows := direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query LIKE '%"+marker+"%' AND pid <> pg_backend_pid()")
+				rows := proxytest.Direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query LIKE '%"+marker+"%' AND pid <> pg_backend_pid()")
 				if len(rows) != 1 {
 					t.Fatalf("%d backends ran %s", len(rows), marker)
 				}

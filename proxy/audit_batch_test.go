@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -20,17 +22,17 @@ import (
 // simple Query's record, which ends at its ReadyForQuery, sees the error
 // of its own commit.
 func TestAuditRecordsAnErrorAtTheImplicitCommitOfASync(t *testing.T) {
-	setupUpstream(t)
+	proxytest.SetupUpstream(t)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, testDB, `
+	if err := proxytest.Cluster.Exec(ctx, proxytest.TestDB, `
 DROP TABLE IF EXISTS audit_deferred;
 CREATE TABLE audit_deferred (id int, CONSTRAINT audit_deferred_u UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
-GRANT SELECT, INSERT ON audit_deferred TO `+svcUser+`;`); err != nil {
+GRANT SELECT, INSERT ON audit_deferred TO `+proxytest.SvcUser+`;`); err != nil {
 		t.Fatal(err)
 	}
 	for _, relay := range []string{policy.RelayEventLoop, policy.RelayGoroutines} {
 		t.Run(relay, func(t *testing.T) {
-			if err := cluster.Exec(ctx, testDB, "TRUNCATE audit_deferred"); err != nil {
+			if err := proxytest.Cluster.Exec(ctx, proxytest.TestDB, "TRUNCATE audit_deferred"); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(t.TempDir(), "audit.log")
@@ -39,8 +41,8 @@ GRANT SELECT, INSERT ON audit_deferred TO `+svcUser+`;`); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = alog.Close() })
-			p := startProxy(t, func(c *policy.Config, o *proxy.Options) { o.Audit = alog; c.Listen.Relay = relay })
-			c := p.connect(t, "alice")
+			p := proxytest.StartProxy(t, func(c *policy.Config, o *proxy.Options) { o.Audit = alog; c.Listen.Relay = relay })
+			c := p.Connect(t, "alice")
 			const (
 				extended = "INSERT INTO audit_deferred VALUES ($1), ($1)"
 				simple   = "INSERT INTO audit_deferred VALUES (8), (8)"

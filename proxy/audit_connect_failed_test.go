@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -33,7 +35,7 @@ func TestAuditConnectFailed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recordingAuditor{}
-			cfg := demoConfig(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Pool = tc.pool })
+			cfg := proxytest.DemoConfig(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Pool = tc.pool })
 			enf, _, err := server.LoadEnforcement(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("loading enforcement: %v", err)
@@ -48,11 +50,11 @@ func TestAuditConnectFailed(t *testing.T) {
 			ln.Close()
 			po := proxy.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel)), Audit: rec}
 			server.NewPolicies(enf).Apply(&po)
-			p := serve(t, cfg, po)
+			p := proxytest.Serve(t, cfg, po)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+			c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 			var pe *pgconn.PgError
 			if err == nil {
 				c.Close(ctx)
@@ -62,7 +64,7 @@ func TestAuditConnectFailed(t *testing.T) {
 			}
 			// NOTE: the record follows the FATAL the client read.
 			var got []*audit.Record
-			poll(5*time.Second, func() bool { got = rec.events("connect_failed"); return len(got) > 0 })
+			proxytest.Poll(5*time.Second, func() bool { got = rec.events("connect_failed"); return len(got) > 0 })
 			if len(got) != 1 {
 				t.Fatalf("%d connect_failed records, want 1", len(got))
 			}
@@ -81,15 +83,15 @@ func TestAuditConnectFailed(t *testing.T) {
 // carry the SQLSTATE the client was sent, as those of statements do.
 func TestAuditRefusalSQLState(t *testing.T) {
 	rec := &recordingAuditor{}
-	p, _ := startDemoWith(t, "../configs/demo.hcl", nil, func(po *proxy.Options) { po.Audit = rec })
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", nil, func(po *proxy.Options) { po.Audit = rec })
 	for _, tc := range []struct {
 		name  string
 		url   string
 		event string
 	}{
-		{"a wrong password's auth_failure records it", p.url("marie", "not-her-password", nil), "auth_failure"},
-		{"a database pgveil does not serve records it", strings.Replace(p.url("marie", "demo-marie", nil), "/"+demoDB+"?", "/postgres?", 1), "connect_refused"},
-		{"a startup parameter pgveil refuses records it", p.url("marie", "demo-marie", url.Values{"replication": {"database"}}), "connect_refused"},
+		{"a wrong password's auth_failure records it", p.URL("marie", "not-her-password", nil), "auth_failure"},
+		{"a database pgveil does not serve records it", strings.Replace(p.URL("marie", "demo-marie", nil), "/"+proxytest.DemoDB+"?", "/postgres?", 1), "connect_refused"},
+		{"a startup parameter pgveil refuses records it", p.URL("marie", "demo-marie", url.Values{"replication": {"database"}}), "connect_refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(rec.events(tc.event))
@@ -104,7 +106,7 @@ func TestAuditRefusalSQLState(t *testing.T) {
 				t.Fatalf("connecting: %v, want the FATAL pgveil sent", err)
 			}
 			var got []*audit.Record
-			poll(5*time.Second, func() bool { got = rec.events(tc.event); return len(got) > before })
+			proxytest.Poll(5*time.Second, func() bool { got = rec.events(tc.event); return len(got) > before })
 			if len(got) != before+1 {
 				t.Fatalf("%d %s records, want %d", len(got), tc.event, before+1)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -17,11 +19,11 @@ import (
 
 // rawAuditConn connects to p as user and returns the raw connection,
 // whose Frontend can pipeline.
-func rawAuditConn(t *testing.T, p *testProxy, user string) *pgconn.PgConn {
+func rawAuditConn(t *testing.T, p *proxytest.Proxy, user string) *pgconn.PgConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgconn.Connect(ctx, p.url(user, "demo-"+user, nil))
+	c, err := pgconn.Connect(ctx, p.URL(user, "demo-"+user, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestAuditRepeatedRefusalParsedOnce(t *testing.T) {
 	if len(codes) != n {
 		t.Fatalf("%d errors for %d refused statements: %v", len(codes), n, codes[:min(len(codes), 5)])
 	}
-	if !poll(10*time.Second, func() bool { return alog.Stats().Queued == 0 }) {
+	if !proxytest.Poll(10*time.Second, func() bool { return alog.Stats().Queued == 0 }) {
 		t.Fatalf("the writer is still behind after 10 s: %+v", alog.Stats())
 	}
 	t.Logf("%d refusals answered and written in %v", n, time.Since(start))

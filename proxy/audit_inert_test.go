@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -26,15 +28,15 @@ func TestAuditLinesInert(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p := startDemo(t, func(po *proxy.Options) { po.Audit = alog })
+	p := proxytest.StartDemo(t, func(po *proxy.Options) { po.Audit = alog })
 	ctx := context.Background()
 
 	// A failed login under a hostile name.
-	if c, err := pgx.Connect(ctx, p.url("mallory"+hostile, "wrong", nil)); err == nil {
+	if c, err := pgx.Connect(ctx, p.URL("mallory"+hostile, "wrong", nil)); err == nil {
 		c.Close(ctx)
 		t.Fatal("a login that is not configured connected")
 	}
-	c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", url.Values{"application_name": {"app" + hostile}}))
+	c, err := pgx.Connect(ctx, p.URL("marie", "demo-marie", url.Values{"application_name": {"app" + hostile}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -30,14 +32,14 @@ func auditedRunOn(t *testing.T, relay string, opt func(*proxy.Options), script f
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
 		po.Audit = alog
 		if opt != nil {
 			opt(po)
 		}
 	})
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	script(ctx, c)
 	c.Close(ctx)
 	waitSessions(t, p, 0)

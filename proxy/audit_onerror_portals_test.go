@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -24,7 +26,7 @@ import (
 func TestAuditOnErrorRefusePortals(t *testing.T) {
 	for _, mode := range []string{"session", "transaction pool"} {
 		t.Run(mode, func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) {
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 				var failing atomic.Bool
 				alog, err := audit.Open(audit.Options{File: t.TempDir() + "/audit.log", Key: auditKey})
 				if err != nil {
@@ -32,13 +34,13 @@ func TestAuditOnErrorRefusePortals(t *testing.T) {
 				}
 				t.Cleanup(func() { _ = alog.Close() })
 				opt := func(po *proxy.Options) { po.Audit, po.AuditFailing = alog, failing.Load }
-				var p *testProxy
+				var p *proxytest.Proxy
 				if mode == "session" {
-					p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, opt)
+					p, _ = proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, opt)
 				} else {
 					p = startPooled(t, relay, 2, 5*time.Second, opt)
 				}
-				c := p.connect(t, "marie")
+				c := p.Connect(t, "marie")
 				defer c.Close(context.Background())
 				fe := c.PgConn().Frontend()
 				rows, codes := sendBatch(t, fe,

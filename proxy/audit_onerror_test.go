@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -26,9 +28,9 @@ func TestAuditOnErrorRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p := startDemo(t, func(po *proxy.Options) { po.Audit, po.AuditFailing = alog, failing.Load })
+	p := proxytest.StartDemo(t, func(po *proxy.Options) { po.Audit, po.AuditFailing = alog, failing.Load })
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	code := func(err error) string {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -20,18 +22,18 @@ import (
 // Bind's rendering (up to 16 KiB, more with a large
 // parameter_max_length) for as long as the session lasts.
 func TestAuditParamsPortalsBounded(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
 			po.Audit = alog
 			po.AuditParameters = 256
 		})
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		defer c.Close(context.Background())
 		fe := c.PgConn().Frontend()
 		const nparams = 64

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -19,17 +21,17 @@ import (
 // replaced the portal before any Execute are those it runs with.
 func TestAuditParamsPipelinedBinds(t *testing.T) {
 	const sql = "SELECT id FROM responses WHERE id > $1::int LIMIT 1"
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
 			po.Audit, po.AuditParameters = alog, 256
 		})
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		fe := c.PgConn().Frontend()
 		v := func(s string) [][]byte { return [][]byte{[]byte(s)} }
 		if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "s", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {

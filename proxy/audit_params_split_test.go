@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -17,7 +19,7 @@ import (
 // values it carried, on every relay.
 func TestAuditParamsSplitBind(t *testing.T) {
 	const sql = "SELECT id FROM responses WHERE country = $1 AND id > $2"
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		recs := auditedRunOn(t, relay, func(po *proxy.Options) { po.AuditParameters = 256 }, func(ctx context.Context, c *pgx.Conn) {
 			fe := c.PgConn().Frontend()
 			if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "split", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/proxy"
@@ -26,7 +28,7 @@ func TestAuditParams(t *testing.T) {
 		}
 		simpleExec(ctx, t, c, "SELECT count(*) FROM responses")
 	}
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		// NOTE: on goroutines the Bind is peeked from the socket, its
 		// head only; on an event loop it is buffered whole.
 		recs := auditedRunOn(t, relay, func(po *proxy.Options) { po.AuditParameters = 8 }, script)
@@ -54,7 +56,7 @@ func TestAuditParams(t *testing.T) {
 // message still streams upstream.
 func TestAuditParamsLongBind(t *testing.T) {
 	const sql = "SELECT length($1::text) + length($2::text)"
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		recs := auditedRunOn(t, relay, func(po *proxy.Options) { po.AuditParameters = 8 }, func(ctx context.Context, c *pgx.Conn) {
 			var n int
 			if err := c.QueryRow(ctx, sql, pgx.QueryExecModeExec, strings.Repeat("x", 100<<10), "y").Scan(&n); err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -71,12 +73,12 @@ func TestAuditRecordsEveryPathOnce(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Cleanup(func() { _ = alog.Close() })
-					p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+					p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 						c.Listen.MaxMessageSize = 1 << 16
 						c.Upstream.Pool = mode.pool
 					}, func(po *proxy.Options) { po.Audit = alog })
 					ctx := context.Background()
-					c := p.connect(t, "marie")
+					c := p.Connect(t, "marie")
 					fe := c.PgConn().Frontend()
 					for _, m := range tc.msgs {
 						fe.Send(m)

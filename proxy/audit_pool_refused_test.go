@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/proxy"
 )
@@ -13,7 +15,7 @@ import (
 // that found no free backend: who, for whom, the statement that did not
 // run and the SQLSTATE the client got.
 func TestAuditPoolRefused(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
@@ -22,18 +24,18 @@ func TestAuditPoolRefused(t *testing.T) {
 		t.Cleanup(func() { _ = alog.Close() })
 		p := startPooled(t, relay, 1, 200*time.Millisecond, func(po *proxy.Options) { po.Audit = alog })
 		ctx := context.Background()
-		holder := p.connect(t, "hq")
+		holder := p.Connect(t, "hq")
 		if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := holder.Exec(ctx, "SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
-		mb := p.simpleConn(t, "metabase")
+		mb := p.SimpleConn(t, "metabase")
 		if _, err := mb.PgConn().Exec(ctx, "SET ROLE marie").ReadAll(); err == nil {
 			t.Fatal("SET ROLE ran with no backend free")
 		}
-		marie := p.connect(t, "marie")
+		marie := p.Connect(t, "marie")
 		var n int
 		if err := marie.QueryRow(ctx, "SELECT count(*) FROM responses WHERE nps > $1", 5).Scan(&n); err == nil {
 			t.Fatal("a Parse ran with no backend free")

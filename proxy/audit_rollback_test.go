@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -19,17 +21,17 @@ import (
 // place): PostgreSQL rolls back the batch's implicit transaction, the
 // INSERT with it. Its record must not say it inserted a row.
 func TestAnExecuteRolledBackByALaterExecutesErrorIsRecordedRolledBack(t *testing.T) {
-	setupUpstream(t)
+	proxytest.SetupUpstream(t)
 	ctx := context.Background()
-	if err := cluster.Exec(ctx, testDB, `
+	if err := proxytest.Cluster.Exec(ctx, proxytest.TestDB, `
 DROP TABLE IF EXISTS rolled_back_ins;
 CREATE TABLE rolled_back_ins (id int);
-GRANT SELECT, INSERT ON rolled_back_ins TO `+svcUser+`;`); err != nil {
+GRANT SELECT, INSERT ON rolled_back_ins TO `+proxytest.SvcUser+`;`); err != nil {
 		t.Fatal(err)
 	}
 	for _, relay := range []string{policy.RelayEventLoop, policy.RelayGoroutines} {
 		t.Run(relay, func(t *testing.T) {
-			if err := cluster.Exec(ctx, testDB, "TRUNCATE rolled_back_ins"); err != nil {
+			if err := proxytest.Cluster.Exec(ctx, proxytest.TestDB, "TRUNCATE rolled_back_ins"); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(t.TempDir(), "audit.log")
@@ -38,8 +40,8 @@ GRANT SELECT, INSERT ON rolled_back_ins TO `+svcUser+`;`); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = alog.Close() })
-			p := startProxy(t, func(c *policy.Config, o *proxy.Options) { o.Audit = alog; c.Listen.Relay = relay })
-			c := p.connect(t, "alice")
+			p := proxytest.StartProxy(t, func(c *policy.Config, o *proxy.Options) { o.Audit = alog; c.Listen.Relay = relay })
+			c := p.Connect(t, "alice")
 			const ins = "INSERT INTO rolled_back_ins VALUES (1)"
 			_, codes, _ := pipelineBatches(t, c, 1,
 				&pgproto3.Parse{Name: "ins", Query: ins}, &pgproto3.Bind{PreparedStatement: "ins"}, &pgproto3.Execute{},

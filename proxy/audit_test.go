@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -27,7 +29,7 @@ var auditKey = []byte("audit-test-key")
 
 // startAuditedDemo runs the demo proxy with an audit log in a temporary
 // directory and returns the log and its path.
-func startAuditedDemo(t *testing.T, o audit.Options) (*testProxy, *audit.Log, string) {
+func startAuditedDemo(t *testing.T, o audit.Options) (*proxytest.Proxy, *audit.Log, string) {
 	t.Helper()
 	if o.File == "" {
 		o.File = filepath.Join(t.TempDir(), "audit.log")
@@ -38,15 +40,15 @@ func startAuditedDemo(t *testing.T, o audit.Options) (*testProxy, *audit.Log, st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p := startDemo(t, func(po *proxy.Options) { po.Audit = alog })
+	p := proxytest.StartDemo(t, func(po *proxy.Options) { po.Audit = alog })
 	return p, alog, o.File
 }
 
 // waitSessions waits until the proxy relays n sessions.
-func waitSessions(t *testing.T, p *testProxy, n int) {
+func waitSessions(t *testing.T, p *proxytest.Proxy, n int) {
 	t.Helper()
-	if !poll(5*time.Second, func() bool { return p.srv.SessionCount() == n }) {
-		t.Fatalf("%d sessions, want %d", p.srv.SessionCount(), n)
+	if !proxytest.Poll(5*time.Second, func() bool { return p.Server.SessionCount() == n }) {
+		t.Fatalf("%d sessions, want %d", p.Server.SessionCount(), n)
 	}
 }
 
@@ -86,7 +88,7 @@ func readAudit(t *testing.T, alog *audit.Log, path string) []*audit.Entry {
 func TestAuditTrail(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	simple := func(sql string) {
 		t.Helper()
 		_, _ = c.PgConn().Exec(ctx, sql).ReadAll()
@@ -118,11 +120,11 @@ func TestAuditTrail(t *testing.T) {
 	c.Close(ctx)
 	waitSessions(t, p, 0)
 	before := alog.Stats()
-	if _, err := pgconn.Connect(ctx, p.url("marie", "wrong", nil)); err == nil {
+	if _, err := pgconn.Connect(ctx, p.URL("marie", "wrong", nil)); err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
 	// The proxy records the failure after answering the client.
-	poll(2*time.Second, func() bool {
+	proxytest.Poll(2*time.Second, func() bool {
 		st := alog.Stats()
 		return st.Written+uint64(st.Queued) > before.Written+uint64(before.Queued)
 	})
@@ -227,7 +229,7 @@ func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := pgx.Connect(ctx, p.url("hq", "demo-hq", nil))
+			c, err := pgx.Connect(ctx, p.URL("hq", "demo-hq", nil))
 			if err != nil {
 				errs <- err
 				return
@@ -262,7 +264,7 @@ func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
 func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
-	c := p.connect(t, "hq")
+	c := p.Connect(t, "hq")
 	ctx2, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	_, err := c.Exec(ctx2, "SELECT pg_catalog.pg_sleep(5)")
@@ -283,7 +285,7 @@ func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
 func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	simple := func(sql string) {
 		t.Helper()
 		if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
@@ -292,7 +294,7 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	}
 	raw := func(msgs ...pgproto3.FrontendMessage) {
 		t.Helper()
-		if _, err := roundTrip(t, c, msgs...); err != nil {
+		if _, err := proxytest.RoundTrip(t, c, msgs...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,7 +397,7 @@ func exchange(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) []str
 func TestAuditNamesTheUserActedForInRefusalsMadeBeforeTheCheck(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
-	c := p.connect(t, "metabase")
+	c := p.Connect(t, "metabase")
 	if _, err := c.PgConn().Exec(ctx, "SET ROLE marie").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +453,7 @@ func TestAuditKeepsTheHeadOfAStatementTooLongForTheWriterToParse(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: c.redact, RewrittenSQL: audit.RewrittenHash})
 			ctx := context.Background()
-			conn := p.connect(t, "hq")
+			conn := p.Connect(t, "hq")
 			res, err := conn.PgConn().Exec(ctx, c.sql).ReadAll()
 			if err != nil || len(res[0].Rows) != 3 {
 				t.Fatalf("%v", err)

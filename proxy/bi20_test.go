@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -17,7 +19,7 @@ import (
 // answered as it is upstream where nothing of it is hidden, and that
 // what stays refused says what to do.
 func TestBI20Introspection(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 
 	t.Run("psql's \\db lists the tablespaces, their locations unknown", func(t *testing.T) {
 		// psql's \db, as psql -E prints it; DBeaver's and pgAdmin's
@@ -27,9 +29,9 @@ func TestBI20Introspection(t *testing.T) {
   pg_catalog.pg_tablespace_location(oid) AS "Location"
 FROM pg_catalog.pg_tablespace
 ORDER BY 1`
-		want := direct(t, `SELECT spcname, pg_catalog.pg_get_userbyid(spcowner), NULL FROM pg_catalog.pg_tablespace ORDER BY 1`)
+		want := proxytest.Direct(t, `SELECT spcname, pg_catalog.pg_get_userbyid(spcowner), NULL FROM pg_catalog.pg_tablespace ORDER BY 1`)
 		for _, user := range []string{"marie", "tom", "bank_app"} {
-			got := through(t, p.connect(t, user), q)
+			got := proxytest.Through(t, p.Connect(t, user), q)
 			for i := range want {
 				want[i][2] = "NULL"
 			}
@@ -40,15 +42,15 @@ ORDER BY 1`
 	})
 
 	t.Run("a tablespace's location is answered NULL as text, whatever it is compared with", func(t *testing.T) {
-		c := p.connect(t, "marie")
-		got := through(t, c, `SELECT pg_typeof(pg_tablespace_location(oid))::text, pg_tablespace_location(oid) IS NULL, coalesce(pg_catalog.pg_tablespace_location(oid), 'unknown') FROM pg_tablespace WHERE spcname = 'pg_default'`)
+		c := p.Connect(t, "marie")
+		got := proxytest.Through(t, c, `SELECT pg_typeof(pg_tablespace_location(oid))::text, pg_tablespace_location(oid) IS NULL, coalesce(pg_catalog.pg_tablespace_location(oid), 'unknown') FROM pg_tablespace WHERE spcname = 'pg_default'`)
 		if want := [][]string{{"text", "t", "unknown"}}; !reflect.DeepEqual(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})
 
 	t.Run("psql's \\deu is refused with a hint that names user mappings", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		err := c.PgConn().Exec(context.Background(), `SELECT um.srvname AS "Server",
   um.usename AS "User name"
 FROM pg_catalog.pg_user_mappings um
@@ -63,7 +65,7 @@ ORDER BY 1, 2`).Close()
 	})
 
 	t.Run("each refusal an introspecting user meets says what to do in its hint", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		for _, tc := range []struct{ name, sql string }{
 			{"a file function", "SELECT pg_ls_dir('.')"},
 			{"psql's \\dl", `SELECT oid as "ID", pg_catalog.pg_get_userbyid(lomowner) as "Owner", pg_catalog.obj_description(oid, 'pg_largeobject') as "Description" FROM pg_catalog.pg_largeobject_metadata ORDER BY oid`},
@@ -91,7 +93,7 @@ ORDER BY 1, 2`).Close()
 // (current_setting(…)) does not tell: pg_attribute serves it NULL.
 func TestBI20MissingValue(t *testing.T) {
 	ctx := context.Background()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	drop := `DROP TABLE IF EXISTS public.bi20_staff`
 	for _, sql := range []string{drop,
 		`CREATE TABLE public.bi20_staff (id int, country text)`,
@@ -99,12 +101,12 @@ func TestBI20MissingValue(t *testing.T) {
 		`SET app.bonus = '4242'; ALTER TABLE public.bi20_staff ADD COLUMN bonus int DEFAULT current_setting('app.bonus')::int`,
 		`GRANT SELECT ON public.bi20_staff TO pgveil_svc`,
 	} {
-		if err := cluster.Exec(ctx, demoDB, sql); err != nil {
+		if err := proxytest.Cluster.Exec(ctx, proxytest.DemoDB, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, drop) })
-	if got := direct(t, `SELECT attmissingval::text FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`); !reflect.DeepEqual(got, [][]string{{"{4242}"}}) {
+	t.Cleanup(func() { _ = proxytest.Cluster.Exec(context.Background(), proxytest.DemoDB, drop) })
+	if got := proxytest.Direct(t, `SELECT attmissingval::text FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`); !reflect.DeepEqual(got, [][]string{{"{4242}"}}) {
 		t.Fatalf("upstream, attmissingval is %v, want {4242}: the test proves nothing", got)
 	}
 	raw, err := os.ReadFile("../configs/demo.hcl")
@@ -125,11 +127,11 @@ rule "bi20_own_country" {
 	if err := os.WriteFile(path, append(raw, extra...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startDemoFrom(t, path)
-	marie := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoFrom(t, path)
+	marie := p.Connect(t, "marie")
 
 	t.Run("the masked column reads NULL", func(t *testing.T) {
-		if got := through(t, marie, `SELECT id, bonus FROM bi20_staff`); !reflect.DeepEqual(got, [][]string{{"1", "NULL"}}) {
+		if got := proxytest.Through(t, marie, `SELECT id, bonus FROM bi20_staff`); !reflect.DeepEqual(got, [][]string{{"1", "NULL"}}) {
 			t.Fatalf("got %v", got)
 		}
 	})
@@ -139,14 +141,14 @@ rule "bi20_own_country" {
 			`SELECT a.attmissingval::text FROM pg_catalog.pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'bi20_staff' AND a.attname = 'bonus'`,
 			`SELECT (to_jsonb(a) ->> 'attmissingval') FROM pg_attribute a WHERE attrelid = 'public.bi20_staff'::regclass AND attname = 'bonus'`,
 		} {
-			if got := through(t, marie, q); !reflect.DeepEqual(got, [][]string{{"NULL"}}) {
+			if got := proxytest.Through(t, marie, q); !reflect.DeepEqual(got, [][]string{{"NULL"}}) {
 				t.Errorf("%s: got %v, the real bonus of the rows older than the column", q, got)
 			}
 		}
 	})
 	t.Run("the rest of pg_attribute is served as upstream", func(t *testing.T) {
 		const q = `SELECT attname, atttypid::regtype::text, attnum, attnotnull, atthasdef, atthasmissing, attisdropped FROM pg_attribute WHERE attrelid = 'public.bi20_staff'::regclass ORDER BY attnum`
-		if got, want := through(t, marie, q), direct(t, q); !reflect.DeepEqual(got, want) {
+		if got, want := proxytest.Through(t, marie, q), proxytest.Direct(t, q); !reflect.DeepEqual(got, want) {
 			t.Errorf("got %v, want %v", got, want)
 		}
 	})

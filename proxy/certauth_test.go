@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/testcert"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -48,9 +50,9 @@ func writeClientCert(t *testing.T, c tls.Certificate) certFiles {
 // trusted (and those of crl revoked), as policy.Load provisions
 // listen.tls { client_ca_file, client_crl_file }, and adds carol, who
 // logs in with a certificate.
-func withClientCerts(t testing.TB, ca *testcert.CA, crlPEM []byte, name string) proxyOption {
+func withClientCerts(t testing.TB, ca *testcert.CA, crlPEM []byte, name string) proxytest.Option {
 	return func(c *policy.Config, _ *proxy.Options) {
-		cert, _ := selfSigned(t)
+		cert, _ := proxytest.SelfSigned(t)
 		pool := x509.NewCertPool()
 		pool.AddCert(ca.Cert)
 		b, _ := pem.Decode(crlPEM)
@@ -84,15 +86,15 @@ func TestClientCertificateAuthentication(t *testing.T) {
 	crl := ca.CRL(t, revokedCert.Leaf)
 
 	rec := &recordingAuditor{}
-	p := startProxy(t, withClientCerts(t, ca, crl, policy.ClientNameCN), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
-	dnProxy := startProxy(t, withClientCerts(t, ca, crl, policy.ClientNameDN))
+	p := proxytest.StartProxy(t, withClientCerts(t, ca, crl, policy.ClientNameCN), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+	dnProxy := proxytest.StartProxy(t, withClientCerts(t, ca, crl, policy.ClientNameDN))
 
-	tlsURL := func(p *testProxy, user, password string, f *certFiles) string {
-		q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {p.certFile}, "host": {"localhost"}}
+	tlsURL := func(p *proxytest.Proxy, user, password string, f *certFiles) string {
+		q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {p.CertFile}, "host": {"localhost"}}
 		if f != nil {
 			q["sslcert"], q["sslkey"] = []string{f.cert}, []string{f.keyPEM}
 		}
-		return p.url(user, password, q)
+		return p.URL(user, password, q)
 	}
 	const query = "SELECT 'cert-' || count(*) FROM items"
 
@@ -136,7 +138,7 @@ func TestClientCertificateAuthentication(t *testing.T) {
 				t.Fatalf("%v: %s", err, out)
 			}
 			var events []string
-			poll(5*time.Second, func() bool {
+			proxytest.Poll(5*time.Second, func() bool {
 				events = events[:0]
 				for _, e := range rec.events("auth_failure") {
 					events = append(events, e.Reason)
@@ -150,7 +152,7 @@ func TestClientCertificateAuthentication(t *testing.T) {
 	}
 	t.Run("a password user is not asked for a certificate and may present one", func(t *testing.T) {
 		for _, f := range []*certFiles{nil, &foreign} {
-			out, err := psql(t, tlsURL(p, "alice", users["alice"], f), "-c", query)
+			out, err := psql(t, tlsURL(p, "alice", proxytest.Users["alice"], f), "-c", query)
 			if err != nil || strings.TrimSpace(out) != "cert-100" {
 				t.Fatalf("%v: %s", err, out)
 			}
@@ -180,10 +182,10 @@ func TestClientCertificateAuthentication(t *testing.T) {
 		if out, err := exec.CommandContext(ctx, javac, "-cp", jdbcJar, "-d", dir, filepath.Join("testdata", "jdbc", "JdbcCert.java")).CombinedOutput(); err != nil {
 			t.Fatalf("javac: %v\n%s", err, out)
 		}
-		_, port, _ := strings.Cut(p.addr, ":")
+		_, port, _ := strings.Cut(p.Addr, ":")
 		run := func(user string, f certFiles) string {
-			q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {p.certFile}, "sslcert": {f.cert}, "sslkey": {f.keyDER}}
-			jurl := "jdbc:postgresql://localhost:" + port + "/" + testDB + "?" + q.Encode()
+			q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {p.CertFile}, "sslcert": {f.cert}, "sslkey": {f.keyDER}}
+			jurl := "jdbc:postgresql://localhost:" + port + "/" + proxytest.TestDB + "?" + q.Encode()
 			out, err := exec.CommandContext(ctx, java, "-cp", dir+string(os.PathListSeparator)+jdbcJar, "JdbcCert", jurl, user).CombinedOutput()
 			if err != nil {
 				t.Fatalf("java: %v\n%s", err, out)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
@@ -21,7 +23,7 @@ import (
 func TestEndedSessionStatementThatIgnoresItsCancelStops(t *testing.T) {
 	for _, mode := range []string{policy.PoolSession, policy.PoolTransaction} {
 		t.Run("in "+mode+" mode", func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) {
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 				testStatementThatIgnoresItsCancelStops(t, mode, relay)
 			})
 		})
@@ -29,7 +31,7 @@ func TestEndedSessionStatementThatIgnoresItsCancelStops(t *testing.T) {
 }
 
 func testStatementThatIgnoresItsCancelStops(t *testing.T, mode, relay string) {
-	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+	p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
 		c.Listen.Relay = relay
 		c.Upstream.ClientConnectionCheckInterval = 200 * time.Millisecond
 		if mode == policy.PoolTransaction {
@@ -39,7 +41,7 @@ func testStatementThatIgnoresItsCancelStops(t *testing.T, mode, relay string) {
 	mark := fmt.Sprintf("swallows its cancel %s %s %d", mode, relay, time.Now().UnixNano())
 	count := func() int {
 		ctx := context.Background()
-		admin, err := cluster.Connect(ctx, "postgres")
+		admin, err := proxytest.Cluster.Connect(ctx, "postgres")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,21 +57,21 @@ func testStatementThatIgnoresItsCancelStops(t *testing.T, mode, relay string) {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		if admin, err := cluster.Connect(ctx, "postgres"); err == nil {
+		if admin, err := proxytest.Cluster.Connect(ctx, "postgres"); err == nil {
 			_ = admin.ExecParams(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE strpos(query, $1) > 0 AND pid <> pg_backend_pid()",
 				[][]byte{[]byte(mark)}, nil, nil, nil).Read()
 			admin.Close(ctx)
 		}
 	})
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	fe := c.PgConn().Frontend()
 	fe.Send(&pgproto3.Query{String: "/* " + mark + " */ DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$"})
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, mark)
+	proxytest.WaitRunning(t, mark)
 	c.PgConn().Conn().Close()
-	eventually(t, 10*time.Second, "the backend running the ended session's statement to end", func() bool { return count() == 0 })
+	proxytest.Eventually(t, 10*time.Second, "the backend running the ended session's statement to end", func() bool { return count() == 0 })
 }
 
 // TestCheckIntervalPastPostgreSQLsRangeStillConnects: an interval longer
@@ -77,10 +79,10 @@ func testStatementThatIgnoresItsCancelStops(t *testing.T, mode, relay string) {
 // at PostgreSQL's limit. It was sent as is, and PostgreSQL refused every
 // upstream connection (22023), so every session.
 func TestCheckIntervalPastPostgreSQLsRangeStillConnects(t *testing.T) {
-	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+	p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
 		c.Upstream.ClientConnectionCheckInterval = 1000 * time.Hour
 	})
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	res := c.PgConn().ExecParams(context.Background(), "SELECT 1", nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		t.Fatal(res.Err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -18,7 +20,7 @@ import (
 // that reads no other column (a constant) too. A generated column in the
 // list is refused (42P10), as PostgreSQL refuses it.
 func TestCopyTableLeavesGeneratedColumnsOut(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, sql := range []string{
 		"CREATE SCHEMA IF NOT EXISTS gen_scratch",
 		"DROP TABLE IF EXISTS gen_scratch.items",
@@ -27,7 +29,7 @@ func TestCopyTableLeavesGeneratedColumnsOut(t *testing.T) {
 		"GRANT USAGE ON SCHEMA gen_scratch TO pgveil_svc",
 		"GRANT SELECT ON ALL TABLES IN SCHEMA gen_scratch TO pgveil_svc",
 	} {
-		direct(t, sql)
+		proxytest.Direct(t, sql)
 	}
 	src, err := os.ReadFile("../configs/demo.hcl")
 	if err != nil {
@@ -44,10 +46,10 @@ rule "gen_scratch_all" {
 `...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startDemoFrom(t, path)
-	c := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoFrom(t, path)
+	c := p.Connect(t, "marie")
 	ctx := context.Background()
-	dc, err := cluster.Connect(ctx, demoDB)
+	dc, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -18,7 +20,7 @@ import (
 // would; and a partitioned table, which PostgreSQL's COPY table TO
 // refuses, is refused, not read through its partitions.
 func TestCopyTableReadsTheTableOnly(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, sql := range []string{
 		"CREATE SCHEMA IF NOT EXISTS copy_scratch",
 		"DROP TABLE IF EXISTS copy_scratch.parent, copy_scratch.part CASCADE",
@@ -32,7 +34,7 @@ func TestCopyTableReadsTheTableOnly(t *testing.T) {
 		"GRANT USAGE ON SCHEMA copy_scratch TO pgveil_svc",
 		"GRANT SELECT ON ALL TABLES IN SCHEMA copy_scratch TO pgveil_svc",
 	} {
-		direct(t, sql)
+		proxytest.Direct(t, sql)
 	}
 	src, err := os.ReadFile("../configs/demo.hcl")
 	if err != nil {
@@ -49,10 +51,10 @@ rule "copy_scratch_all" {
 `...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startDemoFrom(t, path)
-	c := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoFrom(t, path)
+	c := p.Connect(t, "marie")
 	ctx := context.Background()
-	dc, err := cluster.Connect(ctx, demoDB)
+	dc, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

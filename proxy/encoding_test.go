@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/proxy/server"
@@ -18,20 +20,20 @@ import (
 // CTE, and which PostgreSQL kept apart: marie read every row of the
 // table, emails unmasked.
 func TestUpstreamEncodingMustBeUTF8(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	ctx := context.Background()
 	const db = "pgveil_latin1"
 	for _, sql := range []string{
 		"DROP DATABASE IF EXISTS " + db + " WITH (FORCE)",
 		"CREATE DATABASE " + db + " TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'",
 	} {
-		if err := cluster.Exec(ctx, "postgres", sql); err != nil {
+		if err := proxytest.Cluster.Exec(ctx, "postgres", sql); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = cluster.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
+	t.Cleanup(func() { _ = proxytest.Cluster.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
 	change := func(c *policy.Config) { c.Upstream.Database = db }
-	cfg := demoConfig(t, "../configs/demo.hcl", change)
+	cfg := proxytest.DemoConfig(t, "../configs/demo.hcl", change)
 	if pc, err := proxy.ConnectService(ctx, cfg, "test"); err == nil {
 		pc.Close(ctx)
 		t.Fatal("connected to a LATIN1 database")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -105,7 +107,7 @@ func (h *cancelHolder) handle(c net.Conn) {
 		h.held <- heldCancel{c: c, req: req}
 		return
 	}
-	up, err := net.Dial("tcp", cluster.Addr())
+	up, err := net.Dial("tcp", proxytest.Cluster.Addr())
 	if err != nil {
 		return
 	}
@@ -133,7 +135,7 @@ func (h *cancelHolder) pipe(a, b net.Conn) {
 // deliver lets a held cancel request through to the test cluster.
 func (h *cancelHolder) deliver(hc heldCancel) {
 	h.t.Helper()
-	up, err := net.Dial("tcp", cluster.Addr())
+	up, err := net.Dial("tcp", proxytest.Cluster.Addr())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -199,13 +201,13 @@ func loopOf(t *testing.T, s *proxy.Server, pid uint32) int {
 func TestEndedSessionCancelsOffItsLoop(t *testing.T) {
 	for _, mode := range []string{policy.PoolSession, policy.PoolTransaction} {
 		t.Run("in "+mode+" mode", func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) { testEndedSessionCancelsOffItsLoop(t, mode, relay) })
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) { testEndedSessionCancelsOffItsLoop(t, mode, relay) })
 		})
 	}
 }
 
 func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	// NOTE: the ending session's cancel waits far longer than the test
 	// takes: what the test sees while it is held does not depend on
 	// the machine's speed.
@@ -213,7 +215,7 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 	h := startCancelHolder(t)
 	reg := prometheus.NewRegistry()
 	pooled := mode == policy.PoolTransaction
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Address = h.addr()
 		c.Listen.Relay = relay
 		c.Users["hq"].MaxConnections = 1
@@ -223,17 +225,17 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 	}, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 
-	ender := p.simpleConn(t, "hq")
-	other := p.simpleConn(t, "marie")
+	ender := p.SimpleConn(t, "hq")
+	other := p.SimpleConn(t, "marie")
 	if relay == policy.RelayEventLoop {
-		loop := loopOf(t, p.srv, ender.PgConn().PID())
+		loop := loopOf(t, p.Server, ender.PgConn().PID())
 		// Sessions go round the loops: one of the next few shares
 		// the ender's.
-		for i := 0; loopOf(t, p.srv, other.PgConn().PID()) != loop; i++ {
+		for i := 0; loopOf(t, p.Server, other.PgConn().PID()) != loop; i++ {
 			if i > 2*runtime.GOMAXPROCS(0) {
 				t.Fatal("no session shares the ender's event loop")
 			}
-			other = p.simpleConn(t, "marie")
+			other = p.SimpleConn(t, "marie")
 		}
 	}
 	if got, err := one(ctx, other, "SELECT 'warm'"); err != nil || got != "warm" {
@@ -246,7 +248,7 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, mark)
+	proxytest.WaitRunning(t, mark)
 	// The client hangs up mid-statement.
 	ender.PgConn().Conn().Close()
 	var held heldCancel
@@ -267,7 +269,7 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 	})
 
 	t.Run("the ended session still counts under its login's cap until the cancel is delivered", func(t *testing.T) {
-		c, err := pgx.Connect(ctx, p.url("hq", "demo-hq", nil))
+		c, err := pgx.Connect(ctx, p.URL("hq", "demo-hq", nil))
 		var pe *pgconn.PgError
 		if err == nil {
 			c.Close(ctx)
@@ -279,7 +281,7 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 
 	var waiting chan error
 	if pooled {
-		third := p.simpleConn(t, "lea")
+		third := p.SimpleConn(t, "lea")
 		t.Run("the ended session's backend keeps its slot in the pool until the cancel is delivered", func(t *testing.T) {
 			if _, err := other.Exec(ctx, "BEGIN"); err != nil {
 				t.Fatal(err)
@@ -295,7 +297,7 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 				}
 				waiting <- err
 			}()
-			eventually(t, 10*time.Second, "a third session to wait for a backend", func() bool {
+			proxytest.Eventually(t, 10*time.Second, "a third session to wait for a backend", func() bool {
 				return gauge(t, reg, "pgveil_pool_waiting") == 1
 			})
 		})
@@ -306,11 +308,11 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 
 	h.deliver(held)
 	t.Run("once delivered, the statement stops and the places free up", func(t *testing.T) {
-		eventually(t, 10*time.Second, "the ended session's statement to stop upstream", func() bool {
+		proxytest.Eventually(t, 10*time.Second, "the ended session's statement to stop upstream", func() bool {
 			return directCount0(t, mark) == 0
 		})
-		eventually(t, 10*time.Second, "hq to connect again", func() bool {
-			c, err := pgx.Connect(ctx, p.url("hq", "demo-hq", nil))
+		proxytest.Eventually(t, 10*time.Second, "hq to connect again", func() bool {
+			c, err := pgx.Connect(ctx, p.URL("hq", "demo-hq", nil))
 			if err != nil {
 				return false
 			}
@@ -333,6 +335,6 @@ func testEndedSessionCancelsOffItsLoop(t *testing.T, mode, relay string) {
 func directCount0(t *testing.T, mark string) int {
 	t.Helper()
 	var n int
-	fmt.Sscan(direct(t, "SELECT count(*) FROM pg_stat_activity WHERE strpos(query, '"+mark+"') > 0 AND query NOT LIKE '%pg_stat_activity%'")[0][0], &n)
+	fmt.Sscan(proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE strpos(query, '"+mark+"') > 0 AND query NOT LIKE '%pg_stat_activity%'")[0][0], &n)
 	return n
 }

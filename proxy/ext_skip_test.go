@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -67,7 +69,7 @@ func TestAuditFollowsAQueryAFailedExtendedBatchSkips(t *testing.T) {
 	for _, relay := range []string{policy.RelayEventLoop, policy.RelayGoroutines} {
 		t.Run("session mode "+relay, func(t *testing.T) {
 			alog, path, opt := open(t)
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, opt)
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, opt)
 			auditSkippedQuery(t, p, alog, path, false)
 		})
 		t.Run("transaction pool "+relay, func(t *testing.T) {
@@ -80,9 +82,9 @@ func TestAuditFollowsAQueryAFailedExtendedBatchSkips(t *testing.T) {
 	}
 }
 
-func auditSkippedQuery(t *testing.T, p *testProxy, alog *audit.Log, path string, pooled bool) {
+func auditSkippedQuery(t *testing.T, p *proxytest.Proxy, alog *audit.Log, path string, pooled bool) {
 	ctx := context.Background()
-	c := p.connect(t, "hq")
+	c := p.Connect(t, "hq")
 	fe := c.PgConn().Frontend()
 	const (
 		skipped  = "SELECT 'skipped by the server'"
@@ -127,7 +129,7 @@ func auditSkippedQuery(t *testing.T, p *testProxy, alog *audit.Log, path string,
 	if pooled {
 		// The session holds no backend between its transactions: the
 		// pool's only one serves another session.
-		other := p.connect(t, "marie")
+		other := p.Connect(t, "marie")
 		if _, err := one(ctx, other, "SELECT 'another session'"); err != nil {
 			t.Errorf("another session found no backend: %v", err)
 		}
@@ -171,7 +173,7 @@ func auditSkippedQuery(t *testing.T, p *testProxy, alog *audit.Log, path string,
 func TestAuditFollowsAFunctionCallAFailedExtendedBatchSkips(t *testing.T) {
 	p, alog, path := startAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
-	c := p.connect(t, "hq")
+	c := p.Connect(t, "hq")
 	fe := c.PgConn().Frontend()
 	sendBatch(t, fe, append(failingExecute(), &pgproto3.FunctionCall{Function: 1299}, &pgproto3.Sync{})...)
 	const read4 = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
@@ -203,9 +205,9 @@ func TestAuditFollowsAFunctionCallAFailedExtendedBatchSkips(t *testing.T) {
 func TestShutdownDoesNotWaitForQueriesAFailedExtendedBatchSkipped(t *testing.T) {
 	for _, relay := range []string{policy.RelayEventLoop, policy.RelayGoroutines} {
 		t.Run(relay, func(t *testing.T) {
-			p := startProxy(t, withRewriter(&wordRewriter{}), func(c *policy.Config, _ *proxy.Options) { c.Listen.Relay = relay })
+			p := proxytest.StartProxy(t, proxytest.WithRewriter(&wordRewriter{}), func(c *policy.Config, _ *proxy.Options) { c.Listen.Relay = relay })
 			ctx := context.Background()
-			c := p.connect(t, "alice")
+			c := p.Connect(t, "alice")
 			fe := c.PgConn().Frontend()
 			big := []byte(strings.Repeat("x", 600<<10))
 			for _, b := range [][]pgproto3.FrontendMessage{
@@ -228,7 +230,7 @@ func TestShutdownDoesNotWaitForQueriesAFailedExtendedBatchSkipped(t *testing.T) 
 			}
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			if err := p.srv.Shutdown(sctx); err != nil {
+			if err := p.Server.Shutdown(sctx); err != nil {
 				t.Fatalf("shutdown waited for an idle session: %v", err)
 			}
 			_, err := c.Exec(ctx, "SELECT 1")

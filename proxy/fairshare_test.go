@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -20,10 +22,10 @@ import (
 // the parse slots and queues behind its own statements, and the 1.8 MB
 // statement is refused by the complexity rule before any parse.
 func TestParseSlotsFairShare(t *testing.T) {
-	p, pols := startDemoFrom(t, "../configs/demo.hcl")
+	p, pols := proxytest.StartDemoFrom(t, "../configs/demo.hcl")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	analyst := p.connect(t, "hq")
+	analyst := p.Connect(t, "hq")
 	var b strings.Builder
 	b.WriteString("SELECT 1 FROM ")
 	for i := range 100000 {
@@ -43,7 +45,7 @@ func TestParseSlotsFairShare(t *testing.T) {
 	var sent, refused atomic.Int64
 	failures := make(chan error, attackers)
 	for a := range attackers {
-		c := p.connect(t, "marie").PgConn()
+		c := p.Connect(t, "marie").PgConn()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -37,9 +39,9 @@ func (w *wordRewriter) Rewrite(_ context.Context, s *proxy.SessionInfo, st *prox
 
 func TestStatementHook(t *testing.T) {
 	rw := &wordRewriter{}
-	p := startProxy(t, withRewriter(rw))
+	p := proxytest.StartProxy(t, proxytest.WithRewriter(rw))
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	refused := func(t *testing.T, err error, code string) {
 		t.Helper()
 		var pgErr *pgconn.PgError
@@ -148,14 +150,14 @@ func TestStatementHook(t *testing.T) {
 }
 
 func TestPinnedSettings(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 	for _, stmt := range []string{
 		"SET client_encoding = 'LATIN1'",
 		"SET standard_conforming_strings = off",
 	} {
 		t.Run("the session ends when the upstream reports "+stmt, func(t *testing.T) {
-			c := p.connect(t, "alice")
+			c := p.Connect(t, "alice")
 			_, err := c.Exec(ctx, stmt)
 			var pgErr *pgconn.PgError
 			if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "pinned setting") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 )
 
 // jdbcJar is where Debian's libpostgresql-jdbc-java installs PgJDBC.
@@ -23,15 +25,15 @@ func TestJDBC(t *testing.T) {
 		}
 		t.Skip("javac, java or PgJDBC missing")
 	}
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, javac, "-cp", jdbcJar, "-d", dir, filepath.Join("testdata", "jdbc", "JdbcSmoke.java")).CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
-	url := "jdbc:postgresql://" + p.addr + "/" + testDB + "?sslmode=disable&ApplicationName=jdbc-smoke"
-	out, err := exec.CommandContext(ctx, java, "-cp", dir+string(os.PathListSeparator)+jdbcJar, "JdbcSmoke", url, "alice", users["alice"]).CombinedOutput()
+	url := "jdbc:postgresql://" + p.Addr + "/" + proxytest.TestDB + "?sslmode=disable&ApplicationName=jdbc-smoke"
+	out, err := exec.CommandContext(ctx, java, "-cp", dir+string(os.PathListSeparator)+jdbcJar, "JdbcSmoke", url, "alice", proxytest.Users["alice"]).CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("JDBC program failed: %v", err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -83,7 +85,7 @@ func TestServiceActsForDirectoryPeople(t *testing.T) {
 }
 
 func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		dir := ldaptest.Start(t,
 			map[string]string{"zoe": "zoe-pw", "omar": "omar-pw", "yan": "yan-pw", "kim": "kim-pw", "vic": "vic-pw", "una": "una-pw", "filler": "x"},
 			map[string][]string{"central": {"zoe", "omar", "kim", "vic", "una", "filler"}, "admins": {"filler"}, "others": {"yan", "filler"}})
@@ -97,14 +99,14 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Fatal(err)
 			}
 		}
-		p, pols := startDemoWith(t, cfgDir, func(c *policy.Config) {
+		p, pols := proxytest.StartDemoWith(t, cfgDir, func(c *policy.Config) {
 			c.Listen.Relay, c.Upstream.Pool = relay, pool
 		})
-		rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.NewNop()}
+		rl := &server.Reloader{Path: cfgDir, Base: p.Config, Policies: pols, Server: p.Server, Logger: zap.NewNop()}
 		ctx := context.Background()
 		connect := func(t *testing.T, user, password string) *pgx.Conn {
 			t.Helper()
-			c, err := pgx.Connect(ctx, p.url(user, password, nil))
+			c, err := pgx.Connect(ctx, p.URL(user, password, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,26 +154,26 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				err := bi.execExtended("SET pgveil.act_for = '" + strings.ReplaceAll(name, "'", "''") + "'")
 				refusedBy(t, err, "act_for")
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
 		t.Run("a name longer than any login is refused without asking the directory or keeping it", func(t *testing.T) {
-			before := proxy.ActLookups(p.srv)
+			before := proxy.ActLookups(p.Server)
 			for _, n := range []int{257, 10 << 10} {
 				err := bi.execExtended("SET pgveil.act_for = '" + strings.Repeat("z", n) + "'")
 				refusedBy(t, err, "act_for")
 			}
-			if got := proxy.ActLookups(p.srv); got != before {
+			if got := proxy.ActLookups(p.Server); got != before {
 				t.Errorf("%d answers kept, %d before", got, before)
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
 		t.Run("a service no directory group lets act for a name does not learn whether the directory holds it", func(t *testing.T) {
 			narrow := actConn{c: connect(t, "narrow", "demo-metabase")}
-			before := proxy.ActLookups(p.srv)
+			before := proxy.ActLookups(p.Server)
 			var msgs []string
 			for _, name := range []string{"zoe", "yan", "nobody"} {
 				err := narrow.exec("SET ROLE " + name)
@@ -183,13 +185,13 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if len(msgs) != 3 || msgs[0] != msgs[1] || msgs[1] != msgs[2] {
 				t.Errorf("refusals differ: %q", msgs)
 			}
-			if got := proxy.ActLookups(p.srv); got != before {
+			if got := proxy.ActLookups(p.Server); got != before {
 				t.Errorf("the directory was asked: %d answers kept, %d before", got, before)
 			}
 			if err := narrow.exec("SET ROLE kim"); err != nil {
 				t.Errorf("the person it lists by login: %v", err)
 			}
-			proxy.ExpireActLookups(p.srv) // kim is looked up again below
+			proxy.ExpireActLookups(p.Server) // kim is looked up again below
 		})
 		t.Run("a switch while the directory hangs is refused with a clear message, and the session stays usable", func(t *testing.T) {
 			dir.Pause(t)
@@ -199,7 +201,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if err == nil || !strings.Contains(err.Error(), "could not read its groups in the LDAP directory") {
 				t.Errorf("got %v", err)
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 			if err := bi.exec("SET ROLE kim"); err != nil {
@@ -229,7 +231,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 						if _, err := o.Exec(ctx, "BEGIN"); err != nil {
 							t.Fatal(err)
 						}
-						if n := count(t, o, "SELECT 1"); n != 1 {
+						if n := proxytest.Count(t, o, "SELECT 1"); n != 1 {
 							t.Fatalf("SELECT 1: %d", n)
 						}
 						others = append(others, o)
@@ -247,7 +249,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 					if _, err := others[1].Exec(ctx, "COMMIT"); err != nil {
 						t.Fatal(err)
 					}
-					if n, why := proxy.KeptBackends(p.srv); n != 0 {
+					if n, why := proxy.KeptBackends(p.Server); n != 0 {
 						t.Errorf("%d sessions keep their backend: %q", n, why)
 					}
 					if err := s.exec("RESET ROLE"); err != nil {
@@ -264,7 +266,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if err == nil || !strings.Contains(err.Error(), `"hunter2 typed here"`) {
 				t.Errorf("the guessed name is not quoted: %v", err)
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
@@ -313,7 +315,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if got := view(t, bi.c); got != before {
 				t.Errorf("the answer of the last minute was not used: %s, want %s", got, before)
 			}
-			proxy.ExpireActLookups(p.srv)
+			proxy.ExpireActLookups(p.Server)
 			for _, sw := range []func(string) error{bi.exec, bi.execExtended} {
 				if err := sw("SET ROLE zoe"); err != nil {
 					t.Fatal(err)
@@ -329,7 +331,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Fatal(err)
 			}
 			dir.RemoveMember(t, "central", "vic")
-			proxy.ExpireActLookups(p.srv)
+			proxy.ExpireActLookups(p.Server)
 			refusedBy(t, bi.exec("SET ROLE vic"), "act_for")
 			var n int
 			err := bi.c.QueryRow(ctx, "SELECT count(*) FROM responses").Scan(&n)
@@ -337,7 +339,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if err := bi.exec("RESET ROLE"); err != nil {
 				t.Fatal(err)
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
@@ -351,7 +353,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				}
 			}
 			dir.RemoveMember(t, "central", "una")
-			proxy.ExpireActLookups(p.srv)
+			proxy.ExpireActLookups(p.Server)
 			refusedBy(t, bi.exec("SET ROLE una"), "act_for")
 			if err := bi.exec("ROLLBACK"); err != nil {
 				t.Fatal(err)
@@ -362,7 +364,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 			if err := bi.exec("RESET ROLE"); err != nil {
 				t.Fatal(err)
 			}
-			if n := count(t, bi.c, "SELECT 1"); n != 1 {
+			if n := proxytest.Count(t, bi.c, "SELECT 1"); n != 1 {
 				t.Errorf("session unusable: %d", n)
 			}
 		})
@@ -371,7 +373,7 @@ func serviceActsForDirectoryPeople(t *testing.T, pool policy.Pool) {
 				t.Fatal(err)
 			}
 			defer func() { _ = bi.c.Deallocate(ctx, "to_zoe") }()
-			proxy.ExpireActLookups(p.srv)
+			proxy.ExpireActLookups(p.Server)
 			if _, err := bi.c.Exec(ctx, "to_zoe"); err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -25,9 +27,9 @@ import (
 // withLDAP adds an ldap block for dir (simple bind, groups by search,
 // timeout) mapping the groups analysts and managers to the roles of the
 // same names, and TLS for clients (not required).
-func withLDAP(t testing.TB, dirURL string, timeout time.Duration) proxyOption {
+func withLDAP(t testing.TB, dirURL string, timeout time.Duration) proxytest.Option {
 	return func(c *policy.Config, o *proxy.Options) {
-		withTLS(t, false)(c, o)
+		proxytest.WithTLS(t, false)(c, o)
 		c.Roles = map[string]*policy.Role{"analysts": {Name: "analysts"}, "managers": {Name: "managers"}}
 		c.LDAP = &policy.LDAP{
 			Directory: ldapauth.Config{URL: dirURL, Prefix: "uid=", Suffix: "," + ldaptest.PeopleDN,
@@ -45,14 +47,14 @@ func TestLDAPAuthentication(t *testing.T) {
 		map[string]string{"dana": "dana-pw", "eve": "eve-pw", "filler": "x"},
 		map[string][]string{"analysts": {"dana", "filler"}, "managers": {"dana", "filler"}, "others": {"eve"}})
 	rec := &recordingAuditor{}
-	p := startProxy(t, withLDAP(t, dir.URL, 2*time.Second), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+	p := proxytest.StartProxy(t, withLDAP(t, dir.URL, 2*time.Second), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
 	tlsURL := func(user, password string) string {
-		return p.url(user, password, url.Values{"sslmode": {"require"}})
+		return p.URL(user, password, url.Values{"sslmode": {"require"}})
 	}
 	const query = "SELECT 'ldap-' || count(*) FROM items"
 	connectRoles := func(t *testing.T, user string) (roles []string) {
 		t.Helper()
-		poll(2*time.Second, func() bool {
+		proxytest.Poll(2*time.Second, func() bool {
 			for _, r := range slices.Backward(rec.events("connect")) {
 				if r.User == user {
 					roles = r.Roles
@@ -69,7 +71,7 @@ func TestLDAPAuthentication(t *testing.T) {
 	lastFailure := func(t *testing.T, before int) string {
 		t.Helper()
 		var ev []*audit.Record
-		poll(2*time.Second, func() bool { ev = rec.events("auth_failure"); return len(ev) > before })
+		proxytest.Poll(2*time.Second, func() bool { ev = rec.events("auth_failure"); return len(ev) > before })
 		if len(ev) <= before {
 			return ""
 		}
@@ -106,13 +108,13 @@ func TestLDAPAuthentication(t *testing.T) {
 		})
 	}
 	t.Run("without TLS the password is not asked for", func(t *testing.T) {
-		out, err := psql(t, p.url("dana", "dana-pw", nil), "-c", query)
+		out, err := psql(t, p.URL("dana", "dana-pw", nil), "-c", query)
 		if err == nil || !strings.Contains(out, "LDAP authentication requires an encrypted connection") {
 			t.Fatalf("%v: %s", err, out)
 		}
 	})
 	t.Run("password users still use SCRAM", func(t *testing.T) {
-		out, err := psql(t, tlsURL("alice", users["alice"]), "-c", query)
+		out, err := psql(t, tlsURL("alice", proxytest.Users["alice"]), "-c", query)
 		if err != nil || strings.TrimSpace(out) != "ldap-100" {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -124,7 +126,7 @@ func TestLDAPAuthentication(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		eventually(t, 2*time.Second, "a connect record", func() bool { return len(rec.events("connect")) > before })
+		proxytest.Eventually(t, 2*time.Second, "a connect record", func() bool { return len(rec.events("connect")) > before })
 		if roles := connectRoles(t, "dana"); !slices.Equal(roles, []string{"analysts"}) {
 			t.Errorf("roles %q", roles)
 		}
@@ -140,8 +142,8 @@ func TestLDAPAuthentication(t *testing.T) {
 		}
 	})
 	t.Run("a directory that is down gives a clear error at once", func(t *testing.T) {
-		down := startProxy(t, withLDAP(t, ldaptest.DownURL(t), 2*time.Second))
-		out, err := psql(t, down.url("dana", "dana-pw", url.Values{"sslmode": {"require"}}), "-c", query)
+		down := proxytest.StartProxy(t, withLDAP(t, ldaptest.DownURL(t), 2*time.Second))
+		out, err := psql(t, down.URL("dana", "dana-pw", url.Values{"sslmode": {"require"}}), "-c", query)
 		if err == nil || !strings.Contains(out, "could not reach the LDAP directory") {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -175,13 +177,13 @@ ldap {
 	if err := os.WriteFile(filepath.Join(cfgDir, "ldap.hcl"), []byte(ldapHCL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, pols := startDemoFrom(t, cfgDir)
+	p, pols := proxytest.StartDemoFrom(t, cfgDir)
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.Config, Policies: pols, Server: p.Server, Logger: zap.New(core)}
 	ctx := context.Background()
 	loginCount := func(t *testing.T, sql string) (int64, error) {
 		t.Helper()
-		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
+		c, err := pgx.Connect(ctx, p.URL("dana", "dana-pw", nil))
 		if err != nil {
 			return 0, err
 		}
@@ -197,28 +199,28 @@ ldap {
 		}
 	})
 	t.Run("a reload applies new group blocks to a running session, and ends it when they give no role", func(t *testing.T) {
-		c, err := pgx.Connect(ctx, p.url("dana", "dana-pw", nil))
+		c, err := pgx.Connect(ctx, p.URL("dana", "dana-pw", nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close(ctx)
-		if n := count(t, c, scores); n == 0 {
+		if n := proxytest.Count(t, c, scores); n == 0 {
 			t.Fatal("no score before the reload")
 		}
 		ldapPath := filepath.Join(cfgDir, "ldap.hcl")
-		editConfig(t, ldapPath, `roles = ["central_analyst"]`, `roles = ["survey_admin"]`)
+		proxytest.EditConfig(t, ldapPath, `roles = ["central_analyst"]`, `roles = ["survey_admin"]`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := count(t, c, scores); n != 0 {
+		if n := proxytest.Count(t, c, scores); n != 0 {
 			t.Errorf("%d scores after central lost central_analyst", n)
 		}
 		// Simple bind cannot read the groups without the password.
 		if w := logs.FilterMessageSnippet("apply at the next login").All(); len(w) != 1 {
 			t.Errorf("warnings %v", logs.All())
 		}
-		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
-		editConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		proxytest.EditConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
+		proxytest.EditConfig(t, ldapPath, `roles = ["survey_admin"]`, `groups = ["former"]`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -276,13 +278,13 @@ ldap {
 		t.Fatal(err)
 	}
 	rec := &recordingAuditor{}
-	p, pols := startDemoFrom(t, cfgDir, func(o *proxy.Options) { o.Audit = rec })
+	p, pols := proxytest.StartDemoFrom(t, cfgDir, func(o *proxy.Options) { o.Audit = rec })
 	core, logs := observer.New(zap.WarnLevel)
-	rl := &server.Reloader{Path: cfgDir, Base: p.cfg, Policies: pols, Server: p.srv, Logger: zap.New(core)}
+	rl := &server.Reloader{Path: cfgDir, Base: p.Config, Policies: pols, Server: p.Server, Logger: zap.New(core)}
 	ctx := context.Background()
 	connect := func(t *testing.T, user string) *pgx.Conn {
 		t.Helper()
-		c, err := pgx.Connect(ctx, p.url(user, user+"-pw", nil))
+		c, err := pgx.Connect(ctx, p.URL(user, user+"-pw", nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,20 +302,20 @@ ldap {
 	if _, err := dana.Prepare(ctx, "scores", scores); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, dana, "scores"); n == 0 {
+	if n := proxytest.Count(t, dana, "scores"); n == 0 {
 		t.Fatal("no score before the reload")
 	}
 
 	t.Run("a group left in the directory stops applying at the reload, prepared statements included", func(t *testing.T) {
 		dir.RemoveMember(t, "central", "dana")
-		if n := count(t, dana, "scores"); n == 0 {
+		if n := proxytest.Count(t, dana, "scores"); n == 0 {
 			t.Fatal("the groups changed before the reload")
 		}
 		reload(t)
-		if n := count(t, dana, "scores"); n != 0 {
+		if n := proxytest.Count(t, dana, "scores"); n != 0 {
 			t.Errorf("%d scores from the statement prepared before the reload", n)
 		}
-		if n := count(t, dana, scores); n != 0 {
+		if n := proxytest.Count(t, dana, scores); n != 0 {
 			t.Errorf("%d scores after the reload", n)
 		}
 	})
@@ -325,7 +327,7 @@ ldap {
 		err := rl.Reload(ctx)
 		took := time.Since(start)
 		// The sessions work while the directory still hangs.
-		n := count(t, omar, scores)
+		n := proxytest.Count(t, omar, scores)
 		dir.Resume(t)
 		if err != nil || took > 3*time.Second {
 			t.Fatalf("reload after %s: %v", took, err)
@@ -337,7 +339,7 @@ ldap {
 			t.Errorf("warnings %v", logs.All())
 		}
 		reload(t)
-		if n := count(t, omar, scores); n != 0 {
+		if n := proxytest.Count(t, omar, scores); n != 0 {
 			t.Errorf("%d scores once the directory answers again", n)
 		}
 	})
@@ -356,7 +358,7 @@ ldap {
 		if err := omar.QueryRow(ctx, scores).Scan(&n); err == nil || !strings.Contains(err.Error(), "no longer in the directory") {
 			t.Errorf("%d %v", n, err)
 		}
-		if !poll(2*time.Second, func() bool {
+		if !proxytest.Poll(2*time.Second, func() bool {
 			for _, r := range rec.events("disconnect") {
 				if r.User == "omar" && strings.Contains(r.Reason, "removed from the directory") {
 					return true

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -18,18 +20,18 @@ import (
 )
 
 func TestUpstreamRestart(t *testing.T) {
-	if cluster != nil && cluster.External() {
+	if proxytest.Cluster != nil && proxytest.Cluster.External() {
 		t.Skip("cannot restart an external server")
 	}
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.StopServer(); err != nil {
+	if err := proxytest.Cluster.StopServer(); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("an open session gets a clean connection error", func(t *testing.T) {
@@ -43,24 +45,24 @@ func TestUpstreamRestart(t *testing.T) {
 		}
 	})
 	t.Run("a new session while the upstream is down gets 08001", func(t *testing.T) {
-		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		_, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
 			t.Fatalf("want 08001, got %v", err)
 		}
 	})
-	if err := cluster.StartServer(); err != nil {
+	if err := proxytest.Cluster.StartServer(); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("new sessions work once the upstream is back", func(t *testing.T) {
-		c2 := p.connect(t, "bob")
+		c2 := p.Connect(t, "bob")
 		if err := c2.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("a session open during a restart gets 57P01 or 08006", func(t *testing.T) {
-		c3 := p.connect(t, "alice")
-		if err := cluster.Restart(); err != nil {
+		c3 := p.Connect(t, "alice")
+		if err := proxytest.Cluster.Restart(); err != nil {
 			t.Fatal(err)
 		}
 		_, err := c3.Exec(ctx, "SELECT 1")
@@ -68,7 +70,7 @@ func TestUpstreamRestart(t *testing.T) {
 		if !errors.As(err, &pgErr) || (pgErr.Code != "57P01" && pgErr.Code != "08006") {
 			t.Fatalf("want 57P01/08006, got %v", err)
 		}
-		c4 := p.connect(t, "alice")
+		c4 := p.Connect(t, "alice")
 		if err := c4.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -76,14 +78,14 @@ func TestUpstreamRestart(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	idle := p.connect(t, "bob")
-	busy := p.connect(t, "alice")
+	idle := p.Connect(t, "bob")
+	busy := p.Connect(t, "alice")
 	// copied ran an extended-protocol COPY, whose first Sync the server
 	// ignored: it is idle all the same.
-	copied := p.connect(t, "bob")
+	copied := p.Connect(t, "bob")
 	if _, err := copied.Exec(ctx, "CREATE TEMP TABLE sink (x text)"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +96,12 @@ func TestGracefulShutdown(t *testing.T) {
 		var s string
 		result <- busy.QueryRow(ctx, "SELECT pg_sleep(1)::text || 'graceful-busy'").Scan(&s)
 	}()
-	waitRunning(t, "graceful-busy")
+	proxytest.WaitRunning(t, "graceful-busy")
 
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := p.srv.Shutdown(sctx); err != nil {
+	if err := p.Server.Shutdown(sctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	t.Run("the running statement finished", func(t *testing.T) {
@@ -123,7 +125,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	})
 	t.Run("no new connection is accepted", func(t *testing.T) {
-		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		_, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 		if err == nil || !strings.Contains(err.Error(), "connect") {
 			t.Fatalf("connection accepted after shutdown: %v", err)
 		}
@@ -131,15 +133,15 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestShutdownDeadlineClosesLongStatements(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	result := make(chan error, 1)
 	go func() { _, err := c.Exec(ctx, "SELECT pg_sleep(30), 'deadline-long'"); result <- err }()
-	waitRunning(t, "deadline-long")
+	proxytest.WaitRunning(t, "deadline-long")
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	if err := p.srv.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.Server.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want the deadline error, got %v", err)
 	}
 	select {
@@ -153,7 +155,7 @@ func TestShutdownDeadlineClosesLongStatements(t *testing.T) {
 }
 
 func TestUpstreamThatDoesNotAnswer(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	// A server that accepts connections and never answers them.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -180,7 +182,7 @@ func TestUpstreamThatDoesNotAnswer(t *testing.T) {
 		}
 		mu.Unlock()
 	})
-	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+	p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
 		c.Listen.StartupTimeout = time.Second
 		c.Upstream.Address = ln.Addr().String()
 		c.Upstream.ConnectTimeout = 2 * time.Second
@@ -188,7 +190,7 @@ func TestUpstreamThatDoesNotAnswer(t *testing.T) {
 	t.Run("a client is told 08001 even when the wait outlasts the startup timeout", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		_, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
 			t.Fatalf("want 08001, got %v", err)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -23,7 +25,7 @@ import (
 
 // withCaps sets listen.max_connections, listen.max_user_connections and
 // the max_connections of user blocks.
-func withCaps(server, perUser int, users map[string]int) proxyOption {
+func withCaps(server, perUser int, users map[string]int) proxytest.Option {
 	return func(c *policy.Config, _ *proxy.Options) {
 		c.Listen.MaxConnections, c.Listen.MaxUserConnections = server, perUser
 		for login, n := range users {
@@ -34,11 +36,11 @@ func withCaps(server, perUser int, users map[string]int) proxyOption {
 
 // connectErr connects as user through p and returns the connection or
 // the PostgreSQL error the client got.
-func connectErr(t *testing.T, p *testProxy, user string) (*pgx.Conn, *pgconn.PgError) {
+func connectErr(t *testing.T, p *proxytest.Proxy, user string) (*pgx.Conn, *pgconn.PgError) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, p.url(user, users[user], nil))
+	c, err := pgx.Connect(ctx, p.URL(user, proxytest.Users[user], nil))
 	if err == nil {
 		t.Cleanup(func() { c.Close(context.Background()) })
 		return c, nil
@@ -65,7 +67,7 @@ func wantTooMany(t *testing.T, pe *pgconn.PgError, msg, hint string) {
 func TestConnectionCaps(t *testing.T) {
 	t.Run("a login holding its cap of sessions is refused, and another login is not", func(t *testing.T) {
 		rec := &recordingAuditor{}
-		p := startProxy(t, withCaps(0, 1, nil), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+		p := proxytest.StartProxy(t, withCaps(0, 1, nil), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
 		first, pe := connectErr(t, p, "alice")
 		if pe != nil {
 			t.Fatalf("first session: %v", pe)
@@ -73,7 +75,7 @@ func TestConnectionCaps(t *testing.T) {
 		_, pe = connectErr(t, p, "alice")
 		wantTooMany(t, pe, `too many connections for user "alice"`, "listen.max_user_connections")
 		// NOTE: the client has its answer before the record is written.
-		eventually(t, 5*time.Second, "a connect_refused record of alice saying why", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "a connect_refused record of alice saying why", func() bool {
 			got := rec.events("connect_refused")
 			return len(got) == 1 && got[0].User == "alice" && strings.Contains(got[0].Reason, "too many connections")
 		})
@@ -83,14 +85,14 @@ func TestConnectionCaps(t *testing.T) {
 		// The refused attempt took no place: once the first session
 		// ends, alice may connect again.
 		first.Close(context.Background())
-		eventually(t, 5*time.Second, "alice connects again", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "alice connects again", func() bool {
 			c, pe := connectErr(t, p, "alice")
 			return c != nil && pe == nil
 		})
 	})
 
 	t.Run("a user block's max_connections replaces the default", func(t *testing.T) {
-		p := startProxy(t, withCaps(0, 1, map[string]int{"bob": 2}))
+		p := proxytest.StartProxy(t, withCaps(0, 1, map[string]int{"bob": 2}))
 		for i := 0; i < 2; i++ {
 			if _, pe := connectErr(t, p, "bob"); pe != nil {
 				t.Fatalf("bob's session %d: %v", i+1, pe)
@@ -101,12 +103,12 @@ func TestConnectionCaps(t *testing.T) {
 	})
 
 	t.Run("a session refused by its login's cap holds no upstream backend", func(t *testing.T) {
-		p := startProxy(t, withCaps(0, 1, nil))
+		p := proxytest.StartProxy(t, withCaps(0, 1, nil))
 		// NOTE: an application name of its own: backends of other
 		// tests' sessions of alice may still be closing.
 		ctx := context.Background()
 		app := fmt.Sprintf("caps_probe_%d", time.Now().UnixNano())
-		dsn := p.url("alice", users["alice"], url.Values{"application_name": {app}})
+		dsn := p.URL("alice", proxytest.Users["alice"], url.Values{"application_name": {app}})
 		c, err := pgx.Connect(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
@@ -125,8 +127,8 @@ func TestConnectionCaps(t *testing.T) {
 	})
 
 	t.Run("sessions sharing a transaction pool are capped as well, on every relay", func(t *testing.T) {
-		onEveryRelay(t, func(t *testing.T, relay string) {
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 				c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Second, IdleTimeout: time.Minute}
 				c.Listen.Relay = relay
 				c.Listen.MaxUserConnections = 1
@@ -134,7 +136,7 @@ func TestConnectionCaps(t *testing.T) {
 			})
 			ctx := context.Background()
 			connect := func(user string) error {
-				c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, nil))
+				c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, nil))
 				if err == nil {
 					t.Cleanup(func() { c.Close(ctx) })
 				}
@@ -156,7 +158,7 @@ func TestConnectionCaps(t *testing.T) {
 	})
 
 	t.Run("past listen.max_connections a client is told too many clients, and a cancel still goes through", func(t *testing.T) {
-		p := startProxy(t, withCaps(2, 0, nil))
+		p := proxytest.StartProxy(t, withCaps(2, 0, nil))
 		a, pe := connectErr(t, p, "alice")
 		if pe != nil {
 			t.Fatal(pe)
@@ -170,7 +172,7 @@ func TestConnectionCaps(t *testing.T) {
 		ctx := context.Background()
 		done := make(chan error, 1)
 		go func() { _, err := a.Exec(ctx, "SELECT pg_sleep(30)"); done <- err }()
-		waitRunning(t, "pg_sleep(30)")
+		proxytest.WaitRunning(t, "pg_sleep(30)")
 		if err := a.PgConn().CancelRequest(ctx); err != nil {
 			t.Fatalf("cancel request: %v", err)
 		}
@@ -186,8 +188,8 @@ func TestConnectionCaps(t *testing.T) {
 	})
 
 	t.Run("connections far past listen.max_connections are closed unread", func(t *testing.T) {
-		noLeaks(t)
-		p := startProxy(t, withCaps(1, 0, nil))
+		proxytest.NoLeaks(t)
+		p := proxytest.StartProxy(t, withCaps(1, 0, nil))
 		// Silent connections hold every place, and every place to be
 		// refused with a message.
 		var silent []net.Conn
@@ -197,15 +199,15 @@ func TestConnectionCaps(t *testing.T) {
 			}
 		}()
 		for i := 0; i < 1+64; i++ {
-			c, err := net.Dial("tcp", p.addr)
+			c, err := net.Dial("tcp", p.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			silent = append(silent, c)
 		}
 		// The accept loop takes them in its own time.
-		eventually(t, 5*time.Second, "one more connection closed unread", func() bool {
-			c, err := net.Dial("tcp", p.addr)
+		proxytest.Eventually(t, 5*time.Second, "one more connection closed unread", func() bool {
+			c, err := net.Dial("tcp", p.Addr)
 			if err != nil {
 				return false
 			}
@@ -218,10 +220,10 @@ func TestConnectionCaps(t *testing.T) {
 			c.Close()
 		}
 		silent = nil
-		eventually(t, 5*time.Second, "a client connects once the silent ones left", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "a client connects once the silent ones left", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c, err := pgx.Connect(ctx, p.url("alice", users["alice"], nil))
+			c, err := pgx.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 			if err != nil {
 				return false
 			}
@@ -241,7 +243,7 @@ func isReset(err error) bool {
 func appBackends(t *testing.T, name string) int {
 	t.Helper()
 	ctx := context.Background()
-	c, err := cluster.Connect(ctx, "postgres")
+	c, err := proxytest.Cluster.Connect(ctx, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +258,9 @@ func appBackends(t *testing.T, name string) int {
 
 // connectFrom connects as user with password through p from the local
 // address host (any 127.x.y.z reaches the proxy on Linux).
-func connectFrom(t *testing.T, p *testProxy, host, user, password string) (*pgx.Conn, *pgconn.PgError) {
+func connectFrom(t *testing.T, p *proxytest.Proxy, host, user, password string) (*pgx.Conn, *pgconn.PgError) {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(p.url(user, password, nil))
+	cfg, err := pgx.ParseConfig(p.URL(user, password, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,24 +282,24 @@ func connectFrom(t *testing.T, p *testProxy, host, user, password string) (*pgx.
 
 // withAuthFailures sets listen.max_auth_failures, which only a decoded
 // configuration defaults to 10.
-func withAuthFailures(n int) proxyOption {
+func withAuthFailures(n int) proxytest.Option {
 	return func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = n }
 }
 
 func TestPreAuthenticationBounds(t *testing.T) {
 	t.Run("one address holding its startup cap is closed at once, and others still log in", func(t *testing.T) {
-		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxStartupPerAddress = 3 })
+		p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxStartupPerAddress = 3 })
 		var idle []net.Conn
 		for range 3 {
-			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.addr)
+			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			idle = append(idle, c)
 		}
-		eventually(t, 5*time.Second, "a fourth connection of 127.0.0.3 closed unread", func() bool {
-			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.addr)
+		proxytest.Eventually(t, 5*time.Second, "a fourth connection of 127.0.0.3 closed unread", func() bool {
+			c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).Dial("tcp", p.Addr)
 			if err != nil {
 				return false
 			}
@@ -306,37 +308,37 @@ func TestPreAuthenticationBounds(t *testing.T) {
 			_, err = c.Read(make([]byte, 1))
 			return errors.Is(err, io.EOF)
 		})
-		if c, pe := connectFrom(t, p, "127.0.0.4", "alice", users["alice"]); c == nil {
+		if c, pe := connectFrom(t, p, "127.0.0.4", "alice", proxytest.Users["alice"]); c == nil {
 			t.Fatalf("another address: %v", pe)
 		}
 		idle[0].Close()
-		eventually(t, 5*time.Second, "127.0.0.3 logs in once one of its idle connections closed", func() bool {
-			c, _ := connectFrom(t, p, "127.0.0.3", "alice", users["alice"])
+		proxytest.Eventually(t, 5*time.Second, "127.0.0.3 logs in once one of its idle connections closed", func() bool {
+			c, _ := connectFrom(t, p, "127.0.0.3", "alice", proxytest.Users["alice"])
 			return c != nil
 		})
 	})
 
 	t.Run("failed logins of a login from an address are throttled, with one audit record", func(t *testing.T) {
 		rec := &recordingAuditor{}
-		p := startProxy(t, withAuthFailures(10), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+		p := proxytest.StartProxy(t, withAuthFailures(10), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
 		for i := range 10 {
 			if _, pe := connectFrom(t, p, "127.0.0.5", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
 				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
 			}
 		}
 		for range 3 {
-			_, pe := connectFrom(t, p, "127.0.0.5", "alice", users["alice"])
+			_, pe := connectFrom(t, p, "127.0.0.5", "alice", proxytest.Users["alice"])
 			if pe == nil || pe.Code != "28000" || !strings.Contains(pe.Message, `too many failed logins for user "alice"`) {
 				t.Fatalf("the right password past the throttle: %v, want 28000", pe)
 			}
 		}
-		if c, pe := connectFrom(t, p, "127.0.0.5", "bob", users["bob"]); c == nil {
+		if c, pe := connectFrom(t, p, "127.0.0.5", "bob", proxytest.Users["bob"]); c == nil {
 			t.Fatalf("another login of that address: %v", pe)
 		}
-		if c, pe := connectFrom(t, p, "127.0.0.6", "alice", users["alice"]); c == nil {
+		if c, pe := connectFrom(t, p, "127.0.0.6", "alice", proxytest.Users["alice"]); c == nil {
 			t.Fatalf("the login from another address: %v", pe)
 		}
-		eventually(t, 5*time.Second, "10 auth_failure records and one auth_throttled", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "10 auth_failure records and one auth_throttled", func() bool {
 			return len(rec.events("auth_failure")) == 10 && len(rec.events("auth_throttled")) == 1
 		})
 		if n := len(rec.events("connect_refused")); n != 0 {
@@ -345,12 +347,12 @@ func TestPreAuthenticationBounds(t *testing.T) {
 	})
 
 	t.Run("a pool opening 30 connections of one login at once is served", func(t *testing.T) {
-		p := startProxy(t, withAuthFailures(10))
+		p := proxytest.StartProxy(t, withAuthFailures(10))
 		var wg sync.WaitGroup
 		var failed atomic.Int32
 		for range 30 {
 			wg.Go(func() {
-				if c, _ := connectFrom(t, p, "127.0.0.11", "alice", users["alice"]); c == nil {
+				if c, _ := connectFrom(t, p, "127.0.0.11", "alice", proxytest.Users["alice"]); c == nil {
 					failed.Add(1)
 				}
 			})
@@ -362,7 +364,7 @@ func TestPreAuthenticationBounds(t *testing.T) {
 	})
 
 	t.Run("guesses made at once wait for their turn, and no more are checked than the limit", func(t *testing.T) {
-		p := startProxy(t, withAuthFailures(10))
+		p := proxytest.StartProxy(t, withAuthFailures(10))
 		var checked, throttled atomic.Int32
 		var wg sync.WaitGroup
 		for range 40 {
@@ -383,7 +385,7 @@ func TestPreAuthenticationBounds(t *testing.T) {
 	})
 
 	t.Run("max_auth_failures = 0 turns the throttle off", func(t *testing.T) {
-		p := startProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = 0 })
+		p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) { c.Listen.MaxAuthFailures = 0 })
 		for i := range 12 {
 			if _, pe := connectFrom(t, p, "127.0.0.9", "alice", "wrong"); pe == nil || pe.Code != "28P01" {
 				t.Fatalf("failure %d: %v, want 28P01", i+1, pe)
@@ -392,7 +394,7 @@ func TestPreAuthenticationBounds(t *testing.T) {
 	})
 
 	t.Run("an unknown login is throttled like a known one, so the throttle tells no one which logins exist", func(t *testing.T) {
-		p := startProxy(t, withAuthFailures(3))
+		p := proxytest.StartProxy(t, withAuthFailures(3))
 		answer := func(login string) string {
 			_, pe := connectFrom(t, p, "127.0.0.13", login, "wrong")
 			if pe == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -27,24 +29,24 @@ func (r cachedPanicRewriter) RewriteCached(s *proxy.SessionInfo, st *proxy.State
 }
 
 func TestEventLoop(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 
 	t.Run("plaintext sessions relay on an event loop", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		var n int
 		if err := c.QueryRow(ctx, "SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
 			t.Fatalf("got %d, %v", n, err)
 		}
-		onLoops, sessions, _ := proxy.LoopStats(p.srv)
+		onLoops, sessions, _ := proxy.LoopStats(p.Server)
 		if sessions == 0 || onLoops != sessions {
 			t.Fatalf("%d of %d sessions on event loops", onLoops, sessions)
 		}
 	})
 
 	t.Run("a client that does not read stops the upstream reads, and nothing piles up", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		rows, err := c.Query(ctx, "SELECT g, repeat('x', 1000) FROM generate_series(1, 100000) g")
 		if err != nil {
 			t.Fatal(err)
@@ -55,15 +57,15 @@ func TestEventLoop(t *testing.T) {
 		}
 		// The client reads nothing more: the proxy's batch to it fills,
 		// then the loop stops reading the upstream.
-		eventually(t, 10*time.Second, "the client's batch to fill", func() bool {
-			for _, b := range proxy.LoopSessionBuffers(p.srv) {
+		proxytest.Eventually(t, 10*time.Second, "the client's batch to fill", func() bool {
+			for _, b := range proxy.LoopSessionBuffers(p.Server) {
 				if b.ClientPending > 0 {
 					return true
 				}
 			}
 			return false
 		})
-		for _, b := range proxy.LoopSessionBuffers(p.srv) {
+		for _, b := range proxy.LoopSessionBuffers(p.Server) {
 			if b.Held > 1<<20 {
 				t.Fatalf("a session holds %d bytes of buffers for a client that does not read", b.Held)
 			}
@@ -78,12 +80,12 @@ func TestEventLoop(t *testing.T) {
 	})
 
 	t.Run("an idle session gives its buffers back", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "every idle session to hold no buffer", func() bool {
-			for _, b := range proxy.LoopSessionBuffers(p.srv) {
+		proxytest.Eventually(t, 10*time.Second, "every idle session to hold no buffer", func() bool {
+			for _, b := range proxy.LoopSessionBuffers(p.Server) {
 				if b.Held != 0 {
 					return false
 				}
@@ -96,12 +98,12 @@ func TestEventLoop(t *testing.T) {
 	})
 
 	t.Run("a backend lost in mid-result ends the session with 08006", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		var pid int
 		if err := c.QueryRow(ctx, "SELECT 1").Scan(&pid); err != nil {
 			t.Fatal(err)
 		}
-		admin, err := cluster.Connect(ctx, "postgres")
+		admin, err := proxytest.Cluster.Connect(ctx, "postgres")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +113,7 @@ func TestEventLoop(t *testing.T) {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(30) -- loop_lost_backend")
 			errc <- err
 		}()
-		waitRunning(t, "loop_lost_backend")
+		proxytest.WaitRunning(t, "loop_lost_backend")
 		if err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE strpos(query, 'loop_lost_backend') > 0 AND pid <> pg_backend_pid()").Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -130,48 +132,48 @@ func TestEventLoop(t *testing.T) {
 		// NOTE: the earlier subtests' sessions end after their clients
 		// close, asynchronously: counted now, one leaving later would
 		// keep the count below it for good (a failure seen under load).
-		eventually(t, 10*time.Second, "the earlier sessions to end", func() bool {
-			_, n, _ := proxy.LoopStats(p.srv)
+		proxytest.Eventually(t, 10*time.Second, "the earlier sessions to end", func() bool {
+			_, n, _ := proxy.LoopStats(p.Server)
 			return n == 0
 		})
 		before := 0
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		rows, err := c.Query(ctx, "SELECT g, repeat('x', 1000) FROM generate_series(1, 100000) g")
 		if err != nil {
 			t.Fatal(err)
 		}
 		rows.Next()
 		c.PgConn().Conn().Close()
-		eventually(t, 10*time.Second, "the session to end", func() bool {
-			_, n, _ := proxy.LoopStats(p.srv)
+		proxytest.Eventually(t, 10*time.Second, "the session to end", func() bool {
+			_, n, _ := proxy.LoopStats(p.Server)
 			return n == before
 		})
 	})
 }
 
 func TestEventLoopWorkers(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	// panicRewriter has no caches: every statement goes to a worker.
 	rec := &recordingAuditor{}
-	p := startProxy(t, withRewriter(panicRewriter{}), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
+	p := proxytest.StartProxy(t, proxytest.WithRewriter(panicRewriter{}), func(_ *policy.Config, o *proxy.Options) { o.Audit = rec })
 	ctx := context.Background()
 
 	t.Run("a statement the caches cannot answer is handed to a worker, and the session goes on", func(t *testing.T) {
-		c := p.connect(t, "alice")
-		_, _, before := proxy.LoopStats(p.srv)
+		c := p.Connect(t, "alice")
+		_, _, before := proxy.LoopStats(p.Server)
 		for i := 0; i < 3; i++ {
 			var s string
 			if err := c.QueryRow(ctx, "SELECT 'worker' || $1::text", fmt.Sprint(i)).Scan(&s); err != nil || s != fmt.Sprint("worker", i) {
 				t.Fatalf("%d: got %q, %v", i, s, err)
 			}
 		}
-		if _, _, after := proxy.LoopStats(p.srv); after == before {
+		if _, _, after := proxy.LoopStats(p.Server); after == before {
 			t.Fatal("no message was handed to a worker")
 		}
 	})
 
 	t.Run("a pipeline keeps its order across workers", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		b := &pgx.Batch{}
 		for i := 0; i < 20; i++ {
 			b.Queue("SELECT $1::int * 2", i)
@@ -189,7 +191,7 @@ func TestEventLoopWorkers(t *testing.T) {
 	})
 
 	t.Run("a Bind larger than the read buffer streams through a worker", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		big := strings.Repeat("x", 600<<10)
 		var n int
 		for i := 0; i < 2; i++ {
@@ -204,11 +206,11 @@ func TestEventLoopWorkers(t *testing.T) {
 }
 
 func TestPanicOnAnEventLoopEndsOnlyItsSession(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t, withRewriter(cachedPanicRewriter{}))
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t, proxytest.WithRewriter(cachedPanicRewriter{}))
 	ctx := context.Background()
-	bystander := p.connect(t, "alice")
-	victim := p.connect(t, "alice")
+	bystander := p.Connect(t, "alice")
+	victim := p.Connect(t, "alice")
 	_, err := victim.Exec(ctx, "SELECT 'pgveil_test_panic'", pgx.QueryExecModeSimpleProtocol)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "XX000" {
@@ -218,7 +220,7 @@ func TestPanicOnAnEventLoopEndsOnlyItsSession(t *testing.T) {
 	if err := bystander.QueryRow(ctx, "SELECT 5").Scan(&n); err != nil || n != 5 {
 		t.Fatalf("the other session: %d, %v", n, err)
 	}
-	if _, _, deferred := proxy.LoopStats(p.srv); deferred != 0 {
+	if _, _, deferred := proxy.LoopStats(p.Server); deferred != 0 {
 		t.Fatalf("%d messages deferred: the panic was not inline", deferred)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -22,7 +24,7 @@ import (
 // HMAC-SHA256 under the configured secret while no statement pgveil
 // sends holds the secret or its padded keys.
 func TestHashMaskKeysStayUpstream(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	const secret = "demo-hash-secret"
 	src, err := os.ReadFile("../configs/demo.hcl")
 	if err != nil {
@@ -37,7 +39,7 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 	if err := os.WriteFile(path, []byte(hashed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PGVEIL_DEMO_UPSTREAM", cluster.Addr())
+	t.Setenv("PGVEIL_DEMO_UPSTREAM", proxytest.Cluster.Addr())
 	t.Setenv("PGVEIL_DEMO_UPSTREAM_PASSWORD", "demo-service-account")
 	t.Setenv("PGVEIL_DEMO_LISTEN", "127.0.0.1:6432")
 	l := policy.NewLoader()
@@ -63,7 +65,7 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 	// log_statement = 'all' (or 'mod', or an error's STATEMENT line) logs
 	// them.
 	logStart := logSize(t)
-	owner, err := cluster.Connect(ctx, demoDB)
+	owner, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +76,11 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 		t.Fatalf("installing the keys: %v", err)
 	}
 	_ = owner.Close(ctx)
-	t.Cleanup(func() { _ = cluster.Exec(context.Background(), demoDB, "DROP SCHEMA pgveil CASCADE") })
+	t.Cleanup(func() {
+		_ = proxytest.Cluster.Exec(context.Background(), proxytest.DemoDB, "DROP SCHEMA pgveil CASCADE")
+	})
 	t.Run("installing the keys puts no secret in a statement", func(t *testing.T) {
-		if cluster.External() {
+		if proxytest.Cluster.External() {
 			t.Skip("the server log of an external server is not readable")
 		}
 		logged := logSince(t, logStart)
@@ -91,8 +95,8 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 	})
 
 	rec := &recordingAuditor{}
-	p, _ := startDemoFrom(t, path, func(o *proxy.Options) { o.Audit = rec })
-	c := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { o.Audit = rec })
+	c := p.Connect(t, "marie")
 
 	t.Run("the masked value is the HMAC of the real one under the secret", func(t *testing.T) {
 		var id int
@@ -100,7 +104,7 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 		if err := c.QueryRow(ctx, "SELECT id, email FROM responses WHERE email IS NOT NULL ORDER BY id LIMIT 1").Scan(&id, &got); err != nil {
 			t.Fatal(err)
 		}
-		real := direct(t, "SELECT email FROM responses WHERE id = "+strconv.Itoa(id))[0][0]
+		real := proxytest.Direct(t, "SELECT email FROM responses WHERE id = "+strconv.Itoa(id))[0][0]
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write([]byte(real))
 		if want := hex.EncodeToString(mac.Sum(nil)); got != want {
@@ -147,10 +151,10 @@ func TestHashMaskKeysStayUpstream(t *testing.T) {
 // external server.
 func logSize(t *testing.T) int64 {
 	t.Helper()
-	if cluster.External() {
+	if proxytest.Cluster.External() {
 		return 0
 	}
-	fi, err := os.Stat(cluster.LogFile())
+	fi, err := os.Stat(proxytest.Cluster.LogFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +165,7 @@ func logSize(t *testing.T) int64 {
 // offset.
 func logSince(t *testing.T, offset int64) string {
 	t.Helper()
-	b, err := os.ReadFile(cluster.LogFile())
+	b, err := os.ReadFile(proxytest.Cluster.LogFile())
 	if err != nil {
 		t.Fatal(err)
 	}

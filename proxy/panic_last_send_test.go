@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -58,7 +60,7 @@ func (c panicOnReadyConn) Write(b []byte) (int, error) {
 // as one, not as a client that disconnected; and everything the start
 // took is given back.
 func TestPanicInTheLastSendOfAStart(t *testing.T) {
-	cfg := demoConfig(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.MaxUserConnections = 1 })
+	cfg := proxytest.DemoConfig(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.MaxUserConnections = 1 })
 	enf, _, err := server.LoadEnforcement(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +87,9 @@ func TestPanicInTheLastSendOfAStart(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 		<-done
 	})
-	p := &testProxy{srv: srv, addr: ln.Addr().String(), cfg: cfg}
+	p := &proxytest.Proxy{Server: srv, Addr: ln.Addr().String(), Config: cfg}
 	ctx := context.Background()
-	if c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil)); err == nil {
+	if c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil)); err == nil {
 		c.Close(ctx)
 		t.Fatal("the login whose last write panicked was served")
 	}
@@ -129,7 +131,7 @@ func TestPanicInTheLastSendOfAStart(t *testing.T) {
 		}
 	})
 	t.Run("the login's place is given back: it starts again and works", func(t *testing.T) {
-		c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+		c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 		if err != nil {
 			t.Fatalf("the next login after a panic: %v", err)
 		}
@@ -140,8 +142,8 @@ func TestPanicInTheLastSendOfAStart(t *testing.T) {
 	})
 	t.Run("its upstream connection is closed", func(t *testing.T) {
 		const q = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:marie:%'"
-		if !poll(5*time.Second, func() bool { return direct(t, q)[0][0] == "1" }) {
-			t.Errorf("%s backends of marie upstream, want 1 (the new session's)", direct(t, q)[0][0])
+		if !proxytest.Poll(5*time.Second, func() bool { return proxytest.Direct(t, q)[0][0] == "1" }) {
+			t.Errorf("%s backends of marie upstream, want 1 (the new session's)", proxytest.Direct(t, q)[0][0])
 		}
 	})
 }

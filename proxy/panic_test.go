@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -58,18 +60,18 @@ func TestPanicEndsOnlyItsSession(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := proxy.NewMetrics(reg)
 	rec := &recordingAuditor{}
-	p := startProxy(t, withRewriter(panicRewriter{}), func(_ *policy.Config, o *proxy.Options) {
+	p := proxytest.StartProxy(t, proxytest.WithRewriter(panicRewriter{}), func(_ *policy.Config, o *proxy.Options) {
 		o.Metrics, o.Audit = m, rec
 	})
 	ctx := context.Background()
-	bystander := p.connect(t, "alice")
-	victim := p.connect(t, "alice")
+	bystander := p.Connect(t, "alice")
+	victim := p.Connect(t, "alice")
 
 	for _, mode := range []string{"simple", "extended"} {
 		t.Run("a panic in the "+mode+" protocol ends that session with XX000", func(t *testing.T) {
 			c := victim
 			if mode == "extended" {
-				c = p.connect(t, "alice")
+				c = p.Connect(t, "alice")
 			}
 			var err error
 			if mode == "simple" {
@@ -94,7 +96,7 @@ func TestPanicEndsOnlyItsSession(t *testing.T) {
 		if err := bystander.QueryRow(ctx, "SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
 			t.Fatalf("%d %v", n, err)
 		}
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		if err := c.QueryRow(ctx, "SELECT 42").Scan(&n); err != nil || n != 42 {
 			t.Fatalf("a new session: %d %v", n, err)
 		}
@@ -124,13 +126,13 @@ func TestPanicEndsOnlyItsSession(t *testing.T) {
 // refusals: under -race, the final message of end and the relay's
 // encoding must not share a buffer.
 func TestEndingASessionWhileItsRelayWritesErrors(t *testing.T) {
-	p := startProxy(t, withRewriter(&wordRewriter{}))
+	p := proxytest.StartProxy(t, proxytest.WithRewriter(&wordRewriter{}))
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	const sessions = 8
 	busy := make(chan struct{}, sessions)
 	for i := 0; i < sessions; i++ {
-		c, err := pgconn.Connect(ctx, p.url("alice", "alice-secret", nil))
+		c, err := pgconn.Connect(ctx, p.URL("alice", "alice-secret", nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +166,7 @@ func TestEndingASessionWhileItsRelayWritesErrors(t *testing.T) {
 	for i := 0; i < sessions; i++ {
 		<-busy
 	}
-	if err := p.srv.Close(); err != nil {
+	if err := p.Server.Close(); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,7 +25,7 @@ import (
 // comes and are refused.
 func TestPanicInAuthenticationGivesBackItsThrottleTurn(t *testing.T) {
 	var panicked atomic.Bool
-	p := startProxy(t, withAuthFailures(1), func(c *policy.Config, o *proxy.Options) {
+	p := proxytest.StartProxy(t, withAuthFailures(1), func(c *policy.Config, o *proxy.Options) {
 		proxy.StaticIdentities(c, o)
 		users := o.Users
 		o.Users = func(login string) (*policy.User, bool) {
@@ -34,14 +36,14 @@ func TestPanicInAuthenticationGivesBackItsThrottleTurn(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	if c, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil)); err == nil {
+	if c, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil)); err == nil {
 		c.Close(ctx)
 		t.Fatal("the login whose authentication panicked was served")
 	}
 	if !panicked.Load() {
 		t.Fatal("the authentication did not panic")
 	}
-	c, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+	c, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 	if err != nil {
 		t.Fatalf("the next login after a panic: %v", err)
 	}
@@ -54,7 +56,7 @@ func TestPanicInAuthenticationGivesBackItsThrottleTurn(t *testing.T) {
 // back with it, or the login is refused 53300 until pgveil restarts.
 func TestPanicAfterAdmissionGivesBackTheLoginsPlace(t *testing.T) {
 	var panicked atomic.Bool
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		c.Listen.MaxUserConnections = 1
 	}, func(o *proxy.Options) {
@@ -68,14 +70,14 @@ func TestPanicAfterAdmissionGivesBackTheLoginsPlace(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	if c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil)); err == nil {
+	if c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil)); err == nil {
 		c.Close(ctx)
 		t.Fatal("the login whose start panicked was served")
 	}
 	if !panicked.Load() {
 		t.Fatal("the start did not panic")
 	}
-	c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+	c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 	if err != nil {
 		t.Fatalf("the next login after a panic: %v", err)
 	}
@@ -123,10 +125,10 @@ func (a *connectPanicAuditor) Write(r *audit.Record) {
 func TestPanicInAStartGivesBackAllItTook(t *testing.T) {
 	for _, mode := range []string{policy.PoolSession, policy.PoolTransaction} {
 		t.Run("in "+mode+" mode", func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) {
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 				reg := prometheus.NewRegistry()
 				aud := &connectPanicAuditor{rec: &recordingAuditor{}}
-				p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+				p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 					c.Listen.Relay = relay
 					c.Listen.MaxUserConnections = 1
 					if mode == policy.PoolTransaction {
@@ -137,7 +139,7 @@ func TestPanicInAStartGivesBackAllItTook(t *testing.T) {
 					o.Metrics, o.Audit = proxy.NewMetrics(reg), aud
 				})
 				ctx := context.Background()
-				c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+				c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 				if err == nil {
 					c.Close(ctx)
 					t.Fatal("the login whose start panicked was served")
@@ -152,13 +154,13 @@ func TestPanicInAStartGivesBackAllItTook(t *testing.T) {
 				if mode == policy.PoolSession {
 					t.Run("its upstream connection is closed", func(t *testing.T) {
 						const q = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:marie:%'"
-						if !poll(5*time.Second, func() bool { return direct(t, q)[0][0] == "0" }) {
-							t.Errorf("%s backends of marie upstream, want 0", direct(t, q)[0][0])
+						if !proxytest.Poll(5*time.Second, func() bool { return proxytest.Direct(t, q)[0][0] == "0" }) {
+							t.Errorf("%s backends of marie upstream, want 0", proxytest.Direct(t, q)[0][0])
 						}
 					})
 				}
 				t.Run("the login starts again, and works", func(t *testing.T) {
-					c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+					c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 					if err != nil {
 						t.Fatalf("the next login after a panic: %v", err)
 					}

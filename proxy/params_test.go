@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"testing"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 )
 
 // TestDeclaredParameterTypes runs, through pgveil and directly, statements
@@ -11,11 +13,11 @@ import (
 // copy of the comparison pgveil makes in the scoped subquery, or the
 // statement fails (integer out of range) where PostgreSQL answers.
 func TestDeclaredParameterTypes(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	const oidInt8, oidNumeric, oidFloat8 = 20, 1700, 701
-	want := through(t, c, "SELECT count(*) FROM responses")[0][0]
+	want := proxytest.Through(t, c, "SELECT count(*) FROM responses")[0][0]
 	cases := []struct {
 		name  string
 		sql   string
@@ -43,9 +45,9 @@ func TestDeclaredParameterTypes(t *testing.T) {
 		})
 	}
 	t.Run("a numeric beyond integer, in SQL PREPARE", func(t *testing.T) {
-		through(t, c, "PREPARE q(numeric) AS SELECT count(*) FROM responses WHERE nps < $1")
-		defer through(t, c, "DEALLOCATE q")
-		if got := through(t, c, "EXECUTE q(1e20)")[0][0]; got != want {
+		proxytest.Through(t, c, "PREPARE q(numeric) AS SELECT count(*) FROM responses WHERE nps < $1")
+		defer proxytest.Through(t, c, "DEALLOCATE q")
+		if got := proxytest.Through(t, c, "EXECUTE q(1e20)")[0][0]; got != want {
 			t.Fatalf("EXECUTE q(1e20): %s rows, want %s", got, want)
 		}
 	})

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -64,7 +66,7 @@ func startPgbouncer(t *testing.T, db string, b bouncer, logins map[string]string
 	for name, pw := range logins {
 		fmt.Fprintf(&users, "%q %q\n", name, pw)
 	}
-	entry := fmt.Sprintf("%s = host=%s port=%d dbname=%s", db, cluster.Host(), cluster.Port(), db)
+	entry := fmt.Sprintf("%s = host=%s port=%d dbname=%s", db, proxytest.Cluster.Host(), proxytest.Cluster.Port(), db)
 	if b.connectQuery != "" {
 		entry += fmt.Sprintf(" connect_query='%s'", strings.ReplaceAll(b.connectQuery, "'", "''"))
 	}
@@ -109,7 +111,7 @@ func startPgbouncer(t *testing.T, db string, b bouncer, logins map[string]string
 		_ = cmd.Wait()
 	})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if !poll(10*time.Second, func() bool {
+	if !proxytest.Poll(10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -136,13 +138,13 @@ const pgveilPins = "extra_float_digits,search_path,client_min_messages,lock_time
 // own objects shadow what the rewriter resolved), and in transaction
 // mode runs the statements of pgveil's sessions on shared backends.
 func TestBehindPgBouncer(t *testing.T) {
-	pgtest.Require(t, cluster)
+	pgtest.Require(t, proxytest.Cluster)
 	ctx := context.Background()
 	const db = "pgveil_bouncer"
-	if err := cluster.CreateDatabase(ctx, db); err != nil {
+	if err := proxytest.Cluster.CreateDatabase(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	su, pw := cluster.SuperUser()
+	su, pw := proxytest.Cluster.SuperUser()
 	logins := map[string]string{su: pw}
 	config := func(addr string) *policy.Config {
 		return &policy.Config{Upstream: policy.Upstream{
@@ -174,11 +176,13 @@ func TestBehindPgBouncer(t *testing.T) {
 	pin := func(t *testing.T) {
 		t.Helper()
 		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
-			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
+			if err := proxytest.Cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t.Cleanup(func() { _ = cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db)) })
+		t.Cleanup(func() {
+			_ = proxytest.Cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db))
+		})
 	}
 	t.Run("with the settings pinned on the service account, session mode is served", func(t *testing.T) {
 		pin(t)
@@ -190,11 +194,13 @@ func TestBehindPgBouncer(t *testing.T) {
 	})
 	t.Run("lock_timeout, pgveil's own connections' setting, is set on them, not asked of the role the sessions share", func(t *testing.T) {
 		for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
-			if err := cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
+			if err := proxytest.Cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s SET %s`, su, db, s)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t.Cleanup(func() { _ = cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db)) })
+		t.Cleanup(func() {
+			_ = proxytest.Cluster.Exec(ctx, db, fmt.Sprintf(`ALTER ROLE %q IN DATABASE %s RESET ALL`, su, db))
+		})
 		pc, err := proxy.ConnectService(ctx, config(startPgbouncer(t, db, bouncer{mode: "session", ignore: pgveilPins}, logins)), "test")
 		if err != nil {
 			t.Fatal(err)
@@ -235,21 +241,23 @@ func TestBehindPgBouncer(t *testing.T) {
 // NOTE: pinned by PgBouncer's connect_query instead, a RESET ALL would
 // lose them (TestPinsBehindPgBouncerSurviveReset).
 func TestSessionsBehindPgBouncer(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	ctx := context.Background()
 	for _, s := range []string{"search_path = public", "client_min_messages = notice", "client_connection_check_interval = '10s'"} {
-		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+		if err := proxytest.Cluster.Exec(ctx, proxytest.DemoDB, "ALTER ROLE pgveil_svc IN DATABASE "+proxytest.DemoDB+" SET "+s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
-	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins},
+	t.Cleanup(func() {
+		_ = proxytest.Cluster.Exec(ctx, proxytest.DemoDB, "ALTER ROLE pgveil_svc IN DATABASE "+proxytest.DemoDB+" RESET ALL")
+	})
+	addr := startPgbouncer(t, proxytest.DemoDB, bouncer{mode: "session", ignore: pgveilPins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
 	for _, mode := range []string{"session", "transaction"} {
 		t.Run("in pgveil's "+mode+" mode", func(t *testing.T) {
 			cfgPath := "../configs/demo.hcl"
 			if mode == "transaction" {
-				cfgPath = pooledDemo(t, 2)
+				cfgPath = proxytest.PooledDemo(t, 2)
 			}
 			sessionsBehindPgBouncer(t, cfgPath, addr)
 		})
@@ -266,29 +274,29 @@ func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p, _ := startDemoWith(t, cfgPath, func(c *policy.Config) { c.Upstream.Address = addr },
+	p, _ := proxytest.StartDemoWith(t, cfgPath, func(c *policy.Config) { c.Upstream.Address = addr },
 		func(po *proxy.Options) { po.Audit = alog })
 	for range 2 {
 		// NOTE: twice: the second session takes the backend the first
 		// released.
-		c := p.connect(t, "marie")
-		rows := through(t, c, "SELECT DISTINCT country FROM responses")
+		c := p.Connect(t, "marie")
+		rows := proxytest.Through(t, c, "SELECT DISTINCT country FROM responses")
 		if len(rows) != 1 || rows[0][0] != "France" {
 			t.Fatalf("marie sees the countries %v, not France only", rows)
 		}
 		if _, err := c.PgConn().Exec(ctx, "RESET ALL").ReadAll(); err != nil {
 			t.Fatal(err)
 		}
-		if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+		if rows := proxytest.Through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
 			t.Fatalf("after RESET ALL, the session's search_path is %v, not public", rows)
 		}
 		c.Close(ctx)
 	}
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	if _, err := c.PgConn().Exec(ctx, "SELECT 'bouncer-marker' AS m").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
-	rows := direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query LIKE '%bouncer-marker%' AND pid <> pg_backend_pid()")
+	rows := proxytest.Direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query LIKE '%bouncer-marker%' AND pid <> pg_backend_pid()")
 	if len(rows) != 1 {
 		t.Fatalf("%d backends ran the marker", len(rows))
 	}
@@ -314,16 +322,16 @@ func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
 // at the first release (DISCARD ALL resets to the role's settings), after
 // pgveil started on a new server connection where they held.
 func TestSessionRefusedWhenPgBouncerLosesThePins(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
-	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins},
+	addr := startPgbouncer(t, proxytest.DemoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+	c, err := pgx.Connect(ctx, p.URL("marie", "demo-marie", nil))
 	if err == nil {
-		rows := through(t, c, "SHOW search_path")
+		rows := proxytest.Through(t, c, "SHOW search_path")
 		c.Close(ctx)
 		t.Fatalf("marie's session was served, its search_path %v", rows)
 	}
@@ -341,11 +349,11 @@ func TestSessionRefusedWhenPgBouncerLosesThePins(t *testing.T) {
 // the service account's own schema, first in "$user", public, would
 // shadow what the rewriter resolved. Such a session is refused instead.
 func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	const pins = "SET search_path = public; SET client_min_messages = notice; SET lock_timeout = '5s'; SET client_connection_check_interval = '10s'"
-	addr := startPgbouncer(t, demoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
+	addr := startPgbouncer(t, proxytest.DemoDB, bouncer{mode: "session", ignore: pgveilPins, connectQuery: pins, resetQuery: "DISCARD ALL; " + pins},
 		map[string]string{"pgveil_svc": "demo-service-account"})
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.Address = addr })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, step := range []struct{ name, reset string }{
@@ -353,7 +361,7 @@ func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
 		{"pgveil's DISCARD ALL of a kept backend", ""},
 	} {
 		t.Run("the pins hold after "+step.name+", or the session is refused", func(t *testing.T) {
-			c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+			c, err := pgx.Connect(ctx, p.URL("marie", "demo-marie", nil))
 			if err != nil {
 				if !strings.Contains(err.Error(), "08001") {
 					t.Fatalf("the session was refused otherwise than as a failed upstream connection: %v", err)
@@ -366,7 +374,7 @@ func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
 					t.Fatalf("%s: %v", step.reset, err)
 				}
 			}
-			if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+			if rows := proxytest.Through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
 				t.Fatalf("the session's search_path is %v, not public as pgveil pins it", rows)
 			}
 		})
@@ -378,28 +386,30 @@ func TestPinsBehindPgBouncerSurviveReset(t *testing.T) {
 // nothing: the startup packet's values win, and they are also what
 // RESET ALL restores, which the pool's connections read back.
 func TestPinsOverRoleSettingsDirectly(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	ctx := context.Background()
 	for _, s := range []string{"search_path = pg_temp, \"$user\"", "client_min_messages = error"} {
-		if err := cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" SET "+s); err != nil {
+		if err := proxytest.Cluster.Exec(ctx, proxytest.DemoDB, "ALTER ROLE pgveil_svc IN DATABASE "+proxytest.DemoDB+" SET "+s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _ = cluster.Exec(ctx, demoDB, "ALTER ROLE pgveil_svc IN DATABASE "+demoDB+" RESET ALL") })
+	t.Cleanup(func() {
+		_ = proxytest.Cluster.Exec(ctx, proxytest.DemoDB, "ALTER ROLE pgveil_svc IN DATABASE "+proxytest.DemoDB+" RESET ALL")
+	})
 	for _, mode := range []string{"session", "transaction"} {
 		t.Run("a "+mode+"-mode session is served with the pinned search_path, after RESET ALL too", func(t *testing.T) {
 			cfgPath := "../configs/demo.hcl"
 			if mode == "transaction" {
-				cfgPath = pooledDemo(t, 2)
+				cfgPath = proxytest.PooledDemo(t, 2)
 			}
-			p, _ := startDemoFrom(t, cfgPath)
-			c := p.connect(t, "marie")
+			p, _ := proxytest.StartDemoFrom(t, cfgPath)
+			c := p.Connect(t, "marie")
 			defer c.Close(ctx)
 			for _, sql := range []string{"SELECT 1", "RESET ALL"} {
 				if _, err := c.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
 					t.Fatalf("%s: %v", sql, err)
 				}
-				if rows := through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
+				if rows := proxytest.Through(t, c, "SHOW search_path"); len(rows) != 1 || rows[0][0] != "public" {
 					t.Fatalf("after %s, the session's search_path is %v, not public", sql, rows)
 				}
 			}

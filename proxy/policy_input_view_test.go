@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -15,10 +17,10 @@ import (
 // who may update her own employees row must not move herself to another
 // team, which the next identity load would give her.
 func TestPolicyInputReadThroughAViewIsReadOnly(t *testing.T) {
-	setupDemo(t)
-	direct(t, "CREATE VIEW public.employees_v AS SELECT * FROM public.employees")
-	t.Cleanup(func() { direct(t, "DROP VIEW public.employees_v") })
-	direct(t, "GRANT SELECT ON public.employees_v TO pgveil_svc")
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, "CREATE VIEW public.employees_v AS SELECT * FROM public.employees")
+	t.Cleanup(func() { proxytest.Direct(t, "DROP VIEW public.employees_v") })
+	proxytest.Direct(t, "GRANT SELECT ON public.employees_v TO pgveil_svc")
 	const grant = `role "team_lead" {
   statements = ["select", "copy_out"]`
 	writable := `role "team_lead" {
@@ -38,10 +40,10 @@ rule "own_employee_row" {
 		{"the identity query reads the table through a view", "FROM public.employees_v\""},
 	} {
 		t.Run(tt.name+": lea may not update her own employees row", func(t *testing.T) {
-			path := demoWith(t, grant, writable, "FROM public.employees\"", tt.query,
+			path := proxytest.DemoWith(t, grant, writable, "FROM public.employees\"", tt.query,
 				`table "public.countries" {`, extra+`table "public.countries" {`)
-			p, _ := startDemoFrom(t, path)
-			c := p.connect(t, "lea")
+			p, _ := proxytest.StartDemoFrom(t, path)
+			c := p.Connect(t, "lea")
 			_, err := c.Exec(context.Background(), "UPDATE employees SET team_id = team_id WHERE login = 'lea'")
 			var pgErr *pgconn.PgError
 			if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "read by the policy") {

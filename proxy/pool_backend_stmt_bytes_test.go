@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -20,18 +22,18 @@ import (
 // (maxBackendStatementBytes), however many sessions came and went. A
 // direct connection's statements die with it.
 func TestPooledBackendStatementBytesBounded(t *testing.T) {
-	p, _ := startDemoFrom(t, pooledDemo(t, 1))
+	p, _ := proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 1))
 	ctx := context.Background()
 	const perSession, size = 30, 900 << 10
 	sessions := 8
-	if raceEnabled {
+	if proxytest.RaceEnabled {
 		// NOTE: each Parse of 900 KiB is parsed by the proxy, slowly
 		// under the race detector: the run without it holds the bound
 		// with the eight sessions that broke it (783 MiB).
 		sessions = 4
 	}
 	for s := 0; s < sessions; s++ {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		fe := c.PgConn().Frontend()
 		for i := 0; i < perSession; i++ {
 			sql := fmt.Sprintf("SELECT id FROM surveys WHERE name = '%d.%d%s'", s, i, strings.Repeat("x", size))
@@ -46,13 +48,13 @@ func TestPooledBackendStatementBytesBounded(t *testing.T) {
 		}
 		c.Close(ctx)
 	}
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	defer c.Close(ctx)
 	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
 	// The pool's one backend, upstream.
-	rows := direct(t, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+	rows := proxytest.Direct(t, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
 	if len(rows) != 1 {
 		t.Fatalf("backends of the pool of 1: %v", rows)
 	}

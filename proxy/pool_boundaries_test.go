@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -13,8 +15,8 @@ import (
 // server's answers, and checks after each that another user's session
 // on that backend has the startup DateStyle, and the session its own.
 func TestPoolSettingsAcrossBoundaries(t *testing.T) {
-	path := pooledDemoWait(t, 1, "1s")
-	p, _ := startDemoFrom(t, path)
+	path := proxytest.PooledDemoWait(t, 1, "1s")
+	p, _ := proxytest.StartDemoFrom(t, path)
 	ctx := context.Background()
 	const startup = "ISO, MDY"
 	set := &pgproto3.Parse{Query: "SET DateStyle = 'German'"}
@@ -70,9 +72,9 @@ func TestPoolSettingsAcrossBoundaries(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := p.connect(t, "hq"), p.connect(t, "tom")
-			_, _ = roundTrip(t, a, tc.msgs...)
-			rows, err := roundTrip(t, b, &pgproto3.Query{String: "SHOW DateStyle"})
+			a, b := p.Connect(t, "hq"), p.Connect(t, "tom")
+			_, _ = proxytest.RoundTrip(t, a, tc.msgs...)
+			rows, err := proxytest.RoundTrip(t, b, &pgproto3.Query{String: "SHOW DateStyle"})
 			if err != nil && strings.Contains(err.Error(), "53300") {
 				t.Logf("the session kept its backend")
 				return
@@ -80,11 +82,11 @@ func TestPoolSettingsAcrossBoundaries(t *testing.T) {
 			if err != nil || len(rows) != 1 || rows[0] != startup {
 				t.Errorf("another user's session: DateStyle %q, %v", rows, err)
 			}
-			rows, err = roundTrip(t, a, &pgproto3.Query{String: "SHOW DateStyle"})
+			rows, err = proxytest.RoundTrip(t, a, &pgproto3.Query{String: "SHOW DateStyle"})
 			if err != nil || len(rows) != 1 || rows[0] != tc.want {
 				t.Errorf("the session: DateStyle %q, %v; want %q", rows, err, tc.want)
 			}
-			rows, err = roundTrip(t, b, &pgproto3.Query{String: "SHOW DateStyle"})
+			rows, err = proxytest.RoundTrip(t, b, &pgproto3.Query{String: "SHOW DateStyle"})
 			if err != nil || len(rows) != 1 || rows[0] != startup {
 				t.Errorf("another user's session, after: DateStyle %q, %v", rows, err)
 			}

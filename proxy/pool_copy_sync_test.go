@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -26,7 +28,7 @@ import (
 // rows nor runs inside its transaction, and the loader reads its own
 // answers in order.
 func TestTransactionPoolCopySyncsNeverRunAhead(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolCopySyncsNeverRunAhead)
+	proxytest.OnEveryRelay(t, testTransactionPoolCopySyncsNeverRunAhead)
 }
 
 func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
@@ -89,7 +91,7 @@ func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			loader, other := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 			_ = loader.PgConn().Conn().SetDeadline(time.Now().Add(20 * time.Second))
 			fe := loader.PgConn().Frontend()
 			for _, s := range c.steps {
@@ -150,18 +152,18 @@ func testTransactionPoolCopySyncsNeverRunAhead(t *testing.T, relay string) {
 // backend, where hq (central_analyst) may insert into the allowed schema
 // pool_scratch, which holds sink (note text), after running setup
 // upstream.
-func startCopyLoader(t *testing.T, relay string, setup ...string) *testProxy {
+func startCopyLoader(t *testing.T, relay string, setup ...string) *proxytest.Proxy {
 	t.Helper()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, q := range append([]string{
 		"CREATE SCHEMA IF NOT EXISTS pool_scratch",
 		"CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)",
 		"GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc",
 		"GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc",
 	}, setup...) {
-		direct(t, q)
+		proxytest.Direct(t, q)
 	}
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: time.Second, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
@@ -175,7 +177,7 @@ func startCopyLoader(t *testing.T, relay string, setup ...string) *testProxy {
 // that answer; Syncs it sends afterwards are surely answered, and it must
 // get every one of them.
 func TestTransactionPoolCopyDoubtAlreadyAnswered(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolCopyDoubtAlreadyAnswered)
+	proxytest.OnEveryRelay(t, testTransactionPoolCopyDoubtAlreadyAnswered)
 }
 
 func testTransactionPoolCopyDoubtAlreadyAnswered(t *testing.T, relay string) {
@@ -213,7 +215,7 @@ func testTransactionPoolCopyDoubtAlreadyAnswered(t *testing.T, relay string) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for i := range 10 {
-				loader := p.simpleConn(t, "hq")
+				loader := p.SimpleConn(t, "hq")
 				_ = loader.PgConn().Conn().SetDeadline(time.Now().Add(5 * time.Second))
 				fe := loader.PgConn().Frontend()
 				for j, s := range c.steps {
@@ -251,7 +253,7 @@ func testTransactionPoolCopyDoubtAlreadyAnswered(t *testing.T, relay string) {
 // preempted after the flush's write).
 func TestTransactionPoolFlushNeverGivesAwayAMessage(t *testing.T) {
 	p := startCopyLoader(t, policy.RelayGoroutines)
-	loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	loader, other := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	defer proxy.DelayPooledFlushes(100 * time.Millisecond)()
 	conn, fe := loader.PgConn().Conn(), loader.PgConn().Frontend()
 	q1, _ := (&pgproto3.Query{String: "SELECT 'loader first'"}).Encode(nil)
@@ -310,7 +312,7 @@ func TestTransactionPoolFlushNeverGivesAwayAMessage(t *testing.T) {
 // session's place. And once it has gone, the backend goes back to the
 // pool, though the batch's last answer came before.
 func TestTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolStreamedMessageKeepsItsBackend)
+	proxytest.OnEveryRelay(t, testTransactionPoolStreamedMessageKeepsItsBackend)
 }
 
 func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay string) {
@@ -331,7 +333,7 @@ func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay strin
 			&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+			a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq")
 			aconn, afe := a.PgConn().Conn(), a.PgConn().Frontend()
 			bconn, bfe := b.PgConn().Conn(), b.PgConn().Frontend()
 			for _, c := range []interface{ SetDeadline(time.Time) error }{aconn, bconn} {
@@ -392,7 +394,7 @@ func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay strin
 			// The attacker idle, the backend is free again.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			if s, err := one(ctx, p.simpleConn(t, "marie"), "SELECT 'marie'"); err != nil || s != "marie" {
+			if s, err := one(ctx, p.SimpleConn(t, "marie"), "SELECT 'marie'"); err != nil || s != "marie" {
 				t.Fatalf("with the attacker idle, marie got %q, %v", s, err)
 			}
 		})
@@ -405,10 +407,10 @@ func testTransactionPoolStreamedMessageKeepsItsBackend(t *testing.T, relay strin
 // the CopyData held the batch open, is still woken to let the backend go
 // once the session is idle (a review's sequence).
 func TestTransactionPoolParkedBackendWakes(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		for _, extra := range []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("x")}, &pgproto3.Flush{}} {
 			p := startCopyLoader(t, relay)
-			a := p.simpleConn(t, "hq")
+			a := p.SimpleConn(t, "hq")
 			aconn, afe := a.PgConn().Conn(), a.PgConn().Frontend()
 			_ = aconn.SetDeadline(time.Now().Add(10 * time.Second))
 			head, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
@@ -427,7 +429,7 @@ func TestTransactionPoolParkedBackendWakes(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			s, err := one(ctx, p.simpleConn(t, "marie"), "SELECT 'marie'")
+			s, err := one(ctx, p.SimpleConn(t, "marie"), "SELECT 'marie'")
 			cancel()
 			if err != nil || s != "marie" {
 				t.Errorf("after %T, marie got %q, %v", extra, s, err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -17,14 +19,14 @@ import (
 // are prepared there again when it names them, not taken as held
 // (26000). With one backend, both sessions take the same one.
 func TestTransactionPoolDeallocateAllPortalInBlock(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolDeallocateAllPortalInBlock)
+	proxytest.OnEveryRelay(t, testTransactionPoolDeallocateAllPortalInBlock)
 }
 
 func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, b := p.simpleConn(t, "hq").PgConn(), p.simpleConn(t, "marie").PgConn()
+	a, b := p.SimpleConn(t, "hq").PgConn(), p.SimpleConn(t, "marie").PgConn()
 	const q = "SELECT count(*) FROM responses"
 	var pe *pgconn.PgError
 	run := func(c *pgconn.PgConn, name string) error {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -17,14 +19,14 @@ import (
 // when used. Skipped after an error, it drops none. With one backend,
 // both sessions take the same one.
 func TestTransactionPoolDeallocateAll(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolDeallocateAll)
+	proxytest.OnEveryRelay(t, testTransactionPoolDeallocateAll)
 }
 
 func testTransactionPoolDeallocateAll(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, b := p.simpleConn(t, "hq").PgConn(), p.simpleConn(t, "marie").PgConn()
+	a, b := p.SimpleConn(t, "hq").PgConn(), p.SimpleConn(t, "marie").PgConn()
 	const q = "SELECT count(*) FROM responses"
 	var pe *pgconn.PgError
 	exec := func(c *pgconn.PgConn, sql string) error { _, err := c.Exec(ctx, sql).ReadAll(); return err }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -21,13 +23,13 @@ import (
 // placeholder Parse pgveil writes ahead of the Query fails there, and the
 // server then skips the Query until a Sync, never answering it.
 func TestTransactionPoolDeallocateInFailedBlock(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolDeallocateInFailedBlock)
+	proxytest.OnEveryRelay(t, testTransactionPoolDeallocateInFailedBlock)
 }
 
 func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
 	p := startPooled(t, relay, 2, 5*time.Second)
 	ctx := context.Background()
-	a, b := p.simpleConn(t, "hq").PgConn(), p.simpleConn(t, "marie").PgConn()
+	a, b := p.SimpleConn(t, "hq").PgConn(), p.SimpleConn(t, "marie").PgConn()
 	exec := func(c *pgconn.PgConn, sql string) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -79,7 +81,7 @@ func testTransactionPoolDeallocateInFailedBlock(t *testing.T, relay string) {
 func TestTransactionPoolDeallocateTwiceInOneText(t *testing.T) {
 	p := startPooled(t, "", 2, 5*time.Second)
 	ctx := context.Background()
-	a := p.simpleConn(t, "hq").PgConn()
+	a := p.SimpleConn(t, "hq").PgConn()
 	if _, err := a.Prepare(ctx, "x", "SELECT 1", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func TestTransactionPoolDeallocateAudited(t *testing.T) {
 	t.Cleanup(func() { _ = alog.Close() })
 	p := startPooled(t, "", 2, 5*time.Second, func(o *proxy.Options) { o.Audit = alog })
 	ctx := context.Background()
-	a := p.simpleConn(t, "hq").PgConn()
+	a := p.SimpleConn(t, "hq").PgConn()
 	if _, err := a.Prepare(ctx, "x", "SELECT 1", nil); err != nil {
 		t.Fatal(err)
 	}

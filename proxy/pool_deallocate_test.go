@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -14,15 +16,15 @@ import (
 // default) to working on a backend that lacks the statement: the one it
 // was prepared on is held by another session meanwhile.
 func TestTransactionPoolDeallocateElsewhere(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolDeallocateElsewhere)
+	proxytest.OnEveryRelay(t, testTransactionPoolDeallocateElsewhere)
 }
 
 func testTransactionPoolDeallocateElsewhere(t *testing.T, relay string) {
 	p := startPooled(t, relay, 2, 5*time.Second)
 	ctx := context.Background()
 	const q = "SELECT count(*) FROM responses"
-	hqRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["hq"])[0][0]
-	a, b := p.simpleConn(t, "hq").PgConn(), p.simpleConn(t, "marie").PgConn()
+	hqRows := proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes["hq"])[0][0]
+	a, b := p.SimpleConn(t, "hq").PgConn(), p.SimpleConn(t, "marie").PgConn()
 	exec := func(c *pgconn.PgConn, sql string) error { _, err := c.Exec(ctx, sql).ReadAll(); return err }
 	var pgErr *pgconn.PgError
 	for round := 0; round < 3; round++ {

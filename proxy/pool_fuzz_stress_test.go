@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -23,7 +25,7 @@ import (
 // whatever the others do (errors, pipelines, blocks, cancels,
 // disconnects).
 func TestPoolStress(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 2, 0) })
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 2, 0) })
 }
 
 // TestPoolStressPerUserCap is TestPoolStress with each login capped at
@@ -31,7 +33,7 @@ func TestPoolStress(t *testing.T) {
 // is still served within the wait timeout (no lost wakeup, no
 // starvation), and once the sessions end no login counts a backend.
 func TestPoolStressPerUserCap(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 3, 1) })
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) { testPoolStress(t, relay, 3, 1) })
 }
 
 func testPoolStress(t *testing.T, relay string, size, perUser int) {
@@ -44,10 +46,10 @@ func testPoolStress(t *testing.T, relay string, size, perUser int) {
 	styles := map[string]string{"marie": "German, DMY", "hq": "SQL, DMY", "tom": "ISO, MDY"}
 	want := map[string]string{}
 	for u := range styles {
-		want[u] = direct(t, "SELECT count(*) FROM responses WHERE "+scopes[u])[0][0]
+		want[u] = proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes[u])[0][0]
 	}
 	open := func(user string) (*pgx.Conn, error) {
-		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, nil))
+		c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, nil))
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +163,7 @@ func testPoolStress(t *testing.T, relay string, size, perUser int) {
 		}
 	}
 	waitSessions(t, p, 0)
-	for login, n := range proxy.PoolLoginsHeld(p.srv) {
+	for login, n := range proxy.PoolLoginsHeld(p.Server) {
 		if n != 0 {
 			t.Errorf("%s still counts %d backends once every session ended", login, n)
 		}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -24,7 +26,7 @@ import (
 // one user on a pool of one backend, then checks that another user's
 // session on that backend reads its startup settings and exactly the
 // answers to its own statement.
-func TestPoolProtocolFuzz(t *testing.T) { onEveryRelay(t, testPoolProtocolFuzz) }
+func TestPoolProtocolFuzz(t *testing.T) { proxytest.OnEveryRelay(t, testPoolProtocolFuzz) }
 
 var fuzzVocab = []string{
 	"SET DateStyle = 'German'", "RESET DateStyle", "SET TimeZone = 'Asia/Tokyo'", "RESET ALL",
@@ -102,12 +104,12 @@ func testPoolProtocolFuzz(t *testing.T, relay string) {
 	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
 		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
-	setupDemo(t)
-	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
-	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
-	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
-	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	proxytest.Direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	proxytest.Direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	proxytest.Direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 700 * time.Millisecond, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
@@ -125,7 +127,7 @@ func testPoolProtocolFuzz(t *testing.T, relay string) {
 		iterations, _ = strconv.Atoi(s)
 	}
 	connect := func(user string) *pgx.Conn {
-		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, nil))
+		c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,18 +229,18 @@ func testPoolProtocolFuzz(t *testing.T, relay string) {
 
 // TestPoolConcurrentFuzz runs the fuzzing session and the checking
 // session at once, the fuzzer never waiting for its answers.
-func TestPoolConcurrentFuzz(t *testing.T) { onEveryRelay(t, testPoolConcurrentFuzz) }
+func TestPoolConcurrentFuzz(t *testing.T) { proxytest.OnEveryRelay(t, testPoolConcurrentFuzz) }
 
 func testPoolConcurrentFuzz(t *testing.T, relay string) {
 	if os.Getenv("PGVEIL_POOL_FUZZ") == "" {
 		t.Skip("set PGVEIL_POOL_FUZZ=1 to run (minutes)")
 	}
-	setupDemo(t)
-	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
-	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
-	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
-	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	proxytest.Direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	proxytest.Direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	proxytest.Direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 3 * time.Second, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 		c.Schemas["pool_scratch"] = &policy.Schema{Name: "pool_scratch", Allow: true}
@@ -258,7 +260,7 @@ func testPoolConcurrentFuzz(t *testing.T, relay string) {
 				return
 			default:
 			}
-			a, err := pgx.Connect(ctx, p.url("hq", "demo-hq", nil))
+			a, err := pgx.Connect(ctx, p.URL("hq", "demo-hq", nil))
 			if err != nil {
 				continue
 			}
@@ -288,7 +290,7 @@ func testPoolConcurrentFuzz(t *testing.T, relay string) {
 			conn.Close()
 		}
 	}()
-	b, err := pgx.Connect(ctx, p.url("tom", "demo-tom", nil))
+	b, err := pgx.Connect(ctx, p.URL("tom", "demo-tom", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,7 @@ func testPoolConcurrentFuzz(t *testing.T, relay string) {
 		}
 		if strings.HasPrefix(pgErr, "53300") {
 			waits++
-			t.Logf("wait in vain: %s", proxy.PoolRedStats(p.srv))
+			t.Logf("wait in vain: %s", proxy.PoolRedStats(p.Server))
 			continue
 		}
 		checks++
@@ -346,7 +348,7 @@ func testPoolConcurrentFuzz(t *testing.T, relay string) {
 			break
 		}
 		if time.Since(began) > 30*time.Second {
-			t.Fatalf("30s after every other client left, still %v (%s)", err, proxy.PoolRedStats(p.srv))
+			t.Fatalf("30s after every other client left, still %v (%s)", err, proxy.PoolRedStats(p.Server))
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -19,14 +21,14 @@ import (
 // on a connection of its own upstream (or wait in vain for the backend
 // the other keeps: 53300).
 func TestPoolIsolation18Settings(t *testing.T) {
-	path := pooledDemoWait(t, 1, "1s")
-	p, _ := startDemoFrom(t, path)
+	path := proxytest.PooledDemoWait(t, 1, "1s")
+	p, _ := proxytest.StartDemoFrom(t, path)
 	ctx := context.Background()
 	type step struct{ user, sql string }
 	// alone reads show after the steps of user, run on a connection of
 	// its own upstream.
 	alone := func(t *testing.T, user, show string, steps []step) string {
-		c, err := cluster.Connect(ctx, demoDB)
+		c, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,16 +76,16 @@ func TestPoolIsolation18Settings(t *testing.T) {
 			if want["hq"] == want["tom"] {
 				t.Fatalf("both users' steps give %q: the case shows nothing", want["hq"])
 			}
-			conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+			conns := map[string]*pgx.Conn{"hq": p.Connect(t, "hq"), "tom": p.Connect(t, "tom")}
 			defer conns["hq"].Close(ctx)
 			defer conns["tom"].Close(ctx)
 			for _, s := range tc.steps {
-				if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+				if _, err := proxytest.RoundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
 					t.Logf("%s: %s: %v", s.user, s.sql, err)
 				}
 			}
 			for _, u := range []string{"tom", "hq"} {
-				rows, err := roundTrip(t, conns[u], &pgproto3.Query{String: "SHOW " + tc.show})
+				rows, err := proxytest.RoundTrip(t, conns[u], &pgproto3.Query{String: "SHOW " + tc.show})
 				if err != nil && strings.Contains(err.Error(), "53300") {
 					t.Logf("%s waited in vain for the backend the other keeps: %v", u, err)
 				} else if err != nil || len(rows) != 1 || rows[0] != want[u] {
@@ -103,14 +105,14 @@ func TestPoolIsolation18Settings(t *testing.T) {
 // runs hq's batches, then reads TimeZone as tom, who set nothing, and
 // as hq.
 func TestPoolIsolation18UnrunSettings(t *testing.T) {
-	onEveryRelay(t, testPoolIsolation18UnrunSettings)
+	proxytest.OnEveryRelay(t, testPoolIsolation18UnrunSettings)
 }
 
 func testPoolIsolation18UnrunSettings(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 500*time.Millisecond)
 	ctx := context.Background()
 	const tokyo = "Asia/Tokyo"
-	startup := direct(t, "SHOW TimeZone")[0][0]
+	startup := proxytest.Direct(t, "SHOW TimeZone")[0][0]
 	if startup == tokyo {
 		t.Fatalf("the startup time zone is %s: the cases show nothing", tokyo)
 	}
@@ -169,21 +171,21 @@ func testPoolIsolation18UnrunSettings(t *testing.T, relay string) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			hq, tom := p.connect(t, "hq"), p.connect(t, "tom")
+			hq, tom := p.Connect(t, "hq"), p.Connect(t, "tom")
 			defer hq.Close(ctx)
 			defer tom.Close(ctx)
 			for _, b := range tc.batches {
-				if _, err := roundTrip(t, hq, b...); err != nil {
+				if _, err := proxytest.RoundTrip(t, hq, b...); err != nil {
 					t.Logf("hq: %v", err)
 				}
 			}
-			rows, err := roundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err := proxytest.RoundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil && strings.Contains(err.Error(), "53300") {
 				t.Logf("hq kept the backend: %v", err)
 			} else if err != nil || len(rows) != 1 || rows[0] != startup {
 				t.Errorf("another user's session: TimeZone %q, %v; want %q", rows, err, startup)
 			}
-			rows, err = roundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err = proxytest.RoundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil || len(rows) != 1 || rows[0] != tc.own {
 				t.Errorf("the session itself: TimeZone %q, %v; want %q", rows, err, tc.own)
 			}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -17,14 +19,14 @@ import (
 // next user on the backend. Each case runs hq's batches, then reads
 // TimeZone as tom, who set nothing, and as hq.
 func TestPoolIsolation18bPortalNames(t *testing.T) {
-	onEveryRelay(t, testPoolIsolation18bPortalNames)
+	proxytest.OnEveryRelay(t, testPoolIsolation18bPortalNames)
 }
 
 func testPoolIsolation18bPortalNames(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 500*time.Millisecond)
 	ctx := context.Background()
 	const tokyo = "Asia/Tokyo"
-	startup := direct(t, "SHOW TimeZone")[0][0]
+	startup := proxytest.Direct(t, "SHOW TimeZone")[0][0]
 	if startup == tokyo {
 		t.Fatalf("the startup time zone is %s: the cases show nothing", tokyo)
 	}
@@ -62,21 +64,21 @@ func testPoolIsolation18bPortalNames(t *testing.T, relay string) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			hq, tom := p.connect(t, "hq"), p.connect(t, "tom")
+			hq, tom := p.Connect(t, "hq"), p.Connect(t, "tom")
 			defer hq.Close(ctx)
 			defer tom.Close(ctx)
 			for _, b := range tc.batches {
-				if _, err := roundTrip(t, hq, b...); err != nil {
+				if _, err := proxytest.RoundTrip(t, hq, b...); err != nil {
 					t.Fatalf("hq: %v", err)
 				}
 			}
-			rows, err := roundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err := proxytest.RoundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil && strings.Contains(err.Error(), "53300") {
 				t.Logf("hq kept the backend: %v", err)
 			} else if err != nil || len(rows) != 1 || rows[0] != startup {
 				t.Errorf("another user's session: TimeZone %q, %v; want %q", rows, err, startup)
 			}
-			rows, err = roundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err = proxytest.RoundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil || len(rows) != 1 || rows[0] != tc.own {
 				t.Errorf("the session itself: TimeZone %q, %v; want %q", rows, err, tc.own)
 			}
@@ -93,14 +95,14 @@ func testPoolIsolation18bPortalNames(t *testing.T, relay string) {
 // recorded as holding hq's time zone, then went without it to tom, who
 // sent the same SET.
 func TestPoolIsolation18bResetAllAfterOthers(t *testing.T) {
-	onEveryRelay(t, testPoolIsolation18bResetAllAfterOthers)
+	proxytest.OnEveryRelay(t, testPoolIsolation18bResetAllAfterOthers)
 }
 
 func testPoolIsolation18bResetAllAfterOthers(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 500*time.Millisecond)
 	ctx := context.Background()
 	const tokyo = "Asia/Tokyo"
-	startup := direct(t, "SHOW TimeZone")[0][0]
+	startup := proxytest.Direct(t, "SHOW TimeZone")[0][0]
 	if startup == tokyo {
 		t.Fatalf("the startup time zone is %s: the cases show nothing", tokyo)
 	}
@@ -132,24 +134,24 @@ func testPoolIsolation18bResetAllAfterOthers(t *testing.T, relay string) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			hq, tom := p.connect(t, "hq"), p.connect(t, "tom")
+			hq, tom := p.Connect(t, "hq"), p.Connect(t, "tom")
 			defer hq.Close(ctx)
 			defer tom.Close(ctx)
-			if _, err := roundTrip(t, tom, q("SET TimeZone = 'Asia/Tokyo'")...); err != nil {
+			if _, err := proxytest.RoundTrip(t, tom, q("SET TimeZone = 'Asia/Tokyo'")...); err != nil {
 				t.Fatalf("tom: %v", err)
 			}
 			for _, b := range tc.hq {
-				if _, err := roundTrip(t, hq, b...); err != nil {
+				if _, err := proxytest.RoundTrip(t, hq, b...); err != nil {
 					t.Fatalf("hq: %v", err)
 				}
 			}
-			rows, err := roundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err := proxytest.RoundTrip(t, tom, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil && strings.Contains(err.Error(), "53300") {
 				t.Logf("hq kept the backend: %v", err)
 			} else if err != nil || len(rows) != 1 || rows[0] != tokyo {
 				t.Errorf("tom's session: TimeZone %q, %v; want %q", rows, err, tokyo)
 			}
-			rows, err = roundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
+			rows, err = proxytest.RoundTrip(t, hq, &pgproto3.Query{String: "SHOW TimeZone"})
 			if err != nil || len(rows) != 1 || rows[0] != startup {
 				t.Errorf("the session itself: TimeZone %q, %v; want %q", rows, err, startup)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -19,10 +21,10 @@ import (
 )
 
 // terminatePoolBackends closes the pool's backends upstream.
-func terminatePoolBackends(t *testing.T, p *testProxy) {
+func terminatePoolBackends(t *testing.T, p *proxytest.Proxy) {
 	t.Helper()
-	direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")
-	eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.poolBackends(t) == 0 })
+	proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.Started+"'")
+	proxytest.Eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.PoolBackends(t) == 0 })
 }
 
 // TestAPipelinedBindRunsAfterAnEarlierBatchSkippedItsLazyParse: a client
@@ -32,9 +34,9 @@ func terminatePoolBackends(t *testing.T, p *testProxy) {
 // came. It runs, as in PostgreSQL: while the earlier Parse is
 // unanswered, the second batch closes S1 and prepares it again.
 func TestAPipelinedBindRunsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		p := startPooled(t, relay, 1, 5*time.Second)
-		c := p.simpleConn(t, "marie")
+		c := p.SimpleConn(t, "marie")
 		if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 41::int + 1"}, &pgproto3.Sync{}); codes[0] != "" {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
@@ -57,7 +59,7 @@ func TestAPipelinedBindRunsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) 
 // the backend given S1's first text again ahead of it: S1 keeps its
 // first text there and on a new backend alike.
 func TestAPipelinedParseOfAHeldNameFailsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := filepath.Join(t.TempDir(), "audit.log")
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
 		if err != nil {
@@ -65,7 +67,7 @@ func TestAPipelinedParseOfAHeldNameFailsAfterAnEarlierBatchSkippedItsLazyParse(t
 		}
 		t.Cleanup(func() { _ = alog.Close() })
 		p := startPooled(t, relay, 1, 5*time.Second, func(o *proxy.Options) { o.Audit = alog })
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 'old text'"}, &pgproto3.Sync{}); codes[0] != "" {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
@@ -105,7 +107,7 @@ func TestAPipelinedParseOfAHeldNameFailsAfterAnEarlierBatchSkippedItsLazyParse(t
 // The pool's only backend must go back, and the records must say what
 // happened.
 func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "audit.log")
 		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
@@ -114,9 +116,9 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = alog.Close() })
 		p := startPooled(t, relay, 1, 2*time.Second, func(o *proxy.Options) { o.Audit = alog })
-		direct(t, "DROP DOMAIN IF EXISTS lazy_dom")
-		direct(t, "CREATE DOMAIN lazy_dom AS int")
-		c := p.connect(t, "hq")
+		proxytest.Direct(t, "DROP DOMAIN IF EXISTS lazy_dom")
+		proxytest.Direct(t, "CREATE DOMAIN lazy_dom AS int")
+		c := p.Connect(t, "hq")
 		const (
 			ok    = "SELECT id FROM responses ORDER BY id LIMIT 2"
 			gone  = "SELECT 1::lazy_dom AS v"
@@ -127,7 +129,7 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
 		terminatePoolBackends(t, p)
-		direct(t, "DROP DOMAIN lazy_dom")
+		proxytest.Direct(t, "DROP DOMAIN lazy_dom")
 		_, codes, errs = pipelineBatches(t, c, 1,
 			&pgproto3.Bind{PreparedStatement: "ok"}, &pgproto3.Execute{},
 			&pgproto3.Bind{PreparedStatement: "gone"}, &pgproto3.Execute{},
@@ -136,7 +138,7 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 		if codes[0] != "42704" {
 			t.Fatalf("batch: %s %s, want 42704", codes[0], errs[0])
 		}
-		other := p.connect(t, "marie")
+		other := p.Connect(t, "marie")
 		if _, err := one(ctx, other, "SELECT 'another session'"); err != nil {
 			t.Errorf("another session found no backend: %v", err)
 		}
@@ -191,17 +193,17 @@ func TestAStatementWhoseReprepareWasSkippedRunsWhenThePolicyComesBack(t *testing
 				t.Fatal(err)
 			}
 			var po proxy.Options
-			p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
-			rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+			p, pols := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+			rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 				Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 			ctx := context.Background()
-			c := p.connect(t, "marie")
+			c := p.Connect(t, "marie")
 			const q = "SELECT count(*)::text FROM responses"
 			if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{}); codes[0] != "" {
 				t.Fatalf("prepare: %s %s", codes[0], errs[0])
 			}
 			v0 := pols.Current().Version
-			editConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
+			proxytest.EditConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
 			if err := rl.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +212,7 @@ func TestAStatementWhoseReprepareWasSkippedRunsWhenThePolicyComesBack(t *testing
 			if codes[0] != "42601" {
 				t.Fatalf("failed batch: %s %s", codes[0], errs[0])
 			}
-			editConfig(t, path, "  where  = \"country = me.country\"\n  enabled = false", `  where  = "country = me.country"`)
+			proxytest.EditConfig(t, path, "  where  = \"country = me.country\"\n  enabled = false", `  where  = "country = me.country"`)
 			if err := rl.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,15 +26,15 @@ import (
 // live ones: a loop of connect, send, close kept the queue full of
 // them, and the live sessions behind got 53300.)
 func TestTransactionPoolWaitEndsWithItsClient(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolWaitEndsWithItsClient)
+	proxytest.OnEveryRelay(t, testTransactionPoolWaitEndsWithItsClient)
 }
 
 func testTransactionPoolWaitEndsWithItsClient(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, relay, 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
-	holder := p.simpleConn(t, "hq")
+	holder := p.SimpleConn(t, "hq")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -41,18 +43,18 @@ func testTransactionPoolWaitEndsWithItsClient(t *testing.T, relay string) {
 	}
 	const leavers = 5
 	for range leavers {
-		leaver := p.simpleConn(t, "marie")
+		leaver := p.SimpleConn(t, "marie")
 		fe := leaver.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: "SELECT 'never answered'"})
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
 			return gauge(t, reg, "pgveil_pool_waiting") >= 1
 		})
 		leaver.PgConn().Conn().Close()
 	}
-	eventually(t, 3*time.Second, "the waits to end with their clients, long before the 20s wait timeout", func() bool {
+	proxytest.Eventually(t, 3*time.Second, "the waits to end with their clients, long before the 20s wait timeout", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 	if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
@@ -71,7 +73,7 @@ func testTransactionPoolWaitEndsWithItsClient(t *testing.T, relay string) {
 // would let a loop of such sessions open backends past upstream.pool.size,
 // up to the server's max_connections, for every user.
 func TestTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolEndedSessionLeavesNoStatementRunning)
+	proxytest.OnEveryRelay(t, testTransactionPoolEndedSessionLeavesNoStatementRunning)
 }
 
 func testTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T, relay string) {
@@ -79,24 +81,24 @@ func testTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T, relay
 	mark := fmt.Sprintf("orphan %s %d", relay, time.Now().UnixNano())
 	sleeper := "SELECT pg_sleep(60), '" + mark + "'"
 	running := func() int {
-		n := direct(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%"+mark+"%' AND query NOT LIKE '%pg_stat_activity%'")[0][0]
+		n := proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%"+mark+"%' AND query NOT LIKE '%pg_stat_activity%'")[0][0]
 		var i int
 		fmt.Sscan(n, &i)
 		return i
 	}
 	for i := range 3 {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		fe := c.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: sleeper})
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the statement to run", func() bool { return running() == 1 })
+		proxytest.Eventually(t, 5*time.Second, "the statement to run", func() bool { return running() == 1 })
 		// An invalid message type: pgveil ends the session (08P01).
 		if _, err := c.PgConn().Conn().Write([]byte{'z', 0, 0, 0, 4}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, fmt.Sprintf("round %d: the ended session's statement to stop upstream", i), func() bool { return running() == 0 })
+		proxytest.Eventually(t, 5*time.Second, fmt.Sprintf("round %d: the ended session's statement to stop upstream", i), func() bool { return running() == 0 })
 	}
 }
 
@@ -104,16 +106,16 @@ func testTransactionPoolEndedSessionLeavesNoStatementRunning(t *testing.T, relay
 // TestTransactionPoolWaitEndsWithItsClient for a TLS session, whose
 // relay is always on goroutines.
 func TestTransactionPoolWaitEndsWithItsTLSClient(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
-	cert, _ := selfSigned(t)
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	cert, _ := proxytest.SelfSigned(t)
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 20 * time.Second, IdleTimeout: time.Minute}
 		c.Listen.TLS = &policy.ListenTLS{Require: true, Config: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	}, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 	conn := func(user string) *pgx.Conn {
-		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"sslmode": {"require"}, "default_query_exec_mode": {"simple_protocol"}}))
+		c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, url.Values{"sslmode": {"require"}, "default_query_exec_mode": {"simple_protocol"}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,11 +132,11 @@ func TestTransactionPoolWaitEndsWithItsTLSClient(t *testing.T) {
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 1
 	})
 	leaver.PgConn().Conn().Close()
-	eventually(t, 3*time.Second, "the wait to end with its client, long before the 20s wait timeout", func() bool {
+	proxytest.Eventually(t, 3*time.Second, "the wait to end with its client, long before the 20s wait timeout", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 }
@@ -145,11 +147,11 @@ func TestTransactionPoolWaitEndsWithItsTLSClient(t *testing.T) {
 // leaves the queue at once, as one waiting for a transaction does, not
 // at the wait timeout.
 func TestTransactionPoolStartWaitEndsWithItsClient(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, "", 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
-	holder := p.simpleConn(t, "hq")
+	holder := p.SimpleConn(t, "hq")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -160,20 +162,20 @@ func TestTransactionPoolStartWaitEndsWithItsClient(t *testing.T) {
 	failed := make(chan error, 1)
 	go func() {
 		// A statement_timeout of its own: a key no backend has yet.
-		c, err := pgx.Connect(cctx, p.url("marie", "demo-marie", url.Values{"statement_timeout": {"4321"}}))
+		c, err := pgx.Connect(cctx, p.URL("marie", "demo-marie", url.Values{"statement_timeout": {"4321"}}))
 		if err == nil {
 			c.Close(ctx)
 		}
 		failed <- err
 	}()
-	eventually(t, 5*time.Second, "the new session's start to wait for a backend", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the new session's start to wait for a backend", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") >= 1
 	})
 	cancel()
 	if err := <-failed; err == nil {
 		t.Fatal("the connection cancelled while it waited started")
 	}
-	eventually(t, 3*time.Second, "the start's wait to end with its client, long before the 20s wait timeout", func() bool {
+	proxytest.Eventually(t, 3*time.Second, "the start's wait to end with its client, long before the 20s wait timeout", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 	if _, err := holder.Exec(ctx, "COMMIT"); err != nil {

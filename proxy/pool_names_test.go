@@ -1,11 +1,10 @@
 package proxy_test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -18,22 +17,22 @@ import (
 // upstream and one to the tracker: a Bind of the long name ran hq's text
 // while metabase acted for marie.
 func TestTransactionPoolStatementNamesPastNAMEDATALEN(t *testing.T) {
-	path := pooledDemo(t, 1)
-	p, _ := startDemoFrom(t, path)
-	c := p.connect(t, "metabase")
+	path := proxytest.PooledDemo(t, 1)
+	p, _ := proxytest.StartDemoFrom(t, path)
+	c := p.Connect(t, "metabase")
 	long, short := strings.Repeat("s", 64), strings.Repeat("s", 63)
-	if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE hq"}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Query{String: "SET ROLE hq"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roundTrip(t, c, &pgproto3.Parse{Name: long, Query: "SELECT country FROM responses WHERE country <> 'France'"}, &pgproto3.Sync{}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: long, Query: "SELECT country FROM responses WHERE country <> 'France'"}, &pgproto3.Sync{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE marie"}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Query{String: "SET ROLE marie"}); err != nil {
 		t.Fatal(err)
 	}
 	// PostgreSQL (session mode) answers 42P05 "already exists" here.
-	_, _ = roundTrip(t, c, &pgproto3.Parse{Name: short, Query: "SELECT 'harmless'"}, &pgproto3.Sync{})
-	rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: long}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	_, _ = proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: short, Query: "SELECT 'harmless'"}, &pgproto3.Sync{})
+	rows, err := proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: long}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	for _, r := range rows {
 		if r != "France" && r != "harmless" {
 			t.Fatalf("acting for marie, the statement prepared as hq ran: read %d rows, e.g. %q (err %v)", len(rows), r, err)
@@ -47,48 +46,21 @@ func TestTransactionPoolStatementNamesPastNAMEDATALEN(t *testing.T) {
 // 63-byte name, which the pool must take for the same statement (before
 // 35bc1ff the client's Bind of the 64-byte name reached the old text).
 func TestTransactionPoolLongNameReprepare(t *testing.T) {
-	path := pooledDemo(t, 1)
-	p, _ := startDemoFrom(t, path)
-	c := p.connect(t, "metabase")
+	path := proxytest.PooledDemo(t, 1)
+	p, _ := proxytest.StartDemoFrom(t, path)
+	c := p.Connect(t, "metabase")
 	long := strings.Repeat("s", 64)
-	if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE hq"}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Query{String: "SET ROLE hq"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roundTrip(t, c, &pgproto3.Parse{Name: long, Query: "SELECT country FROM responses WHERE country <> 'France'"}, &pgproto3.Sync{}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: long, Query: "SELECT country FROM responses WHERE country <> 'France'"}, &pgproto3.Sync{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roundTrip(t, c, &pgproto3.Query{String: "SET ROLE marie"}); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, &pgproto3.Query{String: "SET ROLE marie"}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: long}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	rows, err := proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: long}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if len(rows) > 0 {
 		t.Fatalf("acting for marie, the statement prepared as hq ran: read %d rows, e.g. %q (err %v)", len(rows), rows[0], err)
 	}
-}
-
-// pooledDemo writes configs/demo.hcl with a transaction pool of size
-// backends to a temporary file, and returns its path.
-func pooledDemo(t *testing.T, size int) string {
-	t.Helper()
-	return pooledDemoWait(t, size, "")
-}
-
-// pooledDemoWait is pooledDemo with the pool's wait_timeout set to wait
-// (the default when empty): a test that accepts a client waiting in
-// vain (53300) for the backend another session keeps waits less.
-func pooledDemoWait(t *testing.T, size int, wait string) string {
-	t.Helper()
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := fmt.Sprintf("upstream {\n  pool {\n    mode = \"transaction\"\n    size = %d\n  }", size)
-	if wait != "" {
-		pool = fmt.Sprintf("upstream {\n  pool {\n    mode = \"transaction\"\n    size = %d\n    wait_timeout = %q\n  }", size, wait)
-	}
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, []byte(strings.Replace(string(src), "upstream {", pool, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

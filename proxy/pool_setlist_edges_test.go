@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -14,13 +16,13 @@ import (
 // refused setting never leaves a value the session did not keep, nor one
 // another session on the same backend sees.
 func TestTransactionPoolSetListEdges(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolSetListEdges)
+	proxytest.OnEveryRelay(t, testTransactionPoolSetListEdges)
 }
 
 func testTransactionPoolSetListEdges(t *testing.T, relay string) {
 	p := startPooled(t, relay, 1, 5*time.Second)
 	ctx := context.Background()
-	a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	const q = "SELECT current_setting('work_mem') || ' ' || current_setting('lock_timeout') || ' ' || current_setting('extra_float_digits')"
 	before, err := one(ctx, b, q)
 	if err != nil {
@@ -94,7 +96,7 @@ func testTransactionPoolSetListEdges(t *testing.T, relay string) {
 func TestTransactionPoolSetListLocalAndReset(t *testing.T) {
 	p := startPooled(t, "", 1, time.Second)
 	ctx := context.Background()
-	a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	const q = "SELECT current_setting('work_mem') || ' ' || current_setting('lock_timeout')"
 	before, err := one(ctx, b, q)
 	if err != nil {

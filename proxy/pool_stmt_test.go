@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,11 +30,11 @@ import (
 // Closes pgveil adds (pgveil_pool_statements_prepared_total,
 // _closed_total) and backends, not timings.
 func TestTransactionPoolLazyStatements(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolLazyStatements)
+	proxytest.OnEveryRelay(t, testTransactionPoolLazyStatements)
 }
 
 func testTransactionPoolLazyStatements(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, relay, 1, 5*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
@@ -81,14 +83,14 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 	// transaction runs on a new one, which holds no statement.
 	newBackend := func(t *testing.T) {
 		t.Helper()
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")
-		eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.poolBackends(t) == 0 })
+		proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.Started+"'")
+		proxytest.Eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.PoolBackends(t) == 0 })
 	}
 	// pids returns the pool's backends upstream.
 	pids := func(t *testing.T) string {
 		t.Helper()
 		var out []string
-		for _, r := range direct(t, "SELECT pid::text FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"' ORDER BY pid") {
+		for _, r := range proxytest.Direct(t, "SELECT pid::text FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.Started+"' ORDER BY pid") {
 			out = append(out, r[0])
 		}
 		return strings.Join(out, ",")
@@ -98,7 +100,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 		// hold. The backend that prepared them is closed at its release;
 		// the transactions after it take one backend and keep it.
 		const n = 5000
-		d := p.simpleConn(t, "marie")
+		d := p.SimpleConn(t, "marie")
 		msgs := make([]pgproto3.FrontendMessage, 0, n)
 		for i := range n {
 			msgs = append(msgs, &pgproto3.Parse{Name: fmt.Sprintf("s%d", i), Query: fmt.Sprintf("SELECT %d::int", i)})
@@ -115,7 +117,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 			// at its release, but its process may still be listed
 			// upstream for a moment (seen under load: "27320,27321"):
 			// wait for one backend, which two kept would never give.
-			eventually(t, 5*time.Second, "one pool backend upstream", func() bool { return !strings.Contains(pids(t), ",") })
+			proxytest.Eventually(t, 5*time.Second, "one pool backend upstream", func() bool { return !strings.Contains(pids(t), ",") })
 			seen[pids(t)] = true
 		}
 		if len(seen) != 1 || seen[""] {
@@ -131,7 +133,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 
 	const many = 2500 // past maxBackendStatements (2000), within twice it
 
-	c := p.simpleConn(t, "marie")
+	c := p.SimpleConn(t, "marie")
 	msgs := make([]pgproto3.FrontendMessage, 0, many)
 	for i := range many {
 		msgs = append(msgs, &pgproto3.Parse{Name: fmt.Sprintf("s%d", i), Query: fmt.Sprintf("SELECT %d::int", i)})
@@ -141,7 +143,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 	}
 
 	t.Run("transactions that name no statement prepare none", func(t *testing.T) {
-		other := p.simpleConn(t, "hq")
+		other := p.SimpleConn(t, "hq")
 		before := prepared()
 		for i := range 20 {
 			if got, err := one(ctx, c, "SELECT 'round "+strconv.Itoa(i)+"'"); err != nil || got != "round "+strconv.Itoa(i) {
@@ -154,7 +156,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 		if got := prepared() - before; got != 0 {
 			t.Errorf("20 transactions naming no statement prepared %v upstream, want 0", got)
 		}
-		if got := p.poolBackends(t); got != 1 {
+		if got := p.PoolBackends(t); got != 1 {
 			t.Errorf("%d backends upstream, want the pool's 1", got)
 		}
 		// The backend held the session's 2500: the first session to take
@@ -273,7 +275,7 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 		// pgx's default mode caches server-prepared statements, as
 		// PgJDBC does past prepareThreshold: a few statements bound in
 		// every transaction.
-		a, b := p.connect(t, "hq"), p.connect(t, "marie")
+		a, b := p.Connect(t, "hq"), p.Connect(t, "marie")
 		queries := []string{"SELECT $1::int + 1", "SELECT $1::int * 2", "SELECT $1::int - 3"}
 		runAll := func(t *testing.T, i int) {
 			t.Helper()
@@ -311,10 +313,10 @@ func testTransactionPoolLazyStatements(t *testing.T, relay string) {
 // most 10,000 named statements; the Parse of one more gets 54000, and the
 // session goes on.
 func TestTransactionPoolStatementCap(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, policy.RelayEventLoop, 1, 5*time.Second)
 	ctx := context.Background()
-	c := p.simpleConn(t, "marie")
+	c := p.SimpleConn(t, "marie")
 	fe := c.PgConn().Frontend()
 	const limit = 10000
 	send := func(msgs ...pgproto3.FrontendMessage) (codes []string, msg string) {
@@ -362,7 +364,7 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 		if testing.Short() {
 			t.Skip("sends 32 MiB of statements through the rewriter (10 s)")
 		}
-		big := p.simpleConn(t, "marie")
+		big := p.SimpleConn(t, "marie")
 		fe = big.PgConn().Frontend()
 		// Just under the rewriter's 1 MiB text limit: 32 fit in 32 MiB.
 		text := "SELECT '" + strings.Repeat("x", 1<<20-64-len("SELECT ''")) + "'"
@@ -384,26 +386,26 @@ func TestTransactionPoolStatementCap(t *testing.T) {
 // policy in force at its next Bind, on a backend that lacks it as on one
 // that holds it: the text checked under the old policy never runs there.
 func TestTransactionPoolStatementsAfterReload(t *testing.T) {
-	path := pooledDemo(t, 1)
+	path := proxytest.PooledDemo(t, 1)
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
-	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	p.Started = proxytest.Direct(t, "SELECT clock_timestamp()::text")[0][0]
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx := context.Background()
 	reload := func(t *testing.T, old, new string) {
 		t.Helper()
-		editConfig(t, path, old, new)
+		proxytest.EditConfig(t, path, old, new)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	newBackend := func(t *testing.T) {
 		t.Helper()
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")
-		eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.poolBackends(t) == 0 })
+		proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.Started+"'")
+		proxytest.Eventually(t, 5*time.Second, "the pool's backend is gone", func() bool { return p.PoolBackends(t) == 0 })
 	}
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	count := func(t *testing.T, name string) (string, error) {
 		t.Helper()
 		rr := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
@@ -418,7 +420,7 @@ func TestTransactionPoolStatementsAfterReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := direct(t, q+" WHERE "+scopes["marie"])[0][0]
+	want := proxytest.Direct(t, q+" WHERE "+proxytest.Scopes["marie"])[0][0]
 	if got, err := count(t, "kept"); err != nil || got != want {
 		t.Fatalf("%q, %v; want %s", got, err, want)
 	}

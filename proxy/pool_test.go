@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -25,30 +27,22 @@ import (
 // startPooled runs the demo in transaction mode with a pool of size
 // backends and a wait timeout of wait, its plaintext sessions relayed as
 // relay says (policy.RelayEventLoop or policy.RelayGoroutines).
-func startPooled(t *testing.T, relay string, size int, wait time.Duration, opts ...func(*proxy.Options)) *testProxy {
+func startPooled(t *testing.T, relay string, size int, wait time.Duration, opts ...func(*proxy.Options)) *proxytest.Proxy {
 	t.Helper()
 	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: size, WaitTimeout: wait, IdleTimeout: time.Minute}, opts...)
-	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	p.Started = proxytest.Direct(t, "SELECT clock_timestamp()::text")[0][0]
 	return p
 }
 
 // startDemoPool runs the demo with the upstream pool block pool, its
 // plaintext sessions relayed as relay says.
-func startDemoPool(t *testing.T, relay string, pool policy.Pool, opts ...func(*proxy.Options)) *testProxy {
+func startDemoPool(t *testing.T, relay string, pool policy.Pool, opts ...func(*proxy.Options)) *proxytest.Proxy {
 	t.Helper()
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = pool
 		c.Listen.Relay = relay
 	}, opts...)
 	return p
-}
-
-// onEveryRelay runs test for sessions on the event loops and on
-// goroutines (TLS sessions, listen.relay = "goroutines"): a pooled
-// session behaves the same on both.
-func onEveryRelay(t *testing.T, test func(t *testing.T, relay string)) {
-	t.Run("on event loops", func(t *testing.T) { test(t, policy.RelayEventLoop) })
-	t.Run("on goroutines", func(t *testing.T) { test(t, policy.RelayGoroutines) })
 }
 
 // gauge returns the value of the metric name of reg: a gauge's or a
@@ -71,29 +65,6 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return -1
 }
 
-// simpleConn opens a session as a demo user that sends every statement
-// in the simple protocol, as psql does.
-func (p *testProxy) simpleConn(t *testing.T, user string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"default_query_exec_mode": {"simple_protocol"}}))
-	if err != nil {
-		t.Fatalf("connecting as %s: %v", user, err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
-
-// poolBackends counts the backends of p's pool upstream: named by
-// pgveil, started since p. (Those of earlier tests' sessions, named alike,
-// may still be exiting.)
-func (p *testProxy) poolBackends(t *testing.T) int {
-	t.Helper()
-	n, _ := strconv.Atoi(direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND backend_start >= '"+p.started+"'")[0][0])
-	return n
-}
-
 // one runs sql and returns the first column of its first row.
 func one(ctx context.Context, c *pgx.Conn, sql string) (string, error) {
 	var s string
@@ -101,15 +72,15 @@ func one(ctx context.Context, c *pgx.Conn, sql string) (string, error) {
 	return s, err
 }
 
-func TestTransactionPool(t *testing.T) { onEveryRelay(t, testTransactionPool) }
+func TestTransactionPool(t *testing.T) { proxytest.OnEveryRelay(t, testTransactionPool) }
 
 func testTransactionPool(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 3, 2*time.Second)
 	ctx := context.Background()
 	want := map[string]string{}
 	for _, u := range []string{"marie", "hq"} {
-		want[u] = direct(t, "SELECT count(*) FROM responses WHERE "+scopes[u])[0][0]
+		want[u] = proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes[u])[0][0]
 	}
 
 	t.Run("twelve sessions of two users run on three backends, each seeing its own rows", func(t *testing.T) {
@@ -117,7 +88,7 @@ func testTransactionPool(t *testing.T, relay string) {
 		errs := make(chan error, 12)
 		for i := range 12 {
 			user := []string{"marie", "hq"}[i%2]
-			c := p.simpleConn(t, user)
+			c := p.SimpleConn(t, user)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -139,7 +110,7 @@ func testTransactionPool(t *testing.T, relay string) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n := p.poolBackends(t); n > 3 {
+		if n := p.PoolBackends(t); n > 3 {
 			t.Errorf("%d backends upstream, want at most 3", n)
 		}
 	})
@@ -166,7 +137,7 @@ func testTransactionPool(t *testing.T, relay string) {
 			return err
 		}
 		for _, set := range []func(*pgx.Conn) error{rewound, pipelined} {
-			a, b := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
+			a, b := p.SimpleConn(t, "marie"), p.SimpleConn(t, "hq")
 			if err := set(a); err != nil {
 				t.Fatal(err)
 			}
@@ -179,9 +150,9 @@ func testTransactionPool(t *testing.T, relay string) {
 					t.Fatalf("the session that SET DateStyle read %q, %v: want 31.01.2024", got, err)
 				}
 			}
-			before := p.poolBackends(t)
+			before := p.PoolBackends(t)
 			a.Close(ctx)
-			eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return p.poolBackends(t) == before-1 })
+			proxytest.Eventually(t, 5*time.Second, "the backend with the SET to close", func() bool { return p.PoolBackends(t) == before-1 })
 			if got, err := one(ctx, b, "SHOW DateStyle"); err != nil || got != "ISO, MDY" {
 				t.Fatalf("DateStyle %q, %v after the other session ended", got, err)
 			}
@@ -190,7 +161,7 @@ func testTransactionPool(t *testing.T, relay string) {
 	})
 
 	t.Run("a named prepared statement is never seen by another session", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.PgConn().Prepare(ctx, "hq_rows", "SELECT count(*) FROM responses", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -206,17 +177,17 @@ func testTransactionPool(t *testing.T, relay string) {
 	})
 
 	t.Run("a cancel reaches the backend running the statement", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		began := time.Now()
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(10)")
 			done <- err
 		}()
-		eventually(t, 5*time.Second, "the statement to run", func() bool {
-			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
+		proxytest.Eventually(t, 5*time.Second, "the statement to run", func() bool {
+			return proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0] == "1"
 		})
-		pid := direct(t, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0]
+		pid := proxytest.Direct(t, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND query LIKE '%pg_sleep(10)%'")[0][0]
 		if err := c.PgConn().CancelRequest(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -229,19 +200,19 @@ func testTransactionPool(t *testing.T, relay string) {
 			t.Fatalf("after the cancel: %q, %v", got, err)
 		}
 		// A late cancel must never reach another session's statement.
-		eventually(t, 5*time.Second, "the cancelled backend to close", func() bool {
-			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)[0][0] == "0"
+		proxytest.Eventually(t, 5*time.Second, "the cancelled backend to close", func() bool {
+			return proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)[0][0] == "0"
 		})
 	})
 
 	t.Run("a backend closed while free is replaced", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		if _, err := one(ctx, c, "SELECT 'warm'"); err != nil {
 			t.Fatal(err)
 		}
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")
-		eventually(t, 5*time.Second, "the free backends to go", func() bool {
-			return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")[0][0] == "0"
+		proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")
+		proxytest.Eventually(t, 5*time.Second, "the free backends to go", func() bool {
+			return proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle'")[0][0] == "0"
 		})
 		for range 3 {
 			if got, err := one(ctx, c, "SELECT 'fresh'"); err != nil || got != "fresh" {
@@ -251,14 +222,14 @@ func testTransactionPool(t *testing.T, relay string) {
 	})
 
 	t.Run("a backend lost in mid-transaction ends its session only", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.Exec(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := one(ctx, a, "SELECT 'in a transaction'"); err != nil {
 			t.Fatal(err)
 		}
-		direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle in transaction'")
+		proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%' AND state = 'idle in transaction'")
 		if _, err := one(ctx, a, "SELECT 'after'"); err == nil {
 			t.Fatal("the transaction went on without its backend")
 		}
@@ -268,14 +239,16 @@ func testTransactionPool(t *testing.T, relay string) {
 	})
 }
 
-func TestTransactionPoolExhausted(t *testing.T) { onEveryRelay(t, testTransactionPoolExhausted) }
+func TestTransactionPoolExhausted(t *testing.T) {
+	proxytest.OnEveryRelay(t, testTransactionPoolExhausted)
+}
 
 func testTransactionPoolExhausted(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, relay, 1, 200*time.Millisecond, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
-	holder, waiter := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	holder, waiter := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +271,7 @@ func testTransactionPoolExhausted(t *testing.T, relay string) {
 		check(t, res.Err)
 	})
 	t.Run("waits that start apart each last the whole timeout", func(t *testing.T) {
-		late := p.simpleConn(t, "marie")
+		late := p.SimpleConn(t, "marie")
 		errs := make(chan error, 2)
 		waited := make(chan time.Duration, 2)
 		for i, c := range []*pgx.Conn{waiter, late} {
@@ -346,17 +319,17 @@ func testTransactionPoolExhausted(t *testing.T, relay string) {
 		if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
 			t.Fatal(err)
 		}
-		leaver := p.simpleConn(t, "marie")
+		leaver := p.SimpleConn(t, "marie")
 		fe := leaver.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: "SELECT 'never answered'"})
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the query waits for a backend", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "the query waits for a backend", func() bool {
 			return gauge(t, reg, "pgveil_pool_waiting") == 1
 		})
 		leaver.PgConn().Conn().Close()
-		eventually(t, 5*time.Second, "the wait ends with its client", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "the wait ends with its client", func() bool {
 			return gauge(t, reg, "pgveil_pool_waiting") == 0
 		})
 		if _, err := holder.Exec(ctx, "COMMIT"); err != nil {
@@ -371,18 +344,20 @@ func testTransactionPoolExhausted(t *testing.T, relay string) {
 	})
 }
 
-func TestTransactionPoolStatements(t *testing.T) { onEveryRelay(t, testTransactionPoolStatements) }
+func TestTransactionPoolStatements(t *testing.T) {
+	proxytest.OnEveryRelay(t, testTransactionPoolStatements)
+}
 
 func testTransactionPoolStatements(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 1, 2*time.Second)
 	ctx := context.Background()
-	hqRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["hq"])[0][0]
-	marieRows := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]
+	hqRows := proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes["hq"])[0][0]
+	marieRows := proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes["marie"])[0][0]
 	const q = "SELECT count(*) FROM responses"
 
 	t.Run("another session's unnamed statement is never run", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.PgConn().Prepare(ctx, "", q, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +367,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a session's unnamed statement follows it from batch to batch", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.PgConn().Prepare(ctx, "", q, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -410,7 +385,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("named statements of two sessions of one name stay apart", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		for _, c := range []*pgx.Conn{a, b} {
 			if _, err := c.PgConn().Prepare(ctx, "rows", q, nil); err != nil {
 				t.Fatal(err)
@@ -426,11 +401,11 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a statement name another session uses upstream is out of reach", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.PgConn().Prepare(ctx, "mine", q, nil); err != nil {
 			t.Fatal(err)
 		}
-		names := direct(t, "SELECT name FROM pg_prepared_statements")
+		names := proxytest.Direct(t, "SELECT name FROM pg_prepared_statements")
 		_ = names // upstream names are per backend; the direct connection has none
 		for _, guess := range []string{"mine", "pgveil_mine"} {
 			res := b.PgConn().ExecPrepared(ctx, guess, nil, nil, nil).Read()
@@ -440,7 +415,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("errors name the client's statements, never their names upstream", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		if _, err := c.PgConn().Prepare(ctx, "taken", q, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -475,7 +450,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("psqlODBC's DEALLOCATE of a statement it prepared closes it, between its savepoints", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		pc := c.PgConn()
 		exec := func(sql string) error { _, err := pc.Exec(ctx, sql).ReadAll(); return err }
 		run := func(name string) (string, error) {
@@ -523,7 +498,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 	})
 	t.Run("psqlODBC's SETs sent in one text follow the session, keeping no backend", func(t *testing.T) {
 		// With one backend: a session that kept it would leave b waiting.
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		const q = "SELECT DATE '2024-01-31'::text || ' ' || current_setting('extra_float_digits') || ' ' || current_setting('TimeZone')"
 		before, err := one(ctx, b, q)
 		if err != nil {
@@ -557,7 +532,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		check("31.01.2024 3 Asia/Tokyo")
 	})
 	t.Run("pgx's statement cache works across transactions", func(t *testing.T) {
-		c := p.connect(t, "hq")
+		c := p.Connect(t, "hq")
 		for range 10 {
 			var n string
 			if err := c.QueryRow(ctx, "SELECT count(*)::text FROM responses WHERE $1::int > 0", 1).Scan(&n); err != nil || n != hqRows {
@@ -567,7 +542,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 	})
 	t.Run("asyncpg's reset on release gives the backend back", func(t *testing.T) {
 		// With one backend: one the reset kept would leave b waiting.
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.Exec(ctx, "SET DateStyle = 'German'"); err != nil {
 			t.Fatal(err)
 		}
@@ -582,7 +557,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a SET follows its session from backend to backend, and RESET with it", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		// DBeaver, Tableau and Metabase send these at connect.
 		for _, q := range []string{"SET DateStyle = 'German'", "SET application_name = 'DBeaver 23.3.0 - SQLEditor'",
 			"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"} {
@@ -639,7 +614,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a SET in a committed block follows its session, and one rolled back does not", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		run := func(c *pgx.Conn, qs ...string) {
 			t.Helper()
 			for _, q := range qs {
@@ -667,7 +642,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		show(b, "DateStyle", "ISO, MDY")
 
 		run(a, "BEGIN", "SET TimeZone = 'Asia/Tokyo'", "ROLLBACK")
-		show(a, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		show(a, "TimeZone", proxytest.Direct(t, "SHOW TimeZone")[0][0])
 
 		// A failed block rolls back at its COMMIT.
 		run(a, "BEGIN", "SET DateStyle = 'SQL'")
@@ -700,15 +675,15 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		}
 		pipelined("SET TimeZone = 'Asia/Tokyo'", "BEGIN")
 		run(a, "ROLLBACK")
-		show(a, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		show(a, "TimeZone", proxytest.Direct(t, "SHOW TimeZone")[0][0])
 		pipelined("SET TimeZone = 'Asia/Tokyo'", "BEGIN")
 		run(a, "COMMIT")
 		show(a, "TimeZone", "Asia/Tokyo")
-		show(b, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		show(b, "TimeZone", proxytest.Direct(t, "SHOW TimeZone")[0][0])
 		// Committed before its batch failed.
 		pipelined("SET TimeZone = 'Europe/Paris'", "BEGIN", "COMMIT", "SELECT 1/0")
 		show(a, "TimeZone", "Europe/Paris")
-		show(b, "TimeZone", direct(t, "SHOW TimeZone")[0][0])
+		show(b, "TimeZone", proxytest.Direct(t, "SHOW TimeZone")[0][0])
 
 		// RESET in a committed block.
 		run(a, "BEGIN", "RESET DateStyle", "END")
@@ -761,7 +736,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 			}, -1},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+				a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 				for i, msgs := range c.batches {
 					if failed := send(t, a, msgs...); failed != (i == c.fails) {
 						t.Fatalf("batch %d failed: %v", i, failed)
@@ -784,7 +759,7 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 	t.Run("each backend names the user and application of the session it runs, as in session mode", func(t *testing.T) {
 		conn := func(user, app string) *pgx.Conn {
 			t.Helper()
-			c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{
+			c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, url.Values{
 				"default_query_exec_mode": {"simple_protocol"}, "application_name": {app}}))
 			if err != nil {
 				t.Fatal(err)
@@ -823,20 +798,20 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 		upstream(b, "pgveil:marie:psql")
 	})
 	t.Run("an unnamed SET parsed and never run is not the session's", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 		if _, err := a.PgConn().Prepare(ctx, "", "SET TimeZone = 'Asia/Tokyo'", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := one(ctx, b, "SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
-		want := direct(t, "SHOW TimeZone")[0][0]
+		want := proxytest.Direct(t, "SHOW TimeZone")[0][0]
 		if got, err := one(ctx, a, "SHOW TimeZone"); err != nil || got != want {
 			t.Fatalf("TimeZone %q, %v; want %q", got, err, want)
 		}
 	})
 	t.Run("SQL PREPARE is refused, naming the pooling mode", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		_, err := c.Exec(ctx, "PREPARE p AS SELECT 1")
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
@@ -853,13 +828,13 @@ func testTransactionPoolStatements(t *testing.T, relay string) {
 // its own bytes both outgrow the sockets' buffers. Neither relay may
 // wait for the other to let the backend go.
 func TestTransactionPoolPipelineDoesNotDeadlock(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolPipelineDoesNotDeadlock)
+	proxytest.OnEveryRelay(t, testTransactionPoolPipelineDoesNotDeadlock)
 }
 
 func testTransactionPoolPipelineDoesNotDeadlock(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 2, 5*time.Second)
-	c := p.simpleConn(t, "hq")
+	c := p.SimpleConn(t, "hq")
 	fe := c.PgConn().Frontend()
 	big := make([]byte, 8<<20)
 	for i := range big {
@@ -907,17 +882,17 @@ func testTransactionPoolPipelineDoesNotDeadlock(t *testing.T, relay string) {
 // hold no backend, so an upstream restart costs them nothing; a session
 // in a transaction loses it, and then goes on.
 func TestTransactionPoolUpstreamRestart(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolUpstreamRestart)
+	proxytest.OnEveryRelay(t, testTransactionPoolUpstreamRestart)
 }
 
 func testTransactionPoolUpstreamRestart(t *testing.T, relay string) {
-	if cluster != nil && cluster.External() {
+	if proxytest.Cluster != nil && proxytest.Cluster.External() {
 		t.Skip("cannot restart an external server")
 	}
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 3, 5*time.Second)
 	ctx := context.Background()
-	idle, busy := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	idle, busy := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	for _, c := range []*pgx.Conn{idle, busy} {
 		if _, err := one(ctx, c, "SELECT 'warm'"); err != nil {
 			t.Fatal(err)
@@ -926,7 +901,7 @@ func testTransactionPoolUpstreamRestart(t *testing.T, relay string) {
 	if _, err := busy.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Restart(); err != nil {
+	if err := proxytest.Cluster.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("a session idle across the restart does not notice it", func(t *testing.T) {
@@ -942,29 +917,31 @@ func testTransactionPoolUpstreamRestart(t *testing.T, relay string) {
 		}
 	})
 	t.Run("new sessions work", func(t *testing.T) {
-		c := p.simpleConn(t, "marie")
+		c := p.SimpleConn(t, "marie")
 		if _, err := one(ctx, c, "SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
 	})
 }
 
-func TestTransactionPoolIdleTimeout(t *testing.T) { onEveryRelay(t, testTransactionPoolIdleTimeout) }
+func TestTransactionPoolIdleTimeout(t *testing.T) {
+	proxytest.OnEveryRelay(t, testTransactionPoolIdleTimeout)
+}
 
 func testTransactionPoolIdleTimeout(t *testing.T, relay string) {
-	noLeaks(t)
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	proxytest.NoLeaks(t)
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
 		c.Listen.Relay = relay
 	})
-	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	p.Started = proxytest.Direct(t, "SELECT clock_timestamp()::text")[0][0]
 	ctx := context.Background()
-	c := p.simpleConn(t, "marie")
+	c := p.SimpleConn(t, "marie")
 	t.Run("a backend idle longer than idle_timeout is closed", func(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'once'"); err != nil || got != "once" {
 			t.Fatalf("%q, %v", got, err)
 		}
-		eventually(t, 10*time.Second, "the idle backend is closed", func() bool { return p.poolBackends(t) == 0 })
+		proxytest.Eventually(t, 10*time.Second, "the idle backend is closed", func() bool { return p.PoolBackends(t) == 0 })
 	})
 	t.Run("the session then gets a new one", func(t *testing.T) {
 		if got, err := one(ctx, c, "SELECT 'again'"); err != nil || got != "again" {
@@ -974,17 +951,17 @@ func testTransactionPoolIdleTimeout(t *testing.T, relay string) {
 }
 
 func TestTransactionPoolSharesFreeBackends(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolSharesFreeBackends)
+	proxytest.OnEveryRelay(t, testTransactionPoolSharesFreeBackends)
 }
 
 // NOTE: sessions go to the event loops in turn, so that with two loops or
 // more, consecutive sessions run on different ones: a backend one loop
 // keeps free must reach another's session when the pool is full.
 func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 1, time.Second)
 	ctx := context.Background()
-	conns := []*pgx.Conn{p.simpleConn(t, "marie"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie"), p.simpleConn(t, "hq")}
+	conns := []*pgx.Conn{p.SimpleConn(t, "marie"), p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie"), p.SimpleConn(t, "hq")}
 	for round := range 3 {
 		for i, c := range conns {
 			want := fmt.Sprintf("round %d, session %d", round, i)
@@ -993,7 +970,7 @@ func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
 			}
 		}
 	}
-	if n := p.poolBackends(t); n != 1 {
+	if n := p.PoolBackends(t); n != 1 {
 		t.Fatalf("%d backends upstream, want 1", n)
 	}
 }
@@ -1003,11 +980,11 @@ func testTransactionPoolSharesFreeBackends(t *testing.T, relay string) {
 // takes that backend again after replacing or dropping the statement on
 // another one.
 func TestTransactionPoolUnnamedStatement(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolUnnamedStatement)
+	proxytest.OnEveryRelay(t, testTransactionPoolUnnamedStatement)
 }
 
 func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startPooled(t, relay, 2, 5*time.Second)
 	ctx := context.Background()
 	// batch sends msgs and a Sync, and returns the first value of the
@@ -1080,7 +1057,7 @@ func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
 			// on X, replaces it on A, and then runs the unnamed statement
 			// on X. o2 is the same user and application, so that taking
 			// X again replays nothing (a Query would drop the statement).
-			s, o, o2 := p.simpleConn(t, "marie"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			s, o, o2 := p.SimpleConn(t, "marie"), p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 			exec(t, o, "BEGIN") // o holds A
 			if _, code := batch(t, s, &pgproto3.Parse{Query: "SELECT 'first'"}); code != "" {
 				t.Fatalf("parse: %s", code)
@@ -1107,7 +1084,7 @@ func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
 		// while o holds A, then, o done, the second on the backend freed
 		// last (A, where o and the free lists put it), and runs it while
 		// o holds A again.
-		s, o := p.simpleConn(t, "marie"), p.simpleConn(t, "hq")
+		s, o := p.SimpleConn(t, "marie"), p.SimpleConn(t, "hq")
 		for i := range 5 {
 			exec(t, o, "BEGIN")
 			first := fmt.Sprintf("SELECT 'first %d'", i)
@@ -1132,22 +1109,24 @@ func testTransactionPoolUnnamedStatement(t *testing.T, relay string) {
 // TestTransactionPoolCopyFrom: a COPY FROM STDIN ends its transaction at
 // the ReadyForQuery after CopyDone or CopyFail like any other, and the
 // backend goes back to the pool then, not at the session's next message.
-func TestTransactionPoolCopyFrom(t *testing.T) { onEveryRelay(t, testTransactionPoolCopyFrom) }
+func TestTransactionPoolCopyFrom(t *testing.T) {
+	proxytest.OnEveryRelay(t, testTransactionPoolCopyFrom)
+}
 
 func testTransactionPoolCopyFrom(t *testing.T, relay string) {
-	noLeaks(t)
-	setupDemo(t)
-	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
-	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	proxytest.NoLeaks(t)
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	proxytest.Direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
 	// slow's trigger runs after the client's CopyDone, for longer than
 	// idle_transaction_timeout.
-	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.slow (note text)")
-	direct(t, "CREATE OR REPLACE FUNCTION pool_scratch.slow_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$")
-	direct(t, "CREATE OR REPLACE TRIGGER slow_after AFTER INSERT ON pool_scratch.slow FOR EACH STATEMENT EXECUTE FUNCTION pool_scratch.slow_trigger()")
-	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
-	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink, pool_scratch.slow TO pgveil_svc")
+	proxytest.Direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.slow (note text)")
+	proxytest.Direct(t, "CREATE OR REPLACE FUNCTION pool_scratch.slow_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$")
+	proxytest.Direct(t, "CREATE OR REPLACE TRIGGER slow_after AFTER INSERT ON pool_scratch.slow FOR EACH STATEMENT EXECUTE FUNCTION pool_scratch.slow_trigger()")
+	proxytest.Direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	proxytest.Direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink, pool_scratch.slow TO pgveil_svc")
 	const idleTx = 300 * time.Millisecond
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute,
 			IdleTransactionTimeout: idleTx}
 		c.Listen.Relay = relay
@@ -1155,7 +1134,7 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
 	})
 	ctx := context.Background()
-	loader, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	loader, other := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	for _, c := range []struct {
 		name string
 		in   io.Reader
@@ -1194,14 +1173,14 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 		{"bad data and two Syncs closes it", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("a\tb\tc\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{}}, false},
 	} {
 		t.Run("an extended-protocol COPY ended by "+c.name, func(t *testing.T) {
-			loader := p.simpleConn(t, "hq")
+			loader := p.SimpleConn(t, "hq")
 			// The backend that ran a statement, by its text upstream.
 			backend := func(c *pgx.Conn, tag string) string {
 				t.Helper()
 				if got, err := one(ctx, c, "SELECT '"+tag+"'"); err != nil || got != tag {
 					t.Fatalf("%s: %q, %v", tag, got, err)
 				}
-				return direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query = 'SELECT ''"+tag+"'''")[0][0]
+				return proxytest.Direct(t, "SELECT pid::text FROM pg_stat_activity WHERE query = 'SELECT ''"+tag+"'''")[0][0]
 			}
 			before := backend(loader, "before "+c.name)
 			libpqCopy(t, loader.PgConn().Frontend(), "COPY pool_scratch.sink FROM STDIN", c.end...)
@@ -1232,7 +1211,7 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 	t.Run("Syncs sent once the COPY failed are all answered", func(t *testing.T) {
 		// A client that waits for the COPY's error before its Syncs
 		// knows the server answers each: none is in doubt.
-		loader := p.simpleConn(t, "hq")
+		loader := p.SimpleConn(t, "hq")
 		fe := loader.PgConn().Frontend()
 		_ = loader.PgConn().Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
 		defer loader.PgConn().Conn().SetReadDeadline(time.Time{})
@@ -1292,11 +1271,11 @@ func testTransactionPoolCopyFrom(t *testing.T, relay string) {
 // backend closed for the others; a session whose statement runs long, or
 // that is idle between transactions, does not.
 func TestTransactionPoolIdleTransactionTimeout(t *testing.T) {
-	onEveryRelay(t, testTransactionPoolIdleTransactionTimeout)
+	proxytest.OnEveryRelay(t, testTransactionPoolIdleTransactionTimeout)
 }
 
 func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	const timeout = 300 * time.Millisecond
 	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second,
 		IdleTimeout: time.Minute, IdleTransactionTimeout: timeout})
@@ -1340,7 +1319,7 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 		}},
 	} {
 		t.Run(c.name+" ends after the timeout, and frees the backend", func(t *testing.T) {
-			idler, other := p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+			idler, other := p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 			start := time.Now()
 			c.start(t, idler)
 			e := ended(t, idler)
@@ -1353,7 +1332,7 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 		})
 	}
 	t.Run("a statement running longer than the timeout is not idle", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		if got, err := one(ctx, c, "SELECT pg_sleep(1)::text"); err != nil || got != "" {
 			t.Fatalf("%q, %v", got, err)
 		}
@@ -1387,7 +1366,7 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a Parse and a Describe waiting on a lock, without a Sync, are not idle", func(t *testing.T) {
-		locker, err := cluster.Connect(ctx, demoDB)
+		locker, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1395,7 +1374,7 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 		if err := locker.Exec(ctx, "BEGIN; LOCK TABLE responses IN ACCESS EXCLUSIVE MODE").Close(); err != nil {
 			t.Fatal(err)
 		}
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		send(t, c, &pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Flush{})
 		time.Sleep(3 * timeout)
 		if err := locker.Exec(ctx, "COMMIT").Close(); err != nil {
@@ -1426,7 +1405,7 @@ func testTransactionPoolIdleTransactionTimeout(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a session idle between transactions holds no backend and stays", func(t *testing.T) {
-		c := p.simpleConn(t, "hq")
+		c := p.SimpleConn(t, "hq")
 		if _, err := one(ctx, c, "SELECT 'x'"); err != nil {
 			t.Fatal(err)
 		}

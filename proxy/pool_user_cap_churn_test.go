@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -20,7 +22,7 @@ import (
 // running, while waiting at the cap, and just after asking (granted, or
 // being dialled for). Once they are gone the login counts no backend,
 // and its next session is served at once.
-func TestPoolMaxPerUserChurn(t *testing.T) { onEveryRelay(t, testPoolMaxPerUserChurn) }
+func TestPoolMaxPerUserChurn(t *testing.T) { proxytest.OnEveryRelay(t, testPoolMaxPerUserChurn) }
 
 func testPoolMaxPerUserChurn(t *testing.T, relay string) {
 	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 5 * time.Second,
@@ -32,7 +34,7 @@ func testPoolMaxPerUserChurn(t *testing.T, relay string) {
 		go func() {
 			defer wg.Done()
 			for i := range 8 {
-				c, err := pgx.Connect(ctx, p.url("hq", "demo-hq", url.Values{"default_query_exec_mode": {"simple_protocol"}}))
+				c, err := pgx.Connect(ctx, p.URL("hq", "demo-hq", url.Values{"default_query_exec_mode": {"simple_protocol"}}))
 				if err != nil {
 					t.Error(err)
 					return
@@ -53,11 +55,11 @@ func testPoolMaxPerUserChurn(t *testing.T, relay string) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, 10*time.Second, "the login's ended sessions count no backend", func() bool {
-		return proxy.PoolLoginsHeld(p.srv)["hq"] == 0
+	proxytest.Eventually(t, 10*time.Second, "the login's ended sessions count no backend", func() bool {
+		return proxy.PoolLoginsHeld(p.Server)["hq"] == 0
 	})
 	t.Run("the login's next sessions are served within their cap", func(t *testing.T) {
-		a, b := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+		a, b := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq")
 		for i, c := range []*pgx.Conn{a, b} {
 			got, err := one(ctx, c, fmt.Sprintf("SELECT 'served %d'", i))
 			if err != nil || got != fmt.Sprintf("served %d", i) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -25,16 +27,16 @@ import (
 // cap waits as for a full pool, and gets 53300 naming the cap, while
 // other logins are served from free or new backends; the backend its
 // login lets go is its, before any new dial.
-func TestPoolMaxPerUser(t *testing.T) { onEveryRelay(t, testPoolMaxPerUser) }
+func TestPoolMaxPerUser(t *testing.T) { proxytest.OnEveryRelay(t, testPoolMaxPerUser) }
 
 func testPoolMaxPerUser(t *testing.T, relay string) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	reg := prometheus.NewRegistry()
 	p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond,
 		IdleTimeout: time.Minute, MaxPerUser: 1}, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
-	p.started = direct(t, "SELECT clock_timestamp()::text")[0][0]
+	p.Started = proxytest.Direct(t, "SELECT clock_timestamp()::text")[0][0]
 	ctx := context.Background()
-	hq1, hq2, marie := p.simpleConn(t, "hq"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	hq1, hq2, marie := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	hold := func(t *testing.T, c *pgx.Conn) {
 		t.Helper()
 		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
@@ -57,7 +59,7 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 	}
 	waiting := func(t *testing.T, n float64) {
 		t.Helper()
-		eventually(t, 5*time.Second, "sessions wait for a backend", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "sessions wait for a backend", func() bool {
 			return gauge(t, reg, "pgveil_pool_waiting") == n
 		})
 	}
@@ -137,7 +139,7 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 		}
 	})
 	t.Run("a service account's pinned session holds its own login's backend, not the user's it acts for", func(t *testing.T) {
-		mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		mb1, mb2 := p.SimpleConn(t, "metabase"), p.SimpleConn(t, "metabase")
 		// NOTE: a switch in a transaction block keeps the backend; one
 		// sent alone follows the session instead (actpool22_test.go).
 		for _, q := range []string{"BEGIN", "SET ROLE marie", "COMMIT"} {
@@ -151,7 +153,7 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 			t.Fatalf("marie: %q, %v", got, err)
 		}
 		mb1.Close(ctx)
-		eventually(t, 5*time.Second, "the pinned session's backend is given back", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "the pinned session's backend is given back", func() bool {
 			s, err := one(ctx, mb2, "SELECT 'served'")
 			return err == nil && s == "served"
 		})
@@ -161,11 +163,11 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 // TestPoolMaxPerUserOverride checks a user block's max_pool_backends: it
 // caps that login's backends with no pool-wide cap, and the 53300 names
 // it.
-func TestPoolMaxPerUserOverride(t *testing.T) { onEveryRelay(t, testPoolMaxPerUserOverride) }
+func TestPoolMaxPerUserOverride(t *testing.T) { proxytest.OnEveryRelay(t, testPoolMaxPerUserOverride) }
 
 func testPoolMaxPerUserOverride(t *testing.T, relay string) {
-	noLeaks(t)
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	proxytest.NoLeaks(t)
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute}
 		c.Listen.Relay = relay
 		c.Users["metabase"].MaxPoolBackends = 1
@@ -181,7 +183,7 @@ func testPoolMaxPerUserOverride(t *testing.T, relay string) {
 		}
 	}
 	t.Run("the capped login's second transaction gets 53300 naming its user block's setting", func(t *testing.T) {
-		mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		mb1, mb2 := p.SimpleConn(t, "metabase"), p.SimpleConn(t, "metabase")
 		hold(t, mb1)
 		_, err := one(ctx, mb2, "SELECT 1")
 		var pgErr *pgconn.PgError
@@ -197,7 +199,7 @@ func testPoolMaxPerUserOverride(t *testing.T, relay string) {
 		}
 	})
 	t.Run("another login holds as many backends as the pool has room for", func(t *testing.T) {
-		hq1, hq2 := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+		hq1, hq2 := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq")
 		hold(t, hq1)
 		hold(t, hq2)
 	})
@@ -217,14 +219,14 @@ func hintOf(err error) string {
 // pool block, stays in force until a restart; a user block's
 // max_pool_backends applies from the login's next session.
 func TestPoolMaxPerUserReload(t *testing.T) {
-	path := pooledDemo(t, 3)
-	editConfig(t, path, "size = 3\n", "size = 3\n    max_per_user = 1\n    wait_timeout = \"300ms\"\n")
+	path := proxytest.PooledDemo(t, 3)
+	proxytest.EditConfig(t, path, "size = 3\n", "size = 3\n    max_per_user = 1\n    wait_timeout = \"300ms\"\n")
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
-	editConfig(t, path, "max_per_user = 1", "max_per_user = 3")
-	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 2")
+	proxytest.EditConfig(t, path, "max_per_user = 1", "max_per_user = 3")
+	proxytest.EditConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 2")
 	if err := rl.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +240,7 @@ func TestPoolMaxPerUserReload(t *testing.T) {
 		return err
 	}
 	t.Run("the pool's cap stays the one it started with", func(t *testing.T) {
-		hq1, hq2 := p.simpleConn(t, "hq"), p.simpleConn(t, "hq")
+		hq1, hq2 := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq")
 		if err := hold(t, hq1); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +253,7 @@ func TestPoolMaxPerUserReload(t *testing.T) {
 		}
 	})
 	t.Run("a user block's cap added by the reload applies to the login's new sessions", func(t *testing.T) {
-		mb1, mb2, mb3 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+		mb1, mb2, mb3 := p.SimpleConn(t, "metabase"), p.SimpleConn(t, "metabase"), p.SimpleConn(t, "metabase")
 		for _, c := range []*pgx.Conn{mb1, mb2} {
 			if err := hold(t, c); err != nil {
 				t.Fatalf("within the user's cap of 2: %v", err)
@@ -266,16 +268,16 @@ func TestPoolMaxPerUserReload(t *testing.T) {
 
 // TestPoolMaxPerUserCopy: a COPY FROM STDIN holds its backend until its
 // end, and counts against its login's cap meanwhile.
-func TestPoolMaxPerUserCopy(t *testing.T) { onEveryRelay(t, testPoolMaxPerUserCopy) }
+func TestPoolMaxPerUserCopy(t *testing.T) { proxytest.OnEveryRelay(t, testPoolMaxPerUserCopy) }
 
 func testPoolMaxPerUserCopy(t *testing.T, relay string) {
-	noLeaks(t)
-	setupDemo(t)
-	direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
-	direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
-	direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
-	direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	proxytest.NoLeaks(t)
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, "CREATE SCHEMA IF NOT EXISTS pool_scratch")
+	proxytest.Direct(t, "CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)")
+	proxytest.Direct(t, "GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc")
+	proxytest.Direct(t, "GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc")
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 3, WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute,
 			MaxPerUser: 1}
 		c.Listen.Relay = relay
@@ -283,7 +285,7 @@ func testPoolMaxPerUserCopy(t *testing.T, relay string) {
 		c.Roles["central_analyst"].Statements = append(c.Roles["central_analyst"].Statements, rewrite.KindInsert)
 	})
 	ctx := context.Background()
-	loader, hq, marie := p.simpleConn(t, "hq"), p.simpleConn(t, "hq"), p.simpleConn(t, "marie")
+	loader, hq, marie := p.SimpleConn(t, "hq"), p.SimpleConn(t, "hq"), p.SimpleConn(t, "marie")
 	fe := loader.PgConn().Frontend()
 	fe.Send(&pgproto3.Query{String: "COPY pool_scratch.sink FROM STDIN"})
 	if err := fe.Flush(); err != nil {
@@ -318,11 +320,11 @@ func testPoolMaxPerUserCopy(t *testing.T, relay string) {
 // of their own each), so a login at its cap would otherwise hold one
 // backend more per session it starts.
 func TestPoolMaxPerUserStartup(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	p := startDemoPool(t, policy.RelayEventLoop, policy.Pool{Mode: policy.PoolTransaction, Size: 3,
 		WaitTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute, MaxPerUser: 1})
 	ctx := context.Background()
-	hq := p.simpleConn(t, "hq")
+	hq := p.SimpleConn(t, "hq")
 	if _, err := hq.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +332,7 @@ func TestPoolMaxPerUserStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(user, timeout string) (*pgx.Conn, error) {
-		c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"statement_timeout": {timeout}}))
+		c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, url.Values{"statement_timeout": {timeout}}))
 		if err == nil {
 			t.Cleanup(func() { c.Close(context.Background()) })
 		}
@@ -343,7 +345,7 @@ func TestPoolMaxPerUserStartup(t *testing.T) {
 			!strings.Contains(pgErr.Hint, "upstream.pool.max_per_user") {
 			t.Fatalf("want FATAL 53300 naming upstream.pool.max_per_user, got %v", err)
 		}
-		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 1 {
+		if held := proxy.PoolLoginsHeld(p.Server); held["hq"] != 1 {
 			t.Fatalf("hq holds %d backends, want 1", held["hq"])
 		}
 	})
@@ -363,7 +365,7 @@ func TestPoolMaxPerUserStartup(t *testing.T) {
 		if got, err := one(ctx, c, "SHOW statement_timeout"); err != nil || got != "123003ms" {
 			t.Fatalf("%q, %v", got, err)
 		}
-		if held := proxy.PoolLoginsHeld(p.srv); held["hq"] != 0 {
+		if held := proxy.PoolLoginsHeld(p.Server); held["hq"] != 0 {
 			t.Fatalf("hq holds %d backends, want 0", held["hq"])
 		}
 	})
@@ -374,15 +376,15 @@ func TestPoolMaxPerUserStartup(t *testing.T) {
 // sessions already waiting at the old cap while the pool has room, not
 // only the new session.
 func TestPoolMaxPerUserReloadRaised(t *testing.T) {
-	path := pooledDemo(t, 3)
-	editConfig(t, path, "size = 3\n", "size = 3\n    wait_timeout = \"3s\"\n")
-	editConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 1")
+	path := proxytest.PooledDemo(t, 3)
+	proxytest.EditConfig(t, path, "size = 3\n", "size = 3\n    wait_timeout = \"3s\"\n")
+	proxytest.EditConfig(t, path, `act_for  = ["hq", "role:country_analyst"]`, "act_for  = [\"hq\", \"role:country_analyst\"]\n  max_pool_backends = 1")
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx := context.Background()
-	mb1, mb2 := p.simpleConn(t, "metabase"), p.simpleConn(t, "metabase")
+	mb1, mb2 := p.SimpleConn(t, "metabase"), p.SimpleConn(t, "metabase")
 	if _, err := mb1.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -394,15 +396,15 @@ func TestPoolMaxPerUserReloadRaised(t *testing.T) {
 		_, err := one(ctx, mb2, "SELECT 'waiting'")
 		got <- err
 	}()
-	eventually(t, 5*time.Second, "the login's second session waits at its cap", func() bool {
-		_, _, waiting := proxy.PoolStats(p.srv)
+	proxytest.Eventually(t, 5*time.Second, "the login's second session waits at its cap", func() bool {
+		_, _, waiting := proxy.PoolStats(p.Server)
 		return waiting == 1
 	})
-	editConfig(t, path, "max_pool_backends = 1", "max_pool_backends = 3")
+	proxytest.EditConfig(t, path, "max_pool_backends = 1", "max_pool_backends = 3")
 	if err := rl.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mb3 := p.simpleConn(t, "metabase")
+	mb3 := p.SimpleConn(t, "metabase")
 	t.Run("the login's next session is served within the raised cap", func(t *testing.T) {
 		if _, err := mb3.Exec(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)

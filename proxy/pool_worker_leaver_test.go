@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,22 +23,22 @@ func TestTransactionPoolWorkerWaitEndsWithItsClient(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, policy.RelayEventLoop, 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
-	holder := p.simpleConn(t, "hq")
+	holder := p.SimpleConn(t, "hq")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
-	leaver := p.simpleConn(t, "marie")
+	leaver := p.SimpleConn(t, "marie")
 	fe := leaver.PgConn().Frontend()
 	fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte(strings.Repeat("x", 64<<10))}})
 	fe.Send(&pgproto3.Sync{})
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the Bind to wait for a backend", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the Bind to wait for a backend", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 1
 	})
 	leaver.PgConn().Conn().Close()
-	eventually(t, 3*time.Second, "the wait to end with its client", func() bool {
+	proxytest.Eventually(t, 3*time.Second, "the wait to end with its client", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -19,12 +21,12 @@ import (
 // keeps the session's backend to its end; the client is told so once,
 // when the transaction that declared it ends.
 func TestPooledHoldCursorNotice(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		ctx := context.Background()
-		p, _ := startDemoWith(t, pooledDemo(t, 2), func(c *policy.Config) { c.Listen.Relay = relay })
+		p, _ := proxytest.StartDemoWith(t, proxytest.PooledDemo(t, 2), func(c *policy.Config) { c.Listen.Relay = relay })
 		var mu sync.Mutex
 		var notices []string
-		cfg, err := pgx.ParseConfig(p.url("marie", "demo-marie", nil))
+		cfg, err := pgx.ParseConfig(p.URL("marie", "demo-marie", nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,10 +105,10 @@ func TestPooledHoldCursorNotice(t *testing.T) {
 // gets a bounded number of notices, not one per cursor held in memory.
 func TestPooledHoldCursorNoticeShapes(t *testing.T) {
 	ctx := context.Background()
-	p, _ := startDemoFrom(t, pooledDemo(t, 2))
+	p, _ := proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 2))
 	var mu sync.Mutex
 	var notices []string
-	cfg, err := pgx.ParseConfig(p.url("marie", "demo-marie", nil))
+	cfg, err := pgx.ParseConfig(p.URL("marie", "demo-marie", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -19,8 +21,8 @@ import (
 func TestPooledIsolation17Settings(t *testing.T) {
 	// psqlODBCSets is what psqlODBC sends on connecting.
 	const psqlODBCSets = "SET DateStyle = 'ISO';SET extra_float_digits = 2;show transaction_isolation"
-	path := pooledDemoWait(t, 1, "1s")
-	p, _ := startDemoFrom(t, path)
+	path := proxytest.PooledDemoWait(t, 1, "1s")
+	p, _ := proxytest.StartDemoFrom(t, path)
 	ctx := context.Background()
 	type step struct {
 		user string
@@ -85,23 +87,23 @@ func TestPooledIsolation17Settings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			want := direct(t, "SHOW "+tc.show)[0][0]
-			conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+			want := proxytest.Direct(t, "SHOW "+tc.show)[0][0]
+			conns := map[string]*pgx.Conn{"hq": p.Connect(t, "hq"), "tom": p.Connect(t, "tom")}
 			defer conns["hq"].Close(ctx)
 			defer conns["tom"].Close(ctx)
 			for _, s := range tc.steps {
-				if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+				if _, err := proxytest.RoundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
 					// Refused (the fix may refuse the text): nothing left.
 					t.Logf("%s: %s: %v", s.user, s.sql, err)
 				}
 			}
-			rows, err := roundTrip(t, conns["tom"], &pgproto3.Query{String: "SHOW " + tc.show})
+			rows, err := proxytest.RoundTrip(t, conns["tom"], &pgproto3.Query{String: "SHOW " + tc.show})
 			if err != nil && strings.Contains(err.Error(), "53300") {
 				t.Logf("hq kept the backend: %v", err)
 			} else if err != nil || len(rows) != 1 || rows[0] != want {
 				t.Errorf("another user's session: %s %q, %v; want %q", tc.show, rows, err, want)
 			}
-			rows, err = roundTrip(t, conns["hq"], &pgproto3.Query{String: "SHOW " + tc.show})
+			rows, err = proxytest.RoundTrip(t, conns["hq"], &pgproto3.Query{String: "SHOW " + tc.show})
 			if err != nil || len(rows) != 1 || rows[0] != tc.own {
 				t.Errorf("the session itself: %s %q, %v; want %q", tc.show, rows, err, tc.own)
 			}
@@ -122,12 +124,12 @@ func TestPooledIsolation17IntervalTimeZone(t *testing.T) {
 		standard = "SET IntervalStyle = 'sql_standard'"
 		postgres = "SET IntervalStyle = 'postgres'"
 	)
-	path := pooledDemoWait(t, 1, "1s")
-	p, _ := startDemoFrom(t, path)
+	path := proxytest.PooledDemoWait(t, 1, "1s")
+	p, _ := proxytest.StartDemoFrom(t, path)
 	ctx := context.Background()
 	// as reads TimeZone after steps, on a connection of its own upstream.
 	as := func(steps ...string) string {
-		c, err := cluster.Connect(ctx, demoDB)
+		c, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,19 +144,19 @@ func TestPooledIsolation17IntervalTimeZone(t *testing.T) {
 	if tomWants == hqWants {
 		t.Fatalf("the two orders give one time zone, %q: the test shows nothing", tomWants)
 	}
-	conns := map[string]*pgx.Conn{"hq": p.connect(t, "hq"), "tom": p.connect(t, "tom")}
+	conns := map[string]*pgx.Conn{"hq": p.Connect(t, "hq"), "tom": p.Connect(t, "tom")}
 	defer conns["hq"].Close(ctx)
 	defer conns["tom"].Close(ctx)
 	for _, s := range []struct{ user, sql string }{
 		{"tom", zone}, {"tom", postgres},
 		{"hq", standard}, {"hq", zone}, {"hq", postgres},
 	} {
-		if _, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
+		if _, err := proxytest.RoundTrip(t, conns[s.user], &pgproto3.Query{String: s.sql}); err != nil {
 			t.Fatalf("%s: %s: %v", s.user, s.sql, err)
 		}
 	}
 	for _, s := range []struct{ user, want string }{{"tom", tomWants}, {"hq", hqWants}} {
-		rows, err := roundTrip(t, conns[s.user], &pgproto3.Query{String: "SHOW TimeZone"})
+		rows, err := proxytest.RoundTrip(t, conns[s.user], &pgproto3.Query{String: "SHOW TimeZone"})
 		if err != nil && strings.Contains(err.Error(), "53300") {
 			t.Logf("%s waited in vain for the backend the other keeps: %v", s.user, err)
 		} else if err != nil || len(rows) != 1 || rows[0] != s.want {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -14,7 +16,7 @@ import (
 // client's own text: a rewritten statement is longer than the client's
 // by its scopes and masks, which the position must not reveal.
 func TestErrorPositions(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 	ctx := context.Background()
 	statements := []struct {
 		name, sql, at string
@@ -31,7 +33,7 @@ func TestErrorPositions(t *testing.T) {
 		{"of a statement forwarded unchanged", "SELECT 1 + 'abc'", "'abc'", true},
 	}
 	for _, user := range []string{"marie", "hq", "paul", "bpo_a"} {
-		c := p.connect(t, user)
+		c := p.Connect(t, user)
 		for _, st := range statements {
 			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 				t.Run(user+" "+st.name+" "+mode.String(), func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -59,12 +61,12 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 		path func(t *testing.T) string
 	}{
 		{"with a session per client", func(*testing.T) string { return "../configs/demo.hcl" }},
-		{"with a transaction pool", func(t *testing.T) string { return pooledDemo(t, 2) }},
+		{"with a transaction pool", func(t *testing.T) string { return proxytest.PooledDemo(t, 2) }},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) {
-				p, _ := startDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+				p, _ := proxytest.StartDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
 				for _, how := range []struct {
 					name string
 					msgs []pgproto3.FrontendMessage
@@ -78,7 +80,7 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 						&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
 				} {
 					t.Run("refused "+how.name+" outside a transaction, or in an aborted one, it leaves none open", func(t *testing.T) {
-						c := p.connect(t, "marie")
+						c := p.Connect(t, "marie")
 						if code, status := txStatusAfter(t, c, how.msgs...); code != "42501" || status != 'I' {
 							t.Errorf("outside a transaction: error %q, status %c; want 42501 and I", code, status)
 						}
@@ -90,7 +92,7 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 						}
 					})
 					t.Run("refused "+how.name+", it leaves the client outside a transaction, as PostgreSQL does", func(t *testing.T) {
-						c := p.connect(t, "marie")
+						c := p.Connect(t, "marie")
 						if code, status := txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"}, &pgproto3.Query{String: "SELECT count(*) FROM responses"}); code != "" || status != 'T' {
 							t.Fatalf("BEGIN; SELECT: error %q, status %c", code, status)
 						}
@@ -117,7 +119,7 @@ func TestRefusedPrepareTransactionEndsTheTransaction(t *testing.T) {
 // as the rollbackMarker its Execute fails with, and its record must still
 // say denied, by rule two_phase_commit, not rewritten into pgveil's marker.
 func TestRefusedPrepareTransactionAudit(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
 			for _, msgs := range [][]pgproto3.FrontendMessage{
 				{&pgproto3.Query{String: "PREPARE TRANSACTION 'simple'"}},
@@ -154,7 +156,7 @@ func TestRefusedPrepareTransactionAudit(t *testing.T) {
 // rollbackMarker would only draw PostgreSQL's warning and a ROLLBACK, and
 // the refused statement would seem to have run.
 func TestRefusedPrepareTransactionExecutedAgain(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, c *pgx.Conn) {
 			txStatusAfter(t, c, &pgproto3.Query{String: "BEGIN"})
 			if code, status := txStatusAfter(t, c, &pgproto3.Parse{Name: "p1", Query: "PREPARE TRANSACTION 'again'"},
@@ -180,12 +182,12 @@ func TestRefusedPrepareTransactionPipelined(t *testing.T) {
 		path func(t *testing.T) string
 	}{
 		{"with a session per client", func(*testing.T) string { return "../configs/demo.hcl" }},
-		{"with a transaction pool", func(t *testing.T) string { return pooledDemo(t, 2) }},
+		{"with a transaction pool", func(t *testing.T) string { return proxytest.PooledDemo(t, 2) }},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			onEveryRelay(t, func(t *testing.T, relay string) {
-				p, _ := startDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
-				c := p.connect(t, "marie")
+			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+				p, _ := proxytest.StartDemoWith(t, mode.path(t), func(c *policy.Config) { c.Listen.Relay = relay })
+				c := p.Connect(t, "marie")
 				// NOTE: whether the first batch is answered before pgveil
 				// reads the Parse or not, the refusal must reach the client.
 				if code, status := txStatusAfter(t, c, &pgproto3.Query{String: "SELECT pg_sleep(0.2)"},

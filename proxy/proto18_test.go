@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -22,16 +24,16 @@ import (
 
 // startCopyAudited starts the demo on relay, where hq may insert into
 // pool_scratch.sink, auditing to a fresh trail.
-func startCopyAudited(t *testing.T, relay string, pool bool) (*testProxy, *audit.Log, string) {
+func startCopyAudited(t *testing.T, relay string, pool bool) (*proxytest.Proxy, *audit.Log, string) {
 	t.Helper()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	for _, q := range []string{
 		"CREATE SCHEMA IF NOT EXISTS pool_scratch",
 		"CREATE TABLE IF NOT EXISTS pool_scratch.sink (note text)",
 		"GRANT USAGE ON SCHEMA pool_scratch TO pgveil_svc",
 		"GRANT SELECT, INSERT ON pool_scratch.sink TO pgveil_svc",
 	} {
-		direct(t, q)
+		proxytest.Direct(t, q)
 	}
 	path := filepath.Join(t.TempDir(), "audit.log")
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
@@ -39,7 +41,7 @@ func startCopyAudited(t *testing.T, relay string, pool bool) (*testProxy, *audit
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		if pool {
 			c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: time.Second, IdleTimeout: time.Minute}
 		}
@@ -59,10 +61,10 @@ func startCopyAudited(t *testing.T, relay string, pool bool) (*testProxy, *audit
 // CopyDone from a blind one the server reads in COPY mode; it forwards
 // both, so its count stays an approximation the server settles.)
 func TestProto18QueryInsideACopyAfterAStrayCopyEndRunsNothing(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		for _, stray := range []pgproto3.FrontendMessage{&pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "x"}} {
 			p, alog, path := startCopyAudited(t, relay, false)
-			c := p.connect(t, "hq")
+			c := p.Connect(t, "hq")
 			fe := c.PgConn().Frontend()
 			_ = c.PgConn().Conn().SetDeadline(time.Now().Add(20 * time.Second))
 			const inside = "SELECT id, email FROM responses ORDER BY id LIMIT 10"
@@ -172,24 +174,24 @@ func proto18Cases() []proto18Case {
 // and in a transaction pool of one backend. Whatever the sequence got
 // back, no email came with it.
 func TestProto18HostileSequencesLeaveTheSessionSound(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		for _, pooled := range []bool{false, true} {
 			mode := "session mode"
 			if pooled {
 				mode = "transaction pool"
 			}
 			t.Run(mode, func(t *testing.T) {
-				var p *testProxy
+				var p *proxytest.Proxy
 				if pooled {
 					p = startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 2 * time.Second, IdleTimeout: time.Minute})
 				} else {
-					p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+					p, _ = proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
 				}
-				want := direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]
-				emails := direct(t, "SELECT string_agg(email, ' ') FROM responses WHERE email IS NOT NULL")[0][0]
+				want := proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes["marie"])[0][0]
+				emails := proxytest.Direct(t, "SELECT string_agg(email, ' ') FROM responses WHERE email IS NOT NULL")[0][0]
 				for _, c := range proto18Cases() {
 					t.Run(c.name, func(t *testing.T) {
-						conn := p.connect(t, "marie")
+						conn := p.Connect(t, "marie")
 						defer conn.Close(context.Background())
 						_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
 						fe := conn.PgConn().Frontend()
@@ -248,9 +250,9 @@ func TestProto18HostileSequencesLeaveTheSessionSound(t *testing.T) {
 // that length's bytes first leaves the client, which waits for its
 // one-byte answer, hanging without an answer.
 func TestProto18StartupPacketMidSessionIsRefusedAtOnce(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		t.Run("in session mode", func(t *testing.T) {
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
 			startupPacketMidSession(t, p, nil)
 		})
 		t.Run("in a transaction pool", func(t *testing.T) {
@@ -263,7 +265,7 @@ func TestProto18StartupPacketMidSessionIsRefusedAtOnce(t *testing.T) {
 		})
 		t.Run("in a transaction pool, waiting for the backend", func(t *testing.T) {
 			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute})
-			other := p.connect(t, "hq")
+			other := p.Connect(t, "hq")
 			if _, err := other.Exec(context.Background(), "BEGIN"); err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +276,7 @@ func TestProto18StartupPacketMidSessionIsRefusedAtOnce(t *testing.T) {
 
 // startupPacketMidSession sends each startup packet on a fresh session
 // of marie's that ran before first, and expects FATAL 08P01 for it.
-func startupPacketMidSession(t *testing.T, p *testProxy, before []string) {
+func startupPacketMidSession(t *testing.T, p *proxytest.Proxy, before []string) {
 	{
 		for _, c := range []struct {
 			name   string
@@ -286,7 +288,7 @@ func startupPacketMidSession(t *testing.T, p *testProxy, before []string) {
 			{"a message of an unknown type announcing a large body", []byte{'~', 0, 0x10, 0, 0}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				conn := p.connect(t, "marie")
+				conn := p.Connect(t, "marie")
 				defer conn.Close(context.Background())
 				for _, q := range before {
 					if _, err := conn.Exec(context.Background(), q); err != nil {
@@ -319,7 +321,7 @@ func startupPacketMidSession(t *testing.T, p *testProxy, before []string) {
 // it then authenticates as any other client. A major version other than
 // 3 is refused.
 func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 	for _, c := range []struct {
 		name    string
 		version uint32
@@ -335,7 +337,7 @@ func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
 			for _, o := range c.options {
 				params[o] = "1"
 			}
-			conn, err := net.Dial("tcp", p.addr)
+			conn, err := net.Dial("tcp", p.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,7 +372,7 @@ func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
 		})
 	}
 	t.Run("protocol 4.0 is refused", func(t *testing.T) {
-		conn, err := net.Dial("tcp", p.addr)
+		conn, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,12 +392,12 @@ func TestProto18NewerProtocolIsNegotiatedDown(t *testing.T) {
 // statement, with no Parse of its own, must not run it: hq's statement,
 // rewritten for hq's rows, would answer marie.
 func TestProto18UnnamedStatementStaysWithItsSession(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 1, WaitTimeout: 5 * time.Second, IdleTimeout: time.Minute})
-		hq, marie := p.connect(t, "hq"), p.connect(t, "marie")
+		hq, marie := p.Connect(t, "hq"), p.Connect(t, "marie")
 		defer hq.Close(context.Background())
 		defer marie.Close(context.Background())
-		all := direct(t, "SELECT count(*) FROM responses")[0][0]
+		all := proxytest.Direct(t, "SELECT count(*) FROM responses")[0][0]
 		hfe, mfe := hq.PgConn().Frontend(), marie.PgConn().Frontend()
 		_ = hq.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
 		_ = marie.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
@@ -441,7 +443,7 @@ func TestProto18FailedBindLeavesThePortalItsStatement(t *testing.T) {
 		reads = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
 		other = "SELECT 'cover' FROM responses WHERE id = $1"
 	)
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		for _, c := range []struct {
 			name   string
 			portal string
@@ -488,10 +490,10 @@ func TestProto18FailedBindLeavesThePortalItsStatement(t *testing.T) {
 // after ROLLBACK TO SAVEPOINT. The server switches; so must pgveil,
 // which scopes the next statements for the viewer SHOW names.
 func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-		a := actConn{c: p.connect(t, "metabase")}
-		france, service := directCount(t, scopes["marie"]), a.responses(t)
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+		a := actConn{c: p.Connect(t, "metabase")}
+		france, service := directCount(t, proxytest.Scopes["marie"]), a.responses(t)
 		if france == service {
 			t.Fatalf("demo data: the service sees the %d French responses", france)
 		}
@@ -511,7 +513,7 @@ func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
 			sendBatch(t, fe, batch...)
 		}
 		_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
-		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 		if err != nil || len(rows) != 1 {
 			t.Fatalf("SHOW pgveil.act_for: %v %v", rows, err)
 		}
@@ -532,13 +534,13 @@ func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
 // the proto18 report): the Execute's plan is decided before the answer
 // that settles it.
 func TestProto18PipelinedFailedBindLeavesThePortalItsSwitch(t *testing.T) {
-	onEveryRelay(t, testPipelinedFailedBindSwitch)
+	proxytest.OnEveryRelay(t, testPipelinedFailedBindSwitch)
 }
 
 func testPipelinedFailedBindSwitch(t *testing.T, relay string) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-	a := actConn{c: p.connect(t, "metabase")}
-	france := directCount(t, scopes["marie"])
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+	a := actConn{c: p.Connect(t, "metabase")}
+	france := directCount(t, proxytest.Scopes["marie"])
 	fe := a.c.PgConn().Frontend()
 	_ = a.c.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
 	sendBatch(t, fe, &pgproto3.Parse{Name: "sw", Query: "SET pgveil.act_for = 'marie'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
@@ -573,7 +575,7 @@ func testPipelinedFailedBindSwitch(t *testing.T, relay string) {
 	// The failed Bind's 42P03, and the Execute refused (act_for) or run.
 	t.Logf("errors: %v", codes)
 	_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
-	rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+	rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42704" {
 		// Never set upstream: acting for nobody.

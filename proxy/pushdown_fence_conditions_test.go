@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/policy"
 )
 
@@ -14,14 +16,14 @@ import (
 // run on a row the scope removes: a cast that fails on a hidden row's
 // value would put it in the error.
 func TestPushdownFenceKeepsClientConditionsOut(t *testing.T) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		for _, tb := range c.Tables {
 			tb.Pushdown = false
 		}
 	})
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	ctx := context.Background()
-	france := directCount(t, scopes["marie"])
+	france := directCount(t, proxytest.Scopes["marie"])
 	boom := "(CASE WHEN r.country <> 'France' THEN r.country::int ELSE 1 END) = 1"
 	for _, q := range []string{
 		"SELECT count(*) FROM responses r WHERE " + boom,

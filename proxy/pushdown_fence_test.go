@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/policy"
 )
 
@@ -19,9 +21,9 @@ import (
 // unfenced subquery (pushdown = true) and the table itself do, masked
 // columns cast back to their type included.
 func TestPushdownFenceKeepsColumnTypes(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	ctx := context.Background()
-	su, err := cluster.Connect(ctx, demoDB)
+	su, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestPushdownFenceKeepsColumnTypes(t *testing.T) {
 	// A collation other than the database's default (C): ICU's root
 	// collation sorts 'a' before 'B', C the other way round.
 	coll := "und-x-icu"
-	if len(direct(t, `SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'`)) == 0 {
+	if len(proxytest.Direct(t, `SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'`)) == 0 {
 		coll = "C"
 	}
 	exec(`DROP TABLE IF EXISTS public.fence_types; DROP DOMAIN IF EXISTS public.fence_pct`)
@@ -77,12 +79,12 @@ rule "fence_types_fr" {
 		oid, typmod uint32
 	}
 	describe := func(pushdown bool) (fields []field, labels, types [][]string) {
-		p, _ := startDemoWith(t, path, func(c *policy.Config) {
+		p, _ := proxytest.StartDemoWith(t, path, func(c *policy.Config) {
 			for _, tb := range c.Tables {
 				tb.Pushdown = pushdown
 			}
 		})
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		res := c.PgConn().ExecParams(ctx, `SELECT * FROM fence_types`, nil, nil, nil, nil).Read()
 		if res.Err != nil {
 			t.Fatalf("pushdown=%v: %v", pushdown, res.Err)
@@ -94,8 +96,8 @@ rule "fence_types_fr" {
 			t.Errorf("pushdown=%v: marie reads %d rows, want her 2", pushdown, len(res.Rows))
 		}
 		// RowDescription gives a domain's base type: pg_typeof tells.
-		types = through(t, c, `SELECT DISTINCT pg_typeof(pct)::text, pg_typeof(secret)::text, pg_typeof(stamp)::text, pg_typeof(tags)::text FROM fence_types`)
-		return fields, through(t, c, `SELECT label, secret FROM fence_types ORDER BY label`), types
+		types = proxytest.Through(t, c, `SELECT DISTINCT pg_typeof(pct)::text, pg_typeof(secret)::text, pg_typeof(stamp)::text, pg_typeof(tags)::text FROM fence_types`)
+		return fields, proxytest.Through(t, c, `SELECT label, secret FROM fence_types ORDER BY label`), types
 	}
 	before, beforeLabels, beforeTypes := describe(true)
 	after, afterLabels, afterTypes := describe(false)
@@ -104,7 +106,7 @@ rule "fence_types_fr" {
 	}
 
 	// The table's own columns, as the service account reads them.
-	c, err := cluster.Connect(ctx, demoDB)
+	c, err := proxytest.Cluster.Connect(ctx, proxytest.DemoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -71,10 +73,10 @@ func expectFatal(t testing.TB, fe *pgproto3.Frontend, code, want string) {
 }
 
 func TestStartupIsRefused(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	base := func(extra map[string]string) map[string]string {
-		m := map[string]string{"user": "alice", "database": testDB}
+		m := map[string]string{"user": "alice", "database": proxytest.TestDB}
 		for k, v := range extra {
 			m[k] = v
 		}
@@ -101,7 +103,7 @@ func TestStartupIsRefused(t *testing.T) {
 		{"for an unsupported encoding", base(map[string]string{"client_encoding": "LATIN1"}), "0A000", "not supported"},
 		{"for an unknown parameter", base(map[string]string{"role": "postgres"}), "42501", "pinned"},
 		{"for a parameter pgveil does not know", base(map[string]string{"enable_seqscan": "off"}), "42501", "not allowed"},
-		{"without a user", map[string]string{"database": testDB}, "28000", "no PostgreSQL user name"},
+		{"without a user", map[string]string{"database": proxytest.TestDB}, "28000", "no PostgreSQL user name"},
 		{"for a forwarded setting's value longer than 256 bytes", base(map[string]string{"work_mem": "0" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
 		{"for one in options", base(map[string]string{"options": "-c work_mem=" + strings.Repeat("0", 300) + "64kB"}), "22023", "longer than 256 bytes"},
 		{"for a user name longer than 256 bytes", base(map[string]string{"user": strings.Repeat("\x01", 257)}), "28000", "longer than 256 bytes"},
@@ -109,14 +111,14 @@ func TestStartupIsRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, fe := startupRaw(t, p.addr, tc.params)
+			_, fe := startupRaw(t, p.Addr, tc.params)
 			expectFatal(t, fe, tc.code, tc.msg)
 		})
 	}
 }
 
 func TestStartupParamsAccepted(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -131,7 +133,7 @@ func TestStartupParamsAccepted(t *testing.T) {
 		{"options with --name and escaped spaces", map[string]string{"options": `--DateStyle=ISO,\ DMY -clock_timeout=2s`}, "DateStyle", "ISO, DMY"},
 	} {
 		t.Run(tc.name+" is accepted", func(t *testing.T) {
-			cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+			cfg, err := pgconn.ParseConfig(p.URL("alice", proxytest.Users["alice"], nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,11 +157,11 @@ func TestStartupParamsAccepted(t *testing.T) {
 }
 
 func TestStartupEncodingsAccepted(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	for _, enc := range []string{"UTF8", "utf-8", "SQL_ASCII", "auto"} {
 		t.Run("client_encoding "+enc+" is accepted", func(t *testing.T) {
 			ctx := context.Background()
-			cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+			cfg, err := pgconn.ParseConfig(p.URL("alice", proxytest.Users["alice"], nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,11 +179,11 @@ func TestStartupEncodingsAccepted(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 	connectErr := func(user, pw string, extra map[string]string) error {
-		cfg, err := pgconn.ParseConfig(p.url(user, pw, nil))
+		cfg, err := pgconn.ParseConfig(p.URL(user, pw, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +197,7 @@ func TestAuthentication(t *testing.T) {
 		return err
 	}
 	t.Run("a user with a non-ASCII, quoted password logs in", func(t *testing.T) {
-		if err := connectErr("bob", users["bob"], nil); err != nil {
+		if err := connectErr("bob", proxytest.Users["bob"], nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -216,16 +218,16 @@ func TestAuthentication(t *testing.T) {
 		}
 	})
 	t.Run("a wrong database is refused after authentication", func(t *testing.T) {
-		cfg, _ := pgconn.ParseConfig(p.url("alice", users["alice"], nil))
+		cfg, _ := pgconn.ParseConfig(p.URL("alice", proxytest.Users["alice"], nil))
 		cfg.Database = "postgres"
 		_, err := pgconn.ConnectConfig(ctx, cfg)
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "3D000" || !strings.Contains(pgErr.Hint, testDB) {
+		if !errors.As(err, &pgErr) || pgErr.Code != "3D000" || !strings.Contains(pgErr.Hint, proxytest.TestDB) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("the session reports the login as session_authorization", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		if got := c.PgConn().ParameterStatus("session_authorization"); got != "alice" {
 			t.Fatalf("session_authorization %q", got)
 		}
@@ -237,8 +239,8 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestFunctionCallIsRefused(t *testing.T) {
-	p := startProxy(t)
-	c := p.connect(t, "alice")
+	p := proxytest.StartProxy(t)
+	c := p.Connect(t, "alice")
 	fe := c.PgConn().Frontend()
 	fe.Send(&pgproto3.FunctionCall{Function: 1598 /* random() */, ResultFormatCode: 0})
 	if err := fe.Flush(); err != nil {
@@ -256,12 +258,12 @@ func TestFunctionCallIsRefused(t *testing.T) {
 }
 
 func TestBadInputKeepsTheProxyServing(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 	stillServes := func(t *testing.T) {
 		t.Helper()
-		c := p.connect(t, "bob")
+		c := p.Connect(t, "bob")
 		if err := c.Ping(ctx); err != nil {
 			t.Fatalf("proxy stopped serving: %v", err)
 		}
@@ -269,7 +271,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 	}
 
 	t.Run("garbage bytes get the connection closed", func(t *testing.T) {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +282,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		stillServes(t)
 	})
 	t.Run("an oversized message ends the session with 08P01", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		fe := c.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 2<<20) + "'"})
 		_ = fe.Flush()
@@ -288,7 +290,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		stillServes(t)
 	})
 	t.Run("a NUL byte inside a Query's text is an ERROR, and the session and its transaction go on as PostgreSQL's would", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
@@ -314,21 +316,21 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		}
 	})
 	t.Run("an invalid message type ends the session with 08P01", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		conn := c.PgConn().Conn()
 		_, _ = conn.Write([]byte{'!', 0, 0, 0, 4})
 		expectFatal(t, c.PgConn().Frontend(), "08P01", "invalid frontend message type")
 		stillServes(t)
 	})
 	t.Run("a negative message length ends the session", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		conn := c.PgConn().Conn()
 		_, _ = conn.Write([]byte{'Q', 0xff, 0xff, 0xff, 0xff})
 		expectFatal(t, c.PgConn().Frontend(), "08P01", "")
 		stillServes(t)
 	})
 	t.Run("an idle startup times out", func(t *testing.T) {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +343,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		}
 	})
 	t.Run("an oversized startup packet is refused", func(t *testing.T) {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +357,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 		stillServes(t)
 	})
 	t.Run("a client dropping mid-result frees its upstream backend", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		fe := c.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: "SELECT g, repeat('y', 100) FROM generate_series(1, 5000000) g"})
 		_ = fe.Flush()
@@ -363,14 +365,14 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.PgConn().Conn().Close()
-		admin, err := cluster.Connect(ctx, testDB)
+		admin, err := proxytest.Cluster.Connect(ctx, proxytest.TestDB)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer admin.Close(ctx)
-		eventually(t, 10*time.Second, "the upstream backend's end after the client dropped", func() bool {
+		proxytest.Eventually(t, 10*time.Second, "the upstream backend's end after the client dropped", func() bool {
 			res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND query LIKE '%5000000%' AND pid <> pg_backend_pid()",
-				[][]byte{[]byte(svcUser)}, nil, nil, nil).Read()
+				[][]byte{[]byte(proxytest.SvcUser)}, nil, nil, nil).Read()
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
@@ -384,7 +386,7 @@ func TestBadInputKeepsTheProxyServing(t *testing.T) {
 // server-first-message's attributes after the nonce (",s=…,i=…").
 func serverFirstOf(t *testing.T, addr, login string) string {
 	t.Helper()
-	c, fe := startupRaw(t, addr, map[string]string{"user": login, "database": testDB})
+	c, fe := startupRaw(t, addr, map[string]string{"user": login, "database": proxytest.TestDB})
 	defer c.Close()
 	if msg, err := fe.Receive(); err != nil {
 		t.Fatal(err)
@@ -409,9 +411,9 @@ func serverFirstOf(t *testing.T, addr, login string) string {
 
 func TestAnUnknownLoginIsAskedForTheIterationCountOfTheConfiguredOnes(t *testing.T) {
 	const iterations = 10000
-	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
-		for login := range users {
-			v, err := scram.NewVerifier(users[login], iterations)
+	p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
+		for login := range proxytest.Users {
+			v, err := scram.NewVerifier(proxytest.Users[login], iterations)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -419,7 +421,7 @@ func TestAnUnknownLoginIsAskedForTheIterationCountOfTheConfiguredOnes(t *testing
 		}
 	})
 	iterationsOf := func(login string) string {
-		_, i, _ := strings.Cut(serverFirstOf(t, p.addr, login), ",i=")
+		_, i, _ := strings.Cut(serverFirstOf(t, p.Addr, login), ",i=")
 		return i
 	}
 	if known, unknown := iterationsOf("alice"), iterationsOf("mallory"); known != unknown {

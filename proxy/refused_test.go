@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +37,7 @@ func refusedRecords(t *testing.T, alog *audit.Log, path string) []*audit.Entry {
 // answer.
 func waitRecords(t *testing.T, alog *audit.Log, base audit.Stats, n int) {
 	t.Helper()
-	eventually(t, 5*time.Second, fmt.Sprintf("%d records", n), func() bool {
+	proxytest.Eventually(t, 5*time.Second, fmt.Sprintf("%d records", n), func() bool {
 		s := alog.Stats()
 		return s.Written+uint64(s.Queued) >= base.Written+uint64(base.Queued)+uint64(n)
 	})
@@ -62,7 +64,7 @@ func refuseStartup(t *testing.T, addr string, params map[string]string) *pgproto
 }
 
 // auditedProxy starts a test proxy with an audit trail and metrics.
-func auditedProxy(t *testing.T, opts ...proxyOption) (*testProxy, *audit.Log, string, *prometheus.Registry) {
+func auditedProxy(t *testing.T, opts ...proxytest.Option) (*proxytest.Proxy, *audit.Log, string, *prometheus.Registry) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
@@ -72,7 +74,7 @@ func auditedProxy(t *testing.T, opts ...proxyOption) (*testProxy, *audit.Log, st
 	t.Cleanup(func() { _ = alog.Close() })
 	reg := prometheus.NewRegistry()
 	opts = append(opts, func(_ *policy.Config, o *proxy.Options) { o.Audit, o.Metrics = alog, proxy.NewMetrics(reg) })
-	return startProxy(t, opts...), alog, path, reg
+	return proxytest.StartProxy(t, opts...), alog, path, reg
 }
 
 func TestAuditRecordsStartupsRefusedWhileTheirParametersAreRead(t *testing.T) {
@@ -86,7 +88,7 @@ func TestAuditRecordsStartupsRefusedWhileTheirParametersAreRead(t *testing.T) {
 	var messages []string
 	base := alog.Stats()
 	for _, params := range attempts {
-		e := refuseStartup(t, p.addr, params)
+		e := refuseStartup(t, p.Addr, params)
 		if e.Code != "42501" {
 			t.Fatalf("%v: %s %s", params, e.Code, e.Message)
 		}
@@ -127,12 +129,12 @@ func cmpOr(a, b string) string {
 }
 
 func TestAuditRecordsAPlaintextStartupWhereTLSIsRequired(t *testing.T) {
-	p, alog, path, _ := auditedProxy(t, withTLS(t, true))
+	p, alog, path, _ := auditedProxy(t, proxytest.WithTLS(t, true))
 	base := alog.Stats()
-	e := refuseStartup(t, p.addr, map[string]string{"user": "alice", "database": testDB})
+	e := refuseStartup(t, p.Addr, map[string]string{"user": "alice", "database": proxytest.TestDB})
 	waitRecords(t, alog, base, 1)
 	got := refusedRecords(t, alog, path)
-	if len(got) != 1 || got[0].User != "alice" || got[0].Database != testDB || got[0].Reason != e.Message {
+	if len(got) != 1 || got[0].User != "alice" || got[0].Database != proxytest.TestDB || got[0].Reason != e.Message {
 		t.Fatalf("refused with %q; records %+v", e.Message, got)
 	}
 }
@@ -142,8 +144,8 @@ func TestAuditRecordsAStartupPastMaxConnections(t *testing.T) {
 	// NOTE: the base before alice's session: its connect record may be
 	// written after her connection is up, and counted for bob's.
 	base := alog.Stats()
-	_ = p.connect(t, "alice")
-	e := refuseStartup(t, p.addr, map[string]string{"user": "bob", "database": testDB})
+	_ = p.Connect(t, "alice")
+	e := refuseStartup(t, p.Addr, map[string]string{"user": "bob", "database": proxytest.TestDB})
 	if e.Code != "53300" {
 		t.Fatalf("%s %s", e.Code, e.Message)
 	}
@@ -159,9 +161,9 @@ func TestAuditRecordsTenRefusedStartupsOfAnAddressAMinuteAndCountsTheRest(t *tes
 	const n = 25
 	base := alog.Stats()
 	for i := range n {
-		refuseStartup(t, p.addr, map[string]string{"user": fmt.Sprintf("guess%d", i), "replication": "true"})
+		refuseStartup(t, p.Addr, map[string]string{"user": fmt.Sprintf("guess%d", i), "replication": "true"})
 	}
-	eventually(t, 5*time.Second, "the unrecorded refusals counted", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the unrecorded refusals counted", func() bool {
 		return gauge(t, reg, "pgveil_audit_refusals_unrecorded_total") == n-10
 	})
 	waitRecords(t, alog, base, 10)
@@ -190,16 +192,16 @@ func TestAuditRecordsTenFailedLoginsOfAnAddressAMinuteAndCountsTheRest(t *testin
 	p, alog, path, reg := auditedProxy(t)
 	const n = 14
 	for i := range n {
-		c, err := pgconn.Connect(context.Background(), fmt.Sprintf("postgres://nobody%d:wrong@%s/postgres?sslmode=disable", i, p.addr))
+		c, err := pgconn.Connect(context.Background(), fmt.Sprintf("postgres://nobody%d:wrong@%s/postgres?sslmode=disable", i, p.Addr))
 		if err == nil {
 			c.Close(context.Background())
 			t.Fatal("a login that does not exist connected")
 		}
 	}
-	eventually(t, 5*time.Second, "the unrecorded failures counted", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the unrecorded failures counted", func() bool {
 		return gauge(t, reg, "pgveil_audit_refusals_unrecorded_total") == n-10
 	})
-	eventually(t, 5*time.Second, "ten auth_failure records", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "ten auth_failure records", func() bool {
 		got := 0
 		for _, e := range readAudit(t, alog, path) {
 			if e.Event == "auth_failure" {

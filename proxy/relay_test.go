@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -21,11 +23,11 @@ import (
 )
 
 func TestQueriesThroughTheProxy(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 
 	t.Run("the simple protocol returns rows", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		var n int
 		var name string
 		err := c.QueryRow(ctx, "SELECT count(*), max(name) FROM items", pgx.QueryExecModeSimpleProtocol).Scan(&n, &name)
@@ -34,14 +36,14 @@ func TestQueriesThroughTheProxy(t *testing.T) {
 		}
 	})
 	t.Run("the extended protocol binds parameters", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		var name string
 		if err := c.QueryRow(ctx, "SELECT name FROM items WHERE id = $1", 42).Scan(&name); err != nil || name != "item 42" {
 			t.Fatalf("got %q %v", name, err)
 		}
 	})
 	t.Run("a prepared statement runs many times and can be deallocated", func(t *testing.T) {
-		c := p.connect(t, "bob")
+		c := p.Connect(t, "bob")
 		if _, err := c.Prepare(ctx, "by_id", "SELECT name FROM items WHERE id = $1"); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +58,7 @@ func TestQueriesThroughTheProxy(t *testing.T) {
 		}
 	})
 	t.Run("a statement with an error leaves the session usable", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		_, err := c.Exec(ctx, "SELECT * FROM no_such_table")
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
@@ -70,9 +72,9 @@ func TestQueriesThroughTheProxy(t *testing.T) {
 }
 
 func TestPipelining(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice").PgConn()
+	c := p.Connect(t, "alice").PgConn()
 
 	t.Run("pipelined statements answer in order", func(t *testing.T) {
 		pl := c.StartPipeline(ctx)
@@ -121,9 +123,9 @@ func TestPipelining(t *testing.T) {
 }
 
 func TestPortalsWithRowLimits(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	tx, err := c.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +157,7 @@ func TestPortalsWithRowLimits(t *testing.T) {
 	_ = tx.Rollback(ctx)
 
 	t.Run("Execute with a row limit suspends the portal", func(t *testing.T) {
-		fe := p.connect(t, "bob").PgConn().Frontend()
+		fe := p.Connect(t, "bob").PgConn().Frontend()
 		fe.Send(&pgproto3.Parse{Query: "SELECT id FROM items ORDER BY id"})
 		fe.Send(&pgproto3.Bind{})
 		fe.Send(&pgproto3.Execute{MaxRows: 30})
@@ -189,9 +191,9 @@ func TestPortalsWithRowLimits(t *testing.T) {
 }
 
 func TestLargeResultStreams(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice").PgConn()
+	c := p.Connect(t, "alice").PgConn()
 	const n = 1_000_000
 	rr := c.ExecParams(ctx, "SELECT g, repeat('x', 50) FROM generate_series(1, $1::int) g",
 		[][]byte{[]byte(fmt.Sprint(n))}, nil, nil, nil)
@@ -211,9 +213,9 @@ func TestLargeResultStreams(t *testing.T) {
 }
 
 func TestCopy(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 
 	t.Run("COPY TO STDOUT streams the table", func(t *testing.T) {
 		var buf bytes.Buffer
@@ -287,9 +289,9 @@ func (r *failingReader) Read(p []byte) (int, error) {
 var _ io.Reader = (*failingReader)(nil)
 
 func TestTransactions(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	if _, err := c.Exec(ctx, "DELETE FROM sink"); err != nil {
 		t.Fatal(err)
 	}
@@ -340,18 +342,18 @@ func TestTransactions(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p := startProxy(t, func(_ *policy.Config, o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
+	p := proxytest.StartProxy(t, func(_ *policy.Config, o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
 
 	t.Run("a cancel request stops a running statement", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'cancel-me'")
 			done <- err
 		}()
-		waitRunning(t, "cancel-me")
+		proxytest.WaitRunning(t, "cancel-me")
 		// pgconn dials the proxy with the key the proxy gave it.
 		if err := c.PgConn().CancelRequest(ctx); err != nil {
 			t.Errorf("cancel request: %v", err)
@@ -366,22 +368,22 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("a forged cancel key cancels nothing", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		pid := c.PgConn().PID()
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(1), 'forged-cancel'")
 			done <- err
 		}()
-		waitRunning(t, "forged-cancel")
-		sendCancel(t, p.addr, pid, []byte{1, 2, 3, 4})
-		sendCancel(t, p.addr, pid+1, []byte{1, 2, 3, 4})
+		proxytest.WaitRunning(t, "forged-cancel")
+		sendCancel(t, p.Addr, pid, []byte{1, 2, 3, 4})
+		sendCancel(t, p.Addr, pid+1, []byte{1, 2, 3, 4})
 		if err := <-done; err != nil {
 			t.Fatalf("statement was cancelled by a forged key: %v", err)
 		}
 	})
 	t.Run("a cancel request right after another still stops the next statement", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		for i := range 2 {
 			tag := fmt.Sprintf("cancel-twice-%d", i)
 			done := make(chan error, 1)
@@ -389,7 +391,7 @@ func TestCancel(t *testing.T) {
 				_, err := c.Exec(ctx, "SELECT pg_sleep(10), '"+tag+"'")
 				done <- err
 			}()
-			waitRunning(t, tag)
+			proxytest.WaitRunning(t, tag)
 			start := time.Now()
 			if err := c.PgConn().CancelRequest(ctx); err != nil {
 				t.Errorf("cancel request: %v", err)
@@ -404,20 +406,20 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("a client that hangs up mid-statement has it cancelled, and the metric counts it delivered", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		before := labelled(t, reg, "pgveil_end_cancels_total", "outcome", "delivered")
 		go func() { _, _ = c.Exec(ctx, "SELECT pg_sleep(30), 'hang-up-cancel'") }()
-		waitRunning(t, "hang-up-cancel")
+		proxytest.WaitRunning(t, "hang-up-cancel")
 		_ = c.PgConn().Conn().Close()
-		eventually(t, 10*time.Second, "the ended session's cancel counted delivered", func() bool {
+		proxytest.Eventually(t, 10*time.Second, "the ended session's cancel counted delivered", func() bool {
 			return labelled(t, reg, "pgveil_end_cancels_total", "outcome", "delivered") == before+1
 		})
-		admin, err := cluster.Connect(ctx, "postgres")
+		admin, err := proxytest.Cluster.Connect(ctx, "postgres")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer admin.Close(ctx)
-		eventually(t, 10*time.Second, "no statement with hang-up-cancel running", func() bool {
+		proxytest.Eventually(t, 10*time.Second, "no statement with hang-up-cancel running", func() bool {
 			res := admin.ExecParams(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND strpos(query, 'hang-up-' || 'cancel') > 0",
 				nil, nil, nil, nil).Read()
 			return res.Err == nil && len(res.Rows) == 1 && string(res.Rows[0][0]) == "0"
@@ -429,13 +431,13 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("a flood of cancel requests reaches the upstream once per interval", func(t *testing.T) {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'flood-cancel'")
 			done <- err
 		}()
-		waitRunning(t, "flood-cancel")
+		proxytest.WaitRunning(t, "flood-cancel")
 		before := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "forwarded")
 		busyBefore := labelled(t, reg, "pgveil_cancel_requests_total", "outcome", "busy")
 		const flood = 50
@@ -445,7 +447,7 @@ func TestCancel(t *testing.T) {
 			wg.Go(func() {
 				for range flood / 5 {
 					// Each returns once pgveil is done with it.
-					sendCancel(t, p.addr, c.PgConn().PID(), c.PgConn().SecretKey())
+					sendCancel(t, p.Addr, c.PgConn().PID(), c.PgConn().SecretKey())
 				}
 			})
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -17,9 +19,9 @@ import (
 	"github.com/pgveil/pgveil/proxy/server"
 )
 
-// reloadableDemoOf is reloadableDemo from a copy of the configuration
+// reloadableDemoOf is proxytest.ReloadableDemo from a copy of the configuration
 // at src.
-func reloadableDemoOf(t *testing.T, src string) (*testProxy, string, *server.Reloader) {
+func reloadableDemoOf(t *testing.T, src string) (*proxytest.Proxy, string, *server.Reloader) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -29,8 +31,8 @@ func reloadableDemoOf(t *testing.T, src string) (*testProxy, string, *server.Rel
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, pols := startDemoFrom(t, path)
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv,
+	p, pols := proxytest.StartDemoFrom(t, path)
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	return p, path, rl
 }
@@ -46,12 +48,12 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 		t.Run("in "+mode+" mode", func(t *testing.T) {
 			path := "../configs/demo.hcl"
 			if mode == "transaction" {
-				path = pooledDemo(t, 4)
+				path = proxytest.PooledDemo(t, 4)
 			}
 			p, path, rl := reloadableDemoOf(t, path)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			long := p.connect(t, "marie")
+			long := p.Connect(t, "marie")
 
 			var stop atomic.Bool
 			var keptFailures atomic.Int64
@@ -65,7 +67,7 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 				go func() { // kept: marie
 					defer wg.Done()
 					for !stop.Load() {
-						c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+						c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 						if err == nil {
 							_, err = c.Exec(ctx, "SELECT 1").ReadAll()
 							c.Close(ctx)
@@ -79,7 +81,7 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 				go func() { // removed and added back: hq
 					defer wg.Done()
 					for !stop.Load() {
-						c, err := pgconn.Connect(ctx, p.url("hq", "demo-hq", nil))
+						c, err := pgconn.Connect(ctx, p.URL("hq", "demo-hq", nil))
 						if err != nil {
 							continue
 						}
@@ -96,7 +98,7 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 				if n%2 == 1 {
 					old, new = new, old
 				}
-				editConfig(t, path, old, new)
+				proxytest.EditConfig(t, path, old, new)
 				if err := rl.Reload(ctx); err != nil {
 					t.Fatalf("reload %d: %v", n, err)
 				}
@@ -129,8 +131,8 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 			})
 			t.Run("upstream holds no backend of the removed login", func(t *testing.T) {
 				q := fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%s:%%' AND state <> 'idle'", "hq")
-				if !poll(5*time.Second, func() bool { return direct(t, q)[0][0] == "0" }) {
-					t.Errorf("%s busy backends of hq upstream, want 0", direct(t, q)[0][0])
+				if !proxytest.Poll(5*time.Second, func() bool { return proxytest.Direct(t, q)[0][0] == "0" }) {
+					t.Errorf("%s busy backends of hq upstream, want 0", proxytest.Direct(t, q)[0][0])
 				}
 			})
 		})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/internal/audit"
@@ -33,7 +35,7 @@ func (a *connectHoldingAuditor) Write(r *audit.Record) {
 // not stay connected as someone the DBA just removed.
 func TestReloadEndsSessionsStillStarting(t *testing.T) {
 	aud := &connectHoldingAuditor{entered: make(chan struct{}), release: make(chan struct{})}
-	p, _ := startDemoWith(t, "../configs/demo.hcl", nil, func(o *proxy.Options) { o.Audit = aud })
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", nil, func(o *proxy.Options) { o.Audit = aud })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type result struct {
@@ -42,7 +44,7 @@ func TestReloadEndsSessionsStillStarting(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := pgconn.Connect(ctx, p.url("marie", "demo-marie", nil))
+		c, err := pgconn.Connect(ctx, p.URL("marie", "demo-marie", nil))
 		done <- result{c, err}
 	}()
 	select {
@@ -50,7 +52,7 @@ func TestReloadEndsSessionsStillStarting(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the login never reached its first audit record")
 	}
-	if n := p.srv.EndSessionsOf(func(login string) bool { return login != "marie" }); n != 0 {
+	if n := p.Server.EndSessionsOf(func(login string) bool { return login != "marie" }); n != 0 {
 		t.Fatalf("the reload ended %d sessions before the login registered, want 0", n)
 	}
 	close(aud.release)
@@ -65,7 +67,7 @@ func TestReloadEndsSessionsStillStarting(t *testing.T) {
 		waitSessions(t, p, 0)
 	})
 	t.Run("a later session of a kept login still starts", func(t *testing.T) {
-		c, err := pgconn.Connect(ctx, p.url("hq", "demo-hq", nil))
+		c, err := pgconn.Connect(ctx, p.URL("hq", "demo-hq", nil))
 		if err != nil {
 			t.Fatalf("a kept login after the reload: %v", err)
 		}

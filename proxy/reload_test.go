@@ -4,71 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/proxy/server"
 )
-
-// reloadableDemo runs the demo proxy from a copy of configs/demo.hcl that
-// the test may edit, and returns the copy's path and a Reloader.
-func reloadableDemo(t *testing.T, opts ...func(*proxy.Options)) (*testProxy, string, *server.Reloader) {
-	t.Helper()
-	src, err := os.ReadFile("../configs/demo.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "demo.hcl")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var po proxy.Options
-	opts = append(opts, func(o *proxy.Options) { po = *o })
-	p, pols := startDemoFrom(t, path, opts...)
-	rl := &server.Reloader{
-		Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
-		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel)),
-	}
-	return p, path, rl
-}
-
-// editConfig replaces old by new in the configuration file at path.
-func editConfig(t *testing.T, path, old, new string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("%q is not in %s", old, path)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// count runs a count(*) query through c.
-func count(t *testing.T, c *pgx.Conn, sql string) int {
-	t.Helper()
-	var n int
-	if err := c.QueryRow(context.Background(), sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
 
 func TestReload(t *testing.T) {
 	alogPath := filepath.Join(t.TempDir(), "audit.log")
@@ -77,40 +28,40 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer alog.Close()
-	p, path, rl := reloadableDemo(t, func(o *proxy.Options) { o.Audit = alog })
+	p, path, rl := proxytest.ReloadableDemo(t, func(o *proxy.Options) { o.Audit = alog })
 	ctx := context.Background()
-	marie := p.connect(t, "marie")
-	before := count(t, marie, "SELECT count(*) FROM responses")
+	marie := p.Connect(t, "marie")
+	before := proxytest.Count(t, marie, "SELECT count(*) FROM responses")
 	if before == 0 {
 		t.Fatal("marie sees no rows before the reload: the test proves nothing")
 	}
 
 	t.Run("a policy with an error is refused and the old one keeps serving", func(t *testing.T) {
-		editConfig(t, path, `rule "france_only" {`, `rule "france_only" {
+		proxytest.EditConfig(t, path, `rule "france_only" {`, `rule "france_only" {
   colour = "blue"`)
 		err := rl.Reload(ctx)
 		if !errors.Is(err, server.ErrReloadRefused) {
 			t.Fatalf("reload of a broken configuration: %v", err)
 		}
-		if n := count(t, marie, "SELECT count(*) FROM responses"); n != before {
+		if n := proxytest.Count(t, marie, "SELECT count(*) FROM responses"); n != before {
 			t.Fatalf("marie sees %d rows, want %d", n, before)
 		}
-		editConfig(t, path, `
+		proxytest.EditConfig(t, path, `
   colour = "blue"`, "")
 	})
 	t.Run("revoking marie's rule takes effect at her next statement", func(t *testing.T) {
-		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+		proxytest.EditConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
   enabled = false`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := count(t, marie, "SELECT count(*) FROM responses"); n != 0 {
+		if n := proxytest.Count(t, marie, "SELECT count(*) FROM responses"); n != 0 {
 			t.Fatalf("marie still sees %d rows", n)
 		}
 	})
 	t.Run("a removed user's sessions are ended", func(t *testing.T) {
-		hq := p.connect(t, "hq")
-		editConfig(t, path, `user "hq" {`, `user "hq_renamed" {`)
+		hq := p.Connect(t, "hq")
+		proxytest.EditConfig(t, path, `user "hq" {`, `user "hq_renamed" {`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -143,8 +94,8 @@ func TestReload(t *testing.T) {
 }
 
 func TestReloadUnderLoadLosesNoStatement(t *testing.T) {
-	noLeaks(t)
-	p, _, rl := reloadableDemo(t)
+	proxytest.NoLeaks(t)
+	p, _, rl := proxytest.ReloadableDemo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -154,7 +105,7 @@ func TestReloadUnderLoadLosesNoStatement(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", nil))
+			c, err := pgx.Connect(ctx, p.URL("marie", "demo-marie", nil))
 			if err != nil {
 				errs <- err
 				return
@@ -193,16 +144,16 @@ func TestReloadUnderLoadLosesNoStatement(t *testing.T) {
 }
 
 func TestReloadDoesNotLetOldStatementsRun(t *testing.T) {
-	p, path, rl := reloadableDemo(t)
+	p, path, rl := proxytest.ReloadableDemo(t)
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	exec := func(sql string) error {
 		_, err := c.PgConn().Exec(ctx, sql).ReadAll()
 		return err
 	}
 	bump := func() {
 		t.Helper()
-		editConfig(t, path, `rule "france_only" {`, `# edited
+		proxytest.EditConfig(t, path, `rule "france_only" {`, `# edited
 rule "france_only" {`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
@@ -336,17 +287,17 @@ func runPipeline(t *testing.T, c *pgx.Conn, steps func(p *pgconn.Pipeline)) []er
 }
 
 func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
-	p, path, rl := reloadableDemo(t)
+	p, path, rl := proxytest.ReloadableDemo(t)
 	ctx := context.Background()
 	revoke := func(t *testing.T) {
 		t.Helper()
-		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+		proxytest.EditConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
   enabled = false`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			editConfig(t, path, `
+			proxytest.EditConfig(t, path, `
   enabled = false`, "")
 			if err := rl.Reload(ctx); err != nil {
 				t.Fatal(err)
@@ -365,7 +316,7 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 	}
 
 	t.Run("a refused Parse of an existing name does not leave the old statement runnable", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		if _, err := c.PgConn().Prepare(ctx, "s1", "SELECT count(*) FROM responses", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -379,7 +330,7 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 		}
 	})
 	t.Run("a Close skipped after an error does not leave the old statement runnable", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		if _, err := c.PgConn().Prepare(ctx, "s2", "SELECT count(*) FROM responses", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -395,56 +346,12 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 	})
 }
 
-// roundTrip sends msgs on c's connection as they are and reads the
-// answers up to the ReadyForQuery of each Sync or Query among them. It
-// returns the first column of every DataRow, as text, and the first
-// error.
-func roundTrip(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) ([]string, error) {
-	t.Helper()
-	pc := c.PgConn()
-	fe := pc.Frontend()
-	syncs := 0
-	for _, m := range msgs {
-		fe.Send(m)
-		switch m.(type) {
-		case *pgproto3.Sync, *pgproto3.Query:
-			syncs++
-		}
-	}
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	_ = pc.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer func() { _ = pc.Conn().SetReadDeadline(time.Time{}) }()
-	var rows []string
-	var first error
-	for syncs > 0 {
-		m, err := fe.Receive()
-		if err != nil {
-			t.Fatalf("the connection ended: %v", err)
-		}
-		switch m := m.(type) {
-		case *pgproto3.DataRow:
-			if len(m.Values) > 0 {
-				rows = append(rows, string(m.Values[0]))
-			}
-		case *pgproto3.ErrorResponse:
-			if first == nil {
-				first = pgconn.ErrorResponseToPgError(m)
-			}
-		case *pgproto3.ReadyForQuery:
-			syncs--
-		}
-	}
-	return rows, first
-}
-
 func TestReloadReachesEveryName(t *testing.T) {
-	p, path, rl := reloadableDemo(t)
+	p, path, rl := proxytest.ReloadableDemo(t)
 	ctx := context.Background()
 	bump := func(t *testing.T) {
 		t.Helper()
-		editConfig(t, path, `rule "france_only" {`, `# edited
+		proxytest.EditConfig(t, path, `rule "france_only" {`, `# edited
 rule "france_only" {`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
@@ -465,8 +372,8 @@ rule "france_only" {`)
 	long := func(prefix string) string { return prefix + strings.Repeat("x", 3000) }
 
 	t.Run("an SQL EXECUTE of a statement prepared with Parse is refused after a reload", func(t *testing.T) {
-		c := p.connect(t, "marie")
-		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "proto_s", Query: countAll}, &pgproto3.Sync{}); err != nil {
+		c := p.Connect(t, "marie")
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: "proto_s", Query: countAll}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := exec(t, c, "EXECUTE proto_s"); err != nil {
@@ -474,16 +381,16 @@ rule "france_only" {`)
 		}
 		bump(t)
 		refusedAsChanged(t, "EXECUTE in a Query", exec(t, c, "EXECUTE proto_s"))
-		_, err := roundTrip(t, c, &pgproto3.Parse{Query: "EXECUTE proto_s"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		_, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Query: "EXECUTE proto_s"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		refusedAsChanged(t, "EXECUTE in a Parse", err)
 	})
 	t.Run("a FETCH or MOVE from a portal bound with Bind is refused after a reload", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		for _, sql := range []string{"FETCH ALL FROM proto_p", "MOVE ALL IN proto_p", "FETCH ALL proto_p"} {
 			if err := exec(t, c, "BEGIN"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := roundTrip(t, c, &pgproto3.Parse{Query: "SELECT id FROM responses"},
+			if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Query: "SELECT id FROM responses"},
 				&pgproto3.Bind{DestinationPortal: "proto_p"}, &pgproto3.Sync{}); err != nil {
 				t.Fatal(err)
 			}
@@ -495,49 +402,49 @@ rule "france_only" {`)
 		}
 	})
 	t.Run("a statement with a name over 1024 bytes is prepared again under the new policy", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		name := long("s")
-		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: name, Query: countAll}, &pgproto3.Sync{}); err != nil {
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: name, Query: countAll}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		rows, err := proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err != nil || len(rows) != 1 || rows[0] == "0" {
 			t.Fatalf("before the reload: %v %v", rows, err)
 		}
-		editConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
+		proxytest.EditConfig(t, path, `  where  = "country = me.country"`, `  where  = "country = me.country"
   enabled = false`)
 		if err := rl.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
 		defer func() {
-			editConfig(t, path, `
+			proxytest.EditConfig(t, path, `
   enabled = false`, "")
 			if err := rl.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}()
-		rows, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		rows, err = proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err != nil || len(rows) != 1 || rows[0] != "0" {
 			t.Fatalf("after revoking marie's rule: %v %v, want 0 rows counted", rows, err)
 		}
 	})
 	t.Run("a portal with a name over 1024 bytes is refused after a reload", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		name := long("p")
 		if err := exec(t, c, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := roundTrip(t, c, &pgproto3.Parse{Query: countAll},
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Query: countAll},
 			&pgproto3.Bind{DestinationPortal: name}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
 		bump(t)
-		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: name}, &pgproto3.Sync{})
+		_, err := proxytest.RoundTrip(t, c, &pgproto3.Execute{Portal: name}, &pgproto3.Sync{})
 		refusedAsChanged(t, "Execute", err)
 		_ = exec(t, c, "ROLLBACK")
 	})
 	t.Run("a statement prepared with PREPARE and a cursor declared with DECLARE are refused through the protocol", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		if err := exec(t, c, "PREPARE sql_s AS "+countAll); err != nil {
 			t.Fatal(err)
 		}
@@ -545,19 +452,19 @@ rule "france_only" {`)
 			t.Fatal(err)
 		}
 		bump(t)
-		_, err := roundTrip(t, c, &pgproto3.Execute{Portal: "sql_c"}, &pgproto3.Sync{})
+		_, err := proxytest.RoundTrip(t, c, &pgproto3.Execute{Portal: "sql_c"}, &pgproto3.Sync{})
 		refusedAsChanged(t, "Execute of the cursor", err)
 		_ = exec(t, c, "ROLLBACK")
-		_, err = roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "sql_s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		_, err = proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: "sql_s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		refusedAsChanged(t, "Bind and Execute of the statement", err)
 	})
 	t.Run("a statement prepared again under the new policy runs, whichever way it is executed", func(t *testing.T) {
-		c := p.connect(t, "marie")
-		if _, err := roundTrip(t, c, &pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
+		c := p.Connect(t, "marie")
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
 		bump(t)
-		if _, err := roundTrip(t, c, &pgproto3.Close{ObjectType: 'S', Name: "again"},
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Close{ObjectType: 'S', Name: "again"},
 			&pgproto3.Parse{Name: "again", Query: countAll}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
@@ -567,15 +474,15 @@ rule "france_only" {`)
 		if err := exec(t, c, "DEALLOCATE again; PREPARE again AS "+countAll); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := roundTrip(t, c, &pgproto3.Bind{PreparedStatement: "again"}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
+		if _, err := proxytest.RoundTrip(t, c, &pgproto3.Bind{PreparedStatement: "again"}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
 			t.Fatalf("Bind of the statement prepared again with PREPARE: %v", err)
 		}
 	})
 }
 
 func TestReloadableSessionsForgetOnlyClosedNames(t *testing.T) {
-	p, _, _ := reloadableDemo(t)
-	c := p.connect(t, "marie")
+	p, _, _ := proxytest.ReloadableDemo(t)
+	c := p.Connect(t, "marie")
 	// More statements and portals than a session remembers, each closed
 	// and the close answered: forgetting them loses nothing.
 	var msgs []pgproto3.FrontendMessage
@@ -585,13 +492,13 @@ func TestReloadableSessionsForgetOnlyClosedNames(t *testing.T) {
 			&pgproto3.Close{ObjectType: 'P', Name: pt}, &pgproto3.Close{ObjectType: 'S', Name: s})
 		if i%500 == 499 {
 			msgs = append(msgs, &pgproto3.Sync{})
-			if _, err := roundTrip(t, c, msgs...); err != nil {
+			if _, err := proxytest.RoundTrip(t, c, msgs...); err != nil {
 				t.Fatal(err)
 			}
 			msgs = msgs[:0]
 		}
 	}
-	if _, err := roundTrip(t, c, append(msgs, &pgproto3.Sync{})...); err != nil {
+	if _, err := proxytest.RoundTrip(t, c, append(msgs, &pgproto3.Sync{})...); err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range []string{"EXECUTE never_prepared", "FETCH 1 FROM never_declared"} {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -73,16 +75,16 @@ func TestARepreparedBindWaitsForItsParseSlotOnAWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(o *proxy.Options) { po = *o })
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(o *proxy.Options) { po = *o })
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := p.connect(t, "marie")
+	m := p.Connect(t, "marie")
 	if _, codes, errs := pipelineBatches(t, m, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT count(*)::text FROM responses WHERE id > 7"}, &pgproto3.Sync{}); codes[0] != "" {
 		t.Fatalf("prepare: %s %s", codes[0], errs[0])
 	}
-	editConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
+	proxytest.EditConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
 	if err := rl.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestARepreparedBindWaitsForItsParseSlotOnAWorker(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
 	for range 8 {
-		c := p.connect(t, "marie").PgConn()
+		c := p.Connect(t, "marie").PgConn()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -107,7 +109,7 @@ func TestARepreparedBindWaitsForItsParseSlotOnAWorker(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 30*time.Second, "marie's statements wait for a slot", func() bool {
+	proxytest.Eventually(t, 30*time.Second, "marie's statements wait for a slot", func() bool {
 		_, w, _ := pols.Current().Engine.ParseSlots("marie")
 		return w > 0
 	})

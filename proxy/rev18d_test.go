@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -20,10 +22,10 @@ import (
 // scoping (and recording) for the viewer: it refuses the Execute, or
 // follows.
 func TestRev18dPipelinedFailedBindLeavesThePortalItsResetAll(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
-		p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
-		a := actConn{c: p.connect(t, "metabase")}
-		france, service := directCount(t, scopes["marie"]), a.responses(t)
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
+		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay })
+		a := actConn{c: p.Connect(t, "metabase")}
+		france, service := directCount(t, proxytest.Scopes["marie"]), a.responses(t)
 		if france == service {
 			t.Fatalf("demo data: the service sees the %d French responses", france)
 		}
@@ -64,7 +66,7 @@ func TestRev18dPipelinedFailedBindLeavesThePortalItsResetAll(t *testing.T) {
 		}
 		t.Logf("errors: %v", codes)
 		_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
-		rows, err := roundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
+		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "42704" {
 			rows, err = []string{""}, nil
@@ -90,7 +92,7 @@ func TestRev18dPipelinedFailedBindLeavesThePortalItsStatement(t *testing.T) {
 		reads = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
 		other = "SELECT 'cover' FROM responses WHERE id = $1"
 	)
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		for _, c := range []struct {
 			name   string
 			portal string
@@ -161,15 +163,15 @@ func TestRev18dPipelinedFailedBindLeavesThePortalItsStatement(t *testing.T) {
 // SELECT and hand the backend, German dates and all, to another user's
 // session: it refuses the Execute, or follows the SET.
 func TestRev18dPooledPipelinedFailedBindLeavesThePortalItsSetting(t *testing.T) {
-	path := pooledDemo(t, 1)
-	p, _ := startDemoFrom(t, path)
+	path := proxytest.PooledDemo(t, 1)
+	p, _ := proxytest.StartDemoFrom(t, path)
 	ctx := context.Background()
-	tom := p.connect(t, "tom")
+	tom := p.Connect(t, "tom")
 	before, err := tom.PgConn().Exec(ctx, "SHOW DateStyle").ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hq := p.connect(t, "hq")
+	hq := p.Connect(t, "hq")
 	fe := hq.PgConn().Frontend()
 	_ = hq.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
 	sendBatch(t, fe, &pgproto3.Parse{Name: "ds", Query: "SET DateStyle = 'German'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
@@ -225,7 +227,7 @@ func TestRev18dPipelinedCursorOverADestroyedPortal(t *testing.T) {
 		reads = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
 		other = "SELECT 'cover' FROM responses WHERE id = $1"
 	)
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		var codes []string
 		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, conn *pgx.Conn) {
 			fe := conn.PgConn().Frontend()

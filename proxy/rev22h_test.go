@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -18,13 +20,13 @@ import (
 // backend between every step, so each step of the first runs after a
 // RESET ALL and its replay.
 func TestRev22hPooledSwitch(t *testing.T) {
-	onEveryRelay(t, rev22hPooledSwitch)
+	proxytest.OnEveryRelay(t, rev22hPooledSwitch)
 }
 
 func rev22hPooledSwitch(t *testing.T, relay string) {
 	ctx := context.Background()
-	setupDemo(t)
-	want := map[string]string{"marie": direct(t, "SELECT count(*) FROM responses WHERE "+scopes["marie"])[0][0]}
+	proxytest.SetupDemo(t)
+	want := map[string]string{"marie": proxytest.Direct(t, "SELECT count(*) FROM responses WHERE "+proxytest.Scopes["marie"])[0][0]}
 
 	// check holds c to acting for viewer ("" for the service) in its
 	// rows and upstream, after other took the backend and saw none of it.
@@ -33,29 +35,29 @@ func rev22hPooledSwitch(t *testing.T, relay string) {
 		if act, err := actShow(ctx, other); err != nil || act != "" {
 			t.Fatalf("another session reads pgveil.act_for %q (%v) on the shared backend", act, err)
 		}
-		if got := fmt.Sprint(count(t, c, "SELECT count(*) FROM responses")); got != want[viewer] {
+		if got := fmt.Sprint(proxytest.Count(t, c, "SELECT count(*) FROM responses")); got != want[viewer] {
 			t.Fatalf("the session read %s responses, want %s (acting for %q)", got, want[viewer], viewer)
 		}
 		if act, err := actShow(ctx, c); err != nil || act != viewer {
 			t.Fatalf("pgveil.act_for upstream is %q (%v), want %q", act, err, viewer)
 		}
 	}
-	start := func(t *testing.T, size int) (*testProxy, *pgx.Conn, *pgx.Conn) {
+	start := func(t *testing.T, size int) (*proxytest.Proxy, *pgx.Conn, *pgx.Conn) {
 		p := startPooled(t, relay, size, 5*time.Second)
-		a, b := p.connect(t, "metabase"), p.connect(t, "metabase")
-		want[""] = fmt.Sprint(count(t, b, "SELECT count(*) FROM responses"))
+		a, b := p.Connect(t, "metabase"), p.Connect(t, "metabase")
+		want[""] = fmt.Sprint(proxytest.Count(t, b, "SELECT count(*) FROM responses"))
 		return p, a, b
 	}
-	noneKept := func(t *testing.T, p *testProxy) {
+	noneKept := func(t *testing.T, p *proxytest.Proxy) {
 		t.Helper()
-		if n, why := proxy.KeptBackends(p.srv); n != 0 {
+		if n, why := proxy.KeptBackends(p.Server); n != 0 {
 			t.Errorf("%d sessions keep their backend: %q", n, why)
 		}
 	}
 
 	t.Run("a switch with statements pipelined after it in later batches follows the session", func(t *testing.T) {
 		p, a, b := start(t, 1)
-		rows, err := roundTrip(t, a, &pgproto3.Query{String: "SET ROLE marie"},
+		rows, err := proxytest.RoundTrip(t, a, &pgproto3.Query{String: "SET ROLE marie"},
 			&pgproto3.Query{String: "SELECT count(*) FROM responses"}, &pgproto3.Query{String: "SHOW pgveil.act_for"})
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +68,7 @@ func rev22hPooledSwitch(t *testing.T, relay string) {
 		check(t, a, b, "marie")
 		check(t, a, b, "marie")
 		// As PgJDBC pipelines: the switch's batch, then a query's.
-		rows, err = roundTrip(t, a, &pgproto3.Parse{Query: "SET ROLE NONE"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		rows, err = proxytest.RoundTrip(t, a, &pgproto3.Parse{Query: "SET ROLE NONE"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
 			&pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
 			&pgproto3.Parse{Query: "SELECT coalesce(current_setting('pgveil.act_for', true), '')"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err != nil {
@@ -113,7 +115,7 @@ func rev22hPooledSwitch(t *testing.T, relay string) {
 		// NOTE: its Parse, after another of its batch, keeps the backend
 		// (notePoolState): no other session shares it.
 		_, a, b := start(t, 2)
-		_, err := roundTrip(t, a, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		_, err := proxytest.RoundTrip(t, a, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if err == nil {
 			t.Fatal("a switch pipelined after another statement passed")
@@ -123,11 +125,11 @@ func rev22hPooledSwitch(t *testing.T, relay string) {
 
 	t.Run("the unnamed switch bound again in a later batch keeps the viewer it names", func(t *testing.T) {
 		p, a, b := start(t, 2)
-		if _, err := roundTrip(t, a, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
+		if _, err := proxytest.RoundTrip(t, a, &pgproto3.Parse{Query: "SET ROLE marie"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
 		check(t, a, b, "marie")
-		if _, err := roundTrip(t, a, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
+		if _, err := proxytest.RoundTrip(t, a, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); err != nil {
 			t.Fatal(err)
 		}
 		check(t, a, b, "marie")

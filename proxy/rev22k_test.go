@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -14,16 +16,16 @@ import (
 // keeps the unnamed SET parsed before it, which a Bind in a later batch
 // runs again.
 func TestRev22kSkippedQuery(t *testing.T) {
-	onEveryRelay(t, rev22kSkippedQuery)
+	proxytest.OnEveryRelay(t, rev22kSkippedQuery)
 }
 
 func rev22kSkippedQuery(t *testing.T, relay string) {
 	ctx := context.Background()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 
 	t.Run("a SET of the unnamed statement a skipped Query left upstream, bound again, gives no backend back with it", func(t *testing.T) {
 		p := startPooled(t, relay, 2, 5*time.Second)
-		a, b := p.connect(t, "metabase"), p.connect(t, "metabase")
+		a, b := p.Connect(t, "metabase"), p.Connect(t, "metabase")
 		tz := func(c *pgx.Conn) string {
 			t.Helper()
 			var s string
@@ -39,7 +41,7 @@ func rev22kSkippedQuery(t *testing.T, relay string) {
 			{&pgproto3.Query{String: "BEGIN"}},
 			{&pgproto3.Parse{Query: "SET TimeZone = 'Asia/Tokyo'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
 		} {
-			if _, err := roundTrip(t, a, batch...); err != nil {
+			if _, err := proxytest.RoundTrip(t, a, batch...); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -20,12 +22,12 @@ import (
 // server does, no other session reads the SET, and the session reads
 // its own settings the same way twice.
 func TestRev23aUnnamedSet(t *testing.T) {
-	onEveryRelay(t, rev23aUnnamedSet)
+	proxytest.OnEveryRelay(t, rev23aUnnamedSet)
 }
 
 func rev23aUnnamedSet(t *testing.T, relay string) {
 	ctx := context.Background()
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	p := startPooled(t, relay, 2, 5*time.Second)
 	tz := func(t *testing.T, c *pgx.Conn) string {
 		t.Helper()
@@ -68,7 +70,7 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 		{"a Query that runs, then one skipped after an error, drop it", []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Parse{Name: "bad", Query: bad}, &pgproto3.Query{String: "SELECT 2"}, &pgproto3.Sync{}}, 2, false, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := p.connect(t, "metabase"), p.connect(t, "metabase")
+			a, b := p.Connect(t, "metabase"), p.Connect(t, "metabase")
 			defer a.Close(ctx)
 			defer b.Close(ctx)
 			was := tz(t, b)
@@ -78,14 +80,14 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 				{&pgproto3.Query{String: "BEGIN"}},
 				{&pgproto3.Parse{Query: "SET TimeZone = 'Asia/Tokyo'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
 			} {
-				if _, err := roundTrip(t, a, batch...); err != nil {
+				if _, err := proxytest.RoundTrip(t, a, batch...); err != nil {
 					t.Fatal(err)
 				}
 			}
 			msgs := []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "rb", Query: "ROLLBACK"}, &pgproto3.Bind{PreparedStatement: "rb"}, &pgproto3.Execute{}, &pgproto3.Sync{}}
 			msgs = append(append(msgs, tc.between...), bindAgain...)
 			answers := rev23aPipeline(t, a, 2+tc.syncs, msgs...)
-			n, why := proxy.KeptBackends(p.srv)
+			n, why := proxy.KeptBackends(p.Server)
 			t.Logf("answers %s; kept %d %q", answers, n, why)
 			if ran := strings.HasSuffix(answers, "SET Z"); ran != tc.ran {
 				t.Errorf("the SET ran again: %v, want %v (%s)", ran, tc.ran, answers)
@@ -110,7 +112,7 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 			nil,
 			{&pgproto3.Parse{Name: "bad", Query: bad}, &pgproto3.Parse{Query: "SELECT set_config('pgveil.act_for', 'hq', false)"}, &pgproto3.Sync{}},
 		} {
-			a, b := p.connect(t, "metabase"), p.connect(t, "metabase")
+			a, b := p.Connect(t, "metabase"), p.Connect(t, "metabase")
 			was := tz(t, b)
 			for _, batch := range [][]pgproto3.FrontendMessage{
 				{&pgproto3.Query{String: "BEGIN"}},
@@ -119,11 +121,11 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 				between,
 			} {
 				if batch != nil {
-					_, _ = roundTrip(t, a, batch...)
+					_, _ = proxytest.RoundTrip(t, a, batch...)
 				}
 			}
 			// The one backend, which a's unnamed SET may still be on.
-			if _, err := roundTrip(t, b, bindAgain...); err == nil {
+			if _, err := proxytest.RoundTrip(t, b, bindAgain...); err == nil {
 				t.Fatal("a Bind of an unnamed statement the session never parsed passed")
 			}
 			for _, c := range []*pgx.Conn{a, b, b} {
@@ -131,7 +133,7 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 					t.Fatalf("a session reads TimeZone %s, want %s", got, was)
 				}
 			}
-			if n, why := proxy.KeptBackends(p.srv); n != 0 {
+			if n, why := proxy.KeptBackends(p.Server); n != 0 {
 				t.Errorf("%d sessions keep their backend: %q", n, why)
 			}
 			a.Close(ctx)
@@ -149,7 +151,7 @@ func rev23aUnnamedSet(t *testing.T, relay string) {
 			{"run", []pgproto3.FrontendMessage{&pgproto3.Query{String: "RESET ROLE"}}, "", "RESET Z 26000 Z"},
 			{"skipped", []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "bad", Query: bad}, &pgproto3.Query{String: "RESET ROLE"}, &pgproto3.Sync{}}, "marie", "22P02 Z SET Z"},
 		} {
-			a, b := p.connect(t, "metabase"), p.connect(t, "metabase")
+			a, b := p.Connect(t, "metabase"), p.Connect(t, "metabase")
 			if err := actExec(ctx, a, "SET ROLE marie", true); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -15,14 +17,14 @@ import (
 func TestSetRoleNoneIsTransactional(t *testing.T) {
 	for _, pooled := range []bool{false, true} {
 		t.Run(map[bool]string{false: "session", true: "transaction pooling"}[pooled], func(t *testing.T) {
-			var p *testProxy
+			var p *proxytest.Proxy
 			if pooled {
-				p, _ = startDemoFrom(t, pooledDemo(t, 2))
+				p, _ = proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 2))
 			} else {
-				p = startDemo(t)
+				p = proxytest.StartDemo(t)
 			}
-			a := actConn{c: p.connect(t, "metabase")}
-			france := directCount(t, scopes["marie"])
+			a := actConn{c: p.Connect(t, "metabase")}
+			france := directCount(t, proxytest.Scopes["marie"])
 			ctx := context.Background()
 			acting := func(t *testing.T, want int, wantSetting string) {
 				t.Helper()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -13,9 +15,9 @@ import (
 )
 
 func TestDataErrorsAreScrubbed(t *testing.T) {
-	p := startProxy(t, func(_ *policy.Config, o *proxy.Options) { o.ScrubDataErrors = true })
+	p := proxytest.StartProxy(t, func(_ *policy.Config, o *proxy.Options) { o.ScrubDataErrors = true })
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	cases := []struct{ name, sql, code string }{
 		{"a cast error loses the value", "SELECT 'hidden-marker'::int", "22P02"},
 		{"a date error loses the value", "SELECT 'hidden-marker 2020-13-45'::date", "22007"},

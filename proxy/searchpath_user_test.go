@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/policy"
 )
 
@@ -15,14 +17,14 @@ import (
 // policy, and won over pg_catalog's for a better-matching argument type
 // (a red team's case: marie read the emails of every country).
 func TestSearchPathUserSchema(t *testing.T) {
-	setupDemo(t)
-	direct(t, `CREATE SCHEMA pgveil_svc`)
-	t.Cleanup(func() { direct(t, `DROP SCHEMA pgveil_svc CASCADE`) })
-	direct(t, `GRANT USAGE ON SCHEMA pgveil_svc TO pgveil_svc`)
-	direct(t, `CREATE FUNCTION pgveil_svc.upper(s character varying) RETURNS text LANGUAGE sql STABLE
+	proxytest.SetupDemo(t)
+	proxytest.Direct(t, `CREATE SCHEMA pgveil_svc`)
+	t.Cleanup(func() { proxytest.Direct(t, `DROP SCHEMA pgveil_svc CASCADE`) })
+	proxytest.Direct(t, `GRANT USAGE ON SCHEMA pgveil_svc TO pgveil_svc`)
+	proxytest.Direct(t, `CREATE FUNCTION pgveil_svc.upper(s character varying) RETURNS text LANGUAGE sql STABLE
 		AS $$ SELECT string_agg(email, ';') FROM public.responses WHERE country <> 'France' $$`)
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.SearchPath = `"$user", public` })
-	c := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Upstream.SearchPath = `"$user", public` })
+	c := p.Connect(t, "marie")
 	var got string
 	err := c.QueryRow(context.Background(), "SELECT upper('x'::varchar)").Scan(&got)
 	if err == nil && strings.Contains(got, "@") {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/pgtest"
@@ -79,7 +81,7 @@ func TestServiceConnectionsAskPostgreSQL13OnceForTheCheckInterval(t *testing.T) 
 // The address first answers as PostgreSQL 13 does, then forwards to a
 // PostgreSQL 15 cluster.
 func TestServiceConnectionsPinTheCheckIntervalAgainAfterAFailover(t *testing.T) {
-	pgtest.Require(t, cluster)
+	pgtest.Require(t, proxytest.Cluster)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +97,7 @@ func TestServiceConnectionsPinTheCheckIntervalAgainAfterAFailover(t *testing.T) 
 			go func() {
 				defer c.Close()
 				if failedOver.Load() {
-					up, err := net.Dial("tcp", cluster.Addr())
+					up, err := net.Dial("tcp", proxytest.Cluster.Addr())
 					if err != nil {
 						return
 					}
@@ -114,7 +116,7 @@ func TestServiceConnectionsPinTheCheckIntervalAgainAfterAFailover(t *testing.T) 
 			}()
 		}
 	}()
-	user, password := cluster.SuperUser()
+	user, password := proxytest.Cluster.SuperUser()
 	cfg := &policy.Config{Upstream: policy.Upstream{
 		Address: l.Addr().String(), Database: "postgres", User: user, Password: password,
 		SearchPath: "public", ConnectTimeout: 10 * time.Second,
@@ -174,7 +176,7 @@ func pg13Front(t *testing.T, asPG13 *atomic.Bool) string {
 					_ = be.Flush()
 					return
 				}
-				up, err := net.Dial("tcp", cluster.Addr())
+				up, err := net.Dial("tcp", proxytest.Cluster.Addr())
 				if err != nil {
 					return
 				}
@@ -200,15 +202,15 @@ func pg13Front(t *testing.T, asPG13 *atomic.Bool) string {
 // pinned client_connection_check_interval, so a statement an ended
 // session left running ran on.
 func TestSessionsPinTheCheckIntervalAgainAfterAFailover(t *testing.T) {
-	pgtest.Require(t, cluster)
+	pgtest.Require(t, proxytest.Cluster)
 	var asPG13 atomic.Bool
 	front := pg13Front(t, &asPG13)
-	p := startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+	p := proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
 		c.Upstream.Address = front
 		c.Upstream.ClientConnectionCheckInterval = 7 * time.Second
 	})
 	interval := func() string {
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		defer c.Close(context.Background())
 		var got string
 		if err := c.QueryRow(context.Background(), "SHOW client_connection_check_interval").Scan(&got); err != nil {

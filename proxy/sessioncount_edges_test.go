@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
 )
@@ -16,8 +18,8 @@ import (
 // once their clients have closed: neither a connection left in conns nor
 // one counted twice.
 func TestSessionCountForgetsEveryStartupEnd(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t, withTLS(t, false), func(c *policy.Config, o *proxy.Options) {
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t, proxytest.WithTLS(t, false), func(c *policy.Config, o *proxy.Options) {
 		proxy.StaticIdentities(c, o)
 		users := o.Users
 		o.Users = func(login string) (*policy.User, bool) {
@@ -28,7 +30,7 @@ func TestSessionCountForgetsEveryStartupEnd(t *testing.T) {
 		}
 	})
 	raw := func(t *testing.T, b []byte) net.Conn {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +95,7 @@ func TestSessionCountForgetsEveryStartupEnd(t *testing.T) {
 			c.Close()
 		}},
 		{"a panic in startup", func(t *testing.T) {
-			c, fe := startupRaw(t, p.addr, map[string]string{"user": "panics", "database": testDB})
+			c, fe := startupRaw(t, p.Addr, map[string]string{"user": "panics", "database": proxytest.TestDB})
 			_, _ = fe.Receive()
 			c.Close()
 		}},

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,7 +22,7 @@ func TestShutdownEndsAStartWaitingForAPooledBackend(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	p := startPooled(t, "", 1, 20*time.Second, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 	ctx := context.Background()
-	holder := p.simpleConn(t, "hq")
+	holder := p.SimpleConn(t, "hq")
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
@@ -29,33 +31,33 @@ func TestShutdownEndsAStartWaitingForAPooledBackend(t *testing.T) {
 	}
 	failed := make(chan error, 1)
 	go func() {
-		c, err := pgx.Connect(ctx, p.url("marie", "demo-marie", url.Values{"statement_timeout": {"4321"}}))
+		c, err := pgx.Connect(ctx, p.URL("marie", "demo-marie", url.Values{"statement_timeout": {"4321"}}))
 		if err == nil {
 			c.Close(ctx)
 		}
 		failed <- err
 	}()
-	eventually(t, 5*time.Second, "the new session's start to wait for a backend", func() bool {
+	proxytest.Eventually(t, 5*time.Second, "the new session's start to wait for a backend", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") >= 1
 	})
-	if n := p.srv.SessionCount(); n != 2 {
+	if n := p.Server.SessionCount(); n != 2 {
 		t.Fatalf("%d counted, want the holder and the waiting start", n)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- p.srv.Shutdown(sctx) }()
+	go func() { done <- p.Server.Shutdown(sctx) }()
 	if err := <-failed; err == nil {
 		t.Fatal("the connection waiting for a backend started during shutdown")
 	}
-	eventually(t, 3*time.Second, "the start's wait to end with the shutdown", func() bool {
+	proxytest.Eventually(t, 3*time.Second, "the start's wait to end with the shutdown", func() bool {
 		return gauge(t, reg, "pgveil_pool_waiting") == 0
 	})
 	holder.Close(ctx)
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if n := p.srv.SessionCount(); n != 0 {
+	if n := p.Server.SessionCount(); n != 0 {
 		t.Fatalf("%d counted after shutdown, want 0", n)
 	}
 }

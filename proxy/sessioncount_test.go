@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -15,7 +17,7 @@ import (
 // none once their clients have closed: a test that waits for no session
 // after a close must not pass before the server is done with it.
 func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
-	p := startProxy(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
 	// Each case opens a connection and holds it where the server must
 	// count it, returning what closes it.
@@ -24,7 +26,7 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 		hold func(t *testing.T) (close func())
 	}{
 		{"a connection that has sent nothing yet", func(t *testing.T) func() {
-			c, err := net.Dial("tcp", p.addr)
+			c, err := net.Dial("tcp", p.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,7 +35,7 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 			return func() { c.Close() }
 		}},
 		{"a connection waiting for its password", func(t *testing.T) func() {
-			c, fe := startupRaw(t, p.addr, map[string]string{"user": "alice", "database": testDB})
+			c, fe := startupRaw(t, p.Addr, map[string]string{"user": "alice", "database": proxytest.TestDB})
 			msg, err := fe.Receive()
 			if err != nil {
 				t.Fatal(err)
@@ -41,17 +43,17 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
 				t.Fatalf("want an authentication request, got %s %s", e.Code, e.Message)
 			}
-			if n := p.srv.SessionCount(); n != 1 {
+			if n := p.Server.SessionCount(); n != 1 {
 				t.Fatalf("%d sessions while one waits for its password, want 1", n)
 			}
 			return func() { c.Close() }
 		}},
 		{"a session as soon as its client had its first ReadyForQuery", func(t *testing.T) func() {
-			c, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+			c, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := p.srv.SessionCount(); n != 1 {
+			if n := p.Server.SessionCount(); n != 1 {
 				t.Fatalf("%d sessions once connected, want 1", n)
 			}
 			return func() { c.Close(ctx) }
@@ -67,18 +69,18 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 
 	t.Run("forgets a failed login exactly once", func(t *testing.T) {
 		for range 3 {
-			if c, err := pgconn.Connect(ctx, p.url("alice", "wrong", nil)); err == nil {
+			if c, err := pgconn.Connect(ctx, p.URL("alice", "wrong", nil)); err == nil {
 				c.Close(ctx)
 				t.Fatal("a wrong password was accepted")
 			}
 		}
 		waitSessions(t, p, 0)
 		// A count decremented twice would read 0 here.
-		c, err := pgconn.Connect(ctx, p.url("bob", users["bob"], nil))
+		c, err := pgconn.Connect(ctx, p.URL("bob", proxytest.Users["bob"], nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := p.srv.SessionCount(); n != 1 {
+		if n := p.Server.SessionCount(); n != 1 {
 			t.Fatalf("%d sessions after failed logins and one session, want 1", n)
 		}
 		c.Close(ctx)
@@ -86,16 +88,16 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 	})
 
 	t.Run("shutdown ends a connection waiting for its password and counts it no more", func(t *testing.T) {
-		c, fe := startupRaw(t, p.addr, map[string]string{"user": "alice", "database": testDB})
+		c, fe := startupRaw(t, p.Addr, map[string]string{"user": "alice", "database": proxytest.TestDB})
 		if _, err := fe.Receive(); err != nil {
 			t.Fatal(err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := p.srv.Shutdown(sctx); err != nil {
+		if err := p.Server.Shutdown(sctx); err != nil {
 			t.Fatalf("shutdown: %v", err)
 		}
-		if n := p.srv.SessionCount(); n != 0 {
+		if n := p.Server.SessionCount(); n != 0 {
 			t.Fatalf("%d sessions after shutdown, want 0", n)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))

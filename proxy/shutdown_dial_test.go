@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -66,46 +68,46 @@ func startSilentServer(t *testing.T) *silentServer {
 func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 	cases := []struct {
 		name     string
-		opt      func(silent string) proxyOption
+		opt      func(silent string) proxytest.Option
 		user, pw string
 		extra    url.Values
 	}{
 		{
 			name: "a start dialling an upstream that never answers",
-			opt: func(silent string) proxyOption {
+			opt: func(silent string) proxytest.Option {
 				return func(c *policy.Config, _ *proxy.Options) {
 					c.Upstream.Address, c.Upstream.ConnectTimeout = silent, time.Minute
 				}
 			},
-			user: "alice", pw: users["alice"],
+			user: "alice", pw: proxytest.Users["alice"],
 		},
 		{
 			name: "a pooled start dialling an upstream that never answers",
-			opt: func(silent string) proxyOption {
+			opt: func(silent string) proxytest.Option {
 				return func(c *policy.Config, _ *proxy.Options) {
 					c.Upstream.Address, c.Upstream.ConnectTimeout = silent, time.Minute
 					c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: time.Minute}
 				}
 			},
-			user: "alice", pw: users["alice"],
+			user: "alice", pw: proxytest.Users["alice"],
 		},
 		{
 			name: "a start asking a directory that never answers",
-			opt: func(silent string) proxyOption {
+			opt: func(silent string) proxytest.Option {
 				return func(c *policy.Config, o *proxy.Options) { withLDAP(t, "ldap://"+silent, time.Minute)(c, o) }
 			},
 			user: "dana", pw: "dana-pw", extra: url.Values{"sslmode": {"require"}},
 		},
 		{
 			name: "a start whose directory never answers its TLS handshake (ldaps)",
-			opt: func(silent string) proxyOption {
+			opt: func(silent string) proxytest.Option {
 				return func(c *policy.Config, o *proxy.Options) { withLDAP(t, "ldaps://"+silent, time.Minute)(c, o) }
 			},
 			user: "dana", pw: "dana-pw", extra: url.Values{"sslmode": {"require"}},
 		},
 		{
 			name: "a start whose directory never answers its StartTLS",
-			opt: func(silent string) proxyOption {
+			opt: func(silent string) proxytest.Option {
 				return func(c *policy.Config, o *proxy.Options) {
 					withLDAP(t, "ldap://"+silent, time.Minute)(c, o)
 					c.LDAP.Directory.StartTLS = true
@@ -119,14 +121,14 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			silent := startSilentServer(t)
 			core, logs := observer.New(zapcore.InfoLevel)
 			aud := &recordingAuditor{}
-			p := startProxy(t, tc.opt(silent.addr), func(_ *policy.Config, o *proxy.Options) {
+			p := proxytest.StartProxy(t, tc.opt(silent.addr), func(_ *policy.Config, o *proxy.Options) {
 				o.Logger, o.Audit = zap.New(core), aud
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			connected := make(chan error, 1)
 			go func() {
-				c, err := pgconn.Connect(ctx, p.url(tc.user, tc.pw, tc.extra))
+				c, err := pgconn.Connect(ctx, p.URL(tc.user, tc.pw, tc.extra))
 				if err == nil {
 					c.Close(context.Background())
 				}
@@ -140,7 +142,7 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer scancel()
 			shut := make(chan error, 1)
-			go func() { shut <- p.srv.Shutdown(sctx) }()
+			go func() { shut <- p.Server.Shutdown(sctx) }()
 			select {
 			case err := <-shut:
 				if err != context.DeadlineExceeded {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -16,10 +18,10 @@ import (
 // shutdown that begins then must let the statement finish, as it does a
 // Query's, and end the session once its batch is answered.
 func TestGracefulShutdownWaitsForAnExecuteBeforeItsSync(t *testing.T) {
-	noLeaks(t)
-	p := startProxy(t)
+	proxytest.NoLeaks(t)
+	p := proxytest.StartProxy(t)
 	ctx := context.Background()
-	c := p.connect(t, "alice")
+	c := p.Connect(t, "alice")
 	fe := c.PgConn().Frontend()
 	fe.Send(&pgproto3.Parse{Query: "SELECT pg_sleep(0.5)::text || 'unsynced-busy'"})
 	fe.Send(&pgproto3.Bind{})
@@ -28,15 +30,15 @@ func TestGracefulShutdownWaitsForAnExecuteBeforeItsSync(t *testing.T) {
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, "unsynced-busy")
+	proxytest.WaitRunning(t, "unsynced-busy")
 
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	shut := make(chan error, 1)
-	go func() { shut <- p.srv.Shutdown(sctx) }()
+	go func() { shut <- p.Server.Shutdown(sctx) }()
 	// The drain ran once the listener is closed.
-	eventually(t, 10*time.Second, "the listener closed", func() bool {
-		nc, err := net.DialTimeout("tcp", p.addr, time.Second)
+	proxytest.Eventually(t, 10*time.Second, "the listener closed", func() bool {
+		nc, err := net.DialTimeout("tcp", p.Addr, time.Second)
 		if err == nil {
 			nc.Close()
 		}

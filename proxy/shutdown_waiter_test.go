@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,28 +18,28 @@ import (
 // or Shutdown past its deadline) is ended as every other session is: its client reads
 // the FATAL 57P01, not a connection closed without a word.
 func TestCloseEndsAPoolWaitAsTheShutdown(t *testing.T) {
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		reg := prometheus.NewRegistry()
 		p := startPooled(t, relay, 1, time.Minute, func(o *proxy.Options) { o.Metrics = proxy.NewMetrics(reg) })
 		ctx := context.Background()
-		holder := p.simpleConn(t, "hq")
+		holder := p.SimpleConn(t, "hq")
 		if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := one(ctx, holder, "SELECT 'holding'"); err != nil {
 			t.Fatal(err)
 		}
-		waiter := p.simpleConn(t, "marie")
+		waiter := p.SimpleConn(t, "marie")
 		fe := waiter.PgConn().Frontend()
 		fe.Send(&pgproto3.Query{String: "SELECT 'waiting'"})
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
+		proxytest.Eventually(t, 5*time.Second, "the query to wait for a backend", func() bool {
 			return gauge(t, reg, "pgveil_pool_waiting") >= 1
 		})
 		// What Shutdown does past its deadline.
-		_ = p.srv.Close()
+		_ = p.Server.Close()
 		_ = waiter.PgConn().Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
 		for {
 			msg, err := fe.Receive()

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -56,7 +58,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	setupUpstream(t)
+	proxytest.SetupUpstream(t)
 	// NOTE: twice the clients: the backend of a session whose client left
 	// in mid-result ends only once it notices, while that client has
 	// connected again.
@@ -64,22 +66,22 @@ func TestSoak(t *testing.T) {
 	if poolSize > 0 {
 		backends = poolSize + 50
 	}
-	if err := cluster.Exec(ctx, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", backends)); err != nil {
+	if err := proxytest.Cluster.Exec(ctx, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", backends)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cluster.Exec(context.Background(), "postgres", "ALTER SYSTEM RESET max_connections")
-		_ = cluster.Restart()
+		_ = proxytest.Cluster.Exec(context.Background(), "postgres", "ALTER SYSTEM RESET max_connections")
+		_ = proxytest.Cluster.Restart()
 	})
-	if err := cluster.Restart(); err != nil {
+	if err := proxytest.Cluster.Restart(); err != nil {
 		t.Fatal(err)
 	}
 
-	var p *testProxy
-	user, password := "alice", users["alice"]
+	var p *proxytest.Proxy
+	user, password := "alice", proxytest.Users["alice"]
 	think := 1.0
 	if poolSize > 0 {
-		p, _ = startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+		p, _ = proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 			c.Upstream.Pool = policy.Pool{Mode: policy.PoolTransaction, Size: poolSize, WaitTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 			// Thousands of clients from one address.
 			c.Listen.MaxStartupPerAddress = 0
@@ -89,7 +91,7 @@ func TestSoak(t *testing.T) {
 	} else {
 		// Session mode as deployed by default: ended sessions' backends
 		// are kept (upstream.pool.keep_idle).
-		p = startProxy(t, func(c *policy.Config, _ *proxy.Options) {
+		p = proxytest.StartProxy(t, func(c *policy.Config, _ *proxy.Options) {
 			c.Upstream.Pool = policy.Pool{Mode: policy.PoolSession, KeepIdle: soakKeepIdle, IdleTimeout: time.Minute}
 			c.Listen.MaxStartupPerAddress = 0
 		})
@@ -127,7 +129,7 @@ func TestSoak(t *testing.T) {
 	for running := true; running; {
 		select {
 		case <-ticker.C:
-			_, sessions, _ := proxy.LoopStats(p.srv)
+			_, sessions, _ := proxy.LoopStats(p.Server)
 			t.Logf("%v left: %d sessions, %d goroutines, %d descriptors, %.1f MiB heap; %d client sessions done, %d failed",
 				time.Until(deadline).Round(time.Second), sessions, runtime.NumGoroutine(), openFDs(t),
 				float64(heapInUse())/(1<<20), done.Load(), failed.Load())
@@ -137,7 +139,7 @@ func TestSoak(t *testing.T) {
 	}
 	ticker.Stop()
 
-	eventually(t, 30*time.Second, "every session to end", func() bool { return p.srv.SessionCount() == 0 })
+	proxytest.Eventually(t, 30*time.Second, "every session to end", func() bool { return p.Server.SessionCount() == 0 })
 	// What the sessions held is given back: allow for the runtime's own
 	// and for idle HTTP/pool goroutines, and for the free backends a
 	// transaction pool, or session mode, keeps open until its
@@ -150,7 +152,7 @@ func TestSoak(t *testing.T) {
 		// hold up to 32 MiB of statement texts each, by design.
 		heapSlack += 64 << 20
 	}
-	ok := poll(30*time.Second, func() bool {
+	ok := proxytest.Poll(30*time.Second, func() bool {
 		runtime.GC()
 		g, fds, heap, spans = runtime.NumGoroutine(), openFDs(t), heapLive(), heapInUse()
 		return g <= baseGoroutines+5 && fds <= baseFDs+5+poolSize+soakKeepIdle && heap <= baseHeap+heapSlack
@@ -174,8 +176,8 @@ func TestSoak(t *testing.T) {
 
 // soakSession connects as user, does a random mix of what BI clients do, and
 // disconnects (or drops the connection).
-func soakSession(ctx context.Context, p *testProxy, user, password string, think float64, rng *rand.Rand, deadline time.Time) error {
-	c, err := pgx.Connect(ctx, p.url(user, password, nil))
+func soakSession(ctx context.Context, p *proxytest.Proxy, user, password string, think float64, rng *rand.Rand, deadline time.Time) error {
+	c, err := pgx.Connect(ctx, p.URL(user, password, nil))
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -19,17 +21,17 @@ import (
 
 // startKeeping runs the demo in session mode keeping up to keep ended
 // sessions' backends for idle, its sessions relayed as relay says.
-func startKeeping(t *testing.T, relay string, keep int, idle time.Duration, opts ...func(*proxy.Options)) *testProxy {
+func startKeeping(t *testing.T, relay string, keep int, idle time.Duration, opts ...func(*proxy.Options)) *proxytest.Proxy {
 	t.Helper()
 	return startDemoPool(t, relay, policy.Pool{Mode: policy.PoolSession, KeepIdle: keep, IdleTimeout: idle}, opts...)
 }
 
 // connectApp opens a session of user through p naming itself app.
-func connectApp(t *testing.T, p *testProxy, user, app string) *pgx.Conn {
+func connectApp(t *testing.T, p *proxytest.Proxy, user, app string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, p.url(user, "demo-"+user, url.Values{"application_name": {app}}))
+	c, err := pgx.Connect(ctx, p.URL(user, "demo-"+user, url.Values{"application_name": {app}}))
 	if err != nil {
 		t.Fatalf("connecting as %s: %v", user, err)
 	}
@@ -41,7 +43,7 @@ func connectApp(t *testing.T, p *testProxy, user, app string) *pgx.Conn {
 // for user and app, oldest first.
 func backendsOf(t *testing.T, user, app string) [][]string {
 	t.Helper()
-	return direct(t, "SELECT pid::text, state FROM pg_stat_activity WHERE application_name = 'pgveil:"+user+":"+app+"' ORDER BY backend_start")
+	return proxytest.Direct(t, "SELECT pid::text, state FROM pg_stat_activity WHERE application_name = 'pgveil:"+user+":"+app+"' ORDER BY backend_start")
 }
 
 // waitBackends waits until user and app have n backends upstream, all
@@ -49,7 +51,7 @@ func backendsOf(t *testing.T, user, app string) [][]string {
 func waitBackends(t *testing.T, user, app string, n int) [][]string {
 	t.Helper()
 	var rows [][]string
-	eventually(t, 5*time.Second, strconv.Itoa(n)+" idle backends of "+user+":"+app, func() bool {
+	proxytest.Eventually(t, 5*time.Second, strconv.Itoa(n)+" idle backends of "+user+":"+app, func() bool {
 		rows = backendsOf(t, user, app)
 		if len(rows) != n {
 			return false
@@ -66,7 +68,7 @@ func waitBackends(t *testing.T, user, app string, n int) [][]string {
 
 func TestSessionModeKeepsEndedSessionsBackends(t *testing.T) {
 	ctx := context.Background()
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		p := startKeeping(t, relay, 5, time.Minute)
 		app := "keep-" + relay
 
@@ -168,7 +170,7 @@ func TestSessionModeKeepsEndedSessionsBackends(t *testing.T) {
 				_, err := c.Exec(ctx, "SELECT "+marker)
 				errc <- err
 			}()
-			waitRunning(t, marker)
+			proxytest.WaitRunning(t, marker)
 			if err := c.PgConn().CancelRequest(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +186,7 @@ func TestSessionModeKeepsEndedSessionsBackends(t *testing.T) {
 			c := connectApp(t, p, "marie", app)
 			c.Close(ctx)
 			pid := waitBackends(t, "marie", app, 1)[0][0]
-			direct(t, "SELECT pg_terminate_backend("+pid+")")
+			proxytest.Direct(t, "SELECT pg_terminate_backend("+pid+")")
 			waitBackends(t, "marie", app, 0)
 			c = connectApp(t, p, "marie", app)
 			var n int
@@ -233,7 +235,7 @@ func TestSessionModeWithoutKeepIdleClosesBackends(t *testing.T) {
 }
 
 func TestShutdownClosesKeptBackends(t *testing.T) {
-	noLeaks(t)
+	proxytest.NoLeaks(t)
 	ctx := context.Background()
 	p := startKeeping(t, policy.RelayEventLoop, 5, time.Minute)
 	c := connectApp(t, p, "marie", "keep-shutdown")
@@ -241,7 +243,7 @@ func TestShutdownClosesKeptBackends(t *testing.T) {
 	waitBackends(t, "marie", "keep-shutdown", 1)
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := p.srv.Shutdown(sctx); err != nil {
+	if err := p.Server.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
 	waitBackends(t, "marie", "keep-shutdown", 0)
@@ -257,9 +259,9 @@ func TestSessionModeClosesKeptBackendsWhenTheServerIsFull(t *testing.T) {
 	// The service account may open no more backends than it holds now:
 	// the next session's dial is refused (53300) until the kept ones
 	// close.
-	n := direct(t, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")[0][0]
-	direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT "+n)
-	t.Cleanup(func() { direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1") })
+	n := proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")[0][0]
+	proxytest.Direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT "+n)
+	t.Cleanup(func() { proxytest.Direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1") })
 	c := connectApp(t, p, "hq", "keep-full-3")
 	var countries int
 	if err := c.QueryRow(ctx, "SELECT count(DISTINCT country) FROM responses").Scan(&countries); err != nil {
@@ -280,9 +282,9 @@ func TestSessionModeClosesKeptBackendsTheServerClosed(t *testing.T) {
 	}
 	// An upstream restart, or a DBA's pg_terminate_backend, ends a kept
 	// backend while no session holds it.
-	direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:marie:keep-dead'")
+	proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgveil:marie:keep-dead'")
 	waitBackends(t, "marie", "keep-dead", 0)
-	proxy.SweepKept(p.srv)
+	proxy.SweepKept(p.Server)
 	t.Run("the janitor closes it long before its idle timeout", func(t *testing.T) {
 		if n := gauge(t, reg, "pgveil_kept_backends"); n != 1 {
 			t.Errorf("pgveil_kept_backends = %v after the server closed one of two, want 1", n)

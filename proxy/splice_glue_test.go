@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 	"testing"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 )
 
 // TestSpliceKeepsTheClientsOuterJoin: a FROM item written with the
@@ -12,10 +14,10 @@ import (
 // outer join, not an alias tLEFT and an inner join, cold and through the
 // caches and templates.
 func TestSpliceKeepsTheClientsOuterJoin(t *testing.T) {
-	p := startDemo(t)
-	c := p.connect(t, "marie")
+	p := proxytest.StartDemo(t)
+	c := p.Connect(t, "marie")
 	ctx := context.Background()
-	france := directCount(t, scopes["marie"])
+	france := directCount(t, proxytest.Scopes["marie"])
 	for _, q := range []string{
 		"SELECT count(*) FROM responses*LEFT JOIN countries c ON false",
 		"SELECT count(*) FROM ONLY(responses)LEFT JOIN countries c ON false",

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
 )
 
 // TestSpliceReadsTheRuleAsWritten: a rule whose where clause pg_query's
@@ -27,8 +29,8 @@ func TestSpliceReadsTheRuleAsWritten(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startDemoFrom(t, path)
-	c := p.connect(t, "marie")
+	p, _ := proxytest.StartDemoFrom(t, path)
+	c := p.Connect(t, "marie")
 	want := directCount(t, "country IS NULL OR country = 'France'")
 	for range 2 { // cold, then through the caches and templates
 		var s string

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -20,29 +22,29 @@ import (
 // country's responses through (a red team read 3004 rows instead of
 // France's 1171, and another country's row by id).
 func TestAdversarialStaleScopeColumn(t *testing.T) {
-	setupDemo(t)
+	proxytest.SetupDemo(t)
 	const db = "feedback_stale"
 	ctx := context.Background()
 	// A database of its own: the rename must not reach other tests.
-	if err := cluster.LoadDemo(ctx, "../testdata/demo", db, "demo-service-account"); err != nil {
+	if err := proxytest.Cluster.LoadDemo(ctx, "../testdata/demo", db, "demo-service-account"); err != nil {
 		t.Fatalf("loading the demo database %s: %v", db, err)
 	}
 	t.Cleanup(func() {
 		// After the proxy's shutdown (cleanups run last in, first out).
-		_ = cluster.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		_ = proxytest.Cluster.Exec(context.Background(), "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 	})
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(cfg *policy.Config) {
 		cfg.Upstream.Database, cfg.Listen.Database = db, db
 		cfg.Upstream.CatalogRefresh = time.Hour
 	})
 	superuser := func(sql string) [][]string {
 		t.Helper()
-		c, err := cluster.Connect(ctx, db)
+		c, err := proxytest.Cluster.Connect(ctx, db)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close(ctx)
-		return textRows(t, sql, c.ExecParams(ctx, sql, nil, nil, nil, nil).Read())
+		return proxytest.TextRows(t, sql, c.ExecParams(ctx, sql, nil, nil, nil, nil).Read())
 	}
 	france := superuser("SELECT count(*) FROM responses WHERE country = 'France'")[0][0]
 	all := superuser("SELECT count(*) FROM responses")[0][0]
@@ -51,14 +53,14 @@ func TestAdversarialStaleScopeColumn(t *testing.T) {
 		t.Fatalf("France has %s of %s responses: the test proves nothing", france, all)
 	}
 
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	count := "SELECT (SELECT count(*) FROM responses) FROM (SELECT 'France'::text AS country) x"
 	byID := "SELECT r.id, r.country FROM (SELECT 'France'::text AS country) x CROSS JOIN LATERAL (SELECT * FROM responses) r WHERE r.id = " + other
 	// Before the rename: the scope holds.
-	if got := through(t, c, count)[0][0]; got != france {
+	if got := proxytest.Through(t, c, count)[0][0]; got != france {
 		t.Fatalf("before the rename, marie counts %s responses, want %s", got, france)
 	}
-	if got := through(t, c, byID); len(got) != 0 {
+	if got := proxytest.Through(t, c, byID); len(got) != 0 {
 		t.Fatalf("before the rename, marie reads response %s of another country: %v", other, got)
 	}
 

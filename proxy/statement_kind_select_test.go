@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -19,14 +21,14 @@ import (
 // given a rule of every row so that it may INSERT — reads no governed
 // table.
 func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Roles["country_analyst"].Statements = []rewrite.StatementKind{rewrite.KindInsert}
 		c.Roles["central_analyst"].Statements = []rewrite.StatementKind{rewrite.KindCopyOut}
 	})
 	ctx := context.Background()
 
 	t.Run("a role without select is refused a read of a governed table", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		for _, sql := range []string{
 			"SELECT count(*) FROM responses",
 			"SELECT count(*) FROM countries",
@@ -43,7 +45,7 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 	})
 
 	t.Run("a role without select still reads the catalog", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		for _, sql := range []string{
 			"SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'responses'",
 			"SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = 'responses'::regclass",
@@ -57,7 +59,7 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 
 	t.Run("a role without select still describes governed tables in psql", func(t *testing.T) {
 		for _, cmd := range []string{`\d responses`, `\d+ responses`, `\dt`, `\dv`} {
-			out, err := psql(t, p.url("marie", "demo-marie", nil), "-c", cmd)
+			out, err := psql(t, p.URL("marie", "demo-marie", nil), "-c", cmd)
 			if err != nil {
 				t.Errorf("%s: %v: %s", cmd, err, out)
 			}
@@ -65,7 +67,7 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 	})
 
 	t.Run("a role with copy_out alone copies a governed table out but does not select it", func(t *testing.T) {
-		c := p.connect(t, "hq")
+		c := p.Connect(t, "hq")
 		for _, sql := range []string{
 			"COPY responses (id) TO STDOUT",
 			"COPY (SELECT id FROM responses) TO STDOUT",
@@ -79,7 +81,7 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 	})
 
 	t.Run("a role with select reads as before", func(t *testing.T) {
-		c := p.connect(t, "paul")
+		c := p.Connect(t, "paul")
 		if _, err := c.Exec(ctx, "SELECT count(*) FROM responses"); err != nil {
 			t.Fatal(err)
 		}
@@ -93,12 +95,12 @@ func TestReadingGovernedTablesNeedsSelect(t *testing.T) {
 // rows back, and the row count of DELETE … WHERE email LIKE 'a%' (or of an
 // UPDATE rolled back) answers any question about them.
 func TestWritesReadingGovernedTablesNeedSelect(t *testing.T) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Roles["central_analyst"].Statements = []rewrite.StatementKind{
 			rewrite.KindInsert, rewrite.KindUpdate, rewrite.KindDelete}
 	})
 	ctx := context.Background()
-	c := p.connect(t, "hq")
+	c := p.Connect(t, "hq")
 
 	t.Run("a write that reads the table is refused a role without select", func(t *testing.T) {
 		for _, sql := range []string{
@@ -156,13 +158,13 @@ func TestWritesReadingGovernedTablesNeedSelect(t *testing.T) {
 // for a login with select is never served to one without (the cache is
 // keyed by the compiled policy), nor to a BI service acting for one.
 func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
-	p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) {
 		c.Roles["country_analyst"].Statements = []rewrite.StatementKind{rewrite.KindInsert, rewrite.KindUpdate}
 	})
 	ctx := context.Background()
 
 	t.Run("every read path of a governed table is refused a role without select", func(t *testing.T) {
-		c := p.connect(t, "marie")
+		c := p.Connect(t, "marie")
 		for _, sql := range []string{
 			"INSERT INTO responses (score) SELECT score FROM responses",
 			"UPDATE responses SET score = 1 WHERE 1 IN (SELECT 1 FROM responses)",
@@ -188,7 +190,7 @@ func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
 	})
 
 	t.Run("a shape rewritten for a login with select is refused a login without", func(t *testing.T) {
-		paul, marie := p.connect(t, "paul"), p.connect(t, "marie")
+		paul, marie := p.Connect(t, "paul"), p.Connect(t, "marie")
 		for _, v := range []string{"1", "2", "3"} {
 			if _, err := paul.Exec(ctx, "SELECT count(*) FROM responses WHERE score > "+v); err != nil {
 				t.Fatal(err)
@@ -204,7 +206,7 @@ func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
 	})
 
 	t.Run("a BI service acting for a user without select reads as that user", func(t *testing.T) {
-		a := actConn{c: p.connect(t, "metabase")}
+		a := actConn{c: p.Connect(t, "metabase")}
 		must(t, a.exec("SET ROLE hq"))
 		a.responses(t)
 		must(t, a.exec("SET ROLE marie"))
@@ -220,11 +222,11 @@ func TestSelectKindHeldOnEveryReadPath(t *testing.T) {
 // TestSelectKindHeldInPooledSessions: sessions sharing pooled upstream
 // connections are checked each for its own login.
 func TestSelectKindHeldInPooledSessions(t *testing.T) {
-	p, _ := startDemoWith(t, pooledDemo(t, 1), func(c *policy.Config) {
+	p, _ := proxytest.StartDemoWith(t, proxytest.PooledDemo(t, 1), func(c *policy.Config) {
 		c.Roles["country_analyst"].Statements = []rewrite.StatementKind{rewrite.KindInsert}
 	})
 	ctx := context.Background()
-	paul, marie := p.connect(t, "paul"), p.connect(t, "marie")
+	paul, marie := p.Connect(t, "paul"), p.Connect(t, "marie")
 	for i := 0; i < 2; i++ {
 		if _, err := paul.Exec(ctx, "SELECT count(*) FROM responses"); err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -16,9 +18,9 @@ import (
 // nothing more of the policy. Other undefined columns keep PostgreSQL's
 // error.
 func TestSystemColumnsOfGovernedTablesSayWhyTheyAreMissing(t *testing.T) {
-	p := startDemo(t)
+	p := proxytest.StartDemo(t)
 	ctx := context.Background()
-	c := p.connect(t, "marie")
+	c := p.Connect(t, "marie")
 	for _, st := range []struct {
 		name, sql string
 		hinted    bool

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -24,7 +26,7 @@ func psql(t *testing.T, conn string, args ...string) (string, error) {
 	t.Helper()
 	bin, err := exec.LookPath("psql")
 	if err != nil {
-		if dir := cluster.BinDir(); dir != "" {
+		if dir := proxytest.Cluster.BinDir(); dir != "" {
 			bin = dir + "/psql"
 		}
 	}
@@ -44,18 +46,18 @@ func psql(t *testing.T, conn string, args ...string) (string, error) {
 }
 
 func TestPsql(t *testing.T) {
-	plain := startProxy(t)
-	secure := startProxy(t, withTLS(t, true))
+	plain := proxytest.StartProxy(t)
+	secure := proxytest.StartProxy(t, proxytest.WithTLS(t, true))
 
 	t.Run("psql logs in with SCRAM over plaintext", func(t *testing.T) {
-		out, err := psql(t, plain.url("alice", users["alice"], nil), "-c", "SELECT count(*) FROM items")
+		out, err := psql(t, plain.URL("alice", proxytest.Users["alice"], nil), "-c", "SELECT count(*) FROM items")
 		if err != nil || strings.TrimSpace(out) != "100" {
 			t.Fatalf("%v: %s", err, out)
 		}
 	})
 	t.Run("psql logs in over TLS with channel binding required", func(t *testing.T) {
-		conn := secure.url("bob", users["bob"], url.Values{
-			"sslmode": {"verify-full"}, "sslrootcert": {secure.certFile}, "channel_binding": {"require"}, "host": {"localhost"},
+		conn := secure.URL("bob", proxytest.Users["bob"], url.Values{
+			"sslmode": {"verify-full"}, "sslrootcert": {secure.CertFile}, "channel_binding": {"require"}, "host": {"localhost"},
 		})
 		out, err := psql(t, conn, "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "-c", "SELECT 'tls-ok'")
 		if err != nil || !strings.Contains(out, "tls-ok") {
@@ -63,19 +65,19 @@ func TestPsql(t *testing.T) {
 		}
 	})
 	t.Run("psql without TLS is refused when TLS is required", func(t *testing.T) {
-		out, err := psql(t, secure.url("alice", users["alice"], nil), "-c", "SELECT 1")
+		out, err := psql(t, secure.URL("alice", proxytest.Users["alice"], nil), "-c", "SELECT 1")
 		if err == nil || !strings.Contains(out, "pgveil requires an encrypted connection") {
 			t.Fatalf("plaintext accepted: %v: %s", err, out)
 		}
 	})
 	t.Run("psql with a wrong password sees PostgreSQL's message", func(t *testing.T) {
-		out, err := psql(t, plain.url("alice", "wrong", nil), "-c", "SELECT 1")
+		out, err := psql(t, plain.URL("alice", "wrong", nil), "-c", "SELECT 1")
 		if err == nil || !strings.Contains(out, `password authentication failed for user "alice"`) {
 			t.Fatalf("%v: %s", err, out)
 		}
 	})
 	t.Run("psql runs COPY and multi-statement scripts", func(t *testing.T) {
-		out, err := psql(t, plain.url("alice", users["alice"], nil),
+		out, err := psql(t, plain.URL("alice", proxytest.Users["alice"], nil),
 			"-c", `\copy (SELECT id FROM items WHERE id <= 3 ORDER BY id) TO STDOUT`,
 			"-c", "SELECT 1; SELECT 2")
 		if err != nil || strings.Fields(out)[0] != "1" || !strings.Contains(out, "2") {
@@ -85,10 +87,10 @@ func TestPsql(t *testing.T) {
 }
 
 func TestTLSWithPgx(t *testing.T) {
-	p := startProxy(t, withTLS(t, false))
+	p := proxytest.StartProxy(t, proxytest.WithTLS(t, false))
 	ctx := context.Background()
 	t.Run("pgx negotiates TLS and SCRAM-SHA-256-PLUS", func(t *testing.T) {
-		cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], url.Values{"sslmode": {"require"}, "channel_binding": {"require"}}))
+		cfg, err := pgconn.ParseConfig(p.URL("alice", proxytest.Users["alice"], url.Values{"sslmode": {"require"}, "channel_binding": {"require"}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,14 +104,14 @@ func TestTLSWithPgx(t *testing.T) {
 		}
 	})
 	t.Run("plaintext is still accepted when TLS is not required", func(t *testing.T) {
-		c, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		c, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Close(ctx)
 	})
 	t.Run("plaintext sent after SSLRequest is never read as a startup", func(t *testing.T) {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +120,7 @@ func TestTLSWithPgx(t *testing.T) {
 		binary.BigEndian.PutUint32(req[:], 8)
 		binary.BigEndian.PutUint32(req[4:], 80877103)
 		startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-			Parameters: map[string]string{"user": "alice", "database": testDB}}).Encode(nil)
+			Parameters: map[string]string{"user": "alice", "database": proxytest.TestDB}}).Encode(nil)
 		// One write: the startup rides right behind the SSLRequest.
 		if _, err := c.Write(append(req[:], startup...)); err != nil {
 			t.Fatal(err)
@@ -140,7 +142,7 @@ func TestTLSWithPgx(t *testing.T) {
 		}
 	})
 	t.Run("GSSENCRequest is declined", func(t *testing.T) {
-		c, err := net.Dial("tcp", p.addr)
+		c, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,11 +162,11 @@ func TestTLSWithPgx(t *testing.T) {
 // TestDirectTLS covers PostgreSQL 17's sslnegotiation=direct: a client
 // that opens with a ClientHello instead of an SSLRequest.
 func TestDirectTLS(t *testing.T) {
-	secure := startProxy(t, withTLS(t, true))
-	plain := startProxy(t)
+	secure := proxytest.StartProxy(t, proxytest.WithTLS(t, true))
+	plain := proxytest.StartProxy(t)
 	ctx := context.Background()
-	connect := func(p *testProxy, params url.Values) (*pgconn.PgConn, error) {
-		cfg, err := pgconn.ParseConfig(p.url("alice", users["alice"], params))
+	connect := func(p *proxytest.Proxy, params url.Values) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(p.URL("alice", proxytest.Users["alice"], params))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,8 +192,8 @@ func TestDirectTLS(t *testing.T) {
 			t.Fatalf("%v %q", rr.Err, rr.Rows)
 		}
 	})
-	hello := func(t *testing.T, p *testProxy, protos []string) (string, error) {
-		raw, err := net.Dial("tcp", p.addr)
+	hello := func(t *testing.T, p *proxytest.Proxy, protos []string) (string, error) {
+		raw, err := net.Dial("tcp", p.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +205,7 @@ func TestDirectTLS(t *testing.T) {
 		}
 		// A startup message: a server that went on would ask for a password.
 		startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-			Parameters: map[string]string{"user": "alice", "database": testDB}}).Encode(nil)
+			Parameters: map[string]string{"user": "alice", "database": proxytest.TestDB}}).Encode(nil)
 		if _, err := tc.Write(startup); err != nil {
 			return "", err
 		}
@@ -237,7 +239,7 @@ func TestDirectTLS(t *testing.T) {
 		}
 	})
 	t.Run("a ClientHello after another startup packet is refused", func(t *testing.T) {
-		c, err := net.Dial("tcp", secure.addr)
+		c, err := net.Dial("tcp", secure.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}

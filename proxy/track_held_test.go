@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/policy"
@@ -24,20 +26,20 @@ import (
 func TestTrackHeldUnsyncedBatch(t *testing.T) {
 	relays := []struct {
 		name  string
-		start func(t *testing.T) *testProxy
+		start func(t *testing.T) *proxytest.Proxy
 	}{
-		{"session mode on event loops", func(t *testing.T) *testProxy {
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayEventLoop })
+		{"session mode on event loops", func(t *testing.T) *proxytest.Proxy {
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayEventLoop })
 			return p
 		}},
-		{"session mode on goroutines", func(t *testing.T) *testProxy {
-			p, _ := startDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayGoroutines })
+		{"session mode on goroutines", func(t *testing.T) *proxytest.Proxy {
+			p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = policy.RelayGoroutines })
 			return p
 		}},
-		{"transaction pool on event loops", func(t *testing.T) *testProxy {
+		{"transaction pool on event loops", func(t *testing.T) *proxytest.Proxy {
 			return startDemoPool(t, policy.RelayEventLoop, policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 5 * time.Second, IdleTimeout: time.Minute})
 		}},
-		{"transaction pool on goroutines", func(t *testing.T) *testProxy {
+		{"transaction pool on goroutines", func(t *testing.T) *proxytest.Proxy {
 			return startDemoPool(t, policy.RelayGoroutines, policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 5 * time.Second, IdleTimeout: time.Minute})
 		}},
 	}
@@ -62,10 +64,10 @@ func heldHeapMiB() float64 {
 
 // trackerHeld waits for the client's messages to reach the tracker
 // (sent, the count of tracked sessions) and returns what it holds.
-func trackerHeld(t *testing.T, p *testProxy) (int, int64) {
+func trackerHeld(t *testing.T, p *proxytest.Proxy) (int, int64) {
 	t.Helper()
 	time.Sleep(200 * time.Millisecond)
-	msgs, bytes, tracked := proxy.TrackerHeld(p.srv)
+	msgs, bytes, tracked := proxy.TrackerHeld(p.Server)
 	if tracked == 0 {
 		t.Fatal("no session has a statement tracker")
 	}
@@ -76,14 +78,14 @@ func trackerHeld(t *testing.T, p *testProxy) (int, int64) {
 // Parses of 256 KiB of one name, after the second fails, without a
 // Sync (+307 MiB of heap for 400 before; 120 keep the run short under
 // -race and still hold 30 MiB if the tracker kept them).
-func heldParseSameName(t *testing.T, p *testProxy) {
-	c := p.connect(t, "marie")
+func heldParseSameName(t *testing.T, p *proxytest.Proxy) {
+	c := p.Connect(t, "marie")
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
 	sql := "SELECT id FROM surveys WHERE name = '" + strings.Repeat("x", 256<<10) + "'"
 	h0 := heldHeapMiB()
 	n := 120
-	if raceEnabled {
+	if proxytest.RaceEnabled {
 		// NOTE: 60 kept would still be 15 MiB, over the bytes bound.
 		n = 60
 	}
@@ -116,14 +118,14 @@ func heldParseSameName(t *testing.T, p *testProxy) {
 // heldBindAfterError is the red team's TestDoSBindAfterErrorNoSync:
 // Binds of the unnamed portal after an error, without a Sync (+550 MiB
 // of heap for 8M before, 94 MiB of it kept for the session).
-func heldBindAfterError(t *testing.T, p *testProxy) {
-	c := p.connect(t, "marie")
+func heldBindAfterError(t *testing.T, p *proxytest.Proxy) {
+	c := p.Connect(t, "marie")
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
 	fe.Send(&pgproto3.Parse{Name: "s", Query: "SELECT id FROM surveys WHERE id = $1"})
 	fe.Send(&pgproto3.Parse{Name: "bad", Query: "SELECT nosuchcolumn FROM surveys"})
 	n := 200000
-	if raceEnabled {
+	if proxytest.RaceEnabled {
 		// NOTE: four relays under the race detector; the run without it
 		// sends them all, enough for the heap bound to tell.
 		n = 50000
@@ -158,8 +160,8 @@ func heldBindAfterError(t *testing.T, p *testProxy) {
 // heldJDBCBatch pipelines statements as PgJDBC does, a Sync every few
 // hundred messages, and one batch far longer whose answers are read as
 // they come: they all run.
-func heldJDBCBatch(t *testing.T, p *testProxy) {
-	c := p.connect(t, "marie")
+func heldJDBCBatch(t *testing.T, p *proxytest.Proxy) {
+	c := p.Connect(t, "marie")
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
 	if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "S_1", Query: "SELECT id FROM surveys WHERE id = $1"}, &pgproto3.Sync{}); len(codes) != 0 {
@@ -216,8 +218,8 @@ func heldJDBCBatch(t *testing.T, p *testProxy) {
 // heldOver sends Binds of distinct portals after an error: each waits
 // for an answer that never comes, and past statement.MaxHeldMessages the
 // session ends with 54000.
-func heldOver(t *testing.T, p *testProxy) {
-	c := p.connect(t, "marie")
+func heldOver(t *testing.T, p *proxytest.Proxy) {
+	c := p.Connect(t, "marie")
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
 	fe.Send(&pgproto3.Parse{Name: "s", Query: "SELECT id FROM surveys WHERE id = $1"})
@@ -245,7 +247,7 @@ func heldOver(t *testing.T, p *testProxy) {
 		}
 	}
 	waitSessions(t, p, 0)
-	if msgs, bytes, _ := proxy.TrackerHeld(p.srv); msgs != 0 || bytes != 0 {
+	if msgs, bytes, _ := proxy.TrackerHeld(p.Server); msgs != 0 || bytes != 0 {
 		t.Errorf("ended: trackers hold %d messages, %d bytes", msgs, bytes)
 	}
 }

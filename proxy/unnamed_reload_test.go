@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -30,19 +32,19 @@ func TestTheUnnamedStatementASkippedParseLeavesIsCheckedAfterAReload(t *testing.
 		t.Fatal(err)
 	}
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(opts *proxy.Options) { po = *opts })
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(opts *proxy.Options) { po = *opts })
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := p.connect(t, "marie")
+	m := p.Connect(t, "marie")
 	const q = "SELECT count(*)::text FROM responses"
 	vals, codes, _ := pipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" || vals[0] == "0" {
 		t.Fatalf("before the reload: %q %q", vals, codes)
 	}
 	before := vals[0]
-	editConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
+	proxytest.EditConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
 	if err := rl.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -23,9 +25,9 @@ import (
 // server keeps hq's statement. A Bind and an Execute of the unnamed
 // statement in the next batch must not run hq's text for marie.
 func TestTheUnnamedStatementASkippedParseLeavesIsNotRunForAnotherViewer(t *testing.T) {
-	p := startDemo(t)
-	a := actConn{c: p.connect(t, "metabase")}
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	p := proxytest.StartDemo(t)
+	a := actConn{c: p.Connect(t, "metabase")}
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	const q = "SELECT count(*)::text FROM responses"
 
 	must(t, a.exec("SET ROLE hq"))
@@ -72,19 +74,19 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunAfterAReload(t *testing.T
 		t.Fatal(err)
 	}
 	var po proxy.Options
-	p, pols := startDemoFrom(t, path, func(opts *proxy.Options) { po = *opts })
-	rl := &server.Reloader{Path: path, Base: p.cfg, Policies: pols, Server: p.srv, Audit: po.Audit, Metrics: po.Metrics,
+	p, pols := proxytest.StartDemoFrom(t, path, func(opts *proxy.Options) { po = *opts })
+	rl := &server.Reloader{Path: path, Base: p.Config, Policies: pols, Server: p.Server, Audit: po.Audit, Metrics: po.Metrics,
 		Logger: zaptest.NewLogger(t, zaptest.Level(zap.FatalLevel))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := p.connect(t, "marie")
+	m := p.Connect(t, "marie")
 	const q = "SELECT count(*)::text FROM responses"
 	vals, codes, _ := pipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" || vals[0] == "0" {
 		t.Fatalf("before the reload: %q %q", vals, codes)
 	}
 	before := vals[0]
-	editConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
+	proxytest.EditConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
 	if err := rl.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +111,9 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunAfterAReload(t *testing.T
 // transaction pooling, where a change of the acting user keeps the
 // session's backend.
 func TestTheUnnamedStatementASkippedParseLeavesIsNotRunForAnotherViewerPooled(t *testing.T) {
-	p, _ := startDemoFrom(t, pooledDemo(t, 2))
-	a := actConn{c: p.connect(t, "metabase")}
-	france, all := directCount(t, scopes["marie"]), directCount(t, "true")
+	p, _ := proxytest.StartDemoFrom(t, proxytest.PooledDemo(t, 2))
+	a := actConn{c: p.Connect(t, "metabase")}
+	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	const q = "SELECT count(*)::text FROM responses"
 	must(t, a.exec("SET ROLE hq"))
 	vals, codes, _ := pipelineBatches(t, a.c, 1, &pgproto3.Parse{Query: q}, &pgproto3.Sync{})

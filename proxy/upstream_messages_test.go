@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/pgtest"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -17,7 +19,7 @@ import (
 // locale but C): pgveil must see the messages as they are, not their
 // locale's name.
 func TestConnectServiceTranslatedMessages(t *testing.T) {
-	pgtest.Require(t, cluster)
+	pgtest.Require(t, proxytest.Cluster)
 	c, err := pgtest.Start(pgtest.Options{
 		Logf:      t.Logf,
 		Settings:  map[string]string{"lc_messages": "C.UTF-8"},
@@ -54,15 +56,15 @@ func TestConnectServiceTranslatedMessages(t *testing.T) {
 		pc.Close(ctx)
 	})
 	t.Run("a server answering in English under lc_messages C.UTF-8 is accepted", func(t *testing.T) {
-		if err := cluster.CreateDatabase(ctx, "pgveil_messages_probe"); err != nil {
+		if err := proxytest.Cluster.CreateDatabase(ctx, "pgveil_messages_probe"); err != nil {
 			t.Fatal(err)
 		}
-		if err := cluster.Exec(ctx, "pgveil_messages_probe", "ALTER DATABASE pgveil_messages_probe SET lc_messages = 'C.UTF-8'"); err != nil {
+		if err := proxytest.Cluster.Exec(ctx, "pgveil_messages_probe", "ALTER DATABASE pgveil_messages_probe SET lc_messages = 'C.UTF-8'"); err != nil {
 			t.Fatal(err)
 		}
-		user, password := cluster.SuperUser()
+		user, password := proxytest.Cluster.SuperUser()
 		cfg := &policy.Config{Upstream: policy.Upstream{
-			Address: cluster.Addr(), Database: "pgveil_messages_probe", User: user, Password: password,
+			Address: proxytest.Cluster.Addr(), Database: "pgveil_messages_probe", User: user, Password: password,
 			SearchPath: "public", ConnectTimeout: 10 * time.Second,
 		}}
 		pc, err := proxy.ConnectService(ctx, cfg, "test")

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -17,11 +19,11 @@ import (
 // (53300), until the test ends.
 func fullUpstream(t *testing.T) {
 	t.Helper()
-	direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT 0")
-	t.Cleanup(func() { direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1") })
-	direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")
-	eventually(t, 5*time.Second, "the service account's backends to exit", func() bool {
-		return direct(t, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")[0][0] == "0"
+	proxytest.Direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT 0")
+	t.Cleanup(func() { proxytest.Direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1") })
+	proxytest.Direct(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")
+	proxytest.Eventually(t, 5*time.Second, "the service account's backends to exit", func() bool {
+		return proxytest.Direct(t, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgveil_svc'")[0][0] == "0"
 	})
 }
 
@@ -43,33 +45,33 @@ func wantUpstreamFull(t *testing.T, err error) {
 }
 
 func TestUpstreamRefusalReachesTheClientAsItsClass(t *testing.T) {
-	if cluster != nil && cluster.External() {
+	if proxytest.Cluster != nil && proxytest.Cluster.External() {
 		t.Skip("changes the service account of a shared server")
 	}
 	ctx := context.Background()
 	t.Run("a new session-mode session is told the upstream is full, not that it is unreachable", func(t *testing.T) {
 		p := startDemoPool(t, policy.RelayEventLoop, policy.Pool{Mode: policy.PoolSession})
 		fullUpstream(t)
-		_, err := pgconn.Connect(ctx, p.url("hq", "demo-hq", nil))
+		_, err := pgconn.Connect(ctx, p.URL("hq", "demo-hq", nil))
 		wantUpstreamFull(t, err)
 	})
-	onEveryRelay(t, func(t *testing.T, relay string) {
+	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		t.Run("a new pooled session is told the upstream is full", func(t *testing.T) {
 			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 5 * time.Second})
 			fullUpstream(t)
-			_, err := pgconn.Connect(ctx, p.url("hq", "demo-hq", nil))
+			_, err := pgconn.Connect(ctx, p.URL("hq", "demo-hq", nil))
 			wantUpstreamFull(t, err)
 		})
 		t.Run("a pooled session whose backend is gone is told the upstream is full, and stays usable", func(t *testing.T) {
 			p := startDemoPool(t, relay, policy.Pool{Mode: policy.PoolTransaction, Size: 2, WaitTimeout: 5 * time.Second})
-			c := p.connect(t, "hq")
+			c := p.Connect(t, "hq")
 			if err := c.Ping(ctx); err != nil {
 				t.Fatal(err)
 			}
 			fullUpstream(t)
 			_, err := c.Exec(ctx, "SELECT 1")
 			wantUpstreamFull(t, err)
-			direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1")
+			proxytest.Direct(t, "ALTER ROLE pgveil_svc CONNECTION LIMIT -1")
 			if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
 				t.Fatalf("the session failed once the upstream had room again: %v", err)
 			}

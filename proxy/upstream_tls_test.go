@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgveil/pgveil/policy"
@@ -23,11 +25,11 @@ import (
 // it. It turns ssl off again when the test ends.
 func enableServerTLS(t *testing.T) *x509.CertPool {
 	t.Helper()
-	if cluster.External() {
+	if proxytest.Cluster.External() {
 		t.Skip("cannot change the TLS settings of an external server")
 	}
 	ctx := context.Background()
-	admin, err := cluster.Connect(ctx, "postgres")
+	admin, err := proxytest.Cluster.Connect(ctx, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func enableServerTLS(t *testing.T) *x509.CertPool {
 	}
 	dataDir := string(res.Rows[0][0])
 
-	cert, leaf := selfSigned(t)
+	cert, leaf := proxytest.SelfSigned(t)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
@@ -75,12 +77,12 @@ func enableServerTLS(t *testing.T) *x509.CertPool {
 		}
 	}
 	t.Cleanup(func() {
-		_ = cluster.Exec(ctx, "postgres", "ALTER SYSTEM RESET ssl; ALTER SYSTEM RESET ssl_cert_file; ALTER SYSTEM RESET ssl_key_file; SELECT pg_reload_conf()")
+		_ = proxytest.Cluster.Exec(ctx, "postgres", "ALTER SYSTEM RESET ssl; ALTER SYSTEM RESET ssl_cert_file; ALTER SYSTEM RESET ssl_key_file; SELECT pg_reload_conf()")
 	})
 	// The reload is asynchronous: a new backend sees it once the
 	// postmaster has read the files again.
-	eventually(t, 10*time.Second, "ssl on upstream after pg_reload_conf", func() bool {
-		c, err := cluster.Connect(ctx, "postgres")
+	proxytest.Eventually(t, 10*time.Second, "ssl on upstream after pg_reload_conf", func() bool {
+		c, err := proxytest.Cluster.Connect(ctx, "postgres")
 		if err != nil {
 			return false
 		}
@@ -93,19 +95,19 @@ func enableServerTLS(t *testing.T) *x509.CertPool {
 	return pool
 }
 
-func withUpstreamTLS(mode, serverName string, pool *x509.CertPool) proxyOption {
+func withUpstreamTLS(mode, serverName string, pool *x509.CertPool) proxytest.Option {
 	return func(c *policy.Config, _ *proxy.Options) {
 		c.Upstream.TLS = policy.UpstreamTLS{Mode: mode, ServerName: serverName, RootCAs: pool}
 	}
 }
 
 func TestUpstreamTLS(t *testing.T) {
-	setupUpstream(t)
+	proxytest.SetupUpstream(t)
 	pool := enableServerTLS(t)
 	ctx := context.Background()
-	upstreamSSL := func(t *testing.T, p *testProxy) string {
+	upstreamSSL := func(t *testing.T, p *proxytest.Proxy) string {
 		t.Helper()
-		c := p.connect(t, "alice")
+		c := p.Connect(t, "alice")
 		var ssl string
 		if err := c.QueryRow(ctx, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil {
 			t.Fatal(err)
@@ -114,34 +116,34 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 
 	t.Run("verify-full encrypts the upstream session", func(t *testing.T) {
-		p := startProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", pool))
+		p := proxytest.StartProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", pool))
 		if got := upstreamSSL(t, p); got != "true" {
 			t.Fatalf("upstream ssl = %s", got)
 		}
 	})
 	t.Run("require encrypts without verifying", func(t *testing.T) {
-		p := startProxy(t, withUpstreamTLS(policy.TLSRequire, "", nil))
+		p := proxytest.StartProxy(t, withUpstreamTLS(policy.TLSRequire, "", nil))
 		if got := upstreamSSL(t, p); got != "true" {
 			t.Fatalf("upstream ssl = %s", got)
 		}
 	})
 	t.Run("verify-full refuses a server it cannot verify", func(t *testing.T) {
-		p := startProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", x509.NewCertPool()))
-		_, err := pgconn.Connect(ctx, p.url("alice", users["alice"], nil))
+		p := proxytest.StartProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", x509.NewCertPool()))
+		_, err := pgconn.Connect(ctx, p.URL("alice", proxytest.Users["alice"], nil))
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "08001" {
 			t.Fatalf("want 08001, got %v", err)
 		}
 	})
 	t.Run("cancel requests travel encrypted too", func(t *testing.T) {
-		p := startProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", pool))
-		c := p.connect(t, "alice")
+		p := proxytest.StartProxy(t, withUpstreamTLS(policy.TLSVerifyFull, "localhost", pool))
+		c := p.Connect(t, "alice")
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(10), 'cancel-over-tls'")
 			done <- err
 		}()
-		waitRunning(t, "cancel-over-tls")
+		proxytest.WaitRunning(t, "cancel-over-tls")
 		_ = c.PgConn().CancelRequest(ctx)
 		err := <-done
 		var pgErr *pgconn.PgError

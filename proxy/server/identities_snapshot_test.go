@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -123,5 +125,29 @@ rule "own team" {
 	moved := slices.Equal(u.Roles, []string{"manager"}) && team == "2"
 	if !old && !moved {
 		t.Fatalf("dave has roles %v and team %s, which no committed state gave her", u.Roles, team)
+	}
+}
+
+// TestIdentityChangeMessageBoundsLogins holds the audit message and log
+// line of an identity refresh to bounded logins: an identity row's login
+// is text of any length, and the audit trail never cuts a message.
+func TestIdentityChangeMessageBoundsLogins(t *testing.T) {
+	long := strings.Repeat("é", 1<<20)
+	var many []string
+	for i := range 30 {
+		many = append(many, fmt.Sprintf("%d%s", i, long))
+	}
+	msg := identityChangeMessage(many, []string{long})
+	if len(msg) > 4096 {
+		t.Fatalf("the message of 31 logins of 2 MiB takes %d bytes", len(msg))
+	}
+	if !utf8.ValidString(msg) {
+		t.Fatal("the message cuts a character")
+	}
+	if !strings.Contains(msg, "(2097152 bytes)") || !strings.Contains(msg, "(10 more)") {
+		t.Fatalf("the message does not give the cut logins' lengths and the count of the others: %.300s", msg)
+	}
+	if got := capNames([]string{"dave"}); !slices.Equal(got, []string{"dave"}) {
+		t.Fatalf("a short login is changed: %q", got)
 	}
 }

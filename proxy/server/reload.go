@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/zap"
@@ -223,13 +223,36 @@ func loginChanges(old, new *policy.Identities) (added, removed []string) {
 // line and audit record: an HR import may change thousands.
 const maxNamedLogins = 20
 
-// capNames returns at most maxNamedLogins of names, and "…" after them
-// when there were more.
+// maxNamedLoginBytes bounds each login an identity refresh names: the
+// identity query returns text of any length, and the audit trail cuts
+// statement texts only, never a message.
+const maxNamedLoginBytes = 64
+
+// capNames returns at most maxNamedLogins of names, each cut to
+// maxNamedLoginBytes (capName), and "…" after them when there were more.
 func capNames(names []string) []string {
-	if len(names) <= maxNamedLogins {
-		return names
+	n := min(len(names), maxNamedLogins)
+	out := make([]string, 0, n+1)
+	for _, name := range names[:n] {
+		out = append(out, capName(name))
 	}
-	return append(slices.Clip(names[:maxNamedLogins]), fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+	if len(names) > maxNamedLogins {
+		out = append(out, fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+	}
+	return out
+}
+
+// capName returns login, or, when longer than maxNamedLoginBytes, its
+// first bytes up to a character boundary and its length.
+func capName(login string) string {
+	if len(login) <= maxNamedLoginBytes {
+		return login
+	}
+	cut := maxNamedLoginBytes
+	for cut > 0 && !utf8.RuneStart(login[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", login[:cut], len(login))
 }
 
 // identityChangeMessage is the audit message of an identity refresh:

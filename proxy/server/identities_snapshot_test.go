@@ -151,3 +151,45 @@ func TestIdentityChangeMessageBoundsLogins(t *testing.T) {
 		t.Fatalf("a short login is changed: %q", got)
 	}
 }
+
+// TestIdentityRefreshKeepsTheDriftBaseline holds an identity refresh to
+// the catalog checks of the snapshot in force: DDL that left a
+// pattern-governed column unprotected, before the catalog watch read it,
+// must not be taken by a refresh of the rows as the DBA's word that the
+// policies match the database again (as only a reload is).
+func TestIdentityRefreshKeepsTheDriftBaseline(t *testing.T) {
+	t.Cleanup(func() {
+		_ = cluster.Exec(context.Background(), "postgres", "DROP TABLE IF EXISTS late_t, drift_hr")
+	})
+	e := startDrift(t, latePolicy+`
+identity "hr" {
+  query   = "SELECT login, roles FROM public.drift_hr"
+  refresh = "1h"
+}
+`, "DROP TABLE IF EXISTS late_t, drift_hr; CREATE TABLE late_t (id int, email text); INSERT INTO late_t VALUES (1, 'late@x');"+
+		"CREATE TABLE drift_hr (login text, roles text[]); INSERT INTO drift_hr VALUES ('zed', ARRAY['reader'])")
+	e.wantNoClear("SELECT id, email FROM late_t", "late@x")
+	e.exec("ALTER TABLE late_t RENAME COLUMN email TO mail")
+	// Another person's row changes before the catalog is read again.
+	e.exec("UPDATE drift_hr SET roles = '{}'")
+	changed, err := e.srv.reloader.RefreshIdentities(context.Background())
+	if err != nil || !changed {
+		t.Fatalf("refresh: %v, %v", changed, err)
+	}
+	e.wantRefused("SELECT id, mail FROM late_t")
+	// The catalog watch's next reads, the catalog unchanged and then
+	// changed elsewhere, keep the refusal.
+	e.refresh()
+	e.wantRefused("SELECT id, mail FROM late_t")
+	e.exec("CREATE TABLE drift_hr_other (x int)")
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), "postgres", "DROP TABLE IF EXISTS drift_hr_other") })
+	e.refresh()
+	e.wantRefused("SELECT id, mail FROM late_t")
+	// A refusal the watch made first stays through a refresh too.
+	e.exec("UPDATE drift_hr SET roles = ARRAY['reader']")
+	if changed, err := e.srv.reloader.RefreshIdentities(context.Background()); err != nil || !changed {
+		t.Fatalf("refresh: %v, %v", changed, err)
+	}
+	e.wantRefused("SELECT id, mail FROM late_t")
+	e.wantRows("SELECT id, email FROM "+driftTable, "1|NULL")
+}

@@ -19,6 +19,12 @@ const identitySettings = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone =
 // transaction, and merges the rows with the user blocks (see
 // buildIdentities).
 //
+// The transaction is REPEATABLE READ: every query reads one snapshot.
+// The blocks' rows about one login are merged field by field, so a job
+// committing between two queries read at READ COMMITTED (a move to
+// another team with a new role, in one transaction) gave her the old
+// block's fields with the new block's: a state no commit ever held.
+//
 // A query that fails, or returns a column pgveil cannot interpret (no
 // login column, a team that is not an integer, groups that are not text),
 // is an error: LoadIdentities then returns nil, and no user of any source
@@ -30,7 +36,7 @@ func (c *Config) LoadIdentities(ctx context.Context, srv Server) (*Identities, h
 	if len(c.IdentitySources) == 0 && (c.Teams == nil || c.Teams.Table == nil) {
 		return c.HCLIdentities(), nil
 	}
-	if err := srv.Exec(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
+	if err := srv.Exec(ctx, "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read identities",

@@ -220,11 +220,16 @@ func (ss *session) noteSavepoints(res *rewrite.Result, batch int64) {
 
 // plainSavepointName reports whether name, as the rewriter read it,
 // names the savepoint the server's parser names, whatever the server's
-// encoding: ASCII, and short of NAMEDATALEN-1 bytes, the length both
-// truncate at (a name of another encoding, or truncated, could name
-// another savepoint upstream than the one pgveil follows).
+// encoding: ASCII, and short of the lengths a truncated name has (a
+// name of another encoding, or truncated, could name another savepoint
+// upstream than the one pgveil follows).
+// NOTE: the rewriter truncates a name of NAMEDATALEN bytes or more at a
+// UTF-8 character boundary, at most 63 bytes: 62 ASCII bytes and a
+// 2-byte character leave 62 ASCII bytes (60 with a 4-byte one), which
+// a LATIN1 server keeps whole (63 bytes) and an SQL_ASCII one cuts
+// inside the character. A name shorter than 60 bytes was not truncated.
 func plainSavepointName(name string) bool {
-	if len(name) >= 63 {
+	if len(name) >= 63-3 {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -86,13 +86,16 @@ type compiled struct {
 // diagnostics hold the identity sources' warnings; an error means the
 // policies cannot be enforced and pgveil must not serve.
 func LoadEnforcement(ctx context.Context, cfg *policy.Config) (*Enforcement, hcl.Diagnostics, error) {
-	return loadEnforcement(ctx, cfg, "")
+	return loadEnforcement(ctx, cfg, nil)
 }
 
-// loadEnforcement is LoadEnforcement, but for unless: when the identities
-// read give the policy version unless, it stops there and returns nil and
-// no error (an identity refresh that found the rows as they were).
-func loadEnforcement(ctx context.Context, cfg *policy.Config, unless string) (*Enforcement, hcl.Diagnostics, error) {
+// loadEnforcement is LoadEnforcement, but for an identity refresh of
+// prev, the Enforcement in force (cfg being its configuration), unless
+// nil: when the identities read give prev's policy version, it stops
+// there and returns nil and no error; otherwise the catalog snapshot
+// read is checked against prev's baseline, as the catalog watch checks
+// the snapshots it reads, rather than taken as the baseline.
+func loadEnforcement(ctx context.Context, cfg *policy.Config, prev *Enforcement) (*Enforcement, hcl.Diagnostics, error) {
 	conn, err := proxy.ConnectService(ctx, cfg, "catalog")
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting upstream to load identities and catalog: %w", err)
@@ -102,7 +105,7 @@ func loadEnforcement(ctx context.Context, cfg *policy.Config, unless string) (*E
 	if diags.HasErrors() || ids == nil {
 		return nil, diags, fmt.Errorf("loading identities failed")
 	}
-	if unless != "" && cfg.Version(ids) == unless {
+	if prev != nil && cfg.Version(ids) == prev.Version {
 		return nil, diags, nil
 	}
 	path := proxy.SearchPath(cfg.Upstream.SearchPath, cfg.Upstream.User)
@@ -158,6 +161,19 @@ func loadEnforcement(ctx context.Context, cfg *policy.Config, unless string) (*E
 		return fresh, nil
 	}
 	e.drift = d
+	if prev != nil {
+		// NOTE: a refresh of the rows is no DBA's word that the
+		// policies match the database again, as a reload is: DDL the
+		// catalog watch did not read yet (a pattern-governed column
+		// renamed out of its pattern) stays refused as the watch would
+		// refuse it, never becomes the baseline.
+		prev.drift.mu.Lock()
+		d.baseline, d.raw = prev.drift.baseline, [32]byte{}
+		prev.drift.mu.Unlock()
+		if err := d.check(ctx, e, live.New(conn), cat); err != nil {
+			return nil, diags, fmt.Errorf("checking the policies against the catalog snapshot read with the identities: %w", err)
+		}
+	}
 	e.Engine = rewrite.NewEngine(cat, e.compile, refresh, 10000)
 	// The audit trail records each statement's fingerprint: statements
 	// served from a shape cache bring theirs.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/zap"
@@ -102,7 +102,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	if len(changes.Restart) > 0 {
 		log.Warn("configuration changes that apply at the next restart only", zap.String("blocks", strings.Join(changes.Restart, ", ")))
 	}
-	ended := r.putInForce(ctx, log, old, enf, idiags)
+	ended := r.putInForce(ctx, log, old, enf, idiags, true)
 	if r.Metrics != nil {
 		r.Metrics.Reloads.Inc()
 	}
@@ -118,11 +118,15 @@ func (r *Reloader) Reload(ctx context.Context) error {
 // of old, as a reload and an identity refresh both do: sessions pick it
 // up at their next statement, the sessions of users it no longer knows
 // are ended, and directory logins have their groups read again. It
-// returns how many sessions it ended. r.mu must be held.
-func (r *Reloader) putInForce(ctx context.Context, log *zap.Logger, old, enf *Enforcement, diags hcl.Diagnostics) int {
+// returns how many sessions it ended. r.mu must be held. carry is false
+// for an identity refresh, whose snapshot was checked against old's
+// baseline already (loadEnforcement).
+func (r *Reloader) putInForce(ctx context.Context, log *zap.Logger, old, enf *Enforcement, diags hcl.Diagnostics, carry bool) int {
 	logWarnings(log, diags)
 	enf.SetLogger(log)
-	enf.carryFrom(old)
+	if carry {
+		enf.carryFrom(old)
+	}
 	r.Policies.Swap(enf)
 	ended := 0
 	if r.Server != nil {
@@ -164,7 +168,7 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 		log = zap.NewNop()
 	}
 	old := r.Policies.Current()
-	enf, diags, err := loadEnforcement(ctx, old.Config, old.Version)
+	enf, diags, err := loadEnforcement(ctx, old.Config, old)
 	if err != nil {
 		var problems []string
 		for _, d := range diags {
@@ -190,7 +194,7 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 		}
 	}
 	added, removed := loginChanges(old.Identities, enf.Identities)
-	ended := r.putInForce(ctx, log, old, enf, fresh)
+	ended := r.putInForce(ctx, log, old, enf, fresh, false)
 	if r.Audit != nil {
 		r.Audit.Write(&audit.Record{Event: audit.EventReload, Reason: IdentityRefreshReason,
 			PolicyVersion: enf.Version, OldPolicyVersion: old.Version, Count: int64(ended),
@@ -223,13 +227,36 @@ func loginChanges(old, new *policy.Identities) (added, removed []string) {
 // line and audit record: an HR import may change thousands.
 const maxNamedLogins = 20
 
-// capNames returns at most maxNamedLogins of names, and "…" after them
-// when there were more.
+// maxNamedLoginBytes bounds each login an identity refresh names: the
+// identity query returns text of any length, and the audit trail cuts
+// statement texts only, never a message.
+const maxNamedLoginBytes = 64
+
+// capNames returns at most maxNamedLogins of names, each cut to
+// maxNamedLoginBytes (capName), and "…" after them when there were more.
 func capNames(names []string) []string {
-	if len(names) <= maxNamedLogins {
-		return names
+	n := min(len(names), maxNamedLogins)
+	out := make([]string, 0, n+1)
+	for _, name := range names[:n] {
+		out = append(out, capName(name))
 	}
-	return append(slices.Clip(names[:maxNamedLogins]), fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+	if len(names) > maxNamedLogins {
+		out = append(out, fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+	}
+	return out
+}
+
+// capName returns login, or, when longer than maxNamedLoginBytes, its
+// first bytes up to a character boundary and its length.
+func capName(login string) string {
+	if len(login) <= maxNamedLoginBytes {
+		return login
+	}
+	cut := maxNamedLoginBytes
+	for cut > 0 && !utf8.RuneStart(login[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", login[:cut], len(login))
 }
 
 // identityChangeMessage is the audit message of an identity refresh:

@@ -246,8 +246,10 @@ func (c *Config) Drift(ctx context.Context, srv Server, cat *rewrite.Catalog, id
 // Carry refuses in cat, the snapshot a reloaded configuration c was
 // loaded against, the relations DDL changed behind the policy's back
 // that c does not protect at least as the policy did before the DDL:
-// governed by a table block, and every column classified then (by
-// attnum), unless dropped since, classified now. The relations DDL
+// governed by a table block, every column classified then (by attnum),
+// unless dropped since, classified now, and every restrictive rule
+// covering it then that c still has enabled covering it now. The
+// relations DDL
 // changed are those old, the configuration it replaces, refused in the
 // snapshot in force (oldCat), and those Drift would refuse in cat against
 // oldB with old (a relation of oldB it no longer protects as it did: a
@@ -293,6 +295,15 @@ func (c *Config) Carry(cat *rewrite.Catalog, old *Config, oldCat *rewrite.Catalo
 				kept = false
 			}
 		}
+		// NOTE: a restrictive rule the relation left by DDL (renamed
+		// out of its pattern, its block unchanged) would open rows;
+		// one the reloaded policy disables or removes is the DBA's
+		// word.
+		for _, r := range c.Rules {
+			if r.Enabled && r.Restrictive && slices.Contains(was.rules, r.Name) && !r.covers(rel) {
+				kept = false
+			}
+		}
 		if !kept {
 			carried = append(carried, rel)
 		}
@@ -300,7 +311,7 @@ func (c *Config) Carry(cat *rewrite.Catalog, old *Config, oldCat *rewrite.Catalo
 	var why []string
 	for _, rel := range carried {
 		rel.Refused = fmt.Sprintf("table %s was changed by DDL the policy was not updated for, and the reloaded policy does not protect it as before the DDL "+
-			"(a column classified then is not now, or no table block governs it)", rel.QName)
+			"(a column classified then is not now, a restrictive rule covering it then does not now, or no table block governs it)", rel.QName)
 		why = append(why, rel.Refused)
 		b.rels[rel.OID] = oldB.rels[rel.OID]
 	}

@@ -244,14 +244,22 @@ func (c *Config) Drift(ctx context.Context, srv Server, cat *rewrite.Catalog, id
 }
 
 // Carry refuses in cat, the snapshot a reloaded configuration c was
-// loaded against, the relations that old, the configuration it replaces,
-// refused in the snapshot in force (oldCat) and that c does not protect
-// at least as the policy did before the DDL: governed by a table block,
-// and every column classified then (by attnum) classified now. A reload
-// is how a DBA says the policy matches the database again; one made for
-// another reason does not open what DDL left unprotected. It returns
-// the baseline for cat with the carried relations' old entries, and why
-// each is refused.
+// loaded against, the relations DDL changed behind the policy's back
+// that c does not protect at least as the policy did before the DDL:
+// governed by a table block, every column classified then (by attnum),
+// unless dropped since, classified now, and every restrictive rule
+// covering it then that c still has enabled covering it now. The
+// relations DDL
+// changed are those old, the configuration it replaces, refused in the
+// snapshot in force (oldCat), and those Drift would refuse in cat against
+// oldB with old (a relation of oldB it no longer protects as it did: a
+// column it names renamed, dropped or swapped, the relation renamed or
+// moved), which the catalog watch had not read yet. A reload is how a DBA
+// says the policy matches the database again, when it says what the
+// changed columns are; one made for another reason does not open what
+// DDL left unprotected, read before the reload or not. It returns the
+// baseline for cat with the carried relations' old entries, and why each
+// is refused.
 //
 // NOTE: cat must not be in force yet: Carry writes its relations.
 func (c *Config) Carry(cat *rewrite.Catalog, old *Config, oldCat *rewrite.Catalog, oldB *Baseline) (*Baseline, []string) {
@@ -265,26 +273,47 @@ func (c *Config) Carry(cat *rewrite.Catalog, old *Config, oldCat *rewrite.Catalo
 			refused[rel.OID] = true
 		}
 	}
-	var why []string
+	// NOTE: every relation is judged before any is refused: a refusal
+	// changes how its descendants are governed (tableFor).
+	var carried []*rewrite.Relation
 	for _, rel := range userRelations(cat) {
 		was, ok := oldB.rels[rel.OID]
-		if !ok || !refused[rel.OID] {
+		if !ok {
+			continue
+		}
+		// NOTE: DDL the catalog watch had not read yet when the files
+		// were reloaded counts as DDL it had: the reload reads the
+		// catalog as the watch would, and must not take what it left
+		// unprotected as the baseline.
+		if !refused[rel.OID] && old.changed(rel, was) == "" {
 			continue
 		}
 		now, governed := c.protection(rel)
 		kept := governed
 		for _, num := range was.classified {
-			if !slices.Contains(now.classified, num) {
+			if !slices.Contains(now.classified, num) && slices.ContainsFunc(rel.Columns, func(col rewrite.Column) bool { return col.Num == num }) {
 				kept = false
 			}
 		}
-		if kept {
-			continue
+		// NOTE: a restrictive rule the relation left by DDL (renamed
+		// out of its pattern, its block unchanged) would open rows;
+		// one the reloaded policy disables or removes is the DBA's
+		// word.
+		for _, r := range c.Rules {
+			if r.Enabled && r.Restrictive && slices.Contains(was.rules, r.Name) && !r.covers(rel) {
+				kept = false
+			}
 		}
-		rel.Refused = fmt.Sprintf("table %s was refused when the policy was reloaded, and the reloaded policy does not protect it as before the DDL "+
-			"(a column classified then is not now, or no table block governs it)", rel.QName)
+		if !kept {
+			carried = append(carried, rel)
+		}
+	}
+	var why []string
+	for _, rel := range carried {
+		rel.Refused = fmt.Sprintf("table %s was changed by DDL the policy was not updated for, and the reloaded policy does not protect it as before the DDL "+
+			"(a column classified then is not now, a restrictive rule covering it then does not now, or no table block governs it)", rel.QName)
 		why = append(why, rel.Refused)
-		b.rels[rel.OID] = was
+		b.rels[rel.OID] = oldB.rels[rel.OID]
 	}
 	if len(why) > 0 {
 		c.inherited.Clear()

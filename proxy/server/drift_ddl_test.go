@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -393,4 +394,112 @@ func TestDriftPreparedBefore(t *testing.T) {
 	if r.Err == nil && len(out) > 1 {
 		t.Fatalf("prepared statement reads the refused table past its scope: %v", out)
 	}
+}
+
+// TestFileReloadKeepsTheDriftBaseline holds a reload of the files made
+// for another reason to the catalog checks of the snapshot in force:
+// DDL that renamed a pattern-governed column out of its pattern, before
+// the catalog watch read it, stays refused through it; only a reload
+// whose policy classifies the column again (the DBA's answer) serves it,
+// masked.
+func TestFileReloadKeepsTheDriftBaseline(t *testing.T) {
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), "postgres", "DROP TABLE IF EXISTS late_t") })
+	e := startDrift(t, latePolicy,
+		"DROP TABLE IF EXISTS late_t; CREATE TABLE late_t (id int, email text, note text); INSERT INTO late_t VALUES (1, 'late@x', 'n')")
+	e.wantNoClear("SELECT id, email FROM late_t", "late@x")
+	e.exec("ALTER TABLE late_t RENAME COLUMN email TO mail")
+	edit := func(extra string) {
+		t.Helper()
+		b, err := os.ReadFile(e.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(e.path, append(b, extra...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.srv.Reload(context.Background()); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+	}
+	// Another person's block changes before the catalog is read again.
+	edit("\nrole \"auditor\" {\n  statements = [\"select\"]\n}\n")
+	e.wantRefused("SELECT id, mail FROM late_t")
+	e.wantNoClear("SELECT * FROM late_t", "late@x")
+	// The catalog watch's next read keeps the refusal, and so does
+	// another reload for another reason.
+	e.refresh()
+	e.wantRefused("SELECT id, mail FROM late_t")
+	edit("\nrole \"auditor2\" {\n  statements = [\"select\"]\n}\n")
+	e.wantRefused("SELECT id, mail FROM late_t")
+	// Tables the DDL left alone are served as before.
+	e.wantRows("SELECT id, email FROM "+driftTable, "1|NULL")
+	// The DBA's answer: the policy classifies the new name.
+	edit("\ntable \"public.late_t\" {\n  column \"mail\" { class = \"pii\" }\n}\n")
+	e.wantRows("SELECT id, mail, note FROM late_t", "1|NULL|n")
+	// A classified column dropped leaves nothing to protect: the reload
+	// that takes its block out serves the table, never refuses it for
+	// good.
+	e.exec("ALTER TABLE late_t DROP COLUMN mail")
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path, []byte(strings.Replace(string(b), "\ntable \"public.late_t\" {\n  column \"mail\" { class = \"pii\" }\n}\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	e.wantRows("SELECT * FROM late_t", "1|n")
+}
+
+// TestFileReloadKeepsARestrictiveRule holds a reload made for another
+// reason to the restrictive rules of the policy in force: a table
+// renamed out of a restrictive rule's pattern, still governed by its
+// table block, before the catalog watch read it, must not have its rows
+// opened by the reload.
+func TestFileReloadKeepsARestrictiveRule(t *testing.T) {
+	t.Cleanup(func() { _ = cluster.Exec(context.Background(), "postgres", "DROP TABLE IF EXISTS rr_a, rra, rr_keep") })
+	e := startDrift(t, `
+table "public.rr*" {
+  column "email" { class = "pii" }
+}
+rule "rr_rows" {
+  tables = ["public.rr*"]
+  roles  = ["reader"]
+  where  = "id > 0"
+}
+rule "rr_low" {
+  kind   = "restrictive"
+  tables = ["public.rr_*"]
+  roles  = ["reader"]
+  where  = "id < 2"
+}
+`, "DROP TABLE IF EXISTS rr_a, rra, rr_keep; CREATE TABLE rr_a (id int, email text); INSERT INTO rr_a VALUES (1, 'a@x'), (2, 'b@x');"+
+		"CREATE TABLE rr_keep (id int)")
+	e.wantRows("SELECT id FROM rr_a", "1")
+	e.exec("ALTER TABLE rr_a RENAME TO rra")
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path, append(b, "\nrole \"auditor\" {\n  statements = [\"select\"]\n}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	e.wantRefused("SELECT id FROM rra")
+	// The DBA's answer: the rule covers the new name.
+	b, err = os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path, []byte(strings.Replace(string(b), `tables = ["public.rr_*"]`, `tables = ["public.rr_*", "public.rra"]`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	e.wantRows("SELECT id FROM rra", "1")
 }

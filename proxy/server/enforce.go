@@ -163,7 +163,8 @@ func loadEnforcement(ctx context.Context, cfg *policy.Config, prev *Enforcement)
 	e.drift = d
 	if prev != nil {
 		// NOTE: a refresh of the rows is no DBA's word that the
-		// policies match the database again, as a reload is: DDL the
+		// policies match the database again, as a reload that
+		// classifies the changed columns is (carryFrom): DDL the
 		// catalog watch did not read yet (a pattern-governed column
 		// renamed out of its pattern) stays refused as the watch would
 		// refuse it, never becomes the baseline.
@@ -304,7 +305,8 @@ func refusalsTag(cat *rewrite.Catalog) string {
 }
 
 // carryFrom refuses in e's snapshot, before e is put in force by a
-// reload, what old refused and e's policies do not protect as they did
+// reload, what DDL changed behind old's back, whether old's catalog
+// watch read it or not, and e's policies do not protect as they did
 // before the DDL (policy.Config.Carry).
 func (e *Enforcement) carryFrom(old *Enforcement) {
 	old.drift.mu.Lock()
@@ -322,7 +324,8 @@ func (e *Enforcement) carryFrom(old *Enforcement) {
 	// The next read checks again whatever its digest.
 	e.drift.raw = [32]byte{}
 	if log := e.log.Load(); log != nil {
-		log.Error("relations refused since DDL stay refused: the reloaded policies do not protect them as before the DDL",
+		log.Error("relations changed by DDL are refused: the reloaded policies do not protect them as before the DDL "+
+			"(update the policies for the DDL and reload, or undo it)",
 			zap.Strings("refused", why))
 	}
 }

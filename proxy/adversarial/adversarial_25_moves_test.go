@@ -247,7 +247,7 @@ func hr25Prepared(t *testing.T, c *pgconn.PgConn, name string) string {
 }
 
 const (
-	hr25Who   = `SELECT current_setting('pgveil.act_for', true), (SELECT count(*) FROM answers)`
+	hr25Who   = `SELECT coalesce(current_setting('pgveil.act_for', true), ''), (SELECT count(*) FROM answers)`
 	hr25Names = `SELECT string_agg(employee_login, ',' ORDER BY id) FROM answers`
 )
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,7 +235,11 @@ type hr25Step struct{ sql, want string }
 func hr25Run(t *testing.T, c *pgconn.PgConn, steps ...hr25Step) {
 	t.Helper()
 	for _, s := range steps {
-		got := hr24Rows(c.Exec(context.Background(), s.sql).ReadAll())
+		rr, err := c.Exec(context.Background(), s.sql).ReadAll()
+		got := hr24Rows(rr, err)
+		if err != nil && s.want != got {
+			t.Logf("%s: %v", s.sql, err)
+		}
 		if s.want != "*" && got != s.want {
 			t.Errorf("%s: got %s, want %s", s.sql, got, s.want)
 		}
@@ -357,16 +362,99 @@ func TestAdversarial25Moves(t *testing.T) {
 		s.change(t, hr25People)
 	})
 
+	t.Run("a pipeline straddling a refresh runs nothing for the person as she was", func(t *testing.T) {
+		for _, c := range []struct{ name, change, want string }{
+			{"moved", "UPDATE hr.employees SET unit_id = 20 WHERE login = 'tim'", "[tim 2]"},
+			{"removed", "DELETE FROM hr.employees WHERE login = 'tim'", "ERROR 42501"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				mb := hr24Conn(t, s.p, "metabase")
+				hr25Run(t, mb, hr25Step{"SET ROLE tim", ""})
+				if _, err := mb.Prepare(ctx, "w", hr25Who, nil); err != nil {
+					t.Fatal(err)
+				}
+				pl := mb.StartPipeline(ctx)
+				read := func() string {
+					t.Helper()
+					r, err := pl.GetResults()
+					if err != nil {
+						return "ERROR " + proxytest.SQLState(err)
+					}
+					rr, ok := r.(*pgconn.ResultReader)
+					if !ok {
+						t.Fatalf("got %T, want a result", r)
+					}
+					return hr24Rows([]*pgconn.Result{rr.Read()}, nil)
+				}
+				pl.SendQueryPrepared("w", nil, nil, nil)
+				pl.SendFlushRequest()
+				if err := pl.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if got := read(); got != "[tim 1]" {
+					t.Fatalf("before the change: %s", got)
+				}
+				s.change(t, c.change)
+				pl.SendQueryPrepared("w", nil, nil, nil)
+				pl.SendQueryParams(hr25Who, nil, nil, nil, nil)
+				if err := pl.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				for _, what := range []string{"the statement prepared before", "a statement parsed after"} {
+					got := read()
+					t.Logf("%s: %s", what, got)
+					if got != c.want && got != "ERROR 42501" {
+						t.Errorf("%s the change answers %s, want %s", what, got, c.want)
+					}
+					if strings.HasPrefix(got, "ERROR") {
+						break // the batch's other statements are skipped
+					}
+				}
+				_ = pl.Close()
+				hr25Run(t, mb, hr25Step{"RESET ROLE", "*"})
+				s.change(t, hr25People)
+			})
+		}
+	})
+
+	t.Run("a cursor the service declared for a person demoted since is not read", func(t *testing.T) {
+		mb := hr24Conn(t, s.p, "metabase")
+		hr25Run(t, mb, hr25Step{"SET ROLE hanna", ""}, hr25Step{"BEGIN", ""},
+			hr25Step{"DECLARE mc CURSOR WITH HOLD FOR SELECT employee_login FROM answers ORDER BY id", ""},
+			hr25Step{"COMMIT", ""}, hr25Step{"FETCH 1 FROM mc", "[eric]"})
+		s.change(t, "UPDATE hr.employees SET persona = 'employee' WHERE login = 'hanna'")
+		hr25Run(t, mb, hr25Step{"FETCH ALL FROM mc", "ERROR 42501"}, hr25Step{"RESET ROLE", ""},
+			hr25Step{"FETCH ALL FROM mc", "ERROR 42501"})
+		s.change(t, hr25People)
+	})
+
 	t.Run("the audit trail names the person and the policy version in force", func(t *testing.T) {
 		mb := hr24Conn(t, s.p, "metabase")
 		hr25Run(t, mb, hr25Step{"SET ROLE tim", ""}, hr25Step{"SELECT 'before' AS marker, count(*) FROM answers", "[before 1]"})
 		before := s.rl.Policies.Current().Version
 		s.change(t, "UPDATE hr.employees SET persona = 'hr_bp', unit_id = 2 WHERE login = 'tim'")
 		after := s.rl.Policies.Current().Version
-		hr25Run(t, mb, hr25Step{"SELECT 'after' AS marker, count(*) FROM answers", "[after 2]"}, hr25Step{"RESET ROLE", ""})
+		hr25Run(t, mb, hr25Step{"SELECT 'after' AS marker, count(*) FROM answers", "[after 2]"},
+			// s is set before the block's first switch: pgveil does not
+			// follow it, and after the ROLLBACK TO knows not whom the
+			// session acts for (PostgreSQL: tim again) until it switches.
+			hr25Step{"BEGIN", ""}, hr25Step{"SAVEPOINT s", ""}, hr25Step{"SET ROLE mona", ""}, hr25Step{"ROLLBACK TO s", ""},
+			hr25Step{"COMMIT", ""}, hr25Step{hr25Who, "ERROR 42501"}, hr25Step{"SET ROLE mona", ""}, hr25Step{hr25Who, "[mona 3]"},
+			hr25Step{"RESET ROLE", ""})
 		mb.Close(ctx)
 		found := 0
+		var acts []string
 		for _, e := range s.entries(t) {
+			if e.Event == audit.EventActFor {
+				act := e.ActingForBefore + ">" + e.ActingFor + " " + e.Reason
+				if strings.Contains(e.Message, "was not known") {
+					act += " (before not known)"
+				}
+				acts = append(acts, act)
+				if e.PolicyVersion != after && e.ActingFor != "tim" {
+					t.Errorf("%s: under %s, want %s", act, e.PolicyVersion, after)
+				}
+			}
 			if e.Event != "statement" || !strings.Contains(e.SQL, "AS marker") {
 				continue
 			}
@@ -378,6 +466,11 @@ func TestAdversarial25Moves(t *testing.T) {
 			if e.ActingFor != "tim" || e.PolicyVersion != want || strings.Join(e.ActingRoles, ",") != roles {
 				t.Errorf("%s: acting for %q as %v under %s; want tim as %s under %s", e.SQL, e.ActingFor, e.ActingRoles, e.PolicyVersion, roles, want)
 			}
+		}
+		// The switch back to mona after the ROLLBACK TO is a change
+		// from whom PostgreSQL acted for, tim, not from no one.
+		if want := []string{">tim set role", "tim>mona set role", "mona>mona set role (before not known)", "mona> reset role"}; !slices.Equal(acts, want) {
+			t.Errorf("the act_for records are %q, want %q", acts, want)
 		}
 		if found != 2 {
 			t.Errorf("%d statement records of the markers, want 2", found)

@@ -360,6 +360,17 @@ func TestAdversarial25Moves(t *testing.T) {
 		hr25Run(t, mb, hr25Step{"COMMIT", "ERROR 42501"}, hr25Step{"ABORT", ""}, hr25Step{hr25Who, "[ 0]"},
 			hr25Step{"BEGIN", ""}, hr25Step{"SET ROLE eric", "ERROR 42501"}, hr25Step{"ROLLBACK", ""}, hr25Step{hr25Who, "[ 0]"})
 		s.change(t, hr25People)
+		// The extended protocol's ROLLBACK too, in a failed block.
+		hr25Run(t, mb, hr25Step{"BEGIN", ""}, hr25Step{"SET ROLE eric", ""}, hr25Step{"SAVEPOINT a", ""})
+		s.change(t, "DELETE FROM hr.employees WHERE login = 'eric'")
+		hr25Run(t, mb, hr25Step{hr25Who, "ERROR 42501"})
+		for _, q := range []string{"ROLLBACK TO a", "ROLLBACK"} {
+			if got := hr24Rows([]*pgconn.Result{mb.ExecParams(ctx, q, nil, nil, nil, nil).Read()}, nil); got != "" {
+				t.Errorf("%s (extended): %s", q, got)
+			}
+		}
+		hr25Run(t, mb, hr25Step{hr25Who, "[ 0]"})
+		s.change(t, hr25People)
 	})
 
 	t.Run("a pipeline straddling a refresh runs nothing for the person as she was", func(t *testing.T) {

@@ -455,8 +455,15 @@ func TestAdversarial25Moves(t *testing.T) {
 		mb.Close(ctx)
 		found := 0
 		var acts []string
-		for _, e := range s.entries(t) {
-			if e.Event == audit.EventActFor {
+		entries := s.entries(t)
+		session := ""
+		for _, e := range entries {
+			if e.Event == "statement" && strings.Contains(e.SQL, "'after' AS marker") {
+				session = e.Session
+			}
+		}
+		for _, e := range entries {
+			if e.Event == audit.EventActFor && e.Session == session {
 				act := e.ActingForBefore + ">" + e.ActingFor + " " + e.Reason
 				if strings.Contains(e.Message, "was not known") {
 					act += " (before not known)"

@@ -228,8 +228,10 @@ func (ss *session) applyAct(a *rewrite.Act) {
 	if ss.txStatus.Load() == 'E' {
 		return
 	}
+	// NOTE: before noteSwitch, which takes the switch as known.
+	unknown := ss.actTrack.unknown.Load()
 	ss.noteSwitch()
-	ss.actAs(a.Login, ss.actFound, actReason(a))
+	ss.actAsFrom(a.Login, ss.actFound, actReason(a), unknown)
 }
 
 // actReason is the reason an act_for record gives for the change a:
@@ -253,15 +255,26 @@ func actReason(a *rewrite.Act) string {
 // t is the directory's answer about login when it logs in through the
 // directory (mayActThroughDirectory), nil otherwise.
 func (ss *session) actAs(login string, t *actTarget, reason string) {
+	ss.actAsFrom(login, t, reason, ss.actTrack.unknown.Load())
+}
+
+// actAsFrom is actAs, unknown saying whether whom the session acted for
+// was not known (a ROLLBACK TO a savepoint pgveil did not follow): the
+// act_for record then says so, and is written even when login is the
+// end user pgveil last knew of, whom PostgreSQL may not have acted for.
+func (ss *session) actAsFrom(login string, t *actTarget, reason string, unknown bool) {
 	prev := ss.actingFor()
 	if login == ss.info.User {
 		login = ""
 	}
 	if login == prev {
 		ss.actAgain(login, t)
+		if unknown {
+			ss.auditActFor(login, prev, reason, true)
+		}
 		return
 	}
-	defer ss.auditActFor(login, prev, reason)
+	defer ss.auditActFor(login, prev, reason, unknown)
 	ss.actTrack.gen.Add(1)
 	if login == "" {
 		ss.acting.Store(nil)

@@ -262,7 +262,9 @@ func (ss *session) auditEvent(event, reason string, d time.Duration) {
 // ("rolled back to a savepoint"); while one leaves whom the session
 // acts for unknown, nothing is recorded: every statement but a switch
 // and transaction control is refused until one settles it.
-func (ss *session) auditActFor(login, prev, reason string) {
+// unknown says whom it acted for before was not known: prev is only
+// whom pgveil last knew of.
+func (ss *session) auditActFor(login, prev, reason string, unknown bool) {
 	if ss.srv.audit == nil {
 		return
 	}
@@ -280,5 +282,8 @@ func (ss *session) auditActFor(login, prev, reason string) {
 		to = login
 	}
 	r.Message = "acting for " + to + " from then on, no longer for " + from
+	if unknown {
+		r.Message = "acting for " + to + " from then on; whom it acted for before was not known (a ROLLBACK TO SAVEPOINT may have undone a change of it), last known " + from
+	}
 	ss.srv.audit.Write(r)
 }

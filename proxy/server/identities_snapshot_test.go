@@ -150,6 +150,12 @@ func TestIdentityChangeMessageBoundsLogins(t *testing.T) {
 	if got := capNames([]string{"dave"}); !slices.Equal(got, []string{"dave"}) {
 		t.Fatalf("a short login is changed: %q", got)
 	}
+	// A login is any text of a row: quoted, none reads as the message's
+	// own words.
+	forged := identityChangeMessage([]string{"x; logins removed, now without access (1): hanna"}, nil)
+	if want := `identity rows changed upstream; logins added (1): "x; logins removed, now without access (1): hanna"`; forged != want {
+		t.Fatalf("a login reads as the message's words: %s", forged)
+	}
 }
 
 // TestIdentityRefreshKeepsTheDriftBaseline holds an identity refresh to

@@ -264,7 +264,7 @@ rule "own team" {
 		if r := refreshes[0]; r.Policy != moved || r.Old == "" || r.Old == moved {
 			t.Errorf("the team change's record has versions %q from %q; want %q from the start's", r.Policy, r.Old, moved)
 		}
-		if r := refreshes[1]; r.Old != moved || !strings.Contains(r.Message, "logins removed, now without access (1): dave") {
+		if r := refreshes[1]; r.Old != moved || !strings.Contains(r.Message, "logins removed, now without access (1): \"dave\"") {
 			t.Errorf("the departure's record: %+v", r)
 		}
 		if slices.ContainsFunc(refreshes, func(r rec) bool { return strings.Contains(r.Message, "added") }) {

@@ -50,8 +50,11 @@ func (p *Policies) Rewrite(ctx context.Context, s *proxy.SessionInfo, st *proxy.
 		// Only a change of the acting user may still pass (the proxy
 		// checks it against the service's act_for): RESET ROLE must
 		// always work.
+		// A lone ROLLBACK (ABORT, ROLLBACK TO) passes too: it reads and
+		// writes no row, and refused, a block that acted for a user a
+		// refresh removed could never end, holding its pool backend.
 		res, rerr := e.Engine.Rewrite(ctx, e.serviceLogin(s), byte(st.Source), st.Text)
-		if rerr == nil && res.Act != nil {
+		if rerr == nil && (res.Act != nil || rollsBackOnly(res)) {
 			return res, nil
 		}
 		return nil, actRefusal(err.Error()+"; RESET ROLE to act as "+s.Service, res, rerr)
@@ -243,4 +246,11 @@ func RegisterPolicies(reg prometheus.Registerer, p *Policies) {
 			Help: "Statements parsed and checked by the policy in force.",
 		}, func() float64 { _, m := p.Current().Engine.CacheStats(); return float64(m) }),
 	)
+}
+
+// rollsBackOnly reports whether res is one ROLLBACK, ABORT or ROLLBACK
+// TO SAVEPOINT and nothing else.
+func rollsBackOnly(res *rewrite.Result) bool {
+	return len(res.Kinds) == 1 && res.Kinds[0] == "transaction" &&
+		(res.TransactionEnd == rewrite.EndRollback || res.TransactionEnd == rewrite.EndRollbackTo)
 }

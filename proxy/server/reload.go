@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -207,15 +208,26 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// loginChanges returns the logins that new has and old has not, and
-// those old has and new has not, in order.
+// loginChanges returns the logins that may log in with new and could
+// not with old, and those that could with old and may not with new, in
+// order.
+// NOTE: Logins lists logins User refuses too (a user block or a row
+// with no role of the configuration): a login of either list must be
+// usable on its side, or the record named every such login added and
+// removed at each refresh.
 func loginChanges(old, new *policy.Identities) (added, removed []string) {
 	for _, l := range new.Logins() {
+		if _, ok := new.User(l); !ok {
+			continue
+		}
 		if _, ok := old.User(l); !ok {
 			added = append(added, l)
 		}
 	}
 	for _, l := range old.Logins() {
+		if _, ok := old.User(l); !ok {
+			continue
+		}
 		if _, ok := new.User(l); !ok {
 			removed = append(removed, l)
 		}
@@ -249,6 +261,15 @@ func capNames(names []string) []string {
 // capName returns login, or, when longer than maxNamedLoginBytes, its
 // first bytes up to a character boundary and its length.
 func capName(login string) string {
+	if head := clipName(login); head != login {
+		return fmt.Sprintf("%s… (%d bytes)", head, len(login))
+	}
+	return login
+}
+
+// clipName returns login, or, when longer than maxNamedLoginBytes, its
+// first bytes up to a character boundary.
+func clipName(login string) string {
 	if len(login) <= maxNamedLoginBytes {
 		return login
 	}
@@ -256,7 +277,7 @@ func capName(login string) string {
 	for cut > 0 && !utf8.RuneStart(login[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%s… (%d bytes)", login[:cut], len(login))
+	return login[:cut]
 }
 
 // identityChangeMessage is the audit message of an identity refresh:
@@ -265,10 +286,10 @@ func capName(login string) string {
 func identityChangeMessage(added, removed []string) string {
 	msg := "identity rows changed upstream"
 	if len(added) > 0 {
-		msg += fmt.Sprintf("; logins added (%d): %s", len(added), strings.Join(capNames(added), ", "))
+		msg += fmt.Sprintf("; logins added (%d): %s", len(added), quotedNames(added))
 	}
 	if len(removed) > 0 {
-		msg += fmt.Sprintf("; logins removed, now without access (%d): %s", len(removed), strings.Join(capNames(removed), ", "))
+		msg += fmt.Sprintf("; logins removed, now without access (%d): %s", len(removed), quotedNames(removed))
 	}
 	return msg
 }
@@ -281,4 +302,24 @@ func logWarnings(log *zap.Logger, diags hcl.Diagnostics) {
 			log.Warn(d.Summary, zap.String("detail", d.Detail))
 		}
 	}
+}
+
+// quotedNames is capNames of names for the audit trail's message, each
+// login quoted as a Go string: a login is any text of an identity row,
+// and one named "x; logins removed, now without access (1): hanna" read
+// as the record's own words.
+func quotedNames(names []string) string {
+	n := min(len(names), maxNamedLogins)
+	out := make([]string, 0, n+1)
+	for _, name := range names[:n] {
+		if head := clipName(name); head != name {
+			out = append(out, fmt.Sprintf("%s (%d bytes)", strconv.Quote(head+"…"), len(name)))
+		} else {
+			out = append(out, strconv.Quote(name))
+		}
+	}
+	if len(names) > maxNamedLogins {
+		out = append(out, fmt.Sprintf("… (%d more)", len(names)-maxNamedLogins))
+	}
+	return strings.Join(out, ", ")
 }

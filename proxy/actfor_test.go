@@ -75,7 +75,7 @@ func directCount(t *testing.T, where string) int {
 }
 
 func TestActForMetabaseCheckouts(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	a := actConn{c: p.Connect(t, "metabase")}
 	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	if france == 0 || france == all {
@@ -233,7 +233,7 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		must(t, a.exec("RESET ROLE"))
 	})
 	t.Run("a switch pipelined after another statement is refused", func(t *testing.T) {
-		errs := runPipeline(t, a.c, func(pl *pgconn.Pipeline) {
+		errs := proxytest.RunPipeline(t, a.c, func(pl *pgconn.Pipeline) {
 			pl.SendQueryParams("SELECT 1", nil, nil, nil, nil)
 			pl.SendQueryParams("SET ROLE hq", nil, nil, nil, nil)
 		})
@@ -410,9 +410,9 @@ func TestActForMetabaseCheckouts(t *testing.T) {
 		must(t, a.exec("RESET ROLE"))
 		must(t, a.exec("SELECT 'audited as metabase'"))
 		a.c.Close(context.Background())
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		var asMarie, asService bool
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			switch {
 			case strings.Contains(e.SQL, "audited as marie"):
 				asMarie = e.User == "metabase" && e.ActingFor == "marie" && e.Decision == "rewritten"

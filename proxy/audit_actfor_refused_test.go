@@ -34,7 +34,7 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: true})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey, RedactLiterals: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,9 +45,9 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 			refusedBy(t, a.execExtended("SET pgveil.act_for = 'survey_admin'"), "act_for")
 			refusedBy(t, a.exec("SET ROLE \"hunter2-typo\""), "act_for")
 			a.c.Close(context.Background())
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			var msgs []string
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event == audit.EventStatement && e.Decision == audit.DecisionDenied && e.Reason == "act_for" {
 					msgs = append(msgs, e.Message)
 				}
@@ -75,7 +75,7 @@ func TestAuditRefusedActForNamesAKnownTarget(t *testing.T) {
 func TestAuditRefusedActForKeepsItsKind(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,9 +85,9 @@ func TestAuditRefusedActForKeepsItsKind(t *testing.T) {
 		refusedBy(t, a.exec("SET ROLE survey_admin"), "act_for")
 		refusedBy(t, a.execExtended("SET pgveil.act_for = 'nobody'"), "act_for")
 		a.c.Close(context.Background())
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		n := 0
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == audit.EventStatement && e.Reason == "act_for" {
 				n++
 				if e.Kind != "set" {

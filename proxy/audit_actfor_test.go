@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/pgveil/pgveil/internal/audit"
 	"github.com/pgveil/pgveil/policy"
 	"github.com/pgveil/pgveil/proxy"
@@ -35,7 +37,7 @@ func TestAuditActForChanges(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: c.redact})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey, RedactLiterals: c.redact})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,9 +60,9 @@ func TestAuditActForChanges(t *testing.T) {
 			must(t, a.execExtended("SET ROLE hq"))
 			must(t, a.exec("DISCARD ALL"))
 			a.c.Close(context.Background())
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			var got []string
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event != "act_for" {
 					continue
 				}
@@ -85,16 +87,16 @@ func TestAuditActForChanges(t *testing.T) {
 // record: it is where acting for her ended, and a search for her finds
 // it.
 func TestAuditDisconnectNamesTheUserActedFor(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: true})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{RedactLiterals: true})
 	acting := actConn{c: p.Connect(t, "metabase")}
 	must(t, acting.exec("SET ROLE marie"))
 	own := actConn{c: p.Connect(t, "metabase")}
 	must(t, own.exec("SELECT 1"))
 	acting.c.Close(context.Background())
 	own.c.Close(context.Background())
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	var got []string
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == audit.EventDisconnect {
 			got = append(got, e.User+" as "+e.ActingFor)
 		}

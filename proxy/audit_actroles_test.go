@@ -44,7 +44,7 @@ func TestAuditActingRoles(t *testing.T) {
 			}
 		}
 		path := t.TempDir() + "/audit.log"
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestAuditActingRoles(t *testing.T) {
 		// Pipelined: the first statement's answer may come after the
 		// switches were read and made; or they are refused, for being
 		// pipelined after it, and the last runs for zoe still.
-		_, codes, errs := pipelineBatches(t, bi.c, 4,
+		_, codes, errs := proxytest.PipelineBatches(t, bi.c, 4,
 			&pgproto3.Query{String: "SELECT 'as zoe, pipelined' FROM responses LIMIT 1"},
 			&pgproto3.Query{String: "RESET ROLE"},
 			&pgproto3.Query{String: "SET ROLE ali"},
@@ -112,11 +112,11 @@ func TestAuditActingRoles(t *testing.T) {
 		refusedBy(t, bi.execExtended("DELETE FROM responses WHERE 'kim removed' = ''"), "act_for")
 		must(t, bi.exec("RESET ROLE"))
 		c.Close(ctx)
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 
 		recs := map[string]*audit.Entry{}
 		var deletes, named, executes []*audit.Entry
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == audit.EventStatement {
 				recs[e.SQL] = e
 				switch {

@@ -39,7 +39,7 @@ func TestAuditAffectedRowsAfterErrors(t *testing.T) {
 		proxytest.Direct(t, "TRUNCATE audit_w.items")
 		proxytest.Direct(t, "INSERT INTO audit_w.items SELECT g, 'n' FROM generate_series(1, 50) g")
 		path := filepath.Join(t.TempDir(), "audit.log")
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,14 +53,14 @@ func TestAuditAffectedRowsAfterErrors(t *testing.T) {
 		ctx := context.Background()
 		x := p.Connect(t, "hq")
 		s := p.SimpleConn(t, "hq")
-		pipelineBatches(t, x, 2,
+		proxytest.PipelineBatches(t, x, 2,
 			&pgproto3.Parse{Query: "UPDATE audit_w.items SET note = 'p' WHERE id <= 5"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Parse{Query: "DELETE FROM audit_w.items WHERE id <= 7"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Sync{},
 			&pgproto3.Parse{Query: "DELETE FROM audit_w.items WHERE id = 8"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 			&pgproto3.Sync{})
-		pipelineBatches(t, x, 1,
+		proxytest.PipelineBatches(t, x, 1,
 			&pgproto3.Parse{Query: "UPDATE audit_w.items SET note = 'r' WHERE id BETWEEN 10 AND 14 RETURNING id"},
 			&pgproto3.Bind{}, &pgproto3.Execute{MaxRows: 2}, &pgproto3.Execute{MaxRows: 2}, &pgproto3.Execute{},
 			&pgproto3.Sync{})
@@ -78,9 +78,9 @@ func TestAuditAffectedRowsAfterErrors(t *testing.T) {
 		}
 		s.Close(ctx)
 		x.Close(ctx)
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		var got []string
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == audit.EventStatement && e.User == "hq" && e.Kind != "transaction" {
 				got = append(got, fmt.Sprintf("%s rows %d affected %d %s", e.Kind, e.Rows, e.Affected, e.SQLState))
 			}

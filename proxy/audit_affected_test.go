@@ -54,7 +54,7 @@ func TestAuditAffectedRows(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			proxytest.Direct(t, "TRUNCATE audit_w.items")
 			path := filepath.Join(t.TempDir(), "audit.log")
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey, RedactLiterals: c.redact})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey, RedactLiterals: c.redact})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestAuditAffectedRows(t *testing.T) {
 				run("COMMIT")
 			}
 			// Pipelined: two Executes of one batch, each with its count.
-			_, codes, _ := pipelineBatches(t, x, 1,
+			_, codes, _ := proxytest.PipelineBatches(t, x, 1,
 				&pgproto3.Parse{Query: "UPDATE audit_w.items SET note = 'p' WHERE id <= 20"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 				&pgproto3.Parse{Query: "DELETE FROM audit_w.items WHERE id BETWEEN 21 AND 29"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 				&pgproto3.Sync{})
@@ -117,9 +117,9 @@ func TestAuditAffectedRows(t *testing.T) {
 			}
 			s.Close(ctx)
 			x.Close(ctx)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			var got []string
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event == audit.EventStatement && e.User == "hq" && e.Kind != "transaction" {
 					got = append(got, fmt.Sprintf("%s rows %d affected %d", e.Kind, e.Rows, e.Affected))
 				}

@@ -27,7 +27,7 @@ func TestAuditNamesTheBackend(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			path := t.TempDir() + "/audit.log"
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,14 +57,14 @@ func TestAuditNamesTheBackend(t *testing.T) {
 			extended := backendOf("-extended")
 			_, _ = c.Exec(ctx, "SELECT * FROM employees")
 			c.Close(ctx)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			want := map[string]string{
 				"SELECT 'audit-simple' AS m":          simple,
 				"SELECT $1::text || '-extended' AS m": extended,
 				"SELECT * FROM employees":             "0",
 			}
 			seen := 0
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if w, ok := want[e.SQL]; ok && e.Event == audit.EventStatement {
 					seen++
 					if got := strconv.FormatUint(uint64(e.BackendPID), 10); got != w {

@@ -36,7 +36,7 @@ GRANT SELECT, INSERT ON audit_deferred TO `+proxytest.SvcUser+`;`); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(t.TempDir(), "audit.log")
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,9 +64,9 @@ GRANT SELECT, INSERT ON audit_deferred TO `+proxytest.SvcUser+`;`); err != nil {
 				t.Fatalf("rows in the table: %d %v", n, err)
 			}
 			c.Close(ctx)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			seen := map[string]bool{}
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event != "statement" || !strings.HasPrefix(e.SQL, "INSERT") {
 					continue
 				}

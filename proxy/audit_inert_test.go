@@ -23,7 +23,7 @@ import (
 func TestAuditLinesInert(t *testing.T) {
 	const hostile = "\x1b[2J\u009b1;1H\u009d52;c;eA==\u009c\u202eylno\u2066\u200b\u3164"
 	path := t.TempDir() + "/audit.log"
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func TestAuditLinesInert(t *testing.T) {
 		_, _ = c.PgConn().Exec(ctx, sql).ReadAll()
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
-	entries := readAudit(t, alog, path)
+	proxytest.WaitSessions(t, p, 0)
+	entries := proxytest.ReadAudit(t, alog, path)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func auditedRun(t *testing.T, opt func(*proxy.Options), script func(ctx context.
 func auditedRunOn(t *testing.T, relay string, opt func(*proxy.Options), script func(ctx context.Context, c *pgx.Conn)) map[string]*audit.Entry {
 	t.Helper()
 	path := t.TempDir() + "/audit.log"
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +42,9 @@ func auditedRunOn(t *testing.T, relay string, opt func(*proxy.Options), script f
 	c := p.Connect(t, "marie")
 	script(ctx, c)
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	bySQL := map[string]*audit.Entry{}
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == audit.EventStatement {
 			bySQL[e.SQL] = e
 		}

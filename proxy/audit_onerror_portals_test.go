@@ -28,7 +28,7 @@ func TestAuditOnErrorRefusePortals(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 				var failing atomic.Bool
-				alog, err := audit.Open(audit.Options{File: t.TempDir() + "/audit.log", Key: auditKey})
+				alog, err := audit.Open(audit.Options{File: t.TempDir() + "/audit.log", Key: proxytest.AuditKey})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -43,19 +43,19 @@ func TestAuditOnErrorRefusePortals(t *testing.T) {
 				c := p.Connect(t, "marie")
 				defer c.Close(context.Background())
 				fe := c.PgConn().Frontend()
-				rows, codes := sendBatch(t, fe,
+				rows, codes := proxytest.SendBatch(t, fe,
 					&pgproto3.Query{String: "BEGIN"},
 				)
 				if len(codes) != 0 {
 					t.Fatalf("BEGIN: %v", codes)
 				}
-				rows, codes = sendBatch(t, fe,
+				rows, codes = proxytest.SendBatch(t, fe,
 					&pgproto3.Query{String: "DECLARE c CURSOR FOR SELECT id FROM responses"},
 				)
 				if len(codes) != 0 {
 					t.Fatalf("DECLARE: %v", codes)
 				}
-				rows, codes = sendBatch(t, fe,
+				rows, codes = proxytest.SendBatch(t, fe,
 					&pgproto3.Parse{Name: "s", Query: "SELECT id FROM responses"},
 					&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"},
 					&pgproto3.Execute{Portal: "p", MaxRows: 1},
@@ -66,18 +66,18 @@ func TestAuditOnErrorRefusePortals(t *testing.T) {
 				}
 				failing.Store(true)
 				for _, portal := range []string{"p", "c"} {
-					rows, codes = sendBatch(t, fe, &pgproto3.Execute{Portal: portal, MaxRows: 1}, &pgproto3.Sync{})
+					rows, codes = proxytest.SendBatch(t, fe, &pgproto3.Execute{Portal: portal, MaxRows: 1}, &pgproto3.Sync{})
 					if rows != 0 || !slices.Equal(codes, []string{"58030"}) {
 						t.Errorf("Execute of %s while the trail fails: %d rows, errors %v", portal, rows, codes)
 					}
 				}
-				rows, codes = sendBatch(t, fe,
+				rows, codes = proxytest.SendBatch(t, fe,
 					&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 				if len(codes) != 0 {
 					t.Fatalf("COMMIT while the trail fails: %v", codes)
 				}
 				failing.Store(false)
-				rows, codes = sendBatch(t, fe, &pgproto3.Query{String: "SELECT id FROM responses LIMIT 1"})
+				rows, codes = proxytest.SendBatch(t, fe, &pgproto3.Query{String: "SELECT id FROM responses LIMIT 1"})
 				if rows != 1 || len(codes) != 0 {
 					t.Fatalf("after the trail recovered: %d rows, %v", rows, codes)
 				}

@@ -23,7 +23,7 @@ import (
 func TestAuditOnErrorRefuse(t *testing.T) {
 	var failing atomic.Bool
 	path := t.TempDir() + "/audit.log"
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +57,9 @@ func TestAuditOnErrorRefuse(t *testing.T) {
 		t.Fatalf("after the trail recovered: %v", err)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	var denied []string
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == audit.EventStatement && e.Decision == audit.DecisionDenied {
 			if e.Reason != "audit_unavailable" || e.SQLState != "58030" {
 				t.Errorf("denial %+v", e)

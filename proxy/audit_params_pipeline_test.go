@@ -23,7 +23,7 @@ func TestAuditParamsPipelinedBinds(t *testing.T) {
 	const sql = "SELECT id FROM responses WHERE id > $1::int LIMIT 1"
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,10 +34,10 @@ func TestAuditParamsPipelinedBinds(t *testing.T) {
 		c := p.Connect(t, "marie")
 		fe := c.PgConn().Frontend()
 		v := func(s string) [][]byte { return [][]byte{[]byte(s)} }
-		if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "s", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "s", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatalf("parse: %v", codes)
 		}
-		if _, codes := sendBatch(t, fe,
+		if _, codes := proxytest.SendBatch(t, fe,
 			&pgproto3.Bind{PreparedStatement: "s", Parameters: v("1")},
 			&pgproto3.Execute{},
 			&pgproto3.Bind{PreparedStatement: "s", Parameters: v("2")},
@@ -50,7 +50,7 @@ func TestAuditParamsPipelinedBinds(t *testing.T) {
 			t.Fatalf("batch: %v", codes)
 		}
 		// A failing Bind, then a good one after the Sync.
-		if _, codes := sendBatch(t, fe,
+		if _, codes := proxytest.SendBatch(t, fe,
 			&pgproto3.Bind{PreparedStatement: "s", Parameters: v("not a number")},
 			&pgproto3.Execute{},
 			&pgproto3.Sync{},
@@ -61,9 +61,9 @@ func TestAuditParamsPipelinedBinds(t *testing.T) {
 			t.Fatalf("failing batch: %v", codes)
 		}
 		c.Close(context.Background())
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		var got []string
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == audit.EventStatement && e.SQL == sql {
 				got = append(got, e.Params+" "+e.SQLState)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pgveil/pgveil/proxy/internal/proxytest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -21,14 +23,14 @@ import (
 func TestAuditParamsWithheldForPreparedWithSQL(t *testing.T) {
 	recs := auditedRun(t, func(po *proxy.Options) { po.AuditParameters = 256 }, func(ctx context.Context, c *pgx.Conn) {
 		fe := c.PgConn().Frontend()
-		if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "viaparse", Query: "SELECT $1::text AS password"},
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "viaparse", Query: "SELECT $1::text AS password"},
 			&pgproto3.Bind{PreparedStatement: "viaparse", Parameters: [][]byte{[]byte("hunter2")}}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatal(codes)
 		}
-		if _, codes := sendBatch(t, fe, &pgproto3.Query{String: "PREPARE viasql(text) AS SELECT $1::text AS password"}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "PREPARE viasql(text) AS SELECT $1::text AS password"}); len(codes) != 0 {
 			t.Fatal(codes)
 		}
-		if _, codes := sendBatch(t, fe, &pgproto3.Bind{PreparedStatement: "viasql", Parameters: [][]byte{[]byte("hunter2")}}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Bind{PreparedStatement: "viasql", Parameters: [][]byte{[]byte("hunter2")}}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatal(codes)
 		}
 	})

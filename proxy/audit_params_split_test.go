@@ -22,7 +22,7 @@ func TestAuditParamsSplitBind(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		recs := auditedRunOn(t, relay, func(po *proxy.Options) { po.AuditParameters = 256 }, func(ctx context.Context, c *pgx.Conn) {
 			fe := c.PgConn().Frontend()
-			if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "split", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {
+			if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "split", Query: sql}, &pgproto3.Sync{}); len(codes) != 0 {
 				t.Fatalf("parse: %v", codes)
 			}
 			bind, err := (&pgproto3.Bind{DestinationPortal: "portal", PreparedStatement: "split",
@@ -37,7 +37,7 @@ func TestAuditParamsSplitBind(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if _, codes := sendBatch(t, fe, &pgproto3.Execute{Portal: "portal"}, &pgproto3.Sync{}); len(codes) != 0 {
+			if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Execute{Portal: "portal"}, &pgproto3.Sync{}); len(codes) != 0 {
 				t.Fatalf("execute: %v", codes)
 			}
 		})

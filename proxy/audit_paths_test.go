@@ -68,7 +68,7 @@ func TestAuditRecordsEveryPathOnce(t *testing.T) {
 			} {
 				t.Run(mode.name, func(t *testing.T) {
 					path := t.TempDir() + "/audit.log"
-					alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+					alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -99,10 +99,10 @@ func TestAuditRecordsEveryPathOnce(t *testing.T) {
 						}
 					}
 					c.Close(ctx)
-					waitSessions(t, p, 0)
+					proxytest.WaitSessions(t, p, 0)
 					var got []rec
 					var end *audit.Entry
-					for _, e := range readAudit(t, alog, path) {
+					for _, e := range proxytest.ReadAudit(t, alog, path) {
 						switch e.Event {
 						case "statement":
 							msg := e.Message

@@ -17,7 +17,7 @@ import (
 func TestAuditPoolRefused(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,9 +43,9 @@ func TestAuditPoolRefused(t *testing.T) {
 		holder.Close(ctx)
 		mb.Close(ctx)
 		marie.Close(ctx)
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		var got []*audit.Entry
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == "pool_refused" {
 				got = append(got, e)
 			}

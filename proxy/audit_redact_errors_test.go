@@ -56,12 +56,12 @@ func TestAuditRedactsLiteralsInUpstreamErrors(t *testing.T) {
 		}, "hunter5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: tc.redact})
+			p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{RedactLiterals: tc.redact})
 			ctx := context.Background()
 			tc.run(ctx, t, p)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			var found bool
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event == audit.EventStatement && e.UpstreamError != "" {
 					found = true
 				}

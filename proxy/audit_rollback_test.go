@@ -35,7 +35,7 @@ GRANT SELECT, INSERT ON rolled_back_ins TO `+proxytest.SvcUser+`;`); err != nil 
 				t.Fatal(err)
 			}
 			path := filepath.Join(t.TempDir(), "audit.log")
-			alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+			alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,7 +43,7 @@ GRANT SELECT, INSERT ON rolled_back_ins TO `+proxytest.SvcUser+`;`); err != nil 
 			p := proxytest.StartProxy(t, func(c *policy.Config, o *proxy.Options) { o.Audit = alog; c.Listen.Relay = relay })
 			c := p.Connect(t, "alice")
 			const ins = "INSERT INTO rolled_back_ins VALUES (1)"
-			_, codes, _ := pipelineBatches(t, c, 1,
+			_, codes, _ := proxytest.PipelineBatches(t, c, 1,
 				&pgproto3.Parse{Name: "ins", Query: ins}, &pgproto3.Bind{PreparedStatement: "ins"}, &pgproto3.Execute{},
 				&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 			if codes[0] != "22012" {
@@ -53,8 +53,8 @@ GRANT SELECT, INSERT ON rolled_back_ins TO `+proxytest.SvcUser+`;`); err != nil 
 				t.Fatalf("rolled_back_ins holds %q rows (%v), want 0: rolled back", v, err)
 			}
 			c.Close(ctx)
-			waitSessions(t, p, 0)
-			for _, e := range readAudit(t, alog, path) {
+			proxytest.WaitSessions(t, p, 0)
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event != "statement" || e.SQL != ins {
 					continue
 				}

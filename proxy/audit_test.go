@@ -1,13 +1,10 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,72 +18,10 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgveil/pgveil/internal/audit"
-	"github.com/pgveil/pgveil/proxy"
 )
 
-// auditKey keys the test audit chains.
-var auditKey = []byte("audit-test-key")
-
-// startAuditedDemo runs the demo proxy with an audit log in a temporary
-// directory and returns the log and its path.
-func startAuditedDemo(t *testing.T, o audit.Options) (*proxytest.Proxy, *audit.Log, string) {
-	t.Helper()
-	if o.File == "" {
-		o.File = filepath.Join(t.TempDir(), "audit.log")
-	}
-	o.Key = auditKey
-	alog, err := audit.Open(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = alog.Close() })
-	p := proxytest.StartDemo(t, func(po *proxy.Options) { po.Audit = alog })
-	return p, alog, o.File
-}
-
-// waitSessions waits until the proxy relays n sessions.
-func waitSessions(t *testing.T, p *proxytest.Proxy, n int) {
-	t.Helper()
-	if !proxytest.Poll(5*time.Second, func() bool { return p.Server.SessionCount() == n }) {
-		t.Fatalf("%d sessions, want %d", p.Server.SessionCount(), n)
-	}
-}
-
-// readAudit closes alog and returns the entries of the files at path
-// (rotated ones included), after checking the chain.
-func readAudit(t *testing.T, alog *audit.Log, path string) []*audit.Entry {
-	t.Helper()
-	if err := alog.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(path + "*")
-	rep, err := audit.Verify(auditKey, files)
-	if err != nil || !rep.OK {
-		t.Fatalf("audit verify: %v %+v", err, rep)
-	}
-	var out []*audit.Entry
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			e, err := audit.ParseLine(sc.Bytes())
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out = append(out, e)
-		}
-		fh.Close()
-	}
-	slices.SortFunc(out, func(a, b *audit.Entry) int { return int(a.Seq) - int(b.Seq) })
-	return out
-}
-
 func TestAuditTrail(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.Connect(t, "marie")
 	simple := func(sql string) {
@@ -118,7 +53,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	before := alog.Stats()
 	if _, err := pgconn.Connect(ctx, p.URL("marie", "wrong", nil)); err == nil {
 		t.Fatal("a wrong password was accepted")
@@ -128,7 +63,7 @@ func TestAuditTrail(t *testing.T) {
 		st := alog.Stats()
 		return st.Written+uint64(st.Queued) > before.Written+uint64(before.Queued)
 	})
-	entries := readAudit(t, alog, path)
+	entries := proxytest.ReadAudit(t, alog, path)
 
 	type want struct {
 		sql      string
@@ -220,7 +155,7 @@ func TestAuditTrail(t *testing.T) {
 
 func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
 	// A queue of 4 records for 32 clients: writers wait, none is lost.
-	p, alog, path := startAuditedDemo(t, audit.Options{QueueSize: 4, MaxSize: 64 << 10})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{QueueSize: 4, MaxSize: 64 << 10})
 	ctx := context.Background()
 	const clients, each = 32, 20
 	var wg sync.WaitGroup
@@ -249,9 +184,9 @@ func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	n := 0
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == "statement" && e.User == "hq" {
 			n++
 		}
@@ -262,7 +197,7 @@ func TestAuditBlockModeLosesNothingUnderLoad(t *testing.T) {
 }
 
 func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.Connect(t, "hq")
 	ctx2, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -273,8 +208,8 @@ func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
 		t.Fatalf("want a cancelled statement, got %v", err)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
-	for _, e := range readAudit(t, alog, path) {
+	proxytest.WaitSessions(t, p, 0)
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == "statement" && strings.Contains(e.SQL, "pg_sleep") {
 			return
 		}
@@ -283,7 +218,7 @@ func TestAuditKeepsRecordsOfInterruptedStatements(t *testing.T) {
 }
 
 func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.Connect(t, "marie")
 	simple := func(sql string) {
@@ -313,10 +248,10 @@ func TestAuditRecordsWhatEveryStatementReads(t *testing.T) {
 	raw(&pgproto3.Execute{Portal: "cur", MaxRows: 2}, &pgproto3.Sync{})
 	simple("COMMIT")
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 
 	var stmts []*audit.Entry
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == "statement" && e.User == "marie" {
 			stmts = append(stmts, e)
 		}
@@ -395,7 +330,7 @@ func exchange(t *testing.T, c *pgx.Conn, msgs ...pgproto3.FrontendMessage) []str
 }
 
 func TestAuditNamesTheUserActedForInRefusalsMadeBeforeTheCheck(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.Connect(t, "metabase")
 	if _, err := c.PgConn().Exec(ctx, "SET ROLE marie").ReadAll(); err != nil {
@@ -411,10 +346,10 @@ func TestAuditNamesTheUserActedForInRefusalsMadeBeforeTheCheck(t *testing.T) {
 		t.Fatalf("query the rewriter refuses: errors %v", codes)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	var version string
 	var refusals []*audit.Entry
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event != "statement" {
 			continue
 		}
@@ -451,7 +386,7 @@ func TestAuditKeepsTheHeadOfAStatementTooLongForTheWriterToParse(t *testing.T) {
 		{"redact_literals off, a secret word in a comment", false, "SELECT id, email FROM responses WHERE nps < 3 ORDER BY id LIMIT 3 /* server */ " + pad},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, alog, path := startAuditedDemo(t, audit.Options{RedactLiterals: c.redact, RewrittenSQL: audit.RewrittenHash})
+			p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{RedactLiterals: c.redact, RewrittenSQL: audit.RewrittenHash})
 			ctx := context.Background()
 			conn := p.Connect(t, "hq")
 			res, err := conn.PgConn().Exec(ctx, c.sql).ReadAll()
@@ -459,9 +394,9 @@ func TestAuditKeepsTheHeadOfAStatementTooLongForTheWriterToParse(t *testing.T) {
 				t.Fatalf("%v", err)
 			}
 			conn.Close(ctx)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			n := 0
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event != "statement" {
 					continue
 				}

@@ -18,32 +18,6 @@ import (
 	"github.com/pgveil/pgveil/proxy"
 )
 
-// sendBatch sends msgs and reads the answers up to a ReadyForQuery,
-// returning the DataRows and the error codes seen.
-func sendBatch(t *testing.T, fe *pgproto3.Frontend, msgs ...pgproto3.FrontendMessage) (rows int, codes []string) {
-	t.Helper()
-	for _, m := range msgs {
-		fe.Send(m)
-	}
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		m, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch m := m.(type) {
-		case *pgproto3.DataRow:
-			rows++
-		case *pgproto3.ErrorResponse:
-			codes = append(codes, m.Code)
-		case *pgproto3.ReadyForQuery:
-			return rows, codes
-		}
-	}
-}
-
 // failingExecute is an extended batch's beginning whose Bind fails
 // (PostgreSQL folds 1/0 when it plans the unnamed statement).
 func failingExecute() []pgproto3.FrontendMessage {
@@ -59,7 +33,7 @@ func failingExecute() []pgproto3.FrontendMessage {
 func TestAuditFollowsAQueryAFailedExtendedBatchSkips(t *testing.T) {
 	open := func(t *testing.T) (*audit.Log, string, func(*proxy.Options)) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,30 +74,30 @@ func auditSkippedQuery(t *testing.T, p *proxytest.Proxy, alog *audit.Log, path s
 	// skipped as well), and a FunctionCall, then Sync.
 	batch := append(failingExecute(), &pgproto3.Query{String: skipped}, &pgproto3.Query{String: denied},
 		&pgproto3.FunctionCall{Function: 1299}, &pgproto3.Sync{})
-	if rows, codes := sendBatch(t, fe, batch...); rows != 0 || len(codes) != 1 || codes[0] != "22012" {
+	if rows, codes := proxytest.SendBatch(t, fe, batch...); rows != 0 || len(codes) != 1 || codes[0] != "22012" {
 		t.Fatalf("failed batch: rows %d errors %v", rows, codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: read10}); rows != 10 || len(codes) != 0 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: read10}); rows != 10 || len(codes) != 0 {
 		t.Fatalf("read: rows %d errors %v", rows, codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: fails}); rows != 0 || len(codes) != 1 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: fails}); rows != 0 || len(codes) != 1 {
 		t.Fatalf("second: rows %d errors %v", rows, codes)
 	}
 	// Two reads in one extended batch.
-	if rows, codes := sendBatch(t, fe, &pgproto3.Parse{Query: read5}, &pgproto3.Bind{}, &pgproto3.Execute{},
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Query: read5}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: read7}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); rows != 12 || len(codes) != 0 {
 		t.Fatalf("extended batch: rows %d errors %v", rows, codes)
 	}
 	// A Query that fails itself inside an extended batch starts no
 	// skipping: it gets its ReadyForQuery, and the Sync its own.
-	if rows, codes := sendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: ownError}); rows != 1 || len(codes) != 1 {
 		t.Fatalf("own error: rows %d errors %v", rows, codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Sync{}); rows != 0 || len(codes) != 0 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Sync{}); rows != 0 || len(codes) != 0 {
 		t.Fatalf("its Sync: rows %d errors %v", rows, codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: read3}); rows != 3 || len(codes) != 0 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: read3}); rows != 3 || len(codes) != 0 {
 		t.Fatalf("last read: rows %d errors %v", rows, codes)
 	}
 	if pooled {
@@ -136,9 +110,9 @@ func auditSkippedQuery(t *testing.T, p *proxytest.Proxy, alog *audit.Log, path s
 		other.Close(ctx)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	seen := map[string]bool{}
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event != "statement" || e.User != "hq" {
 			continue
 		}
@@ -171,20 +145,20 @@ func auditSkippedQuery(t *testing.T, p *proxytest.Proxy, alog *audit.Log, path s
 // The same with a FunctionCall, which pgveil refuses with a marker
 // Query in its place, inside a failed batch.
 func TestAuditFollowsAFunctionCallAFailedExtendedBatchSkips(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	ctx := context.Background()
 	c := p.Connect(t, "hq")
 	fe := c.PgConn().Frontend()
-	sendBatch(t, fe, append(failingExecute(), &pgproto3.FunctionCall{Function: 1299}, &pgproto3.Sync{})...)
+	proxytest.SendBatch(t, fe, append(failingExecute(), &pgproto3.FunctionCall{Function: 1299}, &pgproto3.Sync{})...)
 	const read4 = "SELECT id, email FROM responses ORDER BY id LIMIT 4"
-	if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: read4}); rows != 4 || len(codes) != 0 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: read4}); rows != 4 || len(codes) != 0 {
 		t.Fatalf("rows %d codes %v", rows, codes)
 	}
-	sendBatch(t, fe, &pgproto3.Query{String: "SELECT 'next'"})
+	proxytest.SendBatch(t, fe, &pgproto3.Query{String: "SELECT 'next'"})
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	found := false
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == "statement" && e.SQL == read4 {
 			found = true
 			if e.Rows != 4 || e.Message != "" {
@@ -221,11 +195,11 @@ func TestShutdownDoesNotWaitForQueriesAFailedExtendedBatchSkipped(t *testing.T) 
 				append(failingExecute(), &pgproto3.Query{String: "SELECT 'forbidden'"}, &pgproto3.Sync{}),
 				append(failingExecute(), &pgproto3.FunctionCall{Function: 1299}, &pgproto3.Sync{}),
 			} {
-				if _, codes := sendBatch(t, fe, b...); len(codes) != 1 {
+				if _, codes := proxytest.SendBatch(t, fe, b...); len(codes) != 1 {
 					t.Fatalf("errors %v", codes)
 				}
 			}
-			if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: "SELECT 'after'"}); rows != 1 || len(codes) != 0 {
+			if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "SELECT 'after'"}); rows != 1 || len(codes) != 0 {
 				t.Fatalf("rows %d errors %v", rows, codes)
 			}
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -96,7 +96,7 @@ func TestPanicInTheLastSendOfAStart(t *testing.T) {
 	if !panicked.Load() {
 		t.Fatal("the last write of the start did not panic")
 	}
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 
 	t.Run("the log says it was a panic, at error level with the stack", func(t *testing.T) {
 		found := false

@@ -82,7 +82,7 @@ func TestPanicAfterAdmissionGivesBackTheLoginsPlace(t *testing.T) {
 		t.Fatalf("the next login after a panic: %v", err)
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 }
 
 // calledFrom reports whether a function whose name ends in name is on
@@ -150,7 +150,7 @@ func TestPanicInAStartGivesBackAllItTook(t *testing.T) {
 				if strings.Contains(err.Error(), "audit sink") {
 					t.Errorf("the panic value reached the client: %v", err)
 				}
-				waitSessions(t, p, 0)
+				proxytest.WaitSessions(t, p, 0)
 				if mode == policy.PoolSession {
 					t.Run("its upstream connection is closed", func(t *testing.T) {
 						const q = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:marie:%'"
@@ -170,7 +170,7 @@ func TestPanicInAStartGivesBackAllItTook(t *testing.T) {
 					}
 				})
 				t.Run("the metrics count the panic once and no session", func(t *testing.T) {
-					waitSessions(t, p, 0)
+					proxytest.WaitSessions(t, p, 0)
 					if v := gauge(t, reg, "pgveil_panics_total"); v != 1 {
 						t.Errorf("pgveil_panics_total %v, want 1", v)
 					}

@@ -269,7 +269,7 @@ func TestSessionsBehindPgBouncer(t *testing.T) {
 func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
 	ctx := context.Background()
 	path := t.TempDir() + "/audit.log"
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +301,9 @@ func sessionsBehindPgBouncer(t *testing.T, cfgPath, addr string) {
 		t.Fatalf("%d backends ran the marker", len(rows))
 	}
 	c.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	seen := false
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == audit.EventStatement && e.SQL == "SELECT 'bouncer-marker' AS m" {
 			seen = true
 			if got := strconv.FormatUint(uint64(e.BackendPID), 10); got != rows[0][0] {

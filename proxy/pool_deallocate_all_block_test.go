@@ -52,24 +52,24 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 		}
 		must(t, run(a, "s1"))
 		must(t, run(b, "other"))
-		if _, codes := sendBatch(t, fe, &pgproto3.Query{String: "BEGIN"}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "BEGIN"}); len(codes) != 0 {
 			t.Fatalf("%s: BEGIN: %v", way.name, codes)
 		}
-		if _, codes := sendBatch(t, fe,
+		if _, codes := proxytest.SendBatch(t, fe,
 			&pgproto3.Parse{Query: "DEALLOCATE ALL"},
 			&pgproto3.Bind{DestinationPortal: "d"},
 			&pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatalf("%s: binding DEALLOCATE ALL: %v", way.name, codes)
 		}
 		for _, msgs := range way.between {
-			if _, codes := sendBatch(t, fe, msgs...); len(codes) != 0 {
+			if _, codes := proxytest.SendBatch(t, fe, msgs...); len(codes) != 0 {
 				t.Fatalf("%s: %v", way.name, codes)
 			}
 		}
-		if _, codes := sendBatch(t, fe, &pgproto3.Execute{Portal: "d"}, &pgproto3.Sync{}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Execute{Portal: "d"}, &pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatalf("%s: executing DEALLOCATE ALL: %v", way.name, codes)
 		}
-		if _, codes := sendBatch(t, fe, &pgproto3.Query{String: "COMMIT"}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "COMMIT"}); len(codes) != 0 {
 			t.Fatalf("%s: COMMIT: %v", way.name, codes)
 		}
 		if err := run(b, "other"); err != nil {
@@ -88,14 +88,14 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	}
 	must(t, run(a, "s1"))
 	must(t, run(b, "other"))
-	if _, codes := sendBatch(t, fe,
+	if _, codes := proxytest.SendBatch(t, fe,
 		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
 		&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}},
 		&pgproto3.Query{String: "SELECT 1"},
 		&pgproto3.Sync{}); len(codes) != 1 || codes[0] != "08P01" {
 		t.Fatalf("a failed Bind of DEALLOCATE ALL: want 08P01 alone, got %v", codes)
 	}
-	if _, codes := sendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
+	if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 {
 		t.Fatalf("the unnamed statement bound again: %v", codes)
 	}
 	if err := run(b, "other"); err != nil {
@@ -108,7 +108,7 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	}
 	must(t, run(a, "s1"))
 	must(t, run(b, "other"))
-	_, codes := sendBatch(t, fe,
+	_, codes := proxytest.SendBatch(t, fe,
 		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
 		&pgproto3.Bind{DestinationPortal: "d"},
 		&pgproto3.Describe{ObjectType: 'P', Name: "d"},
@@ -134,14 +134,14 @@ func testTransactionPoolDeallocateAllPortalInBlock(t *testing.T, relay string) {
 	// A Parse of the unnamed statement the server skips leaves the
 	// DEALLOCATE ALL there too.
 	must(t, run(a, "s1"))
-	if _, codes := sendBatch(t, fe,
+	if _, codes := proxytest.SendBatch(t, fe,
 		&pgproto3.Parse{Query: "DEALLOCATE ALL"},
 		&pgproto3.Bind{Parameters: [][]byte{[]byte("1")}},
 		&pgproto3.Parse{Query: "SELECT 1"},
 		&pgproto3.Sync{}); len(codes) != 1 || codes[0] != "08P01" {
 		t.Fatalf("a failed Bind of DEALLOCATE ALL: want 08P01 alone, got %v", codes)
 	}
-	sendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	proxytest.SendBatch(t, fe, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if err := run(b, "other"); err != nil {
 		t.Fatalf("another session's statement after a skipped Parse: %v", err)
 	}

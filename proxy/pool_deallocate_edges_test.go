@@ -105,7 +105,7 @@ func TestTransactionPoolDeallocateTwiceInOneText(t *testing.T) {
 // the statement pgveil sent.
 func TestTransactionPoolDeallocateAudited(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +126,9 @@ func TestTransactionPoolDeallocateAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close(ctx)
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	found := false
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.SQL != "DEALLOCATE y" {
 			continue
 		}

@@ -162,7 +162,7 @@ func testPoolStress(t *testing.T, relay string, size, perUser int) {
 			t.Error(err)
 		}
 	}
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	for login, n := range proxy.PoolLoginsHeld(p.Server) {
 		if n != 0 {
 			t.Errorf("%s still counts %d backends once every session ended", login, n)

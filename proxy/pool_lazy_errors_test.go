@@ -37,11 +37,11 @@ func TestAPipelinedBindRunsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) 
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		p := startPooled(t, relay, 1, 5*time.Second)
 		c := p.SimpleConn(t, "marie")
-		if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 41::int + 1"}, &pgproto3.Sync{}); codes[0] != "" {
+		if _, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 41::int + 1"}, &pgproto3.Sync{}); codes[0] != "" {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
 		terminatePoolBackends(t, p)
-		vals, codes, errs := pipelineBatches(t, c, 2,
+		vals, codes, errs := proxytest.PipelineBatches(t, c, 2,
 			&pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{},
 			&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if codes[0] != "42601" {
@@ -61,23 +61,23 @@ func TestAPipelinedBindRunsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) 
 func TestAPipelinedParseOfAHeldNameFailsAfterAnEarlierBatchSkippedItsLazyParse(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
 		p := startPooled(t, relay, 1, 5*time.Second, func(o *proxy.Options) { o.Audit = alog })
 		c := p.Connect(t, "marie")
-		if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 'old text'"}, &pgproto3.Sync{}); codes[0] != "" {
+		if _, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT 'old text'"}, &pgproto3.Sync{}); codes[0] != "" {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
 		terminatePoolBackends(t, p)
-		_, codes, errs := pipelineBatches(t, c, 2,
+		_, codes, errs := proxytest.PipelineBatches(t, c, 2,
 			&pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{},
 			&pgproto3.Parse{Name: "s1", Query: "SELECT 'new text'"}, &pgproto3.Sync{})
 		t.Logf("pipelined: %q %q", codes, errs)
 		run := func() string {
-			vals, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			vals, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 			if codes[0] != "" {
 				return codes[0] + " " + errs[0]
 			}
@@ -88,8 +88,8 @@ func TestAPipelinedParseOfAHeldNameFailsAfterAnEarlierBatchSkippedItsLazyParse(t
 		there := run()
 		t.Logf("s1 on the backend of the pipelined batches: %q; on a new backend: %q", here, there)
 		c.Close(context.Background())
-		waitSessions(t, p, 0)
-		for _, e := range readAudit(t, alog, path) {
+		proxytest.WaitSessions(t, p, 0)
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == "statement" {
 				t.Logf("record %d: sql=%q decision=%s rows=%d sqlstate=%q msg=%q", e.Seq, e.SQL, e.Decision, e.Rows, e.SQLState, e.Message)
 			}
@@ -110,7 +110,7 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "audit.log")
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,13 +124,13 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 			gone  = "SELECT 1::lazy_dom AS v"
 			query = "SELECT 'skipped query'"
 		)
-		_, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "ok", Query: ok}, &pgproto3.Parse{Name: "gone", Query: gone}, &pgproto3.Sync{})
+		_, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Parse{Name: "ok", Query: ok}, &pgproto3.Parse{Name: "gone", Query: gone}, &pgproto3.Sync{})
 		if codes[0] != "" {
 			t.Fatalf("prepare: %s %s", codes[0], errs[0])
 		}
 		terminatePoolBackends(t, p)
 		proxytest.Direct(t, "DROP DOMAIN lazy_dom")
-		_, codes, errs = pipelineBatches(t, c, 1,
+		_, codes, errs = proxytest.PipelineBatches(t, c, 1,
 			&pgproto3.Bind{PreparedStatement: "ok"}, &pgproto3.Execute{},
 			&pgproto3.Bind{PreparedStatement: "gone"}, &pgproto3.Execute{},
 			&pgproto3.Query{String: query}, &pgproto3.Sync{})
@@ -147,8 +147,8 @@ func TestALazyParseThatFailsBeforeAQueryGivesTheBackendBack(t *testing.T) {
 			t.Errorf("after: %q %v", v, err)
 		}
 		c.Close(ctx)
-		waitSessions(t, p, 0)
-		for _, e := range readAudit(t, alog, path) {
+		proxytest.WaitSessions(t, p, 0)
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event != "statement" {
 				continue
 			}
@@ -199,7 +199,7 @@ func TestAStatementWhoseReprepareWasSkippedRunsWhenThePolicyComesBack(t *testing
 			ctx := context.Background()
 			c := p.Connect(t, "marie")
 			const q = "SELECT count(*)::text FROM responses"
-			if _, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{}); codes[0] != "" {
+			if _, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Parse{Name: "s1", Query: q}, &pgproto3.Sync{}); codes[0] != "" {
 				t.Fatalf("prepare: %s %s", codes[0], errs[0])
 			}
 			v0 := pols.Current().Version
@@ -208,7 +208,7 @@ func TestAStatementWhoseReprepareWasSkippedRunsWhenThePolicyComesBack(t *testing
 				t.Fatal(err)
 			}
 			v1 := pols.Current().Version
-			_, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			_, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 			if codes[0] != "42601" {
 				t.Fatalf("failed batch: %s %s", codes[0], errs[0])
 			}
@@ -217,7 +217,7 @@ func TestAStatementWhoseReprepareWasSkippedRunsWhenThePolicyComesBack(t *testing
 				t.Fatal(err)
 			}
 			t.Logf("versions %s -> %s -> %s", v0, v1, pols.Current().Version)
-			vals, codes, errs := pipelineBatches(t, c, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			vals, codes, errs := proxytest.PipelineBatches(t, c, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 			if codes[0] != "" {
 				t.Fatalf("bind after the policy came back: %s %s", codes[0], errs[0])
 			}

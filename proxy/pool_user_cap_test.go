@@ -118,7 +118,7 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 				&pgproto3.Execute{}, &pgproto3.Sync{})
 		}
 		msgs = append(msgs, &pgproto3.Query{String: "SELECT 'd'"})
-		vals, codes, errs := pipelineBatches(t, hq1, 4, msgs...)
+		vals, codes, errs := proxytest.PipelineBatches(t, hq1, 4, msgs...)
 		if strings.Join(vals, ",") != "a,b,c,d" || strings.Join(codes, "") != "" {
 			t.Fatalf("values %v, codes %v, errors %v", vals, codes, errs)
 		}
@@ -126,14 +126,14 @@ func testPoolMaxPerUser(t *testing.T, relay string) {
 	t.Run("a pipelined batch waiting behind the login's transaction gets 53300 for each of its statements", func(t *testing.T) {
 		hold(t, hq1)
 		fe := hq2.PgConn().Frontend()
-		rows, codes := sendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if rows != 0 || strings.Join(codes, ",") != "53300" {
 			t.Fatalf("rows %d, codes %v", rows, codes)
 		}
 		if _, err := hq1.Exec(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
 		}
-		rows, codes = sendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		rows, codes = proxytest.SendBatch(t, fe, &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		if rows != 1 || len(codes) != 0 {
 			t.Fatalf("once hq's transaction ended: rows %d, codes %v", rows, codes)
 		}

@@ -36,7 +36,7 @@ func startCopyAudited(t *testing.T, relay string, pool bool) (*proxytest.Proxy, 
 		proxytest.Direct(t, q)
 	}
 	path := filepath.Join(t.TempDir(), "audit.log")
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestProto18QueryInsideACopyAfterAStrayCopyEndRunsNothing(t *testing.T) {
 			fe := c.PgConn().Frontend()
 			_ = c.PgConn().Conn().SetDeadline(time.Now().Add(20 * time.Second))
 			const inside = "SELECT id, email FROM responses ORDER BY id LIMIT 10"
-			if rows, codes := sendBatch(t, fe, stray, &pgproto3.Query{String: "SELECT 'before'"}); rows != 1 || len(codes) != 0 {
+			if rows, codes := proxytest.SendBatch(t, fe, stray, &pgproto3.Query{String: "SELECT 'before'"}); rows != 1 || len(codes) != 0 {
 				t.Fatalf("before: rows %d codes %v", rows, codes)
 			}
 			fe.Send(&pgproto3.Query{String: "COPY pool_scratch.sink FROM STDIN"})
@@ -99,9 +99,9 @@ func TestProto18QueryInsideACopyAfterAStrayCopyEndRunsNothing(t *testing.T) {
 				t.Error("no FATAL 08P01 ended the session")
 			}
 			c.Close(context.Background())
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			seen := false
-			for _, e := range readAudit(t, alog, path) {
+			for _, e := range proxytest.ReadAudit(t, alog, path) {
 				if e.Event == "statement" && e.SQL == inside {
 					seen = true
 					if e.Rows != 0 || e.Message == "" {
@@ -401,7 +401,7 @@ func TestProto18UnnamedStatementStaysWithItsSession(t *testing.T) {
 		hfe, mfe := hq.PgConn().Frontend(), marie.PgConn().Frontend()
 		_ = hq.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
 		_ = marie.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-		if rows, codes := sendBatch(t, hfe, &pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{}); rows != 0 || len(codes) != 0 {
+		if rows, codes := proxytest.SendBatch(t, hfe, &pgproto3.Parse{Query: "SELECT count(*) FROM responses"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{}); rows != 0 || len(codes) != 0 {
 			t.Fatalf("hq's Parse: rows %d codes %v", rows, codes)
 		}
 		for _, batch := range [][]pgproto3.FrontendMessage{
@@ -468,7 +468,7 @@ func TestProto18FailedBindLeavesThePortalItsStatement(t *testing.T) {
 						{&pgproto3.Execute{Portal: c.portal}, &pgproto3.Sync{}},
 						{&pgproto3.Query{String: "COMMIT"}},
 					} {
-						sendBatch(t, fe, batch...)
+						proxytest.SendBatch(t, fe, batch...)
 					}
 				})
 				// Its Bind failed, and nothing executed it.
@@ -510,7 +510,7 @@ func TestProto18FailedBindLeavesThePortalItsSwitch(t *testing.T) {
 			{&pgproto3.Execute{Portal: "r"}, &pgproto3.Sync{}},
 			{&pgproto3.Query{String: "COMMIT"}},
 		} {
-			sendBatch(t, fe, batch...)
+			proxytest.SendBatch(t, fe, batch...)
 		}
 		_ = a.c.PgConn().Conn().SetDeadline(time.Time{})
 		rows, err := proxytest.RoundTrip(t, a.c, &pgproto3.Query{String: "SHOW pgveil.act_for"})
@@ -543,7 +543,7 @@ func testPipelinedFailedBindSwitch(t *testing.T, relay string) {
 	france := directCount(t, proxytest.Scopes["marie"])
 	fe := a.c.PgConn().Frontend()
 	_ = a.c.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-	sendBatch(t, fe, &pgproto3.Parse{Name: "sw", Query: "SET pgveil.act_for = 'marie'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
+	proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "sw", Query: "SET pgveil.act_for = 'marie'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
 		&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{})
 	for _, m := range []pgproto3.FrontendMessage{
 		&pgproto3.Query{String: "BEGIN"},

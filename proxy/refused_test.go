@@ -24,7 +24,7 @@ import (
 func refusedRecords(t *testing.T, alog *audit.Log, path string) []*audit.Entry {
 	t.Helper()
 	var out []*audit.Entry
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event == "connect_refused" {
 			out = append(out, e)
 		}
@@ -67,7 +67,7 @@ func refuseStartup(t *testing.T, addr string, params map[string]string) *pgproto
 func auditedProxy(t *testing.T, opts ...proxytest.Option) (*proxytest.Proxy, *audit.Log, string, *prometheus.Registry) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.log")
-	alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func auditedProxy(t *testing.T, opts ...proxytest.Option) (*proxytest.Proxy, *au
 }
 
 func TestAuditRecordsStartupsRefusedWhileTheirParametersAreRead(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{})
 	attempts := []map[string]string{
 		{"user": "hq", "database": "feedback", "replication": "database", "application_name": "walreceiver"},
 		{"user": "hq", "database": "feedback", "client_encoding": "SJIS"},
@@ -203,7 +203,7 @@ func TestAuditRecordsTenFailedLoginsOfAnAddressAMinuteAndCountsTheRest(t *testin
 	})
 	proxytest.Eventually(t, 5*time.Second, "ten auth_failure records", func() bool {
 		got := 0
-		for _, e := range readAudit(t, alog, path) {
+		for _, e := range proxytest.ReadAudit(t, alog, path) {
 			if e.Event == "auth_failure" {
 				got++
 			}

@@ -18,46 +18,8 @@ import (
 	"github.com/pgveil/pgveil/proxy"
 	"github.com/pgveil/pgveil/proxy/server"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
-
-// pipelineBatches sends msgs in one write and reads nRFQ ReadyForQuery; it
-// returns, per batch, the first DataRow value and error code.
-func pipelineBatches(t *testing.T, c *pgx.Conn, nRFQ int, msgs ...pgproto3.FrontendMessage) (vals, codes, errs []string) {
-	t.Helper()
-	fe := c.PgConn().Frontend()
-	for _, m := range msgs {
-		fe.Send(m)
-	}
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	val, code, msg := "", "", ""
-	for len(vals) < nRFQ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = ctx
-		m, err := fe.Receive()
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch m := m.(type) {
-		case *pgproto3.DataRow:
-			if val == "" && len(m.Values) > 0 {
-				val = string(m.Values[0])
-			}
-		case *pgproto3.ErrorResponse:
-			if code == "" {
-				code, msg = m.Code, m.Message
-			}
-		case *pgproto3.ReadyForQuery:
-			vals, codes, errs = append(vals, val), append(codes, code), append(errs, msg)
-			val, code, msg = "", "", ""
-		}
-	}
-	return
-}
 
 // TestARepreparedBindWaitsForItsParseSlotOnAWorker: a login floods the
 // rewriter and waits for its share of the parse slots; one of its
@@ -81,7 +43,7 @@ func TestARepreparedBindWaitsForItsParseSlotOnAWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m := p.Connect(t, "marie")
-	if _, codes, errs := pipelineBatches(t, m, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT count(*)::text FROM responses WHERE id > 7"}, &pgproto3.Sync{}); codes[0] != "" {
+	if _, codes, errs := proxytest.PipelineBatches(t, m, 1, &pgproto3.Parse{Name: "s1", Query: "SELECT count(*)::text FROM responses WHERE id > 7"}, &pgproto3.Sync{}); codes[0] != "" {
 		t.Fatalf("prepare: %s %s", codes[0], errs[0])
 	}
 	proxytest.EditConfig(t, path, `  where  = "country = me.country"`, "  where  = \"country = me.country\"\n  enabled = false")
@@ -134,7 +96,7 @@ func TestARepreparedBindWaitsForItsParseSlotOnAWorker(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	vals, codes, errs := pipelineBatches(t, m, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, errs := proxytest.PipelineBatches(t, m, 1, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	t.Logf("bind after the reload: %q %q %q", vals, codes, errs)
 	select {
 	case g := <-found:

@@ -35,11 +35,11 @@ func TestRev18dPipelinedFailedBindLeavesThePortalItsResetAll(t *testing.T) {
 		}
 		fe := a.c.PgConn().Frontend()
 		_ = a.c.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-		sendBatch(t, fe, &pgproto3.Parse{Name: "ra", Query: "RESET ALL"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
+		proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "ra", Query: "RESET ALL"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
 			&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{})
-		sendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
-		sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "ra"}, &pgproto3.Sync{})
-		sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{})
+		proxytest.SendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
+		proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "ra"}, &pgproto3.Sync{})
+		proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{})
 		for _, m := range []pgproto3.FrontendMessage{
 			&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "plain"}, &pgproto3.Sync{},
 			&pgproto3.Bind{DestinationPortal: "c2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "c2"}, &pgproto3.Sync{},
@@ -118,12 +118,12 @@ func TestRev18dPipelinedFailedBindLeavesThePortalItsStatement(t *testing.T) {
 				recs := auditedRunOn(t, relay, nil, func(ctx context.Context, conn *pgx.Conn) {
 					fe := conn.PgConn().Frontend()
 					_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-					sendBatch(t, fe, &pgproto3.Parse{Name: "reads", Query: reads}, &pgproto3.Parse{Name: "other", Query: other},
+					proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "reads", Query: reads}, &pgproto3.Parse{Name: "other", Query: other},
 						&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{})
 					for _, b := range c.before {
-						sendBatch(t, fe, b...)
+						proxytest.SendBatch(t, fe, b...)
 					}
-					sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "ctl", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "ctl"}, &pgproto3.Sync{})
+					proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "ctl", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "ctl"}, &pgproto3.Sync{})
 					for _, m := range []pgproto3.FrontendMessage{
 						c.again, &pgproto3.Sync{},
 						&pgproto3.Bind{DestinationPortal: "ctl2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "ctl2"}, &pgproto3.Sync{},
@@ -174,11 +174,11 @@ func TestRev18dPooledPipelinedFailedBindLeavesThePortalItsSetting(t *testing.T) 
 	hq := p.Connect(t, "hq")
 	fe := hq.PgConn().Frontend()
 	_ = hq.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-	sendBatch(t, fe, &pgproto3.Parse{Name: "ds", Query: "SET DateStyle = 'German'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
+	proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "ds", Query: "SET DateStyle = 'German'"}, &pgproto3.Parse{Name: "plain", Query: "SELECT 1"},
 		&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Parse{Name: "back", Query: "ROLLBACK TO s"}, &pgproto3.Sync{})
-	sendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
-	sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "ds"}, &pgproto3.Sync{})
-	sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{})
+	proxytest.SendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
+	proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "ds"}, &pgproto3.Sync{})
+	proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "c1", PreparedStatement: "sp"}, &pgproto3.Execute{Portal: "c1"}, &pgproto3.Sync{})
 	for _, m := range []pgproto3.FrontendMessage{
 		&pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "plain"}, &pgproto3.Sync{},
 		&pgproto3.Bind{DestinationPortal: "c2", PreparedStatement: "back"}, &pgproto3.Execute{Portal: "c2"}, &pgproto3.Sync{},
@@ -232,10 +232,10 @@ func TestRev18dPipelinedCursorOverADestroyedPortal(t *testing.T) {
 		recs := auditedRunOn(t, relay, nil, func(ctx context.Context, conn *pgx.Conn) {
 			fe := conn.PgConn().Frontend()
 			_ = conn.PgConn().Conn().SetDeadline(time.Now().Add(15 * time.Second))
-			sendBatch(t, fe, &pgproto3.Parse{Name: "other", Query: other}, &pgproto3.Sync{})
-			sendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
-			sendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "other", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Sync{})
-			sendBatch(t, fe, &pgproto3.Query{String: "COMMIT"})
+			proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "other", Query: other}, &pgproto3.Sync{})
+			proxytest.SendBatch(t, fe, &pgproto3.Query{String: "BEGIN"})
+			proxytest.SendBatch(t, fe, &pgproto3.Bind{DestinationPortal: "r", PreparedStatement: "other", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Sync{})
+			proxytest.SendBatch(t, fe, &pgproto3.Query{String: "COMMIT"})
 			for _, m := range []pgproto3.FrontendMessage{
 				&pgproto3.Query{String: "BEGIN"},
 				&pgproto3.Query{String: "DECLARE r CURSOR FOR " + reads},

@@ -102,9 +102,9 @@ func TestSessionCountForgetsEveryStartupEnd(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("forgets "+tc.name, func(t *testing.T) {
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			tc.run(t)
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 		})
 	}
 }

@@ -31,7 +31,7 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Accepting is the server's, after the dial: wait for it.
-			waitSessions(t, p, 1)
+			proxytest.WaitSessions(t, p, 1)
 			return func() { c.Close() }
 		}},
 		{"a connection waiting for its password", func(t *testing.T) func() {
@@ -61,9 +61,9 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("counts "+tc.name+" and forgets it once closed", func(t *testing.T) {
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			tc.hold(t)()
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 		})
 	}
 
@@ -74,7 +74,7 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 				t.Fatal("a wrong password was accepted")
 			}
 		}
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		// A count decremented twice would read 0 here.
 		c, err := pgconn.Connect(ctx, p.URL("bob", proxytest.Users["bob"], nil))
 		if err != nil {
@@ -84,7 +84,7 @@ func TestSessionCountSeesConnectionsFromTheirAccept(t *testing.T) {
 			t.Fatalf("%d sessions after failed logins and one session, want 1", n)
 		}
 		c.Close(ctx)
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 	})
 
 	t.Run("shutdown ends a connection waiting for its password and counts it no more", func(t *testing.T) {

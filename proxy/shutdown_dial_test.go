@@ -154,7 +154,7 @@ func TestShutdownDoesNotWaitForStartsDialling(t *testing.T) {
 			if err := <-connected; err == nil {
 				t.Error("the start was served after the shutdown")
 			}
-			waitSessions(t, p, 0)
+			proxytest.WaitSessions(t, p, 0)
 			t.Run("its end is the shutdown's, not a failed login or upstream", func(t *testing.T) {
 				for _, e := range logs.All() {
 					if e.Level >= zapcore.WarnLevel {

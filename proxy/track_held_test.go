@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -54,14 +53,6 @@ func TestTrackHeldUnsyncedBatch(t *testing.T) {
 	}
 }
 
-// heapMiB returns the live heap after a GC, in MiB.
-func heldHeapMiB() float64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return float64(m.HeapAlloc) / (1 << 20)
-}
-
 // trackerHeld waits for the client's messages to reach the tracker
 // (sent, the count of tracked sessions) and returns what it holds.
 func trackerHeld(t *testing.T, p *proxytest.Proxy) (int, int64) {
@@ -83,7 +74,7 @@ func heldParseSameName(t *testing.T, p *proxytest.Proxy) {
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
 	sql := "SELECT id FROM surveys WHERE name = '" + strings.Repeat("x", 256<<10) + "'"
-	h0 := heldHeapMiB()
+	h0 := proxytest.HeldHeapMiB()
 	n := 120
 	if proxytest.RaceEnabled {
 		// NOTE: 60 kept would still be 15 MiB, over the bytes bound.
@@ -96,18 +87,18 @@ func heldParseSameName(t *testing.T, p *proxytest.Proxy) {
 		}
 	}
 	msgs, bytes := trackerHeld(t, p)
-	grew := heldHeapMiB() - h0
+	grew := proxytest.HeldHeapMiB() - h0
 	t.Logf("%d Parses of 256 KiB: tracker holds %d messages, %d bytes; heap +%.1f MiB", n, msgs, bytes, grew)
 	if msgs > 4 || bytes > 2<<20 || grew > 24 {
 		t.Errorf("%d Parses of one name: tracker holds %d messages, %d bytes; heap +%.1f MiB", n, msgs, bytes, grew)
 	}
-	if _, codes := sendBatch(t, fe, &pgproto3.Sync{}); len(codes) != 1 || codes[0] != "42P05" {
+	if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Sync{}); len(codes) != 1 || codes[0] != "42P05" {
 		t.Fatalf("the Sync's answer: errors %v", codes)
 	}
-	if _, codes := sendBatch(t, fe, &pgproto3.Close{ObjectType: 'S', Name: "a"}, &pgproto3.Sync{}); len(codes) != 0 {
+	if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Close{ObjectType: 'S', Name: "a"}, &pgproto3.Sync{}); len(codes) != 0 {
 		t.Fatalf("close: %v", codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: "SELECT count(*) FROM surveys"}); rows != 1 || len(codes) != 0 {
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "SELECT count(*) FROM surveys"}); rows != 1 || len(codes) != 0 {
 		t.Fatalf("after: rows %d errors %v", rows, codes)
 	}
 	if msgs, bytes := trackerHeld(t, p); msgs != 0 || bytes != 0 {
@@ -130,7 +121,7 @@ func heldBindAfterError(t *testing.T, p *proxytest.Proxy) {
 		// sends them all, enough for the heap bound to tell.
 		n = 50000
 	}
-	h0 := heldHeapMiB()
+	h0 := proxytest.HeldHeapMiB()
 	for i := 0; i < n; i++ {
 		fe.Send(&pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1")}})
 		if i%1000 == 999 {
@@ -140,15 +131,15 @@ func heldBindAfterError(t *testing.T, p *proxytest.Proxy) {
 		}
 	}
 	msgs, bytes := trackerHeld(t, p)
-	grew := heldHeapMiB() - h0
+	grew := proxytest.HeldHeapMiB() - h0
 	t.Logf("%d Binds: tracker holds %d messages, %d bytes; heap +%.1f MiB", n, msgs, bytes, grew)
 	if msgs > 4 || grew > 16 {
 		t.Errorf("%d Binds after an error: tracker holds %d messages; heap +%.1f MiB", n, msgs, grew)
 	}
-	if _, codes := sendBatch(t, fe, &pgproto3.Sync{}); len(codes) != 1 || codes[0] != "42703" {
+	if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Sync{}); len(codes) != 1 || codes[0] != "42703" {
 		t.Fatalf("the Sync's answer: errors %v", codes)
 	}
-	if rows, codes := sendBatch(t, fe, &pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1")}},
+	if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1")}},
 		&pgproto3.Execute{}, &pgproto3.Sync{}); len(codes) != 0 || rows > 1 {
 		t.Fatalf("after: rows %d errors %v", rows, codes)
 	}
@@ -164,7 +155,7 @@ func heldJDBCBatch(t *testing.T, p *proxytest.Proxy) {
 	c := p.Connect(t, "marie")
 	defer c.Close(context.Background())
 	fe := c.PgConn().Frontend()
-	if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "S_1", Query: "SELECT id FROM surveys WHERE id = $1"}, &pgproto3.Sync{}); len(codes) != 0 {
+	if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "S_1", Query: "SELECT id FROM surveys WHERE id = $1"}, &pgproto3.Sync{}); len(codes) != 0 {
 		t.Fatalf("parse: %v", codes)
 	}
 	for _, n := range []int{128, 256} {
@@ -172,7 +163,7 @@ func heldJDBCBatch(t *testing.T, p *proxytest.Proxy) {
 		for i := 0; i < n; i++ {
 			batch = append(batch, &pgproto3.Bind{PreparedStatement: "S_1", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Execute{})
 		}
-		if rows, codes := sendBatch(t, fe, append(batch, &pgproto3.Sync{})...); len(codes) != 0 || rows != n {
+		if rows, codes := proxytest.SendBatch(t, fe, append(batch, &pgproto3.Sync{})...); len(codes) != 0 || rows != n {
 			t.Fatalf("a batch of %d: rows %d errors %v", n, rows, codes)
 		}
 	}
@@ -246,7 +237,7 @@ func heldOver(t *testing.T, p *proxytest.Proxy) {
 			break
 		}
 	}
-	waitSessions(t, p, 0)
+	proxytest.WaitSessions(t, p, 0)
 	if msgs, bytes, _ := proxy.TrackerHeld(p.Server); msgs != 0 || bytes != 0 {
 		t.Errorf("ended: trackers hold %d messages, %d bytes", msgs, bytes)
 	}

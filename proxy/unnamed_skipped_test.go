@@ -31,12 +31,12 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunForAnotherViewer(t *testi
 	const q = "SELECT count(*)::text FROM responses"
 
 	must(t, a.exec("SET ROLE hq"))
-	vals, codes, _ := pipelineBatches(t, a.c, 1, &pgproto3.Parse{Query: q}, &pgproto3.Sync{})
+	vals, codes, _ := proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Parse{Query: q}, &pgproto3.Sync{})
 	if codes[0] != "" {
 		t.Fatalf("the Parse as hq: %q %q", vals, codes)
 	}
 	// Extended protocol switch, which drops no unnamed statement.
-	vals, codes, _ = pipelineBatches(t, a.c, 1, &pgproto3.Parse{Name: "sw", Query: "SET ROLE marie"},
+	vals, codes, _ = proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Parse{Name: "sw", Query: "SET ROLE marie"},
 		&pgproto3.Bind{PreparedStatement: "sw"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" {
 		t.Fatalf("SET ROLE marie (extended): %q %q", vals, codes)
@@ -44,13 +44,13 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunForAnotherViewer(t *testi
 	// An error at the Execute (SELECT 1/0 fails at its Bind, where the
 	// planner folds it), then a Parse of the unnamed statement the
 	// server skips.
-	vals, codes, _ = pipelineBatches(t, a.c, 1,
+	vals, codes, _ = proxytest.PipelineBatches(t, a.c, 1,
 		&pgproto3.Parse{Name: "f", Query: "SELECT 1/(SELECT 0)"}, &pgproto3.Bind{PreparedStatement: "f"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SELECT 'skipped'"}, &pgproto3.Sync{})
 	if codes[0] != "22012" {
 		t.Fatalf("the failing batch: %q %q", vals, codes)
 	}
-	vals, codes, errs := pipelineBatches(t, a.c, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, errs := proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	t.Logf("Bind and Execute of the unnamed statement as marie: %q %q %q (france %d, all %d)", vals, codes, errs, france, all)
 	if codes[0] == "" && vals[0] == strconv.Itoa(all) {
 		t.Fatalf("acting for marie, the unnamed statement checked for hq ran: %s responses (marie sees %d)", vals[0], france)
@@ -81,7 +81,7 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunAfterAReload(t *testing.T
 	defer cancel()
 	m := p.Connect(t, "marie")
 	const q = "SELECT count(*)::text FROM responses"
-	vals, codes, _ := pipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, _ := proxytest.PipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" || vals[0] == "0" {
 		t.Fatalf("before the reload: %q %q", vals, codes)
 	}
@@ -93,13 +93,13 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunAfterAReload(t *testing.T
 	// An error at the Execute, then a Parse of the unnamed statement
 	// the server skips: the server keeps the statement of the old
 	// policy.
-	vals, codes, _ = pipelineBatches(t, m, 1,
+	vals, codes, _ = proxytest.PipelineBatches(t, m, 1,
 		&pgproto3.Parse{Name: "f", Query: "SELECT 1/(SELECT 0)"}, &pgproto3.Bind{PreparedStatement: "f"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SELECT 'skipped'"}, &pgproto3.Sync{})
 	if codes[0] != "22012" {
 		t.Fatalf("the failing batch: %q %q", vals, codes)
 	}
-	vals, codes, errs := pipelineBatches(t, m, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, errs := proxytest.PipelineBatches(t, m, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	t.Logf("after the reload: %q %q %q", vals, codes, errs)
 	if codes[0] == "" && vals[0] == before {
 		t.Fatalf("after the reload, the unnamed statement checked under the old policy ran: %q (the new policy gives marie no row)", vals)
@@ -116,22 +116,22 @@ func TestTheUnnamedStatementASkippedParseLeavesIsNotRunForAnotherViewerPooled(t 
 	france, all := directCount(t, proxytest.Scopes["marie"]), directCount(t, "true")
 	const q = "SELECT count(*)::text FROM responses"
 	must(t, a.exec("SET ROLE hq"))
-	vals, codes, _ := pipelineBatches(t, a.c, 1, &pgproto3.Parse{Query: q}, &pgproto3.Sync{})
+	vals, codes, _ := proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Parse{Query: q}, &pgproto3.Sync{})
 	if codes[0] != "" {
 		t.Fatalf("the Parse as hq: %q %q", vals, codes)
 	}
-	vals, codes, _ = pipelineBatches(t, a.c, 1, &pgproto3.Parse{Name: "sw", Query: "SET ROLE marie"},
+	vals, codes, _ = proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Parse{Name: "sw", Query: "SET ROLE marie"},
 		&pgproto3.Bind{PreparedStatement: "sw"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" {
 		t.Fatalf("SET ROLE marie (extended): %q %q", vals, codes)
 	}
-	vals, codes, _ = pipelineBatches(t, a.c, 1,
+	vals, codes, _ = proxytest.PipelineBatches(t, a.c, 1,
 		&pgproto3.Parse{Name: "f", Query: "SELECT 1/(SELECT 0)"}, &pgproto3.Bind{PreparedStatement: "f"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SELECT 'skipped'"}, &pgproto3.Sync{})
 	if codes[0] != "22012" {
 		t.Fatalf("the failing batch: %q %q", vals, codes)
 	}
-	vals, codes, errs := pipelineBatches(t, a.c, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, errs := proxytest.PipelineBatches(t, a.c, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	t.Logf("Bind and Execute of the unnamed statement as marie: %q %q %q (france %d, all %d)", vals, codes, errs, france, all)
 	if codes[0] == "" && vals[0] == strconv.Itoa(all) {
 		t.Fatalf("acting for marie, the unnamed statement checked for hq ran: %s responses (marie sees %d)", vals[0], france)

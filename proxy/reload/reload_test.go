@@ -1,4 +1,4 @@
-package proxy_test
+package reload_test
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 
 func TestReload(t *testing.T) {
 	alogPath := filepath.Join(t.TempDir(), "audit.log")
-	alog, err := audit.Open(audit.Options{File: alogPath, Key: auditKey})
+	alog, err := audit.Open(audit.Options{File: alogPath, Key: proxytest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +74,9 @@ func TestReload(t *testing.T) {
 	})
 	t.Run("the audit trail records each reload with both versions", func(t *testing.T) {
 		marie.Close(ctx)
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 		var events []string
-		for _, e := range readAudit(t, alog, alogPath) {
+		for _, e := range proxytest.ReadAudit(t, alog, alogPath) {
 			switch e.Event {
 			case "reload":
 				if e.OldPolicyVersion == "" || e.PolicyVersion == "" || e.OldPolicyVersion == e.PolicyVersion {
@@ -249,43 +249,6 @@ rule "france_only" {`)
 	})
 }
 
-// runPipeline sends steps on one pipeline of c, syncs, and returns the
-// error of each result (nil for success) in order, up to the sync.
-func runPipeline(t *testing.T, c *pgx.Conn, steps func(p *pgconn.Pipeline)) []error {
-	t.Helper()
-	p := c.PgConn().StartPipeline(context.Background())
-	steps(p)
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	var errs []error
-	for {
-		res, err := p.GetResults()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		switch r := res.(type) {
-		case *pgconn.ResultReader:
-			_, err := r.Close()
-			errs = append(errs, err)
-			continue
-		case *pgconn.PipelineSync:
-			if err := p.Close(); err != nil {
-				var pe *pgconn.PgError
-				if !errors.As(err, &pe) {
-					t.Fatal(err)
-				}
-			}
-			return errs
-		case nil:
-			t.Fatal("pipeline ended before its sync")
-		default:
-			errs = append(errs, nil)
-		}
-	}
-}
-
 func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 	p, path, rl := proxytest.ReloadableDemo(t)
 	ctx := context.Background()
@@ -335,7 +298,7 @@ func TestReloadLeavesNoStaleStatementUpstream(t *testing.T) {
 			t.Fatal(err)
 		}
 		// An error first: PostgreSQL skips the Close that follows.
-		runPipeline(t, c, func(pl *pgconn.Pipeline) {
+		proxytest.RunPipeline(t, c, func(pl *pgconn.Pipeline) {
 			pl.SendPrepare("", "SELECT FROM", nil)
 			pl.SendDeallocate("s2")
 		})

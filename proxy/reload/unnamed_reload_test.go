@@ -1,4 +1,4 @@
-package proxy_test
+package reload_test
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 // Parse of it is skipped after an error; after a reload, a Bind of it
 // must not run the text checked under the old policy.
 func TestTheUnnamedStatementASkippedParseLeavesIsCheckedAfterAReload(t *testing.T) {
-	src, err := os.ReadFile("../configs/demo.hcl")
+	src, err := os.ReadFile(proxytest.DemoHCL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestTheUnnamedStatementASkippedParseLeavesIsCheckedAfterAReload(t *testing.
 	defer cancel()
 	m := p.Connect(t, "marie")
 	const q = "SELECT count(*)::text FROM responses"
-	vals, codes, _ := pipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, _ := proxytest.PipelineBatches(t, m, 1, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] != "" || vals[0] == "0" {
 		t.Fatalf("before the reload: %q %q", vals, codes)
 	}
@@ -49,13 +49,13 @@ func TestTheUnnamedStatementASkippedParseLeavesIsCheckedAfterAReload(t *testing.
 		t.Fatal(err)
 	}
 	// An error, then a Parse of the unnamed statement the server skips.
-	vals, codes, _ = pipelineBatches(t, m, 1,
+	vals, codes, _ = proxytest.PipelineBatches(t, m, 1,
 		&pgproto3.Parse{Name: "f", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "f"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SELECT 'skipped'"}, &pgproto3.Sync{})
 	if codes[0] != "22012" {
 		t.Fatalf("the failing batch: %q %q", vals, codes)
 	}
-	vals, codes, errs := pipelineBatches(t, m, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	vals, codes, errs := proxytest.PipelineBatches(t, m, 1, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if codes[0] == "" && vals[0] == before {
 		t.Fatalf("after the reload, the unnamed statement checked under the old policy ran: %q (the new policy gives marie no row)", vals)
 	}

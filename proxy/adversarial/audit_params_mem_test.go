@@ -1,4 +1,4 @@
-package proxy_test
+package adversarial_test
 
 import (
 	"context"
@@ -24,12 +24,12 @@ import (
 func TestAuditParamsPortalsBounded(t *testing.T) {
 	proxytest.OnEveryRelay(t, func(t *testing.T, relay string) {
 		path := t.TempDir() + "/audit.log"
-		alog, err := audit.Open(audit.Options{File: path, Key: auditKey})
+		alog, err := audit.Open(audit.Options{File: path, Key: proxytest.AuditKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = alog.Close() })
-		p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
+		p, _ := proxytest.StartDemoWith(t, proxytest.DemoHCL, func(c *policy.Config) { c.Listen.Relay = relay }, func(po *proxy.Options) {
 			po.Audit = alog
 			po.AuditParameters = 256
 		})
@@ -45,10 +45,10 @@ func TestAuditParamsPortalsBounded(t *testing.T) {
 			oids[i] = 25
 			values[i] = []byte(strings.Repeat("v", 256))
 		}
-		if _, codes := sendBatch(t, fe, &pgproto3.Parse{Name: "s", Query: "SELECT " + strings.Join(cols, ", "), ParameterOIDs: oids}, &pgproto3.Sync{}); len(codes) != 0 {
+		if _, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: "s", Query: "SELECT " + strings.Join(cols, ", "), ParameterOIDs: oids}, &pgproto3.Sync{}); len(codes) != 0 {
 			t.Fatalf("parse: %v", codes)
 		}
-		h0 := heldHeapMiB()
+		h0 := proxytest.HeldHeapMiB()
 		const portals, perBatch = 4000, 100
 		for i := 0; i < portals; i += perBatch {
 			var msgs []pgproto3.FrontendMessage
@@ -56,17 +56,17 @@ func TestAuditParamsPortalsBounded(t *testing.T) {
 				msgs = append(msgs, &pgproto3.Bind{DestinationPortal: fmt.Sprintf("p%d", j), PreparedStatement: "s", Parameters: values})
 			}
 			msgs = append(msgs, &pgproto3.Sync{})
-			if _, codes := sendBatch(t, fe, msgs...); len(codes) != 0 {
+			if _, codes := proxytest.SendBatch(t, fe, msgs...); len(codes) != 0 {
 				t.Fatalf("binds %d: %v", i, codes)
 			}
 		}
 		// Every portal is gone upstream: each batch's transaction ended.
-		grew := heldHeapMiB() - h0
+		grew := proxytest.HeldHeapMiB() - h0
 		t.Logf("%d named portals bound and gone upstream: heap +%.1f MiB", portals, grew)
 		if grew > 16 {
 			t.Errorf("%d portals, gone upstream, keep +%.1f MiB of heap in pgveil", portals, grew)
 		}
-		if rows, codes := sendBatch(t, fe, &pgproto3.Query{String: "SELECT count(*) FROM surveys"}); rows != 1 || len(codes) != 0 {
+		if rows, codes := proxytest.SendBatch(t, fe, &pgproto3.Query{String: "SELECT count(*) FROM surveys"}); rows != 1 || len(codes) != 0 {
 			t.Fatalf("after: rows %d errors %v", rows, codes)
 		}
 	})

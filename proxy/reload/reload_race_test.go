@@ -1,4 +1,4 @@
-package proxy_test
+package reload_test
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func (a *connectHoldingAuditor) Write(r *audit.Record) {
 // not stay connected as someone the DBA just removed.
 func TestReloadEndsSessionsStillStarting(t *testing.T) {
 	aud := &connectHoldingAuditor{entered: make(chan struct{}), release: make(chan struct{})}
-	p, _ := proxytest.StartDemoWith(t, "../configs/demo.hcl", nil, func(o *proxy.Options) { o.Audit = aud })
+	p, _ := proxytest.StartDemoWith(t, proxytest.DemoHCL, nil, func(o *proxy.Options) { o.Audit = aud })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type result struct {
@@ -64,7 +64,7 @@ func TestReloadEndsSessionsStillStarting(t *testing.T) {
 				t.Fatal("the removed login's session still runs statements")
 			}
 		}
-		waitSessions(t, p, 0)
+		proxytest.WaitSessions(t, p, 0)
 	})
 	t.Run("a later session of a kept login still starts", func(t *testing.T) {
 		c, err := pgconn.Connect(ctx, p.URL("hq", "demo-hq", nil))

@@ -1,4 +1,4 @@
-package proxy_test
+package adversarial_test
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func pipeline(t *testing.T, c *pgconn.PgConn, n int, sqls ...string) []string {
 // every session of the loop waited). Its fingerprint now comes cached
 // with the refusal: the writer parses it no more.
 func TestAuditRepeatedRefusalParsedOnce(t *testing.T) {
-	p, alog, path := startAuditedDemo(t, audit.Options{QueueSize: 2000})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{QueueSize: 2000})
 	c := rawAuditConn(t, p, "marie")
 	sql := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + " FROM employees"
 	want, err := pg_query.Fingerprint(sql)
@@ -97,7 +97,7 @@ func TestAuditRepeatedRefusalParsedOnce(t *testing.T) {
 		t.Errorf("the writer parsed %d texts for %d records of one refused statement: %+v", s.Parses, n, s)
 	}
 	denied := 0
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event != audit.EventStatement || e.SQL != sql {
 			continue
 		}
@@ -118,7 +118,7 @@ func TestAuditRepeatedRefusalParsedOnce(t *testing.T) {
 // queue_bytes, and a record at most max_text of each text.
 func TestAuditQueueBytesBounded(t *testing.T) {
 	const budget = 2 << 20
-	p, alog, path := startAuditedDemo(t, audit.Options{QueueBytes: budget})
+	p, alog, path := proxytest.StartAuditedDemo(t, audit.Options{QueueBytes: budget})
 	c := rawAuditConn(t, p, "marie")
 	slow := "SELECT " + strings.TrimSuffix(strings.Repeat("1,", 20000), ",") + " FROM employees"
 	big := "SELECT '" + strings.Repeat("x", 5<<20) + "' FROM employees"
@@ -149,7 +149,7 @@ func TestAuditQueueBytesBounded(t *testing.T) {
 	s := alog.Stats()
 	t.Logf("peak queued bytes %d of %d; %+v", peak.Load(), budget, s)
 	n := 0
-	for _, e := range readAudit(t, alog, path) {
+	for _, e := range proxytest.ReadAudit(t, alog, path) {
 		if e.Event != audit.EventStatement {
 			continue
 		}

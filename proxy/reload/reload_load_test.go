@@ -1,4 +1,4 @@
-package proxy_test
+package reload_test
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func reloadableDemoOf(t *testing.T, src string) (*proxytest.Proxy, string, *serv
 func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 	for _, mode := range []string{"session", "transaction"} {
 		t.Run("in "+mode+" mode", func(t *testing.T) {
-			path := "../configs/demo.hcl"
+			path := proxytest.DemoHCL
 			if mode == "transaction" {
 				path = proxytest.PooledDemo(t, 4)
 			}
@@ -127,7 +127,7 @@ func TestReloadsWhileLoginsComeAndGo(t *testing.T) {
 					c.Close(ctx)
 				}
 				long.Close(ctx)
-				waitSessions(t, p, 0)
+				proxytest.WaitSessions(t, p, 0)
 			})
 			t.Run("upstream holds no backend of the removed login", func(t *testing.T) {
 				q := fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgveil:%s:%%' AND state <> 'idle'", "hq")

@@ -1,4 +1,4 @@
-package proxy_test
+package adversarial_test
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func TestPooledBackendStatementBytesBounded(t *testing.T) {
 		fe := c.PgConn().Frontend()
 		for i := 0; i < perSession; i++ {
 			sql := fmt.Sprintf("SELECT id FROM surveys WHERE name = '%d.%d%s'", s, i, strings.Repeat("x", size))
-			_, codes := sendBatch(t, fe, &pgproto3.Parse{Name: fmt.Sprintf("S_%d", i), Query: sql}, &pgproto3.Sync{})
+			_, codes := proxytest.SendBatch(t, fe, &pgproto3.Parse{Name: fmt.Sprintf("S_%d", i), Query: sql}, &pgproto3.Sync{})
 			if len(codes) == 1 && codes[0] == "54000" && i > 0 {
 				// The session's own cap (maxSessionStatementBytes).
 				break

@@ -1,4 +1,4 @@
-package proxy_test
+package reload_test
 
 import (
 	"context"

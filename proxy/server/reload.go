@@ -207,20 +207,26 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// loginChanges returns the logins that new has and old has not, and
-// those old has and new has not, in order.
+// loginChanges returns the logins that may log in under new and not
+// under old, and those that may under old and not under new, in order.
+// Both sides ask User: Logins also lists the rows that cannot log in (an
+// employee row with no password and no role, which only lends its team
+// and groups to a user block of another source, or to no one), and
+// comparing one list with the other named each such row as both added
+// and removed at every refresh.
 func loginChanges(old, new *policy.Identities) (added, removed []string) {
-	for _, l := range new.Logins() {
-		if _, ok := old.User(l); !ok {
-			added = append(added, l)
+	diff := func(a, b *policy.Identities) (out []string) {
+		for _, l := range a.Logins() {
+			if _, ok := a.User(l); !ok {
+				continue
+			}
+			if _, ok := b.User(l); !ok {
+				out = append(out, l)
+			}
 		}
+		return out
 	}
-	for _, l := range old.Logins() {
-		if _, ok := new.User(l); !ok {
-			removed = append(removed, l)
-		}
-	}
-	return added, removed
+	return diff(new, old), diff(old, new)
 }
 
 // maxNamedLogins bounds the logins an identity refresh names in its log

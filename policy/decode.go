@@ -685,6 +685,13 @@ func (d *decoder) integer(a *hcl.Attribute, name string, lo, hi int) (int, bool)
 
 // duration decodes a positive Go duration string such as "10s".
 func (d *decoder) duration(a *hcl.Attribute, name string) (time.Duration, bool) {
+	return d.positiveDuration(a, name, "")
+}
+
+// positiveDuration is duration, whose error for a duration that is not
+// positive ends with notPositive, when given: what to write instead of
+// the zero that turns a feature off elsewhere.
+func (d *decoder) positiveDuration(a *hcl.Attribute, name, notPositive string) (time.Duration, bool) {
 	s, ok := d.string(a)
 	if !ok {
 		return 0, false
@@ -700,7 +707,11 @@ func (d *decoder) duration(a *hcl.Attribute, name string) (time.Duration, bool) 
 		return 0, false
 	}
 	if dur <= 0 {
-		d.errorAt(a, "Invalid duration", fmt.Sprintf("%s must be positive.", name))
+		msg := fmt.Sprintf("%s must be positive.", name)
+		if notPositive != "" {
+			msg += " " + notPositive
+		}
+		d.errorAt(a, "Invalid duration", msg)
 		return 0, false
 	}
 	return dur, true

@@ -37,7 +37,8 @@ func (d *decoder) decodeIdentity(b *hcl.Block) {
 	refresh := defaultIdentityRefresh
 	if a := c.Attributes["refresh"]; a != nil {
 		var ok bool
-		if refresh, ok = d.duration(a, "identity."+name+".refresh"); !ok {
+		if refresh, ok = d.positiveDuration(a, "identity."+name+".refresh",
+			"The identity rows cannot go unread while pgveil serves: a longer refresh (\"24h\") reads them rarely, and a reload (SIGHUP) reads them at once."); !ok {
 			return
 		}
 	}

@@ -236,6 +236,20 @@ identity "extra" {
 	}
 }
 
+// TestLoadIdentitiesOfAnEmptyTable holds an identity query that returns
+// no row (a table emptied by a job that loads it again) to loading no
+// identity row, as the rows say, rather than to an error that its
+// columns, which PostgreSQL describes all the same, lack login.
+func TestLoadIdentitiesOfAnEmptyTable(t *testing.T) {
+	_, ids, diags := loadIdentities(t, "SELECT login, team, region FROM public.people WHERE false", "")
+	if diags.HasErrors() {
+		t.Fatal(diagText(diags))
+	}
+	if _, ok := ids.User("ann"); ok {
+		t.Error("ann, whose row the query did not return, is a user")
+	}
+}
+
 func TestLoadIdentitiesErrors(t *testing.T) {
 	cases := []struct{ name, query, extra, want string }{
 		{"a failing query is an error", "SELECT login FROM public.nowhere", "",
@@ -247,6 +261,8 @@ func TestLoadIdentitiesErrors(t *testing.T) {
 		{"a query without login column is an error", "SELECT team FROM public.people", "",
 			`error: Invalid identity column: Identity "people": the query returns no login column: select the user name AS login, e.g. "SELECT name AS login, … FROM …".`},
 		{"a team that is not an integer is an error", "SELECT login, region AS team FROM public.people", "",
+			`error: Invalid identity column: Identity "people": the team column must be an integer (a team id), not text.`},
+		{"the columns of a query that returns no row are checked too", "SELECT login, region AS team FROM public.people WHERE false", "",
 			`error: Invalid identity column: Identity "people": the team column must be an integer (a team id), not text.`},
 		{"groups that are not text are an error", "SELECT login, codes AS groups FROM public.people", "",
 			`error: Invalid identity column: Identity "people": the groups column must be text or text[] (one name, or an array of names), not int4[].`},

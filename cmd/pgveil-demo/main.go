@@ -34,7 +34,7 @@ var demoUsers = []struct{ login, role string }{
 	{"bpo_a", "outsourced agent, group vendor_a"},
 	{"ops", "operations, groups vendor_a and vendor_b"},
 	{"bank_app", "Banking App product team"},
-	{"metabase", "BI service: SET ROLE hq or SET ROLE marie acts for them"},
+	{"metabase", "BI service: SET ROLE hq or SET ROLE marie acts for them (SHOW pgveil.act_for says whom)"},
 }
 
 func main() {
@@ -139,7 +139,7 @@ func run() error {
 		return fmt.Errorf("%w\npgveil log:\n%s", err, log)
 	}
 
-	printWelcome(listen, logPath, admin, auditPath, auditKey, cluster.Addr(), svcPassword, proxy.Process.Pid)
+	printWelcome(listen, logPath, admin, auditPath, auditKey, cluster.Addr(), svcPassword, cluster.ConnString("feedback"), proxy.Process.Pid)
 	select {
 	case <-sigs:
 		fmt.Fprintln(os.Stderr)
@@ -210,7 +210,7 @@ func connURL(listen, login string) string {
 
 // printWelcome prints how to connect as each demo user and how to run
 // pgveil's other commands against the demo (docs/tutorial.md follows it).
-func printWelcome(listen, logPath, admin, auditPath, auditKey, upstream, svcPassword string, pid int) {
+func printWelcome(listen, logPath, admin, auditPath, auditKey, upstream, svcPassword, superuser string, pid int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\npgveil is ready on %s, in front of the demo database \"feedback\".\n", listen)
 	fmt.Fprintf(&b, "Connect as any demo user (paste one line):\n\n")
@@ -227,6 +227,10 @@ func printWelcome(listen, logPath, admin, auditPath, auditKey, upstream, svcPass
 	fmt.Fprintf(&b, "never leaves pgveil's host). In another terminal:\n")
 	fmt.Fprintf(&b, "  export PGVEIL_DEMO_UPSTREAM=%s PGVEIL_DEMO_UPSTREAM_PASSWORD=%s\n", upstream, svcPassword)
 	fmt.Fprintf(&b, "  go run ./cmd/pgveil explain --config configs/demo.hcl --user marie \"SELECT * FROM responses\"\n")
+	fmt.Fprintf(&b, "Change the data upstream as its superuser, straight to PostgreSQL (not through pgveil):\n")
+	fmt.Fprintf(&b, "  psql %q\n", superuser)
+	fmt.Fprintf(&b, "  e.g. UPDATE employees SET team_id = 9 WHERE login = 'lea'; pgveil reads employees again\n")
+	fmt.Fprintf(&b, "  every minute (identity \"employees\", refresh) and follows DDL at once.\n")
 	fmt.Fprintf(&b, "Metrics: http://%s/metrics   health: /healthz, /readyz\n", admin)
 	fmt.Fprintf(&b, "Reload policies after editing configs/demo.hcl: kill -HUP %d\n", pid)
 	fmt.Fprintf(&b, "pgveil's log: %s\nPress Ctrl-C to stop and clean up.\n", logPath)

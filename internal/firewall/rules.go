@@ -153,8 +153,8 @@ var Rules = []Rule{
 		Hint: "Wait for the answer to the portal's Bind (its Sync's ReadyForQuery) before executing it in a later batch, and give protocol portals and SQL cursors different names.",
 		Doc:  "an Execute of a portal that may run another statement than its last Bind's, which pgveil could not tell apart for the audit trail, the acting user or a transaction pool's settings: pipelined in a later batch than that Bind, not answered yet, which may fail (a named portal that exists, a wrong parameter) and leave the portal as it was; or of a name a cursor was DECLAREd under since that Bind (a COMMIT destroyed its portal), or is being declared under"},
 	{Name: "policy_changed", Code: sqlstate.InsufficientPrivilege,
-		Hint: "A reload, a switch of the user a BI service acts for (SET ROLE), or a change of a directory login's groups changed the policy in force: DECLARE the cursor or prepare the statement again (or reconnect) to run it under that policy.",
-		Doc:  "after a policy reload, running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for, or a reload changed a directory login's groups"},
+		Hint: "A reload, a change of the identity rows upstream (read every refresh of the identity blocks), a switch of the user a BI service acts for (SET ROLE), or a change of a directory login's groups changed the policy in force: DECLARE the cursor or prepare the statement again (or reconnect) to run it under that policy.",
+		Doc:  "after a policy reload, or an identity refresh that changed any identity row (anyone's), running a statement, portal or cursor that may have been checked under the old policy (see live reload); likewise after a BI service switched the user it acts for, or a reload changed a directory login's groups"},
 }
 
 // byName indexes Rules.

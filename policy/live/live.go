@@ -38,11 +38,27 @@ func (s *Server) Query(ctx context.Context, sql string, params ...string) ([]Fie
 	for _, p := range params {
 		values = append(values, []byte(p))
 	}
-	res := s.conn.ExecParams(ctx, sql, values, nil, nil, nil).Read()
-	if res.Err != nil {
-		return nil, nil, rejected(res.Err)
+	// NOTE: not ResultReader.Read, whose Result has the columns of its
+	// first row only: a query that returns no row (an identity table
+	// emptied for a reload) would have none, and be refused as having no
+	// login column.
+	rr := s.conn.ExecParams(ctx, sql, values, nil, nil, nil)
+	var rows [][][]byte
+	for rr.NextRow() {
+		values := rr.Values()
+		row := make([][]byte, len(values))
+		for i, v := range values {
+			if v != nil {
+				row[i] = append([]byte{}, v...)
+			}
+		}
+		rows = append(rows, row)
 	}
-	return columns(res.FieldDescriptions), res.Rows, nil
+	cols := columns(rr.FieldDescriptions())
+	if _, err := rr.Close(); err != nil {
+		return nil, nil, rejected(err)
+	}
+	return cols, rows, nil
 }
 
 // Describe prepares sql as the unnamed statement and returns its

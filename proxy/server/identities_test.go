@@ -49,7 +49,8 @@ func TestIdentitiesFollowTheRows(t *testing.T) {
 	}
 	exec(fmt.Sprintf(`DROP TABLE IF EXISTS idr_employees, idr_tickets;
 CREATE TABLE idr_employees (login text, roles text[], team int, password text);
-INSERT INTO idr_employees VALUES ('dave', ARRAY['agent'], 1, '%[1]s'), ('erin', ARRAY['agent'], 2, '%[1]s');
+INSERT INTO idr_employees VALUES ('dave', ARRAY['agent'], 1, '%[1]s'), ('erin', ARRAY['agent'], 2, '%[1]s'),
+  ('frank', NULL, 1, NULL); -- a row that logs no one in: never named added or removed
 CREATE TABLE idr_tickets (id int, team int);
 INSERT INTO idr_tickets VALUES (1, 1), (2, 2), (3, 2)`, v.String()))
 	t.Cleanup(func() {

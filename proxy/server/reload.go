@@ -208,31 +208,26 @@ func (r *Reloader) RefreshIdentities(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// loginChanges returns the logins that may log in with new and could
-// not with old, and those that could with old and may not with new, in
-// order.
-// NOTE: Logins lists logins User refuses too (a user block or a row
-// with no role of the configuration): a login of either list must be
-// usable on its side, or the record named every such login added and
-// removed at each refresh.
+// loginChanges returns the logins that may log in under new and not
+// under old, and those that may under old and not under new, in order.
+// Both sides ask User: Logins also lists the rows that cannot log in (an
+// employee row with no password and no role, which only lends its team
+// and groups to a user block of another source, or to no one), and
+// comparing one list with the other named each such row as both added
+// and removed at every refresh.
 func loginChanges(old, new *policy.Identities) (added, removed []string) {
-	for _, l := range new.Logins() {
-		if _, ok := new.User(l); !ok {
-			continue
+	diff := func(a, b *policy.Identities) (out []string) {
+		for _, l := range a.Logins() {
+			if _, ok := a.User(l); !ok {
+				continue
+			}
+			if _, ok := b.User(l); !ok {
+				out = append(out, l)
+			}
 		}
-		if _, ok := old.User(l); !ok {
-			added = append(added, l)
-		}
+		return out
 	}
-	for _, l := range old.Logins() {
-		if _, ok := old.User(l); !ok {
-			continue
-		}
-		if _, ok := new.User(l); !ok {
-			removed = append(removed, l)
-		}
-	}
-	return added, removed
+	return diff(new, old), diff(old, new)
 }
 
 // maxNamedLogins bounds the logins an identity refresh names in its log
